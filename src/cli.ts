@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { ExitCode, exitCodeFor, formatLocation, isFluxstrapError } from './core/errors.ts';
+import { registerCommands } from './commands/index.ts';
+import { version } from './cli/version.ts';
+
+/**
+ * The one executable. Command modules are light (commander + option parsing); each action imports
+ * what it needs when it runs, so `--help`, `keys` and `encrypt` never load the Kubernetes or
+ * GitHub clients.
+ */
+const program = new Command('fluxstrap')
+  .description('Bootstrap Flux with SOPS-encrypted secrets: keys, .sops.yaml, a native SOPS engine and an idempotent cluster bootstrap.')
+  .version(version, '-V, --version')
+  .option('--json', 'machine-readable output on stdout (human progress stays on stderr)')
+  .option('-q, --quiet', 'print only errors and results')
+  .option('--no-color', 'no colours in human output')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str.replace(/^error:/, 'error:')) });
+
+registerCommands(program);
+
+function fail(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // commander already printed its message (help and version exit through here too)
+    return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  if (isFluxstrapError(e)) {
+    const where = formatLocation(e.location);
+    process.stderr.write(`error: ${e.message}${where ? ` (${where})` : ''}\n`);
+    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+    return exitCodeFor(e);
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`error: internal error: ${message}\nhint: this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it\n`);
+  if (process.env.FLUXSTRAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return ExitCode.failed;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.exitCode = fail(e);
+}

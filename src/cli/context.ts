@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import type { Reporter } from '../core/events.ts';
+
+/** Flags every command understands, read from the root program. */
+export interface GlobalOptions {
+  json: boolean;
+  quiet: boolean;
+  color: boolean;
+}
+
+export function globalOptions(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals<{ json?: boolean; quiet?: boolean; color?: boolean }>();
+  return {
+    json: o.json === true,
+    quiet: o.quiet === true,
+    color: o.color !== false && !process.env.NO_COLOR && process.stderr.isTTY === true,
+  };
+}
+
+/** CI systems set CI; a pipe or file is not a person watching. */
+export function isInteractive(): boolean {
+  return process.stderr.isTTY === true && !process.env.CI;
+}
+
+/**
+ * Pick the renderer for an engine run: JSON (final document on stdout) with --json, listr2 on an
+ * interactive terminal, plain lines otherwise. Renderers are imported lazily, so commands that
+ * never run the engine do not load listr2.
+ */
+export async function createReporter(opts: GlobalOptions): Promise<Reporter> {
+  if (opts.json) {
+    const { JsonReporter } = await import('../report/json.ts');
+    return new JsonReporter(process.stdout);
+  }
+  if (!opts.quiet && isInteractive()) {
+    const { ListrReporter } = await import('../report/listr.ts');
+    return new ListrReporter(process.stderr);
+  }
+  const { PlainReporter } = await import('../report/plain.ts');
+  return new PlainReporter(process.stderr, { color: opts.color, quiet: opts.quiet });
+}
+
+/** Human status goes to stderr so stdout stays clean for results and pipes. */
+export function info(opts: GlobalOptions, line: string): void {
+  if (!opts.quiet && !opts.json) process.stderr.write(`${line}\n`);
+}

@@ -1,0 +1,33 @@
+/**
+ * A planned change: what a task would do to one target. Plans are data, so `--check`, `--diff`,
+ * `--json` and the recap are views of the same values. `data` carries what `apply` needs and is
+ * never rendered; `before`/`after` are for `--diff` and must already be masked when `sensitive`.
+ */
+export type Action = 'create' | 'update' | 'delete' | 'run';
+
+export interface Change<D = unknown> {
+  action: Action;
+  /** What is changed, e.g. `Secret flux-system/sops-age` or `file .sops.yaml`. */
+  target: string;
+  /** One human line, e.g. `add creation rule for clusters/prod`. */
+  summary: string;
+  before?: string;
+  after?: string;
+  sensitive?: boolean;
+  data?: D;
+}
+
+/** The rendered form of a change: everything but `data`, safe to print and to serialize. */
+export type ChangeView = Omit<Change, 'data'>;
+
+export function viewOf(change: Change): ChangeView {
+  const { data: _data, ...view } = change;
+  return view;
+}
+
+export const MASK = '***';
+
+/** Replace every value of a string map by a hash-free mask, keeping the keys (for Secret diffs). */
+export function maskValues(values: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.keys(values).sort().map((k) => [k, MASK]));
+}

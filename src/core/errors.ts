@@ -1,0 +1,100 @@
+/**
+ * The error taxonomy. Every failure a user can cause or meet is one of these, with a stable `code`
+ * (documented in the README, safe to match on in scripts) and an optional `hint` saying how to fix it.
+ * Messages must never contain secret values or private keys: callers pass public facts only.
+ */
+
+export type ErrorCode =
+  | 'E_USAGE' // bad flags or arguments
+  | 'E_CONFIG' // a file we read is malformed or invalid (has a location)
+  | 'E_NOT_FOUND' // a file, key or object that must exist does not
+  | 'E_PRECONDITION' // refusing to act: would overwrite a key, drift without --rotate-secrets, ...
+  | 'E_DECRYPT' // no key at hand opens the file, or the MAC does not match
+  | 'E_IO' // the filesystem refused
+  | 'E_KUBE' // the Kubernetes API failed or refused
+  | 'E_GIT' // git or the Git server failed
+  | 'E_GITHUB' // the GitHub API failed
+  | 'E_PROCESS' // an external program failed
+  | 'E_TIMEOUT' // waited too long for a condition
+  | 'E_CONVERGENCE' // changes remained after apply
+  | 'E_INTERNAL'; // a bug in fluxstrap
+
+/** Where in an input the problem is: a file, and when known a line/column or a field path. */
+export interface Location {
+  file?: string;
+  line?: number;
+  column?: number;
+  field?: string;
+}
+
+export interface ErrorOptions {
+  hint?: string;
+  location?: Location;
+  cause?: unknown;
+}
+
+export class FluxstrapError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly location: Location | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FluxstrapError';
+    this.code = code;
+    this.hint = options.hint;
+    this.location = options.location;
+  }
+}
+
+export const usageError = (message: string, hint?: string): FluxstrapError =>
+  new FluxstrapError('E_USAGE', message, hint === undefined ? {} : { hint });
+
+export const configError = (message: string, location: Location, hint?: string): FluxstrapError =>
+  new FluxstrapError('E_CONFIG', message, hint === undefined ? { location } : { location, hint });
+
+export function isFluxstrapError(e: unknown): e is FluxstrapError {
+  return e instanceof FluxstrapError;
+}
+
+/** `file:line:column` or `file (field)`, the "where" part of a one-line error. */
+export function formatLocation(loc: Location | undefined): string {
+  if (!loc) return '';
+  let where = loc.file ?? '';
+  if (loc.line !== undefined) where += `:${loc.line}${loc.column !== undefined ? `:${loc.column}` : ''}`;
+  if (loc.field !== undefined) where += where ? ` (${loc.field})` : loc.field;
+  return where;
+}
+
+/** Exit codes, documented in the README. */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  /** `--check` found changes to make (like `terraform plan -detailed-exitcode`). */
+  changesPending: 3,
+  interrupted: 130,
+} as const;
+
+export function exitCodeFor(e: unknown): number {
+  if (isFluxstrapError(e) && e.code === 'E_USAGE') return ExitCode.usage;
+  return ExitCode.failed;
+}
+
+/** Map a Node filesystem error to our taxonomy, naming the file. */
+export function fsError(e: unknown, file: string, doing: string): FluxstrapError {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const reason =
+    code === 'ENOENT' ? 'no such file or directory'
+    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+    : code === 'EISDIR' ? 'is a directory'
+    : code === 'ENOTDIR' ? 'a parent is not a directory'
+    : code === 'EEXIST' ? 'already exists'
+    : code === 'ENOSPC' ? 'no space left on device'
+    : code === 'EROFS' ? 'read-only file system'
+    : (code ?? 'failed');
+  return new FluxstrapError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot ${doing}: ${reason}`, {
+    location: { file },
+    cause: e,
+  });
+}

@@ -1,0 +1,102 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { configError } from '../core/errors.ts';
+
+/**
+ * age identities as sops and age-keygen write them. This module only parses and locates; it
+ * imports no crypto so that `--help` stays cheap. The secret line is kept in memory only and is
+ * never part of an error message.
+ */
+
+export interface AgeIdentity {
+  /** `AGE-SECRET-KEY-1…` or `AGE-SECRET-KEY-PQ-1…`. Secret: never print. */
+  secret: string;
+  /** The recipient (`age1…` / `age1pq1…`) derived from the secret, or read from the comment. */
+  recipient: string;
+  /** Where it came from, for messages: a file path or an environment variable name. */
+  source: string;
+  line: number;
+  createdAt?: string;
+  postQuantum: boolean;
+}
+
+const SECRET_RE = /^AGE-SECRET-KEY-(PQ-)?1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]+$/;
+
+/**
+ * Parse the age-keygen file format: `# created:`, `# public key:` comments and one secret per
+ * line; blank lines and other comments are ignored, anything else is an error with its line.
+ * `deriveRecipient` is injected so the caller decides when to pay for the crypto import.
+ */
+export async function parseAgeKeyFile(
+  text: string,
+  source: string,
+  deriveRecipient: (secret: string) => Promise<string>,
+): Promise<AgeIdentity[]> {
+  const out: AgeIdentity[] = [];
+  let createdAt: string | undefined;
+  const lines = text.split(/\r?\n/);
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      const m = /^#\s*created:\s*(.+)$/i.exec(line);
+      if (m) createdAt = m[1];
+      continue;
+    }
+    const upper = line.toUpperCase();
+    if (!SECRET_RE.test(upper)) {
+      throw configError(
+        line.startsWith('age1') ? 'this is a public key (recipient), not an age identity' : 'not an age identity line',
+        { file: source, line: i + 1 },
+        'an age key file holds lines starting with AGE-SECRET-KEY-1 (see `fluxstrap keys new`)',
+      );
+    }
+    let recipient: string;
+    try {
+      recipient = await deriveRecipient(upper);
+    } catch {
+      throw configError('malformed age identity (bad checksum or length)', { file: source, line: i + 1 });
+    }
+    out.push({
+      secret: upper,
+      recipient,
+      source,
+      line: i + 1,
+      postQuantum: upper.startsWith('AGE-SECRET-KEY-PQ-'),
+      ...(createdAt !== undefined ? { createdAt } : {}),
+    });
+    createdAt = undefined;
+  }
+  if (out.length === 0) {
+    throw configError('no age identity found', { file: source }, 'an age key file holds lines starting with AGE-SECRET-KEY-1');
+  }
+  return out;
+}
+
+/** The file sops reads by default: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`. */
+export function defaultAgeKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
+  return join(base, 'sops', 'age', 'keys.txt');
+}
+
+/** The key file fluxstrap writes to and reads from when none is named: `$SOPS_AGE_KEY_FILE`, else sops' default. */
+export function ageKeyFilePath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SOPS_AGE_KEY_FILE && env.SOPS_AGE_KEY_FILE !== '' ? env.SOPS_AGE_KEY_FILE : defaultAgeKeyFile(env);
+}
+
+/** Lazily import the crypto to derive a recipient; only commands that need it pay the load. */
+export async function recipientOf(secret: string): Promise<string> {
+  const { identityToRecipient } = await import('age-encryption');
+  return identityToRecipient(secret);
+}
+
+/** Format the file `age-keygen` writes (so the real `age -i` and sops read it). */
+export function formatAgeKeyFile(identity: { secret: string; recipient: string }, created: Date): string {
+  return `# created: ${created.toISOString().replace(/\.\d{3}Z$/, 'Z')}\n# public key: ${identity.recipient}\n${identity.secret}\n`;
+}
+
+const RECIPIENT_RE = /^age1(pq1)?[02-9ac-hj-np-z]+$/;
+
+export function isAgeRecipient(s: string): boolean {
+  return RECIPIENT_RE.test(s);
+}
