@@ -1,0 +1,73 @@
+import { stat } from 'node:fs/promises';
+import { readTextIfExists, writeAtomic } from '../adapters/files.ts';
+import { FluxstrapError, fsError, isFluxstrapError } from '../core/errors.ts';
+import { formatAgeKeyFile, parseAgeKeyFile, recipientOf } from './age.ts';
+
+/** Key files hold private keys: readable by their owner only, in folders only the owner can list. */
+export const KEY_FILE_MODE = 0o600;
+export const KEY_DIR_MODE = 0o700;
+
+export interface NewAgeKeyOptions {
+  file: string;
+  /** ML-KEM-768 + X25519 hybrid (`age1pq1…`); Flux >= 2.9 and sops >= 3.12 read it. */
+  postQuantum: boolean;
+  /** Add the identity to an existing file instead of refusing (key rotation). */
+  append: boolean;
+  now?: Date;
+}
+
+export interface NewAgeKey {
+  recipient: string;
+  file: string;
+  /** How many identities the file holds now, the new one included. */
+  identities: number;
+}
+
+export async function generateAgeIdentity(postQuantum: boolean): Promise<{ secret: string; recipient: string }> {
+  const age = await import('age-encryption');
+  // generateIdentity() is already the hybrid type in age-encryption 0.3; be explicit both ways.
+  const secret = postQuantum ? await age.generateHybridIdentity() : await age.generateX25519Identity();
+  return { secret, recipient: await age.identityToRecipient(secret) };
+}
+
+/**
+ * Generate an age identity into a key file. A key file is never replaced: losing the only copy of
+ * a private key loses every secret encrypted to it. Without `append` the write is exclusive; with
+ * it, the existing file must parse as a key file (we never append to something we do not
+ * understand) and keeps its identities, in order, ahead of the new one.
+ */
+export async function newAgeKey(opts: NewAgeKeyOptions): Promise<NewAgeKey> {
+  await refuseDirectory(opts.file);
+  const identity = await generateAgeIdentity(opts.postQuantum);
+  const block = formatAgeKeyFile(identity, opts.now ?? new Date());
+  const existing = opts.append ? await readTextIfExists(opts.file) : undefined;
+  if (existing === undefined) {
+    await writeKeyFile(opts.file, block, true);
+    return { recipient: identity.recipient, file: opts.file, identities: 1 };
+  }
+  const held = await parseAgeKeyFile(existing, opts.file, recipientOf);
+  const separator = existing.endsWith('\n') ? '' : '\n';
+  await writeKeyFile(opts.file, `${existing}${separator}${block}`, false);
+  return { recipient: identity.recipient, file: opts.file, identities: held.length + 1 };
+}
+
+/** Write private key material: 0600, new parent folders 0700, exclusive unless appending. */
+export async function writeKeyFile(file: string, content: string, exclusive: boolean): Promise<void> {
+  try {
+    await writeAtomic(file, content, { mode: KEY_FILE_MODE, dirMode: KEY_DIR_MODE, exclusive });
+  } catch (e) {
+    if (isFluxstrapError(e) && e.code === 'E_PRECONDITION') {
+      throw new FluxstrapError('E_PRECONDITION', 'refusing to overwrite an existing key file', {
+        location: { file },
+        hint: 'losing a private key loses every secret encrypted to it: pass --append to add a second identity (rotation), or choose another --out',
+      });
+    }
+    throw e;
+  }
+}
+
+/** A directory where a key file should be gets its own message, not "already exists". */
+async function refuseDirectory(file: string): Promise<void> {
+  const st = await stat(file).catch(() => undefined);
+  if (st?.isDirectory()) throw fsError(Object.assign(new Error(), { code: 'EISDIR' }), file, 'write key file');
+}
