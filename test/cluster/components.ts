@@ -1,0 +1,130 @@
+// The upstream programs the test cluster is made of, and where their builds live.
+// Versions are pinned to what the Go module proxy serves (checked with `go list -m -versions`).
+// Flux v2.7.5's source-controller v1.7.4 is not served, so the controllers follow Flux v2.9.5,
+// whose manifests/bases pin source-controller v1.9.5 and kustomize-controller v1.9.5.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export const FLUX_VERSION = 'v2.9.5';
+export const KUBERNETES_VERSION = 'v1.36.3';
+
+export type ComponentName =
+  | 'kubernetes' | 'etcd' | 'source-controller' | 'kustomize-controller' | 'sops' | 'flux';
+
+export interface Component {
+  readonly name: ComponentName;
+  readonly module: string;
+  readonly version: string;
+  /** Binary name → Go package path. */
+  readonly binaries: Readonly<Record<string, string>>;
+  /**
+   * `wrapper`: a generated main module requires the upstream one, because upstream go.mod files
+   * carry directory replaces that `go install pkg@version` refuses.
+   * `install`: plain `go install pkg@version`.
+   * `copy`: a writable copy of the module, for code that embeds files missing from the module zip.
+   */
+  readonly method: 'wrapper' | 'install' | 'copy';
+  readonly ldflags: readonly string[];
+  /** Built only on request (`--with-flux-cli`). */
+  readonly optional: boolean;
+}
+
+const k8sMinor = KUBERNETES_VERSION.split('.')[1] ?? '';
+const componentBaseVersion = 'k8s.io/component-base/version';
+const clientGoVersion = 'k8s.io/client-go/pkg/version';
+
+export const COMPONENTS: readonly Component[] = [
+  {
+    name: 'kubernetes',
+    module: 'k8s.io/kubernetes',
+    version: KUBERNETES_VERSION,
+    // One `go build` for both: they share most compiled packages.
+    binaries: {
+      'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+      kubectl: 'k8s.io/kubernetes/cmd/kubectl',
+    },
+    method: 'wrapper',
+    // Without these /version reports v0.0.0-master, which `flux check --pre` cannot parse.
+    ldflags: [componentBaseVersion, clientGoVersion].flatMap((p) => [
+      `-X ${p}.gitVersion=${KUBERNETES_VERSION}`,
+      `-X ${p}.gitMajor=1`,
+      `-X ${p}.gitMinor=${k8sMinor}`,
+      `-X ${p}.gitTreeState=clean`,
+    ]),
+    optional: false,
+  },
+  {
+    name: 'etcd',
+    module: 'go.etcd.io/etcd/server/v3',
+    version: 'v3.6.16',
+    binaries: { etcd: 'go.etcd.io/etcd/server/v3' },
+    method: 'wrapper',
+    ldflags: [],
+    optional: false,
+  },
+  {
+    name: 'source-controller',
+    module: 'github.com/fluxcd/source-controller',
+    version: 'v1.9.5',
+    binaries: { 'source-controller': 'github.com/fluxcd/source-controller' },
+    method: 'wrapper',
+    ldflags: [],
+    optional: false,
+  },
+  {
+    name: 'kustomize-controller',
+    module: 'github.com/fluxcd/kustomize-controller',
+    version: 'v1.9.5',
+    binaries: { 'kustomize-controller': 'github.com/fluxcd/kustomize-controller' },
+    method: 'wrapper',
+    ldflags: [],
+    optional: false,
+  },
+  {
+    name: 'sops',
+    module: 'github.com/getsops/sops/v3',
+    version: 'v3.13.3',
+    binaries: { sops: 'github.com/getsops/sops/v3/cmd/sops' },
+    method: 'install',
+    ldflags: [],
+    optional: false,
+  },
+  {
+    name: 'flux',
+    module: 'github.com/fluxcd/flux2/v2',
+    version: FLUX_VERSION,
+    binaries: { flux: './cmd/flux' },
+    method: 'copy',
+    ldflags: [`-X main.VERSION=${FLUX_VERSION.slice(1)}`],
+    optional: true,
+  },
+];
+
+export function component(name: ComponentName): Component {
+  const found = COMPONENTS.find((c) => c.name === name);
+  if (!found) throw new Error(`unknown component ${name}`);
+  return found;
+}
+
+export function cacheDir(): string {
+  return process.env.FLUXSTRAP_TEST_CACHE ?? join(homedir(), '.cache', 'fluxstrap-test');
+}
+
+export function componentDir(c: Component): string {
+  return join(cacheDir(), `${c.name}-${c.version}`);
+}
+
+export function binaryPath(c: Component, binary: string): string {
+  return join(componentDir(c), 'bin', binary);
+}
+
+export function stampPath(c: Component): string {
+  return join(componentDir(c), 'stamp.json');
+}
+
+/** Directory of the generated gotk-components.yaml and its provenance. */
+export function fluxManifestsDir(): string {
+  return join(cacheDir(), `flux-manifests-${FLUX_VERSION}`);
+}
+
+export const GOTK_COMPONENTS = ['source-controller', 'kustomize-controller'] as const;

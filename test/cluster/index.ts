@@ -1,0 +1,241 @@
+// A real local cluster for tests: etcd + kube-apiserver, Flux's source-controller and
+// kustomize-controller as local processes, and a Git server over HTTP and SSH.
+//
+//   const cluster = await startCluster({ flux: 'now' });
+//   try { … cluster.kubectl(['get', 'ns']) … } finally { await cluster.stop(); }
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName } from './components.ts';
+import { startControlPlane } from './controlplane.ts';
+import {
+  DeploymentMirror, FluxController, crdsEstablished, type ControllerName,
+} from './flux.ts';
+import { startGitServer, type GitServer } from './git-server.ts';
+import { gotkComponentsPath } from './gotk.ts';
+import { type KubeClient } from './kube.ts';
+import { run, tail, waitFor, type Service } from './proc.ts';
+
+export { FLUX_NAMESPACE, type ControllerName } from './flux.ts';
+export type { GitServer } from './git-server.ts';
+
+/**
+ * - `on-deployment`: the harness is the kubelet. A controller runs while its Deployment in
+ *   flux-system exists (and its CRDs are Established); the Deployment's status mirrors the
+ *   process's /readyz. This is what `fluxstrap bootstrap` and `flux install` expect.
+ * - `now`: the harness applies the Flux CRDs and starts both controllers before returning;
+ *   no Deployments are involved.
+ * - `off`: no controllers.
+ */
+export type FluxMode = 'on-deployment' | 'now' | 'off';
+
+export interface StartOptions {
+  flux?: FluxMode;
+}
+
+export interface Binaries {
+  kubeApiserver: string;
+  kubectl: string;
+  etcd: string;
+  sourceController: string;
+  kustomizeController: string;
+  sops: string;
+  /** Present only after `npm run cluster:build -- --with-flux-cli`. */
+  flux?: string;
+}
+
+export interface Controllers {
+  /** Stops a controller and keeps it stopped (its Deployment turns unavailable) until start(). */
+  stop(name: ControllerName): Promise<void>;
+  start(name: ControllerName): Promise<void>;
+  healthy(name: ControllerName): Promise<boolean>;
+}
+
+export interface Cluster {
+  /** Temporary directory of this cluster; logs are in `logsDir`. */
+  dir: string;
+  logsDir: string;
+  kubeconfig: string;
+  server: string;
+  kubernetesVersion: string;
+  /** The Flux release whose controllers and gotk-components.yaml are used. */
+  fluxVersion: string;
+  controllerVersions: Record<ControllerName, string>;
+  gotkComponentsPath: string;
+  binaries: Binaries;
+  git: GitServer;
+  controllers: Controllers;
+  /** Runs the built kubectl against this cluster; rejects with kubectl's error line. */
+  kubectl(args: readonly string[], input?: string): Promise<string>;
+  /** The last lines of every log, for a failing test to print. Keeps the logs after stop(). */
+  logTails(lines?: number): string;
+  stop(): Promise<void>;
+}
+
+function bin(name: ComponentName, binary: string = name): string {
+  return binaryPath(component(name), binary);
+}
+
+export function binaries(): Binaries {
+  const flux = bin('flux');
+  return {
+    kubeApiserver: bin('kubernetes', 'kube-apiserver'),
+    kubectl: bin('kubernetes', 'kubectl'),
+    etcd: bin('etcd'),
+    sourceController: bin('source-controller'),
+    kustomizeController: bin('kustomize-controller'),
+    sops: bin('sops'),
+    ...(existsSync(flux) ? { flux } : {}),
+  };
+}
+
+/** Fails with the command to run when the cache has not been built. */
+export function assertBuilt(): Binaries {
+  const b = binaries();
+  const required: string[] = [b.kubeApiserver, b.kubectl, b.etcd, b.sourceController, b.kustomizeController, b.sops, gotkComponentsPath()];
+  const missing = required.filter((p) => !existsSync(p));
+  if (missing.length > 0) {
+    throw new Error(`test cluster is not built (missing ${missing.join(', ')}): run \`npm run cluster:build\``);
+  }
+  return b;
+}
+
+export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
+  const mode = opts.flux ?? 'on-deployment';
+  const b = assertBuilt();
+  const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-cluster-'));
+  const logsDir = join(dir, 'logs');
+  const pidsDir = join(dir, 'pids');
+  mkdirSync(logsDir);
+  mkdirSync(pidsDir);
+  const watchdog = spawn(process.execPath, [join(import.meta.dirname, 'watchdog.ts'), String(process.pid), pidsDir, dir], {
+    detached: true, stdio: 'ignore',
+  });
+  watchdog.unref();
+
+  const services: Service[] = [];
+  const controllers: FluxController[] = [];
+  let mirror: DeploymentMirror | undefined;
+  let git: GitServer | undefined;
+  let keepFiles = false;
+  // Last resort for a plain process.exit(); signals and crashes are the watchdog's job.
+  const killSync = (): void => {
+    for (const s of services) s.kill();
+    for (const c of controllers) c.kill();
+    watchdog.kill('SIGKILL');
+  };
+  process.once('exit', killSync);
+
+  const stop = async (): Promise<void> => {
+    process.removeListener('exit', killSync);
+    await mirror?.stop();
+    await Promise.all(controllers.map((c) => c.stop()));
+    await Promise.all([...services].reverse().map((s) => s.stop()));
+    await git?.stop();
+    watchdog.kill('SIGKILL');
+    if (keepFiles) {
+      for (const entry of readdirSync(dir)) if (entry !== 'logs') rmSync(join(dir, entry), { recursive: true, force: true });
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  const logTails = (lines = 40): string => {
+    keepFiles = true;
+    const files = existsSync(logsDir) ? readdirSync(logsDir) : [];
+    return files.map((f) => `----- ${join(logsDir, f)} (last ${lines} lines)\n${tail(join(logsDir, f), lines)}`).join('\n');
+  };
+
+  try {
+    const [plane, gitServer] = await Promise.all([
+      startControlPlane({ dir, logsDir, pidsDir, etcd: b.etcd, kubeApiserver: b.kubeApiserver }),
+      startGitServer(dir),
+    ]);
+    services.push(...plane.services);
+    git = gitServer;
+    const kubectl = (args: readonly string[], input?: string): Promise<string> =>
+      run(b.kubectl, ['--kubeconfig', plane.kubeconfig, ...args], input === undefined ? {} : { input });
+
+    for (const [name, binary] of [['source-controller', b.sourceController], ['kustomize-controller', b.kustomizeController]] as const) {
+      controllers.push(new FluxController({ name, binary, kubeconfig: plane.kubeconfig, dir, logsDir, pidsDir }));
+    }
+    const controller = (name: ControllerName): FluxController => {
+      const found = controllers.find((c) => c.name === name);
+      if (!found) throw new Error(`no controller ${name}`);
+      return found;
+    };
+    if (mode === 'now') {
+      await kubectl(['apply', '--server-side', '-f', '-'], fluxCrds());
+      await Promise.all(controllers.map(async (c) => {
+        await waitFor(`CRDs of ${c.name} Established`, async () => ((await crdsEstablished(plane.client, c.name)) ? true : undefined));
+        await c.start();
+        await waitUntilHealthy(c, true);
+      }));
+    } else if (mode === 'on-deployment') {
+      mirror = new DeploymentMirror(plane.client, controllers);
+      mirror.start();
+    }
+
+    return {
+      dir,
+      logsDir,
+      kubeconfig: plane.kubeconfig,
+      server: plane.client.server,
+      kubernetesVersion: KUBERNETES_VERSION,
+      fluxVersion: FLUX_VERSION,
+      controllerVersions: {
+        'source-controller': component('source-controller').version,
+        'kustomize-controller': component('kustomize-controller').version,
+      },
+      gotkComponentsPath: gotkComponentsPath(),
+      binaries: b,
+      git: gitServer,
+      controllers: controlsFor(controller, () => mirror, plane.client),
+      kubectl,
+      logTails,
+      stop,
+    };
+  } catch (err) {
+    const tails = logTails(20);
+    await stop();
+    throw new Error(`${(err as Error).message}\nlogs kept in ${logsDir}\n${tails}`, { cause: err });
+  }
+}
+
+function controlsFor(controller: (name: ControllerName) => FluxController, mirror: () => DeploymentMirror | undefined, client: KubeClient): Controllers {
+  return {
+    stop: async (name) => {
+      mirror()?.hold(name);
+      await controller(name).stop();
+    },
+    start: async (name) => {
+      const m = mirror();
+      if (m === undefined) {
+        await waitFor(`CRDs of ${name} Established`, async () => ((await crdsEstablished(client, name)) ? true : undefined));
+        await controller(name).start();
+      } else {
+        m.release(name);
+      }
+      await waitUntilHealthy(controller(name), m === undefined);
+    },
+    healthy: (name) => controller(name).healthy(),
+  };
+}
+
+/** With the mirror in charge a stopped process is restarted, so only direct starts fail fast. */
+async function waitUntilHealthy(c: FluxController, startedDirectly: boolean): Promise<void> {
+  await waitFor(`${c.name} /readyz`, async () => ((await c.healthy()) ? true : undefined), {
+    timeoutMs: 60_000,
+    abort: () => (!startedDirectly || c.running ? undefined : `${c.name} exited; log tail:\n${tail(c.logFile)}`),
+  });
+}
+
+/** The CustomResourceDefinitions of the generated gotk-components.yaml, as one YAML stream. */
+function fluxCrds(): string {
+  return parseAllDocuments(readFileSync(gotkComponentsPath(), 'utf8'))
+    .filter((doc) => (doc.toJS() as { kind?: string } | null)?.kind === 'CustomResourceDefinition')
+    .map((doc) => doc.toString())
+    .join('---\n');
+}
