@@ -1,0 +1,595 @@
+import type { KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { FluxstrapError } from '../core/errors.ts';
+
+/**
+ * The Kubernetes edge. Objects travel as plain JSON (no typed models: the client's serializer
+ * renames `x-kubernetes-*` keys and turns timestamps into Dates, which breaks comparing what we
+ * want with what is there). `@kubernetes/client-node` is only used for kubeconfig loading and
+ * authentication, and is imported inside `connectKube`, so importing this module for its types
+ * and pure helpers costs nothing.
+ */
+
+export const FIELD_MANAGER = 'fluxstrap';
+
+export interface KubeMetadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  resourceVersion?: string;
+  generation?: number;
+  uid?: string;
+  creationTimestamp?: string;
+  managedFields?: unknown[];
+  [key: string]: unknown;
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: KubeMetadata;
+  [key: string]: unknown;
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+}
+
+export interface ServerVersion {
+  gitVersion: string;
+  major: number;
+  minor: number;
+}
+
+/** One SelfSubjectAccessReview question: may the caller `verb` `resource` (in `namespace`)? */
+export interface AccessCheck {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
+}
+
+export interface AccessResult extends AccessCheck {
+  allowed: boolean;
+  reason?: string;
+}
+
+/** A wait's verdict on the object as it is now (`undefined` when it does not exist). */
+export interface WaitState {
+  done: boolean;
+  /** Why not yet (or what was reached): shown in progress and in the timeout error. */
+  reason: string;
+  /** The wait cannot succeed any more (e.g. Ready=False with a terminal reason): stop early. */
+  failed?: boolean;
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  /** What is awaited, for messages: `Available`, `Established`, `Ready at main@sha1:…`. */
+  what: string;
+  onProgress?: (reason: string) => void;
+}
+
+export interface KubeAdapter {
+  /** The API server URL and the kubeconfig context in use, for messages. */
+  readonly server: string;
+  readonly context: string;
+  serverVersion(): Promise<ServerVersion>;
+  get(ref: ObjectRef): Promise<KubeObject | undefined>;
+  list(apiVersion: string, kind: string, opts?: { namespace?: string; labelSelector?: string; fieldSelector?: string }): Promise<KubeObject[]>;
+  /** Server-side apply with field manager `fluxstrap`, taking ownership of conflicting fields. */
+  apply(obj: KubeObject, opts?: { dryRun?: boolean }): Promise<KubeObject>;
+  /** JSON merge patch (annotations such as `reconcile.fluxcd.io/requestedAt`). */
+  patchMerge(ref: ObjectRef, patch: Record<string, unknown>, opts?: { dryRun?: boolean }): Promise<KubeObject>;
+  /** True when something was deleted, false when it was already gone. */
+  delete(ref: ObjectRef): Promise<boolean>;
+  /** Watch one object until `check` says done; E_TIMEOUT names the object, its conditions and last events. */
+  waitFor(ref: ObjectRef, check: (obj: KubeObject | undefined) => WaitState, opts: WaitOptions): Promise<KubeObject>;
+  /** The last Events about an object, oldest first, as one-line strings. */
+  events(ref: ObjectRef, limit?: number): Promise<string[]>;
+  accessReview(checks: AccessCheck[]): Promise<AccessResult[]>;
+  /** Does the server serve this kind (its CRD established and discovered)? */
+  hasKind(apiVersion: string, kind: string): Promise<boolean>;
+}
+
+export interface KubeOptions {
+  /** Kubeconfig file; default: $KUBECONFIG or ~/.kube/config. */
+  kubeconfig?: string;
+  /** Context name; default: the kubeconfig's current context. */
+  context?: string;
+  /** Per-request timeout, so an unreachable API fails instead of hanging. */
+  requestTimeoutMs?: number;
+}
+
+export function refOf(obj: KubeObject): ObjectRef {
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    name: obj.metadata.name,
+    ...(obj.metadata.namespace !== undefined ? { namespace: obj.metadata.namespace } : {}),
+  };
+}
+
+/** `Deployment flux-system/source-controller`: how objects are named in messages and change targets. */
+export function describeRef(ref: ObjectRef): string {
+  return `${ref.kind} ${ref.namespace !== undefined ? `${ref.namespace}/` : ''}${ref.name}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure status helpers (kstatus-like), shared by the waits and by tasks' observe/plan.
+
+export function conditionsOf(obj: KubeObject | undefined): Condition[] {
+  const status = obj?.status as { conditions?: unknown } | undefined;
+  return Array.isArray(status?.conditions) ? (status.conditions as Condition[]) : [];
+}
+
+export function conditionOf(obj: KubeObject | undefined, type: string): Condition | undefined {
+  return conditionsOf(obj).find((c) => c.type === type);
+}
+
+export function formatConditions(obj: KubeObject | undefined): string {
+  const conds = conditionsOf(obj);
+  if (conds.length === 0) return 'no conditions';
+  return conds.map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`).join('; ');
+}
+
+function statusField<T>(obj: KubeObject | undefined, field: string): T | undefined {
+  return (obj?.status as Record<string, unknown> | undefined)?.[field] as T | undefined;
+}
+
+/** kstatus "Current" for a Deployment: observed, all replicas updated and available, Available=True. */
+export function deploymentAvailable(obj: KubeObject | undefined): WaitState {
+  if (!obj) return { done: false, reason: 'does not exist' };
+  const want = ((obj.spec as { replicas?: number } | undefined)?.replicas) ?? 1;
+  const observed = statusField<number>(obj, 'observedGeneration');
+  if (observed === undefined || observed < (obj.metadata.generation ?? 0)) return { done: false, reason: 'not yet observed by the controller manager' };
+  const updated = statusField<number>(obj, 'updatedReplicas') ?? 0;
+  const available = statusField<number>(obj, 'availableReplicas') ?? 0;
+  const progressing = conditionOf(obj, 'Progressing');
+  if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
+    return { done: false, failed: true, reason: `progress deadline exceeded: ${progressing.message ?? ''}` };
+  }
+  if (updated < want || available < want) return { done: false, reason: `${available}/${want} replicas available, ${updated}/${want} updated` };
+  if (conditionOf(obj, 'Available')?.status !== 'True') return { done: false, reason: 'condition Available is not True' };
+  return { done: true, reason: 'available' };
+}
+
+export function crdEstablished(obj: KubeObject | undefined): WaitState {
+  if (!obj) return { done: false, reason: 'does not exist' };
+  if (conditionOf(obj, 'Established')?.status === 'True') return { done: true, reason: 'established' };
+  const names = conditionOf(obj, 'NamesAccepted');
+  if (names?.status === 'False') return { done: false, failed: true, reason: `names not accepted: ${names.message ?? ''}` };
+  return { done: false, reason: 'not established yet' };
+}
+
+/**
+ * A Flux object is Ready at `revision` when it has observed its current generation, reports
+ * Ready=True, and `revisionOf` (artifact revision for sources, lastAppliedRevision for
+ * Kustomizations) equals it. Ready=False with the expected generation observed and a revision
+ * attempted but failing is terminal for this wait: Flux would only retry the same thing.
+ */
+export function fluxReadyAt(revision: string, revisionOf: (obj: KubeObject) => string | undefined, requestedAt?: string) {
+  return (obj: KubeObject | undefined): WaitState => {
+    if (!obj) return { done: false, reason: 'does not exist' };
+    if ((obj.spec as { suspend?: boolean } | undefined)?.suspend === true) {
+      return { done: false, failed: true, reason: 'is suspended; resume it with `flux resume`' };
+    }
+    const observed = statusField<number>(obj, 'observedGeneration');
+    if (observed === undefined || observed < (obj.metadata.generation ?? 0)) return { done: false, reason: 'not yet reconciled by its controller' };
+    if (requestedAt !== undefined && statusField<string>(obj, 'lastHandledReconcileAt') !== requestedAt) {
+      return { done: false, reason: 'reconcile request not yet handled' };
+    }
+    const ready = conditionOf(obj, 'Ready');
+    const at = revisionOf(obj);
+    if (ready?.status === 'True' && at === revision) return { done: true, reason: `ready at ${revision}` };
+    if (ready?.status === 'False' && requestedAt !== undefined) {
+      return { done: false, failed: true, reason: `not ready: ${ready.reason ?? ''}: ${ready.message ?? ''}` };
+    }
+    return { done: false, reason: `${ready ? `Ready=${ready.status}${ready.message ? ` (${ready.message})` : ''}` : 'no Ready condition'}, at ${at ?? 'no revision'}` };
+  };
+}
+
+export const artifactRevision = (obj: KubeObject): string | undefined =>
+  (statusField<{ revision?: string }>(obj, 'artifact'))?.revision;
+
+export const lastAppliedRevision = (obj: KubeObject): string | undefined => statusField<string>(obj, 'lastAppliedRevision');
+
+// ---------------------------------------------------------------------------------------------
+// Errors: by HTTP status code and errno, never by matching message text.
+
+interface ApiStatus {
+  kind?: string;
+  reason?: string;
+  message?: string;
+  details?: { causes?: { field?: string; reason?: string }[] };
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly body: ApiStatus | undefined;
+  constructor(status: number, body: ApiStatus | undefined) {
+    super(`HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+function errnoOf(e: unknown): string | undefined {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    if ((cur as { name?: unknown }).name === 'TimeoutError') return 'ETIMEDOUT';
+  }
+  return undefined;
+}
+
+/**
+ * Map a failed request to the taxonomy. Secret objects get the status reason and field names
+ * only: an apiserver message may quote what was sent.
+ */
+export function kubeError(e: unknown, doing: string, server: string, sensitive = false): FluxstrapError {
+  if (e instanceof FluxstrapError) return e;
+  if (e instanceof HttpError) {
+    const b = e.body;
+    const fields = (b?.details?.causes ?? []).map((c) => c.field).filter((f): f is string => typeof f === 'string');
+    const detail = sensitive ? [b?.reason, fields.length ? `fields: ${fields.join(', ')}` : undefined].filter(Boolean).join('; ') : (b?.message ?? b?.reason ?? '');
+    const message = `cannot ${doing}: HTTP ${e.status}${detail ? `: ${detail}` : ''}`;
+    if (e.status === 404) return new FluxstrapError('E_NOT_FOUND', message);
+    const hint =
+      e.status === 401 ? 'the credentials of the kube context were refused; log in again or pick another --context'
+      : e.status === 403 ? 'the kube context lacks a permission; use a context with cluster-admin rights for bootstrap'
+      : e.status === 409 ? 'someone else changed the object at the same time; run again'
+      : undefined;
+    return new FluxstrapError('E_KUBE', message, hint ? { hint } : {});
+  }
+  const errno = errnoOf(e);
+  if (errno !== undefined && (NETWORK_CODES.has(errno) || errno.startsWith('UND_ERR') || errno.startsWith('ERR_TLS'))) {
+    return new FluxstrapError('E_KUBE', `cannot ${doing}: the Kubernetes API at ${server} is unreachable (${errno})`, {
+      hint: 'check that the cluster is running and that --context/--kubeconfig point at it',
+    });
+  }
+  return new FluxstrapError('E_KUBE', `cannot ${doing}: ${errno ?? (e instanceof Error ? e.name : 'unknown error')}`, { cause: sensitive ? undefined : e });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The implementation.
+
+interface ResourceInfo {
+  plural: string;
+  namespaced: boolean;
+}
+
+const SECRET_KINDS = new Set(['Secret']);
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Load the kubeconfig and return an adapter bound to one context. Imports the client here, lazily. */
+export async function connectKube(opts: KubeOptions = {}): Promise<KubeAdapter> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  try {
+    if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (e) {
+    throw new FluxstrapError('E_CONFIG', `cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`, {
+      location: { file: opts.kubeconfig ?? process.env.KUBECONFIG ?? '~/.kube/config' },
+    });
+  }
+  if (opts.context !== undefined) {
+    if (!kc.getContextObject(opts.context)) {
+      throw new FluxstrapError('E_NOT_FOUND', `kube context "${opts.context}" is not in the kubeconfig`, {
+        hint: `known contexts: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'}`,
+      });
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
+    throw new FluxstrapError('E_CONFIG', 'the kubeconfig has no current cluster', { hint: 'pass --context or set current-context' });
+  }
+  return new RestKube(kc, k8s.RequestContext, cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), opts.requestTimeoutMs ?? 30_000);
+}
+
+type RequestContextCtor = typeof RequestContext;
+
+interface RequestOptions {
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+class RestKube implements KubeAdapter {
+  readonly server: string;
+  readonly context: string;
+  readonly #kc: KubeConfig;
+  readonly #RequestContext: RequestContextCtor;
+  readonly #timeoutMs: number;
+  readonly #discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
+
+  constructor(kc: KubeConfig, requestContext: RequestContextCtor, server: string, context: string, timeoutMs: number) {
+    this.#kc = kc;
+    this.#RequestContext = requestContext;
+    this.server = server;
+    this.context = context;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  async #fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    // The client's RequestContext carries auth headers (tokens, exec plugins) and the TLS dispatcher.
+    const ctx = new this.#RequestContext(url.toString(), method as never);
+    await this.#kc.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+    if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
+    // `dispatcher` is undici's (Node's fetch) extension of RequestInit; the DOM type lacks it.
+    const init: Record<string, unknown> = {
+      method,
+      headers,
+      signal: opts.signal ?? AbortSignal.timeout(this.#timeoutMs),
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    };
+    const dispatcher = ctx.getDispatcher();
+    if (dispatcher !== undefined) init.dispatcher = dispatcher;
+    return fetch(url, init);
+  }
+
+  async #json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.#fetch(method, path, opts);
+    const text = await res.text();
+    if (!res.ok) {
+      let body: ApiStatus | undefined;
+      try {
+        body = JSON.parse(text) as ApiStatus;
+      } catch {
+        body = undefined;
+      }
+      throw new HttpError(res.status, body);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  async #call<T>(doing: string, sensitive: boolean, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw kubeError(e, doing, this.server, sensitive);
+    }
+  }
+
+  #discover(apiVersion: string, fresh: boolean): Promise<Map<string, ResourceInfo>> {
+    const cached = this.#discovery.get(apiVersion);
+    if (cached && !fresh) return cached;
+    const path = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const p = this.#json<{ resources: { name: string; kind: string; namespaced: boolean }[] }>('GET', path).then(
+      (list) => new Map(list.resources.filter((r) => !r.name.includes('/')).map((r) => [r.kind, { plural: r.name, namespaced: r.namespaced }])),
+    );
+    this.#discovery.set(apiVersion, p);
+    p.catch(() => this.#discovery.delete(apiVersion));
+    return p;
+  }
+
+  async #resource(apiVersion: string, kind: string): Promise<ResourceInfo | undefined> {
+    try {
+      const found = (await this.#discover(apiVersion, false)).get(kind);
+      // A kind missing from a cached list may belong to a CRD established since: ask once more.
+      return found ?? (await this.#discover(apiVersion, true)).get(kind);
+    } catch (e) {
+      if (e instanceof HttpError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  async #path(ref: { apiVersion: string; kind: string; namespace?: string | undefined; name?: string }): Promise<string> {
+    const info = await this.#resource(ref.apiVersion, ref.kind);
+    if (!info) {
+      throw new FluxstrapError('E_NOT_FOUND', `the API server does not serve ${ref.kind} (${ref.apiVersion})`, {
+        hint: 'install its CustomResourceDefinition first (the Flux components task does) and wait until it is Established',
+      });
+    }
+    const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
+    const ns = info.namespaced ? `/namespaces/${encodeURIComponent(ref.namespace ?? 'default')}` : '';
+    return `${base}${ns}/${info.plural}${ref.name !== undefined ? `/${encodeURIComponent(ref.name)}` : ''}`;
+  }
+
+  serverVersion(): Promise<ServerVersion> {
+    return this.#call('read the server version', false, async () => {
+      const v = await this.#json<{ gitVersion: string; major: string; minor: string }>('GET', '/version');
+      return { gitVersion: v.gitVersion, major: Number.parseInt(v.major, 10), minor: Number.parseInt(v.minor, 10) };
+    });
+  }
+
+  hasKind(apiVersion: string, kind: string): Promise<boolean> {
+    return this.#call(`discover ${kind} (${apiVersion})`, false, async () => (await this.#resource(apiVersion, kind)) !== undefined);
+  }
+
+  get(ref: ObjectRef): Promise<KubeObject | undefined> {
+    return this.#call(`read ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () => {
+      try {
+        return await this.#json<KubeObject>('GET', await this.#path(ref));
+      } catch (e) {
+        if (e instanceof HttpError && e.status === 404) return undefined;
+        throw e;
+      }
+    });
+  }
+
+  list(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {}): Promise<KubeObject[]> {
+    return this.#call(`list ${kind}`, SECRET_KINDS.has(kind), async () => {
+      const list = await this.#json<{ items: KubeObject[] }>('GET', await this.#path({ apiVersion, kind, namespace: opts.namespace }), {
+        query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector },
+      });
+      // Items of a list carry no apiVersion/kind; give them back so they can be named and compared.
+      return list.items.map((item) => ({ ...item, apiVersion, kind }));
+    });
+  }
+
+  apply(obj: KubeObject, opts: { dryRun?: boolean } = {}): Promise<KubeObject> {
+    return this.#call(`apply ${describeRef(refOf(obj))}`, SECRET_KINDS.has(obj.kind), async () =>
+      this.#json<KubeObject>('PATCH', await this.#path(refOf(obj)), {
+        query: { fieldManager: FIELD_MANAGER, force: 'true', dryRun: opts.dryRun ? 'All' : undefined },
+        body: obj,
+        contentType: 'application/apply-patch+yaml',
+      }),
+    );
+  }
+
+  patchMerge(ref: ObjectRef, patch: Record<string, unknown>, opts: { dryRun?: boolean } = {}): Promise<KubeObject> {
+    return this.#call(`patch ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () =>
+      this.#json<KubeObject>('PATCH', await this.#path(ref), {
+        query: { fieldManager: FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+        body: patch,
+        contentType: 'application/merge-patch+json',
+      }),
+    );
+  }
+
+  delete(ref: ObjectRef): Promise<boolean> {
+    return this.#call(`delete ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () => {
+      try {
+        await this.#json('DELETE', await this.#path(ref));
+        return true;
+      } catch (e) {
+        if (e instanceof HttpError && e.status === 404) return false;
+        throw e;
+      }
+    });
+  }
+
+  events(ref: ObjectRef, limit = 5): Promise<string[]> {
+    return this.#call(`list events of ${describeRef(ref)}`, false, async () => {
+      const list = await this.#json<{ items: { type?: string; reason?: string; message?: string; lastTimestamp?: string; eventTime?: string; count?: number }[] }>(
+        'GET',
+        `/api/v1/namespaces/${encodeURIComponent(ref.namespace ?? 'default')}/events`,
+        { query: { fieldSelector: `involvedObject.name=${ref.name},involvedObject.kind=${ref.kind}` } },
+      );
+      const at = (e: { lastTimestamp?: string; eventTime?: string }) => e.lastTimestamp ?? e.eventTime ?? '';
+      return list.items
+        .sort((a, b) => at(a).localeCompare(at(b)))
+        .slice(-limit)
+        .map((e) => `${at(e)} ${e.type ?? ''} ${e.reason ?? ''}: ${e.message ?? ''}`.trim());
+    });
+  }
+
+  accessReview(checks: AccessCheck[]): Promise<AccessResult[]> {
+    return this.#call('ask the API server what the kube context may do', false, () =>
+      Promise.all(
+        checks.map(async (c) => {
+          const review = await this.#json<{ status?: { allowed?: boolean; reason?: string } }>(
+            'POST',
+            '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+            {
+              body: {
+                apiVersion: 'authorization.k8s.io/v1',
+                kind: 'SelfSubjectAccessReview',
+                spec: { resourceAttributes: { verb: c.verb, group: c.group, resource: c.resource, ...(c.namespace !== undefined ? { namespace: c.namespace } : {}) } },
+              },
+            },
+          );
+          return { ...c, allowed: review.status?.allowed === true, ...(review.status?.reason ? { reason: review.status.reason } : {}) };
+        }),
+      ),
+    );
+  }
+
+  async waitFor(ref: ObjectRef, check: (obj: KubeObject | undefined) => WaitState, opts: WaitOptions): Promise<KubeObject> {
+    const deadline = Date.now() + opts.timeoutMs;
+    let last: KubeObject | undefined;
+    let state: WaitState = { done: false, reason: 'not checked yet' };
+    const sensitive = SECRET_KINDS.has(ref.kind);
+    const collection = await this.#call(`wait for ${describeRef(ref)}`, sensitive, () => this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }));
+    while (Date.now() < deadline) {
+      last = await this.get(ref);
+      state = check(last);
+      opts.onProgress?.(state.reason);
+      if (state.done && last) return last;
+      if (state.failed) break;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      const outcome = await this.#call(`watch ${describeRef(ref)}`, sensitive, () =>
+        this.#watchUntil(collection, ref, last?.metadata.resourceVersion, Math.min(remaining, 60_000), (obj) => {
+          last = obj;
+          state = check(obj);
+          opts.onProgress?.(state.reason);
+          return state.done || state.failed === true;
+        }),
+      );
+      if (outcome === 'matched') {
+        if (state.done && last) return last;
+        break;
+      }
+      // The watch ended without a verdict (server timeout, expired resourceVersion): read again.
+      if (outcome === 'gone') await sleep(200);
+    }
+    const events = await this.events(ref).catch(() => []);
+    throw new FluxstrapError(
+      'E_TIMEOUT',
+      `${state.failed ? 'gave up' : `timed out after ${Math.round(opts.timeoutMs / 1000)}s`} waiting for ${describeRef(ref)} to be ${opts.what}: ${state.reason}; conditions: ${formatConditions(last)}`,
+      { hint: events.length > 0 ? `last events: ${events.join(' | ')}` : 'no events recorded for it; check the controller logs' },
+    );
+  }
+
+  /**
+   * Stream a watch of one object (by field selector) until `stop` returns true ('matched'), the
+   * window ends ('ended'), or the server says the resourceVersion is too old ('gone').
+   */
+  async #watchUntil(collection: string, ref: ObjectRef, resourceVersion: string | undefined, windowMs: number,
+    stop: (obj: KubeObject | undefined) => boolean): Promise<'matched' | 'ended' | 'gone'> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), windowMs + 5_000);
+    try {
+      const res = await this.#fetch('GET', collection, {
+        query: {
+          watch: 'true',
+          fieldSelector: `metadata.name=${ref.name}`,
+          resourceVersion,
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(Math.max(1, Math.ceil(windowMs / 1000))),
+        },
+        signal: controller.signal,
+      });
+      if (!res.ok || !res.body) {
+        if (res.status === 410) return 'gone';
+        throw new HttpError(res.status, (await res.json().catch(() => undefined)) as ApiStatus | undefined);
+      }
+      let buffered = '';
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body) {
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim() === '') continue;
+          const event = JSON.parse(line) as { type: string; object: KubeObject };
+          if (event.type === 'ERROR') return 'gone';
+          if (event.type === 'BOOKMARK') continue;
+          if (stop(event.type === 'DELETED' ? undefined : { ...event.object, apiVersion: ref.apiVersion, kind: ref.kind })) return 'matched';
+        }
+      }
+      return 'ended';
+    } catch (e) {
+      if (controller.signal.aborted) return 'ended';
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+    }
+  }
+}

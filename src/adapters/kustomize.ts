@@ -1,0 +1,314 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { FluxstrapError } from '../core/errors.ts';
+import { readText } from './files.ts';
+import type { KubeObject } from './kube.ts';
+
+/**
+ * `kustomize build` for what a Flux `flux-system/` directory uses, natively, so the decryption
+ * patch is in the objects fluxstrap applies on the very first run, without a kustomize binary:
+ * - `resources`: local files and directories (a directory is built as its own kustomization);
+ * - `patches`: inline (`patch`) or file (`path`), with `target` selectors (group, version, kind,
+ *   name, namespace as anchored regexes), as JSON6902 operation lists or as strategic-merge
+ *   patches, which on custom resources are JSON merge patches;
+ * - `labels` without `includeSelectors`/`includeTemplates` (metadata labels only).
+ * Anything else (generators, images, components, selectors by label, strategic merges of lists in
+ * built-in kinds, `$patch` directives, remote bases) is built with `kubectl kustomize` instead,
+ * and the result says so and why.
+ */
+
+export interface KustomizeResult {
+  objects: KubeObject[];
+  engine: 'native' | 'kubectl';
+  /** Why the native builder handed over to kubectl. */
+  fallbackReason?: string;
+}
+
+class Unsupported extends Error {}
+
+const KNOWN_KEYS = new Set(['apiVersion', 'kind', 'resources', 'patches', 'labels']);
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+interface PatchTarget {
+  group?: string;
+  version?: string;
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+
+export async function kustomizeBuild(dir: string, opts: { kubectl?: string } = {}): Promise<KustomizeResult> {
+  try {
+    return { objects: await buildDir(resolve(dir), []), engine: 'native' };
+  } catch (e) {
+    if (!(e instanceof Unsupported)) throw e;
+    return { objects: await kubectlKustomize(dir, opts.kubectl ?? 'kubectl'), engine: 'kubectl', fallbackReason: e.message };
+  }
+}
+
+async function kubectlKustomize(dir: string, kubectl: string): Promise<KubeObject[]> {
+  const { execa } = await import('execa');
+  const res = await execa(kubectl, ['kustomize', dir], { reject: false });
+  if (res.failed) {
+    throw new FluxstrapError('E_PROCESS', `kubectl kustomize failed: ${res.stderr.split('\n')[0] ?? res.shortMessage}`, {
+      location: { file: dir },
+      hint: 'the native builder covers resources, patches and labels; other features need a working kubectl',
+    });
+  }
+  return parseObjects(res.stdout, dir);
+}
+
+export function parseObjects(text: string, file: string): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) {
+      const err = doc.errors[0];
+      throw new FluxstrapError('E_CONFIG', `invalid YAML: ${err?.message.split('\n')[0] ?? ''}`, {
+        location: { file, ...(err?.linePos?.[0] ? { line: err.linePos[0].line, column: err.linePos[0].col } : {}) },
+      });
+    }
+    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    if (value === null || value === undefined) continue;
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      throw new FluxstrapError('E_CONFIG', 'a YAML document is not a Kubernetes object', { location: { file } });
+    }
+    const obj = value as KubeObject;
+    if (typeof obj.apiVersion !== 'string' || typeof obj.kind !== 'string' || typeof obj.metadata?.name !== 'string') {
+      throw new FluxstrapError('E_CONFIG', 'a Kubernetes object lacks apiVersion, kind or metadata.name', { location: { file } });
+    }
+    out.push(obj);
+  }
+  return out;
+}
+
+async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
+  if (seen.includes(dir)) throw new FluxstrapError('E_CONFIG', 'kustomization resources form a cycle', { location: { file: dir } });
+  const file = await kustomizationFile(dir);
+  const docs = parseAllDocuments(await readText(file));
+  const k = (docs[0]?.toJS() ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(k)) if (!KNOWN_KEYS.has(key)) throw new Unsupported(`${relative(process.cwd(), file)} uses \`${key}\``);
+
+  let objects: KubeObject[] = [];
+  for (const entry of asList(k.resources, file, 'resources')) {
+    if (typeof entry !== 'string') throw new FluxstrapError('E_CONFIG', 'a resources entry is not a string', { location: { file, field: 'resources' } });
+    if (/^[a-z]+:\/\//i.test(entry) || entry.startsWith('github.com/')) throw new Unsupported(`remote resource ${entry}`);
+    const path = resolve(dir, entry);
+    let isDir: boolean;
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch {
+      throw new FluxstrapError('E_NOT_FOUND', `resource ${entry} does not exist`, { location: { file, field: 'resources' } });
+    }
+    objects.push(...(isDir ? await buildDir(path, [...seen, dir]) : parseObjects(await readText(path), path)));
+  }
+
+  for (const [i, p] of asList(k.patches, file, 'patches').entries()) {
+    objects = await applyPatchEntry(objects, p as Record<string, unknown>, dir, { file, field: `patches[${i}]` });
+  }
+  for (const l of asList(k.labels, file, 'labels')) {
+    const entry = l as { pairs?: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean; fields?: unknown };
+    if (entry.includeSelectors || entry.includeTemplates || entry.fields !== undefined) throw new Unsupported('labels with selectors, templates or fields');
+    for (const obj of objects) {
+      obj.metadata.labels = { ...obj.metadata.labels, ...stringMap(entry.pairs ?? {}) };
+    }
+  }
+  return objects;
+}
+
+async function kustomizationFile(dir: string): Promise<string> {
+  const names = await readdir(dir).catch(() => {
+    throw new FluxstrapError('E_NOT_FOUND', 'no such directory', { location: { file: dir } });
+  });
+  const found = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].find((n) => names.includes(n));
+  if (!found) {
+    throw new FluxstrapError('E_NOT_FOUND', 'no kustomization.yaml in this directory', {
+      location: { file: dir },
+      hint: 'a Flux bootstrap directory holds kustomization.yaml listing gotk-components.yaml and gotk-sync.yaml',
+    });
+  }
+  return join(dir, found);
+}
+
+function asList(value: unknown, file: string, field: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new FluxstrapError('E_CONFIG', `${field} must be a list`, { location: { file, field } });
+  return value;
+}
+
+function stringMap(m: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
+}
+
+async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unknown>, dir: string, where: { file: string; field: string }): Promise<KubeObject[]> {
+  for (const key of Object.keys(entry)) {
+    if (key !== 'patch' && key !== 'path' && key !== 'target') throw new Unsupported(`${where.field} uses \`${key}\``);
+  }
+  const text = typeof entry.patch === 'string' ? entry.patch : typeof entry.path === 'string' ? await readText(resolve(dir, entry.path)) : undefined;
+  if (text === undefined) throw new FluxstrapError('E_CONFIG', 'a patch needs `patch` or `path`', { location: where });
+  const docs = parseAllDocuments(text).map((d) => d.toJS() as Json).filter((d) => d !== null);
+  if (docs.length !== 1) throw new Unsupported(`${where.field} holds ${docs.length} documents`);
+  const patch = docs[0] as Json;
+  const target = entry.target as (PatchTarget & Record<string, unknown>) | undefined;
+  if (target) {
+    for (const key of Object.keys(target)) {
+      if (!['group', 'version', 'kind', 'name', 'namespace'].includes(key)) throw new Unsupported(`${where.field} selects by ${key}`);
+    }
+  }
+
+  if (Array.isArray(patch)) {
+    if (!target) throw new FluxstrapError('E_CONFIG', 'a JSON6902 patch needs a target', { location: where });
+    // Like kustomize, a target that selects nothing is not an error.
+    return objects.map((obj) => (matches(obj, target) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
+  }
+
+  if (typeof patch !== 'object' || patch === null) throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
+  if (JSON.stringify(patch).includes('"$patch"') || JSON.stringify(patch).includes('"$setElementOrder')) throw new Unsupported(`${where.field} uses strategic-merge directives`);
+  const meta = (patch.metadata ?? {}) as { name?: string; namespace?: string };
+  // Without a target the patch names its object by kind, name and namespace, exactly (no
+  // namespace means a cluster-scoped object), and kustomize fails when it is not there.
+  const selector: PatchTarget = target ?? {
+    kind: escapeRegex(String(patch.kind)),
+    name: escapeRegex(String(meta.name)),
+    namespace: escapeRegex(meta.namespace ?? ''),
+  };
+  let matched = false;
+  const out = objects.map((obj) => {
+    if (!matches(obj, selector)) return obj;
+    matched = true;
+    // For built-in kinds a strategic merge merges lists by key (containers by name...); only
+    // list-free patches mean the same as a JSON merge patch there.
+    if (isBuiltIn(obj) && containsList(patch)) throw new Unsupported(`${where.field} is a strategic merge of lists into ${obj.kind}`);
+    const { apiVersion: _a, kind: _k, ...rest } = patch;
+    const body = { ...rest, metadata: { ...(rest.metadata as Record<string, Json> | undefined) } } as Record<string, Json>;
+    delete (body.metadata as Record<string, Json>).name;
+    delete (body.metadata as Record<string, Json>).namespace;
+    return mergePatch(obj as unknown as Json, body) as unknown as KubeObject;
+  });
+  if (!matched && !target) {
+    throw new FluxstrapError('E_CONFIG', `the patch matches no resource: no ${String(patch.kind)} ${meta.namespace ? `${meta.namespace}/` : ''}${String(meta.name)}`, {
+      location: where,
+      hint: 'a patch without target names its object by kind, metadata.name and metadata.namespace',
+    });
+  }
+  return out;
+}
+
+function containsList(v: Json): boolean {
+  if (Array.isArray(v)) return true;
+  return typeof v === 'object' && v !== null && Object.values(v).some(containsList);
+}
+
+function isBuiltIn(obj: KubeObject): boolean {
+  const group = obj.apiVersion.includes('/') ? (obj.apiVersion.split('/')[0] ?? '') : '';
+  return !group.includes('.') || group.endsWith('.k8s.io');
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function matches(obj: KubeObject, t: PatchTarget): boolean {
+  const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
+  const test = (pattern: string | undefined, value: string | undefined) => pattern === undefined || new RegExp(`^(?:${pattern})$`).test(value ?? '');
+  return test(t.group, group) && test(t.version, version) && test(t.kind, obj.kind) && test(t.name, obj.metadata.name) && test(t.namespace, obj.metadata.namespace);
+}
+
+/** RFC 7386. */
+export function mergePatch(target: Json, patch: Json): Json {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return clone(patch);
+  const out: Record<string, Json> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k] ?? null, v);
+  }
+  return out;
+}
+
+function clone(v: Json): Json {
+  return v === null || typeof v !== 'object' ? v : (structuredClone(v));
+}
+
+interface Op {
+  op: string;
+  path: string;
+  value?: Json;
+  from?: string;
+}
+
+/** RFC 6902, the operations kustomize's JSON patches use. */
+export function applyJson6902(doc: Json, ops: Json[], where: { file: string; field: string }): Json {
+  let out = clone(doc);
+  for (const [i, raw] of ops.entries()) {
+    const op = raw as unknown as Op;
+    const at = { ...where, field: `${where.field}.patch[${i}]` };
+    const fail = (msg: string) => new FluxstrapError('E_CONFIG', `JSON patch ${op.op} ${op.path}: ${msg}`, { location: at });
+    if (typeof op?.op !== 'string' || typeof op.path !== 'string') throw fail('needs op and path');
+    switch (op.op) {
+      case 'add': out = setAt(out, pointer(op.path, fail), clone(op.value ?? null), 'add', fail); break;
+      case 'replace': out = setAt(out, pointer(op.path, fail), clone(op.value ?? null), 'replace', fail); break;
+      case 'remove': out = removeAt(out, pointer(op.path, fail), fail); break;
+      case 'move': {
+        const from = pointer(op.from ?? '', fail);
+        const value = getAt(out, from, fail);
+        out = setAt(removeAt(out, from, fail), pointer(op.path, fail), value, 'add', fail);
+        break;
+      }
+      case 'copy': out = setAt(out, pointer(op.path, fail), clone(getAt(out, pointer(op.from ?? '', fail), fail)), 'add', fail); break;
+      case 'test':
+        if (JSON.stringify(getAt(out, pointer(op.path, fail), fail)) !== JSON.stringify(op.value)) throw fail('test failed');
+        break;
+      default: throw fail('unknown operation');
+    }
+  }
+  return out;
+}
+
+function pointer(path: string, fail: (m: string) => Error): string[] {
+  if (path === '') return [];
+  if (!path.startsWith('/')) throw fail('a path starts with /');
+  return path.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function getAt(doc: Json, path: string[], fail: (m: string) => Error): Json {
+  let cur: Json = doc;
+  for (const key of path) {
+    if (Array.isArray(cur)) cur = cur[index(key, cur.length - 1, fail)] as Json;
+    else if (typeof cur === 'object' && cur !== null && key in cur) cur = cur[key] as Json;
+    else throw fail('path does not exist');
+  }
+  return cur;
+}
+
+function index(key: string, max: number, fail: (m: string) => Error): number {
+  if (!/^(0|[1-9]\d*)$/.test(key)) throw fail(`bad array index ${key}`);
+  const i = Number(key);
+  if (i > max) throw fail(`array index ${i} out of range`);
+  return i;
+}
+
+function setAt(doc: Json, path: string[], value: Json, mode: 'add' | 'replace', fail: (m: string) => Error): Json {
+  if (path.length === 0) return value;
+  const parent = getAt(doc, path.slice(0, -1), fail);
+  const key = path[path.length - 1] as string;
+  if (Array.isArray(parent)) {
+    if (mode === 'add') parent.splice(key === '-' ? parent.length : index(key, parent.length, fail), 0, value);
+    else parent[index(key, parent.length - 1, fail)] = value;
+  } else if (typeof parent === 'object' && parent !== null) {
+    if (mode === 'replace' && !(key in parent)) throw fail('path does not exist');
+    parent[key] = value;
+  } else {
+    throw fail('parent is not an object or array');
+  }
+  return doc;
+}
+
+function removeAt(doc: Json, path: string[], fail: (m: string) => Error): Json {
+  const parent = getAt(doc, path.slice(0, -1), fail);
+  const key = path[path.length - 1] as string;
+  if (Array.isArray(parent)) parent.splice(index(key, parent.length - 1, fail), 1);
+  else if (typeof parent === 'object' && parent !== null && key in parent) delete parent[key];
+  else throw fail('path does not exist');
+  return doc;
+}

@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { applyJson6902, kustomizeBuild, mergePatch, parseObjects } from '../../src/adapters/kustomize.ts';
+import type { KubeObject } from '../../src/adapters/kube.ts';
+import { isFluxstrapError } from '../../src/core/errors.ts';
+
+const FIXTURES = new URL('../../../shared/fixtures/flux/', import.meta.url).pathname;
+const KUBECTL = '/usr/bin/kubectl';
+
+function kubectlBuild(dir: string): KubeObject[] {
+  try {
+    return parseObjects(execFileSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 << 20 }), dir);
+  } catch (e) {
+    throw new Error(`kubectl kustomize is needed for this test (install kubectl at ${KUBECTL}): ${String(e)}`);
+  }
+}
+
+const key = (o: KubeObject) => `${o.apiVersion}/${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+const byKey = (objs: KubeObject[]) => new Map(objs.map((o) => [key(o), o]));
+
+const tmp: string[] = [];
+after(async () => {
+  for (const d of tmp) await rm(d, { recursive: true, force: true });
+});
+
+/** A flux-system dir made of the fixture files and the given kustomization.yaml. */
+async function fluxDir(kustomization: string, sync = 'gotk-sync.pristine.yaml'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fluxstrap-kustomize-'));
+  tmp.push(dir);
+  await copyFile(join(FIXTURES, 'gotk-components.yaml'), join(dir, 'gotk-components.yaml'));
+  await copyFile(join(FIXTURES, sync), join(dir, 'gotk-sync.yaml'));
+  await writeFile(join(dir, 'kustomization.yaml'), kustomization);
+  return dir;
+}
+
+async function assertSameAsKubectl(dir: string): Promise<KubeObject[]> {
+  const native = await kustomizeBuild(dir);
+  assert.equal(native.engine, 'native', native.fallbackReason);
+  const want = byKey(kubectlBuild(dir));
+  const got = byKey(native.objects);
+  assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort());
+  for (const [k, obj] of want) assert.deepEqual(got.get(k), obj, k);
+  return native.objects;
+}
+
+describe('kustomizeBuild against kubectl kustomize on the Flux v2.7.5 fixtures', () => {
+  it('builds the kustomization.yaml flux bootstrap writes', async () => {
+    const dir = await fluxDir(await readFixture('kustomization.yaml'), 'gotk-sync.yaml');
+    const objs = await assertSameAsKubectl(dir);
+    assert.equal(objs.length, 32 + 2);
+  });
+
+  it('applies the decryption patch, the Deployment args patch and the labels of a customised flux-system', async () => {
+    const dir = await fluxDir(await readFixture('kustomization-with-decryption-patch.yaml'));
+    const objs = await assertSameAsKubectl(dir);
+    const ks = objs.find((o) => o.kind === 'Kustomization');
+    assert.deepEqual(ks?.spec && (ks.spec as { decryption?: unknown }).decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+  });
+
+  it('applies strategic-merge patches to custom resources as JSON merge patches, from a file too', async () => {
+    const dir = await fluxDir(`resources: [gotk-components.yaml, gotk-sync.yaml]
+patches:
+  - path: decryption.yaml
+  - patch: |
+      apiVersion: source.toolkit.fluxcd.io/v1
+      kind: GitRepository
+      metadata:
+        name: flux-system
+        namespace: flux-system
+      spec:
+        interval: 5m
+        secretRef: null
+  - patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: not-used
+      spec:
+        replicas: 2
+    target:
+      kind: Deployment
+      name: "kustomize-.*"
+`);
+    await writeFile(join(dir, 'decryption.yaml'), `apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  decryption:
+    provider: sops
+    secretRef:
+      name: sops-age
+`);
+    await assertSameAsKubectl(dir);
+  });
+
+  it('builds a directory resource as its own kustomization', async () => {
+    const parent = await fluxDir('');
+    const dir = join(parent, 'flux-system');
+    await mkdir(dir);
+    for (const f of ['gotk-components.yaml', 'gotk-sync.yaml']) await rename(join(parent, f), join(dir, f));
+    await writeFile(join(dir, 'kustomization.yaml'), 'resources: [gotk-components.yaml, gotk-sync.yaml]\n');
+    await writeFile(join(parent, 'kustomization.yaml'), `resources: [flux-system]\npatches:\n  - patch: '[{"op": "remove", "path": "/spec/prune"}]'\n    target: {kind: Kustomization}\n`);
+    await assertSameAsKubectl(parent);
+  });
+
+  it('hands features outside its subset to kubectl kustomize and says why', async () => {
+    const dir = await fluxDir('resources: [gotk-components.yaml, gotk-sync.yaml]\nimages:\n  - name: ghcr.io/fluxcd/source-controller\n    newTag: v9.9.9\n');
+    const res = await kustomizeBuild(dir, { kubectl: KUBECTL });
+    assert.equal(res.engine, 'kubectl');
+    assert.match(res.fallbackReason ?? '', /images/);
+    const sc = res.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'source-controller');
+    assert.match(JSON.stringify(sc), /source-controller:v9\.9\.9/);
+  });
+
+  it('hands strategic merges of lists into built-in kinds to kubectl (they merge by key)', async () => {
+    const dir = await fluxDir(`resources: [gotk-components.yaml, gotk-sync.yaml]
+patches:
+  - patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: kustomize-controller
+        namespace: flux-system
+      spec:
+        template:
+          spec:
+            containers:
+              - name: manager
+                args: ["--sops-age-secret=sops-age"]
+`);
+    const res = await kustomizeBuild(dir, { kubectl: KUBECTL });
+    assert.equal(res.engine, 'kubectl');
+    const kc = res.objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+    assert.match(JSON.stringify(kc), /--sops-age-secret=sops-age/);
+  });
+
+  it('refuses a target-less patch whose object is missing, as kustomize does', async () => {
+    const dir = await fluxDir('resources: [gotk-sync.yaml]\npatches:\n  - patch: |\n      kind: Kustomization\n      apiVersion: kustomize.toolkit.fluxcd.io/v1\n      metadata: {name: flux-system}\n      spec: {prune: false}\n');
+    await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /matches no resource/.test(e.message));
+  });
+
+  it('names the file of a broken patch', async () => {
+    const dir = await fluxDir('resources: [gotk-components.yaml]\npatches:\n  - patch: \'[{"op": "replace", "path": "/spec/nope", "value": 1}]\'\n    target: {kind: Namespace}\n');
+    await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0].patch[0]');
+  });
+});
+
+describe('JSON patches', () => {
+  const where = { file: 'k.yaml', field: 'patches[0]' };
+  const table: { name: string; doc: unknown; ops: unknown[]; want: unknown }[] = [
+    { name: 'add appends with -', doc: { a: [1] }, ops: [{ op: 'add', path: '/a/-', value: 2 }], want: { a: [1, 2] } },
+    { name: 'add inserts at an index', doc: { a: [1, 3] }, ops: [{ op: 'add', path: '/a/1', value: 2 }], want: { a: [1, 2, 3] } },
+    { name: 'escaped keys', doc: { m: {} }, ops: [{ op: 'add', path: '/m/a~1b~0c', value: 'x' }], want: { m: { 'a/b~c': 'x' } } },
+    { name: 'remove', doc: { a: 1, b: 2 }, ops: [{ op: 'remove', path: '/a' }], want: { b: 2 } },
+    { name: 'replace', doc: { a: 1 }, ops: [{ op: 'replace', path: '/a', value: { x: 1 } }], want: { a: { x: 1 } } },
+    { name: 'move', doc: { a: 1 }, ops: [{ op: 'move', from: '/a', path: '/b' }], want: { b: 1 } },
+    { name: 'copy', doc: { a: [1] }, ops: [{ op: 'copy', from: '/a', path: '/b' }], want: { a: [1], b: [1] } },
+    { name: 'test passes', doc: { a: 1 }, ops: [{ op: 'test', path: '/a', value: 1 }], want: { a: 1 } },
+  ];
+  for (const t of table) {
+    it(t.name, () => assert.deepEqual(applyJson6902(t.doc as never, t.ops as never, where), t.want));
+  }
+  it('does not change its input', () => {
+    const doc = { a: [1] };
+    applyJson6902(doc, [{ op: 'add', path: '/a/-', value: 2 }], where);
+    assert.deepEqual(doc, { a: [1] });
+  });
+  it('merge patch deletes with null and replaces lists', () => {
+    assert.deepEqual(mergePatch({ a: 1, b: [1, 2], c: { d: 1 } }, { a: null, b: [3], c: { e: 2 } }), { b: [3], c: { d: 1, e: 2 } });
+  });
+});
+
+async function readFixture(name: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  return readFile(join(FIXTURES, name), 'utf8');
+}
