@@ -166,10 +166,11 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   if (typeof patch !== 'object' || patch === null) throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
   if (JSON.stringify(patch).includes('"$patch"') || JSON.stringify(patch).includes('"$setElementOrder')) throw new Unsupported(`${where.field} uses strategic-merge directives`);
   const meta = (patch.metadata ?? {}) as { name?: string; namespace?: string };
+  const kind = typeof patch.kind === 'string' ? patch.kind : '';
   // Without a target the patch names its object by kind, name and namespace, exactly (no
   // namespace means a cluster-scoped object), and kustomize fails when it is not there.
   const selector: PatchTarget = target ?? {
-    kind: escapeRegex(String(patch.kind)),
+    kind: escapeRegex(kind),
     name: escapeRegex(String(meta.name)),
     namespace: escapeRegex(meta.namespace ?? ''),
   };
@@ -187,7 +188,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
     return mergePatch(obj as unknown as Json, body) as unknown as KubeObject;
   });
   if (!matched && !target) {
-    throw new FluxstrapError('E_CONFIG', `the patch matches no resource: no ${String(patch.kind)} ${meta.namespace ? `${meta.namespace}/` : ''}${String(meta.name)}`, {
+    throw new FluxstrapError('E_CONFIG', `the patch matches no resource: no ${kind} ${meta.namespace ? `${meta.namespace}/` : ''}${String(meta.name)}`, {
       location: where,
       hint: 'a patch without target names its object by kind, metadata.name and metadata.namespace',
     });

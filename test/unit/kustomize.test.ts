@@ -15,7 +15,7 @@ function kubectlBuild(dir: string): KubeObject[] {
   try {
     return parseObjects(execFileSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8', maxBuffer: 64 << 20 }), dir);
   } catch (e) {
-    throw new Error(`kubectl kustomize is needed for this test (install kubectl at ${KUBECTL}): ${String(e)}`);
+    throw new Error(`kubectl kustomize is needed for this test (install kubectl at ${KUBECTL})`, { cause: e });
   }
 }
 
@@ -47,21 +47,21 @@ async function assertSameAsKubectl(dir: string): Promise<KubeObject[]> {
   return native.objects;
 }
 
-describe('kustomizeBuild against kubectl kustomize on the Flux v2.7.5 fixtures', () => {
-  it('builds the kustomization.yaml flux bootstrap writes', async () => {
+void describe('kustomizeBuild against kubectl kustomize on the Flux v2.7.5 fixtures', () => {
+  void it('builds the kustomization.yaml flux bootstrap writes', async () => {
     const dir = await fluxDir(await readFixture('kustomization.yaml'), 'gotk-sync.yaml');
     const objs = await assertSameAsKubectl(dir);
     assert.equal(objs.length, 32 + 2);
   });
 
-  it('applies the decryption patch, the Deployment args patch and the labels of a customised flux-system', async () => {
+  void it('applies the decryption patch, the Deployment args patch and the labels of a customised flux-system', async () => {
     const dir = await fluxDir(await readFixture('kustomization-with-decryption-patch.yaml'));
     const objs = await assertSameAsKubectl(dir);
     const ks = objs.find((o) => o.kind === 'Kustomization');
     assert.deepEqual(ks?.spec && (ks.spec as { decryption?: unknown }).decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
   });
 
-  it('applies strategic-merge patches to custom resources as JSON merge patches, from a file too', async () => {
+  void it('applies strategic-merge patches to custom resources as JSON merge patches, from a file too', async () => {
     const dir = await fluxDir(`resources: [gotk-components.yaml, gotk-sync.yaml]
 patches:
   - path: decryption.yaml
@@ -99,7 +99,7 @@ spec:
     await assertSameAsKubectl(dir);
   });
 
-  it('builds a directory resource as its own kustomization', async () => {
+  void it('builds a directory resource as its own kustomization', async () => {
     const parent = await fluxDir('');
     const dir = join(parent, 'flux-system');
     await mkdir(dir);
@@ -109,7 +109,7 @@ spec:
     await assertSameAsKubectl(parent);
   });
 
-  it('hands features outside its subset to kubectl kustomize and says why', async () => {
+  void it('hands features outside its subset to kubectl kustomize and says why', async () => {
     const dir = await fluxDir('resources: [gotk-components.yaml, gotk-sync.yaml]\nimages:\n  - name: ghcr.io/fluxcd/source-controller\n    newTag: v9.9.9\n');
     const res = await kustomizeBuild(dir, { kubectl: KUBECTL });
     assert.equal(res.engine, 'kubectl');
@@ -118,7 +118,7 @@ spec:
     assert.match(JSON.stringify(sc), /source-controller:v9\.9\.9/);
   });
 
-  it('hands strategic merges of lists into built-in kinds to kubectl (they merge by key)', async () => {
+  void it('hands strategic merges of lists into built-in kinds to kubectl (they merge by key)', async () => {
     const dir = await fluxDir(`resources: [gotk-components.yaml, gotk-sync.yaml]
 patches:
   - patch: |
@@ -140,18 +140,18 @@ patches:
     assert.match(JSON.stringify(kc), /--sops-age-secret=sops-age/);
   });
 
-  it('refuses a target-less patch whose object is missing, as kustomize does', async () => {
+  void it('refuses a target-less patch whose object is missing, as kustomize does', async () => {
     const dir = await fluxDir('resources: [gotk-sync.yaml]\npatches:\n  - patch: |\n      kind: Kustomization\n      apiVersion: kustomize.toolkit.fluxcd.io/v1\n      metadata: {name: flux-system}\n      spec: {prune: false}\n');
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /matches no resource/.test(e.message));
   });
 
-  it('names the file of a broken patch', async () => {
+  void it('names the file of a broken patch', async () => {
     const dir = await fluxDir('resources: [gotk-components.yaml]\npatches:\n  - patch: \'[{"op": "replace", "path": "/spec/nope", "value": 1}]\'\n    target: {kind: Namespace}\n');
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0].patch[0]');
   });
 });
 
-describe('JSON patches', () => {
+void describe('JSON patches', () => {
   const where = { file: 'k.yaml', field: 'patches[0]' };
   const table: { name: string; doc: unknown; ops: unknown[]; want: unknown }[] = [
     { name: 'add appends with -', doc: { a: [1] }, ops: [{ op: 'add', path: '/a/-', value: 2 }], want: { a: [1, 2] } },
@@ -164,14 +164,14 @@ describe('JSON patches', () => {
     { name: 'test passes', doc: { a: 1 }, ops: [{ op: 'test', path: '/a', value: 1 }], want: { a: 1 } },
   ];
   for (const t of table) {
-    it(t.name, () => assert.deepEqual(applyJson6902(t.doc as never, t.ops as never, where), t.want));
+    void it(t.name, () => assert.deepEqual(applyJson6902(t.doc as never, t.ops as never, where), t.want));
   }
-  it('does not change its input', () => {
+  void it('does not change its input', () => {
     const doc = { a: [1] };
     applyJson6902(doc, [{ op: 'add', path: '/a/-', value: 2 }], where);
     assert.deepEqual(doc, { a: [1] });
   });
-  it('merge patch deletes with null and replaces lists', () => {
+  void it('merge patch deletes with null and replaces lists', () => {
     assert.deepEqual(mergePatch({ a: 1, b: [1, 2], c: { d: 1 } }, { a: null, b: [3], c: { e: 2 } }), { b: [3], c: { d: 1, e: 2 } });
   });
 });
