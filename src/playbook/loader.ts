@@ -1,0 +1,234 @@
+import { isAlias, isMap, isScalar, isSeq } from 'yaml';
+import type { Pair, YAMLMap } from 'yaml';
+import { z } from 'zod';
+import { readText } from '../adapters/files.ts';
+import { usageError } from '../core/errors.ts';
+import type { TaskInstance } from '../core/task.ts';
+import type { TaskContext } from '../tasks/context.ts';
+import { loadKind } from '../tasks/registry.ts';
+import type { KindRegistry } from '../tasks/registry.ts';
+import { DurationSchema, durationMs } from './duration.ts';
+import { ExprError, UndefinedVariable, evaluate, isTemplate, parseExpr, parseTemplate, renderTemplate, truthy } from './expr.ts';
+import type { Expr, Scope } from './expr.ts';
+import { YamlSource } from './yaml-source.ts';
+
+/**
+ * Playbooks: Ansible's shape (name, vars, tasks; each task names exactly one kind), checked whole
+ * before anything runs. Variables are known before the run (config, flags, `vars`, `-e`), so
+ * templates are rendered and every task's params validated against its kind's schema here, and
+ * each problem is reported at its file:line:col.
+ */
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Keys a task may carry besides its kind, as in Ansible. */
+export const TaskOptionsSchema = z.strictObject({
+  name: z.string().min(1).optional().describe('What the task does, shown in progress and the recap; may use {{ vars }}.'),
+  when: z.union([z.string().min(1), z.boolean()]).optional().describe('Condition (no {{ }} needed): e.g. `cluster.git.auth.type == "ssh"`.'),
+  check_mode: z.boolean().optional().describe('true: always only report (as under --check); false: act even under --check.'),
+  retries: z.number().int().min(0).max(1000).optional().describe('Extra attempts after a failure at the edges (API, network, processes).'),
+  delay: DurationSchema.optional().describe('Pause between attempts (seconds, or 10s / 1m); default 1s.'),
+  ignore_errors: z.boolean().optional().describe('A failure of this task does not stop the run.'),
+  tags: z.array(z.string().regex(IDENT)).optional().describe('Select with --tags / --skip-tags; `always` runs unless skipped by name.'),
+});
+type TaskOptions = z.infer<typeof TaskOptionsSchema>;
+const OPTION_KEYS = new Set(Object.keys(TaskOptionsSchema.shape));
+
+export const PlaybookEnvelopeSchema = z.strictObject({
+  name: z.string().min(1).describe('Title of the run, shown first and in the recap.'),
+  vars: z.record(z.string().regex(IDENT, 'variable names are identifiers'), z.unknown()).optional()
+    .describe('Variables for {{ }} and when:, rendered in order; -e NAME=VALUE overrides them.'),
+  tasks: z.array(z.record(z.string(), z.unknown())).min(1),
+});
+
+export interface Playbook {
+  name: string;
+  file: string;
+  /** Every variable a template or condition can see (built-ins, `vars`, `-e`). */
+  vars: Scope;
+  tasks: TaskInstance<TaskContext>[];
+}
+
+export interface LoadOptions {
+  registry: KindRegistry;
+  /** Variables fluxstrap defines (cluster, check_mode, …); a playbook may not redefine them. */
+  builtins: Scope;
+  /** `-e NAME=VALUE`: override the playbook's vars, as Ansible's extra vars do. */
+  extraVars?: Readonly<Record<string, unknown>>;
+  tags?: readonly string[];
+  skipTags?: readonly string[];
+}
+
+export async function loadPlaybook(file: string, opts: LoadOptions): Promise<Playbook> {
+  return compilePlaybook(await readText(file), file, opts);
+}
+
+export async function compilePlaybook(text: string, file: string, opts: LoadOptions): Promise<Playbook> {
+  const src = YamlSource.parse(text, file);
+  const root = src.doc.contents;
+  if (!isMap(root)) throw src.error('a playbook is a mapping with name, vars and tasks', root);
+  const envelope = PlaybookEnvelopeSchema.safeParse(src.doc.toJS());
+  if (!envelope.success) throw src.schemaError(root, envelope.error, '');
+
+  const vars = resolveVars(src, root.get('vars', true), opts);
+  const tasksNode = root.get('tasks', true);
+  const taskNodes = isSeq(tasksNode) ? tasksNode.items : [];
+  const compiled: { task: TaskInstance<TaskContext>; tags: string[] }[] = [];
+  for (const node of taskNodes) compiled.push(await compileTask(src, node, vars, opts.registry));
+  return { name: envelope.data.name, file, vars, tasks: selectByTags(compiled, opts) };
+}
+
+/** Render `vars` in order, each seeing the built-ins, the vars above it and the extra vars. */
+function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
+  const extra = opts.extraVars ?? {};
+  const scope: Record<string, unknown> = { ...opts.builtins, ...extra };
+  for (const [name, value] of Object.entries(extra)) {
+    if (Object.hasOwn(opts.builtins, name)) throw usageError(`-e ${name}: "${name}" is a built-in variable and cannot be set`);
+    scope[name] = value;
+  }
+  if (!isMap(node)) return scope;
+  for (const pair of node.items) {
+    const name = String(isScalar(pair.key) ? pair.key.value : '');
+    if (Object.hasOwn(opts.builtins, name)) {
+      throw src.error(`variable "${name}" is built in and cannot be redefined`, pair.key, `built-ins: ${Object.keys(opts.builtins).join(', ')}`, `vars.${name}`);
+    }
+    if (!Object.hasOwn(extra, name)) scope[name] = render(src, pair.value, scope);
+  }
+  return scope;
+}
+
+async function compileTask(
+  src: YamlSource,
+  node: unknown,
+  vars: Scope,
+  registry: KindRegistry,
+): Promise<{ task: TaskInstance<TaskContext>; tags: string[] }> {
+  if (!isMap(node)) throw src.error('a task is a mapping: a name, one task kind and options', node);
+  const kindPair = findKindPair(src, node, registry);
+  const kindName = keyOf(kindPair);
+  const kind = await loadKind(registry, kindName);
+  if (!kind) throw unknownKey(src, kindPair, registry);
+
+  const optionsNode = node.clone() as YAMLMap;
+  optionsNode.items = node.items.filter((p) => p !== kindPair);
+  const options = TaskOptionsSchema.safeParse(optionsNode.toJS(src.doc));
+  if (!options.success) throw src.schemaError(node, options.error, '');
+  const o: TaskOptions = options.data;
+
+  const paramsNode = kindPair.value;
+  const raw = paramsNode === null || (isScalar(paramsNode) && paramsNode.value === null) ? {} : render(src, paramsNode, vars);
+  const params = kind.params.safeParse(raw);
+  if (!params.success) throw src.schemaError(paramsNode ?? kindPair.key, params.error, kindName);
+
+  const name = o.name === undefined ? kindName : String(render(src, node.get('name', true), vars));
+  const location = src.at(node);
+  const task: TaskInstance<TaskContext> = {
+    name,
+    kind,
+    params: params.data,
+    location,
+    ...(o.when !== undefined ? { when: compileWhen(src, node.get('when', true), o.when, vars) } : {}),
+    ...(o.retries !== undefined ? { retries: o.retries } : {}),
+    ...(o.delay !== undefined ? { retryDelayMs: durationMs(o.delay) } : {}),
+    ...(o.ignore_errors !== undefined ? { ignoreErrors: o.ignore_errors } : {}),
+    ...(o.check_mode !== undefined ? { checkMode: o.check_mode } : {}),
+  };
+  return { task, tags: o.tags ?? [] };
+}
+
+const keyOf = (pair: Pair): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
+
+/** The one key that is not a task option: the kind. Unknown keys are reported where they stand. */
+function findKindPair(src: YamlSource, node: YAMLMap, registry: KindRegistry): Pair {
+  const candidates = node.items.filter((p) => !OPTION_KEYS.has(keyOf(p)));
+  const first = candidates[0];
+  if (!first) {
+    throw src.error('this task names no task kind', node, `add one key naming what it ensures: ${Object.keys(registry).sort().join(', ') || '(no kinds registered)'}`);
+  }
+  if (candidates.length > 1) {
+    const unknown = candidates.find((p) => !Object.hasOwn(registry, keyOf(p)));
+    if (unknown) throw unknownKey(src, unknown, registry);
+    throw src.error(`a task names exactly one kind; this one has ${candidates.map(keyOf).join(' and ')}`, candidates[1]?.key, 'split it into two tasks');
+  }
+  return first;
+}
+
+function unknownKey(src: YamlSource, pair: Pair, registry: KindRegistry) {
+  const key = keyOf(pair);
+  const known = [...Object.keys(registry), ...OPTION_KEYS];
+  const close = known.filter((k) => editDistance(k, key) <= 2);
+  return src.error(
+    `unknown task kind or option "${key}"`,
+    pair.key,
+    close.length > 0 ? `did you mean ${close.map((k) => `"${k}"`).join(' or ')}?` : `task kinds: ${Object.keys(registry).sort().join(', ') || '(none)'}; options: ${[...OPTION_KEYS].join(', ')}`,
+  );
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] as number;
+      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length] as number;
+}
+
+/** A YAML node to a value, rendering `{{ }}` in strings; errors point at the scalar. */
+function render(src: YamlSource, node: unknown, scope: Scope): unknown {
+  if (isAlias(node)) return render(src, node.resolve(src.doc), scope);
+  if (isMap(node)) {
+    const out: Record<string, unknown> = {};
+    for (const pair of node.items) out[keyOf(pair)] = render(src, pair.value, scope);
+    return out;
+  }
+  if (isSeq(node)) return node.items.map((item) => render(src, item, scope));
+  if (isScalar(node)) {
+    if (typeof node.value !== 'string' || !isTemplate(node.value)) return node.value;
+    try {
+      return renderTemplate(parseTemplate(node.value), scope);
+    } catch (e) {
+      throw exprError(src, node, e);
+    }
+  }
+  return null;
+}
+
+function exprError(src: YamlSource, node: unknown, e: unknown) {
+  if (e instanceof UndefinedVariable) return src.error(e.message, node, 'define it under vars:, or pass -e NAME=VALUE');
+  if (e instanceof ExprError) return src.error(`bad expression: ${e.message}`, node);
+  return e;
+}
+
+function compileWhen(src: YamlSource, node: unknown, when: string | boolean, vars: Scope): (vars: Scope) => boolean {
+  if (typeof when === 'boolean') return () => when;
+  // Ansible's `when` is an expression already; accept `{{ x }}` too, since people write it.
+  const text = /^\s*\{\{(.*)\}\}\s*$/s.exec(when)?.[1] ?? when;
+  let expr: Expr;
+  try {
+    expr = parseExpr(text);
+    // Variables are all known now: a typo must fail before the run, not halfway through it.
+    evaluate(expr, vars);
+  } catch (e) {
+    throw exprError(src, node, e);
+  }
+  return (scope) => truthy(evaluate(expr, scope));
+}
+
+function selectByTags(compiled: { task: TaskInstance<TaskContext>; tags: string[] }[], opts: LoadOptions): TaskInstance<TaskContext>[] {
+  const all = new Set(compiled.flatMap((c) => c.tags));
+  for (const tag of [...(opts.tags ?? []), ...(opts.skipTags ?? [])]) {
+    if (!all.has(tag)) throw usageError(`no task has the tag "${tag}"`, all.size > 0 ? `tags in this playbook: ${[...all].sort().join(', ')}` : 'this playbook has no tags');
+  }
+  return compiled
+    .filter(({ tags }) => {
+      if (opts.skipTags?.some((t) => tags.includes(t))) return false;
+      if (!opts.tags || opts.tags.length === 0) return true;
+      return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
+    })
+    .map((c) => c.task);
+}

@@ -1,0 +1,113 @@
+import { LineCounter, isMap, isNode, isPair, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
+import type { z } from 'zod';
+import { configError } from '../core/errors.ts';
+import type { FluxstrapError, Location } from '../core/errors.ts';
+
+/**
+ * A YAML file parsed with its source ranges, so that every complaint about it (syntax, schema,
+ * an unknown key) can name `file:line:col` — the one thing that makes a config error quick to fix.
+ * Shared by playbooks and fluxstrap.yaml.
+ */
+export class YamlSource {
+  readonly file: string;
+  readonly doc: Document.Parsed;
+  private readonly lines: LineCounter;
+
+  private constructor(file: string, doc: Document.Parsed, lines: LineCounter) {
+    this.file = file;
+    this.doc = doc;
+    this.lines = lines;
+  }
+
+  /** Parse, failing on the first syntax error (duplicate keys included) with its position. */
+  static parse(text: string, file: string): YamlSource {
+    const lines = new LineCounter();
+    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+    const [err] = doc.errors;
+    if (err) {
+      const { line, col } = lines.linePos(err.pos[0]);
+      throw configError(`invalid YAML: ${err.message.split('\n')[0] ?? err.code}`, { file, line, column: col });
+    }
+    return new YamlSource(file, doc, lines);
+  }
+
+  /** The location of a node (its first character), or of the file when there is no node. */
+  at(node: unknown, field?: string): Location {
+    const loc: Location = { file: this.file, ...(field !== undefined ? { field } : {}) };
+    const range = isNode(node) ? node.range : isPair(node) && isNode(node.key) ? node.key.range : undefined;
+    if (!range) return loc;
+    const { line, col } = this.lines.linePos(range[0]);
+    return { ...loc, line, column: col };
+  }
+
+  error(message: string, node: unknown, hint?: string, field?: string): FluxstrapError {
+    return configError(message, this.at(node, field), hint);
+  }
+
+  /**
+   * The location of a zod issue inside `root`: the deepest node on the issue's path, or for an
+   * unknown key the key itself, so the caret lands on what must change.
+   */
+  issueAt(root: unknown, issue: z.core.$ZodIssue, prefix: string): Location {
+    let node: unknown = root;
+    for (const key of issue.path) {
+      const next = childOf(node, key);
+      if (next === undefined) break;
+      node = next;
+    }
+    if (issue.code === 'unrecognized_keys' && isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === issue.keys[0]);
+      if (pair) node = pair.key;
+    }
+    const path = [prefix, ...issue.path.map(String)].filter((s) => s !== '').join('.');
+    return this.at(node, path === '' ? undefined : path);
+  }
+
+  /** Turn the first zod issue into an E_CONFIG error at the offending node. */
+  schemaError(root: unknown, error: z.ZodError, prefix: string): FluxstrapError {
+    const first = error.issues[0];
+    if (!first) return this.error('invalid value', root);
+    const { issue, message } = explainIssue(first);
+    return configError(message, this.issueAt(root, issue, prefix));
+  }
+}
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * zod's issue, reworded for people editing YAML rather than calling functions. For a union (one of
+ * several forms, e.g. `https:` or `ssh:`) the branch that got furthest is the one the user meant;
+ * when none got past its first key, list the forms.
+ */
+export function explainIssue(issue: Issue): { issue: Issue; message: string } {
+  if (issue.code !== 'invalid_union') return { issue, message: describeIssue(issue) };
+  const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length));
+  const branches = issue.errors.filter((b) => b.length > 0);
+  const best = branches.reduce<Issue[] | undefined>((a, b) => (a === undefined || depth(b) > depth(a) ? b : a), undefined);
+  if (best && depth(best) >= 2) {
+    const inner = best.find((i) => i.path.length === depth(best));
+    if (inner) return explainIssue(Object.assign(Object.create(null) as Issue, inner, { path: [...issue.path, ...inner.path] }));
+  }
+  const forms = branches.flatMap((b) => b.filter((i) => i.code === 'invalid_type' && i.path.length === 1).map((i) => String(i.path[0])));
+  if (forms.length > 0) return { issue, message: `expected exactly one of: ${[...new Set(forms)].join(', ')}` };
+  const expected = branches.flatMap((b) => b.flatMap((i) => (i.code === 'invalid_type' ? [i.expected] : [])));
+  return { issue, message: expected.length > 0 ? `expected ${[...new Set(expected)].join(' or ')}` : issue.message };
+}
+
+function childOf(node: unknown, key: PropertyKey): unknown {
+  if (isMap(node)) {
+    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
+    return pair?.value ?? undefined;
+  }
+  if (isSeq(node) && typeof key === 'number') return node.items[key];
+  return undefined;
+}
+
+function describeIssue(issue: Issue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
+    return `missing required key "${String(issue.path.at(-1) ?? '')}"`;
+  }
+  return issue.message.replace(/^Invalid input: /, '');
+}

@@ -1,0 +1,131 @@
+import { join } from 'node:path';
+import type { KubeAdapter } from '../adapters/kube.ts';
+import { readText } from '../adapters/files.ts';
+import type { AgeKeySource, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import { FluxstrapError } from '../core/errors.ts';
+import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { readVaultVariable } from '../keys/ansible-vault.ts';
+
+/**
+ * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
+ * world. Handles are functions so that a playbook of file tasks never loads the Kubernetes
+ * client, never asks for a key it does not use, and a secret is read once, when first needed.
+ */
+export interface TaskContext {
+  readonly cluster: ResolvedCluster;
+  readonly paths: TaskPaths;
+  /** Connect on first use (kubeconfig/context of the cluster); later calls share the adapter. */
+  kube(): Promise<KubeAdapter>;
+  /** Every identity of the cluster's age key. Secret: never log, print or put in an error. */
+  ageIdentities(): Promise<AgeIdentity[]>;
+  /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
+  gitCredentials(): Promise<GitCredentials>;
+  /** `--check`: kinds must not mutate (the engine never calls apply; observe must not write either). */
+  readonly check: boolean;
+  /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
+  readonly rotateSecrets: boolean;
+  /** Budget for each wait (controllers, reconcile), from `--timeout`. */
+  readonly timeoutMs: number;
+  /** Progress of the running task, shown by the renderers (never secret values). */
+  log(message: string): void;
+}
+
+export interface TaskPaths {
+  /** Absolute repository root. */
+  readonly repo: string;
+  /** Absolute cluster folder, e.g. `<repo>/clusters/prod`. */
+  readonly cluster: string;
+  /** `<cluster>/flux-system`, what the components task builds with kustomize. */
+  readonly fluxSystem: string;
+  /** `<repo>/.sops.yaml`. */
+  readonly sopsConfig: string;
+}
+
+export type GitCredentials =
+  | { type: 'https'; username: string; password: string }
+  | { type: 'ssh'; identity: string; knownHosts: string }
+  | { type: 'none' };
+
+export interface ContextOptions {
+  cluster: ResolvedCluster;
+  check: boolean;
+  rotateSecrets: boolean;
+  timeoutMs: number;
+  log: (message: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Injected by tests; default: the real adapter, imported on first use. */
+  connect?: (cluster: ResolvedCluster) => Promise<KubeAdapter>;
+}
+
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
+}
+
+async function connectReal(cluster: ResolvedCluster): Promise<KubeAdapter> {
+  const { connectKube } = await import('../adapters/kube.ts');
+  return connectKube(cluster.kube);
+}
+
+export function createTaskContext(opts: ContextOptions): TaskContext {
+  const { cluster } = opts;
+  const env = opts.env ?? process.env;
+  const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
+  return {
+    cluster,
+    paths: {
+      repo: cluster.repoDir,
+      cluster: clusterDir,
+      fluxSystem: join(clusterDir, 'flux-system'),
+      sopsConfig: join(cluster.repoDir, '.sops.yaml'),
+    },
+    kube: once(() => (opts.connect ?? connectReal)(cluster)),
+    ageIdentities: once(() => readAgeIdentities(cluster.ageKey, env)),
+    gitCredentials: once(() => readGitCredentials(cluster, env)),
+    check: opts.check,
+    rotateSecrets: opts.rotateSecrets,
+    timeoutMs: opts.timeoutMs,
+    log: opts.log,
+  };
+}
+
+/** Read the age identities from wherever the cluster's settings say they are. */
+export async function readAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
+  switch (source.type) {
+    case 'file':
+      return parseAgeKeyFile(await readText(source.file), source.file, recipientOf);
+    case 'env': {
+      const text = env[source.env];
+      if (text === undefined || text.trim() === '') {
+        throw new FluxstrapError('E_NOT_FOUND', `environment variable ${source.env} (the age key) is not set`, {
+          hint: 'export it, or name a key file with --age-key-file',
+        });
+      }
+      return parseAgeKeyFile(text, `$${source.env}`, recipientOf);
+    }
+    case 'ansible-vault': {
+      const text = await readVaultVariable(source.file, source.passwordFile, source.variable);
+      return parseAgeKeyFile(text, source.variable !== undefined ? `${source.file} (${source.variable})` : source.file, recipientOf);
+    }
+  }
+}
+
+async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<GitCredentials> {
+  const auth = cluster.git.auth;
+  switch (auth.type) {
+    case 'none':
+      return { type: 'none' };
+    case 'https': {
+      const password = env[auth.passwordEnv];
+      if (password === undefined || password === '') {
+        throw new FluxstrapError('E_NOT_FOUND', `environment variable ${auth.passwordEnv} (the Git token of cluster "${cluster.name}") is not set`, {
+          hint: `export ${auth.passwordEnv}=<token> before running, e.g. from your password manager`,
+        });
+      }
+      return { type: 'https', username: auth.username, password };
+    }
+    case 'ssh':
+      return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+  }
+}

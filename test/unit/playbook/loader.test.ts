@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { FluxstrapError } from '../../../src/core/errors.ts';
+import { compilePlaybook, loadPlaybook } from '../../../src/playbook/loader.ts';
+import type { LoadOptions } from '../../../src/playbook/loader.ts';
+import { testRegistry } from './kinds.ts';
+
+const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
+const builtins = { cluster: { name: 'prod', path: 'clusters/prod' }, check_mode: false };
+const options = (extra: Partial<LoadOptions> = {}): LoadOptions => ({ registry: testRegistry().registry, builtins, ...extra });
+
+/** Assert a load fails with E_CONFIG at file:line:col, with a message matching `message`. */
+async function rejectsAt(file: string, line: number, column: number, message: RegExp, opts = options()) {
+  await assert.rejects(loadPlaybook(fixture(file), opts), (e: unknown) => {
+    assert.ok(e instanceof FluxstrapError, String(e));
+    assert.equal(e.code, 'E_CONFIG');
+    assert.match(e.message, message);
+    assert.deepEqual([e.location?.file, e.location?.line, e.location?.column], [fixture(file), line, column]);
+    return true;
+  });
+}
+
+void describe('playbook loader', () => {
+  void it('compiles a good playbook: templates, typed values, aliases, options', async () => {
+    const pb = await loadPlaybook(fixture('good.yaml'), options());
+    assert.equal(pb.name, 'Test playbook');
+    assert.deepEqual(pb.tasks.map((t) => t.name), ['Namespace flux-system', 'echo', 'Always']);
+    assert.deepEqual(pb.tasks[0]?.params, { message: 'hello prod', count: 3, extra: { mode: 'strict' } });
+    assert.deepEqual(pb.tasks[0]?.location, { file: fixture('good.yaml'), line: 8, column: 5 });
+    const second = pb.tasks[1];
+    assert.equal(second?.retries, 2);
+    assert.equal(second?.retryDelayMs, 5000);
+    assert.equal(second?.when?.(pb.vars), true);
+    assert.equal(second?.when?.({ ...pb.vars, check_mode: true }), false);
+    assert.equal(pb.tasks[2]?.checkMode, false);
+    assert.equal(pb.tasks[2]?.ignoreErrors, true);
+  });
+
+  void it('lets -e override vars, and refuses to redefine built-ins', async () => {
+    const pb = await loadPlaybook(fixture('good.yaml'), options({ extraVars: { count: 7, greeting: 'hi' } }));
+    assert.deepEqual(pb.tasks[0]?.params, { message: 'hi', count: 7, extra: { mode: 'strict' } });
+    await assert.rejects(loadPlaybook(fixture('good.yaml'), options({ extraVars: { cluster: 'x' } })), /built-in/);
+    await assert.rejects(
+      compilePlaybook('name: x\nvars:\n  check_mode: true\ntasks:\n  - echo: {message: a}\n', 'p.yaml', options()),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.line === 3 && /built in/.test(e.message),
+    );
+  });
+
+  void it('selects by tags; `always` survives --tags; unknown tags are a usage error', async () => {
+    const only = await loadPlaybook(fixture('good.yaml'), options({ tags: ['slow'] }));
+    assert.deepEqual(only.tasks.map((t) => t.name), ['echo', 'Always']);
+    const skip = await loadPlaybook(fixture('good.yaml'), options({ skipTags: ['slow', 'always'] }));
+    assert.deepEqual(skip.tasks.map((t) => t.name), ['Namespace flux-system']);
+    await assert.rejects(loadPlaybook(fixture('good.yaml'), options({ tags: ['nope'] })), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE');
+  });
+
+  void it('imports only the kinds a playbook uses', async () => {
+    const { registry, loaded } = testRegistry();
+    await loadPlaybook(fixture('good.yaml'), options({ registry }));
+    assert.deepEqual([...new Set(loaded)], ['echo']);
+  });
+
+  void it('names an unknown kind at its key, with a suggestion', async () => {
+    await rejectsAt('unknown-kind.yaml', 6, 5, /unknown task kind or option "ecoh"/);
+    await assert.rejects(loadPlaybook(fixture('unknown-kind.yaml'), options()), (e: unknown) => e instanceof FluxstrapError && /did you mean "echo"/.test(e.hint ?? ''));
+  });
+
+  void it('validates params against the kind schema, at the offending field', async () => {
+    await rejectsAt('bad-params.yaml', 6, 14, /expected number/);
+    await rejectsAt('unknown-param.yaml', 5, 7, /unknown key "colour"/);
+  });
+
+  void it('refuses two kinds in one task, a task without a kind, and bad options', async () => {
+    await rejectsAt('two-kinds.yaml', 5, 5, /exactly one kind; this one has echo and other/);
+    await assert.rejects(compilePlaybook('name: x\ntasks:\n  - name: nothing\n', 'p.yaml', options()), /names no task kind/);
+    await assert.rejects(compilePlaybook('name: x\ntasks:\n  - echo: {message: a}\n    retries: -1\n', 'p.yaml', options()), (e: unknown) =>
+      e instanceof FluxstrapError && e.location?.line === 4 && e.location.field === 'retries');
+  });
+
+  void it('reports template and condition errors where they are written', async () => {
+    await rejectsAt('undefined-var.yaml', 6, 16, /undefined variable b/);
+    await rejectsAt('bad-when.yaml', 4, 11, /bad expression/);
+    await assert.rejects(compilePlaybook('name: x\ntasks:\n  - echo: {message: a}\n    when: "{{ nope }}"\n', 'p.yaml', options()), /undefined variable nope/);
+  });
+
+  void it('reports YAML syntax errors and a bad envelope with line and column', async () => {
+    await assert.rejects(loadPlaybook(fixture('bad-yaml.yaml'), options()), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && /invalid YAML/.test(e.message) && e.location?.line !== undefined);
+    await assert.rejects(compilePlaybook('name: x\nhosts: all\ntasks:\n  - echo: {message: a}\n', 'p.yaml', options()), (e: unknown) =>
+      e instanceof FluxstrapError && e.location?.line === 2 && /unknown key "hosts"/.test(e.message));
+    await assert.rejects(compilePlaybook('tasks:\n  - echo: {message: a}\n', 'p.yaml', options()), /missing required key "name"/);
+    await assert.rejects(compilePlaybook('- a\n', 'p.yaml', options()), /a playbook is a mapping/);
+  });
+});
