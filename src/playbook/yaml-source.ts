@@ -56,11 +56,14 @@ export class YamlSource {
       if (next === undefined) break;
       node = next;
     }
-    if (issue.code === 'unrecognized_keys' && isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && p.key.value === issue.keys[0]);
+    const keys = issue.path.map(String);
+    if (issue.code === 'invalid_key') node = keyNodeOf(node, root, issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      const pair = isMap(node) ? node.items.find((p) => isScalar(p.key) && p.key.value === issue.keys[0]) : undefined;
       if (pair) node = pair.key;
+      keys.push(issue.keys[0] ?? '');
     }
-    const path = [prefix, ...issue.path.map(String)].filter((s) => s !== '').join('.');
+    const path = [prefix, ...keys].filter((s) => s !== '').join('.');
     return this.at(node, path === '' ? undefined : path);
   }
 
@@ -95,6 +98,14 @@ export function explainIssue(issue: Issue): { issue: Issue; message: string } {
   return { issue, message: expected.length > 0 ? `expected ${[...new Set(expected)].join(' or ')}` : issue.message };
 }
 
+/** The key node of the last step of `path` (for complaints about a key rather than its value). */
+function keyNodeOf(fallback: unknown, root: unknown, path: PropertyKey[]): unknown {
+  let parent = root;
+  for (const key of path.slice(0, -1)) parent = childOf(parent, key);
+  const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === path.at(-1)) : undefined;
+  return pair?.key ?? fallback;
+}
+
 function childOf(node: unknown, key: PropertyKey): unknown {
   if (isMap(node)) {
     const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
@@ -105,6 +116,7 @@ function childOf(node: unknown, key: PropertyKey): unknown {
 }
 
 function describeIssue(issue: Issue): string {
+  if (issue.code === 'invalid_key') return `key "${String(issue.path.at(-1) ?? '')}": ${issue.issues[0]?.message ?? issue.message}`;
   if (issue.code === 'unrecognized_keys') return `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
     return `missing required key "${String(issue.path.at(-1) ?? '')}"`;
