@@ -139,3 +139,9 @@ export async function revParse(dir: string, rev = 'HEAD'): Promise<string> {
   }
   return res.stdout.trim();
 }
+
+/** No uncommitted or untracked changes under `path` (relative to the repository root). */
+export async function isClean(dir: string, path: string): Promise<boolean> {
+  const res = await git(['status', '--porcelain', '--untracked-files=all', '--', path], { cwd: dir });
+  return res.exitCode === 0 && res.stdout.trim() === '';
+}

@@ -1,0 +1,105 @@
+import { stringify } from 'yaml';
+import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import { describeRef } from '../adapters/kube.ts';
+import type { Change } from '../core/change.ts';
+import { maskValues } from '../core/change.ts';
+import { FluxstrapError } from '../core/errors.ts';
+
+/**
+ * The one way fluxstrap ensures a Secret (Git credentials, sops-age): created when missing, left
+ * alone when equal, and when it differs the drift is reported and only `--rotate-secrets` replaces
+ * it, because a silently overwritten deploy key or age key breaks a cluster in ways that surface
+ * much later. Values stay in memory: diffs, summaries and errors carry key names only.
+ */
+
+export interface SecretSpec {
+  namespace: string;
+  name: string;
+  /** Plain values (secret). */
+  data: Record<string, string>;
+  /** The Secret's `type`; default Opaque. */
+  type?: string;
+}
+
+export interface SecretFacts {
+  spec: SecretSpec;
+  /** Decoded live values by key (secret), or undefined when the Secret does not exist. */
+  live?: Record<string, string>;
+  rotate: boolean;
+}
+
+export interface SecretDrift {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+const ref = (s: SecretSpec) => ({ apiVersion: 'v1', kind: 'Secret', namespace: s.namespace, name: s.name });
+
+export async function observeSecret(kube: KubeAdapter, spec: SecretSpec, rotate: boolean): Promise<SecretFacts> {
+  const live = await kube.get(ref(spec));
+  if (!live) return { spec, rotate };
+  const data = (live.data ?? {}) as Record<string, string>;
+  return { spec, rotate, live: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) };
+}
+
+export function secretDrift(want: Record<string, string>, have: Record<string, string>): SecretDrift {
+  return {
+    added: Object.keys(want).filter((k) => !(k in have)).sort(),
+    removed: Object.keys(have).filter((k) => !(k in want)).sort(),
+    changed: Object.keys(want).filter((k) => k in have && have[k] !== want[k]).sort(),
+  };
+}
+
+function describeDrift(d: SecretDrift): string {
+  return [
+    d.changed.length ? `changed ${d.changed.join(', ')}` : '',
+    d.added.length ? `missing ${d.added.join(', ')}` : '',
+    d.removed.length ? `extra ${d.removed.join(', ')}` : '',
+  ].filter(Boolean).join('; ');
+}
+
+export function planSecret(f: SecretFacts): Change<SecretSpec>[] {
+  const target = describeRef(ref(f.spec));
+  const after = stringify({ data: maskValues(f.spec.data) });
+  if (!f.live) {
+    return [{ action: 'create', target, summary: `create with keys ${Object.keys(f.spec.data).sort().join(', ')}`, after, sensitive: true, data: f.spec }];
+  }
+  const drift = secretDrift(f.spec.data, f.live);
+  if (drift.added.length + drift.removed.length + drift.changed.length === 0) return [];
+  if (!f.rotate) {
+    throw new FluxstrapError('E_PRECONDITION', `${target} differs from what this bootstrap would write (${describeDrift(drift)})`, {
+      hint: 'if the new credentials are right, run again with --rotate-secrets to replace it; otherwise fix the key or token you passed',
+    });
+  }
+  return [{
+    action: 'update',
+    target,
+    summary: `rotate: ${describeDrift(drift)}`,
+    before: stringify({ data: maskValues(f.live) }),
+    after,
+    sensitive: true,
+    data: f.spec,
+  }];
+}
+
+export function secretManifest(spec: SecretSpec): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: spec.name, namespace: spec.namespace },
+    type: spec.type ?? 'Opaque',
+    data: Object.fromEntries(Object.entries(spec.data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')])),
+  };
+}
+
+export async function applySecret(kube: KubeAdapter, change: Change): Promise<void> {
+  const spec = change.data as SecretSpec;
+  if (change.action === 'update') {
+    const live = await kube.get(ref(spec));
+    const extra = Object.keys((live?.data ?? {})).some((k) => !(k in spec.data));
+    // Keys another writer owns survive a server-side apply; a rotation must leave exactly ours.
+    if (extra) await kube.delete(ref(spec));
+  }
+  await kube.apply(secretManifest(spec));
+}

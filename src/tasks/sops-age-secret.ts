@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import type { Change } from '../core/change.ts';
+import type { TaskKind } from '../core/task.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import type { TaskContext } from './context.ts';
+import { applySecret, observeSecret, planSecret } from './secret.ts';
+import type { SecretFacts } from './secret.ts';
+import { decryptionSecretName } from './source.ts';
+
+const Params = z.strictObject({
+  namespace: z.string().min(1).default('flux-system'),
+  name: z.string().min(1).optional().describe('Secret name; default: the secretRef of the flux-system decryption patch, else sops-age.'),
+});
+type Params = z.infer<typeof Params>;
+
+/**
+ * Every identity of the key file, each under its own key ending in `.agekey`: kustomize-controller
+ * imports exactly those keys, and pushing only the first identity of a multi-key file is a known
+ * way to end with "no identity matched any of the recipients".
+ */
+export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipient'>[]): Record<string, string> {
+  return Object.fromEntries(
+    identities.map((id, i) => [i === 0 ? 'age.agekey' : `age-${i + 1}.agekey`, `# public key: ${id.recipient}\n${id.secret}\n`]),
+  );
+}
+
+export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext> = {
+  kind: 'sops-age-secret',
+  params: Params,
+  async observe(p, ctx) {
+    const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
+    const data = ageSecretData(await ctx.ageIdentities());
+    return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
+  },
+  plan(_p, facts): Change[] {
+    return planSecret(facts);
+  },
+  async apply(change, _p, ctx) {
+    await applySecret(await ctx.kube(), change);
+  },
+};

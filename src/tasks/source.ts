@@ -1,0 +1,120 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GitAuth, GitRemote } from '../adapters/git.ts';
+import type { KubeObject } from '../adapters/kube.ts';
+import type { KustomizeResult } from '../adapters/kustomize.ts';
+import { FluxstrapError } from '../core/errors.ts';
+import type { TaskContext } from './context.ts';
+
+/**
+ * What is being bootstrapped: the commit the branch points at on the Git server (what Flux will
+ * fetch), and a directory holding the repository at that commit. The local checkout is used when
+ * it is that commit and the cluster folder is clean; otherwise a shallow clone of the branch, so
+ * the objects applied are exactly the ones Flux will reconcile (never unpushed edits, never `main`
+ * of another environment). Resolved once per run and shared by the tasks.
+ */
+export interface BootstrapSource {
+  remote: GitRemote;
+  branch: string;
+  commit: string;
+  /** How Flux spells it in status: `main@sha1:<commit>`. */
+  revision: string;
+  /** Repository root at `commit`. */
+  dir: string;
+  clusterDir: string;
+  fluxSystemDir: string;
+  /** `local checkout` or `fresh clone`, for notes. */
+  origin: string;
+}
+
+/** The flux-system build, split the way it is applied: components, then the sync objects. */
+export interface FluxBuild {
+  result: KustomizeResult;
+  components: KubeObject[];
+  sync: { gitRepository: KubeObject; kustomization: KubeObject };
+}
+
+const sources = new WeakMap<TaskContext, Promise<BootstrapSource>>();
+const builds = new WeakMap<TaskContext, Promise<FluxBuild>>();
+
+export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
+  const { url, auth } = ctx.cluster.git;
+  if (url === undefined) {
+    throw new FluxstrapError('E_USAGE', `no Git URL for cluster "${ctx.cluster.name}"`, {
+      hint: `set clusters.${ctx.cluster.name}.git.url in fluxstrap.yaml, pass --git-url, or set FLUXSTRAP_GIT_URL`,
+    });
+  }
+  let gitAuth: GitAuth = { kind: 'none' };
+  if (auth.type === 'ssh') gitAuth = { kind: 'ssh', identityFile: auth.keyFile, knownHostsFile: auth.knownHostsFile };
+  if (auth.type === 'https') {
+    const creds = await ctx.gitCredentials();
+    if (creds.type === 'https') gitAuth = { kind: 'basic', username: creds.username, password: creds.password };
+  }
+  return { url, auth: gitAuth };
+}
+
+export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {
+  let p = sources.get(ctx);
+  if (!p) {
+    p = resolveSource(ctx);
+    sources.set(ctx, p);
+  }
+  return p;
+}
+
+async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
+  const git = await import('../adapters/git.ts');
+  const remote = await gitRemote(ctx);
+  const branch = ctx.cluster.git.branch;
+  const commit = await git.remoteBranchHead(remote, branch);
+  const local = await git.revParse(ctx.paths.repo).catch(() => undefined);
+  let dir = ctx.paths.repo;
+  let origin = 'local checkout';
+  if (local !== commit || !(await git.isClean(ctx.paths.repo, ctx.cluster.path))) {
+    const checkout = await git.cloneBranch(remote, branch);
+    // The clone lives as long as the run; a SIGKILL leaves a temp dir, nothing else.
+    process.once('exit', () => rmSync(checkout.dir, { recursive: true, force: true }));
+    if (checkout.commit !== commit) {
+      throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, { hint: 'run again' });
+    }
+    dir = checkout.dir;
+    origin = local === undefined ? 'fresh clone' : `fresh clone (the local checkout is at ${local.slice(0, 12)} or has changes under ${ctx.cluster.path})`;
+  }
+  const clusterDir = join(dir, ...ctx.cluster.path.split('/'));
+  return { remote, branch, commit, revision: `${branch}@sha1:${commit}`, dir, clusterDir, fluxSystemDir: join(clusterDir, 'flux-system'), origin };
+}
+
+export const SYNC_NAME = 'flux-system';
+
+export function isFluxResource(obj: KubeObject): boolean {
+  return obj.apiVersion.split('/')[0]?.endsWith('.toolkit.fluxcd.io') === true;
+}
+
+export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
+  let p = builds.get(ctx);
+  if (!p) {
+    p = (async () => {
+      const src = await bootstrapSource(ctx);
+      const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+      const result = await kustomizeBuild(src.fluxSystemDir);
+      const find = (kind: string) => result.objects.find((o) => o.kind === kind && o.metadata.name === SYNC_NAME && isFluxResource(o));
+      const gitRepository = find('GitRepository');
+      const kustomization = find('Kustomization');
+      if (!gitRepository || !kustomization) {
+        throw new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
+          location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
+          hint: 'list gotk-sync.yaml under resources (`fluxstrap init` writes it)',
+        });
+      }
+      return { result, components: result.objects.filter((o) => !isFluxResource(o)), sync: { gitRepository, kustomization } };
+    })();
+    builds.set(ctx, p);
+  }
+  return p;
+}
+
+/** The Secret the flux-system decryption patch points at, if the build carries one. */
+export async function decryptionSecretName(ctx: TaskContext): Promise<string | undefined> {
+  const spec = (await fluxBuild(ctx)).sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
+  return spec?.decryption?.secretRef?.name;
+}
