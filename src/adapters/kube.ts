@@ -173,13 +173,22 @@ export function crdEstablished(obj: KubeObject | undefined): WaitState {
   return { done: false, reason: 'not established yet' };
 }
 
+export interface FluxReadyOptions {
+  /** `status.lastHandledReconcileAt` before our reconcile request: a different value means handled. */
+  handledBefore?: string | undefined;
+  /** The revision the controller last tried (Kustomization `lastAttemptedRevision`). */
+  attemptedOf?: (obj: KubeObject) => string | undefined;
+}
+
 /**
  * A Flux object is Ready at `revision` when it has observed its current generation, reports
  * Ready=True, and `revisionOf` (artifact revision for sources, lastAppliedRevision for
- * Kustomizations) equals it. Ready=False with the expected generation observed and a revision
- * attempted but failing is terminal for this wait: Flux would only retry the same thing.
+ * Kustomizations) equals it. Ready=False after the controller handled a reconcile request (and,
+ * when known, attempted this very revision) is final for this wait: Flux would only retry the
+ * same thing. Comparing with the value before the request, not with our own token, keeps two
+ * concurrent bootstraps from waiting for each other's request.
  */
-export function fluxReadyAt(revision: string, revisionOf: (obj: KubeObject) => string | undefined, requestedAt?: string) {
+export function fluxReadyAt(revision: string, revisionOf: (obj: KubeObject) => string | undefined, opts: FluxReadyOptions = {}) {
   return (obj: KubeObject | undefined): WaitState => {
     if (!obj) return { done: false, reason: 'does not exist' };
     if ((obj.spec as { suspend?: boolean } | undefined)?.suspend === true) {
@@ -187,18 +196,20 @@ export function fluxReadyAt(revision: string, revisionOf: (obj: KubeObject) => s
     }
     const observed = statusField<number>(obj, 'observedGeneration');
     if (observed === undefined || observed < (obj.metadata.generation ?? 0)) return { done: false, reason: 'not yet reconciled by its controller' };
-    if (requestedAt !== undefined && statusField<string>(obj, 'lastHandledReconcileAt') !== requestedAt) {
-      return { done: false, reason: 'reconcile request not yet handled' };
-    }
     const ready = conditionOf(obj, 'Ready');
     const at = revisionOf(obj);
     if (ready?.status === 'True' && at === revision) return { done: true, reason: `ready at ${revision}` };
-    if (ready?.status === 'False' && requestedAt !== undefined) {
+    const handled = 'handledBefore' in opts && statusField<string>(obj, 'lastHandledReconcileAt') !== opts.handledBefore;
+    if (ready?.status === 'False' && handled && (!opts.attemptedOf || opts.attemptedOf(obj) === revision)) {
       return { done: false, failed: true, reason: `not ready: ${ready.reason ?? ''}: ${ready.message ?? ''}` };
     }
     return { done: false, reason: `${ready ? `Ready=${ready.status}${ready.message ? ` (${ready.message})` : ''}` : 'no Ready condition'}, at ${at ?? 'no revision'}` };
   };
 }
+
+export const lastHandledReconcileAt = (obj: KubeObject | undefined): string | undefined => statusField<string>(obj, 'lastHandledReconcileAt');
+
+export const lastAttemptedRevision = (obj: KubeObject): string | undefined => statusField<string>(obj, 'lastAttemptedRevision');
 
 export const artifactRevision = (obj: KubeObject): string | undefined =>
   (statusField<{ revision?: string }>(obj, 'artifact'))?.revision;

@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import type { KubeObject, ObjectRef } from '../adapters/kube.ts';
+import { artifactRevision, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt } from '../adapters/kube.ts';
+import type { Change } from '../core/change.ts';
+import type { TaskKind } from '../core/task.ts';
+import type { TaskContext } from './context.ts';
+import { bootstrapSource, fluxBuild } from './source.ts';
+
+const Params = z.strictObject({});
+type Params = z.infer<typeof Params>;
+
+/** The annotation `flux reconcile` sets (fluxcd/pkg meta.ReconcileRequestAnnotation). */
+export const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+
+export interface ReconcileFacts {
+  revision: string;
+  source: { ref: ObjectRef; obj?: KubeObject };
+  kustomization: { ref: ObjectRef; obj?: KubeObject };
+}
+
+const sourceReady = (f: ReconcileFacts) => fluxReadyAt(f.revision, artifactRevision)(f.source.obj).done;
+const kustomizationReady = (f: ReconcileFacts) => fluxReadyAt(f.revision, lastAppliedRevision)(f.kustomization.obj).done;
+
+/** Nothing to do once the source holds the expected commit and the Kustomization has applied it. */
+export function planReconcile(f: ReconcileFacts): Change<'source' | 'kustomization'>[] {
+  const changes: Change<'source' | 'kustomization'>[] = [];
+  if (!sourceReady(f)) {
+    changes.push({ action: 'run', target: describeRef(f.source.ref), summary: `reconcile until Ready at ${f.revision}`, data: 'source' });
+  }
+  if (!sourceReady(f) || !kustomizationReady(f)) {
+    changes.push({ action: 'run', target: describeRef(f.kustomization.ref), summary: `reconcile until ${f.revision} is applied`, data: 'kustomization' });
+  }
+  return changes;
+}
+
+export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext> = {
+  kind: 'reconcile',
+  params: Params,
+  async observe(_p, ctx) {
+    const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
+    const ref = (o: KubeObject): ObjectRef => ({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace ?? 'flux-system' });
+    const sourceRef = ref(build.sync.gitRepository);
+    const ksRef = ref(build.sync.kustomization);
+    const [source, ks] = await Promise.all([kube.get(sourceRef), kube.get(ksRef)]);
+    return {
+      revision: src.revision,
+      source: { ref: sourceRef, ...(source ? { obj: source } : {}) },
+      kustomization: { ref: ksRef, ...(ks ? { obj: ks } : {}) },
+    };
+  },
+  plan(_p, facts) {
+    return planReconcile(facts);
+  },
+  async apply(change, _p, ctx) {
+    const kube = await ctx.kube();
+    const facts = await this.observe({}, ctx);
+    const isSource = change.data === 'source';
+    const { ref, obj } = isSource ? facts.source : facts.kustomization;
+    const check = fluxReadyAt(facts.revision, isSource ? artifactRevision : lastAppliedRevision, {
+      handledBefore: lastHandledReconcileAt(obj),
+      ...(isSource ? {} : { attemptedOf: lastAttemptedRevision }),
+    });
+    if (check(obj).done) return;
+    // RFC 3339 with nanoseconds, as the flux CLI writes it; any new value triggers a reconcile.
+    await kube.patchMerge(ref, { metadata: { annotations: { [REQUESTED_AT]: new Date().toISOString() } } });
+    await kube.waitFor(ref, check, {
+      timeoutMs: ctx.timeoutMs,
+      what: isSource ? `Ready at ${facts.revision}` : `applied at ${facts.revision}`,
+      onProgress: (r) => ctx.log(`${describeRef(ref)}: ${r}`),
+    });
+  },
+  notes(_p, facts) {
+    return [`revision ${facts.revision}`];
+  },
+};
