@@ -27,17 +27,17 @@ export function isInteractive(): boolean {
  * interactive terminal, plain lines otherwise. Renderers are imported lazily, so commands that
  * never run the engine do not load listr2.
  */
-export async function createReporter(opts: GlobalOptions): Promise<Reporter> {
+export async function createReporter(opts: GlobalOptions, view: { diff?: boolean } = {}): Promise<Reporter> {
   if (opts.json) {
     const { JsonReporter } = await import('../report/json.ts');
     return new JsonReporter(process.stdout);
   }
   if (!opts.quiet && isInteractive()) {
     const { ListrReporter } = await import('../report/listr.ts');
-    return new ListrReporter(process.stderr);
+    return new ListrReporter(process.stderr, { diff: view.diff === true });
   }
   const { PlainReporter } = await import('../report/plain.ts');
-  return new PlainReporter(process.stderr, { color: opts.color, quiet: opts.quiet });
+  return new PlainReporter(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff === true });
 }
 
 /** Human status goes to stderr so stdout stays clean for results and pipes. */

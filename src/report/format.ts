@@ -1,3 +1,4 @@
+import { MASK } from '../core/change.ts';
 import type { ChangeView } from '../core/change.ts';
 import type { Outcome, Recap, TaskResult } from '../core/events.ts';
 
@@ -15,11 +16,19 @@ export function describeChange(c: ChangeView): string {
   return `${c.action} ${c.target}${c.summary ? `: ${c.summary}` : ''}`;
 }
 
-export function resultLine(r: TaskResult): string {
-  const secs = (r.durationMs / 1000).toFixed(1);
-  let line = `${SYMBOL[r.outcome]} ${r.name} [${r.outcome}] (${secs}s)`;
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** `<name> [<outcome>] (<secs>)`, the part of a result line after the symbol. */
+export function resultTitle(r: TaskResult): string {
+  let line = `${r.name} [${r.outcome}${r.ignoredError ? ', ignored' : ''}] (${seconds(r.durationMs)})`;
   if (r.notes.length > 0) line += ` — ${r.notes.join('; ')}`;
   return line;
+}
+
+export function resultLine(r: TaskResult): string {
+  return `${SYMBOL[r.outcome]} ${resultTitle(r)}`;
 }
 
 export function errorLines(r: TaskResult): string[] {
@@ -29,8 +38,37 @@ export function errorLines(r: TaskResult): string[] {
   return lines;
 }
 
-/** Before/after as a unified-looking diff, line by line. Sensitive changes are masked upstream. */
-export function diffLines(c: ChangeView): string[] {
+const KEY_LINE = /^(\s*(?:- )?[^\s:][^:]*:)(\s+\S.*)?$/;
+
+/**
+ * Mask every value of a `key: value` text, keeping keys and structure. Kinds mask sensitive
+ * before/after themselves; renderers mask again, so one kind's slip cannot print a secret.
+ */
+export function maskText(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      const m = KEY_LINE.exec(line);
+      if (m) return m[2] === undefined ? line : `${m[1] ?? ''} ${MASK}`;
+      const indent = /^\s*/.exec(line)?.[0] ?? '';
+      return line.trim() === '' ? line : `${indent}${MASK}`;
+    })
+    .join('\n');
+}
+
+/** The change as it may be shown anywhere: before/after masked when it is sensitive. */
+export function safeView(c: ChangeView): ChangeView {
+  if (!c.sensitive) return c;
+  return {
+    ...c,
+    ...(c.before !== undefined ? { before: maskText(c.before) } : {}),
+    ...(c.after !== undefined ? { after: maskText(c.after) } : {}),
+  };
+}
+
+/** Before/after as a unified-looking diff, line by line, masked when sensitive. */
+export function diffLines(change: ChangeView): string[] {
+  const c = safeView(change);
   if (c.before === undefined && c.after === undefined) return [];
   const before = c.before?.split('\n') ?? [];
   const after = c.after?.split('\n') ?? [];
@@ -42,6 +80,16 @@ export function diffLines(c: ChangeView): string[] {
   return out;
 }
 
+/** What a human sees under a finished task: its changes (with --diff, their diffs) and its error. */
+export function detailLines(r: TaskResult, diff: boolean): string[] {
+  const lines: string[] = [];
+  for (const c of r.changes) {
+    lines.push(`  ${describeChange(c)}`);
+    if (diff) lines.push(...diffLines(c));
+  }
+  return [...lines, ...errorLines(r)];
+}
+
 export function recapLine(title: string, recap: Recap, durationMs: number): string {
-  return `${title}: ok=${recap.ok} changed=${recap.changed} would-change=${recap.wouldChange} skipped=${recap.skipped} failed=${recap.failed} (${(durationMs / 1000).toFixed(1)}s)`;
+  return `${title}: ok=${recap.ok} changed=${recap.changed} would-change=${recap.wouldChange} skipped=${recap.skipped} failed=${recap.failed} (${seconds(durationMs)})`;
 }

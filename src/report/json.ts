@@ -1,4 +1,5 @@
 import type { Reporter, RunEvent } from '../core/events.ts';
+import { safeView } from './format.ts';
 
 /**
  * `--json`: one final document on stdout (every task with outcome, masked changes, duration),
@@ -19,7 +20,7 @@ export class JsonReporter implements Reporter {
   close(): Promise<void> {
     if (!this.final) return Promise.resolve();
     const { title, check, recap, results, durationMs } = this.final;
-    const doc = { title, check, success: results.every((r) => r.outcome !== 'failed' || r.ignoredError), recap, durationMs, tasks: results };
+    const doc = { title, check, success: results.every((r) => r.outcome !== 'failed' || r.ignoredError), recap, durationMs, tasks: results.map((r) => ({ ...r, changes: r.changes.map(safeView) })) };
     return new Promise((resolve) => this.out.write(`${JSON.stringify(doc, null, 2)}\n`, () => resolve()));
   }
 }

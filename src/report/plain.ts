@@ -1,5 +1,6 @@
-import type { Reporter, RunEvent } from '../core/events.ts';
-import { describeChange, diffLines, errorLines, recapLine, resultLine } from './format.ts';
+import { styleText } from 'node:util';
+import type { Outcome, Reporter, RunEvent } from '../core/events.ts';
+import { detailLines, recapLine, resultLine } from './format.ts';
 
 export interface PlainOptions {
   color: boolean;
@@ -32,12 +33,8 @@ export class PlainReporter implements Reporter {
       case 'task-end': {
         const r = e.result;
         if (this.opts.quiet && r.outcome !== 'failed') return;
-        this.write(resultLine(r));
-        for (const c of r.changes) {
-          this.write(`  ${describeChange(c)}`);
-          if (this.opts.diff) for (const l of diffLines(c)) this.write(l);
-        }
-        for (const l of errorLines(r)) this.write(l);
+        this.write(this.opts.color ? colorize(r.outcome, resultLine(r)) : resultLine(r));
+        for (const l of detailLines(r, this.opts.diff === true)) this.write(l);
         return;
       }
       case 'run-end':
@@ -53,4 +50,16 @@ export class PlainReporter implements Reporter {
   private write(line: string): void {
     this.out.write(`${line}\n`);
   }
+}
+
+const COLOR: Record<Outcome, Parameters<typeof styleText>[0]> = {
+  ok: 'green',
+  changed: 'yellow',
+  'would-change': 'cyan',
+  skipped: 'gray',
+  failed: 'red',
+};
+
+function colorize(outcome: Outcome, line: string): string {
+  return styleText(COLOR[outcome], line, { validateStream: false });
 }
