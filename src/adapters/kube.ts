@@ -291,7 +291,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** Load the kubeconfig and return an adapter bound to one context. Imports the client here, lazily. */
 export async function connectKube(opts: KubeOptions = {}): Promise<KubeAdapter> {
-  const k8s = await import('@kubernetes/client-node');
+  // The client's TLS dispatcher belongs to its own undici, which Node's built-in fetch rejects;
+  // use that undici's fetch, as the client itself does.
+  const [k8s, undici] = await Promise.all([import('@kubernetes/client-node'), import('undici')]);
   const kc = new k8s.KubeConfig();
   try {
     if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
@@ -313,7 +315,7 @@ export async function connectKube(opts: KubeOptions = {}): Promise<KubeAdapter> 
   if (!cluster) {
     throw new FluxstrapError('E_CONFIG', 'the kubeconfig has no current cluster', { hint: 'pass --context or set current-context' });
   }
-  return new RestKube(kc, k8s.RequestContext, cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), opts.requestTimeoutMs ?? 30_000);
+  return new RestKube(kc, k8s.RequestContext, undici.fetch as unknown as typeof fetch, cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), opts.requestTimeoutMs ?? 30_000);
 }
 
 type RequestContextCtor = typeof RequestContext;
@@ -331,10 +333,12 @@ class RestKube implements KubeAdapter {
   readonly #kc: KubeConfig;
   readonly #RequestContext: RequestContextCtor;
   readonly #timeoutMs: number;
+  readonly #fetchImpl: typeof fetch;
   readonly #discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
 
-  constructor(kc: KubeConfig, requestContext: RequestContextCtor, server: string, context: string, timeoutMs: number) {
+  constructor(kc: KubeConfig, requestContext: RequestContextCtor, fetchImpl: typeof fetch, server: string, context: string, timeoutMs: number) {
     this.#kc = kc;
+    this.#fetchImpl = fetchImpl;
     this.#RequestContext = requestContext;
     this.server = server;
     this.context = context;
@@ -358,7 +362,7 @@ class RestKube implements KubeAdapter {
     };
     const dispatcher = ctx.getDispatcher();
     if (dispatcher !== undefined) init.dispatcher = dispatcher;
-    return fetch(url, init);
+    return this.#fetchImpl(url, init);
   }
 
   async #json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
