@@ -1,0 +1,54 @@
+import type { AgeIdentity } from '../keys/age.ts';
+import { decryptX25519, encryptX25519, stanzaTypes, x25519Public, x25519Secret } from './age-x25519.ts';
+
+/**
+ * The age master key: sops stores the data key as an ASCII-armored age file encrypted to one
+ * recipient (`enc`, with a trailing newline). X25519 runs natively; hybrid post-quantum
+ * (`age1pq1…`) and tag recipients go through `age-encryption`, imported only then.
+ */
+
+const BEGIN = '-----BEGIN AGE ENCRYPTED FILE-----';
+const END = '-----END AGE ENCRYPTED FILE-----';
+
+export function armor(file: Uint8Array): string {
+  const b64 = Buffer.from(file).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  return `${BEGIN}\n${lines.join('\n')}\n${END}\n`;
+}
+
+export function dearmor(text: string): Buffer {
+  const t = text.trim().replaceAll('\r\n', '\n');
+  if (!t.startsWith(BEGIN) || !t.endsWith(END)) throw new Error('not an armored age file');
+  return Buffer.from(t.slice(BEGIN.length, -END.length).replace(/\s+/g, ''), 'base64');
+}
+
+export async function ageEncrypt(recipient: string, dataKey: Uint8Array): Promise<string> {
+  if (x25519Public(recipient)) return armor(encryptX25519(recipient, dataKey));
+  const { Encrypter } = await import('age-encryption');
+  const e = new Encrypter();
+  e.addRecipient(recipient);
+  return armor(await e.encrypt(dataKey));
+}
+
+/** The data key, or undefined when none of the identities is a recipient of `enc`. */
+export async function ageDecrypt(enc: string, identities: readonly AgeIdentity[]): Promise<Uint8Array | undefined> {
+  const file = dearmor(enc);
+  const x25519 = identities.map((i) => x25519Secret(i.secret)).filter((s): s is Buffer => s !== undefined);
+  const types = stanzaTypes(file);
+  if (types.includes('X25519') && x25519.length > 0) {
+    const key = decryptX25519(file, x25519);
+    if (key) return key;
+  }
+  const others = identities.filter((i) => !x25519Secret(i.secret));
+  if (others.length === 0 || types.every((t) => t === 'X25519')) return undefined;
+  const { Decrypter } = await import('age-encryption');
+  const d = new Decrypter();
+  for (const i of others) d.addIdentity(i.secret);
+  try {
+    return await d.decrypt(file);
+  } catch (e) {
+    if (e instanceof Error && /no identity matched/i.test(e.message)) return undefined;
+    throw e;
+  }
+}

@@ -1,0 +1,99 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { Comment } from './tree.ts';
+import { parseGoBool, parseGoFloat, parseYamlTimestamp, scalarText, scalarType, type TextScalar } from './scalars.ts';
+
+/**
+ * One value as sops stores it: `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]`, AES-256-GCM under the
+ * file's data key with a 32-byte IV (sops' choice, not GCM's usual 12) and the AAD given by the
+ * caller (the key path joined with `:` plus a trailing `:`, or the lastmodified stamp for the MAC).
+ */
+
+const ENC_RE = /^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]/;
+
+export type Plain = TextScalar | Uint8Array | Comment;
+
+export function isEncrypted(s: string): boolean {
+  return s.startsWith('ENC[AES256_GCM,');
+}
+
+/** Why a value did not open; never carries plaintext. */
+export class CipherError extends Error {}
+
+export function encryptValue(value: Plain, key: Uint8Array, aad: string, iv: Uint8Array = randomBytes(32)): string {
+  let text: string | Uint8Array;
+  let type: string;
+  if (value instanceof Comment) {
+    text = value.text;
+    type = 'comment';
+  } else {
+    text = value instanceof Uint8Array ? value : scalarText(value);
+    type = scalarType(value);
+  }
+  // sops leaves empty strings and comments as they are: there is nothing to hide.
+  if (text.length === 0) return '';
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad, 'utf8'));
+  const data = Buffer.concat([cipher.update(typeof text === 'string' ? Buffer.from(text, 'utf8') : text), cipher.final()]);
+  const tag = cipher.getAuthTag();
+  return `ENC[AES256_GCM,data:${data.toString('base64')},iv:${Buffer.from(iv).toString('base64')},tag:${tag.toString('base64')},type:${type}]`;
+}
+
+export interface Opened {
+  type: string;
+  bytes: Buffer;
+}
+
+/** Decrypt to bytes and the recorded type; throws CipherError on a wrong key, AAD or tampering. */
+export function openValue(enc: string, key: Uint8Array, aad: string): Opened {
+  const m = ENC_RE.exec(enc);
+  if (!m) throw new CipherError('not a sops encrypted value');
+  const [, data = '', iv = '', tag = '', type = ''] = m;
+  const ivBytes = Buffer.from(iv, 'base64');
+  const tagBytes = Buffer.from(tag, 'base64');
+  if (ivBytes.length === 0 || tagBytes.length !== 16) throw new CipherError('malformed encrypted value');
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, ivBytes);
+    decipher.setAAD(Buffer.from(aad, 'utf8'));
+    decipher.setAuthTag(tagBytes);
+    return { type, bytes: Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]) };
+  } catch {
+    throw new CipherError('authentication failed');
+  }
+}
+
+/** Decrypt and type the value as sops does (`strconv` parsing of int/float/bool). */
+export function decryptValue(enc: string, key: Uint8Array, aad: string, rawStrings = false): Plain {
+  if (enc === '') return '';
+  const { type, bytes } = openValue(enc, key, aad);
+  const text = bytes.toString('utf8');
+  switch (type) {
+    case 'str':
+      return rawStrings ? new Uint8Array(bytes) : text;
+    case 'bytes':
+      return new Uint8Array(bytes);
+    case 'comment':
+      return new Comment(text);
+    case 'int': {
+      // strconv.Atoi: decimal only, so a stored "010" is ten, not octal.
+      if (!/^[+-]?\d+$/.test(text)) throw new CipherError('encrypted int does not parse');
+      return BigInt(text);
+    }
+    case 'float': {
+      const f = parseGoFloat(text);
+      if (f === undefined) throw new CipherError('encrypted float does not parse');
+      return f;
+    }
+    case 'bool': {
+      const b = parseGoBool(text);
+      if (b === undefined) throw new CipherError('encrypted bool does not parse');
+      return b;
+    }
+    case 'time': {
+      const t = parseYamlTimestamp(text);
+      if (!t) throw new CipherError('encrypted time does not parse');
+      return t;
+    }
+    default:
+      throw new CipherError(`unknown value type ${JSON.stringify(type)}`);
+  }
+}

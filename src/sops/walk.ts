@@ -1,0 +1,131 @@
+import { createHash, type Hash } from 'node:crypto';
+import { CipherError, decryptValue, encryptValue, type Plain } from './cipher.ts';
+import { shouldEncrypt, type Rules } from './rules.ts';
+import { scalarText } from './scalars.ts';
+import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts';
+
+/**
+ * The depth-first walk sops does for encrypt, decrypt and the MAC: map keys extend the path,
+ * list elements keep their list's path, comments use their container's path, nulls are skipped.
+ * Each map and list pushes a level on the comment stack; a value clears its level.
+ */
+
+type Leaf = Exclude<Value, TreeMap | Value[] | null>;
+type Visit = (leaf: Leaf, path: string[], comments: string[][], isComment: boolean) => Value;
+
+function walkValue(v: Value, path: string[], stack: string[][], visit: Visit): Value {
+  if (v === null) return null;
+  if (v instanceof TreeMap) return walkMap(v, path, stack, visit);
+  if (Array.isArray(v)) return walkList(v, path, stack, visit);
+  return visit(v, path, stack, v instanceof Comment);
+}
+
+function walkList(list: Value[], path: string[], stack: string[][], visit: Visit): Value[] {
+  const level: string[] = [];
+  const inner = [...stack, level];
+  return list.map((v) => {
+    if (v instanceof Comment) {
+      level.push(v.text);
+      return visit(v, path, inner, true);
+    }
+    const out = walkValue(v, path, inner, visit);
+    level.length = 0;
+    return out;
+  });
+}
+
+function walkMap(map: TreeMap, path: string[], stack: string[][], visit: Visit): TreeMap {
+  const level: string[] = [];
+  const inner = [...stack, level];
+  const items: Item[] = map.items.map((item) => {
+    if (item.key instanceof Comment) {
+      level.push(item.key.text);
+      return { key: visit(item.key, path, inner, true) as Comment, value: null };
+    }
+    const value = walkValue(item.value, [...path, item.key], inner, visit);
+    level.length = 0;
+    return { key: item.key, value };
+  });
+  return new TreeMap(items);
+}
+
+/** 32 bytes fed first when `mac_only_encrypted` is set: SHA-256("sops"), so the two MACs never collide. */
+const MAC_ONLY_ENCRYPTED_SEED = Buffer.from('8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69', 'hex');
+
+function newMacHash(rules: Rules): Hash {
+  const hash = createHash('sha512');
+  if (rules.macOnlyEncrypted) hash.update(MAC_ONLY_ENCRYPTED_SEED);
+  return hash;
+}
+
+function hashLeaf(hash: Hash, v: Leaf): void {
+  if (v instanceof Comment) return;
+  hash.update(v instanceof Uint8Array ? v : Buffer.from(scalarText(v), 'utf8'));
+}
+
+const aadOf = (path: readonly string[]): string => `${path.join(':')}:`;
+
+export interface WalkResult {
+  branches: Branch[];
+  /** Uppercase hex SHA-512, the MAC plaintext. */
+  mac: string;
+}
+
+export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules): WalkResult {
+  const hash = newMacHash(rules);
+  const out = branches.map((b) =>
+    walkMap(b, [], [], (leaf, path, comments, isComment) => {
+      const encrypt = shouldEncrypt(rules, path, comments, isComment);
+      if (!rules.macOnlyEncrypted || encrypt) hashLeaf(hash, leaf);
+      if (!encrypt) return leaf;
+      const enc = encryptValue(leaf as Plain, key, aadOf(path));
+      return isComment ? new Comment(enc, (leaf as Comment).inline) : enc;
+    }),
+  );
+  return { branches: out, mac: hash.digest('hex').toUpperCase() };
+}
+
+/** A value that should be encrypted did not open: names the key path, never the value. */
+export class ValueError extends Error {
+  readonly path: string;
+
+  constructor(path: readonly string[], reason: string) {
+    super(reason);
+    this.path = path.join('.');
+  }
+}
+
+export interface DecryptOptions {
+  /** The binary store keeps `str` plaintext as bytes: a UTF-8 round trip would be lossy. */
+  rawStrings?: boolean;
+}
+
+export function decryptTree(branches: Branch[], key: Uint8Array, rules: Rules, opts: DecryptOptions = {}): WalkResult {
+  const hash = newMacHash(rules);
+  const out = branches.map((b) =>
+    walkMap(b, [], [], (leaf, path, comments, isComment) => {
+      const encrypted = shouldEncrypt(rules, path, comments, isComment);
+      let plain: Leaf = leaf;
+      if (encrypted && leaf instanceof Comment) {
+        // sops keeps a comment that does not open as it is: older files have plaintext comments.
+        try {
+          const opened = decryptValue(leaf.text, key, aadOf(path));
+          if (opened instanceof Comment) plain = new Comment(opened.text, leaf.inline);
+        } catch (e) {
+          if (!(e instanceof CipherError)) throw e;
+        }
+      } else if (encrypted) {
+        if (typeof leaf !== 'string') throw new ValueError(path, 'value should be encrypted but is not');
+        try {
+          plain = decryptValue(leaf, key, aadOf(path), opts.rawStrings) as Leaf;
+        } catch (e) {
+          if (e instanceof CipherError) throw new ValueError(path, e.message);
+          throw e;
+        }
+      }
+      if (!rules.macOnlyEncrypted || encrypted) hashLeaf(hash, plain);
+      return plain;
+    }),
+  );
+  return { branches: out, mac: hash.digest('hex').toUpperCase() };
+}

@@ -1,0 +1,416 @@
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, type Document, type Node } from 'yaml';
+import { formatFloatG, parseGoInt, parseYamlTimestamp } from './scalars.ts';
+import { Comment, FormatError, Timestamp, TreeMap, type Branch, type Item, type Value } from './tree.ts';
+
+/**
+ * The YAML store, matching sops' yaml.v3 store: plain scalars resolve the yaml.v3 way (`0777`
+ * is an int, `1_000` too, timestamps are `time`), anchors are expanded, `<<` stays an ordinary
+ * key, comments become Comment items of the map or list that holds them. Output is laid out as
+ * yaml.v3 lays it out with sops' indent (4 by default), so a file fluxstrap writes diffs cleanly
+ * against one sops wrote.
+ */
+
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+const FLOAT_RE = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/;
+const NULLS = new Set(['', '~', 'null', 'Null', 'NULL']);
+const TRUES = new Set(['true', 'True', 'TRUE']);
+const FALSES = new Set(['false', 'False', 'FALSE']);
+const SPECIAL_FLOATS: Record<string, number> = {
+  '.inf': Infinity, '.Inf': Infinity, '.INF': Infinity, '+.inf': Infinity, '+.Inf': Infinity, '+.INF': Infinity,
+  '-.inf': -Infinity, '-.Inf': -Infinity, '-.INF': -Infinity, '.nan': NaN, '.NaN': NaN, '.NAN': NaN,
+};
+
+type Resolved = string | bigint | number | boolean | null | Timestamp | 'uint64';
+
+/** yaml.v3's `resolve` for an untagged plain scalar. */
+export function resolvePlain(s: string): Resolved {
+  if (NULLS.has(s)) return null;
+  if (TRUES.has(s)) return true;
+  if (FALSES.has(s)) return false;
+  if (s in SPECIAL_FLOATS) return SPECIAL_FLOATS[s] ?? NaN;
+  const c = s[0] ?? '';
+  if (/[0-9+-]/.test(c)) {
+    const ts = parseYamlTimestamp(s);
+    if (ts) return ts;
+    const plain = s.replaceAll('_', '');
+    const n = parseGoInt(plain);
+    if (n !== undefined) return n;
+    if (/^\+?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$/.test(plain)) return 'uint64';
+    if (FLOAT_RE.test(plain)) return Number(plain);
+    return s;
+  }
+  if (c === '.' && FLOAT_RE.test(s)) return Number(s);
+  return s;
+}
+
+interface Ctx {
+  doc: Document;
+  src: string;
+  lines: LineCounter;
+}
+
+function lineOf(ctx: Ctx, node: Node | null | undefined): number | undefined {
+  const at = node?.range?.[0];
+  return at === undefined ? undefined : ctx.lines.linePos(at).line;
+}
+
+function scalarValue(ctx: Ctx, node: Scalar): Value {
+  const raw = node.value;
+  const text = typeof raw === 'string' ? raw : String(raw);
+  const tag = node.tag?.replace(/^tag:yaml\.org,2002:/, '!!');
+  if (tag === '!!str' || (tag === undefined && node.type !== 'PLAIN')) return text;
+  const r = resolvePlain(text);
+  if (tag === '!!int' && typeof r !== 'bigint') throw new FormatError(`cannot decode ${JSON.stringify(text)} as an int`, lineOf(ctx, node));
+  if (r === 'uint64') throw new FormatError('integer out of the int64 range, which sops cannot encrypt', lineOf(ctx, node));
+  return r;
+}
+
+function commentLines(text: string | null | undefined, inline = false): Comment[] {
+  if (!text) return [];
+  return text.split('\n').filter((l) => l !== '').map((l) => new Comment(l, inline));
+}
+
+interface Spill {
+  col: number;
+  comment: Comment;
+}
+
+/**
+ * The `yaml` package gives a nested collection every comment that follows its last entry; yaml.v3
+ * gives one written less indented to the enclosing level. Re-read those lines from the source to
+ * learn their column.
+ */
+function trailingComments(ctx: Ctx, from: number): Spill[] {
+  const out: Spill[] = [];
+  let at = ctx.src.indexOf('\n', from);
+  while (at >= 0 && at < ctx.src.length) {
+    const end = ctx.src.indexOf('\n', at + 1);
+    const line = ctx.src.slice(at + 1, end < 0 ? undefined : end).replace(/\r$/, '');
+    const trimmed = line.trimStart();
+    if (trimmed.startsWith('#')) out.push({ col: line.length - trimmed.length, comment: new Comment(trimmed.slice(1)) });
+    else if (trimmed !== '') break;
+    if (end < 0) break;
+    at = end;
+  }
+  return out;
+}
+
+function columnOf(ctx: Ctx, node: Node | null | undefined): number {
+  const at = node?.range?.[0];
+  return at === undefined ? 0 : ctx.lines.linePos(at).col - 1;
+}
+
+interface Converted {
+  value: Value;
+  /** Trailing comments indented less than this collection: they belong to an outer level. */
+  spill: Spill[];
+}
+
+function footer(ctx: Ctx, node: Node, lastEnd: number | undefined, own: Comment[] | Value[], col: number, wrap: (c: Comment) => Item | Value): Spill[] {
+  if (!node.comment || lastEnd === undefined) return [];
+  const spill: Spill[] = [];
+  for (const s of trailingComments(ctx, lastEnd)) {
+    if (s.col >= col) (own as (Item | Value)[]).push(wrap(s.comment));
+    else spill.push(s);
+  }
+  return spill;
+}
+
+function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
+  if (isAlias(node)) {
+    const target = node.resolve(ctx.doc);
+    if (!target || seen.has(target)) throw new FormatError('alias to an unknown or enclosing anchor', lineOf(ctx, node));
+    // yaml.v3 expands an alias into a copy of its target; comments stay where they were written.
+    const copy = convert(ctx, target, new Set([...seen, target]));
+    return { value: copy.value, spill: [] };
+  }
+  if (isMap(node)) {
+    const items: Item[] = commentLines(node.commentBefore).map((c) => ({ key: c, value: null }));
+    let lastEnd: number | undefined;
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const keyNode = pair.key as Node | null;
+      for (const c of commentLines(keyNode?.commentBefore)) items.push({ key: c, value: null });
+      let key: string;
+      if (isScalar(keyNode)) {
+        const k = scalarValue(ctx, keyNode);
+        if (typeof k !== 'string') {
+          if (keyNode.value === '<<' && keyNode.type === 'PLAIN') key = '<<';
+          else throw new FormatError(`non-string key ${String(keyNode.value)}: sops supports only string keys`, lineOf(ctx, keyNode));
+        } else key = k;
+      } else if (keyNode === null) {
+        throw new FormatError('empty key: sops supports only string keys');
+      } else {
+        throw new FormatError('complex key: sops supports only string keys', lineOf(ctx, keyNode));
+      }
+      const valueNode = pair.value as Node | null;
+      const { value, spill } = valueNode === null ? { value: null, spill: [] } : convert(ctx, valueNode, seen);
+      items.push({ key, value });
+      const inline = valueNode && !isMap(valueNode) && !isSeq(valueNode) ? valueNode.comment : keyNode.comment;
+      for (const c of commentLines(inline, true)) items.push({ key: c, value: null });
+      lastEnd = valueNode?.range?.[1] ?? keyNode.range?.[1];
+      for (const s of spill) items.push({ key: s.comment, value: null });
+    }
+    const col = columnOf(ctx, node);
+    const spill = footer(ctx, node, lastEnd, items as never, col, (c) => ({ key: c, value: null }));
+    return { value: new TreeMap(items), spill };
+  }
+  if (isSeq(node)) {
+    const list: Value[] = commentLines(node.commentBefore);
+    let lastEnd: number | undefined;
+    for (const item of node.items) {
+      const n = item as Node | null;
+      list.push(...commentLines(n?.commentBefore));
+      const { value, spill } = n === null ? { value: null, spill: [] } : convert(ctx, n, seen);
+      list.push(value);
+      if (n && !isMap(n) && !isSeq(n)) list.push(...commentLines(n.comment, true));
+      lastEnd = n?.range?.[1];
+      list.push(...spill.map((s) => s.comment));
+    }
+    const spill = footer(ctx, node, lastEnd, list, columnOf(ctx, node), (c) => c);
+    return { value: list, spill };
+  }
+  if (isScalar(node)) return { value: scalarValue(ctx, node), spill: [] };
+  throw new FormatError('unsupported YAML node');
+}
+
+/** Every document of the file, each a branch; a document's top level must be a map. */
+export function parseYaml(text: string): Branch[] {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { schema: 'failsafe', merge: false, lineCounter: lines, prettyErrors: false });
+  if (!Array.isArray(docs)) return [];
+  const branches: Branch[] = [];
+  for (const doc of docs) {
+    const err = doc.errors[0];
+    if (err) throw new FormatError(err.message.split('\n')[0] ?? 'invalid YAML', err.linePos?.[0].line);
+    const ctx: Ctx = { doc, src: text, lines };
+    const head = commentLines(doc.commentBefore).map((c): Item => ({ key: c, value: null }));
+    const tail = commentLines(doc.comment).map((c): Item => ({ key: c, value: null }));
+    const contents = doc.contents as Node | null;
+    if (contents === null || (isScalar(contents) && contents.value === null)) {
+      branches.push(new TreeMap([...head, ...tail]));
+      continue;
+    }
+    if (!isMap(contents)) throw new FormatError('the top level of a YAML document must be a map', lineOf(ctx, contents));
+    const { value, spill } = convert(ctx, contents, new Set([contents]));
+    const map = value as TreeMap;
+    branches.push(new TreeMap([...head, ...map.items, ...spill.map((s): Item => ({ key: s.comment, value: null })), ...tail]));
+  }
+  return branches;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing, the way yaml.v3 (libyaml's emitter) lays out a node tree.
+
+const OLD_BOOLS = new Set(['y', 'Y', 'yes', 'Yes', 'YES', 'n', 'N', 'no', 'No', 'NO', 'on', 'On', 'ON', 'off', 'Off', 'OFF']);
+const BASE60_RE = /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$/;
+
+function isPrintable(cp: number): boolean {
+  return cp === 0x0a || (cp >= 0x20 && cp <= 0x7e) || cp === 0x85 || (cp >= 0xa0 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd && cp !== 0xfeff) || (cp >= 0x10000 && cp <= 0x10ffff);
+}
+
+interface Analysis {
+  plain: boolean;
+  single: boolean;
+  block: boolean;
+}
+
+/** libyaml's `yaml_emitter_analyze_scalar`, for block context. */
+function analyze(s: string): Analysis {
+  if (s === '') return { plain: false, single: true, block: false };
+  let plain = !(s.startsWith('---') || s.startsWith('...'));
+  let special = false;
+  let spaceBreak = false;
+  let breakSpace = false;
+  let lineBreaks = false;
+  const chars = [...s];
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i] ?? '';
+    const next = chars[i + 1];
+    const prev = chars[i - 1];
+    const followedByBlank = next === undefined || next === ' ' || next === '\t' || next === '\n';
+    if (i === 0) {
+      if (',[]{}#&*!|>\'"%@`'.includes(ch)) plain = false;
+      if ((ch === '?' || ch === ':' || ch === '-') && followedByBlank) plain = false;
+    } else {
+      if (ch === ':' && followedByBlank) plain = false;
+      if (ch === '#' && (prev === ' ' || prev === '\t' || prev === '\n')) plain = false;
+    }
+    if (!isPrintable(ch.codePointAt(0) ?? 0)) special = true;
+    if (ch === '\n') lineBreaks = true;
+    if (ch === ' ' && next === '\n') spaceBreak = true;
+    if (ch === '\n' && next === ' ') breakSpace = true;
+  }
+  const leadingSpace = s.startsWith(' ');
+  const trailingSpace = s.endsWith(' ');
+  const leadingBreak = s.startsWith('\n');
+  const trailingBreak = s.endsWith('\n');
+  if (leadingSpace || leadingBreak || trailingSpace || trailingBreak || lineBreaks) plain = false;
+  let single = true;
+  let block = !trailingSpace;
+  if (breakSpace) {
+    plain = false;
+    single = false;
+  }
+  if (spaceBreak || special) {
+    plain = false;
+    single = false;
+    block = false;
+  }
+  return { plain, single, block };
+}
+
+const DQ_ESCAPES: Record<string, string> = {
+  '\0': '\\0', '\x07': '\\a', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\v': '\\v', '\f': '\\f', '\r': '\\r',
+  '\x1b': '\\e', '"': '\\"', '\\': '\\\\', '\x85': '\\N', '\xa0': '\\_', '\u2028': '\\L', '\u2029': '\\P',
+};
+
+function doubleQuoted(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0) ?? 0;
+    const esc = DQ_ESCAPES[ch];
+    if (esc) out += esc;
+    else if (!isPrintable(cp) || cp === 0xfeff) {
+      out += cp <= 0xff ? `\\x${cp.toString(16).toUpperCase().padStart(2, '0')}` : cp <= 0xffff ? `\\u${cp.toString(16).toUpperCase().padStart(4, '0')}` : `\\U${cp.toString(16).toUpperCase().padStart(8, '0')}`;
+    } else out += ch;
+  }
+  return `${out}"`;
+}
+
+function literal(s: string, indent: number): string {
+  const chomp = !s.endsWith('\n') ? '-' : s === '\n' || s.endsWith('\n\n') ? '+' : '';
+  const hint = s.startsWith(' ') || s.startsWith('\n') ? String(4) : '';
+  const pad = ' '.repeat(indent);
+  const body = (s.endsWith('\n') ? s.slice(0, -1) : s).split('\n').map((l) => (l === '' ? '' : pad + l));
+  return `|${hint}${chomp}\n${body.join('\n')}`;
+}
+
+/** A string scalar as yaml.v3 writes it; a multi-line value becomes a literal block at `indent`. */
+function stringScalar(s: string, indent: number, isKey: boolean): string {
+  const a = analyze(s);
+  if (s.includes('\n')) {
+    if (!isKey && a.block) return literal(s, indent);
+    return doubleQuoted(s);
+  }
+  const r = resolvePlain(s);
+  const canUsePlain = typeof r === 'string' && r === s && !OLD_BOOLS.has(s) && !BASE60_RE.test(s) && s !== '<<';
+  if (canUsePlain) {
+    if (a.plain) return s;
+    if (a.single) return `'${s.replaceAll("'", "''")}'`;
+  }
+  return doubleQuoted(s);
+}
+
+function scalar(v: Value, indent: number): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return stringScalar(v, indent, false);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'number') {
+    if (Number.isNaN(v)) return '.nan';
+    if (!Number.isFinite(v)) return v > 0 ? '.inf' : '-.inf';
+    return formatFloatG(v);
+  }
+  if (v instanceof Timestamp) return v.text;
+  if (v instanceof Uint8Array) return stringScalar(Buffer.from(v).toString('utf8'), indent, false);
+  throw new Error('not a scalar');
+}
+
+function isCollection(v: Value): v is TreeMap | Value[] {
+  return v instanceof TreeMap || Array.isArray(v);
+}
+
+function isEmpty(v: TreeMap | Value[]): boolean {
+  const entries = v instanceof TreeMap ? v.items.filter((i) => !(i.key instanceof Comment)) : v.filter((e) => !(e instanceof Comment));
+  return entries.length === 0;
+}
+
+class Emitter {
+  readonly out: string[] = [];
+  readonly step: number;
+
+  constructor(step: number) {
+    this.step = step;
+  }
+
+  private comment(c: Comment, col: number): void {
+    if (c.inline && this.out.length > 0) this.out[this.out.length - 1] += ` #${c.text}`;
+    else this.out.push(`${' '.repeat(col)}#${c.text}`);
+  }
+
+  /**
+   * `indent` is libyaml's indentation level for the collection's children; `col` is where its
+   * entries are written, which differs inside a sequence entry (`- key: …`).
+   */
+  map(m: TreeMap, indent: number, col: number, prefix: string | undefined): void {
+    let first = prefix;
+    for (const item of m.items) {
+      if (item.key instanceof Comment) {
+        this.comment(item.key, col);
+        continue;
+      }
+      const lead = first ?? ' '.repeat(col);
+      first = undefined;
+      const key = item.key === '<<' ? '!!merge <<' : stringScalar(item.key, 0, true);
+      this.entry(`${lead}${key}:`, item.value, indent);
+    }
+  }
+
+  /** After `head` (`key:` or `-`), write the value inline or nested. */
+  private entry(head: string, v: Value, indent: number): void {
+    if (isCollection(v) && !isEmpty(v)) {
+      if (v instanceof TreeMap) {
+        this.out.push(head);
+        this.map(v, indent + this.step, indent + this.step, undefined);
+      } else {
+        this.out.push(head);
+        this.list(v, indent + this.step);
+      }
+      return;
+    }
+    const text = isCollection(v) ? (v instanceof TreeMap ? '{}' : '[]') : scalar(v, indent + this.step);
+    this.out.push(`${head} ${text}`);
+  }
+
+  list(list: Value[], col: number): void {
+    for (const v of list) {
+      if (v instanceof Comment) {
+        this.comment(v, col);
+        continue;
+      }
+      const dash = `${' '.repeat(col)}- `;
+      if (v instanceof TreeMap && !isEmpty(v)) this.map(v, col, col + 2, dash);
+      else if (Array.isArray(v) && !isEmpty(v)) this.nestedList(v, col + 2, dash);
+      else {
+        const text = isCollection(v) ? (v instanceof TreeMap ? '{}' : '[]') : scalar(v, col + 2);
+        this.out.push(`${dash}${text}`);
+      }
+    }
+  }
+
+  private nestedList(list: Value[], col: number, prefix: string): void {
+    const start = this.out.length;
+    this.list(list, col);
+    // libyaml starts a sequence inside a sequence entry on the entry's own line: `- - a`.
+    const firstLine = this.out[start];
+    if (firstLine !== undefined) this.out[start] = prefix + firstLine.slice(col);
+  }
+}
+
+export interface YamlWriteOptions {
+  indent?: number;
+}
+
+export function emitYaml(branches: Branch[], opts: YamlWriteOptions = {}): string {
+  const docs = branches.map((b) => {
+    const e = new Emitter(opts.indent ?? 4);
+    if (isEmpty(b) && b.items.length === 0) return '{}\n';
+    e.map(b, 0, 0, undefined);
+    return `${e.out.join('\n')}\n`;
+  });
+  return docs.join('---\n');
+}
