@@ -68,6 +68,7 @@ function wrapperGoMod(c: Component, upstreamGoMod: string): string {
     '',
     'replace (',
     ...wrapperReplaces(c, upstreamGoMod).map((r) => `\t${r}`),
+    ...(c.substitutes ?? []).map((s) => `\t${s.module} => ${s.module} ${s.served}`),
     ')',
     '',
   ].join('\n');
@@ -77,12 +78,16 @@ async function goVersion(): Promise<string> {
   return (await run('go', ['env', 'GOVERSION'], { env: goEnv })).trim();
 }
 
+/** Everything that decides what a build produces; a different recipe means a rebuild. */
+function recipe(c: Component, go: string): string {
+  return JSON.stringify({
+    module: c.module, version: c.version, go, ldflags: c.ldflags,
+    substitutes: c.substitutes ?? [], binaries: c.binaries, flags: commonBuildFlags,
+  });
+}
+
 interface Stamp {
-  module: string;
-  version: string;
-  go: string;
-  ldflags: readonly string[];
-  binaries: readonly string[];
+  recipe: string;
   builtAt: string;
   seconds: number;
 }
@@ -90,14 +95,7 @@ interface Stamp {
 function stampMatches(c: Component, go: string): boolean {
   if (!existsSync(stampPath(c))) return false;
   const stamp = JSON.parse(readFileSync(stampPath(c), 'utf8')) as Stamp;
-  return stamp.module === c.module && stamp.version === c.version && stamp.go === go
-    && JSON.stringify(stamp.ldflags) === JSON.stringify(c.ldflags)
-    && Object.keys(c.binaries).every((b) => existsSync(binaryPath(c, b)));
-}
-
-export function builtSeconds(c: Component): number | undefined {
-  if (!existsSync(stampPath(c))) return undefined;
-  return (JSON.parse(readFileSync(stampPath(c), 'utf8')) as Stamp).seconds;
+  return stamp.recipe === recipe(c, go) && Object.keys(c.binaries).every((b) => existsSync(binaryPath(c, b)));
 }
 
 function logFileFor(c: Component): string {
@@ -129,7 +127,11 @@ async function buildComponent(c: Component): Promise<void> {
   mkdirSync(binDir, { recursive: true });
   const ldflags = ['-s', '-w', ...c.ldflags].join(' ');
   const tick = progress(c);
-  const env = c.method === 'install' ? { ...goEnv, GOBIN: binDir } : goEnv;
+  const env: NodeJS.ProcessEnv = {
+    ...goEnv,
+    ...(c.method === 'install' ? { GOBIN: binDir } : {}),
+    ...(c.substitutes === undefined ? {} : { GONOSUMDB: c.substitutes.map((s) => s.module).join(',') }),
+  };
   const opts = { env, logFile: log, onStderr: tick.onStderr };
   const binaries = Object.entries(c.binaries);
   // Several packages in one call share their compiled dependencies; `-o dir/` names each binary
@@ -145,12 +147,12 @@ async function buildComponent(c: Component): Promise<void> {
       if (c.method === 'wrapper') {
         mkdirSync(src, { recursive: true });
         writeFileSync(join(src, 'go.mod'), wrapperGoMod(c, readFileSync(upstream.GoMod, 'utf8')));
-        console.log(`[build] ${c.name}: resolving modules (go mod tidy)`);
-        await run('go', ['mod', 'tidy'], { ...opts, cwd: src });
       } else {
         await prepareFluxCopy(upstream.Dir, src);
       }
-      console.log(`[build] ${c.name}: compiling ${binaries.map(([b]) => b).join(', ')} (log: ${log})`);
+      console.log(`[build] ${c.name}: downloading and compiling ${binaries.map(([b]) => b).join(', ')} (log: ${log})`);
+      // -mod=mod resolves the build's dependencies only; `go mod tidy` would also fetch test-only
+      // modules, some of which the proxy refuses.
       await run('go', ['build', '-v', ...commonBuildFlags, '-mod=mod', '-ldflags', ldflags, '-o', output,
         ...binaries.map(([, pkg]) => pkg)], { ...opts, cwd: src });
     }
@@ -196,10 +198,7 @@ export async function buildAll(opts: BuildOptions = {}): Promise<void> {
     const started = Date.now();
     await buildComponent(c);
     const seconds = Math.round((Date.now() - started) / 1000);
-    const stamp: Stamp = {
-      module: c.module, version: c.version, go, ldflags: c.ldflags,
-      binaries: Object.keys(c.binaries), builtAt: new Date().toISOString(), seconds,
-    };
+    const stamp: Stamp = { recipe: recipe(c, go), builtAt: new Date().toISOString(), seconds };
     writeFileSync(stampPath(c), `${JSON.stringify(stamp, null, 2)}\n`);
     console.log(`[build] ${c.name} ${c.version}: done in ${seconds}s`);
   }

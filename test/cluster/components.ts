@@ -25,6 +25,12 @@ export interface Component {
    */
   readonly method: 'wrapper' | 'install' | 'copy';
   readonly ldflags: readonly string[];
+  /**
+   * Dependencies whose required version the Go module proxy refuses ("This module version is
+   * not available"), replaced by a served version of the same minor release. The checksum
+   * database does not know these versions either, so they are exempted from it (GONOSUMDB).
+   */
+  readonly substitutes?: readonly { module: string; required: string; served: string }[];
   /** Built only on request (`--with-flux-cli`). */
   readonly optional: boolean;
 }
@@ -69,6 +75,7 @@ export const COMPONENTS: readonly Component[] = [
     binaries: { 'source-controller': 'github.com/fluxcd/source-controller' },
     method: 'wrapper',
     ldflags: [],
+    substitutes: [{ module: 'github.com/fluxcd/pkg/artifact', required: 'v0.18.3', served: 'v0.18.0' }],
     optional: false,
   },
   {

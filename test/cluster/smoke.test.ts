@@ -1,0 +1,174 @@
+// Smoke test of the cluster harness against the real kube-apiserver, the real Flux
+// controllers, the real sops and the harness's Git server: a SOPS/age-encrypted Secret pushed
+// to Git comes out decrypted in the cluster, over HTTP basic auth and over SSH, and a wrong
+// age key surfaces kustomize-controller's decryption error.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startCluster, type Cluster } from './index.ts';
+import { run, waitFor } from './proc.ts';
+import { condition } from './kube.ts';
+
+let cluster: Cluster;
+let work: string;
+
+/** Runs a test body and, when it fails, adds every process's log tail to the error. */
+async function withLogs(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    (err as Error).message += `\n${cluster.logTails(30)}`;
+    throw err;
+  }
+}
+
+async function ageKey(name: string): Promise<{ identity: string; recipient: string }> {
+  const file = join(work, `${name}.agekey`);
+  await run('age-keygen', ['-o', file]);
+  const identity = readFileSync(file, 'utf8');
+  const recipient = /# public key: (age1\w+)/.exec(identity)?.[1];
+  assert.ok(recipient, `age-keygen wrote no public key to ${file}`);
+  return { identity, recipient };
+}
+
+/** A repository with one sops-encrypted Secret at app/secret.yaml. */
+async function repoWithEncryptedSecret(name: string, recipient: string, secretName: string, value: string): Promise<string> {
+  const dir = join(work, name);
+  mkdirSync(join(dir, 'app'), { recursive: true });
+  const plain = join(work, `${name}-plain.yaml`);
+  writeFileSync(plain, [
+    'apiVersion: v1', 'kind: Secret', 'metadata:', `  name: ${secretName}`, '  namespace: default',
+    'type: Opaque', 'stringData:', `  token: ${value}`, '',
+  ].join('\n'));
+  const encrypted = await run(cluster.binaries.sops, [
+    '--encrypt', '--age', recipient, '--encrypted-regex', '^(data|stringData)$', plain,
+  ]);
+  assert.doesNotMatch(encrypted, new RegExp(value), 'sops left the value in clear text');
+  writeFileSync(join(dir, 'app', 'secret.yaml'), encrypted);
+  const git = (...args: string[]): Promise<string> => run('git', ['-C', dir, ...args]);
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('add', '.');
+  await git('-c', 'user.name=fluxstrap-test', '-c', 'user.email=test@fluxstrap.invalid', 'commit', '--quiet', '-m', 'encrypted secret');
+  return dir;
+}
+
+async function pushHttp(dir: string, repo: string): Promise<void> {
+  const auth = Buffer.from(`${cluster.git.username}:${cluster.git.password}`).toString('base64');
+  await run('git', ['-C', dir, '-c', `http.extraHeader=Authorization: Basic ${auth}`, 'push', '--quiet', cluster.git.httpUrl(repo), 'main']);
+}
+
+async function pushSsh(dir: string, repo: string): Promise<void> {
+  const knownHosts = join(work, 'known_hosts');
+  writeFileSync(knownHosts, `${cluster.git.knownHosts}\n`);
+  await run('git', ['-C', dir, 'push', '--quiet', cluster.git.sshUrl(repo), 'main'], {
+    env: {
+      ...process.env,
+      GIT_SSH_COMMAND: `ssh -i ${cluster.git.sshPrivateKeyPath} -o IdentitiesOnly=yes -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes`,
+    },
+  });
+}
+
+interface FluxSetup {
+  namespace: string;
+  name: string;
+  url: string;
+  /** Data of the Git credentials Secret. */
+  auth: Record<string, string>;
+  ageIdentity: string;
+}
+
+/** A Git credentials Secret, the sops-age Secret, a GitRepository and a decrypting Kustomization. */
+function fluxObjects(s: FluxSetup): string {
+  const secret = (name: string, data: Record<string, string>): object => ({
+    apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: s.namespace }, stringData: data,
+  });
+  const objects = [
+    secret(`${s.name}-git`, s.auth),
+    secret('sops-age', { 'age.agekey': s.ageIdentity }),
+    {
+      apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository',
+      metadata: { name: s.name, namespace: s.namespace },
+      spec: { url: s.url, interval: '1m', timeout: '20s', ref: { branch: 'main' }, secretRef: { name: `${s.name}-git` } },
+    },
+    {
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization',
+      metadata: { name: s.name, namespace: s.namespace },
+      spec: {
+        interval: '1m', retryInterval: '5s', path: './app', prune: true, timeout: '30s',
+        sourceRef: { kind: 'GitRepository', name: s.name },
+        decryption: { provider: 'sops', secretRef: { name: 'sops-age' } },
+      },
+    },
+  ];
+  return objects.map((o) => JSON.stringify(o)).join('\n---\n');
+}
+
+async function ensureNamespace(name: string): Promise<void> {
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+}
+
+async function decryptedToken(secretName: string): Promise<string> {
+  return waitFor(`Secret default/${secretName} applied by kustomize-controller`, async () => {
+    const out = await cluster.kubectl(['get', 'secret', '-n', 'default', secretName, '-o', 'json', '--ignore-not-found']);
+    if (out.trim() === '') return undefined;
+    const token = (JSON.parse(out) as { data?: { token?: string } }).data?.token;
+    return token === undefined ? undefined : Buffer.from(token, 'base64').toString('utf8');
+  }, { timeoutMs: 90_000, intervalMs: 500 });
+}
+
+void describe('Flux decrypts SOPS secrets from the harness Git server', () => {
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fluxstrap-smoke-'));
+    cluster = await startCluster({ flux: 'now' });
+    await ensureNamespace('flux-system');
+  });
+  after(async () => {
+    await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  void test('over HTTP basic auth', () => withLogs(async () => {
+    const key = await ageKey('http');
+    const dir = await repoWithEncryptedSecret('repo-http', key.recipient, 'smoke-http', 'http-s3cret');
+    await pushHttp(dir, 'smoke/http.git');
+    await cluster.kubectl(['apply', '--server-side', '-f', '-'], fluxObjects({
+      namespace: 'flux-system', name: 'smoke-http', url: cluster.git.httpUrl('smoke/http.git'),
+      auth: { username: cluster.git.username, password: cluster.git.password }, ageIdentity: key.identity,
+    }));
+    assert.equal(await decryptedToken('smoke-http'), 'http-s3cret');
+  }));
+
+  void test('over SSH with a deploy key and known_hosts', () => withLogs(async () => {
+    const key = await ageKey('ssh');
+    const dir = await repoWithEncryptedSecret('repo-ssh', key.recipient, 'smoke-ssh', 'ssh-s3cret');
+    await pushSsh(dir, 'smoke/ssh.git');
+    await cluster.kubectl(['apply', '--server-side', '-f', '-'], fluxObjects({
+      namespace: 'flux-system', name: 'smoke-ssh', url: cluster.git.sshUrl('smoke/ssh.git'),
+      auth: { identity: readFileSync(cluster.git.sshPrivateKeyPath, 'utf8'), known_hosts: cluster.git.knownHosts },
+      ageIdentity: key.identity,
+    }));
+    assert.equal(await decryptedToken('smoke-ssh'), 'ssh-s3cret');
+  }));
+
+  void test('a wrong age key surfaces the decryption error on the Kustomization', () => withLogs(async () => {
+    const [right, wrong] = await Promise.all([ageKey('right'), ageKey('wrong')]);
+    const dir = await repoWithEncryptedSecret('repo-wrong', right.recipient, 'smoke-wrong', 'never-decrypted');
+    await pushHttp(dir, 'smoke/wrong.git');
+    await ensureNamespace('smoke-wrong');
+    await cluster.kubectl(['apply', '--server-side', '-f', '-'], fluxObjects({
+      namespace: 'smoke-wrong', name: 'smoke-wrong', url: cluster.git.httpUrl('smoke/wrong.git'),
+      auth: { username: cluster.git.username, password: cluster.git.password }, ageIdentity: wrong.identity,
+    }));
+    const ready = await waitFor('Kustomization smoke-wrong/smoke-wrong Ready=False', async () => {
+      const out = await cluster.kubectl(['get', 'kustomization', '-n', 'smoke-wrong', 'smoke-wrong', '-o', 'json']);
+      const c = condition(JSON.parse(out) as Parameters<typeof condition>[0], 'Ready');
+      return c?.status === 'False' && c.reason !== 'Progressing' ? c : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 500 });
+    assert.match(ready.message ?? '', /decrypt/i);
+    assert.match(ready.message ?? '', /age/i);
+    const leaked = await cluster.kubectl(['get', 'secret', '-n', 'default', 'smoke-wrong', '--ignore-not-found']);
+    assert.equal(leaked.trim(), '', 'a Secret that could not be decrypted must not be applied');
+  }));
+});
