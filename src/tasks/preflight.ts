@@ -1,0 +1,267 @@
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { readTextIfExists } from '../adapters/files.ts';
+import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { Change } from '../core/change.ts';
+import { FluxstrapError, formatLocation, isFluxstrapError } from '../core/errors.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import type { TaskKind } from '../core/task.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import type { TaskContext } from './context.ts';
+import { decryptSopsFile, findSopsFiles } from './sops-files.ts';
+import { bootstrapSource, fluxBuild } from './source.ts';
+import type { BootstrapSource, FluxBuild } from './source.ts';
+
+const Params = z.strictObject({
+  minKubernetes: z.string().regex(/^\d+\.\d+$/).default('1.32').describe('Oldest Kubernetes minor version accepted (Flux v2.7 supports 1.32 and newer).'),
+});
+type Params = z.infer<typeof Params>;
+
+/** What is wrong and how to fix it. */
+export interface Problem {
+  what: string;
+  fix: string;
+  /** The code of the failure behind it, when it came from one (E_GIT, E_KUBE...). */
+  code?: ErrorCode;
+}
+
+export interface PreflightFacts {
+  problems: Problem[];
+  notes: string[];
+}
+
+const problemOf = (e: unknown, fallbackFix: string): Problem => {
+  if (!isFluxstrapError(e)) return { what: e instanceof Error ? e.message : String(e), fix: fallbackFix };
+  const where = formatLocation(e.location);
+  return { what: `${e.message}${where ? ` (${where})` : ''}`, fix: e.hint ?? fallbackFix, code: e.code };
+};
+
+/** Plural resource names of the kinds a Flux install holds (all regular English plurals). */
+export function pluralOf(kind: string): string {
+  const k = kind.toLowerCase();
+  if (k.endsWith('y')) return `${k.slice(0, -1)}ies`;
+  if (k.endsWith('s')) return `${k}es`;
+  return `${k}s`;
+}
+
+/** The access a bootstrap needs: apply (create + patch) every kind it applies, and the Secrets. */
+export function accessChecks(objects: KubeObject[], namespace: string): AccessCheck[] {
+  const seen = new Set<string>();
+  const out: AccessCheck[] = [];
+  const add = (c: AccessCheck) => {
+    const key = `${c.verb} ${c.group} ${c.resource} ${c.namespace ?? ''}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(c);
+    }
+  };
+  for (const o of [...objects, { apiVersion: 'v1', kind: 'Secret', metadata: { name: '', namespace } }]) {
+    const group = o.apiVersion.includes('/') ? (o.apiVersion.split('/')[0] ?? '') : '';
+    for (const verb of ['create', 'patch']) {
+      add({ verb, group, resource: pluralOf(o.kind), ...(o.metadata.namespace !== undefined ? { namespace: o.metadata.namespace } : {}) });
+    }
+  }
+  return out;
+}
+
+export function versionProblem(gitVersion: string, major: number, minor: number, min: string): Problem | undefined {
+  const [wantMajor = 1, wantMinor = 0] = min.split('.').map(Number);
+  if (Number.isNaN(major) || Number.isNaN(minor)) {
+    return { what: `the API server reports no usable version (${gitVersion})`, fix: 'build kube-apiserver with version ldflags, or use a released Kubernetes' };
+  }
+  if (major < wantMajor || (major === wantMajor && minor < wantMinor)) {
+    return { what: `Kubernetes ${gitVersion} is older than ${min}, the oldest this Flux supports`, fix: `upgrade the cluster to ${min} or newer` };
+  }
+  return undefined;
+}
+
+/** Recipients named in `.sops.yaml` creation rules (plain `age:` and `key_groups`). */
+export function sopsConfigRecipients(text: string): string[] {
+  const doc = parseAllDocuments(text)[0]?.toJS() as { creation_rules?: { age?: unknown; key_groups?: { age?: unknown }[] }[] } | null | undefined;
+  const split = (v: unknown): string[] =>
+    typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : Array.isArray(v) ? v.flatMap(split) : [];
+  return (doc?.creation_rules ?? []).flatMap((r) => [...split(r.age), ...(r.key_groups ?? []).flatMap((g) => split(g.age))]);
+}
+
+async function kubeProblems(kube: KubeAdapter, build: FluxBuild | undefined, p: Params, notes: string[]): Promise<Problem[]> {
+  let version;
+  try {
+    version = await kube.serverVersion();
+  } catch (e) {
+    // Nothing else about the cluster can be learned.
+    return [problemOf(e, 'check that the cluster is running and that --context/--kubeconfig point at it')];
+  }
+  notes.push(`Kubernetes ${version.gitVersion} at ${kube.server}`);
+  const problems: Problem[] = [];
+  const v = versionProblem(version.gitVersion, version.major, version.minor, p.minKubernetes);
+  if (v) problems.push(v);
+  const objects = build ? [...build.components, build.sync.gitRepository, build.sync.kustomization] : [];
+  try {
+    const denied = (await kube.accessReview(accessChecks(objects, 'flux-system'))).filter((r) => !r.allowed);
+    if (denied.length > 0) {
+      const list = denied.map((d) => `${d.verb} ${d.group ? `${d.resource}.${d.group}` : d.resource}${d.namespace ? ` in ${d.namespace}` : ''}`);
+      problems.push({
+        what: `the kube context (${kube.context}) may not ${list.slice(0, 6).join(', ')}${list.length > 6 ? ` and ${list.length - 6} more` : ''}`,
+        fix: 'bootstrap installs CRDs and cluster roles: use a context with cluster-admin rights',
+      });
+    }
+  } catch (e) {
+    problems.push(problemOf(e, 'use a context allowed to create SelfSubjectAccessReviews'));
+  }
+  return problems;
+}
+
+async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: FluxBuild): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  const rel = (...parts: string[]) => join(ctx.cluster.path, ...parts);
+
+  const root = await readTextIfExists(join(src.clusterDir, 'kustomization.yaml'));
+  if (root !== undefined) {
+    const resources = (parseAllDocuments(root)[0]?.toJS() as { resources?: unknown[] } | null)?.resources ?? [];
+    const includes = resources.some((r) => typeof r === 'string' && r.replace(/^\.\//, '').replace(/\/$/, '') === 'flux-system');
+    if (!includes) {
+      problems.push({
+        what: `${rel('kustomization.yaml')} does not list flux-system/: Flux would never apply its own manifests (upgrades and the decryption patch would not reach the cluster)`,
+        fix: `add \`- flux-system\` under resources in ${rel('kustomization.yaml')}`,
+      });
+    }
+  }
+
+  const syncText = await readTextIfExists(join(src.fluxSystemDir, 'gotk-sync.yaml'));
+  const handEdited = syncText !== undefined && parseAllDocuments(syncText).some((d) => {
+    const o = d.toJS() as { kind?: string; spec?: { decryption?: unknown } } | null;
+    return o?.kind === 'Kustomization' && o.spec?.decryption !== undefined;
+  });
+  if (handEdited) {
+    problems.push({
+      what: `${rel('flux-system', 'gotk-sync.yaml')} was edited by hand (spec.decryption): the file is generated, and regenerating it drops the decryption settings`,
+      fix: `restore the generated gotk-sync.yaml and put decryption in a patch in ${rel('flux-system', 'kustomization.yaml')} (\`fluxstrap init\` writes it)`,
+    });
+  }
+
+  const ksSpec = build.sync.kustomization.spec as { decryption?: { provider?: string }; path?: string } | undefined;
+  const controller = build.components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+  const globalDecryption = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
+  if (ksSpec?.decryption?.provider !== 'sops' && !globalDecryption && !handEdited) {
+    problems.push({
+      what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption and kustomize-controller has no --sops-age-secret`,
+      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: sops-age}}\` targeting kind Kustomization, name flux-system`,
+    });
+  }
+
+  const inside = await findSopsFiles(src.fluxSystemDir, src.dir);
+  if (inside.length > 0) {
+    problems.push({
+      what: `SOPS-encrypted files inside flux-system/ (${inside.map((f) => f.name).join(', ')}): bootstrap applies that folder before any decryption exists`,
+      fix: 'move them to another folder of the cluster path (Flux decrypts them there)',
+    });
+  }
+
+  const repo = build.sync.gitRepository.spec as { url?: string; ref?: { branch?: string } } | undefined;
+  if (repo?.url !== src.remote.url) {
+    problems.push({
+      what: `GitRepository flux-system in ${rel('flux-system', 'gotk-sync.yaml')} pulls from ${repo?.url ?? 'nowhere'}, not from ${src.remote.url}`,
+      fix: 'make fluxstrap.yaml (git.url) and gotk-sync.yaml agree (`fluxstrap init` regenerates gotk-sync.yaml)',
+    });
+  }
+  if (repo?.ref?.branch !== src.branch) {
+    problems.push({
+      what: `GitRepository flux-system follows branch ${repo?.ref?.branch ?? '(none)'}, not ${src.branch}`,
+      fix: 'make fluxstrap.yaml (git.branch) and gotk-sync.yaml agree',
+    });
+  }
+  if ((ksSpec?.path ?? '').replace(/^\.\//, '').replace(/\/$/, '') !== ctx.cluster.path) {
+    problems.push({
+      what: `Kustomization flux-system reconciles ${ksSpec?.path ?? '(no path)'}, not ./${ctx.cluster.path}`,
+      fix: 'make fluxstrap.yaml (path) and gotk-sync.yaml agree',
+    });
+  }
+  return problems;
+}
+
+async function keyProblems(src: BootstrapSource, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  const ours = identities.map((i) => i.recipient);
+  const sopsYaml = await readTextIfExists(join(src.dir, '.sops.yaml'));
+  if (sopsYaml === undefined) {
+    problems.push({ what: 'the repository has no .sops.yaml', fix: 'run `fluxstrap init` (it writes .sops.yaml with your age recipient)' });
+  } else {
+    const listed = sopsConfigRecipients(sopsYaml);
+    if (!ours.some((r) => listed.includes(r))) {
+      problems.push({
+        what: `the age key (${ours.join(', ')}) is not a recipient in .sops.yaml (it names ${listed.join(', ') || 'none'})`,
+        fix: 'use the key .sops.yaml names (--age-key-file), or add this public key there and re-encrypt with `fluxstrap updatekeys`',
+      });
+    }
+  }
+  const files = await findSopsFiles(src.clusterDir, src.dir, [src.fluxSystemDir]);
+  if (files.length === 0) {
+    notes.push('no SOPS-encrypted files under the cluster path yet');
+    return problems;
+  }
+  // Try the files encrypted for us first: one that opens (MAC checked) proves the key.
+  const ordered = [...files].sort((a, b) => Number(b.recipients.some((r) => ours.includes(r))) - Number(a.recipients.some((r) => ours.includes(r))));
+  for (const f of ordered) {
+    try {
+      await decryptSopsFile(f, identities);
+      notes.push(`the age key opens ${f.name}`);
+      return problems;
+    } catch (e) {
+      if (!isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+    }
+  }
+  problems.push({
+    what: `the age key opens none of the ${files.length} SOPS file(s) under ${src.clusterDir.slice(src.dir.length + 1)} (they are encrypted for ${[...new Set(files.flatMap((f) => f.recipients))].join(', ')})`,
+    fix: 'pass the key these files were encrypted for (--age-key-file or SOPS_AGE_KEY)',
+  });
+  return problems;
+}
+
+/**
+ * Everything that can be known before changing anything: the API and its version, the caller's
+ * permissions, the repository layout at the commit being bootstrapped, the age key against
+ * .sops.yaml and the encrypted files, and Git read access. Every problem is collected, then the
+ * task fails with all of them; it never changes anything.
+ */
+export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
+  kind: 'preflight',
+  params: Params,
+  async observe(p, ctx) {
+    const notes: string[] = [];
+    const problems: Problem[] = [];
+    const attempt = async <T>(fn: () => Promise<T>, fix: string): Promise<T | undefined> => {
+      try {
+        return await fn();
+      } catch (e) {
+        problems.push(problemOf(e, fix));
+        return undefined;
+      }
+    };
+    const src = await attempt(() => bootstrapSource(ctx), 'check the Git URL, branch and credentials in fluxstrap.yaml');
+    const build = src ? await attempt(() => fluxBuild(ctx), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
+    if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
+    const kube = await attempt(() => ctx.kube(), 'check --kubeconfig and --context');
+    const [fromKube, fromLayout, fromKeys] = await Promise.all([
+      kube ? kubeProblems(kube, build, p, notes) : [],
+      src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
+      src ? attempt(async () => keyProblems(src, await ctx.ageIdentities(), notes), 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
+    ]);
+    problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));
+    return { problems, notes };
+  },
+  plan(_p, facts): Change[] {
+    if (facts.problems.length === 0) return [];
+    const [first] = facts.problems;
+    if (facts.problems.length === 1 && first) throw new FluxstrapError(first.code ?? 'E_PRECONDITION', `preflight: ${first.what}`, { hint: first.fix });
+    throw new FluxstrapError('E_PRECONDITION', `preflight found ${facts.problems.length} problems: ${facts.problems.map((q, i) => `(${i + 1}) ${q.what}`).join('; ')}`, {
+      hint: facts.problems.map((q, i) => `(${i + 1}) ${q.fix}`).join('; '),
+    });
+  },
+  apply() {
+    return Promise.reject(new FluxstrapError('E_INTERNAL', 'preflight never plans a change'));
+  },
+  notes(_p, facts) {
+    return facts.notes;
+  },
+};

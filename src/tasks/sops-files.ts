@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { readText } from '../adapters/files.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+
+/**
+ * SOPS-encrypted YAML files of a cluster folder: found by their `sops:` metadata (not by name,
+ * since `.sops.yaml` naming is only a convention), with the recipients they were encrypted for.
+ */
+export interface SopsFile {
+  /** Absolute path. */
+  file: string;
+  /** Relative to the repository root, for messages. */
+  name: string;
+  text: string;
+  /** age recipients in the metadata. */
+  recipients: string[];
+}
+
+/** One decrypted Secret, reduced to what may be compared and shown: key names and value hashes. */
+export interface SecretDigest {
+  file: string;
+  namespace: string;
+  name: string;
+  /** key → sha256 of the value's bytes. The hashes are compared, never printed. */
+  hashes: Record<string, string>;
+}
+
+async function yamlFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const path = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await yamlFiles(path)));
+    else if (/\.ya?ml$/i.test(e.name)) out.push(path);
+  }
+  return out.sort();
+}
+
+function sopsRecipients(text: string): string[] | undefined {
+  // Cheap filter before parsing: the metadata block is a top-level `sops:` key.
+  if (!/^sops:/m.test(text)) return undefined;
+  const recipients: string[] = [];
+  let found = false;
+  for (const doc of parseAllDocuments(text)) {
+    const sops = (doc.toJS() as { sops?: { mac?: unknown; age?: { recipient?: string }[] } } | null)?.sops;
+    if (!sops || typeof sops.mac !== 'string') continue;
+    found = true;
+    for (const s of sops.age ?? []) if (typeof s.recipient === 'string') recipients.push(s.recipient);
+  }
+  return found ? recipients : undefined;
+}
+
+export async function findSopsFiles(dir: string, repoRoot: string, exclude: string[] = []): Promise<SopsFile[]> {
+  const out: SopsFile[] = [];
+  for (const file of await yamlFiles(dir)) {
+    if (exclude.some((x) => file === x || file.startsWith(`${x}/`))) continue;
+    const text = await readText(file);
+    const recipients = sopsRecipients(text);
+    if (recipients) out.push({ file, name: relative(repoRoot, file), text, recipients });
+  }
+  return out;
+}
+
+export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it. */
+export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[]): Promise<string> {
+  const { decryptDocument } = await import('../sops/engine.ts');
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), 'yaml', f.name, { age: identities, pgpFiles: [], gpg: false });
+  return out.toString('utf8');
+}
+
+/** The Secrets in decrypted YAML, as key names and value hashes (`data` base64-decoded, `stringData` as UTF-8). */
+export function secretDigests(plain: string, file: string): SecretDigest[] {
+  const out: SecretDigest[] = [];
+  for (const doc of parseAllDocuments(plain)) {
+    const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
+    if (obj?.kind !== 'Secret' || typeof obj.metadata?.name !== 'string') continue;
+    const hashes: Record<string, string> = {};
+    for (const [k, v] of Object.entries(obj.data ?? {})) hashes[k] = sha256(Buffer.from(String(v), 'base64'));
+    for (const [k, v] of Object.entries(obj.stringData ?? {})) hashes[k] = sha256(Buffer.from(String(v), 'utf8'));
+    out.push({ file, namespace: obj.metadata.namespace ?? 'default', name: obj.metadata.name, hashes });
+  }
+  return out;
+}
