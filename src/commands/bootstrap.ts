@@ -1,9 +1,62 @@
 import type { Command } from 'commander';
-import { FluxstrapError } from '../core/errors.ts';
+import { globalOptions } from '../cli/context.ts';
+import type { PlaybookRunOptions } from '../playbook/run.ts';
 
-// PLACEHOLDER: replaced by the issue that owns these commands.
+/**
+ * `bootstrap` (the built-in playbook) and `run PLAYBOOK` (any playbook). Both only declare flags
+ * here; the engine, the playbook loader and the task kinds are imported when the action runs.
+ */
 export function registerBootstrap(program: Command): void {
-  program.command('bootstrap').description('(not built yet)').action(() => {
-    throw new FluxstrapError('E_INTERNAL', 'bootstrap is not built yet');
+  withRunOptions(
+    program
+      .command('bootstrap')
+      .summary('install Flux on a cluster with its SOPS key, idempotently')
+      .description(
+        'Run the built-in bootstrap playbook (playbooks/bootstrap.yaml) for one cluster of fluxstrap.yaml: preflight, namespace, ' +
+          'Git and sops-age Secrets, Flux components, controllers, sync objects, reconcile, decryption check. Safe to run again.\n\n' +
+          'Exit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.',
+      ),
+  ).action(async (opts: CommandOptions, cmd: Command) => {
+    const { builtinPlaybook } = await import('../playbook/run.ts');
+    await runAction({ ...opts, playbook: builtinPlaybook('bootstrap'), require: ['git-url'] }, cmd);
   });
+
+  withRunOptions(
+    program
+      .command('run')
+      .argument('<playbook>', 'playbook file (YAML), e.g. a copy of playbooks/bootstrap.yaml')
+      .summary('run a playbook of fluxstrap task kinds')
+      .description('Validate the playbook against every task kind before anything runs, then run it.\n\nExit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.'),
+  ).action(async (playbook: string, opts: CommandOptions, cmd: Command) => {
+    await runAction({ ...opts, playbook }, cmd);
+  });
+}
+
+/** Commander sets only the keys of options given (or defaulted), matching the optional fields. */
+type CommandOptions = Omit<PlaybookRunOptions, 'playbook' | 'require'>;
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function withRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--cluster <name>', 'cluster of fluxstrap.yaml (default: $FLUXSTRAP_CLUSTER, defaultCluster, or the only one)')
+    .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
+    .option('--kubeconfig <file>', 'kubeconfig file ($FLUXSTRAP_KUBECONFIG)')
+    .option('--context <name>', 'kube context ($FLUXSTRAP_CONTEXT)')
+    .option('--git-url <url>', 'Git URL Flux pulls from ($FLUXSTRAP_GIT_URL)')
+    .option('--branch <name>', 'branch Flux follows ($FLUXSTRAP_GIT_BRANCH; default main)')
+    .option('--path <dir>', 'cluster folder in the repository ($FLUXSTRAP_PATH; default clusters/<cluster>)')
+    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)')
+    .option('--check', 'change nothing: report what would change (exit 3 if anything would)')
+    .option('--diff', 'show before/after of each change (secret values masked)')
+    .option('--rotate-secrets', 'replace Secrets whose content differs instead of refusing')
+    .option('--timeout <duration>', 'budget of each wait, e.g. 90s, 5m', '5m')
+    .option('-e, --extra-vars <name=value>', 'set a playbook variable (repeatable)', collect)
+    .option('--tags <list>', 'run only tasks with one of these tags (comma-separated)')
+    .option('--skip-tags <list>', 'skip tasks with one of these tags');
+}
+
+async function runAction(opts: PlaybookRunOptions, cmd: Command): Promise<void> {
+  const { runPlaybookCommand } = await import('../playbook/run.ts');
+  process.exitCode = await runPlaybookCommand(opts, globalOptions(cmd));
 }

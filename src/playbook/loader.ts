@@ -55,8 +55,8 @@ export interface LoadOptions {
   builtins: Scope;
   /** `-e NAME=VALUE`: override the playbook's vars, as Ansible's extra vars do. */
   extraVars?: Readonly<Record<string, unknown>>;
-  tags?: readonly string[];
-  skipTags?: readonly string[];
+  tags?: readonly string[] | undefined;
+  skipTags?: readonly string[] | undefined;
 }
 
 export async function loadPlaybook(file: string, opts: LoadOptions): Promise<Playbook> {
@@ -75,7 +75,7 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
   const taskNodes = isSeq(tasksNode) ? tasksNode.items : [];
   const compiled: { task: TaskInstance<TaskContext>; tags: string[] }[] = [];
   for (const node of taskNodes) compiled.push(await compileTask(src, node, vars, opts.registry));
-  return { name: envelope.data.name, file, vars, tasks: selectByTags(compiled, opts) };
+  return { name: String(render(src, root.get('name', true), vars)), file, vars, tasks: selectByTags(compiled, opts) };
 }
 
 /** Render `vars` in order, each seeing the built-ins, the vars above it and the extra vars. */

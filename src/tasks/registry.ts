@@ -12,7 +12,17 @@ export type AnyTaskKind = TaskKind<unknown, unknown, TaskContext>;
 export type KindLoader = () => Promise<AnyTaskKind>;
 export type KindRegistry = Readonly<Record<string, KindLoader>>;
 
-export const builtinKinds: KindRegistry = {};
+export const builtinKinds: KindRegistry = {
+  preflight: () => import('./preflight.ts').then((m) => m.preflightKind),
+  namespace: () => import('./namespace.ts').then((m) => m.namespaceKind),
+  'git-credentials': () => import('./git-credentials.ts').then((m) => m.gitCredentialsKind),
+  'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),
+  'flux-components': () => import('./flux-components.ts').then((m) => m.fluxComponentsKind),
+  'wait-controllers': () => import('./wait-controllers.ts').then((m) => m.waitControllersKind),
+  'flux-sync': () => import('./flux-sync.ts').then((m) => m.fluxSyncKind),
+  reconcile: () => import('./reconcile.ts').then((m) => m.reconcileKind),
+  'verify-decryption': () => import('./verify-decryption.ts').then((m) => m.verifyDecryptionKind),
+};
 
 /** Load a kind, checking that the module's `kind` matches the name it is registered under. */
 export async function loadKind(registry: KindRegistry, name: string): Promise<AnyTaskKind | undefined> {

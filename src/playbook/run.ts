@@ -1,0 +1,164 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { createReporter } from '../cli/context.ts';
+import type { GlobalOptions } from '../cli/context.ts';
+import { CONFIG_FILE, findRepo, loadConfig, missingSetting, resolveCluster } from '../config/fluxstrap-config.ts';
+import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import { runTasks } from '../core/engine.ts';
+import { ExitCode, usageError } from '../core/errors.ts';
+import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
+import { createTaskContext } from '../tasks/context.ts';
+import type { TaskContext } from '../tasks/context.ts';
+import { builtinKinds } from '../tasks/registry.ts';
+import type { KindRegistry } from '../tasks/registry.ts';
+import { parseDuration } from './duration.ts';
+import { loadPlaybook } from './loader.ts';
+
+/** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
+export interface PlaybookRunOptions extends ClusterFlags {
+  playbook: string;
+  check?: boolean;
+  diff?: boolean;
+  rotateSecrets?: boolean;
+  /** `--timeout`, e.g. `5m`: the budget of each wait. */
+  timeout?: string;
+  /** `-e NAME=VALUE`, repeatable. */
+  extraVars?: string[];
+  tags?: string;
+  skipTags?: string;
+  /** Settings the playbook cannot do without, checked before anything runs. */
+  require?: 'git-url'[];
+}
+
+export interface RunEnvironment {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  registry: KindRegistry;
+  reporter: (view: { diff: boolean }) => Promise<Reporter>;
+  /** Injected by tests; default: the real kube adapter, connected on first use. */
+  connect?: Parameters<typeof createTaskContext>[0]['connect'];
+}
+
+const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+
+/** The playbooks shipped in the package (`playbooks/` next to `src/` and `dist/`). */
+export function builtinPlaybook(name: string): string {
+  return fileURLToPath(new URL(`../../playbooks/${name}.yaml`, import.meta.url));
+}
+
+/** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
+export async function runPlaybookCommand(opts: PlaybookRunOptions, global: GlobalOptions): Promise<number> {
+  return runPlaybook(opts, {
+    cwd: process.cwd(),
+    env: process.env,
+    registry: builtinKinds,
+    reporter: (view) => createReporter(global, view),
+  });
+}
+
+export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {
+  const timeoutMs = opts.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(opts.timeout);
+  if (timeoutMs === undefined || timeoutMs <= 0) throw usageError(`--timeout ${opts.timeout ?? ''}: expected a duration such as 90s, 5m or 1h`);
+  const extraVars = parseExtraVars(opts.extraVars ?? []);
+  const check = opts.check === true;
+  const rotateSecrets = opts.rotateSecrets === true;
+
+  const repoDir = findRepo(opts.repo, run.env, run.cwd);
+  const configFile = join(repoDir, CONFIG_FILE);
+  const config = await loadConfig(configFile);
+  const cluster = resolveCluster(config, opts, run.env, { repoDir, cwd: run.cwd, configFile });
+  if (opts.require?.includes('git-url') && cluster.git.url === undefined) {
+    throw missingSetting('Git URL', cluster.name, 'git.url', '--git-url', 'FLUXSTRAP_GIT_URL');
+  }
+
+  // Everything is validated before the first side effect, the reporter included.
+  const playbook = await loadPlaybook(opts.playbook, {
+    registry: run.registry,
+    builtins: builtinVars(cluster, check, rotateSecrets),
+    extraVars,
+    tags: splitList(opts.tags),
+    skipTags: splitList(opts.skipTags),
+  });
+  const reporter = new ProgressTracker(await run.reporter({ diff: opts.diff === true }));
+  const ctx: TaskContext = createTaskContext({
+    cluster,
+    check,
+    rotateSecrets,
+    timeoutMs,
+    log: (message) => reporter.log(message),
+    env: run.env,
+    ...(run.connect ? { connect: run.connect } : {}),
+  });
+  const result = await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check, vars: playbook.vars });
+  if (!result.success) return ExitCode.failed;
+  return check && result.recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+}
+
+/**
+ * What templates and `when:` see besides `vars`: public facts only. Secrets (tokens, keys) are
+ * deliberately absent, so no playbook can print or template one.
+ */
+export function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: boolean): Record<string, unknown> {
+  return {
+    cluster: {
+      name: cluster.name,
+      path: cluster.path,
+      repo_dir: cluster.repoDir,
+      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type } },
+      kube: { context: cluster.kube.context ?? null, kubeconfig: cluster.kube.kubeconfig ?? null },
+    },
+    check_mode: check,
+    rotate_secrets: rotateSecrets,
+  };
+}
+
+/** `-e NAME=VALUE`: the value is read as a YAML scalar, so `-e replicas=2` is a number. */
+export function parseExtraVars(pairs: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    if (!m) throw usageError(`-e ${pair}: expected NAME=VALUE`, 'e.g. -e replicas=2 -e env=prod');
+    const [, name, raw] = m as unknown as [string, string, string];
+    let value: unknown;
+    try {
+      value = parseYaml(raw);
+    } catch {
+      value = raw;
+    }
+    out[name] = value ?? raw;
+  }
+  return out;
+}
+
+function splitList(s: string | undefined): string[] | undefined {
+  if (s === undefined) return undefined;
+  return s.split(',').map((t) => t.trim()).filter((t) => t !== '');
+}
+
+/**
+ * Forwards events and remembers which task is running, so a kind's `ctx.log(message)` becomes
+ * progress of that task without the kind knowing its place in the playbook.
+ */
+class ProgressTracker implements Reporter {
+  private readonly inner: Reporter;
+  private current: TaskRef | undefined;
+
+  constructor(inner: Reporter) {
+    this.inner = inner;
+  }
+
+  emit(e: RunEvent): void {
+    if (e.type === 'task-start') this.current = e.task;
+    if (e.type === 'task-end') this.current = undefined;
+    this.inner.emit(e);
+  }
+
+  log(message: string): void {
+    if (this.current) this.inner.emit({ type: 'task-progress', task: this.current, message });
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
