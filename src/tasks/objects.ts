@@ -97,23 +97,30 @@ function content(obj: KubeObject): Record<string, unknown> {
   return { ...rest, metadata: meta };
 }
 
-/** Top-level-ish paths where two values differ, for the one-line summary and `--diff`. */
-export function differingPaths(a: unknown, b: unknown, prefix = '', depth = 3): string[] {
+function withoutHash(obj: Record<string, unknown>): Record<string, unknown> {
+  const meta = obj.metadata as { annotations?: Record<string, string> };
+  const { [APPLIED_ANNOTATION]: _hash, ...annotations } = meta.annotations ?? {};
+  const { annotations: _all, ...rest } = meta;
+  return { ...obj, metadata: Object.keys(annotations).length > 0 ? { ...rest, annotations } : rest };
+}
+
+/** Top-level-ish paths (as key lists: label keys hold dots) where two values differ. */
+export function differingPaths(a: unknown, b: unknown, prefix: string[] = [], depth = 3): string[][] {
   if (canonical(a) === canonical(b)) return [];
   const isMap = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (depth === 0 || !isMap(a) || !isMap(b)) return [prefix || '.'];
+  if (depth === 0 || !isMap(a) || !isMap(b)) return [prefix];
   const am = a as Record<string, unknown>;
   const bm = b as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(am), ...Object.keys(bm)])].sort();
-  return keys.flatMap((k) => differingPaths(am[k], bm[k], prefix ? `${prefix}.${k}` : k, depth - 1));
+  return keys.flatMap((k) => differingPaths(am[k], bm[k], [...prefix, k], depth - 1));
 }
 
-function pick(obj: Record<string, unknown>, paths: string[]): Record<string, unknown> {
+function pick(obj: Record<string, unknown>, paths: string[][]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const p of paths) {
     let v: unknown = obj;
-    for (const k of p.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
-    if (v !== undefined) out[p] = v;
+    for (const k of p) v = (v as Record<string, unknown> | undefined)?.[k];
+    if (v !== undefined) out[p.join('.')] = v;
   }
   return out;
 }
@@ -129,13 +136,17 @@ export function planObjects(facts: ObjectFacts[]): Change<KubeObject>[] {
     if (!f.dryRun) continue;
     const before = content(f.live);
     const after = content(f.dryRun);
-    const paths = differingPaths(before, after).filter((p) => p !== `metadata.annotations.${APPLIED_ANNOTATION}`);
-    // Only our bookkeeping annotation differs: record it, silently.
-    if (paths.length === 0 && canonical(before) === canonical(after)) continue;
+    const paths = differingPaths(withoutHash(before), withoutHash(after));
+    if (paths.length === 0) {
+      // Only our bookkeeping annotation differs (an object adopted from an earlier install).
+      if (canonical(before) === canonical(after)) continue;
+      changes.push({ action: 'update', target, summary: 'record the applied manifest', data: f.desired });
+      continue;
+    }
     changes.push({
       action: 'update',
       target,
-      summary: paths.length > 0 ? `update ${paths.slice(0, 4).join(', ')}${paths.length > 4 ? `, +${paths.length - 4} more` : ''}` : 'record the applied manifest',
+      summary: `update ${paths.slice(0, 4).map((p) => p.join('.')).join(', ')}${paths.length > 4 ? `, +${paths.length - 4} more` : ''}`,
       before: stringify(pick(before, paths)),
       after: stringify(pick(after, paths)),
       data: f.desired,

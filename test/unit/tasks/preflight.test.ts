@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { KubeObject } from '../../../src/adapters/kube.ts';
+import { isFluxstrapError } from '../../../src/core/errors.ts';
+import { planComponents } from '../../../src/tasks/flux-components.ts';
+import { accessChecks, pluralOf, preflightKind, sopsConfigRecipients, versionProblem } from '../../../src/tasks/preflight.ts';
+import { verificationProblems } from '../../../src/tasks/verify-decryption.ts';
+
+const obj = (apiVersion: string, kind: string, namespace?: string): KubeObject => ({ apiVersion, kind, metadata: { name: kind.toLowerCase(), ...(namespace ? { namespace } : {}) } });
+
+void describe('preflight helpers', () => {
+  void it('pluralOf covers the kinds of a Flux install', () => {
+    assert.deepEqual(['NetworkPolicy', 'GitRepository', 'Kustomization', 'CustomResourceDefinition', 'ClusterRoleBinding', 'Service', 'Ingress'].map(pluralOf),
+      ['networkpolicies', 'gitrepositories', 'kustomizations', 'customresourcedefinitions', 'clusterrolebindings', 'services', 'ingresses']);
+  });
+  void it('accessChecks asks create and patch once per resource, plus Secrets', () => {
+    const checks = accessChecks([obj('apps/v1', 'Deployment', 'flux-system'), obj('apps/v1', 'Deployment', 'flux-system'), obj('v1', 'Namespace')], 'flux-system');
+    assert.deepEqual(checks.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace ?? '-'}`), [
+      'create apps/deployments flux-system', 'patch apps/deployments flux-system', 'create /namespaces -', 'patch /namespaces -',
+      'create /secrets flux-system', 'patch /secrets flux-system',
+    ]);
+  });
+  const versions: [string, number, number, boolean][] = [['v1.36.3', 1, 36, true], ['v1.32.0', 1, 32, true], ['v1.31.9', 1, 31, false], ['v0.0.0-master', Number.NaN, Number.NaN, false]];
+  for (const [v, major, minor, ok] of versions) {
+    void it(`version ${v} ${ok ? 'passes' : 'is refused'}`, () => assert.equal(versionProblem(v, major, minor, '1.32') === undefined, ok));
+  }
+  void it('reads recipients from creation rules and key groups', () => {
+    assert.deepEqual(sopsConfigRecipients('creation_rules:\n  - path_regex: a\n    age: "age1a, age1b"\n  - key_groups:\n      - age: [age1c]\n'), ['age1a', 'age1b', 'age1c']);
+    assert.deepEqual(sopsConfigRecipients(''), []);
+  });
+  void it('fails with every problem and its fix, keeping the code of a single one', () => {
+    assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32' }, { problems: [], notes: [] }, undefined as never), []);
+    assert.throws(() => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] }, undefined as never),
+      (e) => isFluxstrapError(e) && e.code === 'E_GIT' && e.message === 'preflight: a' && e.hint === 'fa');
+    assert.throws(() => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa' }, { what: 'b', fix: 'fb' }], notes: [] }, undefined as never),
+      (e) => isFluxstrapError(e) && e.code === 'E_PRECONDITION' && /\(1\) a; \(2\) b/.test(e.message) && e.hint === '(1) fa; (2) fb');
+  });
+});
+
+void describe('component order', () => {
+  void it('namespaces, then CRDs, then the rest in build order', () => {
+    const facts = [obj('apps/v1', 'Deployment', 'ns'), obj('apiextensions.k8s.io/v1', 'CustomResourceDefinition'), obj('v1', 'Service', 'ns'), obj('v1', 'Namespace')].map((desired) => ({ desired }));
+    assert.deepEqual(planComponents(facts).map((c) => c.target.split(' ')[0]), ['Namespace', 'CustomResourceDefinition', 'Deployment', 'Service']);
+  });
+});
+
+void describe('verificationProblems', () => {
+  const want = [{ file: 'clusters/a/s.sops.yaml', namespace: 'apps', name: 's', hashes: { a: 'h1', b: 'h2' } }];
+  const base = { kustomization: 'Kustomization flux-system/flux-system', decryption: { provider: 'sops' }, globalSecret: false, want, check: false };
+  void it('passes when every key holds the decrypted value', () => assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), []));
+  void it('names missing Secrets, missing keys and differing keys, never values', () => {
+    assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': undefined } }), ['Secret apps/s (from clusters/a/s.sops.yaml) is not in the cluster']);
+    assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'x' } } }), ['Secret apps/s lacks b', 'Secret apps/s holds other values (still encrypted?) under a']);
+  });
+  void it('requires decryption on the Kustomization or the controller', () => {
+    assert.equal(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 1);
+    assert.equal(verificationProblems({ ...base, decryption: null, globalSecret: true, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 0);
+  });
+  void it('has nothing to verify in check mode before the first bootstrap', () => {
+    const { decryption: _d, ...rest } = base;
+    assert.deepEqual(verificationProblems({ ...rest, check: true, have: {} }), []);
+    assert.equal(verificationProblems({ ...rest, check: false, have: {} }).length, 1);
+  });
+});
