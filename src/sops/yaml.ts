@@ -48,7 +48,7 @@ export function resolvePlain(s: string): Resolved {
 
 interface Ctx {
   doc: Document;
-  src: string;
+  sourceLines: string[];
   lines: LineCounter;
 }
 
@@ -59,8 +59,10 @@ function lineOf(ctx: Ctx, node: Node | null | undefined): number | undefined {
 
 function scalarValue(ctx: Ctx, node: Scalar): Value {
   const raw = node.value;
-  const text = typeof raw === 'string' ? raw : String(raw);
   const tag = node.tag?.replace(/^tag:yaml\.org,2002:/, '!!');
+  // `!!merge <<` (how yaml.v3 writes the merge key back) reads as a symbol; sops keeps it as "<<".
+  if (typeof raw === 'symbol' || tag === '!!merge') return '<<';
+  const text = typeof raw === 'string' ? raw : String(raw);
   if (tag === '!!str' || (tag === undefined && node.type !== 'PLAIN')) return text;
   const r = resolvePlain(text);
   if (tag === '!!int' && typeof r !== 'bigint') throw new FormatError(`cannot decode ${JSON.stringify(text)} as an int`, lineOf(ctx, node));
@@ -80,22 +82,25 @@ interface Spill {
 
 /**
  * The `yaml` package gives a nested collection every comment that follows its last entry; yaml.v3
- * gives one written less indented to the enclosing level. Re-read those lines from the source to
- * learn their column.
+ * gives one written less indented to the enclosing level. Find those lines in the source (the
+ * run of comment and blank lines before the next content line) to learn their columns.
  */
-function trailingComments(ctx: Ctx, from: number): Spill[] {
-  const out: Spill[] = [];
-  let at = ctx.src.indexOf('\n', from);
-  while (at >= 0 && at < ctx.src.length) {
-    const end = ctx.src.indexOf('\n', at + 1);
-    const line = ctx.src.slice(at + 1, end < 0 ? undefined : end).replace(/\r$/, '');
+function trailingComments(ctx: Ctx, node: Node): Spill[] {
+  const want = (node.comment ?? '').split('\n').length;
+  const end = node.range?.[2];
+  if (end === undefined) return [];
+  const pos = ctx.lines.linePos(end);
+  const text = ctx.sourceLines;
+  const isGap = (l: string | undefined): boolean => l !== undefined && (l.trim() === '' || l.trimStart().startsWith('#'));
+  let next = pos.col === 1 ? pos.line - 1 : pos.line;
+  while (next < text.length && isGap(text[next])) next++;
+  let first = next;
+  while (first > 0 && isGap(text[first - 1])) first--;
+  const run = text.slice(Math.max(first, next - want), next);
+  return run.flatMap((line) => {
     const trimmed = line.trimStart();
-    if (trimmed.startsWith('#')) out.push({ col: line.length - trimmed.length, comment: new Comment(trimmed.slice(1)) });
-    else if (trimmed !== '') break;
-    if (end < 0) break;
-    at = end;
-  }
-  return out;
+    return trimmed.startsWith('#') ? [{ col: line.length - trimmed.length, comment: new Comment(trimmed.slice(1)) }] : [];
+  });
 }
 
 function columnOf(ctx: Ctx, node: Node | null | undefined): number {
@@ -109,10 +114,10 @@ interface Converted {
   spill: Spill[];
 }
 
-function footer(ctx: Ctx, node: Node, lastEnd: number | undefined, own: Comment[] | Value[], col: number, wrap: (c: Comment) => Item | Value): Spill[] {
-  if (!node.comment || lastEnd === undefined) return [];
+function footer(ctx: Ctx, node: Node, own: Comment[] | Value[], col: number, wrap: (c: Comment) => Item | Value): Spill[] {
+  if (!node.comment) return [];
   const spill: Spill[] = [];
-  for (const s of trailingComments(ctx, lastEnd)) {
+  for (const s of trailingComments(ctx, node)) {
     if (s.col >= col) (own as (Item | Value)[]).push(wrap(s.comment));
     else spill.push(s);
   }
@@ -129,7 +134,6 @@ function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
   }
   if (isMap(node)) {
     const items: Item[] = commentLines(node.commentBefore).map((c) => ({ key: c, value: null }));
-    let lastEnd: number | undefined;
     for (const pair of node.items) {
       if (!isPair(pair)) continue;
       const keyNode = pair.key as Node | null;
@@ -151,26 +155,23 @@ function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
       items.push({ key, value });
       const inline = valueNode && !isMap(valueNode) && !isSeq(valueNode) ? valueNode.comment : keyNode.comment;
       for (const c of commentLines(inline, true)) items.push({ key: c, value: null });
-      lastEnd = valueNode?.range?.[1] ?? keyNode.range?.[1];
       for (const s of spill) items.push({ key: s.comment, value: null });
     }
     const col = columnOf(ctx, node);
-    const spill = footer(ctx, node, lastEnd, items as never, col, (c) => ({ key: c, value: null }));
+    const spill = footer(ctx, node, items as never, col, (c) => ({ key: c, value: null }));
     return { value: new TreeMap(items), spill };
   }
   if (isSeq(node)) {
     const list: Value[] = commentLines(node.commentBefore);
-    let lastEnd: number | undefined;
     for (const item of node.items) {
       const n = item as Node | null;
       list.push(...commentLines(n?.commentBefore));
       const { value, spill } = n === null ? { value: null, spill: [] } : convert(ctx, n, seen);
       list.push(value);
       if (n && !isMap(n) && !isSeq(n)) list.push(...commentLines(n.comment, true));
-      lastEnd = n?.range?.[1];
       list.push(...spill.map((s) => s.comment));
     }
-    const spill = footer(ctx, node, lastEnd, list, columnOf(ctx, node), (c) => c);
+    const spill = footer(ctx, node, list, columnOf(ctx, node), (c) => c);
     return { value: list, spill };
   }
   if (isScalar(node)) return { value: scalarValue(ctx, node), spill: [] };
@@ -183,10 +184,11 @@ export function parseYaml(text: string): Branch[] {
   const docs = parseAllDocuments(text, { schema: 'failsafe', merge: false, lineCounter: lines, prettyErrors: false });
   if (!Array.isArray(docs)) return [];
   const branches: Branch[] = [];
+  const sourceLines = text.split(/\r?\n/);
   for (const doc of docs) {
     const err = doc.errors[0];
     if (err) throw new FormatError(err.message.split('\n')[0] ?? 'invalid YAML', err.linePos?.[0].line);
-    const ctx: Ctx = { doc, src: text, lines };
+    const ctx: Ctx = { doc, sourceLines, lines };
     const head = commentLines(doc.commentBefore).map((c): Item => ({ key: c, value: null }));
     const tail = commentLines(doc.comment).map((c): Item => ({ key: c, value: null }));
     const contents = doc.contents as Node | null;

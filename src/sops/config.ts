@@ -1,0 +1,197 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
+import { configError, fsError, type Location } from '../core/errors.ts';
+import { newStanza } from './datakey.ts';
+import type { KeyType, Stanza } from './metadata.ts';
+import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { TreeMap } from './tree.ts';
+
+/**
+ * `.sops.yaml`: found like sops finds it (from the working directory up, `.sops.yaml` only; or
+ * `--config` / `SOPS_CONFIG`), creation rules tried in order with the first match winning, the
+ * path seen relative to the config's folder, `path_regex` unanchored RE2.
+ */
+
+export interface CreationRule {
+  pathRegex?: string;
+  keyGroups: Stanza[][];
+  shamirThreshold: number;
+  rules: Rules;
+  /** Where the rule is written, for messages. */
+  line: number;
+}
+
+export interface SopsConfig {
+  file: string;
+  creationRules: CreationRule[];
+  indent: { yaml?: number; json?: number; jsonBinary?: number };
+}
+
+export async function findConfig(cwd: string, env: NodeJS.ProcessEnv = process.env, explicit?: string): Promise<string | undefined> {
+  const named = explicit ?? (env.SOPS_CONFIG || undefined);
+  if (named) return resolve(cwd, named);
+  let dir = resolve(cwd);
+  for (let i = 0; i < 100; i++) {
+    const candidate = join(dir, '.sops.yaml');
+    try {
+      await readFile(candidate);
+      return candidate;
+    } catch {
+      // keep walking up
+    }
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return undefined;
+}
+
+type Where = (node: unknown) => Location;
+
+function strings(v: unknown, field: string, where: Where): string[] {
+  if (v === undefined || v === null) return [];
+  if (isScalar(v)) {
+    if (v.value === null || v.value === undefined) return [];
+    return String(v.value).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  }
+  if (isSeq(v)) return v.items.flatMap((i) => strings(i, field, where));
+  throw configError(`${field} must be a string or a list of strings`, where(v));
+}
+
+/** sops' config names per key type, in the order a flat rule builds its one group. */
+const FLAT_KEYS: [string, KeyType, string][] = [
+  ['age', 'age', 'recipient'],
+  ['pgp', 'pgp', 'fp'],
+  ['kms', 'kms', 'arn'],
+  ['gcp_kms', 'gcp_kms', 'resource_id'],
+  ['hckms', 'hckms', 'key_id'],
+  ['azure_keyvault', 'azure_kv', 'vault_url'],
+  ['hc_vault_transit_uri', 'hc_vault', 'vault_address'],
+];
+
+function stanza(type: KeyType, idField: string, id: string): Stanza {
+  if (type === 'age' || type === 'pgp') return newStanza(type, id);
+  // Kept so that messages can name them; fluxstrap cannot encrypt for these services.
+  return { type, fields: new TreeMap([{ key: idField, value: id }]) };
+}
+
+function groupFrom(m: YAMLMap, where: Where, flat: boolean): Stanza[] {
+  const out: Stanza[] = [];
+  for (const [name, type, idField] of FLAT_KEYS) {
+    const node = m.get(flat ? name : name === 'hc_vault_transit_uri' ? 'hc_vault' : name, true);
+    if (node === undefined) continue;
+    if (!flat && isSeq(node)) {
+      for (const item of node.items) {
+        // In key groups, cloud keys are maps ({arn: …}, {resource_id: …}); their first field names them.
+        const first = isMap(item) ? item.items[0]?.value : undefined;
+        const ids = isMap(item) ? [isScalar(first) ? String(first.value) : ''] : strings(item, name, where);
+        out.push(...ids.map((id) => stanza(type, idField, id)));
+      }
+      continue;
+    }
+    out.push(...strings(node, name, where).map((s) => stanza(type, idField, s)));
+  }
+  const merge = m.get('merge', true);
+  if (isSeq(merge)) for (const g of merge.items) if (isMap(g)) out.push(...groupFrom(g, where, false));
+  const seen = new Set<string>();
+  return out.filter((s) => {
+    const id = `${s.type}:${String(s.fields.items[0]?.value)}`;
+    return !seen.has(id) && seen.add(id);
+  });
+}
+
+function intOf(node: unknown, field: string, where: Where): number {
+  if (node === undefined || node === null) return 0;
+  const v = isScalar(node) ? node.value : undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n) || n < 0) throw configError(`${field} must be a non-negative integer`, where(node));
+  return n;
+}
+
+export async function loadConfig(file: string): Promise<SopsConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw fsError(e, file, 'read .sops.yaml');
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): SopsConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false });
+  const where: Where = (node) => {
+    const at = (node as Node | undefined)?.range?.[0];
+    return at === undefined ? { file } : { file, line: lines.linePos(at).line };
+  };
+  const err = doc.errors[0];
+  if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, ...(err.linePos ? { line: err.linePos[0].line } : {}) });
+  const root = doc.contents;
+  const config: SopsConfig = { file, creationRules: [], indent: {} };
+  if (root === null || root === undefined) return config;
+  if (!isMap(root)) throw configError('.sops.yaml must be a map', where(root));
+  const stores = root.get('stores', true);
+  if (isMap(stores)) {
+    const indent = (name: string): number | undefined => {
+      const s = stores.get(name, true);
+      const v = isMap(s) ? s.get('indent', true) : undefined;
+      return isScalar(v) && typeof v.value === 'number' ? v.value : undefined;
+    };
+    const [yaml, json, jsonBinary] = [indent('yaml'), indent('json'), indent('json_binary')];
+    if (yaml !== undefined) config.indent.yaml = yaml;
+    if (json !== undefined) config.indent.json = json;
+    if (jsonBinary !== undefined) config.indent.jsonBinary = jsonBinary;
+  }
+  const rules = root.get('creation_rules', true);
+  if (rules === undefined || rules === null) return config;
+  if (!isSeq(rules)) throw configError('creation_rules must be a list', where(rules));
+  for (const r of rules.items) {
+    if (!isMap(r)) throw configError('a creation rule must be a map', where(r));
+    const selection: Rules = {};
+    for (const [k, name] of Object.entries(RULE_NAMES) as [SelectionRule, string][]) {
+      const v = r.get(name, true);
+      if (isScalar(v) && v.value !== null && String(v.value) !== '') selection[k] = String(v.value);
+    }
+    if (selectionRulesSet(selection).length > 1) {
+      throw configError('a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex', where(r));
+    }
+    const mac = r.get('mac_only_encrypted', true);
+    if (isScalar(mac) && (mac.value === true || mac.value === 'true')) selection.macOnlyEncrypted = true;
+    const pathNode = r.get('path_regex', true);
+    const pathRegex = isScalar(pathNode) && pathNode.value !== null ? String(pathNode.value) : undefined;
+    if (pathRegex !== undefined && goRegex(pathRegex) === null) throw configError(`path_regex ${JSON.stringify(pathRegex)} is not a valid regular expression`, where(pathNode));
+    const groupsNode = r.get('key_groups', true);
+    let keyGroups: Stanza[][];
+    if (isSeq(groupsNode)) {
+      keyGroups = groupsNode.items.map((g) => {
+        if (!isMap(g)) throw configError('a key group must be a map', where(g));
+        return groupFrom(g, where, false);
+      });
+    } else {
+      keyGroups = [groupFrom(r, where, true)];
+    }
+    config.creationRules.push({
+      ...(pathRegex !== undefined ? { pathRegex } : {}),
+      keyGroups,
+      shamirThreshold: intOf(r.get('shamir_threshold', true), 'shamir_threshold', where),
+      rules: selection,
+      line: where(r).line ?? 0,
+    });
+  }
+  return config;
+}
+
+/** The path a rule sees: relative to the config's folder when the file is under it, else absolute. */
+export function rulePath(config: SopsConfig, filePath: string, cwd: string): string {
+  const abs = isAbsolute(filePath) ? filePath : resolve(cwd, filePath);
+  const rel = relative(dirname(config.file), abs);
+  const inside = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  return (inside ? rel : abs).split(sep).join('/');
+}
+
+export function matchRule(config: SopsConfig, filePath: string, cwd: string): CreationRule | undefined {
+  const p = rulePath(config, filePath, cwd);
+  return config.creationRules.find((r) => r.pathRegex === undefined || (goRegex(r.pathRegex)?.test(p) ?? false));
+}

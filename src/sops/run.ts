@@ -1,0 +1,229 @@
+import { readFile } from 'node:fs/promises';
+import { writeAtomic } from '../adapters/files.ts';
+import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
+import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
+import { newStanza, type KeySources } from './datakey.ts';
+import { decryptDocument, encryptDocument, rotate, updateKeys, type EncryptParams } from './engine.ts';
+import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { FORMATS, formatForPath, type Format, type StoreOptions } from './stores.ts';
+
+/**
+ * The file side of the commands: reading inputs, choosing the format and the creation rule,
+ * gathering keys, and writing results only where asked (stdout by default; `--in-place` and
+ * `--output` through an atomic write that keeps the file's mode). Status lines go to stderr.
+ */
+
+export interface CommonOptions {
+  inputType?: string;
+  outputType?: string;
+  keyFile?: string[];
+  config?: string;
+  inPlace?: boolean;
+  output?: string;
+  ignoreMac?: boolean;
+  quiet?: boolean;
+}
+
+export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionRule, string>> {
+  age?: string[];
+  pgp?: string[];
+  macOnlyEncrypted?: boolean;
+  shamirSecretSharingThreshold?: number;
+}
+
+export interface RotateCliOptions extends CommonOptions {
+  addAge?: string[];
+  rmAge?: string[];
+  addPgp?: string[];
+  rmPgp?: string[];
+}
+
+function formatOption(value: string | undefined, flag: string): Format | undefined {
+  if (value === undefined) return undefined;
+  const v = value === 'env' ? 'dotenv' : value === 'yml' ? 'yaml' : value;
+  if (!(FORMATS as readonly string[]).includes(v)) throw usageError(`${flag} must be one of ${FORMATS.join(', ')}`);
+  return v as Format;
+}
+
+async function readInput(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    throw fsError(e, file, 'read file');
+  }
+}
+
+function status(opts: CommonOptions, line: string): void {
+  if (!opts.quiet) process.stderr.write(`${line}\n`);
+}
+
+/** Results go to stdout unless `--in-place` or `--output` say otherwise. */
+async function deliver(file: string, content: string | Buffer, opts: CommonOptions, manyFiles: boolean, plaintext = false): Promise<void> {
+  if (opts.inPlace) {
+    await writeAtomic(file, content);
+    return;
+  }
+  if (opts.output !== undefined) {
+    if (manyFiles) throw usageError('--output takes a single input file');
+    // A new plaintext file is readable by its owner only; an existing one keeps its mode.
+    await writeAtomic(opts.output, content, plaintext ? { mode: 0o600 } : {});
+    return;
+  }
+  process.stdout.write(content);
+}
+
+function checkOutputFlags(opts: CommonOptions): void {
+  if (opts.inPlace && opts.output !== undefined) throw usageError('use either --in-place or --output, not both');
+}
+
+/** Identities from the environment, the default key file and `--key-file`; gpg as sops uses it. */
+export async function keySources(opts: { keyFile?: string[] }, gpg = true): Promise<KeySources> {
+  const keyFiles = opts.keyFile ?? [];
+  let age: AgeIdentity[];
+  try {
+    age = await loadAgeIdentities({ keyFiles });
+  } catch (e) {
+    // A broken environment source must not block a file that PGP opens; explicit files must parse.
+    if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
+    age = [];
+  }
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg };
+}
+
+async function configFor(opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
+  const file = await findConfig(process.cwd(), process.env, opts.config);
+  if (!file) {
+    if (required) throw new FluxstrapError('E_NOT_FOUND', 'no .sops.yaml found in this folder or above', { hint: 'create one (fluxstrap init) or name one with --config' });
+    return undefined;
+  }
+  return loadConfig(file);
+}
+
+function ruleFor(config: SopsConfig, file: string): CreationRule {
+  const rule = matchRule(config, file, process.cwd());
+  if (!rule) {
+    throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
+  }
+  return rule;
+}
+
+function storeOptions(config: SopsConfig | undefined, format: Format): StoreOptions {
+  const indent = format === 'yaml' ? config?.indent.yaml : format === 'json' ? config?.indent.json : format === 'binary' ? config?.indent.jsonBinary : undefined;
+  return indent === undefined ? {} : { indent };
+}
+
+function flagRules(opts: EncryptOptions): Rules {
+  const rules: Rules = {};
+  for (const k of Object.keys(RULE_NAMES) as SelectionRule[]) {
+    const v = opts[k];
+    if (v !== undefined) rules[k] = v;
+  }
+  if (opts.macOnlyEncrypted) rules.macOnlyEncrypted = true;
+  return rules;
+}
+
+function splitList(values: string[] | undefined, envValue: string | undefined): string[] {
+  const all = values && values.length > 0 ? values : envValue ? [envValue] : [];
+  return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+async function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): Promise<EncryptParams> {
+  const age = splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS);
+  const pgp = splitList(opts.pgp, process.env.SOPS_PGP_FP);
+  const fromFlags = flagRules(opts);
+  // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
+  if (age.length > 0 || pgp.length > 0) {
+    return {
+      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f))]],
+      shamirThreshold: opts.shamirSecretSharingThreshold ?? 0,
+      rules: fromFlags,
+    };
+  }
+  if (!config) {
+    throw usageError('no recipients: give --age or --pgp, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
+  }
+  const rule = ruleFor(config, file);
+  const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
+  return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
+}
+
+export async function runEncrypt(files: string[], opts: EncryptOptions): Promise<void> {
+  checkOutputFlags(opts);
+  const config = await configFor(opts, false);
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true };
+  for (const file of files) {
+    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+    const params = await encryptParams(file, opts, config);
+    const out = await encryptDocument(await readInput(file), format, file, params, sources, storeOptions(config, format));
+    await deliver(file, out, opts, files.length > 1);
+    if (opts.inPlace) status(opts, `encrypted ${file}`);
+  }
+}
+
+export async function runDecrypt(files: string[], opts: CommonOptions): Promise<void> {
+  checkOutputFlags(opts);
+  const sources = await keySources(opts);
+  const config = await configFor(opts, false);
+  for (const file of files) {
+    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+    const outputFormat = formatOption(opts.outputType, '--output-type') ?? (opts.output !== undefined ? formatForPath(opts.output) : format);
+    const out = await decryptDocument(await readInput(file), format, file, sources, {
+      ...(opts.ignoreMac ? { ignoreMac: true } : {}),
+      outputFormat,
+      store: storeOptions(config, outputFormat),
+    });
+    await deliver(file, out, opts, files.length > 1, true);
+    if (opts.inPlace) status(opts, `decrypted ${file}`);
+  }
+}
+
+export async function runUpdateKeys(files: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number }): Promise<void> {
+  const config = await configFor(opts, true);
+  if (!config) return;
+  const sources = await keySources(opts);
+  for (const file of files) {
+    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+    const rule = ruleFor(config, file);
+    const before = await readInput(file);
+    const res = await updateKeys(before, format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format));
+    const added = res.after.filter((k) => !res.before.includes(k));
+    const removed = res.before.filter((k) => !res.after.includes(k));
+    if (added.length === 0 && removed.length === 0) {
+      status(opts, `${file}: keys already match the creation rule`);
+      continue;
+    }
+    await writeAtomic(file, res.output);
+    status(opts, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+  }
+}
+
+export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
+  checkOutputFlags(opts);
+  const sources = await keySources(opts);
+  const config = await configFor(opts, false);
+  for (const file of files) {
+    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+    const res = await rotate(await readInput(file), format, file, sources, {
+      ...(opts.ignoreMac ? { ignoreMac: true } : {}),
+      addAge: opts.addAge ?? [],
+      rmAge: opts.rmAge ?? [],
+      addPgp: opts.addPgp ?? [],
+      rmPgp: opts.rmPgp ?? [],
+    }, storeOptions(config, format));
+    await deliver(file, res.output, opts, files.length > 1);
+    if (opts.inPlace) status(opts, `rotated the data key of ${file} (${res.after.join(', ')})`);
+  }
+}
+
+/** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
+export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[] }, json: boolean): Promise<number> {
+  const { check } = await import('./check.ts');
+  // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
+  const sources = await keySources(opts, false);
+  const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
+  if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
+  else for (const f of findings) process.stdout.write(`${f.file}: ${f.reason}\n`);
+  return findings.length === 0 ? 0 : 1;
+}
