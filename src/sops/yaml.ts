@@ -92,7 +92,9 @@ function trailingComments(ctx: Ctx, node: Node): Spill[] {
   const pos = ctx.lines.linePos(end);
   const text = ctx.sourceLines;
   const isGap = (l: string | undefined): boolean => l !== undefined && (l.trim() === '' || l.trimStart().startsWith('#'));
-  let next = pos.col === 1 ? pos.line - 1 : pos.line;
+  // The node may end at the start of the next entry (after its indentation) or mid-line.
+  const atLineStart = (text[pos.line - 1] ?? '').slice(0, pos.col - 1).trim() === '';
+  let next = atLineStart ? pos.line - 1 : pos.line;
   while (next < text.length && isGap(text[next])) next++;
   let first = next;
   while (first > 0 && isGap(text[first - 1])) first--;
