@@ -50,7 +50,9 @@ export async function writeAtomic(file: string, content: string | Uint8Array, op
   try {
     await mkdir(dir, { recursive: true, ...(opts.dirMode !== undefined ? { mode: opts.dirMode } : {}) });
   } catch (e) {
-    throw fsError(e, dir, 'create folder');
+    // mkdir reports EEXIST when a file stands where a folder is needed
+    const notDir = (e as NodeJS.ErrnoException).code === 'EEXIST' ? Object.assign(new Error(), { code: 'ENOTDIR' }) : e;
+    throw fsError(notDir, dir, 'create folder');
   }
   let mode = opts.mode ?? 0o644;
   try {

@@ -4,7 +4,7 @@ import { info } from '../cli/context.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 import { ageKeyFilePath, defaultAgeKeyFile, parseAgeKeyFile, recipientOf } from './age.ts';
 import type { AgeIdentity } from './age.ts';
-import { KEY_FILE_MODE, newAgeKey, writeKeyFile } from './generate.ts';
+import { checkKeyFileTarget, KEY_FILE_MODE, newAgeKey, writeKeyFile } from './generate.ts';
 import type { PgpKeyType } from './pgp.ts';
 import { isArmoredPgp, PGP_KEY_TYPES } from './pgp.ts';
 
@@ -41,6 +41,7 @@ async function keysNewPgp(opts: KeysNewOptions, g: GlobalOptions): Promise<void>
   }
   const type = (opts.type ?? 'rsa4096') as PgpKeyType;
   if (!PGP_KEY_TYPES.includes(type)) throw usageError(`unknown --type ${opts.type}`, `use one of: ${PGP_KEY_TYPES.join(', ')}`);
+  await checkKeyFileTarget(opts.out, false);
   const { generatePgpKey } = await import('./pgp.ts');
   info(g, type === 'rsa4096' ? 'generating an RSA-4096 OpenPGP key (this takes a few seconds)…' : 'generating an ed25519 OpenPGP key…');
   const key = await generatePgpKey(type, { name: opts.name ?? 'fluxstrap', ...(opts.email ? { email: opts.email } : {}), comment: 'flux secrets' });

@@ -37,7 +37,7 @@ export async function generateAgeIdentity(postQuantum: boolean): Promise<{ secre
  * understand) and keeps its identities, in order, ahead of the new one.
  */
 export async function newAgeKey(opts: NewAgeKeyOptions): Promise<NewAgeKey> {
-  await refuseDirectory(opts.file);
+  await checkKeyFileTarget(opts.file, opts.append);
   const identity = await generateAgeIdentity(opts.postQuantum);
   const block = formatAgeKeyFile(identity, opts.now ?? new Date());
   const existing = opts.append ? await readTextIfExists(opts.file) : undefined;
@@ -56,18 +56,23 @@ export async function writeKeyFile(file: string, content: string, exclusive: boo
   try {
     await writeAtomic(file, content, { mode: KEY_FILE_MODE, dirMode: KEY_DIR_MODE, exclusive });
   } catch (e) {
-    if (isFluxstrapError(e) && e.code === 'E_PRECONDITION') {
-      throw new FluxstrapError('E_PRECONDITION', 'refusing to overwrite an existing key file', {
-        location: { file },
-        hint: 'losing a private key loses every secret encrypted to it: pass --append to add a second identity (rotation), or choose another --out',
-      });
-    }
-    throw e;
+    throw isFluxstrapError(e) && e.code === 'E_PRECONDITION' ? refusal(file) : e;
   }
 }
 
-/** A directory where a key file should be gets its own message, not "already exists". */
-async function refuseDirectory(file: string): Promise<void> {
+/**
+ * Fail before the (possibly slow) key generation: a directory gets its own message, an existing
+ * file the refusal. The exclusive write still guards against a file appearing meanwhile.
+ */
+export async function checkKeyFileTarget(file: string, append: boolean): Promise<void> {
   const st = await stat(file).catch(() => undefined);
   if (st?.isDirectory()) throw fsError(Object.assign(new Error(), { code: 'EISDIR' }), file, 'write key file');
+  if (st && !append) throw refusal(file);
+}
+
+function refusal(file: string): FluxstrapError {
+  return new FluxstrapError('E_PRECONDITION', 'refusing to overwrite an existing key file', {
+    location: { file },
+    hint: 'losing a private key loses every secret encrypted to it: pass --append to add a second identity (rotation), or choose another --out',
+  });
 }
