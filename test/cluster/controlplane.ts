@@ -78,7 +78,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     writeFileSync(kubeconfig, kubeconfigYaml(server, serverCert, token), { mode: 0o600 });
     return { kubeconfig, client, services };
   } catch (err) {
-    await Promise.all(services.map((s) => s.stop()));
+    for (const s of services.reverse()) await s.stop();
     throw err;
   }
 }

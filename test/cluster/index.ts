@@ -132,7 +132,9 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     process.removeListener('exit', killSync);
     await mirror?.stop();
     await Promise.all(controllers.map((c) => c.stop()));
-    await Promise.all([...services].reverse().map((s) => s.stop()));
+    // kube-apiserver stops in about a second while etcd is up, but waits out its grace
+    // period once etcd is gone.
+    for (const s of [...services].reverse()) await s.stop();
     await git?.stop();
     watchdog.kill('SIGKILL');
     if (keepFiles) {

@@ -1,6 +1,6 @@
 // Child processes for the harness: one-shot commands, and long-running servers that must never
 // outlive the test process.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -97,6 +97,7 @@ export class Service {
   readonly name: string;
   readonly logFile: string;
   readonly exited: Promise<number | null>;
+  #child: ChildProcess;
   #pid: number;
   #pidFile: string;
   #alive = true;
@@ -112,6 +113,7 @@ export class Service {
     });
     closeSync(fd);
     if (child.pid === undefined) throw new Error(`${opts.name}: could not start ${opts.cmd}`);
+    this.#child = child;
     this.#pid = child.pid;
     this.#pidFile = join(opts.pidsDir, `${opts.name}.pid`);
     writeFileSync(this.#pidFile, String(child.pid));
@@ -137,6 +139,8 @@ export class Service {
   /** SIGTERM the group, SIGKILL it after a grace period. */
   async stop(graceMs = 5000): Promise<void> {
     if (!this.#alive) return;
+    // An unref'd child's exit event is only seen while something keeps the loop running.
+    this.#child.ref();
     signalGroup(this.#pid, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(this.#pid, 'SIGKILL'), graceMs);
     await this.exited;
