@@ -51,7 +51,7 @@ function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>;
       stderr += d.toString();
       if (opts.killWhen?.(stderr)) child.kill('SIGKILL');
     });
-    void opts.killOn?.then(() => child.kill('SIGKILL'));
+    void opts.killOn?.then(() => child.kill('SIGKILL'), () => undefined);
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
   });
