@@ -91,7 +91,7 @@ export class ListrReporter implements Reporter {
         renderer: this.opts.renderer ?? 'default',
         // The caller chose this view for a terminal on stderr; listr2 would look at stdout.
         fallbackRendererCondition: false,
-        rendererOptions: { collapseErrors: false, collapseSkips: false, showErrorMessage: true, logger },
+        rendererOptions: { collapseErrors: false, showErrorMessage: true, logger },
         fallbackRenderer: 'simple',
         fallbackRendererOptions: { logger },
       },
@@ -113,7 +113,7 @@ export class ListrReporter implements Reporter {
     if (slot.pending !== undefined) wrapper.output = slot.pending;
     const r = await slot.done;
     if (r.outcome === 'skipped') {
-      wrapper.skip('skipped');
+      wrapper.skip(`${r.name} [skipped]`);
       return;
     }
     wrapper.title = resultTitle(r);
