@@ -72,22 +72,17 @@ export function parseExpr(src: string): Expr {
     i++;
   };
 
-  const or = (): Expr => {
-    let l = and();
-    while (isWord('or')) {
+  // `a or b or c` and `a and b`, left-associative; `and` binds tighter than `or`.
+  const chain = (op: 'and' | 'or', next: () => Expr) => (): Expr => {
+    let l = next();
+    while (isWord(op)) {
       i++;
-      l = { t: 'bin', op: 'or', l, r: and() };
+      l = { t: 'bin', op, l, r: next() };
     }
     return l;
   };
-  const and = (): Expr => {
-    let l = not();
-    while (isWord('and')) {
-      i++;
-      l = { t: 'bin', op: 'and', l, r: not() };
-    }
-    return l;
-  };
+  const and = chain('and', () => not());
+  const or = chain('or', and);
   const not = (): Expr => {
     if (isWord('not')) {
       i++;
