@@ -274,7 +274,11 @@ export function kubeError(e: unknown, doing: string, server: string, sensitive =
       hint: 'check that the cluster is running and that --context/--kubeconfig point at it',
     });
   }
-  return new FluxstrapError('E_KUBE', `cannot ${doing}: ${errno ?? (e instanceof Error ? e.name : 'unknown error')}`, { cause: sensitive ? undefined : e });
+  // A fetch failure wraps the reason (e.g. "bad port") in its cause.
+  let reason: unknown = e;
+  while ((reason as { cause?: unknown } | undefined)?.cause instanceof Error) reason = (reason as { cause: Error }).cause;
+  const detail = errno ?? (reason instanceof Error ? reason.message : 'unknown error');
+  return new FluxstrapError('E_KUBE', `cannot ${doing}: ${detail}`, sensitive ? {} : { cause: e });
 }
 
 // ---------------------------------------------------------------------------------------------
