@@ -2,7 +2,8 @@ import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import type { Pair, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
-import { usageError } from '../core/errors.ts';
+import { configError, usageError } from '../core/errors.ts';
+import type { RunEvent } from '../core/events.ts';
 import type { TaskInstance } from '../core/task.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { loadKind } from '../tasks/registry.ts';
@@ -30,6 +31,8 @@ export const TaskOptionsSchema = z.strictObject({
   delay: DurationSchema.optional().describe('Pause between attempts (seconds, or 10s / 1m); default 1s.'),
   ignore_errors: z.boolean().optional().describe('A failure of this task does not stop the run.'),
   tags: z.array(z.string().regex(IDENT)).optional().describe('Select with --tags / --skip-tags; `always` runs unless skipped by name.'),
+  notify: z.union([z.string().min(1), z.array(z.string().min(1))]).optional()
+    .describe('Handlers (by name) to run once after the tasks when this task changes something.'),
 });
 type TaskOptions = z.infer<typeof TaskOptionsSchema>;
 const OPTION_KEYS = new Set(Object.keys(TaskOptionsSchema.shape));
@@ -39,6 +42,8 @@ export const PlaybookEnvelopeSchema = z.strictObject({
   vars: z.record(z.string().regex(IDENT, 'variable names are identifiers'), z.unknown()).optional()
     .describe('Variables for {{ }} and when:, rendered in order; -e NAME=VALUE overrides them.'),
   tasks: z.array(z.record(z.string(), z.unknown())).min(1),
+  handlers: z.array(z.record(z.string(), z.unknown())).optional()
+    .describe('Tasks that run after the others, once, in this order, only when a task that notifies them changed something.'),
 });
 
 export interface Playbook {
@@ -46,7 +51,10 @@ export interface Playbook {
   file: string;
   /** Every variable a template or condition can see (built-ins, `vars`, `-e`). */
   vars: Scope;
+  /** The tasks, then the handlers (each guarded by whether it was notified). */
   tasks: TaskInstance<TaskContext>[];
+  /** Feed the run's events here so handlers learn which tasks changed something. */
+  observe(event: RunEvent): void;
 }
 
 export interface LoadOptions {
@@ -73,9 +81,31 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
   const vars = resolveVars(src, root.get('vars', true), opts);
   const tasksNode = root.get('tasks', true);
   const taskNodes = isSeq(tasksNode) ? tasksNode.items : [];
-  const compiled: { task: TaskInstance<TaskContext>; tags: string[] }[] = [];
+  const compiled: Compiled[] = [];
   for (const node of taskNodes) compiled.push(await compileTask(src, node, vars, opts.registry));
-  return { name: String(render(src, root.get('name', true), vars)), file, vars, tasks: selectByTags(compiled, opts) };
+  const handlersNode = root.get('handlers', true);
+  const handlers: Compiled[] = [];
+  for (const node of isSeq(handlersNode) ? handlersNode.items : []) handlers.push(await compileTask(src, node, vars, opts.registry));
+
+  const tasks = selectByTags(compiled, opts);
+  const notified = new Set<string>();
+  const byName = indexHandlers(src, handlers, compiled);
+  // Positions in the run are known only now, after tag selection; handlers may notify later handlers.
+  const notifies = new Map([...tasks, ...byName.values()].map((c, index) => [index, c.notify]));
+  const guarded = [...byName].map(([name, h]) => {
+    const userWhen = h.task.when;
+    return { ...h.task, when: (scope: Scope) => notified.has(name) && (userWhen?.(scope) ?? true) };
+  });
+  return {
+    name: String(render(src, root.get('name', true), vars)),
+    file,
+    vars,
+    tasks: [...tasks.map((c) => c.task), ...guarded],
+    observe(e) {
+      if (e.type !== 'task-end' || (e.result.outcome !== 'changed' && e.result.outcome !== 'would-change')) return;
+      for (const name of notifies.get(e.result.index) ?? []) notified.add(name);
+    },
+  };
 }
 
 /** Render `vars` in order, each seeing the built-ins, the vars above it and the extra vars. */
@@ -97,12 +127,31 @@ function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
   return scope;
 }
 
-async function compileTask(
-  src: YamlSource,
-  node: unknown,
-  vars: Scope,
-  registry: KindRegistry,
-): Promise<{ task: TaskInstance<TaskContext>; tags: string[] }> {
+interface Compiled {
+  task: TaskInstance<TaskContext>;
+  tags: string[];
+  notify: string[];
+  /** Where `notify:` is written, for a handler name that does not exist. */
+  notifyNode: unknown;
+}
+
+/** Handlers by name, checking that names are unique and that every notify names one. */
+function indexHandlers(src: YamlSource, handlers: Compiled[], tasks: Compiled[]): Map<string, Compiled> {
+  const byName = new Map<string, Compiled>();
+  for (const h of handlers) {
+    if (byName.has(h.task.name)) throw configError(`two handlers are named "${h.task.name}"`, h.task.location ?? { file: src.file }, 'notify finds handlers by name');
+    byName.set(h.task.name, h);
+  }
+  for (const t of [...tasks, ...handlers]) {
+    const unknown = t.notify.find((n) => !byName.has(n));
+    if (unknown !== undefined) {
+      throw src.error(`no handler is named "${unknown}"`, t.notifyNode, byName.size > 0 ? `handlers: ${[...byName.keys()].join(', ')}` : 'define it under handlers:');
+    }
+  }
+  return byName;
+}
+
+async function compileTask(src: YamlSource, node: unknown, vars: Scope, registry: KindRegistry): Promise<Compiled> {
   if (!isMap(node)) throw src.error('a task is a mapping: a name, one task kind and options', node);
   const kindPair = findKindPair(src, node, registry);
   const kindName = keyOf(kindPair);
@@ -133,7 +182,8 @@ async function compileTask(
     ...(o.ignore_errors !== undefined ? { ignoreErrors: o.ignore_errors } : {}),
     ...(o.check_mode !== undefined ? { checkMode: o.check_mode } : {}),
   };
-  return { task, tags: o.tags ?? [] };
+  const notify = o.notify === undefined ? [] : typeof o.notify === 'string' ? [o.notify] : o.notify;
+  return { task, tags: o.tags ?? [], notify, notifyNode: node.get('notify', true) };
 }
 
 const keyOf = (pair: Pair): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
@@ -219,7 +269,7 @@ function compileWhen(src: YamlSource, node: unknown, when: string | boolean, var
   return (scope) => truthy(evaluate(expr, scope));
 }
 
-function selectByTags(compiled: { task: TaskInstance<TaskContext>; tags: string[] }[], opts: LoadOptions): TaskInstance<TaskContext>[] {
+function selectByTags(compiled: Compiled[], opts: LoadOptions): Compiled[] {
   const all = new Set(compiled.flatMap((c) => c.tags));
   for (const tag of [...(opts.tags ?? []), ...(opts.skipTags ?? [])]) {
     if (!all.has(tag)) throw usageError(`no task has the tag "${tag}"`, all.size > 0 ? `tags in this playbook: ${[...all].sort().join(', ')}` : 'this playbook has no tags');
@@ -229,6 +279,5 @@ function selectByTags(compiled: { task: TaskInstance<TaskContext>; tags: string[
       if (opts.skipTags?.some((t) => tags.includes(t))) return false;
       if (!opts.tags || opts.tags.length === 0) return true;
       return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
-    })
-    .map((c) => c.task);
+    });
 }

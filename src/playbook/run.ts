@@ -80,7 +80,7 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
     tags: splitList(opts.tags),
     skipTags: splitList(opts.skipTags),
   });
-  const reporter = new ProgressTracker(await run.reporter({ diff: opts.diff === true }));
+  const reporter = new ProgressTracker(await run.reporter({ diff: opts.diff === true }), (e) => playbook.observe(e));
   const ctx: TaskContext = createTaskContext({
     cluster,
     check,
@@ -138,19 +138,23 @@ function splitList(s: string | undefined): string[] | undefined {
 
 /**
  * Forwards events and remembers which task is running, so a kind's `ctx.log(message)` becomes
- * progress of that task without the kind knowing its place in the playbook.
+ * progress of that task without the kind knowing its place in the playbook. The playbook sees
+ * every event too (its handlers wait for changes).
  */
 class ProgressTracker implements Reporter {
   private readonly inner: Reporter;
+  private readonly observe: (e: RunEvent) => void;
   private current: TaskRef | undefined;
 
-  constructor(inner: Reporter) {
+  constructor(inner: Reporter, observe: (e: RunEvent) => void) {
     this.inner = inner;
+    this.observe = observe;
   }
 
   emit(e: RunEvent): void {
     if (e.type === 'task-start') this.current = e.task;
     if (e.type === 'task-end') this.current = undefined;
+    this.observe(e);
     this.inner.emit(e);
   }
 

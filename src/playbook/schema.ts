@@ -30,7 +30,8 @@ export async function playbookSchema(registry: KindRegistry): Promise<string> {
   );
   const [first, second, ...rest] = variants;
   const task = first && second ? z.union([first, second, ...rest]) : (first ?? TaskOptionsSchema);
-  return toJson(PlaybookEnvelopeSchema.extend({ tasks: z.array(task).min(1) }).describe('A fluxstrap playbook.'), 'playbook.schema.json');
+  const envelope = PlaybookEnvelopeSchema.extend({ tasks: z.array(task).min(1), handlers: z.array(task).optional() });
+  return toJson(envelope.describe('A fluxstrap playbook.'), 'playbook.schema.json');
 }
 
 export function configSchema(): string {

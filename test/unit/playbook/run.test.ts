@@ -63,6 +63,18 @@ tasks:
     when: check_mode and cluster.name == 'nope'
 `;
 
+const HANDLERS = `name: handlers
+tasks:
+  - file: { path: config.txt, content: "{{ value | default('one') }}" }
+    notify: [Marker]
+  - file: { path: other.txt, content: same }
+handlers:
+  - name: Marker
+    file: { path: marker.txt, content: "ran" }
+  - name: Never notified
+    file: { path: never.txt, content: "x" }
+`;
+
 async function run(opts: Partial<PlaybookRunOptions> = {}, playbook = 'site.yaml'): Promise<{ code: number; rec: Recorder }> {
   const rec = new Recorder();
   const code = await runPlaybook({ playbook: join(repo, playbook), ...opts }, {
@@ -79,6 +91,7 @@ void describe('running a playbook (in process)', () => {
     repo = await mkdtemp(join(tmpdir(), 'fluxstrap-run-'));
     await writeFile(join(repo, 'fluxstrap.yaml'), 'clusters:\n  lab: {}\n');
     await writeFile(join(repo, 'site.yaml'), PLAYBOOK);
+    await writeFile(join(repo, 'handlers.yaml'), HANDLERS);
     await writeFile(join(repo, 'failing.yaml'), 'name: f\ntasks:\n  - fail: {}\n  - file: {path: after.txt, content: x}\n');
   });
   after(async () => {
@@ -121,6 +134,25 @@ void describe('running a playbook (in process)', () => {
     await refuses({ cluster: 'prod' }, /cluster "prod" is not in/);
     await refuses({ require: ['git-url'] }, /no Git URL for cluster "lab"/);
     await assert.rejects(run({}, 'missing.yaml'), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
+  });
+
+  void it('runs a notified handler once after the tasks, only when the notifying task changed', async () => {
+    const first = await run({}, 'handlers.yaml');
+    assert.equal(first.code, 0);
+    assert.deepEqual(first.rec.end.results.map((r) => `${r.name}:${r.outcome}`), ['file:changed', 'file:changed', 'Marker:changed', 'Never notified:skipped']);
+    await rm(join(repo, 'marker.txt'));
+    const second = await run({}, 'handlers.yaml');
+    assert.deepEqual(second.rec.end.results.map((r) => r.outcome), ['ok', 'ok', 'skipped', 'skipped']);
+    await assert.rejects(readFile(join(repo, 'marker.txt')), 'an unchanged task notifies nothing');
+    const checked = await run({ check: true, extraVars: ['value=two'] }, 'handlers.yaml');
+    assert.equal(checked.code, 3);
+    assert.deepEqual(checked.rec.end.results.map((r) => r.outcome), ['would-change', 'ok', 'would-change', 'skipped']);
+  });
+
+  void it('refuses a notify that names no handler, at the notify line', async () => {
+    await writeFile(join(repo, 'bad-notify.yaml'), 'name: x\ntasks:\n  - file: {path: a, content: b}\n    notify: Restart\n');
+    await assert.rejects(run({}, 'bad-notify.yaml'), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 4 && /no handler is named "Restart"/.test(e.message));
   });
 
   void it('reads -e values as YAML scalars', () => {
