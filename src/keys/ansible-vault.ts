@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { createDecipheriv, createHmac, pbkdf2, timingSafeEqual } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import type { ScalarTag } from 'yaml';
 import { readText } from '../adapters/files.ts';
-import { FluxstrapError, configError } from '../core/errors.ts';
+import { FluxstrapError, configError, fsError } from '../core/errors.ts';
 
 /**
  * A native reader of Ansible Vault files (format 1.1 and 1.2, cipher AES256), so the seed's way of
@@ -72,11 +74,34 @@ export async function decryptVault(text: string, password: string, file: string)
   return padded.subarray(0, padded.length - pad).toString('utf8');
 }
 
-/** Read a password file the way Ansible does: surrounding whitespace and newlines are not part of it. */
+/**
+ * Read a password file the way Ansible does: an executable file is a script whose stdout is the
+ * password (e.g. one that asks a password manager); surrounding whitespace is not part of it.
+ */
 export async function readVaultPassword(file: string): Promise<string> {
-  const password = (await readText(file)).trim();
+  let executable: boolean;
+  try {
+    executable = ((await stat(file)).mode & 0o111) !== 0;
+  } catch (e) {
+    throw fsError(e, file, 'read the vault password file');
+  }
+  const password = (executable ? await runPasswordScript(file) : await readText(file)).trim();
   if (password === '') throw configError('the vault password file is empty', { file });
   return password;
+}
+
+function runPasswordScript(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // No shell and no arguments; stderr stays with the user (a script may prompt there).
+    execFile(file, [], { encoding: 'utf8', timeout: 120_000, maxBuffer: 1024 * 1024 }, (e, stdout) => {
+      if (!e) return resolve(stdout);
+      const how = typeof e.code === 'number' ? `exit ${e.code}` : (e.signal ?? e.code ?? 'failed');
+      reject(new FluxstrapError('E_PROCESS', `the vault password script failed (${how})`, {
+        location: { file },
+        hint: 'it is executable, so it is run as Ansible does and its output is the password; chmod -x it if it holds the password itself',
+      }));
+    });
+  });
 }
 
 /** A scalar tagged `!vault` (from `ansible-vault encrypt_string`) stays the envelope text. */

@@ -101,6 +101,16 @@ void describe('Ansible Vault reader against the real ansible-vault', () => {
     await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'empty'), 'x'), /password file is empty/);
   });
 
+  void it('runs an executable password file and uses its output, as ansible-vault does', async () => {
+    await writeFile(join(dir, 'pw.sh'), "#!/bin/sh\nprintf 'correct horse\\n'\n", { mode: 0o700 });
+    assert.equal(await ansibleVault({}, 'view', '--vault-password-file', 'pw.sh', 'secrets.yml'), VARS);
+    assert.equal(await readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'pw.sh'), 'sops_age_private_key'), AGE_KEY);
+    await writeFile(join(dir, 'fail.sh'), '#!/bin/sh\nexit 3\n', { mode: 0o700 });
+    await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'fail.sh'), 'x'), (e: unknown) =>
+      isError('E_PROCESS')(e) && /exit 3/.test((e as Error).message));
+    await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'absent'), 'x'), isError('E_NOT_FOUND'));
+  });
+
   void it('ansible-vault itself opens the file we read (the fixture is real)', async () => {
     assert.equal(await ansibleVault({}, 'view', '--vault-password-file', 'pw', 'secrets.yml'), VARS);
   });
