@@ -75,6 +75,26 @@ function commentLines(text: string | null | undefined, inline = false): Comment[
   return text.split('\n').filter((l) => l !== '').map((l) => new Comment(l, inline));
 }
 
+/**
+ * The comments the `yaml` package hangs on a scalar: the one on the value's own line is inline
+ * (sops ≥3.13 writes it back there); more indented lines after it are ordinary comments.
+ */
+function commentsAfter(ctx: Ctx, node: Node): Comment[] {
+  const lines = commentLines(node.comment);
+  const end = node.range?.[1];
+  if (lines.length === 0 || end === undefined) return lines;
+  const pos = ctx.lines.linePos(end);
+  const rest = (ctx.sourceLines[pos.line - 1] ?? '').slice(pos.col - 1);
+  const inline = /(^|\s)#/.test(rest);
+  return lines.map((c, i) => (i === 0 && inline ? new Comment(c.text, true) : c));
+}
+
+/** How many comment items open the map. */
+function leadingComments(m: TreeMap): number {
+  const at = m.items.findIndex((i) => !(i.key instanceof Comment));
+  return at < 0 ? m.items.length : at;
+}
+
 interface Spill {
   col: number;
   comment: Comment;
@@ -155,8 +175,8 @@ function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
       const valueNode = pair.value as Node | null;
       const { value, spill } = valueNode === null ? { value: null, spill: [] } : convert(ctx, valueNode, seen);
       items.push({ key, value });
-      const inline = valueNode && !isMap(valueNode) && !isSeq(valueNode) ? valueNode.comment : keyNode.comment;
-      for (const c of commentLines(inline, true)) items.push({ key: c, value: null });
+      const after = valueNode && !isMap(valueNode) && !isSeq(valueNode) ? valueNode : keyNode;
+      for (const c of commentsAfter(ctx, after)) items.push({ key: c, value: null });
       for (const s of spill) items.push({ key: s.comment, value: null });
     }
     const col = columnOf(ctx, node);
@@ -167,10 +187,15 @@ function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
     const list: Value[] = commentLines(node.commentBefore);
     for (const item of node.items) {
       const n = item as Node | null;
-      list.push(...commentLines(n?.commentBefore));
+      if (!isMap(n) && !isSeq(n)) list.push(...commentLines(n?.commentBefore));
       const { value, spill } = n === null ? { value: null, spill: [] } : convert(ctx, n, seen);
-      list.push(value);
-      if (n && !isMap(n) && !isSeq(n)) list.push(...commentLines(n.comment, true));
+      if (value instanceof TreeMap) {
+        // Comments before a list entry's first key belong to the list (same path, same AAD):
+        // one canonical place, whichever node the yaml package hung them on.
+        const lead = leadingComments(value);
+        list.push(...value.items.slice(0, lead).map((i) => i.key as Comment), new TreeMap(value.items.slice(lead)));
+      } else list.push(value);
+      if (n && !isMap(n) && !isSeq(n)) list.push(...commentsAfter(ctx, n));
       list.push(...spill.map((s) => s.comment));
     }
     const spill = footer(ctx, node, list, columnOf(ctx, node), (c) => c);
@@ -387,7 +412,13 @@ class Emitter {
         continue;
       }
       const dash = `${' '.repeat(col)}- `;
-      if (v instanceof TreeMap && !isEmpty(v)) this.map(v, col, col + 2, dash);
+      if (v instanceof TreeMap && !isEmpty(v)) {
+        // Comments before the first key go above the `- `: read back, they belong to the list,
+        // which has the same path (and so the same AAD) as the map.
+        const lead = leadingComments(v);
+        for (const i of v.items.slice(0, lead)) this.comment(i.key as Comment, col);
+        this.map(new TreeMap(v.items.slice(lead)), col, col + 2, dash);
+      }
       else if (Array.isArray(v) && !isEmpty(v)) this.nestedList(v, col + 2, dash);
       else {
         const text = isCollection(v) ? (v instanceof TreeMap ? '{}' : '[]') : scalar(v, col + 2);
