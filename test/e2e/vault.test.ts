@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FluxstrapError } from '../../src/core/errors.ts';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { decryptVault, parseVaultEnvelope, readVaultVariable } from '../../src/keys/ansible-vault.ts';
+import { readAgeIdentities } from '../../src/tasks/context.ts';
 
 /** Interop with the real `ansible-vault` (Debian ansible-core): what it encrypts, we must read. */
 
@@ -109,6 +111,18 @@ void describe('Ansible Vault reader against the real ansible-vault', () => {
     await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'fail.sh'), 'x'), (e: unknown) =>
       isError('E_PROCESS')(e) && /exit 3/.test((e as Error).message));
     await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'absent'), 'x'), isError('E_NOT_FOUND'));
+  });
+
+  void it('gives the task context the age identity kept in a vault, as the seed keeps it', async () => {
+    const secret = await generateIdentity();
+    await writeFile(join(dir, 'seed-secrets.yml'), `vault_github_token: "x"\nsops_age_private_key: "${secret}"\n`);
+    await ansibleVault({}, 'encrypt', '--vault-password-file', 'pw', 'seed-secrets.yml');
+    const ids = await readAgeIdentities(
+      { type: 'ansible-vault', file: join(dir, 'seed-secrets.yml'), passwordFile: join(dir, 'pw'), variable: 'sops_age_private_key' },
+      {},
+    );
+    assert.deepEqual(ids.map((i) => i.recipient), [await identityToRecipient(secret)]);
+    assert.equal(ids[0]?.source, `${join(dir, 'seed-secrets.yml')} (sops_age_private_key)`);
   });
 
   void it('ansible-vault itself opens the file we read (the fixture is real)', async () => {

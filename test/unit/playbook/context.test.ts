@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
+import type { KubeAdapter } from '../../../src/adapters/kube.ts';
+import type { ResolvedCluster } from '../../../src/config/fluxstrap-config.ts';
+import { FluxstrapError } from '../../../src/core/errors.ts';
+import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
+import { tempDir } from '../../helpers/tmp.ts';
+
+/** The context kinds receive: lazy, memoized handles, and secrets only from where the config says. */
+
+let dir: string;
+let secret: string;
+let recipient: string;
+
+const cluster = (over: Partial<ResolvedCluster> = {}): ResolvedCluster => ({
+  name: 'lab',
+  repoDir: '/repo',
+  path: 'clusters/lab',
+  kube: { context: 'lab-admin' },
+  git: { url: 'https://git.example/lab.git', branch: 'main', auth: { type: 'https', username: 'git', passwordEnv: 'LAB_TOKEN' } },
+  ageKey: { type: 'env', env: 'LAB_AGE_KEY' },
+  ...over,
+});
+
+void describe('task context', () => {
+  before(async () => {
+    dir = await tempDir('ctx');
+    secret = await generateIdentity();
+    recipient = await identityToRecipient(secret);
+  });
+
+  void it('derives the paths of the cluster', () => {
+    const ctx = createTaskContext({ cluster: cluster(), check: true, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {} });
+    assert.deepEqual(ctx.paths, {
+      repo: '/repo',
+      cluster: join('/repo', 'clusters', 'lab'),
+      fluxSystem: join('/repo', 'clusters', 'lab', 'flux-system'),
+      sopsConfig: join('/repo', '.sops.yaml'),
+    });
+    assert.equal(ctx.check, true);
+  });
+
+  void it('connects to the cluster on first use only, once', async () => {
+    let connects = 0;
+    const fake = { server: 'https://127.0.0.1:6443', context: 'lab-admin' } as KubeAdapter;
+    const ctx = createTaskContext({
+      cluster: cluster(), check: false, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {},
+      connect: (c) => {
+        connects++;
+        assert.equal(c.kube.context, 'lab-admin');
+        return Promise.resolve(fake);
+      },
+    });
+    assert.equal(connects, 0);
+    assert.equal(await ctx.kube(), fake);
+    assert.equal(await ctx.kube(), fake);
+    assert.equal(connects, 1);
+  });
+
+  void it('reads the Git token from the named variable, and says which one is missing', async () => {
+    const ok = createTaskContext({ cluster: cluster(), check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_TOKEN: 't0ken' } });
+    assert.deepEqual(await ok.gitCredentials(), { type: 'https', username: 'git', password: 't0ken' });
+    const missing = createTaskContext({ cluster: cluster(), check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {} });
+    await assert.rejects(missing.gitCredentials(), (e: unknown) => e instanceof FluxstrapError && /LAB_TOKEN/.test(e.message) && !e.message.includes('t0ken'));
+  });
+
+  void it('reads SSH credentials from the key and known_hosts files', async () => {
+    await writeFile(join(dir, 'id'), 'PRIVATE\n', { mode: 0o600 });
+    await writeFile(join(dir, 'kh'), 'git.example ssh-ed25519 AAAA\n');
+    const ctx = createTaskContext({
+      cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') } } }),
+      check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {},
+    });
+    assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
+  });
+
+  void it('reads age identities from a variable or a file, deriving their recipients', async () => {
+    const fromEnv = await readAgeIdentities({ type: 'env', env: 'K' }, { K: `# comment\n${secret}\n` });
+    assert.deepEqual(fromEnv.map((i) => [i.recipient, i.source]), [[recipient, '$K']]);
+    await writeFile(join(dir, 'keys.txt'), `${secret}\n`, { mode: 0o600 });
+    const fromFile = await readAgeIdentities({ type: 'file', file: join(dir, 'keys.txt') }, {});
+    assert.equal(fromFile[0]?.recipient, recipient);
+    await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
+    await assert.rejects(readAgeIdentities({ type: 'file', file: join(dir, 'none.txt') }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
+  });
+});
