@@ -1,12 +1,18 @@
-import type { KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { homedir } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
 
 /**
  * The Kubernetes edge. Objects travel as plain JSON (no typed models: the client's serializer
  * renames `x-kubernetes-*` keys and turns timestamps into Dates, which breaks comparing what we
- * want with what is there). `@kubernetes/client-node` is only used for kubeconfig loading and
- * authentication, and is imported inside `connectKube`, so importing this module for its types
- * and pure helpers costs nothing.
+ * want with what is there). Kubeconfigs that name a token, a client certificate or basic auth
+ * are read here and served over `node:https` with one keep-alive pool (one TLS context, few
+ * handshakes); only exec plugins, auth providers, proxies and merged KUBECONFIG lists need
+ * `@kubernetes/client-node`, which costs ~0.4 s to import and is therefore loaded only then.
  */
 
 export const FIELD_MANAGER = 'fluxstrap';
@@ -291,10 +297,138 @@ interface ResourceInfo {
 
 const SECRET_KINDS = new Set(['Secret']);
 
+function parseStatus(text: string): ApiStatus | undefined {
+  try {
+    return JSON.parse(text) as ApiStatus;
+  } catch {
+    return undefined;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Load the kubeconfig and return an adapter bound to one context. Imports the client here, lazily. */
+/** Load the kubeconfig and return an adapter bound to one context. */
 export async function connectKube(opts: KubeOptions = {}): Promise<KubeAdapter> {
+  const timeoutMs = opts.requestTimeoutMs ?? 30_000;
+  const native = nativeConnection(opts);
+  if (native) return new RestKube(native.transport, native.server, native.context, timeoutMs);
+  const fallback = await clientNodeConnection(opts);
+  return new RestKube(fallback.transport, fallback.server, fallback.context, timeoutMs);
+}
+
+interface HttpResponse {
+  status: number;
+  body: AsyncIterable<Uint8Array | string>;
+  text(): Promise<string>;
+}
+
+/** One HTTP exchange with the API server, authenticated. */
+type Transport = (method: string, url: URL, headers: Record<string, string>, body: string | undefined, signal: AbortSignal) => Promise<HttpResponse>;
+
+interface Connection {
+  transport: Transport;
+  server: string;
+  context: string;
+}
+
+interface RawKubeconfig {
+  'current-context'?: string;
+  contexts?: { name: string; context?: { cluster?: string; user?: string } }[];
+  clusters?: { name: string; cluster?: Record<string, unknown> }[];
+  users?: { name: string; user?: Record<string, unknown> }[];
+}
+
+function kubeconfigPath(opts: KubeOptions): string | undefined {
+  if (opts.kubeconfig !== undefined) return opts.kubeconfig;
+  const env = process.env.KUBECONFIG;
+  if (env !== undefined && env !== '') return env.includes(':') ? undefined : env;
+  return resolve(homedir(), '.kube', 'config');
+}
+
+const configError = (file: string, message: string, hint?: string) =>
+  new FluxstrapError('E_CONFIG', message, { location: { file }, ...(hint ? { hint } : {}) });
+
+/** The common kubeconfigs, read natively; undefined when the client library is needed. */
+function nativeConnection(opts: KubeOptions): Connection | undefined {
+  const file = kubeconfigPath(opts);
+  if (file === undefined) return undefined;
+  let raw: RawKubeconfig;
+  try {
+    raw = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as RawKubeconfig;
+  } catch (e) {
+    throw configError(file, `cannot load kubeconfig: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+      'pass --kubeconfig or set KUBECONFIG');
+  }
+  const contextName = opts.context ?? raw['current-context'];
+  const context = raw.contexts?.find((c) => c.name === contextName)?.context;
+  if (contextName === undefined || !context) {
+    throw new FluxstrapError('E_NOT_FOUND', contextName === undefined ? 'the kubeconfig has no current context' : `kube context "${contextName}" is not in the kubeconfig`, {
+      location: { file },
+      hint: `known contexts: ${(raw.contexts ?? []).map((c) => c.name).join(', ') || 'none'}; pass --context`,
+    });
+  }
+  const cluster = raw.clusters?.find((c) => c.name === context.cluster)?.cluster;
+  const user = raw.users?.find((u) => u.name === context.user)?.user ?? {};
+  if (!cluster || typeof cluster.server !== 'string') throw configError(file, `kube context "${contextName}" names no cluster with a server`);
+  if (user.exec !== undefined || user['auth-provider'] !== undefined || cluster['proxy-url'] !== undefined) return undefined;
+
+  const base = dirname(resolve(file));
+  const bytes = (dataKey: string, fileKey: string, from: Record<string, unknown>): Buffer | undefined => {
+    if (typeof from[dataKey] === 'string') return Buffer.from(from[dataKey], 'base64');
+    if (typeof from[fileKey] !== 'string') return undefined;
+    try {
+      return readFileSync(resolve(base, from[fileKey]));
+    } catch {
+      throw configError(file, `cannot read ${fileKey} ${from[fileKey]} of kube context "${contextName}"`);
+    }
+  };
+  const server = cluster.server.replace(/\/+$/, '');
+  let auth: string | undefined;
+  if (typeof user.token === 'string') auth = `Bearer ${user.token}`;
+  else if (typeof user.tokenFile === 'string') auth = `Bearer ${bytes('', 'tokenFile', user)?.toString('utf8').trim() ?? ''}`;
+  else if (typeof user.username === 'string') auth = `Basic ${Buffer.from(`${user.username}:${typeof user.password === 'string' ? user.password : ''}`).toString('base64')}`;
+  const insecure = cluster['insecure-skip-tls-verify'] === true;
+  const tls: https.AgentOptions = {
+    keepAlive: true,
+    // A handful of connections serve the parallel reads; each new one costs a TLS handshake.
+    maxSockets: 6,
+    rejectUnauthorized: !insecure,
+    ...(typeof cluster['tls-server-name'] === 'string' ? { servername: cluster['tls-server-name'] } : {}),
+  };
+  const ca = bytes('certificate-authority-data', 'certificate-authority', cluster);
+  const cert = bytes('client-certificate-data', 'client-certificate', user);
+  const key = bytes('client-key-data', 'client-key', user);
+  if (ca) tls.ca = ca;
+  if (cert) tls.cert = cert;
+  if (key) tls.key = key;
+  const plain = server.startsWith('http:');
+  const agent = plain ? new http.Agent({ keepAlive: true, maxSockets: 6 }) : new https.Agent(tls);
+  const transport: Transport = (method, url, headers, body, signal) =>
+    new Promise((resolvePromise, reject) => {
+      const req = (plain ? http : https).request(url, {
+        method,
+        agent,
+        signal,
+        headers: { ...headers, ...(auth ? { Authorization: auth } : {}), ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+      }, (res) => {
+        resolvePromise({
+          status: res.statusCode ?? 0,
+          body: res,
+          text: async () => {
+            const chunks: Buffer[] = [];
+            for await (const c of res) chunks.push(c as Buffer);
+            return Buffer.concat(chunks).toString('utf8');
+          },
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  return { transport, server, context: contextName };
+}
+
+/** Exec plugins, auth providers, proxies, merged configs: the client library authenticates. */
+async function clientNodeConnection(opts: KubeOptions): Promise<Connection> {
   // The client's TLS dispatcher belongs to its own undici, which Node's built-in fetch rejects;
   // use that undici's fetch, as the client itself does.
   const [k8s, undici] = await Promise.all([import('@kubernetes/client-node'), import('undici')]);
@@ -319,10 +453,15 @@ export async function connectKube(opts: KubeOptions = {}): Promise<KubeAdapter> 
   if (!cluster) {
     throw new FluxstrapError('E_CONFIG', 'the kubeconfig has no current cluster', { hint: 'pass --context or set current-context' });
   }
-  return new RestKube(kc, k8s.RequestContext, undici.fetch as unknown as typeof fetch, cluster.server.replace(/\/+$/, ''), kc.getCurrentContext(), opts.requestTimeoutMs ?? 30_000);
+  const transport: Transport = async (method, url, headers, body, signal) => {
+    // The client's RequestContext carries auth headers (tokens, exec plugins) and the TLS dispatcher.
+    const ctx = new k8s.RequestContext(url.toString(), method as never);
+    await kc.applySecurityAuthentication(ctx);
+    const res = await undici.fetch(url, { method, headers: { ...ctx.getHeaders(), ...headers }, signal, ...(body !== undefined ? { body } : {}), dispatcher: ctx.getDispatcher() as never });
+    return { status: res.status, body: (res.body ?? []) as AsyncIterable<Uint8Array>, text: () => res.text() };
+  };
+  return { transport, server: cluster.server.replace(/\/+$/, ''), context: kc.getCurrentContext() };
 }
-
-type RequestContextCtor = typeof RequestContext;
 
 interface RequestOptions {
   query?: Record<string, string | undefined>;
@@ -334,53 +473,29 @@ interface RequestOptions {
 class RestKube implements KubeAdapter {
   readonly server: string;
   readonly context: string;
-  readonly #kc: KubeConfig;
-  readonly #RequestContext: RequestContextCtor;
+  readonly #transport: Transport;
   readonly #timeoutMs: number;
-  readonly #fetchImpl: typeof fetch;
   readonly #discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
 
-  constructor(kc: KubeConfig, requestContext: RequestContextCtor, fetchImpl: typeof fetch, server: string, context: string, timeoutMs: number) {
-    this.#kc = kc;
-    this.#fetchImpl = fetchImpl;
-    this.#RequestContext = requestContext;
+  constructor(transport: Transport, server: string, context: string, timeoutMs: number) {
+    this.#transport = transport;
     this.server = server;
     this.context = context;
     this.#timeoutMs = timeoutMs;
   }
 
-  async #fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+  #request(method: string, path: string, opts: RequestOptions = {}): Promise<HttpResponse> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
-    // The client's RequestContext carries auth headers (tokens, exec plugins) and the TLS dispatcher.
-    const ctx = new this.#RequestContext(url.toString(), method as never);
-    await this.#kc.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+    const headers: Record<string, string> = { Accept: 'application/json' };
     if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
-    // `dispatcher` is undici's (Node's fetch) extension of RequestInit; the DOM type lacks it.
-    const init: Record<string, unknown> = {
-      method,
-      headers,
-      signal: opts.signal ?? AbortSignal.timeout(this.#timeoutMs),
-      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-    };
-    const dispatcher = ctx.getDispatcher();
-    if (dispatcher !== undefined) init.dispatcher = dispatcher;
-    return this.#fetchImpl(url, init);
+    return this.#transport(method, url, headers, opts.body !== undefined ? JSON.stringify(opts.body) : undefined, opts.signal ?? AbortSignal.timeout(this.#timeoutMs));
   }
 
   async #json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const res = await this.#fetch(method, path, opts);
+    const res = await this.#request(method, path, opts);
     const text = await res.text();
-    if (!res.ok) {
-      let body: ApiStatus | undefined;
-      try {
-        body = JSON.parse(text) as ApiStatus;
-      } catch {
-        body = undefined;
-      }
-      throw new HttpError(res.status, body);
-    }
+    if (res.status < 200 || res.status > 299) throw new HttpError(res.status, parseStatus(text));
     return JSON.parse(text) as T;
   }
 
@@ -573,7 +688,7 @@ class RestKube implements KubeAdapter {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), windowMs + 5_000);
     try {
-      const res = await this.#fetch('GET', collection, {
+      const res = await this.#request('GET', collection, {
         query: {
           watch: 'true',
           fieldSelector: `metadata.name=${ref.name}`,
@@ -583,14 +698,14 @@ class RestKube implements KubeAdapter {
         },
         signal: controller.signal,
       });
-      if (!res.ok || !res.body) {
+      if (res.status !== 200) {
         if (res.status === 410) return 'gone';
-        throw new HttpError(res.status, (await res.json().catch(() => undefined)) as ApiStatus | undefined);
+        throw new HttpError(res.status, parseStatus(await res.text()));
       }
       let buffered = '';
       const decoder = new TextDecoder();
       for await (const chunk of res.body) {
-        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        buffered += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
         let nl: number;
         while ((nl = buffered.indexOf('\n')) >= 0) {
           const line = buffered.slice(0, nl);
