@@ -44,6 +44,9 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
           reject(new Error(`${cmd} ${args.slice(0, 2).join(' ')} failed (${signal ?? `exit ${code}`}): ${why}`));
         }
       });
+      // A command that exits without reading its input makes the write fail with EPIPE; its exit
+      // status is what counts.
+      child.stdin.on('error', () => undefined);
       child.stdin.end(opts.input ?? '');
     });
   } finally {

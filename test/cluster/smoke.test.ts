@@ -79,12 +79,18 @@ interface FluxSetup {
   ageIdentity: string;
 }
 
-/** A Git credentials Secret, the sops-age Secret, a GitRepository and a decrypting Kustomization. */
-function fluxObjects(s: FluxSetup): string {
+/**
+ * Applies a Git credentials Secret, the sops-age Secret and a GitRepository, waits for the
+ * artifact (a Kustomization created earlier would back off for 30s), then a decrypting
+ * Kustomization.
+ */
+async function applyFluxObjects(s: FluxSetup): Promise<void> {
   const secret = (name: string, data: Record<string, string>): object => ({
     apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: s.namespace }, stringData: data,
   });
-  const objects = [
+  const apply = (objects: object[]): Promise<string> =>
+    cluster.kubectl(['apply', '--server-side', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n---\n'));
+  await apply([
     secret(`${s.name}-git`, s.auth),
     secret('sops-age', { 'age.agekey': s.ageIdentity }),
     {
@@ -92,17 +98,26 @@ function fluxObjects(s: FluxSetup): string {
       metadata: { name: s.name, namespace: s.namespace },
       spec: { url: s.url, interval: '1m', timeout: '20s', ref: { branch: 'main' }, secretRef: { name: `${s.name}-git` } },
     },
-    {
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization',
-      metadata: { name: s.name, namespace: s.namespace },
-      spec: {
-        interval: '1m', retryInterval: '5s', path: './app', prune: true, timeout: '30s',
-        sourceRef: { kind: 'GitRepository', name: s.name },
-        decryption: { provider: 'sops', secretRef: { name: 'sops-age' } },
-      },
+  ]);
+  await waitFor(`GitRepository ${s.namespace}/${s.name} Ready`, async () => {
+    const ready = condition(await fluxObject('gitrepository', s.namespace, s.name), 'Ready');
+    return ready?.status === 'True' ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+  await apply([{
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization',
+    metadata: { name: s.name, namespace: s.namespace },
+    spec: {
+      interval: '1m', retryInterval: '5s', path: './app', prune: true, timeout: '30s',
+      sourceRef: { kind: 'GitRepository', name: s.name },
+      decryption: { provider: 'sops', secretRef: { name: 'sops-age' } },
     },
-  ];
-  return objects.map((o) => JSON.stringify(o)).join('\n---\n');
+  }]);
+}
+
+type FluxObject = Parameters<typeof condition>[0];
+
+async function fluxObject(kind: string, namespace: string, name: string): Promise<FluxObject> {
+  return JSON.parse(await cluster.kubectl(['get', kind, '-n', namespace, name, '-o', 'json'])) as FluxObject;
 }
 
 async function ensureNamespace(name: string): Promise<void> {
@@ -133,10 +148,10 @@ void describe('Flux decrypts SOPS secrets from the harness Git server', () => {
     const key = await ageKey('http');
     const dir = await repoWithEncryptedSecret('repo-http', key.recipient, 'smoke-http', 'http-s3cret');
     await pushHttp(dir, 'smoke/http.git');
-    await cluster.kubectl(['apply', '--server-side', '-f', '-'], fluxObjects({
+    await applyFluxObjects({
       namespace: 'flux-system', name: 'smoke-http', url: cluster.git.httpUrl('smoke/http.git'),
       auth: { username: cluster.git.username, password: cluster.git.password }, ageIdentity: key.identity,
-    }));
+    });
     assert.equal(await decryptedToken('smoke-http'), 'http-s3cret');
   }));
 
@@ -144,11 +159,11 @@ void describe('Flux decrypts SOPS secrets from the harness Git server', () => {
     const key = await ageKey('ssh');
     const dir = await repoWithEncryptedSecret('repo-ssh', key.recipient, 'smoke-ssh', 'ssh-s3cret');
     await pushSsh(dir, 'smoke/ssh.git');
-    await cluster.kubectl(['apply', '--server-side', '-f', '-'], fluxObjects({
+    await applyFluxObjects({
       namespace: 'flux-system', name: 'smoke-ssh', url: cluster.git.sshUrl('smoke/ssh.git'),
       auth: { identity: readFileSync(cluster.git.sshPrivateKeyPath, 'utf8'), known_hosts: cluster.git.knownHosts },
       ageIdentity: key.identity,
-    }));
+    });
     assert.equal(await decryptedToken('smoke-ssh'), 'ssh-s3cret');
   }));
 
@@ -157,17 +172,19 @@ void describe('Flux decrypts SOPS secrets from the harness Git server', () => {
     const dir = await repoWithEncryptedSecret('repo-wrong', right.recipient, 'smoke-wrong', 'never-decrypted');
     await pushHttp(dir, 'smoke/wrong.git');
     await ensureNamespace('smoke-wrong');
-    await cluster.kubectl(['apply', '--server-side', '-f', '-'], fluxObjects({
+    await applyFluxObjects({
       namespace: 'smoke-wrong', name: 'smoke-wrong', url: cluster.git.httpUrl('smoke/wrong.git'),
       auth: { username: cluster.git.username, password: cluster.git.password }, ageIdentity: wrong.identity,
-    }));
+    });
+    // The source is Ready before the Kustomization exists, so its first failure is the build.
     const ready = await waitFor('Kustomization smoke-wrong/smoke-wrong Ready=False', async () => {
-      const out = await cluster.kubectl(['get', 'kustomization', '-n', 'smoke-wrong', 'smoke-wrong', '-o', 'json']);
-      const c = condition(JSON.parse(out) as Parameters<typeof condition>[0], 'Ready');
+      const c = condition(await fluxObject('kustomization', 'smoke-wrong', 'smoke-wrong'), 'Ready');
       return c?.status === 'False' && c.reason !== 'Progressing' ? c : undefined;
     }, { timeoutMs: 90_000, intervalMs: 500 });
+    assert.equal(ready.reason, 'BuildFailed', ready.message);
     assert.match(ready.message ?? '', /decrypt/i);
     assert.match(ready.message ?? '', /age/i);
+    console.log(`# kustomize-controller reported: ${ready.message ?? ''}`);
     const leaked = await cluster.kubectl(['get', 'secret', '-n', 'default', 'smoke-wrong', '--ignore-not-found']);
     assert.equal(leaked.trim(), '', 'a Secret that could not be decrypted must not be applied');
   }));
