@@ -41,9 +41,11 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
   file: (p) => p.file,
   desired(p, { content }) {
     const text = content ?? '';
+    const y = parseEditable(text, p.file);
     // parseConfig is the SOPS engine's own reader: what it rejects, encrypt would reject too.
     const rules = text.trim() === '' ? [] : parseConfig(text, p.file).creationRules;
-    const wanted = [...p.age.map((r) => `age:${r}`), ...p.pgp.map((f) => `pgp:${f.toUpperCase()}`)];
+    const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
+    const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`)];
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
     const samples = samplesFor(p.clusterPath);
     const firstMatches = samples.map((s) => rules.findIndex((r) => matches(r, s)));
@@ -51,7 +53,6 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     const winner = rules[first];
     if (winner && firstMatches.every((i) => i === first) && wanted.every((k) => keysOf(winner).has(k))) return undefined;
 
-    const y = parseEditable(text, p.file);
     const root = rootMap(y, p.file, '.sops.yaml') ?? (y.doc.contents = y.doc.createNode({}) as YAMLMap);
     const seq = seqAt(y, p.file, root, 'creation_rules');
     const pathRegex = pathRegexFor(p.clusterPath);
@@ -64,13 +65,13 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
       const [node] = seq.items.splice(own, 1);
       const rule = node as YAMLMap;
       if (p.age.length > 0) rule.set('age', p.age.join(','));
-      if (p.pgp.length > 0) rule.set('pgp', p.pgp.join(','));
+      if (pgp.length > 0) rule.set('pgp', pgp.join(','));
       insertAt(seq, Math.min(at, own), rule);
       summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
     } else {
       const rule: Record<string, string> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex };
       if (p.age.length > 0) rule.age = p.age.join(',');
-      if (p.pgp.length > 0) rule.pgp = p.pgp.join(',');
+      if (pgp.length > 0) rule.pgp = pgp.join(',');
       insertAt(seq, at, y.doc.createNode(rule));
       summary = `add a creation rule for ${p.clusterPath}${at < seq.items.length - 1 ? ` before rule ${at + 1} (first match wins)` : ''}`;
     }

@@ -1,6 +1,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument } from 'yaml';
-import type { Document, Node, YAMLMap, YAMLSeq } from 'yaml';
+import type { Document, Node, YAMLError, YAMLMap, YAMLSeq } from 'yaml';
 import { configError } from '../core/errors.ts';
+import type { FluxstrapError } from '../core/errors.ts';
 
 /**
  * Editing YAML files people wrote, so that what we do not change stays as they wrote it:
@@ -21,9 +22,7 @@ export function parseEditable(text: string, file: string): EditableYaml {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, keepSourceTokens: false });
   const err = doc.errors[0];
-  if (err) {
-    throw configError(`invalid YAML: ${firstLine(err.message)}`, { file, ...(err.linePos ? { line: err.linePos[0].line } : {}) });
-  }
+  if (err) throw syntaxError(err, file, lines);
   const lineOf = (node: unknown): number | undefined => {
     const at = (node as Node | undefined)?.range?.[0];
     return at === undefined ? undefined : lines.linePos(at).line;
@@ -39,9 +38,7 @@ export function parseAllEditable(text: string, file: string): { docs: Document[]
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   const list = Array.isArray(docs) ? docs : [];
   const err = list.flatMap((d) => d.errors)[0];
-  if (err) {
-    throw configError(`invalid YAML: ${firstLine(err.message)}`, { file, ...(err.linePos ? { line: err.linePos[0].line } : {}) });
-  }
+  if (err) throw syntaxError(err, file, lines);
   return {
     docs: list,
     lineOf: (node: unknown) => {
@@ -83,8 +80,9 @@ export function locate(y: { lineOf(node: unknown): number | undefined }, file: s
   return line === undefined ? { file } : { file, line };
 }
 
-function firstLine(message: string): string {
-  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
+function syntaxError(err: YAMLError, file: string, lines: LineCounter): FluxstrapError {
+  const message = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
+  return configError(`invalid YAML: ${message}`, { file, line: lines.linePos(err.pos[0]).line });
 }
 
 /**
