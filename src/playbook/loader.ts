@@ -166,7 +166,7 @@ async function compileTask(src: YamlSource, node: unknown, vars: Scope, registry
 
   const paramsNode = kindPair.value;
   const raw = paramsNode === null || (isScalar(paramsNode) && paramsNode.value === null) ? {} : render(src, paramsNode, vars);
-  const params = kind.params.safeParse(raw);
+  const params = strictParams(kind.params).safeParse(raw);
   if (!params.success) throw src.schemaError(paramsNode ?? kindPair.key, params.error, kindName);
 
   const name = o.name === undefined ? kindName : String(render(src, node.get('name', true), vars));
@@ -184,6 +184,14 @@ async function compileTask(src: YamlSource, node: unknown, vars: Scope, registry
   };
   const notify = o.notify === undefined ? [] : typeof o.notify === 'string' ? [o.notify] : o.notify;
   return { task, tags: o.tags ?? [], notify, notifyNode: node.get('notify', true) };
+}
+
+/**
+ * A kind's params as a playbook must write them: an object schema refuses unknown keys even if
+ * the kind declared it loosely, since a misspelt optional key silently ignored is a wrong run.
+ */
+export function strictParams(schema: z.ZodType): z.ZodType {
+  return schema instanceof z.ZodObject ? schema.strict() : schema;
 }
 
 const keyOf = (pair: Pair): string => String(isScalar(pair.key) ? pair.key.value : pair.key);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { FluxstrapConfigSchema } from '../config/fluxstrap-config.ts';
 import type { KindRegistry } from '../tasks/registry.ts';
 import { loadKind } from '../tasks/registry.ts';
-import { PlaybookEnvelopeSchema, TaskOptionsSchema } from './loader.ts';
+import { PlaybookEnvelopeSchema, TaskOptionsSchema, strictParams } from './loader.ts';
 
 /**
  * JSON Schemas for editors (yaml-language-server), generated from the same zod schemas the
@@ -25,7 +25,7 @@ export async function playbookSchema(registry: KindRegistry): Promise<string> {
       const kind = await loadKind(registry, name);
       if (!kind) throw new Error(`kind ${name} is registered but did not load`);
       // The loader reads an empty value (`preflight:`) as no params.
-      return TaskOptionsSchema.extend({ [name]: kind.params.nullable() }).describe(`Task of kind ${name}.`);
+      return TaskOptionsSchema.extend({ [name]: strictParams(kind.params).nullable() }).describe(`Task of kind ${name}.`);
     }),
   );
   const [first, second, ...rest] = variants;

@@ -22,6 +22,14 @@ export const builtinKinds: KindRegistry = {
   'flux-sync': () => import('./flux-sync.ts').then((m) => m.fluxSyncKind),
   reconcile: () => import('./reconcile.ts').then((m) => m.reconcileKind),
   'verify-decryption': () => import('./verify-decryption.ts').then((m) => m.verifyDecryptionKind),
+  // Repository files (what `fluxstrap init` ensures), for playbooks that prepare a repository.
+  'sops-config': () => import('./sops-config.ts').then((m) => m.sopsConfigKind),
+  'public-key-file': () => import('./public-key-file.ts').then((m) => m.publicKeyFileKind),
+  'decryption-patch': () => import('./decryption-patch.ts').then((m) => m.decryptionPatchKind),
+  'gotk-sync-restore': () => import('./gotk-sync.ts').then((m) => m.gotkSyncKind),
+  'cluster-root': () => import('./cluster-root.ts').then((m) => m.clusterRootKind),
+  makefile: () => import('./makefile.ts').then((m) => m.makefileKind),
+  gitignore: () => import('./gitignore.ts').then((m) => m.gitignoreKind),
 };
 
 /** Load a kind, checking that the module's `kind` matches the name it is registered under. */

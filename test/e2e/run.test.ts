@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
@@ -21,6 +22,16 @@ function userError(r: CliResult, code: number, text: RegExp): void {
   assert.match(r.stderr, text);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
+
+const PREPARE = `name: "Prepare {{ cluster.name }}"
+tasks:
+  - name: Ignore private keys
+    gitignore: { entries: ["*.agekey", "keys.txt"] }
+  - name: Public key for the team
+    public-key-file: { file: "{{ cluster.path }}/.sops.pub.age", content: "{{ recipient }}\\n" }
+  - name: SOPS creation rule
+    sops-config: { clusterPath: "{{ cluster.path }}", age: ["{{ recipient }}"] }
+`;
 
 // A kubeconfig whose API server refuses connections: preflight must stop the run there.
 const KUBECONFIG = `apiVersion: v1
@@ -81,6 +92,38 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     assert.deepEqual(new Set(doc.tasks.slice(1).map((t) => t.outcome)), new Set(['skipped']));
     assert.equal(doc.tasks.length, 9);
     assert.deepEqual(await snapshot(repo), before, 'the repository is untouched');
+  });
+
+  void it('run twice on a playbook of file kinds: the second run changes nothing; --check changes nothing and exits 3', async () => {
+    const recipient = await identityToRecipient(await generateIdentity());
+    await writeFile(join(repo, 'prepare.yaml'), PREPARE);
+    const run = (...extra: string[]) => cli(['run', 'prepare.yaml', '-e', `recipient=${recipient}`, ...extra]);
+
+    const first = run();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /\nPrepare lab: ok=0 changed=3 would-change=0 skipped=0 failed=0/);
+    assert.match(await readFile(join(repo, '.sops.yaml'), 'utf8'), new RegExp(recipient));
+    const converged = await snapshot(repo);
+
+    const second = run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /\nPrepare lab: ok=3 changed=0 would-change=0 skipped=0 failed=0/);
+    assert.deepEqual(await snapshot(repo), converged);
+
+    await writeFile(join(repo, '.gitignore'), 'node_modules/\n');
+    const edited = await snapshot(repo);
+    const checked = run('--check', '--diff');
+    assert.equal(checked.code, 3, checked.stderr);
+    assert.match(checked.stderr, /◎ Ignore private keys \[would-change\]/);
+    assert.match(checked.stderr, /\n {4}\+\*\.agekey\n/);
+    assert.deepEqual(await snapshot(repo), edited, '--check wrote nothing');
+
+    const json = run('--json');
+    assert.equal(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout) as { recap: { changed: number; ok: number } };
+    assert.deepEqual([doc.recap.changed, doc.recap.ok], [1, 2]);
+    assert.equal(json.stderr, '');
+    assert.equal(run('--check').code, 0, 'converged: --check exits 0');
   });
 
   void it('plain output under CI: one line per task and the recap', () => {
