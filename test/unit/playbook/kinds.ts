@@ -19,6 +19,9 @@ export const echo: TaskKind<z.infer<typeof EchoParams>, null> = {
 
 export const other: TaskKind<Record<string, never>, null> = { ...echo, kind: 'other', params: z.strictObject({}) } as never;
 
+/** Declared with z.object (unknown keys stripped): a playbook must still refuse a misspelt key. */
+export const loose: TaskKind<{ file: string }, null> = { ...echo, kind: 'loose', params: z.object({ file: z.string() }) } as never;
+
 /** A registry that records which kinds were imported, to prove loading is lazy. */
 export function testRegistry(): { registry: KindRegistry; loaded: string[] } {
   const loaded: string[] = [];
@@ -26,5 +29,5 @@ export function testRegistry(): { registry: KindRegistry; loaded: string[] } {
     loaded.push((k as AnyTaskKind).kind);
     return Promise.resolve(k as AnyTaskKind);
   };
-  return { registry: { echo: lazy(echo), other: lazy(other) }, loaded };
+  return { registry: { echo: lazy(echo), other: lazy(other), loose: lazy(loose) }, loaded };
 }

@@ -69,6 +69,8 @@ void describe('playbook loader', () => {
   void it('validates params against the kind schema, at the offending field', async () => {
     await rejectsAt('bad-params.yaml', 6, 14, /expected number/);
     await rejectsAt('unknown-param.yaml', 5, 7, /unknown key "colour"/);
+    await assert.rejects(compilePlaybook('name: x\ntasks:\n  - loose: {file: a, fiel: b}\n', 'p.yaml', options()), (e: unknown) =>
+      e instanceof FluxstrapError && e.location?.field === 'loose.fiel' && /unknown key "fiel"/.test(e.message));
   });
 
   void it('refuses two kinds in one task, a task without a kind, and bad options', async () => {
