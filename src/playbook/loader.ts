@@ -111,11 +111,9 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
 /** Render `vars` in order, each seeing the built-ins, the vars above it and the extra vars. */
 function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
   const extra = opts.extraVars ?? {};
+  const clash = Object.keys(extra).find((name) => Object.hasOwn(opts.builtins, name));
+  if (clash !== undefined) throw usageError(`-e ${clash}: "${clash}" is a built-in variable and cannot be set`);
   const scope: Record<string, unknown> = { ...opts.builtins, ...extra };
-  for (const [name, value] of Object.entries(extra)) {
-    if (Object.hasOwn(opts.builtins, name)) throw usageError(`-e ${name}: "${name}" is a built-in variable and cannot be set`);
-    scope[name] = value;
-  }
   if (!isMap(node)) return scope;
   for (const pair of node.items) {
     const name = String(isScalar(pair.key) ? pair.key.value : '');
