@@ -187,9 +187,9 @@ export interface FluxReadyOptions {
 }
 
 /**
- * A Flux object is Ready at `revision` when it has observed its current generation, reports
- * Ready=True, and `revisionOf` (artifact revision for sources, lastAppliedRevision for
- * Kustomizations) equals it. Ready=False after the controller handled a reconcile request (and,
+ * A Flux object has reached `revision` when it has observed its current generation, `revisionOf`
+ * (artifact revision for sources, lastAppliedRevision for Kustomizations) equals it, and it does
+ * not report Ready=False. Ready=False after the controller handled a reconcile request (and,
  * when known, attempted this very revision) is final for this wait: Flux would only retry the
  * same thing. Comparing with the value before the request, not with our own token, keeps two
  * concurrent bootstraps from waiting for each other's request.
@@ -204,7 +204,9 @@ export function fluxReadyAt(revision: string, revisionOf: (obj: KubeObject) => s
     if (observed === undefined || observed < (obj.metadata.generation ?? 0)) return { done: false, reason: 'not yet reconciled by its controller' };
     const ready = conditionOf(obj, 'Ready');
     const at = revisionOf(obj);
-    if (ready?.status === 'True' && at === revision) return { done: true, reason: `ready at ${revision}` };
+    // Flux sets Ready=Unknown (Progressing) at the start of every reconcile, including the ones
+    // our own apply triggers; the revision only advances on success, so it is the goal.
+    if (at === revision && ready?.status !== 'False') return { done: true, reason: `at ${revision}` };
     const handled = 'handledBefore' in opts && statusField<string>(obj, 'lastHandledReconcileAt') !== opts.handledBefore;
     if (ready?.status === 'False' && handled && (!opts.attemptedOf || opts.attemptedOf(obj) === revision)) {
       return { done: false, failed: true, reason: `not ready: ${ready.reason ?? ''}: ${ready.message ?? ''}` };

@@ -21,6 +21,7 @@ void describe('planReconcile', () => {
     { name: 'source there, Kustomization behind → Kustomization only', source: sourceAt(REV), ks: ksAt('main@sha1:old'), want: ['Kustomization'] },
     { name: 'objects missing (check mode) → both', want: ['GitRepository', 'Kustomization'] },
     { name: 'Ready=False at the revision → reconcile', source: sourceAt(REV), ks: flux('Kustomization', ready('False', { lastAppliedRevision: REV })), want: ['Kustomization'] },
+    { name: 'at the revision while Flux reconciles again (Ready=Unknown) → nothing', source: sourceAt(REV), ks: flux('Kustomization', ready('Unknown', { lastAppliedRevision: REV })), want: [] },
   ];
   for (const t of table) {
     void it(t.name, () => {
