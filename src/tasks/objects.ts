@@ -130,7 +130,7 @@ export function planObjects(facts: ObjectFacts[]): Change<KubeObject>[] {
   for (const f of facts) {
     const target = describeRef(refOf(f.desired));
     if (!f.live) {
-      changes.push({ action: 'create', target, summary: `create ${target}`, after: stringify(content(f.desired)), data: f.desired });
+      changes.push({ action: 'create', target, summary: 'server-side apply as fluxstrap', after: stringify(content(f.desired)), data: f.desired });
       continue;
     }
     if (!f.dryRun) continue;
@@ -146,7 +146,7 @@ export function planObjects(facts: ObjectFacts[]): Change<KubeObject>[] {
     changes.push({
       action: 'update',
       target,
-      summary: `update ${paths.slice(0, 4).map((p) => p.join('.')).join(', ')}${paths.length > 4 ? `, +${paths.length - 4} more` : ''}`,
+      summary: `fields ${paths.slice(0, 4).map((p) => p.join('.')).join(', ')}${paths.length > 4 ? `, +${paths.length - 4} more` : ''}`,
       before: stringify(pick(before, paths)),
       after: stringify(pick(after, paths)),
       data: f.desired,

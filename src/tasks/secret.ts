@@ -63,7 +63,7 @@ export function planSecret(f: SecretFacts): Change<SecretSpec>[] {
   const target = describeRef(ref(f.spec));
   const after = stringify({ data: maskValues(f.spec.data) });
   if (!f.live) {
-    return [{ action: 'create', target, summary: `create with keys ${Object.keys(f.spec.data).sort().join(', ')}`, after, sensitive: true, data: f.spec }];
+    return [{ action: 'create', target, summary: `keys ${Object.keys(f.spec.data).sort().join(', ')}`, after, sensitive: true, data: f.spec }];
   }
   const drift = secretDrift(f.spec.data, f.live);
   if (drift.added.length + drift.removed.length + drift.changed.length === 0) return [];
