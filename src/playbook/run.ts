@@ -36,8 +36,6 @@ export interface RunEnvironment {
   env: NodeJS.ProcessEnv;
   registry: KindRegistry;
   reporter: (view: { diff: boolean }) => Promise<Reporter>;
-  /** Injected by tests; default: the real kube adapter, connected on first use. */
-  connect?: Parameters<typeof createTaskContext>[0]['connect'];
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -72,7 +70,7 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
     throw missingSetting('Git URL', cluster.name, 'git.url', '--git-url', 'FLUXSTRAP_GIT_URL');
   }
 
-  // Everything is validated before the first side effect, the reporter included.
+  // The whole playbook is validated before the renderer starts and before any task runs.
   const playbook = await loadPlaybook(opts.playbook, {
     registry: run.registry,
     builtins: builtinVars(cluster, check, rotateSecrets),
@@ -88,7 +86,6 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
     timeoutMs,
     log: (message) => reporter.log(message),
     env: run.env,
-    ...(run.connect ? { connect: run.connect } : {}),
   });
   const result = await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check, vars: playbook.vars });
   if (!result.success) return ExitCode.failed;
