@@ -13,6 +13,7 @@ export interface PlainOptions {
 export class PlainReporter implements Reporter {
   private readonly out: NodeJS.WritableStream;
   private readonly opts: PlainOptions;
+  private lastProgress: string | undefined;
 
   constructor(out: NodeJS.WritableStream, opts: PlainOptions) {
     this.out = out;
@@ -25,7 +26,12 @@ export class PlainReporter implements Reporter {
         if (!this.opts.quiet) this.write(`► ${e.title}${e.check ? ' (check mode: nothing will be changed)' : ''}`);
         return;
       case 'task-start':
+        return;
       case 'task-progress':
+        // A CI log that stays silent through a five-minute wait looks hung: say what is awaited,
+        // once per new message (waits report the same state on every watch event).
+        if (!this.opts.quiet && e.message !== this.lastProgress) this.write(`  … ${e.task.name}: ${e.message}`);
+        this.lastProgress = e.message;
         return;
       case 'task-retry':
         if (!this.opts.quiet) this.write(`  ↻ ${e.task.name}: attempt ${e.attempt}/${e.of} after ${e.message}`);
