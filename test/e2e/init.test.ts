@@ -1,0 +1,284 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { parse, parseAllDocuments } from 'yaml';
+import { runCli } from '../helpers/cli.ts';
+import type { CliResult } from '../helpers/cli.ts';
+import { FLUX_FIXTURES, fluxRepo, SEED_ROOT_RESOURCES } from '../helpers/flux-repo.ts';
+import type { FluxRepo } from '../helpers/flux-repo.ts';
+import { leftoverTempFiles, snapshot, tempDir } from '../helpers/tmp.ts';
+import { requireTool, runTool } from '../helpers/tools.ts';
+
+/** `fluxstrap init` through the built CLI on the real Flux files, checked with kubectl kustomize, age and gpg. */
+
+let home: string;
+let keyFile: string;
+let recipient: string;
+
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
+const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): CliResult => runCli(args, { cwd: home, env: env(extra) });
+const init = (r: FluxRepo, ...args: string[]) => cli(['init', '--cluster', r.cluster, '--repo', r.repo, ...args]);
+const initWithKey = (r: FluxRepo, ...args: string[]) => init(r, '--key-file', keyFile, ...args);
+
+interface InitJson {
+  check: boolean;
+  success: boolean;
+  recap: { ok: number; changed: number; wouldChange: number; failed: number };
+  tasks: { name: string; kind: string; outcome: string; changes: { action: string; target: string }[] }[];
+}
+function json(r: CliResult): InitJson {
+  assert.equal(r.stderr.includes('error:'), false, r.stderr);
+  return JSON.parse(r.stdout) as InitJson;
+}
+
+/** Durations are the only part of the output allowed to differ between two identical runs. */
+const stable = (text: string) => text.replace(/\(\d+(\.\d+)?m?s\)/g, '(T)').replace(/"durationMs": \d+/g, '"durationMs": 0');
+
+async function kustomize(dir: string): Promise<Record<string, unknown>[]> {
+  const out = (await runTool('kubectl', ['kustomize', dir])).stdout;
+  return parseAllDocuments(out).map((d) => d.toJSON() as Record<string, unknown>);
+}
+const fluxKustomization = (objs: Record<string, unknown>[]) =>
+  objs.find((o) => o.kind === 'Kustomization' && (o.metadata as { name?: string }).name === 'flux-system') as { spec: Record<string, unknown> } | undefined;
+
+/** A user error is one `error:` line naming the file, maybe a hint, non-zero exit, nothing on stdout. */
+function userError(r: CliResult, text: RegExp, where: string, code = 1): void {
+  assert.equal(r.code, code, r.stderr);
+  const [first, ...rest] = r.stderr.trimEnd().split('\n');
+  assert.match(first ?? '', text);
+  assert.ok(first?.includes(`(${where}`), `names ${where}: ${first}`);
+  assert.ok(rest.every((l) => l.startsWith('hint: ')), r.stderr);
+  assert.equal(r.stdout, '');
+}
+
+before(async () => {
+  requireTool('kubectl');
+  requireTool('age');
+  home = await tempDir('init-home');
+  keyFile = join(home, 'keys', 'cluster.agekey');
+  const r = cli(['keys', 'new', '--out', keyFile]);
+  assert.equal(r.code, 0, r.stderr);
+  recipient = r.stdout.trim();
+});
+
+void describe('init on the seed repository', () => {
+  let r: FluxRepo;
+  let first: CliResult;
+  let afterFirst: Record<string, string>;
+
+  before(async () => {
+    r = await fluxRepo();
+  });
+
+  void it('--check shows the diff, changes nothing and exits 3', async () => {
+    const seed = await snapshot(r.repo);
+    const check = initWithKey(r, '--check');
+    assert.equal(check.code, 3, check.stderr);
+    assert.match(check.stderr, /check mode: nothing will be changed/);
+    assert.match(check.stderr, /^ {4}-\s+decryption:$/m, 'shows the block leaving gotk-sync.yaml');
+    assert.match(check.stderr, /^ {4}\+\s+path: \/spec\/decryption$/m, 'shows the patch arriving');
+    assert.match(check.stderr, /^ {4}\+ {2}- flux-system$/m);
+    assert.deepEqual(await snapshot(r.repo), seed);
+    assert.equal(await r.git('status', '--porcelain'), '');
+  });
+
+  void it('makes every change from the plan', async () => {
+    first = initWithKey(r);
+    assert.equal(first.code, 0, first.stderr);
+    afterFirst = await snapshot(r.repo);
+    const file = (p: string) => readFile(join(r.repo, p), 'utf8');
+
+    const rules = (parse(await file('.sops.yaml')) as { creation_rules: Record<string, string>[] }).creation_rules;
+    assert.deepEqual(rules, [{ path_regex: `^clusters/production/.*\\.ya?ml$`, encrypted_regex: '^(data|stringData)$', age: recipient }]);
+    assert.match(await file('clusters/production/.sops.pub.age'), new RegExp(`^${recipient}$`, 'm'));
+    assert.equal(await file('clusters/production/flux-system/gotk-sync.yaml'), await readFile(join(FLUX_FIXTURES, 'gotk-sync.pristine.yaml'), 'utf8'));
+    assert.ok((await file('clusters/production/flux-system/kustomization.yaml')).startsWith(await readFile(join(FLUX_FIXTURES, 'kustomization.yaml'), 'utf8')));
+    assert.deepEqual((parse(await file('clusters/production/kustomization.yaml')) as { resources: string[] }).resources, ['flux-system', ...SEED_ROOT_RESOURCES]);
+    assert.match(await file('Makefile'), /^provision:\n\tnpx fluxstrap bootstrap --cluster \$\(CLUSTER\)$/m);
+    assert.match(await file('Makefile'), /^CLUSTER \?= production$/m);
+    assert.match(await file('.gitignore'), /^\*\.agekey$/m);
+    assert.deepEqual(await leftoverTempFiles(r.repo), []);
+    const changed = (await r.git('status', '--porcelain', '--untracked-files=all')).split('\n').filter(Boolean).sort();
+    assert.deepEqual(changed, [
+      ' M clusters/production/flux-system/gotk-sync.yaml',
+      ' M clusters/production/flux-system/kustomization.yaml',
+      ' M clusters/production/kustomization.yaml',
+      '?? .gitignore',
+      '?? .sops.yaml',
+      '?? Makefile',
+      '?? clusters/production/.sops.pub.age',
+    ]);
+  });
+
+  void it('kubectl kustomize applies the patch to the flux-system Kustomization, through the cluster root too', async () => {
+    const decryption = { provider: 'sops', secretRef: { name: 'sops-age' } };
+    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, decryption);
+    const root = await kustomize(join(r.repo, r.clusterPath));
+    assert.deepEqual(fluxKustomization(root)?.spec.decryption, decryption);
+    assert.ok(root.some((o) => o.kind === 'ConfigMap'), 'the seed resources are still there');
+    // what flux bootstrap regenerates (gotk-sync.yaml) no longer carries it: the patch is the only source
+    const sync = parseAllDocuments(await readFile(join(r.repo, r.clusterPath, 'flux-system', 'gotk-sync.yaml'), 'utf8')).map((d) => d.toJSON() as Record<string, unknown>);
+    assert.equal(fluxKustomization(sync)?.spec.decryption, undefined);
+  });
+
+  void it('a second run reports nothing to do, changes nothing, and prints the same as a third', async () => {
+    const second = initWithKey(r);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /ok=7 changed=0 would-change=0/);
+    assert.match(second.stderr, /nothing to do/);
+    assert.deepEqual(await snapshot(r.repo), afterFirst);
+    const third = initWithKey(r);
+    assert.equal(stable(third.stderr), stable(second.stderr));
+    assert.equal(third.stdout, second.stdout);
+    const again = json(initWithKey(r, '--json'));
+    assert.deepEqual(again.recap, { ok: 7, changed: 0, wouldChange: 0, skipped: 0, failed: 0 });
+    const check = initWithKey(r, '--check');
+    assert.equal(check.code, 0, 'nothing pending');
+    assert.deepEqual(await snapshot(r.repo), afterFirst);
+  });
+
+  void it('the exported public key works with the real age', async () => {
+    const sealed = await runTool('age', ['-a', '-R', join(r.repo, r.clusterPath, '.sops.pub.age')], { input: 'for the team\n' });
+    const file = join(home, 'team.age');
+    await writeFile(file, sealed.stdout);
+    assert.equal((await runTool('age', ['-d', '-i', keyFile, file])).stdout, 'for the team\n');
+  });
+});
+
+void describe('init --json', () => {
+  void it('gives one document with every task, outcome and change', async () => {
+    const r = await fluxRepo();
+    const doc = json(initWithKey(r, '--json', '--check'));
+    assert.equal(doc.check, true);
+    assert.deepEqual(doc.tasks.map((t) => t.kind), ['sops-config', 'public-key-file', 'decryption-patch', 'gotk-sync-restore', 'cluster-root', 'makefile', 'gitignore']);
+    assert.ok(doc.tasks.every((t) => t.outcome === 'would-change' && t.changes.length === 1));
+    assert.deepEqual(doc.tasks.find((t) => t.kind === 'gotk-sync-restore')?.changes[0]?.target, 'file clusters/production/flux-system/gotk-sync.yaml');
+  });
+});
+
+void describe('init in other repositories', () => {
+  void it('keeps an existing .sops.yaml, Makefile and .gitignore, printing the Makefile snippet', async () => {
+    const sops = '# team rules\ncreation_rules:\n  # everything else\n  - path_regex: .*\\.sops\\.yaml$\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n';
+    const r = await fluxRepo({ files: { '.sops.yaml': sops, Makefile: 'build:\n\tgo build\n', '.gitignore': 'node_modules/\n' } });
+    const res = initWithKey(r);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(await readFile(join(r.repo, 'Makefile'), 'utf8'), 'build:\n\tgo build\n');
+    assert.match(res.stderr, /provision target to add to your Makefile:\n\n# Bootstrap Flux[\s\S]*\nprovision:\n\tnpx fluxstrap bootstrap --cluster \$\(CLUSTER\)/);
+    const after = await readFile(join(r.repo, '.sops.yaml'), 'utf8');
+    assert.ok(after.startsWith('# team rules\ncreation_rules:\n  - path_regex: ^clusters/production/'), after);
+    assert.ok(after.endsWith(sops.split('\n').slice(2).join('\n')), 'the old rule follows with its comment');
+    assert.ok((await readFile(join(r.repo, '.gitignore'), 'utf8')).startsWith('node_modules/\n'));
+  });
+
+  void it('creates flux-system/kustomization.yaml before flux bootstrap, and leaves a root without kustomization.yaml alone', async () => {
+    const r = await fluxRepo({ seedRoot: false, cluster: 'edge' });
+    await r.git('rm', '--quiet', `${r.clusterPath}/flux-system/kustomization.yaml`);
+    const res = initWithKey(r);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /Flux includes every manifest in the folder/);
+    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+  });
+
+  void it('takes the key from SOPS_AGE_KEY_FILE, --age, or a --path outside clusters/', async () => {
+    const viaEnv = await fluxRepo();
+    assert.equal(cli(['init', '--cluster', 'production', '--repo', viaEnv.repo], { SOPS_AGE_KEY_FILE: keyFile }).code, 0);
+    assert.match(await readFile(join(viaEnv.repo, '.sops.yaml'), 'utf8'), new RegExp(`age: ${recipient}`));
+    const custom = await fluxRepo({ cluster: 'prod' });
+    const res = cli(['init', '--cluster', 'prod', '--path', 'clusters/prod/', '--age', recipient, '--repo', custom.repo]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok((await readFile(join(custom.repo, '.sops.yaml'), 'utf8')).includes('path_regex: ^clusters/prod/.*\\.ya?ml$'));
+  });
+
+  void it('ignores a key file kept inside the repository', async () => {
+    const r = await fluxRepo();
+    const inRepo = join(r.repo, 'secrets', 'dev-key.txt');
+    assert.equal(cli(['keys', 'new', '--out', inRepo]).code, 0);
+    assert.equal(init(r, '--key-file', inRepo).code, 0);
+    assert.match(await readFile(join(r.repo, '.gitignore'), 'utf8'), /^\/secrets\/dev-key\.txt$/m);
+    assert.equal((await r.git('check-ignore', 'secrets/dev-key.txt')).trim(), 'secrets/dev-key.txt');
+    assert.doesNotMatch(await r.git('status', '--porcelain', '--untracked-files=all'), /dev-key/);
+  });
+
+  void it('exports an OpenPGP public key that gpg imports, and writes its fingerprint into .sops.yaml', async () => {
+    requireTool('gpg');
+    const r = await fluxRepo();
+    const pgpKey = join(home, 'pgp', 'cluster.asc');
+    const made = cli(['keys', 'new', '--pgp', '--type', 'ed25519', '--out', pgpKey]);
+    assert.equal(made.code, 0, made.stderr);
+    const fpr = made.stdout.trim();
+    const res = init(r, '--key-file', pgpKey);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(await readFile(join(r.repo, '.sops.yaml'), 'utf8'), new RegExp(`pgp: ${fpr}\\n`));
+    const exported = await readFile(join(r.repo, r.clusterPath, '.sops.pub.asc'), 'utf8');
+    assert.doesNotMatch(exported, /PRIVATE/);
+    const gnupg = await tempDir('init-gpg');
+    await runTool('gpg', ['--batch', '--import'], { env: { GNUPGHOME: gnupg }, input: exported });
+    assert.match((await runTool('gpg', ['--batch', '--with-colons', '--list-keys'], { env: { GNUPGHOME: gnupg } })).stdout, new RegExp(`^fpr:+${fpr}:`, 'm'));
+  });
+});
+
+void describe('init: bad input', () => {
+  /** Each case fails with one line naming the file and leaves the repository exactly as it was. */
+  async function refuses(r: FluxRepo, args: string[], text: RegExp, where: string, code = 1, extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
+    const before = await snapshot(r.repo);
+    userError(cli(['init', '--cluster', r.cluster, '--repo', r.repo, ...args], extraEnv), text, where, code);
+    assert.deepEqual(await snapshot(r.repo), before, 'nothing written');
+  }
+
+  void it('invalid YAML in .sops.yaml, with its line, and nothing else changed', async () => {
+    const r = await fluxRepo({ files: { '.sops.yaml': 'creation_rules:\n  - path_regex: a\n    age: x\n  path_regex: b\n' } });
+    await refuses(r, ['--key-file', keyFile], /^error: invalid YAML/, '.sops.yaml:4');
+  });
+
+  void it('a .sops.yaml sops would reject', async () => {
+    const r = await fluxRepo({ files: { '.sops.yaml': 'creation_rules:\n  - path_regex: "("\n    age: x\n' } });
+    await refuses(r, ['--key-file', keyFile], /^error: path_regex .* is not a valid regular expression/, '.sops.yaml:2');
+  });
+
+  void it('invalid YAML in kustomization.yaml, with its line', async () => {
+    const r = await fluxRepo({ files: { 'clusters/production/flux-system/kustomization.yaml': 'resources:\n- gotk-components.yaml\nresources:\n- gotk-sync.yaml\n' } });
+    await refuses(r, ['--key-file', keyFile], /^error: invalid YAML: Map keys must be unique/, 'clusters/production/flux-system/kustomization.yaml:3');
+    const root = await fluxRepo({ files: { 'clusters/production/kustomization.yaml': 'resources: flux-system\n' } });
+    await refuses(root, ['--key-file', keyFile], /^error: resources must be a list/, 'clusters/production/kustomization.yaml:1');
+  });
+
+  void it('an unknown cluster path, naming the clusters there are', async () => {
+    const r = await fluxRepo();
+    const before = await snapshot(r.repo);
+    const res = cli(['init', '--cluster', 'staging', '--repo', r.repo, '--key-file', keyFile]);
+    userError(res, /^error: unknown cluster path/, 'clusters/staging');
+    assert.match(res.stderr, /hint: clusters in this repository: clusters\/production/);
+    assert.deepEqual(await snapshot(r.repo), before);
+    userError(cli(['init', '--cluster', 'x', '--repo', join(home, 'nope')]), /^error: repository folder not found/, join(home, 'nope'));
+  });
+
+  void it('malformed, missing or directory key files', async () => {
+    const r = await fluxRepo();
+    const bad = join(home, 'bad-key.txt');
+    await writeFile(bad, '# created: now\nAGE-SECRET-KEY-1QQQQQQQQ\n');
+    await refuses(r, ['--key-file', bad], /^error: malformed age identity/, `${bad}:2`);
+    const dir = join(home, 'key-dir');
+    await mkdir(dir, { recursive: true });
+    await refuses(r, ['--key-file', dir], /^error: cannot read file: is a directory/, dir);
+    await refuses(r, ['--key-file', join(home, 'absent.txt')], /^error: cannot read file: no such file/, join(home, 'absent.txt'));
+    await refuses(r, [], /^error: no age key found/, join(home, '.config', 'sops', 'age', 'keys.txt'));
+  });
+
+  void it('an unwritable target: a folder where a file must go', async () => {
+    const r = await fluxRepo();
+    await mkdir(join(r.repo, r.clusterPath, '.sops.pub.age'));
+    await refuses(r, ['--key-file', keyFile], /^error: cannot read file: is a directory/, `${join(r.repo, r.clusterPath, '.sops.pub.age')}`);
+  });
+
+  void it('usage errors exit 2', async () => {
+    const r = await fluxRepo();
+    const res = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', 'not-a-recipient']);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /^error: not an age recipient: not-a-recipient\n/);
+    assert.equal(cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--key-file', keyFile]).code, 2);
+    assert.equal(cli(['init', '--repo', r.repo]).code, 2, '--cluster is required');
+    assert.equal(cli(['init', '--cluster', '../etc', '--repo', r.repo]).code, 2);
+    assert.equal(cli(['init', '--cluster', 'x', '--path', '../outside', '--repo', r.repo, '--age', recipient]).code, 2);
+  });
+});
