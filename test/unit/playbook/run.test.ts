@@ -171,4 +171,13 @@ void describe('the built-in bootstrap playbook', () => {
       'preflight', 'namespace', 'git-credentials', 'sops-age-secret', 'flux-components', 'wait-controllers', 'flux-sync', 'reconcile', 'verify-decryption',
     ]);
   });
+
+  void it('lets --tags pick steps, preflight always included', async () => {
+    const pb = await loadPlaybook(builtinPlaybook('bootstrap'), {
+      registry: builtinKinds,
+      builtins: { cluster: { name: 'prod' }, check_mode: false, rotate_secrets: false },
+      tags: ['secrets'],
+    });
+    assert.deepEqual(pb.tasks.map((t) => t.kind.kind), ['preflight', 'namespace', 'git-credentials', 'sops-age-secret']);
+  });
 });
