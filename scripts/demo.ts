@@ -14,7 +14,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildAll, missingBinaries } from '../test/cluster/build.ts';
+import { buildAll, missingArtifacts } from '../test/cluster/build.ts';
 import { startCluster } from '../test/cluster/index.ts';
 import type { Cluster } from '../test/cluster/index.ts';
 
@@ -134,7 +134,7 @@ async function makeRepo(cluster: Cluster, work: string): Promise<{ repo: string;
 }
 
 async function main(): Promise<number> {
-  const missing = missingBinaries();
+  const missing = missingArtifacts();
   if (missing.length > 0) {
     step(`building the test cluster (${missing.join(', ')}): first time only`);
     await buildAll();
