@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import {
   COMPONENTS, binaryPath, cacheDir, componentDir, stampPath, type Component,
 } from './components.ts';
-import { generateGotkComponents, bundleDir } from './gotk.ts';
+import { bundleDir, generateGotkComponents, gotkComponentsPath } from './gotk.ts';
 import { commonBuildFlags, downloadModule, goEnv } from './go.ts';
 import { run } from './proc.ts';
 
@@ -205,9 +205,11 @@ export async function buildAll(opts: BuildOptions = {}): Promise<void> {
   await generateGotkComponents();
 }
 
-export function missingBinaries(): string[] {
+/** Files `startCluster()` needs that are not in the cache yet. */
+export function missingArtifacts(): string[] {
   return COMPONENTS.filter((c) => !c.optional)
     .flatMap((c) => Object.keys(c.binaries).map((b) => binaryPath(c, b)))
+    .concat(gotkComponentsPath())
     .filter((p) => !existsSync(p));
 }
 

@@ -4,7 +4,7 @@
 // Options: --flux=on-deployment|now|off, --with-flux-cli, --out=<file>
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildAll, missingBinaries } from './build.ts';
+import { buildAll, missingArtifacts } from './build.ts';
 import { startCluster, type Cluster, type FluxMode } from './index.ts';
 
 export interface ClusterDescription {
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const fluxMode = (option('flux') ?? 'on-deployment') as FluxMode;
   if (!['on-deployment', 'now', 'off'].includes(fluxMode)) throw new Error(`--flux must be on-deployment, now or off, not ${fluxMode}`);
   const withFluxCli = process.argv.includes('--with-flux-cli');
-  if (missingBinaries().length > 0 || withFluxCli) await buildAll({ withFluxCli });
+  if (missingArtifacts().length > 0 || withFluxCli) await buildAll({ withFluxCli });
 
   const started = Date.now();
   const cluster = await startCluster({ flux: fluxMode });
