@@ -3,7 +3,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
 import { configError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
-import type { KeyType, Stanza } from './metadata.ts';
+import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
@@ -49,11 +49,17 @@ export async function findConfig(cwd: string, env: NodeJS.ProcessEnv = process.e
 
 type Where = (node: unknown) => Location;
 
+/** A scalar's text; YAML gives numbers and bools for unquoted `123` or `true`. */
+function nodeText(node: unknown): string | undefined {
+  if (!isScalar(node)) return undefined;
+  const v = node.value;
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
+}
+
 function strings(v: unknown, field: string, where: Where): string[] {
   if (v === undefined || v === null) return [];
   if (isScalar(v)) {
-    if (v.value === null || v.value === undefined) return [];
-    return String(v.value).split(',').map((s) => s.trim()).filter((s) => s !== '');
+    return (nodeText(v) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   }
   if (isSeq(v)) return v.items.flatMap((i) => strings(i, field, where));
   throw configError(`${field} must be a string or a list of strings`, where(v));
@@ -85,7 +91,7 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean): Stanza[] {
       for (const item of node.items) {
         // In key groups, cloud keys are maps ({arn: …}, {resource_id: …}); their first field names them.
         const first = isMap(item) ? item.items[0]?.value : undefined;
-        const ids = isMap(item) ? [isScalar(first) ? String(first.value) : ''] : strings(item, name, where);
+        const ids = isMap(item) ? [nodeText(first) ?? ''] : strings(item, name, where);
         out.push(...ids.map((id) => stanza(type, idField, id)));
       }
       continue;
@@ -96,7 +102,7 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean): Stanza[] {
   if (isSeq(merge)) for (const g of merge.items) if (isMap(g)) out.push(...groupFrom(g, where, false));
   const seen = new Set<string>();
   return out.filter((s) => {
-    const id = `${s.type}:${String(s.fields.items[0]?.value)}`;
+    const id = `${s.type}:${stanzaName(s)}`;
     return !seen.has(id) && seen.add(id);
   });
 }
@@ -147,12 +153,14 @@ export function parseConfig(text: string, file: string): SopsConfig {
   const rules = root.get('creation_rules', true);
   if (rules === undefined || rules === null) return config;
   if (!isSeq(rules)) throw configError('creation_rules must be a list', where(rules));
-  for (const r of rules.items) {
-    if (!isMap(r)) throw configError('a creation rule must be a map', where(r));
+  for (const item of rules.items) {
+    if (!isMap(item)) throw configError('a creation rule must be a map', where(item));
+    const r: YAMLMap = item;
     const selection: Rules = {};
     for (const [k, name] of Object.entries(RULE_NAMES) as [SelectionRule, string][]) {
       const v = r.get(name, true);
-      if (isScalar(v) && v.value !== null && String(v.value) !== '') selection[k] = String(v.value);
+      const t = nodeText(v);
+      if (t !== undefined && t !== '') selection[k] = t;
     }
     if (selectionRulesSet(selection).length > 1) {
       throw configError('a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex', where(r));
@@ -160,7 +168,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
     const mac = r.get('mac_only_encrypted', true);
     if (isScalar(mac) && (mac.value === true || mac.value === 'true')) selection.macOnlyEncrypted = true;
     const pathNode = r.get('path_regex', true);
-    const pathRegex = isScalar(pathNode) && pathNode.value !== null ? String(pathNode.value) : undefined;
+    const pathRegex = nodeText(pathNode);
     if (pathRegex !== undefined && goRegex(pathRegex) === null) throw configError(`path_regex ${JSON.stringify(pathRegex)} is not a valid regular expression`, where(pathNode));
     const groupsNode = r.get('key_groups', true);
     let keyGroups: Stanza[][];

@@ -110,7 +110,8 @@ export async function openDocument(bytes: Buffer, format: Format, file: string, 
 export function verifyMac(md: Metadata, dataKey: Uint8Array, computed: string, file: string): void {
   let stored: string;
   try {
-    stored = String(decryptValue(md.mac, dataKey, normalizeRfc3339(md.lastModified)));
+    const opened = decryptValue(md.mac, dataKey, normalizeRfc3339(md.lastModified));
+    stored = typeof opened === 'string' ? opened : '';
   } catch (e) {
     if (!(e instanceof CipherError)) throw e;
     throw new FluxstrapError('E_DECRYPT', 'the MAC does not decrypt: the metadata was changed', { location: { file, field: 'sops.mac' }, hint: 'use --ignore-mac to decrypt anyway' });

@@ -54,6 +54,7 @@ class Reader {
   }
 
   private string(): string {
+    // eslint-disable-next-line no-control-regex -- JSON strings cannot hold raw control characters
     const m = /^"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/.exec(this.s.slice(this.at));
     if (!m) this.fail('invalid JSON string');
     this.at += m[0].length;

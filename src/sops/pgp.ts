@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { Key, PrivateKey } from 'openpgp';
 
 /**
  * The PGP master key. Like sops, the data key goes through the local `gpg` (keyring, agent,
@@ -44,9 +45,9 @@ export async function gpgEncrypt(fp: string, dataKey: Uint8Array): Promise<strin
   return r.code === 0 && r.stdout.length > 0 ? r.stdout.toString('utf8').trim() : undefined;
 }
 
-async function readKeys(files: readonly PgpKeyFile[]): Promise<import('openpgp').Key[]> {
+async function readKeys(files: readonly PgpKeyFile[]): Promise<Key[]> {
   const openpgp = await import('openpgp');
-  const keys: import('openpgp').Key[] = [];
+  const keys: Key[] = [];
   for (const f of files) keys.push(...(await openpgp.readKeys({ armoredKeys: f.armored })));
   return keys;
 }
@@ -56,10 +57,11 @@ export async function keyFileDecrypt(enc: string, files: readonly PgpKeyFile[]):
   const secret = files.filter((f) => f.armored.includes('PRIVATE KEY BLOCK'));
   if (secret.length === 0) return undefined;
   const openpgp = await import('openpgp');
-  const keys = (await readKeys(secret)).filter((k): k is import('openpgp').PrivateKey => k.isPrivate());
+  const keys = (await readKeys(secret)).filter((k): k is PrivateKey => k.isPrivate());
   try {
     const message = await openpgp.readMessage({ armoredMessage: enc });
-    const { data } = await openpgp.decrypt({ message, decryptionKeys: keys, format: 'binary' });
+    // openpgp's declared types lean on DOM stream types this project does not load; state the shape.
+    const { data } = (await openpgp.decrypt({ message, decryptionKeys: keys, format: 'binary' })) as unknown as { data: Uint8Array };
     return data;
   } catch {
     return undefined;
@@ -74,7 +76,7 @@ export async function keyFileEncrypt(fp: string, dataKey: Uint8Array, files: rea
   if (!key) return undefined;
   const openpgp = await import('openpgp');
   const message = await openpgp.createMessage({ binary: dataKey, format: 'binary' });
-  const armored = await openpgp.encrypt({ message, encryptionKeys: key.toPublic(), format: 'armored' });
+  const armored = (await openpgp.encrypt({ message, encryptionKeys: key.toPublic(), format: 'armored' })) as unknown as string;
   return armored.trim();
 }
 

@@ -129,7 +129,7 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
   return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
-async function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): Promise<EncryptParams> {
+function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
   const age = splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS);
   const pgp = splitList(opts.pgp, process.env.SOPS_PGP_FP);
   const fromFlags = flagRules(opts);
@@ -155,7 +155,7 @@ export async function runEncrypt(files: string[], opts: EncryptOptions): Promise
   const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true };
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
-    const params = await encryptParams(file, opts, config);
+    const params = encryptParams(file, opts, config);
     const out = await encryptDocument(await readInput(file), format, file, params, sources, storeOptions(config, format));
     await deliver(file, out, opts, files.length > 1);
     if (opts.inPlace) status(opts, `encrypted ${file}`);

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { CipherError, decryptValue, encryptValue, type Plain } from './cipher.ts';
+import { CipherError, decryptValue, encryptValue } from './cipher.ts';
 import { shouldEncrypt, type Rules } from './rules.ts';
 import { scalarText } from './scalars.ts';
 import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts';
@@ -78,7 +78,7 @@ export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules): 
       const encrypt = shouldEncrypt(rules, path, comments, isComment);
       if (!rules.macOnlyEncrypted || encrypt) hashLeaf(hash, leaf);
       if (!encrypt) return leaf;
-      const enc = encryptValue(leaf as Plain, key, aadOf(path));
+      const enc = encryptValue(leaf, key, aadOf(path));
       return isComment ? new Comment(enc, (leaf as Comment).inline) : enc;
     }),
   );
@@ -117,7 +117,7 @@ export function decryptTree(branches: Branch[], key: Uint8Array, rules: Rules, o
       } else if (encrypted) {
         if (typeof leaf !== 'string') throw new ValueError(path, 'value should be encrypted but is not');
         try {
-          plain = decryptValue(leaf, key, aadOf(path), opts.rawStrings) as Leaf;
+          plain = decryptValue(leaf, key, aadOf(path), opts.rawStrings);
         } catch (e) {
           if (e instanceof CipherError) throw new ValueError(path, e.message);
           throw e;

@@ -1,4 +1,4 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
 import { formatFloatG, parseGoInt, parseYamlTimestamp } from './scalars.ts';
 import { Comment, FormatError, Timestamp, TreeMap, type Branch, type Item, type Value } from './tree.ts';
 
@@ -23,7 +23,10 @@ const SPECIAL_FLOATS: Record<string, number> = {
   '-.inf': -Infinity, '-.Inf': -Infinity, '-.INF': -Infinity, '.nan': NaN, '.NaN': NaN, '.NAN': NaN,
 };
 
-type Resolved = string | bigint | number | boolean | null | Timestamp | 'uint64';
+/** An integer beyond int64: yaml.v3 makes it a uint64, which the sops tree walk rejects. */
+const UINT64 = Symbol('uint64');
+
+type Resolved = string | bigint | number | boolean | null | Timestamp | typeof UINT64;
 
 /** yaml.v3's `resolve` for an untagged plain scalar. */
 export function resolvePlain(s: string): Resolved {
@@ -38,7 +41,7 @@ export function resolvePlain(s: string): Resolved {
     const plain = s.replaceAll('_', '');
     const n = parseGoInt(plain);
     if (n !== undefined) return n;
-    if (/^\+?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$/.test(plain)) return 'uint64';
+    if (/^\+?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$/.test(plain)) return UINT64;
     if (FLOAT_RE.test(plain)) return Number(plain);
     return s;
   }
@@ -66,7 +69,7 @@ function scalarValue(ctx: Ctx, node: Scalar): Value {
   if (tag === '!!str' || (tag === undefined && node.type !== 'PLAIN')) return text;
   const r = resolvePlain(text);
   if (tag === '!!int' && typeof r !== 'bigint') throw new FormatError(`cannot decode ${JSON.stringify(text)} as an int`, lineOf(ctx, node));
-  if (r === 'uint64') throw new FormatError('integer out of the int64 range, which sops cannot encrypt', lineOf(ctx, node));
+  if (r === UINT64) throw new FormatError('integer out of the int64 range, which sops cannot encrypt', lineOf(ctx, node));
   return r;
 }
 

@@ -43,18 +43,18 @@ function ours(args: string[], keys: string[] = [], cwd?: string): { code: number
   });
 }
 
-before(async () => {
+void before(async () => {
   sops = findSops();
   dir = await tempDir('sops-interop');
   restoreKeyring = useVectorKeyring();
 });
-after(() => restoreKeyring?.());
+void after(() => restoreKeyring?.());
 
 const PLAINS = ['secret.yaml', 'types.yaml', 'multidoc.yaml', 'comments.yaml', 'app.json', 'app.env', 'app.ini', 'blob.bin'];
 
-describe('fluxstrap encrypt → sops decrypt', () => {
+void describe('fluxstrap encrypt → sops decrypt', () => {
   for (const name of PLAINS) {
-    it(`${name}: sops opens it and prints what it prints for its own encryption`, () => {
+    void it(`${name}: sops opens it and prints what it prints for its own encryption`, () => {
       const plain = join(generatedDir, 'plain', name);
       const enc = ours(['encrypt', '--age', recipient('a'), plain]);
       assert.equal(enc.code, 0, enc.stderr);
@@ -71,7 +71,7 @@ describe('fluxstrap encrypt → sops decrypt', () => {
     });
   }
 
-  it('with encrypted_regex and mac_only_encrypted, sops verifies the MAC', () => {
+  void it('with encrypted_regex and mac_only_encrypted, sops verifies the MAC', () => {
     const enc = ours(['encrypt', '--age', recipient('a'), '--encrypted-regex', '^(data|stringData)$', '--mac-only-encrypted', join(generatedDir, 'plain', 'secret.yaml')]);
     assert.equal(enc.code, 0, enc.stderr);
     assert.match(enc.stdout, /mac_only_encrypted: true/);
@@ -81,7 +81,7 @@ describe('fluxstrap encrypt → sops decrypt', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it('with a Shamir .sops.yaml (3 groups, threshold 2), sops opens it with any two keys and not with one', () => {
+  void it('with a Shamir .sops.yaml (3 groups, threshold 2), sops opens it with any two keys and not with one', () => {
     const sub = join(dir, 'shamir');
     execFileSync('mkdir', ['-p', sub]);
     writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - path_regex: \\.yaml$\n    shamir_threshold: 2\n    key_groups:\n      - age: [${recipient('a')}]\n      - age: [${recipient('b')}]\n      - age: [${recipient('c')}]\n`);
@@ -95,7 +95,7 @@ describe('fluxstrap encrypt → sops decrypt', () => {
     assert.equal(back.stdout, readFileSync(join(generatedDir, 'secret.shamir.enc.yaml.decrypted'), 'utf8'));
   });
 
-  it('to a PGP fingerprint (through gpg), sops opens it with the gpg keyring', () => {
+  void it('to a PGP fingerprint (through gpg), sops opens it with the gpg keyring', () => {
     const enc = ours(['encrypt', '--pgp', PGP_FP, join(generatedDir, 'plain', 'app.json')]);
     assert.equal(enc.code, 0, enc.stderr);
     writeFileSync(join(dir, 'pgp.json'), enc.stdout);
@@ -104,7 +104,7 @@ describe('fluxstrap encrypt → sops decrypt', () => {
     assert.equal(r.stdout, readFileSync(join(generatedDir, 'app.enc.json.decrypted'), 'utf8'));
   });
 
-  it('to a post-quantum age recipient, sops opens it', () => {
+  void it('to a post-quantum age recipient, sops opens it', () => {
     const pq = readFileSync(join(vectorsDir, 'flux-key-age-pq.txt'), 'utf8');
     const pqRecipient = /public key: (age1pq1\S+)/.exec(pq)?.[1];
     assert.ok(pqRecipient);
@@ -118,9 +118,9 @@ describe('fluxstrap encrypt → sops decrypt', () => {
   });
 });
 
-describe('sops encrypt → fluxstrap decrypt', () => {
+void describe('sops encrypt → fluxstrap decrypt', () => {
   for (const name of PLAINS) {
-    it(`${name}: fluxstrap prints what sops prints`, () => {
+    void it(`${name}: fluxstrap prints what sops prints`, () => {
       const plain = join(generatedDir, 'plain', name);
       const enc = runSops(['encrypt', '--age', `${recipient('a')},${recipient('b')}`, plain], []);
       assert.equal(enc.code, 0, enc.stderr);
@@ -132,7 +132,7 @@ describe('sops encrypt → fluxstrap decrypt', () => {
     });
   }
 
-  it('a PGP file, with an armored private key as --key-file (openpgp.js, no keyring)', () => {
+  void it('a PGP file, with an armored private key as --key-file (openpgp.js, no keyring)', () => {
     const enc = runSops(['encrypt', '--pgp', PGP_FP, join(generatedDir, 'plain', 'secret.yaml')], []);
     assert.equal(enc.code, 0, enc.stderr);
     writeFileSync(join(dir, 'theirs-pgp.yaml'), enc.stdout);
@@ -144,8 +144,8 @@ describe('sops encrypt → fluxstrap decrypt', () => {
   });
 });
 
-describe('after fluxstrap re-keys, sops still opens the file', () => {
-  it('updatekeys adds the rule\'s new recipient, keeps values and MAC, and sops opens it with the new key', () => {
+void describe('after fluxstrap re-keys, sops still opens the file', () => {
+  void it('updatekeys adds the rule\'s new recipient, keeps values and MAC, and sops opens it with the new key', () => {
     const sub = join(dir, 'update');
     execFileSync('mkdir', ['-p', sub]);
     copyFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), join(sub, 'secret.yaml'));
@@ -164,7 +164,7 @@ describe('after fluxstrap re-keys, sops still opens the file', () => {
     assert.equal(s.stdout, readFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml.decrypted'), 'utf8'));
   });
 
-  it('rotate --add-age/--rm-age: a new data key; sops opens it with the added key, not the removed one', () => {
+  void it('rotate --add-age/--rm-age: a new data key; sops opens it with the added key, not the removed one', () => {
     const file = join(dir, 'rotate.yaml');
     copyFileSync(join(generatedDir, 'multidoc.enc.yaml'), file);
     const r = ours(['rotate', '-i', '--add-age', recipient('c'), '--rm-age', recipient('a'), file], ['a']);

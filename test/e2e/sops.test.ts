@@ -16,12 +16,12 @@ let dir: string;
 const env = (): NodeJS.ProcessEnv => ({ XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '', GNUPGHOME: join(dir, 'no-gnupg') });
 const cli = (args: string[], cwd = dir): ReturnType<typeof runCli> => runCli(args, { cwd, env: env() });
 
-before(async () => {
+void before(async () => {
   dir = await tempDir('sops-e2e');
 });
 
-describe('encrypt and decrypt in place', () => {
-  it('round-trips, atomically, keeping the file mode and leaving no temp file', () => {
+void describe('encrypt and decrypt in place', () => {
+  void it('round-trips, atomically, keeping the file mode and leaving no temp file', () => {
     const file = join(dir, 'secret.yaml');
     copyFileSync(join(generatedDir, 'plain', 'secret.yaml'), file);
     chmodSync(file, 0o640);
@@ -42,7 +42,7 @@ describe('encrypt and decrypt in place', () => {
     assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
   });
 
-  it('--output writes a new plaintext file readable by its owner only', () => {
+  void it('--output writes a new plaintext file readable by its owner only', () => {
     const enc = cli(['encrypt', '--age', recipient('a'), join(generatedDir, 'plain', 'app.env')]);
     writeFileSync(join(dir, 'app.enc.env'), enc.stdout);
     const out = join(dir, 'app.plain.env');
@@ -53,15 +53,15 @@ describe('encrypt and decrypt in place', () => {
     assert.equal(readFileSync(out, 'utf8'), readFileSync(join(generatedDir, 'plain', 'app.env'), 'utf8'));
   });
 
-  it('--output-type converts on decrypt', () => {
+  void it('--output-type converts on decrypt', () => {
     const dec = cli(['decrypt', '--key-file', keyFile('a'), '--output-type', 'json', join(generatedDir, 'secret.unencrypted-regex.enc.yaml')]);
     assert.equal(dec.code, 0, dec.stderr);
     assert.equal((JSON.parse(dec.stdout) as { stringData: { password: string } }).stringData.password, SECRET_VALUE);
   });
 });
 
-describe('errors', () => {
-  it('a file no key opens names its recipients and the keys tried, never a secret', () => {
+void describe('errors', () => {
+  void it('a file no key opens names its recipients and the keys tried, never a secret', () => {
     const r = cli(['decrypt', '--key-file', keyFile('c'), join(generatedDir, 'multidoc.enc.yaml')]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error: no key at hand opens this file \(.*multidoc\.enc\.yaml\)/m);
@@ -71,7 +71,7 @@ describe('errors', () => {
     assert.equal(r.stdout, '');
   });
 
-  it('a changed value is refused with E_DECRYPT and nothing on stdout', () => {
+  void it('a changed value is refused with E_DECRYPT and nothing on stdout', () => {
     const text = readFileSync(join(generatedDir, 'secret.mac-only.enc.yaml'), 'utf8').replace('key: ENC[AES256_GCM,data:', 'key: ENC[AES256_GCM,data:AA');
     writeFileSync(join(dir, 'tampered.yaml'), text);
     const r = cli(['decrypt', '--key-file', keyFile('a'), join(dir, 'tampered.yaml')]);
@@ -80,7 +80,7 @@ describe('errors', () => {
     assert.equal(r.stdout, '');
   });
 
-  it('a .sops.yaml error names the file and line', () => {
+  void it('a .sops.yaml error names the file and line', () => {
     const sub = join(dir, 'badconfig');
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, '.sops.yaml'), 'creation_rules:\n  - path_regex: x\n    encrypted_regex: a\n    unencrypted_regex: b\n');
@@ -90,7 +90,7 @@ describe('errors', () => {
     assert.match(r.stderr, /error: a creation rule can set only one of .* \(.*\.sops\.yaml:2\)/);
   });
 
-  it('no recipients at all is a usage error', () => {
+  void it('no recipients at all is a usage error', () => {
     const sub = join(dir, 'norule');
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, 'x.yaml'), 'a: 1\n');
@@ -100,8 +100,8 @@ describe('errors', () => {
   });
 });
 
-describe('check', () => {
-  it('finds plaintext Secrets, files a creation rule wants encrypted, and bad MACs; exit 1, one line each', () => {
+void describe('check', () => {
+  void it('finds plaintext Secrets, files a creation rule wants encrypted, and bad MACs; exit 1, one line each', () => {
     const sub = join(dir, 'repo');
     mkdirSync(join(sub, 'secrets'), { recursive: true });
     writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - path_regex: secrets/.*\\.yaml$\n    age: ${recipient('a')}\n`);
@@ -120,7 +120,7 @@ describe('check', () => {
     ]);
   });
 
-  it('with --key-file, reports files that key cannot open; exit 0 when all is well', () => {
+  void it('with --key-file, reports files that key cannot open; exit 0 when all is well', () => {
     const sub = join(dir, 'clean');
     mkdirSync(sub, { recursive: true });
     copyFileSync(join(generatedDir, 'multidoc.enc.yaml'), join(sub, 'multi.yaml'));
@@ -132,9 +132,9 @@ describe('check', () => {
   });
 });
 
-describe('start-up cost', () => {
+void describe('start-up cost', () => {
   const hook = fileURLToPath(new URL('../helpers/trace-imports.ts', import.meta.url));
-  it('encrypt and decrypt of an X25519 file load neither the heavy clients nor openpgp or age-encryption', () => {
+  void it('encrypt and decrypt of an X25519 file load neither the heavy clients nor openpgp or age-encryption', () => {
     for (const args of [
       ['encrypt', '--age', recipient('a'), join(generatedDir, 'plain', 'secret.yaml')],
       ['decrypt', '--key-file', keyFile('a'), join(generatedDir, 'secret.mac-only.enc.yaml')],
