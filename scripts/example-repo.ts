@@ -1,0 +1,143 @@
+// The example GitOps repository that the demo and the bootstrap benchmark bootstrap: made with
+// `fluxstrap keys new`, `init` and `encrypt`, and pushed to the test cluster's Git server.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Cluster } from '../test/cluster/index.ts';
+
+export const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+export const EXAMPLE_CLUSTER = 'demo';
+const PASSWORD_ENV = 'DEMO_GIT_PASSWORD';
+
+export interface ShOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Keep stdout (returned) and stderr (discarded) off the terminal. */
+  quiet?: boolean;
+}
+
+/** Run a program; by default with the terminal attached, so fluxstrap shows its normal view. */
+export function sh(cmd: string, args: string[], opts: ShOptions = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', opts.quiet ? 'pipe' : 'inherit', opts.quiet ? 'pipe' : 'inherit'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+export async function must(cmd: string, args: string[], opts: ShOptions = {}): Promise<string> {
+  const r = await sh(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${[cmd, ...args].join(' ')} exited with ${r.code}${r.stderr ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
+  return r.stdout;
+}
+
+/** What `flux bootstrap` would have committed: the sync objects pointing at the repository. */
+function gotkSync(url: string): string {
+  return `# Generated the way flux bootstrap writes it; never edit by hand (fluxstrap init keeps the
+# decryption settings in kustomization.yaml, which bootstrap does not overwrite).
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m0s
+  ref:
+    branch: main
+  secretRef:
+    name: flux-system
+  url: ${url}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  path: ./clusters/${EXAMPLE_CLUSTER}
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+`;
+}
+
+export interface ExampleRepo {
+  repo: string;
+  keyFile: string;
+  /** Environment for fluxstrap: the Git password variable fluxstrap.yaml names, SOPS_AGE_KEY_FILE. */
+  env: NodeJS.ProcessEnv;
+  /** The cluster folder, e.g. clusters/demo. */
+  path: string;
+  gitUrl: string;
+}
+
+/**
+ * Make the repository in `work/<name>` and push it to `<name>.git` on the cluster's Git server.
+ * `step` announces each stage (the demo prints it; the benchmark stays silent).
+ */
+export async function makeExampleRepo(cluster: Cluster, work: string, opts: { name?: string; step?: (title: string) => void; quiet?: boolean } = {}): Promise<ExampleRepo> {
+  const name = opts.name ?? 'homelab';
+  const step = opts.step ?? (() => undefined);
+  const quiet = opts.quiet ?? false;
+  const repo = join(work, name);
+  const keyFile = join(work, 'keys', `${name}.agekey`);
+  const gitUrl = cluster.git.httpUrl(`${name}.git`);
+  const env: NodeJS.ProcessEnv = { [PASSWORD_ENV]: cluster.git.password, SOPS_AGE_KEY_FILE: keyFile };
+  const path = `clusters/${EXAMPLE_CLUSTER}`;
+  const clusterDir = join(repo, path);
+  mkdirSync(join(clusterDir, 'flux-system'), { recursive: true });
+  mkdirSync(join(clusterDir, 'apps'), { recursive: true });
+  await must('git', ['init', '--quiet', '--initial-branch=main', repo]);
+
+  step('fluxstrap keys new — an age key for the cluster (never overwrites an existing key)');
+  await must(process.execPath, [cli, 'keys', 'new', '--out', keyFile], { env, quiet });
+
+  // The Flux manifests `flux install --export` gives, for the controller versions the cluster runs.
+  copyFileSync(cluster.gotkComponentsPath, join(clusterDir, 'flux-system', 'gotk-components.yaml'));
+  writeFileSync(join(clusterDir, 'flux-system', 'gotk-sync.yaml'), gotkSync(gitUrl));
+  writeFileSync(join(clusterDir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - flux-system\n  - apps\n');
+  writeFileSync(join(clusterDir, 'apps', 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - namespace.yaml\n  - db-credentials.yaml\n');
+  writeFileSync(join(clusterDir, 'apps', 'namespace.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo-app\n');
+  writeFileSync(
+    join(clusterDir, 'apps', 'db-credentials.yaml'),
+    'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-credentials\n  namespace: demo-app\ntype: Opaque\nstringData:\n' +
+      `  username: app\n  password: ${Math.random().toString(36).slice(2)}\n`,
+  );
+  writeFileSync(
+    join(repo, 'fluxstrap.yaml'),
+    `# yaml-language-server: $schema=./node_modules/fluxstrap/schema/fluxstrap.schema.json\nclusters:\n  ${EXAMPLE_CLUSTER}:\n` +
+      `    kube:\n      kubeconfig: ${cluster.kubeconfig}\n` +
+      `    git:\n      url: ${gitUrl}\n      branch: main\n` +
+      `      auth:\n        https:\n          username: ${cluster.git.username}\n          passwordEnv: ${PASSWORD_ENV}\n` +
+      `    ageKey:\n      file: ${keyFile}\n`,
+  );
+
+  step('fluxstrap init — .sops.yaml rule, public key, decryption patch that survives flux bootstrap');
+  await must(process.execPath, [cli, 'init', '--cluster', EXAMPLE_CLUSTER, '--key-file', keyFile, '--repo', repo], { env, quiet });
+
+  step('fluxstrap encrypt — the Secret is encrypted in place with the rule from .sops.yaml');
+  await must(process.execPath, [cli, 'encrypt', '--in-place', join(clusterDir, 'apps', 'db-credentials.yaml')], { env, cwd: repo, quiet });
+
+  step("git push to the cluster's Git server (HTTP, basic auth)");
+  await must('git', ['add', '-A'], { cwd: repo });
+  await must('git', ['-c', 'user.name=demo', '-c', 'user.email=demo@example.invalid', 'commit', '--quiet', '-m', 'Cluster demo with SOPS'], { cwd: repo });
+  // The password travels in the child's environment (a header built from it), never in argv or the URL.
+  const basic = Buffer.from(`${cluster.git.username}:${cluster.git.password}`).toString('base64');
+  await must('git', ['push', '--quiet', gitUrl, 'main'], {
+    cwd: repo,
+    env: { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` },
+  });
+  return { repo, keyFile, env, path, gitUrl };
+}
