@@ -66,17 +66,75 @@ export function safeView(c: ChangeView): ChangeView {
   };
 }
 
-/** Before/after as a unified-looking diff, line by line, masked when sensitive. */
+type DiffOp = { op: ' ' | '-' | '+'; line: string };
+
+/** Cells of the LCS table beyond which the middle is shown as replaced whole (e.g. huge manifests). */
+const MAX_LCS_CELLS = 4_000_000;
+
+/** Line diff in order: common prefix and suffix, then an LCS of what lies between. */
+export function lineDiff(a: string[], b: string[]): DiffOp[] {
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+    endA--;
+    endB--;
+  }
+  const midA = a.slice(start, endA);
+  const midB = b.slice(start, endB);
+  const same = (lines: string[]) => lines.map((line): DiffOp => ({ op: ' ', line }));
+  return [...same(a.slice(0, start)), ...middleDiff(midA, midB), ...same(a.slice(endA))];
+}
+
+function middleDiff(a: string[], b: string[]): DiffOp[] {
+  const removed = a.map((line): DiffOp => ({ op: '-', line }));
+  const added = b.map((line): DiffOp => ({ op: '+', line }));
+  if (a.length === 0 || b.length === 0 || a.length * b.length > MAX_LCS_CELLS) return [...removed, ...added];
+  // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
+  const lcs = Array.from({ length: a.length + 1 }, () => new Uint32Array(b.length + 1));
+  for (let i = a.length - 1; i >= 0; i--) {
+    const row = lcs[i] as Uint32Array;
+    const next = lcs[i + 1] as Uint32Array;
+    for (let j = b.length - 1; j >= 0; j--) row[j] = a[i] === b[j] ? (next[j + 1] as number) + 1 : Math.max(next[j] as number, row[j + 1] as number);
+  }
+  const out: DiffOp[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      out.push({ op: ' ', line: a[i++] as string });
+      j++;
+    } else if (i < a.length && (j === b.length || (lcs[i + 1]?.[j] ?? 0) >= (lcs[i]?.[j + 1] ?? 0))) {
+      // On a tie, removals first: `-old` then `+new` reads as a replacement.
+      out.push({ op: '-', line: a[i++] as string });
+    } else {
+      out.push({ op: '+', line: b[j++] as string });
+    }
+  }
+  return out;
+}
+
+/** Lines of context kept around each change, as `diff -U1`; longer unchanged runs become `…`. */
+const CONTEXT = 1;
+
+/** Before/after as a unified-style diff in file order, masked when sensitive. */
 export function diffLines(change: ChangeView): string[] {
   const c = safeView(change);
   if (c.before === undefined && c.after === undefined) return [];
-  const before = c.before?.split('\n') ?? [];
-  const after = c.after?.split('\n') ?? [];
+  const ops = lineDiff(c.before?.split('\n') ?? [], c.after?.split('\n') ?? []);
+  const near = (k: number) => ops.slice(Math.max(0, k - CONTEXT), k + CONTEXT + 1).some((o) => o.op !== ' ');
   const out: string[] = [`    --- ${c.target}`, `    +++ ${c.target}`];
-  const beforeSet = new Set(before);
-  const afterSet = new Set(after);
-  for (const l of before) if (!afterSet.has(l)) out.push(`    -${l}`);
-  for (const l of after) if (!beforeSet.has(l)) out.push(`    +${l}`);
+  let skipped = false;
+  for (const [k, o] of ops.entries()) {
+    if (o.op === ' ' && !near(k)) {
+      if (!skipped) out.push('     …');
+      skipped = true;
+      continue;
+    }
+    skipped = false;
+    out.push(`    ${o.op}${o.line}`);
+  }
   return out;
 }
 

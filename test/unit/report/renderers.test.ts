@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { Reporter, RunEvent, TaskResult } from '../../../src/core/events.ts';
-import { maskText } from '../../../src/report/format.ts';
+import { diffLines, lineDiff, maskText } from '../../../src/report/format.ts';
 import { JsonReporter } from '../../../src/report/json.ts';
 import { ListrReporter } from '../../../src/report/listr.ts';
 import { PlainReporter } from '../../../src/report/plain.ts';
@@ -87,6 +87,23 @@ void describe('renderers', () => {
     const text = out.text.replace(/\[\d{2}:\d{2}:\d{2}\] ?/g, '').replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '');
     assertNoSecrets(text);
     golden('listr.txt', text);
+  });
+
+  void it('diffs in file order, so an inserted rule shows where it goes', () => {
+    const before = ['creation_rules:', '  - path_regex: .*\\.sops\\.yaml$', '    age: age1old'];
+    const after = ['creation_rules:', '  - path_regex: ^clusters/prod/.*$', '    age: age1new', '  - path_regex: .*\\.sops\\.yaml$', '    age: age1old'];
+    assert.deepEqual(lineDiff(before, after).map((o) => `${o.op}${o.line}`), [
+      ' creation_rules:', '+  - path_regex: ^clusters/prod/.*$', '+    age: age1new', '   - path_regex: .*\\.sops\\.yaml$', '     age: age1old',
+    ]);
+    assert.deepEqual(lineDiff(['a', 'b', 'c'], ['a', 'x', 'c']).map((o) => o.op + o.line), [' a', '-b', '+x', ' c']);
+    const many = Array.from({ length: 40 }, (_, i) => `line ${i}`);
+    const edited = many.map((l, i) => (i === 20 ? 'changed' : l));
+    assert.deepEqual(diffLines({ action: 'update', target: 'f', summary: '', before: many.join('\n'), after: edited.join('\n') }), [
+      '    --- f', '    +++ f', '     …', '     line 19', '    -line 20', '    +changed', '     line 21', '     …',
+    ]);
+    const big = Array.from({ length: 3000 }, (_, i) => `${i}`);
+    const reversed = [...big].reverse();
+    assert.equal(lineDiff(big, reversed).filter((o) => o.op === '+').length, 3000, 'beyond the LCS budget the middle is replaced whole');
   });
 
   void it('masks values of key: value text and keeps the keys', () => {
