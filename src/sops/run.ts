@@ -149,34 +149,61 @@ function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | 
   return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
 }
 
-export async function runEncrypt(files: string[], opts: EncryptOptions): Promise<void> {
+interface Job {
+  file: string;
+  format: Format;
+  bytes: Buffer;
+  config: SopsConfig | undefined;
+}
+
+/**
+ * The shared shape of encrypt, decrypt and rotate: each input read, turned into its result by
+ * `work`, and delivered to stdout, `--output` or in place, with a status line for in-place runs.
+ */
+async function transformEach(files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
   checkOutputFlags(opts);
   const config = await configFor(opts, false);
-  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true };
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
-    const params = encryptParams(file, opts, config);
-    const out = await encryptDocument(await readInput(file), format, file, params, sources, storeOptions(config, format));
-    await deliver(file, out, opts, files.length > 1);
-    if (opts.inPlace) status(opts, `encrypted ${file}`);
+    const out = await work({ file, format, bytes: await readInput(file), config });
+    await deliver(file, out, opts, files.length > 1, plaintext);
+    if (opts.inPlace) status(opts, done(file));
   }
 }
 
+export async function runEncrypt(files: string[], opts: EncryptOptions): Promise<void> {
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true };
+  await transformEach(
+    files,
+    opts,
+    ({ file, format, bytes, config }) => encryptDocument(bytes, format, file, encryptParams(file, opts, config), sources, storeOptions(config, format)),
+    (file) => `encrypted ${file}`,
+  );
+}
+
 export async function runDecrypt(files: string[], opts: CommonOptions): Promise<void> {
-  checkOutputFlags(opts);
   const sources = await keySources(opts);
-  const config = await configFor(opts, false);
-  for (const file of files) {
-    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
-    const outputFormat = formatOption(opts.outputType, '--output-type') ?? (opts.output !== undefined ? formatForPath(opts.output) : format);
-    const out = await decryptDocument(await readInput(file), format, file, sources, {
-      ...(opts.ignoreMac ? { ignoreMac: true } : {}),
-      outputFormat,
-      store: storeOptions(config, outputFormat),
-    });
-    await deliver(file, out, opts, files.length > 1, true);
-    if (opts.inPlace) status(opts, `decrypted ${file}`);
-  }
+  await transformEach(
+    files,
+    opts,
+    ({ file, format, bytes, config }) => {
+      const outputFormat = formatOption(opts.outputType, '--output-type') ?? (opts.output !== undefined ? formatForPath(opts.output) : format);
+      return decryptDocument(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), outputFormat, store: storeOptions(config, outputFormat) });
+    },
+    (file) => `decrypted ${file}`,
+    true,
+  );
+}
+
+export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
+  const sources = await keySources(opts);
+  const changes = { addAge: opts.addAge ?? [], rmAge: opts.rmAge ?? [], addPgp: opts.addPgp ?? [], rmPgp: opts.rmPgp ?? [] };
+  await transformEach(
+    files,
+    opts,
+    async ({ file, format, bytes, config }) => (await rotate(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), ...changes }, storeOptions(config, format))).output,
+    (file) => `rotated the data key of ${file}`,
+  );
 }
 
 export async function runUpdateKeys(files: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number }): Promise<void> {
@@ -186,8 +213,7 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
     const rule = ruleFor(config, file);
-    const before = await readInput(file);
-    const res = await updateKeys(before, format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format));
+    const res = await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format));
     const added = res.after.filter((k) => !res.before.includes(k));
     const removed = res.before.filter((k) => !res.after.includes(k));
     if (added.length === 0 && removed.length === 0) {
@@ -196,24 +222,6 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
     }
     await writeAtomic(file, res.output);
     status(opts, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
-  }
-}
-
-export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
-  checkOutputFlags(opts);
-  const sources = await keySources(opts);
-  const config = await configFor(opts, false);
-  for (const file of files) {
-    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
-    const res = await rotate(await readInput(file), format, file, sources, {
-      ...(opts.ignoreMac ? { ignoreMac: true } : {}),
-      addAge: opts.addAge ?? [],
-      rmAge: opts.rmAge ?? [],
-      addPgp: opts.addPgp ?? [],
-      rmPgp: opts.rmPgp ?? [],
-    }, storeOptions(config, format));
-    await deliver(file, res.output, opts, files.length > 1);
-    if (opts.inPlace) status(opts, `rotated the data key of ${file} (${res.after.join(', ')})`);
   }
 }
 
