@@ -9,7 +9,7 @@ import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import { identitiesFromEnv } from '../keys/actions.ts';
-import { isArmoredPgp } from '../keys/pgp.ts';
+import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
 import type { FileState, RepoContext } from '../tasks/file-content.ts';

@@ -1,4 +1,4 @@
-import { readText, readTextIfExists } from '../adapters/files.ts';
+import { readText } from '../adapters/files.ts';
 import type { GlobalOptions } from '../cli/context.ts';
 import { info } from '../cli/context.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
@@ -6,7 +6,8 @@ import { ageKeyFilePath, defaultAgeKeyFile, parseAgeKeyFile, recipientOf } from 
 import type { AgeIdentity } from './age.ts';
 import { checkKeyFileTarget, KEY_FILE_MODE, newAgeKey, writeKeyFile } from './generate.ts';
 import type { PgpKeyType } from './pgp.ts';
-import { isArmoredPgp, PGP_KEY_TYPES } from './pgp.ts';
+import { loadAgeIdentities, isArmoredPgp } from './identities.ts';
+import { PGP_KEY_TYPES } from './pgp.ts';
 
 /** The implementation behind `fluxstrap keys …`, loaded only when such a command runs. */
 
@@ -88,20 +89,12 @@ export async function keysPub(file: string | undefined, opts: KeysPubOptions, g:
   else process.stdout.write(recipients.map((r) => `${r.recipient}\n`).join(''));
 }
 
-/**
- * The identities sops would try, in its order: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, then the default
- * file when it exists. TEMPORARY until src/keys/identities.ts (loadAgeIdentities) lands.
- */
+/** The age identities sops would use (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, the default file); none is an error. */
 export async function identitiesFromEnv(env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
-  const found: AgeIdentity[] = [];
-  if (env.SOPS_AGE_KEY) found.push(...(await parseAgeKeyFile(env.SOPS_AGE_KEY, 'SOPS_AGE_KEY', recipientOf)));
-  if (env.SOPS_AGE_KEY_FILE) found.push(...(await parseAgeKeyFile(await readText(env.SOPS_AGE_KEY_FILE), env.SOPS_AGE_KEY_FILE, recipientOf)));
-  const fallback = defaultAgeKeyFile(env);
-  const text = fallback === env.SOPS_AGE_KEY_FILE ? undefined : await readTextIfExists(fallback);
-  if (text !== undefined) found.push(...(await parseAgeKeyFile(text, fallback, recipientOf)));
+  const found = await loadAgeIdentities({ env });
   if (found.length === 0) {
     throw new FluxstrapError('E_NOT_FOUND', 'no age key found', {
-      location: { file: fallback },
+      location: { file: defaultAgeKeyFile(env) },
       hint: 'set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, pass a key file, or create one with `fluxstrap keys new`',
     });
   }

@@ -45,10 +45,6 @@ export interface PgpKeyInfo {
   isPrivate: boolean;
 }
 
-export function isArmoredPgp(text: string): boolean {
-  return /^\s*-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----/.test(text);
-}
-
 /** Read an armored public or private key; the private part never leaves this function. */
 export async function readPgpKey(armored: string, source: string): Promise<PgpKeyInfo> {
   const openpgp = await import('openpgp');

@@ -40,6 +40,8 @@ export function runTool(
         else resolve({ stdout, stderr });
       },
     );
+    // A tool that does not read its input may exit first; the exit status tells what happened.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(opts.input ?? '');
   });
 }

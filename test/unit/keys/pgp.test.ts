@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FluxstrapError } from '../../../src/core/errors.ts';
-import { generatePgpKey, isArmoredPgp, readPgpKey } from '../../../src/keys/pgp.ts';
+import { isArmoredPgp } from '../../../src/keys/identities.ts';
+import { generatePgpKey, readPgpKey } from '../../../src/keys/pgp.ts';
 
 void describe('OpenPGP keys', () => {
   void it('generates an unprotected ed25519 key whose fingerprint survives a re-read of either half', async () => {
