@@ -13,6 +13,9 @@ import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
  *   field set is unchanged, so SSA would neither set nor remove anything): one GET per object;
  * - otherwise the server answers with a dry-run apply, and the change is whatever differs
  *   between that answer and the live object (defaults, normalisation and removals included).
+ * Two bootstraps at once need no lock: both apply the same manifests under the same field
+ * manager, and a server-side apply of what is already there is a no-op, so whichever order the
+ * writes land in, the objects end the same (the cluster test runs two and compares).
  */
 
 export const APPLIED_ANNOTATION = 'fluxstrap.dev/applied-hash';
