@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { globalOptions } from '../cli/context.ts';
-import type { CommonOptions, EncryptOptions, RotateCliOptions } from '../sops/run.ts';
+import type { CommonOptions } from '../sops/run.ts';
 
 /**
  * The native SOPS commands. Only flags live here; each action imports the engine when it runs,
@@ -10,7 +10,7 @@ import type { CommonOptions, EncryptOptions, RotateCliOptions } from '../sops/ru
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const int = (v: string): number => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error('must be a positive integer');
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
   return n;
 };
 
@@ -23,7 +23,17 @@ function io(cmd: Command, types: boolean): Command {
   return cmd;
 }
 
-const keyFileOption = ['--key-file <file>', 'an age key file or an armored OpenPGP private key to decrypt with (repeatable); added to SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and ~/.config/sops/age/keys.txt', collect] as const;
+type Runner = 'runEncrypt' | 'runDecrypt' | 'runUpdateKeys' | 'runRotate';
+
+/** An action that loads the engine only when the command runs. */
+function lazily(runner: Runner): (files: string[], opts: CommonOptions, cmd: Command) => Promise<void> {
+  return async (files, opts, cmd) => {
+    const run = await import('../sops/run.ts');
+    await run[runner](files, { ...opts, quiet: globalOptions(cmd).quiet });
+  };
+}
+
+const keyFileOption = ['--key-file <file>', 'an age key file or an armored OpenPGP key (repeatable): identities to decrypt with, in addition to SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and ~/.config/sops/age/keys.txt; PGP public keys to encrypt to', collect] as const;
 
 export function registerSops(program: Command): void {
   io(program.command('encrypt'), true)
@@ -47,10 +57,7 @@ export function registerSops(program: Command): void {
       '  fluxstrap encrypt --age age1… --encrypted-regex \'^(data|stringData)$\' secret.yaml > secret.enc.yaml',
       '  fluxstrap encrypt --pgp 35C1A64CD7FC0AB6EB66756B2445463C3234ECE1 -i app.env',
     ].join('\n'))
-    .action(async (files: string[], opts: EncryptOptions, cmd: Command) => {
-      const { runEncrypt } = await import('../sops/run.ts');
-      await runEncrypt(files, { ...opts, quiet: globalOptions(cmd).quiet });
-    });
+    .action(lazily('runEncrypt'));
 
   io(program.command('decrypt'), true)
     .argument('<file...>', 'sops-encrypted files')
@@ -67,10 +74,7 @@ export function registerSops(program: Command): void {
       '  fluxstrap decrypt --key-file ./age.agekey --output-type json secret.yaml',
       '  fluxstrap decrypt --in-place app.env',
     ].join('\n'))
-    .action(async (files: string[], opts: CommonOptions, cmd: Command) => {
-      const { runDecrypt } = await import('../sops/run.ts');
-      await runDecrypt(files, { ...opts, quiet: globalOptions(cmd).quiet });
-    });
+    .action(lazily('runDecrypt'));
 
   program
     .command('updatekeys')
@@ -81,10 +85,7 @@ export function registerSops(program: Command): void {
     .option('--shamir-secret-sharing-threshold <n>', 'with several key groups: how many are needed to decrypt', int)
     .option(...keyFileOption)
     .addHelpText('after', '\nExamples:\n  fluxstrap updatekeys clusters/prod/secrets/*.yaml\n  fluxstrap updatekeys --key-file old.agekey secret.yaml')
-    .action(async (files: string[], opts: CommonOptions, cmd: Command) => {
-      const { runUpdateKeys } = await import('../sops/run.ts');
-      await runUpdateKeys(files, { ...opts, quiet: globalOptions(cmd).quiet });
-    });
+    .action(lazily('runUpdateKeys'));
 
   io(program.command('rotate'), true)
     .argument('<file...>', 'sops-encrypted files')
@@ -96,10 +97,7 @@ export function registerSops(program: Command): void {
     .option('--ignore-mac', 'rotate even if the MAC does not match')
     .option(...keyFileOption)
     .addHelpText('after', '\nExamples:\n  fluxstrap rotate -i secret.yaml\n  fluxstrap rotate -i --add-age age1new… --rm-age age1old… secret.yaml')
-    .action(async (files: string[], opts: RotateCliOptions, cmd: Command) => {
-      const { runRotate } = await import('../sops/run.ts');
-      await runRotate(files, { ...opts, quiet: globalOptions(cmd).quiet });
-    });
+    .action(lazily('runRotate'));
 
   program
     .command('check')
