@@ -15,7 +15,6 @@ export const commonBuildFlags = ['-trimpath', '-pgo=off'];
 export interface ModuleInfo {
   Dir: string;
   GoMod: string;
-  Info: string;
 }
 
 export async function downloadModule(module: string, version: string): Promise<ModuleInfo> {
@@ -24,8 +23,8 @@ export async function downloadModule(module: string, version: string): Promise<M
       throw new Error(`downloading ${module}@${version}: ${(err as Error).message}`);
     });
   const info = JSON.parse(out) as Partial<ModuleInfo> & { Error?: string };
-  if (info.Error !== undefined || info.Dir === undefined || info.GoMod === undefined || info.Info === undefined) {
+  if (info.Error !== undefined || info.Dir === undefined || info.GoMod === undefined) {
     throw new Error(`downloading ${module}@${version}: ${info.Error ?? 'no module directory'}`);
   }
-  return { Dir: info.Dir, GoMod: info.GoMod, Info: info.Info };
+  return { Dir: info.Dir, GoMod: info.GoMod };
 }
