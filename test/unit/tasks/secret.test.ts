@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
-import { gitSecretData } from '../../../src/tasks/git-credentials.ts';
 import { planSecret, secretDrift, secretManifest } from '../../../src/tasks/secret.ts';
 import { ageSecretData } from '../../../src/tasks/sops-age-secret.ts';
 
@@ -45,10 +44,5 @@ void describe('Secret contents', () => {
     const data = ageSecretData([{ secret: 'AGE-SECRET-KEY-1A', recipient: 'age1a' }, { secret: 'AGE-SECRET-KEY-1B', recipient: 'age1b' }]);
     assert.deepEqual(Object.keys(data), ['age.agekey', 'age-2.agekey']);
     assert.match(data['age-2.agekey'] ?? '', /^# public key: age1b\nAGE-SECRET-KEY-1B\n$/);
-  });
-  void it('uses the keys source-controller reads', () => {
-    assert.deepEqual(gitSecretData({ type: 'https', username: 'u', password: 'p' }), { username: 'u', password: 'p' });
-    assert.deepEqual(gitSecretData({ type: 'ssh', identity: 'k', knownHosts: 'h' }), { identity: 'k', known_hosts: 'h' });
-    assert.equal(gitSecretData({ type: 'none' }), undefined);
   });
 });
