@@ -7,9 +7,11 @@ export function registerKeys(program: Command): void {
 
   keys
     .command('new')
+    .summary('generate an age identity (or an OpenPGP key with --pgp) and print its public key')
     .description(
-      'generate an age identity (X25519) and print its public key; the key file is never overwritten\n' +
-        'with --pgp: an OpenPGP key without passphrase, armored, for sops `pgp:` rules (prints the fingerprint)',
+      'Generate an age X25519 identity in the age-keygen format and print its public key. ' +
+        'A key file is never overwritten: --append adds a second identity to it (key rotation). ' +
+        'With --pgp: an OpenPGP key without passphrase, armored, for sops `pgp:` rules; prints its fingerprint.',
     )
     .option('--out <file>', 'key file to write (default: $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt; required with --pgp)')
     .option('--append', 'add a new identity to an existing age key file (key rotation) instead of refusing')
@@ -27,7 +29,7 @@ export function registerKeys(program: Command): void {
   keys
     .command('pub')
     .argument('[file]', 'age key file or armored OpenPGP key (default: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and the sops default file, as sops reads them)')
-    .description('print the public key(s): age recipients one per line, or an OpenPGP fingerprint')
+    .description('print the public key(s): age recipients one per line, or an OpenPGP fingerprint (--armor: the armored public key)')
     .option('--armor', 'for an OpenPGP key file: print the armored public key instead of the fingerprint')
     .addHelpText('after', '\nExamples:\n  fluxstrap keys pub\n  fluxstrap keys pub ./age.agekey\n  fluxstrap keys pub --armor prod.asc > clusters/prod/.sops.pub.asc')
     .action(async (file: string | undefined, opts: KeysPubOptions, cmd: Command) => {
