@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type YAMLMap } from 'yaml';
 import { configError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
@@ -134,6 +134,8 @@ export function parseConfig(text: string, file: string): SopsConfig {
   };
   const err = doc.errors[0];
   if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, ...(err.linePos ? { line: err.linePos[0].line } : {}) });
+  // Configs share recipients through anchors (`age: *age`): read every alias as its target.
+  visit(doc, { Alias: (_, alias) => alias.resolve(doc)?.clone() });
   const root = doc.contents;
   const config: SopsConfig = { file, creationRules: [], indent: {} };
   if (root === null || root === undefined) return config;
