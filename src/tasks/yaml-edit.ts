@@ -20,7 +20,7 @@ export interface EditableYaml {
 /** Parse one YAML document; a syntax error is E_CONFIG with the file and line. */
 export function parseEditable(text: string, file: string): EditableYaml {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, keepSourceTokens: false });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const err = doc.errors[0];
   if (err) throw syntaxError(err, file, lines);
   const lineOf = (node: unknown): number | undefined => {

@@ -138,6 +138,13 @@ void describe('init on the seed repository', () => {
     assert.deepEqual(await snapshot(r.repo), afterFirst);
   });
 
+  void it('survives flux bootstrap regenerating gotk-sync.yaml: nothing to do, decryption still applied', async () => {
+    const sync = join(r.repo, r.clusterPath, 'flux-system', 'gotk-sync.yaml');
+    await writeFile(sync, await readFile(join(FLUX_FIXTURES, 'gotk-sync.pristine.yaml'), 'utf8'));
+    assert.deepEqual(json(initWithKey(r, '--json')).recap.changed, 0);
+    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+  });
+
   void it('the exported public key works with the real age', async () => {
     const sealed = await runTool('age', ['-a', '-R', join(r.repo, r.clusterPath, '.sops.pub.age')], { input: 'for the team\n' });
     const file = join(home, 'team.age');

@@ -87,6 +87,12 @@ void describe('sops-config plan', () => {
     assert.deepEqual(rules(two)[0]?.keys, [OURS, OTHER]);
   });
 
+  void it('keeps a long post-quantum recipient on one line', () => {
+    const pq = `age1pq1${'q'.repeat(1900)}`;
+    const after = planFile(sopsConfigKind, { clusterPath: 'clusters/prod', age: [pq] }, undefined).after ?? '';
+    assert.ok(after.split('\n').includes(`    age: ${pq}`));
+  });
+
   void it('keeps a file written with flush sequences flush', () => {
     const text = `creation_rules:\n- path_regex: ^other/\n  age: ${OTHER}\n`;
     assert.match(planFile(sopsConfigKind, params, text).after ?? '', /^creation_rules:\n- path_regex: \^other\/\n {2}age: .*\n- path_regex: \^clusters/);
