@@ -147,6 +147,12 @@ async function handleHttp(req: IncomingMessage, res: ServerResponse, reposDir: s
     },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
+  // A client that hangs up, or a backend that exits early, must not crash the test process.
+  cgi.stdin.on('error', () => undefined);
+  cgi.on('error', (err) => {
+    if (!res.headersSent) res.writeHead(500);
+    res.end(String(err));
+  });
   req.pipe(cgi.stdin);
   await pipeCgiResponse(cgi.stdout, res);
 }
@@ -223,9 +229,12 @@ function handleSshClient(client: ssh2.Connection, reposDir: string, deployPublic
             return;
           }
           const git = spawn('git', [command.slice('git-'.length), dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+          git.stdin.on('error', () => undefined);
+          stream.on('error', () => undefined);
           stream.pipe(git.stdin);
           git.stdout.pipe(stream, { end: false });
           git.stderr.pipe(stream.stderr, { end: false });
+          git.on('error', (err) => stream.stderr.write(`fatal: ${err.message}\n`));
           git.on('close', (code) => {
             stream.exit(code ?? 1);
             stream.end();
