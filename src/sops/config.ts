@@ -135,7 +135,12 @@ export function parseConfig(text: string, file: string): SopsConfig {
   const err = doc.errors[0];
   if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, ...(err.linePos ? { line: err.linePos[0].line } : {}) });
   // Configs share recipients through anchors (`age: *age`): read every alias as its target.
-  visit(doc, { Alias: (_, alias) => alias.resolve(doc)?.clone() });
+  visit(doc, {
+    Alias: (_, alias) => {
+      const target = alias.resolve(doc);
+      return target ? (target.clone() as Node) : undefined;
+    },
+  });
   const root = doc.contents;
   const config: SopsConfig = { file, creationRules: [], indent: {} };
   if (root === null || root === undefined) return config;

@@ -103,7 +103,7 @@ void describe('PGP through armored key files (openpgp.js)', () => {
     const files = [{ armored: readFileSync(join(vectorsDir, 'sops-functional-tests-key.asc'), 'utf8'), source: 'test' }];
     const key = randomBytes(32);
     const enc = await keyFileEncrypt('FBC7 B9E2 A4F9 289A C0C1 D484 3D16 CEE4 A273 81B4', key, files);
-    assert.ok(enc?.startsWith('-----BEGIN PGP MESSAGE-----') && !enc.endsWith('\n'));
+    assert.ok(enc !== undefined && enc.startsWith('-----BEGIN PGP MESSAGE-----') && !enc.endsWith('\n'));
     assert.deepEqual(Buffer.from((await keyFileDecrypt(enc, files)) ?? []), key);
     assert.equal(await keyFileEncrypt('0000000000000000000000000000000000000000', key, files), undefined);
   });
