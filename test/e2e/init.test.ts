@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
@@ -143,6 +143,19 @@ void describe('init on the seed repository', () => {
     await writeFile(sync, await readFile(join(FLUX_FIXTURES, 'gotk-sync.pristine.yaml'), 'utf8'));
     assert.deepEqual(json(initWithKey(r, '--json')).recap.changed, 0);
     assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+  });
+
+  void it("fluxstrap encrypt follows the rule: only data/stringData, to the cluster's key", async () => {
+    const secret = join(r.repo, r.clusterPath, 'db.yaml');
+    await writeFile(secret, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n');
+    const enc = runCli(['encrypt', '--in-place', `${r.clusterPath}/db.yaml`], { cwd: r.repo, env: env({ SOPS_AGE_KEY_FILE: keyFile }) });
+    assert.equal(enc.code, 0, enc.stderr);
+    const doc = parse(await readFile(secret, 'utf8')) as { metadata: { name: string }; stringData: { password: string }; sops: { age: { recipient: string }[]; encrypted_regex: string } };
+    assert.equal(doc.metadata.name, 'db');
+    assert.match(doc.stringData.password, /^ENC\[AES256_GCM,/);
+    assert.deepEqual(doc.sops.age.map((a) => a.recipient), [recipient]);
+    assert.equal(doc.sops.encrypted_regex, '^(data|stringData)$');
+    await rm(secret);
   });
 
   void it('the exported public key works with the real age', async () => {
