@@ -92,6 +92,7 @@ export interface KubeAdapter {
   readonly server: string;
   readonly context: string;
   serverVersion(): Promise<ServerVersion>;
+  /** `undefined` when the object does not exist, or its kind is not served (yet). */
   get(ref: ObjectRef): Promise<KubeObject | undefined>;
   list(apiVersion: string, kind: string, opts?: { namespace?: string; labelSelector?: string; fieldSelector?: string }): Promise<KubeObject[]>;
   /** Server-side apply with field manager `fluxstrap`, taking ownership of conflicting fields. */
@@ -557,6 +558,8 @@ class RestKube implements KubeAdapter {
 
   get(ref: ObjectRef): Promise<KubeObject | undefined> {
     return this.#call(`read ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () => {
+      // An object of a kind the server does not serve (its CRD not installed yet) does not exist.
+      if (!(await this.#resource(ref.apiVersion, ref.kind))) return undefined;
       try {
         return await this.#json<KubeObject>('GET', await this.#path(ref));
       } catch (e) {
