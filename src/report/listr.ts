@@ -1,4 +1,5 @@
 import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import { ExitCode } from '../core/errors.ts';
 import type { Reporter, RunEvent, TaskResult } from '../core/events.ts';
 import { detailLines, recapLine, resultTitle } from './format.ts';
 
@@ -36,10 +37,12 @@ export class ListrReporter implements Reporter {
   private slots: Slot[] = [];
   private running: Promise<unknown> = Promise.resolve();
   private recap: string | undefined;
+  private readonly output: ProcessOutput;
 
   constructor(out: NodeJS.WriteStream, opts: ListrReporterOptions = {}) {
     this.out = out;
     this.opts = opts;
+    this.output = new ProcessOutput(out, out, { leaveEmptyLine: false });
   }
 
   emit(e: RunEvent): void {
@@ -66,6 +69,7 @@ export class ListrReporter implements Reporter {
 
   async close(): Promise<void> {
     await this.running;
+    process.removeListener('SIGINT', this.interrupted);
     if (this.recap !== undefined) this.out.write(`${this.recap}\n`);
   }
 
@@ -77,7 +81,7 @@ export class ListrReporter implements Reporter {
     });
     if (e.check) this.out.write('check mode: nothing will be changed\n');
     // Both of listr2's streams go to ours (stderr): stdout is for results and --json only.
-    const logger = new ListrLogger({ processOutput: new ProcessOutput(this.out, this.out, { leaveEmptyLine: false }) });
+    const logger = new ListrLogger({ processOutput: this.output });
     const list = new Listr<unknown, 'default' | 'simple', 'simple'>(
       e.tasks.map((ref, index) => ({
         title: ref.name,
@@ -98,7 +102,19 @@ export class ListrReporter implements Reporter {
     );
     // Failures are the engine's to report (recap, exit code); listr2 only shows them.
     this.running = list.run().catch(() => undefined);
+    process.once('SIGINT', this.interrupted);
   }
+
+  /**
+   * Ctrl-C: listr2's own handler would exit 127 and its spinner hides the cursor; give the
+   * terminal its cursor back and exit 130, as a shell expects after an interrupt.
+   */
+  private readonly interrupted = (): void => {
+    // While it renders, listr2 holds the stream's writes in a buffer: take the stream back first.
+    this.output.release();
+    this.out.write('\u001B[?25h\ninterrupted: every step is idempotent, so running the same command again converges\n');
+    process.exit(ExitCode.interrupted);
+  };
 
   private progress(index: number, message: string): void {
     const slot = this.slots[index];
