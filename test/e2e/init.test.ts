@@ -6,6 +6,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { FLUX_FIXTURES, fluxRepo, SEED_ROOT_RESOURCES } from '../helpers/flux-repo.ts';
+import { loadedPackages, tracedRun } from '../helpers/imports.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { leftoverTempFiles, snapshot, tempDir } from '../helpers/tmp.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
@@ -163,6 +164,16 @@ void describe('init on the seed repository', () => {
     const file = join(home, 'team.age');
     await writeFile(file, sealed.stdout);
     assert.equal((await runTool('age', ['-d', '-i', keyFile, file])).stdout, 'for the team\n');
+  });
+});
+
+void describe('init start-up', () => {
+  void it('loads neither openpgp (for age keys) nor the Kubernetes or GitHub clients', async () => {
+    const r = await fluxRepo();
+    const run = await tracedRun(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--check'], { cwd: home, env: env() });
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(run.modules.some((m) => m.includes('/node_modules/yaml/')), 'the trace recorded the imports');
+    assert.deepEqual(loadedPackages(run.modules, ['openpgp', '@kubernetes/client-node', '@octokit/', 'age-encryption']), []);
   });
 });
 

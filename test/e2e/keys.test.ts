@@ -2,13 +2,15 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
+import { loadedPackages, tracedRun } from '../helpers/imports.ts';
 import { leftoverTempFiles, tempDir } from '../helpers/tmp.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
 
 /** `fluxstrap keys` through the built CLI, checked against the real `age` and `gpg`. */
+
+const HEAVY = ['openpgp', '@kubernetes/client-node', '@octokit/', 'listr2'];
 
 let home: string;
 /** A clean environment: no key variables of the person running the tests, HOME in a temp folder. */
@@ -95,13 +97,15 @@ void describe('keys new (age)', () => {
   });
 
   void it('never loads openpgp, the Kubernetes or GitHub clients for age keys', async () => {
-    const trace = join(home, 'trace.txt');
-    const hook = fileURLToPath(new URL('../helpers/trace-imports.ts', import.meta.url));
-    const r = runCli(['keys', 'new', '--out', join(home, 'traced.txt')], { cwd: home, nodeArgs: ['--import', hook], env: env({ FLUXSTRAP_TRACE_IMPORTS: trace }) });
-    ok(r);
-    const modules = (await readFile(trace, 'utf8')).split('\n');
-    assert.ok(modules.some((m) => m.includes('age-encryption')), 'the trace recorded the imports');
-    for (const heavy of ['openpgp', '@kubernetes/client-node', '@octokit/']) assert.deepEqual(modules.filter((m) => m.includes(heavy)), [], heavy);
+    const file = join(home, 'traced.txt');
+    for (const args of [['keys', 'new', '--out', file], ['keys', 'pub', file]]) {
+      const r = await tracedRun(args, { cwd: home, env: env() });
+      ok(r);
+      assert.ok(r.modules.some((m) => m.includes('commander')), 'the trace recorded the imports');
+      assert.deepEqual(loadedPackages(r.modules, HEAVY), [], args.join(' '));
+    }
+    const pgp = await tracedRun(['keys', 'new', '--pgp', '--type', 'ed25519', '--out', join(home, 'traced.asc')], { cwd: home, env: env() });
+    assert.deepEqual(loadedPackages(pgp.modules, ['openpgp']), ['openpgp'], 'the trace sees openpgp when it is used');
   });
 });
 
