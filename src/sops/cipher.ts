@@ -12,10 +12,6 @@ const ENC_RE = /^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]/;
 
 export type Plain = TextScalar | Uint8Array | Comment;
 
-export function isEncrypted(s: string): boolean {
-  return s.startsWith('ENC[AES256_GCM,');
-}
-
 /** Why a value did not open; never carries plaintext. */
 export class CipherError extends Error {}
 

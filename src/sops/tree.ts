@@ -65,10 +65,6 @@ export class TreeMap {
 /** One YAML document; every other format has exactly one branch. */
 export type Branch = TreeMap;
 
-export function isMap(v: Value | undefined): v is TreeMap {
-  return v instanceof TreeMap;
-}
-
 /** A file that does not parse as its format; `line` is 1-based, 0 when unknown. */
 export class FormatError extends Error {
   readonly line: number;
