@@ -36,6 +36,8 @@ void describe('decryption-patch plan', () => {
     const doc = parse(after ?? '') as { resources: string[]; patches: Patch[] };
     assert.deepEqual(doc.resources, ['gotk-components.yaml', 'gotk-sync.yaml']);
     assert.equal(doc.patches.length, 1);
+    assert.match(planFile(decryptionPatchKind, params, undefined).notes[0] ?? '', /gotk-sync\.yaml is not there yet/);
+    assert.deepEqual(planFile(decryptionPatchKind, params, undefined, { [SYNC]: fixture('gotk-sync.pristine.yaml') }).notes, []);
   });
 
   void it('leaves a kustomization.yaml that already patches decryption alone, other patches and labels included', () => {
