@@ -69,9 +69,9 @@ export class YamlSource {
 
   /** Turn the first zod issue into an E_CONFIG error at the offending node. */
   schemaError(root: unknown, error: z.ZodError, prefix: string): FluxstrapError {
-    const first = error.issues[0];
-    if (!first) return this.error('invalid value', root);
-    const { issue, message } = explainIssue(first);
+    const picked = pickIssue(error.issues);
+    if (!picked) return this.error('invalid value', root);
+    const { issue, message } = explainIssue(picked.issue, picked.missing);
     return configError(message, this.issueAt(root, issue, prefix));
   }
 }
@@ -83,19 +83,36 @@ type Issue = z.core.$ZodIssue;
  * several forms, e.g. `https:` or `ssh:`) the branch that got furthest is the one the user meant;
  * when none got past its first key, list the forms.
  */
-export function explainIssue(issue: Issue): { issue: Issue; message: string } {
-  if (issue.code !== 'invalid_union') return { issue, message: describeIssue(issue) };
+export function explainIssue(issue: Issue, missing: string[] = []): { issue: Issue; message: string } {
+  if (issue.code !== 'invalid_union') {
+    const expected = missing.length > 0 ? ` (expected ${missing.map((k) => `"${k}"`).join(', ')})` : '';
+    return { issue, message: `${describeIssue(issue)}${expected}` };
+  }
   const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length));
   const branches = issue.errors.filter((b) => b.length > 0);
   const best = branches.reduce<Issue[] | undefined>((a, b) => (a === undefined || depth(b) > depth(a) ? b : a), undefined);
-  if (best && depth(best) >= 2) {
-    const inner = best.find((i) => i.path.length === depth(best));
-    if (inner) return explainIssue(Object.assign(Object.create(null) as Issue, inner, { path: [...issue.path, ...inner.path] }));
-  }
+  const inner = best && depth(best) >= 2 ? pickIssue(best) : undefined;
+  if (inner) return explainIssue(Object.assign(Object.create(null) as Issue, inner.issue, { path: [...issue.path, ...inner.issue.path] }), inner.missing);
   const forms = branches.flatMap((b) => b.filter((i) => i.code === 'invalid_type' && i.path.length === 1).map((i) => String(i.path[0])));
   if (forms.length > 0) return { issue, message: `expected exactly one of: ${[...new Set(forms)].join(', ')}` };
   const expected = branches.flatMap((b) => b.flatMap((i) => (i.code === 'invalid_type' ? [i.expected] : [])));
   return { issue, message: expected.length > 0 ? `expected ${[...new Set(expected)].join(' or ')}` : issue.message };
+}
+
+const isMissing = (i: Issue) => i.code === 'invalid_type' && i.message.endsWith('received undefined');
+
+/**
+ * The issue to report first. A misspelt key shows up as two issues, "missing X" and "unknown Y"
+ * in the same object; the unknown key is the one to point at, naming what was expected.
+ */
+function pickIssue(issues: Issue[]): { issue: Issue; missing: string[] } | undefined {
+  const first = issues[0];
+  if (!first) return undefined;
+  const parentOf = (i: Issue) => i.path.slice(0, -1).map(String).join('.');
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys' && i.path.map(String).join('.') === parentOf(first));
+  if (!isMissing(first) || !unknown) return { issue: first, missing: [] };
+  const missing = issues.filter((i) => isMissing(i) && parentOf(i) === parentOf(first)).map((i) => String(i.path.at(-1)));
+  return { issue: unknown, missing };
 }
 
 /** The key node of the last step of `path` (for complaints about a key rather than its value). */
@@ -118,7 +135,7 @@ function childOf(node: unknown, key: PropertyKey): unknown {
 function describeIssue(issue: Issue): string {
   if (issue.code === 'invalid_key') return `key "${String(issue.path.at(-1) ?? '')}": ${issue.issues[0]?.message ?? issue.message}`;
   if (issue.code === 'unrecognized_keys') return `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
+  if (isMissing(issue)) {
     return `missing required key "${String(issue.path.at(-1) ?? '')}"`;
   }
   return issue.message.replace(/^Invalid input: /, '');

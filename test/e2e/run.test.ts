@@ -73,6 +73,12 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     userError(cli(['bootstrap', '--cluster', 'prod']), 2, /^error: cluster "prod" is not in .*fluxstrap\.yaml\nhint: known clusters: lab/);
   });
 
+  void it('reports a mistake in fluxstrap.yaml at its line, before anything runs', async () => {
+    const bad = await tempDir('badconfig');
+    await writeFile(join(bad, 'fluxstrap.yaml'), 'clusters:\n  lab:\n    git:\n      url: https://x/y.git\n      auth:\n        https:\n          tokenEnv: GIT_TOKEN\n');
+    userError(runCli(['bootstrap'], { cwd: bad, env: env() }), 1, /^error: unknown key "tokenEnv" \(expected "passwordEnv"\) \(\/.*\/fluxstrap\.yaml:7:11 \(clusters\.lab\.git\.auth\.https\.tokenEnv\)\)/);
+  });
+
   void it('bootstrap needs a Git URL, and says every way to give one', async () => {
     const bare = await tempDir('nourl');
     const r = runCli(['bootstrap', '--cluster', 'x'], { cwd: bare, env: env() });
