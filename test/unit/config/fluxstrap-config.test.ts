@@ -65,6 +65,8 @@ void describe('fluxstrap.yaml', () => {
     rejectsConfig('clusters:\n  Prod: {}\n', 2, /lowercase/);
     rejectsConfig('clusters:\n  prod:\n    ageKey: {file: a, env: B}\n', 3, /unknown key|exactly one/);
     rejectsConfig('clusters: [\n', 2, /invalid YAML/);
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n', 6,
+      /^unknown key "password" \(expected "passwordFile"\)$/, 'clusters.prod.ageKey.ansibleVault.password');
   });
 });
 
