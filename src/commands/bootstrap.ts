@@ -53,7 +53,8 @@ function withRunOptions(cmd: Command): Command {
     .option('--timeout <duration>', 'budget of each wait, e.g. 90s, 5m', '5m')
     .option('-e, --extra-vars <name=value>', 'set a playbook variable (repeatable)', collect)
     .option('--tags <list>', 'run only tasks with one of these tags (comma-separated)')
-    .option('--skip-tags <list>', 'skip tasks with one of these tags');
+    .option('--skip-tags <list>', 'skip tasks with one of these tags')
+    .option('--list-tasks', 'validate the playbook and list its tasks; run nothing');
 }
 
 async function runAction(opts: PlaybookRunOptions, cmd: Command): Promise<void> {

@@ -53,6 +53,8 @@ export interface Playbook {
   vars: Scope;
   /** The tasks, then the handlers (each guarded by whether it was notified). */
   tasks: TaskInstance<TaskContext>[];
+  /** Tags of each entry of `tasks`, same order (for `--list-tasks`). */
+  tags: string[][];
   /** Feed the run's events here so handlers learn which tasks changed something. */
   observe(event: RunEvent): void;
 }
@@ -101,6 +103,7 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
     file,
     vars,
     tasks: [...tasks.map((c) => c.task), ...guarded],
+    tags: [...tasks, ...byName.values()].map((c) => c.tags),
     observe(e) {
       if (e.type !== 'task-end' || (e.result.outcome !== 'changed' && e.result.outcome !== 'would-change')) return;
       for (const name of notifies.get(e.result.index) ?? []) notified.add(name);

@@ -14,6 +14,7 @@ import { builtinKinds } from '../tasks/registry.ts';
 import type { KindRegistry } from '../tasks/registry.ts';
 import { parseDuration } from './duration.ts';
 import { loadPlaybook } from './loader.ts';
+import type { Playbook } from './loader.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
 export interface PlaybookRunOptions extends ClusterFlags {
@@ -27,6 +28,8 @@ export interface PlaybookRunOptions extends ClusterFlags {
   extraVars?: string[];
   tags?: string;
   skipTags?: string;
+  /** `--list-tasks`: validate and print the tasks that would run, run nothing. */
+  listTasks?: boolean;
   /** Settings the playbook cannot do without, checked before anything runs. */
   require?: 'git-url'[];
 }
@@ -36,6 +39,8 @@ export interface RunEnvironment {
   env: NodeJS.ProcessEnv;
   registry: KindRegistry;
   reporter: (view: { diff: boolean }) => Promise<Reporter>;
+  /** Where results (not progress) go: stdout. */
+  out: NodeJS.WritableStream;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -52,6 +57,7 @@ export async function runPlaybookCommand(opts: PlaybookRunOptions, global: Globa
     env: process.env,
     registry: builtinKinds,
     reporter: (view) => createReporter(global, view),
+    out: process.stdout,
   });
 }
 
@@ -78,6 +84,10 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
     tags: splitList(opts.tags),
     skipTags: splitList(opts.skipTags),
   });
+  if (opts.listTasks) {
+    run.out.write(outline(playbook));
+    return ExitCode.ok;
+  }
   const reporter = new ProgressTracker(await run.reporter({ diff: opts.diff === true }), (e) => playbook.observe(e));
   const ctx: TaskContext = createTaskContext({
     cluster,
@@ -90,6 +100,16 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
   const result = await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check, vars: playbook.vars });
   if (!result.success) return ExitCode.failed;
   return check && result.recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+}
+
+/** The playbook as `--list-tasks` prints it: one line per task, kind, tags and where it is written. */
+export function outline(playbook: Playbook): string {
+  const lines = playbook.tasks.map((t, i) => {
+    const tags = playbook.tags[i] ?? [];
+    const where = t.location?.line !== undefined ? `  ${t.location.file ?? ''}:${t.location.line}` : '';
+    return `  ${t.name}  [${t.kind.kind}]${tags.length > 0 ? `  tags: ${tags.join(',')}` : ''}${where}`;
+  });
+  return `${playbook.name}\n${lines.join('\n')}\n`;
 }
 
 /**

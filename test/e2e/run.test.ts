@@ -133,6 +133,13 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     assert.equal(run('--check').code, 0, 'converged: --check exits 0');
   });
 
+  void it('bootstrap --list-tasks: the steps on stdout, selected by tags, nothing run', () => {
+    const r = cli(['bootstrap', '--list-tasks', '--skip-tags', 'flux,verify']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.split('\n').map((l) => /\[([a-z-]+)\]/.exec(l)?.[1]).filter(Boolean), ['preflight', 'namespace', 'git-credentials', 'sops-age-secret']);
+    assert.equal(r.stderr, '');
+  });
+
   void it('plain output under CI: one line per task and the recap', () => {
     const r = cli(['bootstrap', '--check']);
     assert.equal(r.code, 1);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import type { Change } from '../../../src/core/change.ts';
@@ -75,15 +76,17 @@ handlers:
     file: { path: never.txt, content: "x" }
 `;
 
-async function run(opts: Partial<PlaybookRunOptions> = {}, playbook = 'site.yaml'): Promise<{ code: number; rec: Recorder }> {
+async function run(opts: Partial<PlaybookRunOptions> = {}, playbook = 'site.yaml'): Promise<{ code: number; rec: Recorder; out: string }> {
   const rec = new Recorder();
+  let out = '';
   const code = await runPlaybook({ playbook: join(repo, playbook), ...opts }, {
     cwd: repo,
     env: {},
     registry,
     reporter: () => Promise.resolve(rec),
+    out: new Writable({ write: (chunk: Buffer, _enc, done) => ((out += chunk.toString()), done()) }),
   });
-  return { code, rec };
+  return { code, rec, out };
 }
 
 void describe('running a playbook (in process)', () => {
@@ -153,6 +156,20 @@ void describe('running a playbook (in process)', () => {
     await writeFile(join(repo, 'bad-notify.yaml'), 'name: x\ntasks:\n  - file: {path: a, content: b}\n    notify: Restart\n');
     await assert.rejects(run({}, 'bad-notify.yaml'), (e: unknown) =>
       e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 4 && /no handler is named "Restart"/.test(e.message));
+  });
+
+  void it('--list-tasks validates and lists, and runs nothing', async () => {
+    const listed = await run({ listTasks: true }, 'handlers.yaml');
+    assert.equal(listed.code, 0);
+    assert.deepEqual(listed.rec.events, []);
+    assert.equal(listed.out, [
+      'handlers',
+      `  file  [file]  ${join(repo, 'handlers.yaml')}:3`,
+      `  file  [file]  ${join(repo, 'handlers.yaml')}:5`,
+      `  Marker  [file]  ${join(repo, 'handlers.yaml')}:7`,
+      `  Never notified  [file]  ${join(repo, 'handlers.yaml')}:9`,
+      '',
+    ].join('\n'));
   });
 
   void it('reads -e values as YAML scalars', () => {
