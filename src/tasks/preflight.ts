@@ -238,10 +238,13 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
         return undefined;
       }
     };
-    const src = await attempt(() => bootstrapSource(ctx), 'check the Git URL, branch and credentials in fluxstrap.yaml');
+    // Git and the API are independent: ask both at once.
+    const [src, kube] = await Promise.all([
+      attempt(() => bootstrapSource(ctx), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
+      attempt(() => ctx.kube(), 'check --kubeconfig and --context'),
+    ]);
     const build = src ? await attempt(() => fluxBuild(ctx), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
     if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
-    const kube = await attempt(() => ctx.kube(), 'check --kubeconfig and --context');
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],

@@ -66,11 +66,14 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
   const git = await import('../adapters/git.ts');
   const remote = await gitRemote(ctx);
   const branch = ctx.cluster.git.branch;
-  const commit = await git.remoteBranchHead(remote, branch);
-  const local = await git.revParse(ctx.paths.repo).catch(() => undefined);
+  const [commit, local, clean] = await Promise.all([
+    git.remoteBranchHead(remote, branch),
+    git.revParse(ctx.paths.repo).catch(() => undefined),
+    git.isClean(ctx.paths.repo, ctx.cluster.path),
+  ]);
   let dir = ctx.paths.repo;
   let origin = 'local checkout';
-  if (local !== commit || !(await git.isClean(ctx.paths.repo, ctx.cluster.path))) {
+  if (local !== commit || !clean) {
     const checkout = await git.cloneBranch(remote, branch);
     // The clone lives as long as the run; a SIGKILL leaves a temp dir, nothing else.
     process.once('exit', () => rmSync(checkout.dir, { recursive: true, force: true }));
