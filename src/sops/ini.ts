@@ -56,8 +56,15 @@ export function parseIni(text: string): TreeMap {
         body += `\n${lines[i] ?? ''}`;
       }
       value = body.slice(0, -3);
-    } else {
+    } else if (/^["'`]/.test(value)) {
       value = unquote(value);
+    } else {
+      // go-ini: an unquoted value ends at the first `#` or `;`, the rest is the key's comment.
+      const hash = value.search(/[#;]/);
+      if (hash >= 0) {
+        pending.push(value.slice(hash));
+        value = value.slice(0, hash).trim();
+      }
     }
     current.items.push({ key, value });
     if (pending.length > 0) current.items.push({ key: new Comment(stripCommentChar(pending.join('\n'))), value: null });
