@@ -19,7 +19,7 @@ export const CONFIG_FILE = 'fluxstrap.yaml';
 const path = z.string().min(1);
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
-export const GitAuthSchema = z.union([
+const GitAuthSchema = z.union([
   z.strictObject({
     https: z.strictObject({
       username: z.string().min(1).default('git').describe('User name sent with the token (GitHub accepts any; Gitea wants the account name).'),
@@ -34,7 +34,7 @@ export const GitAuthSchema = z.union([
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
 ]);
 
-export const AgeKeySchema = z.union([
+const AgeKeySchema = z.union([
   z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.') }),
   z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.') }),
   z.strictObject({
@@ -46,7 +46,7 @@ export const AgeKeySchema = z.union([
   }),
 ]);
 
-export const ClusterSchema = z.strictObject({
+const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
   kube: z
     .strictObject({
@@ -141,7 +141,7 @@ export function findRepo(flag: string | undefined, env: NodeJS.ProcessEnv, cwd: 
 const nonEmpty = (s: string | undefined): string | undefined => (s === undefined || s === '' ? undefined : s);
 
 /** `~/x` → home; relative → against `base` (the repo for file values, cwd for flags and env). */
-export function expandPath(p: string, base: string): string {
+function expandPath(p: string, base: string): string {
   if (p === '~' || p.startsWith('~/')) return join(homedir(), p.slice(1));
   return isAbsolute(p) ? p : resolve(base, p);
 }

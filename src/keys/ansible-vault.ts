@@ -26,7 +26,7 @@ export interface VaultEnvelope {
   ciphertext: Buffer;
 }
 
-export function isVaultText(text: string): boolean {
+function isVaultText(text: string): boolean {
   return text.trimStart().startsWith(`${HEADER};`);
 }
 

@@ -103,7 +103,7 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
 }
 
 /** The playbook as `--list-tasks` prints it: one line per task, kind, tags and where it is written. */
-export function outline(playbook: Playbook): string {
+function outline(playbook: Playbook): string {
   const lines = playbook.tasks.map((t, i) => {
     const tags = playbook.tags[i] ?? [];
     const where = t.location?.line !== undefined ? `  ${t.location.file ?? ''}:${t.location.line}` : '';
@@ -116,7 +116,7 @@ export function outline(playbook: Playbook): string {
  * What templates and `when:` see besides `vars`: public facts only. Secrets (tokens, keys) are
  * deliberately absent, so no playbook can print or template one.
  */
-export function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: boolean): Record<string, unknown> {
+function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: boolean): Record<string, unknown> {
   return {
     cluster: {
       name: cluster.name,

@@ -83,7 +83,7 @@ type Issue = z.core.$ZodIssue;
  * several forms, e.g. `https:` or `ssh:`) the branch that got furthest is the one the user meant;
  * when none got past its first key, list the forms.
  */
-export function explainIssue(issue: Issue, missing: string[] = []): { issue: Issue; message: string } {
+function explainIssue(issue: Issue, missing: string[] = []): { issue: Issue; message: string } {
   if (issue.code !== 'invalid_union') {
     const expected = missing.length > 0 ? ` (expected ${missing.map((k) => `"${k}"`).join(', ')})` : '';
     return { issue, message: `${describeIssue(issue)}${expected}` };

@@ -4,7 +4,7 @@ import type { Outcome, Recap, TaskResult } from '../core/events.ts';
 
 /** Shared wording of the human renderers, so plain lines and listr2 say the same thing. */
 
-export const SYMBOL: Record<Outcome, string> = {
+const SYMBOL: Record<Outcome, string> = {
   ok: '✔',
   changed: '●',
   'would-change': '◎',
@@ -12,11 +12,11 @@ export const SYMBOL: Record<Outcome, string> = {
   failed: '✗',
 };
 
-export function describeChange(c: ChangeView): string {
+function describeChange(c: ChangeView): string {
   return `${c.action} ${c.target}${c.summary ? `: ${c.summary}` : ''}`;
 }
 
-export function seconds(ms: number): string {
+function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`;
 }
 
@@ -31,7 +31,7 @@ export function resultLine(r: TaskResult): string {
   return `${SYMBOL[r.outcome]} ${resultTitle(r)}`;
 }
 
-export function errorLines(r: TaskResult): string[] {
+function errorLines(r: TaskResult): string[] {
   if (!r.error) return [];
   const lines = [`  error: ${r.error.message}${r.error.where ? ` (${r.error.where})` : ''}${r.ignoredError ? ' (ignored)' : ''}`];
   if (r.error.hint) lines.push(`  hint: ${r.error.hint}`);
