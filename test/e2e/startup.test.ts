@@ -25,9 +25,9 @@ function loadedBy(args: string[]): { code: number; modules: string[] } {
   return { code: r.code, modules };
 }
 
-describe('start-up imports', () => {
+void describe('start-up imports', () => {
   for (const args of [['--help'], ['keys', '--help'], ['encrypt', '--help'], ['--version']]) {
-    it(`fluxstrap ${args.join(' ')} loads no heavy client`, () => {
+    void it(`fluxstrap ${args.join(' ')} loads no heavy client`, () => {
       const { code, modules } = loadedBy(args);
       assert.equal(code, 0);
       assert.ok(modules.some((m) => m.includes('commander')), 'the trace hook recorded the imports');

@@ -9,8 +9,8 @@ import { FluxstrapError } from '../../../src/core/errors.ts';
 const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-files-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('writeAtomic', () => {
-  it('creates parents with the folder mode and the file with its mode, leaving no temp file', async () => {
+void describe('writeAtomic', () => {
+  void it('creates parents with the folder mode and the file with its mode, leaving no temp file', async () => {
     const file = join(dir, 'a', 'b', 'keys.txt');
     await writeAtomic(file, 'x\n', { mode: 0o600, dirMode: 0o700 });
     assert.equal(readFileSync(file, 'utf8'), 'x\n');
@@ -19,7 +19,7 @@ describe('writeAtomic', () => {
     assert.deepEqual(readdirSync(join(dir, 'a', 'b')), ['keys.txt']);
   });
 
-  it('keeps the mode of a file it replaces', async () => {
+  void it('keeps the mode of a file it replaces', async () => {
     const file = join(dir, 'script.sh');
     writeFileSync(file, 'old');
     chmodSync(file, 0o750);
@@ -28,7 +28,7 @@ describe('writeAtomic', () => {
     assert.equal(statSync(file).mode & 0o777, 0o750);
   });
 
-  it('refuses to replace an existing file when exclusive, keeping its content', async () => {
+  void it('refuses to replace an existing file when exclusive, keeping its content', async () => {
     const file = join(dir, 'key.txt');
     writeFileSync(file, 'precious');
     await assert.rejects(writeAtomic(file, 'other', { exclusive: true }), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION');
@@ -36,7 +36,7 @@ describe('writeAtomic', () => {
     assert.equal(readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0);
   });
 
-  it('names the file when the target is a directory', async () => {
+  void it('names the file when the target is a directory', async () => {
     const target = join(dir, 'adir');
     mkdirSync(target);
     await assert.rejects(writeAtomic(target, 'x'), (e: unknown) => e instanceof FluxstrapError && e.location?.file === target && /directory/.test(e.message));

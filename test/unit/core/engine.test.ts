@@ -44,11 +44,11 @@ function recorder(): Reporter & { events: RunEvent[] } {
 }
 
 function task(kind: TaskKind<Params, string | undefined, World>, params: Params, extra: Partial<TaskInstance<World>> = {}): TaskInstance<World> {
-  return { name: `ensure ${params.key}`, kind: kind as TaskKind<unknown, unknown, World>, params, ...extra };
+  return { name: `ensure ${params.key}`, kind, params, ...extra };
 }
 
-describe('engine', () => {
-  it('applies, then reports ok on the second run', async () => {
+void describe('engine', () => {
+  void it('applies, then reports ok on the second run', async () => {
     const world: World = new Map([['b', 'old']]);
     const kind = valueKind();
     const tasks = [task(kind, { key: 'a', want: '1' }), task(kind, { key: 'b', want: '2' }), task(kind, { key: 'c', want: '3' })];
@@ -61,7 +61,7 @@ describe('engine', () => {
     assert.deepEqual(second.recap, { ok: 3, changed: 0, wouldChange: 0, skipped: 0, failed: 0 });
   });
 
-  it('never applies in check mode', async () => {
+  void it('never applies in check mode', async () => {
     const world: World = new Map();
     const r = await runTasks({ title: 't', tasks: [task(valueKind(), { key: 'a', want: '1' })], ctx: world, reporter: recorder(), check: true });
     assert.equal(r.results[0]?.outcome, 'would-change');
@@ -69,7 +69,7 @@ describe('engine', () => {
     assert.ok(r.success);
   });
 
-  it('fails a task whose apply does not converge and skips the rest', async () => {
+  void it('fails a task whose apply does not converge and skips the rest', async () => {
     const world: World = new Map();
     const tasks = [task(valueKind({ sabotage: true }), { key: 'a', want: '1' }), task(valueKind(), { key: 'b', want: '2' })];
     const r = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false });
@@ -80,7 +80,7 @@ describe('engine', () => {
     assert.equal(r.success, false);
   });
 
-  it('retries retryable failures and reports each retry', async () => {
+  void it('retries retryable failures and reports each retry', async () => {
     const world: World = new Map();
     const rep = recorder();
     const r = await runTasks({
@@ -95,7 +95,7 @@ describe('engine', () => {
     assert.equal(rep.events.filter((e) => e.type === 'task-retry').length, 2);
   });
 
-  it('gives up after the last retry with the error code', async () => {
+  void it('gives up after the last retry with the error code', async () => {
     const r = await runTasks({
       title: 't',
       tasks: [task(valueKind({ failObserve: 5 }), { key: 'a', want: '1' }, { retries: 1 })],
@@ -107,7 +107,7 @@ describe('engine', () => {
     assert.equal(r.results[0]?.error?.code, 'E_KUBE');
   });
 
-  it('skips a task whose condition is false, and carries on after an ignored failure', async () => {
+  void it('skips a task whose condition is false, and carries on after an ignored failure', async () => {
     const world: World = new Map();
     const tasks = [
       task(valueKind({ sabotage: true }), { key: 'a', want: '1' }, { ignoreErrors: true }),
@@ -119,7 +119,7 @@ describe('engine', () => {
     assert.ok(r.success);
   });
 
-  it('emits events in order and never puts change data into results', async () => {
+  void it('emits events in order and never puts change data into results', async () => {
     const rep = recorder();
     const r = await runTasks({ title: 't', tasks: [task(valueKind(), { key: 'a', want: 'secret-value' })], ctx: new Map(), reporter: rep, check: false });
     assert.deepEqual(rep.events.map((e) => e.type), ['run-start', 'task-start', 'task-progress', 'task-end', 'run-end']);
