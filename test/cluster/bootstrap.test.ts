@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import type { GitAuth } from '../../src/adapters/git.ts';
-import { connectKube } from '../../src/adapters/kube.ts';
+import { connectKube, deploymentAvailable } from '../../src/adapters/kube.ts';
 import type { KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
 import { assertBuilt, startCluster } from './index.ts';
 import type { Cluster } from './index.ts';
@@ -79,6 +79,8 @@ interface RepoOptions {
   transport: 'https' | 'ssh';
   /** The seed's layout: decryption hand-added to gotk-sync.yaml, a root that omits flux-system/. */
   seedLayout?: boolean;
+  /** An encrypted file inside flux-system/, which breaks a bootstrap. */
+  sopsInFluxSystem?: boolean;
 }
 
 /**
@@ -140,6 +142,7 @@ async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> {
   const enc = await cli(['encrypt', '--in-place', `${CLUSTER_PATH}/apps/db.sops.yaml`], { cwd: dir });
   assert.equal(enc.code, 0, enc.stderr);
   assert.match(readFileSync(join(dir, CLUSTER_PATH, 'apps/db.sops.yaml'), 'utf8'), /ENC\[AES256_GCM/);
+  if (o.sopsInFluxSystem) copyFileSync(join(dir, CLUSTER_PATH, 'apps/db.sops.yaml'), join(fs, 'db.sops.yaml'));
 
   await git(['init', '--quiet', '--initial-branch=main'], dir);
   await git(['add', '-A'], dir);
@@ -251,6 +254,17 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     await nothingChanged(kube);
   });
 
+  void it('refuses an encrypted file inside flux-system/ at preflight', async () => {
+    const bad = await makeRepo(cluster, { name: 'sops-in-flux-system', transport: 'https', sopsInFluxSystem: true });
+    const { run, doc } = await bootstrapJson(bad);
+    assert.equal(run.code, 1);
+    const t = failedTask(doc);
+    assert.equal(t?.kind, 'preflight');
+    assert.match(t?.error?.message ?? '', /SOPS-encrypted files inside flux-system\/ \(clusters\/test\/flux-system\/db\.sops\.yaml\)/);
+    assert.match(t?.error?.hint ?? '', /move them/);
+    await nothingChanged(kube);
+  });
+
   void it('refuses a wrong age key at preflight', async () => {
     const other = join(tempDir('fluxstrap-key-'), 'other.key');
     assert.equal((await cli(['keys', 'new', '--out', other])).code, 0);
@@ -357,6 +371,29 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.doesNotMatch(rotated.run.stdout + rotated.run.stderr, /AGE-SECRET-KEY/);
     // Back to the single key, for the comparisons below.
     assert.equal((await bootstrapJson(repo, ['--rotate-secrets'])).run.code, 0);
+  });
+
+  void it('times out waiting for a controller that is down, naming the Deployment and its conditions', async () => {
+    await cluster.controllers.stop('source-controller');
+    try {
+      const unavailable = async () => {
+        for (let i = 0; i < 100; i++) {
+          const d = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'source-controller' });
+          if (!deploymentAvailable(d).done) return;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.fail('the Deployment never turned unavailable');
+      };
+      await unavailable();
+      const run = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3s'], { env: repo.env });
+      const doc = JSON.parse(run.stdout) as JsonDoc;
+      const t = failedTask(doc);
+      assert.equal(t?.kind, 'wait-controllers');
+      assert.equal(t?.error?.code, 'E_TIMEOUT');
+      assert.match(t?.error?.message ?? '', /timed out after 3s waiting for Deployment flux-system\/source-controller to be Available: .*conditions: Available=False \(MinimumReplicasUnavailable/);
+    } finally {
+      await cluster.controllers.start('source-controller');
+    }
   });
 
   void it('ends in the same state as the first run', async () => {
