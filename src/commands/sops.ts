@@ -39,6 +39,7 @@ export function registerSops(program: Command): void {
   io(program.command('encrypt'), true)
     .argument('<file...>', 'plaintext files to encrypt')
     .description('encrypt files as sops does, with the recipients and rules of the first matching .sops.yaml creation rule, or those given as flags')
+    .option('--output-type <type>', 'yaml, json, dotenv, ini or binary (default: the input type)')
     .option('--age <recipients>', 'age recipient(s), comma-separated (repeatable; or SOPS_AGE_RECIPIENTS)', collect)
     .option('--pgp <fingerprints>', 'OpenPGP fingerprint(s), comma-separated (repeatable; or SOPS_PGP_FP); encrypted through gpg or a --key-file', collect)
     .option('--encrypted-regex <re>', 'encrypt only values under keys matching this regex (e.g. ^(data|stringData)$ for Kubernetes Secrets)')

@@ -58,7 +58,7 @@ function withRulesDefaulted(rules: Rules, format: Format): Rules {
   return selectionRulesSet(rules).length === 0 ? { ...rules, unencryptedSuffix: DEFAULT_UNENCRYPTED_SUFFIX } : rules;
 }
 
-export async function encryptDocument(bytes: Buffer, format: Format, file: string, params: EncryptParams, sources: KeySources, store: StoreOptions = {}): Promise<string> {
+export async function encryptDocument(bytes: Buffer, format: Format, file: string, params: EncryptParams, sources: KeySources, store: StoreOptions = {}, outputFormat: Format = format): Promise<string> {
   const branches = parsePlain(bytes, format, file);
   if (hasMetadata(format, branches)) {
     throw new FluxstrapError('E_PRECONDITION', 'the file is already encrypted', { location: { file }, hint: 'decrypt it first, or use rotate/updatekeys' });
@@ -72,7 +72,11 @@ export async function encryptDocument(bytes: Buffer, format: Format, file: strin
   const { groups, threshold } = await encryptDataKey(dataKey, params.keyGroups, params.shamirThreshold, sources);
   const lastModified = rfc3339Now();
   const md: Metadata = { lastModified, mac: sealMac(mac, dataKey, lastModified), version: SOPS_VERSION, rules, shamirThreshold: threshold, keyGroups: groups };
-  return emitEncrypted(format, encrypted, md, store);
+  try {
+    return emitEncrypted(outputFormat, encrypted, md, store);
+  } catch (e) {
+    return formatError(e, file);
+  }
 }
 
 /** Go's RFC 3339 parse-then-format: a zero offset becomes `Z`, fractional seconds go. */

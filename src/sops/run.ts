@@ -176,7 +176,10 @@ export async function runEncrypt(files: string[], opts: EncryptOptions): Promise
   await transformEach(
     files,
     opts,
-    ({ file, format, bytes, config }) => encryptDocument(bytes, format, file, encryptParams(file, opts, config), sources, storeOptions(config, format)),
+    ({ file, format, bytes, config }) => {
+      const outputFormat = formatOption(opts.outputType, '--output-type') ?? format;
+      return encryptDocument(bytes, format, file, encryptParams(file, opts, config), sources, storeOptions(config, outputFormat), outputFormat);
+    },
     (file) => `encrypted ${file}`,
   );
 }

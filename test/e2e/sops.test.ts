@@ -53,6 +53,15 @@ void describe('encrypt and decrypt in place', () => {
     assert.equal(readFileSync(out, 'utf8'), readFileSync(join(generatedDir, 'plain', 'app.env'), 'utf8'));
   });
 
+  void it('--output-type converts on encrypt', () => {
+    const enc = cli(['encrypt', '--age', recipient('a'), '--output-type', 'json', join(generatedDir, 'plain', 'suffix.yaml')]);
+    assert.equal(enc.code, 0, enc.stderr);
+    writeFileSync(join(dir, 'suffix.enc.json'), enc.stdout);
+    const dec = cli(['decrypt', '--key-file', keyFile('a'), join(dir, 'suffix.enc.json')]);
+    assert.equal(dec.code, 0, dec.stderr);
+    assert.equal((JSON.parse(dec.stdout) as { db_password_secret: string }).db_password_secret, 'hunter2');
+  });
+
   void it('--output-type converts on decrypt', () => {
     const dec = cli(['decrypt', '--key-file', keyFile('a'), '--output-type', 'json', join(generatedDir, 'secret.unencrypted-regex.enc.yaml')]);
     assert.equal(dec.code, 0, dec.stderr);
