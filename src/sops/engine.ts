@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { FluxstrapError } from '../core/errors.ts';
-import { CipherError, decryptValue, encryptValue } from './cipher.ts';
+import { sealMac, verifyMac } from './mac.ts';
 import { encryptDataKey, newStanza, recoverDataKey, rfc3339Now, type KeySources } from './datakey.ts';
 import { MetadataError, SOPS_VERSION, stanzaName, type Metadata, type Stanza } from './metadata.ts';
 import { selectionRulesSet, DEFAULT_UNENCRYPTED_SUFFIX, type Rules } from './rules.ts';
@@ -44,11 +44,6 @@ export interface EncryptParams {
   rules: Rules;
 }
 
-/** The MAC value as sops stores it: the hex digest encrypted as a `str` with lastmodified as AAD. */
-function sealMac(mac: string, key: Uint8Array, lastModified: string): string {
-  return encryptValue(mac, key, lastModified);
-}
-
 function withRulesDefaulted(rules: Rules, format: Format): Rules {
   // sops ignores selection rules for binary files (there is one value) and adds no default.
   if (format === 'binary') return rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {};
@@ -79,11 +74,6 @@ export async function encryptDocument(bytes: Buffer, format: Format, file: strin
   }
 }
 
-/** Go's RFC 3339 parse-then-format: a zero offset becomes `Z`, fractional seconds go. */
-export function normalizeRfc3339(s: string): string {
-  return s.replace(/\.\d+(?=Z|[+-]\d{2}:\d{2}$)/, '').replace(/[+-]00:00$/, 'Z');
-}
-
 export interface Opened {
   branches: Branch[];
   metadata: Metadata;
@@ -109,23 +99,6 @@ export async function openDocument(bytes: Buffer, format: Format, file: string, 
   }
   if (!opts.ignoreMac) verifyMac(metadata, dataKey, result.mac, file);
   return { branches: result.branches, metadata, dataKey };
-}
-
-export function verifyMac(md: Metadata, dataKey: Uint8Array, computed: string, file: string): void {
-  let stored: string;
-  try {
-    const opened = decryptValue(md.mac, dataKey, normalizeRfc3339(md.lastModified));
-    stored = typeof opened === 'string' ? opened : '';
-  } catch (e) {
-    if (!(e instanceof CipherError)) throw e;
-    throw new FluxstrapError('E_DECRYPT', 'the MAC does not decrypt: the metadata was changed', { location: { file, field: 'sops.mac' }, hint: 'use --ignore-mac to decrypt anyway' });
-  }
-  if (stored === '') {
-    throw new FluxstrapError('E_DECRYPT', 'MAC mismatch: the file has no MAC', { location: { file, field: 'sops.mac' }, hint: 'use --ignore-mac to decrypt anyway' });
-  }
-  if (stored !== computed) {
-    throw new FluxstrapError('E_DECRYPT', 'MAC mismatch: a value was changed after encryption', { location: { file }, hint: 'use --ignore-mac to decrypt anyway' });
-  }
 }
 
 export async function decryptDocument(bytes: Buffer, format: Format, file: string, sources: KeySources, opts: OpenOptions & { outputFormat?: Format; store?: StoreOptions } = {}): Promise<Buffer> {

@@ -1,7 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { CipherError, decryptValue, encryptValue } from './cipher.ts';
+import { hashLeaf, newMacHash } from './mac.ts';
 import { shouldEncrypt, type Rules } from './rules.ts';
-import { scalarText } from './scalars.ts';
 import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts';
 
 /**
@@ -10,7 +9,7 @@ import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts'
  * Each map and list pushes a level on the comment stack; a value clears its level.
  */
 
-type Leaf = Exclude<Value, TreeMap | Value[] | null>;
+export type Leaf = Exclude<Value, TreeMap | Value[] | null>;
 type Visit = (leaf: Leaf, path: string[], comments: string[][], isComment: boolean) => Value;
 
 function walkValue(v: Value, path: string[], stack: string[][], visit: Visit): Value {
@@ -47,20 +46,6 @@ function walkMap(map: TreeMap, path: string[], stack: string[][], visit: Visit):
     return { key: item.key, value };
   });
   return new TreeMap(items);
-}
-
-/** 32 bytes fed first when `mac_only_encrypted` is set: SHA-256("sops"), so the two MACs never collide. */
-const MAC_ONLY_ENCRYPTED_SEED = Buffer.from('8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69', 'hex');
-
-function newMacHash(rules: Rules): Hash {
-  const hash = createHash('sha512');
-  if (rules.macOnlyEncrypted) hash.update(MAC_ONLY_ENCRYPTED_SEED);
-  return hash;
-}
-
-function hashLeaf(hash: Hash, v: Leaf): void {
-  if (v instanceof Comment) return;
-  hash.update(v instanceof Uint8Array ? v : Buffer.from(scalarText(v), 'utf8'));
 }
 
 const aadOf = (path: readonly string[]): string => `${path.join(':')}:`;
