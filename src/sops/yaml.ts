@@ -119,9 +119,12 @@ function trailingComments(ctx: Ctx, node: Node): Spill[] {
   const atLineStart = (text[pos.line - 1] ?? '').slice(0, pos.col - 1).trim() === '';
   let next = atLineStart ? pos.line - 1 : pos.line;
   while (next < text.length && isGap(text[next])) next++;
-  let first = next;
+  // Blank lines between the comments and the next entry are not part of the comment block.
+  let last = next;
+  while (last > 0 && (text[last - 1] ?? '').trim() === '') last--;
+  let first = last;
   while (first > 0 && isGap(text[first - 1])) first--;
-  const run = text.slice(Math.max(first, next - want), next);
+  const run = text.slice(Math.max(first, last - want), last);
   return run.flatMap((line) => {
     const trimmed = line.trimStart();
     return trimmed.startsWith('#') ? [{ col: line.length - trimmed.length, comment: new Comment(trimmed.slice(1)) }] : [];
