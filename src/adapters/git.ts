@@ -21,7 +21,7 @@ export interface GitRemote {
   auth: GitAuth;
 }
 
-export interface Checkout {
+interface Checkout {
   dir: string;
   commit: string;
   /** Remove the clone. */
@@ -91,7 +91,7 @@ async function git(args: string[], opts: { cwd?: string; auth?: GitAuth } = {}) 
 }
 
 /** The refs a remote advertises (`refs/heads/main` → sha); proves the credentials can read it. */
-export async function lsRemote(remote: GitRemote, refs: string[] = []): Promise<Map<string, string>> {
+async function lsRemote(remote: GitRemote, refs: string[] = []): Promise<Map<string, string>> {
   const res = await git(['ls-remote', '--', remote.url, ...refs], { auth: remote.auth });
   if (res.exitCode !== 0) {
     if (res.code === 'ENOENT') throw new FluxstrapError('E_PROCESS', 'git is not installed', { hint: 'install git' });

@@ -15,7 +15,7 @@ import { FluxstrapError } from '../core/errors.ts';
  * `@kubernetes/client-node`, which costs ~0.4 s to import and is therefore loaded only then.
  */
 
-export const FIELD_MANAGER = 'fluxstrap';
+const FIELD_MANAGER = 'fluxstrap';
 
 export interface KubeMetadata {
   name: string;
@@ -136,16 +136,16 @@ export function describeRef(ref: ObjectRef): string {
 // ---------------------------------------------------------------------------------------------
 // Pure status helpers (kstatus-like), shared by the waits and by tasks' observe/plan.
 
-export function conditionsOf(obj: KubeObject | undefined): Condition[] {
+function conditionsOf(obj: KubeObject | undefined): Condition[] {
   const status = obj?.status as { conditions?: unknown } | undefined;
   return Array.isArray(status?.conditions) ? (status.conditions as Condition[]) : [];
 }
 
-export function conditionOf(obj: KubeObject | undefined, type: string): Condition | undefined {
+function conditionOf(obj: KubeObject | undefined, type: string): Condition | undefined {
   return conditionsOf(obj).find((c) => c.type === type);
 }
 
-export function formatConditions(obj: KubeObject | undefined): string {
+function formatConditions(obj: KubeObject | undefined): string {
   const conds = conditionsOf(obj);
   if (conds.length === 0) return 'no conditions';
   return conds.map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`).join('; ');
@@ -262,7 +262,7 @@ function errnoOf(e: unknown): string | undefined {
  * Map a failed request to the taxonomy. Secret objects get the status reason and field names
  * only: an apiserver message may quote what was sent.
  */
-export function kubeError(e: unknown, doing: string, server: string, sensitive = false): FluxstrapError {
+function kubeError(e: unknown, doing: string, server: string, sensitive = false): FluxstrapError {
   if (e instanceof FluxstrapError) return e;
   if (e instanceof HttpError) {
     const b = e.body;

@@ -21,7 +21,7 @@ interface Facts {
  * rest in build order: applying a Deployment before its namespace, or a custom resource before
  * its CRD is served, fails with "no matches for kind".
  */
-export function applyOrder(obj: KubeObject): number {
+function applyOrder(obj: KubeObject): number {
   if (obj.kind === 'Namespace') return 0;
   if (obj.kind === 'CustomResourceDefinition') return 1;
   return 2;

@@ -17,7 +17,7 @@ type Params = z.infer<typeof Params>;
  * Flux's labels), that exact manifest is applied: one field manager applying two different
  * versions of the same object would strip the other's fields on every run.
  */
-export async function namespaceManifest(ctx: TaskContext, name: string): Promise<KubeObject> {
+async function namespaceManifest(ctx: TaskContext, name: string): Promise<KubeObject> {
   const build = await fluxBuild(ctx);
   return build.result.objects.find((o) => o.kind === 'Namespace' && o.metadata.name === name) ?? { apiVersion: 'v1', kind: 'Namespace', metadata: { name } };
 }

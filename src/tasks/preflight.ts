@@ -19,14 +19,14 @@ const Params = z.strictObject({
 type Params = z.infer<typeof Params>;
 
 /** What is wrong and how to fix it. */
-export interface Problem {
+interface Problem {
   what: string;
   fix: string;
   /** The code of the failure behind it, when it came from one (E_GIT, E_KUBE...). */
   code?: ErrorCode;
 }
 
-export interface PreflightFacts {
+interface PreflightFacts {
   problems: Problem[];
   notes: string[];
 }

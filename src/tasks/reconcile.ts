@@ -10,9 +10,9 @@ const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
 
 /** The annotation `flux reconcile` sets (fluxcd/pkg meta.ReconcileRequestAnnotation). */
-export const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
 
-export interface ReconcileFacts {
+interface ReconcileFacts {
   revision: string;
   source: { ref: ObjectRef; obj?: KubeObject };
   kustomization: { ref: ObjectRef; obj?: KubeObject };

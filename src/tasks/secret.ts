@@ -28,7 +28,7 @@ export interface SecretFacts {
   rotate: boolean;
 }
 
-export interface SecretDrift {
+interface SecretDrift {
   added: string[];
   removed: string[];
   changed: string[];

@@ -9,7 +9,7 @@ import type { AgeIdentity } from '../keys/age.ts';
  * SOPS-encrypted YAML files of a cluster folder: found by their `sops:` metadata (not by name,
  * since `.sops.yaml` naming is only a convention), with the recipients they were encrypted for.
  */
-export interface SopsFile {
+interface SopsFile {
   /** Absolute path. */
   file: string;
   /** Relative to the repository root, for messages. */

@@ -37,7 +37,7 @@ export interface FluxBuild {
 const sources = new WeakMap<TaskContext, Promise<BootstrapSource>>();
 const builds = new WeakMap<TaskContext, Promise<FluxBuild>>();
 
-export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
+async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
   const { url, auth } = ctx.cluster.git;
   if (url === undefined) {
     throw new FluxstrapError('E_USAGE', `no Git URL for cluster "${ctx.cluster.name}"`, {
@@ -87,9 +87,9 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
   return { remote, branch, commit, revision: `${branch}@sha1:${commit}`, dir, clusterDir, fluxSystemDir: join(clusterDir, 'flux-system'), origin };
 }
 
-export const SYNC_NAME = 'flux-system';
+const SYNC_NAME = 'flux-system';
 
-export function isFluxResource(obj: KubeObject): boolean {
+function isFluxResource(obj: KubeObject): boolean {
   return obj.apiVersion.split('/')[0]?.endsWith('.toolkit.fluxcd.io') === true;
 }
 

@@ -11,7 +11,7 @@ import { bootstrapSource, fluxBuild } from './source.ts';
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
 
-export interface VerifyFacts {
+interface VerifyFacts {
   kustomization: string;
   /** `undefined` when the Kustomization does not exist (yet). */
   decryption?: { provider?: string; secretRef?: { name?: string } } | null;
