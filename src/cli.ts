@@ -26,6 +26,18 @@ const program = new Command('fluxstrap')
 
 registerCommands(program);
 
+// Ctrl-C or a stop signal between steps: every step is idempotent, so say how to converge and
+// exit as a shell expects. The listr2 view installs its own handler (it must restore the cursor).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) > 1) return;
+    process.stderr.write('\ninterrupted: every step is idempotent, so running the same command again converges\n');
+    process.exit(ExitCode.interrupted);
+  });
+}
+
+const wantsJson = process.argv.includes('--json');
+
 function fail(e: unknown): number {
   if (e instanceof CommanderError) {
     // commander already printed its message (help and version exit through here too)
@@ -35,6 +47,11 @@ function fail(e: unknown): number {
     const where = formatLocation(e.location);
     process.stderr.write(`error: ${e.message}${where ? ` (${where})` : ''}\n`);
     if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+    // A --json consumer parses stdout: give it the failure as a document too, not just silence.
+    if (wantsJson) {
+      const error = { code: e.code, message: e.message, ...(where ? { where } : {}), ...(e.hint ? { hint: e.hint } : {}) };
+      process.stdout.write(`${JSON.stringify({ success: false, error }, null, 2)}\n`);
+    }
     return exitCodeFor(e);
   }
   const message = e instanceof Error ? e.message : String(e);

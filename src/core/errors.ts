@@ -57,12 +57,12 @@ export function isFluxstrapError(e: unknown): e is FluxstrapError {
   return e instanceof FluxstrapError;
 }
 
-/** `file:line:column` or `file (field)`, the "where" part of a one-line error. */
+/** `file:line:column`, `file at field` or `field`: the "where" part of a one-line error. */
 export function formatLocation(loc: Location | undefined): string {
   if (!loc) return '';
   let where = loc.file ?? '';
   if (loc.line !== undefined) where += `:${loc.line}${loc.column !== undefined ? `:${loc.column}` : ''}`;
-  if (loc.field !== undefined) where += where ? ` (${loc.field})` : loc.field;
+  if (loc.field !== undefined) where += where ? ` at ${loc.field}` : loc.field;
   return where;
 }
 

@@ -63,7 +63,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
   });
 
   void it("validates params against the kind's schema before anything runs", () => {
-    userError(cli(['run', 'params.yaml']), 1, /^error: .* \(params\.yaml:4:13 \(namespace\.name\)\)/);
+    userError(cli(['run', 'params.yaml']), 1, /^error: .* \(params\.yaml:4:13 at namespace\.name\)/);
   });
 
   void it('exits 2 on usage errors, each with a hint', () => {
@@ -76,7 +76,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
   void it('reports a mistake in fluxstrap.yaml at its line, before anything runs', async () => {
     const bad = await tempDir('badconfig');
     await writeFile(join(bad, 'fluxstrap.yaml'), 'clusters:\n  lab:\n    git:\n      url: https://x/y.git\n      auth:\n        https:\n          tokenEnv: GIT_TOKEN\n');
-    userError(runCli(['bootstrap'], { cwd: bad, env: env() }), 1, /^error: unknown key "tokenEnv" \(expected "passwordEnv"\) \(\/.*\/fluxstrap\.yaml:7:11 \(clusters\.lab\.git\.auth\.https\.tokenEnv\)\)/);
+    userError(runCli(['bootstrap'], { cwd: bad, env: env() }), 1, /^error: unknown key "tokenEnv" \(expected "passwordEnv"\) \(\/.*\/fluxstrap\.yaml:7:11 at clusters\.lab\.git\.auth\.https\.tokenEnv\)/);
   });
 
   void it('bootstrap needs a Git URL, and says every way to give one', async () => {
