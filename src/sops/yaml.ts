@@ -68,7 +68,7 @@ function scalarValue(ctx: Ctx, node: Scalar): Value {
   const text = typeof raw === 'string' ? raw : String(raw);
   if (tag === '!!str' || (tag === undefined && node.type !== 'PLAIN')) return text;
   const r = resolvePlain(text);
-  if (tag === '!!int' && typeof r !== 'bigint') throw new FormatError(`cannot decode ${JSON.stringify(text)} as an int`, lineOf(ctx, node));
+  if (tag === '!!int' && typeof r !== 'bigint') throw new FormatError('a value tagged !!int is not an integer', lineOf(ctx, node));
   if (r === UINT64) throw new FormatError('integer out of the int64 range, which sops cannot encrypt', lineOf(ctx, node));
   return r;
 }
