@@ -164,6 +164,20 @@ void describe('after fluxstrap re-keys, sops still opens the file', () => {
     assert.equal(s.stdout, readFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml.decrypted'), 'utf8'));
   });
 
+  void it('updatekeys to a Shamir rule splits the same data key over the groups; sops needs both keys', () => {
+    const sub = join(dir, 'update-shamir');
+    execFileSync('mkdir', ['-p', sub]);
+    copyFileSync(join(generatedDir, 'suffix.encrypted-suffix.enc.yaml'), join(sub, 'suffix.yaml'));
+    writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - key_groups:\n      - age: [${recipient('b')}]\n      - age: [${recipient('c')}]\n`);
+    const r = ours(['updatekeys', 'suffix.yaml'], ['a'], sub);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(readFileSync(join(sub, 'suffix.yaml'), 'utf8'), /shamir_threshold: 2/);
+    const s = runSops(['decrypt', 'suffix.yaml'], ['b', 'c'], { cwd: sub });
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(s.stdout, readFileSync(join(generatedDir, 'suffix.encrypted-suffix.enc.yaml.decrypted'), 'utf8'));
+    assert.notEqual(runSops(['decrypt', 'suffix.yaml'], ['b'], { cwd: sub }).code, 0);
+  });
+
   void it('rotate --add-age/--rm-age: a new data key; sops opens it with the added key, not the removed one', () => {
     const file = join(dir, 'rotate.yaml');
     copyFileSync(join(generatedDir, 'multidoc.enc.yaml'), file);
