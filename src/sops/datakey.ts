@@ -102,6 +102,10 @@ export interface Previous {
  * group's share are unchanged (`previous`), else it is an error: it would no longer open the file.
  */
 export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], threshold: number, sources: KeySources, previous?: Previous): Promise<{ groups: Stanza[][]; threshold: number }> {
+  if (groups.some((g) => g.length === 0)) {
+    // Its Shamir share would be encrypted for nobody, and the file might never open again.
+    throw new FluxstrapError('E_CONFIG', 'a key group has no keys', { hint: 'every key group needs at least one key; remove the empty group' });
+  }
   let shares: Uint8Array[];
   let t = threshold;
   if (groups.length > 1) {

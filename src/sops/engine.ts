@@ -61,10 +61,6 @@ export async function encryptDocument(bytes: Buffer, format: Format, file: strin
   if (params.keyGroups.every((g) => g.length === 0)) {
     throw new FluxstrapError('E_USAGE', 'no recipients: give --age or --pgp, or a .sops.yaml creation rule with keys', { hint: 'fluxstrap encrypt --age age1… FILE' });
   }
-  if (params.keyGroups.some((g) => g.length === 0)) {
-    // Its Shamir share would be encrypted for nobody, and the file might never open again.
-    throw new FluxstrapError('E_CONFIG', 'a key group of the creation rule has no keys', { location: { file } });
-  }
   const rules = withRulesDefaulted(params.rules, format);
   const dataKey = randomBytes(32);
   const { branches: encrypted, mac } = encryptTree(branches, dataKey, rules);
