@@ -1,13 +1,14 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { fsError, isFluxstrapError } from '../core/errors.ts';
+import { configError, fsError, isFluxstrapError } from '../core/errors.ts';
 import { x25519RecipientOf, x25519Secret } from '../sops/age-x25519.ts';
 import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
 
 /**
  * Where decryption keys come from, as sops looks for them: `SOPS_AGE_KEY` (identities inline),
- * `SOPS_AGE_KEY_FILE`, the default `sops/age/keys.txt` (read in addition, when it exists), and
- * files named with `--key-file` (age identities or armored PGP keys). Only public parts ever
- * reach messages.
+ * `SOPS_AGE_KEY_CMD`, `SOPS_AGE_KEY_FILE`, the default `sops/age/keys.txt` (read in addition,
+ * when it exists), and files named with `--key-file` (age identities or armored PGP keys). Only
+ * public parts ever reach messages.
  */
 
 export interface LoadOptions {
@@ -27,6 +28,49 @@ async function readIfExists(file: string): Promise<string | undefined> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw fsError(e, file, 'read key file');
   }
+}
+
+/** Split a command line the way a POSIX shell would for words and quotes, without running a shell. */
+export function splitCommand(line: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] ?? '';
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"' && i + 1 < line.length) word += line[++i] ?? '';
+      else word += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      word ??= '';
+    } else if (c === '\\' && i + 1 < line.length) {
+      word = (word ?? '') + (line[++i] ?? '');
+    } else if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else {
+      word = (word ?? '') + c;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/** `SOPS_AGE_KEY_CMD`: a command whose output is a key file (a password manager, a vault CLI…). */
+function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const [cmd, ...args] = splitCommand(line);
+  return new Promise((resolve, reject) => {
+    if (!cmd) {
+      reject(configError('SOPS_AGE_KEY_CMD is empty', { field: 'SOPS_AGE_KEY_CMD' }));
+      return;
+    }
+    execFile(cmd, args, { env, maxBuffer: 1024 * 1024 }, (e, stdout) => {
+      // The command's stderr may hold anything; only its name and exit status are reported.
+      if (e) reject(configError(`SOPS_AGE_KEY_CMD (${cmd}) failed`, { field: 'SOPS_AGE_KEY_CMD' }));
+      else resolve(stdout);
+    });
+  });
 }
 
 export function isArmoredPgp(text: string): boolean {
@@ -53,6 +97,14 @@ export async function loadAgeIdentities(opts: LoadOptions = {}): Promise<AgeIden
     // Several whitespace-separated identities per line are allowed (sops ≥3.13).
     const lines = env.SOPS_AGE_KEY.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
     await add(lines.join('\n'), 'SOPS_AGE_KEY', false);
+  }
+  if (env.SOPS_AGE_KEY_CMD) {
+    try {
+      await add(await runKeyCommand(env.SOPS_AGE_KEY_CMD, env), 'SOPS_AGE_KEY_CMD', false);
+    } catch (e) {
+      if (!isFluxstrapError(e)) throw e;
+      soft.push(e);
+    }
   }
   const envFile = env.SOPS_AGE_KEY_FILE;
   if (envFile) {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
-import { loadAgeIdentities } from '../../../src/keys/identities.ts';
+import { loadAgeIdentities, splitCommand } from '../../../src/keys/identities.ts';
 import { ageDecrypt, ageEncrypt, armor, dearmor } from '../../../src/sops/age.ts';
 import { decryptX25519, encryptX25519, x25519RecipientOf, x25519Secret } from '../../../src/sops/age-x25519.ts';
 import { encryptDataKey, newStanza, type KeySources } from '../../../src/sops/datakey.ts';
@@ -82,6 +82,15 @@ void describe('identity discovery', () => {
     const ids = await loadAgeIdentities({ env: { SOPS_AGE_KEY: `# comment\n${a} ${a}`, SOPS_AGE_KEY_FILE: join(tmp, 'env-file.txt'), XDG_CONFIG_HOME: home } });
     assert.deepEqual(ids.map((i) => i.secret).sort(), [a, b, c].sort());
     assert.deepEqual(ids.map((i) => i.source).sort(), ['SOPS_AGE_KEY', join(home, 'sops', 'age', 'keys.txt'), join(tmp, 'env-file.txt')].sort());
+  });
+
+  void it('runs SOPS_AGE_KEY_CMD without a shell and reads its output as a key file', async () => {
+    const id = await generateIdentity();
+    writeFileSync(join(tmp, 'cmd key.txt'), `${id}\n`);
+    const ids = await loadAgeIdentities({ env: { SOPS_AGE_KEY_CMD: `cat "${join(tmp, 'cmd key.txt')}"`, PATH: process.env.PATH, XDG_CONFIG_HOME: tmp } });
+    assert.deepEqual(ids.map((i) => [i.secret, i.source]), [[id, 'SOPS_AGE_KEY_CMD']]);
+    await assert.rejects(loadAgeIdentities({ env: { SOPS_AGE_KEY_CMD: 'false', PATH: process.env.PATH, XDG_CONFIG_HOME: tmp } }), /SOPS_AGE_KEY_CMD \(false\) failed/);
+    assert.deepEqual(splitCommand(`pass show 'sops/age key' --x="a b" c\\ d`), ['pass', 'show', 'sops/age key', '--x=a b', 'c d']);
   });
 
   void it('a named --key-file must parse; armored PGP key files are left to the PGP side', async () => {
