@@ -68,7 +68,7 @@ export function registerSops(program: Command): void {
     .option(...keyFileOption)
     .addHelpText('after', [
       '',
-      'Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt, --key-file, and the gpg keyring.',
+      'Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt, --key-file, and the gpg keyring.',
       '',
       'Examples:',
       '  fluxstrap decrypt clusters/prod/secrets/db.yaml',
