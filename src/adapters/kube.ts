@@ -141,11 +141,11 @@ function conditionsOf(obj: KubeObject | undefined): Condition[] {
   return Array.isArray(status?.conditions) ? (status.conditions as Condition[]) : [];
 }
 
-function conditionOf(obj: KubeObject | undefined, type: string): Condition | undefined {
+export function conditionOf(obj: KubeObject | undefined, type: string): Condition | undefined {
   return conditionsOf(obj).find((c) => c.type === type);
 }
 
-function formatConditions(obj: KubeObject | undefined): string {
+export function formatConditions(obj: KubeObject | undefined): string {
   const conds = conditionsOf(obj);
   if (conds.length === 0) return 'no conditions';
   return conds.map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`).join('; ');

@@ -19,7 +19,7 @@ const Params = z.strictObject({
 type Params = z.infer<typeof Params>;
 
 /** What is wrong and how to fix it. */
-interface Problem {
+export interface Problem {
   what: string;
   fix: string;
   /** The code of the failure behind it, when it came from one (E_GIT, E_KUBE...). */
@@ -31,7 +31,7 @@ interface PreflightFacts {
   notes: string[];
 }
 
-const problemOf = (e: unknown, fallbackFix: string): Problem => {
+export const problemOf = (e: unknown, fallbackFix: string): Problem => {
   if (!isFluxstrapError(e)) return { what: e instanceof Error ? e.message : String(e), fix: fallbackFix };
   const where = formatLocation(e.location);
   return { what: `${e.message}${where ? ` (${where})` : ''}`, fix: e.hint ?? fallbackFix, code: e.code };

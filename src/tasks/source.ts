@@ -37,7 +37,8 @@ export interface FluxBuild {
 const sources = new WeakMap<TaskContext, Promise<BootstrapSource>>();
 const builds = new WeakMap<TaskContext, Promise<FluxBuild>>();
 
-async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
+/** The remote of the cluster with its configured credentials (read from their sources on first use). */
+export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
   const { url, auth } = ctx.cluster.git;
   if (url === undefined) {
     throw new FluxstrapError('E_USAGE', `no Git URL for cluster "${ctx.cluster.name}"`, {
