@@ -38,15 +38,7 @@ type CommandOptions = Omit<PlaybookRunOptions, 'playbook' | 'require'>;
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function withRunOptions(cmd: Command): Command {
-  return cmd
-    .option('--cluster <name>', 'cluster of fluxstrap.yaml (default: $FLUXSTRAP_CLUSTER, defaultCluster, or the only one)')
-    .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
-    .option('--kubeconfig <file>', 'kubeconfig file ($FLUXSTRAP_KUBECONFIG)')
-    .option('--context <name>', 'kube context ($FLUXSTRAP_CONTEXT)')
-    .option('--git-url <url>', 'Git URL Flux pulls from ($FLUXSTRAP_GIT_URL)')
-    .option('--branch <name>', 'branch Flux follows ($FLUXSTRAP_GIT_BRANCH; default main)')
-    .option('--path <dir>', 'cluster folder in the repository ($FLUXSTRAP_PATH; default clusters/<cluster>)')
-    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)')
+  return withClusterOptions(cmd)
     .option('--check', 'change nothing: report what would change (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change (secret values masked)')
     .option('--rotate-secrets', 'replace Secrets whose content differs instead of refusing')
@@ -55,6 +47,19 @@ function withRunOptions(cmd: Command): Command {
     .option('--tags <list>', 'run only tasks with one of these tags (comma-separated)')
     .option('--skip-tags <list>', 'skip tasks with one of these tags')
     .option('--list-tasks', 'validate the playbook and list its tasks; run nothing');
+}
+
+/** How a command names its cluster: the settings resolveClusterFlags reads, as flags. */
+export function withClusterOptions(cmd: Command): Command {
+  return cmd
+    .option('--cluster <name>', 'cluster of fluxstrap.yaml (default: $FLUXSTRAP_CLUSTER, defaultCluster, or the only one)')
+    .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
+    .option('--kubeconfig <file>', 'kubeconfig file ($FLUXSTRAP_KUBECONFIG)')
+    .option('--context <name>', 'kube context ($FLUXSTRAP_CONTEXT)')
+    .option('--git-url <url>', 'Git URL Flux pulls from ($FLUXSTRAP_GIT_URL)')
+    .option('--branch <name>', 'branch Flux follows ($FLUXSTRAP_GIT_BRANCH; default main)')
+    .option('--path <dir>', 'cluster folder in the repository ($FLUXSTRAP_PATH; default clusters/<cluster>)')
+    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)');
 }
 
 async function runAction(opts: PlaybookRunOptions, cmd: Command): Promise<void> {

@@ -50,6 +50,13 @@ export function builtinPlaybook(name: string): string {
   return fileURLToPath(new URL(`../../playbooks/${name}.yaml`, import.meta.url));
 }
 
+/** The cluster a command means: its flags, FLUXSTRAP_* variables and the repository's fluxstrap.yaml. */
+export async function resolveClusterFlags(flags: ClusterFlags, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedCluster> {
+  const repoDir = findRepo(flags.repo, env, cwd);
+  const configFile = join(repoDir, CONFIG_FILE);
+  return resolveCluster(await loadConfig(configFile), flags, env, { repoDir, cwd, configFile });
+}
+
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
 export async function runPlaybookCommand(opts: PlaybookRunOptions, global: GlobalOptions): Promise<number> {
   return runPlaybook(opts, {
@@ -68,10 +75,7 @@ export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment)
   const check = opts.check === true;
   const rotateSecrets = opts.rotateSecrets === true;
 
-  const repoDir = findRepo(opts.repo, run.env, run.cwd);
-  const configFile = join(repoDir, CONFIG_FILE);
-  const config = await loadConfig(configFile);
-  const cluster = resolveCluster(config, opts, run.env, { repoDir, cwd: run.cwd, configFile });
+  const cluster = await resolveClusterFlags(opts, run.env, run.cwd);
   if (opts.require?.includes('git-url') && cluster.git.url === undefined) {
     throw missingSetting('Git URL', cluster.name, 'git.url', '--git-url', 'FLUXSTRAP_GIT_URL');
   }
