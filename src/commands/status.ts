@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { globalOptions } from '../cli/context.ts';
+import { withClusterOptions } from './bootstrap.ts';
+import type { StatusOptions } from '../status/run.ts';
+
+const EXIT = 'Exit codes: 0 healthy, 1 a check failed (or, strict, warned), 2 bad usage.';
+
+/**
+ * `status` and `doctor`: the same read-only checks; `doctor` is `status --strict`, for when a
+ * warning (a suspended object, a Git server that could not be asked) should fail a script too.
+ */
+export function registerStatus(program: Command): void {
+  withClusterOptions(
+    program
+      .command('status')
+      .summary("report the health of a cluster's Flux + SOPS setup, changing nothing")
+      .description(
+        'Check, read-only, one cluster of fluxstrap.yaml: the API, the Flux CRDs and controllers, GitRepository and Kustomization ' +
+          'flux-system (Ready, revision, remote HEAD, decryption), the sops-age Secret against .sops.yaml and your local key, the ' +
+          'recipients of the SOPS files under the cluster path, and every Kustomization that fails to decrypt.\n\n' + EXIT,
+      )
+      .option('--strict', 'warnings fail too (exit 1)'),
+  ).action(async (opts: StatusOptions, cmd: Command) => {
+    const { runStatus } = await import('../status/run.ts');
+    process.exitCode = await runStatus(opts, globalOptions(cmd));
+  });
+
+  withClusterOptions(
+    program
+      .command('doctor')
+      .summary('status --strict: any warning fails')
+      .description(`The checks of \`status\`, where a warning fails as well.\n\n${EXIT}`),
+  ).action(async (opts: StatusOptions, cmd: Command) => {
+    const { runStatus } = await import('../status/run.ts');
+    process.exitCode = await runStatus({ ...opts, strict: true }, globalOptions(cmd));
+  });
+}

@@ -1,0 +1,169 @@
+import type { Condition } from '../adapters/kube.ts';
+import { versionProblem } from '../tasks/preflight.ts';
+import type { FluxObjectState, LiveState, Observed } from './observed.ts';
+
+export type Status = 'ok' | 'warn' | 'fail';
+
+export interface Finding {
+  /** Stable name of the check, for scripts: `api`, `controller`, `sops-age-secret`… */
+  check: string;
+  status: Status;
+  message: string;
+  /** How to fix it; absent on ok findings. */
+  hint?: string;
+}
+
+/** Flux reports Kubernetes versions older than this as unsupported (as preflight does). */
+const MIN_KUBERNETES = '1.32';
+/** How kustomize-controller words a failed decryption in its Ready condition. */
+const DECRYPTION_ERROR = /decrypt|sops|age identit|no identity matched/i;
+
+const ok = (check: string, message: string): Finding => ({ check, status: 'ok', message });
+const bad = (check: string, status: Exclude<Status, 'ok'>, message: string, hint: string): Finding => ({ check, status, message, hint });
+const short = (revision: string | undefined) => revision?.replace(/(sha1:[0-9a-f]{12})[0-9a-f]+/, '$1') ?? 'no revision';
+const why = (c: Condition | undefined) => (c ? `${c.reason ?? c.status}${c.message ? `: ${c.message}` : ''}` : 'no Ready condition yet');
+const list = (xs: string[]) => (xs.length > 0 ? xs.join(', ') : 'none');
+
+/**
+ * Pure: every finding about the cluster's Flux + SOPS setup, in the order an operator fixes them
+ * (API, install, sync, decryption key, files). A finding whose cause another finding already
+ * names (e.g. the Kustomization when the API is down) is left out rather than repeated.
+ */
+export function diagnose(o: Observed): Finding[] {
+  const out: Finding[] = [];
+  if ('error' in o.api) {
+    out.push(bad('api', 'fail', `Kubernetes API unreachable: ${o.api.error.what}`, o.api.error.fix));
+  } else {
+    const { version, server } = o.api;
+    const old = versionProblem(version.gitVersion, version.major, version.minor, MIN_KUBERNETES);
+    out.push(old ? bad('api', 'warn', old.what, old.fix) : ok('api', `Kubernetes ${version.gitVersion} at ${server} (context ${o.api.context})`));
+  }
+  if (o.live) out.push(...installFindings(o.live), ...syncFindings(o.live), ...ageSecretFindings(o.live.ageSecret));
+  out.push(...keyFindings(o));
+  if (o.live) out.push(...decryptingFindings(o.live.decrypting));
+  return out;
+}
+
+function installFindings(l: LiveState): Finding[] {
+  const out: Finding[] = [];
+  const notEstablished = l.crds.filter((c) => !c.state.done);
+  out.push(notEstablished.length > 0
+    ? bad('crds', 'fail', `Flux CRDs not established: ${notEstablished.map((c) => `${c.name} (${c.state.reason})`).join(', ')}`,
+      'run `fluxstrap bootstrap` to install the Flux components')
+    : ok('crds', `${l.crds.length} Flux CRDs established`));
+  for (const c of l.controllers) {
+    out.push(c.state.done
+      ? ok('controller', `Deployment ${c.name} available`)
+      : bad('controller', 'fail', `Deployment ${c.name} is not available: ${c.state.reason}; conditions: ${c.conditions}`,
+        c.state.reason === 'does not exist'
+          ? 'run `fluxstrap bootstrap` to install it'
+          : `kubectl -n ${c.name.split('/')[0] ?? ''} describe deployment ${c.name.split('/')[1] ?? ''} and read its Pods' logs`));
+  }
+  return out;
+}
+
+/** Ready, suspended or failing, the same way for the GitRepository and the Kustomization. */
+function readiness(check: string, obj: FluxObjectState | undefined, kind: string, what: string): Finding {
+  if (!obj) return bad(check, 'fail', `${kind} flux-system/flux-system does not exist`, 'run `fluxstrap bootstrap`');
+  if (obj.suspended) return bad(check, 'warn', `${obj.ref} is suspended`, `flux resume ${kind === 'GitRepository' ? 'source git' : 'kustomization'} flux-system`);
+  if (obj.ready?.status === 'True') return ok(check, `${obj.ref} Ready, ${what} ${short(obj.revision)}`);
+  if (obj.ready?.status === 'False') {
+    return bad(check, 'fail', `${obj.ref} not Ready: ${why(obj.ready)}`, `kubectl -n flux-system describe ${kind.toLowerCase()} flux-system for events`);
+  }
+  return bad(check, 'warn', `${obj.ref} is reconciling (${why(obj.ready)})`, 'run status again in a minute');
+}
+
+function syncFindings(l: LiveState): Finding[] {
+  const out: Finding[] = [readiness('git-repository', l.gitRepository, 'GitRepository', 'revision')];
+  const at = /@sha1:([0-9a-f]+)$/.exec(l.gitRepository?.revision ?? '')?.[1];
+  const branch = l.gitRepository?.branch ?? 'the branch';
+  if ('skipped' in l.remote) {
+    out.push(bad('git-head', 'warn', `remote HEAD not checked: ${l.remote.skipped.what}`, l.remote.skipped.fix));
+  } else if ('error' in l.remote) {
+    out.push(bad('git-head', 'warn', `remote HEAD not checked: ${l.remote.error.what}`, l.remote.error.fix));
+  } else if (at !== undefined && at !== l.remote.head) {
+    out.push(bad('git-head', 'warn', `GitRepository is at ${at.slice(0, 12)}, ${branch} on the Git server is at ${l.remote.head.slice(0, 12)}`,
+      'Flux fetches once per interval; `flux reconcile source git flux-system` fetches now'));
+  } else if (at !== undefined) {
+    out.push(ok('git-head', `GitRepository is at the head of ${branch} (${at.slice(0, 12)})`));
+  }
+
+  const ks = l.kustomization;
+  out.push(readiness('kustomization', ks, 'Kustomization', 'applied'));
+  if (!ks) return out;
+  const d = ks.decryption;
+  const want = l.expectedSecretName;
+  if (d?.provider !== 'sops') {
+    out.push(bad('decryption', 'fail', d ? `${ks.ref} decrypts with provider ${d.provider ?? '(none)'}, not sops` : `${ks.ref} has no spec.decryption`,
+      'put `decryption: {provider: sops, secretRef: {name: sops-age}}` in the flux-system patch (`fluxstrap init`), push, then `fluxstrap bootstrap`'));
+  } else if (d.secretRef?.name === undefined) {
+    out.push(bad('decryption', 'fail', `${ks.ref} decryption names no secretRef`, 'add `secretRef: {name: sops-age}` to the decryption patch'));
+  } else if (want !== undefined && want !== d.secretRef.name) {
+    out.push(bad('decryption', 'fail', `${ks.ref} decrypts with Secret ${d.secretRef.name}, the repository's decryption patch names ${want}`,
+      'push the repository and let Flux apply it, or run `fluxstrap bootstrap`'));
+  } else {
+    out.push(ok('decryption', `${ks.ref} decrypts with sops, secretRef ${d.secretRef.name}`));
+  }
+  return out;
+}
+
+function ageSecretFindings(s: LiveState['ageSecret']): Finding[] {
+  const restore = 'run `fluxstrap bootstrap` to create it from your age key';
+  if (!s.exists) return [bad('sops-age-secret', 'fail', `${s.ref} does not exist: Flux cannot decrypt anything`, restore)];
+  const out: Finding[] = [];
+  if (s.ageKeys.length === 0) {
+    out.push(bad('sops-age-secret', 'fail', `${s.ref} has no key ending in .agekey (it has ${list(s.otherKeys)}): kustomize-controller imports none of it`,
+      `rename the key to age.agekey, or ${restore.replace('create', 'replace')} with --rotate-secrets`));
+  } else if (s.unreadable.length > 0) {
+    out.push(bad('sops-age-secret', 'fail', `${s.ref} holds values that are not age identities (${s.unreadable.join('; ')})`,
+      'replace it with `fluxstrap bootstrap --rotate-secrets`'));
+  } else if (s.otherKeys.length > 0) {
+    out.push(bad('sops-age-secret', 'warn', `${s.ref} has keys kustomize-controller ignores (${list(s.otherKeys)}): only *.agekey are imported`,
+      'rename them to end in .agekey, or remove them'));
+  } else {
+    out.push(ok('sops-age-secret', `${s.ref} holds ${s.recipients.length} age identit${s.recipients.length === 1 ? 'y' : 'ies'} (${list(s.recipients)})`));
+  }
+  return out;
+}
+
+/** The cluster's key against `.sops.yaml`, the local key and the files: the classic mismatch. */
+function keyFindings(o: Observed): Finding[] {
+  const out: Finding[] = [];
+  const secret = o.live?.ageSecret;
+  // Without identities in the cluster there is no cluster key to compare; its finding says why.
+  const clusterKey = secret?.exists && secret.recipients.length > 0 ? secret.recipients : undefined;
+  if ('error' in o.sopsRule) {
+    out.push(bad('sops-config', 'fail', o.sopsRule.error.what, o.sopsRule.error.fix));
+  } else if (clusterKey) {
+    const rule = o.sopsRule.recipients;
+    out.push(clusterKey.some((r) => rule.includes(r))
+      ? ok('sops-config', `the cluster key is a recipient of the .sops.yaml rule for ${o.cluster.path}`)
+      : bad('sops-config', 'fail', `cluster key does not match .sops.yaml recipients (cluster: ${list(clusterKey)}; .sops.yaml rule for ${o.cluster.path}: ${list(rule)})`,
+        'put the key .sops.yaml names into the cluster (`fluxstrap bootstrap --rotate-secrets` with that key), or add the cluster key to .sops.yaml and run `fluxstrap updatekeys`'));
+  }
+  if (o.localKey && 'error' in o.localKey) {
+    out.push(bad('local-key', 'warn', `cannot read the local age key: ${o.localKey.error.what}`, o.localKey.error.fix));
+  } else if (o.localKey && clusterKey) {
+    const local = o.localKey.recipients;
+    const same = local.length === clusterKey.length && local.every((r) => clusterKey.includes(r));
+    out.push(same
+      ? ok('local-key', 'the local age key is the cluster key')
+      : bad('local-key', 'warn', `the local age key (${list(local)}) differs from the cluster key (${list(clusterKey)})`,
+        'use the key the cluster has (--age-key-file), or rotate the cluster to yours with `fluxstrap bootstrap --rotate-secrets`'));
+  }
+  if (clusterKey) {
+    const closed = o.files.filter((f) => !f.recipients.some((r) => clusterKey.includes(r)));
+    out.push(closed.length > 0
+      ? bad('sops-files', 'fail', `the cluster key cannot open ${closed.length} of ${o.files.length} SOPS file(s): ${closed.map((f) => `${f.name} (encrypted to ${list(f.recipients)})`).join(', ')}`,
+        'add the cluster key to .sops.yaml and re-encrypt them with `fluxstrap updatekeys`')
+      : ok('sops-files', `the cluster key opens all ${o.files.length} SOPS file(s) under ${o.cluster.path}`));
+  }
+  return out;
+}
+
+function decryptingFindings(decrypting: FluxObjectState[]): Finding[] {
+  const failing = decrypting.filter((k) => k.ready?.status === 'False' && DECRYPTION_ERROR.test(k.ready.message ?? ''));
+  if (failing.length === 0) return [ok('kustomizations-decrypting', `${decrypting.length} Kustomization(s) with decryption, none failing to decrypt`)];
+  return failing.map((k) => bad('kustomizations-decrypting', 'fail', `${k.ref} fails to decrypt: ${why(k.ready)}`,
+    'the Secret its decryption.secretRef names must hold an identity of a recipient the files are encrypted to'));
+}

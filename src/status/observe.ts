@@ -1,0 +1,194 @@
+import { join } from 'node:path';
+import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import {
+  artifactRevision, conditionOf, crdEstablished, deploymentAvailable, describeRef, formatConditions, lastAppliedRevision, refOf,
+} from '../adapters/kube.ts';
+import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
+import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import { loadConfig, matchRule } from '../sops/config.ts';
+import { stanzaName } from '../sops/metadata.ts';
+import type { TaskContext } from '../tasks/context.ts';
+import { problemOf } from '../tasks/preflight.ts';
+import { findSopsFiles } from '../tasks/sops-files.ts';
+import { gitRemote } from '../tasks/source.ts';
+import type { AgeSecretState, FluxObjectState, LiveState, Observed } from './observed.ts';
+
+const FLUX_NAMESPACE = 'flux-system';
+const SYNC_NAME = 'flux-system';
+const FLUX_LABEL = 'app.kubernetes.io/part-of=flux';
+const GIT_REPOSITORY = { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository' };
+const KUSTOMIZATION = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization' };
+const CRD = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition' };
+const DEPLOYMENT = { apiVersion: 'apps/v1', kind: 'Deployment' };
+/** What the flux-system sync cannot do without, whatever else the install has. */
+const REQUIRED_CRDS = ['gitrepositories.source.toolkit.fluxcd.io', 'kustomizations.kustomize.toolkit.fluxcd.io'];
+const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
+
+/**
+ * Everything `diagnose` needs, read and never written: only GETs and LISTs against the API (no
+ * Lease, no access review, no reconcile request), `git ls-remote`, and files of the checkout.
+ * A part that cannot be observed is recorded as such instead of ending the whole report.
+ */
+export async function observe(ctx: TaskContext): Promise<Observed> {
+  const [api, sopsRule, localKey, files] = await Promise.all([
+    observeApi(ctx),
+    clusterRuleRecipients(ctx).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
+    ctx.ageIdentities().then(
+      (ids) => ({ recipients: ids.map((i) => i.recipient) }),
+      // No key on this machine is normal for an operator who only looks: nothing to compare.
+      (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
+    ),
+    findSopsFiles(ctx.paths.cluster, ctx.paths.repo, [ctx.paths.fluxSystem]),
+  ]);
+  return {
+    cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
+    api: 'error' in api ? { error: api.error } : { server: api.kube.server, context: api.kube.context, version: api.version },
+    ...('kube' in api ? { live: await observeLive(ctx, api.kube) } : {}),
+    sopsRule,
+    ...(localKey ? { localKey } : {}),
+    files: files.map((f) => ({ name: f.name, recipients: f.recipients })),
+  };
+}
+
+async function observeApi(ctx: TaskContext) {
+  try {
+    const kube = await ctx.kube();
+    return { kube, version: await kube.serverVersion() };
+  } catch (e) {
+    return { error: problemOf(e, 'check that the cluster is running and that --context/--kubeconfig point at it') };
+  }
+}
+
+/** The age recipients of the creation rule sops would use for a Secret under the cluster path. */
+async function clusterRuleRecipients(ctx: TaskContext): Promise<string[]> {
+  const config = await loadConfig(ctx.paths.sopsConfig);
+  const rule = matchRule(config, join(ctx.paths.cluster, 'secret.sops.yaml'), ctx.paths.repo);
+  if (!rule) {
+    throw new FluxstrapError('E_CONFIG', `no creation rule in .sops.yaml matches files under ${ctx.cluster.path}`, {
+      hint: `run \`fluxstrap init --cluster ${ctx.cluster.name}\` to add one`,
+    });
+  }
+  return rule.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName);
+}
+
+function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string | undefined): FluxObjectState {
+  const ready = conditionOf(obj, 'Ready');
+  const revision = revisionOf(obj);
+  return {
+    ref: describeRef(refOf(obj)),
+    suspended: (obj.spec as { suspend?: boolean } | undefined)?.suspend === true,
+    ...(ready ? { ready } : {}),
+    ...(revision !== undefined ? { revision } : {}),
+  };
+}
+
+async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveState> {
+  const sync = (type: typeof GIT_REPOSITORY) => kube.get({ ...type, namespace: FLUX_NAMESPACE, name: SYNC_NAME });
+  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting] = await Promise.all([
+    observeCrds(kube),
+    observeControllers(kube),
+    sync(GIT_REPOSITORY),
+    sync(KUSTOMIZATION),
+    remoteHead(ctx),
+    expectedDecryptionSecret(ctx),
+    decryptingKustomizations(kube),
+  ]);
+  const ksSpec = ks?.spec as { decryption?: { provider?: string; secretRef?: { name?: string } } } | undefined;
+  const namespace = ks?.metadata.namespace ?? FLUX_NAMESPACE;
+  const secretName = ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-age';
+  const repoSpec = repo?.spec as { url?: string; ref?: { branch?: string } } | undefined;
+  return {
+    crds,
+    controllers,
+    ...(repo ? {
+      gitRepository: {
+        ...fluxObjectState(repo, artifactRevision),
+        ...(repoSpec?.url !== undefined ? { url: repoSpec.url } : {}),
+        ...(repoSpec?.ref?.branch !== undefined ? { branch: repoSpec.ref.branch } : {}),
+      },
+    } : {}),
+    remote,
+    ...(ks ? {
+      kustomization: {
+        ...fluxObjectState(ks, lastAppliedRevision),
+        namespace,
+        ...(ksSpec?.decryption ? { decryption: ksSpec.decryption } : {}),
+      },
+    } : {}),
+    ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
+    ageSecret: await observeAgeSecret(kube, namespace, secretName),
+    decrypting,
+  };
+}
+
+async function observeCrds(kube: KubeAdapter): Promise<LiveState['crds']> {
+  const labelled = await kube.list(CRD.apiVersion, CRD.kind, { labelSelector: FLUX_LABEL });
+  const names = [...new Set([...REQUIRED_CRDS, ...labelled.map((c) => c.metadata.name)])].sort();
+  return names.map((name) => ({ name, state: crdEstablished(labelled.find((c) => c.metadata.name === name)) }));
+}
+
+async function observeControllers(kube: KubeAdapter): Promise<LiveState['controllers']> {
+  const labelled = await kube.list(DEPLOYMENT.apiVersion, DEPLOYMENT.kind, { namespace: FLUX_NAMESPACE, labelSelector: FLUX_LABEL });
+  const names = [...new Set([...REQUIRED_CONTROLLERS, ...labelled.map((d) => d.metadata.name)])].sort();
+  return names.map((name) => {
+    const d = labelled.find((o) => o.metadata.name === name);
+    return { name: `${FLUX_NAMESPACE}/${name}`, state: deploymentAvailable(d), conditions: formatConditions(d) };
+  });
+}
+
+async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
+  if (ctx.cluster.git.auth.type === 'none') {
+    return { skipped: { what: 'no Git credentials configured for this cluster', fix: `configure clusters.${ctx.cluster.name}.git.auth in fluxstrap.yaml` } };
+  }
+  let remote;
+  try {
+    remote = await gitRemote(ctx);
+  } catch (e) {
+    return { skipped: problemOf(e, 'configure the Git URL and credentials in fluxstrap.yaml') };
+  }
+  try {
+    const { remoteBranchHead } = await import('../adapters/git.ts');
+    return { head: await remoteBranchHead(remote, ctx.cluster.git.branch) };
+  } catch (e) {
+    return { error: problemOf(e, 'check the Git URL and credentials in fluxstrap.yaml') };
+  }
+}
+
+/** The secretRef of the decryption patch in the checkout's flux-system folder. */
+async function expectedDecryptionSecret(ctx: TaskContext): Promise<string | undefined> {
+  const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+  // A checkout without flux-system/ (or one kustomize cannot build) leaves only the live object to judge.
+  const built = await kustomizeBuild(ctx.paths.fluxSystem).catch(() => undefined);
+  const ks = built?.objects.find((o) => o.kind === KUSTOMIZATION.kind && o.apiVersion === KUSTOMIZATION.apiVersion && o.metadata.name === SYNC_NAME);
+  return (ks?.spec as { decryption?: { secretRef?: { name?: string } } } | undefined)?.decryption?.secretRef?.name;
+}
+
+/** The Kustomizations in every namespace that decrypt (the adapter lists one namespace at a time). */
+async function decryptingKustomizations(kube: KubeAdapter): Promise<FluxObjectState[]> {
+  if (!(await kube.hasKind(KUSTOMIZATION.apiVersion, KUSTOMIZATION.kind))) return [];
+  const namespaces = await kube.list('v1', 'Namespace');
+  const lists = await Promise.all(namespaces.map((ns) => kube.list(KUSTOMIZATION.apiVersion, KUSTOMIZATION.kind, { namespace: ns.metadata.name })));
+  return lists.flat()
+    .filter((k) => (k.spec as { decryption?: unknown } | undefined)?.decryption !== undefined)
+    .map((k) => fluxObjectState(k, lastAppliedRevision));
+}
+
+async function observeAgeSecret(kube: KubeAdapter, namespace: string, name: string): Promise<AgeSecretState> {
+  const ref = { apiVersion: 'v1', kind: 'Secret', namespace, name };
+  const secret = await kube.get(ref);
+  const data = (secret?.data ?? {}) as Record<string, string>;
+  const keys = Object.keys(data).sort();
+  const ageKeys = keys.filter((k) => k.endsWith('.agekey'));
+  const recipients: string[] = [];
+  const unreadable: string[] = [];
+  for (const k of ageKeys) {
+    try {
+      // The identities stay in this loop: only the recipients derived from them leave it.
+      const ids = await parseAgeKeyFile(Buffer.from(data[k] ?? '', 'base64').toString('utf8'), k, recipientOf);
+      recipients.push(...ids.map((i) => i.recipient));
+    } catch (e) {
+      unreadable.push(`${k}: ${problemOf(e, '').what}`);
+    }
+  }
+  return { ref: describeRef(ref), exists: secret !== undefined, ageKeys, otherKeys: keys.filter((k) => !k.endsWith('.agekey')), recipients, unreadable };
+}

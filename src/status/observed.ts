@@ -1,0 +1,56 @@
+import type { Condition, ServerVersion, WaitState } from '../adapters/kube.ts';
+import type { Problem } from '../tasks/preflight.ts';
+
+/**
+ * What `status` saw, as plain data: the only input of `diagnose`. Public facts only — recipients,
+ * key names, conditions — never a secret value, so the whole thing may be logged or printed.
+ */
+export interface Observed {
+  cluster: { name: string; path: string };
+  api: { server: string; context: string; version: ServerVersion } | { error: Problem };
+  /** The rest is about the cluster and absent when the API could not be asked. */
+  live?: LiveState;
+  /** Recipients of the `.sops.yaml` creation rule for files under the cluster path. */
+  sopsRule: { recipients: string[] } | { error: Problem };
+  /** The age key this machine is configured with; absent when none is configured here. */
+  localKey?: { recipients: string[] } | { error: Problem };
+  /** SOPS-encrypted files under the cluster path (outside flux-system/), repository-relative. */
+  files: { name: string; recipients: string[] }[];
+}
+
+export interface LiveState {
+  /** The Flux CRDs that must be served, and any other one labelled part of Flux. */
+  crds: { name: string; state: WaitState }[];
+  controllers: { name: string; state: WaitState; conditions: string }[];
+  gitRepository?: FluxObjectState & { url?: string; branch?: string };
+  /** The branch head on the Git server, asked with this machine's credentials. */
+  remote: { head: string } | { skipped: Problem } | { error: Problem };
+  kustomization?: FluxObjectState & { namespace: string; decryption?: { provider?: string; secretRef?: { name?: string } } };
+  /** The decryption secretRef the repository's flux-system build asks for, when it builds. */
+  expectedSecretName?: string;
+  ageSecret: AgeSecretState;
+  /** Every Kustomization of the cluster that has `spec.decryption`. */
+  decrypting: FluxObjectState[];
+}
+
+export interface FluxObjectState {
+  /** `Kustomization flux-system/flux-system`. */
+  ref: string;
+  suspended: boolean;
+  /** Absent when the controller has not reported readiness yet. */
+  ready?: Condition;
+  /** Artifact revision of a source, last applied revision of a Kustomization. */
+  revision?: string;
+}
+
+export interface AgeSecretState {
+  ref: string;
+  exists: boolean;
+  /** Keys ending in `.agekey` (the only ones kustomize-controller imports) and the rest. */
+  ageKeys: string[];
+  otherKeys: string[];
+  /** Recipients derived in memory from the identities under the `.agekey` keys. */
+  recipients: string[];
+  /** `.agekey` keys whose value is not an age identity, with why. */
+  unreadable: string[];
+}

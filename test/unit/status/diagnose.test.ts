@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { diagnose } from '../../../src/status/diagnose.ts';
+import type { Finding } from '../../../src/status/diagnose.ts';
+import type { LiveState, Observed } from '../../../src/status/observed.ts';
+import { exitCodeOf, findingLines } from '../../../src/status/run.ts';
+
+const CLUSTER_KEY = 'age1cluster';
+const OTHER_KEY = 'age1other';
+const HEAD = 'a'.repeat(40);
+const ready = { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'ok' };
+
+/** A cluster right after a bootstrap: every finding ok. */
+function healthy(): Observed & { live: LiveState } {
+  return {
+    cluster: { name: 'prod', path: 'clusters/prod' },
+    api: { server: 'https://127.0.0.1:6443', context: 'prod', version: { gitVersion: 'v1.36.3', major: 1, minor: 36 } },
+    live: {
+      crds: [{ name: 'gitrepositories.source.toolkit.fluxcd.io', state: { done: true, reason: 'established' } }],
+      controllers: [
+        { name: 'flux-system/kustomize-controller', state: { done: true, reason: 'available' }, conditions: 'Available=True' },
+        { name: 'flux-system/source-controller', state: { done: true, reason: 'available' }, conditions: 'Available=True' },
+      ],
+      gitRepository: { ref: 'GitRepository flux-system/flux-system', suspended: false, ready, revision: `main@sha1:${HEAD}`, branch: 'main' },
+      remote: { head: HEAD },
+      kustomization: {
+        ref: 'Kustomization flux-system/flux-system', suspended: false, ready, revision: `main@sha1:${HEAD}`, namespace: 'flux-system',
+        decryption: { provider: 'sops', secretRef: { name: 'sops-age' } },
+      },
+      expectedSecretName: 'sops-age',
+      ageSecret: { ref: 'Secret flux-system/sops-age', exists: true, ageKeys: ['age.agekey'], otherKeys: [], recipients: [CLUSTER_KEY], unreadable: [] },
+      decrypting: [{ ref: 'Kustomization flux-system/flux-system', suspended: false, ready }],
+    },
+    sopsRule: { recipients: [CLUSTER_KEY] },
+    localKey: { recipients: [CLUSTER_KEY] },
+    files: [{ name: 'clusters/prod/apps/db.sops.yaml', recipients: [CLUSTER_KEY] }],
+  };
+}
+
+const notOk = (fs: Finding[]) => fs.filter((f) => f.status !== 'ok');
+
+void describe('diagnose', () => {
+  void it('finds nothing wrong with a freshly bootstrapped cluster', () => {
+    const fs = diagnose(healthy());
+    assert.deepEqual(notOk(fs), []);
+    assert.deepEqual([...new Set(fs.map((f) => f.check))], [
+      'api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting',
+    ]);
+  });
+
+  const cases: { name: string; change: (o: ReturnType<typeof healthy>) => void; want: { check: string; status: 'warn' | 'fail'; message: RegExp }[] }[] = [
+    {
+      name: 'unreachable API: one failure, nothing guessed about the cluster',
+      change: (o) => {
+        o.api = { error: { what: 'https://127.0.0.1:1 is unreachable (ECONNREFUSED)', fix: 'start it' } };
+        delete (o as Observed).live;
+      },
+      want: [{ check: 'api', status: 'fail', message: /unreachable \(ECONNREFUSED\)/ }],
+    },
+    {
+      name: 'old Kubernetes',
+      change: (o) => { o.api = { server: 's', context: 'c', version: { gitVersion: 'v1.28.0', major: 1, minor: 28 } }; },
+      want: [{ check: 'api', status: 'warn', message: /older than 1\.32/ }],
+    },
+    {
+      name: 'a CRD not established',
+      change: (o) => { o.live.crds = [{ name: 'kustomizations.kustomize.toolkit.fluxcd.io', state: { done: false, reason: 'does not exist' } }]; },
+      want: [{ check: 'crds', status: 'fail', message: /kustomizations\.kustomize\.toolkit\.fluxcd\.io \(does not exist\)/ }],
+    },
+    {
+      name: 'a controller down, named with its conditions',
+      change: (o) => {
+        o.live.controllers[0] = { name: 'flux-system/kustomize-controller', state: { done: false, reason: '0/1 replicas available, 1/1 updated' }, conditions: 'Available=False (MinimumReplicasUnavailable: down)' };
+      },
+      want: [{ check: 'controller', status: 'fail', message: /^Deployment flux-system\/kustomize-controller is not available: 0\/1 replicas.*Available=False \(MinimumReplicasUnavailable/ }],
+    },
+    {
+      name: 'GitRepository missing',
+      change: (o) => { delete o.live.gitRepository; },
+      want: [{ check: 'git-repository', status: 'fail', message: /GitRepository flux-system\/flux-system does not exist/ }],
+    },
+    {
+      name: 'GitRepository behind the branch',
+      change: (o) => { o.live.remote = { head: 'b'.repeat(40) }; },
+      want: [{ check: 'git-head', status: 'warn', message: /at aaaaaaaaaaaa, main on the Git server is at bbbbbbbbbbbb/ }],
+    },
+    {
+      name: 'no Git credentials: the HEAD comparison is skipped with a warning',
+      change: (o) => { o.live.remote = { skipped: { what: 'no Git credentials configured for this cluster', fix: 'configure them' } }; },
+      want: [{ check: 'git-head', status: 'warn', message: /not checked: no Git credentials/ }],
+    },
+    {
+      name: 'Kustomization failing to decrypt: its error, and in the cluster-wide list',
+      change: (o) => {
+        const failed = { type: 'Ready', status: 'False', reason: 'ReconciliationFailed', message: "decryption failed for 'db': no identity matched any of the recipients" };
+        Object.assign(o.live.kustomization ?? {}, { ready: failed });
+        o.live.decrypting = [{ ref: 'Kustomization flux-system/flux-system', suspended: false, ready: failed }, { ref: 'Kustomization apps/web', suspended: false, ready }];
+      },
+      want: [
+        { check: 'kustomization', status: 'fail', message: /not Ready: ReconciliationFailed: decryption failed for 'db'/ },
+        { check: 'kustomizations-decrypting', status: 'fail', message: /^Kustomization flux-system\/flux-system fails to decrypt/ },
+      ],
+    },
+    {
+      name: 'a failure that is not about decryption is not a decryption failure',
+      change: (o) => { o.live.decrypting = [{ ref: 'Kustomization apps/web', suspended: false, ready: { type: 'Ready', status: 'False', message: 'Service/web dry-run failed' } }]; },
+      want: [],
+    },
+    {
+      name: 'suspended Kustomization',
+      change: (o) => { Object.assign(o.live.kustomization ?? {}, { suspended: true }); },
+      want: [{ check: 'kustomization', status: 'warn', message: /is suspended/ }],
+    },
+    {
+      name: 'Kustomization without decryption',
+      change: (o) => { delete o.live.kustomization?.decryption; },
+      want: [{ check: 'decryption', status: 'fail', message: /has no spec\.decryption/ }],
+    },
+    {
+      name: 'secretRef other than the repository patch names',
+      change: (o) => { o.live.expectedSecretName = 'sops-keys'; },
+      want: [{ check: 'decryption', status: 'fail', message: /decrypts with Secret sops-age, the repository's decryption patch names sops-keys/ }],
+    },
+    {
+      name: 'sops-age Secret deleted: named, and no key comparisons on top',
+      change: (o) => { o.live.ageSecret = { ref: 'Secret flux-system/sops-age', exists: false, ageKeys: [], otherKeys: [], recipients: [], unreadable: [] }; },
+      want: [{ check: 'sops-age-secret', status: 'fail', message: /^Secret flux-system\/sops-age does not exist/ }],
+    },
+    {
+      name: 'sops-age Secret under a key kustomize-controller ignores',
+      change: (o) => { o.live.ageSecret = { ...o.live.ageSecret, ageKeys: [], otherKeys: ['keys.txt'], recipients: [] }; },
+      want: [{ check: 'sops-age-secret', status: 'fail', message: /no key ending in \.agekey \(it has keys\.txt\)/ }],
+    },
+    {
+      name: 'sops-age Secret with an extra key',
+      change: (o) => { o.live.ageSecret = { ...o.live.ageSecret, otherKeys: ['notes'] }; },
+      want: [{ check: 'sops-age-secret', status: 'warn', message: /ignores \(notes\)/ }],
+    },
+    {
+      name: 'sops-age Secret holding something else than an identity',
+      change: (o) => { o.live.ageSecret = { ...o.live.ageSecret, recipients: [], unreadable: ['age.agekey: not an age identity line (age.agekey:1)'] }; },
+      want: [{ check: 'sops-age-secret', status: 'fail', message: /not age identities \(age\.agekey: not an age identity line/ }],
+    },
+    {
+      name: 'a different key in the cluster: .sops.yaml, the local key and the files all say so',
+      change: (o) => { o.live.ageSecret = { ...o.live.ageSecret, recipients: [OTHER_KEY] }; },
+      want: [
+        { check: 'sops-config', status: 'fail', message: /^cluster key does not match \.sops\.yaml recipients \(cluster: age1other; \.sops\.yaml rule for clusters\/prod: age1cluster\)/ },
+        { check: 'local-key', status: 'warn', message: /local age key \(age1cluster\) differs from the cluster key \(age1other\)/ },
+        { check: 'sops-files', status: 'fail', message: /cannot open 1 of 1 SOPS file\(s\): clusters\/prod\/apps\/db\.sops\.yaml \(encrypted to age1cluster\)/ },
+      ],
+    },
+    {
+      name: 'a file encrypted only to another key',
+      change: (o) => { o.files.push({ name: 'clusters/prod/apps/api.sops.yaml', recipients: [OTHER_KEY] }); },
+      want: [{ check: 'sops-files', status: 'fail', message: /cannot open 1 of 2 SOPS file\(s\): clusters\/prod\/apps\/api\.sops\.yaml/ }],
+    },
+    {
+      name: 'no creation rule for the cluster',
+      change: (o) => { o.sopsRule = { error: { what: 'no creation rule in .sops.yaml matches files under clusters/prod', fix: 'run init' } }; },
+      want: [{ check: 'sops-config', status: 'fail', message: /no creation rule/ }],
+    },
+    {
+      name: 'a local key that cannot be read',
+      change: (o) => { o.localKey = { error: { what: 'not an age identity line (keys.txt:3)', fix: 'fix it' } }; },
+      want: [{ check: 'local-key', status: 'warn', message: /cannot read the local age key: not an age identity line/ }],
+    },
+    {
+      name: 'no local key configured: nothing to compare, nothing reported',
+      change: (o) => { delete (o as Observed).localKey; },
+      want: [],
+    },
+  ];
+  for (const c of cases) {
+    void it(c.name, () => {
+      const o = healthy();
+      c.change(o);
+      const got = notOk(diagnose(o));
+      assert.deepEqual(got.map((f) => [f.check, f.status]), c.want.map((w) => [w.check, w.status]), JSON.stringify(got, null, 2));
+      for (const [i, w] of c.want.entries()) {
+        assert.match(got[i]?.message ?? '', w.message);
+        assert.ok((got[i]?.hint ?? '') !== '', `${w.check} has a hint`);
+      }
+    });
+  }
+});
+
+void describe('exit code and lines', () => {
+  const finding = (status: Finding['status']): Finding => ({ check: 'x', status, message: 'm', ...(status === 'ok' ? {} : { hint: 'h' }) });
+  const table: [Finding['status'][], boolean, number][] = [
+    [['ok', 'ok'], false, 0],
+    [['ok', 'warn'], false, 0],
+    [['ok', 'warn'], true, 1],
+    [['fail'], false, 1],
+    [[], true, 0],
+  ];
+  for (const [statuses, strict, code] of table) {
+    void it(`${statuses.join(',') || 'nothing'}${strict ? ' (strict)' : ''} → ${code}`, () => {
+      assert.equal(exitCodeOf(statuses.map(finding), strict), code);
+    });
+  }
+  void it('prints the status, the check, the message and the hint, plain without colour', () => {
+    assert.deepEqual(findingLines({ check: 'sops-age-secret', status: 'fail', message: 'gone', hint: 'bootstrap' }, false), ['✗ fail sops-age-secret: gone', '    hint: bootstrap']);
+    assert.deepEqual(findingLines({ check: 'api', status: 'ok', message: 'up' }, false), ['✔ ok   api: up']);
+  });
+});
