@@ -3,6 +3,7 @@ import { registerKeys } from './keys.ts';
 import { registerInit } from './init.ts';
 import { registerSops } from './sops.ts';
 import { registerBootstrap } from './bootstrap.ts';
+import { registerStatus } from './status.ts';
 
 /** Every subcommand; each module only declares flags and lazily imports its implementation. */
 export function registerCommands(program: Command): void {
@@ -10,4 +11,5 @@ export function registerCommands(program: Command): void {
   registerInit(program);
   registerSops(program);
   registerBootstrap(program);
+  registerStatus(program);
 }
