@@ -316,19 +316,19 @@ function doubleQuoted(s: string): string {
   return `${out}"`;
 }
 
-function literal(s: string, indent: number): string {
+function literal(s: string, indent: number, step: number): string {
   const chomp = !s.endsWith('\n') ? '-' : s === '\n' || s.endsWith('\n\n') ? '+' : '';
-  const hint = s.startsWith(' ') || s.startsWith('\n') ? String(4) : '';
+  const hint = s.startsWith(' ') || s.startsWith('\n') ? String(step) : '';
   const pad = ' '.repeat(indent);
   const body = (s.endsWith('\n') ? s.slice(0, -1) : s).split('\n').map((l) => (l === '' ? '' : pad + l));
   return `|${hint}${chomp}\n${body.join('\n')}`;
 }
 
 /** A string scalar as yaml.v3 writes it; a multi-line value becomes a literal block at `indent`. */
-function stringScalar(s: string, indent: number, isKey: boolean): string {
+function stringScalar(s: string, indent: number, isKey: boolean, step: number): string {
   const a = analyze(s);
   if (s.includes('\n')) {
-    if (!isKey && a.block) return literal(s, indent);
+    if (!isKey && a.block) return literal(s, indent, step);
     return doubleQuoted(s);
   }
   const r = resolvePlain(s);
@@ -340,9 +340,9 @@ function stringScalar(s: string, indent: number, isKey: boolean): string {
   return doubleQuoted(s);
 }
 
-function scalar(v: Value, indent: number): string {
+function scalar(v: Value, indent: number, step: number): string {
   if (v === null) return 'null';
-  if (typeof v === 'string') return stringScalar(v, indent, false);
+  if (typeof v === 'string') return stringScalar(v, indent, false, step);
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'number') {
@@ -351,7 +351,7 @@ function scalar(v: Value, indent: number): string {
     return formatFloatG(v);
   }
   if (v instanceof Timestamp) return v.text;
-  if (v instanceof Uint8Array) return stringScalar(Buffer.from(v).toString('utf8'), indent, false);
+  if (v instanceof Uint8Array) return stringScalar(Buffer.from(v).toString('utf8'), indent, false, step);
   throw new Error('not a scalar');
 }
 
@@ -372,73 +372,76 @@ class Emitter {
     this.step = step;
   }
 
+  /** yaml.v3 indents a nested node to the next multiple of the indent step. */
+  private deeper(indent: number): number {
+    return this.step * Math.floor((indent + this.step) / this.step);
+  }
+
   private comment(c: Comment, col: number): void {
     if (c.inline && this.out.length > 0) this.out[this.out.length - 1] += ` #${c.text}`;
     else this.out.push(`${' '.repeat(col)}#${c.text}`);
   }
 
-  /**
-   * `indent` is libyaml's indentation level for the collection's children; `col` is where its
-   * entries are written, which differs inside a sequence entry (`- key: …`).
-   */
-  map(m: TreeMap, indent: number, col: number, prefix: string | undefined): void {
+  /** Keys at column `indent`; inside a sequence entry the first one follows the `- ` prefix. */
+  map(m: TreeMap, indent: number, prefix?: string): void {
     let first = prefix;
     for (const item of m.items) {
       if (item.key instanceof Comment) {
-        this.comment(item.key, col);
+        this.comment(item.key, indent);
         continue;
       }
-      const lead = first ?? ' '.repeat(col);
+      const lead = first ?? ' '.repeat(indent);
       first = undefined;
-      const key = item.key === '<<' ? '!!merge <<' : stringScalar(item.key, 0, true);
-      this.entry(`${lead}${key}:`, item.value, indent);
+      const key = item.key === '<<' ? '!!merge <<' : stringScalar(item.key, 0, true, this.step);
+      this.entry(`${lead}${key}:`, item.value, this.deeper(indent));
     }
   }
 
-  /** After `head` (`key:` or `-`), write the value inline or nested. */
-  private entry(head: string, v: Value, indent: number): void {
+  /** After `head` (`key:`), the value inline or nested at `child`. */
+  private entry(head: string, v: Value, child: number): void {
     if (isCollection(v) && !isEmpty(v)) {
-      if (v instanceof TreeMap) {
-        this.out.push(head);
-        this.map(v, indent + this.step, indent + this.step, undefined);
-      } else {
-        this.out.push(head);
-        this.list(v, indent + this.step);
-      }
+      this.out.push(head);
+      if (v instanceof TreeMap) this.map(v, child);
+      else this.list(v, child);
       return;
     }
-    const text = isCollection(v) ? (v instanceof TreeMap ? '{}' : '[]') : scalar(v, indent + this.step);
-    this.out.push(`${head} ${text}`);
+    this.out.push(`${head} ${this.inline(v, child)}`);
   }
 
-  list(list: Value[], col: number): void {
+  private inline(v: Value, child: number): string {
+    if (v instanceof TreeMap) return '{}';
+    if (Array.isArray(v)) return '[]';
+    return scalar(v, child, this.step);
+  }
+
+  /** Dashes at column `indent`; what an entry holds is indented past its `- `. */
+  list(list: Value[], indent: number): void {
     for (const v of list) {
       if (v instanceof Comment) {
-        this.comment(v, col);
+        this.comment(v, indent);
         continue;
       }
-      const dash = `${' '.repeat(col)}- `;
+      const dash = `${' '.repeat(indent)}- `;
       if (v instanceof TreeMap && !isEmpty(v)) {
         // Comments before the first key go above the `- `: read back, they belong to the list,
         // which has the same path (and so the same AAD) as the map.
         const lead = leadingComments(v);
-        for (const i of v.items.slice(0, lead)) this.comment(i.key as Comment, col);
-        this.map(new TreeMap(v.items.slice(lead)), col, col + 2, dash);
-      }
-      else if (Array.isArray(v) && !isEmpty(v)) this.nestedList(v, col + 2, dash);
-      else {
-        const text = isCollection(v) ? (v instanceof TreeMap ? '{}' : '[]') : scalar(v, col + 2);
-        this.out.push(`${dash}${text}`);
+        for (const i of v.items.slice(0, lead)) this.comment(i.key as Comment, indent);
+        this.map(new TreeMap(v.items.slice(lead)), indent + 2, dash);
+      } else if (Array.isArray(v) && !isEmpty(v)) {
+        this.nestedList(v, indent + 2, dash);
+      } else {
+        this.out.push(`${dash}${this.inline(v, indent + 2)}`);
       }
     }
   }
 
-  private nestedList(list: Value[], col: number, prefix: string): void {
+  private nestedList(list: Value[], indent: number, prefix: string): void {
     const start = this.out.length;
-    this.list(list, col);
+    this.list(list, indent);
     // libyaml starts a sequence inside a sequence entry on the entry's own line: `- - a`.
     const firstLine = this.out[start];
-    if (firstLine !== undefined) this.out[start] = prefix + firstLine.slice(col);
+    if (firstLine !== undefined) this.out[start] = prefix + firstLine.slice(indent);
   }
 }
 
@@ -450,7 +453,7 @@ export function emitYaml(branches: Branch[], opts: YamlWriteOptions = {}): strin
   const docs = branches.map((b) => {
     const e = new Emitter(opts.indent ?? 4);
     if (isEmpty(b) && b.items.length === 0) return '{}\n';
-    e.map(b, 0, 0, undefined);
+    e.map(b, 0);
     return `${e.out.join('\n')}\n`;
   });
   return docs.join('---\n');

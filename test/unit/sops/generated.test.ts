@@ -40,8 +40,12 @@ void describe('vectors generated with sops 3.13.2', () => {
   });
 
   for (const name of encrypted) {
+    // `nested.indent-N.*` were written with stores.yaml.indent: N.
+    const indent = /\.indent-(\d)\./.exec(name)?.[1];
+    const store = indent === undefined ? {} : { indent: Number(indent) };
+
     void it(`${name}: decrypts to what sops decrypt printed, MAC verified`, async () => {
-      const out = await decryptDocument(readFileSync(join(generatedDir, name)), formatForPath(name), name, sources);
+      const out = await decryptDocument(readFileSync(join(generatedDir, name)), formatForPath(name), name, sources, { store });
       assert.equal(out.toString('latin1'), readFileSync(join(generatedDir, `${name}.decrypted`)).toString('latin1'));
     });
 
@@ -51,7 +55,7 @@ void describe('vectors generated with sops 3.13.2', () => {
       const { metadata } = parseEncrypted(sops, format, name);
       const plainName = `${name.split('.')[0] ?? ''}.${name.split('.').pop() ?? ''}`;
       const keyGroups = metadata.keyGroups.map((g) => g.map((s) => newStanza('age', stanzaField(s, 'recipient'))));
-      const ours = await encryptDocument(readFileSync(join(generatedDir, 'plain', plainName)), format, name, { keyGroups, shamirThreshold: metadata.shamirThreshold, rules: metadata.rules }, sources);
+      const ours = await encryptDocument(readFileSync(join(generatedDir, 'plain', plainName)), format, name, { keyGroups, shamirThreshold: metadata.shamirThreshold, rules: metadata.rules }, sources, store);
       assert.equal(layout(ours), layout(sops.toString('utf8')));
     });
   }

@@ -16,7 +16,7 @@ enc() { # out in [--config FILE] flags...
   cfg=/dev/null
   if [ "${1:-}" = --config ]; then cfg=$2; shift 2; fi
   "$SOPS" --config "$cfg" encrypt "$@" --filename-override "$in" "plain/$in" > "$out"
-  "$SOPS" decrypt "$out" > "$out.decrypted"
+  "$SOPS" --config "$cfg" decrypt "$out" > "$out.decrypted"
 }
 # sops has no flag for mac_only_encrypted: it comes from a creation rule.
 printf 'creation_rules:\n  - age: %s\n    encrypted_regex: ^(data|stringData)$\n    mac_only_encrypted: true\n' "$A" > rule.tmp.yaml
@@ -33,5 +33,10 @@ enc app.enc.json app.json --age "$A"
 enc app.enc.env app.env --age "$A"
 enc app.enc.ini app.ini --age "$A"
 enc blob.enc.bin blob.bin --age "$A"
+# How sops lays out nested lists, maps and block scalars for each stores.yaml.indent.
+for n in 2 3 4; do
+  printf 'stores:\n  yaml:\n    indent: %s\ncreation_rules:\n  - age: %s\n' "$n" "$A" > rule.tmp.yaml
+  enc "nested.indent-$n.enc.yaml" nested.yaml --config rule.tmp.yaml
+done
 printf 'creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [%s]\n      - age: [%s]\n      - age: [%s]\n' "$A" "$B" "$C" > shamir.tmp.yaml
 enc secret.shamir.enc.yaml secret.yaml --config shamir.tmp.yaml
