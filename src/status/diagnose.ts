@@ -70,7 +70,9 @@ function readiness(check: string, obj: FluxObjectState | undefined, kind: string
   if (obj.ready?.status === 'False') {
     return bad(check, 'fail', `${obj.ref} not Ready: ${why(obj.ready)}`, `kubectl -n flux-system describe ${kind.toLowerCase()} flux-system for events`);
   }
-  return bad(check, 'warn', `${obj.ref} is reconciling (${why(obj.ready)})`, 'run status again in a minute');
+  // Every interval brings a reconcile; one in progress is news only if none ever succeeded.
+  if (obj.revision !== undefined) return ok(check, `${obj.ref} reconciling, ${what} ${short(obj.revision)} before`);
+  return bad(check, 'warn', `${obj.ref} is reconciling for the first time (${why(obj.ready)})`, 'run status again in a minute');
 }
 
 function syncFindings(l: LiveState): Finding[] {

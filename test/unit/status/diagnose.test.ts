@@ -112,6 +112,18 @@ void describe('diagnose', () => {
       want: [{ check: 'kustomization', status: 'warn', message: /is suspended/ }],
     },
     {
+      name: 'a routine reconcile in progress is fine',
+      change: (o) => { Object.assign(o.live.kustomization ?? {}, { ready: { type: 'Ready', status: 'Unknown', reason: 'Progressing' } }); },
+      want: [],
+    },
+    {
+      name: 'a first reconcile in progress is not known to work yet',
+      change: (o) => {
+        o.live.gitRepository = { ref: 'GitRepository flux-system/flux-system', suspended: false, ready: { type: 'Ready', status: 'Unknown', reason: 'Progressing' } };
+      },
+      want: [{ check: 'git-repository', status: 'warn', message: /reconciling for the first time \(Progressing\)/ }],
+    },
+    {
       name: 'Kustomization without decryption',
       change: (o) => { delete o.live.kustomization?.decryption; },
       want: [{ check: 'decryption', status: 'fail', message: /has no spec\.decryption/ }],
