@@ -30,6 +30,7 @@ export const builtinKinds: KindRegistry = {
   'cluster-root': () => import('./cluster-root.ts').then((m) => m.clusterRootKind),
   makefile: () => import('./makefile.ts').then((m) => m.makefileKind),
   gitignore: () => import('./gitignore.ts').then((m) => m.gitignoreKind),
+  'fluxstrap-config': () => import('./fluxstrap-config.ts').then((m) => m.fluxstrapConfigKind),
 };
 
 /** Load a kind, checking that the module's `kind` matches the name it is registered under. */

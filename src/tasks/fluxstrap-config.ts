@@ -1,0 +1,295 @@
+import { execFile } from 'node:child_process';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { promisify } from 'node:util';
+import { isMap, isScalar } from 'yaml';
+import type { Document, YAMLMap } from 'yaml';
+import { z } from 'zod';
+import { readTextIfExists } from '../adapters/files.ts';
+import { version } from '../cli/version.ts';
+import { CONFIG_FILE, FluxstrapConfigSchema, parseConfig } from '../config/fluxstrap-config.ts';
+import { configError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { fileKind } from './file-content.ts';
+import type { FileState } from './file-content.ts';
+import { parseEditable, rootMap, str } from './yaml-edit.ts';
+
+/**
+ * The cluster's entry in `fluxstrap.yaml`, so that `fluxstrap bootstrap` (and `make provision`)
+ * find the cluster folder, the Git source and the age key without flags. The file is the user's:
+ * comments, order and other clusters stay as they are, a setting they wrote is never removed,
+ * and only what is missing is added — except a value given now (a flag), which wins.
+ */
+
+const clusterName = FluxstrapConfigSchema.shape.clusters.keyType;
+const clusterEntry = FluxstrapConfigSchema.shape.clusters.valueType;
+
+export const fluxstrapConfigParams = z.object({
+  cluster: z.string(),
+  /** Given now (flags): written, replacing a different value of the same setting. */
+  set: clusterEntry.default({}),
+  /** Found rather than given (the origin remote): written only where the entry has no value. */
+  fill: clusterEntry.default({}),
+});
+/** As written, before the schema's defaults: a username init was not given must not be written. */
+export type FluxstrapConfigParams = z.input<typeof fluxstrapConfigParams>;
+type Entry = z.input<typeof clusterEntry>;
+
+/** Where an installed fluxstrap keeps the schema; editors can read it offline and it matches that version. */
+const LOCAL_SCHEMA = 'node_modules/fluxstrap/schema/fluxstrap.schema.json';
+
+/** Settings that are one of several shapes (`ageKey: {file} | {env} | {ansibleVault}`, `auth: {https} | {ssh}`). */
+const ONE_OF = new Set(['ageKey', 'auth']);
+
+/** New keys go in the schema's order (path, kube, git, ageKey; url, branch, auth), as the README shows them. */
+const KEY_ORDER = [...Object.keys(clusterEntry.shape), ...Object.keys(clusterEntry.shape.git.unwrap().shape)];
+const rank = (key: string) => (KEY_ORDER.includes(key) ? KEY_ORDER.indexOf(key) : KEY_ORDER.length);
+
+type Tree = { readonly [key: string]: unknown };
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null;
+
+interface Merge {
+  /** `git.url`-style paths of the settings added. */
+  added: string[];
+  /** `git.branch to dev (was main)`. */
+  updated: string[];
+  /** Settings of another shape the user chose, kept instead of ours. */
+  kept: string[];
+}
+
+/**
+ * Add `set` and `fill` to the entry map. A setting of a one-of shape that the user chose
+ * differently (an age key from `env` where we know a `file`) is kept: replacing it would remove
+ * what they wrote, and `--key-file` may be only where init takes the public key from.
+ */
+function merge(doc: Document, map: YAMLMap, set: Tree, fill: Tree, at: string, out: Merge): void {
+  const keys = [...new Set([...Object.keys(set), ...Object.keys(fill)])].sort((a, b) => rank(a) - rank(b));
+  for (const key of keys) {
+    const given = set[key];
+    const want = given ?? fill[key];
+    if (want === undefined) continue;
+    const path = at === '' ? key : `${at}.${key}`;
+    const node = map.get(key, true);
+    const absent = node === undefined || (isScalar(node) && node.value === null);
+    if (isTree(want)) {
+      if (isMap(node) && ONE_OF.has(key) && !Object.keys(want).some((k) => node.has(k))) {
+        out.kept.push(`${path}.${node.items.map((p) => str(p.key)).join(',')}`);
+        continue;
+      }
+      merge(doc, mapAt(doc, map, key), isTree(given) ? given : {}, isTree(fill[key]) ? fill[key] : {}, path, out);
+    } else if (absent) {
+      map.set(key, want);
+      out.added.push(path);
+    } else if (typeof given === 'string' && str(node) !== given) {
+      out.updated.push(`${path} to ${given} (was ${str(node) ?? 'a value'})`);
+      // Changing the scalar in place keeps the comment written next to it.
+      if (isScalar(node)) node.value = given;
+      else map.set(key, given);
+    }
+  }
+}
+
+/** The map under `key`, created when absent (the file was validated: nothing else can be there). */
+function mapAt(doc: Document, map: YAMLMap, key: string): YAMLMap {
+  const node = map.get(key, true);
+  if (isMap(node)) return node;
+  const created = doc.createNode({}) as YAMLMap;
+  map.set(key, created);
+  return created;
+}
+
+/** The file as it would be, with what changed; undefined when the cluster cannot have an entry. */
+function plan(p: FluxstrapConfigParams, state: FileState): { text: string; merge: Merge; created: boolean } | undefined {
+  const { content } = state;
+  const y = parseEditable(content ?? '', CONFIG_FILE);
+  const existing = rootMap(y, CONFIG_FILE, CONFIG_FILE);
+  // The loader's own check: what it rejects, bootstrap would reject too, at the same line.
+  if (existing !== undefined) parseConfig(content ?? '', CONFIG_FILE);
+  if (!clusterName.safeParse(p.cluster).success) return undefined;
+
+  const root = existing ?? (y.doc.contents = y.doc.createNode({}) as YAMLMap);
+  if (content === undefined) root.commentBefore = ` yaml-language-server: $schema=${schemaRef(state)}`;
+  const clusters = mapAt(y.doc, root, 'clusters');
+  const created = !clusters.has(p.cluster);
+  const entry = mapAt(y.doc, clusters, p.cluster);
+  // The default folder is not written: the entry then follows the convention, as the README shows.
+  const given = p.set ?? {};
+  const { path: folder, ...rest } = given;
+  const set = folder === `clusters/${p.cluster}` && !entry.has('path') ? rest : given;
+  const out: Merge = { added: [], updated: [], kept: [] };
+  merge(y.doc, entry, set, p.fill ?? {}, '', out);
+  const text = y.toString();
+  try {
+    parseConfig(text, CONFIG_FILE);
+  } catch (e) {
+    if (!isFluxstrapError(e)) throw e;
+    throw configError(`the entry for cluster ${p.cluster} would be invalid: ${e.message}`, { file: CONFIG_FILE, ...(e.location?.field ? { field: e.location.field } : {}) });
+  }
+  return { text, merge: out, created };
+}
+
+function schemaRef(state: FileState): string {
+  return state.inputs[LOCAL_SCHEMA] !== undefined ? `./${LOCAL_SCHEMA}` : `https://unpkg.com/fluxstrap@${version}/schema/fluxstrap.schema.json`;
+}
+
+export const fluxstrapConfigKind = fileKind<FluxstrapConfigParams>({
+  kind: 'fluxstrap-config',
+  params: fluxstrapConfigParams,
+  file: () => CONFIG_FILE,
+  inputs: () => [LOCAL_SCHEMA],
+  desired(p, state) {
+    const planned = plan(p, state);
+    if (planned === undefined || planned.text === state.content) return undefined;
+    const { added, updated } = planned.merge;
+    const parts = [
+      ...(added.length > 0 ? [`${planned.created ? 'add cluster' : 'add to cluster'} ${p.cluster}: ${added.join(', ')}`] : []),
+      ...updated.map((u) => `set clusters.${p.cluster}.${u}`),
+    ];
+    return { content: planned.text, summary: parts.join('; ') || `add cluster ${p.cluster}` };
+  },
+  notes(p, state) {
+    if (!clusterName.safeParse(p.cluster).success) {
+      return [`cluster "${p.cluster}" is not in ${CONFIG_FILE}, whose cluster names are lowercase DNS labels: run init with --cluster ${p.cluster.toLowerCase().replace(/[^a-z0-9-]/g, '-')} --path ${p.set?.path ?? `clusters/${p.cluster}`}`];
+    }
+    const planned = plan(p, state);
+    const kept = (planned?.merge.kept ?? []).map((k) => `kept clusters.${p.cluster}.${k} as written in ${CONFIG_FILE}`);
+    const git = planned === undefined ? undefined : parseConfig(planned.text, CONFIG_FILE).clusters[p.cluster]?.git;
+    // Flux uses a token only over HTTPS and a deploy key only over SSH; bootstrap would fail late.
+    const scheme = git?.url?.startsWith('ssh://') ? 'ssh' : 'https';
+    const mismatch = git?.url !== undefined && git.auth !== undefined && !(scheme in git.auth);
+    return mismatch ? [...kept, `git.auth of cluster ${p.cluster} does not fit its ${scheme} URL ${git.url ?? ''}: Flux would not use it`] : kept;
+  },
+});
+
+/** The init flags that describe the cluster's Git source in fluxstrap.yaml. */
+export interface GitFlags {
+  gitUrl?: string;
+  branch?: string;
+  gitTokenEnv?: string;
+  gitSshKey?: string;
+  gitKnownHosts?: string;
+}
+
+/**
+ * The params of init's fluxstrap.yaml task: the flags as `set`, the origin remote as `fill`.
+ * `ageKeyFile` is the --key-file when it holds age identities (a PGP key is no sops-age source).
+ */
+export async function fluxstrapConfigTaskParams(
+  repo: string,
+  cluster: string,
+  clusterPath: string,
+  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined },
+): Promise<FluxstrapConfigParams> {
+  if ((flags.gitSshKey === undefined) !== (flags.gitKnownHosts === undefined)) {
+    throw usageError('--git-ssh-key and --git-known-hosts go together', 'Flux checks the Git server against the known_hosts file: pass both');
+  }
+  if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
+  const url = flags.gitUrl === undefined ? undefined : fluxGitUrl(flags.gitUrl);
+  if (flags.gitUrl !== undefined && url === undefined) {
+    throw usageError(`--git-url ${flags.gitUrl}: Flux pulls from https:// or ssh:// URLs`, 'e.g. https://github.com/me/fleet.git or git@github.com:me/fleet.git');
+  }
+  if (flags.gitUrl !== undefined && hasPassword(flags.gitUrl)) {
+    throw usageError(`--git-url must not carry a password: ${CONFIG_FILE} is committed`, 'name the environment variable holding the token with --git-token-env');
+  }
+  const stored = (file: string) => configPath(file, repo);
+  const auth =
+    flags.gitTokenEnv !== undefined ? { https: { passwordEnv: flags.gitTokenEnv } }
+    : flags.gitSshKey !== undefined && flags.gitKnownHosts !== undefined ? { ssh: { keyFile: stored(flags.gitSshKey), knownHostsFile: stored(flags.gitKnownHosts) } }
+    : undefined;
+  const git = { ...(url !== undefined ? { url } : {}), ...(flags.branch !== undefined ? { branch: flags.branch } : {}), ...(auth ? { auth } : {}) };
+  const set: Entry = {
+    ...(flags.path !== undefined ? { path: clusterPath } : {}),
+    ...(Object.keys(git).length > 0 ? { git } : {}),
+    ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile) } } : {}),
+  };
+  const checked = clusterEntry.safeParse(set);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    throw usageError(`invalid ${issue?.path.join('.') ?? 'value'} for ${CONFIG_FILE}: ${issue?.message ?? ''}`);
+  }
+  return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
+}
+
+/** The cluster folder fluxstrap.yaml names, so that init without --path works on the same folder as bootstrap. */
+export async function configuredPath(repo: string, cluster: string): Promise<string | undefined> {
+  const text = await readTextIfExists(join(repo, CONFIG_FILE));
+  return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster]?.path;
+}
+
+/**
+ * A path as fluxstrap.yaml should hold it. The loader reads `~/` as the home folder and relative
+ * paths against the repository, so: `~` is kept, a relative path (typed relative to where the user
+ * stands) is re-anchored on the repository, and an absolute path inside the repository or the home
+ * folder is written relative to it — the committed file then works in every clone and for teammates.
+ */
+export function configPath(given: string, repo: string, cwd = process.cwd(), home = homedir()): string {
+  if (given === '~' || given.startsWith('~/')) return given;
+  const abs = resolve(cwd, given);
+  const under = (dir: string) => {
+    const rel = relative(dir, abs);
+    return rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) ? rel.split(sep).join('/') : undefined;
+  };
+  if (!isAbsolute(given)) return relative(repo, abs).split(sep).join('/');
+  const inRepo = under(repo);
+  if (inRepo !== undefined) return inRepo;
+  const inHome = under(home);
+  return inHome !== undefined ? `~/${inHome}` : abs;
+}
+
+/**
+ * A Git remote URL as Flux's GitRepository accepts it: http(s):// or ssh://. The scp-like form
+ * git users type (`git@host:owner/repo.git`) becomes `ssh://git@host/owner/repo.git`; credentials
+ * are dropped (Flux takes them from the Secret, and this file is committed). Local paths, file://
+ * and git:// are nothing Flux can pull from: undefined.
+ */
+export function fluxGitUrl(remote: string): string | undefined {
+  const raw = remote.trim().replace(/^(git\+ssh|ssh\+git):\/\//, 'ssh://');
+  // git's rule: a colon before any slash, and no scheme, is the scp-like syntax.
+  const scp = /^(?:([^@/:]+)@)?([^/:]+):(?!\/\/)(.+)$/.exec(raw);
+  if (!raw.includes('://') && scp) {
+    const [, user, host, path] = scp;
+    return `ssh://${user !== undefined ? `${user}@` : ''}${host ?? ''}/${(path ?? '').replace(/^\/+/, '')}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:' && url.protocol !== 'ssh:') return undefined;
+  url.password = '';
+  if (url.protocol !== 'ssh:') url.username = '';
+  return url.href;
+}
+
+function hasPassword(raw: string): boolean {
+  try {
+    return new URL(raw).password !== '';
+  } catch {
+    return false;
+  }
+}
+
+const run = promisify(execFile);
+
+/** git's answer, or undefined when there is none (no git, not a repository, no such remote). */
+async function gitOutput(repo: string, args: string[]): Promise<string | undefined> {
+  try {
+    const out = (await run('git', ['-C', repo, ...args], { timeout: 10_000 })).stdout.trim();
+    return out === '' ? undefined : out;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The `origin` remote as Flux would pull it, and its default branch when the clone recorded it
+ * (origin/HEAD). The current branch is not used: init may well run on a feature branch.
+ */
+async function fromOrigin(repo: string): Promise<Entry> {
+  const remote = await gitOutput(repo, ['remote', 'get-url', 'origin']);
+  const url = remote === undefined ? undefined : fluxGitUrl(remote);
+  if (url === undefined) return {};
+  const head = await gitOutput(repo, ['symbolic-ref', '--quiet', '--short', 'refs/remotes/origin/HEAD']);
+  const branch = head?.startsWith('origin/') ? head.slice('origin/'.length) : undefined;
+  return { git: { url, ...(branch !== undefined ? { branch } : {}) } };
+}

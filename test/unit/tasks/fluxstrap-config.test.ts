@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
+import { FluxstrapError } from '../../../src/core/errors.ts';
+import { configPath, fluxGitUrl, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../../../src/tasks/fluxstrap-config.ts';
+import { planFile } from '../../helpers/file-tasks.ts';
+import { tempDir } from '../../helpers/tmp.ts';
+import { runTool } from '../../helpers/tools.ts';
+
+const LOCAL_SCHEMA = 'node_modules/fluxstrap/schema/fluxstrap.schema.json';
+const prod = (set: object, fill: object = {}) => ({ cluster: 'prod', set, fill });
+const GIT = { url: 'https://git.example.com/me/fleet.git', branch: 'main' };
+
+/** The team's file: comments everywhere, a second cluster, and prod described in part. */
+const TEAM = `# how fluxstrap reaches our clusters
+defaultCluster: lab
+clusters:
+  # the homelab
+  lab:
+    kube: { context: lab-admin }
+    ageKey:
+      env: SOPS_AGE_KEY # from the password manager
+  prod:
+    git:
+      branch: main # Flux follows this
+`;
+
+const isConfigError = (line: number, text: RegExp) => (e: unknown) =>
+  e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === 'fluxstrap.yaml' && e.location.line === line && text.test(e.message);
+
+void describe('fluxstrap-config plan', () => {
+  void it('creates the file with the editor schema comment, and bootstrap resolves the cluster from it', () => {
+    const { changes, after } = planFile(fluxstrapConfigKind, prod({ path: 'clusters/eu/prod', ageKey: { file: '~/.config/sops/age/prod.agekey' } }, { git: GIT }), undefined);
+    assert.equal(changes[0]?.action, 'create');
+    assert.equal(changes[0]?.summary, 'add cluster prod: path, git.url, git.branch, ageKey.file');
+    assert.equal(
+      after,
+      `# yaml-language-server: $schema=https://unpkg.com/fluxstrap@0.1.0/schema/fluxstrap.schema.json
+clusters:
+  prod:
+    path: clusters/eu/prod
+    git:
+      url: ${GIT.url}
+      branch: main
+    ageKey:
+      file: ~/.config/sops/age/prod.agekey
+`,
+    );
+    const cluster = resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), { cluster: 'prod' }, {}, { repoDir: '/repo', cwd: '/elsewhere' });
+    assert.equal(cluster.path, 'clusters/eu/prod');
+    assert.deepEqual(cluster.git, { ...GIT, auth: { type: 'none' } });
+    assert.equal(cluster.ageKey.type === 'file' && cluster.ageKey.file.endsWith('/.config/sops/age/prod.agekey'), true);
+  });
+
+  void it('points the schema comment at an installed fluxstrap when the repository has one', () => {
+    const { after } = planFile(fluxstrapConfigKind, prod({}), undefined, { [LOCAL_SCHEMA]: '{}' });
+    assert.ok(after?.startsWith(`# yaml-language-server: $schema=./${LOCAL_SCHEMA}\nclusters:\n  prod: {}\n`), after);
+  });
+
+  void it('leaves out the default cluster folder', () => {
+    assert.doesNotMatch(planFile(fluxstrapConfigKind, prod({ path: 'clusters/prod' }), undefined).after ?? '', /path:/);
+  });
+
+  void it('fills in the entry of an existing file, keeping comments, order and the other cluster', () => {
+    const { changes, after } = planFile(fluxstrapConfigKind, prod({ ageKey: { file: 'keys/prod.agekey' } }, { git: GIT }), TEAM);
+    assert.equal(changes[0]?.action, 'update');
+    assert.equal(changes[0]?.summary, 'add to cluster prod: git.url, ageKey.file');
+    assert.equal(after, `${TEAM.replace('      branch: main # Flux follows this\n', `      branch: main # Flux follows this\n      url: ${GIT.url}\n    ageKey:\n      file: keys/prod.agekey\n`)}`);
+    assert.doesNotMatch(after ?? '', /yaml-language-server/, 'an existing file gets no schema comment');
+  });
+
+  void it('adds a new cluster after the others', () => {
+    const { after } = planFile(fluxstrapConfigKind, { cluster: 'edge', set: { ageKey: { file: 'edge.agekey' } } }, TEAM);
+    assert.equal(after, `${TEAM}  edge:\n    ageKey:\n      file: edge.agekey\n`);
+  });
+
+  void it('a second plan on the result finds nothing, and found values never replace what is there', () => {
+    const { after } = planFile(fluxstrapConfigKind, prod({ ageKey: { file: 'keys/prod.agekey' } }, { git: GIT }), TEAM);
+    assert.deepEqual(planFile(fluxstrapConfigKind, prod({ ageKey: { file: 'keys/prod.agekey' } }, { git: GIT }), after).changes, []);
+    const otherRemote = { git: { url: 'ssh://git@mirror.example.com/fleet.git', branch: 'trunk' } };
+    assert.deepEqual(planFile(fluxstrapConfigKind, prod({}, otherRemote), after).changes, [], 'the origin remote only fills gaps');
+  });
+
+  void it('a flag given now that conflicts with the entry updates that field, in place, and says so', () => {
+    const { changes, after } = planFile(fluxstrapConfigKind, prod({ git: { branch: 'release' } }), TEAM);
+    assert.equal(changes[0]?.summary, 'set clusters.prod.git.branch to release (was main)');
+    assert.equal(changes[0]?.before, TEAM);
+    assert.equal(after, TEAM.replace('branch: main # Flux follows this', 'branch: release # Flux follows this'));
+  });
+
+  void it('never removes what the user set: an age key of another kind is kept, with a note', () => {
+    const { changes, notes } = planFile(fluxstrapConfigKind, { cluster: 'lab', set: { ageKey: { file: 'lab.agekey' } } }, TEAM);
+    assert.deepEqual(changes, []);
+    assert.deepEqual(notes, ['kept clusters.lab.ageKey.env as written in fluxstrap.yaml']);
+  });
+
+  void it('notes Git auth that does not fit the URL scheme', () => {
+    const { notes } = planFile(fluxstrapConfigKind, prod({ git: { url: 'ssh://git@host/fleet.git', auth: { https: { passwordEnv: 'TOKEN' } } } }), undefined);
+    assert.match(notes[0] ?? '', /git\.auth of cluster prod does not fit its ssh URL/);
+  });
+
+  void it('a cluster name fluxstrap.yaml cannot hold: nothing written, a note with the way out', () => {
+    const { changes, notes } = planFile(fluxstrapConfigKind, { cluster: 'Prod_EU', set: {} }, undefined);
+    assert.deepEqual(changes, []);
+    assert.match(notes[0] ?? '', /--cluster prod-eu --path clusters\/Prod_EU/);
+  });
+
+  void it('an invalid file is E_CONFIG at its line, and nothing is planned', () => {
+    assert.throws(() => planFile(fluxstrapConfigKind, prod({}), 'clusters:\n  prod:\n    path: a\n    path: b\n'), isConfigError(4, /invalid YAML/));
+    assert.throws(() => planFile(fluxstrapConfigKind, prod({}), 'clusters:\n  prod:\n    git:\n      uri: https://x\n'), isConfigError(4, /unknown key "uri"/));
+    assert.throws(() => planFile(fluxstrapConfigKind, prod({}), '# nothing yet\nclusters: []\n'), isConfigError(2, /expected record/));
+  });
+
+  void it('an empty file is filled like a new one, keeping its comment', () => {
+    const { after } = planFile(fluxstrapConfigKind, prod({}), '# our clusters\n');
+    assert.equal(after, '# our clusters\n\nclusters:\n  prod: {}\n');
+  });
+});
+
+void describe('fluxGitUrl', () => {
+  void it('gives Flux an https:// or ssh:// URL without credentials', () => {
+    const cases: [string, string | undefined][] = [
+      ['git@github.com:me/fleet.git', 'ssh://git@github.com/me/fleet.git'],
+      ['gitea.lan:/srv/git/fleet.git', 'ssh://gitea.lan/srv/git/fleet.git'],
+      ['ssh://git@host:2222/fleet.git', 'ssh://git@host:2222/fleet.git'],
+      ['git+ssh://git@host/fleet.git', 'ssh://git@host/fleet.git'],
+      ['https://me:ghp_secret@github.com/me/fleet.git', 'https://github.com/me/fleet.git'],
+      ['http://git.lan/fleet.git', 'http://git.lan/fleet.git'],
+      ['git://host/fleet.git', undefined],
+      ['file:///srv/fleet.git', undefined],
+      ['/srv/fleet.git', undefined],
+      ['../fleet', undefined],
+    ];
+    for (const [remote, url] of cases) assert.equal(fluxGitUrl(remote), url, remote);
+  });
+});
+
+void describe('configPath', () => {
+  void it('keeps ~, anchors relative paths on the repository, and writes home and repository paths portably', () => {
+    const at = (given: string) => configPath(given, '/home/me/src/fleet', '/home/me/src/fleet/clusters', '/home/me');
+    assert.equal(at('~/.config/sops/age/keys.txt'), '~/.config/sops/age/keys.txt');
+    assert.equal(at('../keys/prod.agekey'), 'keys/prod.agekey');
+    assert.equal(at('../../prod.agekey'), '../prod.agekey');
+    assert.equal(at('/home/me/src/fleet/keys/prod.agekey'), 'keys/prod.agekey');
+    assert.equal(at('/home/me/.ssh/flux'), '~/.ssh/flux');
+    assert.equal(at('/etc/flux/known_hosts'), '/etc/flux/known_hosts');
+  });
+});
+
+void describe("init's fluxstrap.yaml params", () => {
+  void it('flags become settings; the origin remote fills URL and default branch', async () => {
+    const repo = await tempDir('config-origin');
+    await runTool('git', ['init', '--quiet'], { cwd: repo });
+    await runTool('git', ['remote', 'add', 'origin', 'git@github.com:me/fleet.git'], { cwd: repo });
+    await runTool('git', ['symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/trunk'], { cwd: repo });
+    const found = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', {});
+    assert.deepEqual(found, { cluster: 'prod', set: {}, fill: { git: { url: 'ssh://git@github.com/me/fleet.git', branch: 'trunk' } } });
+    const given = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/x', {
+      path: 'clusters/x',
+      gitUrl: 'https://github.com/me/fleet.git',
+      branch: 'main',
+      gitSshKey: join(repo, 'deploy'),
+      gitKnownHosts: join(repo, 'known_hosts'),
+      ageKeyFile: '~/k.agekey',
+    });
+    assert.deepEqual(given, {
+      cluster: 'prod',
+      set: { path: 'clusters/x', git: { url: 'https://github.com/me/fleet.git', branch: 'main', auth: { ssh: { keyFile: 'deploy', knownHostsFile: 'known_hosts' } } }, ageKey: { file: '~/k.agekey' } },
+      fill: {},
+    });
+  });
+
+  void it('refuses flags that cannot make a valid entry', async () => {
+    const repo = await tempDir('config-flags');
+    const usage = (text: RegExp) => (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && text.test(e.message);
+    const params = (flags: object) => fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags);
+    await assert.rejects(params({ gitSshKey: 'k' }), usage(/--git-ssh-key and --git-known-hosts go together/));
+    await assert.rejects(params({ gitSshKey: 'k', gitKnownHosts: 'h', gitTokenEnv: 'T' }), usage(/alternatives/));
+    await assert.rejects(params({ gitUrl: 'git://host/fleet.git' }), usage(/Flux pulls from https:\/\/ or ssh:\/\//));
+    await assert.rejects(params({ gitUrl: 'https://me:tok@host/fleet.git' }), usage(/must not carry a password/));
+    await assert.rejects(params({ gitTokenEnv: 'MY-TOKEN' }), usage(/git\.auth\.https\.passwordEnv .*environment variable name/));
+  });
+});
