@@ -14,6 +14,11 @@ export function registerInit(program: Command): void {
     .option('--key-file <file>', 'age key file or armored OpenPGP key to take the public key from (default: as sops finds age keys)')
     .option('--age <recipient>', 'age recipient instead of a key file (repeatable)', collect)
     .option('--repo <dir>', 'repository root (default: the current folder)')
+    .option('--git-url <url>', 'URL Flux pulls from, https:// or ssh:// (git@host:owner/repo is converted; default: the origin remote)')
+    .option('--branch <name>', 'branch Flux follows (default: the origin remote\'s default branch, else main)')
+    .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
+    .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
+    .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
     .addHelpText(
@@ -30,13 +35,20 @@ What it ensures (--check shows it as a diff first):
   clusters/NAME/kustomization.yaml    lists flux-system (else Flux never applies its own config from Git)
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
+  fluxstrap.yaml                      the cluster's entry, so bootstrap needs no flags: path (unless
+                                      clusters/NAME), ageKey.file (an age --key-file), git.url and
+                                      git.branch (flags, else the origin remote), git.auth (flags);
+                                      comments and other clusters kept, a setting you wrote is never
+                                      removed, a flag given now replaces a different value
 
 Exit codes: 0 done or nothing to do, 1 failed, 2 bad usage, 3 --check found changes to make.
 
 Examples:
   fluxstrap init --cluster prod
   fluxstrap init --cluster prod --key-file ~/.config/sops/age/keys.txt --check
-  fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab`,
+  fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
+  fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
+  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts`,
     )
     .action(async (opts: InitOptions, cmd: Command) => {
       if (opts.keyFile !== undefined && opts.age !== undefined) {

@@ -5,6 +5,7 @@ import { readText } from '../adapters/files.ts';
 import { createReporter, info } from '../cli/context.ts';
 import type { GlobalOptions } from '../cli/context.ts';
 import { runTasks } from '../core/engine.ts';
+import { CONFIG_FILE } from '../config/fluxstrap-config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
@@ -12,6 +13,8 @@ import { identitiesFromEnv } from '../keys/actions.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
+import { configuredPath, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
+import type { GitFlags } from '../tasks/fluxstrap-config.ts';
 import type { FileState, RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
@@ -21,7 +24,7 @@ import { sopsConfigKind } from '../tasks/sops-config.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
-export interface InitOptions {
+export interface InitOptions extends GitFlags {
   cluster: string;
   path?: string;
   keyFile?: string;
@@ -36,10 +39,11 @@ type PublicKey = { type: 'age'; recipients: string[] } | { type: 'pgp'; fingerpr
 
 export async function runInit(opts: InitOptions, g: GlobalOptions): Promise<number> {
   const repo = await repoDir(opts.repo);
-  const clusterPath = await clusterDir(repo, opts.cluster, opts.path);
+  const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? (await configuredPath(repo, opts.cluster)));
   const key = await publicKey(opts);
   const ctx: RepoContext = { paths: { repo } };
-  const tasks = await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined });
+  const tasks = [...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile)), { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config }];
 
   // Every file is read and planned before anything is written, so a bad input anywhere (an
   // invalid .sops.yaml, a broken kustomization.yaml) stops init before it changes a first file.

@@ -109,6 +109,7 @@ void describe('init on the seed repository', () => {
       '?? .sops.yaml',
       '?? Makefile',
       '?? clusters/production/.sops.pub.age',
+      '?? fluxstrap.yaml',
     ]);
   });
 
@@ -126,14 +127,14 @@ void describe('init on the seed repository', () => {
   void it('a second run reports nothing to do, changes nothing, and prints the same as a third', async () => {
     const second = initWithKey(r);
     assert.equal(second.code, 0, second.stderr);
-    assert.match(second.stderr, /ok=7 changed=0 would-change=0/);
+    assert.match(second.stderr, /ok=8 changed=0 would-change=0/);
     assert.match(second.stderr, /nothing to do/);
     assert.deepEqual(await snapshot(r.repo), afterFirst);
     const third = initWithKey(r);
     assert.equal(stable(third.stderr), stable(second.stderr));
     assert.equal(third.stdout, second.stdout);
     const again = json(initWithKey(r, '--json'));
-    assert.deepEqual(again.recap, { ok: 7, changed: 0, wouldChange: 0, skipped: 0, failed: 0 });
+    assert.deepEqual(again.recap, { ok: 8, changed: 0, wouldChange: 0, skipped: 0, failed: 0 });
     const check = initWithKey(r, '--check');
     assert.equal(check.code, 0, 'nothing pending');
     assert.deepEqual(await snapshot(r.repo), afterFirst);
@@ -182,7 +183,7 @@ void describe('init --json', () => {
     const r = await fluxRepo();
     const doc = json(initWithKey(r, '--json', '--check'));
     assert.equal(doc.check, true);
-    assert.deepEqual(doc.tasks.map((t) => t.kind), ['sops-config', 'public-key-file', 'decryption-patch', 'gotk-sync-restore', 'cluster-root', 'makefile', 'gitignore']);
+    assert.deepEqual(doc.tasks.map((t) => t.kind), ['sops-config', 'public-key-file', 'decryption-patch', 'gotk-sync-restore', 'cluster-root', 'makefile', 'gitignore', 'fluxstrap-config']);
     assert.ok(doc.tasks.every((t) => t.outcome === 'would-change' && t.changes.length === 1));
     assert.deepEqual(doc.tasks.find((t) => t.kind === 'gotk-sync-restore')?.changes[0]?.target, 'file clusters/production/flux-system/gotk-sync.yaml');
   });
@@ -249,6 +250,88 @@ void describe('init in other repositories', () => {
   });
 });
 
+void describe('init writes fluxstrap.yaml, which bootstrap reads', () => {
+  const URL = 'https://git.example.invalid/me/fleet.git';
+  let r: FluxRepo;
+  let written: Record<string, string>;
+
+  before(async () => {
+    r = await fluxRepo();
+    await r.git('remote', 'add', 'origin', 'git@git.example.invalid:me/fleet.git');
+  });
+
+  void it('records the cluster: flags, the age key file under ~, and the origin remote only where no flag says', async () => {
+    const res = initWithKey(r, '--git-url', URL, '--branch', 'main', '--git-token-env', 'GITHUB_TOKEN');
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(
+      await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8'),
+      `# yaml-language-server: $schema=https://unpkg.com/fluxstrap@0.1.0/schema/fluxstrap.schema.json
+clusters:
+  production:
+    git:
+      url: ${URL}
+      branch: main
+      auth:
+        https:
+          passwordEnv: GITHUB_TOKEN
+    ageKey:
+      file: ~/keys/cluster.agekey
+`,
+    );
+    written = await snapshot(r.repo);
+    const fromOrigin = await fluxRepo({ cluster: 'lab' });
+    await fromOrigin.git('remote', 'add', 'origin', 'git@git.example.invalid:me/lab.git');
+    assert.equal(init(fromOrigin, '--age', recipient).code, 0);
+    assert.equal(await readFile(join(fromOrigin.repo, 'fluxstrap.yaml'), 'utf8'), `# yaml-language-server: $schema=https://unpkg.com/fluxstrap@0.1.0/schema/fluxstrap.schema.json\nclusters:\n  lab:\n    git:\n      url: ssh://git@git.example.invalid/me/lab.git\n`);
+  });
+
+  void it('a second init reports nothing to do and changes nothing', async () => {
+    const again = initWithKey(r);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /ok=8 changed=0 would-change=0/);
+    assert.deepEqual(await snapshot(r.repo), written);
+  });
+
+  void it('fluxstrap run and bootstrap resolve the cluster from it, without flags', async () => {
+    const playbook = join(home, 'show.yaml');
+    await writeFile(playbook, 'name: "{{ cluster.name }} at {{ cluster.path }} from {{ cluster.git.url }} ({{ cluster.git.branch }}, {{ cluster.git.auth.type }})"\ntasks:\n  - name: keys stay out of Git\n    gitignore: { entries: ["*.agekey"] }\n');
+    const run = runCli(['run', playbook, '--check'], { cwd: join(r.repo, r.clusterPath), env: env() });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`^► production at clusters/production from ${URL} \\(main, https\\)`));
+    // Past the configuration, bootstrap stops at preflight: there is no cluster to reach.
+    await writeFile(join(home, 'kubeconfig'), 'apiVersion: v1\nkind: Config\nclusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\ncontexts: [{ name: dead, context: { cluster: dead, user: u } }]\ncurrent-context: dead\n');
+    const boot = runCli(['bootstrap', '--check', '--json', '--cluster', 'production'], { cwd: r.repo, env: env({ KUBECONFIG: join(home, 'kubeconfig'), GITHUB_TOKEN: 'not-a-token' }) });
+    assert.equal(boot.code, 1, boot.stderr);
+    const doc = JSON.parse(boot.stdout) as { title: string; tasks: { kind: string; outcome: string; error?: { code: string; message: string } }[] };
+    assert.equal(doc.title, 'Bootstrap Flux on production');
+    assert.deepEqual([doc.tasks[0]?.kind, doc.tasks[0]?.outcome], ['preflight', 'failed']);
+    const error = doc.tasks[0]?.error;
+    assert.equal(error?.code, 'E_PRECONDITION', JSON.stringify(error));
+    assert.match(error?.message ?? '', new RegExp(`cannot read ${URL}: .*Could not resolve host`), 'the Git check used the URL and token the file names');
+    assert.match(error?.message ?? '', /the Kubernetes API at https:\/\/127\.0\.0\.1:1 is unreachable/);
+    assert.deepEqual(await snapshot(r.repo), written);
+  });
+
+  void it('a flag that conflicts with the entry updates that field, shown in the diff', async () => {
+    const check = initWithKey(r, '--branch', 'release', '--check');
+    assert.equal(check.code, 3, check.stderr);
+    assert.match(check.stderr, /set clusters\.production\.git\.branch to release \(was main\)/);
+    assert.match(check.stderr, /^ {4}- {6}branch: main\n {4}\+ {6}branch: release$/m);
+    assert.equal(initWithKey(r, '--branch', 'release').code, 0);
+    assert.equal((parse(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8')) as { clusters: { production: { git: { branch: string; url: string } } } }).clusters.production.git.url, URL, 'the rest is kept');
+  });
+
+  void it('a later init without --path works on the folder fluxstrap.yaml names', async () => {
+    const moved = await fluxRepo({ cluster: 'eu' });
+    await moved.git('mv', 'clusters/eu', 'clusters/prod-eu');
+    assert.equal(init(moved, '--path', 'clusters/prod-eu', '--age', recipient).code, 0);
+    assert.match(await readFile(join(moved.repo, 'fluxstrap.yaml'), 'utf8'), /^ {2}eu:\n {4}path: clusters\/prod-eu\n/m);
+    const again = init(moved, '--age', recipient);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /nothing to do/);
+  });
+});
+
 void describe('init: bad input', () => {
   /** Each case fails with one line naming the file and leaves the repository exactly as it was. */
   async function refuses(r: FluxRepo, args: string[], text: RegExp, where: string, code = 1, extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -260,6 +343,11 @@ void describe('init: bad input', () => {
   void it('invalid YAML in .sops.yaml, with its line, and nothing else changed', async () => {
     const r = await fluxRepo({ files: { '.sops.yaml': 'creation_rules:\n  - path_regex: a\n    age: x\n  path_regex: b\n' } });
     await refuses(r, ['--key-file', keyFile], /^error: invalid YAML/, '.sops.yaml:4');
+  });
+
+  void it('an invalid fluxstrap.yaml, with its line', async () => {
+    const r = await fluxRepo({ files: { 'fluxstrap.yaml': 'clusters:\n  production:\n    git:\n      branch: main\n      uri: https://x\n' } });
+    await refuses(r, ['--key-file', keyFile], /^error: unknown key "uri"/, 'fluxstrap.yaml:5');
   });
 
   void it('a .sops.yaml sops would reject', async () => {
