@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { KubeObject, ObjectRef } from '../adapters/kube.ts';
-import { artifactRevision, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt } from '../adapters/kube.ts';
+import { artifactRevision, conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt } from '../adapters/kube.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
@@ -20,6 +20,18 @@ interface ReconcileFacts {
 
 const sourceReady = (f: ReconcileFacts) => fluxReadyAt(f.revision, artifactRevision)(f.source.obj).done;
 const kustomizationReady = (f: ReconcileFacts) => fluxReadyAt(f.revision, lastAppliedRevision)(f.kustomization.obj).done;
+
+/**
+ * The controller is at work on it: a generation it has not observed yet (a new object), or
+ * Ready=Unknown, which Flux sets while a reconcile runs.
+ */
+export function reconciling(obj: KubeObject | undefined): boolean {
+  if (!obj) return false;
+  const observed = (obj.status as { observedGeneration?: number } | undefined)?.observedGeneration ?? -1;
+  if (observed < (obj.metadata.generation ?? 0)) return true;
+  const ready = conditionOf(obj, 'Ready');
+  return !ready || ready.status === 'Unknown';
+}
 
 /** Nothing to do once the source holds the expected commit and the Kustomization has applied it. */
 export function planReconcile(f: ReconcileFacts): Change<'source' | 'kustomization'>[] {
@@ -55,19 +67,23 @@ export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext> = {
     const kube = await ctx.kube();
     const facts = await this.observe({}, ctx);
     const isSource = change.data === 'source';
-    const { ref, obj } = isSource ? facts.source : facts.kustomization;
-    const check = fluxReadyAt(facts.revision, isSource ? artifactRevision : lastAppliedRevision, {
+    const { ref } = isSource ? facts.source : facts.kustomization;
+    let { obj } = isSource ? facts.source : facts.kustomization;
+    const revisionOf = isSource ? artifactRevision : lastAppliedRevision;
+    const progress = { timeoutMs: ctx.timeoutMs, onProgress: (r: string) => ctx.log(`${describeRef(ref)}: ${r}`) };
+    if (fluxReadyAt(facts.revision, revisionOf)(obj).done) return;
+    if (reconciling(obj)) {
+      // A request now would queue a second reconcile right behind this one; let it finish first.
+      obj = await kube.waitFor(ref, (o) => ({ done: !reconciling(o), reason: 'reconciling' }), { ...progress, what: 'done with its reconcile in progress' });
+      if (fluxReadyAt(facts.revision, revisionOf)(obj).done) return;
+    }
+    const check = fluxReadyAt(facts.revision, revisionOf, {
       handledBefore: lastHandledReconcileAt(obj),
       ...(isSource ? {} : { attemptedOf: lastAttemptedRevision }),
     });
-    if (check(obj).done) return;
     // RFC 3339 with nanoseconds, as the flux CLI writes it; any new value triggers a reconcile.
     await kube.patchMerge(ref, { metadata: { annotations: { [REQUESTED_AT]: new Date().toISOString() } } });
-    await kube.waitFor(ref, check, {
-      timeoutMs: ctx.timeoutMs,
-      what: isSource ? `Ready at ${facts.revision}` : `applied at ${facts.revision}`,
-      onProgress: (r) => ctx.log(`${describeRef(ref)}: ${r}`),
-    });
+    await kube.waitFor(ref, check, { ...progress, what: isSource ? `Ready at ${facts.revision}` : `applied at ${facts.revision}` });
   },
   notes(_p, facts) {
     return [`revision ${facts.revision}`];

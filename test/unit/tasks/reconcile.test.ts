@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { KubeObject } from '../../../src/adapters/kube.ts';
 import { artifactRevision, crdEstablished, deploymentAvailable, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../../../src/adapters/kube.ts';
-import { planReconcile } from '../../../src/tasks/reconcile.ts';
+import { planReconcile, reconciling } from '../../../src/tasks/reconcile.ts';
 import { planWaits } from '../../../src/tasks/wait-controllers.ts';
 
 const REV = 'main@sha1:abc';
@@ -33,6 +33,19 @@ void describe('planReconcile', () => {
       assert.deepEqual(planReconcile(facts).map((c) => c.target.split(' ')[0]), t.want);
     });
   }
+});
+
+void describe('reconciling', () => {
+  void it('a new object, an unobserved generation or Ready=Unknown is in progress', () => {
+    assert.equal(reconciling(flux('Kustomization', {})), true);
+    assert.equal(reconciling(flux('Kustomization', ready('True'), 2)), true);
+    assert.equal(reconciling(flux('Kustomization', ready('Unknown'))), true);
+  });
+  void it('Ready=True or False after observing the generation is settled; a missing object does nothing by itself', () => {
+    assert.equal(reconciling(flux('Kustomization', ready('True'))), false);
+    assert.equal(reconciling(flux('Kustomization', ready('False'))), false);
+    assert.equal(reconciling(undefined), false);
+  });
 });
 
 void describe('fluxReadyAt', () => {
