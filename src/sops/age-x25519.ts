@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /**
  * The age v1 format for X25519 recipients, on Node's own crypto. Loading `age-encryption` (with
@@ -86,6 +86,31 @@ function publicKey(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
 }
 
+// Building key objects costs more than the X25519 itself; a batch reuses the same few keys.
+const identityCache = new Map<string, { priv: KeyObject; pub: Buffer }>();
+const recipientCache = new Map<string, KeyObject>();
+
+function identityKeys(secret: Uint8Array): { priv: KeyObject; pub: Buffer } {
+  const id = Buffer.from(secret).toString('hex');
+  let keys = identityCache.get(id);
+  if (!keys) {
+    const priv = privateKey(secret);
+    keys = { priv, pub: rawPublic(priv) };
+    identityCache.set(id, keys);
+  }
+  return keys;
+}
+
+function recipientKey(raw: Buffer): KeyObject {
+  const id = raw.toString('hex');
+  let key = recipientCache.get(id);
+  if (!key) {
+    key = publicKey(raw);
+    recipientCache.set(id, key);
+  }
+  return key;
+}
+
 function rawPublic(priv: KeyObject): Buffer {
   return createPublicKey(priv).export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length);
 }
@@ -143,9 +168,9 @@ export function encryptX25519(recipient: string, plain: Uint8Array): Uint8Array 
   if (!theirs) throw new Error('not an X25519 age recipient');
   if (plain.length > CHUNK) throw new Error('payload too large for a single age chunk');
   const fileKey = randomBytes(16);
-  const eph = privateKey(randomBytes(32));
-  const ephPub = rawPublic(eph);
-  const shared = diffieHellman({ privateKey: eph, publicKey: publicKey(theirs) });
+  const eph = generateKeyPairSync('x25519');
+  const ephPub = eph.publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length);
+  const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: recipientKey(theirs) });
   const wrapKey = hkdf(shared, Buffer.concat([ephPub, theirs]), X25519_INFO);
   const body = seal(wrapKey, Buffer.alloc(12), fileKey);
   const header = `age-encryption.org/v1\n-> X25519 ${b64(ephPub)}\n${wrapLines(b64(body))}\n---`;
@@ -205,8 +230,7 @@ export function decryptX25519(file: Uint8Array, secrets: Uint8Array[]): Buffer |
   if (!h) throw new Error('not an age file');
   let fileKey: Buffer | undefined;
   for (const secret of secrets) {
-    const priv = privateKey(secret);
-    const ours = rawPublic(priv);
+    const { priv, pub: ours } = identityKeys(secret);
     for (const s of h.stanzas) {
       if (s.type !== 'X25519' || s.args.length !== 1) continue;
       const ephPub = unb64(s.args[0] ?? '');
