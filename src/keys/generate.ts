@@ -1,4 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readTextIfExists, writeAtomic } from '../adapters/files.ts';
 import { FluxstrapError, fsError, isFluxstrapError } from '../core/errors.ts';
 import { formatAgeKeyFile, parseAgeKeyFile, recipientOf } from './age.ts';
@@ -40,15 +42,58 @@ export async function newAgeKey(opts: NewAgeKeyOptions): Promise<NewAgeKey> {
   await checkKeyFileTarget(opts.file, opts.append);
   const identity = await generateAgeIdentity(opts.postQuantum);
   const block = formatAgeKeyFile(identity, opts.now ?? new Date());
-  const existing = opts.append ? await readTextIfExists(opts.file) : undefined;
-  if (existing === undefined) {
-    await writeKeyFile(opts.file, block, true);
-    return { recipient: identity.recipient, file: opts.file, identities: 1 };
+  const add = async (): Promise<NewAgeKey> => {
+    const existing = opts.append ? await readTextIfExists(opts.file) : undefined;
+    if (existing === undefined) {
+      await writeKeyFile(opts.file, block, true);
+      return { recipient: identity.recipient, file: opts.file, identities: 1 };
+    }
+    const held = await parseAgeKeyFile(existing, opts.file, recipientOf);
+    const separator = existing.endsWith('\n') ? '' : '\n';
+    await writeKeyFile(opts.file, `${existing}${separator}${block}`, false);
+    return { recipient: identity.recipient, file: opts.file, identities: held.length + 1 };
+  };
+  return opts.append ? withAppendLock(opts.file, add) : add();
+}
+
+/** Long enough for any other append to finish (they hold the lock for a read and a write). */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * An append reads the file and writes it back whole (temp file + rename, so a crash leaves the
+ * old or the new file, never half an identity). Two appends at once would both read the old
+ * content and the second rename would drop the first one's identity, so appends take turns: a
+ * lock file next to the key file, created with O_EXCL, which exactly one process can create.
+ * A lock left by a crash is not guessed stale and broken (two processes guessing so would both
+ * go ahead): after waiting, the error names it.
+ */
+async function withAppendLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${file}.lock`;
+  try {
+    await mkdir(dirname(file), { recursive: true, mode: KEY_DIR_MODE });
+  } catch (e) {
+    // mkdir says EEXIST when a file stands where the folder should be
+    throw fsError((e as NodeJS.ErrnoException).code === 'EEXIST' ? Object.assign(new Error(), { code: 'ENOTDIR' }) : e, dirname(file), 'create folder');
   }
-  const held = await parseAgeKeyFile(existing, opts.file, recipientOf);
-  const separator = existing.endsWith('\n') ? '' : '\n';
-  await writeKeyFile(opts.file, `${existing}${separator}${block}`, false);
-  return { recipient: identity.recipient, file: opts.file, identities: held.length + 1 };
+  for (const deadline = Date.now() + LOCK_WAIT_MS; ; await sleep(20)) {
+    try {
+      await (await open(lock, 'wx', KEY_FILE_MODE)).close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, lock, 'create lock file');
+      if (Date.now() > deadline) {
+        throw new FluxstrapError('E_PRECONDITION', 'another append to this key file is under way', {
+          location: { file: lock },
+          hint: `if no fluxstrap keys new --append is running, a crashed one left the lock: remove ${lock}`,
+        });
+      }
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
 }
 
 /** Write private key material: 0600, new parent folders 0700, exclusive unless appending. */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../../../src/keys/age.ts';
@@ -10,6 +12,16 @@ import { leftoverTempFiles, tempDir } from '../../helpers/tmp.ts';
 
 const isError = (code: string, text: RegExp) => (e: unknown) => e instanceof FluxstrapError && e.code === code && text.test(e.message);
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
+
+/** `fluxstrap keys new --append` in its own process, from the sources; its recipient. */
+function cliAppend(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [fileURLToPath(new URL('../../../src/cli.ts', import.meta.url)), 'keys', 'new', '--append', '--out', file], (e, stdout, stderr) => {
+      if (e) reject(new Error(stderr || e.message));
+      else resolve(stdout.trim());
+    });
+  });
+}
 
 async function roundTrip(secret: string, recipient: string): Promise<string> {
   const enc = new Encrypter();
@@ -74,6 +86,19 @@ void describe('newAgeKey', () => {
     await writeFile(file, (await readFile(file, 'utf8')).trimEnd(), { mode: 0o600 });
     await newAgeKey({ file, postQuantum: false, append: true });
     assert.equal((await parseAgeKeyFile(await readFile(file, 'utf8'), file, recipientOf)).length, 2);
+  });
+
+  void it('appends at the same moment, in one process or several, lose no identity', async () => {
+    const dir = await tempDir('keys');
+    const file = join(dir, 'keys.txt');
+    const first = await newAgeKey({ file, postQuantum: false, append: false });
+    const together = await Promise.all([1, 2, 3].map(() => newAgeKey({ file, postQuantum: false, append: true })));
+    const processes = await Promise.all([1, 2].map(() => cliAppend(file)));
+    const held = await parseAgeKeyFile(await readFile(file, 'utf8'), file, recipientOf);
+    assert.deepEqual(new Set(held.map((i) => i.recipient)), new Set([first.recipient, ...together.map((k) => k.recipient), ...processes]));
+    assert.equal(held.length, 6);
+    assert.equal(await mode(file), 0o600);
+    assert.deepEqual(await readdir(dir), ['keys.txt'], 'no lock or temp file left');
   });
 
   void it('refuses to append to a file that is not a key file, leaving it as it was', async () => {
