@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
-import { connectKube, deploymentAvailable } from '../../src/adapters/kube.ts';
-import type { KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
+import { conditionOf, connectKube, deploymentAvailable, lastHandledReconcileAt } from '../../src/adapters/kube.ts';
+import type { Condition, KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
 import type { Finding } from '../../src/status/diagnose.ts';
 import { assertBuilt, startCluster } from './index.ts';
 import type { Cluster } from './index.ts';
@@ -16,6 +16,7 @@ import type { Cluster } from './index.ts';
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_STATUS_TEST_TOKEN';
 const SOPS_AGE = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' };
+const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' };
 const KUSTOMIZE_CONTROLLER = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' };
 
 interface Run { code: number | undefined; stdout: string; stderr: string }
@@ -90,6 +91,16 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     }
   };
   const problems = (doc: StatusDoc) => doc.findings.filter((f) => f.status !== 'ok');
+  /** Ask kustomize-controller for a reconcile of flux-system (as `flux reconcile` does) and wait for its verdict. */
+  const reconciled = async (until: (ready: Condition | undefined) => boolean) => {
+    const requestedAt = new Date().toISOString();
+    await kube.patchMerge(FLUX_SYSTEM, { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': requestedAt } } });
+    await kube.waitFor(FLUX_SYSTEM, (o) => {
+      const ready = conditionOf(o, 'Ready');
+      const handled = lastHandledReconcileAt(o) === requestedAt;
+      return { done: handled && until(ready), reason: `${handled ? 'handled' : 'not handled yet'}, Ready=${ready?.status ?? 'none'}` };
+    }, { timeoutMs: 60_000, what: 'reconciled' });
+  };
 
   before(async () => {
     assertBuilt();
@@ -109,7 +120,7 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
   });
 
   void it('reports every check ok after a bootstrap, exits 0, and changes nothing', async (t) => {
-    const watched = [SOPS_AGE, { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' }];
+    const watched = [SOPS_AGE, FLUX_SYSTEM];
     const versions = async () => [
       ...(await Promise.all(watched.map(async (r) => (await kube.get(r))?.metadata.annotations ?? {}))),
       (await kube.list('coordination.k8s.io/v1', 'Lease', { namespace: 'flux-system' })).map((l) => l.metadata.name).sort(),
@@ -160,9 +171,27 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
       assert.match(byCheck('sops-files')?.message ?? '', /cannot open 1 of 1 SOPS file\(s\): clusters\/test\/apps\/db\.sops\.yaml/);
       assert.equal(byCheck('local-key')?.status, 'warn');
       assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY/);
+
+      // Once kustomize-controller tries the wrong key, its own error is reported.
+      await reconciled((ready) => ready?.status === 'False');
+      const after = problems((await status()).doc);
+      assert.match(after.find((x) => x.check === 'kustomization')?.message ?? '', /not Ready: .*decrypt/i, JSON.stringify(after));
+      assert.match(after.find((x) => x.check === 'kustomizations-decrypting')?.message ?? '', /^Kustomization flux-system\/flux-system fails to decrypt/);
     } finally {
       await kube.apply(ageSecret);
     }
+    await reconciled((ready) => ready?.status === 'True');
+  });
+
+  void it('fails at the API, and only there, when --kubeconfig points at nothing', async () => {
+    const dead = join(home, 'dead.kubeconfig');
+    // Port 1 (tcpmux) is privileged and unused on any machine that runs these tests.
+    writeFileSync(dead, readFileSync(cluster.kubeconfig, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, 'server: https://127.0.0.1:1'));
+    const run = await fluxstrap(['--json', 'status', '--kubeconfig', dead], repo.dir, repo.env);
+    assert.equal(run.code, 1);
+    const doc = JSON.parse(run.stdout) as StatusDoc;
+    assert.deepEqual(problems(doc).map((f) => [f.check, f.status]), [['api', 'fail']]);
+    assert.match(problems(doc)[0]?.message ?? '', /ECONNREFUSED/);
   });
 
   void it('fails naming the Deployment when kustomize-controller is down', async () => {
