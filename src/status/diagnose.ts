@@ -38,9 +38,11 @@ export function diagnose(o: Observed): Finding[] {
     const old = versionProblem(version.gitVersion, version.major, version.minor, MIN_KUBERNETES);
     out.push(old ? bad('api', 'warn', old.what, old.fix) : ok('api', `Kubernetes ${version.gitVersion} at ${server} (context ${o.api.context})`));
   }
-  if (o.live) out.push(...installFindings(o.live), ...syncFindings(o.live), ...ageSecretFindings(o.live.ageSecret));
-  out.push(...keyFindings(o));
-  if (o.live) out.push(...decryptingFindings(o.live.decrypting));
+  if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
+  const live = o.live && !('error' in o.live) ? o.live : undefined;
+  if (live) out.push(...installFindings(live), ...syncFindings(live), ...ageSecretFindings(live.ageSecret));
+  out.push(...keyFindings(o, live?.ageSecret));
+  if (live) out.push(...decryptingFindings(live.decrypting));
   return out;
 }
 
@@ -52,12 +54,11 @@ function installFindings(l: LiveState): Finding[] {
       'run `fluxstrap bootstrap` to install the Flux components')
     : ok('crds', `${l.crds.length} Flux CRDs established`));
   for (const c of l.controllers) {
+    const ref = `Deployment ${c.namespace}/${c.name}`;
     out.push(c.state.done
-      ? ok('controller', `Deployment ${c.name} available`)
-      : bad('controller', 'fail', `Deployment ${c.name} is not available: ${c.state.reason}; conditions: ${c.conditions}`,
-        c.state.reason === 'does not exist'
-          ? 'run `fluxstrap bootstrap` to install it'
-          : `kubectl -n ${c.name.split('/')[0] ?? ''} describe deployment ${c.name.split('/')[1] ?? ''} and read its Pods' logs`));
+      ? ok('controller', `${ref} available`)
+      : bad('controller', 'fail', `${ref} is not available: ${c.state.reason}; conditions: ${c.conditions}`,
+        c.state.reason === 'does not exist' ? 'run `fluxstrap bootstrap` to install it' : `kubectl -n ${c.namespace} describe deployment ${c.name} and read its Pods' logs`));
   }
   return out;
 }
@@ -129,9 +130,8 @@ function ageSecretFindings(s: LiveState['ageSecret']): Finding[] {
 }
 
 /** The cluster's key against `.sops.yaml`, the local key and the files: the classic mismatch. */
-function keyFindings(o: Observed): Finding[] {
+function keyFindings(o: Observed, secret: LiveState['ageSecret'] | undefined): Finding[] {
   const out: Finding[] = [];
-  const secret = o.live?.ageSecret;
   // Without identities in the cluster there is no cluster key to compare; its finding says why.
   const clusterKey = secret?.exists && secret.recipients.length > 0 ? secret.recipients : undefined;
   if ('error' in o.sopsRule) {

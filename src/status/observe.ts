@@ -27,7 +27,8 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
 /**
  * Everything `diagnose` needs, read and never written: only GETs and LISTs against the API (no
  * Lease, no access review, no reconcile request), `git ls-remote`, and files of the checkout.
- * A part that cannot be observed is recorded as such instead of ending the whole report.
+ * The API, Git, the local key and .sops.yaml are each recorded as unobservable when they are, so one
+ * of them failing does not end the whole report.
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
   const [api, sopsRule, localKey, files] = await Promise.all([
@@ -43,7 +44,9 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
     api: 'error' in api ? { error: api.error } : { server: api.kube.server, context: api.kube.context, version: api.version },
-    ...('kube' in api ? { live: await observeLive(ctx, api.kube) } : {}),
+    ...('kube' in api ? {
+      live: await observeLive(ctx, api.kube).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
+    } : {}),
     sopsRule,
     ...(localKey ? { localKey } : {}),
     files: files.map((f) => ({ name: f.name, recipients: f.recipients })),
@@ -132,7 +135,7 @@ async function observeControllers(kube: KubeAdapter): Promise<LiveState['control
   const names = [...new Set([...REQUIRED_CONTROLLERS, ...labelled.map((d) => d.metadata.name)])].sort();
   return names.map((name) => {
     const d = labelled.find((o) => o.metadata.name === name);
-    return { name: `${FLUX_NAMESPACE}/${name}`, state: deploymentAvailable(d), conditions: formatConditions(d) };
+    return { namespace: FLUX_NAMESPACE, name, state: deploymentAvailable(d), conditions: formatConditions(d) };
   });
 }
 

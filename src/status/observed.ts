@@ -8,8 +8,8 @@ import type { Problem } from '../tasks/preflight.ts';
 export interface Observed {
   cluster: { name: string; path: string };
   api: { server: string; context: string; version: ServerVersion } | { error: Problem };
-  /** The rest is about the cluster and absent when the API could not be asked. */
-  live?: LiveState;
+  /** What the cluster holds; absent when the API could not be asked, an error when it refused. */
+  live?: LiveState | { error: Problem };
   /** Recipients of the `.sops.yaml` creation rule for files under the cluster path. */
   sopsRule: { recipients: string[] } | { error: Problem };
   /** The age key this machine is configured with; absent when none is configured here. */
@@ -21,7 +21,7 @@ export interface Observed {
 export interface LiveState {
   /** The Flux CRDs that must be served, and any other one labelled part of Flux. */
   crds: { name: string; state: WaitState }[];
-  controllers: { name: string; state: WaitState; conditions: string }[];
+  controllers: { namespace: string; name: string; state: WaitState; conditions: string }[];
   gitRepository?: FluxObjectState & { url?: string; branch?: string };
   /** The branch head on the Git server, asked with this machine's credentials. */
   remote: { head: string } | { skipped: Problem } | { error: Problem };

@@ -30,7 +30,8 @@ export function exitCodeOf(findings: Finding[], strict: boolean): number {
 /** Observe the cluster read-only, diagnose, report; returns the exit code. */
 export async function runStatus(opts: StatusOptions, g: GlobalOptions): Promise<number> {
   const cluster = await resolveClusterFlags(opts, process.env, process.cwd());
-  const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 30_000, log: () => undefined });
+  // check: kinds and helpers that honour it stay read-only; status never waits, so no wait budget.
+  const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined });
   const findings = diagnose(await observe(ctx));
   const strict = opts.strict === true;
   const code = exitCodeOf(findings, strict);

@@ -18,8 +18,8 @@ function healthy(): Observed & { live: LiveState } {
     live: {
       crds: [{ name: 'gitrepositories.source.toolkit.fluxcd.io', state: { done: true, reason: 'established' } }],
       controllers: [
-        { name: 'flux-system/kustomize-controller', state: { done: true, reason: 'available' }, conditions: 'Available=True' },
-        { name: 'flux-system/source-controller', state: { done: true, reason: 'available' }, conditions: 'Available=True' },
+        { namespace: 'flux-system', name: 'kustomize-controller', state: { done: true, reason: 'available' }, conditions: 'Available=True' },
+        { namespace: 'flux-system', name: 'source-controller', state: { done: true, reason: 'available' }, conditions: 'Available=True' },
       ],
       gitRepository: { ref: 'GitRepository flux-system/flux-system', suspended: false, ready, revision: `main@sha1:${HEAD}`, branch: 'main' },
       remote: { head: HEAD },
@@ -58,6 +58,11 @@ void describe('diagnose', () => {
       want: [{ check: 'api', status: 'fail', message: /unreachable \(ECONNREFUSED\)/ }],
     },
     {
+      name: 'a cluster the context may not read: one failure naming why',
+      change: (o) => { (o as Observed).live = { error: { what: 'forbidden: cannot list namespaces', fix: 'use another context' } }; },
+      want: [{ check: 'cluster', status: 'fail', message: /^cannot read the cluster: forbidden/ }],
+    },
+    {
       name: 'old Kubernetes',
       change: (o) => { o.api = { server: 's', context: 'c', version: { gitVersion: 'v1.28.0', major: 1, minor: 28 } }; },
       want: [{ check: 'api', status: 'warn', message: /older than 1\.32/ }],
@@ -70,7 +75,7 @@ void describe('diagnose', () => {
     {
       name: 'a controller down, named with its conditions',
       change: (o) => {
-        o.live.controllers[0] = { name: 'flux-system/kustomize-controller', state: { done: false, reason: '0/1 replicas available, 1/1 updated' }, conditions: 'Available=False (MinimumReplicasUnavailable: down)' };
+        o.live.controllers[0] = { namespace: 'flux-system', name: 'kustomize-controller', state: { done: false, reason: '0/1 replicas available, 1/1 updated' }, conditions: 'Available=False (MinimumReplicasUnavailable: down)' };
       },
       want: [{ check: 'controller', status: 'fail', message: /^Deployment flux-system\/kustomize-controller is not available: 0\/1 replicas.*Available=False \(MinimumReplicasUnavailable/ }],
     },
