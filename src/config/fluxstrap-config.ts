@@ -141,7 +141,7 @@ export function findRepo(flag: string | undefined, env: NodeJS.ProcessEnv, cwd: 
 const nonEmpty = (s: string | undefined): string | undefined => (s === undefined || s === '' ? undefined : s);
 
 /** `~/x` → home; relative → against `base` (the repo for file values, cwd for flags and env). */
-function expandPath(p: string, base: string): string {
+export function expandPath(p: string, base: string): string {
   if (p === '~' || p.startsWith('~/')) return join(homedir(), p.slice(1));
   return isAbsolute(p) ? p : resolve(base, p);
 }

@@ -7,7 +7,8 @@ import type { Document, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { version } from '../cli/version.ts';
-import { CONFIG_FILE, FluxstrapConfigSchema, parseConfig } from '../config/fluxstrap-config.ts';
+import { CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../config/fluxstrap-config.ts';
+import type { ClusterConfig } from '../config/fluxstrap-config.ts';
 import { configError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { fileKind } from './file-content.ts';
 import type { FileState } from './file-content.ts';
@@ -190,16 +191,21 @@ export async function fluxstrapConfigTaskParams(
   if (flags.gitUrl !== undefined && hasPassword(flags.gitUrl)) {
     throw usageError(`--git-url must not carry a password: ${CONFIG_FILE} is committed`, 'name the environment variable holding the token with --git-token-env');
   }
-  const stored = (file: string) => configPath(file, repo);
+  const current = await configuredEntry(repo, cluster);
+  // A file the entry already names, however it is spelt there, is no change to make.
+  const keep = (written: string | undefined, file: string, spelt: string) => (written !== undefined && expandPath(written, repo) === file ? written : spelt);
+  const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, process.cwd()), configPath(file, repo));
+  const ssh = current?.git?.auth !== undefined && 'ssh' in current.git.auth ? current.git.auth.ssh : undefined;
+  const age = current?.ageKey !== undefined && 'file' in current.ageKey ? current.ageKey.file : undefined;
   const auth =
     flags.gitTokenEnv !== undefined ? { https: { passwordEnv: flags.gitTokenEnv } }
-    : flags.gitSshKey !== undefined && flags.gitKnownHosts !== undefined ? { ssh: { keyFile: stored(flags.gitSshKey), knownHostsFile: stored(flags.gitKnownHosts) } }
+    : flags.gitSshKey !== undefined && flags.gitKnownHosts !== undefined ? { ssh: { keyFile: stored(flags.gitSshKey, ssh?.keyFile), knownHostsFile: stored(flags.gitKnownHosts, ssh?.knownHostsFile) } }
     : undefined;
   const git = { ...(url !== undefined ? { url } : {}), ...(flags.branch !== undefined ? { branch: flags.branch } : {}), ...(auth ? { auth } : {}) };
   const set: Entry = {
-    ...(flags.path !== undefined ? { path: clusterPath } : {}),
+    ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
     ...(Object.keys(git).length > 0 ? { git } : {}),
-    ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile) } } : {}),
+    ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile, age) } } : {}),
   };
   const checked = clusterEntry.safeParse(set);
   if (!checked.success) {
@@ -209,10 +215,14 @@ export async function fluxstrapConfigTaskParams(
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
 }
 
+async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
+  const text = await readTextIfExists(join(repo, CONFIG_FILE));
+  return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster];
+}
+
 /** The cluster folder fluxstrap.yaml names, so that init without --path works on the same folder as bootstrap. */
 export async function configuredPath(repo: string, cluster: string): Promise<string | undefined> {
-  const text = await readTextIfExists(join(repo, CONFIG_FILE));
-  return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster]?.path;
+  return (await configuredEntry(repo, cluster))?.path;
 }
 
 /**

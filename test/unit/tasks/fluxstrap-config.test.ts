@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
@@ -169,6 +170,15 @@ void describe("init's fluxstrap.yaml params", () => {
       set: { path: 'clusters/x', git: { url: 'https://github.com/me/fleet.git', branch: 'main', auth: { ssh: { keyFile: 'deploy', knownHostsFile: 'known_hosts' } } }, ageKey: { file: '~/k.agekey' } },
       fill: {},
     });
+  });
+
+  void it('keeps how the entry spells a file the flags name too', async () => {
+    const repo = await tempDir('config-spelling');
+    await writeFile(join(repo, 'fluxstrap.yaml'), 'clusters:\n  prod:\n    ageKey: { file: ./keys/../prod.agekey }\n');
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'prod.agekey') });
+    assert.deepEqual(params.set, { ageKey: { file: './keys/../prod.agekey' } });
+    const other = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'new.agekey') });
+    assert.deepEqual(other.set, { ageKey: { file: 'new.agekey' } });
   });
 
   void it('refuses flags that cannot make a valid entry', async () => {
