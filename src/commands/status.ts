@@ -19,7 +19,13 @@ export function registerStatus(program: Command): void {
           'flux-system (Ready, revision, remote HEAD, decryption), the sops-age Secret against .sops.yaml and your local key, the ' +
           'recipients of the SOPS files under the cluster path, and every Kustomization that fails to decrypt.\n\n' + EXIT,
       )
-      .option('--strict', 'warnings fail too (exit 1)'),
+      .option('--strict', 'warnings fail too (exit 1)')
+      .addHelpText('after', `
+Examples:
+  fluxstrap status --cluster prod
+  fluxstrap status --cluster prod --kubeconfig ~/.kube/prod --age-key-file prod.agekey
+  fluxstrap --json status | jq '.findings[] | select(.status != "ok")'
+  fluxstrap doctor --cluster prod     # in CI: a warning fails too`),
   ).action(async (opts: StatusOptions, cmd: Command) => {
     const { runStatus } = await import('../status/run.ts');
     process.exitCode = await runStatus(opts, globalOptions(cmd));
