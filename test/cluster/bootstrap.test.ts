@@ -366,6 +366,20 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.equal(check.doc.recap.wouldChange, 0);
   });
 
+  void it('works the same through an exec credential plugin (the client-library path of the kube adapter)', async () => {
+    const dir = tempDir('fluxstrap-exec-');
+    const kc = readFileSync(cluster.kubeconfig, 'utf8');
+    const token = /token: (\S+)/.exec(kc)?.[1] ?? '';
+    const plugin = join(dir, 'credential.sh');
+    writeFileSync(plugin, `#!/bin/sh\nprintf '%s' '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${token}"}}'\n`, { mode: 0o700 });
+    const execKc = join(dir, 'kubeconfig');
+    writeFileSync(execKc, kc.replace(/ {4}token: \S+/, `    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ${plugin}\n      interactiveMode: Never`));
+    assert.doesNotMatch(readFileSync(execKc, 'utf8'), /^ {4}token:/m);
+    const { run, doc } = await bootstrapJson(repo, ['--kubeconfig', execKc]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(doc.recap.changed, 0, notOk(doc));
+  });
+
   void it('restores a deleted sops-age Secret', async () => {
     await kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' });
     const { run, doc } = await bootstrapJson(repo);
