@@ -180,6 +180,23 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   return problems;
 }
 
+/**
+ * Post-quantum age identities (age1pq…) decrypt only with kustomize-controller v1.9+ (Flux
+ * v2.9+); older controllers fail every decryption with "no identity matched".
+ */
+export function postQuantumProblem(identities: Pick<AgeIdentity, 'postQuantum' | 'recipient'>[], components: KubeObject[]): Problem | undefined {
+  if (!identities.some((i) => i.postQuantum)) return undefined;
+  const controller = components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+  const image = /kustomize-controller:v(\d+)\.(\d+)/.exec(JSON.stringify(controller?.spec ?? {}));
+  if (!image) return undefined;
+  const [major, minor] = [Number(image[1]), Number(image[2])];
+  if (major > 1 || (major === 1 && minor >= 9)) return undefined;
+  return {
+    what: `the age key is post-quantum (age1pq…) but the flux-system build runs kustomize-controller v${major}.${minor}, which cannot decrypt with it (v1.9, Flux v2.9, is the first that can)`,
+    fix: 'upgrade Flux to v2.9 or newer in gotk-components.yaml, or use a classic X25519 key (`fluxstrap keys new` without --pq)',
+  };
+}
+
 async function keyProblems(src: BootstrapSource, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
   const problems: Problem[] = [];
   const ours = identities.map((i) => i.recipient);
@@ -248,7 +265,11 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
-      src ? attempt(async () => keyProblems(src, await ctx.ageIdentities(), notes), 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
+      src ? attempt(async () => {
+        const identities = await ctx.ageIdentities();
+        const pq = build ? postQuantumProblem(identities, build.components) : undefined;
+        return [...(pq ? [pq] : []), ...(await keyProblems(src, identities, notes))];
+      }, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));
     return { problems, notes };

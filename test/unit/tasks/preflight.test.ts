@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { KubeObject } from '../../../src/adapters/kube.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { planComponents } from '../../../src/tasks/flux-components.ts';
-import { accessChecks, pluralOf, preflightKind, sopsConfigRecipients, versionProblem } from '../../../src/tasks/preflight.ts';
+import { accessChecks, pluralOf, postQuantumProblem, preflightKind, sopsConfigRecipients, versionProblem } from '../../../src/tasks/preflight.ts';
 import { verificationProblems } from '../../../src/tasks/verify-decryption.ts';
 
 const obj = (apiVersion: string, kind: string, namespace?: string): KubeObject => ({ apiVersion, kind, metadata: { name: kind.toLowerCase(), ...(namespace ? { namespace } : {}) } });
@@ -34,6 +34,19 @@ void describe('preflight helpers', () => {
       (e) => isFluxstrapError(e) && e.code === 'E_GIT' && e.message === 'preflight: a' && e.hint === 'fa');
     assert.throws(() => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa' }, { what: 'b', fix: 'fb' }], notes: [] }, undefined as never),
       (e) => isFluxstrapError(e) && e.code === 'E_PRECONDITION' && /\(1\) a; \(2\) b/.test(e.message) && e.hint === '(1) fa; (2) fb');
+  });
+});
+
+void describe('post-quantum keys', () => {
+  const controller = (tag: string): KubeObject => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'kustomize-controller', namespace: 'flux-system' },
+    spec: { template: { spec: { containers: [{ name: 'manager', image: `ghcr.io/fluxcd/kustomize-controller:${tag}` }] } } } });
+  const pq = [{ postQuantum: true, recipient: 'age1pq1x' }];
+  void it('are refused with a controller older than v1.9 (Flux v2.7.5 ships v1.7.3)', () => {
+    assert.match(postQuantumProblem(pq, [controller('v1.7.3')])?.what ?? '', /kustomize-controller v1\.7/);
+  });
+  void it('pass with v1.9 and newer, and classic keys pass with any', () => {
+    assert.equal(postQuantumProblem(pq, [controller('v1.9.5')]), undefined);
+    assert.equal(postQuantumProblem([{ postQuantum: false, recipient: 'age1x' }], [controller('v1.7.3')]), undefined);
   });
 });
 
