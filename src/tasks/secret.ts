@@ -25,8 +25,13 @@ export interface SecretFacts {
   spec: SecretSpec;
   /** Decoded live values by key (secret), or undefined when the Secret does not exist. */
   live?: Record<string, string>;
+  /** The live Secret carries kubectl's last-applied annotation, i.e. its values in clear. */
+  lastApplied?: boolean;
   rotate: boolean;
 }
+
+/** Client-side `kubectl apply` copies the whole object, values included, into this annotation. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 interface SecretDrift {
   added: string[];
@@ -40,7 +45,7 @@ export async function observeSecret(kube: KubeAdapter, spec: SecretSpec, rotate:
   const live = await kube.get(ref(spec));
   if (!live) return { spec, rotate };
   const data = (live.data ?? {}) as Record<string, string>;
-  return { spec, rotate, live: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) };
+  return { spec, rotate, lastApplied: live.metadata.annotations?.[LAST_APPLIED] !== undefined, live: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) };
 }
 
 export function secretDrift(want: Record<string, string>, have: Record<string, string>): SecretDrift {
@@ -66,7 +71,12 @@ export function planSecret(f: SecretFacts): Change<SecretSpec>[] {
     return [{ action: 'create', target, summary: `keys ${Object.keys(f.spec.data).sort().join(', ')}`, after, sensitive: true, data: f.spec }];
   }
   const drift = secretDrift(f.spec.data, f.live);
-  if (drift.added.length + drift.removed.length + drift.changed.length === 0) return [];
+  if (drift.added.length + drift.removed.length + drift.changed.length === 0) {
+    // The seed's `kubectl create secret … | kubectl apply -f -` left the values in an annotation.
+    return f.lastApplied
+      ? [{ action: 'update', target, summary: `remove ${LAST_APPLIED} (it holds the values in clear)`, sensitive: true, data: f.spec }]
+      : [];
+  }
   if (!f.rotate) {
     throw new FluxstrapError('E_PRECONDITION', `${target} differs from what this bootstrap would write (${describeDrift(drift)})`, {
       hint: 'if the new credentials are right, run again with --rotate-secrets to replace it; otherwise fix the key or token you passed',
@@ -100,6 +110,9 @@ export async function applySecret(kube: KubeAdapter, change: Change): Promise<vo
     const extra = Object.keys((live?.data ?? {})).some((k) => !(k in spec.data));
     // Keys another writer owns survive a server-side apply; a rotation must leave exactly ours.
     if (extra) await kube.delete(ref(spec));
+    else if (live?.metadata.annotations?.[LAST_APPLIED] !== undefined) {
+      await kube.patchMerge(ref(spec), { metadata: { annotations: { [LAST_APPLIED]: null } } });
+    }
   }
   await kube.apply(secretManifest(spec));
 }

@@ -388,6 +388,23 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.ok(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }));
   });
 
+  void it('takes over a sops-age Secret made the seed\'s way (kubectl apply), removing the values it left in an annotation', async () => {
+    const ref = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' };
+    const ours = await kube.get(ref);
+    await kube.delete(ref);
+    await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sops-age', namespace: 'flux-system' }, type: 'Opaque', data: ours?.data }));
+    const seeded = await kube.get(ref);
+    assert.ok(seeded?.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration']);
+    const { run, doc } = await bootstrapJson(repo);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(doc.tasks.filter((t) => t.outcome === 'changed').map((t) => t.kind), ['sops-age-secret']);
+    const after = await kube.get(ref);
+    assert.equal(after?.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined);
+    assert.deepEqual(after?.data, ours?.data);
+    assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY/);
+    assert.equal((await bootstrapJson(repo)).doc.recap.changed, 0);
+  });
+
   void it('refuses to overwrite a sops-age Secret that differs, unless --rotate-secrets', async () => {
     const other = join(tempDir('fluxstrap-key-'), 'other.key');
     assert.equal((await cli(['keys', 'new', '--out', other])).code, 0);

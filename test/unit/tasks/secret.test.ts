@@ -16,6 +16,11 @@ void describe('planSecret', () => {
   void it('leaves an equal Secret alone', () => {
     assert.deepEqual(planSecret({ spec, live: { ...spec.data }, rotate: false }), []);
   });
+  void it('removes the values kubectl apply left in clear in an annotation, without --rotate-secrets', () => {
+    const [c] = planSecret({ spec, live: { ...spec.data }, lastApplied: true, rotate: false });
+    assert.equal(c?.action, 'update');
+    assert.match(c?.summary ?? '', /last-applied-configuration/);
+  });
   void it('refuses drift without --rotate-secrets, naming keys only', () => {
     assert.throws(() => planSecret({ spec, live: { 'age.agekey': 'OTHER', extra: 'x' }, rotate: false }), (e) => {
       assert.ok(isFluxstrapError(e));
