@@ -2,22 +2,14 @@
 // controllers, their Deployments report Available only while the real process is healthy.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { FLUX_NAMESPACE, startCluster, type Cluster, type ControllerName } from './index.ts';
+import { FLUX_NAMESPACE, type ControllerName } from './index.ts';
 import { condition } from './kube.ts';
 import { waitFor } from './proc.ts';
+import { clusterForFile } from './testing.ts';
 
-let cluster: Cluster;
-
-async function withLogs(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    (err as Error).message += `\n${cluster.logTails(30)}`;
-    throw err;
-  }
-}
+const suite = clusterForFile({ flux: 'on-deployment' });
 
 interface Deployment {
   metadata: { generation: number; labels?: Record<string, string> };
@@ -26,7 +18,7 @@ interface Deployment {
 }
 
 async function deployment(name: ControllerName): Promise<Deployment> {
-  return JSON.parse(await cluster.kubectl(['get', 'deployment', '-n', FLUX_NAMESPACE, name, '-o', 'json'])) as Deployment;
+  return JSON.parse(await suite.cluster.kubectl(['get', 'deployment', '-n', FLUX_NAMESPACE, name, '-o', 'json'])) as Deployment;
 }
 
 async function waitAvailable(name: ControllerName, available: boolean): Promise<Deployment> {
@@ -37,52 +29,45 @@ async function waitAvailable(name: ControllerName, available: boolean): Promise<
 }
 
 void describe('flux-system Deployments mirror the local controller processes', () => {
-  before(async () => {
-    cluster = await startCluster({ flux: 'on-deployment' });
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-
-  void test('gotk-components.yaml matches the built controllers', () => {
-    const objects = parseAllDocuments(readFileSync(cluster.gotkComponentsPath, 'utf8'))
+  void test('gotk-components.yaml matches the built controllers', () => suite.run(() => {
+    const objects = parseAllDocuments(readFileSync(suite.cluster.gotkComponentsPath, 'utf8'))
       .map((d) => d.toJS() as { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: Deployment['spec'] });
     const deployments = objects.filter((o) => o.kind === 'Deployment');
     assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), ['kustomize-controller', 'source-controller']);
     for (const d of deployments) {
       const name = d.metadata.name as ControllerName;
-      assert.equal(d.spec?.template.spec.containers[0]?.image, `ghcr.io/fluxcd/${name}:${cluster.controllerVersions[name]}`);
+      assert.equal(d.spec?.template.spec.containers[0]?.image, `ghcr.io/fluxcd/${name}:${suite.cluster.controllerVersions[name]}`);
     }
     for (const o of objects) {
       assert.equal(o.metadata.labels?.['app.kubernetes.io/part-of'], 'flux', `${o.kind}/${o.metadata.name}`);
       assert.equal(o.metadata.labels?.['app.kubernetes.io/instance'], FLUX_NAMESPACE, `${o.kind}/${o.metadata.name}`);
-      assert.equal(o.metadata.labels?.['app.kubernetes.io/version'], cluster.fluxVersion, `${o.kind}/${o.metadata.name}`);
+      assert.equal(o.metadata.labels?.['app.kubernetes.io/version'], suite.cluster.fluxVersion, `${o.kind}/${o.metadata.name}`);
     }
     assert.ok(objects.some((o) => o.kind === 'CustomResourceDefinition' && o.metadata.name === 'kustomizations.kustomize.toolkit.fluxcd.io'));
-  });
+  }));
 
-  void test('applying gotk-components.yaml makes both Deployments Available and kstatus-Current', () => withLogs(async () => {
-    await cluster.kubectl(['apply', '--server-side', '-f', cluster.gotkComponentsPath]);
+  void test('applying gotk-components.yaml makes both Deployments Available and kstatus-Current', () => suite.run(async () => {
+    await suite.cluster.kubectl(['apply', '--server-side', '-f', suite.cluster.gotkComponentsPath]);
     for (const name of ['source-controller', 'kustomize-controller'] as const) {
       const d = await waitAvailable(name, true);
       assert.equal(d.status?.observedGeneration, d.metadata.generation);
       assert.equal(d.status?.availableReplicas, 1);
       assert.equal(condition(d, 'Progressing')?.reason, 'NewReplicaSetAvailable');
-      assert.equal(await cluster.controllers.healthy(name), true);
+      assert.equal(await suite.cluster.controllers.healthy(name), true);
     }
     // The same check `flux install` and `kubectl rollout status` rely on.
-    await cluster.kubectl(['rollout', 'status', '-n', FLUX_NAMESPACE, 'deployment/source-controller', '--timeout=30s']);
+    await suite.cluster.kubectl(['rollout', 'status', '-n', FLUX_NAMESPACE, 'deployment/source-controller', '--timeout=30s']);
   }));
 
-  void test('stopping a controller makes its Deployment unavailable, starting it again restores it', () => withLogs(async () => {
+  void test('stopping a controller makes its Deployment unavailable, starting it again restores it', () => suite.run(async () => {
     await waitAvailable('source-controller', true);
-    await cluster.controllers.stop('source-controller');
-    assert.equal(await cluster.controllers.healthy('source-controller'), false);
+    await suite.cluster.controllers.stop('source-controller');
+    assert.equal(await suite.cluster.controllers.healthy('source-controller'), false);
     const down = await waitAvailable('source-controller', false);
     assert.equal(down.status?.availableReplicas ?? 0, 0);
     assert.equal(condition(await deployment('kustomize-controller'), 'Available')?.status, 'True');
 
-    await cluster.controllers.start('source-controller');
+    await suite.cluster.controllers.start('source-controller');
     await waitAvailable('source-controller', true);
   }));
 });

@@ -6,23 +6,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startCluster, type Cluster } from './index.ts';
-import { run, waitFor } from './proc.ts';
+import { after, describe, test } from 'node:test';
 import { condition } from './kube.ts';
+import { run, waitFor } from './proc.ts';
+import { clusterForFile } from './testing.ts';
 
-let cluster: Cluster;
-let work: string;
-
-/** Runs a test body and, when it fails, adds every process's log tail to the error. */
-async function withLogs(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    (err as Error).message += `\n${cluster.logTails(30)}`;
-    throw err;
-  }
-}
+const work = mkdtempSync(join(tmpdir(), 'fluxstrap-smoke-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const suite = clusterForFile({ flux: 'now' }, () => ensureNamespace('flux-system'));
 
 async function ageKey(name: string): Promise<{ identity: string; recipient: string }> {
   const file = join(work, `${name}.agekey`);
@@ -42,7 +33,7 @@ async function repoWithEncryptedSecret(name: string, recipient: string, secretNa
     'apiVersion: v1', 'kind: Secret', 'metadata:', `  name: ${secretName}`, '  namespace: default',
     'type: Opaque', 'stringData:', `  token: ${value}`, '',
   ].join('\n'));
-  const encrypted = await run(cluster.binaries.sops, [
+  const encrypted = await run(suite.cluster.binaries.sops, [
     '--encrypt', '--age', recipient, '--encrypted-regex', '^(data|stringData)$', plain,
   ]);
   assert.doesNotMatch(encrypted, new RegExp(value), 'sops left the value in clear text');
@@ -55,17 +46,17 @@ async function repoWithEncryptedSecret(name: string, recipient: string, secretNa
 }
 
 async function pushHttp(dir: string, repo: string): Promise<void> {
-  const auth = Buffer.from(`${cluster.git.username}:${cluster.git.password}`).toString('base64');
-  await run('git', ['-C', dir, '-c', `http.extraHeader=Authorization: Basic ${auth}`, 'push', '--quiet', cluster.git.httpUrl(repo), 'main']);
+  const auth = Buffer.from(`${suite.cluster.git.username}:${suite.cluster.git.password}`).toString('base64');
+  await run('git', ['-C', dir, '-c', `http.extraHeader=Authorization: Basic ${auth}`, 'push', '--quiet', suite.cluster.git.httpUrl(repo), 'main']);
 }
 
 async function pushSsh(dir: string, repo: string): Promise<void> {
   const knownHosts = join(work, 'known_hosts');
-  writeFileSync(knownHosts, `${cluster.git.knownHosts}\n`);
-  await run('git', ['-C', dir, 'push', '--quiet', cluster.git.sshUrl(repo), 'main'], {
+  writeFileSync(knownHosts, `${suite.cluster.git.knownHosts}\n`);
+  await run('git', ['-C', dir, 'push', '--quiet', suite.cluster.git.sshUrl(repo), 'main'], {
     env: {
       ...process.env,
-      GIT_SSH_COMMAND: `ssh -i ${cluster.git.sshPrivateKeyPath} -o IdentitiesOnly=yes -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes`,
+      GIT_SSH_COMMAND: `ssh -i ${suite.cluster.git.sshPrivateKeyPath} -o IdentitiesOnly=yes -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes`,
     },
   });
 }
@@ -89,7 +80,7 @@ async function applyFluxObjects(s: FluxSetup): Promise<void> {
     apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: s.namespace }, stringData: data,
   });
   const apply = (objects: object[]): Promise<string> =>
-    cluster.kubectl(['apply', '--server-side', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n---\n'));
+    suite.cluster.kubectl(['apply', '--server-side', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n---\n'));
   await apply([
     secret(`${s.name}-git`, s.auth),
     secret('sops-age', { 'age.agekey': s.ageIdentity }),
@@ -117,16 +108,16 @@ async function applyFluxObjects(s: FluxSetup): Promise<void> {
 type FluxObject = Parameters<typeof condition>[0];
 
 async function fluxObject(kind: string, namespace: string, name: string): Promise<FluxObject> {
-  return JSON.parse(await cluster.kubectl(['get', kind, '-n', namespace, name, '-o', 'json'])) as FluxObject;
+  return JSON.parse(await suite.cluster.kubectl(['get', kind, '-n', namespace, name, '-o', 'json'])) as FluxObject;
 }
 
 async function ensureNamespace(name: string): Promise<void> {
-  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+  await suite.cluster.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
 }
 
 async function decryptedToken(secretName: string): Promise<string> {
   return waitFor(`Secret default/${secretName} applied by kustomize-controller`, async () => {
-    const out = await cluster.kubectl(['get', 'secret', '-n', 'default', secretName, '-o', 'json', '--ignore-not-found']);
+    const out = await suite.cluster.kubectl(['get', 'secret', '-n', 'default', secretName, '-o', 'json', '--ignore-not-found']);
     if (out.trim() === '') return undefined;
     const token = (JSON.parse(out) as { data?: { token?: string } }).data?.token;
     return token === undefined ? undefined : Buffer.from(token, 'base64').toString('utf8');
@@ -134,47 +125,37 @@ async function decryptedToken(secretName: string): Promise<string> {
 }
 
 void describe('Flux decrypts SOPS secrets from the harness Git server', () => {
-  before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'fluxstrap-smoke-'));
-    cluster = await startCluster({ flux: 'now' });
-    await ensureNamespace('flux-system');
-  });
-  after(async () => {
-    await cluster?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
-
-  void test('over HTTP basic auth', () => withLogs(async () => {
+  void test('over HTTP basic auth', () => suite.run(async () => {
     const key = await ageKey('http');
     const dir = await repoWithEncryptedSecret('repo-http', key.recipient, 'smoke-http', 'http-s3cret');
     await pushHttp(dir, 'smoke/http.git');
     await applyFluxObjects({
-      namespace: 'flux-system', name: 'smoke-http', url: cluster.git.httpUrl('smoke/http.git'),
-      auth: { username: cluster.git.username, password: cluster.git.password }, ageIdentity: key.identity,
+      namespace: 'flux-system', name: 'smoke-http', url: suite.cluster.git.httpUrl('smoke/http.git'),
+      auth: { username: suite.cluster.git.username, password: suite.cluster.git.password }, ageIdentity: key.identity,
     });
     assert.equal(await decryptedToken('smoke-http'), 'http-s3cret');
   }));
 
-  void test('over SSH with a deploy key and known_hosts', () => withLogs(async () => {
+  void test('over SSH with a deploy key and known_hosts', () => suite.run(async () => {
     const key = await ageKey('ssh');
     const dir = await repoWithEncryptedSecret('repo-ssh', key.recipient, 'smoke-ssh', 'ssh-s3cret');
     await pushSsh(dir, 'smoke/ssh.git');
     await applyFluxObjects({
-      namespace: 'flux-system', name: 'smoke-ssh', url: cluster.git.sshUrl('smoke/ssh.git'),
-      auth: { identity: readFileSync(cluster.git.sshPrivateKeyPath, 'utf8'), known_hosts: cluster.git.knownHosts },
+      namespace: 'flux-system', name: 'smoke-ssh', url: suite.cluster.git.sshUrl('smoke/ssh.git'),
+      auth: { identity: readFileSync(suite.cluster.git.sshPrivateKeyPath, 'utf8'), known_hosts: suite.cluster.git.knownHosts },
       ageIdentity: key.identity,
     });
     assert.equal(await decryptedToken('smoke-ssh'), 'ssh-s3cret');
   }));
 
-  void test('a wrong age key surfaces the decryption error on the Kustomization', () => withLogs(async () => {
+  void test('a wrong age key surfaces the decryption error on the Kustomization', () => suite.run(async () => {
     const [right, wrong] = await Promise.all([ageKey('right'), ageKey('wrong')]);
     const dir = await repoWithEncryptedSecret('repo-wrong', right.recipient, 'smoke-wrong', 'never-decrypted');
     await pushHttp(dir, 'smoke/wrong.git');
     await ensureNamespace('smoke-wrong');
     await applyFluxObjects({
-      namespace: 'smoke-wrong', name: 'smoke-wrong', url: cluster.git.httpUrl('smoke/wrong.git'),
-      auth: { username: cluster.git.username, password: cluster.git.password }, ageIdentity: wrong.identity,
+      namespace: 'smoke-wrong', name: 'smoke-wrong', url: suite.cluster.git.httpUrl('smoke/wrong.git'),
+      auth: { username: suite.cluster.git.username, password: suite.cluster.git.password }, ageIdentity: wrong.identity,
     });
     // The source is Ready before the Kustomization exists, so its first failure is the build.
     const ready = await waitFor('Kustomization smoke-wrong/smoke-wrong Ready=False', async () => {
@@ -185,7 +166,7 @@ void describe('Flux decrypts SOPS secrets from the harness Git server', () => {
     assert.match(ready.message ?? '', /decrypt/i);
     assert.match(ready.message ?? '', /age/i);
     console.log(`# kustomize-controller reported: ${ready.message ?? ''}`);
-    const leaked = await cluster.kubectl(['get', 'secret', '-n', 'default', 'smoke-wrong', '--ignore-not-found']);
+    const leaked = await suite.cluster.kubectl(['get', 'secret', '-n', 'default', 'smoke-wrong', '--ignore-not-found']);
     assert.equal(leaked.trim(), '', 'a Secret that could not be decrypted must not be applied');
   }));
 });
