@@ -6,13 +6,14 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { connectKube, deploymentAvailable } from '../../src/adapters/kube.ts';
 import type { KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
-import { assertBuilt, startCluster } from './index.ts';
+import { startCluster } from './index.ts';
+import { clusterForFile } from './testing.ts';
 import type { Cluster } from './index.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -247,23 +248,20 @@ async function assertDecrypted(kube: KubeAdapter): Promise<void> {
   assert.ok(managers.includes('kustomize-controller'), `applied by kustomize-controller (managers: ${managers.join(', ')})`);
 }
 
+let cluster: Cluster;
+let kube: KubeAdapter;
+let repo: Repo;
+let reference: Record<string, unknown>;
+// One cluster for this file's first suite; a cluster that cannot start fails each test with why.
+const suite = clusterForFile({ flux: 'on-deployment' }, async (c) => {
+  cluster = c;
+  kube = await connectKube({ kubeconfig: c.kubeconfig });
+  repo = await makeRepo(c, { name: 'fleet', transport: 'https' });
+});
+
 void describe('fluxstrap bootstrap against the real harness cluster', { timeout: 40 * 60_000 }, () => {
-  let cluster: Cluster;
-  let kube: KubeAdapter;
-  let repo: Repo;
-  let reference: Record<string, unknown>;
 
-  before(async () => {
-    assertBuilt();
-    cluster = await startCluster({ flux: 'on-deployment' });
-    kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-    repo = await makeRepo(cluster, { name: 'fleet', transport: 'https' });
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-
-  void it('refuses the seed layout at preflight, naming the fix, and changes nothing', async () => {
+  void it('refuses the seed layout at preflight, naming the fix, and changes nothing', () => suite.run(async () => {
     const seed = await makeRepo(cluster, { name: 'seed', transport: 'https' , seedLayout: true });
     const { run, doc } = await bootstrapJson(seed);
     assert.equal(run.code, 1);
@@ -273,9 +271,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.match(t?.error?.message ?? '', /gotk-sync\.yaml was edited by hand/);
     assert.match(t?.error?.hint ?? '', /add `- flux-system`/);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('refuses an encrypted file inside flux-system/ at preflight', async () => {
+  void it('refuses an encrypted file inside flux-system/ at preflight', () => suite.run(async () => {
     const bad = await makeRepo(cluster, { name: 'sops-in-flux-system', transport: 'https', sopsInFluxSystem: true });
     const { run, doc } = await bootstrapJson(bad);
     assert.equal(run.code, 1);
@@ -284,9 +282,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.match(t?.error?.message ?? '', /SOPS-encrypted files inside flux-system\/ \(clusters\/test\/flux-system\/db\.sops\.yaml\)/);
     assert.match(t?.error?.hint ?? '', /move them/);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('refuses a wrong age key at preflight', async () => {
+  void it('refuses a wrong age key at preflight', () => suite.run(async () => {
     const other = join(tempDir('fluxstrap-key-'), 'other.key');
     assert.equal((await cli(['keys', 'new', '--out', other])).code, 0);
     const { run, doc } = await bootstrapJson(repo, ['--age-key-file', other]);
@@ -296,9 +294,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.match(t?.error?.message ?? '', /not a recipient in \.sops\.yaml/);
     assert.match(t?.error?.message ?? '', /opens none of the 1 SOPS file/);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('refuses expired Git credentials at preflight', async () => {
+  void it('refuses expired Git credentials at preflight', () => suite.run(async () => {
     const { run, doc } = await bootstrapJson(repo, [], { [TOKEN_ENV]: 'expired-token' });
     assert.equal(run.code, 1);
     const t = failedTask(doc);
@@ -307,9 +305,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.match(t?.error?.hint ?? '', /token can read/);
     assert.doesNotMatch(run.stdout + run.stderr, /expired-token/);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('refuses an unreachable API at preflight', async () => {
+  void it('refuses an unreachable API at preflight', () => suite.run(async () => {
     const dead = join(tempDir('fluxstrap-kc-'), 'kubeconfig');
     writeFileSync(dead, readFileSync(cluster.kubeconfig, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${await closedPort()}`));
     const { run, doc } = await bootstrapJson(repo, ['--kubeconfig', dead]);
@@ -319,9 +317,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.equal(t?.error?.code, 'E_KUBE');
     assert.match(t?.error?.message ?? '', /unreachable \(ECONNREFUSED\)/);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('refuses missing permissions at preflight', async () => {
+  void it('refuses missing permissions at preflight', () => suite.run(async () => {
     await cluster.kubectl(['create', 'serviceaccount', 'limited', '-n', 'default']);
     const token = (await cluster.kubectl(['create', 'token', 'limited', '-n', 'default'])).trim();
     const limited = join(tempDir('fluxstrap-kc-'), 'kubeconfig');
@@ -333,17 +331,17 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.match(t?.error?.message ?? '', /may not create namespaces, patch namespaces/);
     assert.match(t?.error?.hint ?? '', /cluster-admin/);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('--check on the empty cluster reports what it would do, exits 3 and changes nothing', async () => {
+  void it('--check on the empty cluster reports what it would do, exits 3 and changes nothing', () => suite.run(async () => {
     const { run, doc } = await bootstrapJson(repo, ['--check']);
     assert.equal(run.code, 3, run.stderr);
     assert.deepEqual(doc.tasks.filter((t) => t.outcome === 'would-change').map((t) => t.kind),
       ['namespace', 'git-credentials', 'sops-age-secret', 'flux-components', 'wait-controllers', 'flux-sync', 'reconcile']);
     await nothingChanged(kube);
-  });
+  }));
 
-  void it('bootstraps an empty cluster over HTTPS: the SOPS Secret arrives decrypted, applied by kustomize-controller', async () => {
+  void it('bootstraps an empty cluster over HTTPS: the SOPS Secret arrives decrypted, applied by kustomize-controller', () => suite.run(async () => {
     const run = await bootstrap(repo);
     assert.equal(run.code, 0, `${run.stderr}\n${cluster.logTails(30)}`);
     await assertDecrypted(kube);
@@ -353,9 +351,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.deepEqual(Object.keys(age?.data as object), ['age.agekey']);
     assert.doesNotMatch(run.stderr, /AGE-SECRET-KEY|not-a-real-password/);
     reference = await snapshot(kube);
-  });
+  }));
 
-  void it('reports zero changes on a second run', async (t) => {
+  void it('reports zero changes on a second run', (t) => suite.run(async () => {
     const { run, doc } = await bootstrapJson(repo);
     t.diagnostic(`no-op run: ${run.ms} ms wall; ${doc.tasks.map((x) => `${x.kind} ${x.durationMs} ms`).join(', ')}`);
     assert.equal(run.code, 0, run.stderr);
@@ -364,9 +362,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     const check = await bootstrapJson(repo, ['--check']);
     assert.equal(check.run.code, 0, check.run.stderr);
     assert.equal(check.doc.recap.wouldChange, 0);
-  });
+  }));
 
-  void it('works the same through an exec credential plugin (the client-library path of the kube adapter)', async () => {
+  void it('works the same through an exec credential plugin (the client-library path of the kube adapter)', () => suite.run(async () => {
     const dir = tempDir('fluxstrap-exec-');
     const kc = readFileSync(cluster.kubeconfig, 'utf8');
     const token = /token: (\S+)/.exec(kc)?.[1] ?? '';
@@ -378,17 +376,17 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     const { run, doc } = await bootstrapJson(repo, ['--kubeconfig', execKc]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(doc.recap.changed, 0, notOk(doc));
-  });
+  }));
 
-  void it('restores a deleted sops-age Secret', async () => {
+  void it('restores a deleted sops-age Secret', () => suite.run(async () => {
     await kube.delete({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' });
     const { run, doc } = await bootstrapJson(repo);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(doc.tasks.filter((t) => t.outcome === 'changed').map((t) => t.kind), ['sops-age-secret']);
     assert.ok(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }));
-  });
+  }));
 
-  void it('takes over a sops-age Secret made the seed\'s way (kubectl apply), removing the values it left in an annotation', async () => {
+  void it('takes over a sops-age Secret made the seed\'s way (kubectl apply), removing the values it left in an annotation', () => suite.run(async () => {
     const ref = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' };
     const ours = await kube.get(ref);
     await kube.delete(ref);
@@ -403,9 +401,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.deepEqual(after?.data, ours?.data);
     assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY/);
     assert.equal((await bootstrapJson(repo)).doc.recap.changed, 0);
-  });
+  }));
 
-  void it('refuses to overwrite a sops-age Secret that differs, unless --rotate-secrets', async () => {
+  void it('refuses to overwrite a sops-age Secret that differs, unless --rotate-secrets', () => suite.run(async () => {
     const other = join(tempDir('fluxstrap-key-'), 'other.key');
     assert.equal((await cli(['keys', 'new', '--out', other])).code, 0);
     const both = join(tempDir('fluxstrap-key-'), 'both.key');
@@ -423,9 +421,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.doesNotMatch(rotated.run.stdout + rotated.run.stderr, /AGE-SECRET-KEY/);
     // Back to the single key, for the comparisons below.
     assert.equal((await bootstrapJson(repo, ['--rotate-secrets'])).run.code, 0);
-  });
+  }));
 
-  void it('times out waiting for a controller that is down, naming the Deployment and its conditions', async () => {
+  void it('times out waiting for a controller that is down, naming the Deployment and its conditions', () => suite.run(async () => {
     await cluster.controllers.stop('source-controller');
     try {
       const unavailable = async () => {
@@ -446,11 +444,11 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     } finally {
       await cluster.controllers.start('source-controller');
     }
-  });
+  }));
 
-  void it('ends in the same state as the first run', async () => {
+  void it('ends in the same state as the first run', () => suite.run(async () => {
     assert.deepEqual(await snapshot(kube), reference);
-  });
+  }));
 });
 
 /** A fresh cluster per scenario: these start from an empty cluster each. */
@@ -467,7 +465,6 @@ async function withFreshCluster(name: string, transport: 'https' | 'ssh', fn: (c
 }
 
 void describe('bootstrap over SSH', { timeout: 15 * 60_000 }, () => {
-  before(() => assertBuilt());
   void it('bootstraps an empty cluster with a deploy key and known_hosts, then reports zero changes', async () => {
     await withFreshCluster('fleet-ssh', 'ssh', async (_c, kube, repo) => {
       const first = await bootstrap(repo);
@@ -486,7 +483,6 @@ const STEPS = ['Preflight', 'Namespace flux-system', 'Git credentials Secret', '
 
 void describe('interrupted and concurrent bootstraps end like an uninterrupted one', { timeout: 60 * 60_000 }, () => {
   let reference: unknown;
-  before(() => assertBuilt());
   void it('an uninterrupted run, for reference', async () => {
     await withFreshCluster('kill', 'https', async (_c, kube, repo) => {
       const run = await bootstrap(repo);
