@@ -151,12 +151,17 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   };
 
   try {
-    const [plane, gitServer] = await Promise.all([
+    const [planeResult, gitResult] = await Promise.allSettled([
       startControlPlane({ dir, logsDir, pidsDir, etcd: b.etcd, kubeApiserver: b.kubeApiserver }),
       startGitServer(dir),
     ]);
-    services.push(...plane.services);
-    git = gitServer;
+    // Whatever did start must be stopped below if the other half failed.
+    if (planeResult.status === 'fulfilled') services.push(...planeResult.value.services);
+    if (gitResult.status === 'fulfilled') git = gitResult.value;
+    if (planeResult.status === 'rejected') throw planeResult.reason;
+    if (gitResult.status === 'rejected') throw gitResult.reason;
+    const plane = planeResult.value;
+    const gitServer = gitResult.value;
     const kubectl = (args: readonly string[], input?: string): Promise<string> =>
       run(b.kubectl, ['--kubeconfig', plane.kubeconfig, ...args], input === undefined ? {} : { input });
 
@@ -170,11 +175,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     };
     if (mode === 'now') {
       await kubectl(['apply', '--server-side', '-f', '-'], fluxCrds());
-      await Promise.all(controllers.map(async (c) => {
-        await waitFor(`CRDs of ${c.name} Established`, async () => ((await crdsEstablished(plane.client, c.name)) ? true : undefined));
-        await c.start();
-        await waitUntilHealthy(c, true);
-      }));
+      await Promise.all(controllers.map((c) => startDirectly(c, plane.client)));
     } else if (mode === 'on-deployment') {
       mirror = new DeploymentMirror(plane.client, controllers);
       mirror.start();
@@ -215,15 +216,20 @@ function controlsFor(controller: (name: ControllerName) => FluxController, mirro
     start: async (name) => {
       const m = mirror();
       if (m === undefined) {
-        await waitFor(`CRDs of ${name} Established`, async () => ((await crdsEstablished(client, name)) ? true : undefined));
-        await controller(name).start();
+        await startDirectly(controller(name), client);
       } else {
         m.release(name);
+        await waitUntilHealthy(controller(name), false);
       }
-      await waitUntilHealthy(controller(name), m === undefined);
     },
     healthy: (name) => controller(name).healthy(),
   };
+}
+
+async function startDirectly(c: FluxController, client: KubeClient): Promise<void> {
+  await waitFor(`CRDs of ${c.name} Established`, async () => ((await crdsEstablished(client, c.name)) ? true : undefined));
+  await c.start();
+  await waitUntilHealthy(c, true);
 }
 
 /** With the mirror in charge a stopped process is restarted, so only direct starts fail fast. */
