@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAll, missingArtifacts } from './build.ts';
+import type { GitServerInfo } from './git-server.ts';
 import { startCluster, type Cluster, type FluxMode } from './index.ts';
 
 export interface ClusterDescription {
@@ -15,23 +16,15 @@ export interface ClusterDescription {
   controllerVersions: Cluster['controllerVersions'];
   gotkComponentsPath: string;
   fluxMode: FluxMode;
-  git: {
-    /** Repositories are at `${httpBase}/<path>`; pushing to a new path creates it. */
-    httpBase: string;
-    username: string;
-    password: string;
-    sshBase: string;
-    sshPrivateKeyPath: string;
-    sshPublicKey: string;
-    knownHosts: string;
-  };
+  /** Repositories are at `${httpBase}/<path>` and `${sshBase}/<path>`; pushing to a new path creates it. */
+  git: GitServerInfo;
   binaries: Cluster['binaries'];
   logsDir: string;
   pid: number;
 }
 
 export function describeCluster(cluster: Cluster, fluxMode: FluxMode): ClusterDescription {
-  const { git } = cluster;
+  const { httpUrl: _httpUrl, sshUrl: _sshUrl, stop: _stop, ...git } = cluster.git;
   return {
     kubeconfig: cluster.kubeconfig,
     server: cluster.server,
@@ -40,15 +33,7 @@ export function describeCluster(cluster: Cluster, fluxMode: FluxMode): ClusterDe
     controllerVersions: cluster.controllerVersions,
     gotkComponentsPath: cluster.gotkComponentsPath,
     fluxMode,
-    git: {
-      httpBase: git.httpBase,
-      username: git.username,
-      password: git.password,
-      sshBase: git.sshBase,
-      sshPrivateKeyPath: git.sshPrivateKeyPath,
-      sshPublicKey: git.sshPublicKey,
-      knownHosts: git.knownHosts,
-    },
+    git,
     binaries: cluster.binaries,
     logsDir: cluster.logsDir,
     pid: process.pid,

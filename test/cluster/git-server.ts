@@ -26,9 +26,9 @@ export interface GitServerInfo {
 }
 
 export interface GitServer extends GitServerInfo {
-  httpUrl(repo: string): string;
-  sshUrl(repo: string): string;
-  stop(): Promise<void>;
+  httpUrl: (repo: string) => string;
+  sshUrl: (repo: string) => string;
+  stop: () => Promise<void>;
 }
 
 const SERVICE_SUFFIX = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/;
