@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { enableCompileCache } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, formatLocation, isFluxstrapError } from './core/errors.ts';
 import { registerCommands } from './commands/index.ts';
@@ -10,10 +9,6 @@ import { version } from './cli/version.ts';
  * what it needs when it runs, so `--help`, `keys` and `encrypt` never load the Kubernetes or
  * GitHub clients.
  */
-// Modules loaded from here on (yaml alone is ~190 files) reuse V8's compiled code between runs:
-// a single `fluxstrap encrypt` is benchmarked against the Go sops, process start included.
-enableCompileCache();
-
 const program = new Command('fluxstrap')
   .description('Bootstrap Flux with SOPS-encrypted secrets: keys, .sops.yaml, a native SOPS engine and an idempotent cluster bootstrap.')
   .version(version, '-V, --version')

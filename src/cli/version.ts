@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
+// package.json is the one source of the version; the build inlines it, so no file is read at start.
+import pkg from '../../package.json' with { type: 'json' };
 
-// Read at run time so the version has one source, package.json, in src/ and in dist/ alike.
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 export const version: string = pkg.version;
