@@ -12,6 +12,9 @@ const Params = z.strictObject({
 });
 type Params = z.infer<typeof Params>;
 
+/** What flux bootstrap adds to an SSH Secret and source-controller does not need. */
+const SSH_OPTIONAL_KEYS = ['identity.pub'];
+
 /** The keys source-controller reads: username/password for HTTPS, identity/known_hosts for SSH. */
 export function gitSecretData(creds: GitCredentials): Record<string, string> | undefined {
   switch (creds.type) {
@@ -31,7 +34,8 @@ export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext> = {
     // A public repository over anonymous HTTPS needs no Secret.
     if (!data) return { none: true };
     const secretRef = ((await fluxBuild(ctx)).sync.gitRepository.spec as { secretRef?: { name?: string } } | undefined)?.secretRef?.name;
-    return observeSecret(await ctx.kube(), { namespace: p.namespace, name: p.name ?? secretRef ?? 'flux-system', data }, ctx.rotateSecrets);
+    const spec = { namespace: p.namespace, name: p.name ?? secretRef ?? 'flux-system', data, optionalKeys: SSH_OPTIONAL_KEYS };
+    return observeSecret(await ctx.kube(), spec, ctx.rotateSecrets);
   },
   plan(_p, facts): Change[] {
     return 'none' in facts ? [] : planSecret(facts);

@@ -19,6 +19,11 @@ export interface SecretSpec {
   data: Record<string, string>;
   /** The Secret's `type`; default Opaque. */
   type?: string;
+  /**
+   * Keys another tool may have added that are not drift when present: `flux bootstrap` stores
+   * `identity.pub` beside the deploy key, and refusing that Secret would block every migration.
+   */
+  optionalKeys?: readonly string[];
 }
 
 export interface SecretFacts {
@@ -48,10 +53,10 @@ export async function observeSecret(kube: KubeAdapter, spec: SecretSpec, rotate:
   return { spec, rotate, lastApplied: live.metadata.annotations?.[LAST_APPLIED] !== undefined, live: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) };
 }
 
-export function secretDrift(want: Record<string, string>, have: Record<string, string>): SecretDrift {
+export function secretDrift(want: Record<string, string>, have: Record<string, string>, optionalKeys: readonly string[] = []): SecretDrift {
   return {
     added: Object.keys(want).filter((k) => !(k in have)).sort(),
-    removed: Object.keys(have).filter((k) => !(k in want)).sort(),
+    removed: Object.keys(have).filter((k) => !(k in want) && !optionalKeys.includes(k)).sort(),
     changed: Object.keys(want).filter((k) => k in have && have[k] !== want[k]).sort(),
   };
 }
@@ -70,7 +75,7 @@ export function planSecret(f: SecretFacts): Change<SecretSpec>[] {
   if (!f.live) {
     return [{ action: 'create', target, summary: `keys ${Object.keys(f.spec.data).sort().join(', ')}`, after, sensitive: true, data: f.spec }];
   }
-  const drift = secretDrift(f.spec.data, f.live);
+  const drift = secretDrift(f.spec.data, f.live, f.spec.optionalKeys);
   if (drift.added.length + drift.removed.length + drift.changed.length === 0) {
     // The seed's `kubectl create secret … | kubectl apply -f -` left the values in an annotation.
     return f.lastApplied

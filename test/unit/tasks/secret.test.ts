@@ -39,6 +39,13 @@ void describe('planSecret', () => {
   void it('secretDrift sorts added, removed and changed keys', () => {
     assert.deepEqual(secretDrift({ a: '1', b: '2', c: '3' }, { b: '2', c: 'x', d: '4' }), { added: ['a'], removed: ['d'], changed: ['c'] });
   });
+
+  void it('an optional key another tool added (identity.pub from flux bootstrap) is not drift', () => {
+    const want = { identity: 'k', known_hosts: 'h' };
+    const have = { ...want, 'identity.pub': 'ssh-ed25519 AAAA' };
+    assert.deepEqual(secretDrift(want, have, ['identity.pub']), { added: [], removed: [], changed: [] });
+    assert.deepEqual(secretDrift(want, have), { added: [], removed: ['identity.pub'], changed: [] });
+  });
   void it('secretManifest base64-encodes values', () => {
     assert.deepEqual(secretManifest(spec).data, { 'age.agekey': Buffer.from(spec.data['age.agekey']).toString('base64') });
   });
