@@ -6,6 +6,7 @@ import type { GlobalOptions } from '../cli/context.ts';
 import { CONFIG_FILE, findRepo, loadConfig, missingSetting, resolveCluster } from '../config/fluxstrap-config.ts';
 import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
 import { runTasks } from '../core/engine.ts';
+import type { RunResult } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
 import { createTaskContext } from '../tasks/context.ts';
@@ -69,45 +70,75 @@ export async function runPlaybookCommand(opts: PlaybookRunOptions, global: Globa
 }
 
 export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {
+  const settings = runSettings(opts);
+  const prepared = await prepareRun(await resolveClusterFlags(opts, run.env, run.cwd), opts, settings, run.registry);
+  if (opts.listTasks) {
+    run.out.write(outline(prepared.playbook));
+    return ExitCode.ok;
+  }
+  const result = await executeRun(prepared, await run.reporter({ diff: opts.diff === true }), run.env);
+  return exitCodeOf([{ success: result.success, wouldChange: result.recap.wouldChange }], settings.check);
+}
+
+/** What every cluster of a run shares, read from the flags once. */
+export interface RunSettings {
+  timeoutMs: number;
+  extraVars: Record<string, unknown>;
+  check: boolean;
+  rotateSecrets: boolean;
+}
+
+export function runSettings(opts: Pick<PlaybookRunOptions, 'timeout' | 'extraVars' | 'check' | 'rotateSecrets'>): RunSettings {
   const timeoutMs = opts.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(opts.timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) throw usageError(`--timeout ${opts.timeout ?? ''}: expected a duration such as 90s, 5m or 1h`);
-  const extraVars = parseExtraVars(opts.extraVars ?? []);
-  const check = opts.check === true;
-  const rotateSecrets = opts.rotateSecrets === true;
+  return { timeoutMs, extraVars: parseExtraVars(opts.extraVars ?? []), check: opts.check === true, rotateSecrets: opts.rotateSecrets === true };
+}
 
-  const cluster = await resolveClusterFlags(opts, run.env, run.cwd);
+/** One cluster's run, fully validated; nothing has been touched yet. */
+export interface PreparedRun {
+  cluster: ResolvedCluster;
+  playbook: Playbook;
+  settings: RunSettings;
+}
+
+export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOptions, settings: RunSettings, registry: KindRegistry): Promise<PreparedRun> {
   if (opts.require?.includes('git-url') && cluster.git.url === undefined) {
     throw missingSetting('Git URL', cluster.name, 'git.url', '--git-url', 'FLUXSTRAP_GIT_URL');
   }
-
   // The whole playbook is validated before the renderer starts and before any task runs.
   const playbook = await loadPlaybook(opts.playbook, {
-    registry: run.registry,
-    builtins: builtinVars(cluster, check, rotateSecrets),
-    extraVars,
+    registry,
+    builtins: builtinVars(cluster, settings.check, settings.rotateSecrets),
+    extraVars: settings.extraVars,
     tags: splitList(opts.tags),
     skipTags: splitList(opts.skipTags),
   });
-  if (opts.listTasks) {
-    run.out.write(outline(playbook));
-    return ExitCode.ok;
-  }
-  const reporter = new ProgressTracker(await run.reporter({ diff: opts.diff === true }), (e) => playbook.observe(e));
+  return { cluster, playbook, settings };
+}
+
+/** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
+export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
+  const { cluster, playbook, settings } = prepared;
+  const reporter = new ProgressTracker(view, (e) => playbook.observe(e));
   const ctx: TaskContext = createTaskContext({
     cluster,
-    check,
-    rotateSecrets,
-    timeoutMs,
+    check: settings.check,
+    rotateSecrets: settings.rotateSecrets,
+    timeoutMs: settings.timeoutMs,
     log: (message) => reporter.log(message),
-    env: run.env,
+    env,
   });
-  const result = await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check, vars: playbook.vars });
-  if (!result.success) return ExitCode.failed;
-  return check && result.recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+  return runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check: settings.check, vars: playbook.vars });
+}
+
+/** 1 when any run failed, else 3 when --check found something to change, else 0. */
+export function exitCodeOf(runs: { success: boolean; wouldChange: number }[], check: boolean): number {
+  if (runs.some((r) => !r.success)) return ExitCode.failed;
+  return check && runs.some((r) => r.wouldChange > 0) ? ExitCode.changesPending : ExitCode.ok;
 }
 
 /** The playbook as `--list-tasks` prints it: one line per task, kind, tags and where it is written. */
-function outline(playbook: Playbook): string {
+export function outline(playbook: Playbook): string {
   const lines = playbook.tasks.map((t, i) => {
     const tags = playbook.tags[i] ?? [];
     const where = t.location?.line !== undefined ? `  ${t.location.file ?? ''}:${t.location.line}` : '';
