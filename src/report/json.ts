@@ -18,9 +18,16 @@ export class JsonReporter implements Reporter {
   }
 
   close(): Promise<void> {
-    if (!this.final) return Promise.resolve();
-    const { title, check, recap, results, durationMs } = this.final;
-    const doc = { title, check, success: results.every((r) => r.outcome !== 'failed' || r.ignoredError), recap, durationMs, tasks: results.map((r) => ({ ...r, changes: r.changes.map(safeView) })) };
-    return new Promise((resolve) => this.out.write(`${JSON.stringify(doc, null, 2)}\n`, () => resolve()));
+    return this.final ? writeJson(this.out, jsonDocument(this.final)) : Promise.resolve();
   }
+}
+
+/** The document of one run, as `--json` prints it (and as each cluster's entry when several run). */
+export function jsonDocument(end: Extract<RunEvent, { type: 'run-end' }>) {
+  const { title, check, recap, results, durationMs } = end;
+  return { title, check, success: results.every((r) => r.outcome !== 'failed' || r.ignoredError === true), recap, durationMs, tasks: results.map((r) => ({ ...r, changes: r.changes.map(safeView) })) };
+}
+
+export function writeJson(out: NodeJS.WritableStream, doc: unknown): Promise<void> {
+  return new Promise((resolve) => out.write(`${JSON.stringify(doc, null, 2)}\n`, () => resolve()));
 }
