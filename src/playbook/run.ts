@@ -60,13 +60,12 @@ export async function resolveClusterFlags(flags: ClusterFlags, env: NodeJS.Proce
 
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
 export async function runPlaybookCommand(opts: PlaybookRunOptions, global: GlobalOptions): Promise<number> {
-  return runPlaybook(opts, {
-    cwd: process.cwd(),
-    env: process.env,
-    registry: builtinKinds,
-    reporter: (view) => createReporter(global, view),
-    out: process.stdout,
-  });
+  return runPlaybook(opts, { ...processEnvironment(), reporter: (view) => createReporter(global, view) });
+}
+
+/** What a run started from the command line works in: this process's folder, environment and stdout. */
+export function processEnvironment(): Omit<RunEnvironment, 'reporter'> {
+  return { cwd: process.cwd(), env: process.env, registry: builtinKinds, out: process.stdout };
 }
 
 export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {
