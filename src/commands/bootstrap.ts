@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { globalOptions } from '../cli/context.ts';
-import type { PlaybookRunOptions } from '../playbook/run.ts';
+import type { FleetRunOptions } from '../playbook/multi.ts';
 
 /**
  * `bootstrap` (the built-in playbook) and `run PLAYBOOK` (any playbook). Both only declare flags
@@ -12,8 +12,9 @@ export function registerBootstrap(program: Command): void {
       .command('bootstrap')
       .summary('install Flux on a cluster with its SOPS key, idempotently')
       .description(
-        'Run the built-in bootstrap playbook (playbooks/bootstrap.yaml) for one cluster of fluxstrap.yaml: preflight, namespace, ' +
-          'Git and sops-age Secrets, Flux components, controllers, sync objects, reconcile, decryption check. Safe to run again.\n\n' +
+        'Run the built-in bootstrap playbook (playbooks/bootstrap.yaml) for a cluster of fluxstrap.yaml: preflight, namespace, ' +
+          'Git and sops-age Secrets, Flux components, controllers, sync objects, reconcile, decryption check. Safe to run again. ' +
+          'Several clusters (--cluster a,b or --all-clusters) run concurrently; one failing does not stop the others.\n\n' +
           'Exit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.',
       ),
   ).action(async (opts: CommandOptions, cmd: Command) => {
@@ -33,12 +34,14 @@ export function registerBootstrap(program: Command): void {
 }
 
 /** Commander sets only the keys of options given (or defaulted), matching the optional fields. */
-type CommandOptions = Omit<PlaybookRunOptions, 'playbook' | 'require'>;
+type CommandOptions = Omit<FleetRunOptions, 'playbook' | 'require'>;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function withRunOptions(cmd: Command): Command {
-  return withClusterOptions(cmd)
+  return withClusterOptions(cmd, true)
+    .option('--all-clusters', 'every cluster of fluxstrap.yaml')
+    .option('--parallel <n>', 'how many of several clusters run at once (default: 4)')
     .option('--check', 'change nothing: report what would change (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change (secret values masked)')
     .option('--rotate-secrets', 'replace Secrets whose content differs instead of refusing')
@@ -50,9 +53,9 @@ function withRunOptions(cmd: Command): Command {
 }
 
 /** How a command names its cluster: the settings resolveClusterFlags reads, as flags. */
-export function withClusterOptions(cmd: Command): Command {
-  return cmd
-    .option('--cluster <name>', 'cluster of fluxstrap.yaml (default: $FLUXSTRAP_CLUSTER, defaultCluster, or the only one)')
+export function withClusterOptions(cmd: Command, several = false): Command {
+  const about = 'cluster of fluxstrap.yaml (default: $FLUXSTRAP_CLUSTER, defaultCluster, or the only one)';
+  return (several ? cmd.option('--cluster <names>', `${about}; repeat or comma-separate to run several`, collect) : cmd.option('--cluster <name>', about))
     .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
     .option('--kubeconfig <file>', 'kubeconfig file ($FLUXSTRAP_KUBECONFIG)')
     .option('--context <name>', 'kube context ($FLUXSTRAP_CONTEXT)')
@@ -62,7 +65,7 @@ export function withClusterOptions(cmd: Command): Command {
     .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)');
 }
 
-async function runAction(opts: PlaybookRunOptions, cmd: Command): Promise<void> {
-  const { runPlaybookCommand } = await import('../playbook/run.ts');
-  process.exitCode = await runPlaybookCommand(opts, globalOptions(cmd));
+async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {
+  const { runPlaybooksCommand } = await import('../playbook/multi.ts');
+  process.exitCode = await runPlaybooksCommand(opts, globalOptions(cmd));
 }

@@ -1,0 +1,155 @@
+import { join } from 'node:path';
+import type { GlobalOptions } from '../cli/context.ts';
+import { CONFIG_FILE, findRepo, loadConfig, resolveCluster } from '../config/fluxstrap-config.ts';
+import type { ClusterFlags } from '../config/fluxstrap-config.ts';
+import { toTaskError } from '../core/engine.ts';
+import { ExitCode, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
+import type { Reporter, RunEvent } from '../core/events.ts';
+import type { ClusterRun, FleetView } from '../report/fleet.ts';
+import { JsonFleetView, PrefixedView, prefixLines } from '../report/fleet.ts';
+import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runPlaybookCommand, runSettings } from './run.ts';
+import type { PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './run.ts';
+
+/** `bootstrap` and `run` as commander hands them over: `--cluster` repeatable, plus the fleet flags. */
+export interface FleetRunOptions extends Omit<PlaybookRunOptions, 'cluster'> {
+  /** `--cluster`, each value possibly comma-separated. */
+  cluster?: string[];
+  allClusters?: boolean;
+  /** `--parallel N`: clusters running at once. */
+  parallel?: string;
+}
+
+export interface FleetEnvironment extends Omit<RunEnvironment, 'reporter'> {
+  view: (opts: { diff: boolean }) => FleetView;
+}
+
+/** Enough to keep a slow cluster from holding up the rest, few enough for a laptop's API clients. */
+const DEFAULT_PARALLEL = 4;
+
+/**
+ * Settings that describe one cluster. Given once for several clusters they would point every
+ * run at the same API server or folder, so they are refused instead of applied to all.
+ */
+const PER_CLUSTER: [keyof ClusterFlags, string, string][] = [
+  ['kubeconfig', '--kubeconfig', 'FLUXSTRAP_KUBECONFIG'],
+  ['context', '--context', 'FLUXSTRAP_CONTEXT'],
+  ['gitUrl', '--git-url', 'FLUXSTRAP_GIT_URL'],
+  ['branch', '--branch', 'FLUXSTRAP_GIT_BRANCH'],
+  ['path', '--path', 'FLUXSTRAP_PATH'],
+  ['ageKeyFile', '--age-key-file', 'FLUXSTRAP_AGE_KEY_FILE'],
+];
+
+/** The CLI entry: one named cluster (or none) runs exactly as before; several go through runFleet. */
+export async function runPlaybooksCommand(opts: FleetRunOptions, global: GlobalOptions): Promise<number> {
+  const { cluster, ...rest } = opts;
+  const names = splitNames(cluster);
+  if (opts.allClusters !== true && names.length <= 1) {
+    return runPlaybookCommand({ ...rest, ...(names[0] !== undefined ? { cluster: names[0] } : {}) }, global);
+  }
+  return runFleet(opts, { ...processEnvironment(), view: (view) => createFleetView(global, view) });
+}
+
+function createFleetView(global: GlobalOptions, view: { diff: boolean }): FleetView {
+  if (global.json) return new JsonFleetView(process.stdout);
+  return new PrefixedView(process.stderr, { color: global.color, quiet: global.quiet, diff: view.diff });
+}
+
+/**
+ * Run the playbook on several clusters: every cluster's settings and playbook are validated
+ * before any runs, then at most `--parallel` run at once, each with its own TaskContext and
+ * engine run. A failing cluster does not stop the others. Exit code as for one run, over all.
+ */
+export async function runFleet(opts: FleetRunOptions, run: FleetEnvironment): Promise<number> {
+  const parallel = parseParallel(opts.parallel);
+  const settings = runSettings(opts);
+  const prepared = await prepareAll(opts, run, settings);
+  if (opts.listTasks) {
+    run.out.write(prepared.map((p) => prefixLines(outline(p.playbook), `[${p.cluster.name}] `)).join(''));
+    return ExitCode.ok;
+  }
+  const view = run.view({ diff: opts.diff === true });
+  const runs: ClusterRun[] = [];
+  await eachLimited(prepared, parallel, async (p, index) => {
+    runs[index] = await runOne(p, view.cluster(p.cluster.name), run.env);
+  });
+  await view.close(runs);
+  return exitCodeOf(runs.map((r) => ({ success: r.success, wouldChange: r.end?.recap.wouldChange ?? 0 })), settings.check);
+}
+
+async function prepareAll(opts: FleetRunOptions, run: FleetEnvironment, settings: RunSettings): Promise<PreparedRun[]> {
+  if (opts.allClusters === true && opts.cluster !== undefined) throw usageError('--all-clusters and --cluster both name the clusters', 'pass one of them');
+  for (const [key, flag, envVar] of PER_CLUSTER) {
+    const given = opts[key] !== undefined ? flag : run.env[envVar] ? envVar : undefined;
+    if (given !== undefined) {
+      throw usageError(`${given} would apply to every cluster of the run`, `set it per cluster in ${CONFIG_FILE}, or run one cluster with --cluster NAME`);
+    }
+  }
+  const repoDir = findRepo(opts.repo, run.env, run.cwd);
+  const configFile = join(repoDir, CONFIG_FILE);
+  const config = await loadConfig(configFile);
+  if (config === undefined) throw usageError(`several clusters need ${configFile}`, 'describe each cluster there (fluxstrap init writes it)');
+  const names = opts.allClusters === true ? Object.keys(config.clusters) : [...new Set(splitNames(opts.cluster))];
+  if (names.length === 0) throw usageError(`no clusters in ${configFile}`);
+  const prepared: PreparedRun[] = [];
+  for (const name of names) {
+    try {
+      const cluster = resolveCluster(config, { cluster: name }, run.env, { repoDir, cwd: run.cwd, configFile });
+      prepared.push(await prepareRun(cluster, { ...opts, cluster: name }, settings, run.registry));
+    } catch (e) {
+      throw namingCluster(e, name);
+    }
+  }
+  return prepared;
+}
+
+/** A validation error of one cluster among several says which cluster it is about. */
+function namingCluster(e: unknown, name: string): unknown {
+  if (!isFluxstrapError(e) || e.message.includes(`"${name}"`)) return e;
+  return new FluxstrapError(e.code, `cluster "${name}": ${e.message}`, {
+    ...(e.hint !== undefined ? { hint: e.hint } : {}),
+    ...(e.location !== undefined ? { location: e.location } : {}),
+    cause: e,
+  });
+}
+
+async function runOne(p: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<ClusterRun> {
+  const name = p.cluster.name;
+  let end: Extract<RunEvent, { type: 'run-end' }> | undefined;
+  const capture: Reporter = {
+    emit: (e) => {
+      if (e.type === 'run-end') end = e;
+      view.emit(e);
+    },
+    close: () => view.close(),
+  };
+  try {
+    const result = await executeRun(p, capture, env);
+    return { name, success: result.success, ...(end ? { end } : {}) };
+  } catch (e) {
+    // The engine turns task failures into results; this is what escaped it (a bug, a broken view).
+    return { name, success: false, error: toTaskError(e) };
+  }
+}
+
+/** Run `fn` over `items` with at most `limit` calls in flight. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      await fn(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function splitNames(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
+}
+
+function parseParallel(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_PARALLEL;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`--parallel ${value}: expected a whole number of clusters, 1 or more`);
+  return n;
+}

@@ -1,0 +1,82 @@
+import { Writable } from 'node:stream';
+import type { Reporter, RunEvent, TaskError } from '../core/events.ts';
+import { recapLine } from './format.ts';
+import { jsonDocument, writeJson } from './json.ts';
+import { PlainReporter } from './plain.ts';
+import type { PlainOptions } from './plain.ts';
+
+/** How one cluster of a multi-cluster run ended: its engine run, or the error that kept it from ending. */
+export interface ClusterRun {
+  name: string;
+  success: boolean;
+  end?: Extract<RunEvent, { type: 'run-end' }>;
+  error?: TaskError;
+}
+
+/**
+ * The view of several clusters running at once: a Reporter per cluster, and a close that sees
+ * every cluster's outcome (the recap, or the one JSON document).
+ */
+export interface FleetView {
+  cluster(name: string): Reporter;
+  close(runs: ClusterRun[]): Promise<void>;
+}
+
+/** Every non-empty line starts with `prefix`, so interleaved lines of concurrent runs stay attributable. */
+export function prefixLines(text: string, prefix: string): string {
+  return text.replace(/^(?=.)/gm, prefix);
+}
+
+/**
+ * Plain lines with a `[cluster]` prefix. Also the view on a terminal: listr2 redraws one task list
+ * in place, and several concurrent lists would overwrite each other.
+ */
+export class PrefixedView implements FleetView {
+  private readonly out: NodeJS.WritableStream;
+  private readonly opts: PlainOptions;
+
+  constructor(out: NodeJS.WritableStream, opts: PlainOptions) {
+    this.out = out;
+    this.opts = opts;
+  }
+
+  cluster(name: string): Reporter {
+    const prefix = `[${name}] `;
+    // PlainReporter writes whole lines, so each chunk can be prefixed on its own.
+    const lines = new Writable({
+      write: (chunk: Buffer | string, _enc, done) => {
+        this.out.write(prefixLines(chunk.toString(), prefix));
+        done();
+      },
+    });
+    return new PlainReporter(lines, this.opts);
+  }
+
+  close(runs: ClusterRun[]): Promise<void> {
+    const lines = runs.map((r) => {
+      if (r.end) return `  ${recapLine(r.name, r.end.recap, r.end.durationMs)}`;
+      return `  ${r.name}: failed before its playbook ran: ${r.error?.message ?? 'unknown error'}`;
+    });
+    this.out.write(`recap of ${runs.length} clusters:\n${lines.join('\n')}\n`);
+    return Promise.resolve();
+  }
+}
+
+/** `--json`: one document, `{ clusters: { <name>: <the single-cluster document> }, success }`. */
+export class JsonFleetView implements FleetView {
+  private readonly out: NodeJS.WritableStream;
+
+  constructor(out: NodeJS.WritableStream) {
+    this.out = out;
+  }
+
+  cluster(): Reporter {
+    // The document is built from every cluster's run-end at close; nothing to show meanwhile.
+    return { emit: () => undefined, close: () => Promise.resolve() };
+  }
+
+  close(runs: ClusterRun[]): Promise<void> {
+    const clusters = Object.fromEntries(runs.map((r) => [r.name, r.end ? jsonDocument(r.end) : { success: false, error: r.error }]));
+    return writeJson(this.out, { clusters, success: runs.every((r) => r.success) });
+  }
+}
