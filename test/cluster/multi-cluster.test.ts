@@ -1,0 +1,137 @@
+// `fluxstrap bootstrap --all-clusters` against two real harness clusters: one repository whose
+// fluxstrap.yaml names both, each with its own kubeconfig and cluster folder, both pulling from
+// the first harness's Git server. Runs the built CLI, as `make provision` does.
+import assert from 'node:assert/strict';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { makeExampleRepo, must, sh, cli } from '../../scripts/example-repo.ts';
+import type { ExampleRepo } from '../../scripts/example-repo.ts';
+import { gitEnv } from '../../src/adapters/git.ts';
+import { connectKube } from '../../src/adapters/kube.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import type { Cluster } from './index.ts';
+import { clusterForFile } from './testing.ts';
+
+const alpha = clusterForFile({ flux: 'on-deployment' });
+const beta = clusterForFile({ flux: 'on-deployment' });
+
+interface Fleet {
+  example: ExampleRepo;
+  /** The second cluster's kubeconfig, as fluxstrap.yaml names it: a test may point it elsewhere. */
+  betaKubeconfig: string;
+}
+
+/**
+ * The example repository (cluster `demo`, on alpha), plus a second cluster folder `edge` for
+ * beta: a copy of clusters/demo whose Kustomization reconciles clusters/edge.
+ */
+async function makeFleet(a: Cluster, b: Cluster): Promise<Fleet> {
+  const work = await tempDir('fleet');
+  const example = await makeExampleRepo(a, work, { name: 'fleet', quiet: true });
+  cpSync(join(example.repo, example.path), join(example.repo, 'clusters/edge'), { recursive: true });
+  const sync = join(example.repo, 'clusters/edge/flux-system/gotk-sync.yaml');
+  writeFileSync(sync, readFileSync(sync, 'utf8').replace(`path: ./${example.path}`, 'path: ./clusters/edge'));
+  const betaKubeconfig = join(work, 'beta.kubeconfig');
+  cpSync(b.kubeconfig, betaKubeconfig);
+  const configFile = join(example.repo, 'fluxstrap.yaml');
+  const config = parse(readFileSync(configFile, 'utf8')) as { clusters: Record<string, Record<string, unknown>> };
+  config.clusters.edge = { ...config.clusters.demo, path: 'clusters/edge', kube: { kubeconfig: betaKubeconfig } };
+  writeFileSync(configFile, stringify(config));
+  await must('git', ['add', '-A'], { cwd: example.repo });
+  await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'cluster edge'], { cwd: example.repo });
+  await must('git', ['push', '--quiet', example.gitUrl, 'main'], {
+    cwd: example.repo,
+    env: gitEnv({ kind: 'basic', username: a.git.username, password: a.git.password }),
+  });
+  return { example, betaKubeconfig };
+}
+
+let fleet: Promise<Fleet> | undefined;
+/** Both clusters up (else every test fails with why, and their log tails), and the repository made once. */
+function withFleet(body: (f: Fleet) => Promise<void>): Promise<void> {
+  return alpha.run(() =>
+    beta.run(async () => {
+      fleet ??= makeFleet(alpha.cluster, beta.cluster);
+      await body(await fleet);
+    }),
+  );
+}
+
+const bootstrap = (f: Fleet, args: string[]) =>
+  sh(process.execPath, [cli, ...args, 'bootstrap', '--all-clusters', '--repo', f.example.repo, '--timeout', '3m'], {
+    env: { ...f.example.env, CI: '1', NO_COLOR: '1' },
+    quiet: true,
+  });
+
+interface FleetDoc {
+  success: boolean;
+  clusters: Record<string, { success: boolean; recap: { changed: number; failed: number }; tasks: { name: string; outcome: string; error?: { code: string } }[] }>;
+}
+
+async function bootstrapJson(f: Fleet): Promise<{ code: number; doc: FleetDoc; stderr: string }> {
+  const run = await bootstrap(f, ['--json']);
+  try {
+    return { code: run.code, doc: JSON.parse(run.stdout) as FleetDoc, stderr: run.stderr };
+  } catch {
+    return assert.fail(`no JSON document (exit ${run.code}): ${run.stderr}\n${run.stdout}`);
+  }
+}
+
+/** The SOPS-encrypted Secret of the repository, as kustomize-controller applied it: decrypted. */
+async function appliedPassword(kubeconfig: string): Promise<string> {
+  const kube = await connectKube({ kubeconfig });
+  const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'demo-app', name: 'db-credentials' });
+  assert.ok(secret, `Secret demo-app/db-credentials exists (${kubeconfig})`);
+  const managers = ((secret.metadata.managedFields as { manager?: string }[] | undefined) ?? []).map((m) => m.manager);
+  assert.ok(managers.includes('kustomize-controller'), `applied by kustomize-controller (managers: ${managers.join(', ')})`);
+  return Buffer.from((secret.data as Record<string, string>).password ?? '', 'base64').toString();
+}
+
+void describe('bootstrap --all-clusters on two clusters', () => {
+  void it('converges both concurrently, each line prefixed with its cluster, and a recap per cluster', () =>
+    withFleet(async (f) => {
+      const run = await bootstrap(f, []);
+      assert.equal(run.code, 0, run.stderr);
+      for (const name of ['demo', 'edge']) {
+        assert.match(run.stderr, new RegExp(`^\\[${name}\\] ► Bootstrap Flux on ${name}$`, 'm'));
+        assert.match(run.stderr, new RegExp(`^\\[${name}\\] ● Reconcile at the bootstrapped commit \\[changed\\]`, 'm'));
+        assert.match(run.stderr, new RegExp(`^  ${name}: ok=\\d+ changed=\\d+ would-change=0 skipped=0 failed=0`, 'm'));
+      }
+      const password = await appliedPassword(alpha.cluster.kubeconfig);
+      assert.match(password, /^[0-9a-z]+$/, 'the plaintext password, not SOPS ciphertext');
+      assert.equal(await appliedPassword(f.betaKubeconfig), password);
+    }));
+
+  void it('a second run changes nothing on either cluster (--json: one document, a single-cluster document per cluster)', () =>
+    withFleet(async (f) => {
+      const { code, doc, stderr } = await bootstrapJson(f);
+      assert.equal(code, 0, stderr);
+      assert.equal(doc.success, true);
+      assert.deepEqual(Object.keys(doc.clusters).sort(), ['demo', 'edge']);
+      for (const [name, d] of Object.entries(doc.clusters)) {
+        assert.equal(d.recap.changed, 0, `${name}: ${JSON.stringify(d.tasks.filter((t) => t.outcome !== 'ok'))}`);
+        assert.equal(d.success, true);
+      }
+    }));
+
+  void it('an unreachable API fails only its cluster: exit 1, the other converges', () =>
+    withFleet(async (f) => {
+      const original = readFileSync(f.betaKubeconfig, 'utf8');
+      // Port 1 on loopback: nothing listens, so the connection is refused at once.
+      writeFileSync(f.betaKubeconfig, original.replace(beta.cluster.server, 'https://127.0.0.1:1'));
+      try {
+        const { code, doc } = await bootstrapJson(f);
+        assert.equal(code, 1);
+        assert.equal(doc.success, false);
+        assert.equal(doc.clusters.demo?.success, true);
+        assert.equal(doc.clusters.demo?.recap.failed, 0);
+        const failed = doc.clusters.edge?.tasks.find((t) => t.outcome === 'failed');
+        assert.equal(failed?.name.startsWith('Preflight'), true, JSON.stringify(doc.clusters.edge));
+        assert.deepEqual(doc.clusters.edge?.tasks.slice(1).map((t) => t.outcome), Array(8).fill('skipped'), 'nothing after the failed preflight ran');
+      } finally {
+        writeFileSync(f.betaKubeconfig, original);
+      }
+    }));
+});
