@@ -31,6 +31,8 @@ export const builtinKinds: KindRegistry = {
   makefile: () => import('./makefile.ts').then((m) => m.makefileKind),
   gitignore: () => import('./gitignore.ts').then((m) => m.gitignoreKind),
   'fluxstrap-config': () => import('./fluxstrap-config.ts').then((m) => m.fluxstrapConfigKind),
+  'sops-recipients': () => import('./sops-recipients.ts').then((m) => m.sopsRecipientsKind),
+  'sops-files-rekeyed': () => import('./sops-files-rekeyed.ts').then((m) => m.sopsFilesRekeyedKind),
 };
 
 /** Load a kind, checking that the module's `kind` matches the name it is registered under. */
