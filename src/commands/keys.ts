@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { globalOptions } from '../cli/context.ts';
 import type { KeysNewOptions, KeysPubOptions } from '../keys/actions.ts';
+import type { KeysRotateOptions } from '../keys/rotate.ts';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('generate age and OpenPGP keys for sops, and print their public keys');
@@ -35,5 +36,33 @@ export function registerKeys(program: Command): void {
     .action(async (file: string | undefined, opts: KeysPubOptions, cmd: Command) => {
       const { keysPub } = await import('../keys/actions.ts');
       await keysPub(file, opts, globalOptions(cmd));
+    });
+
+  keys
+    .command('rotate')
+    .summary("rotate a cluster's age key in two phases, so Flux can decrypt every file throughout")
+    .description(
+      'Phase 1 (default): make sure the key file holds a new identity (appended; one not yet in .sops.yaml is reused), ' +
+        "add its recipient to the cluster's creation rule next to the old one, and re-encrypt the data key of every SOPS file " +
+        'under the cluster folder for both (updatekeys: values and MAC unchanged). ' +
+        'Phase 2 (--finish): remove the old recipient and give every file a new data key, so the old key opens nothing. ' +
+        'Files only: after each phase, run `fluxstrap bootstrap --cluster NAME --rotate-secrets`. Private keys are never removed unless --drop-old-identity.',
+    )
+    .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
+    .option('--repo <dir>', 'repository root (default: the current folder)')
+    .option('--key-file <file>', "the cluster's age key file (default: $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt)")
+    .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
+    .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')
+    .option('--check', 'change nothing: show what would change (exit 3 if anything would)')
+    .option('--diff', 'show before/after of each change')
+    .addHelpText(
+      'after',
+      '\nRunbook:\n  fluxstrap keys rotate --cluster prod --key-file prod.agekey\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
+        '  fluxstrap keys rotate --cluster prod --key-file prod.agekey --finish\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
+        '  fluxstrap keys rotate --cluster prod --key-file prod.agekey --finish --drop-old-identity\n  fluxstrap bootstrap --cluster prod --rotate-secrets',
+    )
+    .action(async (opts: KeysRotateOptions, cmd: Command) => {
+      const { keysRotate } = await import('../keys/rotate.ts');
+      process.exitCode = await keysRotate(opts, globalOptions(cmd));
     });
 }

@@ -1,0 +1,156 @@
+import { join, resolve } from 'node:path';
+import { readText } from '../adapters/files.ts';
+import { createReporter, info } from '../cli/context.ts';
+import type { GlobalOptions } from '../cli/context.ts';
+import { runTasks } from '../core/engine.ts';
+import { configError, ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
+import type { TaskInstance, TaskKind } from '../core/task.ts';
+import { parseConfig } from '../sops/config.ts';
+import { stanzaName } from '../sops/metadata.ts';
+import { configuredPath } from '../tasks/fluxstrap-config.ts';
+import { pathRegexFor } from '../tasks/sops-config.ts';
+import { sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
+import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
+import { findSopsFiles } from '../tasks/sops-files.ts';
+import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
+import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from './age.ts';
+import type { AgeIdentity } from './age.ts';
+import { newAgeKey, writeKeyFile } from './generate.ts';
+
+/**
+ * `fluxstrap keys rotate`: a cluster's age key rotated in two phases, so that Flux can decrypt
+ * every file at every step. Phase 1 adds the new recipient next to the old one (files keep their
+ * data key); phase 2 removes the old one (files get a new data key). Between them, and after
+ * phase 2, `bootstrap --rotate-secrets` puts the key file into the cluster. Only files change here.
+ *
+ * The new identity is the key file's last one (`keys new --append` puts it there); the old ones
+ * are the key file's other identities that the cluster's rule lists. Recipients of keys held
+ * elsewhere (a colleague's) are never touched.
+ */
+
+export interface KeysRotateOptions {
+  cluster: string;
+  repo?: string;
+  keyFile?: string;
+  check?: boolean;
+  diff?: boolean;
+  finish?: boolean;
+  dropOldIdentity?: boolean;
+}
+
+/** Shown in a --check plan when the new identity does not exist yet: check mode writes no key. */
+const PENDING = '<new age recipient>';
+
+export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Promise<number> {
+  if (opts.dropOldIdentity && !opts.finish) throw usageError('--drop-old-identity goes with --finish', 'the old identity is needed until the files no longer use it');
+  const repo = resolve(opts.repo ?? '.');
+  const clusterPath = (await configuredPath(repo, opts.cluster)) ?? `clusters/${opts.cluster}`;
+  const sopsFile = '.sops.yaml';
+  const keyFile = opts.keyFile ?? ageKeyFilePath();
+  const check = opts.check === true;
+  const sopsText = await readText(join(repo, sopsFile));
+  const rule = ruleRecipients(sopsText, sopsFile, clusterPath);
+  if (rule === undefined) throw configError(`no creation rule for ${clusterPath}`, { file: sopsFile }, `run fluxstrap init --cluster ${opts.cluster} first`);
+  const otherRulesRecipients = parseConfig(sopsText, sopsFile)
+    .creationRules.filter((r) => r.pathRegex !== pathRegexFor(clusterPath))
+    .flatMap((r) => r.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName));
+  let identities = await parseAgeKeyFile(await readText(keyFile), keyFile, recipientOf);
+  const newest = identities.at(-1) as AgeIdentity;
+  const old = identities.filter((i) => i !== newest && rule.includes(i.recipient));
+
+  let wanted: string[];
+  if (opts.finish) {
+    if (!rule.includes(newest.recipient)) {
+      throw new FluxstrapError('E_PRECONDITION', `the newest identity of the key file (line ${newest.line}) is not in the creation rule for ${clusterPath}`, {
+        location: { file: keyFile },
+        hint: `run phase 1 first: fluxstrap keys rotate --cluster ${opts.cluster}`,
+      });
+    }
+    wanted = rule.filter((r) => !old.some((i) => i.recipient === r));
+  } else {
+    let added = newest.recipient;
+    // The newest identity is the rule's only one of this key file: the rotation has not begun.
+    if (rule.includes(newest.recipient) && old.length === 0) {
+      if (check) {
+        added = PENDING;
+        info(g, `would add a new age identity to ${keyFile}`);
+      } else {
+        added = (await newAgeKey({ file: keyFile, postQuantum: newest.postQuantum, append: true })).recipient;
+        info(g, `added a new age identity to ${keyFile}: ${added}`);
+        identities = await parseAgeKeyFile(await readText(keyFile), keyFile, recipientOf);
+      }
+    }
+    wanted = rule.includes(added) ? rule : [...rule, added];
+  }
+
+  const ctx: RekeyContext = { paths: { repo }, ageIdentities: () => Promise.resolve(identities) };
+  const task = <P, O>(name: string, kind: TaskKind<P, O, RekeyContext>, params: P): TaskInstance<RekeyContext> => ({ name, kind, params });
+  const tasks = [
+    task(`recipients of the ${sopsFile} creation rule for ${clusterPath}`, sopsRecipientsKind, {
+      file: sopsFile,
+      clusterPath,
+      add: wanted.filter((r) => !rule.includes(r)),
+      remove: rule.filter((r) => !wanted.includes(r)),
+    }),
+    task(`SOPS files under ${clusterPath} encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, age: wanted }),
+  ];
+  const reporter = await createReporter(g, { diff: opts.diff === true || check });
+  const { recap, success } = await runTasks({ title: `keys rotate ${clusterPath}${opts.finish ? ' --finish' : ''}`, tasks, ctx, reporter, check });
+  if (!success) return ExitCode.failed;
+  const done = recap.changed === 0 && recap.wouldChange === 0;
+  // Under --check with changes pending, the files are not yet what the state line would claim.
+  const state = (line: string) => {
+    if (!check || done) info(g, `${done ? 'nothing to do: ' : ''}${line}`);
+  };
+  const bootstrap = `fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets`;
+  if (!opts.finish) {
+    state(`every file under ${clusterPath} opens with the old and the new key`);
+    info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster} --finish`);
+  } else {
+    state(`only the new key (${newest.recipient}) opens the files under ${clusterPath}`);
+    info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);
+    // An identity another rule lists is another cluster's key kept in the same file: never stale.
+    const listed = new Set([...wanted, ...otherRulesRecipients]);
+    const stale = identities.filter((i) => i !== newest && !listed.has(i.recipient));
+    if (opts.dropOldIdentity) await dropIdentities(keyFile, stale, { repo, clusterPath, cluster: opts.cluster }, check, g);
+    else for (const i of stale) info(g, `then you may remove the old identity at ${keyFile}:${i.line} (${i.recipient}), or run again with --finish --drop-old-identity`);
+  }
+  return check && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+}
+
+/**
+ * Remove old identities from the key file, refusing while a file under the cluster folder is still
+ * encrypted to one of them: that file would open for nobody. The file is rewritten atomically,
+ * the identity's own comment lines with it.
+ */
+async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo: string; clusterPath: string; cluster: string }, check: boolean, g: GlobalOptions): Promise<void> {
+  const { repo, clusterPath } = at;
+  if (stale.length === 0) return;
+  const recipients = new Set(stale.map((i) => i.recipient));
+  for (const f of await findSopsFiles(join(repo, clusterPath), repo)) {
+    const held = f.recipients.find((r) => recipients.has(r));
+    if (held !== undefined) {
+      throw new FluxstrapError('E_PRECONDITION', `refusing to remove the old identity ${held}: this file is still encrypted to it`, {
+        location: { file: f.name },
+        hint: check ? 'run without --check first, so that the files get a new data key' : `run fluxstrap keys rotate --cluster ${at.cluster} --finish again`,
+      });
+    }
+  }
+  if (check) {
+    for (const i of stale) info(g, `would remove the old identity at ${keyFile}:${i.line} (${i.recipient})`);
+    return;
+  }
+  const lines = (await readText(keyFile)).split('\n');
+  const drop = new Set<number>();
+  for (const i of stale) {
+    // Line numbers come from the earlier read: a file changed since then is not edited blindly.
+    if (lines[i.line - 1]?.trim().toUpperCase() !== i.secret) {
+      throw new FluxstrapError('E_PRECONDITION', 'the key file changed during the rotation', { location: { file: keyFile }, hint: 'run the command again' });
+    }
+    drop.add(i.line - 1);
+    // The `# created:` / `# public key:` lines written above it belong to it.
+    for (let n = i.line - 2; n >= 0 && /^#\s*(created|public key):/i.test(lines[n] ?? ''); n--) drop.add(n);
+  }
+  await writeKeyFile(keyFile, lines.filter((_, n) => !drop.has(n)).join('\n'), false);
+  for (const i of stale) info(g, `removed the old identity ${i.recipient} from ${keyFile}`);
+}

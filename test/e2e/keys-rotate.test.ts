@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { runCli } from '../helpers/cli.ts';
+import type { CliResult } from '../helpers/cli.ts';
+import { fluxRepo } from '../helpers/flux-repo.ts';
+import type { FluxRepo } from '../helpers/flux-repo.ts';
+import { snapshot, tempDir } from '../helpers/tmp.ts';
+import { requireTool } from '../helpers/tools.ts';
+import { findSops } from '../unit/sops/helpers.ts';
+
+/** `fluxstrap keys rotate` on the real Flux files after `init`, the files checked with the real sops and age keys. */
+
+let home: string;
+let keyFile: string;
+/** Copies of the key file holding only the old, then only the new identity, to decrypt with one key at a time. */
+let oldKey: string;
+let newKey: string;
+let oldRecipient: string;
+let sops: string;
+let r: FluxRepo;
+
+const execFileAsync = promisify(execFile);
+
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
+const cli = (args: string[]): CliResult => runCli(args, { cwd: r.repo, env: env() });
+const rotate = (...args: string[]) => cli(['keys', 'rotate', '--cluster', r.cluster, '--key-file', keyFile, ...args]);
+const recap = (res: CliResult) => JSON.parse(res.stdout) as { recap: { changed: number; wouldChange: number; ok: number } };
+
+const SECRETS = ['db.yaml', 'apps/api.yaml'];
+const plain = (name: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: default\nstringData:\n  password: s3cret-${name}\n`;
+
+/** The real sops, with only the given key file: the decrypted password, or the failure. */
+async function sopsDecrypt(file: string, key: string): Promise<{ ok: boolean; password?: string }> {
+  try {
+    const { stdout: out } = await execFileAsync(sops, ['decrypt', join(r.repo, r.clusterPath, file)], { env: { ...process.env, ...env({ SOPS_AGE_KEY_FILE: key }) } });
+    return { ok: true, password: (parse(out) as { stringData: { password: string } }).stringData.password };
+  } catch {
+    return { ok: false };
+  }
+}
+
+async function recipientsOf(file: string): Promise<string[]> {
+  const doc = parse(await readFile(join(r.repo, r.clusterPath, file), 'utf8')) as { sops: { age: { recipient: string }[] } };
+  return doc.sops.age.map((a) => a.recipient).sort();
+}
+
+async function ruleAge(): Promise<string> {
+  return (parse(await readFile(join(r.repo, '.sops.yaml'), 'utf8')) as { creation_rules: { age: string }[] }).creation_rules[0]?.age ?? '';
+}
+
+/** A file with only the key file's identity at `index` (0: old, 1: new). */
+async function singleKey(index: number, out: string): Promise<string> {
+  const blocks = (await readFile(keyFile, 'utf8')).split(/(?=^# created:)/m);
+  await writeFile(out, blocks[index] ?? '', { mode: 0o600 });
+  return out;
+}
+
+before(async () => {
+  requireTool('age');
+  sops = findSops();
+  home = await tempDir('rotate-home');
+  r = await fluxRepo();
+  keyFile = join(home, 'keys', 'cluster.agekey');
+  const k = cli(['keys', 'new', '--out', keyFile]);
+  assert.equal(k.code, 0, k.stderr);
+  oldRecipient = k.stdout.trim();
+  assert.equal(cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile]).code, 0);
+  for (const name of SECRETS) {
+    const file = join(r.repo, r.clusterPath, name);
+    await mkdir(join(file, '..'), { recursive: true });
+    await writeFile(file, plain(name));
+    const enc = runCli(['encrypt', '--in-place', file], { cwd: r.repo, env: env({ SOPS_AGE_KEY_FILE: keyFile }) });
+    assert.equal(enc.code, 0, enc.stderr);
+  }
+  oldKey = join(home, 'old.agekey');
+  await copyFile(keyFile, oldKey);
+});
+
+void describe('keys rotate', () => {
+  let newRecipient: string;
+
+  void it('--check before phase 1 changes nothing, not even the key file, and exits 3', async () => {
+    const repo = await snapshot(r.repo);
+    const key = await readFile(keyFile, 'utf8');
+    const res = rotate('--check');
+    assert.equal(res.code, 3, res.stderr);
+    assert.match(res.stderr, /would add a new age identity/);
+    assert.match(res.stderr, /<new age recipient>/);
+    assert.deepEqual(await snapshot(r.repo), repo);
+    assert.equal(await readFile(keyFile, 'utf8'), key);
+  });
+
+  void it('phase 1 appends an identity and both keys open every file, with the real sops too', async () => {
+    const macs = await Promise.all(SECRETS.map(async (f) => (parse(await readFile(join(r.repo, r.clusterPath, f), 'utf8')) as { sops: { mac: string } }).sops.mac));
+    const res = rotate();
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /next: fluxstrap bootstrap --cluster production --rotate-secrets/);
+    assert.doesNotMatch(res.stderr + res.stdout, /AGE-SECRET-KEY/);
+    newRecipient = (await readFile(keyFile, 'utf8')).match(/^# public key: (age1\S+)$/gm)?.[1]?.slice('# public key: '.length) ?? '';
+    assert.notEqual(newRecipient, '');
+    assert.equal(await ruleAge(), `${oldRecipient},${newRecipient}`);
+    newKey = await singleKey(1, join(home, 'new.agekey'));
+    for (const [i, f] of SECRETS.entries()) {
+      assert.deepEqual(await recipientsOf(f), [oldRecipient, newRecipient].sort());
+      assert.equal((parse(await readFile(join(r.repo, r.clusterPath, f), 'utf8')) as { sops: { mac: string } }).sops.mac, macs[i], 'updatekeys keeps the MAC');
+      for (const key of [oldKey, newKey]) assert.deepEqual(await sopsDecrypt(f, key), { ok: true, password: `s3cret-${f}` });
+    }
+  });
+
+  void it('a second phase 1 has nothing to do and adds no identity', async () => {
+    const key = await readFile(keyFile, 'utf8');
+    const res = cli(['--json', 'keys', 'rotate', '--cluster', r.cluster, '--key-file', keyFile]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(recap(res).recap.changed, 0);
+    assert.equal(await readFile(keyFile, 'utf8'), key);
+  });
+
+  void it('--drop-old-identity refuses while a file is still encrypted to the old key', async () => {
+    const repo = await snapshot(r.repo);
+    const key = await readFile(keyFile, 'utf8');
+    const res = rotate('--finish', '--drop-old-identity', '--check');
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, new RegExp(`^error: refusing to remove the old identity ${oldRecipient}: this file is still encrypted to it \\(clusters/production/`, 'm'));
+    assert.deepEqual(await snapshot(r.repo), repo);
+    assert.equal(await readFile(keyFile, 'utf8'), key);
+  });
+
+  void it('phase 2 leaves only the new key able to open the files; --drop-old-identity then removes the old identity', async () => {
+    const check = rotate('--finish', '--check');
+    assert.equal(check.code, 3, check.stderr);
+    const res = rotate('--finish', '--drop-old-identity');
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /next: fluxstrap bootstrap --cluster production --rotate-secrets/);
+    assert.equal(await ruleAge(), newRecipient);
+    for (const f of SECRETS) {
+      assert.deepEqual(await recipientsOf(f), [newRecipient]);
+      assert.deepEqual(await sopsDecrypt(f, newKey), { ok: true, password: `s3cret-${f}` });
+      assert.deepEqual(await sopsDecrypt(f, oldKey), { ok: false });
+    }
+    const left = await readFile(keyFile, 'utf8');
+    assert.equal(left.match(/AGE-SECRET-KEY-/g)?.length, 1);
+    assert.match(left, new RegExp(`^# public key: ${newRecipient}$`, 'm'));
+    const again = cli(['--json', 'keys', 'rotate', '--cluster', r.cluster, '--key-file', keyFile, '--finish']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(recap(again).recap.changed, 0);
+  });
+});
