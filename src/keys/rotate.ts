@@ -69,8 +69,9 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
     wanted = rule.filter((r) => !old.some((i) => i.recipient === r));
   } else {
     let added = newest.recipient;
-    // The newest identity is the rule's only one of this key file: the rotation has not begun.
-    if (rule.includes(newest.recipient) && old.length === 0) {
+    // The rotation has not begun when the newest identity is the rule's only one of this key file;
+    // one that another rule lists is another cluster's key, never to be taken over.
+    if ((rule.includes(newest.recipient) && old.length === 0) || otherRulesRecipients.includes(newest.recipient)) {
       if (check) {
         added = PENDING;
         info(g, `would add a new age identity to ${keyFile}`);
@@ -102,10 +103,11 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
   const state = (line: string) => {
     if (!check || done) info(g, `${done ? 'nothing to do: ' : ''}${line}`);
   };
+  const keyFlag = opts.keyFile === undefined ? '' : ` --key-file ${opts.keyFile}`;
   const bootstrap = `fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets`;
   if (!opts.finish) {
     state(`every file under ${clusterPath} opens with the old and the new key`);
-    info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster} --finish`);
+    info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster}${keyFlag} --finish`);
   } else {
     state(`only the new key (${newest.recipient}) opens the files under ${clusterPath}`);
     info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);

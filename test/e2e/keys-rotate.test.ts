@@ -150,3 +150,28 @@ void describe('keys rotate', () => {
     assert.equal(recap(again).recap.changed, 0);
   });
 });
+
+void describe('keys rotate with a key file shared between clusters', () => {
+  void it("never takes another cluster's identity as the new one, and never drops it", async () => {
+    const repo = await fluxRepo();
+    const shared = join(home, 'shared', 'keys.txt');
+    const run = (...args: string[]) => runCli(args, { cwd: repo.repo, env: env() });
+    const prod = run('keys', 'new', '--out', shared).stdout.trim();
+    assert.equal(run('init', '--cluster', repo.cluster, '--repo', repo.repo, '--age', prod).code, 0);
+    const staging = run('keys', 'new', '--out', shared, '--append').stdout.trim();
+    const sopsYaml = join(repo.repo, '.sops.yaml');
+    await writeFile(sopsYaml, `${await readFile(sopsYaml, 'utf8')}  - path_regex: ^clusters/staging/\n    age: ${staging}\n`);
+
+    const res = run('keys', 'rotate', '--cluster', repo.cluster, '--key-file', shared);
+    assert.equal(res.code, 0, res.stderr);
+    const recipients = [...(await readFile(shared, 'utf8')).matchAll(/^# public key: (age1\S+)$/gm)].map((m) => m[1]);
+    assert.equal(recipients.length, 3, 'a third identity was appended');
+    const rules = (parse(await readFile(sopsYaml, 'utf8')) as { creation_rules: { age: string }[] }).creation_rules.map((c) => c.age);
+    assert.deepEqual(rules, [`${prod},${recipients[2] ?? ''}`, staging]);
+
+    const finish = run('keys', 'rotate', '--cluster', repo.cluster, '--key-file', shared, '--finish', '--drop-old-identity');
+    assert.equal(finish.code, 0, finish.stderr);
+    const left = [...(await readFile(shared, 'utf8')).matchAll(/^# public key: (age1\S+)$/gm)].map((m) => m[1]);
+    assert.deepEqual(left, [staging, recipients[2]]);
+  });
+});
