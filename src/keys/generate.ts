@@ -53,7 +53,7 @@ export async function newAgeKey(opts: NewAgeKeyOptions): Promise<NewAgeKey> {
     await writeKeyFile(opts.file, `${existing}${separator}${block}`, false);
     return { recipient: identity.recipient, file: opts.file, identities: held.length + 1 };
   };
-  return opts.append ? withAppendLock(opts.file, add) : add();
+  return opts.append ? withKeyFileLock(opts.file, add) : add();
 }
 
 /** Long enough for any other append to finish (they hold the lock for a read and a write). */
@@ -67,7 +67,7 @@ const LOCK_WAIT_MS = 10_000;
  * A lock left by a crash is not guessed stale and broken (two processes guessing so would both
  * go ahead): after waiting, the error names it.
  */
-async function withAppendLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+export async function withKeyFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   const lock = `${file}.lock`;
   try {
     await mkdir(dirname(file), { recursive: true, mode: KEY_DIR_MODE });

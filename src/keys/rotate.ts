@@ -15,7 +15,7 @@ import { findSopsFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
 import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from './age.ts';
 import type { AgeIdentity } from './age.ts';
-import { newAgeKey, writeKeyFile } from './generate.ts';
+import { newAgeKey, withKeyFileLock, writeKeyFile } from './generate.ts';
 
 /**
  * `fluxstrap keys rotate`: a cluster's age key rotated in two phases, so that Flux can decrypt
@@ -142,17 +142,20 @@ async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo:
     for (const i of stale) info(g, `would remove the old identity at ${keyFile}:${i.line} (${i.recipient})`);
     return;
   }
-  const lines = (await readText(keyFile)).split('\n');
-  const drop = new Set<number>();
-  for (const i of stale) {
-    // Line numbers come from the earlier read: a file changed since then is not edited blindly.
-    if (lines[i.line - 1]?.trim().toUpperCase() !== i.secret) {
-      throw new FluxstrapError('E_PRECONDITION', 'the key file changed during the rotation', { location: { file: keyFile }, hint: 'run the command again' });
+  // Under the lock `keys new --append` takes, so an identity appended meanwhile is not lost.
+  await withKeyFileLock(keyFile, async () => {
+    const lines = (await readText(keyFile)).split('\n');
+    const drop = new Set<number>();
+    for (const i of stale) {
+      // Line numbers come from the earlier read: a file changed since then is not edited blindly.
+      if (lines[i.line - 1]?.trim().toUpperCase() !== i.secret) {
+        throw new FluxstrapError('E_PRECONDITION', 'the key file changed during the rotation', { location: { file: keyFile }, hint: 'run the command again' });
+      }
+      drop.add(i.line - 1);
+      // The `# created:` / `# public key:` lines written above it belong to it.
+      for (let n = i.line - 2; n >= 0 && /^#\s*(created|public key):/i.test(lines[n] ?? ''); n--) drop.add(n);
     }
-    drop.add(i.line - 1);
-    // The `# created:` / `# public key:` lines written above it belong to it.
-    for (let n = i.line - 2; n >= 0 && /^#\s*(created|public key):/i.test(lines[n] ?? ''); n--) drop.add(n);
-  }
-  await writeKeyFile(keyFile, lines.filter((_, n) => !drop.has(n)).join('\n'), false);
+    await writeKeyFile(keyFile, lines.filter((_, n) => !drop.has(n)).join('\n'), false);
+  });
   for (const i of stale) info(g, `removed the old identity ${i.recipient} from ${keyFile}`);
 }
