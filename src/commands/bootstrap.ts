@@ -40,8 +40,6 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 function withRunOptions(cmd: Command): Command {
   return withClusterOptions(cmd, true)
-    .option('--all-clusters', 'every cluster of fluxstrap.yaml')
-    .option('--parallel <n>', 'how many of several clusters run at once (default: 4)')
     .option('--check', 'change nothing: report what would change (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change (secret values masked)')
     .option('--rotate-secrets', 'replace Secrets whose content differs instead of refusing')
@@ -52,10 +50,16 @@ function withRunOptions(cmd: Command): Command {
     .option('--list-tasks', 'validate the playbook and list its tasks; run nothing');
 }
 
-/** How a command names its cluster: the settings resolveClusterFlags reads, as flags. */
+/** How a command names its cluster (or, `several`, its clusters): the settings resolveClusterFlags reads, as flags. */
 export function withClusterOptions(cmd: Command, several = false): Command {
   const about = 'cluster of fluxstrap.yaml (default: $FLUXSTRAP_CLUSTER, defaultCluster, or the only one)';
-  return (several ? cmd.option('--cluster <names>', `${about}; repeat or comma-separate to run several`, collect) : cmd.option('--cluster <name>', about))
+  const named = several
+    ? cmd
+        .option('--cluster <names>', `${about}; repeat or comma-separate for several`, collect)
+        .option('--all-clusters', 'every cluster of fluxstrap.yaml')
+        .option('--parallel <n>', 'how many of several clusters run at once (default: 4)')
+    : cmd.option('--cluster <name>', about);
+  return named
     .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
     .option('--kubeconfig <file>', 'kubeconfig file ($FLUXSTRAP_KUBECONFIG)')
     .option('--context <name>', 'kube context ($FLUXSTRAP_CONTEXT)')
@@ -66,6 +70,13 @@ export function withClusterOptions(cmd: Command, several = false): Command {
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {
-  const { runPlaybooksCommand } = await import('../playbook/multi.ts');
-  process.exitCode = await runPlaybooksCommand(opts, globalOptions(cmd));
+  const { runPlaybookCommand, singleCluster } = await import('../playbook/run.ts');
+  const single = singleCluster(opts);
+  if (single) {
+    process.exitCode = await runPlaybookCommand(single, globalOptions(cmd));
+    return;
+  }
+  // Only several clusters load the multi-cluster runner, so one cluster runs exactly as before.
+  const { runFleetCommand } = await import('../playbook/multi.ts');
+  process.exitCode = await runFleetCommand(opts, globalOptions(cmd));
 }

@@ -1,23 +1,17 @@
 import { join } from 'node:path';
 import type { GlobalOptions } from '../cli/context.ts';
 import { CONFIG_FILE, findRepo, loadConfig, resolveCluster } from '../config/fluxstrap-config.ts';
-import type { ClusterFlags } from '../config/fluxstrap-config.ts';
+import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
 import { toTaskError } from '../core/engine.ts';
 import { ExitCode, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
 import type { Reporter, RunEvent } from '../core/events.ts';
 import type { ClusterRun, FleetView } from '../report/fleet.ts';
 import { JsonFleetView, PrefixedView, prefixLines } from '../report/fleet.ts';
-import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runPlaybookCommand, runSettings } from './run.ts';
-import type { PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './run.ts';
+import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runSettings, splitNames } from './run.ts';
+import type { ClusterSelection, PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './run.ts';
 
-/** `bootstrap` and `run` as commander hands them over: `--cluster` repeatable, plus the fleet flags. */
-export interface FleetRunOptions extends Omit<PlaybookRunOptions, 'cluster'> {
-  /** `--cluster`, each value possibly comma-separated. */
-  cluster?: string[];
-  allClusters?: boolean;
-  /** `--parallel N`: clusters running at once. */
-  parallel?: string;
-}
+/** `bootstrap` and `run` as commander hands them over. */
+export interface FleetRunOptions extends Omit<PlaybookRunOptions, 'cluster'>, ClusterSelection {}
 
 export interface FleetEnvironment extends Omit<RunEnvironment, 'reporter'> {
   view: (opts: { diff: boolean }) => FleetView;
@@ -30,7 +24,7 @@ const DEFAULT_PARALLEL = 4;
  * Settings that describe one cluster. Given once for several clusters they would point every
  * run at the same API server or folder, so they are refused instead of applied to all.
  */
-const PER_CLUSTER: [keyof ClusterFlags, string, string][] = [
+const PER_CLUSTER: [Exclude<keyof ClusterFlags, 'cluster'>, string, string][] = [
   ['kubeconfig', '--kubeconfig', 'FLUXSTRAP_KUBECONFIG'],
   ['context', '--context', 'FLUXSTRAP_CONTEXT'],
   ['gitUrl', '--git-url', 'FLUXSTRAP_GIT_URL'],
@@ -39,13 +33,8 @@ const PER_CLUSTER: [keyof ClusterFlags, string, string][] = [
   ['ageKeyFile', '--age-key-file', 'FLUXSTRAP_AGE_KEY_FILE'],
 ];
 
-/** The CLI entry: one named cluster (or none) runs exactly as before; several go through runFleet. */
-export async function runPlaybooksCommand(opts: FleetRunOptions, global: GlobalOptions): Promise<number> {
-  const { cluster, ...rest } = opts;
-  const names = splitNames(cluster);
-  if (opts.allClusters !== true && names.length <= 1) {
-    return runPlaybookCommand({ ...rest, ...(names[0] !== undefined ? { cluster: names[0] } : {}) }, global);
-  }
+/** The CLI entry for several clusters (bootstrap.ts sends one named cluster to runPlaybookCommand). */
+export function runFleetCommand(opts: FleetRunOptions, global: GlobalOptions): Promise<number> {
   return runFleet(opts, { ...processEnvironment(), view: (view) => createFleetView(global, view) });
 }
 
@@ -77,29 +66,40 @@ export async function runFleet(opts: FleetRunOptions, run: FleetEnvironment): Pr
 }
 
 async function prepareAll(opts: FleetRunOptions, run: FleetEnvironment, settings: RunSettings): Promise<PreparedRun[]> {
+  const clusters = await resolveClusters(opts, run.env, run.cwd);
+  const prepared: PreparedRun[] = [];
+  for (const cluster of clusters) {
+    try {
+      prepared.push(await prepareRun(cluster, { ...opts, cluster: cluster.name }, settings, run.registry));
+    } catch (e) {
+      throw namingCluster(e, cluster.name);
+    }
+  }
+  return prepared;
+}
+
+/** Every selected cluster of fluxstrap.yaml, resolved; the first bad one is an error naming it. */
+export async function resolveClusters(opts: ClusterSelection, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedCluster[]> {
   if (opts.allClusters === true && opts.cluster !== undefined) throw usageError('--all-clusters and --cluster both name the clusters', 'pass one of them');
   for (const [key, flag, envVar] of PER_CLUSTER) {
-    const given = opts[key] !== undefined ? flag : run.env[envVar] ? envVar : undefined;
+    const given = opts[key] !== undefined ? flag : env[envVar] ? envVar : undefined;
     if (given !== undefined) {
       throw usageError(`${given} would apply to every cluster of the run`, `set it per cluster in ${CONFIG_FILE}, or run one cluster with --cluster NAME`);
     }
   }
-  const repoDir = findRepo(opts.repo, run.env, run.cwd);
+  const repoDir = findRepo(opts.repo, env, cwd);
   const configFile = join(repoDir, CONFIG_FILE);
   const config = await loadConfig(configFile);
   if (config === undefined) throw usageError(`several clusters need ${configFile}`, 'describe each cluster there (fluxstrap init writes it)');
   const names = opts.allClusters === true ? Object.keys(config.clusters) : [...new Set(splitNames(opts.cluster))];
   if (names.length === 0) throw usageError(`no clusters in ${configFile}`);
-  const prepared: PreparedRun[] = [];
-  for (const name of names) {
+  return names.map((name) => {
     try {
-      const cluster = resolveCluster(config, { cluster: name }, run.env, { repoDir, cwd: run.cwd, configFile });
-      prepared.push(await prepareRun(cluster, { ...opts, cluster: name }, settings, run.registry));
+      return resolveCluster(config, { cluster: name }, env, { repoDir, cwd, configFile });
     } catch (e) {
       throw namingCluster(e, name);
     }
-  }
-  return prepared;
+  });
 }
 
 /** A validation error of one cluster among several says which cluster it is about. */
@@ -132,7 +132,7 @@ async function runOne(p: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): P
 }
 
 /** Run `fn` over `items` with at most `limit` calls in flight. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -143,11 +143,7 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: nu
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-function splitNames(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
-}
-
-function parseParallel(value: string | undefined): number {
+export function parseParallel(value: string | undefined): number {
   if (value === undefined) return DEFAULT_PARALLEL;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw usageError(`--parallel ${value}: expected a whole number of clusters, 1 or more`);

@@ -58,6 +58,31 @@ export async function resolveClusterFlags(flags: ClusterFlags, env: NodeJS.Proce
   return resolveCluster(await loadConfig(configFile), flags, env, { repoDir, cwd, configFile });
 }
 
+/** How a command names its clusters when it can take several: `--cluster` repeatable, `--all-clusters`. */
+export interface ClusterSelection extends Omit<ClusterFlags, 'cluster'> {
+  /** `--cluster`, each value possibly comma-separated. */
+  cluster?: string[];
+  allClusters?: boolean;
+  /** `--parallel N`: clusters running at once. */
+  parallel?: string;
+}
+
+/**
+ * The options with `--cluster` as one name, when they name at most one cluster: that case keeps
+ * the single-cluster behaviour and output exactly. `undefined` when several are named.
+ */
+export function singleCluster<T extends ClusterSelection>(opts: T): (Omit<T, 'cluster'> & { cluster?: string }) | undefined {
+  const { cluster, ...rest } = opts;
+  const names = splitNames(cluster);
+  if (opts.allClusters === true || names.length > 1) return undefined;
+  return { ...rest, ...(names[0] !== undefined ? { cluster: names[0] } : {}) };
+}
+
+/** `--cluster a,b --cluster c`: the names in order, blanks dropped. */
+export function splitNames(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
+}
+
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
 export async function runPlaybookCommand(opts: PlaybookRunOptions, global: GlobalOptions): Promise<number> {
   return runPlaybook(opts, { ...processEnvironment(), reporter: (view) => createReporter(global, view) });

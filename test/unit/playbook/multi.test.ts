@@ -8,6 +8,7 @@ import { FluxstrapError } from '../../../src/core/errors.ts';
 import type { TaskKind } from '../../../src/core/task.ts';
 import { runFleet } from '../../../src/playbook/multi.ts';
 import type { FleetRunOptions } from '../../../src/playbook/multi.ts';
+import { singleCluster } from '../../../src/playbook/run.ts';
 import { JsonFleetView, PrefixedView } from '../../../src/report/fleet.ts';
 import type { TaskContext } from '../../../src/tasks/context.ts';
 import type { KindRegistry } from '../../../src/tasks/registry.ts';
@@ -128,5 +129,13 @@ void describe('running a playbook on several clusters (in process)', () => {
     assert.equal(run.code, 0);
     assert.equal(run.out, '[alpha] Mark alpha\n[alpha]   Mark  [mark]  ' + `${join(repo, 'site.yaml')}:3\n` + '[gamma] Mark gamma\n[gamma]   Mark  [mark]  ' + `${join(repo, 'site.yaml')}:3\n`);
     assert.equal(state.size, 0);
+  });
+
+  void it('one named cluster (or none) keeps the single-cluster path, with --cluster as one name', () => {
+    assert.deepEqual(singleCluster({ cluster: ['alpha'], check: true }), { cluster: 'alpha', check: true });
+    assert.deepEqual(singleCluster({}), {});
+    assert.equal(singleCluster({ cluster: ['alpha, beta'] }), undefined);
+    assert.equal(singleCluster({ cluster: ['alpha', 'beta'] }), undefined);
+    assert.equal(singleCluster({ allClusters: true }), undefined);
   });
 });
