@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { globalOptions } from '../cli/context.ts';
 import { withClusterOptions } from './bootstrap.ts';
-import type { StatusOptions } from '../status/run.ts';
+import type { StatusCommandOptions } from '../status/run.ts';
 
 const EXIT = 'Exit codes: 0 healthy, 1 a check failed (or, strict, warned), 2 bad usage.';
 
@@ -15,7 +15,7 @@ export function registerStatus(program: Command): void {
       .command('status')
       .summary("report the health of a cluster's Flux + SOPS setup, changing nothing")
       .description(
-        'Check, read-only, one cluster of fluxstrap.yaml: the API, the Flux CRDs and controllers, GitRepository and Kustomization ' +
+        'Check, read-only, a cluster of fluxstrap.yaml (or several: --cluster a,b, --all-clusters): the API, the Flux CRDs and controllers, GitRepository and Kustomization ' +
           'flux-system (Ready, revision, remote HEAD, decryption), the sops-age Secret against .sops.yaml and your local key, the ' +
           'recipients of the SOPS files under the cluster path, and every Kustomization that fails to decrypt.\n\n' + EXIT,
       )
@@ -25,10 +25,12 @@ Examples:
   fluxstrap status --cluster prod
   fluxstrap status --cluster prod --kubeconfig ~/.kube/prod --age-key-file prod.agekey
   fluxstrap --json status | jq '.findings[] | select(.status != "ok")'
+  fluxstrap status --all-clusters     # every cluster of fluxstrap.yaml, [cluster]-prefixed
   fluxstrap doctor --cluster prod     # in CI: a warning fails too`),
-  ).action(async (opts: StatusOptions, cmd: Command) => {
-    const { runStatus } = await import('../status/run.ts');
-    process.exitCode = await runStatus(opts, globalOptions(cmd));
+    true,
+  ).action(async (opts: StatusCommandOptions, cmd: Command) => {
+    const { runStatusCommand } = await import('../status/run.ts');
+    process.exitCode = await runStatusCommand(opts, globalOptions(cmd));
   });
 
   withClusterOptions(
@@ -36,8 +38,9 @@ Examples:
       .command('doctor')
       .summary('status --strict: any warning fails')
       .description(`The checks of \`status\`, where a warning fails as well.\n\n${EXIT}`),
-  ).action(async (opts: StatusOptions, cmd: Command) => {
-    const { runStatus } = await import('../status/run.ts');
-    process.exitCode = await runStatus({ ...opts, strict: true }, globalOptions(cmd));
+    true,
+  ).action(async (opts: StatusCommandOptions, cmd: Command) => {
+    const { runStatusCommand } = await import('../status/run.ts');
+    process.exitCode = await runStatusCommand({ ...opts, strict: true }, globalOptions(cmd));
   });
 }

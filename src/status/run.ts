@@ -1,8 +1,11 @@
 import { styleText } from 'node:util';
 import type { GlobalOptions } from '../cli/context.ts';
-import type { ClusterFlags } from '../config/fluxstrap-config.ts';
+import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
 import { ExitCode } from '../core/errors.ts';
-import { resolveClusterFlags } from '../playbook/run.ts';
+import { eachLimited, parseParallel, resolveClusters } from '../playbook/multi.ts';
+import { resolveClusterFlags, singleCluster } from '../playbook/run.ts';
+import type { ClusterSelection } from '../playbook/run.ts';
+import { prefixLines } from '../report/fleet.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import { diagnose } from './diagnose.ts';
 import type { Finding, Status } from './diagnose.ts';
@@ -27,22 +30,60 @@ export function exitCodeOf(findings: Finding[], strict: boolean): number {
   return failing ? ExitCode.failed : ExitCode.ok;
 }
 
+/** `status` and `doctor` as commander hands them over. */
+export type StatusCommandOptions = ClusterSelection & { strict?: boolean };
+
+/** One named cluster (or none) reports exactly as before; several go through runStatusOfClusters. */
+export function runStatusCommand(opts: StatusCommandOptions, g: GlobalOptions): Promise<number> {
+  const single = singleCluster(opts);
+  return single ? runStatus(single, g) : runStatusOfClusters(opts, g);
+}
+
 /** Observe the cluster read-only, diagnose, report; returns the exit code. */
 export async function runStatus(opts: StatusOptions, g: GlobalOptions): Promise<number> {
-  const cluster = await resolveClusterFlags(opts, process.env, process.cwd());
+  const report = await statusOf(await resolveClusterFlags(opts, process.env, process.cwd()), opts.strict === true, g);
+  if (g.json) process.stdout.write(`${JSON.stringify(report.doc, null, 2)}\n`);
+  else process.stderr.write(`${report.lines.join('\n')}\n`);
+  return report.code;
+}
+
+/**
+ * `status` of several clusters, at most `--parallel` observed at once. Each cluster's lines are
+ * printed together, `[cluster]`-prefixed, as soon as it is done; `--json` prints one document
+ * `{ clusters: { <name>: <the single-cluster document> }, healthy }`. Exit 1 if any is unhealthy.
+ */
+export async function runStatusOfClusters(opts: StatusCommandOptions, g: GlobalOptions): Promise<number> {
+  const parallel = parseParallel(opts.parallel);
+  const clusters = await resolveClusters(opts, process.env, process.cwd());
+  const reports: ClusterStatus[] = [];
+  await eachLimited(clusters, parallel, async (cluster, index) => {
+    const report = await statusOf(cluster, opts.strict === true, g);
+    reports[index] = report;
+    if (!g.json) process.stderr.write(prefixLines(`${report.lines.join('\n')}\n`, `[${cluster.name}] `));
+  });
+  const healthy = reports.every((r) => r.code === ExitCode.ok);
+  if (g.json) {
+    const doc = { clusters: Object.fromEntries(reports.map((r) => [r.doc.cluster, r.doc])), healthy };
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  }
+  return healthy ? ExitCode.ok : ExitCode.failed;
+}
+
+interface ClusterStatus {
+  code: number;
+  doc: { cluster: string; healthy: boolean };
+  lines: string[];
+}
+
+/** One cluster's findings as the JSON document and as the lines a human reads. */
+async function statusOf(cluster: ResolvedCluster, strict: boolean, g: GlobalOptions): Promise<ClusterStatus> {
   // check: kinds and helpers that honour it stay read-only; status never waits, so no wait budget.
   const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined });
   const findings = diagnose(await observe(ctx));
-  const strict = opts.strict === true;
   const code = exitCodeOf(findings, strict);
   const count = (s: Status) => findings.filter((f) => f.status === s).length;
-  if (g.json) {
-    const doc = { cluster: cluster.name, path: cluster.path, healthy: code === ExitCode.ok, strict, counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') }, findings };
-    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  } else {
-    const lines = findings.filter((f) => !g.quiet || f.status !== 'ok').flatMap((f) => findingLines(f, g.color));
-    lines.push(`${cluster.name}: ${count('ok')} ok, ${count('warn')} warn, ${count('fail')} fail${strict ? ' (strict: warnings fail)' : ''}`);
-    process.stderr.write(`${lines.join('\n')}\n`);
-  }
-  return code;
+  const doc = { cluster: cluster.name, path: cluster.path, healthy: code === ExitCode.ok, strict, counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') }, findings };
+  const lines = findings.filter((f) => !g.quiet || f.status !== 'ok').flatMap((f) => findingLines(f, g.color));
+  lines.push(`${cluster.name}: ${count('ok')} ok, ${count('warn')} warn, ${count('fail')} fail${strict ? ' (strict: warnings fail)' : ''}`);
+  return { code, doc, lines };
 }

@@ -25,7 +25,7 @@ interface Fleet {
 
 /**
  * The example repository (cluster `demo`, on alpha), plus a second cluster folder `edge` for
- * beta: a copy of clusters/demo whose Kustomization reconciles clusters/edge.
+ * beta: a copy of clusters/demo whose Kustomization reconciles clusters/edge, set up by init.
  */
 async function makeFleet(a: Cluster, b: Cluster): Promise<Fleet> {
   const work = await tempDir('fleet');
@@ -39,6 +39,8 @@ async function makeFleet(a: Cluster, b: Cluster): Promise<Fleet> {
   const config = parse(readFileSync(configFile, 'utf8')) as { clusters: Record<string, Record<string, unknown>> };
   config.clusters.edge = { ...config.clusters.demo, path: 'clusters/edge', kube: { kubeconfig: betaKubeconfig } };
   writeFileSync(configFile, stringify(config));
+  // As an operator adds a cluster: its .sops.yaml rule comes from init.
+  await must(process.execPath, [cli, 'init', '--cluster', 'edge', '--key-file', example.keyFile, '--repo', example.repo], { env: example.env, quiet: true });
   await must('git', ['add', '-A'], { cwd: example.repo });
   await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'cluster edge'], { cwd: example.repo });
   await must('git', ['push', '--quiet', example.gitUrl, 'main'], {
@@ -59,11 +61,11 @@ function withFleet(body: (f: Fleet) => Promise<void>): Promise<void> {
   );
 }
 
-const bootstrap = (f: Fleet, args: string[]) =>
-  sh(process.execPath, [cli, ...args, 'bootstrap', '--all-clusters', '--repo', f.example.repo, '--timeout', '3m'], {
-    env: { ...f.example.env, CI: '1', NO_COLOR: '1' },
-    quiet: true,
-  });
+const fluxstrap = (f: Fleet, args: string[]) =>
+  sh(process.execPath, [cli, ...args, '--repo', f.example.repo], { env: { ...f.example.env, CI: '1', NO_COLOR: '1' }, quiet: true });
+
+/** `globals` go before the command, e.g. `--json`. */
+const bootstrap = (f: Fleet, globals: string[]) => fluxstrap(f, [...globals, 'bootstrap', '--all-clusters', '--timeout', '3m']);
 
 interface FleetDoc {
   success: boolean;
@@ -114,6 +116,19 @@ void describe('bootstrap --all-clusters on two clusters', () => {
         assert.equal(d.recap.changed, 0, `${name}: ${JSON.stringify(d.tasks.filter((t) => t.outcome !== 'ok'))}`);
         assert.equal(d.success, true);
       }
+    }));
+
+  void it('status --cluster demo,edge: both healthy, one [cluster]-prefixed report each, or one JSON document', () =>
+    withFleet(async (f) => {
+      const plain = await fluxstrap(f, ['status', '--cluster', 'demo,edge']);
+      assert.equal(plain.code, 0, plain.stderr);
+      for (const name of ['demo', 'edge']) assert.match(plain.stderr, new RegExp(`^\\[${name}\\] ${name}: \\d+ ok, \\d+ warn, 0 fail$`, 'm'));
+      assert.ok(plain.stderr.trimEnd().split('\n').every((l) => /^\[(demo|edge)\] /.test(l)), plain.stderr);
+      const json = await fluxstrap(f, ['--json', 'status', '--cluster', 'demo', '--cluster', 'edge']);
+      assert.equal(json.code, 0, json.stderr);
+      const doc = JSON.parse(json.stdout) as { healthy: boolean; clusters: Record<string, { cluster: string; healthy: boolean }> };
+      assert.equal(doc.healthy, true);
+      assert.deepEqual(Object.values(doc.clusters).map((c) => [c.cluster, c.healthy]), [['demo', true], ['edge', true]]);
     }));
 
   void it('an unreachable API fails only its cluster: exit 1, the other converges', () =>
