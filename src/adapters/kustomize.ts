@@ -1,8 +1,10 @@
-import { readdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
-import { readText } from './files.ts';
+import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
 /**
@@ -60,6 +62,33 @@ async function kubectlKustomize(dir: string, kubectl: string): Promise<KubeObjec
   return parseObjects(res.stdout, dir);
 }
 
+/**
+ * Parsing gotk-components.yaml (~150 KB) costs ~150 ms, most of a no-op bootstrap's own time, and
+ * it changes only with a Flux upgrade: keep large parsed files as JSON, addressed by content hash.
+ * Files holding a Secret are never cached, so no secret value lands in the cache.
+ */
+const CACHE_MIN_BYTES = 32 * 1024;
+
+function parseCacheFile(text: string): string {
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'fluxstrap', 'objects', `${createHash('sha256').update(text).digest('hex')}.json`);
+}
+
+export async function parseObjectsCached(text: string, file: string): Promise<KubeObject[]> {
+  if (text.length < CACHE_MIN_BYTES) return parseObjects(text, file);
+  const cached = parseCacheFile(text);
+  try {
+    return JSON.parse(await readFile(cached, 'utf8')) as KubeObject[];
+  } catch {
+    // not cached yet, or unreadable: parse it
+  }
+  const objects = parseObjects(text, file);
+  if (!objects.some((o) => o.kind === 'Secret')) {
+    await writeAtomic(cached, JSON.stringify(objects), { dirMode: 0o700 }).catch(() => undefined);
+  }
+  return objects;
+}
+
 export function parseObjects(text: string, file: string): KubeObject[] {
   const out: KubeObject[] = [];
   for (const doc of parseAllDocuments(text)) {
@@ -101,7 +130,7 @@ async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
     } catch {
       throw new FluxstrapError('E_NOT_FOUND', `resource ${entry} does not exist`, { location: { file, field: 'resources' } });
     }
-    objects.push(...(isDir ? await buildDir(path, [...seen, dir]) : parseObjects(await readText(path), path)));
+    objects.push(...(isDir ? await buildDir(path, [...seen, dir]) : await parseObjectsCached(await readText(path), path)));
   }
 
   for (const [i, p] of asList(k.patches, file, 'patches').entries()) {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { applyJson6902, kustomizeBuild, mergePatch, parseObjects } from '../../src/adapters/kustomize.ts';
+import { applyJson6902, kustomizeBuild, mergePatch, parseObjects, parseObjectsCached } from '../../src/adapters/kustomize.ts';
 import type { KubeObject } from '../../src/adapters/kube.ts';
 import { isFluxstrapError } from '../../src/core/errors.ts';
 
@@ -180,3 +181,27 @@ async function readFixture(name: string): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   return readFile(join(FIXTURES, name), 'utf8');
 }
+
+void describe('parse cache', () => {
+  void it('a large file parses the same from the cache, and a file with a Secret is never cached', async () => {
+    const cacheHome = mkdtempSync(join(tmpdir(), 'fluxstrap-cache-'));
+    const saved = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = cacheHome;
+    try {
+      const big = Array.from({ length: 400 }, (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  k: "${'v'.repeat(80)}"\n`).join('');
+      const first = await parseObjectsCached(big, 'big.yaml');
+      const cached = readdirSync(join(cacheHome, 'fluxstrap', 'objects'));
+      assert.equal(cached.length, 1);
+      assert.deepEqual(await parseObjectsCached(big, 'big.yaml'), first);
+      assert.equal(first.length, 400);
+
+      const withSecret = `${big}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: hunter2\n`;
+      await parseObjectsCached(withSecret, 'secret.yaml');
+      assert.equal(readdirSync(join(cacheHome, 'fluxstrap', 'objects')).length, 1, 'no cache entry for a file holding a Secret');
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved;
+      rmSync(cacheHome, { recursive: true, force: true });
+    }
+  });
+});
