@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type YAMLMap } from 'yaml';
-import { configError, fsError, type Location } from '../core/errors.ts';
+import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
@@ -209,4 +209,20 @@ export function rulePath(config: SopsConfig, filePath: string, cwd: string): str
 export function matchRule(config: SopsConfig, filePath: string, cwd: string): CreationRule | undefined {
   const p = rulePath(config, filePath, cwd);
   return config.creationRules.find((r) => r.pathRegex === undefined || (goRegex(r.pathRegex)?.test(p) ?? false));
+}
+
+/**
+ * The age recipients of the creation rule sops would use for a new file in a cluster folder, so
+ * that checks compare a key with the rule that really applies there, not with any rule.
+ */
+export async function clusterRuleRecipients(sopsConfigFile: string, clusterDir: string, cluster: { name: string; path: string }): Promise<string[]> {
+  const config = await loadConfig(sopsConfigFile);
+  const rule = matchRule(config, join(clusterDir, 'secret.sops.yaml'), dirname(sopsConfigFile));
+  if (!rule) {
+    throw new FluxstrapError('E_CONFIG', `no creation rule in .sops.yaml matches files under ${cluster.path}`, {
+      location: { file: sopsConfigFile },
+      hint: `run \`fluxstrap init --cluster ${cluster.name}\` to add one`,
+    });
+  }
+  return rule.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName);
 }

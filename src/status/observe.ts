@@ -1,12 +1,10 @@
-import { join } from 'node:path';
 import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
 import {
   artifactRevision, conditionOf, crdEstablished, deploymentAvailable, describeRef, formatConditions, lastAppliedRevision, refOf,
 } from '../adapters/kube.ts';
-import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
+import { isFluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
-import { loadConfig, matchRule } from '../sops/config.ts';
-import { stanzaName } from '../sops/metadata.ts';
+import { clusterRuleRecipients } from '../sops/config.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { problemOf } from '../tasks/preflight.ts';
 import { findSopsFiles } from '../tasks/sops-files.ts';
@@ -33,7 +31,7 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
 export async function observe(ctx: TaskContext): Promise<Observed> {
   const [api, sopsRule, localKey, files] = await Promise.all([
     observeApi(ctx),
-    clusterRuleRecipients(ctx).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
+    clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
     ctx.ageIdentities().then(
       (ids) => ({ recipients: ids.map((i) => i.recipient) }),
       // No key on this machine is normal for an operator who only looks: nothing to compare.
@@ -60,18 +58,6 @@ async function observeApi(ctx: TaskContext) {
   } catch (e) {
     return { error: problemOf(e, 'check that the cluster is running and that --context/--kubeconfig point at it') };
   }
-}
-
-/** The age recipients of the creation rule sops would use for a Secret under the cluster path. */
-async function clusterRuleRecipients(ctx: TaskContext): Promise<string[]> {
-  const config = await loadConfig(ctx.paths.sopsConfig);
-  const rule = matchRule(config, join(ctx.paths.cluster, 'secret.sops.yaml'), ctx.paths.repo);
-  if (!rule) {
-    throw new FluxstrapError('E_CONFIG', `no creation rule in .sops.yaml matches files under ${ctx.cluster.path}`, {
-      hint: `run \`fluxstrap init --cluster ${ctx.cluster.name}\` to add one`,
-    });
-  }
-  return rule.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName);
 }
 
 function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string | undefined): FluxObjectState {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
-import { readTextIfExists } from '../adapters/files.ts';
+import { exists, readTextIfExists } from '../adapters/files.ts';
 import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError, formatLocation, isFluxstrapError } from '../core/errors.ts';
@@ -10,6 +10,7 @@ import type { TaskKind } from '../core/task.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
 import { decryptSopsFile, findSopsFiles } from './sops-files.ts';
+import { clusterRuleRecipients } from '../sops/config.ts';
 import { bootstrapSource, fluxBuild } from './source.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
@@ -74,14 +75,6 @@ export function versionProblem(gitVersion: string, major: number, minor: number,
     return { what: `Kubernetes ${gitVersion} is older than ${min}, the oldest this Flux supports`, fix: `upgrade the cluster to ${min} or newer` };
   }
   return undefined;
-}
-
-/** Recipients named in `.sops.yaml` creation rules (plain `age:` and `key_groups`). */
-export function sopsConfigRecipients(text: string): string[] {
-  const doc = parseAllDocuments(text)[0]?.toJS() as { creation_rules?: { age?: unknown; key_groups?: { age?: unknown }[] }[] } | null | undefined;
-  const split = (v: unknown): string[] =>
-    typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : Array.isArray(v) ? v.flatMap(split) : [];
-  return (doc?.creation_rules ?? []).flatMap((r) => [...split(r.age), ...(r.key_groups ?? []).flatMap((g) => split(g.age))]);
 }
 
 async function kubeProblems(kube: KubeAdapter, build: FluxBuild | undefined, p: Params, notes: string[]): Promise<Problem[]> {
@@ -197,17 +190,19 @@ export function postQuantumProblem(identities: Pick<AgeIdentity, 'postQuantum' |
   };
 }
 
-async function keyProblems(src: BootstrapSource, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
+async function keyProblems(ctx: TaskContext, src: BootstrapSource, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
   const problems: Problem[] = [];
   const ours = identities.map((i) => i.recipient);
-  const sopsYaml = await readTextIfExists(join(src.dir, '.sops.yaml'));
-  if (sopsYaml === undefined) {
+  const sopsConfig = join(src.dir, '.sops.yaml');
+  if (!(await exists(sopsConfig))) {
     problems.push({ what: 'the repository has no .sops.yaml', fix: 'run `fluxstrap init` (it writes .sops.yaml with your age recipient)' });
   } else {
-    const listed = sopsConfigRecipients(sopsYaml);
+    // The rule that applies to the cluster folder, not any rule: a key listed for another
+    // cluster would pass a looser check and still fail every decryption here.
+    const listed = await clusterRuleRecipients(sopsConfig, src.clusterDir, ctx.cluster);
     if (!ours.some((r) => listed.includes(r))) {
       problems.push({
-        what: `the age key (${ours.join(', ')}) is not a recipient in .sops.yaml (it names ${listed.join(', ') || 'none'})`,
+        what: `the age key (${ours.join(', ')}) is not a recipient of the .sops.yaml rule for ${ctx.cluster.path} (it names ${listed.join(', ') || 'none'})`,
         fix: 'use the key .sops.yaml names (--age-key-file), or add this public key there and re-encrypt with `fluxstrap updatekeys`',
       });
     }
@@ -268,7 +263,7 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
       src ? attempt(async () => {
         const identities = await ctx.ageIdentities();
         const pq = build ? postQuantumProblem(identities, build.components) : undefined;
-        return [...(pq ? [pq] : []), ...(await keyProblems(src, identities, notes))];
+        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, identities, notes))];
       }, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));

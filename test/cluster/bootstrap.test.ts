@@ -291,7 +291,7 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.equal(run.code, 1);
     const t = failedTask(doc);
     assert.equal(t?.kind, 'preflight');
-    assert.match(t?.error?.message ?? '', /not a recipient in \.sops\.yaml/);
+    assert.match(t?.error?.message ?? '', /not a recipient of the \.sops\.yaml rule for clusters\/test/);
     assert.match(t?.error?.message ?? '', /opens none of the 1 SOPS file/);
     await nothingChanged(kube);
   }));

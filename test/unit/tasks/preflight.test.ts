@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { KubeObject } from '../../../src/adapters/kube.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
+import { clusterRuleRecipients } from '../../../src/sops/config.ts';
 import { planComponents } from '../../../src/tasks/flux-components.ts';
-import { accessChecks, pluralOf, postQuantumProblem, preflightKind, sopsConfigRecipients, versionProblem } from '../../../src/tasks/preflight.ts';
+import { accessChecks, pluralOf, postQuantumProblem, preflightKind, versionProblem } from '../../../src/tasks/preflight.ts';
 import { verificationProblems } from '../../../src/tasks/verify-decryption.ts';
 
 const obj = (apiVersion: string, kind: string, namespace?: string): KubeObject => ({ apiVersion, kind, metadata: { name: kind.toLowerCase(), ...(namespace ? { namespace } : {}) } });
@@ -24,9 +28,21 @@ void describe('preflight helpers', () => {
   for (const [v, major, minor, ok] of versions) {
     void it(`version ${v} ${ok ? 'passes' : 'is refused'}`, () => assert.equal(versionProblem(v, major, minor, '1.32') === undefined, ok));
   }
-  void it('reads recipients from creation rules and key groups', () => {
-    assert.deepEqual(sopsConfigRecipients('creation_rules:\n  - path_regex: a\n    age: "age1a, age1b"\n  - key_groups:\n      - age: [age1c]\n'), ['age1a', 'age1b', 'age1c']);
-    assert.deepEqual(sopsConfigRecipients(''), []);
+  void it('compares the key with the creation rule for the cluster folder, not with any rule', async () => {
+    const [prod, other, fallback] = ['age13runq29jhy9kfpaegczrzttykerswh0qprq59msgd754yermtfmsa3hwg2', 'age19j4d6v9j7rx5fs629fu387qz4zmlpsqjexa4s08tkfrrmfdl5cwqjlaupd', 'age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs'];
+    const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-rule-'));
+    try {
+      const config = join(dir, '.sops.yaml');
+      writeFileSync(config, `creation_rules:\n  - path_regex: ^clusters/prod/.*\n    age: ${prod}\n  - path_regex: ^clusters/dev/.*\n    key_groups:\n      - age: [${other}]\n`);
+      assert.deepEqual(await clusterRuleRecipients(config, join(dir, 'clusters/prod'), { name: 'prod', path: 'clusters/prod' }), [prod]);
+      assert.deepEqual(await clusterRuleRecipients(config, join(dir, 'clusters/dev'), { name: 'dev', path: 'clusters/dev' }), [other]);
+      await assert.rejects(clusterRuleRecipients(config, join(dir, 'clusters/edge'), { name: 'edge', path: 'clusters/edge' }),
+        (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /no creation rule .* clusters\/edge/.test(e.message));
+      writeFileSync(config, `creation_rules:\n  - path_regex: ^clusters/prod/.*\n    age: ${prod}\n  - age: ${fallback}\n`);
+      assert.deepEqual(await clusterRuleRecipients(config, join(dir, 'clusters/edge'), { name: 'edge', path: 'clusters/edge' }), [fallback]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   void it('fails with every problem and its fix, keeping the code of a single one', () => {
     assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32' }, { problems: [], notes: [] }, undefined as never), []);
