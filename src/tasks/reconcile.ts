@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { KubeObject, ObjectRef } from '../adapters/kube.ts';
-import { artifactRevision, conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt } from '../adapters/kube.ts';
+import { artifactRevision, conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt, refOf } from '../adapters/kube.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
@@ -50,7 +50,7 @@ export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext> = {
   params: Params,
   async observe(_p, ctx) {
     const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
-    const ref = (o: KubeObject): ObjectRef => ({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace ?? 'flux-system' });
+    const ref = (o: KubeObject): ObjectRef => ({ namespace: 'flux-system', ...refOf(o) });
     const sourceRef = ref(build.sync.gitRepository);
     const ksRef = ref(build.sync.kustomization);
     const [source, ks] = await Promise.all([kube.get(sourceRef), kube.get(ksRef)]);
