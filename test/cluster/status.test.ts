@@ -12,6 +12,7 @@ import type { Condition, KubeAdapter, KubeObject } from '../../src/adapters/kube
 import type { Finding } from '../../src/status/diagnose.ts';
 import { assertBuilt, startCluster } from './index.ts';
 import type { Cluster } from './index.ts';
+import { gotkSyncYaml } from '../../scripts/example-repo.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_STATUS_TEST_TOKEN';
@@ -46,10 +47,7 @@ async function fleet(cluster: Cluster, home: string): Promise<{ dir: string; key
     'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
     'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
     'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: status-test-password}\n',
-    'clusters/test/flux-system/gotk-sync.yaml': [
-      `apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {interval: 1m0s, ref: {branch: main}, secretRef: {name: flux-system}, url: '${url}'}\n`,
-      'apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {interval: 10m0s, path: ./clusters/test, prune: true, sourceRef: {kind: GitRepository, name: flux-system}}\n',
-    ].join('---\n'),
+    'clusters/test/flux-system/gotk-sync.yaml': gotkSyncYaml({ url, path: 'clusters/test' }),
   };
   for (const [rel, text] of Object.entries(files)) {
     mkdirSync(join(dir, rel, '..'), { recursive: true });
