@@ -3,7 +3,8 @@
  *  1. batch: N generated Kubernetes Secrets (5 keys each) encrypted then decrypted by fluxstrap in
  *     one process, and by a loop of `sops encrypt` + `sops decrypt` processes;
  *  2. one small file, process start included: `node dist/cli.js encrypt|decrypt` vs `sops …`,
- *     a few repetitions, median.
+ *     a few repetitions, median; beside them the floor any Node program pays before its first
+ *     line of work: `node -e 0`, and Node loading `node:crypto`.
  * Usage: npm run build && node bench/sops.ts [--count 1000] [--reps 11]
  * sops comes from FLUXSTRAP_SOPS, the test harness cache, or PATH (as the interop tests find it).
  */
@@ -76,8 +77,10 @@ try {
   };
   const small = files[0] ?? '';
   const smallEnc = `${small}.enc.yaml`;
-  const single = { ourEnc: [] as number[], sopsEnc: [] as number[], ourDec: [] as number[], sopsDec: [] as number[] };
+  const single = { ourEnc: [] as number[], sopsEnc: [] as number[], ourDec: [] as number[], sopsDec: [] as number[], bare: [] as number[], crypto: [] as number[] };
   for (let i = 0; i < reps; i++) {
+    single.bare.push(time(process.execPath, ['-e', '0']));
+    single.crypto.push(time(process.execPath, ['-e', 'require("node:crypto")']));
     single.ourEnc.push(time(process.execPath, [cli, 'encrypt', '--age', recipient, small]));
     single.sopsEnc.push(time(sops, ['encrypt', '--age', recipient, small]));
     single.ourDec.push(time(process.execPath, [cli, 'decrypt', smallEnc]));
@@ -95,6 +98,7 @@ try {
       `single small file, process start included, median of ${reps}:`,
       `  encrypt: fluxstrap ${ms(median(single.ourEnc))}, sops ${ms(median(single.sopsEnc))} → ${(median(single.ourEnc) / median(single.sopsEnc)).toFixed(2)}x sops' time`,
       `  decrypt: fluxstrap ${ms(median(single.ourDec))}, sops ${ms(median(single.sopsDec))} → ${(median(single.ourDec) / median(single.sopsDec)).toFixed(2)}x sops' time (target: at most 1.5x)`,
+      `  floor: node -e 0 ${ms(median(single.bare))} (${(median(single.bare) / median(single.sopsDec)).toFixed(2)}x sops decrypt), node loading node:crypto ${ms(median(single.crypto))} (${(median(single.crypto) / median(single.sopsDec)).toFixed(2)}x)`,
       '',
     ].join('\n'),
   );
