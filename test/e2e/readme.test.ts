@@ -44,4 +44,11 @@ void describe('README examples', () => {
       assert.doesNotMatch(r.stdout, /^Usage: fluxstrap \[options\] \[command\]/, `fluxstrap ${cmd} is a real subcommand`);
     }
   });
+
+  void it('every npm script shown in a shell example exists', () => {
+    const { scripts } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const shown = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => [...(m[1] ?? '').matchAll(/npm run ([\w:-]+)/g)].map((r) => r[1] ?? ''));
+    assert.ok(shown.length >= 3, `found the scripts: ${shown.join(', ')}`);
+    for (const name of shown) assert.ok(name in scripts, `package.json has the script "${name}" that the README runs`);
+  });
 });
