@@ -75,7 +75,10 @@ function scalarValue(ctx: Ctx, node: Scalar): Value {
 
 function commentLines(text: string | null | undefined, inline = false): Comment[] {
   if (!text) return [];
-  return text.split('\n').filter((l) => l !== '').map((l) => new Comment(l, inline));
+  // The yaml package reads a bare `#` as " " (and `# ` too, indistinguishably). sops reads it as
+  // an empty comment, which it leaves in clear and writes back as `#`: so do we, at the price of
+  // `# ` losing its trailing space.
+  return text.split('\n').filter((l) => l !== '').map((l) => new Comment(l === ' ' ? '' : l, inline));
 }
 
 /**

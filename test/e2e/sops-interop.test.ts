@@ -50,7 +50,7 @@ void before(async () => {
 });
 void after(() => restoreKeyring?.());
 
-const PLAINS = ['secret.yaml', 'types.yaml', 'multidoc.yaml', 'comments.yaml', 'app.json', 'app.env', 'app.ini', 'blob.bin'];
+const PLAINS = ['secret.yaml', 'types.yaml', 'multidoc.yaml', 'comments.yaml', 'edge-comments.yaml', 'app.json', 'app.env', 'app.ini', 'blob.bin'];
 
 void describe('fluxstrap encrypt → sops decrypt', () => {
   for (const name of PLAINS) {

@@ -18,8 +18,9 @@ import { decryptTree, encryptTree } from '../../../src/sops/walk.ts';
 const RUNS = { numRuns: 150 };
 const text = fc.string({ unit: 'grapheme', maxLength: 24 });
 const key = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((k) => !k.endsWith('_unencrypted') && k !== 'sops' && k !== '<<');
-// A bare `#` line cannot be told from a blank line through the yaml package, so comments have text.
-const comment = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).filter((c) => !/[\r\n]/.test(c)).map((c) => new Comment(c));
+// The yaml package reads `#` and `# ` alike, as sops reads a bare `#`; a comment of one space is
+// the one text that does not survive (it comes back empty).
+const comment = fc.string({ unit: 'grapheme', maxLength: 20 }).filter((c) => !/[\r\n]/.test(c) && c !== ' ').map((c) => new Comment(c));
 const scalar: fc.Arbitrary<Value> = fc.oneof(
   text,
   fc.constantFrom('', ' lead', 'trail ', 'a: b', '#x', '- x', 'yes', 'null', '0777', '1_000', '2024-01-02', '"q"', "it's", 'tab\there', 'line\nbreak\n', '\n\nkeep\n\n', 'ünïcödé ✓ 🔑'),

@@ -55,6 +55,13 @@ void describe('comments', () => {
     assert.equal(emitYaml([doc]), 'a: 1 # inline\n# own line\nb: 2\n');
   });
 
+  void it('a bare # is an empty comment, as sops reads it: left in clear and written back as #', () => {
+    const [doc] = parseYaml('#\n# text\na: 1 #\n');
+    assert.ok(doc);
+    assert.deepEqual(doc.items.map((i) => (i.key instanceof Comment ? [i.key.text, i.key.inline] : i.key)), [['', false], [' text', false], 'a', ['', true]]);
+    assert.equal(emitYaml([doc]), '#\n# text\na: 1 #\n');
+  });
+
   void it('CRLF input reads like LF input', () => {
     assert.deepStrictEqual(parseYaml('a: |\r\n    x\r\n# c\r\nb: 1\r\n'), parseYaml('a: |\n    x\n# c\nb: 1\n'));
   });
