@@ -223,7 +223,8 @@ export function parseYaml(text: string): Branch[] {
   const sourceLines = text.split(/\r?\n/);
   for (const doc of docs) {
     const err = doc.errors[0];
-    if (err) throw new FormatError(err.message.split('\n')[0] ?? 'invalid YAML', err.linePos?.[0].line);
+    // Without prettyErrors the yaml package leaves linePos unset: the offset is what it gives.
+    if (err) throw new FormatError(err.message.split('\n')[0] ?? 'invalid YAML', lines.linePos(err.pos[0]).line);
     const ctx: Ctx = { doc, sourceLines, lines };
     const head = commentLines(doc.commentBefore).map((c): Item => ({ key: c, value: null }));
     const tail = commentLines(doc.comment).map((c): Item => ({ key: c, value: null }));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Comment, Timestamp, TreeMap } from '../../../src/sops/tree.ts';
+import { Comment, FormatError, Timestamp, TreeMap } from '../../../src/sops/tree.ts';
 import { emitYaml, parseYaml, resolvePlain } from '../../../src/sops/yaml.ts';
 
 /** The YAML store's yaml.v3 behaviours, each checked against what sops 3.13 wrote for the same input. */
@@ -68,6 +68,11 @@ void describe('comments', () => {
 });
 
 void describe('what sops refuses', () => {
+  void it('a YAML syntax error names its line', () => {
+    assert.throws(() => parseYaml('a: 1\nb: "open\nc: 3\n'), (e: unknown) => e instanceof FormatError && e.line > 1);
+  });
+
+
   void it('non-string keys, top-level lists, integers beyond int64', () => {
     assert.throws(() => parseYaml('1: a\n'), /only string keys/);
     assert.throws(() => parseYaml('- a\n'), /must be a map/);
