@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { configError } from '../core/errors.ts';
+import { bech32Decode } from './bech32.ts';
 
 /**
  * age identities as sops and age-keygen write them. This module only parses and locates; it
@@ -95,8 +96,11 @@ export function formatAgeKeyFile(identity: { secret: string; recipient: string }
   return `# created: ${created.toISOString().replace(/\.\d{3}Z$/, 'Z')}\n# public key: ${identity.recipient}\n${identity.secret}\n`;
 }
 
-const RECIPIENT_RE = /^age1(pq1)?[02-9ac-hj-np-z]+$/;
-
+/**
+ * An X25519 recipient (`age1…`, 32 bytes) or a typed one (`age1pq1…` and others age-encryption
+ * knows), with a valid checksum: a typo is caught before any file is written, not mid-batch.
+ */
 export function isAgeRecipient(s: string): boolean {
-  return RECIPIENT_RE.test(s);
+  const d = bech32Decode(s);
+  return d !== undefined && s === s.toLowerCase() && ((d.hrp === 'age' && d.data.length === 32) || d.hrp.startsWith('age1'));
 }

@@ -1,3 +1,4 @@
+import { FluxstrapError } from '../core/errors.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { decryptX25519, encryptX25519, stanzaTypes, x25519Public, x25519Secret } from './age-x25519.ts';
 
@@ -27,7 +28,12 @@ export async function ageEncrypt(recipient: string, dataKey: Uint8Array): Promis
   if (x25519Public(recipient)) return armor(encryptX25519(recipient, dataKey));
   const { Encrypter } = await import('age-encryption');
   const e = new Encrypter();
-  e.addRecipient(recipient);
+  try {
+    e.addRecipient(recipient);
+  } catch (err) {
+    // Well-formed bech32 of a type age-encryption does not know (a plugin's, say).
+    throw new FluxstrapError('E_CONFIG', `cannot encrypt to the age recipient ${recipient}: ${err instanceof Error ? err.message : String(err)}`);
+  }
   return armor(await e.encrypt(dataKey));
 }
 

@@ -4,6 +4,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, t
 import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
+import { isAgeRecipient } from '../keys/age.ts';
 import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
@@ -20,6 +21,11 @@ export interface CreationRule {
   rules: Rules;
   /** Where the rule is written, for messages. */
   line: number;
+  /**
+   * A mistyped age recipient of this rule. Only encrypting with the rule is refused: a typo in
+   * one cluster's rule must not keep anyone from decrypting, or from encrypting for another.
+   */
+  invalidRecipient?: { id: string; line: number };
 }
 
 export interface SopsConfig {
@@ -107,6 +113,12 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean): Stanza[] {
   });
 }
 
+/** The line, from `from` on, that holds `needle` (the rule's own line if none does, as for an alias). */
+function lineOf(text: string, needle: string, from: number): number {
+  const at = text.split('\n').findIndex((l, i) => i >= from - 1 && l.includes(needle));
+  return at < 0 ? from : at + 1;
+}
+
 function intOf(node: unknown, field: string, where: Where): number {
   if (node === undefined || node === null) return 0;
   const v = isScalar(node) ? node.value : undefined;
@@ -133,7 +145,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
     return at === undefined ? { file } : { file, line: lines.linePos(at).line };
   };
   const err = doc.errors[0];
-  if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, ...(err.linePos ? { line: err.linePos[0].line } : {}) });
+  if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, line: lines.linePos(err.pos[0]).line });
   // Configs share recipients through anchors (`age: *age`): read every alias as its target.
   visit(doc, {
     Alias: (_, alias) => {
@@ -187,8 +199,10 @@ export function parseConfig(text: string, file: string): SopsConfig {
     } else {
       keyGroups = [groupFrom(r, where, true)];
     }
+    const invalid = keyGroups.flat().find((k) => k.type === 'age' && !isAgeRecipient(stanzaName(k)));
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
+      ...(invalid ? { invalidRecipient: { id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
       keyGroups,
       shamirThreshold: intOf(r.get('shamir_threshold', true), 'shamir_threshold', where),
       rules: selection,

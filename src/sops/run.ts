@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../adapters/files.ts';
 import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
-import type { AgeIdentity } from '../keys/age.ts';
+import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
 import { newStanza, type KeySources } from './datakey.ts';
@@ -60,13 +60,12 @@ function status(opts: CommonOptions, line: string): void {
 }
 
 /** Results go to stdout unless `--in-place` or `--output` say otherwise. */
-async function deliver(file: string, content: string | Buffer, opts: CommonOptions, manyFiles: boolean, plaintext = false): Promise<void> {
+async function deliver(file: string, content: string | Buffer, opts: CommonOptions, plaintext = false): Promise<void> {
   if (opts.inPlace) {
     await writeAtomic(file, content);
     return;
   }
   if (opts.output !== undefined) {
-    if (manyFiles) throw usageError('--output takes a single input file');
     // A new plaintext file is readable by its owner only; an existing one keeps its mode.
     await writeAtomic(opts.output, content, plaintext ? { mode: 0o600 } : {});
     return;
@@ -106,6 +105,10 @@ function ruleFor(config: SopsConfig, file: string): CreationRule {
   if (!rule) {
     throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
   }
+  if (rule.invalidRecipient) {
+    const { id, line } = rule.invalidRecipient;
+    throw new FluxstrapError('E_CONFIG', `invalid age recipient ${id}`, { location: { file: config.file, line }, hint: 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints' });
+  }
   return rule;
 }
 
@@ -129,8 +132,14 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
   return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
+function checkedRecipients(age: string[], from: string): string[] {
+  const bad = age.find((r) => !isAgeRecipient(r));
+  if (bad !== undefined) throw usageError(`invalid age recipient ${bad} (${from})`, 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints');
+  return age;
+}
+
 function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
-  const age = splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS);
+  const age = checkedRecipients(splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
   const pgp = splitList(opts.pgp, process.env.SOPS_PGP_FP);
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
@@ -157,16 +166,21 @@ interface Job {
 }
 
 /**
- * The shared shape of encrypt, decrypt and rotate: each input read, turned into its result by
- * `work`, and delivered to stdout, `--output` or in place, with a status line for in-place runs.
+ * The shared shape of encrypt, decrypt and rotate: every input read and turned into its result by
+ * `work`, and only then each delivered to stdout, `--output` or in place (with a status line for
+ * in-place runs). A bad file anywhere in a batch stops it before any file is written.
  */
 async function transformEach(files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
   checkOutputFlags(opts);
+  if (opts.output !== undefined && files.length > 1) throw usageError('--output takes a single input file');
   const config = await configFor(opts, false);
+  const results: (string | Buffer)[] = [];
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
-    const out = await work({ file, format, bytes: await readInput(file), config });
-    await deliver(file, out, opts, files.length > 1, plaintext);
+    results.push(await work({ file, format, bytes: await readInput(file), config }));
+  }
+  for (const [i, file] of files.entries()) {
+    await deliver(file, results[i] ?? '', opts, plaintext);
     if (opts.inPlace) status(opts, done(file));
   }
 }
@@ -200,7 +214,7 @@ export async function runDecrypt(files: string[], opts: CommonOptions): Promise<
 
 export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
   const sources = await keySources(opts);
-  const changes = { addAge: opts.addAge ?? [], rmAge: opts.rmAge ?? [], addPgp: opts.addPgp ?? [], rmPgp: opts.rmPgp ?? [] };
+  const changes = { addAge: checkedRecipients(opts.addAge ?? [], '--add-age'), rmAge: opts.rmAge ?? [], addPgp: opts.addPgp ?? [], rmPgp: opts.rmPgp ?? [] };
   await transformEach(
     files,
     opts,
@@ -213,10 +227,14 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
   const config = await configFor(opts, true);
   if (!config) return;
   const sources = await keySources(opts);
+  // Every file re-keyed in memory first: one that cannot be opened stops the batch before any write.
+  const results = [];
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
     const rule = ruleFor(config, file);
-    const res = await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format));
+    results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
+  }
+  for (const { file, res } of results) {
     const added = res.after.filter((k) => !res.before.includes(k));
     const removed = res.before.filter((k) => !res.after.includes(k));
     if (added.length === 0 && removed.length === 0) {

@@ -99,6 +99,27 @@ void describe('errors', () => {
     assert.match(r.stderr, /error: a creation rule can set only one of .* \(.*\.sops\.yaml:2\)/);
   });
 
+  void it('a mistyped age recipient is refused before any file of the batch is written, naming where it came from', () => {
+    const sub = join(dir, 'badrecipient');
+    mkdirSync(sub, { recursive: true });
+    const good = recipient('a');
+    const typo = `${good.slice(0, -1)}${good.endsWith('q') ? 'p' : 'q'}`;
+    writeFileSync(join(sub, 'a.yaml'), 'a: 1\n');
+    writeFileSync(join(sub, 'b.yaml'), 'b: 2\n');
+    const flag = cli(['encrypt', '--in-place', '--age', `${good},${typo}`, 'a.yaml', 'b.yaml'], sub);
+    assert.equal(flag.code, 2, flag.stderr);
+    assert.equal(flag.stderr.split('\n')[0], `error: invalid age recipient ${typo} (--age)`);
+    assert.equal(readFileSync(join(sub, 'a.yaml'), 'utf8'), 'a: 1\n');
+    writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - path_regex: b\\.yaml$\n    age: ${good}\n  - path_regex: a\\.yaml$\n    age: >-\n      ${typo}\n`);
+    // b.yaml's rule is sound, and b.yaml comes first: the batch still stops before writing it.
+    const rule = cli(['encrypt', '--in-place', 'b.yaml', 'a.yaml'], sub);
+    assert.equal(rule.code, 1, rule.stderr);
+    assert.match(rule.stderr, new RegExp(`^error: invalid age recipient ${typo} \\(.*\\.sops\\.yaml:6\\)`));
+    assert.equal(readFileSync(join(sub, 'b.yaml'), 'utf8'), 'b: 2\n');
+    const other = cli(['encrypt', '--in-place', 'b.yaml'], sub);
+    assert.equal(other.code, 0, `a typo in another rule does not block this one: ${other.stderr}`);
+  });
+
   void it('no recipients at all is a usage error', () => {
     const sub = join(dir, 'norule');
     mkdirSync(sub, { recursive: true });
