@@ -31,6 +31,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// Node ignores SIGPIPE, so `fluxstrap decrypt x | head -1` would end in an EPIPE stack trace.
+// Stop quietly instead, as sops does there.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(ExitCode.brokenPipe);
+  });
+}
+
 const wantsJson = process.argv.includes('--json');
 
 function fail(e: unknown): number {
