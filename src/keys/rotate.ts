@@ -9,12 +9,13 @@ import { parseConfig } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
 import { configuredPath } from '../tasks/fluxstrap-config.ts';
 import { pathRegexFor } from '../tasks/sops-config.ts';
-import { sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
+import { keyGroupsOf, sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
 import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
 import { findSopsFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
 import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from './age.ts';
 import type { AgeIdentity } from './age.ts';
+import { loadAgeIdentities } from './identities.ts';
 import { newAgeKey, withKeyFileLock, writeKeyFile } from './generate.ts';
 
 /**
@@ -56,9 +57,9 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
     .flatMap((r) => r.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName));
   let identities = await parseAgeKeyFile(await readText(keyFile), keyFile, recipientOf);
   const newest = identities.at(-1) as AgeIdentity;
-  const old = identities.filter((i) => i !== newest && rule.includes(i.recipient));
+  const listed = identities.filter((i) => rule.includes(i.recipient));
 
-  let wanted: string[];
+  let added = newest.recipient;
   if (opts.finish) {
     if (!rule.includes(newest.recipient)) {
       throw new FluxstrapError('E_PRECONDITION', `the newest identity of the key file (line ${newest.line}) is not in the creation rule for ${clusterPath}`, {
@@ -66,12 +67,17 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
         hint: `run phase 1 first: fluxstrap keys rotate --cluster ${opts.cluster}`,
       });
     }
-    wanted = rule.filter((r) => !old.some((i) => i.recipient === r));
   } else {
-    let added = newest.recipient;
+    // Without an old key there is nothing to rotate, and no group to put the new recipient in.
+    if (listed.length === 0) {
+      throw new FluxstrapError('E_PRECONDITION', `no identity of the key file is in the creation rule for ${clusterPath}`, {
+        location: { file: keyFile },
+        hint: `pass the cluster's key file with --key-file`,
+      });
+    }
     // The rotation has not begun when the newest identity is the rule's only one of this key file;
     // one that another rule lists is another cluster's key, never to be taken over.
-    if ((rule.includes(newest.recipient) && old.length === 0) || otherRulesRecipients.includes(newest.recipient)) {
+    if ((listed.length === 1 && listed[0] === newest) || otherRulesRecipients.includes(newest.recipient)) {
       if (check) {
         added = PENDING;
         info(g, `would add a new age identity to ${keyFile}`);
@@ -81,19 +87,20 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
         identities = await parseAgeKeyFile(await readText(keyFile), keyFile, recipientOf);
       }
     }
-    wanted = rule.includes(added) ? rule : [...rule, added];
   }
+  const old = listed.filter((i) => i.recipient !== added).map((i) => i.recipient);
+  // With key groups (Shamir), the new recipient goes wherever an old one is, so each group keeps its share.
+  const change = { add: old.map((besides) => ({ recipient: added, besides })), remove: opts.finish ? old : [] };
 
-  const ctx: RekeyContext = { paths: { repo }, ageIdentities: () => Promise.resolve(identities) };
+  // A file with key groups opens only with keys of a threshold of them; the other groups' keys are
+  // looked for where sops looks (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, …), after the key file's own.
+  let opening: Promise<AgeIdentity[]> | undefined;
+  const ageIdentities = () => (opening ??= loadAgeIdentities({ keyFiles: [keyFile], env: process.env }));
+  const ctx: RekeyContext = { paths: { repo }, ageIdentities };
   const task = <P, O>(name: string, kind: TaskKind<P, O, RekeyContext>, params: P): TaskInstance<RekeyContext> => ({ name, kind, params });
   const tasks = [
-    task(`recipients of the ${sopsFile} creation rule for ${clusterPath}`, sopsRecipientsKind, {
-      file: sopsFile,
-      clusterPath,
-      add: wanted.filter((r) => !rule.includes(r)),
-      remove: rule.filter((r) => !wanted.includes(r)),
-    }),
-    task(`SOPS files under ${clusterPath} encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, age: wanted }),
+    task(`recipients of the ${sopsFile} creation rule for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, ...change }),
+    task(`SOPS files under ${clusterPath} encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
   ];
   const reporter = await createReporter(g, { diff: opts.diff === true || check });
   const { recap, success } = await runTasks({ title: `keys rotate ${clusterPath}${opts.finish ? ' --finish' : ''}`, tasks, ctx, reporter, check });
@@ -112,8 +119,8 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
     state(`only the new key (${newest.recipient}) opens the files under ${clusterPath}`);
     info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);
     // An identity another rule lists is another cluster's key kept in the same file: never stale.
-    const listed = new Set([...wanted, ...otherRulesRecipients]);
-    const stale = identities.filter((i) => i !== newest && !listed.has(i.recipient));
+    const kept = new Set([...rule.filter((r) => !change.remove.includes(r)), ...otherRulesRecipients]);
+    const stale = identities.filter((i) => i !== newest && !kept.has(i.recipient));
     if (opts.dropOldIdentity) await dropIdentities(keyFile, stale, { repo, clusterPath, cluster: opts.cluster }, check, g);
     else for (const i of stale) info(g, `then you may remove the old identity at ${keyFile}:${i.line} (${i.recipient}), or run again with --finish --drop-old-identity`);
   }
@@ -128,11 +135,12 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
 async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo: string; clusterPath: string; cluster: string }, check: boolean, g: GlobalOptions): Promise<void> {
   const { repo, clusterPath } = at;
   if (stale.length === 0) return;
-  const recipients = new Set(stale.map((i) => i.recipient));
+  const keys = new Set(stale.map((i) => `age:${i.recipient}`));
   for (const f of await findSopsFiles(join(repo, clusterPath), repo)) {
-    const held = f.recipients.find((r) => recipients.has(r));
+    // Every key group's keys: a Shamir file needs the old key as much as a plain one.
+    const held = keyGroupsOf(f.text, f.name).flat().find((k) => keys.has(k));
     if (held !== undefined) {
-      throw new FluxstrapError('E_PRECONDITION', `refusing to remove the old identity ${held}: this file is still encrypted to it`, {
+      throw new FluxstrapError('E_PRECONDITION', `refusing to remove the old identity ${held.slice('age:'.length)}: this file is still encrypted to it`, {
         location: { file: f.name },
         hint: check ? 'run without --check first, so that the files get a new data key' : `run fluxstrap keys rotate --cluster ${at.cluster} --finish again`,
       });

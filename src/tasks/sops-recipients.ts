@@ -1,32 +1,56 @@
-import { isMap, isSeq } from 'yaml';
+import { isAlias, isMap, isNode, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { configError } from '../core/errors.ts';
 import { parseConfig } from '../sops/config.ts';
+import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
 import { fileKind } from './file-content.ts';
 import { pathRegexFor } from './sops-config.ts';
+import type { EditableYaml } from './yaml-edit.ts';
 import { locate, parseEditable, rootMap, str } from './yaml-edit.ts';
 
 /**
- * The age recipients of one cluster's creation rule in `.sops.yaml`, as a set: some must be there,
- * some must not. Key rotation adds the new recipient next to the old one first and removes the old
- * one only later, so the rule's other fields, its place and the file's comments are left as written.
+ * The age recipients of one cluster's creation rule in `.sops.yaml`. Key rotation adds the new
+ * recipient next to the old one first and removes the old one only later; in a rule with key
+ * groups (Shamir), "next to" means in the same group, so that each group keeps standing for the
+ * same people. The rule's other fields, its place and the file's comments are left as written.
  */
 
-export const sopsRecipientsParams = z.object({
+/**
+ * One step of a rotation, for the rule and for the files alike: `recipient` joins every key group
+ * that holds `besides`; a removed recipient leaves every group. Groups holding neither are not touched.
+ */
+export const recipientChange = z.object({
+  add: z.array(z.object({ recipient: z.string(), besides: z.string() })).default([]),
+  remove: z.array(z.string()).default([]),
+});
+export type RecipientChange = z.infer<typeof recipientChange>;
+
+/** One group's age recipients after the change: those kept in their order, then those that join. */
+export function changedAges(ages: readonly string[], c: RecipientChange): string[] {
+  const joining = c.add.filter((a) => ages.includes(a.besides)).map((a) => a.recipient);
+  return [...new Set([...ages, ...joining])].filter((r) => !c.remove.includes(r));
+}
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
+
+export const sopsRecipientsParams = recipientChange.extend({
   file: z.string().default('.sops.yaml'),
   /** The cluster folder whose rule (the one `fluxstrap init` writes) is edited, e.g. `clusters/prod`. */
   clusterPath: z.string(),
-  add: z.array(z.string()).default([]),
-  remove: z.array(z.string()).default([]),
 });
 export type SopsRecipientsParams = z.infer<typeof sopsRecipientsParams>;
 
-/** The age recipients of the cluster's rule, in order; undefined when the file has no such rule. */
+function clusterRule(text: string, file: string, clusterPath: string): CreationRule | undefined {
+  return parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
+}
+
+const agesOf = (group: CreationRule['keyGroups'][number]) => group.flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));
+
+/** The age recipients of the cluster's rule, every key group's, in order; undefined when the file has no such rule. */
 export function ruleRecipients(text: string, file: string, clusterPath: string): string[] | undefined {
-  const rule = parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
-  return rule?.keyGroups.flat().flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));
+  return clusterRule(text, file, clusterPath)?.keyGroups.flatMap(agesOf);
 }
 
 export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
@@ -36,26 +60,68 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
   desired(p, { content }) {
     const hint = `run fluxstrap init for ${p.clusterPath} first`;
     if (content === undefined) throw configError('no .sops.yaml', { file: p.file }, hint);
-    const current = ruleRecipients(content, p.file, p.clusterPath);
-    if (current === undefined) throw configError(`no creation rule for ${p.clusterPath}`, { file: p.file }, hint);
-    const kept = current.filter((r) => !p.remove.includes(r));
-    const wanted = [...kept, ...p.add.filter((r) => !kept.includes(r))];
-    if (wanted.length === current.length && wanted.every((r, i) => r === current[i])) return undefined;
+    const rule = clusterRule(content, p.file, p.clusterPath);
+    if (rule === undefined) throw configError(`no creation rule for ${p.clusterPath}`, { file: p.file }, hint);
+    const current = rule.keyGroups.map(agesOf);
+    const wanted = current.map((ages) => changedAges(ages, p));
+    if (wanted.every((ages, i) => sameList(ages, current[i] ?? []))) return undefined;
 
     const y = parseEditable(content, p.file);
     const rules = rootMap(y, p.file, '.sops.yaml')?.get('creation_rules', true);
-    const rule = (isSeq(rules) ? rules.items : []).find((r): r is YAMLMap => isMap(r) && str(r.get('path_regex', true)) === pathRegexFor(p.clusterPath));
-    // parseConfig found the rule, so it is there; key groups are Shamir setups we do not rewrite.
-    if (!rule || rule.has('key_groups')) {
-      throw configError(`the creation rule for ${p.clusterPath} uses key_groups`, locate(y, p.file, rule), 'change its recipients by hand, then run fluxstrap sops updatekeys');
+    // parseConfig found the rule, so it is there.
+    const ruleMap = (isSeq(rules) ? rules.items : []).find((r): r is YAMLMap => isMap(r) && str(r.get('path_regex', true)) === pathRegexFor(p.clusterPath)) as YAMLMap;
+    const groupsNode = ruleMap.get('key_groups', true);
+    const groupsSeq = isAlias(groupsNode) ? groupsNode.resolve(y.doc) : groupsNode;
+    // parseConfig read a group per item, in order, and refused items that are not maps.
+    const groups = isSeq(groupsSeq) ? groupsSeq.items : [ruleMap];
+    const added = new Set<string>();
+    const removed = new Set<string>();
+    for (const [i, ages] of current.entries()) {
+      const after = wanted[i] ?? [];
+      if (sameList(ages, after)) continue;
+      const node = groups[i];
+      const what = isSeq(groupsSeq) ? `key group ${i + 1} of the rule for ${p.clusterPath}` : `the rule for ${p.clusterPath}`;
+      const others = rule.keyGroups[i]?.filter((s) => s.type !== 'age').length ?? 0;
+      if (after.length === 0 && others === 0) throw configError(`removing ${p.remove.join(', ')} would leave ${what} without a key`, locate(y, p.file, node));
+      editAges(y, p.file, isAlias(node) ? node.resolve(y.doc) : node, p, { what, shared: shared(groupsNode) || shared(node) });
+      for (const r of after) if (!ages.includes(r)) added.add(r);
+      for (const r of ages) if (!after.includes(r)) removed.add(r);
     }
-    if (wanted.length === 0 && !rule.has('pgp')) throw configError(`removing ${p.remove.join(', ')} would leave the rule for ${p.clusterPath} without a key`, locate(y, p.file, rule));
-    // Keep the way the recipients were written: a YAML list stays a list, a string a comma list.
-    if (wanted.length === 0) rule.delete('age');
-    else rule.set('age', isSeq(rule.get('age', true)) ? y.doc.createNode(wanted) : wanted.join(','));
-    const added = wanted.filter((r) => !current.includes(r));
-    const removed = current.filter((r) => !wanted.includes(r));
-    const summary = [added.length > 0 ? `add recipient ${added.join(', ')}` : '', removed.length > 0 ? `remove recipient ${removed.join(', ')}` : ''].filter((s) => s !== '').join(' and ');
+    const summary = [added.size > 0 ? `add recipient ${[...added].join(', ')}` : '', removed.size > 0 ? `remove recipient ${[...removed].join(', ')}` : ''].filter((s) => s !== '').join(' and ');
     return { content: y.toString(), summary: `${summary} in the creation rule for ${p.clusterPath}` };
   },
 });
+
+/** An anchored node is used wherever its alias is: editing or removing it would change those places too. */
+const anchored = (node: unknown): boolean => isNode(node) && !isAlias(node) && typeof node.anchor === 'string';
+const shared = (node: unknown): boolean => isAlias(node) || anchored(node);
+
+const recipientsIn = (node: unknown): string[] => (str(node) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+/**
+ * Change the `age:` of a rule or key group in place, and of the groups it merges, written the way
+ * they were: a list stays a list (the comments of the entries that stay, stay), a string a comma list.
+ */
+function editAges(y: EditableYaml, file: string, group: unknown, c: RecipientChange, at: { what: string; shared: boolean }): void {
+  if (!isMap(group)) return;
+  const node = group.get('age', true);
+  const target = isAlias(node) ? node.resolve(y.doc) : node;
+  const entries = isSeq(target) ? target.items : target === undefined ? [] : [target];
+  const resolved = (e: unknown) => recipientsIn(isAlias(e) ? e.resolve(y.doc) : e);
+  const ages = entries.flatMap(resolved);
+  const wanted = changedAges(ages, c);
+  if (!sameList(ages, wanted)) {
+    const kept = (e: unknown) => resolved(e).every((r) => wanted.includes(r));
+    if (at.shared || anchored(node) || (isSeq(node) && node.items.some((e) => !kept(e) && anchored(e)))) {
+      throw configError(`cannot edit the age recipients of ${at.what}: they are shared through a YAML anchor`, locate(y, file, node ?? group), 'change them by hand, so that no other rule changes with them');
+    }
+    if (wanted.length === 0) group.delete('age');
+    else if (isSeq(node)) {
+      node.items = node.items.filter(kept);
+      const left = node.items.flatMap(resolved);
+      for (const r of wanted) if (!left.includes(r)) node.items.push(y.doc.createNode(r));
+    } else group.set('age', isSeq(target) ? y.doc.createNode(wanted) : wanted.join(','));
+  }
+  const merge = group.get('merge', true);
+  if (isSeq(merge)) for (const m of merge.items) editAges(y, file, isAlias(m) ? m.resolve(y.doc) : m, c, { ...at, shared: at.shared || shared(m) });
+}
