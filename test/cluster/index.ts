@@ -4,10 +4,10 @@
 //   const cluster = await startCluster({ flux: 'now' });
 //   try { … cluster.kubectl(['get', 'ns']) … } finally { await cluster.stop(); }
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { ownedTempDir } from '../helpers/tmp.ts';
 import { FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName } from './components.ts';
 import { startControlPlane } from './controlplane.ts';
 import {
@@ -17,9 +17,13 @@ import { startGitServer, type GitServer } from './git-server.ts';
 import { gotkComponentsPath } from './gotk.ts';
 import { type KubeClient } from './kube.ts';
 import { run, tail, waitFor, type Service } from './proc.ts';
+import { clearClusterDir, markKept } from './watchdog.ts';
 
 export { FLUX_NAMESPACE, type ControllerName } from './flux.ts';
 export type { GitServer } from './git-server.ts';
+
+/** Set to 1 to keep every cluster directory whole after stop(), e.g. to inspect etcd or the repos. */
+export const KEEP_ENV = 'FLUXSTRAP_KEEP_CLUSTER_DIRS';
 
 /**
  * - `on-deployment`: the harness is the kubelet. A controller runs while its Deployment in
@@ -69,8 +73,14 @@ export interface Cluster {
   controllers: Controllers;
   /** Runs the built kubectl against this cluster; rejects with kubectl's error line. */
   kubectl(args: readonly string[], input?: string): Promise<string>;
-  /** The last lines of every log, for a failing test to print. Keeps the logs after stop(). */
+  /** The last lines of every log, for a failing test to print. */
   logTails(lines?: number): string;
+  /**
+   * Keeps the logs after stop() or a crash, because `why` (a test failed). A later run prunes
+   * them after 24 h. clusterForFile() calls it for every failing test.
+   */
+  keep(why: string): void;
+  /** Stops every process and removes `dir`, unless it is kept. */
   stop(): Promise<void>;
 }
 
@@ -105,7 +115,8 @@ export function assertBuilt(): Binaries {
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const mode = opts.flux ?? 'on-deployment';
   const b = assertBuilt();
-  const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-cluster-'));
+  const dir = ownedTempDir('cluster');
+  if (process.env[KEEP_ENV] === '1') markKept(dir, { why: `${KEEP_ENV}=1`, everything: true });
   const logsDir = join(dir, 'logs');
   const pidsDir = join(dir, 'pids');
   mkdirSync(logsDir);
@@ -119,12 +130,11 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const controllers: FluxController[] = [];
   let mirror: DeploymentMirror | undefined;
   let git: GitServer | undefined;
-  let keepFiles = false;
-  // Last resort for a plain process.exit(); signals and crashes are the watchdog's job.
+  // Last resort for a plain process.exit(); signals and crashes are the watchdog's job. The
+  // watchdog is left running: it clears the directory once this process is gone.
   const killSync = (): void => {
     for (const s of services) s.kill();
     for (const c of controllers) c.kill();
-    watchdog.kill('SIGKILL');
   };
   process.once('exit', killSync);
 
@@ -137,15 +147,11 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     for (const s of [...services].reverse()) await s.stop();
     await git?.stop();
     watchdog.kill('SIGKILL');
-    if (keepFiles) {
-      for (const entry of readdirSync(dir)) if (entry !== 'logs') rmSync(join(dir, entry), { recursive: true, force: true });
-    } else {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    clearClusterDir(dir);
   };
+  const keep = (why: string): void => markKept(dir, { why, everything: false });
 
   const logTails = (lines = 40): string => {
-    keepFiles = true;
     const files = existsSync(logsDir) ? readdirSync(logsDir) : [];
     return files.map((f) => `----- ${join(logsDir, f)} (last ${lines} lines)\n${tail(join(logsDir, f), lines)}`).join('\n');
   };
@@ -198,10 +204,12 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
       controllers: controlsFor(controller, () => mirror, plane.client),
       kubectl,
       logTails,
+      keep,
       stop,
     };
   } catch (err) {
     const tails = logTails(20);
+    keep('the cluster failed to start');
     await stop();
     throw new Error(`${(err as Error).message}\nlogs kept in ${logsDir}\n${tails}`, { cause: err });
   }

@@ -1,7 +1,8 @@
 // One cluster per test file for node:test. A cluster that cannot start (not built, a process
 // dies) fails every test with the reason, instead of node:test cancelling them silently after
-// a failed before() hook, and a failing test gets every process's log tail appended.
-import { after, before } from 'node:test';
+// a failed before() hook, and a failing test gets every process's log tail appended and keeps
+// the logs on disk.
+import { after, afterEach, before } from 'node:test';
 import { startCluster, type Cluster, type StartOptions } from './index.ts';
 
 export interface FileCluster {
@@ -21,6 +22,12 @@ export function clusterForFile(opts: StartOptions, setup?: (cluster: Cluster) =>
     });
     // Reported by run() in every test.
     started.catch(() => undefined);
+  });
+  // Any failing test, also one that fails outside run(); the hook sees subtests too.
+  afterEach((t) => {
+    if (current === undefined || !('passed' in t) || t.passed) return;
+    current.keep(`test failed: ${t.fullName}`);
+    t.diagnostic(`cluster logs kept in ${current.logsDir}`);
   });
   after(async () => {
     await current?.stop();

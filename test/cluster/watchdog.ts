@@ -1,19 +1,38 @@
 // Kills the cluster's process groups when the process that started them dies without
-// stop() (SIGKILL, crash, a test runner timeout). Linux offers no portable parent-death
-// signal to Node, so this small detached process polls its parent instead.
+// stop() (SIGKILL, crash, a test runner timeout), then removes the cluster directory as stop()
+// would. Linux offers no portable parent-death signal to Node, so this small detached process
+// polls its parent instead.
 // Usage: node watchdog.ts <parent-pid> <pids-dir> <cluster-dir>
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KEPT_MARKER, pidAlive } from '../helpers/tmp.ts';
 
-const [parentArg, pidsDir, clusterDir] = process.argv.slice(2);
-const parent = Number(parentArg);
+interface Kept {
+  why: string;
+  /** Keep everything, not only the logs. */
+  everything: boolean;
+}
 
-function parentAlive(): boolean {
+/** Marks the cluster directory to survive stop() and the watchdog; the first mark wins. */
+export function markKept(dir: string, kept: Kept): void {
   try {
-    process.kill(parent, 0);
-    return true;
-  } catch {
-    return false;
+    writeFileSync(join(dir, KEPT_MARKER), `${JSON.stringify(kept)}\n`, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/** Removes the cluster directory, or what its kept mark does not cover. */
+export function clearClusterDir(dir: string): void {
+  const marker = join(dir, KEPT_MARKER);
+  if (!existsSync(marker)) {
+    rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  if ((JSON.parse(readFileSync(marker, 'utf8')) as Kept).everything) return;
+  // etcd preallocates large WAL files: a failed run keeps what a post-mortem reads.
+  for (const entry of readdirSync(dir)) {
+    if (entry !== 'logs' && entry !== KEPT_MARKER) rmSync(join(dir, entry), { recursive: true, force: true });
   }
 }
 
@@ -34,15 +53,16 @@ function killAll(dir: string): void {
   }
 }
 
-if (!Number.isInteger(parent) || pidsDir === undefined || clusterDir === undefined) {
-  process.exit(2);
-}
-setInterval(() => {
-  if (parentAlive()) return;
-  killAll(pidsDir);
-  // etcd preallocates large WAL files; the logs stay for a post-mortem.
-  for (const entry of readdirSync(clusterDir)) {
-    if (entry !== 'logs') rmSync(join(clusterDir, entry), { recursive: true, force: true });
+if (import.meta.main) {
+  const [parentArg, pidsDir, clusterDir] = process.argv.slice(2);
+  const parent = Number(parentArg);
+  if (!Number.isInteger(parent) || pidsDir === undefined || clusterDir === undefined) {
+    process.exit(2);
   }
-  process.exit(0);
-}, 500);
+  setInterval(() => {
+    if (pidAlive(parent)) return;
+    killAll(pidsDir);
+    clearClusterDir(clusterDir);
+    process.exit(0);
+  }, 500);
+}
