@@ -88,7 +88,10 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
       }
     }
   }
-  const old = listed.filter((i) => i.recipient !== added).map((i) => i.recipient);
+  // Phase 2 also takes out of the files the key file's identities the rule no longer lists (a run
+  // that stopped half-way, a key left from an earlier rotation); only another cluster's key stays.
+  const retiring = opts.finish ? identities.filter((i) => rule.includes(i.recipient) || !otherRulesRecipients.includes(i.recipient)) : listed;
+  const old = retiring.filter((i) => i.recipient !== added).map((i) => i.recipient);
   // With key groups (Shamir), the new recipient goes wherever an old one is, so each group keeps its share.
   const change = { add: old.map((besides) => ({ recipient: added, besides })), remove: opts.finish ? old : [] };
 

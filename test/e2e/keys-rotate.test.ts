@@ -175,3 +175,91 @@ void describe('keys rotate with a key file shared between clusters', () => {
     assert.deepEqual(left, [staging, recipients[2]]);
   });
 });
+
+void describe('keys rotate with key groups (Shamir)', () => {
+  let repo: FluxRepo;
+  let clusterKey: string;
+  let teamKey: string;
+  let oldR: string;
+  let team: string;
+  let newR = '';
+  const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(['keys', 'rotate', '--cluster', repo.cluster, '--key-file', clusterKey, ...args], { cwd: repo.repo, env: env(extra) });
+  const secret = () => join(repo.repo, repo.clusterPath, 'db.yaml');
+  /** A key file holding the given identities only (the real sops is given nothing else). */
+  const keysOf = async (name: string, ...blocks: string[]) => {
+    const file = join(home, 'shamir', name);
+    await writeFile(file, blocks.join(''), { mode: 0o600 });
+    return file;
+  };
+  let oldBlock: string;
+  let teamBlock: string;
+  const newBlock = async () => (await readFile(clusterKey, 'utf8')).split(/(?=^# created:)/m)[1] ?? '';
+  /** The real sops, with exactly these identities. */
+  const opens = async (...blocks: string[]) => {
+    try {
+      const key = await keysOf('both.agekey', ...blocks);
+      const { stdout } = await execFileAsync(sops, ['decrypt', secret()], { env: { ...process.env, ...env({ SOPS_AGE_KEY_FILE: key }) } });
+      return (parse(stdout) as { stringData: { password: string } }).stringData.password === 's3cret-db';
+    } catch {
+      return false;
+    }
+  };
+  const metadata = async () => (parse(await readFile(secret(), 'utf8')) as { sops: { shamir_threshold: number; key_groups: { age: { recipient: string }[] }[] } }).sops;
+  const groups = async () => (await metadata()).key_groups.map((g) => g.age.map((a) => a.recipient));
+  const ruleGroups = async () =>
+    (parse(await readFile(join(repo.repo, '.sops.yaml'), 'utf8')) as { creation_rules: { key_groups: { age: string[] }[] }[] }).creation_rules[0]?.key_groups.map((g) => g.age);
+
+  before(async () => {
+    repo = await fluxRepo();
+    clusterKey = join(home, 'shamir', 'cluster.agekey');
+    teamKey = join(home, 'shamir', 'team.agekey');
+    oldR = runCli(['keys', 'new', '--out', clusterKey], { env: env() }).stdout.trim();
+    team = runCli(['keys', 'new', '--out', teamKey], { env: env() }).stdout.trim();
+    [oldBlock, teamBlock] = [await readFile(clusterKey, 'utf8'), await readFile(teamKey, 'utf8')];
+    assert.equal(runCli(['init', '--cluster', repo.cluster, '--repo', repo.repo, '--key-file', clusterKey], { cwd: repo.repo, env: env() }).code, 0);
+    const sopsYaml = join(repo.repo, '.sops.yaml');
+    const groupsYaml = `    shamir_threshold: 2\n    key_groups:\n      # the cluster's own key\n      - age:\n          - ${oldR} # rotated by fluxstrap\n      # the team's key, for disaster recovery\n      - age:\n          - ${team}\n`;
+    await writeFile(sopsYaml, (await readFile(sopsYaml, 'utf8')).replace(`    age: ${oldR}\n`, groupsYaml));
+    await writeFile(secret(), plain('db'));
+    await execFileAsync(sops, ['encrypt', '--in-place', join(repo.clusterPath, 'db.yaml')], { cwd: repo.repo, env: { ...process.env, ...env() } });
+    assert.deepEqual(await groups(), [[oldR], [team]], 'the real sops split the data key over both groups');
+    assert.ok((await opens(oldBlock, teamBlock)) && !(await opens(oldBlock)));
+  });
+
+  void it('phase 1 puts the new recipient in the cluster key\'s group, with the cluster key alone at hand', async () => {
+    const res = run([]);
+    assert.equal(res.code, 0, res.stderr);
+    const added = await newBlock();
+    newR = added.match(/^# public key: (age1\S+)$/m)?.[1] ?? '';
+    assert.notEqual(newR, '');
+    assert.deepEqual(await groups(), [[oldR, newR], [team]]);
+    assert.equal((await metadata()).shamir_threshold, 2);
+    assert.ok(await opens(added, teamBlock), 'new key + team key');
+    assert.ok(await opens(oldBlock, teamBlock), 'old key + team key');
+    assert.equal(await opens(oldBlock, added), false, 'both cluster keys are one group: one share');
+    assert.deepEqual(await ruleGroups(), [[oldR, newR], [team]]);
+  });
+
+  void it('phase 2 needs a key of the other group, then only the new key (with the team key) opens the file', async () => {
+    const without = run(['--finish']);
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /^ {2}error: only 1 of the 2 key groups needed could be opened \(clusters\/production\/db\.yaml\)$/m);
+    // The rule was edited before the file failed: the run that follows still rotates the file.
+    const res = run(['--finish'], { SOPS_AGE_KEY_FILE: teamKey });
+    assert.equal(res.code, 0, res.stderr);
+    const added = await newBlock();
+    assert.deepEqual(await groups(), [[newR], [team]]);
+    assert.equal((await metadata()).shamir_threshold, 2);
+    assert.ok(await opens(added, teamBlock), 'new key + team key');
+    assert.equal(await opens(oldBlock, teamBlock), false, 'old key + team key');
+    const rule = await readFile(join(repo.repo, '.sops.yaml'), 'utf8');
+    assert.deepEqual(await ruleGroups(), [[newR], [team]]);
+    assert.match(rule, /# the cluster's own key\n/);
+    assert.match(rule, /# the team's key, for disaster recovery\n/);
+    assert.match(rule, /shamir_threshold: 2\n/);
+    const again = run(['--finish', '--drop-old-identity'], { SOPS_AGE_KEY_FILE: teamKey });
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(await readFile(clusterKey, 'utf8'), new RegExp(oldR));
+    assert.equal(await readFile(teamKey, 'utf8'), teamBlock, 'the team key is not the cluster key file: never touched');
+  });
+});
