@@ -1,6 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { globalOptions } from '../cli/context.ts';
-import type { CommonOptions } from '../sops/run.ts';
+import type { CommonOptions, SetOptions } from '../sops/run.ts';
+
+type SetCliOptions = Omit<SetOptions, 'quiet'>;
 
 /**
  * The native SOPS commands. Only flags live here; each action imports the engine when it runs,
@@ -65,6 +67,7 @@ export function registerSops(program: Command): void {
     .description('decrypt sops files with the age and OpenPGP keys at hand; the MAC is verified')
     .option('--output-type <type>', 'yaml, json, dotenv, ini or binary (default: the input type, or --output\'s extension)')
     .option('--ignore-mac', 'decrypt even if the MAC does not match (the file was edited by hand)')
+    .option('--extract <path>', 'print only the value at this path, sops\' syntax: \'["stringData"]["password"]\' (a string as it is, a map in the output type)')
     .option(...keyFileOption)
     .addHelpText('after', [
       '',
@@ -72,10 +75,38 @@ export function registerSops(program: Command): void {
       '',
       'Examples:',
       '  fluxstrap decrypt clusters/prod/secrets/db.yaml',
+      '  fluxstrap decrypt --extract \'["stringData"]["password"]\' clusters/prod/secrets/db.yaml',
       '  fluxstrap decrypt --key-file ./age.agekey --output-type json secret.yaml',
       '  fluxstrap decrypt --in-place app.env',
     ].join('\n'))
     .action(lazily('runDecrypt'));
+
+  const valueEdit = (name: 'set' | 'unset', description: string, examples: string[]) =>
+    program
+      .command(name)
+      .argument('<file>', 'a sops-encrypted file, changed in place')
+      .argument('<path>', 'the value\'s path, sops\' syntax: \'["stringData"]["password"]\', \'["list"][0]\'')
+      .description(description)
+      .option('--config <file>', 'use this .sops.yaml instead of searching from the current folder up (for its store settings)')
+      .option('--input-type <type>', 'yaml, json, dotenv or ini (default: from the file extension)')
+      .option(...keyFileOption)
+      .addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}`);
+  valueEdit('set', 'set one value of an encrypted file, read from stdin or typed unseen at the terminal (never an argument, so never in shell history); every other value keeps its exact ciphertext, so the diff is that line, lastmodified and mac; the same value again changes nothing', [
+    'fluxstrap set clusters/prod/secrets/db.yaml \'["stringData"]["password"]\'      # asks for the value',
+    'pwgen 32 1 | fluxstrap set clusters/prod/secrets/db.yaml \'["stringData"]["password"]\'',
+    'echo 5432 | fluxstrap set --json-value app.yaml \'["db"]["port"]\'',
+  ])
+    .option('--json-value', 'the value is JSON (a number, true/false, a map or a list) instead of a string')
+    .action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
+      const { runSet } = await import('../sops/run.ts');
+      await runSet(file, path, { ...opts, quiet: globalOptions(cmd).quiet });
+    });
+  valueEdit('unset', 'remove one value (or map entry, or list element) of an encrypted file; a path that is not there changes nothing', [
+    'fluxstrap unset clusters/prod/secrets/db.yaml \'["stringData"]["old-token"]\'',
+  ]).action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
+    const { runUnset } = await import('../sops/run.ts');
+    await runUnset(file, path, { ...opts, quiet: globalOptions(cmd).quiet });
+  });
 
   program
     .command('updatekeys')

@@ -15,21 +15,31 @@ export type Plain = TextScalar | Uint8Array | Comment;
 /** Why a value did not open; never carries plaintext. */
 export class CipherError extends Error {}
 
+/** The `type:` and the bytes sops encrypts for a value. */
+function serialize(value: Plain): { type: string; bytes: Buffer } {
+  if (value instanceof Comment) return { type: 'comment', bytes: Buffer.from(value.text, 'utf8') };
+  const text = value instanceof Uint8Array ? value : scalarText(value);
+  return { type: scalarType(value), bytes: typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text) };
+}
+
+/**
+ * What identifies a value for IV reuse: sops re-encrypts an unchanged value (same AAD, type and
+ * bytes) under the same data key with its old IV, so the `ENC[…]` text and the git diff stay put.
+ */
+export function stashKey(value: Plain, aad: string): string {
+  const { type, bytes } = serialize(value);
+  return stashKeyOf(aad, type, bytes);
+}
+
+const stashKeyOf = (aad: string, type: string, bytes: Buffer): string => `${aad}\0${type}\0${bytes.toString('base64')}`;
+
 export function encryptValue(value: Plain, key: Uint8Array, aad: string, iv: Uint8Array = randomBytes(32)): string {
-  let text: string | Uint8Array;
-  let type: string;
-  if (value instanceof Comment) {
-    text = value.text;
-    type = 'comment';
-  } else {
-    text = value instanceof Uint8Array ? value : scalarText(value);
-    type = scalarType(value);
-  }
+  const { type, bytes } = serialize(value);
   // sops leaves empty strings and comments as they are: there is nothing to hide.
-  if (text.length === 0) return '';
+  if (bytes.length === 0) return '';
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const data = Buffer.concat([cipher.update(typeof text === 'string' ? Buffer.from(text, 'utf8') : text), cipher.final()]);
+  const data = Buffer.concat([cipher.update(bytes), cipher.final()]);
   const tag = cipher.getAuthTag();
   return `ENC[AES256_GCM,data:${data.toString('base64')},iv:${Buffer.from(iv).toString('base64')},tag:${tag.toString('base64')},type:${type}]`;
 }
@@ -37,6 +47,9 @@ export function encryptValue(value: Plain, key: Uint8Array, aad: string, iv: Uin
 export interface Opened {
   type: string;
   bytes: Buffer;
+  iv: Buffer;
+  /** For the IV stash: see stashKey. */
+  stashKey: string;
 }
 
 /** Decrypt to bytes and the recorded type; throws CipherError on a wrong key, AAD or tampering. */
@@ -51,7 +64,8 @@ export function openValue(enc: string, key: Uint8Array, aad: string): Opened {
     const decipher = createDecipheriv('aes-256-gcm', key, ivBytes);
     decipher.setAAD(Buffer.from(aad, 'utf8'));
     decipher.setAuthTag(tagBytes);
-    return { type, bytes: Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]) };
+    const bytes = Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]);
+    return { type, bytes, iv: ivBytes, stashKey: stashKeyOf(aad, type, bytes) };
   } catch {
     throw new CipherError('authentication failed');
   }

@@ -1,13 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../adapters/files.ts';
+import { promptSecret, readStdin } from '../adapters/prompt.ts';
 import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
 import { newStanza, type KeySources } from './datakey.ts';
-import { decryptDocument, encryptDocument, rotate, updateKeys, type EncryptParams } from './engine.ts';
+import { decryptDocument, encryptDocument, openDocument, rotate, updateKeys, type EncryptParams } from './engine.ts';
+import { parseJson } from './json.ts';
+import { scalarText } from './scalars.ts';
+import { editValue, type ValueEdit } from './set.ts';
+import { formatTreePath, getAt, parseTreePath, type PathStep } from './tree-path.ts';
+import { Comment, TreeMap, type Branch, type Value } from './tree.ts';
 import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
-import { FORMATS, formatForPath, type Format, type StoreOptions } from './stores.ts';
+import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from './stores.ts';
 
 /**
  * The file side of the commands: reading inputs, choosing the format and the creation rule,
@@ -198,18 +204,80 @@ export async function runEncrypt(files: string[], opts: EncryptOptions): Promise
   );
 }
 
-export async function runDecrypt(files: string[], opts: CommonOptions): Promise<void> {
+export async function runDecrypt(files: string[], opts: CommonOptions & { extract?: string }): Promise<void> {
   const sources = await keySources(opts);
+  const extract = opts.extract === undefined ? undefined : parseTreePath(opts.extract);
+  if (extract && opts.inPlace) throw usageError('--extract prints one value: it does not go with --in-place');
   await transformEach(
     files,
     opts,
-    ({ file, format, bytes, config }) => {
+    async ({ file, format, bytes, config }) => {
       const outputFormat = formatOption(opts.outputType, '--output-type') ?? (opts.output !== undefined ? formatForPath(opts.output) : format);
-      return decryptDocument(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), outputFormat, store: storeOptions(config, outputFormat) });
+      const open = { ...(opts.ignoreMac ? { ignoreMac: true } : {}) };
+      if (extract) return extractValue((await openDocument(bytes, format, file, sources, open)).branches, extract, file, outputFormat, storeOptions(config, outputFormat));
+      return decryptDocument(bytes, format, file, sources, { ...open, outputFormat, store: storeOptions(config, outputFormat) });
     },
     (file) => `decrypted ${file}`,
     true,
   );
+}
+
+/** As `sops decrypt --extract`: a string as it is, a map in the output format, other scalars as a line. */
+function extractValue(branches: Branch[], path: PathStep[], file: string, format: Format, store: StoreOptions): string | Buffer {
+  const [doc] = branches;
+  let value;
+  try {
+    value = getAt(doc ?? new TreeMap(), path);
+  } catch (e) {
+    if (isFluxstrapError(e)) throw new FluxstrapError(e.code, e.message, { location: { file } });
+    throw e;
+  }
+  if (value instanceof TreeMap) return emitPlain(format, [value], store);
+  if (Array.isArray(value)) throw usageError(`${formatTreePath(path)} is a list: extract one element, e.g. ${formatTreePath([...path, 0])}`);
+  if (value === null) return '';
+  if (value instanceof Uint8Array) return Buffer.from(value);
+  if (value instanceof Comment || typeof value === 'string') return typeof value === 'string' ? value : value.text;
+  // Other scalars go through the output store's emitter in sops, which ends the line.
+  return `${typeof value === 'boolean' ? String(value) : scalarText(value)}\n`;
+}
+
+export interface SetOptions {
+  config?: string;
+  inputType?: string;
+  keyFile?: string[];
+  jsonValue?: boolean;
+  quiet?: boolean;
+}
+
+/** The value for `set`: piped stdin (one final newline dropped), or typed at the terminal unseen. */
+async function valueFromStdin(path: string, json: boolean): Promise<Value> {
+  const raw = process.stdin.isTTY ? await promptSecret(`value for ${path} (not shown): `) : (await readStdin()).replace(/\r?\n$/, '');
+  if (!json) return raw;
+  try {
+    // Through the JSON store, so that key order and the int/float types are those of sops.
+    return parseJson(`{"v":${raw}}`).get('v') ?? null;
+  } catch {
+    throw usageError('--json-value: the value on stdin is not JSON', 'a string is "text", a number 42, a map {"k": "v"}');
+  }
+}
+
+export async function runSet(file: string, pathText: string, opts: SetOptions): Promise<void> {
+  const path = parseTreePath(pathText);
+  await editInPlace(file, opts, { path, value: await valueFromStdin(formatTreePath(path), opts.jsonValue === true) }, (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
+}
+
+export async function runUnset(file: string, pathText: string, opts: SetOptions): Promise<void> {
+  const path = parseTreePath(pathText);
+  await editInPlace(file, opts, { path, unset: true }, (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
+}
+
+async function editInPlace(file: string, opts: SetOptions, edit: ValueEdit, done: (changed: boolean) => string): Promise<void> {
+  const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+  const bytes = await readInput(file);
+  const config = await configFor(opts, false);
+  const { output } = await editValue(bytes, format, file, await keySources(opts), edit, storeOptions(config, format));
+  if (output !== undefined) await writeAtomic(file, output);
+  status(opts, done(output !== undefined));
 }
 
 export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {

@@ -1,4 +1,4 @@
-import { CipherError, decryptValue, encryptValue } from './cipher.ts';
+import { CipherError, decryptValue, encryptValue, openValue, stashKey } from './cipher.ts';
 import { hashLeaf, newMacHash } from './mac.ts';
 import { shouldEncrypt, type Rules } from './rules.ts';
 import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts';
@@ -56,18 +56,46 @@ export interface WalkResult {
   mac: string;
 }
 
-export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules): WalkResult {
+/** IVs to reuse, by stashKey: see ivStash. */
+export type IvStash = ReadonlyMap<string, Buffer>;
+
+export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules, stash?: IvStash): WalkResult {
   const hash = newMacHash(rules);
   const out = branches.map((b) =>
     walkMap(b, [], [], (leaf, path, comments, isComment) => {
       const encrypt = shouldEncrypt(rules, path, comments, isComment);
       if (!rules.macOnlyEncrypted || encrypt) hashLeaf(hash, leaf);
       if (!encrypt) return leaf;
-      const enc = encryptValue(leaf, key, aadOf(path));
+      const aad = aadOf(path);
+      const enc = encryptValue(leaf, key, aad, stash?.get(stashKey(leaf, aad)));
       return isComment ? new Comment(enc, (leaf as Comment).inline) : enc;
     }),
   );
   return { branches: out, mac: hash.digest('hex').toUpperCase() };
+}
+
+/**
+ * The IV of every encrypted value of a file, by what it encrypts (sops' "stash"): values that a
+ * set or edit leaves as they were keep their exact `ENC[…]` text. Only used under the same key.
+ */
+export function ivStash(encrypted: Branch[], key: Uint8Array, rules: Rules): IvStash {
+  const stash = new Map<string, Buffer>();
+  for (const b of encrypted) {
+    walkMap(b, [], [], (leaf, path, comments, isComment) => {
+      const enc = leaf instanceof Comment ? leaf.text : leaf;
+      if (typeof enc === 'string' && enc.startsWith('ENC[') && shouldEncrypt(rules, path, comments, isComment)) {
+        try {
+          const opened = openValue(enc, key, aadOf(path));
+          stash.set(opened.stashKey, opened.iv);
+        } catch (e) {
+          // A value that does not open (a plaintext comment of an old file) just gets a new IV.
+          if (!(e instanceof CipherError)) throw e;
+        }
+      }
+      return leaf;
+    });
+  }
+  return stash;
 }
 
 /** A value that should be encrypted did not open: names the key path, never the value. */

@@ -189,3 +189,46 @@ void describe('after fluxstrap re-keys, sops still opens the file', () => {
     assert.notEqual(runSops(['decrypt', file], ['a']).code, 0);
   });
 });
+
+void describe('set, unset and --extract, against sops', () => {
+  const changedLines = (a: string, b: string): string[] => {
+    const before = a.split('\n');
+    return b.split('\n').filter((l, i) => l !== before[i]).map((l) => l.trim().split(':')[0] ?? '');
+  };
+
+  void it('set changes one value: the diff is that line, lastmodified and mac; sops reads the new value and can set on top', () => {
+    const file = join(dir, 'set-types.yaml');
+    copyFileSync(join(generatedDir, 'types.enc.yaml'), file);
+    const before = readFileSync(file, 'utf8');
+    const r = runCli(['set', '--key-file', join(generatedDir, 'key-a.txt'), file, '["café"]["passwörd"]'], { cwd: dir, input: 'n3w: pässword\n', env: { XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' } });
+    assert.equal(r.code, 0, r.stderr);
+    // Every other value keeps its ciphertext (same IV): the vector's lastmodified is long past.
+    assert.deepEqual(changedLines(before, readFileSync(file, 'utf8')).sort(), ['lastmodified', 'mac', 'passwörd']);
+    const extracted = runSops(['decrypt', '--extract', '["café"]["passwörd"]', file], ['a']);
+    assert.equal(extracted.code, 0, extracted.stderr);
+    assert.equal(extracted.stdout, 'n3w: pässword');
+    const theirs = runSops(['set', file, '["int"]', '43'], ['a']);
+    assert.equal(theirs.code, 0, theirs.stderr);
+    assert.equal(ours(['decrypt', '--extract', '["int"]', file], ['a']).stdout, '43\n');
+  });
+
+  void it('unset removes a value; sops opens the result and no longer has it', () => {
+    const file = join(dir, 'unset-types.yaml');
+    copyFileSync(join(generatedDir, 'types.enc.yaml'), file);
+    const r = ours(['unset', file, '["list_with_null"]'], ['a']);
+    assert.equal(r.code, 0, r.stderr);
+    const all = runSops(['decrypt', file], ['a']);
+    assert.equal(all.code, 0, all.stderr);
+    assert.doesNotMatch(all.stdout, /list_with_null/);
+    assert.match(all.stdout, /^int: 42$/m);
+  });
+
+  void it('decrypt --extract prints what sops prints, for a string and for a map', () => {
+    const file = join(generatedDir, 'types.enc.yaml');
+    for (const path of ['["café"]["passwörd"]', '["merged"]', '["int"]']) {
+      const mine = ours(['decrypt', '--extract', path, file], ['a']);
+      assert.equal(mine.code, 0, mine.stderr);
+      assert.equal(mine.stdout, runSops(['decrypt', '--extract', path, file], ['a']).stdout, path);
+    }
+  });
+});

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '../helpers/cli.ts';
+import { cliPath, runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { generatedDir } from '../unit/sops/helpers.ts';
 
@@ -66,6 +67,73 @@ void describe('encrypt and decrypt in place', () => {
     const dec = cli(['decrypt', '--key-file', keyFile('a'), '--output-type', 'json', join(generatedDir, 'secret.unencrypted-regex.enc.yaml')]);
     assert.equal(dec.code, 0, dec.stderr);
     assert.equal((JSON.parse(dec.stdout) as { stringData: { password: string } }).stringData.password, SECRET_VALUE);
+  });
+});
+
+/**
+ * The CLI on a pseudo-terminal (Python's pty, as a person at a keyboard): waits for `prompt`,
+ * types `keys`, and returns everything the terminal showed, and the exit code.
+ */
+function onTerminal(args: string[], prompt: string, keys: string): { code: number; screen: string } {
+  const script = [
+    'import os, pty, sys, select',
+    'pid, fd = pty.fork()',
+    'if pid == 0:',
+    '    os.execvpe(sys.argv[1], sys.argv[1:], os.environ)',
+    'screen, typed = b"", False',
+    'while True:',
+    '    r, _, _ = select.select([fd], [], [], 20)',
+    '    if not r: break',
+    '    try: chunk = os.read(fd, 4096)',
+    '    except OSError: break',
+    '    if not chunk: break',
+    '    screen += chunk',
+    '    if not typed and os.environ["PROMPT"].encode() in screen:',
+    '        os.write(fd, os.environ["KEYS"].encode()); typed = True',
+    '_, status = os.waitpid(pid, 0)',
+    'sys.stdout.write(screen.decode("utf-8", "replace"))',
+    'sys.exit(os.waitstatus_to_exitcode(status))',
+  ].join('\n');
+  const r = spawnSync('python3', ['-c', script, process.execPath, cliPath, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, ...env(), PROMPT: prompt, KEYS: keys, NO_COLOR: '1' },
+  });
+  if (r.error) throw new Error(`python3 is needed for the terminal tests (apt-get install python3): ${r.error.message}`);
+  return { code: r.status ?? -1, screen: r.stdout };
+}
+
+void describe('set, unset and --extract', () => {
+  void it('set asks for the value at a terminal without echoing it, and changes only that value', () => {
+    const file = join(dir, 'prompted.yaml');
+    copyFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), file);
+    const r = onTerminal(['set', '--key-file', keyFile('a'), file, '["stringData"]["password"]'], '(not shown): ', 'typed-s3cret\u007fT\r');
+    assert.equal(r.code, 0, r.screen);
+    assert.doesNotMatch(r.screen, /typed-s3/, 'the value is never echoed');
+    assert.match(r.screen, /set \["stringData"\]\["password"\] in /);
+    const value = cli(['decrypt', '--key-file', keyFile('a'), '--extract', '["stringData"]["password"]', file]);
+    assert.equal(value.stdout, 'typed-s3creT');
+  });
+
+  void it('Ctrl-C at the prompt exits 130 and changes nothing', () => {
+    const file = join(dir, 'interrupted.yaml');
+    copyFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), file);
+    const r = onTerminal(['set', '--key-file', keyFile('a'), file, '["stringData"]["password"]'], '(not shown): ', 'abc\u0003');
+    assert.equal(r.code, 130, r.screen);
+    assert.match(r.screen, /interrupted/);
+    assert.equal(readFileSync(file, 'utf8'), readFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), 'utf8'));
+  });
+
+  void it('a path that is not there: --extract fails naming it, unset changes nothing', () => {
+    const file = join(generatedDir, 'secret.unencrypted-regex.enc.yaml');
+    const missing = cli(['decrypt', '--key-file', keyFile('a'), '--extract', '["stringData"]["nope"]', file]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^error: the document has no \["stringData"\]\["nope"\] \(.*secret\.unencrypted-regex\.enc\.yaml\)$/m);
+    const copy = join(dir, 'unset-missing.yaml');
+    copyFileSync(file, copy);
+    const unset = cli(['unset', '--key-file', keyFile('a'), copy, '["stringData"]["nope"]']);
+    assert.equal(unset.code, 0, unset.stderr);
+    assert.equal(readFileSync(copy, 'utf8'), readFileSync(file, 'utf8'));
   });
 });
 

@@ -1,0 +1,46 @@
+import { FluxstrapError } from '../core/errors.ts';
+
+/**
+ * A secret typed at the terminal, never echoed: raw mode, one line, backspace works, Ctrl-C and
+ * Ctrl-D give up. Only for a TTY on stdin; piped input is read by the caller.
+ */
+export function promptSecret(question: string, input: NodeJS.ReadStream = process.stdin, out: NodeJS.WritableStream = process.stderr): Promise<string> {
+  // Echo off before the question shows: a paste right after it must not land on the screen.
+  input.setRawMode(true);
+  out.write(question);
+  input.resume();
+  let value = '';
+  return new Promise((resolve, reject) => {
+    const done = (err?: FluxstrapError): void => {
+      input.removeListener('data', onData);
+      input.setRawMode(false);
+      input.pause();
+      out.write('\n');
+      if (err) reject(err);
+      else resolve(value);
+    };
+    const onData = (chunk: Buffer): void => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        // Raw mode turns Ctrl-C into a character: restore the terminal, then interrupt as the
+        // signal would (the CLI's handler exits at once, so nothing resolves meanwhile).
+        if (ch === '\u0003') {
+          done(new FluxstrapError('E_USAGE', 'interrupted'));
+          process.emit('SIGINT', 'SIGINT');
+          return;
+        }
+        if (ch === '\u0004') return done(new FluxstrapError('E_USAGE', 'no value given'));
+        if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');
+        else value += ch;
+      }
+    };
+    input.on('data', onData);
+  });
+}
+
+/** All of piped stdin as text. */
+export async function readStdin(input: NodeJS.ReadableStream = process.stdin): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return Buffer.concat(chunks).toString('utf8');
+}
