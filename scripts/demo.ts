@@ -63,7 +63,8 @@ async function main(): Promise<number> {
       });
     }
   } catch (e) {
-    process.stderr.write(`\ndemo failed: ${e instanceof Error ? e.message : String(e)}\n--- cluster logs ---\n${cluster.logTails(30)}\n`);
+    cluster.keep('the demo failed');
+    process.stderr.write(`\ndemo failed: ${e instanceof Error ? e.message : String(e)}\n--- cluster logs (kept in ${cluster.logsDir}) ---\n${cluster.logTails(30)}\n`);
   } finally {
     await cluster.stop();
     rmSync(work, { recursive: true, force: true });

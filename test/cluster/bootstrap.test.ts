@@ -452,7 +452,8 @@ async function withFreshCluster(name: string, transport: 'https' | 'ssh', fn: (c
     const kube = await connectKube({ kubeconfig: c.kubeconfig });
     await fn(c, kube, await makeRepo(c, { name, transport }));
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${c.logTails(20)}`, { cause: e });
+    c.keep(`test failed: ${name}`);
+    throw new Error(`${(e as Error).message}\n${c.logTails(20)}\nlogs kept in ${c.logsDir}`, { cause: e });
   } finally {
     await c.stop();
   }

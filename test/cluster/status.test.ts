@@ -11,6 +11,7 @@ import { conditionOf, connectKube, deploymentAvailable, lastHandledReconcileAt }
 import type { Condition, KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
 import type { Finding } from '../../src/status/diagnose.ts';
 import { assertBuilt, startCluster } from './index.ts';
+import { keepLogsOnFailure } from './testing.ts';
 import type { Cluster } from './index.ts';
 import { gotkSyncYaml } from '../../scripts/example-repo.ts';
 
@@ -112,6 +113,7 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     assert.ok(live);
     ageSecret = reapplicable(live);
   });
+  keepLogsOnFailure(() => cluster);
   after(async () => {
     await cluster?.stop();
     if (home) rmSync(home, { recursive: true, force: true });

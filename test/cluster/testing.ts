@@ -23,12 +23,7 @@ export function clusterForFile(opts: StartOptions, setup?: (cluster: Cluster) =>
     // Reported by run() in every test.
     started.catch(() => undefined);
   });
-  // Any failing test, also one that fails outside run(); the hook sees subtests too.
-  afterEach((t) => {
-    if (current === undefined || !('passed' in t) || t.passed) return;
-    current.keep(`test failed: ${t.fullName}`);
-    t.diagnostic(`cluster logs kept in ${current.logsDir}`);
-  });
+  keepLogsOnFailure(() => current);
   after(async () => {
     await current?.stop();
   });
@@ -48,4 +43,14 @@ export function clusterForFile(opts: StartOptions, setup?: (cluster: Cluster) =>
       }
     },
   };
+}
+
+/** For a file with its own cluster: any failing test (subtests too) keeps the cluster's logs. */
+export function keepLogsOnFailure(cluster: () => Cluster | undefined): void {
+  afterEach((t) => {
+    const c = cluster();
+    if (c === undefined || !('passed' in t) || t.passed) return;
+    c.keep(`test failed: ${t.fullName}`);
+    t.diagnostic(`cluster logs kept in ${c.logsDir}`);
+  });
 }
