@@ -135,9 +135,11 @@ export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], th
         fields.set('created_at', rfc3339Now());
         fields.set('enc', enc);
       } else {
-        const kept = sameKey && groups.length === previous.groups.length ? previous.groups[gi]?.find((p) => p.type === s.type && stanzaName(p) === stanzaName(s)) : undefined;
+        // Several groups get fresh Shamir shares even for the same data key: an entry kept from
+        // before would hold a share of the old split, and the file would no longer open.
+        const kept = sameKey && groups.length === 1 && previous.groups.length === 1 ? previous.groups[0]?.find((p) => p.type === s.type && stanzaName(p) === stanzaName(s)) : undefined;
         if (!kept) {
-          throw new FluxstrapError('E_PRECONDITION', `cannot encrypt a new data key for ${s.type} key ${stanzaName(s)}: fluxstrap does not talk to that key service`, {
+          throw new FluxstrapError('E_PRECONDITION', `cannot encrypt a new ${groups.length > 1 ? 'key share' : 'data key'} for ${s.type} key ${stanzaName(s)}: fluxstrap does not talk to that key service`, {
             hint: 'use updatekeys (same data key) or sops itself for files with cloud KMS or Vault keys',
           });
         }

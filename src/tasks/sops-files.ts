@@ -45,11 +45,15 @@ function sopsRecipients(text: string): string[] | undefined {
   if (!/^sops:/m.test(text)) return undefined;
   const recipients: string[] = [];
   let found = false;
+  type AgeEntries = { age?: { recipient?: unknown }[] };
   for (const doc of parseAllDocuments(text)) {
-    const sops = (doc.toJS() as { sops?: { mac?: unknown; age?: { recipient?: string }[] } } | null)?.sops;
+    const sops = (doc.toJS() as { sops?: AgeEntries & { mac?: unknown; key_groups?: AgeEntries[] } } | null)?.sops;
     if (!sops || typeof sops.mac !== 'string') continue;
     found = true;
-    for (const s of sops.age ?? []) if (typeof s.recipient === 'string') recipients.push(s.recipient);
+    // A Shamir file lists its keys per group, under key_groups, instead.
+    for (const group of [sops, ...(Array.isArray(sops.key_groups) ? sops.key_groups : [])]) {
+      for (const s of Array.isArray(group.age) ? group.age : []) if (typeof s.recipient === 'string' && !recipients.includes(s.recipient)) recipients.push(s.recipient);
+    }
   }
   return found ? recipients : undefined;
 }

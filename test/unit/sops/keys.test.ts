@@ -157,6 +157,13 @@ void describe('re-keying keeps what fluxstrap cannot use', () => {
     await assert.rejects(rotate(bytes, 'yaml', 'f.yaml', sources, {}), (e: Error & { code?: string }) => e.code === 'E_PRECONDITION' && /kms key arn:aws:kms/.test(e.message));
   });
 
+  void it('updatekeys refuses a kms key in a Shamir group: the new split would leave it holding an old share', async () => {
+    const { bytes, sources } = await fileWithKms();
+    const kms = { type: 'kms' as const, fields: new TreeMap([{ key: 'arn', value: 'arn:aws:kms:eu-west-1:111122223333:key/abcd' }]) };
+    const groups = [[newStanza('age', recipient('a')), kms], [newStanza('age', recipient('b'))]];
+    await assert.rejects(updateKeys(bytes, 'yaml', 'f.yaml', groups, 2, sources), (e: Error & { code?: string }) => e.code === 'E_PRECONDITION' && /key share for kms key/.test(e.message));
+  });
+
   void it('a data key split over groups records the threshold', async () => {
     const out = await encryptDataKey(randomBytes(32), [[newStanza('age', recipient('a'))], [newStanza('age', recipient('b'))]], 0, { age: [], pgpFiles: [], gpg: false });
     assert.equal(out.threshold, 2);
