@@ -46,7 +46,9 @@ export function registerKeys(program: Command): void {
         "add its recipient to the cluster's creation rule next to the old one, and re-encrypt the data key of every SOPS file " +
         'under the cluster folder for both (updatekeys: values and MAC unchanged). ' +
         'Phase 2 (--finish): remove the old recipient and give every file a new data key, so the old key opens nothing. ' +
-        'Files only: after each phase, run `fluxstrap bootstrap --cluster NAME --rotate-secrets`. Private keys are never removed unless --drop-old-identity.',
+        'Files only: after each phase, run `fluxstrap bootstrap --cluster NAME --rotate-secrets`. Private keys are never removed unless --drop-old-identity. ' +
+        'With Shamir key groups the new recipient joins each group that holds the old one; phase 2 splits the new data key again, so it needs keys for enough groups: ' +
+        'the key file, plus SOPS_AGE_KEY / SOPS_AGE_KEY_FILE for the other groups.',
     )
     .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
     .option('--repo <dir>', 'repository root (default: the current folder)')
