@@ -22,6 +22,11 @@ export function isInteractive(): boolean {
   return process.stderr.isTTY === true && !process.env.CI;
 }
 
+/** listr2 redraws in place: only for a person at a terminal who asked for neither --json nor --quiet. */
+export function showsTaskList(opts: GlobalOptions): boolean {
+  return !opts.json && !opts.quiet && isInteractive();
+}
+
 /**
  * Pick the renderer for an engine run: JSON (final document on stdout) with --json, listr2 on an
  * interactive terminal, plain lines otherwise. Renderers are imported lazily, so commands that
@@ -32,7 +37,7 @@ export async function createReporter(opts: GlobalOptions, view: { diff?: boolean
     const { JsonReporter } = await import('../report/json.ts');
     return new JsonReporter(process.stdout);
   }
-  if (!opts.quiet && isInteractive()) {
+  if (showsTaskList(opts)) {
     const { ListrReporter } = await import('../report/listr.ts');
     return new ListrReporter(process.stderr, { diff: view.diff === true });
   }

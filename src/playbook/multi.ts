@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { showsTaskList } from '../cli/context.ts';
 import type { GlobalOptions } from '../cli/context.ts';
 import { CONFIG_FILE, findRepo, loadConfig, resolveCluster } from '../config/fluxstrap-config.ts';
 import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
@@ -13,8 +14,14 @@ import type { ClusterSelection, PlaybookRunOptions, PreparedRun, RunEnvironment,
 /** `bootstrap` and `run` as commander hands them over. */
 export interface FleetRunOptions extends Omit<PlaybookRunOptions, 'cluster'>, ClusterSelection {}
 
+/** What a fleet view is told before any cluster runs: every cluster's name, in the order they start. */
+export interface FleetViewOptions {
+  diff: boolean;
+  clusters: string[];
+}
+
 export interface FleetEnvironment extends Omit<RunEnvironment, 'reporter'> {
-  view: (opts: { diff: boolean }) => FleetView;
+  view: (opts: FleetViewOptions) => FleetView | Promise<FleetView>;
 }
 
 /** Enough to keep a slow cluster from holding up the rest, few enough for a laptop's API clients. */
@@ -38,8 +45,12 @@ export function runFleetCommand(opts: FleetRunOptions, global: GlobalOptions): P
   return runFleet(opts, { ...processEnvironment(), view: (view) => createFleetView(global, view) });
 }
 
-function createFleetView(global: GlobalOptions, view: { diff: boolean }): FleetView {
+async function createFleetView(global: GlobalOptions, view: FleetViewOptions): Promise<FleetView> {
   if (global.json) return new JsonFleetView(process.stdout);
+  if (showsTaskList(global)) {
+    const { ListrFleetView } = await import('../report/listr.ts');
+    return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff });
+  }
   return new PrefixedView(process.stderr, { color: global.color, quiet: global.quiet, diff: view.diff });
 }
 
@@ -56,7 +67,7 @@ export async function runFleet(opts: FleetRunOptions, run: FleetEnvironment): Pr
     run.out.write(prepared.map((p) => prefixLines(outline(p.playbook), `[${p.cluster.name}] `)).join(''));
     return ExitCode.ok;
   }
-  const view = run.view({ diff: opts.diff === true });
+  const view = await run.view({ diff: opts.diff === true, clusters: prepared.map((p) => p.cluster.name) });
   const runs: ClusterRun[] = [];
   await eachLimited(prepared, parallel, async (p, index) => {
     runs[index] = await runOne(p, view.cluster(p.cluster.name), run.env);

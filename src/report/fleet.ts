@@ -27,10 +27,16 @@ export function prefixLines(text: string, prefix: string): string {
   return text.replace(/^(?=.)/gm, prefix);
 }
 
-/**
- * Plain lines with a `[cluster]` prefix. Also the view on a terminal: listr2 redraws one task list
- * in place, and several concurrent lists would overwrite each other.
- */
+/** The end of a human fleet view: a recap line per cluster, or what kept it from running its playbook. */
+export function fleetRecap(runs: ClusterRun[]): string {
+  const lines = runs.map((r) => {
+    if (r.end) return `  ${recapLine(r.name, r.end.recap, r.end.durationMs)}`;
+    return `  ${r.name}: failed before its playbook ran: ${r.error?.message ?? 'unknown error'}`;
+  });
+  return `recap of ${runs.length} clusters:\n${lines.join('\n')}\n`;
+}
+
+/** Plain lines with a `[cluster]` prefix, for CI logs, pipes and --quiet. */
 export class PrefixedView implements FleetView {
   private readonly out: NodeJS.WritableStream;
   private readonly opts: PlainOptions;
@@ -53,11 +59,7 @@ export class PrefixedView implements FleetView {
   }
 
   close(runs: ClusterRun[]): Promise<void> {
-    const lines = runs.map((r) => {
-      if (r.end) return `  ${recapLine(r.name, r.end.recap, r.end.durationMs)}`;
-      return `  ${r.name}: failed before its playbook ran: ${r.error?.message ?? 'unknown error'}`;
-    });
-    this.out.write(`recap of ${runs.length} clusters:\n${lines.join('\n')}\n`);
+    this.out.write(fleetRecap(runs));
     return Promise.resolve();
   }
 }
