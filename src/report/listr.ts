@@ -30,6 +30,8 @@ interface Slot {
   wrapper?: Wrapper;
   /** The latest progress, kept until listr2 has started the task (it may lag the engine). */
   pending?: string;
+  /** The last progress message given to listr2 (or pending). */
+  shown?: string;
   resolve: (r: TaskResult) => void;
   done: Promise<TaskResult>;
 }
@@ -103,7 +105,9 @@ class RunTasks {
 
   private progress(index: number, message: string): void {
     const slot = this.slots[index];
-    if (!slot) return;
+    // listr2 keeps every output line; a wait repeats its state on each watch event.
+    if (!slot || message === slot.shown) return;
+    slot.shown = message;
     if (slot.wrapper) slot.wrapper.output = message;
     else slot.pending = message;
   }

@@ -123,6 +123,26 @@ void describe('renderers', () => {
     golden('listr.txt', text);
   });
 
+  void it('listr2: a progress message repeated by a wait shows once per change', async () => {
+    const out = new Capture();
+    // The terminal renderer: it keeps every output line of a task (the simple one prints changes).
+    const reporter = new ListrReporter(out as unknown as NodeJS.WriteStream);
+    const events = recorded();
+    const at = events.findIndex((e) => e.type === 'task-progress');
+    const recordedProgress = events[at];
+    assert.ok(recordedProgress?.type === 'task-progress');
+    const progress = { ...recordedProgress, message: 'Kustomization flux-system: reconciling' };
+    const other = { ...progress, message: 'Kustomization flux-system: still reconciling' };
+    for (const e of [...events.slice(0, at), progress, other, progress, progress, ...events.slice(at + 1)]) {
+      reporter.emit(e);
+      // As a wait reports: listr2 has drawn the task before the next event comes.
+      if (e.type === 'task-progress') await new Promise((r) => setTimeout(r, 30));
+    }
+    await reporter.close();
+    const frame = lastFrame(out.text);
+    assert.equal(frame.split(`${progress.message}\n`).length - 1, 2, frame);
+  });
+
   // The timeout: a list that never ends would keep its spinner, and the test, running.
   void it('listr2 fleet: one tree, every cluster with its tasks under it, one waiting, one failing early, recaps', { timeout: 20_000 }, async () => {
     const out = new Capture();
