@@ -126,8 +126,10 @@ function namingCluster(e: unknown, name: string): unknown {
 async function runOne(p: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<ClusterRun> {
   const name = p.cluster.name;
   let end: Extract<RunEvent, { type: 'run-end' }> | undefined;
+  let started = false;
   const capture: Reporter = {
     emit: (e) => {
+      if (e.type === 'run-start') started = true;
       if (e.type === 'run-end') end = e;
       view.emit(e);
     },
@@ -138,7 +140,7 @@ async function runOne(p: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): P
     return { name, success: result.success, ...(end ? { end } : {}) };
   } catch (e) {
     // The engine turns task failures into results; this is what escaped it (a bug, a broken view).
-    return { name, success: false, error: toTaskError(e) };
+    return { name, success: false, error: toTaskError(e), ...(started ? { started } : {}) };
   }
 }
 

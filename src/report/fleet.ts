@@ -11,6 +11,8 @@ export interface ClusterRun {
   success: boolean;
   end?: Extract<RunEvent, { type: 'run-end' }>;
   error?: TaskError;
+  /** The playbook had begun when `error` stopped it. */
+  started?: boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export function prefixLines(text: string, prefix: string): string {
 export function fleetRecap(runs: ClusterRun[]): string {
   const lines = runs.map((r) => {
     if (r.end) return `  ${recapLine(r.name, r.end.recap, r.end.durationMs)}`;
-    return `  ${r.name}: failed before its playbook ran: ${r.error?.message ?? 'unknown error'}`;
+    return `  ${r.name}: failed ${r.started ? 'while' : 'before'} its playbook ran: ${r.error?.message ?? 'unknown error'}`;
   });
   return `recap of ${runs.length} clusters:\n${lines.join('\n')}\n`;
 }

@@ -211,10 +211,11 @@ void describe('renderers', () => {
     const prod = view.cluster('prod');
     // run-start, then Preflight starts and ends; then the engine run throws.
     for (const e of recorded().slice(0, 3)) prod.emit(e);
-    await view.close([{ name: 'prod', success: false, error: { code: 'E_INTERNAL', message: 'the view broke' } }]);
+    await view.close([{ name: 'prod', success: false, error: { code: 'E_INTERNAL', message: 'the view broke' }, started: true }]);
     const [entry] = entries(lastFrame(out.text));
     assert.equal(entry?.head.replace(/^[^\w\s]+ /, ''), 'prod — Bootstrap prod');
     assert.match(entry.body, /✔ Preflight \[ok\].* ✖ Secret sops-age \[failed\] \(0\.0s\) › the view broke ↓ Flux components \[skipped\] ↓ Reconcile \[skipped\] $/);
+    assert.match(out.text, /^ {2}prod: failed while its playbook ran: the view broke$/m);
   });
 
   void it('diffs in file order, so an inserted rule shows where it goes', () => {
