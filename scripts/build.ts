@@ -29,11 +29,19 @@ function packageOf(specifier: string): string {
   return (specifier.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/');
 }
 
+// commander loads child_process (and with it net, dgram…) on every start, for executable
+// subcommands, which fluxstrap has none of: it gets the module when it first touches it.
+const LAZY_CHILD_PROCESS = `let cp;
+module.exports = new Proxy({}, { get: (_, key) => (cp ??= require('node:child_process'))[key] });
+`;
+
 const entryAndExternals: Plugin = {
   name: 'fluxstrap',
   setup(b) {
     b.onResolve({ filter: /^fluxstrap:bin$/ }, () => ({ path: 'bin', namespace: 'fluxstrap' }));
-    b.onLoad({ filter: /.*/, namespace: 'fluxstrap' }, () => ({ contents: ENTRY, loader: 'js', resolveDir: root }));
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) => (/[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'fluxstrap' } : undefined));
+    b.onLoad({ filter: /^lazy-child-process$/, namespace: 'fluxstrap' }, () => ({ contents: LAZY_CHILD_PROCESS, loader: 'js', resolveDir: root }));
+    b.onLoad({ filter: /^bin$/, namespace: 'fluxstrap' }, () => ({ contents: ENTRY, loader: 'js', resolveDir: root }));
     b.onResolve({ filter: /^[^./]/ }, (args) => (BUNDLED.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }));
   },
 };

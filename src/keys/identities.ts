@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { configError, fsError, isFluxstrapError } from '../core/errors.ts';
 import { x25519RecipientOf, x25519Secret } from '../sops/age-x25519.ts';
@@ -58,8 +57,10 @@ export function splitCommand(line: string): string[] {
 }
 
 /** `SOPS_AGE_KEY_CMD`: a command whose output is a key file (a password manager, a vault CLI…). */
-function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<string> {
+async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<string> {
   const [cmd, ...args] = splitCommand(line);
+  // Loaded here: child_process is a cost on every start, and few set SOPS_AGE_KEY_CMD.
+  const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     if (!cmd) {
       reject(configError('SOPS_AGE_KEY_CMD is empty', { field: 'SOPS_AGE_KEY_CMD' }));

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import type { Key, PrivateKey } from 'openpgp';
 
 /**
@@ -17,7 +16,9 @@ interface Ran {
   stdout: Buffer;
 }
 
-function gpg(args: string[], input: Uint8Array): Promise<Ran> {
+async function gpg(args: string[], input: Uint8Array): Promise<Ran> {
+  // Loaded here: most files have no PGP key, and child_process is a cost on every start.
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve) => {
     const child = spawn(process.env.SOPS_GPG_EXEC || 'gpg', args, { stdio: ['pipe', 'pipe', 'ignore'] });
     const out: Buffer[] = [];

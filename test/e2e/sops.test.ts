@@ -232,7 +232,7 @@ void describe('check', () => {
 
 void describe('start-up cost', () => {
   const hook = fileURLToPath(new URL('../helpers/trace-imports.ts', import.meta.url));
-  void it('encrypt and decrypt of an X25519 file load neither the heavy clients nor openpgp or age-encryption', () => {
+  void it('encrypt and decrypt of an X25519 file load neither the heavy clients nor openpgp, age-encryption or child_process', () => {
     for (const args of [
       ['encrypt', '--age', recipient('a'), join(generatedDir, 'plain', 'secret.yaml')],
       ['decrypt', '--key-file', keyFile('a'), join(generatedDir, 'secret.mac-only.enc.yaml')],
@@ -241,7 +241,8 @@ void describe('start-up cost', () => {
       const r = runCli(args, { cwd: dir, env: { ...env(), FLUXSTRAP_TRACE_IMPORTS: trace }, nodeArgs: ['--import', hook] });
       assert.equal(r.code, 0, r.stderr);
       const modules = readFileSync(trace, 'utf8');
-      for (const heavy of ['@kubernetes/client-node', '@octokit/', 'openpgp', 'age-encryption', 'listr2', 'zod']) {
+      assert.ok(modules.includes('node:fs'), 'the trace records built-in modules too');
+      for (const heavy of ['@kubernetes/client-node', '@octokit/', 'openpgp', 'age-encryption', 'listr2', 'zod', 'node:child_process']) {
         assert.ok(!modules.includes(heavy), `${args[0] ?? ''} loaded ${heavy}`);
       }
     }
