@@ -3,8 +3,7 @@
 // SSH). Every run is the built CLI's code path (`node src/cli.ts`), as `make provision` runs it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -16,6 +15,7 @@ import { startCluster } from './index.ts';
 import { clusterForFile } from './testing.ts';
 import { gotkSyncYaml } from '../../scripts/example-repo.ts';
 import type { Cluster } from './index.ts';
+import { ownedTempDir } from '../helpers/tmp.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -24,8 +24,9 @@ const CLUSTER_PATH = 'clusters/test';
 const TOKEN_ENV = 'FLUXSTRAP_TEST_GIT_TOKEN';
 
 const tmp: string[] = [];
+// Named for this process, so a later run removes them if this one is killed before `after`.
 const tempDir = (prefix: string) => {
-  const d = mkdtempSync(join(tmpdir(), prefix));
+  const d = ownedTempDir(prefix);
   tmp.push(d);
   return d;
 };
@@ -91,7 +92,7 @@ interface RepoOptions {
  * patch; an app folder with a namespace and a SOPS-encrypted Secret; pushed to the Git server.
  */
 async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> {
-  const home = tempDir('fluxstrap-repo-');
+  const home = tempDir('repo');
   const dir = join(home, 'repo');
   const keyFile = join(home, 'age.key');
   const keys = await cli(['keys', 'new', '--out', keyFile]);
@@ -279,7 +280,7 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
   }));
 
   void it('refuses a wrong age key at preflight', () => suite.run(async () => {
-    const other = join(tempDir('fluxstrap-key-'), 'other.key');
+    const other = join(tempDir('key'), 'other.key');
     assert.equal((await cli(['keys', 'new', '--out', other])).code, 0);
     const { run, doc } = await bootstrapJson(repo, ['--age-key-file', other]);
     assert.equal(run.code, 1);
@@ -302,7 +303,7 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
   }));
 
   void it('refuses an unreachable API at preflight', () => suite.run(async () => {
-    const dead = join(tempDir('fluxstrap-kc-'), 'kubeconfig');
+    const dead = join(tempDir('kc'), 'kubeconfig');
     writeFileSync(dead, readFileSync(cluster.kubeconfig, 'utf8').replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${await closedPort()}`));
     const { run, doc } = await bootstrapJson(repo, ['--kubeconfig', dead]);
     assert.equal(run.code, 1);
@@ -316,7 +317,7 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
   void it('refuses missing permissions at preflight', () => suite.run(async () => {
     await cluster.kubectl(['create', 'serviceaccount', 'limited', '-n', 'default']);
     const token = (await cluster.kubectl(['create', 'token', 'limited', '-n', 'default'])).trim();
-    const limited = join(tempDir('fluxstrap-kc-'), 'kubeconfig');
+    const limited = join(tempDir('kc'), 'kubeconfig');
     writeFileSync(limited, readFileSync(cluster.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token}`));
     const { run, doc } = await bootstrapJson(repo, ['--kubeconfig', limited]);
     assert.equal(run.code, 1);
@@ -359,7 +360,7 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
   }));
 
   void it('works the same through an exec credential plugin (the client-library path of the kube adapter)', () => suite.run(async () => {
-    const dir = tempDir('fluxstrap-exec-');
+    const dir = tempDir('exec');
     const kc = readFileSync(cluster.kubeconfig, 'utf8');
     const token = /token: (\S+)/.exec(kc)?.[1] ?? '';
     const plugin = join(dir, 'credential.sh');
@@ -398,9 +399,9 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
   }));
 
   void it('refuses to overwrite a sops-age Secret that differs, unless --rotate-secrets', () => suite.run(async () => {
-    const other = join(tempDir('fluxstrap-key-'), 'other.key');
+    const other = join(tempDir('key'), 'other.key');
     assert.equal((await cli(['keys', 'new', '--out', other])).code, 0);
-    const both = join(tempDir('fluxstrap-key-'), 'both.key');
+    const both = join(tempDir('key'), 'both.key');
     writeFileSync(both, readFileSync(repo.keyFile, 'utf8') + readFileSync(other, 'utf8'));
     const refused = await bootstrapJson(repo, ['--age-key-file', both]);
     assert.equal(refused.run.code, 1);

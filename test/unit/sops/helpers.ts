@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgeIdentity } from '../../../src/keys/age.ts';
 import { loadAgeIdentities } from '../../../src/keys/identities.ts';
 import { Comment, Timestamp, TreeMap, type Value } from '../../../src/sops/tree.ts';
+import { ownedTempDir } from '../../helpers/tmp.ts';
 
 /** Shared fixtures for the SOPS tests: where the vectors are, their keys, the real sops. */
 
@@ -30,7 +31,8 @@ export async function vectorAgeIdentities(): Promise<AgeIdentity[]> {
  * gpg path is exercised exactly as a user's keyring would be. Returns a cleanup function.
  */
 export function useVectorKeyring(): () => void {
-  const home = mkdtempSync(join(tmpdir(), 'fluxstrap-gnupg-'));
+  // Named for this process: a run that dies before the cleanup leaves it for the next to remove.
+  const home = ownedTempDir('gnupg');
   const before = process.env.GNUPGHOME;
   for (const f of PGP_KEY_FILES) execFileSync('gpg', ['--batch', '--quiet', '--import', join(vectorsDir, f)], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
   process.env.GNUPGHOME = home;
@@ -104,7 +106,7 @@ function missing(): never {
 
 /** An age key file (mode 0600) in a fresh temp folder, as SOPS_AGE_KEY_FILE for a child sops. */
 export function tempKeyFile(content: string): { file: string; dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-sops-'));
+  const dir = ownedTempDir('sops');
   const file = join(dir, 'keys.txt');
   writeFileSync(file, content, { mode: 0o600 });
   return { file, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
