@@ -7,8 +7,9 @@ import { SOPS_VERSION, type Metadata } from '../../../src/sops/metadata.ts';
 import type { Rules } from '../../../src/sops/rules.ts';
 import { formatFloatF, formatFloatG, parseGoFloat } from '../../../src/sops/scalars.ts';
 import { emitEncrypted, emitPlain, loadEncrypted, loadPlain, type Format } from '../../../src/sops/stores.ts';
-import { Comment, TreeMap, type Branch, type Item, type Value } from '../../../src/sops/tree.ts';
+import { Comment, TreeMap, type Branch, type Value } from '../../../src/sops/tree.ts';
 import { decryptTree, encryptTree } from '../../../src/sops/walk.ts';
+import { documents, key, scalar, text } from './arbitraries.ts';
 
 /**
  * Random documents round-trip through encrypt → write → read → decrypt, with the MAC matching:
@@ -16,31 +17,6 @@ import { decryptTree, encryptTree } from '../../../src/sops/walk.ts';
  */
 
 const RUNS = { numRuns: 150 };
-const text = fc.string({ unit: 'grapheme', maxLength: 24 });
-const key = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }).filter((k) => !k.endsWith('_unencrypted') && k !== 'sops' && k !== '<<');
-// The yaml package reads `#` and `# ` alike, as sops reads a bare `#`; a comment of one space is
-// the one text that does not survive (it comes back empty).
-const comment = fc.string({ unit: 'grapheme', maxLength: 20 }).filter((c) => !/[\r\n]/.test(c) && c !== ' ').map((c) => new Comment(c));
-const scalar: fc.Arbitrary<Value> = fc.oneof(
-  text,
-  fc.constantFrom('', ' lead', 'trail ', 'a: b', '#x', '- x', 'yes', 'null', '0777', '1_000', '2024-01-02', '"q"', "it's", 'tab\there', 'line\nbreak\n', '\n\nkeep\n\n', 'ünïcödé ✓ 🔑'),
-  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
-  fc.double(),
-  fc.constantFrom(0, -0, 0.1, 1e21, 1e-7, 5e-324, Number.MAX_VALUE, Infinity, -Infinity, NaN),
-  fc.boolean(),
-  fc.constant(null),
-);
-
-function documents(leaf: fc.Arbitrary<Value>): fc.Arbitrary<TreeMap> {
-  return fc.letrec<{ value: Value; map: TreeMap; list: Value[] }>((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('map'), tie('list')),
-  map: fc
-    .uniqueArray(fc.tuple(key, tie('value'), fc.option(comment, { freq: 4 })), { selector: ([k]) => k, minLength: 1, maxLength: 5 })
-    .map((entries) => new TreeMap(entries.flatMap(([k, v, c]): Item[] => (c ? [{ key: c, value: null }, { key: k, value: v }] : [{ key: k, value: v }])))),
-  list: fc.array(tie('value'), { minLength: 1, maxLength: 4 }),
-  })).map;
-}
-
 const tree = documents(scalar);
 // Values left in clear go through YAML as text: a float such as 7.0 or -0 reads back as an int,
 // in sops as here, so documents with plaintext parts use types that survive that.
