@@ -247,8 +247,13 @@ export function parseYaml(text: string): Branch[] {
 const OLD_BOOLS = new Set(['y', 'Y', 'yes', 'Yes', 'YES', 'n', 'N', 'no', 'No', 'NO', 'on', 'On', 'ON', 'off', 'Off', 'OFF']);
 const BASE60_RE = /^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$/;
 
+/**
+ * yaml.v3's `is_printable`, which is narrower than libyaml's and the YAML spec's: NEL and every
+ * character beyond the BMP (emoji included) are not printable, so a string holding one is
+ * double-quoted with `\U…` escapes, as sops writes it.
+ */
 function isPrintable(cp: number): boolean {
-  return cp === 0x0a || (cp >= 0x20 && cp <= 0x7e) || cp === 0x85 || (cp >= 0xa0 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd && cp !== 0xfeff) || (cp >= 0x10000 && cp <= 0x10ffff);
+  return cp === 0x0a || (cp >= 0x20 && cp <= 0x7e) || (cp >= 0xa0 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd && cp !== 0xfeff);
 }
 
 interface Analysis {
@@ -433,7 +438,11 @@ class Emitter {
         for (const i of v.items.slice(0, lead)) this.comment(i.key as Comment, indent);
         this.map(new TreeMap(v.items.slice(lead)), indent + 2, dash);
       } else if (Array.isArray(v) && !isEmpty(v)) {
-        this.nestedList(v, indent + 2, dash);
+        // As for a map: comments before the first entry go above the `- ` (same AAD), as sops writes.
+        const lead = v.findIndex((e) => !(e instanceof Comment));
+        const comments = lead > 0 ? (v.slice(0, lead) as Comment[]) : [];
+        for (const c of comments) this.comment(c, indent);
+        this.nestedList(v.slice(comments.length), indent + 2, dash);
       } else {
         this.out.push(`${dash}${this.inline(v, indent + 2)}`);
       }
