@@ -236,7 +236,8 @@ function extractValue(branches: Branch[], path: PathStep[], file: string, format
   if (Array.isArray(value)) throw usageError(`${formatTreePath(path)} is a list: extract one element, e.g. ${formatTreePath([...path, 0])}`);
   if (value === null) return '';
   if (value instanceof Uint8Array) return Buffer.from(value);
-  if (value instanceof Comment || typeof value === 'string') return typeof value === 'string' ? value : value.text;
+  if (typeof value === 'string') return value;
+  if (value instanceof Comment) return value.text;
   // Other scalars go through the output store's emitter in sops, which ends the line.
   return `${typeof value === 'boolean' ? String(value) : scalarText(value)}\n`;
 }
@@ -263,19 +264,21 @@ async function valueFromStdin(path: string, json: boolean): Promise<Value> {
 
 export async function runSet(file: string, pathText: string, opts: SetOptions): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(file, opts, { path, value: await valueFromStdin(formatTreePath(path), opts.jsonValue === true) }, (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
+  await editInPlace(file, opts, async () => ({ path, value: await valueFromStdin(formatTreePath(path), opts.jsonValue === true) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
 }
 
 export async function runUnset(file: string, pathText: string, opts: SetOptions): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(file, opts, { path, unset: true }, (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
+  await editInPlace(file, opts, () => Promise.resolve({ path, unset: true }), (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
 }
 
-async function editInPlace(file: string, opts: SetOptions, edit: ValueEdit, done: (changed: boolean) => string): Promise<void> {
+/** `edit` is asked for once the file and the keys are at hand: nobody types a secret for a typo'd path. */
+async function editInPlace(file: string, opts: SetOptions, edit: () => Promise<ValueEdit>, done: (changed: boolean) => string): Promise<void> {
   const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
   const bytes = await readInput(file);
   const config = await configFor(opts, false);
-  const { output } = await editValue(bytes, format, file, await keySources(opts), edit, storeOptions(config, format));
+  const sources = await keySources(opts);
+  const { output } = await editValue(bytes, format, file, sources, await edit(), storeOptions(config, format));
   if (output !== undefined) await writeAtomic(file, output);
   status(opts, done(output !== undefined));
 }
