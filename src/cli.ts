@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ExitCode, exitCodeFor, formatLocation, isFluxstrapError } from './core/errors.ts';
+import { ExitCode, exitCodeFor, formatLocation, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
 import { registerCommands } from './commands/index.ts';
 import { version } from './cli/version.ts';
 
@@ -26,7 +26,7 @@ registerCommands(program);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (process.listenerCount(signal) > 1) return;
-    process.stderr.write('\ninterrupted: every step is idempotent, so running the same command again converges\n');
+    process.stderr.write(`\n${INTERRUPTED_MESSAGE}\n`);
     process.exit(ExitCode.interrupted);
   });
 }

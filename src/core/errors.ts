@@ -78,6 +78,9 @@ export const ExitCode = {
   brokenPipe: 141,
 } as const;
 
+/** What an interrupt prints, from whichever view holds the terminal. */
+export const INTERRUPTED_MESSAGE = 'interrupted: every step is idempotent, so running the same command again converges';
+
 export function exitCodeFor(e: unknown): number {
   if (isFluxstrapError(e) && e.code === 'E_USAGE') return ExitCode.usage;
   return ExitCode.failed;

@@ -76,6 +76,8 @@ export async function encryptDocument(bytes: Buffer, format: Format, file: strin
 
 export interface Opened {
   branches: Branch[];
+  /** The same document as read, values still encrypted (for IV reuse). */
+  encrypted: Branch[];
   metadata: Metadata;
   dataKey: Uint8Array;
 }
@@ -98,7 +100,7 @@ export async function openDocument(bytes: Buffer, format: Format, file: string, 
     throw e;
   }
   if (!opts.ignoreMac) verifyMac(metadata, dataKey, result.mac, file);
-  return { branches: result.branches, metadata, dataKey };
+  return { branches: result.branches, encrypted: branches, metadata, dataKey };
 }
 
 export async function decryptDocument(bytes: Buffer, format: Format, file: string, sources: KeySources, opts: OpenOptions & { outputFormat?: Format; store?: StoreOptions } = {}): Promise<Buffer> {

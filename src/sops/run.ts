@@ -46,6 +46,8 @@ export interface RotateCliOptions extends CommonOptions {
   rmPgp?: string[];
 }
 
+const RECIPIENT_HINT = 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints';
+
 function formatOption(value: string | undefined, flag: string): Format | undefined {
   if (value === undefined) return undefined;
   const v = value === 'env' ? 'dotenv' : value === 'yml' ? 'yaml' : value;
@@ -113,7 +115,7 @@ function ruleFor(config: SopsConfig, file: string): CreationRule {
   }
   if (rule.invalidRecipient) {
     const { id, line } = rule.invalidRecipient;
-    throw new FluxstrapError('E_CONFIG', `invalid age recipient ${id}`, { location: { file: config.file, line }, hint: 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints' });
+    throw new FluxstrapError('E_CONFIG', `invalid age recipient ${id}`, { location: { file: config.file, line }, hint: RECIPIENT_HINT });
   }
   return rule;
 }
@@ -140,7 +142,7 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
 
 function checkedRecipients(age: string[], from: string): string[] {
   const bad = age.find((r) => !isAgeRecipient(r));
-  if (bad !== undefined) throw usageError(`invalid age recipient ${bad} (${from})`, 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints');
+  if (bad !== undefined) throw usageError(`invalid age recipient ${bad} (${from})`, RECIPIENT_HINT);
   return age;
 }
 

@@ -1,6 +1,6 @@
 import { FluxstrapError } from '../core/errors.ts';
 import { rfc3339Now, type KeySources } from './datakey.ts';
-import { openDocument, parseEncrypted, type OpenOptions } from './engine.ts';
+import { openDocument, type OpenOptions } from './engine.ts';
 import { sealMac } from './mac.ts';
 import type { Metadata } from './metadata.ts';
 import { emitEncrypted, type Format, type StoreOptions } from './stores.ts';
@@ -29,7 +29,7 @@ export async function editValue(bytes: Buffer, format: Format, file: string, sou
   const changed = 'unset' in edit ? unsetAt(doc, edit.path) : setAt(doc, edit.path, edit.value);
   if (!changed) return {};
   const { dataKey, metadata } = opened;
-  const { branches, mac } = encryptTree(opened.branches, dataKey, metadata.rules, ivStash(parseEncrypted(bytes, format, file).branches, dataKey, metadata.rules));
+  const { branches, mac } = encryptTree(opened.branches, dataKey, metadata.rules, ivStash(opened.encrypted, dataKey, metadata.rules));
   const lastModified = rfc3339Now();
   const md: Metadata = { ...metadata, lastModified, mac: sealMac(mac, dataKey, lastModified) };
   return { output: emitEncrypted(format, branches, md, store) };
