@@ -11,7 +11,7 @@ import { FluxstrapError, configError, fsError } from '../core/errors.ts';
  * A native reader of Ansible Vault files (format 1.1 and 1.2, cipher AES256), so the seed's way of
  * keeping the age key (`sops_age_private_key` in a vaulted group_vars file) works without Python.
  * Reading only: fluxstrap never writes vault files. The layout and constants are Ansible's
- * `VaultAES256` (see ../shared/research/integrations.md §2); the plaintext never leaves memory.
+ * `VaultAES256` (the format ansible-vault documents as 1.1/1.2); the plaintext never leaves memory.
  */
 
 const pbkdf2Async = promisify(pbkdf2);

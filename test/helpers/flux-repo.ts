@@ -1,10 +1,10 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sharedDir } from './cli.ts';
+import { repoRoot } from './cli.ts';
 import { tempDir } from './tmp.ts';
 import { runTool } from './tools.ts';
 
-export const FLUX_FIXTURES = join(sharedDir, 'fixtures', 'flux');
+export const FLUX_FIXTURES = join(repoRoot, 'test', 'fixtures', 'flux');
 
 /** The seed homelab's cluster root: it lists its apps but not flux-system (the seed's mistake). */
 export const SEED_ROOT_RESOURCES = ['infrastructure.yaml', 'monitoring.yaml', 'services.yaml', 'policies.yaml'];
@@ -29,7 +29,7 @@ export interface FluxRepoOptions {
 
 /**
  * A temp Git repository laid out like the seed homelab: the real Flux files from
- * ../shared/fixtures/flux/ in `clusters/<cluster>/flux-system/`, committed, so tests can check
+ * test/fixtures/flux/ in `clusters/<cluster>/flux-system/`, committed, so tests can check
  * `git status` and build it with `kubectl kustomize`.
  */
 export async function fluxRepo(opts: FluxRepoOptions = {}): Promise<FluxRepo> {

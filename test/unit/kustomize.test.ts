@@ -9,7 +9,7 @@ import { applyJson6902, kustomizeBuild, mergePatch, parseObjects, parseObjectsCa
 import type { KubeObject } from '../../src/adapters/kube.ts';
 import { isFluxstrapError } from '../../src/core/errors.ts';
 
-const FIXTURES = new URL('../../../shared/fixtures/flux/', import.meta.url).pathname;
+const FIXTURES = new URL('../fixtures/flux/', import.meta.url).pathname;
 const KUBECTL = '/usr/bin/kubectl';
 
 function kubectlBuild(dir: string): KubeObject[] {

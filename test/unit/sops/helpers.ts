@@ -11,7 +11,7 @@ import { ownedTempDir } from '../../helpers/tmp.ts';
 /** Shared fixtures for the SOPS tests: where the vectors are, their keys, the real sops. */
 
 export const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-export const vectorsDir = resolve(repoRoot, '..', 'shared', 'vectors', 'sops');
+export const vectorsDir = join(repoRoot, 'test', 'vectors', 'sops');
 export const generatedDir = join(repoRoot, 'test', 'vectors', 'sops-generated');
 
 const AGE_KEY_FILES = ['flux-key-age.txt', 'flux-key-age-global.txt', 'flux-key-age-pq.txt', 'sopsage-key.txt', 'sopsnix-age-keys.txt', 'helmsecrets-key-age.txt'];

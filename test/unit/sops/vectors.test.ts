@@ -10,7 +10,7 @@ import { formatForPath, type Format } from '../../../src/sops/stores.ts';
 import { decryptTree } from '../../../src/sops/walk.ts';
 import { commentsOf, toExpected, useVectorKeyring, vector, vectorAgeIdentities, vectorsDir } from './helpers.ts';
 
-/** Every encrypted file in shared/vectors/sops, written by real sops releases, opens to its expected plaintext. */
+/** Every encrypted file in test/vectors/sops, written by real sops releases, opens to its expected plaintext. */
 
 interface ExpectedFile {
   file: string;

@@ -6,10 +6,10 @@ import { parse, parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { decryptionPatchKind, findHandAddedDecryption } from '../../../src/tasks/decryption-patch.ts';
 import { gotkSyncKind } from '../../../src/tasks/gotk-sync.ts';
-import { sharedDir } from '../../helpers/cli.ts';
+import { repoRoot } from '../../helpers/cli.ts';
 import { planFile } from '../../helpers/file-tasks.ts';
 
-const fixture = (name: string) => readFileSync(join(sharedDir, 'fixtures', 'flux', name), 'utf8');
+const fixture = (name: string) => readFileSync(join(repoRoot, 'test', 'fixtures', 'flux', name), 'utf8');
 const SYNC = 'clusters/production/flux-system/gotk-sync.yaml';
 const params = { file: 'clusters/production/flux-system/kustomization.yaml', gotkSync: SYNC };
 
