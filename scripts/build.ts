@@ -65,7 +65,7 @@ const options = {
   plugins: [entryAndExternals],
 } satisfies BuildOptions;
 
-// Each module that a source `import()`s keeps its source path (src/sops/run.ts → dist/sops/run.js):
+// Each module that a source `import()`s keeps its source path (src/flows/sops.ts → dist/flows/sops.js):
 // the lazily loaded parts have names in traces and stacks, and their import.meta.url paths hold.
 const first = await build({ ...options, write: false });
 const lazy = new Set(Object.values(first.metafile.inputs).flatMap((i) => i.imports.filter((d) => d.kind === 'dynamic-import' && d.path.startsWith('src/')).map((d) => d.path)));

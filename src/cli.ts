@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { ExitCode, exitCodeFor, formatLocation, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
-import { registerCommands } from './commands/index.ts';
-import { version } from './cli/version.ts';
+import { registerCommands } from './cli/commands/index.ts';
+import { version } from './core/version.ts';
 
 /**
  * The one executable. Command modules are light (commander + option parsing); each action imports

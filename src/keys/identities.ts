@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { configError, fsError, isFluxstrapError } from '../core/errors.ts';
-import { x25519RecipientOf, x25519Secret } from '../sops/age-x25519.ts';
+import { x25519RecipientOf, x25519Secret } from './age-x25519.ts';
 import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
 
 /**

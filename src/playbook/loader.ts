@@ -11,7 +11,7 @@ import type { KindRegistry } from '../tasks/registry.ts';
 import { DurationSchema, durationMs } from './duration.ts';
 import { ExprError, UndefinedVariable, evaluate, isTemplate, parseExpr, parseTemplate, renderTemplate, truthy } from './expr.ts';
 import type { Expr, Scope } from './expr.ts';
-import { YamlSource } from './yaml-source.ts';
+import { YamlSource } from '../adapters/yaml-source.ts';
 
 /**
  * Playbooks: Ansible's shape (name, vars, tasks; each task names exactly one kind), checked whole

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { KubeAdapter } from '../adapters/kube.ts';
 import { readText } from '../adapters/files.ts';
-import type { AgeKeySource, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import type { AgeKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';

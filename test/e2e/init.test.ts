@@ -173,7 +173,7 @@ void describe('init start-up', () => {
     const r = await fluxRepo();
     const run = await tracedRun(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--check'], { cwd: home, env: env() });
     assert.equal(run.code, 3, run.stderr);
-    assert.ok(run.modules.some((m) => m.endsWith('/dist/init/run.js')), 'the trace recorded the imports');
+    assert.ok(run.modules.some((m) => m.endsWith('/dist/flows/init.js')), 'the trace recorded the imports');
     assert.deepEqual(loadedPackages(run.modules, ['openpgp', '@kubernetes/client-node', '@octokit/', 'age-encryption']), []);
   });
 });

@@ -101,7 +101,7 @@ void describe('keys new (age)', () => {
     for (const args of [['keys', 'new', '--out', file], ['keys', 'pub', file]]) {
       const r = await tracedRun(args, { cwd: home, env: env() });
       ok(r);
-      assert.ok(r.modules.some((m) => m.endsWith('/dist/keys/actions.js')), 'the trace recorded the imports');
+      assert.ok(r.modules.some((m) => m.endsWith('/dist/flows/keys.js')), 'the trace recorded the imports');
       assert.deepEqual(loadedPackages(r.modules, HEAVY), [], args.join(' '));
     }
     const pgp = await tracedRun(['keys', 'new', '--pgp', '--type', 'ed25519', '--out', join(home, 'traced.asc')], { cwd: home, env: env() });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
+import { parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { configPath, fluxGitUrl, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../../../src/tasks/fluxstrap-config.ts';
 import { planFile } from '../../helpers/file-tasks.ts';

@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { createReporter } from '../cli/context.ts';
 import type { GlobalOptions } from '../cli/context.ts';
-import { CONFIG_FILE, findRepo, loadConfig, missingSetting, resolveCluster } from '../config/fluxstrap-config.ts';
-import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import { CONFIG_FILE, findRepo, loadConfig, missingSetting, resolveCluster } from '../cluster/config.ts';
+import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
@@ -13,9 +13,9 @@ import { createTaskContext } from '../tasks/context.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { builtinKinds } from '../tasks/registry.ts';
 import type { KindRegistry } from '../tasks/registry.ts';
-import { parseDuration } from './duration.ts';
-import { loadPlaybook } from './loader.ts';
-import type { Playbook } from './loader.ts';
+import { parseDuration } from '../playbook/duration.ts';
+import { loadPlaybook } from '../playbook/loader.ts';
+import type { Playbook } from '../playbook/loader.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
 export interface PlaybookRunOptions extends ClusterFlags {

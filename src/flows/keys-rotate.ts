@@ -13,10 +13,10 @@ import { keyGroupsOf, sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.t
 import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
 import { findSopsFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
-import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from './age.ts';
-import type { AgeIdentity } from './age.ts';
-import { loadAgeIdentities } from './identities.ts';
-import { newAgeKey, withKeyFileLock, writeKeyFile } from './generate.ts';
+import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { loadAgeIdentities } from '../keys/identities.ts';
+import { newAgeKey, withKeyFileLock, writeKeyFile } from '../keys/generate.ts';
 
 /**
  * `fluxstrap keys rotate`: a cluster's age key rotated in two phases, so that Flux can decrypt

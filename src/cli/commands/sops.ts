@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
-import type { CommonOptions, SetOptions } from '../sops/run.ts';
+import { globalOptions } from '../context.ts';
+import type { CommonOptions, SetOptions } from '../../flows/sops.ts';
 
 type SetCliOptions = Omit<SetOptions, 'quiet'>;
 
@@ -30,7 +30,7 @@ type Runner = 'runEncrypt' | 'runDecrypt' | 'runUpdateKeys' | 'runRotate';
 /** An action that loads the engine only when the command runs. */
 function lazily(runner: Runner): (files: string[], opts: CommonOptions, cmd: Command) => Promise<void> {
   return async (files, opts, cmd) => {
-    const run = await import('../sops/run.ts');
+    const run = await import('../../flows/sops.ts');
     await run[runner](files, { ...opts, quiet: globalOptions(cmd).quiet });
   };
 }
@@ -98,13 +98,13 @@ export function registerSops(program: Command): void {
   ])
     .option('--json-value', 'the value is JSON (a number, true/false, a map or a list) instead of a string')
     .action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
-      const { runSet } = await import('../sops/run.ts');
+      const { runSet } = await import('../../flows/sops.ts');
       await runSet(file, path, { ...opts, quiet: globalOptions(cmd).quiet });
     });
   valueEdit('unset', 'remove one value (or map entry, or list element) of an encrypted file; a path that is not there changes nothing', [
     'fluxstrap unset clusters/prod/secrets/db.yaml \'["stringData"]["old-token"]\'',
   ]).action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
-    const { runUnset } = await import('../sops/run.ts');
+    const { runUnset } = await import('../../flows/sops.ts');
     await runUnset(file, path, { ...opts, quiet: globalOptions(cmd).quiet });
   });
 
@@ -155,7 +155,7 @@ export function registerSops(program: Command): void {
       '  fluxstrap check --key-file ./prod.agekey clusters/prod',
     ].join('\n'))
     .action(async (paths: string[], opts: { config?: string; keyFile?: string[] }, cmd: Command) => {
-      const { runCheck } = await import('../sops/run.ts');
+      const { runCheck } = await import('../../flows/sops.ts');
       process.exitCode = await runCheck(paths, opts, globalOptions(cmd).json);
     });
 }

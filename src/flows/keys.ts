@@ -2,12 +2,12 @@ import { readText } from '../adapters/files.ts';
 import type { GlobalOptions } from '../cli/context.ts';
 import { info } from '../cli/context.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
-import { ageKeyFilePath, defaultAgeKeyFile, parseAgeKeyFile, recipientOf } from './age.ts';
-import type { AgeIdentity } from './age.ts';
-import { checkKeyFileTarget, KEY_FILE_MODE, newAgeKey, writeKeyFile } from './generate.ts';
-import type { PgpKeyType } from './pgp.ts';
-import { loadAgeIdentities, isArmoredPgp } from './identities.ts';
-import { PGP_KEY_TYPES } from './pgp.ts';
+import { ageKeyFilePath, defaultAgeKeyFile, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { checkKeyFileTarget, KEY_FILE_MODE, newAgeKey, writeKeyFile } from '../keys/generate.ts';
+import type { PgpKeyType } from '../keys/pgp.ts';
+import { loadAgeIdentities, isArmoredPgp } from '../keys/identities.ts';
+import { PGP_KEY_TYPES } from '../keys/pgp.ts';
 
 /** The implementation behind `fluxstrap keys …`, loaded only when such a command runs. */
 
@@ -43,7 +43,7 @@ async function keysNewPgp(opts: KeysNewOptions, g: GlobalOptions): Promise<void>
   const type = (opts.type ?? 'rsa4096') as PgpKeyType;
   if (!PGP_KEY_TYPES.includes(type)) throw usageError(`unknown --type ${opts.type}`, `use one of: ${PGP_KEY_TYPES.join(', ')}`);
   await checkKeyFileTarget(opts.out, false);
-  const { generatePgpKey } = await import('./pgp.ts');
+  const { generatePgpKey } = await import('../keys/pgp.ts');
   info(g, type === 'rsa4096' ? 'generating an RSA-4096 OpenPGP key (this takes a few seconds)…' : 'generating an ed25519 OpenPGP key…');
   const key = await generatePgpKey(type, { name: opts.name ?? 'fluxstrap', ...(opts.email ? { email: opts.email } : {}), comment: 'flux secrets' });
   await writeKeyFile(opts.out, key.privateKey, true);
@@ -71,7 +71,7 @@ interface Published {
 export async function keysPub(file: string | undefined, opts: KeysPubOptions, g: GlobalOptions): Promise<void> {
   const text = file === undefined ? undefined : await readText(file);
   if (text !== undefined && file !== undefined && isArmoredPgp(text)) {
-    const { readPgpKey } = await import('./pgp.ts');
+    const { readPgpKey } = await import('../keys/pgp.ts');
     const key = await readPgpKey(text, file);
     if (g.json) print({ recipients: [{ recipient: key.fingerprint, source: file, type: 'pgp' }], publicKey: key.publicKey });
     else process.stdout.write(opts.armor ? key.publicKey : `${key.fingerprint}\n`);

@@ -1,15 +1,15 @@
 import { join } from 'node:path';
 import { showsTaskList } from '../cli/context.ts';
 import type { GlobalOptions } from '../cli/context.ts';
-import { CONFIG_FILE, findRepo, loadConfig, resolveCluster } from '../config/fluxstrap-config.ts';
-import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import { CONFIG_FILE, findRepo, loadConfig, resolveCluster } from '../cluster/config.ts';
+import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { toTaskError } from '../core/engine.ts';
 import { ExitCode, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
 import type { Reporter, RunEvent } from '../core/events.ts';
 import type { ClusterRun, FleetView } from '../report/fleet.ts';
 import { JsonFleetView, PrefixedView, prefixLines } from '../report/fleet.ts';
-import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runSettings, splitNames } from './run.ts';
-import type { ClusterSelection, PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './run.ts';
+import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runSettings, splitNames } from './bootstrap.ts';
+import type { ClusterSelection, PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './bootstrap.ts';
 
 /** `bootstrap` and `run` as commander hands them over. */
 export interface FleetRunOptions extends Omit<PlaybookRunOptions, 'cluster'>, ClusterSelection {}

@@ -1,15 +1,15 @@
 import { styleText } from 'node:util';
 import type { GlobalOptions } from '../cli/context.ts';
-import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { ExitCode } from '../core/errors.ts';
-import { eachLimited, parseParallel, resolveClusters } from '../playbook/multi.ts';
-import { resolveClusterFlags, singleCluster } from '../playbook/run.ts';
-import type { ClusterSelection } from '../playbook/run.ts';
+import { eachLimited, parseParallel, resolveClusters } from './fleet.ts';
+import { resolveClusterFlags, singleCluster } from './bootstrap.ts';
+import type { ClusterSelection } from './bootstrap.ts';
 import { prefixLines } from '../report/fleet.ts';
 import { createTaskContext } from '../tasks/context.ts';
-import { diagnose } from './diagnose.ts';
-import type { Finding, Status } from './diagnose.ts';
-import { observe } from './observe.ts';
+import { diagnose } from '../status/diagnose.ts';
+import type { Finding, Status } from '../status/diagnose.ts';
+import { observe } from '../status/observe.ts';
 
 export interface StatusOptions extends ClusterFlags {
   /** Warnings fail too (`doctor`, or `status --strict`). */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
-import type { FleetRunOptions } from '../playbook/multi.ts';
+import { globalOptions } from '../context.ts';
+import type { FleetRunOptions } from '../../flows/fleet.ts';
 
 /**
  * `bootstrap` (the built-in playbook) and `run PLAYBOOK` (any playbook). Both only declare flags
@@ -18,7 +18,7 @@ export function registerBootstrap(program: Command): void {
           'Exit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.',
       ),
   ).action(async (opts: CommandOptions, cmd: Command) => {
-    const { builtinPlaybook } = await import('../playbook/run.ts');
+    const { builtinPlaybook } = await import('../../flows/bootstrap.ts');
     await runAction({ ...opts, playbook: builtinPlaybook('bootstrap'), require: ['git-url'] }, cmd);
   });
 
@@ -70,13 +70,13 @@ export function withClusterOptions(cmd: Command, several = false): Command {
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {
-  const { runPlaybookCommand, singleCluster } = await import('../playbook/run.ts');
+  const { runPlaybookCommand, singleCluster } = await import('../../flows/bootstrap.ts');
   const single = singleCluster(opts);
   if (single) {
     process.exitCode = await runPlaybookCommand(single, globalOptions(cmd));
     return;
   }
   // Only several clusters load the multi-cluster runner, so one cluster runs exactly as before.
-  const { runFleetCommand } = await import('../playbook/multi.ts');
+  const { runFleetCommand } = await import('../../flows/fleet.ts');
   process.exitCode = await runFleetCommand(opts, globalOptions(cmd));
 }

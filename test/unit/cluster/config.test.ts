@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { findRepo, parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
+import { findRepo, parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 
 const GOOD = `# yaml-language-server: $schema=./schema/fluxstrap.schema.json

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
-import type { KeysNewOptions, KeysPubOptions } from '../keys/actions.ts';
-import type { KeysRotateOptions } from '../keys/rotate.ts';
+import { globalOptions } from '../context.ts';
+import type { KeysNewOptions, KeysPubOptions } from '../../flows/keys.ts';
+import type { KeysRotateOptions } from '../../flows/keys-rotate.ts';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('generate age and OpenPGP keys for sops, and print their public keys');
@@ -23,7 +23,7 @@ export function registerKeys(program: Command): void {
     .option('--email <email>', 'OpenPGP user ID email')
     .addHelpText('after', '\nExamples:\n  fluxstrap keys new\n  fluxstrap keys new --out ./age.agekey --append\n  fluxstrap keys new --pgp --out ~/.config/sops/pgp/prod.asc')
     .action(async (opts: KeysNewOptions, cmd: Command) => {
-      const { keysNew } = await import('../keys/actions.ts');
+      const { keysNew } = await import('../../flows/keys.ts');
       await keysNew(opts, globalOptions(cmd));
     });
 
@@ -34,7 +34,7 @@ export function registerKeys(program: Command): void {
     .option('--armor', 'for an OpenPGP key file: print the armored public key instead of the fingerprint')
     .addHelpText('after', '\nExamples:\n  fluxstrap keys pub\n  fluxstrap keys pub ./age.agekey\n  fluxstrap keys pub --armor prod.asc > clusters/prod/.sops.pub.asc')
     .action(async (file: string | undefined, opts: KeysPubOptions, cmd: Command) => {
-      const { keysPub } = await import('../keys/actions.ts');
+      const { keysPub } = await import('../../flows/keys.ts');
       await keysPub(file, opts, globalOptions(cmd));
     });
 
@@ -64,7 +64,7 @@ export function registerKeys(program: Command): void {
         '  fluxstrap keys rotate --cluster prod --key-file prod.agekey --finish --drop-old-identity\n  fluxstrap bootstrap --cluster prod --rotate-secrets',
     )
     .action(async (opts: KeysRotateOptions, cmd: Command) => {
-      const { keysRotate } = await import('../keys/rotate.ts');
+      const { keysRotate } = await import('../../flows/keys-rotate.ts');
       process.exitCode = await keysRotate(opts, globalOptions(cmd));
     });
 }

@@ -4,16 +4,16 @@ import { promptSecret, readStdin } from '../adapters/prompt.ts';
 import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
-import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
-import { newStanza, type KeySources } from './datakey.ts';
-import { decryptDocument, encryptDocument, openDocument, rotate, updateKeys, type EncryptParams } from './engine.ts';
-import { parseJson } from './json.ts';
-import { scalarText } from './scalars.ts';
-import { editValue, type ValueEdit } from './set.ts';
-import { formatTreePath, getAt, parseTreePath, type PathStep } from './tree-path.ts';
-import { Comment, TreeMap, type Branch, type Value } from './tree.ts';
-import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
-import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from './stores.ts';
+import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from '../sops/config.ts';
+import { newStanza, type KeySources } from '../sops/datakey.ts';
+import { decryptDocument, encryptDocument, openDocument, rotate, updateKeys, type EncryptParams } from '../sops/engine.ts';
+import { parseJson } from '../sops/json.ts';
+import { scalarText } from '../sops/scalars.ts';
+import { editValue, type ValueEdit } from '../sops/set.ts';
+import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tree-path.ts';
+import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
+import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
+import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
 
 /**
  * The file side of the commands: reading inputs, choosing the format and the creation rule,
@@ -321,7 +321,7 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
 export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[] }, json: boolean): Promise<number> {
-  const { check } = await import('./check.ts');
+  const { check } = await import('../sops/check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
   const sources = await keySources(opts, false);
   const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });

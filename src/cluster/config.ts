@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 import { ageKeyFilePath } from '../keys/age.ts';
-import { YamlSource } from '../playbook/yaml-source.ts';
+import { YamlSource } from '../adapters/yaml-source.ts';
 
 /**
  * `fluxstrap.yaml`, at the repository root: one entry per cluster saying how to reach it, where

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
+import { globalOptions } from '../context.ts';
 import { withClusterOptions } from './bootstrap.ts';
-import type { StatusCommandOptions } from '../status/run.ts';
+import type { StatusCommandOptions } from '../../flows/status.ts';
 
 const EXIT = 'Exit codes: 0 healthy, 1 a check failed (or, strict, warned), 2 bad usage.';
 
@@ -29,7 +29,7 @@ Examples:
   fluxstrap doctor --cluster prod     # in CI: a warning fails too`),
     true,
   ).action(async (opts: StatusCommandOptions, cmd: Command) => {
-    const { runStatusCommand } = await import('../status/run.ts');
+    const { runStatusCommand } = await import('../../flows/status.ts');
     process.exitCode = await runStatusCommand(opts, globalOptions(cmd));
   });
 
@@ -40,7 +40,7 @@ Examples:
       .description(`The checks of \`status\`, where a warning fails as well.\n\n${EXIT}`),
     true,
   ).action(async (opts: StatusCommandOptions, cmd: Command) => {
-    const { runStatusCommand } = await import('../status/run.ts');
+    const { runStatusCommand } = await import('../../flows/status.ts');
     process.exitCode = await runStatusCommand({ ...opts, strict: true }, globalOptions(cmd));
   });
 }

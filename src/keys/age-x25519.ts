@@ -1,4 +1,4 @@
-import { bech32Decode, bech32Encode } from '../keys/bech32.ts';
+import { bech32Decode, bech32Encode } from './bech32.ts';
 import { createCipheriv, createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /**

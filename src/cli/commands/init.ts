@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
-import type { InitOptions } from '../init/run.ts';
+import { globalOptions } from '../context.ts';
+import type { InitOptions } from '../../flows/init.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -52,10 +52,10 @@ Examples:
     )
     .action(async (opts: InitOptions, cmd: Command) => {
       if (opts.keyFile !== undefined && opts.age !== undefined) {
-        const { usageError } = await import('../core/errors.ts');
+        const { usageError } = await import('../../core/errors.ts');
         throw usageError('--key-file and --age are alternatives: pass one');
       }
-      const { runInit } = await import('../init/run.ts');
+      const { runInit } = await import('../../flows/init.ts');
       process.exitCode = await runInit(opts, globalOptions(cmd));
     });
 }
