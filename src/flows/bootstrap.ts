@@ -1,9 +1,9 @@
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { createReporter } from '../cli/context.ts';
 import type { GlobalOptions } from '../cli/context.ts';
-import { CONFIG_FILE, findRepo, loadConfig, missingSetting, resolveCluster } from '../cluster/config.ts';
+import { missingSetting } from '../cluster/config.ts';
+import { resolveClusterFlags } from '../cluster/resolve.ts';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
@@ -49,38 +49,6 @@ const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 /** The playbooks shipped in the package (`playbooks/` next to `src/` and `dist/`). */
 export function builtinPlaybook(name: string): string {
   return fileURLToPath(new URL(`../../playbooks/${name}.yaml`, import.meta.url));
-}
-
-/** The cluster a command means: its flags, FLUXSTRAP_* variables and the repository's fluxstrap.yaml. */
-export async function resolveClusterFlags(flags: ClusterFlags, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedCluster> {
-  const repoDir = findRepo(flags.repo, env, cwd);
-  const configFile = join(repoDir, CONFIG_FILE);
-  return resolveCluster(await loadConfig(configFile), flags, env, { repoDir, cwd, configFile });
-}
-
-/** How a command names its clusters when it can take several: `--cluster` repeatable, `--all-clusters`. */
-export interface ClusterSelection extends Omit<ClusterFlags, 'cluster'> {
-  /** `--cluster`, each value possibly comma-separated. */
-  cluster?: string[];
-  allClusters?: boolean;
-  /** `--parallel N`: clusters running at once. */
-  parallel?: string;
-}
-
-/**
- * The options with `--cluster` as one name, when they name at most one cluster: that case keeps
- * the single-cluster behaviour and output exactly. `undefined` when several are named.
- */
-export function singleCluster<T extends ClusterSelection>(opts: T): (Omit<T, 'cluster'> & { cluster?: string }) | undefined {
-  const { cluster, ...rest } = opts;
-  const names = splitNames(cluster);
-  if (opts.allClusters === true || names.length > 1) return undefined;
-  return { ...rest, ...(names[0] !== undefined ? { cluster: names[0] } : {}) };
-}
-
-/** `--cluster a,b --cluster c`: the names in order, blanks dropped. */
-export function splitNames(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
 }
 
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */

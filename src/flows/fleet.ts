@@ -1,24 +1,17 @@
-import { join } from 'node:path';
 import { showsTaskList } from '../cli/context.ts';
 import type { GlobalOptions } from '../cli/context.ts';
-import { CONFIG_FILE, findRepo, loadConfig, resolveCluster } from '../cluster/config.ts';
-import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
+import { namingCluster, resolveClusters } from '../cluster/resolve.ts';
+import type { ClusterSelection } from '../cluster/resolve.ts';
 import { toTaskError } from '../core/engine.ts';
-import { ExitCode, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
-import type { Reporter, RunEvent } from '../core/events.ts';
-import type { ClusterRun, FleetView } from '../report/fleet.ts';
-import { JsonFleetView, PrefixedView, prefixLines } from '../report/fleet.ts';
-import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runSettings, splitNames } from './bootstrap.ts';
-import type { ClusterSelection, PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './bootstrap.ts';
+import { ExitCode, usageError } from '../core/errors.ts';
+import { prefixLines } from '../core/events.ts';
+import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent } from '../core/events.ts';
+import { JsonFleetView, PrefixedView } from '../report/fleet.ts';
+import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runSettings } from './bootstrap.ts';
+import type { PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './bootstrap.ts';
 
 /** `bootstrap` and `run` as commander hands them over. */
 export interface FleetRunOptions extends Omit<PlaybookRunOptions, 'cluster'>, ClusterSelection {}
-
-/** What a fleet view is told before any cluster runs: every cluster's name, in the order they start. */
-export interface FleetViewOptions {
-  diff: boolean;
-  clusters: string[];
-}
 
 export interface FleetEnvironment extends Omit<RunEnvironment, 'reporter'> {
   view: (opts: FleetViewOptions) => FleetView | Promise<FleetView>;
@@ -26,19 +19,6 @@ export interface FleetEnvironment extends Omit<RunEnvironment, 'reporter'> {
 
 /** Enough to keep a slow cluster from holding up the rest, few enough for a laptop's API clients. */
 const DEFAULT_PARALLEL = 4;
-
-/**
- * Settings that describe one cluster. Given once for several clusters they would point every
- * run at the same API server or folder, so they are refused instead of applied to all.
- */
-const PER_CLUSTER: [Exclude<keyof ClusterFlags, 'cluster'>, string, string][] = [
-  ['kubeconfig', '--kubeconfig', 'FLUXSTRAP_KUBECONFIG'],
-  ['context', '--context', 'FLUXSTRAP_CONTEXT'],
-  ['gitUrl', '--git-url', 'FLUXSTRAP_GIT_URL'],
-  ['branch', '--branch', 'FLUXSTRAP_GIT_BRANCH'],
-  ['path', '--path', 'FLUXSTRAP_PATH'],
-  ['ageKeyFile', '--age-key-file', 'FLUXSTRAP_AGE_KEY_FILE'],
-];
 
 /** The CLI entry for several clusters (bootstrap.ts sends one named cluster to runPlaybookCommand). */
 export function runFleetCommand(opts: FleetRunOptions, global: GlobalOptions): Promise<number> {
@@ -87,40 +67,6 @@ async function prepareAll(opts: FleetRunOptions, run: FleetEnvironment, settings
     }
   }
   return prepared;
-}
-
-/** Every selected cluster of fluxstrap.yaml, resolved; the first bad one is an error naming it. */
-export async function resolveClusters(opts: ClusterSelection, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedCluster[]> {
-  if (opts.allClusters === true && opts.cluster !== undefined) throw usageError('--all-clusters and --cluster both name the clusters', 'pass one of them');
-  for (const [key, flag, envVar] of PER_CLUSTER) {
-    const given = opts[key] !== undefined ? flag : env[envVar] ? envVar : undefined;
-    if (given !== undefined) {
-      throw usageError(`${given} would apply to every cluster of the run`, `set it per cluster in ${CONFIG_FILE}, or run one cluster with --cluster NAME`);
-    }
-  }
-  const repoDir = findRepo(opts.repo, env, cwd);
-  const configFile = join(repoDir, CONFIG_FILE);
-  const config = await loadConfig(configFile);
-  if (config === undefined) throw usageError(`several clusters need ${configFile}`, 'describe each cluster there (fluxstrap init writes it)');
-  const names = opts.allClusters === true ? Object.keys(config.clusters) : [...new Set(splitNames(opts.cluster))];
-  if (names.length === 0) throw usageError(`no clusters in ${configFile}`);
-  return names.map((name) => {
-    try {
-      return resolveCluster(config, { cluster: name }, env, { repoDir, cwd, configFile });
-    } catch (e) {
-      throw namingCluster(e, name);
-    }
-  });
-}
-
-/** A validation error of one cluster among several says which cluster it is about. */
-function namingCluster(e: unknown, name: string): unknown {
-  if (!isFluxstrapError(e) || e.message.includes(`"${name}"`)) return e;
-  return new FluxstrapError(e.code, `cluster "${name}": ${e.message}`, {
-    ...(e.hint !== undefined ? { hint: e.hint } : {}),
-    ...(e.location !== undefined ? { location: e.location } : {}),
-    cause: e,
-  });
 }
 
 async function runOne(p: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<ClusterRun> {

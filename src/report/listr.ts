@@ -2,7 +2,7 @@ import { DefaultRenderer, Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { ListrGetRendererClassFromValue, ListrSimpleRenderer, ListrTask } from 'listr2';
 import { ExitCode, INTERRUPTED_MESSAGE } from '../core/errors.ts';
 import type { Reporter, RunEvent, TaskError, TaskRef, TaskResult } from '../core/events.ts';
-import type { ClusterRun, FleetView } from './fleet.ts';
+import type { ClusterRun, FleetView } from '../core/events.ts';
 import { fleetRecap } from './fleet.ts';
 import { detailLines, recapLine, resultTitle } from './format.ts';
 

@@ -1,7 +1,7 @@
 import { CipherError, decryptValue, encryptValue, openValue, stashKey } from './cipher.ts';
 import { hashLeaf, newMacHash } from './mac.ts';
 import { shouldEncrypt, type Rules } from './rules.ts';
-import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts';
+import { Comment, TreeMap, type Branch, type Item, type Leaf, type Value } from './tree.ts';
 
 /**
  * The depth-first walk sops does for encrypt, decrypt and the MAC: map keys extend the path,
@@ -9,7 +9,6 @@ import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts'
  * Each map and list pushes a level on the comment stack; a value clears its level.
  */
 
-export type Leaf = Exclude<Value, TreeMap | Value[] | null>;
 type Visit = (leaf: Leaf, path: string[], comments: string[][], isComment: boolean) => Value;
 
 function walkValue(v: Value, path: string[], stack: string[][], visit: Visit): Value {

@@ -70,7 +70,8 @@ export function withClusterOptions(cmd: Command, several = false): Command {
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {
-  const { runPlaybookCommand, singleCluster } = await import('../../flows/bootstrap.ts');
+  const { singleCluster } = await import('../../cluster/resolve.ts');
+  const { runPlaybookCommand } = await import('../../flows/bootstrap.ts');
   const single = singleCluster(opts);
   if (single) {
     process.exitCode = await runPlaybookCommand(single, globalOptions(cmd));

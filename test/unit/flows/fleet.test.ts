@@ -8,7 +8,7 @@ import { FluxstrapError } from '../../../src/core/errors.ts';
 import type { TaskKind } from '../../../src/core/task.ts';
 import { runFleet } from '../../../src/flows/fleet.ts';
 import type { FleetRunOptions } from '../../../src/flows/fleet.ts';
-import { singleCluster } from '../../../src/flows/bootstrap.ts';
+import { singleCluster } from '../../../src/cluster/resolve.ts';
 import { JsonFleetView, PrefixedView } from '../../../src/report/fleet.ts';
 import type { TaskContext } from '../../../src/tasks/context.ts';
 import type { KindRegistry } from '../../../src/tasks/registry.ts';
