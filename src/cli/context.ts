@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import type { Reporter } from '../core/events.ts';
+import type { FleetView, FleetViewOptions, Reporter } from '../core/events.ts';
+import type { CommandIo } from '../flows/io.ts';
 
 /** Flags every command understands, read from the root program. */
 export interface GlobalOptions {
@@ -14,6 +15,22 @@ export function globalOptions(cmd: Command): GlobalOptions {
     json: o.json === true,
     quiet: o.quiet === true,
     color: o.color !== false && !process.env.NO_COLOR && process.stderr.isTTY === true,
+  };
+}
+
+/** What a command flow gets of this process: flags, environment, folder, streams and its views. */
+export function commandIo(cmd: Command): CommandIo {
+  const g = globalOptions(cmd);
+  return {
+    ...g,
+    env: process.env,
+    cwd: process.cwd(),
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    reporter: (view) => createReporter(g, view),
+    fleetView: (view) => createFleetView(g, view),
+    interrupt: () => process.emit('SIGINT', 'SIGINT'),
   };
 }
 
@@ -45,7 +62,13 @@ export async function createReporter(opts: GlobalOptions, view: { diff?: boolean
   return new PlainReporter(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff === true });
 }
 
-/** Human status goes to stderr so stdout stays clean for results and pipes. */
-export function info(opts: GlobalOptions, line: string): void {
-  if (!opts.quiet && !opts.json) process.stderr.write(`${line}\n`);
+/** The same choice for several clusters at once. */
+async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Promise<FleetView> {
+  const { JsonFleetView, PrefixedView } = await import('../report/fleet.ts');
+  if (opts.json) return new JsonFleetView(process.stdout);
+  if (showsTaskList(opts)) {
+    const { ListrFleetView } = await import('../report/listr.ts');
+    return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff });
+  }
+  return new PrefixedView(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff });
 }

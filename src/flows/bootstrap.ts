@@ -1,7 +1,5 @@
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { createReporter } from '../cli/context.ts';
-import type { GlobalOptions } from '../cli/context.ts';
 import { missingSetting } from '../cluster/config.ts';
 import { resolveClusterFlags } from '../cluster/resolve.ts';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
@@ -16,6 +14,7 @@ import type { KindRegistry } from '../tasks/registry.ts';
 import { parseDuration } from '../playbook/duration.ts';
 import { loadPlaybook } from '../playbook/loader.ts';
 import type { Playbook } from '../playbook/loader.ts';
+import type { CommandIo } from './io.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
 export interface PlaybookRunOptions extends ClusterFlags {
@@ -52,13 +51,13 @@ export function builtinPlaybook(name: string): string {
 }
 
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
-export async function runPlaybookCommand(opts: PlaybookRunOptions, global: GlobalOptions): Promise<number> {
-  return runPlaybook(opts, { ...processEnvironment(), reporter: (view) => createReporter(global, view) });
+export async function runPlaybookCommand(opts: PlaybookRunOptions, io: CommandIo): Promise<number> {
+  return runPlaybook(opts, { ...runEnvironment(io), reporter: (view) => io.reporter(view) });
 }
 
-/** What a run started from the command line works in: this process's folder, environment and stdout. */
-export function processEnvironment(): Omit<RunEnvironment, 'reporter'> {
-  return { cwd: process.cwd(), env: process.env, registry: builtinKinds, out: process.stdout };
+/** What a run started from the command line works in: its folder, environment and stdout. */
+export function runEnvironment(io: CommandIo): Omit<RunEnvironment, 'reporter'> {
+  return { cwd: io.cwd, env: io.env, registry: builtinKinds, out: io.stdout };
 }
 
 export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {

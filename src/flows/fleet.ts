@@ -1,13 +1,11 @@
-import { showsTaskList } from '../cli/context.ts';
-import type { GlobalOptions } from '../cli/context.ts';
 import { namingCluster, resolveClusters } from '../cluster/resolve.ts';
 import type { ClusterSelection } from '../cluster/resolve.ts';
 import { toTaskError } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
 import { prefixLines } from '../core/events.ts';
 import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent } from '../core/events.ts';
-import { JsonFleetView, PrefixedView } from '../report/fleet.ts';
-import { executeRun, exitCodeOf, outline, prepareRun, processEnvironment, runSettings } from './bootstrap.ts';
+import { executeRun, exitCodeOf, outline, prepareRun, runEnvironment, runSettings } from './bootstrap.ts';
+import type { CommandIo } from './io.ts';
 import type { PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './bootstrap.ts';
 
 /** `bootstrap` and `run` as commander hands them over. */
@@ -21,17 +19,8 @@ export interface FleetEnvironment extends Omit<RunEnvironment, 'reporter'> {
 const DEFAULT_PARALLEL = 4;
 
 /** The CLI entry for several clusters (bootstrap.ts sends one named cluster to runPlaybookCommand). */
-export function runFleetCommand(opts: FleetRunOptions, global: GlobalOptions): Promise<number> {
-  return runFleet(opts, { ...processEnvironment(), view: (view) => createFleetView(global, view) });
-}
-
-async function createFleetView(global: GlobalOptions, view: FleetViewOptions): Promise<FleetView> {
-  if (global.json) return new JsonFleetView(process.stdout);
-  if (showsTaskList(global)) {
-    const { ListrFleetView } = await import('../report/listr.ts');
-    return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff });
-  }
-  return new PrefixedView(process.stderr, { color: global.color, quiet: global.quiet, diff: view.diff });
+export function runFleetCommand(opts: FleetRunOptions, io: CommandIo): Promise<number> {
+  return runFleet(opts, { ...runEnvironment(io), view: (view) => io.fleetView(view) });
 }
 
 /**

@@ -2,8 +2,6 @@ import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readText } from '../adapters/files.ts';
-import { createReporter, info } from '../cli/context.ts';
-import type { GlobalOptions } from '../cli/context.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE } from '../cluster/config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
@@ -21,6 +19,8 @@ import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
 import { sopsConfigKind } from '../tasks/sops-config.ts';
+import { info } from './io.ts';
+import type { CommandIo } from './io.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
@@ -37,19 +37,19 @@ export interface InitOptions extends GitFlags {
 /** The public side of the cluster's key: what .sops.yaml and the exported key file need. */
 type PublicKey = { type: 'age'; recipients: string[] } | { type: 'pgp'; fingerprint: string; armored: string };
 
-export async function runInit(opts: InitOptions, g: GlobalOptions): Promise<number> {
+export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> {
   const repo = await repoDir(opts.repo);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? (await configuredPath(repo, opts.cluster)));
-  const key = await publicKey(opts);
+  const key = await publicKey(opts, g.env);
   const ctx: RepoContext = { paths: { repo } };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined });
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const tasks = [...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile)), { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config }];
 
   // Every file is read and planned before anything is written, so a bad input anywhere (an
   // invalid .sops.yaml, a broken kustomization.yaml) stops init before it changes a first file.
   for (const t of tasks) t.kind.plan(t.params, await t.kind.observe(t.params, ctx), ctx);
 
-  const reporter = await createReporter(g, { diff: opts.diff === true || opts.check === true });
+  const reporter = await g.reporter({ diff: opts.diff === true || opts.check === true });
   const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true });
   if (!success) return ExitCode.failed;
   if (recap.changed === 0 && recap.wouldChange === 0) info(g, 'nothing to do: the repository is ready for encrypted secrets');
@@ -110,13 +110,13 @@ async function clusterDir(repo: string, cluster: string, path: string | undefine
   return rel;
 }
 
-async function publicKey(opts: InitOptions): Promise<PublicKey> {
+async function publicKey(opts: InitOptions, env: NodeJS.ProcessEnv): Promise<PublicKey> {
   if (opts.age && opts.age.length > 0) {
     const bad = opts.age.find((r) => !isAgeRecipient(r));
     if (bad !== undefined) throw usageError(`not an age recipient: ${bad}`, 'an age recipient starts with age1 (see `fluxstrap keys pub`)');
     return { type: 'age', recipients: opts.age };
   }
-  if (opts.keyFile === undefined) return { type: 'age', recipients: unique((await identitiesFromEnv(process.env)).map((i) => i.recipient)) };
+  if (opts.keyFile === undefined) return { type: 'age', recipients: unique((await identitiesFromEnv(env)).map((i) => i.recipient)) };
   const text = await readText(opts.keyFile);
   if (isArmoredPgp(text)) {
     const { readPgpKey } = await import('../keys/pgp.ts');

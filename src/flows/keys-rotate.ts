@@ -1,7 +1,5 @@
 import { join, resolve } from 'node:path';
 import { readText } from '../adapters/files.ts';
-import { createReporter, info } from '../cli/context.ts';
-import type { GlobalOptions } from '../cli/context.ts';
 import { runTasks } from '../core/engine.ts';
 import { configError, ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
@@ -17,6 +15,8 @@ import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities } from '../keys/identities.ts';
 import { newAgeKey, withKeyFileLock, writeKeyFile } from '../keys/generate.ts';
+import { info } from './io.ts';
+import type { CommandIo } from './io.ts';
 
 /**
  * `fluxstrap keys rotate`: a cluster's age key rotated in two phases, so that Flux can decrypt
@@ -42,12 +42,12 @@ export interface KeysRotateOptions {
 /** Shown in a --check plan when the new identity does not exist yet: check mode writes no key. */
 const PENDING = '<new age recipient>';
 
-export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Promise<number> {
+export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise<number> {
   if (opts.dropOldIdentity && !opts.finish) throw usageError('--drop-old-identity goes with --finish', 'the old identity is needed until the files no longer use it');
   const repo = resolve(opts.repo ?? '.');
   const clusterPath = (await configuredPath(repo, opts.cluster)) ?? `clusters/${opts.cluster}`;
   const sopsFile = '.sops.yaml';
-  const keyFile = opts.keyFile ?? ageKeyFilePath();
+  const keyFile = opts.keyFile ?? ageKeyFilePath(g.env);
   const check = opts.check === true;
   const sopsText = await readText(join(repo, sopsFile));
   const rule = ruleRecipients(sopsText, sopsFile, clusterPath);
@@ -98,14 +98,14 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
   // A file with key groups opens only with keys of a threshold of them; the other groups' keys are
   // looked for where sops looks (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, …), after the key file's own.
   let opening: Promise<AgeIdentity[]> | undefined;
-  const ageIdentities = () => (opening ??= loadAgeIdentities({ keyFiles: [keyFile], env: process.env }));
+  const ageIdentities = () => (opening ??= loadAgeIdentities({ keyFiles: [keyFile], env: g.env }));
   const ctx: RekeyContext = { paths: { repo }, ageIdentities };
   const task = <P, O>(name: string, kind: TaskKind<P, O, RekeyContext>, params: P): TaskInstance<RekeyContext> => ({ name, kind, params });
   const tasks = [
     task(`recipients of the ${sopsFile} creation rule for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, ...change }),
     task(`SOPS files under ${clusterPath} encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
   ];
-  const reporter = await createReporter(g, { diff: opts.diff === true || check });
+  const reporter = await g.reporter({ diff: opts.diff === true || check });
   const { recap, success } = await runTasks({ title: `keys rotate ${clusterPath}${opts.finish ? ' --finish' : ''}`, tasks, ctx, reporter, check });
   if (!success) return ExitCode.failed;
   const done = recap.changed === 0 && recap.wouldChange === 0;
@@ -135,7 +135,7 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
  * encrypted to one of them: that file would open for nobody. The file is rewritten atomically,
  * the identity's own comment lines with it.
  */
-async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo: string; clusterPath: string; cluster: string }, check: boolean, g: GlobalOptions): Promise<void> {
+async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo: string; clusterPath: string; cluster: string }, check: boolean, g: CommandIo): Promise<void> {
   const { repo, clusterPath } = at;
   if (stale.length === 0) return;
   const keys = new Set(stale.map((i) => `age:${i.recipient}`));

@@ -14,6 +14,7 @@ import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tre
 import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
 import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
+import type { CommandIo } from './io.ts';
 
 /**
  * The file side of the commands: reading inputs, choosing the format and the creation rule,
@@ -29,7 +30,6 @@ export interface CommonOptions {
   inPlace?: boolean;
   output?: string;
   ignoreMac?: boolean;
-  quiet?: boolean;
 }
 
 export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionRule, string>> {
@@ -63,12 +63,12 @@ async function readInput(file: string): Promise<Buffer> {
   }
 }
 
-function status(opts: CommonOptions, line: string): void {
-  if (!opts.quiet) process.stderr.write(`${line}\n`);
+function status(io: CommandIo, line: string): void {
+  if (!io.quiet) io.stderr.write(`${line}\n`);
 }
 
 /** Results go to stdout unless `--in-place` or `--output` say otherwise. */
-async function deliver(file: string, content: string | Buffer, opts: CommonOptions, plaintext = false): Promise<void> {
+async function deliver(io: CommandIo, file: string, content: string | Buffer, opts: CommonOptions, plaintext = false): Promise<void> {
   if (opts.inPlace) {
     await writeAtomic(file, content);
     return;
@@ -78,29 +78,34 @@ async function deliver(file: string, content: string | Buffer, opts: CommonOptio
     await writeAtomic(opts.output, content, plaintext ? { mode: 0o600 } : {});
     return;
   }
-  process.stdout.write(content);
+  io.stdout.write(content);
 }
 
 function checkOutputFlags(opts: CommonOptions): void {
   if (opts.inPlace && opts.output !== undefined) throw usageError('use either --in-place or --output, not both');
 }
 
+/** sops runs `$SOPS_GPG_EXEC` in place of gpg when it is set. */
+function gpgExec(env: NodeJS.ProcessEnv): { gpgExec?: string } {
+  return env.SOPS_GPG_EXEC ? { gpgExec: env.SOPS_GPG_EXEC } : {};
+}
+
 /** Identities from the environment, the default key file and `--key-file`; gpg as sops uses it. */
-export async function keySources(opts: { keyFile?: string[] }, gpg = true): Promise<KeySources> {
+export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.ProcessEnv, gpg = true): Promise<KeySources> {
   const keyFiles = opts.keyFile ?? [];
   let age: AgeIdentity[];
   try {
-    age = await loadAgeIdentities({ keyFiles });
+    age = await loadAgeIdentities({ keyFiles, env });
   } catch (e) {
     // A broken environment source must not block a file that PGP opens; explicit files must parse.
     if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
     age = [];
   }
-  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg };
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env) };
 }
 
-async function configFor(opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
-  const file = await findConfig(process.cwd(), process.env, opts.config);
+async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
+  const file = await findConfig(io.cwd, io.env, opts.config);
   if (!file) {
     if (required) throw new FluxstrapError('E_NOT_FOUND', 'no .sops.yaml found in this folder or above', { hint: 'create one (fluxstrap init) or name one with --config' });
     return undefined;
@@ -108,8 +113,8 @@ async function configFor(opts: CommonOptions, required: boolean): Promise<SopsCo
   return loadConfig(file);
 }
 
-function ruleFor(config: SopsConfig, file: string): CreationRule {
-  const rule = matchRule(config, file, process.cwd());
+function ruleFor(config: SopsConfig, file: string, cwd: string): CreationRule {
+  const rule = matchRule(config, file, cwd);
   if (!rule) {
     throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
   }
@@ -146,9 +151,9 @@ function checkedRecipients(age: string[], from: string): string[] {
   return age;
 }
 
-function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
-  const age = checkedRecipients(splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
-  const pgp = splitList(opts.pgp, process.env.SOPS_PGP_FP);
+function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
+  const age = checkedRecipients(splitList(opts.age, io.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
+  const pgp = splitList(opts.pgp, io.env.SOPS_PGP_FP);
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
   if (age.length > 0 || pgp.length > 0) {
@@ -161,7 +166,7 @@ function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | 
   if (!config) {
     throw usageError('no recipients: give --age or --pgp, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
   }
-  const rule = ruleFor(config, file);
+  const rule = ruleFor(config, file, io.cwd);
   const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
   return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
 }
@@ -178,39 +183,41 @@ interface Job {
  * `work`, and only then each delivered to stdout, `--output` or in place (with a status line for
  * in-place runs). A bad file anywhere in a batch stops it before any file is written.
  */
-async function transformEach(files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
+async function transformEach(io: CommandIo, files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
   checkOutputFlags(opts);
   if (opts.output !== undefined && files.length > 1) throw usageError('--output takes a single input file');
-  const config = await configFor(opts, false);
+  const config = await configFor(io, opts, false);
   const results: (string | Buffer)[] = [];
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
     results.push(await work({ file, format, bytes: await readInput(file), config }));
   }
   for (const [i, file] of files.entries()) {
-    await deliver(file, results[i] ?? '', opts, plaintext);
-    if (opts.inPlace) status(opts, done(file));
+    await deliver(io, file, results[i] ?? '', opts, plaintext);
+    if (opts.inPlace) status(io, done(file));
   }
 }
 
-export async function runEncrypt(files: string[], opts: EncryptOptions): Promise<void> {
-  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true };
+export async function runEncrypt(files: string[], opts: EncryptOptions, io: CommandIo): Promise<void> {
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env) };
   await transformEach(
+    io,
     files,
     opts,
     ({ file, format, bytes, config }) => {
       const outputFormat = formatOption(opts.outputType, '--output-type') ?? format;
-      return encryptDocument(bytes, format, file, encryptParams(file, opts, config), sources, storeOptions(config, outputFormat), outputFormat);
+      return encryptDocument(bytes, format, file, encryptParams(io, file, opts, config), sources, storeOptions(config, outputFormat), outputFormat);
     },
     (file) => `encrypted ${file}`,
   );
 }
 
-export async function runDecrypt(files: string[], opts: CommonOptions & { extract?: string }): Promise<void> {
-  const sources = await keySources(opts);
+export async function runDecrypt(files: string[], opts: CommonOptions & { extract?: string }, io: CommandIo): Promise<void> {
+  const sources = await keySources(opts, io.env);
   const extract = opts.extract === undefined ? undefined : parseTreePath(opts.extract);
   if (extract && opts.inPlace) throw usageError('--extract prints one value: it does not go with --in-place');
   await transformEach(
+    io,
     files,
     opts,
     async ({ file, format, bytes, config }) => {
@@ -249,12 +256,11 @@ export interface SetOptions {
   inputType?: string;
   keyFile?: string[];
   jsonValue?: boolean;
-  quiet?: boolean;
 }
 
 /** The value for `set`: piped stdin (one final newline dropped), or typed at the terminal unseen. */
-async function valueFromStdin(path: string, json: boolean): Promise<Value> {
-  const raw = process.stdin.isTTY ? await promptSecret(`value for ${path} (not shown): `) : (await readStdin()).replace(/\r?\n$/, '');
+async function valueFromStdin(io: CommandIo, path: string, json: boolean): Promise<Value> {
+  const raw = io.stdin.isTTY ? await promptSecret(`value for ${path} (not shown): `, io.stdin, io.stderr, () => io.interrupt()) : (await readStdin(io.stdin)).replace(/\r?\n$/, '');
   if (!json) return raw;
   try {
     // Through the JSON store, so that key order and the int/float types are those of sops.
@@ -264,31 +270,32 @@ async function valueFromStdin(path: string, json: boolean): Promise<Value> {
   }
 }
 
-export async function runSet(file: string, pathText: string, opts: SetOptions): Promise<void> {
+export async function runSet(file: string, pathText: string, opts: SetOptions, io: CommandIo): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(file, opts, async () => ({ path, value: await valueFromStdin(formatTreePath(path), opts.jsonValue === true) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
+  await editInPlace(io, file, opts, async () => ({ path, value: await valueFromStdin(io, formatTreePath(path), opts.jsonValue === true) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
 }
 
-export async function runUnset(file: string, pathText: string, opts: SetOptions): Promise<void> {
+export async function runUnset(file: string, pathText: string, opts: SetOptions, io: CommandIo): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(file, opts, () => Promise.resolve({ path, unset: true }), (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
+  await editInPlace(io, file, opts, () => Promise.resolve({ path, unset: true }), (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
 }
 
 /** `edit` is asked for once the file and the keys are at hand: nobody types a secret for a typo'd path. */
-async function editInPlace(file: string, opts: SetOptions, edit: () => Promise<ValueEdit>, done: (changed: boolean) => string): Promise<void> {
+async function editInPlace(io: CommandIo, file: string, opts: SetOptions, edit: () => Promise<ValueEdit>, done: (changed: boolean) => string): Promise<void> {
   const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
   const bytes = await readInput(file);
-  const config = await configFor(opts, false);
-  const sources = await keySources(opts);
+  const config = await configFor(io, opts, false);
+  const sources = await keySources(opts, io.env);
   const { output } = await editValue(bytes, format, file, sources, await edit(), storeOptions(config, format));
   if (output !== undefined) await writeAtomic(file, output);
-  status(opts, done(output !== undefined));
+  status(io, done(output !== undefined));
 }
 
-export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
-  const sources = await keySources(opts);
+export async function runRotate(files: string[], opts: RotateCliOptions, io: CommandIo): Promise<void> {
+  const sources = await keySources(opts, io.env);
   const changes = { addAge: checkedRecipients(opts.addAge ?? [], '--add-age'), rmAge: opts.rmAge ?? [], addPgp: opts.addPgp ?? [], rmPgp: opts.rmPgp ?? [] };
   await transformEach(
+    io,
     files,
     opts,
     async ({ file, format, bytes, config }) => (await rotate(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), ...changes }, storeOptions(config, format))).output,
@@ -296,36 +303,36 @@ export async function runRotate(files: string[], opts: RotateCliOptions): Promis
   );
 }
 
-export async function runUpdateKeys(files: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number }): Promise<void> {
-  const config = await configFor(opts, true);
+export async function runUpdateKeys(files: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number }, io: CommandIo): Promise<void> {
+  const config = await configFor(io, opts, true);
   if (!config) return;
-  const sources = await keySources(opts);
+  const sources = await keySources(opts, io.env);
   // Every file re-keyed in memory first: one that cannot be opened stops the batch before any write.
   const results = [];
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
-    const rule = ruleFor(config, file);
+    const rule = ruleFor(config, file, io.cwd);
     results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
   }
   for (const { file, res } of results) {
     const added = res.after.filter((k) => !res.before.includes(k));
     const removed = res.before.filter((k) => !res.after.includes(k));
     if (added.length === 0 && removed.length === 0) {
-      status(opts, `${file}: keys already match the creation rule`);
+      status(io, `${file}: keys already match the creation rule`);
       continue;
     }
     await writeAtomic(file, res.output);
-    status(opts, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+    status(io, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
   }
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
-export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[] }, json: boolean): Promise<number> {
+export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[] }, io: CommandIo): Promise<number> {
   const { check } = await import('../sops/check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
-  const sources = await keySources(opts, false);
-  const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
-  if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
-  else for (const f of findings) process.stdout.write(`${f.file}: ${f.reason}\n`);
+  const sources = await keySources(opts, io.env, false);
+  const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources, cwd: io.cwd, env: io.env });
+  if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
+  else for (const f of findings) io.stdout.write(`${f.file}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;
 }

@@ -1,5 +1,4 @@
 import { styleText } from 'node:util';
-import type { GlobalOptions } from '../cli/context.ts';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { ExitCode } from '../core/errors.ts';
 import { prefixLines } from '../core/events.ts';
@@ -10,6 +9,7 @@ import { createTaskContext } from '../tasks/context.ts';
 import { diagnose } from '../status/diagnose.ts';
 import type { Finding, Status } from '../status/diagnose.ts';
 import { observe } from '../status/observe.ts';
+import type { CommandIo } from './io.ts';
 
 export interface StatusOptions extends ClusterFlags {
   /** Warnings fail too (`doctor`, or `status --strict`). */
@@ -34,16 +34,16 @@ export function exitCodeOf(findings: Finding[], strict: boolean): number {
 export type StatusCommandOptions = ClusterSelection & { strict?: boolean };
 
 /** One named cluster (or none) reports exactly as before; several go through runStatusOfClusters. */
-export function runStatusCommand(opts: StatusCommandOptions, g: GlobalOptions): Promise<number> {
+export function runStatusCommand(opts: StatusCommandOptions, g: CommandIo): Promise<number> {
   const single = singleCluster(opts);
   return single ? runStatus(single, g) : runStatusOfClusters(opts, g);
 }
 
 /** Observe the cluster read-only, diagnose, report; returns the exit code. */
-export async function runStatus(opts: StatusOptions, g: GlobalOptions): Promise<number> {
-  const report = await statusOf(await resolveClusterFlags(opts, process.env, process.cwd()), opts.strict === true, g);
-  if (g.json) process.stdout.write(`${JSON.stringify(report.doc, null, 2)}\n`);
-  else process.stderr.write(`${report.lines.join('\n')}\n`);
+export async function runStatus(opts: StatusOptions, g: CommandIo): Promise<number> {
+  const report = await statusOf(await resolveClusterFlags(opts, g.env, g.cwd), opts.strict === true, g);
+  if (g.json) g.stdout.write(`${JSON.stringify(report.doc, null, 2)}\n`);
+  else g.stderr.write(`${report.lines.join('\n')}\n`);
   return report.code;
 }
 
@@ -52,19 +52,19 @@ export async function runStatus(opts: StatusOptions, g: GlobalOptions): Promise<
  * printed together, `[cluster]`-prefixed, as soon as it is done; `--json` prints one document
  * `{ clusters: { <name>: <the single-cluster document> }, healthy }`. Exit 1 if any is unhealthy.
  */
-export async function runStatusOfClusters(opts: StatusCommandOptions, g: GlobalOptions): Promise<number> {
+export async function runStatusOfClusters(opts: StatusCommandOptions, g: CommandIo): Promise<number> {
   const parallel = parseParallel(opts.parallel);
-  const clusters = await resolveClusters(opts, process.env, process.cwd());
+  const clusters = await resolveClusters(opts, g.env, g.cwd);
   const reports: ClusterStatus[] = [];
   await eachLimited(clusters, parallel, async (cluster, index) => {
     const report = await statusOf(cluster, opts.strict === true, g);
     reports[index] = report;
-    if (!g.json) process.stderr.write(prefixLines(`${report.lines.join('\n')}\n`, `[${cluster.name}] `));
+    if (!g.json) g.stderr.write(prefixLines(`${report.lines.join('\n')}\n`, `[${cluster.name}] `));
   });
   const healthy = reports.every((r) => r.code === ExitCode.ok);
   if (g.json) {
     const doc = { clusters: Object.fromEntries(reports.map((r) => [r.doc.cluster, r.doc])), healthy };
-    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    g.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   }
   return healthy ? ExitCode.ok : ExitCode.failed;
 }
@@ -76,9 +76,9 @@ interface ClusterStatus {
 }
 
 /** One cluster's findings as the JSON document and as the lines a human reads. */
-async function statusOf(cluster: ResolvedCluster, strict: boolean, g: GlobalOptions): Promise<ClusterStatus> {
+async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo): Promise<ClusterStatus> {
   // check: kinds and helpers that honour it stay read-only; status never waits, so no wait budget.
-  const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined });
+  const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env });
   const findings = diagnose(await observe(ctx));
   const code = exitCodeOf(findings, strict);
   const count = (s: Status) => findings.filter((f) => f.status === s).length;

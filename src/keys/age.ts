@@ -75,13 +75,13 @@ export async function parseAgeKeyFile(
 }
 
 /** The file sops reads by default: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`. */
-export function defaultAgeKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultAgeKeyFile(env: NodeJS.ProcessEnv): string {
   const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
   return join(base, 'sops', 'age', 'keys.txt');
 }
 
 /** The key file fluxstrap writes to and reads from when none is named: `$SOPS_AGE_KEY_FILE`, else sops' default. */
-export function ageKeyFilePath(env: NodeJS.ProcessEnv = process.env): string {
+export function ageKeyFilePath(env: NodeJS.ProcessEnv): string {
   return env.SOPS_AGE_KEY_FILE && env.SOPS_AGE_KEY_FILE !== '' ? env.SOPS_AGE_KEY_FILE : defaultAgeKeyFile(env);
 }
 

@@ -12,7 +12,7 @@ import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } fro
 
 export interface LoadOptions {
   keyFiles?: string[];
-  env?: NodeJS.ProcessEnv;
+  env: NodeJS.ProcessEnv;
 }
 
 /** X25519 recipients are derived natively; only post-quantum ones pay for age-encryption. */
@@ -82,8 +82,8 @@ export function isArmoredPgp(text: string): boolean {
  * Every age identity at hand. Like sops, a broken environment source is fatal only when nothing
  * else yields an identity; a file named explicitly in `keyFiles` must parse.
  */
-export async function loadAgeIdentities(opts: LoadOptions = {}): Promise<AgeIdentity[]> {
-  const env = opts.env ?? process.env;
+export async function loadAgeIdentities(opts: LoadOptions): Promise<AgeIdentity[]> {
+  const { env } = opts;
   const found: AgeIdentity[] = [];
   const soft: unknown[] = [];
   const add = async (text: string, source: string, strict: boolean): Promise<void> => {

@@ -25,7 +25,8 @@ export interface CheckOptions {
   /** Keys were named explicitly: a file they cannot open is a finding. */
   strictKeys: boolean;
   sources: KeySources;
-  cwd?: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
 }
 
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.terraform', 'vendor']);
@@ -72,7 +73,7 @@ function ruleWanting(config: SopsConfig | undefined, file: string, cwd: string):
 }
 
 async function checkFile(file: string, config: SopsConfig | undefined, opts: CheckOptions, explicit: boolean): Promise<string[]> {
-  const cwd = opts.cwd ?? process.cwd();
+  const { cwd } = opts;
   const format = formatForPath(file);
   const wantedBy = ruleWanting(config, file, cwd);
   if (!explicit && !SCANNED.has(format) && wantedBy === undefined) return [];
@@ -107,8 +108,8 @@ async function checkFile(file: string, config: SopsConfig | undefined, opts: Che
 }
 
 export async function check(paths: string[], opts: CheckOptions): Promise<Finding[]> {
-  const cwd = opts.cwd ?? process.cwd();
-  const configFile = await findConfig(cwd, process.env, opts.config);
+  const { cwd } = opts;
+  const configFile = await findConfig(cwd, opts.env, opts.config);
   const config = configFile ? await loadConfig(configFile) : undefined;
   const findings: Finding[] = [];
   for (const p of paths.length > 0 ? paths : ['.']) {

@@ -34,7 +34,7 @@ export interface SopsConfig {
   indent: { yaml?: number; json?: number; jsonBinary?: number };
 }
 
-export async function findConfig(cwd: string, env: NodeJS.ProcessEnv = process.env, explicit?: string): Promise<string | undefined> {
+export async function findConfig(cwd: string, env: NodeJS.ProcessEnv, explicit?: string): Promise<string | undefined> {
   const named = explicit ?? (env.SOPS_CONFIG || undefined);
   if (named) return resolve(cwd, named);
   let dir = resolve(cwd);

@@ -53,7 +53,7 @@ export interface ContextOptions {
   rotateSecrets: boolean;
   timeoutMs: number;
   log: (message: string) => void;
-  env?: NodeJS.ProcessEnv;
+  env: NodeJS.ProcessEnv;
   /** Injected by tests; default: the real adapter, imported on first use. */
   connect?: (cluster: ResolvedCluster) => Promise<KubeAdapter>;
 }
@@ -70,7 +70,7 @@ async function connectReal(cluster: ResolvedCluster): Promise<KubeAdapter> {
 
 export function createTaskContext(opts: ContextOptions): TaskContext {
   const { cluster } = opts;
-  const env = opts.env ?? process.env;
+  const { env } = opts;
   const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
   return {
     cluster,

@@ -179,6 +179,7 @@ export async function fluxstrapConfigTaskParams(
   cluster: string,
   clusterPath: string,
   flags: GitFlags & { path?: string; ageKeyFile?: string | undefined },
+  cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if ((flags.gitSshKey === undefined) !== (flags.gitKnownHosts === undefined)) {
     throw usageError('--git-ssh-key and --git-known-hosts go together', 'Flux checks the Git server against the known_hosts file: pass both');
@@ -194,7 +195,7 @@ export async function fluxstrapConfigTaskParams(
   const current = await configuredEntry(repo, cluster);
   // A file the entry already names, however it is spelt there, is no change to make.
   const keep = (written: string | undefined, file: string, spelt: string) => (written !== undefined && expandPath(written, repo) === file ? written : spelt);
-  const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, process.cwd()), configPath(file, repo));
+  const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, cwd), configPath(file, repo, cwd));
   const ssh = current?.git?.auth !== undefined && 'ssh' in current.git.auth ? current.git.auth.ssh : undefined;
   const age = current?.ageKey !== undefined && 'file' in current.ageKey ? current.ageKey.file : undefined;
   const auth =
@@ -231,7 +232,7 @@ export async function configuredPath(repo: string, cluster: string): Promise<str
  * stands) is re-anchored on the repository, and an absolute path inside the repository or the home
  * folder is written relative to it — the committed file then works in every clone and for teammates.
  */
-export function configPath(given: string, repo: string, cwd = process.cwd(), home = homedir()): string {
+export function configPath(given: string, repo: string, cwd: string, home = homedir()): string {
   if (given === '~' || given.startsWith('~/')) return given;
   const abs = resolve(cwd, given);
   const under = (dir: string) => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../context.ts';
+import { commandIo } from '../context.ts';
 import type { FleetRunOptions } from '../../flows/fleet.ts';
 
 /**
@@ -74,10 +74,10 @@ async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {
   const { runPlaybookCommand } = await import('../../flows/bootstrap.ts');
   const single = singleCluster(opts);
   if (single) {
-    process.exitCode = await runPlaybookCommand(single, globalOptions(cmd));
+    process.exitCode = await runPlaybookCommand(single, commandIo(cmd));
     return;
   }
   // Only several clusters load the multi-cluster runner, so one cluster runs exactly as before.
   const { runFleetCommand } = await import('../../flows/fleet.ts');
-  process.exitCode = await runFleetCommand(opts, globalOptions(cmd));
+  process.exitCode = await runFleetCommand(opts, commandIo(cmd));
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../context.ts';
+import { commandIo } from '../context.ts';
 import type { InitOptions } from '../../flows/init.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -56,6 +56,6 @@ Examples:
         throw usageError('--key-file and --age are alternatives: pass one');
       }
       const { runInit } = await import('../../flows/init.ts');
-      process.exitCode = await runInit(opts, globalOptions(cmd));
+      process.exitCode = await runInit(opts, commandIo(cmd));
     });
 }

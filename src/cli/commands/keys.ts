@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../context.ts';
+import { commandIo } from '../context.ts';
 import type { KeysNewOptions, KeysPubOptions } from '../../flows/keys.ts';
 import type { KeysRotateOptions } from '../../flows/keys-rotate.ts';
 
@@ -24,7 +24,7 @@ export function registerKeys(program: Command): void {
     .addHelpText('after', '\nExamples:\n  fluxstrap keys new\n  fluxstrap keys new --out ./age.agekey --append\n  fluxstrap keys new --pgp --out ~/.config/sops/pgp/prod.asc')
     .action(async (opts: KeysNewOptions, cmd: Command) => {
       const { keysNew } = await import('../../flows/keys.ts');
-      await keysNew(opts, globalOptions(cmd));
+      await keysNew(opts, commandIo(cmd));
     });
 
   keys
@@ -35,7 +35,7 @@ export function registerKeys(program: Command): void {
     .addHelpText('after', '\nExamples:\n  fluxstrap keys pub\n  fluxstrap keys pub ./age.agekey\n  fluxstrap keys pub --armor prod.asc > clusters/prod/.sops.pub.asc')
     .action(async (file: string | undefined, opts: KeysPubOptions, cmd: Command) => {
       const { keysPub } = await import('../../flows/keys.ts');
-      await keysPub(file, opts, globalOptions(cmd));
+      await keysPub(file, opts, commandIo(cmd));
     });
 
   keys
@@ -65,6 +65,6 @@ export function registerKeys(program: Command): void {
     )
     .action(async (opts: KeysRotateOptions, cmd: Command) => {
       const { keysRotate } = await import('../../flows/keys-rotate.ts');
-      process.exitCode = await keysRotate(opts, globalOptions(cmd));
+      process.exitCode = await keysRotate(opts, commandIo(cmd));
     });
 }

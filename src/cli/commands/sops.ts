@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { globalOptions } from '../context.ts';
+import { commandIo } from '../context.ts';
 import type { CommonOptions, SetOptions } from '../../flows/sops.ts';
 
 type SetCliOptions = Omit<SetOptions, 'quiet'>;
@@ -31,7 +31,7 @@ type Runner = 'runEncrypt' | 'runDecrypt' | 'runUpdateKeys' | 'runRotate';
 function lazily(runner: Runner): (files: string[], opts: CommonOptions, cmd: Command) => Promise<void> {
   return async (files, opts, cmd) => {
     const run = await import('../../flows/sops.ts');
-    await run[runner](files, { ...opts, quiet: globalOptions(cmd).quiet });
+    await run[runner](files, opts, commandIo(cmd));
   };
 }
 
@@ -99,13 +99,13 @@ export function registerSops(program: Command): void {
     .option('--json-value', 'the value is JSON (a number, true/false, a map or a list) instead of a string')
     .action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
       const { runSet } = await import('../../flows/sops.ts');
-      await runSet(file, path, { ...opts, quiet: globalOptions(cmd).quiet });
+      await runSet(file, path, opts, commandIo(cmd));
     });
   valueEdit('unset', 'remove one value (or map entry, or list element) of an encrypted file; a path that is not there changes nothing', [
     'fluxstrap unset clusters/prod/secrets/db.yaml \'["stringData"]["old-token"]\'',
   ]).action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
     const { runUnset } = await import('../../flows/sops.ts');
-    await runUnset(file, path, { ...opts, quiet: globalOptions(cmd).quiet });
+    await runUnset(file, path, opts, commandIo(cmd));
   });
 
   program
@@ -156,6 +156,6 @@ export function registerSops(program: Command): void {
     ].join('\n'))
     .action(async (paths: string[], opts: { config?: string; keyFile?: string[] }, cmd: Command) => {
       const { runCheck } = await import('../../flows/sops.ts');
-      process.exitCode = await runCheck(paths, opts, globalOptions(cmd).json);
+      process.exitCode = await runCheck(paths, opts, commandIo(cmd));
     });
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../context.ts';
+import { commandIo } from '../context.ts';
 import { withClusterOptions } from './bootstrap.ts';
 import type { StatusCommandOptions } from '../../flows/status.ts';
 
@@ -30,7 +30,7 @@ Examples:
     true,
   ).action(async (opts: StatusCommandOptions, cmd: Command) => {
     const { runStatusCommand } = await import('../../flows/status.ts');
-    process.exitCode = await runStatusCommand(opts, globalOptions(cmd));
+    process.exitCode = await runStatusCommand(opts, commandIo(cmd));
   });
 
   withClusterOptions(
@@ -41,6 +41,6 @@ Examples:
     true,
   ).action(async (opts: StatusCommandOptions, cmd: Command) => {
     const { runStatusCommand } = await import('../../flows/status.ts');
-    process.exitCode = await runStatusCommand({ ...opts, strict: true }, globalOptions(cmd));
+    process.exitCode = await runStatusCommand({ ...opts, strict: true }, commandIo(cmd));
   });
 }

@@ -155,7 +155,7 @@ void describe("init's fluxstrap.yaml params", () => {
     await runTool('git', ['init', '--quiet'], { cwd: repo });
     await runTool('git', ['remote', 'add', 'origin', 'git@github.com:me/fleet.git'], { cwd: repo });
     await runTool('git', ['symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/trunk'], { cwd: repo });
-    const found = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', {});
+    const found = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', {}, process.cwd());
     assert.deepEqual(found, { cluster: 'prod', set: {}, fill: { git: { url: 'ssh://git@github.com/me/fleet.git', branch: 'trunk' } } });
     const given = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/x', {
       path: 'clusters/x',
@@ -164,7 +164,7 @@ void describe("init's fluxstrap.yaml params", () => {
       gitSshKey: join(repo, 'deploy'),
       gitKnownHosts: join(repo, 'known_hosts'),
       ageKeyFile: '~/k.agekey',
-    });
+    }, process.cwd());
     assert.deepEqual(given, {
       cluster: 'prod',
       set: { path: 'clusters/x', git: { url: 'https://github.com/me/fleet.git', branch: 'main', auth: { ssh: { keyFile: 'deploy', knownHostsFile: 'known_hosts' } } }, ageKey: { file: '~/k.agekey' } },
@@ -175,16 +175,16 @@ void describe("init's fluxstrap.yaml params", () => {
   void it('keeps how the entry spells a file the flags name too', async () => {
     const repo = await tempDir('config-spelling');
     await writeFile(join(repo, 'fluxstrap.yaml'), 'clusters:\n  prod:\n    ageKey: { file: ./keys/../prod.agekey }\n');
-    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'prod.agekey') });
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'prod.agekey') }, process.cwd());
     assert.deepEqual(params.set, { ageKey: { file: './keys/../prod.agekey' } });
-    const other = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'new.agekey') });
+    const other = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'new.agekey') }, process.cwd());
     assert.deepEqual(other.set, { ageKey: { file: 'new.agekey' } });
   });
 
   void it('refuses flags that cannot make a valid entry', async () => {
     const repo = await tempDir('config-flags');
     const usage = (text: RegExp) => (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && text.test(e.message);
-    const params = (flags: object) => fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags);
+    const params = (flags: object) => fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags, process.cwd());
     await assert.rejects(params({ gitSshKey: 'k' }), usage(/--git-ssh-key and --git-known-hosts go together/));
     await assert.rejects(params({ gitSshKey: 'k', gitKnownHosts: 'h', gitTokenEnv: 'T' }), usage(/alternatives/));
     await assert.rejects(params({ gitUrl: 'git://host/fleet.git' }), usage(/Flux pulls from https:\/\/ or ssh:\/\//));
