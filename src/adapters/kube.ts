@@ -111,8 +111,10 @@ export interface KubeAdapter {
 }
 
 export interface KubeOptions {
-  /** Kubeconfig file; default: $KUBECONFIG or ~/.kube/config. */
+  /** Kubeconfig file; default: `envKubeconfig` or ~/.kube/config. */
   kubeconfig?: string;
+  /** The value of $KUBECONFIG, handed down by the caller (one file, or several joined by `:`). */
+  envKubeconfig?: string;
   /** Context name; default: the kubeconfig's current context. */
   context?: string;
   /** Per-request timeout, so an unreachable API fails instead of hanging. */
@@ -343,7 +345,7 @@ interface RawKubeconfig {
 
 function kubeconfigPath(opts: KubeOptions): string | undefined {
   if (opts.kubeconfig !== undefined) return opts.kubeconfig;
-  const env = process.env.KUBECONFIG;
+  const env = opts.envKubeconfig;
   if (env !== undefined && env !== '') return env.includes(':') ? undefined : env;
   return resolve(homedir(), '.kube', 'config');
 }
@@ -441,7 +443,7 @@ async function clientNodeConnection(opts: KubeOptions): Promise<Connection> {
     else kc.loadFromDefault();
   } catch (e) {
     throw new FluxstrapError('E_CONFIG', `cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`, {
-      location: { file: opts.kubeconfig ?? process.env.KUBECONFIG ?? '~/.kube/config' },
+      location: { file: opts.kubeconfig ?? opts.envKubeconfig ?? '~/.kube/config' },
     });
   }
   if (opts.context !== undefined) {

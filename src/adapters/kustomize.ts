@@ -41,9 +41,16 @@ interface PatchTarget {
   namespace?: string;
 }
 
-export async function kustomizeBuild(dir: string, opts: { kubectl?: string } = {}): Promise<KustomizeResult> {
+/** What a build reads besides the files: the parse cache's folder comes from `env` ($XDG_CACHE_HOME). */
+interface Build {
+  root: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export async function kustomizeBuild(dir: string, opts: { kubectl?: string; env?: NodeJS.ProcessEnv } = {}): Promise<KustomizeResult> {
   try {
-    return { objects: await buildDir(resolve(dir), []), engine: 'native' };
+    const root = resolve(dir);
+    return { objects: await buildDir(root, [], { root, env: opts.env ?? {} }), engine: 'native' };
   } catch (e) {
     if (!(e instanceof Unsupported)) throw e;
     return { objects: await kubectlKustomize(dir, opts.kubectl ?? 'kubectl'), engine: 'kubectl', fallbackReason: e.message };
@@ -69,14 +76,14 @@ async function kubectlKustomize(dir: string, kubectl: string): Promise<KubeObjec
  */
 const CACHE_MIN_BYTES = 32 * 1024;
 
-function parseCacheFile(text: string): string {
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+function parseCacheFile(text: string, env: NodeJS.ProcessEnv): string {
+  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(base, 'fluxstrap', 'objects', `${createHash('sha256').update(text).digest('hex')}.json`);
 }
 
-export async function parseObjectsCached(text: string, file: string): Promise<KubeObject[]> {
+export async function parseObjectsCached(text: string, file: string, env: NodeJS.ProcessEnv): Promise<KubeObject[]> {
   if (text.length < CACHE_MIN_BYTES) return parseObjects(text, file);
-  const cached = parseCacheFile(text);
+  const cached = parseCacheFile(text, env);
   try {
     return JSON.parse(await readFile(cached, 'utf8')) as KubeObject[];
   } catch {
@@ -112,12 +119,12 @@ export function parseObjects(text: string, file: string): KubeObject[] {
   return out;
 }
 
-async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
+async function buildDir(dir: string, seen: string[], build: Build): Promise<KubeObject[]> {
   if (seen.includes(dir)) throw new FluxstrapError('E_CONFIG', 'kustomization resources form a cycle', { location: { file: dir } });
   const file = await kustomizationFile(dir);
   const docs = parseAllDocuments(await readText(file));
   const k = (docs[0]?.toJS() ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(k)) if (!KNOWN_KEYS.has(key)) throw new Unsupported(`${relative(process.cwd(), file)} uses \`${key}\``);
+  for (const key of Object.keys(k)) if (!KNOWN_KEYS.has(key)) throw new Unsupported(`${relative(build.root, file) || file} uses \`${key}\``);
 
   let objects: KubeObject[] = [];
   for (const entry of asList(k.resources, file, 'resources')) {
@@ -130,7 +137,7 @@ async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
     } catch {
       throw new FluxstrapError('E_NOT_FOUND', `resource ${entry} does not exist`, { location: { file, field: 'resources' } });
     }
-    objects.push(...(isDir ? await buildDir(path, [...seen, dir]) : await parseObjectsCached(await readText(path), path)));
+    objects.push(...(isDir ? await buildDir(path, [...seen, dir], build) : await parseObjectsCached(await readText(path), path, build.env)));
   }
 
   for (const [i, p] of asList(k.patches, file, 'patches').entries()) {

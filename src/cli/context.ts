@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ExitCode } from '../core/errors.ts';
 import type { FleetView, FleetViewOptions, Reporter } from '../core/events.ts';
 import type { CommandIo } from '../flows/io.ts';
 
@@ -56,7 +57,7 @@ export async function createReporter(opts: GlobalOptions, view: { diff?: boolean
   }
   if (showsTaskList(opts)) {
     const { ListrReporter } = await import('../report/listr.ts');
-    return new ListrReporter(process.stderr, { diff: view.diff === true });
+    return new ListrReporter(process.stderr, { diff: view.diff === true, onInterrupt });
   }
   const { PlainReporter } = await import('../report/plain.ts');
   return new PlainReporter(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff === true });
@@ -68,7 +69,21 @@ async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Pro
   if (opts.json) return new JsonFleetView(process.stdout);
   if (showsTaskList(opts)) {
     const { ListrFleetView } = await import('../report/listr.ts');
-    return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff });
+    return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff, onInterrupt });
   }
   return new PrefixedView(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff });
+}
+
+/**
+ * Ctrl-C while a task list is drawn: the view restores the terminal, then exit 130 as a shell
+ * expects (listr2's own handler would exit 127). Being a second SIGINT listener also keeps the
+ * handler of cli.ts from printing the interrupt message twice.
+ */
+function onInterrupt(restore: () => void): () => void {
+  const interrupted = (): void => {
+    restore();
+    process.exit(ExitCode.interrupted);
+  };
+  process.once('SIGINT', interrupted);
+  return () => process.removeListener('SIGINT', interrupted);
 }

@@ -119,7 +119,11 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
     log: (message) => reporter.log(message),
     env,
   });
-  return runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check: settings.check, vars: playbook.vars });
+  try {
+    return await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check: settings.check, vars: playbook.vars });
+  } finally {
+    ctx.close();
+  }
 }
 
 /** 1 when any run failed, else 3 when --check found something to change, else 0. */

@@ -79,7 +79,13 @@ interface ClusterStatus {
 async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo): Promise<ClusterStatus> {
   // check: kinds and helpers that honour it stay read-only; status never waits, so no wait budget.
   const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env });
-  const findings = diagnose(await observe(ctx));
+  let observed;
+  try {
+    observed = await observe(ctx);
+  } finally {
+    ctx.close();
+  }
+  const findings = diagnose(observed);
   const code = exitCodeOf(findings, strict);
   const count = (s: Status) => findings.filter((f) => f.status === s).length;
   const doc = { cluster: cluster.name, path: cluster.path, healthy: code === ExitCode.ok, strict, counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') }, findings };

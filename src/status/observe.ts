@@ -147,7 +147,7 @@ async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
 async function expectedDecryptionSecret(ctx: TaskContext): Promise<string | undefined> {
   const { kustomizeBuild } = await import('../adapters/kustomize.ts');
   // A checkout without flux-system/ (or one kustomize cannot build) leaves only the live object to judge.
-  const built = await kustomizeBuild(ctx.paths.fluxSystem).catch(() => undefined);
+  const built = await kustomizeBuild(ctx.paths.fluxSystem, { env: ctx.env }).catch(() => undefined);
   const ks = built?.objects.find((o) => o.kind === KUSTOMIZATION.kind && o.apiVersion === KUSTOMIZATION.apiVersion && o.metadata.name === SYNC_NAME);
   return (ks?.spec as { decryption?: { secretRef?: { name?: string } } } | undefined)?.decryption?.secretRef?.name;
 }

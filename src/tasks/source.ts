@@ -76,8 +76,8 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
   let origin = 'local checkout';
   if (local !== commit || !clean) {
     const checkout = await git.cloneBranch(remote, branch);
-    // The clone lives as long as the run; a SIGKILL leaves a temp dir, nothing else.
-    process.once('exit', () => rmSync(checkout.dir, { recursive: true, force: true }));
+    // The clone lives as long as the run; an interrupt or a SIGKILL leaves a temp dir, nothing else.
+    ctx.defer(() => rmSync(checkout.dir, { recursive: true, force: true }));
     if (checkout.commit !== commit) {
       throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, { hint: 'run again' });
     }
@@ -100,7 +100,7 @@ export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
     p = (async () => {
       const src = await bootstrapSource(ctx);
       const { kustomizeBuild } = await import('../adapters/kustomize.ts');
-      const result = await kustomizeBuild(src.fluxSystemDir);
+      const result = await kustomizeBuild(src.fluxSystemDir, { env: ctx.env });
       const find = (kind: string) => result.objects.find((o) => o.kind === kind && o.metadata.name === SYNC_NAME && isFluxResource(o));
       const gitRepository = find('GitRepository');
       const kustomization = find('Kustomization');

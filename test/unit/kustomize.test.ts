@@ -189,14 +189,14 @@ void describe('parse cache', () => {
     process.env.XDG_CACHE_HOME = cacheHome;
     try {
       const big = Array.from({ length: 400 }, (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  k: "${'v'.repeat(80)}"\n`).join('');
-      const first = await parseObjectsCached(big, 'big.yaml');
+      const first = await parseObjectsCached(big, 'big.yaml', process.env);
       const cached = readdirSync(join(cacheHome, 'fluxstrap', 'objects'));
       assert.equal(cached.length, 1);
-      assert.deepEqual(await parseObjectsCached(big, 'big.yaml'), first);
+      assert.deepEqual(await parseObjectsCached(big, 'big.yaml', process.env), first);
       assert.equal(first.length, 400);
 
       const withSecret = `${big}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: hunter2\n`;
-      await parseObjectsCached(withSecret, 'secret.yaml');
+      await parseObjectsCached(withSecret, 'secret.yaml', process.env);
       assert.equal(readdirSync(join(cacheHome, 'fluxstrap', 'objects')).length, 1, 'no cache entry for a file holding a Secret');
     } finally {
       if (saved === undefined) delete process.env.XDG_CACHE_HOME;
