@@ -186,7 +186,6 @@ export function resolveCluster(
   const context = pick(flags.context, 'FLUXSTRAP_CONTEXT', entry?.kube?.context, false);
   const url = pick(flags.gitUrl, 'FLUXSTRAP_GIT_URL', entry?.git?.url, false);
   const clusterPath = normalizeClusterPath(pick(flags.path, 'FLUXSTRAP_PATH', entry?.path, false) ?? `clusters/${name}`);
-  const keyFile = pick(flags.ageKeyFile, 'FLUXSTRAP_AGE_KEY_FILE', undefined, true);
 
   return {
     name,
@@ -199,7 +198,7 @@ export function resolveCluster(
       branch: pick(flags.branch, 'FLUXSTRAP_GIT_BRANCH', entry?.git?.branch, false) ?? 'main',
       auth: gitAuthOf(entry?.git?.auth, repoDir),
     },
-    ageKey: keyFile !== undefined ? { type: 'file', file: keyFile } : ageKeyOf(entry?.ageKey, env, repoDir),
+    ageKey: configuredAgeKey(entry, flags.ageKeyFile, env, where) ?? sopsAgeKey(env),
   };
 }
 
@@ -217,7 +216,16 @@ function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: str
   return { type: 'ssh', keyFile: expandPath(auth.ssh.keyFile, repoDir), knownHostsFile: expandPath(auth.ssh.knownHostsFile, repoDir) };
 }
 
-function ageKeyOf(src: ClusterConfig['ageKey'], env: NodeJS.ProcessEnv, repoDir: string): AgeKeySource {
+/**
+ * The cluster's key as configured for it: the --age-key-file flag, FLUXSTRAP_AGE_KEY_FILE (both
+ * relative to cwd), then its fluxstrap.yaml entry (relative to the repository); undefined when
+ * none names one, and the key is wherever sops looks (`sopsAgeKey`).
+ */
+export function configuredAgeKey(entry: ClusterConfig | undefined, flag: string | undefined, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): AgeKeySource | undefined {
+  const given = flag ?? nonEmpty(env.FLUXSTRAP_AGE_KEY_FILE);
+  if (given !== undefined) return { type: 'file', file: expandPath(given, where.cwd) };
+  const src = entry?.ageKey;
+  const { repoDir } = where;
   if (src !== undefined) {
     if ('file' in src) return { type: 'file', file: expandPath(src.file, repoDir) };
     if ('env' in src) return { type: 'env', env: src.env };
@@ -229,6 +237,10 @@ function ageKeyOf(src: ClusterConfig['ageKey'], env: NodeJS.ProcessEnv, repoDir:
       ...(v.variable !== undefined ? { variable: v.variable } : {}),
     };
   }
+  return undefined;
+}
+
+function sopsAgeKey(env: NodeJS.ProcessEnv): AgeKeySource {
   // Where sops itself looks, in sops' order, so a key that works for `sops -d` works here.
   if (nonEmpty(env.SOPS_AGE_KEY) !== undefined) return { type: 'env', env: 'SOPS_AGE_KEY' };
   return { type: 'file', file: ageKeyFilePath(env) };

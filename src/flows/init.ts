@@ -3,7 +3,8 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readText } from '../adapters/files.ts';
 import { runTasks } from '../core/engine.ts';
-import { CONFIG_FILE } from '../cluster/config.ts';
+import { CONFIG_FILE, configuredAgeKey, findRepo } from '../cluster/config.ts';
+import type { AgeKeySource } from '../cluster/config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
@@ -11,7 +12,8 @@ import { identitiesFromEnv } from './keys.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
-import { configuredPath, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
+import { readAgeIdentities } from '../tasks/context.ts';
+import { configuredEntry, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
 import type { FileState, RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
@@ -38,9 +40,10 @@ export interface InitOptions extends GitFlags {
 type PublicKey = { type: 'age'; recipients: string[] } | { type: 'pgp'; fingerprint: string; armored: string };
 
 export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> {
-  const repo = await repoDir(opts.repo);
-  const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? (await configuredPath(repo, opts.cluster)));
-  const key = await publicKey(opts, g.env);
+  const repo = await repoDir(findRepo(opts.repo, g.env, g.cwd));
+  const entry = await configuredEntry(repo, opts.cluster);
+  const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
+  const key = await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
   const ctx: RepoContext = { paths: { repo } };
   const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const tasks = [...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile)), { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config }];
@@ -86,8 +89,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   ];
 }
 
-async function repoDir(flag: string | undefined): Promise<string> {
-  const dir = resolve(flag ?? '.');
+async function repoDir(dir: string): Promise<string> {
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new FluxstrapError('E_NOT_FOUND', 'repository folder not found', { location: { file: dir }, hint: 'pass --repo DIR, the root of the GitOps repository' });
   return dir;
@@ -110,13 +112,17 @@ async function clusterDir(repo: string, cluster: string, path: string | undefine
   return rel;
 }
 
-async function publicKey(opts: InitOptions, env: NodeJS.ProcessEnv): Promise<PublicKey> {
+/** The key named by the flags, else the one configured for the cluster, else every age key sops would find. */
+async function publicKey(opts: InitOptions, configured: AgeKeySource | undefined, env: NodeJS.ProcessEnv): Promise<PublicKey> {
   if (opts.age && opts.age.length > 0) {
     const bad = opts.age.find((r) => !isAgeRecipient(r));
     if (bad !== undefined) throw usageError(`not an age recipient: ${bad}`, 'an age recipient starts with age1 (see `fluxstrap keys pub`)');
     return { type: 'age', recipients: opts.age };
   }
-  if (opts.keyFile === undefined) return { type: 'age', recipients: unique((await identitiesFromEnv(env)).map((i) => i.recipient)) };
+  if (opts.keyFile === undefined) {
+    const identities = configured !== undefined ? await readAgeIdentities(configured, env) : await identitiesFromEnv(env);
+    return { type: 'age', recipients: unique(identities.map((i) => i.recipient)) };
+  }
   const text = await readText(opts.keyFile);
   if (isArmoredPgp(text)) {
     const { readPgpKey } = await import('../keys/pgp.ts');

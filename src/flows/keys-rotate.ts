@@ -1,17 +1,17 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { readText } from '../adapters/files.ts';
+import { resolveClusterFlags } from '../cluster/resolve.ts';
 import { runTasks } from '../core/engine.ts';
 import { configError, ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { parseConfig } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
-import { configuredPath } from '../tasks/fluxstrap-config.ts';
 import { pathRegexFor } from '../tasks/sops-config.ts';
 import { keyGroupsOf, sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
 import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
 import { findSopsFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
-import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities } from '../keys/identities.ts';
 import { newAgeKey, withKeyFileLock, writeKeyFile } from '../keys/generate.ts';
@@ -32,6 +32,8 @@ import type { CommandIo } from './io.ts';
 export interface KeysRotateOptions {
   cluster: string;
   repo?: string;
+  /** `--age-key-file`; `--key-file` is its old, hidden name. */
+  ageKeyFile?: string;
   keyFile?: string;
   check?: boolean;
   diff?: boolean;
@@ -44,10 +46,16 @@ const PENDING = '<new age recipient>';
 
 export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise<number> {
   if (opts.dropOldIdentity && !opts.finish) throw usageError('--drop-old-identity goes with --finish', 'the old identity is needed until the files no longer use it');
-  const repo = resolve(opts.repo ?? '.');
-  const clusterPath = (await configuredPath(repo, opts.cluster)) ?? `clusters/${opts.cluster}`;
+  const keyFlag = opts.ageKeyFile ?? opts.keyFile;
+  // The cluster as every cluster command resolves it: --repo (or walking up to fluxstrap.yaml),
+  // its path, and its key from the flag, FLUXSTRAP_AGE_KEY_FILE, fluxstrap.yaml, then as sops looks.
+  const cluster = await resolveClusterFlags({ cluster: opts.cluster, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(keyFlag !== undefined ? { ageKeyFile: keyFlag } : {}) }, g.env, g.cwd);
+  const { repoDir: repo, path: clusterPath } = cluster;
+  if (cluster.ageKey.type !== 'file') {
+    throw usageError(`the key of cluster "${opts.cluster}" comes from ${cluster.ageKey.type === 'env' ? `$${cluster.ageKey.env}` : 'an Ansible vault'}: keys rotate appends the new identity to a key file`, 'pass --age-key-file FILE');
+  }
+  const keyFile = cluster.ageKey.file;
   const sopsFile = '.sops.yaml';
-  const keyFile = opts.keyFile ?? ageKeyFilePath(g.env);
   const check = opts.check === true;
   const sopsText = await readText(join(repo, sopsFile));
   const rule = ruleRecipients(sopsText, sopsFile, clusterPath);
@@ -113,11 +121,11 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const state = (line: string) => {
     if (!check || done) info(g, `${done ? 'nothing to do: ' : ''}${line}`);
   };
-  const keyFlag = opts.keyFile === undefined ? '' : ` --key-file ${opts.keyFile}`;
+  const again = keyFlag === undefined ? '' : ` --age-key-file ${keyFlag}`;
   const bootstrap = `fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets`;
   if (!opts.finish) {
     state(`every file under ${clusterPath} opens with the old and the new key`);
-    info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster}${keyFlag} --finish`);
+    info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster}${again} --finish`);
   } else {
     state(`only the new key (${newest.recipient}) opens the files under ${clusterPath}`);
     info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);

@@ -216,14 +216,10 @@ export async function fluxstrapConfigTaskParams(
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
 }
 
-async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
+/** The cluster's entry in the repository's fluxstrap.yaml, errors naming the file as the repository knows it. */
+export async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
   const text = await readTextIfExists(join(repo, CONFIG_FILE));
   return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster];
-}
-
-/** The cluster folder fluxstrap.yaml names, so that init without --path works on the same folder as bootstrap. */
-export async function configuredPath(repo: string, cluster: string): Promise<string | undefined> {
-  return (await configuredEntry(repo, cluster))?.path;
 }
 
 /**

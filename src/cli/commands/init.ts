@@ -1,3 +1,4 @@
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { commandIo } from '../context.ts';
 import type { InitOptions } from '../../flows/init.ts';
@@ -11,9 +12,10 @@ export function registerInit(program: Command): void {
     .description('Make a GitOps repository ready for SOPS-encrypted secrets for one cluster. Safe to run again: a second run changes nothing.')
     .requiredOption('--cluster <name>', 'cluster name')
     .option('--path <dir>', 'cluster folder in the repository (default: clusters/<name>)')
-    .option('--key-file <file>', 'age key file or armored OpenPGP key to take the public key from (default: as sops finds age keys)')
+    .option('--age-key-file <file>', 'age key file (or armored OpenPGP key) to take the public key from ($FLUXSTRAP_AGE_KEY_FILE; default: from fluxstrap.yaml, then as sops finds age keys)')
+    .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
     .option('--age <recipient>', 'age recipient instead of a key file (repeatable)', collect)
-    .option('--repo <dir>', 'repository root (default: the current folder)')
+    .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml, else the current folder)')
     .option('--git-url <url>', 'URL Flux pulls from, https:// or ssh:// (git@host:owner/repo is converted; default: the origin remote)')
     .option('--branch <name>', 'branch Flux follows (default: the origin remote\'s default branch, else main)')
     .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
@@ -36,7 +38,7 @@ What it ensures (--check shows it as a diff first):
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
   fluxstrap.yaml                      the cluster's entry, so bootstrap needs no flags: path (unless
-                                      clusters/NAME), ageKey.file (an age --key-file), git.url and
+                                      clusters/NAME), ageKey.file (an age --age-key-file), git.url and
                                       git.branch (flags, else the origin remote), git.auth (flags);
                                       comments and other clusters kept, a setting you wrote is never
                                       removed, a flag given now replaces a different value
@@ -45,17 +47,18 @@ Exit codes: 0 done or nothing to do, 1 failed, 2 bad usage, 3 --check found chan
 
 Examples:
   fluxstrap init --cluster prod
-  fluxstrap init --cluster prod --key-file ~/.config/sops/age/keys.txt --check
+  fluxstrap init --cluster prod --age-key-file ~/.config/sops/age/keys.txt --check
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts`,
     )
-    .action(async (opts: InitOptions, cmd: Command) => {
-      if (opts.keyFile !== undefined && opts.age !== undefined) {
+    .action(async ({ ageKeyFile, ...rest }: InitOptions & { ageKeyFile?: string }, cmd: Command) => {
+      const keyFile = ageKeyFile ?? rest.keyFile;
+      if (keyFile !== undefined && rest.age !== undefined) {
         const { usageError } = await import('../../core/errors.ts');
-        throw usageError('--key-file and --age are alternatives: pass one');
+        throw usageError('--age-key-file and --age are alternatives: pass one');
       }
       const { runInit } = await import('../../flows/init.ts');
-      process.exitCode = await runInit(opts, commandIo(cmd));
+      process.exitCode = await runInit({ ...rest, ...(keyFile !== undefined ? { keyFile } : {}) }, commandIo(cmd));
     });
 }

@@ -1,3 +1,4 @@
+import { Option } from 'commander';
 import type { Command } from 'commander';
 import { commandIo } from '../context.ts';
 import type { KeysNewOptions, KeysPubOptions } from '../../flows/keys.ts';
@@ -51,17 +52,18 @@ export function registerKeys(program: Command): void {
         'the key file, plus SOPS_AGE_KEY / SOPS_AGE_KEY_FILE for the other groups.',
     )
     .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
-    .option('--repo <dir>', 'repository root (default: the current folder)')
-    .option('--key-file <file>', "the cluster's age key file (default: $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt)")
+    .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
+    .option('--age-key-file <file>', "the cluster's age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt)")
+    .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
     .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
     .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')
     .option('--check', 'change nothing: show what would change (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
     .addHelpText(
       'after',
-      '\nRunbook:\n  fluxstrap keys rotate --cluster prod --key-file prod.agekey\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
-        '  fluxstrap keys rotate --cluster prod --key-file prod.agekey --finish\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
-        '  fluxstrap keys rotate --cluster prod --key-file prod.agekey --finish --drop-old-identity\n  fluxstrap bootstrap --cluster prod --rotate-secrets',
+      '\nRunbook:\n  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
+        '  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey --finish\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
+        '  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey --finish --drop-old-identity\n  fluxstrap bootstrap --cluster prod --rotate-secrets',
     )
     .action(async (opts: KeysRotateOptions, cmd: Command) => {
       const { keysRotate } = await import('../../flows/keys-rotate.ts');
