@@ -19,6 +19,7 @@ export function registerInit(program: Command): void {
     .option('--git-url <url>', 'URL Flux pulls from, https:// or ssh:// (git@host:owner/repo is converted; default: the origin remote)')
     .option('--branch <name>', 'branch Flux follows (default: the origin remote\'s default branch, else main)')
     .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
+    .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
@@ -50,6 +51,7 @@ Examples:
   fluxstrap init --cluster prod --age-key-file ~/.config/sops/age/keys.txt --check
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
+  fluxstrap init --cluster home --git-url https://gitea.example.com/me/fleet.git --git-username me --git-token-env GITEA_TOKEN
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts`,
     )
     .action(async ({ ageKeyFile, ...rest }: InitOptions & { ageKeyFile?: string }, cmd: Command) => {

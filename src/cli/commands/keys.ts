@@ -1,6 +1,6 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { commandIo } from '../context.ts';
+import { commandIo, DEFAULT_AGE_KEY_FILE } from '../context.ts';
 import type { KeysNewOptions, KeysPubOptions } from '../../flows/keys.ts';
 import type { KeysRotateOptions } from '../../flows/keys-rotate.ts';
 
@@ -15,7 +15,7 @@ export function registerKeys(program: Command): void {
         'A key file is never overwritten: --append adds a second identity to it (key rotation). ' +
         'With --pgp: an OpenPGP key without passphrase, armored, for sops `pgp:` rules; prints its fingerprint.',
     )
-    .option('--out <file>', 'key file to write (default: $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt; required with --pgp)')
+    .option('--out <file>', `key file to write (default: $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE}; required with --pgp)`)
     .option('--append', 'add a new identity to an existing age key file (key rotation) instead of refusing')
     .option('--pq', 'post-quantum hybrid age identity (age1pq1…); needs Flux >= 2.9 and sops >= 3.12 to decrypt')
     .option('--pgp', 'generate an OpenPGP key instead of an age identity')
@@ -53,7 +53,7 @@ export function registerKeys(program: Command): void {
     )
     .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
     .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
-    .option('--age-key-file <file>', "the cluster's age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt)")
+    .option('--age-key-file <file>', `the cluster's age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`)
     .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
     .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
     .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')

@@ -36,8 +36,15 @@ void describe('decryption-patch plan', () => {
     const doc = parse(after ?? '') as { resources: string[]; patches: Patch[] };
     assert.deepEqual(doc.resources, ['gotk-components.yaml', 'gotk-sync.yaml']);
     assert.equal(doc.patches.length, 1);
-    assert.match(planFile(decryptionPatchKind, params, undefined).notes[0] ?? '', /gotk-sync\.yaml is not there yet/);
-    assert.deepEqual(planFile(decryptionPatchKind, params, undefined, { [SYNC]: fixture('gotk-sync.pristine.yaml') }).notes, []);
+    // What is true (the flux CLI writes them, fluxstrap does not) and the commands that do.
+    const [none] = planFile(decryptionPatchKind, params, undefined).notes;
+    assert.match(none ?? '', /^clusters\/production\/flux-system\/gotk-components\.yaml and clusters\/production\/flux-system\/gotk-sync\.yaml are missing: the flux CLI generates them, fluxstrap does not; run `flux install --export > clusters\/production\/flux-system\/gotk-components\.yaml`, then `flux create source git flux-system /);
+    assert.doesNotMatch(none ?? '', /fluxstrap bootstrap/);
+    const [noComponents, ...more] = planFile(decryptionPatchKind, params, undefined, { [SYNC]: fixture('gotk-sync.pristine.yaml') }).notes;
+    assert.match(noComponents ?? '', /^clusters\/production\/flux-system\/gotk-components\.yaml is missing: .* run `flux install --export > clusters\/production\/flux-system\/gotk-components\.yaml`, and commit/);
+    assert.deepEqual(more, []);
+    const COMPONENTS = 'clusters/production/flux-system/gotk-components.yaml';
+    assert.deepEqual(planFile(decryptionPatchKind, params, undefined, { [SYNC]: fixture('gotk-sync.pristine.yaml'), [COMPONENTS]: 'kind: List\n' }).notes, []);
   });
 
   void it('leaves a kustomization.yaml that already patches decryption alone, other patches and labels included', () => {
