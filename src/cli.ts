@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ExitCode, exitCodeFor, formatLocation, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
+import { ExitCode, exitCodeFor, formatLocation, INTERNAL_HINT, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
 import { registerCommands } from './cli/commands/index.ts';
 import { version } from './core/version.ts';
 
@@ -59,7 +59,7 @@ function fail(e: unknown): number {
     return exitCodeFor(e);
   }
   const message = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`error: internal error: ${message}\nhint: this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it\n`);
+  process.stderr.write(`error: internal error: ${message}\nhint: ${INTERNAL_HINT}\n`);
   if (process.env.FLUXSTRAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return ExitCode.failed;
 }

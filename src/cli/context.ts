@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../core/errors.ts';
-import type { FleetView, FleetViewOptions, Reporter } from '../core/events.ts';
+import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent, TaskError } from '../core/events.ts';
 import type { CommandIo } from '../flows/io.ts';
 
 /** Flags every command understands, read from the root program. */
@@ -29,8 +29,8 @@ export function commandIo(cmd: Command): CommandIo {
     stdin: process.stdin,
     stdout: process.stdout,
     stderr: process.stderr,
-    reporter: (view) => createReporter(g, view),
-    fleetView: (view) => createFleetView(g, view),
+    reporter: async (view) => withStacks(await createReporter(g, view), Boolean(process.env.FLUXSTRAP_DEBUG), process.stderr),
+    fleetView: async (view) => fleetWithStacks(await createFleetView(g, view), Boolean(process.env.FLUXSTRAP_DEBUG), process.stderr),
     interrupt: () => process.emit('SIGINT', 'SIGINT'),
   };
 }
@@ -90,3 +90,44 @@ function onInterrupt(restore: () => void): () => void {
   process.once('SIGINT', interrupted);
   return () => process.removeListener('SIGINT', interrupted);
 }
+
+/** A task error without its stack; the stack, if any, kept in `stacks`. */
+function unstacked(error: TaskError, stacks: string[]): TaskError {
+  const { stack, ...rest } = error;
+  if (stack !== undefined && !stacks.includes(stack)) stacks.push(stack);
+  return rest;
+}
+
+function unstackedEvent(e: RunEvent, stacks: string[]): RunEvent {
+  const result = <R extends { error?: TaskError }>(r: R): R => (r.error ? { ...r, error: unstacked(r.error, stacks) } : r);
+  if (e.type === 'task-end') return { ...e, result: result(e.result) };
+  if (e.type === 'run-end') return { ...e, results: e.results.map(result) };
+  return e;
+}
+
+/**
+ * The stack of a bug (E_INTERNAL) inside a task reaches no view, so neither --json nor the task
+ * list ever shows one; with FLUXSTRAP_DEBUG it is printed after the view closes.
+ */
+export function withStacks(reporter: Reporter, debug: boolean, err: NodeJS.WritableStream): Reporter {
+  const stacks: string[] = [];
+  return {
+    emit: (e) => reporter.emit(unstackedEvent(e, stacks)),
+    close: async () => {
+      await reporter.close();
+      if (debug) for (const s of stacks) err.write(`${s}\n`);
+    },
+  };
+}
+
+function fleetWithStacks(view: FleetView, debug: boolean, err: NodeJS.WritableStream): FleetView {
+  const stacks: string[] = [];
+  return {
+    cluster: (name) => withStacks(view.cluster(name), debug, err),
+    close: async (runs: ClusterRun[]) => {
+      await view.close(runs.map((r) => (r.error ? { ...r, error: unstacked(r.error, stacks) } : r)));
+      if (debug) for (const s of stacks) err.write(`${s}\n`);
+    },
+  };
+}
+

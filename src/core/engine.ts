@@ -1,6 +1,6 @@
 import { viewOf } from './change.ts';
 import type { Change } from './change.ts';
-import { FluxstrapError, formatLocation, isFluxstrapError } from './errors.ts';
+import { FluxstrapError, formatLocation, INTERNAL_HINT, isFluxstrapError } from './errors.ts';
 import type { Recap, Reporter, TaskRef, TaskResult } from './events.ts';
 import type { TaskInstance } from './task.ts';
 
@@ -158,7 +158,13 @@ export function toTaskError(e: unknown): TaskResult['error'] & object {
     const where = formatLocation(e.location);
     return { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(where ? { where } : {}) };
   }
-  return { code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+  // Not an error fluxstrap meant to raise: a bug. Keep where it happened for FLUXSTRAP_DEBUG.
+  return {
+    code: 'E_INTERNAL',
+    message: e instanceof Error ? e.message : String(e),
+    hint: INTERNAL_HINT,
+    ...(e instanceof Error && e.stack !== undefined ? { stack: e.stack } : {}),
+  };
 }
 
 export function recapOf(results: TaskResult[]): Recap {

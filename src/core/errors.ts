@@ -79,6 +79,9 @@ export const ExitCode = {
 } as const;
 
 /** What an interrupt prints, from whichever view holds the terminal. */
+/** The hint of every E_INTERNAL: a bug of fluxstrap, not of the input. */
+export const INTERNAL_HINT = 'this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it';
+
 export const INTERRUPTED_MESSAGE = 'interrupted: every step is idempotent, so running the same command again converges';
 
 export function exitCodeFor(e: unknown): number {

@@ -19,6 +19,8 @@ export interface TaskError {
   message: string;
   hint?: string;
   where?: string;
+  /** E_INTERNAL only: where the bug is. The CLI prints it under FLUXSTRAP_DEBUG and drops it before any view. */
+  stack?: string;
 }
 
 export interface TaskResult extends TaskRef {
