@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
+import { setOwn } from '../core/own.ts';
 import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
@@ -254,8 +255,7 @@ function matches(obj: KubeObject, t: PatchTarget): boolean {
 /**
  * Keys come from the repository, so every read and write here is of own properties: `__proto__`,
  * `constructor` or `toString` are data like any other key (as in kustomize, which is Go), never a
- * way to reach Object.prototype. A plain `obj[key] = v` with key `__proto__` would replace the
- * object's prototype instead of adding the key, hence defineProperty.
+ * way to reach Object.prototype.
  */
 function isMap(v: Json | undefined): v is { [k: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -263,10 +263,6 @@ function isMap(v: Json | undefined): v is { [k: string]: Json } {
 
 function getOwn(obj: { [k: string]: Json }, key: string): Json | undefined {
   return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
-
-function setOwn(obj: { [k: string]: Json }, key: string, value: Json): void {
-  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /** RFC 7386. */
