@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
-import { setOwn } from '../core/own.ts';
+import { getOwn, setOwn } from '../core/own.ts';
 import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
@@ -261,17 +261,13 @@ function isMap(v: Json | undefined): v is { [k: string]: Json } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function getOwn(obj: { [k: string]: Json }, key: string): Json | undefined {
-  return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
-
 /** RFC 7386. */
 export function mergePatch(target: Json, patch: Json): Json {
   if (!isMap(patch)) return clone(patch);
   const out: Record<string, Json> = isMap(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else setOwn(out, k, mergePatch(getOwn(out, k) ?? null, v));
+    else setOwn(out, k, mergePatch((getOwn(out, k) as Json | undefined) ?? null, v));
   }
   return out;
 }

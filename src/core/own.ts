@@ -6,3 +6,8 @@
 export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
 }
+
+/** `obj[key]` if `obj` has it itself; never a member every object inherits (`constructor`, `__proto__`). */
+export function getOwn(obj: object, key: string): unknown {
+  return Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined;
+}
