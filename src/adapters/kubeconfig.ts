@@ -80,7 +80,7 @@ class Section {
     this.path = path;
     if (raw === undefined || raw === null) this.raw = {};
     else if (typeof raw === 'object' && !Array.isArray(raw)) this.raw = raw as Raw;
-    else throw configError('must be a map', { file, field: path });
+    else throw configError(path === '' ? 'a kubeconfig is a map' : `${path} must be a map`, path === '' ? { file } : { file, field: path });
   }
 
   fail(key: string, message: string, hint?: string): FluxstrapError {
@@ -242,7 +242,8 @@ export function loadKubeContext(opts: KubeconfigOptions = {}, env: NodeJS.Proces
   const user = new Section(userEntry.file, `users[${userName}].user`, userEntry.value);
   const server = cluster.str('server');
   if (server === undefined) throw cluster.fail('server', `cluster "${clusterName}" has no server`);
-  if (!URL.canParse(server)) throw cluster.fail('server', `server ${server} is not a URL`);
+  // Not echoed: a URL may carry credentials.
+  if (!URL.canParse(server)) throw cluster.fail('server', 'server is not a URL');
 
   const delegate = delegated(cluster, user);
   return {
@@ -349,7 +350,7 @@ function impersonationOf(user: Section): [string, string][] {
 function delegated(cluster: Section, user: Section): Delegated | undefined {
   const proxyUrl = cluster.str('proxy-url');
   if (proxyUrl !== undefined && !(URL.canParse(proxyUrl) && PROXY_SCHEMES.has(new URL(proxyUrl).protocol))) {
-    throw cluster.fail('proxy-url', `proxy-url ${proxyUrl} is not an http, https or socks5 URL`);
+    throw cluster.fail('proxy-url', 'proxy-url is not an http, https or socks5 URL');
   }
   const exec = user.section('exec');
   const provider = user.section('auth-provider');

@@ -187,6 +187,18 @@ void describe('kubeconfig: every field', () => {
     assert.equal(kc.delegate, undefined);
   });
 
+  void it('a kubeconfig that is not a map, lists that are not lists and entries without a name are refused, naming the file', () => {
+    const bad = (text: string, field: string | undefined, message: RegExp) => {
+      const file = join(dir, `bad-${n++}`);
+      writeFileSync(file, text);
+      assert.throws(() => load(file), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === file && e.location.field === field && message.test(e.message));
+    };
+    bad('- a\n', undefined, /a kubeconfig is a map/);
+    bad('users: {a: 1}\n', 'users', /users must be a list/);
+    bad('users: [{user: {token: x}}]\n', 'users[0].name', /needs a name/);
+    bad('a: [\n', undefined, /cannot load kubeconfig/);
+  });
+
   void it('keys named __proto__ or constructor are names like any other', () => {
     const file = join(dir, 'proto-config');
     writeFileSync(file, 'current-context: __proto__\nclusters: [{name: constructor, cluster: {server: "https://h"}}]\nusers: [{name: toString, user: {token: x}}]\ncontexts: [{name: __proto__, context: {cluster: constructor, user: toString}}]\n');
