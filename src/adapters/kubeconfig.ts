@@ -371,12 +371,15 @@ function delegated(cluster: Section, user: Section): Delegated | undefined {
 }
 
 const INTERACTIVE = new Set(['Never', 'IfAvailable', 'Always']);
+const EXEC_V1 = 'client.authentication.k8s.io/v1';
+const EXEC_API_VERSIONS = new Set([EXEC_V1, 'client.authentication.k8s.io/v1beta1']);
 
 function execOf(exec: Section): ExecSettings {
   const command = exec.str('command');
   const apiVersion = exec.str('apiVersion');
   if (command === undefined) throw exec.fail('command', 'an exec plugin needs a command');
   if (apiVersion === undefined) throw exec.fail('apiVersion', 'an exec plugin needs an apiVersion');
+  if (!EXEC_API_VERSIONS.has(apiVersion)) throw exec.fail('apiVersion', `exec plugin apiVersion ${apiVersion} is not ${[...EXEC_API_VERSIONS].join(' or ')}`);
   const envList = getOwn(exec.raw, 'env');
   if (envList !== undefined && envList !== null && !Array.isArray(envList)) throw exec.fail('env', 'env must be a list of name/value');
   const env = ((envList ?? []) as unknown[]).map((e, i) => {
@@ -387,6 +390,8 @@ function execOf(exec: Section): ExecSettings {
   });
   const mode = exec.str('interactiveMode');
   if (mode !== undefined && !INTERACTIVE.has(mode)) throw exec.fail('interactiveMode', `interactiveMode ${mode} is not Never, IfAvailable or Always`);
+  // v1beta1 defaults to IfAvailable; v1 must say (client-go's defaults).
+  if (mode === undefined && apiVersion === EXEC_V1) throw exec.fail('interactiveMode', `an exec plugin of ${EXEC_V1} needs interactiveMode (Never or IfAvailable)`);
   // @kubernetes/client-node runs the plugin without a terminal and without KUBERNETES_EXEC_INFO.
   if (mode === 'Always') throw exec.fail('interactiveMode', 'interactiveMode Always: fluxstrap runs exec plugins without a terminal', 'use a plugin mode that logs in without prompting (IfAvailable or Never)');
   if (exec.bool('provideClusterInfo')) throw exec.fail('provideClusterInfo', 'provideClusterInfo: fluxstrap cannot pass the cluster to exec plugins', 'configure the plugin by args or env instead');

@@ -148,18 +148,20 @@ void describe('kubeconfig: every field', () => {
       reason: `exec plugin ${join(file, '..', 'bin', 'login')}`,
       exec: { command: join(file, '..', 'bin', 'login'), args: ['--x'], env: [{ name: 'A', value: 'b' }], apiVersion: 'client.authentication.k8s.io/v1', installHint: 'install login' },
     });
-    assert.equal(load(kubeconfig({ user: { exec: { apiVersion: 'v', command: 'aws' } } })).delegate?.exec?.command, 'aws');
+    assert.equal(load(kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'aws' } } })).delegate?.exec?.command, 'aws');
   });
 
   void it('exec: what kubectl refuses, and what fluxstrap cannot do through the client, is refused', () => {
-    const exec = (e: Record<string, unknown>) => kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'x', ...e } } });
+    const exec = (e: Record<string, unknown>) => kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'x', interactiveMode: 'Never', ...e } } });
     refused(exec({ command: '' }), 'users[u].user.exec.command', /needs a command/);
     refused(exec({ apiVersion: '' }), 'users[u].user.exec.apiVersion', /needs an apiVersion/);
+    refused(exec({ apiVersion: 'client.authentication.k8s.io/v1alpha1' }), 'users[u].user.exec.apiVersion', /is not client.authentication.k8s.io\/v1 or/);
+    refused(exec({ interactiveMode: undefined }), 'users[u].user.exec.interactiveMode', /needs interactiveMode/);
     refused(exec({ env: [{ value: 'v' }] }), 'users[u].user.exec.env[0].name', /needs a name/);
     refused(exec({ interactiveMode: 'Sometimes' }), 'users[u].user.exec.interactiveMode', /not Never, IfAvailable or Always/);
     refused(exec({ interactiveMode: 'Always' }), 'users[u].user.exec.interactiveMode', /without a terminal/);
     refused(exec({ provideClusterInfo: true }), 'users[u].user.exec.provideClusterInfo', /cannot pass the cluster/);
-    refused(kubeconfig({ user: { exec: { apiVersion: 'v', command: 'x' }, 'auth-provider': { name: 'oidc' } } }), 'users[u].user.exec', /both set/);
+    refused(kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'x' }, 'auth-provider': { name: 'oidc' } } }), 'users[u].user.exec', /both set/);
   });
 
   void it('auth-provider goes to @kubernetes/client-node with its config', () => {
@@ -279,7 +281,7 @@ void describe('the headers reach the API server', () => {
   });
 
   void it('a failing exec plugin is one E_KUBE line with its installHint', async () => {
-    const kube = await connectKube({ kubeconfig: kubeconfig({ user: { token: '', exec: { apiVersion: 'v1', command: join(dir, 'no-such-plugin'), installHint: 'install it with apt' } } }) });
+    const kube = await connectKube({ kubeconfig: kubeconfig({ user: { token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: join(dir, 'no-such-plugin'), installHint: 'install it with apt' } } }) });
     await assert.rejects(kube.serverVersion(), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_KUBE' && /exec plugin/.test(e.message) && e.hint === 'install it with apt' && !e.message.includes('\n'));
   });
 });
