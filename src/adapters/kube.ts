@@ -412,7 +412,7 @@ async function clientNodeTransport(kc: KubeContext, delegate: Delegated): Promis
         ...(delegate.exec?.installHint !== undefined ? { hint: delegate.exec.installHint } : {}),
       });
     }
-    const all = new undici.Headers({ ...ctx.getHeaders(), ...headers });
+    const all = new undici.Headers({ ...ctx.getHeaders(), ...headers, ...(kc.disableCompression ? { 'Accept-Encoding': 'identity' } : {}) });
     for (const [name, value] of Object.entries(contextHeaders(kc))) {
       all.delete(name);
       for (const v of Array.isArray(value) ? value : [value]) all.append(name, v);

@@ -60,6 +60,8 @@ export interface KubeContext {
   namespace: string;
   server: string;
   tls: TlsSettings;
+  /** `disable-compression`: responses must not be compressed (node:http never asks; undici's fetch does). */
+  disableCompression: boolean;
   /** The Authorization header for the next request (a token file is read again, as client-go does). */
   authorization(): string | undefined;
   /** `Impersonate-*` headers, in order; a name may repeat (groups, extra values). */
@@ -252,6 +254,7 @@ export function loadKubeContext(opts: KubeconfigOptions = {}, env: NodeJS.Proces
     namespace,
     server: server.replace(/\/+$/, ''),
     tls: tlsOf(cluster, user),
+    disableCompression: cluster.bool('disable-compression'),
     ...credentialsOf(user),
     impersonation: impersonationOf(user),
     ...(delegate ? { delegate } : {}),
@@ -270,8 +273,6 @@ function tlsOf(cluster: Section, user: Section): TlsSettings {
   const key = either(user, 'client-key', 'client-key-data');
   if (cert && !key) throw user.fail('client-certificate', 'a client certificate without client-key or client-key-data');
   if (key && !cert) throw user.fail('client-key', 'a client key without client-certificate or client-certificate-data');
-  // fluxstrap never asks for compressed responses: `disable-compression: true` holds either way.
-  cluster.bool('disable-compression');
   const serverName = cluster.str('tls-server-name');
   return { insecure, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(serverName !== undefined ? { serverName } : {}) };
 }

@@ -107,9 +107,10 @@ void describe('kubeconfig: every field', () => {
     refused(kubeconfig({ cluster: { 'insecure-skip-tls-verify': 'yes' } }), 'clusters[k].cluster.insecure-skip-tls-verify', /true or false/);
   });
 
-  void it('tls-server-name is the TLS server name; disable-compression is accepted (fluxstrap never asks for compression)', () => {
+  void it('tls-server-name is the TLS server name; disable-compression is read', () => {
     assert.equal(load(kubeconfig({ cluster: { 'tls-server-name': 'kubernetes' } })).tls.serverName, 'kubernetes');
-    assert.equal(load(kubeconfig({ cluster: { 'disable-compression': true } })).delegate, undefined);
+    assert.equal(load(kubeconfig({ cluster: { 'disable-compression': true } })).disableCompression, true);
+    assert.equal(load(kubeconfig()).disableCompression, false);
     refused(kubeconfig({ cluster: { 'disable-compression': 1 } }), 'clusters[k].cluster.disable-compression', /true or false/);
   });
 
@@ -251,6 +252,7 @@ void describe('the headers reach the API server', () => {
       await kube.serverVersion();
       const [h] = api.seen;
       assert.equal(h?.authorization, 'Bearer t0k3n');
+      assert.equal(h?.['accept-encoding'], undefined, 'node:http never asks for compression');
       assert.equal(h?.['impersonate-user'], 'jane');
       // node:http joins a repeated request header with ", " when it reads it.
       assert.equal(h?.['impersonate-group'], 'dev, ops');
@@ -268,10 +270,11 @@ void describe('the headers reach the API server', () => {
     chmodSync(plugin, 0o755);
     try {
       // The client refuses plain HTTP unless TLS checks are off (a real API server is HTTPS).
-      const kube = await connectKube({ kubeconfig: kubeconfig({ cluster: { server: api.url, 'insecure-skip-tls-verify': true }, user: { ...user, token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } }) });
+      const kube = await connectKube({ kubeconfig: kubeconfig({ cluster: { server: api.url, 'insecure-skip-tls-verify': true, 'disable-compression': true }, user: { ...user, token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } }) });
       await kube.serverVersion();
       const [h] = api.seen;
       assert.equal(h?.authorization, 'Bearer from-exec');
+      assert.equal(h?.['accept-encoding'], 'identity', 'disable-compression');
       assert.equal(h?.['impersonate-user'], 'jane');
       assert.equal(h?.['impersonate-group'], 'dev, ops');
       assert.equal(h?.['impersonate-extra-acme.com%2fp'], 'x');
