@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
 import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
-import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
 import { newStanza, type KeySources } from './datakey.ts';
@@ -45,8 +46,6 @@ export interface RotateCliOptions extends CommonOptions {
   addPgp?: string[];
   rmPgp?: string[];
 }
-
-const RECIPIENT_HINT = 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints';
 
 function formatOption(value: string | undefined, flag: string): Format | undefined {
   if (value === undefined) return undefined;
@@ -114,8 +113,8 @@ function ruleFor(config: SopsConfig, file: string): CreationRule {
     throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
   }
   if (rule.invalidRecipient) {
-    const { id, line } = rule.invalidRecipient;
-    throw new FluxstrapError('E_CONFIG', `invalid age recipient ${id}`, { location: { file: config.file, line }, hint: RECIPIENT_HINT });
+    const { type, id, line } = rule.invalidRecipient;
+    throw publicKeyError(type, id, { file: config.file, line }, 'E_CONFIG');
   }
   return rule;
 }
@@ -140,15 +139,9 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
   return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
-function checkedRecipients(age: string[], from: string): string[] {
-  const bad = age.find((r) => !isAgeRecipient(r));
-  if (bad !== undefined) throw usageError(`invalid age recipient ${bad} (${from})`, RECIPIENT_HINT);
-  return age;
-}
-
 function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
-  const age = checkedRecipients(splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
-  const pgp = splitList(opts.pgp, process.env.SOPS_PGP_FP);
+  const age = checkedPublicKeys('age', splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
+  const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, process.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
   if (age.length > 0 || pgp.length > 0) {
@@ -287,7 +280,12 @@ async function editInPlace(file: string, opts: SetOptions, edit: () => Promise<V
 
 export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
   const sources = await keySources(opts);
-  const changes = { addAge: checkedRecipients(opts.addAge ?? [], '--add-age'), rmAge: opts.rmAge ?? [], addPgp: opts.addPgp ?? [], rmPgp: opts.rmPgp ?? [] };
+  const changes = {
+    addAge: checkedPublicKeys('age', opts.addAge ?? [], '--add-age'),
+    rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
+    addPgp: checkedPublicKeys('pgp', opts.addPgp ?? [], '--add-pgp'),
+    rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
+  };
   await transformEach(
     files,
     opts,
