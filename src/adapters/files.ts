@@ -55,7 +55,9 @@ async function writeTarget(file: string): Promise<string> {
     try {
       isLink = (await lstat(path)).isSymbolicLink();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return path;
+      // Nothing there (or a file where a folder should be): not a link; creating it reports the rest.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return path;
       throw fsError(e, file, 'write file');
     }
     if (!isLink) return path;

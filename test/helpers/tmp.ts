@@ -55,6 +55,9 @@ process.on('exit', () => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The folders tempDir made in this process (the leak guard scans them). */
+export const tempDirsMade = (): readonly string[] => made;
+
 /** A fresh temp folder, removed when the test process ends (or by a later run if it is killed). */
 export function tempDir(prefix: string): Promise<string> {
   const dir = ownedTempDir(prefix);
