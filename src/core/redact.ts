@@ -13,18 +13,25 @@ interface PrivateKeyKind {
 }
 
 const BECH32 = '[02-9AC-HJ-NP-Zac-hj-np-z]';
-const armored = (label: string) => new RegExp(`-----BEGIN ${label}-----[\\s\\S]*?(?:-----END ${label}-----|$)`, 'g');
+/**
+ * An armored block from BEGIN to END (or to the end of the text), matched even when its spaces
+ * were lost or its case changed on the way (a `.sops.yaml` value is normalised like a fingerprint).
+ */
+const armored = (label: string) => {
+  const l = label.replace(/ /g, '\\s*');
+  return new RegExp(`-----\\s*BEGIN\\s*${l}\\s*-----[\\s\\S]*?(?:-----\\s*END\\s*${l}\\s*-----|$)`, 'gi');
+};
 
 // Order matters for describePrivateKey: the more specific kind first (PQ before plain age).
 const KINDS: PrivateKeyKind[] = [
   { what: 'a post-quantum age private key', re: new RegExp(`AGE-SECRET-KEY-PQ-1${BECH32}+`, 'gi') },
   { what: 'an age private key', re: new RegExp(`AGE-SECRET-KEY-1${BECH32}+`, 'gi') },
-  { what: 'an age plugin identity (a private key)', re: new RegExp(`AGE-PLUGIN-[A-Z0-9-]+-1${BECH32}+`, 'gi') },
+  { what: 'a private age plugin identity', re: new RegExp(`AGE-PLUGIN-[A-Z0-9-]+-1${BECH32}+`, 'gi') },
   { what: 'an armored OpenPGP private key', re: armored('PGP PRIVATE KEY BLOCK') },
   { what: 'an SSH private key', re: armored('OPENSSH PRIVATE KEY') },
   { what: 'a PEM private key', re: armored('(?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY') },
-  // A key whose armor lines were lost (a shell variable without quotes, a YAML folded scalar).
-  { what: 'part of an armored private key', re: /-----(?:BEGIN|END) [A-Z ]*PRIVATE KEY[A-Z ]*-----/g },
+  // A key whose armor lines were cut off (a shell variable without quotes, a YAML folded scalar).
+  { what: 'part of an armored private key', re: /-----\s*(?:BEGIN|END)[A-Z\s]*PRIVATE\s*KEY[A-Z\s]*-----/gi },
 ];
 
 /** "an age private key", … when `text` holds a private key; `undefined` when it holds none. */
@@ -60,8 +67,9 @@ const QUOTE_MAX = 80;
 export function quoteKeyValue(value: string): string {
   const kind = describePrivateKey(value);
   if (kind !== undefined) return kind;
-  const short = value.length > QUOTE_MAX ? `${value.slice(0, QUOTE_MAX)}…` : value;
-  return /^[\x21-\x7e]+$/.test(short) ? short : JSON.stringify(short);
+  const short = value.slice(0, QUOTE_MAX);
+  const quoted = /^[\x21-\x7e]+$/.test(short) ? short : JSON.stringify(short);
+  return value.length > QUOTE_MAX ? `${quoted}…` : quoted;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { publicKeyError } from '../keys/recipients.ts';
 import { isAlias, isMap, isNode, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
@@ -42,8 +43,14 @@ export const sopsRecipientsParams = recipientChange.extend({
 });
 export type SopsRecipientsParams = z.infer<typeof sopsRecipientsParams>;
 
+/** The cluster's rule; one naming something other than a public key (a pasted private key) is refused here, before it is compared or edited. */
 function clusterRule(text: string, file: string, clusterPath: string): CreationRule | undefined {
-  return parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
+  const rule = parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
+  if (rule?.invalidRecipient) {
+    const { type, id, line } = rule.invalidRecipient;
+    throw publicKeyError(type, id, { file, line }, 'E_CONFIG');
+  }
+  return rule;
 }
 
 const agesOf = (group: CreationRule['keyGroups'][number]) => group.flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));

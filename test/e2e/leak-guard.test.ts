@@ -41,6 +41,7 @@ void describe('the leak guard', () => {
     ['stderr', /canary canary-password-… in stderr of fluxstrap encrypt/],
     ['file-canary', /canary canary-password-… in file .*notes\.txt/],
     ['file-key', /an age private key in file .*values\.yaml/],
+    ['file-piece', /a piece of a registered age private key in file .*notes\.txt/],
     ['file-pgp', /an armored OpenPGP private key in file .*values\.yaml/],
   ] as const) {
     void it(`fails a file that leaks: ${leak}`, () => {

@@ -15,6 +15,9 @@ import { tempDirsMade } from './tmp.ts';
  */
 
 const canaries = new Set<string>();
+/** Pieces of registered age keys, upper case: a key cut short, or run together, is still found. */
+const keyPieces = new Set<string>();
+const PIECE = 20;
 const secretFiles = new Set<string>();
 
 export interface RecordedRun {
@@ -40,6 +43,18 @@ export function registerCanary(value: string): void {
   canaries.add(value);
 }
 
+/**
+ * Declare an age private key the test uses: besides the whole key (any private key is found by
+ * its shape), every 20-character piece of its secret part is then a leak too, so that a message
+ * quoting the first 80 characters of a mangled key cannot slip through. age keys only: an OpenPGP
+ * or SSH private key embeds its public key, which may be printed.
+ */
+export function registerPrivateKey(key: string): void {
+  const body = /^AGE-SECRET-KEY-(?:PQ-)?1(.+)$/i.exec(key.trim())?.[1];
+  if (body === undefined) throw new Error('registerPrivateKey takes an age private key');
+  for (let i = 0; i + PIECE <= body.length; i += PIECE / 2) keyPieces.add(body.slice(i, i + PIECE).toUpperCase());
+}
+
 /** A file this test wrote, or had the CLI write, with secrets in it on purpose. */
 export function allowSecretsIn(file: string): void {
   secretFiles.add(resolve(file));
@@ -54,12 +69,21 @@ export interface Leak {
   what: string;
 }
 
-/** What a leak is, without printing the secret in the test report. */
-function secretsIn(text: string): string[] {
+/** The canaries and private keys in `text`, each named without printing it (a test report is output too). */
+export function leaksIn(text: string): string[] {
   const found: string[] = [];
   for (const c of canaries) if (text.includes(c)) found.push(`canary ${c.slice(0, c.lastIndexOf('-'))}-…`);
   const key = describePrivateKey(text);
   if (key !== undefined) found.push(key);
+  else if (keyPieces.size > 0) {
+    const flat = text.replace(/\s+/g, '').toUpperCase();
+    for (const piece of keyPieces) {
+      if (flat.includes(piece)) {
+        found.push('a piece of a registered age private key');
+        break;
+      }
+    }
+  }
   return found;
 }
 
@@ -95,7 +119,7 @@ function scanFiles(dir: string, leaks: Leak[]): void {
     } catch {
       continue; // unreadable on purpose (a test's mode 000 file)
     }
-    const found = secretsIn(text).filter((what) => what.startsWith('canary') || !isKeyFile(text));
+    const found = leaksIn(text).filter((what) => what.startsWith('canary') || !isKeyFile(text));
     for (const what of found) leaks.push({ where: `file ${path}`, what });
   }
 }
@@ -105,8 +129,8 @@ export function findLeaks(roots: readonly string[] = tempDirsMade()): Leak[] {
   const leaks: Leak[] = [];
   for (const run of runs) {
     const name = `fluxstrap ${run.args.join(' ').slice(0, 120)}`;
-    for (const what of secretsIn(run.stderr)) leaks.push({ where: `stderr of ${redactPrivateKeys(name)}`, what });
-    if (!run.revealsSecrets) for (const what of secretsIn(run.stdout)) leaks.push({ where: `stdout of ${redactPrivateKeys(name)}`, what });
+    for (const what of leaksIn(run.stderr)) leaks.push({ where: `stderr of ${redactPrivateKeys(name)}`, what });
+    if (!run.revealsSecrets) for (const what of leaksIn(run.stdout)) leaks.push({ where: `stdout of ${redactPrivateKeys(name)}`, what });
   }
   for (const root of roots) scanFiles(root, leaks);
   return leaks;

@@ -1,5 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -66,8 +66,9 @@ export function tempDir(prefix: string): Promise<string> {
 }
 
 /**
- * Every file under `dir` (except .git) with its content and mode, keyed by relative path: compare
- * two snapshots to prove a command changed nothing, or changed exactly what it said.
+ * Every file under `dir` (except .git) with its content and mode, and every symlink with its
+ * target, keyed by relative path: compare two snapshots to prove a command changed nothing, or
+ * changed exactly what it said (a link replaced by a file is a change).
  */
 export async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -76,6 +77,7 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
       if (e.name === '.git') continue;
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
+      else if (e.isSymbolicLink()) out[relative(dir, p)] = `-> ${await readlink(p)}`;
       else out[relative(dir, p)] = `${((await stat(p)).mode & 0o777).toString(8)} ${await readFile(p, 'utf8')}`;
     }
   }

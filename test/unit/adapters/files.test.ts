@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { writeAllAtomic, writeAtomic, type BatchWrite, type CommitOps } from '../../../src/adapters/files.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
+import { snapshot } from '../../helpers/tmp.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-files-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,7 +84,7 @@ void describe('writeAtomic through symlinks', () => {
 });
 
 /** Three files, the second a symlink to a file in another folder and the third a new file. */
-function batchFixture(): { sub: string; writes: BatchWrite[]; before: Record<string, string> } {
+async function batchFixture(): Promise<{ sub: string; writes: BatchWrite[]; before: Record<string, string> }> {
   const sub = mkdtempSync(join(dir, 'batch-'));
   mkdirSync(join(sub, 'elsewhere'));
   writeFileSync(join(sub, 'a.yaml'), 'a: plain\n');
@@ -95,27 +96,14 @@ function batchFixture(): { sub: string; writes: BatchWrite[]; before: Record<str
     { file: join(sub, 'b.yaml'), content: 'b: ENC\n' },
     { file: join(sub, 'c.yaml'), content: 'c: ENC\n' },
   ];
-  return { sub, writes, before: tree(sub) };
-}
-
-/** Every entry under `root`: a file's mode and content, a symlink's target. */
-function tree(root: string, rel = ''): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(join(root, rel))) {
-    const p = join(rel, name);
-    const st = lstatSync(join(root, p));
-    if (st.isSymbolicLink()) out[p] = `-> ${readlinkSync(join(root, p))}`;
-    else if (st.isDirectory()) Object.assign(out, tree(root, p));
-    else out[p] = `${(st.mode & 0o777).toString(8)} ${readFileSync(join(root, p), 'utf8')}`;
-  }
-  return out;
+  return { sub, writes, before: await snapshot(sub) };
 }
 
 void describe('writeAllAtomic', () => {
   void it('publishes every file of the batch, through symlinks, keeping modes, leaving no temp file', async () => {
-    const { sub, writes } = batchFixture();
+    const { sub, writes } = await batchFixture();
     await writeAllAtomic(writes);
-    assert.deepEqual(tree(sub), {
+    assert.deepEqual(await snapshot(sub), {
       'a.yaml': '644 a: ENC\n',
       'b.yaml': '-> elsewhere/b.yaml',
       'elsewhere/b.yaml': '600 b: ENC\n',
@@ -125,7 +113,7 @@ void describe('writeAllAtomic', () => {
 
   for (const failAt of [1, 2, 3]) {
     void it(`leaves every file as it was when rename ${failAt} of 3 fails`, async () => {
-      const { sub, writes, before } = batchFixture();
+      const { sub, writes, before } = await batchFixture();
       let calls = 0;
       const failing: CommitOps = {
         rename: async (from, to) => {
@@ -135,16 +123,16 @@ void describe('writeAllAtomic', () => {
       };
       await assert.rejects(writeAllAtomic(writes, failing), (e: unknown) => e instanceof FluxstrapError && e.message === 'cannot write file: no space left on device' && e.location?.file === writes[failAt - 1]?.file);
       assert.equal(calls, failAt, 'nothing is published after the failure');
-      assert.deepEqual(tree(sub), before);
+      assert.deepEqual(await snapshot(sub), before);
     });
   }
 
   void it('stages every file before publishing any: a target that refuses its content stops the batch with nothing changed', async () => {
-    const { sub, writes, before } = batchFixture();
+    const { sub, writes, before } = await batchFixture();
     // A folder where the third file should be: refused at staging even for root, who ignores modes.
     mkdirSync(join(sub, 'd.yaml'));
     await assert.rejects(writeAllAtomic([...writes.slice(0, 2), { file: join(sub, 'd.yaml'), content: 'd\n' }, ...writes.slice(2)]), (e: unknown) => e instanceof FluxstrapError && e.location?.file === join(sub, 'd.yaml') && e.message === 'cannot write file: is a directory');
-    assert.deepEqual(tree(sub), before);
+    assert.deepEqual(await snapshot(sub), before);
   });
 
   void it('writes a file whose name is near the length limit (temp names are cut short)', async () => {
@@ -152,11 +140,11 @@ void describe('writeAllAtomic', () => {
     const long = join(sub, `${'x'.repeat(250)}.yaml`);
     writeFileSync(long, 'x: plain\n');
     await writeAllAtomic([{ file: long, content: 'x: ENC\n' }]);
-    assert.deepEqual(tree(sub), { [`${'x'.repeat(250)}.yaml`]: '644 x: ENC\n' });
+    assert.deepEqual(await snapshot(sub), { [`${'x'.repeat(250)}.yaml`]: '644 x: ENC\n' });
   });
 
   void it('keeps the last content when two names of the batch are one file', async () => {
-    const { sub, writes } = batchFixture();
+    const { sub, writes } = await batchFixture();
     await writeAllAtomic([...writes, { file: join(sub, 'elsewhere', 'b.yaml'), content: 'b: last\n' }]);
     assert.equal(readFileSync(join(sub, 'elsewhere', 'b.yaml'), 'utf8'), 'b: last\n');
     assert.deepEqual(readdirSync(join(sub, 'elsewhere')), ['b.yaml']);
