@@ -4,6 +4,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, t
 import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
+import { describePrivateKey } from '../core/redact.ts';
 import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
 import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
@@ -199,7 +200,9 @@ export function parseConfig(text: string, file: string): SopsConfig {
     } else {
       keyGroups = [groupFrom(r, where, true)];
     }
-    const invalid = keyGroups.flat().find((k) => (k.type === 'age' || k.type === 'pgp') && !isPublicKey(k.type, stanzaName(k)));
+    const bad = keyGroups.flat().filter((k) => (k.type === 'age' || k.type === 'pgp') && !isPublicKey(k.type, stanzaName(k)));
+    // A pasted private key first: it must be named as such even behind a placeholder.
+    const invalid = bad.find((k) => describePrivateKey(stanzaName(k)) !== undefined) ?? bad[0];
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
       ...(invalid ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),

@@ -1,3 +1,4 @@
+import { describePrivateKey } from '../core/redact.ts';
 import { publicKeyError } from '../keys/recipients.ts';
 import { isAlias, isMap, isNode, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
@@ -43,10 +44,14 @@ export const sopsRecipientsParams = recipientChange.extend({
 });
 export type SopsRecipientsParams = z.infer<typeof sopsRecipientsParams>;
 
-/** The cluster's rule; one naming something other than a public key (a pasted private key) is refused here, before it is compared or edited. */
+/**
+ * The cluster's rule. One holding a pasted private key is refused here, before the key can be
+ * compared, copied to another group or echoed in a plan; other invalid entries are left to the
+ * commands that encrypt with them.
+ */
 function clusterRule(text: string, file: string, clusterPath: string): CreationRule | undefined {
   const rule = parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
-  if (rule?.invalidRecipient) {
+  if (rule?.invalidRecipient && describePrivateKey(rule.invalidRecipient.id) !== undefined) {
     const { type, id, line } = rule.invalidRecipient;
     throw publicKeyError(type, id, { file, line }, 'E_CONFIG');
   }
