@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, lstat, mkdir, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, copyFile, link, lstat, mkdir, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FluxstrapError, fsError } from '../core/errors.ts';
 
@@ -170,6 +171,7 @@ export interface BatchWrite {
 /** The filesystem calls that publish a batch; a unit test swaps in one that fails the n-th call. */
 export interface CommitOps {
   rename: (from: string, to: string) => Promise<void>;
+  link: (existing: string, newPath: string) => Promise<void>;
 }
 
 /**
@@ -179,7 +181,7 @@ export interface CommitOps {
  * that fails midway puts back the files already replaced, and a file the batch created is removed.
  * Paths that resolve to the same file keep the last content, as successive writes would.
  */
-export async function writeAllAtomic(writes: BatchWrite[], ops: CommitOps = { rename }): Promise<void> {
+export async function writeAllAtomic(writes: BatchWrite[], ops: CommitOps = { rename, link }): Promise<void> {
   const staged: Staged[] = [];
   // By target: two names of one file (a link and its target) share one original.
   const originals = new Map<string, string>();
@@ -191,7 +193,7 @@ export async function writeAllAtomic(writes: BatchWrite[], ops: CommitOps = { re
       if (s.existed && !originals.has(s.target)) {
         const original = sidecar(s.target, 'orig');
         try {
-          await link(s.target, original);
+          await keepOriginal(s.target, original, ops);
         } catch (e) {
           throw fsError(e, s.file, 'keep the original of');
         }
@@ -217,6 +219,17 @@ export async function writeAllAtomic(writes: BatchWrite[], ops: CommitOps = { re
   } finally {
     for (const s of staged) await removeQuietly(s.tmp);
     for (const original of originals.values()) if (!kept.includes(original)) await removeQuietly(original);
+  }
+}
+
+/** A hard link costs nothing and keeps the mode; a filesystem without them gets a copy. */
+async function keepOriginal(target: string, original: string, ops: CommitOps): Promise<void> {
+  try {
+    await ops.link(target, original);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw e;
+    await copyFile(target, original, constants.COPYFILE_EXCL);
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { link, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -116,6 +116,7 @@ void describe('writeAllAtomic', () => {
       const { sub, writes, before } = await batchFixture();
       let calls = 0;
       const failing: CommitOps = {
+        link,
         rename: async (from, to) => {
           if (++calls === failAt) throw Object.assign(new Error('injected'), { code: 'ENOSPC' });
           await rename(from, to);
@@ -126,6 +127,20 @@ void describe('writeAllAtomic', () => {
       assert.deepEqual(await snapshot(sub), before);
     });
   }
+
+  void it('keeps copies of the originals where hard links are refused, and rolls back from them', async () => {
+    const { sub, writes, before } = await batchFixture();
+    let renames = 0;
+    const noLinks: CommitOps = {
+      link: () => Promise.reject(Object.assign(new Error('no hard links here'), { code: 'EPERM' })),
+      rename: async (from, to) => {
+        if (++renames === 3) throw Object.assign(new Error('injected'), { code: 'EIO' });
+        await rename(from, to);
+      },
+    };
+    await assert.rejects(writeAllAtomic(writes, noLinks), (e: unknown) => e instanceof FluxstrapError && e.location?.file === writes[2]?.file);
+    assert.deepEqual(await snapshot(sub), before, 'contents and modes restored from the copies, no copy left');
+  });
 
   void it('stages every file before publishing any: a target that refuses its content stops the batch with nothing changed', async () => {
     const { sub, writes, before } = await batchFixture();
