@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
 import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
@@ -62,8 +63,9 @@ async function readInput(file: string): Promise<Buffer> {
   }
 }
 
+/** Status lines quote recipients from the files themselves, which a hostile file can fill with a private key. */
 function status(opts: CommonOptions, line: string): void {
-  if (!opts.quiet) process.stderr.write(`${line}\n`);
+  if (!opts.quiet) process.stderr.write(`${redactPrivateKeys(line)}\n`);
 }
 
 /**
@@ -340,7 +342,8 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   const { check } = await import('./check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
   const sources = await keySources(opts, false);
-  const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
+  // Reasons quote the recipients a file names, and a hostile file can name a private key there.
+  const findings = (await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources })).map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
   if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
   else for (const f of findings) process.stdout.write(`${f.file}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;

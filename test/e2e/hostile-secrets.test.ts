@@ -391,12 +391,45 @@ const valueRows: Row[] = [
   { name: 'rotate -i on a plaintext file', args: () => ['rotate', '-i', 'plain.yaml'], code: 1 },
 ];
 
+// ---- SOPS files whose own metadata holds a private key ----------------------------------------
+
+const STANZA = / {8}- enc: \|\n(?: {12}.*\n)+ {10}recipient: (age1\S+)\n/;
+/** enc.yaml with its age stanza copied, or moved (`only`), under a private key posing as the recipient. */
+const keyInMetadata = (only: boolean) => (w: World) => {
+  const file = join(w.dir, 'enc.yaml');
+  const text = readFileSync(file, 'utf8');
+  const m = STANZA.exec(text);
+  assert.ok(m, 'enc.yaml has an age stanza');
+  const forged = m[0].replace(m[1] ?? '', keys.age ?? '');
+  writeFileSync(file, text.replace(m[0], only ? forged : `${m[0]}${forged}`));
+  allowSecretsIn(file);
+};
+const noKeys = () => ({ SOPS_AGE_KEY_FILE: '' });
+
+const hostileFileRows: Row[] = [
+  {
+    name: 'updatekeys drops a private key posing as a recipient, without printing it',
+    setup: keyInMetadata(false),
+    args: () => ['updatekeys', 'enc.yaml'],
+    code: 0,
+    verify: (w, r) => {
+      assert.match(r.stderr, /^enc\.yaml: keys updated; removed age:<an age private key, not shown>$/m);
+      assert.ok(!readFileSync(join(w.dir, 'enc.yaml'), 'utf8').includes('AGE-SECRET-KEY'));
+    },
+  },
+  { name: 'decrypt of a file "encrypted to" a private key names it, not shows it', setup: keyInMetadata(true), env: noKeys, args: () => ['decrypt', 'enc.yaml'], code: 1, error: /^no key at hand opens this file$/, where: 'enc.yaml' },
+  { name: 'check --key-file of such a file reports it without the key', setup: keyInMetadata(true), env: noKeys, args: () => ['check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: findingsOnly },
+  { name: '--json check --key-file of such a file', setup: keyInMetadata(true), env: noKeys, args: () => ['--json', 'check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: (_w, r) => assert.equal((JSON.parse(r.stdout) as { ok: boolean }).ok, false) },
+  { name: 'rotate -i of such a file cannot encrypt the new data key to it', setup: keyInMetadata(false), args: () => ['rotate', '-i', 'enc.yaml'], code: 1, error: /^cannot encrypt to the age recipient <an age private key, not shown>: / },
+];
+
 const ALL: [string, () => Row[]][] = [
   ...Object.keys(KINDS).map((kind): [string, () => Row[]] => [`${KINDS[kind] ?? kind} where a public key belongs`, () => privateKeyRows(kind)]),
   ['bad public keys', () => badRecipientRows],
   ['in-place writes through symlinks', () => symlinkRows],
   ['batches with a target that cannot be written', () => unwritableRows],
   ['empty values and bad flags', () => valueRows],
+  ['SOPS files whose metadata holds a private key', () => hostileFileRows],
 ];
 
 for (const [title, make] of ALL) {
