@@ -85,7 +85,7 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** Temp files a writer might leave behind (writeAtomic names them `.<name>.<hex>.tmp`). */
+/** Temp files a writer might leave behind (writeAtomic names them `.<name>.<hex>.<new|orig>.tmp`). */
 export async function leftoverTempFiles(dir: string): Promise<string[]> {
   const found = Object.keys(await snapshot(dir));
   return found.filter((f) => f.endsWith('.tmp'));
