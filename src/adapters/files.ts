@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, open, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { chmod, copyFile, link, lstat, mkdir, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { FluxstrapError, fsError } from '../core/errors.ts';
 
 /** Read a UTF-8 text file, mapping failures to one-line errors that name the file. */
@@ -39,6 +39,11 @@ export interface WriteOptions {
   dirMode?: number;
   /** Refuse when the file exists (keys are never overwritten), atomically: no check-then-write race. */
   exclusive?: boolean;
+  /**
+   * A folder the write must land in, symlinks followed: files a repository holds are written through
+   * its symlinks only when they stay inside it, so a hostile checkout cannot aim a write at ~/.bashrc.
+   */
+  within?: string;
 }
 
 /** Symlink hops followed before giving up, as the kernel does (ELOOP). */
@@ -86,6 +91,21 @@ const sidecar = (target: string, kind: string) => join(dirname(target), `.${base
 /** Cleanup must not hide the error that made it necessary. */
 const removeQuietly = (path: string) => rm(path, { force: true }).catch(() => undefined);
 
+async function checkWithin(file: string, target: string, root: string): Promise<void> {
+  let rel: string;
+  try {
+    rel = relative(await realpath(root), join(await realpath(dirname(target)), basename(target)));
+  } catch (e) {
+    throw fsError(e, file, 'write file');
+  }
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    throw new FluxstrapError('E_PRECONDITION', 'refusing to write through a symlink that leads out of the repository', {
+      location: { file },
+      hint: 'replace the symlink with the file itself, or point it inside the repository',
+    });
+  }
+}
+
 /**
  * Write the new content to a temp file in the target's folder (same filesystem, so the rename that
  * publishes it is atomic), fsynced, with the final mode from the start: secret content is never
@@ -101,6 +121,7 @@ async function stage(file: string, content: string | Uint8Array, opts: WriteOpti
     const notDir = (e as NodeJS.ErrnoException).code === 'EEXIST' ? Object.assign(new Error(), { code: 'ENOTDIR' }) : e;
     throw fsError(notDir, dir, 'create folder');
   }
+  if (opts.within !== undefined) await checkWithin(file, target, opts.within);
   let mode = opts.mode ?? 0o644;
   let existed = false;
   try {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -311,6 +311,22 @@ const symlinkRows: Row[] = [
     args: (w) => ['keys', 'new', '--append', '--out', join(w.dir, 'k-link.agekey')],
     code: 0,
     verify: throughLink('k-link.agekey', 'k.agekey', (t) => assert.equal(t.match(/^AGE-SECRET-KEY-1/gm)?.length, 2)),
+  },
+  {
+    name: 'init does not write through a repository symlink that leads out of it',
+    inRepo: true,
+    setup: (w) => {
+      writeFileSync(join(w.repo, '..', 'outside.txt'), 'mine\n');
+      rmSync(join(w.repo, '.gitignore'));
+      symlinkSync(join('..', 'outside.txt'), join(w.repo, '.gitignore'));
+    },
+    args: (w) => ['init', '--cluster', 'production', '--repo', w.repo, '--age', recipient],
+    code: 1,
+    verify: (w, r) => {
+      assert.match(r.stderr, /^ {2}error: refusing to write through a symlink that leads out of the repository \(\S+\/\.gitignore\)$/m);
+      assert.equal(readFileSync(join(w.repo, '..', 'outside.txt'), 'utf8'), 'mine\n');
+      assert.ok(lstatSync(join(w.repo, '.gitignore')).isSymbolicLink());
+    },
   },
   { name: 'keys new (no --append) through a symlink to a key refuses', args: (w) => ['keys', 'new', '--out', join(w.dir, 'k-link.agekey')], code: 1, error: /^refusing to overwrite an existing key file/ },
 ];

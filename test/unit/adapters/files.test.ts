@@ -74,6 +74,25 @@ void describe('writeAtomic through symlinks', () => {
     await assert.rejects(writeAtomic(join(sub, 'a'), 'x'), (e: unknown) => e instanceof FluxstrapError && e.location?.file === join(sub, 'a') && e.message === 'cannot write file: ELOOP');
   });
 
+  void it('with `within`, follows links that stay inside the folder and refuses those that lead out, touching nothing', async () => {
+    const sub = mkdtempSync(join(dir, 'within-'));
+    const repo = join(sub, 'repo');
+    mkdirSync(join(repo, 'clusters'), { recursive: true });
+    writeFileSync(join(sub, 'bashrc'), 'mine\n');
+    writeFileSync(join(repo, 'real.yaml'), 'old\n');
+    symlinkSync('real.yaml', join(repo, 'inside.yaml'));
+    symlinkSync('../bashrc', join(repo, '.gitignore'));
+    symlinkSync(join('..', '..'), join(repo, 'clusters', 'out'));
+    await writeAtomic(join(repo, 'inside.yaml'), 'new\n', { within: repo });
+    assert.equal(readFileSync(join(repo, 'real.yaml'), 'utf8'), 'new\n');
+    // A link to the file, a folder link above the file (existing, and new).
+    for (const out of [join(repo, '.gitignore'), join(repo, 'clusters', 'out', 'bashrc'), join(repo, 'clusters', 'out', 'x.yaml')]) {
+      await assert.rejects(writeAtomic(out, 'evil\n', { within: repo }), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION' && e.location?.file === out, out);
+    }
+    assert.equal(readFileSync(join(sub, 'bashrc'), 'utf8'), 'mine\n');
+    assert.deepEqual(readdirSync(sub).sort(), ['bashrc', 'repo']);
+  });
+
   void it('still refuses to overwrite a key through a symlink when exclusive', async () => {
     const sub = mkdtempSync(join(dir, 'key-link-'));
     writeFileSync(join(sub, 'key.txt'), 'precious');
