@@ -8,7 +8,8 @@ import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE } from '../config/fluxstrap-config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
-import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import { checkedPublicKeys } from '../keys/recipients.ts';
 import { identitiesFromEnv } from '../keys/actions.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
@@ -112,9 +113,7 @@ async function clusterDir(repo: string, cluster: string, path: string | undefine
 
 async function publicKey(opts: InitOptions): Promise<PublicKey> {
   if (opts.age && opts.age.length > 0) {
-    const bad = opts.age.find((r) => !isAgeRecipient(r));
-    if (bad !== undefined) throw usageError(`not an age recipient: ${bad}`, 'an age recipient starts with age1 (see `fluxstrap keys pub`)');
-    return { type: 'age', recipients: opts.age };
+    return { type: 'age', recipients: checkedPublicKeys('age', opts.age, '--age') };
   }
   if (opts.keyFile === undefined) return { type: 'age', recipients: unique((await identitiesFromEnv(process.env)).map((i) => i.recipient)) };
   const text = await readText(opts.keyFile);

@@ -4,7 +4,8 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, t
 import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
-import { isAgeRecipient } from '../keys/age.ts';
+import { describePrivateKey } from '../core/redact.ts';
+import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
 import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
@@ -25,7 +26,7 @@ export interface CreationRule {
    * A mistyped age recipient of this rule. Only encrypting with the rule is refused: a typo in
    * one cluster's rule must not keep anyone from decrypting, or from encrypting for another.
    */
-  invalidRecipient?: { id: string; line: number };
+  invalidRecipient?: { type: PublicKeyType; id: string; line: number };
 }
 
 export interface SopsConfig {
@@ -199,10 +200,12 @@ export function parseConfig(text: string, file: string): SopsConfig {
     } else {
       keyGroups = [groupFrom(r, where, true)];
     }
-    const invalid = keyGroups.flat().find((k) => k.type === 'age' && !isAgeRecipient(stanzaName(k)));
+    const bad = keyGroups.flat().filter((k) => (k.type === 'age' || k.type === 'pgp') && !isPublicKey(k.type, stanzaName(k)));
+    // A pasted private key first: it must be named as such even behind a placeholder.
+    const invalid = bad.find((k) => describePrivateKey(stanzaName(k)) !== undefined) ?? bad[0];
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
-      ...(invalid ? { invalidRecipient: { id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
+      ...(invalid ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
       keyGroups,
       shamirThreshold: intOf(r.get('shamir_threshold', true), 'shamir_threshold', where),
       rules: selection,

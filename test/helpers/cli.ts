@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { installLeakGuard, recordRun } from './canary.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -16,7 +17,15 @@ export interface CliOptions {
   input?: string;
   /** Extra flags for node itself, e.g. `--import` of a tracing hook. */
   nodeArgs?: string[];
+  /** Stdout carries secret values by design (decrypt): the leak guard then scans stderr only. */
+  revealsSecrets?: boolean;
+  /** Run as this user and group (root only): a read-only folder refuses only a user other than root. */
+  uid?: number;
+  gid?: number;
 }
+
+// Every run's output is scanned for canaries and private keys once the test file is done.
+installLeakGuard();
 
 /** Run the built CLI (`npm run build` first) with the Node that runs the tests, as CI would. */
 export function runCli(args: string[], opts: CliOptions = {}): CliResult {
@@ -25,7 +34,10 @@ export function runCli(args: string[], opts: CliOptions = {}): CliResult {
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     ...(opts.input !== undefined ? { input: opts.input } : {}),
     env: { ...process.env, CI: '1', NO_COLOR: '1', ...opts.env },
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
   });
   if (r.error) throw r.error;
+  recordRun({ args, stdout: r.stdout, stderr: r.stderr, revealsSecrets: opts.revealsSecrets === true });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
