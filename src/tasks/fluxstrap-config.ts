@@ -215,7 +215,7 @@ export async function fluxstrapConfigTaskParams(
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
 }
 
-async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
+export async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
   const text = await readTextIfExists(join(repo, CONFIG_FILE));
   return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster];
 }
