@@ -20,17 +20,19 @@ export interface LoadedManifests {
 }
 
 /**
- * A Flux release's manifests (manifests.tar.gz unpacked): from `--flux-manifests DIR`, else the
- * copy shipped for the default version. Only the files a release holds are read.
+ * A Flux release's manifests (manifests.tar.gz unpacked): from `--flux-manifests DIR`, the copy
+ * shipped for the default version, or the release on GitHub (verified, cached). Only the files a
+ * release holds are read.
  */
-export async function loadManifests(version: string, dir?: string): Promise<LoadedManifests> {
-  if (dir === undefined && version !== DEFAULT_FLUX_VERSION) {
+export async function loadManifests(version: string, dir?: string, download?: { env: NodeJS.ProcessEnv; userAgent: string }): Promise<LoadedManifests> {
+  if (dir === undefined && version !== DEFAULT_FLUX_VERSION && download === undefined) {
     throw new FluxstrapError('E_NOT_FOUND', `fluxstrap ships the manifests of Flux ${DEFAULT_FLUX_VERSION}, not ${version}`, {
       location: { field: '--flux-version' },
       hint: `download manifests.tar.gz of Flux ${version} from https://github.com/fluxcd/flux2/releases, unpack it and pass --flux-manifests DIR`,
     });
   }
-  const from = dir ?? shipped(version);
+  const fetched = dir === undefined && version !== DEFAULT_FLUX_VERSION && download ? await (await import('./release.ts')).releaseManifests(version, download.env, download.userAgent) : undefined;
+  const from = dir ?? fetched ?? shipped(version);
   const names = await readdir(from).catch(() => {
     throw new FluxstrapError('E_NOT_FOUND', 'Flux manifests folder not found', { location: { file: from }, hint: '--flux-manifests takes the folder of an unpacked manifests.tar.gz' });
   });
@@ -45,7 +47,7 @@ export async function loadManifests(version: string, dir?: string): Promise<Load
       hint: 'expected rbac.yaml, policies.yaml and <controller>.yaml files, as in a release\'s manifests.tar.gz',
     });
   }
-  return { bundle, components, source: dir ?? `the Flux ${version} manifests shipped with fluxstrap` };
+  return { bundle, components, source: dir ?? (fetched === undefined ? `the Flux ${version} manifests shipped with fluxstrap` : `the Flux ${version} release on GitHub`) };
 }
 
 /** A controller's bundle names its Deployment and its image, as every Flux release's does. */

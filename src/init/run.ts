@@ -7,6 +7,7 @@ import type { GlobalOptions } from '../cli/context.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE } from '../config/fluxstrap-config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
+import { version } from '../cli/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import { identitiesFromEnv } from '../keys/actions.ts';
@@ -49,7 +50,7 @@ export async function runInit(opts: InitOptions, g: GlobalOptions): Promise<numb
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
-  const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts);
+  const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: process.env, userAgent: `fluxstrap/${version}` });
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
     ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
