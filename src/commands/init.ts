@@ -22,6 +22,7 @@ export function registerInit(program: Command): void {
     .option('--git-url <url>', 'URL Flux pulls from, https:// or ssh:// (git@host:owner/repo is converted; default: the origin remote)')
     .option('--branch <name>', 'branch Flux follows (default: the origin remote\'s default branch, else main)')
     .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
+    .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key')
     .option('--flux-version <version>', 'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)')
@@ -71,6 +72,7 @@ Examples:
   fluxstrap init --cluster home --git-url https://git.home/me/fleet.git --components-extra image-reflector-controller,image-automation-controller
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
+  fluxstrap init --cluster home --git-url https://gitea.example.com/me/fleet.git --git-username me --git-token-env GITEA_TOKEN
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts`,
     )
     .action(async (opts: InitOptions, cmd: Command) => {

@@ -61,7 +61,7 @@ const ClusterSchema = z.strictObject({
       auth: GitAuthSchema.optional(),
     })
     .optional(),
-  ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then ~/.config/sops/age/keys.txt.'),
+  ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -153,7 +153,7 @@ export function expandPath(p: string, base: string): string {
  *    _GIT_BRANCH, _PATH, _AGE_KEY_FILE), so `make provision CLUSTER=prod` needs no prompt;
  * 3. the cluster's entry in fluxstrap.yaml (relative paths are relative to the repository);
  * 4. the defaults: $KUBECONFIG / current context, branch main, path clusters/<name>, and for the
- *    age key $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt (as sops does).
+ *    age key $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, sops' default key file (as sops does).
  */
 export function resolveCluster(
   config: FluxstrapConfig | undefined,

@@ -91,3 +91,4 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
     };
   },
 });
+
