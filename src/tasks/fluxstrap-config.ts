@@ -227,7 +227,7 @@ export async function fluxstrapConfigTaskParams(
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
 }
 
-async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
+export async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
   const text = await readTextIfExists(join(repo, CONFIG_FILE));
   return text === undefined ? undefined : clusterEntryOf(parseConfig(text, CONFIG_FILE), cluster);
 }

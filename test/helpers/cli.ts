@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { installLeakGuard, recordRun } from './canary.ts';
 
@@ -40,4 +40,21 @@ export function runCli(args: string[], opts: CliOptions = {}): CliResult {
   if (r.error) throw r.error;
   recordRun({ args, stdout: r.stdout, stderr: r.stderr, revealsSecrets: opts.revealsSecrets === true });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runCli without blocking the test's event loop, for tests that serve the CLI from this process (a GitHub stand-in). */
+export function runCliAsync(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), cliPath, ...args], {
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      env: { ...process.env, CI: '1', NO_COLOR: '1', ...opts.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(opts.input ?? '');
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
 }
