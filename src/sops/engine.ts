@@ -19,11 +19,11 @@ import { decryptTree, encryptTree, ValueError } from './walk.ts';
  * or INI spell a key, since sops writes its metadata after the data. 0 when none does.
  */
 function metadataLine(bytes: Buffer, key: string): number {
-  const spellings = [`${key}:`, `"${key}"`, `sops_${key}=`, `${key}=`, `${key} =`];
   const lines = bytes.toString('utf8').split('\n');
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i]?.trimStart() ?? '';
-    if (spellings.some((s) => line.startsWith(s))) return i + 1;
+    const name = [`"${key}"`, `sops_${key}`, key].find((n) => line.startsWith(n));
+    if (name !== undefined && /^\s*[:=]/.test(line.slice(name.length))) return i + 1;
   }
   return 0;
 }
