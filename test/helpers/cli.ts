@@ -16,6 +16,8 @@ export interface CliOptions {
   input?: string;
   /** Extra flags for node itself, e.g. `--import` of a tracing hook. */
   nodeArgs?: string[];
+  /** Kill the run after this many ms: a test of input that could hang fails instead of hanging. */
+  timeout?: number;
 }
 
 /** Run the built CLI (`npm run build` first) with the Node that runs the tests, as CI would. */
@@ -24,6 +26,7 @@ export function runCli(args: string[], opts: CliOptions = {}): CliResult {
     encoding: 'utf8',
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     ...(opts.input !== undefined ? { input: opts.input } : {}),
+    ...(opts.timeout !== undefined ? { timeout: opts.timeout, killSignal: 'SIGKILL' as const } : {}),
     env: { ...process.env, CI: '1', NO_COLOR: '1', ...opts.env },
   });
   if (r.error) throw r.error;

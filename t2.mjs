@@ -1,0 +1,13 @@
+import { enableCompileCache } from 'node:module';
+import { createRequire } from 'node:module';
+enableCompileCache();
+const t0 = performance.now();
+const { RE2JS } = createRequire(import.meta.url)('re2js');
+const t1 = performance.now();
+const r = RE2JS.compile('^(data|stringData)$');
+const t2 = performance.now();
+r.test('data');
+const t3 = performance.now();
+RE2JS.compile('^clusters/prod/.*\\.ya?ml$').test('clusters/prod/x.yaml');
+const t4 = performance.now();
+console.log('require', (t1-t0).toFixed(1), 'compile', (t2-t1).toFixed(1), 'test', (t3-t2).toFixed(1), 'second', (t4-t3).toFixed(1));
