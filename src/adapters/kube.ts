@@ -385,7 +385,8 @@ function nativeConnection(opts: KubeOptions): Connection | undefined {
       throw configError(file, `cannot read ${fileKey} ${from[fileKey]} of kube context "${contextName}"`);
     }
   };
-  const server = cluster.server.replace(/\/+$/, '');
+  // `(?<!\/)`: a match starts at a run's first slash, so a long run of slashes costs linear time, not quadratic.
+  const server = cluster.server.replace(/(?<!\/)\/+$/, '');
   let auth: string | undefined;
   if (typeof user.token === 'string') auth = `Bearer ${user.token}`;
   else if (typeof user.tokenFile === 'string') auth = `Bearer ${bytes('', 'tokenFile', user)?.toString('utf8').trim() ?? ''}`;
@@ -463,7 +464,7 @@ async function clientNodeConnection(opts: KubeOptions): Promise<Connection> {
     const res = await undici.fetch(url, { method, headers: { ...ctx.getHeaders(), ...headers }, signal, ...(body !== undefined ? { body } : {}), dispatcher: ctx.getDispatcher() as never });
     return { status: res.status, body: (res.body ?? []) as AsyncIterable<Uint8Array>, text: () => res.text() };
   };
-  return { transport, server: cluster.server.replace(/\/+$/, ''), context: kc.getCurrentContext() };
+  return { transport, server: cluster.server.replace(/(?<!\/)\/+$/, ''), context: kc.getCurrentContext() };
 }
 
 interface RequestOptions {
