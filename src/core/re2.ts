@@ -1,7 +1,6 @@
 // Not JS RegExp: sops and kustomize patterns are Go regexp (RE2): JS backtracks (`^(a+)+$` hangs) and lacks Go syntax (`[[:alpha:]]`, `\pL`, `\Q…\E`).
 import { createRequire } from 'node:module';
 import type * as Re2js from 're2js';
-import type { RE2JS } from 're2js';
 import { configError, type Location } from './errors.ts';
 
 /**
@@ -28,10 +27,10 @@ const cut = (s: string): string => (s.length > 60 ? `${s.slice(0, 57)}...` : s);
  * tests become a map lookup instead of a run of the automaton.
  */
 class Compiled implements Re2 {
-  readonly #re: RE2JS;
+  readonly #re: Re2js.RE2JS;
   readonly #seen = new Map<string, boolean>();
 
-  constructor(re: RE2JS) {
+  constructor(re: Re2js.RE2JS) {
     this.#re = re;
   }
 
@@ -51,11 +50,14 @@ class Compiled implements Re2 {
 // Compiled patterns or RE2's reason for refusing them. Sources come from files, so the cache is
 // capped: a repository of many files with distinct patterns must not grow it without bound.
 const MAX_CACHED = 200;
+const MAX_LENGTH = 65_536;
 const cache = new Map<string, Compiled | string>();
 
 function compiled(source: string): Compiled | string {
   let entry = cache.get(source);
   if (entry !== undefined) return entry;
+  // Compiling is linear too, but a file could hold a pattern of megabytes: seconds of work.
+  if (source.length > MAX_LENGTH) return `longer than ${MAX_LENGTH} characters`;
   const { RE2JS, RE2JSException, RE2JSSyntaxException } = re2js();
   try {
     entry = new Compiled(RE2JS.compile(source));

@@ -92,6 +92,11 @@ void describe('re2: what Go refuses', () => {
     );
   });
 
+  void it('refuses a pattern of more than 64 Ki characters, which would take seconds to compile', () => {
+    assert.equal(re2Error(`^(${'a|'.repeat(40_000)}b)$`), 'longer than 65536 characters');
+    assert.equal(re2Error(`^(${'a|'.repeat(30_000)}b)$`), undefined);
+  });
+
   void it('accepts what Go accepts', () => {
     for (const p of ['', 'a{1000}', '\\_\\-\\ \\/\\#', '[[:word:]]', '\\p{^Greek}', '(?i)(?s)(?m)(?U)a', '(?P<1a>x)', '\\012\\0']) assert.equal(re2Error(p), undefined, p);
   });
