@@ -40,7 +40,8 @@ const REGEX_RULES = ['unencryptedRegex', 'encryptedRegex', 'unencryptedCommentRe
 
 /**
  * Compile every pattern of `rules` (RE2, as sops), so that one RE2 refuses is an E_CONFIG error
- * at `where(rule)`, the rule called `name(rule)`, before a file is read or written, never a rule that silently matches nothing.
+ * at `where(rule)`, the rule called `name(rule)`, before a file is read or written: never a rule
+ * that silently matches nothing.
  */
 export function checkRulePatterns(rules: Rules, where: (rule: SelectionRule) => Location, name: (rule: SelectionRule) => string = (k) => RULE_NAMES[k]): void {
   for (const k of REGEX_RULES) {
