@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
+import { repoRoot } from '../../helpers/cli.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { re2, re2Error } from '../../../src/core/re2.ts';
 
@@ -113,5 +116,15 @@ void describe('re2: linear time', () => {
     assert.equal(matches('^(a|a)*$', `${'a'.repeat(5_000)}b`), false);
     assert.equal(matches('^(a|aa)+$', `${'a'.repeat(5_000)}b`), false);
     assert.equal(matches('^(.*a){20}$', 'a'.repeat(5_000) + 'b'), false);
+  });
+});
+
+void describe('no pattern is built at run time with JavaScript RegExp', () => {
+  void it('src/ never calls the RegExp constructor: patterns from files and flags go through re2', () => {
+    const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    const all = files(join(repoRoot, 'src'));
+    assert.ok(all.length > 50);
+    const offenders = all.filter((f) => /\bRegExp\s*\(/.test(readFileSync(f, 'utf8').replace(/^\s*(\/\/|\*).*$/gm, ''))).map((f) => relative(repoRoot, f));
+    assert.deepEqual(offenders, []);
   });
 });
