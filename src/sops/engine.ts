@@ -81,7 +81,7 @@ export async function encryptDocument(bytes: Buffer, format: Format, file: strin
   }
   const rules = withRulesDefaulted(params.rules, format);
   const dataKey = randomBytes(32);
-  const { branches: encrypted, mac } = encryptTree(branches, dataKey, rules);
+  const { branches: encrypted, mac } = encryptTree(branches, dataKey, rules, { file });
   const { groups, threshold } = await encryptDataKey(dataKey, params.keyGroups, params.shamirThreshold, sources);
   const lastModified = rfc3339Now();
   const md: Metadata = { lastModified, mac: sealMac(mac, dataKey, lastModified), version: SOPS_VERSION, rules, shamirThreshold: threshold, keyGroups: groups };
@@ -165,7 +165,7 @@ export async function rotate(bytes: Buffer, format: Format, file: string, source
   for (const f of opts.addPgp ?? []) first.push(newStanza('pgp', f));
   if (groups.every((g) => g.length === 0)) throw new FluxstrapError('E_USAGE', 'rotating would leave the file without any key', { location: { file } });
   const dataKey = randomBytes(32);
-  const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules);
+  const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules, { file });
   const enc = await encryptDataKey(dataKey, groups, metadata.shamirThreshold, sources);
   const lastModified = rfc3339Now();
   const md: Metadata = { ...metadata, keyGroups: enc.groups, shamirThreshold: enc.threshold, lastModified, mac: sealMac(mac, dataKey, lastModified) };

@@ -69,6 +69,11 @@ function matchersOf(rules: Rules): Matcher[] {
   return m;
 }
 
+/** Whether `text` matches the unencrypted_comment_regex of `rules` (false without one). */
+export function matchesUnencryptedComment(rules: Rules, text: string): boolean {
+  return matchersOf(rules)[REGEX_RULES.indexOf('unencryptedCommentRegex')]?.(text) ?? false;
+}
+
 /**
  * sops' `shouldBeEncrypted`. `comments` is the comment stack: one list per map/list being
  * walked, holding the comments seen since the last value at that level.

@@ -89,7 +89,8 @@ void describe('the same values as the real sops encrypts, under Go-only syntax',
     ['unencrypted_regex', '^(user|[[:upper:]].*)$|\\d'],
     ['unencrypted_regex', '(?i)^(NESTED|list)$'],
     ['encrypted_comment_regex', '(?i)^\\s*sops:\\s*enc$'],
-    ['unencrypted_comment_regex', '[[:upper:]]{4}|^\\s*plain$'],
+    // Ciphertext must not match it (sops and fluxstrap refuse such a file): no `[[:upper:]]{4}` alone.
+    ['unencrypted_comment_regex', '^\\s*[[:upper:]]{4}:|^\\s*plain$'],
   ];
 
   for (const [i, [rule, pattern]] of cases.entries()) {
@@ -107,6 +108,20 @@ void describe('the same values as the real sops encrypts, under Go-only syntax',
       assert.ok(out.includes(`${rule}: `), 'the rule of the second creation rule applied');
     });
   }
+
+  void it('an unencrypted_comment_regex that matches an encrypted comment: both refuse to write the file', () => {
+    const cwd = join(dir, 'comment-clash');
+    mkdirSync(cwd, { recursive: true });
+    writeFileSync(join(cwd, 'plain.yaml'), PLAIN);
+    // (sops has no flag for this rule: it comes from .sops.yaml.)
+    writeFileSync(join(cwd, '.sops.yaml'), `creation_rules:\n  - unencrypted_comment_regex: '^ENC\\[AES256_GCM'\n    age: ${recipient}\n`);
+    const theirs = spawnSync(sops, ['encrypt', 'plain.yaml'], { cwd, encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'none') } });
+    assert.notEqual(theirs.status, 0);
+    assert.match(theirs.stderr, /matches UnencryptedCommentRegex/);
+    const mine = ours(['encrypt', 'plain.yaml'], cwd);
+    assert.equal(mine.code, 1);
+    assert.match(mine.stderr, /^error: an encrypted comment matches unencrypted_comment_regex "\^ENC\\\\\[AES256_GCM", so it could not be decrypted \(plain\.yaml at unencrypted_comment_regex\)$/m);
+  });
 
   for (const [rule, pattern] of cases.filter(([r]) => !r.includes('comment')).slice(0, 4)) {
     void it(`--${rule.replaceAll('_', '-')} ${pattern}`, () => {

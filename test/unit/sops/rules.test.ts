@@ -8,7 +8,7 @@ import { parseEncrypted } from '../../../src/sops/engine.ts';
 import type { Metadata } from '../../../src/sops/metadata.ts';
 import { RULE_NAMES, shouldEncrypt, type Rules, type SelectionRule } from '../../../src/sops/rules.ts';
 import { emitEncrypted, type Format } from '../../../src/sops/stores.ts';
-import { TreeMap } from '../../../src/sops/tree.ts';
+import { Comment, TreeMap } from '../../../src/sops/tree.ts';
 import { encryptTree } from '../../../src/sops/walk.ts';
 
 /**
@@ -53,6 +53,15 @@ void describe('selection rules select with RE2', () => {
     const key = `${'a'.repeat(34)}!`;
     assert.deepEqual(encryptedKeys({ encryptedRegex: '^(a+)+$' }, [key, 'aaaa']), ['aaaa']);
     assert.deepEqual(encryptedKeys({ unencryptedRegex: '^(a|aa)+$' }, [key, 'aaaa']), [key]);
+  });
+
+  void it('refuses, as sops does, to write a comment whose ciphertext unencrypted_comment_regex matches (it would not decrypt)', () => {
+    const doc = new TreeMap([{ key: new Comment(' hello'), value: null }, { key: 'a', value: 'x' }]);
+    assert.throws(
+      () => encryptTree([doc], randomBytes(32), { unencryptedCommentRegex: '^ENC\\[AES256_GCM' }, { file: 's.yaml' }),
+      (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.file === 's.yaml' && /an encrypted comment matches unencrypted_comment_regex/.test(e.message),
+    );
+    assert.equal(encryptTree([doc], randomBytes(32), { unencryptedCommentRegex: '^\\s*hello$' }).branches[0]?.items[0]?.key instanceof Comment, true);
   });
 
   void it('a pattern that reaches the walk unchecked is an error, never "matches nothing"', () => {
