@@ -252,7 +252,7 @@ export function loadKubeContext(opts: KubeconfigOptions = {}, env: NodeJS.Proces
     file: entry.file,
     context: contextName,
     namespace,
-    server: server.replace(/\/+$/, ''),
+    server: server.replace(/(?<!\/)\/+$/, ''), // (?<!\/): linear on a long run of slashes
     tls: tlsOf(cluster, user),
     disableCompression: cluster.bool('disable-compression'),
     ...credentialsOf(user),

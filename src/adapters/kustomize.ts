@@ -5,6 +5,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
 import { getOwn, setOwn } from '../core/own.ts';
+import { re2 } from '../core/re2.ts';
 import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
@@ -196,7 +197,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   if (Array.isArray(patch)) {
     if (!target) throw new FluxstrapError('E_CONFIG', 'a JSON6902 patch needs a target', { location: where });
     // Like kustomize, a target that selects nothing is not an error.
-    return objects.map((obj) => (matches(obj, target) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
+    return objects.map((obj) => (matches(obj, target, where) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
   }
 
   if (typeof patch !== 'object' || patch === null) throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
@@ -212,7 +213,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   };
   let matched = false;
   const out = objects.map((obj) => {
-    if (!matches(obj, selector)) return obj;
+    if (!matches(obj, selector, where)) return obj;
     matched = true;
     // For built-in kinds a strategic merge merges lists by key (containers by name...); only
     // list-free patches mean the same as a JSON merge patch there.
@@ -246,10 +247,14 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function matches(obj: KubeObject, t: PatchTarget): boolean {
+/** kustomize's selector: each field an anchored Go regexp (RE2, so a target from a repository cannot backtrack). */
+function matches(obj: KubeObject, t: PatchTarget, where: { file: string; field: string }): boolean {
   const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
-  const test = (pattern: string | undefined, value: string | undefined) => pattern === undefined || new RegExp(`^(?:${pattern})$`).test(value ?? '');
-  return test(t.group, group) && test(t.version, version) && test(t.kind, obj.kind) && test(t.name, obj.metadata.name) && test(t.namespace, obj.metadata.namespace);
+  const test = (key: keyof PatchTarget, value: string | undefined) => {
+    const pattern = t[key];
+    return pattern === undefined || re2(`^(?:${pattern})$`, `target.${key}`, where).test(value ?? '');
+  };
+  return test('group', group) && test('version', version) && test('kind', obj.kind) && test('name', obj.metadata.name) && test('namespace', obj.metadata.namespace);
 }
 
 /**

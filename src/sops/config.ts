@@ -6,7 +6,8 @@ import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { describePrivateKey } from '../core/redact.ts';
 import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
-import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { re2 } from '../core/re2.ts';
+import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
 /**
@@ -182,6 +183,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
       const t = nodeText(v);
       if (t !== undefined && t !== '') selection[k] = t;
     }
+    checkRulePatterns(selection, (k) => where(r.get(RULE_NAMES[k], true)));
     if (selectionRulesSet(selection).length > 1) {
       throw configError('a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex', where(r));
     }
@@ -189,7 +191,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
     if (isScalar(mac) && (mac.value === true || mac.value === 'true')) selection.macOnlyEncrypted = true;
     const pathNode = r.get('path_regex', true);
     const pathRegex = nodeText(pathNode);
-    if (pathRegex !== undefined && goRegex(pathRegex) === null) throw configError(`path_regex ${JSON.stringify(pathRegex)} is not a valid regular expression`, where(pathNode));
+    if (pathRegex !== undefined) re2(pathRegex, 'path_regex', where(pathNode));
     const groupsNode = r.get('key_groups', true);
     let keyGroups: Stanza[][];
     if (isSeq(groupsNode)) {
@@ -223,9 +225,14 @@ export function rulePath(config: SopsConfig, filePath: string, cwd: string): str
   return (inside ? rel : abs).split(sep).join('/');
 }
 
+/** Whether a rule's `path_regex` (unanchored RE2, checked when the config was read) matches `p`; without one, every path does. */
+export function ruleMatches(rule: CreationRule, p: string): boolean {
+  return rule.pathRegex === undefined || re2(rule.pathRegex, 'path_regex', { field: 'path_regex' }).test(p);
+}
+
 export function matchRule(config: SopsConfig, filePath: string, cwd: string): CreationRule | undefined {
   const p = rulePath(config, filePath, cwd);
-  return config.creationRules.find((r) => r.pathRegex === undefined || (goRegex(r.pathRegex)?.test(p) ?? false));
+  return config.creationRules.find((r) => ruleMatches(r, p));
 }
 
 /**

@@ -14,7 +14,7 @@ import { scalarText } from './scalars.ts';
 import { editValue, type ValueEdit } from './set.ts';
 import { formatTreePath, getAt, parseTreePath, type PathStep } from './tree-path.ts';
 import { Comment, TreeMap, type Branch, type Value } from './tree.ts';
-import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from './stores.ts';
 
 /**
@@ -136,6 +136,8 @@ function flagRules(opts: EncryptOptions): Rules {
     if (v !== undefined) rules[k] = v;
   }
   if (opts.macOnlyEncrypted) rules.macOnlyEncrypted = true;
+  const flag = (k: SelectionRule) => `--${RULE_NAMES[k].replaceAll('_', '-')}`;
+  checkRulePatterns(rules, (k) => ({ field: flag(k) }), flag);
   return rules;
 }
 

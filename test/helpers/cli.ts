@@ -22,6 +22,8 @@ export interface CliOptions {
   /** Run as this user and group (root only): a read-only folder refuses only a user other than root. */
   uid?: number;
   gid?: number;
+  /** Kill the run after this many ms: a test of input that could hang fails instead of hanging. */
+  timeout?: number;
 }
 
 // Every run's output is scanned for canaries and private keys once the test file is done.
@@ -33,6 +35,7 @@ export function runCli(args: string[], opts: CliOptions = {}): CliResult {
     encoding: 'utf8',
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     ...(opts.input !== undefined ? { input: opts.input } : {}),
+    ...(opts.timeout !== undefined ? { timeout: opts.timeout, killSignal: 'SIGKILL' as const } : {}),
     env: { ...process.env, CI: '1', NO_COLOR: '1', ...opts.env },
     ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
     ...(opts.gid !== undefined ? { gid: opts.gid } : {}),

@@ -146,6 +146,33 @@ patches:
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /matches no resource/.test(e.message));
   });
 
+  void it('selects patch targets with Go regexp syntax, as kustomize does', async () => {
+    const dir = await fluxDir(`resources: [gotk-components.yaml, gotk-sync.yaml]
+patches:
+  - patch: '[{"op": "add", "path": "/metadata/labels/picked", "value": "yes"}]'
+    target: {kind: '[[:upper:]]eployment', name: '\\Qkustomize-controller\\E|(?i)HELM-.*'}
+`);
+    const objs = await assertSameAsKubectl(dir);
+    const picked = objs.filter((o) => o.metadata.labels?.picked === 'yes').map((o) => o.metadata.name);
+    assert.deepEqual(picked.sort(), ['helm-controller', 'kustomize-controller']);
+  });
+
+  void it('a backtracking target against a long name returns, selecting what kustomize selects', async () => {
+    const dir = await fluxDir(`resources: [cm.yaml]
+patches:
+  - patch: '[{"op": "add", "path": "/data/picked", "value": "yes"}]'
+    target: {kind: ConfigMap, name: '(a+)+b'}
+`);
+    await writeFile(join(dir, 'cm.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${'a'.repeat(40)}c}\ndata: {x: y}\n`);
+    const [cm] = await assertSameAsKubectl(dir);
+    assert.deepEqual(cm?.data, { x: 'y' });
+  });
+
+  void it('a target RE2 refuses is an E_CONFIG error naming the patch', async () => {
+    const dir = await fluxDir("resources: [gotk-sync.yaml]\npatches:\n  - patch: '[]'\n    target: {kind: '(?!Kustomization)'}\n");
+    await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0]' && /^target\.kind "\^\(\?:\(\?!Kustomization\)\)\$" is not a valid regular expression: invalid or unsupported Perl syntax/.test(e.message));
+  });
+
   void it('names the file of a broken patch', async () => {
     const dir = await fluxDir('resources: [gotk-components.yaml]\npatches:\n  - patch: \'[{"op": "replace", "path": "/spec/nope", "value": 1}]\'\n    target: {kind: Namespace}\n');
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0].patch[0]');
