@@ -8,7 +8,7 @@ const TIERS = [
   ['flows'], // one module per command
   ['playbook', 'status'], // playbook loading and compiling; cluster observation for status
   ['tasks'], // task kinds
-  ['cluster', 'sops'], // fluxstrap.yaml and cluster resolution; the native SOPS engine
+  ['cluster', 'sops', 'flux'], // fluxstrap.yaml and cluster resolution; the native SOPS engine; Flux manifests and releases
   ['keys'], // age and PGP keys
   ['adapters'], // kube, git, files, processes, prompt, bounded YAML
   ['core'], // pure: engine, task, change, events, errors

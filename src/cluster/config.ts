@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { isMap, isScalar } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
@@ -121,11 +122,20 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   const src = YamlSource.parse(text, file);
   const parsed = FluxstrapConfigSchema.safeParse(src.doc.toJS() ?? {});
   if (!parsed.success) throw src.schemaError(src.doc.contents, parsed.error, '');
+  // zod leaves a `__proto__` key out of a record without an issue: a cluster so named would vanish.
+  const names = src.doc.get('clusters', true);
+  const proto = isMap(names) ? names.items.find((p) => isScalar(p.key) && p.key.value === '__proto__') : undefined;
+  if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
     throw src.error(`defaultCluster "${defaultCluster}" is not one of the clusters`, src.doc.get('defaultCluster', true), undefined, 'defaultCluster');
   }
   return parsed.data;
+}
+
+/** The entry of cluster `name`: an own key only, since `constructor` is a valid cluster name and in every object. */
+export function clusterEntryOf(config: FluxstrapConfig, name: string): ClusterConfig | undefined {
+  return Object.hasOwn(config.clusters, name) ? config.clusters[name] : undefined;
 }
 
 /** The repository: --repo, else $FLUXSTRAP_REPO, else the nearest folder up from cwd holding fluxstrap.yaml, else cwd. */
@@ -169,7 +179,7 @@ export function resolveCluster(
       'pass --cluster NAME or set FLUXSTRAP_CLUSTER' + (names.length === 0 ? `, or describe the cluster in ${CONFIG_FILE} (fluxstrap init writes it)` : ''),
     );
   }
-  const entry: ClusterConfig | undefined = config?.clusters[name];
+  const entry = config && clusterEntryOf(config, name);
   if (config && !entry) {
     throw usageError(`cluster "${name}" is not in ${where.configFile ?? CONFIG_FILE}`, `known clusters: ${names.join(', ') || 'none'}`);
   }
@@ -203,7 +213,8 @@ export function resolveCluster(
 }
 
 function normalizeClusterPath(p: string): string {
-  const clean = p.replace(/\\/g, '/').replace(/^\.\/+/, '').replace(/\/+$/, '');
+  // `(?<!\/)`: a match starts at a run's first slash, so a long run of slashes costs linear time, not quadratic.
+  const clean = p.replace(/\\/g, '/').replace(/^\.\/+/, '').replace(/(?<!\/)\/+$/, '');
   if (clean === '' || clean.startsWith('/') || clean.split('/').includes('..')) {
     throw usageError(`cluster path "${p}" must be a folder inside the repository`, 'e.g. clusters/prod');
   }

@@ -6,6 +6,7 @@ import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
+import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import type { TaskContext } from '../tasks/context.ts';
@@ -173,7 +174,7 @@ export function parseExtraVars(pairs: string[]): Record<string, unknown> {
     } catch {
       value = raw;
     }
-    out[name] = value ?? raw;
+    setOwn(out, name, value ?? raw);
   }
   return out;
 }

@@ -71,7 +71,7 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 
 async function connectReal(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<KubeAdapter> {
   const { connectKube } = await import('../adapters/kube.ts');
-  return connectKube({ ...cluster.kube, ...(env.KUBECONFIG !== undefined ? { envKubeconfig: env.KUBECONFIG } : {}) });
+  return connectKube(cluster.kube, env);
 }
 
 export function createTaskContext(opts: ContextOptions): TaskContext {

@@ -1,10 +1,8 @@
-import { posix } from 'node:path';
 import { isMap, isSeq, Scalar, stringify } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { configError } from '../core/errors.ts';
 import { fileKind } from './file-content.ts';
-import { GOTK_FILES, missingGotkFiles } from './gotk-files.ts';
 import { locate, parseAllEditable, parseEditable, rootMap, seqAt, str } from './yaml-edit.ts';
 
 /**
@@ -66,7 +64,7 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
   kind: 'decryption-patch',
   params: decryptionPatchParams,
   file: (p) => p.file,
-  inputs: (p) => [p.gotkSync, gotkComponentsBeside(p.gotkSync)],
+  inputs: (p) => [p.gotkSync],
   desired(p, { content, inputs }) {
     const existing = content === undefined ? undefined : parseEditable(content, p.file);
     const created = existing === undefined || rootMap(existing, p.file, 'kustomization.yaml') === undefined;
@@ -92,13 +90,5 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
       summary: `${created ? 'create it with the gotk resources and ' : ''}patch decryption into Kustomization flux-system${moved ? ` (moved from ${p.gotkSync})` : ''}`,
     };
   },
-  // The resources the file lists may not exist yet: say who writes them.
-  notes(p, { inputs }) {
-    const missing = GOTK_FILES.filter((f) => inputs[f === 'gotk-sync.yaml' ? p.gotkSync : gotkComponentsBeside(p.gotkSync)] === undefined);
-    if (missing.length === 0) return [];
-    const { what, fix } = missingGotkFiles(missing, { clusterPath: posix.dirname(posix.dirname(p.gotkSync)) });
-    return [`${what}; ${fix}`];
-  },
 });
 
-const gotkComponentsBeside = (gotkSync: string) => posix.join(posix.dirname(gotkSync), 'gotk-components.yaml');

@@ -7,7 +7,7 @@ import type { Document, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { version } from '../core/version.ts';
-import { CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../cluster/config.ts';
+import { clusterEntryOf, CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../cluster/config.ts';
 import type { ClusterConfig } from '../cluster/config.ts';
 import { configError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { fileKind } from './file-content.ts';
@@ -153,10 +153,10 @@ export const fluxstrapConfigKind = fileKind<FluxstrapConfigParams>({
     }
     const planned = plan(p, state);
     const kept = (planned?.merge.kept ?? []).map((k) => `kept clusters.${p.cluster}.${k} as written in ${CONFIG_FILE}`);
-    const git = planned === undefined ? undefined : parseConfig(planned.text, CONFIG_FILE).clusters[p.cluster]?.git;
+    const git = planned === undefined ? undefined : clusterEntryOf(parseConfig(planned.text, CONFIG_FILE), p.cluster)?.git;
     // Flux uses a token only over HTTPS and a deploy key only over SSH; bootstrap would fail late.
     const scheme = git?.url?.startsWith('ssh://') ? 'ssh' : 'https';
-    const mismatch = git?.url !== undefined && git.auth !== undefined && !(scheme in git.auth);
+    const mismatch = git?.url !== undefined && git.auth !== undefined && !Object.hasOwn(git.auth, scheme);
     return mismatch ? [...kept, `git.auth of cluster ${p.cluster} does not fit its ${scheme} URL ${git.url ?? ''}: Flux would not use it`] : kept;
   },
 });
@@ -231,7 +231,7 @@ export async function fluxstrapConfigTaskParams(
 /** The cluster's entry in the repository's fluxstrap.yaml, errors naming the file as the repository knows it. */
 export async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
   const text = await readTextIfExists(join(repo, CONFIG_FILE));
-  return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster];
+  return text === undefined ? undefined : clusterEntryOf(parseConfig(text, CONFIG_FILE), cluster);
 }
 
 /**

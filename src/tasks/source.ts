@@ -127,8 +127,8 @@ async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<Flux
   const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
   const missing = GOTK_FILES.filter((_, i) => !present[i]);
   if (missing.length === 0) return undefined;
-  const { url, branch, auth } = ctx.cluster.git;
-  const { what, fix } = missingGotkFiles(missing, { clusterPath: ctx.cluster.path, url, branch, auth: auth.type !== 'none' });
+  const { url, branch } = ctx.cluster.git;
+  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch });
   return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 

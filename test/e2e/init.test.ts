@@ -404,7 +404,7 @@ void describe('init: bad input', () => {
     const r = await fluxRepo();
     const res = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', 'not-a-recipient']);
     assert.equal(res.code, 2);
-    assert.match(res.stderr, /^error: not an age recipient: not-a-recipient\n/);
+    assert.match(res.stderr, /^error: invalid age recipient not-a-recipient \(--age\)\n/);
     assert.equal(cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--key-file', keyFile]).code, 2);
     assert.equal(cli(['init', '--repo', r.repo]).code, 2, '--cluster is required');
     assert.equal(cli(['init', '--cluster', '../etc', '--repo', r.repo]).code, 2);

@@ -97,6 +97,7 @@ export function registerSops(program: Command): void {
     'echo 5432 | fluxstrap set --json-value app.yaml \'["db"]["port"]\'',
   ])
     .option('--json-value', 'the value is JSON (a number, true/false, a map or a list) instead of a string')
+    .option('--allow-empty', 'accept an empty value (without it, empty stdin is an error: a failed command before | pipes nothing)')
     .action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
       const { runSet } = await import('../../flows/sops.ts');
       await runSet(file, path, opts, commandIo(cmd));
