@@ -1,24 +1,91 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readFileSync, rmSync, type Stats } from 'node:fs';
+import { chmod, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { LIMITS } from '../core/bounded-yaml.ts';
 import { FluxstrapError, fsError } from '../core/errors.ts';
 
-/** Read a UTF-8 text file, mapping failures to one-line errors that name the file. */
-export async function readText(file: string): Promise<string> {
+/**
+ * Opening a FIFO for reading blocks until a writer comes, in a libuv thread that even
+ * process.exit then waits for (Ctrl-C would print and hang). Non-blocking, the open returns at
+ * once and fstat tells what was opened; for a regular file the flag changes nothing.
+ */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** Only a regular file of bounded size is read: a FIFO or device would block or never end. */
+function checkReadable(st: Stats, file: string, doing: string): void {
+  if (st.isDirectory()) throw fsError(Object.assign(new Error(), { code: 'EISDIR' }), file, doing);
+  if (!st.isFile()) {
+    throw new FluxstrapError('E_IO', `cannot ${doing}: not a regular file (a FIFO, socket or device)`, {
+      location: { file },
+      hint: 'give the path of an ordinary file',
+    });
+  }
+  if (st.size > LIMITS.inputBytes) tooLarge(file, doing, st.size);
+}
+
+function tooLarge(file: string, doing: string, size: number): never {
+  throw new FluxstrapError('E_IO', `cannot ${doing}: larger than ${LIMITS.inputBytes / 1024 / 1024} MiB (${size} bytes)`, { location: { file } });
+}
+
+/**
+ * Read a file a user or a repository names: a regular file only, of bounded size, failures as
+ * one-line errors naming the file.
+ */
+export async function readBytes(file: string, doing = 'read file'): Promise<Buffer> {
+  let handle;
   try {
-    return await readFile(file, 'utf8');
+    handle = await open(file, READ_FLAGS);
   } catch (e) {
-    throw fsError(e, file, 'read file');
+    throw fsError(e, file, doing);
+  }
+  try {
+    checkReadable(await handle.stat(), file, doing);
+    const bytes = await handle.readFile();
+    // It may have grown since fstat.
+    if (bytes.length > LIMITS.inputBytes) tooLarge(file, doing, bytes.length);
+    return bytes;
+  } catch (e) {
+    if (e instanceof FluxstrapError) throw e;
+    throw fsError(e, file, doing);
+  } finally {
+    await handle.close();
   }
 }
 
-/** Like readText, but a missing file is `undefined` rather than an error. */
-export async function readTextIfExists(file: string): Promise<string | undefined> {
+/** readBytes for the few synchronous readers (the kubeconfig loader). */
+export function readBytesSync(file: string, doing = 'read file'): Buffer {
+  let fd: number;
   try {
-    return await readFile(file, 'utf8');
+    fd = openSync(file, READ_FLAGS);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(e, file, 'read file');
+    throw fsError(e, file, doing);
+  }
+  try {
+    checkReadable(fstatSync(fd), file, doing);
+    const bytes = readFileSync(fd);
+    if (bytes.length > LIMITS.inputBytes) tooLarge(file, doing, bytes.length);
+    return bytes;
+  } catch (e) {
+    if (e instanceof FluxstrapError) throw e;
+    throw fsError(e, file, doing);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Read a UTF-8 text file, mapping failures to one-line errors that name the file. */
+export async function readText(file: string, doing = 'read file'): Promise<string> {
+  return (await readBytes(file, doing)).toString('utf8');
+}
+
+/** Like readText, but a missing file is `undefined` rather than an error. */
+export async function readTextIfExists(file: string, doing = 'read file'): Promise<string | undefined> {
+  try {
+    return await readText(file, doing);
+  } catch (e) {
+    if (e instanceof FluxstrapError && e.code === 'E_NOT_FOUND') return undefined;
+    throw e;
   }
 }
 
@@ -67,6 +134,7 @@ export async function writeAtomic(file: string, content: string | Uint8Array, op
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, file, 'write file');
   }
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  pendingTemps.add(tmp);
   try {
     const handle = await open(tmp, 'wx', mode);
     try {
@@ -95,5 +163,19 @@ export async function writeAtomic(file: string, content: string | Uint8Array, op
     await rm(tmp, { force: true });
     if (e instanceof FluxstrapError) throw e;
     throw fsError(e, file, 'write file');
+  } finally {
+    pendingTemps.delete(tmp);
   }
+}
+
+/** Temp files of writes under way, removed by removePendingTemps when a signal ends the process. */
+const pendingTemps = new Set<string>();
+
+/**
+ * For the signal handler, which exits at once: the renames that happened stay (each file is
+ * whole, old or new), the temp files of unfinished writes go.
+ */
+export function removePendingTemps(): void {
+  for (const tmp of pendingTemps) rmSync(tmp, { force: true });
+  pendingTemps.clear();
 }

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { FluxstrapError } from '../core/errors.ts';
+import { readBytesSync } from './files.ts';
 
 /**
  * The Kubernetes edge. Objects travel as plain JSON (no typed models: the client's serializer
@@ -357,10 +357,10 @@ function nativeConnection(opts: KubeOptions): Connection | undefined {
   if (file === undefined) return undefined;
   let raw: RawKubeconfig;
   try {
-    raw = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as RawKubeconfig;
+    raw = (yamlValues(readBytesSync(file, 'load kubeconfig').toString('utf8'), file)[0] ?? {});
   } catch (e) {
-    throw configError(file, `cannot load kubeconfig: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
-      'pass --kubeconfig or set KUBECONFIG');
+    if (!(e instanceof FluxstrapError)) throw e;
+    throw new FluxstrapError(e.code, e.message, { ...(e.location ? { location: e.location } : {}), hint: 'pass --kubeconfig or set KUBECONFIG' });
   }
   const contextName = opts.context ?? raw['current-context'];
   const context = raw.contexts?.find((c) => c.name === contextName)?.context;
@@ -380,7 +380,7 @@ function nativeConnection(opts: KubeOptions): Connection | undefined {
     if (typeof from[dataKey] === 'string') return Buffer.from(from[dataKey], 'base64');
     if (typeof from[fileKey] !== 'string') return undefined;
     try {
-      return readFileSync(resolve(base, from[fileKey]));
+      return readBytesSync(resolve(base, from[fileKey]));
     } catch {
       throw configError(file, `cannot read ${fileKey} ${from[fileKey]} of kube context "${contextName}"`);
     }

@@ -119,7 +119,7 @@ export async function loadConfig(file: string): Promise<FluxstrapConfig | undefi
 
 export function parseConfig(text: string, file: string): FluxstrapConfig {
   const src = YamlSource.parse(text, file);
-  const parsed = FluxstrapConfigSchema.safeParse(src.doc.toJS() ?? {});
+  const parsed = FluxstrapConfigSchema.safeParse(src.toJS() ?? {});
   if (!parsed.success) throw src.schemaError(src.doc.contents, parsed.error, '');
   const { defaultCluster, clusters } = parsed.data;
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readTextIfExists } from '../adapters/files.ts';
 import { configError, fsError, isFluxstrapError } from '../core/errors.ts';
 import { x25519RecipientOf, x25519Secret } from '../sops/age-x25519.ts';
 import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
@@ -20,13 +20,8 @@ async function deriveRecipient(secret: string): Promise<string> {
   return x25519Secret(secret) ? x25519RecipientOf(secret) : recipientOf(secret);
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(e, file, 'read key file');
-  }
+function readIfExists(file: string): Promise<string | undefined> {
+  return readTextIfExists(file, 'read key file');
 }
 
 /** Split a command line the way a POSIX shell would for words and quotes, without running a shell. */

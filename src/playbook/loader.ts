@@ -77,7 +77,7 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
   const src = YamlSource.parse(text, file);
   const root = src.doc.contents;
   if (!isMap(root)) throw src.error('a playbook is a mapping with name, vars and tasks', root);
-  const envelope = PlaybookEnvelopeSchema.safeParse(src.doc.toJS());
+  const envelope = PlaybookEnvelopeSchema.safeParse(src.toJS());
   if (!envelope.success) throw src.schemaError(root, envelope.error, '');
 
   const vars = resolveVars(src, root.get('vars', true), opts);
@@ -161,7 +161,7 @@ async function compileTask(src: YamlSource, node: unknown, vars: Scope, registry
 
   const optionsNode = node.clone() as YAMLMap;
   optionsNode.items = node.items.filter((p) => p !== kindPair);
-  const options = TaskOptionsSchema.safeParse(optionsNode.toJS(src.doc));
+  const options = TaskOptionsSchema.safeParse(src.toJS(optionsNode));
   if (!options.success) throw src.schemaError(node, options.error, '');
   const o: TaskOptions = options.data;
 
@@ -239,7 +239,7 @@ function editDistance(a: string, b: string): number {
 
 /** A YAML node to a value, rendering `{{ }}` in strings; errors point at the scalar. */
 function render(src: YamlSource, node: unknown, scope: Scope): unknown {
-  if (isAlias(node)) return render(src, node.resolve(src.doc), scope);
+  if (isAlias(node)) return render(src, src.aliasTarget(node), scope);
   if (isMap(node)) {
     const out: Record<string, unknown> = {};
     for (const pair of node.items) out[keyOf(pair)] = render(src, pair.value, scope);

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { writeAtomic } from '../adapters/files.ts';
+import { readBytes, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
@@ -55,12 +54,8 @@ function formatOption(value: string | undefined, flag: string): Format | undefin
   return v as Format;
 }
 
-async function readInput(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (e) {
-    throw fsError(e, file, 'read file');
-  }
+function readInput(file: string): Promise<Buffer> {
+  return readBytes(file);
 }
 
 function status(opts: CommonOptions, line: string): void {
@@ -326,6 +321,6 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   const sources = await keySources(opts, false);
   const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
   if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
-  else for (const f of findings) process.stdout.write(`${f.file}: ${f.reason}\n`);
+  else for (const f of findings) process.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;
 }
