@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ExitCode, exitCodeFor, formatLocation, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
+import { ExitCode, exitCodeFor, formatLocation, isFluxstrapError } from './core/errors.ts';
+import { exitOnSignal } from './cli/interrupt.ts';
 import { registerCommands } from './commands/index.ts';
 import { version } from './cli/version.ts';
 
@@ -21,13 +22,12 @@ const program = new Command('fluxstrap')
 
 registerCommands(program);
 
-// Ctrl-C or a stop signal between steps: every step is idempotent, so say how to converge and
-// exit as a shell expects. The listr2 view installs its own handler (it must restore the cursor).
+// Ctrl-C or a stop signal: every step is idempotent, so say how to converge and exit as a shell
+// expects. The listr2 view installs its own handler (it must restore the cursor first).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (process.listenerCount(signal) > 1) return;
-    process.stderr.write(`\n${INTERRUPTED_MESSAGE}\n`);
-    process.exit(ExitCode.interrupted);
+    exitOnSignal(signal, process.stderr);
   });
 }
 

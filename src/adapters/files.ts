@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { chmod, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { LIMITS } from '../core/bounded-yaml.ts';
+import { LIMITS } from '../core/limits.ts';
+import { pendingTemps } from './temp-files.ts';
 import { FluxstrapError, fsError } from '../core/errors.ts';
 
 /**
@@ -166,16 +167,4 @@ export async function writeAtomic(file: string, content: string | Uint8Array, op
   } finally {
     pendingTemps.delete(tmp);
   }
-}
-
-/** Temp files of writes under way, removed by removePendingTemps when a signal ends the process. */
-const pendingTemps = new Set<string>();
-
-/**
- * For the signal handler, which exits at once: the renames that happened stay (each file is
- * whole, old or new), the temp files of unfinished writes go.
- */
-export function removePendingTemps(): void {
-  for (const tmp of pendingTemps) rmSync(tmp, { force: true });
-  pendingTemps.clear();
 }

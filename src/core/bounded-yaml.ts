@@ -1,6 +1,7 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
 import type { Alias, Document, DocumentOptions, Node, ParseOptions, SchemaOptions } from 'yaml';
 import { configError } from './errors.ts';
+import { LIMITS } from './limits.ts';
 
 /**
  * Every YAML file fluxstrap reads comes from a repository, a pull request or a colleague, so
@@ -12,14 +13,6 @@ import { configError } from './errors.ts';
  *   keys: seconds, 100k: minutes), so it is off and duplicates are found with a Set per map;
  * - nesting is bounded, so no recursive walk of the tree can exhaust the stack.
  */
-export const LIMITS = {
-  /** Bytes of one file read as text or structured data. */
-  inputBytes: 16 * 1024 * 1024,
-  /** Levels of maps and lists, aliases expanded. */
-  depth: 256,
-  /** Nodes that aliases add when expanded (yaml.v3, which sops uses, stops a little above this). */
-  aliasNodes: 100_000,
-} as const;
 
 /** A file that cannot be read as its format says; `line` is 0 when unknown. */
 export class FormatError extends Error {

@@ -1,6 +1,6 @@
 import { DefaultRenderer, Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { ListrGetRendererClassFromValue, ListrSimpleRenderer, ListrTask } from 'listr2';
-import { ExitCode, INTERRUPTED_MESSAGE } from '../core/errors.ts';
+import { exitOnSignal } from '../cli/interrupt.ts';
 import type { Reporter, RunEvent, TaskError, TaskRef, TaskResult } from '../core/events.ts';
 import type { ClusterRun, FleetView } from './fleet.ts';
 import { fleetRecap } from './fleet.ts';
@@ -181,8 +181,8 @@ class Screen {
   private readonly interrupted = (): void => {
     // While it renders, listr2 holds the stream's writes in a buffer: take the stream back first.
     this.output.release();
-    this.out.write(`\u001B[?25h\n${INTERRUPTED_MESSAGE}\n`);
-    process.exit(ExitCode.interrupted);
+    this.out.write('\u001B[?25h');
+    exitOnSignal('SIGINT', this.out);
   };
 }
 

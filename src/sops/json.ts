@@ -1,5 +1,6 @@
 import { formatFloatF } from './scalars.ts';
-import { checkInputSize, LIMITS } from '../core/bounded-yaml.ts';
+import { checkInputSize } from '../core/bounded-yaml.ts';
+import { LIMITS } from '../core/limits.ts';
 import { Comment, FormatError, Timestamp, TreeMap, type Item, type Value } from './tree.ts';
 
 /**
