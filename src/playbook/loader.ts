@@ -9,7 +9,7 @@ import type { TaskContext } from '../tasks/context.ts';
 import { loadKind } from '../tasks/registry.ts';
 import type { KindRegistry } from '../tasks/registry.ts';
 import { DurationSchema, durationMs } from './duration.ts';
-import { ExprError, UndefinedVariable, evaluate, isTemplate, parseExpr, parseTemplate, renderTemplate, truthy } from './expr.ts';
+import { ExprError, UndefinedVariable, boundedValue, evaluate, isTemplate, parseExpr, parseTemplate, renderTemplate, truthy } from './expr.ts';
 import type { Expr, Scope } from './expr.ts';
 import { YamlSource } from './yaml-source.ts';
 
@@ -123,7 +123,8 @@ function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
     if (Object.hasOwn(opts.builtins, name)) {
       throw src.error(`variable "${name}" is built in and cannot be redefined`, pair.key, `built-ins: ${Object.keys(opts.builtins).join(', ')}`, `vars.${name}`);
     }
-    if (!Object.hasOwn(extra, name)) scope[name] = render(src, pair.value, scope);
+    if (Object.hasOwn(extra, name)) continue;
+    scope[name] = renderBounded(src, pair.value, scope);
   }
   return scope;
 }
@@ -166,7 +167,7 @@ async function compileTask(src: YamlSource, node: unknown, vars: Scope, registry
   const o: TaskOptions = options.data;
 
   const paramsNode = kindPair.value;
-  const raw = paramsNode === null || (isScalar(paramsNode) && paramsNode.value === null) ? {} : render(src, paramsNode, vars);
+  const raw = paramsNode === null || (isScalar(paramsNode) && paramsNode.value === null) ? {} : renderBounded(src, paramsNode, vars);
   const params = strictParams(kind.params).safeParse(raw);
   if (!params.success) throw src.schemaError(paramsNode ?? kindPair.key, params.error, kindName);
 
@@ -255,6 +256,15 @@ function render(src: YamlSource, node: unknown, scope: Scope): unknown {
     }
   }
   return null;
+}
+
+/** render, refusing a value too large to walk (see boundedValue). */
+function renderBounded(src: YamlSource, node: unknown, scope: Scope): unknown {
+  try {
+    return boundedValue(render(src, node, scope));
+  } catch (e) {
+    throw exprError(src, node, e);
+  }
 }
 
 function exprError(src: YamlSource, node: unknown, e: unknown) {
