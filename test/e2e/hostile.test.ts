@@ -119,7 +119,7 @@ void describe('hostile input: one-line errors naming the file, nothing changed, 
     root = await tempDir('hostile');
   });
   TABLE.forEach((row, i) => {
-    void it(row.name, async () => {
+    void it(row.name, () => {
       const dir = join(root, String(i));
       mkdirSync(dir);
       for (const [file, content] of Object.entries(row.files)) {
