@@ -61,7 +61,14 @@ export function parseYamlBounded(text: string, options: YamlOptions = {}): Parse
     const at = (node as Node | null | undefined)?.range?.[0];
     return at === undefined ? undefined : lineAt(at);
   };
-  const docs = parseAllDocuments(text, { ...options, uniqueKeys: false, lineCounter: lines, prettyErrors: false });
+  let docs;
+  try {
+    docs = parseAllDocuments(text, { ...options, uniqueKeys: false, lineCounter: lines, prettyErrors: false });
+  } catch (e) {
+    // The yaml package's parser recurses per level of nesting (`a: a: a: …`) and can exhaust the stack.
+    if (e instanceof RangeError) throw new FormatError(nestingMessage());
+    throw e;
+  }
   // An empty stream gives an empty list (an EmptyStream, which is an array)
   const list = Array.isArray(docs) ? docs : [];
   for (const doc of list) {
