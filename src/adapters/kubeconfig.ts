@@ -144,7 +144,9 @@ class Section {
     try {
       return readBytesSync(p);
     } catch (e) {
-      throw this.fail(key, `cannot read ${key} ${p}: ${e instanceof FluxstrapError ? e.message : ((e as NodeJS.ErrnoException).code ?? String(e))}`);
+      // The errno when there is one (ENOENT…), else what readBytesSync refused (a FIFO, a huge file).
+      const cause = (e instanceof FluxstrapError ? e.cause : e) as NodeJS.ErrnoException | undefined;
+      throw this.fail(key, `cannot read ${key} ${p}: ${cause?.code ?? (e instanceof Error ? e.message : String(e))}`);
     }
   }
 }
@@ -183,7 +185,7 @@ function loadMerged(opts: KubeconfigOptions, env: NodeJS.ProcessEnv): Merged {
     } catch (e) {
       if (!(e instanceof FluxstrapError)) throw e;
       if (!required && e.code === 'E_NOT_FOUND') continue;
-      throw new FluxstrapError(e.code, e.message.replace(/no such file or directory$/, 'no such file'), { location: { file }, hint: 'pass --kubeconfig or set KUBECONFIG' });
+      throw configError(e.message.replace(/no such file or directory$/, 'no such file'), { file }, 'pass --kubeconfig or set KUBECONFIG');
     }
     let doc: unknown;
     try {
