@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { errorReport, ExitCode, exitCodeFor, INTERNAL_HINT, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
+import { errorReport, ExitCode, exitCodeFor, INTERNAL_HINT, isFluxstrapError } from './core/errors.ts';
 import { redactPrivateKeys } from './core/redact.ts';
+import { exitOnSignal } from './cli/interrupt.ts';
 import { registerCommands } from './cli/commands/index.ts';
 import { version } from './core/version.ts';
 
@@ -22,13 +23,12 @@ const program = new Command('fluxstrap')
 
 registerCommands(program);
 
-// Ctrl-C or a stop signal between steps: every step is idempotent, so say how to converge and
-// exit as a shell expects. The listr2 view installs its own handler (it must restore the cursor).
+// Ctrl-C or a stop signal: every step is idempotent, so say how to converge and exit as a shell
+// expects. The listr2 view installs its own handler (it must restore the cursor first).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (process.listenerCount(signal) > 1) return;
-    process.stderr.write(`\n${INTERRUPTED_MESSAGE}\n`);
-    process.exit(ExitCode.interrupted);
+    exitOnSignal(signal, process.stderr);
   });
 }
 

@@ -1,25 +1,92 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, open, readFile, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
+import { chmod, copyFile, link, lstat, mkdir, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { FluxstrapError, fsError } from '../core/errors.ts';
+import { LIMITS } from '../core/limits.ts';
+import { pendingTemps } from './temp-files.ts';
 
-/** Read a UTF-8 text file, mapping failures to one-line errors that name the file. */
-export async function readText(file: string): Promise<string> {
+/**
+ * Opening a FIFO for reading blocks until a writer comes, in a libuv thread that even
+ * process.exit then waits for (Ctrl-C would print and hang). Non-blocking, the open returns at
+ * once and fstat tells what was opened; for a regular file the flag changes nothing.
+ */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** Only a regular file of bounded size is read: a FIFO or device would block or never end. */
+function checkReadable(st: Stats, file: string, doing: string): void {
+  if (st.isDirectory()) throw fsError(Object.assign(new Error(), { code: 'EISDIR' }), file, doing);
+  if (!st.isFile()) {
+    throw new FluxstrapError('E_IO', `cannot ${doing}: not a regular file (a FIFO, socket or device)`, {
+      location: { file },
+      hint: 'give the path of an ordinary file',
+    });
+  }
+  if (st.size > LIMITS.inputBytes) tooLarge(file, doing, st.size);
+}
+
+function tooLarge(file: string, doing: string, size: number): never {
+  throw new FluxstrapError('E_IO', `cannot ${doing}: larger than ${LIMITS.inputBytes / 1024 / 1024} MiB (${size} bytes)`, { location: { file } });
+}
+
+/**
+ * Read a file a user or a repository names: a regular file only, of bounded size, failures as
+ * one-line errors naming the file.
+ */
+export async function readBytes(file: string, doing = 'read file'): Promise<Buffer> {
+  let handle;
   try {
-    return await readFile(file, 'utf8');
+    handle = await open(file, READ_FLAGS);
   } catch (e) {
-    throw fsError(e, file, 'read file');
+    throw fsError(e, file, doing);
+  }
+  try {
+    checkReadable(await handle.stat(), file, doing);
+    const bytes = await handle.readFile();
+    // It may have grown since fstat.
+    if (bytes.length > LIMITS.inputBytes) tooLarge(file, doing, bytes.length);
+    return bytes;
+  } catch (e) {
+    if (e instanceof FluxstrapError) throw e;
+    throw fsError(e, file, doing);
+  } finally {
+    await handle.close();
   }
 }
 
-/** Like readText, but a missing file is `undefined` rather than an error. */
-export async function readTextIfExists(file: string): Promise<string | undefined> {
+/** readBytes for the few synchronous readers (the kubeconfig loader). */
+export function readBytesSync(file: string, doing = 'read file'): Buffer {
+  let fd: number;
   try {
-    return await readFile(file, 'utf8');
+    fd = openSync(file, READ_FLAGS);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(e, file, 'read file');
+    throw fsError(e, file, doing);
+  }
+  try {
+    checkReadable(fstatSync(fd), file, doing);
+    const bytes = readFileSync(fd);
+    if (bytes.length > LIMITS.inputBytes) tooLarge(file, doing, bytes.length);
+    return bytes;
+  } catch (e) {
+    if (e instanceof FluxstrapError) throw e;
+    throw fsError(e, file, doing);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Read a UTF-8 text file, mapping failures to one-line errors that name the file. */
+export async function readText(file: string, doing = 'read file'): Promise<string> {
+  return (await readBytes(file, doing)).toString('utf8');
+}
+
+/** Like readText, but a missing file is `undefined` rather than an error. */
+export async function readTextIfExists(file: string, doing = 'read file'): Promise<string | undefined> {
+  try {
+    return await readText(file, doing);
+  } catch (e) {
+    if (e instanceof FluxstrapError && e.code === 'E_NOT_FOUND') return undefined;
+    throw e;
   }
 }
 
@@ -89,7 +156,7 @@ interface Staged {
 const sidecar = (target: string, kind: string) => join(dirname(target), `.${basename(target).slice(0, 100)}.${randomBytes(6).toString('hex')}.${kind}.tmp`);
 
 /** Cleanup must not hide the error that made it necessary. */
-const removeQuietly = (path: string) => rm(path, { force: true }).catch(() => undefined);
+const removeQuietly = (path: string) => rm(path, { force: true }).catch(() => undefined).finally(() => pendingTemps.delete(path));
 
 async function checkWithin(file: string, target: string, root: string): Promise<void> {
   let rel: string;
@@ -137,6 +204,8 @@ async function stage(file: string, content: string | Uint8Array, opts: WriteOpti
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, file, 'write file');
   }
   const tmp = sidecar(target, 'new');
+  // Until it is renamed or removed, the signal handler removes it if the process is stopped.
+  pendingTemps.add(tmp);
   try {
     const handle = await open(tmp, 'wx', mode);
     try {

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, isAbsolute, resolve, sep } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { configError, FluxstrapError } from '../core/errors.ts';
+import { readBytesSync } from './files.ts';
 import { getOwn } from '../core/own.ts';
 
 /**
@@ -142,9 +142,11 @@ class Section {
     const p = this.filePath(key);
     if (p === undefined) return undefined;
     try {
-      return readFileSync(p);
+      return readBytesSync(p);
     } catch (e) {
-      throw this.fail(key, `cannot read ${key} ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      // The errno when there is one (ENOENT…), else what readBytesSync refused (a FIFO, a huge file).
+      const cause = (e instanceof FluxstrapError ? e.cause : e) as NodeJS.ErrnoException | undefined;
+      throw this.fail(key, `cannot read ${key} ${p}: ${cause?.code ?? (e instanceof Error ? e.message : String(e))}`);
     }
   }
 }
@@ -178,17 +180,19 @@ function loadMerged(opts: KubeconfigOptions, env: NodeJS.ProcessEnv): Merged {
   for (const file of files) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      // Bounded and non-blocking: a FIFO or a huge file named as a kubeconfig is an error, not a hang.
+      text = readBytesSync(file, 'load kubeconfig').toString('utf8');
     } catch (e) {
-      if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw configError(`cannot load kubeconfig: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((e as Error).message)}`, { file },
-        'pass --kubeconfig or set KUBECONFIG');
+      if (!(e instanceof FluxstrapError)) throw e;
+      if (!required && e.code === 'E_NOT_FOUND') continue;
+      throw configError(e.message.replace(/no such file or directory$/, 'no such file'), { file }, 'pass --kubeconfig or set KUBECONFIG');
     }
     let doc: unknown;
     try {
-      doc = parseYaml(text, { maxAliasCount: 100 });
+      doc = yamlValues(text, file)[0];
     } catch (e) {
-      throw configError(`cannot load kubeconfig: ${(e as Error).message.split('\n')[0] ?? ''}`, { file });
+      if (!(e instanceof FluxstrapError)) throw e;
+      throw new FluxstrapError(e.code, `cannot load kubeconfig: ${e.message}`, e.location ? { location: e.location } : {});
     }
     merged.files.push(file);
     const top = new Section(file, '', doc);
@@ -296,7 +300,7 @@ function credentialsOf(user: Section): Pick<KubeContext, 'authorization'> {
   // As client-go: the file wins; `token`, if set, is used while the file cannot be read.
   const readToken = (): string | undefined => {
     try {
-      return readFileSync(tokenFile, 'utf8').trim() || undefined;
+      return readBytesSync(tokenFile).toString('utf8').trim() || undefined;
     } catch {
       return undefined;
     }

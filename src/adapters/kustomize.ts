@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import { getOwn, setOwn } from '../core/own.ts';
 import { re2 } from '../core/re2.ts';
@@ -100,14 +100,7 @@ export async function parseObjectsCached(text: string, file: string, env: NodeJS
 
 export function parseObjects(text: string, file: string): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length > 0) {
-      const err = doc.errors[0];
-      throw new FluxstrapError('E_CONFIG', `invalid YAML: ${err?.message.split('\n')[0] ?? ''}`, {
-        location: { file, ...(err?.linePos?.[0] ? { line: err.linePos[0].line, column: err.linePos[0].col } : {}) },
-      });
-    }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  for (const value of yamlValues(text, file)) {
     if (value === null || value === undefined) continue;
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new FluxstrapError('E_CONFIG', 'a YAML document is not a Kubernetes object', { location: { file } });
@@ -124,8 +117,7 @@ export function parseObjects(text: string, file: string): KubeObject[] {
 async function buildDir(dir: string, seen: string[], build: Build): Promise<KubeObject[]> {
   if (seen.includes(dir)) throw new FluxstrapError('E_CONFIG', 'kustomization resources form a cycle', { location: { file: dir } });
   const file = await kustomizationFile(dir);
-  const docs = parseAllDocuments(await readText(file));
-  const k = (docs[0]?.toJS() ?? {}) as Record<string, unknown>;
+  const k = (yamlValues(await readText(file), file)[0] ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(k)) if (!KNOWN_KEYS.has(key)) throw new Unsupported(`${relative(build.root, file) || file} uses \`${key}\``);
 
   let objects: KubeObject[] = [];
@@ -189,9 +181,10 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   for (const key of Object.keys(entry)) {
     if (key !== 'patch' && key !== 'path' && key !== 'target') throw new Unsupported(`${where.field} uses \`${key}\``);
   }
-  const text = typeof entry.patch === 'string' ? entry.patch : typeof entry.path === 'string' ? await readText(resolve(dir, entry.path)) : undefined;
+  const patchFile = typeof entry.path === 'string' ? resolve(dir, entry.path) : where.file;
+  const text = typeof entry.patch === 'string' ? entry.patch : typeof entry.path === 'string' ? await readText(patchFile) : undefined;
   if (text === undefined) throw new FluxstrapError('E_CONFIG', 'a patch needs `patch` or `path`', { location: where });
-  const docs = parseAllDocuments(text).map((d) => d.toJS() as Json).filter((d) => d !== null);
+  const docs = yamlValues(text, patchFile).filter((d) => d !== null) as Json[];
   if (docs.length !== 1) throw new Unsupported(`${where.field} holds ${docs.length} documents`);
   const patch = docs[0] as Json;
   const target = entry.target as (PatchTarget & Record<string, unknown>) | undefined;

@@ -1,5 +1,6 @@
-import { LineCounter, isMap, isNode, isPair, isScalar, isSeq, parseDocument } from 'yaml';
-import type { Document } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Alias, Document, LineCounter, Node } from 'yaml';
+import { FormatError, parseYamlFile, yamlToJS } from '../core/bounded-yaml.ts';
 import type { z } from 'zod';
 import { configError } from '../core/errors.ts';
 import type { FluxstrapError, Location } from '../core/errors.ts';
@@ -13,23 +14,33 @@ export class YamlSource {
   readonly file: string;
   readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
+  /** What an alias stands for (bounded: parseYamlFile checked what the aliases expand to). */
+  readonly aliasTarget: (alias: Alias) => Node | undefined;
 
-  private constructor(file: string, doc: Document.Parsed, lines: LineCounter) {
+  private constructor(file: string, doc: Document.Parsed, lines: LineCounter, aliasTarget: (alias: Alias) => Node | undefined) {
     this.file = file;
     this.doc = doc;
     this.lines = lines;
+    this.aliasTarget = aliasTarget;
   }
 
   /** Parse, failing on the first syntax error (duplicate keys included) with its position. */
   static parse(text: string, file: string): YamlSource {
-    const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-    const [err] = doc.errors;
-    if (err) {
-      const { line, col } = lines.linePos(err.pos[0]);
-      throw configError(`invalid YAML: ${err.message.split('\n')[0] ?? err.code}`, { file, line, column: col });
+    const { docs, lines, aliasTarget, lineOf } = parseYamlFile(text, file);
+    if (docs.length > 1) throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
+    // A file of comments only holds no document; parseDocument gives it one, comments kept.
+    const doc = docs[0] ?? parseDocument(text);
+    return new YamlSource(file, doc, lines, aliasTarget);
+  }
+
+  /** The document, or one node of it, as plain values, aliases expanded. */
+  toJS(node?: Node): unknown {
+    try {
+      return yamlToJS(this.doc, node);
+    } catch (e) {
+      if (e instanceof FormatError) throw configError(`invalid YAML: ${e.message}`, this.at(node ?? this.doc.contents));
+      throw e;
     }
-    return new YamlSource(file, doc, lines);
   }
 
   /** The location of a node (its first character), or of the file when there is no node. */

@@ -1,5 +1,5 @@
+import { exitOnSignal } from './interrupt.ts';
 import type { Command } from 'commander';
-import { ExitCode } from '../core/errors.ts';
 import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent, TaskError } from '../core/events.ts';
 import type { CommandIo } from '../flows/io.ts';
 
@@ -85,7 +85,7 @@ async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Pro
 function onInterrupt(restore: () => void): () => void {
   const interrupted = (): void => {
     restore();
-    process.exit(ExitCode.interrupted);
+    exitOnSignal('SIGINT', process.stderr);
   };
   process.once('SIGINT', interrupted);
   return () => process.removeListener('SIGINT', interrupted);

@@ -120,7 +120,7 @@ export async function loadConfig(file: string): Promise<FluxstrapConfig | undefi
 
 export function parseConfig(text: string, file: string): FluxstrapConfig {
   const src = YamlSource.parse(text, file);
-  const parsed = FluxstrapConfigSchema.safeParse(src.doc.toJS() ?? {});
+  const parsed = FluxstrapConfigSchema.safeParse(src.toJS() ?? {});
   if (!parsed.success) throw src.schemaError(src.doc.contents, parsed.error, '');
   // zod leaves a `__proto__` key out of a record without an issue: a cluster so named would vanish.
   const names = src.doc.get('clusters', true);

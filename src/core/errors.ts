@@ -100,6 +100,8 @@ export const ExitCode = {
   /** `--check` found changes to make (like `terraform plan -detailed-exitcode`). */
   changesPending: 3,
   interrupted: 130,
+  /** SIGTERM: 128 + 15, as a shell reports a process the signal ended. */
+  terminated: 143,
   /** The reader of stdout went away (`| head`): what a shell reports for a tool killed by SIGPIPE. */
   brokenPipe: 141,
 } as const;

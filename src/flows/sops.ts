@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { writeAllAtomic, writeAtomic } from '../adapters/files.ts';
+import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
@@ -55,12 +54,8 @@ function formatOption(value: string | undefined, flag: string): Format | undefin
   return v as Format;
 }
 
-async function readInput(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (e) {
-    throw fsError(e, file, 'read file');
-  }
+function readInput(file: string): Promise<Buffer> {
+  return readBytes(file);
 }
 
 /** Status lines quote recipients from the files themselves, which a hostile file can fill with a private key. */
@@ -354,6 +349,6 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   // Reasons quote the recipients a file names, and a hostile file can name a private key there.
   const findings = (await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources, cwd: io.cwd, env: io.env })).map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
   if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
-  else for (const f of findings) io.stdout.write(`${f.file}: ${f.reason}\n`);
+  else for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;
 }

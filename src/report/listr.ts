@@ -1,6 +1,5 @@
 import { DefaultRenderer, Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { ListrGetRendererClassFromValue, ListrSimpleRenderer, ListrTask } from 'listr2';
-import { INTERRUPTED_MESSAGE } from '../core/errors.ts';
 import type { Reporter, RunEvent, TaskError, TaskRef, TaskResult } from '../core/events.ts';
 import type { ClusterRun, FleetView } from '../core/events.ts';
 import { fleetRecap } from './fleet.ts';
@@ -189,7 +188,7 @@ class Screen {
   private readonly interrupted = (): void => {
     // While it renders, listr2 holds the stream's writes in a buffer: take the stream back first.
     this.output.release();
-    this.out.write(`\u001B[?25h\n${INTERRUPTED_MESSAGE}\n`);
+    this.out.write('\u001B[?25h');
   };
 }
 

@@ -1,7 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { readText } from '../adapters/files.ts';
+import { parseYamlFile } from '../core/bounded-yaml.ts';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type YAMLMap } from 'yaml';
-import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
+import { isMap, isScalar, isSeq, visit, type Node, type YAMLMap } from 'yaml';
+import { configError, FluxstrapError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { describePrivateKey } from '../core/redact.ts';
@@ -42,12 +44,8 @@ export async function findConfig(cwd: string, env: NodeJS.ProcessEnv, explicit?:
   let dir = resolve(cwd);
   for (let i = 0; i < 100; i++) {
     const candidate = join(dir, '.sops.yaml');
-    try {
-      await readFile(candidate);
-      return candidate;
-    } catch {
-      // keep walking up
-    }
+    // Found by name only: reading it (a FIFO would block) is loadConfig's, with its checks.
+    if (await stat(candidate).then(() => true, () => false)) return candidate;
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
@@ -130,28 +128,23 @@ function intOf(node: unknown, field: string, where: Where): number {
 }
 
 export async function loadConfig(file: string): Promise<SopsConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw fsError(e, file, 'read .sops.yaml');
-  }
-  return parseConfig(text, file);
+  return parseConfig(await readText(file, 'read .sops.yaml'), file);
 }
 
 export function parseConfig(text: string, file: string): SopsConfig {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false });
+  const { docs, lineOf: nodeLine, aliasTarget } = parseYamlFile(text, file, { merge: true });
+  const doc = docs[0];
+  if (docs.length > 1) throw configError('.sops.yaml must hold one YAML document', { file, line: nodeLine(docs[1]?.contents) ?? 1 });
   const where: Where = (node) => {
-    const at = (node as Node | undefined)?.range?.[0];
-    return at === undefined ? { file } : { file, line: lines.linePos(at).line };
+    const line = nodeLine(node);
+    return line === undefined ? { file } : { file, line };
   };
-  const err = doc.errors[0];
-  if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, line: lines.linePos(err.pos[0]).line });
-  // Configs share recipients through anchors (`age: *age`): read every alias as its target.
+  if (!doc) return { file, creationRules: [], indent: {} };
+  // Configs share recipients through anchors (`age: *age`): read every alias as its target
+  // (parseYamlFile bounded what the copies add up to).
   visit(doc, {
     Alias: (_, alias) => {
-      const target = alias.resolve(doc);
+      const target = aliasTarget(alias);
       return target ? (target.clone() as Node) : undefined;
     },
   });

@@ -69,11 +69,4 @@ export type Branch = TreeMap;
 export type Leaf = Exclude<Value, TreeMap | Value[] | null>;
 
 /** A file that does not parse as its format; `line` is 1-based, 0 when unknown. */
-export class FormatError extends Error {
-  readonly line: number;
-
-  constructor(message: string, line = 0) {
-    super(message);
-    this.line = line;
-  }
-}
+export { FormatError } from '../core/bounded-yaml.ts';

@@ -1,4 +1,5 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node, type Scalar } from 'yaml';
+import { parseYamlBounded } from '../core/bounded-yaml.ts';
 import { formatFloatG, parseGoInt, parseYamlTimestamp } from './scalars.ts';
 import { Comment, FormatError, Timestamp, TreeMap, type Branch, type Item, type Value } from './tree.ts';
 
@@ -55,6 +56,7 @@ interface Ctx {
   doc: Document;
   sourceLines: string[];
   lines: LineCounter;
+  aliasTarget(alias: Alias): Node | undefined;
 }
 
 function lineOf(ctx: Ctx, node: Node | null | undefined): number | undefined {
@@ -159,7 +161,7 @@ function footer(ctx: Ctx, node: Node, own: Comment[] | Value[], col: number, wra
 
 function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
   if (isAlias(node)) {
-    const target = node.resolve(ctx.doc);
+    const target = ctx.aliasTarget(node);
     if (!target || seen.has(target)) throw new FormatError('alias to an unknown or enclosing anchor', lineOf(ctx, node));
     // yaml.v3 expands an alias into a copy of its target; comments stay where they were written.
     const copy = convert(ctx, target, new Set([...seen, target]));
@@ -218,16 +220,11 @@ function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
 
 /** Every document of the file, each a branch; a document's top level must be a map. */
 export function parseYaml(text: string): Branch[] {
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { schema: 'failsafe', merge: false, lineCounter: lines, prettyErrors: false });
-  if (!Array.isArray(docs)) return [];
+  const { docs, lines, aliasTarget } = parseYamlBounded(text, { schema: 'failsafe', merge: false });
   const branches: Branch[] = [];
   const sourceLines = text.split(/\r?\n/);
   for (const doc of docs) {
-    const err = doc.errors[0];
-    // Without prettyErrors the yaml package leaves linePos unset: the offset is what it gives.
-    if (err) throw new FormatError(err.message.split('\n')[0] ?? 'invalid YAML', lines.linePos(err.pos[0]).line);
-    const ctx: Ctx = { doc, sourceLines, lines };
+    const ctx: Ctx = { doc, sourceLines, lines, aliasTarget };
     const head = commentLines(doc.commentBefore).map((c): Item => ({ key: c, value: null }));
     const tail = commentLines(doc.comment).map((c): Item => ({ key: c, value: null }));
     const contents = doc.contents as Node | null;

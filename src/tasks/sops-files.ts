@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { readText } from '../adapters/files.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 
@@ -40,14 +40,14 @@ async function yamlFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function sopsRecipients(text: string): string[] | undefined {
+function sopsRecipients(text: string, file: string): string[] | undefined {
   // Cheap filter before parsing: the metadata block is a top-level `sops:` key.
   if (!/^sops:/m.test(text)) return undefined;
   const recipients: string[] = [];
   let found = false;
   type AgeEntries = { age?: { recipient?: unknown }[] };
-  for (const doc of parseAllDocuments(text)) {
-    const sops = (doc.toJS() as { sops?: AgeEntries & { mac?: unknown; key_groups?: AgeEntries[] } } | null)?.sops;
+  for (const doc of yamlValues(text, file)) {
+    const sops = (doc as { sops?: AgeEntries & { mac?: unknown; key_groups?: AgeEntries[] } } | null)?.sops;
     if (!sops || typeof sops.mac !== 'string') continue;
     found = true;
     // A Shamir file lists its keys per group, under key_groups, instead.
@@ -63,7 +63,7 @@ export async function findSopsFiles(dir: string, repoRoot: string, exclude: stri
   for (const file of await yamlFiles(dir)) {
     if (exclude.some((x) => file === x || file.startsWith(`${x}/`))) continue;
     const text = await readText(file);
-    const recipients = sopsRecipients(text);
+    const recipients = sopsRecipients(text, file);
     if (recipients) out.push({ file, name: relative(repoRoot, file), text, recipients });
   }
   return out;
@@ -81,8 +81,8 @@ export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[]): P
 /** The Secrets in decrypted YAML, as key names and value hashes (`data` base64-decoded, `stringData` as UTF-8). */
 export function secretDigests(plain: string, file: string): SecretDigest[] {
   const out: SecretDigest[] = [];
-  for (const doc of parseAllDocuments(plain)) {
-    const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
+  for (const doc of yamlValues(plain, file)) {
+    const obj = doc as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
     if (obj?.kind !== 'Secret' || typeof obj.metadata?.name !== 'string') continue;
     // fromEntries defines own keys: a Secret key named `__proto__` is hashed like any other (as the
     // apiserver stores it), where an assignment would drop it. stringData wins, as in the apiserver.
