@@ -52,6 +52,9 @@ export class FluxController {
   #ports: Record<string, number>;
   #service: Service | undefined;
   #conflictTimer: NodeJS.Timeout | undefined;
+  /** The process whose log is watched for port conflicts; unset by an intended stop. */
+  #watched: Service | undefined;
+  #restartPending = false;
   // start, stop and a restart on new ports never interleave.
   #queue: Promise<void> = Promise.resolve();
   #restarts = 0;
@@ -67,8 +70,9 @@ export class FluxController {
     return new FluxController(opts, await takePorts(opts.ports, opts.name));
   }
 
+  /** The process runs, or is about to run again on new ports. */
   get running(): boolean {
-    return this.#service?.alive ?? false;
+    return this.#restartPending || (this.#service?.alive ?? false);
   }
 
   get logFile(): string {
@@ -98,7 +102,7 @@ export class FluxController {
 
   /** The controller's own readiness endpoint, which turns 200 once its manager has started. */
   async healthy(): Promise<boolean> {
-    if (!this.running) return false;
+    if (!(this.#service?.alive ?? false)) return false;
     try {
       const res = await fetch(`http://127.0.0.1:${this.#ports.health}/readyz`, { signal: AbortSignal.timeout(1000) });
       return res.ok;
@@ -119,6 +123,7 @@ export class FluxController {
   }
 
   async #stopNow(): Promise<void> {
+    this.#watched = undefined;
     clearInterval(this.#conflictTimer);
     await this.#service?.stop();
   }
@@ -175,31 +180,44 @@ export class FluxController {
 
   /**
    * The ports are reserved for this cluster, so only a foreign program can hold one; if it does,
-   * the controller says so in its log (some exit, source-controller's artifact server retries
+   * the controller says so in its log (most exit, source-controller's artifact server retries
    * forever) and is restarted on new ports. Otherwise ports stay fixed across restarts, so
-   * artifact URLs already in the cluster keep working.
+   * artifact URLs already in the cluster keep working. The log is read again the moment the
+   * process exits, so a caller never sees an exit that is about to be a restart.
    */
   #watchForConflicts(service: Service, from: number): void {
+    this.#watched = service;
     let offset = from;
     let carry = '';
-    this.#conflictTimer = setInterval(() => {
+    const check = (): void => {
+      if (this.#watched !== service) return;
       const chunk = readFrom(this.logFile, offset);
       offset += chunk.length;
       const text = carry + chunk.toString('utf8');
       carry = text.slice(-200);
       const conflict = text.split('\n').find((l) => ADDRESS_IN_USE.test(l));
-      if (conflict === undefined) return;
+      if (conflict === undefined) {
+        if (!service.alive) clearInterval(this.#conflictTimer);
+        return;
+      }
       clearInterval(this.#conflictTimer);
+      this.#restartPending = true;
       void this.#serial(async () => {
-        if (this.#service !== service) return;
-        await this.#stopNow();
-        this.#ports = await takePorts(this.#opts.ports, this.name);
-        this.#restarts++;
-        writeFileSync(this.logFile, `fluxstrap harness: "${conflict.trim().slice(0, 300)}": restarting on new ports ${JSON.stringify(this.#ports)}\n`, { flag: 'a' });
-        this.#spawn();
+        try {
+          if (this.#watched !== service) return;
+          await this.#stopNow();
+          this.#ports = await takePorts(this.#opts.ports, this.name);
+          this.#restarts++;
+          writeFileSync(this.logFile, `fluxstrap harness: "${conflict.trim().slice(0, 300)}": restarting on new ports ${JSON.stringify(this.#ports)}\n`, { flag: 'a' });
+          this.#spawn();
+        } finally {
+          this.#restartPending = false;
+        }
       });
-    }, CONFLICT_CHECK_MS);
+    };
+    this.#conflictTimer = setInterval(check, CONFLICT_CHECK_MS);
     this.#conflictTimer.unref();
+    void service.exited.then(check);
   }
 }
 

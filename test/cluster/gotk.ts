@@ -131,7 +131,7 @@ export function localizeReleaseAssets(kustomization: string, name: string, versi
 }
 
 /** The files flux2 pkg/manifestgen/install generate() writes, for flux's default options. */
-export function installKustomization(components: readonly string[]): Record<string, string> {
+function installKustomization(components: readonly string[]): Record<string, string> {
   // flux points every controller at notification-controller's Service when it is installed.
   const eventsAddr = components.includes('notification-controller')
     ? `http://notification-controller.$(RUNTIME_NAMESPACE).svc.cluster.local./`
