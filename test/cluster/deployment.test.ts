@@ -57,7 +57,7 @@ void describe('flux-system Deployments mirror the local controller processes', (
     // The real file (Flux v2.7.5) differs in versions and CRD schemas only.
     const real = manifests(join(import.meta.dirname, '..', 'fixtures', 'flux', 'gotk-components.yaml'));
     const ours = manifests(suite.cluster.gotkComponentsPath);
-    const ids = (list: Manifest[]): string[] => list.filter((o) => o.kind !== 'CustomResourceDefinition').map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    const ids = (list: Manifest[]): string[] => list.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     assert.deepEqual(ids(ours), ids(real));
     const args = (list: Manifest[]): Record<string, string[] | undefined> =>
       Object.fromEntries(list.filter((o) => o.kind === 'Deployment').map((d) => [d.metadata.name, d.spec?.template.spec.containers[0]?.args]));

@@ -133,7 +133,7 @@ export function assertBuilt(controllers: readonly ControllerName[] = DEFAULT_CON
 
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const mode = opts.flux ?? 'on-deployment';
-  const wanted = mode === 'off' ? [] : opts.controllers ?? DEFAULT_CONTROLLERS;
+  const wanted = opts.controllers ?? DEFAULT_CONTROLLERS;
   const b = assertBuilt(wanted);
   const dir = ownedTempDir('cluster');
   if (process.env[KEEP_ENV] === '1') markKept(dir, { why: `${KEEP_ENV}=1`, everything: true });
