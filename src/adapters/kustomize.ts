@@ -4,6 +4,8 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
+import { getOwn, setOwn } from '../core/own.ts';
+import { re2 } from '../core/re2.ts';
 import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
@@ -134,10 +136,11 @@ async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
   }
 
   for (const [i, p] of asList(k.patches, file, 'patches').entries()) {
-    objects = await applyPatchEntry(objects, p as Record<string, unknown>, dir, { file, field: `patches[${i}]` });
+    const where = { file, field: `patches[${i}]` };
+    objects = await applyPatchEntry(objects, asMap(p, where), dir, where);
   }
-  for (const l of asList(k.labels, file, 'labels')) {
-    const entry = l as { pairs?: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean; fields?: unknown };
+  for (const [i, l] of asList(k.labels, file, 'labels').entries()) {
+    const entry = asMap(l, { file, field: `labels[${i}]` }) as { pairs?: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean; fields?: unknown };
     if (entry.includeSelectors || entry.includeTemplates || entry.fields !== undefined) throw new Unsupported('labels with selectors, templates or fields');
     for (const obj of objects) {
       obj.metadata.labels = { ...obj.metadata.labels, ...stringMap(entry.pairs ?? {}) };
@@ -166,6 +169,11 @@ function asList(value: unknown, file: string, field: string): unknown[] {
   return value;
 }
 
+function asMap(value: unknown, where: { file: string; field: string }): Record<string, unknown> {
+  if (!isMap(value as Json)) throw new FluxstrapError('E_CONFIG', `${where.field} must be a map`, { location: where });
+  return value as Record<string, unknown>;
+}
+
 function stringMap(m: Record<string, unknown>): Record<string, string> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
 }
@@ -189,7 +197,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   if (Array.isArray(patch)) {
     if (!target) throw new FluxstrapError('E_CONFIG', 'a JSON6902 patch needs a target', { location: where });
     // Like kustomize, a target that selects nothing is not an error.
-    return objects.map((obj) => (matches(obj, target) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
+    return objects.map((obj) => (matches(obj, target, where) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
   }
 
   if (typeof patch !== 'object' || patch === null) throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
@@ -205,7 +213,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   };
   let matched = false;
   const out = objects.map((obj) => {
-    if (!matches(obj, selector)) return obj;
+    if (!matches(obj, selector, where)) return obj;
     matched = true;
     // For built-in kinds a strategic merge merges lists by key (containers by name...); only
     // list-free patches mean the same as a JSON merge patch there.
@@ -239,19 +247,32 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function matches(obj: KubeObject, t: PatchTarget): boolean {
+/** kustomize's selector: each field an anchored Go regexp (RE2, so a target from a repository cannot backtrack). */
+function matches(obj: KubeObject, t: PatchTarget, where: { file: string; field: string }): boolean {
   const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
-  const test = (pattern: string | undefined, value: string | undefined) => pattern === undefined || new RegExp(`^(?:${pattern})$`).test(value ?? '');
-  return test(t.group, group) && test(t.version, version) && test(t.kind, obj.kind) && test(t.name, obj.metadata.name) && test(t.namespace, obj.metadata.namespace);
+  const test = (key: keyof PatchTarget, value: string | undefined) => {
+    const pattern = t[key];
+    return pattern === undefined || re2(`^(?:${pattern})$`, `target.${key}`, where).test(value ?? '');
+  };
+  return test('group', group) && test('version', version) && test('kind', obj.kind) && test('name', obj.metadata.name) && test('namespace', obj.metadata.namespace);
+}
+
+/**
+ * Keys come from the repository, so every read and write here is of own properties: `__proto__`,
+ * `constructor` or `toString` are data like any other key (as in kustomize, which is Go), never a
+ * way to reach Object.prototype.
+ */
+function isMap(v: Json | undefined): v is { [k: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** RFC 7386. */
 export function mergePatch(target: Json, patch: Json): Json {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return clone(patch);
-  const out: Record<string, Json> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...target } : {};
+  if (!isMap(patch)) return clone(patch);
+  const out: Record<string, Json> = isMap(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k] ?? null, v);
+    else setOwn(out, k, mergePatch((getOwn(out, k) as Json | undefined) ?? null, v));
   }
   return out;
 }
@@ -305,7 +326,7 @@ function getAt(doc: Json, path: string[], fail: (m: string) => Error): Json {
   let cur: Json = doc;
   for (const key of path) {
     if (Array.isArray(cur)) cur = cur[index(key, cur.length - 1, fail)] as Json;
-    else if (typeof cur === 'object' && cur !== null && key in cur) cur = cur[key] as Json;
+    else if (isMap(cur) && Object.hasOwn(cur, key)) cur = cur[key] as Json;
     else throw fail('path does not exist');
   }
   return cur;
@@ -325,9 +346,9 @@ function setAt(doc: Json, path: string[], value: Json, mode: 'add' | 'replace', 
   if (Array.isArray(parent)) {
     if (mode === 'add') parent.splice(key === '-' ? parent.length : index(key, parent.length, fail), 0, value);
     else parent[index(key, parent.length - 1, fail)] = value;
-  } else if (typeof parent === 'object' && parent !== null) {
-    if (mode === 'replace' && !(key in parent)) throw fail('path does not exist');
-    parent[key] = value;
+  } else if (isMap(parent)) {
+    if (mode === 'replace' && !Object.hasOwn(parent, key)) throw fail('path does not exist');
+    setOwn(parent, key, value);
   } else {
     throw fail('parent is not an object or array');
   }
@@ -338,7 +359,7 @@ function removeAt(doc: Json, path: string[], fail: (m: string) => Error): Json {
   const parent = getAt(doc, path.slice(0, -1), fail);
   const key = path[path.length - 1] as string;
   if (Array.isArray(parent)) parent.splice(index(key, parent.length - 1, fail), 1);
-  else if (typeof parent === 'object' && parent !== null && key in parent) delete parent[key];
+  else if (isMap(parent) && Object.hasOwn(parent, key)) delete parent[key];
   else throw fail('path does not exist');
   return doc;
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
+import { DEFAULT_AGE_KEY_FILE, globalOptions } from '../cli/context.ts';
 import type { KeysNewOptions, KeysPubOptions } from '../keys/actions.ts';
 import type { KeysRotateOptions } from '../keys/rotate.ts';
 
@@ -14,7 +14,7 @@ export function registerKeys(program: Command): void {
         'A key file is never overwritten: --append adds a second identity to it (key rotation). ' +
         'With --pgp: an OpenPGP key without passphrase, armored, for sops `pgp:` rules; prints its fingerprint.',
     )
-    .option('--out <file>', 'key file to write (default: $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt; required with --pgp)')
+    .option('--out <file>', `key file to write (default: $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE}; required with --pgp)`)
     .option('--append', 'add a new identity to an existing age key file (key rotation) instead of refusing')
     .option('--pq', 'post-quantum hybrid age identity (age1pq1…); needs Flux >= 2.9 and sops >= 3.12 to decrypt')
     .option('--pgp', 'generate an OpenPGP key instead of an age identity')
@@ -52,7 +52,7 @@ export function registerKeys(program: Command): void {
     )
     .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
     .option('--repo <dir>', 'repository root (default: the current folder)')
-    .option('--key-file <file>', "the cluster's age key file (default: $SOPS_AGE_KEY_FILE, else ~/.config/sops/age/keys.txt)")
+    .option('--key-file <file>', `the cluster's age key file (default: $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`)
     .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
     .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')
     .option('--check', 'change nothing: show what would change (exit 3 if anything would)')

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { globalOptions } from '../cli/context.ts';
+import { DEFAULT_AGE_KEY_FILE, globalOptions } from '../cli/context.ts';
 import type { CommonOptions, SetOptions } from '../sops/run.ts';
 
 type SetCliOptions = Omit<SetOptions, 'quiet'>;
@@ -35,7 +35,7 @@ function lazily(runner: Runner): (files: string[], opts: CommonOptions, cmd: Com
   };
 }
 
-const keyFileOption = ['--key-file <file>', 'an age key file or an armored OpenPGP key (repeatable): identities to decrypt with, in addition to SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and ~/.config/sops/age/keys.txt; PGP public keys to encrypt to', collect] as const;
+const keyFileOption = ['--key-file <file>', `an age key file or an armored OpenPGP key (repeatable): identities to decrypt with, in addition to SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and ${DEFAULT_AGE_KEY_FILE}; PGP public keys to encrypt to`, collect] as const;
 
 export function registerSops(program: Command): void {
   io(program.command('encrypt'), true)
@@ -71,7 +71,7 @@ export function registerSops(program: Command): void {
     .option(...keyFileOption)
     .addHelpText('after', [
       '',
-      'Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt, --key-file, and the gpg keyring.',
+      `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, and the gpg keyring.`,
       '',
       'Examples:',
       '  fluxstrap decrypt clusters/prod/secrets/db.yaml',
@@ -97,6 +97,7 @@ export function registerSops(program: Command): void {
     'echo 5432 | fluxstrap set --json-value app.yaml \'["db"]["port"]\'',
   ])
     .option('--json-value', 'the value is JSON (a number, true/false, a map or a list) instead of a string')
+    .option('--allow-empty', 'accept an empty value (without it, empty stdin is an error: a failed command before | pipes nothing)')
     .action(async (file: string, path: string, opts: SetCliOptions, cmd: Command) => {
       const { runSet } = await import('../sops/run.ts');
       await runSet(file, path, { ...opts, quiet: globalOptions(cmd).quiet });

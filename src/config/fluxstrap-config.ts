@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { isMap, isScalar } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
@@ -61,7 +62,7 @@ const ClusterSchema = z.strictObject({
       auth: GitAuthSchema.optional(),
     })
     .optional(),
-  ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then ~/.config/sops/age/keys.txt.'),
+  ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -121,11 +122,20 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   const src = YamlSource.parse(text, file);
   const parsed = FluxstrapConfigSchema.safeParse(src.doc.toJS() ?? {});
   if (!parsed.success) throw src.schemaError(src.doc.contents, parsed.error, '');
+  // zod leaves a `__proto__` key out of a record without an issue: a cluster so named would vanish.
+  const names = src.doc.get('clusters', true);
+  const proto = isMap(names) ? names.items.find((p) => isScalar(p.key) && p.key.value === '__proto__') : undefined;
+  if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
     throw src.error(`defaultCluster "${defaultCluster}" is not one of the clusters`, src.doc.get('defaultCluster', true), undefined, 'defaultCluster');
   }
   return parsed.data;
+}
+
+/** The entry of cluster `name`: an own key only, since `constructor` is a valid cluster name and in every object. */
+export function clusterEntryOf(config: FluxstrapConfig, name: string): ClusterConfig | undefined {
+  return Object.hasOwn(config.clusters, name) ? config.clusters[name] : undefined;
 }
 
 /** The repository: --repo, else $FLUXSTRAP_REPO, else the nearest folder up from cwd holding fluxstrap.yaml, else cwd. */
@@ -153,7 +163,7 @@ export function expandPath(p: string, base: string): string {
  *    _GIT_BRANCH, _PATH, _AGE_KEY_FILE), so `make provision CLUSTER=prod` needs no prompt;
  * 3. the cluster's entry in fluxstrap.yaml (relative paths are relative to the repository);
  * 4. the defaults: $KUBECONFIG / current context, branch main, path clusters/<name>, and for the
- *    age key $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt (as sops does).
+ *    age key $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, sops' default key file (as sops does).
  */
 export function resolveCluster(
   config: FluxstrapConfig | undefined,
@@ -169,7 +179,7 @@ export function resolveCluster(
       'pass --cluster NAME or set FLUXSTRAP_CLUSTER' + (names.length === 0 ? `, or describe the cluster in ${CONFIG_FILE} (fluxstrap init writes it)` : ''),
     );
   }
-  const entry: ClusterConfig | undefined = config?.clusters[name];
+  const entry = config && clusterEntryOf(config, name);
   if (config && !entry) {
     throw usageError(`cluster "${name}" is not in ${where.configFile ?? CONFIG_FILE}`, `known clusters: ${names.join(', ') || 'none'}`);
   }
@@ -204,7 +214,8 @@ export function resolveCluster(
 }
 
 function normalizeClusterPath(p: string): string {
-  const clean = p.replace(/\\/g, '/').replace(/^\.\/+/, '').replace(/\/+$/, '');
+  // `(?<!\/)`: a match starts at a run's first slash, so a long run of slashes costs linear time, not quadratic.
+  const clean = p.replace(/\\/g, '/').replace(/^\.\/+/, '').replace(/(?<!\/)\/+$/, '');
   if (clean === '' || clean.startsWith('/') || clean.split('/').includes('..')) {
     throw usageError(`cluster path "${p}" must be a folder inside the repository`, 'e.g. clusters/prod');
   }

@@ -1,6 +1,6 @@
 import { viewOf } from './change.ts';
 import type { Change } from './change.ts';
-import { FluxstrapError, formatLocation, isFluxstrapError } from './errors.ts';
+import { errorReport, FluxstrapError, isFluxstrapError } from './errors.ts';
 import type { Recap, Reporter, TaskRef, TaskResult } from './events.ts';
 import type { TaskInstance } from './task.ts';
 
@@ -154,11 +154,7 @@ function refOf<C>(t: TaskInstance<C>, index: number): TaskRef {
 }
 
 export function toTaskError(e: unknown): TaskResult['error'] & object {
-  if (isFluxstrapError(e)) {
-    const where = formatLocation(e.location);
-    return { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(where ? { where } : {}) };
-  }
-  return { code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+  return errorReport(e);
 }
 
 export function recapOf(results: TaskResult[]): Recap {

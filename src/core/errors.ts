@@ -4,6 +4,8 @@
  * Messages must never contain secret values or private keys: callers pass public facts only.
  */
 
+import { redactPrivateKeys } from './redact.ts';
+
 export type ErrorCode =
   | 'E_USAGE' // bad flags or arguments
   | 'E_CONFIG' // a file we read is malformed or invalid (has a location)
@@ -64,6 +66,30 @@ export function formatLocation(loc: Location | undefined): string {
   if (loc.line !== undefined) where += `:${loc.line}${loc.column !== undefined ? `:${loc.column}` : ''}`;
   if (loc.field !== undefined) where += where ? ` at ${loc.field}` : loc.field;
   return where;
+}
+
+/** What a user is shown of an error: every part scrubbed of private keys, whoever built the message. */
+export interface ErrorReport {
+  code: ErrorCode;
+  message: string;
+  where?: string;
+  hint?: string;
+}
+
+/**
+ * The one way an error becomes text (the CLI's error lines, `--json`, task results): messages
+ * are built from user input in many places, so a private key pasted where it does not belong is
+ * scrubbed here, once, rather than trusted to every message's author.
+ */
+export function errorReport(e: unknown): ErrorReport {
+  if (!isFluxstrapError(e)) return { code: 'E_INTERNAL', message: redactPrivateKeys(e instanceof Error ? e.message : String(e)) };
+  const where = formatLocation(e.location);
+  return {
+    code: e.code,
+    message: redactPrivateKeys(e.message),
+    ...(where ? { where: redactPrivateKeys(where) } : {}),
+    ...(e.hint ? { hint: redactPrivateKeys(e.hint) } : {}),
+  };
 }
 
 /** Exit codes, documented in the README. */

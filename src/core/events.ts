@@ -1,5 +1,5 @@
 import type { ChangeView } from './change.ts';
-import type { ErrorCode, Location } from './errors.ts';
+import type { ErrorReport, Location } from './errors.ts';
 
 /**
  * The one event stream every renderer is a view of (listr2 on a TTY, plain lines in CI, JSON).
@@ -14,12 +14,7 @@ export interface TaskRef {
   location?: Location;
 }
 
-export interface TaskError {
-  code: ErrorCode;
-  message: string;
-  hint?: string;
-  where?: string;
-}
+export type TaskError = ErrorReport;
 
 export interface TaskResult extends TaskRef {
   outcome: Outcome;

@@ -7,24 +7,29 @@ import type { GlobalOptions } from '../cli/context.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE } from '../config/fluxstrap-config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
+import { version } from '../cli/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
-import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
+import { checkedPublicKeys } from '../keys/recipients.ts';
 import { identitiesFromEnv } from '../keys/actions.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
-import { configuredPath, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
+import { configuredEntry, configuredPath, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
 import type { FileState, RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
+import { gotkComponentsKind } from '../tasks/gotk-components.ts';
+import { fluxComponentsParams } from '../flux/options.ts';
+import type { FluxInstallFlags } from '../flux/options.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
 import { sopsConfigKind } from '../tasks/sops-config.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
-export interface InitOptions extends GitFlags {
+export interface InitOptions extends GitFlags, FluxInstallFlags {
   cluster: string;
   path?: string;
   keyFile?: string;
@@ -43,7 +48,15 @@ export async function runInit(opts: InitOptions, g: GlobalOptions): Promise<numb
   const key = await publicKey(opts);
   const ctx: RepoContext = { paths: { repo } };
   const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined });
-  const tasks = [...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile)), { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config }];
+  const current = (await configuredEntry(repo, opts.cluster))?.git;
+  const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
+  const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
+  const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: process.env, userAgent: `fluxstrap/${version}` });
+  const tasks = [
+    ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
+  ];
 
   // Every file is read and planned before anything is written, so a bad input anywhere (an
   // invalid .sops.yaml, a broken kustomization.yaml) stops init before it changes a first file.
@@ -53,12 +66,15 @@ export async function runInit(opts: InitOptions, g: GlobalOptions): Promise<numb
   const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true });
   if (!success) return ExitCode.failed;
   if (recap.changed === 0 && recap.wouldChange === 0) info(g, 'nothing to do: the repository is ready for encrypted secrets');
+  if (flux !== undefined && flux.omitted.length > 0) {
+    info(g, `note: ${flux.omitted.join(', ')} left out of gotk-components.yaml: the Flux ${flux.params.version} manifests at hand lack them (pass --flux-manifests DIR with the release's manifests.tar.gz unpacked to include them)`);
+  }
   const makefile = results.find((r) => r.kind === makefileKind.kind);
   if (makefile && makefile.notes.length > 0) info(g, `\nprovision target to add to your Makefile:\n\n${await renderMakefile(opts.cluster)}`);
   return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
@@ -79,7 +95,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
     }),
     task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age' }),
-    task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml` }),
+    task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
     task('.gitignore keeps private keys out of Git', gitignoreKind, { file: '.gitignore', entries: ignore }),
@@ -112,9 +128,7 @@ async function clusterDir(repo: string, cluster: string, path: string | undefine
 
 async function publicKey(opts: InitOptions): Promise<PublicKey> {
   if (opts.age && opts.age.length > 0) {
-    const bad = opts.age.find((r) => !isAgeRecipient(r));
-    if (bad !== undefined) throw usageError(`not an age recipient: ${bad}`, 'an age recipient starts with age1 (see `fluxstrap keys pub`)');
-    return { type: 'age', recipients: opts.age };
+    return { type: 'age', recipients: checkedPublicKeys('age', opts.age, '--age') };
   }
   if (opts.keyFile === undefined) return { type: 'age', recipients: unique((await identitiesFromEnv(process.env)).map((i) => i.recipient)) };
   const text = await readText(opts.keyFile);

@@ -93,8 +93,9 @@ export async function keysPub(file: string | undefined, opts: KeysPubOptions, g:
 export async function identitiesFromEnv(env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
   const found = await loadAgeIdentities({ env });
   if (found.length === 0) {
+    const file = defaultAgeKeyFile(env);
     throw new FluxstrapError('E_NOT_FOUND', 'no age key found', {
-      location: { file: defaultAgeKeyFile(env) },
+      location: file !== undefined ? { file } : { field: 'SOPS_AGE_KEY_FILE' },
       hint: 'set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, pass a key file, or create one with `fluxstrap keys new`',
     });
   }

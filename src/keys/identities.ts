@@ -114,7 +114,7 @@ export async function loadAgeIdentities(opts: LoadOptions = {}): Promise<AgeIden
     else await add(text, envFile, false);
   }
   const def = defaultAgeKeyFile(env);
-  if (def !== envFile) {
+  if (def !== undefined && def !== envFile) {
     const text = await readIfExists(def);
     if (text !== undefined) await add(text, def, false);
   }

@@ -3,6 +3,7 @@ import type { Pair, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
 import { configError, usageError } from '../core/errors.ts';
+import { setOwn } from '../core/own.ts';
 import type { RunEvent } from '../core/events.ts';
 import type { TaskInstance } from '../core/task.ts';
 import type { TaskContext } from '../tasks/context.ts';
@@ -123,7 +124,7 @@ function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
     if (Object.hasOwn(opts.builtins, name)) {
       throw src.error(`variable "${name}" is built in and cannot be redefined`, pair.key, `built-ins: ${Object.keys(opts.builtins).join(', ')}`, `vars.${name}`);
     }
-    if (!Object.hasOwn(extra, name)) scope[name] = render(src, pair.value, scope);
+    if (!Object.hasOwn(extra, name)) setOwn(scope, name, render(src, pair.value, scope));
   }
   return scope;
 }
@@ -240,11 +241,7 @@ function editDistance(a: string, b: string): number {
 /** A YAML node to a value, rendering `{{ }}` in strings; errors point at the scalar. */
 function render(src: YamlSource, node: unknown, scope: Scope): unknown {
   if (isAlias(node)) return render(src, node.resolve(src.doc), scope);
-  if (isMap(node)) {
-    const out: Record<string, unknown> = {};
-    for (const pair of node.items) out[keyOf(pair)] = render(src, pair.value, scope);
-    return out;
-  }
+  if (isMap(node)) return Object.fromEntries(node.items.map((pair) => [keyOf(pair), render(src, pair.value, scope)]));
   if (isSeq(node)) return node.items.map((item) => render(src, item, scope));
   if (isScalar(node)) {
     if (typeof node.value !== 'string' || !isTemplate(node.value)) return node.value;

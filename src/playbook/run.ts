@@ -8,6 +8,7 @@ import type { ClusterFlags, ResolvedCluster } from '../config/fluxstrap-config.t
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
+import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import type { TaskContext } from '../tasks/context.ts';
@@ -202,7 +203,7 @@ export function parseExtraVars(pairs: string[]): Record<string, unknown> {
     } catch {
       value = raw;
     }
-    out[name] = value ?? raw;
+    setOwn(out, name, value ?? raw);
   }
   return out;
 }

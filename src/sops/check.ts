@@ -1,10 +1,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { isFluxstrapError } from '../core/errors.ts';
-import { findConfig, loadConfig, rulePath, type SopsConfig } from './config.ts';
+import { findConfig, loadConfig, ruleMatches, rulePath, type SopsConfig } from './config.ts';
 import type { KeySources } from './datakey.ts';
 import { openDocument } from './engine.ts';
-import { goRegex } from './rules.ts';
 import { formatForPath, hasMetadata, loadPlain, type Format } from './stores.ts';
 import { TreeMap, type Branch } from './tree.ts';
 
@@ -67,7 +66,7 @@ function ruleWanting(config: SopsConfig | undefined, file: string, cwd: string):
   if (!config || resolve(file) === resolve(config.file)) return undefined;
   const p = rulePath(config, file, cwd);
   // A rule without path_regex matches every file; it says nothing about which files must be encrypted.
-  const rule = config.creationRules.find((r) => r.pathRegex !== undefined && (goRegex(r.pathRegex)?.test(p) ?? false));
+  const rule = config.creationRules.find((r) => r.pathRegex !== undefined && ruleMatches(r, p));
   return rule?.pathRegex;
 }
 

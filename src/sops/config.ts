@@ -4,8 +4,10 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, t
 import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
-import { isAgeRecipient } from '../keys/age.ts';
-import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { describePrivateKey } from '../core/redact.ts';
+import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
+import { re2 } from '../core/re2.ts';
+import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
 /**
@@ -25,7 +27,7 @@ export interface CreationRule {
    * A mistyped age recipient of this rule. Only encrypting with the rule is refused: a typo in
    * one cluster's rule must not keep anyone from decrypting, or from encrypting for another.
    */
-  invalidRecipient?: { id: string; line: number };
+  invalidRecipient?: { type: PublicKeyType; id: string; line: number };
 }
 
 export interface SopsConfig {
@@ -181,6 +183,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
       const t = nodeText(v);
       if (t !== undefined && t !== '') selection[k] = t;
     }
+    checkRulePatterns(selection, (k) => where(r.get(RULE_NAMES[k], true)));
     if (selectionRulesSet(selection).length > 1) {
       throw configError('a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex', where(r));
     }
@@ -188,7 +191,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
     if (isScalar(mac) && (mac.value === true || mac.value === 'true')) selection.macOnlyEncrypted = true;
     const pathNode = r.get('path_regex', true);
     const pathRegex = nodeText(pathNode);
-    if (pathRegex !== undefined && goRegex(pathRegex) === null) throw configError(`path_regex ${JSON.stringify(pathRegex)} is not a valid regular expression`, where(pathNode));
+    if (pathRegex !== undefined) re2(pathRegex, 'path_regex', where(pathNode));
     const groupsNode = r.get('key_groups', true);
     let keyGroups: Stanza[][];
     if (isSeq(groupsNode)) {
@@ -199,10 +202,12 @@ export function parseConfig(text: string, file: string): SopsConfig {
     } else {
       keyGroups = [groupFrom(r, where, true)];
     }
-    const invalid = keyGroups.flat().find((k) => k.type === 'age' && !isAgeRecipient(stanzaName(k)));
+    const bad = keyGroups.flat().filter((k) => (k.type === 'age' || k.type === 'pgp') && !isPublicKey(k.type, stanzaName(k)));
+    // A pasted private key first: it must be named as such even behind a placeholder.
+    const invalid = bad.find((k) => describePrivateKey(stanzaName(k)) !== undefined) ?? bad[0];
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
-      ...(invalid ? { invalidRecipient: { id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
+      ...(invalid ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
       keyGroups,
       shamirThreshold: intOf(r.get('shamir_threshold', true), 'shamir_threshold', where),
       rules: selection,
@@ -220,9 +225,14 @@ export function rulePath(config: SopsConfig, filePath: string, cwd: string): str
   return (inside ? rel : abs).split(sep).join('/');
 }
 
+/** Whether a rule's `path_regex` (unanchored RE2, checked when the config was read) matches `p`; without one, every path does. */
+export function ruleMatches(rule: CreationRule, p: string): boolean {
+  return rule.pathRegex === undefined || re2(rule.pathRegex, 'path_regex', { field: 'path_regex' }).test(p);
+}
+
 export function matchRule(config: SopsConfig, filePath: string, cwd: string): CreationRule | undefined {
   const p = rulePath(config, filePath, cwd);
-  return config.creationRules.find((r) => r.pathRegex === undefined || (goRegex(r.pathRegex)?.test(p) ?? false));
+  return config.creationRules.find((r) => ruleMatches(r, p));
 }
 
 /**

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { writeAtomic } from '../adapters/files.ts';
+import { writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
 import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
-import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
+import { redactPrivateKeys } from '../core/redact.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
 import { newStanza, type KeySources } from './datakey.ts';
@@ -12,7 +14,7 @@ import { scalarText } from './scalars.ts';
 import { editValue, type ValueEdit } from './set.ts';
 import { formatTreePath, getAt, parseTreePath, type PathStep } from './tree-path.ts';
 import { Comment, TreeMap, type Branch, type Value } from './tree.ts';
-import { RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from './stores.ts';
 
 /**
@@ -46,8 +48,6 @@ export interface RotateCliOptions extends CommonOptions {
   rmPgp?: string[];
 }
 
-const RECIPIENT_HINT = 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints';
-
 function formatOption(value: string | undefined, flag: string): Format | undefined {
   if (value === undefined) return undefined;
   const v = value === 'env' ? 'dotenv' : value === 'yml' ? 'yaml' : value;
@@ -63,22 +63,26 @@ async function readInput(file: string): Promise<Buffer> {
   }
 }
 
+/** Status lines quote recipients from the files themselves, which a hostile file can fill with a private key. */
 function status(opts: CommonOptions, line: string): void {
-  if (!opts.quiet) process.stderr.write(`${line}\n`);
+  if (!opts.quiet) process.stderr.write(`${redactPrivateKeys(line)}\n`);
 }
 
-/** Results go to stdout unless `--in-place` or `--output` say otherwise. */
-async function deliver(file: string, content: string | Buffer, opts: CommonOptions, plaintext = false): Promise<void> {
+/**
+ * Results go to stdout unless `--in-place` or `--output` say otherwise. In place, the batch is
+ * all-or-nothing: no file is replaced unless every one can be.
+ */
+async function deliver(files: string[], results: (string | Buffer)[], opts: CommonOptions, plaintext: boolean): Promise<void> {
   if (opts.inPlace) {
-    await writeAtomic(file, content);
+    await writeAllAtomic(files.map((file, i) => ({ file, content: results[i] ?? '' })));
     return;
   }
   if (opts.output !== undefined) {
     // A new plaintext file is readable by its owner only; an existing one keeps its mode.
-    await writeAtomic(opts.output, content, plaintext ? { mode: 0o600 } : {});
+    await writeAtomic(opts.output, results[0] ?? '', plaintext ? { mode: 0o600 } : {});
     return;
   }
-  process.stdout.write(content);
+  for (const r of results) process.stdout.write(r);
 }
 
 function checkOutputFlags(opts: CommonOptions): void {
@@ -114,8 +118,8 @@ function ruleFor(config: SopsConfig, file: string): CreationRule {
     throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
   }
   if (rule.invalidRecipient) {
-    const { id, line } = rule.invalidRecipient;
-    throw new FluxstrapError('E_CONFIG', `invalid age recipient ${id}`, { location: { file: config.file, line }, hint: RECIPIENT_HINT });
+    const { type, id, line } = rule.invalidRecipient;
+    throw publicKeyError(type, id, { file: config.file, line }, 'E_CONFIG');
   }
   return rule;
 }
@@ -132,6 +136,8 @@ function flagRules(opts: EncryptOptions): Rules {
     if (v !== undefined) rules[k] = v;
   }
   if (opts.macOnlyEncrypted) rules.macOnlyEncrypted = true;
+  const flag = (k: SelectionRule) => `--${RULE_NAMES[k].replaceAll('_', '-')}`;
+  checkRulePatterns(rules, (k) => ({ field: flag(k) }), flag);
   return rules;
 }
 
@@ -140,15 +146,9 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
   return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
-function checkedRecipients(age: string[], from: string): string[] {
-  const bad = age.find((r) => !isAgeRecipient(r));
-  if (bad !== undefined) throw usageError(`invalid age recipient ${bad} (${from})`, RECIPIENT_HINT);
-  return age;
-}
-
 function encryptParams(file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
-  const age = checkedRecipients(splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
-  const pgp = splitList(opts.pgp, process.env.SOPS_PGP_FP);
+  const age = checkedPublicKeys('age', splitList(opts.age, process.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
+  const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, process.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
   if (age.length > 0 || pgp.length > 0) {
@@ -176,7 +176,8 @@ interface Job {
 /**
  * The shared shape of encrypt, decrypt and rotate: every input read and turned into its result by
  * `work`, and only then each delivered to stdout, `--output` or in place (with a status line for
- * in-place runs). A bad file anywhere in a batch stops it before any file is written.
+ * in-place runs). A bad file anywhere in a batch stops it before any file is written, and a write
+ * that fails undoes the others.
  */
 async function transformEach(files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
   checkOutputFlags(opts);
@@ -187,10 +188,8 @@ async function transformEach(files: string[], opts: CommonOptions, work: (job: J
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
     results.push(await work({ file, format, bytes: await readInput(file), config }));
   }
-  for (const [i, file] of files.entries()) {
-    await deliver(file, results[i] ?? '', opts, plaintext);
-    if (opts.inPlace) status(opts, done(file));
-  }
+  await deliver(files, results, opts, plaintext);
+  if (opts.inPlace) for (const file of files) status(opts, done(file));
 }
 
 export async function runEncrypt(files: string[], opts: EncryptOptions): Promise<void> {
@@ -249,13 +248,25 @@ export interface SetOptions {
   inputType?: string;
   keyFile?: string[];
   jsonValue?: boolean;
+  allowEmpty?: boolean;
   quiet?: boolean;
 }
 
-/** The value for `set`: piped stdin (one final newline dropped), or typed at the terminal unseen. */
-async function valueFromStdin(path: string, json: boolean): Promise<Value> {
-  const raw = process.stdin.isTTY ? await promptSecret(`value for ${path} (not shown): `) : (await readStdin()).replace(/\r?\n$/, '');
-  if (!json) return raw;
+/**
+ * The value for `set`: piped stdin (one final newline dropped), or typed at the terminal unseen.
+ * Empty is refused unless asked for: `pwgen 32 1 | fluxstrap set …` with pwgen missing pipes
+ * nothing, and a secret silently set to "" is worse than an error.
+ */
+async function valueFromStdin(path: string, opts: SetOptions): Promise<Value> {
+  const tty = process.stdin.isTTY;
+  const raw = tty ? await promptSecret(`value for ${path} (not shown): `) : (await readStdin()).replace(/\r?\n$/, '');
+  if (raw === '' && !opts.allowEmpty) {
+    throw new FluxstrapError('E_USAGE', `empty value for ${path}: ${tty ? 'nothing was typed' : 'standard input was empty'}`, {
+      location: { field: tty ? 'the prompt' : 'stdin' },
+      hint: tty ? 'type the value, or pass --allow-empty to set an empty string' : 'did the command before | fail? pass --allow-empty to set an empty string on purpose',
+    });
+  }
+  if (!opts.jsonValue) return raw;
   try {
     // Through the JSON store, so that key order and the int/float types are those of sops.
     return parseJson(`{"v":${raw}}`).get('v') ?? null;
@@ -266,7 +277,7 @@ async function valueFromStdin(path: string, json: boolean): Promise<Value> {
 
 export async function runSet(file: string, pathText: string, opts: SetOptions): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(file, opts, async () => ({ path, value: await valueFromStdin(formatTreePath(path), opts.jsonValue === true) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
+  await editInPlace(file, opts, async () => ({ path, value: await valueFromStdin(formatTreePath(path), opts) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
 }
 
 export async function runUnset(file: string, pathText: string, opts: SetOptions): Promise<void> {
@@ -287,7 +298,12 @@ async function editInPlace(file: string, opts: SetOptions, edit: () => Promise<V
 
 export async function runRotate(files: string[], opts: RotateCliOptions): Promise<void> {
   const sources = await keySources(opts);
-  const changes = { addAge: checkedRecipients(opts.addAge ?? [], '--add-age'), rmAge: opts.rmAge ?? [], addPgp: opts.addPgp ?? [], rmPgp: opts.rmPgp ?? [] };
+  const changes = {
+    addAge: checkedPublicKeys('age', opts.addAge ?? [], '--add-age'),
+    rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
+    addPgp: checkedPublicKeys('pgp', opts.addPgp ?? [], '--add-pgp'),
+    rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
+  };
   await transformEach(
     files,
     opts,
@@ -307,16 +323,20 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
     const rule = ruleFor(config, file);
     results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
   }
+  const writes = [];
+  const lines = [];
   for (const { file, res } of results) {
     const added = res.after.filter((k) => !res.before.includes(k));
     const removed = res.before.filter((k) => !res.after.includes(k));
     if (added.length === 0 && removed.length === 0) {
-      status(opts, `${file}: keys already match the creation rule`);
+      lines.push(`${file}: keys already match the creation rule`);
       continue;
     }
-    await writeAtomic(file, res.output);
-    status(opts, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+    writes.push({ file, content: res.output });
+    lines.push(`${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
   }
+  await writeAllAtomic(writes);
+  for (const line of lines) status(opts, line);
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
@@ -324,7 +344,8 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   const { check } = await import('./check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
   const sources = await keySources(opts, false);
-  const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
+  // Reasons quote the recipients a file names, and a hostile file can name a private key there.
+  const findings = (await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources })).map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
   if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
   else for (const f of findings) process.stdout.write(`${f.file}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;

@@ -18,10 +18,11 @@ const FLOAT_RE = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/;
 const NULLS = new Set(['', '~', 'null', 'Null', 'NULL']);
 const TRUES = new Set(['true', 'True', 'TRUE']);
 const FALSES = new Set(['false', 'False', 'FALSE']);
-const SPECIAL_FLOATS: Record<string, number> = {
-  '.inf': Infinity, '.Inf': Infinity, '.INF': Infinity, '+.inf': Infinity, '+.Inf': Infinity, '+.INF': Infinity,
-  '-.inf': -Infinity, '-.Inf': -Infinity, '-.INF': -Infinity, '.nan': NaN, '.NaN': NaN, '.NAN': NaN,
-};
+// A Map, not an object literal: a scalar `constructor` or `__proto__` must not find Object.prototype's members.
+const SPECIAL_FLOATS = new Map<string, number>([
+  ['.inf', Infinity], ['.Inf', Infinity], ['.INF', Infinity], ['+.inf', Infinity], ['+.Inf', Infinity], ['+.INF', Infinity],
+  ['-.inf', -Infinity], ['-.Inf', -Infinity], ['-.INF', -Infinity], ['.nan', NaN], ['.NaN', NaN], ['.NAN', NaN],
+]);
 
 /** An integer beyond int64: yaml.v3 makes it a uint64, which the sops tree walk rejects. */
 const UINT64 = Symbol('uint64');
@@ -33,7 +34,8 @@ export function resolvePlain(s: string): Resolved {
   if (NULLS.has(s)) return null;
   if (TRUES.has(s)) return true;
   if (FALSES.has(s)) return false;
-  if (s in SPECIAL_FLOATS) return SPECIAL_FLOATS[s] ?? NaN;
+  const special = SPECIAL_FLOATS.get(s);
+  if (special !== undefined) return special;
   const c = s[0] ?? '';
   if (/[0-9+-]/.test(c)) {
     const ts = parseYamlTimestamp(s);

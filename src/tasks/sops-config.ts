@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { YAMLMap } from 'yaml';
-import { parseConfig } from '../sops/config.ts';
+import { re2Error } from '../core/re2.ts';
+import { parseConfig, ruleMatches } from '../sops/config.ts';
 import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
-import { goRegex } from '../sops/rules.ts';
 import { fileKind } from './file-content.ts';
 import { insertAt, parseEditable, rootMap, seqAt } from './yaml-edit.ts';
 
@@ -20,7 +20,14 @@ export const sopsConfigParams = z.object({
   clusterPath: z.string(),
   age: z.array(z.string()).default([]),
   pgp: z.array(z.string()).default([]),
-  encryptedRegex: z.string().default('^(data|stringData)$'),
+  encryptedRegex: z
+    .string()
+    .superRefine((s, ctx) => {
+      // Refused here, before it is written into .sops.yaml where every later encrypt would refuse it.
+      const why = re2Error(s);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression: ${why}` });
+    })
+    .default('^(data|stringData)$'),
 });
 export type SopsConfigParams = z.infer<typeof sopsConfigParams>;
 
@@ -32,8 +39,6 @@ export function pathRegexFor(clusterPath: string): string {
 function samplesFor(clusterPath: string): string[] {
   return [`${clusterPath}/secret.yaml`, `${clusterPath}/apps/secret.sops.yaml`, `${clusterPath}/secret.yml`];
 }
-
-const matches = (rule: CreationRule, path: string) => rule.pathRegex === undefined || (goRegex(rule.pathRegex)?.test(path) ?? false);
 
 export const sopsConfigKind = fileKind<SopsConfigParams>({
   kind: 'sops-config',
@@ -48,7 +53,7 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`)];
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
     const samples = samplesFor(p.clusterPath);
-    const firstMatches = samples.map((s) => rules.findIndex((r) => matches(r, s)));
+    const firstMatches = samples.map((s) => rules.findIndex((r) => ruleMatches(r, s)));
     const first = firstMatches[0] ?? -1;
     const winner = rules[first];
     if (winner && firstMatches.every((i) => i === first) && wanted.every((k) => keysOf(winner).has(k))) return undefined;

@@ -84,9 +84,12 @@ export function secretDigests(plain: string, file: string): SecretDigest[] {
   for (const doc of parseAllDocuments(plain)) {
     const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
     if (obj?.kind !== 'Secret' || typeof obj.metadata?.name !== 'string') continue;
-    const hashes: Record<string, string> = {};
-    for (const [k, v] of Object.entries(obj.data ?? {})) hashes[k] = sha256(Buffer.from(String(v), 'base64'));
-    for (const [k, v] of Object.entries(obj.stringData ?? {})) hashes[k] = sha256(Buffer.from(String(v), 'utf8'));
+    // fromEntries defines own keys: a Secret key named `__proto__` is hashed like any other (as the
+    // apiserver stores it), where an assignment would drop it. stringData wins, as in the apiserver.
+    const hashes = Object.fromEntries([
+      ...Object.entries(obj.data ?? {}).map(([k, v]) => [k, sha256(Buffer.from(String(v), 'base64'))]),
+      ...Object.entries(obj.stringData ?? {}).map(([k, v]) => [k, sha256(Buffer.from(String(v), 'utf8'))]),
+    ]) as Record<string, string>;
     out.push({ file, namespace: obj.metadata.namespace ?? 'default', name: obj.metadata.name, hashes });
   }
   return out;

@@ -1,3 +1,5 @@
+import { describePrivateKey } from '../core/redact.ts';
+import { publicKeyError } from '../keys/recipients.ts';
 import { isAlias, isMap, isNode, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
@@ -42,8 +44,18 @@ export const sopsRecipientsParams = recipientChange.extend({
 });
 export type SopsRecipientsParams = z.infer<typeof sopsRecipientsParams>;
 
+/**
+ * The cluster's rule. One holding a pasted private key is refused here, before the key can be
+ * compared, copied to another group or echoed in a plan; other invalid entries are left to the
+ * commands that encrypt with them.
+ */
 function clusterRule(text: string, file: string, clusterPath: string): CreationRule | undefined {
-  return parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
+  const rule = parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
+  if (rule?.invalidRecipient && describePrivateKey(rule.invalidRecipient.id) !== undefined) {
+    const { type, id, line } = rule.invalidRecipient;
+    throw publicKeyError(type, id, { file, line }, 'E_CONFIG');
+  }
+  return rule;
 }
 
 const agesOf = (group: CreationRule['keyGroups'][number]) => group.flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));

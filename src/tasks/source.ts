@@ -1,10 +1,12 @@
 import { rmSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitAuth, GitRemote } from '../adapters/git.ts';
 import type { KubeObject } from '../adapters/kube.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskContext } from './context.ts';
+import { GOTK_FILES, missingGotkFiles } from './gotk-files.ts';
 
 /**
  * What is being bootstrapped: the commit the branch points at on the Git server (what Flux will
@@ -100,14 +102,17 @@ export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
     p = (async () => {
       const src = await bootstrapSource(ctx);
       const { kustomizeBuild } = await import('../adapters/kustomize.ts');
-      const result = await kustomizeBuild(src.fluxSystemDir);
+      // A build that fails, or lacks the sync objects, most often lacks a file the flux CLI generates: say that first.
+      const result = await kustomizeBuild(src.fluxSystemDir).catch(async (e: unknown) => {
+        throw (await missingGotk(ctx, src)) ?? e;
+      });
       const find = (kind: string) => result.objects.find((o) => o.kind === kind && o.metadata.name === SYNC_NAME && isFluxResource(o));
       const gitRepository = find('GitRepository');
       const kustomization = find('Kustomization');
       if (!gitRepository || !kustomization) {
-        throw new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
+        throw (await missingGotk(ctx, src)) ?? new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
           location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
-          hint: 'list gotk-sync.yaml under resources (`fluxstrap init` writes it)',
+          hint: 'list gotk-sync.yaml under resources',
         });
       }
       return { result, components: result.objects.filter((o) => !isFluxResource(o)), sync: { gitRepository, kustomization } };
@@ -115,6 +120,16 @@ export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
     builds.set(ctx, p);
   }
   return p;
+}
+
+/** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
+async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<FluxstrapError | undefined> {
+  const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
+  const missing = GOTK_FILES.filter((_, i) => !present[i]);
+  if (missing.length === 0) return undefined;
+  const { url, branch } = ctx.cluster.git;
+  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch });
+  return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 
 /** The Secret the flux-system decryption patch points at, if the build carries one. */

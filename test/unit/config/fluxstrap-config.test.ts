@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { findRepo, parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
+import { clusterEntryOf, findRepo, parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 
 const GOOD = `# yaml-language-server: $schema=./schema/fluxstrap.schema.json
@@ -128,6 +128,17 @@ void describe('cluster resolution', () => {
     assert.throws(() => resolveCluster(config, { cluster: 'nope' }, {}, where), (e: unknown) =>
       e instanceof FluxstrapError && e.code === 'E_USAGE' && /prod, staging/.test(e.hint ?? ''));
     assert.throws(() => resolveCluster(config, { cluster: 'prod', path: '../etc' }, {}, where), /inside the repository/);
+  });
+
+  void it('a cluster named constructor, toString or __proto__ is found only when fluxstrap.yaml has it', () => {
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      assert.throws(() => resolveCluster(config, { cluster: name }, {}, where), (e: unknown) =>
+        e instanceof FluxstrapError && e.code === 'E_USAGE' && e.message === `cluster "${name}" is not in /repo/fluxstrap.yaml`, name);
+    }
+    const own = parseConfig('clusters:\n  constructor:\n    git: {branch: dev}\n  prod: {}\n', 'f');
+    assert.equal(resolveCluster(own, { cluster: 'constructor' }, {}, where).git.branch, 'dev');
+    assert.equal(clusterEntryOf(own, 'toString'), undefined);
+    rejectsConfig('clusters:\n  __proto__:\n    path: x\n', 2, /lowercase/);
   });
 
   void it('finds the repository: --repo, FLUXSTRAP_REPO, the nearest fluxstrap.yaml, else cwd', async () => {

@@ -175,6 +175,13 @@ void describe('running a playbook (in process)', () => {
   void it('reads -e values as YAML scalars', () => {
     assert.deepEqual(parseExtraVars(['n=2', 'b=true', 's=a=b', 'e=']), { n: 2, b: true, s: 'a=b', e: '' });
   });
+
+  void it('keeps -e __proto__=… as a variable (an assignment would have made it the prototype)', () => {
+    const vars = parseExtraVars(['__proto__={a: 1}', 'constructor=c']);
+    assert.deepEqual(Object.keys(vars), ['__proto__', 'constructor']);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(vars, '__proto__')?.value, { a: 1 });
+    assert.equal(Object.getPrototypeOf(vars), Object.prototype);
+  });
 });
 
 void describe('the built-in bootstrap playbook', () => {

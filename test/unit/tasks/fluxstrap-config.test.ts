@@ -181,6 +181,28 @@ void describe("init's fluxstrap.yaml params", () => {
     assert.deepEqual(other.set, { ageKey: { file: 'new.agekey' } });
   });
 
+  void it('--git-username is written with the token variable, and bootstrap sends it', async () => {
+    const repo = await tempDir('config-username');
+    const url = 'https://gitea.example.com/me/fleet.git';
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUrl: url, gitTokenEnv: 'GITEA_TOKEN', gitUsername: 'flux-bot' });
+    assert.deepEqual(params.set, { git: { url, auth: { https: { username: 'flux-bot', passwordEnv: 'GITEA_TOKEN' } } } });
+    const { after } = planFile(fluxstrapConfigKind, params, undefined);
+    assert.match(after ?? '', /^ {6}auth:\n {8}https:\n {10}username: flux-bot\n {10}passwordEnv: GITEA_TOKEN\n/m);
+    const cluster = resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), {}, {}, { repoDir: repo, cwd: repo });
+    assert.deepEqual(cluster.git.auth, { type: 'https', username: 'flux-bot', passwordEnv: 'GITEA_TOKEN' });
+  });
+
+  void it('--git-username alone completes the HTTPS auth the entry has, keeping its token variable', async () => {
+    const repo = await tempDir('config-username-later');
+    const written = 'clusters:\n  prod:\n    git:\n      auth:\n        https: { passwordEnv: GITEA_TOKEN } # from CI\n';
+    await writeFile(join(repo, 'fluxstrap.yaml'), written);
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUsername: 'me', gitUrl: 'https://gitea.example.com/me/fleet.git' });
+    const { changes, after } = planFile(fluxstrapConfigKind, params, written);
+    assert.match(changes[0]?.summary ?? '', /git\.auth\.https\.username/);
+    assert.deepEqual(resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), {}, {}, { repoDir: repo, cwd: repo }).git.auth, { type: 'https', username: 'me', passwordEnv: 'GITEA_TOKEN' });
+    assert.match(after ?? '', /# from CI/);
+  });
+
   void it('refuses flags that cannot make a valid entry', async () => {
     const repo = await tempDir('config-flags');
     const usage = (text: RegExp) => (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && text.test(e.message);
@@ -190,5 +212,8 @@ void describe("init's fluxstrap.yaml params", () => {
     await assert.rejects(params({ gitUrl: 'git://host/fleet.git' }), usage(/Flux pulls from https:\/\/ or ssh:\/\//));
     await assert.rejects(params({ gitUrl: 'https://me:tok@host/fleet.git' }), usage(/must not carry a password/));
     await assert.rejects(params({ gitTokenEnv: 'MY-TOKEN' }), usage(/git\.auth\.https\.passwordEnv .*environment variable name/));
+    await assert.rejects(params({ gitUsername: 'me' }), usage(/--git-username needs --git-token-env/));
+    await assert.rejects(params({ gitUsername: 'me', gitSshKey: 'k', gitKnownHosts: 'h' }), usage(/--git-username is for HTTPS auth/));
+    await assert.rejects(params({ gitUsername: 'me:x', gitTokenEnv: 'T' }), usage(/no colon or whitespace/));
   });
 });
