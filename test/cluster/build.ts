@@ -134,7 +134,7 @@ async function buildComponent(c: Component): Promise<void> {
     ...(c.method === 'install' ? { GOBIN: binDir } : {}),
     ...(c.substitutes === undefined ? {} : { GONOSUMDB: c.substitutes.map((s) => s.module).join(',') }),
   };
-  const opts = { env, logFile: log, onStderr: tick.onStderr };
+  const opts = { env, logFile: log, onStderr: tick.onStderr, interruptible: true };
   const binaries = Object.entries(c.binaries);
   // Several packages in one call share their compiled dependencies; `-o dir/` names each binary
   // after its package. A single package gets an explicit name (etcd's would be "v3").

@@ -12,6 +12,11 @@ export interface RunOptions {
   logFile?: string;
   /** Called with every chunk of stderr (build progress). */
   onStderr?: (chunk: string) => void;
+  /**
+   * Ended by killTracked() (a long build step). Not for the short commands that set a cluster
+   * up: killing one mid-start would fail the start, which then keeps its logs as a failure.
+   */
+  interruptible?: boolean;
 }
 
 const running = new Set<ChildProcess>();
@@ -41,7 +46,7 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
         env: opts.env ?? process.env,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-      track(child);
+      if (opts.interruptible === true) track(child);
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
