@@ -12,24 +12,21 @@ interface PrivateKeyKind {
   re: RegExp;
 }
 
-const BECH32 = '[02-9AC-HJ-NP-Zac-hj-np-z]';
-/**
- * An armored block from BEGIN to END (or to the end of the text), matched even when its spaces
- * were lost or its case changed on the way (a `.sops.yaml` value is normalised like a fingerprint).
- */
-const armored = (label: string) => {
-  const l = label.replace(/ /g, '\\s*');
-  return new RegExp(`-----\\s*BEGIN\\s*${l}\\s*-----[\\s\\S]*?(?:-----\\s*END\\s*${l}\\s*-----|$)`, 'gi');
-};
-
+// Literal patterns (bech32 characters: 0 and 2-9, letters without b, i, o), built at load time like
+// every pattern in src/: nothing here comes from a file or a flag.
+// Armored blocks match from BEGIN to END (or the end of the text), also with spaces lost or case
+// changed (a `.sops.yaml` value is normalised like a fingerprint).
 // Order matters for describePrivateKey: the more specific kind first (PQ before plain age).
 const KINDS: PrivateKeyKind[] = [
-  { what: 'a post-quantum age private key', re: new RegExp(`AGE-SECRET-KEY-PQ-1${BECH32}+`, 'gi') },
-  { what: 'an age private key', re: new RegExp(`AGE-SECRET-KEY-1${BECH32}+`, 'gi') },
-  { what: 'a private age plugin identity', re: new RegExp(`AGE-PLUGIN-[A-Z0-9-]+-1${BECH32}+`, 'gi') },
-  { what: 'an armored OpenPGP private key', re: armored('PGP PRIVATE KEY BLOCK') },
-  { what: 'an SSH private key', re: armored('OPENSSH PRIVATE KEY') },
-  { what: 'a PEM private key', re: armored('(?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY') },
+  { what: 'a post-quantum age private key', re: /AGE-SECRET-KEY-PQ-1[02-9AC-HJ-NP-Zac-hj-np-z]+/gi },
+  { what: 'an age private key', re: /AGE-SECRET-KEY-1[02-9AC-HJ-NP-Zac-hj-np-z]+/gi },
+  { what: 'a private age plugin identity', re: /AGE-PLUGIN-[A-Z0-9-]+-1[02-9AC-HJ-NP-Zac-hj-np-z]+/gi },
+  { what: 'an armored OpenPGP private key', re: /-----\s*BEGIN\s*PGP\s*PRIVATE\s*KEY\s*BLOCK\s*-----[\s\S]*?(?:-----\s*END\s*PGP\s*PRIVATE\s*KEY\s*BLOCK\s*-----|$)/gi },
+  { what: 'an SSH private key', re: /-----\s*BEGIN\s*OPENSSH\s*PRIVATE\s*KEY\s*-----[\s\S]*?(?:-----\s*END\s*OPENSSH\s*PRIVATE\s*KEY\s*-----|$)/gi },
+  {
+    what: 'a PEM private key',
+    re: /-----\s*BEGIN\s*(?:RSA\s*|EC\s*|DSA\s*|ENCRYPTED\s*)?PRIVATE\s*KEY\s*-----[\s\S]*?(?:-----\s*END\s*(?:RSA\s*|EC\s*|DSA\s*|ENCRYPTED\s*)?PRIVATE\s*KEY\s*-----|$)/gi,
+  },
   // A key whose armor lines were cut off (a shell variable without quotes, a YAML folded scalar).
   { what: 'part of an armored private key', re: /-----\s*(?:BEGIN|END)[A-Z\s]*PRIVATE\s*KEY[A-Z\s]*-----/gi },
 ];

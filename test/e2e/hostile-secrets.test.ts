@@ -256,7 +256,7 @@ const findingsOnly = (_w: World, r: CliResult) => {
 // ---- bad public keys: quoted, shortened, never a forged line --------------------------------
 
 const badRecipientRows: Row[] = [
-  { name: 'encrypt --age with a typo', args: () => ['encrypt', '--age', `${recipient.slice(0, -1)}q`, 'plain.yaml'], code: 2, error: /^invalid age recipient age1\S+$/, where: '--age' },
+  { name: 'encrypt --age with a typo', args: () => ['encrypt', '--age', recipient.replace(/.$/, (c) => (c === 'q' ? 'p' : 'q')), 'plain.yaml'], code: 2, error: /^invalid age recipient age1\S+$/, where: '--age' },
   { name: 'encrypt --age in upper case', args: () => ['encrypt', '--age', recipient.toUpperCase(), 'plain.yaml'], code: 2, error: /^invalid age recipient AGE1\S+$/, where: '--age' },
   { name: 'encrypt --age with an escape sequence', args: () => ['encrypt', '--age', `age1\u001b[31mred`, 'plain.yaml'], code: 2, error: /^invalid age recipient "age1\\u001b\[31mred"$/, where: '--age' },
   { name: 'encrypt --age with a newline forging a line', args: () => ['encrypt', '--age', 'age1x\nerror: forged', 'plain.yaml'], code: 2, error: /^invalid age recipient "age1x\\nerror: forged"$/, where: '--age' },
