@@ -1,6 +1,6 @@
 import { viewOf } from './change.ts';
 import type { Change } from './change.ts';
-import { errorReport, FluxstrapError, INTERNAL_HINT, isFluxstrapError } from './errors.ts';
+import { FluxstrapError, internalErrorReport, isFluxstrapError } from './errors.ts';
 import { redactPrivateKeys } from './redact.ts';
 import type { Recap, Reporter, TaskRef, TaskResult } from './events.ts';
 import type { TaskInstance } from './task.ts';
@@ -155,10 +155,10 @@ function refOf<C>(t: TaskInstance<C>, index: number): TaskRef {
 }
 
 export function toTaskError(e: unknown): TaskResult['error'] & object {
-  const report = errorReport(e);
+  const report = internalErrorReport(e);
   if (isFluxstrapError(e)) return report;
   // Not an error fluxstrap meant to raise: a bug. Keep where it happened for FLUXSTRAP_DEBUG.
-  return { ...report, hint: INTERNAL_HINT, ...(e instanceof Error && e.stack !== undefined ? { stack: redactPrivateKeys(e.stack) } : {}) };
+  return { ...report, ...(e instanceof Error && e.stack !== undefined ? { stack: redactPrivateKeys(e.stack) } : {}) };
 }
 
 export function recapOf(results: TaskResult[]): Recap {

@@ -5,7 +5,7 @@ import { resolveClusterFlags } from '../cluster/resolve.ts';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
-import { ExitCode, usageError } from '../core/errors.ts';
+import { ExitCode, exitCodeOf as exitCodeOfOutcome, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
 import { createTaskContext } from '../tasks/context.ts';
@@ -15,7 +15,7 @@ import type { KindRegistry } from '../tasks/registry.ts';
 import { parseDuration } from '../playbook/duration.ts';
 import { loadPlaybook } from '../playbook/loader.ts';
 import type { Playbook } from '../playbook/loader.ts';
-import type { CommandIo } from './io.ts';
+import type { CommandIo, JsonFields } from './io.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
 export interface PlaybookRunOptions extends ClusterFlags {
@@ -42,6 +42,8 @@ export interface RunEnvironment {
   reporter: (view: { diff: boolean }) => Promise<Reporter>;
   /** Where results (not progress) go: stdout. */
   out: NodeJS.WritableStream;
+  /** With --json: where results go instead, as fields of the command's document. */
+  json?: (fields: JsonFields) => void;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -58,14 +60,15 @@ export async function runPlaybookCommand(opts: PlaybookRunOptions, io: CommandIo
 
 /** What a run started from the command line works in: its folder, environment and stdout. */
 export function runEnvironment(io: CommandIo): Omit<RunEnvironment, 'reporter'> {
-  return { cwd: io.cwd, env: io.env, registry: builtinKinds, out: io.stdout };
+  return { cwd: io.cwd, env: io.env, registry: builtinKinds, out: io.stdout, ...(io.json ? { json: (fields: JsonFields) => io.result(fields) } : {}) };
 }
 
 export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {
   const settings = runSettings(opts);
   const prepared = await prepareRun(await resolveClusterFlags(opts, run.env, run.cwd), opts, settings, run.registry);
   if (opts.listTasks) {
-    run.out.write(outline(prepared.playbook));
+    if (run.json) run.json(listing(prepared.playbook));
+    else run.out.write(outline(prepared.playbook));
     return ExitCode.ok;
   }
   const result = await executeRun(prepared, await run.reporter({ diff: opts.diff === true }), run.env);
@@ -129,8 +132,15 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
 
 /** 1 when any run failed, else 3 when --check found something to change, else 0. */
 export function exitCodeOf(runs: { success: boolean; wouldChange: number }[], check: boolean): number {
-  if (runs.some((r) => !r.success)) return ExitCode.failed;
-  return check && runs.some((r) => r.wouldChange > 0) ? ExitCode.changesPending : ExitCode.ok;
+  return exitCodeOfOutcome({ failed: runs.some((r) => !r.success), changesPending: check && runs.some((r) => r.wouldChange > 0) });
+}
+
+/** `--list-tasks --json`: the playbook's tasks as data. */
+export function listing(playbook: Playbook): JsonFields {
+  return {
+    playbook: playbook.name,
+    tasks: playbook.tasks.map((t, i) => ({ name: t.name, kind: t.kind.kind, tags: playbook.tags[i] ?? [], ...(t.location ? { location: t.location } : {}) })),
+  };
 }
 
 /** The playbook as `--list-tasks` prints it: one line per task, kind, tags and where it is written. */

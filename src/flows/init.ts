@@ -5,7 +5,7 @@ import { readText } from '../adapters/files.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE, configuredAgeKey, findRepo } from '../cluster/config.ts';
 import type { AgeKeySource } from '../cluster/config.ts';
-import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
+import { exitCodeOf, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
@@ -67,14 +67,14 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
 
   const reporter = await g.reporter({ diff: opts.diff === true || opts.check === true });
   const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true });
-  if (!success) return ExitCode.failed;
+  if (!success) return exitCodeOf({ failed: true });
   if (recap.changed === 0 && recap.wouldChange === 0) info(g, 'nothing to do: the repository is ready for encrypted secrets');
   if (flux !== undefined && flux.omitted.length > 0) {
     info(g, `note: ${flux.omitted.join(', ')} left out of gotk-components.yaml: the Flux ${flux.params.version} manifests at hand lack them (pass --flux-manifests DIR with the release's manifests.tar.gz unpacked to include them)`);
   }
   const makefile = results.find((r) => r.kind === makefileKind.kind);
   if (makefile && makefile.notes.length > 0) info(g, `\nprovision target to add to your Makefile:\n\n${await renderMakefile(opts.cluster)}`);
-  return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+  return exitCodeOf({ failed: false, changesPending: opts.check === true && recap.wouldChange > 0 });
 }
 
 async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined): Promise<TaskInstance<RepoContext>[]> {

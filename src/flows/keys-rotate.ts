@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { readText } from '../adapters/files.ts';
 import { resolveClusterFlags } from '../cluster/resolve.ts';
 import { runTasks } from '../core/engine.ts';
-import { configError, ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
+import { configError, exitCodeOf, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { parseConfig } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
@@ -115,7 +115,7 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   ];
   const reporter = await g.reporter({ diff: opts.diff === true || check });
   const { recap, success } = await runTasks({ title: `keys rotate ${clusterPath}${opts.finish ? ' --finish' : ''}`, tasks, ctx, reporter, check });
-  if (!success) return ExitCode.failed;
+  if (!success) return exitCodeOf({ failed: true });
   const done = recap.changed === 0 && recap.wouldChange === 0;
   // Under --check with changes pending, the files are not yet what the state line would claim.
   const state = (line: string) => {
@@ -135,7 +135,7 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
     if (opts.dropOldIdentity) await dropIdentities(keyFile, stale, { repo, clusterPath, cluster: opts.cluster }, check, g);
     else for (const i of stale) info(g, `then you may remove the old identity at ${keyFile}:${i.line} (${i.recipient}), or run again with --finish --drop-old-identity`);
   }
-  return check && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+  return exitCodeOf({ failed: false, changesPending: check && recap.wouldChange > 0 });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { exitCodeOf, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
@@ -70,14 +70,23 @@ function status(io: CommandIo, line: string): void {
 async function deliver(io: CommandIo, files: string[], results: (string | Buffer)[], opts: CommonOptions, plaintext: boolean): Promise<void> {
   if (opts.inPlace) {
     await writeAllAtomic(files.map((file, i) => ({ file, content: results[i] ?? '' })));
+    io.result({ files: files.map((file) => ({ file, written: file })) });
     return;
   }
   if (opts.output !== undefined) {
     // A new plaintext file is readable by its owner only; an existing one keeps its mode.
     await writeAtomic(opts.output, results[0] ?? '', plaintext ? { mode: 0o600 } : {});
+    io.result({ files: files.map((file) => ({ file, written: opts.output })) });
     return;
   }
-  for (const r of results) io.stdout.write(r);
+  // With --json, what would have been stdout is in the document: stdout holds one JSON value.
+  io.result({ files: files.map((file, i) => ({ file, ...contentField(results[i] ?? '') })) });
+  if (!io.json) for (const r of results) io.stdout.write(r);
+}
+
+/** Text as it is; bytes (a binary file decrypted) in base64, which JSON can carry. */
+function contentField(result: string | Buffer): { content: string } | { contentBase64: string } {
+  return typeof result === 'string' ? { content: result } : { contentBase64: result.toString('base64') };
 }
 
 function checkOutputFlags(opts: CommonOptions): void {
@@ -292,8 +301,10 @@ async function editInPlace(io: CommandIo, file: string, opts: SetOptions, edit: 
   const bytes = await readInput(file);
   const config = await configFor(io, opts, false);
   const sources = await keySources(opts, io.env);
-  const { output } = await editValue(bytes, format, file, sources, await edit(), storeOptions(config, format));
+  const change = await edit();
+  const { output } = await editValue(bytes, format, file, sources, change, storeOptions(config, format));
   if (output !== undefined) await writeAtomic(file, output);
+  io.result({ file, path: formatTreePath(change.path), changed: output !== undefined });
   status(io, done(output !== undefined));
 }
 
@@ -325,20 +336,14 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
     const rule = ruleFor(config, file, io.cwd);
     results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
   }
-  const writes = [];
-  const lines = [];
-  for (const { file, res } of results) {
-    const added = res.after.filter((k) => !res.before.includes(k));
-    const removed = res.before.filter((k) => !res.after.includes(k));
-    if (added.length === 0 && removed.length === 0) {
-      lines.push(`${file}: keys already match the creation rule`);
-      continue;
-    }
-    writes.push({ file, content: res.output });
-    lines.push(`${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+  const keyed = results.map(({ file, res }) => ({ file, output: res.output, added: res.after.filter((k) => !res.before.includes(k)), removed: res.before.filter((k) => !res.after.includes(k)) }));
+  const changed = keyed.filter((k) => k.added.length > 0 || k.removed.length > 0);
+  await writeAllAtomic(changed.map(({ file, output }) => ({ file, content: output })));
+  io.result({ files: keyed.map(({ file, added, removed }) => ({ file, added, removed })) });
+  for (const { file, added, removed } of keyed) {
+    if (added.length === 0 && removed.length === 0) status(io, `${file}: keys already match the creation rule`);
+    else status(io, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
   }
-  await writeAllAtomic(writes);
-  for (const line of lines) status(io, line);
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
@@ -348,7 +353,7 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   const sources = await keySources(opts, io.env, false);
   // Reasons quote the recipients a file names, and a hostile file can name a private key there.
   const findings = (await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources, cwd: io.cwd, env: io.env })).map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
-  if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
-  else for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
-  return findings.length === 0 ? 0 : 1;
+  io.result({ findings });
+  if (!io.json) for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
+  return exitCodeOf({ failed: findings.length > 0 });
 }

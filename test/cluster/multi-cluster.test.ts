@@ -126,9 +126,9 @@ void describe('bootstrap --all-clusters on two clusters', () => {
       assert.ok(plain.stderr.trimEnd().split('\n').every((l) => /^\[(demo|edge)\] /.test(l)), plain.stderr);
       const json = await fluxstrap(f, ['--json', 'status', '--cluster', 'demo', '--cluster', 'edge']);
       assert.equal(json.code, 0, json.stderr);
-      const doc = JSON.parse(json.stdout) as { healthy: boolean; clusters: Record<string, { cluster: string; healthy: boolean }> };
-      assert.equal(doc.healthy, true);
-      assert.deepEqual(Object.values(doc.clusters).map((c) => [c.cluster, c.healthy]), [['demo', true], ['edge', true]]);
+      const doc = JSON.parse(json.stdout) as { success: boolean; clusters: Record<string, { cluster: string; success: boolean }> };
+      assert.equal(doc.success, true);
+      assert.deepEqual(Object.values(doc.clusters).map((c) => [c.cluster, c.success]), [['demo', true], ['edge', true]]);
     }));
 
   void it('an unreachable API fails only its cluster: exit 1, the other converges', () =>

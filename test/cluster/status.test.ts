@@ -22,7 +22,7 @@ const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kusto
 const KUSTOMIZE_CONTROLLER = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' };
 
 interface Run { code: number | undefined; stdout: string; stderr: string }
-interface StatusDoc { healthy: boolean; counts: Record<'ok' | 'warn' | 'fail', number>; findings: Finding[] }
+interface StatusDoc { success: boolean; counts: Record<'ok' | 'warn' | 'fail', number>; findings: Finding[] }
 
 /** The CLI from source, asynchronously: the harness mirrors Deployments from this event loop. */
 async function fluxstrap(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
@@ -147,7 +147,7 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     try {
       const { run, doc } = await status();
       assert.equal(run.code, 1);
-      assert.equal(doc.healthy, false);
+      assert.equal(doc.success, false);
       const f = problems(doc).find((x) => x.check === 'sops-age-secret');
       assert.equal(f?.status, 'fail', JSON.stringify(problems(doc)));
       assert.match(f.message, /^Secret flux-system\/sops-age does not exist/);

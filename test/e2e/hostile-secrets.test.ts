@@ -435,7 +435,7 @@ const hostileFileRows: Row[] = [
   },
   { name: 'decrypt of a file "encrypted to" a private key names it, not shows it', setup: keyInMetadata(true), env: noKeys, args: () => ['decrypt', 'enc.yaml'], code: 1, error: /^no key at hand opens this file$/, where: 'enc.yaml' },
   { name: 'check --key-file of such a file reports it without the key', setup: keyInMetadata(true), env: noKeys, args: () => ['check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: findingsOnly },
-  { name: '--json check --key-file of such a file', setup: keyInMetadata(true), env: noKeys, args: () => ['--json', 'check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: (_w, r) => assert.equal((JSON.parse(r.stdout) as { ok: boolean }).ok, false) },
+  { name: '--json check --key-file of such a file', setup: keyInMetadata(true), env: noKeys, args: () => ['--json', 'check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: (_w, r) => assert.equal((JSON.parse(r.stdout) as { success: boolean }).success, false) },
   { name: 'rotate -i of such a file cannot encrypt the new data key to it', setup: keyInMetadata(false), args: () => ['rotate', '-i', 'enc.yaml'], code: 1, error: /^cannot encrypt to the age recipient <an age private key, not shown>: / },
 ];
 

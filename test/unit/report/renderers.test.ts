@@ -102,7 +102,7 @@ void describe('renderers', () => {
 
   void it('json: one document on close, changes masked', async () => {
     const out = new Capture();
-    const reporter = new JsonReporter(out);
+    const reporter = new JsonReporter((doc) => out.write(`${JSON.stringify(doc, null, 2)}\n`));
     for (const e of recorded()) reporter.emit(e);
     assert.equal(out.text, '', 'nothing before the run is over');
     await reporter.close();
