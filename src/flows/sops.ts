@@ -84,9 +84,16 @@ async function deliver(io: CommandIo, files: string[], results: (string | Buffer
   if (!io.json) for (const r of results) io.stdout.write(r);
 }
 
-/** Text as it is; bytes (a binary file decrypted) in base64, which JSON can carry. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Text as it is; bytes that are not UTF-8 (a binary file decrypted) in base64, which JSON can carry. */
 function contentField(result: string | Buffer): { content: string } | { contentBase64: string } {
-  return typeof result === 'string' ? { content: result } : { contentBase64: result.toString('base64') };
+  if (typeof result === 'string') return { content: result };
+  try {
+    return { content: utf8.decode(result) };
+  } catch {
+    return { contentBase64: result.toString('base64') };
+  }
 }
 
 function checkOutputFlags(opts: CommonOptions): void {
