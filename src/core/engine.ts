@@ -32,6 +32,7 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * An empty plan is `ok`; applied changes are `changed`; anything left after apply is a
  * convergence failure, because a task that cannot reach its own goal must not report success.
  * The first failure stops the run (unless the task ignores errors), like Ansible's default.
+ * A handler runs only when a task's outcome (changed, or would-change under check) notified it.
  */
 export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
   const now = opts.now ?? Date.now;
@@ -42,10 +43,11 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
   opts.reporter.emit({ type: 'run-start', title: opts.title, check: opts.check, tasks: refs });
 
   const results: TaskResult[] = [];
+  const notified = new Set<number>();
   let stopped = false;
   for (const [index, task] of opts.tasks.entries()) {
     const ref = refs[index] as TaskRef;
-    if (stopped || (task.when && !task.when(vars))) {
+    if (stopped || (task.handler === true && !notified.has(index)) || (task.when && !task.when(vars))) {
       const result: TaskResult = { ...ref, outcome: 'skipped', changes: [], durationMs: 0, notes: [] };
       results.push(result);
       opts.reporter.emit({ type: 'task-end', result });
@@ -77,6 +79,7 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
       if (!task.ignoreErrors) stopped = true;
     }
     results.push(result);
+    if (result.outcome === 'changed' || result.outcome === 'would-change') for (const n of task.notify ?? []) notified.add(n);
     opts.reporter.emit({ type: 'task-end', result });
   }
 

@@ -38,4 +38,8 @@ export interface TaskInstance<C = unknown> {
   ignoreErrors?: boolean;
   /** Force check mode for this task (true) or run it even under --check (false), as in Ansible. */
   checkMode?: boolean;
+  /** A handler: it runs only once a task before it that notifies it has changed (or would change) something. */
+  handler?: boolean;
+  /** Positions, in the run's task list, of the handlers this task notifies when it changes something. */
+  notify?: number[];
 }

@@ -114,7 +114,7 @@ export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOpti
 /** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
 export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const { cluster, playbook, settings } = prepared;
-  const reporter = new ProgressTracker(view, (e) => playbook.observe(e));
+  const reporter = new ProgressTracker(view);
   const ctx: TaskContext = createTaskContext({
     cluster,
     check: settings.check,
@@ -196,23 +196,19 @@ function splitList(s: string | undefined): string[] | undefined {
 
 /**
  * Forwards events and remembers which task is running, so a kind's `ctx.log(message)` becomes
- * progress of that task without the kind knowing its place in the playbook. The playbook sees
- * every event too (its handlers wait for changes).
+ * progress of that task without the kind knowing its place in the playbook.
  */
 class ProgressTracker implements Reporter {
   private readonly inner: Reporter;
-  private readonly observe: (e: RunEvent) => void;
   private current: TaskRef | undefined;
 
-  constructor(inner: Reporter, observe: (e: RunEvent) => void) {
+  constructor(inner: Reporter) {
     this.inner = inner;
-    this.observe = observe;
   }
 
   emit(e: RunEvent): void {
     if (e.type === 'task-start') this.current = e.task;
     if (e.type === 'task-end') this.current = undefined;
-    this.observe(e);
     this.inner.emit(e);
   }
 
