@@ -12,6 +12,12 @@ export interface RunOptions<C> {
   reporter: Reporter;
   /** Never mutate: report would-change instead of applying. */
   check: boolean;
+  /**
+   * Observe and plan every task before the run starts, so a bad input anywhere stops the command
+   * before its first change (as an error, not a failed task). For runs of independent tasks
+   * (init's files), where no task's plan depends on another's apply.
+   */
+  planFirst?: boolean;
   vars?: Record<string, unknown>;
   /** Injected so tests need not sleep; defaults to setTimeout. */
   sleep?: (ms: number) => Promise<void>;
@@ -39,6 +45,9 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
   const sleep = opts.sleep ?? defaultSleep;
   const vars = opts.vars ?? {};
   const refs: TaskRef[] = opts.tasks.map((t, index) => refOf(t, index));
+  if (opts.planFirst) {
+    for (const task of opts.tasks) task.kind.plan(task.params, await task.kind.observe(task.params, opts.ctx, { check: checkOf(task, opts) }), opts.ctx);
+  }
   const started = now();
   opts.reporter.emit({ type: 'run-start', title: opts.title, check: opts.check, tasks: refs });
 
@@ -55,7 +64,7 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
     }
     opts.reporter.emit({ type: 'task-start', task: ref });
     const t0 = now();
-    const check = task.checkMode ?? opts.check;
+    const check = checkOf(task, opts);
     let result: TaskResult;
     try {
       const { changes, notes } = await runOne(task, ref, check, opts, sleep);
@@ -99,7 +108,8 @@ async function runOne<C>(
   const { kind, params } = task;
   const attempt = <T>(what: string, fn: () => Promise<T>) => withRetries(task, ref, what, fn, opts, sleep);
 
-  let observed = await attempt('observe', () => kind.observe(params, opts.ctx));
+  const run = { check };
+  let observed = await attempt('observe', () => kind.observe(params, opts.ctx, run));
   const changes = kind.plan(params, observed, opts.ctx);
   if (changes.length === 0 || check) {
     return { changes, notes: kind.notes?.(params, observed) ?? [] };
@@ -108,7 +118,7 @@ async function runOne<C>(
     opts.reporter.emit({ type: 'task-progress', task: ref, message: `${change.action} ${change.target}` });
     await attempt('apply', () => kind.apply(change, params, opts.ctx));
   }
-  observed = await attempt('observe', () => kind.observe(params, opts.ctx));
+  observed = await attempt('observe', () => kind.observe(params, opts.ctx, run));
   const left = kind.plan(params, observed, opts.ctx);
   if (left.length > 0) {
     throw new FluxstrapError(
@@ -146,6 +156,11 @@ async function withRetries<C, T>(
       await sleep(task.retryDelayMs ?? 1000);
     }
   }
+}
+
+/** The one place check mode is decided: a task's own `check_mode:` wins over the run's `--check`. */
+function checkOf<C>(task: TaskInstance<C>, opts: RunOptions<C>): boolean {
+  return task.checkMode ?? opts.check;
 }
 
 function isRetryable(e: unknown): boolean {

@@ -2,6 +2,15 @@ import type { z } from 'zod';
 import type { Change } from './change.ts';
 import type { Location } from './errors.ts';
 
+/** What the engine tells a task about its run. */
+export interface TaskRun {
+  /**
+   * This task's check mode, decided once by the engine: its own `check_mode:` if it has one, else
+   * the run's `--check`. Apply is never called under it; observe must not write either.
+   */
+  readonly check: boolean;
+}
+
 /**
  * One kind of thing fluxstrap ensures (a namespace, a Secret, a file...). The engine owns the
  * semantics (order, check mode, retries, convergence); a kind only says how to look, compare and act.
@@ -14,7 +23,7 @@ export interface TaskKind<P = unknown, O = unknown, C = unknown> {
   readonly kind: string;
   /** One source for the TypeScript type, the runtime check of playbooks and the JSON Schema. */
   readonly params: z.ZodType<P>;
-  observe(params: P, ctx: C): Promise<O>;
+  observe(params: P, ctx: C, run: TaskRun): Promise<O>;
   plan(params: P, observed: O, ctx: C): Change[];
   apply(change: Change, params: P, ctx: C): Promise<void>;
   /**

@@ -117,7 +117,6 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
   const reporter = new ProgressTracker(view);
   const ctx: TaskContext = createTaskContext({
     cluster,
-    check: settings.check,
     rotateSecrets: settings.rotateSecrets,
     timeoutMs: settings.timeoutMs,
     log: (message) => reporter.log(message),

@@ -61,12 +61,10 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
+  const reporter = await g.reporter({ diff: opts.diff === true || opts.check === true });
   // Every file is read and planned before anything is written, so a bad input anywhere (an
   // invalid .sops.yaml, a broken kustomization.yaml) stops init before it changes a first file.
-  for (const t of tasks) t.kind.plan(t.params, await t.kind.observe(t.params, ctx), ctx);
-
-  const reporter = await g.reporter({ diff: opts.diff === true || opts.check === true });
-  const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true });
+  const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true, planFirst: true });
   if (!success) return exitCodeOf({ failed: true });
   if (recap.changed === 0 && recap.wouldChange === 0) info(g, 'nothing to do: the repository is ready for encrypted secrets');
   if (flux !== undefined && flux.omitted.length > 0) {

@@ -73,8 +73,8 @@ interface ClusterStatus {
 
 /** One cluster's findings as the JSON document and as the lines a human reads. */
 async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo): Promise<ClusterStatus> {
-  // check: kinds and helpers that honour it stay read-only; status never waits, so no wait budget.
-  const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env });
+  // Status runs no task (so nothing applies); it never waits, so no wait budget.
+  const ctx = createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env });
   let observed;
   try {
     observed = await observe(ctx);

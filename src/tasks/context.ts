@@ -21,8 +21,6 @@ export interface TaskContext {
   ageIdentities(): Promise<AgeIdentity[]>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
-  /** `--check`: kinds must not mutate (the engine never calls apply; observe must not write either). */
-  readonly check: boolean;
   /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
   readonly rotateSecrets: boolean;
   /** Budget for each wait (controllers, reconcile), from `--timeout`. */
@@ -55,7 +53,6 @@ export type GitCredentials =
 
 export interface ContextOptions {
   cluster: ResolvedCluster;
-  check: boolean;
   rotateSecrets: boolean;
   timeoutMs: number;
   log: (message: string) => void;
@@ -90,7 +87,6 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
     ageIdentities: once(() => readAgeIdentities(cluster.ageKey, env)),
     gitCredentials: once(() => readGitCredentials(cluster, env)),
-    check: opts.check,
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,

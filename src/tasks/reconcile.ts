@@ -65,7 +65,8 @@ export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext> = {
   },
   async apply(change, _p, ctx) {
     const kube = await ctx.kube();
-    const facts = await this.observe({}, ctx);
+    // Apply runs only outside check mode.
+    const facts = await this.observe({}, ctx, { check: false });
     const isSource = change.data === 'source';
     const { ref } = isSource ? facts.source : facts.kustomization;
     let { obj } = isSource ? facts.source : facts.kustomization;

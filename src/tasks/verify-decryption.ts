@@ -56,7 +56,7 @@ export function verificationProblems(f: VerifyFacts): string[] {
 export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = {
   kind: 'verify-decryption',
   params: Params,
-  async observe(_p, ctx) {
+  async observe(_p, ctx, run) {
     const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
     const ks = build.sync.kustomization;
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
@@ -76,7 +76,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         : undefined;
     }));
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
-    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: ctx.check };
+    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: run.check };
   },
   plan(_p, facts): Change[] {
     const problems = verificationProblems(facts);

@@ -33,21 +33,20 @@ void describe('task context', () => {
   });
 
   void it('derives the paths of the cluster', () => {
-    const ctx = createTaskContext({ cluster: cluster(), check: true, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {} });
+    const ctx = createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {} });
     assert.deepEqual(ctx.paths, {
       repo: '/repo',
       cluster: join('/repo', 'clusters', 'lab'),
       fluxSystem: join('/repo', 'clusters', 'lab', 'flux-system'),
       sopsConfig: join('/repo', '.sops.yaml'),
     });
-    assert.equal(ctx.check, true);
   });
 
   void it('connects to the cluster on first use only, once', async () => {
     let connects = 0;
     const fake = { server: 'https://127.0.0.1:6443', context: 'lab-admin' } as KubeAdapter;
     const ctx = createTaskContext({
-      cluster: cluster(), check: false, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {},
+      cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {},
       connect: (c) => {
         connects++;
         assert.equal(c.kube.context, 'lab-admin');
@@ -61,9 +60,9 @@ void describe('task context', () => {
   });
 
   void it('reads the Git token from the named variable, and says which one is missing', async () => {
-    const ok = createTaskContext({ cluster: cluster(), check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_TOKEN: 't0ken' } });
+    const ok = createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_TOKEN: 't0ken' } });
     assert.deepEqual(await ok.gitCredentials(), { type: 'https', username: 'git', password: 't0ken' });
-    const missing = createTaskContext({ cluster: cluster(), check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {} });
+    const missing = createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {} });
     await assert.rejects(missing.gitCredentials(), (e: unknown) => e instanceof FluxstrapError && /LAB_TOKEN/.test(e.message) && !e.message.includes('t0ken'));
   });
 
@@ -72,7 +71,7 @@ void describe('task context', () => {
     await writeFile(join(dir, 'kh'), 'git.example ssh-ed25519 AAAA\n');
     const ctx = createTaskContext({
       cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') } } }),
-      check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {},
+      rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {},
     });
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
   });
