@@ -17,15 +17,15 @@ export interface TaskRun {
  *
  * - `observe` reads the world through the context's adapters and returns facts, never decisions.
  * - `plan` is pure: params + observed facts → changes; an empty plan means the target is as wanted.
- * - `apply` carries out one planned change.
+ * - `apply` carries out one planned change; `D` is what plan puts in `data` for it.
  */
-export interface TaskKind<P = unknown, O = unknown, C = unknown> {
+export interface TaskKind<P = unknown, O = unknown, C = unknown, D = unknown> {
   readonly kind: string;
   /** One source for the TypeScript type, the runtime check of playbooks and the JSON Schema. */
   readonly params: z.ZodType<P>;
   observe(params: P, ctx: C, run: TaskRun): Promise<O>;
-  plan(params: P, observed: O, ctx: C): Change[];
-  apply(change: Change, params: P, ctx: C): Promise<void>;
+  plan(params: P, observed: O, ctx: C): Change<D>[];
+  apply(change: Change<D>, params: P, ctx: C): Promise<void>;
   /**
    * Optional: facts worth reporting after the task has converged (e.g. the revision applied),
    * derived from the final observation. Never secret values.

@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
 import { describeRef } from '../adapters/kube.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import { maskValues } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
@@ -109,8 +110,8 @@ export function secretManifest(spec: SecretSpec): KubeObject {
   };
 }
 
-export async function applySecret(kube: KubeAdapter, change: Change): Promise<void> {
-  const spec = change.data as SecretSpec;
+export async function applySecret(kube: KubeAdapter, change: Change<SecretSpec>): Promise<void> {
+  const spec = dataOf(change);
   if (change.action === 'update') {
     const live = await kube.get(ref(spec));
     const extra = Object.keys((live?.data ?? {})).some((k) => !Object.hasOwn(spec.data, k));

@@ -4,7 +4,7 @@ import type { TaskKind } from '../core/task.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
-import type { SecretFacts } from './secret.ts';
+import type { SecretFacts, SecretSpec } from './secret.ts';
 import { decryptionSecretName } from './source.ts';
 
 const Params = z.strictObject({
@@ -24,7 +24,7 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext> = {
+export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
@@ -32,7 +32,7 @@ export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext> = {
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts): Change<SecretSpec>[] {
     return planSecret(facts);
   },
   async apply(change, _p, ctx) {
