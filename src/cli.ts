@@ -65,7 +65,8 @@ function fail(e: unknown): number {
   if (e instanceof CommanderError) {
     // commander already printed its message (help and version exit through here too)
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return ExitCode.ok;
-    json?.failUsage(redactPrivateKeys(e.message));
+    // `commander.help`: a command group (or the program) run without its subcommand.
+    json?.failUsage(e.code === 'commander.help' ? 'a command is needed (see --help)' : redactPrivateKeys(e.message));
     return ExitCode.usage;
   }
   json?.fail(e);

@@ -94,12 +94,13 @@ const head = (command: z.ZodType) => ({ command, success: z.boolean(), exitCode:
 
 /**
  * One strict form per command and shape, plus the form of a command that stopped before it had
- * anything to add (a usage error, a missing file). `fluxstrap` names an argv without a command.
+ * anything to add (a usage error, a missing file). `fluxstrap` names an argv without a command,
+ * `keys` the group without its subcommand.
  */
 export function envelopeSchema(): z.ZodType {
   const names = Object.keys(COMMANDS) as (keyof typeof COMMANDS)[];
   const forms = names.flatMap((name) => COMMANDS[name].map((shape: z.ZodRawShape) => z.strictObject({ ...head(z.literal(name)), ...shape })));
-  const stopped = z.strictObject({ ...head(z.enum([...names, 'fluxstrap'])), success: z.literal(false), error: ErrorReport });
+  const stopped = z.strictObject({ ...head(z.enum([...names, 'fluxstrap', 'keys'])), success: z.literal(false), error: ErrorReport });
   return z.union([stopped, ...forms]).describe('The one document `fluxstrap --json COMMAND` prints on stdout.');
 }
 

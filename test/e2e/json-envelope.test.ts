@@ -175,6 +175,8 @@ void describe('--json: one envelope for every command', () => {
   void it('commander\'s own usage errors, and no command at all', () => {
     json(['keys', 'new', '--no-such-flag'], { command: 'keys new', code: 2, error: 'E_USAGE' });
     json(['no-such-command'], { command: 'fluxstrap', code: 2, error: 'E_USAGE' });
+    json([], { command: 'fluxstrap', code: 2, error: 'E_USAGE' });
+    json(['keys'], { command: 'keys', code: 2, error: 'E_USAGE' });
   });
 
   void it('every command has its cases here and its shapes in the schema', () => {
