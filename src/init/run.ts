@@ -21,6 +21,7 @@ import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
 import { sopsConfigKind } from '../tasks/sops-config.ts';
+import { clusterSops } from '../tasks/sops-files.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
@@ -66,13 +67,17 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
+  // The rules must cover what the cluster's Kustomizations apply, wherever it lives.
+  const { reach, files } = await clusterSops(repo, { path: clusterPath });
+  const reached = files.map((f) => f.name);
   return [
-    task(`.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
+    task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} SOPS file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
       age: key.type === 'age' ? key.recipients : [],
       pgp: key.type === 'pgp' ? [key.fingerprint] : [],
       encryptedRegex: '^(data|stringData)$',
+      reached,
     }),
     task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,
