@@ -220,9 +220,12 @@ export function rulePath(config: SopsConfig, filePath: string, cwd: string): str
   return (inside ? rel : abs).split(sep).join('/');
 }
 
+/** Does the rule apply to a path as rules see it (relative to the config's folder)? */
+export const ruleMatches = (rule: CreationRule, path: string): boolean => rule.pathRegex === undefined || (goRegex(rule.pathRegex)?.test(path) ?? false);
+
 export function matchRule(config: SopsConfig, filePath: string, cwd: string): CreationRule | undefined {
   const p = rulePath(config, filePath, cwd);
-  return config.creationRules.find((r) => r.pathRegex === undefined || (goRegex(r.pathRegex)?.test(p) ?? false));
+  return config.creationRules.find((r) => ruleMatches(r, p));
 }
 
 /**

@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { isMap, isScalar, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
-import { parseConfig } from '../sops/config.ts';
+import { parseConfig, ruleMatches } from '../sops/config.ts';
 import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
-import { goRegex } from '../sops/rules.ts';
 import { fileKind } from './file-content.ts';
 import { insertAt, parseEditable, rootMap, seqAt, str } from './yaml-edit.ts';
 import type { EditableYaml } from './yaml-edit.ts';
@@ -42,8 +41,6 @@ function samplesFor(clusterPath: string): string[] {
   return [`${clusterPath}/secret.yaml`, `${clusterPath}/apps/secret.sops.yaml`, `${clusterPath}/secret.yml`];
 }
 
-const matches = (rule: CreationRule, path: string) => rule.pathRegex === undefined || (goRegex(rule.pathRegex)?.test(path) ?? false);
-
 export const sopsConfigKind = fileKind<SopsConfigParams>({
   kind: 'sops-config',
   params: sopsConfigParams,
@@ -58,7 +55,7 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
     if (p.reached.length > 0) return coverReached(p, y, rules, wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)), pgp, keysOf);
     const samples = samplesFor(p.clusterPath);
-    const firstMatches = samples.map((s) => rules.findIndex((r) => matches(r, s)));
+    const firstMatches = samples.map((s) => rules.findIndex((r) => ruleMatches(r, s)));
     const first = firstMatches[0] ?? -1;
     const winner = rules[first];
     if (winner && firstMatches.every((i) => i === first) && wanted.every((k) => keysOf(winner).has(k))) return undefined;
@@ -99,7 +96,7 @@ function coverReached(p: SopsConfigParams, y: EditableYaml, rules: CreationRule[
   const byRule = new Map<number, string[]>();
   const uncovered: string[] = [];
   for (const f of p.reached) {
-    const i = rules.findIndex((r) => matches(r, f));
+    const i = rules.findIndex((r) => ruleMatches(r, f));
     if (i < 0) uncovered.push(f);
     else byRule.set(i, [...(byRule.get(i) ?? []), f]);
   }
