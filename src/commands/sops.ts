@@ -139,6 +139,8 @@ export function registerSops(program: Command): void {
     )
     .option('--config <file>', 'use this .sops.yaml instead of searching from the current folder up')
     .option(...keyFileOption)
+    .option('--cluster <name>', 'check the SOPS files this cluster reaches (its folder and the Flux Kustomizations it applies, wherever their spec.path is) instead of paths; also finds Kustomizations that apply SOPS files without decryption')
+    .option('--repo <dir>', 'with --cluster: the repository root (default: the current folder)')
     .addHelpText('after', [
       '',
       'One line per finding on stdout: `FILE: reason`. Works as a pre-commit hook:',
@@ -153,8 +155,13 @@ export function registerSops(program: Command): void {
       'Examples:',
       '  fluxstrap check',
       '  fluxstrap check --key-file ./prod.agekey clusters/prod',
+      '  fluxstrap check --cluster prod --key-file ./prod.agekey   # every file the cluster reaches opens with that key',
     ].join('\n'))
-    .action(async (paths: string[], opts: { config?: string; keyFile?: string[] }, cmd: Command) => {
+    .action(async (paths: string[], opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string }, cmd: Command) => {
+      if (opts.cluster !== undefined && paths.length > 0) {
+        const { usageError } = await import('../core/errors.ts');
+        throw usageError('--cluster and paths are alternatives: pass one', 'with --cluster, the files are those the cluster reaches');
+      }
       const { runCheck } = await import('../sops/run.ts');
       process.exitCode = await runCheck(paths, opts, globalOptions(cmd).json);
     });

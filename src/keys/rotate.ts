@@ -11,7 +11,7 @@ import { configuredPath } from '../tasks/fluxstrap-config.ts';
 import { pathRegexFor } from '../tasks/sops-config.ts';
 import { keyGroupsOf, sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
 import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
-import { clusterSops } from '../tasks/sops-files.ts';
+import { clusterKeyedFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
 import { ageKeyFilePath, parseAgeKeyFile, recipientOf } from './age.ts';
 import type { AgeIdentity } from './age.ts';
@@ -51,7 +51,7 @@ export async function keysRotate(opts: KeysRotateOptions, g: GlobalOptions): Pro
   const check = opts.check === true;
   const sopsText = await readText(join(repo, sopsFile));
   // The files the cluster's Kustomizations apply, wherever they are, and the rules governing them.
-  const reached = (await clusterSops(repo, { path: clusterPath })).files.map((f) => f.name);
+  const reached = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.name);
   const rule = ruleRecipients(sopsText, sopsFile, clusterPath, reached);
   if (rule === undefined) throw configError(`no creation rule for ${clusterPath}`, { file: sopsFile }, `run fluxstrap init --cluster ${opts.cluster} first`);
   const config = parseConfig(sopsText, sopsFile);
@@ -143,7 +143,7 @@ async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo:
   const { repo, clusterPath } = at;
   if (stale.length === 0) return;
   const keys = new Set(stale.map((i) => `age:${i.recipient}`));
-  for (const f of (await clusterSops(repo, { path: clusterPath })).files) {
+  for (const f of await clusterKeyedFiles(repo, clusterPath)) {
     // Every key group's keys: a Shamir file needs the old key as much as a plain one.
     const held = keyGroupsOf(f.text, f.name).flat().find((k) => keys.has(k));
     if (held !== undefined) {

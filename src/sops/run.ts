@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { FluxstrapError, formatLocation, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { isAgeRecipient, type AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from './config.ts';
@@ -320,12 +321,43 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
-export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[] }, json: boolean): Promise<number> {
+export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string }, json: boolean): Promise<number> {
   const { check } = await import('./check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
   const sources = await keySources(opts, false);
-  const findings = await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
-  if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
+  const cluster = opts.cluster !== undefined ? await clusterCheck(opts.cluster, opts.repo) : undefined;
+  const files = cluster ? cluster.files : paths;
+  const found = files.length === 0 && cluster ? [] : await check(files, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
+  const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])];
+  for (const w of cluster?.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings, ...(cluster ? { warnings: cluster.warnings } : {}) })}\n`);
   else for (const f of findings) process.stdout.write(`${f.file}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;
+}
+
+/**
+ * `check --cluster`: the SOPS files the cluster reaches (src/flux/reach.ts) instead of folders,
+ * each named with the Kustomizations that apply it, and the Kustomizations that apply SOPS files
+ * without decryption. What the walk cannot follow is a warning, never a silent pass.
+ */
+async function clusterCheck(name: string, repoFlag: string | undefined) {
+  const { configuredPath } = await import('../tasks/fluxstrap-config.ts');
+  const { clusterSops } = await import('../tasks/sops-files.ts');
+  const { controllerDecrypts, reachRoot, splitBuild } = await import('../tasks/source.ts');
+  const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+  const { decryptionFindings, describeKustomization, reachersOf } = await import('../flux/reach.ts');
+  const repo = resolve(repoFlag ?? '.');
+  const clusterPath = (await configuredPath(repo, name)) ?? `clusters/${name}`;
+  const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
+  const global = build ? controllerDecrypts(build.components) : false;
+  const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build, global));
+  const shown = (f: string) => relative(process.cwd(), join(repo, f)) || f;
+  const by = new Map(files.map((f) => [shown(f.name), ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
+  const findings = decryptionFindings(reach, global).map((d) => ({
+    file: formatLocation(d.kustomization.at) || clusterPath,
+    reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops`,
+  }));
+  const warnings = [...reach.notChecked, ...reach.issues].map((u) => `${u.what} (${formatLocation(u.at)})`);
+  if (files.length === 0) warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);
+  return { files: files.map((f) => shown(f.name)), by, findings, warnings };
 }

@@ -97,3 +97,14 @@ export function secretDigests(plain: string, file: string): SecretDigest[] {
   }
   return out;
 }
+
+/**
+ * The files a key change must cover: those the cluster reaches, and any other SOPS file left in
+ * its folder (not applied today, but encrypted for the cluster, and one reference away from it).
+ */
+export async function clusterKeyedFiles(repoRoot: string, clusterPath: string): Promise<SopsFile[]> {
+  const { files } = await clusterSops(repoRoot, { path: clusterPath });
+  const inFolder = await findSopsFiles(join(repoRoot, ...clusterPath.split('/')), repoRoot);
+  const seen = new Set(files.map((f) => f.name));
+  return [...files, ...inFolder.filter((f) => !seen.has(f.name))];
+}
