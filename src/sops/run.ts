@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
 import { FluxstrapError, formatLocation, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
@@ -327,7 +327,13 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   const sources = await keySources(opts, false);
   const cluster = opts.cluster !== undefined ? await clusterCheck(opts.cluster, opts.repo) : undefined;
   const files = cluster ? cluster.files : paths;
-  const found = files.length === 0 && cluster ? [] : await check(files, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources });
+  const found = files.length === 0 && cluster ? [] : await check(files, {
+    ...(opts.config !== undefined ? { config: opts.config } : {}),
+    strictKeys: (opts.keyFile ?? []).length > 0,
+    sources,
+    // A cluster's files are named from its repository's root, as its Kustomizations name them.
+    ...(cluster ? { cwd: cluster.repo } : {}),
+  });
   const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])];
   for (const w of cluster?.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings, ...(cluster ? { warnings: cluster.warnings } : {}) })}\n`);
@@ -351,13 +357,12 @@ async function clusterCheck(name: string, repoFlag: string | undefined) {
   const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
   const global = build ? controllerDecrypts(build.components) : false;
   const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build, global));
-  const shown = (f: string) => relative(process.cwd(), join(repo, f)) || f;
-  const by = new Map(files.map((f) => [shown(f.name), ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
+  const by = new Map(files.map((f) => [f.name, ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
   const findings = decryptionFindings(reach, global).map((d) => ({
     file: formatLocation(d.kustomization.at) || clusterPath,
     reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops`,
   }));
   const warnings = [...reach.notChecked, ...reach.issues].map((u) => `${u.what} (${formatLocation(u.at)})`);
   if (files.length === 0) warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);
-  return { files: files.map((f) => shown(f.name)), by, findings, warnings };
+  return { repo, files: files.map((f) => f.file), by, findings, warnings };
 }
