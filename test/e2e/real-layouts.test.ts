@@ -45,7 +45,7 @@ const ok = (r: CliResult) => assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout
 const rulesOf = async (repo: string) =>
   (parse(await readFile(join(repo, '.sops.yaml'), 'utf8')) as { creation_rules: { path_regex?: string; age?: string }[] }).creation_rules;
 
-async function newKey(name: string): Promise<[string, string]> {
+function newKey(name: string): [string, string] {
   const file = join(home, `${name}.agekey`);
   const r = cli(['keys', 'new', '--out', file]);
   ok(r);
@@ -55,8 +55,8 @@ async function newKey(name: string): Promise<[string, string]> {
 before(async () => {
   home = await tempDir('layouts-home');
   await writeFile(join(home, 'kubeconfig'), KUBECONFIG);
-  [keyFile, recipient] = await newKey('cluster');
-  [otherKey, other] = await newKey('other');
+  [keyFile, recipient] = newKey('cluster');
+  [otherKey, other] = newKey('other');
 });
 
 const initArgs = (r: FluxRepo) => ['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, '--git-url', 'https://git.example.invalid/homelab.git', '--branch', 'main'];
