@@ -204,7 +204,7 @@ function describeFile(reach: Reach, f: SopsFile): string {
  * open is a Kustomization Flux fails on), the .sops.yaml rule of each file must list it (else the
  * next `encrypt` locks the cluster out), and each Kustomization applying SOPS files must decrypt.
  */
-async function keyProblems(ctx: TaskContext, src: BootstrapSource, build: FluxBuild | undefined, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
+export async function keyProblems(ctx: { cluster: { name: string; path: string } }, src: Pick<BootstrapSource, 'dir' | 'clusterDir'>, build: FluxBuild | undefined, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
   const problems: Problem[] = [];
   const ours = identities.map((i) => i.recipient);
   const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));

@@ -5,6 +5,10 @@ import { before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { repoRoot, runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
+import { kustomizeBuild } from '../../src/adapters/kustomize.ts';
+import { parseAgeKeyFile, recipientOf } from '../../src/keys/age.ts';
+import { keyProblems } from '../../src/tasks/preflight.ts';
+import { splitBuild } from '../../src/tasks/source.ts';
 import { fixtureRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
@@ -92,6 +96,20 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     }
   });
 
+  void it("preflight's key check refuses the key, naming every Secret it cannot open with its Kustomization and recipients", async () => {
+    const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
+    const build = splitBuild(await kustomizeBuild(join(r.repo, r.clusterPath, 'flux-system')));
+    const notes: string[] = [];
+    const problems = await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, identities, notes);
+    assert.equal(problems.length, 1, JSON.stringify(problems));
+    const what = problems[0]?.what ?? '';
+    assert.match(what, new RegExp(`^the age key \\(${recipient}\\) cannot open 4 of the 4 SOPS file\\(s\\) the cluster reaches: `));
+    for (const [file, ks] of SEED_SECRETS) {
+      assert.ok(what.includes(`${file} (reached by Kustomization flux-system/${ks} (clusters/production/${ks}.yaml:1); encrypted for ${SEED_KEY})`), what);
+    }
+    assert.deepEqual(notes, []);
+  });
+
   void it('status lists, per Kustomization, the SOPS files it reaches', () => {
     const res = cli(['status', '--cluster', r.cluster, '--repo', r.repo, '--json'], r.repo);
     const doc = JSON.parse(res.stdout) as { findings: { check: string; status: string; message: string }[] };
@@ -113,6 +131,11 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     const res = checkCluster(r);
     ok(res);
     assert.equal(res.stdout, '');
+    const notes: string[] = [];
+    const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
+    const build = splitBuild(await kustomizeBuild(join(r.repo, r.clusterPath, 'flux-system')));
+    assert.deepEqual(await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, identities, notes), []);
+    assert.deepEqual(notes, ['the age key opens all 4 SOPS file(s) the cluster reaches (infrastructure: 1, monitoring: 1, services: 2)']);
     // The seed key is in the rule too, so the files open for its owner as well; the other key opens none.
     assert.equal(checkCluster(r, otherKey).stdout.trim().split('\n').length, 4);
 
@@ -174,5 +197,12 @@ void describe('a cluster that reaches no SOPS file', () => {
     const res = cli(['check', '--cluster', 'staging', '--repo', r.repo]);
     ok(res);
     assert.match(res.stderr, /^warning: cluster staging \(clusters\/staging\) reaches no SOPS-encrypted file through its 4 Kustomization\(s\)\n/);
+    // preflight: a warning, not "the age key opens …"
+    ok(cli(['init', '--cluster', 'staging', '--repo', r.repo, '--key-file', keyFile, '--git-url', 'https://git.example.invalid/x.git', '--branch', 'main']));
+    const notes: string[] = [];
+    const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
+    const build = splitBuild(await kustomizeBuild(join(r.repo, 'clusters/staging/flux-system')));
+    assert.deepEqual(await keyProblems({ cluster: { name: 'staging', path: 'clusters/staging' } }, { dir: r.repo, clusterDir: join(r.repo, 'clusters/staging') }, build, identities, notes), []);
+    assert.deepEqual(notes, ['warning: the cluster reaches no SOPS-encrypted file (4 Kustomization(s) from clusters/staging): the age key was not tried on any']);
   });
 });
