@@ -9,10 +9,10 @@
 // decryption, and the .sops.yaml catch-all stay the seed's. gotk-components.yaml is the harness's.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { conditionOf, connectKube } from '../../src/adapters/kube.ts';
@@ -104,6 +104,13 @@ async function seedRepo(cluster: Cluster): Promise<Repo> {
   const init = await cli(['init', '--cluster', 'production', '--repo', dir, '--key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-token-env', TOKEN_ENV]);
   assert.equal(init.code, 0, init.stderr);
   assert.match(init.stderr, /add the cluster's key to the creation rule at \.sops\.yaml:2/);
+  // The harness's Git server wants its own user name; init has no flag for it (GitHub takes any).
+  const config = parse(readFileSync(join(dir, 'fluxstrap.yaml'), 'utf8')) as { clusters: { production: { git: { auth: { https: { username?: string } } } } } };
+  config.clusters.production.git.auth.https.username = cluster.git.username;
+  writeFileSync(join(dir, 'fluxstrap.yaml'), stringify(config));
+  // The repository moved to the harness's Git server: gotk-sync.yaml follows, as `flux bootstrap` would write it there.
+  const sync = join(dir, 'clusters/production/flux-system/gotk-sync.yaml');
+  writeFileSync(sync, readFileSync(sync, 'utf8').replace('https://github.com/kristiangogov/homelab.git', url));
   for (const s of SECRETS) {
     copyFileSync(join(FIXTURE, 'plain', s.file), join(dir, s.file));
     const enc = await cli(['encrypt', '--in-place', s.file], { cwd: dir });

@@ -129,7 +129,7 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     const { run, doc } = await status();
     assert.equal(run.code, 0, JSON.stringify(problems(doc), null, 2));
     assert.deepEqual(problems(doc), []);
-    for (const check of ['api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting']) {
+    for (const check of ['api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-reach', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting']) {
       assert.ok(doc.findings.some((f) => f.check === check), `a finding for ${check}`);
     }
     assert.deepEqual(await versions(), before, 'no annotation (reconcile request) and no Lease added');
@@ -167,8 +167,8 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
       assert.equal(run.code, 1);
       const byCheck = (check: string) => problems(doc).find((x) => x.check === check);
       assert.equal(byCheck('sops-config')?.status, 'fail', JSON.stringify(problems(doc)));
-      assert.match(byCheck('sops-config')?.message ?? '', new RegExp(`^cluster key does not match \\.sops\\.yaml recipients \\(cluster: ${otherRecipient};`));
-      assert.match(byCheck('sops-files')?.message ?? '', /cannot open 1 of 1 SOPS file\(s\): clusters\/test\/apps\/db\.sops\.yaml/);
+      assert.match(byCheck('sops-config')?.message ?? '', new RegExp(`^cluster key does not match \\.sops\\.yaml recipients for clusters/test/apps/db\\.sops\\.yaml \\(rule names .*\\) \\(cluster: ${otherRecipient}\\)`));
+      assert.match(byCheck('sops-files')?.message ?? '', /cannot open 1 of 1 SOPS file\(s\) the cluster reaches: clusters\/test\/apps\/db\.sops\.yaml/);
       assert.equal(byCheck('local-key')?.status, 'warn');
       assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY/);
 
