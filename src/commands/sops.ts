@@ -110,13 +110,15 @@ export function registerSops(program: Command): void {
 
   program
     .command('updatekeys')
-    .argument('<file...>', 'sops-encrypted files')
+    .argument('[file...]', 'sops-encrypted files')
     .description('re-encrypt the data key for the recipients of the matching .sops.yaml creation rule; values, MAC and lastmodified stay as they are; files are updated in place')
     .option('--config <file>', 'use this .sops.yaml instead of searching from the current folder up')
     .option('--input-type <type>', 'yaml, json, dotenv, ini or binary (default: from the file extension)')
     .option('--shamir-secret-sharing-threshold <n>', 'with several key groups: how many are needed to decrypt', int)
     .option(...keyFileOption)
-    .addHelpText('after', '\nExamples:\n  fluxstrap updatekeys clusters/prod/secrets/*.yaml\n  fluxstrap updatekeys --key-file old.agekey secret.yaml')
+    .option('--cluster <name>', 'instead of files: every SOPS file the cluster reaches (its folder and the Flux Kustomizations it applies, wherever their spec.path is)')
+    .option('--repo <dir>', 'with --cluster: the repository root (default: the current folder)')
+    .addHelpText('after', '\nExamples:\n  fluxstrap updatekeys clusters/prod/secrets/*.yaml\n  fluxstrap updatekeys --key-file old.agekey secret.yaml\n  fluxstrap updatekeys --cluster prod --key-file old.agekey')
     .action(lazily('runUpdateKeys'));
 
   io(program.command('rotate'), true)

@@ -297,7 +297,18 @@ export async function runRotate(files: string[], opts: RotateCliOptions): Promis
   );
 }
 
-export async function runUpdateKeys(files: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number }): Promise<void> {
+export async function runUpdateKeys(given: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number; cluster?: string; repo?: string }): Promise<void> {
+  let files = given;
+  if (opts.cluster !== undefined) {
+    if (given.length > 0) throw usageError('--cluster and files are alternatives: pass one', 'with --cluster, the files are the SOPS files the cluster reaches');
+    const { repo, clusterPath } = await clusterOf(opts.cluster, opts.repo);
+    const { clusterKeyedFiles } = await import('../tasks/sops-files.ts');
+    files = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.file);
+    opts = { ...opts, config: opts.config ?? join(repo, '.sops.yaml') };
+    if (files.length === 0) status(opts, `cluster ${opts.cluster} (${clusterPath}) reaches no SOPS-encrypted file: nothing to update`);
+  } else if (given.length === 0) {
+    throw usageError('no files given', 'pass the files, or --cluster NAME for every SOPS file the cluster reaches');
+  }
   const config = await configFor(opts, true);
   if (!config) return;
   const sources = await keySources(opts);
@@ -346,14 +357,19 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
  * each named with the Kustomizations that apply it, and the Kustomizations that apply SOPS files
  * without decryption. What the walk cannot follow is a warning, never a silent pass.
  */
-async function clusterCheck(name: string, repoFlag: string | undefined) {
+/** A cluster of the repository: its folder from fluxstrap.yaml, else clusters/<name>. */
+async function clusterOf(name: string, repoFlag: string | undefined): Promise<{ repo: string; clusterPath: string }> {
   const { configuredPath } = await import('../tasks/fluxstrap-config.ts');
+  const repo = resolve(repoFlag ?? '.');
+  return { repo, clusterPath: (await configuredPath(repo, name)) ?? `clusters/${name}` };
+}
+
+async function clusterCheck(name: string, repoFlag: string | undefined) {
   const { clusterSops } = await import('../tasks/sops-files.ts');
   const { controllerDecrypts, reachRoot, splitBuild } = await import('../tasks/source.ts');
   const { kustomizeBuild } = await import('../adapters/kustomize.ts');
   const { decryptionFindings, describeKustomization, reachersOf } = await import('../flux/reach.ts');
-  const repo = resolve(repoFlag ?? '.');
-  const clusterPath = (await configuredPath(repo, name)) ?? `clusters/${name}`;
+  const { repo, clusterPath } = await clusterOf(name, repoFlag);
   const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
   const global = build ? controllerDecrypts(build.components) : false;
   const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build, global));

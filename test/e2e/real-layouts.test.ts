@@ -139,6 +139,18 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     // The seed key is in the rule too, so the files open for its owner as well; the other key opens none.
     assert.equal(checkCluster(r, otherKey).stdout.trim().split('\n').length, 4);
 
+    // keys rotate, phase 1: the catch-all rule and the four reached files get the new key; the
+    // cluster folder holds none of them.
+    const rotating = join(home, 'rotating.agekey');
+    await copyFile(keyFile, rotating);
+    const rotate = cli(['keys', 'rotate', '--cluster', r.cluster, '--repo', r.repo, '--key-file', rotating]);
+    ok(rotate);
+    const added = /added a new age identity to .*: (age1[0-9a-z]+)/.exec(rotate.stderr)?.[1] ?? '';
+    assert.ok(added !== '', rotate.stderr);
+    assert.deepEqual(await rulesOf(r.repo), [{ path_regex: '.*\\.sops\\.yaml$', age: `${SEED_KEY},${recipient},${added}` }]);
+    for (const [file] of SEED_SECRETS) assert.ok((await readFile(join(r.repo, file), 'utf8')).includes(added), `${file} rekeyed`);
+    assert.match(rotate.stderr, /every SOPS file clusters\/production reaches opens with the old and the new key/);
+
     const services = join(r.repo, 'clusters', 'production', 'services.yaml');
     await writeFile(services, (await readFile(services, 'utf8')).replace(/ {2}decryption:\n {4}provider: sops\n {4}secretRef:\n {6}name: sops-age/, ''));
     const lint = checkCluster(r);
@@ -182,7 +194,10 @@ void describe('flux2-kustomize-helm-example (apps/ and infrastructure/ overlays 
     const [closed, rest] = before.stdout.split(/(?<=\n)/);
     assert.match(closed ?? '', new RegExp(`^infrastructure/configs/dns-token\\.yaml: the given keys cannot open it \\(encrypted to age ${other}; .*\\(applied by Kustomization flux-system/infra-configs \\(clusters/production/infrastructure\\.yaml:18\\)\\)\\n$`));
     assert.equal(rest, lint);
-    ok(cli(['updatekeys', '--key-file', otherKey, join(r.repo, SECRET)], r.repo));
+    // updatekeys over the cluster: the files it reaches, wherever they are
+    const update = cli(['updatekeys', '--cluster', r.cluster, '--repo', r.repo, '--key-file', otherKey]);
+    ok(update);
+    assert.match(update.stderr, /dns-token\.yaml: keys updated; added age:/);
     assert.equal(checkCluster(r).stdout, lint);
     const file = join(r.repo, 'clusters', 'production', 'infrastructure.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('  path: ./infrastructure/configs\n', '  path: ./infrastructure/configs\n  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n'));
