@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
+import { KUSTOMIZATION_FILES } from '../flux/reach.ts';
 import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
@@ -150,7 +151,7 @@ async function kustomizationFile(dir: string): Promise<string> {
   const names = await readdir(dir).catch(() => {
     throw new FluxstrapError('E_NOT_FOUND', 'no such directory', { location: { file: dir } });
   });
-  const found = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].find((n) => names.includes(n));
+  const found = KUSTOMIZATION_FILES.find((n) => names.includes(n));
   if (!found) {
     throw new FluxstrapError('E_NOT_FOUND', 'no kustomization.yaml in this directory', {
       location: { file: dir },

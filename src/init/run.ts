@@ -8,6 +8,7 @@ import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE } from '../config/fluxstrap-config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
+import { KUSTOMIZATION_FILES } from '../flux/reach.ts';
 import { isAgeRecipient, parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import { identitiesFromEnv } from '../keys/actions.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
@@ -135,7 +136,7 @@ const unique = (xs: string[]) => [...new Set(xs)];
 
 /** kustomize reads kustomization.yaml, kustomization.yml or Kustomization: use the one present. */
 async function kustomizationFile(repo: string, dir: string): Promise<string> {
-  return (await firstExisting(repo, ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].map((n) => `${dir}/${n}`))) ?? `${dir}/kustomization.yaml`;
+  return (await firstExisting(repo, KUSTOMIZATION_FILES.map((n) => `${dir}/${n}`))) ?? `${dir}/kustomization.yaml`;
 }
 
 async function firstExisting(repo: string, candidates: string[]): Promise<string | undefined> {
