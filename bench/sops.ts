@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { x25519RecipientOf } from '../src/sops/age-x25519.ts';
+import { x25519RecipientOf } from '../src/keys/age-x25519.ts';
 import { newStanza } from '../src/sops/datakey.ts';
 import { decryptDocument, encryptDocument } from '../src/sops/engine.ts';
 import { loadAgeIdentities } from '../src/keys/identities.ts';

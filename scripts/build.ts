@@ -13,15 +13,38 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BUNDLED = new Set(['commander', 'yaml']);
 
+// The bin is the first file Node evaluates, so it must parse and link on any Node that runs ESM:
+// it checks the version before it imports the CLI, whose syntax and APIs need Node 22 (a static
+// import of a missing export, or newer syntax, would die with a stack trace before any check
+// ran). So it imports nothing by name, has no top-level await, and uses ES2015 syntax only.
 // V8's code cache only serves modules compiled after it is enabled, and an ESM file's static
 // imports are all compiled before its first line runs: so the bin enables it, then imports the
 // CLI. The cache lives in NODE_COMPILE_CACHE or the system temp folder; NODE_DISABLE_COMPILE_CACHE=1
-// turns it off.
+// turns it off. enableCompileCache came in Node 22.1.
+const MIN_NODE_MAJOR = minimumNodeMajor();
 const ENTRY = `#!/usr/bin/env node
-import { enableCompileCache } from 'node:module';
-enableCompileCache();
-await import('./src/cli.ts');
+import * as nodeModule from 'node:module';
+var found = process.versions.node;
+if (Number(found.split('.')[0]) < ${MIN_NODE_MAJOR}) {
+  process.stderr.write('error: fluxstrap needs Node.js ${MIN_NODE_MAJOR} or newer (found ' + found + ')\\n' +
+    'hint: install Node.js ${MIN_NODE_MAJOR} or newer (https://nodejs.org, or nvm install ${MIN_NODE_MAJOR}) and make it the node on your PATH\\n');
+  process.exitCode = 1;
+} else {
+  if (typeof nodeModule.enableCompileCache === 'function') nodeModule.enableCompileCache();
+  import('./src/cli.ts');
+}
 `;
+
+/** The major version of package.json's `engines.node` (`>=22`): one place says which Node is needed. */
+function minimumNodeMajor(): number {
+  const engines = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { engines?: { node?: string } }).engines?.node ?? '';
+  const major = /^>=\s*(\d+)(\.0)*$/.exec(engines)?.[1];
+  if (major === undefined) {
+    process.stderr.write(`build: package.json engines.node must read ">=MAJOR", not ${JSON.stringify(engines)}\n`);
+    process.exit(1);
+  }
+  return Number(major);
+}
 
 /** `@scope/name/sub` → `@scope/name`, `name/sub` → `name`. */
 function packageOf(specifier: string): string {
@@ -65,7 +88,7 @@ const options = {
   plugins: [entryAndExternals],
 } satisfies BuildOptions;
 
-// Each module that a source `import()`s keeps its source path (src/sops/run.ts → dist/sops/run.js):
+// Each module that a source `import()`s keeps its source path (src/flows/sops.ts → dist/flows/sops.js):
 // the lazily loaded parts have names in traces and stacks, and their import.meta.url paths hold.
 const first = await build({ ...options, write: false });
 const lazy = new Set(Object.values(first.metafile.inputs).flatMap((i) => i.imports.filter((d) => d.kind === 'dynamic-import' && d.path.startsWith('src/')).map((d) => d.path)));

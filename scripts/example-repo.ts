@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { Cluster } from '../test/cluster/index.ts';
+import { track } from '../test/cluster/proc.ts';
 
 export const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 export const EXAMPLE_CLUSTER = 'demo';
@@ -26,6 +27,7 @@ export function sh(cmd: string, args: string[], opts: ShOptions = {}): Promise<{
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', opts.quiet ? 'pipe' : 'inherit', opts.quiet ? 'pipe' : 'inherit'],
     });
+    track(child);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ExitCode, exitCodeFor, formatLocation, INTERRUPTED_MESSAGE, isFluxstrapError } from './core/errors.ts';
-import { registerCommands } from './commands/index.ts';
-import { version } from './cli/version.ts';
+import { errorReport, ExitCode, exitCodeFor, INTERNAL_HINT, isFluxstrapError } from './core/errors.ts';
+import { redactPrivateKeys } from './core/redact.ts';
+import { exitOnSignal } from './cli/interrupt.ts';
+import { registerCommands } from './cli/commands/index.ts';
+import { version } from './core/version.ts';
 
 /**
  * The one executable. Command modules are light (commander + option parsing); each action imports
@@ -17,17 +19,16 @@ const program = new Command('fluxstrap')
   .option('--no-color', 'no colours in human output')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
-  .configureOutput({ outputError: (str, write) => write(str.replace(/^error:/, 'error:')) });
+  .configureOutput({ outputError: (str, write) => write(redactPrivateKeys(str)) });
 
 registerCommands(program);
 
-// Ctrl-C or a stop signal between steps: every step is idempotent, so say how to converge and
-// exit as a shell expects. The listr2 view installs its own handler (it must restore the cursor).
+// Ctrl-C or a stop signal: every step is idempotent, so say how to converge and exit as a shell
+// expects. The listr2 view installs its own handler (it must restore the cursor first).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (process.listenerCount(signal) > 1) return;
-    process.stderr.write(`\n${INTERRUPTED_MESSAGE}\n`);
-    process.exit(ExitCode.interrupted);
+    exitOnSignal(signal, process.stderr);
   });
 }
 
@@ -48,19 +49,15 @@ function fail(e: unknown): number {
     return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
   if (isFluxstrapError(e)) {
-    const where = formatLocation(e.location);
-    process.stderr.write(`error: ${e.message}${where ? ` (${where})` : ''}\n`);
-    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+    const error = errorReport(e);
+    process.stderr.write(`error: ${error.message}${error.where ? ` (${error.where})` : ''}\n`);
+    if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
     // A --json consumer parses stdout: give it the failure as a document too, not just silence.
-    if (wantsJson) {
-      const error = { code: e.code, message: e.message, ...(where ? { where } : {}), ...(e.hint ? { hint: e.hint } : {}) };
-      process.stdout.write(`${JSON.stringify({ success: false, error }, null, 2)}\n`);
-    }
+    if (wantsJson) process.stdout.write(`${JSON.stringify({ success: false, error }, null, 2)}\n`);
     return exitCodeFor(e);
   }
-  const message = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`error: internal error: ${message}\nhint: this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it\n`);
-  if (process.env.FLUXSTRAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  process.stderr.write(`error: internal error: ${errorReport(e).message}\nhint: ${INTERNAL_HINT}\n`);
+  if (process.env.FLUXSTRAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${redactPrivateKeys(e.stack)}\n`);
   return ExitCode.failed;
 }
 

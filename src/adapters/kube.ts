@@ -1,17 +1,16 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { homedir } from 'node:os';
-import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { FluxstrapError } from '../core/errors.ts';
+import { getOwn, setOwn } from '../core/own.ts';
+import { loadKubeContext } from './kubeconfig.ts';
+import type { Delegated, KubeconfigOptions, KubeContext } from './kubeconfig.ts';
 
 /**
  * The Kubernetes edge. Objects travel as plain JSON (no typed models: the client's serializer
  * renames `x-kubernetes-*` keys and turns timestamps into Dates, which breaks comparing what we
- * want with what is there). Kubeconfigs that name a token, a client certificate or basic auth
- * are read here and served over `node:https` with one keep-alive pool (one TLS context, few
- * handshakes); only exec plugins, auth providers, proxies and merged KUBECONFIG lists need
+ * want with what is there). kubeconfig.ts reads the kubeconfig as kubectl does; contexts with a
+ * token, a client certificate or basic auth are served over `node:https` with one keep-alive pool
+ * (one TLS context, few handshakes); only exec plugins, auth providers and proxies need
  * `@kubernetes/client-node`, which costs ~0.4 s to import and is therefore loaded only then.
  */
 
@@ -110,11 +109,7 @@ export interface KubeAdapter {
   hasKind(apiVersion: string, kind: string): Promise<boolean>;
 }
 
-export interface KubeOptions {
-  /** Kubeconfig file; default: $KUBECONFIG or ~/.kube/config. */
-  kubeconfig?: string;
-  /** Context name; default: the kubeconfig's current context. */
-  context?: string;
+export interface KubeOptions extends KubeconfigOptions {
   /** Per-request timeout, so an unreachable API fails instead of hanging. */
   requestTimeoutMs?: number;
 }
@@ -311,12 +306,12 @@ function parseStatus(text: string): ApiStatus | undefined {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Load the kubeconfig and return an adapter bound to one context. */
-export async function connectKube(opts: KubeOptions = {}): Promise<KubeAdapter> {
+/** `env` is the command's environment ($KUBECONFIG), handed down; without it only `opts` name the kubeconfig. */
+export async function connectKube(opts: KubeOptions = {}, env: NodeJS.ProcessEnv = {}): Promise<KubeAdapter> {
   const timeoutMs = opts.requestTimeoutMs ?? 30_000;
-  const native = nativeConnection(opts);
-  if (native) return new RestKube(native.transport, native.server, native.context, timeoutMs);
-  const fallback = await clientNodeConnection(opts);
-  return new RestKube(fallback.transport, fallback.server, fallback.context, timeoutMs);
+  const kc = loadKubeContext(opts, env);
+  const transport = kc.delegate ? await clientNodeTransport(kc, kc.delegate) : nativeTransport(kc);
+  return new RestKube(transport, kc, timeoutMs);
 }
 
 interface HttpResponse {
@@ -328,91 +323,39 @@ interface HttpResponse {
 /** One HTTP exchange with the API server, authenticated. */
 type Transport = (method: string, url: URL, headers: Record<string, string>, body: string | undefined, signal: AbortSignal) => Promise<HttpResponse>;
 
-interface Connection {
-  transport: Transport;
-  server: string;
-  context: string;
-}
-
-interface RawKubeconfig {
-  'current-context'?: string;
-  contexts?: { name: string; context?: { cluster?: string; user?: string } }[];
-  clusters?: { name: string; cluster?: Record<string, unknown> }[];
-  users?: { name: string; user?: Record<string, unknown> }[];
-}
-
-function kubeconfigPath(opts: KubeOptions): string | undefined {
-  if (opts.kubeconfig !== undefined) return opts.kubeconfig;
-  const env = process.env.KUBECONFIG;
-  if (env !== undefined && env !== '') return env.includes(':') ? undefined : env;
-  return resolve(homedir(), '.kube', 'config');
-}
-
-const configError = (file: string, message: string, hint?: string) =>
-  new FluxstrapError('E_CONFIG', message, { location: { file }, ...(hint ? { hint } : {}) });
-
-/** The common kubeconfigs, read natively; undefined when the client library is needed. */
-function nativeConnection(opts: KubeOptions): Connection | undefined {
-  const file = kubeconfigPath(opts);
-  if (file === undefined) return undefined;
-  let raw: RawKubeconfig;
-  try {
-    raw = (parseYaml(readFileSync(file, 'utf8')) ?? {}) as RawKubeconfig;
-  } catch (e) {
-    throw configError(file, `cannot load kubeconfig: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
-      'pass --kubeconfig or set KUBECONFIG');
+/** The context's own headers (Authorization, Impersonate-*), a repeated name as a list, as node:http sends it. */
+function contextHeaders(kc: KubeContext): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const authorization = kc.authorization();
+  if (authorization !== undefined) out.Authorization = authorization;
+  for (const [name, value] of kc.impersonation) {
+    const had = getOwn(out, name) as string | string[] | undefined;
+    setOwn(out, name, had === undefined ? value : [...(Array.isArray(had) ? had : [had]), value]);
   }
-  const contextName = opts.context ?? raw['current-context'];
-  const context = raw.contexts?.find((c) => c.name === contextName)?.context;
-  if (contextName === undefined || !context) {
-    throw new FluxstrapError('E_NOT_FOUND', contextName === undefined ? 'the kubeconfig has no current context' : `kube context "${contextName}" is not in the kubeconfig`, {
-      location: { file },
-      hint: `known contexts: ${(raw.contexts ?? []).map((c) => c.name).join(', ') || 'none'}; pass --context`,
-    });
-  }
-  const cluster = raw.clusters?.find((c) => c.name === context.cluster)?.cluster;
-  const user = raw.users?.find((u) => u.name === context.user)?.user ?? {};
-  if (!cluster || typeof cluster.server !== 'string') throw configError(file, `kube context "${contextName}" names no cluster with a server`);
-  if (user.exec !== undefined || user['auth-provider'] !== undefined || cluster['proxy-url'] !== undefined) return undefined;
+  return out;
+}
 
-  const base = dirname(resolve(file));
-  const bytes = (dataKey: string, fileKey: string, from: Record<string, unknown>): Buffer | undefined => {
-    if (typeof from[dataKey] === 'string') return Buffer.from(from[dataKey], 'base64');
-    if (typeof from[fileKey] !== 'string') return undefined;
-    try {
-      return readFileSync(resolve(base, from[fileKey]));
-    } catch {
-      throw configError(file, `cannot read ${fileKey} ${from[fileKey]} of kube context "${contextName}"`);
-    }
-  };
-  const server = cluster.server.replace(/\/+$/, '');
-  let auth: string | undefined;
-  if (typeof user.token === 'string') auth = `Bearer ${user.token}`;
-  else if (typeof user.tokenFile === 'string') auth = `Bearer ${bytes('', 'tokenFile', user)?.toString('utf8').trim() ?? ''}`;
-  else if (typeof user.username === 'string') auth = `Basic ${Buffer.from(`${user.username}:${typeof user.password === 'string' ? user.password : ''}`).toString('base64')}`;
-  const insecure = cluster['insecure-skip-tls-verify'] === true;
+/** Tokens, client certificates, basic auth: served over `node:https` with one keep-alive pool. */
+function nativeTransport(kc: KubeContext): Transport {
   const tls: https.AgentOptions = {
     keepAlive: true,
     // A handful of connections serve the parallel reads; each new one costs a TLS handshake.
     maxSockets: 6,
-    rejectUnauthorized: !insecure,
-    ...(typeof cluster['tls-server-name'] === 'string' ? { servername: cluster['tls-server-name'] } : {}),
+    rejectUnauthorized: !kc.tls.insecure,
+    ...(kc.tls.serverName !== undefined ? { servername: kc.tls.serverName } : {}),
+    ...(kc.tls.ca ? { ca: kc.tls.ca } : {}),
+    ...(kc.tls.cert ? { cert: kc.tls.cert } : {}),
+    ...(kc.tls.key ? { key: kc.tls.key } : {}),
   };
-  const ca = bytes('certificate-authority-data', 'certificate-authority', cluster);
-  const cert = bytes('client-certificate-data', 'client-certificate', user);
-  const key = bytes('client-key-data', 'client-key', user);
-  if (ca) tls.ca = ca;
-  if (cert) tls.cert = cert;
-  if (key) tls.key = key;
-  const plain = server.startsWith('http:');
+  const plain = kc.server.startsWith('http:');
   const agent = plain ? new http.Agent({ keepAlive: true, maxSockets: 6 }) : new https.Agent(tls);
-  const transport: Transport = (method, url, headers, body, signal) =>
+  return (method, url, headers, body, signal) =>
     new Promise((resolvePromise, reject) => {
       const req = (plain ? http : https).request(url, {
         method,
         agent,
         signal,
-        headers: { ...headers, ...(auth ? { Authorization: auth } : {}), ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+        headers: { ...headers, ...contextHeaders(kc), ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
       }, (res) => {
         resolvePromise({
           status: res.statusCode ?? 0,
@@ -427,43 +370,57 @@ function nativeConnection(opts: KubeOptions): Connection | undefined {
       req.on('error', reject);
       req.end(body);
     });
-  return { transport, server, context: contextName };
 }
 
-/** Exec plugins, auth providers, proxies, merged configs: the client library authenticates. */
-async function clientNodeConnection(opts: KubeOptions): Promise<Connection> {
+/**
+ * Exec plugins, auth providers and proxies: `@kubernetes/client-node` authenticates and connects,
+ * given the context kubeconfig.ts resolved (so merging, paths and checks are the same); the
+ * context's static credentials and impersonation are added here, since the client sends only `as`.
+ */
+async function clientNodeTransport(kc: KubeContext, delegate: Delegated): Promise<Transport> {
   // The client's TLS dispatcher belongs to its own undici, which Node's built-in fetch rejects;
   // use that undici's fetch, as the client itself does.
   const [k8s, undici] = await Promise.all([import('@kubernetes/client-node'), import('undici')]);
-  const kc = new k8s.KubeConfig();
-  try {
-    if (opts.kubeconfig !== undefined) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromDefault();
-  } catch (e) {
-    throw new FluxstrapError('E_CONFIG', `cannot load kubeconfig: ${e instanceof Error ? e.message : String(e)}`, {
-      location: { file: opts.kubeconfig ?? process.env.KUBECONFIG ?? '~/.kube/config' },
-    });
-  }
-  if (opts.context !== undefined) {
-    if (!kc.getContextObject(opts.context)) {
-      throw new FluxstrapError('E_NOT_FOUND', `kube context "${opts.context}" is not in the kubeconfig`, {
-        hint: `known contexts: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'}`,
+  const config = new k8s.KubeConfig();
+  const b64 = (b: Buffer | undefined) => b?.toString('base64');
+  config.loadFromOptions({
+    clusters: [{
+      name: 'cluster',
+      server: kc.server,
+      skipTLSVerify: kc.tls.insecure,
+      ...(kc.tls.ca ? { caData: b64(kc.tls.ca) } : {}),
+      ...(kc.tls.serverName !== undefined ? { tlsServerName: kc.tls.serverName } : {}),
+      ...(delegate.proxyUrl !== undefined ? { proxyUrl: delegate.proxyUrl } : {}),
+    }],
+    users: [{
+      name: 'user',
+      ...(kc.tls.cert ? { certData: b64(kc.tls.cert) } : {}),
+      ...(kc.tls.key ? { keyData: b64(kc.tls.key) } : {}),
+      ...(delegate.exec ? { exec: delegate.exec } : {}),
+      ...(delegate.authProvider ? { authProvider: delegate.authProvider } : {}),
+    }],
+    contexts: [{ name: kc.context, cluster: 'cluster', user: 'user', namespace: kc.namespace }],
+    currentContext: kc.context,
+  });
+  return async (method, url, headers, body, signal) => {
+    // The client's RequestContext carries auth headers (exec plugins) and the TLS dispatcher.
+    const ctx = new k8s.RequestContext(url.toString(), method as never);
+    try {
+      await config.applySecurityAuthentication(ctx);
+    } catch (e) {
+      throw new FluxstrapError('E_KUBE', `the ${delegate.reason} of kube context "${kc.context}" failed: ${(e instanceof Error ? e.message : String(e)).trim().split('\n')[0] ?? ''}`, {
+        location: { file: kc.file },
+        ...(delegate.exec?.installHint !== undefined ? { hint: delegate.exec.installHint } : {}),
       });
     }
-    kc.setCurrentContext(opts.context);
-  }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) {
-    throw new FluxstrapError('E_CONFIG', 'the kubeconfig has no current cluster', { hint: 'pass --context or set current-context' });
-  }
-  const transport: Transport = async (method, url, headers, body, signal) => {
-    // The client's RequestContext carries auth headers (tokens, exec plugins) and the TLS dispatcher.
-    const ctx = new k8s.RequestContext(url.toString(), method as never);
-    await kc.applySecurityAuthentication(ctx);
-    const res = await undici.fetch(url, { method, headers: { ...ctx.getHeaders(), ...headers }, signal, ...(body !== undefined ? { body } : {}), dispatcher: ctx.getDispatcher() as never });
+    const all = new undici.Headers({ ...ctx.getHeaders(), ...headers, ...(kc.disableCompression ? { 'Accept-Encoding': 'identity' } : {}) });
+    for (const [name, value] of Object.entries(contextHeaders(kc))) {
+      all.delete(name);
+      for (const v of Array.isArray(value) ? value : [value]) all.append(name, v);
+    }
+    const res = await undici.fetch(url, { method, headers: all, signal, ...(body !== undefined ? { body } : {}), dispatcher: ctx.getDispatcher() as never });
     return { status: res.status, body: (res.body ?? []) as AsyncIterable<Uint8Array>, text: () => res.text() };
   };
-  return { transport, server: cluster.server.replace(/\/+$/, ''), context: kc.getCurrentContext() };
 }
 
 interface RequestOptions {
@@ -476,14 +433,16 @@ interface RequestOptions {
 class RestKube implements KubeAdapter {
   readonly server: string;
   readonly context: string;
+  readonly #namespace: string;
   readonly #transport: Transport;
   readonly #timeoutMs: number;
   readonly #discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
 
-  constructor(transport: Transport, server: string, context: string, timeoutMs: number) {
+  constructor(transport: Transport, kc: KubeContext, timeoutMs: number) {
     this.#transport = transport;
-    this.server = server;
-    this.context = context;
+    this.server = kc.server;
+    this.context = kc.context;
+    this.#namespace = kc.namespace;
     this.#timeoutMs = timeoutMs;
   }
 
@@ -541,7 +500,8 @@ class RestKube implements KubeAdapter {
       });
     }
     const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
-    const ns = info.namespaced ? `/namespaces/${encodeURIComponent(ref.namespace ?? 'default')}` : '';
+    // As kubectl: an object without a namespace goes to the context's.
+    const ns = info.namespaced ? `/namespaces/${encodeURIComponent(ref.namespace ?? this.#namespace)}` : '';
     return `${base}${ns}/${info.plural}${ref.name !== undefined ? `/${encodeURIComponent(ref.name)}` : ''}`;
   }
 

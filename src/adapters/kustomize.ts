@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { FluxstrapError } from '../core/errors.ts';
-import { KUSTOMIZATION_FILES } from '../flux/reach.ts';
+import { getOwn, setOwn } from '../core/own.ts';
+import { re2 } from '../core/re2.ts';
 import { readText, writeAtomic } from './files.ts';
 import type { KubeObject } from './kube.ts';
 
@@ -30,6 +31,9 @@ export interface KustomizeResult {
 
 class Unsupported extends Error {}
 
+/** The names kustomize reads a kustomization from, in its order of preference. */
+export const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'] as const;
+
 const KNOWN_KEYS = new Set(['apiVersion', 'kind', 'resources', 'patches', 'labels']);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -42,9 +46,16 @@ interface PatchTarget {
   namespace?: string;
 }
 
-export async function kustomizeBuild(dir: string, opts: { kubectl?: string } = {}): Promise<KustomizeResult> {
+/** What a build reads besides the files: the parse cache's folder comes from `env` ($XDG_CACHE_HOME). */
+interface Build {
+  root: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export async function kustomizeBuild(dir: string, opts: { kubectl?: string; env?: NodeJS.ProcessEnv } = {}): Promise<KustomizeResult> {
   try {
-    return { objects: await buildDir(resolve(dir), []), engine: 'native' };
+    const root = resolve(dir);
+    return { objects: await buildDir(root, [], { root, env: opts.env ?? {} }), engine: 'native' };
   } catch (e) {
     if (!(e instanceof Unsupported)) throw e;
     return { objects: await kubectlKustomize(dir, opts.kubectl ?? 'kubectl'), engine: 'kubectl', fallbackReason: e.message };
@@ -70,14 +81,14 @@ async function kubectlKustomize(dir: string, kubectl: string): Promise<KubeObjec
  */
 const CACHE_MIN_BYTES = 32 * 1024;
 
-function parseCacheFile(text: string): string {
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+function parseCacheFile(text: string, env: NodeJS.ProcessEnv): string {
+  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(base, 'fluxstrap', 'objects', `${createHash('sha256').update(text).digest('hex')}.json`);
 }
 
-export async function parseObjectsCached(text: string, file: string): Promise<KubeObject[]> {
+export async function parseObjectsCached(text: string, file: string, env: NodeJS.ProcessEnv): Promise<KubeObject[]> {
   if (text.length < CACHE_MIN_BYTES) return parseObjects(text, file);
-  const cached = parseCacheFile(text);
+  const cached = parseCacheFile(text, env);
   try {
     return JSON.parse(await readFile(cached, 'utf8')) as KubeObject[];
   } catch {
@@ -92,14 +103,7 @@ export async function parseObjectsCached(text: string, file: string): Promise<Ku
 
 export function parseObjects(text: string, file: string): KubeObject[] {
   const out: KubeObject[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length > 0) {
-      const err = doc.errors[0];
-      throw new FluxstrapError('E_CONFIG', `invalid YAML: ${err?.message.split('\n')[0] ?? ''}`, {
-        location: { file, ...(err?.linePos?.[0] ? { line: err.linePos[0].line, column: err.linePos[0].col } : {}) },
-      });
-    }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  for (const value of yamlValues(text, file)) {
     if (value === null || value === undefined) continue;
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new FluxstrapError('E_CONFIG', 'a YAML document is not a Kubernetes object', { location: { file } });
@@ -113,12 +117,11 @@ export function parseObjects(text: string, file: string): KubeObject[] {
   return out;
 }
 
-async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
+async function buildDir(dir: string, seen: string[], build: Build): Promise<KubeObject[]> {
   if (seen.includes(dir)) throw new FluxstrapError('E_CONFIG', 'kustomization resources form a cycle', { location: { file: dir } });
   const file = await kustomizationFile(dir);
-  const docs = parseAllDocuments(await readText(file));
-  const k = (docs[0]?.toJS() ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(k)) if (!KNOWN_KEYS.has(key)) throw new Unsupported(`${relative(process.cwd(), file)} uses \`${key}\``);
+  const k = (yamlValues(await readText(file), file)[0] ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(k)) if (!KNOWN_KEYS.has(key)) throw new Unsupported(`${relative(build.root, file) || file} uses \`${key}\``);
 
   let objects: KubeObject[] = [];
   for (const entry of asList(k.resources, file, 'resources')) {
@@ -131,14 +134,15 @@ async function buildDir(dir: string, seen: string[]): Promise<KubeObject[]> {
     } catch {
       throw new FluxstrapError('E_NOT_FOUND', `resource ${entry} does not exist`, { location: { file, field: 'resources' } });
     }
-    objects.push(...(isDir ? await buildDir(path, [...seen, dir]) : await parseObjectsCached(await readText(path), path)));
+    objects.push(...(isDir ? await buildDir(path, [...seen, dir], build) : await parseObjectsCached(await readText(path), path, build.env)));
   }
 
   for (const [i, p] of asList(k.patches, file, 'patches').entries()) {
-    objects = await applyPatchEntry(objects, p as Record<string, unknown>, dir, { file, field: `patches[${i}]` });
+    const where = { file, field: `patches[${i}]` };
+    objects = await applyPatchEntry(objects, asMap(p, where), dir, where);
   }
-  for (const l of asList(k.labels, file, 'labels')) {
-    const entry = l as { pairs?: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean; fields?: unknown };
+  for (const [i, l] of asList(k.labels, file, 'labels').entries()) {
+    const entry = asMap(l, { file, field: `labels[${i}]` }) as { pairs?: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean; fields?: unknown };
     if (entry.includeSelectors || entry.includeTemplates || entry.fields !== undefined) throw new Unsupported('labels with selectors, templates or fields');
     for (const obj of objects) {
       obj.metadata.labels = { ...obj.metadata.labels, ...stringMap(entry.pairs ?? {}) };
@@ -167,6 +171,11 @@ function asList(value: unknown, file: string, field: string): unknown[] {
   return value;
 }
 
+function asMap(value: unknown, where: { file: string; field: string }): Record<string, unknown> {
+  if (!isMap(value as Json)) throw new FluxstrapError('E_CONFIG', `${where.field} must be a map`, { location: where });
+  return value as Record<string, unknown>;
+}
+
 function stringMap(m: Record<string, unknown>): Record<string, string> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
 }
@@ -175,9 +184,10 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   for (const key of Object.keys(entry)) {
     if (key !== 'patch' && key !== 'path' && key !== 'target') throw new Unsupported(`${where.field} uses \`${key}\``);
   }
-  const text = typeof entry.patch === 'string' ? entry.patch : typeof entry.path === 'string' ? await readText(resolve(dir, entry.path)) : undefined;
+  const patchFile = typeof entry.path === 'string' ? resolve(dir, entry.path) : where.file;
+  const text = typeof entry.patch === 'string' ? entry.patch : typeof entry.path === 'string' ? await readText(patchFile) : undefined;
   if (text === undefined) throw new FluxstrapError('E_CONFIG', 'a patch needs `patch` or `path`', { location: where });
-  const docs = parseAllDocuments(text).map((d) => d.toJS() as Json).filter((d) => d !== null);
+  const docs = yamlValues(text, patchFile).filter((d) => d !== null) as Json[];
   if (docs.length !== 1) throw new Unsupported(`${where.field} holds ${docs.length} documents`);
   const patch = docs[0] as Json;
   const target = entry.target as (PatchTarget & Record<string, unknown>) | undefined;
@@ -190,7 +200,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   if (Array.isArray(patch)) {
     if (!target) throw new FluxstrapError('E_CONFIG', 'a JSON6902 patch needs a target', { location: where });
     // Like kustomize, a target that selects nothing is not an error.
-    return objects.map((obj) => (matches(obj, target) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
+    return objects.map((obj) => (matches(obj, target, where) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
   }
 
   if (typeof patch !== 'object' || patch === null) throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
@@ -206,7 +216,7 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
   };
   let matched = false;
   const out = objects.map((obj) => {
-    if (!matches(obj, selector)) return obj;
+    if (!matches(obj, selector, where)) return obj;
     matched = true;
     // For built-in kinds a strategic merge merges lists by key (containers by name...); only
     // list-free patches mean the same as a JSON merge patch there.
@@ -240,19 +250,32 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function matches(obj: KubeObject, t: PatchTarget): boolean {
+/** kustomize's selector: each field an anchored Go regexp (RE2, so a target from a repository cannot backtrack). */
+function matches(obj: KubeObject, t: PatchTarget, where: { file: string; field: string }): boolean {
   const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
-  const test = (pattern: string | undefined, value: string | undefined) => pattern === undefined || new RegExp(`^(?:${pattern})$`).test(value ?? '');
-  return test(t.group, group) && test(t.version, version) && test(t.kind, obj.kind) && test(t.name, obj.metadata.name) && test(t.namespace, obj.metadata.namespace);
+  const test = (key: keyof PatchTarget, value: string | undefined) => {
+    const pattern = t[key];
+    return pattern === undefined || re2(`^(?:${pattern})$`, `target.${key}`, where).test(value ?? '');
+  };
+  return test('group', group) && test('version', version) && test('kind', obj.kind) && test('name', obj.metadata.name) && test('namespace', obj.metadata.namespace);
+}
+
+/**
+ * Keys come from the repository, so every read and write here is of own properties: `__proto__`,
+ * `constructor` or `toString` are data like any other key (as in kustomize, which is Go), never a
+ * way to reach Object.prototype.
+ */
+function isMap(v: Json | undefined): v is { [k: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** RFC 7386. */
 export function mergePatch(target: Json, patch: Json): Json {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return clone(patch);
-  const out: Record<string, Json> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...target } : {};
+  if (!isMap(patch)) return clone(patch);
+  const out: Record<string, Json> = isMap(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k] ?? null, v);
+    else setOwn(out, k, mergePatch((getOwn(out, k) as Json | undefined) ?? null, v));
   }
   return out;
 }
@@ -306,7 +329,7 @@ function getAt(doc: Json, path: string[], fail: (m: string) => Error): Json {
   let cur: Json = doc;
   for (const key of path) {
     if (Array.isArray(cur)) cur = cur[index(key, cur.length - 1, fail)] as Json;
-    else if (typeof cur === 'object' && cur !== null && key in cur) cur = cur[key] as Json;
+    else if (isMap(cur) && Object.hasOwn(cur, key)) cur = cur[key] as Json;
     else throw fail('path does not exist');
   }
   return cur;
@@ -326,9 +349,9 @@ function setAt(doc: Json, path: string[], value: Json, mode: 'add' | 'replace', 
   if (Array.isArray(parent)) {
     if (mode === 'add') parent.splice(key === '-' ? parent.length : index(key, parent.length, fail), 0, value);
     else parent[index(key, parent.length - 1, fail)] = value;
-  } else if (typeof parent === 'object' && parent !== null) {
-    if (mode === 'replace' && !(key in parent)) throw fail('path does not exist');
-    parent[key] = value;
+  } else if (isMap(parent)) {
+    if (mode === 'replace' && !Object.hasOwn(parent, key)) throw fail('path does not exist');
+    setOwn(parent, key, value);
   } else {
     throw fail('parent is not an object or array');
   }
@@ -339,7 +362,7 @@ function removeAt(doc: Json, path: string[], fail: (m: string) => Error): Json {
   const parent = getAt(doc, path.slice(0, -1), fail);
   const key = path[path.length - 1] as string;
   if (Array.isArray(parent)) parent.splice(index(key, parent.length - 1, fail), 1);
-  else if (typeof parent === 'object' && parent !== null && key in parent) delete parent[key];
+  else if (isMap(parent) && Object.hasOwn(parent, key)) delete parent[key];
   else throw fail('path does not exist');
   return doc;
 }

@@ -4,7 +4,7 @@ import { FluxstrapError } from '../core/errors.ts';
  * A secret typed at the terminal, never echoed: raw mode, one line, backspace works, Ctrl-C and
  * Ctrl-D give up. Only for a TTY on stdin; piped input is read by the caller.
  */
-export function promptSecret(question: string, input: NodeJS.ReadStream = process.stdin, out: NodeJS.WritableStream = process.stderr): Promise<string> {
+export function promptSecret(question: string, input: NodeJS.ReadStream, out: NodeJS.WritableStream, interrupt: () => void): Promise<string> {
   // Echo off before the question shows: a paste right after it must not land on the screen.
   input.setRawMode(true);
   out.write(question);
@@ -26,7 +26,7 @@ export function promptSecret(question: string, input: NodeJS.ReadStream = proces
         // signal would (the CLI's handler exits at once, so nothing resolves meanwhile).
         if (ch === '\u0003') {
           done(new FluxstrapError('E_USAGE', 'interrupted'));
-          process.emit('SIGINT', 'SIGINT');
+          interrupt();
           return;
         }
         if (ch === '\u0004') return done(new FluxstrapError('E_USAGE', 'no value given'));
@@ -39,7 +39,7 @@ export function promptSecret(question: string, input: NodeJS.ReadStream = proces
 }
 
 /** All of piped stdin as text. */
-export async function readStdin(input: NodeJS.ReadableStream = process.stdin): Promise<string> {
+export async function readStdin(input: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
   return Buffer.concat(chunks).toString('utf8');

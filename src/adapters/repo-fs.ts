@@ -1,7 +1,14 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FluxstrapError } from '../core/errors.ts';
-import type { ReachFs } from '../flux/reach.ts';
+
+/** A read-only view of a checkout: repository-relative `/` paths ('' is the root). */
+export interface ReachFs {
+  /** A folder's entries; `undefined` when the path is not a folder. */
+  list(dir: string): Promise<{ name: string; dir: boolean }[] | undefined>;
+  /** A file's text; `undefined` when the path is not a file. May throw (too large, unreadable). */
+  read(file: string): Promise<string | undefined>;
+}
 
 /** Larger files are no manifests a cluster needs; reading one whole would only cost memory. */
 const MAX_FILE_BYTES = 8 * 1024 * 1024;

@@ -1,5 +1,7 @@
+import { exitOnSignal } from './interrupt.ts';
 import type { Command } from 'commander';
-import type { Reporter } from '../core/events.ts';
+import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent, TaskError } from '../core/events.ts';
+import type { CommandIo } from '../flows/io.ts';
 
 /** Flags every command understands, read from the root program. */
 export interface GlobalOptions {
@@ -16,6 +18,25 @@ export function globalOptions(cmd: Command): GlobalOptions {
     color: o.color !== false && !process.env.NO_COLOR && process.stderr.isTTY === true,
   };
 }
+
+/** What a command flow gets of this process: flags, environment, folder, streams and its views. */
+export function commandIo(cmd: Command): CommandIo {
+  const g = globalOptions(cmd);
+  return {
+    ...g,
+    env: process.env,
+    cwd: process.cwd(),
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    reporter: async (view) => withStacks(await createReporter(g, view), Boolean(process.env.FLUXSTRAP_DEBUG), process.stderr),
+    fleetView: async (view) => fleetWithStacks(await createFleetView(g, view), Boolean(process.env.FLUXSTRAP_DEBUG), process.stderr),
+    interrupt: () => process.emit('SIGINT', 'SIGINT'),
+  };
+}
+
+/** How help texts name sops' default age key file, whose folder depends on the OS (sopsAgeKeyFile in keys/age.ts). */
+export const DEFAULT_AGE_KEY_FILE = 'sops/age/keys.txt in the user config folder ($XDG_CONFIG_HOME, else ~/.config; macOS ~/Library/Application Support unless XDG_CONFIG_HOME is set; Windows %AppData%)';
 
 /** CI systems set CI; a pipe or file is not a person watching. */
 export function isInteractive(): boolean {
@@ -39,13 +60,74 @@ export async function createReporter(opts: GlobalOptions, view: { diff?: boolean
   }
   if (showsTaskList(opts)) {
     const { ListrReporter } = await import('../report/listr.ts');
-    return new ListrReporter(process.stderr, { diff: view.diff === true });
+    return new ListrReporter(process.stderr, { diff: view.diff === true, onInterrupt });
   }
   const { PlainReporter } = await import('../report/plain.ts');
   return new PlainReporter(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff === true });
 }
 
-/** Human status goes to stderr so stdout stays clean for results and pipes. */
-export function info(opts: GlobalOptions, line: string): void {
-  if (!opts.quiet && !opts.json) process.stderr.write(`${line}\n`);
+/** The same choice for several clusters at once. */
+async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Promise<FleetView> {
+  const { JsonFleetView, PrefixedView } = await import('../report/fleet.ts');
+  if (opts.json) return new JsonFleetView(process.stdout);
+  if (showsTaskList(opts)) {
+    const { ListrFleetView } = await import('../report/listr.ts');
+    return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff, onInterrupt });
+  }
+  return new PrefixedView(process.stderr, { color: opts.color, quiet: opts.quiet, diff: view.diff });
 }
+
+/**
+ * Ctrl-C while a task list is drawn: the view restores the terminal, then exit 130 as a shell
+ * expects (listr2's own handler would exit 127). Being a second SIGINT listener also keeps the
+ * handler of cli.ts from printing the interrupt message twice.
+ */
+function onInterrupt(restore: () => void): () => void {
+  const interrupted = (): void => {
+    restore();
+    exitOnSignal('SIGINT', process.stderr);
+  };
+  process.once('SIGINT', interrupted);
+  return () => process.removeListener('SIGINT', interrupted);
+}
+
+/** A task error without its stack; the stack, if any, kept in `stacks`. */
+function unstacked(error: TaskError, stacks: string[]): TaskError {
+  const { stack, ...rest } = error;
+  if (stack !== undefined && !stacks.includes(stack)) stacks.push(stack);
+  return rest;
+}
+
+function unstackedEvent(e: RunEvent, stacks: string[]): RunEvent {
+  const result = <R extends { error?: TaskError }>(r: R): R => (r.error ? { ...r, error: unstacked(r.error, stacks) } : r);
+  if (e.type === 'task-end') return { ...e, result: result(e.result) };
+  if (e.type === 'run-end') return { ...e, results: e.results.map(result) };
+  return e;
+}
+
+/**
+ * The stack of a bug (E_INTERNAL) inside a task reaches no view, so neither --json nor the task
+ * list ever shows one; with FLUXSTRAP_DEBUG it is printed after the view closes.
+ */
+export function withStacks(reporter: Reporter, debug: boolean, err: NodeJS.WritableStream): Reporter {
+  const stacks: string[] = [];
+  return {
+    emit: (e) => reporter.emit(unstackedEvent(e, stacks)),
+    close: async () => {
+      await reporter.close();
+      if (debug) for (const s of stacks) err.write(`${s}\n`);
+    },
+  };
+}
+
+function fleetWithStacks(view: FleetView, debug: boolean, err: NodeJS.WritableStream): FleetView {
+  const stacks: string[] = [];
+  return {
+    cluster: (name) => withStacks(view.cluster(name), debug, err),
+    close: async (runs: ClusterRun[]) => {
+      await view.close(runs.map((r) => (r.error ? { ...r, error: unstacked(r.error, stacks) } : r)));
+      if (debug) for (const s of stacks) err.write(`${s}\n`);
+    },
+  };
+}
+

@@ -1,6 +1,7 @@
 import { viewOf } from './change.ts';
 import type { Change } from './change.ts';
-import { FluxstrapError, formatLocation, isFluxstrapError } from './errors.ts';
+import { errorReport, FluxstrapError, INTERNAL_HINT, isFluxstrapError } from './errors.ts';
+import { redactPrivateKeys } from './redact.ts';
 import type { Recap, Reporter, TaskRef, TaskResult } from './events.ts';
 import type { TaskInstance } from './task.ts';
 
@@ -154,11 +155,10 @@ function refOf<C>(t: TaskInstance<C>, index: number): TaskRef {
 }
 
 export function toTaskError(e: unknown): TaskResult['error'] & object {
-  if (isFluxstrapError(e)) {
-    const where = formatLocation(e.location);
-    return { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(where ? { where } : {}) };
-  }
-  return { code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+  const report = errorReport(e);
+  if (isFluxstrapError(e)) return report;
+  // Not an error fluxstrap meant to raise: a bug. Keep where it happened for FLUXSTRAP_DEBUG.
+  return { ...report, hint: INTERNAL_HINT, ...(e instanceof Error && e.stack !== undefined ? { stack: redactPrivateKeys(e.stack) } : {}) };
 }
 
 export function recapOf(results: TaskResult[]): Recap {

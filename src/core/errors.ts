@@ -4,6 +4,8 @@
  * Messages must never contain secret values or private keys: callers pass public facts only.
  */
 
+import { redactPrivateKeys } from './redact.ts';
+
 export type ErrorCode =
   | 'E_USAGE' // bad flags or arguments
   | 'E_CONFIG' // a file we read is malformed or invalid (has a location)
@@ -66,6 +68,30 @@ export function formatLocation(loc: Location | undefined): string {
   return where;
 }
 
+/** What a user is shown of an error: every part scrubbed of private keys, whoever built the message. */
+export interface ErrorReport {
+  code: ErrorCode;
+  message: string;
+  where?: string;
+  hint?: string;
+}
+
+/**
+ * The one way an error becomes text (the CLI's error lines, `--json`, task results): messages
+ * are built from user input in many places, so a private key pasted where it does not belong is
+ * scrubbed here, once, rather than trusted to every message's author.
+ */
+export function errorReport(e: unknown): ErrorReport {
+  if (!isFluxstrapError(e)) return { code: 'E_INTERNAL', message: redactPrivateKeys(e instanceof Error ? e.message : String(e)) };
+  const where = formatLocation(e.location);
+  return {
+    code: e.code,
+    message: redactPrivateKeys(e.message),
+    ...(where ? { where: redactPrivateKeys(where) } : {}),
+    ...(e.hint ? { hint: redactPrivateKeys(e.hint) } : {}),
+  };
+}
+
 /** Exit codes, documented in the README. */
 export const ExitCode = {
   ok: 0,
@@ -74,11 +100,16 @@ export const ExitCode = {
   /** `--check` found changes to make (like `terraform plan -detailed-exitcode`). */
   changesPending: 3,
   interrupted: 130,
+  /** SIGTERM: 128 + 15, as a shell reports a process the signal ended. */
+  terminated: 143,
   /** The reader of stdout went away (`| head`): what a shell reports for a tool killed by SIGPIPE. */
   brokenPipe: 141,
 } as const;
 
 /** What an interrupt prints, from whichever view holds the terminal. */
+/** The hint of every E_INTERNAL: a bug of fluxstrap, not of the input. */
+export const INTERNAL_HINT = 'this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it';
+
 export const INTERRUPTED_MESSAGE = 'interrupted: every step is idempotent, so running the same command again converges';
 
 export function exitCodeFor(e: unknown): number {

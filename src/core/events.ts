@@ -1,5 +1,5 @@
 import type { ChangeView } from './change.ts';
-import type { ErrorCode, Location } from './errors.ts';
+import type { ErrorReport, Location } from './errors.ts';
 
 /**
  * The one event stream every renderer is a view of (listr2 on a TTY, plain lines in CI, JSON).
@@ -14,12 +14,10 @@ export interface TaskRef {
   location?: Location;
 }
 
-export interface TaskError {
-  code: ErrorCode;
-  message: string;
-  hint?: string;
-  where?: string;
-}
+export type TaskError = ErrorReport & {
+  /** E_INTERNAL only: where the bug is. The CLI prints it under FLUXSTRAP_DEBUG and drops it before any view. */
+  stack?: string;
+};
 
 export interface TaskResult extends TaskRef {
   outcome: Outcome;
@@ -51,4 +49,34 @@ export interface Reporter {
   emit(event: RunEvent): void;
   /** Called once when the run is over, so a renderer can flush (listr2 finishes, JSON prints). */
   close(): Promise<void>;
+}
+
+/** How one cluster of a multi-cluster run ended: its engine run, or the error that kept it from ending. */
+export interface ClusterRun {
+  name: string;
+  success: boolean;
+  end?: Extract<RunEvent, { type: 'run-end' }>;
+  error?: TaskError;
+  /** The playbook had begun when `error` stopped it. */
+  started?: boolean;
+}
+
+/**
+ * The view of several clusters running at once: a Reporter per cluster, and a close that sees
+ * every cluster's outcome (the recap, or the one JSON document).
+ */
+export interface FleetView {
+  cluster(name: string): Reporter;
+  close(runs: ClusterRun[]): Promise<void>;
+}
+
+/** Every non-empty line starts with `prefix`, so interleaved lines of concurrent runs stay attributable. */
+export function prefixLines(text: string, prefix: string): string {
+  return text.replace(/^(?=.)/gm, prefix);
+}
+
+/** What a fleet view is told before any cluster runs: every cluster's name, in the order they start. */
+export interface FleetViewOptions {
+  diff: boolean;
+  clusters: string[];
 }

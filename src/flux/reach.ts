@@ -1,6 +1,9 @@
 import { posix } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { FormatError, parseYamlBounded, yamlToJS } from '../core/bounded-yaml.ts';
+import { isFluxstrapError } from '../core/errors.ts';
 import type { Location } from '../core/errors.ts';
+import { KUSTOMIZATION_FILES } from '../adapters/kustomize.ts';
+import type { ReachFs } from '../adapters/repo-fs.ts';
 import { sopsRecipients } from '../sops/recipients.ts';
 import { formatForPath } from '../sops/stores.ts';
 import type { Format } from '../sops/stores.ts';
@@ -17,16 +20,6 @@ import type { Format } from '../sops/stores.ts';
  * source, a remote base) is listed as not checked; what is broken is listed as an issue. Neither
  * stops the walk.
  */
-
-/** The names kustomize reads a kustomization from, in its order of preference. */
-export const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'] as const;
-
-export interface ReachFs {
-  /** A folder's entries; `undefined` when the path is not a folder. */
-  list(dir: string): Promise<{ name: string; dir: boolean }[] | undefined>;
-  /** A file's text; `undefined` when the path is not a file. May throw (too large, unreadable). */
-  read(file: string): Promise<string | undefined>;
-}
 
 export interface ReachLimits {
   /** Files read in all. */
@@ -225,17 +218,12 @@ async function folderInputs(w: Walk, dir: string, chain: string[], out: Inputs, 
   out.others.add(file);
   const text = await w.read(file, from);
   if (text === undefined) return;
-  const docs = parseAllDocuments(text);
-  const first = docs[0];
-  if (first && first.errors.length > 0) {
-    w.issue(`invalid YAML: ${first.errors[0]?.message.split('\n')[0] ?? ''}`, { file });
-    return;
-  }
   let k: Json;
   try {
-    k = (first?.toJS({ maxAliasCount: 100 }) ?? {}) as Json;
+    const first = parseYamlBounded(text).docs[0];
+    k = ((first ? yamlToJS(first) : undefined) ?? {}) as Json;
   } catch (e) {
-    w.issue(`unreadable kustomization: ${e instanceof Error ? e.message : String(e)}`, { file });
+    w.issue(yamlIssue(e), { file, ...yamlLine(e) });
     return;
   }
   if (typeof k !== 'object' || Array.isArray(k)) {
@@ -330,28 +318,37 @@ interface Pending {
   depth: number;
 }
 
+function yamlIssue(e: unknown): string {
+  if (e instanceof FormatError) return `invalid YAML: ${e.message}`;
+  throw e;
+}
+
+function yamlLine(e: unknown): { line?: number } {
+  return e instanceof FormatError && e.line > 0 ? { line: e.line } : {};
+}
+
 /** The Flux Kustomizations in a file, with the line of each. */
 function fluxKustomizations(text: string, file: string, w: Walk): { obj: Json; line: number }[] {
   if (!FLUX_KUSTOMIZATION.test(text)) return [];
-  const lines = new LineCounter();
   const out: { obj: Json; line: number }[] = [];
-  for (const doc of parseAllDocuments(text, { lineCounter: lines })) {
-    if (doc.errors.length > 0) {
-      const err = doc.errors[0];
-      w.issue(`invalid YAML: ${err?.message.split('\n')[0] ?? ''}`, { file, ...(err ? { line: lines.linePos(err.pos[0]).line } : {}) });
-      continue;
-    }
+  let parsed;
+  try {
+    parsed = parseYamlBounded(text);
+  } catch (e) {
+    w.issue(yamlIssue(e), { file, ...yamlLine(e) });
+    return out;
+  }
+  for (const doc of parsed.docs) {
     let obj: unknown;
     try {
-      obj = doc.toJS({ maxAliasCount: 100 });
+      obj = yamlToJS(doc);
     } catch (e) {
-      w.issue(`unreadable YAML: ${e instanceof Error ? e.message : String(e)}`, { file });
+      w.issue(yamlIssue(e), { file });
       continue;
     }
     const o = obj as Json | null;
     if (o?.kind !== 'Kustomization' || typeof o.apiVersion !== 'string' || !o.apiVersion.startsWith('kustomize.toolkit.fluxcd.io/')) continue;
-    const start = doc.contents?.range[0] ?? 0;
-    out.push({ obj: o, line: lines.linePos(start).line });
+    out.push({ obj: o, line: parsed.lineOf(doc.contents) ?? 1 });
   }
   return out;
 }
@@ -384,7 +381,14 @@ export async function reachOf(fs: ReachFs, root: ReachRoot, limits: ReachLimits 
       const text = await w.read(file, from);
       if (text === undefined) continue;
       const format = formatForPath(file);
-      const recipients = sopsRecipients(text, format);
+      let recipients;
+      try {
+        recipients = sopsRecipients(text, file, format);
+      } catch (e) {
+        if (!isFluxstrapError(e)) throw e;
+        w.issue(e.message, e.location ?? { file });
+        continue;
+      }
       if (recipients) ks.sops.push({ file, format, recipients });
     }
     for (const file of [...inputs.resources].sort()) {

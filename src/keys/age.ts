@@ -1,6 +1,6 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { configError } from '../core/errors.ts';
+import { homedir, platform } from 'node:os';
+import { posix, win32 } from 'node:path';
+import { configError, FluxstrapError } from '../core/errors.ts';
 import { bech32Decode } from './bech32.ts';
 
 /**
@@ -74,15 +74,45 @@ export async function parseAgeKeyFile(
   return out;
 }
 
-/** The file sops reads by default: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else `~/.config/sops/age/keys.txt`. */
-export function defaultAgeKeyFile(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
-  return join(base, 'sops', 'age', 'keys.txt');
+/**
+ * The age key file sops reads by default, `sops/age/keys.txt` in Go's `os.UserConfigDir()` as
+ * sops asks for it (age/keysource.go, getUserConfigDir): macOS `$XDG_CONFIG_HOME` when set, else
+ * `~/Library/Application Support`; Windows `%AppData%` (XDG_CONFIG_HOME plays no part there);
+ * other systems `$XDG_CONFIG_HOME` when set, else `~/.config`. Undefined where sops has none: Go
+ * refuses a relative `$XDG_CONFIG_HOME` on Linux, and an unset `%AppData%` or home. `home` is
+ * os.homedir(), which is `$HOME` when set, as Go reads it.
+ */
+export function sopsAgeKeyFile(platform: NodeJS.Platform, env: NodeJS.ProcessEnv, home: string): string | undefined {
+  if (platform === 'win32') {
+    // Windows environment names ignore case; a copied env object does not.
+    const appData = Object.entries(env).find(([k, v]) => k.toUpperCase() === 'APPDATA' && v !== undefined && v !== '')?.[1];
+    return appData === undefined ? undefined : win32.join(appData, 'sops', 'age', 'keys.txt');
+  }
+  const xdg = env.XDG_CONFIG_HOME === '' ? undefined : env.XDG_CONFIG_HOME;
+  if (xdg !== undefined && (platform === 'darwin' || posix.isAbsolute(xdg))) return posix.join(xdg, 'sops', 'age', 'keys.txt');
+  if (xdg !== undefined || home === '') return undefined;
+  return posix.join(home, platform === 'darwin' ? 'Library/Application Support' : '.config', 'sops', 'age', 'keys.txt');
+}
+
+/** sops' default age key file on this machine; undefined where sops has none. */
+export function defaultAgeKeyFile(env: NodeJS.ProcessEnv): string | undefined {
+  return sopsAgeKeyFile(platform(), env, homedir());
 }
 
 /** The key file fluxstrap writes to and reads from when none is named: `$SOPS_AGE_KEY_FILE`, else sops' default. */
-export function ageKeyFilePath(env: NodeJS.ProcessEnv = process.env): string {
-  return env.SOPS_AGE_KEY_FILE && env.SOPS_AGE_KEY_FILE !== '' ? env.SOPS_AGE_KEY_FILE : defaultAgeKeyFile(env);
+export function ageKeyFilePath(env: NodeJS.ProcessEnv): string {
+  const file = env.SOPS_AGE_KEY_FILE && env.SOPS_AGE_KEY_FILE !== '' ? env.SOPS_AGE_KEY_FILE : defaultAgeKeyFile(env);
+  if (file === undefined) {
+    const [what, variable] =
+      platform() === 'win32' ? ['is not set', 'AppData']
+      : env.XDG_CONFIG_HOME ? ['is not an absolute path', 'XDG_CONFIG_HOME']
+      : ['is not set', 'HOME'];
+    throw new FluxstrapError('E_USAGE', `no default age key file: ${variable} ${what}`, {
+      location: { field: variable },
+      hint: 'name the key file: set SOPS_AGE_KEY_FILE (sops reads it too) or pass it as a flag',
+    });
+  }
+  return file;
 }
 
 /** Lazily import the crypto to derive a recipient; only commands that need it pay the load. */

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { createDecipheriv, createHmac, pbkdf2, timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { isMap, isScalar, parseDocument } from 'yaml';
+import { isMap, isScalar } from 'yaml';
+import { FormatError, parseYamlBounded } from '../core/bounded-yaml.ts';
 import type { ScalarTag } from 'yaml';
 import { readText } from '../adapters/files.ts';
 import { FluxstrapError, configError, fsError } from '../core/errors.ts';
@@ -124,10 +125,18 @@ export async function readVaultVariable(vaultFile: string, passwordFile: string,
     if (!whole) throw configError('not an Ansible Vault file, and no variable was named', { file: vaultFile }, 'name the variable that holds the age key (ansibleVault.variable)');
     return yamlText;
   }
-  const doc = parseDocument(yamlText, { customTags: [vaultTag] });
   const where = { file: vaultFile, field: variable };
-  // Line numbers of a decrypted file would point into the plaintext, which the user cannot see; the field names it.
-  if (doc.errors.length > 0 || !isMap(doc.contents)) throw configError('the vault content is not a YAML mapping of variables', where);
+  const notVariables = () => configError('the vault content is not a YAML mapping of variables', where);
+  let docs;
+  try {
+    ({ docs } = parseYamlBounded(yamlText, { customTags: [vaultTag] }));
+  } catch (e) {
+    // Line numbers of a decrypted file would point into the plaintext, which the user cannot see; the field names it.
+    if (e instanceof FormatError) throw notVariables();
+    throw e;
+  }
+  const doc = docs[0];
+  if (docs.length !== 1 || !doc || !isMap(doc.contents)) throw notVariables();
   const node = doc.contents.get(variable, true);
   if (!isScalar(node) || typeof node.value !== 'string') {
     throw configError(`variable ${variable} is not set to a string`, where, 'the variable must hold the age key (AGE-SECRET-KEY-1…)');

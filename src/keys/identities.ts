@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { configError, fsError, isFluxstrapError } from '../core/errors.ts';
-import { x25519RecipientOf, x25519Secret } from '../sops/age-x25519.ts';
+import { readTextIfExists } from '../adapters/files.ts';
+import { configError, FluxstrapError, fsError, isFluxstrapError } from '../core/errors.ts';
+import { x25519RecipientOf, x25519Secret } from './age-x25519.ts';
 import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
 
 /**
@@ -12,7 +12,7 @@ import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } fro
 
 export interface LoadOptions {
   keyFiles?: string[];
-  env?: NodeJS.ProcessEnv;
+  env: NodeJS.ProcessEnv;
 }
 
 /** X25519 recipients are derived natively; only post-quantum ones pay for age-encryption. */
@@ -20,13 +20,8 @@ async function deriveRecipient(secret: string): Promise<string> {
   return x25519Secret(secret) ? x25519RecipientOf(secret) : recipientOf(secret);
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(e, file, 'read key file');
-  }
+function readIfExists(file: string): Promise<string | undefined> {
+  return readTextIfExists(file, 'read key file');
 }
 
 /** Split a command line the way a POSIX shell would for words and quotes, without running a shell. */
@@ -56,19 +51,34 @@ export function splitCommand(line: string): string[] {
   return words;
 }
 
-/** `SOPS_AGE_KEY_CMD`: a command whose output is a key file (a password manager, a vault CLI…). */
+/** How long `SOPS_AGE_KEY_CMD` may take, in seconds (`FLUXSTRAP_KEY_CMD_TIMEOUT`, default 30). */
+function keyCommandTimeout(env: NodeJS.ProcessEnv): number {
+  const s = Number(env.FLUXSTRAP_KEY_CMD_TIMEOUT ?? 30);
+  if (!Number.isFinite(s) || s <= 0) throw configError('FLUXSTRAP_KEY_CMD_TIMEOUT must be a positive number of seconds', { field: 'FLUXSTRAP_KEY_CMD_TIMEOUT' });
+  return s;
+}
+
+/**
+ * `SOPS_AGE_KEY_CMD`: a command whose output is a key file (a password manager, a vault CLI…).
+ * Bounded in time: a command waiting for a prompt nobody sees must not hang a pre-commit hook.
+ */
 async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<string> {
   const [cmd, ...args] = splitCommand(line);
+  const field = { field: 'SOPS_AGE_KEY_CMD' };
+  if (!cmd) throw configError('SOPS_AGE_KEY_CMD is empty', field);
+  const seconds = keyCommandTimeout(env);
   // Loaded here: child_process is a cost on every start, and few set SOPS_AGE_KEY_CMD.
   const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
-    if (!cmd) {
-      reject(configError('SOPS_AGE_KEY_CMD is empty', { field: 'SOPS_AGE_KEY_CMD' }));
-      return;
-    }
-    execFile(cmd, args, { env, maxBuffer: 1024 * 1024 }, (e, stdout) => {
+    // SIGKILL: a command that ignores SIGTERM would otherwise outlive the timeout.
+    execFile(cmd, args, { env, maxBuffer: 1024 * 1024, timeout: seconds * 1000, killSignal: 'SIGKILL' }, (e, stdout) => {
       // The command's stderr may hold anything; only its name and exit status are reported.
-      if (e) reject(configError(`SOPS_AGE_KEY_CMD (${cmd}) failed`, { field: 'SOPS_AGE_KEY_CMD' }));
+      if (e && e.killed) {
+        reject(new FluxstrapError('E_TIMEOUT', `SOPS_AGE_KEY_CMD (${cmd}) did not finish within ${seconds}s`, {
+          location: field,
+          hint: 'a command that asks for input cannot get it here; set FLUXSTRAP_KEY_CMD_TIMEOUT for a slow one',
+        }));
+      } else if (e) reject(configError(`SOPS_AGE_KEY_CMD (${cmd}) failed`, field));
       else resolve(stdout);
     });
   });
@@ -82,8 +92,8 @@ export function isArmoredPgp(text: string): boolean {
  * Every age identity at hand. Like sops, a broken environment source is fatal only when nothing
  * else yields an identity; a file named explicitly in `keyFiles` must parse.
  */
-export async function loadAgeIdentities(opts: LoadOptions = {}): Promise<AgeIdentity[]> {
-  const env = opts.env ?? process.env;
+export async function loadAgeIdentities(opts: LoadOptions): Promise<AgeIdentity[]> {
+  const { env } = opts;
   const found: AgeIdentity[] = [];
   const soft: unknown[] = [];
   const add = async (text: string, source: string, strict: boolean): Promise<void> => {
@@ -114,7 +124,7 @@ export async function loadAgeIdentities(opts: LoadOptions = {}): Promise<AgeIden
     else await add(text, envFile, false);
   }
   const def = defaultAgeKeyFile(env);
-  if (def !== envFile) {
+  if (def !== undefined && def !== envFile) {
     const text = await readIfExists(def);
     if (text !== undefined) await add(text, def, false);
   }

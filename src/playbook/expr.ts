@@ -56,10 +56,24 @@ function tokenize(src: string): Token[] {
   return out;
 }
 
+/**
+ * Bounds on expressions and what they render to: evaluation recurses over the parsed tree, and
+ * `vars` that repeat each other double at every step.
+ */
+export const EXPR_LIMITS = { chars: 4096, depth: 64, renderedChars: 1024 * 1024 } as const;
+
 /** Parse an expression; throws ExprError with the offset of the first problem. */
 export function parseExpr(src: string): Expr {
+  if (src.length > EXPR_LIMITS.chars) throw new ExprError(`expression longer than ${EXPR_LIMITS.chars} characters`, 0);
   const toks = tokenize(src);
   let i = 0;
+  let depth = 0;
+  const nest = <T>(f: () => T): T => {
+    if (++depth > EXPR_LIMITS.depth) fail(`nested deeper than ${EXPR_LIMITS.depth} levels`);
+    const r = f();
+    depth--;
+    return r;
+  };
   const peek = () => toks[i];
   const isWord = (w: string) => peek()?.k === 'id' && peek()?.v === w;
   const isOp = (o: string) => peek()?.k === 'op' && peek()?.v === o;
@@ -86,7 +100,7 @@ export function parseExpr(src: string): Expr {
   const not = (): Expr => {
     if (isWord('not')) {
       i++;
-      return { t: 'not', e: not() };
+      return { t: 'not', e: nest(not) };
     }
     return compare();
   };
@@ -113,10 +127,10 @@ export function parseExpr(src: string): Expr {
       if (isOp('(')) {
         i++;
         if (!isOp(')')) {
-          args.push(or());
+          args.push(nest(or));
           while (isOp(',')) {
             i++;
-            args.push(or());
+            args.push(nest(or));
           }
         }
         expectOp(')');
@@ -138,7 +152,7 @@ export function parseExpr(src: string): Expr {
     }
     if (isOp('(')) {
       i++;
-      const e = or();
+      const e = nest(or);
       expectOp(')');
       return e;
     }
@@ -267,11 +281,29 @@ export function isTemplate(src: string): boolean {
 export function renderTemplate(parts: TemplatePart[], scope: Scope): unknown {
   const [only] = parts;
   if (parts.length === 1 && only?.expr) return evaluate(only.expr, scope);
-  return parts
-    .map((p) => {
-      if (!p.expr) return p.text ?? '';
-      const v = evaluate(p.expr, scope);
-      return typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
-    })
-    .join('');
+  let out = '';
+  for (const p of parts) {
+    const v = p.expr ? evaluate(p.expr, scope) : (p.text ?? '');
+    out += typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(boundedValue(v));
+    if (out.length > EXPR_LIMITS.renderedChars) throw new ExprError(`renders to more than ${EXPR_LIMITS.renderedChars} characters`, p.at);
+  }
+  return out;
+}
+
+/**
+ * A value whose expanded size (values and characters, shared parts counted each time they
+ * appear) stays within EXPR_LIMITS.renderedChars, or an ExprError: lists of vars that repeat
+ * each other are small in memory but exponential once walked or written out.
+ */
+export function boundedValue<T>(value: T): T {
+  let budget = EXPR_LIMITS.renderedChars;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    budget -= typeof v === 'string' ? v.length + 1 : 1;
+    if (budget < 0) throw new ExprError(`expands to more than ${EXPR_LIMITS.renderedChars} characters`, 0);
+    if (Array.isArray(v)) stack.push(...(v as unknown[]));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) stack.push(k, x);
+  }
+  return value;
 }

@@ -3,15 +3,16 @@ import type { Pair, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
 import { configError, usageError } from '../core/errors.ts';
+import { setOwn } from '../core/own.ts';
 import type { RunEvent } from '../core/events.ts';
 import type { TaskInstance } from '../core/task.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { loadKind } from '../tasks/registry.ts';
 import type { KindRegistry } from '../tasks/registry.ts';
 import { DurationSchema, durationMs } from './duration.ts';
-import { ExprError, UndefinedVariable, evaluate, isTemplate, parseExpr, parseTemplate, renderTemplate, truthy } from './expr.ts';
+import { ExprError, UndefinedVariable, boundedValue, evaluate, isTemplate, parseExpr, parseTemplate, renderTemplate, truthy } from './expr.ts';
 import type { Expr, Scope } from './expr.ts';
-import { YamlSource } from './yaml-source.ts';
+import { YamlSource } from '../adapters/yaml-source.ts';
 
 /**
  * Playbooks: Ansible's shape (name, vars, tasks; each task names exactly one kind), checked whole
@@ -77,7 +78,7 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
   const src = YamlSource.parse(text, file);
   const root = src.doc.contents;
   if (!isMap(root)) throw src.error('a playbook is a mapping with name, vars and tasks', root);
-  const envelope = PlaybookEnvelopeSchema.safeParse(src.doc.toJS());
+  const envelope = PlaybookEnvelopeSchema.safeParse(src.toJS());
   if (!envelope.success) throw src.schemaError(root, envelope.error, '');
 
   const vars = resolveVars(src, root.get('vars', true), opts);
@@ -123,7 +124,7 @@ function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
     if (Object.hasOwn(opts.builtins, name)) {
       throw src.error(`variable "${name}" is built in and cannot be redefined`, pair.key, `built-ins: ${Object.keys(opts.builtins).join(', ')}`, `vars.${name}`);
     }
-    if (!Object.hasOwn(extra, name)) scope[name] = render(src, pair.value, scope);
+    if (!Object.hasOwn(extra, name)) setOwn(scope, name, renderBounded(src, pair.value, scope));
   }
   return scope;
 }
@@ -161,12 +162,12 @@ async function compileTask(src: YamlSource, node: unknown, vars: Scope, registry
 
   const optionsNode = node.clone() as YAMLMap;
   optionsNode.items = node.items.filter((p) => p !== kindPair);
-  const options = TaskOptionsSchema.safeParse(optionsNode.toJS(src.doc));
+  const options = TaskOptionsSchema.safeParse(src.toJS(optionsNode));
   if (!options.success) throw src.schemaError(node, options.error, '');
   const o: TaskOptions = options.data;
 
   const paramsNode = kindPair.value;
-  const raw = paramsNode === null || (isScalar(paramsNode) && paramsNode.value === null) ? {} : render(src, paramsNode, vars);
+  const raw = paramsNode === null || (isScalar(paramsNode) && paramsNode.value === null) ? {} : renderBounded(src, paramsNode, vars);
   const params = strictParams(kind.params).safeParse(raw);
   if (!params.success) throw src.schemaError(paramsNode ?? kindPair.key, params.error, kindName);
 
@@ -239,12 +240,8 @@ function editDistance(a: string, b: string): number {
 
 /** A YAML node to a value, rendering `{{ }}` in strings; errors point at the scalar. */
 function render(src: YamlSource, node: unknown, scope: Scope): unknown {
-  if (isAlias(node)) return render(src, node.resolve(src.doc), scope);
-  if (isMap(node)) {
-    const out: Record<string, unknown> = {};
-    for (const pair of node.items) out[keyOf(pair)] = render(src, pair.value, scope);
-    return out;
-  }
+  if (isAlias(node)) return render(src, src.aliasTarget(node), scope);
+  if (isMap(node)) return Object.fromEntries(node.items.map((pair) => [keyOf(pair), render(src, pair.value, scope)]));
   if (isSeq(node)) return node.items.map((item) => render(src, item, scope));
   if (isScalar(node)) {
     if (typeof node.value !== 'string' || !isTemplate(node.value)) return node.value;
@@ -255,6 +252,15 @@ function render(src: YamlSource, node: unknown, scope: Scope): unknown {
     }
   }
   return null;
+}
+
+/** render, refusing a value too large to walk (see boundedValue). */
+function renderBounded(src: YamlSource, node: unknown, scope: Scope): unknown {
+  try {
+    return boundedValue(render(src, node, scope));
+  } catch (e) {
+    throw exprError(src, node, e);
+  }
 }
 
 function exprError(src: YamlSource, node: unknown, e: unknown) {

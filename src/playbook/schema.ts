@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FluxstrapConfigSchema } from '../config/fluxstrap-config.ts';
+import { FluxstrapConfigSchema } from '../cluster/config.ts';
 import type { KindRegistry } from '../tasks/registry.ts';
 import { loadKind } from '../tasks/registry.ts';
 import { PlaybookEnvelopeSchema, TaskOptionsSchema, strictParams } from './loader.ts';

@@ -1,33 +1,10 @@
 import { Writable } from 'node:stream';
-import type { Reporter, RunEvent, TaskError } from '../core/events.ts';
+import { prefixLines } from '../core/events.ts';
+import type { ClusterRun, FleetView, Reporter } from '../core/events.ts';
 import { recapLine } from './format.ts';
 import { jsonDocument, writeJson } from './json.ts';
 import { PlainReporter } from './plain.ts';
 import type { PlainOptions } from './plain.ts';
-
-/** How one cluster of a multi-cluster run ended: its engine run, or the error that kept it from ending. */
-export interface ClusterRun {
-  name: string;
-  success: boolean;
-  end?: Extract<RunEvent, { type: 'run-end' }>;
-  error?: TaskError;
-  /** The playbook had begun when `error` stopped it. */
-  started?: boolean;
-}
-
-/**
- * The view of several clusters running at once: a Reporter per cluster, and a close that sees
- * every cluster's outcome (the recap, or the one JSON document).
- */
-export interface FleetView {
-  cluster(name: string): Reporter;
-  close(runs: ClusterRun[]): Promise<void>;
-}
-
-/** Every non-empty line starts with `prefix`, so interleaved lines of concurrent runs stay attributable. */
-export function prefixLines(text: string, prefix: string): string {
-  return text.replace(/^(?=.)/gm, prefix);
-}
 
 /** The end of a human fleet view: a recap line per cluster, or what kept it from running its playbook. */
 export function fleetRecap(runs: ClusterRun[]): string {

@@ -1,8 +1,7 @@
 import { DefaultRenderer, Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { ListrGetRendererClassFromValue, ListrSimpleRenderer, ListrTask } from 'listr2';
-import { ExitCode, INTERRUPTED_MESSAGE } from '../core/errors.ts';
 import type { Reporter, RunEvent, TaskError, TaskRef, TaskResult } from '../core/events.ts';
-import type { ClusterRun, FleetView } from './fleet.ts';
+import type { ClusterRun, FleetView } from '../core/events.ts';
 import { fleetRecap } from './fleet.ts';
 import { detailLines, recapLine, resultTitle } from './format.ts';
 
@@ -14,6 +13,11 @@ export interface ListrReporterOptions {
   diff?: boolean;
   /** listr2 renderer; tests use `simple` (no cursor movement) to compare text. */
   renderer?: Renderer;
+  /**
+   * Ctrl-C as the CLI handles it: `restore` runs before the process stops, so the terminal gets
+   * its cursor back; the returned function ends the watch. Without it, nothing is watched.
+   */
+  onInterrupt?: (restore: () => void) => () => void;
 }
 
 /** The part of listr2's task wrapper this view uses. */
@@ -142,11 +146,14 @@ class Screen {
   private readonly out: NodeJS.WriteStream;
   private readonly renderer: Renderer;
   private readonly output: ProcessOutput;
+  private readonly onInterrupt: ListrReporterOptions['onInterrupt'];
   private running: Promise<unknown> = Promise.resolve();
+  private stopWatching: (() => void) | undefined;
 
-  constructor(out: NodeJS.WriteStream, renderer: Renderer) {
+  constructor(out: NodeJS.WriteStream, renderer: Renderer, onInterrupt: ListrReporterOptions['onInterrupt']) {
     this.out = out;
     this.renderer = renderer;
+    this.onInterrupt = onInterrupt;
     this.output = new ProcessOutput(out, out, { leaveEmptyLine: false });
   }
 
@@ -166,23 +173,22 @@ class Screen {
     });
     // Failures are the engine's to report (recap, exit code); listr2 only shows them.
     this.running = list.run().catch(() => undefined);
-    process.once('SIGINT', this.interrupted);
+    this.stopWatching = this.onInterrupt?.(this.interrupted);
   }
 
   async done(): Promise<void> {
     await this.running;
-    process.removeListener('SIGINT', this.interrupted);
+    this.stopWatching?.();
   }
 
   /**
    * Ctrl-C: listr2's own handler would exit 127 and its spinner hides the cursor; give the
-   * terminal its cursor back and exit 130, as a shell expects after an interrupt.
+   * terminal its cursor back (the CLI then exits 130, as a shell expects after an interrupt).
    */
   private readonly interrupted = (): void => {
     // While it renders, listr2 holds the stream's writes in a buffer: take the stream back first.
     this.output.release();
-    this.out.write(`\u001B[?25h\n${INTERRUPTED_MESSAGE}\n`);
-    process.exit(ExitCode.interrupted);
+    this.out.write('\u001B[?25h');
   };
 }
 
@@ -196,7 +202,7 @@ export class ListrReporter implements Reporter {
   constructor(out: NodeJS.WriteStream, opts: ListrReporterOptions = {}) {
     this.out = out;
     this.tasks = new RunTasks(opts.diff === true);
-    this.screen = new Screen(out, opts.renderer ?? 'default');
+    this.screen = new Screen(out, opts.renderer ?? 'default', opts.onInterrupt);
   }
 
   emit(e: RunEvent): void {
@@ -246,7 +252,7 @@ export class ListrFleetView implements FleetView {
 
   constructor(out: NodeJS.WriteStream, clusters: string[], opts: ListrReporterOptions = {}) {
     this.out = out;
-    this.screen = new Screen(out, opts.renderer ?? 'default');
+    this.screen = new Screen(out, opts.renderer ?? 'default', opts.onInterrupt);
     for (const name of clusters) {
       let resolve!: (s: Start) => void;
       const started = new Promise<Start>((r) => (resolve = r));

@@ -1,6 +1,6 @@
 import { FluxstrapError } from '../core/errors.ts';
 import type { AgeIdentity } from '../keys/age.ts';
-import { decryptX25519, encryptX25519, stanzaTypes, x25519Public, x25519Secret } from './age-x25519.ts';
+import { decryptX25519, encryptX25519, stanzaTypes, x25519Public, x25519Secret } from '../keys/age-x25519.ts';
 
 /**
  * The age master key: sops stores the data key as an ASCII-armored age file encrypted to one

@@ -1,12 +1,12 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { readBytes } from '../adapters/files.ts';
 import { basename, join, relative, resolve } from 'node:path';
 import { isFluxstrapError } from '../core/errors.ts';
-import { findConfig, loadConfig, rulePath, type SopsConfig } from './config.ts';
+import { findConfig, loadConfig, ruleMatches, rulePath, type SopsConfig } from './config.ts';
 import type { KeySources } from './datakey.ts';
 import { openDocument } from './engine.ts';
-import { goRegex } from './rules.ts';
 import { formatForPath, hasMetadata, loadPlain, type Format } from './stores.ts';
-import { TreeMap, type Branch } from './tree.ts';
+import { FormatError, TreeMap, type Branch } from './tree.ts';
 
 /**
  * `fluxstrap check`: what should be encrypted and is not, and encrypted files that do not hold
@@ -17,15 +17,20 @@ import { TreeMap, type Branch } from './tree.ts';
 
 export interface Finding {
   file: string;
+  /** Where in the file, when one place is at fault. */
+  line?: number;
   reason: string;
 }
+
+type Found = Omit<Finding, 'file'>;
 
 export interface CheckOptions {
   config?: string;
   /** Keys were named explicitly: a file they cannot open is a finding. */
   strictKeys: boolean;
   sources: KeySources;
-  cwd?: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
 }
 
 const SKIP_DIRS = new Set(['.git', 'node_modules', '.terraform', 'vendor']);
@@ -50,10 +55,20 @@ function hasValues(v: unknown): boolean {
   return v instanceof TreeMap ? v.items.some((i) => typeof i.key === 'string') : false;
 }
 
-/** Kubernetes Secrets in the documents whose `data`/`stringData` is plaintext. */
+/**
+ * Kubernetes Secrets in the documents whose `data`/`stringData` is plaintext, also inside a
+ * `kind: List` or `SecretList` (what `kubectl get secrets -o yaml` writes).
+ */
 function plaintextSecrets(branches: Branch[]): string[] {
   const out: string[] = [];
-  for (const b of branches) {
+  const listed = (b: Branch): Branch[] => {
+    const kind = b.get('kind');
+    const items = b.get('items');
+    if (typeof kind !== 'string' || !kind.endsWith('List') || !Array.isArray(items)) return [];
+    // Nesting is bounded by the parsers (LIMITS.depth), so this recursion is too.
+    return items.filter((i): i is TreeMap => i instanceof TreeMap).flatMap((i) => [i, ...listed(i)]);
+  };
+  for (const b of branches.flatMap((d) => [d, ...listed(d)])) {
     if (b.get('kind') !== 'Secret' || b.has('sops')) continue;
     const meta = b.get('metadata');
     const name = meta instanceof TreeMap && typeof meta.get('name') === 'string' ? (meta.get('name') as string) : '(unnamed)';
@@ -67,31 +82,34 @@ function ruleWanting(config: SopsConfig | undefined, file: string, cwd: string):
   if (!config || resolve(file) === resolve(config.file)) return undefined;
   const p = rulePath(config, file, cwd);
   // A rule without path_regex matches every file; it says nothing about which files must be encrypted.
-  const rule = config.creationRules.find((r) => r.pathRegex !== undefined && (goRegex(r.pathRegex)?.test(p) ?? false));
+  const rule = config.creationRules.find((r) => r.pathRegex !== undefined && ruleMatches(r, p));
   return rule?.pathRegex;
 }
 
-async function checkFile(file: string, config: SopsConfig | undefined, opts: CheckOptions, explicit: boolean): Promise<string[]> {
-  const cwd = opts.cwd ?? process.cwd();
+async function checkFile(file: string, config: SopsConfig | undefined, opts: CheckOptions, explicit: boolean): Promise<Found[]> {
+  const { cwd } = opts;
   const format = formatForPath(file);
   const wantedBy = ruleWanting(config, file, cwd);
   if (!explicit && !SCANNED.has(format) && wantedBy === undefined) return [];
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
-  } catch {
-    return ['cannot be read'];
+    bytes = await readBytes(file);
+  } catch (e) {
+    if (!isFluxstrapError(e)) throw e;
+    return [{ reason: e.message }];
   }
   let branches: Branch[];
   try {
     branches = loadPlain(format, bytes);
-  } catch {
-    // Not this format after all (a template, a broken file): only a rule can make it a finding.
-    return wantedBy !== undefined && format !== 'binary' ? [`matches creation rule ${JSON.stringify(wantedBy)} but does not parse as ${format}`] : [];
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+    // A file that does not parse cannot be shown to hold no plaintext: a hook must not pass it.
+    const rule = wantedBy !== undefined ? ` (it matches creation rule ${JSON.stringify(wantedBy)})` : '';
+    return [{ ...(e.line > 0 ? { line: e.line } : {}), reason: `does not parse as ${format}: ${e.message}${rule}` }];
   }
   if (!hasMetadata(format, branches)) {
-    const findings = format === 'yaml' || format === 'json' ? plaintextSecrets(branches) : [];
-    if (wantedBy !== undefined) findings.push(`matches creation rule ${JSON.stringify(wantedBy)} but has no sops metadata`);
+    const findings: Found[] = (format === 'yaml' || format === 'json' ? plaintextSecrets(branches) : []).map((reason) => ({ reason }));
+    if (wantedBy !== undefined) findings.push({ reason: `matches creation rule ${JSON.stringify(wantedBy)} but has no sops metadata` });
     return findings;
   }
   try {
@@ -100,15 +118,15 @@ async function checkFile(file: string, config: SopsConfig | undefined, opts: Che
   } catch (e) {
     if (!isFluxstrapError(e)) throw e;
     if (e.code === 'E_DECRYPT' && /no key at hand|key groups needed/.test(e.message)) {
-      return opts.strictKeys ? [`the given keys cannot open it (${e.hint ?? ''})`] : [];
+      return opts.strictKeys ? [{ reason: `the given keys cannot open it (${e.hint ?? ''})` }] : [];
     }
-    return [e.message];
+    return [{ ...(e.location?.line !== undefined ? { line: e.location.line } : {}), reason: e.message }];
   }
 }
 
 export async function check(paths: string[], opts: CheckOptions): Promise<Finding[]> {
-  const cwd = opts.cwd ?? process.cwd();
-  const configFile = await findConfig(cwd, process.env, opts.config);
+  const { cwd } = opts;
+  const configFile = await findConfig(cwd, opts.env, opts.config);
   const config = configFile ? await loadConfig(configFile) : undefined;
   const findings: Finding[] = [];
   for (const p of paths.length > 0 ? paths : ['.']) {
@@ -121,7 +139,7 @@ export async function check(paths: string[], opts: CheckOptions): Promise<Findin
     for await (const file of walk(p)) {
       if (basename(file) === '.sops.yaml') continue;
       const shown = relative(cwd, file) || file;
-      for (const reason of await checkFile(file, config, opts, explicitFile)) findings.push({ file: shown, reason });
+      for (const found of await checkFile(file, config, opts, explicitFile)) findings.push({ file: shown, ...found });
     }
   }
   return findings;

@@ -8,7 +8,11 @@ import { parseGoBool, parseGoFloat, parseYamlTimestamp, scalarText, scalarType, 
  * caller (the key path joined with `:` plus a trailing `:`, or the lastmodified stamp for the MAC).
  */
 
-const ENC_RE = /^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]/;
+// sops' `^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]` backtracks for minutes on a
+// crafted value of a few kilobytes in JavaScript. Base64 and type names hold no comma, and sops'
+// greedy type runs to the line's last `]`: so this one takes the same parts from every value sops
+// can open and refuses the others, in linear time.
+const ENC_RE = /^ENC\[AES256_GCM,data:([^,\n]+),iv:([^,\n]+),tag:([^,\n]+),type:([^,\n\]]+)\](?![^\n]*\])/;
 
 export type Plain = TextScalar | Uint8Array | Comment;
 
@@ -52,11 +56,19 @@ export interface Opened {
   stashKey: string;
 }
 
+/** The base64 parts and the type of an `ENC[…]` value, as sops reads them; undefined when it is not one. */
+export function encParts(enc: string): { data: string; iv: string; tag: string; type: string } | undefined {
+  const m = ENC_RE.exec(enc);
+  if (!m) return undefined;
+  const [, data = '', iv = '', tag = '', type = ''] = m;
+  return { data, iv, tag, type };
+}
+
 /** Decrypt to bytes and the recorded type; throws CipherError on a wrong key, AAD or tampering. */
 export function openValue(enc: string, key: Uint8Array, aad: string): Opened {
-  const m = ENC_RE.exec(enc);
-  if (!m) throw new CipherError('not a sops encrypted value');
-  const [, data = '', iv = '', tag = '', type = ''] = m;
+  const parts = encParts(enc);
+  if (!parts) throw new CipherError('not a sops encrypted value');
+  const { data, iv, tag, type } = parts;
   const ivBytes = Buffer.from(iv, 'base64');
   const tagBytes = Buffer.from(tag, 'base64');
   if (ivBytes.length === 0 || tagBytes.length !== 16) throw new CipherError('malformed encrypted value');

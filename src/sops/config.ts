@@ -1,11 +1,15 @@
-import { readFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { readText } from '../adapters/files.ts';
+import { parseYamlFile } from '../core/bounded-yaml.ts';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node, type YAMLMap } from 'yaml';
-import { configError, FluxstrapError, fsError, type Location } from '../core/errors.ts';
+import { isMap, isScalar, isSeq, visit, type Node, type YAMLMap } from 'yaml';
+import { configError, FluxstrapError, type Location } from '../core/errors.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
-import { isAgeRecipient } from '../keys/age.ts';
-import { goRegex, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { describePrivateKey } from '../core/redact.ts';
+import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
+import { re2 } from '../core/re2.ts';
+import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
 /**
@@ -25,7 +29,7 @@ export interface CreationRule {
    * A mistyped age recipient of this rule. Only encrypting with the rule is refused: a typo in
    * one cluster's rule must not keep anyone from decrypting, or from encrypting for another.
    */
-  invalidRecipient?: { id: string; line: number };
+  invalidRecipient?: { type: PublicKeyType; id: string; line: number };
 }
 
 export interface SopsConfig {
@@ -34,18 +38,14 @@ export interface SopsConfig {
   indent: { yaml?: number; json?: number; jsonBinary?: number };
 }
 
-export async function findConfig(cwd: string, env: NodeJS.ProcessEnv = process.env, explicit?: string): Promise<string | undefined> {
+export async function findConfig(cwd: string, env: NodeJS.ProcessEnv, explicit?: string): Promise<string | undefined> {
   const named = explicit ?? (env.SOPS_CONFIG || undefined);
   if (named) return resolve(cwd, named);
   let dir = resolve(cwd);
   for (let i = 0; i < 100; i++) {
     const candidate = join(dir, '.sops.yaml');
-    try {
-      await readFile(candidate);
-      return candidate;
-    } catch {
-      // keep walking up
-    }
+    // Found by name only: reading it (a FIFO would block) is loadConfig's, with its checks.
+    if (await stat(candidate).then(() => true, () => false)) return candidate;
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
@@ -128,28 +128,23 @@ function intOf(node: unknown, field: string, where: Where): number {
 }
 
 export async function loadConfig(file: string): Promise<SopsConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw fsError(e, file, 'read .sops.yaml');
-  }
-  return parseConfig(text, file);
+  return parseConfig(await readText(file, 'read .sops.yaml'), file);
 }
 
 export function parseConfig(text: string, file: string): SopsConfig {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: false });
+  const { docs, lineOf: nodeLine, aliasTarget } = parseYamlFile(text, file, { merge: true });
+  const doc = docs[0];
+  if (docs.length > 1) throw configError('.sops.yaml must hold one YAML document', { file, line: nodeLine(docs[1]?.contents) ?? 1 });
   const where: Where = (node) => {
-    const at = (node as Node | undefined)?.range?.[0];
-    return at === undefined ? { file } : { file, line: lines.linePos(at).line };
+    const line = nodeLine(node);
+    return line === undefined ? { file } : { file, line };
   };
-  const err = doc.errors[0];
-  if (err) throw configError(err.message.split('\n')[0] ?? 'invalid YAML', { file, line: lines.linePos(err.pos[0]).line });
-  // Configs share recipients through anchors (`age: *age`): read every alias as its target.
+  if (!doc) return { file, creationRules: [], indent: {} };
+  // Configs share recipients through anchors (`age: *age`): read every alias as its target
+  // (parseYamlFile bounded what the copies add up to).
   visit(doc, {
     Alias: (_, alias) => {
-      const target = alias.resolve(doc);
+      const target = aliasTarget(alias);
       return target ? (target.clone() as Node) : undefined;
     },
   });
@@ -181,6 +176,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
       const t = nodeText(v);
       if (t !== undefined && t !== '') selection[k] = t;
     }
+    checkRulePatterns(selection, (k) => where(r.get(RULE_NAMES[k], true)));
     if (selectionRulesSet(selection).length > 1) {
       throw configError('a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex', where(r));
     }
@@ -188,7 +184,7 @@ export function parseConfig(text: string, file: string): SopsConfig {
     if (isScalar(mac) && (mac.value === true || mac.value === 'true')) selection.macOnlyEncrypted = true;
     const pathNode = r.get('path_regex', true);
     const pathRegex = nodeText(pathNode);
-    if (pathRegex !== undefined && goRegex(pathRegex) === null) throw configError(`path_regex ${JSON.stringify(pathRegex)} is not a valid regular expression`, where(pathNode));
+    if (pathRegex !== undefined) re2(pathRegex, 'path_regex', where(pathNode));
     const groupsNode = r.get('key_groups', true);
     let keyGroups: Stanza[][];
     if (isSeq(groupsNode)) {
@@ -199,10 +195,12 @@ export function parseConfig(text: string, file: string): SopsConfig {
     } else {
       keyGroups = [groupFrom(r, where, true)];
     }
-    const invalid = keyGroups.flat().find((k) => k.type === 'age' && !isAgeRecipient(stanzaName(k)));
+    const bad = keyGroups.flat().filter((k) => (k.type === 'age' || k.type === 'pgp') && !isPublicKey(k.type, stanzaName(k)));
+    // A pasted private key first: it must be named as such even behind a placeholder.
+    const invalid = bad.find((k) => describePrivateKey(stanzaName(k)) !== undefined) ?? bad[0];
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
-      ...(invalid ? { invalidRecipient: { id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
+      ...(invalid ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
       keyGroups,
       shamirThreshold: intOf(r.get('shamir_threshold', true), 'shamir_threshold', where),
       rules: selection,
@@ -220,8 +218,10 @@ export function rulePath(config: SopsConfig, filePath: string, cwd: string): str
   return (inside ? rel : abs).split(sep).join('/');
 }
 
-/** Does the rule apply to a path as rules see it (relative to the config's folder)? */
-export const ruleMatches = (rule: CreationRule, path: string): boolean => rule.pathRegex === undefined || (goRegex(rule.pathRegex)?.test(path) ?? false);
+/** Whether a rule's `path_regex` (unanchored RE2, checked when the config was read) matches `p`; without one, every path does. */
+export function ruleMatches(rule: CreationRule, p: string): boolean {
+  return rule.pathRegex === undefined || re2(rule.pathRegex, 'path_regex', { field: 'path_regex' }).test(p);
+}
 
 export function matchRule(config: SopsConfig, filePath: string, cwd: string): CreationRule | undefined {
   const p = rulePath(config, filePath, cwd);

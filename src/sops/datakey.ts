@@ -18,6 +18,8 @@ export interface KeySources {
   pgpFiles: PgpKeyFile[];
   /** Try the local gpg keyring (sops does; tests and `check` may turn it off). */
   gpg: boolean;
+  /** The gpg program (sops reads `$SOPS_GPG_EXEC`); default `gpg`. */
+  gpgExec?: string;
 }
 
 const ORDER: Record<string, number> = { age: 0, pgp: 1 };
@@ -34,7 +36,7 @@ async function openStanza(s: Stanza, sources: KeySources): Promise<Uint8Array | 
     }
   }
   if (s.type === 'pgp') {
-    return (await keyFileDecrypt(enc, sources.pgpFiles)) ?? (sources.gpg ? await gpgDecrypt(enc) : undefined);
+    return (await keyFileDecrypt(enc, sources.pgpFiles)) ?? (sources.gpg ? await gpgDecrypt(enc, sources.gpgExec) : undefined);
   }
   return undefined;
 }
@@ -126,7 +128,7 @@ export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], th
         fields.set('enc', await ageEncrypt(stanzaField(s, 'recipient'), share));
       } else if (s.type === 'pgp') {
         const fp = stanzaField(s, 'fp');
-        const enc = (await keyFileEncrypt(fp, share, sources.pgpFiles)) ?? (await gpgEncrypt(fp, share));
+        const enc = (await keyFileEncrypt(fp, share, sources.pgpFiles)) ?? (await gpgEncrypt(fp, share, sources.gpgExec));
         if (!enc) {
           throw new FluxstrapError('E_NOT_FOUND', `no public key for PGP fingerprint ${fp}`, {
             hint: 'import it into gpg (gpg --import) or name an armored key file with --key-file',

@@ -14,11 +14,29 @@ import { decryptTree, encryptTree, ValueError } from './walk.ts';
  * `.sops.yaml` are the caller's; errors are FluxstrapErrors naming `file`.
  */
 
-function formatError(e: unknown, file: string): never {
+/**
+ * The line that sets a metadata key: the last that names it as YAML, JSON, dotenv (`sops_` prefix)
+ * or INI spell a key, since sops writes its metadata after the data. 0 when none does.
+ */
+function metadataLine(bytes: Buffer, key: string): number {
+  const lines = bytes.toString('utf8').split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]?.trimStart() ?? '';
+    const name = [`"${key}"`, `sops_${key}`, key].find((n) => line.startsWith(n));
+    if (name !== undefined && /^\s*[:=]/.test(line.slice(name.length))) return i + 1;
+  }
+  return 0;
+}
+
+function formatError(e: unknown, file: string, bytes?: Buffer): never {
   if (e instanceof FormatError) {
     throw new FluxstrapError('E_CONFIG', e.message, { location: e.line > 0 ? { file, line: e.line } : { file } });
   }
-  if (e instanceof MetadataError) throw new FluxstrapError('E_CONFIG', `invalid sops metadata: ${e.message}`, { location: { file, field: 'sops' } });
+  if (e instanceof MetadataError) {
+    const line = e.key !== undefined && bytes ? metadataLine(bytes, e.key) : 0;
+    const location = line > 0 ? { file, line } : { file, field: e.key === undefined ? 'sops' : `sops.${e.key}` };
+    throw new FluxstrapError('E_CONFIG', `invalid sops metadata: ${e.message}`, e.hint === undefined ? { location } : { location, hint: e.hint });
+  }
   throw e;
 }
 
@@ -26,7 +44,7 @@ export function parseEncrypted(bytes: Buffer, format: Format, file: string): Enc
   try {
     return loadEncrypted(format, bytes);
   } catch (e) {
-    return formatError(e, file);
+    return formatError(e, file, bytes);
   }
 }
 
@@ -63,7 +81,7 @@ export async function encryptDocument(bytes: Buffer, format: Format, file: strin
   }
   const rules = withRulesDefaulted(params.rules, format);
   const dataKey = randomBytes(32);
-  const { branches: encrypted, mac } = encryptTree(branches, dataKey, rules);
+  const { branches: encrypted, mac } = encryptTree(branches, dataKey, rules, { file });
   const { groups, threshold } = await encryptDataKey(dataKey, params.keyGroups, params.shamirThreshold, sources);
   const lastModified = rfc3339Now();
   const md: Metadata = { lastModified, mac: sealMac(mac, dataKey, lastModified), version: SOPS_VERSION, rules, shamirThreshold: threshold, keyGroups: groups };
@@ -147,7 +165,7 @@ export async function rotate(bytes: Buffer, format: Format, file: string, source
   for (const f of opts.addPgp ?? []) first.push(newStanza('pgp', f));
   if (groups.every((g) => g.length === 0)) throw new FluxstrapError('E_USAGE', 'rotating would leave the file without any key', { location: { file } });
   const dataKey = randomBytes(32);
-  const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules);
+  const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules, { file });
   const enc = await encryptDataKey(dataKey, groups, metadata.shamirThreshold, sources);
   const lastModified = rfc3339Now();
   const md: Metadata = { ...metadata, keyGroups: enc.groups, shamirThreshold: enc.threshold, lastModified, mac: sealMac(mac, dataKey, lastModified) };

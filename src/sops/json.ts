@@ -1,4 +1,6 @@
 import { formatFloatF } from './scalars.ts';
+import { checkInputSize } from '../core/bounded-yaml.ts';
+import { LIMITS } from '../core/limits.ts';
 import { Comment, FormatError, Timestamp, TreeMap, type Item, type Value } from './tree.ts';
 
 /**
@@ -9,8 +11,14 @@ import { Comment, FormatError, Timestamp, TreeMap, type Item, type Value } from 
  */
 
 
+// Sticky: matched where the reader stands, without copying the rest of the text per token.
+const NUMBER_OR_WORD = /true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+// eslint-disable-next-line no-control-regex -- JSON strings cannot hold raw control characters
+const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+
 class Reader {
   private at = 0;
+  private depth = 0;
   private readonly s: string;
 
   constructor(s: string) {
@@ -40,7 +48,8 @@ class Reader {
     if (c === '{') return this.object();
     if (c === '[') return this.array();
     if (c === '"') return this.string();
-    const m = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(this.s.slice(this.at, this.at + 400));
+    NUMBER_OR_WORD.lastIndex = this.at;
+    const m = NUMBER_OR_WORD.exec(this.s);
     if (!m) this.fail('invalid JSON value');
     this.at += m[0].length;
     if (m[0] === 'true') return true;
@@ -54,19 +63,26 @@ class Reader {
   }
 
   private string(): string {
-    // eslint-disable-next-line no-control-regex -- JSON strings cannot hold raw control characters
-    const m = /^"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/.exec(this.s.slice(this.at));
+    STRING.lastIndex = this.at;
+    const m = STRING.exec(this.s);
     if (!m) this.fail('invalid JSON string');
     this.at += m[0].length;
     return JSON.parse(m[0]) as string;
   }
 
-  private object(): TreeMap {
+  /** A level of nesting; the parser recurses, so its depth is what the stack can take. */
+  private enter(): void {
+    if (++this.depth > LIMITS.depth) this.fail(`nested deeper than ${LIMITS.depth} levels`);
     this.at++;
+  }
+
+  private object(): TreeMap {
+    this.enter();
     const items: Item[] = [];
     this.ws();
     if (this.s[this.at] === '}') {
       this.at++;
+      this.depth--;
       return new TreeMap(items);
     }
     for (;;) {
@@ -79,30 +95,38 @@ class Reader {
       items.push({ key, value: this.value() });
       this.ws();
       const c = this.s[this.at++];
-      if (c === '}') return new TreeMap(items);
+      if (c === '}') {
+        this.depth--;
+        return new TreeMap(items);
+      }
       if (c !== ',') this.fail('expected "," or "}"');
     }
   }
 
   private array(): Value[] {
-    this.at++;
+    this.enter();
     const out: Value[] = [];
     this.ws();
     if (this.s[this.at] === ']') {
       this.at++;
+      this.depth--;
       return out;
     }
     for (;;) {
       out.push(this.value());
       this.ws();
       const c = this.s[this.at++];
-      if (c === ']') return out;
+      if (c === ']') {
+        this.depth--;
+        return out;
+      }
       if (c !== ',') this.fail('expected "," or "]"');
     }
   }
 }
 
 export function parseJson(text: string): TreeMap {
+  checkInputSize(Buffer.byteLength(text));
   const v = new Reader(text).document();
   if (!(v instanceof TreeMap)) throw new FormatError('the top level of a JSON document must be an object', 1);
   return v;

@@ -4,8 +4,7 @@ import { CipherError, decryptValue, encryptValue } from './cipher.ts';
 import type { Metadata } from './metadata.ts';
 import type { Rules } from './rules.ts';
 import { scalarText } from './scalars.ts';
-import { Comment } from './tree.ts';
-import type { Leaf } from './walk.ts';
+import { Comment, type Leaf } from './tree.ts';
 
 /**
  * The MAC: SHA-512 over the plaintext bytes of the leaves in document order (comments never,

@@ -1,4 +1,5 @@
-import { DEFAULT_UNENCRYPTED_SUFFIX, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
+import { isFluxstrapError } from '../core/errors.ts';
+import { checkRulePatterns, DEFAULT_UNENCRYPTED_SUFFIX, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { Comment, TreeMap, type Value } from './tree.ts';
 
 /**
@@ -27,7 +28,17 @@ export interface Metadata {
 /** The sops release whose output fluxstrap writes; `version:` records it as sops does. */
 export const SOPS_VERSION = '3.13.2';
 
-export class MetadataError extends Error {}
+export class MetadataError extends Error {
+  /** The metadata key at fault, when it is one, so that the error can give its line. */
+  readonly key: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(message: string, key?: string, hint?: string) {
+    super(message);
+    this.key = key;
+    this.hint = hint;
+  }
+}
 
 export function stanzaField(s: Stanza, name: string): string {
   const v = s.fields.get(name);
@@ -96,6 +107,12 @@ export function parseMetadata(m: TreeMap): Metadata {
   for (const [k, name] of Object.entries(RULE_NAMES) as [SelectionRule, string][]) {
     const v = asString(m.get(name));
     if (v !== '') rules[k] = v;
+  }
+  try {
+    checkRulePatterns(rules, (k) => ({ field: RULE_NAMES[k] }));
+  } catch (e) {
+    if (isFluxstrapError(e)) throw new MetadataError(e.message, e.location?.field, e.hint);
+    throw e;
   }
   if (selectionRulesSet(rules).length > 1) {
     throw new MetadataError('more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex is set');

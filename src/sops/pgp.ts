@@ -16,11 +16,11 @@ interface Ran {
   stdout: Buffer;
 }
 
-async function gpg(args: string[], input: Uint8Array): Promise<Ran> {
+async function gpg(args: string[], input: Uint8Array, exec = 'gpg'): Promise<Ran> {
   // Loaded here: most files have no PGP key, and child_process is a cost on every start.
   const { spawn } = await import('node:child_process');
   return new Promise((resolve) => {
-    const child = spawn(process.env.SOPS_GPG_EXEC || 'gpg', args, { stdio: ['pipe', 'pipe', 'ignore'] });
+    const child = spawn(exec, args, { stdio: ['pipe', 'pipe', 'ignore'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.on('error', () => resolve({ code: null, stdout: Buffer.alloc(0) }));
@@ -35,14 +35,14 @@ export function normalizeFingerprint(fp: string): string {
 }
 
 /** The data key through the gpg keyring, or undefined when gpg cannot open it. */
-export async function gpgDecrypt(enc: string): Promise<Uint8Array | undefined> {
-  const r = await gpg(['--batch', '--no-tty', '--quiet', '--use-agent', '-d'], Buffer.from(enc));
+export async function gpgDecrypt(enc: string, exec?: string): Promise<Uint8Array | undefined> {
+  const r = await gpg(['--batch', '--no-tty', '--quiet', '--use-agent', '-d'], Buffer.from(enc), exec);
   return r.code === 0 && r.stdout.length > 0 ? r.stdout : undefined;
 }
 
 /** `gpg --encrypt` to one fingerprint, as sops' fallback does; output trimmed like sops'. */
-export async function gpgEncrypt(fp: string, dataKey: Uint8Array): Promise<string | undefined> {
-  const r = await gpg(['--batch', '--no-tty', '--quiet', '--encrypt', '--armor', '--trust-model', 'always', '--no-encrypt-to', '-r', normalizeFingerprint(fp)], dataKey);
+export async function gpgEncrypt(fp: string, dataKey: Uint8Array, exec?: string): Promise<string | undefined> {
+  const r = await gpg(['--batch', '--no-tty', '--quiet', '--encrypt', '--armor', '--trust-model', 'always', '--no-encrypt-to', '-r', normalizeFingerprint(fp)], dataKey, exec);
   return r.code === 0 && r.stdout.length > 0 ? r.stdout.toString('utf8').trim() : undefined;
 }
 

@@ -1,12 +1,13 @@
-import { parseAllDocuments } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import type { Format } from './stores.ts';
 
 /**
  * The age recipients a SOPS-encrypted file was encrypted for, read from its metadata without
  * decrypting (every key group's, for Shamir files); `undefined` when the text holds no SOPS
  * metadata with a MAC. Found by content, not by name: `.sops.yaml` naming is only a convention.
+ * A YAML or JSON text that cannot be read is an E_CONFIG error naming `file`.
  */
-export function sopsRecipients(text: string, format: Format = 'yaml'): string[] | undefined {
+export function sopsRecipients(text: string, file: string, format: Format = 'yaml'): string[] | undefined {
   if (format === 'dotenv' || format === 'ini') return flatRecipients(text, format);
   // Cheap filter before parsing: the metadata block is a top-level `sops` key (JSON and
   // binary's JSON envelope parse as YAML too).
@@ -14,9 +15,8 @@ export function sopsRecipients(text: string, format: Format = 'yaml'): string[] 
   const recipients: string[] = [];
   let found = false;
   type AgeEntries = { age?: { recipient?: unknown }[] };
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length > 0) continue;
-    const sops = (doc.toJS({ maxAliasCount: 100 }) as { sops?: AgeEntries & { mac?: unknown; key_groups?: AgeEntries[] } } | null)?.sops;
+  for (const doc of yamlValues(text, file)) {
+    const sops = (doc as { sops?: AgeEntries & { mac?: unknown; key_groups?: AgeEntries[] } } | null)?.sops;
     if (!sops || typeof sops.mac !== 'string') continue;
     found = true;
     for (const group of [sops, ...(Array.isArray(sops.key_groups) ? sops.key_groups : [])]) {
@@ -27,10 +27,13 @@ export function sopsRecipients(text: string, format: Format = 'yaml'): string[] 
 }
 
 /** dotenv (`sops_…=` lines) and INI (a `[sops]` section) keep the metadata flattened. */
+const FLAT = {
+  dotenv: { mac: /^sops_mac\s*=/m, recipient: /^sops_(?:key_groups__list_\d+__map_)?age__list_\d+__map_recipient\s*=\s*(\S+)/gm },
+  ini: { mac: /^mac\s*=/m, recipient: /^(?:key_groups__list_\d+__map_)?age__list_\d+__map_recipient\s*=\s*(\S+)/gm },
+} as const;
+
 function flatRecipients(text: string, format: 'dotenv' | 'ini'): string[] | undefined {
-  const prefix = format === 'dotenv' ? 'sops_' : '';
   if (format === 'ini' && !/^\[sops\]\s*$/m.test(text)) return undefined;
-  if (!new RegExp(`^${prefix}mac\\s*=`, 'm').test(text)) return undefined;
-  const line = new RegExp(`^${prefix}(?:key_groups__list_\\d+__map_)?age__list_\\d+__map_recipient\\s*=\\s*(\\S+)`, 'gm');
-  return [...new Set([...text.matchAll(line)].map((m) => m[1] ?? ''))];
+  if (!FLAT[format].mac.test(text)) return undefined;
+  return [...new Set([...text.matchAll(FLAT[format].recipient)].map((m) => m[1] ?? ''))];
 }

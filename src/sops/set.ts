@@ -29,7 +29,7 @@ export async function editValue(bytes: Buffer, format: Format, file: string, sou
   const changed = 'unset' in edit ? unsetAt(doc, edit.path) : setAt(doc, edit.path, edit.value);
   if (!changed) return {};
   const { dataKey, metadata } = opened;
-  const { branches, mac } = encryptTree(opened.branches, dataKey, metadata.rules, ivStash(opened.encrypted, dataKey, metadata.rules));
+  const { branches, mac } = encryptTree(opened.branches, dataKey, metadata.rules, { stash: ivStash(opened.encrypted, dataKey, metadata.rules), file });
   const lastModified = rfc3339Now();
   const md: Metadata = { ...metadata, lastModified, mac: sealMac(mac, dataKey, lastModified) };
   return { output: emitEncrypted(format, branches, md, store) };

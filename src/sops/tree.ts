@@ -65,12 +65,8 @@ export class TreeMap {
 /** One YAML document; every other format has exactly one branch. */
 export type Branch = TreeMap;
 
-/** A file that does not parse as its format; `line` is 1-based, 0 when unknown. */
-export class FormatError extends Error {
-  readonly line: number;
+/** A value the walk encrypts or hashes as one unit. */
+export type Leaf = Exclude<Value, TreeMap | Value[] | null>;
 
-  constructor(message: string, line = 0) {
-    super(message);
-    this.line = line;
-  }
-}
+/** A file that does not parse as its format; `line` is 1-based, 0 when unknown. */
+export { FormatError } from '../core/bounded-yaml.ts';

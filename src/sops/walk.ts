@@ -1,7 +1,8 @@
 import { CipherError, decryptValue, encryptValue, openValue, stashKey } from './cipher.ts';
 import { hashLeaf, newMacHash } from './mac.ts';
-import { shouldEncrypt, type Rules } from './rules.ts';
-import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts';
+import { FluxstrapError } from '../core/errors.ts';
+import { matchesUnencryptedComment, shouldEncrypt, type Rules } from './rules.ts';
+import { Comment, TreeMap, type Branch, type Item, type Leaf, type Value } from './tree.ts';
 
 /**
  * The depth-first walk sops does for encrypt, decrypt and the MAC: map keys extend the path,
@@ -9,7 +10,6 @@ import { Comment, TreeMap, type Branch, type Item, type Value } from './tree.ts'
  * Each map and list pushes a level on the comment stack; a value clears its level.
  */
 
-export type Leaf = Exclude<Value, TreeMap | Value[] | null>;
 type Visit = (leaf: Leaf, path: string[], comments: string[][], isComment: boolean) => Value;
 
 function walkValue(v: Value, path: string[], stack: string[][], visit: Visit): Value {
@@ -59,7 +59,13 @@ export interface WalkResult {
 /** IVs to reuse, by stashKey: see ivStash. */
 export type IvStash = ReadonlyMap<string, Buffer>;
 
-export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules, stash?: IvStash): WalkResult {
+export interface EncryptTreeOptions {
+  stash?: IvStash;
+  /** The file, for messages. */
+  file?: string;
+}
+
+export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules, opts: EncryptTreeOptions = {}): WalkResult {
   const hash = newMacHash(rules);
   const out = branches.map((b) =>
     walkMap(b, [], [], (leaf, path, comments, isComment) => {
@@ -67,8 +73,16 @@ export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules, s
       if (!rules.macOnlyEncrypted || encrypt) hashLeaf(hash, leaf);
       if (!encrypt) return leaf;
       const aad = aadOf(path);
-      const enc = encryptValue(leaf, key, aad, stash?.get(stashKey(leaf, aad)));
-      return isComment ? new Comment(enc, (leaf as Comment).inline) : enc;
+      const enc = encryptValue(leaf, key, aad, opts.stash?.get(stashKey(leaf, aad)));
+      if (!isComment) return enc;
+      // As sops refuses: read back, a comment whose ciphertext the rule matches counts as never encrypted, and the MAC fails.
+      if (matchesUnencryptedComment(rules, enc)) {
+        throw new FluxstrapError('E_CONFIG', `an encrypted comment matches unencrypted_comment_regex ${JSON.stringify(rules.unencryptedCommentRegex)}, so it could not be decrypted`, {
+          location: opts.file === undefined ? { field: 'unencrypted_comment_regex' } : { file: opts.file, field: 'unencrypted_comment_regex' },
+          hint: 'make the pattern unable to match ENC[AES256_GCM,data:…] text (ciphertext is random: it matched this time, by chance)',
+        });
+      }
+      return new Comment(enc, (leaf as Comment).inline);
     }),
   );
   return { branches: out, mac: hash.digest('hex').toUpperCase() };

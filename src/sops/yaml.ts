@@ -1,4 +1,5 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node, type Scalar } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node, type Scalar } from 'yaml';
+import { parseYamlBounded } from '../core/bounded-yaml.ts';
 import { formatFloatG, parseGoInt, parseYamlTimestamp } from './scalars.ts';
 import { Comment, FormatError, Timestamp, TreeMap, type Branch, type Item, type Value } from './tree.ts';
 
@@ -18,10 +19,11 @@ const FLOAT_RE = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/;
 const NULLS = new Set(['', '~', 'null', 'Null', 'NULL']);
 const TRUES = new Set(['true', 'True', 'TRUE']);
 const FALSES = new Set(['false', 'False', 'FALSE']);
-const SPECIAL_FLOATS: Record<string, number> = {
-  '.inf': Infinity, '.Inf': Infinity, '.INF': Infinity, '+.inf': Infinity, '+.Inf': Infinity, '+.INF': Infinity,
-  '-.inf': -Infinity, '-.Inf': -Infinity, '-.INF': -Infinity, '.nan': NaN, '.NaN': NaN, '.NAN': NaN,
-};
+// A Map, not an object literal: a scalar `constructor` or `__proto__` must not find Object.prototype's members.
+const SPECIAL_FLOATS = new Map<string, number>([
+  ['.inf', Infinity], ['.Inf', Infinity], ['.INF', Infinity], ['+.inf', Infinity], ['+.Inf', Infinity], ['+.INF', Infinity],
+  ['-.inf', -Infinity], ['-.Inf', -Infinity], ['-.INF', -Infinity], ['.nan', NaN], ['.NaN', NaN], ['.NAN', NaN],
+]);
 
 /** An integer beyond int64: yaml.v3 makes it a uint64, which the sops tree walk rejects. */
 const UINT64 = Symbol('uint64');
@@ -33,7 +35,8 @@ export function resolvePlain(s: string): Resolved {
   if (NULLS.has(s)) return null;
   if (TRUES.has(s)) return true;
   if (FALSES.has(s)) return false;
-  if (s in SPECIAL_FLOATS) return SPECIAL_FLOATS[s] ?? NaN;
+  const special = SPECIAL_FLOATS.get(s);
+  if (special !== undefined) return special;
   const c = s[0] ?? '';
   if (/[0-9+-]/.test(c)) {
     const ts = parseYamlTimestamp(s);
@@ -53,6 +56,7 @@ interface Ctx {
   doc: Document;
   sourceLines: string[];
   lines: LineCounter;
+  aliasTarget(alias: Alias): Node | undefined;
 }
 
 function lineOf(ctx: Ctx, node: Node | null | undefined): number | undefined {
@@ -157,7 +161,7 @@ function footer(ctx: Ctx, node: Node, own: Comment[] | Value[], col: number, wra
 
 function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
   if (isAlias(node)) {
-    const target = node.resolve(ctx.doc);
+    const target = ctx.aliasTarget(node);
     if (!target || seen.has(target)) throw new FormatError('alias to an unknown or enclosing anchor', lineOf(ctx, node));
     // yaml.v3 expands an alias into a copy of its target; comments stay where they were written.
     const copy = convert(ctx, target, new Set([...seen, target]));
@@ -216,16 +220,11 @@ function convert(ctx: Ctx, node: unknown, seen: Set<unknown>): Converted {
 
 /** Every document of the file, each a branch; a document's top level must be a map. */
 export function parseYaml(text: string): Branch[] {
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { schema: 'failsafe', merge: false, lineCounter: lines, prettyErrors: false });
-  if (!Array.isArray(docs)) return [];
+  const { docs, lines, aliasTarget } = parseYamlBounded(text, { schema: 'failsafe', merge: false });
   const branches: Branch[] = [];
   const sourceLines = text.split(/\r?\n/);
   for (const doc of docs) {
-    const err = doc.errors[0];
-    // Without prettyErrors the yaml package leaves linePos unset: the offset is what it gives.
-    if (err) throw new FormatError(err.message.split('\n')[0] ?? 'invalid YAML', lines.linePos(err.pos[0]).line);
-    const ctx: Ctx = { doc, sourceLines, lines };
+    const ctx: Ctx = { doc, sourceLines, lines, aliasTarget };
     const head = commentLines(doc.commentBefore).map((c): Item => ({ key: c, value: null }));
     const tail = commentLines(doc.comment).map((c): Item => ({ key: c, value: null }));
     const contents = doc.contents as Node | null;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { KubeAdapter } from '../adapters/kube.ts';
 import { readText } from '../adapters/files.ts';
-import type { AgeKeySource, ResolvedCluster } from '../config/fluxstrap-config.ts';
+import type { AgeKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
@@ -29,6 +29,12 @@ export interface TaskContext {
   readonly timeoutMs: number;
   /** Progress of the running task, shown by the renderers (never secret values). */
   log(message: string): void;
+  /** The environment the command runs in (handed down by the CLI): never read `process.env` instead. */
+  readonly env: NodeJS.ProcessEnv;
+  /** Run `cleanup` when the run is over (a temporary clone is removed then). */
+  defer(cleanup: () => void): void;
+  /** The run is over: the deferred cleanups run, last first. The command flow that made the context calls it. */
+  close(): void;
 }
 
 export interface TaskPaths {
@@ -53,9 +59,9 @@ export interface ContextOptions {
   rotateSecrets: boolean;
   timeoutMs: number;
   log: (message: string) => void;
-  env?: NodeJS.ProcessEnv;
+  env: NodeJS.ProcessEnv;
   /** Injected by tests; default: the real adapter, imported on first use. */
-  connect?: (cluster: ResolvedCluster) => Promise<KubeAdapter>;
+  connect?: (cluster: ResolvedCluster, env: NodeJS.ProcessEnv) => Promise<KubeAdapter>;
 }
 
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -63,15 +69,16 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
   return () => (p ??= fn());
 }
 
-async function connectReal(cluster: ResolvedCluster): Promise<KubeAdapter> {
+async function connectReal(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<KubeAdapter> {
   const { connectKube } = await import('../adapters/kube.ts');
-  return connectKube(cluster.kube);
+  return connectKube(cluster.kube, env);
 }
 
 export function createTaskContext(opts: ContextOptions): TaskContext {
   const { cluster } = opts;
-  const env = opts.env ?? process.env;
+  const { env } = opts;
   const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
+  const cleanups: (() => void)[] = [];
   return {
     cluster,
     paths: {
@@ -80,13 +87,18 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       fluxSystem: join(clusterDir, 'flux-system'),
       sopsConfig: join(cluster.repoDir, '.sops.yaml'),
     },
-    kube: once(() => (opts.connect ?? connectReal)(cluster)),
+    kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
     ageIdentities: once(() => readAgeIdentities(cluster.ageKey, env)),
     gitCredentials: once(() => readGitCredentials(cluster, env)),
     check: opts.check,
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,
+    env,
+    defer: (cleanup) => void cleanups.push(cleanup),
+    close: () => {
+      for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+    },
   };
 }
 

@@ -90,6 +90,5 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
       summary: `${created ? 'create it with the gotk resources and ' : ''}patch decryption into Kustomization flux-system${moved ? ` (moved from ${p.gotkSync})` : ''}`,
     };
   },
-  // Before the first bootstrap the resources it lists do not exist yet: say who writes them.
-  notes: (p, { inputs }) => (inputs[p.gotkSync] === undefined ? [`${p.gotkSync} is not there yet: flux bootstrap (or fluxstrap bootstrap) writes it`] : []),
 });
+

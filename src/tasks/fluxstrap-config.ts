@@ -6,9 +6,9 @@ import { isMap, isScalar } from 'yaml';
 import type { Document, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
-import { version } from '../cli/version.ts';
-import { CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../config/fluxstrap-config.ts';
-import type { ClusterConfig } from '../config/fluxstrap-config.ts';
+import { version } from '../core/version.ts';
+import { clusterEntryOf, CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../cluster/config.ts';
+import type { ClusterConfig } from '../cluster/config.ts';
 import { configError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { fileKind } from './file-content.ts';
 import type { FileState } from './file-content.ts';
@@ -153,10 +153,10 @@ export const fluxstrapConfigKind = fileKind<FluxstrapConfigParams>({
     }
     const planned = plan(p, state);
     const kept = (planned?.merge.kept ?? []).map((k) => `kept clusters.${p.cluster}.${k} as written in ${CONFIG_FILE}`);
-    const git = planned === undefined ? undefined : parseConfig(planned.text, CONFIG_FILE).clusters[p.cluster]?.git;
+    const git = planned === undefined ? undefined : clusterEntryOf(parseConfig(planned.text, CONFIG_FILE), p.cluster)?.git;
     // Flux uses a token only over HTTPS and a deploy key only over SSH; bootstrap would fail late.
     const scheme = git?.url?.startsWith('ssh://') ? 'ssh' : 'https';
-    const mismatch = git?.url !== undefined && git.auth !== undefined && !(scheme in git.auth);
+    const mismatch = git?.url !== undefined && git.auth !== undefined && !Object.hasOwn(git.auth, scheme);
     return mismatch ? [...kept, `git.auth of cluster ${p.cluster} does not fit its ${scheme} URL ${git.url ?? ''}: Flux would not use it`] : kept;
   },
 });
@@ -166,6 +166,7 @@ export interface GitFlags {
   gitUrl?: string;
   branch?: string;
   gitTokenEnv?: string;
+  gitUsername?: string;
   gitSshKey?: string;
   gitKnownHosts?: string;
 }
@@ -179,11 +180,17 @@ export async function fluxstrapConfigTaskParams(
   cluster: string,
   clusterPath: string,
   flags: GitFlags & { path?: string; ageKeyFile?: string | undefined },
+  cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if ((flags.gitSshKey === undefined) !== (flags.gitKnownHosts === undefined)) {
     throw usageError('--git-ssh-key and --git-known-hosts go together', 'Flux checks the Git server against the known_hosts file: pass both');
   }
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
+  if (flags.gitUsername !== undefined && flags.gitSshKey !== undefined) throw usageError('--git-username is for HTTPS auth: SSH takes the user from --git-url (ssh://USER@host/…)');
+  // HTTP basic auth joins user and token with a colon: a colon in the user name would cut it short.
+  if (flags.gitUsername !== undefined && !/^[^:\s]+$/.test(flags.gitUsername)) {
+    throw usageError(`--git-username ${JSON.stringify(flags.gitUsername)}: a user name has no colon or whitespace`, 'the account name on the Git server, e.g. flux-bot');
+  }
   const url = flags.gitUrl === undefined ? undefined : fluxGitUrl(flags.gitUrl);
   if (flags.gitUrl !== undefined && url === undefined) {
     throw usageError(`--git-url ${flags.gitUrl}: Flux pulls from https:// or ssh:// URLs`, 'e.g. https://github.com/me/fleet.git or git@github.com:me/fleet.git');
@@ -194,11 +201,17 @@ export async function fluxstrapConfigTaskParams(
   const current = await configuredEntry(repo, cluster);
   // A file the entry already names, however it is spelt there, is no change to make.
   const keep = (written: string | undefined, file: string, spelt: string) => (written !== undefined && expandPath(written, repo) === file ? written : spelt);
-  const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, process.cwd()), configPath(file, repo));
+  const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, cwd), configPath(file, repo, cwd));
   const ssh = current?.git?.auth !== undefined && 'ssh' in current.git.auth ? current.git.auth.ssh : undefined;
   const age = current?.ageKey !== undefined && 'file' in current.ageKey ? current.ageKey.file : undefined;
+  const https = current?.git?.auth !== undefined && 'https' in current.git.auth ? current.git.auth.https : undefined;
+  // The user name alone completes HTTPS auth the entry already has; without it, it needs the token.
+  const tokenEnv = flags.gitTokenEnv ?? (flags.gitUsername !== undefined ? https?.passwordEnv : undefined);
+  if (flags.gitUsername !== undefined && tokenEnv === undefined) {
+    throw usageError('--git-username needs --git-token-env', 'HTTPS auth is a user name and a token: name the environment variable holding the token');
+  }
   const auth =
-    flags.gitTokenEnv !== undefined ? { https: { passwordEnv: flags.gitTokenEnv } }
+    tokenEnv !== undefined ? { https: { ...(flags.gitUsername !== undefined ? { username: flags.gitUsername } : {}), passwordEnv: tokenEnv } }
     : flags.gitSshKey !== undefined && flags.gitKnownHosts !== undefined ? { ssh: { keyFile: stored(flags.gitSshKey, ssh?.keyFile), knownHostsFile: stored(flags.gitKnownHosts, ssh?.knownHostsFile) } }
     : undefined;
   const git = { ...(url !== undefined ? { url } : {}), ...(flags.branch !== undefined ? { branch: flags.branch } : {}), ...(auth ? { auth } : {}) };
@@ -215,14 +228,10 @@ export async function fluxstrapConfigTaskParams(
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
 }
 
-async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
+/** The cluster's entry in the repository's fluxstrap.yaml, errors naming the file as the repository knows it. */
+export async function configuredEntry(repo: string, cluster: string): Promise<ClusterConfig | undefined> {
   const text = await readTextIfExists(join(repo, CONFIG_FILE));
-  return text === undefined ? undefined : parseConfig(text, CONFIG_FILE).clusters[cluster];
-}
-
-/** The cluster folder fluxstrap.yaml names, so that init without --path works on the same folder as bootstrap. */
-export async function configuredPath(repo: string, cluster: string): Promise<string | undefined> {
-  return (await configuredEntry(repo, cluster))?.path;
+  return text === undefined ? undefined : clusterEntryOf(parseConfig(text, CONFIG_FILE), cluster);
 }
 
 /**
@@ -231,7 +240,7 @@ export async function configuredPath(repo: string, cluster: string): Promise<str
  * stands) is re-anchored on the repository, and an absolute path inside the repository or the home
  * folder is written relative to it — the committed file then works in every clone and for teammates.
  */
-export function configPath(given: string, repo: string, cwd = process.cwd(), home = homedir()): string {
+export function configPath(given: string, repo: string, cwd: string, home = homedir()): string {
   if (given === '~' || given.startsWith('~/')) return given;
   const abs = resolve(cwd, given);
   const under = (dir: string) => {

@@ -4,6 +4,7 @@ import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
 import { describeRef, refOf } from '../adapters/kube.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
+import { getOwn, setOwn } from '../core/own.ts';
 
 /**
  * Ensuring plain (non-secret) objects by server-side apply, shared by the namespace, components
@@ -54,7 +55,7 @@ export function contains(have: unknown, want: unknown): boolean {
   }
   if (want !== null && typeof want === 'object') {
     if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
-    return Object.entries(want).every(([k, w]) => contains((have as Record<string, unknown>)[k], w));
+    return Object.entries(want).every(([k, w]) => contains(getOwn(have, k), w));
   }
   return have === want;
 }
@@ -115,15 +116,15 @@ export function differingPaths(a: unknown, b: unknown, prefix: string[] = [], de
   const am = a as Record<string, unknown>;
   const bm = b as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(am), ...Object.keys(bm)])].sort();
-  return keys.flatMap((k) => differingPaths(am[k], bm[k], [...prefix, k], depth - 1));
+  return keys.flatMap((k) => differingPaths(getOwn(am, k), getOwn(bm, k), [...prefix, k], depth - 1));
 }
 
 function pick(obj: Record<string, unknown>, paths: string[][]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const p of paths) {
     let v: unknown = obj;
-    for (const k of p) v = (v as Record<string, unknown> | undefined)?.[k];
-    if (v !== undefined) out[p.join('.')] = v;
+    for (const k of p) v = v !== null && typeof v === 'object' ? getOwn(v, k) : undefined;
+    if (v !== undefined) setOwn(out, p.join('.'), v);
   }
   return out;
 }

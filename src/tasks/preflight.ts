@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { z } from 'zod';
 import { exists, readTextIfExists } from '../adapters/files.ts';
 import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube.ts';
@@ -113,9 +113,10 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   const problems: Problem[] = [];
   const rel = (...parts: string[]) => join(ctx.cluster.path, ...parts);
 
-  const root = await readTextIfExists(join(src.clusterDir, 'kustomization.yaml'));
+  const rootFile = join(src.clusterDir, 'kustomization.yaml');
+  const root = await readTextIfExists(rootFile);
   if (root !== undefined) {
-    const resources = (parseAllDocuments(root)[0]?.toJS() as { resources?: unknown[] } | null)?.resources ?? [];
+    const resources = (yamlValues(root, rootFile)[0] as { resources?: unknown[] } | null)?.resources ?? [];
     const includes = resources.some((r) => typeof r === 'string' && r.replace(/^\.\//, '').replace(/\/$/, '') === 'flux-system');
     if (!includes) {
       problems.push({
@@ -125,9 +126,10 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
     }
   }
 
-  const syncText = await readTextIfExists(join(src.fluxSystemDir, 'gotk-sync.yaml'));
-  const handEdited = syncText !== undefined && parseAllDocuments(syncText).some((d) => {
-    const o = d.toJS() as { kind?: string; spec?: { decryption?: unknown } } | null;
+  const syncFile = join(src.fluxSystemDir, 'gotk-sync.yaml');
+  const syncText = await readTextIfExists(syncFile);
+  const handEdited = syncText !== undefined && yamlValues(syncText, syncFile).some((d) => {
+    const o = d as { kind?: string; spec?: { decryption?: unknown } } | null;
     return o?.kind === 'Kustomization' && o.spec?.decryption !== undefined;
   });
   if (handEdited) {

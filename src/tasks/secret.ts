@@ -55,9 +55,10 @@ export async function observeSecret(kube: KubeAdapter, spec: SecretSpec, rotate:
 
 export function secretDrift(want: Record<string, string>, have: Record<string, string>, optionalKeys: readonly string[] = []): SecretDrift {
   return {
-    added: Object.keys(want).filter((k) => !(k in have)).sort(),
-    removed: Object.keys(have).filter((k) => !(k in want) && !optionalKeys.includes(k)).sort(),
-    changed: Object.keys(want).filter((k) => k in have && have[k] !== want[k]).sort(),
+    // Own keys only: a live key named `constructor` or `toString` is not in every object.
+    added: Object.keys(want).filter((k) => !Object.hasOwn(have, k)).sort(),
+    removed: Object.keys(have).filter((k) => !Object.hasOwn(want, k) && !optionalKeys.includes(k)).sort(),
+    changed: Object.keys(want).filter((k) => Object.hasOwn(have, k) && have[k] !== want[k]).sort(),
   };
 }
 
@@ -112,7 +113,7 @@ export async function applySecret(kube: KubeAdapter, change: Change): Promise<vo
   const spec = change.data as SecretSpec;
   if (change.action === 'update') {
     const live = await kube.get(ref(spec));
-    const extra = Object.keys((live?.data ?? {})).some((k) => !(k in spec.data));
+    const extra = Object.keys((live?.data ?? {})).some((k) => !Object.hasOwn(spec.data, k));
     // Keys another writer owns survive a server-side apply; a rotation must leave exactly ours.
     if (extra) await kube.delete(ref(spec));
     else if (live?.metadata.annotations?.[LAST_APPLIED] !== undefined) {

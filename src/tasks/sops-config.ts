@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isMap, isScalar, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
+import { re2Error } from '../core/re2.ts';
 import { parseConfig, ruleMatches } from '../sops/config.ts';
 import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
@@ -24,7 +25,14 @@ export const sopsConfigParams = z.object({
   clusterPath: z.string(),
   age: z.array(z.string()).default([]),
   pgp: z.array(z.string()).default([]),
-  encryptedRegex: z.string().default('^(data|stringData)$'),
+  encryptedRegex: z
+    .string()
+    .superRefine((s, ctx) => {
+      // Refused here, before it is written into .sops.yaml where every later encrypt would refuse it.
+      const why = re2Error(s);
+      if (why !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression: ${why}` });
+    })
+    .default('^(data|stringData)$'),
   /** The SOPS files the cluster reaches, repository-relative (src/flux/reach.ts). */
   reached: z.array(z.string()).default([]),
 });

@@ -112,7 +112,7 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
     if (addAge.some((rs) => rs.length > 0)) text = await joinGroups(text, name, addAge, identities);
     // No gpg: a rekey must not stop at a passphrase prompt, and only age keys change here.
     if (rmAge.length > 0) text = (await rotate(Buffer.from(text, 'utf8'), 'yaml', name, { age: identities, pgpFiles: [], gpg: false }, { rmAge })).output;
-    await writeAtomic(file, text);
+    await writeAtomic(file, text, { within: ctx.paths.repo });
   },
 };
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { readText } from '../adapters/files.ts';
 import { repoFs } from '../adapters/repo-fs.ts';
 import { reachOf, reachedSops } from '../flux/reach.ts';
@@ -53,7 +53,7 @@ export async function findSopsFiles(dir: string, repoRoot: string, exclude: stri
   for (const file of await yamlFiles(dir)) {
     if (exclude.some((x) => file === x || file.startsWith(`${x}/`))) continue;
     const text = await readText(file);
-    const recipients = sopsRecipients(text);
+    const recipients = sopsRecipients(text, file);
     if (recipients) out.push({ file, name: relative(repoRoot, file), text, format: 'yaml', recipients });
   }
   return out;
@@ -87,12 +87,15 @@ export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[]): P
 /** The Secrets in decrypted YAML, as key names and value hashes (`data` base64-decoded, `stringData` as UTF-8). */
 export function secretDigests(plain: string, file: string): SecretDigest[] {
   const out: SecretDigest[] = [];
-  for (const doc of parseAllDocuments(plain)) {
-    const obj = doc.toJS() as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
+  for (const doc of yamlValues(plain, file)) {
+    const obj = doc as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
     if (obj?.kind !== 'Secret' || typeof obj.metadata?.name !== 'string') continue;
-    const hashes: Record<string, string> = {};
-    for (const [k, v] of Object.entries(obj.data ?? {})) hashes[k] = sha256(Buffer.from(String(v), 'base64'));
-    for (const [k, v] of Object.entries(obj.stringData ?? {})) hashes[k] = sha256(Buffer.from(String(v), 'utf8'));
+    // fromEntries defines own keys: a Secret key named `__proto__` is hashed like any other (as the
+    // apiserver stores it), where an assignment would drop it. stringData wins, as in the apiserver.
+    const hashes = Object.fromEntries([
+      ...Object.entries(obj.data ?? {}).map(([k, v]) => [k, sha256(Buffer.from(String(v), 'base64'))]),
+      ...Object.entries(obj.stringData ?? {}).map(([k, v]) => [k, sha256(Buffer.from(String(v), 'utf8'))]),
+    ]) as Record<string, string>;
     out.push({ file, namespace: obj.metadata.namespace ?? 'default', name: obj.metadata.name, hashes });
   }
   return out;

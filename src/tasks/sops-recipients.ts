@@ -1,3 +1,5 @@
+import { describePrivateKey } from '../core/redact.ts';
+import { publicKeyError } from '../keys/recipients.ts';
 import { isAlias, isMap, isNode, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
@@ -47,15 +49,28 @@ export const sopsRecipientsParams = recipientChange.extend({
 });
 export type SopsRecipientsParams = z.infer<typeof sopsRecipientsParams>;
 
-/** The indexes of the cluster's rules: those governing the files it reaches, else its folder's. */
+/**
+ * The indexes of the cluster's rules: those governing the files it reaches, else its folder's.
+ * A rule holding a pasted private key is refused here, before the key can be compared, copied to
+ * another group or echoed in a plan; other invalid entries are left to the commands that encrypt
+ * with them.
+ */
 function clusterRules(text: string, file: string, clusterPath: string, reached: readonly string[]): number[] {
   const rules = parseConfig(text, file).creationRules;
+  let mine: number[] = [];
   if (reached.length > 0) {
     const governing = reached.map((f) => rules.findIndex((r) => ruleMatches(r, f))).filter((i) => i >= 0);
-    if (governing.length > 0) return [...new Set(governing)].sort((a, b) => a - b);
+    mine = [...new Set(governing)].sort((a, b) => a - b);
   }
-  const own = rules.findIndex((r) => r.pathRegex === pathRegexFor(clusterPath));
-  return own < 0 ? [] : [own];
+  if (mine.length === 0) {
+    const own = rules.findIndex((r) => r.pathRegex === pathRegexFor(clusterPath));
+    mine = own < 0 ? [] : [own];
+  }
+  for (const i of mine) {
+    const bad = rules[i]?.invalidRecipient;
+    if (bad && describePrivateKey(bad.id) !== undefined) throw publicKeyError(bad.type, bad.id, { file, line: bad.line }, 'E_CONFIG');
+  }
+  return mine;
 }
 
 const agesOf = (group: CreationRule['keyGroups'][number]) => group.flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));

@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitAuth, GitRemote } from '../adapters/git.ts';
 import type { KubeObject } from '../adapters/kube.ts';
@@ -6,6 +7,7 @@ import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { ReachRoot } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
+import { GOTK_FILES, missingGotkFiles } from './gotk-files.ts';
 
 /**
  * What is being bootstrapped: the commit the branch points at on the Git server (what Flux will
@@ -77,8 +79,8 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
   let origin = 'local checkout';
   if (local !== commit || !clean) {
     const checkout = await git.cloneBranch(remote, branch);
-    // The clone lives as long as the run; a SIGKILL leaves a temp dir, nothing else.
-    process.once('exit', () => rmSync(checkout.dir, { recursive: true, force: true }));
+    // The clone lives as long as the run; an interrupt or a SIGKILL leaves a temp dir, nothing else.
+    ctx.defer(() => rmSync(checkout.dir, { recursive: true, force: true }));
     if (checkout.commit !== commit) {
       throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, { hint: 'run again' });
     }
@@ -110,11 +112,15 @@ export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
     p = (async () => {
       const src = await bootstrapSource(ctx);
       const { kustomizeBuild } = await import('../adapters/kustomize.ts');
-      const build = splitBuild(await kustomizeBuild(src.fluxSystemDir));
+      // A build that fails, or lacks the sync objects, most often lacks a file the flux CLI generates: say that first.
+      const result = await kustomizeBuild(src.fluxSystemDir, { env: ctx.env }).catch(async (e: unknown) => {
+        throw (await missingGotk(ctx, src)) ?? e;
+      });
+      const build = splitBuild(result);
       if (!build) {
-        throw new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
+        throw (await missingGotk(ctx, src)) ?? new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
           location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
-          hint: 'list gotk-sync.yaml under resources (`fluxstrap init` writes it)',
+          hint: 'list gotk-sync.yaml under resources',
         });
       }
       return build;
@@ -148,6 +154,16 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
 export function controllerDecrypts(components: KubeObject[]): boolean {
   const controller = components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
   return JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
+}
+
+/** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
+async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<FluxstrapError | undefined> {
+  const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
+  const missing = GOTK_FILES.filter((_, i) => !present[i]);
+  if (missing.length === 0) return undefined;
+  const { url, branch } = ctx.cluster.git;
+  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch });
+  return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 
 /** The Secret the flux-system decryption patch points at, if the build carries one. */

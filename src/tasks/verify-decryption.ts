@@ -57,8 +57,9 @@ export function verificationProblems(f: VerifyFacts): string[] {
       problems.push(`Secret ${keyOf(w)} (from ${w.file}${w.by ? `, applied by ${w.by}` : ''}) is not in the cluster`);
       continue;
     }
-    const missing = Object.keys(w.hashes).filter((k) => !(k in have));
-    const differ = Object.keys(w.hashes).filter((k) => k in have && have[k] !== w.hashes[k]);
+    // Own keys only: a Secret key named `constructor` is not in every object.
+    const missing = Object.keys(w.hashes).filter((k) => !Object.hasOwn(have, k));
+    const differ = Object.keys(w.hashes).filter((k) => Object.hasOwn(have, k) && have[k] !== w.hashes[k]);
     if (missing.length) problems.push(`Secret ${keyOf(w)} lacks ${missing.join(', ')}`);
     if (differ.length) problems.push(`Secret ${keyOf(w)} holds other values (still encrypted?) under ${differ.join(', ')}`);
   }

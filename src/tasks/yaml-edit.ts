@@ -1,7 +1,7 @@
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, parseDocument } from 'yaml';
-import type { Document, Node, YAMLError, YAMLMap, YAMLSeq } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document, Node, YAMLMap, YAMLSeq } from 'yaml';
+import { parseYamlFile } from '../core/bounded-yaml.ts';
 import { configError } from '../core/errors.ts';
-import type { FluxstrapError } from '../core/errors.ts';
 
 /**
  * Editing YAML files people wrote, so that what we do not change stays as they wrote it:
@@ -19,14 +19,10 @@ export interface EditableYaml {
 
 /** Parse one YAML document; a syntax error is E_CONFIG with the file and line. */
 export function parseEditable(text: string, file: string): EditableYaml {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const err = doc.errors[0];
-  if (err) throw syntaxError(err, file, lines);
-  const lineOf = (node: unknown): number | undefined => {
-    const at = (node as Node | undefined)?.range?.[0];
-    return at === undefined ? undefined : lines.linePos(at).line;
-  };
+  const { docs, lineOf } = parseYamlFile(text, file);
+  if (docs.length > 1) throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
+  // A file of comments only holds no document; parseDocument gives it one, comments kept.
+  const doc = docs[0] ?? parseDocument(text);
   // Flux and kubectl write `key:\n- item`; many people write `key:\n  - item`. Keep whichever the file uses.
   const indentSeq = !/^( *)[^\s#-][^\n]*:[ \t]*\n\1- /m.test(text);
   return { doc, lineOf, toString: () => doc.toString({ lineWidth: 0, indentSeq }) };
@@ -34,18 +30,8 @@ export function parseEditable(text: string, file: string): EditableYaml {
 
 /** Every document of a multi-document file, with the same error handling. */
 export function parseAllEditable(text: string, file: string): { docs: Document[]; lineOf(node: unknown): number | undefined } {
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
-  const list = Array.isArray(docs) ? docs : [];
-  const err = list.flatMap((d) => d.errors)[0];
-  if (err) throw syntaxError(err, file, lines);
-  return {
-    docs: list,
-    lineOf: (node: unknown) => {
-      const at = (node as Node | undefined)?.range?.[0];
-      return at === undefined ? undefined : lines.linePos(at).line;
-    },
-  };
+  const { docs, lineOf } = parseYamlFile(text, file);
+  return { docs, lineOf };
 }
 
 /** The root map of a document, or E_CONFIG naming what it is instead. An empty document is `undefined`. */
@@ -78,11 +64,6 @@ export function str(node: unknown): string | undefined {
 export function locate(y: { lineOf(node: unknown): number | undefined }, file: string, node: unknown): { file: string; line?: number } {
   const line = y.lineOf(node);
   return line === undefined ? { file } : { file, line };
-}
-
-function syntaxError(err: YAMLError, file: string, lines: LineCounter): FluxstrapError {
-  const message = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
-  return configError(`invalid YAML: ${message}`, { file, line: lines.linePos(err.pos[0]).line });
 }
 
 /**

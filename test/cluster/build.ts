@@ -4,7 +4,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  COMPONENTS, binaryPath, cacheDir, componentDir, stampPath, type Component,
+  COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, stampPath, type Component,
 } from './components.ts';
 import { bundleDir, generateGotkComponents, gotkComponentsPath } from './gotk.ts';
 import { commonBuildFlags, downloadModule, goEnv } from './go.ts';
@@ -83,6 +83,8 @@ function recipe(c: Component, go: string): string {
   return JSON.stringify({
     module: c.module, version: c.version, go, ldflags: c.ldflags,
     substitutes: c.substitutes ?? [], binaries: c.binaries, flags: commonBuildFlags,
+    // The flux CLI embeds the generated bundles: a CLI built with fewer cannot install the set.
+    ...(c.method === 'copy' ? { bundles: [...DEFAULT_CONTROLLERS] } : {}),
   });
 }
 
@@ -132,7 +134,7 @@ async function buildComponent(c: Component): Promise<void> {
     ...(c.method === 'install' ? { GOBIN: binDir } : {}),
     ...(c.substitutes === undefined ? {} : { GONOSUMDB: c.substitutes.map((s) => s.module).join(',') }),
   };
-  const opts = { env, logFile: log, onStderr: tick.onStderr };
+  const opts = { env, logFile: log, onStderr: tick.onStderr, interruptible: true };
   const binaries = Object.entries(c.binaries);
   // Several packages in one call share their compiled dependencies; `-o dir/` names each binary
   // after its package. A single package gets an explicit name (etcd's would be "v3").
@@ -166,7 +168,7 @@ async function buildComponent(c: Component): Promise<void> {
 /**
  * flux embeds manifests/*.yaml, which upstream generates with `make` from GitHub release
  * assets, so the module zip lacks them. The bundles generated for gotk-components.yaml take
- * their place (only our two controllers, which is what the benchmarks install).
+ * their place (Flux's default controllers; `flux install --components-extra` cannot work).
  */
 async function prepareFluxCopy(moduleDir: string, src: string): Promise<void> {
   rmSync(src, { recursive: true, force: true });

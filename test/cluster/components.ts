@@ -1,7 +1,8 @@
 // The upstream programs the test cluster is made of, and where their builds live.
 // Versions are pinned to what the Go module proxy serves (checked with `go list -m -versions`).
 // Flux v2.7.5's source-controller v1.7.4 is not served, so the controllers follow Flux v2.9.5,
-// whose manifests/bases pin source-controller v1.9.5 and kustomize-controller v1.9.5.
+// whose manifests/bases pin source-controller v1.9.5, kustomize-controller v1.9.5,
+// helm-controller v1.6.4 and notification-controller v1.9.4 (not served: v1.9.3 is built).
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,7 +10,11 @@ export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
 export type ComponentName =
-  | 'kubernetes' | 'etcd' | 'source-controller' | 'kustomize-controller' | 'sops' | 'flux';
+  | 'kubernetes' | 'etcd' | 'sops' | 'flux' | ControllerName;
+
+/** Flux's default components, as `flux install` installs them. */
+export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
+export type ControllerName = typeof DEFAULT_CONTROLLERS[number];
 
 export interface Component {
   readonly name: ComponentName;
@@ -31,6 +36,12 @@ export interface Component {
    * database does not know these versions either, so they are exempted from it (GONOSUMDB).
    */
   readonly substitutes?: readonly { module: string; required: string; served: string }[];
+  /**
+   * The version flux2 FLUX_VERSION's manifests/bases name, when the proxy refuses it ("This
+   * module version is not available") and `version` is a served patch release of the same
+   * minor instead. Not part of the build recipe: it names what is missing, not what is built.
+   */
+  readonly pairedVersion?: string;
   /** Built only on request (`--with-flux-cli`). */
   readonly optional: boolean;
 }
@@ -88,6 +99,25 @@ export const COMPONENTS: readonly Component[] = [
     optional: false,
   },
   {
+    name: 'helm-controller',
+    module: 'github.com/fluxcd/helm-controller',
+    version: 'v1.6.4',
+    binaries: { 'helm-controller': 'github.com/fluxcd/helm-controller' },
+    method: 'wrapper',
+    ldflags: [],
+    optional: false,
+  },
+  {
+    name: 'notification-controller',
+    module: 'github.com/fluxcd/notification-controller',
+    version: 'v1.9.3',
+    binaries: { 'notification-controller': 'github.com/fluxcd/notification-controller' },
+    method: 'wrapper',
+    ldflags: [],
+    pairedVersion: 'v1.9.4',
+    optional: false,
+  },
+  {
     name: 'sops',
     module: 'github.com/getsops/sops/v3',
     version: 'v3.13.3',
@@ -129,9 +159,11 @@ export function stampPath(c: Component): string {
   return join(componentDir(c), 'stamp.json');
 }
 
-/** Directory of the generated gotk-components.yaml and its provenance. */
+/**
+ * Directory of the generated gotk-components.yaml (Flux's default components) and its
+ * provenance. Not `flux-manifests-<version>`, where harnesses of before the default set keep a
+ * file with only source- and kustomize-controller: worktrees sharing the cache keep theirs.
+ */
 export function fluxManifestsDir(): string {
-  return join(cacheDir(), `flux-manifests-${FLUX_VERSION}`);
+  return join(cacheDir(), `flux-manifests-${FLUX_VERSION}-default`);
 }
-
-export const GOTK_COMPONENTS = ['source-controller', 'kustomize-controller'] as const;

@@ -3,7 +3,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeClient } from './kube.ts';
-import { Service, freePort, run, tail, waitFor } from './proc.ts';
+import type { PortAllocator } from './ports.ts';
+import { Service, run, tail, waitFor } from './proc.ts';
 
 export interface ControlPlaneOptions {
   dir: string;
@@ -11,6 +12,7 @@ export interface ControlPlaneOptions {
   pidsDir: string;
   etcd: string;
   kubeApiserver: string;
+  ports: PortAllocator;
 }
 
 export interface ControlPlane {
@@ -22,7 +24,7 @@ export interface ControlPlane {
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const pki = join(opts.dir, 'pki');
   mkdirSync(pki, { recursive: true });
-  const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([opts.ports.take(), opts.ports.take(), opts.ports.take()]);
   const services: Service[] = [];
   const alive = (s: Service) => (): string | undefined =>
     s.alive ? undefined : `${s.name} exited; log tail:\n${tail(s.logFile)}`;

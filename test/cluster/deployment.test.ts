@@ -1,10 +1,12 @@
-// The harness as a kubelet: applying the generated gotk-components.yaml starts the
-// controllers, their Deployments report Available only while the real process is healthy.
+// The harness as a kubelet: applying the generated gotk-components.yaml (Flux's default
+// components) starts the controllers, their Deployments report Available only while the real
+// process is healthy.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { FLUX_NAMESPACE, type ControllerName } from './index.ts';
+import { DEFAULT_CONTROLLERS, FLUX_NAMESPACE, type ControllerName } from './index.ts';
 import { condition } from './kube.ts';
 import { waitFor } from './proc.ts';
 import { clusterForFile } from './testing.ts';
@@ -13,8 +15,14 @@ const suite = clusterForFile({ flux: 'on-deployment' });
 
 interface Deployment {
   metadata: { generation: number; labels?: Record<string, string> };
-  spec: { template: { spec: { containers: { image: string }[] } } };
+  spec: { template: { spec: { containers: { image: string; args?: string[] }[] } } };
   status?: { observedGeneration?: number; availableReplicas?: number; conditions?: { type: string; status: string; reason?: string }[] };
+}
+
+interface Manifest { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: Deployment['spec'] }
+
+function manifests(file: string): Manifest[] {
+  return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Manifest);
 }
 
 async function deployment(name: ControllerName): Promise<Deployment> {
@@ -30,10 +38,9 @@ async function waitAvailable(name: ControllerName, available: boolean): Promise<
 
 void describe('flux-system Deployments mirror the local controller processes', () => {
   void test('gotk-components.yaml matches the built controllers', () => suite.run(() => {
-    const objects = parseAllDocuments(readFileSync(suite.cluster.gotkComponentsPath, 'utf8'))
-      .map((d) => d.toJS() as { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: Deployment['spec'] });
+    const objects = manifests(suite.cluster.gotkComponentsPath);
     const deployments = objects.filter((o) => o.kind === 'Deployment');
-    assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), ['kustomize-controller', 'source-controller']);
+    assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), [...DEFAULT_CONTROLLERS].sort());
     for (const d of deployments) {
       const name = d.metadata.name as ControllerName;
       assert.equal(d.spec?.template.spec.containers[0]?.image, `ghcr.io/fluxcd/${name}:${suite.cluster.controllerVersions[name]}`);
@@ -46,9 +53,20 @@ void describe('flux-system Deployments mirror the local controller processes', (
     assert.ok(objects.some((o) => o.kind === 'CustomResourceDefinition' && o.metadata.name === 'kustomizations.kustomize.toolkit.fluxcd.io'));
   }));
 
-  void test('applying gotk-components.yaml makes both Deployments Available and kstatus-Current', () => suite.run(async () => {
+  void test('gotk-components.yaml has the objects and controller arguments of the real `flux install --export` of the default components', () => suite.run(() => {
+    // The real file (Flux v2.7.5) differs in versions and CRD schemas only.
+    const real = manifests(join(import.meta.dirname, '..', 'fixtures', 'flux', 'gotk-components.yaml'));
+    const ours = manifests(suite.cluster.gotkComponentsPath);
+    const ids = (list: Manifest[]): string[] => list.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    assert.deepEqual(ids(ours), ids(real));
+    const args = (list: Manifest[]): Record<string, string[] | undefined> =>
+      Object.fromEntries(list.filter((o) => o.kind === 'Deployment').map((d) => [d.metadata.name, d.spec?.template.spec.containers[0]?.args]));
+    assert.deepEqual(args(ours), args(real));
+  }));
+
+  void test('applying gotk-components.yaml makes every Deployment Available and kstatus-Current', () => suite.run(async () => {
     await suite.cluster.kubectl(['apply', '--server-side', '-f', suite.cluster.gotkComponentsPath]);
-    for (const name of ['source-controller', 'kustomize-controller'] as const) {
+    for (const name of DEFAULT_CONTROLLERS) {
       const d = await waitAvailable(name, true);
       assert.equal(d.status?.observedGeneration, d.metadata.generation);
       assert.equal(d.status?.availableReplicas, 1);

@@ -1,14 +1,16 @@
-// Flux's source-controller and kustomize-controller as local processes, and the tiny
-// "kubelet" that runs them for the flux-system Deployments: there is no kubelet or
-// controller-manager, so the harness starts a controller when its Deployment exists and
-// mirrors the process's real /readyz into the Deployment's status.
-import { mkdirSync } from 'node:fs';
+// Flux's controllers as local processes, and the tiny "kubelet" that runs them for the
+// flux-system Deployments: there is no kubelet or controller-manager, so the harness starts a
+// controller when its Deployment exists and mirrors the process's real /readyz into the
+// Deployment's status.
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ControllerName } from './components.ts';
 import { condition, type KubeClient } from './kube.ts';
-import { Service, freePort, sleep } from './proc.ts';
+import type { PortAllocator } from './ports.ts';
+import { Service, sleep } from './proc.ts';
 
 export const FLUX_NAMESPACE = 'flux-system';
-export type ControllerName = 'source-controller' | 'kustomize-controller';
+export type { ControllerName } from './components.ts';
 
 const SOURCE_CRDS = ['gitrepositories', 'helmrepositories', 'helmcharts', 'buckets', 'ocirepositories', 'externalartifacts']
   .map((p) => `${p}.source.toolkit.fluxcd.io`);
@@ -17,7 +19,20 @@ const SOURCE_CRDS = ['gitrepositories', 'helmrepositories', 'helmcharts', 'bucke
 const REQUIRED_CRDS: Record<ControllerName, readonly string[]> = {
   'source-controller': SOURCE_CRDS,
   'kustomize-controller': ['kustomizations.kustomize.toolkit.fluxcd.io', ...SOURCE_CRDS],
+  'helm-controller': ['helmreleases.helm.toolkit.fluxcd.io', ...SOURCE_CRDS],
+  'notification-controller': ['alerts', 'providers', 'receivers'].map((p) => `${p}.notification.toolkit.fluxcd.io`),
 };
+
+/** The addresses each controller listens on; notification-controller's `events` takes the others' events. */
+const LISTENERS: Record<ControllerName, readonly string[]> = {
+  'source-controller': ['health', 'metrics', 'storage'],
+  'kustomize-controller': ['health', 'metrics'],
+  'helm-controller': ['health', 'metrics'],
+  'notification-controller': ['health', 'metrics', 'events', 'receiver'],
+};
+
+const ADDRESS_IN_USE = /bind: address already in use/;
+const CONFLICT_CHECK_MS = 500;
 
 export interface ControllerOptions {
   name: ControllerName;
@@ -26,49 +41,126 @@ export interface ControllerOptions {
   dir: string;
   logsDir: string;
   pidsDir: string;
+  ports: PortAllocator;
+  /** Where to send events (notification-controller's event receiver), if it is part of the cluster. */
+  eventsUrl: () => string | undefined;
 }
 
 export class FluxController {
   readonly name: ControllerName;
   readonly #opts: ControllerOptions;
-  #ports: { health: number; metrics: number; storage: number } | undefined;
+  #ports: Record<string, number>;
   #service: Service | undefined;
+  #conflictTimer: NodeJS.Timeout | undefined;
+  /** The process whose log is watched for port conflicts; unset by an intended stop. */
+  #watched: Service | undefined;
+  #restartPending = false;
+  // start, stop and a restart on new ports never interleave.
+  #queue: Promise<void> = Promise.resolve();
+  #restarts = 0;
 
-  constructor(opts: ControllerOptions) {
+  private constructor(opts: ControllerOptions, ports: Record<string, number>) {
     this.name = opts.name;
     this.#opts = opts;
+    this.#ports = ports;
   }
 
+  /** Ports are taken up front: the others need notification-controller's events address before it runs. */
+  static async create(opts: ControllerOptions): Promise<FluxController> {
+    return new FluxController(opts, await takePorts(opts.ports, opts.name));
+  }
+
+  /** The process runs, or is about to run again on new ports. */
   get running(): boolean {
-    return this.#service?.alive ?? false;
+    return this.#restartPending || (this.#service?.alive ?? false);
   }
 
   get logFile(): string {
     return join(this.#opts.logsDir, `${this.name}.log`);
   }
 
-  async start(): Promise<void> {
-    if (this.running) return;
-    // Ports stay fixed across restarts so artifact URLs already in the cluster keep working.
-    this.#ports ??= { health: await freePort(), metrics: await freePort(), storage: await freePort() };
-    const { health, metrics, storage } = this.#ports;
+  /** Current listener ports by role (health, metrics, storage, events, receiver). */
+  get ports(): Readonly<Record<string, number>> {
+    return { ...this.#ports };
+  }
+
+  /** How often a listener was in use and the controller was restarted on new ports. */
+  get portRestarts(): number {
+    return this.#restarts;
+  }
+
+  start(): Promise<void> {
+    return this.#serial(() => {
+      if (!this.running) this.#spawn();
+      return Promise.resolve();
+    });
+  }
+
+  stop(): Promise<void> {
+    return this.#serial(() => this.#stopNow());
+  }
+
+  /** The controller's own readiness endpoint, which turns 200 once its manager has started. */
+  async healthy(): Promise<boolean> {
+    if (!(this.#service?.alive ?? false)) return false;
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.#ports.health}/readyz`, { signal: AbortSignal.timeout(1000) });
+      return res.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  kill(): void {
+    clearInterval(this.#conflictTimer);
+    this.#service?.kill();
+  }
+
+  #serial(step: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(step);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async #stopNow(): Promise<void> {
+    this.#watched = undefined;
+    clearInterval(this.#conflictTimer);
+    await this.#service?.stop();
+  }
+
+  #spawn(): void {
+    const p = this.#ports;
+    const events = this.#opts.eventsUrl();
     const args = [
-      `--health-addr=127.0.0.1:${health}`,
-      `--metrics-addr=127.0.0.1:${metrics}`,
+      `--health-addr=127.0.0.1:${p.health}`,
+      `--metrics-addr=127.0.0.1:${p.metrics}`,
       '--enable-leader-election=false',
       '--watch-all-namespaces=true',
       '--log-encoding=console',
       '--log-level=info',
     ];
+    if (this.name === 'notification-controller') {
+      args.push(`--events-addr=127.0.0.1:${p.events}`, `--receiverAddr=127.0.0.1:${p.receiver}`);
+    } else if (events !== undefined) {
+      args.push(`--events-addr=${events}`);
+    }
     if (this.name === 'source-controller') {
       const storagePath = join(this.#opts.dir, 'source-controller-storage');
       mkdirSync(storagePath, { recursive: true });
-      args.push(`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${storage}`, `--storage-adv-addr=127.0.0.1:${storage}`);
-    } else {
+      args.push(`--storage-path=${storagePath}`, `--storage-addr=127.0.0.1:${p.storage}`, `--storage-adv-addr=127.0.0.1:${p.storage}`);
+    } else if (this.name === 'kustomize-controller') {
       // Hermetic builds, and a broken artifact URL fails fast instead of after 9 retries.
       args.push('--no-remote-bases=true', '--http-retry=2');
+    } else if (this.name === 'helm-controller') {
+      args.push('--http-retry=2');
     }
-    this.#service = new Service({
+    let logOffset = 0;
+    try {
+      logOffset = statSync(this.logFile).size;
+    } catch {
+      // First start: no log yet.
+    }
+    const service = new Service({
       name: this.name,
       cmd: this.#opts.binary,
       args,
@@ -82,25 +174,72 @@ export class FluxController {
         no_proxy: '127.0.0.1,localhost',
       },
     });
+    this.#service = service;
+    this.#watchForConflicts(service, logOffset);
   }
 
-  async stop(): Promise<void> {
-    await this.#service?.stop();
+  /**
+   * The ports are reserved for this cluster, so only a foreign program can hold one; if it does,
+   * the controller says so in its log (most exit, source-controller's artifact server retries
+   * forever) and is restarted on new ports. Otherwise ports stay fixed across restarts, so
+   * artifact URLs already in the cluster keep working. The log is read again the moment the
+   * process exits, so a caller never sees an exit that is about to be a restart.
+   */
+  #watchForConflicts(service: Service, from: number): void {
+    this.#watched = service;
+    let offset = from;
+    let carry = '';
+    const check = (): void => {
+      if (this.#watched !== service) return;
+      const chunk = readFrom(this.logFile, offset);
+      offset += chunk.length;
+      const text = carry + chunk.toString('utf8');
+      carry = text.slice(-200);
+      const conflict = text.split('\n').find((l) => ADDRESS_IN_USE.test(l));
+      if (conflict === undefined) {
+        if (!service.alive) clearInterval(this.#conflictTimer);
+        return;
+      }
+      clearInterval(this.#conflictTimer);
+      this.#restartPending = true;
+      void this.#serial(async () => {
+        try {
+          if (this.#watched !== service) return;
+          await this.#stopNow();
+          this.#ports = await takePorts(this.#opts.ports, this.name);
+          this.#restarts++;
+          writeFileSync(this.logFile, `fluxstrap harness: "${conflict.trim().slice(0, 300)}": restarting on new ports ${JSON.stringify(this.#ports)}\n`, { flag: 'a' });
+          this.#spawn();
+        } finally {
+          this.#restartPending = false;
+        }
+      });
+    };
+    this.#conflictTimer = setInterval(check, CONFLICT_CHECK_MS);
+    this.#conflictTimer.unref();
+    void service.exited.then(check);
   }
+}
 
-  /** The controller's own readiness endpoint, which turns 200 once its manager has started. */
-  async healthy(): Promise<boolean> {
-    if (!this.running || this.#ports === undefined) return false;
-    try {
-      const res = await fetch(`http://127.0.0.1:${this.#ports.health}/readyz`, { signal: AbortSignal.timeout(1000) });
-      return res.ok;
-    } catch {
-      return false;
-    }
+async function takePorts(allocator: PortAllocator, name: ControllerName): Promise<Record<string, number>> {
+  const ports: Record<string, number> = {};
+  for (const role of LISTENERS[name]) ports[role] = await allocator.take();
+  return ports;
+}
+
+function readFrom(file: string, offset: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return Buffer.alloc(0);
   }
-
-  kill(): void {
-    this.#service?.kill();
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const n = readSync(fd, buf, 0, buf.length, offset);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -15,6 +15,8 @@ export const commonBuildFlags = ['-trimpath', '-pgo=off'];
 export interface ModuleInfo {
   Dir: string;
   GoMod: string;
+  /** The module's go.sum hash (h1:…). */
+  Sum: string;
 }
 
 export async function downloadModule(module: string, version: string): Promise<ModuleInfo> {
@@ -26,5 +28,5 @@ export async function downloadModule(module: string, version: string): Promise<M
   if (info.Error !== undefined || info.Dir === undefined || info.GoMod === undefined) {
     throw new Error(`downloading ${module}@${version}: ${info.Error ?? 'no module directory'}`);
   }
-  return { Dir: info.Dir, GoMod: info.GoMod };
+  return { Dir: info.Dir, GoMod: info.GoMod, Sum: info.Sum ?? '' };
 }

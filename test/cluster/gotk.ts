@@ -1,13 +1,13 @@
 // Generates the gotk-components.yaml that matches the built controllers, offline, the way
-// `flux install --export --components source-controller,kustomize-controller` would:
+// `flux install --export` would with Flux's default components:
 // flux2's manifests/ tree (bases, rbac, policies) from the flux2 module, with the GitHub
 // release assets it references replaced by the controllers' own config/crd and config/manager
 // from their modules, bundled like flux2's manifests/scripts/bundle.sh and then put through the
 // install kustomization of flux2's pkg/manifestgen/install/templates.go.
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  FLUX_VERSION, GOTK_COMPONENTS, binaryPath, component, fluxManifestsDir,
+  DEFAULT_CONTROLLERS, FLUX_VERSION, binaryPath, component, fluxManifestsDir,
 } from './components.ts';
 import { downloadModule } from './go.ts';
 import { run } from './proc.ts';
@@ -29,7 +29,7 @@ export function provenancePath(): string {
 
 export interface Provenance {
   flux: { module: string; version: string; manifests: string };
-  controllers: { name: string; module: string; version: string; crds: string; manager: string }[];
+  controllers: { name: string; module: string; version: string; pairedVersion?: string; crds: string; manager: string }[];
   kustomize: string;
   components: string[];
   generatedAt: string;
@@ -44,26 +44,31 @@ export async function generateGotkComponents(): Promise<string> {
   const kubectl = binaryPath(component('kubernetes'), 'kubectl');
   if (!existsSync(kubectl)) throw new Error(`gotk-components.yaml needs kubectl (kustomize): ${kubectl} is missing`);
   const flux2 = await downloadModule('github.com/fluxcd/flux2/v2', FLUX_VERSION);
-  const controllers = await Promise.all(GOTK_COMPONENTS.map(async (name) => {
+  const controllers = await Promise.all(DEFAULT_CONTROLLERS.map(async (name) => {
     const c = component(name);
     const mod = await downloadModule(c.module, c.version);
-    return { name, module: c.module, version: c.version, crds: join(mod.Dir, 'config', 'crd'), manager: join(mod.Dir, 'config', 'manager') };
+    return {
+      name, module: c.module, version: c.version, ...(c.pairedVersion === undefined ? {} : { pairedVersion: c.pairedVersion }),
+      crds: join(mod.Dir, 'config', 'crd'), manager: join(mod.Dir, 'config', 'manager'),
+    };
   }));
   const inputs = {
     flux: { module: 'github.com/fluxcd/flux2/v2', version: FLUX_VERSION, manifests: join(flux2.Dir, 'manifests') },
     controllers,
     kustomize: `kubectl kustomize (${binaryPath(component('kubernetes'), 'kubectl')})`,
-    components: [...GOTK_COMPONENTS],
+    components: [...DEFAULT_CONTROLLERS],
   };
   if (existsSync(gotkComponentsPath()) && existsSync(provenancePath())
     && sameInputs(JSON.parse(readFileSync(provenancePath(), 'utf8')) as Provenance, inputs)) {
     return gotkComponentsPath();
   }
 
-  const work = join(fluxManifestsDir(), 'work');
-  rmSync(work, { recursive: true, force: true });
-  rmSync(bundleDir(), { recursive: true, force: true });
+  // Worktrees share the cache and may generate at the same time: each works in its own
+  // directory and replaces the results by rename, so a reader never sees half a file.
   mkdirSync(bundleDir(), { recursive: true });
+  const work = mkdtempSync(join(fluxManifestsDir(), 'work-'));
+  const bundle = join(work, 'bundle');
+  mkdirSync(bundle);
   const manifests = join(work, 'manifests');
   cpSync(inputs.flux.manifests, manifests, { recursive: true });
   for (const c of controllers) {
@@ -77,16 +82,16 @@ export async function generateGotkComponents(): Promise<string> {
   const kustomize = async (dir: string): Promise<string> => run(kubectl, ['kustomize', dir]);
   for (const c of controllers) {
     const base = join(manifests, 'bases', c.name);
-    writeFileSync(join(base, 'kustomization.yaml'), localizeReleaseAssets(readFileSync(join(base, 'kustomization.yaml'), 'utf8'), c.name, c.version));
-    writeFileSync(join(bundleDir(), `${c.name}.yaml`), await kustomize(base));
+    writeFileSync(join(base, 'kustomization.yaml'), localizeReleaseAssets(readFileSync(join(base, 'kustomization.yaml'), 'utf8'), c.name, c.pairedVersion ?? c.version));
+    writeFileSync(join(bundle, `${c.name}.yaml`), await kustomize(base));
   }
-  writeFileSync(join(bundleDir(), 'rbac.yaml'), await kustomize(join(manifests, 'rbac')));
-  writeFileSync(join(bundleDir(), 'policies.yaml'), await kustomize(join(manifests, 'policies')));
+  writeFileSync(join(bundle, 'rbac.yaml'), await kustomize(join(manifests, 'rbac')));
+  writeFileSync(join(bundle, 'policies.yaml'), await kustomize(join(manifests, 'policies')));
 
   const install = join(work, 'install');
   mkdirSync(join(install, 'roles'), { recursive: true });
-  cpSync(bundleDir(), install, { recursive: true });
-  cpSync(join(bundleDir(), 'rbac.yaml'), join(install, 'roles', 'rbac.yaml'));
+  cpSync(bundle, install, { recursive: true });
+  cpSync(join(bundle, 'rbac.yaml'), join(install, 'roles', 'rbac.yaml'));
   for (const [file, text] of Object.entries(installKustomization(inputs.components))) {
     writeFileSync(join(install, file), text);
   }
@@ -97,9 +102,15 @@ export async function generateGotkComponents(): Promise<string> {
     `# Components: ${inputs.components.join(',')}`,
     '# Generated offline by fluxstrap test/cluster/gotk.ts from the Go module cache; see provenance.json.',
   ].join('\n');
-  writeFileSync(gotkComponentsPath(), `${header}\n${await kustomize(install)}`);
+  writeFileSync(join(work, 'gotk-components.yaml'), `${header}\n${await kustomize(install)}`);
   const provenance: Provenance = { ...inputs, generatedAt: new Date().toISOString() };
-  writeFileSync(provenancePath(), `${JSON.stringify(provenance, null, 2)}\n`);
+  writeFileSync(join(work, 'provenance.json'), `${JSON.stringify(provenance, null, 2)}\n`);
+  for (const file of [...controllers.map((c) => `${c.name}.yaml`), 'rbac.yaml', 'policies.yaml']) {
+    renameSync(join(bundle, file), join(bundleDir(), file));
+  }
+  renameSync(join(work, 'gotk-components.yaml'), gotkComponentsPath());
+  // Last: a complete provenance file says that the files beside it match it.
+  renameSync(join(work, 'provenance.json'), provenancePath());
   rmSync(work, { recursive: true, force: true });
   return gotkComponentsPath();
 }
@@ -121,19 +132,19 @@ export function localizeReleaseAssets(kustomization: string, name: string, versi
 
 /** The files flux2 pkg/manifestgen/install generate() writes, for flux's default options. */
 function installKustomization(components: readonly string[]): Record<string, string> {
-  // Without notification-controller among the components flux leaves --events-addr empty.
-  const eventsAddr = '';
+  // flux points every controller at notification-controller's Service when it is installed.
+  const eventsAddr = components.includes('notification-controller')
+    ? `http://notification-controller.$(RUNTIME_NAMESPACE).svc.cluster.local./`
+    : '';
   const registry = 'ghcr.io/fluxcd';
+  const replace = (index: number, value: string): string =>
+    `    - op: replace\n      path: /spec/template/spec/containers/0/args/${index}\n      value: ${value}`;
   const patches = components.map((name) => {
-    const common = [
-      `    - op: replace\n      path: /spec/template/spec/containers/0/args/0\n      value: --events-addr=${eventsAddr}`,
-      '    - op: replace\n      path: /spec/template/spec/containers/0/args/1\n      value: --watch-all-namespaces=true',
-      '    - op: replace\n      path: /spec/template/spec/containers/0/args/2\n      value: --log-level=info',
-    ];
-    if (name === 'source-controller') {
-      common.push(`    - op: replace\n      path: /spec/template/spec/containers/0/args/6\n      value: --storage-adv-addr=${name}.$(RUNTIME_NAMESPACE).svc.cluster.local.`);
-    }
-    return `- target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: ${name}\n  patch: |-\n${common.join('\n')}`;
+    const ops = name === 'notification-controller'
+      ? [replace(0, '--watch-all-namespaces=true'), replace(1, '--log-level=info')]
+      : [replace(0, `--events-addr=${eventsAddr}`), replace(1, '--watch-all-namespaces=true'), replace(2, '--log-level=info')];
+    if (name === 'source-controller') ops.push(replace(6, `--storage-adv-addr=${name}.$(RUNTIME_NAMESPACE).svc.cluster.local.`));
+    return `- target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: ${name}\n  patch: |-\n${ops.join('\n')}`;
   });
   return {
     'kustomization.yaml': [

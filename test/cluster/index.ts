@@ -1,5 +1,6 @@
-// A real local cluster for tests: etcd + kube-apiserver, Flux's source-controller and
-// kustomize-controller as local processes, and a Git server over HTTP and SSH.
+// A real local cluster for tests: etcd + kube-apiserver, Flux's default controllers (source-,
+// kustomize-, helm- and notification-controller) as local processes, and a Git server over
+// HTTP and SSH.
 //
 //   const cluster = await startCluster({ flux: 'now' });
 //   try { … cluster.kubectl(['get', 'ns']) … } finally { await cluster.stop(); }
@@ -8,7 +9,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ownedTempDir } from '../helpers/tmp.ts';
-import { FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName } from './components.ts';
+import {
+  DEFAULT_CONTROLLERS, FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName,
+} from './components.ts';
 import { startControlPlane } from './controlplane.ts';
 import {
   DeploymentMirror, FluxController, crdsEstablished, type ControllerName,
@@ -16,10 +19,12 @@ import {
 import { startGitServer, type GitServer } from './git-server.ts';
 import { gotkComponentsPath } from './gotk.ts';
 import { type KubeClient } from './kube.ts';
+import { PortAllocator } from './ports.ts';
 import { run, tail, waitFor, type Service } from './proc.ts';
 import { clearClusterDir, markKept } from './watchdog.ts';
 
 export { FLUX_NAMESPACE, type ControllerName } from './flux.ts';
+export { DEFAULT_CONTROLLERS } from './components.ts';
 export type { GitServer } from './git-server.ts';
 
 /** Set to 1 to keep every cluster directory whole after stop(), e.g. to inspect etcd or the repos. */
@@ -29,7 +34,7 @@ export const KEEP_ENV = 'FLUXSTRAP_KEEP_CLUSTER_DIRS';
  * - `on-deployment`: the harness is the kubelet. A controller runs while its Deployment in
  *   flux-system exists (and its CRDs are Established); the Deployment's status mirrors the
  *   process's /readyz. This is what `fluxstrap bootstrap` and `flux install` expect.
- * - `now`: the harness applies the Flux CRDs and starts both controllers before returning;
+ * - `now`: the harness applies the Flux CRDs and starts the controllers before returning;
  *   no Deployments are involved.
  * - `off`: no controllers.
  */
@@ -37,6 +42,12 @@ export type FluxMode = 'on-deployment' | 'now' | 'off';
 
 export interface StartOptions {
   flux?: FluxMode;
+  /**
+   * The controllers the harness runs (default: Flux's four default ones, which
+   * gotk-components.yaml installs). A test that needs fewer saves memory and start time; a
+   * Deployment of a controller not listed stays unavailable.
+   */
+  controllers?: readonly ControllerName[];
 }
 
 export interface Binaries {
@@ -45,6 +56,8 @@ export interface Binaries {
   etcd: string;
   sourceController: string;
   kustomizeController: string;
+  helmController: string;
+  notificationController: string;
   sops: string;
   /** Present only after `npm run cluster:build -- --with-flux-cli`. */
   flux?: string;
@@ -55,6 +68,10 @@ export interface Controllers {
   stop(name: ControllerName): Promise<void>;
   start(name: ControllerName): Promise<void>;
   healthy(name: ControllerName): Promise<boolean>;
+  /** The controller's listener ports by role (health, metrics, storage, events, receiver). */
+  ports(name: ControllerName): Readonly<Record<string, number>>;
+  /** How often a listener port was in use and the controller was restarted on new ports. */
+  portRestarts(name: ControllerName): number;
 }
 
 export interface Cluster {
@@ -96,15 +113,17 @@ export function binaries(): Binaries {
     etcd: bin('etcd'),
     sourceController: bin('source-controller'),
     kustomizeController: bin('kustomize-controller'),
+    helmController: bin('helm-controller'),
+    notificationController: bin('notification-controller'),
     sops: bin('sops'),
     ...(existsSync(flux) ? { flux } : {}),
   };
 }
 
-/** Fails with the command to run when the cache has not been built. */
-export function assertBuilt(): Binaries {
+/** Fails with the command to run when the cache has not been built (for these controllers). */
+export function assertBuilt(controllers: readonly ControllerName[] = DEFAULT_CONTROLLERS): Binaries {
   const b = binaries();
-  const required: string[] = [b.kubeApiserver, b.kubectl, b.etcd, b.sourceController, b.kustomizeController, b.sops, gotkComponentsPath()];
+  const required: string[] = [b.kubeApiserver, b.kubectl, b.etcd, b.sops, gotkComponentsPath(), ...controllers.map((c) => bin(c))];
   const missing = required.filter((p) => !existsSync(p));
   if (missing.length > 0) {
     throw new Error(`test cluster is not built (missing ${missing.join(', ')}): run \`npm run cluster:build\``);
@@ -114,7 +133,8 @@ export function assertBuilt(): Binaries {
 
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   const mode = opts.flux ?? 'on-deployment';
-  const b = assertBuilt();
+  const wanted = opts.controllers ?? DEFAULT_CONTROLLERS;
+  const b = assertBuilt(wanted);
   const dir = ownedTempDir('cluster');
   if (process.env[KEEP_ENV] === '1') markKept(dir, { why: `${KEEP_ENV}=1`, everything: true });
   const logsDir = join(dir, 'logs');
@@ -126,6 +146,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   });
   watchdog.unref();
 
+  const ports = new PortAllocator(dir);
   const services: Service[] = [];
   const controllers: FluxController[] = [];
   let mirror: DeploymentMirror | undefined;
@@ -146,6 +167,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     // period once etcd is gone.
     for (const s of [...services].reverse()) await s.stop();
     await git?.stop();
+    ports.release();
     watchdog.kill('SIGKILL');
     clearClusterDir(dir);
   };
@@ -158,7 +180,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
 
   try {
     const [planeResult, gitResult] = await Promise.allSettled([
-      startControlPlane({ dir, logsDir, pidsDir, etcd: b.etcd, kubeApiserver: b.kubeApiserver }),
+      startControlPlane({ dir, logsDir, pidsDir, etcd: b.etcd, kubeApiserver: b.kubeApiserver, ports }),
       startGitServer(dir),
     ]);
     // Whatever did start must be stopped below if the other half failed.
@@ -171,8 +193,12 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
     const kubectl = (args: readonly string[], input?: string): Promise<string> =>
       run(b.kubectl, ['--kubeconfig', plane.kubeconfig, ...args], input === undefined ? {} : { input });
 
-    for (const [name, binary] of [['source-controller', b.sourceController], ['kustomize-controller', b.kustomizeController]] as const) {
-      controllers.push(new FluxController({ name, binary, kubeconfig: plane.kubeconfig, dir, logsDir, pidsDir }));
+    const eventsUrl = (): string | undefined => {
+      const port = controllers.find((c) => c.name === 'notification-controller')?.ports.events;
+      return port === undefined ? undefined : `http://127.0.0.1:${port}/`;
+    };
+    for (const name of wanted) {
+      controllers.push(await FluxController.create({ name, binary: bin(name), kubeconfig: plane.kubeconfig, dir, logsDir, pidsDir, ports, eventsUrl }));
     }
     const controller = (name: ControllerName): FluxController => {
       const found = controllers.find((c) => c.name === name);
@@ -194,10 +220,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
       server: plane.client.server,
       kubernetesVersion: KUBERNETES_VERSION,
       fluxVersion: FLUX_VERSION,
-      controllerVersions: {
-        'source-controller': component('source-controller').version,
-        'kustomize-controller': component('kustomize-controller').version,
-      },
+      controllerVersions: Object.fromEntries(DEFAULT_CONTROLLERS.map((c) => [c, component(c).version])) as Record<ControllerName, string>,
       gotkComponentsPath: gotkComponentsPath(),
       binaries: b,
       git: gitServer,
@@ -231,6 +254,8 @@ function controlsFor(controller: (name: ControllerName) => FluxController, mirro
       }
     },
     healthy: (name) => controller(name).healthy(),
+    ports: (name) => controller(name).ports,
+    portRestarts: (name) => controller(name).portRestarts,
   };
 }
 

@@ -2,7 +2,6 @@
 // outlive the test process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export interface RunOptions {
@@ -13,6 +12,28 @@ export interface RunOptions {
   logFile?: string;
   /** Called with every chunk of stderr (build progress). */
   onStderr?: (chunk: string) => void;
+  /**
+   * Ended by killTracked() (a long build step). Not for the short commands that set a cluster
+   * up: killing one mid-start would fail the start, which then keeps its logs as a failure.
+   */
+  interruptible?: boolean;
+}
+
+const running = new Set<ChildProcess>();
+
+/**
+ * Registers a short-lived child (a build step, a CLI run) until it exits, so that a program
+ * that is interrupted can end it with killTracked() instead of leaving it orphaned.
+ */
+export function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  child.once('error', () => running.delete(child));
+}
+
+/** Signals every tracked child that is still running. */
+export function killTracked(signal: NodeJS.Signals): void {
+  for (const child of running) child.kill(signal);
 }
 
 /** Runs a command to completion; rejects with a one-line message naming the command. */
@@ -25,6 +46,7 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
         env: opts.env ?? process.env,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
+      if (opts.interruptible === true) track(child);
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -56,22 +78,6 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
 
 function lastMeaningfulLine(text: string): string | undefined {
   return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').at(-1);
-}
-
-/** A free TCP port on 127.0.0.1. The port is released before use; collisions are unlikely. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not allocate a port'));
-      });
-    });
-  });
 }
 
 export function tail(file: string, lines = 40): string {

@@ -13,7 +13,8 @@ import { clusterForFile } from './testing.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'fluxstrap-smoke-'));
 after(() => rmSync(work, { recursive: true, force: true }));
-const suite = clusterForFile({ flux: 'now' }, () => ensureNamespace('flux-system'));
+// Only the controllers this file exercises: less to start on a shared machine.
+const suite = clusterForFile({ flux: 'now', controllers: ['source-controller', 'kustomize-controller'] }, () => ensureNamespace('flux-system'));
 
 async function ageKey(name: string): Promise<{ identity: string; recipient: string }> {
   const file = join(work, `${name}.agekey`);

@@ -1,11 +1,12 @@
 // Kills the cluster's process groups when the process that started them dies without
-// stop() (SIGKILL, crash, a test runner timeout), then removes the cluster directory as stop()
-// would. Linux offers no portable parent-death signal to Node, so this small detached process
+// stop() (SIGKILL, crash, a test runner timeout), then removes the cluster directory and frees
+// its port blocks as stop() would. Linux offers no portable parent-death signal to Node, so this small detached process
 // polls its parent instead.
 // Usage: node watchdog.ts <parent-pid> <pids-dir> <cluster-dir>
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KEPT_MARKER, pidAlive } from '../helpers/tmp.ts';
+import { releaseBlocksOf } from './ports.ts';
 
 interface Kept {
   why: string;
@@ -63,6 +64,7 @@ if (import.meta.main) {
     if (pidAlive(parent)) return;
     killAll(pidsDir);
     clearClusterDir(clusterDir);
+    releaseBlocksOf(parent);
     process.exit(0);
   }, 500);
 }

@@ -173,7 +173,7 @@ void describe('init start-up', () => {
     const r = await fluxRepo();
     const run = await tracedRun(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--check'], { cwd: home, env: env() });
     assert.equal(run.code, 3, run.stderr);
-    assert.ok(run.modules.some((m) => m.endsWith('/dist/init/run.js')), 'the trace recorded the imports');
+    assert.ok(run.modules.some((m) => m.endsWith('/dist/flows/init.js')), 'the trace recorded the imports');
     assert.deepEqual(loadedPackages(run.modules, ['openpgp', '@kubernetes/client-node', '@octokit/', 'age-encryption']), []);
   });
 });
@@ -321,6 +321,16 @@ clusters:
     assert.equal((parse(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8')) as { clusters: { production: { git: { branch: string; url: string } } } }).clusters.production.git.url, URL, 'the rest is kept');
   });
 
+  void it('--git-username writes the HTTPS account name next to the token variable', async () => {
+    const gitea = await fluxRepo({ cluster: 'home' });
+    const res = init(gitea, '--age', recipient, '--git-url', 'https://gitea.example.invalid/me/fleet.git', '--git-username', 'flux-bot', '--git-token-env', 'GITEA_TOKEN');
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(await readFile(join(gitea.repo, 'fluxstrap.yaml'), 'utf8'), /^ {6}auth:\n {8}https:\n {10}username: flux-bot\n {10}passwordEnv: GITEA_TOKEN\n/m);
+    const bad = init(gitea, '--age', recipient, '--git-username', 'a b', '--git-token-env', 'GITEA_TOKEN');
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /^error: --git-username "a b": a user name has no colon or whitespace\nhint: .+\n$/);
+  });
+
   void it('a later init without --path works on the folder fluxstrap.yaml names', async () => {
     const moved = await fluxRepo({ cluster: 'eu' });
     await moved.git('mv', 'clusters/eu', 'clusters/prod-eu');
@@ -394,7 +404,7 @@ void describe('init: bad input', () => {
     const r = await fluxRepo();
     const res = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', 'not-a-recipient']);
     assert.equal(res.code, 2);
-    assert.match(res.stderr, /^error: not an age recipient: not-a-recipient\n/);
+    assert.match(res.stderr, /^error: invalid age recipient not-a-recipient \(--age\)\n/);
     assert.equal(cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--key-file', keyFile]).code, 2);
     assert.equal(cli(['init', '--repo', r.repo]).code, 2, '--cluster is required');
     assert.equal(cli(['init', '--cluster', '../etc', '--repo', r.repo]).code, 2);

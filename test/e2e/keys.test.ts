@@ -54,6 +54,14 @@ void describe('keys new (age)', () => {
     assert.equal(ok(cli(['keys', 'pub'])), out, 'keys pub reads the same default file sops reads');
   });
 
+  void it('with no default key file where sops would have none, says so and writes nothing', async () => {
+    const cwd = await tempDir('keys-relative-xdg');
+    const r = runCli(['keys', 'new'], { cwd, env: env({ XDG_CONFIG_HOME: 'relative/config' }) });
+    assert.equal(r.code, 2, r.stderr);
+    userError(r, /^error: no default age key file: XDG_CONFIG_HOME is not an absolute path/, 'XDG_CONFIG_HOME');
+    assert.deepEqual(await readdir(cwd), []);
+  });
+
   void it('honours SOPS_AGE_KEY_FILE, and --out over it; --json gives {recipient, file}', () => {
     const viaEnv = join(home, 'env', 'keys.txt');
     const r1 = JSON.parse(ok(cli(['keys', 'new', '--json'], { SOPS_AGE_KEY_FILE: viaEnv }))) as { recipient: string; file: string };
@@ -101,7 +109,7 @@ void describe('keys new (age)', () => {
     for (const args of [['keys', 'new', '--out', file], ['keys', 'pub', file]]) {
       const r = await tracedRun(args, { cwd: home, env: env() });
       ok(r);
-      assert.ok(r.modules.some((m) => m.endsWith('/dist/keys/actions.js')), 'the trace recorded the imports');
+      assert.ok(r.modules.some((m) => m.endsWith('/dist/flows/keys.js')), 'the trace recorded the imports');
       assert.deepEqual(loadedPackages(r.modules, HEAVY), [], args.join(' '));
     }
     const pgp = await tracedRun(['keys', 'new', '--pgp', '--type', 'ed25519', '--out', join(home, 'traced.asc')], { cwd: home, env: env() });

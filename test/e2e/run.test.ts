@@ -57,7 +57,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     const r = runCli(['run', 'typo.yaml'], { cwd: repo, env: { ...env(), FLUXSTRAP_TRACE_IMPORTS: trace }, nodeArgs: ['--import', hook] });
     userError(r, 1, /^error: unknown task kind or option "namepsace" \(typo\.yaml:4:5\)\nhint: did you mean "namespace"\?/);
     const modules = readFileSync(trace, 'utf8');
-    assert.ok(modules.includes('/dist/playbook/run.js'), 'the trace recorded the playbook engine');
+    assert.ok(modules.includes('/dist/flows/bootstrap.js'), 'the trace recorded the playbook engine');
     for (const heavy of ['@kubernetes/client-node', 'listr2', '@octokit/']) assert.ok(!modules.includes(heavy), `validating a playbook must not load ${heavy}`);
     assert.equal(r.stdout, '');
   });

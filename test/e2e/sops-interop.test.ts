@@ -232,3 +232,32 @@ void describe('set, unset and --extract, against sops', () => {
     }
   });
 });
+
+void describe('keys and values named like Object members, against sops', () => {
+  const PLAIN = '__proto__:\n    constructor: toString\n    polluted: "yes"\nconstructor:\n    prototype: __proto__\nlist:\n    - valueOf\n    - hasOwnProperty\n';
+
+  void it('both ways: what one encrypts the other decrypts to the same document; set and unset address __proto__ literally', () => {
+    const plain = join(dir, 'proto.yaml');
+    writeFileSync(plain, PLAIN);
+    const mine = ours(['encrypt', '--age', recipient('a'), plain]);
+    assert.equal(mine.code, 0, mine.stderr);
+    const file = join(dir, 'proto.enc.yaml');
+    writeFileSync(file, mine.stdout);
+    const bySops = runSops(['decrypt', file], ['a']);
+    assert.equal(bySops.code, 0, bySops.stderr);
+    assert.equal(bySops.stdout, PLAIN);
+
+    const theirs = runSops(['encrypt', '--age', recipient('a'), plain], []);
+    assert.equal(theirs.code, 0, theirs.stderr);
+    writeFileSync(join(dir, 'proto.theirs.yaml'), theirs.stdout);
+    assert.equal(ours(['decrypt', join(dir, 'proto.theirs.yaml')], ['a']).stdout, PLAIN);
+
+    const set = runCli(['set', '--key-file', join(generatedDir, 'key-a.txt'), file, '["__proto__"]["added"]'], { cwd: dir, input: 'v', env: { XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' } });
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(ours(['unset', file, '["constructor"]["prototype"]'], ['a']).code, 0);
+    const after = runSops(['decrypt', file], ['a']);
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(after.stdout, '__proto__:\n    constructor: toString\n    polluted: "yes"\n    added: v\nconstructor: {}\nlist:\n    - valueOf\n    - hasOwnProperty\n');
+    assert.equal(runSops(['decrypt', '--extract', '["__proto__"]["polluted"]', file], ['a']).stdout, 'yes');
+  });
+});

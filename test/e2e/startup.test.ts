@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -36,4 +36,20 @@ void describe('start-up imports', () => {
       }
     });
   }
+});
+
+void describe('the RE2 engine loads with the first pattern only', () => {
+  const recipient = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+  const re2Loaded = (modules: string[]) => modules.some((m) => m.includes('/node_modules/re2js/'));
+
+  void it('a single encrypt without a pattern does not load it; with --encrypted-regex it does', () => {
+    writeFileSync(join(dir, 's.yaml'), 'password: p\n');
+    const plain = loadedBy(['encrypt', '--age', recipient, 's.yaml']);
+    assert.equal(plain.code, 0);
+    assert.ok(plain.modules.some((m) => m.endsWith('/dist/main.js')), 'the trace hook recorded the imports');
+    assert.equal(re2Loaded(plain.modules), false);
+    const withPattern = loadedBy(['encrypt', '--age', recipient, '--encrypted-regex', '^pass', 's.yaml']);
+    assert.equal(withPattern.code, 0);
+    assert.equal(re2Loaded(withPattern.modules), true);
+  });
 });

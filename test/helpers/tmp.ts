@@ -1,5 +1,5 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -55,6 +55,9 @@ process.on('exit', () => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The folders tempDir made in this process (the leak guard scans them). */
+export const tempDirsMade = (): readonly string[] => made;
+
 /** A fresh temp folder, removed when the test process ends (or by a later run if it is killed). */
 export function tempDir(prefix: string): Promise<string> {
   const dir = ownedTempDir(prefix);
@@ -63,8 +66,9 @@ export function tempDir(prefix: string): Promise<string> {
 }
 
 /**
- * Every file under `dir` (except .git) with its content and mode, keyed by relative path: compare
- * two snapshots to prove a command changed nothing, or changed exactly what it said.
+ * Every file under `dir` (except .git) with its content and mode, and every symlink with its
+ * target, keyed by relative path: compare two snapshots to prove a command changed nothing, or
+ * changed exactly what it said (a link replaced by a file is a change).
  */
 export async function snapshot(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -73,6 +77,7 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
       if (e.name === '.git') continue;
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
+      else if (e.isSymbolicLink()) out[relative(dir, p)] = `-> ${await readlink(p)}`;
       else out[relative(dir, p)] = `${((await stat(p)).mode & 0o777).toString(8)} ${await readFile(p, 'utf8')}`;
     }
   }
@@ -80,7 +85,7 @@ export async function snapshot(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** Temp files a writer might leave behind (writeAtomic names them `.<name>.<hex>.tmp`). */
+/** Temp files a writer might leave behind (writeAtomic names them `.<name>.<hex>.<new|orig>.tmp`). */
 export async function leftoverTempFiles(dir: string): Promise<string[]> {
   const found = Object.keys(await snapshot(dir));
   return found.filter((f) => f.endsWith('.tmp'));

@@ -146,9 +146,112 @@ patches:
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /matches no resource/.test(e.message));
   });
 
+  void it('selects patch targets with Go regexp syntax, as kustomize does', async () => {
+    const dir = await fluxDir(`resources: [gotk-components.yaml, gotk-sync.yaml]
+patches:
+  - patch: '[{"op": "add", "path": "/metadata/labels/picked", "value": "yes"}]'
+    target: {kind: '[[:upper:]]eployment', name: '\\Qkustomize-controller\\E|(?i)HELM-.*'}
+`);
+    const objs = await assertSameAsKubectl(dir);
+    const picked = objs.filter((o) => o.metadata.labels?.picked === 'yes').map((o) => o.metadata.name);
+    assert.deepEqual(picked.sort(), ['helm-controller', 'kustomize-controller']);
+  });
+
+  void it('a backtracking target against a long name returns, selecting what kustomize selects', async () => {
+    const dir = await fluxDir(`resources: [cm.yaml]
+patches:
+  - patch: '[{"op": "add", "path": "/data/picked", "value": "yes"}]'
+    target: {kind: ConfigMap, name: '(a+)+b'}
+`);
+    await writeFile(join(dir, 'cm.yaml'), `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${'a'.repeat(40)}c}\ndata: {x: y}\n`);
+    const [cm] = await assertSameAsKubectl(dir);
+    assert.deepEqual(cm?.data, { x: 'y' });
+  });
+
+  void it('a target RE2 refuses is an E_CONFIG error naming the patch', async () => {
+    const dir = await fluxDir("resources: [gotk-sync.yaml]\npatches:\n  - patch: '[]'\n    target: {kind: '(?!Kustomization)'}\n");
+    await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0]' && /^target\.kind "\^\(\?:\(\?!Kustomization\)\)\$" is not a valid regular expression: invalid or unsupported Perl syntax/.test(e.message));
+  });
+
   void it('names the file of a broken patch', async () => {
     const dir = await fluxDir('resources: [gotk-components.yaml]\npatches:\n  - patch: \'[{"op": "replace", "path": "/spec/nope", "value": 1}]\'\n    target: {kind: Namespace}\n');
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0].patch[0]');
+  });
+});
+
+void describe('keys from the repository never reach Object.prototype', () => {
+  const polluted = () => ({} as Record<string, unknown>).polluted;
+
+  for (const path of ['/__proto__/polluted', '/constructor/prototype/polluted', '/spec/__proto__/polluted', '/constructor/polluted']) {
+    void it(`refuses a JSON6902 patch at ${path}, naming the kustomization file`, async () => {
+      const dir = await fluxDir(`resources: [gotk-sync.yaml]\npatches:\n  - patch: '[{"op": "add", "path": "${path}", "value": "yes"}]'\n    target: {kind: Kustomization}\n`);
+      await assert.rejects(kustomizeBuild(dir), (e) => {
+        assert.ok(isFluxstrapError(e), String(e));
+        assert.equal(e.code, 'E_CONFIG');
+        assert.equal(e.location?.file, join(dir, 'kustomization.yaml'));
+        assert.doesNotMatch(e.message, /\n/);
+        assert.match(e.message, /path does not exist/);
+        return true;
+      });
+      assert.equal(polluted(), undefined);
+      assert.equal((Object as unknown as Record<string, unknown>).polluted, undefined);
+    });
+  }
+
+  void it('replace, remove, move, copy and test through __proto__ or constructor are refused too', () => {
+    const where = { file: 'k.yaml', field: 'patches[0]' };
+    for (const op of [
+      { op: 'replace', path: '/__proto__/polluted', value: 1 },
+      { op: 'replace', path: '/constructor', value: 1 },
+      { op: 'remove', path: '/toString' },
+      { op: 'move', from: '/__proto__', path: '/x' },
+      { op: 'copy', from: '/constructor/prototype', path: '/x' },
+      { op: 'test', path: '/hasOwnProperty', value: null },
+    ]) {
+      assert.throws(() => applyJson6902({ a: 1 }, [op] as never, where), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG', JSON.stringify(op));
+    }
+    assert.equal(polluted(), undefined);
+  });
+
+  void it('keys named __proto__ and constructor are data, as kubectl kustomize keeps them', async () => {
+    const dir = await fluxDir(`resources: [gotk-sync.yaml]
+patches:
+  - patch: '[{"op": "add", "path": "/spec/constructor", "value": {"prototype": {"polluted": 1}}}, {"op": "add", "path": "/spec/__proto__", "value": {"polluted": 1}}, {"op": "add", "path": "/spec/__proto__/toString", "value": "x"}]'
+    target: {kind: GitRepository}
+  - patch: |
+      apiVersion: kustomize.toolkit.fluxcd.io/v1
+      kind: Kustomization
+      metadata:
+        name: flux-system
+        namespace: flux-system
+      spec:
+        __proto__:
+          polluted: 1
+        constructor:
+          prototype:
+            polluted: 1
+`);
+    const objs = await assertSameAsKubectl(dir);
+    const spec = (kind: string) => objs.find((o) => o.kind === kind)?.spec as Record<string, unknown>;
+    assert.deepEqual(Object.getOwnPropertyDescriptor(spec('GitRepository'), '__proto__')?.value, { polluted: 1, toString: 'x' });
+    assert.deepEqual(Object.getOwnPropertyDescriptor(spec('Kustomization'), '__proto__')?.value, { polluted: 1 });
+    assert.equal(Object.getPrototypeOf(spec('Kustomization')), Object.prototype);
+    assert.equal(polluted(), undefined);
+  });
+
+  void it('a merge patch with a __proto__ key adds that key', () => {
+    const patch = JSON.parse('{"__proto__": {"polluted": 1}, "constructor": {"prototype": {"polluted": 1}}}') as never;
+    const out = mergePatch({ a: 1 }, patch) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(out), ['a', '__proto__', 'constructor']);
+    assert.equal(Object.getPrototypeOf(out), Object.prototype);
+    assert.equal(polluted(), undefined);
+  });
+
+  void it('a patches or labels entry that is not a map is an E_CONFIG error, not a crash', async () => {
+    for (const k of ['patches: [null]', 'patches: ["x"]', 'labels: [null]']) {
+      const dir = await fluxDir(`resources: [gotk-sync.yaml]\n${k}\n`);
+      await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /must be a map/.test(e.message), k);
+    }
   });
 });
 
@@ -189,14 +292,14 @@ void describe('parse cache', () => {
     process.env.XDG_CACHE_HOME = cacheHome;
     try {
       const big = Array.from({ length: 400 }, (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  k: "${'v'.repeat(80)}"\n`).join('');
-      const first = await parseObjectsCached(big, 'big.yaml');
+      const first = await parseObjectsCached(big, 'big.yaml', process.env);
       const cached = readdirSync(join(cacheHome, 'fluxstrap', 'objects'));
       assert.equal(cached.length, 1);
-      assert.deepEqual(await parseObjectsCached(big, 'big.yaml'), first);
+      assert.deepEqual(await parseObjectsCached(big, 'big.yaml', process.env), first);
       assert.equal(first.length, 400);
 
       const withSecret = `${big}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: hunter2\n`;
-      await parseObjectsCached(withSecret, 'secret.yaml');
+      await parseObjectsCached(withSecret, 'secret.yaml', process.env);
       assert.equal(readdirSync(join(cacheHome, 'fluxstrap', 'objects')).length, 1, 'no cache entry for a file holding a Secret');
     } finally {
       if (saved === undefined) delete process.env.XDG_CACHE_HOME;

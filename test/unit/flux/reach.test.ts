@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { repoFs } from '../../../src/adapters/repo-fs.ts';
 import { decryptionFindings, reachedSops, reachOf } from '../../../src/flux/reach.ts';
-import type { ReachFs } from '../../../src/flux/reach.ts';
+import type { ReachFs } from '../../../src/adapters/repo-fs.ts';
 import { repoRoot } from '../../helpers/cli.ts';
 
 const HOMELAB = join(repoRoot, 'test', 'fixtures', 'homelab', 'repo');
@@ -125,7 +125,7 @@ void describe('what a cluster reaches', () => {
   void it('treats broken YAML and alias bombs as issues, not crashes', async () => {
     const bomb = `a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nresources: [x.yaml]\n`;
     const reach = await reachOf(memFs({ 'c/kustomization.yaml': bomb, 'd/kustomization.yaml': 'resources: [\n' }), { path: 'c' });
-    assert.match(reach.issues[0]?.what ?? '', /unreadable kustomization: .*alias/i);
+    assert.match(reach.issues[0]?.what ?? "", /^invalid YAML: .*alias/i);
     const broken = await reachOf(memFs({ 'd/kustomization.yaml': 'resources: [\n' }), { path: 'd' });
     assert.match(broken.issues[0]?.what ?? '', /^invalid YAML/);
   });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import type { KubeAdapter } from '../../../src/adapters/kube.ts';
-import type { ResolvedCluster } from '../../../src/config/fluxstrap-config.ts';
+import type { ResolvedCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
 import { tempDir } from '../../helpers/tmp.ts';

@@ -86,6 +86,23 @@ void describe('playbook loader', () => {
     await assert.rejects(compilePlaybook('name: x\ntasks:\n  - echo: {message: a}\n    when: "{{ nope }}"\n', 'p.yaml', options()), /undefined variable nope/);
   });
 
+  void it('variables named __proto__ or constructor are variables like any other, from vars and from -e', async () => {
+    const text = 'name: x\nvars:\n  __proto__: {message: from-vars}\n  constructor: c\ntasks:\n  - echo: {message: "{{ __proto__.message }} {{ constructor }} {{ prototype }}"}\n';
+    const pb = await compilePlaybook(text, 'p.yaml', options({ extraVars: { prototype: 'p' } }));
+    assert.deepEqual(pb.tasks[0]?.params, { message: 'from-vars c p' });
+    assert.deepEqual(Object.keys(pb.vars), ['cluster', 'check_mode', 'prototype', '__proto__', 'constructor']);
+    const overridden = await compilePlaybook(text.replace(' {{ prototype }}', ''), 'p.yaml', options({ extraVars: Object.defineProperty({}, '__proto__', { value: { message: 'from-e' }, enumerable: true }) }));
+    assert.deepEqual(overridden.tasks[0]?.params, { message: 'from-e c' });
+    assert.equal(({} as Record<string, unknown>).message, undefined);
+  });
+
+  void it('a param map keyed __proto__ is an unknown key where it is written, never read through as the params', async () => {
+    await assert.rejects(compilePlaybook('name: x\ntasks:\n  - echo:\n      __proto__: {message: evil}\n', 'p.yaml', options()), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && /unknown key "__proto__"/.test(e.message) && e.location?.line === 4);
+    const pb = await compilePlaybook('name: x\ntasks:\n  - echo: {message: m, extra: {constructor: c, toString: t}}\n', 'p.yaml', options());
+    assert.deepEqual(pb.tasks[0]?.params, { message: 'm', extra: { constructor: 'c', toString: 't' } });
+  });
+
   void it('reports YAML syntax errors and a bad envelope with line and column', async () => {
     await assert.rejects(loadPlaybook(fixture('bad-yaml.yaml'), options()), (e: unknown) =>
       e instanceof FluxstrapError && e.code === 'E_CONFIG' && /invalid YAML/.test(e.message) && e.location?.line !== undefined);

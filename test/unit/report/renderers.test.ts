@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { Reporter, RunEvent, TaskResult } from '../../../src/core/events.ts';
-import type { ClusterRun } from '../../../src/report/fleet.ts';
+import type { ClusterRun } from '../../../src/core/events.ts';
 import { diffLines, lineDiff, maskText } from '../../../src/report/format.ts';
 import { JsonReporter } from '../../../src/report/json.ts';
 import { ListrFleetView, ListrReporter } from '../../../src/report/listr.ts';

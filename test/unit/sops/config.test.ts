@@ -42,7 +42,7 @@ void describe('.sops.yaml', () => {
     assert.equal(matchRule(config, join(tmp, 'elsewhere', 'my-secret.yaml'), tmp)?.pathRegex, 'secret');
     assert.equal(matchRule(config, join(tmp, 'elsewhere', 'other.yaml'), tmp), undefined);
     // Placeholder recipients are not age keys: the rules still match, and encrypting with one is refused.
-    assert.deepEqual(config.creationRules.map((r) => r.invalidRecipient), [{ id: 'age1a', line: 3 }, { id: 'age1b', line: 5 }]);
+    assert.deepEqual(config.creationRules.map((r) => r.invalidRecipient), [{ type: 'age', id: 'age1a', line: 3 }, { type: 'age', id: 'age1b', line: 5 }]);
   });
 
   void it('is found by walking up from the working folder; .sops.yml is not used', async () => {

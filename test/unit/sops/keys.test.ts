@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
 import { loadAgeIdentities, splitCommand } from '../../../src/keys/identities.ts';
 import { ageDecrypt, ageEncrypt, armor, dearmor } from '../../../src/sops/age.ts';
-import { decryptX25519, encryptX25519, x25519RecipientOf, x25519Secret } from '../../../src/sops/age-x25519.ts';
+import { decryptX25519, encryptX25519, x25519RecipientOf, x25519Secret } from '../../../src/keys/age-x25519.ts';
 import { encryptDataKey, newStanza, type KeySources } from '../../../src/sops/datakey.ts';
 import { rotate, updateKeys } from '../../../src/sops/engine.ts';
 import { keyFileDecrypt, keyFileEncrypt } from '../../../src/sops/pgp.ts';

@@ -40,6 +40,21 @@ void describe('tree paths in sops syntax', () => {
     assert.equal(emitYaml([d]), 'a:\n    b: 2\nlist:\n    - x\n    - w\n    - z\nnew:\n    deep: v\n');
   });
 
+  void it('__proto__ and constructor are keys like any other: set, get and unset them, nothing else changes', () => {
+    const d = doc();
+    fails(() => getAt(d, parseTreePath('["__proto__"]')), 'E_NOT_FOUND', /no \["__proto__"\]$/);
+    fails(() => getAt(d, parseTreePath('["constructor"]["prototype"]')), 'E_NOT_FOUND', /no \["constructor"\]$/);
+    assert.equal(unsetAt(d, parseTreePath('["__proto__"]')), false);
+    assert.equal(setAt(d, parseTreePath('["__proto__"]["polluted"]'), 'v'), true);
+    assert.equal(setAt(d, parseTreePath('["constructor"]["prototype"]'), 'w'), true);
+    assert.equal(getAt(d, ['__proto__', 'polluted']), 'v');
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal(emitYaml([d]), 'a:\n    b: 1\nlist:\n    - x\n    - w\n__proto__:\n    polluted: v\nconstructor:\n    prototype: w\n');
+    assert.equal(unsetAt(d, ['__proto__']), true);
+    assert.equal(unsetAt(d, ['constructor', 'prototype']), true);
+    assert.equal(emitYaml([d]), 'a:\n    b: 1\nlist:\n    - x\n    - w\nconstructor: {}\n');
+  });
+
   void it('unsets map entries and list elements; a missing one is no change', () => {
     const d = doc();
     assert.equal(unsetAt(d, ['list', 0]), true);

@@ -38,6 +38,20 @@ void describe('strings are written as yaml.v3 writes them', () => {
   });
 });
 
+void describe('names of Object members are plain data', () => {
+  const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf'];
+  for (const name of names) void it(`${name} resolves to the string`, () => assert.equal(resolvePlain(name), name));
+
+  void it('a document with such keys and values reads, and is written back as it was (plain, as yaml.v3 writes it)', () => {
+    const text = '__proto__:\n    constructor: toString\nconstructor:\n    prototype: __proto__\nlist:\n    - valueOf\n';
+    const [doc] = parseYaml(text);
+    assert.ok(doc);
+    assert.deepEqual(doc.items.map((i) => i.key), ['__proto__', 'constructor', 'list']);
+    assert.equal(emitYaml([doc]), text);
+    assert.equal(({} as Record<string, unknown>).prototype, undefined);
+  });
+});
+
 void describe('comments', () => {
   void it('a comment after a nested map belongs to the level of its indentation, blank lines or not', () => {
     const [doc] = parseYaml('a:\n    b: 1\n    # foot of a\n\n# head of c\nc: 2\nd:\n    - x\n  # less indented\n\ne: 3\n');

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { diagnose } from '../../../src/status/diagnose.ts';
 import type { Finding } from '../../../src/status/diagnose.ts';
 import type { LiveState, Observed } from '../../../src/status/observed.ts';
-import { exitCodeOf, findingLines } from '../../../src/status/run.ts';
+import { exitCodeOf, findingLines } from '../../../src/flows/status.ts';
 
 const CLUSTER_KEY = 'age1cluster';
 const OTHER_KEY = 'age1other';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseConfig, resolveCluster } from '../../../src/config/fluxstrap-config.ts';
+import { parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { configPath, fluxGitUrl, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../../../src/tasks/fluxstrap-config.ts';
 import { planFile } from '../../helpers/file-tasks.ts';
@@ -155,7 +155,7 @@ void describe("init's fluxstrap.yaml params", () => {
     await runTool('git', ['init', '--quiet'], { cwd: repo });
     await runTool('git', ['remote', 'add', 'origin', 'git@github.com:me/fleet.git'], { cwd: repo });
     await runTool('git', ['symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/trunk'], { cwd: repo });
-    const found = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', {});
+    const found = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', {}, process.cwd());
     assert.deepEqual(found, { cluster: 'prod', set: {}, fill: { git: { url: 'ssh://git@github.com/me/fleet.git', branch: 'trunk' } } });
     const given = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/x', {
       path: 'clusters/x',
@@ -164,7 +164,7 @@ void describe("init's fluxstrap.yaml params", () => {
       gitSshKey: join(repo, 'deploy'),
       gitKnownHosts: join(repo, 'known_hosts'),
       ageKeyFile: '~/k.agekey',
-    });
+    }, process.cwd());
     assert.deepEqual(given, {
       cluster: 'prod',
       set: { path: 'clusters/x', git: { url: 'https://github.com/me/fleet.git', branch: 'main', auth: { ssh: { keyFile: 'deploy', knownHostsFile: 'known_hosts' } } }, ageKey: { file: '~/k.agekey' } },
@@ -175,20 +175,45 @@ void describe("init's fluxstrap.yaml params", () => {
   void it('keeps how the entry spells a file the flags name too', async () => {
     const repo = await tempDir('config-spelling');
     await writeFile(join(repo, 'fluxstrap.yaml'), 'clusters:\n  prod:\n    ageKey: { file: ./keys/../prod.agekey }\n');
-    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'prod.agekey') });
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'prod.agekey') }, process.cwd());
     assert.deepEqual(params.set, { ageKey: { file: './keys/../prod.agekey' } });
-    const other = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'new.agekey') });
+    const other = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { ageKeyFile: join(repo, 'new.agekey') }, process.cwd());
     assert.deepEqual(other.set, { ageKey: { file: 'new.agekey' } });
+  });
+
+  void it('--git-username is written with the token variable, and bootstrap sends it', async () => {
+    const repo = await tempDir('config-username');
+    const url = 'https://gitea.example.com/me/fleet.git';
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUrl: url, gitTokenEnv: 'GITEA_TOKEN', gitUsername: 'flux-bot' }, process.cwd());
+    assert.deepEqual(params.set, { git: { url, auth: { https: { username: 'flux-bot', passwordEnv: 'GITEA_TOKEN' } } } });
+    const { after } = planFile(fluxstrapConfigKind, params, undefined);
+    assert.match(after ?? '', /^ {6}auth:\n {8}https:\n {10}username: flux-bot\n {10}passwordEnv: GITEA_TOKEN\n/m);
+    const cluster = resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), {}, {}, { repoDir: repo, cwd: repo });
+    assert.deepEqual(cluster.git.auth, { type: 'https', username: 'flux-bot', passwordEnv: 'GITEA_TOKEN' });
+  });
+
+  void it('--git-username alone completes the HTTPS auth the entry has, keeping its token variable', async () => {
+    const repo = await tempDir('config-username-later');
+    const written = 'clusters:\n  prod:\n    git:\n      auth:\n        https: { passwordEnv: GITEA_TOKEN } # from CI\n';
+    await writeFile(join(repo, 'fluxstrap.yaml'), written);
+    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUsername: 'me', gitUrl: 'https://gitea.example.com/me/fleet.git' }, process.cwd());
+    const { changes, after } = planFile(fluxstrapConfigKind, params, written);
+    assert.match(changes[0]?.summary ?? '', /git\.auth\.https\.username/);
+    assert.deepEqual(resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), {}, {}, { repoDir: repo, cwd: repo }).git.auth, { type: 'https', username: 'me', passwordEnv: 'GITEA_TOKEN' });
+    assert.match(after ?? '', /# from CI/);
   });
 
   void it('refuses flags that cannot make a valid entry', async () => {
     const repo = await tempDir('config-flags');
     const usage = (text: RegExp) => (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && text.test(e.message);
-    const params = (flags: object) => fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags);
+    const params = (flags: object) => fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags, process.cwd());
     await assert.rejects(params({ gitSshKey: 'k' }), usage(/--git-ssh-key and --git-known-hosts go together/));
     await assert.rejects(params({ gitSshKey: 'k', gitKnownHosts: 'h', gitTokenEnv: 'T' }), usage(/alternatives/));
     await assert.rejects(params({ gitUrl: 'git://host/fleet.git' }), usage(/Flux pulls from https:\/\/ or ssh:\/\//));
     await assert.rejects(params({ gitUrl: 'https://me:tok@host/fleet.git' }), usage(/must not carry a password/));
     await assert.rejects(params({ gitTokenEnv: 'MY-TOKEN' }), usage(/git\.auth\.https\.passwordEnv .*environment variable name/));
+    await assert.rejects(params({ gitUsername: 'me' }), usage(/--git-username needs --git-token-env/));
+    await assert.rejects(params({ gitUsername: 'me', gitSshKey: 'k', gitKnownHosts: 'h' }), usage(/--git-username is for HTTPS auth/));
+    await assert.rejects(params({ gitUsername: 'me:x', gitTokenEnv: 'T' }), usage(/no colon or whitespace/));
   });
 });

@@ -43,6 +43,17 @@ void describe('object comparison helpers', () => {
     assert.equal(contains({ a: [{ x: 1, y: 2 }] }, { a: [{ x: 1 }] }), true);
     assert.equal(contains({ a: '1' }, { a: 1 }), false);
   });
+  void it('keys named __proto__ or constructor are compared as keys, never as inherited members', () => {
+    const ownProto = (v: unknown) => JSON.parse(`{"__proto__": ${JSON.stringify(v)}}`) as Record<string, unknown>;
+    assert.equal(contains({}, ownProto({})), false);
+    assert.equal(contains(ownProto({}), ownProto({})), true);
+    assert.equal(contains({}, { constructor: {} }), false);
+    assert.deepEqual(differingPaths({ s: {} }, { s: ownProto({}) }), [['s', '__proto__']]);
+    assert.deepEqual(differingPaths({}, ownProto({})), [['__proto__']]);
+    const [change] = planObjects([{ desired: cm({}), live: cm({}), dryRun: { ...cm({}), ...ownProto({ x: '1' }) } }]);
+    assert.equal(change?.summary, 'fields __proto__');
+    assert.equal(change?.after, '__proto__:\n  x: "1"\n');
+  });
   void it('manifestHash ignores key order', () => {
     assert.equal(manifestHash(cm({ a: '1', b: '2' })), manifestHash(cm({ b: '2', a: '1' })));
     assert.notEqual(manifestHash(cm({ a: '1' })), manifestHash(cm({ a: '2' })));

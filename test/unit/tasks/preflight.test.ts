@@ -81,6 +81,10 @@ void describe('verificationProblems', () => {
     assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': undefined } }), ['Secret apps/s (from clusters/a/s.sops.yaml) is not in the cluster']);
     assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'x' } } }), ['Secret apps/s lacks b', 'Secret apps/s holds other values (still encrypted?) under a']);
   });
+  void it('a key named constructor missing from the live Secret is missing, not a differing Object member', () => {
+    const proto = [{ ...want[0] as (typeof want)[number], hashes: { constructor: 'h1', __proto__: 'h2' } }];
+    assert.deepEqual(verificationProblems({ ...base, want: proto, have: { 'apps/s': {} } }), ['Secret apps/s lacks constructor']);
+  });
   void it('requires decryption on the Kustomization or the controller', () => {
     assert.equal(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 1);
     assert.equal(verificationProblems({ ...base, decryption: null, globalSecret: true, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 0);

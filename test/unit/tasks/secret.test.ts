@@ -39,6 +39,9 @@ void describe('planSecret', () => {
   void it('secretDrift sorts added, removed and changed keys', () => {
     assert.deepEqual(secretDrift({ a: '1', b: '2', c: '3' }, { b: '2', c: 'x', d: '4' }), { added: ['a'], removed: ['d'], changed: ['c'] });
   });
+  void it('secretDrift sees keys named constructor or toString (legal Secret keys) as keys, not Object members', () => {
+    assert.deepEqual(secretDrift({ constructor: '1' }, { toString: '2' }), { added: ['constructor'], removed: ['toString'], changed: [] });
+  });
 
   void it('an optional key another tool added (identity.pub from flux bootstrap) is not drift', () => {
     const want = { identity: 'k', known_hosts: 'h' };

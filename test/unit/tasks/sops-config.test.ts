@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { parseConfig } from '../../../src/sops/config.ts';
 import { stanzaName } from '../../../src/sops/metadata.ts';
+import { compilePlaybook } from '../../../src/playbook/loader.ts';
+import { builtinKinds } from '../../../src/tasks/registry.ts';
 import { pathRegexFor, sopsConfigKind } from '../../../src/tasks/sops-config.ts';
 import { planFile } from '../../helpers/file-tasks.ts';
 
@@ -135,5 +137,14 @@ void describe('sops-config plan', () => {
       const after = planFile(sopsConfigKind, { ...params, reached }, text).after ?? '';
       assert.deepEqual(rules(after), [{ path: '^infrastructure/', keys: [OURS] }, { path: '^(services/base/karakeep/secret\\.sops\\.yaml)$', keys: [OURS] }]);
     });
+  });
+
+  void it('refuses an encryptedRegex RE2 refuses at its playbook line, before writing it into .sops.yaml; takes Go syntax', async () => {
+    const playbook = (re: string) => `name: x\ntasks:\n  - sops-config:\n      clusterPath: clusters/prod\n      encryptedRegex: '${re}'\n`;
+    const opts = { registry: builtinKinds, builtins: { cluster: { name: 'prod', path: 'clusters/prod' }, check_mode: false } };
+    await assert.rejects(compilePlaybook(playbook('^(?!metadata)'), 'p.yaml', opts), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 5 && /not a valid RE2 regular expression: invalid or unsupported Perl syntax/.test(e.message));
+    const pb = await compilePlaybook(playbook('^[[:alpha:]]*[Dd]ata$'), 'p.yaml', opts);
+    assert.equal((pb.tasks[0]?.params as { encryptedRegex?: string }).encryptedRegex, '^[[:alpha:]]*[Dd]ata$');
   });
 });

@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { findSopsFiles } from '../../../src/tasks/sops-files.ts';
+import { findSopsFiles, secretDigests, sha256 } from '../../../src/tasks/sops-files.ts';
 import { generatedDir } from '../sops/helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-sops-files-'));
@@ -22,5 +22,14 @@ void describe('SOPS files of a cluster folder', () => {
     assert.ok(shamir.length >= 2, 'the vector has several groups');
     assert.deepEqual(files[0]?.recipients, [...new Set(shamir)]);
     assert.deepEqual(files[1]?.recipients, recipientsOf('secret.unencrypted-regex.enc.yaml'));
+  });
+});
+
+void describe('secretDigests', () => {
+  void it('hashes Secret keys named __proto__ and constructor like any other; stringData wins over data', () => {
+    const [d] = secretDigests('kind: Secret\nmetadata: {name: s}\ndata:\n  __proto__: eA==\n  constructor: eQ==\nstringData:\n  constructor: z\n', 'f.yaml');
+    assert.deepEqual(Object.keys(d?.hashes ?? {}), ['__proto__', 'constructor']);
+    assert.equal(Object.getOwnPropertyDescriptor(d?.hashes, '__proto__')?.value, sha256(Buffer.from('x')));
+    assert.equal(d?.hashes.constructor, sha256(Buffer.from('z')));
   });
 });

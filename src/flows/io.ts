@@ -1,0 +1,30 @@
+import type { FleetView, FleetViewOptions, Reporter } from '../core/events.ts';
+
+/**
+ * What a command flow gets of its process, handed down by the CLI layer (the only code that
+ * touches `process`): the global flags, the environment and folder it runs in, its streams, and
+ * the views of the event stream the CLI picked (JSON, a listr2 task list, plain lines).
+ */
+export interface CommandIo {
+  json: boolean;
+  quiet: boolean;
+  color: boolean;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  stdin: NodeJS.ReadStream;
+  /** Results: the data a pipe wants. */
+  stdout: NodeJS.WritableStream;
+  /** Human status and progress. */
+  stderr: NodeJS.WritableStream;
+  /** The view of one engine run. */
+  reporter(view?: { diff?: boolean }): Promise<Reporter>;
+  /** The view of several clusters running at once. */
+  fleetView(view: FleetViewOptions): Promise<FleetView>;
+  /** Ctrl-C typed while the terminal is in raw mode (a secret prompt): interrupt as the signal would. */
+  interrupt(): void;
+}
+
+/** Human status goes to stderr so stdout stays clean for results and pipes. */
+export function info(io: CommandIo, line: string): void {
+  if (!io.quiet && !io.json) io.stderr.write(`${line}\n`);
+}

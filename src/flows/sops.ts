@@ -1,0 +1,411 @@
+import { join } from 'node:path';
+import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
+import { promptSecret, readStdin } from '../adapters/prompt.ts';
+import { resolveClusterFlags } from '../cluster/resolve.ts';
+import { FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
+import { redactPrivateKeys } from '../core/redact.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
+import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
+import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from '../sops/config.ts';
+import { newStanza, type KeySources } from '../sops/datakey.ts';
+import { decryptDocument, encryptDocument, openDocument, rotate, updateKeys, type EncryptParams } from '../sops/engine.ts';
+import { parseJson } from '../sops/json.ts';
+import { scalarText } from '../sops/scalars.ts';
+import { editValue, type ValueEdit } from '../sops/set.ts';
+import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tree-path.ts';
+import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
+import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
+import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
+import type { CommandIo } from './io.ts';
+
+/**
+ * The file side of the commands: reading inputs, choosing the format and the creation rule,
+ * gathering keys, and writing results only where asked (stdout by default; `--in-place` and
+ * `--output` through an atomic write that keeps the file's mode). Status lines go to stderr.
+ */
+
+export interface CommonOptions {
+  inputType?: string;
+  outputType?: string;
+  keyFile?: string[];
+  config?: string;
+  inPlace?: boolean;
+  output?: string;
+  ignoreMac?: boolean;
+}
+
+export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionRule, string>> {
+  age?: string[];
+  pgp?: string[];
+  macOnlyEncrypted?: boolean;
+  shamirSecretSharingThreshold?: number;
+}
+
+export interface RotateCliOptions extends CommonOptions {
+  addAge?: string[];
+  rmAge?: string[];
+  addPgp?: string[];
+  rmPgp?: string[];
+}
+
+function formatOption(value: string | undefined, flag: string): Format | undefined {
+  if (value === undefined) return undefined;
+  const v = value === 'env' ? 'dotenv' : value === 'yml' ? 'yaml' : value;
+  if (!(FORMATS as readonly string[]).includes(v)) throw usageError(`${flag} must be one of ${FORMATS.join(', ')}`);
+  return v as Format;
+}
+
+function readInput(file: string): Promise<Buffer> {
+  return readBytes(file);
+}
+
+/** Status lines quote recipients from the files themselves, which a hostile file can fill with a private key. */
+function status(io: CommandIo, line: string): void {
+  if (!io.quiet) io.stderr.write(`${redactPrivateKeys(line)}\n`);
+}
+
+/**
+ * Results go to stdout unless `--in-place` or `--output` say otherwise. In place, the batch is
+ * all-or-nothing: no file is replaced unless every one can be.
+ */
+async function deliver(io: CommandIo, files: string[], results: (string | Buffer)[], opts: CommonOptions, plaintext: boolean): Promise<void> {
+  if (opts.inPlace) {
+    await writeAllAtomic(files.map((file, i) => ({ file, content: results[i] ?? '' })));
+    return;
+  }
+  if (opts.output !== undefined) {
+    // A new plaintext file is readable by its owner only; an existing one keeps its mode.
+    await writeAtomic(opts.output, results[0] ?? '', plaintext ? { mode: 0o600 } : {});
+    return;
+  }
+  for (const r of results) io.stdout.write(r);
+}
+
+function checkOutputFlags(opts: CommonOptions): void {
+  if (opts.inPlace && opts.output !== undefined) throw usageError('use either --in-place or --output, not both');
+}
+
+/** sops runs `$SOPS_GPG_EXEC` in place of gpg when it is set. */
+function gpgExec(env: NodeJS.ProcessEnv): { gpgExec?: string } {
+  return env.SOPS_GPG_EXEC ? { gpgExec: env.SOPS_GPG_EXEC } : {};
+}
+
+/** Identities from the environment, the default key file and `--key-file`; gpg as sops uses it. */
+export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.ProcessEnv, gpg = true): Promise<KeySources> {
+  const keyFiles = opts.keyFile ?? [];
+  let age: AgeIdentity[];
+  try {
+    age = await loadAgeIdentities({ keyFiles, env });
+  } catch (e) {
+    // A broken environment source must not block a file that PGP opens; explicit files must parse.
+    if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
+    age = [];
+  }
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env) };
+}
+
+async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
+  const file = await findConfig(io.cwd, io.env, opts.config);
+  if (!file) {
+    if (required) throw new FluxstrapError('E_NOT_FOUND', 'no .sops.yaml found in this folder or above', { hint: 'create one (fluxstrap init) or name one with --config' });
+    return undefined;
+  }
+  return loadConfig(file);
+}
+
+function ruleFor(config: SopsConfig, file: string, cwd: string): CreationRule {
+  const rule = matchRule(config, file, cwd);
+  if (!rule) {
+    throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
+  }
+  if (rule.invalidRecipient) {
+    const { type, id, line } = rule.invalidRecipient;
+    throw publicKeyError(type, id, { file: config.file, line }, 'E_CONFIG');
+  }
+  return rule;
+}
+
+function storeOptions(config: SopsConfig | undefined, format: Format): StoreOptions {
+  const indent = format === 'yaml' ? config?.indent.yaml : format === 'json' ? config?.indent.json : format === 'binary' ? config?.indent.jsonBinary : undefined;
+  return indent === undefined ? {} : { indent };
+}
+
+function flagRules(opts: EncryptOptions): Rules {
+  const rules: Rules = {};
+  for (const k of Object.keys(RULE_NAMES) as SelectionRule[]) {
+    const v = opts[k];
+    if (v !== undefined) rules[k] = v;
+  }
+  if (opts.macOnlyEncrypted) rules.macOnlyEncrypted = true;
+  const flag = (k: SelectionRule) => `--${RULE_NAMES[k].replaceAll('_', '-')}`;
+  checkRulePatterns(rules, (k) => ({ field: flag(k) }), flag);
+  return rules;
+}
+
+function splitList(values: string[] | undefined, envValue: string | undefined): string[] {
+  const all = values && values.length > 0 ? values : envValue ? [envValue] : [];
+  return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
+  const age = checkedPublicKeys('age', splitList(opts.age, io.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
+  const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, io.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
+  const fromFlags = flagRules(opts);
+  // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
+  if (age.length > 0 || pgp.length > 0) {
+    return {
+      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f))]],
+      shamirThreshold: opts.shamirSecretSharingThreshold ?? 0,
+      rules: fromFlags,
+    };
+  }
+  if (!config) {
+    throw usageError('no recipients: give --age or --pgp, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
+  }
+  const rule = ruleFor(config, file, io.cwd);
+  const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
+  return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
+}
+
+interface Job {
+  file: string;
+  format: Format;
+  bytes: Buffer;
+  config: SopsConfig | undefined;
+}
+
+/**
+ * The shared shape of encrypt, decrypt and rotate: every input read and turned into its result by
+ * `work`, and only then each delivered to stdout, `--output` or in place (with a status line for
+ * in-place runs). A bad file anywhere in a batch stops it before any file is written, and a write
+ * that fails undoes the others.
+ */
+async function transformEach(io: CommandIo, files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
+  checkOutputFlags(opts);
+  if (opts.output !== undefined && files.length > 1) throw usageError('--output takes a single input file');
+  const config = await configFor(io, opts, false);
+  const results: (string | Buffer)[] = [];
+  for (const file of files) {
+    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+    results.push(await work({ file, format, bytes: await readInput(file), config }));
+  }
+  await deliver(io, files, results, opts, plaintext);
+  if (opts.inPlace) for (const file of files) status(io, done(file));
+}
+
+export async function runEncrypt(files: string[], opts: EncryptOptions, io: CommandIo): Promise<void> {
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env) };
+  await transformEach(
+    io,
+    files,
+    opts,
+    ({ file, format, bytes, config }) => {
+      const outputFormat = formatOption(opts.outputType, '--output-type') ?? format;
+      return encryptDocument(bytes, format, file, encryptParams(io, file, opts, config), sources, storeOptions(config, outputFormat), outputFormat);
+    },
+    (file) => `encrypted ${file}`,
+  );
+}
+
+export async function runDecrypt(files: string[], opts: CommonOptions & { extract?: string }, io: CommandIo): Promise<void> {
+  const sources = await keySources(opts, io.env);
+  const extract = opts.extract === undefined ? undefined : parseTreePath(opts.extract);
+  if (extract && opts.inPlace) throw usageError('--extract prints one value: it does not go with --in-place');
+  await transformEach(
+    io,
+    files,
+    opts,
+    async ({ file, format, bytes, config }) => {
+      const outputFormat = formatOption(opts.outputType, '--output-type') ?? (opts.output !== undefined ? formatForPath(opts.output) : format);
+      const open = { ...(opts.ignoreMac ? { ignoreMac: true } : {}) };
+      if (extract) return extractValue((await openDocument(bytes, format, file, sources, open)).branches, extract, file, outputFormat, storeOptions(config, outputFormat));
+      return decryptDocument(bytes, format, file, sources, { ...open, outputFormat, store: storeOptions(config, outputFormat) });
+    },
+    (file) => `decrypted ${file}`,
+    true,
+  );
+}
+
+/** As `sops decrypt --extract`: a string as it is, a map in the output format, other scalars as a line. */
+function extractValue(branches: Branch[], path: PathStep[], file: string, format: Format, store: StoreOptions): string | Buffer {
+  const [doc] = branches;
+  let value;
+  try {
+    value = getAt(doc ?? new TreeMap(), path);
+  } catch (e) {
+    if (isFluxstrapError(e)) throw new FluxstrapError(e.code, e.message, { location: { file } });
+    throw e;
+  }
+  if (value instanceof TreeMap) return emitPlain(format, [value], store);
+  if (Array.isArray(value)) throw usageError(`${formatTreePath(path)} is a list: extract one element, e.g. ${formatTreePath([...path, 0])}`);
+  if (value === null) return '';
+  if (value instanceof Uint8Array) return Buffer.from(value);
+  if (typeof value === 'string') return value;
+  if (value instanceof Comment) return value.text;
+  // Other scalars go through the output store's emitter in sops, which ends the line.
+  return `${typeof value === 'boolean' ? String(value) : scalarText(value)}\n`;
+}
+
+export interface SetOptions {
+  config?: string;
+  inputType?: string;
+  keyFile?: string[];
+  jsonValue?: boolean;
+  allowEmpty?: boolean;
+}
+
+/**
+ * The value for `set`: piped stdin (one final newline dropped), or typed at the terminal unseen.
+ * Empty is refused unless asked for: `pwgen 32 1 | fluxstrap set …` with pwgen missing pipes
+ * nothing, and a secret silently set to "" is worse than an error.
+ */
+async function valueFromStdin(io: CommandIo, path: string, opts: SetOptions): Promise<Value> {
+  const tty = io.stdin.isTTY;
+  const raw = tty ? await promptSecret(`value for ${path} (not shown): `, io.stdin, io.stderr, () => io.interrupt()) : (await readStdin(io.stdin)).replace(/\r?\n$/, '');
+  if (raw === '' && !opts.allowEmpty) {
+    throw new FluxstrapError('E_USAGE', `empty value for ${path}: ${tty ? 'nothing was typed' : 'standard input was empty'}`, {
+      location: { field: tty ? 'the prompt' : 'stdin' },
+      hint: tty ? 'type the value, or pass --allow-empty to set an empty string' : 'did the command before | fail? pass --allow-empty to set an empty string on purpose',
+    });
+  }
+  if (!opts.jsonValue) return raw;
+  try {
+    // Through the JSON store, so that key order and the int/float types are those of sops.
+    return parseJson(`{"v":${raw}}`).get('v') ?? null;
+  } catch {
+    throw usageError('--json-value: the value on stdin is not JSON', 'a string is "text", a number 42, a map {"k": "v"}');
+  }
+}
+
+export async function runSet(file: string, pathText: string, opts: SetOptions, io: CommandIo): Promise<void> {
+  const path = parseTreePath(pathText);
+  await editInPlace(io, file, opts, async () => ({ path, value: await valueFromStdin(io, formatTreePath(path), opts) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
+}
+
+export async function runUnset(file: string, pathText: string, opts: SetOptions, io: CommandIo): Promise<void> {
+  const path = parseTreePath(pathText);
+  await editInPlace(io, file, opts, () => Promise.resolve({ path, unset: true }), (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
+}
+
+/** `edit` is asked for once the file and the keys are at hand: nobody types a secret for a typo'd path. */
+async function editInPlace(io: CommandIo, file: string, opts: SetOptions, edit: () => Promise<ValueEdit>, done: (changed: boolean) => string): Promise<void> {
+  const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+  const bytes = await readInput(file);
+  const config = await configFor(io, opts, false);
+  const sources = await keySources(opts, io.env);
+  const { output } = await editValue(bytes, format, file, sources, await edit(), storeOptions(config, format));
+  if (output !== undefined) await writeAtomic(file, output);
+  status(io, done(output !== undefined));
+}
+
+export async function runRotate(files: string[], opts: RotateCliOptions, io: CommandIo): Promise<void> {
+  const sources = await keySources(opts, io.env);
+  const changes = {
+    addAge: checkedPublicKeys('age', opts.addAge ?? [], '--add-age'),
+    rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
+    addPgp: checkedPublicKeys('pgp', opts.addPgp ?? [], '--add-pgp'),
+    rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
+  };
+  await transformEach(
+    io,
+    files,
+    opts,
+    async ({ file, format, bytes, config }) => (await rotate(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), ...changes }, storeOptions(config, format))).output,
+    (file) => `rotated the data key of ${file}`,
+  );
+}
+
+export async function runUpdateKeys(given: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number; cluster?: string; repo?: string }, io: CommandIo): Promise<void> {
+  let files = given;
+  if (opts.cluster !== undefined) {
+    if (given.length > 0) throw usageError('--cluster and files are alternatives: pass one', 'with --cluster, the files are the SOPS files the cluster reaches');
+    const { repo, clusterPath } = await clusterOf(opts.cluster, opts.repo, io);
+    const { clusterKeyedFiles } = await import('../tasks/sops-files.ts');
+    files = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.file);
+    opts = { ...opts, config: opts.config ?? join(repo, '.sops.yaml') };
+    if (files.length === 0) status(io, `cluster ${opts.cluster} (${clusterPath}) reaches no SOPS-encrypted file: nothing to update`);
+  } else if (given.length === 0) {
+    throw usageError('no files given', 'pass the files, or --cluster NAME for every SOPS file the cluster reaches');
+  }
+  const config = await configFor(io, opts, true);
+  if (!config) return;
+  const sources = await keySources(opts, io.env);
+  // Every file re-keyed in memory first: one that cannot be opened stops the batch before any write.
+  const results = [];
+  for (const file of files) {
+    const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
+    const rule = ruleFor(config, file, io.cwd);
+    results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
+  }
+  const writes = [];
+  const lines = [];
+  for (const { file, res } of results) {
+    const added = res.after.filter((k) => !res.before.includes(k));
+    const removed = res.before.filter((k) => !res.after.includes(k));
+    if (added.length === 0 && removed.length === 0) {
+      lines.push(`${file}: keys already match the creation rule`);
+      continue;
+    }
+    writes.push({ file, content: res.output });
+    lines.push(`${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+  }
+  await writeAllAtomic(writes);
+  for (const line of lines) status(io, line);
+}
+
+/** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
+export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string }, io: CommandIo): Promise<number> {
+  if (opts.cluster !== undefined && paths.length > 0) throw usageError('--cluster and paths are alternatives: pass one', 'with --cluster, the files are those the cluster reaches');
+  const { check } = await import('../sops/check.ts');
+  // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
+  const sources = await keySources(opts, io.env, false);
+  const cluster = opts.cluster !== undefined ? await clusterCheck(opts.cluster, opts.repo, io) : undefined;
+  const files = cluster ? cluster.files : paths;
+  const found = files.length === 0 && cluster ? [] : await check(files, {
+    ...(opts.config !== undefined ? { config: opts.config } : {}),
+    strictKeys: (opts.keyFile ?? []).length > 0,
+    sources,
+    // A cluster's files are named from its repository's root, as its Kustomizations name them.
+    cwd: cluster ? cluster.repo : io.cwd,
+    env: io.env,
+  });
+  // Reasons quote the recipients a file names, and a hostile file can name a private key there.
+  const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])]
+    .map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
+  for (const w of cluster?.warnings ?? []) io.stderr.write(`warning: ${redactPrivateKeys(w)}\n`);
+  if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings, ...(cluster ? { warnings: cluster.warnings.map(redactPrivateKeys) } : {}) })}\n`);
+  else for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
+  return findings.length === 0 ? 0 : 1;
+}
+
+/** A cluster of the repository, resolved as every cluster command resolves it. */
+async function clusterOf(name: string, repoFlag: string | undefined, io: CommandIo): Promise<{ repo: string; clusterPath: string }> {
+  const cluster = await resolveClusterFlags({ cluster: name, ...(repoFlag !== undefined ? { repo: repoFlag } : {}) }, io.env, io.cwd);
+  return { repo: cluster.repoDir, clusterPath: cluster.path };
+}
+
+/**
+ * `check --cluster`: the SOPS files the cluster reaches (src/flux/reach.ts) instead of folders,
+ * each named with the Kustomizations that apply it, and the Kustomizations that apply SOPS files
+ * without decryption. What the walk cannot follow is a warning, never a silent pass.
+ */
+async function clusterCheck(name: string, repoFlag: string | undefined, io: CommandIo) {
+  const { clusterSops } = await import('../tasks/sops-files.ts');
+  const { controllerDecrypts, reachRoot, splitBuild } = await import('../tasks/source.ts');
+  const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+  const { decryptionFindings, describeKustomization, reachersOf } = await import('../flux/reach.ts');
+  const { repo, clusterPath } = await clusterOf(name, repoFlag, io);
+  const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
+  const global = build ? controllerDecrypts(build.components) : false;
+  const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build, global));
+  const by = new Map(files.map((f) => [f.name, ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
+  const findings = decryptionFindings(reach, global).map((d): { file: string; line?: number; reason: string } => ({
+    file: d.kustomization.at?.file ?? clusterPath,
+    ...(d.kustomization.at?.line !== undefined ? { line: d.kustomization.at.line } : {}),
+    reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops`,
+  }));
+  const warnings = [...reach.notChecked, ...reach.issues].map((u) => `${u.what} (${formatLocation(u.at)})`);
+  if (files.length === 0) warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);
+  return { repo, files: files.map((f) => f.file), by, findings, warnings };
+}

@@ -1,0 +1,194 @@
+// A local stand-in for GitHub's REST API that validates every request and every response against
+// GitHub's published OpenAPI description (@octokit/openapi, pinned in package.json): an unknown
+// path, a wrong method, a missing or extra body field, an undeclared status or a response body
+// that breaks the schema is recorded as a violation, which the tests assert to be empty. It keeps
+// state (releases and their assets so far) so whole flows run against it.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+
+type Json = Record<string, unknown>;
+interface Operation { method: string; template: string; regex: RegExp; params: string[]; op: Json; literal: number }
+export interface StandInRequest { method: string; path: string; params: Record<string, string>; query: URLSearchParams; headers: IncomingMessage['headers']; body: unknown }
+export interface StandInResponse { status: number; body?: unknown; headers?: Record<string, string>; raw?: Buffer }
+export type Handler = (req: StandInRequest) => StandInResponse;
+
+const specPath = createRequire(import.meta.url).resolve('@octokit/openapi/generated/api.github.com.json');
+let cached: { spec: Json; ops: Operation[]; ajv: Ajv } | undefined;
+
+function load() {
+  if (cached) return cached;
+  const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Json & { paths: Record<string, Record<string, Json>> };
+  const ops: Operation[] = [];
+  for (const [template, methods] of Object.entries(spec.paths)) {
+    const params: string[] = [];
+    const regex = new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{([^}]+)\}/g, (_, p: string) => (params.push(p), '([^/]+)'))}$`);
+    const literal = template.split('/').filter((s) => s !== '' && !s.startsWith('{')).length;
+    for (const [method, op] of Object.entries(methods)) {
+      if (['get', 'post', 'put', 'patch', 'delete'].includes(method)) ops.push({ method: method.toUpperCase(), template, regex, params, op, literal });
+    }
+  }
+  // Literal segments win over parameters (/repos/{o}/{r}/releases/latest over …/releases/{release_id}).
+  ops.sort((a, b) => b.literal - a.literal);
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  ajv.addSchema(spec, 'gh');
+  cached = { spec, ops, ajv };
+  return cached;
+}
+
+const pointer = (...parts: string[]) => parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
+
+export class GitHubStandIn {
+  readonly violations: string[] = [];
+  /** Each request answered: its operation (`GET /repos/{owner}/{repo}/…`) and status. */
+  readonly requests: { method: string; template: string; status: number }[] = [];
+  private readonly handlers = new Map<string, Handler>();
+  private readonly downloads = new Map<string, Buffer>();
+  private server: Server | undefined;
+  private validators = new Map<string, ValidateFunction>();
+  url = '';
+
+  /** Answer an operation, named as in the spec: `GET /repos/{owner}/{repo}/releases/tags/{tag}`. */
+  on(operation: string, handler: Handler): this {
+    const [method, template] = operation.split(' ');
+    if (!load().ops.some((o) => o.method === method && o.template === template)) throw new Error(`not an operation of GitHub's API: ${operation}`);
+    this.handlers.set(operation, handler);
+    return this;
+  }
+
+  /** A file served outside the API, as GitHub serves release downloads from another host. */
+  download(name: string, bytes: Buffer): string {
+    const path = `/_downloads/${createHash('sha256').update(name).digest('hex').slice(0, 12)}/${encodeURIComponent(name)}`;
+    this.downloads.set(path, bytes);
+    return `${this.url}${path}`;
+  }
+
+  async start(): Promise<this> {
+    load();
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private validator(ref: string): ValidateFunction {
+    let v = this.validators.get(ref);
+    if (!v) {
+      v = load().ajv.compile({ $ref: `gh#/${ref}` });
+      this.validators.set(ref, v);
+    }
+    return v;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const download = this.downloads.get(url.pathname);
+    if (download && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': download.length }).end(download);
+      return;
+    }
+    const send = (r: StandInResponse, template: string) => {
+      this.requests.push({ method: req.method ?? '', template, status: r.status });
+      const body = r.raw ?? (r.body === undefined ? undefined : Buffer.from(JSON.stringify(r.body)));
+      res.writeHead(r.status, { ...(r.raw || r.body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' }), ...r.headers }).end(body);
+    };
+    const violate = (what: string, template = url.pathname) => {
+      this.violations.push(`${req.method ?? ''} ${url.pathname}: ${what}`);
+      send({ status: 400, body: { message: `stand-in: ${what}`, documentation_url: 'https://docs.github.com/rest' } }, template);
+    };
+    const { ops } = load();
+    const onPath = ops.filter((o) => o.regex.test(url.pathname));
+    if (onPath.length === 0) return violate('no such path in GitHub\'s API');
+    const op = onPath.find((o) => o.method === req.method);
+    if (!op) return violate(`method not in GitHub's API for ${onPath[0]?.template ?? ''}`);
+    const name = `${op.method} ${op.template}`;
+    const m = op.regex.exec(url.pathname) ?? [];
+    const params = Object.fromEntries(op.params.map((p, i) => [p, decodeURIComponent(m[i + 1] ?? '')]));
+    const specOp = op.op as { requestBody?: { content?: Record<string, { schema?: Json }> }; parameters?: { $ref?: string; name?: string; in?: string }[]; responses: Record<string, unknown> };
+
+    let body: unknown;
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (specOp.requestBody) {
+      const base = pointer('paths', op.template, op.method.toLowerCase(), 'requestBody', 'content', 'application/json', 'schema');
+      try {
+        body = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        return violate('request body is not JSON', name);
+      }
+      if (body !== undefined || (specOp.requestBody as { required?: boolean }).required === true) {
+        const v = this.validator(base);
+        if (!v(body)) return violate(`request body: ${load().ajv.errorsText(v.errors)}`, name);
+        const declared = (specOp.requestBody.content?.['application/json']?.schema as { properties?: Json } | undefined)?.properties;
+        const extra = declared && typeof body === 'object' && body !== null ? Object.keys(body).filter((k) => !Object.hasOwn(declared, k)) : [];
+        if (extra.length > 0) return violate(`request body: fields not in the schema: ${extra.join(', ')}`, name);
+      }
+    } else if (text !== '') {
+      return violate('a body where the operation takes none', name);
+    }
+
+    const handler = this.handlers.get(name);
+    if (!handler) return violate(`the stand-in does not answer ${name}`, name);
+    const r = handler({ method: op.method, path: url.pathname, params, query: url.searchParams, headers: req.headers, body });
+    const declared = Object.hasOwn(specOp.responses, String(r.status)) ? String(r.status) : Object.hasOwn(specOp.responses, 'default') ? 'default' : undefined;
+    if (declared === undefined) {
+      this.violations.push(`${name}: response status ${r.status} is not declared`);
+    } else if (r.body !== undefined && r.raw === undefined) {
+      let resp = specOp.responses[declared] as { $ref?: string; content?: Record<string, unknown> };
+      let ref = pointer('paths', op.template, op.method.toLowerCase(), 'responses', declared);
+      if (resp.$ref) {
+        ref = resp.$ref.replace(/^#\//, '');
+        resp = ref.split('/').reduce<Json>((o, k) => o[k.replaceAll('~1', '/').replaceAll('~0', '~')] as Json, load().spec);
+      }
+      if (resp.content?.['application/json']) {
+        const v = this.validator(`${ref}/content/${pointer('application/json')}/schema`);
+        if (!v(r.body)) this.violations.push(`${name}: response ${r.status} breaks the schema: ${load().ajv.errorsText(v.errors)}`);
+      } else {
+        this.violations.push(`${name}: response ${r.status} declares no JSON body`);
+      }
+    }
+    send(r, name);
+  }
+}
+
+/** Schema-valid resources, as GitHub returns them, for handlers to start from. */
+export const resources = {
+  user(login: string, id: number): Json {
+    const html = `https://github.com/${login}`;
+    const api = `https://api.github.com/users/${login}`;
+    return {
+      login, id, node_id: `U_${id}`, avatar_url: `https://avatars.githubusercontent.com/u/${id}`, gravatar_id: '', url: api, html_url: html,
+      followers_url: `${api}/followers`, following_url: `${api}/following{/other_user}`, gists_url: `${api}/gists{/gist_id}`,
+      starred_url: `${api}/starred{/owner}{/repo}`, subscriptions_url: `${api}/subscriptions`, organizations_url: `${api}/orgs`,
+      repos_url: `${api}/repos`, events_url: `${api}/events{/privacy}`, received_events_url: `${api}/received_events`,
+      type: 'Organization', site_admin: false,
+    };
+  },
+  asset(base: string, owner: string, repo: string, id: number, name: string, bytes: Buffer, downloadUrl: string, uploader: Json): Json {
+    const now = '2026-11-20T10:00:00Z';
+    return {
+      url: `${base}/repos/${owner}/${repo}/releases/assets/${id}`, browser_download_url: downloadUrl, id, node_id: `RA_${id}`, name,
+      label: '', state: 'uploaded', content_type: name.endsWith('.gz') ? 'application/gzip' : 'text/plain', size: bytes.length,
+      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, download_count: 0, created_at: now, updated_at: now, uploader,
+    };
+  },
+  release(base: string, owner: string, repo: string, id: number, tag: string, assets: Json[], author: Json): Json {
+    const api = `${base}/repos/${owner}/${repo}`;
+    return {
+      url: `${api}/releases/${id}`, html_url: `https://github.com/${owner}/${repo}/releases/tag/${tag}`, assets_url: `${api}/releases/${id}/assets`,
+      upload_url: `https://uploads.github.com/repos/${owner}/${repo}/releases/${id}/assets{?name,label}`, tarball_url: `${api}/tarball/${tag}`,
+      zipball_url: `${api}/zipball/${tag}`, id, node_id: `RE_${id}`, tag_name: tag, target_commitish: 'main', name: tag, draft: false,
+      prerelease: false, created_at: '2026-11-20T10:00:00Z', published_at: '2026-11-20T10:05:00Z', author, assets,
+    };
+  },
+};
