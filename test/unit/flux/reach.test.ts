@@ -125,7 +125,7 @@ void describe('what a cluster reaches', () => {
   void it('treats broken YAML and alias bombs as issues, not crashes', async () => {
     const bomb = `a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\nresources: [x.yaml]\n`;
     const reach = await reachOf(memFs({ 'c/kustomization.yaml': bomb, 'd/kustomization.yaml': 'resources: [\n' }), { path: 'c' });
-    assert.match(reach.issues[0]?.what ?? "", /^invalid YAML: .*alias/i);
+    assert.match(reach.issues[0]?.what ?? '', /^invalid YAML: .*alias/i);
     const broken = await reachOf(memFs({ 'd/kustomization.yaml': 'resources: [\n' }), { path: 'd' });
     assert.match(broken.issues[0]?.what ?? '', /^invalid YAML/);
   });
