@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { resolveClusterFlags } from '../cluster/resolve.ts';
 import { FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
@@ -381,6 +380,8 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
 
 /** A cluster of the repository, resolved as every cluster command resolves it. */
 async function clusterOf(name: string, repoFlag: string | undefined, io: CommandIo): Promise<{ repo: string; clusterPath: string }> {
+  // Loaded here: encrypt and decrypt must not pay for fluxstrap.yaml's schema (zod).
+  const { resolveClusterFlags } = await import('../cluster/resolve.ts');
   const cluster = await resolveClusterFlags({ cluster: name, ...(repoFlag !== undefined ? { repo: repoFlag } : {}) }, io.env, io.cwd);
   return { repo: cluster.repoDir, clusterPath: cluster.path };
 }
