@@ -4,13 +4,14 @@ import { resolveClusterFlags } from '../cluster/resolve.ts';
 import { runTasks } from '../core/engine.ts';
 import { configError, exitCodeOf, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
-import { parseConfig } from '../sops/config.ts';
+import { parseConfig, ruleMatches } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
 import { pathRegexFor } from '../tasks/sops-config.ts';
 import { sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
 import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
 import { ageIdentitiesRetiredKind, ageKeyAppendedKind, readIdentities } from '../tasks/age-key-file.ts';
 import type { PlannedIdentity } from '../tasks/age-key-file.ts';
+import { clusterKeyedFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities } from '../keys/identities.ts';
@@ -58,10 +59,14 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const sopsFile = '.sops.yaml';
   const check = opts.check === true;
   const sopsText = await readText(join(repo, sopsFile));
-  const rule = ruleRecipients(sopsText, sopsFile, clusterPath);
+  // The files the cluster's Kustomizations apply, wherever they are, and the rules governing them.
+  const reached = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.name);
+  const rule = ruleRecipients(sopsText, sopsFile, clusterPath, reached);
   if (rule === undefined) throw configError(`no creation rule for ${clusterPath}`, { file: sopsFile }, `run fluxstrap init --cluster ${opts.cluster} first`);
-  const otherRulesRecipients = parseConfig(sopsText, sopsFile)
-    .creationRules.filter((r) => r.pathRegex !== pathRegexFor(clusterPath))
+  const config = parseConfig(sopsText, sopsFile);
+  const mine = new Set(reached.map((f) => config.creationRules.find((r) => ruleMatches(r, f))));
+  const otherRulesRecipients = config
+    .creationRules.filter((r) => r.pathRegex !== pathRegexFor(clusterPath) && !mine.has(r))
     .flatMap((r) => r.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName));
   const identities = await readIdentities(keyFile);
   const newest = identities.at(-1) as AgeIdentity;
@@ -112,8 +117,8 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   // The whole rotation is one plan: --check shows every step, the key file's too, and changes nothing.
   const tasks = [
     ...(appended ? [task(`a new age identity in ${keyFile}`, ageKeyAppendedKind, { file: keyFile, identity: appended })] : []),
-    task(`recipients of the ${sopsFile} creation rule for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, ...change }),
-    task(`SOPS files under ${clusterPath} encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
+    task(`recipients of the ${sopsFile} creation rule(s) for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, reached, ...change }),
+    task(`SOPS files ${clusterPath} reaches encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
     ...(opts.dropOldIdentity && stale.length > 0
       ? [task(`old identities out of ${keyFile}`, ageIdentitiesRetiredKind, { file: keyFile, recipients: stale.map((i) => i.recipient), clusterPath, again: `fluxstrap keys rotate --cluster ${opts.cluster}${again} --finish` })]
       : []),
@@ -131,10 +136,10 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   };
   const bootstrap = `fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets`;
   if (!opts.finish) {
-    state(`every file under ${clusterPath} opens with the old and the new key`);
+    state(`every SOPS file ${clusterPath} reaches opens with the old and the new key`);
     info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster}${again} --finish`);
   } else {
-    state(`only the new key (${newest.recipient}) opens the files under ${clusterPath}`);
+    state(`only the new key (${newest.recipient}) opens the SOPS files ${clusterPath} reaches`);
     info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);
     if (outcome(ageIdentitiesRetiredKind.kind) === 'changed') for (const i of stale) info(g, `removed the old identity ${i.recipient} from ${keyFile}`);
     if (!opts.dropOldIdentity) for (const i of stale) info(g, `then you may remove the old identity at ${keyFile}:${i.line} (${i.recipient}), or run again with --finish --drop-old-identity`);

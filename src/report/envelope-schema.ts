@@ -81,7 +81,7 @@ export const COMMANDS = {
   'keys pub': [{ recipients: z.array(Recipient), publicKey: z.string().optional() }],
   status: [Status, { clusters: z.record(z.string(), z.strictObject({ success: z.boolean(), ...Status })) }],
   doctor: [Status, { clusters: z.record(z.string(), z.strictObject({ success: z.boolean(), ...Status })) }],
-  check: [{ findings: z.array(z.strictObject({ file: File, line: z.int().optional(), reason: z.string() })) }],
+  check: [{ findings: z.array(z.strictObject({ file: File, line: z.int().optional(), reason: z.string() })), warnings: z.array(z.string()).optional().describe('--cluster: what the walk of its Kustomizations could not follow') }],
   encrypt: [Transform],
   decrypt: [Transform],
   rotate: [Transform],

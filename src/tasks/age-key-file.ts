@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
 import { dataOf } from '../core/change.ts';
@@ -10,7 +9,7 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { newAgeKey, withKeyFileLock, writeKeyFile } from '../keys/generate.ts';
 import type { RepoContext } from './file-content.ts';
 import { keyGroupsOf } from './sops-files-rekeyed.ts';
-import { findSopsFiles } from './sops-files.ts';
+import { clusterKeyedFiles } from './sops-files.ts';
 
 /**
  * The key file's side of `keys rotate`: the new identity appended to it, and at the end the old
@@ -53,7 +52,7 @@ export interface AgeIdentitiesRetiredParams {
   file: string;
   /** Recipients whose identities leave the key file. */
   recipients: string[];
-  /** The cluster folder, relative to the repository: no file under it may still be encrypted to one of them. */
+  /** The cluster folder, relative to the repository: no file it reaches or holds may still be encrypted to one of them. */
   clusterPath: string;
   /** How to run again, for the refusal's hint. */
   again: string;
@@ -74,7 +73,7 @@ export const ageIdentitiesRetiredKind: TaskKind<AgeIdentitiesRetiredParams, Reti
     const stale = (await readIdentities(p.file)).filter((i) => p.recipients.includes(i.recipient)).map(({ recipient, line }) => ({ recipient, line }));
     const keys = new Set(stale.map((i) => `age:${i.recipient}`));
     if (keys.size > 0) {
-      for (const f of await findSopsFiles(join(ctx.paths.repo, p.clusterPath), ctx.paths.repo)) {
+      for (const f of await clusterKeyedFiles(ctx.paths.repo, p.clusterPath)) {
         // Every key group's keys: a Shamir file needs the old key as much as a plain one.
         const held = keyGroupsOf(f.text, f.name).flat().find((k) => keys.has(k));
         if (held !== undefined) return { stale, held: { file: f.name, recipient: held.slice('age:'.length) }, check: run.check };
