@@ -41,6 +41,7 @@ export function diagnose(o: Observed): Finding[] {
   if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
   const live = o.live && !('error' in o.live) ? o.live : undefined;
   if (live) out.push(...installFindings(live), ...syncFindings(live), ...ageSecretFindings(live.ageSecret));
+  if (o.build) out.push(bad('flux-system-build', 'fail', `${o.cluster.path}/flux-system does not build: ${o.build.error.what}`, o.build.error.fix));
   out.push(...reachFindings(o), ...keyFindings(o, live?.ageSecret));
   if (live) out.push(...decryptingFindings(live.decrypting));
   return out;

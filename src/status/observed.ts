@@ -23,6 +23,8 @@ export interface Observed {
   files: { name: string; recipients: string[]; by: string[]; rule?: string[] }[];
   /** What the walk of the repository found; an error when it could not be made. */
   reach: ReachState | { error: Problem };
+  /** The checkout's flux-system folder does not build (kustomize's error): Flux cannot apply it either. */
+  build?: { error: Problem };
 }
 
 export interface ReachState {

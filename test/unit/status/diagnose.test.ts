@@ -67,6 +67,13 @@ void describe('diagnose', () => {
       want: [{ check: 'api', status: 'fail', message: /unreachable \(ECONNREFUSED\)/ }],
     },
     {
+      name: 'a flux-system folder that does not build: a failure with the build error',
+      change: (o) => {
+        (o as Observed).build = { error: { what: 'missing.yaml: no such file or directory (clusters/prod/flux-system/kustomization.yaml)', fix: 'fix it' } };
+      },
+      want: [{ check: 'flux-system-build', status: 'fail', message: /clusters\/prod\/flux-system does not build: missing\.yaml: no such file/ }],
+    },
+    {
       name: 'a cluster the context may not read: one failure naming why',
       change: (o) => { (o as Observed).live = { error: { what: 'forbidden: cannot list namespaces', fix: 'use another context' } }; },
       want: [{ check: 'cluster', status: 'fail', message: /^cannot read the cluster: forbidden/ }],
