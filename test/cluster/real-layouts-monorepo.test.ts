@@ -121,8 +121,8 @@ void describe('flux2-kustomize-helm-example on the real harness cluster', { time
 
   void it('status reports each Kustomization and the Secrets it reaches, and is healthy', () => suite.run(async () => {
     const run = await cli(['--json', 'status', ...repo.flags], { env: repo.env });
-    const doc = JSON.parse(run.stdout) as { healthy: boolean; findings: { check: string; status: string; message: string }[] };
-    assert.equal(doc.healthy, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
+    const doc = JSON.parse(run.stdout) as { success: boolean; findings: { check: string; status: string; message: string }[] };
+    assert.equal(doc.success, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
     const reach = doc.findings.find((f) => f.check === 'sops-reach')?.message ?? '';
     for (const s of SECRETS) assert.match(reach, new RegExp(`Kustomization flux-system/${s.ks} .*${s.file.replace(/\./g, '\\.')}`), reach);
   }));

@@ -125,8 +125,8 @@ void describe('the seed homelab on the real harness cluster', { timeout: 30 * 60
 
   void it('status reports per Kustomization and is healthy', () => suite.run(async () => {
     const run = await cli(['--json', 'status', ...repo.flags], { env: repo.env });
-    const doc = JSON.parse(run.stdout) as { healthy: boolean; findings: { check: string; status: string; message: string }[] };
-    assert.equal(doc.healthy, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
+    const doc = JSON.parse(run.stdout) as { success: boolean; findings: { check: string; status: string; message: string }[] };
+    assert.equal(doc.success, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
     const reach = doc.findings.find((f) => f.check === 'sops-reach');
     for (const s of SECRETS) assert.ok(reach?.message.includes(s.file), reach?.message);
     assert.match(doc.findings.find((f) => f.check === 'sops-files')?.message ?? '', /opens all 4 SOPS file\(s\) the cluster reaches/);
