@@ -75,6 +75,22 @@ export async function clusterSops(repoRoot: string, root: ReachRoot): Promise<Cl
   return { reach, files };
 }
 
+/**
+ * Plaintext Secret manifests the cluster reaches outside its own folder (whose creation rule
+ * covers those inside): the files `encrypt` will need a rule for before they can be committed.
+ */
+export async function reachedPlainSecrets(repoRoot: string, { reach, files }: ClusterSops, clusterPath: string): Promise<string[]> {
+  const sops = new Set(files.map((f) => f.name));
+  const candidates = [...new Set(reach.kustomizations.flatMap((k) => k.files))]
+    .filter((f) => !sops.has(f) && !f.startsWith(`${clusterPath}/`) && /\.ya?ml$/.test(f));
+  const out: string[] = [];
+  for (const f of candidates) {
+    const text = await readText(join(repoRoot, ...f.split('/'))).catch(() => '');
+    if (/^kind:\s*["']?Secret["']?\s*$/m.test(text)) out.push(f);
+  }
+  return out.sort();
+}
+
 export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it. */
