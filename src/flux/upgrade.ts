@@ -191,8 +191,9 @@ const SUBSTITUTE_ANNOTATION = 'kustomize.toolkit.fluxcd.io/substitute';
  */
 export function substitutionFindings(files: readonly RepoFile[], kustomization: string, defined: ReadonlySet<string>): SubstitutionFinding[] {
   const out: SubstitutionFinding[] = [];
-  // Linear: `[^}\n]*` stops at the first brace or line end, and nothing is nested.
-  const VAR = /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}\n]*)\}/g;
+  // Linear: the tail after the name stops at the next `$`, `{`, `}` or line end, so a failed match
+  // never rescans text a later match starts in (a nested default is read as its inner variable).
+  const VAR = /(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}\n${]*)\}/g;
   for (const f of files) {
     if (!f.text.includes('${')) continue;
     for (const d of objectDocs(f)) {
