@@ -62,7 +62,7 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
   const content = generateComponents(target.bundle, options);
   const edits = await handEdits(current, from, file, download);
   if (edits.unknown !== undefined) info(g, `note: ${edits.unknown}`);
-  const refuse = edits.objects.length > 0 && opts.force !== true;
+  const refuse = edits.generated !== undefined && edits.objects.length > 0 && opts.force !== true;
 
   const crds = [...fluxCrds(yamlValues(content, file)).values()];
   const task = <P>(name: string, kind: TaskInstance<TaskContext>['kind'], params: P): TaskInstance<TaskContext> => ({ name, kind, params });
@@ -71,16 +71,20 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
     ...(opts.migrateStorage === true ? [task(`stored versions of the Flux CRDs served by Flux ${to}`, fluxStorageVersionsKind, { targetCrds: crds })] : []),
     task(`${file} at Flux ${to}`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], { file, content, version: to, components: options.components, explicit: true, force: true }),
   ];
-  // A hand-edited file is never replaced unasked: the run becomes a --check --diff that shows what would be lost.
-  const check = settings.check || refuse;
-  const view = await g.reporter({ diff: opts.diff === true || check });
-  const result = await runClusterTasks({ title: `upgrade ${cluster.path} to Flux ${to}`, tasks }, cluster, { ...settings, check }, view, g.env);
-  if (refuse && result.success) {
-    throw new FluxstrapError('E_PRECONDITION', `${file} was edited by hand (${edits.objects.join(', ')} differ from Flux ${from.version} as generated); nothing was written`, {
+  if (refuse) {
+    // A hand-edited file is never replaced unasked. The edits are shown as the --check --diff of
+    // putting back what flux generates for the file's own version: exactly what an upgrade would lose.
+    const view = await g.reporter({ diff: true });
+    const restore = task(`hand edits in ${file} that the upgrade would drop`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], { file, content: edits.generated, version: from.version, components: from.components, explicit: true, force: true });
+    await runClusterTasks({ title: `upgrade ${cluster.path} to Flux ${to}`, tasks: [restore] }, cluster, { ...settings, check: true }, view, g.env);
+    throw new FluxstrapError('E_PRECONDITION', `edited by hand: ${edits.objects.slice(0, 5).join(', ')}${edits.objects.length > 5 ? ` and ${edits.objects.length - 5} more` : ''} not as Flux ${from.version} generates; nothing was written`, {
       location: { file },
-      hint: 'the diff above is what upgrade would write: keep your changes as patches in flux-system/kustomization.yaml, then run again with --force',
+      hint: 'the diff above shows the edits upgrade would drop: keep them as patches in flux-system/kustomization.yaml, then run again with --force',
     });
   }
+  const check = settings.check;
+  const view = await g.reporter({ diff: opts.diff === true || check });
+  const result = await runClusterTasks({ title: `upgrade ${cluster.path} to Flux ${to}`, tasks }, cluster, settings, view, g.env);
   const code = exitCodeOf([{ success: result.success, wouldChange: result.recap.wouldChange }], check);
   if (result.success && !check) info(g, `next: commit and push ${file}; Flux applies it from Git (or run fluxstrap bootstrap --cluster ${cluster.name})`);
   return code;
@@ -91,7 +95,7 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
  * options. Needs that version's manifests (shipped, cached, or from the release); without them the
  * check is skipped with a note rather than blocking an upgrade away from a version no longer at hand.
  */
-async function handEdits(current: string, o: InstallOptions, file: string, download: { env: NodeJS.ProcessEnv; userAgent: string }): Promise<{ objects: string[]; unknown?: string }> {
+async function handEdits(current: string, o: InstallOptions, file: string, download: { env: NodeJS.ProcessEnv; userAgent: string }): Promise<{ objects: string[]; generated?: string; unknown?: string }> {
   let generated: string;
   try {
     generated = generateComponents((await loadManifests(o.version, undefined, download)).bundle, o);
@@ -106,5 +110,5 @@ async function handEdits(current: string, o: InstallOptions, file: string, downl
     return [[`${String(o.kind)} ${ns}${String(meta.name)}`, o] as const];
   }));
   const [have, want] = [byId(current), byId(generated)];
-  return { objects: [...new Set([...have.keys(), ...want.keys()])].filter((id) => !isDeepStrictEqual(have.get(id), want.get(id))) };
+  return { generated, objects: [...new Set([...have.keys(), ...want.keys()])].filter((id) => !isDeepStrictEqual(have.get(id), want.get(id))) };
 }
