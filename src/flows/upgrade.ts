@@ -68,7 +68,8 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
   const task = <P>(name: string, kind: TaskInstance<TaskContext>['kind'], params: P): TaskInstance<TaskContext> => ({ name, kind, params });
   const tasks = [
     task(`upgrade preflight: Flux ${from.version} → ${to}`, fluxUpgradePreflightKind, { from: from.version, to, targetCrds: crds, migrateStorage: opts.migrateStorage === true }),
-    ...(opts.migrateStorage === true ? [task(`stored versions of the Flux CRDs served by Flux ${to}`, fluxStorageVersionsKind, { targetCrds: crds })] : []),
+    // Retried: a CRD just changed answers 429 while its storage re-initializes.
+    ...(opts.migrateStorage === true ? [{ ...task(`stored versions of the Flux CRDs served by Flux ${to}`, fluxStorageVersionsKind, { targetCrds: crds }), retries: 3, retryDelayMs: 2000 }] : []),
     task(`${file} at Flux ${to}`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], { file, content, version: to, components: options.components, explicit: true, force: true }),
   ];
   if (refuse) {
