@@ -22,8 +22,6 @@ export const builtinKinds: KindRegistry = {
   'flux-sync': () => import('./flux-sync.ts').then((m) => m.fluxSyncKind),
   reconcile: () => import('./reconcile.ts').then((m) => m.reconcileKind),
   'verify-decryption': () => import('./verify-decryption.ts').then((m) => m.verifyDecryptionKind),
-  'flux-upgrade-preflight': () => import('./flux-upgrade-preflight.ts').then((m) => m.fluxUpgradePreflightKind),
-  'flux-storage-versions': () => import('./flux-storage-versions.ts').then((m) => m.fluxStorageVersionsKind),
   // Repository files (what `fluxstrap init` ensures), for playbooks that prepare a repository.
   'sops-config': () => import('./sops-config.ts').then((m) => m.sopsConfigKind),
   'public-key-file': () => import('./public-key-file.ts').then((m) => m.publicKeyFileKind),
