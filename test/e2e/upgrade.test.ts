@@ -109,3 +109,31 @@ void describe('upgrade refuses bad input', () => {
     assert.match(r.stderr, /hint: the diff above shows the edits upgrade would drop.*--force/);
   });
 });
+
+void describe('upgrade preflight on the repository', () => {
+  void it('names removed API versions and strict-substitution failures by file:line, and writes nothing', async () => {
+    const dir = await repo('findings');
+    // The real flux-written v2.7.5 file, with the components the shipped v2.9.5 manifests hold.
+    const fixture = await readFile(join(repoRoot, 'test', 'fixtures', 'flux', 'gotk-components.yaml'), 'utf8');
+    await writeFile(join(dir, COMPONENTS), fixture.replace('# Components: source-controller,kustomize-controller,helm-controller,notification-controller', '# Components: source-controller,kustomize-controller,helm-controller'));
+    await writeFile(join(dir, 'clusters/home/apps.yaml'), [
+      'apiVersion: kustomize.toolkit.fluxcd.io/v1', 'kind: Kustomization', 'metadata: {name: apps, namespace: flux-system}',
+      'spec:', '  interval: 10m', '  path: ./clusters/home/apps', '  sourceRef: {kind: GitRepository, name: flux-system}', '  postBuild:', '    substitute: {DOMAIN: example.org}', '---',
+      'apiVersion: helm.toolkit.fluxcd.io/v2beta2', 'kind: HelmRelease', 'metadata: {name: podinfo, namespace: apps}', 'spec: {interval: 10m}', '',
+    ].join('\n'));
+    await mkdir(join(dir, 'clusters/home/apps'), { recursive: true });
+    await writeFile(join(dir, 'clusters/home/apps/ingress.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata:\n  host: web.${DOMAIN}\n  tls: ${TLS_SECRET}\n  port: ${PORT:=80}\n');
+    const before = await snapshot(dir);
+    const r = await upgrade(dir, '--flux-version', 'v2.9.5', '--json');
+    assert.equal(r.code, 1, r.stderr);
+    const doc = JSON.parse(r.stdout) as { tasks: { kind: string; outcome: string; error?: { message: string; hint?: string } }[] };
+    assert.deepEqual(doc.tasks.map((t) => [t.kind, t.outcome]), [['flux-upgrade-preflight', 'failed'], ['gotk-components', 'skipped']]);
+    const { message = '', hint = '' } = doc.tasks[0]?.error ?? {};
+    assert.match(message, /clusters\/home\/apps\.yaml:11 HelmRelease podinfo helm\.toolkit\.fluxcd\.io\/v2beta2 → helm\.toolkit\.fluxcd\.io\/v2/);
+    assert.match(message, /strict post-build substitution \(Flux ≥ 2\.9\) would fail 1 variable\(s\) with no value and no default: clusters\/home\/apps\/ingress\.yaml:6 \$\{TLS_SECRET\} \(Kustomization flux-system\/apps\)/);
+    assert.match(message, /the Kubernetes API at https:\/\/127\.0\.0\.1:1 is unreachable/);
+    assert.match(hint, /flux migrate -f clusters\/home/);
+    assert.match(hint, /\$\$\{VAR\}/);
+    assert.deepEqual(await snapshot(dir), before, 'nothing was written');
+  });
+});
