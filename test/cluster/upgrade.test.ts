@@ -90,6 +90,10 @@ void describe('fluxstrap upgrade against the real API server', { timeout: 10 * 6
       [COMPONENTS]: fixture,
       'clusters/test/flux-system/gotk-sync.yaml': readFileSync(join(ROOT, 'test/fixtures/flux/gotk-sync.pristine.yaml'), 'utf8'),
       'clusters/test/flux-system/kustomization.yaml': readFileSync(join(ROOT, 'test/fixtures/flux/kustomization.yaml'), 'utf8'),
+      // Variables from substitute and from a live ConfigMap (substituteFrom) have values; one has none.
+      'clusters/test/apps.yaml': stringify({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name: 'apps', namespace: 'flux-system' },
+        spec: { interval: '10m', path: './clusters/test/apps', prune: true, sourceRef: { kind: 'GitRepository', name: 'flux-system' }, postBuild: { substitute: { DOMAIN: 'example.org' }, substituteFrom: [{ kind: 'ConfigMap', name: 'cluster-vars' }] } } }),
+      'clusters/test/apps/web.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, namespace: apps}\ndata:\n  host: ${CLUSTER_NAME}.${DOMAIN}\n  tls: ${TLS_SECRET}\n',
     };
     for (const [rel, text] of Object.entries(files)) {
       mkdirSync(join(repo, rel, '..'), { recursive: true });
@@ -98,12 +102,16 @@ void describe('fluxstrap upgrade against the real API server', { timeout: 10 * 6
     // The harness's v2.9.5 bundles carry all four default controllers (the shipped ones lack notification-controller).
     const upgrade = ['upgrade', '--cluster', 'test', '--flux-version', 'v2.9.5', '--flux-manifests', join(fluxManifestsDir(), 'bundle')];
 
+    await kubectl(['create', 'namespace', 'flux-system']);
+    await kubectl(['create', 'configmap', 'cluster-vars', '-n', 'flux-system', '--from-literal=CLUSTER_NAME=test']);
     const refused = await fluxstrap(upgrade, repo);
     assert.equal(refused.code, 1, refused.stderr);
-    assert.match(refused.stderr, /upgrade preflight: Flux v2\.9\.5 no longer serves versions these CRDs have stored objects at/);
+    assert.match(refused.stderr, /upgrade preflight found 2 problems: \(1\) Flux v2\.9\.5 no longer serves versions these CRDs have stored objects at/);
     assert.match(refused.stderr, new RegExp(`helmrepositories\\.source\\.toolkit\\.fluxcd\\.io \\(stored v1beta2; ${HELM_REPOSITORIES} object\\(s\\): apps/charts-1, `));
     assert.match(refused.stderr, /kustomizations\.kustomize\.toolkit\.fluxcd\.io \(stored v1beta2; 1 object\(s\): apps\/infra\)/);
-    assert.match(refused.stderr, /hint: run again with --migrate-storage/);
+    assert.match(refused.stderr, /hint: .*run again with --migrate-storage/);
+    assert.match(refused.stderr, /would fail 1 variable\(s\) with no value and no default: clusters\/test\/apps\/web\.yaml:6 \$\{TLS_SECRET\} \(Kustomization flux-system\/apps\)/);
+    writeFileSync(join(repo, 'clusters/test/apps/web.yaml'), readFileSync(join(repo, 'clusters/test/apps/web.yaml'), 'utf8').replace('${TLS_SECRET}', '${TLS_SECRET:=web-tls}'));
     assert.equal(readFileSync(join(repo, COMPONENTS), 'utf8'), fixture, 'nothing written');
 
     const check = await fluxstrap([...upgrade, '--migrate-storage', '--check'], repo);
