@@ -1,4 +1,5 @@
 import { isMap, parseAllDocuments, stringify } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 
 /**
@@ -205,7 +206,8 @@ export function installOptionsOf(text: string, file: string): InstallOptions {
       hint: 'regenerate it with `fluxstrap init --force` and the --flux-version and options you use',
     });
   }
-  const objects = docs(text, file);
+  // Read from the repository: bounded (size, aliases, nesting), unlike the release's own bundles.
+  const objects = yamlValues(text, file).filter(isObj);
   const o = defaultInstallOptions(header.version);
   o.components = header.components;
   o.networkPolicy = objects.some((x) => x.kind === 'NetworkPolicy');

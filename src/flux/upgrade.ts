@@ -91,7 +91,7 @@ export interface ApiFinding {
 }
 
 /** One YAML document of a repository file, with the line it starts at and where it ends in the text. */
-interface Doc {
+export interface Doc {
   value: Obj;
   line: number;
   lineOf: (node: unknown) => number | undefined;
@@ -100,10 +100,17 @@ interface Doc {
   to: number;
 }
 
-/** The documents of a repository file that are objects; a file that is not YAML is an E_CONFIG error naming it. */
-function objectDocs(f: RepoFile): Doc[] {
+const parsed = new WeakMap<RepoFile, Doc[]>();
+
+/**
+ * The documents of a repository file that are objects, parsed once per file for every finder; a
+ * file that is not YAML is an E_CONFIG error naming it (bounded: size, aliases, nesting).
+ */
+export function objectDocs(f: RepoFile): Doc[] {
+  const known = parsed.get(f);
+  if (known) return known;
   const { docs, lineOf } = parseYamlFile(f.text, f.file);
-  return docs.flatMap((d) => {
+  const out = docs.flatMap((d) => {
     if (!isMap(d.contents)) return [];
     const value = yamlToJS(d);
     if (!isObj(value)) return [];
@@ -111,6 +118,8 @@ function objectDocs(f: RepoFile): Doc[] {
     const [from, , to] = d.range;
     return [{ value, line: lineOf(contents) ?? 1, lineOf, node: (key: string) => contents.get(key, true), from, to }];
   });
+  parsed.set(f, out);
+  return out;
 }
 
 /** Flux objects in the repository at an API version the target's CRDs no longer serve, with the version to use. */

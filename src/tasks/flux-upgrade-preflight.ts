@@ -2,10 +2,10 @@ import { join, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
 import type { KubeAdapter } from '../adapters/kube.ts';
-import { isFluxstrapError } from '../core/errors.ts';
+import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import {
-  apiRemovalFindings, kubernetesSupport, postBuildKustomizations, strictSubstitution, substitutionFindings,
+  apiRemovalFindings, kubernetesSupport, objectDocs, postBuildKustomizations, strictSubstitution, substitutionFindings,
 } from '../flux/upgrade.ts';
 import type { PostBuildKustomization, RepoFile } from '../flux/upgrade.ts';
 import type { TaskContext } from './context.ts';
@@ -42,7 +42,7 @@ async function repoFiles(repo: string, dir: string, notes: string[]): Promise<Re
   }
   return out.filter((f) => {
     try {
-      postBuildKustomizations([f]);
+      objectDocs(f);
       return true;
     } catch (e) {
       if (!isFluxstrapError(e) || e.code !== 'E_CONFIG') throw e;
@@ -101,7 +101,10 @@ export const fluxUpgradePreflightKind: TaskKind<Params, Facts, TaskContext> = {
   async observe(p, ctx) {
     const problems: Problem[] = [];
     const notes: string[] = [];
-    const kube = await ctx.kube().catch((e: unknown) => void problems.push(problemOf(e, 'check --kubeconfig and --context')));
+    const kube = await ctx.kube().catch((e: unknown) => {
+      problems.push(problemOf(e, 'check --kubeconfig and --context'));
+      return undefined;
+    });
     const files = await repoFiles(ctx.paths.repo, ctx.cluster.path, notes);
     const removed = apiRemovalFindings(files, new Map(p.targetCrds.map((c) => [c.name, c])));
     if (removed.length > 0) {
@@ -132,7 +135,7 @@ export const fluxUpgradePreflightKind: TaskKind<Params, Facts, TaskContext> = {
       }
     }
     if (strictSubstitution(p.to) && !strictSubstitution(p.from)) {
-      const q = await substitutionProblem(ctx, files, kube ?? undefined, notes);
+      const q = await substitutionProblem(ctx, files, kube, notes);
       if (q) problems.push(q);
     }
     return { problems, notes };
@@ -141,7 +144,7 @@ export const fluxUpgradePreflightKind: TaskKind<Params, Facts, TaskContext> = {
     return failOnProblems(facts.problems, 'upgrade preflight');
   },
   apply() {
-    return Promise.reject(new Error('upgrade preflight never plans a change'));
+    return Promise.reject(new FluxstrapError('E_INTERNAL', 'upgrade preflight never plans a change'));
   },
   notes(_p, facts) {
     return facts.notes;
