@@ -36,7 +36,8 @@ export interface SecretDigest {
   by?: string;
 }
 
-async function yamlFiles(dir: string): Promise<string[]> {
+/** The YAML files under a folder, recursively, hidden ones left out; none when it does not exist. */
+export async function yamlFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const out: string[] = [];
   for (const e of entries) {
