@@ -3,8 +3,11 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readText } from '../adapters/files.ts';
 import { runTasks } from '../core/engine.ts';
-import { CONFIG_FILE, configuredAgeKey, findRepo } from '../cluster/config.ts';
-import type { AgeKeySource } from '../cluster/config.ts';
+import { CONFIG_FILE, configuredAgeKey, expandPath, findRepo } from '../cluster/config.ts';
+import type { AgeKeySource, SshAuth } from '../cluster/config.ts';
+import { knownHostsKind } from '../tasks/known-hosts.ts';
+import type { KnownHostsContext } from '../tasks/known-hosts.ts';
+import { sshDeployKeyKind } from '../tasks/ssh-deploy-key.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
@@ -33,6 +36,8 @@ import type { CommandIo } from './io.ts';
 
 export interface InitOptions extends GitFlags, FluxInstallFlags {
   cluster: string;
+  /** Fingerprint (SHA256:…) of the Git server's scanned SSH host key, confirmed by the user. */
+  acceptHostKey?: string;
   path?: string;
   keyFile?: string;
   age?: string[];
@@ -49,7 +54,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
   const key = await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
-  const ctx: RepoContext = { paths: { repo } };
+  const ctx: RepoContext & KnownHostsContext = { paths: { repo }, env: g.env };
   const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
@@ -58,6 +63,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
     ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -102,6 +108,22 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
     task('.gitignore keeps private keys out of Git', gitignoreKind, { file: '.gitignore', entries: ignore }),
+  ];
+}
+
+/**
+ * With SSH auth: the deploy key, generated when its file does not exist, and the Git server's
+ * host keys, obtained when the known_hosts file does not exist (both are kept when they do).
+ */
+function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: string | undefined, auth: object | undefined): TaskInstance<RepoContext & KnownHostsContext>[] {
+  if (auth === undefined || !('ssh' in auth) || url === undefined) return [];
+  const ssh = auth.ssh as SshAuth;
+  const keyFile = expandPath(ssh.keyFile, repo);
+  const knownHostsFile = expandPath(ssh.knownHostsFile, repo);
+  const show = (f: string) => relative(cwd, f).startsWith('..') ? f : relative(cwd, f);
+  return [
+    { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
+    { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
   ];
 }
 
