@@ -172,6 +172,8 @@ export interface GitFlags {
   gitKnownHosts?: string;
   /** Algorithm of a deploy key generated for an ssh:// URL (ed25519 when not given). */
   sshKeyAlgorithm?: SshKeyAlgorithm;
+  /** GitHub Enterprise Server's API: written as git.github.apiUrl, with provider github. */
+  githubApiUrl?: string;
 }
 
 /**
@@ -232,7 +234,12 @@ export async function fluxstrapConfigTaskParams(
       },
     }
     : undefined;
-  const git = { ...(url !== undefined ? { url } : {}), ...(flags.branch !== undefined ? { branch: flags.branch } : {}), ...(auth ? { auth } : {}) };
+  const git = {
+    ...(url !== undefined ? { url } : {}),
+    ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
+    ...(auth ? { auth } : {}),
+    ...(flags.githubApiUrl !== undefined ? { provider: 'github' as const, github: { apiUrl: flags.githubApiUrl } } : {}),
+  };
   const set: Entry = {
     ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
     ...(Object.keys(git).length > 0 ? { git } : {}),

@@ -28,6 +28,10 @@ export function registerInit(program: Command): void {
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
     .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
     .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
+    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
+    .option('--public', 'with --create-repo: a public repository (default: private)')
+    .option('--yes', 'confirm --create-repo without asking (scripts)')
+    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
     .option('--flux-version <version>', 'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)')
     .option('--flux-manifests <dir>', 'a Flux release\'s manifests.tar.gz, unpacked: for other versions and air-gapped machines')
     .option('--components <list>', 'Flux controllers to install (default: source-controller,kustomize-controller,helm-controller,notification-controller)')
@@ -81,6 +85,7 @@ Examples:
   fluxstrap init --cluster home --git-url https://gitea.example.com/me/fleet.git --git-username me --git-token-env GITEA_TOKEN
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git          (generates the deploy key, host keys from GitHub)
+  GITHUB_TOKEN=… fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --create-repo --yes
   fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…`,
     )
     .action(async ({ ageKeyFile, ...rest }: InitOptions & { ageKeyFile?: string }, cmd: Command) => {
