@@ -46,9 +46,16 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     const text = await readTextIfExists(keyFile, 'read the deploy key');
     // Under --check the key may not exist yet: the ssh-deploy-key task would make it first.
     const key = text === undefined ? undefined : publicKeyOfPrivate(text, keyFile);
-    let keys: { id: number; key: string; read_only: boolean; title: string }[];
+    const { githubStatus } = await import('../adapters/github.ts');
+    // A repository not created yet (init --create-repo observes every task first) has no keys;
+    // github-repository, which runs before, reports a repository that is really missing.
+    const exists = await r.gh.rest.repos.get({ owner: r.owner, repo: r.repo }).then(() => true, async (e: unknown) => {
+      if (githubStatus(e) === 404) return false;
+      throw await githubFailure(e, r, `read the repository ${r.owner}/${r.repo}`);
+    });
+    let keys: { id: number; key: string; read_only: boolean; title: string }[] = [];
     try {
-      keys = await r.gh.paginate(r.gh.rest.repos.listDeployKeys, { owner: r.owner, repo: r.repo, per_page: 100 });
+      if (exists) keys = await r.gh.paginate(r.gh.rest.repos.listDeployKeys, { owner: r.owner, repo: r.repo, per_page: 100 });
     } catch (e) {
       throw await githubFailure(e, r, `list the deploy keys of ${r.owner}/${r.repo}`);
     }
