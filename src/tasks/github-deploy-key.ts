@@ -39,7 +39,7 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
   async observe(p, ctx) {
     const auth = ctx.cluster?.git.auth;
     const keyFile = p.keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
-    if (keyFile === undefined) return { none: true };
+    if (keyFile === undefined || (p.url === undefined && ctx.cluster?.git.provider !== 'github')) return { none: true };
     const r = await githubRepo(p, ctx);
     const title = p.title ?? deployKeyTitle('flux-system', ctx.cluster?.git.branch ?? 'main', 'flux-system', ctx.cluster?.path ?? '');
     const readOnly = p.readOnly ?? !(auth?.type === 'ssh' && auth.readWrite === true);

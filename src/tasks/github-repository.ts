@@ -80,6 +80,7 @@ const Params = GitHubTarget.extend({
 type Params = z.infer<typeof Params>;
 
 type Facts =
+  | { none: true }
   | { exists: true; owner: string; repo: string; login: string; access: string }
   | { exists: false; owner: string; repo: string; login: string; ownerType: 'user' | 'org'; private: boolean };
 
@@ -89,6 +90,8 @@ export const githubRepositoryKind: TaskKind<Params, Facts, GitHubContext> = {
   kind: 'github-repository',
   params: Params,
   async observe(p, ctx) {
+    // In a playbook for every cluster, a cluster not on GitHub has nothing to check here.
+    if (p.url === undefined && ctx.cluster?.git.provider !== 'github') return { none: true };
     const r = await githubRepo(p, ctx);
     const { gh, owner, repo } = r;
     const login = await gh.rest.users.getAuthenticated().then((res) => res.data.login, async (e: unknown) => { throw await githubFailure(e, r, 'read its own user (GET /user)'); });
@@ -123,12 +126,12 @@ export const githubRepositoryKind: TaskKind<Params, Facts, GitHubContext> = {
     return { exists: true, owner, repo, login, access };
   },
   plan(_p, facts): Change[] {
-    if (facts.exists) return [];
+    if ('none' in facts || facts.exists) return [];
     const where = facts.ownerType === 'user' ? `personal account ${facts.owner}` : `organisation ${facts.owner}`;
     return [{ action: 'create', target: `GitHub repository ${facts.owner}/${facts.repo}`, summary: `create ${facts.private ? 'private' : 'public'} repository in the ${where}`, data: facts }];
   },
   async apply(change, p, ctx) {
-    const facts = change.data as Extract<Facts, { exists: false }>;
+    const facts = change.data as Extract<Facts, { ownerType: string }>;
     const r = await githubRepo(p, ctx);
     const body = { name: facts.repo, private: facts.private, description: 'GitOps repository (Flux, bootstrapped by fluxstrap)' };
     try {
@@ -139,6 +142,6 @@ export const githubRepositoryKind: TaskKind<Params, Facts, GitHubContext> = {
     }
   },
   notes(_p, facts) {
-    return facts.exists ? [`GitHub ${facts.owner}/${facts.repo}: the token of ${facts.login} has ${facts.access} access`] : [];
+    return 'exists' in facts && facts.exists ? [`GitHub ${facts.owner}/${facts.repo}: the token of ${facts.login} has ${facts.access} access`] : [];
   },
 };
