@@ -162,6 +162,24 @@ void describe('GitHub: bad input is refused before anything changes', () => {
     assert.equal(world.repos.get('me/dup')?.keys.length, 1);
   });
 
+  void it('a rate limit is waited out with a progress line, then the run goes on', async () => {
+    const r = await fluxRepo({ cluster: 'limited' });
+    const answer = world.userHandler();
+    let limited = 1;
+    // The world's own answer, after one 403 carrying GitHub's rate limit headers.
+    gh.on('GET /user', (req) => {
+      if (limited-- > 0) {
+        return { status: 403, body: { message: 'API rate limit exceeded', documentation_url: 'https://docs.github.com/rest' }, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-limit': '5000', 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1) } };
+      }
+      return answer(req);
+    });
+    const res = await init(r, TOKENS.GOOD, '--git-url', 'https://github.com/me/limited.git', '--create-repo', '--yes');
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr + res.stdout, /GitHub rate limit on GET \/user: retrying in \d+s/);
+    assert.ok(world.repos.has('me/limited'));
+    assert.ok(gh.requests.some((q) => q.template === 'GET /user' && q.status === 403));
+  });
+
   void it('every request and response matched GitHub\'s OpenAPI description', () => {
     assert.deepEqual(gh.violations, []);
   });

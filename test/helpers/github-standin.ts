@@ -261,16 +261,25 @@ export class GitHubWorld {
     return r !== undefined && Object.hasOwn(r.roles, login) ? r : undefined;
   }
 
-  install(s: GitHubStandIn): this {
-    const authed = (h: (req: StandInRequest, login: string) => StandInResponse): Handler => (req) => {
+  private authed(h: (req: StandInRequest, login: string) => StandInResponse): Handler {
+    return (req) => {
       const login = this.login(req);
       return login === undefined ? this.unauthorized : h(req, login);
     };
-    s.on('GET /meta', () => ({ status: 200, body: { verifiable_password_authentication: true, ssh_keys: this.sshKeys } }));
-    s.on('GET /user', authed((_req, login) => ({
+  }
+
+  /** `GET /user`, for a test that answers some calls otherwise first. */
+  userHandler(): Handler {
+    return this.authed((_req, login) => ({
       status: 200,
       body: { ...this.userJson(login), user_view_type: 'public', bio: null, blog: '', company: null, email: null, followers: 0, following: 0, hireable: null, location: null, name: login, public_gists: 0, public_repos: 0, created_at: '2020-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' },
-    })));
+    }));
+  }
+
+  install(s: GitHubStandIn): this {
+    const authed = (h: (req: StandInRequest, login: string) => StandInResponse): Handler => this.authed(h);
+    s.on('GET /meta', () => ({ status: 200, body: { verifiable_password_authentication: true, ssh_keys: this.sshKeys } }));
+    s.on('GET /user', this.userHandler());
     s.on('GET /orgs/{org}', authed((req) => {
       const org = req.params.org ?? '';
       if (!Object.hasOwn(this.orgs, org)) return this.notFound;
