@@ -58,7 +58,9 @@ What it ensures (--check shows it as a diff first):
   deploy key, known_hosts             with an ssh:// URL: an SSH deploy key generated where git.auth.ssh.keyFile
                                       says (default ~/.config/fluxstrap/NAME-deploy-key, never overwritten; the
                                       public key is printed) and the server's host keys in clusters/NAME/known_hosts
-  .sops.yaml                          a creation rule for the cluster folder, before any rule that would
+  .sops.yaml                          the cluster's key in the rules governing the SOPS files the cluster
+                                      reaches (its Kustomizations' spec.path); if it reaches none yet, a
+                                      creation rule for the cluster folder, before any rule that would
                                       catch its files; other rules, comments and order kept
   clusters/NAME/.sops.pub.age|.asc    the public key, for team members (age -R, gpg --import)
   clusters/NAME/flux-system/kustomization.yaml
