@@ -162,7 +162,7 @@ function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: bo
       name: cluster.name,
       path: cluster.path,
       repo_dir: cluster.repoDir,
-      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type } },
+      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type }, provider: cluster.git.provider },
       kube: { context: cluster.kube.context ?? null, kubeconfig: cluster.kube.kubeconfig ?? null },
     },
     check_mode: check,
