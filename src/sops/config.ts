@@ -85,6 +85,9 @@ const FLAT_KEYS: [string, KeyType, string][] = [
 
 function stanza(type: KeyType, idField: string, id: string): Stanza {
   if (type === 'age' || type === 'pgp') return newStanza(type, id);
+  // sops splits a key URL (https://VAULT/keys/NAME/VERSION) into the fields its entries have.
+  const azure = type === 'azure_kv' ? /^(https:\/\/[^/]+)\/keys\/([^/]+)\/([^/]+)$/.exec(id) : null;
+  if (azure) return { type, fields: new TreeMap([{ key: 'vault_url', value: azure[1] ?? '' }, { key: 'name', value: azure[2] ?? '' }, { key: 'version', value: azure[3] ?? '' }]) };
   // Kept so that messages can name them; fluxstrap cannot encrypt for these services.
   return { type, fields: new TreeMap([{ key: idField, value: id }]) };
 }
