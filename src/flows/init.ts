@@ -22,6 +22,8 @@ import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { gotkComponentsKind } from '../tasks/gotk-components.ts';
 import { fluxComponentsParams } from './init-flux.ts';
+import { sopsBackend, type SopsBackend, type SopsBackendFlags } from './init-backend.ts';
+import { IDENTITY_SA_FILE, identityServiceAccountKind, workloadIdentityPatchKind } from '../tasks/workload-identity-patch.ts';
 import type { FluxInstallFlags } from './init-flux.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
@@ -31,7 +33,7 @@ import type { CommandIo } from './io.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
-export interface InitOptions extends GitFlags, FluxInstallFlags {
+export interface InitOptions extends GitFlags, FluxInstallFlags, SopsBackendFlags {
   cluster: string;
   path?: string;
   keyFile?: string;
@@ -48,16 +50,19 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const repo = await repoDir(findRepo(opts.repo, g.env, g.cwd));
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
-  const key = await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
+  const backend = sopsBackend(opts);
+  // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
+  const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
+  const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
   const ctx: RepoContext = { paths: { repo } };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
   const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: g.env, userAgent: `fluxstrap/${version}` });
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, backend)),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -77,11 +82,11 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
-  const pubFile = `${clusterPath}/.sops.pub.${key.type === 'age' ? 'age' : 'asc'}`;
+  const pubFile = `${clusterPath}/.sops.pub.${key?.type === 'pgp' ? 'asc' : 'age'}`;
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
@@ -89,15 +94,18 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
     task(`.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
-      age: key.type === 'age' ? key.recipients : [],
-      pgp: key.type === 'pgp' ? [key.fingerprint] : [],
+      age: key?.type === 'age' ? key.recipients : [],
+      pgp: key?.type === 'pgp' ? [key.fingerprint] : [],
+      ...backend.ruleKeys,
       encryptedRegex: '^(data|stringData)$',
     }),
-    task(`public key ${pubFile}`, publicKeyFileKind, {
+    ...(key === undefined ? [] : [task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
-    }),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age' }),
+    })]),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
+    ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
+    ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),

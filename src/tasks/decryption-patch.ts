@@ -18,7 +18,7 @@ export const decryptionPatchParams = z.object({
   gotkSync: z.string(),
   secretName: z.string().default('sops-age'),
   /** The whole block instead of `{provider: sops, secretRef: secretName}`: a cloud identity needs no Secret. */
-  decryption: z.record(z.string(), z.string()).optional(),
+  decryption: z.record(z.string(), z.unknown()).optional(),
 });
 export type DecryptionPatchParams = z.infer<typeof decryptionPatchParams>;
 

@@ -17,6 +17,8 @@ export const workloadIdentityPatchParams = z.object({
     target: z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional() }),
     patch: z.string(),
   })),
+  /** Files of the flux-system folder to list in `resources` (the object-level ServiceAccount). */
+  resources: z.array(z.string()).default([]),
 });
 export type WorkloadIdentityPatchParams = z.infer<typeof workloadIdentityPatchParams>;
 
@@ -45,14 +47,27 @@ export const workloadIdentityPatchKind = fileKind<WorkloadIdentityPatchParams>({
           && normal(str(e.get('patch', true)) ?? '') === normal(want.patch);
       });
     const missing = p.patches.filter((want) => !present(want));
-    if (missing.length === 0) return undefined;
+    const listed = root.get('resources', true);
+    const unlisted = p.resources.filter((r) => !(isSeq(listed) && listed.items.some((i) => str(i)?.replace(/^\.\//, '') === r)));
+    if (missing.length === 0 && unlisted.length === 0) return undefined;
+    if (unlisted.length > 0) seqAt(y, p.file, root, 'resources').items.push(...unlisted.map((r) => new Scalar(r)));
     const seq = seqAt(y, p.file, root, 'patches');
     for (const want of missing) {
       const text = new Scalar(want.patch);
       text.type = Scalar.BLOCK_LITERAL;
       seq.items.push(y.doc.createNode({ patch: text, target: want.target }));
     }
-    const what = [...new Set(missing.map((m) => `${m.target.kind} ${m.target.name}`))].join(', ');
+    const what = [...new Set([...missing.map((m) => `${m.target.kind} ${m.target.name}`), ...unlisted])].join(', ');
     return { content: y.toString(), summary: `${content === undefined ? 'create it with the gotk resources and ' : ''}patch the cloud identity for SOPS into ${what}` };
   },
+});
+
+export const IDENTITY_SA_FILE = 'sops-identity.yaml';
+
+/** The ServiceAccount object-level workload identity decrypts as, in its own file of flux-system. */
+export const identityServiceAccountKind = fileKind<{ file: string; content: string }>({
+  kind: 'identity-service-account',
+  params: z.object({ file: z.string(), content: z.string() }),
+  file: (p) => p.file,
+  desired: (p, { content }) => (content === p.content ? undefined : { content: p.content, summary: content === undefined ? 'the ServiceAccount the flux-system Kustomization decrypts as' : 'the ServiceAccount\'s identity changed' }),
 });
