@@ -17,6 +17,8 @@ export const decryptionPatchParams = z.object({
   /** `clusters/NAME/flux-system/gotk-sync.yaml`: a hand-added block there is moved into the patch. */
   gotkSync: z.string(),
   secretName: z.string().default('sops-age'),
+  /** The whole block instead of `{provider: sops, secretRef: secretName}`: a cloud identity needs no Secret. */
+  decryption: z.record(z.string(), z.unknown()).optional(),
 });
 export type DecryptionPatchParams = z.infer<typeof decryptionPatchParams>;
 
@@ -80,7 +82,7 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
     }
     const sync = inputs[p.gotkSync];
     const moved = sync === undefined ? undefined : findHandAddedDecryption(sync, p.gotkSync);
-    const value = moved?.value ?? { provider: 'sops', secretRef: { name: p.secretName } };
+    const value = moved?.value ?? p.decryption ?? { provider: 'sops', secretRef: { name: p.secretName } };
     const ops = new Scalar(stringify([{ op: 'add', path: '/spec/decryption', value }]));
     ops.type = Scalar.BLOCK_LITERAL;
     const entry = y.doc.createNode({ patch: ops, target: { kind: 'Kustomization', name: 'flux-system' } }) as YAMLMap;
