@@ -1,7 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readText } from '../adapters/files.ts';
+import { readText, readTextIfExists } from '../adapters/files.ts';
+import { CONTROLLER_DECRYPTION_SINCE, hasControllerDecryption, readHeader } from '../flux/install.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE, configuredAgeKey, findRepo } from '../cluster/config.ts';
 import type { AgeKeySource } from '../cluster/config.ts';
@@ -39,6 +40,8 @@ export interface InitOptions extends GitFlags, FluxInstallFlags {
   repo?: string;
   check?: boolean;
   diff?: boolean;
+  /** Where the key's Secret is named: the flux-system Kustomization, or kustomize-controller's flag. */
+  decryption?: 'kustomization' | 'controller';
 }
 
 /** The public side of the cluster's key: what .sops.yaml and the exported key file need. */
@@ -48,6 +51,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const repo = await repoDir(findRepo(opts.repo, g.env, g.cwd));
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
+  if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
   const key = await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
   const ctx: RepoContext = { paths: { repo } };
   const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
@@ -57,7 +61,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: g.env, userAgent: `fluxstrap/${version}` });
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, opts.decryption)),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -77,7 +81,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, decryption: InitOptions['decryption']): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
@@ -97,12 +101,27 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
     }),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age' }),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(decryption ? { mode: decryption } : {}) }),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
     task('.gitignore keeps private keys out of Git', gitignoreKind, { file: '.gitignore', entries: ignore }),
   ];
+}
+
+/** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */
+async function requireControllerDecryption(repo: string, componentsFile: string, flag: string | undefined): Promise<void> {
+  const hint = `pass --flux-version ${CONTROLLER_DECRYPTION_SINCE} or newer (upgrading Flux), or use --decryption kustomization`;
+  if (flag !== undefined) {
+    if (!hasControllerDecryption(flag)) throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer, --flux-version is ${flag}`, { location: { field: '--flux-version' }, hint });
+    return;
+  }
+  const text = await readTextIfExists(join(repo, componentsFile));
+  const version = text === undefined ? undefined : readHeader(text).version;
+  if (version !== undefined && text !== undefined && !hasControllerDecryption(version)) {
+    const line = text.slice(0, text.indexOf('# Flux Version:')).split('\n').length;
+    throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer; the cluster runs Flux ${version}`, { location: { file: componentsFile, line }, hint });
+  }
 }
 
 async function repoDir(dir: string): Promise<string> {

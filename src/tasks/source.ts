@@ -132,8 +132,22 @@ async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<Flux
   return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 
-/** The Secret the flux-system decryption patch points at, if the build carries one. */
+/**
+ * The Secret the flux-system decryption patch points at, else the one kustomize-controller's
+ * `--sops-age-secret` names (controller-level decryption), if the build carries either.
+ */
 export async function decryptionSecretName(ctx: TaskContext): Promise<string | undefined> {
-  const spec = (await fluxBuild(ctx)).sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
-  return spec?.decryption?.secretRef?.name;
+  const build = await fluxBuild(ctx);
+  const spec = build.sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
+  return spec?.decryption?.secretRef?.name ?? controllerSecretName(build);
+}
+
+/** The value of kustomize-controller's `--sops-age-secret` in the build. */
+export function controllerSecretName(build: FluxBuild): string | undefined {
+  const controller = build.components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+  const containers = (controller?.spec as { template?: { spec?: { containers?: { args?: unknown[] }[] } } } | undefined)?.template?.spec?.containers ?? [];
+  for (const c of containers) {
+    for (const a of c.args ?? []) if (typeof a === 'string' && a.startsWith('--sops-age-secret=')) return a.slice('--sops-age-secret='.length);
+  }
+  return undefined;
 }
