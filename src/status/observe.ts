@@ -8,7 +8,7 @@ import { clusterRuleRecipients } from '../sops/config.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { problemOf } from '../tasks/preflight.ts';
 import { findSopsFiles } from '../tasks/sops-files.ts';
-import { gitRemote } from '../tasks/source.ts';
+import { gitRemote, sopsAgeSecretFlag } from '../tasks/source.ts';
 import type { AgeSecretState, FluxObjectState, LiveState, Observed } from './observed.ts';
 
 const FLUX_NAMESPACE = 'flux-system';
@@ -73,7 +73,7 @@ function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string 
 
 async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveState> {
   const sync = (type: typeof GIT_REPOSITORY) => kube.get({ ...type, namespace: FLUX_NAMESPACE, name: SYNC_NAME });
-  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting] = await Promise.all([
+  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting, kustomizeController] = await Promise.all([
     observeCrds(kube),
     observeControllers(kube),
     sync(GIT_REPOSITORY),
@@ -81,10 +81,12 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     remoteHead(ctx),
     expectedDecryptionSecret(ctx),
     decryptingKustomizations(kube),
+    kube.get({ ...DEPLOYMENT, namespace: FLUX_NAMESPACE, name: 'kustomize-controller' }),
   ]);
+  const controllerSecret = sopsAgeSecretFlag(kustomizeController);
   const ksSpec = ks?.spec as { decryption?: { provider?: string; secretRef?: { name?: string } } } | undefined;
   const namespace = ks?.metadata.namespace ?? FLUX_NAMESPACE;
-  const secretName = ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-age';
+  const secretName = ksSpec?.decryption?.secretRef?.name ?? controllerSecret ?? expectedSecretName ?? 'sops-age';
   const repoSpec = repo?.spec as { url?: string; ref?: { branch?: string } } | undefined;
   return {
     crds,
@@ -105,6 +107,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
       },
     } : {}),
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
+    ...(controllerSecret !== undefined ? { controllerSecret } : {}),
     ageSecret: await observeAgeSecret(kube, namespace, secretName),
     decrypting,
   };

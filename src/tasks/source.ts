@@ -144,10 +144,15 @@ export async function decryptionSecretName(ctx: TaskContext): Promise<string | u
 
 /** The value of kustomize-controller's `--sops-age-secret` in the build. */
 export function controllerSecretName(build: FluxBuild): string | undefined {
-  const controller = build.components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
-  const containers = (controller?.spec as { template?: { spec?: { containers?: { args?: unknown[] }[] } } } | undefined)?.template?.spec?.containers ?? [];
+  return sopsAgeSecretFlag(build.components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller'));
+}
+
+/** The Secret a kustomize-controller Deployment's `--sops-age-secret` names, if it has the flag. */
+export function sopsAgeSecretFlag(deployment: KubeObject | undefined): string | undefined {
+  const containers = (deployment?.spec as { template?: { spec?: { containers?: { args?: unknown[] }[] } } } | undefined)?.template?.spec?.containers ?? [];
+  const flag = '--sops-age-secret=';
   for (const c of containers) {
-    for (const a of c.args ?? []) if (typeof a === 'string' && a.startsWith('--sops-age-secret=')) return a.slice('--sops-age-secret='.length);
+    for (const a of c.args ?? []) if (typeof a === 'string' && a.startsWith(flag)) return a.slice(flag.length);
   }
   return undefined;
 }

@@ -342,6 +342,35 @@ clusters:
   });
 });
 
+void describe('init --decryption', () => {
+  const argsOf = (objs: Record<string, unknown>[], name: string) =>
+    (objs.find((o) => o.kind === 'Deployment' && (o.metadata as { name?: string }).name === name) as { spec: { template: { spec: { containers: { args: string[] }[] } } } } | undefined)?.spec.template.spec.containers[0]?.args ?? [];
+
+  void it('controller mode, then back: each switch is a plan --check shows, applied once, and kubectl kustomize builds it', async () => {
+    const r = await fluxRepo({ gotkSync: 'pristine' });
+    const fluxSystem = join(r.repo, r.clusterPath, 'flux-system');
+    const check = initWithKey(r, '--decryption', 'controller', '--check');
+    assert.equal(check.code, 3, check.stderr);
+    assert.match(check.stderr, /^ {4}\+\s+value: --sops-age-secret=sops-age$/m);
+    assert.equal(initWithKey(r, '--decryption', 'controller').code, 0);
+    let objs = await kustomize(fluxSystem);
+    assert.deepEqual(fluxKustomization(objs)?.spec.decryption, { provider: 'sops' });
+    assert.ok(argsOf(objs, 'kustomize-controller').includes('--sops-age-secret=sops-age'));
+    assert.ok(!argsOf(objs, 'helm-controller').some((a) => a.startsWith('--sops-age-secret')), 'only kustomize-controller knows the flag');
+    for (const again of [initWithKey(r, '--decryption', 'controller', '--check'), initWithKey(r, '--check')]) {
+      assert.equal(again.code, 0, `nothing to do, with the flag or without it: ${again.stderr}`);
+    }
+    const back = initWithKey(r, '--decryption', 'kustomization', '--check');
+    assert.equal(back.code, 3);
+    assert.match(back.stderr, /^ {4}-\s+value: --sops-age-secret=sops-age$/m);
+    assert.equal(initWithKey(r, '--decryption', 'kustomization').code, 0);
+    objs = await kustomize(fluxSystem);
+    assert.deepEqual(fluxKustomization(objs)?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+    assert.ok(!argsOf(objs, 'kustomize-controller').some((a) => a.startsWith('--sops-age-secret')));
+    assert.equal(initWithKey(r, '--check').code, 0);
+  });
+});
+
 void describe('init: bad input', () => {
   /** Each case fails with one line naming the file and leaves the repository exactly as it was. */
   async function refuses(r: FluxRepo, args: string[], text: RegExp, where: string, code = 1, extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
@@ -398,6 +427,17 @@ void describe('init: bad input', () => {
     const r = await fluxRepo();
     await mkdir(join(r.repo, r.clusterPath, '.sops.pub.age'));
     await refuses(r, ['--key-file', keyFile], /^error: cannot read file: is a directory/, `${join(r.repo, r.clusterPath, '.sops.pub.age')}`);
+  });
+
+  void it('--decryption controller with a Flux release before v2.7: the flag, or the header line of gotk-components.yaml', async () => {
+    const r = await fluxRepo();
+    await refuses(r, ['--key-file', keyFile, '--decryption', 'controller', '--flux-version', 'v2.6.4'], /^error: --decryption controller needs Flux v2\.7\.0 or newer, --flux-version is v2\.6\.4/, '--flux-version', 2);
+    const components = join(r.repo, r.clusterPath, 'flux-system', 'gotk-components.yaml');
+    await writeFile(components, (await readFile(components, 'utf8')).replace('# Flux Version: v2.7.5', '# Flux Version: v2.6.4'));
+    await refuses(r, ['--key-file', keyFile, '--decryption', 'controller'], /^error: --decryption controller needs Flux v2\.7\.0 or newer; the cluster runs Flux v2\.6\.4/, `${r.clusterPath}/flux-system/gotk-components.yaml:3`, 2);
+    const both = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--decryption', 'both']);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /^error: option '--decryption <mode>' argument 'both' is invalid/);
   });
 
   void it('usage errors exit 2', async () => {
