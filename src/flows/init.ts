@@ -40,6 +40,8 @@ export interface InitOptions extends GitFlags, FluxInstallFlags {
   repo?: string;
   check?: boolean;
   diff?: boolean;
+  /** `mac_only_encrypted` in a new creation rule (default true; commander's --no-mac-only-encrypted). */
+  macOnlyEncrypted?: boolean;
   /** Where the key's Secret is named: the flux-system Kustomization, or kustomize-controller's flag. */
   decryption?: 'kustomization' | 'controller';
 }
@@ -61,7 +63,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: g.env, userAgent: `fluxstrap/${version}` });
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, opts.decryption)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, opts)),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -81,7 +83,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, decryption: InitOptions['decryption']): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, { decryption, macOnlyEncrypted }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted'>): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
@@ -96,6 +98,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       age: key.type === 'age' ? key.recipients : [],
       pgp: key.type === 'pgp' ? [key.fingerprint] : [],
       encryptedRegex: '^(data|stringData)$',
+      macOnlyEncrypted: macOnlyEncrypted !== false,
     }),
     task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,

@@ -28,6 +28,12 @@ export const sopsConfigParams = z.object({
       if (why !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression: ${why}` });
     })
     .default('^(data|stringData)$'),
+  /**
+   * `mac_only_encrypted: true` in a new rule (as cluster-template writes it): the MAC covers only
+   * the encrypted values, so editing a plaintext field (a label) never breaks it. An existing
+   * rule keeps its own choice.
+   */
+  macOnlyEncrypted: z.boolean().default(true),
 });
 export type SopsConfigParams = z.infer<typeof sopsConfigParams>;
 
@@ -74,7 +80,7 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
       insertAt(seq, Math.min(at, own), rule);
       summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
     } else {
-      const rule: Record<string, string> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex };
+      const rule: Record<string, string | boolean> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
       if (p.age.length > 0) rule.age = p.age.join(',');
       if (pgp.length > 0) rule.pgp = pgp.join(',');
       insertAt(seq, at, y.doc.createNode(rule));

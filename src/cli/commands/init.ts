@@ -39,6 +39,7 @@ export function registerInit(program: Command): void {
     .option('--log-level <level>', 'controller log level: debug, info or error (default: info)')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
     .addOption(new Option('--decryption <mode>', 'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)').choices(['kustomization', 'controller']))
+    .option('--no-mac-only-encrypted', 'a new .sops.yaml rule without mac_only_encrypted: true (an existing rule keeps its choice)')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
     .addHelpText(
