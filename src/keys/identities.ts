@@ -13,6 +13,8 @@ import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } fro
 export interface LoadOptions {
   keyFiles?: string[];
   env: NodeJS.ProcessEnv;
+  /** Leave `SOPS_AGE_KEY_CMD` to `keyCommandIdentities`, run per recipient (decrypting a file). */
+  keyCmdPerRecipient?: boolean;
 }
 
 /** X25519 recipients are derived natively; only post-quantum ones pay for age-encryption. */
@@ -84,6 +86,30 @@ async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<stri
   });
 }
 
+/**
+ * The identities `SOPS_AGE_KEY_CMD` prints when asked for one recipient: sops 3.12+ runs the
+ * command once per age recipient of a file with `SOPS_AGE_RECIPIENT` set to it, so a password
+ * manager can hand out the one key the file needs. A failing command opens nothing, as in sops.
+ */
+export function keyCommandIdentities(env: NodeJS.ProcessEnv): ((recipient: string) => Promise<AgeIdentity[]>) | undefined {
+  const line = env.SOPS_AGE_KEY_CMD;
+  if (!line) return undefined;
+  const asked = new Map<string, Promise<AgeIdentity[]>>();
+  return (recipient) => {
+    let p = asked.get(recipient);
+    if (p === undefined) {
+      p = runKeyCommand(line, { ...env, SOPS_AGE_RECIPIENT: recipient })
+        .then((out) => parseAgeKeyFile(out, 'SOPS_AGE_KEY_CMD', deriveRecipient))
+        .catch((e: unknown) => {
+          if (isFluxstrapError(e) && e.code === 'E_TIMEOUT') throw e;
+          return [];
+        });
+      asked.set(recipient, p);
+    }
+    return p;
+  };
+}
+
 export function isArmoredPgp(text: string): boolean {
   return /-----BEGIN PGP (PRIVATE|PUBLIC) KEY BLOCK-----/.test(text);
 }
@@ -109,7 +135,7 @@ export async function loadAgeIdentities(opts: LoadOptions): Promise<AgeIdentity[
     const lines = env.SOPS_AGE_KEY.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
     await add(lines.join('\n'), 'SOPS_AGE_KEY', false);
   }
-  if (env.SOPS_AGE_KEY_CMD) {
+  if (env.SOPS_AGE_KEY_CMD && opts.keyCmdPerRecipient !== true) {
     try {
       await add(await runKeyCommand(env.SOPS_AGE_KEY_CMD, env), 'SOPS_AGE_KEY_CMD', false);
     } catch (e) {
