@@ -86,4 +86,17 @@ void describe('task context', () => {
     await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
     await assert.rejects(readAgeIdentities({ type: 'file', file: join(dir, 'none.txt') }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
   });
+
+  void it('with publicKeys, only the identities listed (a key file shared between clusters), each of which must be there', async () => {
+    const other = await generateIdentity();
+    const otherRecipient = await identityToRecipient(other);
+    const shared = join(dir, 'shared.txt');
+    await writeFile(shared, `${other}\n${secret}\n`, { mode: 0o600 });
+    assert.equal((await readAgeIdentities({ type: 'file', file: shared }, {})).length, 2);
+    const mine = await readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient] }, {});
+    assert.deepEqual(mine.map((i) => i.recipient), [recipient]);
+    const absent = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
+    await assert.rejects(readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.field === 'ageKey.publicKeys' && e.message.includes(absent) && !e.message.includes(otherRecipient) && !JSON.stringify(e).includes('AGE-SECRET-KEY'));
+  });
 });
