@@ -45,6 +45,10 @@ const AgeKeySchema = z.union([
   z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.'), publicKeys }),
   z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.'), publicKeys }),
   z.strictObject({
+    cmd: z.string().min(1).describe('Command printing the age identities (a password manager), run without a shell like SOPS_AGE_KEY_CMD; with publicKeys, once per recipient with SOPS_AGE_RECIPIENT set.'),
+    publicKeys,
+  }),
+  z.strictObject({
     ansibleVault: z.strictObject({
       file: path.describe('Ansible vars file: a whole-file vault, or plain YAML with an inline !vault value.'),
       passwordFile: path.describe('Vault password file (as ansible-vault --vault-password-file).'),
@@ -91,6 +95,7 @@ export type GitAuth =
 export type AgeKeySource = (
   | { type: 'file'; file: string }
   | { type: 'env'; env: string }
+  | { type: 'cmd'; cmd: string }
   | { type: 'ansible-vault'; file: string; passwordFile: string; variable?: string }
 ) & { publicKeys?: string[] };
 
@@ -249,6 +254,7 @@ export function configuredAgeKey(entry: ClusterConfig | undefined, flag: string 
     const only = src.publicKeys !== undefined ? { publicKeys: src.publicKeys } : {};
     if ('file' in src) return { type: 'file', file: expandPath(src.file, repoDir), ...only };
     if ('env' in src) return { type: 'env', env: src.env, ...only };
+    if ('cmd' in src) return { type: 'cmd', cmd: src.cmd, ...only };
     const v = src.ansibleVault;
     return {
       type: 'ansible-vault',

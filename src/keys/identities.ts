@@ -64,10 +64,10 @@ function keyCommandTimeout(env: NodeJS.ProcessEnv): number {
  * `SOPS_AGE_KEY_CMD`: a command whose output is a key file (a password manager, a vault CLI…).
  * Bounded in time: a command waiting for a prompt nobody sees must not hang a pre-commit hook.
  */
-async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<string> {
+export async function runKeyCommand(line: string, env: NodeJS.ProcessEnv, name = 'SOPS_AGE_KEY_CMD'): Promise<string> {
   const [cmd, ...args] = splitCommand(line);
-  const field = { field: 'SOPS_AGE_KEY_CMD' };
-  if (!cmd) throw configError('SOPS_AGE_KEY_CMD is empty', field);
+  const field = { field: name };
+  if (!cmd) throw configError(`${name} is empty`, field);
   const seconds = keyCommandTimeout(env);
   // Loaded here: child_process is a cost on every start, and few set SOPS_AGE_KEY_CMD.
   const { execFile } = await import('node:child_process');
@@ -76,11 +76,11 @@ async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<stri
     execFile(cmd, args, { env, maxBuffer: 1024 * 1024, timeout: seconds * 1000, killSignal: 'SIGKILL' }, (e, stdout) => {
       // The command's stderr may hold anything; only its name and exit status are reported.
       if (e && e.killed) {
-        reject(new FluxstrapError('E_TIMEOUT', `SOPS_AGE_KEY_CMD (${cmd}) did not finish within ${seconds}s`, {
+        reject(new FluxstrapError('E_TIMEOUT', `${name} (${cmd}) did not finish within ${seconds}s`, {
           location: field,
           hint: 'a command that asks for input cannot get it here; set FLUXSTRAP_KEY_CMD_TIMEOUT for a slow one',
         }));
-      } else if (e) reject(configError(`SOPS_AGE_KEY_CMD (${cmd}) failed`, field));
+      } else if (e) reject(configError(`${name} (${cmd}) failed`, field));
       else resolve(stdout);
     });
   });

@@ -132,6 +132,13 @@ async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv
       }
       return parseAgeKeyFile(text, `$${source.env}`, recipientOf);
     }
+    case 'cmd': {
+      const { runKeyCommand } = await import('../keys/identities.ts');
+      // Asked once per listed recipient, as sops asks SOPS_AGE_KEY_CMD, so a password manager can answer for each.
+      const outputs = await Promise.all((source.publicKeys ?? [undefined]).map((r) => runKeyCommand(source.cmd, r === undefined ? env : { ...env, SOPS_AGE_RECIPIENT: r }, 'ageKey.cmd')));
+      const ids = (await Promise.all(outputs.map((o) => parseAgeKeyFile(o, 'ageKey.cmd', recipientOf)))).flat();
+      return ids.filter((id, i) => ids.findIndex((x) => x.secret === id.secret) === i);
+    }
     case 'ansible-vault': {
       const text = await readVaultVariable(source.file, source.passwordFile, source.variable);
       return parseAgeKeyFile(text, source.variable !== undefined ? `${source.file} (${source.variable})` : source.file, recipientOf);
