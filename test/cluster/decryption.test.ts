@@ -2,7 +2,7 @@
 // decryption (`init --decryption controller`: kustomize-controller's --sops-age-secret, the
 // flux-system Kustomization with `provider: sops` and no secretRef), and switching back.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,6 @@ import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { assertBuilt, startCluster } from './index.ts';
 import { keepLogsOnFailure } from './testing.ts';
 import type { Cluster } from './index.ts';
-import { gotkSyncYaml } from '../../scripts/example-repo.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_DECRYPTION_TEST_TOKEN';
@@ -69,15 +68,14 @@ void describe('controller-level decryption with the real kustomize-controller', 
       'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
       'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
       'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: controller-level}\n',
-      'clusters/test/flux-system/gotk-sync.yaml': gotkSyncYaml({ url, path: 'clusters/test' }),
     };
     for (const [rel, text] of Object.entries(files)) {
       mkdirSync(join(dir, rel, '..'), { recursive: true });
       writeFileSync(join(dir, rel), text);
     }
-    copyFileSync(cluster.gotkComponentsPath, join(dir, 'clusters/test/flux-system/gotk-components.yaml'));
     await ok(['keys', 'new', '--out', keyFile]);
-    await ok(['init', '--cluster', 'test', '--key-file', keyFile, '--decryption', 'controller']);
+    // init writes Flux itself (gotk-components, gotk-sync for the URL), the rule and both decryption patches.
+    await ok(['init', '--cluster', 'test', '--age-key-file', keyFile, '--git-url', url, '--branch', 'main', '--decryption', 'controller']);
     await ok(['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']);
     await git(['init', '--quiet', '--initial-branch=main'], dir);
     await push('fleet');
