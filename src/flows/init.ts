@@ -1,7 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readText } from '../adapters/files.ts';
+import { readText, readTextIfExists } from '../adapters/files.ts';
+import { CONTROLLER_DECRYPTION_SINCE, hasControllerDecryption, readHeader } from '../flux/install.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE, configuredAgeKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
 import { githubRepositoryKind } from '../tasks/github-repository.ts';
@@ -55,6 +56,10 @@ export interface InitOptions extends GitFlags, FluxInstallFlags, SopsBackendFlag
   repo?: string;
   check?: boolean;
   diff?: boolean;
+  /** `mac_only_encrypted` in a new creation rule (default true; commander's --no-mac-only-encrypted). */
+  macOnlyEncrypted?: boolean;
+  /** Where the key's Secret is named: the flux-system Kustomization, or kustomize-controller's flag. */
+  decryption?: 'kustomization' | 'controller';
 }
 
 /** The public side of the cluster's key: what .sops.yaml and the exported key file need. */
@@ -65,6 +70,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
   const backend = sopsBackend(opts);
+  if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
   // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
   const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
   const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
@@ -80,7 +86,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const github = githubTasks(opts, url, { ...current, ...config.set?.git }, repo, sync);
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, backend)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, backend, opts)),
     ...github.repository,
     ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
     ...github.deployKey,
@@ -103,7 +109,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted'>): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
@@ -124,13 +130,14 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       pgp: key?.type === 'pgp' ? [key.fingerprint] : [],
       ...backend.ruleKeys,
       encryptedRegex: '^(data|stringData)$',
+      macOnlyEncrypted: macOnlyEncrypted !== false,
       reached,
     }),
     ...(key === undefined ? [] : [task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
     })]),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
     ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
     ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
@@ -188,6 +195,21 @@ function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: strin
     { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
     { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
   ];
+}
+
+/** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */
+async function requireControllerDecryption(repo: string, componentsFile: string, flag: string | undefined): Promise<void> {
+  const hint = `pass --flux-version ${CONTROLLER_DECRYPTION_SINCE} or newer (upgrading Flux), or use --decryption kustomization`;
+  if (flag !== undefined) {
+    if (!hasControllerDecryption(flag)) throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer, --flux-version is ${flag}`, { location: { field: '--flux-version' }, hint });
+    return;
+  }
+  const text = await readTextIfExists(join(repo, componentsFile));
+  const version = text === undefined ? undefined : readHeader(text).version;
+  if (version !== undefined && text !== undefined && !hasControllerDecryption(version)) {
+    const line = text.slice(0, text.indexOf('# Flux Version:')).split('\n').length;
+    throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer; the cluster runs Flux ${version}`, { location: { file: componentsFile, line }, hint });
+  }
 }
 
 async function repoDir(dir: string): Promise<string> {

@@ -5,7 +5,7 @@ import { FluxstrapError, formatLocation, isFluxstrapError, usageError } from '..
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
-import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
+import { keyCommandIdentities, loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from '../sops/config.ts';
 import { ARN_HINT, arnProblem, kmsStanza, parseArnSpec, parseContextFlag } from '../sops/aws-kms.ts';
 import { newStanza, type KeySources } from '../sops/datakey.ts';
@@ -104,13 +104,14 @@ export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.Proce
   const keyFiles = opts.keyFile ?? [];
   let age: AgeIdentity[];
   try {
-    age = await loadAgeIdentities({ keyFiles, env });
+    age = await loadAgeIdentities({ keyFiles, env, keyCmdPerRecipient: true });
   } catch (e) {
     // A broken environment source must not block a file that PGP opens; explicit files must parse.
     if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
     age = [];
   }
-  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env), env };
+  const ageFor = keyCommandIdentities(env);
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env), env, ...(ageFor ? { ageFor } : {}) };
 }
 
 async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {

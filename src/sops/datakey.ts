@@ -23,6 +23,11 @@ export interface KeySources {
   gpgExec?: string;
   /** The environment the cloud key services read (AWS_*); without it none is called (`check`). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Identities asked for one recipient: `SOPS_AGE_KEY_CMD` run with `SOPS_AGE_RECIPIENT` set to
+   * it, once per age recipient of a file, as sops 3.12+ runs it.
+   */
+  ageFor?: (recipient: string) => Promise<AgeIdentity[]>;
 }
 
 const ORDER: Record<string, number> = { age: 0, pgp: 1 };
@@ -37,9 +42,10 @@ async function openStanza(s: Stanza, sources: KeySources, file: string, refusals
   const enc = stanzaField(s, 'enc');
   if (enc === '') return undefined;
   if (s.type === 'age') {
-    if (sources.age.length === 0) return undefined;
+    const identities = [...sources.age, ...((await sources.ageFor?.(stanzaName(s))) ?? [])];
+    if (identities.length === 0) return undefined;
     try {
-      return await ageDecrypt(enc, sources.age);
+      return await ageDecrypt(enc, identities);
     } catch {
       return undefined;
     }
@@ -60,6 +66,7 @@ async function openStanza(s: Stanza, sources: KeySources, file: string, refusals
 async function triedKeys(sources: KeySources): Promise<string> {
   const tried = sources.age.map((i) => `${i.recipient} (${i.source})`);
   for (const fp of await keyFileFingerprints(sources.pgpFiles).catch(() => [])) tried.push(`pgp ${fp}`);
+  if (sources.ageFor) tried.push('SOPS_AGE_KEY_CMD');
   if (sources.gpg) tried.push('the gpg keyring');
   return tried.length > 0 ? tried.join(', ') : 'none';
 }

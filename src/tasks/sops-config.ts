@@ -37,6 +37,12 @@ export const sopsConfigParams = z.object({
       if (why !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression: ${why}` });
     })
     .default('^(data|stringData)$'),
+  /**
+   * `mac_only_encrypted: true` in a new rule (as cluster-template writes it): the MAC covers only
+   * the encrypted values, so editing a plaintext field (a label) never breaks it. An existing
+   * rule keeps its own choice.
+   */
+  macOnlyEncrypted: z.boolean().default(true),
   /** The SOPS files the cluster reaches, repository-relative (src/flux/reach.ts). */
   reached: z.array(z.string()).default([]),
 });
@@ -91,7 +97,7 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
       insertAt(seq, Math.min(at, own), rule);
       summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
     } else {
-      const rule: Record<string, string> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex };
+      const rule: Record<string, string | boolean> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
       if (p.age.length > 0) rule.age = p.age.join(',');
       if (pgp.length > 0) rule.pgp = pgp.join(',');
       for (const [field, , ids] of cloud) if (ids.length > 0) rule[field] = ids.join(',');
@@ -131,7 +137,7 @@ function coverReached(p: SopsConfigParams, y: EditableYaml, rules: CreationRule[
     summaries.push(`add the cluster's key to the creation rule at ${p.file}:${rule.line} (${all}), which governs the ${files.length} SOPS file(s) the cluster reaches (${files.join(', ')}) and any other file it matches`);
   }
   if (uncovered.length > 0) {
-    const rule: Record<string, string> = { path_regex: `^(${uncovered.map(escape).join('|')})$`, encrypted_regex: p.encryptedRegex };
+    const rule: Record<string, string | boolean> = { path_regex: `^(${uncovered.map(escape).join('|')})$`, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
     if (age.length > 0) rule.age = age.join(',');
     if (pgp.length > 0) rule.pgp = pgp.join(',');
     seq.items.push(y.doc.createNode(rule));

@@ -56,6 +56,8 @@ export function registerInit(program: Command): void {
     .option('--azure-credentials-secret <name>', 'azure-kv service-principal: Secret in flux-system holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, read through envFrom (default: sops-azure-credentials)')
     .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
+    .addOption(new Option('--decryption <mode>', 'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)').choices(['kustomization', 'controller']))
+    .option('--no-mac-only-encrypted', 'a new .sops.yaml rule without mac_only_encrypted: true (an existing rule keeps its choice)')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
     .addHelpText(
@@ -78,7 +80,9 @@ What it ensures (--check shows it as a diff first):
   clusters/NAME/flux-system/kustomization.yaml
                                       decryption {provider: sops, secretRef: sops-age} as a patch, where
                                       flux bootstrap never overwrites it; a block hand-added to
-                                      gotk-sync.yaml is moved there and the generated file restored
+                                      gotk-sync.yaml is moved there and the generated file restored;
+                                      --decryption controller: {provider: sops} and a patch adding
+                                      --sops-age-secret=sops-age to kustomize-controller instead
   clusters/NAME/kustomization.yaml    lists flux-system (else Flux never applies its own config from Git)
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
@@ -93,6 +97,7 @@ Exit codes: 0 done or nothing to do, 1 failed, 2 bad usage, 3 --check found chan
 Examples:
   fluxstrap init --cluster prod
   fluxstrap init --cluster prod --age-key-file ~/.config/sops/age/keys.txt --check
+  fluxstrap init --cluster prod --decryption controller --check
   fluxstrap init --cluster home --git-url https://git.home/me/fleet.git --components-extra image-reflector-controller,image-automation-controller
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
