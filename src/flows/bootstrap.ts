@@ -8,6 +8,7 @@ import type { RunResult } from '../core/engine.ts';
 import { ExitCode, exitCodeOf as exitCodeOfOutcome, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
+import type { TaskInstance } from '../core/task.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { builtinKinds } from '../tasks/registry.ts';
@@ -114,6 +115,14 @@ export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOpti
 /** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
 export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const { cluster, playbook, settings } = prepared;
+  return runClusterTasks({ title: playbook.name, tasks: playbook.tasks, vars: playbook.vars }, cluster, settings, view, env);
+}
+
+/** Tasks of one cluster with their own TaskContext, whose `ctx.log` becomes progress of the running task. */
+export async function runClusterTasks(
+  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown> },
+  cluster: ResolvedCluster, settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>, view: Reporter, env: NodeJS.ProcessEnv,
+): Promise<RunResult> {
   const reporter = new ProgressTracker(view);
   const ctx: TaskContext = createTaskContext({
     cluster,
@@ -123,7 +132,7 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
     env,
   });
   try {
-    return await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check: settings.check, vars: playbook.vars });
+    return await runTasks({ title: run.title, tasks: run.tasks, ctx, reporter, check: settings.check, ...(run.vars ? { vars: run.vars } : {}) });
   } finally {
     ctx.close();
   }
@@ -162,7 +171,7 @@ function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: bo
       name: cluster.name,
       path: cluster.path,
       repo_dir: cluster.repoDir,
-      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type } },
+      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type }, provider: cluster.git.provider },
       kube: { context: cluster.kube.context ?? null, kubeconfig: cluster.kube.kubeconfig ?? null },
     },
     check_mode: check,

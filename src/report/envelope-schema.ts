@@ -76,6 +76,7 @@ export const COMMANDS = {
   bootstrap: [Run, { clusters: z.record(z.string(), ClusterRun) }, Listing, { clusters: z.record(z.string(), z.strictObject(Listing)) }],
   run: [Run, { clusters: z.record(z.string(), ClusterRun) }, Listing, { clusters: z.record(z.string(), z.strictObject(Listing)) }],
   init: [Run],
+  upgrade: [Run],
   'keys rotate': [Run],
   'keys new': [{ recipient: z.string(), file: File }, { fingerprint: z.string(), file: File, publicKey: z.string() }],
   'keys pub': [{ recipients: z.array(Recipient), publicKey: z.string().optional() }],

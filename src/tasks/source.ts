@@ -152,22 +152,43 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
 
 /** kustomize-controller decrypts for every Kustomization when it runs with `--sops-age-secret`. */
 export function controllerDecrypts(components: KubeObject[]): boolean {
-  const controller = components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
-  return JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
+  return sopsAgeSecretFlag(kustomizeController(components)) !== undefined;
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
 async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<FluxstrapError | undefined> {
+  const folder = !(await stat(src.fluxSystemDir).then((st) => st.isDirectory(), () => false));
   const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
   const missing = GOTK_FILES.filter((_, i) => !present[i]);
   if (missing.length === 0) return undefined;
   const { url, branch } = ctx.cluster.git;
-  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch });
+  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch }, folder);
   return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 
-/** The Secret the flux-system decryption patch points at, if the build carries one. */
+/**
+ * The Secret the flux-system decryption patch points at, else the one kustomize-controller's
+ * `--sops-age-secret` names (controller-level decryption), if the build carries either.
+ */
 export async function decryptionSecretName(ctx: TaskContext): Promise<string | undefined> {
-  const spec = (await fluxBuild(ctx)).sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
-  return spec?.decryption?.secretRef?.name;
+  const build = await fluxBuild(ctx);
+  const spec = build.sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
+  return spec?.decryption?.secretRef?.name ?? controllerSecretName(build);
+}
+
+/** The value of kustomize-controller's `--sops-age-secret` in the build. */
+export function controllerSecretName(build: FluxBuild): string | undefined {
+  return sopsAgeSecretFlag(kustomizeController(build.components));
+}
+
+const kustomizeController = (components: KubeObject[]) => components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+
+/** The Secret a kustomize-controller Deployment's `--sops-age-secret` names, if it has the flag. */
+export function sopsAgeSecretFlag(deployment: KubeObject | undefined): string | undefined {
+  const containers = (deployment?.spec as { template?: { spec?: { containers?: { args?: unknown[] }[] } } } | undefined)?.template?.spec?.containers ?? [];
+  const flag = '--sops-age-secret=';
+  for (const c of containers) {
+    for (const a of c.args ?? []) if (typeof a === 'string' && a.startsWith(flag)) return a.slice(flag.length);
+  }
+  return undefined;
 }

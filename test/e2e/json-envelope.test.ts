@@ -156,6 +156,12 @@ void describe('--json: one envelope for every command', () => {
     assert.equal(doc.tasks[0]?.outcome, 'failed');
   });
 
+  cases('upgrade', () => {
+    // The fixture's Flux v2.7.5 runs notification-controller, which the shipped v2.9.5 manifests lack.
+    json(['upgrade', '--cluster', r.cluster, '--flux-version', 'v2.9.5', '--check'], { command: 'upgrade', code: 1, error: 'E_NOT_FOUND' });
+    json(['upgrade', '--cluster', r.cluster, '--flux-version', 'not-a-version'], { command: 'upgrade', code: 2, error: 'E_USAGE' });
+  });
+
   cases('run', async () => {
     await writeFile(join(r.repo, 'ignore.yaml'), 'name: ignore keys\ntasks:\n  - name: Ignore private keys\n    gitignore: { entries: ["*.agekey"] }\n');
     json(['run', 'ignore.yaml', '--cluster', r.cluster], { command: 'run', code: 0, fields: ['recap', 'tasks'] });

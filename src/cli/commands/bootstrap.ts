@@ -66,7 +66,8 @@ export function withClusterOptions(cmd: Command, several = false): Command {
     .option('--git-url <url>', 'Git URL Flux pulls from ($FLUXSTRAP_GIT_URL)')
     .option('--branch <name>', 'branch Flux follows ($FLUXSTRAP_GIT_BRANCH; default main)')
     .option('--path <dir>', 'cluster folder in the repository ($FLUXSTRAP_PATH; default clusters/<cluster>)')
-    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)');
+    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)')
+    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 ($FLUXSTRAP_GITHUB_API_URL; default git.github.apiUrl, else https://api.github.com)');
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {

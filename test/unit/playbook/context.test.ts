@@ -20,7 +20,7 @@ const cluster = (over: Partial<ResolvedCluster> = {}): ResolvedCluster => ({
   repoDir: '/repo',
   path: 'clusters/lab',
   kube: { context: 'lab-admin' },
-  git: { url: 'https://git.example/lab.git', branch: 'main', auth: { type: 'https', username: 'git', passwordEnv: 'LAB_TOKEN' } },
+  git: { url: 'https://git.example/lab.git', branch: 'main', auth: { type: 'https', username: 'git', passwordEnv: 'LAB_TOKEN' }, provider: 'generic' },
   ageKey: { type: 'env', env: 'LAB_AGE_KEY' },
   ...over,
 });
@@ -70,7 +70,7 @@ void describe('task context', () => {
     await writeFile(join(dir, 'id'), 'PRIVATE\n', { mode: 0o600 });
     await writeFile(join(dir, 'kh'), 'git.example ssh-ed25519 AAAA\n');
     const ctx = createTaskContext({
-      cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') } } }),
+      cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') }, provider: 'generic' } }),
       rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {},
     });
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
@@ -84,5 +84,30 @@ void describe('task context', () => {
     assert.equal(fromFile[0]?.recipient, recipient);
     await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
     await assert.rejects(readAgeIdentities({ type: 'file', file: join(dir, 'none.txt') }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
+  });
+
+  void it('ageKey.cmd: the command\'s output, asked once per listed recipient with SOPS_AGE_RECIPIENT set', async () => {
+    const other = await generateIdentity();
+    const cmd = join(dir, 'key-cmd.sh');
+    // Answers only for the recipient it is asked for; with nothing asked it prints both.
+    await writeFile(cmd, `#!/bin/sh\nif [ -z "$SOPS_AGE_RECIPIENT" ]; then echo "${other}"; echo "${secret}"; elif [ "$SOPS_AGE_RECIPIENT" = "${recipient}" ]; then echo "${secret}"; fi\n`, { mode: 0o700 });
+    assert.equal((await readAgeIdentities({ type: 'cmd', cmd }, {})).length, 2);
+    const asked = await readAgeIdentities({ type: 'cmd', cmd, publicKeys: [recipient] }, {});
+    assert.deepEqual(asked.map((i) => [i.recipient, i.source]), [[recipient, 'ageKey.cmd']]);
+    await assert.rejects(readAgeIdentities({ type: 'cmd', cmd: join(dir, 'missing-cmd') }, {}), (e: unknown) =>
+      e instanceof FluxstrapError && e.location?.field === 'ageKey.cmd' && /^ageKey\.cmd \(.*missing-cmd\) failed$/.test(e.message));
+  });
+
+  void it('with publicKeys, only the identities listed (a key file shared between clusters), each of which must be there', async () => {
+    const other = await generateIdentity();
+    const otherRecipient = await identityToRecipient(other);
+    const shared = join(dir, 'shared.txt');
+    await writeFile(shared, `${other}\n${secret}\n`, { mode: 0o600 });
+    assert.equal((await readAgeIdentities({ type: 'file', file: shared }, {})).length, 2);
+    const mine = await readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient] }, {});
+    assert.deepEqual(mine.map((i) => i.recipient), [recipient]);
+    const absent = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
+    await assert.rejects(readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.field === 'ageKey.publicKeys' && e.message.includes(absent) && !e.message.includes(otherRecipient) && !JSON.stringify(e).includes('AGE-SECRET-KEY'));
   });
 });
