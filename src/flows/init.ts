@@ -48,7 +48,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const repo = await repoDir(findRepo(opts.repo, g.env, g.cwd));
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
-  const key = await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
+  const key = await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
   const ctx: RepoContext = { paths: { repo } };
   const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
