@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FluxstrapError } from '../core/errors.ts';
@@ -126,7 +126,8 @@ export async function remoteBranchHead(remote: GitRemote, branch: string): Promi
  * environment only, so nothing in the clone (.git/config included) holds them.
  */
 export async function cloneBranch(remote: GitRemote, branch: string): Promise<Checkout> {
-  const dir = await mkdtemp(join(tmpdir(), 'fluxstrap-clone-'));
+  // Synchronous, so that no signal can be handled between the folder appearing and its registration.
+  const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-clone-'));
   pendingTemps.add(dir);
   const remove = () => removeTempDir(dir);
   try {

@@ -4,7 +4,7 @@
 // backup and its passphrase, one `fluxstrap bootstrap` brings the new cluster B to A's state and
 // a second run changes nothing. Bad input first: each refused in one line, B left untouched.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cli, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
@@ -167,22 +167,31 @@ void describe('disaster recovery from a bare machine', () => {
     withScene(async (s) => {
       const { spawn } = await import('node:child_process');
       // Interrupted as soon as the clone exists: the backup is still being opened (scrypt), nothing applied yet.
-      const child = spawn(process.execPath, [cli, ...recoveryArgs(s)], { cwd: s.bare, env: { ...process.env, ...s.env } });
+      // Its own process group, interrupted as a terminal's Ctrl-C does: fluxstrap and the git it runs.
+      const child = spawn(process.execPath, [cli, ...recoveryArgs(s)], { cwd: s.bare, env: { ...process.env, ...s.env }, detached: true });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
       let sawClone = false;
+      let inClone: unknown[] = [];
       for (let i = 0; i < 600 && child.exitCode === null && !sawClone; i++) {
-        sawClone = readdirSync(s.tmp).some((n) => n.startsWith('fluxstrap-clone-'));
-        if (!sawClone) await new Promise((r) => setTimeout(r, 25));
+        const clone = readdirSync(s.tmp).find((n) => n.startsWith('fluxstrap-clone-'));
+        sawClone = clone !== undefined;
+        if (clone !== undefined) {
+          // The clone holds no token (.git/config included): git got it in its environment only.
+          assert.equal(statSync(join(s.tmp, clone)).mode & 0o777, 0o700, 'a private folder');
+          inClone = findLeaks([join(s.tmp, clone)]);
+        } else await new Promise((r) => setTimeout(r, 25));
       }
-      child.kill('SIGINT');
+      assert.ok(child.pid !== undefined, 'the CLI started');
+      process.kill(-child.pid, 'SIGINT');
       const code = await closed;
       assert.ok(sawClone, `the run was interrupted while its clone existed: ${stderr}`);
       assert.equal(code, 130, stderr);
       assert.match(stderr, /interrupted: every step is idempotent/);
       assert.deepEqual(readdirSync(s.tmp).filter((n) => n.startsWith('fluxstrap-')), [], 'the interrupt removed the clone');
       assert.deepEqual(leaksIn(stderr), []);
+      assert.deepEqual(inClone, []);
     }));
 
   void it('one bootstrap from an empty folder brings B to the state of A, and a second run changes nothing', () =>
