@@ -98,6 +98,8 @@ export interface ResolvedCluster {
   repoDir: string;
   /** The fluxstrap.yaml read, if any. */
   configFile?: string;
+  /** `repoDir` is a temporary clone of the branch, made because no checkout was at hand. */
+  temporaryClone?: boolean;
   /** Repository-relative cluster folder, `/`-separated, without `./`. */
   path: string;
   kube: { kubeconfig?: string; context?: string };

@@ -60,7 +60,7 @@ export async function resolveRunCluster(flags: ClusterFlags, env: NodeJS.Process
   try {
     const cloned = join(checkout.dir, CONFIG_FILE);
     const cluster = resolveCluster(await loadConfig(cloned), flags, env, { repoDir: checkout.dir, cwd, configFile: cloned });
-    return { cluster, close: checkout.remove };
+    return { cluster: { ...cluster, temporaryClone: true }, close: checkout.remove };
   } catch (e) {
     checkout.remove();
     throw e;

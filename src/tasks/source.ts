@@ -71,7 +71,7 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
     git.isClean(ctx.paths.repo, ctx.cluster.path),
   ]);
   let dir = ctx.paths.repo;
-  let origin = 'local checkout';
+  let origin = ctx.cluster.temporaryClone === true ? 'temporary clone' : 'local checkout';
   if (local !== commit || !clean) {
     const checkout = await git.cloneBranch(remote, branch);
     // The clone lives as long as the run; an interrupt removes it too, a SIGKILL leaves a temp dir.
