@@ -148,6 +148,12 @@ export async function revParse(dir: string, rev = 'HEAD'): Promise<string> {
   return res.stdout.trim();
 }
 
+/** Whether `dir` is inside a Git work tree (commits or not). */
+export async function isWorkTree(dir: string): Promise<boolean> {
+  const res = await git(['rev-parse', '--is-inside-work-tree'], { cwd: dir });
+  return res.exitCode === 0 && res.stdout.trim() === 'true';
+}
+
 /** No uncommitted or untracked changes under `path` (relative to the repository root). */
 export async function isClean(dir: string, path: string): Promise<boolean> {
   const res = await git(['status', '--porcelain', '--untracked-files=all', '--', path], { cwd: dir });

@@ -53,8 +53,8 @@ export async function resolveRunCluster(flags: ClusterFlags, env: NodeJS.Process
   const repoGiven = flags.repo !== undefined || (env.FLUXSTRAP_REPO ?? '') !== '';
   if (config !== undefined || repoGiven) return local();
   const git = resolveGit(undefined, flags, env, { repoDir: cwd, cwd });
-  const { cloneBranch, revParse } = await import('../adapters/git.ts');
-  if (git.url === undefined || (await revParse(cwd).then(() => true, () => false))) return local();
+  const { cloneBranch, isWorkTree } = await import('../adapters/git.ts');
+  if (git.url === undefined || (await isWorkTree(cwd))) return local();
 
   const checkout = await cloneBranch(gitRemoteOf(git.url, git.auth, (auth) => gitToken(auth, env, flags.cluster)), git.branch);
   try {
