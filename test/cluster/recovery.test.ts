@@ -4,7 +4,7 @@
 // backup and its passphrase, one `fluxstrap bootstrap` brings the new cluster B to A's state and
 // a second run changes nothing. Bad input first: each refused in one line, B left untouched.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cli, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
@@ -175,7 +175,8 @@ void describe('disaster recovery from a bare machine', () => {
       let sawClone = false;
       let inClone: unknown[] = [];
       for (let i = 0; i < 600 && child.exitCode === null && !sawClone; i++) {
-        const clone = readdirSync(s.tmp).find((n) => n.startsWith('fluxstrap-clone-'));
+        // Once git is done (the checkout written): git's own processes still writing would race the removal.
+        const clone = readdirSync(s.tmp).find((n) => n.startsWith('fluxstrap-clone-') && existsSync(join(s.tmp, n, 'fluxstrap.yaml')));
         sawClone = clone !== undefined;
         if (clone !== undefined) {
           // The clone holds no token (.git/config included): git got it in its environment only.
