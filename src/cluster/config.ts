@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 import { ageKeyFilePath } from '../keys/age.ts';
+import { SSH_KEY_ALGORITHMS } from '../keys/ssh.ts';
+import type { SshKeyAlgorithm } from '../keys/ssh.ts';
 import { YamlSource } from '../adapters/yaml-source.ts';
 
 /**
@@ -30,7 +32,9 @@ const GitAuthSchema = z.union([
   z.strictObject({
     ssh: z.strictObject({
       keyFile: path.describe('Private key file (the deploy key); stored in the Secret as `identity`.'),
-      knownHostsFile: path.describe('known_hosts file holding the Git server host key; stored as `known_hosts`.'),
+      knownHostsFile: path.describe('known_hosts file holding the Git server host key; stored as `known_hosts`. When missing, init and bootstrap fill it: from GitHub\'s /meta for github.com, else from a scan confirmed with --accept-host-key.'),
+      keyAlgorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Algorithm of a deploy key generated when keyFile does not exist yet; default ed25519.'),
+      readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
     }),
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
 ]);
@@ -60,6 +64,13 @@ const ClusterSchema = z.strictObject({
       url: z.string().regex(/^(https?|ssh):\/\/\S+$/, 'must be an http(s):// or ssh:// URL').optional().describe('URL Flux pulls from.'),
       branch: z.string().min(1).optional().describe('Branch Flux follows; default main.'),
       auth: GitAuthSchema.optional(),
+      provider: z.enum(['github', 'generic']).optional().describe('Git hosting API fluxstrap talks to: github registers deploy keys and checks access through GitHub\'s REST API; default github for github.com URLs, else generic (Git only).'),
+      github: z
+        .strictObject({
+          apiUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3; default https://api.github.com.'),
+          tokenEnv: envName.optional().describe('Environment variable holding the GitHub token fluxstrap calls the API with; default the HTTPS passwordEnv, else GITHUB_TOKEN.'),
+        })
+        .optional(),
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
@@ -73,13 +84,21 @@ export const FluxstrapConfigSchema = z
   })
   .describe('fluxstrap.yaml: how fluxstrap reaches and bootstraps each cluster of this repository.');
 
+/** `git.auth.ssh` as written in fluxstrap.yaml (paths not yet expanded). */
+export type SshAuth = Extract<z.infer<typeof GitAuthSchema>, { ssh: unknown }>['ssh'];
 export type FluxstrapConfig = z.infer<typeof FluxstrapConfigSchema>;
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
 export type GitAuth =
   | { type: 'https'; username: string; passwordEnv: string }
-  | { type: 'ssh'; keyFile: string; knownHostsFile: string }
+  | { type: 'ssh'; keyFile: string; knownHostsFile: string; keyAlgorithm?: SshKeyAlgorithm; readWrite?: boolean }
   | { type: 'none' };
+
+/** How fluxstrap reaches GitHub's API for a cluster on GitHub (token: only its variable's name). */
+export interface GitHubSettings {
+  apiUrl: string;
+  tokenEnv: string;
+}
 
 export type AgeKeySource =
   | { type: 'file'; file: string }
@@ -103,7 +122,7 @@ export interface ResolvedCluster {
   /** Repository-relative cluster folder, `/`-separated, without `./`. */
   path: string;
   kube: { kubeconfig?: string; context?: string };
-  git: { url?: string; branch: string; auth: GitAuth };
+  git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'generic'; github?: GitHubSettings };
   ageKey: AgeKeySource;
 }
 
@@ -128,6 +147,7 @@ export interface ClusterFlags {
   ageKeyBackup?: string;
   /** The backup's passphrase file (else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal by the command). */
   passphraseFile?: string;
+  githubApiUrl?: string;
 }
 
 /** Load and check fluxstrap.yaml; `undefined` when the file does not exist. */
@@ -214,6 +234,8 @@ export function resolveCluster(
   const kubeconfig = pick(flags.kubeconfig, 'FLUXSTRAP_KUBECONFIG', entry?.kube?.kubeconfig, true);
   const context = pick(flags.context, 'FLUXSTRAP_CONTEXT', entry?.kube?.context, false);
   const clusterPath = normalizeClusterPath(pick(flags.path, 'FLUXSTRAP_PATH', entry?.path, false) ?? `clusters/${name}`);
+  const git = resolveGit(entry?.git, flags, env, where);
+  const provider = entry?.git?.provider ?? (git.url !== undefined && isGitHubUrl(git.url) ? 'github' : 'generic');
 
   return {
     name,
@@ -221,7 +243,7 @@ export function resolveCluster(
     ...(where.configFile !== undefined && config ? { configFile: where.configFile } : {}),
     path: clusterPath,
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
-    git: resolveGit(entry?.git, flags, env, where),
+    git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
     ageKey: configuredAgeKey(entry, flags, env, where) ?? sopsAgeKey(env),
   };
 }
@@ -231,7 +253,7 @@ export function resolveCluster(
  * cwd) over the file's entry (relative to the repository). Without a checkout this is all there
  * is to clone with, before any fluxstrap.yaml can be read (`entryGit` undefined then).
  */
-export function resolveGit(entryGit: ClusterConfig['git'], flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): ResolvedCluster['git'] {
+export function resolveGit(entryGit: ClusterConfig['git'], flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster['git'], 'url' | 'branch' | 'auth'> {
   const url = flags.gitUrl ?? nonEmpty(env.FLUXSTRAP_GIT_URL) ?? entryGit?.url;
   if (url !== undefined && hasPassword(url)) {
     // Not echoed: the URL holds the secret.
@@ -297,7 +319,42 @@ function normalizeClusterPath(p: string): string {
 function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: string): GitAuth {
   if (auth === undefined) return { type: 'none' };
   if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv };
-  return { type: 'ssh', keyFile: expandPath(auth.ssh.keyFile, repoDir), knownHostsFile: expandPath(auth.ssh.knownHostsFile, repoDir) };
+  const { ssh } = auth;
+  return {
+    type: 'ssh',
+    keyFile: expandPath(ssh.keyFile, repoDir),
+    knownHostsFile: expandPath(ssh.knownHostsFile, repoDir),
+    ...(ssh.keyAlgorithm !== undefined ? { keyAlgorithm: ssh.keyAlgorithm } : {}),
+    ...(ssh.readWrite !== undefined ? { readWrite: ssh.readWrite } : {}),
+  };
+}
+
+/** A URL of github.com itself (https://github.com/…, ssh://git@github.com/…). */
+export function isGitHubUrl(url: string): boolean {
+  try {
+    return new URL(url).hostname.toLowerCase() === 'github.com';
+  } catch {
+    return false;
+  }
+}
+
+/** `owner` and `repo` of a GitHub URL's path (`/me/fleet.git`), undefined when it has no such path. */
+export function githubRepoOf(url: string): { owner: string; repo: string } | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const m = /^\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(path);
+  return m ? { owner: m[1] ?? '', repo: m[2] ?? '' } : undefined;
+}
+
+function githubSettings(file: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined, auth: GitAuth, flag: string | undefined, env: NodeJS.ProcessEnv): GitHubSettings {
+  return {
+    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? 'https://api.github.com').replace(/\/+$/, ''),
+    tokenEnv: file?.tokenEnv ?? (auth.type === 'https' ? auth.passwordEnv : 'GITHUB_TOKEN'),
+  };
 }
 
 /**

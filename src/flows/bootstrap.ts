@@ -8,6 +8,7 @@ import type { RunResult } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
+import type { TaskInstance } from '../core/task.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { builtinKinds } from '../tasks/registry.ts';
@@ -127,7 +128,18 @@ export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOpti
 /** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
 export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const { cluster, playbook, settings } = prepared;
-  const reporter = new ProgressTracker(view, (e) => playbook.observe(e));
+  return runClusterTasks(
+    { title: playbook.name, tasks: playbook.tasks, vars: playbook.vars, observe: (e) => playbook.observe(e), ...(prepared.identities ? { identities: prepared.identities } : {}) },
+    cluster, settings, view, env,
+  );
+}
+
+/** Tasks of one cluster with their own TaskContext, whose `ctx.log` becomes progress of the running task. */
+export async function runClusterTasks(
+  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown>; observe?: (e: RunEvent) => void; identities?: AgeIdentity[] },
+  cluster: ResolvedCluster, settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>, view: Reporter, env: NodeJS.ProcessEnv,
+): Promise<RunResult> {
+  const reporter = new ProgressTracker(view, run.observe ?? (() => undefined));
   const ctx: TaskContext = createTaskContext({
     cluster,
     check: settings.check,
@@ -135,10 +147,10 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
     timeoutMs: settings.timeoutMs,
     log: (message) => reporter.log(message),
     env,
-    ...(prepared.identities ? { ageIdentities: prepared.identities } : {}),
+    ...(run.identities ? { ageIdentities: run.identities } : {}),
   });
   try {
-    return await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check: settings.check, vars: playbook.vars });
+    return await runTasks({ title: run.title, tasks: run.tasks, ctx, reporter, check: settings.check, ...(run.vars ? { vars: run.vars } : {}) });
   } finally {
     ctx.close();
   }
@@ -170,7 +182,7 @@ function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: bo
       name: cluster.name,
       path: cluster.path,
       repo_dir: cluster.repoDir,
-      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type } },
+      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type }, provider: cluster.git.provider },
       kube: { context: cluster.kube.context ?? null, kubeconfig: cluster.kube.kubeconfig ?? null },
     },
     check_mode: check,

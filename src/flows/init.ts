@@ -3,8 +3,14 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readText } from '../adapters/files.ts';
 import { runTasks } from '../core/engine.ts';
-import { CONFIG_FILE, configuredAgeKey, findRepo } from '../cluster/config.ts';
-import type { AgeKeySource } from '../cluster/config.ts';
+import { CONFIG_FILE, configuredAgeKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
+import { githubRepositoryKind } from '../tasks/github-repository.ts';
+import type { GitHubContext } from '../tasks/github-repository.ts';
+import { deployKeyTitle, githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
+import type { AgeKeySource, SshAuth } from '../cluster/config.ts';
+import { knownHostsKind } from '../tasks/known-hosts.ts';
+import type { KnownHostsContext } from '../tasks/known-hosts.ts';
+import { sshDeployKeyKind } from '../tasks/ssh-deploy-key.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
@@ -27,7 +33,7 @@ import type { FluxInstallFlags } from './init-flux.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
 import { sopsConfigKind } from '../tasks/sops-config.ts';
-import { clusterSops } from '../tasks/sops-files.ts';
+import { clusterSops, reachedPlainSecrets } from '../tasks/sops-files.ts';
 import { info } from './io.ts';
 import type { CommandIo } from './io.ts';
 
@@ -35,6 +41,12 @@ import type { CommandIo } from './io.ts';
 
 export interface InitOptions extends GitFlags, FluxInstallFlags {
   cluster: string;
+  /** Fingerprint (SHA256:…) of the Git server's scanned SSH host key, confirmed by the user. */
+  acceptHostKey?: string;
+  /** Create the GitHub repository when it does not exist (needs `yes`). */
+  createRepo?: boolean;
+  public?: boolean;
+  yes?: boolean;
   path?: string;
   keyFile?: string;
   age?: string[];
@@ -51,15 +63,22 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
   const key = await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
-  const ctx: RepoContext = { paths: { repo } };
+  if (opts.createRepo === true && opts.yes !== true && opts.check !== true) {
+    throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
+  }
+  const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
   const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
   const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: g.env, userAgent: `fluxstrap/${version}` });
+  const github = githubTasks(opts, url, { ...current, ...config.set?.git }, repo, sync);
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
     ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    ...github.repository,
+    ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
+    ...github.deployKey,
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -88,10 +107,12 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
   // The rules must cover what the cluster's Kustomizations apply, wherever it lives.
-  const { reach, files } = await clusterSops(repo, { path: clusterPath });
-  const reached = files.map((f) => f.name);
+  const sops = await clusterSops(repo, { path: clusterPath });
+  const { reach } = sops;
+  // Plaintext Secrets it reaches elsewhere too, so that encrypting them finds the cluster's rule.
+  const reached = [...sops.files.map((f) => f.name), ...(await reachedPlainSecrets(repo, sops, clusterPath))];
   return [
-    task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} SOPS file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
+    task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} Secret file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
       age: key.type === 'age' ? key.recipients : [],
@@ -108,6 +129,56 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
     task('.gitignore keeps private keys out of Git', gitignoreKind, { file: '.gitignore', entries: ignore }),
+  ];
+}
+
+/**
+ * With --create-repo: the repository on GitHub (created when missing, the token's access checked)
+ * and, with SSH auth, the deploy key registered there. Without it GitHub is not called: bootstrap
+ * checks the repository and registers the key.
+ */
+function githubTasks(
+  opts: InitOptions,
+  url: string | undefined,
+  git: { provider?: string | undefined; github?: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined; auth?: object | undefined },
+  repo: string,
+  sync: { branch: string; path: string } | undefined,
+): Record<'repository' | 'deployKey', TaskInstance<RepoContext & KnownHostsContext & GitHubContext>[]> {
+  if (opts.createRepo !== true) return { repository: [], deployKey: [] };
+  if (url === undefined || (git.provider ?? (isGitHubUrl(url) ? 'github' : 'generic')) !== 'github') {
+    throw usageError('--create-repo creates repositories on GitHub', 'pass --git-url https://github.com/OWNER/REPO.git (or git@github.com:OWNER/REPO.git), or --github-api-url for GitHub Enterprise');
+  }
+  const auth = git.auth as { https?: { passwordEnv: string }; ssh?: SshAuth } | undefined;
+  const target = {
+    url,
+    ...(git.github?.apiUrl !== undefined ? { apiUrl: git.github.apiUrl } : {}),
+    tokenEnv: git.github?.tokenEnv ?? auth?.https?.passwordEnv ?? 'GITHUB_TOKEN',
+  };
+  const kind = <P>(k: TaskKind<P, unknown, GitHubContext>) => k as TaskKind<unknown, unknown, RepoContext & KnownHostsContext & GitHubContext>;
+  const ssh = auth?.ssh;
+  return {
+    repository: [{ name: `GitHub repository ${url}`, kind: kind(githubRepositoryKind), params: { ...target, create: true, private: opts.public !== true, access: ssh ? 'admin' : 'read' } }],
+    deployKey: ssh === undefined ? [] : [{
+      name: 'deploy key registered on GitHub',
+      kind: kind(githubDeployKeyKind),
+      params: { ...target, keyFile: expandPath(ssh.keyFile, repo), title: deployKeyTitle('flux-system', sync?.branch ?? 'main', 'flux-system', sync?.path ?? ''), readOnly: ssh.readWrite !== true },
+    }],
+  };
+}
+
+/**
+ * With SSH auth: the deploy key, generated when its file does not exist, and the Git server's
+ * host keys, obtained when the known_hosts file does not exist (both are kept when they do).
+ */
+function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: string | undefined, auth: object | undefined): TaskInstance<RepoContext & KnownHostsContext>[] {
+  if (auth === undefined || !('ssh' in auth) || url === undefined) return [];
+  const ssh = auth.ssh as SshAuth;
+  const keyFile = expandPath(ssh.keyFile, repo);
+  const knownHostsFile = expandPath(ssh.knownHostsFile, repo);
+  const show = (f: string) => relative(cwd, f).startsWith('..') ? f : relative(cwd, f);
+  return [
+    { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
+    { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
   ];
 }
 

@@ -484,6 +484,31 @@ void describe('bootstrap over SSH', { timeout: 15 * 60_000 }, () => {
   });
 });
 
+void describe('bootstrap over SSH with a deploy key fluxstrap generates', { timeout: 15 * 60_000 }, () => {
+  void it('generates the key, the Git server accepts it (registered), and the real source-controller pulls with it', async () => {
+    await withFreshCluster('fleet-ssh-generated', 'ssh', async (c, kube, repo) => {
+      const keyFile = join(repo.dir, '..', 'generated', 'deploy-key');
+      const config = readFileSync(join(repo.dir, 'fluxstrap.yaml'), 'utf8');
+      const knownHosts = /knownHostsFile: (\S+)/.exec(config)?.[1] ?? '';
+      writeFileSync(join(repo.dir, 'fluxstrap.yaml'), config.replace(/keyFile: \S+/, `keyFile: ${keyFile}`));
+      writeFileSync(join(repo.dir, '..', 'gen.yaml'), 'name: deploy key\ntasks:\n  - name: generate\n    ssh-deploy-key: {}\n');
+      const gen = await cli(['run', join(repo.dir, '..', 'gen.yaml'), ...repo.flags]);
+      assert.equal(gen.code, 0, gen.stderr);
+      const pub = readFileSync(`${keyFile}.pub`, 'utf8').trim();
+      assert.ok(gen.stderr.includes(pub.split(' ')[1] ?? 'x') || gen.stdout.includes(pub.split(' ')[1] ?? 'x'), 'the public key is shown');
+      assert.ok(knownHosts !== '');
+      // The forge's side of registering it: from now on the server accepts this key too.
+      c.git.authorize(pub);
+      const first = await bootstrap(repo);
+      assert.equal(first.code, 0, first.stderr);
+      await assertDecrypted(kube);
+      const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'flux-system' });
+      const identity = Buffer.from((secret?.data as Record<string, string>).identity ?? '', 'base64').toString('utf8');
+      assert.equal(identity, readFileSync(keyFile, 'utf8'), 'source-controller holds the generated key, and no other');
+    });
+  });
+});
+
 /** The task names of the built-in playbook, in order (the step boundaries). */
 const STEPS = ['Preflight', 'Namespace flux-system', 'Git credentials Secret', 'SOPS age Secret', 'Flux components', 'Wait for the Flux controllers', 'Sync objects', 'Reconcile at the bootstrapped commit'];
 

@@ -28,6 +28,8 @@ export interface GitServerInfo {
 export interface GitServer extends GitServerInfo {
   httpUrl: (repo: string) => string;
   sshUrl: (repo: string) => string;
+  /** Accept one more deploy key (an authorized_keys line), as a forge does once a key is registered. */
+  authorize: (publicKey: string) => void;
   stop: () => Promise<void>;
 }
 
@@ -70,7 +72,10 @@ export async function startGitServer(dir: string): Promise<GitServer> {
       res.end(String(err));
     });
   });
-  const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => handleSshClient(client, reposDir, deployPublic));
+  const deployKey = ssh2.utils.parseKey(deployPublic);
+  if (deployKey instanceof Error) throw deployKey;
+  const allowed: ssh2.ParsedKey[] = [deployKey];
+  const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => handleSshClient(client, reposDir, allowed));
   // A client that drops mid-handshake must not take the test process down.
   ssh.on('error', () => undefined);
 
@@ -93,6 +98,11 @@ export async function startGitServer(dir: string): Promise<GitServer> {
     reposDir,
     httpUrl: (repo) => `${httpBase}/${repo}`,
     sshUrl: (repo) => `${sshBase}/${repo}`,
+    authorize: (publicKey) => {
+      const parsed = ssh2.utils.parseKey(publicKey);
+      if (parsed instanceof Error) throw parsed;
+      allowed.push(parsed);
+    },
     stop: async () => {
       http.closeAllConnections();
       await Promise.all([
@@ -192,13 +202,13 @@ function pipeCgiResponse(out: NodeJS.ReadableStream, res: ServerResponse): Promi
   });
 }
 
-function handleSshClient(client: ssh2.Connection, reposDir: string, deployPublic: string): void {
-  const allowed = ssh2.utils.parseKey(deployPublic);
-  if (allowed instanceof Error) throw allowed;
+function handleSshClient(client: ssh2.Connection, reposDir: string, allowedKeys: readonly ssh2.ParsedKey[]): void {
   client.on('error', () => undefined);
   client.on('authentication', (ctx) => {
-    if (ctx.method !== 'publickey' || ctx.username !== 'git' || ctx.key.algo !== allowed.type
-      || !timingSafeEqual(ctx.key.data, allowed.getPublicSSH())) {
+    const allowed = ctx.method === 'publickey'
+      ? allowedKeys.find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()))
+      : undefined;
+    if (ctx.method !== 'publickey' || ctx.username !== 'git' || allowed === undefined) {
       ctx.reject(['publickey']);
       return;
     }

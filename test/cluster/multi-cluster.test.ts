@@ -143,7 +143,7 @@ void describe('bootstrap --all-clusters on two clusters', () => {
         assert.equal(doc.clusters.demo?.recap.failed, 0);
         const failed = doc.clusters.edge?.tasks.find((t) => t.outcome === 'failed');
         assert.equal(failed?.name.startsWith('Preflight'), true, JSON.stringify(doc.clusters.edge));
-        assert.deepEqual(doc.clusters.edge?.tasks.slice(1).map((t) => t.outcome), Array(8).fill('skipped'), 'nothing after the failed preflight ran');
+        assert.deepEqual(doc.clusters.edge?.tasks.slice(1).map((t) => t.outcome), Array(12).fill('skipped'), 'nothing after the failed preflight ran');
       } finally {
         writeFileSync(f.betaKubeconfig, original);
       }

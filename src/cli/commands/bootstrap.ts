@@ -74,7 +74,8 @@ export function withClusterOptions(cmd: Command, several = false): Command {
     .option('--git-known-hosts <file>', "SSH auth: known_hosts file with the Git server's host key ($FLUXSTRAP_GIT_KNOWN_HOSTS)")
     .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)')
     .option('--age-key-backup <file>', 'the age key from a `fluxstrap keys backup` file, opened in memory ($FLUXSTRAP_AGE_KEY_BACKUP)')
-    .option('--passphrase-file <file>', "the backup's passphrase (first line) ($FLUXSTRAP_BACKUP_PASSPHRASE_FILE; else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal)");
+    .option('--passphrase-file <file>', "the backup's passphrase (first line) ($FLUXSTRAP_BACKUP_PASSPHRASE_FILE; else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal)")
+    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 ($FLUXSTRAP_GITHUB_API_URL; default git.github.apiUrl, else https://api.github.com)');
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {

@@ -25,7 +25,13 @@ export function registerInit(program: Command): void {
     .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
     .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
-    .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key')
+    .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
+    .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
+    .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
+    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
+    .option('--public', 'with --create-repo: a public repository (default: private)')
+    .option('--yes', 'confirm --create-repo without asking (scripts)')
+    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
     .option('--flux-version <version>', 'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)')
     .option('--flux-manifests <dir>', 'a Flux release\'s manifests.tar.gz, unpacked: for other versions and air-gapped machines')
     .option('--components <list>', 'Flux controllers to install (default: source-controller,kustomize-controller,helm-controller,notification-controller)')
@@ -49,6 +55,9 @@ What it ensures (--check shows it as a diff first):
                                       --export and flux bootstrap write them (gotk-sync.yaml needs the
                                       Git URL: --git-url or the origin remote); an existing file is
                                       kept unless --flux-version/options are given (then --force)
+  deploy key, known_hosts             with an ssh:// URL: an SSH deploy key generated where git.auth.ssh.keyFile
+                                      says (default ~/.config/fluxstrap/NAME-deploy-key, never overwritten; the
+                                      public key is printed) and the server's host keys in clusters/NAME/known_hosts
   .sops.yaml                          the cluster's key in the rules governing the SOPS files the cluster
                                       reaches (its Kustomizations' spec.path); if it reaches none yet, a
                                       creation rule for the cluster folder, before any rule that would
@@ -76,7 +85,10 @@ Examples:
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
   fluxstrap init --cluster home --git-url https://gitea.example.com/me/fleet.git --git-username me --git-token-env GITEA_TOKEN
-  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts`,
+  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts
+  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git          (generates the deploy key, host keys from GitHub)
+  GITHUB_TOKEN=… fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --create-repo --yes
+  fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…`,
     )
     .action(async ({ ageKeyFile, ...rest }: InitOptions & { ageKeyFile?: string }, cmd: Command) => {
       const keyFile = ageKeyFile ?? rest.keyFile;

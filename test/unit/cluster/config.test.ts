@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { clusterEntryOf, findRepo, parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
+import { clusterEntryOf, findRepo, githubRepoOf, parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 
 const GOOD = `# yaml-language-server: $schema=./schema/fluxstrap.schema.json
@@ -71,6 +71,19 @@ void describe('fluxstrap.yaml', () => {
 });
 
 void describe('cluster resolution', () => {
+  void it('GitHub: detected from a github.com URL, API URL from the flag, env or file, token variable from the file, the HTTPS auth, else GITHUB_TOKEN', () => {
+    const gh = parseConfig('clusters:\n  a:\n    git:\n      url: ssh://git@github.com/me/fleet.git\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      provider: github\n      github: { apiUrl: https://ghe.example.com/api/v3/, tokenEnv: GHE_TOKEN }\n  c:\n    git:\n      url: https://github.com/me/fleet.git\n      auth: { https: { passwordEnv: FLEET_TOKEN } }\n', 'fluxstrap.yaml');
+    const a = resolveCluster(gh, { cluster: 'a' }, {}, where).git;
+    assert.deepEqual([a.provider, a.github], ['github', { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN' }]);
+    assert.deepEqual(resolveCluster(gh, { cluster: 'b' }, {}, where).git.github, { apiUrl: 'https://ghe.example.com/api/v3', tokenEnv: 'GHE_TOKEN' });
+    assert.equal(resolveCluster(gh, { cluster: 'b', githubApiUrl: 'http://127.0.0.1:1' }, {}, where).git.github?.apiUrl, 'http://127.0.0.1:1');
+    assert.equal(resolveCluster(gh, { cluster: 'a' }, { FLUXSTRAP_GITHUB_API_URL: 'http://x' }, where).git.github?.apiUrl, 'http://x');
+    assert.equal(resolveCluster(gh, { cluster: 'c' }, {}, where).git.github?.tokenEnv, 'FLEET_TOKEN');
+    assert.deepEqual(githubRepoOf('ssh://git@github.com/me/fleet.git'), { owner: 'me', repo: 'fleet' });
+    assert.deepEqual(githubRepoOf('https://github.com/org/a.b'), { owner: 'org', repo: 'a.b' });
+    assert.equal(githubRepoOf('https://github.com/only'), undefined);
+  });
+
   void it('reads the file, resolving its paths against the repository', () => {
     const c = resolveCluster(config, { cluster: 'prod' }, {}, where);
     assert.equal(c.path, 'clusters/prod');
@@ -79,6 +92,7 @@ void describe('cluster resolution', () => {
       url: 'ssh://git@git.example.com/homelab.git',
       branch: 'release',
       auth: { type: 'ssh', keyFile: join(homedir(), '.ssh/flux'), knownHostsFile: '/repo/known_hosts' },
+      provider: 'generic',
     });
     assert.deepEqual(c.ageKey, {
       type: 'ansible-vault',

@@ -20,7 +20,7 @@ const cluster = (over: Partial<ResolvedCluster> = {}): ResolvedCluster => ({
   repoDir: '/repo',
   path: 'clusters/lab',
   kube: { context: 'lab-admin' },
-  git: { url: 'https://git.example/lab.git', branch: 'main', auth: { type: 'https', username: 'git', passwordEnv: 'LAB_TOKEN' } },
+  git: { url: 'https://git.example/lab.git', branch: 'main', auth: { type: 'https', username: 'git', passwordEnv: 'LAB_TOKEN' }, provider: 'generic' },
   ageKey: { type: 'env', env: 'LAB_AGE_KEY' },
   ...over,
 });
@@ -71,7 +71,7 @@ void describe('task context', () => {
     await writeFile(join(dir, 'id'), 'PRIVATE\n', { mode: 0o600 });
     await writeFile(join(dir, 'kh'), 'git.example ssh-ed25519 AAAA\n');
     const ctx = createTaskContext({
-      cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') } } }),
+      cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') }, provider: 'generic' } }),
       check: false, rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {},
     });
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
