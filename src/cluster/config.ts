@@ -39,15 +39,26 @@ const GitAuthSchema = z.union([
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
 ]);
 
+const publicKeys = z
+  .array(z.string().regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'))
+  .min(1)
+  .optional()
+  .describe('Only the identities of these recipients go to the sops-age Secret: a key file shared between clusters must not give one cluster the other\'s key.');
+
 const AgeKeySchema = z.union([
-  z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.') }),
-  z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.') }),
+  z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.'), publicKeys }),
+  z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.'), publicKeys }),
+  z.strictObject({
+    cmd: z.string().min(1).describe('Command printing the age identities (a password manager), run without a shell like SOPS_AGE_KEY_CMD; with publicKeys, once per recipient with SOPS_AGE_RECIPIENT set.'),
+    publicKeys,
+  }),
   z.strictObject({
     ansibleVault: z.strictObject({
       file: path.describe('Ansible vars file: a whole-file vault, or plain YAML with an inline !vault value.'),
       passwordFile: path.describe('Vault password file (as ansible-vault --vault-password-file).'),
       variable: z.string().min(1).optional().describe('Variable holding the age key, e.g. sops_age_private_key; omit when the whole vault is the key file.'),
     }),
+    publicKeys,
   }),
 ]);
 
@@ -100,15 +111,17 @@ export interface GitHubSettings {
   tokenEnv: string;
 }
 
-export type AgeKeySource =
+export type AgeKeySource = (
   | { type: 'file'; file: string }
   | { type: 'env'; env: string }
+  | { type: 'cmd'; cmd: string }
   | { type: 'ansible-vault'; file: string; passwordFile: string; variable?: string }
   /**
    * A `fluxstrap keys backup` file (age passphrase or Ansible Vault), opened in memory: its
    * passphrase from `passphraseFile`, else $FLUXSTRAP_BACKUP_PASSPHRASE, else (the command) a terminal.
    */
-  | { type: 'backup'; file: string; passphraseFile?: string };
+  | { type: 'backup'; file: string; passphraseFile?: string }
+) & { publicKeys?: string[] };
 
 /** A cluster with every source of settings applied: what a run works with. */
 export interface ResolvedCluster {
@@ -380,14 +393,17 @@ export function configuredAgeKey(
   const src = entry?.ageKey;
   const { repoDir } = where;
   if (src !== undefined) {
-    if ('file' in src) return { type: 'file', file: expandPath(src.file, repoDir) };
-    if ('env' in src) return { type: 'env', env: src.env };
+    const only = src.publicKeys !== undefined ? { publicKeys: src.publicKeys } : {};
+    if ('file' in src) return { type: 'file', file: expandPath(src.file, repoDir), ...only };
+    if ('env' in src) return { type: 'env', env: src.env, ...only };
+    if ('cmd' in src) return { type: 'cmd', cmd: src.cmd, ...only };
     const v = src.ansibleVault;
     return {
       type: 'ansible-vault',
       file: expandPath(v.file, repoDir),
       passwordFile: expandPath(v.passwordFile, repoDir),
       ...(v.variable !== undefined ? { variable: v.variable } : {}),
+      ...only,
     };
   }
   return undefined;

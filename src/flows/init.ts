@@ -1,7 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readText } from '../adapters/files.ts';
+import { readText, readTextIfExists } from '../adapters/files.ts';
+import { CONTROLLER_DECRYPTION_SINCE, hasControllerDecryption, readHeader } from '../flux/install.ts';
 import { runTasks } from '../core/engine.ts';
 import { CONFIG_FILE, configuredAgeKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
 import { githubRepositoryKind } from '../tasks/github-repository.ts';
@@ -29,6 +30,8 @@ import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { gotkComponentsKind } from '../tasks/gotk-components.ts';
 import { fluxComponentsParams } from './init-flux.ts';
+import { sopsBackend, type SopsBackend, type SopsBackendFlags } from './init-backend.ts';
+import { IDENTITY_SA_FILE, identityServiceAccountKind, workloadIdentityPatchKind } from '../tasks/workload-identity-patch.ts';
 import type { FluxInstallFlags } from './init-flux.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
@@ -39,7 +42,7 @@ import type { CommandIo } from './io.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
-export interface InitOptions extends GitFlags, FluxInstallFlags {
+export interface InitOptions extends GitFlags, FluxInstallFlags, SopsBackendFlags {
   cluster: string;
   /** Fingerprint (SHA256:…) of the Git server's scanned SSH host key, confirmed by the user. */
   acceptHostKey?: string;
@@ -53,6 +56,10 @@ export interface InitOptions extends GitFlags, FluxInstallFlags {
   repo?: string;
   check?: boolean;
   diff?: boolean;
+  /** `mac_only_encrypted` in a new creation rule (default true; commander's --no-mac-only-encrypted). */
+  macOnlyEncrypted?: boolean;
+  /** Where the key's Secret is named: the flux-system Kustomization, or kustomize-controller's flag. */
+  decryption?: 'kustomization' | 'controller';
 }
 
 /** The public side of the cluster's key: what .sops.yaml and the exported key file need. */
@@ -62,12 +69,16 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const repo = await repoDir(findRepo(opts.repo, g.env, g.cwd));
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
-  const key = await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
+  const backend = sopsBackend(opts);
+  if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
+  // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
+  const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
+  const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
   if (opts.createRepo === true && opts.yes !== true && opts.check !== true) {
     throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
   }
   const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
@@ -75,7 +86,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const github = githubTasks(opts, url, { ...current, ...config.set?.git }, repo, sync);
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, backend, opts)),
     ...github.repository,
     ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
     ...github.deployKey,
@@ -98,11 +109,11 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted'>): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
-  const pubFile = `${clusterPath}/.sops.pub.${key.type === 'age' ? 'age' : 'asc'}`;
+  const pubFile = `${clusterPath}/.sops.pub.${key?.type === 'pgp' ? 'asc' : 'age'}`;
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
@@ -115,16 +126,20 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
     task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} Secret file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
-      age: key.type === 'age' ? key.recipients : [],
-      pgp: key.type === 'pgp' ? [key.fingerprint] : [],
+      age: key?.type === 'age' ? key.recipients : [],
+      pgp: key?.type === 'pgp' ? [key.fingerprint] : [],
+      ...backend.ruleKeys,
       encryptedRegex: '^(data|stringData)$',
+      macOnlyEncrypted: macOnlyEncrypted !== false,
       reached,
     }),
-    task(`public key ${pubFile}`, publicKeyFileKind, {
+    ...(key === undefined ? [] : [task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
-    }),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age' }),
+    })]),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
+    ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
+    ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
@@ -180,6 +195,21 @@ function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: strin
     { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
     { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
   ];
+}
+
+/** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */
+async function requireControllerDecryption(repo: string, componentsFile: string, flag: string | undefined): Promise<void> {
+  const hint = `pass --flux-version ${CONTROLLER_DECRYPTION_SINCE} or newer (upgrading Flux), or use --decryption kustomization`;
+  if (flag !== undefined) {
+    if (!hasControllerDecryption(flag)) throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer, --flux-version is ${flag}`, { location: { field: '--flux-version' }, hint });
+    return;
+  }
+  const text = await readTextIfExists(join(repo, componentsFile));
+  const version = text === undefined ? undefined : readHeader(text).version;
+  if (version !== undefined && text !== undefined && !hasControllerDecryption(version)) {
+    const line = text.slice(0, text.indexOf('# Flux Version:')).split('\n').length;
+    throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer; the cluster runs Flux ${version}`, { location: { file: componentsFile, line }, hint });
+  }
 }
 
 async function repoDir(dir: string): Promise<string> {

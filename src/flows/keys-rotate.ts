@@ -52,7 +52,7 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const cluster = await resolveClusterFlags({ cluster: opts.cluster, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(keyFlag !== undefined ? { ageKeyFile: keyFlag } : {}) }, g.env, g.cwd);
   const { repoDir: repo, path: clusterPath } = cluster;
   if (cluster.ageKey.type !== 'file') {
-    throw usageError(`the key of cluster "${opts.cluster}" comes from ${cluster.ageKey.type === 'env' ? `$${cluster.ageKey.env}` : 'an Ansible vault'}: keys rotate appends the new identity to a key file`, 'pass --age-key-file FILE');
+    throw usageError(`the key of cluster "${opts.cluster}" comes from ${cluster.ageKey.type === 'env' ? `$${cluster.ageKey.env}` : cluster.ageKey.type === 'cmd' ? 'a command (ageKey.cmd)' : 'an Ansible vault'}: keys rotate appends the new identity to a key file`, 'pass --age-key-file FILE');
   }
   const keyFile = cluster.ageKey.file;
   const sopsFile = '.sops.yaml';

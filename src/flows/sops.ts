@@ -5,8 +5,9 @@ import { FluxstrapError, formatLocation, isFluxstrapError, usageError } from '..
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
-import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
+import { keyCommandIdentities, loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from '../sops/config.ts';
+import { ARN_HINT, arnProblem, kmsStanza, parseArnSpec, parseContextFlag } from '../sops/aws-kms.ts';
 import { newStanza, type KeySources } from '../sops/datakey.ts';
 import { decryptDocument, encryptDocument, openDocument, rotate, updateKeys, type EncryptParams } from '../sops/engine.ts';
 import { parseJson } from '../sops/json.ts';
@@ -14,6 +15,7 @@ import { scalarText } from '../sops/scalars.ts';
 import { editValue, type ValueEdit } from '../sops/set.ts';
 import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tree-path.ts';
 import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
+import type { Stanza } from '../sops/metadata.ts';
 import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
 import type { CommandIo } from './io.ts';
@@ -37,6 +39,9 @@ export interface CommonOptions {
 export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionRule, string>> {
   age?: string[];
   pgp?: string[];
+  kms?: string[];
+  awsProfile?: string;
+  encryptionContext?: string;
   macOnlyEncrypted?: boolean;
   shamirSecretSharingThreshold?: number;
 }
@@ -46,6 +51,10 @@ export interface RotateCliOptions extends CommonOptions {
   rmAge?: string[];
   addPgp?: string[];
   rmPgp?: string[];
+  addKms?: string[];
+  rmKms?: string[];
+  awsProfile?: string;
+  encryptionContext?: string;
 }
 
 function formatOption(value: string | undefined, flag: string): Format | undefined {
@@ -95,13 +104,14 @@ export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.Proce
   const keyFiles = opts.keyFile ?? [];
   let age: AgeIdentity[];
   try {
-    age = await loadAgeIdentities({ keyFiles, env });
+    age = await loadAgeIdentities({ keyFiles, env, keyCmdPerRecipient: true });
   } catch (e) {
     // A broken environment source must not block a file that PGP opens; explicit files must parse.
     if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
     age = [];
   }
-  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env) };
+  const ageFor = keyCommandIdentities(env);
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env), env, ...(ageFor ? { ageFor } : {}) };
 }
 
 async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
@@ -150,11 +160,12 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
 function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
   const age = checkedPublicKeys('age', splitList(opts.age, io.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
   const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, io.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
+  const kms = kmsFlagStanzas(splitList(opts.kms, io.env.SOPS_KMS_ARN), opts.kms ? '--kms' : 'SOPS_KMS_ARN', opts);
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
-  if (age.length > 0 || pgp.length > 0) {
+  if (age.length > 0 || pgp.length > 0 || kms.length > 0) {
     return {
-      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f))]],
+      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f)), ...kms]],
       shamirThreshold: opts.shamirSecretSharingThreshold ?? 0,
       rules: fromFlags,
     };
@@ -165,6 +176,21 @@ function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config
   const rule = ruleFor(config, file, io.cwd);
   const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
   return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
+}
+
+/**
+ * `--kms` ARNs (`arn[+roleArn]`) with `--aws-profile` and `--encryption-context`, as sops builds
+ * them from its flags; a malformed ARN or context is refused here, before any file is read.
+ */
+function kmsFlagStanzas(specs: string[], from: string, opts: { awsProfile?: string; encryptionContext?: string }): Stanza[] {
+  const context = opts.encryptionContext === undefined || opts.encryptionContext === '' ? {} : parseContextFlag(opts.encryptionContext);
+  if (context === undefined) throw new FluxstrapError('E_USAGE', 'invalid encryption context: pairs are key:value, separated by commas', { location: { field: '--encryption-context' }, hint: '--encryption-context app:web,env:prod' });
+  return specs.map((spec) => {
+    const key = { ...parseArnSpec(spec), context, profile: opts.awsProfile ?? '' };
+    const problem = arnProblem(key);
+    if (problem !== undefined) throw new FluxstrapError('E_USAGE', problem, { location: { field: from }, hint: ARN_HINT });
+    return { ...kmsStanza(key), origin: { field: from } };
+  });
 }
 
 interface Job {
@@ -194,7 +220,7 @@ async function transformEach(io: CommandIo, files: string[], opts: CommonOptions
 }
 
 export async function runEncrypt(files: string[], opts: EncryptOptions, io: CommandIo): Promise<void> {
-  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env) };
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env), env: io.env };
   await transformEach(
     io,
     files,
@@ -305,6 +331,8 @@ export async function runRotate(files: string[], opts: RotateCliOptions, io: Com
     rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
     addPgp: checkedPublicKeys('pgp', opts.addPgp ?? [], '--add-pgp'),
     rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
+    addKms: kmsFlagStanzas(splitList(opts.addKms, undefined), '--add-kms', opts),
+    rmKms: kmsFlagStanzas(splitList(opts.rmKms, undefined), '--rm-kms', opts),
   };
   await transformEach(
     io,

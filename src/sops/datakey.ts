@@ -1,6 +1,7 @@
 import { FluxstrapError } from '../core/errors.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { ageDecrypt, ageEncrypt } from './age.ts';
+import { kmsDecrypt, kmsEncrypt, kmsKeyOf } from './aws-kms.ts';
 import { stanzaField, stanzaName, type Metadata, type Stanza } from './metadata.ts';
 import { gpgDecrypt, gpgEncrypt, keyFileDecrypt, keyFileEncrypt, keyFileFingerprints, normalizeFingerprint, type PgpKeyFile } from './pgp.ts';
 import { combine, split } from './shamir.ts';
@@ -20,17 +21,31 @@ export interface KeySources {
   gpg: boolean;
   /** The gpg program (sops reads `$SOPS_GPG_EXEC`); default `gpg`. */
   gpgExec?: string;
+  /** The environment the cloud key services read (AWS_*); without it none is called (`check`). */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Identities asked for one recipient: `SOPS_AGE_KEY_CMD` run with `SOPS_AGE_RECIPIENT` set to
+   * it, once per age recipient of a file, as sops 3.12+ runs it.
+   */
+  ageFor?: (recipient: string) => Promise<AgeIdentity[]>;
 }
 
 const ORDER: Record<string, number> = { age: 0, pgp: 1 };
 
-async function openStanza(s: Stanza, sources: KeySources): Promise<Uint8Array | undefined> {
+/** Key services as messages name them; all but AWS KMS have their entries kept and are never called. */
+const SERVICE_NAMES: Partial<Record<string, string>> = {
+  kms: 'AWS KMS', gcp_kms: 'Google Cloud KMS', azure_kv: 'Azure Key Vault', hc_vault: 'HashiCorp Vault', hckms: 'Huawei Cloud KMS',
+};
+
+/** `refusals` collects what a key service said when it did not open its entry. */
+async function openStanza(s: Stanza, sources: KeySources, file: string, refusals: unknown[]): Promise<Uint8Array | undefined> {
   const enc = stanzaField(s, 'enc');
   if (enc === '') return undefined;
   if (s.type === 'age') {
-    if (sources.age.length === 0) return undefined;
+    const identities = [...sources.age, ...((await sources.ageFor?.(stanzaName(s))) ?? [])];
+    if (identities.length === 0) return undefined;
     try {
-      return await ageDecrypt(enc, sources.age);
+      return await ageDecrypt(enc, identities);
     } catch {
       return undefined;
     }
@@ -38,12 +53,20 @@ async function openStanza(s: Stanza, sources: KeySources): Promise<Uint8Array | 
   if (s.type === 'pgp') {
     return (await keyFileDecrypt(enc, sources.pgpFiles)) ?? (sources.gpg ? await gpgDecrypt(enc, sources.gpgExec) : undefined);
   }
+  if (s.type === 'kms' && sources.env) {
+    try {
+      return await kmsDecrypt(kmsKeyOf(s), enc, { env: sources.env }, { file, field: 'sops.kms' });
+    } catch (e) {
+      refusals.push(e);
+    }
+  }
   return undefined;
 }
 
 async function triedKeys(sources: KeySources): Promise<string> {
   const tried = sources.age.map((i) => `${i.recipient} (${i.source})`);
   for (const fp of await keyFileFingerprints(sources.pgpFiles).catch(() => [])) tried.push(`pgp ${fp}`);
+  if (sources.ageFor) tried.push('SOPS_AGE_KEY_CMD');
   if (sources.gpg) tried.push('the gpg keyring');
   return tried.length > 0 ? tried.join(', ') : 'none';
 }
@@ -52,13 +75,21 @@ export function recipientsOf(md: Metadata): string {
   return md.keyGroups.map((g, i) => `${md.keyGroups.length > 1 ? `group ${i + 1}: ` : ''}${g.map((s) => `${s.type} ${stanzaName(s)}`).join(', ')}`).join('; ');
 }
 
+function unreachableNote(md: Metadata, sources: KeySources): string {
+  const unreachable = md.keyGroups.flat().filter((s) => !(s.type === 'kms' && sources.env));
+  const names = [...new Set(unreachable.map((s) => SERVICE_NAMES[s.type]).filter((n) => n !== undefined))];
+  return names.length > 0 ? ` fluxstrap cannot reach ${names.join(' or ')}: decrypt with sops where it can.` : '';
+}
+
 /** Recover the data key; the error names the file's recipients and the keys tried, never secrets. */
 export async function recoverDataKey(md: Metadata, sources: KeySources, file: string): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
+  // A key service's own refusal (no credentials, key not found) says more than "no key opens it".
+  const refusals: unknown[] = [];
   for (const group of md.keyGroups) {
     const ordered = [...group].sort((a, b) => (ORDER[a.type] ?? 2) - (ORDER[b.type] ?? 2));
     for (const s of ordered) {
-      const part = await openStanza(s, sources);
+      const part = await openStanza(s, sources, file, refusals);
       if (part) {
         parts.push(part);
         break;
@@ -68,12 +99,13 @@ export async function recoverDataKey(md: Metadata, sources: KeySources, file: st
   const multi = md.keyGroups.length > 1;
   const needed = multi ? Math.max(md.shamirThreshold, 2) : 1;
   if (parts.length < needed) {
+    if (parts.length === 0 && refusals.length > 0) throw refusals[0];
     throw new FluxstrapError(
       'E_DECRYPT',
       multi ? `only ${parts.length} of the ${needed} key groups needed could be opened` : 'no key at hand opens this file',
       {
         location: { file },
-        hint: `encrypted to ${recipientsOf(md)}; tried ${await triedKeys(sources)}. Give a matching key with --key-file, SOPS_AGE_KEY_FILE or SOPS_AGE_KEY`,
+        hint: `encrypted to ${recipientsOf(md)}; tried ${await triedKeys(sources)}.${unreachableNote(md, sources)} Give a matching key with --key-file, SOPS_AGE_KEY_FILE or SOPS_AGE_KEY`,
       },
     );
   }
@@ -140,13 +172,18 @@ export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], th
         // Several groups get fresh Shamir shares even for the same data key: an entry kept from
         // before would hold a share of the old split, and the file would no longer open.
         const kept = sameKey && groups.length === 1 && previous.groups.length === 1 ? previous.groups[0]?.find((p) => p.type === s.type && stanzaName(p) === stanzaName(s)) : undefined;
-        if (!kept) {
-          throw new FluxstrapError('E_PRECONDITION', `cannot encrypt a new ${groups.length > 1 ? 'key share' : 'data key'} for ${s.type} key ${stanzaName(s)}: fluxstrap does not talk to that key service`, {
-            hint: 'use updatekeys (same data key) or sops itself for files with cloud KMS or Vault keys',
+        if (kept) {
+          stanzas.push(kept);
+          continue;
+        }
+        if (s.type !== 'kms' || !sources.env) {
+          throw new FluxstrapError('E_PRECONDITION', `cannot encrypt a new ${groups.length > 1 ? 'key share' : 'data key'} for ${s.type} key ${stanzaName(s)}: fluxstrap cannot reach ${SERVICE_NAMES[s.type] ?? 'that key service'}`, {
+            ...(s.origin ? { location: s.origin } : {}),
+            hint: 'entries for it are kept as they are (updatekeys with the same data key); to encrypt for it, use sops itself',
           });
         }
-        stanzas.push(kept);
-        continue;
+        fields.set('created_at', rfc3339Now());
+        fields.set('enc', await kmsEncrypt(kmsKeyOf(s), share, { env: sources.env }, s.origin ?? { field: 'kms' }));
       }
       stanzas.push({ type: s.type, fields });
     }

@@ -11,7 +11,7 @@ import { stanzaName } from '../sops/metadata.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
 import { clusterSops } from '../tasks/sops-files.ts';
-import { controllerDecrypts, gitRemote, reachRoot, splitBuild } from '../tasks/source.ts';
+import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
 import type { AgeSecretState, FluxObjectState, LiveState, Observed } from './observed.ts';
 
@@ -118,7 +118,7 @@ function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string 
 
 async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveState> {
   const sync = (type: typeof GIT_REPOSITORY) => kube.get({ ...type, namespace: FLUX_NAMESPACE, name: SYNC_NAME });
-  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting] = await Promise.all([
+  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting, kustomizeController] = await Promise.all([
     observeCrds(kube),
     observeControllers(kube),
     sync(GIT_REPOSITORY),
@@ -126,10 +126,12 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     remoteHead(ctx),
     expectedDecryptionSecret(ctx),
     decryptingKustomizations(kube),
+    kube.get({ ...DEPLOYMENT, namespace: FLUX_NAMESPACE, name: 'kustomize-controller' }),
   ]);
+  const controllerSecret = sopsAgeSecretFlag(kustomizeController);
   const ksSpec = ks?.spec as { decryption?: { provider?: string; secretRef?: { name?: string } } } | undefined;
   const namespace = ks?.metadata.namespace ?? FLUX_NAMESPACE;
-  const secretName = ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-age';
+  const secretName = ksSpec?.decryption?.secretRef?.name ?? controllerSecret ?? expectedSecretName ?? 'sops-age';
   const repoSpec = repo?.spec as { url?: string; ref?: { branch?: string } } | undefined;
   return {
     crds,
@@ -150,6 +152,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
       },
     } : {}),
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
+    ...(controllerSecret !== undefined ? { controllerSecret } : {}),
     ageSecret: await observeAgeSecret(kube, namespace, secretName),
     decrypting,
   };

@@ -44,6 +44,8 @@ export interface LiveState {
   kustomization?: FluxObjectState & { namespace: string; decryption?: { provider?: string; secretRef?: { name?: string } } };
   /** The decryption secretRef the repository's flux-system build asks for, when it builds. */
   expectedSecretName?: string;
+  /** The Secret kustomize-controller's `--sops-age-secret` names (controller-level decryption). */
+  controllerSecret?: string;
   ageSecret: AgeSecretState;
   /** Every Kustomization of the cluster that has `spec.decryption`. */
   decrypting: FluxObjectState[];

@@ -106,8 +106,24 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
   };
 }
 
-/** Read the age identities from wherever the cluster's settings say they are. */
+/**
+ * Read the age identities from wherever the cluster's settings say they are; with
+ * `publicKeys`, only the identities of those recipients, each of which must be there.
+ */
 export async function readAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
+  const all = await readAllAgeIdentities(source, env);
+  if (source.publicKeys === undefined) return all;
+  const missing = source.publicKeys.filter((r) => !all.some((i) => i.recipient === r));
+  if (missing.length > 0) {
+    throw new FluxstrapError('E_CONFIG', `ageKey.publicKeys lists ${missing.join(', ')}, but the key source holds no identity for it`, {
+      location: { field: 'ageKey.publicKeys' },
+      hint: `the key source holds ${all.map((i) => i.recipient).join(', ') || 'no identity'}; list recipients of its identities (fluxstrap keys pub FILE)`,
+    });
+  }
+  return all.filter((i) => source.publicKeys?.includes(i.recipient));
+}
+
+async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
   switch (source.type) {
     case 'file':
       return parseAgeKeyFile(await readText(source.file), source.file, recipientOf);
@@ -119,6 +135,13 @@ export async function readAgeIdentities(source: AgeKeySource, env: NodeJS.Proces
         });
       }
       return parseAgeKeyFile(text, `$${source.env}`, recipientOf);
+    }
+    case 'cmd': {
+      const { runKeyCommand } = await import('../keys/identities.ts');
+      // Asked once per listed recipient, as sops asks SOPS_AGE_KEY_CMD, so a password manager can answer for each.
+      const outputs = await Promise.all((source.publicKeys ?? [undefined]).map((r) => runKeyCommand(source.cmd, r === undefined ? env : { ...env, SOPS_AGE_RECIPIENT: r }, 'ageKey.cmd')));
+      const ids = (await Promise.all(outputs.map((o) => parseAgeKeyFile(o, 'ageKey.cmd', recipientOf)))).flat();
+      return ids.filter((id, i) => ids.findIndex((x) => x.secret === id.secret) === i);
     }
     case 'ansible-vault': {
       const text = await readVaultVariable(source.file, source.passwordFile, source.variable);

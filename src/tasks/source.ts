@@ -148,8 +148,7 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
 
 /** kustomize-controller decrypts for every Kustomization when it runs with `--sops-age-secret`. */
 export function controllerDecrypts(components: KubeObject[]): boolean {
-  const controller = components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
-  return JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
+  return sopsAgeSecretFlag(kustomizeController(components)) !== undefined;
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
@@ -163,8 +162,29 @@ async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<Flux
   return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 
-/** The Secret the flux-system decryption patch points at, if the build carries one. */
+/**
+ * The Secret the flux-system decryption patch points at, else the one kustomize-controller's
+ * `--sops-age-secret` names (controller-level decryption), if the build carries either.
+ */
 export async function decryptionSecretName(ctx: TaskContext): Promise<string | undefined> {
-  const spec = (await fluxBuild(ctx)).sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
-  return spec?.decryption?.secretRef?.name;
+  const build = await fluxBuild(ctx);
+  const spec = build.sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
+  return spec?.decryption?.secretRef?.name ?? controllerSecretName(build);
+}
+
+/** The value of kustomize-controller's `--sops-age-secret` in the build. */
+export function controllerSecretName(build: FluxBuild): string | undefined {
+  return sopsAgeSecretFlag(kustomizeController(build.components));
+}
+
+const kustomizeController = (components: KubeObject[]) => components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+
+/** The Secret a kustomize-controller Deployment's `--sops-age-secret` names, if it has the flag. */
+export function sopsAgeSecretFlag(deployment: KubeObject | undefined): string | undefined {
+  const containers = (deployment?.spec as { template?: { spec?: { containers?: { args?: unknown[] }[] } } } | undefined)?.template?.spec?.containers ?? [];
+  const flag = '--sops-age-secret=';
+  for (const c of containers) {
+    for (const a of c.args ?? []) if (typeof a === 'string' && a.startsWith(flag)) return a.slice(flag.length);
+  }
+  return undefined;
 }

@@ -72,6 +72,8 @@ export interface Controllers {
   ports(name: ControllerName): Readonly<Record<string, number>>;
   /** How often a listener port was in use and the controller was restarted on new ports. */
   portRestarts(name: ControllerName): number;
+  /** The flags of its Deployment the running process got (kustomize-controller's `--sops-*`). */
+  deploymentArgs(name: ControllerName): readonly string[];
 }
 
 export interface Cluster {
@@ -256,6 +258,7 @@ function controlsFor(controller: (name: ControllerName) => FluxController, mirro
     healthy: (name) => controller(name).healthy(),
     ports: (name) => controller(name).ports,
     portRestarts: (name) => controller(name).portRestarts,
+    deploymentArgs: (name) => controller(name).deploymentArgs,
   };
 }
 

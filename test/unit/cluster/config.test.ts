@@ -67,6 +67,15 @@ void describe('fluxstrap.yaml', () => {
     rejectsConfig('clusters: [\n', 2, /invalid YAML/);
     rejectsConfig('clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n', 6,
       /^unknown key "password" \(expected "passwordFile"\)$/, 'clusters.prod.ageKey.ansibleVault.password');
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /must be an age recipient/);
+  });
+
+  void it('ageKey.publicKeys with any key source', () => {
+    const r = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
+    const c = parseConfig(`clusters:\n  prod:\n    ageKey: {file: k.txt, publicKeys: [${r}]}\n  lab:\n    ageKey: {env: K, publicKeys: [${r}]}\n`, 'f');
+    assert.deepEqual(c.clusters.prod?.ageKey && 'file' in c.clusters.prod.ageKey ? c.clusters.prod.ageKey.publicKeys : undefined, [r]);
+    const resolved = resolveCluster(c, { cluster: 'prod' }, {}, where);
+    assert.deepEqual(resolved.ageKey, { type: 'file', file: '/repo/k.txt', publicKeys: [r] });
   });
 });
 

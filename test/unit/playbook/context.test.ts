@@ -86,4 +86,29 @@ void describe('task context', () => {
     await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
     await assert.rejects(readAgeIdentities({ type: 'file', file: join(dir, 'none.txt') }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
   });
+
+  void it('ageKey.cmd: the command\'s output, asked once per listed recipient with SOPS_AGE_RECIPIENT set', async () => {
+    const other = await generateIdentity();
+    const cmd = join(dir, 'key-cmd.sh');
+    // Answers only for the recipient it is asked for; with nothing asked it prints both.
+    await writeFile(cmd, `#!/bin/sh\nif [ -z "$SOPS_AGE_RECIPIENT" ]; then echo "${other}"; echo "${secret}"; elif [ "$SOPS_AGE_RECIPIENT" = "${recipient}" ]; then echo "${secret}"; fi\n`, { mode: 0o700 });
+    assert.equal((await readAgeIdentities({ type: 'cmd', cmd }, {})).length, 2);
+    const asked = await readAgeIdentities({ type: 'cmd', cmd, publicKeys: [recipient] }, {});
+    assert.deepEqual(asked.map((i) => [i.recipient, i.source]), [[recipient, 'ageKey.cmd']]);
+    await assert.rejects(readAgeIdentities({ type: 'cmd', cmd: join(dir, 'missing-cmd') }, {}), (e: unknown) =>
+      e instanceof FluxstrapError && e.location?.field === 'ageKey.cmd' && /^ageKey\.cmd \(.*missing-cmd\) failed$/.test(e.message));
+  });
+
+  void it('with publicKeys, only the identities listed (a key file shared between clusters), each of which must be there', async () => {
+    const other = await generateIdentity();
+    const otherRecipient = await identityToRecipient(other);
+    const shared = join(dir, 'shared.txt');
+    await writeFile(shared, `${other}\n${secret}\n`, { mode: 0o600 });
+    assert.equal((await readAgeIdentities({ type: 'file', file: shared }, {})).length, 2);
+    const mine = await readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient] }, {});
+    assert.deepEqual(mine.map((i) => i.recipient), [recipient]);
+    const absent = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
+    await assert.rejects(readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.field === 'ageKey.publicKeys' && e.message.includes(absent) && !e.message.includes(otherRecipient) && !JSON.stringify(e).includes('AGE-SECRET-KEY'));
+  });
 });

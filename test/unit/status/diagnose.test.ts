@@ -143,6 +143,19 @@ void describe('diagnose', () => {
       want: [{ check: 'decryption', status: 'fail', message: /has no spec\.decryption/ }],
     },
     {
+      name: 'decryption without secretRef and no controller flag: nothing names the key',
+      change: (o) => { if (o.live.kustomization) o.live.kustomization.decryption = { provider: 'sops' }; },
+      want: [{ check: 'decryption', status: 'fail', message: /decryption names no secretRef/ }],
+    },
+    {
+      name: 'decryption without secretRef, the key named by kustomize-controller --sops-age-secret: healthy',
+      change: (o) => {
+        if (o.live.kustomization) o.live.kustomization.decryption = { provider: 'sops' };
+        o.live.controllerSecret = 'sops-age';
+      },
+      want: [],
+    },
+    {
       name: 'secretRef other than the repository patch names',
       change: (o) => { o.live.expectedSecretName = 'sops-keys'; },
       want: [{ check: 'decryption', status: 'fail', message: /decrypts with Secret sops-age, the repository's decryption patch names sops-keys/ }],
