@@ -2,7 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { errorReport, ExitCode, exitCodeFor, INTERNAL_HINT, isFluxstrapError } from './core/errors.ts';
 import { redactPrivateKeys } from './core/redact.ts';
-import { exitOnSignal } from './cli/interrupt.ts';
+import { onSignal } from './cli/interrupt.ts';
 import { startJson } from './cli/context.ts';
 import { jsonText } from './report/envelope.ts';
 import { registerCommands } from './cli/commands/index.ts';
@@ -26,12 +26,9 @@ const program = new Command('fluxstrap')
 registerCommands(program);
 
 // Ctrl-C or a stop signal: every step is idempotent, so say how to converge and exit as a shell
-// expects. The listr2 view installs its own handler (it must restore the cursor first).
+// expects. The listr2 view has its own Ctrl-C handling (it must restore the cursor first).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (process.listenerCount(signal) > 1) return;
-    exitOnSignal(signal, process.stderr);
-  });
+  process.on(signal, () => onSignal(signal, process.stderr));
 }
 
 // Node ignores SIGPIPE, so `fluxstrap decrypt x | head -1` would end in an EPIPE stack trace.

@@ -1,4 +1,4 @@
-import { exitOnSignal } from './interrupt.ts';
+import { exitOnSignal, setViewInterrupt } from './interrupt.ts';
 import type { Command } from 'commander';
 import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent, TaskError } from '../core/events.ts';
 import type { CommandIo } from '../flows/io.ts';
@@ -95,16 +95,15 @@ async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Pro
 
 /**
  * Ctrl-C while a task list is drawn: the view restores the terminal, then exit 130 as a shell
- * expects (listr2's own handler would exit 127). Being a second SIGINT listener also keeps the
- * handler of cli.ts from printing the interrupt message twice.
+ * expects (listr2's own handler would exit 127). cli.ts's SIGINT handler calls it instead of
+ * exiting itself, so the interrupt message is printed once.
  */
 function onInterrupt(restore: () => void): () => void {
-  const interrupted = (): void => {
+  setViewInterrupt(() => {
     restore();
     exitOnSignal('SIGINT', process.stderr);
-  };
-  process.once('SIGINT', interrupted);
-  return () => process.removeListener('SIGINT', interrupted);
+  });
+  return () => setViewInterrupt(undefined);
 }
 
 /** A task error without its stack; the stack, if any, kept in `stacks`. */

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { missingSetting } from '../cluster/config.ts';
-import { resolveClusterFlags } from '../cluster/resolve.ts';
+import { resolveRunCluster } from '../cluster/remote.ts';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
@@ -17,6 +17,9 @@ import { parseDuration } from '../playbook/duration.ts';
 import { loadPlaybook } from '../playbook/loader.ts';
 import type { Playbook } from '../playbook/loader.ts';
 import type { CommandIo, JsonFields } from './io.ts';
+import { backupIdentities, terminalAsk } from './passphrase.ts';
+import type { AskSecret } from './passphrase.ts';
+import type { AgeIdentity } from '../keys/age.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
 export interface PlaybookRunOptions extends ClusterFlags {
@@ -45,6 +48,8 @@ export interface RunEnvironment {
   out: NodeJS.WritableStream;
   /** With --json: where results go instead, as fields of the command's document. */
   json?: (fields: JsonFields) => void;
+  /** Asks for a key backup's passphrase when stdin is a terminal. */
+  ask?: AskSecret;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -56,7 +61,8 @@ export function builtinPlaybook(name: string): string {
 
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
 export async function runPlaybookCommand(opts: PlaybookRunOptions, io: CommandIo): Promise<number> {
-  return runPlaybook(opts, { ...runEnvironment(io), reporter: (view) => io.reporter(view) });
+  const ask = terminalAsk(io);
+  return runPlaybook(opts, { ...runEnvironment(io), reporter: (view) => io.reporter(view), ...(ask ? { ask } : {}) });
 }
 
 /** What a run started from the command line works in: its folder, environment and stdout. */
@@ -66,14 +72,22 @@ export function runEnvironment(io: CommandIo): Omit<RunEnvironment, 'reporter'> 
 
 export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {
   const settings = runSettings(opts);
-  const prepared = await prepareRun(await resolveClusterFlags(opts, run.env, run.cwd), opts, settings, run.registry);
-  if (opts.listTasks) {
-    if (run.json) run.json(listing(prepared.playbook));
-    else run.out.write(outline(prepared.playbook));
-    return ExitCode.ok;
+  // Without a checkout this clones the branch; the clone goes when the run is over.
+  const { cluster, close } = await resolveRunCluster(opts, run.env, run.cwd);
+  try {
+    const prepared = await prepareRun(cluster, opts, settings, run.registry);
+    if (opts.listTasks) {
+      if (run.json) run.json(listing(prepared.playbook));
+      else run.out.write(outline(prepared.playbook));
+      return ExitCode.ok;
+    }
+    // A backup is opened before the view starts: its passphrase may have to be typed.
+    const identities = await backupIdentities(cluster.ageKey, run.env, run.ask);
+    const result = await executeRun({ ...prepared, ...(identities ? { identities } : {}) }, await run.reporter({ diff: opts.diff === true }), run.env);
+    return exitCodeOf([{ success: result.success, wouldChange: result.recap.wouldChange }], settings.check);
+  } finally {
+    close();
   }
-  const result = await executeRun(prepared, await run.reporter({ diff: opts.diff === true }), run.env);
-  return exitCodeOf([{ success: result.success, wouldChange: result.recap.wouldChange }], settings.check);
 }
 
 /** What every cluster of a run shares, read from the flags once. */
@@ -95,6 +109,8 @@ export interface PreparedRun {
   cluster: ResolvedCluster;
   playbook: Playbook;
   settings: RunSettings;
+  /** The age identities when the command opened them itself (a key backup). */
+  identities?: AgeIdentity[];
 }
 
 export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOptions, settings: RunSettings, registry: KindRegistry): Promise<PreparedRun> {
@@ -115,12 +131,15 @@ export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOpti
 /** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
 export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const { cluster, playbook, settings } = prepared;
-  return runClusterTasks({ title: playbook.name, tasks: playbook.tasks, vars: playbook.vars }, cluster, settings, view, env);
+  return runClusterTasks(
+    { title: playbook.name, tasks: playbook.tasks, vars: playbook.vars, ...(prepared.identities ? { identities: prepared.identities } : {}) },
+    cluster, settings, view, env,
+  );
 }
 
 /** Tasks of one cluster with their own TaskContext, whose `ctx.log` becomes progress of the running task. */
 export async function runClusterTasks(
-  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown> },
+  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown>; identities?: AgeIdentity[] },
   cluster: ResolvedCluster, settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>, view: Reporter, env: NodeJS.ProcessEnv,
 ): Promise<RunResult> {
   const reporter = new ProgressTracker(view);
@@ -130,6 +149,7 @@ export async function runClusterTasks(
     timeoutMs: settings.timeoutMs,
     log: (message) => reporter.log(message),
     env,
+    ...(run.identities ? { ageIdentities: run.identities } : {}),
   });
   try {
     return await runTasks({ title: run.title, tasks: run.tasks, ctx, reporter, check: settings.check, ...(run.vars ? { vars: run.vars } : {}) });

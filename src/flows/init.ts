@@ -73,7 +73,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
   // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
   const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
-  const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
+  const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
   if (opts.createRepo === true && opts.yes !== true && opts.check !== true) {
     throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
   }

@@ -2,7 +2,10 @@ import { styleText } from 'node:util';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { ExitCode, exitCodeOf as exitCodeOfOutcome } from '../core/errors.ts';
 import { prefixLines } from '../core/events.ts';
-import { resolveClusterFlags, resolveClusters, singleCluster } from '../cluster/resolve.ts';
+import { resolveClusters, singleCluster } from '../cluster/resolve.ts';
+import { resolveRunCluster } from '../cluster/remote.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { backupIdentities, terminalAsk } from './passphrase.ts';
 import type { ClusterSelection } from '../cluster/resolve.ts';
 import { eachLimited, parseParallel } from './fleet.ts';
 import { createTaskContext } from '../tasks/context.ts';
@@ -40,7 +43,13 @@ export function runStatusCommand(opts: StatusCommandOptions, g: CommandIo): Prom
 
 /** Observe the cluster read-only, diagnose, report; returns the exit code. */
 export async function runStatus(opts: StatusOptions, g: CommandIo): Promise<number> {
-  const report = await statusOf(await resolveClusterFlags(opts, g.env, g.cwd), opts.strict === true, g);
+  const { cluster, close } = await resolveRunCluster(opts, g.env, g.cwd);
+  let report: ClusterStatus;
+  try {
+    report = await statusOf(cluster, opts.strict === true, g, await backupIdentities(cluster.ageKey, g.env, terminalAsk(g)));
+  } finally {
+    close();
+  }
   const { success: _success, ...doc } = report.doc;
   g.result(doc);
   if (!g.json) g.stderr.write(`${report.lines.join('\n')}\n`);
@@ -72,9 +81,9 @@ interface ClusterStatus {
 }
 
 /** One cluster's findings as the JSON document and as the lines a human reads. */
-async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo): Promise<ClusterStatus> {
+async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo, ageIdentities?: AgeIdentity[]): Promise<ClusterStatus> {
   // Status runs no task (so nothing applies); it never waits, so no wait budget.
-  const ctx = createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env });
+  const ctx = createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env, ...(ageIdentities ? { ageIdentities } : {}) });
   let observed;
   try {
     observed = await observe(ctx);

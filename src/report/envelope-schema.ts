@@ -79,6 +79,8 @@ export const COMMANDS = {
   upgrade: [Run],
   'keys rotate': [Run],
   'keys new': [{ recipient: z.string(), file: File }, { fingerprint: z.string(), file: File, publicKey: z.string() }],
+  'keys backup': [{ files: z.array(File), format: z.enum(['age', 'ansible-vault']), recipients: z.array(z.string()), alsoRecipients: z.array(z.string()) }],
+  'keys restore': [{ file: File, recipients: z.array(z.string()) }],
   'keys pub': [{ recipients: z.array(Recipient), publicKey: z.string().optional() }],
   status: [Status, { clusters: z.record(z.string(), z.strictObject({ success: z.boolean(), ...Status })) }],
   doctor: [Status, { clusters: z.record(z.string(), z.strictObject({ success: z.boolean(), ...Status })) }],

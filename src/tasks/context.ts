@@ -6,6 +6,8 @@ import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
+import { readBackupIdentities } from '../keys/backup.ts';
+import { gitToken } from '../cluster/remote.ts';
 
 /**
  * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
@@ -57,6 +59,8 @@ export interface ContextOptions {
   timeoutMs: number;
   log: (message: string) => void;
   env: NodeJS.ProcessEnv;
+  /** The age identities, already opened by the command (a key backup whose passphrase was typed at a terminal). */
+  ageIdentities?: AgeIdentity[];
   /** Injected by tests; default: the real adapter, imported on first use. */
   connect?: (cluster: ResolvedCluster, env: NodeJS.ProcessEnv) => Promise<KubeAdapter>;
 }
@@ -85,7 +89,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       sopsConfig: join(cluster.repoDir, '.sops.yaml'),
     },
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
-    ageIdentities: once(() => readAgeIdentities(cluster.ageKey, env)),
+    ageIdentities: once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env)),
     gitCredentials: once(() => readGitCredentials(cluster, env)),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
@@ -139,6 +143,8 @@ async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv
       const text = await readVaultVariable(source.file, source.passwordFile, source.variable);
       return parseAgeKeyFile(text, source.variable !== undefined ? `${source.file} (${source.variable})` : source.file, recipientOf);
     }
+    case 'backup':
+      return readBackupIdentities(source.file, source.passphraseFile, env);
   }
 }
 
@@ -147,15 +153,8 @@ async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessE
   switch (auth.type) {
     case 'none':
       return { type: 'none' };
-    case 'https': {
-      const password = env[auth.passwordEnv];
-      if (password === undefined || password === '') {
-        throw new FluxstrapError('E_NOT_FOUND', `environment variable ${auth.passwordEnv} (the Git token of cluster "${cluster.name}") is not set`, {
-          hint: `export ${auth.passwordEnv}=<token> before running, e.g. from your password manager`,
-        });
-      }
-      return { type: 'https', username: auth.username, password };
-    }
+    case 'https':
+      return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
     case 'ssh':
       return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
   }

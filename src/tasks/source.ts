@@ -1,7 +1,7 @@
-import { rmSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { GitAuth, GitRemote } from '../adapters/git.ts';
+import type { GitRemote } from '../adapters/git.ts';
+import { gitRemoteOf } from '../cluster/remote.ts';
 import type { KubeObject } from '../adapters/kube.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
@@ -48,13 +48,9 @@ export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
       hint: `set clusters.${ctx.cluster.name}.git.url in fluxstrap.yaml, pass --git-url, or set FLUXSTRAP_GIT_URL`,
     });
   }
-  let gitAuth: GitAuth = { kind: 'none' };
-  if (auth.type === 'ssh') gitAuth = { kind: 'ssh', identityFile: auth.keyFile, knownHostsFile: auth.knownHostsFile };
-  if (auth.type === 'https') {
-    const creds = await ctx.gitCredentials();
-    if (creds.type === 'https') gitAuth = { kind: 'basic', username: creds.username, password: creds.password };
-  }
-  return { url, auth: gitAuth };
+  // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
+  const creds = auth.type === 'https' ? await ctx.gitCredentials() : undefined;
+  return gitRemoteOf(url, auth, () => (creds?.type === 'https' ? creds.password : ''));
 }
 
 export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {
@@ -76,11 +72,11 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
     git.isClean(ctx.paths.repo, ctx.cluster.path),
   ]);
   let dir = ctx.paths.repo;
-  let origin = 'local checkout';
+  let origin = ctx.cluster.temporaryClone === true ? 'temporary clone' : 'local checkout';
   if (local !== commit || !clean) {
     const checkout = await git.cloneBranch(remote, branch);
-    // The clone lives as long as the run; an interrupt or a SIGKILL leaves a temp dir, nothing else.
-    ctx.defer(() => rmSync(checkout.dir, { recursive: true, force: true }));
+    // The clone lives as long as the run; an interrupt removes it too, a SIGKILL leaves a temp dir.
+    ctx.defer(checkout.remove);
     if (checkout.commit !== commit) {
       throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, { hint: 'run again' });
     }

@@ -139,6 +139,17 @@ void describe('--json: one envelope for every command', () => {
     json(['keys', 'new', '--out', key], { command: 'keys new', code: 1, error: 'E_PRECONDITION' });
   });
 
+  cases('keys backup', async () => {
+    await writeFile(join(home, 'passphrase'), 'correct horse battery staple\n');
+    json(['keys', 'backup', key, '--out', join(home, 'key.backup.age'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys backup', code: 0, fields: ['files', 'format', 'recipients'] });
+    json(['keys', 'backup', key, '--out', join(home, 'key.backup.age'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys backup', code: 1, error: 'E_PRECONDITION' });
+  });
+
+  cases('keys restore', () => {
+    json(['keys', 'restore', join(home, 'key.backup.age'), '--out', join(home, 'restored.agekey'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys restore', code: 0, fields: ['file', 'recipients'] });
+    json(['keys', 'restore', join(home, 'key.backup.age'), '--out', join(home, 'restored.agekey'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys restore', code: 1, error: 'E_PRECONDITION' });
+  });
+
   cases('keys pub', () => {
     json(['keys', 'pub', key], { command: 'keys pub', code: 0, fields: ['recipients'] });
     json(['keys', 'pub', join(home, 'missing.agekey')], { command: 'keys pub', code: 1, error: 'E_NOT_FOUND' });

@@ -141,6 +141,47 @@ void describe('cluster resolution', () => {
     assert.deepEqual(resolveCluster(only, {}, { SOPS_AGE_KEY: 'AGE-SECRET-KEY-1X' }, where).ageKey, { type: 'env', env: 'SOPS_AGE_KEY' });
   });
 
+  void it('takes Git auth from flags and FLUXSTRAP_GIT_* over the file: a token variable makes HTTPS, a deploy key SSH', () => {
+    // The file's HTTPS user name stays when only the token variable is given.
+    const https = resolveCluster(config, { cluster: 'staging', gitTokenEnv: 'MY_TOKEN' }, {}, where);
+    assert.deepEqual(https.git.auth, { type: 'https', username: 'git', passwordEnv: 'MY_TOKEN' });
+    const named = resolveCluster(undefined, { cluster: 'dev', gitUsername: 'me' }, { FLUXSTRAP_GIT_TOKEN_ENV: 'T' }, where);
+    assert.deepEqual(named.git.auth, { type: 'https', username: 'me', passwordEnv: 'T' });
+    // Over a file's SSH auth, and relative to where the user stands.
+    const ssh = resolveCluster(config, { cluster: 'staging', gitSshKey: 'deploy', gitKnownHosts: '/kh' }, {}, where);
+    assert.deepEqual(ssh.git.auth, { type: 'ssh', keyFile: '/work/deploy', knownHostsFile: '/kh' });
+    const envSsh = resolveCluster(undefined, { cluster: 'dev' }, { FLUXSTRAP_GIT_SSH_KEY: 'k', FLUXSTRAP_GIT_KNOWN_HOSTS: 'h' }, where);
+    assert.deepEqual(envSsh.git.auth, { type: 'ssh', keyFile: '/work/k', knownHostsFile: '/work/h' });
+    // --git-username alone renames the file's HTTPS user.
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging', gitUsername: 'bot' }, {}, where).git.auth, { type: 'https', username: 'bot', passwordEnv: 'GIT_TOKEN' });
+  });
+
+  void it('refuses Git auth flags that do not make one kind of auth, and a token given where its variable name belongs, without echoing it', () => {
+    const usage = (flags: Parameters<typeof resolveCluster>[1], message: RegExp) =>
+      assert.throws(() => resolveCluster(undefined, { cluster: 'dev', ...flags }, {}, where), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && message.test(e.message) && e.hint !== undefined);
+    usage({ gitTokenEnv: 'T', gitSshKey: 'k', gitKnownHosts: 'h' }, /both given/);
+    usage({ gitSshKey: 'k' }, /--git-ssh-key is given without --git-known-hosts/);
+    usage({ gitKnownHosts: 'h' }, /--git-known-hosts is given without --git-ssh-key/);
+    usage({ gitUsername: 'me' }, /--git-username is given without --git-token-env/);
+    usage({ gitUsername: 'me', gitSshKey: 'k', gitKnownHosts: 'h' }, /applies to HTTPS/);
+    for (const token of ['ghp_abcdefghijklmnop1234', 'glpat-abcdefghij', 'github_pat_11ABC', 'a token with spaces']) {
+      assert.throws(() => resolveCluster(undefined, { cluster: 'dev', gitTokenEnv: token }, {}, where), (e: unknown) =>
+        e instanceof FluxstrapError && /not the token/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes(token));
+    }
+    const inUrl = 'https://me:s3cr3t-token@git.example.com/x.git';
+    assert.throws(() => resolveCluster(undefined, { cluster: 'dev', gitUrl: inUrl }, {}, where), (e: unknown) =>
+      e instanceof FluxstrapError && /carries a password/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes('s3cr3t'));
+    // A user name alone in the URL is no secret.
+    assert.equal(resolveCluster(undefined, { cluster: 'dev', gitUrl: 'ssh://git@h/x.git' }, {}, where).git.url, 'ssh://git@h/x.git');
+  });
+
+  void it('takes the age key from a backup (flag or FLUXSTRAP_AGE_KEY_BACKUP), with its passphrase file, never together with a key file', () => {
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b.age', passphraseFile: 'p' }, {}, where).ageKey, { type: 'backup', file: '/work/b.age', passphraseFile: '/work/p' });
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging' }, { FLUXSTRAP_AGE_KEY_BACKUP: '/b.age' }, where).ageKey, { type: 'backup', file: '/b.age' });
+    assert.throws(() => resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b', ageKeyFile: 'k' }, {}, where), /both name the age key/);
+    assert.throws(() => resolveCluster(config, { cluster: 'staging', passphraseFile: 'p' }, {}, where), /without --age-key-backup/);
+  });
+
   void it('works without a file from flags alone, and says which cluster is missing', () => {
     const c = resolveCluster(undefined, { cluster: 'dev', gitUrl: 'https://x/y.git' }, {}, { repoDir: '/r', cwd: '/r' });
     assert.equal(c.git.url, 'https://x/y.git');
