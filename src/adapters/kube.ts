@@ -96,6 +96,11 @@ export interface KubeAdapter {
   list(apiVersion: string, kind: string, opts?: { namespace?: string; labelSelector?: string; fieldSelector?: string }): Promise<KubeObject[]>;
   /** Server-side apply with field manager `fluxstrap`, taking ownership of conflicting fields. */
   apply(obj: KubeObject, opts?: { dryRun?: boolean }): Promise<KubeObject>;
+  /**
+   * Create only (POST): false when the object exists already, so a writer that raced us is
+   * seen instead of overwritten.
+   */
+  create(obj: KubeObject): Promise<boolean>;
   /** JSON merge patch (annotations such as `reconcile.fluxcd.io/requestedAt`). */
   patchMerge(ref: ObjectRef, patch: Record<string, unknown>, opts?: { dryRun?: boolean }): Promise<KubeObject>;
   /** True when something was deleted, false when it was already gone. */
@@ -567,6 +572,19 @@ class RestKube implements KubeAdapter {
         contentType: 'application/apply-patch+yaml',
       }),
     );
+  }
+
+  create(obj: KubeObject): Promise<boolean> {
+    const ref = refOf(obj);
+    return this.#call(`create ${describeRef(ref)}`, SECRET_KINDS.has(obj.kind), async () => {
+      try {
+        await this.#json('POST', await this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }), { query: { fieldManager: FIELD_MANAGER }, body: obj });
+        return true;
+      } catch (e) {
+        if (e instanceof HttpError && e.status === 409 && e.body?.reason === 'AlreadyExists') return false;
+        throw e;
+      }
+    });
   }
 
   patchMerge(ref: ObjectRef, patch: Record<string, unknown>, opts: { dryRun?: boolean } = {}): Promise<KubeObject> {

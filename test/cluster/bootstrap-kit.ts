@@ -40,8 +40,20 @@ export interface Run {
   ms: number;
 }
 
-/** Run the CLI; `killWhen` sees stderr as it grows and may SIGKILL the process at that point. */
-export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; killWhen?: (stderr: string) => boolean; killOn?: Promise<unknown> } = {}): Promise<Run> {
+export interface CliHooks {
+  env?: Record<string, string>;
+  /** Sees stderr as it grows; true SIGKILLs the process at that point. */
+  killWhen?: (stderr: string) => boolean;
+  killOn?: Promise<unknown>;
+  /** Sees stderr as it grows, to fault the run from outside at a point of its progress. */
+  onStderr?: (stderr: string) => void;
+}
+
+/** A step of the plain renderer's progress has ended (`✔ name` / `● name`). */
+export const stepEnded = (stderr: string, step: string): boolean => stderr.split('\n').some((l) => /^[✔●] /.test(l) && l.slice(2).startsWith(step));
+
+/** Run the CLI with the hooks of CliHooks. */
+export function cli(args: string[], opts: CliHooks & { cwd?: string } = {}): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(NODE, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, CI: '1', NO_COLOR: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -50,6 +62,7 @@ export function cli(args: string[], opts: { cwd?: string; env?: Record<string, s
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
+      opts.onStderr?.(stderr);
       if (opts.killWhen?.(stderr)) child.kill('SIGKILL');
     });
     void opts.killOn?.then(() => child.kill('SIGKILL'), () => undefined);
@@ -146,12 +159,8 @@ export async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> 
   return { dir, keyFile, url, auth, env, flags: ['--repo', dir] };
 }
 
-export const bootstrap = (repo: Repo, extra: string[] = [], opts: { env?: Record<string, string>; killWhen?: (stderr: string) => boolean; killOn?: Promise<unknown> } = {}) =>
-  cli(['bootstrap', ...repo.flags, '--timeout', '3m', ...extra], {
-    env: { ...repo.env, ...opts.env },
-    ...(opts.killWhen ? { killWhen: opts.killWhen } : {}),
-    ...(opts.killOn ? { killOn: opts.killOn } : {}),
-  });
+export const bootstrap = (repo: Repo, extra: string[] = [], opts: CliHooks = {}) =>
+  cli(['bootstrap', ...repo.flags, '--timeout', '3m', ...extra], { ...opts, env: { ...repo.env, ...opts.env } });
 
 export interface JsonDoc {
   success: boolean;

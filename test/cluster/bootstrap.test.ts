@@ -11,7 +11,7 @@ import { clusterForFile } from './testing.ts';
 import type { Cluster } from './index.ts';
 import {
   CLUSTER_PATH, TOKEN_ENV, assertDecrypted, bootstrap, bootstrapJson, cli, closedPort, failedTask, makeRepo, notOk, nothingChanged,
-  portableSnapshot, snapshot, tempDir, withFreshCluster, type JsonDoc, type Repo,
+  portableSnapshot, snapshot, stepEnded, tempDir, withFreshCluster, type JsonDoc, type Repo,
 } from './bootstrap-kit.ts';
 
 let cluster: Cluster;
@@ -247,7 +247,7 @@ void describe('interrupted and concurrent bootstraps end like an uninterrupted o
   for (const [i, step] of STEPS.entries()) {
     void it(`killed right after "${step}": the next run converges to the state of an uninterrupted run`, async () => {
       await withFreshCluster(`kill-${i}`, 'https', async (_c, kube, repo) => {
-        const killed = await bootstrap(repo, [], { killWhen: (err) => err.split('\n').some((l) => /^[✔●] /.test(l) && l.slice(2).startsWith(step)) });
+        const killed = await bootstrap(repo, [], { killWhen: (err) => stepEnded(err, step) });
         assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill point: ${killed.stderr}`);
         const next = await bootstrap(repo);
         assert.equal(next.code, 0, next.stderr);
