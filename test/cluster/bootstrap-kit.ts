@@ -13,6 +13,7 @@ import type { KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
 import { startCluster } from './index.ts';
 import type { Cluster } from './index.ts';
 import { gotkSyncYaml } from '../../scripts/example-repo.ts';
+import { assertNoLeaks, recordRun, registerCanary } from '../helpers/canary.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -28,9 +29,19 @@ export const tempDir = (prefix: string) => {
   tmp.push(d);
   return d;
 };
+// The leak guard covers the cluster tests too: every CLI run's output and every file left in
+// these folders (repositories, kubeconfigs, key files aside) is scanned before they go.
 after(() => {
-  for (const d of tmp) rmSync(d, { recursive: true, force: true });
+  try {
+    assertNoLeaks(tmp);
+  } finally {
+    for (const d of tmp) rmSync(d, { recursive: true, force: true });
+  }
 });
+
+/** The plaintext value of the repositories' SOPS Secret: a canary for the leak guard. */
+export const DB_PASSWORD = 'not-a-real-password-1234';
+registerCanary(DB_PASSWORD);
 
 export interface Run {
   code: number | null;
@@ -67,7 +78,10 @@ export function cli(args: string[], opts: CliHooks & { cwd?: string } = {}): Pro
     });
     void opts.killOn?.then(() => child.kill('SIGKILL'), () => undefined);
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
+    child.on('close', (code, signal) => {
+      recordRun({ args, stdout, stderr, revealsSecrets: false });
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
+    });
   });
 }
 
@@ -110,6 +124,7 @@ export async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> 
   assert.equal(keys.code, 0, keys.stderr);
   const recipient = /age1[0-9a-z]+/.exec(readFileSync(keyFile, 'utf8'))?.[0] ?? '';
   const url = o.transport === 'https' ? cluster.git.httpUrl(`${o.name}.git`) : cluster.git.sshUrl(`${o.name}.git`);
+  registerCanary(cluster.git.password);
   let auth: GitAuth;
   let gitAuth: Record<string, unknown>;
   if (o.transport === 'https') {
@@ -138,7 +153,7 @@ export async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> 
   write(`${CLUSTER_PATH}/apps/kustomization.yaml`, stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['namespace.yaml', 'db.sops.yaml'] }));
   write(`${CLUSTER_PATH}/apps/namespace.yaml`, stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'apps' } }));
   write(`${CLUSTER_PATH}/apps/db.sops.yaml`, stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db', namespace: 'apps' }, type: 'Opaque',
-    stringData: { username: 'app', password: 'not-a-real-password-1234' } }));
+    stringData: { username: 'app', password: DB_PASSWORD } }));
   if (o.seedLayout) {
     write('.sops.yaml', stringify({ creation_rules: [{ path_regex: '.*\\.sops\\.ya?ml$', encrypted_regex: '^(data|stringData)$', age: recipient }] }));
   } else {
@@ -245,7 +260,7 @@ export async function assertDecrypted(kube: KubeAdapter): Promise<void> {
   const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'apps', name: 'db' });
   assert.ok(secret, 'Secret apps/db exists');
   const data = secret.data as Record<string, string>;
-  assert.equal(Buffer.from(data.password ?? '', 'base64').toString(), 'not-a-real-password-1234');
+  assert.equal(Buffer.from(data.password ?? '', 'base64').toString(), DB_PASSWORD);
   const managers = (secret.metadata.managedFields as { manager?: string }[] | undefined ?? []).map((m) => m.manager);
   assert.ok(managers.includes('kustomize-controller'), `applied by kustomize-controller (managers: ${managers.join(', ')})`);
 }
