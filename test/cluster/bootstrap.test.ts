@@ -57,8 +57,8 @@ void describe('fluxstrap bootstrap against the real harness cluster', { timeout:
     assert.equal(run.code, 1);
     const t = failedTask(doc);
     assert.equal(t?.kind, 'preflight');
-    assert.match(t?.error?.message ?? '', /not a recipient of the \.sops\.yaml rule for clusters\/test/);
-    assert.match(t?.error?.message ?? '', /opens none of the 1 SOPS file/);
+    assert.match(t?.error?.message ?? '', /the \.sops\.yaml rule at \.sops\.yaml:\d+ \(for clusters\/test\/apps\/db\.sops\.yaml\) does not list the age key/);
+    assert.match(t?.error?.message ?? '', /cannot open 1 of the 1 SOPS file\(s\) the cluster reaches: clusters\/test\/apps\/db\.sops\.yaml/);
     await nothingChanged(kube);
   }));
 
