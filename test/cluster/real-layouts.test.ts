@@ -2,28 +2,24 @@
 // harness cluster: the encrypted Secrets live where the cluster's Flux Kustomizations point
 // (infrastructure/, monitoring/, services/), not in clusters/production/.
 //
-// Trimmed: the harness runs source-controller and kustomize-controller only, and the seed's
-// children are HelmReleases (helm-controller) and Deployments (no kubelet here). Each child's
+// Trimmed: the seed's children are HelmReleases of charts on the internet, which this machine
+// cannot reach, and Deployments (no kubelet here). Each child's
 // production folder is rewritten to apply only the Namespaces and the seed's own
 // `<base>/secret.sops.yaml` paths, so the Kustomizations, their spec.path, dependsOn, wait and
 // decryption, and the .sops.yaml catch-all stay the seed's. gotk-components.yaml is the harness's.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { parse, stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
+import { stringify } from 'yaml';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { conditionOf, connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
 import type { Cluster } from './index.ts';
+import { cli, kustomization, namespace, pushAll, ROOT } from './layouts.ts';
 import { clusterForFile } from './testing.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const NODE = join(ROOT, 'node_modules/.bin/node');
-const CLI = join(ROOT, 'src/cli.ts');
 const FIXTURE = join(ROOT, 'test/fixtures/homelab');
 const TOKEN_ENV = 'FLUXSTRAP_TEST_GIT_TOKEN';
 
@@ -39,35 +35,6 @@ const tmp: string[] = [];
 after(() => {
   for (const d of tmp) rmSync(d, { recursive: true, force: true });
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // Only the keys a test names: none from this machine's SOPS settings.
-    const { SOPS_AGE_KEY: _k, SOPS_AGE_KEY_FILE: _f, ...base } = process.env;
-    const child = spawn(NODE, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...base, CI: '1', NO_COLOR: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function git(args: string[], cwd: string, auth: GitAuth = { kind: 'none' }): Promise<void> {
-  const { execa } = await import('execa');
-  const res = await execa('git', args, { cwd, env: { ...gitEnv(auth), GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' }, reject: false });
-  assert.equal(res.exitCode, 0, `git ${args.join(' ')}: ${res.stderr}`);
-}
-
-const kustomization = (resources: string[]) => stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources });
-const namespace = (name: string) => stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
 
 interface Repo {
   dir: string;
@@ -101,13 +68,9 @@ async function seedRepo(cluster: Cluster): Promise<Repo> {
   trim('services/production', ['karakeep', 'silverbullet'], ['karakeep/secret.sops.yaml', 'silverbullet/secret.sops.yaml']);
   trim('policies/production', [], [], { 'policies.yaml': stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'policies', namespace: 'default' }, data: { trimmed: 'kyverno policies need kyverno' } }) });
 
-  const init = await cli(['init', '--cluster', 'production', '--repo', dir, '--key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-token-env', TOKEN_ENV]);
+  const init = await cli(['init', '--cluster', 'production', '--repo', dir, '--age-key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', TOKEN_ENV]);
   assert.equal(init.code, 0, init.stderr);
   assert.match(init.stderr, /add the cluster's key to the creation rule at \.sops\.yaml:2/);
-  // The harness's Git server wants its own user name; init has no flag for it (GitHub takes any).
-  const config = parse(readFileSync(join(dir, 'fluxstrap.yaml'), 'utf8')) as { clusters: { production: { git: { auth: { https: { username?: string } } } } } };
-  config.clusters.production.git.auth.https.username = cluster.git.username;
-  writeFileSync(join(dir, 'fluxstrap.yaml'), stringify(config));
   // The repository moved to the harness's Git server: gotk-sync.yaml follows, as `flux bootstrap` would write it there.
   const sync = join(dir, 'clusters/production/flux-system/gotk-sync.yaml');
   writeFileSync(sync, readFileSync(sync, 'utf8').replace('https://github.com/kristiangogov/homelab.git', url));
@@ -116,10 +79,7 @@ async function seedRepo(cluster: Cluster): Promise<Repo> {
     const enc = await cli(['encrypt', '--in-place', s.file], { cwd: dir });
     assert.equal(enc.code, 0, enc.stderr);
   }
-  await git(['init', '--quiet', '--initial-branch=main'], dir);
-  await git(['add', '-A'], dir);
-  await git(['commit', '--quiet', '-m', 'the seed homelab, trimmed'], dir);
-  await git(['push', '--quiet', url, 'main'], dir, auth);
+  await pushAll(dir, url, auth, 'the seed homelab, trimmed');
   return { dir, keyFile, env: { [TOKEN_ENV]: cluster.git.password }, flags: ['--cluster', 'production', '--repo', dir, '--kubeconfig', cluster.kubeconfig] };
 }
 
