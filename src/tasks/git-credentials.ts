@@ -41,6 +41,6 @@ export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext, SecretSpec
     return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
-    await applySecret(await ctx.kube(), change);
+    await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
 };

@@ -36,6 +36,6 @@ export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext, Secre
     return planSecret(facts);
   },
   async apply(change, _p, ctx) {
-    await applySecret(await ctx.kube(), change);
+    await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
 };

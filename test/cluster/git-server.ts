@@ -31,6 +31,10 @@ export interface GitServer extends GitServerInfo {
   /** Accept one more deploy key (an authorized_keys line), as a forge does once a key is registered. */
   authorize: (publicKey: string) => void;
   stop: () => Promise<void>;
+  /** Takes both listeners down (connections refused) until up(), to fault a run. */
+  down: () => Promise<void>;
+  /** Listens again on the same ports, so URLs and known_hosts stay valid. */
+  up: () => Promise<void>;
 }
 
 const SERVICE_SUFFIX = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/;
@@ -79,10 +83,17 @@ export async function startGitServer(dir: string): Promise<GitServer> {
   // A client that drops mid-handshake must not take the test process down.
   ssh.on('error', () => undefined);
 
-  const listen = (server: HttpServer | ssh2.Server): Promise<number> => new Promise((resolve, reject) => {
+  const listen = (server: HttpServer | ssh2.Server, port = 0): Promise<number> => new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
   });
+  const close = async (): Promise<void> => {
+    http.closeAllConnections();
+    await Promise.all([
+      new Promise<void>((resolve) => http.close(() => resolve())),
+      new Promise<void>((resolve) => ssh.close(() => resolve())),
+    ]);
+  };
   const [httpPort, sshPort] = await Promise.all([listen(http), listen(ssh)]);
   const httpBase = `http://127.0.0.1:${httpPort}`;
   const sshBase = `ssh://git@127.0.0.1:${sshPort}`;
@@ -103,12 +114,10 @@ export async function startGitServer(dir: string): Promise<GitServer> {
       if (parsed instanceof Error) throw parsed;
       allowed.push(parsed);
     },
-    stop: async () => {
-      http.closeAllConnections();
-      await Promise.all([
-        new Promise<void>((resolve) => http.close(() => resolve())),
-        new Promise<void>((resolve) => ssh.close(() => resolve())),
-      ]);
+    stop: close,
+    down: close,
+    up: async () => {
+      await Promise.all([listen(http, httpPort), listen(ssh, sshPort)]);
     },
   };
 }

@@ -5,10 +5,8 @@ import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parse, stringify } from 'yaml';
-import { makeExampleRepo, must, sh, cli } from '../../scripts/example-repo.ts';
+import { addFleetCluster, makeExampleRepo, sh, cli } from '../../scripts/example-repo.ts';
 import type { ExampleRepo } from '../../scripts/example-repo.ts';
-import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import type { Cluster } from './index.ts';
@@ -30,22 +28,9 @@ interface Fleet {
 async function makeFleet(a: Cluster, b: Cluster): Promise<Fleet> {
   const work = await tempDir('fleet');
   const example = await makeExampleRepo(a, work, { name: 'fleet', quiet: true });
-  // The same apps; edge's own flux-system comes from init below.
-  cpSync(join(example.repo, example.path), join(example.repo, 'clusters/edge'), { recursive: true, filter: (src) => !src.endsWith('/flux-system') });
   const betaKubeconfig = join(work, 'beta.kubeconfig');
   cpSync(b.kubeconfig, betaKubeconfig);
-  const configFile = join(example.repo, 'fluxstrap.yaml');
-  const config = parse(readFileSync(configFile, 'utf8')) as { clusters: Record<string, Record<string, unknown>> };
-  config.clusters.edge = { ...config.clusters.demo, path: 'clusters/edge', kube: { kubeconfig: betaKubeconfig } };
-  writeFileSync(configFile, stringify(config));
-  // As an operator adds a cluster: its .sops.yaml rule comes from init.
-  await must(process.execPath, [cli, 'init', '--cluster', 'edge', '--age-key-file', example.keyFile, '--repo', example.repo, '--git-url', example.gitUrl, '--branch', 'main'], { env: example.env, quiet: true });
-  await must('git', ['add', '-A'], { cwd: example.repo });
-  await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'cluster edge'], { cwd: example.repo });
-  await must('git', ['push', '--quiet', example.gitUrl, 'main'], {
-    cwd: example.repo,
-    env: gitEnv({ kind: 'basic', username: a.git.username, password: a.git.password }),
-  });
+  await addFleetCluster(example, a, 'edge', betaKubeconfig);
   return { example, betaKubeconfig };
 }
 
