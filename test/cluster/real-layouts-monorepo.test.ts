@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import type { GitAuth } from '../../src/adapters/git.ts';
-import { conditionOf, connectKube } from '../../src/adapters/kube.ts';
+import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
 import type { Cluster } from './index.ts';
-import { cli, kustomization, namespace, pushAll, ROOT, secret } from './layouts.ts';
+import { assertConverged, cli, kustomization, namespace, pushAll, ROOT, secret } from './layouts.ts';
 import { clusterForFile } from './testing.ts';
 
 const FIXTURE = join(ROOT, 'test/fixtures/flux2-kustomize-helm-example/repo');
@@ -104,16 +104,7 @@ void describe('flux2-kustomize-helm-example on the real harness cluster', { time
     const run = await cli(['bootstrap', ...repo.flags, '--timeout', '4m'], { env: repo.env });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /the age key opens all 2 SOPS file\(s\) the cluster reaches/);
-    for (const ks of ['infra-controllers', 'infra-configs', 'apps']) {
-      const obj = await kube.waitFor({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: ks },
-        (o) => ({ done: conditionOf(o, 'Ready')?.status === 'True', reason: conditionOf(o, 'Ready')?.message ?? 'not Ready' }), { timeoutMs: 180_000, what: 'Ready' });
-      assert.equal(conditionOf(obj, 'Ready')?.status, 'True');
-    }
-    for (const s of SECRETS) {
-      const found = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: s.ns, name: s.name });
-      assert.ok(found, `Secret ${s.ns}/${s.name} exists`);
-      assert.equal(Buffer.from((found.data as Record<string, string>)[s.key] ?? '', 'base64').toString(), s.value);
-    }
+    await assertConverged(kube, ['infra-controllers', 'infra-configs', 'apps'], SECRETS);
     const again = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3m'], { env: repo.env });
     assert.equal(again.code, 0, again.stderr);
     assert.equal((JSON.parse(again.stdout) as { recap: { changed: number } }).recap.changed, 0, again.stdout);

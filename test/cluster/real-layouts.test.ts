@@ -13,11 +13,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import type { GitAuth } from '../../src/adapters/git.ts';
-import { conditionOf, connectKube } from '../../src/adapters/kube.ts';
+import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
 import type { Cluster } from './index.ts';
-import { cli, kustomization, namespace, pushAll, ROOT } from './layouts.ts';
+import { assertConverged, cli, kustomization, namespace, pushAll, ROOT } from './layouts.ts';
 import { clusterForFile } from './testing.ts';
 
 const FIXTURE = join(ROOT, 'test/fixtures/homelab');
@@ -107,16 +107,7 @@ void describe('the seed homelab on the real harness cluster', { timeout: 30 * 60
     for (const ks of ['infrastructure', 'monitoring', 'services']) {
       assert.match(run.stderr, new RegExp(`Kustomization flux-system/${ks} \\(clusters/production/${ks}\\.yaml:1\\): \\d SOPS-encrypted Secret\\(s\\) decrypted in the cluster`), run.stderr);
     }
-    for (const ks of ['infrastructure', 'monitoring', 'services', 'policies']) {
-      const obj = await kube.waitFor({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: ks },
-        (o) => ({ done: conditionOf(o, 'Ready')?.status === 'True', reason: conditionOf(o, 'Ready')?.message ?? 'not Ready' }), { timeoutMs: 180_000, what: 'Ready' });
-      assert.equal(conditionOf(obj, 'Ready')?.status, 'True');
-    }
-    for (const s of SECRETS) {
-      const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: s.ns, name: s.name });
-      assert.ok(secret, `Secret ${s.ns}/${s.name} exists`);
-      assert.equal(Buffer.from((secret.data as Record<string, string>)[s.key] ?? '', 'base64').toString(), s.value);
-    }
+    await assertConverged(kube, ['infrastructure', 'monitoring', 'services', 'policies'], SECRETS);
     const again = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3m'], { env: repo.env });
     assert.equal(again.code, 0, again.stderr);
     const doc = JSON.parse(again.stdout) as { recap: { changed: number } };

@@ -12,6 +12,7 @@ import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { leftoverTempFiles, snapshot, tempDir } from '../helpers/tmp.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
 import { findSops } from '../unit/sops/helpers.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /** `fluxstrap init` through the built CLI on the real Flux files, checked with kubectl kustomize, age and gpg. */
 
@@ -301,7 +302,7 @@ clusters:
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, new RegExp(`^► production at clusters/production from ${URL} \\(main, https\\)`));
     // Past the configuration, bootstrap stops at preflight: there is no cluster to reach.
-    await writeFile(join(home, 'kubeconfig'), 'apiVersion: v1\nkind: Config\nclusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\ncontexts: [{ name: dead, context: { cluster: dead, user: u } }]\ncurrent-context: dead\n');
+    await writeFile(join(home, 'kubeconfig'), DEAD_KUBECONFIG);
     const boot = runCli(['bootstrap', '--check', '--json', '--cluster', 'production'], { cwd: r.repo, env: env({ KUBECONFIG: join(home, 'kubeconfig'), GITHUB_TOKEN: 'not-a-token' }) });
     assert.equal(boot.code, 1, boot.stderr);
     const doc = JSON.parse(boot.stdout) as { title: string; tasks: { kind: string; outcome: string; error?: { code: string; message: string } }[] };

@@ -12,6 +12,7 @@ import type { CliOptions, CliResult } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /**
  * Every command with --json, succeeding and failing: stdout is one document, valid against
@@ -25,14 +26,6 @@ let home: string;
 let key: string;
 let r: FluxRepo;
 let at: (file: string) => string;
-
-const DEAD_KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]
-users: [{ name: u, user: { token: not-a-secret } }]
-contexts: [{ name: dead, context: { cluster: dead, user: u } }]
-current-context: dead
-`;
 
 const SECRET = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: not-a-real-secret\n';
 

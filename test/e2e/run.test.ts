@@ -8,6 +8,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /** `fluxstrap run` and `fluxstrap bootstrap` through the built CLI: validation, exit codes, output. */
 
@@ -33,20 +34,11 @@ tasks:
     sops-config: { clusterPath: "{{ cluster.path }}", age: ["{{ recipient }}"] }
 `;
 
-// A kubeconfig whose API server refuses connections: preflight must stop the run there.
-const KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]
-users: [{ name: u, user: { token: not-a-secret } }]
-contexts: [{ name: dead, context: { cluster: dead, user: u } }]
-current-context: dead
-`;
-
 void describe('fluxstrap run / bootstrap (built CLI)', () => {
   before(async () => {
     repo = await tempDir('run');
     await writeFile(join(repo, 'fluxstrap.yaml'), 'clusters:\n  lab:\n    git:\n      url: https://git.example.invalid/lab.git\n');
-    await writeFile(join(repo, 'kubeconfig'), KUBECONFIG);
+    await writeFile(join(repo, 'kubeconfig'), DEAD_KUBECONFIG);
     await mkdir(join(repo, 'clusters', 'lab', 'flux-system'), { recursive: true });
     await writeFile(join(repo, 'typo.yaml'), 'name: typo\ntasks:\n  - name: ns\n    namepsace: {}\n');
     await writeFile(join(repo, 'params.yaml'), 'name: params\ntasks:\n  - namespace:\n      name: Not_A_DNS_Label\n');

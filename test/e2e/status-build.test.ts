@@ -6,19 +6,12 @@ import { runCli } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /** `status` reports a flux-system folder that kustomize cannot build, with kustomize's error, instead of passing over it. */
 
 let home: string;
 let r: FluxRepo;
-
-const DEAD_KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]
-users: [{ name: u, user: { token: not-a-secret } }]
-contexts: [{ name: dead, context: { cluster: dead, user: u } }]
-current-context: dead
-`;
 
 interface Finding { check: string; status: string; message: string; hint?: string }
 const status = () => {
