@@ -6,7 +6,7 @@ import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
 
-// `bootstrap` without a checkout, short of a cluster (test/cluster/recovery.test.ts plays the
+// `bootstrap` without a checkout, short of a cluster (test/integration/recovery.test.ts plays the
 // whole recovery): from a folder that holds no fluxstrap.yaml and is no Git work tree, the
 // branch is cloned into a temporary folder under TMPDIR, the cluster comes from the clone's
 // fluxstrap.yaml, and the folder is gone afterwards, whatever the outcome.

@@ -12,7 +12,7 @@ import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 /**
  * `fluxstrap upgrade` on bad input, with no cluster: each refusal is one error line naming the
  * file or flag, a hint, and nothing written. (The preflight against a live API server is
- * test/cluster/upgrade.test.ts.)
+ * test/integration/upgrade.test.ts.)
  */
 
 let home: string;

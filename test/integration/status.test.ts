@@ -10,9 +10,9 @@ import { gitEnv } from '../../src/adapters/git.ts';
 import { conditionOf, connectKube, deploymentAvailable, lastHandledReconcileAt } from '../../src/adapters/kube.ts';
 import type { Condition, KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
 import type { Finding } from '../../src/status/diagnose.ts';
-import { assertBuilt, startCluster } from './index.ts';
-import { keepLogsOnFailure } from './testing.ts';
-import type { Cluster } from './index.ts';
+import { assertBuilt, startCluster } from '../cluster/index.ts';
+import { keepLogsOnFailure } from '../cluster/testing.ts';
+import type { Cluster } from '../cluster/index.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_STATUS_TEST_TOKEN';

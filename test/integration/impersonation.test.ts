@@ -12,7 +12,7 @@ import { parse, stringify } from 'yaml';
 import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { FluxstrapError } from '../../src/core/errors.ts';
-import { clusterForFile } from './testing.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const NS = 'impersonation';
 const RBAC = [

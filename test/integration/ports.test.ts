@@ -10,7 +10,7 @@ import { after, beforeEach, describe, test } from 'node:test';
 import { tempDir } from '../helpers/tmp.ts';
 import {
   BLOCK_SIZE, PortAllocator, blockStarts, ephemeralRange, portsDir, releaseBlocksOf,
-} from './ports.ts';
+} from '../cluster/ports.ts';
 
 // Blocks of real clusters running beside these tests must not be touched.
 process.env.FLUXSTRAP_TEST_CACHE = await tempDir('ports-cache');
@@ -71,7 +71,7 @@ void describe('port blocks', () => {
   void test('allocators in several processes at once get disjoint ports', async () => {
     const script = join(await tempDir('ports-proc'), 'take.ts');
     writeFileSync(script, `
-import { PortAllocator } from ${JSON.stringify(join(import.meta.dirname, 'ports.ts'))};
+import { PortAllocator } from ${JSON.stringify(join(import.meta.dirname, '..', 'cluster', 'ports.ts'))};
 const a = new PortAllocator('proc');
 const ports = [];
 for (let i = 0; i < 40; i++) ports.push(await a.take());

@@ -10,9 +10,9 @@ import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
-import { assertBuilt, startCluster } from './index.ts';
-import { keepLogsOnFailure } from './testing.ts';
-import type { Cluster } from './index.ts';
+import { assertBuilt, startCluster } from '../cluster/index.ts';
+import { keepLogsOnFailure } from '../cluster/testing.ts';
+import type { Cluster } from '../cluster/index.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_DECRYPTION_TEST_TOKEN';

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { clusterForFile } from './testing.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const file = clusterForFile({ flux: 'off' });
 

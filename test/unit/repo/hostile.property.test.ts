@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { FluxstrapError } from '../../src/core/errors.ts';
-import { compilePlaybook } from '../../src/playbook/loader.ts';
-import { parseEncrypted, parsePlain } from '../../src/sops/engine.ts';
-import type { Format } from '../../src/sops/stores.ts';
-import { testRegistry } from './playbook/kinds.ts';
+import { FluxstrapError } from '../../../src/core/errors.ts';
+import { compilePlaybook } from '../../../src/playbook/loader.ts';
+import { parseEncrypted, parsePlain } from '../../../src/sops/engine.ts';
+import type { Format } from '../../../src/sops/stores.ts';
+import { testRegistry } from '../playbook/kinds.ts';
 
 /**
  * Whatever bytes a repository holds, reading them ends in a value or a FluxstrapError (a one-line

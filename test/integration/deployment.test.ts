@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_CONTROLLERS, FLUX_NAMESPACE, type ControllerName } from './index.ts';
-import { condition } from './kube.ts';
-import { waitFor } from './proc.ts';
-import { clusterForFile } from './testing.ts';
+import { DEFAULT_CONTROLLERS, FLUX_NAMESPACE, type ControllerName } from '../cluster/index.ts';
+import { condition } from '../cluster/kube.ts';
+import { waitFor } from '../cluster/proc.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const suite = clusterForFile({ flux: 'on-deployment' });
 

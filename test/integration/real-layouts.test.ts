@@ -16,9 +16,9 @@ import type { GitAuth } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
-import type { Cluster } from './index.ts';
-import { assertConverged, cli, kustomization, namespace, pushAll, ROOT } from './layouts.ts';
-import { clusterForFile } from './testing.ts';
+import type { Cluster } from '../cluster/index.ts';
+import { assertConverged, cli, kustomization, namespace, pushAll, ROOT } from '../cluster/layouts.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const FIXTURE = join(ROOT, 'test/fixtures/homelab');
 const TOKEN_ENV = 'FLUXSTRAP_TEST_GIT_TOKEN';

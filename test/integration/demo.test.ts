@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { KEPT_MARKER } from '../helpers/tmp.ts';
-import { assertBuilt } from './index.ts';
-import { waitFor } from './proc.ts';
+import { assertBuilt } from '../cluster/index.ts';
+import { waitFor } from '../cluster/proc.ts';
 
 const demoScript = join(import.meta.dirname, '..', '..', 'scripts', 'demo.ts');
 

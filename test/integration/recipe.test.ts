@@ -2,9 +2,9 @@
 // replaces, and pointing flux2's bases at the controllers' module files.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseReplaces, wrapperReplaces } from './build.ts';
-import { component } from './components.ts';
-import { localizeReleaseAssets } from './gotk.ts';
+import { parseReplaces, wrapperReplaces } from '../cluster/build.ts';
+import { component } from '../cluster/components.ts';
+import { localizeReleaseAssets } from '../cluster/gotk.ts';
 
 void describe('wrapper module replaces', () => {
   const goMod = [

@@ -13,8 +13,8 @@ import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { findLeaks, leaksIn, registerCanary } from '../helpers/canary.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import type { Cluster } from './index.ts';
-import { clusterForFile } from './testing.ts';
+import type { Cluster } from '../cluster/index.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const a = clusterForFile({ flux: 'on-deployment' });
 const b = clusterForFile({ flux: 'on-deployment' });

@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { connectKube, deploymentAvailable } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
-import { clusterForFile } from './testing.ts';
-import type { Cluster } from './index.ts';
+import { clusterForFile } from '../cluster/testing.ts';
+import type { Cluster } from '../cluster/index.ts';
 import {
   CLUSTER_PATH, TOKEN_ENV, assertDecrypted, bootstrap, bootstrapJson, cli, closedPort, failedTask, makeRepo, notOk, nothingChanged,
   portableSnapshot, snapshot, stepEnded, tempDir, withFreshCluster, type JsonDoc, type Repo,
-} from './bootstrap-kit.ts';
+} from '../cluster/bootstrap-kit.ts';
 
 let cluster: Cluster;
 let kube: KubeAdapter;

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { describe, test } from 'node:test';
-import { DEFAULT_CONTROLLERS, startCluster, type Cluster, type StartOptions } from './index.ts';
-import { portsDir } from './ports.ts';
-import { waitFor } from './proc.ts';
+import { DEFAULT_CONTROLLERS, startCluster, type Cluster, type StartOptions } from '../cluster/index.ts';
+import { portsDir } from '../cluster/ports.ts';
+import { waitFor } from '../cluster/proc.ts';
 
 const ITERATIONS = 3;
 const PAIRS = 2;

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { resolveCluster } from '../../src/cluster/config.ts';
-import { encParts } from '../../src/sops/cipher.ts';
-import { parseGoFloat } from '../../src/sops/scalars.ts';
-import { clusterRootKind } from '../../src/tasks/cluster-root.ts';
-import { planFile } from '../helpers/file-tasks.ts';
+import { resolveCluster } from '../../../src/cluster/config.ts';
+import { encParts } from '../../../src/sops/cipher.ts';
+import { parseGoFloat } from '../../../src/sops/scalars.ts';
+import { clusterRootKind } from '../../../src/tasks/cluster-root.ts';
+import { planFile } from '../../helpers/file-tasks.ts';
 
 /**
  * The fixed patterns that read repository content run in linear time: each input below made the

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KEPT_MARKER, pidAlive, tempDir } from '../helpers/tmp.ts';
-import { KEEP_ENV, startCluster } from './index.ts';
-import { waitFor } from './proc.ts';
+import { KEEP_ENV, startCluster } from '../cluster/index.ts';
+import { waitFor } from '../cluster/proc.ts';
 
-const harness = import.meta.dirname;
+const harness = join(import.meta.dirname, '..', 'cluster');
 // These tests are about what happens by default; the test with the variable sets it itself.
 delete process.env[KEEP_ENV];
 const fakes: string[] = [];

@@ -9,8 +9,8 @@ import { addFleetCluster, makeExampleRepo, sh, cli } from '../../scripts/example
 import type { ExampleRepo } from '../../scripts/example-repo.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import type { Cluster } from './index.ts';
-import { clusterForFile } from './testing.ts';
+import type { Cluster } from '../cluster/index.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const alpha = clusterForFile({ flux: 'on-deployment' });
 const beta = clusterForFile({ flux: 'on-deployment' });

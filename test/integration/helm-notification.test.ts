@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { tempDir } from '../helpers/tmp.ts';
-import { condition } from './kube.ts';
-import { run, waitFor } from './proc.ts';
-import { clusterForFile } from './testing.ts';
+import { condition } from '../cluster/kube.ts';
+import { run, waitFor } from '../cluster/proc.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const NAMESPACE = 'helm-test';
 const CHART = { name: 'hello', version: '0.1.0' };

@@ -11,9 +11,9 @@ import { allowSecretsIn, canary } from '../helpers/canary.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startLocalKms, type LocalKms } from '../helpers/local-kms.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { condition } from './kube.ts';
-import { run, waitFor } from './proc.ts';
-import { clusterForFile } from './testing.ts';
+import { condition } from '../cluster/kube.ts';
+import { run, waitFor } from '../cluster/proc.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 let kms: LocalKms | undefined;
 // Registered before the cluster's own hook, so the controllers start with the KMS environment.

@@ -7,8 +7,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments, stringify } from 'yaml';
-import { fluxManifestsDir } from './components.ts';
-import { clusterForFile } from './testing.ts';
+import { fluxManifestsDir } from '../cluster/components.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;

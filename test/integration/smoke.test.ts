@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { condition } from './kube.ts';
-import { run, waitFor } from './proc.ts';
-import { clusterForFile } from './testing.ts';
+import { condition } from '../cluster/kube.ts';
+import { run, waitFor } from '../cluster/proc.ts';
+import { clusterForFile } from '../cluster/testing.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'fluxstrap-smoke-'));
 after(() => rmSync(work, { recursive: true, force: true }));

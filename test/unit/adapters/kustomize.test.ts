@@ -5,11 +5,11 @@ import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { applyJson6902, kustomizeBuild, mergePatch, parseObjects, parseObjectsCached } from '../../src/adapters/kustomize.ts';
-import type { KubeObject } from '../../src/adapters/kube.ts';
-import { isFluxstrapError } from '../../src/core/errors.ts';
+import { applyJson6902, kustomizeBuild, mergePatch, parseObjects, parseObjectsCached } from '../../../src/adapters/kustomize.ts';
+import type { KubeObject } from '../../../src/adapters/kube.ts';
+import { isFluxstrapError } from '../../../src/core/errors.ts';
 
-const FIXTURES = new URL('../fixtures/flux/', import.meta.url).pathname;
+const FIXTURES = new URL('../../fixtures/flux/', import.meta.url).pathname;
 const KUBECTL = '/usr/bin/kubectl';
 
 function kubectlBuild(dir: string): KubeObject[] {

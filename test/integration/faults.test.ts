@@ -9,12 +9,12 @@ import type { KubeAdapter } from '../../src/adapters/kube.ts';
 import { isFluxstrapError } from '../../src/core/errors.ts';
 import { applySecret, observeSecret, planSecret } from '../../src/tasks/secret.ts';
 import type { SecretSpec } from '../../src/tasks/secret.ts';
-import type { Cluster } from './index.ts';
-import { sleep, waitFor } from './proc.ts';
+import type { Cluster } from '../cluster/index.ts';
+import { sleep, waitFor } from '../cluster/proc.ts';
 import {
   assertDecrypted, bootstrap, bootstrapJson, failedTask, notOk, nothingChanged, portableSnapshot, stepEnded, withFreshCluster,
   type Repo, type Run,
-} from './bootstrap-kit.ts';
+} from '../cluster/bootstrap-kit.ts';
 
 const WAIT_CONTROLLERS = 'Wait for the Flux controllers';
 const RECONCILE = 'Reconcile at the bootstrapped commit';
