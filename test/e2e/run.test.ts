@@ -136,7 +136,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     const r = cli(['bootstrap', '--check']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^► Bootstrap Flux on lab \(check mode: nothing will be changed\)\n✗ Preflight/);
-    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=12 failed=1 \(\d+\.\ds\)\n$/);
+    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=13 failed=1 \(\d+\.\ds\)\n$/);
     assert.equal(r.stdout, '');
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { diagnose } from '../../../src/status/diagnose.ts';
 import type { Finding } from '../../../src/status/diagnose.ts';
-import type { LiveState, Observed } from '../../../src/status/observed.ts';
+import type { AgeSecretState, LiveState, Observed } from '../../../src/status/observed.ts';
 import { exitCodeOf, findingLines } from '../../../src/flows/status.ts';
 
 const CLUSTER_KEY = 'age1cluster';
@@ -11,9 +11,10 @@ const HEAD = 'a'.repeat(40);
 const ready = { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'ok' };
 
 /** A cluster right after a bootstrap: every finding ok. */
-function healthy(): Observed & { live: LiveState } {
+function healthy(): Observed & { live: LiveState & { ageSecret: AgeSecretState } } {
   return {
     cluster: { name: 'prod', path: 'clusters/prod' },
+    keyType: 'age',
     api: { server: 'https://127.0.0.1:6443', context: 'prod', version: { gitVersion: 'v1.36.3', major: 1, minor: 36 } },
     live: {
       crds: [{ name: 'gitrepositories.source.toolkit.fluxcd.io', state: { done: true, reason: 'established' } }],
