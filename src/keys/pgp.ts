@@ -84,6 +84,9 @@ export async function readPgpPrivateKey(armored: string, source: string, field?:
     throw configError(`malformed OpenPGP key: ${why}`, where);
   }
   const [key] = keys;
+  // openpgp reads the first armored block only: a second block would be dropped without a word.
+  const blocks = armored.match(/^-----BEGIN PGP (?:PRIVATE|PUBLIC) KEY BLOCK-----/gm)?.length ?? 0;
+  if (blocks > 1) throw configError(`the file holds ${blocks} armored OpenPGP key blocks; the cluster key is one`, where, 'export the one key the cluster\'s .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT');
   if (keys.length !== 1 || !key) throw configError(`the file holds ${keys.length} OpenPGP keys; the cluster key is one`, where, 'export the one key the cluster\'s .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT');
   const fingerprint = key.getFingerprint().toUpperCase();
   if (!key.isPrivate()) {

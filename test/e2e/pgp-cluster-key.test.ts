@@ -110,6 +110,16 @@ void describe('init --sops-backend pgp --pgp-key-file', () => {
     });
   }
 
+  void it('keys rotate refuses a PGP cluster, naming sopsKey.pgp and the manual steps, changing nothing', async () => {
+    const r = await fluxRepo({ gotkSync: 'pristine' });
+    assert.equal(init(r, '--pgp-key-file', keys.plain.file).code, 0);
+    const before = await snapshot(r.repo);
+    const run = runCli(['keys', 'rotate', '--cluster', r.cluster, '--repo', r.repo], { cwd: home, env: env() });
+    userError(run, /^error: the key of cluster "production" is OpenPGP \(sopsKey\.pgp\): keys rotate rotates age keys/, 'sopsKey.pgp');
+    assert.match(run.stderr, new RegExp(`hint: add the new fingerprint next to ${keys.plain.fpr}`));
+    assert.deepEqual(await snapshot(r.repo), before);
+  });
+
   void it('refuses --pgp-key-file without --sops-backend pgp, and --decryption controller with it', async () => {
     const r = await fluxRepo({ gotkSync: 'pristine' });
     userError(runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--pgp-key-file', keys.plain.file], { cwd: home, env: env() }), /^error: --pgp-key-file is the key of --sops-backend pgp/, '--pgp-key-file');
