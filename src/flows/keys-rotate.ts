@@ -58,7 +58,7 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
     // Rotation rewrites age stanzas and rules only: a PGP rule run through it would be left half-rotated.
     throw new FluxstrapError('E_USAGE', `the key of cluster "${opts.cluster}" is OpenPGP (sopsKey.pgp): keys rotate rotates age keys`, {
       location: { field: 'sopsKey.pgp' },
-      hint: `add the new fingerprint next to ${fpr} in the .sops.yaml rule and run \`fluxstrap updatekeys\` (files open with either key), point sopsKey.pgp at the new key and run \`fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets\`, then remove ${fpr} from the rule and run \`fluxstrap updatekeys\` again`,
+      hint: `add the new fingerprint next to ${fpr} in the .sops.yaml rule and run \`fluxstrap updatekeys --cluster ${opts.cluster}\` (files open with either key), point sopsKey.pgp at the new key and run \`fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets\`, then remove ${fpr} from the rule, run \`fluxstrap updatekeys --cluster ${opts.cluster}\` again and \`fluxstrap rotate\` on the files (a new data key)`,
     });
   }
   if (cluster.ageKey.type !== 'file') {
