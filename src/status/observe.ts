@@ -13,7 +13,7 @@ import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
 import type { Problem } from '../tasks/preflight.ts';
 import { clusterSops } from '../tasks/sops-files.ts';
-import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
+import { gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
 import type { AgeSecretState, FluxObjectState, LiveState, Observed } from './observed.ts';
 
@@ -63,7 +63,7 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
 async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
   try {
     const build = built(await localBuild(ctx));
-    const { reach, files } = await clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
+    const { reach, files } = await clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build));
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
     return {
       files: files.map((f) => {
@@ -80,7 +80,7 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
         notChecked: reach.notChecked.map((u) => `${u.what} (${formatLocation(u.at)})`),
         issues: reach.issues.map((u) => `${u.what} (${formatLocation(u.at)})`),
         // The sync Kustomization's own decryption is the `decryption` finding's, from the live object.
-        undecrypted: decryptionFindings(reach, build ? controllerDecrypts(build.components) : false).filter((d) => d.kustomization !== reach.kustomizations[0]).map(decryptionProblem),
+        undecrypted: decryptionFindings(reach).filter((d) => d.kustomization !== reach.kustomizations[0]).map((d) => decryptionProblem(d, ctx.cluster.name)),
       },
     };
   } catch (e) {
