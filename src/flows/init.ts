@@ -26,7 +26,7 @@ import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
 import { readAgeIdentities } from '../tasks/context.ts';
 import { configuredEntry, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
-import type { FileState, RepoContext } from '../tasks/file-content.ts';
+import type { RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { gotkComponentsKind } from '../tasks/gotk-components.ts';
@@ -117,7 +117,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const pubFile = `${clusterPath}/.sops.pub.${key?.type === 'pgp' ? 'asc' : 'age'}`;
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
-  const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
+  const task = <P, O>(name: string, kind: TaskKind<P, O, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
   // The rules must cover what the cluster's Kustomizations apply, wherever it lives.
   const sops = await clusterSops(repo, { path: clusterPath });
   const { reach } = sops;

@@ -78,6 +78,7 @@ export function withDecryption(text: string, file: string, targets: Target[], va
   const y = parseAllEditable(text, file);
   let out = '';
   let at = 0;
+  let edited = 0;
   for (const doc of y.docs) {
     const root = doc.contents;
     if (!targets.some((t) => t.line === y.lineOf(root)) || !isMap(root)) continue;
@@ -98,7 +99,10 @@ export function withDecryption(text: string, file: string, targets: Target[], va
     const [start, , end] = doc.range;
     out += text.slice(at, start) + serialize(doc, text);
     at = end;
+    edited++;
   }
+  // The walk read the same text with the same parser: a target it found and this does not is a bug.
+  if (edited < targets.length) throw new Error(`${file}: no Kustomization at line ${targets.map((t) => t.line).join(', ')} of the ones the walk found`);
   return out + text.slice(at);
 }
 
