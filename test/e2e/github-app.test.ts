@@ -168,8 +168,9 @@ void describe('GitHub App: bad input is refused before anything changes', () => 
     const before = await snapshot(r.repo);
     await withApp(r, `{ appId: ${APP_ID}, privateKeyFile: ${keyFile} }`);
     const res = await run(r);
-    oneLineError(res, /set one of installationId and installationOwner/);
-    assert.match(res.stderr, /fluxstrap\.yaml:\d+/);
+    assert.notEqual(res.code, 0);
+    // A schema error points at the line; the message is the fix.
+    assert.match(res.stderr, /^error: set one of installationId and installationOwner \(.*fluxstrap\.yaml:\d+:\d+ at clusters\.bad\.git\.auth\.githubApp\)$/m);
     delete before['fluxstrap.yaml'];
     const now = await snapshot(r.repo);
     delete now['fluxstrap.yaml'];

@@ -5,7 +5,9 @@
 // state (releases, repositories, deploy keys, GitHub Apps and their installations) so whole flows run against it.
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -263,8 +265,15 @@ export class GitHubWorld {
     this.sshKeys = sshKeys;
   }
 
+  /**
+   * Where each repository is also a bare Git repository (`<gitRoot>/<owner>/<name>.git`), for
+   * git to reach through `url.<gitRoot>/.insteadOf https://github.com/` in the test's ~/.gitconfig.
+   */
+  gitRoot: string | undefined;
+
   addRepo(full: string, roles: WorldRepo['roles'], isPrivate = true): WorldRepo {
     const [owner = '', name = ''] = full.split('/');
+    if (this.gitRoot !== undefined) execFileSync('git', ['init', '--quiet', '--bare', join(this.gitRoot, owner, `${name}.git`)]);
     const r: WorldRepo = { owner, name, private: isPrivate, id: this.nextId++, keys: [], roles };
     this.repos.set(full.toLowerCase(), r);
     return r;
