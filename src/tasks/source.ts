@@ -63,7 +63,7 @@ async function appToken(ctx: TaskContext, url: string, auth: GitHubAppAuth): Pro
   }
   const { githubAppSession } = await import('./github-app.ts');
   const apiUrl = ctx.cluster.git.github?.apiUrl;
-  return (await githubAppSession(auth, { ...target, env: ctx.env, log: ctx.log, ...(apiUrl !== undefined ? { apiUrl } : {}) })).token;
+  return (await githubAppSession(auth, { ...target, env: ctx.env, log: (m: string) => ctx.log(m), ...(apiUrl !== undefined ? { apiUrl } : {}) })).token;
 }
 
 export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {
