@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { runCliAsync } from '../helpers/cli.ts';
+import { cliPath, runCliAsync } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
@@ -137,6 +137,23 @@ void describe('GitHub: create repository, deploy key, rotation', () => {
     assert.ok(gh.requests.filter((q) => q.template === 'GET /repos/{owner}/{repo}/keys').length >= 2);
   });
 
+  void it('at a terminal without --yes, one question first: no creates nothing, yes creates and pushes', async () => {
+    const t = await fluxRepo({ cluster: 'tty' });
+    const before = await snapshot(t.repo);
+    const no = await initAtTerminal(t, 'n', '--git-url', 'https://github.com/me/tty.git', '--create-repo');
+    assert.match(no.out, /create https:\/\/github\.com\/me\/tty\.git on GitHub if it is missing, and push the initial layout to it\? \[y\/N\]/);
+    assert.notEqual(no.code, 0, no.out);
+    assert.match(no.out, /error: --create-repo creates the repository me\/tty on GitHub: confirm with --yes/);
+    assert.equal(world.repos.has('me/tty'), false);
+    assert.deepEqual(await snapshot(t.repo), before);
+    const yes = await initAtTerminal(t, 'y', '--git-url', 'https://github.com/me/tty.git', '--create-repo');
+    assert.equal(yes.code, 0, yes.out);
+    assert.equal(world.repos.get('me/tty')?.private, true);
+    assert.match(yes.out, /pushed [0-9a-f]{12} to https:\/\/github\.com\/me\/tty\.git \(branch main\)/);
+    assert.ok((await bareFiles('me/tty', 'main')).includes('clusters/tty/flux-system/kustomization.yaml'));
+    assert.doesNotMatch(no.out + yes.out, /ghp_/);
+  });
+
   void it('an organisation\'s repository is created in the organisation', async () => {
     const org = await fluxRepo({ cluster: 'infra' });
     const res = await init(org, TOKENS.GOOD, '--git-url', 'https://github.com/acme/infra.git', '--create-repo', '--yes');
@@ -145,6 +162,34 @@ void describe('GitHub: create repository, deploy key, rotation', () => {
     assert.ok(gh.requests.some((q) => q.template === 'POST /orgs/{org}/repos' && q.status === 201));
   });
 });
+
+/**
+ * init at a real terminal (a pty from util-linux `script`), answering its question once it shows:
+ * the prompt is only asked when stdin is a TTY.
+ */
+function initAtTerminal(r: FluxRepo, answer: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const cmd = [process.execPath, cliPath, 'init', '--cluster', r.cluster, '--repo', r.repo, '--age-key-file', ageKey, ...args].map(q).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: home, env: { ...process.env, NO_COLOR: '1', CI: '1', ...env(TOKENS.GOOD) } });
+    let out = '';
+    let asked = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!asked && out.includes('[y/N]')) {
+        asked = true;
+        child.stdin.write(`${answer}\n`);
+      }
+    });
+    // A question that never shows must fail the test, not hang it.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out });
+    });
+  });
+}
 
 const bareGit = async (full: string, ...args: string[]): Promise<string> => (await execFileAsync('git', ['--git-dir', join(world.gitRoot ?? '', `${full}.git`), ...args])).stdout.trim();
 const bareFiles = async (full: string, branch: string): Promise<string[]> => (await bareGit(full, 'ls-tree', '-r', '--name-only', branch)).split('\n');
