@@ -9,6 +9,7 @@ import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { GitHubStandIn, GitHubWorld } from '../helpers/github-standin.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 import { kustomizeBuild } from '../../src/adapters/kustomize.ts';
 
 /**
@@ -60,13 +61,16 @@ const requestsOf = (template: string) => gh.requests.filter((q) => q.template ==
 before(async () => {
   gh = await new GitHubStandIn().start();
   world = new GitHubWorld({}, { acme: [] }).install(gh);
+  home = await tempDir('github-app-home');
+  // Git is real: each repository is also a bare one, where git goes for github.com.
+  world.gitRoot = join(home, 'remotes');
+  await writeFile(join(home, '.gitconfig'), `[url "file://${world.gitRoot}/"]\n\tinsteadOf = https://github.com/\n`);
   world.addRepo('me/fleet', { me: 'admin' });
   world.addRepo('acme/infra', {});
   world.addApp(APP_ID, APP_KEY.publicKey, [
     { id: 55, account: 'me', repos: ['me/fleet'], permissions: { contents: 'read', metadata: 'read' } },
     { id: 56, account: 'acme', repos: ['acme/infra'], permissions: { metadata: 'read' } },
   ]);
-  home = await tempDir('github-app-home');
   ageKey = join(home, 'cluster.agekey');
   keyFile = join(home, 'app.pem');
   await writeFile(keyFile, APP_KEY.privateKey, { mode: 0o600 });
@@ -117,6 +121,32 @@ void describe('GitHub App: installation token, repository read, provider patch',
     assert.equal(await readFile(file, 'utf8'), text, 'a second init keeps the file as it is');
     assert.match(again.stdout + again.stderr, /nothing to do/);
     noSecrets(first);
+  });
+});
+
+void describe('GitHub App: the bootstrap\'s Git credentials', () => {
+  void it('git reads the branch with an installation token; the Secret step refuses a layout without provider: github, and goes on (to the cluster) once init added it', async () => {
+    const r = await fluxRepo({ cluster: 'boot', gotkSync: 'pristine' });
+    await withApp(r, `{ appId: ${APP_ID}, installationId: 55, privateKeyFile: ${keyFile} }`);
+    await r.git('push', '--quiet', `file://${world.gitRoot ?? ''}/me/fleet.git`, 'HEAD:main');
+    const kubeconfig = join(home, 'dead.kubeconfig');
+    await writeFile(kubeconfig, DEAD_KUBECONFIG);
+    await writeFile(join(home, 'creds.yaml'), 'name: Git credentials\ntasks:\n  - name: secret\n    git-credentials: {}\n');
+    const secretStep = () => runCliAsync(['run', join(home, 'creds.yaml'), '--cluster', 'boot', '--repo', r.repo, '--kubeconfig', kubeconfig], { cwd: home, env: env() });
+    const minted = requestsOf('POST /app/installations/{installation_id}/access_tokens').length;
+    oneLineError(await secretStep(), /GitRepository flux-system has no provider: github, which GitHub App auth needs/);
+    assert.ok(requestsOf('POST /app/installations/{installation_id}/access_tokens').length > minted, 'the branch was read with a minted installation token');
+
+    const init = await runCliAsync(['init', '--cluster', 'boot', '--repo', r.repo], { cwd: home, env: env() });
+    assert.equal(init.code, 0, init.stderr);
+    await r.git('add', '-A');
+    await r.git('commit', '--quiet', '-m', 'init');
+    await r.git('push', '--quiet', `file://${world.gitRoot ?? ''}/me/fleet.git`, 'HEAD:main');
+    const next = await secretStep();
+    assert.notEqual(next.code, 0);
+    assert.doesNotMatch(next.stderr, /provider: github/);
+    assert.match(next.stderr, /127\.0\.0\.1:1/, 'stopped at the (dead) cluster, past the provider check');
+    noSecrets(next);
   });
 });
 
