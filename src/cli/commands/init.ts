@@ -28,7 +28,7 @@ export function registerInit(program: Command): void {
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
     .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
     .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
-    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
+    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access, register the deploy key there and push the initial layout to the new branch (asked at a terminal unless --yes)')
     .option('--public', 'with --create-repo: a public repository (default: private)')
     .option('--yes', 'confirm --create-repo without asking (scripts)')
     .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
