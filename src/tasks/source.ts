@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitRemote } from '../adapters/git.ts';
+import { exists } from '../adapters/files.ts';
 import { gitRemoteOf } from '../cluster/remote.ts';
 import type { KubeObject } from '../adapters/kube.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
@@ -49,8 +50,15 @@ export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
     });
   }
   // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
-  const creds = auth.type === 'https' ? await ctx.gitCredentials() : undefined;
-  return gitRemoteOf(url, auth, () => (creds?.type === 'https' ? creds.password : ''));
+  const creds = auth.type === 'https' || auth.sopsFile !== undefined ? await ctx.gitCredentials() : undefined;
+  // From the encrypted Secret (git.auth.sopsFile): no file to hand git, the token goes in its environment.
+  if (creds?.type === 'https') return { url, auth: { kind: 'basic', username: creds.username, password: creds.password } };
+  if (creds?.type === 'ssh' && !(auth.type === 'ssh' && (await exists(auth.keyFile)))) {
+    throw new FluxstrapError('E_PRECONDITION', `the deploy key of cluster "${ctx.cluster.name}" is only in ${auth.sopsFile ?? 'the encrypted Secret'}: fluxstrap reads the repository over SSH with a key file`, {
+      hint: 'restore the deploy key file git.auth.ssh.keyFile names (e.g. from your password manager), or use HTTPS auth with a token in the encrypted Secret',
+    });
+  }
+  return gitRemoteOf(url, auth, () => '');
 }
 
 export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {

@@ -26,6 +26,7 @@ export function registerInit(program: Command): void {
     .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
+    .option('--git-sops-file [file]', 'keep the Git credentials (the token of --git-token-env, or the deploy key) SOPS-encrypted for the cluster\'s age key in this file, outside flux-system/ (default: bootstrap/<name>/git-credentials.sops.yaml); bootstrap applies them from there when no token or key file is given')
     .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
     .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
     .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
