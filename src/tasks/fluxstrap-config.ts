@@ -263,6 +263,9 @@ export async function fluxstrapConfigTaskParams(
       },
     }
     : undefined;
+  if (typeof flags.gitSopsFile === 'string' && flags.gitSopsFile.replace(/\\/g, '/').split('/').includes('flux-system')) {
+    throw usageError(`--git-sops-file ${flags.gitSopsFile} must be outside flux-system/: kustomize-controller would apply it before it has the key`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+  }
   const writtenSopsFile = current?.git?.auth?.sopsFile;
   const sopsFile = flags.gitSopsFile === undefined ? undefined : flags.gitSopsFile === true ? (writtenSopsFile ?? defaultGitSopsFile(cluster)) : stored(flags.gitSopsFile, writtenSopsFile);
   const withSops = sopsFile === undefined ? auth : { ...auth, sopsFile };
