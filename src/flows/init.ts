@@ -210,7 +210,7 @@ function credentialsFileTasks(repo: string, cluster: string, key: PublicKey | un
     : auth.ssh !== undefined ? { ssh: { keyFile: expandPath(auth.ssh.keyFile, repo), knownHostsFile: expandPath(auth.ssh.knownHostsFile, repo) } }
     : undefined;
   if (source === undefined) throw usageError('git.auth.sopsFile needs the credentials to encrypt', 'pass --git-token-env VAR (HTTPS) or an ssh:// --git-url (a deploy key is generated) or --git-ssh-key FILE --git-known-hosts FILE');
-  return [{ name: `Git credentials encrypted in ${file}`, kind: gitCredentialsFileKind as TaskKind<unknown, unknown, RepoContext & KnownHostsContext>, params: { file, age: key.recipients, source } }];
+  return [{ name: `Git credentials encrypted in ${file}`, kind: gitCredentialsFileKind, params: { file, age: key.recipients, source } }];
 }
 
 /** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */
