@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitRemote } from '../adapters/git.ts';
 import { exists } from '../adapters/files.ts';
+import type { AgentKey } from '../adapters/ssh-agent.ts';
+import { publicKeyOfPrivate } from '../keys/ssh.ts';
 import { gitRemoteOf } from '../cluster/remote.ts';
 import type { KubeObject } from '../adapters/kube.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
@@ -51,14 +53,30 @@ export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
   }
   // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
   const creds = auth.type === 'https' || auth.sopsFile !== undefined ? await ctx.gitCredentials() : undefined;
-  // From the encrypted Secret (git.auth.sopsFile): no file to hand git, the token goes in its environment.
+  // From the encrypted Secret (git.auth.sopsFile): no file to hand git, the token goes in its environment…
   if (creds?.type === 'https') return { url, auth: { kind: 'basic', username: creds.username, password: creds.password } };
+  // …and the deploy key to a private ssh-agent, on its stdin.
   if (creds?.type === 'ssh' && !(auth.type === 'ssh' && (await exists(auth.keyFile)))) {
-    throw new FluxstrapError('E_PRECONDITION', `the deploy key of cluster "${ctx.cluster.name}" is only in ${auth.sopsFile ?? 'the encrypted Secret'}: fluxstrap reads the repository over SSH with a key file`, {
-      hint: 'restore the deploy key file git.auth.ssh.keyFile names (e.g. from your password manager), or use HTTPS auth with a token in the encrypted Secret',
-    });
+    const agent = await agentFor(ctx, creds);
+    return { url, auth: { kind: 'ssh', identityFile: agent.publicKeyFile, knownHostsFile: agent.knownHostsFile, agentSocket: agent.socket } };
   }
   return gitRemoteOf(url, auth, () => '');
+}
+
+const agents = new WeakMap<TaskContext, Promise<AgentKey>>();
+
+/** One agent per run, stopped when the run is over. */
+function agentFor(ctx: TaskContext, creds: { identity: string; knownHosts: string }): Promise<AgentKey> {
+  let p = agents.get(ctx);
+  if (!p) {
+    p = import('../adapters/ssh-agent.ts').then(async ({ agentWithKey }) => {
+      const agent = await agentWithKey(creds.identity, publicKeyOfPrivate(creds.identity, ctx.cluster.git.auth.sopsFile ?? 'the deploy key'), creds.knownHosts);
+      ctx.defer(agent.stop);
+      return agent;
+    });
+    agents.set(ctx, p);
+  }
+  return p;
 }
 
 export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {

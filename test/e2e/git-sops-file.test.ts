@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -125,6 +125,17 @@ void describe('git.auth.sopsFile: the Git credentials encrypted in the repositor
     assert.equal(opened.doc?.stringData?.identity, readFileSync(deployKey, 'utf8'));
     assert.equal(opened.doc?.stringData?.known_hosts, readFileSync(knownHosts, 'utf8'));
     assert.equal(opened.doc?.stringData?.['identity.pub'], readFileSync(`${deployKey}.pub`, 'utf8').split(' ').slice(0, 2).join(' '));
+
+    // A fresh machine: the deploy key file is gone, the Secret in the repository has it. Bootstrap
+    // reads the pushed commit over SSH through a private agent given the key on stdin.
+    server.authorize(readFileSync(`${deployKey}.pub`, 'utf8').trim());
+    const url = await push(r, 'ssh');
+    assert.equal(url, server.httpUrl('ssh.git'));
+    rmSync(deployKey);
+    const { message } = await preflight(r);
+    assert.ok(!message.includes(`cannot read ${server.sshUrl('ssh.git')}`), `Git accepted the deploy key from the file: ${message}`);
+    // Only a preflight that fetched the commit can compare its gotk-sync.yaml with fluxstrap.yaml.
+    assert.match(message, /GitRepository flux-system in clusters\/ssh\/flux-system\/gotk-sync\.yaml pulls from/);
   });
 
   void it('bootstrap without the token reads the pushed commit with the credentials from the file', async () => {
