@@ -73,6 +73,10 @@ What it ensures (--check shows it as a diff first):
   deploy key, known_hosts             with an ssh:// URL: an SSH deploy key generated where git.auth.ssh.keyFile
                                       says (default ~/.config/fluxstrap/NAME-deploy-key, never overwritten; the
                                       public key is printed) and the server's host keys in clusters/NAME/known_hosts
+  bootstrap/NAME/git-credentials.sops.yaml
+                                      with --git-sops-file: the Git credentials (token or deploy key) as the
+                                      flux-system Secret, SOPS-encrypted for the cluster's age key (written once,
+                                      never in clear); bootstrap applies it when no token or key file is given
   .sops.yaml                          the cluster's key in the rules governing the SOPS files the cluster
                                       reaches (its Kustomizations' spec.path); if it reaches none yet, a
                                       creation rule for the cluster folder, before any rule that would
@@ -107,6 +111,7 @@ Examples:
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git          (generates the deploy key, host keys from GitHub)
   GITHUB_TOKEN=… fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --create-repo --yes
   fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…
+  fluxstrap init --cluster prod --git-url https://git.example.com/me/fleet.git --git-token-env GIT_TOKEN --git-sops-file
 
   fluxstrap init --cluster eks --sops-backend aws-kms --kms-arn arn:aws:kms:eu-west-1:111122223333:key/… --aws-role-arn arn:aws:iam::111122223333:role/flux-sops
   fluxstrap init --cluster gke --sops-backend gcp-kms --gcp-kms-key projects/p/locations/global/keyRings/flux/cryptoKeys/sops --gcp-service-account flux-sops@p.iam.gserviceaccount.com
