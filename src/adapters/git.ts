@@ -15,7 +15,8 @@ export type GitAuth =
   | { kind: 'none' }
   /** `password` is a secret (a token): kept in memory, handed to git in its environment only. */
   | { kind: 'basic'; username: string; password: string }
-  | { kind: 'ssh'; identityFile: string; knownHostsFile: string };
+  /** With `agentSocket`, `identityFile` is the public key of the agent's key to use (the private key is in no file). */
+  | { kind: 'ssh'; identityFile: string; knownHostsFile: string; agentSocket?: string };
 
 export interface GitRemote {
   url: string;
@@ -50,7 +51,7 @@ export function gitEnv(auth: GitAuth): Record<string, string> {
   }
   if (auth.kind === 'ssh') {
     env.GIT_SSH_COMMAND = [
-      'ssh', '-F', '/dev/null', '-i', shQuote(auth.identityFile), '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none',
+      'ssh', '-F', '/dev/null', '-i', shQuote(auth.identityFile), '-o', 'IdentitiesOnly=yes', '-o', `IdentityAgent=${auth.agentSocket === undefined ? 'none' : shQuote(auth.agentSocket)}`,
       '-o', `UserKnownHostsFile=${shQuote(auth.knownHostsFile)}`, '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15',
     ].join(' ');

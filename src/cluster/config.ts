@@ -23,12 +23,18 @@ const path = z.string().min(1);
 const numericId = z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]*$/, 'must be a number')]);
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
+/** SOPS files in flux-system/ break bootstrap: kustomize-controller applies that folder before it has the key. */
+const sopsFile = path
+  .refine((p) => !p.replace(/\\/g, '/').split('/').includes('flux-system'), 'must be outside flux-system/ (kustomize-controller would apply it before it has the key)')
+  .describe('SOPS-encrypted flux-system Git credential Secret in the repository (e.g. bootstrap/<cluster>/git-credentials.sops.yaml), written by init, decrypted in memory by bootstrap with the cluster\'s age key when no token variable or key file is at hand.');
+
 const GitAuthSchema = z.union([
   z.strictObject({
     https: z.strictObject({
       username: z.string().min(1).default('git').describe('User name sent with the token (GitHub accepts any; Gitea wants the account name).'),
       passwordEnv: envName.describe('Environment variable holding the token or password; the value is never written anywhere but the Secret.'),
     }),
+    sopsFile: sopsFile.optional(),
   }).describe('HTTPS basic auth: Secret keys username/password.'),
   z.strictObject({
     ssh: z.strictObject({
@@ -37,6 +43,7 @@ const GitAuthSchema = z.union([
       keyAlgorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Algorithm of a deploy key generated when keyFile does not exist yet; default ed25519.'),
       readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
     }),
+    sopsFile: sopsFile.optional(),
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
   z.strictObject({
     githubApp: z.strictObject({
@@ -47,6 +54,7 @@ const GitAuthSchema = z.union([
       baseUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3 (Secret key githubAppBaseURL); default github.com.'),
     }).refine((a) => (a.installationId === undefined) !== (a.installationOwner === undefined), 'set one of installationId and installationOwner'),
   }).describe('GitHub App over HTTPS: Secret keys githubAppID, githubAppInstallationID (or githubAppInstallationOwner), githubAppPrivateKey (githubAppBaseURL); GitRepository flux-system gets provider: github.'),
+  z.strictObject({ sopsFile }).describe('Only the encrypted Secret: HTTPS or SSH as it holds.'),
 ]);
 
 const publicKeys = z
@@ -123,11 +131,13 @@ export type SshAuth = Extract<z.infer<typeof GitAuthSchema>, { ssh: unknown }>['
 export type FluxstrapConfig = z.infer<typeof FluxstrapConfigSchema>;
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
-export type GitAuth =
+/** `sopsFile` (absolute): the encrypted Secret bootstrap falls back on when the token variable or key file is missing. */
+export type GitAuth = (
   | { type: 'https'; username: string; passwordEnv: string }
   | { type: 'ssh'; keyFile: string; knownHostsFile: string; keyAlgorithm?: SshKeyAlgorithm; readWrite?: boolean }
   | GitHubAppAuth
-  | { type: 'none' };
+  | { type: 'none' }
+) & { sopsFile?: string };
 
 /** `git.auth.githubApp`, paths expanded, IDs as the strings the Secret holds. */
 export interface GitHubAppAuth {
@@ -390,7 +400,8 @@ function normalizeClusterPath(p: string): string {
 
 function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: string): GitAuth {
   if (auth === undefined) return { type: 'none' };
-  if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv };
+  const encrypted = 'sopsFile' in auth && auth.sopsFile !== undefined ? { sopsFile: expandPath(auth.sopsFile, repoDir) } : {};
+  if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv, ...encrypted };
   if ('githubApp' in auth) {
     const a = auth.githubApp;
     return {
@@ -402,8 +413,10 @@ function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: str
       ...(a.baseUrl !== undefined ? { baseUrl: a.baseUrl.replace(/\/+$/, '') } : {}),
     };
   }
+  if (!('ssh' in auth)) return { type: 'none', ...encrypted };
   const { ssh } = auth;
   return {
+    ...encrypted,
     type: 'ssh',
     keyFile: expandPath(ssh.keyFile, repoDir),
     knownHostsFile: expandPath(ssh.knownHostsFile, repoDir),

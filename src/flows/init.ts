@@ -13,6 +13,7 @@ import type { AgeKeySource, ClusterConfig, PgpKeySource, SshAuth } from '../clus
 import { knownHostsKind } from '../tasks/known-hosts.ts';
 import type { KnownHostsContext } from '../tasks/known-hosts.ts';
 import { sshDeployKeyKind } from '../tasks/ssh-deploy-key.ts';
+import { gitCredentialsFileKind } from '../tasks/git-credentials-file.ts';
 import { exitCodeOf, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
@@ -25,7 +26,7 @@ import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { childDecryptionKind } from '../tasks/child-decryption.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
 import { readAgeIdentities, readPgpKeySource } from '../tasks/context.ts';
-import { configuredEntry, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
+import { configuredEntry, defaultGitSopsFile, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
 import type { RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
@@ -100,6 +101,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
     ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.pgpKeyFile ?? opts.keyFile, sync, backend, opts, auth !== undefined && 'githubApp' in auth)),
     ...deployKeyTasks(repo, g.cwd, opts, url, auth),
     ...github.deployKey,
+    ...credentialsFileTasks(repo, opts.cluster, key, { ...current?.auth, ...config.set?.git?.auth }, current?.auth !== undefined && 'https' in current.auth ? current.auth.https.username : undefined),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -249,6 +251,22 @@ function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: strin
     { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
     { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
   ];
+}
+
+/**
+ * With git.auth.sopsFile: the Git credentials (the token of --git-token-env, the deploy key given
+ * or generated above) encrypted for the cluster's age key into that file, for bootstrap to apply.
+ */
+function credentialsFileTasks(repo: string, cluster: string, key: PublicKey | undefined, auth: { https?: { username?: string | undefined; passwordEnv: string }; ssh?: SshAuth; githubApp?: unknown; sopsFile?: string | undefined }, username: string | undefined): TaskInstance<RepoContext & KnownHostsContext>[] {
+  if (auth.sopsFile === undefined) return [];
+  const file = relative(repo, expandPath(auth.sopsFile, repo)).split('\\').join('/');
+  if (file.startsWith('..') || isAbsolute(file)) throw usageError(`git.auth.sopsFile ${auth.sopsFile} must be inside the repository`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+  if (key?.type !== 'age') throw usageError('the encrypted Git credentials (git.auth.sopsFile) are encrypted for the cluster\'s age key', 'pass --age-key-file or --age with the cluster\'s age key');
+  const source = auth.https !== undefined ? { https: { username: auth.https.username ?? username ?? 'git', passwordEnv: auth.https.passwordEnv } }
+    : auth.ssh !== undefined ? { ssh: { keyFile: expandPath(auth.ssh.keyFile, repo), knownHostsFile: expandPath(auth.ssh.knownHostsFile, repo) } }
+    : undefined;
+  if (source === undefined) throw usageError('git.auth.sopsFile needs the credentials to encrypt', 'pass --git-token-env VAR (HTTPS) or an ssh:// --git-url (a deploy key is generated) or --git-ssh-key FILE --git-known-hosts FILE');
+  return [{ name: `Git credentials encrypted in ${file}`, kind: gitCredentialsFileKind, params: { file, age: key.recipients, source } }];
 }
 
 /** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */

@@ -215,7 +215,7 @@ async function observeControllers(kube: KubeAdapter): Promise<LiveState['control
 }
 
 async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
-  if (ctx.cluster.git.auth.type === 'none') {
+  if (ctx.cluster.git.auth.type === 'none' && ctx.cluster.git.auth.sopsFile === undefined) {
     return { skipped: { what: 'no Git credentials configured for this cluster', fix: `configure clusters.${ctx.cluster.name}.git.auth in fluxstrap.yaml` } };
   }
   let remote;

@@ -1,6 +1,6 @@
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { KubeAdapter } from '../adapters/kube.ts';
-import { readText } from '../adapters/files.ts';
+import { exists, readBytes, readText } from '../adapters/files.ts';
 import type { AgeKeySource, PgpKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
@@ -8,6 +8,7 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
 import { readBackupIdentities } from '../keys/backup.ts';
 import { gitToken } from '../cluster/remote.ts';
+import type { GitCredentials } from '../flux/git-secret.ts';
 import type { PgpPrivateKey } from '../keys/pgp.ts';
 
 /**
@@ -51,11 +52,7 @@ export interface TaskPaths {
   readonly sopsConfig: string;
 }
 
-export type GitCredentials =
-  | { type: 'https'; username: string; password: string }
-  | { type: 'ssh'; identity: string; knownHosts: string }
-  | { type: 'github-app'; appId: string; installationId?: string; installationOwner?: string; privateKey: string; baseUrl?: string }
-  | { type: 'none' };
+export type { GitCredentials } from '../flux/git-secret.ts';
 
 export interface ContextOptions {
   cluster: ResolvedCluster;
@@ -84,6 +81,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
   const { env } = opts;
   const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
   const cleanups: (() => void)[] = [];
+  const ageIdentities = once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env));
   return {
     cluster,
     paths: {
@@ -93,9 +91,9 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       sopsConfig: join(cluster.repoDir, '.sops.yaml'),
     },
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
-    ageIdentities: once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env)),
+    ageIdentities,
     pgpKey: once(async () => (cluster.pgpKey ? readPgpKeySource(cluster.pgpKey, env) : undefined)),
-    gitCredentials: once(() => readGitCredentials(cluster, env)),
+    gitCredentials: once(() => readGitCredentials(cluster, env, ageIdentities)),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,
@@ -160,19 +158,31 @@ export async function readPgpKeySource(source: PgpKeySource, env: NodeJS.Process
   return readPgpPrivateKey(await readText(source.file), source.file, 'sopsKey.pgp.file');
 }
 
-async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<GitCredentials> {
+/**
+ * The credentials from what the run was given (flags, the token variable, the key file) and, when
+ * those are missing, from the encrypted Secret in the repository (`git.auth.sopsFile`), opened in
+ * memory with the cluster's age key: flag > environment > sopsFile.
+ */
+async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessEnv, identities: () => Promise<AgeIdentity[]>): Promise<GitCredentials> {
   const auth = cluster.git.auth;
+  const { sopsFile } = auth;
   switch (auth.type) {
     case 'none':
-      return { type: 'none' };
+      if (sopsFile === undefined) return { type: 'none' };
+      break;
     case 'https':
-      return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
+      if (sopsFile === undefined || (env[auth.passwordEnv] ?? '') !== '') return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
+      break;
     case 'ssh':
-      return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+      if (sopsFile === undefined || (await exists(auth.keyFile))) return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+      break;
     case 'github-app': {
       const { checkAppPrivateKey } = await import('../adapters/github.ts');
       const { type: _, privateKeyFile, ...ids } = auth;
       return { type: 'github-app', ...ids, privateKey: checkAppPrivateKey(await readText(privateKeyFile), { file: privateKeyFile, field: 'git.auth.githubApp.privateKeyFile' }) };
     }
   }
+  const { decryptGitSecret } = await import('../flux/git-secret.ts');
+  const name = relative(cluster.repoDir, sopsFile);
+  return decryptGitSecret(await readBytes(sopsFile, 'read the encrypted Git credentials'), name.startsWith('..') ? sopsFile : name, await identities());
 }

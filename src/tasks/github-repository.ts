@@ -1,6 +1,7 @@
 import type { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import { githubRepoOf } from '../cluster/config.ts';
+import type { GitCredentials } from '../flux/git-secret.ts';
 import type { ResolvedCluster } from '../cluster/config.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
@@ -26,6 +27,8 @@ export interface GitHubContext {
   readonly env: NodeJS.ProcessEnv;
   readonly rotateSecrets?: boolean;
   log?(message: string): void;
+  /** bootstrap's credentials: the deploy key when it is only in git.auth.sopsFile. */
+  gitCredentials?(): Promise<GitCredentials>;
 }
 
 export interface GitHubRepo {

@@ -1,6 +1,9 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitRemote } from '../adapters/git.ts';
+import { exists } from '../adapters/files.ts';
+import type { AgentKey } from '../adapters/ssh-agent.ts';
+import { publicKeyOfPrivate } from '../keys/ssh.ts';
 import { gitRemoteOf } from '../cluster/remote.ts';
 import { githubRepoOf } from '../cluster/config.ts';
 import type { GitHubAppAuth } from '../cluster/config.ts';
@@ -50,10 +53,21 @@ export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
       hint: `set clusters.${ctx.cluster.name}.git.url in fluxstrap.yaml, pass --git-url, or set FLUXSTRAP_GIT_URL`,
     });
   }
-  // Only HTTPS needs the secret in memory; SSH hands git the key file's path; an App's installation token is minted here.
-  const creds = auth.type === 'https' ? await ctx.gitCredentials() : undefined;
-  const app = auth.type === 'github-app' ? await appToken(ctx, url, auth) : undefined;
-  return gitRemoteOf(url, auth, () => app ?? (creds?.type === 'https' ? creds.password : ''));
+  if (auth.type === 'github-app') {
+    // An App's installation token is minted here, for this run only.
+    const token = await appToken(ctx, url, auth);
+    return gitRemoteOf(url, auth, () => token);
+  }
+  // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
+  const creds = auth.type === 'https' || auth.sopsFile !== undefined ? await ctx.gitCredentials() : undefined;
+  // From the encrypted Secret (git.auth.sopsFile): no file to hand git, the token goes in its environment…
+  if (creds?.type === 'https') return { url, auth: { kind: 'basic', username: creds.username, password: creds.password } };
+  // …and the deploy key to a private ssh-agent, on its stdin.
+  if (creds?.type === 'ssh' && !(auth.type === 'ssh' && (await exists(auth.keyFile)))) {
+    const agent = await agentFor(ctx, creds);
+    return { url, auth: { kind: 'ssh', identityFile: agent.publicKeyFile, knownHostsFile: agent.knownHostsFile, agentSocket: agent.socket } };
+  }
+  return gitRemoteOf(url, auth, () => '');
 }
 
 async function appToken(ctx: TaskContext, url: string, auth: GitHubAppAuth): Promise<string> {
@@ -64,6 +78,22 @@ async function appToken(ctx: TaskContext, url: string, auth: GitHubAppAuth): Pro
   const { githubAppSession } = await import('./github-app.ts');
   const apiUrl = ctx.cluster.git.github?.apiUrl;
   return (await githubAppSession(auth, { ...target, env: ctx.env, log: (m: string) => ctx.log(m), ...(apiUrl !== undefined ? { apiUrl } : {}) })).token;
+}
+
+const agents = new WeakMap<TaskContext, Promise<AgentKey>>();
+
+/** One agent per run, stopped when the run is over. */
+function agentFor(ctx: TaskContext, creds: { identity: string; knownHosts: string }): Promise<AgentKey> {
+  let p = agents.get(ctx);
+  if (!p) {
+    p = import('../adapters/ssh-agent.ts').then(async ({ agentWithKey }) => {
+      const agent = await agentWithKey(creds.identity, publicKeyOfPrivate(creds.identity, ctx.cluster.git.auth.sopsFile ?? 'the deploy key'), creds.knownHosts);
+      ctx.defer(agent.stop);
+      return agent;
+    });
+    agents.set(ctx, p);
+  }
+  return p;
 }
 
 export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {

@@ -182,6 +182,16 @@ void describe('cluster resolution', () => {
     assert.deepEqual(resolveCluster(config, { cluster: 'staging', gitUsername: 'bot' }, {}, where).git.auth, { type: 'https', username: 'bot', passwordEnv: 'GIT_TOKEN' });
   });
 
+  void it('git.auth.sopsFile: beside https or ssh, or alone; resolved against the repository, dropped when flags name the auth; never in flux-system/', () => {
+    const text = (auth: string) => `clusters:\n  prod:\n    git:\n      auth:\n${auth}`;
+    const beside = parseConfig(text('        https: {passwordEnv: T}\n        sopsFile: bootstrap/prod/git.sops.yaml\n'), 'fluxstrap.yaml');
+    assert.deepEqual(resolveCluster(beside, { cluster: 'prod' }, {}, where).git.auth, { type: 'https', username: 'git', passwordEnv: 'T', sopsFile: '/repo/bootstrap/prod/git.sops.yaml' });
+    assert.deepEqual(resolveCluster(beside, { cluster: 'prod', gitTokenEnv: 'OTHER' }, {}, where).git.auth, { type: 'https', username: 'git', passwordEnv: 'OTHER' });
+    const alone = parseConfig(text('        sopsFile: bootstrap/prod/git.sops.yaml\n'), 'fluxstrap.yaml');
+    assert.deepEqual(resolveCluster(alone, { cluster: 'prod' }, {}, where).git.auth, { type: 'none', sopsFile: '/repo/bootstrap/prod/git.sops.yaml' });
+    assert.throws(() => parseConfig(text('        sopsFile: clusters/prod/flux-system/git.sops.yaml\n'), 'fluxstrap.yaml'), FluxstrapError);
+  });
+
   void it('refuses Git auth flags that do not make one kind of auth, and a token given where its variable name belongs, without echoing it', () => {
     const usage = (flags: Parameters<typeof resolveCluster>[1], message: RegExp) =>
       assert.throws(() => resolveCluster(undefined, { cluster: 'dev', ...flags }, {}, where), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && message.test(e.message) && e.hint !== undefined);

@@ -76,6 +76,25 @@ void describe('task context', () => {
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
   });
 
+  void it('git.auth.sopsFile: flag > environment > the encrypted Secret, opened with the cluster key', async () => {
+    const { encryptGitSecret } = await import('../../../src/flux/git-secret.ts');
+    const file = join(dir, 'git-credentials.sops.yaml');
+    await writeFile(file, await encryptGitSecret({ type: 'https', username: 'me', password: 'from-file' }, [recipient], 'git-credentials.sops.yaml'));
+    const withFile = (auth: ResolvedCluster['git']['auth']) => cluster({ repoDir: dir, git: { branch: 'main', auth, provider: 'generic' } });
+    const ctx = (auth: ResolvedCluster['git']['auth'], env: NodeJS.ProcessEnv) => createTaskContext({ cluster: withFile(auth), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: secret, ...env } });
+    const https = { type: 'https' as const, username: 'git', passwordEnv: 'LAB_TOKEN', sopsFile: file };
+    assert.deepEqual(await ctx(https, { LAB_TOKEN: 'from-env' }).gitCredentials(), { type: 'https', username: 'git', password: 'from-env' });
+    assert.deepEqual(await ctx(https, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
+    assert.deepEqual(await ctx({ type: 'none', sopsFile: file }, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
+    const ssh = { type: 'ssh' as const, keyFile: join(dir, 'no-such-key'), knownHostsFile: join(dir, 'kh'), sopsFile: file };
+    assert.deepEqual(await ctx(ssh, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
+    const stranger = await generateIdentity();
+    await assert.rejects(
+      createTaskContext({ cluster: withFile(https), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: stranger } }).gitCredentials(),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'git-credentials.sops.yaml' && !e.message.includes('from-file'),
+    );
+  });
+
   void it('reads age identities from a variable or a file, deriving their recipients', async () => {
     const fromEnv = await readAgeIdentities({ type: 'env', env: 'K' }, { K: `# comment\n${secret}\n` });
     assert.deepEqual(fromEnv.map((i) => [i.recipient, i.source]), [[recipient, '$K']]);
