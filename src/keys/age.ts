@@ -1,6 +1,7 @@
 import { homedir, platform } from 'node:os';
 import { posix, win32 } from 'node:path';
 import { configError, FluxstrapError } from '../core/errors.ts';
+import type { SshIdentity } from './age-ssh.ts';
 import { bech32Decode } from './bech32.ts';
 
 /**
@@ -19,6 +20,8 @@ export interface AgeIdentity {
   line: number;
   createdAt?: string;
   postQuantum: boolean;
+  /** An SSH key sops decrypts with (then `secret` is empty and `recipient` its `ssh-…` public key): never a cluster key. */
+  ssh?: SshIdentity;
 }
 
 const SECRET_RE = /^AGE-SECRET-KEY-(PQ-)?1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]+$/;
