@@ -1,5 +1,5 @@
 import { constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { configError, isFluxstrapError } from '../core/errors.ts';
+import { configError, FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import { b64, hkdf, openFileKey, sealFileKey, unb64, x25519, type Stanza } from './age-x25519.ts';
 import { sshPublicKeyOf } from './ssh.ts';
 
@@ -124,7 +124,12 @@ export type SshIdentity =
 /** The public key line of an SSH identity, as a recipient is written in `.sops.yaml`. */
 export const sshIdentityRecipient = (id: SshIdentity): string => `${id.type} ${id.wire.toString('base64')}`;
 
-const PASSPHRASE_HINT = 'sops asks for an SSH key\'s passphrase; fluxstrap reads unencrypted SSH keys only: use an age key (`fluxstrap keys new`) or a copy of the key without a passphrase (ssh-keygen -p -N "" -f COPY)';
+/** E_DECRYPT: the key is there but cannot be unlocked, which stops a command like a wrong passphrase. */
+const locked = (file: string) =>
+  new FluxstrapError('E_DECRYPT', 'the SSH key is protected by a passphrase, which fluxstrap does not ask for', {
+    location: { file },
+    hint: 'fluxstrap reads unencrypted SSH keys only: use an age key (`fluxstrap keys new`), or name a copy without a passphrase (ssh-keygen -p -N "" -f COPY) in SOPS_AGE_SSH_PRIVATE_KEY_FILE',
+  });
 
 /**
  * An SSH private key file (OpenSSH's own format, or PEM/PKCS#8) as an age identity. Errors name
@@ -134,7 +139,7 @@ export function parseSshIdentity(text: string, file: string): SshIdentity {
   const where = { file };
   const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
   if (m === null) {
-    if (/Proc-Type:\s*4,ENCRYPTED|BEGIN ENCRYPTED PRIVATE KEY/.test(text)) throw configError('the SSH key is protected by a passphrase', where, PASSPHRASE_HINT);
+    if (/Proc-Type:\s*4,ENCRYPTED|BEGIN ENCRYPTED PRIVATE KEY/.test(text)) throw locked(file);
     return fromKeyObject(pemKey(text, file), file);
   }
   let blob: Buffer;
@@ -145,7 +150,7 @@ export function parseSshIdentity(text: string, file: string): SshIdentity {
     if (blob.subarray(0, magic.length).toString('latin1') !== magic) throw new Error('magic');
     let at = magic.length;
     const [cipher, a1] = sshString(blob, at);
-    if (cipher.toString() !== 'none') throw configError('the SSH key is protected by a passphrase', where, PASSPHRASE_HINT);
+    if (cipher.toString() !== 'none') throw locked(file);
     at = sshString(blob, sshString(blob, a1)[1])[1];
     if (u32(blob, at) !== 1) throw new Error('keys');
     at = sshString(blob, at + 4)[1];

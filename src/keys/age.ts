@@ -48,6 +48,10 @@ export async function parseAgeKeyFile(
       continue;
     }
     const upper = line.toUpperCase();
+    if (line === '-----BEGIN AGE ENCRYPTED FILE-----' || line === 'age-encryption.org/v1') {
+      throw configError('this age identity file is encrypted (age -p): it must be opened with its passphrase first', { file: source, line: i + 1 },
+        'as the cluster key, name it with --age-key-backup (its passphrase from --passphrase-file, $FLUXSTRAP_BACKUP_PASSPHRASE or a terminal); for decrypting, SOPS_AGE_KEY_FILE or --key-file with $FLUXSTRAP_AGE_PASSPHRASE or a terminal');
+    }
     if (/^-----BEGIN (OPENSSH|RSA|EC|DSA) PRIVATE KEY-----$/.test(line)) {
       // Never echo a line of it: only what it is and where.
       throw configError('an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age', { file: source, line: i + 1 },

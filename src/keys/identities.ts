@@ -60,27 +60,28 @@ async function identityText(bytes: Buffer, source: string, opts: LoadOptions): P
   return openPassphraseAge(bytes, source, passphrase, { what: 'the encrypted age identity file', passphraseHint: where });
 }
 
-/** The SSH keys sops 3.13 decrypts with, in its order; a file that is not there is no error, one that does not parse is soft. */
+/**
+ * The SSH keys sops 3.13 decrypts with, in its order. The named one must be usable when it exists;
+ * `~/.ssh` keys fluxstrap cannot use (a passphrase, an ECDSA key) are passed over, as many users
+ * have one there that has nothing to do with sops.
+ */
 async function sshIdentities(env: NodeJS.ProcessEnv, soft: unknown[]): Promise<AgeIdentity[]> {
   const { parseSshIdentity, sshIdentityRecipient } = await import('./age-ssh.ts');
   const home = homedir();
-  const files = [
-    ...(env.SOPS_AGE_SSH_PRIVATE_KEY_FILE ? [{ file: env.SOPS_AGE_SSH_PRIVATE_KEY_FILE, named: true }] : []),
-    ...(home === '' ? [] : ['id_ed25519', 'id_rsa'].map((f) => ({ file: join(home, '.ssh', f), named: false }))),
-  ];
+  const named = env.SOPS_AGE_SSH_PRIVATE_KEY_FILE;
+  const files = [...(named ? [named] : []), ...(home === '' ? [] : ['id_ed25519', 'id_rsa'].map((f) => join(home, '.ssh', f)))];
   const out: AgeIdentity[] = [];
-  for (const { file, named } of files) {
+  for (const file of files) {
     try {
       const bytes = await readIfExists(file);
       if (bytes === undefined) {
-        if (named) soft.push(fsError(Object.assign(new Error(), { code: 'ENOENT' }), file, 'read SOPS_AGE_SSH_PRIVATE_KEY_FILE'));
+        if (file === named) soft.push(fsError(Object.assign(new Error(), { code: 'ENOENT' }), file, 'read SOPS_AGE_SSH_PRIVATE_KEY_FILE'));
         continue;
       }
       const ssh = parseSshIdentity(bytes.toString('utf8'), file);
       out.push({ secret: '', ssh, recipient: sshIdentityRecipient(ssh), source: file, line: 1, postQuantum: false });
     } catch (e) {
-      if (!isFluxstrapError(e)) throw e;
-      soft.push(e);
+      if (file === named || !isFluxstrapError(e)) throw e;
     }
   }
   return out;
