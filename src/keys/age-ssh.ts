@@ -136,7 +136,6 @@ const locked = (file: string) =>
  * the file, never a byte of the key.
  */
 export function parseSshIdentity(text: string, file: string): SshIdentity {
-  const where = { file };
   const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
   if (m === null) {
     if (/Proc-Type:\s*4,ENCRYPTED|BEGIN ENCRYPTED PRIVATE KEY/.test(text)) throw locked(file);
