@@ -18,8 +18,7 @@ import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
 import type { Stanza } from '../sops/metadata.ts';
 import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
-import type { CommandIo } from './io.ts';
-import { terminalAsk, type AskSecret } from './passphrase.ts';
+import { terminalAsk, type AskSecret, type CommandIo } from './io.ts';
 
 /**
  * The file side of the commands: reading inputs, choosing the format and the creation rule,

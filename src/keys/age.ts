@@ -131,6 +131,12 @@ export function ageKeyFilePath(env: NodeJS.ProcessEnv): string {
   return file;
 }
 
+/** An age-encrypted file, binary or armored (`age -p` output, say), rather than a key file. */
+export function isAgeFile(bytes: Uint8Array): boolean {
+  const head = Buffer.from(bytes.subarray(0, 64)).toString('latin1').trimStart();
+  return head.startsWith('age-encryption.org/v1\n') || head.startsWith('-----BEGIN AGE ENCRYPTED FILE-----');
+}
+
 /** Lazily import the crypto to derive a recipient; only commands that need it pay the load. */
 export async function recipientOf(secret: string): Promise<string> {
   const { identityToRecipient } = await import('age-encryption');

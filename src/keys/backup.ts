@@ -1,6 +1,6 @@
 import { readBytes, readText } from '../adapters/files.ts';
 import { FluxstrapError, configError, usageError } from '../core/errors.ts';
-import { isAgeRecipient, parseAgeKeyFile, recipientOf } from './age.ts';
+import { isAgeFile, isAgeRecipient, parseAgeKeyFile, recipientOf } from './age.ts';
 import type { AgeIdentity } from './age.ts';
 import { decryptVault, encryptVault, isVaultText } from './ansible-vault.ts';
 
@@ -13,7 +13,6 @@ import { decryptVault, encryptVault, isVaultText } from './ansible-vault.ts';
 
 export type BackupFormat = 'age' | 'ansible-vault';
 
-const AGE_BINARY = 'age-encryption.org/v1\n';
 const AGE_ARMOR = '-----BEGIN AGE ENCRYPTED FILE-----';
 
 /** The variable a passphrase may be given in, for scripts; a terminal is asked instead. */
@@ -21,9 +20,8 @@ export const PASSPHRASE_ENV = 'FLUXSTRAP_BACKUP_PASSPHRASE';
 
 /** Which kind of backup the bytes are, undefined when neither. */
 export function backupFormat(bytes: Buffer): BackupFormat | undefined {
-  const head = bytes.subarray(0, 64).toString('latin1').trimStart();
-  if (head.startsWith(AGE_BINARY) || head.startsWith(AGE_ARMOR)) return 'age';
-  if (isVaultText(head)) return 'ansible-vault';
+  if (isAgeFile(bytes)) return 'age';
+  if (isVaultText(bytes.subarray(0, 64).toString('latin1').trimStart())) return 'ansible-vault';
   return undefined;
 }
 

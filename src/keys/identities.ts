@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { readBytes } from '../adapters/files.ts';
 import { configError, FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { x25519RecipientOf, x25519Secret } from './age-x25519.ts';
-import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
-import { backupFormat, openPassphraseAge } from './backup.ts';
+import { defaultAgeKeyFile, isAgeFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
 
 /**
  * Where decryption keys come from, as sops looks for them: `SOPS_AGE_KEY` (identities inline),
@@ -49,7 +48,7 @@ async function readIfExists(file: string): Promise<Buffer | undefined> {
  * prompt comes before any output, not in the middle of it.
  */
 async function identityText(bytes: Buffer, source: string, opts: LoadOptions): Promise<string> {
-  if (backupFormat(bytes) !== 'age') return bytes.toString('utf8');
+  if (!isAgeFile(bytes)) return bytes.toString('utf8');
   const given = opts.env[AGE_PASSPHRASE_ENV];
   const passphrase = given !== undefined && given !== '' ? given : await opts.ask?.(`passphrase of the age identity file ${source} (not shown): `);
   if (passphrase === undefined) {
@@ -57,6 +56,8 @@ async function identityText(bytes: Buffer, source: string, opts: LoadOptions): P
   }
   if (passphrase === '') throw usageError('the passphrase is empty', 'type the passphrase the identity file was encrypted with (age -p)');
   const where = opts.ask && given === undefined ? 'type it again' : `check $${AGE_PASSPHRASE_ENV}`;
+  // Loaded here: backups bring Ansible Vault and child_process, which a plain decrypt must not pay for.
+  const { openPassphraseAge } = await import('./backup.ts');
   return openPassphraseAge(bytes, source, passphrase, { what: 'the encrypted age identity file', passphraseHint: where });
 }
 
@@ -196,7 +197,7 @@ export async function loadAgeIdentities(opts: LoadOptions): Promise<AgeIdentity[
   if (env.SOPS_AGE_KEY) {
     // Several whitespace-separated identities per line are allowed (sops ≥3.13); an encrypted file is taken whole.
     const key = env.SOPS_AGE_KEY;
-    const lines = backupFormat(Buffer.from(key)) === 'age' ? [key] : key.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
+    const lines = isAgeFile(Buffer.from(key)) ? [key] : key.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
     await add(Buffer.from(lines.join('\n')), 'SOPS_AGE_KEY', false);
   }
   if (env.SOPS_AGE_KEY_CMD && opts.keyCmdPerRecipient !== true) {
