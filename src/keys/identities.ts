@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { readBytes } from '../adapters/files.ts';
 import { configError, FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { parseSshIdentity, sshIdentityRecipient } from './age-ssh.ts';
 import { x25519RecipientOf, x25519Secret } from './age-x25519.ts';
 import { defaultAgeKeyFile, isAgeFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
 
@@ -67,7 +68,6 @@ async function identityText(bytes: Buffer, source: string, opts: LoadOptions): P
  * have one there that has nothing to do with sops.
  */
 async function sshIdentities(env: NodeJS.ProcessEnv, soft: unknown[]): Promise<AgeIdentity[]> {
-  const { parseSshIdentity, sshIdentityRecipient } = await import('./age-ssh.ts');
   const home = homedir();
   const named = env.SOPS_AGE_SSH_PRIVATE_KEY_FILE;
   const files = [...(named ? [named] : []), ...(home === '' ? [] : ['id_ed25519', 'id_rsa'].map((f) => join(home, '.ssh', f)))];
