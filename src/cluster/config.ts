@@ -58,7 +58,13 @@ const GitAuthSchema = z.union([
 ]);
 
 const publicKeys = z
-  .array(z.string().regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'))
+  .array(
+    z
+      .string()
+      // kustomize-controller imports only native age identities (keys ending in .agekey), never an SSH key.
+      .refine((s) => !s.startsWith('ssh-'), { message: 'an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities (AGE-SECRET-KEY-1…) from the sops-age Secret; list the age1… recipient of an age key here', abort: true })
+      .regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'),
+  )
   .min(1)
   .optional()
   .describe('Only the identities of these recipients go to the sops-age Secret: a key file shared between clusters must not give one cluster the other\'s key.');

@@ -310,7 +310,13 @@ async function clusterDir(repo: string, cluster: string, path: string | undefine
 /** The key named by the flags, else the one configured for the cluster, else every age key sops would find. */
 async function publicKey(opts: InitOptions, configured: AgeKeySource | undefined, env: NodeJS.ProcessEnv): Promise<PublicKey> {
   if (opts.age && opts.age.length > 0) {
-    return { type: 'age', recipients: checkedPublicKeys('age', opts.age, '--age') };
+    const recipients = checkedPublicKeys('age', opts.age, '--age');
+    // SSH recipients open files for people; the cluster's own key must be one kustomize-controller can import.
+    if (recipients.every((r) => r.startsWith('ssh-'))) {
+      throw usageError('--age names only SSH recipients: kustomize-controller cannot decrypt with an SSH key (it imports only age identities from the sops-age Secret)',
+        'add the age1… recipient of the cluster key (fluxstrap keys new) next to the SSH ones');
+    }
+    return { type: 'age', recipients };
   }
   if (opts.keyFile === undefined) {
     const identities = configured !== undefined ? await readAgeIdentities(configured, env) : await identitiesFromEnv(env);

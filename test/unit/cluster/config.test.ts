@@ -79,7 +79,8 @@ void describe('fluxstrap.yaml', () => {
     rejectsConfig('clusters: [\n', 2, /invalid YAML/);
     rejectsConfig('clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n', 6,
       /^unknown key "password" \(expected "passwordFile"\)$/, 'clusters.prod.ageKey.ansibleVault.password');
-    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /must be an age recipient/);
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /^an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities/);
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - age2xyz\n', 6, /must be an age recipient/);
   });
 
   void it('ageKey.publicKeys with any key source', () => {

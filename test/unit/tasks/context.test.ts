@@ -6,6 +6,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import type { KubeAdapter } from '../../../src/adapters/kube.ts';
 import type { ResolvedCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
+import { generateSshKey } from '../../../src/keys/ssh.ts';
 import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
@@ -128,5 +129,16 @@ void describe('task context', () => {
     const absent = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
     await assert.rejects(readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}), (e: unknown) =>
       e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.field === 'ageKey.publicKeys' && e.message.includes(absent) && !e.message.includes(otherRecipient) && !JSON.stringify(e).includes('AGE-SECRET-KEY'));
+  });
+
+  void it('an SSH key never becomes the cluster key, from any source: kustomize-controller cannot import it', async () => {
+    const ssh = generateSshKey('ed25519', 'me@host').privateKey;
+    const file = join(dir, 'id_ed25519');
+    await writeFile(file, ssh, { mode: 0o600 });
+    const refused = (where: string) => (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && /^an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities/.test(e.message)
+      && e.location?.file === where && /fluxstrap keys new/.test(e.hint ?? '') && !JSON.stringify(e).includes(ssh.split('\n')[1] ?? '-');
+    await assert.rejects(readAgeIdentities({ type: 'file', file }, {}), refused(file));
+    await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, { K: ssh }), refused('$K'));
   });
 });
