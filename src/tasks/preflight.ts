@@ -13,6 +13,7 @@ import { decryptionFindings, describeKustomization, reachersOf } from '../flux/r
 import type { DecryptionFinding, Reach } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
+import { cloudKeyCheck, usesAgeSecret } from './cloud-key.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles } from './sops-files.ts';
 import type { SopsFile } from './sops-files.ts';
 import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
@@ -325,9 +326,13 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
       src ? attempt(async () => {
+        const cloud = ctx.cluster.sopsKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.sopsKey, src.dir, build, ctx.env) : undefined;
+        if (cloud) notes.push(...cloud.passed, ...cloud.notes);
+        // A cluster decrypting through its cloud identity alone needs no age key on this machine.
+        if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
         const identities = await ctx.ageIdentities();
         const pq = build ? postQuantumProblem(identities, build.components) : undefined;
-        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, identities, notes))];
+        return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, identities, notes))];
       }, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));

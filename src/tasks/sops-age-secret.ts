@@ -5,7 +5,8 @@ import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
 import type { SecretFacts, SecretSpec } from './secret.ts';
-import { decryptionSecretName } from './source.ts';
+import { usesAgeSecret } from './cloud-key.ts';
+import { decryptionSecretName, fluxBuild } from './source.ts';
 
 const Params = z.strictObject({
   namespace: z.string().min(1).default('flux-system'),
@@ -24,16 +25,21 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext, SecretSpec> = {
+export const sopsAgeSecretKind: TaskKind<Params, SecretFacts | undefined, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
+    // The cluster decrypts through its cloud identity alone (sopsKey, no secretRef): no age key goes into it.
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await fluxBuild(ctx))) return undefined;
     const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {
-    return planSecret(facts);
+    return facts ? planSecret(facts) : [];
+  },
+  notes(_p, facts) {
+    return facts ? [] : ['the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret'];
   },
   async apply(change, _p, ctx) {
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
