@@ -78,7 +78,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
     throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
   }
   const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, sopsKey: backend.sopsKey as Parameters<typeof fluxstrapConfigTaskParams>[3]['sopsKey'] }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };

@@ -41,7 +41,7 @@ type Entry = z.input<typeof clusterEntry>;
 const LOCAL_SCHEMA = 'node_modules/fluxstrap/schema/fluxstrap.schema.json';
 
 /** Settings that are one of several shapes (`ageKey: {file} | {env} | {ansibleVault}`, `auth: {https} | {ssh}`). */
-const ONE_OF = new Set(['ageKey', 'auth']);
+const ONE_OF = new Set(['ageKey', 'auth', 'sopsKey']);
 
 /** New keys go in the schema's order (path, kube, git, ageKey; url, branch, auth), as the README shows them. */
 const KEY_ORDER = [...Object.keys(clusterEntry.shape), ...Object.keys(clusterEntry.shape.git.unwrap().shape)];
@@ -210,7 +210,7 @@ export async function fluxstrapConfigTaskParams(
   repo: string,
   cluster: string,
   clusterPath: string,
-  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined },
+  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; sopsKey?: Entry['sopsKey'] | undefined },
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
@@ -264,6 +264,7 @@ export async function fluxstrapConfigTaskParams(
     ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
     ...(Object.keys(git).length > 0 ? { git } : {}),
     ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile, age) } } : {}),
+    ...(flags.sopsKey !== undefined ? { sopsKey: withStoredFile(flags.sopsKey, (f) => configPath(f, repo, cwd)) } : {}),
   };
   const checked = clusterEntry.safeParse(set);
   if (!checked.success) {
@@ -271,6 +272,13 @@ export async function fluxstrapConfigTaskParams(
     throw usageError(`invalid ${issue?.path.join('.') ?? 'value'} for ${CONFIG_FILE}: ${issue?.message ?? ''}`);
   }
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
+}
+
+/** A Service Principal's credentials file, typed relative to cwd, as fluxstrap.yaml holds paths. */
+function withStoredFile(key: NonNullable<Entry['sopsKey']>, store: (file: string) => string): NonNullable<Entry['sopsKey']> {
+  const sp = 'azureKv' in key ? key.azureKv.servicePrincipal : undefined;
+  if (!('azureKv' in key) || sp?.file === undefined) return key;
+  return { azureKv: { ...key.azureKv, servicePrincipal: { ...sp, file: store(sp.file) } } };
 }
 
 /** The cluster's entry in the repository's fluxstrap.yaml, errors naming the file as the repository knows it. */
