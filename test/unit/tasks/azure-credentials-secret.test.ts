@@ -76,7 +76,7 @@ void describe('azure-credentials-secret', () => {
     const file = join(repo, 'clusters/aks/azure-sp.env');
     const plain = Buffer.from(Object.entries(VALUES).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
     await writeFile(file, await encryptDocument(plain, 'dotenv', file, { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: {} }, { age: [], pgpFiles: [], gpg: false }));
-    const withFile: CloudSopsKey = { ...KEY, servicePrincipal: { secretName: 'sp', file } } as CloudSopsKey;
+    const withFile: CloudSopsKey = { ...KEY, servicePrincipal: { secretName: 'sp', file } };
     const { changes } = await plan(withFile, { AKS_AGE_KEY: ageSecret });
     assert.equal(changes[0]?.target, 'Secret flux-system/sp');
     assert.deepEqual((changes[0]?.data as { data: unknown }).data, VALUES);
