@@ -94,10 +94,13 @@ export async function reachedPlainSecrets(repoRoot: string, { reach, files }: Cl
 
 export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-/** Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it. */
-export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[]): Promise<string> {
+/**
+ * Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it.
+ * With `env`, AWS KMS entries are tried too (a cluster keyed by KMS, with this machine's credentials).
+ */
+export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[], env?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');
-  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: identities, pgpFiles: [], gpg: false });
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: identities, pgpFiles: [], gpg: false, ...(env ? { env } : {}) });
   return out.toString('utf8');
 }
 

@@ -2,10 +2,11 @@ import { z } from 'zod';
 import { conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube.ts';
 import type { KubeObject, WaitState } from '../adapters/kube.ts';
 import type { Change } from '../core/change.ts';
-import { FluxstrapError } from '../core/errors.ts';
+import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
+import { SERVICE_NAMES } from './cloud-key.ts';
 import { clusterSops, decryptSopsFile, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
 import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
@@ -25,6 +26,8 @@ interface VerifyFacts {
   check: boolean;
   /** The other Kustomizations that apply SOPS files, as they are in the cluster. */
   children?: ChildFacts[];
+  /** Files only a key service fluxstrap cannot reach opens: their Secrets were not compared. */
+  unverified?: { service: string; files: string[] };
 }
 
 interface ChildFacts {
@@ -93,12 +96,26 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const live = await kube.get(ref);
     const controller = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ref.namespace, name: 'kustomize-controller' });
     const globalSecret = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
-    const identities = await ctx.ageIdentities();
+    const key = ctx.cluster.sopsKey;
+    // A cluster keyed by a cloud service needs no age key here: its files open with the service, if at all.
+    const identities = key ? await ctx.ageIdentities().catch((e: unknown) => {
+      if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return [];
+      throw e;
+    }) : await ctx.ageIdentities();
+    const unverified: string[] = [];
     const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build, controllerDecrypts(build.components)));
     const want: SecretDigest[] = [];
     for (const f of files) {
       if (f.format !== 'yaml') continue;
-      const plain = await decryptSopsFile(f, identities);
+      let plain;
+      try {
+        plain = await decryptSopsFile(f, identities, key ? ctx.env : undefined);
+      } catch (e) {
+        // Google Cloud KMS and Azure Key Vault: fluxstrap has no client, so their files are not compared.
+        if (key === undefined || key.type === 'aws-kms' || !isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+        unverified.push(f.name);
+        continue;
+      }
       // The first Kustomization that applies the file; its targetNamespace moves the Secrets.
       const by = reach.kustomizations.find((k) => k.sops.some((s) => s.file === f.name));
       for (const d of secretDigests(plain, f.name)) {
@@ -135,7 +152,10 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         : undefined;
     }));
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
-    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: run.check, children };
+    return {
+      kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: run.check, children,
+      ...(unverified.length > 0 && key ? { unverified: { service: SERVICE_NAMES[key.type], files: unverified } } : {}),
+    };
   },
   plan(_p, facts): Change[] {
     const problems = verificationProblems(facts);
@@ -151,10 +171,12 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
   },
   notes(_p, facts) {
     if (facts.decryption === undefined) return ['nothing to verify yet (check mode before the first bootstrap)'];
-    if (facts.want.length === 0) return ['warning: the cluster reaches no SOPS-encrypted Secret: nothing was verified'];
+    const u = facts.unverified;
+    const skipped = u ? [`warning: fluxstrap cannot reach ${u.service} to open ${u.files.join(', ')}: the Secrets in them were not compared`] : [];
+    if (facts.want.length === 0) return [...skipped, ...(u ? [] : ['warning: the cluster reaches no SOPS-encrypted Secret: nothing was verified'])];
     // Per Kustomization, in the order the walk found them.
     const groups = new Map<string, SecretDigest[]>();
     for (const w of facts.want) groups.set(w.by ?? facts.kustomization, [...(groups.get(w.by ?? facts.kustomization) ?? []), w]);
-    return [...groups].map(([by, ws]) => `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`);
+    return [...skipped, ...[...groups].map(([by, ws]) => `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`)];
   },
 };
