@@ -133,6 +133,21 @@ void describe('AWS KMS as the cluster key (sopsKey.awsKms)', () => {
     }
   });
 
+  void it('with nothing encrypted yet, status asks KMS to encrypt with the key; an unknown key is named', async () => {
+    const fresh = await initRepo('eks-fresh', ['--sops-backend', 'aws-kms', '--kms-arn', kms.keys[1]]);
+    const found = await keyFindings(fresh, kms.env);
+    // No roleArn: a warning that the controller must get its credentials another way.
+    assert.deepEqual(found.map((f) => f.status), ['ok', 'ok', 'warn']);
+    assert.match(found[2]?.message ?? '', /^sopsKey names no identity for kustomize-controller/);
+    assert.equal(found[1]?.message, `AWS KMS key ${kms.keys[1]} encrypts with this machine's credentials (no file is encrypted for it yet)`);
+    const config = join(fresh.repo, 'fluxstrap.yaml');
+    const gone = kms.keys[1].replace(/key\/.*$/, 'key/00000000-0000-0000-0000-000000000000');
+    await writeFile(config, (await readFile(config, 'utf8')).replace(kms.keys[1], gone));
+    const [, missing] = await keyFindings(fresh, kms.env);
+    assert.equal(missing?.status, 'fail');
+    assert.match(missing?.message ?? '', new RegExp(`^AWS KMS key ${gone} does not exist in region ${LOCAL_KMS_REGION} \\(sopsKey\\.awsKms\\.arn\\)$`));
+  });
+
   void it('a file not encrypted for the key, and the IRSA patch gone: preflight names both', async () => {
     const other = await initRepo('eks-other', ['--sops-backend', 'aws-kms', '--kms-arn', kms.keys[1]]);
     const enc = runCli(['encrypt', '-i', join(other.clusterPath, 'secret.yaml')], { cwd: other.repo, env: env(kms.env) });
