@@ -1,3 +1,4 @@
+import { AZURE_SP_SECRET } from '../cluster/config.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 import { identityDecryption, identityPatches, identityServiceAccount, type CloudIdentity, type IdentityOptions, type KustomizePatch } from '../flux/workload-identity.ts';
 import { ARN_HINT, arnProblem, parseArnSpec } from '../sops/aws-kms.ts';
@@ -84,7 +85,7 @@ function identityFor(name: SopsBackendName, f: SopsBackendFlags): CloudIdentity 
       return { type: 'azure-workload-identity', clientId: need(f.azureClientId, '--azure-client-id', 'azure-kv'), ...(f.azureTenantId ? { tenantId: f.azureTenantId } : {}) };
     }
     if (how === 'aad-pod-identity') return { type: 'azure-aad-pod-identity', binding: need(f.aadPodIdentityBinding, '--aad-pod-identity-binding', 'azure-kv') };
-    if (how === 'service-principal') return { type: 'azure-service-principal', secretName: f.azureCredentialsSecret ?? 'sops-azure-credentials' };
+    if (how === 'service-principal') return { type: 'azure-service-principal', secretName: f.azureCredentialsSecret ?? AZURE_SP_SECRET };
     throw new FluxstrapError('E_USAGE', `unknown Azure identity ${how}`, { location: { field: '--azure-identity' }, hint: `one of ${AZURE_IDENTITIES.join(', ')}` });
   }
   return undefined;

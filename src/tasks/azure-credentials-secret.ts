@@ -1,3 +1,4 @@
+import { relative } from 'node:path';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
 import type { Change } from '../core/change.ts';
@@ -38,7 +39,7 @@ export function servicePrincipalValues(doc: unknown, from: string, field: string
 async function fromSopsFile(file: string, ctx: TaskContext, field: string): Promise<Record<string, string>> {
   const { decryptDocument } = await import('../sops/engine.ts');
   const { formatForPath } = await import('../sops/stores.ts');
-  const name = ctx.paths.repo && file.startsWith(`${ctx.paths.repo}/`) ? file.slice(ctx.paths.repo.length + 1) : file;
+  const name = relative(ctx.paths.repo, file);
   // No age key on this machine is fine when the file opens with AWS KMS.
   const age = await ctx.ageIdentities().catch((e: unknown) => {
     if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return [];
