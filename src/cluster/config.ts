@@ -62,26 +62,30 @@ const AgeKeySchema = z.union([
   }),
 ]);
 
+const fingerprint = z
+  .string()
+  .transform((v) => v.replace(/\s+/g, '').toUpperCase())
+  .pipe(z.string().regex(/^[0-9A-F]{40}$/, 'must be a 40-hex-digit OpenPGP v4 fingerprint'));
+
 /** sops' ARN check (sops/aws-kms.ts), bounded; the region is what `region` is compared with. */
 const KMS_ARN = /^arn:aws[\w-]*:kms:([^:]{1,64}):[0-9]{1,20}:(key|alias)\/[^\s]{1,256}$/;
 const IAM_ROLE = /^arn:aws[\w-]*:iam::[0-9]{1,20}:role\/[^\s]{1,512}$/;
 
-const SopsKeySchema = z.union([
-  z.strictObject({
-    awsKms: z.strictObject({
+const SopsKeySchema = z.strictObject({
+  pgp: z.union([
+      z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
+      z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
+    ]).optional().describe('An OpenPGP key, stored in the sops-gpg Secret.'),
+  awsKms: z.strictObject({
       arn: z.string().regex(KMS_ARN, 'must be an AWS KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)').describe('The KMS key the cluster\'s .sops.yaml rule lists.'),
       roleArn: z.string().regex(IAM_ROLE, 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)').optional().describe('IAM role EKS hands kustomize-controller (IRSA): `eks.amazonaws.com/role-arn` on its ServiceAccount.'),
       region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'must be an AWS region such as eu-west-1').optional().describe('Region of the cluster; a key ARN naming another region is refused.'),
-    }),
-  }).describe('AWS KMS through the controller\'s AWS identity: no sops-age Secret.'),
-  z.strictObject({
-    gcpKms: z.strictObject({
+    }).optional().describe('AWS KMS through the controller\'s AWS identity: no sops-age Secret.'),
+  gcpKms: z.strictObject({
       resourceId: z.string().regex(/^projects\/[^/\s]{1,128}\/locations\/[^/\s]{1,64}\/keyRings\/[^/\s]{1,128}\/cryptoKeys\/[^/\s]{1,128}$/, 'must be projects/P/locations/L/keyRings/R/cryptoKeys/K').describe('The Cloud KMS key the cluster\'s .sops.yaml rule lists.'),
       serviceAccount: z.string().regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]{1,128}\.iam\.gserviceaccount\.com$/, 'must be a Google service account e-mail').optional().describe('GKE Workload Identity: `iam.gke.io/gcp-service-account` on the controller\'s ServiceAccount.'),
-    }),
-  }).describe('Google Cloud KMS through GKE Workload Identity: no sops-age Secret.'),
-  z.strictObject({
-    azureKv: z.strictObject({
+    }).optional().describe('Google Cloud KMS through GKE Workload Identity: no sops-age Secret.'),
+  azureKv: z.strictObject({
       vaultUrl: z.string().regex(/^https:\/\/[^/\s]{1,253}$/, 'must be the vault\'s https:// URL, without a path').describe('e.g. https://my-vault.vault.azure.net'),
       key: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault key name').describe('Key name in the vault.'),
       version: z.string().regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version').describe('Key version, as the .sops.yaml rule names it.'),
@@ -94,9 +98,8 @@ const SopsKeySchema = z.union([
     }).refine((a) => [a.workloadIdentity, a.aadPodIdentity, a.servicePrincipal].filter((x) => x !== undefined).length <= 1, {
       message: 'give at most one of workloadIdentity, aadPodIdentity, servicePrincipal',
       path: ['servicePrincipal'],
-    }),
-  }).describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
-]);
+    }).optional().describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
+}).refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, awsKms, gcpKms, azureKv' });
 
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
@@ -121,7 +124,7 @@ const ClusterSchema = z.strictObject({
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
-  sopsKey: SopsKeySchema.optional().describe('A key service the cluster decrypts through with its cloud identity instead of (or besides) the age key in sops-age.'),
+  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -177,6 +180,9 @@ export type CloudSopsKey =
 
 export const AZURE_SP_SECRET = 'sops-azure-credentials';
 
+/** The cluster's OpenPGP key: an armored private key file, or a key of the user's gpg keyring. */
+export type PgpKeySource = { type: 'file'; file: string } | { type: 'gpg'; fingerprint: string };
+
 /** A cluster with every source of settings applied: what a run works with. */
 export interface ResolvedCluster {
   name: string;
@@ -191,7 +197,10 @@ export interface ResolvedCluster {
   kube: { kubeconfig?: string; context?: string };
   git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'generic'; github?: GitHubSettings };
   ageKey: AgeKeySource;
-  sopsKey?: CloudSopsKey;
+  /** Set when the cluster's key is OpenPGP (`sopsKey.pgp`); `ageKey` is then not the cluster's. */
+  pgpKey?: PgpKeySource;
+  /** Set when the cluster decrypts through a key service (`sopsKey.awsKms|gcpKms|azureKv`). */
+  cloudKey?: CloudSopsKey;
 }
 
 /** Settings given on the command line; each wins over the environment and the file. */
@@ -234,7 +243,11 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
   for (const [name, entry] of Object.entries(clusters)) {
-    const aws = entry.sopsKey && 'awsKms' in entry.sopsKey ? entry.sopsKey.awsKms : undefined;
+    if (entry.ageKey !== undefined && entry.sopsKey?.pgp !== undefined) {
+      const at = ['clusters', name, 'sopsKey'];
+      throw src.error(`cluster "${name}" names two keys, ageKey and sopsKey`, src.doc.getIn(at, true), 'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists', at.join('.'));
+    }
+    const aws = entry.sopsKey?.awsKms;
     const arnRegion = aws ? KMS_ARN.exec(aws.arn)?.[1] : undefined;
     if (aws?.region !== undefined && arnRegion !== aws.region) {
       const field = `clusters.${name}.sopsKey.awsKms.region`;
@@ -320,23 +333,39 @@ export function resolveCluster(
     path: clusterPath,
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
     git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
-    ageKey: configuredAgeKey(entry, flags, env, where) ?? sopsAgeKey(env),
-    ...(entry?.sopsKey ? { sopsKey: cloudSopsKey(entry.sopsKey, repoDir) } : {}),
+    ...resolvedKeys(entry, flags, env, where),
+    ...cloudSopsKey(entry?.sopsKey, repoDir),
   };
 }
 
-function cloudSopsKey(k: NonNullable<ClusterConfig['sopsKey']>, repoDir: string): CloudSopsKey {
+function cloudSopsKey(k: ClusterConfig['sopsKey'], repoDir: string): { cloudKey?: CloudSopsKey } {
   // zod's optional fields read `T | undefined`; the resolved type has them absent instead.
   const opt = <K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : { [key]: v } as { [P in K]?: V });
-  if ('awsKms' in k) return { type: 'aws-kms', arn: k.awsKms.arn, ...opt('roleArn', k.awsKms.roleArn), ...opt('region', k.awsKms.region) };
-  if ('gcpKms' in k) return { type: 'gcp-kms', resourceId: k.gcpKms.resourceId, ...opt('serviceAccount', k.gcpKms.serviceAccount) };
+  if (k?.awsKms) return { cloudKey: { type: 'aws-kms', arn: k.awsKms.arn, ...opt('roleArn', k.awsKms.roleArn), ...opt('region', k.awsKms.region) } };
+  if (k?.gcpKms) return { cloudKey: { type: 'gcp-kms', resourceId: k.gcpKms.resourceId, ...opt('serviceAccount', k.gcpKms.serviceAccount) } };
+  if (!k?.azureKv) return {};
   const { vaultUrl, key, version, workloadIdentity: wi, aadPodIdentity, servicePrincipal: sp } = k.azureKv;
   return {
-    type: 'azure-kv', vaultUrl, key, version,
-    ...(wi ? { workloadIdentity: { clientId: wi.clientId, ...opt('tenantId', wi.tenantId) } } : {}),
-    ...(aadPodIdentity ? { aadPodIdentity } : {}),
-    ...(sp ? { servicePrincipal: { secretName: sp.secretName ?? AZURE_SP_SECRET, ...opt('file', sp.file === undefined ? undefined : expandPath(sp.file, repoDir)) } } : {}),
+    cloudKey: {
+      type: 'azure-kv', vaultUrl, key, version,
+      ...(wi ? { workloadIdentity: { clientId: wi.clientId, ...opt('tenantId', wi.tenantId) } } : {}),
+      ...(aadPodIdentity ? { aadPodIdentity } : {}),
+      ...(sp ? { servicePrincipal: { secretName: sp.secretName ?? AZURE_SP_SECRET, ...opt('file', sp.file === undefined ? undefined : expandPath(sp.file, repoDir)) } } : {}),
+    },
   };
+}
+
+/** The age key, and the PGP key when fluxstrap.yaml names one; an age key typed for this run wins over it. */
+function resolvedKeys(entry: ClusterConfig | undefined, flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster, 'ageKey' | 'pgpKey'> {
+  const age = configuredAgeKey(entry, flags, env, where);
+  const pgp = age === undefined ? configuredPgpKey(entry, where.repoDir) : undefined;
+  return { ageKey: age ?? sopsAgeKey(env), ...(pgp ? { pgpKey: pgp } : {}) };
+}
+
+export function configuredPgpKey(entry: ClusterConfig | undefined, repoDir: string): PgpKeySource | undefined {
+  const pgp = entry?.sopsKey?.pgp;
+  if (pgp === undefined) return undefined;
+  return 'file' in pgp ? { type: 'file', file: expandPath(pgp.file, repoDir) } : { type: 'gpg', fingerprint: pgp.fingerprint };
 }
 
 /**

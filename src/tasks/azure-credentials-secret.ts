@@ -59,7 +59,7 @@ export const azureCredentialsSecretKind: TaskKind<Params, SecretFacts | undefine
   kind: 'azure-credentials-secret',
   params: Params,
   async observe(p, ctx) {
-    const key = ctx.cluster.sopsKey;
+    const key = ctx.cluster.cloudKey;
     const sp = key?.type === 'azure-kv' ? key.servicePrincipal : undefined;
     if (!sp) return undefined;
     const field = `clusters.${ctx.cluster.name}.sopsKey.azureKv.servicePrincipal`;

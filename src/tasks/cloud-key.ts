@@ -57,8 +57,8 @@ export function cloudIdentity(k: CloudSopsKey): CloudIdentity | undefined {
  * with one, only when the flux-system build names a Secret (init with a cloud backend and an age
  * key keeps `secretRef: sops-age` as a second way in).
  */
-export function usesAgeSecret(cluster: Pick<ResolvedCluster, 'sopsKey'>, build: FluxBuild | undefined): boolean {
-  if (!cluster.sopsKey || !build) return true;
+export function usesAgeSecret(cluster: Pick<ResolvedCluster, 'cloudKey'>, build: FluxBuild | undefined): boolean {
+  if (!cluster.cloudKey || !build) return true;
   const spec = build.sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
   return spec?.decryption?.secretRef?.name !== undefined || controllerSecretName(build) !== undefined;
 }

@@ -25,23 +25,28 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-export const sopsAgeSecretKind: TaskKind<Params, SecretFacts | undefined, TaskContext, SecretSpec> = {
+/** A cluster whose key is OpenPGP has no age Secret to ensure (sops-gpg-secret writes its Secret), nor one decrypting through its cloud identity alone. */
+type Facts = SecretFacts | { none: true; cloud?: boolean };
+
+export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
-    // The cluster decrypts through its cloud identity alone (sopsKey, no secretRef): no age key goes into it.
-    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await fluxBuild(ctx))) return undefined;
+    if (ctx.cluster.pgpKey) return { none: true };
+    // sopsKey names a key service and the build no Secret: no age key goes into the cluster.
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await fluxBuild(ctx))) return { none: true, cloud: true };
     const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {
-    return facts ? planSecret(facts) : [];
-  },
-  notes(_p, facts) {
-    return facts ? [] : ['the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret'];
+    return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
+  },
+  notes(_p, facts) {
+    if (!('none' in facts)) return [];
+    return [facts.cloud ? 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' : 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'];
   },
 };

@@ -7,7 +7,7 @@ import type { TaskKind } from '../core/task.ts';
 import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
 import { SERVICE_NAMES } from './cloud-key.ts';
-import { clusterSops, decryptSopsFile, secretDigests, sha256 } from './sops-files.ts';
+import { ageClusterKey, clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
 import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
 
@@ -96,12 +96,12 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const live = await kube.get(ref);
     const controller = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ref.namespace, name: 'kustomize-controller' });
     const globalSecret = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
-    const key = ctx.cluster.sopsKey;
+    const cloud = ctx.cluster.cloudKey;
     // A cluster keyed by a cloud service needs no age key here: its files open with the service, if at all.
-    const identities = key ? await ctx.ageIdentities().catch((e: unknown) => {
-      if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return [];
+    const key = cloud ? await readClusterKey(ctx).catch((e: unknown) => {
+      if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return ageClusterKey([]);
       throw e;
-    }) : await ctx.ageIdentities();
+    }) : await readClusterKey(ctx);
     const unverified: string[] = [];
     const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build, controllerDecrypts(build.components)));
     const want: SecretDigest[] = [];
@@ -109,10 +109,10 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
       if (f.format !== 'yaml') continue;
       let plain;
       try {
-        plain = await decryptSopsFile(f, identities, key ? ctx.env : undefined);
+        plain = await decryptSopsFile(f, key, cloud ? ctx.env : undefined);
       } catch (e) {
         // Google Cloud KMS and Azure Key Vault: fluxstrap has no client, so their files are not compared.
-        if (key === undefined || key.type === 'aws-kms' || !isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+        if (cloud === undefined || cloud.type === 'aws-kms' || !isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
         unverified.push(f.name);
         continue;
       }
@@ -154,7 +154,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
     return {
       kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: run.check, children,
-      ...(unverified.length > 0 && key ? { unverified: { service: SERVICE_NAMES[key.type], files: unverified } } : {}),
+      ...(unverified.length > 0 && cloud ? { unverified: { service: SERVICE_NAMES[cloud.type], files: unverified } } : {}),
     };
   },
   plan(_p, facts): Change[] {

@@ -22,12 +22,12 @@ function refused(text: string): FluxstrapError {
 void describe('fluxstrap.yaml sopsKey', () => {
   void it('resolves each backend with its identity; a Service Principal file is relative to the repository, the Secret named by default', () => {
     const aws = resolveCluster(parseConfig(entry(`      awsKms:\n        arn: ${ARN}\n        roleArn: arn:aws:iam::111122223333:role/flux\n        region: eu-west-1\n`), 'f'), {}, {}, where);
-    assert.deepEqual(aws.sopsKey, { type: 'aws-kms', arn: ARN, roleArn: 'arn:aws:iam::111122223333:role/flux', region: 'eu-west-1' });
+    assert.deepEqual(aws.cloudKey, { type: 'aws-kms', arn: ARN, roleArn: 'arn:aws:iam::111122223333:role/flux', region: 'eu-west-1' });
     const gcp = resolveCluster(parseConfig(entry('      gcpKms: {resourceId: projects/p/locations/global/keyRings/r/cryptoKeys/k}\n'), 'f'), {}, {}, where);
-    assert.deepEqual(gcp.sopsKey, { type: 'gcp-kms', resourceId: 'projects/p/locations/global/keyRings/r/cryptoKeys/k' });
+    assert.deepEqual(gcp.cloudKey, { type: 'gcp-kms', resourceId: 'projects/p/locations/global/keyRings/r/cryptoKeys/k' });
     const azure = resolveCluster(parseConfig(entry('      azureKv: {vaultUrl: https://v.vault.azure.net, key: sops, version: "0123", servicePrincipal: {file: secrets/sp.env}}\n'), 'f'), {}, {}, where);
-    assert.deepEqual(azure.sopsKey, { type: 'azure-kv', vaultUrl: 'https://v.vault.azure.net', key: 'sops', version: '0123', servicePrincipal: { secretName: 'sops-azure-credentials', file: '/repo/secrets/sp.env' } });
-    assert.equal(resolveCluster(parseConfig('clusters:\n  c: {}\n', 'f'), {}, {}, where).sopsKey, undefined);
+    assert.deepEqual(azure.cloudKey, { type: 'azure-kv', vaultUrl: 'https://v.vault.azure.net', key: 'sops', version: '0123', servicePrincipal: { secretName: 'sops-azure-credentials', file: '/repo/secrets/sp.env' } });
+    assert.equal(resolveCluster(parseConfig('clusters:\n  c: {}\n', 'f'), {}, {}, where).cloudKey, undefined);
   });
 
   void it('a key in another region than the cluster\'s is refused at the region\'s line', () => {

@@ -30,7 +30,7 @@ function context(sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) {
     name: 'aks', repoDir: repo, path: 'clusters/aks', kube: {},
     git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' },
     ageKey: { type: 'env', env: 'AKS_AGE_KEY' },
-    ...(sopsKey ? { sopsKey } : {}),
+    ...(sopsKey ? { cloudKey: sopsKey } : {}),
   };
   return createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env, connect: () => Promise.resolve(emptyKube) });
 }

@@ -81,7 +81,7 @@ void describe('cloud key checks', () => {
     assert.equal(identityPatches(sp ?? { type: 'aws-irsa', roleArn: '' }).length, 1);
     assert.equal(cloudIdentity({ type: 'aws-kms', arn: 'a' }), undefined);
     assert.equal(usesAgeSecret({}, build([])), true);
-    assert.equal(usesAgeSecret({ sopsKey: KEY }, build([])), false);
-    assert.equal(usesAgeSecret({ sopsKey: KEY }, build([], { provider: 'sops', secretRef: { name: 'sops-age' } })), true);
+    assert.equal(usesAgeSecret({ cloudKey: KEY }, build([])), false);
+    assert.equal(usesAgeSecret({ cloudKey: KEY }, build([], { provider: 'sops', secretRef: { name: 'sops-age' } })), true);
   });
 });
