@@ -91,12 +91,39 @@ const fingerprint = z
   .transform((v) => v.replace(/\s+/g, '').toUpperCase())
   .pipe(z.string().regex(/^[0-9A-F]{40}$/, 'must be a 40-hex-digit OpenPGP v4 fingerprint'));
 
+/** sops' ARN check (sops/aws-kms.ts), bounded; the region is what `region` is compared with. */
+const KMS_ARN = /^arn:aws[\w-]*:kms:([^:]{1,64}):[0-9]{1,20}:(key|alias)\/[^\s]{1,256}$/;
+const IAM_ROLE = /^arn:aws[\w-]*:iam::[0-9]{1,20}:role\/[^\s]{1,512}$/;
+
 const SopsKeySchema = z.strictObject({
   pgp: z.union([
-    z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
-    z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
-  ]),
-});
+      z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
+      z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
+    ]).optional().describe('An OpenPGP key, stored in the sops-gpg Secret.'),
+  awsKms: z.strictObject({
+      arn: z.string().regex(KMS_ARN, 'must be an AWS KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)').describe('The KMS key the cluster\'s .sops.yaml rule lists.'),
+      roleArn: z.string().regex(IAM_ROLE, 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)').optional().describe('IAM role EKS hands kustomize-controller (IRSA): `eks.amazonaws.com/role-arn` on its ServiceAccount.'),
+      region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'must be an AWS region such as eu-west-1').optional().describe('Region of the cluster; a key ARN naming another region is refused.'),
+    }).optional().describe('AWS KMS through the controller\'s AWS identity: no sops-age Secret.'),
+  gcpKms: z.strictObject({
+      resourceId: z.string().regex(/^projects\/[^/\s]{1,128}\/locations\/[^/\s]{1,64}\/keyRings\/[^/\s]{1,128}\/cryptoKeys\/[^/\s]{1,128}$/, 'must be projects/P/locations/L/keyRings/R/cryptoKeys/K').describe('The Cloud KMS key the cluster\'s .sops.yaml rule lists.'),
+      serviceAccount: z.string().regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]{1,128}\.iam\.gserviceaccount\.com$/, 'must be a Google service account e-mail').optional().describe('GKE Workload Identity: `iam.gke.io/gcp-service-account` on the controller\'s ServiceAccount.'),
+    }).optional().describe('Google Cloud KMS through GKE Workload Identity: no sops-age Secret.'),
+  azureKv: z.strictObject({
+      vaultUrl: z.string().regex(/^https:\/\/[^/\s]{1,253}$/, 'must be the vault\'s https:// URL, without a path').describe('e.g. https://my-vault.vault.azure.net'),
+      key: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault key name').describe('Key name in the vault.'),
+      version: z.string().regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version').describe('Key version, as the .sops.yaml rule names it.'),
+      workloadIdentity: z.strictObject({ clientId: z.string().min(1), tenantId: z.string().min(1).optional() }).optional().describe('Azure Workload Identity: client id on the controller\'s ServiceAccount, `azure.workload.identity/use` on its pods.'),
+      aadPodIdentity: z.strictObject({ binding: z.string().min(1) }).optional().describe('AAD pod identity: `aadpodidbinding` label and AZURE_AUTH_METHOD=msi.'),
+      servicePrincipal: z.strictObject({
+        secretName: z.string().regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'must be a Secret name').optional().describe('Secret kustomize-controller takes its environment from (envFrom); default sops-azure-credentials.'),
+        file: path.optional().describe('SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (dotenv, YAML or JSON), opened in memory with the age key; without it they come from those environment variables.'),
+      }).optional().describe('Service Principal: bootstrap creates the Secret, kustomize-controller reads it through envFrom.'),
+    }).refine((a) => [a.workloadIdentity, a.aadPodIdentity, a.servicePrincipal].filter((x) => x !== undefined).length <= 1, {
+      message: 'give at most one of workloadIdentity, aadPodIdentity, servicePrincipal',
+      path: ['servicePrincipal'],
+    }).optional().describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
+}).refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, awsKms, gcpKms, azureKv' });
 
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
@@ -121,7 +148,7 @@ const ClusterSchema = z.strictObject({
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
-  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`).'),
+  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -173,6 +200,23 @@ export type AgeKeySource = (
   | { type: 'backup'; file: string; passphraseFile?: string }
 ) & { publicKeys?: string[] };
 
+/**
+ * The key service kustomize-controller decrypts through (`sopsKey`), with the identity that
+ * reaches it. Only names, never a credential: a Service Principal's secret comes from `file`
+ * (a SOPS file, absolute) or the environment when the Secret is made.
+ */
+export type CloudSopsKey =
+  | { type: 'aws-kms'; arn: string; roleArn?: string; region?: string }
+  | { type: 'gcp-kms'; resourceId: string; serviceAccount?: string }
+  | {
+    type: 'azure-kv'; vaultUrl: string; key: string; version: string;
+    workloadIdentity?: { clientId: string; tenantId?: string };
+    aadPodIdentity?: { binding: string };
+    servicePrincipal?: { secretName: string; file?: string };
+  };
+
+export const AZURE_SP_SECRET = 'sops-azure-credentials';
+
 /** The cluster's OpenPGP key: an armored private key file, or a key of the user's gpg keyring. */
 export type PgpKeySource = { type: 'file'; file: string } | { type: 'gpg'; fingerprint: string };
 
@@ -192,6 +236,8 @@ export interface ResolvedCluster {
   ageKey: AgeKeySource;
   /** Set when the cluster's key is OpenPGP (`sopsKey.pgp`); `ageKey` is then not the cluster's. */
   pgpKey?: PgpKeySource;
+  /** Set when the cluster decrypts through a key service (`sopsKey.awsKms|gcpKms|azureKv`). */
+  cloudKey?: CloudSopsKey;
 }
 
 /** Settings given on the command line; each wins over the environment and the file. */
@@ -234,9 +280,15 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
   for (const [name, entry] of Object.entries(clusters)) {
-    if (entry.ageKey !== undefined && entry.sopsKey !== undefined) {
+    if (entry.ageKey !== undefined && entry.sopsKey?.pgp !== undefined) {
       const at = ['clusters', name, 'sopsKey'];
       throw src.error(`cluster "${name}" names two keys, ageKey and sopsKey`, src.doc.getIn(at, true), 'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists', at.join('.'));
+    }
+    const aws = entry.sopsKey?.awsKms;
+    const arnRegion = aws ? KMS_ARN.exec(aws.arn)?.[1] : undefined;
+    if (aws?.region !== undefined && arnRegion !== aws.region) {
+      const field = `clusters.${name}.sopsKey.awsKms.region`;
+      throw src.error(`the KMS key ${aws.arn} is in region ${arnRegion ?? '?'}, not in the cluster's region ${aws.region}`, src.doc.getIn(['clusters', name, 'sopsKey', 'awsKms', 'region'], true), 'use a key of the cluster\'s region (a KMS key is regional), or correct region', field);
     }
   }
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
@@ -320,6 +372,24 @@ export function resolveCluster(
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
     git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
     ...resolvedKeys(entry, flags, env, where),
+    ...cloudSopsKey(entry?.sopsKey, repoDir),
+  };
+}
+
+function cloudSopsKey(k: ClusterConfig['sopsKey'], repoDir: string): { cloudKey?: CloudSopsKey } {
+  // zod's optional fields read `T | undefined`; the resolved type has them absent instead.
+  const opt = <K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : { [key]: v } as { [P in K]?: V });
+  if (k?.awsKms) return { cloudKey: { type: 'aws-kms', arn: k.awsKms.arn, ...opt('roleArn', k.awsKms.roleArn), ...opt('region', k.awsKms.region) } };
+  if (k?.gcpKms) return { cloudKey: { type: 'gcp-kms', resourceId: k.gcpKms.resourceId, ...opt('serviceAccount', k.gcpKms.serviceAccount) } };
+  if (!k?.azureKv) return {};
+  const { vaultUrl, key, version, workloadIdentity: wi, aadPodIdentity, servicePrincipal: sp } = k.azureKv;
+  return {
+    cloudKey: {
+      type: 'azure-kv', vaultUrl, key, version,
+      ...(wi ? { workloadIdentity: { clientId: wi.clientId, ...opt('tenantId', wi.tenantId) } } : {}),
+      ...(aadPodIdentity ? { aadPodIdentity } : {}),
+      ...(sp ? { servicePrincipal: { secretName: sp.secretName ?? AZURE_SP_SECRET, ...opt('file', sp.file === undefined ? undefined : expandPath(sp.file, repoDir)) } } : {}),
+    },
   };
 }
 

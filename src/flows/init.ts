@@ -84,7 +84,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
   const key = clusterPgp ?? (backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env));
   const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, pgpKeyFile: clusterPgp ? opts.pgpKeyFile : undefined }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, pgpKeyFile: clusterPgp ? opts.pgpKeyFile : undefined, sopsKey: backend.sopsKey }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };

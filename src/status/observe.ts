@@ -9,6 +9,7 @@ import { formatLocation } from '../core/errors.ts';
 import { decryptionFindings, describeKustomization, reachersOf } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
+import { cloudKeyCheck, describeKey, usesAgeSecret } from '../tasks/cloud-key.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
 import type { Problem } from '../tasks/preflight.ts';
@@ -39,7 +40,7 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
   const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
-  const [api, sopsRule, localKey, reached, build] = await Promise.all([
+  const [api, sopsRule, localKey, reached, build, cloudKey] = await Promise.all([
     observeApi(ctx),
     clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster, keyType).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
     readClusterKey(ctx).then(
@@ -49,6 +50,7 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
     ),
     observeReach(ctx),
     localBuild(ctx),
+    observeCloudKey(ctx),
   ]);
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
@@ -61,7 +63,21 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
     ...(localKey ? { localKey } : {}),
     ...reached,
     ...('error' in build ? { build } : {}),
+    ...(cloudKey ? { cloudKey } : {}),
+    ageSecretInUse: usesAgeSecret(ctx.cluster, built(build)),
   };
+}
+
+/** The cloud key of fluxstrap.yaml against the checkout (the same checks as preflight's). */
+async function observeCloudKey(ctx: TaskContext): Promise<Observed['cloudKey']> {
+  const key = ctx.cluster.cloudKey;
+  if (!key) return undefined;
+  const name = describeKey(key);
+  try {
+    return { name, ...(await cloudKeyCheck(ctx.cluster, key, ctx.paths.repo, built(await localBuild(ctx)), ctx.env)) };
+  } catch (e) {
+    return { name, error: problemOf(e, 'fix .sops.yaml and the files the cluster reaches') };
+  }
 }
 
 /** What the checkout's cluster reaches, with the rule of each SOPS file. */

@@ -41,7 +41,7 @@ type Entry = z.input<typeof clusterEntry>;
 const LOCAL_SCHEMA = 'node_modules/fluxstrap/schema/fluxstrap.schema.json';
 
 /** Settings that are one of several shapes (`ageKey: {file} | {env} | {ansibleVault}`, `auth: {https} | {ssh}`). */
-const ONE_OF = new Set(['ageKey', 'auth', 'pgp']);
+const ONE_OF = new Set(['ageKey', 'auth', 'pgp', 'sopsKey']);
 /** Settings beside the shape in a one-of setting (`auth: {https, sopsFile}`). */
 const SHARED = new Set(['sopsFile', 'publicKeys']);
 
@@ -220,7 +220,7 @@ export async function fluxstrapConfigTaskParams(
   repo: string,
   cluster: string,
   clusterPath: string,
-  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; pgpKeyFile?: string | undefined },
+  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; pgpKeyFile?: string | undefined; sopsKey?: Entry['sopsKey'] | undefined },
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
@@ -242,7 +242,7 @@ export async function fluxstrapConfigTaskParams(
   const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, cwd), configPath(file, repo, cwd));
   const ssh = current?.git?.auth !== undefined && 'ssh' in current.git.auth ? current.git.auth.ssh : undefined;
   const age = current?.ageKey !== undefined && 'file' in current.ageKey ? current.ageKey.file : undefined;
-  const pgp = current?.sopsKey !== undefined && 'file' in current.sopsKey.pgp ? current.sopsKey.pgp.file : undefined;
+  const pgp = current?.sopsKey?.pgp !== undefined && 'file' in current.sopsKey.pgp ? current.sopsKey.pgp.file : undefined;
   const https = current?.git?.auth !== undefined && 'https' in current.git.auth ? current.git.auth.https : undefined;
   // The user name alone completes HTTPS auth the entry already has; without it, it needs the token.
   const tokenEnv = flags.gitTokenEnv ?? (flags.gitUsername !== undefined ? https?.passwordEnv : undefined);
@@ -283,6 +283,7 @@ export async function fluxstrapConfigTaskParams(
     ...(Object.keys(git).length > 0 ? { git } : {}),
     ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile, age) } } : {}),
     ...(flags.pgpKeyFile !== undefined ? { sopsKey: { pgp: { file: stored(flags.pgpKeyFile, pgp) } } } : {}),
+    ...(flags.sopsKey !== undefined ? { sopsKey: withStoredFile(flags.sopsKey, (f) => configPath(f, repo, cwd)) } : {}),
   };
   const checked = clusterEntry.safeParse(set);
   if (!checked.success) {
@@ -290,6 +291,13 @@ export async function fluxstrapConfigTaskParams(
     throw usageError(`invalid ${issue?.path.join('.') ?? 'value'} for ${CONFIG_FILE}: ${issue?.message ?? ''}`);
   }
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
+}
+
+/** A Service Principal's credentials file, typed relative to cwd, as fluxstrap.yaml holds paths. */
+function withStoredFile(key: NonNullable<Entry['sopsKey']>, store: (file: string) => string): NonNullable<Entry['sopsKey']> {
+  const sp = key.azureKv?.servicePrincipal;
+  if (!key.azureKv || sp?.file === undefined) return key;
+  return { azureKv: { ...key.azureKv, servicePrincipal: { ...sp, file: store(sp.file) } } };
 }
 
 /** The cluster's entry in the repository's fluxstrap.yaml, errors naming the file as the repository knows it. */

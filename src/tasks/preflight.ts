@@ -13,6 +13,7 @@ import { childDecryptionCommand, decryptionFindings, describeKustomization, reac
 import type { DecryptionFinding, Reach } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
+import { cloudKeyCheck, usesAgeSecret } from './cloud-key.ts';
 import type { Stanza } from '../sops/metadata.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles, readClusterKey } from './sops-files.ts';
@@ -331,9 +332,13 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
       src ? attempt(async () => {
+        const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
+        if (cloud) notes.push(...cloud.passed, ...cloud.notes);
+        // A cluster decrypting through its cloud identity alone needs no age key on this machine.
+        if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
         const key = await readClusterKey(ctx);
         const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
-        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
+        return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
       }, ctx.cluster.pgpKey ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));

@@ -5,7 +5,8 @@ import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
 import type { SecretFacts, SecretSpec } from './secret.ts';
-import { decryptionSecretName } from './source.ts';
+import { usesAgeSecret } from './cloud-key.ts';
+import { decryptionSecretName, fluxBuild } from './source.ts';
 
 const Params = z.strictObject({
   namespace: z.string().min(1).default('flux-system'),
@@ -24,14 +25,16 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-/** A cluster whose key is OpenPGP has no age Secret to ensure (sops-gpg-secret writes its Secret). */
-type Facts = SecretFacts | { none: true };
+/** A cluster whose key is OpenPGP has no age Secret to ensure (sops-gpg-secret writes its Secret), nor one decrypting through its cloud identity alone. */
+type Facts = SecretFacts | { none: true; cloud?: boolean };
 
 export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
     if (ctx.cluster.pgpKey) return { none: true };
+    // sopsKey names a key service and the build no Secret: no age key goes into the cluster.
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await fluxBuild(ctx))) return { none: true, cloud: true };
     const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
@@ -43,6 +46,7 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
   notes(_p, facts) {
-    return 'none' in facts ? ['the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'] : [];
+    if (!('none' in facts)) return [];
+    return [facts.cloud ? 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' : 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'];
   },
 };

@@ -127,10 +127,13 @@ export async function readClusterKey(ctx: Pick<TaskContext, 'ageIdentities' | 'p
   return pgp ? pgpClusterKey(pgp) : ageClusterKey(await ctx.ageIdentities());
 }
 
-/** Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when the key does not open it. */
-export async function decryptSopsFile(f: SopsFile, key: Pick<ClusterKey, 'age' | 'pgpFiles'>): Promise<string> {
+/**
+ * Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when the key does not open it.
+ * With `env`, AWS KMS entries are tried too (a cluster keyed by KMS, with this machine's credentials).
+ */
+export async function decryptSopsFile(f: SopsFile, key: Pick<ClusterKey, 'age' | 'pgpFiles'>, env?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');
-  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: key.age, pgpFiles: key.pgpFiles, gpg: false });
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: key.age, pgpFiles: key.pgpFiles, gpg: false, ...(env ? { env } : {}) });
   return out.toString('utf8');
 }
 

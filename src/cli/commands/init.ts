@@ -55,6 +55,7 @@ export function registerInit(program: Command): void {
     .option('--azure-client-id <id>', 'azure-kv workload-identity: the managed identity\'s client id (azure.workload.identity/client-id)')
     .option('--azure-tenant-id <id>', 'azure-kv workload-identity: its tenant id, when not the cluster\'s')
     .option('--aad-pod-identity-binding <name>', 'azure-kv aad-pod-identity: the AzureIdentityBinding selector (label aadpodidbinding, AZURE_AUTH_METHOD=msi)')
+    .option('--azure-credentials-file <file>', 'azure-kv service-principal: SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; bootstrap creates the Secret from it (default: from those environment variables)')
     .option('--azure-credentials-secret <name>', 'azure-kv service-principal: Secret in flux-system holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, read through envFrom (default: sops-azure-credentials)')
     .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
