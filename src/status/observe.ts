@@ -1,8 +1,7 @@
-import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
 import { exists } from '../adapters/files.ts';
-import {
-  artifactRevision, conditionOf, crdEstablished, deploymentAvailable, describeRef, formatConditions, lastAppliedRevision, refOf,
-} from '../adapters/kube.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
+import { artifactRevision, conditionOf, crdEstablished, deploymentAvailable, formatConditions, lastAppliedRevision } from '../adapters/kube/readiness.ts';
 import { isFluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import { formatLocation } from '../core/errors.ts';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { KubeAdapter } from '../adapters/kube.ts';
+import type { KubeAdapter } from '../adapters/kube/port.ts';
 import { readText } from '../adapters/files.ts';
 import type { AgeKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import type { KubeObject } from '../adapters/kube.ts';
-import { crdEstablished, refOf } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
+import { refOf } from '../adapters/kube/port.ts';
+import { crdEstablished } from '../adapters/kube/readiness.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';

@@ -3,7 +3,7 @@ import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
 import { appliedObject, observeObjects, planObjects } from './objects.ts';
-import type { KubeObject } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
 import type { ObjectFacts } from './objects.ts';
 import { fluxBuild } from './source.ts';
 

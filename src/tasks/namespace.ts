@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { KubeObject } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { yamlValues } from '../core/bounded-yaml.ts';
 import { z } from 'zod';
 import { exists, readTextIfExists } from '../adapters/files.ts';
-import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError, formatLocation, isFluxstrapError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';

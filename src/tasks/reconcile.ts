@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import type { KubeObject, ObjectRef } from '../adapters/kube.ts';
-import { artifactRevision, conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt, refOf } from '../adapters/kube.ts';
+import type { KubeObject, ObjectRef } from '../adapters/kube/port.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
+import { artifactRevision, conditionOf, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt } from '../adapters/kube/readiness.ts';
 import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';

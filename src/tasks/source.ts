@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitRemote } from '../adapters/git.ts';
 import { gitRemoteOf } from '../cluster/remote.ts';
-import type { KubeObject } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { ReachRoot } from '../flux/reach.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube.ts';
-import type { KubeObject, WaitState } from '../adapters/kube.ts';
+import { describeRef } from '../adapters/kube/port.ts';
+import { conditionOf, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube/readiness.ts';
+import type { KubeObject, WaitState } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import type { KubeObject, ObjectRef, WaitState } from '../adapters/kube.ts';
-import { deploymentAvailable, describeRef, refOf } from '../adapters/kube.ts';
+import type { KubeObject, ObjectRef, WaitState } from '../adapters/kube/port.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
+import { deploymentAvailable } from '../adapters/kube/readiness.ts';
 import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';

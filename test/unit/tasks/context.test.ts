@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
-import type { KubeAdapter } from '../../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../../src/adapters/kube/port.ts';
 import type { ResolvedCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
