@@ -10,6 +10,12 @@ import type { ClusterFlags, GitAuth, ResolvedCluster } from './config.ts';
  * (flags still win) and the run works from that commit; the folder goes when the run ends.
  */
 
+/** The Git credentials a cluster's auth settings name, read from their sources. Secret values: never print. */
+export type GitCredentials =
+  | { type: 'https'; username: string; password: string }
+  | { type: 'ssh'; identity: string; knownHosts: string }
+  | { type: 'none' };
+
 /** The token of HTTPS auth, from the variable the settings name; unset or empty is an error naming the variable only. */
 export function gitToken(auth: { passwordEnv: string }, env: NodeJS.ProcessEnv, cluster: string | undefined): string {
   const token = env[auth.passwordEnv];

@@ -34,6 +34,8 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
  * of them failing does not end the whole report.
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
+  // Built once for this report: the reach, the expected Secret and the build finding all read it.
+  const local = buildFluxSystem(ctx);
   const [api, sopsRule, localKey, reached, build] = await Promise.all([
     observeApi(ctx),
     clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
@@ -42,14 +44,14 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
       // No key on this machine is normal for an operator who only looks: nothing to compare.
       (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
     ),
-    observeReach(ctx),
-    localBuild(ctx),
+    observeReach(ctx, local),
+    local,
   ]);
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
     api: 'error' in api ? { error: api.error } : { server: api.kube.server, context: api.kube.context, version: api.version },
     ...('kube' in api ? {
-      live: await observeLive(ctx, api.kube).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
+      live: await observeLive(ctx, api.kube, local).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
     } : {}),
     sopsRule,
     ...(localKey ? { localKey } : {}),
@@ -59,9 +61,9 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
 }
 
 /** What the checkout's cluster reaches, with the rule of each SOPS file. */
-async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
+async function observeReach(ctx: TaskContext, local: Promise<LocalBuild>): Promise<Pick<Observed, 'files' | 'reach'>> {
   try {
-    const build = built(await localBuild(ctx));
+    const build = built(await local);
     const { reach, files } = await clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
     return {
@@ -90,18 +92,7 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
 /** The checkout's flux-system build: absent without a flux-system folder; its error when it does not build. */
 type LocalBuild = { build?: FluxBuild | undefined } | { error: Problem };
 
-const localBuilds = new WeakMap<TaskContext, Promise<LocalBuild>>();
-
-/** The checkout's flux-system build (once per context). A folder that does not build is reported, never taken for none. */
-function localBuild(ctx: TaskContext): Promise<LocalBuild> {
-  let p = localBuilds.get(ctx);
-  if (!p) {
-    p = buildFluxSystem(ctx);
-    localBuilds.set(ctx, p);
-  }
-  return p;
-}
-
+/** The checkout's flux-system build. A folder that does not build is reported, never taken for none. */
 async function buildFluxSystem(ctx: TaskContext): Promise<LocalBuild> {
   if (!(await exists(ctx.paths.fluxSystem))) return {};
   try {
@@ -134,7 +125,7 @@ function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string 
   };
 }
 
-async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveState> {
+async function observeLive(ctx: TaskContext, kube: KubeAdapter, local: Promise<LocalBuild>): Promise<LiveState> {
   const sync = (type: typeof GIT_REPOSITORY) => kube.get({ ...type, namespace: FLUX_NAMESPACE, name: SYNC_NAME });
   const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting, kustomizeController] = await Promise.all([
     observeCrds(kube),
@@ -142,7 +133,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     sync(GIT_REPOSITORY),
     sync(KUSTOMIZATION),
     remoteHead(ctx),
-    expectedDecryptionSecret(ctx),
+    expectedDecryptionSecret(local),
     decryptingKustomizations(kube),
     kube.get({ ...DEPLOYMENT, namespace: FLUX_NAMESPACE, name: 'kustomize-controller' }),
   ]);
@@ -210,9 +201,9 @@ async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
 }
 
 /** The secretRef of the decryption patch in the checkout's flux-system folder. */
-async function expectedDecryptionSecret(ctx: TaskContext): Promise<string | undefined> {
+async function expectedDecryptionSecret(local: Promise<LocalBuild>): Promise<string | undefined> {
   // A checkout without flux-system/ (or one kustomize cannot build) leaves only the live object to judge.
-  const ks = built(await localBuild(ctx))?.sync.kustomization;
+  const ks = built(await local)?.sync.kustomization;
   return (ks?.spec as { decryption?: { secretRef?: { name?: string } } } | undefined)?.decryption?.secretRef?.name;
 }
 

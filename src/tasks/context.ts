@@ -8,6 +8,9 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
 import { readBackupIdentities } from '../keys/backup.ts';
 import { gitToken } from '../cluster/remote.ts';
+import type { GitCredentials } from '../cluster/remote.ts';
+import { buildFluxSystem, resolveSource } from './source.ts';
+import type { BootstrapSource, FluxBuild, SourceRun } from './source.ts';
 
 /**
  * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
@@ -23,6 +26,14 @@ export interface TaskContext {
   ageIdentities(): Promise<AgeIdentity[]>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
+  /**
+   * The commit being bootstrapped and a directory holding it (a clone when the local checkout is
+   * not that commit): resolved when a task first asks, shared by the others, the clone removed
+   * by `close`.
+   */
+  source(): Promise<BootstrapSource>;
+  /** The flux-system build of `source()`, split into components and sync objects: built once, on first use. */
+  fluxBuild(): Promise<FluxBuild>;
   /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
   readonly rotateSecrets: boolean;
   /** Budget for each wait (controllers, reconcile), from `--timeout`. */
@@ -48,11 +59,6 @@ export interface TaskPaths {
   readonly sopsConfig: string;
 }
 
-export type GitCredentials =
-  | { type: 'https'; username: string; password: string }
-  | { type: 'ssh'; identity: string; knownHosts: string }
-  | { type: 'none' };
-
 export interface ContextOptions {
   cluster: ResolvedCluster;
   rotateSecrets: boolean;
@@ -63,6 +69,8 @@ export interface ContextOptions {
   ageIdentities?: AgeIdentity[];
   /** Injected by tests; default: the real adapter, imported on first use. */
   connect?: (cluster: ResolvedCluster, env: NodeJS.ProcessEnv) => Promise<KubeAdapter>;
+  /** Injected by tests; default: the remote branch's head, checked out (`resolveSource`). */
+  resolveSource?: (run: SourceRun) => Promise<BootstrapSource>;
 }
 
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -80,7 +88,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
   const { env } = opts;
   const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
   const cleanups: (() => void)[] = [];
-  return {
+  const ctx: TaskContext = {
     cluster,
     paths: {
       repo: cluster.repoDir,
@@ -91,6 +99,8 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
     ageIdentities: once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env)),
     gitCredentials: once(() => readGitCredentials(cluster, env)),
+    source: once(() => (opts.resolveSource ?? resolveSource)(ctx)),
+    fluxBuild: once(async () => buildFluxSystem(ctx, await ctx.source())),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,
@@ -100,6 +110,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       for (const cleanup of cleanups.splice(0).reverse()) cleanup();
     },
   };
+  return ctx;
 }
 
 /**

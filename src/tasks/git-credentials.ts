@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
-import type { GitCredentials, TaskContext } from './context.ts';
+import type { GitCredentials } from '../cluster/remote.ts';
+import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
 import type { SecretFacts, SecretSpec } from './secret.ts';
-import { fluxBuild } from './source.ts';
 
 const Params = z.strictObject({
   namespace: z.string().min(1).default('flux-system'),
@@ -33,7 +33,7 @@ export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext, SecretSpec
     const data = gitSecretData(await ctx.gitCredentials());
     // A public repository over anonymous HTTPS needs no Secret.
     if (!data) return { none: true };
-    const secretRef = ((await fluxBuild(ctx)).sync.gitRepository.spec as { secretRef?: { name?: string } } | undefined)?.secretRef?.name;
+    const secretRef = ((await ctx.fluxBuild()).sync.gitRepository.spec as { secretRef?: { name?: string } } | undefined)?.secretRef?.name;
     const spec = { namespace: p.namespace, name: p.name ?? secretRef ?? 'flux-system', data, optionalKeys: SSH_OPTIONAL_KEYS };
     return observeSecret(await ctx.kube(), spec, ctx.rotateSecrets);
   },

@@ -15,7 +15,7 @@ import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts'
 import { stanzaName } from '../sops/metadata.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles } from './sops-files.ts';
 import type { SopsFile } from './sops-files.ts';
-import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
+import { controllerDecrypts, reachRoot } from './source.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
 const Params = z.strictObject({
@@ -316,10 +316,10 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     };
     // Git and the API are independent: ask both at once.
     const [src, kube] = await Promise.all([
-      attempt(() => bootstrapSource(ctx), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
+      attempt(() => ctx.source(), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
       attempt(() => ctx.kube(), 'check --kubeconfig and --context'),
     ]);
-    const build = src ? await attempt(() => fluxBuild(ctx), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
+    const build = src ? await attempt(() => ctx.fluxBuild(), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
     if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],

@@ -6,7 +6,6 @@ import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
-import { bootstrapSource, fluxBuild } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -51,7 +50,7 @@ export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext, 'sourc
   kind: 'reconcile',
   params: Params,
   async observe(_p, ctx) {
-    const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
+    const [src, build, kube] = await Promise.all([ctx.source(), ctx.fluxBuild(), ctx.kube()]);
     const ref = (o: KubeObject): ObjectRef => ({ namespace: 'flux-system', ...refOf(o) });
     const sourceRef = ref(build.sync.gitRepository);
     const ksRef = ref(build.sync.kustomization);

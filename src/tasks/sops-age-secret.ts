@@ -28,7 +28,7 @@ export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext, Secre
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
-    const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
+    const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },

@@ -9,7 +9,7 @@ import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
 import { clusterSops, decryptSopsFile, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
-import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
+import { controllerDecrypts, reachRoot } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -88,7 +88,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
   kind: 'verify-decryption',
   params: Params,
   async observe(_p, ctx, run) {
-    const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
+    const [src, build, kube] = await Promise.all([ctx.source(), ctx.fluxBuild(), ctx.kube()]);
     const ks = build.sync.kustomization;
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
     const live = await kube.get(ref);
