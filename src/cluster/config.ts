@@ -62,6 +62,18 @@ const AgeKeySchema = z.union([
   }),
 ]);
 
+const fingerprint = z
+  .string()
+  .transform((v) => v.replace(/\s+/g, '').toUpperCase())
+  .pipe(z.string().regex(/^[0-9A-F]{40}$/, 'must be a 40-hex-digit OpenPGP v4 fingerprint'));
+
+const SopsKeySchema = z.strictObject({
+  pgp: z.union([
+    z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
+    z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
+  ]),
+});
+
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
   kube: z
@@ -85,6 +97,7 @@ const ClusterSchema = z.strictObject({
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
+  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`).'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -123,6 +136,9 @@ export type AgeKeySource = (
   | { type: 'backup'; file: string; passphraseFile?: string }
 ) & { publicKeys?: string[] };
 
+/** The cluster's OpenPGP key: an armored private key file, or a key of the user's gpg keyring. */
+export type PgpKeySource = { type: 'file'; file: string } | { type: 'gpg'; fingerprint: string };
+
 /** A cluster with every source of settings applied: what a run works with. */
 export interface ResolvedCluster {
   name: string;
@@ -137,6 +153,8 @@ export interface ResolvedCluster {
   kube: { kubeconfig?: string; context?: string };
   git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'generic'; github?: GitHubSettings };
   ageKey: AgeKeySource;
+  /** Set when the cluster's key is OpenPGP (`sopsKey.pgp`); `ageKey` is then not the cluster's. */
+  pgpKey?: PgpKeySource;
 }
 
 /** Settings given on the command line; each wins over the environment and the file. */
@@ -178,6 +196,12 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   const proto = isMap(names) ? names.items.find((p) => isScalar(p.key) && p.key.value === '__proto__') : undefined;
   if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
+  for (const [name, entry] of Object.entries(clusters)) {
+    if (entry.ageKey !== undefined && entry.sopsKey !== undefined) {
+      const at = ['clusters', name, 'sopsKey'];
+      throw src.error(`cluster "${name}" names two keys, ageKey and sopsKey`, src.doc.getIn(at, true), 'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists', at.join('.'));
+    }
+  }
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
     throw src.error(`defaultCluster "${defaultCluster}" is not one of the clusters`, src.doc.get('defaultCluster', true), undefined, 'defaultCluster');
   }
@@ -257,8 +281,21 @@ export function resolveCluster(
     path: clusterPath,
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
     git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
-    ageKey: configuredAgeKey(entry, flags, env, where) ?? sopsAgeKey(env),
+    ...resolvedKeys(entry, flags, env, where),
   };
+}
+
+/** The age key, and the PGP key when fluxstrap.yaml names one; an age key typed for this run wins over it. */
+function resolvedKeys(entry: ClusterConfig | undefined, flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster, 'ageKey' | 'pgpKey'> {
+  const age = configuredAgeKey(entry, flags, env, where);
+  const pgp = age === undefined ? configuredPgpKey(entry, where.repoDir) : undefined;
+  return { ageKey: age ?? sopsAgeKey(env), ...(pgp ? { pgpKey: pgp } : {}) };
+}
+
+export function configuredPgpKey(entry: ClusterConfig | undefined, repoDir: string): PgpKeySource | undefined {
+  const pgp = entry?.sopsKey?.pgp;
+  if (pgp === undefined) return undefined;
+  return 'file' in pgp ? { type: 'file', file: expandPath(pgp.file, repoDir) } : { type: 'gpg', fingerprint: pgp.fingerprint };
 }
 
 /**

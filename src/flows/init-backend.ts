@@ -14,6 +14,8 @@ export const AZURE_IDENTITIES = ['workload-identity', 'aad-pod-identity', 'servi
 
 export interface SopsBackendFlags {
   sopsBackend?: string;
+  /** pgp: the cluster's armored private key (sopsKey.pgp.file). */
+  pgpKeyFile?: string;
   kmsArn?: string[];
   awsRoleArn?: string;
   gcpKmsKey?: string[];
@@ -87,6 +89,7 @@ function checkedArns(values: string[]): string[] {
 export function sopsBackend(f: SopsBackendFlags): SopsBackend {
   const name = (f.sopsBackend ?? 'age') as SopsBackendName;
   if (!SOPS_BACKENDS.includes(name)) throw new FluxstrapError('E_USAGE', `unknown SOPS backend ${f.sopsBackend ?? ''}`, { location: { field: '--sops-backend' }, hint: `one of ${SOPS_BACKENDS.join(', ')}` });
+  if (f.pgpKeyFile !== undefined && name !== 'pgp') throw new FluxstrapError('E_USAGE', `--pgp-key-file is the key of --sops-backend pgp, not ${name}`, { location: { field: '--pgp-key-file' }, hint: 'add --sops-backend pgp' });
   if (name === 'age' || name === 'pgp') return { name, cloud: false, ruleKeys: {}, patches: [] };
   const ruleKeys = name === 'aws-kms' ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }
     : name === 'gcp-kms' ? { gcpKms: needList(f.gcpKmsKey, '--gcp-kms-key', name) }

@@ -24,18 +24,25 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext, SecretSpec> = {
+/** A cluster whose key is OpenPGP has no age Secret to ensure (sops-gpg-secret writes its Secret). */
+type Facts = SecretFacts | { none: true };
+
+export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
+    if (ctx.cluster.pgpKey) return { none: true };
     const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {
-    return planSecret(facts);
+    return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
+  },
+  notes(_p, facts) {
+    return 'none' in facts ? ['the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'] : [];
   },
 };
