@@ -20,6 +20,7 @@ import { YamlSource } from '../adapters/yaml-source.ts';
 export const CONFIG_FILE = 'fluxstrap.yaml';
 
 const path = z.string().min(1);
+const numericId = z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]*$/, 'must be a number')]);
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
 const GitAuthSchema = z.union([
@@ -37,6 +38,15 @@ const GitAuthSchema = z.union([
       readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
     }),
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
+  z.strictObject({
+    githubApp: z.strictObject({
+      appId: numericId.describe('The GitHub App\'s ID (App settings → About → App ID).'),
+      installationId: numericId.optional().describe('The installation of the App on the account owning the repository (the number ending its settings URL); or installationOwner.'),
+      installationOwner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'must be a GitHub user or organisation name').optional().describe('The account the App is installed on, instead of installationId: its installation is looked up.'),
+      privateKeyFile: path.describe('The App\'s private key (.pem generated in the App\'s settings); stored in the Secret as `githubAppPrivateKey`, never printed.'),
+      baseUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3 (Secret key githubAppBaseURL); default github.com.'),
+    }).refine((a) => (a.installationId === undefined) !== (a.installationOwner === undefined), 'set one of installationId and installationOwner'),
+  }).describe('GitHub App over HTTPS: Secret keys githubAppID, githubAppInstallationID (or githubAppInstallationOwner), githubAppPrivateKey (githubAppBaseURL); GitRepository flux-system gets provider: github.'),
 ]);
 
 const publicKeys = z
@@ -116,7 +126,18 @@ export type ClusterConfig = z.infer<typeof ClusterSchema>;
 export type GitAuth =
   | { type: 'https'; username: string; passwordEnv: string }
   | { type: 'ssh'; keyFile: string; knownHostsFile: string; keyAlgorithm?: SshKeyAlgorithm; readWrite?: boolean }
+  | GitHubAppAuth
   | { type: 'none' };
+
+/** `git.auth.githubApp`, paths expanded, IDs as the strings the Secret holds. */
+export interface GitHubAppAuth {
+  type: 'github-app';
+  appId: string;
+  installationId?: string;
+  installationOwner?: string;
+  privateKeyFile: string;
+  baseUrl?: string;
+}
 
 /** How fluxstrap reaches GitHub's API for a cluster on GitHub (token: only its variable's name). */
 export interface GitHubSettings {
@@ -272,7 +293,8 @@ export function resolveCluster(
   const context = pick(flags.context, 'FLUXSTRAP_CONTEXT', entry?.kube?.context, false);
   const clusterPath = normalizeClusterPath(pick(flags.path, 'FLUXSTRAP_PATH', entry?.path, false) ?? `clusters/${name}`);
   const git = resolveGit(entry?.git, flags, env, where);
-  const provider = entry?.git?.provider ?? (git.url !== undefined && isGitHubUrl(git.url) ? 'github' : 'generic');
+  // An App authenticates against GitHub only (github.com or Enterprise Server at its baseUrl).
+  const provider = entry?.git?.provider ?? (git.auth.type === 'github-app' || (git.url !== undefined && isGitHubUrl(git.url)) ? 'github' : 'generic');
 
   return {
     name,
@@ -369,6 +391,17 @@ function normalizeClusterPath(p: string): string {
 function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: string): GitAuth {
   if (auth === undefined) return { type: 'none' };
   if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv };
+  if ('githubApp' in auth) {
+    const a = auth.githubApp;
+    return {
+      type: 'github-app',
+      appId: String(a.appId),
+      ...(a.installationId !== undefined ? { installationId: String(a.installationId) } : {}),
+      ...(a.installationOwner !== undefined ? { installationOwner: a.installationOwner } : {}),
+      privateKeyFile: expandPath(a.privateKeyFile, repoDir),
+      ...(a.baseUrl !== undefined ? { baseUrl: a.baseUrl.replace(/\/+$/, '') } : {}),
+    };
+  }
   const { ssh } = auth;
   return {
     type: 'ssh',
@@ -402,7 +435,7 @@ export function githubRepoOf(url: string): { owner: string; repo: string } | und
 
 function githubSettings(file: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined, auth: GitAuth, flag: string | undefined, env: NodeJS.ProcessEnv): GitHubSettings {
   return {
-    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? 'https://api.github.com').replace(/\/+$/, ''),
+    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? (auth.type === 'github-app' ? auth.baseUrl : undefined) ?? 'https://api.github.com').replace(/\/+$/, ''),
     tokenEnv: file?.tokenEnv ?? (auth.type === 'https' ? auth.passwordEnv : 'GITHUB_TOKEN'),
   };
 }

@@ -15,7 +15,7 @@ import { clusterSops, decryptSopsFile, readClusterKey } from '../tasks/sops-file
 import type { ClusterSops, SopsFile } from '../tasks/sops-files.ts';
 import type { PgpPrivateKey } from '../keys/pgp.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
-import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
+import { gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
 import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed } from './observed.ts';
 
@@ -67,7 +67,6 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
 /** What the checkout's cluster reaches, with the rule of each SOPS file. */
 async function observeReach(ctx: TaskContext, checkout: Checkout): Promise<Pick<Observed, 'files' | 'reach'>> {
   try {
-    const build = built(await checkout.build);
     const { reach, files } = await checkout.sops();
     const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
@@ -86,7 +85,7 @@ async function observeReach(ctx: TaskContext, checkout: Checkout): Promise<Pick<
         notChecked: reach.notChecked.map((u) => `${u.what} (${formatLocation(u.at)})`),
         issues: reach.issues.map((u) => `${u.what} (${formatLocation(u.at)})`),
         // The sync Kustomization's own decryption is the `decryption` finding's, from the live object.
-        undecrypted: decryptionFindings(reach, build ? controllerDecrypts(build.components) : false).filter((d) => d.kustomization !== reach.kustomizations[0]).map(decryptionProblem),
+        undecrypted: decryptionFindings(reach).filter((d) => d.kustomization !== reach.kustomizations[0]).map((d) => decryptionProblem(d, ctx.cluster.name)),
       },
     };
   } catch (e) {
@@ -111,7 +110,7 @@ function readCheckout(ctx: TaskContext): Checkout {
     build,
     sops: () => (sops ??= build.then((b) => {
       const local = built(b);
-      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, local, local ? controllerDecrypts(local.components) : false));
+      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, local));
     })),
   };
 }

@@ -179,5 +179,10 @@ async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessE
       return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
     case 'ssh':
       return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+    case 'github-app': {
+      const { checkAppPrivateKey } = await import('../adapters/github.ts');
+      const { type: _, privateKeyFile, ...ids } = auth;
+      return { type: 'github-app', ...ids, privateKey: checkAppPrivateKey(await readText(privateKeyFile), { file: privateKeyFile, field: 'git.auth.githubApp.privateKeyFile' }) };
+    }
   }
 }

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { GitRemote } from '../adapters/git.ts';
 import type { ResolvedCluster } from '../cluster/config.ts';
 import { gitRemoteOf } from '../cluster/remote.ts';
+import { githubRepoOf } from '../cluster/config.ts';
+import type { GitHubAppAuth } from '../cluster/config.ts';
 import type { GitCredentials } from '../cluster/remote.ts';
 import type { KubeObject } from '../adapters/kube/port.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
@@ -48,21 +50,33 @@ export interface SourceRun {
   readonly paths: { readonly repo: string };
   readonly env: NodeJS.ProcessEnv;
   gitCredentials(): Promise<GitCredentials>;
+  log(message: string): void;
   /** Remove the clone when the run is over. */
   defer(cleanup: () => void): void;
 }
 
 /** The remote of the cluster with its configured credentials (read from their sources on first use). */
-export async function gitRemote(ctx: Pick<SourceRun, 'cluster' | 'gitCredentials'>): Promise<GitRemote> {
+export async function gitRemote(ctx: Pick<SourceRun, 'cluster' | 'env' | 'log' | 'gitCredentials'>): Promise<GitRemote> {
   const { url, auth } = ctx.cluster.git;
   if (url === undefined) {
     throw new FluxstrapError('E_USAGE', `no Git URL for cluster "${ctx.cluster.name}"`, {
       hint: `set clusters.${ctx.cluster.name}.git.url in fluxstrap.yaml, pass --git-url, or set FLUXSTRAP_GIT_URL`,
     });
   }
-  // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
+  // Only HTTPS needs the secret in memory; SSH hands git the key file's path; an App's installation token is minted here.
   const creds = auth.type === 'https' ? await ctx.gitCredentials() : undefined;
-  return gitRemoteOf(url, auth, () => (creds?.type === 'https' ? creds.password : ''));
+  const app = auth.type === 'github-app' ? await appToken(ctx, url, auth) : undefined;
+  return gitRemoteOf(url, auth, () => app ?? (creds?.type === 'https' ? creds.password : ''));
+}
+
+async function appToken(ctx: Pick<SourceRun, 'cluster' | 'env' | 'log'>, url: string, auth: GitHubAppAuth): Promise<string> {
+  const target = githubRepoOf(url);
+  if (target === undefined) {
+    throw new FluxstrapError('E_USAGE', `git.auth.githubApp needs a GitHub repository URL, not ${url}`, { location: { field: 'git.url' }, hint: 'https://github.com/OWNER/REPO.git (or your GitHub Enterprise Server\'s)' });
+  }
+  const { githubAppSession } = await import('./github-app.ts');
+  const apiUrl = ctx.cluster.git.github?.apiUrl;
+  return (await githubAppSession(auth, { ...target, env: ctx.env, log: (m: string) => ctx.log(m), ...(apiUrl !== undefined ? { apiUrl } : {}) })).token;
 }
 
 /** Resolve the source (called once per run, by the TaskContext's `source()` handle). */
@@ -128,11 +142,10 @@ export async function buildFluxSystem(ctx: SourceRun, src: BootstrapSource): Pro
  * Kustomization of the flux-system build (its decryption after the patch, its GitRepository as
  * the source other Kustomizations must name to be followed). Without a build, Flux's defaults.
  */
-export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | undefined, globalDecryption = false): ReachRoot {
+export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | undefined): ReachRoot {
   if (!build) return { path: clusterPath };
   const { kustomization: ks, gitRepository: repo } = build.sync;
-  const provider = (ks.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
-  const decryption = globalDecryption ? 'sops' : provider;
+  const decryption = (ks.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
   return {
     path: clusterPath,
     name: ks.metadata.name,
@@ -141,11 +154,6 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
     ...(decryption !== undefined ? { decryption } : {}),
     source: { name: repo.metadata.name, namespace: repo.metadata.namespace ?? SYNC_NAME },
   };
-}
-
-/** kustomize-controller decrypts for every Kustomization when it runs with `--sops-age-secret`. */
-export function controllerDecrypts(components: KubeObject[]): boolean {
-  return sopsAgeSecretFlag(kustomizeController(components)) !== undefined;
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */

@@ -28,7 +28,7 @@ export function registerInit(program: Command): void {
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
     .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
     .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
-    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
+    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access, register the deploy key there and push the initial layout to the new branch (asked at a terminal unless --yes)')
     .option('--public', 'with --create-repo: a public repository (default: private)')
     .option('--yes', 'confirm --create-repo without asking (scripts)')
     .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
@@ -58,6 +58,7 @@ export function registerInit(program: Command): void {
     .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
     .addOption(new Option('--decryption <mode>', 'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)').choices(['kustomization', 'controller']))
+    .option('--child-decryption', 'write decryption {provider: sops} (plus secretRef in kustomization mode) into each Flux Kustomization the cluster applies that reaches SOPS files without it, in place (flux-system\'s own is the patch\'s)')
     .option('--no-mac-only-encrypted', 'a new .sops.yaml rule without mac_only_encrypted: true (an existing rule keeps its choice)')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
@@ -84,6 +85,10 @@ What it ensures (--check shows it as a diff first):
                                       gotk-sync.yaml is moved there and the generated file restored;
                                       --decryption controller: {provider: sops} and a patch adding
                                       --sops-age-secret=sops-age to kustomize-controller instead
+  Kustomizations the cluster applies  with --child-decryption: decryption {provider: sops} (plus secretRef
+                                      sops-age in kustomization mode) written into each one that reaches
+                                      SOPS files without it, in its own file (comments, order, other
+                                      documents kept); one whose spec.path does not exist stops init
   clusters/NAME/kustomization.yaml    lists flux-system (else Flux never applies its own config from Git)
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
@@ -99,6 +104,7 @@ Examples:
   fluxstrap init --cluster prod
   fluxstrap init --cluster prod --age-key-file ~/.config/sops/age/keys.txt --check
   fluxstrap init --cluster prod --decryption controller --check
+  fluxstrap init --cluster prod --child-decryption --check
   fluxstrap init --cluster home --git-url https://git.home/me/fleet.git --components-extra image-reflector-controller,image-automation-controller
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN

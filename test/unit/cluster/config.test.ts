@@ -56,6 +56,18 @@ void describe('fluxstrap.yaml', () => {
     assert.equal(config.clusters.staging?.git?.auth && 'https' in config.clusters.staging.git.auth ? config.clusters.staging.git.auth.https.username : '', 'git');
   });
 
+  void it('git.auth.githubApp: IDs as the strings the Secret holds, the key file relative to the repository, GitHub Enterprise from baseUrl', () => {
+    const c = parseConfig('clusters:\n  a:\n    git:\n      url: https://github.com/me/fleet.git\n      auth:\n        githubApp: { appId: 1234, installationId: "55", privateKeyFile: keys/app.pem }\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      auth:\n        githubApp: { appId: "7", installationOwner: acme, privateKeyFile: /k.pem, baseUrl: https://ghe.example.com/api/v3/ }\n', 'fluxstrap.yaml');
+    const a = resolveCluster(c, { cluster: 'a' }, {}, where).git;
+    assert.deepEqual(a.auth, { type: 'github-app', appId: '1234', installationId: '55', privateKeyFile: '/repo/keys/app.pem' });
+    const b = resolveCluster(c, { cluster: 'b' }, {}, where).git;
+    assert.deepEqual(b.auth, { type: 'github-app', appId: '7', installationOwner: 'acme', privateKeyFile: '/k.pem', baseUrl: 'https://ghe.example.com/api/v3' });
+    assert.equal(b.provider, 'github', 'an App means GitHub, whatever the host');
+    assert.equal(b.github?.apiUrl, 'https://ghe.example.com/api/v3');
+    rejectsConfig('clusters:\n  a:\n    git:\n      auth:\n        githubApp: { appId: 1, installationId: 2, installationOwner: me, privateKeyFile: k }\n', 5, /set one of installationId and installationOwner/);
+    rejectsConfig('clusters:\n  a:\n    git:\n      auth:\n        githubApp:\n          appId: abc\n          installationId: 2\n          privateKeyFile: k\n', 6, /must be a number|Invalid/);
+  });
+
   void it('names the line and field of each mistake', () => {
     rejectsConfig('clusters:\n  prod:\n    gti: {}\n', 3, /unknown key "gti"/, 'clusters.prod.gti');
     rejectsConfig('clusters:\n  prod:\n    git:\n      auth:\n        token: x\n', 5, /expected exactly one of: https, ssh/);
