@@ -11,6 +11,13 @@ import { pendingTemps, removeTempDir } from './temp-files.ts';
  * known_hosts file and no agent or default identities.
  */
 
+/** The Git credentials a cluster's auth settings name, read from their sources. Secret values: never print. */
+export type GitCredentials =
+  | { type: 'https'; username: string; password: string }
+  | { type: 'ssh'; identity: string; knownHosts: string }
+  | { type: 'github-app'; appId: string; installationId?: string; installationOwner?: string; privateKey: string; baseUrl?: string }
+  | { type: 'none' };
+
 export type GitAuth =
   | { kind: 'none' }
   /** `password` is a secret (a token): kept in memory, handed to git in its environment only. */

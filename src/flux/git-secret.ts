@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import type { GitCredentials } from '../adapters/git.ts';
 import { yamlValues } from '../core/bounded-yaml.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { AgeIdentity } from '../keys/age.ts';
@@ -12,11 +13,6 @@ import { decryptDocument, encryptDocument } from '../sops/engine.ts';
  * Plaintext exists only in memory: encrypted from the credentials, decrypted into them.
  */
 
-export type GitCredentials =
-  | { type: 'https'; username: string; password: string }
-  | { type: 'ssh'; identity: string; knownHosts: string }
-  | { type: 'github-app'; appId: string; installationId?: string; installationOwner?: string; privateKey: string; baseUrl?: string }
-  | { type: 'none' };
 
 /** What the encrypted file holds: a token or a deploy key. */
 export type StoredGitCredentials = Extract<GitCredentials, { type: 'https' | 'ssh' }>;

@@ -1,4 +1,4 @@
-import type { Condition } from '../adapters/kube.ts';
+import type { Condition } from '../adapters/kube/port.ts';
 import { versionProblem } from '../tasks/preflight.ts';
 import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed } from './observed.ts';
 

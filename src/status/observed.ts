@@ -1,4 +1,4 @@
-import type { Condition, ServerVersion, WaitState } from '../adapters/kube.ts';
+import type { Condition, ServerVersion, WaitState } from '../adapters/kube/port.ts';
 import type { KeyCheck } from '../tasks/cloud-key.ts';
 import type { Problem } from '../tasks/preflight.ts';
 

@@ -1,5 +1,5 @@
 import { join, relative } from 'node:path';
-import type { KubeAdapter } from '../adapters/kube.ts';
+import type { KubeAdapter } from '../adapters/kube/port.ts';
 import { exists, readBytes, readText } from '../adapters/files.ts';
 import type { AgeKeySource, PgpKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';
@@ -8,8 +8,10 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
 import { readBackupIdentities } from '../keys/backup.ts';
 import { gitToken } from '../cluster/remote.ts';
-import type { GitCredentials } from '../flux/git-secret.ts';
+import type { GitCredentials } from '../adapters/git.ts';
 import type { PgpPrivateKey } from '../keys/pgp.ts';
+import { buildFluxSystem, resolveSource } from './source.ts';
+import type { BootstrapSource, FluxBuild, SourceRun } from './source.ts';
 
 /**
  * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
@@ -27,6 +29,14 @@ export interface TaskContext {
   pgpKey(): Promise<PgpPrivateKey | undefined>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
+  /**
+   * The commit being bootstrapped and a directory holding it (a clone when the local checkout is
+   * not that commit): resolved when a task first asks, shared by the others, the clone removed
+   * by `close`.
+   */
+  source(): Promise<BootstrapSource>;
+  /** The flux-system build of `source()`, split into components and sync objects: built once, on first use. */
+  fluxBuild(): Promise<FluxBuild>;
   /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
   readonly rotateSecrets: boolean;
   /** Budget for each wait (controllers, reconcile), from `--timeout`. */
@@ -52,8 +62,6 @@ export interface TaskPaths {
   readonly sopsConfig: string;
 }
 
-export type { GitCredentials } from '../flux/git-secret.ts';
-
 export interface ContextOptions {
   cluster: ResolvedCluster;
   rotateSecrets: boolean;
@@ -64,6 +72,8 @@ export interface ContextOptions {
   ageIdentities?: AgeIdentity[];
   /** Injected by tests; default: the real adapter, imported on first use. */
   connect?: (cluster: ResolvedCluster, env: NodeJS.ProcessEnv) => Promise<KubeAdapter>;
+  /** Injected by tests; default: the remote branch's head, checked out (`resolveSource`). */
+  resolveSource?: (run: SourceRun) => Promise<BootstrapSource>;
 }
 
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -82,7 +92,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
   const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
   const cleanups: (() => void)[] = [];
   const ageIdentities = once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env));
-  return {
+  const ctx: TaskContext = {
     cluster,
     paths: {
       repo: cluster.repoDir,
@@ -94,6 +104,8 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
     ageIdentities,
     pgpKey: once(async () => (cluster.pgpKey ? readPgpKeySource(cluster.pgpKey, env) : undefined)),
     gitCredentials: once(() => readGitCredentials(cluster, env, ageIdentities)),
+    source: once(() => (opts.resolveSource ?? resolveSource)(ctx)),
+    fluxBuild: once(async () => buildFluxSystem(ctx, await ctx.source())),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,
@@ -103,6 +115,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       for (const cleanup of cleanups.splice(0).reverse()) cleanup();
     },
   };
+  return ctx;
 }
 
 /**

@@ -2,10 +2,10 @@ import { z } from 'zod';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
-import type { GitCredentials, TaskContext } from './context.ts';
+import type { GitCredentials } from '../adapters/git.ts';
+import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
 import type { SecretFacts, SecretSpec } from './secret.ts';
-import { fluxBuild } from './source.ts';
 
 const Params = z.strictObject({
   namespace: z.string().min(1).default('flux-system'),
@@ -43,7 +43,7 @@ export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext, SecretSpec
     const data = gitSecretData(creds);
     // A public repository over anonymous HTTPS needs no Secret.
     if (!data) return { none: true };
-    const spec = (await fluxBuild(ctx)).sync.gitRepository.spec as { secretRef?: { name?: string }; provider?: string } | undefined;
+    const spec = (await ctx.fluxBuild()).sync.gitRepository.spec as { secretRef?: { name?: string }; provider?: string } | undefined;
     // Without the provider source-controller reads username/password from the Secret and finds none.
     if (creds.type === 'github-app' && spec?.provider !== 'github') {
       throw new FluxstrapError('E_PRECONDITION', 'GitRepository flux-system has no provider: github, which GitHub App auth needs', {

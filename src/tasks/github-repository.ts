@@ -1,7 +1,7 @@
 import type { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import { githubRepoOf } from '../cluster/config.ts';
-import type { GitCredentials } from '../flux/git-secret.ts';
+import type { GitCredentials } from '../adapters/git.ts';
 import type { ResolvedCluster } from '../cluster/config.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { yamlValues } from '../core/bounded-yaml.ts';
 import { z } from 'zod';
 import { exists, readTextIfExists } from '../adapters/files.ts';
-import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError, formatLocation, isFluxstrapError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
@@ -18,7 +18,7 @@ import type { Stanza } from '../sops/metadata.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles, readClusterKey } from './sops-files.ts';
 import type { ClusterKey, SopsFile } from './sops-files.ts';
-import { bootstrapSource, fluxBuild, reachRoot } from './source.ts';
+import { reachRoot } from './source.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
 const Params = z.strictObject({
@@ -323,10 +323,10 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     };
     // Git and the API are independent: ask both at once.
     const [src, kube] = await Promise.all([
-      attempt(() => bootstrapSource(ctx), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
+      attempt(() => ctx.source(), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
       attempt(() => ctx.kube(), 'check --kubeconfig and --context'),
     ]);
-    const build = src ? await attempt(() => fluxBuild(ctx), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
+    const build = src ? await attempt(() => ctx.fluxBuild(), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
     if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],

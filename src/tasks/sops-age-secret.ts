@@ -6,7 +6,7 @@ import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
 import type { SecretFacts, SecretSpec } from './secret.ts';
 import { usesAgeSecret } from './cloud-key.ts';
-import { decryptionSecretName, fluxBuild } from './source.ts';
+import { decryptionSecretName } from './source.ts';
 
 const Params = z.strictObject({
   namespace: z.string().min(1).default('flux-system'),
@@ -34,8 +34,8 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
   async observe(p, ctx) {
     if (ctx.cluster.pgpKey) return { none: true };
     // sopsKey names a key service and the build no Secret: no age key goes into the cluster.
-    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await fluxBuild(ctx))) return { none: true, cloud: true };
-    const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await ctx.fluxBuild())) return { none: true, cloud: true };
+    const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },

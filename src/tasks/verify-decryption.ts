@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube.ts';
-import type { KubeObject, WaitState } from '../adapters/kube.ts';
+import { describeRef } from '../adapters/kube/port.ts';
+import { conditionOf, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube/readiness.ts';
+import type { KubeObject, WaitState } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
@@ -9,7 +10,7 @@ import type { TaskContext } from './context.ts';
 import { SERVICE_NAMES } from './cloud-key.ts';
 import { ageClusterKey, clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
-import { bootstrapSource, fluxBuild, reachRoot } from './source.ts';
+import { reachRoot } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -88,7 +89,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
   kind: 'verify-decryption',
   params: Params,
   async observe(_p, ctx, run) {
-    const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
+    const [src, build, kube] = await Promise.all([ctx.source(), ctx.fluxBuild(), ctx.kube()]);
     const ks = build.sync.kustomization;
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
     const live = await kube.get(ref);

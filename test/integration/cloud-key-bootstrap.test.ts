@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { canary } from '../helpers/canary.ts';
 import { assertBuilt, startCluster } from '../cluster/index.ts';
 import type { Cluster } from '../cluster/index.ts';

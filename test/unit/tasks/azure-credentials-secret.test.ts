@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
-import type { KubeAdapter } from '../../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../../src/adapters/kube/port.ts';
 import type { CloudSopsKey, ResolvedCluster } from '../../../src/cluster/config.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { newStanza } from '../../../src/sops/datakey.ts';
