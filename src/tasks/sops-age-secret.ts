@@ -20,9 +20,7 @@ type Params = z.infer<typeof Params>;
  * way to end with "no identity matched any of the recipients".
  */
 export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipient'>[]): Record<string, string> {
-  return Object.fromEntries(
-    identities.map((id, i) => [i === 0 ? 'age.agekey' : `age-${i + 1}.agekey`, `# public key: ${id.recipient}\n${id.secret}\n`]),
-  );
+  return Object.fromEntries(identities.map((id, i) => [i === 0 ? 'age.agekey' : `age-${i + 1}.agekey`, `# public key: ${id.recipient}\n${id.secret}\n`]));
 }
 
 /** A cluster whose key is OpenPGP has no age Secret to ensure (sops-gpg-secret writes its Secret), nor one decrypting through its cloud identity alone. */
@@ -47,6 +45,10 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
   },
   notes(_p, facts) {
     if (!('none' in facts)) return [];
-    return [facts.cloud ? 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' : 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'];
+    return [
+      facts.cloud
+        ? 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret'
+        : 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret',
+    ];
   },
 };
