@@ -31,7 +31,8 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
     c.run(async () => {
       const cluster = c.cluster;
       const gh = await new GitHubStandIn().start();
-      const world = new GitHubWorld({ [TOKEN]: { login: 'me' } }).install(gh);
+      // GET /meta names the host key of the SSH server that stands in for github.com's.
+      const world = new GitHubWorld({ [TOKEN]: { login: 'me' } }, {}, [cluster.git.knownHosts.split(' ').slice(1).join(' ')]).install(gh);
       const fleet = world.addRepo('me/fleet', { me: 'admin' });
       cluster.git.acceptRegistered(() => fleet.keys.map((k) => k.key));
       try {
