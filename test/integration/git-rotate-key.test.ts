@@ -133,8 +133,11 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
         );
         assert.equal(conditionOf(fetched, 'Ready')?.status, 'True');
 
-        const done = await fluxstrap('git', 'rotate-key', '--check');
-        assert.equal(done.code, 3, 'a finished rotation: the next run would start a new one');
+        // The next rotation would retire B to .old, which still holds A: refused until A is moved away.
+        const next = await fluxstrap('git', 'rotate-key', '--check');
+        assert.equal(next.code, 1, next.stderr);
+        assert.match(next.stderr, /^error: .*deploy-key\.old holds another key/m);
+        assert.equal(existsSync(`${keyFile}.next`), false);
         assert.deepEqual(gh.violations, [], 'every request and response matched the OpenAPI description');
       } finally {
         cluster.git.acceptRegistered(() => []);

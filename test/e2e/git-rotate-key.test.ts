@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { runCliAsync } from '../helpers/cli.ts';
+import type { CliResult } from '../helpers/cli.ts';
+import { fluxRepo } from '../helpers/flux-repo.ts';
+import type { FluxRepo } from '../helpers/flux-repo.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { generateSshKey } from '../../src/keys/ssh.ts';
+
+/**
+ * `fluxstrap git rotate-key` refusing bad input before anything changes: one error line and a
+ * hint, no key staged. (The rotation itself: test/integration/git-rotate-key.test.ts.)
+ */
+
+let home: string;
+let r: FluxRepo;
+let keys: string;
+const SSH_URL = 'ssh://git@git.example.invalid/fleet.git';
+
+const rotate = (...args: string[]): Promise<CliResult> =>
+  runCliAsync(['git', 'rotate-key', '--repo', r.repo, ...args], {
+    cwd: home,
+    env: { HOME: home, XDG_CONFIG_HOME: undefined, KUBECONFIG: join(home, 'kubeconfig'), FLUXSTRAP_CLUSTER: undefined, GIT_TOKEN: 'not-a-real-token' },
+  });
+
+function oneLineError(res: CliResult, text: RegExp, code = 1): void {
+  assert.equal(res.code, code, res.stderr);
+  const lines = res.stderr
+    .trimEnd()
+    .split('\n')
+    .filter((l) => /^(error|hint):/.test(l));
+  assert.equal(lines.length, 2, res.stderr);
+  assert.match(lines[0] ?? '', text, res.stderr);
+  assert.match(lines[1] ?? '', /^hint: /, res.stderr);
+  assert.doesNotMatch(res.stderr, /^\s+at /m, 'no stack trace');
+}
+
+const ssh = (keyFile: string) => ['--git-url', SSH_URL, '--git-ssh-key', keyFile, '--git-known-hosts', join(keys, 'known_hosts')];
+
+before(async () => {
+  home = await tempDir('rotate-key-home');
+  keys = await tempDir('rotate-key-keys');
+  r = await fluxRepo();
+  await writeFile(join(r.repo, 'fluxstrap.yaml'), `clusters:\n  ${r.cluster}:\n    path: ${r.clusterPath}\n`);
+  await writeFile(join(home, 'kubeconfig'), DEAD_KUBECONFIG);
+  await writeFile(join(keys, 'known_hosts'), '');
+});
+
+void describe('git rotate-key: bad input is one error line, nothing staged', () => {
+  void it('an unknown cluster', async () => {
+    oneLineError(await rotate('--cluster', 'nope', ...ssh(join(keys, 'k'))), /cluster "nope" is not in/, 2);
+  });
+
+  void it('an HTTPS token cluster: nothing to rotate', async () => {
+    oneLineError(
+      await rotate('--cluster', r.cluster, '--git-url', 'https://git.example.invalid/fleet.git', '--git-token-env', 'GIT_TOKEN'),
+      /pulls with https credentials: there is no SSH deploy key to rotate/,
+    );
+  });
+
+  void it('a missing key file', async () => {
+    oneLineError(await rotate('--cluster', r.cluster, ...ssh(join(keys, 'missing'))), /the deploy key file .*missing does not exist/);
+    assert.deepEqual((await readdir(keys)).sort(), ['known_hosts']);
+  });
+
+  void it("an earlier rotation's <keyFile>.old is never overwritten: refused before a key is staged", async () => {
+    const keyFile = join(keys, 'deploy');
+    await writeFile(keyFile, generateSshKey('ed25519', 'a').privateKey, { mode: 0o600 });
+    await writeFile(`${keyFile}.old`, generateSshKey('ed25519', 'o').privateKey, { mode: 0o600 });
+    oneLineError(await rotate('--cluster', r.cluster, ...ssh(keyFile)), /deploy\.old holds another key/);
+    assert.deepEqual((await readdir(keys)).sort(), ['deploy', 'deploy.old', 'known_hosts']);
+  });
+
+  void it('a bad --timeout is a usage error', async () => {
+    oneLineError(await rotate('--cluster', r.cluster, ...ssh(join(keys, 'deploy')), '--timeout', 'soon'), /--timeout soon/, 2);
+  });
+});
