@@ -40,10 +40,14 @@ export async function gitRotateKey(opts: GitRotateKeyOptions, io: CommandIo): Pr
   const cluster = await resolveClusterFlags(flags, io.env, io.cwd);
   const auth = cluster.git.auth;
   if (auth.type !== 'ssh') {
-    throw new FluxstrapError('E_PRECONDITION', `cluster "${cluster.name}" pulls with ${auth.type === 'none' ? 'no' : auth.type} credentials: there is no SSH deploy key to rotate`, {
-      location: { field: 'git.auth' },
-      hint: 'rotate-key rotates git.auth.ssh keys; a token is rotated by exporting the new one and running fluxstrap bootstrap --rotate-secrets',
-    });
+    throw new FluxstrapError(
+      'E_PRECONDITION',
+      `cluster "${cluster.name}" pulls with ${auth.type === 'none' ? 'no' : auth.type} credentials: there is no SSH deploy key to rotate`,
+      {
+        location: { field: 'git.auth' },
+        hint: 'rotate-key rotates git.auth.ssh keys; a token is rotated by exporting the new one and running fluxstrap bootstrap --rotate-secrets',
+      },
+    );
   }
   const { keyFile } = auth;
   const staged = await exists(stagedKeyFile(keyFile));

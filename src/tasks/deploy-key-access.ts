@@ -35,7 +35,8 @@ async function accepted(ctx: TaskContext, keyFile: string): Promise<boolean> {
   );
 }
 
-const added = (facts: Extract<Facts, { file: string }>) => `${facts.publicKey ?? `${facts.file}.pub`} (${sshPublicKeyOf(facts.publicKey ?? '')?.fingerprint ?? ''})`;
+const added = (facts: Extract<Facts, { file: string }>) =>
+  `${facts.publicKey ?? `${facts.file}.pub`} (${sshPublicKeyOf(facts.publicKey ?? '')?.fingerprint ?? ''})`;
 
 export const deployKeyAccessKind: TaskKind<Params, Facts, TaskContext> = {
   kind: 'deploy-key-access',

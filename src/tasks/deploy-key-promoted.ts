@@ -54,7 +54,13 @@ export const deployKeyPromotedKind: TaskKind<Params, Facts> = {
     // Nothing staged (and nothing about to be): the rotation is over.
     if (facts.next === undefined && facts.pending !== true) return [];
     if (facts.old !== undefined && facts.old !== facts.current) throw oldKeyClash(p.keyFile);
-    return [{ action: 'update', target: `deploy key ${p.keyFile}`, summary: `the new key in place (${stagedKeyFile(p.keyFile)}), the old kept as ${retiredKeyFile(p.keyFile)}` }];
+    return [
+      {
+        action: 'update',
+        target: `deploy key ${p.keyFile}`,
+        summary: `the new key in place (${stagedKeyFile(p.keyFile)}), the old kept as ${retiredKeyFile(p.keyFile)}`,
+      },
+    ];
   },
   async apply(_change, p) {
     const next = stagedKeyFile(p.keyFile);

@@ -37,7 +37,9 @@ export const gitCredentialsFileKeyKind: TaskKind<Params, Facts, TaskContext> = {
     return { holds: key !== undefined && creds.identity === key };
   },
   plan(p, facts): Change[] {
-    return facts.holds ? [] : [{ action: 'update', target: `file ${p.file}`, summary: `encrypt the new deploy key ${p.keyFile} in place of the old`, sensitive: true }];
+    return facts.holds
+      ? []
+      : [{ action: 'update', target: `file ${p.file}`, summary: `encrypt the new deploy key ${p.keyFile} in place of the old`, sensitive: true }];
   },
   async apply(_change, p, ctx) {
     const path = join(ctx.paths.repo, p.file);

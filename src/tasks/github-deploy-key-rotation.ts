@@ -82,7 +82,9 @@ export const githubDeployKeyRotationKind: TaskKind<Params, Facts, GitHubContext,
       p.phase === 'register'
         ? `register the new ${access} deploy key beside the old one (${calls.map(describeCall).join(', ')})`
         : `retire the old deploy key, the new one under the standard title (${calls.map(describeCall).join(', ')})`;
-    return [{ action: p.phase === 'register' ? 'create' : 'update', target: `deploy keys "${facts.title}" on ${facts.owner}/${facts.repo}`, summary, data: calls }];
+    return [
+      { action: p.phase === 'register' ? 'create' : 'update', target: `deploy keys "${facts.title}" on ${facts.owner}/${facts.repo}`, summary, data: calls },
+    ];
   },
   async apply(change, p, ctx) {
     const r = await githubRepo(p, ctx);
@@ -104,6 +106,9 @@ export const githubDeployKeyRotationKind: TaskKind<Params, Facts, GitHubContext,
     if ('none' in facts) return [];
     return facts.keys
       .filter((k) => k.title.startsWith(facts.title))
-      .map((k) => `deploy key "${k.title}" on ${facts.owner}/${facts.repo} (${k.read_only ? 'read-only' : 'read-write'}, ${sshPublicKeyOf(k.key)?.fingerprint ?? ''})`);
+      .map(
+        (k) =>
+          `deploy key "${k.title}" on ${facts.owner}/${facts.repo} (${k.read_only ? 'read-only' : 'read-write'}, ${sshPublicKeyOf(k.key)?.fingerprint ?? ''})`,
+      );
   },
 };

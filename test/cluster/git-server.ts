@@ -230,7 +230,9 @@ function handleSshClient(client: ssh2.Connection, reposDir: string, acceptedKeys
   client.on('authentication', (ctx) => {
     const allowed =
       ctx.method === 'publickey'
-        ? acceptedKeys().find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()))
+        ? acceptedKeys().find(
+            (k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()),
+          )
         : undefined;
     if (ctx.method !== 'publickey' || ctx.username !== 'git' || allowed === undefined) {
       ctx.reject(['publickey']);

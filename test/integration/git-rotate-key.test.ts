@@ -55,7 +55,8 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
         entry.git.provider = 'github';
         writeFileSync(configFile, stringify(config));
         const env = { ...example.env, GITHUB_TOKEN: TOKEN, FLUXSTRAP_GITHUB_API_URL: gh.url };
-        const fluxstrap = (...args: string[]) => sh(process.execPath, [cli, ...args, '--cluster', EXAMPLE_CLUSTER, '--repo', example.repo], { env, quiet: true });
+        const fluxstrap = (...args: string[]) =>
+          sh(process.execPath, [cli, ...args, '--cluster', EXAMPLE_CLUSTER, '--repo', example.repo], { env, quiet: true });
 
         // As init registers it with git.provider github: A under the standard title (bootstrap then finds it in place).
         const keyA = publicKeyOfPrivate(readFileSync(keyFile, 'utf8'), keyFile);
@@ -75,7 +76,8 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
         // Killed once the Secret holds B: Flux has the new key, GitHub still both, the files not moved.
         const kube = await connectKube({ kubeconfig: cluster.kubeconfig });
         const secretRef = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'flux-system' };
-        const identity = async () => Buffer.from(((await kube.get(secretRef))?.data as Record<string, string> | undefined)?.identity ?? '', 'base64').toString();
+        const identity = async () =>
+          Buffer.from(((await kube.get(secretRef))?.data as Record<string, string> | undefined)?.identity ?? '', 'base64').toString();
         const identityA = await identity();
         const child = spawn(process.execPath, [cli, 'git', 'rotate-key', '--cluster', EXAMPLE_CLUSTER, '--repo', example.repo], {
           env: { ...process.env, ...env },
