@@ -36,6 +36,12 @@ async function publicOf(file: string): Promise<string | undefined> {
   return text === undefined ? undefined : publicKeyOfPrivate(text, file);
 }
 
+/** The `.pub` line beside a key when it is that key's (its comment kept), else the bare public key. */
+async function pubLine(file: string, publicKey: string): Promise<string> {
+  const line = (await readTextIfExists(file, 'read the public key'))?.trim();
+  return line?.split(' ')[1] === publicKey.split(' ')[1] && line !== undefined ? `${line}\n` : `${publicKey}\n`;
+}
+
 /** The refusal when `<keyFile>.old` holds a key other than the one being retired (an earlier rotation's). */
 export function oldKeyClash(keyFile: string): FluxstrapError {
   return new FluxstrapError('E_PRECONDITION', `${retiredKeyFile(keyFile)} holds another key (an earlier rotation's); keys are never overwritten`, {
@@ -69,9 +75,9 @@ export const deployKeyPromotedKind: TaskKind<Params, Facts> = {
     if (facts.next === undefined) throw new FluxstrapError('E_NOT_FOUND', `no new deploy key at ${next}`, { hint: 'run fluxstrap git rotate-key again' });
     if (facts.current !== undefined && facts.old === undefined) {
       await link(p.keyFile, old);
-      await writeAtomic(`${old}.pub`, `${facts.current}\n`, { mode: 0o644, dirMode: KEY_DIR_MODE });
+      await writeAtomic(`${old}.pub`, await pubLine(`${p.keyFile}.pub`, facts.current), { mode: 0o644, dirMode: KEY_DIR_MODE });
     }
-    await writeAtomic(`${p.keyFile}.pub`, `${facts.next}\n`, { mode: 0o644, dirMode: KEY_DIR_MODE });
+    await writeAtomic(`${p.keyFile}.pub`, await pubLine(`${next}.pub`, facts.next), { mode: 0o644, dirMode: KEY_DIR_MODE });
     await rm(`${next}.pub`, { force: true });
     await rename(next, p.keyFile);
   },

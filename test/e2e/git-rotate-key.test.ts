@@ -1,20 +1,25 @@
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { startGitServer } from '../cluster/git-server.ts';
 import { runCliAsync } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { generateSshKey } from '../../src/keys/ssh.ts';
+import { gitEnv } from '../../src/adapters/git.ts';
+import { generateSshKey, publicKeyOfPrivate, sshPublicKeyOf } from '../../src/keys/ssh.ts';
 
 /**
  * `fluxstrap git rotate-key` refusing bad input before anything changes: one error line and a
  * hint, no key staged. (The rotation itself: test/integration/git-rotate-key.test.ts.)
  */
 
+const execFileAsync = promisify(execFile);
 let home: string;
 let r: FluxRepo;
 let keys: string;
@@ -31,6 +36,7 @@ function oneLineError(res: CliResult, text: RegExp, code = 1): void {
   const lines = res.stderr
     .trimEnd()
     .split('\n')
+    .map((l) => l.trim())
     .filter((l) => /^(error|hint):/.test(l));
   assert.equal(lines.length, 2, res.stderr);
   assert.match(lines[0] ?? '', text, res.stderr);
@@ -76,5 +82,52 @@ void describe('git rotate-key: bad input is one error line, nothing staged', () 
 
   void it('a bad --timeout is a usage error', async () => {
     oneLineError(await rotate('--cluster', r.cluster, ...ssh(join(keys, 'deploy')), '--timeout', 'soon'), /--timeout soon/, 2);
+  });
+});
+
+void describe('git rotate-key on a host fluxstrap cannot register keys with', () => {
+  let server: Awaited<ReturnType<typeof startGitServer>>;
+  before(async () => {
+    server = await startGitServer(await tempDir('rotate-key-git'));
+  });
+  after(async () => server.stop());
+
+  void it('--no-wait: the new key is staged and shown, the run stops until the server accepts it; the next run reuses it', async () => {
+    const dir = await tempDir('rotate-key-other');
+    const keyFile = join(dir, 'deploy');
+    await writeFile(keyFile, await readFile(server.sshPrivateKeyPath, 'utf8'), { mode: 0o600 });
+    await writeFile(join(dir, 'known_hosts'), `${server.knownHosts}\n`);
+    // The branch the new key must be able to read, pushed with the key the server knows.
+    const work = join(dir, 'work');
+    await execFileAsync('git', ['init', '--quiet', '--initial-branch=main', work]);
+    await execFileAsync('git', ['-C', work, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '--allow-empty', '-m', 'first']);
+    await execFileAsync('git', ['-C', work, 'push', '--quiet', server.sshUrl('fleet.git'), 'main'], {
+      env: { ...process.env, ...gitEnv({ kind: 'ssh', identityFile: keyFile, knownHostsFile: join(dir, 'known_hosts') }) },
+    });
+    const args = [
+      '--cluster',
+      r.cluster,
+      '--git-url',
+      server.sshUrl('fleet.git'),
+      '--git-ssh-key',
+      keyFile,
+      '--git-known-hosts',
+      join(dir, 'known_hosts'),
+      '--no-wait',
+    ];
+    const first = await rotate(...args);
+    oneLineError(first, /the Git server does not accept the new deploy key yet/);
+    const staged = publicKeyOfPrivate(await readFile(`${keyFile}.next`, 'utf8'), `${keyFile}.next`);
+    assert.ok(first.stderr.includes(staged.split(' ')[1] ?? 'x'), 'the hint shows the public key to add');
+    assert.ok(first.stderr.includes(sshPublicKeyOf(staged)?.fingerprint ?? 'x'));
+    assert.deepEqual((await readdir(dir)).sort(), ['deploy', 'deploy.next', 'deploy.next.pub', 'known_hosts', 'work'], 'nothing else moved');
+
+    server.authorize(staged);
+    const second = await rotate(...args);
+    // Accepted now; the next step needs the cluster, which is not there (a dead kubeconfig).
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(second.stderr, /the Git server accepts/);
+    assert.doesNotMatch(second.stderr, /does not accept/);
+    assert.equal(publicKeyOfPrivate(await readFile(`${keyFile}.next`, 'utf8'), `${keyFile}.next`), staged, 'the staged key is kept, not replaced');
   });
 });

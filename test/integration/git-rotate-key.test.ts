@@ -15,6 +15,8 @@ import { cli, EXAMPLE_CLUSTER, makeExampleRepo, must, sh } from '../../scripts/e
 import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import { artifactRevision, conditionOf } from '../../src/adapters/kube/readiness.ts';
+import { decryptGitSecret } from '../../src/flux/git-secret.ts';
+import { parseAgeKeyFile, recipientOf } from '../../src/keys/age.ts';
 import { publicKeyOfPrivate } from '../../src/keys/ssh.ts';
 import { leaksIn } from '../helpers/canary.ts';
 import { GitHubStandIn, GitHubWorld } from '../helpers/github-standin.ts';
@@ -46,7 +48,16 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
           name: 'me/fleet',
           quiet: true,
           gitArgs: () => ['--git-url', sshUrl, '--branch', 'main', '--git-ssh-key', keyFile, '--git-known-hosts', knownHosts],
+          // The deploy key is also kept encrypted in the repository: the rotation must put B there too.
+          initArgs: ['--git-sops-file'],
         });
+        const sopsFile = `bootstrap/${EXAMPLE_CLUSTER}/git-credentials.sops.yaml`;
+        const stored = async () =>
+          decryptGitSecret(
+            readFileSync(join(example.repo, sopsFile)),
+            sopsFile,
+            await parseAgeKeyFile(readFileSync(example.keyFile, 'utf8'), 'k', recipientOf),
+          );
         // The repository is the stand-in's me/fleet (the URL's path), reached over the harness' SSH server.
         const configFile = join(example.repo, 'fluxstrap.yaml');
         const config = parse(readFileSync(configFile, 'utf8')) as { clusters: Record<string, { git: Record<string, unknown> }> };
@@ -111,6 +122,9 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
         assert.equal(publicKeyOfPrivate(readFileSync(`${keyFile}.old`, 'utf8'), `${keyFile}.old`), keyA, 'A kept as .old');
         assert.equal(existsSync(`${keyFile}.next`), false);
         assert.equal(blob(readFileSync(`${keyFile}.pub`, 'utf8')), blob(keyB));
+        const creds = await stored();
+        assert.ok(creds.type === 'ssh' && creds.identity === readFileSync(keyFile, 'utf8'), `${sopsFile} holds B`);
+        assert.match(again.stderr + again.stdout, new RegExp(`commit and push ${sopsFile}`));
 
         // A is refused now; a new commit reaches the cluster, so source-controller fetched it with B.
         const withA = await sh('git', ['ls-remote', sshUrl], {
