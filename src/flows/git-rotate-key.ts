@@ -1,3 +1,4 @@
+import { relative } from 'node:path';
 import { exists } from '../adapters/files.ts';
 import type { ClusterFlags } from '../cluster/config.ts';
 import { resolveClusterFlags } from '../cluster/resolve.ts';
@@ -63,7 +64,8 @@ export async function gitRotateKey(opts: GitRotateKeyOptions, io: CommandIo): Pr
   const task = <P, O, D>(name: string, kind: TaskKind<P, O, TaskContext, D>, params: P): TaskInstance<TaskContext> => ({ name, kind, params });
   const next = stagedKeyFile(keyFile);
   const github = cluster.git.provider === 'github';
-  const { sopsFile } = auth;
+  // Resolved to an absolute path; shown and written as the repository's file it is.
+  const sopsFile = auth.sopsFile === undefined ? undefined : relative(cluster.repoDir, auth.sopsFile);
   const tasks = [
     task(`new deploy key staged at ${next}`, sshDeployKeyKind, { keyFile: next }),
     github

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -129,5 +131,23 @@ void describe('git rotate-key on a host fluxstrap cannot register keys with', ()
     assert.match(second.stderr, /the Git server accepts/);
     assert.doesNotMatch(second.stderr, /does not accept/);
     assert.equal(publicKeyOfPrivate(await readFile(`${keyFile}.next`, 'utf8'), `${keyFile}.next`), staged, 'the staged key is kept, not replaced');
+  });
+  // Reads the branch the test above pushed.
+  void it('without --no-wait: the run waits, showing the key to add, and goes on once the server accepts it', async () => {
+    const dir = await tempDir('rotate-key-wait');
+    const keyFile = join(dir, 'deploy');
+    await writeFile(keyFile, await readFile(server.sshPrivateKeyPath, 'utf8'), { mode: 0o600 });
+    await writeFile(join(dir, 'known_hosts'), `${server.knownHosts}\n`);
+    const args = ['--cluster', r.cluster, '--git-url', server.sshUrl('fleet.git'), '--git-ssh-key', keyFile, '--git-known-hosts', join(dir, 'known_hosts')];
+    const running = rotate(...args, '--timeout', '60s');
+    for (let i = 0; i < 200 && !existsSync(`${keyFile}.next.pub`); i++) await sleep(50);
+    await sleep(2500);
+    const staged = (await readFile(`${keyFile}.next.pub`, 'utf8')).trim();
+    server.authorize(staged);
+    const res = await running;
+    // Accepted while it waited; the next step needs the cluster, which is not there (a dead kubeconfig).
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /the Git server accepts/);
+    assert.doesNotMatch(res.stderr, /E_TIMEOUT|did not accept/);
   });
 });
