@@ -13,7 +13,9 @@ import { gitRepositoryRef } from './git-identity-secret.ts';
  * GitRepository flux-system has fetched with a given deploy key: a reconcile requested after its
  * Secret holds the key, handled, and Ready. The request carries the key's fingerprint in an
  * annotation of ours, so a later run sees that this key was proven and does not ask again; the
- * old key may be retired only then.
+ * old key may be retired only then. source-controller reads Secrets from the API server, not its
+ * cache (unless its CacheSecretsAndConfigMaps feature gate is on), so the reconcile requested
+ * after the Secret changed is the one that uses the new key.
  */
 const Params = z.strictObject({
   keyFile: z.string().min(1).describe('Private key file the source must have fetched with.'),

@@ -80,8 +80,9 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
           'bootstrap registered A',
         );
 
-        const check = await fluxstrap('git', 'rotate-key', '--check');
+        const check = await fluxstrap('git', 'rotate-key', '--check', '--diff');
         assert.equal(check.code, 3, `${check.stderr}\n${check.stdout}`);
+        assert.deepEqual(leaksIn(`${check.stdout}\n${check.stderr}`), [], 'the plan and its diff show no key');
         assert.equal(existsSync(`${keyFile}.next`), false, '--check generates no key');
 
         // Killed once the Secret holds B: Flux has the new key, GitHub still both, the files not moved.
