@@ -21,18 +21,29 @@ type Params = z.infer<typeof Params>;
 
 type Facts = { none: true } | { file: string; publicKey?: string; accepted: boolean };
 
-async function accepted(ctx: TaskContext, keyFile: string): Promise<boolean> {
-  const { url, auth, branch } = ctx.cluster.git;
-  if (url === undefined || auth.type !== 'ssh') return false;
+/** Read the branch with `keyFile` alone: resolves, or throws git's reason. */
+async function readWith(ctx: TaskContext, keyFile: string, knownHostsFile: string): Promise<void> {
+  const { url, branch } = ctx.cluster.git;
+  if (url === undefined) throw new FluxstrapError('E_USAGE', `no Git URL for cluster "${ctx.cluster.name}"`, { hint: 'set git.url in fluxstrap.yaml' });
   const { remoteBranchHead } = await import('../adapters/git.ts');
-  return remoteBranchHead({ url, auth: { kind: 'ssh', identityFile: keyFile, knownHostsFile: auth.knownHostsFile } }, branch).then(
-    () => true,
-    (e: unknown) => {
-      // Refused is the answer awaited; anything else (no such branch, git missing) is the error to show.
-      if (e instanceof FluxstrapError && e.code === 'E_GIT') return false;
-      throw e;
-    },
-  );
+  await remoteBranchHead({ url, auth: { kind: 'ssh', identityFile: keyFile, knownHostsFile } }, branch);
+}
+
+/**
+ * Refused is the answer awaited. When the key Flux uses now is refused too, the cause is not the
+ * new key (server down, repository moved, host key changed): that error is shown instead of a wait.
+ */
+async function accepted(ctx: TaskContext, keyFile: string): Promise<boolean> {
+  const auth = ctx.cluster.git.auth;
+  if (auth.type !== 'ssh') return false;
+  try {
+    await readWith(ctx, keyFile, auth.knownHostsFile);
+    return true;
+  } catch (e) {
+    if (!(e instanceof FluxstrapError && e.code === 'E_GIT')) throw e;
+  }
+  await readWith(ctx, auth.keyFile, auth.knownHostsFile);
+  return false;
 }
 
 const added = (facts: Extract<Facts, { file: string }>) =>

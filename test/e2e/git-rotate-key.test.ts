@@ -150,4 +150,15 @@ void describe('git rotate-key on a host fluxstrap cannot register keys with', ()
     assert.match(res.stderr, /the Git server accepts/);
     assert.doesNotMatch(res.stderr, /E_TIMEOUT|did not accept/);
   });
+  void it('a repository the current key cannot read either: that error, not a wait for the new key', async () => {
+    const dir = await tempDir('rotate-key-missing');
+    const keyFile = join(dir, 'deploy');
+    await writeFile(keyFile, await readFile(server.sshPrivateKeyPath, 'utf8'), { mode: 0o600 });
+    await writeFile(join(dir, 'known_hosts'), `${server.knownHosts}\n`);
+    const res = await rotate(
+      ...['--cluster', r.cluster, '--git-url', server.sshUrl('missing.git'), '--git-ssh-key', keyFile, '--git-known-hosts', join(dir, 'known_hosts')],
+    );
+    oneLineError(res, /cannot read ssh:.*missing\.git/);
+    assert.doesNotMatch(res.stderr, /does not accept the new deploy key/);
+  });
 });
