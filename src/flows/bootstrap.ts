@@ -99,7 +99,8 @@ export interface RunSettings {
 
 export function runSettings(opts: Pick<PlaybookRunOptions, 'timeout' | 'extraVars' | 'check' | 'rotateSecrets'>): RunSettings {
   const timeoutMs = opts.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(opts.timeout);
-  if (timeoutMs === undefined || timeoutMs <= 0) throw usageError(`--timeout ${opts.timeout ?? ''}: expected a duration such as 90s, 5m or 1h`);
+  if (timeoutMs === undefined || timeoutMs <= 0)
+    throw usageError(`--timeout ${opts.timeout ?? ''}: expected a duration such as 90s, 5m or 1h`, 'a number and a unit: ms, s, m or h');
   return { timeoutMs, extraVars: parseExtraVars(opts.extraVars ?? []), check: opts.check === true, rotateSecrets: opts.rotateSecrets === true };
 }
 

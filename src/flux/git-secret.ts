@@ -6,6 +6,7 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { publicKeyOfPrivate } from '../keys/ssh.ts';
 import { newStanza } from '../sops/datakey.ts';
 import { decryptDocument, encryptDocument } from '../sops/engine.ts';
+import { editValue } from '../sops/set.ts';
 
 /**
  * The flux-system Git credential Secret kept SOPS-encrypted in the repository (`git.auth.sopsFile`),
@@ -64,4 +65,27 @@ export async function decryptGitSecret(bytes: Buffer, file: string, identities: 
   }
   if (password !== undefined) return { type: 'https', username: username ?? 'git', password };
   throw unusable(file, 'neither password nor identity');
+}
+
+/**
+ * The encrypted Secret with another deploy key (`identity`, and `identity.pub` when it has one),
+ * everything else as it was (sops set: same data key, recipients and untouched values); undefined
+ * when it already holds that key.
+ */
+export async function replaceGitSecretIdentity(bytes: Buffer, file: string, identities: AgeIdentity[], identity: string): Promise<string | undefined> {
+  const sources = { age: identities, pgpFiles: [], gpg: false };
+  const plain = await decryptDocument(bytes, 'yaml', file, sources);
+  const [doc] = yamlValues(plain.toString('utf8'), file) as ({ stringData?: Record<string, unknown>; data?: Record<string, unknown> } | null)[];
+  if (doc?.stringData?.identity === undefined && doc?.data?.identity === undefined) throw unusable(file, 'no identity in its first document');
+  // Written as it is written there: in clear under stringData, base64 under data.
+  const field = doc.stringData?.identity !== undefined ? 'stringData' : 'data';
+  const encode = (v: string) => (field === 'data' ? Buffer.from(v, 'utf8').toString('base64') : v);
+  const values: [string, string][] = [['identity', identity]];
+  if (doc[field]?.['identity.pub'] !== undefined) values.push(['identity.pub', publicKeyOfPrivate(identity, file)]);
+  let out: Buffer | undefined;
+  for (const [key, value] of values) {
+    const { output } = await editValue(out ?? bytes, 'yaml', file, sources, { path: [field, key], value: encode(value) });
+    if (output !== undefined) out = Buffer.from(output, 'utf8');
+  }
+  return out?.toString('utf8');
 }

@@ -100,6 +100,7 @@ export const COMMANDS = {
   init: [Run],
   upgrade: [Run],
   'keys rotate': [Run],
+  'git rotate-key': [Run],
   'keys new': [
     { recipient: z.string(), file: File },
     { fingerprint: z.string(), file: File, publicKey: z.string() },

@@ -5,7 +5,7 @@ import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { publicKeyOfPrivate, sshPublicKeyOf } from '../keys/ssh.ts';
 import { githubFailure, githubRepo, GitHubTarget } from './github-repository.ts';
-import type { GitHubContext } from './github-repository.ts';
+import type { GitHubContext, GitHubRepo } from './github-repository.ts';
 
 /**
  * The cluster's SSH deploy key registered on its GitHub repository, as `flux bootstrap github`
@@ -34,7 +34,40 @@ export function deployKeyTitle(namespace: string, branch: string, secret: string
   return [namespace, branch, secret, path].filter((s) => s !== '').join('-');
 }
 
-const blobOf = (key: string) => sshPublicKeyOf(key)?.blob.toString('base64');
+/** The title flux bootstrap gives the cluster's key. */
+export const clusterDeployKeyTitle = (ctx: GitHubContext) =>
+  deployKeyTitle('flux-system', ctx.cluster?.git.branch ?? 'main', 'flux-system', ctx.cluster?.path ?? '');
+
+/** Read-only unless git.auth.ssh.readWrite. */
+export const registeredReadOnly = (ctx: GitHubContext) => !(ctx.cluster?.git.auth.type === 'ssh' && ctx.cluster.git.auth.readWrite === true);
+
+export const blobOf = (key: string) => sshPublicKeyOf(key)?.blob.toString('base64');
+
+export interface ListedKey {
+  id: number;
+  key: string;
+  read_only: boolean;
+  title: string;
+}
+
+/** Every page of a repository's deploy keys; none for a repository not created yet. */
+export async function listDeployKeys(r: GitHubRepo): Promise<ListedKey[]> {
+  const { githubStatus } = await import('../adapters/github.ts');
+  // A repository not created yet (init --create-repo observes every task first) has no keys;
+  // github-repository, which runs before, reports a repository that is really missing.
+  const exists = await r.gh.rest.repos.get({ owner: r.owner, repo: r.repo }).then(
+    () => true,
+    async (e: unknown) => {
+      if (githubStatus(e) === 404) return false;
+      throw await githubFailure(e, r, `read the repository ${r.owner}/${r.repo}`);
+    },
+  );
+  try {
+    return exists ? await r.gh.paginate(r.gh.rest.repos.listDeployKeys, { owner: r.owner, repo: r.repo, per_page: 100 }) : [];
+  } catch (e) {
+    throw await githubFailure(e, r, `list the deploy keys of ${r.owner}/${r.repo}`);
+  }
+}
 
 /** The deploy key of git.auth.sopsFile, for a machine without the key file (disaster recovery). */
 async function deployKeyInRepository(ctx: GitHubContext): Promise<string | undefined> {
@@ -51,27 +84,12 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     const keyFile = p.keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
     if (keyFile === undefined || (p.url === undefined && ctx.cluster?.git.provider !== 'github')) return { none: true };
     const r = await githubRepo(p, ctx);
-    const title = p.title ?? deployKeyTitle('flux-system', ctx.cluster?.git.branch ?? 'main', 'flux-system', ctx.cluster?.path ?? '');
-    const readOnly = p.readOnly ?? !(auth?.type === 'ssh' && auth.readWrite === true);
+    const title = p.title ?? clusterDeployKeyTitle(ctx);
+    const readOnly = p.readOnly ?? registeredReadOnly(ctx);
     const text = (await readTextIfExists(keyFile, 'read the deploy key')) ?? (await deployKeyInRepository(ctx));
     // Under --check the key may not exist yet: the ssh-deploy-key task would make it first.
     const key = text === undefined ? undefined : publicKeyOfPrivate(text, keyFile);
-    const { githubStatus } = await import('../adapters/github.ts');
-    // A repository not created yet (init --create-repo observes every task first) has no keys;
-    // github-repository, which runs before, reports a repository that is really missing.
-    const exists = await r.gh.rest.repos.get({ owner: r.owner, repo: r.repo }).then(
-      () => true,
-      async (e: unknown) => {
-        if (githubStatus(e) === 404) return false;
-        throw await githubFailure(e, r, `read the repository ${r.owner}/${r.repo}`);
-      },
-    );
-    let keys: { id: number; key: string; read_only: boolean; title: string }[] = [];
-    try {
-      if (exists) keys = await r.gh.paginate(r.gh.rest.repos.listDeployKeys, { owner: r.owner, repo: r.repo, per_page: 100 });
-    } catch (e) {
-      throw await githubFailure(e, r, `list the deploy keys of ${r.owner}/${r.repo}`);
-    }
+    const keys = await listDeployKeys(r);
     const mine = keys.find((k) => k.title === title);
     if (key !== undefined) {
       const elsewhere = keys.find((k) => k.title !== title && blobOf(k.key) === blobOf(key));

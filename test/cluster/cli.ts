@@ -24,7 +24,7 @@ export interface ClusterDescription {
 }
 
 export function describeCluster(cluster: Cluster, fluxMode: FluxMode): ClusterDescription {
-  const { httpUrl: _httpUrl, sshUrl: _sshUrl, stop: _stop, ...git } = cluster.git;
+  const { httpUrl: _httpUrl, sshUrl: _sshUrl, stop: _stop, acceptRegistered: _acceptRegistered, ...git } = cluster.git;
   return {
     kubeconfig: cluster.kubeconfig,
     server: cluster.server,

@@ -30,6 +30,11 @@ export interface GitServer extends GitServerInfo {
   sshUrl: (repo: string) => string;
   /** Accept one more deploy key (an authorized_keys line), as a forge does once a key is registered. */
   authorize: (publicKey: string) => void;
+  /**
+   * Also accept the keys `registered` holds at each connection (`type base64` lines), as a forge
+   * accepts the deploy keys registered through its API at that moment: a key deleted there is refused.
+   */
+  acceptRegistered: (registered: () => readonly string[]) => void;
   stop: () => Promise<void>;
   /** Takes both listeners down (connections refused) until up(), to fault a run. */
   down: () => Promise<void>;
@@ -79,7 +84,15 @@ export async function startGitServer(dir: string): Promise<GitServer> {
   const deployKey = ssh2.utils.parseKey(deployPublic);
   if (deployKey instanceof Error) throw deployKey;
   const allowed: ssh2.ParsedKey[] = [deployKey];
-  const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => handleSshClient(client, reposDir, allowed));
+  let registered: () => readonly string[] = () => [];
+  const acceptedKeys = (): ssh2.ParsedKey[] => [
+    ...allowed,
+    ...registered().flatMap((line) => {
+      const parsed = ssh2.utils.parseKey(line);
+      return parsed instanceof Error ? [] : [parsed];
+    }),
+  ];
+  const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => handleSshClient(client, reposDir, acceptedKeys));
   // A client that drops mid-handshake must not take the test process down.
   ssh.on('error', () => undefined);
 
@@ -111,6 +124,9 @@ export async function startGitServer(dir: string): Promise<GitServer> {
       const parsed = ssh2.utils.parseKey(publicKey);
       if (parsed instanceof Error) throw parsed;
       allowed.push(parsed);
+    },
+    acceptRegistered: (keys) => {
+      registered = keys;
     },
     stop: close,
     down: close,
@@ -209,12 +225,14 @@ function pipeCgiResponse(out: NodeJS.ReadableStream, res: ServerResponse): Promi
   });
 }
 
-function handleSshClient(client: ssh2.Connection, reposDir: string, allowedKeys: readonly ssh2.ParsedKey[]): void {
+function handleSshClient(client: ssh2.Connection, reposDir: string, acceptedKeys: () => readonly ssh2.ParsedKey[]): void {
   client.on('error', () => undefined);
   client.on('authentication', (ctx) => {
     const allowed =
       ctx.method === 'publickey'
-        ? allowedKeys.find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()))
+        ? acceptedKeys().find(
+            (k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()),
+          )
         : undefined;
     if (ctx.method !== 'publickey' || ctx.username !== 'git' || allowed === undefined) {
       ctx.reject(['publickey']);

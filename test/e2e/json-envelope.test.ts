@@ -13,6 +13,7 @@ import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
+import { generateSshKey } from '../../src/keys/ssh.ts';
 
 /**
  * Every command with --json, succeeding and failing: stdout is one document, valid against
@@ -167,6 +168,20 @@ void describe('--json: one envelope for every command', () => {
   cases('keys rotate', () => {
     json(['keys', 'rotate', '--cluster', r.cluster, '--age-key-file', key, '--check'], { command: 'keys rotate', code: 3, fields: ['recap', 'tasks'] });
     json(['keys', 'rotate', '--cluster', r.cluster, '--drop-old-identity'], { command: 'keys rotate', code: 2, error: 'E_USAGE' });
+  });
+
+  cases('git rotate-key', async () => {
+    const deployKey = join(home, 'deploy-key');
+    await writeFile(deployKey, generateSshKey('ed25519', 'json').privateKey, { mode: 0o600 });
+    await writeFile(join(home, 'known_hosts'), '');
+    const ssh = ['--git-url', 'ssh://git@git.example.invalid/fleet.git', '--git-ssh-key', deployKey, '--git-known-hosts', join(home, 'known_hosts')];
+    // The plan runs until it meets the dead API server: the run's tasks are in the document.
+    json(['git', 'rotate-key', '--cluster', r.cluster, ...ssh, '--check', '--no-wait'], { command: 'git rotate-key', code: 1, fields: ['recap', 'tasks'] });
+    json(['git', 'rotate-key', '--cluster', r.cluster, '--git-url', 'https://git.example.invalid/fleet.git'], {
+      command: 'git rotate-key',
+      code: 1,
+      error: 'E_PRECONDITION',
+    });
   });
 
   cases('bootstrap', () => {

@@ -5,6 +5,7 @@ import { registerSops } from './sops.ts';
 import { registerBootstrap } from './bootstrap.ts';
 import { registerStatus } from './status.ts';
 import { registerUpgrade } from './upgrade.ts';
+import { registerGit } from './git.ts';
 
 /**
  * Every subcommand, by the names each module registers (test/unit/cli/commands/index.test.ts keeps
@@ -17,6 +18,7 @@ export const COMMAND_GROUPS: ReadonlyArray<readonly [names: readonly string[], r
   [['bootstrap', 'run'], registerBootstrap],
   [['status', 'doctor'], registerStatus],
   [['upgrade'], registerUpgrade],
+  [['git'], registerGit],
 ];
 
 /**

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { FluxstrapError } from '../../../src/core/errors.ts';
-import { decryptGitSecret, encryptGitSecret } from '../../../src/flux/git-secret.ts';
+import { decryptGitSecret, encryptGitSecret, replaceGitSecretIdentity } from '../../../src/flux/git-secret.ts';
+import { publicKeyOfPrivate } from '../../../src/keys/ssh.ts';
+import { decryptDocument } from '../../../src/sops/engine.ts';
 import { recipientOf } from '../../../src/keys/age.ts';
 import type { AgeIdentity } from '../../../src/keys/age.ts';
 import { parseAgeKeyFile } from '../../../src/keys/age.ts';
@@ -51,5 +53,20 @@ void describe('git-secret', () => {
       decryptGitSecret(Buffer.from(empty), 'g.yaml', other.ids),
       (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'g.yaml' && /identity without known_hosts/.test(e.message),
     );
+  });
+
+  void it('replaces the deploy key in place: same recipients and data key, identity.pub in step, the old key gone', async () => {
+    const { recipient, ids } = await key();
+    const [a, b] = [generateSshKey('ed25519', 'a'), generateSshKey('ed25519', 'b')];
+    const before = await encryptGitSecret({ type: 'ssh', identity: a.privateKey, knownHosts: 'h ssh-ed25519 AAAA\n' }, [recipient], 'f.yaml');
+    const after = await replaceGitSecretIdentity(Buffer.from(before), 'f.yaml', ids, b.privateKey);
+    assert.ok(after !== undefined);
+    assert.ok(!after.includes(b.privateKey.split('\n')[1] ?? 'x'), 'the new key is encrypted');
+    assert.deepEqual(await decryptGitSecret(Buffer.from(after), 'f.yaml', ids), { type: 'ssh', identity: b.privateKey, knownHosts: 'h ssh-ed25519 AAAA\n' });
+    const plain = (await decryptDocument(Buffer.from(after), 'yaml', 'f.yaml', { age: ids, pgpFiles: [], gpg: false })).toString();
+    assert.match(plain, new RegExp(`identity.pub: ${publicKeyOfPrivate(b.privateKey, 'b').replace(/[+/]/g, '.')}`));
+    const recipients = (t: string) => t.split('\n').filter((l) => /recipient: age1/.test(l));
+    assert.deepEqual(recipients(after), recipients(before));
+    assert.equal(await replaceGitSecretIdentity(Buffer.from(after), 'f.yaml', ids, b.privateKey), undefined, 'already that key: no change');
   });
 });
