@@ -118,9 +118,8 @@ export async function readPgpPrivateKey(armored: string, source: string, field?:
  * the key comes back on stdout into memory, never through argv or a file. Batch mode with no
  * pinentry: gpg must not stop at a prompt nobody sees; a locked key is refused anyway.
  */
-export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.ProcessEnv, exec = 'gpg'): Promise<PgpPrivateKey> {
+export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.ProcessEnv, field = 'sopsKey.pgp.fingerprint', exec = 'gpg'): Promise<PgpPrivateKey> {
   const { execa } = await import('execa');
-  const field = 'sopsKey.pgp.fingerprint';
   const res = await execa(exec, ['--batch', '--no-tty', '--pinentry-mode', 'error', '--export-secret-keys', '--armor', fingerprint], {
     env,
     extendEnv: false,

@@ -32,7 +32,9 @@ export const sopsGpgSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
     const key = await ctx.pgpKey();
     if (!key) return { none: true };
     const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-gpg';
-    return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data: gpgSecretData(key) }, ctx.rotateSecrets);
+    // During a key rotation (keys rotate, until --finish) the files open with either key: both go in.
+    const data = { ...gpgSecretData(key), ...(key.retiring ? gpgSecretData(key.retiring) : {}) };
+    return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {
     return 'none' in facts ? [] : planSecret(facts);

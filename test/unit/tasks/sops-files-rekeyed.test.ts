@@ -20,7 +20,11 @@ let repo: string;
 let old: AgeIdentity;
 let fresh: AgeIdentity;
 
-const ctxWith = (identities: AgeIdentity[]): RekeyContext => ({ paths: { repo }, ageIdentities: () => Promise.resolve(identities) });
+const ctxWith = (identities: AgeIdentity[]): RekeyContext => ({
+  paths: { repo },
+  ageIdentities: () => Promise.resolve(identities),
+  pgpKey: () => Promise.resolve(undefined),
+});
 const kind = sopsFilesRekeyedKind;
 const step = (change: Partial<SopsFilesRekeyedParams>, clusterPath = 'clusters/prod'): SopsFilesRekeyedParams => kind.params.parse({ clusterPath, ...change });
 
