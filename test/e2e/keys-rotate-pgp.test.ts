@@ -217,6 +217,12 @@ void describe('keys rotate, OpenPGP cluster key', () => {
 void describe('keys rotate --generate, OpenPGP cluster key', () => {
   void it('writes a new key file (never over one), resumes after an interruption, and the new key opens the files after --finish', async () => {
     const out = join(home, 'generated', 'prod-3.asc');
+    const before = await snapshot(r.repo);
+    const check = rotate('--generate', '--pgp-key-file', out, '--check');
+    assert.equal(check.code, 3, check.stderr);
+    assert.match(check.stderr, /<NEW_PGP_FINGERPRINT>/);
+    assert.deepEqual(await snapshot(r.repo), before);
+    await assert.rejects(readFile(out), 'no key file under --check');
     const res = rotate('--generate', '--pgp-key-file', out);
     assert.equal(res.code, 0, res.stderr);
     const fpr = /wrote the new OpenPGP key ([0-9A-F]{40})/.exec(res.stderr)?.[1] ?? assert.fail(res.stderr);
