@@ -258,6 +258,11 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
         );
       }
     }
+    if (!opts.finish)
+      info(
+        g,
+        `resuming the rotation to OpenPGP key ${current.fingerprint} (sopsKey.pgp.retiring is set)${opts.generate ? ': --generate makes no other key' : ''}`,
+      );
     pgp = opts.finish ? asWritten(entry) : { ...asWritten(entry), ...(entry.retiring ? { retiring: asWritten(entry.retiring) } : {}) };
   } else {
     if (opts.pgpKeyFile === undefined && !opts.generate) {
