@@ -74,10 +74,8 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const { repoDir: repo, path: clusterPath } = cluster;
   if (cluster.pgpKey) return keysRotatePgp(opts, cluster, cluster.pgpKey, g);
   if (opts.pgpKeyFile !== undefined || opts.generate) {
-    throw usageError(
-      `${opts.generate ? '--generate' : '--pgp-key-file'} rotates an OpenPGP cluster key: cluster "${opts.cluster}" has an age key`,
-      'give the age key file with --age-key-file',
-    );
+    const flag = opts.generate ? '--generate' : '--pgp-key-file';
+    throw flagError(`${flag} rotates an OpenPGP cluster key: cluster "${opts.cluster}" has an age key`, flag, 'give the age key file with --age-key-file');
   }
   if (cluster.ageKey.type !== 'file') {
     throw usageError(
@@ -220,10 +218,16 @@ async function runRotation(opts: KeysRotateOptions, clusterPath: string, tasks: 
  */
 async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, source: PgpKeySource, g: CommandIo): Promise<number> {
   if (opts.dropOldIdentity)
-    throw usageError('--drop-old-identity applies to age key files', 'remove the old OpenPGP key from your keyring or key folder yourself after --finish');
+    throw flagError(
+      '--drop-old-identity applies to age key files',
+      '--drop-old-identity',
+      'remove the old OpenPGP key from your keyring or key folder yourself after --finish',
+    );
   if (opts.finish && (opts.pgpKeyFile !== undefined || opts.generate)) {
-    throw usageError(
-      `${opts.generate ? '--generate' : '--pgp-key-file'} starts a rotation (phase 1): --finish takes the key fluxstrap.yaml names`,
+    const flag = opts.generate ? '--generate' : '--pgp-key-file';
+    throw flagError(
+      `${flag} starts a rotation (phase 1): --finish takes the key fluxstrap.yaml names`,
+      flag,
       `run fluxstrap keys rotate --cluster ${opts.cluster} --finish`,
     );
   }
@@ -266,8 +270,9 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
     pgp = opts.finish ? asWritten(entry) : { ...asWritten(entry), ...(entry.retiring ? { retiring: asWritten(entry.retiring) } : {}) };
   } else {
     if (opts.pgpKeyFile === undefined && !opts.generate) {
-      throw usageError(
-        `the key of cluster "${opts.cluster}" is OpenPGP: give the new key`,
+      throw flagError(
+        `the key of cluster "${opts.cluster}" is OpenPGP (sopsKey.pgp): give the new key`,
+        '--pgp-key-file',
         'pass --pgp-key-file FILE (an armored private key without passphrase), or --generate to make one',
       );
     }
@@ -284,10 +289,11 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
       generated = { file, ...(next.armored !== undefined ? { armored: next.armored } : {}) };
     } else next = await readNewPgpKey(resolve(g.cwd, opts.pgpKeyFile ?? ''));
     if (next.fingerprint === current.fingerprint) {
-      throw new FluxstrapError('E_USAGE', `OpenPGP key ${next.fingerprint} is the cluster's key already`, {
-        location: { field: '--pgp-key-file' },
-        hint: 'give the new key: another --pgp-key-file, or --generate',
-      });
+      throw flagError(
+        `OpenPGP key ${next.fingerprint} is the cluster's key already`,
+        '--pgp-key-file',
+        'give the new key: another --pgp-key-file, or --generate',
+      );
     }
     old = current;
     pgp = { file: configPath(next.source, repo, g.cwd), retiring: asWritten(entry) };
@@ -339,11 +345,14 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
   return exitCodeOf({ failed: false, changesPending: check && run.recap.wouldChange > 0 });
 }
 
+const flagError = (message: string, flag: string, hint: string) => new FluxstrapError('E_USAGE', message, { location: { field: flag }, hint });
+
 /** Where --generate writes without --pgp-key-file: next to the current key file, named for the cluster and the day. */
 function defaultNewKeyFile(source: PgpKeySource, cluster: string): string {
   if (source.type !== 'file')
-    throw usageError(
-      '--generate needs --pgp-key-file FILE: where to write the new private key',
+    throw flagError(
+      '--generate needs --pgp-key-file FILE for a key of the gpg keyring: where to write the new private key',
+      '--pgp-key-file',
       'keep it outside the Git repository, e.g. ~/.config/sops/pgp/NAME.asc',
     );
   return join(dirname(source.file), `${cluster}-${new Date().toISOString().slice(0, 10)}.asc`);

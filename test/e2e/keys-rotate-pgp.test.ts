@@ -136,7 +136,13 @@ void describe('keys rotate, OpenPGP cluster key: bad input changes nothing', () 
       () => keys.locked.file,
     ],
     ['the current key again', () => ['--pgp-key-file', keys.old.file], /^error: OpenPGP key [0-9A-F]{40} is the cluster's key already/, () => '--pgp-key-file'],
-    ['no new key', () => [], /^error: the key of cluster "production" is OpenPGP: give the new key/, () => ''],
+    ['no new key', () => [], /^error: the key of cluster "production" is OpenPGP \(sopsKey\.pgp\): give the new key/, () => '--pgp-key-file'],
+    [
+      '--pgp-key-file with --finish before any rotation',
+      () => ['--finish', '--pgp-key-file', keys.next.file],
+      /^error: --pgp-key-file starts a rotation/,
+      () => '--pgp-key-file',
+    ],
     [
       '--generate over an existing file',
       () => ['--generate', '--pgp-key-file', keys.next.file],
