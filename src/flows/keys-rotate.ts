@@ -281,10 +281,11 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
       await checkNewKeyFile(file);
       if (check) next = { fingerprint: PENDING_PGP, source: file };
       else {
-        const { generatePgpKey } = await import('../keys/pgp.ts');
-        info(g, 'generating an RSA-4096 OpenPGP key (this takes a few seconds)…');
-        const key = await generatePgpKey('rsa4096', { name: `fluxstrap ${cluster.name}`, comment: 'flux secrets' });
-        next = { fingerprint: key.fingerprint, armored: key.privateKey, source: file };
+        const { generateGpgKey } = await import('../keys/pgp.ts');
+        info(g, 'generating an RSA-4096 OpenPGP key with gpg, in your keyring (this takes a few seconds)…');
+        // The date keeps the user ID apart from an earlier rotation's: gpg refuses a user ID it already holds.
+        const key = await generateGpgKey(`fluxstrap ${cluster.name} (flux secrets, ${new Date().toISOString()})`, g.env, '--generate');
+        next = { fingerprint: key.fingerprint, armored: key.armored, source: file };
       }
       generated = { file, ...(next.armored !== undefined ? { armored: next.armored } : {}) };
     } else next = await readNewPgpKey(resolve(g.cwd, opts.pgpKeyFile ?? ''));
@@ -334,7 +335,7 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
   const bootstrap = `fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets`;
   if (!opts.finish) {
     if (generated && !check)
-      info(g, `wrote the new OpenPGP key ${next.fingerprint} to ${generated.file}; for sops on this machine: gpg --import ${generated.file}`);
+      info(g, `wrote the new OpenPGP key ${next.fingerprint} to ${generated.file} (it is in your gpg keyring too, where sops looks for it)`);
     state(`every SOPS file ${clusterPath} reaches opens with ${old?.fingerprint ?? 'the old key'} and ${next.fingerprint}`);
     info(g, `next: ${bootstrap} (the sops-gpg Secret then holds both keys), then fluxstrap keys rotate --cluster ${opts.cluster} --finish`);
   } else {

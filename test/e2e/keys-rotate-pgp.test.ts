@@ -233,6 +233,8 @@ void describe('keys rotate --generate, OpenPGP cluster key', () => {
     assert.equal(res.code, 0, res.stderr);
     const fpr = /wrote the new OpenPGP key ([0-9A-F]{40})/.exec(res.stderr)?.[1] ?? assert.fail(res.stderr);
     assert.match(await readFile(out, 'utf8'), /BEGIN PGP PRIVATE KEY BLOCK/);
+    // Made by gpg in the user's keyring, as the Flux guide makes a key: sops here finds it there.
+    assert.match((await gpg(gnupg, ['--with-colons', '--list-secret-keys', fpr])).stdout, /^uid:.*fluxstrap production \(flux secrets, /m);
     assert.deepEqual(await pgpEntry(), { file: '~/generated/prod-3.asc', retiring: { file: '~/next.asc' } });
     const ring = await tempDir('pgp-rotate-generated');
     await gpg(ring, ['--import', out]);

@@ -114,7 +114,10 @@ export function registerKeys(program: Command): void {
     )
     .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
     .option('--pgp-key-file <file>', 'OpenPGP cluster key, phase 1: the new armored private key (no passphrase); with --generate, the new file to write')
-    .option('--generate', 'OpenPGP cluster key, phase 1: generate the new key (RSA-4096) into a new file, next to the old key file unless --pgp-key-file')
+    .option(
+      '--generate',
+      'OpenPGP cluster key, phase 1: gpg makes the new key (RSA-4096, in your keyring) and it is written to a new file, next to the old key file unless --pgp-key-file',
+    )
     .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
     .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')
     .option('--check', 'change nothing: show what would change (exit 3 if anything would)')
