@@ -238,6 +238,7 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
     throw configError(`cluster "${cluster.name}" has no sopsKey.pgp`, { file: CONFIG_FILE, field: `clusters.${cluster.name}.sopsKey.pgp` });
   const asWritten = (s: { file: string } | { fingerprint: string }) => ('file' in s ? { file: s.file } : { fingerprint: s.fingerprint });
   const current = await readPgpKeySource(source, g.env);
+  const { reached, rule } = await clusterRule(repo, clusterPath, opts.cluster, 'pgp');
   const retiring = cluster.pgpRetiring ? await readPgpKeySource(cluster.pgpRetiring, g.env, 'sopsKey.pgp.retiring') : undefined;
 
   // The key the files move to, the one they leave, and fluxstrap.yaml's sopsKey.pgp after this phase.
@@ -269,16 +270,21 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
       );
     pgp = opts.finish ? asWritten(entry) : { ...asWritten(entry), ...(entry.retiring ? { retiring: asWritten(entry.retiring) } : {}) };
   } else {
-    if (opts.pgpKeyFile === undefined && !opts.generate) {
-      throw flagError(
-        `the key of cluster "${opts.cluster}" is OpenPGP (sopsKey.pgp): give the new key`,
-        '--pgp-key-file',
-        'pass --pgp-key-file FILE (an armored private key without passphrase), or --generate to make one',
-      );
-    }
-    if (opts.generate) {
-      const file = resolve(g.cwd, opts.pgpKeyFile ?? defaultNewKeyFile(source, cluster.name));
+    const given = opts.pgpKeyFile;
+    if (!opts.generate) {
+      if (given === undefined) {
+        throw flagError(
+          `the key of cluster "${opts.cluster}" is OpenPGP (sopsKey.pgp): give the new key`,
+          '--pgp-key-file',
+          'pass --pgp-key-file FILE (an armored private key without passphrase), or --generate to make one',
+        );
+      }
+      next = await readNewPgpKey(resolve(g.cwd, given));
+    } else {
+      const file = resolve(g.cwd, given ?? defaultNewKeyFile(source, cluster.name));
       await checkNewKeyFile(file);
+      // gpg keeps what it makes in the user's keyring: nothing is made for a rotation that cannot start.
+      if (!rule.includes(current.fingerprint)) throw notInRule([current.fingerprint], clusterPath);
       if (check) next = { fingerprint: PENDING_PGP, source: file };
       else {
         const { generateGpgKey } = await import('../keys/pgp.ts');
@@ -288,7 +294,7 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
         next = { fingerprint: key.fingerprint, armored: key.armored, source: file };
       }
       generated = { file, ...(next.armored !== undefined ? { armored: next.armored } : {}) };
-    } else next = await readNewPgpKey(resolve(g.cwd, opts.pgpKeyFile ?? ''));
+    }
     if (next.fingerprint === current.fingerprint) {
       throw flagError(
         `OpenPGP key ${next.fingerprint} is the cluster's key already`,
@@ -300,13 +306,8 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
     pgp = { file: configPath(next.source, repo, g.cwd), retiring: asWritten(entry) };
   }
 
-  const { reached, rule } = await clusterRule(repo, clusterPath, opts.cluster, 'pgp');
-  if (old !== undefined && !rule.includes(old.fingerprint) && !rule.includes(next.fingerprint)) {
-    throw new FluxstrapError('E_PRECONDITION', `neither OpenPGP key ${old.fingerprint} nor ${next.fingerprint} is in the creation rule for ${clusterPath}`, {
-      location: { file: SOPS_FILE },
-      hint: `the cluster key (sopsKey.pgp in ${CONFIG_FILE}) must be the one the rule lists`,
-    });
-  }
+  if (old !== undefined && !rule.includes(old.fingerprint) && !rule.includes(next.fingerprint))
+    throw notInRule([old.fingerprint, next.fingerprint], clusterPath);
   const change: RecipientChange = {
     type: 'pgp',
     add: old ? [{ recipient: next.fingerprint, besides: old.fingerprint }] : [],
@@ -345,6 +346,14 @@ async function keysRotatePgp(opts: KeysRotateOptions, cluster: ResolvedCluster, 
   }
   return exitCodeOf({ failed: false, changesPending: check && run.recap.wouldChange > 0 });
 }
+
+/** The cluster key the rotation starts from (or, resuming, either key) must be a recipient of the rule. */
+const notInRule = ([key, other]: string[], clusterPath: string) =>
+  new FluxstrapError(
+    'E_PRECONDITION',
+    `${other === undefined ? `OpenPGP key ${key} is not` : `neither OpenPGP key ${key} nor ${other} is`} in the creation rule for ${clusterPath}`,
+    { location: { file: SOPS_FILE }, hint: `the cluster key (sopsKey.pgp in ${CONFIG_FILE}) must be the one the rule lists` },
+  );
 
 const flagError = (message: string, flag: string, hint: string) => new FluxstrapError('E_USAGE', message, { location: { field: flag }, hint });
 

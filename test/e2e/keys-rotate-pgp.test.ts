@@ -159,6 +159,30 @@ void describe('keys rotate, OpenPGP cluster key: bad input changes nothing', () 
   }
 });
 
+void describe('keys rotate --generate when the cluster key is not in the rule', () => {
+  void it('refuses before gpg makes a key: no key file, no new key in the keyring, nothing changed', async () => {
+    const sopsYaml = join(r.repo, '.sops.yaml');
+    const rule = await readFile(sopsYaml, 'utf8');
+    await writeFile(sopsYaml, rule.replaceAll(keys.old.fpr, keys.locked.fpr));
+    try {
+      const before = await snapshot(r.repo);
+      const secretKeys = async () => (await gpg(gnupg, ['--with-colons', '--list-secret-keys'])).stdout.match(/^sec:/gm)?.length;
+      const held = await secretKeys();
+      const out = join(home, 'never.asc');
+      userError(
+        rotate('--generate', '--pgp-key-file', out),
+        /^error: OpenPGP key [0-9A-F]{40} is not in the creation rule for clusters\/production/,
+        '.sops.yaml',
+      );
+      assert.deepEqual(await snapshot(r.repo), before);
+      assert.equal(await secretKeys(), held);
+      await assert.rejects(readFile(out));
+    } finally {
+      await writeFile(sopsYaml, rule);
+    }
+  });
+});
+
 void describe('keys rotate, OpenPGP cluster key', () => {
   void it('--check shows the whole plan, exits 3 and changes nothing', async () => {
     const before = await snapshot(r.repo);
