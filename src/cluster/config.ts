@@ -133,17 +133,22 @@ const fingerprint = z
 const KMS_ARN = /^arn:aws[\w-]*:kms:([^:]{1,64}):[0-9]{1,20}:(key|alias)\/[^\s]{1,256}$/;
 const IAM_ROLE = /^arn:aws[\w-]*:iam::[0-9]{1,20}:role\/[^\s]{1,512}$/;
 
+const pgpFile = { file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') };
+const pgpFingerprint = {
+  fingerprint: fingerprint.describe(
+    'Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.',
+  ),
+};
+/** Written by `keys rotate` phase 1 and removed by `--finish`: until then both keys go to the sops-gpg Secret. */
+const retiring = z
+  .union([z.strictObject(pgpFile), z.strictObject(pgpFingerprint)])
+  .optional()
+  .describe('The key being replaced (keys rotate), kept in the sops-gpg Secret until `keys rotate --finish`.');
+
 const SopsKeySchema = z
   .strictObject({
     pgp: z
-      .union([
-        z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
-        z.strictObject({
-          fingerprint: fingerprint.describe(
-            'Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.',
-          ),
-        }),
-      ])
+      .union([z.strictObject({ ...pgpFile, retiring }), z.strictObject({ ...pgpFingerprint, retiring })])
       .optional()
       .describe('An OpenPGP key, stored in the sops-gpg Secret.'),
     awsKms: z
@@ -362,6 +367,8 @@ export interface ResolvedCluster {
   ageKey: AgeKeySource;
   /** Set when the cluster's key is OpenPGP (`sopsKey.pgp`); `ageKey` is then not the cluster's. */
   pgpKey?: PgpKeySource;
+  /** The OpenPGP key `keys rotate` is replacing (`sopsKey.pgp.retiring`): still in the sops-gpg Secret. */
+  pgpRetiring?: PgpKeySource;
   /** Set when the cluster decrypts through a key service (`sopsKey.awsKms|gcpKms|azureKv`). */
   cloudKey?: CloudSopsKey;
 }
@@ -545,15 +552,19 @@ function resolvedKeys(
   flags: ClusterFlags,
   env: NodeJS.ProcessEnv,
   where: { repoDir: string; cwd: string },
-): Pick<ResolvedCluster, 'ageKey' | 'pgpKey'> {
+): Pick<ResolvedCluster, 'ageKey' | 'pgpKey' | 'pgpRetiring'> {
   const age = configuredAgeKey(entry, flags, env, where);
   const pgp = age === undefined ? configuredPgpKey(entry, where.repoDir) : undefined;
-  return { ageKey: age ?? sopsAgeKey(env), ...(pgp ? { pgpKey: pgp } : {}) };
+  const retiring = pgp && entry?.sopsKey?.pgp?.retiring ? pgpKeySource(entry.sopsKey.pgp.retiring, where.repoDir) : undefined;
+  return { ageKey: age ?? sopsAgeKey(env), ...(pgp ? { pgpKey: pgp } : {}), ...(retiring ? { pgpRetiring: retiring } : {}) };
 }
 
 export function configuredPgpKey(entry: ClusterConfig | undefined, repoDir: string): PgpKeySource | undefined {
   const pgp = entry?.sopsKey?.pgp;
-  if (pgp === undefined) return undefined;
+  return pgp === undefined ? undefined : pgpKeySource(pgp, repoDir);
+}
+
+function pgpKeySource(pgp: { file: string } | { fingerprint: string }, repoDir: string): PgpKeySource {
   return 'file' in pgp ? { type: 'file', file: expandPath(pgp.file, repoDir) } : { type: 'gpg', fingerprint: pgp.fingerprint };
 }
 

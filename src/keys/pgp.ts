@@ -118,9 +118,8 @@ export async function readPgpPrivateKey(armored: string, source: string, field?:
  * the key comes back on stdout into memory, never through argv or a file. Batch mode with no
  * pinentry: gpg must not stop at a prompt nobody sees; a locked key is refused anyway.
  */
-export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.ProcessEnv, exec = 'gpg'): Promise<PgpPrivateKey> {
+export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.ProcessEnv, field = 'sopsKey.pgp.fingerprint', exec = 'gpg'): Promise<PgpPrivateKey> {
   const { execa } = await import('execa');
-  const field = 'sopsKey.pgp.fingerprint';
   const res = await execa(exec, ['--batch', '--no-tty', '--pinentry-mode', 'error', '--export-secret-keys', '--armor', fingerprint], {
     env,
     extendEnv: false,
@@ -147,4 +146,36 @@ export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.Proces
   const key = await readPgpPrivateKey(res.stdout, 'gpg keyring', field);
   if (key.fingerprint !== fingerprint) throw configError(`gpg exported key ${key.fingerprint}, not ${fingerprint}`, { field });
   return key;
+}
+
+/**
+ * A new cluster key made by the user's gpg as the Flux guide makes one (an RSA-4096 certify-only
+ * primary key and an RSA-4096 encryption subkey, no passphrase, no expiry), in the keyring `env`
+ * names (GNUPGHOME): sops on this machine then opens the files with it as it does with any keyring
+ * key. Exported as exportGpgSecretKey does, into memory; never written anywhere else by gpg.
+ */
+export async function generateGpgKey(userId: string, env: NodeJS.ProcessEnv, field: string, exec = 'gpg'): Promise<PgpPrivateKey> {
+  const { execa } = await import('execa');
+  const run = async (args: string[]) => {
+    const res = await execa(exec, ['--batch', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], {
+      env,
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+    });
+    if (res.exitCode !== 0) {
+      const why = res.failed && res.exitCode === undefined ? `cannot run ${exec}` : (res.stderr.trim().split('\n').at(-1) ?? `exit ${res.exitCode}`);
+      throw new FluxstrapError('E_PRECONDITION', `gpg could not generate the new key: ${why.replace(/^gpg: /, '')}`, {
+        location: { field },
+        hint: 'check gpg and GNUPGHOME (gpg --list-secret-keys), or give a key you made with --pgp-key-file',
+      });
+    }
+    return res.stdout;
+  };
+  const created = await run(['--status-fd', '1', '--quick-gen-key', userId, 'rsa4096', 'cert', 'never']);
+  const fingerprint = /^\[GNUPG:\] KEY_CREATED [BP] ([0-9A-F]{40})$/m.exec(created)?.[1];
+  if (fingerprint === undefined)
+    throw new FluxstrapError('E_INTERNAL', 'gpg made a key without saying its fingerprint (no KEY_CREATED status line)', { location: { field } });
+  await run(['--quick-add-key', fingerprint, 'rsa4096', 'encr', 'never']);
+  return exportGpgSecretKey(fingerprint, env, field, exec);
 }

@@ -26,7 +26,7 @@ export interface TaskContext {
   /** Every identity of the cluster's age key. Secret: never log, print or put in an error. */
   ageIdentities(): Promise<AgeIdentity[]>;
   /** The cluster's OpenPGP private key when its key is PGP (`sopsKey.pgp`), else undefined. Secret. */
-  pgpKey(): Promise<PgpPrivateKey | undefined>;
+  pgpKey(): Promise<ClusterPgpKey | undefined>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
   /**
@@ -102,7 +102,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
     },
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
     ageIdentities,
-    pgpKey: once(async () => (cluster.pgpKey ? readPgpKeySource(cluster.pgpKey, env) : undefined)),
+    pgpKey: once(async () => (cluster.pgpKey ? readClusterPgpKey(cluster.pgpKey, cluster.pgpRetiring, env) : undefined)),
     gitCredentials: once(() => readGitCredentials(cluster, env, ageIdentities)),
     source: once(() => (opts.resolveSource ?? resolveSource)(ctx)),
     fluxBuild: once(async () => buildFluxSystem(ctx, await ctx.source())),
@@ -166,11 +166,21 @@ async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv
   }
 }
 
+/** The cluster's PGP key, and while `keys rotate` replaces one, the key it replaces (kept in the sops-gpg Secret until then). */
+export interface ClusterPgpKey extends PgpPrivateKey {
+  retiring?: PgpPrivateKey;
+}
+
+export async function readClusterPgpKey(source: PgpKeySource, retiring: PgpKeySource | undefined, env: NodeJS.ProcessEnv): Promise<ClusterPgpKey> {
+  const key = await readPgpKeySource(source, env);
+  return retiring ? { ...key, retiring: await readPgpKeySource(retiring, env, 'sopsKey.pgp.retiring') } : key;
+}
+
 /** The cluster's PGP private key from its file or the gpg keyring; openpgp loads only here. */
-export async function readPgpKeySource(source: PgpKeySource, env: NodeJS.ProcessEnv): Promise<PgpPrivateKey> {
+export async function readPgpKeySource(source: PgpKeySource, env: NodeJS.ProcessEnv, field = 'sopsKey.pgp'): Promise<PgpPrivateKey> {
   const { exportGpgSecretKey, readPgpPrivateKey } = await import('../keys/pgp.ts');
-  if (source.type === 'gpg') return exportGpgSecretKey(source.fingerprint, env);
-  return readPgpPrivateKey(await readText(source.file), source.file, 'sopsKey.pgp.file');
+  if (source.type === 'gpg') return exportGpgSecretKey(source.fingerprint, env, `${field}.fingerprint`);
+  return readPgpPrivateKey(await readText(source.file), source.file, `${field}.file`);
 }
 
 /**

@@ -6,19 +6,23 @@ import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { AgeIdentity } from '../keys/age.ts';
-import { ageDecrypt, ageEncrypt } from '../sops/age.ts';
-import { newStanza } from '../sops/datakey.ts';
+import { ageDecrypt } from '../sops/age.ts';
+import { keyFileDecrypt } from '../sops/pgp.ts';
+import type { PgpKeyFile } from '../sops/pgp.ts';
+import { encryptDataKey, newStanza } from '../sops/datakey.ts';
 import { parseEncrypted, rotate } from '../sops/engine.ts';
 import { stanzaField, stanzaName } from '../sops/metadata.ts';
 import type { Stanza } from '../sops/metadata.ts';
 import { emitEncrypted } from '../sops/stores.ts';
+import type { TaskContext } from './context.ts';
 import type { RepoContext } from './file-content.ts';
 import { clusterKeyedFiles } from './sops-files.ts';
-import { changedAges, recipientChange } from './sops-recipients.ts';
+import { changedRecipients, keyName, recipientChange } from './sops-recipients.ts';
+import type { RecipientType } from './sops-recipients.ts';
 
 /**
  * Every SOPS file a cluster reaches (its folder and the Kustomizations it applies, see
- * clusterKeyedFiles) has its age recipients changed as a rotation step says:
+ * clusterKeyedFiles) has its age (or PGP) recipients changed as a rotation step says:
  * the new recipient joins each key group that holds the old one, and a removed recipient leaves
  * every group (other key types stay as they are). Joining re-encrypts the group's part of the
  * same data key (values and MAC untouched, so the diff is the metadata only); removing gives the
@@ -33,10 +37,8 @@ export const sopsFilesRekeyedParams = recipientChange.extend({
 });
 export type SopsFilesRekeyedParams = z.infer<typeof sopsFilesRekeyedParams>;
 
-/** The run's repository and the identities that open the files as they are now (TaskContext satisfies it). */
-export interface RekeyContext extends RepoContext {
-  ageIdentities(): Promise<AgeIdentity[]>;
-}
+/** The run's repository and the keys that open the files as they are now (TaskContext satisfies it). */
+export interface RekeyContext extends RepoContext, Pick<TaskContext, 'ageIdentities' | 'pgpKey'> {}
 
 interface KeyedFile {
   /** Relative to the repository. */
@@ -47,12 +49,11 @@ interface KeyedFile {
 
 interface Rekey {
   name: string;
-  /** Per key group, the age recipients that join it. */
-  addAge: string[][];
-  rmAge: string[];
+  type: RecipientType;
+  /** Per key group, the recipients (of `type`) that join it. */
+  add: string[][];
+  remove: string[];
 }
-
-const AGE = 'age:';
 
 /** Per key group, `type:name` of its keys: what a file is encrypted for, as the plan shows it. */
 export function keyGroupsOf(text: string, name: string): string[][] {
@@ -70,16 +71,19 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
     return files.map((f) => ({ name: f.name, groups: keyGroupsOf(f.text, f.name) }));
   },
   plan(p, files): Change<Rekey>[] {
+    const prefix = `${p.type}:`;
+    const ofType = (k: string) => k.startsWith(prefix);
+    const nameOf = (k: string) => keyName(p.type, k.slice(prefix.length));
     return files.flatMap((f) => {
       const multi = f.groups.length > 1;
-      const addAge: string[][] = [];
-      const rmAge = new Set<string>();
+      const add: string[][] = [];
+      const remove = new Set<string>();
       const after = f.groups.map((g, i) => {
-        const ages = g.filter((k) => k.startsWith(AGE)).map((k) => k.slice(AGE.length));
-        const wanted = changedAges(ages, p);
-        addAge.push(wanted.filter((r) => !ages.includes(r)));
-        for (const r of ages) if (!wanted.includes(r)) rmAge.add(r);
-        const keys = [...g.filter((k) => !k.startsWith(AGE) || wanted.includes(k.slice(AGE.length))), ...(addAge[i] ?? []).map((r) => AGE + r)];
+        const names = g.filter(ofType).map(nameOf);
+        const wanted = changedRecipients(names, p);
+        add.push(wanted.filter((r) => !names.includes(r)));
+        for (const r of names) if (!wanted.includes(r)) remove.add(r);
+        const keys = [...g.filter((k) => !ofType(k) || wanted.includes(nameOf(k))), ...(add[i] ?? []).map((r) => prefix + r)];
         if (keys.length === 0) {
           // Its part of the data key would be encrypted for nobody: with Shamir, the file might never open again.
           throw new FluxstrapError(
@@ -93,41 +97,50 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
         }
         return keys;
       });
-      const added = addAge.flatMap((rs, i) => rs.map((r) => (multi ? `${r} (group ${i + 1})` : r)));
-      if (added.length === 0 && rmAge.size === 0) return [];
-      const nowFor = [
-        ...new Set(
-          after
-            .flat()
-            .filter((k) => k.startsWith(AGE))
-            .map((k) => k.slice(AGE.length)),
-        ),
-      ];
+      const added = add.flatMap((rs, i) => rs.map((r) => (multi ? `${r} (group ${i + 1})` : r)));
+      if (added.length === 0 && remove.size === 0) return [];
+      const nowFor = [...new Set(after.flat().filter(ofType).map(nameOf))];
       return [
         {
           action: 'update',
           target: `file ${f.name}`,
           summary:
-            rmAge.size > 0 ? `new data key for ${nowFor.join(', ')} (drops ${[...rmAge].join(', ')})` : `data key re-encrypted for ${added.join(', ')} too`,
+            remove.size > 0 ? `new data key for ${nowFor.join(', ')} (drops ${[...remove].join(', ')})` : `data key re-encrypted for ${added.join(', ')} too`,
           before: listing(f.groups),
           after: listing(after),
-          data: { name: f.name, addAge, rmAge: [...rmAge] },
+          data: { name: f.name, type: p.type, add, remove: [...remove] },
         },
       ];
     });
   },
   async apply(change, _p, ctx) {
-    const { name, addAge, rmAge } = dataOf(change);
+    const { name, type, add, remove } = dataOf(change);
     const file = join(ctx.paths.repo, name);
     let text = await readText(file);
-    const identities = await ctx.ageIdentities();
+    const keys = await rekeyKeys(ctx, type);
     // A recipient joins first, so that removing the one it replaces leaves its group a key.
-    if (addAge.some((rs) => rs.length > 0)) text = await joinGroups(text, name, addAge, identities);
-    // No gpg: a rekey must not stop at a passphrase prompt, and only age keys change here.
-    if (rmAge.length > 0) text = (await rotate(Buffer.from(text, 'utf8'), 'yaml', name, { age: identities, pgpFiles: [], gpg: false }, { rmAge })).output;
+    if (add.some((rs) => rs.length > 0)) text = await joinGroups(text, name, type, add, keys);
+    // No gpg: a rekey must not stop at a passphrase prompt; the keys are the run's own.
+    if (remove.length > 0) {
+      const rm = type === 'pgp' ? { rmPgp: remove } : { rmAge: remove };
+      text = (await rotate(Buffer.from(text, 'utf8'), 'yaml', name, { ...keys, gpg: false }, rm)).output;
+    }
     await writeAtomic(file, text, { within: ctx.paths.repo });
   },
 };
+
+interface RekeyKeys {
+  age: AgeIdentity[];
+  /** The cluster's PGP key (and the one it replaces), armored: a new recipient is encrypted for with its public part. */
+  pgpFiles: PgpKeyFile[];
+}
+
+async function rekeyKeys(ctx: RekeyContext, type: RecipientType): Promise<RekeyKeys> {
+  if (type === 'age') return { age: await ctx.ageIdentities(), pgpFiles: [] };
+  const key = await ctx.pgpKey();
+  const keys = key ? [key, ...(key.retiring ? [key.retiring] : [])] : [];
+  return { age: [], pgpFiles: keys.map((k) => ({ armored: k.armored, source: k.source })) };
+}
 
 /**
  * sops updatekeys for the groups that change only: the group's part of the data key (the key
@@ -136,40 +149,38 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
  * re-encrypts every stanza; here one key of each changing group is enough, and every other
  * stanza stays as it is, byte for byte.
  */
-async function joinGroups(text: string, name: string, addAge: string[][], identities: AgeIdentity[]): Promise<string> {
+async function joinGroups(text: string, name: string, type: RecipientType, add: string[][], keys: RekeyKeys): Promise<string> {
   const { branches, metadata } = parseEncrypted(Buffer.from(text, 'utf8'), 'yaml', name);
   const multi = metadata.keyGroups.length > 1;
   const keyGroups: Stanza[][] = [];
   for (const [i, group] of metadata.keyGroups.entries()) {
-    const joining = addAge[i] ?? [];
+    const joining = add[i] ?? [];
     if (joining.length === 0) {
       keyGroups.push(group);
       continue;
     }
-    const part = await openGroup(group, identities);
+    const part = await openGroup(group, type, keys);
     if (part === undefined) {
-      const ages = group.filter((s) => s.type === 'age').map(stanzaName);
+      const listed = group.filter((s) => s.type === type).map(stanzaName);
+      const tried = type === 'age' ? keys.age.map((id) => id.recipient) : keys.pgpFiles.map((f) => f.source);
       throw new FluxstrapError('E_DECRYPT', `no key at hand opens ${multi ? `key group ${i + 1} of this file` : 'this file'}`, {
         location: { file: name },
-        hint: `its age recipients: ${ages.join(', ') || 'none'}; tried ${identities.map((id) => id.recipient).join(', ') || 'none'}. Give a matching key with --key-file`,
+        hint: `its ${type} recipients: ${listed.join(', ') || 'none'}; tried ${tried.join(', ') || 'none'}. Give a matching key with ${type === 'age' ? '--age-key-file' : 'sopsKey.pgp in fluxstrap.yaml'}`,
       });
     }
-    const stanzas = [...group];
-    for (const r of joining) {
-      const s = newStanza('age', r);
-      s.fields.set('enc', await ageEncrypt(r, part));
-      stanzas.push(s);
-    }
-    keyGroups.push(stanzas);
+    // One group of the part itself: encrypted as the engine encrypts any data key (pgp entries get their created_at).
+    const { groups } = await encryptDataKey(part, [joining.map((r) => newStanza(type, r))], 1, { ...keys, gpg: false });
+    keyGroups.push([...group, ...(groups[0] ?? [])]);
   }
   return emitEncrypted('yaml', branches, { ...metadata, keyGroups });
 }
 
-async function openGroup(group: Stanza[], identities: AgeIdentity[]): Promise<Uint8Array | undefined> {
+async function openGroup(group: Stanza[], type: RecipientType, keys: RekeyKeys): Promise<Uint8Array | undefined> {
   for (const s of group) {
-    if (s.type !== 'age') continue;
+    if (s.type !== type) continue;
     // A stanza that is not ours (or not well formed) is one this group cannot be opened with; another may be.
-    const part = await ageDecrypt(stanzaField(s, 'enc'), identities).catch(() => undefined);
+    const enc = stanzaField(s, 'enc');
+    const part = await (type === 'age' ? ageDecrypt(enc, keys.age) : keyFileDecrypt(enc, keys.pgpFiles)).catch(() => undefined);
     if (part !== undefined) return part;
   }
   return undefined;

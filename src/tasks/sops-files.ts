@@ -7,9 +7,8 @@ import { repoFs } from '../adapters/repo-fs.ts';
 import { reachOf, reachedSops } from '../flux/reach.ts';
 import type { Reach, ReachRoot } from '../flux/reach.ts';
 import type { AgeIdentity } from '../keys/age.ts';
-import type { PgpPrivateKey } from '../keys/pgp.ts';
 import type { PgpKeyFile } from '../sops/pgp.ts';
-import type { TaskContext } from './context.ts';
+import type { ClusterPgpKey, TaskContext } from './context.ts';
 import { sopsRecipients } from '../sops/recipients.ts';
 import type { Format } from '../sops/stores.ts';
 
@@ -118,8 +117,16 @@ export function ageClusterKey(identities: AgeIdentity[]): ClusterKey {
   return { type: 'age', names, label: `the age key (${names.join(', ')})`, age: identities, pgpFiles: [] };
 }
 
-export function pgpClusterKey(key: PgpPrivateKey): ClusterKey {
-  return { type: 'pgp', names: [key.fingerprint], label: `the PGP key ${key.fingerprint}`, age: [], pgpFiles: [{ armored: key.armored, source: key.source }] };
+/** With the key being rotated out, if any: until `keys rotate --finish` the files may be encrypted for either. */
+export function pgpClusterKey(key: ClusterPgpKey): ClusterKey {
+  const keys = key.retiring ? [key, key.retiring] : [key];
+  return {
+    type: 'pgp',
+    names: keys.map((k) => k.fingerprint),
+    label: key.retiring ? `the PGP keys ${key.fingerprint} and ${key.retiring.fingerprint} (retiring)` : `the PGP key ${key.fingerprint}`,
+    age: [],
+    pgpFiles: keys.map((k) => ({ armored: k.armored, source: k.source })),
+  };
 }
 
 /** The cluster key of a run: its PGP key when `sopsKey.pgp` names one, else its age identities. */

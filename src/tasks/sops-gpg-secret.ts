@@ -16,13 +16,17 @@ type Params = z.infer<typeof Params>;
 /** A cluster whose key is age has no PGP Secret to ensure (sops-age-secret writes its Secret). */
 type Facts = SecretFacts | { none: true };
 
+type Armored = Pick<PgpPrivateKey, 'fingerprint' | 'armored'>;
+
 /**
  * The armored private key under `<FINGERPRINT>.asc`: kustomize-controller imports into its
  * keyring every key of the Secret whose name ends in `.asc` (the Flux guide names it sops.asc;
- * the fingerprint says which key it is without opening it).
+ * the fingerprint says which key it is without opening it). During a key rotation (keys rotate,
+ * until --finish) the files open with either key: the retiring one goes in too.
  */
-export function gpgSecretData(key: Pick<PgpPrivateKey, 'fingerprint' | 'armored'>): Record<string, string> {
-  return { [`${key.fingerprint}.asc`]: key.armored.endsWith('\n') ? key.armored : `${key.armored}\n` };
+export function gpgSecretData(key: Armored & { retiring?: Armored }): Record<string, string> {
+  const keys = key.retiring ? [key, key.retiring] : [key];
+  return Object.fromEntries(keys.map((k) => [`${k.fingerprint}.asc`, k.armored.endsWith('\n') ? k.armored : `${k.armored}\n`]));
 }
 
 export const sopsGpgSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {

@@ -7,13 +7,14 @@ import { configError } from '../core/errors.ts';
 import { parseConfig, ruleMatches } from '../sops/config.ts';
 import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
+import { normalizeFingerprint } from '../sops/pgp.ts';
 import { fileKind } from './file-content.ts';
 import { pathRegexFor } from './sops-config.ts';
 import type { EditableYaml } from './yaml-edit.ts';
 import { locate, parseEditable, rootMap, str } from './yaml-edit.ts';
 
 /**
- * The age recipients of one cluster's creation rule in `.sops.yaml`. Key rotation adds the new
+ * The age (or PGP) recipients of one cluster's creation rule in `.sops.yaml`. Key rotation adds the new
  * recipient next to the old one first and removes the old one only later; in a rule with key
  * groups (Shamir), "next to" means in the same group, so that each group keeps standing for the
  * same people. The rule's other fields, its place and the file's comments are left as written.
@@ -21,18 +22,27 @@ import { locate, parseEditable, rootMap, str } from './yaml-edit.ts';
 
 /**
  * One step of a rotation, for the rule and for the files alike: `recipient` joins every key group
- * that holds `besides`; a removed recipient leaves every group. Groups holding neither are not touched.
+ * that holds `besides`; a removed recipient leaves every group. Groups holding neither are not
+ * touched, and only keys of `type` change (PGP fingerprints compared as sops does, without spaces
+ * and case; a new one is written in that form).
  */
 export const recipientChange = z.object({
+  type: z.enum(['age', 'pgp']).default('age'),
   add: z.array(z.object({ recipient: z.string(), besides: z.string() })).default([]),
   remove: z.array(z.string()).default([]),
 });
 export type RecipientChange = z.infer<typeof recipientChange>;
+export type RecipientType = RecipientChange['type'];
 
-/** One group's age recipients after the change: those kept in their order, then those that join. */
-export function changedAges(ages: readonly string[], c: RecipientChange): string[] {
-  const joining = c.add.filter((a) => ages.includes(a.besides)).map((a) => a.recipient);
-  return [...new Set([...ages, ...joining])].filter((r) => !c.remove.includes(r));
+/** A recipient as compared: a PGP fingerprint in sops' normal form, an age recipient as written. */
+export const keyName = (type: RecipientType, name: string): string => (type === 'pgp' ? normalizeFingerprint(name) : name);
+
+/** One group's recipients (of the change's type, in keyName form) after the change: those kept in their order, then those that join. */
+export function changedRecipients(names: readonly string[], c: RecipientChange): string[] {
+  const has = (r: string) => names.includes(keyName(c.type, r));
+  const joining = c.add.filter((a) => has(a.besides)).map((a) => keyName(c.type, a.recipient));
+  const removed = c.remove.map((r) => keyName(c.type, r));
+  return [...new Set([...names, ...joining])].filter((r) => !removed.includes(r));
 }
 
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((r, i) => r === b[i]);
@@ -73,13 +83,20 @@ function clusterRules(text: string, file: string, clusterPath: string, reached: 
   return mine;
 }
 
-const agesOf = (group: CreationRule['keyGroups'][number]) => group.flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));
+const namesOf = (type: RecipientType) => (group: CreationRule['keyGroups'][number]) =>
+  group.flatMap((s) => (s.type === type ? [keyName(type, stanzaName(s))] : []));
 
-/** The age recipients of the cluster's rules, every key group's, in order; undefined when the file has no such rule. */
-export function ruleRecipients(text: string, file: string, clusterPath: string, reached: readonly string[] = []): string[] | undefined {
+/** The recipients of `type` of the cluster's rules, every key group's, in order; undefined when the file has no such rule. */
+export function ruleRecipients(
+  text: string,
+  file: string,
+  clusterPath: string,
+  reached: readonly string[] = [],
+  type: RecipientType = 'age',
+): string[] | undefined {
   const rules = parseConfig(text, file).creationRules;
   const mine = clusterRules(text, file, clusterPath, reached);
-  return mine.length === 0 ? undefined : [...new Set(mine.flatMap((i) => rules[i]?.keyGroups.flatMap(agesOf) ?? []))];
+  return mine.length === 0 ? undefined : [...new Set(mine.flatMap((i) => rules[i]?.keyGroups.flatMap(namesOf(type)) ?? []))];
 }
 
 /** Where a rule is, for messages: the cluster's own, or the one at its line. */
@@ -103,8 +120,8 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
     const names: string[] = [];
     for (const index of mine) {
       const rule = all[index] as CreationRule;
-      const current = rule.keyGroups.map(agesOf);
-      const wanted = current.map((ages) => changedAges(ages, p));
+      const current = rule.keyGroups.map(namesOf(p.type));
+      const wanted = current.map((names) => changedRecipients(names, p));
       if (wanted.every((ages, i) => sameList(ages, current[i] ?? []))) continue;
       // parseConfig read a rule per item, in order, and refused items that are not maps.
       const ruleMap = (isSeq(rulesNode) ? rulesNode.items[index] : undefined) as YAMLMap;
@@ -117,9 +134,9 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
         if (sameList(ages, after)) continue;
         const node = groups[i];
         const what = isSeq(groupsSeq) ? `key group ${i + 1} of ${ruleName(rule, p.clusterPath)}` : ruleName(rule, p.clusterPath);
-        const others = rule.keyGroups[i]?.filter((s) => s.type !== 'age').length ?? 0;
+        const others = rule.keyGroups[i]?.filter((s) => s.type !== p.type).length ?? 0;
         if (after.length === 0 && others === 0) throw configError(`removing ${p.remove.join(', ')} would leave ${what} without a key`, locate(y, p.file, node));
-        editAges(y, p.file, isAlias(node) ? node.resolve(y.doc) : node, p, { what, shared: shared(groupsNode) || shared(node) });
+        editRecipients(y, p.file, isAlias(node) ? node.resolve(y.doc) : node, p, { what, shared: shared(groupsNode) || shared(node) });
         for (const r of after) if (!ages.includes(r)) added.add(r);
         for (const r of ages) if (!after.includes(r)) removed.add(r);
       }
@@ -140,40 +157,41 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
 const anchored = (node: unknown): boolean => isNode(node) && !isAlias(node) && typeof node.anchor === 'string';
 const shared = (node: unknown): boolean => isAlias(node) || anchored(node);
 
-const recipientsIn = (node: unknown): string[] =>
+const recipientsIn = (type: RecipientType, node: unknown): string[] =>
   (str(node) ?? '')
     .split(',')
     .map((s) => s.trim())
-    .filter((s) => s !== '');
+    .filter((s) => s !== '')
+    .map((s) => keyName(type, s));
 
 /**
- * Change the `age:` of a rule or key group in place, and of the groups it merges, written the way
+ * Change the `age:` (or `pgp:`) of a rule or key group in place, and of the groups it merges, written the way
  * they were: a list stays a list (the comments of the entries that stay, stay), a string a comma list.
  */
-function editAges(y: EditableYaml, file: string, group: unknown, c: RecipientChange, at: { what: string; shared: boolean }): void {
+function editRecipients(y: EditableYaml, file: string, group: unknown, c: RecipientChange, at: { what: string; shared: boolean }): void {
   if (!isMap(group)) return;
-  const node = group.get('age', true);
+  const node = group.get(c.type, true);
   const target = isAlias(node) ? node.resolve(y.doc) : node;
   const entries = isSeq(target) ? target.items : target === undefined ? [] : [target];
-  const resolved = (e: unknown) => recipientsIn(isAlias(e) ? e.resolve(y.doc) : e);
+  const resolved = (e: unknown) => recipientsIn(c.type, isAlias(e) ? e.resolve(y.doc) : e);
   const ages = entries.flatMap(resolved);
-  const wanted = changedAges(ages, c);
+  const wanted = changedRecipients(ages, c);
   if (!sameList(ages, wanted)) {
     const kept = (e: unknown) => resolved(e).every((r) => wanted.includes(r));
     if (at.shared || anchored(node) || (isSeq(node) && node.items.some((e) => !kept(e) && anchored(e)))) {
       throw configError(
-        `cannot edit the age recipients of ${at.what}: they are shared through a YAML anchor`,
+        `cannot edit the ${c.type} recipients of ${at.what}: they are shared through a YAML anchor`,
         locate(y, file, node ?? group),
         'change them by hand, so that no other rule changes with them',
       );
     }
-    if (wanted.length === 0) group.delete('age');
+    if (wanted.length === 0) group.delete(c.type);
     else if (isSeq(node)) {
       node.items = node.items.filter(kept);
       const left = node.items.flatMap(resolved);
       for (const r of wanted) if (!left.includes(r)) node.items.push(y.doc.createNode(r));
-    } else group.set('age', isSeq(target) ? y.doc.createNode(wanted) : wanted.join(','));
+    } else group.set(c.type, isSeq(target) ? y.doc.createNode(wanted) : wanted.join(','));
   }
   const merge = group.get('merge', true);
-  if (isSeq(merge)) for (const m of merge.items) editAges(y, file, isAlias(m) ? m.resolve(y.doc) : m, c, { ...at, shared: at.shared || shared(m) });
+  if (isSeq(merge)) for (const m of merge.items) editRecipients(y, file, isAlias(m) ? m.resolve(y.doc) : m, c, { ...at, shared: at.shared || shared(m) });
 }

@@ -138,13 +138,13 @@ void describe('init --sops-backend pgp --pgp-key-file', () => {
     });
   }
 
-  void it('keys rotate refuses a PGP cluster, naming sopsKey.pgp and the manual steps, changing nothing', async () => {
+  void it('keys rotate of a PGP cluster without a new key asks for one, changing nothing (test/e2e/keys-rotate-pgp.test.ts rotates)', async () => {
     const r = await fluxRepo({ gotkSync: 'pristine' });
     assert.equal(init(r, '--pgp-key-file', keys.plain.file).code, 0);
     const before = await snapshot(r.repo);
     const run = runCli(['keys', 'rotate', '--cluster', r.cluster, '--repo', r.repo], { cwd: home, env: env() });
-    userError(run, /^error: the key of cluster "production" is OpenPGP \(sopsKey\.pgp\): keys rotate rotates age keys/, 'sopsKey.pgp');
-    assert.match(run.stderr, new RegExp(`hint: add the new fingerprint next to ${keys.plain.fpr}`));
+    userError(run, /^error: the key of cluster "production" is OpenPGP \(sopsKey\.pgp\): give the new key/, '--pgp-key-file');
+    assert.match(run.stderr, /hint: pass --pgp-key-file FILE .*, or --generate/);
     assert.deepEqual(await snapshot(r.repo), before);
   });
 

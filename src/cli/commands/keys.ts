@@ -94,7 +94,7 @@ export function registerKeys(program: Command): void {
 
   keys
     .command('rotate')
-    .summary("rotate a cluster's age key in two phases, so Flux can decrypt every file throughout")
+    .summary("rotate a cluster's age or OpenPGP key in two phases, so Flux can decrypt every file throughout")
     .description(
       'Phase 1 (default): make sure the key file holds a new identity (appended; one not yet in .sops.yaml is reused), ' +
         "add its recipient to the cluster's creation rule next to the old one, and re-encrypt the data key of every SOPS file " +
@@ -102,7 +102,9 @@ export function registerKeys(program: Command): void {
         'Phase 2 (--finish): remove the old recipient and give every file a new data key, so the old key opens nothing. ' +
         'Files only: after each phase, run `fluxstrap bootstrap --cluster NAME --rotate-secrets`. Private keys are never removed unless --drop-old-identity. ' +
         'With Shamir key groups the new recipient joins each group that holds the old one; phase 2 splits the new data key again, so it needs keys for enough groups: ' +
-        'the key file, plus SOPS_AGE_KEY / SOPS_AGE_KEY_FILE for the other groups.',
+        'the key file, plus SOPS_AGE_KEY / SOPS_AGE_KEY_FILE for the other groups. ' +
+        'An OpenPGP cluster key (sopsKey.pgp): phase 1 takes the new key from --pgp-key-file (or --generate writes one), points sopsKey.pgp at it ' +
+        'and keeps the old key as sopsKey.pgp.retiring (the sops-gpg Secret then holds both); --finish removes the old fingerprint and `retiring`.',
     )
     .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
     .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
@@ -111,6 +113,11 @@ export function registerKeys(program: Command): void {
       `the cluster's age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`,
     )
     .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
+    .option('--pgp-key-file <file>', 'OpenPGP cluster key, phase 1: the new armored private key (no passphrase); with --generate, the new file to write')
+    .option(
+      '--generate',
+      'OpenPGP cluster key, phase 1: gpg makes the new key (RSA-4096, in your keyring) and it is written to a new file, next to the old key file unless --pgp-key-file',
+    )
     .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
     .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')
     .option('--check', 'change nothing: show what would change (exit 3 if anything would)')
@@ -119,7 +126,9 @@ export function registerKeys(program: Command): void {
       'after',
       '\nRunbook:\n  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
         '  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey --finish\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
-        '  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey --finish --drop-old-identity\n  fluxstrap bootstrap --cluster prod --rotate-secrets',
+        '  fluxstrap keys rotate --cluster prod --age-key-file prod.agekey --finish --drop-old-identity\n  fluxstrap bootstrap --cluster prod --rotate-secrets\n' +
+        '\nRunbook, OpenPGP cluster key:\n  fluxstrap keys rotate --cluster prod --pgp-key-file ~/.config/sops/pgp/prod-2.asc   (or --generate)\n' +
+        '  fluxstrap bootstrap --cluster prod --rotate-secrets\n  fluxstrap keys rotate --cluster prod --finish\n  fluxstrap bootstrap --cluster prod --rotate-secrets',
     )
     .action(async (opts: KeysRotateOptions, cmd: Command) => {
       const { keysRotate } = await import('../../flows/keys-rotate.ts');

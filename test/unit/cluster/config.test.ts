@@ -140,6 +140,25 @@ void describe('fluxstrap.yaml', () => {
     assert.deepEqual([typed.pgpKey, typed.ageKey], [undefined, { type: 'file', file: '/work/k.txt' }]);
     assert.equal(resolveCluster(config, { cluster: 'prod' }, {}, where).pgpKey, undefined);
     rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      pgp: {fingerprint: ABCD}\n', 4, /40-hex-digit OpenPGP v4 fingerprint/);
+  });
+
+  void it('sopsKey.pgp.retiring (keys rotate, until --finish) resolves beside the key, of either shape', () => {
+    const fpr = '0123456789ABCDEF0123456789ABCDEF01234567';
+    const c = parseConfig(
+      `clusters:\n  prod:\n    sopsKey:\n      pgp: {file: keys/new.asc, retiring: {fingerprint: "${fpr.toLowerCase()}"}}\n  lab:\n    sopsKey: {pgp: {fingerprint: ${fpr}, retiring: {file: ~/old.asc}}}\n`,
+      'f',
+    );
+    const prod = resolveCluster(c, { cluster: 'prod' }, {}, where);
+    assert.deepEqual(
+      [prod.pgpKey, prod.pgpRetiring],
+      [
+        { type: 'file', file: '/repo/keys/new.asc' },
+        { type: 'gpg', fingerprint: fpr },
+      ],
+    );
+    assert.deepEqual(resolveCluster(c, { cluster: 'lab' }, {}, where).pgpRetiring, { type: 'file', file: join(homedir(), 'old.asc') });
+    assert.equal(resolveCluster(c, { cluster: 'prod', ageKeyFile: 'k.txt' }, {}, where).pgpRetiring, undefined, 'an age key typed for this run wins');
+    rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      pgp: {file: a.asc, retiring: {file: b.asc, retiring: {file: c.asc}}}\n', 4, /retiring/);
     rejectsConfig(
       'clusters:\n  prod:\n    sopsKey:\n      pgp: {file: p.asc, fingerprint: 0123456789ABCDEF0123456789ABCDEF01234567}\n',
       4,

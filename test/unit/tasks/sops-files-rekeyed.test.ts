@@ -5,6 +5,8 @@ import { before, describe, it } from 'node:test';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import type { AgeIdentity } from '../../../src/keys/age.ts';
 import { generateAgeIdentity } from '../../../src/keys/generate.ts';
+import { generatePgpKey, readPgpPrivateKey } from '../../../src/keys/pgp.ts';
+import type { PgpPrivateKey } from '../../../src/keys/pgp.ts';
 import { newStanza } from '../../../src/sops/datakey.ts';
 import { decryptDocument, encryptDocument, parseEncrypted } from '../../../src/sops/engine.ts';
 import { stanzaField, stanzaName } from '../../../src/sops/metadata.ts';
@@ -20,7 +22,11 @@ let repo: string;
 let old: AgeIdentity;
 let fresh: AgeIdentity;
 
-const ctxWith = (identities: AgeIdentity[]): RekeyContext => ({ paths: { repo }, ageIdentities: () => Promise.resolve(identities) });
+const ctxWith = (identities: AgeIdentity[]): RekeyContext => ({
+  paths: { repo },
+  ageIdentities: () => Promise.resolve(identities),
+  pgpKey: () => Promise.resolve(undefined),
+});
 const kind = sopsFilesRekeyedKind;
 const step = (change: Partial<SopsFilesRekeyedParams>, clusterPath = 'clusters/prod'): SopsFilesRekeyedParams => kind.params.parse({ clusterPath, ...change });
 
@@ -164,5 +170,59 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
         !e.message.includes('\n'),
     );
     assert.deepEqual(await bytes(), was);
+  });
+});
+
+void describe('sops-files-rekeyed, PGP recipients', () => {
+  const PGP_FILE = 'clusters/pgp/secret.enc.yaml';
+  let oldKey: PgpPrivateKey;
+  let newKey: PgpPrivateKey;
+  const pgpCtx = (key: PgpPrivateKey, retiring?: PgpPrivateKey): RekeyContext => ({
+    paths: { repo },
+    ageIdentities: () => Promise.resolve([]),
+    pgpKey: () => Promise.resolve({ ...key, ...(retiring ? { retiring } : {}) }),
+  });
+  const pgpStep = (change: Partial<SopsFilesRekeyedParams>) => kind.params.parse({ clusterPath: 'clusters/pgp', type: 'pgp', ...change });
+  const bytes = async () => Buffer.from(await readFile(join(repo, PGP_FILE)));
+  const opensWith = async (key: PgpPrivateKey) =>
+    decryptDocument(await bytes(), 'yaml', PGP_FILE, { age: [], pgpFiles: [{ armored: key.armored, source: key.source }], gpg: false }).then(
+      () => true,
+      () => false,
+    );
+  const fingerprints = async () =>
+    parseEncrypted(await bytes(), 'yaml', PGP_FILE)
+      .metadata.keyGroups.flat()
+      .map((s) => `${s.type}:${stanzaName(s)}`);
+
+  before(async () => {
+    await mkdir(join(repo, 'clusters/pgp'), { recursive: true });
+    await copyFile(join(vectorsDir, 'flux-secret-pgp.enc.yaml'), join(repo, PGP_FILE));
+    oldKey = await readPgpPrivateKey(await readFile(join(vectorsDir, 'flux-key-pgp.asc'), 'utf8'), 'flux-key-pgp.asc');
+    const g = await generatePgpKey('ed25519', { name: 'next' });
+    newKey = { fingerprint: g.fingerprint, armored: g.privateKey, source: 'next.asc' };
+  });
+
+  void it('the new fingerprint joins next to the old one (same data key, MAC kept, created_at written); a spaced lower-case fingerprint is the same key', async () => {
+    const before = parseEncrypted(await bytes(), 'yaml', PGP_FILE);
+    const spaced = oldKey.fingerprint.toLowerCase().replace(/(.{4})/g, '$1 ');
+    const done = await converge(pgpStep({ add: [{ recipient: newKey.fingerprint, besides: spaced }] }), pgpCtx(newKey, oldKey));
+    assert.deepEqual(done, [`update file ${PGP_FILE}: data key re-encrypted for ${newKey.fingerprint} too`]);
+    const after = parseEncrypted(await bytes(), 'yaml', PGP_FILE);
+    assert.equal(after.metadata.mac, before.metadata.mac);
+    assert.deepEqual(await fingerprints(), [`pgp:${oldKey.fingerprint}`, `pgp:${newKey.fingerprint}`]);
+    assert.match(stanzaField(after.metadata.keyGroups[0]?.[1] ?? assert.fail(), 'created_at'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.ok((await opensWith(oldKey)) && (await opensWith(newKey)));
+  });
+
+  void it('removing the old fingerprint rotates the data key: only the new key opens the file', async () => {
+    const done = await converge(pgpStep({ remove: [oldKey.fingerprint] }), pgpCtx(newKey, oldKey));
+    assert.deepEqual(done, [`update file ${PGP_FILE}: new data key for ${newKey.fingerprint} (drops ${oldKey.fingerprint})`]);
+    assert.deepEqual(await fingerprints(), [`pgp:${newKey.fingerprint}`]);
+    assert.ok(await opensWith(newKey));
+    assert.equal(await opensWith(oldKey), false);
+  });
+
+  void it('an age step leaves PGP entries alone', async () => {
+    assert.deepEqual(await converge(step({ remove: [newKey.fingerprint] }, 'clusters/pgp'), pgpCtx(newKey)), []);
   });
 });

@@ -13,4 +13,11 @@ void describe('sops-gpg Secret contents', () => {
       'the same Secret however the key file ends: no drift',
     );
   });
+
+  void it('holds the retiring key beside the new one during a rotation, each under its own fingerprint', () => {
+    const armored = (n: string) => `-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n${n}\n-----END PGP PRIVATE KEY BLOCK-----\n`;
+    const next = { fingerprint: 'A'.repeat(40), armored: armored('new') };
+    const old = { fingerprint: 'B'.repeat(40), armored: armored('old') };
+    assert.deepEqual(gpgSecretData({ ...next, retiring: old }), { [`${next.fingerprint}.asc`]: next.armored, [`${old.fingerprint}.asc`]: old.armored });
+  });
 });

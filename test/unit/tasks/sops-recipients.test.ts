@@ -124,3 +124,37 @@ void describe('sops-recipients plan with key groups (Shamir)', () => {
     configError(() => plan({ add: JOIN }, anchored), /shared through a YAML anchor/, 5);
   });
 });
+
+void describe('sops-recipients plan, PGP fingerprints', () => {
+  const FP_OLD = 'FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4';
+  const FP_NEW = 'D6E5C34AAF0BB7C5E66A64E1A0F2B0C8E1D7F3A2';
+  const FP_OPS = '0123456789ABCDEF0123456789ABCDEF01234567';
+  const text = `creation_rules:
+  - path_regex: ^clusters/prod/.*\\.ya?ml$
+    pgp: ${FP_OLD},${FP_OPS} # cluster key, then the ops team's
+    age: ${STAGING}
+`;
+  const pgp = (t: string) => ruleRecipients(t, '.sops.yaml', 'clusters/prod', [], 'pgp');
+
+  void it("adds the new fingerprint next to the cluster's old one, leaving the other PGP and age recipients", () => {
+    const { changes, after } = plan({ type: 'pgp', add: [{ recipient: FP_NEW, besides: FP_OLD }] }, text);
+    assert.equal(changes[0]?.summary, `add recipient ${FP_NEW} in the creation rule for clusters/prod`);
+    assert.deepEqual(pgp(after ?? ''), [FP_OLD, FP_OPS, FP_NEW]);
+    assert.deepEqual(ruleRecipients(after ?? '', '.sops.yaml', 'clusters/prod'), [STAGING]);
+  });
+
+  void it('removes only the old fingerprint, compared as sops does (spaces and case)', () => {
+    const both = plan({ type: 'pgp', add: [{ recipient: FP_NEW, besides: FP_OLD }] }, text).after ?? '';
+    const spaced = FP_OLD.toLowerCase().replace(/(.{4})/g, '$1 ');
+    const { after } = plan({ type: 'pgp', remove: [spaced] }, both);
+    assert.deepEqual(pgp(after ?? ''), [FP_OPS, FP_NEW]);
+    assert.deepEqual(ruleRecipients(after ?? '', '.sops.yaml', 'clusters/prod'), [STAGING]);
+    assert.deepEqual(plan({ type: 'pgp', remove: [FP_OLD] }, after ?? '').changes, []);
+  });
+
+  void it('an age step does not touch pgp entries of the same value, and the last PGP key of a rule with age keys may go', () => {
+    assert.deepEqual(plan({ remove: [FP_OLD] }, text).changes, []);
+    const { after } = plan({ type: 'pgp', remove: [FP_OLD, FP_OPS] }, text);
+    assert.equal((parse(after ?? '') as { creation_rules: { pgp?: string }[] }).creation_rules[0]?.pgp, undefined);
+  });
+});
