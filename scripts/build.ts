@@ -165,7 +165,9 @@ const sops = await build({
   banner: {
     js: "'use strict'; const __builtin = (id) => process.getBuiltinModule?.(id) ?? require(id); const __import_meta_url = require('node:url').pathToFileURL(__filename).href;",
   },
-  plugins: [fluxstrapPlugin('', ({ kind, importer }) => kind !== 'dynamic-import' || !importer.startsWith(`${root}src/`))],
+  minifyWhitespace: true,
+  minifySyntax: true,
+  plugins: [fluxstrapPlugin('', ({ path, kind, importer }) => (kind !== 'dynamic-import' || !importer.startsWith(`${root}src/`)) && packageOf(path) !== 'zod')],
 });
 checkBuild(sops);
 const sopsCode = withImportFromBin(sops);
