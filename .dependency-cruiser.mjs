@@ -3,7 +3,7 @@
 // own tier. There is no exception list: a module that needs something from above is in the wrong
 // folder, or needs it handed down.
 const TIERS = [
-  ['cli'], // src/cli.ts and src/cli/: flags, environment, cwd, renderer, exit code
+  ['cli'], // src/cli.ts, src/cli-sops.ts and src/cli/: flags, environment, cwd, renderer, exit code
   ['report'], // renderers: views of the event stream, picked by the CLI
   ['flows'], // one module per command
   ['playbook', 'status'], // playbook loading and compiling; cluster observation for status
@@ -15,7 +15,7 @@ const TIERS = [
   ['core'], // pure: engine, task, change, events, errors
 ];
 
-const folder = (name) => (name === 'cli' ? '^src/cli(\\.ts$|/)' : `^src/${name}/`);
+const folder = (name) => (name === 'cli' ? '^src/(cli|cli-sops)(\\.ts$|/)' : `^src/${name}/`);
 const any = (names) => `(${names.map(folder).join('|')})`;
 
 const layerRules = TIERS.flatMap((tier, i) => {

@@ -371,7 +371,7 @@ void describe('the AWS SDK loads only for kms entries', () => {
       const r = await tracedRun(args, { env: awsEnv(), cwd: dir });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(
-        r.modules.some((m) => m.endsWith('/dist/main.js')),
+        r.modules.some((m) => m.endsWith('/dist/cli.js')),
         'the trace recorded the imports',
       );
       assert.deepEqual(loadedPackages(r.modules, ['@aws-sdk/', '@smithy/']), [], args.join(' '));

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Command } from 'commander';
-import { registerCommands } from '../../src/cli/commands/index.ts';
+import { COMMAND_GROUPS } from '../../src/cli/commands/index.ts';
+import { registerCommands } from '../../src/cli/program.ts';
 import { COMMANDS } from '../../src/report/envelope-schema.ts';
 import { JsonEnvelope } from '../../src/report/envelope.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -230,7 +231,7 @@ void describe('--json: one envelope for every command', () => {
 
   void it('every command has its cases here and its shapes in the schema', () => {
     const program = new Command('fluxstrap');
-    registerCommands(program);
+    registerCommands(program, [], COMMAND_GROUPS);
     const leaves = (c: Command, prefix: string[]): string[] =>
       c.commands.flatMap((sub) => (sub.commands.length > 0 ? leaves(sub, [...prefix, sub.name()]) : [[...prefix, sub.name()].join(' ')]));
     const commands = leaves(program, []).sort();

@@ -12,4 +12,12 @@ if (out) {
       return result;
     },
   });
+  // Built-ins taken with process.getBuiltinModule (dist/ does) pass no hook: Node's own list of
+  // the built-in modules it loaded records them, as node:<name>.
+  process.on('exit', () => {
+    const builtins = (process as unknown as { moduleLoadList: string[] }).moduleLoadList
+      .filter((m) => m.startsWith('NativeModule ') && !m.startsWith('NativeModule internal/'))
+      .map((m) => `node:${m.slice('NativeModule '.length)}\n`);
+    appendFileSync(out, builtins.join(''));
+  });
 }

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { commandIo, DEFAULT_AGE_KEY_FILE } from '../context.ts';
 import type { CommonOptions, SetOptions } from '../../flows/sops.ts';
+import type { CommandGroup } from '../program.ts';
 
 type SetCliOptions = Omit<SetOptions, 'quiet'>;
 
@@ -44,7 +45,10 @@ const keyFileOption = [
   collect,
 ] as const;
 
-export function registerSops(program: Command): void {
+/** The native SOPS commands: the bin in dist/ sends them to their own bundle (src/cli-sops.ts). */
+export const SOPS_GROUP: CommandGroup = [['encrypt', 'decrypt', 'set', 'unset', 'updatekeys', 'rotate', 'check'], registerSops];
+
+function registerSops(program: Command): void {
   io(program.command('encrypt'), true)
     .argument('<file...>', 'plaintext files to encrypt')
     .description('encrypt files as sops does, with the recipients and rules of the first matching .sops.yaml creation rule, or those given as flags')
