@@ -1,6 +1,6 @@
 import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { configError, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
@@ -14,6 +14,8 @@ import { editValue, type ValueEdit } from '../sops/set.ts';
 import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tree-path.ts';
 import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
 import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
+import { parseVaultUri, VaultUriError, vaultStanza } from '../sops/hc-vault-uri.ts';
+import { stanzaName, type Stanza } from '../sops/metadata.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
 import type { CommandIo } from './io.ts';
 
@@ -36,6 +38,7 @@ export interface CommonOptions {
 export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionRule, string>> {
   age?: string[];
   pgp?: string[];
+  hcVaultTransit?: string[];
   macOnlyEncrypted?: boolean;
   shamirSecretSharingThreshold?: number;
 }
@@ -45,6 +48,8 @@ export interface RotateCliOptions extends CommonOptions {
   rmAge?: string[];
   addPgp?: string[];
   rmPgp?: string[];
+  addHcVaultTransit?: string[];
+  rmHcVaultTransit?: string[];
 }
 
 function formatOption(value: string | undefined, flag: string): Format | undefined {
@@ -100,7 +105,7 @@ export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.Proce
     if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
     age = [];
   }
-  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env) };
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env), serviceEnv: env };
 }
 
 async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
@@ -120,6 +125,11 @@ function ruleFor(config: SopsConfig, file: string, cwd: string): CreationRule {
   if (rule.invalidRecipient) {
     const { type, id, line } = rule.invalidRecipient;
     throw publicKeyError(type, id, { file: config.file, line }, 'E_CONFIG');
+  }
+  if (rule.invalidVaultUri) {
+    // The URI itself is not repeated: it may carry credentials (user information).
+    const { reason, location } = rule.invalidVaultUri;
+    throw configError(`malformed hc_vault_transit_uri: ${reason}`, location, 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>');
   }
   return rule;
 }
@@ -149,21 +159,34 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
 function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
   const age = checkedPublicKeys('age', splitList(opts.age, io.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
   const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, io.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
+  const vault = vaultStanzas(splitList(opts.hcVaultTransit, io.env.SOPS_VAULT_URIS), opts.hcVaultTransit ? '--hc-vault-transit' : 'SOPS_VAULT_URIS');
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
-  if (age.length > 0 || pgp.length > 0) {
+  if (age.length > 0 || pgp.length > 0 || vault.length > 0) {
     return {
-      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f))]],
+      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f)), ...vault]],
       shamirThreshold: opts.shamirSecretSharingThreshold ?? 0,
       rules: fromFlags,
     };
   }
   if (!config) {
-    throw usageError('no recipients: give --age or --pgp, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
+    throw usageError('no recipients: give --age, --pgp or --hc-vault-transit, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
   }
   const rule = ruleFor(config, file, io.cwd);
   const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
   return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
+}
+
+/** Transit key URIs from a flag or variable, each a stanza whose Vault errors name `field`. */
+function vaultStanzas(uris: string[], field: string): Stanza[] {
+  return uris.map((uri) => {
+    try {
+      return { ...vaultStanza(parseVaultUri(uri)), origin: { field } };
+    } catch (e) {
+      if (!(e instanceof VaultUriError)) throw e;
+      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, { location: { field }, hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>' });
+    }
+  });
 }
 
 interface Job {
@@ -193,7 +216,7 @@ async function transformEach(io: CommandIo, files: string[], opts: CommonOptions
 }
 
 export async function runEncrypt(files: string[], opts: EncryptOptions, io: CommandIo): Promise<void> {
-  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env) };
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env), serviceEnv: io.env };
   await transformEach(
     io,
     files,
@@ -304,6 +327,8 @@ export async function runRotate(files: string[], opts: RotateCliOptions, io: Com
     rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
     addPgp: checkedPublicKeys('pgp', opts.addPgp ?? [], '--add-pgp'),
     rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
+    addVault: vaultStanzas(opts.addHcVaultTransit ?? [], '--add-hc-vault-transit'),
+    rmVault: vaultStanzas(opts.rmHcVaultTransit ?? [], '--rm-hc-vault-transit').map(stanzaName),
   };
   await transformEach(
     io,

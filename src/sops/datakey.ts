@@ -1,4 +1,4 @@
-import { FluxstrapError } from '../core/errors.ts';
+import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { ageDecrypt, ageEncrypt } from './age.ts';
 import { stanzaField, stanzaName, type Metadata, type Stanza } from './metadata.ts';
@@ -20,13 +20,33 @@ export interface KeySources {
   gpg: boolean;
   /** The gpg program (sops reads `$SOPS_GPG_EXEC`); default `gpg`. */
   gpgExec?: string;
+  /**
+   * The environment key services read (VAULT_TOKEN, ~/.vault-token through HOME, …), only when a
+   * file or rule names such a key; without it those keys are not tried.
+   */
+  serviceEnv?: NodeJS.ProcessEnv;
 }
 
 const ORDER: Record<string, number> = { age: 0, pgp: 1 };
 
-async function openStanza(s: Stanza, sources: KeySources): Promise<Uint8Array | undefined> {
+/** Why a key service did not open its stanza, for the error when no key does. */
+type Failures = string[];
+
+async function openStanza(s: Stanza, sources: KeySources, failures: Failures): Promise<Uint8Array | undefined> {
   const enc = stanzaField(s, 'enc');
   if (enc === '') return undefined;
+  if (s.type === 'hc_vault') {
+    if (sources.serviceEnv === undefined) return undefined;
+    try {
+      // Imported here so that age-only commands never load the Vault client.
+      const { vaultDecrypt } = await import('./hc-vault.ts');
+      return await vaultDecrypt(s, sources.serviceEnv);
+    } catch (e) {
+      if (!isFluxstrapError(e)) throw e;
+      failures.push(e.message);
+      return undefined;
+    }
+  }
   if (s.type === 'age') {
     if (sources.age.length === 0) return undefined;
     try {
@@ -55,10 +75,11 @@ export function recipientsOf(md: Metadata): string {
 /** Recover the data key; the error names the file's recipients and the keys tried, never secrets. */
 export async function recoverDataKey(md: Metadata, sources: KeySources, file: string): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
+  const failures: Failures = [];
   for (const group of md.keyGroups) {
     const ordered = [...group].sort((a, b) => (ORDER[a.type] ?? 2) - (ORDER[b.type] ?? 2));
     for (const s of ordered) {
-      const part = await openStanza(s, sources);
+      const part = await openStanza(s, sources, failures);
       if (part) {
         parts.push(part);
         break;
@@ -70,7 +91,7 @@ export async function recoverDataKey(md: Metadata, sources: KeySources, file: st
   if (parts.length < needed) {
     throw new FluxstrapError(
       'E_DECRYPT',
-      multi ? `only ${parts.length} of the ${needed} key groups needed could be opened` : 'no key at hand opens this file',
+      `${multi ? `only ${parts.length} of the ${needed} key groups needed could be opened` : 'no key at hand opens this file'}${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`,
       {
         location: { file },
         hint: `encrypted to ${recipientsOf(md)}; tried ${await triedKeys(sources)}. Give a matching key with --key-file, SOPS_AGE_KEY_FILE or SOPS_AGE_KEY`,
@@ -126,6 +147,11 @@ export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], th
       const fields = new TreeMap(s.fields.items.filter((i) => i.key !== 'enc'));
       if (s.type === 'age') {
         fields.set('enc', await ageEncrypt(stanzaField(s, 'recipient'), share));
+      } else if (s.type === 'hc_vault' && sources.serviceEnv !== undefined) {
+        const { vaultEncrypt } = await import('./hc-vault.ts');
+        const enc = await vaultEncrypt(s, share, sources.serviceEnv, s.origin);
+        fields.set('created_at', rfc3339Now());
+        fields.set('enc', enc);
       } else if (s.type === 'pgp') {
         const fp = stanzaField(s, 'fp');
         const enc = (await keyFileEncrypt(fp, share, sources.pgpFiles)) ?? (await gpgEncrypt(fp, share, sources.gpgExec));

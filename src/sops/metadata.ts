@@ -1,4 +1,4 @@
-import { isFluxstrapError } from '../core/errors.ts';
+import { isFluxstrapError, type Location } from '../core/errors.ts';
 import { checkRulePatterns, DEFAULT_UNENCRYPTED_SUFFIX, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { Comment, TreeMap, type Value } from './tree.ts';
 
@@ -14,6 +14,8 @@ export type KeyType = (typeof KEY_TYPES)[number];
 export interface Stanza {
   type: KeyType;
   fields: TreeMap;
+  /** Where a key to encrypt for was named (a `.sops.yaml` rule, a flag), for errors from its service. */
+  origin?: Location;
 }
 
 export interface Metadata {

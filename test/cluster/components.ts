@@ -10,7 +10,7 @@ export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
 export type ComponentName =
-  | 'kubernetes' | 'etcd' | 'sops' | 'flux' | ControllerName;
+  | 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'vault' | ControllerName;
 
 /** Flux's default components, as `flux install` installs them. */
 export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
@@ -42,7 +42,7 @@ export interface Component {
    * minor instead. Not part of the build recipe: it names what is missing, not what is built.
    */
   readonly pairedVersion?: string;
-  /** Built only on request (`--with-flux-cli`). */
+  /** Built only on request (`--with-flux-cli`, `--with-vault`). */
   readonly optional: boolean;
 }
 
@@ -133,6 +133,19 @@ export const COMPONENTS: readonly Component[] = [
     binaries: { flux: './cmd/flux' },
     method: 'copy',
     ldflags: [`-X main.VERSION=${FLUX_VERSION.slice(1)}`],
+    optional: true,
+  },
+  {
+    // A Vault dev server with the transit engine for the hc_vault tests. OpenBao would do as
+    // well, but the proxy refuses github.com/openbao/openbao/v2@v2.6.2 ("This module version
+    // is not available"); `go install github.com/hashicorp/vault@v1.21.4` is refused for its
+    // directory replaces (./api, ./sdk), so it gets a wrapper module like the controllers.
+    name: 'vault',
+    module: 'github.com/hashicorp/vault',
+    version: 'v1.21.4',
+    binaries: { vault: 'github.com/hashicorp/vault' },
+    method: 'wrapper',
+    ldflags: [],
     optional: true,
   },
 ];

@@ -44,6 +44,7 @@ export function registerSops(program: Command): void {
     .option('--output-type <type>', 'yaml, json, dotenv, ini or binary (default: the input type)')
     .option('--age <recipients>', 'age recipient(s), comma-separated (repeatable; or SOPS_AGE_RECIPIENTS)', collect)
     .option('--pgp <fingerprints>', 'OpenPGP fingerprint(s), comma-separated (repeatable; or SOPS_PGP_FP); encrypted through gpg or a --key-file', collect)
+    .option('--hc-vault-transit <uris>', 'HashiCorp Vault transit key URI(s) like https://vault:8200/v1/transit/keys/NAME, comma-separated (repeatable; or SOPS_VAULT_URIS); token from VAULT_TOKEN or ~/.vault-token', collect)
     .option('--encrypted-regex <re>', 'encrypt only values under keys matching this regex (e.g. ^(data|stringData)$ for Kubernetes Secrets)')
     .option('--unencrypted-regex <re>', 'leave values under keys matching this regex in clear')
     .option('--encrypted-suffix <suffix>', 'encrypt only values under keys ending with this suffix')
@@ -71,7 +72,7 @@ export function registerSops(program: Command): void {
     .option(...keyFileOption)
     .addHelpText('after', [
       '',
-      `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, and the gpg keyring.`,
+      `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, the gpg keyring, and Vault transit (VAULT_TOKEN or ~/.vault-token).`,
       '',
       'Examples:',
       '  fluxstrap decrypt clusters/prod/secrets/db.yaml',
@@ -127,6 +128,8 @@ export function registerSops(program: Command): void {
     .option('--rm-age <recipient>', 'remove an age recipient (repeatable)', collect)
     .option('--add-pgp <fingerprint>', 'add an OpenPGP fingerprint to the first key group (repeatable)', collect)
     .option('--rm-pgp <fingerprint>', 'remove an OpenPGP fingerprint (repeatable)', collect)
+    .option('--add-hc-vault-transit <uri>', 'add a Vault transit key URI to the first key group (repeatable)', collect)
+    .option('--rm-hc-vault-transit <uri>', 'remove a Vault transit key URI (repeatable)', collect)
     .option('--ignore-mac', 'rotate even if the MAC does not match')
     .option(...keyFileOption)
     .addHelpText('after', '\nExamples:\n  fluxstrap rotate -i secret.yaml\n  fluxstrap rotate -i --add-age age1new… --rm-age age1old… secret.yaml')
