@@ -47,6 +47,13 @@ const AgeKeySchema = z.union([
   }),
 ]);
 
+const SopsKeySchema = z.strictObject({
+  vault: z.strictObject({
+    address: z.string().regex(/^https?:\/\/[^/?#@\s]+\/?$/, 'must be an http(s):// address without a path').describe('Vault address, as in the hc_vault_transit_uri of .sops.yaml; kustomize-controller reaches the address each file names.'),
+    tokenEnv: envName.describe('Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).'),
+  }),
+}).describe('A key service that decrypts in the cluster instead of an age key: HashiCorp Vault transit.');
+
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
   kube: z
@@ -63,6 +70,7 @@ const ClusterSchema = z.strictObject({
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
+  sopsKey: SopsKeySchema.optional(),
 });
 
 export const FluxstrapConfigSchema = z
@@ -98,6 +106,8 @@ export interface ResolvedCluster {
   kube: { kubeconfig?: string; context?: string };
   git: { url?: string; branch: string; auth: GitAuth };
   ageKey: AgeKeySource;
+  /** Vault transit decrypts in the cluster (the sops-hcvault Secret) instead of the age key. */
+  vault?: { address: string; tokenEnv: string };
 }
 
 /** Settings given on the command line; each wins over the environment and the file. */
@@ -209,6 +219,7 @@ export function resolveCluster(
       auth: gitAuthOf(entry?.git?.auth, repoDir),
     },
     ageKey: configuredAgeKey(entry, flags.ageKeyFile, env, where) ?? sopsAgeKey(env),
+    ...(entry?.sopsKey?.vault ? { vault: { address: entry.sopsKey.vault.address.replace(/\/$/, ''), tokenEnv: entry.sopsKey.vault.tokenEnv } } : {}),
   };
 }
 

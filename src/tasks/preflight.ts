@@ -12,6 +12,7 @@ import type { TaskContext } from './context.ts';
 import { decryptSopsFile, findSopsFiles } from './sops-files.ts';
 import { clusterRuleRecipients } from '../sops/config.ts';
 import { bootstrapSource, fluxBuild } from './source.ts';
+import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
 const Params = z.strictObject({
@@ -262,7 +263,7 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
-      src ? attempt(async () => {
+      src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, src, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
         const identities = await ctx.ageIdentities();
         const pq = build ? postQuantumProblem(identities, build.components) : undefined;
         return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, identities, notes))];

@@ -17,6 +17,7 @@ export const builtinKinds: KindRegistry = {
   namespace: () => import('./namespace.ts').then((m) => m.namespaceKind),
   'git-credentials': () => import('./git-credentials.ts').then((m) => m.gitCredentialsKind),
   'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),
+  'sops-hcvault-secret': () => import('./sops-hcvault-secret.ts').then((m) => m.sopsHcVaultSecretKind),
   'flux-components': () => import('./flux-components.ts').then((m) => m.fluxComponentsKind),
   'wait-controllers': () => import('./wait-controllers.ts').then((m) => m.waitControllersKind),
   'flux-sync': () => import('./flux-sync.ts').then((m) => m.fluxSyncKind),

@@ -24,16 +24,20 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-export const sopsAgeSecretKind: TaskKind<Params, SecretFacts, TaskContext> = {
+type Facts = SecretFacts | { none: true };
+
+export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
+    // With Vault transit the cluster decrypts with the sops-hcvault Secret and needs no age key.
+    if (ctx.cluster.vault) return { none: true };
     const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change[] {
-    return planSecret(facts);
+    return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
     await applySecret(await ctx.kube(), change);

@@ -71,10 +71,13 @@ export async function findSopsFiles(dir: string, repoRoot: string, exclude: stri
 
 export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-/** Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it. */
-export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[]): Promise<string> {
+/**
+ * Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it.
+ * `serviceEnv` (VAULT_TOKEN, …) lets Vault transit keys be tried too.
+ */
+export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[], serviceEnv?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');
-  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), 'yaml', f.name, { age: identities, pgpFiles: [], gpg: false });
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), 'yaml', f.name, { age: identities, pgpFiles: [], gpg: false, ...(serviceEnv ? { serviceEnv } : {}) });
   return out.toString('utf8');
 }
 
