@@ -1,6 +1,6 @@
 import type { Condition } from '../adapters/kube.ts';
 import { versionProblem } from '../tasks/preflight.ts';
-import type { FluxObjectState, LiveState, Observed } from './observed.ts';
+import type { FluxObjectState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
@@ -40,8 +40,9 @@ export function diagnose(o: Observed): Finding[] {
   }
   if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
   const live = o.live && !('error' in o.live) ? o.live : undefined;
-  if (live) out.push(...installFindings(live), ...syncFindings(live), ...ageSecretFindings(live.ageSecret));
-  out.push(...keyFindings(o, live?.ageSecret));
+  if (live) out.push(...installFindings(live), ...syncFindings(live), ...(live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : ageSecretFindings(live.ageSecret)));
+  // With Vault transit the cluster holds no age key to compare with .sops.yaml.
+  if (!live?.vaultSecret) out.push(...keyFindings(o, live?.ageSecret));
   if (live) out.push(...decryptingFindings(live.decrypting));
   return out;
 }
@@ -108,6 +109,16 @@ function syncFindings(l: LiveState): Finding[] {
     out.push(ok('decryption', `${ks.ref} decrypts with sops, secretRef ${d.secretRef.name}`));
   }
   return out;
+}
+
+function vaultSecretFindings(s: VaultSecretState): Finding[] {
+  const restore = 'run `fluxstrap bootstrap` to create it from the variable sopsKey.vault.tokenEnv names';
+  if (!s.exists) return [bad('sops-hcvault-secret', 'fail', `${s.ref} does not exist: Flux cannot decrypt anything`, restore)];
+  if (!s.hasToken) return [bad('sops-hcvault-secret', 'fail', `${s.ref} has no sops.vault-token: kustomize-controller has no Vault token`, `${restore.replace('create', 'replace')} with --rotate-secrets`)];
+  const p = s.proof;
+  if (p && 'problem' in p) return [bad('sops-hcvault-secret', 'fail', p.problem.what, p.problem.fix)];
+  if (p && 'opened' in p) return [ok('sops-hcvault-secret', `${s.ref} holds a Vault token that opens ${p.opened}`)];
+  return [ok('sops-hcvault-secret', `${s.ref} holds a Vault token (no file under the cluster path names a Vault key yet)`)];
 }
 
 function ageSecretFindings(s: LiveState['ageSecret']): Finding[] {

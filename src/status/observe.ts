@@ -9,7 +9,9 @@ import type { TaskContext } from '../tasks/context.ts';
 import { problemOf } from '../tasks/preflight.ts';
 import { findSopsFiles } from '../tasks/sops-files.ts';
 import { gitRemote } from '../tasks/source.ts';
-import type { AgeSecretState, FluxObjectState, LiveState, Observed } from './observed.ts';
+import { VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
+import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
+import type { AgeSecretState, FluxObjectState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
 const FLUX_NAMESPACE = 'flux-system';
 const SYNC_NAME = 'flux-system';
@@ -106,6 +108,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     } : {}),
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
     ageSecret: await observeAgeSecret(kube, namespace, secretName),
+    ...(ctx.cluster.vault ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-hcvault') } : {}),
     decrypting,
   };
 }
@@ -160,6 +163,18 @@ async function decryptingKustomizations(kube: KubeAdapter): Promise<FluxObjectSt
   return lists.flat()
     .filter((k) => (k.spec as { decryption?: unknown } | undefined)?.decryption !== undefined)
     .map((k) => fluxObjectState(k, lastAppliedRevision));
+}
+
+/** The cluster's own token, tried against the working tree's files; it never leaves this function. */
+async function observeVaultSecret(ctx: TaskContext, kube: KubeAdapter, namespace: string, name: string): Promise<VaultSecretState> {
+  const ref = { apiVersion: 'v1', kind: 'Secret', namespace, name };
+  const secret = await kube.get(ref);
+  const encoded = ((secret?.data ?? {}) as Record<string, string>)[VAULT_TOKEN_KEY];
+  const token = encoded === undefined ? '' : Buffer.from(encoded, 'base64').toString('utf8').trim();
+  const state: VaultSecretState = { ref: describeRef(ref), exists: secret !== undefined, hasToken: token !== '' };
+  if (token === '') return state;
+  const at = { repoDir: ctx.paths.repo, clusterDir: ctx.paths.cluster, fluxSystemDir: ctx.paths.fluxSystem };
+  return { ...state, proof: await tokenOpensClusterFile(ctx, token, `${describeRef(ref)} (${VAULT_TOKEN_KEY})`, at) };
 }
 
 async function observeAgeSecret(kube: KubeAdapter, namespace: string, name: string): Promise<AgeSecretState> {

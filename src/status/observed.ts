@@ -29,6 +29,8 @@ export interface LiveState {
   /** The decryption secretRef the repository's flux-system build asks for, when it builds. */
   expectedSecretName?: string;
   ageSecret: AgeSecretState;
+  /** With fluxstrap.yaml `sopsKey.vault`: the Secret holding kustomize-controller's Vault token. */
+  vaultSecret?: VaultSecretState;
   /** Every Kustomization of the cluster that has `spec.decryption`. */
   decrypting: FluxObjectState[];
 }
@@ -41,6 +43,14 @@ export interface FluxObjectState {
   ready?: Condition;
   /** Artifact revision of a source, last applied revision of a Kustomization. */
   revision?: string;
+}
+
+export interface VaultSecretState {
+  ref: string;
+  exists: boolean;
+  hasToken: boolean;
+  /** What the token in the Secret opens: a Vault-encrypted file under the cluster path, or why not. */
+  proof?: { opened: string } | { none: true } | { problem: Problem };
 }
 
 export interface AgeSecretState {

@@ -263,7 +263,7 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
-      src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, src, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
+      src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
         const identities = await ctx.ageIdentities();
         const pq = build ? postQuantumProblem(identities, build.components) : undefined;
         return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, identities, notes))];

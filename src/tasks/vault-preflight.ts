@@ -2,7 +2,6 @@ import { FluxstrapError, isFluxstrapError, type ErrorCode } from '../core/errors
 import type { TaskContext } from './context.ts';
 import { decryptSopsFile, findSopsFiles } from './sops-files.ts';
 import { vaultToken } from './sops-hcvault-secret.ts';
-import type { BootstrapSource } from './source.ts';
 
 /** A preflight problem (preflight.ts's `Problem`, which imports this module). */
 interface Problem {
@@ -11,12 +10,42 @@ interface Problem {
   code?: ErrorCode;
 }
 
+export interface ClusterFolders {
+  repoDir: string;
+  clusterDir: string;
+  fluxSystemDir: string;
+}
+
+export type TokenProof = { opened: string } | { none: true } | { problem: Problem };
+
 /**
- * With `sopsKey.vault`, what kustomize-controller will decrypt with is the token, not an age key:
- * proven by opening, with that token alone, a file under the cluster path that names a Vault
- * transit key. Files with no Vault key are not the token's to open.
+ * Whether `token` alone opens a file under the cluster folder that names a Vault transit key, as
+ * kustomize-controller will have to: not with the user's own VAULT_TOKEN or ~/.vault-token, which
+ * the cluster lacks. Files without a Vault key are not the token's to open. The token is never
+ * part of the result.
  */
-export async function vaultKeyProblems(ctx: TaskContext, src: BootstrapSource, notes: string[]): Promise<Problem[]> {
+export async function tokenOpensClusterFile(ctx: Pick<TaskContext, 'env'>, token: string, tokenName: string, at: ClusterFolders): Promise<TokenProof> {
+  const files = (await findSopsFiles(at.clusterDir, at.repoDir, [at.fluxSystemDir])).filter((f) => /^\s*(- )?vault_address:/m.test(f.text));
+  const [first] = files;
+  if (!first) return { none: true };
+  const serviceEnv: NodeJS.ProcessEnv = { VAULT_TOKEN: token, HOME: '/nonexistent', ...(ctx.env.VAULT_NAMESPACE ? { VAULT_NAMESPACE: ctx.env.VAULT_NAMESPACE } : {}) };
+  try {
+    await decryptSopsFile(first, [], serviceEnv);
+    return { opened: first.name };
+  } catch (e) {
+    if (!(e instanceof FluxstrapError) || e.code !== 'E_DECRYPT') throw e;
+    return {
+      problem: {
+        what: `the Vault token in ${tokenName} does not open ${first.name}: ${e.message}`,
+        fix: `give ${tokenName} a token whose policy allows update on <engine>/decrypt/<key> for the key the file names`,
+        code: 'E_KEY_SERVICE',
+      },
+    };
+  }
+}
+
+/** Preflight with `sopsKey.vault`: the token from `tokenEnv` is what kustomize-controller decrypts with. */
+export async function vaultKeyProblems(ctx: TaskContext, at: ClusterFolders, notes: string[]): Promise<Problem[]> {
   const vault = ctx.cluster.vault;
   if (!vault) return [];
   let token: string;
@@ -26,24 +55,8 @@ export async function vaultKeyProblems(ctx: TaskContext, src: BootstrapSource, n
     if (!isFluxstrapError(e)) throw e;
     return [{ what: e.message, fix: e.hint ?? '', code: e.code }];
   }
-  const files = (await findSopsFiles(src.clusterDir, src.dir, [src.fluxSystemDir])).filter((f) => /^\s*(- )?vault_address:/m.test(f.text));
-  const [first] = files;
-  if (!first) {
-    notes.push(`no SOPS file under ${ctx.cluster.path} names a Vault transit key yet`);
-    return [];
-  }
-  // The token alone: not the user's own VAULT_TOKEN or ~/.vault-token, which the cluster lacks.
-  const serviceEnv: NodeJS.ProcessEnv = { VAULT_TOKEN: token, HOME: '/nonexistent', ...(ctx.env.VAULT_NAMESPACE ? { VAULT_NAMESPACE: ctx.env.VAULT_NAMESPACE } : {}) };
-  try {
-    await decryptSopsFile(first, [], serviceEnv);
-    notes.push(`the Vault token in ${vault.tokenEnv} opens ${first.name}`);
-    return [];
-  } catch (e) {
-    if (!(e instanceof FluxstrapError) || e.code !== 'E_DECRYPT') throw e;
-    return [{
-      what: `the Vault token in ${vault.tokenEnv} does not open ${first.name}: ${e.message}`,
-      fix: `give ${vault.tokenEnv} a token whose policy allows update on <engine>/decrypt/<key> for the key the file names`,
-      code: 'E_KEY_SERVICE',
-    }];
-  }
+  const proof = await tokenOpensClusterFile(ctx, token, vault.tokenEnv, at);
+  if ('problem' in proof) return [proof.problem];
+  notes.push('opened' in proof ? `the Vault token in ${vault.tokenEnv} opens ${proof.opened}` : `no SOPS file under ${ctx.cluster.path} names a Vault transit key yet`);
+  return [];
 }

@@ -221,3 +221,27 @@ void describe('exit code and lines', () => {
     assert.deepEqual(findingLines({ check: 'api', status: 'ok', message: 'up' }, false), ['✔ ok   api: up']);
   });
 });
+
+void describe('diagnose with Vault transit (sopsKey.vault)', () => {
+  const withVault = (vaultSecret: NonNullable<LiveState['vaultSecret']>): Observed => {
+    const o = healthy();
+    o.live.vaultSecret = vaultSecret;
+    o.live.ageSecret = { ref: 'Secret flux-system/sops-hcvault', exists: true, ageKeys: [], otherKeys: ['sops.vault-token'], recipients: [], unreadable: [] };
+    return o;
+  };
+  const ref = 'Secret flux-system/sops-hcvault';
+
+  void it('a token that opens a Vault-encrypted file: ok, and no age-key findings in its place', () => {
+    const fs = diagnose(withVault({ ref, exists: true, hasToken: true, proof: { opened: 'clusters/prod/apps/db.yaml' } }));
+    assert.deepEqual(notOk(fs), []);
+    assert.match(fs.find((f) => f.check === 'sops-hcvault-secret')?.message ?? '', /opens clusters\/prod\/apps\/db\.yaml/);
+    assert.ok(!fs.some((f) => f.check === 'sops-age-secret' || f.check === 'local-key'));
+  });
+
+  void it('a missing Secret, a missing token, a token Vault refuses: one failure each', () => {
+    assert.match(notOk(diagnose(withVault({ ref, exists: false, hasToken: false })))[0]?.message ?? '', /does not exist/);
+    assert.match(notOk(diagnose(withVault({ ref, exists: true, hasToken: false })))[0]?.message ?? '', /no sops\.vault-token/);
+    const refused = notOk(diagnose(withVault({ ref, exists: true, hasToken: true, proof: { problem: { what: 'the Vault token in Secret flux-system/sops-hcvault (sops.vault-token) does not open x.yaml: permission denied', fix: 'give it a policy' } } })));
+    assert.deepEqual(refused.map((f) => [f.check, f.status]), [['sops-hcvault-secret', 'fail']]);
+  });
+});
