@@ -8,7 +8,8 @@ const TIERS = [
   ['flows'], // one module per command
   ['playbook', 'status'], // playbook loading and compiling; cluster observation for status
   ['tasks'], // task kinds
-  ['cluster', 'sops', 'flux'], // fluxstrap.yaml and cluster resolution; the native SOPS engine; Flux manifests and releases
+  ['cluster', 'flux'], // fluxstrap.yaml and cluster resolution; Flux manifests, releases and what a cluster reaches
+  ['sops'], // the native SOPS engine: it knows files and keys, nothing of Flux or clusters
   ['keys'], // age and PGP keys
   ['adapters'], // kube, git, files, processes, prompt, bounded YAML
   ['core'], // pure: engine, task, change, events, errors

@@ -31,6 +31,9 @@ export interface KustomizeResult {
 
 class Unsupported extends Error {}
 
+/** The names kustomize reads a kustomization from, in its order of preference. */
+export const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'] as const;
+
 const KNOWN_KEYS = new Set(['apiVersion', 'kind', 'resources', 'patches', 'labels']);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -152,7 +155,7 @@ async function kustomizationFile(dir: string): Promise<string> {
   const names = await readdir(dir).catch(() => {
     throw new FluxstrapError('E_NOT_FOUND', 'no such directory', { location: { file: dir } });
   });
-  const found = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].find((n) => names.includes(n));
+  const found = KUSTOMIZATION_FILES.find((n) => names.includes(n));
   if (!found) {
     throw new FluxstrapError('E_NOT_FOUND', 'no kustomization.yaml in this directory', {
       location: { file: dir },

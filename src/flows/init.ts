@@ -8,6 +8,7 @@ import type { AgeKeySource } from '../cluster/config.ts';
 import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
+import { KUSTOMIZATION_FILES } from '../adapters/kustomize.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import { checkedPublicKeys } from '../keys/recipients.ts';
 import { identitiesFromEnv } from './keys.ts';
@@ -26,6 +27,7 @@ import type { FluxInstallFlags } from './init-flux.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
 import { sopsConfigKind } from '../tasks/sops-config.ts';
+import { clusterSops } from '../tasks/sops-files.ts';
 import { info } from './io.ts';
 import type { CommandIo } from './io.ts';
 
@@ -85,13 +87,17 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
+  // The rules must cover what the cluster's Kustomizations apply, wherever it lives.
+  const { reach, files } = await clusterSops(repo, { path: clusterPath });
+  const reached = files.map((f) => f.name);
   return [
-    task(`.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
+    task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} SOPS file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
       age: key.type === 'age' ? key.recipients : [],
       pgp: key.type === 'pgp' ? [key.fingerprint] : [],
       encryptedRegex: '^(data|stringData)$',
+      reached,
     }),
     task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,
@@ -150,7 +156,7 @@ const unique = (xs: string[]) => [...new Set(xs)];
 
 /** kustomize reads kustomization.yaml, kustomization.yml or Kustomization: use the one present. */
 async function kustomizationFile(repo: string, dir: string): Promise<string> {
-  return (await firstExisting(repo, ['kustomization.yaml', 'kustomization.yml', 'Kustomization'].map((n) => `${dir}/${n}`))) ?? `${dir}/kustomization.yaml`;
+  return (await firstExisting(repo, KUSTOMIZATION_FILES.map((n) => `${dir}/${n}`))) ?? `${dir}/kustomization.yaml`;
 }
 
 async function firstExisting(repo: string, candidates: string[]): Promise<string | undefined> {

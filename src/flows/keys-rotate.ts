@@ -4,12 +4,12 @@ import { resolveClusterFlags } from '../cluster/resolve.ts';
 import { runTasks } from '../core/engine.ts';
 import { configError, ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
-import { parseConfig } from '../sops/config.ts';
+import { parseConfig, ruleMatches } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
 import { pathRegexFor } from '../tasks/sops-config.ts';
 import { keyGroupsOf, sopsFilesRekeyedKind } from '../tasks/sops-files-rekeyed.ts';
 import type { RekeyContext } from '../tasks/sops-files-rekeyed.ts';
-import { findSopsFiles } from '../tasks/sops-files.ts';
+import { clusterKeyedFiles } from '../tasks/sops-files.ts';
 import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
@@ -58,10 +58,14 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const sopsFile = '.sops.yaml';
   const check = opts.check === true;
   const sopsText = await readText(join(repo, sopsFile));
-  const rule = ruleRecipients(sopsText, sopsFile, clusterPath);
+  // The files the cluster's Kustomizations apply, wherever they are, and the rules governing them.
+  const reached = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.name);
+  const rule = ruleRecipients(sopsText, sopsFile, clusterPath, reached);
   if (rule === undefined) throw configError(`no creation rule for ${clusterPath}`, { file: sopsFile }, `run fluxstrap init --cluster ${opts.cluster} first`);
-  const otherRulesRecipients = parseConfig(sopsText, sopsFile)
-    .creationRules.filter((r) => r.pathRegex !== pathRegexFor(clusterPath))
+  const config = parseConfig(sopsText, sopsFile);
+  const mine = new Set(reached.map((f) => config.creationRules.find((r) => ruleMatches(r, f))));
+  const otherRulesRecipients = config
+    .creationRules.filter((r) => r.pathRegex !== pathRegexFor(clusterPath) && !mine.has(r))
     .flatMap((r) => r.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName));
   let identities = await parseAgeKeyFile(await readText(keyFile), keyFile, recipientOf);
   const newest = identities.at(-1) as AgeIdentity;
@@ -110,8 +114,8 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const ctx: RekeyContext = { paths: { repo }, ageIdentities };
   const task = <P, O>(name: string, kind: TaskKind<P, O, RekeyContext>, params: P): TaskInstance<RekeyContext> => ({ name, kind, params });
   const tasks = [
-    task(`recipients of the ${sopsFile} creation rule for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, ...change }),
-    task(`SOPS files under ${clusterPath} encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
+    task(`recipients of the ${sopsFile} creation rule(s) for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, reached, ...change }),
+    task(`SOPS files ${clusterPath} reaches encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
   ];
   const reporter = await g.reporter({ diff: opts.diff === true || check });
   const { recap, success } = await runTasks({ title: `keys rotate ${clusterPath}${opts.finish ? ' --finish' : ''}`, tasks, ctx, reporter, check });
@@ -124,10 +128,10 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   const again = keyFlag === undefined ? '' : ` --age-key-file ${keyFlag}`;
   const bootstrap = `fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets`;
   if (!opts.finish) {
-    state(`every file under ${clusterPath} opens with the old and the new key`);
+    state(`every SOPS file ${clusterPath} reaches opens with the old and the new key`);
     info(g, `next: ${bootstrap} (the sops-age Secret then holds both identities), then fluxstrap keys rotate --cluster ${opts.cluster}${again} --finish`);
   } else {
-    state(`only the new key (${newest.recipient}) opens the files under ${clusterPath}`);
+    state(`only the new key (${newest.recipient}) opens the SOPS files ${clusterPath} reaches`);
     info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);
     // An identity another rule lists is another cluster's key kept in the same file: never stale.
     const kept = new Set([...rule.filter((r) => !change.remove.includes(r)), ...otherRulesRecipients]);
@@ -147,7 +151,7 @@ async function dropIdentities(keyFile: string, stale: AgeIdentity[], at: { repo:
   const { repo, clusterPath } = at;
   if (stale.length === 0) return;
   const keys = new Set(stale.map((i) => `age:${i.recipient}`));
-  for (const f of await findSopsFiles(join(repo, clusterPath), repo)) {
+  for (const f of await clusterKeyedFiles(repo, clusterPath)) {
     // Every key group's keys: a Shamir file needs the old key as much as a plain one.
     const held = keyGroupsOf(f.text, f.name).flat().find((k) => keys.has(k));
     if (held !== undefined) {

@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { configError, FluxstrapError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { configError, FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
@@ -339,7 +340,18 @@ export async function runRotate(files: string[], opts: RotateCliOptions, io: Com
   );
 }
 
-export async function runUpdateKeys(files: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number }, io: CommandIo): Promise<void> {
+export async function runUpdateKeys(given: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number; cluster?: string; repo?: string }, io: CommandIo): Promise<void> {
+  let files = given;
+  if (opts.cluster !== undefined) {
+    if (given.length > 0) throw usageError('--cluster and files are alternatives: pass one', 'with --cluster, the files are the SOPS files the cluster reaches');
+    const { repo, clusterPath } = await clusterOf(opts.cluster, opts.repo, io);
+    const { clusterKeyedFiles } = await import('../tasks/sops-files.ts');
+    files = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.file);
+    opts = { ...opts, config: opts.config ?? join(repo, '.sops.yaml') };
+    if (files.length === 0) status(io, `cluster ${opts.cluster} (${clusterPath}) reaches no SOPS-encrypted file: nothing to update`);
+  } else if (given.length === 0) {
+    throw usageError('no files given', 'pass the files, or --cluster NAME for every SOPS file the cluster reaches');
+  }
   const config = await configFor(io, opts, true);
   if (!config) return;
   const sources = await keySources(opts, io.env);
@@ -367,13 +379,59 @@ export async function runUpdateKeys(files: string[], opts: CommonOptions & { sha
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
-export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[] }, io: CommandIo): Promise<number> {
+export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string }, io: CommandIo): Promise<number> {
+  if (opts.cluster !== undefined && paths.length > 0) throw usageError('--cluster and paths are alternatives: pass one', 'with --cluster, the files are those the cluster reaches');
   const { check } = await import('../sops/check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
   const sources = await keySources(opts, io.env, false);
+  const cluster = opts.cluster !== undefined ? await clusterCheck(opts.cluster, opts.repo, io) : undefined;
+  const files = cluster ? cluster.files : paths;
+  const found = files.length === 0 && cluster ? [] : await check(files, {
+    ...(opts.config !== undefined ? { config: opts.config } : {}),
+    strictKeys: (opts.keyFile ?? []).length > 0,
+    sources,
+    // A cluster's files are named from its repository's root, as its Kustomizations name them.
+    cwd: cluster ? cluster.repo : io.cwd,
+    env: io.env,
+  });
   // Reasons quote the recipients a file names, and a hostile file can name a private key there.
-  const findings = (await check(paths, { ...(opts.config !== undefined ? { config: opts.config } : {}), strictKeys: (opts.keyFile ?? []).length > 0, sources, cwd: io.cwd, env: io.env })).map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
-  if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings })}\n`);
+  const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])]
+    .map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
+  for (const w of cluster?.warnings ?? []) io.stderr.write(`warning: ${redactPrivateKeys(w)}\n`);
+  if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings, ...(cluster ? { warnings: cluster.warnings.map(redactPrivateKeys) } : {}) })}\n`);
   else for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
   return findings.length === 0 ? 0 : 1;
+}
+
+/** A cluster of the repository, resolved as every cluster command resolves it. */
+async function clusterOf(name: string, repoFlag: string | undefined, io: CommandIo): Promise<{ repo: string; clusterPath: string }> {
+  // Loaded here: encrypt and decrypt must not pay for fluxstrap.yaml's schema (zod).
+  const { resolveClusterFlags } = await import('../cluster/resolve.ts');
+  const cluster = await resolveClusterFlags({ cluster: name, ...(repoFlag !== undefined ? { repo: repoFlag } : {}) }, io.env, io.cwd);
+  return { repo: cluster.repoDir, clusterPath: cluster.path };
+}
+
+/**
+ * `check --cluster`: the SOPS files the cluster reaches (src/flux/reach.ts) instead of folders,
+ * each named with the Kustomizations that apply it, and the Kustomizations that apply SOPS files
+ * without decryption. What the walk cannot follow is a warning, never a silent pass.
+ */
+async function clusterCheck(name: string, repoFlag: string | undefined, io: CommandIo) {
+  const { clusterSops } = await import('../tasks/sops-files.ts');
+  const { controllerDecrypts, reachRoot, splitBuild } = await import('../tasks/source.ts');
+  const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+  const { decryptionFindings, describeKustomization, reachersOf } = await import('../flux/reach.ts');
+  const { repo, clusterPath } = await clusterOf(name, repoFlag, io);
+  const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
+  const global = build ? controllerDecrypts(build.components) : false;
+  const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build, global));
+  const by = new Map(files.map((f) => [f.name, ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
+  const findings = decryptionFindings(reach, global).map((d): { file: string; line?: number; reason: string } => ({
+    file: d.kustomization.at?.file ?? clusterPath,
+    ...(d.kustomization.at?.line !== undefined ? { line: d.kustomization.at.line } : {}),
+    reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops`,
+  }));
+  const warnings = [...reach.notChecked, ...reach.issues].map((u) => `${u.what} (${formatLocation(u.at)})`);
+  if (files.length === 0) warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);
+  return { repo, files: files.map((f) => f.file), by, findings, warnings };
 }

@@ -41,9 +41,26 @@ export function diagnose(o: Observed): Finding[] {
   if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
   const live = o.live && !('error' in o.live) ? o.live : undefined;
   if (live) out.push(...installFindings(live), ...syncFindings(live), ...(live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : ageSecretFindings(live.ageSecret)));
+  out.push(...reachFindings(o));
   // With Vault transit the cluster holds no age key to compare with .sops.yaml.
   if (!live?.vaultSecret) out.push(...keyFindings(o, live?.ageSecret));
   if (live) out.push(...decryptingFindings(live.decrypting));
+  return out;
+}
+
+/** What the cluster reaches, per Kustomization, and what could not be followed. */
+function reachFindings(o: Observed): Finding[] {
+  if ('error' in o.reach) return [bad('sops-reach', 'warn', `cannot tell which files the cluster reaches: ${o.reach.error.what}`, o.reach.error.fix)];
+  const r = o.reach;
+  const out: Finding[] = [];
+  const reaching = r.kustomizations.filter((k) => k.sops.length > 0);
+  out.push(reaching.length === 0
+    ? bad('sops-reach', 'warn', `the cluster reaches no SOPS-encrypted file (${r.kustomizations.map((k) => `${k.ref} → ${k.path}`).join(', ')})`,
+      'nothing decrypts yet; encrypt Secrets with `fluxstrap encrypt` in a folder a Kustomization applies')
+    : ok('sops-reach', reaching.map((k) => `${k.ref} → ${k.path}: ${k.sops.join(', ')}`).join('; ')));
+  for (const u of r.notChecked) out.push(bad('sops-reach', 'warn', `not checked: ${u}`, 'check that source\'s encrypted files by hand (fluxstrap check --key-file)'));
+  for (const u of r.issues) out.push(bad('sops-reach', 'warn', u, 'Flux fails to build what this refers to as well: fix the reference'));
+  for (const p of r.undecrypted) out.push(bad('kustomization-decryption', 'fail', p.what, p.fix));
   return out;
 }
 
@@ -145,7 +162,15 @@ function keyFindings(o: Observed, secret: LiveState['ageSecret'] | undefined): F
   const out: Finding[] = [];
   // Without identities in the cluster there is no cluster key to compare; its finding says why.
   const clusterKey = secret?.exists && secret.recipients.length > 0 ? secret.recipients : undefined;
-  if ('error' in o.sopsRule) {
+  const ruled = o.files.filter((f) => f.rule !== undefined);
+  if (clusterKey && o.files.length > 0) {
+    // The rules that govern the files the cluster reaches, wherever they are.
+    const outside = o.files.filter((f) => !f.rule?.some((r) => clusterKey.includes(r)));
+    out.push(outside.length === 0
+      ? ok('sops-config', `the cluster key is a recipient of the .sops.yaml rule of each of the ${ruled.length} SOPS file(s) the cluster reaches`)
+      : bad('sops-config', 'fail', `cluster key does not match .sops.yaml recipients for ${outside.map((f) => `${f.name} (${f.rule ? `rule names ${list(f.rule)}` : 'no rule matches'})`).join(', ')} (cluster: ${list(clusterKey)})`,
+        'put the key .sops.yaml names into the cluster (`fluxstrap bootstrap --rotate-secrets` with that key), or add the cluster key to .sops.yaml (`fluxstrap init`) and run `fluxstrap updatekeys`'));
+  } else if ('error' in o.sopsRule) {
     out.push(bad('sops-config', 'fail', o.sopsRule.error.what, o.sopsRule.error.fix));
   } else if (clusterKey) {
     const rule = o.sopsRule.recipients;
@@ -167,9 +192,9 @@ function keyFindings(o: Observed, secret: LiveState['ageSecret'] | undefined): F
   if (clusterKey) {
     const closed = o.files.filter((f) => !f.recipients.some((r) => clusterKey.includes(r)));
     out.push(closed.length > 0
-      ? bad('sops-files', 'fail', `the cluster key cannot open ${closed.length} of ${o.files.length} SOPS file(s): ${closed.map((f) => `${f.name} (encrypted to ${list(f.recipients)})`).join(', ')}`,
+      ? bad('sops-files', 'fail', `the cluster key cannot open ${closed.length} of ${o.files.length} SOPS file(s) the cluster reaches: ${closed.map((f) => `${f.name} (${f.by.length > 0 ? `applied by ${f.by.join(', ')}; ` : ''}encrypted to ${list(f.recipients)})`).join(', ')}`,
         'add the cluster key to .sops.yaml and re-encrypt them with `fluxstrap updatekeys`')
-      : ok('sops-files', `the cluster key opens all ${o.files.length} SOPS file(s) under ${o.cluster.path}`));
+      : ok('sops-files', `the cluster key opens all ${o.files.length} SOPS file(s) the cluster reaches from ${o.cluster.path}`));
   }
   return out;
 }

@@ -4,12 +4,16 @@ import {
 } from '../adapters/kube.ts';
 import { isFluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
-import { clusterRuleRecipients } from '../sops/config.ts';
+import { formatLocation } from '../core/errors.ts';
+import { decryptionFindings, describeKustomization, reachersOf } from '../flux/reach.ts';
+import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
+import { stanzaName } from '../sops/metadata.ts';
 import type { TaskContext } from '../tasks/context.ts';
-import { problemOf } from '../tasks/preflight.ts';
-import { findSopsFiles } from '../tasks/sops-files.ts';
-import { gitRemote } from '../tasks/source.ts';
+import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
+import { clusterSops } from '../tasks/sops-files.ts';
 import { VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
+import { controllerDecrypts, gitRemote, reachRoot, splitBuild } from '../tasks/source.ts';
+import type { FluxBuild } from '../tasks/source.ts';
 import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
 import type { AgeSecretState, FluxObjectState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
@@ -31,7 +35,7 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
  * of them failing does not end the whole report.
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
-  const [api, sopsRule, localKey, files] = await Promise.all([
+  const [api, sopsRule, localKey, reached] = await Promise.all([
     observeApi(ctx),
     clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
     ctx.ageIdentities().then(
@@ -39,7 +43,7 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
       // No key on this machine is normal for an operator who only looks: nothing to compare.
       (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
     ),
-    findSopsFiles(ctx.paths.cluster, ctx.paths.repo, [ctx.paths.fluxSystem]),
+    observeReach(ctx),
   ]);
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
@@ -49,8 +53,49 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
     } : {}),
     sopsRule,
     ...(localKey ? { localKey } : {}),
-    files: files.map((f) => ({ name: f.name, recipients: f.recipients })),
+    ...reached,
   };
+}
+
+/** What the checkout's cluster reaches, with the rule of each SOPS file. */
+async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
+  try {
+    const build = await localBuild(ctx);
+    const { reach, files } = await clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
+    const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
+    return {
+      files: files.map((f) => {
+        const rule = config ? matchRule(config, f.file, ctx.paths.repo) : undefined;
+        return {
+          name: f.name,
+          recipients: f.recipients,
+          by: reachersOf(reach, f.name).map((k) => describeKustomization(k)),
+          ...(rule ? { rule: rule.keyGroups.flat().filter((k) => k.type === 'age').map(stanzaName) } : {}),
+        };
+      }),
+      reach: {
+        kustomizations: reach.kustomizations.map((k) => ({ ref: describeKustomization(k), path: k.path || '.', sops: k.sops.map((s) => s.file) })),
+        notChecked: reach.notChecked.map((u) => `${u.what} (${formatLocation(u.at)})`),
+        issues: reach.issues.map((u) => `${u.what} (${formatLocation(u.at)})`),
+        // The sync Kustomization's own decryption is the `decryption` finding's, from the live object.
+        undecrypted: decryptionFindings(reach, build ? controllerDecrypts(build.components) : false).filter((d) => d.kustomization !== reach.kustomizations[0]).map(decryptionProblem),
+      },
+    };
+  } catch (e) {
+    return { files: [], reach: { error: problemOf(e, 'fix the repository so that Flux can build the cluster folder') } };
+  }
+}
+
+const localBuilds = new WeakMap<TaskContext, Promise<FluxBuild | undefined>>();
+
+/** The checkout's flux-system build, when it builds (once per context). */
+function localBuild(ctx: TaskContext): Promise<FluxBuild | undefined> {
+  let p = localBuilds.get(ctx);
+  if (!p) {
+    p = import('../adapters/kustomize.ts').then(({ kustomizeBuild }) => kustomizeBuild(ctx.paths.fluxSystem)).then(splitBuild, () => undefined);
+    localBuilds.set(ctx, p);
+  }
+  return p;
 }
 
 async function observeApi(ctx: TaskContext) {
@@ -148,10 +193,8 @@ async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
 
 /** The secretRef of the decryption patch in the checkout's flux-system folder. */
 async function expectedDecryptionSecret(ctx: TaskContext): Promise<string | undefined> {
-  const { kustomizeBuild } = await import('../adapters/kustomize.ts');
   // A checkout without flux-system/ (or one kustomize cannot build) leaves only the live object to judge.
-  const built = await kustomizeBuild(ctx.paths.fluxSystem, { env: ctx.env }).catch(() => undefined);
-  const ks = built?.objects.find((o) => o.kind === KUSTOMIZATION.kind && o.apiVersion === KUSTOMIZATION.apiVersion && o.metadata.name === SYNC_NAME);
+  const ks = (await localBuild(ctx))?.sync.kustomization;
   return (ks?.spec as { decryption?: { secretRef?: { name?: string } } } | undefined)?.decryption?.secretRef?.name;
 }
 

@@ -1,6 +1,7 @@
 import type { Condition, ServerVersion, WaitState } from '../adapters/kube.ts';
 import type { Problem } from '../tasks/preflight.ts';
 
+
 /**
  * What `status` saw, as plain data: the only input of `diagnose`. Public facts only — recipients,
  * key names, conditions — never a secret value, so the whole thing may be logged or printed.
@@ -14,8 +15,23 @@ export interface Observed {
   sopsRule: { recipients: string[] } | { error: Problem };
   /** The age key this machine is configured with; absent when none is configured here. */
   localKey?: { recipients: string[] } | { error: Problem };
-  /** SOPS-encrypted files under the cluster path (outside flux-system/), repository-relative. */
-  files: { name: string; recipients: string[] }[];
+  /**
+   * SOPS-encrypted files the cluster reaches (the cluster folder and the Kustomizations it
+   * applies), repository-relative, with the Kustomizations that apply each and the age
+   * recipients of the `.sops.yaml` rule that matches it (absent: no rule does).
+   */
+  files: { name: string; recipients: string[]; by: string[]; rule?: string[] }[];
+  /** What the walk of the repository found; an error when it could not be made. */
+  reach: ReachState | { error: Problem };
+}
+
+export interface ReachState {
+  /** Per Kustomization (the cluster folder's first): where it is, its path, its SOPS files. */
+  kustomizations: { ref: string; path: string; sops: string[] }[];
+  notChecked: string[];
+  issues: string[];
+  /** Kustomizations that apply SOPS files without decrypting them. */
+  undecrypted: Problem[];
 }
 
 export interface LiveState {

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { homedir } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { promisify } from 'node:util';
-import { isMap, isScalar } from 'yaml';
+import { isAlias, isMap, isScalar } from 'yaml';
+import { isDeepStrictEqual } from 'node:util';
 import type { Document, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
@@ -69,7 +70,7 @@ function merge(doc: Document, map: YAMLMap, set: Tree, fill: Tree, at: string, o
     const want = given ?? fill[key];
     if (want === undefined) continue;
     const path = at === '' ? key : `${at}.${key}`;
-    const node = map.get(key, true);
+    const node = own(doc, map, key);
     const absent = node === undefined || (isScalar(node) && node.value === null);
     if (isTree(want)) {
       if (isMap(node) && ONE_OF.has(key) && !Object.keys(want).some((k) => node.has(k))) {
@@ -89,9 +90,25 @@ function merge(doc: Document, map: YAMLMap, set: Tree, fill: Tree, at: string, o
   }
 }
 
+/**
+ * The node under `key`. An alias (`git: *shared`, common when clusters share settings) becomes the
+ * entry's own copy, so that editing it neither drops what the anchor holds nor changes the other
+ * entries that share it.
+ */
+function own(doc: Document, map: YAMLMap, key: string): unknown {
+  const node = map.get(key, true);
+  if (!isAlias(node)) return node;
+  const target = node.resolve(doc);
+  if (target === undefined) return node;
+  const copy = target.clone() as typeof target;
+  delete copy.anchor;
+  map.set(key, copy);
+  return copy;
+}
+
 /** The map under `key`, created when absent (the file was validated: nothing else can be there). */
 function mapAt(doc: Document, map: YAMLMap, key: string): YAMLMap {
-  const node = map.get(key, true);
+  const node = own(doc, map, key);
   if (isMap(node)) return node;
   const created = doc.createNode({}) as YAMLMap;
   map.set(key, created);
@@ -118,13 +135,16 @@ function plan(p: FluxstrapConfigParams, state: FileState): { text: string; merge
   const set = folder === `clusters/${p.cluster}` && !entry.has('path') ? rest : given;
   const out: Merge = { added: [], updated: [], kept: [] };
   merge(y.doc, entry, set, p.fill ?? {}, '', out);
-  const text = y.toString();
+  const edited = y.toString();
+  let after;
   try {
-    parseConfig(text, CONFIG_FILE);
+    after = parseConfig(edited, CONFIG_FILE);
   } catch (e) {
     if (!isFluxstrapError(e)) throw e;
     throw configError(`the entry for cluster ${p.cluster} would be invalid: ${e.message}`, { file: CONFIG_FILE, ...(e.location?.field ? { field: e.location.field } : {}) });
   }
+  // Copying an alias to edit it changes the text, not the settings: then the file stays as written.
+  const text = existing !== undefined && isDeepStrictEqual(after, parseConfig(content ?? '', CONFIG_FILE)) ? (content ?? '') : edited;
   return { text, merge: out, created };
 }
 

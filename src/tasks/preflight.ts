@@ -9,9 +9,13 @@ import type { ErrorCode } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
-import { decryptSopsFile, findSopsFiles } from './sops-files.ts';
-import { clusterRuleRecipients } from '../sops/config.ts';
-import { bootstrapSource, fluxBuild } from './source.ts';
+import { decryptionFindings, describeKustomization, reachersOf } from '../flux/reach.ts';
+import type { DecryptionFinding, Reach } from '../flux/reach.ts';
+import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
+import { stanzaName } from '../sops/metadata.ts';
+import { clusterSops, decryptSopsFile, findSopsFiles } from './sops-files.ts';
+import type { SopsFile } from './sops-files.ts';
+import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
 import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
@@ -137,8 +141,7 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   }
 
   const ksSpec = build.sync.kustomization.spec as { decryption?: { provider?: string }; path?: string } | undefined;
-  const controller = build.components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
-  const globalDecryption = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
+  const globalDecryption = controllerDecrypts(build.components);
   if (ksSpec?.decryption?.provider !== 'sops' && !globalDecryption && !handEdited) {
     problems.push({
       what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption and kustomize-controller has no --sops-age-secret`,
@@ -193,15 +196,28 @@ export function postQuantumProblem(identities: Pick<AgeIdentity, 'postQuantum' |
   };
 }
 
-async function keyProblems(ctx: TaskContext, src: BootstrapSource, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
+/** `file (Kustomization a, Kustomization b; encrypted for r1, r2)`: a file as an operator looks for it. */
+function describeFile(reach: Reach, f: SopsFile): string {
+  const by = reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ');
+  return `${f.name} (reached by ${by || 'the cluster folder'}; encrypted for ${f.recipients.join(', ') || 'no age recipient'})`;
+}
+
+/**
+ * The age key against what the cluster reaches: every SOPS file must open with it (one it cannot
+ * open is a Kustomization Flux fails on), the .sops.yaml rule of each file must list it (else the
+ * next `encrypt` locks the cluster out), and each Kustomization applying SOPS files must decrypt.
+ */
+export async function keyProblems(ctx: { cluster: { name: string; path: string } }, src: Pick<BootstrapSource, 'dir' | 'clusterDir'>, build: FluxBuild | undefined, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
   const problems: Problem[] = [];
   const ours = identities.map((i) => i.recipient);
+  const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));
+  for (const u of [...reach.notChecked, ...reach.issues]) notes.push(`warning: ${u.what} (${formatLocation(u.at)})`);
+
   const sopsConfig = join(src.dir, '.sops.yaml');
   if (!(await exists(sopsConfig))) {
     problems.push({ what: 'the repository has no .sops.yaml', fix: 'run `fluxstrap init` (it writes .sops.yaml with your age recipient)' });
-  } else {
-    // The rule that applies to the cluster folder, not any rule: a key listed for another
-    // cluster would pass a looser check and still fail every decryption here.
+  } else if (files.length === 0) {
+    // Nothing encrypted yet: the rule the next file in the cluster folder would get must list the key.
     const listed = await clusterRuleRecipients(sopsConfig, src.clusterDir, ctx.cluster);
     if (!ours.some((r) => listed.includes(r))) {
       problems.push({
@@ -209,28 +225,64 @@ async function keyProblems(ctx: TaskContext, src: BootstrapSource, identities: A
         fix: 'use the key .sops.yaml names (--age-key-file), or add this public key there and re-encrypt with `fluxstrap updatekeys`',
       });
     }
-  }
-  const files = await findSopsFiles(src.clusterDir, src.dir, [src.fluxSystemDir]);
-  if (files.length === 0) {
-    notes.push('no SOPS-encrypted files under the cluster path yet');
-    return problems;
-  }
-  // Try the files encrypted for us first: one that opens (MAC checked) proves the key.
-  const ordered = [...files].sort((a, b) => Number(b.recipients.some((r) => ours.includes(r))) - Number(a.recipients.some((r) => ours.includes(r))));
-  for (const f of ordered) {
-    try {
-      await decryptSopsFile(f, identities);
-      notes.push(`the age key opens ${f.name}`);
-      return problems;
-    } catch (e) {
-      if (!isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+  } else {
+    // The rule of each reached file, not any rule: a key listed for another cluster would pass a
+    // looser check and still be left out the next time one of these files is encrypted.
+    const config = await loadConfig(sopsConfig);
+    const missing = new Map<string, string[]>();
+    for (const f of files) {
+      const rule = matchRule(config, f.file, src.dir);
+      const where = rule ? `.sops.yaml:${rule.line}` : 'no rule';
+      if (rule && ours.some((r) => rule.keyGroups.flat().some((s) => s.type === 'age' && stanzaName(s) === r))) continue;
+      missing.set(where, [...(missing.get(where) ?? []), f.name]);
+    }
+    for (const [where, names] of missing) {
+      problems.push({
+        what: where === 'no rule'
+          ? `no .sops.yaml creation rule matches ${names.join(', ')}`
+          : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list the age key ${ours.join(', ')}`,
+        fix: `add the key to that rule (\`fluxstrap init --cluster ${ctx.cluster.name}\` does), then re-encrypt with \`fluxstrap updatekeys\``,
+      });
     }
   }
-  problems.push({
-    what: `the age key opens none of the ${files.length} SOPS file(s) under ${src.clusterDir.slice(src.dir.length + 1)} (they are encrypted for ${[...new Set(files.flatMap((f) => f.recipients))].join(', ')})`,
-    fix: 'pass the key these files were encrypted for (--age-key-file or SOPS_AGE_KEY)',
-  });
+
+  const lint = decryptionFindings(reach, build ? controllerDecrypts(build.components) : false)
+    // The sync Kustomization's decryption is the layout check's (it knows the patch and gotk-sync.yaml).
+    .filter((d) => d.kustomization !== reach.kustomizations[0]);
+  for (const d of lint) problems.push(decryptionProblem(d));
+
+  if (files.length === 0) {
+    notes.push(`warning: the cluster reaches no SOPS-encrypted file (${reach.kustomizations.length} Kustomization(s) from ${ctx.cluster.path}): the age key was not tried on any`);
+    return problems;
+  }
+  const closed: SopsFile[] = [];
+  for (const f of files) {
+    try {
+      await decryptSopsFile(f, identities);
+    } catch (e) {
+      if (!isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+      closed.push(f);
+    }
+  }
+  if (closed.length > 0) {
+    problems.push({
+      what: `the age key (${ours.join(', ')}) cannot open ${closed.length} of the ${files.length} SOPS file(s) the cluster reaches: ${closed.map((f) => describeFile(reach, f)).join('; ')}`,
+      fix: 'pass the key these files were encrypted for (--age-key-file or SOPS_AGE_KEY), or re-encrypt them for this key with `fluxstrap updatekeys`',
+    });
+  } else {
+    const per = reach.kustomizations.filter((k) => k.sops.length > 0).map((k) => `${k.name}: ${k.sops.length}`);
+    notes.push(`the age key opens all ${files.length} SOPS file(s) the cluster reaches (${per.join(', ')})`);
+  }
   return problems;
+}
+
+/** The child-decryption lint as a problem: where the Kustomization is, which files, the fix. */
+export function decryptionProblem(d: DecryptionFinding): Problem {
+  const k = d.kustomization;
+  return {
+    what: `${describeKustomization(k)} applies SOPS-encrypted ${d.files.join(', ')} but ${k.decryption === undefined ? 'has no spec.decryption' : `decrypts with ${k.decryption}, not sops`}: Flux would apply them still encrypted`,
+    fix: `add \`decryption: {provider: sops, secretRef: {name: sops-age}}\` to its spec${k.at?.file ? ` in ${k.at.file}` : ''}`,
+  };
 }
 
 /**
@@ -266,7 +318,7 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
       src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
         const identities = await ctx.ageIdentities();
         const pq = build ? postQuantumProblem(identities, build.components) : undefined;
-        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, identities, notes))];
+        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, identities, notes))];
       }, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));

@@ -1,17 +1,22 @@
 import { z } from 'zod';
+import { isMap, isScalar, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { re2Error } from '../core/re2.ts';
 import { parseConfig, ruleMatches } from '../sops/config.ts';
 import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
 import { fileKind } from './file-content.ts';
-import { insertAt, parseEditable, rootMap, seqAt } from './yaml-edit.ts';
+import { insertAt, parseEditable, rootMap, seqAt, str } from './yaml-edit.ts';
+import type { EditableYaml } from './yaml-edit.ts';
 
 /**
- * `.sops.yaml` at the repository root gets a creation rule for one cluster folder. sops uses the
- * first rule whose path_regex matches, so the rule has to come before any rule that would catch
- * the cluster's files (a catch-all, or the seed's `.*\.sops\.yaml$`); everything else in the file
- * stays where and as it was.
+ * `.sops.yaml` at the repository root must let the cluster's key open what the cluster reaches.
+ * When the cluster already reaches SOPS files (through its Kustomizations, usually outside the
+ * cluster folder), the rules that govern those files get the cluster's recipients: a rule for
+ * the cluster folder would govern nothing. Otherwise the cluster folder gets a creation rule of
+ * its own; sops uses the first rule whose path_regex matches, so it goes before any rule that
+ * would catch the cluster's files (a catch-all, or the seed's `.*\.sops\.yaml$`). Everything
+ * else in the file stays where and as it was.
  */
 
 export const sopsConfigParams = z.object({
@@ -28,11 +33,15 @@ export const sopsConfigParams = z.object({
       if (why !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression: ${why}` });
     })
     .default('^(data|stringData)$'),
+  /** The SOPS files the cluster reaches, repository-relative (src/flux/reach.ts). */
+  reached: z.array(z.string()).default([]),
 });
 export type SopsConfigParams = z.infer<typeof sopsConfigParams>;
 
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 export function pathRegexFor(clusterPath: string): string {
-  return `^${clusterPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/.*\\.ya?ml$`;
+  return `^${escape(clusterPath)}/.*\\.ya?ml$`;
 }
 
 /** Files the rule is for; whichever existing rule matches one of them first would win over ours. */
@@ -52,6 +61,7 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
     const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`)];
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
+    if (p.reached.length > 0) return coverReached(p, y, rules, wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)), pgp, keysOf);
     const samples = samplesFor(p.clusterPath);
     const firstMatches = samples.map((s) => rules.findIndex((r) => ruleMatches(r, s)));
     const first = firstMatches[0] ?? -1;
@@ -83,3 +93,59 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     return { content: y.toString(), summary };
   },
 });
+
+/**
+ * The rules that govern the reached files get the keys they lack; files no rule governs get one
+ * rule naming exactly them. A rule shared with other files (a catch-all) is still the right one
+ * to change: sops uses it for these files, and the summary says what else it governs.
+ */
+function coverReached(p: SopsConfigParams, y: EditableYaml, rules: CreationRule[], age: string[], pgp: string[], keysOf: (r: CreationRule) => Set<string>) {
+  const wanted = [...age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`)];
+  const byRule = new Map<number, string[]>();
+  const uncovered: string[] = [];
+  for (const f of p.reached) {
+    const i = rules.findIndex((r) => ruleMatches(r, f));
+    if (i < 0) uncovered.push(f);
+    else byRule.set(i, [...(byRule.get(i) ?? []), f]);
+  }
+  const lacking = [...byRule].filter(([i]) => !wanted.every((k) => keysOf(rules[i] as CreationRule).has(k)));
+  if (lacking.length === 0 && uncovered.length === 0) return undefined;
+  const root = rootMap(y, p.file, '.sops.yaml') ?? (y.doc.contents = y.doc.createNode({}) as YAMLMap);
+  const seq = seqAt(y, p.file, root, 'creation_rules');
+  const summaries: string[] = [];
+  for (const [i, files] of lacking) {
+    const rule = rules[i] as CreationRule;
+    const node = seq.items[i] as YAMLMap;
+    const have = keysOf(rule);
+    addKeys(y, node, 'age', age.filter((r) => !have.has(`age:${r}`)));
+    addKeys(y, node, 'pgp', pgp.filter((f) => !have.has(`pgp:${f}`)));
+    const all = rule.pathRegex === undefined ? 'every file' : `path_regex ${rule.pathRegex}`;
+    summaries.push(`add the cluster's key to the creation rule at ${p.file}:${rule.line} (${all}), which governs the ${files.length} SOPS file(s) the cluster reaches (${files.join(', ')}) and any other file it matches`);
+  }
+  if (uncovered.length > 0) {
+    const rule: Record<string, string> = { path_regex: `^(${uncovered.map(escape).join('|')})$`, encrypted_regex: p.encryptedRegex };
+    if (age.length > 0) rule.age = age.join(',');
+    if (pgp.length > 0) rule.pgp = pgp.join(',');
+    seq.items.push(y.doc.createNode(rule));
+    summaries.push(`add a creation rule for the ${uncovered.length} SOPS file(s) the cluster reaches that no rule governs (${uncovered.join(', ')})`);
+  }
+  return { content: y.toString(), summary: summaries.join('; ') };
+}
+
+/**
+ * Keys join a rule where its keys are: `age: a,b` (a string) or a list, flat or in the first key
+ * group; the written form (comma string or list) is kept.
+ */
+function addKeys(y: EditableYaml, rule: YAMLMap, field: 'age' | 'pgp', ids: string[]): void {
+  if (ids.length === 0) return;
+  const groups = rule.get('key_groups', true);
+  const holder = isSeq(groups) && isMap(groups.items[0]) ? groups.items[0] : rule;
+  const node = holder.get(field, true);
+  if (isSeq(node)) {
+    for (const id of ids) node.items.push(y.doc.createNode(id));
+  } else if (isScalar(node) && str(node) !== undefined && str(node) !== '') {
+    node.value = [str(node), ...ids].join(',');
+  } else {
+    holder.set(field, holder === rule ? ids.join(',') : y.doc.createNode(ids));
+  }
+}

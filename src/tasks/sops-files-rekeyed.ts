@@ -12,11 +12,12 @@ import { stanzaField, stanzaName } from '../sops/metadata.ts';
 import type { Stanza } from '../sops/metadata.ts';
 import { emitEncrypted } from '../sops/stores.ts';
 import type { RepoContext } from './file-content.ts';
-import { findSopsFiles } from './sops-files.ts';
+import { clusterKeyedFiles } from './sops-files.ts';
 import { changedAges, recipientChange } from './sops-recipients.ts';
 
 /**
- * Every SOPS file under a cluster folder has its age recipients changed as a rotation step says:
+ * Every SOPS file a cluster reaches (its folder and the Kustomizations it applies, see
+ * clusterKeyedFiles) has its age recipients changed as a rotation step says:
  * the new recipient joins each key group that holds the old one, and a removed recipient leaves
  * every group (other key types stay as they are). Joining re-encrypts the group's part of the
  * same data key (values and MAC untouched, so the diff is the metadata only); removing gives the
@@ -64,7 +65,7 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
   kind: 'sops-files-rekeyed',
   params: sopsFilesRekeyedParams,
   async observe(p, ctx) {
-    const files = await findSopsFiles(join(ctx.paths.repo, p.clusterPath), ctx.paths.repo);
+    const files = await clusterKeyedFiles(ctx.paths.repo, p.clusterPath);
     return files.map((f) => ({ name: f.name, groups: keyGroupsOf(f.text, f.name) }));
   },
   plan(p, files): Change<Rekey>[] {

@@ -3,18 +3,24 @@ import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { yamlValues } from '../core/bounded-yaml.ts';
 import { readText } from '../adapters/files.ts';
+import { repoFs } from '../adapters/repo-fs.ts';
+import { reachOf, reachedSops } from '../flux/reach.ts';
+import type { Reach, ReachRoot } from '../flux/reach.ts';
 import type { AgeIdentity } from '../keys/age.ts';
+import { sopsRecipients } from '../sops/recipients.ts';
+import type { Format } from '../sops/stores.ts';
 
 /**
- * SOPS-encrypted YAML files of a cluster folder: found by their `sops:` metadata (not by name,
- * since `.sops.yaml` naming is only a convention), with the recipients they were encrypted for.
+ * SOPS-encrypted files: found by their metadata (not by name, since `.sops.yaml` naming is only
+ * a convention), with the recipients they were encrypted for.
  */
-interface SopsFile {
+export interface SopsFile {
   /** Absolute path. */
   file: string;
   /** Relative to the repository root, for messages. */
   name: string;
   text: string;
+  format: Format;
   /** age recipients in the metadata. */
   recipients: string[];
 }
@@ -26,6 +32,8 @@ export interface SecretDigest {
   name: string;
   /** key → sha256 of the value's bytes. The hashes are compared, never printed. */
   hashes: Record<string, string>;
+  /** The Kustomization that applies it, for messages. */
+  by?: string;
 }
 
 async function yamlFiles(dir: string): Promise<string[]> {
@@ -40,33 +48,31 @@ async function yamlFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function sopsRecipients(text: string, file: string): string[] | undefined {
-  // Cheap filter before parsing: the metadata block is a top-level `sops:` key.
-  if (!/^sops:/m.test(text)) return undefined;
-  const recipients: string[] = [];
-  let found = false;
-  type AgeEntries = { age?: { recipient?: unknown }[] };
-  for (const doc of yamlValues(text, file)) {
-    const sops = (doc as { sops?: AgeEntries & { mac?: unknown; key_groups?: AgeEntries[] } } | null)?.sops;
-    if (!sops || typeof sops.mac !== 'string') continue;
-    found = true;
-    // A Shamir file lists its keys per group, under key_groups, instead.
-    for (const group of [sops, ...(Array.isArray(sops.key_groups) ? sops.key_groups : [])]) {
-      for (const s of Array.isArray(group.age) ? group.age : []) if (typeof s.recipient === 'string' && !recipients.includes(s.recipient)) recipients.push(s.recipient);
-    }
-  }
-  return found ? recipients : undefined;
-}
-
 export async function findSopsFiles(dir: string, repoRoot: string, exclude: string[] = []): Promise<SopsFile[]> {
   const out: SopsFile[] = [];
   for (const file of await yamlFiles(dir)) {
     if (exclude.some((x) => file === x || file.startsWith(`${x}/`))) continue;
     const text = await readText(file);
     const recipients = sopsRecipients(text, file);
-    if (recipients) out.push({ file, name: relative(repoRoot, file), text, recipients });
+    if (recipients) out.push({ file, name: relative(repoRoot, file), text, format: 'yaml', recipients });
   }
   return out;
+}
+
+/** What a cluster reaches (see src/flux/reach.ts), with the SOPS files read, each once. */
+export interface ClusterSops {
+  reach: Reach;
+  files: SopsFile[];
+}
+
+export async function clusterSops(repoRoot: string, root: ReachRoot): Promise<ClusterSops> {
+  const reach = await reachOf(repoFs(repoRoot), root);
+  const files: SopsFile[] = [];
+  for (const s of reachedSops(reach)) {
+    const file = join(repoRoot, ...s.file.split('/'));
+    files.push({ file, name: s.file, text: await readText(file), format: s.format, recipients: s.recipients });
+  }
+  return { reach, files };
 }
 
 export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -77,7 +83,7 @@ export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update
  */
 export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[], serviceEnv?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');
-  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), 'yaml', f.name, { age: identities, pgpFiles: [], gpg: false, ...(serviceEnv ? { serviceEnv } : {}) });
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: identities, pgpFiles: [], gpg: false, ...(serviceEnv ? { serviceEnv } : {}) });
   return out.toString('utf8');
 }
 
@@ -96,4 +102,15 @@ export function secretDigests(plain: string, file: string): SecretDigest[] {
     out.push({ file, namespace: obj.metadata.namespace ?? 'default', name: obj.metadata.name, hashes });
   }
   return out;
+}
+
+/**
+ * The files a key change must cover: those the cluster reaches, and any other SOPS file left in
+ * its folder (not applied today, but encrypted for the cluster, and one reference away from it).
+ */
+export async function clusterKeyedFiles(repoRoot: string, clusterPath: string): Promise<SopsFile[]> {
+  const { files } = await clusterSops(repoRoot, { path: clusterPath });
+  const inFolder = await findSopsFiles(join(repoRoot, ...clusterPath.split('/')), repoRoot);
+  const seen = new Set(files.map((f) => f.name));
+  return [...files, ...inFolder.filter((f) => !seen.has(f.name))];
 }

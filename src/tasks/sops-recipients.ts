@@ -4,7 +4,7 @@ import { isAlias, isMap, isNode, isSeq } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { configError } from '../core/errors.ts';
-import { parseConfig } from '../sops/config.ts';
+import { parseConfig, ruleMatches } from '../sops/config.ts';
 import type { CreationRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
 import { fileKind } from './file-content.ts';
@@ -41,29 +41,49 @@ export const sopsRecipientsParams = recipientChange.extend({
   file: z.string().default('.sops.yaml'),
   /** The cluster folder whose rule (the one `fluxstrap init` writes) is edited, e.g. `clusters/prod`. */
   clusterPath: z.string(),
+  /**
+   * The SOPS files the cluster reaches (src/flux/reach.ts), repository-relative: when there are
+   * any, the rules that govern them are edited instead of the cluster folder's.
+   */
+  reached: z.array(z.string()).default([]),
 });
 export type SopsRecipientsParams = z.infer<typeof sopsRecipientsParams>;
 
 /**
- * The cluster's rule. One holding a pasted private key is refused here, before the key can be
- * compared, copied to another group or echoed in a plan; other invalid entries are left to the
- * commands that encrypt with them.
+ * The indexes of the cluster's rules: those governing the files it reaches, else its folder's.
+ * A rule holding a pasted private key is refused here, before the key can be compared, copied to
+ * another group or echoed in a plan; other invalid entries are left to the commands that encrypt
+ * with them.
  */
-function clusterRule(text: string, file: string, clusterPath: string): CreationRule | undefined {
-  const rule = parseConfig(text, file).creationRules.find((r) => r.pathRegex === pathRegexFor(clusterPath));
-  if (rule?.invalidRecipient && describePrivateKey(rule.invalidRecipient.id) !== undefined) {
-    const { type, id, line } = rule.invalidRecipient;
-    throw publicKeyError(type, id, { file, line }, 'E_CONFIG');
+function clusterRules(text: string, file: string, clusterPath: string, reached: readonly string[]): number[] {
+  const rules = parseConfig(text, file).creationRules;
+  let mine: number[] = [];
+  if (reached.length > 0) {
+    const governing = reached.map((f) => rules.findIndex((r) => ruleMatches(r, f))).filter((i) => i >= 0);
+    mine = [...new Set(governing)].sort((a, b) => a - b);
   }
-  return rule;
+  if (mine.length === 0) {
+    const own = rules.findIndex((r) => r.pathRegex === pathRegexFor(clusterPath));
+    mine = own < 0 ? [] : [own];
+  }
+  for (const i of mine) {
+    const bad = rules[i]?.invalidRecipient;
+    if (bad && describePrivateKey(bad.id) !== undefined) throw publicKeyError(bad.type, bad.id, { file, line: bad.line }, 'E_CONFIG');
+  }
+  return mine;
 }
 
 const agesOf = (group: CreationRule['keyGroups'][number]) => group.flatMap((s) => (s.type === 'age' ? [stanzaName(s)] : []));
 
-/** The age recipients of the cluster's rule, every key group's, in order; undefined when the file has no such rule. */
-export function ruleRecipients(text: string, file: string, clusterPath: string): string[] | undefined {
-  return clusterRule(text, file, clusterPath)?.keyGroups.flatMap(agesOf);
+/** The age recipients of the cluster's rules, every key group's, in order; undefined when the file has no such rule. */
+export function ruleRecipients(text: string, file: string, clusterPath: string, reached: readonly string[] = []): string[] | undefined {
+  const rules = parseConfig(text, file).creationRules;
+  const mine = clusterRules(text, file, clusterPath, reached);
+  return mine.length === 0 ? undefined : [...new Set(mine.flatMap((i) => rules[i]?.keyGroups.flatMap(agesOf) ?? []))];
 }
+
+/** Where a rule is, for messages: the cluster's own, or the one at its line. */
+const ruleName = (rule: CreationRule, clusterPath: string) => (rule.pathRegex === pathRegexFor(clusterPath) ? `the rule for ${clusterPath}` : `the rule at line ${rule.line}`);
 
 export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
   kind: 'sops-recipients',
@@ -72,35 +92,41 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
   desired(p, { content }) {
     const hint = `run fluxstrap init for ${p.clusterPath} first`;
     if (content === undefined) throw configError('no .sops.yaml', { file: p.file }, hint);
-    const rule = clusterRule(content, p.file, p.clusterPath);
-    if (rule === undefined) throw configError(`no creation rule for ${p.clusterPath}`, { file: p.file }, hint);
-    const current = rule.keyGroups.map(agesOf);
-    const wanted = current.map((ages) => changedAges(ages, p));
-    if (wanted.every((ages, i) => sameList(ages, current[i] ?? []))) return undefined;
-
+    const all = parseConfig(content, p.file).creationRules;
+    const mine = clusterRules(content, p.file, p.clusterPath, p.reached);
+    if (mine.length === 0) throw configError(`no creation rule for ${p.clusterPath}`, { file: p.file }, hint);
     const y = parseEditable(content, p.file);
-    const rules = rootMap(y, p.file, '.sops.yaml')?.get('creation_rules', true);
-    // parseConfig found the rule, so it is there.
-    const ruleMap = (isSeq(rules) ? rules.items : []).find((r): r is YAMLMap => isMap(r) && str(r.get('path_regex', true)) === pathRegexFor(p.clusterPath)) as YAMLMap;
-    const groupsNode = ruleMap.get('key_groups', true);
-    const groupsSeq = isAlias(groupsNode) ? groupsNode.resolve(y.doc) : groupsNode;
-    // parseConfig read a group per item, in order, and refused items that are not maps.
-    const groups = isSeq(groupsSeq) ? groupsSeq.items : [ruleMap];
+    const rulesNode = rootMap(y, p.file, '.sops.yaml')?.get('creation_rules', true);
     const added = new Set<string>();
     const removed = new Set<string>();
-    for (const [i, ages] of current.entries()) {
-      const after = wanted[i] ?? [];
-      if (sameList(ages, after)) continue;
-      const node = groups[i];
-      const what = isSeq(groupsSeq) ? `key group ${i + 1} of the rule for ${p.clusterPath}` : `the rule for ${p.clusterPath}`;
-      const others = rule.keyGroups[i]?.filter((s) => s.type !== 'age').length ?? 0;
-      if (after.length === 0 && others === 0) throw configError(`removing ${p.remove.join(', ')} would leave ${what} without a key`, locate(y, p.file, node));
-      editAges(y, p.file, isAlias(node) ? node.resolve(y.doc) : node, p, { what, shared: shared(groupsNode) || shared(node) });
-      for (const r of after) if (!ages.includes(r)) added.add(r);
-      for (const r of ages) if (!after.includes(r)) removed.add(r);
+    const names: string[] = [];
+    for (const index of mine) {
+      const rule = all[index] as CreationRule;
+      const current = rule.keyGroups.map(agesOf);
+      const wanted = current.map((ages) => changedAges(ages, p));
+      if (wanted.every((ages, i) => sameList(ages, current[i] ?? []))) continue;
+      // parseConfig read a rule per item, in order, and refused items that are not maps.
+      const ruleMap = (isSeq(rulesNode) ? rulesNode.items[index] : undefined) as YAMLMap;
+      const groupsNode = ruleMap.get('key_groups', true);
+      const groupsSeq = isAlias(groupsNode) ? groupsNode.resolve(y.doc) : groupsNode;
+      const groups = isSeq(groupsSeq) ? groupsSeq.items : [ruleMap];
+      names.push(ruleName(rule, p.clusterPath));
+      for (const [i, ages] of current.entries()) {
+        const after = wanted[i] ?? [];
+        if (sameList(ages, after)) continue;
+        const node = groups[i];
+        const what = isSeq(groupsSeq) ? `key group ${i + 1} of ${ruleName(rule, p.clusterPath)}` : ruleName(rule, p.clusterPath);
+        const others = rule.keyGroups[i]?.filter((s) => s.type !== 'age').length ?? 0;
+        if (after.length === 0 && others === 0) throw configError(`removing ${p.remove.join(', ')} would leave ${what} without a key`, locate(y, p.file, node));
+        editAges(y, p.file, isAlias(node) ? node.resolve(y.doc) : node, p, { what, shared: shared(groupsNode) || shared(node) });
+        for (const r of after) if (!ages.includes(r)) added.add(r);
+        for (const r of ages) if (!after.includes(r)) removed.add(r);
+      }
     }
+    if (names.length === 0) return undefined;
     const summary = [added.size > 0 ? `add recipient ${[...added].join(', ')}` : '', removed.size > 0 ? `remove recipient ${[...removed].join(', ')}` : ''].filter((s) => s !== '').join(' and ');
-    return { content: y.toString(), summary: `${summary} in the creation rule for ${p.clusterPath}` };
+    const where = names.length === 1 && names[0] === `the rule for ${p.clusterPath}` ? `the creation rule for ${p.clusterPath}` : `the creation rule(s) governing what ${p.clusterPath} reaches (${names.join(', ')})`;
+    return { content: y.toString(), summary: `${summary} in ${where}` };
   },
 });
 

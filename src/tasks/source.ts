@@ -5,6 +5,7 @@ import type { GitAuth, GitRemote } from '../adapters/git.ts';
 import type { KubeObject } from '../adapters/kube.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
+import type { ReachRoot } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
 import { GOTK_FILES, missingGotkFiles } from './gotk-files.ts';
 
@@ -96,6 +97,15 @@ function isFluxResource(obj: KubeObject): boolean {
   return obj.apiVersion.split('/')[0]?.endsWith('.toolkit.fluxcd.io') === true;
 }
 
+/** A flux-system build split into components and sync objects; undefined when it has no sync objects. */
+export function splitBuild(result: KustomizeResult): FluxBuild | undefined {
+  const find = (kind: string) => result.objects.find((o) => o.kind === kind && o.metadata.name === SYNC_NAME && isFluxResource(o));
+  const gitRepository = find('GitRepository');
+  const kustomization = find('Kustomization');
+  if (!gitRepository || !kustomization) return undefined;
+  return { result, components: result.objects.filter((o) => !isFluxResource(o)), sync: { gitRepository, kustomization } };
+}
+
 export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
   let p = builds.get(ctx);
   if (!p) {
@@ -106,20 +116,44 @@ export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
       const result = await kustomizeBuild(src.fluxSystemDir, { env: ctx.env }).catch(async (e: unknown) => {
         throw (await missingGotk(ctx, src)) ?? e;
       });
-      const find = (kind: string) => result.objects.find((o) => o.kind === kind && o.metadata.name === SYNC_NAME && isFluxResource(o));
-      const gitRepository = find('GitRepository');
-      const kustomization = find('Kustomization');
-      if (!gitRepository || !kustomization) {
+      const build = splitBuild(result);
+      if (!build) {
         throw (await missingGotk(ctx, src)) ?? new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
           location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
           hint: 'list gotk-sync.yaml under resources',
         });
       }
-      return { result, components: result.objects.filter((o) => !isFluxResource(o)), sync: { gitRepository, kustomization } };
+      return build;
     })();
     builds.set(ctx, p);
   }
   return p;
+}
+
+/**
+ * Where the walk of what the cluster reaches starts: the cluster folder, as the sync
+ * Kustomization of the flux-system build (its decryption after the patch, its GitRepository as
+ * the source other Kustomizations must name to be followed). Without a build, Flux's defaults.
+ */
+export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | undefined, globalDecryption = false): ReachRoot {
+  if (!build) return { path: clusterPath };
+  const { kustomization: ks, gitRepository: repo } = build.sync;
+  const provider = (ks.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
+  const decryption = globalDecryption ? 'sops' : provider;
+  return {
+    path: clusterPath,
+    name: ks.metadata.name,
+    namespace: ks.metadata.namespace ?? SYNC_NAME,
+    at: { file: `${clusterPath}/flux-system/gotk-sync.yaml` },
+    ...(decryption !== undefined ? { decryption } : {}),
+    source: { name: repo.metadata.name, namespace: repo.metadata.namespace ?? SYNC_NAME },
+  };
+}
+
+/** kustomize-controller decrypts for every Kustomization when it runs with `--sops-age-secret`. */
+export function controllerDecrypts(components: KubeObject[]): boolean {
+  const controller = components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+  return JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */

@@ -1,12 +1,14 @@
 import { z } from 'zod';
-import { describeRef } from '../adapters/kube.ts';
+import { conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube.ts';
+import type { KubeObject, WaitState } from '../adapters/kube.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
+import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
-import { decryptSopsFile, findSopsFiles, secretDigests, sha256 } from './sops-files.ts';
+import { clusterSops, decryptSopsFile, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
-import { bootstrapSource, fluxBuild } from './source.ts';
+import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -21,22 +23,38 @@ interface VerifyFacts {
   /** Live hashes per `namespace/name`; missing when the Secret does not exist. */
   have: Record<string, Record<string, string> | undefined>;
   check: boolean;
+  /** The other Kustomizations that apply SOPS files, as they are in the cluster. */
+  children?: ChildFacts[];
+}
+
+interface ChildFacts {
+  /** `Kustomization flux-system/apps (clusters/prod/apps.yaml:1)` */
+  ref: string;
+  exists: boolean;
+  decryption?: string;
+  /** Ready=False, with the controller's message. */
+  failing?: string;
 }
 
 const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
 
 /**
  * Pure: the problems, each naming the Secret and its file and only key names. Empty when every
- * SOPS-encrypted Secret under the cluster path is in the cluster with the decrypted values.
+ * SOPS-encrypted Secret the cluster reaches is in the cluster with the decrypted values.
  */
 export function verificationProblems(f: VerifyFacts): string[] {
   if (f.decryption === undefined) return f.check ? [] : [`${f.kustomization} does not exist`];
   const problems: string[] = [];
   if (f.decryption?.provider !== 'sops' && !f.globalSecret) problems.push(`${f.kustomization} has no spec.decryption (provider sops)`);
+  for (const c of f.children ?? []) {
+    if (!c.exists) problems.push(`${c.ref} is not in the cluster`);
+    else if (c.decryption !== 'sops' && !f.globalSecret) problems.push(`${c.ref} has no spec.decryption (provider sops)`);
+    if (c.failing !== undefined) problems.push(`${c.ref} is not Ready: ${c.failing}`);
+  }
   for (const w of f.want) {
     const have = f.have[keyOf(w)];
     if (!have) {
-      problems.push(`Secret ${keyOf(w)} (from ${w.file}) is not in the cluster`);
+      problems.push(`Secret ${keyOf(w)} (from ${w.file}${w.by ? `, applied by ${w.by}` : ''}) is not in the cluster`);
       continue;
     }
     // Own keys only: a Secret key named `constructor` is not in every object.
@@ -48,9 +66,21 @@ export function verificationProblems(f: VerifyFacts): string[] {
   return problems;
 }
 
+/** A child Kustomization is done with the bootstrapped revision: applied it, or failed at it. */
+function settledAt(revision: string): (obj: KubeObject | undefined) => WaitState {
+  const applied = fluxReadyAt(revision, lastAppliedRevision);
+  return (obj) => {
+    const state = applied(obj);
+    if (state.done || !obj) return state;
+    const ready = conditionOf(obj, 'Ready');
+    return ready?.status === 'False' && lastAttemptedRevision(obj) === revision ? { done: true, reason: 'failed' } : state;
+  };
+}
+
 /**
- * The proof that decryption works end to end: the flux-system Kustomization decrypts, and each
- * SOPS-encrypted Secret under the cluster path is in the cluster holding the decrypted values.
+ * The proof that decryption works end to end: every Kustomization that applies SOPS files
+ * decrypts, and each SOPS-encrypted Secret the cluster reaches (through the Kustomizations the
+ * cluster folder applies) is in the cluster holding the decrypted values.
  * It changes nothing; a mismatch fails the task.
  */
 export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = {
@@ -64,9 +94,38 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const controller = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ref.namespace, name: 'kustomize-controller' });
     const globalSecret = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
     const identities = await ctx.ageIdentities();
+    const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build, controllerDecrypts(build.components)));
     const want: SecretDigest[] = [];
-    for (const f of await findSopsFiles(src.clusterDir, src.dir, [src.fluxSystemDir])) {
-      want.push(...secretDigests(await decryptSopsFile(f, identities), f.name));
+    for (const f of files) {
+      if (f.format !== 'yaml') continue;
+      const plain = await decryptSopsFile(f, identities);
+      // The first Kustomization that applies the file; its targetNamespace moves the Secrets.
+      const by = reach.kustomizations.find((k) => k.sops.some((s) => s.file === f.name));
+      for (const d of secretDigests(plain, f.name)) {
+        want.push({ ...d, ...(by?.targetNamespace !== undefined ? { namespace: by.targetNamespace } : {}), ...(by ? { by: describeKustomization(by) } : {}) });
+      }
+    }
+    const children: ChildFacts[] = [];
+    if (live) {
+      // Flux applies the children after the sync Kustomization: wait for each to have applied
+      // (or failed at) the bootstrapped revision before looking at its Secrets.
+      for (const k of reach.kustomizations.slice(1).filter((c) => c.sops.length > 0)) {
+        const childRef = { apiVersion: ks.apiVersion, kind: 'Kustomization', name: k.name, namespace: k.namespace };
+        const obj = ctx.check
+          ? await kube.get(childRef)
+          : await kube.waitFor(childRef, settledAt(src.revision), { timeoutMs: ctx.timeoutMs, what: `applied at ${src.revision}`, onProgress: (r) => ctx.log(`${describeKustomization(k)}: ${r}`) }).catch((e: unknown) => {
+            if (e instanceof FluxstrapError && e.code === 'E_TIMEOUT') return kube.get(childRef);
+            throw e;
+          });
+        const ready = conditionOf(obj, 'Ready');
+        const provider = (obj?.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
+        children.push({
+          ref: describeKustomization(k),
+          exists: obj !== undefined,
+          ...(provider !== undefined ? { decryption: provider } : {}),
+          ...(ready?.status === 'False' ? { failing: `${ready.reason ?? ''}: ${ready.message ?? ''}` } : {}),
+        });
+      }
     }
     const have: VerifyFacts['have'] = {};
     await Promise.all(want.map(async (w) => {
@@ -76,7 +135,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         : undefined;
     }));
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
-    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: ctx.check };
+    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: ctx.check, children };
   },
   plan(_p, facts): Change[] {
     const problems = verificationProblems(facts);
@@ -92,6 +151,10 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
   },
   notes(_p, facts) {
     if (facts.decryption === undefined) return ['nothing to verify yet (check mode before the first bootstrap)'];
-    return [`${facts.want.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${facts.want.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ') || 'none under the path'}`];
+    if (facts.want.length === 0) return ['warning: the cluster reaches no SOPS-encrypted Secret: nothing was verified'];
+    // Per Kustomization, in the order the walk found them.
+    const groups = new Map<string, SecretDigest[]>();
+    for (const w of facts.want) groups.set(w.by ?? facts.kustomization, [...(groups.get(w.by ?? facts.kustomization) ?? []), w]);
+    return [...groups].map(([by, ws]) => `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`);
   },
 };

@@ -30,9 +30,8 @@ interface Fleet {
 async function makeFleet(a: Cluster, b: Cluster): Promise<Fleet> {
   const work = await tempDir('fleet');
   const example = await makeExampleRepo(a, work, { name: 'fleet', quiet: true });
-  cpSync(join(example.repo, example.path), join(example.repo, 'clusters/edge'), { recursive: true });
-  const sync = join(example.repo, 'clusters/edge/flux-system/gotk-sync.yaml');
-  writeFileSync(sync, readFileSync(sync, 'utf8').replace(`path: ./${example.path}`, 'path: ./clusters/edge'));
+  // The same apps; edge's own flux-system comes from init below.
+  cpSync(join(example.repo, example.path), join(example.repo, 'clusters/edge'), { recursive: true, filter: (src) => !src.endsWith('/flux-system') });
   const betaKubeconfig = join(work, 'beta.kubeconfig');
   cpSync(b.kubeconfig, betaKubeconfig);
   const configFile = join(example.repo, 'fluxstrap.yaml');
@@ -40,7 +39,7 @@ async function makeFleet(a: Cluster, b: Cluster): Promise<Fleet> {
   config.clusters.edge = { ...config.clusters.demo, path: 'clusters/edge', kube: { kubeconfig: betaKubeconfig } };
   writeFileSync(configFile, stringify(config));
   // As an operator adds a cluster: its .sops.yaml rule comes from init.
-  await must(process.execPath, [cli, 'init', '--cluster', 'edge', '--key-file', example.keyFile, '--repo', example.repo], { env: example.env, quiet: true });
+  await must(process.execPath, [cli, 'init', '--cluster', 'edge', '--age-key-file', example.keyFile, '--repo', example.repo, '--git-url', example.gitUrl, '--branch', 'main'], { env: example.env, quiet: true });
   await must('git', ['add', '-A'], { cwd: example.repo });
   await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'cluster edge'], { cwd: example.repo });
   await must('git', ['push', '--quiet', example.gitUrl, 'main'], {

@@ -1,7 +1,7 @@
 // `fluxstrap status` against the real harness cluster: bootstrapped once, then broken one thing at
 // a time (and mended before the next), so one cluster serves the whole file.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,6 @@ import type { Finding } from '../../src/status/diagnose.ts';
 import { assertBuilt, startCluster } from './index.ts';
 import { keepLogsOnFailure } from './testing.ts';
 import type { Cluster } from './index.ts';
-import { gotkSyncYaml } from '../../scripts/example-repo.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_STATUS_TEST_TOKEN';
@@ -37,7 +36,7 @@ async function git(args: string[], cwd: string): Promise<void> {
   assert.equal(r.exitCode, 0, `git ${args.join(' ')}: ${r.stderr}`);
 }
 
-/** A fleet repository made with the CLI (keys new, init, encrypt) around the harness's Flux manifests, pushed over HTTPS. */
+/** A fleet repository made with the CLI (keys new, init, encrypt), pushed over HTTPS. */
 async function fleet(cluster: Cluster, home: string): Promise<{ dir: string; keyFile: string; env: Record<string, string> }> {
   const dir = join(home, 'repo');
   const keyFile = join(home, 'age.key');
@@ -48,14 +47,13 @@ async function fleet(cluster: Cluster, home: string): Promise<{ dir: string; key
     'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
     'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
     'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: status-test-password}\n',
-    'clusters/test/flux-system/gotk-sync.yaml': gotkSyncYaml({ url, path: 'clusters/test' }),
   };
   for (const [rel, text] of Object.entries(files)) {
     mkdirSync(join(dir, rel, '..'), { recursive: true });
     writeFileSync(join(dir, rel), text);
   }
-  copyFileSync(cluster.gotkComponentsPath, join(dir, 'clusters/test/flux-system/gotk-components.yaml'));
-  for (const args of [['keys', 'new', '--out', keyFile], ['init', '--cluster', 'test', '--key-file', keyFile], ['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']]) {
+  // init writes Flux itself (gotk-components, gotk-sync for the URL), the rule and the decryption patch.
+  for (const args of [['keys', 'new', '--out', keyFile], ['init', '--cluster', 'test', '--age-key-file', keyFile, '--git-url', url, '--branch', 'main'], ['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']]) {
     const r = await fluxstrap(args, dir);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
   }
@@ -129,7 +127,7 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     const { run, doc } = await status();
     assert.equal(run.code, 0, JSON.stringify(problems(doc), null, 2));
     assert.deepEqual(problems(doc), []);
-    for (const check of ['api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting']) {
+    for (const check of ['api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-reach', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting']) {
       assert.ok(doc.findings.some((f) => f.check === check), `a finding for ${check}`);
     }
     assert.deepEqual(await versions(), before, 'no annotation (reconcile request) and no Lease added');
@@ -167,8 +165,8 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
       assert.equal(run.code, 1);
       const byCheck = (check: string) => problems(doc).find((x) => x.check === check);
       assert.equal(byCheck('sops-config')?.status, 'fail', JSON.stringify(problems(doc)));
-      assert.match(byCheck('sops-config')?.message ?? '', new RegExp(`^cluster key does not match \\.sops\\.yaml recipients \\(cluster: ${otherRecipient};`));
-      assert.match(byCheck('sops-files')?.message ?? '', /cannot open 1 of 1 SOPS file\(s\): clusters\/test\/apps\/db\.sops\.yaml/);
+      assert.match(byCheck('sops-config')?.message ?? '', new RegExp(`^cluster key does not match \\.sops\\.yaml recipients for clusters/test/apps/db\\.sops\\.yaml \\(rule names .*\\) \\(cluster: ${otherRecipient}\\)`));
+      assert.match(byCheck('sops-files')?.message ?? '', /cannot open 1 of 1 SOPS file\(s\) the cluster reaches: clusters\/test\/apps\/db\.sops\.yaml/);
       assert.equal(byCheck('local-key')?.status, 'warn');
       assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY/);
 

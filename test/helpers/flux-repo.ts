@@ -1,4 +1,4 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { cp, copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot } from './cli.ts';
 import { tempDir } from './tmp.ts';
@@ -55,10 +55,32 @@ export async function fluxRepo(opts: FluxRepoOptions = {}): Promise<FluxRepo> {
     await mkdir(join(repo, file, '..'), { recursive: true });
     await writeFile(join(repo, file), content);
   }
+  return { repo, cluster, clusterPath, git: await committed(repo, 'the seed repository') };
+}
+
+async function committed(repo: string, message: string): Promise<FluxRepo['git']> {
   const git = async (...args: string[]) =>
     (await runTool('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', '-c', 'init.defaultBranch=main', ...args], { cwd: repo })).stdout;
   await git('init', '--quiet');
   await git('add', '.');
-  await git('commit', '--quiet', '-m', 'the seed repository');
-  return { repo, cluster, clusterPath, git };
+  await git('commit', '--quiet', '-m', message);
+  return git;
+}
+
+/**
+ * A temp Git repository holding a vendored real layout (test/fixtures/<name>/repo, see its
+ * SOURCES.md), with the vendored Flux v2.7.5 gotk-components.yaml in every cluster's flux-system/
+ * that lists it, committed.
+ */
+export async function fixtureRepo(name: 'homelab' | 'flux2-kustomize-helm-example', cluster = 'production', files: Record<string, string> = {}): Promise<FluxRepo> {
+  const repo = await tempDir(name);
+  await cp(join(repoRoot, 'test', 'fixtures', name, 'repo'), repo, { recursive: true });
+  for (const c of await readdir(join(repo, 'clusters'))) {
+    await copyFile(join(FLUX_FIXTURES, 'gotk-components.yaml'), join(repo, 'clusters', c, 'flux-system', 'gotk-components.yaml'));
+  }
+  for (const [file, content] of Object.entries(files)) {
+    await mkdir(join(repo, file, '..'), { recursive: true });
+    await writeFile(join(repo, file), content);
+  }
+  return { repo, cluster, clusterPath: `clusters/${cluster}`, git: await committed(repo, `vendored ${name}`) };
 }

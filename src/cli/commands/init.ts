@@ -49,7 +49,9 @@ What it ensures (--check shows it as a diff first):
                                       --export and flux bootstrap write them (gotk-sync.yaml needs the
                                       Git URL: --git-url or the origin remote); an existing file is
                                       kept unless --flux-version/options are given (then --force)
-  .sops.yaml                          a creation rule for the cluster folder, before any rule that would
+  .sops.yaml                          the cluster's key in the rules governing the SOPS files the cluster
+                                      reaches (its Kustomizations' spec.path); if it reaches none yet, a
+                                      creation rule for the cluster folder, before any rule that would
                                       catch its files; other rules, comments and order kept
   clusters/NAME/.sops.pub.age|.asc    the public key, for team members (age -R, gpg --import)
   clusters/NAME/flux-system/kustomization.yaml

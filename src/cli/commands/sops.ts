@@ -112,13 +112,15 @@ export function registerSops(program: Command): void {
 
   program
     .command('updatekeys')
-    .argument('<file...>', 'sops-encrypted files')
+    .argument('[file...]', 'sops-encrypted files')
     .description('re-encrypt the data key for the recipients of the matching .sops.yaml creation rule; values, MAC and lastmodified stay as they are; files are updated in place')
     .option('--config <file>', 'use this .sops.yaml instead of searching from the current folder up')
     .option('--input-type <type>', 'yaml, json, dotenv, ini or binary (default: from the file extension)')
     .option('--shamir-secret-sharing-threshold <n>', 'with several key groups: how many are needed to decrypt', int)
     .option(...keyFileOption)
-    .addHelpText('after', '\nExamples:\n  fluxstrap updatekeys clusters/prod/secrets/*.yaml\n  fluxstrap updatekeys --key-file old.agekey secret.yaml')
+    .option('--cluster <name>', 'instead of files: every SOPS file the cluster reaches (its folder and the Flux Kustomizations it applies, wherever their spec.path is)')
+    .option('--repo <dir>', 'with --cluster: the repository root (default: the current folder)')
+    .addHelpText('after', '\nExamples:\n  fluxstrap updatekeys clusters/prod/secrets/*.yaml\n  fluxstrap updatekeys --key-file old.agekey secret.yaml\n  fluxstrap updatekeys --cluster prod --key-file old.agekey')
     .action(lazily('runUpdateKeys'));
 
   io(program.command('rotate'), true)
@@ -143,6 +145,8 @@ export function registerSops(program: Command): void {
     )
     .option('--config <file>', 'use this .sops.yaml instead of searching from the current folder up')
     .option(...keyFileOption)
+    .option('--cluster <name>', 'check the SOPS files this cluster reaches (its folder and the Flux Kustomizations it applies, wherever their spec.path is) instead of paths; also finds Kustomizations that apply SOPS files without decryption')
+    .option('--repo <dir>', 'with --cluster: the repository root (default: the current folder)')
     .addHelpText('after', [
       '',
       'One line per finding on stdout: `FILE: reason`. Works as a pre-commit hook:',
@@ -157,8 +161,9 @@ export function registerSops(program: Command): void {
       'Examples:',
       '  fluxstrap check',
       '  fluxstrap check --key-file ./prod.agekey clusters/prod',
+      '  fluxstrap check --cluster prod --key-file ./prod.agekey   # every file the cluster reaches opens with that key',
     ].join('\n'))
-    .action(async (paths: string[], opts: { config?: string; keyFile?: string[] }, cmd: Command) => {
+    .action(async (paths: string[], opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string }, cmd: Command) => {
       const { runCheck } = await import('../../flows/sops.ts');
       process.exitCode = await runCheck(paths, opts, commandIo(cmd));
     });

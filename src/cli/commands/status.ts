@@ -17,7 +17,8 @@ export function registerStatus(program: Command): void {
       .description(
         'Check, read-only, a cluster of fluxstrap.yaml (or several: --cluster a,b, --all-clusters): the API, the Flux CRDs and controllers, GitRepository and Kustomization ' +
           'flux-system (Ready, revision, remote HEAD, decryption), the sops-age Secret against .sops.yaml and your local key, the ' +
-          'recipients of the SOPS files under the cluster path, and every Kustomization that fails to decrypt.\n\n' + EXIT,
+          'SOPS files the cluster reaches (its folder and, per Kustomization, the spec.path it applies) with their recipients, Kustomizations that apply SOPS files without decryption, ' +
+          'and every Kustomization that fails to decrypt.\n\n' + EXIT,
       )
       .option('--strict', 'warnings fail too (exit 1)')
       .addHelpText('after', `

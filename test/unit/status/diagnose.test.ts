@@ -33,7 +33,16 @@ function healthy(): Observed & { live: LiveState } {
     },
     sopsRule: { recipients: [CLUSTER_KEY] },
     localKey: { recipients: [CLUSTER_KEY] },
-    files: [{ name: 'clusters/prod/apps/db.sops.yaml', recipients: [CLUSTER_KEY] }],
+    files: [{ name: 'clusters/prod/apps/db.sops.yaml', recipients: [CLUSTER_KEY], by: ['Kustomization flux-system/apps (clusters/prod/apps.yaml:1)'], rule: [CLUSTER_KEY] }],
+    reach: {
+      kustomizations: [
+        { ref: 'Kustomization flux-system/flux-system (clusters/prod/flux-system/gotk-sync.yaml)', path: 'clusters/prod', sops: [] },
+        { ref: 'Kustomization flux-system/apps (clusters/prod/apps.yaml:1)', path: 'clusters/prod/apps', sops: ['clusters/prod/apps/db.sops.yaml'] },
+      ],
+      notChecked: [],
+      issues: [],
+      undecrypted: [],
+    },
   };
 }
 
@@ -44,7 +53,7 @@ void describe('diagnose', () => {
     const fs = diagnose(healthy());
     assert.deepEqual(notOk(fs), []);
     assert.deepEqual([...new Set(fs.map((f) => f.check))], [
-      'api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting',
+      'api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-reach', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting',
     ]);
   });
 
@@ -162,20 +171,44 @@ void describe('diagnose', () => {
       name: 'a different key in the cluster: .sops.yaml, the local key and the files all say so',
       change: (o) => { o.live.ageSecret = { ...o.live.ageSecret, recipients: [OTHER_KEY] }; },
       want: [
-        { check: 'sops-config', status: 'fail', message: /^cluster key does not match \.sops\.yaml recipients \(cluster: age1other; \.sops\.yaml rule for clusters\/prod: age1cluster\)/ },
+        { check: 'sops-config', status: 'fail', message: /^cluster key does not match \.sops\.yaml recipients for clusters\/prod\/apps\/db\.sops\.yaml \(rule names age1cluster\) \(cluster: age1other\)/ },
         { check: 'local-key', status: 'warn', message: /local age key \(age1cluster\) differs from the cluster key \(age1other\)/ },
-        { check: 'sops-files', status: 'fail', message: /cannot open 1 of 1 SOPS file\(s\): clusters\/prod\/apps\/db\.sops\.yaml \(encrypted to age1cluster\)/ },
+        { check: 'sops-files', status: 'fail', message: /cannot open 1 of 1 SOPS file\(s\) the cluster reaches: clusters\/prod\/apps\/db\.sops\.yaml \(applied by Kustomization flux-system\/apps \(clusters\/prod\/apps\.yaml:1\); encrypted to age1cluster\)/ },
       ],
     },
     {
       name: 'a file encrypted only to another key',
-      change: (o) => { o.files.push({ name: 'clusters/prod/apps/api.sops.yaml', recipients: [OTHER_KEY] }); },
-      want: [{ check: 'sops-files', status: 'fail', message: /cannot open 1 of 2 SOPS file\(s\): clusters\/prod\/apps\/api\.sops\.yaml/ }],
+      change: (o) => { o.files.push({ name: 'clusters/prod/apps/api.sops.yaml', recipients: [OTHER_KEY], by: [], rule: [CLUSTER_KEY] }); },
+      want: [{ check: 'sops-files', status: 'fail', message: /cannot open 1 of 2 SOPS file\(s\) the cluster reaches: clusters\/prod\/apps\/api\.sops\.yaml/ }],
     },
     {
-      name: 'no creation rule for the cluster',
-      change: (o) => { o.sopsRule = { error: { what: 'no creation rule in .sops.yaml matches files under clusters/prod', fix: 'run init' } }; },
-      want: [{ check: 'sops-config', status: 'fail', message: /no creation rule/ }],
+      name: 'no creation rule for the cluster and no SOPS file yet',
+      change: (o) => {
+        o.sopsRule = { error: { what: 'no creation rule in .sops.yaml matches files under clusters/prod', fix: 'run init' } };
+        o.files = [];
+        if (!('error' in o.reach)) o.reach.kustomizations = o.reach.kustomizations.map((k) => ({ ...k, sops: [] }));
+      },
+      want: [
+        { check: 'sops-reach', status: 'warn', message: /the cluster reaches no SOPS-encrypted file \(Kustomization flux-system\/flux-system .* → clusters\/prod, Kustomization flux-system\/apps/ },
+        { check: 'sops-config', status: 'fail', message: /no creation rule/ },
+      ],
+    },
+    {
+      name: 'a reached file no creation rule matches',
+      change: (o) => { delete o.files[0]?.rule; },
+      want: [{ check: 'sops-config', status: 'fail', message: /for clusters\/prod\/apps\/db\.sops\.yaml \(no rule matches\)/ }],
+    },
+    {
+      name: 'a Kustomization that applies SOPS files without decryption, and another source',
+      change: (o) => {
+        if ('error' in o.reach) return;
+        o.reach.undecrypted.push({ what: 'Kustomization flux-system/apps (clusters/prod/apps.yaml:1) applies SOPS-encrypted clusters/prod/apps/db.sops.yaml but has no spec.decryption', fix: 'add decryption' });
+        o.reach.notChecked.push('Kustomization flux-system/ext applies OCIRepository flux-system/x, not the cluster\'s GitRepository flux-system/flux-system: its files are not checked (clusters/prod/ext.yaml:1)');
+      },
+      want: [
+        { check: 'sops-reach', status: 'warn', message: /^not checked: Kustomization flux-system\/ext applies OCIRepository/ },
+        { check: 'kustomization-decryption', status: 'fail', message: /flux-system\/apps .* has no spec\.decryption/ },
+      ],
     },
     {
       name: 'a local key that cannot be read',

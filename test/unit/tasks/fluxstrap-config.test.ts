@@ -90,6 +90,16 @@ clusters:
     assert.equal(after, TEAM.replace('branch: main # Flux follows this', 'branch: release # Flux follows this'));
   });
 
+  void it('edits an entry whose settings are aliases of another cluster\'s without dropping what the anchor holds', () => {
+    const shared = `clusters:\n  demo:\n    git: &git\n      url: ${GIT.url}\n      branch: main\n      auth:\n        https:\n          username: bot\n          passwordEnv: TOKEN\n  prod:\n    git: *git\n`;
+    // Nothing to change: the file stays as written, aliases and all.
+    assert.deepEqual(planFile(fluxstrapConfigKind, prod({ git: GIT }), shared).changes, []);
+    const { after } = planFile(fluxstrapConfigKind, prod({ git: { branch: 'release' } }), shared);
+    const clusters = parseConfig(after ?? '', 'fluxstrap.yaml').clusters;
+    assert.deepEqual(clusters.prod?.git, { url: GIT.url, branch: 'release', auth: { https: { username: 'bot', passwordEnv: 'TOKEN' } } });
+    assert.equal(clusters.demo?.git?.branch, 'main', 'the anchor\'s owner is not changed');
+  });
+
   void it('never removes what the user set: an age key of another kind is kept, with a note', () => {
     const { changes, notes } = planFile(fluxstrapConfigKind, { cluster: 'lab', set: { ageKey: { file: 'lab.agekey' } } }, TEAM);
     assert.deepEqual(changes, []);

@@ -89,6 +89,17 @@ void describe('verificationProblems', () => {
     assert.equal(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 1);
     assert.equal(verificationProblems({ ...base, decryption: null, globalSecret: true, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 0);
   });
+  void it('checks every child Kustomization that applies SOPS files, and names the one applying a missing Secret', () => {
+    const by = 'Kustomization flux-system/apps (clusters/a/apps.yaml:1)';
+    const have = { 'apps/s': { a: 'h1', b: 'h2' } };
+    const children = [{ ref: by, exists: true, decryption: 'sops' }];
+    assert.deepEqual(verificationProblems({ ...base, have, children }), []);
+    assert.deepEqual(verificationProblems({ ...base, want: [{ ...want[0] as (typeof want)[0], by }], have: {}, children }), [`Secret apps/s (from clusters/a/s.sops.yaml, applied by ${by}) is not in the cluster`]);
+    assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: false }] }), [`${by} is not in the cluster`]);
+    assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: true, failing: 'BuildFailed: age: no identity matched' }] }),
+      [`${by} has no spec.decryption (provider sops)`, `${by} is not Ready: BuildFailed: age: no identity matched`]);
+    assert.deepEqual(verificationProblems({ ...base, globalSecret: true, have, children: [{ ref: by, exists: true }] }), [], 'controller-wide decryption covers the children');
+  });
   void it('has nothing to verify in check mode before the first bootstrap', () => {
     const { decryption: _d, ...rest } = base;
     assert.deepEqual(verificationProblems({ ...rest, check: true, have: {} }), []);

@@ -114,6 +114,31 @@ void describe('sops-config plan', () => {
     }
   });
 
+  void describe('with the SOPS files the cluster reaches', () => {
+    const reached = ['infrastructure/base/networking/secret.sops.yaml', 'services/base/karakeep/secret.sops.yaml'];
+    void it('adds the key to the catch-all that governs them instead of a rule for a folder with no secrets', () => {
+      const { after, changes } = planFile(sopsConfigKind, { ...params, reached }, SEED);
+      assert.deepEqual(rules(after ?? ''), [{ path: '.*\\.sops\\.yaml$', keys: [OTHER, OURS] }]);
+      assert.match(changes[0]?.summary ?? '', /creation rule at \.sops\.yaml:4 \(path_regex .*\), which governs the 2 SOPS file\(s\) the cluster reaches \(infrastructure\/base\/networking\/secret\.sops\.yaml, services/);
+      // comments and the rest stay as written
+      assert.match(after ?? '', /# every secret file\n {2}- path_regex: \.\*\\\.sops\\\.yaml\$\n {4}age: age1lgg.*,age1ql3.* # the old key\n/);
+    });
+    void it('changes nothing when every rule that governs them lists the key', () => {
+      const text = SEED.replace(`age: ${OTHER}`, `age: ${OTHER},${OURS}`);
+      assert.deepEqual(planFile(sopsConfigKind, { ...params, reached }, text).changes, []);
+    });
+    void it('adds to a list, and to the first key group', () => {
+      const list = `creation_rules:\n  - path_regex: ^infrastructure/\n    age:\n      - ${OTHER}\n  - path_regex: ^services/\n    key_groups:\n      - age: [${OTHER}]\n`;
+      const after = planFile(sopsConfigKind, { ...params, reached }, list).after ?? '';
+      assert.deepEqual(rules(after), [{ path: '^infrastructure/', keys: [OTHER, OURS] }, { path: '^services/', keys: [OTHER, OURS] }]);
+    });
+    void it('gives files no rule governs a rule naming exactly them', () => {
+      const text = `creation_rules:\n  - path_regex: ^infrastructure/\n    age: ${OURS}\n`;
+      const after = planFile(sopsConfigKind, { ...params, reached }, text).after ?? '';
+      assert.deepEqual(rules(after), [{ path: '^infrastructure/', keys: [OURS] }, { path: '^(services/base/karakeep/secret\\.sops\\.yaml)$', keys: [OURS] }]);
+    });
+  });
+
   void it('refuses an encryptedRegex RE2 refuses at its playbook line, before writing it into .sops.yaml; takes Go syntax', async () => {
     const playbook = (re: string) => `name: x\ntasks:\n  - sops-config:\n      clusterPath: clusters/prod\n      encryptedRegex: '${re}'\n`;
     const opts = { registry: builtinKinds, builtins: { cluster: { name: 'prod', path: 'clusters/prod' }, check_mode: false } };
