@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -162,10 +164,15 @@ void describe('hc_vault with a real Vault and the real sops', () => {
 
 void describe('hc_vault bad input', () => {
   void it('an unreachable Vault: one line naming the flag; -i writes nothing', async () => {
-    const closed = `http://127.0.0.1:9/v1/transit/keys/sops`;
+    // A port just released: nothing listens there (fetch refuses well-known ports like 9 outright).
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    server.close();
+    const closed = `http://127.0.0.1:${port}/v1/transit/keys/sops`;
     const file = write('unreachable.yaml', SECRET);
     const r = ours(['encrypt', '-i', '--hc-vault-transit', closed, file]);
-    assertOneLineError(r, /--hc-vault-transit/, /cannot reach Vault at http:\/\/127\.0\.0\.1:9 \(connection refused\)/);
+    assertOneLineError(r, /--hc-vault-transit/, /cannot reach Vault at http:\/\/127\.0\.0\.1:\d+ \(connection refused\)/);
     assert.equal(readFileSync(file, 'utf8'), SECRET);
     assert.deepEqual(await import('node:fs/promises').then((fs) => fs.readdir(dir)).then((l) => l.filter((n) => n.includes('.tmp'))), []);
   });
