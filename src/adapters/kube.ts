@@ -93,7 +93,15 @@ export interface KubeAdapter {
   serverVersion(): Promise<ServerVersion>;
   /** `undefined` when the object does not exist, or its kind is not served (yet). */
   get(ref: ObjectRef): Promise<KubeObject | undefined>;
-  list(apiVersion: string, kind: string, opts?: { namespace?: string; labelSelector?: string; fieldSelector?: string }): Promise<KubeObject[]>;
+  /** `allNamespaces`: every namespace's objects (else the namespace given, or the context's). */
+  list(apiVersion: string, kind: string, opts?: { namespace?: string; allNamespaces?: boolean; labelSelector?: string; fieldSelector?: string }): Promise<KubeObject[]>;
+  /**
+   * PUT the object as read (its resourceVersion included): the API server stores it again at the
+   * storage version. `conflict` when it changed since it was read, `gone` when it was deleted.
+   */
+  replace(obj: KubeObject): Promise<'replaced' | 'conflict' | 'gone'>;
+  /** JSON merge patch of the status subresource (a CRD's `status.storedVersions`). */
+  patchStatus(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
   /** Server-side apply with field manager `fluxstrap`, taking ownership of conflicting fields. */
   apply(obj: KubeObject, opts?: { dryRun?: boolean }): Promise<KubeObject>;
   /** JSON merge patch (annotations such as `reconcile.fluxcd.io/requestedAt`). */
@@ -492,7 +500,7 @@ class RestKube implements KubeAdapter {
     }
   }
 
-  async #path(ref: { apiVersion: string; kind: string; namespace?: string | undefined; name?: string }): Promise<string> {
+  async #path(ref: { apiVersion: string; kind: string; namespace?: string | undefined; name?: string; allNamespaces?: boolean }): Promise<string> {
     const info = await this.#resource(ref.apiVersion, ref.kind);
     if (!info) {
       throw new FluxstrapError('E_NOT_FOUND', `the API server does not serve ${ref.kind} (${ref.apiVersion})`, {
@@ -501,7 +509,7 @@ class RestKube implements KubeAdapter {
     }
     const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
     // As kubectl: an object without a namespace goes to the context's.
-    const ns = info.namespaced ? `/namespaces/${encodeURIComponent(ref.namespace ?? this.#namespace)}` : '';
+    const ns = info.namespaced && ref.allNamespaces !== true ? `/namespaces/${encodeURIComponent(ref.namespace ?? this.#namespace)}` : '';
     return `${base}${ns}/${info.plural}${ref.name !== undefined ? `/${encodeURIComponent(ref.name)}` : ''}`;
   }
 
@@ -529,9 +537,10 @@ class RestKube implements KubeAdapter {
     });
   }
 
-  list(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {}): Promise<KubeObject[]> {
+  list(apiVersion: string, kind: string, opts: { namespace?: string; allNamespaces?: boolean; labelSelector?: string; fieldSelector?: string } = {}): Promise<KubeObject[]> {
     return this.#call(`list ${kind}`, SECRET_KINDS.has(kind), async () => {
-      const list = await this.#json<{ items: KubeObject[] }>('GET', await this.#path({ apiVersion, kind, namespace: opts.namespace }), {
+      const path = await this.#path({ apiVersion, kind, namespace: opts.namespace, allNamespaces: opts.allNamespaces === true });
+      const list = await this.#json<{ items: KubeObject[] }>('GET', path, {
         query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector },
       });
       // Items of a list carry no apiVersion/kind; give them back so they can be named and compared.
@@ -553,6 +562,29 @@ class RestKube implements KubeAdapter {
     return this.#call(`patch ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () =>
       this.#json<KubeObject>('PATCH', await this.#path(ref), {
         query: { fieldManager: FIELD_MANAGER, dryRun: opts.dryRun ? 'All' : undefined },
+        body: patch,
+        contentType: 'application/merge-patch+json',
+      }),
+    );
+  }
+
+  replace(obj: KubeObject): Promise<'replaced' | 'conflict' | 'gone'> {
+    return this.#call(`replace ${describeRef(refOf(obj))}`, SECRET_KINDS.has(obj.kind), async () => {
+      try {
+        await this.#json('PUT', await this.#path(refOf(obj)), { query: { fieldManager: FIELD_MANAGER }, body: obj });
+        return 'replaced';
+      } catch (e) {
+        if (e instanceof HttpError && e.status === 409) return 'conflict';
+        if (e instanceof HttpError && e.status === 404) return 'gone';
+        throw e;
+      }
+    });
+  }
+
+  patchStatus(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject> {
+    return this.#call(`patch the status of ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () =>
+      this.#json<KubeObject>('PATCH', `${await this.#path(ref)}/status`, {
+        query: { fieldManager: FIELD_MANAGER },
         body: patch,
         contentType: 'application/merge-patch+json',
       }),

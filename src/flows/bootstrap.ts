@@ -8,6 +8,7 @@ import type { RunResult } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
+import type { TaskInstance } from '../core/task.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { builtinKinds } from '../tasks/registry.ts';
@@ -111,7 +112,15 @@ export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOpti
 /** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
 export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const { cluster, playbook, settings } = prepared;
-  const reporter = new ProgressTracker(view, (e) => playbook.observe(e));
+  return runClusterTasks({ title: playbook.name, tasks: playbook.tasks, vars: playbook.vars, observe: (e) => playbook.observe(e) }, cluster, settings, view, env);
+}
+
+/** Tasks of one cluster with their own TaskContext, whose `ctx.log` becomes progress of the running task. */
+export async function runClusterTasks(
+  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown>; observe?: (e: RunEvent) => void },
+  cluster: ResolvedCluster, settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>, view: Reporter, env: NodeJS.ProcessEnv,
+): Promise<RunResult> {
+  const reporter = new ProgressTracker(view, run.observe ?? (() => undefined));
   const ctx: TaskContext = createTaskContext({
     cluster,
     check: settings.check,
@@ -121,7 +130,7 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
     env,
   });
   try {
-    return await runTasks({ title: playbook.name, tasks: playbook.tasks, ctx, reporter, check: settings.check, vars: playbook.vars });
+    return await runTasks({ title: run.title, tasks: run.tasks, ctx, reporter, check: settings.check, ...(run.vars ? { vars: run.vars } : {}) });
   } finally {
     ctx.close();
   }

@@ -59,7 +59,7 @@ export async function fluxComponentsParams(repo: string, file: string, f: FluxIn
 }
 
 /** `2.9.5` and `v2.9.5` name the same release, as for the flux CLI. */
-function normalizeVersion(v: string): string {
+export function normalizeVersion(v: string): string {
   const tag = /^\d/.test(v) ? `v${v}` : v;
   if (!/^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/.test(tag)) throw usageError(`invalid --flux-version ${JSON.stringify(v)}`, 'a Flux release such as v2.9.5');
   return tag;

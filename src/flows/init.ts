@@ -27,7 +27,7 @@ import type { FluxInstallFlags } from './init-flux.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
 import { sopsConfigKind } from '../tasks/sops-config.ts';
-import { clusterSops } from '../tasks/sops-files.ts';
+import { clusterSops, reachedPlainSecrets } from '../tasks/sops-files.ts';
 import { info } from './io.ts';
 import type { CommandIo } from './io.ts';
 
@@ -88,10 +88,12 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
   // The rules must cover what the cluster's Kustomizations apply, wherever it lives.
-  const { reach, files } = await clusterSops(repo, { path: clusterPath });
-  const reached = files.map((f) => f.name);
+  const sops = await clusterSops(repo, { path: clusterPath });
+  const { reach } = sops;
+  // Plaintext Secrets it reaches elsewhere too, so that encrypting them finds the cluster's rule.
+  const reached = [...sops.files.map((f) => f.name), ...(await reachedPlainSecrets(repo, sops, clusterPath))];
   return [
-    task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} SOPS file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
+    task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} Secret file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
       age: key.type === 'age' ? key.recipients : [],

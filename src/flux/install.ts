@@ -1,4 +1,5 @@
 import { isMap, parseAllDocuments, stringify } from 'yaml';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 
 /**
@@ -192,3 +193,40 @@ export function readHeader(text: string): { version?: string; components?: strin
   return { ...(version === undefined ? {} : { version }), ...(components === undefined ? {} : { components }) };
 }
 
+
+/**
+ * The install options a gotk-components.yaml was generated with, read back from its header and
+ * objects, so that an upgrade regenerates it for another version with the same choices.
+ */
+export function installOptionsOf(text: string, file: string): InstallOptions {
+  const header = readHeader(text);
+  if (header.version === undefined || header.components === undefined) {
+    throw new FluxstrapError('E_CONFIG', 'no "# Flux Version:" and "# Components:" header: not a gotk-components.yaml flux or fluxstrap generated', {
+      location: { file },
+      hint: 'regenerate it with `fluxstrap init --force` and the --flux-version and options you use',
+    });
+  }
+  // Read from the repository: bounded (size, aliases, nesting), unlike the release's own bundles.
+  const objects = yamlValues(text, file).filter(isObj);
+  const o = defaultInstallOptions(header.version);
+  o.components = header.components;
+  o.networkPolicy = objects.some((x) => x.kind === 'NetworkPolicy');
+  const ns = objects.find((x) => x.kind === 'Namespace');
+  if (ns) o.namespace = String(meta(ns).name);
+  const source = objects.find((x) => x.kind === 'Deployment' && meta(x).name === 'source-controller');
+  const pod = source ? child(source, 'spec', 'template', 'spec') : undefined;
+  const container = pod && Array.isArray(pod.containers) && isObj(pod.containers[0]) ? pod.containers[0] : undefined;
+  const args = container && Array.isArray(container.args) ? container.args.filter((a): a is string => typeof a === 'string') : [];
+  const arg = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const image = typeof container?.image === 'string' ? /^(.+)\/source-controller[:@]/.exec(container.image)?.[1] : undefined;
+  if (image !== undefined) o.registry = image;
+  const pullSecret = pod && Array.isArray(pod.imagePullSecrets) && isObj(pod.imagePullSecrets[0]) ? pod.imagePullSecrets[0].name : undefined;
+  if (typeof pullSecret === 'string') o.imagePullSecret = pullSecret;
+  if (pod && Array.isArray(pod.tolerations)) o.tolerationKeys = pod.tolerations.flatMap((t) => (isObj(t) && typeof t.key === 'string' ? [t.key] : []));
+  const watchAll = arg('watch-all-namespaces');
+  if (watchAll !== undefined) o.watchAllNamespaces = watchAll === 'true';
+  o.logLevel = arg('log-level') ?? o.logLevel;
+  const domain = /\.svc\.(.+)\.$/.exec(arg('storage-adv-addr') ?? '')?.[1];
+  if (domain !== undefined) o.clusterDomain = domain;
+  return o;
+}

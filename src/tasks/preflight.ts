@@ -71,6 +71,16 @@ export function accessChecks(objects: KubeObject[], namespace: string): AccessCh
   return out;
 }
 
+/** A preflight's verdict: no change when nothing is wrong, else one error listing every problem and its fix. */
+export function failOnProblems(problems: readonly Problem[], what = 'preflight'): Change[] {
+  if (problems.length === 0) return [];
+  const [first] = problems;
+  if (problems.length === 1 && first) throw new FluxstrapError(first.code ?? 'E_PRECONDITION', `${what}: ${first.what}`, { hint: first.fix });
+  throw new FluxstrapError('E_PRECONDITION', `${what} found ${problems.length} problems: ${problems.map((q, i) => `(${i + 1}) ${q.what}`).join('; ')}`, {
+    hint: problems.map((q, i) => `(${i + 1}) ${q.fix}`).join('; '),
+  });
+}
+
 export function versionProblem(gitVersion: string, major: number, minor: number, min: string): Problem | undefined {
   const [wantMajor = 1, wantMinor = 0] = min.split('.').map(Number);
   if (Number.isNaN(major) || Number.isNaN(minor)) {
@@ -325,12 +335,7 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     return { problems, notes };
   },
   plan(_p, facts): Change[] {
-    if (facts.problems.length === 0) return [];
-    const [first] = facts.problems;
-    if (facts.problems.length === 1 && first) throw new FluxstrapError(first.code ?? 'E_PRECONDITION', `preflight: ${first.what}`, { hint: first.fix });
-    throw new FluxstrapError('E_PRECONDITION', `preflight found ${facts.problems.length} problems: ${facts.problems.map((q, i) => `(${i + 1}) ${q.what}`).join('; ')}`, {
-      hint: facts.problems.map((q, i) => `(${i + 1}) ${q.fix}`).join('; '),
-    });
+    return failOnProblems(facts.problems);
   },
   apply() {
     return Promise.reject(new FluxstrapError('E_INTERNAL', 'preflight never plans a change'));

@@ -36,7 +36,8 @@ export interface SecretDigest {
   by?: string;
 }
 
-async function yamlFiles(dir: string): Promise<string[]> {
+/** The YAML files under a folder, recursively, hidden ones left out; none when it does not exist. */
+export async function yamlFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const out: string[] = [];
   for (const e of entries) {
@@ -73,6 +74,22 @@ export async function clusterSops(repoRoot: string, root: ReachRoot): Promise<Cl
     files.push({ file, name: s.file, text: await readText(file), format: s.format, recipients: s.recipients });
   }
   return { reach, files };
+}
+
+/**
+ * Plaintext Secret manifests the cluster reaches outside its own folder (whose creation rule
+ * covers those inside): the files `encrypt` will need a rule for before they can be committed.
+ */
+export async function reachedPlainSecrets(repoRoot: string, { reach, files }: ClusterSops, clusterPath: string): Promise<string[]> {
+  const sops = new Set(files.map((f) => f.name));
+  const candidates = [...new Set(reach.kustomizations.flatMap((k) => k.files))]
+    .filter((f) => !sops.has(f) && !f.startsWith(`${clusterPath}/`) && /\.ya?ml$/.test(f));
+  const out: string[] = [];
+  for (const f of candidates) {
+    const text = await readText(join(repoRoot, ...f.split('/'))).catch(() => '');
+    if (/^kind:\s*["']?Secret["']?\s*$/m.test(text)) out.push(f);
+  }
+  return out.sort();
 }
 
 export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');

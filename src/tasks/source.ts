@@ -158,11 +158,12 @@ export function controllerDecrypts(components: KubeObject[]): boolean {
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
 async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<FluxstrapError | undefined> {
+  const folder = !(await stat(src.fluxSystemDir).then((st) => st.isDirectory(), () => false));
   const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
   const missing = GOTK_FILES.filter((_, i) => !present[i]);
   if (missing.length === 0) return undefined;
   const { url, branch } = ctx.cluster.git;
-  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch });
+  const { what, fix } = missingGotkFiles(missing, { cluster: ctx.cluster.name, clusterPath: ctx.cluster.path, url, branch }, folder);
   return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 

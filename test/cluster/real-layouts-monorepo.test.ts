@@ -73,19 +73,19 @@ async function monorepo(cluster: Cluster): Promise<Repo> {
   write('apps/production/kustomization.yaml', kustomization(['../base/podinfo']));
   for (const s of SECRETS) write(s.file, secret(s.ns, s.name, { [s.key]: s.value }));
 
-  // Before the fix: check --cluster names each Kustomization that applies a Secret without decryption, at its line.
-  const lint = await cli(['check', '--cluster', 'production', '--repo', dir]);
-  assert.equal(lint.code, 1, lint.stderr);
-  for (const s of SECRETS) assert.match(lint.stdout, new RegExp(`${s.at}: Kustomization flux-system/${s.ks} applies SOPS-encrypted ${s.file.replace(/\./g, '\\.')} without decryption`));
-  addDecryption(join(dir, 'clusters/production/infrastructure.yaml'), ['infra-configs']);
-  addDecryption(join(dir, 'clusters/production/apps.yaml'), ['apps']);
-
   const init = await cli(['init', '--cluster', 'production', '--repo', dir, '--age-key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', TOKEN_ENV]);
   assert.equal(init.code, 0, init.stderr);
   for (const s of SECRETS) {
     const enc = await cli(['encrypt', '--in-place', s.file], { cwd: dir });
     assert.equal(enc.code, 0, enc.stderr);
   }
+  // Encrypted, before the fix: check --cluster names each Kustomization that applies a Secret without decryption, at its line.
+  const lint = await cli(['check', '--cluster', 'production', '--repo', dir]);
+  assert.equal(lint.code, 1, lint.stderr);
+  for (const s of SECRETS) assert.match(lint.stdout, new RegExp(`${s.at}: Kustomization flux-system/${s.ks} applies SOPS-encrypted ${s.file.replace(/\./g, '\\.')} without decryption`));
+  addDecryption(join(dir, 'clusters/production/infrastructure.yaml'), ['infra-configs']);
+  addDecryption(join(dir, 'clusters/production/apps.yaml'), ['apps']);
+
   const clean = await cli(['check', '--cluster', 'production', '--repo', dir, '--key-file', keyFile]);
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);
   await pushAll(dir, url, auth, 'flux2-kustomize-helm-example, trimmed');

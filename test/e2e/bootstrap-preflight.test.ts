@@ -121,6 +121,17 @@ void describe('gotk-components.yaml and gotk-sync.yaml missing', () => {
     assert.ok(hint.includes(`\`fluxstrap init --cluster ${r.cluster}\``), hint);
   });
 
+  void it('a cluster folder without flux-system/ is refused at preflight, naming fluxstrap init', async () => {
+    const r = await fluxRepo({ cluster: 'noflux', gotkSync: 'pristine' });
+    const url = await initAndPush(r, 'noflux', ['--git-username', server.username]);
+    await rm(join(r.repo, r.clusterPath, 'flux-system'), { recursive: true });
+    await r.git('commit', '--quiet', '-am', 'drop flux-system');
+    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+    const { message, hint } = await preflight(r);
+    assert.match(message, new RegExp(`${r.clusterPath}/flux-system/ is missing: Flux was never set up for this cluster \\(at main@sha1:[0-9a-f]{40}\\)`));
+    assert.ok(hint.includes(`run \`fluxstrap init --cluster ${r.cluster} --git-url ${url}\``), hint);
+  });
+
   void it('without gotk-sync.yaml, the init command carries the URL', async () => {
     const r = await fluxRepo({ cluster: 'nosync', gotkSync: 'pristine' });
     const url = await pushWithout(r, 'nosync', 'gotk-sync.yaml');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { runCli } from '../helpers/cli.ts';
+import { loadedPackages, tracedRun } from '../helpers/imports.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
 import { runTool } from '../helpers/tools.ts';
@@ -131,5 +132,16 @@ void describe('init generates Flux on an empty repository', () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'rbac.yaml'), 'kind: ClusterRole\n');
     userError(cli(repo, '--git-url', GIT_URL, '--flux-manifests', dir), /not the manifests of a Flux release/, dir);
+  });
+});
+
+void describe('init generating Flux stays light', () => {
+  void it('writes gotk-components.yaml for the default version without loading the Kubernetes or GitHub clients', async () => {
+    const repo = await emptyRepo('light');
+    const run = await tracedRun(['init', '--cluster', 'home', '--repo', repo, '--key-file', keyFile, '--git-url', GIT_URL], { cwd: home, env: env() });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(await read(repo, 'gotk-components.yaml'), /^# Flux Version: v2\.9\.5$/m);
+    assert.ok(run.modules.some((m) => m.endsWith('/dist/flows/init.js')), 'the trace recorded the imports');
+    assert.deepEqual(loadedPackages(run.modules, ['@kubernetes/client-node', '@octokit/rest', '@octokit/']), []);
   });
 });

@@ -4,6 +4,7 @@ import { registerInit } from './init.ts';
 import { registerSops } from './sops.ts';
 import { registerBootstrap } from './bootstrap.ts';
 import { registerStatus } from './status.ts';
+import { registerUpgrade } from './upgrade.ts';
 
 /** Every subcommand; each module only declares flags and lazily imports its implementation. */
 export function registerCommands(program: Command): void {
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerSops(program);
   registerBootstrap(program);
   registerStatus(program);
+  registerUpgrade(program);
 }
