@@ -45,7 +45,7 @@ void before(async () => {
 });
 
 void after(async () => {
-  await vault.stop();
+  await vault?.stop();
 });
 
 /** Only the Vault token: no age identity reaches either tool unless a test passes one. */
