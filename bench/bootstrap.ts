@@ -8,8 +8,7 @@
  *  3. peak memory (max RSS) of each, from GNU time.
  * Usage: npm run build && node bench/bootstrap.ts [--reps 5]
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,42 +17,12 @@ import { startCluster } from '../test/cluster/index.ts';
 import type { Cluster } from '../test/cluster/index.ts';
 import { EXAMPLE_CLUSTER, cli, makeExampleRepo } from '../scripts/example-repo.ts';
 import type { ExampleRepo } from '../scripts/example-repo.ts';
+import { timed, type Timed } from './timed.ts';
 
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' } } });
 const reps = Number(values.reps);
 const script = fileURLToPath(new URL('./seed-kubectl.sh', import.meta.url));
 const WAITS = new Set(['wait-controllers', 'reconcile']);
-
-interface Timed {
-  wallMs: number;
-  waitMs: number;
-  maxRssKb: number;
-  stdout: string;
-}
-
-/** Run under GNU time for the peak RSS; `waits` turns the program's output into its waiting time. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, waits: (stdout: string, stderr: string) => number): Promise<Timed> {
-  return new Promise((resolve, reject) => {
-    const rss = join(tmpdir(), `fluxstrap-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
-    const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-q', '-f', '%M', '-o', rss, cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wallMs = performance.now() - t0;
-      const maxRssKb = Number(readFileSync(rss, 'utf8').trim().split('\n').pop());
-      rmSync(rss, { force: true });
-      if (code !== 0) {
-        reject(new Error(`${cmd} exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
-        return;
-      }
-      resolve({ wallMs, waitMs: waits(stdout, stderr), maxRssKb, stdout });
-    });
-  });
-}
 
 function fluxstrapRun(repo: ExampleRepo): Promise<Timed> {
   return timed(process.execPath, [cli, 'bootstrap', '--json', '--cluster', EXAMPLE_CLUSTER, '--repo', repo.repo], repo.env, (stdout) => {

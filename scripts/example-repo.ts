@@ -1,9 +1,11 @@
 // The example GitOps repository that the demo and the bootstrap benchmark bootstrap: made with
 // `fluxstrap keys new`, `init` and `encrypt`, and pushed to the test cluster's Git server.
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
+import { gitEnv } from '../src/adapters/git.ts';
 import type { Cluster } from '../test/cluster/index.ts';
 import { track } from '../test/cluster/proc.ts';
 
@@ -100,4 +102,25 @@ export async function makeExampleRepo(cluster: Cluster, work: string, opts: { na
     env: { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` },
   });
   return { repo, keyFile, env, path, gitUrl };
+}
+/**
+ * Add cluster `name` to the example repository as an operator does for a second cluster: a copy
+ * of the example's apps, a fluxstrap.yaml entry with its own kubeconfig, its Flux files and
+ * .sops.yaml rule from init; committed and pushed to the Git
+ * server of `gitHost` (the cluster whose server the example lives on).
+ */
+export async function addFleetCluster(example: ExampleRepo, gitHost: Cluster, name: string, kubeconfig: string): Promise<void> {
+  // The same apps; the cluster's own flux-system comes from init below.
+  cpSync(join(example.repo, example.path), join(example.repo, 'clusters', name), { recursive: true, filter: (src) => !src.endsWith('/flux-system') });
+  const configFile = join(example.repo, 'fluxstrap.yaml');
+  const config = parse(readFileSync(configFile, 'utf8')) as { clusters: Record<string, Record<string, unknown>> };
+  config.clusters[name] = { ...config.clusters[EXAMPLE_CLUSTER], path: `clusters/${name}`, kube: { kubeconfig } };
+  writeFileSync(configFile, stringify(config));
+  await must(process.execPath, [cli, 'init', '--cluster', name, '--age-key-file', example.keyFile, '--repo', example.repo, '--git-url', example.gitUrl, '--branch', 'main'], { env: example.env, quiet: true });
+  await must('git', ['add', '-A'], { cwd: example.repo });
+  await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', `cluster ${name}`], { cwd: example.repo });
+  await must('git', ['push', '--quiet', example.gitUrl, 'main'], {
+    cwd: example.repo,
+    env: gitEnv({ kind: 'basic', username: gitHost.git.username, password: gitHost.git.password }),
+  });
 }

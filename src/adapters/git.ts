@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FluxstrapError } from '../core/errors.ts';
+import { pendingTemps, removeTempDir } from './temp-files.ts';
 
 /**
  * git through its CLI with argument arrays (no shell). Credentials never reach argv or a URL:
@@ -21,11 +22,11 @@ export interface GitRemote {
   auth: GitAuth;
 }
 
-interface Checkout {
+export interface Checkout {
   dir: string;
   commit: string;
-  /** Remove the clone. */
-  cleanup(): Promise<void>;
+  /** Remove the clone (synchronous, so a run's last cleanup can call it). */
+  remove: () => void;
 }
 
 const TIMEOUT_MS = 120_000;
@@ -69,9 +70,10 @@ function remoteError(stderr: string, remote: GitRemote, doing: string): Fluxstra
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
   const fatal = [...lines].reverse().find((l) => l.startsWith('fatal:')) ?? lines[lines.length - 1] ?? 'git failed';
   const hint =
-    remote.auth.kind === 'basic' ? `check the username and that the token can read ${remote.url} (and has not expired)`
+    /Remote branch .* not found/i.test(fatal) ? `name an existing branch with --branch (\`git ls-remote --heads ${remote.url}\` lists them)`
+    : remote.auth.kind === 'basic' ? `check the username and that the token can read ${remote.url} (and has not expired)`
     : remote.auth.kind === 'ssh' ? `check that the deploy key ${remote.auth.identityFile} is allowed on the repository and that ${remote.auth.knownHostsFile} holds the server's host key`
-    : 'the repository may need credentials: configure Git auth for this cluster in fluxstrap.yaml';
+    : 'the repository may need credentials: pass --git-token-env VAR (HTTPS; --git-username NAME if the server wants the account) or --git-ssh-key FILE --git-known-hosts FILE, or configure git.auth in fluxstrap.yaml';
   return new FluxstrapError('E_GIT', `cannot ${doing} ${remote.url}: ${fatal.replace(/^fatal:\s*/, '')}`, { hint });
 }
 
@@ -118,16 +120,22 @@ export async function remoteBranchHead(remote: GitRemote, branch: string): Promi
   return sha;
 }
 
-/** Clone one branch, shallow, into a new temp dir. */
+/**
+ * Clone one branch, shallow, into a new temp dir: mode 0700 (mkdtemp), removed by `remove()` or,
+ * if the process is stopped first, by the signal handler. The credentials are in git's
+ * environment only, so nothing in the clone (.git/config included) holds them.
+ */
 export async function cloneBranch(remote: GitRemote, branch: string): Promise<Checkout> {
-  const dir = await mkdtemp(join(tmpdir(), 'fluxstrap-clone-'));
-  const cleanup = () => rm(dir, { recursive: true, force: true });
+  // Synchronous, so that no signal can be handled between the folder appearing and its registration.
+  const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-clone-'));
+  pendingTemps.add(dir);
+  const remove = () => removeTempDir(dir);
   try {
     const res = await git(['clone', '--quiet', '--depth', '1', '--single-branch', '--no-tags', '--branch', branch, '--', remote.url, dir], { auth: remote.auth });
     if (res.exitCode !== 0) throw remoteError(res.stderr, remote, `clone branch ${branch} of`);
-    return { dir, commit: await revParse(dir), cleanup };
+    return { dir, commit: await revParse(dir), remove };
   } catch (e) {
-    await cleanup();
+    remove();
     throw e;
   }
 }
@@ -138,6 +146,12 @@ export async function revParse(dir: string, rev = 'HEAD'): Promise<string> {
     throw new FluxstrapError('E_GIT', `cannot resolve ${rev}: ${res.stderr.split('\n')[0] ?? ''}`, { location: { file: dir } });
   }
   return res.stdout.trim();
+}
+
+/** Whether `dir` is inside a Git work tree (commits or not). */
+export async function isWorkTree(dir: string): Promise<boolean> {
+  const res = await git(['rev-parse', '--is-inside-work-tree'], { cwd: dir });
+  return res.exitCode === 0 && res.stdout.trim() === 'true';
 }
 
 /** No uncommitted or untracked changes under `path` (relative to the repository root). */

@@ -104,6 +104,11 @@ export interface KubeAdapter {
   patchStatus(ref: ObjectRef, patch: Record<string, unknown>): Promise<KubeObject>;
   /** Server-side apply with field manager `fluxstrap`, taking ownership of conflicting fields. */
   apply(obj: KubeObject, opts?: { dryRun?: boolean }): Promise<KubeObject>;
+  /**
+   * Create only (POST): false when the object exists already, so a writer that raced us is
+   * seen instead of overwritten.
+   */
+  create(obj: KubeObject): Promise<boolean>;
   /** JSON merge patch (annotations such as `reconcile.fluxcd.io/requestedAt`). */
   patchMerge(ref: ObjectRef, patch: Record<string, unknown>, opts?: { dryRun?: boolean }): Promise<KubeObject>;
   /** True when something was deleted, false when it was already gone. */
@@ -262,11 +267,31 @@ function errnoOf(e: unknown): string | undefined {
 }
 
 /**
+ * Failures a wait outlives: the API server restarting (connection refused or reset, 5xx while
+ * it comes back) or throttling. A wait keeps watching through them until its deadline.
+ */
+const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504]);
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const transientErrors = new WeakSet<FluxstrapError>();
+
+function isTransient(e: unknown): boolean {
+  if (e instanceof HttpError) return TRANSIENT_STATUS.has(e.status);
+  const errno = errnoOf(e);
+  return errno !== undefined && TRANSIENT_CODES.has(errno);
+}
+
+/**
  * Map a failed request to the taxonomy. Secret objects get the status reason and field names
  * only: an apiserver message may quote what was sent.
  */
 function kubeError(e: unknown, doing: string, server: string, sensitive = false): FluxstrapError {
   if (e instanceof FluxstrapError) return e;
+  const mapped = mapKubeError(e, doing, server, sensitive);
+  if (isTransient(e)) transientErrors.add(mapped);
+  return mapped;
+}
+
+function mapKubeError(e: unknown, doing: string, server: string, sensitive: boolean): FluxstrapError {
   if (e instanceof HttpError) {
     const b = e.body;
     const fields = (b?.details?.causes ?? []).map((c) => c.field).filter((f): f is string => typeof f === 'string');
@@ -558,6 +583,19 @@ class RestKube implements KubeAdapter {
     );
   }
 
+  create(obj: KubeObject): Promise<boolean> {
+    const ref = refOf(obj);
+    return this.#call(`create ${describeRef(ref)}`, SECRET_KINDS.has(obj.kind), async () => {
+      try {
+        await this.#json('POST', await this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }), { query: { fieldManager: FIELD_MANAGER }, body: obj });
+        return true;
+      } catch (e) {
+        if (e instanceof HttpError && e.status === 409 && e.body?.reason === 'AlreadyExists') return false;
+        throw e;
+      }
+    });
+  }
+
   patchMerge(ref: ObjectRef, patch: Record<string, unknown>, opts: { dryRun?: boolean } = {}): Promise<KubeObject> {
     return this.#call(`patch ${describeRef(ref)}`, SECRET_KINDS.has(ref.kind), async () =>
       this.#json<KubeObject>('PATCH', await this.#path(ref), {
@@ -645,28 +683,46 @@ class RestKube implements KubeAdapter {
     let state: WaitState = { done: false, reason: 'not checked yet' };
     const sensitive = SECRET_KINDS.has(ref.kind);
     const collection = await this.#call(`wait for ${describeRef(ref)}`, sensitive, () => this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }));
+    let unavailable: string | undefined;
     while (Date.now() < deadline) {
-      last = await this.get(ref);
-      state = check(last);
-      opts.onProgress?.(state.reason);
-      if (state.done && last) return last;
-      if (state.failed) break;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      const outcome = await this.#call(`watch ${describeRef(ref)}`, sensitive, () =>
-        this.#watchUntil(collection, ref, last?.metadata.resourceVersion, Math.min(remaining, 60_000), (obj) => {
-          last = obj;
-          state = check(obj);
-          opts.onProgress?.(state.reason);
-          return state.done || state.failed === true;
-        }),
-      );
+      let outcome: 'matched' | 'ended' | 'gone';
+      try {
+        last = await this.get(ref);
+        unavailable = undefined;
+        state = check(last);
+        opts.onProgress?.(state.reason);
+        if (state.done && last) return last;
+        if (state.failed) break;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) break;
+        outcome = await this.#call(`watch ${describeRef(ref)}`, sensitive, () =>
+          this.#watchUntil(collection, ref, last?.metadata.resourceVersion, Math.min(remaining, 60_000), (obj) => {
+            last = obj;
+            state = check(obj);
+            opts.onProgress?.(state.reason);
+            return state.done || state.failed === true;
+          }),
+        );
+      } catch (e) {
+        // A restarting API server ends the watch and refuses reads for a while; the object's
+        // state is still the controller's to reach, so read and watch again until the deadline.
+        if (!(e instanceof FluxstrapError && transientErrors.has(e))) throw e;
+        unavailable = e.message;
+        opts.onProgress?.(`${e.message}; retrying`);
+        await sleep(Math.min(1000, Math.max(0, deadline - Date.now())));
+        continue;
+      }
       if (outcome === 'matched') {
         if (state.done && last) return last;
         break;
       }
       // The watch ended without a verdict (server timeout, expired resourceVersion): read again.
       if (outcome === 'gone') await sleep(200);
+    }
+    if (unavailable !== undefined) {
+      throw new FluxstrapError('E_KUBE', `timed out after ${Math.round(opts.timeoutMs / 1000)}s waiting for ${describeRef(ref)} to be ${opts.what}: ${unavailable}`, {
+        hint: 'check that the cluster is running and that --context/--kubeconfig point at it',
+      });
     }
     const events = await this.events(ref).catch(() => []);
     throw new FluxstrapError(

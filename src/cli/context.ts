@@ -1,7 +1,16 @@
-import { exitOnSignal } from './interrupt.ts';
+import { exitOnSignal, setViewInterrupt } from './interrupt.ts';
 import type { Command } from 'commander';
 import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent, TaskError } from '../core/events.ts';
 import type { CommandIo } from '../flows/io.ts';
+import { JsonEnvelope } from '../report/envelope.ts';
+
+/** The `--json` document of this process's command, when --json was given (cli.ts prints it once, at the end). */
+let envelope: JsonEnvelope | undefined;
+
+export function startJson(command: string): JsonEnvelope {
+  envelope = new JsonEnvelope(command);
+  return envelope;
+}
 
 /** Flags every command understands, read from the root program. */
 export interface GlobalOptions {
@@ -30,9 +39,16 @@ export function commandIo(cmd: Command): CommandIo {
     stdout: process.stdout,
     stderr: process.stderr,
     reporter: async (view) => withStacks(await createReporter(g, view), Boolean(process.env.FLUXSTRAP_DEBUG), process.stderr),
+    result: (fields) => envelope?.add(fields),
     fleetView: async (view) => fleetWithStacks(await createFleetView(g, view), Boolean(process.env.FLUXSTRAP_DEBUG), process.stderr),
     interrupt: () => process.emit('SIGINT', 'SIGINT'),
   };
+}
+
+function jsonEnvelope(): JsonEnvelope {
+  // cli.ts starts it whenever --json is on the command line, before commander parses it.
+  envelope ??= new JsonEnvelope('fluxstrap');
+  return envelope;
 }
 
 /** How help texts name sops' default age key file, whose folder depends on the OS (sopsAgeKeyFile in keys/age.ts). */
@@ -56,7 +72,7 @@ export function showsTaskList(opts: GlobalOptions): boolean {
 export async function createReporter(opts: GlobalOptions, view: { diff?: boolean } = {}): Promise<Reporter> {
   if (opts.json) {
     const { JsonReporter } = await import('../report/json.ts');
-    return new JsonReporter(process.stdout);
+    return new JsonReporter((doc) => jsonEnvelope().run(doc));
   }
   if (showsTaskList(opts)) {
     const { ListrReporter } = await import('../report/listr.ts');
@@ -69,7 +85,7 @@ export async function createReporter(opts: GlobalOptions, view: { diff?: boolean
 /** The same choice for several clusters at once. */
 async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Promise<FleetView> {
   const { JsonFleetView, PrefixedView } = await import('../report/fleet.ts');
-  if (opts.json) return new JsonFleetView(process.stdout);
+  if (opts.json) return new JsonFleetView((fields) => jsonEnvelope().add(fields));
   if (showsTaskList(opts)) {
     const { ListrFleetView } = await import('../report/listr.ts');
     return new ListrFleetView(process.stderr, view.clusters, { diff: view.diff, onInterrupt });
@@ -79,16 +95,15 @@ async function createFleetView(opts: GlobalOptions, view: FleetViewOptions): Pro
 
 /**
  * Ctrl-C while a task list is drawn: the view restores the terminal, then exit 130 as a shell
- * expects (listr2's own handler would exit 127). Being a second SIGINT listener also keeps the
- * handler of cli.ts from printing the interrupt message twice.
+ * expects (listr2's own handler would exit 127). cli.ts's SIGINT handler calls it instead of
+ * exiting itself, so the interrupt message is printed once.
  */
 function onInterrupt(restore: () => void): () => void {
-  const interrupted = (): void => {
+  setViewInterrupt(() => {
     restore();
     exitOnSignal('SIGINT', process.stderr);
-  };
-  process.once('SIGINT', interrupted);
-  return () => process.removeListener('SIGINT', interrupted);
+  });
+  return () => setViewInterrupt(undefined);
 }
 
 /** A task error without its stack; the stack, if any, kept in `stacks`. */

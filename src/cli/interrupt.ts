@@ -12,3 +12,20 @@ export function exitOnSignal(signal: 'SIGINT' | 'SIGTERM', out: NodeJS.WritableS
   out.write(`\n${INTERRUPTED_MESSAGE}\n`);
   process.exit(signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
 }
+
+/**
+ * What Ctrl-C does instead while a view owns the terminal (listr2 must restore the cursor
+ * first). Held here, not as a second SIGINT listener: libraries add listeners of their own
+ * (execa's signal-exit while git or kustomize runs), so counting listeners cannot tell.
+ */
+let viewInterrupt: (() => void) | undefined;
+
+export function setViewInterrupt(handler: (() => void) | undefined): void {
+  viewInterrupt = handler;
+}
+
+/** The CLI's handler of SIGINT and SIGTERM. */
+export function onSignal(signal: 'SIGINT' | 'SIGTERM', out: NodeJS.WritableStream): void {
+  if (signal === 'SIGINT' && viewInterrupt !== undefined) viewInterrupt();
+  else exitOnSignal(signal, out);
+}

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 import { ageKeyFilePath } from '../keys/age.ts';
+import { SSH_KEY_ALGORITHMS } from '../keys/ssh.ts';
+import type { SshKeyAlgorithm } from '../keys/ssh.ts';
 import { YamlSource } from '../adapters/yaml-source.ts';
 
 /**
@@ -30,20 +32,33 @@ const GitAuthSchema = z.union([
   z.strictObject({
     ssh: z.strictObject({
       keyFile: path.describe('Private key file (the deploy key); stored in the Secret as `identity`.'),
-      knownHostsFile: path.describe('known_hosts file holding the Git server host key; stored as `known_hosts`.'),
+      knownHostsFile: path.describe('known_hosts file holding the Git server host key; stored as `known_hosts`. When missing, init and bootstrap fill it: from GitHub\'s /meta for github.com, else from a scan confirmed with --accept-host-key.'),
+      keyAlgorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Algorithm of a deploy key generated when keyFile does not exist yet; default ed25519.'),
+      readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
     }),
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
 ]);
 
+const publicKeys = z
+  .array(z.string().regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'))
+  .min(1)
+  .optional()
+  .describe('Only the identities of these recipients go to the sops-age Secret: a key file shared between clusters must not give one cluster the other\'s key.');
+
 const AgeKeySchema = z.union([
-  z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.') }),
-  z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.') }),
+  z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.'), publicKeys }),
+  z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.'), publicKeys }),
+  z.strictObject({
+    cmd: z.string().min(1).describe('Command printing the age identities (a password manager), run without a shell like SOPS_AGE_KEY_CMD; with publicKeys, once per recipient with SOPS_AGE_RECIPIENT set.'),
+    publicKeys,
+  }),
   z.strictObject({
     ansibleVault: z.strictObject({
       file: path.describe('Ansible vars file: a whole-file vault, or plain YAML with an inline !vault value.'),
       passwordFile: path.describe('Vault password file (as ansible-vault --vault-password-file).'),
       variable: z.string().min(1).optional().describe('Variable holding the age key, e.g. sops_age_private_key; omit when the whole vault is the key file.'),
     }),
+    publicKeys,
   }),
 ]);
 
@@ -67,6 +82,13 @@ const ClusterSchema = z.strictObject({
       url: z.string().regex(/^(https?|ssh):\/\/\S+$/, 'must be an http(s):// or ssh:// URL').optional().describe('URL Flux pulls from.'),
       branch: z.string().min(1).optional().describe('Branch Flux follows; default main.'),
       auth: GitAuthSchema.optional(),
+      provider: z.enum(['github', 'generic']).optional().describe('Git hosting API fluxstrap talks to: github registers deploy keys and checks access through GitHub\'s REST API; default github for github.com URLs, else generic (Git only).'),
+      github: z
+        .strictObject({
+          apiUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3; default https://api.github.com.'),
+          tokenEnv: envName.optional().describe('Environment variable holding the GitHub token fluxstrap calls the API with; default the HTTPS passwordEnv, else GITHUB_TOKEN.'),
+        })
+        .optional(),
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
@@ -81,18 +103,33 @@ export const FluxstrapConfigSchema = z
   })
   .describe('fluxstrap.yaml: how fluxstrap reaches and bootstraps each cluster of this repository.');
 
+/** `git.auth.ssh` as written in fluxstrap.yaml (paths not yet expanded). */
+export type SshAuth = Extract<z.infer<typeof GitAuthSchema>, { ssh: unknown }>['ssh'];
 export type FluxstrapConfig = z.infer<typeof FluxstrapConfigSchema>;
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
 export type GitAuth =
   | { type: 'https'; username: string; passwordEnv: string }
-  | { type: 'ssh'; keyFile: string; knownHostsFile: string }
+  | { type: 'ssh'; keyFile: string; knownHostsFile: string; keyAlgorithm?: SshKeyAlgorithm; readWrite?: boolean }
   | { type: 'none' };
 
-export type AgeKeySource =
+/** How fluxstrap reaches GitHub's API for a cluster on GitHub (token: only its variable's name). */
+export interface GitHubSettings {
+  apiUrl: string;
+  tokenEnv: string;
+}
+
+export type AgeKeySource = (
   | { type: 'file'; file: string }
   | { type: 'env'; env: string }
-  | { type: 'ansible-vault'; file: string; passwordFile: string; variable?: string };
+  | { type: 'cmd'; cmd: string }
+  | { type: 'ansible-vault'; file: string; passwordFile: string; variable?: string }
+  /**
+   * A `fluxstrap keys backup` file (age passphrase or Ansible Vault), opened in memory: its
+   * passphrase from `passphraseFile`, else $FLUXSTRAP_BACKUP_PASSPHRASE, else (the command) a terminal.
+   */
+  | { type: 'backup'; file: string; passphraseFile?: string }
+) & { publicKeys?: string[] };
 
 /** A cluster with every source of settings applied: what a run works with. */
 export interface ResolvedCluster {
@@ -101,10 +138,12 @@ export interface ResolvedCluster {
   repoDir: string;
   /** The fluxstrap.yaml read, if any. */
   configFile?: string;
+  /** `repoDir` is a temporary clone of the branch, made because no checkout was at hand. */
+  temporaryClone?: boolean;
   /** Repository-relative cluster folder, `/`-separated, without `./`. */
   path: string;
   kube: { kubeconfig?: string; context?: string };
-  git: { url?: string; branch: string; auth: GitAuth };
+  git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'generic'; github?: GitHubSettings };
   ageKey: AgeKeySource;
   /** Vault transit decrypts in the cluster (the sops-hcvault Secret) instead of the age key. */
   vault?: { address: string; tokenEnv: string };
@@ -120,6 +159,18 @@ export interface ClusterFlags {
   branch?: string;
   path?: string;
   ageKeyFile?: string;
+  /** HTTPS auth: the account name sent with the token. */
+  gitUsername?: string;
+  /** HTTPS auth: the environment variable holding the token (the token itself never is a flag). */
+  gitTokenEnv?: string;
+  /** SSH auth: the deploy key file, with `gitKnownHosts`. */
+  gitSshKey?: string;
+  gitKnownHosts?: string;
+  /** An age key backup (`fluxstrap keys backup`) instead of a key file. */
+  ageKeyBackup?: string;
+  /** The backup's passphrase file (else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal by the command). */
+  passphraseFile?: string;
+  githubApiUrl?: string;
 }
 
 /** Load and check fluxstrap.yaml; `undefined` when the file does not exist. */
@@ -170,7 +221,8 @@ export function expandPath(p: string, base: string): string {
  * Resolve one cluster's settings. Order, first found wins, per setting:
  * 1. the command-line flag;
  * 2. the FLUXSTRAP_* environment variable (FLUXSTRAP_CLUSTER, _KUBECONFIG, _CONTEXT, _GIT_URL,
- *    _GIT_BRANCH, _PATH, _AGE_KEY_FILE), so `make provision CLUSTER=prod` needs no prompt;
+ *    _GIT_BRANCH, _GIT_USERNAME, _GIT_TOKEN_ENV, _GIT_SSH_KEY, _GIT_KNOWN_HOSTS, _PATH,
+ *    _AGE_KEY_FILE, _AGE_KEY_BACKUP, _BACKUP_PASSPHRASE_FILE), so `make provision CLUSTER=prod` needs no prompt;
  * 3. the cluster's entry in fluxstrap.yaml (relative paths are relative to the repository);
  * 4. the defaults: $KUBECONFIG / current context, branch main, path clusters/<name>, and for the
  *    age key $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, sops' default key file (as sops does).
@@ -204,8 +256,9 @@ export function resolveCluster(
 
   const kubeconfig = pick(flags.kubeconfig, 'FLUXSTRAP_KUBECONFIG', entry?.kube?.kubeconfig, true);
   const context = pick(flags.context, 'FLUXSTRAP_CONTEXT', entry?.kube?.context, false);
-  const url = pick(flags.gitUrl, 'FLUXSTRAP_GIT_URL', entry?.git?.url, false);
   const clusterPath = normalizeClusterPath(pick(flags.path, 'FLUXSTRAP_PATH', entry?.path, false) ?? `clusters/${name}`);
+  const git = resolveGit(entry?.git, flags, env, where);
+  const provider = entry?.git?.provider ?? (git.url !== undefined && isGitHubUrl(git.url) ? 'github' : 'generic');
 
   return {
     name,
@@ -213,14 +266,69 @@ export function resolveCluster(
     ...(where.configFile !== undefined && config ? { configFile: where.configFile } : {}),
     path: clusterPath,
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
-    git: {
-      ...(url !== undefined ? { url } : {}),
-      branch: pick(flags.branch, 'FLUXSTRAP_GIT_BRANCH', entry?.git?.branch, false) ?? 'main',
-      auth: gitAuthOf(entry?.git?.auth, repoDir),
-    },
-    ageKey: configuredAgeKey(entry, flags.ageKeyFile, env, where) ?? sopsAgeKey(env),
+    git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
+    ageKey: configuredAgeKey(entry, flags, env, where) ?? sopsAgeKey(env),
     ...(entry?.sopsKey?.vault ? { vault: { address: entry.sopsKey.vault.address.replace(/\/$/, ''), tokenEnv: entry.sopsKey.vault.tokenEnv } } : {}),
   };
+}
+
+/**
+ * The Git source of a run: what the user typed (flags, then FLUXSTRAP_* variables, relative to
+ * cwd) over the file's entry (relative to the repository). Without a checkout this is all there
+ * is to clone with, before any fluxstrap.yaml can be read (`entryGit` undefined then).
+ */
+export function resolveGit(entryGit: ClusterConfig['git'], flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster['git'], 'url' | 'branch' | 'auth'> {
+  const url = flags.gitUrl ?? nonEmpty(env.FLUXSTRAP_GIT_URL) ?? entryGit?.url;
+  if (url !== undefined && hasPassword(url)) {
+    // Not echoed: the URL holds the secret.
+    throw usageError('the Git URL carries a password or token', 'drop it from the URL and pass it in an environment variable: --git-token-env VAR (and --git-username NAME)');
+  }
+  const branch = flags.branch ?? nonEmpty(env.FLUXSTRAP_GIT_BRANCH) ?? entryGit?.branch ?? 'main';
+  return { ...(url !== undefined ? { url } : {}), branch, auth: typedGitAuth(gitAuthOf(entryGit?.auth, where.repoDir), flags, env, where.cwd) };
+}
+
+/** A password in a URL would reach git's argv and every message that names the URL. */
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Token prefixes of GitHub and GitLab: a value like these given as a variable name is the token itself. */
+const TOKEN_PREFIXES = ['ghp_', 'gho_', 'ghs_', 'ghu_', 'ghr_', 'github_pat_', 'glpat-'];
+
+/**
+ * Git auth given for this run (flags, FLUXSTRAP_GIT_* variables) over the file's: a token
+ * variable makes it HTTPS (keeping the file's user name unless one is given), a deploy key SSH.
+ */
+function typedGitAuth(fromFile: GitAuth, flags: ClusterFlags, env: NodeJS.ProcessEnv, cwd: string): GitAuth {
+  const username = flags.gitUsername ?? nonEmpty(env.FLUXSTRAP_GIT_USERNAME);
+  const tokenEnv = flags.gitTokenEnv ?? nonEmpty(env.FLUXSTRAP_GIT_TOKEN_ENV);
+  const sshKey = flags.gitSshKey ?? nonEmpty(env.FLUXSTRAP_GIT_SSH_KEY);
+  const knownHosts = flags.gitKnownHosts ?? nonEmpty(env.FLUXSTRAP_GIT_KNOWN_HOSTS);
+  const ssh = sshKey !== undefined || knownHosts !== undefined;
+  if (tokenEnv !== undefined && ssh) {
+    throw usageError('--git-token-env (HTTPS) and --git-ssh-key/--git-known-hosts (SSH) are both given', 'pass one kind: a token for an https:// URL, a deploy key for an ssh:// URL');
+  }
+  if (ssh) {
+    if (sshKey === undefined || knownHosts === undefined) {
+      throw usageError(`${sshKey === undefined ? '--git-known-hosts' : '--git-ssh-key'} is given without ${sshKey === undefined ? '--git-ssh-key' : '--git-known-hosts'}`, "SSH auth needs the deploy key and a known_hosts file with the server's host key: pass both");
+    }
+    if (username !== undefined) throw usageError('--git-username applies to HTTPS auth', 'drop it, or pass --git-token-env VAR instead of the SSH key');
+    return { type: 'ssh', keyFile: expandPath(sshKey, cwd), knownHostsFile: expandPath(knownHosts, cwd) };
+  }
+  if (tokenEnv !== undefined) {
+    if (TOKEN_PREFIXES.some((p) => tokenEnv.startsWith(p)) || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv)) {
+      // Never echoed: it may be the token itself, typed where its variable's name belongs.
+      throw usageError('--git-token-env takes the name of an environment variable holding the token, not the token', 'e.g. export GIT_TOKEN=… (from your password manager), then --git-token-env GIT_TOKEN');
+    }
+    return { type: 'https', username: username ?? (fromFile.type === 'https' ? fromFile.username : 'git'), passwordEnv: tokenEnv };
+  }
+  if (username === undefined) return fromFile;
+  if (fromFile.type !== 'https') throw usageError('--git-username is given without --git-token-env', 'HTTPS auth sends the user name with a token: pass --git-token-env VAR, the variable holding it');
+  return { ...fromFile, username };
 }
 
 function normalizeClusterPath(p: string): string {
@@ -235,28 +343,78 @@ function normalizeClusterPath(p: string): string {
 function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: string): GitAuth {
   if (auth === undefined) return { type: 'none' };
   if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv };
-  return { type: 'ssh', keyFile: expandPath(auth.ssh.keyFile, repoDir), knownHostsFile: expandPath(auth.ssh.knownHostsFile, repoDir) };
+  const { ssh } = auth;
+  return {
+    type: 'ssh',
+    keyFile: expandPath(ssh.keyFile, repoDir),
+    knownHostsFile: expandPath(ssh.knownHostsFile, repoDir),
+    ...(ssh.keyAlgorithm !== undefined ? { keyAlgorithm: ssh.keyAlgorithm } : {}),
+    ...(ssh.readWrite !== undefined ? { readWrite: ssh.readWrite } : {}),
+  };
+}
+
+/** A URL of github.com itself (https://github.com/…, ssh://git@github.com/…). */
+export function isGitHubUrl(url: string): boolean {
+  try {
+    return new URL(url).hostname.toLowerCase() === 'github.com';
+  } catch {
+    return false;
+  }
+}
+
+/** `owner` and `repo` of a GitHub URL's path (`/me/fleet.git`), undefined when it has no such path. */
+export function githubRepoOf(url: string): { owner: string; repo: string } | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const m = /^\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(path);
+  return m ? { owner: m[1] ?? '', repo: m[2] ?? '' } : undefined;
+}
+
+function githubSettings(file: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined, auth: GitAuth, flag: string | undefined, env: NodeJS.ProcessEnv): GitHubSettings {
+  return {
+    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? 'https://api.github.com').replace(/\/+$/, ''),
+    tokenEnv: file?.tokenEnv ?? (auth.type === 'https' ? auth.passwordEnv : 'GITHUB_TOKEN'),
+  };
 }
 
 /**
- * The cluster's key as configured for it: the --age-key-file flag, FLUXSTRAP_AGE_KEY_FILE (both
- * relative to cwd), then its fluxstrap.yaml entry (relative to the repository); undefined when
+ * The cluster's key as configured for it: the --age-key-file or --age-key-backup flag,
+ * FLUXSTRAP_AGE_KEY_FILE or FLUXSTRAP_AGE_KEY_BACKUP (all relative to cwd), then its fluxstrap.yaml entry (relative to the repository); undefined when
  * none names one, and the key is wherever sops looks (`sopsAgeKey`).
  */
-export function configuredAgeKey(entry: ClusterConfig | undefined, flag: string | undefined, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): AgeKeySource | undefined {
-  const given = flag ?? nonEmpty(env.FLUXSTRAP_AGE_KEY_FILE);
+export function configuredAgeKey(
+  entry: ClusterConfig | undefined,
+  flags: Pick<ClusterFlags, 'ageKeyFile' | 'ageKeyBackup' | 'passphraseFile'>,
+  env: NodeJS.ProcessEnv,
+  where: { repoDir: string; cwd: string },
+): AgeKeySource | undefined {
+  const given = flags.ageKeyFile ?? nonEmpty(env.FLUXSTRAP_AGE_KEY_FILE);
+  const backup = flags.ageKeyBackup ?? nonEmpty(env.FLUXSTRAP_AGE_KEY_BACKUP);
+  if (given !== undefined && backup !== undefined) throw usageError('--age-key-file and --age-key-backup both name the age key', 'pass one of them');
+  if (backup !== undefined) {
+    const passphraseFile = flags.passphraseFile ?? nonEmpty(env.FLUXSTRAP_BACKUP_PASSPHRASE_FILE);
+    return { type: 'backup', file: expandPath(backup, where.cwd), ...(passphraseFile !== undefined ? { passphraseFile: expandPath(passphraseFile, where.cwd) } : {}) };
+  }
+  if (flags.passphraseFile !== undefined) throw usageError('--passphrase-file is given without --age-key-backup', 'it is the passphrase of a key backup: pass --age-key-backup FILE too');
   if (given !== undefined) return { type: 'file', file: expandPath(given, where.cwd) };
   const src = entry?.ageKey;
   const { repoDir } = where;
   if (src !== undefined) {
-    if ('file' in src) return { type: 'file', file: expandPath(src.file, repoDir) };
-    if ('env' in src) return { type: 'env', env: src.env };
+    const only = src.publicKeys !== undefined ? { publicKeys: src.publicKeys } : {};
+    if ('file' in src) return { type: 'file', file: expandPath(src.file, repoDir), ...only };
+    if ('env' in src) return { type: 'env', env: src.env, ...only };
+    if ('cmd' in src) return { type: 'cmd', cmd: src.cmd, ...only };
     const v = src.ansibleVault;
     return {
       type: 'ansible-vault',
       file: expandPath(v.file, repoDir),
       passwordFile: expandPath(v.passwordFile, repoDir),
       ...(v.variable !== undefined ? { variable: v.variable } : {}),
+      ...only,
     };
   }
   return undefined;

@@ -46,6 +46,12 @@ const PER_CLUSTER: [Exclude<keyof ClusterFlags, 'cluster'>, string, string][] = 
   ['branch', '--branch', 'FLUXSTRAP_GIT_BRANCH'],
   ['path', '--path', 'FLUXSTRAP_PATH'],
   ['ageKeyFile', '--age-key-file', 'FLUXSTRAP_AGE_KEY_FILE'],
+  ['gitUsername', '--git-username', 'FLUXSTRAP_GIT_USERNAME'],
+  ['gitTokenEnv', '--git-token-env', 'FLUXSTRAP_GIT_TOKEN_ENV'],
+  ['gitSshKey', '--git-ssh-key', 'FLUXSTRAP_GIT_SSH_KEY'],
+  ['gitKnownHosts', '--git-known-hosts', 'FLUXSTRAP_GIT_KNOWN_HOSTS'],
+  ['ageKeyBackup', '--age-key-backup', 'FLUXSTRAP_AGE_KEY_BACKUP'],
+  ['passphraseFile', '--passphrase-file', 'FLUXSTRAP_BACKUP_PASSPHRASE_FILE'],
 ];
 
 /** Every selected cluster of fluxstrap.yaml, resolved; the first bad one is an error naming it. */

@@ -5,7 +5,8 @@
  */
 export type Action = 'create' | 'update' | 'delete' | 'run';
 
-export interface Change<D = unknown> {
+/** The rendered form of a change: everything but `data`, safe to print and to serialize. */
+export interface ChangeView {
   action: Action;
   /** What is changed, e.g. `Secret flux-system/sops-age` or `file .sops.yaml`. */
   target: string;
@@ -14,11 +15,21 @@ export interface Change<D = unknown> {
   before?: string;
   after?: string;
   sensitive?: boolean;
+}
+
+/**
+ * The hand-off from a kind's plan to its apply, typed by `TaskKind`'s fourth parameter `D`:
+ * apply reads it with `dataOf(change)`, a `D`, without a cast.
+ */
+export interface Change<D = unknown> extends ChangeView {
   data?: D;
 }
 
-/** The rendered form of a change: everything but `data`, safe to print and to serialize. */
-export type ChangeView = Omit<Change, 'data'>;
+/** The data a kind's plan put in its change; a change without it is a bug of the kind. */
+export function dataOf<D>(change: Change<D>): D {
+  if (change.data === undefined) throw new Error(`change ${change.action} ${change.target} carries no data for apply`);
+  return change.data;
+}
 
 export function viewOf(change: Change): ChangeView {
   const { data: _data, ...view } = change;

@@ -1,6 +1,6 @@
 import { viewOf } from './change.ts';
 import type { Change } from './change.ts';
-import { errorReport, FluxstrapError, INTERNAL_HINT, isFluxstrapError } from './errors.ts';
+import { FluxstrapError, internalErrorReport, isFluxstrapError } from './errors.ts';
 import { redactPrivateKeys } from './redact.ts';
 import type { Recap, Reporter, TaskRef, TaskResult } from './events.ts';
 import type { TaskInstance } from './task.ts';
@@ -12,6 +12,12 @@ export interface RunOptions<C> {
   reporter: Reporter;
   /** Never mutate: report would-change instead of applying. */
   check: boolean;
+  /**
+   * Observe and plan every task before the run starts, so a bad input anywhere stops the command
+   * before its first change (as an error, not a failed task). For runs of independent tasks
+   * (init's files), where no task's plan depends on another's apply.
+   */
+  planFirst?: boolean;
   vars?: Record<string, unknown>;
   /** Injected so tests need not sleep; defaults to setTimeout. */
   sleep?: (ms: number) => Promise<void>;
@@ -32,20 +38,25 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * An empty plan is `ok`; applied changes are `changed`; anything left after apply is a
  * convergence failure, because a task that cannot reach its own goal must not report success.
  * The first failure stops the run (unless the task ignores errors), like Ansible's default.
+ * A handler runs only when a task's outcome (changed, or would-change under check) notified it.
  */
 export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? defaultSleep;
   const vars = opts.vars ?? {};
   const refs: TaskRef[] = opts.tasks.map((t, index) => refOf(t, index));
+  if (opts.planFirst) {
+    for (const task of opts.tasks) task.kind.plan(task.params, await task.kind.observe(task.params, opts.ctx, { check: checkOf(task, opts) }), opts.ctx);
+  }
   const started = now();
   opts.reporter.emit({ type: 'run-start', title: opts.title, check: opts.check, tasks: refs });
 
   const results: TaskResult[] = [];
+  const notified = new Set<number>();
   let stopped = false;
   for (const [index, task] of opts.tasks.entries()) {
     const ref = refs[index] as TaskRef;
-    if (stopped || (task.when && !task.when(vars))) {
+    if (stopped || (task.handler === true && !notified.has(index)) || (task.when && !task.when(vars))) {
       const result: TaskResult = { ...ref, outcome: 'skipped', changes: [], durationMs: 0, notes: [] };
       results.push(result);
       opts.reporter.emit({ type: 'task-end', result });
@@ -53,7 +64,7 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
     }
     opts.reporter.emit({ type: 'task-start', task: ref });
     const t0 = now();
-    const check = task.checkMode ?? opts.check;
+    const check = checkOf(task, opts);
     let result: TaskResult;
     try {
       const { changes, notes } = await runOne(task, ref, check, opts, sleep);
@@ -77,6 +88,7 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
       if (!task.ignoreErrors) stopped = true;
     }
     results.push(result);
+    if (result.outcome === 'changed' || result.outcome === 'would-change') for (const n of task.notify ?? []) notified.add(n);
     opts.reporter.emit({ type: 'task-end', result });
   }
 
@@ -96,7 +108,8 @@ async function runOne<C>(
   const { kind, params } = task;
   const attempt = <T>(what: string, fn: () => Promise<T>) => withRetries(task, ref, what, fn, opts, sleep);
 
-  let observed = await attempt('observe', () => kind.observe(params, opts.ctx));
+  const run = { check };
+  let observed = await attempt('observe', () => kind.observe(params, opts.ctx, run));
   const changes = kind.plan(params, observed, opts.ctx);
   if (changes.length === 0 || check) {
     return { changes, notes: kind.notes?.(params, observed) ?? [] };
@@ -105,7 +118,7 @@ async function runOne<C>(
     opts.reporter.emit({ type: 'task-progress', task: ref, message: `${change.action} ${change.target}` });
     await attempt('apply', () => kind.apply(change, params, opts.ctx));
   }
-  observed = await attempt('observe', () => kind.observe(params, opts.ctx));
+  observed = await attempt('observe', () => kind.observe(params, opts.ctx, run));
   const left = kind.plan(params, observed, opts.ctx);
   if (left.length > 0) {
     throw new FluxstrapError(
@@ -145,6 +158,11 @@ async function withRetries<C, T>(
   }
 }
 
+/** The one place check mode is decided: a task's own `check_mode:` wins over the run's `--check`. */
+function checkOf<C>(task: TaskInstance<C>, opts: RunOptions<C>): boolean {
+  return task.checkMode ?? opts.check;
+}
+
 function isRetryable(e: unknown): boolean {
   if (!isFluxstrapError(e)) return false;
   return e.code === 'E_KUBE' || e.code === 'E_GIT' || e.code === 'E_GITHUB' || e.code === 'E_PROCESS' || e.code === 'E_TIMEOUT';
@@ -155,10 +173,10 @@ function refOf<C>(t: TaskInstance<C>, index: number): TaskRef {
 }
 
 export function toTaskError(e: unknown): TaskResult['error'] & object {
-  const report = errorReport(e);
+  const report = internalErrorReport(e);
   if (isFluxstrapError(e)) return report;
   // Not an error fluxstrap meant to raise: a bug. Keep where it happened for FLUXSTRAP_DEBUG.
-  return { ...report, hint: INTERNAL_HINT, ...(e instanceof Error && e.stack !== undefined ? { stack: redactPrivateKeys(e.stack) } : {}) };
+  return { ...report, ...(e instanceof Error && e.stack !== undefined ? { stack: redactPrivateKeys(e.stack) } : {}) };
 }
 
 export function recapOf(results: TaskResult[]): Recap {

@@ -6,21 +6,25 @@
 
 import { redactPrivateKeys } from './redact.ts';
 
-export type ErrorCode =
-  | 'E_USAGE' // bad flags or arguments
-  | 'E_CONFIG' // a file we read is malformed or invalid (has a location)
-  | 'E_NOT_FOUND' // a file, key or object that must exist does not
-  | 'E_PRECONDITION' // refusing to act: would overwrite a key, drift without --rotate-secrets, ...
-  | 'E_DECRYPT' // no key at hand opens the file, or the MAC does not match
-  | 'E_IO' // the filesystem refused
-  | 'E_KUBE' // the Kubernetes API failed or refused
-  | 'E_GIT' // git or the Git server failed
-  | 'E_GITHUB' // the GitHub API failed
-  | 'E_PROCESS' // an external program failed
-  | 'E_KEY_SERVICE' // a key service (Vault transit, …) failed, refused, or could not be reached
-  | 'E_TIMEOUT' // waited too long for a condition
-  | 'E_CONVERGENCE' // changes remained after apply
-  | 'E_INTERNAL'; // a bug in fluxstrap
+/** Every code, in the order the README documents them; `--json`'s schema lists them too. */
+export const ERROR_CODES = [
+  'E_USAGE', // bad flags or arguments
+  'E_CONFIG', // a file we read is malformed or invalid (has a location)
+  'E_NOT_FOUND', // a file, key or object that must exist does not
+  'E_PRECONDITION', // refusing to act: would overwrite a key, drift without --rotate-secrets, ...
+  'E_DECRYPT', // no key at hand opens the file, or the MAC does not match
+  'E_IO', // the filesystem refused
+  'E_KUBE', // the Kubernetes API failed or refused
+  'E_GIT', // git or the Git server failed
+  'E_GITHUB', // the GitHub API failed
+  'E_PROCESS', // an external program failed
+  'E_KEY_SERVICE', // a key service (Vault transit, …) failed, refused, or could not be reached
+  'E_TIMEOUT', // waited too long for a condition
+  'E_CONVERGENCE', // changes remained after apply
+  'E_INTERNAL', // a bug in fluxstrap
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Where in an input the problem is: a file, and when known a line/column or a field path. */
 export interface Location {
@@ -75,6 +79,8 @@ export interface ErrorReport {
   message: string;
   where?: string;
   hint?: string;
+  /** E_INTERNAL only: what was thrown (`TypeError: …`), so a bug report names it without a stack. */
+  cause?: string;
 }
 
 /**
@@ -91,6 +97,18 @@ export function errorReport(e: unknown): ErrorReport {
     ...(where ? { where: redactPrivateKeys(where) } : {}),
     ...(e.hint ? { hint: redactPrivateKeys(e.hint) } : {}),
   };
+}
+
+/**
+ * What a user is shown of a bug (anything thrown that is not a FluxstrapError): the message, the
+ * hint that it is a bug to report, and what was thrown. The stack stays out: the CLI prints it on
+ * stderr under FLUXSTRAP_DEBUG.
+ */
+export function internalErrorReport(e: unknown): ErrorReport {
+  const report = errorReport(e);
+  if (isFluxstrapError(e)) return report;
+  const cause = e instanceof Error ? `${e.name}: ${e.message}` : typeof e;
+  return { ...report, hint: INTERNAL_HINT, cause: redactPrivateKeys(cause) };
 }
 
 /** Exit codes, documented in the README. */
@@ -112,6 +130,20 @@ export const ExitCode = {
 export const INTERNAL_HINT = 'this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it';
 
 export const INTERRUPTED_MESSAGE = 'interrupted: every step is idempotent, so running the same command again converges';
+
+/**
+ * The one rule from a command's outcome to its exit code: a failure is 1, else changes that
+ * `--check` found pending are 3, else 0. Every flow ends through here (or `exitCodeFor` when it throws).
+ */
+export function exitCodeOf(outcome: { failed: boolean; changesPending?: boolean }): number {
+  if (outcome.failed) return ExitCode.failed;
+  return outcome.changesPending === true ? ExitCode.changesPending : ExitCode.ok;
+}
+
+/** `--json`'s `success`: the command did what it was asked (`--check` finding changes to make is success). */
+export function succeeded(exitCode: number): boolean {
+  return exitCode === ExitCode.ok || exitCode === ExitCode.changesPending;
+}
 
 export function exitCodeFor(e: unknown): number {
   if (isFluxstrapError(e) && e.code === 'E_USAGE') return ExitCode.usage;

@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { missingSetting } from '../cluster/config.ts';
-import { resolveClusterFlags } from '../cluster/resolve.ts';
+import { resolveRunCluster } from '../cluster/remote.ts';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
 import { runTasks } from '../core/engine.ts';
 import type { RunResult } from '../core/engine.ts';
-import { ExitCode, usageError } from '../core/errors.ts';
+import { ExitCode, exitCodeOf as exitCodeOfOutcome, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
 import type { Reporter, RunEvent, TaskRef } from '../core/events.ts';
 import type { TaskInstance } from '../core/task.ts';
@@ -16,7 +16,10 @@ import type { KindRegistry } from '../tasks/registry.ts';
 import { parseDuration } from '../playbook/duration.ts';
 import { loadPlaybook } from '../playbook/loader.ts';
 import type { Playbook } from '../playbook/loader.ts';
-import type { CommandIo } from './io.ts';
+import type { CommandIo, JsonFields } from './io.ts';
+import { backupIdentities, terminalAsk } from './passphrase.ts';
+import type { AskSecret } from './passphrase.ts';
+import type { AgeIdentity } from '../keys/age.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */
 export interface PlaybookRunOptions extends ClusterFlags {
@@ -43,6 +46,10 @@ export interface RunEnvironment {
   reporter: (view: { diff: boolean }) => Promise<Reporter>;
   /** Where results (not progress) go: stdout. */
   out: NodeJS.WritableStream;
+  /** With --json: where results go instead, as fields of the command's document. */
+  json?: (fields: JsonFields) => void;
+  /** Asks for a key backup's passphrase when stdin is a terminal. */
+  ask?: AskSecret;
 }
 
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
@@ -54,23 +61,33 @@ export function builtinPlaybook(name: string): string {
 
 /** Run a playbook as the CLI does; returns the exit code (see ExitCode). */
 export async function runPlaybookCommand(opts: PlaybookRunOptions, io: CommandIo): Promise<number> {
-  return runPlaybook(opts, { ...runEnvironment(io), reporter: (view) => io.reporter(view) });
+  const ask = terminalAsk(io);
+  return runPlaybook(opts, { ...runEnvironment(io), reporter: (view) => io.reporter(view), ...(ask ? { ask } : {}) });
 }
 
 /** What a run started from the command line works in: its folder, environment and stdout. */
 export function runEnvironment(io: CommandIo): Omit<RunEnvironment, 'reporter'> {
-  return { cwd: io.cwd, env: io.env, registry: builtinKinds, out: io.stdout };
+  return { cwd: io.cwd, env: io.env, registry: builtinKinds, out: io.stdout, ...(io.json ? { json: (fields: JsonFields) => io.result(fields) } : {}) };
 }
 
 export async function runPlaybook(opts: PlaybookRunOptions, run: RunEnvironment): Promise<number> {
   const settings = runSettings(opts);
-  const prepared = await prepareRun(await resolveClusterFlags(opts, run.env, run.cwd), opts, settings, run.registry);
-  if (opts.listTasks) {
-    run.out.write(outline(prepared.playbook));
-    return ExitCode.ok;
+  // Without a checkout this clones the branch; the clone goes when the run is over.
+  const { cluster, close } = await resolveRunCluster(opts, run.env, run.cwd);
+  try {
+    const prepared = await prepareRun(cluster, opts, settings, run.registry);
+    if (opts.listTasks) {
+      if (run.json) run.json(listing(prepared.playbook));
+      else run.out.write(outline(prepared.playbook));
+      return ExitCode.ok;
+    }
+    // A backup is opened before the view starts: its passphrase may have to be typed.
+    const identities = await backupIdentities(cluster.ageKey, run.env, run.ask);
+    const result = await executeRun({ ...prepared, ...(identities ? { identities } : {}) }, await run.reporter({ diff: opts.diff === true }), run.env);
+    return exitCodeOf([{ success: result.success, wouldChange: result.recap.wouldChange }], settings.check);
+  } finally {
+    close();
   }
-  const result = await executeRun(prepared, await run.reporter({ diff: opts.diff === true }), run.env);
-  return exitCodeOf([{ success: result.success, wouldChange: result.recap.wouldChange }], settings.check);
 }
 
 /** What every cluster of a run shares, read from the flags once. */
@@ -92,6 +109,8 @@ export interface PreparedRun {
   cluster: ResolvedCluster;
   playbook: Playbook;
   settings: RunSettings;
+  /** The age identities when the command opened them itself (a key backup). */
+  identities?: AgeIdentity[];
 }
 
 export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOptions, settings: RunSettings, registry: KindRegistry): Promise<PreparedRun> {
@@ -112,22 +131,25 @@ export async function prepareRun(cluster: ResolvedCluster, opts: PlaybookRunOpti
 /** Run a prepared playbook with its own TaskContext; the engine closes `view` when the run ends. */
 export async function executeRun(prepared: PreparedRun, view: Reporter, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const { cluster, playbook, settings } = prepared;
-  return runClusterTasks({ title: playbook.name, tasks: playbook.tasks, vars: playbook.vars, observe: (e) => playbook.observe(e) }, cluster, settings, view, env);
+  return runClusterTasks(
+    { title: playbook.name, tasks: playbook.tasks, vars: playbook.vars, ...(prepared.identities ? { identities: prepared.identities } : {}) },
+    cluster, settings, view, env,
+  );
 }
 
 /** Tasks of one cluster with their own TaskContext, whose `ctx.log` becomes progress of the running task. */
 export async function runClusterTasks(
-  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown>; observe?: (e: RunEvent) => void },
+  run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown>; identities?: AgeIdentity[] },
   cluster: ResolvedCluster, settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>, view: Reporter, env: NodeJS.ProcessEnv,
 ): Promise<RunResult> {
-  const reporter = new ProgressTracker(view, run.observe ?? (() => undefined));
+  const reporter = new ProgressTracker(view);
   const ctx: TaskContext = createTaskContext({
     cluster,
-    check: settings.check,
     rotateSecrets: settings.rotateSecrets,
     timeoutMs: settings.timeoutMs,
     log: (message) => reporter.log(message),
     env,
+    ...(run.identities ? { ageIdentities: run.identities } : {}),
   });
   try {
     return await runTasks({ title: run.title, tasks: run.tasks, ctx, reporter, check: settings.check, ...(run.vars ? { vars: run.vars } : {}) });
@@ -138,8 +160,15 @@ export async function runClusterTasks(
 
 /** 1 when any run failed, else 3 when --check found something to change, else 0. */
 export function exitCodeOf(runs: { success: boolean; wouldChange: number }[], check: boolean): number {
-  if (runs.some((r) => !r.success)) return ExitCode.failed;
-  return check && runs.some((r) => r.wouldChange > 0) ? ExitCode.changesPending : ExitCode.ok;
+  return exitCodeOfOutcome({ failed: runs.some((r) => !r.success), changesPending: check && runs.some((r) => r.wouldChange > 0) });
+}
+
+/** `--list-tasks --json`: the playbook's tasks as data. */
+export function listing(playbook: Playbook): JsonFields {
+  return {
+    playbook: playbook.name,
+    tasks: playbook.tasks.map((t, i) => ({ name: t.name, kind: t.kind.kind, tags: playbook.tags[i] ?? [], ...(t.location ? { location: t.location } : {}) })),
+  };
 }
 
 /** The playbook as `--list-tasks` prints it: one line per task, kind, tags and where it is written. */
@@ -162,7 +191,7 @@ function builtinVars(cluster: ResolvedCluster, check: boolean, rotateSecrets: bo
       name: cluster.name,
       path: cluster.path,
       repo_dir: cluster.repoDir,
-      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type } },
+      git: { url: cluster.git.url ?? null, branch: cluster.git.branch, auth: { type: cluster.git.auth.type }, provider: cluster.git.provider },
       kube: { context: cluster.kube.context ?? null, kubeconfig: cluster.kube.kubeconfig ?? null },
     },
     check_mode: check,
@@ -195,23 +224,19 @@ function splitList(s: string | undefined): string[] | undefined {
 
 /**
  * Forwards events and remembers which task is running, so a kind's `ctx.log(message)` becomes
- * progress of that task without the kind knowing its place in the playbook. The playbook sees
- * every event too (its handlers wait for changes).
+ * progress of that task without the kind knowing its place in the playbook.
  */
 class ProgressTracker implements Reporter {
   private readonly inner: Reporter;
-  private readonly observe: (e: RunEvent) => void;
   private current: TaskRef | undefined;
 
-  constructor(inner: Reporter, observe: (e: RunEvent) => void) {
+  constructor(inner: Reporter) {
     this.inner = inner;
-    this.observe = observe;
   }
 
   emit(e: RunEvent): void {
     if (e.type === 'task-start') this.current = e.task;
     if (e.type === 'task-end') this.current = undefined;
-    this.observe(e);
     this.inner.emit(e);
   }
 

@@ -4,7 +4,7 @@ import { toTaskError } from '../core/engine.ts';
 import { ExitCode, usageError } from '../core/errors.ts';
 import { prefixLines } from '../core/events.ts';
 import type { ClusterRun, FleetView, FleetViewOptions, Reporter, RunEvent } from '../core/events.ts';
-import { executeRun, exitCodeOf, outline, prepareRun, runEnvironment, runSettings } from './bootstrap.ts';
+import { executeRun, exitCodeOf, listing, outline, prepareRun, runEnvironment, runSettings } from './bootstrap.ts';
 import type { CommandIo } from './io.ts';
 import type { PlaybookRunOptions, PreparedRun, RunEnvironment, RunSettings } from './bootstrap.ts';
 
@@ -33,7 +33,8 @@ export async function runFleet(opts: FleetRunOptions, run: FleetEnvironment): Pr
   const settings = runSettings(opts);
   const prepared = await prepareAll(opts, run, settings);
   if (opts.listTasks) {
-    run.out.write(prepared.map((p) => prefixLines(outline(p.playbook), `[${p.cluster.name}] `)).join(''));
+    if (run.json) run.json({ clusters: Object.fromEntries(prepared.map((p) => [p.cluster.name, listing(p.playbook)])) });
+    else run.out.write(prepared.map((p) => prefixLines(outline(p.playbook), `[${p.cluster.name}] `)).join(''));
     return ExitCode.ok;
   }
   const view = await run.view({ diff: opts.diff === true, clusters: prepared.map((p) => p.cluster.name) });

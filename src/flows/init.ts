@@ -1,11 +1,18 @@
 import { readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readText } from '../adapters/files.ts';
+import { readText, readTextIfExists } from '../adapters/files.ts';
+import { CONTROLLER_DECRYPTION_SINCE, hasControllerDecryption, readHeader } from '../flux/install.ts';
 import { runTasks } from '../core/engine.ts';
-import { CONFIG_FILE, configuredAgeKey, findRepo } from '../cluster/config.ts';
-import type { AgeKeySource } from '../cluster/config.ts';
-import { ExitCode, FluxstrapError, usageError } from '../core/errors.ts';
+import { CONFIG_FILE, configuredAgeKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
+import { githubRepositoryKind } from '../tasks/github-repository.ts';
+import type { GitHubContext } from '../tasks/github-repository.ts';
+import { deployKeyTitle, githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
+import type { AgeKeySource, SshAuth } from '../cluster/config.ts';
+import { knownHostsKind } from '../tasks/known-hosts.ts';
+import type { KnownHostsContext } from '../tasks/known-hosts.ts';
+import { sshDeployKeyKind } from '../tasks/ssh-deploy-key.ts';
+import { exitCodeOf, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
 import { KUSTOMIZATION_FILES } from '../adapters/kustomize.ts';
@@ -23,6 +30,8 @@ import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { gotkComponentsKind } from '../tasks/gotk-components.ts';
 import { fluxComponentsParams } from './init-flux.ts';
+import { sopsBackend, type SopsBackend, type SopsBackendFlags } from './init-backend.ts';
+import { IDENTITY_SA_FILE, identityServiceAccountKind, workloadIdentityPatchKind } from '../tasks/workload-identity-patch.ts';
 import type { FluxInstallFlags } from './init-flux.ts';
 import { makefileKind } from '../tasks/makefile.ts';
 import { ageRecipientsFile, publicKeyFileKind } from '../tasks/public-key-file.ts';
@@ -33,14 +42,24 @@ import type { CommandIo } from './io.ts';
 
 /** `fluxstrap init`: the repository tasks for one cluster, run by the engine. */
 
-export interface InitOptions extends GitFlags, FluxInstallFlags {
+export interface InitOptions extends GitFlags, FluxInstallFlags, SopsBackendFlags {
   cluster: string;
+  /** Fingerprint (SHA256:…) of the Git server's scanned SSH host key, confirmed by the user. */
+  acceptHostKey?: string;
+  /** Create the GitHub repository when it does not exist (needs `yes`). */
+  createRepo?: boolean;
+  public?: boolean;
+  yes?: boolean;
   path?: string;
   keyFile?: string;
   age?: string[];
   repo?: string;
   check?: boolean;
   diff?: boolean;
+  /** `mac_only_encrypted` in a new creation rule (default true; commander's --no-mac-only-encrypted). */
+  macOnlyEncrypted?: boolean;
+  /** Where the key's Secret is named: the flux-system Kustomization, or kustomize-controller's flag. */
+  decryption?: 'kustomization' | 'controller';
 }
 
 /** The public side of the cluster's key: what .sops.yaml and the exported key file need. */
@@ -50,40 +69,49 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const repo = await repoDir(findRepo(opts.repo, g.env, g.cwd));
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
-  const key = await publicKey(opts, configuredAgeKey(entry, undefined, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
-  const ctx: RepoContext = { paths: { repo } };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key.type === 'age' ? opts.keyFile : undefined }, g.cwd);
+  const backend = sopsBackend(opts);
+  if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
+  // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
+  const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
+  const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
+  if (opts.createRepo === true && opts.yes !== true && opts.check !== true) {
+    throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
+  }
+  const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
   const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: g.env, userAgent: `fluxstrap/${version}` });
+  const github = githubTasks(opts, url, { ...current, ...config.set?.git }, repo, sync);
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, backend, opts)),
+    ...github.repository,
+    ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
+    ...github.deployKey,
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
+  const reporter = await g.reporter({ diff: opts.diff === true || opts.check === true });
   // Every file is read and planned before anything is written, so a bad input anywhere (an
   // invalid .sops.yaml, a broken kustomization.yaml) stops init before it changes a first file.
-  for (const t of tasks) t.kind.plan(t.params, await t.kind.observe(t.params, ctx), ctx);
-
-  const reporter = await g.reporter({ diff: opts.diff === true || opts.check === true });
-  const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true });
-  if (!success) return ExitCode.failed;
+  const { recap, success, results } = await runTasks({ title: `init ${clusterPath}`, tasks, ctx, reporter, check: opts.check === true, planFirst: true });
+  if (!success) return exitCodeOf({ failed: true });
   if (recap.changed === 0 && recap.wouldChange === 0) info(g, 'nothing to do: the repository is ready for encrypted secrets');
   if (flux !== undefined && flux.omitted.length > 0) {
     info(g, `note: ${flux.omitted.join(', ')} left out of gotk-components.yaml: the Flux ${flux.params.version} manifests at hand lack them (pass --flux-manifests DIR with the release's manifests.tar.gz unpacked to include them)`);
   }
   const makefile = results.find((r) => r.kind === makefileKind.kind);
   if (makefile && makefile.notes.length > 0) info(g, `\nprovision target to add to your Makefile:\n\n${await renderMakefile(opts.cluster)}`);
-  return opts.check === true && recap.wouldChange > 0 ? ExitCode.changesPending : ExitCode.ok;
+  return exitCodeOf({ failed: false, changesPending: opts.check === true && recap.wouldChange > 0 });
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted'>): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
-  const pubFile = `${clusterPath}/.sops.pub.${key.type === 'age' ? 'age' : 'asc'}`;
+  const pubFile = `${clusterPath}/.sops.pub.${key?.type === 'pgp' ? 'asc' : 'age'}`;
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
@@ -96,21 +124,90 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
     task(reached.length > 0 ? `.sops.yaml creation rules for the ${reached.length} Secret file(s) ${clusterPath} reaches (${reach.kustomizations.length} Kustomization(s))` : `.sops.yaml creation rule for ${clusterPath}`, sopsConfigKind, {
       file: '.sops.yaml',
       clusterPath,
-      age: key.type === 'age' ? key.recipients : [],
-      pgp: key.type === 'pgp' ? [key.fingerprint] : [],
+      age: key?.type === 'age' ? key.recipients : [],
+      pgp: key?.type === 'pgp' ? [key.fingerprint] : [],
+      ...backend.ruleKeys,
       encryptedRegex: '^(data|stringData)$',
+      macOnlyEncrypted: macOnlyEncrypted !== false,
       reached,
     }),
-    task(`public key ${pubFile}`, publicKeyFileKind, {
+    ...(key === undefined ? [] : [task(`public key ${pubFile}`, publicKeyFileKind, {
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
-    }),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age' }),
+    })]),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
+    ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
+    ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
     task('.gitignore keeps private keys out of Git', gitignoreKind, { file: '.gitignore', entries: ignore }),
   ];
+}
+
+/**
+ * With --create-repo: the repository on GitHub (created when missing, the token's access checked)
+ * and, with SSH auth, the deploy key registered there. Without it GitHub is not called: bootstrap
+ * checks the repository and registers the key.
+ */
+function githubTasks(
+  opts: InitOptions,
+  url: string | undefined,
+  git: { provider?: string | undefined; github?: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined; auth?: object | undefined },
+  repo: string,
+  sync: { branch: string; path: string } | undefined,
+): Record<'repository' | 'deployKey', TaskInstance<RepoContext & KnownHostsContext & GitHubContext>[]> {
+  if (opts.createRepo !== true) return { repository: [], deployKey: [] };
+  if (url === undefined || (git.provider ?? (isGitHubUrl(url) ? 'github' : 'generic')) !== 'github') {
+    throw usageError('--create-repo creates repositories on GitHub', 'pass --git-url https://github.com/OWNER/REPO.git (or git@github.com:OWNER/REPO.git), or --github-api-url for GitHub Enterprise');
+  }
+  const auth = git.auth as { https?: { passwordEnv: string }; ssh?: SshAuth } | undefined;
+  const target = {
+    url,
+    ...(git.github?.apiUrl !== undefined ? { apiUrl: git.github.apiUrl } : {}),
+    tokenEnv: git.github?.tokenEnv ?? auth?.https?.passwordEnv ?? 'GITHUB_TOKEN',
+  };
+  const kind = <P>(k: TaskKind<P, unknown, GitHubContext>) => k as TaskKind<unknown, unknown, RepoContext & KnownHostsContext & GitHubContext>;
+  const ssh = auth?.ssh;
+  return {
+    repository: [{ name: `GitHub repository ${url}`, kind: kind(githubRepositoryKind), params: { ...target, create: true, private: opts.public !== true, access: ssh ? 'admin' : 'read' } }],
+    deployKey: ssh === undefined ? [] : [{
+      name: 'deploy key registered on GitHub',
+      kind: kind(githubDeployKeyKind),
+      params: { ...target, keyFile: expandPath(ssh.keyFile, repo), title: deployKeyTitle('flux-system', sync?.branch ?? 'main', 'flux-system', sync?.path ?? ''), readOnly: ssh.readWrite !== true },
+    }],
+  };
+}
+
+/**
+ * With SSH auth: the deploy key, generated when its file does not exist, and the Git server's
+ * host keys, obtained when the known_hosts file does not exist (both are kept when they do).
+ */
+function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: string | undefined, auth: object | undefined): TaskInstance<RepoContext & KnownHostsContext>[] {
+  if (auth === undefined || !('ssh' in auth) || url === undefined) return [];
+  const ssh = auth.ssh as SshAuth;
+  const keyFile = expandPath(ssh.keyFile, repo);
+  const knownHostsFile = expandPath(ssh.knownHostsFile, repo);
+  const show = (f: string) => relative(cwd, f).startsWith('..') ? f : relative(cwd, f);
+  return [
+    { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
+    { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
+  ];
+}
+
+/** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */
+async function requireControllerDecryption(repo: string, componentsFile: string, flag: string | undefined): Promise<void> {
+  const hint = `pass --flux-version ${CONTROLLER_DECRYPTION_SINCE} or newer (upgrading Flux), or use --decryption kustomization`;
+  if (flag !== undefined) {
+    if (!hasControllerDecryption(flag)) throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer, --flux-version is ${flag}`, { location: { field: '--flux-version' }, hint });
+    return;
+  }
+  const text = await readTextIfExists(join(repo, componentsFile));
+  const version = text === undefined ? undefined : readHeader(text).version;
+  if (version !== undefined && text !== undefined && !hasControllerDecryption(version)) {
+    const line = text.slice(0, text.indexOf('# Flux Version:')).split('\n').length;
+    throw new FluxstrapError('E_USAGE', `--decryption controller needs Flux ${CONTROLLER_DECRYPTION_SINCE} or newer; the cluster runs Flux ${version}`, { location: { file: componentsFile, line }, hint });
+  }
 }
 
 async function repoDir(dir: string): Promise<string> {

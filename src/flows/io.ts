@@ -20,9 +20,19 @@ export interface CommandIo {
   reporter(view?: { diff?: boolean }): Promise<Reporter>;
   /** The view of several clusters running at once. */
   fleetView(view: FleetViewOptions): Promise<FleetView>;
+  /**
+   * What the command found or did, as fields of its `--json` document (see report/envelope.ts):
+   * `{ findings }`, `{ recipient, file }`… A new command calls this (with --json) instead of
+   * writing JSON itself, and adds its fields to report/envelope-schema.ts. Engine runs need not:
+   * their view adds the recap and tasks.
+   */
+  result(fields: JsonFields): void;
   /** Ctrl-C typed while the terminal is in raw mode (a secret prompt): interrupt as the signal would. */
   interrupt(): void;
 }
+
+/** Fields of a command's `--json` document; the envelope (command, success, exitCode, error) is added above. */
+export type JsonFields = Readonly<Record<string, unknown>>;
 
 /** Human status goes to stderr so stdout stays clean for results and pipes. */
 export function info(io: CommandIo, line: string): void {

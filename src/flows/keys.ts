@@ -26,10 +26,8 @@ export async function keysNew(opts: KeysNewOptions, g: CommandIo): Promise<void>
   if (opts.type !== undefined) throw usageError('--type applies to --pgp keys only', 'age keys are X25519, or the hybrid type with --pq');
   const file = opts.out ?? ageKeyFilePath(g.env);
   const key = await newAgeKey({ file, postQuantum: opts.pq === true, append: opts.append === true });
-  if (g.json) {
-    print(g, { recipient: key.recipient, file: key.file });
-    return;
-  }
+  g.result({ recipient: key.recipient, file: key.file });
+  if (g.json) return;
   info(g, key.identities > 1 ? `added a new age identity to ${file} (${key.identities} identities now)` : `wrote a new age identity to ${file} (mode 0600)`);
   g.stdout.write(`${key.recipient}\n`);
 }
@@ -47,10 +45,8 @@ async function keysNewPgp(opts: KeysNewOptions, g: CommandIo): Promise<void> {
   info(g, type === 'rsa4096' ? 'generating an RSA-4096 OpenPGP key (this takes a few seconds)…' : 'generating an ed25519 OpenPGP key…');
   const key = await generatePgpKey(type, { name: opts.name ?? 'fluxstrap', ...(opts.email ? { email: opts.email } : {}), comment: 'flux secrets' });
   await writeKeyFile(opts.out, key.privateKey, true);
-  if (g.json) {
-    print(g, { fingerprint: key.fingerprint, file: opts.out, publicKey: key.publicKey });
-    return;
-  }
+  g.result({ fingerprint: key.fingerprint, file: opts.out, publicKey: key.publicKey });
+  if (g.json) return;
   info(g, `wrote a new OpenPGP private key to ${opts.out} (mode 0${KEY_FILE_MODE.toString(8)}, no passphrase)`);
   info(g, `public key: fluxstrap keys pub --armor ${opts.out} > clusters/NAME/.sops.pub.asc, or let fluxstrap init export it`);
   g.stdout.write(`${key.fingerprint}\n`);
@@ -73,8 +69,8 @@ export async function keysPub(file: string | undefined, opts: KeysPubOptions, g:
   if (text !== undefined && file !== undefined && isArmoredPgp(text)) {
     const { readPgpKey } = await import('../keys/pgp.ts');
     const key = await readPgpKey(text, file);
-    if (g.json) print(g, { recipients: [{ recipient: key.fingerprint, source: file, type: 'pgp' }], publicKey: key.publicKey });
-    else g.stdout.write(opts.armor ? key.publicKey : `${key.fingerprint}\n`);
+    g.result({ recipients: [{ recipient: key.fingerprint, source: file, type: 'pgp' }], publicKey: key.publicKey });
+    if (!g.json) g.stdout.write(opts.armor ? key.publicKey : `${key.fingerprint}\n`);
     return;
   }
   if (opts.armor) throw usageError('--armor applies to OpenPGP key files only');
@@ -85,8 +81,8 @@ export async function keysPub(file: string | undefined, opts: KeysPubOptions, g:
     line: id.line,
     type: id.postQuantum ? 'age-pq' : 'age',
   }));
-  if (g.json) print(g, { recipients });
-  else g.stdout.write(recipients.map((r) => `${r.recipient}\n`).join(''));
+  g.result({ recipients });
+  if (!g.json) g.stdout.write(recipients.map((r) => `${r.recipient}\n`).join(''));
 }
 
 /** The age identities sops would use (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, the default file); none is an error. */
@@ -100,8 +96,4 @@ export async function identitiesFromEnv(env: NodeJS.ProcessEnv): Promise<AgeIden
     });
   }
   return found;
-}
-
-function print(g: CommandIo, doc: unknown): void {
-  g.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
 }

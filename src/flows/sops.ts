@@ -1,12 +1,13 @@
 import { join } from 'node:path';
 import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { configError, FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
+import { configError, exitCodeOf, FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
-import { loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
+import { keyCommandIdentities, loadAgeIdentities, loadPgpKeyFiles } from '../keys/identities.ts';
 import { findConfig, loadConfig, matchRule, type CreationRule, type SopsConfig } from '../sops/config.ts';
+import { ARN_HINT, arnProblem, kmsStanza, parseArnSpec, parseContextFlag } from '../sops/aws-kms.ts';
 import { newStanza, type KeySources } from '../sops/datakey.ts';
 import { decryptDocument, encryptDocument, openDocument, rotate, updateKeys, type EncryptParams } from '../sops/engine.ts';
 import { parseJson } from '../sops/json.ts';
@@ -16,7 +17,7 @@ import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tre
 import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
 import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
 import { parseVaultUri, VaultUriError, vaultStanza } from '../sops/hc-vault-uri.ts';
-import { stanzaName, type Stanza } from '../sops/metadata.ts';
+import type { Stanza } from '../sops/metadata.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
 import type { CommandIo } from './io.ts';
 
@@ -39,6 +40,9 @@ export interface CommonOptions {
 export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionRule, string>> {
   age?: string[];
   pgp?: string[];
+  kms?: string[];
+  awsProfile?: string;
+  encryptionContext?: string;
   hcVaultTransit?: string[];
   macOnlyEncrypted?: boolean;
   shamirSecretSharingThreshold?: number;
@@ -49,6 +53,10 @@ export interface RotateCliOptions extends CommonOptions {
   rmAge?: string[];
   addPgp?: string[];
   rmPgp?: string[];
+  addKms?: string[];
+  rmKms?: string[];
+  awsProfile?: string;
+  encryptionContext?: string;
   addHcVaultTransit?: string[];
   rmHcVaultTransit?: string[];
 }
@@ -76,14 +84,30 @@ function status(io: CommandIo, line: string): void {
 async function deliver(io: CommandIo, files: string[], results: (string | Buffer)[], opts: CommonOptions, plaintext: boolean): Promise<void> {
   if (opts.inPlace) {
     await writeAllAtomic(files.map((file, i) => ({ file, content: results[i] ?? '' })));
+    io.result({ files: files.map((file) => ({ file, written: file })) });
     return;
   }
   if (opts.output !== undefined) {
     // A new plaintext file is readable by its owner only; an existing one keeps its mode.
     await writeAtomic(opts.output, results[0] ?? '', plaintext ? { mode: 0o600 } : {});
+    io.result({ files: files.map((file) => ({ file, written: opts.output })) });
     return;
   }
-  for (const r of results) io.stdout.write(r);
+  // With --json, what would have been stdout is in the document: stdout holds one JSON value.
+  io.result({ files: files.map((file, i) => ({ file, ...contentField(results[i] ?? '') })) });
+  if (!io.json) for (const r of results) io.stdout.write(r);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Text as it is; bytes that are not UTF-8 (a binary file decrypted) in base64, which JSON can carry. */
+function contentField(result: string | Buffer): { content: string } | { contentBase64: string } {
+  if (typeof result === 'string') return { content: result };
+  try {
+    return { content: utf8.decode(result) };
+  } catch {
+    return { contentBase64: result.toString('base64') };
+  }
 }
 
 function checkOutputFlags(opts: CommonOptions): void {
@@ -100,13 +124,14 @@ export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.Proce
   const keyFiles = opts.keyFile ?? [];
   let age: AgeIdentity[];
   try {
-    age = await loadAgeIdentities({ keyFiles, env });
+    age = await loadAgeIdentities({ keyFiles, env, keyCmdPerRecipient: true });
   } catch (e) {
     // A broken environment source must not block a file that PGP opens; explicit files must parse.
     if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
     age = [];
   }
-  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env), serviceEnv: env };
+  const ageFor = keyCommandIdentities(env);
+  return { age, pgpFiles: await loadPgpKeyFiles(keyFiles), gpg, ...gpgExec(env), env, ...(ageFor ? { ageFor } : {}) };
 }
 
 async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
@@ -161,17 +186,18 @@ function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config
   const age = checkedPublicKeys('age', splitList(opts.age, io.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
   const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, io.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
   const vault = vaultStanzas(splitList(opts.hcVaultTransit, io.env.SOPS_VAULT_URIS), opts.hcVaultTransit ? '--hc-vault-transit' : 'SOPS_VAULT_URIS');
+  const kms = kmsFlagStanzas(splitList(opts.kms, io.env.SOPS_KMS_ARN), opts.kms ? '--kms' : 'SOPS_KMS_ARN', opts);
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
-  if (age.length > 0 || pgp.length > 0 || vault.length > 0) {
+  if (age.length > 0 || pgp.length > 0 || kms.length > 0 || vault.length > 0) {
     return {
-      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f)), ...vault]],
+      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f)), ...kms, ...vault]],
       shamirThreshold: opts.shamirSecretSharingThreshold ?? 0,
       rules: fromFlags,
     };
   }
   if (!config) {
-    throw usageError('no recipients: give --age, --pgp or --hc-vault-transit, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
+    throw usageError('no recipients: give --age, --pgp, --kms or --hc-vault-transit, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
   }
   const rule = ruleFor(config, file, io.cwd);
   const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
@@ -187,6 +213,21 @@ function vaultStanzas(uris: string[], field: string): Stanza[] {
       if (!(e instanceof VaultUriError)) throw e;
       throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, { location: { field }, hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>' });
     }
+  });
+}
+
+/**
+ * `--kms` ARNs (`arn[+roleArn]`) with `--aws-profile` and `--encryption-context`, as sops builds
+ * them from its flags; a malformed ARN or context is refused here, before any file is read.
+ */
+function kmsFlagStanzas(specs: string[], from: string, opts: { awsProfile?: string; encryptionContext?: string }): Stanza[] {
+  const context = opts.encryptionContext === undefined || opts.encryptionContext === '' ? {} : parseContextFlag(opts.encryptionContext);
+  if (context === undefined) throw new FluxstrapError('E_USAGE', 'invalid encryption context: pairs are key:value, separated by commas', { location: { field: '--encryption-context' }, hint: '--encryption-context app:web,env:prod' });
+  return specs.map((spec) => {
+    const key = { ...parseArnSpec(spec), context, profile: opts.awsProfile ?? '' };
+    const problem = arnProblem(key);
+    if (problem !== undefined) throw new FluxstrapError('E_USAGE', problem, { location: { field: from }, hint: ARN_HINT });
+    return { ...kmsStanza(key), origin: { field: from } };
   });
 }
 
@@ -217,7 +258,7 @@ async function transformEach(io: CommandIo, files: string[], opts: CommonOptions
 }
 
 export async function runEncrypt(files: string[], opts: EncryptOptions, io: CommandIo): Promise<void> {
-  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env), serviceEnv: io.env };
+  const sources: KeySources = { age: [], pgpFiles: await loadPgpKeyFiles(opts.keyFile ?? []), gpg: true, ...gpgExec(io.env), env: io.env };
   await transformEach(
     io,
     files,
@@ -316,8 +357,10 @@ async function editInPlace(io: CommandIo, file: string, opts: SetOptions, edit: 
   const bytes = await readInput(file);
   const config = await configFor(io, opts, false);
   const sources = await keySources(opts, io.env);
-  const { output } = await editValue(bytes, format, file, sources, await edit(), storeOptions(config, format));
+  const change = await edit();
+  const { output } = await editValue(bytes, format, file, sources, change, storeOptions(config, format));
   if (output !== undefined) await writeAtomic(file, output);
+  io.result({ file, path: formatTreePath(change.path), changed: output !== undefined });
   status(io, done(output !== undefined));
 }
 
@@ -328,8 +371,10 @@ export async function runRotate(files: string[], opts: RotateCliOptions, io: Com
     rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
     addPgp: checkedPublicKeys('pgp', opts.addPgp ?? [], '--add-pgp'),
     rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
+    addKms: kmsFlagStanzas(splitList(opts.addKms, undefined), '--add-kms', opts),
+    rmKms: kmsFlagStanzas(splitList(opts.rmKms, undefined), '--rm-kms', opts),
     addVault: vaultStanzas(opts.addHcVaultTransit ?? [], '--add-hc-vault-transit'),
-    rmVault: vaultStanzas(opts.rmHcVaultTransit ?? [], '--rm-hc-vault-transit').map(stanzaName),
+    rmVault: vaultStanzas(opts.rmHcVaultTransit ?? [], '--rm-hc-vault-transit'),
   };
   await transformEach(
     io,
@@ -362,20 +407,14 @@ export async function runUpdateKeys(given: string[], opts: CommonOptions & { sha
     const rule = ruleFor(config, file, io.cwd);
     results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
   }
-  const writes = [];
-  const lines = [];
-  for (const { file, res } of results) {
-    const added = res.after.filter((k) => !res.before.includes(k));
-    const removed = res.before.filter((k) => !res.after.includes(k));
-    if (added.length === 0 && removed.length === 0) {
-      lines.push(`${file}: keys already match the creation rule`);
-      continue;
-    }
-    writes.push({ file, content: res.output });
-    lines.push(`${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
+  const keyed = results.map(({ file, res }) => ({ file, output: res.output, added: res.after.filter((k) => !res.before.includes(k)), removed: res.before.filter((k) => !res.after.includes(k)) }));
+  const changed = keyed.filter((k) => k.added.length > 0 || k.removed.length > 0);
+  await writeAllAtomic(changed.map(({ file, output }) => ({ file, content: output })));
+  io.result({ files: keyed.map(({ file, added, removed }) => ({ file, added, removed })) });
+  for (const { file, added, removed } of keyed) {
+    if (added.length === 0 && removed.length === 0) status(io, `${file}: keys already match the creation rule`);
+    else status(io, `${file}: keys updated${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
   }
-  await writeAllAtomic(writes);
-  for (const line of lines) status(io, line);
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
@@ -398,9 +437,9 @@ export async function runCheck(paths: string[], opts: { config?: string; keyFile
   const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])]
     .map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
   for (const w of cluster?.warnings ?? []) io.stderr.write(`warning: ${redactPrivateKeys(w)}\n`);
-  if (io.json) io.stdout.write(`${JSON.stringify({ ok: findings.length === 0, findings, ...(cluster ? { warnings: cluster.warnings.map(redactPrivateKeys) } : {}) })}\n`);
-  else for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
-  return findings.length === 0 ? 0 : 1;
+  io.result({ findings, ...(cluster ? { warnings: cluster.warnings.map(redactPrivateKeys) } : {}) });
+  if (!io.json) for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
+  return exitCodeOf({ failed: findings.length > 0 });
 }
 
 /** A cluster of the repository, resolved as every cluster command resolves it. */

@@ -1,8 +1,11 @@
 import { styleText } from 'node:util';
 import type { ClusterFlags, ResolvedCluster } from '../cluster/config.ts';
-import { ExitCode } from '../core/errors.ts';
+import { ExitCode, exitCodeOf as exitCodeOfOutcome } from '../core/errors.ts';
 import { prefixLines } from '../core/events.ts';
-import { resolveClusterFlags, resolveClusters, singleCluster } from '../cluster/resolve.ts';
+import { resolveClusters, singleCluster } from '../cluster/resolve.ts';
+import { resolveRunCluster } from '../cluster/remote.ts';
+import type { AgeIdentity } from '../keys/age.ts';
+import { backupIdentities, terminalAsk } from './passphrase.ts';
 import type { ClusterSelection } from '../cluster/resolve.ts';
 import { eachLimited, parseParallel } from './fleet.ts';
 import { createTaskContext } from '../tasks/context.ts';
@@ -26,8 +29,7 @@ export function findingLines(f: Finding, color: boolean): string[] {
 }
 
 export function exitCodeOf(findings: Finding[], strict: boolean): number {
-  const failing = findings.some((f) => f.status === 'fail' || (strict && f.status === 'warn'));
-  return failing ? ExitCode.failed : ExitCode.ok;
+  return exitCodeOfOutcome({ failed: findings.some((f) => f.status === 'fail' || (strict && f.status === 'warn')) });
 }
 
 /** `status` and `doctor` as commander hands them over. */
@@ -41,16 +43,23 @@ export function runStatusCommand(opts: StatusCommandOptions, g: CommandIo): Prom
 
 /** Observe the cluster read-only, diagnose, report; returns the exit code. */
 export async function runStatus(opts: StatusOptions, g: CommandIo): Promise<number> {
-  const report = await statusOf(await resolveClusterFlags(opts, g.env, g.cwd), opts.strict === true, g);
-  if (g.json) g.stdout.write(`${JSON.stringify(report.doc, null, 2)}\n`);
-  else g.stderr.write(`${report.lines.join('\n')}\n`);
+  const { cluster, close } = await resolveRunCluster(opts, g.env, g.cwd);
+  let report: ClusterStatus;
+  try {
+    report = await statusOf(cluster, opts.strict === true, g, await backupIdentities(cluster.ageKey, g.env, terminalAsk(g)));
+  } finally {
+    close();
+  }
+  const { success: _success, ...doc } = report.doc;
+  g.result(doc);
+  if (!g.json) g.stderr.write(`${report.lines.join('\n')}\n`);
   return report.code;
 }
 
 /**
  * `status` of several clusters, at most `--parallel` observed at once. Each cluster's lines are
- * printed together, `[cluster]`-prefixed, as soon as it is done; `--json` prints one document
- * `{ clusters: { <name>: <the single-cluster document> }, healthy }`. Exit 1 if any is unhealthy.
+ * printed together, `[cluster]`-prefixed, as soon as it is done; `--json` gives
+ * `clusters: { <name>: <the single-cluster document and its success> }`. Exit 1 if any is unhealthy.
  */
 export async function runStatusOfClusters(opts: StatusCommandOptions, g: CommandIo): Promise<number> {
   const parallel = parseParallel(opts.parallel);
@@ -61,24 +70,20 @@ export async function runStatusOfClusters(opts: StatusCommandOptions, g: Command
     reports[index] = report;
     if (!g.json) g.stderr.write(prefixLines(`${report.lines.join('\n')}\n`, `[${cluster.name}] `));
   });
-  const healthy = reports.every((r) => r.code === ExitCode.ok);
-  if (g.json) {
-    const doc = { clusters: Object.fromEntries(reports.map((r) => [r.doc.cluster, r.doc])), healthy };
-    g.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-  }
-  return healthy ? ExitCode.ok : ExitCode.failed;
+  g.result({ clusters: Object.fromEntries(reports.map((r) => [r.doc.cluster, r.doc])) });
+  return exitCodeOfOutcome({ failed: reports.some((r) => r.code !== ExitCode.ok) });
 }
 
 interface ClusterStatus {
   code: number;
-  doc: { cluster: string; healthy: boolean };
+  doc: { cluster: string; success: boolean };
   lines: string[];
 }
 
 /** One cluster's findings as the JSON document and as the lines a human reads. */
-async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo): Promise<ClusterStatus> {
-  // check: kinds and helpers that honour it stay read-only; status never waits, so no wait budget.
-  const ctx = createTaskContext({ cluster, check: true, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env });
+async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo, ageIdentities?: AgeIdentity[]): Promise<ClusterStatus> {
+  // Status runs no task (so nothing applies); it never waits, so no wait budget.
+  const ctx = createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 0, log: () => undefined, env: g.env, ...(ageIdentities ? { ageIdentities } : {}) });
   let observed;
   try {
     observed = await observe(ctx);
@@ -88,7 +93,7 @@ async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo)
   const findings = diagnose(observed);
   const code = exitCodeOf(findings, strict);
   const count = (s: Status) => findings.filter((f) => f.status === s).length;
-  const doc = { cluster: cluster.name, path: cluster.path, healthy: code === ExitCode.ok, strict, counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') }, findings };
+  const doc = { cluster: cluster.name, path: cluster.path, success: code === ExitCode.ok, strict, counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') }, findings };
   const lines = findings.filter((f) => !g.quiet || f.status !== 'ok').flatMap((f) => findingLines(f, g.color));
   lines.push(`${cluster.name}: ${count('ok')} ok, ${count('warn')} warn, ${count('fail')} fail${strict ? ' (strict: warnings fail)' : ''}`);
   return { code, doc, lines };

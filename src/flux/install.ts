@@ -194,6 +194,17 @@ export function readHeader(text: string): { version?: string; components?: strin
 }
 
 
+/** kustomize-controller's `--sops-age-secret` (controller-level decryption) came with Flux v2.7.0. */
+export const CONTROLLER_DECRYPTION_SINCE = 'v2.7.0';
+
+/** Whether a Flux release (`v2.7.0`, `2.9.5`, `v2.8.0-rc.1`) has controller-level decryption. */
+export function hasControllerDecryption(version: string): boolean {
+  const m = /^v?(\d+)\.(\d+)\./.exec(version);
+  if (m === null) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 2 || (major === 2 && minor >= 7);
+}
+
 /**
  * The install options a gotk-components.yaml was generated with, read back from its header and
  * objects, so that an upgrade regenerates it for another version with the same choices.

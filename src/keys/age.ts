@@ -45,6 +45,15 @@ export async function parseAgeKeyFile(
       continue;
     }
     const upper = line.toUpperCase();
+    if (/^-----BEGIN (OPENSSH|RSA|EC|DSA) PRIVATE KEY-----$/.test(line)) {
+      // Never echo a line of it: only what it is and where.
+      throw configError('an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age', { file: source, line: i + 1 },
+        'make an age key (`fluxstrap keys new`), add its recipient to .sops.yaml and re-encrypt (`fluxstrap updatekeys`); for decrypting locally with an SSH key, sops reads SOPS_AGE_SSH_PRIVATE_KEY_FILE');
+    }
+    if (upper.startsWith('AGE-PLUGIN-')) {
+      throw configError('an age plugin identity is not a native age identity: kustomize-controller cannot run the plugin', { file: source, line: i + 1 },
+        'use an age X25519 identity (`fluxstrap keys new`) for the cluster, and add its recipient to .sops.yaml next to the plugin\'s');
+    }
     if (!SECRET_RE.test(upper)) {
       throw configError(
         line.startsWith('age1') ? 'this is a public key (recipient), not an age identity' : 'not an age identity line',

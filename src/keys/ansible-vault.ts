@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createDecipheriv, createHmac, pbkdf2, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isMap, isScalar } from 'yaml';
@@ -11,8 +11,9 @@ import { FluxstrapError, configError, fsError } from '../core/errors.ts';
 /**
  * A native reader of Ansible Vault files (format 1.1 and 1.2, cipher AES256), so the seed's way of
  * keeping the age key (`sops_age_private_key` in a vaulted group_vars file) works without Python.
- * Reading only: fluxstrap never writes vault files. The layout and constants are Ansible's
- * `VaultAES256` (the format ansible-vault documents as 1.1/1.2); the plaintext never leaves memory.
+ * Writing is for `fluxstrap keys backup --ansible-vault` (format 1.1, as `ansible-vault encrypt`
+ * without a vault ID). The layout and constants are Ansible's `VaultAES256` (the format
+ * ansible-vault documents as 1.1/1.2); the plaintext never leaves memory.
  */
 
 const pbkdf2Async = promisify(pbkdf2);
@@ -27,7 +28,7 @@ export interface VaultEnvelope {
   ciphertext: Buffer;
 }
 
-function isVaultText(text: string): boolean {
+export function isVaultText(text: string): boolean {
   return text.trimStart().startsWith(`${HEADER};`);
 }
 
@@ -53,13 +54,35 @@ export function parseVaultEnvelope(text: string, file: string): VaultEnvelope {
   return { version, salt, hmac, ciphertext, ...(vaultId ? { vaultId } : {}) };
 }
 
+/** AES key, HMAC key and CTR counter block, derived from the password as Ansible does. */
+async function vaultKeys(password: string, salt: Buffer): Promise<{ key: Buffer; hmacKey: Buffer; iv: Buffer }> {
+  const dk = await pbkdf2Async(Buffer.from(password, 'utf8'), salt, 10000, 80, 'sha256');
+  return { key: dk.subarray(0, 32), hmacKey: dk.subarray(32, 64), iv: dk.subarray(64, 80) };
+}
+
+/** Width Ansible wraps the hex body at. */
+const VAULT_LINE = 80;
+
+/** A whole-file vault (format 1.1, AES256) of `plaintext`, as `ansible-vault encrypt` writes it. */
+export async function encryptVault(plaintext: string, password: string): Promise<string> {
+  const salt = randomBytes(32);
+  const { key, hmacKey, iv } = await vaultKeys(password, salt);
+  const data = Buffer.from(plaintext, 'utf8');
+  // PKCS#7 to the AES block size, as Ansible pads (CTR itself would not need it).
+  const pad = 16 - (data.length % 16);
+  const cipher = createCipheriv('aes-256-ctr', key, iv);
+  const ciphertext = Buffer.concat([cipher.update(Buffer.concat([data, Buffer.alloc(pad, pad)])), cipher.final()]);
+  const hmac = createHmac('sha256', hmacKey).update(ciphertext).digest();
+  const body = Buffer.from([salt, hmac, ciphertext].map((b) => b.toString('hex')).join('\n'), 'latin1').toString('hex');
+  const lines: string[] = [];
+  for (let i = 0; i < body.length; i += VAULT_LINE) lines.push(body.slice(i, i + VAULT_LINE));
+  return `${HEADER};1.1;AES256\n${lines.join('\n')}\n`;
+}
+
 /** Decrypt vault text with a password; a wrong password and a modified file both fail the HMAC. */
 export async function decryptVault(text: string, password: string, file: string): Promise<string> {
   const env = parseVaultEnvelope(text, file);
-  const dk = await pbkdf2Async(Buffer.from(password, 'utf8'), env.salt, 10000, 80, 'sha256');
-  const key = dk.subarray(0, 32);
-  const hmacKey = dk.subarray(32, 64);
-  const iv = dk.subarray(64, 80);
+  const { key, hmacKey, iv } = await vaultKeys(password, env.salt);
   const expected = createHmac('sha256', hmacKey).update(env.ciphertext).digest();
   if (!timingSafeEqual(expected, env.hmac)) {
     throw new FluxstrapError('E_DECRYPT', 'Ansible Vault HMAC verification failed: wrong vault password, or the file was modified', {

@@ -16,6 +16,8 @@ export interface NewAgeKeyOptions {
   /** Add the identity to an existing file instead of refusing (key rotation). */
   append: boolean;
   now?: Date;
+  /** This identity instead of a fresh one: a rotation planned with its recipient before writing it. */
+  identity?: { secret: string; recipient: string };
 }
 
 export interface NewAgeKey {
@@ -40,7 +42,7 @@ export async function generateAgeIdentity(postQuantum: boolean): Promise<{ secre
  */
 export async function newAgeKey(opts: NewAgeKeyOptions): Promise<NewAgeKey> {
   await checkKeyFileTarget(opts.file, opts.append);
-  const identity = await generateAgeIdentity(opts.postQuantum);
+  const identity = opts.identity ?? (await generateAgeIdentity(opts.postQuantum));
   const block = formatAgeKeyFile(identity, opts.now ?? new Date());
   const add = async (): Promise<NewAgeKey> => {
     const existing = opts.append ? await readTextIfExists(opts.file) : undefined;

@@ -13,6 +13,8 @@ import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } fro
 export interface LoadOptions {
   keyFiles?: string[];
   env: NodeJS.ProcessEnv;
+  /** Leave `SOPS_AGE_KEY_CMD` to `keyCommandIdentities`, run per recipient (decrypting a file). */
+  keyCmdPerRecipient?: boolean;
 }
 
 /** X25519 recipients are derived natively; only post-quantum ones pay for age-encryption. */
@@ -62,10 +64,10 @@ function keyCommandTimeout(env: NodeJS.ProcessEnv): number {
  * `SOPS_AGE_KEY_CMD`: a command whose output is a key file (a password manager, a vault CLI…).
  * Bounded in time: a command waiting for a prompt nobody sees must not hang a pre-commit hook.
  */
-async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<string> {
+export async function runKeyCommand(line: string, env: NodeJS.ProcessEnv, name = 'SOPS_AGE_KEY_CMD'): Promise<string> {
   const [cmd, ...args] = splitCommand(line);
-  const field = { field: 'SOPS_AGE_KEY_CMD' };
-  if (!cmd) throw configError('SOPS_AGE_KEY_CMD is empty', field);
+  const field = { field: name };
+  if (!cmd) throw configError(`${name} is empty`, field);
   const seconds = keyCommandTimeout(env);
   // Loaded here: child_process is a cost on every start, and few set SOPS_AGE_KEY_CMD.
   const { execFile } = await import('node:child_process');
@@ -74,14 +76,38 @@ async function runKeyCommand(line: string, env: NodeJS.ProcessEnv): Promise<stri
     execFile(cmd, args, { env, maxBuffer: 1024 * 1024, timeout: seconds * 1000, killSignal: 'SIGKILL' }, (e, stdout) => {
       // The command's stderr may hold anything; only its name and exit status are reported.
       if (e && e.killed) {
-        reject(new FluxstrapError('E_TIMEOUT', `SOPS_AGE_KEY_CMD (${cmd}) did not finish within ${seconds}s`, {
+        reject(new FluxstrapError('E_TIMEOUT', `${name} (${cmd}) did not finish within ${seconds}s`, {
           location: field,
           hint: 'a command that asks for input cannot get it here; set FLUXSTRAP_KEY_CMD_TIMEOUT for a slow one',
         }));
-      } else if (e) reject(configError(`SOPS_AGE_KEY_CMD (${cmd}) failed`, field));
+      } else if (e) reject(configError(`${name} (${cmd}) failed`, field));
       else resolve(stdout);
     });
   });
+}
+
+/**
+ * The identities `SOPS_AGE_KEY_CMD` prints when asked for one recipient: sops 3.12+ runs the
+ * command once per age recipient of a file with `SOPS_AGE_RECIPIENT` set to it, so a password
+ * manager can hand out the one key the file needs. A failing command opens nothing, as in sops.
+ */
+export function keyCommandIdentities(env: NodeJS.ProcessEnv): ((recipient: string) => Promise<AgeIdentity[]>) | undefined {
+  const line = env.SOPS_AGE_KEY_CMD;
+  if (!line) return undefined;
+  const asked = new Map<string, Promise<AgeIdentity[]>>();
+  return (recipient) => {
+    let p = asked.get(recipient);
+    if (p === undefined) {
+      p = runKeyCommand(line, { ...env, SOPS_AGE_RECIPIENT: recipient })
+        .then((out) => parseAgeKeyFile(out, 'SOPS_AGE_KEY_CMD', deriveRecipient))
+        .catch((e: unknown) => {
+          if (isFluxstrapError(e) && e.code === 'E_TIMEOUT') throw e;
+          return [];
+        });
+      asked.set(recipient, p);
+    }
+    return p;
+  };
 }
 
 export function isArmoredPgp(text: string): boolean {
@@ -109,7 +135,7 @@ export async function loadAgeIdentities(opts: LoadOptions): Promise<AgeIdentity[
     const lines = env.SOPS_AGE_KEY.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
     await add(lines.join('\n'), 'SOPS_AGE_KEY', false);
   }
-  if (env.SOPS_AGE_KEY_CMD) {
+  if (env.SOPS_AGE_KEY_CMD && opts.keyCmdPerRecipient !== true) {
     try {
       await add(await runKeyCommand(env.SOPS_AGE_KEY_CMD, env), 'SOPS_AGE_KEY_CMD', false);
     } catch (e) {

@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
 import { configError, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
-import type { RunEvent } from '../core/events.ts';
 import type { TaskInstance } from '../core/task.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { loadKind } from '../tasks/registry.ts';
@@ -56,8 +55,6 @@ export interface Playbook {
   tasks: TaskInstance<TaskContext>[];
   /** Tags of each entry of `tasks`, same order (for `--list-tasks`). */
   tags: string[][];
-  /** Feed the run's events here so handlers learn which tasks changed something. */
-  observe(event: RunEvent): void;
 }
 
 export interface LoadOptions {
@@ -91,24 +88,16 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
   for (const node of isSeq(handlersNode) ? handlersNode.items : []) handlers.push(await compileTask(src, node, vars, opts.registry));
 
   const tasks = selectByTags(compiled, opts);
-  const notified = new Set<string>();
   const byName = indexHandlers(src, handlers, compiled);
   // Positions in the run are known only now, after tag selection; handlers may notify later handlers.
-  const notifies = new Map([...tasks, ...byName.values()].map((c, index) => [index, c.notify]));
-  const guarded = [...byName].map(([name, h]) => {
-    const userWhen = h.task.when;
-    return { ...h.task, when: (scope: Scope) => notified.has(name) && (userWhen?.(scope) ?? true) };
-  });
+  const position = new Map([...byName.keys()].map((name, i) => [name, tasks.length + i]));
+  const bound = (c: Compiled): TaskInstance<TaskContext> => (c.notify.length === 0 ? c.task : { ...c.task, notify: c.notify.map((n) => position.get(n) as number) });
   return {
     name: String(render(src, root.get('name', true), vars)),
     file,
     vars,
-    tasks: [...tasks.map((c) => c.task), ...guarded],
+    tasks: [...tasks.map(bound), ...[...byName.values()].map((h) => ({ ...bound(h), handler: true }))],
     tags: [...tasks, ...byName.values()].map((c) => c.tags),
-    observe(e) {
-      if (e.type !== 'task-end' || (e.result.outcome !== 'changed' && e.result.outcome !== 'would-change')) return;
-      for (const name of notifies.get(e.result.index) ?? []) notified.add(name);
-    },
   };
 }
 

@@ -12,7 +12,8 @@ import { PlaybookEnvelopeSchema, TaskOptionsSchema, strictParams } from './loade
 
 const SCHEMA_BASE = 'https://fluxstrap.dev/schema';
 
-function toJson(schema: z.ZodType, id: string): string {
+/** A zod schema as the JSON Schema text committed under schema/ (also the `--json` contract's, report/envelope-schema.ts). */
+export function toJson(schema: z.ZodType, id: string): string {
   // `input`: what a person writes (fields with defaults are optional), not what the loader returns.
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
   return `${JSON.stringify({ ...json, $id: `${SCHEMA_BASE}/${id}` }, null, 2)}\n`;

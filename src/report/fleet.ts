@@ -2,7 +2,8 @@ import { Writable } from 'node:stream';
 import { prefixLines } from '../core/events.ts';
 import type { ClusterRun, FleetView, Reporter } from '../core/events.ts';
 import { recapLine } from './format.ts';
-import { jsonDocument, writeJson } from './json.ts';
+import type { JsonFields } from '../flows/io.ts';
+import { jsonDocument } from './json.ts';
 import { PlainReporter } from './plain.ts';
 import type { PlainOptions } from './plain.ts';
 
@@ -43,12 +44,12 @@ export class PrefixedView implements FleetView {
   }
 }
 
-/** `--json`: one document, `{ clusters: { <name>: <the single-cluster document> }, success }`. */
+/** `--json`: the envelope gets `clusters: { <name>: <the single-cluster document> }`. */
 export class JsonFleetView implements FleetView {
-  private readonly out: NodeJS.WritableStream;
+  private readonly add: (fields: JsonFields) => void;
 
-  constructor(out: NodeJS.WritableStream) {
-    this.out = out;
+  constructor(add: (fields: JsonFields) => void) {
+    this.add = add;
   }
 
   cluster(): Reporter {
@@ -58,6 +59,7 @@ export class JsonFleetView implements FleetView {
 
   close(runs: ClusterRun[]): Promise<void> {
     const clusters = Object.fromEntries(runs.map((r) => [r.name, r.end ? jsonDocument(r.end) : { success: false, error: r.error }]));
-    return writeJson(this.out, { clusters, success: runs.every((r) => r.success) });
+    this.add({ clusters });
+    return Promise.resolve();
   }
 }

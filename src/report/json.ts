@@ -2,15 +2,15 @@ import type { Reporter, RunEvent } from '../core/events.ts';
 import { safeView } from './format.ts';
 
 /**
- * `--json`: one final document on stdout (every task with outcome, masked changes, duration),
- * written when the run ends so a consumer can parse stdout as a whole.
+ * `--json` of an engine run: nothing while it runs; at its end the run's document (every task
+ * with outcome, masked changes, duration) goes to `add`: the command's envelope (envelope.ts).
  */
 export class JsonReporter implements Reporter {
-  private readonly out: NodeJS.WritableStream;
+  private readonly add: (doc: RunDocument) => void;
   private final: Extract<RunEvent, { type: 'run-end' }> | undefined;
 
-  constructor(out: NodeJS.WritableStream) {
-    this.out = out;
+  constructor(add: (doc: RunDocument) => void) {
+    this.add = add;
   }
 
   emit(e: RunEvent): void {
@@ -18,16 +18,15 @@ export class JsonReporter implements Reporter {
   }
 
   close(): Promise<void> {
-    return this.final ? writeJson(this.out, jsonDocument(this.final)) : Promise.resolve();
+    if (this.final) this.add(jsonDocument(this.final));
+    return Promise.resolve();
   }
 }
 
-/** The document of one run, as `--json` prints it (and as each cluster's entry when several run). */
+export type RunDocument = ReturnType<typeof jsonDocument>;
+
+/** The document of one run (and each cluster's entry when several run). */
 export function jsonDocument(end: Extract<RunEvent, { type: 'run-end' }>) {
   const { title, check, recap, results, durationMs } = end;
   return { title, check, success: results.every((r) => r.outcome !== 'failed' || r.ignoredError === true), recap, durationMs, tasks: results.map((r) => ({ ...r, changes: r.changes.map(safeView) })) };
-}
-
-export function writeJson(out: NodeJS.WritableStream, doc: unknown): Promise<void> {
-  return new Promise((resolve) => out.write(`${JSON.stringify(doc, null, 2)}\n`, () => resolve()));
 }

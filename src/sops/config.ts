@@ -4,6 +4,7 @@ import { parseYamlFile } from '../core/bounded-yaml.ts';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, visit, type Node, type YAMLMap } from 'yaml';
 import { configError, FluxstrapError, type Location } from '../core/errors.ts';
+import { kmsStanza, parseArnSpec } from './aws-kms.ts';
 import { newStanza } from './datakey.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { describePrivateKey } from '../core/redact.ts';
@@ -97,6 +98,9 @@ function stanza(type: KeyType, idField: string, id: string, origin: Location, in
       invalid.push({ uri: id, reason: e.message, location: origin });
     }
   }
+  // sops splits a key URL (https://VAULT/keys/NAME/VERSION) into the fields its entries have.
+  const azure = type === 'azure_kv' ? /^(https:\/\/[^/]+)\/keys\/([^/]+)\/([^/]+)$/.exec(id) : null;
+  if (azure) return { type, fields: new TreeMap([{ key: 'vault_url', value: azure[1] ?? '' }, { key: 'name', value: azure[2] ?? '' }, { key: 'version', value: azure[3] ?? '' }]) };
   // Kept so that messages can name them; fluxstrap cannot encrypt for these services.
   return { type, fields: new TreeMap([{ key: idField, value: id }]) };
 }
@@ -106,6 +110,10 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean, invalid: InvalidVaul
   for (const [name, type, idField] of FLAT_KEYS) {
     const node = m.get(flat ? name : name === 'hc_vault_transit_uri' ? 'hc_vault' : name, true);
     if (node === undefined) continue;
+    if (type === 'kms') {
+      out.push(...kmsStanzasFrom(node, flat ? nodeText(m.get('aws_profile', true)) ?? '' : undefined, where));
+      continue;
+    }
     if (!flat && isSeq(node)) {
       for (const item of node.items) {
         // In key groups, cloud keys are maps ({arn: …}, {resource_id: …}); their first field names them.
@@ -123,6 +131,25 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean, invalid: InvalidVaul
   return out.filter((s) => {
     const id = `${s.type}:${stanzaName(s)}`;
     return !seen.has(id) && seen.add(id);
+  });
+}
+
+/**
+ * sops' `kms`: in a flat rule ARNs (`arn[+roleArn]`, comma-separated or a list) with the rule's
+ * `aws_profile`; in a key group maps of `arn`, `role`, `context` and `aws_profile`.
+ */
+function kmsStanzasFrom(node: unknown, flatProfile: string | undefined, where: Where): Stanza[] {
+  if (flatProfile !== undefined || !isSeq(node)) {
+    return strings(node, 'kms', where).map((spec) => ({ ...kmsStanza({ ...parseArnSpec(spec), context: {}, profile: flatProfile ?? '' }), origin: where(node) }));
+  }
+  return node.items.map((item) => {
+    if (!isMap(item)) return { ...kmsStanza({ ...parseArnSpec(nodeText(item) ?? ''), context: {}, profile: '' }), origin: where(item) };
+    const text = (field: string): string => nodeText(item.get(field, true)) ?? '';
+    const ctxNode = item.get('context', true);
+    const context: Record<string, string> = {};
+    if (isMap(ctxNode)) for (const pair of ctxNode.items) context[nodeText(pair.key) ?? ''] = nodeText(pair.value) ?? '';
+    else if (ctxNode !== undefined && ctxNode !== null && !(isScalar(ctxNode) && ctxNode.value === null)) throw configError('kms context must be a map of strings', where(ctxNode));
+    return { ...kmsStanza({ arn: text('arn'), role: text('role'), context, profile: text('aws_profile') }), origin: where(item) };
   });
 }
 

@@ -153,20 +153,22 @@ export interface RotateOptions extends OpenOptions {
   rmAge?: string[];
   addPgp?: string[];
   rmPgp?: string[];
-  /** Vault transit keys to add, and (by their sops name, `<address>/v1/<engine>/keys/<name>`) to remove. */
+  addKms?: Stanza[];
+  rmKms?: Stanza[];
+  /** Vault transit keys to add and to remove (matched by their sops name, `<address>/v1/<engine>/keys/<name>`). */
   addVault?: Stanza[];
-  rmVault?: string[];
+  rmVault?: Stanza[];
 }
 
 /** sops rotate: a new data key, every value re-encrypted, --add-* into group 0, --rm-* anywhere. */
 export async function rotate(bytes: Buffer, format: Format, file: string, sources: KeySources, opts: RotateOptions, store: StoreOptions = {}): Promise<RekeyResult> {
   const { branches, metadata } = await openDocument(bytes, format, file, sources, opts);
-  const remove = new Set([...(opts.rmAge ?? []).map((r) => `age:${r}`), ...(opts.rmPgp ?? []).map((f) => `pgp:${f.replace(/\s+/g, '').toUpperCase()}`), ...(opts.rmVault ?? []).map((n) => `hc_vault:${n}`)]);
+  const remove = new Set([...(opts.rmAge ?? []).map((r) => `age:${r}`), ...(opts.rmPgp ?? []).map((f) => `pgp:${f.replace(/\s+/g, '').toUpperCase()}`), ...names([opts.rmKms ?? [], opts.rmVault ?? []])]);
   const groups = metadata.keyGroups.map((g) => g.filter((s) => !remove.has(`${s.type}:${stanzaName(s)}`)));
   const first = groups[0] ?? [];
   for (const r of opts.addAge ?? []) if (!first.some((s) => s.type === 'age' && stanzaName(s) === r)) first.push(newStanza('age', r));
   for (const f of opts.addPgp ?? []) first.push(newStanza('pgp', f));
-  for (const v of opts.addVault ?? []) if (!first.some((s) => s.type === 'hc_vault' && stanzaName(s) === stanzaName(v))) first.push(v);
+  for (const k of [...(opts.addKms ?? []), ...(opts.addVault ?? [])]) if (!first.some((s) => s.type === k.type && stanzaName(s) === stanzaName(k))) first.push(k);
   if (groups.every((g) => g.length === 0)) throw new FluxstrapError('E_USAGE', 'rotating would leave the file without any key', { location: { file } });
   const dataKey = randomBytes(32);
   const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules, { file });

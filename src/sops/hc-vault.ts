@@ -75,7 +75,7 @@ export async function vaultEncrypt(s: Stanza, dataKey: Uint8Array, env: NodeJS.P
   }
 }
 
-export async function vaultDecrypt(s: Stanza, env: NodeJS.ProcessEnv): Promise<Uint8Array> {
+export async function vaultDecrypt(s: Stanza, env: NodeJS.ProcessEnv, where?: Location): Promise<Uint8Array> {
   try {
     const plaintext = (await transit('decrypt', s, { ciphertext: stanzaField(s, 'enc') }, env)).plaintext;
     if (typeof plaintext !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(plaintext)) {
@@ -83,6 +83,6 @@ export async function vaultDecrypt(s: Stanza, env: NodeJS.ProcessEnv): Promise<U
     }
     return new Uint8Array(Buffer.from(plaintext, 'base64'));
   } catch (e) {
-    throw located(e, undefined, s);
+    throw located(e, where, s);
   }
 }

@@ -14,7 +14,7 @@ export type KeyType = (typeof KEY_TYPES)[number];
 export interface Stanza {
   type: KeyType;
   fields: TreeMap;
-  /** Where a key to encrypt for was named (a `.sops.yaml` rule, a flag), for errors from its service. */
+  /** The rule or flag it came from, for a key service's errors; never written. */
   origin?: Location;
 }
 
@@ -55,7 +55,7 @@ export function stanzaName(s: Stanza): string {
     case 'pgp':
       return stanzaField(s, 'fp');
     case 'kms':
-      return stanzaField(s, 'arn');
+      return kmsName(s);
     case 'gcp_kms':
       return stanzaField(s, 'resource_id');
     case 'hckms':
@@ -65,6 +65,25 @@ export function stanzaName(s: Stanza): string {
     case 'hc_vault':
       return `${stanzaField(s, 'vault_address')}/v1/${stanzaField(s, 'engine_path')}/keys/${stanzaField(s, 'key_name')}`;
   }
+}
+
+/** A kms entry's encryption context, sorted by key; values that are not scalars (a hostile file) read as empty. */
+export function kmsContext(s: Stanza): [string, string][] {
+  const ctx = s.fields.get('context');
+  if (!(ctx instanceof TreeMap)) return [];
+  const scalar = (v: Value): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : '');
+  const pairs = ctx.items.flatMap((i): [string, string][] => (typeof i.key === 'string' ? [[i.key, scalar(i.value)]] : []));
+  return pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** sops' `arn[+role][|context][|profile]`: two keys differing in any part are two keys. */
+function kmsName(s: Stanza): string {
+  const role = stanzaField(s, 'role');
+  const arn = `${stanzaField(s, 'arn')}${role === '' ? '' : `+${role}`}`;
+  const context = kmsContext(s).map(([k, v]) => `${k}:${v}`).join(',');
+  const profile = stanzaField(s, 'aws_profile');
+  if (profile !== '') return `${arn}|${context}|${profile}`;
+  return context === '' ? arn : `${arn}|${context}`;
 }
 
 // Weakly typed like sops' mapstructure decoding: dotenv and INI hold every value as a string.

@@ -41,6 +41,7 @@ export function diagnose(o: Observed): Finding[] {
   if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
   const live = o.live && !('error' in o.live) ? o.live : undefined;
   if (live) out.push(...installFindings(live), ...syncFindings(live), ...(live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : ageSecretFindings(live.ageSecret)));
+  if (o.build) out.push(bad('flux-system-build', 'fail', `${o.cluster.path}/flux-system does not build: ${o.build.error.what}`, o.build.error.fix));
   out.push(...reachFindings(o));
   // With Vault transit the cluster holds no age key to compare with .sops.yaml.
   if (!live?.vaultSecret) out.push(...keyFindings(o, live?.ageSecret));
@@ -117,8 +118,10 @@ function syncFindings(l: LiveState): Finding[] {
   if (d?.provider !== 'sops') {
     out.push(bad('decryption', 'fail', d ? `${ks.ref} decrypts with provider ${d.provider ?? '(none)'}, not sops` : `${ks.ref} has no spec.decryption`,
       'put `decryption: {provider: sops, secretRef: {name: sops-age}}` in the flux-system patch (`fluxstrap init`), push, then `fluxstrap bootstrap`'));
+  } else if (d.secretRef?.name === undefined && l.controllerSecret !== undefined) {
+    out.push(ok('decryption', `${ks.ref} decrypts with sops, the key Secret ${l.controllerSecret} from kustomize-controller --sops-age-secret`));
   } else if (d.secretRef?.name === undefined) {
-    out.push(bad('decryption', 'fail', `${ks.ref} decryption names no secretRef`, 'add `secretRef: {name: sops-age}` to the decryption patch'));
+    out.push(bad('decryption', 'fail', `${ks.ref} decryption names no secretRef`, 'add `secretRef: {name: sops-age}` to the decryption patch, or give kustomize-controller --sops-age-secret (`fluxstrap init --decryption controller`)'));
   } else if (want !== undefined && want !== d.secretRef.name) {
     out.push(bad('decryption', 'fail', `${ks.ref} decrypts with Secret ${d.secretRef.name}, the repository's decryption patch names ${want}`,
       'push the repository and let Flux apply it, or run `fluxstrap bootstrap`'));

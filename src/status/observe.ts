@@ -1,4 +1,5 @@
 import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import { exists } from '../adapters/files.ts';
 import {
   artifactRevision, conditionOf, crdEstablished, deploymentAvailable, describeRef, formatConditions, lastAppliedRevision, refOf,
 } from '../adapters/kube.ts';
@@ -10,9 +11,10 @@ import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts'
 import { stanzaName } from '../sops/metadata.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
+import type { Problem } from '../tasks/preflight.ts';
 import { clusterSops } from '../tasks/sops-files.ts';
 import { VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
-import { controllerDecrypts, gitRemote, reachRoot, splitBuild } from '../tasks/source.ts';
+import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
 import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
 import type { AgeSecretState, FluxObjectState, LiveState, Observed, VaultSecretState } from './observed.ts';
@@ -35,7 +37,7 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
  * of them failing does not end the whole report.
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
-  const [api, sopsRule, localKey, reached] = await Promise.all([
+  const [api, sopsRule, localKey, reached, build] = await Promise.all([
     observeApi(ctx),
     clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
     ctx.ageIdentities().then(
@@ -44,6 +46,7 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
       (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
     ),
     observeReach(ctx),
+    localBuild(ctx),
   ]);
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
@@ -54,13 +57,14 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
     sopsRule,
     ...(localKey ? { localKey } : {}),
     ...reached,
+    ...('error' in build ? { build } : {}),
   };
 }
 
 /** What the checkout's cluster reaches, with the rule of each SOPS file. */
 async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
   try {
-    const build = await localBuild(ctx);
+    const build = built(await localBuild(ctx));
     const { reach, files } = await clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
     return {
@@ -86,17 +90,32 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
   }
 }
 
-const localBuilds = new WeakMap<TaskContext, Promise<FluxBuild | undefined>>();
+/** The checkout's flux-system build: absent without a flux-system folder; its error when it does not build. */
+type LocalBuild = { build?: FluxBuild | undefined } | { error: Problem };
 
-/** The checkout's flux-system build, when it builds (once per context). */
-function localBuild(ctx: TaskContext): Promise<FluxBuild | undefined> {
+const localBuilds = new WeakMap<TaskContext, Promise<LocalBuild>>();
+
+/** The checkout's flux-system build (once per context). A folder that does not build is reported, never taken for none. */
+function localBuild(ctx: TaskContext): Promise<LocalBuild> {
   let p = localBuilds.get(ctx);
   if (!p) {
-    p = import('../adapters/kustomize.ts').then(({ kustomizeBuild }) => kustomizeBuild(ctx.paths.fluxSystem)).then(splitBuild, () => undefined);
+    p = buildFluxSystem(ctx);
     localBuilds.set(ctx, p);
   }
   return p;
 }
+
+async function buildFluxSystem(ctx: TaskContext): Promise<LocalBuild> {
+  if (!(await exists(ctx.paths.fluxSystem))) return {};
+  try {
+    const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+    return { build: splitBuild(await kustomizeBuild(ctx.paths.fluxSystem)) };
+  } catch (e) {
+    return { error: problemOf(e, `fix ${ctx.cluster.path}/flux-system so that it builds (kubectl kustomize): Flux applies its own sync from it`) };
+  }
+}
+
+const built = (b: LocalBuild): FluxBuild | undefined => ('build' in b ? b.build : undefined);
 
 async function observeApi(ctx: TaskContext) {
   try {
@@ -120,7 +139,7 @@ function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string 
 
 async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveState> {
   const sync = (type: typeof GIT_REPOSITORY) => kube.get({ ...type, namespace: FLUX_NAMESPACE, name: SYNC_NAME });
-  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting] = await Promise.all([
+  const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting, kustomizeController] = await Promise.all([
     observeCrds(kube),
     observeControllers(kube),
     sync(GIT_REPOSITORY),
@@ -128,10 +147,12 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     remoteHead(ctx),
     expectedDecryptionSecret(ctx),
     decryptingKustomizations(kube),
+    kube.get({ ...DEPLOYMENT, namespace: FLUX_NAMESPACE, name: 'kustomize-controller' }),
   ]);
+  const controllerSecret = sopsAgeSecretFlag(kustomizeController);
   const ksSpec = ks?.spec as { decryption?: { provider?: string; secretRef?: { name?: string } } } | undefined;
   const namespace = ks?.metadata.namespace ?? FLUX_NAMESPACE;
-  const secretName = ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-age';
+  const secretName = ksSpec?.decryption?.secretRef?.name ?? controllerSecret ?? expectedSecretName ?? 'sops-age';
   const repoSpec = repo?.spec as { url?: string; ref?: { branch?: string } } | undefined;
   return {
     crds,
@@ -152,6 +173,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
       },
     } : {}),
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
+    ...(controllerSecret !== undefined ? { controllerSecret } : {}),
     ageSecret: await observeAgeSecret(kube, namespace, secretName),
     ...(ctx.cluster.vault ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-hcvault') } : {}),
     decrypting,
@@ -194,7 +216,7 @@ async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
 /** The secretRef of the decryption patch in the checkout's flux-system folder. */
 async function expectedDecryptionSecret(ctx: TaskContext): Promise<string | undefined> {
   // A checkout without flux-system/ (or one kustomize cannot build) leaves only the live object to judge.
-  const ks = (await localBuild(ctx))?.sync.kustomization;
+  const ks = built(await localBuild(ctx))?.sync.kustomization;
   return (ks?.spec as { decryption?: { secretRef?: { name?: string } } } | undefined)?.decryption?.secretRef?.name;
 }
 

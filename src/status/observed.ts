@@ -23,6 +23,8 @@ export interface Observed {
   files: { name: string; recipients: string[]; by: string[]; rule?: string[] }[];
   /** What the walk of the repository found; an error when it could not be made. */
   reach: ReachState | { error: Problem };
+  /** The checkout's flux-system folder does not build (kustomize's error): Flux cannot apply it either. */
+  build?: { error: Problem };
 }
 
 export interface ReachState {
@@ -44,6 +46,8 @@ export interface LiveState {
   kustomization?: FluxObjectState & { namespace: string; decryption?: { provider?: string; secretRef?: { name?: string } } };
   /** The decryption secretRef the repository's flux-system build asks for, when it builds. */
   expectedSecretName?: string;
+  /** The Secret kustomize-controller's `--sops-age-secret` names (controller-level decryption). */
+  controllerSecret?: string;
   ageSecret: AgeSecretState;
   /** With fluxstrap.yaml `sopsKey.vault`: the Secret holding kustomize-controller's Vault token. */
   vaultSecret?: VaultSecretState;

@@ -6,6 +6,8 @@ import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
+import { readBackupIdentities } from '../keys/backup.ts';
+import { gitToken } from '../cluster/remote.ts';
 
 /**
  * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
@@ -21,8 +23,6 @@ export interface TaskContext {
   ageIdentities(): Promise<AgeIdentity[]>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
-  /** `--check`: kinds must not mutate (the engine never calls apply; observe must not write either). */
-  readonly check: boolean;
   /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
   readonly rotateSecrets: boolean;
   /** Budget for each wait (controllers, reconcile), from `--timeout`. */
@@ -55,11 +55,12 @@ export type GitCredentials =
 
 export interface ContextOptions {
   cluster: ResolvedCluster;
-  check: boolean;
   rotateSecrets: boolean;
   timeoutMs: number;
   log: (message: string) => void;
   env: NodeJS.ProcessEnv;
+  /** The age identities, already opened by the command (a key backup whose passphrase was typed at a terminal). */
+  ageIdentities?: AgeIdentity[];
   /** Injected by tests; default: the real adapter, imported on first use. */
   connect?: (cluster: ResolvedCluster, env: NodeJS.ProcessEnv) => Promise<KubeAdapter>;
 }
@@ -88,9 +89,8 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       sopsConfig: join(cluster.repoDir, '.sops.yaml'),
     },
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
-    ageIdentities: once(() => readAgeIdentities(cluster.ageKey, env)),
+    ageIdentities: once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env)),
     gitCredentials: once(() => readGitCredentials(cluster, env)),
-    check: opts.check,
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,
@@ -102,8 +102,24 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
   };
 }
 
-/** Read the age identities from wherever the cluster's settings say they are. */
+/**
+ * Read the age identities from wherever the cluster's settings say they are; with
+ * `publicKeys`, only the identities of those recipients, each of which must be there.
+ */
 export async function readAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
+  const all = await readAllAgeIdentities(source, env);
+  if (source.publicKeys === undefined) return all;
+  const missing = source.publicKeys.filter((r) => !all.some((i) => i.recipient === r));
+  if (missing.length > 0) {
+    throw new FluxstrapError('E_CONFIG', `ageKey.publicKeys lists ${missing.join(', ')}, but the key source holds no identity for it`, {
+      location: { field: 'ageKey.publicKeys' },
+      hint: `the key source holds ${all.map((i) => i.recipient).join(', ') || 'no identity'}; list recipients of its identities (fluxstrap keys pub FILE)`,
+    });
+  }
+  return all.filter((i) => source.publicKeys?.includes(i.recipient));
+}
+
+async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv): Promise<AgeIdentity[]> {
   switch (source.type) {
     case 'file':
       return parseAgeKeyFile(await readText(source.file), source.file, recipientOf);
@@ -116,10 +132,19 @@ export async function readAgeIdentities(source: AgeKeySource, env: NodeJS.Proces
       }
       return parseAgeKeyFile(text, `$${source.env}`, recipientOf);
     }
+    case 'cmd': {
+      const { runKeyCommand } = await import('../keys/identities.ts');
+      // Asked once per listed recipient, as sops asks SOPS_AGE_KEY_CMD, so a password manager can answer for each.
+      const outputs = await Promise.all((source.publicKeys ?? [undefined]).map((r) => runKeyCommand(source.cmd, r === undefined ? env : { ...env, SOPS_AGE_RECIPIENT: r }, 'ageKey.cmd')));
+      const ids = (await Promise.all(outputs.map((o) => parseAgeKeyFile(o, 'ageKey.cmd', recipientOf)))).flat();
+      return ids.filter((id, i) => ids.findIndex((x) => x.secret === id.secret) === i);
+    }
     case 'ansible-vault': {
       const text = await readVaultVariable(source.file, source.passwordFile, source.variable);
       return parseAgeKeyFile(text, source.variable !== undefined ? `${source.file} (${source.variable})` : source.file, recipientOf);
     }
+    case 'backup':
+      return readBackupIdentities(source.file, source.passphraseFile, env);
   }
 }
 
@@ -128,15 +153,8 @@ async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessE
   switch (auth.type) {
     case 'none':
       return { type: 'none' };
-    case 'https': {
-      const password = env[auth.passwordEnv];
-      if (password === undefined || password === '') {
-        throw new FluxstrapError('E_NOT_FOUND', `environment variable ${auth.passwordEnv} (the Git token of cluster "${cluster.name}") is not set`, {
-          hint: `export ${auth.passwordEnv}=<token> before running, e.g. from your password manager`,
-        });
-      }
-      return { type: 'https', username: auth.username, password };
-    }
+    case 'https':
+      return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
     case 'ssh':
       return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
   }

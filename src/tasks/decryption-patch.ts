@@ -1,6 +1,7 @@
 import { isMap, isSeq, Scalar, stringify } from 'yaml';
 import type { YAMLMap } from 'yaml';
 import { z } from 'zod';
+import { yamlValues } from '../core/bounded-yaml.ts';
 import { configError } from '../core/errors.ts';
 import { fileKind } from './file-content.ts';
 import { locate, parseAllEditable, parseEditable, rootMap, seqAt, str } from './yaml-edit.ts';
@@ -9,6 +10,8 @@ import { locate, parseAllEditable, parseEditable, rootMap, seqAt, str } from './
  * SOPS decryption for the `flux-system` Kustomization, written where `flux bootstrap` never
  * writes: a patch in `flux-system/kustomization.yaml` (bootstrap creates that file only when it
  * is missing, and regenerates gotk-sync.yaml on every run, losing hand edits: fluxcd/flux2#524).
+ * In controller mode a second patch gives kustomize-controller `--sops-age-secret`, aimed at that
+ * Deployment alone (helm- or source-controller refuse an unknown flag and would not start).
  */
 
 export const decryptionPatchParams = z.object({
@@ -17,6 +20,14 @@ export const decryptionPatchParams = z.object({
   /** `clusters/NAME/flux-system/gotk-sync.yaml`: a hand-added block there is moved into the patch. */
   gotkSync: z.string(),
   secretName: z.string().default('sops-age'),
+  /** The whole block instead of `{provider: sops, secretRef: secretName}`: a cloud identity needs no Secret. */
+  decryption: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * `kustomization`: the key's Secret named in the Kustomization's decryption; `controller`
+   * (Flux >= 2.7): kustomize-controller's `--sops-age-secret` names it and the Kustomization
+   * keeps `provider: sops` alone. Unset: the mode the file already has (else kustomization).
+   */
+  mode: z.enum(['kustomization', 'controller']).optional(),
 });
 export type DecryptionPatchParams = z.infer<typeof decryptionPatchParams>;
 
@@ -58,6 +69,57 @@ function setsDecryption(entry: unknown): boolean {
   return (kind === undefined || kind === 'Kustomization') && /decryption/.test(patch) && (kind !== undefined || /kind:\s*Kustomization/.test(patch));
 }
 
+const CONTROLLER_FLAG = '--sops-age-secret=';
+const ARGS_PATH = '/spec/template/spec/containers/0/args/-';
+
+interface JsonOp { op?: unknown; path?: unknown; value?: unknown }
+
+/** The plain value of an inline patch (a JSON6902 list or a strategic-merge object); undefined when it is neither. */
+function inlinePatch(entry: unknown, file: string): JsonOp[] | Record<string, unknown> | undefined {
+  const text = isMap(entry) ? str(entry.get('patch', true)) : undefined;
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = yamlValues(text, file)[0];
+  } catch {
+    return undefined;
+  }
+  if (Array.isArray(value)) return value.every((o) => typeof o === 'object' && o !== null) ? (value as JsonOp[]) : undefined;
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+}
+
+/** The decryption value an inline patch sets, and how to write another one in its place. */
+function decryptionIn(entry: unknown, file: string): { value: unknown; replace(value: unknown): unknown } | undefined {
+  const patch = inlinePatch(entry, file);
+  if (Array.isArray(patch)) {
+    const op = patch.find((o) => o.path === '/spec/decryption' && (o.op === 'add' || o.op === 'replace'));
+    if (op === undefined) return undefined;
+    return { value: op.value, replace: (value) => patch.map((o) => (o === op ? { ...o, value } : o)) };
+  }
+  const spec = patch?.spec;
+  if (typeof spec !== 'object' || spec === null || !('decryption' in spec)) return undefined;
+  return { value: (spec).decryption, replace: (value) => ({ ...patch, spec: { ...spec, decryption: value } }) };
+}
+
+/** The `--sops-age-secret=` ops of an inline JSON6902 patch of the kustomize-controller Deployment. */
+function controllerFlagOps(entry: unknown, file: string): { ops: JsonOp[]; flags: JsonOp[] } | undefined {
+  if (!isMap(entry)) return undefined;
+  const target = entry.get('target', true);
+  if (!isMap(target) || str(target.get('kind', true)) !== 'Deployment' || str(target.get('name', true)) !== 'kustomize-controller') return undefined;
+  const ops = inlinePatch(entry, file);
+  if (!Array.isArray(ops)) return undefined;
+  const flags = ops.filter((o) => o.op === 'add' && o.path === ARGS_PATH && typeof o.value === 'string' && o.value.startsWith(CONTROLLER_FLAG));
+  return flags.length === 0 ? undefined : { ops, flags };
+}
+
+function literal(value: unknown): Scalar {
+  const s = new Scalar(stringify(value));
+  s.type = Scalar.BLOCK_LITERAL;
+  return s;
+}
+
+const hasSecretRef = (v: unknown) => typeof v === 'object' && v !== null && 'secretRef' in v;
+
 const NEW_FILE = 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n';
 
 export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
@@ -74,21 +136,48 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
     if (str(kind) !== undefined && str(kind) !== 'Kustomization') {
       throw configError(`expected a kustomize Kustomization, found kind ${str(kind)}`, locate(y, p.file, kind));
     }
-    for (const key of ['patches', 'patchesJson6902', 'patchesStrategicMerge']) {
+    const entries = ['patches', 'patchesJson6902', 'patchesStrategicMerge'].flatMap((key) => {
       const list = root.get(key, true);
-      if (isSeq(list) && list.items.some(setsDecryption)) return undefined;
+      return isSeq(list) ? list.items.map((item) => ({ list, item })) : [];
+    });
+    const decryption = entries.find((e) => setsDecryption(e.item));
+    const flag = entries.find((e) => e.list === root.get('patches', true) && controllerFlagOps(e.item, p.file) !== undefined);
+    // Without --decryption the repository keeps the mode it has: a second `init` never switches it back.
+    const current = flag !== undefined && decryption !== undefined && !hasSecretRef(decryptionIn(decryption.item, p.file)?.value) ? 'controller' : 'kustomization';
+    const mode = p.mode ?? current;
+    const changes: string[] = [];
+
+    if (decryption === undefined) {
+      const sync = inputs[p.gotkSync];
+      const moved = sync === undefined ? undefined : findHandAddedDecryption(sync, p.gotkSync);
+      const value = mode === 'controller' ? { provider: 'sops' } : (moved?.value ?? p.decryption ?? { provider: 'sops', secretRef: { name: p.secretName } });
+      const entry = y.doc.createNode({ patch: literal([{ op: 'add', path: '/spec/decryption', value }]), target: { kind: 'Kustomization', name: 'flux-system' } }) as YAMLMap;
+      seqAt(y, p.file, root, 'patches').items.push(entry);
+      changes.push(`${created ? 'create it with the gotk resources and ' : ''}patch decryption into Kustomization flux-system${moved ? ` (moved from ${p.gotkSync})` : ''}`);
+    } else if (p.mode !== undefined) {
+      const found = decryptionIn(decryption.item, p.file);
+      const wantRef = mode === 'kustomization';
+      if (found === undefined || !isMap(decryption.item)) {
+        throw configError(`cannot switch decryption to ${mode} mode: this patch of Kustomization flux-system is not an inline patch fluxstrap can edit`, locate(y, p.file, decryption.item));
+      }
+      if (hasSecretRef(found.value) !== wantRef) {
+        const { secretRef: _, ...rest } = (typeof found.value === 'object' && found.value !== null ? found.value : {}) as Record<string, unknown>;
+        decryption.item.set('patch', literal(found.replace(wantRef ? { provider: 'sops', ...rest, secretRef: { name: p.secretName } } : { provider: 'sops', ...rest })));
+        changes.push(wantRef ? `set decryption secretRef ${p.secretName} on Kustomization flux-system` : 'drop secretRef from the flux-system decryption (the controller flag names the Secret)');
+      }
     }
-    const sync = inputs[p.gotkSync];
-    const moved = sync === undefined ? undefined : findHandAddedDecryption(sync, p.gotkSync);
-    const value = moved?.value ?? { provider: 'sops', secretRef: { name: p.secretName } };
-    const ops = new Scalar(stringify([{ op: 'add', path: '/spec/decryption', value }]));
-    ops.type = Scalar.BLOCK_LITERAL;
-    const entry = y.doc.createNode({ patch: ops, target: { kind: 'Kustomization', name: 'flux-system' } }) as YAMLMap;
-    seqAt(y, p.file, root, 'patches').items.push(entry);
-    return {
-      content: y.toString(),
-      summary: `${created ? 'create it with the gotk resources and ' : ''}patch decryption into Kustomization flux-system${moved ? ` (moved from ${p.gotkSync})` : ''}`,
-    };
+
+    if (mode === 'controller' && flag === undefined) {
+      const entry = y.doc.createNode({ patch: literal([{ op: 'add', path: ARGS_PATH, value: `${CONTROLLER_FLAG}${p.secretName}` }]), target: { kind: 'Deployment', name: 'kustomize-controller' } }) as YAMLMap;
+      seqAt(y, p.file, root, 'patches').items.push(entry);
+      changes.push(`add ${CONTROLLER_FLAG}${p.secretName} to kustomize-controller`);
+    } else if (mode === 'kustomization' && flag !== undefined && p.mode !== undefined) {
+      const { ops, flags } = controllerFlagOps(flag.item, p.file) ?? { ops: [], flags: [] };
+      const rest = ops.filter((o) => !flags.includes(o));
+      if (rest.length === 0) flag.list.items.splice(flag.list.items.indexOf(flag.item), 1);
+      else (flag.item as YAMLMap).set('patch', literal(rest));
+      changes.push(`remove ${CONTROLLER_FLAG} from kustomize-controller`);
+    }
+    return changes.length === 0 ? undefined : { content: y.toString(), summary: changes.join('; ') };
   },
 });
-

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { readTextIfExists, writeAtomic } from '../adapters/files.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 
@@ -46,8 +47,8 @@ export interface FileKindSpec<P> {
   mode?: number;
 }
 
-export function fileKind<P>(spec: FileKindSpec<P>): TaskKind<P, FileState, RepoContext> {
-  const kind: TaskKind<P, FileState, RepoContext> = {
+export function fileKind<P>(spec: FileKindSpec<P>): TaskKind<P, FileState, RepoContext, string> {
+  const kind: TaskKind<P, FileState, RepoContext, string> = {
     kind: spec.kind,
     params: spec.params,
     async observe(params, ctx) {
@@ -71,7 +72,7 @@ export function fileKind<P>(spec: FileKindSpec<P>): TaskKind<P, FileState, RepoC
       ];
     },
     async apply(change, params, ctx) {
-      await writeAtomic(join(ctx.paths.repo, spec.file(params)), change.data as string, { within: ctx.paths.repo, ...(spec.mode === undefined ? {} : { mode: spec.mode }) });
+      await writeAtomic(join(ctx.paths.repo, spec.file(params)), dataOf(change), { within: ctx.paths.repo, ...(spec.mode === undefined ? {} : { mode: spec.mode }) });
     },
   };
   if (spec.notes) kind.notes = (params, state) => spec.notes?.(params, state) ?? [];

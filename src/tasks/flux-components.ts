@@ -27,7 +27,7 @@ function applyOrder(obj: KubeObject): number {
   return 2;
 }
 
-export function planComponents(objects: ObjectFacts[]): Change[] {
+export function planComponents(objects: ObjectFacts[]): Change<KubeObject>[] {
   return planObjects(objects).sort((a, b) => applyOrder(appliedObject(a)) - applyOrder(appliedObject(b)));
 }
 
@@ -36,7 +36,7 @@ export function planComponents(objects: ObjectFacts[]): Change[] {
  * bootstrapped minus the sync objects (applied once the controllers run), server-side applied
  * as `fluxstrap`, so the patches in flux-system/kustomization.yaml are live from the first apply.
  */
-export const fluxComponentsKind: TaskKind<Params, Facts, TaskContext> = {
+export const fluxComponentsKind: TaskKind<Params, Facts, TaskContext, KubeObject> = {
   kind: 'flux-components',
   params: Params,
   async observe(_p, ctx) {

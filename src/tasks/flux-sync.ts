@@ -3,6 +3,7 @@ import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
 import { appliedObject, observeObjects, planObjects } from './objects.ts';
+import type { KubeObject } from '../adapters/kube.ts';
 import type { ObjectFacts } from './objects.ts';
 import { fluxBuild } from './source.ts';
 
@@ -14,14 +15,14 @@ type Params = z.infer<typeof Params>;
  * decryption patch already applied: the first reconcile can decrypt, and a later run does not
  * take decryption away.
  */
-export const fluxSyncKind: TaskKind<Params, ObjectFacts[], TaskContext> = {
+export const fluxSyncKind: TaskKind<Params, ObjectFacts[], TaskContext, KubeObject> = {
   kind: 'flux-sync',
   params: Params,
   async observe(_p, ctx) {
     const { sync } = await fluxBuild(ctx);
     return observeObjects(await ctx.kube(), [sync.gitRepository, sync.kustomization]);
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts): Change<KubeObject>[] {
     return planObjects(facts);
   },
   async apply(change, _p, ctx) {

@@ -10,6 +10,7 @@ import { readTextIfExists } from '../adapters/files.ts';
 import { version } from '../core/version.ts';
 import { clusterEntryOf, CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../cluster/config.ts';
 import type { ClusterConfig } from '../cluster/config.ts';
+import type { SshKeyAlgorithm } from '../keys/ssh.ts';
 import { configError, isFluxstrapError, usageError } from '../core/errors.ts';
 import { fileKind } from './file-content.ts';
 import type { FileState } from './file-content.ts';
@@ -189,7 +190,17 @@ export interface GitFlags {
   gitUsername?: string;
   gitSshKey?: string;
   gitKnownHosts?: string;
+  /** Algorithm of a deploy key generated for an ssh:// URL (ed25519 when not given). */
+  sshKeyAlgorithm?: SshKeyAlgorithm;
+  /** GitHub Enterprise Server's API: written as git.github.apiUrl, with provider github. */
+  githubApiUrl?: string;
 }
+
+/**
+ * Where init puts a deploy key it generates: the private key under the user's config folder (never
+ * in the repository), the host keys (public) next to the cluster's manifests, committed.
+ */
+export const defaultDeployKeyFiles = (cluster: string, clusterPath: string) => ({ keyFile: `~/.config/fluxstrap/${cluster}-deploy-key`, knownHostsFile: `${clusterPath}/known_hosts` });
 
 /**
  * The params of init's fluxstrap.yaml task: the flags as `set`, the origin remote as `fill`.
@@ -202,9 +213,6 @@ export async function fluxstrapConfigTaskParams(
   flags: GitFlags & { path?: string; ageKeyFile?: string | undefined },
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
-  if ((flags.gitSshKey === undefined) !== (flags.gitKnownHosts === undefined)) {
-    throw usageError('--git-ssh-key and --git-known-hosts go together', 'Flux checks the Git server against the known_hosts file: pass both');
-  }
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
   if (flags.gitUsername !== undefined && flags.gitSshKey !== undefined) throw usageError('--git-username is for HTTPS auth: SSH takes the user from --git-url (ssh://USER@host/…)');
   // HTTP basic auth joins user and token with a colon: a colon in the user name would cut it short.
@@ -230,11 +238,28 @@ export async function fluxstrapConfigTaskParams(
   if (flags.gitUsername !== undefined && tokenEnv === undefined) {
     throw usageError('--git-username needs --git-token-env', 'HTTPS auth is a user name and a token: name the environment variable holding the token');
   }
+  // An ssh:// URL given now with no key named gets a generated deploy key (the init tasks make it).
+  const generated = url?.startsWith('ssh://') === true && tokenEnv === undefined && ssh === undefined ? defaultDeployKeyFiles(cluster, clusterPath) : undefined;
+  if (flags.sshKeyAlgorithm !== undefined && (url ?? current?.git?.url)?.startsWith('ssh://') !== true) {
+    throw usageError('--ssh-key-algorithm is for an ssh:// Git URL', 'pass --git-url ssh://git@host/owner/repo.git (or git@host:owner/repo.git)');
+  }
+  const sshFlags = flags.gitSshKey !== undefined || flags.gitKnownHosts !== undefined || generated !== undefined || flags.sshKeyAlgorithm !== undefined;
   const auth =
     tokenEnv !== undefined ? { https: { ...(flags.gitUsername !== undefined ? { username: flags.gitUsername } : {}), passwordEnv: tokenEnv } }
-    : flags.gitSshKey !== undefined && flags.gitKnownHosts !== undefined ? { ssh: { keyFile: stored(flags.gitSshKey, ssh?.keyFile), knownHostsFile: stored(flags.gitKnownHosts, ssh?.knownHostsFile) } }
+    : sshFlags ? {
+      ssh: {
+        keyFile: flags.gitSshKey !== undefined ? stored(flags.gitSshKey, ssh?.keyFile) : ssh?.keyFile ?? generated?.keyFile ?? defaultDeployKeyFiles(cluster, clusterPath).keyFile,
+        knownHostsFile: flags.gitKnownHosts !== undefined ? stored(flags.gitKnownHosts, ssh?.knownHostsFile) : ssh?.knownHostsFile ?? defaultDeployKeyFiles(cluster, clusterPath).knownHostsFile,
+        ...(flags.sshKeyAlgorithm !== undefined ? { keyAlgorithm: flags.sshKeyAlgorithm } : {}),
+      },
+    }
     : undefined;
-  const git = { ...(url !== undefined ? { url } : {}), ...(flags.branch !== undefined ? { branch: flags.branch } : {}), ...(auth ? { auth } : {}) };
+  const git = {
+    ...(url !== undefined ? { url } : {}),
+    ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
+    ...(auth ? { auth } : {}),
+    ...(flags.githubApiUrl !== undefined ? { provider: 'github' as const, github: { apiUrl: flags.githubApiUrl } } : {}),
+  };
   const set: Entry = {
     ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
     ...(Object.keys(git).length > 0 ? { git } : {}),

@@ -3,7 +3,7 @@ import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { GitCredentials, TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
-import type { SecretFacts } from './secret.ts';
+import type { SecretFacts, SecretSpec } from './secret.ts';
 import { fluxBuild } from './source.ts';
 
 const Params = z.strictObject({
@@ -26,7 +26,7 @@ export function gitSecretData(creds: GitCredentials): Record<string, string> | u
 
 type Facts = SecretFacts | { none: true };
 
-export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext> = {
+export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'git-credentials',
   params: Params,
   async observe(p, ctx) {
@@ -37,10 +37,10 @@ export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext> = {
     const spec = { namespace: p.namespace, name: p.name ?? secretRef ?? 'flux-system', data, optionalKeys: SSH_OPTIONAL_KEYS };
     return observeSecret(await ctx.kube(), spec, ctx.rotateSecrets);
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts): Change<SecretSpec>[] {
     return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
-    await applySecret(await ctx.kube(), change);
+    await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
 };

@@ -22,13 +22,13 @@ async function namespaceManifest(ctx: TaskContext, name: string): Promise<KubeOb
   return build.result.objects.find((o) => o.kind === 'Namespace' && o.metadata.name === name) ?? { apiVersion: 'v1', kind: 'Namespace', metadata: { name } };
 }
 
-export const namespaceKind: TaskKind<Params, ObjectFacts[], TaskContext> = {
+export const namespaceKind: TaskKind<Params, ObjectFacts[], TaskContext, KubeObject> = {
   kind: 'namespace',
   params: Params,
   async observe(p, ctx) {
     return observeObjects(await ctx.kube(), [await namespaceManifest(ctx, p.name)]);
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts): Change<KubeObject>[] {
     return planObjects(facts);
   },
   async apply(change, _p, ctx) {

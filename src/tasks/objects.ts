@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
 import { describeRef, refOf } from '../adapters/kube.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
-import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
+import { isFluxstrapError } from '../core/errors.ts';
 import { getOwn, setOwn } from '../core/own.ts';
 
 /**
@@ -159,8 +160,6 @@ export function planObjects(facts: ObjectFacts[]): Change<KubeObject>[] {
   return changes;
 }
 
-export function appliedObject(change: Change): KubeObject {
-  const obj = change.data as KubeObject | undefined;
-  if (!obj) throw new FluxstrapError('E_INTERNAL', `change ${change.target} carries no object`);
-  return obj;
+export function appliedObject(change: Change<KubeObject>): KubeObject {
+  return dataOf(change);
 }

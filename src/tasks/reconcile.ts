@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { KubeObject, ObjectRef } from '../adapters/kube.ts';
 import { artifactRevision, conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt, refOf } from '../adapters/kube.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
@@ -45,7 +46,7 @@ export function planReconcile(f: ReconcileFacts): Change<'source' | 'kustomizati
   return changes;
 }
 
-export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext> = {
+export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext, 'source' | 'kustomization'> = {
   kind: 'reconcile',
   params: Params,
   async observe(_p, ctx) {
@@ -65,8 +66,9 @@ export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext> = {
   },
   async apply(change, _p, ctx) {
     const kube = await ctx.kube();
-    const facts = await this.observe({}, ctx);
-    const isSource = change.data === 'source';
+    // Apply runs only outside check mode.
+    const facts = await this.observe({}, ctx, { check: false });
+    const isSource = dataOf(change) === 'source';
     const { ref } = isSource ? facts.source : facts.kustomization;
     let { obj } = isSource ? facts.source : facts.kustomization;
     const revisionOf = isSource ? artifactRevision : lastAppliedRevision;

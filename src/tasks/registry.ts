@@ -15,6 +15,10 @@ export type KindRegistry = Readonly<Record<string, KindLoader>>;
 export const builtinKinds: KindRegistry = {
   preflight: () => import('./preflight.ts').then((m) => m.preflightKind),
   namespace: () => import('./namespace.ts').then((m) => m.namespaceKind),
+  'ssh-deploy-key': () => import('./ssh-deploy-key.ts').then((m) => m.sshDeployKeyKind),
+  'known-hosts': () => import('./known-hosts.ts').then((m) => m.knownHostsKind),
+  'github-repository': () => import('./github-repository.ts').then((m) => m.githubRepositoryKind),
+  'github-deploy-key': () => import('./github-deploy-key.ts').then((m) => m.githubDeployKeyKind),
   'git-credentials': () => import('./git-credentials.ts').then((m) => m.gitCredentialsKind),
   'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),
   'sops-hcvault-secret': () => import('./sops-hcvault-secret.ts').then((m) => m.sopsHcVaultSecretKind),

@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
 import { describeRef } from '../adapters/kube.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import { maskValues } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
@@ -109,16 +110,29 @@ export function secretManifest(spec: SecretSpec): KubeObject {
   };
 }
 
-export async function applySecret(kube: KubeAdapter, change: Change): Promise<void> {
-  const spec = change.data as SecretSpec;
-  if (change.action === 'update') {
-    const live = await kube.get(ref(spec));
-    const extra = Object.keys((live?.data ?? {})).some((k) => !Object.hasOwn(spec.data, k));
-    // Keys another writer owns survive a server-side apply; a rotation must leave exactly ours.
-    if (extra) await kube.delete(ref(spec));
-    else if (live?.metadata.annotations?.[LAST_APPLIED] !== undefined) {
-      await kube.patchMerge(ref(spec), { metadata: { annotations: { [LAST_APPLIED]: null } } });
+/**
+ * Someone else may write the Secret between our observe and this apply. A create therefore
+ * never overwrites: when the Secret appeared meanwhile it is observed and planned again (equal:
+ * nothing to do; different: the drift error, as on a fresh run). An update is applied only over
+ * the version it was computed from (resourceVersion precondition: a conflict is one E_KUBE line).
+ */
+export async function applySecret(kube: KubeAdapter, change: Change<SecretSpec>, rotate = false): Promise<void> {
+  const spec = dataOf(change);
+  const live = change.action === 'update' ? await kube.get(ref(spec)) : undefined;
+  if (live) {
+    const extra = Object.keys((live.data ?? {})).some((k) => !Object.hasOwn(spec.data, k));
+    if (!extra) {
+      let version = live.metadata.resourceVersion;
+      if (live.metadata.annotations?.[LAST_APPLIED] !== undefined) {
+        version = (await kube.patchMerge(ref(spec), { metadata: { resourceVersion: version, annotations: { [LAST_APPLIED]: null } } })).metadata.resourceVersion;
+      }
+      const manifest = secretManifest(spec);
+      await kube.apply({ ...manifest, metadata: { ...manifest.metadata, ...(version !== undefined ? { resourceVersion: version } : {}) } });
+      return;
     }
+    // Keys another writer owns survive a server-side apply; a rotation must leave exactly ours.
+    await kube.delete(ref(spec));
   }
-  await kube.apply(secretManifest(spec));
+  if (await kube.create(secretManifest(spec))) return;
+  for (const again of planSecret(await observeSecret(kube, spec, rotate))) await applySecret(kube, again, rotate);
 }

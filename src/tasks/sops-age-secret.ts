@@ -4,7 +4,7 @@ import type { TaskKind } from '../core/task.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
-import type { SecretFacts } from './secret.ts';
+import type { SecretFacts, SecretSpec } from './secret.ts';
 import { decryptionSecretName } from './source.ts';
 
 const Params = z.strictObject({
@@ -26,7 +26,7 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
 
 type Facts = SecretFacts | { none: true };
 
-export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext> = {
+export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
@@ -36,10 +36,10 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext> = {
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts): Change<SecretSpec>[] {
     return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
-    await applySecret(await ctx.kube(), change);
+    await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
 };

@@ -25,6 +25,10 @@ export const sopsConfigParams = z.object({
   clusterPath: z.string(),
   age: z.array(z.string()).default([]),
   pgp: z.array(z.string()).default([]),
+  /** Cloud KMS keys as sops' rule fields spell them: `kms` ARNs, `gcp_kms` resource ids, `azure_keyvault` key URLs. */
+  kms: z.array(z.string()).default([]),
+  gcpKms: z.array(z.string()).default([]),
+  azureKeyvault: z.array(z.string()).default([]),
   encryptedRegex: z
     .string()
     .superRefine((s, ctx) => {
@@ -33,6 +37,12 @@ export const sopsConfigParams = z.object({
       if (why !== undefined) ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression: ${why}` });
     })
     .default('^(data|stringData)$'),
+  /**
+   * `mac_only_encrypted: true` in a new rule (as cluster-template writes it): the MAC covers only
+   * the encrypted values, so editing a plaintext field (a label) never breaks it. An existing
+   * rule keeps its own choice.
+   */
+  macOnlyEncrypted: z.boolean().default(true),
   /** The SOPS files the cluster reaches, repository-relative (src/flux/reach.ts). */
   reached: z.array(z.string()).default([]),
 });
@@ -59,7 +69,9 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     // parseConfig is the SOPS engine's own reader: what it rejects, encrypt would reject too.
     const rules = text.trim() === '' ? [] : parseConfig(text, p.file).creationRules;
     const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
-    const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`)];
+    // Callers that build params by hand (init) may leave out the lists zod would default.
+    const cloud = [['kms', 'kms', p.kms ?? []], ['gcp_kms', 'gcp_kms', p.gcpKms ?? []], ['azure_keyvault', 'azure_kv', p.azureKeyvault ?? []]] as const;
+    const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`), ...cloud.flatMap(([, type, ids]) => ids.map((id) => `${type}:${id}`))];
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
     if (p.reached.length > 0) return coverReached(p, y, rules, wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)), pgp, keysOf);
     const samples = samplesFor(p.clusterPath);
@@ -81,12 +93,14 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
       const rule = node as YAMLMap;
       if (p.age.length > 0) rule.set('age', p.age.join(','));
       if (pgp.length > 0) rule.set('pgp', pgp.join(','));
+      for (const [field, , ids] of cloud) if (ids.length > 0) rule.set(field, ids.join(','));
       insertAt(seq, Math.min(at, own), rule);
       summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
     } else {
-      const rule: Record<string, string> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex };
+      const rule: Record<string, string | boolean> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
       if (p.age.length > 0) rule.age = p.age.join(',');
       if (pgp.length > 0) rule.pgp = pgp.join(',');
+      for (const [field, , ids] of cloud) if (ids.length > 0) rule[field] = ids.join(',');
       insertAt(seq, at, y.doc.createNode(rule));
       summary = `add a creation rule for ${p.clusterPath}${at < seq.items.length - 1 ? ` before rule ${at + 1} (first match wins)` : ''}`;
     }
@@ -123,7 +137,7 @@ function coverReached(p: SopsConfigParams, y: EditableYaml, rules: CreationRule[
     summaries.push(`add the cluster's key to the creation rule at ${p.file}:${rule.line} (${all}), which governs the ${files.length} SOPS file(s) the cluster reaches (${files.join(', ')}) and any other file it matches`);
   }
   if (uncovered.length > 0) {
-    const rule: Record<string, string> = { path_regex: `^(${uncovered.map(escape).join('|')})$`, encrypted_regex: p.encryptedRegex };
+    const rule: Record<string, string | boolean> = { path_regex: `^(${uncovered.map(escape).join('|')})$`, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
     if (age.length > 0) rule.age = age.join(',');
     if (pgp.length > 0) rule.pgp = pgp.join(',');
     seq.items.push(y.doc.createNode(rule));

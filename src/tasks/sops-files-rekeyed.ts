@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readText, writeAtomic } from '../adapters/files.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
@@ -61,7 +62,7 @@ export function keyGroupsOf(text: string, name: string): string[][] {
 /** A group per line prefix only when there are several, so that single-group plans read as they always did. */
 const listing = (groups: string[][]) => groups.flatMap((g, i) => g.map((k) => `${groups.length > 1 ? `group ${i + 1}: ` : ''}${k}\n`)).join('');
 
-export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[], RekeyContext> = {
+export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[], RekeyContext, Rekey> = {
   kind: 'sops-files-rekeyed',
   params: sopsFilesRekeyedParams,
   async observe(p, ctx) {
@@ -104,7 +105,7 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
     });
   },
   async apply(change, _p, ctx) {
-    const { name, addAge, rmAge } = change.data as Rekey;
+    const { name, addAge, rmAge } = dataOf(change);
     const file = join(ctx.paths.repo, name);
     let text = await readText(file);
     const identities = await ctx.ageIdentities();

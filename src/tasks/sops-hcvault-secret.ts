@@ -4,7 +4,7 @@ import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
-import type { SecretFacts } from './secret.ts';
+import type { SecretFacts, SecretSpec } from './secret.ts';
 import { decryptionSecretName } from './source.ts';
 
 const Params = z.strictObject({
@@ -35,7 +35,7 @@ type Facts = SecretFacts | { none: true };
  * The `sops-hcvault` Secret the Flux SOPS guide makes by hand (`kubectl create secret generic
  * sops-hcvault --from-literal=sops.vault-token=…`), when fluxstrap.yaml sets `sopsKey.vault`.
  */
-export const sopsHcVaultSecretKind: TaskKind<Params, Facts, TaskContext> = {
+export const sopsHcVaultSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-hcvault-secret',
   params: Params,
   async observe(p, ctx) {
@@ -44,10 +44,10 @@ export const sopsHcVaultSecretKind: TaskKind<Params, Facts, TaskContext> = {
     const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-hcvault';
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts): Change<SecretSpec>[] {
     return 'none' in facts ? [] : planSecret(facts);
   },
   async apply(change, _p, ctx) {
-    await applySecret(await ctx.kube(), change);
+    await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
 };

@@ -1,7 +1,7 @@
-import { rmSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { GitAuth, GitRemote } from '../adapters/git.ts';
+import type { GitRemote } from '../adapters/git.ts';
+import { gitRemoteOf } from '../cluster/remote.ts';
 import type { KubeObject } from '../adapters/kube.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
@@ -48,13 +48,9 @@ export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
       hint: `set clusters.${ctx.cluster.name}.git.url in fluxstrap.yaml, pass --git-url, or set FLUXSTRAP_GIT_URL`,
     });
   }
-  let gitAuth: GitAuth = { kind: 'none' };
-  if (auth.type === 'ssh') gitAuth = { kind: 'ssh', identityFile: auth.keyFile, knownHostsFile: auth.knownHostsFile };
-  if (auth.type === 'https') {
-    const creds = await ctx.gitCredentials();
-    if (creds.type === 'https') gitAuth = { kind: 'basic', username: creds.username, password: creds.password };
-  }
-  return { url, auth: gitAuth };
+  // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
+  const creds = auth.type === 'https' ? await ctx.gitCredentials() : undefined;
+  return gitRemoteOf(url, auth, () => (creds?.type === 'https' ? creds.password : ''));
 }
 
 export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {
@@ -76,11 +72,11 @@ async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
     git.isClean(ctx.paths.repo, ctx.cluster.path),
   ]);
   let dir = ctx.paths.repo;
-  let origin = 'local checkout';
+  let origin = ctx.cluster.temporaryClone === true ? 'temporary clone' : 'local checkout';
   if (local !== commit || !clean) {
     const checkout = await git.cloneBranch(remote, branch);
-    // The clone lives as long as the run; an interrupt or a SIGKILL leaves a temp dir, nothing else.
-    ctx.defer(() => rmSync(checkout.dir, { recursive: true, force: true }));
+    // The clone lives as long as the run; an interrupt removes it too, a SIGKILL leaves a temp dir.
+    ctx.defer(checkout.remove);
     if (checkout.commit !== commit) {
       throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, { hint: 'run again' });
     }
@@ -152,8 +148,7 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
 
 /** kustomize-controller decrypts for every Kustomization when it runs with `--sops-age-secret`. */
 export function controllerDecrypts(components: KubeObject[]): boolean {
-  const controller = components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
-  return JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
+  return sopsAgeSecretFlag(kustomizeController(components)) !== undefined;
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
@@ -167,8 +162,29 @@ async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<Flux
   return new FluxstrapError('E_NOT_FOUND', `${what} (at ${src.revision})`, { hint: fix });
 }
 
-/** The Secret the flux-system decryption patch points at, if the build carries one. */
+/**
+ * The Secret the flux-system decryption patch points at, else the one kustomize-controller's
+ * `--sops-age-secret` names (controller-level decryption), if the build carries either.
+ */
 export async function decryptionSecretName(ctx: TaskContext): Promise<string | undefined> {
-  const spec = (await fluxBuild(ctx)).sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
-  return spec?.decryption?.secretRef?.name;
+  const build = await fluxBuild(ctx);
+  const spec = build.sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
+  return spec?.decryption?.secretRef?.name ?? controllerSecretName(build);
+}
+
+/** The value of kustomize-controller's `--sops-age-secret` in the build. */
+export function controllerSecretName(build: FluxBuild): string | undefined {
+  return sopsAgeSecretFlag(kustomizeController(build.components));
+}
+
+const kustomizeController = (components: KubeObject[]) => components.find((o) => o.kind === 'Deployment' && o.metadata.name === 'kustomize-controller');
+
+/** The Secret a kustomize-controller Deployment's `--sops-age-secret` names, if it has the flag. */
+export function sopsAgeSecretFlag(deployment: KubeObject | undefined): string | undefined {
+  const containers = (deployment?.spec as { template?: { spec?: { containers?: { args?: unknown[] }[] } } } | undefined)?.template?.spec?.containers ?? [];
+  const flag = '--sops-age-secret=';
+  for (const c of containers) {
+    for (const a of c.args ?? []) if (typeof a === 'string' && a.startsWith(flag)) return a.slice(flag.length);
+  }
+  return undefined;
 }

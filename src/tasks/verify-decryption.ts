@@ -86,7 +86,7 @@ function settledAt(revision: string): (obj: KubeObject | undefined) => WaitState
 export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = {
   kind: 'verify-decryption',
   params: Params,
-  async observe(_p, ctx) {
+  async observe(_p, ctx, run) {
     const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
     const ks = build.sync.kustomization;
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
@@ -111,7 +111,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
       // (or failed at) the bootstrapped revision before looking at its Secrets.
       for (const k of reach.kustomizations.slice(1).filter((c) => c.sops.length > 0)) {
         const childRef = { apiVersion: ks.apiVersion, kind: 'Kustomization', name: k.name, namespace: k.namespace };
-        const obj = ctx.check
+        const obj = run.check
           ? await kube.get(childRef)
           : await kube.waitFor(childRef, settledAt(src.revision), { timeoutMs: ctx.timeoutMs, what: `applied at ${src.revision}`, onProgress: (r) => ctx.log(`${describeKustomization(k)}: ${r}`) }).catch((e: unknown) => {
             if (e instanceof FluxstrapError && e.code === 'E_TIMEOUT') return kube.get(childRef);
@@ -135,7 +135,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         : undefined;
     }));
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
-    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: ctx.check, children };
+    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: run.check, children };
   },
   plan(_p, facts): Change[] {
     const problems = verificationProblems(facts);

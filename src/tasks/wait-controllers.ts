@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { KubeObject, ObjectRef, WaitState } from '../adapters/kube.ts';
 import { deploymentAvailable, describeRef, refOf } from '../adapters/kube.ts';
+import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
@@ -24,7 +25,7 @@ export function planWaits(facts: DeploymentFacts[]): Change<ObjectRef>[] {
  * Every Deployment of the flux-system build Available (kstatus rules), event-driven: a watch per
  * Deployment rather than `kubectl wait pod`, which fails outright while no pod exists yet.
  */
-export const waitControllersKind: TaskKind<Params, DeploymentFacts[], TaskContext> = {
+export const waitControllersKind: TaskKind<Params, DeploymentFacts[], TaskContext, ObjectRef> = {
   kind: 'wait-controllers',
   params: Params,
   async observe(_p, ctx) {
@@ -39,7 +40,7 @@ export const waitControllersKind: TaskKind<Params, DeploymentFacts[], TaskContex
     return planWaits(facts);
   },
   async apply(change, _p, ctx) {
-    const ref = change.data as ObjectRef;
+    const ref = dataOf(change);
     await (await ctx.kube()).waitFor(ref, deploymentAvailable, { timeoutMs: ctx.timeoutMs, what: 'Available', onProgress: (r) => ctx.log(`${describeRef(ref)}: ${r}`) });
   },
 };

@@ -1,5 +1,5 @@
 // Builds the test cluster's programs from their Go modules into the cache (components.ts).
-// Usage: npm run cluster:build [-- --with-flux-cli] [-- --with-vault]
+// Usage: npm run cluster:build [-- --with-flux-cli] [-- --with-local-kms] [-- --with-vault]
 // A component is skipped when its stamp matches the module version, Go version and flags.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -182,6 +182,7 @@ async function prepareFluxCopy(moduleDir: string, src: string): Promise<void> {
 
 export interface BuildOptions {
   withFluxCli?: boolean;
+  withLocalKms?: boolean;
   withVault?: boolean;
 }
 
@@ -189,8 +190,8 @@ export async function buildAll(opts: BuildOptions = {}): Promise<void> {
   const go = await goVersion().catch((err: unknown) => {
     throw new Error(`the Go toolchain is needed to build the test cluster: ${(err as Error).message}`);
   });
-  const wanted = COMPONENTS.filter((c) => !c.optional
-    || (c.name === 'flux' && opts.withFluxCli === true) || (c.name === 'vault' && opts.withVault === true));
+  const requested = { flux: opts.withFluxCli === true, 'local-kms': opts.withLocalKms === true, vault: opts.withVault === true };
+  const wanted = COMPONENTS.filter((c) => !c.optional || (requested as Partial<Record<string, boolean>>)[c.name] === true);
   for (const c of wanted) {
     // The flux CLI embeds the generated bundles, so they must exist before it compiles.
     if (c.name === 'flux') await generateGotkComponents();
@@ -219,8 +220,9 @@ export function missingArtifacts(): string[] {
 
 if (import.meta.main) {
   const withFluxCli = process.argv.includes('--with-flux-cli');
+  const withLocalKms = process.argv.includes('--with-local-kms');
   const withVault = process.argv.includes('--with-vault');
-  buildAll({ withFluxCli, withVault }).then(
+  buildAll({ withFluxCli, withLocalKms, withVault }).then(
     () => console.log(`[build] all components ready in ${cacheDir()}`),
     (err: unknown) => {
       console.error(`[build] ${(err as Error).message}`);

@@ -10,7 +10,7 @@ export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
 export type ComponentName =
-  | 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'vault' | ControllerName;
+  | 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'vault' | ControllerName;
 
 /** Flux's default components, as `flux install` installs them. */
 export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
@@ -42,7 +42,7 @@ export interface Component {
    * minor instead. Not part of the build recipe: it names what is missing, not what is built.
    */
   readonly pairedVersion?: string;
-  /** Built only on request (`--with-flux-cli`, `--with-vault`). */
+  /** Built only on request (`--with-flux-cli`, `--with-local-kms`, `--with-vault`). */
   readonly optional: boolean;
 }
 
@@ -133,6 +133,17 @@ export const COMPONENTS: readonly Component[] = [
     binaries: { flux: './cmd/flux' },
     method: 'copy',
     ldflags: [`-X main.VERSION=${FLUX_VERSION.slice(1)}`],
+    optional: true,
+  },
+  {
+    // An AWS KMS stand-in for the sops `kms` tests (fluxstrap, sops and kustomize-controller reach
+    // it through AWS_ENDPOINT_URL_KMS). Not tagged: the proxy serves this commit's pseudo-version.
+    name: 'local-kms',
+    module: 'github.com/nsmithuk/local-kms',
+    version: 'v0.0.0-20260228092603-2a5e92d09ab6',
+    binaries: { 'local-kms': 'github.com/nsmithuk/local-kms' },
+    method: 'install',
+    ldflags: [],
     optional: true,
   },
   {

@@ -15,17 +15,27 @@ export interface ControlPlaneOptions {
   ports: PortAllocator;
 }
 
+/** What stop() and the last-resort kill need of a process. */
+export type Stoppable = Pick<Service, 'stop' | 'kill'>;
+
+/** kube-apiserver, which tests stop and start again (same port, PKI and etcd) to fault a run. */
+export interface RestartableApiserver extends Stoppable {
+  /** Starts it again after stop(); resolves once /readyz answers. */
+  start(): Promise<void>;
+}
+
 export interface ControlPlane {
   kubeconfig: string;
   client: KubeClient;
-  services: Service[];
+  services: Stoppable[];
+  apiserver: RestartableApiserver;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const pki = join(opts.dir, 'pki');
   mkdirSync(pki, { recursive: true });
   const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([opts.ports.take(), opts.ports.take(), opts.ports.take()]);
-  const services: Service[] = [];
+  const services: Stoppable[] = [];
   const alive = (s: Service) => (): string | undefined =>
     s.alive ? undefined : `${s.name} exited; log tail:\n${tail(s.logFile)}`;
 
@@ -50,7 +60,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await waitFor('etcd /health', async () => ((await fetch(`${etcdUrl}/health`)).ok ? true : undefined), { abort: alive(etcd) });
 
     const server = `https://127.0.0.1:${apiPort}`;
-    const apiserver = new Service({
+    const apiserverOptions = {
       name: 'kube-apiserver', cmd: opts.kubeApiserver, logsDir: opts.logsDir, pidsDir: opts.pidsDir,
       args: [
         `--etcd-servers=${etcdUrl}`,
@@ -70,15 +80,26 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--disable-admission-plugins=ServiceAccount',
         '--profiling=false',
       ],
-    });
-    services.push(apiserver);
+    };
+    let current = new Service(apiserverOptions);
     const client = new KubeClient(server, serverCert, token);
-    await waitFor('kube-apiserver /readyz', async () => ((await client.request('GET', '/readyz')).status === 200 ? true : undefined),
-      { abort: alive(apiserver), timeoutMs: 90_000 });
+    const ready = () => waitFor('kube-apiserver /readyz', async () => ((await client.request('GET', '/readyz')).status === 200 ? true : undefined),
+      { abort: alive(current), timeoutMs: 90_000 });
+    const apiserver: RestartableApiserver = {
+      stop: (graceMs?: number) => current.stop(graceMs),
+      kill: () => current.kill(),
+      start: async () => {
+        if (current.alive) return;
+        current = new Service(apiserverOptions);
+        await ready();
+      },
+    };
+    services.push(apiserver);
+    await ready();
 
     const kubeconfig = join(opts.dir, 'kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, serverCert, token), { mode: 0o600 });
-    return { kubeconfig, client, services };
+    return { kubeconfig, client, services, apiserver };
   } catch (err) {
     for (const s of services.reverse()) await s.stop();
     throw err;

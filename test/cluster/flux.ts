@@ -31,6 +31,18 @@ const LISTENERS: Record<ControllerName, readonly string[]> = {
   'notification-controller': ['health', 'metrics', 'events', 'receiver'],
 };
 
+/**
+ * Flags of a Deployment's container that the harness passes on to the process (its own command
+ * line replaces the rest): kustomize-controller's controller-level SOPS settings, which fluxstrap
+ * sets through a patch of the Deployment.
+ */
+const DEPLOYMENT_FLAGS: Record<ControllerName, readonly string[]> = {
+  'source-controller': [],
+  'kustomize-controller': ['--sops-age-secret=', '--sops-vault-configmap='],
+  'helm-controller': [],
+  'notification-controller': [],
+};
+
 const ADDRESS_IN_USE = /bind: address already in use/;
 const CONFLICT_CHECK_MS = 500;
 
@@ -58,6 +70,7 @@ export class FluxController {
   // start, stop and a restart on new ports never interleave.
   #queue: Promise<void> = Promise.resolve();
   #restarts = 0;
+  #deploymentArgs: readonly string[] = [];
 
   private constructor(opts: ControllerOptions, ports: Record<string, number>) {
     this.name = opts.name;
@@ -87,6 +100,27 @@ export class FluxController {
   /** How often a listener was in use and the controller was restarted on new ports. */
   get portRestarts(): number {
     return this.#restarts;
+  }
+
+  /** The flags taken from the Deployment that the running process was started with. */
+  get deploymentArgs(): readonly string[] {
+    return this.#deploymentArgs;
+  }
+
+  /** The passed-on flags of a Deployment's containers, in their order. */
+  passedOn(args: readonly unknown[]): string[] {
+    const prefixes = DEPLOYMENT_FLAGS[this.name];
+    return args.filter((a): a is string => typeof a === 'string' && prefixes.some((p) => a.startsWith(p)));
+  }
+
+  /** Start with these Deployment flags; a running process with other ones is restarted, as a rollout would. */
+  startWith(args: readonly string[]): Promise<void> {
+    return this.#serial(async () => {
+      if (this.running && args.join('\0') === this.#deploymentArgs.join('\0')) return;
+      if (this.running) await this.#stopNow();
+      this.#deploymentArgs = [...args];
+      this.#spawn();
+    });
   }
 
   start(): Promise<void> {
@@ -154,6 +188,7 @@ export class FluxController {
     } else if (this.name === 'helm-controller') {
       args.push('--http-retry=2');
     }
+    args.push(...this.#deploymentArgs);
     let logOffset = 0;
     try {
       logOffset = statSync(this.logFile).size;
@@ -254,7 +289,7 @@ export async function crdsEstablished(client: KubeClient, name: ControllerName):
 
 interface Deployment {
   metadata: { name: string; generation?: number };
-  spec?: { replicas?: number };
+  spec?: { replicas?: number; template?: { spec?: { containers?: { args?: unknown[] }[] } } };
   status?: {
     observedGeneration?: number;
     availableReplicas?: number;
@@ -316,8 +351,10 @@ export class DeploymentMirror {
       const wanted = deployment !== undefined && replicas > 0 && !this.#held.has(controller.name);
       if (!wanted) {
         await controller.stop();
-      } else if (!controller.running && await crdsEstablished(this.#client, controller.name)) {
-        await controller.start();
+      } else {
+        const args = controller.passedOn((deployment.spec?.template?.spec?.containers ?? []).flatMap((c) => c.args ?? []));
+        const changed = args.join('\0') !== controller.deploymentArgs.join('\0');
+        if ((!controller.running || changed) && await crdsEstablished(this.#client, controller.name)) await controller.startWith(args);
       }
       if (deployment !== undefined) await this.#writeStatus(deployment, replicas, await controller.healthy());
     }

@@ -28,7 +28,13 @@ export interface GitServerInfo {
 export interface GitServer extends GitServerInfo {
   httpUrl: (repo: string) => string;
   sshUrl: (repo: string) => string;
+  /** Accept one more deploy key (an authorized_keys line), as a forge does once a key is registered. */
+  authorize: (publicKey: string) => void;
   stop: () => Promise<void>;
+  /** Takes both listeners down (connections refused) until up(), to fault a run. */
+  down: () => Promise<void>;
+  /** Listens again on the same ports, so URLs and known_hosts stay valid. */
+  up: () => Promise<void>;
 }
 
 const SERVICE_SUFFIX = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/;
@@ -70,14 +76,24 @@ export async function startGitServer(dir: string): Promise<GitServer> {
       res.end(String(err));
     });
   });
-  const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => handleSshClient(client, reposDir, deployPublic));
+  const deployKey = ssh2.utils.parseKey(deployPublic);
+  if (deployKey instanceof Error) throw deployKey;
+  const allowed: ssh2.ParsedKey[] = [deployKey];
+  const ssh = new ssh2.Server({ hostKeys: [hostKey] }, (client) => handleSshClient(client, reposDir, allowed));
   // A client that drops mid-handshake must not take the test process down.
   ssh.on('error', () => undefined);
 
-  const listen = (server: HttpServer | ssh2.Server): Promise<number> => new Promise((resolve, reject) => {
+  const listen = (server: HttpServer | ssh2.Server, port = 0): Promise<number> => new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
   });
+  const close = async (): Promise<void> => {
+    http.closeAllConnections();
+    await Promise.all([
+      new Promise<void>((resolve) => http.close(() => resolve())),
+      new Promise<void>((resolve) => ssh.close(() => resolve())),
+    ]);
+  };
   const [httpPort, sshPort] = await Promise.all([listen(http), listen(ssh)]);
   const httpBase = `http://127.0.0.1:${httpPort}`;
   const sshBase = `ssh://git@127.0.0.1:${sshPort}`;
@@ -93,12 +109,15 @@ export async function startGitServer(dir: string): Promise<GitServer> {
     reposDir,
     httpUrl: (repo) => `${httpBase}/${repo}`,
     sshUrl: (repo) => `${sshBase}/${repo}`,
-    stop: async () => {
-      http.closeAllConnections();
-      await Promise.all([
-        new Promise<void>((resolve) => http.close(() => resolve())),
-        new Promise<void>((resolve) => ssh.close(() => resolve())),
-      ]);
+    authorize: (publicKey) => {
+      const parsed = ssh2.utils.parseKey(publicKey);
+      if (parsed instanceof Error) throw parsed;
+      allowed.push(parsed);
+    },
+    stop: close,
+    down: close,
+    up: async () => {
+      await Promise.all([listen(http, httpPort), listen(ssh, sshPort)]);
     },
   };
 }
@@ -192,13 +211,13 @@ function pipeCgiResponse(out: NodeJS.ReadableStream, res: ServerResponse): Promi
   });
 }
 
-function handleSshClient(client: ssh2.Connection, reposDir: string, deployPublic: string): void {
-  const allowed = ssh2.utils.parseKey(deployPublic);
-  if (allowed instanceof Error) throw allowed;
+function handleSshClient(client: ssh2.Connection, reposDir: string, allowedKeys: readonly ssh2.ParsedKey[]): void {
   client.on('error', () => undefined);
   client.on('authentication', (ctx) => {
-    if (ctx.method !== 'publickey' || ctx.username !== 'git' || ctx.key.algo !== allowed.type
-      || !timingSafeEqual(ctx.key.data, allowed.getPublicSSH())) {
+    const allowed = ctx.method === 'publickey'
+      ? allowedKeys.find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()))
+      : undefined;
+    if (ctx.method !== 'publickey' || ctx.username !== 'git' || allowed === undefined) {
       ctx.reject(['publickey']);
       return;
     }

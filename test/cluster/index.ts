@@ -12,7 +12,7 @@ import { ownedTempDir } from '../helpers/tmp.ts';
 import {
   DEFAULT_CONTROLLERS, FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName,
 } from './components.ts';
-import { startControlPlane } from './controlplane.ts';
+import { startControlPlane, type RestartableApiserver, type Stoppable } from './controlplane.ts';
 import {
   DeploymentMirror, FluxController, crdsEstablished, type ControllerName,
 } from './flux.ts';
@@ -20,7 +20,7 @@ import { startGitServer, type GitServer } from './git-server.ts';
 import { gotkComponentsPath } from './gotk.ts';
 import { type KubeClient } from './kube.ts';
 import { PortAllocator } from './ports.ts';
-import { run, tail, waitFor, type Service } from './proc.ts';
+import { run, tail, waitFor } from './proc.ts';
 import { clearClusterDir, markKept } from './watchdog.ts';
 
 export { FLUX_NAMESPACE, type ControllerName } from './flux.ts';
@@ -72,6 +72,13 @@ export interface Controllers {
   ports(name: ControllerName): Readonly<Record<string, number>>;
   /** How often a listener port was in use and the controller was restarted on new ports. */
   portRestarts(name: ControllerName): number;
+  /** The flags of its Deployment the running process got (kustomize-controller's `--sops-*`). */
+  deploymentArgs(name: ControllerName): readonly string[];
+  /**
+   * SIGKILLs the controller as a crash would, without holding it: in `on-deployment` mode the
+   * mirror starts it again, as a kubelet restarts a crashed container.
+   */
+  crash(name: ControllerName): void;
 }
 
 export interface Cluster {
@@ -88,6 +95,8 @@ export interface Cluster {
   binaries: Binaries;
   git: GitServer;
   controllers: Controllers;
+  /** kube-apiserver: stop() it and start() it again (same port, certificate and etcd data). */
+  apiserver: Pick<RestartableApiserver, 'stop' | 'start'>;
   /** Runs the built kubectl against this cluster; rejects with kubectl's error line. */
   kubectl(args: readonly string[], input?: string): Promise<string>;
   /** The last lines of every log, for a failing test to print. */
@@ -147,7 +156,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   watchdog.unref();
 
   const ports = new PortAllocator(dir);
-  const services: Service[] = [];
+  const services: Stoppable[] = [];
   const controllers: FluxController[] = [];
   let mirror: DeploymentMirror | undefined;
   let git: GitServer | undefined;
@@ -225,6 +234,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
       binaries: b,
       git: gitServer,
       controllers: controlsFor(controller, () => mirror, plane.client),
+      apiserver: { stop: () => plane.apiserver.stop(), start: () => plane.apiserver.start() },
       kubectl,
       logTails,
       keep,
@@ -256,6 +266,8 @@ function controlsFor(controller: (name: ControllerName) => FluxController, mirro
     healthy: (name) => controller(name).healthy(),
     ports: (name) => controller(name).ports,
     portRestarts: (name) => controller(name).portRestarts,
+    deploymentArgs: (name) => controller(name).deploymentArgs,
+    crash: (name) => controller(name).kill(),
   };
 }
 

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import type { GitAuth } from '../../src/adapters/git.ts';
+import { conditionOf } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -49,3 +51,24 @@ export const kustomization = (resources: string[]) => stringify({ apiVersion: 'k
 export const namespace = (name: string) => stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
 export const secret = (ns: string, name: string, data: Record<string, string>) =>
   stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns }, type: 'Opaque', stringData: data });
+
+export interface ReachedSecret {
+  ns: string;
+  name: string;
+  key: string;
+  value: string;
+}
+
+/** Each Flux Kustomization of flux-system becomes Ready, and each Secret holds its plaintext value. */
+export async function assertConverged(kube: KubeAdapter, kustomizations: string[], secrets: ReachedSecret[]): Promise<void> {
+  for (const ks of kustomizations) {
+    const obj = await kube.waitFor({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: ks },
+      (o) => ({ done: conditionOf(o, 'Ready')?.status === 'True', reason: conditionOf(o, 'Ready')?.message ?? 'not Ready' }), { timeoutMs: 180_000, what: 'Ready' });
+    assert.equal(conditionOf(obj, 'Ready')?.status, 'True');
+  }
+  for (const s of secrets) {
+    const found = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: s.ns, name: s.name });
+    assert.ok(found, `Secret ${s.ns}/${s.name} exists`);
+    assert.equal(Buffer.from((found.data as Record<string, string>)[s.key] ?? '', 'base64').toString(), s.value);
+  }
+}

@@ -12,6 +12,7 @@ import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /**
  * `fluxstrap init` then `bootstrap --check` against the test harness's Git server (HTTP basic
@@ -36,7 +37,7 @@ before(async () => {
   const key = runCli(['keys', 'new', '--out', keyFile], { env: env() });
   assert.equal(key.code, 0, key.stderr);
   kubeconfig = join(home, 'kubeconfig');
-  await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\ncontexts: [{ name: dead, context: { cluster: dead, user: u } }]\ncurrent-context: dead\n');
+  await writeFile(kubeconfig, DEAD_KUBECONFIG);
 });
 after(() => server.stop());
 

@@ -120,9 +120,10 @@ void describe('one cluster resolution for init, bootstrap, status and keys rotat
   void it('keys rotate --check plans on the same folder with the same key file', () => {
     const r = cli(['--json', 'keys', 'rotate', '--cluster', 'prod', '--check']);
     assert.equal(r.code, 3, r.stderr);
-    const doc = JSON.parse(r.stdout) as { title: string; tasks: { changes: { summary: string; before?: string }[] }[] };
+    const doc = JSON.parse(r.stdout) as { title: string; tasks: { kind: string; changes: { summary: string; before?: string }[] }[] };
     assert.equal(doc.title, 'keys rotate k8s/prod');
-    const change = doc.tasks[0]?.changes[0];
+    // The plan's first step is the key file's new identity; the rule's comes next.
+    const change = doc.tasks.find((t) => t.kind === 'sops-recipients')?.changes[0];
     assert.match(change?.summary ?? '', /add recipient .* in the creation rule for k8s\/prod/);
     assert.ok(change?.before?.includes(prodRecipient));
     // The key file of SOPS_AGE_KEY_FILE holds no identity of the rule: rotating it is refused.

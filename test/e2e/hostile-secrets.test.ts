@@ -399,8 +399,8 @@ const valueRows: Row[] = [
   { name: 'encrypt without recipients or .sops.yaml', setup: (w) => writeFileSync(join(w.dir, '.sops.yaml'), 'creation_rules: []\n'), args: () => ['encrypt', 'plain.yaml'], code: 1, error: /^no creation rule matches plain\.yaml$/ },
   { name: 'decrypt --extract with -i', args: () => ['decrypt', '-i', '--extract', '["password"]', 'enc.yaml'], code: 2, error: /^--extract prints one value: it does not go with --in-place$/ },
   { name: 'decrypt with only a PQ key that does not open the file', args: () => ['decrypt', '--key-file', 'pq.agekey', 'enc.yaml'], env: () => ({ SOPS_AGE_KEY_FILE: '' }), code: 1 },
-  { name: 'decrypt --key-file with a private key file of the wrong kind (ssh)', args: () => ['decrypt', '--key-file', 'id_ed25519', 'enc.yaml'], code: 1, error: /^not an age identity line$/, where: /id_ed25519:1$/ },
-  { name: 'keys pub of an ssh private key', args: () => ['keys', 'pub', 'id_ed25519'], code: 1, error: /^not an age identity line$/, where: 'id_ed25519:1' },
+  { name: 'decrypt --key-file with a private key file of the wrong kind (ssh)', args: () => ['decrypt', '--key-file', 'id_ed25519', 'enc.yaml'], code: 1, error: /^an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age$/, where: /id_ed25519:1$/ },
+  { name: 'keys pub of an ssh private key', args: () => ['keys', 'pub', 'id_ed25519'], code: 1, error: /^an SSH private key is not an age identity/, where: 'id_ed25519:1' },
   { name: 'keys pub of a .sops.yaml', args: () => ['keys', 'pub', '.sops.yaml'], code: 1, where: /^\.sops\.yaml:\d+$/, error: /^not an age identity line$/ },
   { name: 'keys new --out an existing key', args: () => ['keys', 'new', '--out', 'k.agekey'], code: 1, error: /^refusing to overwrite an existing key file/ },
   { name: 'updatekeys on a plaintext file', args: () => ['updatekeys', 'plain.yaml'], code: 1 },
@@ -435,8 +435,142 @@ const hostileFileRows: Row[] = [
   },
   { name: 'decrypt of a file "encrypted to" a private key names it, not shows it', setup: keyInMetadata(true), env: noKeys, args: () => ['decrypt', 'enc.yaml'], code: 1, error: /^no key at hand opens this file$/, where: 'enc.yaml' },
   { name: 'check --key-file of such a file reports it without the key', setup: keyInMetadata(true), env: noKeys, args: () => ['check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: findingsOnly },
-  { name: '--json check --key-file of such a file', setup: keyInMetadata(true), env: noKeys, args: () => ['--json', 'check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: (_w, r) => assert.equal((JSON.parse(r.stdout) as { ok: boolean }).ok, false) },
+  { name: '--json check --key-file of such a file', setup: keyInMetadata(true), env: noKeys, args: () => ['--json', 'check', '--key-file', 'pq.agekey', 'enc.yaml'], code: 1, verify: (_w, r) => assert.equal((JSON.parse(r.stdout) as { success: boolean }).success, false) },
   { name: 'rotate -i of such a file cannot encrypt the new data key to it', setup: keyInMetadata(false), args: () => ['rotate', '-i', 'enc.yaml'], code: 1, error: /^cannot encrypt to the age recipient <an age private key, not shown>: / },
+];
+
+// ---- every command, bad input: one line naming the file or flag ------------------------------
+
+/** A file of the row's input; it may hold a canary on purpose. */
+const put = (file: string, text: string) => (w: World) => {
+  mkdirSync(dirname(join(w.dir, file)), { recursive: true });
+  writeFileSync(join(w.dir, file), text);
+  allowSecretsIn(join(w.dir, file));
+};
+/** enc.yaml with its MAC ciphertext changed: every command that opens it must refuse. */
+const tamperMac = (w: World) => {
+  const file = join(w.dir, 'enc.yaml');
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/mac: ENC\[AES256_GCM,data:(.)/, (_m, c: string) => `mac: ENC[AES256_GCM,data:${c === 'Z' ? 'Y' : 'Z'}`));
+};
+/** enc.yaml cut in the middle of its metadata. */
+const truncate = (w: World) => {
+  const file = join(w.dir, 'enc.yaml');
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(file, text.slice(0, text.indexOf('lastmodified')));
+};
+const CLUSTER_X = 'clusters:\n  x:\n    path: clusters/x\n';
+const PLAY = (body: string) => `name: p\ntasks:\n${body}`;
+const macChanged = /^the MAC does not decrypt: the metadata was changed$/;
+const noSuchFile = /^cannot read file: no such file or directory$/;
+const isDir = /^cannot read file: is a directory$/;
+const inRepoInit = (...extra: string[]) => (w: World) => ['init', '--cluster', 'production', '--repo', w.repo, '--age', recipient, ...extra];
+
+const commandRows: Row[] = [
+  // keys
+  { name: 'keys new --pgp without --out', args: () => ['keys', 'new', '--pgp'], code: 2, error: /^--pgp needs --out FILE: where to keep the private key$/ },
+  { name: 'keys new --pgp --type dsa', args: () => ['keys', 'new', '--pgp', '--type', 'dsa', '--out', 'x.asc'], code: 2, error: /^unknown --type dsa$/ },
+  { name: 'keys new --out under a file', args: () => ['keys', 'new', '--out', 'plain.yaml/k.agekey'], code: 1, error: /^cannot create folder: a parent is not a directory$/, where: 'plain.yaml' },
+  { name: 'keys pub of a missing file', args: () => ['keys', 'pub', 'missing.agekey'], code: 1, error: noSuchFile, where: 'missing.agekey' },
+  { name: 'keys pub of an empty file', setup: put('empty.agekey', ''), args: () => ['keys', 'pub', 'empty.agekey'], code: 1, error: /^no age identity found$/, where: 'empty.agekey' },
+  { name: 'keys pub of a folder', args: () => ['keys', 'pub', 'locked'], code: 1, error: isDir, where: 'locked' },
+  { name: 'keys pub of a plaintext secret file', args: () => ['keys', 'pub', 'plain.yaml'], code: 1, error: /^not an age identity line$/, where: 'plain.yaml:1' },
+  { name: 'keys pub of a truncated age key', setup: (w) => { writeFileSync(join(w.dir, 'cut.agekey'), `${(keys.age ?? '').slice(0, 40)}\n`); allowSecretsIn(join(w.dir, 'cut.agekey')); }, args: () => ['keys', 'pub', 'cut.agekey'], code: 1, where: 'cut.agekey:1' },
+  { name: 'keys with an unknown subcommand', args: () => ['keys', 'bogus'], code: 2, error: /^unknown command 'bogus'$/ },
+  { name: 'keys rotate without --cluster', args: () => ['keys', 'rotate'], code: 2, error: /^required option '--cluster <name>' not specified$/ },
+  { name: 'keys rotate of an unknown cluster', inRepo: true, args: () => ['keys', 'rotate', '--cluster', 'nope', '--key-file', 'none.agekey'], code: 2, error: /^cluster "nope" is not in / },
+  // init
+  { name: 'init without --cluster', args: () => ['init'], code: 2, error: /^required option '--cluster <name>' not specified$/ },
+  { name: 'init --cluster a/b', args: () => ['init', '--cluster', 'a/b'], code: 2, error: /^invalid cluster name "a\/b"$/ },
+  { name: 'init --cluster with a newline', args: () => ['init', '--cluster', 'a\nerror: forged'], code: 2, error: /^invalid cluster name "a\\nerror: forged"$/ },
+  { name: 'init --path out of the repository', inRepo: true, args: inRepoInit('--path', '../outside'), code: 2, error: /^--path must be a folder inside the repository: \.\.\/outside$/ },
+  { name: 'init --path absolute elsewhere', inRepo: true, args: inRepoInit('--path', '/etc'), code: 2, error: /^--path must be a folder inside the repository/ },
+  { name: 'init --repo that does not exist', args: () => ['init', '--cluster', 'x', '--repo', 'no/such/repo', '--age', recipient], code: 1, error: /^repository folder not found$/ },
+  { name: 'init --watch-all-namespaces maybe', inRepo: true, args: inRepoInit('--watch-all-namespaces', 'maybe'), code: 2, error: /^option '--watch-all-namespaces <bool>' argument 'maybe' is invalid\. true or false$/ },
+  { name: 'init --network-policy 1', inRepo: true, args: inRepoInit('--network-policy', '1'), code: 2, error: /argument '1' is invalid\. true or false$/ },
+  { name: 'init --components bogus', inRepo: true, args: inRepoInit('--components', 'bogus', '--force'), code: 2, error: /bogus/ },
+  { name: 'init --components-extra bogus', inRepo: true, args: inRepoInit('--components-extra', 'bogus', '--force'), code: 2, error: /bogus/ },
+  { name: 'init --log-level loud', inRepo: true, args: inRepoInit('--log-level', 'loud', '--force'), code: 2, error: /loud/ },
+  { name: 'init --flux-version vX', inRepo: true, args: inRepoInit('--flux-version', 'vX', '--force'), code: 2, error: /vX/ },
+  { name: 'init --git-url ftp://', inRepo: true, args: inRepoInit('--git-url', 'ftp://example.com/r.git'), code: 2, error: /ftp:\/\/example\.com\/r\.git/ },
+  { name: 'init --age-key-file missing', inRepo: true, args: (w) => ['init', '--cluster', 'production', '--repo', w.repo, '--age-key-file', 'missing.agekey'], code: 1, error: noSuchFile },
+  // encrypt
+  { name: 'encrypt a missing file', args: () => ['encrypt', 'missing.yaml'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  { name: 'encrypt a folder', args: () => ['encrypt', 'locked'], code: 1, error: isDir, where: 'locked' },
+  { name: 'encrypt binary bytes as YAML', setup: put('bin.yaml', '\u0000\u00ff\u00fe'), args: () => ['encrypt', 'bin.yaml'], code: 1, where: /^bin\.yaml(:\d+)?$/ },
+  { name: 'encrypt a YAML scalar', setup: put('scalar.yaml', 'just a string\n'), args: () => ['encrypt', 'scalar.yaml'], code: 1, error: /^the top level of a YAML document must be a map$/, where: 'scalar.yaml:1' },
+  { name: 'encrypt a YAML list', setup: put('list.yaml', '- a\n- b\n'), args: () => ['encrypt', 'list.yaml'], code: 1, error: /must be a map/, where: /^list\.yaml:1$/ },
+  { name: 'encrypt a file with a top-level sops key', setup: put('reserved.yaml', `sops: x\npassword: ${SECRETS.plain}\n`), args: () => ['encrypt', 'reserved.yaml'], code: 1, error: /^the file is already encrypted$/, where: 'reserved.yaml' },
+  { name: 'encrypt invalid JSON', setup: put('bad.json', `{"password": "${SECRETS.plain}"`), args: () => ['encrypt', '--age', recipient, 'bad.json'], code: 1, error: /^expected "," or "}"$/, where: /^bad\.json:1$/ },
+  { name: 'encrypt a JSON array', setup: put('arr.json', '[1, 2]'), args: () => ['encrypt', '--age', recipient, 'arr.json'], code: 1, where: /^arr\.json/ },
+  { name: 'encrypt a dotenv line without =', setup: put('bad.env', `PASSWORD ${SECRETS.plain}\n`), args: () => ['encrypt', '--age', recipient, 'bad.env'], code: 1, error: /^invalid dotenv line: no "="$/, where: 'bad.env:1' },
+  { name: 'encrypt an INI with an unclosed section', setup: put('bad.ini', `[sec\npassword = ${SECRETS.plain}\n`), args: () => ['encrypt', '--age', recipient, 'bad.ini'], code: 1, error: /^unclosed section header$/, where: 'bad.ini:1' },
+  { name: 'encrypt --input-type json of YAML', args: () => ['encrypt', '--input-type', 'json', 'plain.yaml'], code: 1, where: /^plain\.yaml/ },
+  { name: 'encrypt --encrypted-regex (', args: () => ['encrypt', '--encrypted-regex', '(', 'plain.yaml'], code: 1, error: /is not a valid regular expression/, where: '--encrypted-regex' },
+  { name: 'encrypt --unencrypted-regex with a backreference', args: () => ['encrypt', '--unencrypted-regex', '(a)\\1', 'plain.yaml'], code: 1, error: /is not a valid regular expression/, where: '--unencrypted-regex' },
+  { name: 'encrypt --encrypted-regex with a lookahead', args: () => ['encrypt', '--encrypted-regex', '(?=a)', 'plain.yaml'], code: 1, error: /is not a valid regular expression/, where: '--encrypted-regex' },
+  { name: 'encrypt with two selection flags', args: () => ['encrypt', '--encrypted-regex', 'a', '--unencrypted-regex', 'b', 'plain.yaml'], code: 2, error: /^use only one of --encrypted-regex, --unencrypted-regex/ },
+  { name: 'encrypt --shamir-secret-sharing-threshold abc', args: () => ['encrypt', '--shamir-secret-sharing-threshold', 'abc', 'plain.yaml'], code: 2, error: /argument 'abc' is invalid\. must be a positive integer$/ },
+  { name: '.sops.yaml that is a list', setup: put('.sops.yaml', '- a\n'), args: () => ['encrypt', 'plain.yaml'], code: 1, where: /\.sops\.yaml(:\d+)?/ },
+  { name: '.sops.yaml with creation_rules a string', setup: put('.sops.yaml', 'creation_rules: nope\n'), args: () => ['encrypt', 'plain.yaml'], code: 1, where: /\.sops\.yaml(:\d+)?/ },
+  { name: '.sops.yaml with an invalid path_regex', setup: (w) => put('.sops.yaml', `creation_rules:\n  - path_regex: "("\n    age: ${recipient}\n`)(w), args: () => ['encrypt', 'plain.yaml'], code: 1, error: /is not a valid regular expression/, where: /\.sops\.yaml:\d+/ },
+  { name: '.sops.yaml with a number as age:', setup: put('.sops.yaml', 'creation_rules:\n  - age: 42\n'), args: () => ['encrypt', 'plain.yaml'], code: 1, error: /^invalid age recipient 42$/, where: SOPS_YAML_LINE },
+  { name: '.sops.yaml with invalid YAML', setup: put('.sops.yaml', 'creation_rules: [\n'), args: () => ['encrypt', 'plain.yaml'], code: 1, where: /\.sops\.yaml:\d+/ },
+  { name: '.sops.yaml with a tab indent', setup: put('.sops.yaml', 'creation_rules:\n\t- age: x\n'), args: () => ['encrypt', 'plain.yaml'], code: 1, where: /\.sops\.yaml:\d+/ },
+  // decrypt
+  { name: 'decrypt a plaintext file', args: () => ['decrypt', 'plain.yaml'], code: 1, error: /^sops metadata not found: the file is not encrypted$/, where: 'plain.yaml' },
+  { name: 'decrypt a missing file', args: () => ['decrypt', 'missing.yaml'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  { name: 'decrypt with a tampered MAC', setup: tamperMac, args: () => ['decrypt', 'enc.yaml'], code: 1, error: macChanged, where: 'enc.yaml at sops.mac' },
+  { name: 'decrypt -i with a tampered MAC', setup: tamperMac, args: () => ['decrypt', '-i', 'enc.yaml'], code: 1, error: macChanged, where: 'enc.yaml at sops.mac' },
+  { name: 'decrypt truncated metadata', setup: truncate, args: () => ['decrypt', 'enc.yaml'], code: 1, error: /^invalid sops metadata/, where: /^enc\.yaml/ },
+  { name: 'decrypt a value whose ciphertext was swapped', setup: (w) => { const f = join(w.dir, 'enc.yaml'); writeFileSync(f, readFileSync(f, 'utf8').replace(/password: ENC\[AES256_GCM,data:[^,]+,/, 'password: ENC[AES256_GCM,data:AAAA,')); }, args: () => ['decrypt', 'enc.yaml'], code: 1, where: /^enc\.yaml/ },
+  { name: 'decrypt --extract of a missing key', args: () => ['decrypt', '--extract', '["nope"]', 'enc.yaml'], code: 1, error: /^the document has no \["nope"\]$/, where: 'enc.yaml' },
+  { name: 'decrypt --extract with a bare word', args: () => ['decrypt', '--extract', 'nope', 'enc.yaml'], code: 2, error: /^invalid path nope at column 1/ },
+  { name: 'decrypt --extract with an unclosed bracket', args: () => ['decrypt', '--extract', '["password"', 'enc.yaml'], code: 2, error: /^invalid path/ },
+  { name: 'decrypt --key-file missing', args: () => ['decrypt', '--key-file', 'missing.agekey', 'enc.yaml'], code: 1, error: /^cannot read key file: no such file or directory$/, where: 'missing.agekey' },
+  { name: 'decrypt with SOPS_AGE_KEY_FILE missing', env: () => ({ SOPS_AGE_KEY_FILE: 'missing.agekey' }), args: () => ['decrypt', 'enc.yaml'], code: 1, where: /missing\.agekey|SOPS_AGE_KEY_FILE|enc\.yaml/ },
+  { name: 'decrypt with SOPS_AGE_KEY garbage', env: () => ({ SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: 'not a key' }), args: () => ['decrypt', 'enc.yaml'], code: 1, where: /SOPS_AGE_KEY/ },
+  // set / unset
+  { name: 'set on a missing file', input: 'canary-set-missing-0006\n', args: () => ['set', 'missing.yaml', '["a"]'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  { name: 'set with a tampered MAC', input: 'canary-set-mac-0007\n', setup: tamperMac, args: () => ['set', 'enc.yaml', '["password"]'], code: 1, error: macChanged, where: 'enc.yaml at sops.mac' },
+  { name: 'set under a value', input: 'canary-set-under-0008\n', args: () => ['set', 'enc.yaml', '["password"]["x"]'], code: 1, error: /^\["password"\] is a value, not a map$/ },
+  { name: 'unset with a bare word path', args: () => ['unset', 'enc.yaml', 'bad'], code: 2, error: /^invalid path bad at column 1/ },
+  { name: 'unset with a tampered MAC', setup: tamperMac, args: () => ['unset', 'enc.yaml', '["password"]'], code: 1, error: macChanged, where: 'enc.yaml at sops.mac' },
+  { name: 'unset on a missing file', args: () => ['unset', 'missing.yaml', '["a"]'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  // updatekeys / rotate
+  { name: 'updatekeys a missing file', args: () => ['updatekeys', 'missing.yaml'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  { name: 'updatekeys without a key that opens the file', env: () => ({ SOPS_AGE_KEY_FILE: '' }), setup: (w) => writeFileSync(join(w.dir, '.sops.yaml'), sopsYaml(`${recipient},${pqRecipient}`)), args: () => ['updatekeys', 'enc.yaml'], code: 1, error: /^no key at hand opens this file$/, where: 'enc.yaml' },
+  { name: 'updatekeys --shamir-secret-sharing-threshold 0', args: () => ['updatekeys', '--shamir-secret-sharing-threshold', '0', 'enc.yaml'], code: 2, error: /argument '0' is invalid/ },
+  { name: 'updatekeys truncated metadata', setup: truncate, args: () => ['updatekeys', 'enc.yaml'], code: 1, error: /^invalid sops metadata/, where: /^enc\.yaml/ },
+  { name: 'updatekeys with no matching rule', setup: put('.sops.yaml', 'creation_rules:\n  - path_regex: \\.json$\n    age: x\n'), args: () => ['updatekeys', 'enc.yaml'], code: 1, where: /enc\.yaml|\.sops\.yaml/ },
+  { name: 'rotate -i a missing file', args: () => ['rotate', '-i', 'missing.yaml'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  { name: 'rotate -i with a tampered MAC', setup: tamperMac, args: () => ['rotate', '-i', 'enc.yaml'], code: 1, error: macChanged, where: 'enc.yaml at sops.mac' },
+  { name: 'rotate -i truncated metadata', setup: truncate, args: () => ['rotate', '-i', 'enc.yaml'], code: 1, error: /^invalid sops metadata/, where: /^enc\.yaml/ },
+  // check
+  { name: 'check --key-file missing', args: () => ['check', '--key-file', 'missing.agekey', '.'], code: 1, error: /^cannot read key file: no such file or directory$/, where: 'missing.agekey' },
+  { name: 'check --config missing', args: () => ['check', '--config', 'missing.yaml', '.'], code: 1, error: /^cannot read \.sops\.yaml: no such file or directory$/, where: /missing\.yaml$/ },
+  { name: 'check a tampered MAC with the key', setup: tamperMac, args: () => ['check', '--key-file', 'k.agekey', 'enc.yaml'], code: 1, verify: findingsOnly },
+  { name: 'check truncated metadata', setup: truncate, args: () => ['check', 'enc.yaml'], code: 1, verify: findingsOnly },
+  { name: 'check a plaintext Secret in a .json', setup: put('s.json', JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, stringData: { password: SECRETS.plain } })), args: () => ['check', 's.json'], code: 1, verify: findingsOnly },
+  // bootstrap / run / status / doctor: refused before any cluster is touched
+  { name: 'bootstrap without a cluster', args: () => ['bootstrap'], code: 2, error: /^no cluster named$/ },
+  { name: 'bootstrap --timeout bogus', setup: put('fluxstrap.yaml', CLUSTER_X), args: () => ['bootstrap', '--cluster', 'x', '--timeout', 'bogus'], code: 2, error: /^--timeout bogus: expected a duration/ },
+  { name: 'bootstrap with invalid fluxstrap.yaml', setup: put('fluxstrap.yaml', 'clusters: [\n'), args: () => ['bootstrap', '--cluster', 'x'], code: 1, error: /^invalid YAML/, where: /fluxstrap\.yaml:\d+:\d+$/ },
+  { name: 'bootstrap with an unknown key in fluxstrap.yaml', setup: put('fluxstrap.yaml', `${CLUSTER_X}    bogus: 1\n`), args: () => ['bootstrap', '--cluster', 'x'], code: 1, error: /^unknown key "bogus"$/, where: /fluxstrap\.yaml:4:5 at clusters\.x\.bogus$/ },
+  { name: 'bootstrap with a token value in fluxstrap.yaml', setup: put('fluxstrap.yaml', `${CLUSTER_X}    git:\n      url: https://example.com/r.git\n      auth:\n        https:\n          password: ${SECRETS.a}\n`), args: () => ['bootstrap', '--cluster', 'x'], code: 1, where: /fluxstrap\.yaml/ },
+  { name: 'run a missing playbook', setup: put('fluxstrap.yaml', CLUSTER_X), args: () => ['run', 'missing.yaml', '--cluster', 'x'], code: 1, error: noSuchFile, where: 'missing.yaml' },
+  { name: 'run a playbook with an unknown task kind', setup: (w) => { put('fluxstrap.yaml', CLUSTER_X)(w); put('p.yaml', PLAY('  - name: t\n    nosuchkind: {}\n'))(w); }, args: () => ['run', 'p.yaml', '--cluster', 'x'], code: 1, error: /^unknown task kind or option "nosuchkind"$/, where: 'p.yaml:4:5' },
+  { name: 'run a playbook whose tasks are a number', setup: (w) => { put('fluxstrap.yaml', CLUSTER_X)(w); put('p.yaml', 'name: p\ntasks: 3\n')(w); }, args: () => ['run', 'p.yaml', '--cluster', 'x'], code: 1, error: /^expected array, received number$/, where: 'p.yaml:2:8 at tasks' },
+  { name: 'run a playbook with a broken when:', setup: (w) => { put('fluxstrap.yaml', CLUSTER_X)(w); put('p.yaml', PLAY('  - name: t\n    namespace: {}\n    when: "1 +"\n'))(w); }, args: () => ['run', 'p.yaml', '--cluster', 'x'], code: 1, error: /^bad expression: /, where: 'p.yaml:5:11' },
+  { name: 'run -e without =', setup: (w) => { put('fluxstrap.yaml', CLUSTER_X)(w); put('p.yaml', PLAY('  - name: t\n    namespace: {}\n'))(w); }, args: () => ['run', 'p.yaml', '--cluster', 'x', '-e', 'noequals'], code: 2, error: /^-e noequals: expected NAME=VALUE$/ },
+  { name: 'run a playbook with bad task params', setup: (w) => { put('fluxstrap.yaml', CLUSTER_X)(w); put('p.yaml', PLAY('  - name: t\n    namespace: {bogus: 1}\n'))(w); }, args: () => ['run', 'p.yaml', '--cluster', 'x'], code: 1, where: /^p\.yaml:\d+/ },
+  { name: 'run a playbook that is a list', setup: (w) => { put('fluxstrap.yaml', CLUSTER_X)(w); put('p.yaml', '- a\n')(w); }, args: () => ['run', 'p.yaml', '--cluster', 'x'], code: 1, where: /^p\.yaml/ },
+  { name: 'status of an unknown cluster', setup: put('fluxstrap.yaml', CLUSTER_X), args: () => ['status', '--cluster', 'nope'], code: 2, error: /^cluster "nope" is not in .*fluxstrap\.yaml$/ },
+  { name: 'doctor of an unknown cluster', setup: put('fluxstrap.yaml', CLUSTER_X), args: () => ['doctor', '--cluster', 'nope'], code: 2, error: /^cluster "nope" is not in .*fluxstrap\.yaml$/ },
+  // the CLI itself
+  { name: 'an unknown command', args: () => ['bogus'], code: 2, error: /^unknown command 'bogus'$/ },
+  { name: 'an unknown global option', args: () => ['--bogus', 'encrypt', 'plain.yaml'], code: 2, error: /^unknown option '--bogus'$/ },
+  { name: 'encrypt without a file', args: () => ['encrypt'], code: 2, error: /^missing required argument 'file'$/ },
+  { name: 'set without a path', input: 'x', args: () => ['set', 'enc.yaml'], code: 2, error: /^missing required argument 'path'$/ },
 ];
 
 const ALL: [string, () => Row[]][] = [
@@ -446,6 +580,7 @@ const ALL: [string, () => Row[]][] = [
   ['batches with a target that cannot be written', () => unwritableRows],
   ['empty values and bad flags', () => valueRows],
   ['SOPS files whose metadata holds a private key', () => hostileFileRows],
+  ['every command, bad input', () => commandRows],
 ];
 
 for (const [title, make] of ALL) {

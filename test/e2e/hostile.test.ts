@@ -155,6 +155,9 @@ void describe('interrupts end every command at once', () => {
     void it(`${signal} while waiting for SOPS_AGE_KEY_CMD exits ${code}`, async () => {
       const dir = await tempDir('hostile-sig');
       writeFileSync(join(dir, 's.yaml'), 'a: b\n');
+      // An encrypted file: sops (and fluxstrap) run the command for each of its age recipients.
+      const enc = runCli(['encrypt', '-i', '--age', AGE, 's.yaml'], { cwd: dir, env: { HOME: dir } });
+      assert.equal(enc.code, 0, enc.stderr);
       const r = await interrupt(signal, ['decrypt', 's.yaml'], dir, { SOPS_AGE_KEY_CMD: 'sleep 600' });
       assert.ok(r.ms < 3000, 'ends promptly');
       assert.equal(r.code, code, r.stderr);

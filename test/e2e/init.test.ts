@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -10,6 +11,8 @@ import { loadedPackages, tracedRun } from '../helpers/imports.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { leftoverTempFiles, snapshot, tempDir } from '../helpers/tmp.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
+import { findSops } from '../unit/sops/helpers.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /** `fluxstrap init` through the built CLI on the real Flux files, checked with kubectl kustomize, age and gpg. */
 
@@ -91,7 +94,7 @@ void describe('init on the seed repository', () => {
     const file = (p: string) => readFile(join(r.repo, p), 'utf8');
 
     const rules = (parse(await file('.sops.yaml')) as { creation_rules: Record<string, string>[] }).creation_rules;
-    assert.deepEqual(rules, [{ path_regex: `^clusters/production/.*\\.ya?ml$`, encrypted_regex: '^(data|stringData)$', age: recipient }]);
+    assert.deepEqual(rules, [{ path_regex: `^clusters/production/.*\\.ya?ml$`, encrypted_regex: '^(data|stringData)$', mac_only_encrypted: true, age: recipient }]);
     assert.match(await file('clusters/production/.sops.pub.age'), new RegExp(`^${recipient}$`, 'm'));
     assert.equal(await file('clusters/production/flux-system/gotk-sync.yaml'), await readFile(join(FLUX_FIXTURES, 'gotk-sync.pristine.yaml'), 'utf8'));
     assert.ok((await file('clusters/production/flux-system/kustomization.yaml')).startsWith(await readFile(join(FLUX_FIXTURES, 'kustomization.yaml'), 'utf8')));
@@ -299,7 +302,7 @@ clusters:
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, new RegExp(`^► production at clusters/production from ${URL} \\(main, https\\)`));
     // Past the configuration, bootstrap stops at preflight: there is no cluster to reach.
-    await writeFile(join(home, 'kubeconfig'), 'apiVersion: v1\nkind: Config\nclusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\ncontexts: [{ name: dead, context: { cluster: dead, user: u } }]\ncurrent-context: dead\n');
+    await writeFile(join(home, 'kubeconfig'), DEAD_KUBECONFIG);
     const boot = runCli(['bootstrap', '--check', '--json', '--cluster', 'production'], { cwd: r.repo, env: env({ KUBECONFIG: join(home, 'kubeconfig'), GITHUB_TOKEN: 'not-a-token' }) });
     assert.equal(boot.code, 1, boot.stderr);
     const doc = JSON.parse(boot.stdout) as { title: string; tasks: { kind: string; outcome: string; error?: { code: string; message: string } }[] };
@@ -339,6 +342,62 @@ clusters:
     const again = init(moved, '--age', recipient);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /nothing to do/);
+  });
+});
+
+void describe('init --decryption', () => {
+  const argsOf = (objs: Record<string, unknown>[], name: string) =>
+    (objs.find((o) => o.kind === 'Deployment' && (o.metadata as { name?: string }).name === name) as { spec: { template: { spec: { containers: { args: string[] }[] } } } } | undefined)?.spec.template.spec.containers[0]?.args ?? [];
+
+  void it('controller mode, then back: each switch is a plan --check shows, applied once, and kubectl kustomize builds it', async () => {
+    const r = await fluxRepo({ gotkSync: 'pristine' });
+    const fluxSystem = join(r.repo, r.clusterPath, 'flux-system');
+    const check = initWithKey(r, '--decryption', 'controller', '--check');
+    assert.equal(check.code, 3, check.stderr);
+    assert.match(check.stderr, /^ {4}\+\s+value: --sops-age-secret=sops-age$/m);
+    assert.equal(initWithKey(r, '--decryption', 'controller').code, 0);
+    let objs = await kustomize(fluxSystem);
+    assert.deepEqual(fluxKustomization(objs)?.spec.decryption, { provider: 'sops' });
+    assert.ok(argsOf(objs, 'kustomize-controller').includes('--sops-age-secret=sops-age'));
+    assert.ok(!argsOf(objs, 'helm-controller').some((a) => a.startsWith('--sops-age-secret')), 'only kustomize-controller knows the flag');
+    for (const again of [initWithKey(r, '--decryption', 'controller', '--check'), initWithKey(r, '--check')]) {
+      assert.equal(again.code, 0, `nothing to do, with the flag or without it: ${again.stderr}`);
+    }
+    const back = initWithKey(r, '--decryption', 'kustomization', '--check');
+    assert.equal(back.code, 3);
+    assert.match(back.stderr, /^ {4}-\s+value: --sops-age-secret=sops-age$/m);
+    assert.equal(initWithKey(r, '--decryption', 'kustomization').code, 0);
+    objs = await kustomize(fluxSystem);
+    assert.deepEqual(fluxKustomization(objs)?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+    assert.ok(!argsOf(objs, 'kustomize-controller').some((a) => a.startsWith('--sops-age-secret')));
+    assert.equal(initWithKey(r, '--check').code, 0);
+  });
+});
+
+void describe('init: mac_only_encrypted in the new rule, as the real sops reads it', () => {
+  void it('files encrypted under the rule carry it, and each side decrypts what the other encrypted', async () => {
+    const sops = findSops();
+    const r = await fluxRepo();
+    assert.equal(initWithKey(r).code, 0);
+    assert.match(await readFile(join(r.repo, '.sops.yaml'), 'utf8'), /^ {4}mac_only_encrypted: true$/m);
+    const plain = 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  labels:\n    tier: a\nstringData:\n  password: mac-only\n';
+    const mine = join(r.repo, r.clusterPath, 'mine.yaml');
+    const theirs = join(r.repo, r.clusterPath, 'theirs.yaml');
+    await writeFile(mine, plain);
+    await writeFile(theirs, plain);
+    const enc = runCli(['encrypt', '-i', mine], { cwd: r.repo, env: env() });
+    assert.equal(enc.code, 0, enc.stderr);
+    const sopsRun = (args: string[], extra: NodeJS.ProcessEnv = {}) => execFileSync(sops, args, { cwd: r.repo, env: { ...env(), PATH: process.env.PATH, ...extra }, encoding: 'utf8' });
+    sopsRun(['encrypt', '-i', theirs]);
+    for (const f of [mine, theirs]) assert.match(await readFile(f, 'utf8'), /^ {4}mac_only_encrypted: true$/m, f);
+    // A plaintext field edited by hand: with mac_only_encrypted the MAC still holds for both tools.
+    for (const f of [mine, theirs]) await writeFile(f, (await readFile(f, 'utf8')).replace('tier: a', 'tier: b'));
+    for (const f of [mine, theirs]) {
+      assert.match(sopsRun(['decrypt', f], { SOPS_AGE_KEY_FILE: keyFile }), /password: mac-only/);
+      const d = runCli(['decrypt', f], { cwd: r.repo, env: env({ SOPS_AGE_KEY_FILE: keyFile }) });
+      assert.equal(d.code, 0, d.stderr);
+      assert.match(d.stdout, /password: mac-only/);
+    }
   });
 });
 
@@ -398,6 +457,17 @@ void describe('init: bad input', () => {
     const r = await fluxRepo();
     await mkdir(join(r.repo, r.clusterPath, '.sops.pub.age'));
     await refuses(r, ['--key-file', keyFile], /^error: cannot read file: is a directory/, `${join(r.repo, r.clusterPath, '.sops.pub.age')}`);
+  });
+
+  void it('--decryption controller with a Flux release before v2.7: the flag, or the header line of gotk-components.yaml', async () => {
+    const r = await fluxRepo();
+    await refuses(r, ['--key-file', keyFile, '--decryption', 'controller', '--flux-version', 'v2.6.4'], /^error: --decryption controller needs Flux v2\.7\.0 or newer, --flux-version is v2\.6\.4/, '--flux-version', 2);
+    const components = join(r.repo, r.clusterPath, 'flux-system', 'gotk-components.yaml');
+    await writeFile(components, (await readFile(components, 'utf8')).replace('# Flux Version: v2.7.5', '# Flux Version: v2.6.4'));
+    await refuses(r, ['--key-file', keyFile, '--decryption', 'controller'], /^error: --decryption controller needs Flux v2\.7\.0 or newer; the cluster runs Flux v2\.6\.4/, `${r.clusterPath}/flux-system/gotk-components.yaml:3`, 2);
+    const both = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--decryption', 'both']);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /^error: option '--decryption <mode>' argument 'both' is invalid/);
   });
 
   void it('usage errors exit 2', async () => {

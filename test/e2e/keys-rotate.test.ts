@@ -95,6 +95,20 @@ void describe('keys rotate', () => {
     assert.equal(await readFile(keyFile, 'utf8'), key);
   });
 
+  void it('--check shows the whole rotation as one plan: the key file, the rule, the files', async () => {
+    const repo = await snapshot(r.repo);
+    const key = await readFile(keyFile, 'utf8');
+    const res = rotate('--check', '--json');
+    assert.equal(res.code, 3, res.stderr);
+    const doc = JSON.parse(res.stdout) as { tasks: { kind: string; outcome: string; changes: { target: string; summary: string }[] }[] };
+    assert.deepEqual(doc.tasks.map((t) => [t.kind, t.outcome]), [['age-key-appended', 'would-change'], ['sops-recipients', 'would-change'], ['sops-files-rekeyed', 'would-change']]);
+    assert.deepEqual(doc.tasks[0]?.changes.map((c) => c.summary), ['append a new age identity: <new age recipient>']);
+    assert.equal(doc.tasks[2]?.changes.length, SECRETS.length, 'every file is in the plan');
+    assert.doesNotMatch(res.stdout, /AGE-SECRET-KEY/);
+    assert.deepEqual(await snapshot(r.repo), repo);
+    assert.equal(await readFile(keyFile, 'utf8'), key);
+  });
+
   void it('phase 1 appends an identity and both keys open every file, with the real sops too', async () => {
     const macs = await Promise.all(SECRETS.map(async (f) => (parse(await readFile(join(r.repo, r.clusterPath, f), 'utf8')) as { sops: { mac: string } }).sops.mac));
     const res = rotate();
@@ -125,7 +139,8 @@ void describe('keys rotate', () => {
     const key = await readFile(keyFile, 'utf8');
     const res = rotate('--finish', '--drop-old-identity', '--check');
     assert.equal(res.code, 1, res.stderr);
-    assert.match(res.stderr, new RegExp(`^error: refusing to remove the old identity ${oldRecipient}: this file is still encrypted to it \\(clusters/production/`, 'm'));
+    // The refusal is the plan's last step failing (the task list shows it), no longer a line before the plan.
+    assert.match(res.stderr, new RegExp(`^\\s*error: refusing to remove the old identity ${oldRecipient}: this file is still encrypted to it \\(clusters/production/`, 'm'));
     assert.deepEqual(await snapshot(r.repo), repo);
     assert.equal(await readFile(keyFile, 'utf8'), key);
   });
@@ -133,6 +148,10 @@ void describe('keys rotate', () => {
   void it('phase 2 leaves only the new key able to open the files; --drop-old-identity then removes the old identity', async () => {
     const check = rotate('--finish', '--check');
     assert.equal(check.code, 3, check.stderr);
+    const key = await readFile(keyFile, 'utf8');
+    const plan = rotate('--finish', '--check', '--json');
+    assert.deepEqual((JSON.parse(plan.stdout) as { tasks: { kind: string }[] }).tasks.map((t) => t.kind), ['sops-recipients', 'sops-files-rekeyed']);
+    assert.equal(await readFile(keyFile, 'utf8'), key, '--check leaves the key file as it is');
     const res = rotate('--finish', '--drop-old-identity');
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /next: fluxstrap bootstrap --cluster production --rotate-secrets/);

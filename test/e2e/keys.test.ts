@@ -65,7 +65,7 @@ void describe('keys new (age)', () => {
   void it('honours SOPS_AGE_KEY_FILE, and --out over it; --json gives {recipient, file}', () => {
     const viaEnv = join(home, 'env', 'keys.txt');
     const r1 = JSON.parse(ok(cli(['keys', 'new', '--json'], { SOPS_AGE_KEY_FILE: viaEnv }))) as { recipient: string; file: string };
-    assert.deepEqual(Object.keys(r1).sort(), ['file', 'recipient']);
+    assert.deepEqual(Object.keys(r1).sort(), ['command', 'exitCode', 'file', 'recipient', 'success']);
     assert.equal(r1.file, viaEnv);
     const explicit = join(home, 'explicit.agekey');
     const r2 = JSON.parse(ok(cli(['--json', 'keys', 'new', '--out', explicit], { SOPS_AGE_KEY_FILE: viaEnv }))) as { recipient: string; file: string };
@@ -149,7 +149,7 @@ void describe('keys new --pgp', () => {
   void it('--json gives the fingerprint, the file and the public key', () => {
     const file = join(home, 'json.asc');
     const doc = JSON.parse(ok(cli(['--json', 'keys', 'new', '--pgp', '--type', 'ed25519', '--out', file]))) as Record<string, string>;
-    assert.deepEqual(Object.keys(doc).sort(), ['file', 'fingerprint', 'publicKey']);
+    assert.deepEqual(Object.keys(doc).sort(), ['command', 'exitCode', 'file', 'fingerprint', 'publicKey', 'success']);
     assert.match(doc.publicKey ?? '', /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
   });
 

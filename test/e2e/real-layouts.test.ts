@@ -12,6 +12,7 @@ import { splitBuild } from '../../src/tasks/source.ts';
 import { fixtureRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /**
  * The vendored real layouts (test/fixtures/homelab, test/fixtures/flux2-kustomize-helm-example)
@@ -27,15 +28,6 @@ const SEED_SECRETS = [
   ['services/base/silverbullet/secret.sops.yaml', 'services'],
 ] as const;
 const PLAIN = join(repoRoot, 'test', 'fixtures', 'homelab', 'plain');
-
-// An API server that refuses connections: status still reports what the repository says.
-const KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]
-users: [{ name: u, user: { token: not-a-secret } }]
-contexts: [{ name: dead, context: { cluster: dead, user: u } }]
-current-context: dead
-`;
 
 let home: string;
 let keyFile: string;
@@ -58,7 +50,7 @@ function newKey(name: string): [string, string] {
 
 before(async () => {
   home = await tempDir('layouts-home');
-  await writeFile(join(home, 'kubeconfig'), KUBECONFIG);
+  await writeFile(join(home, 'kubeconfig'), DEAD_KUBECONFIG);
   [keyFile, recipient] = newKey('cluster');
   [otherKey, other] = newKey('other');
 });

@@ -8,6 +8,7 @@ import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /** `fluxstrap run` and `fluxstrap bootstrap` through the built CLI: validation, exit codes, output. */
 
@@ -33,20 +34,11 @@ tasks:
     sops-config: { clusterPath: "{{ cluster.path }}", age: ["{{ recipient }}"] }
 `;
 
-// A kubeconfig whose API server refuses connections: preflight must stop the run there.
-const KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1", insecure-skip-tls-verify: true } }]
-users: [{ name: u, user: { token: not-a-secret } }]
-contexts: [{ name: dead, context: { cluster: dead, user: u } }]
-current-context: dead
-`;
-
 void describe('fluxstrap run / bootstrap (built CLI)', () => {
   before(async () => {
     repo = await tempDir('run');
     await writeFile(join(repo, 'fluxstrap.yaml'), 'clusters:\n  lab:\n    git:\n      url: https://git.example.invalid/lab.git\n');
-    await writeFile(join(repo, 'kubeconfig'), KUBECONFIG);
+    await writeFile(join(repo, 'kubeconfig'), DEAD_KUBECONFIG);
     await mkdir(join(repo, 'clusters', 'lab', 'flux-system'), { recursive: true });
     await writeFile(join(repo, 'typo.yaml'), 'name: typo\ntasks:\n  - name: ns\n    namepsace: {}\n');
     await writeFile(join(repo, 'params.yaml'), 'name: params\ntasks:\n  - namespace:\n      name: Not_A_DNS_Label\n');
@@ -97,7 +89,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     assert.equal(doc.tasks[0]?.kind, 'preflight');
     assert.equal(doc.tasks[0]?.outcome, 'failed');
     assert.deepEqual(new Set(doc.tasks.slice(1).map((t) => t.outcome)), new Set(['skipped']));
-    assert.equal(doc.tasks.length, 9);
+    assert.equal(doc.tasks.length, 13);
     assert.deepEqual(await snapshot(repo), before, 'the repository is untouched');
   });
 
@@ -136,7 +128,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
   void it('bootstrap --list-tasks: the steps on stdout, selected by tags, nothing run', () => {
     const r = cli(['bootstrap', '--list-tasks', '--skip-tags', 'flux,verify']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.stdout.split('\n').map((l) => /\[([a-z-]+)\]/.exec(l)?.[1]).filter(Boolean), ['preflight', 'namespace', 'git-credentials', 'sops-age-secret']);
+    assert.deepEqual(r.stdout.split('\n').map((l) => /\[([a-z-]+)\]/.exec(l)?.[1]).filter(Boolean), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret']);
     assert.equal(r.stderr, '');
   });
 
@@ -144,7 +136,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     const r = cli(['bootstrap', '--check']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^► Bootstrap Flux on lab \(check mode: nothing will be changed\)\n✗ Preflight/);
-    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=8 failed=1 \(\d+\.\ds\)\n$/);
+    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=12 failed=1 \(\d+\.\ds\)\n$/);
     assert.equal(r.stdout, '');
   });
 });

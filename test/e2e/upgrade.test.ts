@@ -7,11 +7,12 @@ import type { CliResult } from '../helpers/cli.ts';
 import { GitHubStandIn } from '../helpers/github-standin.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
 import { runTool } from '../helpers/tools.ts';
+import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 /**
  * `fluxstrap upgrade` on bad input, with no cluster: each refusal is one error line naming the
  * file or flag, a hint, and nothing written. (The preflight against a live API server is
- * test/cluster/upgrade.test.ts.)
+ * test/integration/upgrade.test.ts.)
  */
 
 let home: string;
@@ -50,7 +51,7 @@ before(async () => {
   home = await tempDir('upgrade');
   keyFile = join(home, 'k.agekey');
   kubeconfig = join(home, 'kubeconfig');
-  await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{ name: dead, cluster: { server: "https://127.0.0.1:1" } }]\nusers: [{ name: u, user: { token: t } }]\ncontexts: [{ name: dead, context: { cluster: dead, user: u } }]\ncurrent-context: dead\n');
+  await writeFile(kubeconfig, DEAD_KUBECONFIG);
   gh = await new GitHubStandIn().start();
   gh.on('GET /repos/{owner}/{repo}/releases/tags/{tag}', () => ({ status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest/releases/releases#get-a-release-by-tag-name', status: '404' } }));
   assert.equal(runCli(['keys', 'new', '--out', keyFile], { env: env() }).code, 0);

@@ -142,10 +142,13 @@ let installed = false;
 export function installLeakGuard(): void {
   if (installed) return;
   installed = true;
-  after(() => {
-    const leaks = findLeaks();
-    if (leaks.length > 0) {
-      throw new Error(`secrets leaked (${leaks.length}):\n${leaks.slice(0, 20).map((l) => `  ${l.what} in ${l.where}`).join('\n')}`);
-    }
-  });
+  after(() => assertNoLeaks());
+}
+
+/** Fails naming every leak (never the secret) in the recorded runs and under `roots`. */
+export function assertNoLeaks(roots?: readonly string[]): void {
+  const leaks = findLeaks(roots);
+  if (leaks.length > 0) {
+    throw new Error(`secrets leaked (${leaks.length}):\n${leaks.slice(0, 20).map((l) => `  ${l.what} in ${l.where}`).join('\n')}`);
+  }
 }

@@ -192,3 +192,149 @@ export const resources = {
     };
   },
 };
+
+/** Every required field of full-repository, as GitHub fills it for a new repository. */
+function repository(owner: Json, name: string, id: number, isPrivate: boolean, permissions: Json): Json {
+  const login = owner.login as string;
+  const full = `${login}/${name}`;
+  const api = `https://api.github.com/repos/${full}`;
+  const urls = Object.fromEntries(['archive', 'assignees', 'blobs', 'branches', 'collaborators', 'comments', 'commits', 'compare', 'contents', 'contributors', 'deployments', 'downloads', 'events', 'forks', 'git_commits', 'git_refs', 'git_tags', 'hooks', 'issue_comment', 'issue_events', 'issues', 'keys', 'labels', 'languages', 'merges', 'milestones', 'notifications', 'pulls', 'releases', 'stargazers', 'statuses', 'subscribers', 'subscription', 'tags', 'teams', 'trees'].map((k) => [`${k}_url`, `${api}/${k}`]));
+  const now = '2026-12-01T10:00:00Z';
+  return {
+    ...urls, id, node_id: `R_${id}`, name, full_name: full, owner, private: isPrivate, html_url: `https://github.com/${full}`, description: null, fork: false, url: api,
+    clone_url: `https://github.com/${full}.git`, git_url: `git://github.com/${full}.git`, ssh_url: `git@github.com:${full}.git`, svn_url: `https://github.com/${full}`, mirror_url: null, homepage: null,
+    language: null, forks: 0, forks_count: 0, stargazers_count: 0, watchers_count: 0, watchers: 0, size: 0, default_branch: 'main', open_issues: 0, open_issues_count: 0,
+    has_issues: true, has_projects: true, has_wiki: true, has_pages: false, has_discussions: false, archived: false, disabled: false, license: null,
+    pushed_at: now, created_at: now, updated_at: now, network_count: 0, subscribers_count: 0, permissions,
+  };
+}
+
+export interface WorldToken { login: string; expired?: boolean }
+interface WorldRepo { owner: string; name: string; private: boolean; id: number; keys: { id: number; key: string; title: string; read_only: boolean; created_at: string }[]; roles: Record<string, 'admin' | 'write' | 'read'> }
+
+/**
+ * A small GitHub behind the stand-in: users and organisations, repositories with per-user roles,
+ * deploy keys (paged as GitHub pages them), and /meta's SSH host keys. Tokens map to users; an
+ * expired one is refused with 401, a repository a user has no role on is a 404, as on GitHub.
+ */
+export class GitHubWorld {
+  readonly repos = new Map<string, WorldRepo>();
+  private nextId = 1000;
+  readonly tokens: Record<string, WorldToken>;
+  readonly orgs: Record<string, string[]>;
+  readonly sshKeys: string[];
+  constructor(tokens: Record<string, WorldToken>, orgs: Record<string, string[]> = {}, sshKeys: string[] = []) {
+    this.tokens = tokens;
+    this.orgs = orgs;
+    this.sshKeys = sshKeys;
+  }
+
+  addRepo(full: string, roles: WorldRepo['roles'], isPrivate = true): WorldRepo {
+    const [owner = '', name = ''] = full.split('/');
+    const r: WorldRepo = { owner, name, private: isPrivate, id: this.nextId++, keys: [], roles };
+    this.repos.set(full.toLowerCase(), r);
+    return r;
+  }
+
+  private login(req: StandInRequest): string | undefined {
+    const token = /^(?:token|bearer) (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const t = token === undefined || !Object.hasOwn(this.tokens, token) ? undefined : this.tokens[token];
+    return t === undefined || t.expired === true ? undefined : t.login;
+  }
+
+  private readonly unauthorized: StandInResponse = { status: 401, body: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } };
+  private readonly notFound: StandInResponse = { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
+
+  private userJson(login: string, type = 'User'): Json {
+    return { ...resources.user(login, 7), type, user_view_type: 'public' };
+  }
+
+  private repoJson(r: WorldRepo, login: string): Json {
+    const role = Object.hasOwn(r.roles, login) ? r.roles[login] : undefined;
+    const owner = this.userJson(r.owner, Object.hasOwn(this.orgs, r.owner) ? 'Organization' : 'User');
+    return repository(owner, r.name, r.id, r.private, { admin: role === 'admin', maintain: role === 'admin', push: role === 'admin' || role === 'write', triage: role !== undefined, pull: role !== undefined });
+  }
+
+  /** The repository a user may see, else undefined (GitHub answers 404 to anyone else). */
+  private visible(req: StandInRequest, login: string): WorldRepo | undefined {
+    const r = this.repos.get(`${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase());
+    return r !== undefined && Object.hasOwn(r.roles, login) ? r : undefined;
+  }
+
+  private authed(h: (req: StandInRequest, login: string) => StandInResponse): Handler {
+    return (req) => {
+      const login = this.login(req);
+      return login === undefined ? this.unauthorized : h(req, login);
+    };
+  }
+
+  /** `GET /user`, for a test that answers some calls otherwise first. */
+  userHandler(): Handler {
+    return this.authed((_req, login) => ({
+      status: 200,
+      body: { ...this.userJson(login), user_view_type: 'public', bio: null, blog: '', company: null, email: null, followers: 0, following: 0, hireable: null, location: null, name: login, public_gists: 0, public_repos: 0, created_at: '2020-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' },
+    }));
+  }
+
+  install(s: GitHubStandIn): this {
+    const authed = (h: (req: StandInRequest, login: string) => StandInResponse): Handler => this.authed(h);
+    s.on('GET /meta', () => ({ status: 200, body: { verifiable_password_authentication: true, ssh_keys: this.sshKeys } }));
+    s.on('GET /user', this.userHandler());
+    s.on('GET /orgs/{org}', authed((req) => {
+      const org = req.params.org ?? '';
+      if (!Object.hasOwn(this.orgs, org)) return this.notFound;
+      const u = this.userJson(org, 'Organization');
+      return {
+        status: 200,
+        body: {
+          login: org, id: u.id, node_id: u.node_id, url: `https://api.github.com/orgs/${org}`, repos_url: u.repos_url, events_url: `https://api.github.com/orgs/${org}/events`, hooks_url: `https://api.github.com/orgs/${org}/hooks`,
+          issues_url: `https://api.github.com/orgs/${org}/issues`, members_url: `https://api.github.com/orgs/${org}/members{/member}`, public_members_url: `https://api.github.com/orgs/${org}/public_members{/member}`,
+          avatar_url: u.avatar_url, description: null, html_url: `https://github.com/${org}`, has_organization_projects: true, has_repository_projects: true, public_repos: 0, public_gists: 0,
+          followers: 0, following: 0, type: 'Organization', created_at: '2020-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', archived_at: null,
+        },
+      };
+    }));
+    s.on('GET /repos/{owner}/{repo}', authed((req, login) => {
+      const r = this.visible(req, login);
+      return r === undefined ? this.notFound : { status: 200, body: this.repoJson(r, login) };
+    }));
+    const create = (owner: string, login: string, body: { name: string; private?: boolean }): StandInResponse => {
+      if (this.repos.has(`${owner}/${body.name}`.toLowerCase())) return { status: 422, body: { message: 'Repository creation failed.', documentation_url: 'https://docs.github.com/rest' } };
+      return { status: 201, body: this.repoJson(this.addRepo(`${owner}/${body.name}`, { [login]: 'admin' }, body.private ?? false), login) };
+    };
+    s.on('POST /user/repos', authed((req, login) => create(login, login, req.body as { name: string })));
+    s.on('POST /orgs/{org}/repos', authed((req, login) => {
+      const org = req.params.org ?? '';
+      if (!Object.hasOwn(this.orgs, org) || !this.orgs[org]?.includes(login)) return { status: 403, body: { message: 'You need admin access to the organization before adding a repository to it.', documentation_url: 'https://docs.github.com/rest' } };
+      return create(org, login, req.body as { name: string });
+    }));
+    const keyJson = (r: WorldRepo, k: WorldRepo['keys'][number]) => ({ ...k, url: `https://api.github.com/repos/${r.owner}/${r.name}/keys/${k.id}`, verified: true, added_by: null, last_used: null, enabled: true });
+    s.on('GET /repos/{owner}/{repo}/keys', authed((req, login) => {
+      const r = this.visible(req, login);
+      // GitHub answers 404 without admin here; the spec declares only 200, so a test must never get there.
+      if (r === undefined || r.roles[login] !== 'admin') return this.notFound;
+      const perPage = Number(req.query.get('per_page') ?? '30');
+      const page = Number(req.query.get('page') ?? '1');
+      const last = Math.max(1, Math.ceil(r.keys.length / perPage));
+      const link = page < last ? { link: `<${s.url}${req.path}?per_page=${perPage}&page=${page + 1}>; rel="next", <${s.url}${req.path}?per_page=${perPage}&page=${last}>; rel="last"` } : undefined;
+      return { status: 200, body: r.keys.slice((page - 1) * perPage, page * perPage).map((k) => keyJson(r, k)), headers: { 'x-accepted-github-permissions': 'administration=read', ...link } };
+    }));
+    s.on('POST /repos/{owner}/{repo}/keys', authed((req, login) => {
+      const r = this.visible(req, login);
+      if (r === undefined || r.roles[login] !== 'admin') return this.notFound;
+      const b = req.body as { title: string; key: string; read_only?: boolean };
+      const blob = b.key.split(' ')[1];
+      if (r.keys.some((k) => k.key.split(' ')[1] === blob)) return { status: 422, body: { message: 'Validation Failed', documentation_url: 'https://docs.github.com/rest', errors: [{ resource: 'PublicKey', code: 'custom', field: 'key', message: 'key is already in use' }] } };
+      const k = { id: this.nextId++, key: b.key.split(' ').slice(0, 2).join(' '), title: b.title, read_only: b.read_only ?? false, created_at: '2026-12-01T10:00:00Z' };
+      r.keys.push(k);
+      return { status: 201, body: keyJson(r, k) };
+    }));
+    s.on('DELETE /repos/{owner}/{repo}/keys/{key_id}', authed((req, login) => {
+      const r = this.visible(req, login);
+      if (r === undefined) return this.notFound;
+      r.keys = r.keys.filter((k) => String(k.id) !== req.params.key_id);
+      return { status: 204 };
+    }));
+    return this;
+  }
+}

@@ -14,7 +14,9 @@ export function registerBootstrap(program: Command): void {
       .description(
         'Run the built-in bootstrap playbook (playbooks/bootstrap.yaml) for a cluster of fluxstrap.yaml: preflight, namespace, ' +
           'Git and sops-age Secrets, Flux components, controllers, sync objects, reconcile, decryption check. Safe to run again. ' +
-          'Several clusters (--cluster a,b or --all-clusters) run concurrently; one failing does not stop the others.\n\n' +
+          'Several clusters (--cluster a,b or --all-clusters) run concurrently; one failing does not stop the others. ' +
+          'Without a checkout (no fluxstrap.yaml, not in a Git work tree) the branch of --git-url is cloned into a private temporary folder, ' +
+          'its fluxstrap.yaml read (flags win) and the run works from that commit: disaster recovery from a bare machine.\n\n' +
           'Exit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.',
       ),
   ).action(async (opts: CommandOptions, cmd: Command) => {
@@ -66,7 +68,14 @@ export function withClusterOptions(cmd: Command, several = false): Command {
     .option('--git-url <url>', 'Git URL Flux pulls from ($FLUXSTRAP_GIT_URL)')
     .option('--branch <name>', 'branch Flux follows ($FLUXSTRAP_GIT_BRANCH; default main)')
     .option('--path <dir>', 'cluster folder in the repository ($FLUXSTRAP_PATH; default clusters/<cluster>)')
-    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)');
+    .option('--git-username <name>', 'HTTPS auth: account name sent with the token ($FLUXSTRAP_GIT_USERNAME; default: git, or fluxstrap.yaml)')
+    .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token ($FLUXSTRAP_GIT_TOKEN_ENV); the token itself is never a flag')
+    .option('--git-ssh-key <file>', 'SSH auth: deploy key file, with --git-known-hosts ($FLUXSTRAP_GIT_SSH_KEY)')
+    .option('--git-known-hosts <file>', "SSH auth: known_hosts file with the Git server's host key ($FLUXSTRAP_GIT_KNOWN_HOSTS)")
+    .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)')
+    .option('--age-key-backup <file>', 'the age key from a `fluxstrap keys backup` file, opened in memory ($FLUXSTRAP_AGE_KEY_BACKUP)')
+    .option('--passphrase-file <file>', "the backup's passphrase (first line) ($FLUXSTRAP_BACKUP_PASSPHRASE_FILE; else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal)")
+    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 ($FLUXSTRAP_GITHUB_API_URL; default git.github.apiUrl, else https://api.github.com)');
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {

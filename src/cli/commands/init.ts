@@ -25,7 +25,13 @@ export function registerInit(program: Command): void {
     .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
     .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
-    .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key')
+    .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
+    .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
+    .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
+    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
+    .option('--public', 'with --create-repo: a public repository (default: private)')
+    .option('--yes', 'confirm --create-repo without asking (scripts)')
+    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
     .option('--flux-version <version>', 'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)')
     .option('--flux-manifests <dir>', 'a Flux release\'s manifests.tar.gz, unpacked: for other versions and air-gapped machines')
     .option('--components <list>', 'Flux controllers to install (default: source-controller,kustomize-controller,helm-controller,notification-controller)')
@@ -37,7 +43,21 @@ export function registerInit(program: Command): void {
     .option('--toleration-keys <list>', 'taint keys the controllers tolerate')
     .option('--cluster-domain <domain>', 'the cluster\'s DNS domain (default: cluster.local)')
     .option('--log-level <level>', 'controller log level: debug, info or error (default: info)')
+    .addOption(new Option('--sops-backend <backend>', 'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), or a cloud key service kustomize-controller reaches with its own identity').choices(['age', 'pgp', 'aws-kms', 'gcp-kms', 'azure-kv']).default('age'))
+    .option('--kms-arn <arn>', 'aws-kms: AWS KMS key ARN for the .sops.yaml rule, optionally +arn:aws:iam::ACCOUNT:role/NAME for sops to assume (repeatable)', collect)
+    .option('--aws-role-arn <arn>', 'aws-kms: IAM role for kustomize-controller through IRSA (annotation eks.amazonaws.com/role-arn); omit when the nodes\' role may use the key')
+    .option('--gcp-kms-key <id>', 'gcp-kms: projects/P/locations/L/keyRings/R/cryptoKeys/K for the .sops.yaml rule (repeatable)', collect)
+    .option('--gcp-service-account <email>', 'gcp-kms: Google service account for kustomize-controller through GKE Workload Identity (iam.gke.io/gcp-service-account)')
+    .option('--azure-kv-key <url>', 'azure-kv: https://VAULT.vault.azure.net/keys/NAME/VERSION for the .sops.yaml rule (repeatable)', collect)
+    .addOption(new Option('--azure-identity <how>', 'azure-kv: how kustomize-controller authenticates').choices(['workload-identity', 'aad-pod-identity', 'service-principal']))
+    .option('--azure-client-id <id>', 'azure-kv workload-identity: the managed identity\'s client id (azure.workload.identity/client-id)')
+    .option('--azure-tenant-id <id>', 'azure-kv workload-identity: its tenant id, when not the cluster\'s')
+    .option('--aad-pod-identity-binding <name>', 'azure-kv aad-pod-identity: the AzureIdentityBinding selector (label aadpodidbinding, AZURE_AUTH_METHOD=msi)')
+    .option('--azure-credentials-secret <name>', 'azure-kv service-principal: Secret in flux-system holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, read through envFrom (default: sops-azure-credentials)')
+    .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
+    .addOption(new Option('--decryption <mode>', 'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)').choices(['kustomization', 'controller']))
+    .option('--no-mac-only-encrypted', 'a new .sops.yaml rule without mac_only_encrypted: true (an existing rule keeps its choice)')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
     .addHelpText(
@@ -49,6 +69,9 @@ What it ensures (--check shows it as a diff first):
                                       --export and flux bootstrap write them (gotk-sync.yaml needs the
                                       Git URL: --git-url or the origin remote); an existing file is
                                       kept unless --flux-version/options are given (then --force)
+  deploy key, known_hosts             with an ssh:// URL: an SSH deploy key generated where git.auth.ssh.keyFile
+                                      says (default ~/.config/fluxstrap/NAME-deploy-key, never overwritten; the
+                                      public key is printed) and the server's host keys in clusters/NAME/known_hosts
   .sops.yaml                          the cluster's key in the rules governing the SOPS files the cluster
                                       reaches (its Kustomizations' spec.path); if it reaches none yet, a
                                       creation rule for the cluster folder, before any rule that would
@@ -57,7 +80,9 @@ What it ensures (--check shows it as a diff first):
   clusters/NAME/flux-system/kustomization.yaml
                                       decryption {provider: sops, secretRef: sops-age} as a patch, where
                                       flux bootstrap never overwrites it; a block hand-added to
-                                      gotk-sync.yaml is moved there and the generated file restored
+                                      gotk-sync.yaml is moved there and the generated file restored;
+                                      --decryption controller: {provider: sops} and a patch adding
+                                      --sops-age-secret=sops-age to kustomize-controller instead
   clusters/NAME/kustomization.yaml    lists flux-system (else Flux never applies its own config from Git)
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
@@ -72,11 +97,19 @@ Exit codes: 0 done or nothing to do, 1 failed, 2 bad usage, 3 --check found chan
 Examples:
   fluxstrap init --cluster prod
   fluxstrap init --cluster prod --age-key-file ~/.config/sops/age/keys.txt --check
+  fluxstrap init --cluster prod --decryption controller --check
   fluxstrap init --cluster home --git-url https://git.home/me/fleet.git --components-extra image-reflector-controller,image-automation-controller
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN
   fluxstrap init --cluster home --git-url https://gitea.example.com/me/fleet.git --git-username me --git-token-env GITEA_TOKEN
-  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts`,
+  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --git-ssh-key ~/.ssh/flux-deploy --git-known-hosts ./known_hosts
+  fluxstrap init --cluster lab --git-url git@github.com:me/lab.git          (generates the deploy key, host keys from GitHub)
+  GITHUB_TOKEN=… fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --create-repo --yes
+  fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…
+
+  fluxstrap init --cluster eks --sops-backend aws-kms --kms-arn arn:aws:kms:eu-west-1:111122223333:key/… --aws-role-arn arn:aws:iam::111122223333:role/flux-sops
+  fluxstrap init --cluster gke --sops-backend gcp-kms --gcp-kms-key projects/p/locations/global/keyRings/flux/cryptoKeys/sops --gcp-service-account flux-sops@p.iam.gserviceaccount.com
+  fluxstrap init --cluster aks --sops-backend azure-kv --azure-kv-key https://v.vault.azure.net/keys/sops/0123 --azure-identity workload-identity --azure-client-id 00000000-…`,
     )
     .action(async ({ ageKeyFile, ...rest }: InitOptions & { ageKeyFile?: string }, cmd: Command) => {
       const keyFile = ageKeyFile ?? rest.keyFile;

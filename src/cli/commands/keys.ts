@@ -3,6 +3,9 @@ import type { Command } from 'commander';
 import { commandIo, DEFAULT_AGE_KEY_FILE } from '../context.ts';
 import type { KeysNewOptions, KeysPubOptions } from '../../flows/keys.ts';
 import type { KeysRotateOptions } from '../../flows/keys-rotate.ts';
+import type { KeysBackupOptions, KeysRestoreOptions } from '../../flows/keys-backup.ts';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('generate age and OpenPGP keys for sops, and print their public keys');
@@ -37,6 +40,47 @@ export function registerKeys(program: Command): void {
     .action(async (file: string | undefined, opts: KeysPubOptions, cmd: Command) => {
       const { keysPub } = await import('../../flows/keys.ts');
       await keysPub(file, opts, commandIo(cmd));
+    });
+
+  keys
+    .command('backup')
+    .argument('[file]', `age key file to back up (default: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`)
+    .summary('write the age key encrypted with a passphrase (or into an Ansible Vault), for disaster recovery')
+    .description(
+      'Write the age key file encrypted with a passphrase (age scrypt, ASCII-armored: `age -d FILE` opens it), or into a whole-file ' +
+        'Ansible Vault (`ansible-vault view` opens it). The passphrase is typed twice at a terminal, or read from --passphrase-file or ' +
+        '$FLUXSTRAP_BACKUP_PASSPHRASE; never a flag. A backup file is never overwritten. Prints the public keys backed up.',
+    )
+    .option('--out <file>', 'backup file, age-encrypted with a passphrase')
+    .option('--passphrase-file <file>', 'passphrase on the first line of this file (else $FLUXSTRAP_BACKUP_PASSPHRASE, else typed)')
+    .option('--ansible-vault <file>', 'write an Ansible Vault (format 1.1, AES256) instead of --out')
+    .option('--vault-password-file <file>', 'with --ansible-vault: the vault password file (an executable one is run, as Ansible does)')
+    .option('--also-recipient <age1…>', 'also write FILE.recipients.age encrypted to this age recipient, e.g. an offline or hardware key (repeatable)', collect)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  fluxstrap keys backup --out homelab-key.age\n  fluxstrap keys backup prod.agekey --out prod-key.age --passphrase-file ~/.prod-pass --also-recipient age1…\n' +
+        '  fluxstrap keys backup --ansible-vault group_vars/all/age-key.vault --vault-password-file ~/.vault_pass',
+    )
+    .action(async (file: string | undefined, opts: KeysBackupOptions, cmd: Command) => {
+      const { keysBackup } = await import('../../flows/keys-backup.ts');
+      await keysBackup(file, opts, commandIo(cmd));
+    });
+
+  keys
+    .command('restore')
+    .argument('<backup>', 'a `fluxstrap keys backup` file, an `age -p` file, or an Ansible Vault holding the key file')
+    .summary('write an age key back from a backup, where sops looks for it')
+    .description(
+      'Open a key backup and write the age key file where sops looks ($SOPS_AGE_KEY_FILE, else the default file) or to --out, mode 0600. ' +
+        'An existing key file is never overwritten. Prints the public keys restored.',
+    )
+    .option('--out <file>', `key file to write (default: $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`)
+    .option('--passphrase-file <file>', 'passphrase on the first line of this file (else $FLUXSTRAP_BACKUP_PASSPHRASE, else typed)')
+    .option('--vault-password-file <file>', 'for an Ansible Vault backup: the vault password file')
+    .addHelpText('after', '\nExamples:\n  fluxstrap keys restore homelab-key.age\n  fluxstrap keys restore prod-key.age --out ./prod.agekey --passphrase-file ~/.prod-pass')
+    .action(async (file: string, opts: KeysRestoreOptions, cmd: Command) => {
+      const { keysRestore } = await import('../../flows/keys-backup.ts');
+      await keysRestore(file, opts, commandIo(cmd));
     });
 
   keys

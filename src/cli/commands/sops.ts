@@ -35,6 +35,9 @@ function lazily(runner: Runner): (files: string[], opts: CommonOptions, cmd: Com
   };
 }
 
+const awsProfileOption = ['--aws-profile <name>', 'the AWS profile (~/.aws/config) for the --kms keys; recorded in the file as aws_profile'] as const;
+const encryptionContextOption = ['--encryption-context <pairs>', 'AWS KMS encryption context for the --kms keys, key:value pairs separated by commas'] as const;
+
 const keyFileOption = ['--key-file <file>', `an age key file or an armored OpenPGP key (repeatable): identities to decrypt with, in addition to SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and ${DEFAULT_AGE_KEY_FILE}; PGP public keys to encrypt to`, collect] as const;
 
 export function registerSops(program: Command): void {
@@ -44,6 +47,9 @@ export function registerSops(program: Command): void {
     .option('--output-type <type>', 'yaml, json, dotenv, ini or binary (default: the input type)')
     .option('--age <recipients>', 'age recipient(s), comma-separated (repeatable; or SOPS_AGE_RECIPIENTS)', collect)
     .option('--pgp <fingerprints>', 'OpenPGP fingerprint(s), comma-separated (repeatable; or SOPS_PGP_FP); encrypted through gpg or a --key-file', collect)
+    .option('--kms <arns>', 'AWS KMS key ARN(s), comma-separated, each optionally +arn:aws:iam::ACCOUNT:role/NAME to assume (repeatable; or SOPS_KMS_ARN); AWS credentials and AWS_ENDPOINT_URL_KMS as the AWS CLI reads them', collect)
+    .option(...awsProfileOption)
+    .option(...encryptionContextOption)
     .option('--hc-vault-transit <uris>', 'HashiCorp Vault transit key URI(s) like https://vault:8200/v1/transit/keys/NAME, comma-separated (repeatable; or SOPS_VAULT_URIS); token from VAULT_TOKEN or ~/.vault-token', collect)
     .option('--encrypted-regex <re>', 'encrypt only values under keys matching this regex (e.g. ^(data|stringData)$ for Kubernetes Secrets)')
     .option('--unencrypted-regex <re>', 'leave values under keys matching this regex in clear')
@@ -60,6 +66,7 @@ export function registerSops(program: Command): void {
       '  fluxstrap encrypt --in-place clusters/prod/secrets/db.yaml',
       '  fluxstrap encrypt --age age1… --encrypted-regex \'^(data|stringData)$\' secret.yaml > secret.enc.yaml',
       '  fluxstrap encrypt --pgp 35C1A64CD7FC0AB6EB66756B2445463C3234ECE1 -i app.env',
+      '  fluxstrap encrypt --kms arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab -i secret.yaml',
     ].join('\n'))
     .action(lazily('runEncrypt'));
 
@@ -72,7 +79,7 @@ export function registerSops(program: Command): void {
     .option(...keyFileOption)
     .addHelpText('after', [
       '',
-      `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, the gpg keyring, and Vault transit (VAULT_TOKEN or ~/.vault-token).`,
+      `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, and the gpg keyring; AWS KMS entries with the AWS credentials of the environment, Vault transit entries with VAULT_TOKEN or ~/.vault-token.`,
       '',
       'Examples:',
       '  fluxstrap decrypt clusters/prod/secrets/db.yaml',
@@ -132,6 +139,10 @@ export function registerSops(program: Command): void {
     .option('--rm-pgp <fingerprint>', 'remove an OpenPGP fingerprint (repeatable)', collect)
     .option('--add-hc-vault-transit <uri>', 'add a Vault transit key URI to the first key group (repeatable)', collect)
     .option('--rm-hc-vault-transit <uri>', 'remove a Vault transit key URI (repeatable)', collect)
+    .option('--add-kms <arns>', 'add AWS KMS key ARN(s) (arn[+roleArn], comma-separated) to the first key group (repeatable)', collect)
+    .option('--rm-kms <arns>', 'remove AWS KMS key ARN(s); --aws-profile and --encryption-context must match the entry (repeatable)', collect)
+    .option(...awsProfileOption)
+    .option(...encryptionContextOption)
     .option('--ignore-mac', 'rotate even if the MAC does not match')
     .option(...keyFileOption)
     .addHelpText('after', '\nExamples:\n  fluxstrap rotate -i secret.yaml\n  fluxstrap rotate -i --add-age age1new… --rm-age age1old… secret.yaml')

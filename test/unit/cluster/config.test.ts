@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { clusterEntryOf, findRepo, parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
+import { clusterEntryOf, findRepo, githubRepoOf, parseConfig, resolveCluster } from '../../../src/cluster/config.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 
 const GOOD = `# yaml-language-server: $schema=./schema/fluxstrap.schema.json
@@ -67,10 +67,32 @@ void describe('fluxstrap.yaml', () => {
     rejectsConfig('clusters: [\n', 2, /invalid YAML/);
     rejectsConfig('clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n', 6,
       /^unknown key "password" \(expected "passwordFile"\)$/, 'clusters.prod.ageKey.ansibleVault.password');
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /must be an age recipient/);
+  });
+
+  void it('ageKey.publicKeys with any key source', () => {
+    const r = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
+    const c = parseConfig(`clusters:\n  prod:\n    ageKey: {file: k.txt, publicKeys: [${r}]}\n  lab:\n    ageKey: {env: K, publicKeys: [${r}]}\n`, 'f');
+    assert.deepEqual(c.clusters.prod?.ageKey && 'file' in c.clusters.prod.ageKey ? c.clusters.prod.ageKey.publicKeys : undefined, [r]);
+    const resolved = resolveCluster(c, { cluster: 'prod' }, {}, where);
+    assert.deepEqual(resolved.ageKey, { type: 'file', file: '/repo/k.txt', publicKeys: [r] });
   });
 });
 
 void describe('cluster resolution', () => {
+  void it('GitHub: detected from a github.com URL, API URL from the flag, env or file, token variable from the file, the HTTPS auth, else GITHUB_TOKEN', () => {
+    const gh = parseConfig('clusters:\n  a:\n    git:\n      url: ssh://git@github.com/me/fleet.git\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      provider: github\n      github: { apiUrl: https://ghe.example.com/api/v3/, tokenEnv: GHE_TOKEN }\n  c:\n    git:\n      url: https://github.com/me/fleet.git\n      auth: { https: { passwordEnv: FLEET_TOKEN } }\n', 'fluxstrap.yaml');
+    const a = resolveCluster(gh, { cluster: 'a' }, {}, where).git;
+    assert.deepEqual([a.provider, a.github], ['github', { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN' }]);
+    assert.deepEqual(resolveCluster(gh, { cluster: 'b' }, {}, where).git.github, { apiUrl: 'https://ghe.example.com/api/v3', tokenEnv: 'GHE_TOKEN' });
+    assert.equal(resolveCluster(gh, { cluster: 'b', githubApiUrl: 'http://127.0.0.1:1' }, {}, where).git.github?.apiUrl, 'http://127.0.0.1:1');
+    assert.equal(resolveCluster(gh, { cluster: 'a' }, { FLUXSTRAP_GITHUB_API_URL: 'http://x' }, where).git.github?.apiUrl, 'http://x');
+    assert.equal(resolveCluster(gh, { cluster: 'c' }, {}, where).git.github?.tokenEnv, 'FLEET_TOKEN');
+    assert.deepEqual(githubRepoOf('ssh://git@github.com/me/fleet.git'), { owner: 'me', repo: 'fleet' });
+    assert.deepEqual(githubRepoOf('https://github.com/org/a.b'), { owner: 'org', repo: 'a.b' });
+    assert.equal(githubRepoOf('https://github.com/only'), undefined);
+  });
+
   void it('reads the file, resolving its paths against the repository', () => {
     const c = resolveCluster(config, { cluster: 'prod' }, {}, where);
     assert.equal(c.path, 'clusters/prod');
@@ -79,6 +101,7 @@ void describe('cluster resolution', () => {
       url: 'ssh://git@git.example.com/homelab.git',
       branch: 'release',
       auth: { type: 'ssh', keyFile: join(homedir(), '.ssh/flux'), knownHostsFile: '/repo/known_hosts' },
+      provider: 'generic',
     });
     assert.deepEqual(c.ageKey, {
       type: 'ansible-vault',
@@ -116,6 +139,47 @@ void describe('cluster resolution', () => {
     assert.deepEqual(lab.ageKey, { type: 'file', file: '/keys.txt' });
     assert.deepEqual(lab.git.auth, { type: 'none' });
     assert.deepEqual(resolveCluster(only, {}, { SOPS_AGE_KEY: 'AGE-SECRET-KEY-1X' }, where).ageKey, { type: 'env', env: 'SOPS_AGE_KEY' });
+  });
+
+  void it('takes Git auth from flags and FLUXSTRAP_GIT_* over the file: a token variable makes HTTPS, a deploy key SSH', () => {
+    // The file's HTTPS user name stays when only the token variable is given.
+    const https = resolveCluster(config, { cluster: 'staging', gitTokenEnv: 'MY_TOKEN' }, {}, where);
+    assert.deepEqual(https.git.auth, { type: 'https', username: 'git', passwordEnv: 'MY_TOKEN' });
+    const named = resolveCluster(undefined, { cluster: 'dev', gitUsername: 'me' }, { FLUXSTRAP_GIT_TOKEN_ENV: 'T' }, where);
+    assert.deepEqual(named.git.auth, { type: 'https', username: 'me', passwordEnv: 'T' });
+    // Over a file's SSH auth, and relative to where the user stands.
+    const ssh = resolveCluster(config, { cluster: 'staging', gitSshKey: 'deploy', gitKnownHosts: '/kh' }, {}, where);
+    assert.deepEqual(ssh.git.auth, { type: 'ssh', keyFile: '/work/deploy', knownHostsFile: '/kh' });
+    const envSsh = resolveCluster(undefined, { cluster: 'dev' }, { FLUXSTRAP_GIT_SSH_KEY: 'k', FLUXSTRAP_GIT_KNOWN_HOSTS: 'h' }, where);
+    assert.deepEqual(envSsh.git.auth, { type: 'ssh', keyFile: '/work/k', knownHostsFile: '/work/h' });
+    // --git-username alone renames the file's HTTPS user.
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging', gitUsername: 'bot' }, {}, where).git.auth, { type: 'https', username: 'bot', passwordEnv: 'GIT_TOKEN' });
+  });
+
+  void it('refuses Git auth flags that do not make one kind of auth, and a token given where its variable name belongs, without echoing it', () => {
+    const usage = (flags: Parameters<typeof resolveCluster>[1], message: RegExp) =>
+      assert.throws(() => resolveCluster(undefined, { cluster: 'dev', ...flags }, {}, where), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && message.test(e.message) && e.hint !== undefined);
+    usage({ gitTokenEnv: 'T', gitSshKey: 'k', gitKnownHosts: 'h' }, /both given/);
+    usage({ gitSshKey: 'k' }, /--git-ssh-key is given without --git-known-hosts/);
+    usage({ gitKnownHosts: 'h' }, /--git-known-hosts is given without --git-ssh-key/);
+    usage({ gitUsername: 'me' }, /--git-username is given without --git-token-env/);
+    usage({ gitUsername: 'me', gitSshKey: 'k', gitKnownHosts: 'h' }, /applies to HTTPS/);
+    for (const token of ['ghp_abcdefghijklmnop1234', 'glpat-abcdefghij', 'github_pat_11ABC', 'a token with spaces']) {
+      assert.throws(() => resolveCluster(undefined, { cluster: 'dev', gitTokenEnv: token }, {}, where), (e: unknown) =>
+        e instanceof FluxstrapError && /not the token/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes(token));
+    }
+    const inUrl = 'https://me:s3cr3t-token@git.example.com/x.git';
+    assert.throws(() => resolveCluster(undefined, { cluster: 'dev', gitUrl: inUrl }, {}, where), (e: unknown) =>
+      e instanceof FluxstrapError && /carries a password/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes('s3cr3t'));
+    // A user name alone in the URL is no secret.
+    assert.equal(resolveCluster(undefined, { cluster: 'dev', gitUrl: 'ssh://git@h/x.git' }, {}, where).git.url, 'ssh://git@h/x.git');
+  });
+
+  void it('takes the age key from a backup (flag or FLUXSTRAP_AGE_KEY_BACKUP), with its passphrase file, never together with a key file', () => {
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b.age', passphraseFile: 'p' }, {}, where).ageKey, { type: 'backup', file: '/work/b.age', passphraseFile: '/work/p' });
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging' }, { FLUXSTRAP_AGE_KEY_BACKUP: '/b.age' }, where).ageKey, { type: 'backup', file: '/b.age' });
+    assert.throws(() => resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b', ageKeyFile: 'k' }, {}, where), /both name the age key/);
+    assert.throws(() => resolveCluster(config, { cluster: 'staging', passphraseFile: 'p' }, {}, where), /without --age-key-backup/);
   });
 
   void it('works without a file from flags alone, and says which cluster is missing', () => {

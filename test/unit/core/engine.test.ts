@@ -125,4 +125,43 @@ void describe('engine', () => {
     assert.deepEqual(rep.events.map((e) => e.type), ['run-start', 'task-start', 'task-progress', 'task-end', 'run-end']);
     assert.equal(JSON.stringify(r.results).includes('"data"'), false);
   });
+
+  void it('decides check mode per task in one place: check_mode wins over --check, and observe is told', async () => {
+    const seen: boolean[] = [];
+    const base = valueKind();
+    const telling: TaskKind<Params, string | undefined, World> = { ...base, observe: (p, world, run) => (seen.push(run.check), base.observe(p, world, run)) };
+    const world: World = new Map();
+    const tasks = [task(telling, { key: 'a', want: '1' }, { checkMode: false }), task(telling, { key: 'b', want: '2' })];
+    const r = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: true });
+    assert.deepEqual(r.results.map((x) => x.outcome), ['changed', 'would-change']);
+    assert.deepEqual(seen, [false, false, true], 'observe, re-observe after apply, then the check-mode task');
+    assert.deepEqual([...world.keys()], ['a']);
+    const forced = await runTasks({ title: 't', tasks: [task(valueKind(), { key: 'c', want: '3' }, { checkMode: true })], ctx: world, reporter: recorder(), check: false });
+    assert.equal(forced.results[0]?.outcome, 'would-change');
+    assert.equal(world.has('c'), false);
+  });
+
+  void it('runs a handler only when a task\'s outcome notified it', async () => {
+    const world: World = new Map([['same', 'x']]);
+    const kind = valueKind();
+    const tasks = [
+      task(kind, { key: 'same', want: 'x' }, { notify: [3] }),
+      task(kind, { key: 'new', want: 'y' }, { notify: [2] }),
+      task(kind, { key: 'notified', want: 'h' }, { handler: true }),
+      task(kind, { key: 'not-notified', want: 'h' }, { handler: true }),
+    ];
+    const r = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false });
+    assert.deepEqual(r.results.map((x) => x.outcome), ['ok', 'changed', 'changed', 'skipped']);
+    const checked = await runTasks({ title: 't', tasks: [task(kind, { key: 'other', want: 'z' }, { notify: [1] }), task(kind, { key: 'h2', want: 'h' }, { handler: true })], ctx: world, reporter: recorder(), check: true });
+    assert.deepEqual(checked.results.map((x) => x.outcome), ['would-change', 'would-change'], 'under --check, would-change notifies');
+  });
+
+  void it('planFirst: a task that cannot plan stops the run before its first change and before any event', async () => {
+    const world: World = new Map();
+    const rep = recorder();
+    const tasks = [task(valueKind(), { key: 'a', want: '1' }), task(valueKind({ failObserve: 1 }), { key: 'b', want: '2' })];
+    await assert.rejects(runTasks({ title: 't', tasks, ctx: world, reporter: rep, check: false, planFirst: true }), /API not ready/);
+    assert.equal(world.size, 0);
+    assert.deepEqual(rep.events, []);
+  });
 });

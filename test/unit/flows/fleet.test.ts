@@ -9,6 +9,7 @@ import type { TaskKind } from '../../../src/core/task.ts';
 import { runFleet } from '../../../src/flows/fleet.ts';
 import type { FleetRunOptions } from '../../../src/flows/fleet.ts';
 import { singleCluster } from '../../../src/cluster/resolve.ts';
+import { JsonEnvelope, jsonText } from '../../../src/report/envelope.ts';
 import { JsonFleetView, PrefixedView } from '../../../src/report/fleet.ts';
 import type { TaskContext } from '../../../src/tasks/context.ts';
 import type { KindRegistry } from '../../../src/tasks/registry.ts';
@@ -47,13 +48,16 @@ async function fleet(opts: Partial<FleetRunOptions>, view: 'plain' | 'json' = 'p
   const sink = (add: (s: string) => void) => new Writable({ write: (chunk: Buffer, _enc, done) => (add(chunk.toString()), done()) });
   const stdout = sink((s) => (out += s));
   const stderr = sink((s) => (err += s));
+  // As the CLI does: the view adds to the command's envelope, printed once the command is over.
+  const envelope = new JsonEnvelope('run');
   const code = await runFleet({ playbook: join(repo, 'site.yaml'), ...opts }, {
     cwd: repo,
     env,
     registry,
-    view: () => (view === 'json' ? new JsonFleetView(stdout) : new PrefixedView(stderr, { color: false, quiet: false })),
+    view: () => (view === 'json' ? new JsonFleetView((fields) => envelope.add(fields)) : new PrefixedView(stderr, { color: false, quiet: false })),
     out: stdout,
   });
+  if (view === 'json') out += jsonText(envelope.document(code));
   return { code, out, err };
 }
 

@@ -124,3 +124,20 @@ void describe('newAgeKey', () => {
     await assert.rejects(newAgeKey({ file: join(dir, 'plain', 'keys.txt'), postQuantum: false, append: false }), isError('E_IO', /not a directory/));
   });
 });
+
+void describe('age key files: keys kustomize-controller cannot import are named for what they are', () => {
+  const where = (line: number) => (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'k.txt' && e.location.line === line;
+  void it('an SSH private key (ed25519 or RSA PEM), at its line, never echoed', async () => {
+    for (const head of ['-----BEGIN OPENSSH PRIVATE KEY-----', '-----BEGIN RSA PRIVATE KEY-----']) {
+      const text = `# cluster key\n${head}\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n`;
+      await assert.rejects(parseAgeKeyFile(text, 'k.txt', recipientOf), (e: unknown) =>
+        isError('E_CONFIG', /^an SSH private key is not an age identity/)(e) && where(2)(e) && !JSON.stringify(e).includes('b3BlbnNzaC1rZXkt'));
+    }
+  });
+
+  void it('an age plugin identity', async () => {
+    const text = `AGE-PLUGIN-YUBIKEY-1${'QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L'.repeat(2)}\n`;
+    await assert.rejects(parseAgeKeyFile(text, 'k.txt', recipientOf), (e: unknown) =>
+      isError('E_CONFIG', /^an age plugin identity is not a native age identity/)(e) && where(1)(e) && !JSON.stringify(e).includes('QPZRY9X8'));
+  });
+});

@@ -67,6 +67,13 @@ void describe('diagnose', () => {
       want: [{ check: 'api', status: 'fail', message: /unreachable \(ECONNREFUSED\)/ }],
     },
     {
+      name: 'a flux-system folder that does not build: a failure with the build error',
+      change: (o) => {
+        (o as Observed).build = { error: { what: 'missing.yaml: no such file or directory (clusters/prod/flux-system/kustomization.yaml)', fix: 'fix it' } };
+      },
+      want: [{ check: 'flux-system-build', status: 'fail', message: /clusters\/prod\/flux-system does not build: missing\.yaml: no such file/ }],
+    },
+    {
       name: 'a cluster the context may not read: one failure naming why',
       change: (o) => { (o as Observed).live = { error: { what: 'forbidden: cannot list namespaces', fix: 'use another context' } }; },
       want: [{ check: 'cluster', status: 'fail', message: /^cannot read the cluster: forbidden/ }],
@@ -141,6 +148,19 @@ void describe('diagnose', () => {
       name: 'Kustomization without decryption',
       change: (o) => { delete o.live.kustomization?.decryption; },
       want: [{ check: 'decryption', status: 'fail', message: /has no spec\.decryption/ }],
+    },
+    {
+      name: 'decryption without secretRef and no controller flag: nothing names the key',
+      change: (o) => { if (o.live.kustomization) o.live.kustomization.decryption = { provider: 'sops' }; },
+      want: [{ check: 'decryption', status: 'fail', message: /decryption names no secretRef/ }],
+    },
+    {
+      name: 'decryption without secretRef, the key named by kustomize-controller --sops-age-secret: healthy',
+      change: (o) => {
+        if (o.live.kustomization) o.live.kustomization.decryption = { provider: 'sops' };
+        o.live.controllerSecret = 'sops-age';
+      },
+      want: [],
     },
     {
       name: 'secretRef other than the repository patch names',

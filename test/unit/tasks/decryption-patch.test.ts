@@ -83,6 +83,48 @@ void describe('decryption-patch plan', () => {
   });
 });
 
+void describe('decryption-patch modes', () => {
+  const controller = { ...params, mode: 'controller' as const };
+  const kustomization = { ...params, mode: 'kustomization' as const };
+  const flagOf = (text: string) => patchesOf(text).find((p) => p.target?.kind === 'Deployment' && p.patch.includes('--sops-age-secret'));
+
+  void it('controller mode: provider sops without secretRef, and --sops-age-secret on kustomize-controller alone', () => {
+    const { after } = planFile(decryptionPatchKind, controller, fixture('kustomization.yaml'), { [SYNC]: fixture('gotk-sync.pristine.yaml') });
+    const patches = patchesOf(after ?? '');
+    assert.deepEqual(decryptionOf(patches[0] as Patch)?.value, { provider: 'sops' });
+    const flag = flagOf(after ?? '');
+    assert.deepEqual(flag?.target, { kind: 'Deployment', name: 'kustomize-controller' });
+    assert.deepEqual(parse(flag?.patch ?? ''), [{ op: 'add', path: '/spec/template/spec/containers/0/args/-', value: '--sops-age-secret=sops-age' }]);
+    assert.deepEqual(planFile(decryptionPatchKind, controller, after).changes, [], 'idempotent');
+    assert.deepEqual(planFile(decryptionPatchKind, params, after).changes, [], 'a run without --decryption keeps controller mode');
+  });
+
+  void it('switches both ways, keeping every other patch, and each switch is idempotent', () => {
+    const start = fixture('kustomization-with-decryption-patch.yaml');
+    const toController = planFile(decryptionPatchKind, controller, start);
+    assert.match(toController.changes[0]?.summary ?? '', /drop secretRef.*; add --sops-age-secret=sops-age/);
+    const mid = toController.after ?? '';
+    assert.deepEqual(decryptionOf(patchesOf(mid).find((p) => p.target?.kind === 'Kustomization') as Patch)?.value, { provider: 'sops' });
+    assert.equal(patchesOf(mid).length, 4);
+    const back = planFile(decryptionPatchKind, kustomization, mid);
+    assert.match(back.changes[0]?.summary ?? '', /set decryption secretRef sops-age.*; remove --sops-age-secret=/);
+    assert.deepEqual(parse(back.after ?? ''), parse(start), 'back where it started');
+    assert.deepEqual(planFile(decryptionPatchKind, kustomization, back.after).changes, []);
+  });
+
+  void it('the controller patch leaves the shared Deployment patch (a regex over three controllers) alone', () => {
+    const { after } = planFile(decryptionPatchKind, controller, fixture('kustomization-with-decryption-patch.yaml'));
+    const shared = patchesOf(after ?? '').find((p) => p.target?.name?.includes('helm-controller'));
+    assert.ok(shared && !shared.patch.includes('--sops-age-secret'));
+  });
+
+  void it('refuses to switch a decryption patch it cannot edit, naming its line; nothing is planned', () => {
+    const text = 'resources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatchesStrategicMerge:\n- decryption-patch.yaml\n';
+    assert.throws(() => planFile(decryptionPatchKind, controller, text), (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 5 && /cannot switch decryption to controller mode/.test(e.message));
+  });
+});
+
 void describe('gotk-sync-restore plan', () => {
   void it("restores the seed's hand-edited gotk-sync.yaml to exactly what flux generated", () => {
     const { after } = planFile(gotkSyncKind, { file: SYNC }, fixture('gotk-sync.yaml'));

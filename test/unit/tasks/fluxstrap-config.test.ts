@@ -50,7 +50,7 @@ clusters:
     );
     const cluster = resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), { cluster: 'prod' }, {}, { repoDir: '/repo', cwd: '/elsewhere' });
     assert.equal(cluster.path, 'clusters/eu/prod');
-    assert.deepEqual(cluster.git, { ...GIT, auth: { type: 'none' } });
+    assert.deepEqual(cluster.git, { ...GIT, auth: { type: 'none' }, provider: 'generic' });
     assert.equal(cluster.ageKey.type === 'file' && cluster.ageKey.file.endsWith('/.config/sops/age/prod.agekey'), true);
   });
 
@@ -213,11 +213,22 @@ void describe("init's fluxstrap.yaml params", () => {
     assert.match(after ?? '', /# from CI/);
   });
 
+  void it('an ssh:// URL with no key named gets a deploy key to generate, outside the repository, and known_hosts beside the manifests', async () => {
+    const repo = await tempDir('config-deploy-key');
+    const generated = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUrl: 'git@github.com:me/fleet.git', sshKeyAlgorithm: 'ecdsa-p384' }, repo);
+    assert.deepEqual(generated.set?.git?.auth, { ssh: { keyFile: '~/.config/fluxstrap/prod-deploy-key', knownHostsFile: 'clusters/prod/known_hosts', keyAlgorithm: 'ecdsa-p384' } });
+    // A key file named alone keeps the default known_hosts file; a token means no key at all.
+    const named = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitSshKey: 'k' }, repo);
+    assert.deepEqual(named.set?.git?.auth, { ssh: { keyFile: 'k', knownHostsFile: 'clusters/prod/known_hosts' } });
+    const https = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUrl: 'ssh://git@host/fleet.git', gitTokenEnv: 'T' }, repo);
+    assert.deepEqual(https.set?.git?.auth, { https: { passwordEnv: 'T' } });
+  });
+
   void it('refuses flags that cannot make a valid entry', async () => {
     const repo = await tempDir('config-flags');
     const usage = (text: RegExp) => (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && text.test(e.message);
     const params = (flags: object) => fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags, process.cwd());
-    await assert.rejects(params({ gitSshKey: 'k' }), usage(/--git-ssh-key and --git-known-hosts go together/));
+    await assert.rejects(params({ sshKeyAlgorithm: 'rsa', gitUrl: 'https://host/fleet.git' }), usage(/--ssh-key-algorithm is for an ssh:\/\/ Git URL/));
     await assert.rejects(params({ gitSshKey: 'k', gitKnownHosts: 'h', gitTokenEnv: 'T' }), usage(/alternatives/));
     await assert.rejects(params({ gitUrl: 'git://host/fleet.git' }), usage(/Flux pulls from https:\/\/ or ssh:\/\//));
     await assert.rejects(params({ gitUrl: 'https://me:tok@host/fleet.git' }), usage(/must not carry a password/));

@@ -31,8 +31,19 @@ void describe('sops-config plan', () => {
   void it('creates .sops.yaml with the rule sops needs for the cluster folder', () => {
     const { changes, after } = planFile(sopsConfigKind, params, undefined);
     assert.equal(changes[0]?.action, 'create');
-    assert.equal(after, `creation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    encrypted_regex: ^(data|stringData)$\n    age: ${OURS}\n`);
+    assert.equal(after, `creation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    encrypted_regex: ^(data|stringData)$\n    mac_only_encrypted: true\n    age: ${OURS}\n`);
     assert.deepEqual(rules(after ?? ''), [{ path: pathRegexFor('clusters/prod'), keys: [OURS] }]);
+  });
+
+  void it('mac_only_encrypted: only in a new rule, left out when told, and an existing rule keeps its choice', () => {
+    const off = planFile(sopsConfigKind, { ...params, macOnlyEncrypted: false }, undefined).after ?? '';
+    assert.doesNotMatch(off, /mac_only_encrypted/);
+    const other = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
+    const existing = `creation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    mac_only_encrypted: false\n    age: ${other}\n`;
+    const updated = planFile(sopsConfigKind, params, existing).after ?? '';
+    assert.match(updated, /mac_only_encrypted: false/);
+    assert.doesNotMatch(updated, /mac_only_encrypted: true/);
+    assert.deepEqual(planFile(sopsConfigKind, params, planFile(sopsConfigKind, params, undefined).after).changes, [], 'idempotent');
   });
 
   void it('the path regex matches the cluster files only, relative to the repository', () => {

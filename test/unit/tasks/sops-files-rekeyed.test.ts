@@ -25,9 +25,9 @@ const kind = sopsFilesRekeyedKind;
 const step = (change: Partial<SopsFilesRekeyedParams>, clusterPath = 'clusters/prod'): SopsFilesRekeyedParams => kind.params.parse({ clusterPath, ...change });
 
 async function converge(params: SopsFilesRekeyedParams, ctx: RekeyContext): Promise<string[]> {
-  const changes = kind.plan(params, await kind.observe(params, ctx), ctx);
+  const changes = kind.plan(params, await kind.observe(params, ctx, { check: false }), ctx);
   for (const c of changes) await kind.apply(c, params, ctx);
-  assert.deepEqual(kind.plan(params, await kind.observe(params, ctx), ctx), [], 'a second run has nothing to do');
+  assert.deepEqual(kind.plan(params, await kind.observe(params, ctx, { check: false }), ctx), [], 'a second run has nothing to do');
   return changes.map((c) => `${c.action} ${c.target}: ${c.summary}`);
 }
 
@@ -67,7 +67,7 @@ void describe('sops-files-rekeyed', () => {
   void it('a file no key at hand opens is a one-line error naming it', async () => {
     const p = step({ add: [{ recipient: old.recipient, besides: fresh.recipient }] });
     const ctx = ctxWith([old]);
-    const [change] = kind.plan(p, await kind.observe(p, ctx), ctx);
+    const [change] = kind.plan(p, await kind.observe(p, ctx, { check: false }), ctx);
     assert.ok(change);
     await assert.rejects(kind.apply(change, p, ctx), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_DECRYPT' && e.location?.file === FILE && !e.message.includes('\n'));
   });
@@ -98,7 +98,7 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
   void it("phase 1: the new recipient joins the old one's group only, with the old key alone at hand; nothing else changes", async () => {
     const before = parseEncrypted(await bytes(), 'yaml', SHAMIR);
     const p = rotation({ add: [{ recipient: next.recipient, besides: cluster.recipient }] });
-    const [change] = kind.plan(p, await kind.observe(p, ctxWith([])), ctxWith([]));
+    const [change] = kind.plan(p, await kind.observe(p, ctxWith([]), { check: false }), ctxWith([]));
     assert.equal(change?.before, `group 1: age:${cluster.recipient}\ngroup 2: age:${second.recipient}\ngroup 3: age:${third.recipient}\n`);
     assert.equal(change?.after, `group 1: age:${cluster.recipient}\ngroup 1: age:${next.recipient}\ngroup 2: age:${second.recipient}\ngroup 3: age:${third.recipient}\n`);
     assert.deepEqual(await converge(p, ctxWith([cluster])), [`update file ${SHAMIR}: data key re-encrypted for ${next.recipient} (group 1) too`]);
@@ -137,7 +137,7 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
     const p = rotation({ remove: [second.recipient] });
     const was = await bytes();
     await assert.rejects(
-      async () => kind.plan(p, await kind.observe(p, ctxWith([])), ctxWith([])),
+      async () => kind.plan(p, await kind.observe(p, ctxWith([]), { check: false }), ctxWith([])),
       (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION' && e.location?.file === SHAMIR && /key group 2 of this file without a key/.test(e.message) && !e.message.includes('\n'),
     );
     assert.deepEqual(await bytes(), was);

@@ -1,0 +1,101 @@
+import { FluxstrapError, usageError } from '../core/errors.ts';
+import { identityDecryption, identityPatches, identityServiceAccount, type CloudIdentity, type IdentityOptions, type KustomizePatch } from '../flux/workload-identity.ts';
+import { ARN_HINT, arnProblem, parseArnSpec } from '../sops/aws-kms.ts';
+
+/**
+ * `init --sops-backend`: which key service the cluster's secrets are encrypted for, and what
+ * kustomize-controller needs to reach it. age and pgp are the key-file backends init always had;
+ * the cloud ones write their key into the .sops.yaml rule and the controller's identity as patches.
+ */
+
+export const SOPS_BACKENDS = ['age', 'pgp', 'aws-kms', 'gcp-kms', 'azure-kv'] as const;
+export type SopsBackendName = (typeof SOPS_BACKENDS)[number];
+export const AZURE_IDENTITIES = ['workload-identity', 'aad-pod-identity', 'service-principal'] as const;
+
+export interface SopsBackendFlags {
+  sopsBackend?: string;
+  kmsArn?: string[];
+  awsRoleArn?: string;
+  gcpKmsKey?: string[];
+  gcpServiceAccount?: string;
+  azureKvKey?: string[];
+  azureIdentity?: string;
+  azureClientId?: string;
+  azureTenantId?: string;
+  aadPodIdentityBinding?: string;
+  azureCredentialsSecret?: string;
+  objectLevelIdentity?: string;
+}
+
+export interface SopsBackend {
+  name: SopsBackendName;
+  cloud: boolean;
+  ruleKeys: { kms?: string[]; gcpKms?: string[]; azureKeyvault?: string[] };
+  patches: KustomizePatch[];
+  /** The flux-system Kustomization's decryption block, when it is not the sops-age Secret. */
+  decryption?: Record<string, string>;
+  /** Object-level identity: the ServiceAccount manifest carrying the identity. */
+  serviceAccount?: string;
+}
+
+const need = (value: string | undefined, flag: string, backend: string): string => {
+  if (value === undefined || value === '') throw usageError(`--sops-backend ${backend} needs ${flag}`, `fluxstrap init --help lists the ${backend} options`);
+  return value;
+};
+
+function needList(values: string[] | undefined, flag: string, backend: string): string[] {
+  const list = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  if (list.length === 0) need(undefined, flag, backend);
+  return list;
+}
+
+function identityFor(name: SopsBackendName, f: SopsBackendFlags): CloudIdentity | undefined {
+  if (name === 'aws-kms') {
+    if (f.awsRoleArn === undefined) return undefined;
+    if (!/^arn:aws[\w-]*:iam::[0-9]+:role\/\S+$/.test(f.awsRoleArn)) {
+      throw new FluxstrapError('E_USAGE', `not an IAM role ARN: ${f.awsRoleArn}`, { location: { field: '--aws-role-arn' }, hint: 'arn:aws:iam::111122223333:role/NAME, the role EKS hands kustomize-controller (IRSA)' });
+    }
+    return { type: 'aws-irsa', roleArn: f.awsRoleArn };
+  }
+  if (name === 'gcp-kms') {
+    if (f.gcpServiceAccount === undefined) return undefined;
+    if (!/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$/.test(f.gcpServiceAccount)) {
+      throw new FluxstrapError('E_USAGE', `not a Google service account e-mail: ${f.gcpServiceAccount}`, { location: { field: '--gcp-service-account' }, hint: 'NAME@PROJECT.iam.gserviceaccount.com' });
+    }
+    return { type: 'gcp-workload-identity', serviceAccount: f.gcpServiceAccount };
+  }
+  if (name === 'azure-kv') {
+    const how = f.azureIdentity ?? 'workload-identity';
+    if (how === 'workload-identity') {
+      return { type: 'azure-workload-identity', clientId: need(f.azureClientId, '--azure-client-id', 'azure-kv'), ...(f.azureTenantId ? { tenantId: f.azureTenantId } : {}) };
+    }
+    if (how === 'aad-pod-identity') return { type: 'azure-aad-pod-identity', binding: need(f.aadPodIdentityBinding, '--aad-pod-identity-binding', 'azure-kv') };
+    if (how === 'service-principal') return { type: 'azure-service-principal', secretName: f.azureCredentialsSecret ?? 'sops-azure-credentials' };
+    throw new FluxstrapError('E_USAGE', `unknown Azure identity ${how}`, { location: { field: '--azure-identity' }, hint: `one of ${AZURE_IDENTITIES.join(', ')}` });
+  }
+  return undefined;
+}
+
+function checkedArns(values: string[]): string[] {
+  for (const spec of values) {
+    const problem = arnProblem(parseArnSpec(spec));
+    if (problem !== undefined) throw new FluxstrapError('E_USAGE', problem, { location: { field: '--kms-arn' }, hint: ARN_HINT });
+  }
+  return values;
+}
+
+export function sopsBackend(f: SopsBackendFlags): SopsBackend {
+  const name = (f.sopsBackend ?? 'age') as SopsBackendName;
+  if (!SOPS_BACKENDS.includes(name)) throw new FluxstrapError('E_USAGE', `unknown SOPS backend ${f.sopsBackend ?? ''}`, { location: { field: '--sops-backend' }, hint: `one of ${SOPS_BACKENDS.join(', ')}` });
+  if (name === 'age' || name === 'pgp') return { name, cloud: false, ruleKeys: {}, patches: [] };
+  const ruleKeys = name === 'aws-kms' ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }
+    : name === 'gcp-kms' ? { gcpKms: needList(f.gcpKmsKey, '--gcp-kms-key', name) }
+    : { azureKeyvault: needList(f.azureKvKey, '--azure-kv-key', name) };
+  const identity = identityFor(name, f);
+  const opts: IdentityOptions = f.objectLevelIdentity ? { objectLevel: { serviceAccountName: f.objectLevelIdentity } } : {};
+  if (opts.objectLevel && !identity) throw usageError('--object-level-identity needs the identity to give that ServiceAccount', 'with aws-kms: --aws-role-arn; with gcp-kms: --gcp-service-account; with azure-kv: --azure-client-id');
+  return {
+    name, cloud: true, ruleKeys, patches: identity ? identityPatches(identity, opts) : [], decryption: identityDecryption(opts),
+    ...(identity && opts.objectLevel ? { serviceAccount: identityServiceAccount(identity, opts.objectLevel.serviceAccountName) } : {}),
+  };
+}
