@@ -70,6 +70,10 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
   const backend = sopsBackend(opts);
+  if (opts.decryption === 'controller' && backend.secretName !== undefined) {
+    // kustomize-controller's --sops-age-secret is read for age keys; the Vault token is named per Kustomization.
+    throw usageError(`--decryption controller names an age key Secret: with --sops-backend ${backend.name} the flux-system Kustomization names ${backend.secretName}`, 'drop --decryption controller');
+  }
   if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
   // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
   const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
@@ -78,7 +82,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
     throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
   }
   const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, sopsKey: backend.sopsKey }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
@@ -135,7 +139,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
     })]),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: 'sops-age', ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: backend.secretName ?? 'sops-age', secretRefFixed: backend.secretName !== undefined, ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
     ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
     ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),

@@ -13,7 +13,7 @@ import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
 import type { Problem } from '../tasks/preflight.ts';
 import { clusterSops } from '../tasks/sops-files.ts';
-import { VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
+import { HC_VAULT_SECRET, VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
 import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
 import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
@@ -175,7 +175,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
     ...(controllerSecret !== undefined ? { controllerSecret } : {}),
     ageSecret: await observeAgeSecret(kube, namespace, secretName),
-    ...(ctx.cluster.vault ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-hcvault') } : {}),
+    ...(ctx.cluster.vault ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? HC_VAULT_SECRET) } : {}),
     decrypting,
   };
 }

@@ -204,13 +204,14 @@ export const defaultDeployKeyFiles = (cluster: string, clusterPath: string) => (
 
 /**
  * The params of init's fluxstrap.yaml task: the flags as `set`, the origin remote as `fill`.
- * `ageKeyFile` is the --key-file when it holds age identities (a PGP key is no sops-age source).
+ * `ageKeyFile` is the --key-file when it holds age identities (a PGP key is no sops-age source);
+ * `sopsKey` the key service that decrypts in the cluster instead (`--sops-backend vault`).
  */
 export async function fluxstrapConfigTaskParams(
   repo: string,
   cluster: string,
   clusterPath: string,
-  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined },
+  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; sopsKey?: Entry['sopsKey'] },
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
@@ -264,6 +265,7 @@ export async function fluxstrapConfigTaskParams(
     ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
     ...(Object.keys(git).length > 0 ? { git } : {}),
     ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile, age) } } : {}),
+    ...(flags.sopsKey !== undefined ? { sopsKey: flags.sopsKey } : {}),
   };
   const checked = clusterEntry.safeParse(set);
   if (!checked.success) {

@@ -13,6 +13,9 @@ const Params = z.strictObject({
 });
 type Params = z.infer<typeof Params>;
 
+/** The Secret's name in the Flux SOPS guide, which init's decryption patch names. */
+export const HC_VAULT_SECRET = 'sops-hcvault';
+
 /** The key kustomize-controller reads a Vault token from (Flux SOPS guide, HashiCorp Vault). */
 export const VAULT_TOKEN_KEY = 'sops.vault-token';
 
@@ -41,7 +44,7 @@ export const sopsHcVaultSecretKind: TaskKind<Params, Facts, TaskContext, SecretS
   async observe(p, ctx) {
     if (!ctx.cluster.vault) return { none: true };
     const data = { [VAULT_TOKEN_KEY]: vaultToken(ctx) };
-    const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-hcvault';
+    const name = p.name ?? (await decryptionSecretName(ctx)) ?? HC_VAULT_SECRET;
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {

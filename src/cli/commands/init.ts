@@ -43,7 +43,9 @@ export function registerInit(program: Command): void {
     .option('--toleration-keys <list>', 'taint keys the controllers tolerate')
     .option('--cluster-domain <domain>', 'the cluster\'s DNS domain (default: cluster.local)')
     .option('--log-level <level>', 'controller log level: debug, info or error (default: info)')
-    .addOption(new Option('--sops-backend <backend>', 'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), or a cloud key service kustomize-controller reaches with its own identity').choices(['age', 'pgp', 'aws-kms', 'gcp-kms', 'azure-kv']).default('age'))
+    .addOption(new Option('--sops-backend <backend>', 'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), HashiCorp Vault transit (a token in the sops-hcvault Secret), or a cloud key service kustomize-controller reaches with its own identity').choices(['age', 'pgp', 'vault', 'aws-kms', 'gcp-kms', 'azure-kv']).default('age'))
+    .option('--vault-transit-uri <uri>', 'vault: transit key URI for the .sops.yaml rule, https://VAULT:8200/v1/ENGINE/keys/NAME (repeatable; keys of one Vault)', collect)
+    .option('--vault-token-env <var>', 'vault: the environment variable whose token bootstrap puts in the sops-hcvault Secret (written to fluxstrap.yaml as sopsKey.vault.tokenEnv; the token is never written to a file)')
     .option('--kms-arn <arn>', 'aws-kms: AWS KMS key ARN for the .sops.yaml rule, optionally +arn:aws:iam::ACCOUNT:role/NAME for sops to assume (repeatable)', collect)
     .option('--aws-role-arn <arn>', 'aws-kms: IAM role for kustomize-controller through IRSA (annotation eks.amazonaws.com/role-arn); omit when the nodes\' role may use the key')
     .option('--gcp-kms-key <id>', 'gcp-kms: projects/P/locations/L/keyRings/R/cryptoKeys/K for the .sops.yaml rule (repeatable)', collect)
@@ -83,12 +85,14 @@ What it ensures (--check shows it as a diff first):
                                       gotk-sync.yaml is moved there and the generated file restored;
                                       --decryption controller: {provider: sops} and a patch adding
                                       --sops-age-secret=sops-age to kustomize-controller instead
+                                      (--sops-backend vault: secretRef sops-hcvault)
   clusters/NAME/kustomization.yaml    lists flux-system (else Flux never applies its own config from Git)
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
   fluxstrap.yaml                      the cluster's entry, so bootstrap needs no flags: path (unless
                                       clusters/NAME), ageKey.file (an age --age-key-file), git.url and
-                                      git.branch (flags, else the origin remote), git.auth (flags);
+                                      git.branch (flags, else the origin remote), git.auth (flags),
+                                      sopsKey.vault (--sops-backend vault: address, token variable);
                                       comments and other clusters kept, a setting you wrote is never
                                       removed, a flag given now replaces a different value
 
@@ -107,6 +111,7 @@ Examples:
   GITHUB_TOKEN=… fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --create-repo --yes
   fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…
 
+  fluxstrap init --cluster prod --sops-backend vault --vault-transit-uri https://vault.example.com:8200/v1/transit/keys/flux --vault-token-env FLUX_VAULT_TOKEN
   fluxstrap init --cluster eks --sops-backend aws-kms --kms-arn arn:aws:kms:eu-west-1:111122223333:key/… --aws-role-arn arn:aws:iam::111122223333:role/flux-sops
   fluxstrap init --cluster gke --sops-backend gcp-kms --gcp-kms-key projects/p/locations/global/keyRings/flux/cryptoKeys/sops --gcp-service-account flux-sops@p.iam.gserviceaccount.com
   fluxstrap init --cluster aks --sops-backend azure-kv --azure-kv-key https://v.vault.azure.net/keys/sops/0123 --azure-identity workload-identity --azure-client-id 00000000-…`,
