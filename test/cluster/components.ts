@@ -147,13 +147,15 @@ export const COMPONENTS: readonly Component[] = [
     optional: true,
   },
   {
-    // A Vault dev server with the transit engine for the hc_vault tests. OpenBao would do as
-    // well, but the proxy refuses github.com/openbao/openbao/v2@v2.6.2 ("This module version
-    // is not available"); `go install github.com/hashicorp/vault@v1.21.4` is refused for its
-    // directory replaces (./api, ./sdk), so it gets a wrapper module like the controllers.
+    // A Vault dev server with the transit engine for the hc_vault tests (the proxy refuses every
+    // OpenBao module). `go install` is refused for upstream's directory replaces (./api, ./sdk),
+    // so a wrapper module builds it against the published api and sdk its go.mod requires.
+    // v1.21.0, not a later patch: its tree's sdk is the published v0.20.0, while the 1.21.x
+    // patches carry backports that match no published sdk (v1.21.4: ActivationFunc as in v0.20,
+    // RestorePolicy as in v0.24) and the proxy serves no pseudo-version of the tag's commit.
     name: 'vault',
     module: 'github.com/hashicorp/vault',
-    version: 'v1.21.4',
+    version: 'v1.21.0',
     binaries: { vault: 'github.com/hashicorp/vault' },
     method: 'wrapper',
     ldflags: [],
