@@ -23,7 +23,7 @@ const program = new Command('fluxstrap')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(redactPrivateKeys(str)) });
 
-registerCommands(program);
+registerCommands(program, process.argv.slice(2));
 
 // Ctrl-C or a stop signal: every step is idempotent, so say how to converge and exit as a shell
 // expects. The listr2 view has its own Ctrl-C handling (it must restore the cursor first).

@@ -106,6 +106,9 @@ function explainIssue(issue: Issue, missing: string[] = []): { issue: Issue; mes
   if (inner) return explainIssue(Object.assign(Object.create(null) as Issue, inner.issue, { path: [...issue.path, ...inner.issue.path] }), inner.missing);
   const forms = branches.flatMap((b) => b.filter((i) => i.code === 'invalid_type' && i.path.length === 1).map((i) => String(i.path[0])));
   if (forms.length > 0) return { issue, message: `expected exactly one of: ${[...new Set(forms)].join(', ')}` };
+  // Two forms given at once (`{file, fingerprint}`): each branch refuses the other's key.
+  const extra = branches.every((b) => b.length === 1 && b[0]?.code === 'unrecognized_keys') ? branches.flatMap((b) => (b[0]?.code === 'unrecognized_keys' ? b[0].keys : [])) : [];
+  if (extra.length > 1) return { issue, message: `expected exactly one of: ${[...new Set(extra)].sort().join(', ')}` };
   const expected = branches.flatMap((b) => b.flatMap((i) => (i.code === 'invalid_type' ? [i.expected] : [])));
   return { issue, message: expected.length > 0 ? `expected ${[...new Set(expected)].join(' or ')}` : issue.message };
 }

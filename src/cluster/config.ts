@@ -62,12 +62,23 @@ const AgeKeySchema = z.union([
   }),
 ]);
 
+const fingerprint = z
+  .string()
+  .transform((v) => v.replace(/\s+/g, '').toUpperCase())
+  .pipe(z.string().regex(/^[0-9A-F]{40}$/, 'must be a 40-hex-digit OpenPGP v4 fingerprint'));
+
+const VaultKeySchema = z.strictObject({
+  address: z.string().regex(/^https?:\/\/[^/?#@\s]+\/?$/, 'must be an http(s):// address without a path').describe('Vault address, as in the hc_vault_transit_uri of .sops.yaml; kustomize-controller reaches the address each file names.'),
+  tokenEnv: envName.describe('Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).'),
+});
+
 const SopsKeySchema = z.strictObject({
-  vault: z.strictObject({
-    address: z.string().regex(/^https?:\/\/[^/?#@\s]+\/?$/, 'must be an http(s):// address without a path').describe('Vault address, as in the hc_vault_transit_uri of .sops.yaml; kustomize-controller reaches the address each file names.'),
-    tokenEnv: envName.describe('Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).'),
-  }),
-}).describe('A key service that decrypts in the cluster instead of an age key: HashiCorp Vault transit.');
+  pgp: z.union([
+    z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
+    z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
+  ]).optional(),
+  vault: VaultKeySchema.optional().describe('HashiCorp Vault transit: kustomize-controller decrypts with a token from the sops-hcvault Secret.'),
+}).refine((k) => (k.pgp === undefined) !== (k.vault === undefined), 'expected exactly one of: pgp, vault');
 
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
@@ -92,7 +103,7 @@ const ClusterSchema = z.strictObject({
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
-  sopsKey: SopsKeySchema.optional(),
+  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`), or HashiCorp Vault transit (a token in the sops-hcvault Secret).'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -131,6 +142,9 @@ export type AgeKeySource = (
   | { type: 'backup'; file: string; passphraseFile?: string }
 ) & { publicKeys?: string[] };
 
+/** The cluster's OpenPGP key: an armored private key file, or a key of the user's gpg keyring. */
+export type PgpKeySource = { type: 'file'; file: string } | { type: 'gpg'; fingerprint: string };
+
 /** A cluster with every source of settings applied: what a run works with. */
 export interface ResolvedCluster {
   name: string;
@@ -145,6 +159,8 @@ export interface ResolvedCluster {
   kube: { kubeconfig?: string; context?: string };
   git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'generic'; github?: GitHubSettings };
   ageKey: AgeKeySource;
+  /** Set when the cluster's key is OpenPGP (`sopsKey.pgp`); `ageKey` is then not the cluster's. */
+  pgpKey?: PgpKeySource;
   /** Vault transit decrypts in the cluster (the sops-hcvault Secret) instead of the age key. */
   vault?: { address: string; tokenEnv: string };
 }
@@ -188,6 +204,12 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   const proto = isMap(names) ? names.items.find((p) => isScalar(p.key) && p.key.value === '__proto__') : undefined;
   if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
+  for (const [name, entry] of Object.entries(clusters)) {
+    if (entry.ageKey !== undefined && entry.sopsKey !== undefined) {
+      const at = ['clusters', name, 'sopsKey'];
+      throw src.error(`cluster "${name}" names two keys, ageKey and sopsKey`, src.doc.getIn(at, true), 'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists', at.join('.'));
+    }
+  }
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
     throw src.error(`defaultCluster "${defaultCluster}" is not one of the clusters`, src.doc.get('defaultCluster', true), undefined, 'defaultCluster');
   }
@@ -267,9 +289,22 @@ export function resolveCluster(
     path: clusterPath,
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
     git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
-    ageKey: configuredAgeKey(entry, flags, env, where) ?? sopsAgeKey(env),
+    ...resolvedKeys(entry, flags, env, where),
     ...(entry?.sopsKey?.vault ? { vault: { address: entry.sopsKey.vault.address.replace(/\/$/, ''), tokenEnv: entry.sopsKey.vault.tokenEnv } } : {}),
   };
+}
+
+/** The age key, and the PGP key when fluxstrap.yaml names one; an age key typed for this run wins over it. */
+function resolvedKeys(entry: ClusterConfig | undefined, flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster, 'ageKey' | 'pgpKey'> {
+  const age = configuredAgeKey(entry, flags, env, where);
+  const pgp = age === undefined ? configuredPgpKey(entry, where.repoDir) : undefined;
+  return { ageKey: age ?? sopsAgeKey(env), ...(pgp ? { pgpKey: pgp } : {}) };
+}
+
+export function configuredPgpKey(entry: ClusterConfig | undefined, repoDir: string): PgpKeySource | undefined {
+  const pgp = entry?.sopsKey?.pgp;
+  if (pgp === undefined) return undefined;
+  return 'file' in pgp ? { type: 'file', file: expandPath(pgp.file, repoDir) } : { type: 'gpg', fingerprint: pgp.fingerprint };
 }
 
 /**

@@ -19,6 +19,8 @@ export const AZURE_IDENTITIES = ['workload-identity', 'aad-pod-identity', 'servi
 
 export interface SopsBackendFlags {
   sopsBackend?: string;
+  /** pgp: the cluster's armored private key (sopsKey.pgp.file). */
+  pgpKeyFile?: string;
   kmsArn?: string[];
   awsRoleArn?: string;
   gcpKmsKey?: string[];
@@ -46,8 +48,8 @@ export interface SopsBackend {
   serviceAccount?: string;
   /** The Secret the decryption names instead of sops-age (Vault's token). */
   secretName?: string;
-  /** fluxstrap.yaml's `sopsKey`: what bootstrap makes that Secret from. */
-  sopsKey?: { vault: { address: string; tokenEnv: string } };
+  /** fluxstrap.yaml's `sopsKey.vault`: what bootstrap makes that Secret from. */
+  vaultKey?: { address: string; tokenEnv: string };
 }
 
 const need = (value: string | undefined, flag: string, backend: string): string => {
@@ -120,13 +122,14 @@ function vaultBackend(f: SopsBackendFlags): SopsBackend {
   }
   return {
     name: 'vault', cloud: true, ruleKeys: { hcVaultTransitUri: refs.map((r) => stanzaName(vaultStanza(r))) }, patches: [],
-    secretName: HC_VAULT_SECRET, sopsKey: { vault: { address, tokenEnv } },
+    secretName: HC_VAULT_SECRET, vaultKey: { address, tokenEnv },
   };
 }
 
 export function sopsBackend(f: SopsBackendFlags): SopsBackend {
   const name = (f.sopsBackend ?? 'age') as SopsBackendName;
   if (!SOPS_BACKENDS.includes(name)) throw new FluxstrapError('E_USAGE', `unknown SOPS backend ${f.sopsBackend ?? ''}`, { location: { field: '--sops-backend' }, hint: `one of ${SOPS_BACKENDS.join(', ')}` });
+  if (f.pgpKeyFile !== undefined && name !== 'pgp') throw new FluxstrapError('E_USAGE', `--pgp-key-file is the key of --sops-backend pgp, not ${name}`, { location: { field: '--pgp-key-file' }, hint: 'add --sops-backend pgp' });
   if (name === 'age' || name === 'pgp') return { name, cloud: false, ruleKeys: {}, patches: [] };
   if (name === 'vault') return vaultBackend(f);
   const ruleKeys = name === 'aws-kms' ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }

@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { readText, readTextIfExists } from '../adapters/files.ts';
 import { CONTROLLER_DECRYPTION_SINCE, hasControllerDecryption, readHeader } from '../flux/install.ts';
 import { runTasks } from '../core/engine.ts';
-import { CONFIG_FILE, configuredAgeKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
+import { CONFIG_FILE, configuredAgeKey, configuredPgpKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
 import { githubRepositoryKind } from '../tasks/github-repository.ts';
 import type { GitHubContext } from '../tasks/github-repository.ts';
 import { deployKeyTitle, githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
-import type { AgeKeySource, SshAuth } from '../cluster/config.ts';
+import type { AgeKeySource, ClusterConfig, PgpKeySource, SshAuth } from '../cluster/config.ts';
 import { knownHostsKind } from '../tasks/known-hosts.ts';
 import type { KnownHostsContext } from '../tasks/known-hosts.ts';
 import { sshDeployKeyKind } from '../tasks/ssh-deploy-key.ts';
@@ -22,7 +22,7 @@ import { identitiesFromEnv } from './keys.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
-import { readAgeIdentities } from '../tasks/context.ts';
+import { readAgeIdentities, readPgpKeySource } from '../tasks/context.ts';
 import { configuredEntry, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
 import type { FileState, RepoContext } from '../tasks/file-content.ts';
@@ -74,15 +74,19 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
     // kustomize-controller's --sops-age-secret is read for age keys; the Vault token is named per Kustomization.
     throw usageError(`--decryption controller names an age key Secret: with --sops-backend ${backend.name} the flux-system Kustomization names ${backend.secretName}`, 'drop --decryption controller');
   }
-  if (opts.decryption === 'controller') await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
+  const clusterPgp = backend.name === 'pgp' ? await clusterPgpKey(opts, entry, repo, g) : undefined;
+  if (opts.decryption === 'controller') {
+    if (clusterPgp) throw new FluxstrapError('E_USAGE', '--decryption controller names an age Secret (kustomize-controller --sops-age-secret): a PGP cluster key is named by the Kustomization', { location: { field: '--decryption' }, hint: 'drop --decryption controller (the sops-gpg Secret goes into the flux-system decryption patch)' });
+    await requireControllerDecryption(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts.fluxVersion);
+  }
   // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
   const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
-  const key = backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env);
+  const key = clusterPgp ?? (backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env));
   if (opts.createRepo === true && opts.yes !== true && opts.check !== true) {
     throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
   }
   const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, sopsKey: backend.sopsKey }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, pgpKeyFile: clusterPgp ? opts.pgpKeyFile : undefined, vaultKey: backend.vaultKey }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
@@ -90,7 +94,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const github = githubTasks(opts, url, { ...current, ...config.set?.git }, repo, sync);
   const tasks = [
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.keyFile, sync, backend, opts)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.pgpKeyFile ?? opts.keyFile, sync, backend, opts)),
     ...github.repository,
     ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
     ...github.deployKey,
@@ -116,6 +120,8 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
   const pubFile = `${clusterPath}/.sops.pub.${key?.type === 'pgp' ? 'asc' : 'age'}`;
+  // kustomize-controller imports PGP keys from the `.asc` entries of a Secret, age identities from `.agekey` ones.
+  const secretName = backend.secretName ?? (key?.type === 'pgp' ? 'sops-gpg' : 'sops-age');
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
@@ -139,7 +145,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       file: pubFile,
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
     })]),
-    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName: backend.secretName ?? 'sops-age', secretRefFixed: backend.secretName !== undefined, ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: 'sops-age' } } : {}) } } : {}) }),
+    task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName, secretRefFixed: backend.secretName !== undefined, ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: secretName } } : {}) } } : {}) }),
     ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
     ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
@@ -253,6 +259,23 @@ async function publicKey(opts: InitOptions, configured: AgeKeySource | undefined
     return { type: 'pgp', fingerprint: key.fingerprint, armored: key.publicKey };
   }
   return { type: 'age', recipients: unique((await parseAgeKeyFile(text, opts.keyFile, recipientOf)).map((i) => i.recipient)) };
+}
+
+/**
+ * The cluster's PGP key for `--sops-backend pgp`: --pgp-key-file, else the sopsKey.pgp the entry
+ * already has. Read as bootstrap will read it, so a key the cluster cannot use (public only,
+ * locked by a passphrase) is refused before anything is written.
+ */
+async function clusterPgpKey(opts: InitOptions, entry: ClusterConfig | undefined, repo: string, { env, cwd }: Pick<CommandIo, 'env' | 'cwd'>): Promise<PublicKey | undefined> {
+  if (opts.pgpKeyFile === undefined && opts.keyFile !== undefined) return undefined;
+  if (opts.pgpKeyFile !== undefined && entry?.ageKey !== undefined) {
+    throw new FluxstrapError('E_USAGE', `cluster "${opts.cluster}" has an age key in ${CONFIG_FILE} (ageKey): its key is one Secret`, { location: { field: '--pgp-key-file' }, hint: `remove clusters.${opts.cluster}.ageKey from ${CONFIG_FILE} to make the PGP key the cluster key (then re-encrypt with \`fluxstrap updatekeys\`)` });
+  }
+  const source: PgpKeySource | undefined = opts.pgpKeyFile !== undefined ? { type: 'file', file: expandPath(opts.pgpKeyFile, cwd) } : configuredPgpKey(entry, repo);
+  if (source === undefined) throw usageError('--sops-backend pgp needs the cluster\'s private key: --pgp-key-file FILE', 'export it without a passphrase: gpg --export-secret-keys --armor FINGERPRINT > FILE (kept out of Git), or make one with `fluxstrap keys new --pgp`');
+  const key = await readPgpKeySource(source, env);
+  const { readPgpKey } = await import('../keys/pgp.ts');
+  return { type: 'pgp', fingerprint: key.fingerprint, armored: (await readPgpKey(key.armored, key.source)).publicKey };
 }
 
 const unique = (xs: string[]) => [...new Set(xs)];

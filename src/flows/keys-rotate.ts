@@ -16,6 +16,7 @@ import { ruleRecipients, sopsRecipientsKind } from '../tasks/sops-recipients.ts'
 import type { AgeIdentity } from '../keys/age.ts';
 import { loadAgeIdentities } from '../keys/identities.ts';
 import { generateAgeIdentity } from '../keys/generate.ts';
+import { readPgpKeySource } from '../tasks/context.ts';
 import { info } from './io.ts';
 import type { CommandIo } from './io.ts';
 
@@ -52,6 +53,14 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   // its path, and its key from the flag, FLUXSTRAP_AGE_KEY_FILE, fluxstrap.yaml, then as sops looks.
   const cluster = await resolveClusterFlags({ cluster: opts.cluster, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(keyFlag !== undefined ? { ageKeyFile: keyFlag } : {}) }, g.env, g.cwd);
   const { repoDir: repo, path: clusterPath } = cluster;
+  if (cluster.pgpKey) {
+    const fpr = await readPgpKeySource(cluster.pgpKey, g.env).then((k) => k.fingerprint, () => 'FINGERPRINT');
+    // Rotation rewrites age stanzas and rules only: a PGP rule run through it would be left half-rotated.
+    throw new FluxstrapError('E_USAGE', `the key of cluster "${opts.cluster}" is OpenPGP (sopsKey.pgp): keys rotate rotates age keys`, {
+      location: { field: 'sopsKey.pgp' },
+      hint: `add the new fingerprint next to ${fpr} in the .sops.yaml rule and run \`fluxstrap updatekeys --cluster ${opts.cluster}\` (files open with either key), point sopsKey.pgp at the new key and run \`fluxstrap bootstrap --cluster ${opts.cluster} --rotate-secrets\`, then remove ${fpr} from the rule, run \`fluxstrap updatekeys --cluster ${opts.cluster}\` again and \`fluxstrap rotate\` on the files (a new data key)`,
+    });
+  }
   if (cluster.ageKey.type !== 'file') {
     throw usageError(`the key of cluster "${opts.cluster}" comes from ${cluster.ageKey.type === 'env' ? `$${cluster.ageKey.env}` : cluster.ageKey.type === 'cmd' ? 'a command (ageKey.cmd)' : 'an Ansible vault'}: keys rotate appends the new identity to a key file`, 'pass --age-key-file FILE');
   }

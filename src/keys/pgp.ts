@@ -1,4 +1,4 @@
-import { configError } from '../core/errors.ts';
+import { configError, FluxstrapError } from '../core/errors.ts';
 
 /**
  * OpenPGP keys for sops' `pgp:` recipients. openpgp is imported inside each function: it is a
@@ -56,4 +56,67 @@ export async function readPgpKey(armored: string, source: string): Promise<PgpKe
     throw configError(`malformed OpenPGP key: ${why}`, { file: source });
   }
   return { fingerprint: key.getFingerprint().toUpperCase(), publicKey: key.toPublic().armor(), isPrivate: key.isPrivate() };
+}
+
+/** The cluster's OpenPGP private key, as the sops-gpg Secret holds it. */
+export interface PgpPrivateKey {
+  fingerprint: string;
+  /** Armored private key. Secret: never log, print or put in an error. */
+  armored: string;
+  /** Where it came from, for messages (a file, or `gpg keyring`). */
+  source: string;
+}
+
+const UNPROTECT_HINT = 'kustomize-controller cannot type a passphrase: export an unprotected copy (gpg --pinentry-mode loopback --passwd FINGERPRINT with an empty passphrase, then gpg --export-secret-keys --armor FINGERPRINT), or make a key for the cluster with `fluxstrap keys new --pgp`';
+
+/**
+ * The one private key of an armored block, refused when kustomize-controller could not use it:
+ * a public key alone, or secret key material locked with a passphrase.
+ */
+export async function readPgpPrivateKey(armored: string, source: string, field?: string): Promise<PgpPrivateKey> {
+  const openpgp = await import('openpgp');
+  const where = { file: source, ...(field !== undefined ? { field } : {}) };
+  let keys;
+  try {
+    keys = await openpgp.readKeys({ armoredKeys: armored });
+  } catch (e) {
+    const why = e instanceof Error ? e.message.replace(/^.*?:\s*/, '').split('\n')[0] : 'unreadable';
+    throw configError(`malformed OpenPGP key: ${why}`, where);
+  }
+  const [key] = keys;
+  // openpgp reads the first armored block only: a second block would be dropped without a word.
+  const blocks = armored.match(/^-----BEGIN PGP (?:PRIVATE|PUBLIC) KEY BLOCK-----/gm)?.length ?? 0;
+  if (blocks > 1) throw configError(`the file holds ${blocks} armored OpenPGP key blocks; the cluster key is one`, where, 'export the one key the cluster\'s .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT');
+  if (keys.length !== 1 || !key) throw configError(`the file holds ${keys.length} OpenPGP keys; the cluster key is one`, where, 'export the one key the cluster\'s .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT');
+  const fingerprint = key.getFingerprint().toUpperCase();
+  if (!key.isPrivate()) {
+    throw configError(`OpenPGP key ${fingerprint} is a public key: kustomize-controller needs the private key to decrypt`, where, `export the private key: gpg --export-secret-keys --armor ${fingerprint} > FILE`);
+  }
+  // A stripped (gnu-dummy) primary is fine: decryption needs the encryption subkey only.
+  const locked = key.getKeys().some(({ keyPacket }) => 'isDummy' in keyPacket && !keyPacket.isDummy() && keyPacket.isDecrypted() === false);
+  if (locked) throw configError(`OpenPGP key ${fingerprint} is protected by a passphrase`, where, UNPROTECT_HINT);
+  return { fingerprint, armored: key.armor(), source };
+}
+
+/**
+ * A key of the user's gpg keyring, exported as sops users do (`gpg --export-secret-keys --armor`):
+ * the key comes back on stdout into memory, never through argv or a file. Batch mode with no
+ * pinentry: gpg must not stop at a prompt nobody sees; a locked key is refused anyway.
+ */
+export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.ProcessEnv, exec = 'gpg'): Promise<PgpPrivateKey> {
+  const { execa } = await import('execa');
+  const field = 'sopsKey.pgp.fingerprint';
+  const res = await execa(exec, ['--batch', '--no-tty', '--pinentry-mode', 'error', '--export-secret-keys', '--armor', fingerprint], { env, extendEnv: false, reject: false, stdin: 'ignore', stripFinalNewline: false });
+  if (res.failed && res.exitCode === undefined) {
+    throw new FluxstrapError('E_NOT_FOUND', `cannot run ${exec} to export OpenPGP key ${fingerprint}`, { location: { field }, hint: 'install GnuPG, or name an armored key file with sopsKey.pgp.file' });
+  }
+  if (res.stdout === '') {
+    throw new FluxstrapError('E_NOT_FOUND', `gpg exports no private key ${fingerprint}${res.exitCode !== 0 ? ' (a key protected by a passphrase cannot be exported here)' : ''}`, {
+      location: { field },
+      hint: res.exitCode !== 0 ? UNPROTECT_HINT : `check gpg --list-secret-keys ${fingerprint} (and GNUPGHOME)`,
+    });
+  }
+  const key = await readPgpPrivateKey(res.stdout, 'gpg keyring', field);
+  if (key.fingerprint !== fingerprint) throw configError(`gpg exported key ${key.fingerprint}, not ${fingerprint}`, { field });
+  return key;
 }

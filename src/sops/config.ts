@@ -6,6 +6,7 @@ import { isMap, isScalar, isSeq, visit, type Node, type YAMLMap } from 'yaml';
 import { configError, FluxstrapError, type Location } from '../core/errors.ts';
 import { kmsStanza, parseArnSpec } from './aws-kms.ts';
 import { newStanza } from './datakey.ts';
+import { normalizeFingerprint } from './pgp.ts';
 import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { describePrivateKey } from '../core/redact.ts';
 import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
@@ -271,10 +272,10 @@ export function matchRule(config: SopsConfig, filePath: string, cwd: string): Cr
 }
 
 /**
- * The age recipients of the creation rule sops would use for a new file in a cluster folder, so
+ * The age recipients (or PGP fingerprints) of the creation rule sops would use for a new file in a cluster folder, so
  * that checks compare a key with the rule that really applies there, not with any rule.
  */
-export async function clusterRuleRecipients(sopsConfigFile: string, clusterDir: string, cluster: { name: string; path: string }): Promise<string[]> {
+export async function clusterRuleRecipients(sopsConfigFile: string, clusterDir: string, cluster: { name: string; path: string }, type: 'age' | 'pgp' = 'age'): Promise<string[]> {
   const config = await loadConfig(sopsConfigFile);
   const rule = matchRule(config, join(clusterDir, 'secret.sops.yaml'), dirname(sopsConfigFile));
   if (!rule) {
@@ -283,5 +284,5 @@ export async function clusterRuleRecipients(sopsConfigFile: string, clusterDir: 
       hint: `run \`fluxstrap init --cluster ${cluster.name}\` to add one`,
     });
   }
-  return rule.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName);
+  return rule.keyGroups.flat().filter((s) => s.type === type).map((s) => (type === 'pgp' ? normalizeFingerprint(stanzaName(s)) : stanzaName(s)));
 }

@@ -1,6 +1,6 @@
 import type { Condition } from '../adapters/kube.ts';
 import { versionProblem } from '../tasks/preflight.ts';
-import type { FluxObjectState, LiveState, Observed, VaultSecretState } from './observed.ts';
+import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
@@ -40,11 +40,11 @@ export function diagnose(o: Observed): Finding[] {
   }
   if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
   const live = o.live && !('error' in o.live) ? o.live : undefined;
-  if (live) out.push(...installFindings(live), ...syncFindings(live), ...(live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : ageSecretFindings(live.ageSecret)));
+  if (live) out.push(...installFindings(live), ...syncFindings(live), ...(live.gpgSecret ? gpgSecretFindings(live.gpgSecret) : live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : live.ageSecret ? ageSecretFindings(live.ageSecret) : []));
   if (o.build) out.push(bad('flux-system-build', 'fail', `${o.cluster.path}/flux-system does not build: ${o.build.error.what}`, o.build.error.fix));
   out.push(...reachFindings(o));
-  // With Vault transit the cluster holds no age key to compare with .sops.yaml.
-  if (!live?.vaultSecret) out.push(...keyFindings(o, live?.ageSecret));
+  // With Vault transit the cluster holds no key to compare with .sops.yaml and the local one.
+  if (!live?.vaultSecret) out.push(...keyFindings(o, live));
   if (live) out.push(...decryptingFindings(live.decrypting));
   return out;
 }
@@ -141,7 +141,7 @@ function vaultSecretFindings(s: VaultSecretState): Finding[] {
   return [ok('sops-hcvault-secret', `${s.ref} holds a Vault token (no file under the cluster path names a Vault key yet)`)];
 }
 
-function ageSecretFindings(s: LiveState['ageSecret']): Finding[] {
+function ageSecretFindings(s: AgeSecretState): Finding[] {
   const restore = 'run `fluxstrap bootstrap` to create it from your age key';
   if (!s.exists) return [bad('sops-age-secret', 'fail', `${s.ref} does not exist: Flux cannot decrypt anything`, restore)];
   const out: Finding[] = [];
@@ -160,11 +160,32 @@ function ageSecretFindings(s: LiveState['ageSecret']): Finding[] {
   return out;
 }
 
+/** The sops-gpg Secret: present, an `.asc` key kustomize-controller imports, a key that opens the cluster's files. */
+function gpgSecretFindings(s: GpgSecretState): Finding[] {
+  const restore = 'run `fluxstrap bootstrap` to create it from sopsKey.pgp';
+  if (!s.exists) return [bad('sops-gpg-secret', 'fail', `${s.ref} does not exist: Flux cannot decrypt anything`, restore)];
+  if (s.ascKeys.length === 0) {
+    return [bad('sops-gpg-secret', 'fail', `${s.ref} has no key ending in .asc (it has ${list(s.otherKeys)}): kustomize-controller imports none of it`,
+      `${restore.replace('create', 'replace')} with --rotate-secrets`)];
+  }
+  if (s.unreadable.length > 0) {
+    return [bad('sops-gpg-secret', 'fail', `${s.ref} holds keys kustomize-controller cannot use (${s.unreadable.join('; ')})`, 'replace it with `fluxstrap bootstrap --rotate-secrets` (an unprotected private key)')];
+  }
+  if (s.tried > 0 && s.closed.length === s.tried) {
+    return [bad('sops-gpg-secret', 'fail', `${s.ref} holds PGP key ${list(s.fingerprints)}, which opens none of the ${s.tried} SOPS file(s) the cluster reaches`,
+      'put the key .sops.yaml names into the cluster (`fluxstrap bootstrap --rotate-secrets`), or re-encrypt the files for this key with `fluxstrap updatekeys`')];
+  }
+  return [ok('sops-gpg-secret', `${s.ref} holds PGP key ${list(s.fingerprints)}${s.tried > 0 ? `, which opens ${s.tried - s.closed.length} of the ${s.tried} SOPS file(s) the cluster reaches` : ''}`)];
+}
+
 /** The cluster's key against `.sops.yaml`, the local key and the files: the classic mismatch. */
-function keyFindings(o: Observed, secret: LiveState['ageSecret'] | undefined): Finding[] {
+function keyFindings(o: Observed, live: LiveState | undefined): Finding[] {
   const out: Finding[] = [];
-  // Without identities in the cluster there is no cluster key to compare; its finding says why.
-  const clusterKey = secret?.exists && secret.recipients.length > 0 ? secret.recipients : undefined;
+  const secret = o.keyType === 'pgp' ? live?.gpgSecret : live?.ageSecret;
+  const names = secret === undefined ? [] : 'fingerprints' in secret ? secret.fingerprints : secret.recipients;
+  const kind = o.keyType === 'pgp' ? 'PGP' : 'age';
+  // Without keys in the cluster there is no cluster key to compare; its finding says why.
+  const clusterKey = secret?.exists && names.length > 0 ? names : undefined;
   const ruled = o.files.filter((f) => f.rule !== undefined);
   if (clusterKey && o.files.length > 0) {
     // The rules that govern the files the cluster reaches, wherever they are.
@@ -183,17 +204,18 @@ function keyFindings(o: Observed, secret: LiveState['ageSecret'] | undefined): F
         'put the key .sops.yaml names into the cluster (`fluxstrap bootstrap --rotate-secrets` with that key), or add the cluster key to .sops.yaml and run `fluxstrap updatekeys`'));
   }
   if (o.localKey && 'error' in o.localKey) {
-    out.push(bad('local-key', 'warn', `cannot read the local age key: ${o.localKey.error.what}`, o.localKey.error.fix));
+    out.push(bad('local-key', 'warn', `cannot read the local ${kind} key: ${o.localKey.error.what}`, o.localKey.error.fix));
   } else if (o.localKey && clusterKey) {
     const local = o.localKey.recipients;
     const same = local.length === clusterKey.length && local.every((r) => clusterKey.includes(r));
     out.push(same
-      ? ok('local-key', 'the local age key is the cluster key')
-      : bad('local-key', 'warn', `the local age key (${list(local)}) differs from the cluster key (${list(clusterKey)})`,
-        'use the key the cluster has (--age-key-file), or rotate the cluster to yours with `fluxstrap bootstrap --rotate-secrets`'));
+      ? ok('local-key', `the local ${kind} key is the cluster key`)
+      : bad('local-key', 'warn', `the local ${kind} key (${list(local)}) differs from the cluster key (${list(clusterKey)})`,
+        `use the key the cluster has (${o.keyType === 'pgp' ? 'sopsKey.pgp' : '--age-key-file'}), or rotate the cluster to yours with \`fluxstrap bootstrap --rotate-secrets\``));
   }
   if (clusterKey) {
-    const closed = o.files.filter((f) => !f.recipients.some((r) => clusterKey.includes(r)));
+    // A PGP file's recipients are not in `recipients` (age only): the Secret's key was tried on each instead.
+    const closed = secret && 'closed' in secret ? o.files.filter((f) => secret.closed.includes(f.name)) : o.files.filter((f) => !f.recipients.some((r) => clusterKey.includes(r)));
     out.push(closed.length > 0
       ? bad('sops-files', 'fail', `the cluster key cannot open ${closed.length} of ${o.files.length} SOPS file(s) the cluster reaches: ${closed.map((f) => `${f.name} (${f.by.length > 0 ? `applied by ${f.by.join(', ')}; ` : ''}encrypted to ${list(f.recipients)})`).join(', ')}`,
         'add the cluster key to .sops.yaml and re-encrypt them with `fluxstrap updatekeys`')

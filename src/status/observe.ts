@@ -12,12 +12,15 @@ import { stanzaName } from '../sops/metadata.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
 import type { Problem } from '../tasks/preflight.ts';
-import { clusterSops } from '../tasks/sops-files.ts';
-import { HC_VAULT_SECRET, VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
+import { clusterSops, decryptSopsFile, readClusterKey } from '../tasks/sops-files.ts';
+import type { ClusterSops, SopsFile } from '../tasks/sops-files.ts';
+import type { PgpPrivateKey } from '../keys/pgp.ts';
+import { normalizeFingerprint } from '../sops/pgp.ts';
 import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
+import { HC_VAULT_SECRET, VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
 import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
-import type { AgeSecretState, FluxObjectState, LiveState, Observed, VaultSecretState } from './observed.ts';
+import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
 const FLUX_NAMESPACE = 'flux-system';
 const SYNC_NAME = 'flux-system';
@@ -37,19 +40,21 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
  * of them failing does not end the whole report.
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
+  const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
   const [api, sopsRule, localKey, reached, build] = await Promise.all([
     observeApi(ctx),
-    clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
-    ctx.ageIdentities().then(
-      (ids) => ({ recipients: ids.map((i) => i.recipient) }),
+    clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster, keyType).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
+    readClusterKey(ctx).then(
+      (key) => ({ recipients: key.names }),
       // No key on this machine is normal for an operator who only looks: nothing to compare.
-      (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
+      (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, keyType === 'pgp' ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
     ),
     observeReach(ctx),
     localBuild(ctx),
   ]);
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
+    keyType,
     api: 'error' in api ? { error: api.error } : { server: api.kube.server, context: api.kube.context, version: api.version },
     ...('kube' in api ? {
       live: await observeLive(ctx, api.kube).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
@@ -65,7 +70,8 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
 async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
   try {
     const build = built(await localBuild(ctx));
-    const { reach, files } = await clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
+    const { reach, files } = await reachedSops(ctx);
+    const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
     return {
       files: files.map((f) => {
@@ -74,7 +80,7 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
           name: f.name,
           recipients: f.recipients,
           by: reachersOf(reach, f.name).map((k) => describeKustomization(k)),
-          ...(rule ? { rule: rule.keyGroups.flat().filter((k) => k.type === 'age').map(stanzaName) } : {}),
+          ...(rule ? { rule: rule.keyGroups.flat().filter((k) => k.type === keyType).map((k) => (keyType === 'pgp' ? normalizeFingerprint(stanzaName(k)) : stanzaName(k))) } : {}),
         };
       }),
       reach: {
@@ -88,6 +94,21 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
   } catch (e) {
     return { files: [], reach: { error: problemOf(e, 'fix the repository so that Flux can build the cluster folder') } };
   }
+}
+
+const reached = new WeakMap<TaskContext, Promise<ClusterSops>>();
+
+/** What the checkout's cluster reaches, with its SOPS files read (once per context). */
+function reachedSops(ctx: TaskContext): Promise<ClusterSops> {
+  let p = reached.get(ctx);
+  if (!p) {
+    p = localBuild(ctx).then((b) => {
+      const build = built(b);
+      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
+    });
+    reached.set(ctx, p);
+  }
+  return p;
 }
 
 /** The checkout's flux-system build: absent without a flux-system folder; its error when it does not build. */
@@ -174,8 +195,11 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     } : {}),
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
     ...(controllerSecret !== undefined ? { controllerSecret } : {}),
-    ageSecret: await observeAgeSecret(kube, namespace, secretName),
-    ...(ctx.cluster.vault ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? HC_VAULT_SECRET) } : {}),
+    ...(ctx.cluster.pgpKey
+      ? { gpgSecret: await observeGpgSecret(kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-gpg', await reachedSops(ctx).then((r) => r.files, () => [])) }
+      : ctx.cluster.vault
+        ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? HC_VAULT_SECRET) }
+        : { ageSecret: await observeAgeSecret(kube, namespace, secretName) }),
     decrypting,
   };
 }
@@ -260,4 +284,43 @@ async function observeAgeSecret(kube: KubeAdapter, namespace: string, name: stri
     }
   }
   return { ref: describeRef(ref), exists: secret !== undefined, ageKeys, otherKeys: keys.filter((k) => !k.endsWith('.agekey')), recipients, unreadable };
+}
+
+/**
+ * The sops-gpg Secret as kustomize-controller reads it: the `.asc` keys it imports, each a private
+ * key it can use, and those keys tried on the SOPS files the cluster reaches. The private keys stay
+ * in this function: only fingerprints and file names leave it.
+ */
+async function observeGpgSecret(kube: KubeAdapter, namespace: string, name: string, files: SopsFile[]): Promise<GpgSecretState> {
+  const ref = { apiVersion: 'v1', kind: 'Secret', namespace, name };
+  const secret = await kube.get(ref);
+  const data = (secret?.data ?? {}) as Record<string, string>;
+  const keys = Object.keys(data).sort();
+  const ascKeys = keys.filter((k) => k.endsWith('.asc'));
+  const { readPgpPrivateKey } = await import('../keys/pgp.ts');
+  const opened: PgpPrivateKey[] = [];
+  const unreadable: string[] = [];
+  for (const k of ascKeys) {
+    try {
+      opened.push(await readPgpPrivateKey(Buffer.from(data[k] ?? '', 'base64').toString('utf8'), k));
+    } catch (e) {
+      unreadable.push(`${k}: ${problemOf(e, '').what}`);
+    }
+  }
+  const closed: string[] = [];
+  if (opened.length > 0) {
+    const key = { age: [], pgpFiles: opened.map((k) => ({ armored: k.armored, source: k.source })) };
+    for (const f of files) {
+      try {
+        await decryptSopsFile(f, key);
+      } catch (e) {
+        if (!isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+        closed.push(f.name);
+      }
+    }
+  }
+  return {
+    ref: describeRef(ref), exists: secret !== undefined, ascKeys, otherKeys: keys.filter((k) => !k.endsWith('.asc')),
+    fingerprints: opened.map((k) => k.fingerprint), unreadable, tried: opened.length > 0 ? files.length : 0, closed,
+  };
 }

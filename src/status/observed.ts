@@ -11,9 +11,11 @@ export interface Observed {
   api: { server: string; context: string; version: ServerVersion } | { error: Problem };
   /** What the cluster holds; absent when the API could not be asked, an error when it refused. */
   live?: LiveState | { error: Problem };
-  /** Recipients of the `.sops.yaml` creation rule for files under the cluster path. */
+  /** Which kind of key the cluster decrypts with: what rules, files and Secrets are weighed against. */
+  keyType: 'age' | 'pgp';
+  /** Recipients (or PGP fingerprints) of the `.sops.yaml` creation rule for files under the cluster path. */
   sopsRule: { recipients: string[] } | { error: Problem };
-  /** The age key this machine is configured with; absent when none is configured here. */
+  /** The key this machine is configured with (age recipients, or the PGP fingerprint); absent when none is configured here. */
   localKey?: { recipients: string[] } | { error: Problem };
   /**
    * SOPS-encrypted files the cluster reaches (the cluster folder and the Kustomizations it
@@ -48,7 +50,10 @@ export interface LiveState {
   expectedSecretName?: string;
   /** The Secret kustomize-controller's `--sops-age-secret` names (controller-level decryption). */
   controllerSecret?: string;
-  ageSecret: AgeSecretState;
+  /** The age key Secret (sops-age), for a cluster whose key is age. */
+  ageSecret?: AgeSecretState;
+  /** The OpenPGP key Secret (sops-gpg), for a cluster whose key is PGP (`sopsKey.pgp`). */
+  gpgSecret?: GpgSecretState;
   /** With fluxstrap.yaml `sopsKey.vault`: the Secret holding kustomize-controller's Vault token. */
   vaultSecret?: VaultSecretState;
   /** Every Kustomization of the cluster that has `spec.decryption`. */
@@ -83,4 +88,19 @@ export interface AgeSecretState {
   recipients: string[];
   /** `.agekey` keys whose value is not an age identity, with why. */
   unreadable: string[];
+}
+
+export interface GpgSecretState {
+  ref: string;
+  exists: boolean;
+  /** Keys ending in `.asc` (the only ones kustomize-controller imports into its keyring) and the rest. */
+  ascKeys: string[];
+  otherKeys: string[];
+  /** Fingerprints of the private keys under the `.asc` keys, read in memory. */
+  fingerprints: string[];
+  /** `.asc` keys kustomize-controller cannot use (not a private key, locked by a passphrase), with why. */
+  unreadable: string[];
+  /** The SOPS files the cluster reaches that the Secret's keys were tried on, and those they do not open. */
+  tried: number;
+  closed: string[];
 }

@@ -1,13 +1,14 @@
 import { join } from 'node:path';
 import type { KubeAdapter } from '../adapters/kube.ts';
 import { readText } from '../adapters/files.ts';
-import type { AgeKeySource, ResolvedCluster } from '../cluster/config.ts';
+import type { AgeKeySource, PgpKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
 import { readBackupIdentities } from '../keys/backup.ts';
 import { gitToken } from '../cluster/remote.ts';
+import type { PgpPrivateKey } from '../keys/pgp.ts';
 
 /**
  * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
@@ -21,6 +22,8 @@ export interface TaskContext {
   kube(): Promise<KubeAdapter>;
   /** Every identity of the cluster's age key. Secret: never log, print or put in an error. */
   ageIdentities(): Promise<AgeIdentity[]>;
+  /** The cluster's OpenPGP private key when its key is PGP (`sopsKey.pgp`), else undefined. Secret. */
+  pgpKey(): Promise<PgpPrivateKey | undefined>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
   /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
@@ -90,6 +93,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
     },
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
     ageIdentities: once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env)),
+    pgpKey: once(async () => (cluster.pgpKey ? readPgpKeySource(cluster.pgpKey, env) : undefined)),
     gitCredentials: once(() => readGitCredentials(cluster, env)),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
@@ -146,6 +150,13 @@ async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv
     case 'backup':
       return readBackupIdentities(source.file, source.passphraseFile, env);
   }
+}
+
+/** The cluster's PGP private key from its file or the gpg keyring; openpgp loads only here. */
+export async function readPgpKeySource(source: PgpKeySource, env: NodeJS.ProcessEnv): Promise<PgpPrivateKey> {
+  const { exportGpgSecretKey, readPgpPrivateKey } = await import('../keys/pgp.ts');
+  if (source.type === 'gpg') return exportGpgSecretKey(source.fingerprint, env);
+  return readPgpPrivateKey(await readText(source.file), source.file, 'sopsKey.pgp.file');
 }
 
 async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<GitCredentials> {

@@ -41,7 +41,7 @@ type Entry = z.input<typeof clusterEntry>;
 const LOCAL_SCHEMA = 'node_modules/fluxstrap/schema/fluxstrap.schema.json';
 
 /** Settings that are one of several shapes (`ageKey: {file} | {env} | {ansibleVault}`, `auth: {https} | {ssh}`). */
-const ONE_OF = new Set(['ageKey', 'auth']);
+const ONE_OF = new Set(['ageKey', 'auth', 'pgp']);
 
 /** New keys go in the schema's order (path, kube, git, ageKey; url, branch, auth), as the README shows them. */
 const KEY_ORDER = [...Object.keys(clusterEntry.shape), ...Object.keys(clusterEntry.shape.git.unwrap().shape)];
@@ -205,13 +205,14 @@ export const defaultDeployKeyFiles = (cluster: string, clusterPath: string) => (
 /**
  * The params of init's fluxstrap.yaml task: the flags as `set`, the origin remote as `fill`.
  * `ageKeyFile` is the --key-file when it holds age identities (a PGP key is no sops-age source);
- * `sopsKey` the key service that decrypts in the cluster instead (`--sops-backend vault`).
+ * `pgpKeyFile` the cluster's PGP private key (`--sops-backend pgp --pgp-key-file`).
+ * `vaultKey` the Vault that decrypts in the cluster instead (`--sops-backend vault`).
  */
 export async function fluxstrapConfigTaskParams(
   repo: string,
   cluster: string,
   clusterPath: string,
-  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; sopsKey?: Entry['sopsKey'] },
+  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; pgpKeyFile?: string | undefined; vaultKey?: { address: string; tokenEnv: string } | undefined },
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
@@ -233,6 +234,7 @@ export async function fluxstrapConfigTaskParams(
   const stored = (file: string, written: string | undefined) => keep(written, expandPath(file, cwd), configPath(file, repo, cwd));
   const ssh = current?.git?.auth !== undefined && 'ssh' in current.git.auth ? current.git.auth.ssh : undefined;
   const age = current?.ageKey !== undefined && 'file' in current.ageKey ? current.ageKey.file : undefined;
+  const pgp = current?.sopsKey?.pgp !== undefined && 'file' in current.sopsKey.pgp ? current.sopsKey.pgp.file : undefined;
   const https = current?.git?.auth !== undefined && 'https' in current.git.auth ? current.git.auth.https : undefined;
   // The user name alone completes HTTPS auth the entry already has; without it, it needs the token.
   const tokenEnv = flags.gitTokenEnv ?? (flags.gitUsername !== undefined ? https?.passwordEnv : undefined);
@@ -265,7 +267,8 @@ export async function fluxstrapConfigTaskParams(
     ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
     ...(Object.keys(git).length > 0 ? { git } : {}),
     ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile, age) } } : {}),
-    ...(flags.sopsKey !== undefined ? { sopsKey: flags.sopsKey } : {}),
+    ...(flags.pgpKeyFile !== undefined ? { sopsKey: { pgp: { file: stored(flags.pgpKeyFile, pgp) } } } : {}),
+    ...(flags.vaultKey !== undefined ? { sopsKey: { vault: flags.vaultKey } } : {}),
   };
   const checked = clusterEntry.safeParse(set);
   if (!checked.success) {

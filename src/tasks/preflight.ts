@@ -13,8 +13,10 @@ import { decryptionFindings, describeKustomization, reachersOf } from '../flux/r
 import type { DecryptionFinding, Reach } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
-import { clusterSops, decryptSopsFile, findSopsFiles } from './sops-files.ts';
-import type { SopsFile } from './sops-files.ts';
+import type { Stanza } from '../sops/metadata.ts';
+import { normalizeFingerprint } from '../sops/pgp.ts';
+import { clusterSops, decryptSopsFile, findSopsFiles, readClusterKey } from './sops-files.ts';
+import type { ClusterKey, SopsFile } from './sops-files.ts';
 import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
 import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
@@ -155,7 +157,7 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   if (ksSpec?.decryption?.provider !== 'sops' && !globalDecryption && !handEdited) {
     problems.push({
       what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption and kustomize-controller has no --sops-age-secret`,
-      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: sops-age}}\` targeting kind Kustomization, name flux-system`,
+      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: ${ctx.cluster.pgpKey ? 'sops-gpg' : 'sops-age'}}}\` targeting kind Kustomization, name flux-system`,
     });
   }
 
@@ -213,26 +215,27 @@ function describeFile(reach: Reach, f: SopsFile): string {
 }
 
 /**
- * The age key against what the cluster reaches: every SOPS file must open with it (one it cannot
- * open is a Kustomization Flux fails on), the .sops.yaml rule of each file must list it (else the
- * next `encrypt` locks the cluster out), and each Kustomization applying SOPS files must decrypt.
+ * The cluster key against what the cluster reaches: every SOPS file must open with it (one it
+ * cannot open is a Kustomization Flux fails on), the .sops.yaml rule of each file must list it (else
+ * the next `encrypt` locks the cluster out), and each Kustomization applying SOPS files must decrypt.
  */
-export async function keyProblems(ctx: { cluster: { name: string; path: string } }, src: Pick<BootstrapSource, 'dir' | 'clusterDir'>, build: FluxBuild | undefined, identities: AgeIdentity[], notes: string[]): Promise<Problem[]> {
+export async function keyProblems(ctx: { cluster: { name: string; path: string } }, src: Pick<BootstrapSource, 'dir' | 'clusterDir'>, build: FluxBuild | undefined, key: ClusterKey, notes: string[]): Promise<Problem[]> {
   const problems: Problem[] = [];
-  const ours = identities.map((i) => i.recipient);
+  const ours = key.names;
   const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));
   for (const u of [...reach.notChecked, ...reach.issues]) notes.push(`warning: ${u.what} (${formatLocation(u.at)})`);
+  const flag = key.type === 'pgp' ? 'sopsKey.pgp in fluxstrap.yaml' : '--age-key-file';
 
   const sopsConfig = join(src.dir, '.sops.yaml');
   if (!(await exists(sopsConfig))) {
-    problems.push({ what: 'the repository has no .sops.yaml', fix: 'run `fluxstrap init` (it writes .sops.yaml with your age recipient)' });
+    problems.push({ what: 'the repository has no .sops.yaml', fix: `run \`fluxstrap init\` (it writes .sops.yaml with your ${key.type === 'pgp' ? 'PGP fingerprint' : 'age recipient'})` });
   } else if (files.length === 0) {
     // Nothing encrypted yet: the rule the next file in the cluster folder would get must list the key.
-    const listed = await clusterRuleRecipients(sopsConfig, src.clusterDir, ctx.cluster);
+    const listed = await clusterRuleRecipients(sopsConfig, src.clusterDir, ctx.cluster, key.type);
     if (!ours.some((r) => listed.includes(r))) {
       problems.push({
-        what: `the age key (${ours.join(', ')}) is not a recipient of the .sops.yaml rule for ${ctx.cluster.path} (it names ${listed.join(', ') || 'none'})`,
-        fix: 'use the key .sops.yaml names (--age-key-file), or add this public key there and re-encrypt with `fluxstrap updatekeys`',
+        what: `${key.label} is not a recipient of the .sops.yaml rule for ${ctx.cluster.path} (it names ${listed.join(', ') || `no ${key.type} key`})`,
+        fix: `use the key .sops.yaml names (${flag}), or add this public key there and re-encrypt with \`fluxstrap updatekeys\``,
       });
     }
   } else {
@@ -243,14 +246,14 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
     for (const f of files) {
       const rule = matchRule(config, f.file, src.dir);
       const where = rule ? `.sops.yaml:${rule.line}` : 'no rule';
-      if (rule && ours.some((r) => rule.keyGroups.flat().some((s) => s.type === 'age' && stanzaName(s) === r))) continue;
+      if (rule && ours.some((r) => rule.keyGroups.flat().some((s) => s.type === key.type && normalizedName(s) === r))) continue;
       missing.set(where, [...(missing.get(where) ?? []), f.name]);
     }
     for (const [where, names] of missing) {
       problems.push({
         what: where === 'no rule'
           ? `no .sops.yaml creation rule matches ${names.join(', ')}`
-          : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list the age key ${ours.join(', ')}`,
+          : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list ${key.label}`,
         fix: `add the key to that rule (\`fluxstrap init --cluster ${ctx.cluster.name}\` does), then re-encrypt with \`fluxstrap updatekeys\``,
       });
     }
@@ -262,13 +265,13 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
   for (const d of lint) problems.push(decryptionProblem(d));
 
   if (files.length === 0) {
-    notes.push(`warning: the cluster reaches no SOPS-encrypted file (${reach.kustomizations.length} Kustomization(s) from ${ctx.cluster.path}): the age key was not tried on any`);
+    notes.push(`warning: the cluster reaches no SOPS-encrypted file (${reach.kustomizations.length} Kustomization(s) from ${ctx.cluster.path}): ${key.type === 'pgp' ? 'the PGP' : 'the age'} key was not tried on any`);
     return problems;
   }
   const closed: SopsFile[] = [];
   for (const f of files) {
     try {
-      await decryptSopsFile(f, identities);
+      await decryptSopsFile(f, key);
     } catch (e) {
       if (!isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
       closed.push(f);
@@ -276,15 +279,18 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
   }
   if (closed.length > 0) {
     problems.push({
-      what: `the age key (${ours.join(', ')}) cannot open ${closed.length} of the ${files.length} SOPS file(s) the cluster reaches: ${closed.map((f) => describeFile(reach, f)).join('; ')}`,
-      fix: 'pass the key these files were encrypted for (--age-key-file or SOPS_AGE_KEY), or re-encrypt them for this key with `fluxstrap updatekeys`',
+      what: `${key.label} cannot open ${closed.length} of the ${files.length} SOPS file(s) the cluster reaches: ${closed.map((f) => describeFile(reach, f)).join('; ')}`,
+      fix: `pass the key these files were encrypted for (${key.type === 'pgp' ? 'sopsKey.pgp in fluxstrap.yaml' : '--age-key-file or SOPS_AGE_KEY'}), or re-encrypt them for this key with \`fluxstrap updatekeys\``,
     });
   } else {
     const per = reach.kustomizations.filter((k) => k.sops.length > 0).map((k) => `${k.name}: ${k.sops.length}`);
-    notes.push(`the age key opens all ${files.length} SOPS file(s) the cluster reaches (${per.join(', ')})`);
+    notes.push(`${key.type === 'pgp' ? key.label : 'the age key'} opens all ${files.length} SOPS file(s) the cluster reaches (${per.join(', ')})`);
   }
   return problems;
 }
+
+/** A stanza's name as rules and keys compare it: PGP fingerprints are written with any case and spacing. */
+const normalizedName = (s: Stanza): string => (s.type === 'pgp' ? normalizeFingerprint(stanzaName(s)) : stanzaName(s));
 
 /** The child-decryption lint as a problem: where the Kustomization is, which files, the fix. */
 export function decryptionProblem(d: DecryptionFinding): Problem {
@@ -326,10 +332,10 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
       src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
-        const identities = await ctx.ageIdentities();
-        const pq = build ? postQuantumProblem(identities, build.components) : undefined;
-        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, identities, notes))];
-      }, 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
+        const key = await readClusterKey(ctx);
+        const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
+        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
+      }, ctx.cluster.pgpKey ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));
     return { problems, notes };

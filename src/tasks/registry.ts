@@ -21,6 +21,7 @@ export const builtinKinds: KindRegistry = {
   'github-deploy-key': () => import('./github-deploy-key.ts').then((m) => m.githubDeployKeyKind),
   'git-credentials': () => import('./git-credentials.ts').then((m) => m.gitCredentialsKind),
   'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),
+  'sops-gpg-secret': () => import('./sops-gpg-secret.ts').then((m) => m.sopsGpgSecretKind),
   'sops-hcvault-secret': () => import('./sops-hcvault-secret.ts').then((m) => m.sopsHcVaultSecretKind),
   'flux-components': () => import('./flux-components.ts').then((m) => m.fluxComponentsKind),
   'wait-controllers': () => import('./wait-controllers.ts').then((m) => m.waitControllersKind),

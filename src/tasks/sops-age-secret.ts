@@ -24,14 +24,14 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
+/** A cluster whose key is OpenPGP or Vault has no age Secret to ensure (sops-gpg-secret, sops-hcvault-secret write theirs). */
 type Facts = SecretFacts | { none: true };
 
 export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
-    // With Vault transit the cluster decrypts with the sops-hcvault Secret and needs no age key.
-    if (ctx.cluster.vault) return { none: true };
+    if (ctx.cluster.pgpKey || ctx.cluster.vault) return { none: true };
     const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
@@ -41,5 +41,8 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
   },
   async apply(change, _p, ctx) {
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
+  },
+  notes(_p, facts) {
+    return 'none' in facts ? ['the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'] : [];
   },
 };

@@ -7,6 +7,9 @@ import { repoFs } from '../adapters/repo-fs.ts';
 import { reachOf, reachedSops } from '../flux/reach.ts';
 import type { Reach, ReachRoot } from '../flux/reach.ts';
 import type { AgeIdentity } from '../keys/age.ts';
+import type { PgpPrivateKey } from '../keys/pgp.ts';
+import type { PgpKeyFile } from '../sops/pgp.ts';
+import type { TaskContext } from './context.ts';
 import { sopsRecipients } from '../sops/recipients.ts';
 import type { Format } from '../sops/stores.ts';
 
@@ -95,12 +98,42 @@ export async function reachedPlainSecrets(repoRoot: string, { reach, files }: Cl
 export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /**
- * Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when no identity opens it.
- * `serviceEnv` (VAULT_TOKEN, …) lets Vault transit keys be tried too.
+ * The key a cluster decrypts with, as kustomize-controller will hold it: the age identities of
+ * sops-age, or the OpenPGP private key of sops-gpg. Never the user's gpg keyring as a whole: a
+ * file only it opens would still fail in the cluster.
  */
-export async function decryptSopsFile(f: SopsFile, identities: AgeIdentity[], serviceEnv?: NodeJS.ProcessEnv): Promise<string> {
+export interface ClusterKey {
+  type: 'age' | 'pgp';
+  /** What .sops.yaml rules list for it: age recipients, or the PGP fingerprint. */
+  names: string[];
+  /** For messages: `the age key (age1…)`, `the PGP key 0123…`. */
+  label: string;
+  age: AgeIdentity[];
+  pgpFiles: PgpKeyFile[];
+}
+
+export function ageClusterKey(identities: AgeIdentity[]): ClusterKey {
+  const names = identities.map((i) => i.recipient);
+  return { type: 'age', names, label: `the age key (${names.join(', ')})`, age: identities, pgpFiles: [] };
+}
+
+export function pgpClusterKey(key: PgpPrivateKey): ClusterKey {
+  return { type: 'pgp', names: [key.fingerprint], label: `the PGP key ${key.fingerprint}`, age: [], pgpFiles: [{ armored: key.armored, source: key.source }] };
+}
+
+/** The cluster key of a run: its PGP key when `sopsKey.pgp` names one, else its age identities. */
+export async function readClusterKey(ctx: Pick<TaskContext, 'ageIdentities' | 'pgpKey'>): Promise<ClusterKey> {
+  const pgp = await ctx.pgpKey();
+  return pgp ? pgpClusterKey(pgp) : ageClusterKey(await ctx.ageIdentities());
+}
+
+/**
+ * Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when the key does not open it.
+ * `env` (VAULT_TOKEN, …) lets Vault transit keys be tried too.
+ */
+export async function decryptSopsFile(f: SopsFile, key: Pick<ClusterKey, 'age' | 'pgpFiles'>, env?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');
-  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: identities, pgpFiles: [], gpg: false, ...(serviceEnv ? { serviceEnv } : {}) });
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: key.age, pgpFiles: key.pgpFiles, gpg: false, ...(env ? { env } : {}) });
   return out.toString('utf8');
 }
 

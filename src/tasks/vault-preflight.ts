@@ -28,9 +28,9 @@ export async function tokenOpensClusterFile(ctx: Pick<TaskContext, 'env'>, token
   const files = (await findSopsFiles(at.clusterDir, at.repoDir, [at.fluxSystemDir])).filter((f) => /^\s*(- )?vault_address:/m.test(f.text));
   const [first] = files;
   if (!first) return { none: true };
-  const serviceEnv: NodeJS.ProcessEnv = { VAULT_TOKEN: token, HOME: '/nonexistent', ...(ctx.env.VAULT_NAMESPACE ? { VAULT_NAMESPACE: ctx.env.VAULT_NAMESPACE } : {}) };
+  const env: NodeJS.ProcessEnv = { VAULT_TOKEN: token, HOME: '/nonexistent', ...(ctx.env.VAULT_NAMESPACE ? { VAULT_NAMESPACE: ctx.env.VAULT_NAMESPACE } : {}) };
   try {
-    await decryptSopsFile(first, [], serviceEnv);
+    await decryptSopsFile(first, { age: [], pgpFiles: [] }, env);
     return { opened: first.name };
   } catch (e) {
     if (!(e instanceof FluxstrapError) || e.code !== 'E_DECRYPT') throw e;

@@ -6,7 +6,7 @@ import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
-import { clusterSops, decryptSopsFile, secretDigests, sha256 } from './sops-files.ts';
+import { clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
 import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
 
@@ -93,12 +93,12 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const live = await kube.get(ref);
     const controller = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ref.namespace, name: 'kustomize-controller' });
     const globalSecret = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
-    const identities = await ctx.ageIdentities();
+    const key = await readClusterKey(ctx);
     const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build, controllerDecrypts(build.components)));
     const want: SecretDigest[] = [];
     for (const f of files) {
       if (f.format !== 'yaml') continue;
-      const plain = await decryptSopsFile(f, identities);
+      const plain = await decryptSopsFile(f, key);
       // The first Kustomization that applies the file; its targetNamespace moves the Secrets.
       const by = reach.kustomizations.find((k) => k.sops.some((s) => s.file === f.name));
       for (const d of secretDigests(plain, f.name)) {

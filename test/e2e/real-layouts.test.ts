@@ -8,6 +8,7 @@ import type { CliResult } from '../helpers/cli.ts';
 import { kustomizeBuild } from '../../src/adapters/kustomize.ts';
 import { parseAgeKeyFile, recipientOf } from '../../src/keys/age.ts';
 import { keyProblems } from '../../src/tasks/preflight.ts';
+import { ageClusterKey } from '../../src/tasks/sops-files.ts';
 import { splitBuild } from '../../src/tasks/source.ts';
 import { fixtureRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
@@ -92,7 +93,7 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
     const build = splitBuild(await kustomizeBuild(join(r.repo, r.clusterPath, 'flux-system')));
     const notes: string[] = [];
-    const problems = await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, identities, notes);
+    const problems = await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, ageClusterKey(identities), notes);
     assert.equal(problems.length, 1, JSON.stringify(problems));
     const what = problems[0]?.what ?? '';
     assert.match(what, new RegExp(`^the age key \\(${recipient}\\) cannot open 4 of the 4 SOPS file\\(s\\) the cluster reaches: `));
@@ -126,7 +127,7 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     const notes: string[] = [];
     const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
     const build = splitBuild(await kustomizeBuild(join(r.repo, r.clusterPath, 'flux-system')));
-    assert.deepEqual(await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, identities, notes), []);
+    assert.deepEqual(await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, ageClusterKey(identities), notes), []);
     assert.deepEqual(notes, ['the age key opens all 4 SOPS file(s) the cluster reaches (infrastructure: 1, monitoring: 1, services: 2)']);
     // The seed key is in the rule too, so the files open for its owner as well; the other key opens none.
     assert.equal(checkCluster(r, otherKey).stdout.trim().split('\n').length, 4);
@@ -209,7 +210,7 @@ void describe('a cluster that reaches no SOPS file', () => {
     const notes: string[] = [];
     const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
     const build = splitBuild(await kustomizeBuild(join(r.repo, 'clusters/staging/flux-system')));
-    assert.deepEqual(await keyProblems({ cluster: { name: 'staging', path: 'clusters/staging' } }, { dir: r.repo, clusterDir: join(r.repo, 'clusters/staging') }, build, identities, notes), []);
+    assert.deepEqual(await keyProblems({ cluster: { name: 'staging', path: 'clusters/staging' } }, { dir: r.repo, clusterDir: join(r.repo, 'clusters/staging') }, build, ageClusterKey(identities), notes), []);
     assert.deepEqual(notes, ['warning: the cluster reaches no SOPS-encrypted file (4 Kustomization(s) from clusters/staging): the age key was not tried on any']);
   });
 });

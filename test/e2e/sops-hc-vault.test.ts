@@ -241,7 +241,8 @@ void describe('init --sops-backend vault', () => {
 
   void it('an age repository switched to Vault: the rule gets the transit key beside the age key, the decryption names sops-hcvault', async () => {
     const r = await fluxRepo();
-    ok(ours(['init', '--cluster', 'production', '--repo', r.repo, '--key-file', keyFile]), 'init with age');
+    // --age, not --key-file: a cluster has one key in fluxstrap.yaml, so ageKey and sopsKey exclude each other.
+    ok(ours(['init', '--cluster', 'production', '--repo', r.repo, '--age', recipient]), 'init with age');
     ok(vaultInit(r.repo, '--vault-transit-uri', uri, '--vault-token-env', 'FLUX_VAULT_TOKEN'), 'init with vault');
     const [rule] = (parse(readFileSync(join(r.repo, '.sops.yaml'), 'utf8')) as { creation_rules: Record<string, unknown>[] }).creation_rules;
     assert.deepEqual([rule?.age, rule?.hc_vault_transit_uri], [recipient, uri]);

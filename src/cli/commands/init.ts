@@ -46,6 +46,7 @@ export function registerInit(program: Command): void {
     .addOption(new Option('--sops-backend <backend>', 'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), HashiCorp Vault transit (a token in the sops-hcvault Secret), or a cloud key service kustomize-controller reaches with its own identity').choices(['age', 'pgp', 'vault', 'aws-kms', 'gcp-kms', 'azure-kv']).default('age'))
     .option('--vault-transit-uri <uri>', 'vault: transit key URI for the .sops.yaml rule, https://VAULT:8200/v1/ENGINE/keys/NAME (repeatable; keys of one Vault)', collect)
     .option('--vault-token-env <var>', 'vault: the environment variable whose token bootstrap puts in the sops-hcvault Secret (written to fluxstrap.yaml as sopsKey.vault.tokenEnv; the token is never written to a file)')
+    .option('--pgp-key-file <file>', 'pgp: armored OpenPGP private key without a passphrase (gpg --export-secret-keys --armor FPR): its fingerprint goes into the .sops.yaml rule, the file into fluxstrap.yaml as sopsKey.pgp.file, and bootstrap stores it in the sops-gpg Secret')
     .option('--kms-arn <arn>', 'aws-kms: AWS KMS key ARN for the .sops.yaml rule, optionally +arn:aws:iam::ACCOUNT:role/NAME for sops to assume (repeatable)', collect)
     .option('--aws-role-arn <arn>', 'aws-kms: IAM role for kustomize-controller through IRSA (annotation eks.amazonaws.com/role-arn); omit when the nodes\' role may use the key')
     .option('--gcp-kms-key <id>', 'gcp-kms: projects/P/locations/L/keyRings/R/cryptoKeys/K for the .sops.yaml rule (repeatable)', collect)
@@ -112,6 +113,7 @@ Examples:
   fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…
 
   fluxstrap init --cluster prod --sops-backend vault --vault-transit-uri https://vault.example.com:8200/v1/transit/keys/flux --vault-token-env FLUX_VAULT_TOKEN
+  fluxstrap init --cluster prod --sops-backend pgp --pgp-key-file ~/.config/fluxstrap/prod.asc
   fluxstrap init --cluster eks --sops-backend aws-kms --kms-arn arn:aws:kms:eu-west-1:111122223333:key/… --aws-role-arn arn:aws:iam::111122223333:role/flux-sops
   fluxstrap init --cluster gke --sops-backend gcp-kms --gcp-kms-key projects/p/locations/global/keyRings/flux/cryptoKeys/sops --gcp-service-account flux-sops@p.iam.gserviceaccount.com
   fluxstrap init --cluster aks --sops-backend azure-kv --azure-kv-key https://v.vault.azure.net/keys/sops/0123 --azure-identity workload-identity --azure-client-id 00000000-…`,

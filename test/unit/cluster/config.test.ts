@@ -77,6 +77,20 @@ void describe('fluxstrap.yaml', () => {
     const resolved = resolveCluster(c, { cluster: 'prod' }, {}, where);
     assert.deepEqual(resolved.ageKey, { type: 'file', file: '/repo/k.txt', publicKeys: [r] });
   });
+
+  void it('sopsKey.pgp: a key file or a keyring fingerprint (spaces and case as gpg prints them), never with ageKey', () => {
+    const fpr = '0123456789ABCDEF0123456789ABCDEF01234567';
+    const c = parseConfig(`clusters:\n  prod:\n    sopsKey: {pgp: {file: keys/prod.asc}}\n  lab:\n    sopsKey:\n      pgp: {fingerprint: "0123 4567 89ab cdef 0123  4567 89AB CDEF 0123 4567"}\n`, 'f');
+    assert.deepEqual(resolveCluster(c, { cluster: 'prod' }, {}, where).pgpKey, { type: 'file', file: '/repo/keys/prod.asc' });
+    assert.deepEqual(resolveCluster(c, { cluster: 'lab' }, {}, where).pgpKey, { type: 'gpg', fingerprint: fpr });
+    // An age key typed for this run is the key of the run.
+    const typed = resolveCluster(c, { cluster: 'prod', ageKeyFile: 'k.txt' }, {}, where);
+    assert.deepEqual([typed.pgpKey, typed.ageKey], [undefined, { type: 'file', file: '/work/k.txt' }]);
+    assert.equal(resolveCluster(config, { cluster: 'prod' }, {}, where).pgpKey, undefined);
+    rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      pgp: {fingerprint: ABCD}\n', 4, /40-hex-digit OpenPGP v4 fingerprint/);
+    rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      pgp: {file: p.asc, fingerprint: 0123456789ABCDEF0123456789ABCDEF01234567}\n', 4, /^expected exactly one of: file, fingerprint$/);
+    rejectsConfig('clusters:\n  prod:\n    ageKey: {file: k.txt}\n    sopsKey: {pgp: {file: p.asc}}\n', 4, /cluster "prod" names two keys, ageKey and sopsKey/, 'clusters.prod.sopsKey');
+  });
 });
 
 void describe('cluster resolution', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { diagnose } from '../../../src/status/diagnose.ts';
 import type { Finding } from '../../../src/status/diagnose.ts';
-import type { LiveState, Observed } from '../../../src/status/observed.ts';
+import type { AgeSecretState, GpgSecretState, LiveState, Observed } from '../../../src/status/observed.ts';
 import { exitCodeOf, findingLines } from '../../../src/flows/status.ts';
 
 const CLUSTER_KEY = 'age1cluster';
@@ -11,9 +11,10 @@ const HEAD = 'a'.repeat(40);
 const ready = { type: 'Ready', status: 'True', reason: 'ReconciliationSucceeded', message: 'ok' };
 
 /** A cluster right after a bootstrap: every finding ok. */
-function healthy(): Observed & { live: LiveState } {
+function healthy(): Observed & { live: LiveState & { ageSecret: AgeSecretState } } {
   return {
     cluster: { name: 'prod', path: 'clusters/prod' },
+    keyType: 'age',
     api: { server: 'https://127.0.0.1:6443', context: 'prod', version: { gitVersion: 'v1.36.3', major: 1, minor: 36 } },
     live: {
       crds: [{ name: 'gitrepositories.source.toolkit.fluxcd.io', state: { done: true, reason: 'established' } }],
@@ -278,9 +279,8 @@ void describe('exit code and lines', () => {
 void describe('diagnose with Vault transit (sopsKey.vault)', () => {
   const withVault = (vaultSecret: NonNullable<LiveState['vaultSecret']>): Observed => {
     const o = healthy();
-    o.live.vaultSecret = vaultSecret;
-    o.live.ageSecret = { ref: 'Secret flux-system/sops-hcvault', exists: true, ageKeys: [], otherKeys: ['sops.vault-token'], recipients: [], unreadable: [] };
-    return o;
+    const { ageSecret: _age, ...rest } = o.live;
+    return { ...o, live: { ...rest, vaultSecret } };
   };
   const ref = 'Secret flux-system/sops-hcvault';
 
@@ -297,4 +297,75 @@ void describe('diagnose with Vault transit (sopsKey.vault)', () => {
     const refused = notOk(diagnose(withVault({ ref, exists: true, hasToken: true, proof: { problem: { what: 'the Vault token in Secret flux-system/sops-hcvault (sops.vault-token) does not open x.yaml: permission denied', fix: 'give it a policy' } } })));
     assert.deepEqual(refused.map((f) => [f.check, f.status]), [['sops-hcvault-secret', 'fail']]);
   });
+});
+
+void describe('diagnose a cluster whose key is OpenPGP (sops-gpg)', () => {
+  const FPR = '0123456789ABCDEF0123456789ABCDEF01234567';
+  const OTHER_FPR = 'FEDCBA9876543210FEDCBA9876543210FEDCBA98';
+  function pgpHealthy(): Observed & { live: LiveState & { gpgSecret: GpgSecretState } } {
+    const { live, ...o } = healthy();
+    const { ageSecret: _age, ...rest } = live;
+    return {
+      ...o,
+      keyType: 'pgp',
+      live: {
+        ...rest,
+        ...(rest.kustomization ? { kustomization: { ...rest.kustomization, decryption: { provider: 'sops', secretRef: { name: 'sops-gpg' } } } } : {}),
+        expectedSecretName: 'sops-gpg',
+        gpgSecret: { ref: 'Secret flux-system/sops-gpg', exists: true, ascKeys: [`${FPR}.asc`], otherKeys: [], fingerprints: [FPR], unreadable: [], tried: 1, closed: [] },
+      },
+      sopsRule: { recipients: [FPR] },
+      localKey: { recipients: [FPR] },
+      // A PGP file has no age recipients: whether it opens is the Secret's key tried on it.
+      files: o.files.map((f) => ({ ...f, recipients: [], rule: [FPR] })),
+    };
+  }
+
+  void it('finds nothing wrong, and checks sops-gpg instead of sops-age', () => {
+    const fs = diagnose(pgpHealthy());
+    assert.deepEqual(notOk(fs), []);
+    assert.ok(!fs.some((f) => f.check === 'sops-age-secret'));
+    assert.match(fs.find((f) => f.check === 'sops-gpg-secret')?.message ?? '', new RegExp(`^Secret flux-system/sops-gpg holds PGP key ${FPR}, which opens 1 of the 1 SOPS file`));
+    assert.match(fs.find((f) => f.check === 'local-key')?.message ?? '', /the local PGP key is the cluster key/);
+  });
+
+  const cases: { name: string; change: (o: ReturnType<typeof pgpHealthy>) => void; want: { check: string; status: string; message: RegExp }[] }[] = [
+    {
+      name: 'the Secret deleted',
+      change: (o) => { o.live.gpgSecret = { ...o.live.gpgSecret, exists: false, ascKeys: [], fingerprints: [], tried: 0 }; },
+      want: [{ check: 'sops-gpg-secret', status: 'fail', message: /^Secret flux-system\/sops-gpg does not exist/ }],
+    },
+    {
+      name: 'the key under a name kustomize-controller does not import',
+      change: (o) => { o.live.gpgSecret = { ...o.live.gpgSecret, ascKeys: [], otherKeys: ['sops.key'], fingerprints: [], tried: 0 }; },
+      want: [{ check: 'sops-gpg-secret', status: 'fail', message: /has no key ending in \.asc \(it has sops\.key\)/ }],
+    },
+    {
+      name: 'a key locked by a passphrase',
+      change: (o) => { o.live.gpgSecret = { ...o.live.gpgSecret, fingerprints: [], unreadable: [`${FPR}.asc: OpenPGP key ${FPR} is protected by a passphrase`], tried: 0 }; },
+      want: [{ check: 'sops-gpg-secret', status: 'fail', message: /cannot use \(.*protected by a passphrase\)/ }],
+    },
+    {
+      name: 'another key in the cluster: the Secret, .sops.yaml, the local key and the files all say so',
+      change: (o) => { o.live.gpgSecret = { ...o.live.gpgSecret, ascKeys: [`${OTHER_FPR}.asc`], fingerprints: [OTHER_FPR], closed: ['clusters/prod/apps/db.sops.yaml'] }; },
+      want: [
+        { check: 'sops-gpg-secret', status: 'fail', message: new RegExp(`holds PGP key ${OTHER_FPR}, which opens none of the 1 SOPS file`) },
+        { check: 'sops-config', status: 'fail', message: new RegExp(`^cluster key does not match \\.sops\\.yaml recipients for clusters/prod/apps/db\\.sops\\.yaml \\(rule names ${FPR}\\)`) },
+        { check: 'local-key', status: 'warn', message: new RegExp(`local PGP key \\(${FPR}\\) differs from the cluster key \\(${OTHER_FPR}\\)`) },
+        { check: 'sops-files', status: 'fail', message: /cannot open 1 of 1 SOPS file\(s\) the cluster reaches: clusters\/prod\/apps\/db\.sops\.yaml/ },
+      ],
+    },
+  ];
+  for (const c of cases) {
+    void it(c.name, () => {
+      const o = pgpHealthy();
+      c.change(o);
+      const got = notOk(diagnose(o));
+      assert.deepEqual(got.map((f) => [f.check, f.status]), c.want.map((w) => [w.check, w.status]), JSON.stringify(got, null, 2));
+      for (const [i, w] of c.want.entries()) {
+        assert.match(got[i]?.message ?? '', w.message);
+        assert.ok((got[i]?.hint ?? '') !== '', `${w.check} has a hint`);
+      }
+    });
+  }
 });
