@@ -21,11 +21,12 @@ import { checkedPublicKeys } from '../keys/recipients.ts';
 import { identitiesFromEnv } from './keys.ts';
 import { isArmoredPgp } from '../keys/identities.ts';
 import { clusterRootKind } from '../tasks/cluster-root.ts';
+import { childDecryptionKind } from '../tasks/child-decryption.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
 import { readAgeIdentities, readPgpKeySource } from '../tasks/context.ts';
 import { configuredEntry, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
-import type { FileState, RepoContext } from '../tasks/file-content.ts';
+import type { RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
 import { gotkSyncKind } from '../tasks/gotk-sync.ts';
 import { gotkComponentsKind } from '../tasks/gotk-components.ts';
@@ -56,6 +57,8 @@ export interface InitOptions extends GitFlags, FluxInstallFlags, SopsBackendFlag
   repo?: string;
   check?: boolean;
   diff?: boolean;
+  /** Write decryption into each Kustomization the cluster applies that reaches SOPS files without it. */
+  childDecryption?: boolean;
   /** `mac_only_encrypted` in a new creation rule (default true; commander's --no-mac-only-encrypted). */
   macOnlyEncrypted?: boolean;
   /** Where the key's Secret is named: the flux-system Kustomization, or kustomize-controller's flag. */
@@ -115,7 +118,7 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   return exitCodeOf({ failed: false, changesPending: opts.check === true && recap.wouldChange > 0 });
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted'>): Promise<TaskInstance<RepoContext>[]> {
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted, childDecryption }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted' | 'childDecryption'>): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
@@ -124,7 +127,7 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
   const secretName = backend.secretName ?? (key?.type === 'pgp' ? 'sops-gpg' : 'sops-age');
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
-  const task = <P>(name: string, kind: TaskKind<P, FileState, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
+  const task = <P, O>(name: string, kind: TaskKind<P, O, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
   // The rules must cover what the cluster's Kustomizations apply, wherever it lives.
   const sops = await clusterSops(repo, { path: clusterPath });
   const { reach } = sops;
@@ -146,6 +149,12 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
       content: key.type === 'age' ? ageRecipientsFile(clusterPath, key.recipients) : key.armored,
     })]),
     task(`decryption patch in ${kustomization}`, decryptionPatchKind, { file: kustomization, gotkSync: `${fluxSystem}/gotk-sync.yaml`, secretName, secretRefFixed: backend.secretName !== undefined, ...(decryption ? { mode: decryption } : {}), ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: secretName } } : {}) } } : {}) }),
+    ...(childDecryption === true ? [task(`decryption on the Kustomizations ${clusterPath} applies that reach SOPS files`, childDecryptionKind, {
+      clusterPath,
+      fluxSystemKustomization: kustomization,
+      ...(decryption ? { mode: decryption } : {}),
+      ...(key || backend.secretName !== undefined ? { secretName } : {}),
+    })] : []),
     ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
     ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),

@@ -457,18 +457,17 @@ async function clusterOf(name: string, repoFlag: string | undefined, io: Command
  */
 async function clusterCheck(name: string, repoFlag: string | undefined, io: CommandIo) {
   const { clusterSops } = await import('../tasks/sops-files.ts');
-  const { controllerDecrypts, reachRoot, splitBuild } = await import('../tasks/source.ts');
+  const { reachRoot, splitBuild } = await import('../tasks/source.ts');
   const { kustomizeBuild } = await import('../adapters/kustomize.ts');
-  const { decryptionFindings, describeKustomization, reachersOf } = await import('../flux/reach.ts');
+  const { childDecryptionCommand, decryptionFindings, describeKustomization, reachersOf } = await import('../flux/reach.ts');
   const { repo, clusterPath } = await clusterOf(name, repoFlag, io);
   const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
-  const global = build ? controllerDecrypts(build.components) : false;
-  const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build, global));
+  const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build));
   const by = new Map(files.map((f) => [f.name, ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
-  const findings = decryptionFindings(reach, global).map((d): { file: string; line?: number; reason: string } => ({
+  const findings = decryptionFindings(reach).map((d): { file: string; line?: number; reason: string } => ({
     file: d.kustomization.at?.file ?? clusterPath,
     ...(d.kustomization.at?.line !== undefined ? { line: d.kustomization.at.line } : {}),
-    reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops`,
+    reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops (fix: ${childDecryptionCommand(name)})`,
   }));
   const warnings = [...reach.notChecked, ...reach.issues].map((u) => `${u.what} (${formatLocation(u.at)})`);
   if (files.length === 0) warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);

@@ -115,15 +115,18 @@ export interface DecryptionFinding {
 /**
  * The lint: Kustomizations that reach SOPS-encrypted files without `decryption.provider: sops`.
  * kustomize-controller would apply those files as they are, and the API server refuses a Secret
- * whose values are `ENC[…]` (or Flux applies ciphertext into a ConfigMap). `globalDecryption`:
- * the controller decrypts every Kustomization (`--sops-age-secret`), so none needs it.
+ * whose values are `ENC[…]` (or Flux applies ciphertext into a ConfigMap). kustomize-controller's
+ * `--sops-age-secret` does not change that: it only supplies the key to the Kustomizations that
+ * decrypt (its decryptor returns early for a Kustomization without `spec.decryption`).
  */
-export function decryptionFindings(reach: Reach, globalDecryption = false): DecryptionFinding[] {
-  if (globalDecryption) return [];
+export function decryptionFindings(reach: Reach): DecryptionFinding[] {
   return reach.kustomizations
     .filter((k) => k.sops.length > 0 && k.decryption !== 'sops')
     .map((k) => ({ kustomization: k, files: k.sops.map((s) => s.file) }));
 }
+
+/** The command that fixes what the lint finds: `decryption` written into each such Kustomization. */
+export const childDecryptionCommand = (cluster: string): string => `fluxstrap init --cluster ${cluster} --child-decryption`;
 
 class Walk {
   reads = 0;

@@ -16,7 +16,7 @@ import { clusterSops, decryptSopsFile, readClusterKey } from '../tasks/sops-file
 import type { ClusterSops, SopsFile } from '../tasks/sops-files.ts';
 import type { PgpPrivateKey } from '../keys/pgp.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
-import { controllerDecrypts, gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
+import { gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
 import { HC_VAULT_SECRET, VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
 import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
@@ -69,7 +69,6 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
 /** What the checkout's cluster reaches, with the rule of each SOPS file. */
 async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
   try {
-    const build = built(await localBuild(ctx));
     const { reach, files } = await reachedSops(ctx);
     const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
@@ -88,7 +87,7 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
         notChecked: reach.notChecked.map((u) => `${u.what} (${formatLocation(u.at)})`),
         issues: reach.issues.map((u) => `${u.what} (${formatLocation(u.at)})`),
         // The sync Kustomization's own decryption is the `decryption` finding's, from the live object.
-        undecrypted: decryptionFindings(reach, build ? controllerDecrypts(build.components) : false).filter((d) => d.kustomization !== reach.kustomizations[0]).map(decryptionProblem),
+        undecrypted: decryptionFindings(reach).filter((d) => d.kustomization !== reach.kustomizations[0]).map((d) => decryptionProblem(d, ctx.cluster.name)),
       },
     };
   } catch (e) {
@@ -104,7 +103,7 @@ function reachedSops(ctx: TaskContext): Promise<ClusterSops> {
   if (!p) {
     p = localBuild(ctx).then((b) => {
       const build = built(b);
-      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build, build ? controllerDecrypts(build.components) : false));
+      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build));
     });
     reached.set(ctx, p);
   }

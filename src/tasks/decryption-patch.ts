@@ -1,5 +1,5 @@
 import { isMap, isSeq, Scalar, stringify } from 'yaml';
-import type { YAMLMap } from 'yaml';
+import type { YAMLMap, YAMLSeq } from 'yaml';
 import { z } from 'zod';
 import { yamlValues } from '../core/bounded-yaml.ts';
 import { configError } from '../core/errors.ts';
@@ -132,6 +132,38 @@ function renamedSecretRef(v: unknown, name: string): Record<string, unknown> | u
   return block.secretRef?.name === name ? undefined : { ...(v as Record<string, unknown>), secretRef: { name } };
 }
 
+type Entry = { list: YAMLSeq; item: unknown };
+
+/** The patch setting the flux-system Kustomization's decryption, the one giving kustomize-controller the flag, and the mode they make. */
+function decryptionEntries(root: YAMLMap, file: string): { decryption?: Entry; flag?: Entry; current: DecryptionMode } {
+  const entries = ['patches', 'patchesJson6902', 'patchesStrategicMerge'].flatMap((key) => {
+    const list = root.get(key, true);
+    return isSeq(list) ? list.items.map((item) => ({ list, item })) : [];
+  });
+  const decryption = entries.find((e) => setsDecryption(e.item));
+  const flag = entries.find((e) => e.list === root.get('patches', true) && controllerFlagOps(e.item, file) !== undefined);
+  const current = flag !== undefined && decryption !== undefined && !hasSecretRef(decryptionIn(decryption.item, file)?.value) ? 'controller' : 'kustomization';
+  return { ...(decryption ? { decryption } : {}), ...(flag ? { flag } : {}), current };
+}
+
+export type DecryptionMode = 'kustomization' | 'controller';
+
+/**
+ * The cluster's decryption as its flux-system kustomization.yaml sets it: the mode, and the
+ * Secret the patch names (absent in controller mode, or for a cloud key service). Undefined when
+ * the file sets no decryption yet.
+ */
+export function decryptionSettings(text: string | undefined, file: string): { mode: DecryptionMode; secretRef?: string } | undefined {
+  if (text === undefined) return undefined;
+  const y = parseEditable(text, file);
+  const root = rootMap(y, file, 'kustomization.yaml');
+  if (root === undefined) return undefined;
+  const { decryption, current } = decryptionEntries(root, file);
+  if (decryption === undefined) return undefined;
+  const name = (decryptionIn(decryption.item, file)?.value as { secretRef?: { name?: unknown } } | null | undefined)?.secretRef?.name;
+  return { mode: current, ...(typeof name === 'string' ? { secretRef: name } : {}) };
+}
+
 const NEW_FILE = 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n';
 
 export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
@@ -148,14 +180,8 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
     if (str(kind) !== undefined && str(kind) !== 'Kustomization') {
       throw configError(`expected a kustomize Kustomization, found kind ${str(kind)}`, locate(y, p.file, kind));
     }
-    const entries = ['patches', 'patchesJson6902', 'patchesStrategicMerge'].flatMap((key) => {
-      const list = root.get(key, true);
-      return isSeq(list) ? list.items.map((item) => ({ list, item })) : [];
-    });
-    const decryption = entries.find((e) => setsDecryption(e.item));
-    const flag = entries.find((e) => e.list === root.get('patches', true) && controllerFlagOps(e.item, p.file) !== undefined);
+    const { decryption, flag, current } = decryptionEntries(root, p.file);
     // Without --decryption the repository keeps the mode it has: a second `init` never switches it back.
-    const current = flag !== undefined && decryption !== undefined && !hasSecretRef(decryptionIn(decryption.item, p.file)?.value) ? 'controller' : 'kustomization';
     const mode = p.mode ?? current;
     const changes: string[] = [];
 

@@ -9,7 +9,7 @@ import type { ErrorCode } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
-import { decryptionFindings, describeKustomization, reachersOf } from '../flux/reach.ts';
+import { childDecryptionCommand, decryptionFindings, describeKustomization, reachersOf } from '../flux/reach.ts';
 import type { DecryptionFinding, Reach } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
@@ -17,7 +17,7 @@ import type { Stanza } from '../sops/metadata.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles, readClusterKey } from './sops-files.ts';
 import type { ClusterKey, SopsFile } from './sops-files.ts';
-import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
+import { bootstrapSource, fluxBuild, reachRoot } from './source.ts';
 import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
@@ -153,10 +153,10 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   }
 
   const ksSpec = build.sync.kustomization.spec as { decryption?: { provider?: string }; path?: string } | undefined;
-  const globalDecryption = controllerDecrypts(build.components);
-  if (ksSpec?.decryption?.provider !== 'sops' && !globalDecryption && !handEdited) {
+  // kustomize-controller's --sops-age-secret supplies a key, not decryption: the Kustomization still needs provider sops.
+  if (ksSpec?.decryption?.provider !== 'sops' && !handEdited) {
     problems.push({
-      what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption and kustomize-controller has no --sops-age-secret`,
+      what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption (provider sops)`,
       fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: ${ctx.cluster.pgpKey ? 'sops-gpg' : 'sops-age'}}}\` targeting kind Kustomization, name flux-system`,
     });
   }
@@ -259,10 +259,10 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
     }
   }
 
-  const lint = decryptionFindings(reach, build ? controllerDecrypts(build.components) : false)
+  const lint = decryptionFindings(reach)
     // The sync Kustomization's decryption is the layout check's (it knows the patch and gotk-sync.yaml).
     .filter((d) => d.kustomization !== reach.kustomizations[0]);
-  for (const d of lint) problems.push(decryptionProblem(d));
+  for (const d of lint) problems.push(decryptionProblem(d, ctx.cluster.name));
 
   if (files.length === 0) {
     notes.push(`warning: the cluster reaches no SOPS-encrypted file (${reach.kustomizations.length} Kustomization(s) from ${ctx.cluster.path}): ${key.type === 'pgp' ? 'the PGP' : 'the age'} key was not tried on any`);
@@ -293,11 +293,11 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
 const normalizedName = (s: Stanza): string => (s.type === 'pgp' ? normalizeFingerprint(stanzaName(s)) : stanzaName(s));
 
 /** The child-decryption lint as a problem: where the Kustomization is, which files, the fix. */
-export function decryptionProblem(d: DecryptionFinding): Problem {
+export function decryptionProblem(d: DecryptionFinding, cluster: string): Problem {
   const k = d.kustomization;
   return {
     what: `${describeKustomization(k)} applies SOPS-encrypted ${d.files.join(', ')} but ${k.decryption === undefined ? 'has no spec.decryption' : `decrypts with ${k.decryption}, not sops`}: Flux would apply them still encrypted`,
-    fix: `add \`decryption: {provider: sops, secretRef: {name: sops-age}}\` to its spec${k.at?.file ? ` in ${k.at.file}` : ''}`,
+    fix: `run \`${childDecryptionCommand(cluster)}\` (it writes spec.decryption provider sops${k.at?.file ? ` into ${k.at.file}` : ''}, in place)`,
   };
 }
 

@@ -32,6 +32,7 @@ export const builtinKinds: KindRegistry = {
   'sops-config': () => import('./sops-config.ts').then((m) => m.sopsConfigKind),
   'public-key-file': () => import('./public-key-file.ts').then((m) => m.publicKeyFileKind),
   'decryption-patch': () => import('./decryption-patch.ts').then((m) => m.decryptionPatchKind),
+  'child-decryption': () => import('./child-decryption.ts').then((m) => m.childDecryptionKind),
   'gotk-sync-restore': () => import('./gotk-sync.ts').then((m) => m.gotkSyncKind),
   'cluster-root': () => import('./cluster-root.ts').then((m) => m.clusterRootKind),
   makefile: () => import('./makefile.ts').then((m) => m.makefileKind),

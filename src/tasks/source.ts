@@ -131,11 +131,10 @@ export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
  * Kustomization of the flux-system build (its decryption after the patch, its GitRepository as
  * the source other Kustomizations must name to be followed). Without a build, Flux's defaults.
  */
-export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | undefined, globalDecryption = false): ReachRoot {
+export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | undefined): ReachRoot {
   if (!build) return { path: clusterPath };
   const { kustomization: ks, gitRepository: repo } = build.sync;
-  const provider = (ks.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
-  const decryption = globalDecryption ? 'sops' : provider;
+  const decryption = (ks.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
   return {
     path: clusterPath,
     name: ks.metadata.name,
@@ -144,11 +143,6 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
     ...(decryption !== undefined ? { decryption } : {}),
     source: { name: repo.metadata.name, namespace: repo.metadata.namespace ?? SYNC_NAME },
   };
-}
-
-/** kustomize-controller decrypts for every Kustomization when it runs with `--sops-age-secret`. */
-export function controllerDecrypts(components: KubeObject[]): boolean {
-  return sopsAgeSecretFlag(kustomizeController(components)) !== undefined;
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */

@@ -8,7 +8,7 @@ import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
 import { clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
-import { bootstrapSource, controllerDecrypts, fluxBuild, reachRoot } from './source.ts';
+import { bootstrapSource, fluxBuild, reachRoot } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -17,8 +17,6 @@ interface VerifyFacts {
   kustomization: string;
   /** `undefined` when the Kustomization does not exist (yet). */
   decryption?: { provider?: string; secretRef?: { name?: string } } | null;
-  /** Controller-wide decryption (`--sops-age-secret`) in the kustomize-controller Deployment. */
-  globalSecret: boolean;
   want: SecretDigest[];
   /** Live hashes per `namespace/name`; missing when the Secret does not exist. */
   have: Record<string, Record<string, string> | undefined>;
@@ -45,10 +43,10 @@ const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.na
 export function verificationProblems(f: VerifyFacts): string[] {
   if (f.decryption === undefined) return f.check ? [] : [`${f.kustomization} does not exist`];
   const problems: string[] = [];
-  if (f.decryption?.provider !== 'sops' && !f.globalSecret) problems.push(`${f.kustomization} has no spec.decryption (provider sops)`);
+  if (f.decryption?.provider !== 'sops') problems.push(`${f.kustomization} has no spec.decryption (provider sops)`);
   for (const c of f.children ?? []) {
     if (!c.exists) problems.push(`${c.ref} is not in the cluster`);
-    else if (c.decryption !== 'sops' && !f.globalSecret) problems.push(`${c.ref} has no spec.decryption (provider sops)`);
+    else if (c.decryption !== 'sops') problems.push(`${c.ref} has no spec.decryption (provider sops)`);
     if (c.failing !== undefined) problems.push(`${c.ref} is not Ready: ${c.failing}`);
   }
   for (const w of f.want) {
@@ -91,10 +89,8 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const ks = build.sync.kustomization;
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
     const live = await kube.get(ref);
-    const controller = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: ref.namespace, name: 'kustomize-controller' });
-    const globalSecret = JSON.stringify(controller?.spec ?? {}).includes('--sops-age-secret=');
     const key = await readClusterKey(ctx);
-    const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build, controllerDecrypts(build.components)));
+    const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));
     const want: SecretDigest[] = [];
     for (const f of files) {
       if (f.format !== 'yaml') continue;
@@ -135,7 +131,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         : undefined;
     }));
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
-    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), globalSecret, want, have, check: run.check, children };
+    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), want, have, check: run.check, children };
   },
   plan(_p, facts): Change[] {
     const problems = verificationProblems(facts);

@@ -23,13 +23,18 @@ export function parseEditable(text: string, file: string): EditableYaml {
   if (docs.length > 1) throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
   // A file of comments only holds no document; parseDocument gives it one, comments kept.
   const doc = docs[0] ?? parseDocument(text);
+  return { doc, lineOf, toString: () => serialize(doc, text) };
+}
+
+/** A document in the style of the file it came from. */
+export function serialize(doc: Document, text: string): string {
   // Flux and kubectl write `key:\n- item`; many people write `key:\n  - item`. Keep whichever the file uses.
   const indentSeq = !/^( *)[^\s#-][^\n]*:[ \t]*\n\1- /m.test(text);
-  return { doc, lineOf, toString: () => doc.toString({ lineWidth: 0, indentSeq }) };
+  return doc.toString({ lineWidth: 0, indentSeq });
 }
 
 /** Every document of a multi-document file, with the same error handling. */
-export function parseAllEditable(text: string, file: string): { docs: Document[]; lineOf(node: unknown): number | undefined } {
+export function parseAllEditable(text: string, file: string): { docs: Document.Parsed[]; lineOf(node: unknown): number | undefined } {
   const { docs, lineOf } = parseYamlFile(text, file);
   return { docs, lineOf };
 }

@@ -148,7 +148,7 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     await writeFile(services, (await readFile(services, 'utf8')).replace(/ {2}decryption:\n {4}provider: sops\n {4}secretRef:\n {6}name: sops-age/, ''));
     const lint = checkCluster(r);
     assert.equal(lint.code, 1);
-    assert.equal(lint.stdout, 'clusters/production/services.yaml:1: Kustomization flux-system/services applies SOPS-encrypted services/base/karakeep/secret.sops.yaml, services/base/silverbullet/secret.sops.yaml without decryption.provider sops\n');
+    assert.equal(lint.stdout, 'clusters/production/services.yaml:1: Kustomization flux-system/services applies SOPS-encrypted services/base/karakeep/secret.sops.yaml, services/base/silverbullet/secret.sops.yaml without decryption.provider sops (fix: fluxstrap init --cluster production --child-decryption)\n');
   });
 });
 
@@ -181,7 +181,7 @@ void describe('flux2-kustomize-helm-example (apps/ and infrastructure/ overlays 
     assert.deepEqual(doc.findings.filter((f) => f.check === 'kustomization-decryption').map((f) => f.status), ['fail']);
   });
   void it('the Secret is still encrypted for the old key only, and infra-configs does not decrypt: check names both; updatekeys and decryption fix them', async () => {
-    const lint = 'clusters/production/infrastructure.yaml:18: Kustomization flux-system/infra-configs applies SOPS-encrypted infrastructure/configs/dns-token.yaml without decryption.provider sops\n';
+    const lint = 'clusters/production/infrastructure.yaml:18: Kustomization flux-system/infra-configs applies SOPS-encrypted infrastructure/configs/dns-token.yaml without decryption.provider sops (fix: fluxstrap init --cluster production --child-decryption)\n';
     const before = checkCluster(r);
     assert.equal(before.code, 1);
     const [closed, rest] = before.stdout.split(/(?<=\n)/);
@@ -192,8 +192,14 @@ void describe('flux2-kustomize-helm-example (apps/ and infrastructure/ overlays 
     ok(update);
     assert.match(update.stderr, /dns-token\.yaml: keys updated; added age:/);
     assert.equal(checkCluster(r).stdout, lint);
+    // The fix the lint names, on the example's own file: only infra-configs gains the block (last,
+    // its spec is not in alphabetical order); the other document and the inline patch stay as written.
     const file = join(r.repo, 'clusters', 'production', 'infrastructure.yaml');
-    await writeFile(file, (await readFile(file, 'utf8')).replace('  path: ./infrastructure/configs\n', '  path: ./infrastructure/configs\n  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n'));
+    const was = await readFile(file, 'utf8');
+    ok(cli([...initArgs(r), '--child-decryption']));
+    const now = await readFile(file, 'utf8');
+    assert.equal(now.slice(0, now.indexOf('\n---\n', 4)), was.slice(0, was.indexOf('\n---\n', 4)), 'infra-controllers untouched');
+    assert.equal(now, was.replace(/\n$/, '').concat('\n  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n'));
     ok(checkCluster(r));
   });
 

@@ -8,13 +8,12 @@
 // infrastructure/controllers keeps its Namespaces only, infrastructure/configs gets a Secret
 // instead of the ClusterIssuer (whose CRD comes with cert-manager), and apps/base/podinfo a
 // Secret instead of the HelmRepository and HelmRelease. The Kustomizations, their paths, dependsOn,
-// wait and patches stay the example's; decryption is added to the two that apply Secrets, as
-// `fluxstrap check --cluster` asks.
+// wait and patches stay the example's; decryption is added to the two that apply Secrets by
+// `fluxstrap init --child-decryption`, the fix `fluxstrap check --cluster` names.
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { parseAllDocuments } from 'yaml';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube.ts';
@@ -40,15 +39,6 @@ interface Repo {
   dir: string;
   env: Record<string, string>;
   flags: string[];
-}
-
-/** Add `decryption` to the named Flux Kustomizations of a file, keeping the rest as written. */
-function addDecryption(file: string, names: string[]): void {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8'));
-  for (const d of docs) {
-    if (names.includes(String(d.getIn(['metadata', 'name'])))) d.setIn(['spec', 'decryption'], d.createNode({ provider: 'sops', secretRef: { name: 'sops-age' } }));
-  }
-  writeFileSync(file, docs.map((d) => d.toString()).join(''));
 }
 
 /** The trimmed example, `init`-ed for a new key (Flux itself generated), its Secrets encrypted, pushed. */
@@ -83,8 +73,10 @@ async function monorepo(cluster: Cluster): Promise<Repo> {
   const lint = await cli(['check', '--cluster', 'production', '--repo', dir]);
   assert.equal(lint.code, 1, lint.stderr);
   for (const s of SECRETS) assert.match(lint.stdout, new RegExp(`${s.at}: Kustomization flux-system/${s.ks} applies SOPS-encrypted ${s.file.replace(/\./g, '\\.')} without decryption`));
-  addDecryption(join(dir, 'clusters/production/infrastructure.yaml'), ['infra-configs']);
-  addDecryption(join(dir, 'clusters/production/apps.yaml'), ['apps']);
+  const fix = await cli(['init', '--cluster', 'production', '--repo', dir, '--child-decryption']);
+  assert.equal(fix.code, 0, fix.stderr);
+  assert.match(fix.stderr, /decryption \{provider: sops, secretRef: \{name: sops-age\}\} on Kustomization flux-system\/infra-configs/);
+  assert.match(fix.stderr, /decryption \{provider: sops, secretRef: \{name: sops-age\}\} on Kustomization flux-system\/apps/);
 
   const clean = await cli(['check', '--cluster', 'production', '--repo', dir, '--key-file', keyFile]);
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);

@@ -60,6 +60,7 @@ export function registerInit(program: Command): void {
     .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
     .addOption(new Option('--decryption <mode>', 'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)').choices(['kustomization', 'controller']))
+    .option('--child-decryption', 'write decryption {provider: sops} (plus secretRef in kustomization mode) into each Flux Kustomization the cluster applies that reaches SOPS files without it, in place (flux-system\'s own is the patch\'s)')
     .option('--no-mac-only-encrypted', 'a new .sops.yaml rule without mac_only_encrypted: true (an existing rule keeps its choice)')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')
@@ -87,6 +88,10 @@ What it ensures (--check shows it as a diff first):
                                       --decryption controller: {provider: sops} and a patch adding
                                       --sops-age-secret=sops-age to kustomize-controller instead
                                       (--sops-backend vault: secretRef sops-hcvault)
+  Kustomizations the cluster applies  with --child-decryption: decryption {provider: sops} (plus secretRef
+                                      sops-age in kustomization mode) written into each one that reaches
+                                      SOPS files without it, in its own file (comments, order, other
+                                      documents kept); one whose spec.path does not exist stops init
   clusters/NAME/kustomization.yaml    lists flux-system (else Flux never applies its own config from Git)
   Makefile                            a provision target (only when there is no Makefile: else printed)
   .gitignore                          entries that keep private keys out of Git
@@ -103,6 +108,7 @@ Examples:
   fluxstrap init --cluster prod
   fluxstrap init --cluster prod --age-key-file ~/.config/sops/age/keys.txt --check
   fluxstrap init --cluster prod --decryption controller --check
+  fluxstrap init --cluster prod --child-decryption --check
   fluxstrap init --cluster home --git-url https://git.home/me/fleet.git --components-extra image-reflector-controller,image-automation-controller
   fluxstrap init --cluster staging --path clusters/stage --age age1… --repo ~/src/homelab
   fluxstrap init --cluster prod --git-url https://github.com/me/fleet.git --branch main --git-token-env GITHUB_TOKEN

@@ -90,7 +90,6 @@ void describe('what a cluster reaches', () => {
     assert.deepEqual(decryptionFindings(reach).map((d) => [d.kustomization.name, d.files]), [
       ['apps', ['apps/db/db.env', 'apps/db/secret.yaml']], ['tenant', ['tenants/one/s.yaml']],
     ]);
-    assert.deepEqual(decryptionFindings(reach, true), [], 'controller-wide decryption covers every Kustomization');
   });
 
   void it('stops at cycles, missing paths and paths out of the repository, and says where', async () => {

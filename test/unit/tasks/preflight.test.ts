@@ -75,7 +75,7 @@ void describe('component order', () => {
 
 void describe('verificationProblems', () => {
   const want = [{ file: 'clusters/a/s.sops.yaml', namespace: 'apps', name: 's', hashes: { a: 'h1', b: 'h2' } }];
-  const base = { kustomization: 'Kustomization flux-system/flux-system', decryption: { provider: 'sops' }, globalSecret: false, want, check: false };
+  const base = { kustomization: 'Kustomization flux-system/flux-system', decryption: { provider: 'sops' }, want, check: false };
   void it('passes when every key holds the decrypted value', () => assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), []));
   void it('names missing Secrets, missing keys and differing keys, never values', () => {
     assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': undefined } }), ['Secret apps/s (from clusters/a/s.sops.yaml) is not in the cluster']);
@@ -85,9 +85,9 @@ void describe('verificationProblems', () => {
     const proto = [{ ...want[0] as (typeof want)[number], hashes: { constructor: 'h1', __proto__: 'h2' } }];
     assert.deepEqual(verificationProblems({ ...base, want: proto, have: { 'apps/s': {} } }), ['Secret apps/s lacks constructor']);
   });
-  void it('requires decryption on the Kustomization or the controller', () => {
-    assert.equal(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 1);
-    assert.equal(verificationProblems({ ...base, decryption: null, globalSecret: true, have: { 'apps/s': { a: 'h1', b: 'h2' } } }).length, 0);
+  // kustomize-controller's --sops-age-secret supplies a key, never decryption itself.
+  void it('requires decryption on the Kustomization', () => {
+    assert.deepEqual(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), ['Kustomization flux-system/flux-system has no spec.decryption (provider sops)']);
   });
   void it('checks every child Kustomization that applies SOPS files, and names the one applying a missing Secret', () => {
     const by = 'Kustomization flux-system/apps (clusters/a/apps.yaml:1)';
@@ -98,7 +98,6 @@ void describe('verificationProblems', () => {
     assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: false }] }), [`${by} is not in the cluster`]);
     assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: true, failing: 'BuildFailed: age: no identity matched' }] }),
       [`${by} has no spec.decryption (provider sops)`, `${by} is not Ready: BuildFailed: age: no identity matched`]);
-    assert.deepEqual(verificationProblems({ ...base, globalSecret: true, have, children: [{ ref: by, exists: true }] }), [], 'controller-wide decryption covers the children');
   });
   void it('has nothing to verify in check mode before the first bootstrap', () => {
     const { decryption: _d, ...rest } = base;
