@@ -58,7 +58,11 @@ export interface ExampleRepo {
  * Make the repository in `work/<name>` and push it to `<name>.git` on the cluster's Git server.
  * `step` announces each stage (the demo prints it; the benchmark stays silent).
  */
-export async function makeExampleRepo(cluster: Cluster, work: string, opts: { name?: string; step?: (title: string) => void; quiet?: boolean } = {}): Promise<ExampleRepo> {
+/**
+ * `initArgs` are added to init's flags; `gitArgs` replace its Git source flags (default: the HTTP
+ * URL with the server's account and DEMO_GIT_PASSWORD), e.g. for an ssh:// URL and a deploy key.
+ */
+export async function makeExampleRepo(cluster: Cluster, work: string, opts: { name?: string; step?: (title: string) => void; quiet?: boolean; initArgs?: string[]; gitArgs?: (gitUrl: string) => string[] } = {}): Promise<ExampleRepo> {
   const name = opts.name ?? 'homelab';
   const step = opts.step ?? (() => undefined);
   const quiet = opts.quiet ?? false;
@@ -87,7 +91,7 @@ export async function makeExampleRepo(cluster: Cluster, work: string, opts: { na
 
   step('fluxstrap init — Flux itself (gotk-components, gotk-sync), .sops.yaml rule, public key, decryption patch that survives flux bootstrap, fluxstrap.yaml');
   await must(process.execPath, [cli, 'init', '--cluster', EXAMPLE_CLUSTER, '--age-key-file', keyFile, '--repo', repo,
-    '--git-url', gitUrl, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', PASSWORD_ENV], { env, quiet });
+    ...(opts.gitArgs?.(gitUrl) ?? ['--git-url', gitUrl, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', PASSWORD_ENV]), ...(opts.initArgs ?? [])], { env, quiet });
 
   step('fluxstrap encrypt — the Secret is encrypted in place with the rule from .sops.yaml');
   await must(process.execPath, [cli, 'encrypt', '--in-place', join(clusterDir, 'apps', 'db-credentials.yaml')], { env, cwd: repo, quiet });

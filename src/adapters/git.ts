@@ -11,11 +11,19 @@ import { pendingTemps, removeTempDir } from './temp-files.ts';
  * known_hosts file and no agent or default identities.
  */
 
+/** The Git credentials a cluster's auth settings name, read from their sources. Secret values: never print. */
+export type GitCredentials =
+  | { type: 'https'; username: string; password: string }
+  | { type: 'ssh'; identity: string; knownHosts: string }
+  | { type: 'github-app'; appId: string; installationId?: string; installationOwner?: string; privateKey: string; baseUrl?: string }
+  | { type: 'none' };
+
 export type GitAuth =
   | { kind: 'none' }
   /** `password` is a secret (a token): kept in memory, handed to git in its environment only. */
   | { kind: 'basic'; username: string; password: string }
-  | { kind: 'ssh'; identityFile: string; knownHostsFile: string };
+  /** With `agentSocket`, `identityFile` is the public key of the agent's key to use (the private key is in no file). */
+  | { kind: 'ssh'; identityFile: string; knownHostsFile: string; agentSocket?: string };
 
 export interface GitRemote {
   url: string;
@@ -50,7 +58,7 @@ export function gitEnv(auth: GitAuth): Record<string, string> {
   }
   if (auth.kind === 'ssh') {
     env.GIT_SSH_COMMAND = [
-      'ssh', '-F', '/dev/null', '-i', shQuote(auth.identityFile), '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none',
+      'ssh', '-F', '/dev/null', '-i', shQuote(auth.identityFile), '-o', 'IdentitiesOnly=yes', '-o', `IdentityAgent=${auth.agentSocket === undefined ? 'none' : shQuote(auth.agentSocket)}`,
       '-o', `UserKnownHostsFile=${shQuote(auth.knownHostsFile)}`, '-o', 'GlobalKnownHostsFile=/dev/null',
       '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15',
     ].join(' ');
@@ -158,4 +166,36 @@ export async function isWorkTree(dir: string): Promise<boolean> {
 export async function isClean(dir: string, path: string): Promise<boolean> {
   const res = await git(['status', '--porcelain', '--untracked-files=all', '--', path], { cwd: dir });
   return res.exitCode === 0 && res.stdout.trim() === '';
+}
+
+/** Whether the remote has the branch (an empty repository has none). */
+export async function hasRemoteBranch(remote: GitRemote, branch: string): Promise<boolean> {
+  return (await lsRemote(remote, [`refs/heads/${branch}`])).has(`refs/heads/${branch}`);
+}
+
+/**
+ * Commit `files` (relative to `dir`, those that exist) on the current branch, making `dir` a
+ * repository on `branch` first when it is none. Only the named files are staged, so nothing else
+ * of the work tree (a plaintext Secret, a key) is swept in. Undefined when there was nothing to commit.
+ */
+export async function commitFiles(dir: string, files: string[], message: string, branch: string): Promise<string | undefined> {
+  const run = async (args: string[], doing: string) => {
+    const res = await git(args, { cwd: dir });
+    if (res.exitCode !== 0) throw new FluxstrapError('E_GIT', `cannot ${doing}: ${res.stderr.split('\n').find((l) => l.trim() !== '') ?? 'git failed'}`, { location: { file: dir } });
+    return res.stdout;
+  };
+  if (!(await isWorkTree(dir))) await run(['init', '--quiet', '--initial-branch', branch], 'create the Git repository');
+  if (files.length > 0) await run(['add', '--', ...files], 'stage the layout');
+  const staged = await git(['diff', '--cached', '--quiet'], { cwd: dir });
+  if (staged.exitCode === 0) return undefined;
+  // Without a configured identity (a fresh machine, CI) git refuses to commit: sign as fluxstrap then.
+  const named = (await git(['config', 'user.email'], { cwd: dir })).exitCode === 0;
+  await run([...(named ? [] : ['-c', 'user.name=fluxstrap', '-c', 'user.email=fluxstrap@localhost']), 'commit', '--quiet', '--no-verify', '-m', message], 'commit the layout');
+  return revParse(dir);
+}
+
+/** Push HEAD to a new branch of the remote; never forced, so a branch that appeared meanwhile is left alone. */
+export async function pushNewBranch(remote: GitRemote, dir: string, branch: string): Promise<void> {
+  const res = await git(['push', '--quiet', '--', remote.url, `HEAD:refs/heads/${branch}`], { cwd: dir, auth: remote.auth });
+  if (res.exitCode !== 0) throw remoteError(res.stderr, remote, `push branch ${branch} to`);
 }

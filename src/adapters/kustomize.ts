@@ -7,7 +7,7 @@ import { FluxstrapError } from '../core/errors.ts';
 import { getOwn, setOwn } from '../core/own.ts';
 import { re2 } from '../core/re2.ts';
 import { readText, writeAtomic } from './files.ts';
-import type { KubeObject } from './kube.ts';
+import type { KubeObject } from './kube/port.ts';
 
 /**
  * `kustomize build` for what a Flux `flux-system/` directory uses, natively, so the decryption

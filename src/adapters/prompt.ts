@@ -38,6 +38,17 @@ export function promptSecret(question: string, input: NodeJS.ReadStream, out: No
   });
 }
 
+/** A yes/no question at a terminal, answered with a line; anything but y or yes is no. */
+export async function confirm(question: string, input: NodeJS.ReadStream, out: NodeJS.WritableStream): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input, output: out, terminal: false });
+  try {
+    return /^\s*y(es)?\s*$/i.test(await rl.question(question));
+  } finally {
+    rl.close();
+  }
+}
+
 /** All of piped stdin as text. */
 export async function readStdin(input: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];

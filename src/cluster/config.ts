@@ -20,7 +20,13 @@ import { YamlSource } from '../adapters/yaml-source.ts';
 export const CONFIG_FILE = 'fluxstrap.yaml';
 
 const path = z.string().min(1);
+const numericId = z.union([z.number().int().positive(), z.string().regex(/^[1-9][0-9]*$/, 'must be a number')]);
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/** SOPS files in flux-system/ break bootstrap: kustomize-controller applies that folder before it has the key. */
+const sopsFile = path
+  .refine((p) => !p.replace(/\\/g, '/').split('/').includes('flux-system'), 'must be outside flux-system/ (kustomize-controller would apply it before it has the key)')
+  .describe('SOPS-encrypted flux-system Git credential Secret in the repository (e.g. bootstrap/<cluster>/git-credentials.sops.yaml), written by init, decrypted in memory by bootstrap with the cluster\'s age key when no token variable or key file is at hand.');
 
 const GitAuthSchema = z.union([
   z.strictObject({
@@ -28,6 +34,7 @@ const GitAuthSchema = z.union([
       username: z.string().min(1).default('git').describe('User name sent with the token (GitHub accepts any; Gitea wants the account name).'),
       passwordEnv: envName.describe('Environment variable holding the token or password; the value is never written anywhere but the Secret.'),
     }),
+    sopsFile: sopsFile.optional(),
   }).describe('HTTPS basic auth: Secret keys username/password.'),
   z.strictObject({
     ssh: z.strictObject({
@@ -36,11 +43,28 @@ const GitAuthSchema = z.union([
       keyAlgorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Algorithm of a deploy key generated when keyFile does not exist yet; default ed25519.'),
       readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
     }),
+    sopsFile: sopsFile.optional(),
   }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
+  z.strictObject({
+    githubApp: z.strictObject({
+      appId: numericId.describe('The GitHub App\'s ID (App settings → About → App ID).'),
+      installationId: numericId.optional().describe('The installation of the App on the account owning the repository (the number ending its settings URL); or installationOwner.'),
+      installationOwner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'must be a GitHub user or organisation name').optional().describe('The account the App is installed on, instead of installationId: its installation is looked up.'),
+      privateKeyFile: path.describe('The App\'s private key (.pem generated in the App\'s settings); stored in the Secret as `githubAppPrivateKey`, never printed.'),
+      baseUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3 (Secret key githubAppBaseURL); default github.com.'),
+    }).refine((a) => (a.installationId === undefined) !== (a.installationOwner === undefined), 'set one of installationId and installationOwner'),
+  }).describe('GitHub App over HTTPS: Secret keys githubAppID, githubAppInstallationID (or githubAppInstallationOwner), githubAppPrivateKey (githubAppBaseURL); GitRepository flux-system gets provider: github.'),
+  z.strictObject({ sopsFile }).describe('Only the encrypted Secret: HTTPS or SSH as it holds.'),
 ]);
 
 const publicKeys = z
-  .array(z.string().regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'))
+  .array(
+    z
+      .string()
+      // kustomize-controller imports only native age identities (keys ending in .agekey), never an SSH key.
+      .refine((s) => !s.startsWith('ssh-'), { message: 'an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities (AGE-SECRET-KEY-1…) from the sops-age Secret; list the age1… recipient of an age key here', abort: true })
+      .regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'),
+  )
   .min(1)
   .optional()
   .describe('Only the identities of these recipients go to the sops-age Secret: a key file shared between clusters must not give one cluster the other\'s key.');
@@ -72,13 +96,40 @@ const VaultKeySchema = z.strictObject({
   tokenEnv: envName.describe('Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).'),
 });
 
+/** sops' ARN check (sops/aws-kms.ts), bounded; the region is what `region` is compared with. */
+const KMS_ARN = /^arn:aws[\w-]*:kms:([^:]{1,64}):[0-9]{1,20}:(key|alias)\/[^\s]{1,256}$/;
+const IAM_ROLE = /^arn:aws[\w-]*:iam::[0-9]{1,20}:role\/[^\s]{1,512}$/;
+
 const SopsKeySchema = z.strictObject({
   pgp: z.union([
-    z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
-    z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
-  ]).optional(),
+      z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
+      z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
+    ]).optional().describe('An OpenPGP key, stored in the sops-gpg Secret.'),
   vault: VaultKeySchema.optional().describe('HashiCorp Vault transit: kustomize-controller decrypts with a token from the sops-hcvault Secret.'),
-}).refine((k) => (k.pgp === undefined) !== (k.vault === undefined), 'expected exactly one of: pgp, vault');
+  awsKms: z.strictObject({
+      arn: z.string().regex(KMS_ARN, 'must be an AWS KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)').describe('The KMS key the cluster\'s .sops.yaml rule lists.'),
+      roleArn: z.string().regex(IAM_ROLE, 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)').optional().describe('IAM role EKS hands kustomize-controller (IRSA): `eks.amazonaws.com/role-arn` on its ServiceAccount.'),
+      region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'must be an AWS region such as eu-west-1').optional().describe('Region of the cluster; a key ARN naming another region is refused.'),
+    }).optional().describe('AWS KMS through the controller\'s AWS identity: no sops-age Secret.'),
+  gcpKms: z.strictObject({
+      resourceId: z.string().regex(/^projects\/[^/\s]{1,128}\/locations\/[^/\s]{1,64}\/keyRings\/[^/\s]{1,128}\/cryptoKeys\/[^/\s]{1,128}$/, 'must be projects/P/locations/L/keyRings/R/cryptoKeys/K').describe('The Cloud KMS key the cluster\'s .sops.yaml rule lists.'),
+      serviceAccount: z.string().regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]{1,128}\.iam\.gserviceaccount\.com$/, 'must be a Google service account e-mail').optional().describe('GKE Workload Identity: `iam.gke.io/gcp-service-account` on the controller\'s ServiceAccount.'),
+    }).optional().describe('Google Cloud KMS through GKE Workload Identity: no sops-age Secret.'),
+  azureKv: z.strictObject({
+      vaultUrl: z.string().regex(/^https:\/\/[^/\s]{1,253}$/, 'must be the vault\'s https:// URL, without a path').describe('e.g. https://my-vault.vault.azure.net'),
+      key: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault key name').describe('Key name in the vault.'),
+      version: z.string().regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version').describe('Key version, as the .sops.yaml rule names it.'),
+      workloadIdentity: z.strictObject({ clientId: z.string().min(1), tenantId: z.string().min(1).optional() }).optional().describe('Azure Workload Identity: client id on the controller\'s ServiceAccount, `azure.workload.identity/use` on its pods.'),
+      aadPodIdentity: z.strictObject({ binding: z.string().min(1) }).optional().describe('AAD pod identity: `aadpodidbinding` label and AZURE_AUTH_METHOD=msi.'),
+      servicePrincipal: z.strictObject({
+        secretName: z.string().regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'must be a Secret name').optional().describe('Secret kustomize-controller takes its environment from (envFrom); default sops-azure-credentials.'),
+        file: path.optional().describe('SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (dotenv, YAML or JSON), opened in memory with the age key; without it they come from those environment variables.'),
+      }).optional().describe('Service Principal: bootstrap creates the Secret, kustomize-controller reads it through envFrom.'),
+    }).refine((a) => [a.workloadIdentity, a.aadPodIdentity, a.servicePrincipal].filter((x) => x !== undefined).length <= 1, {
+      message: 'give at most one of workloadIdentity, aadPodIdentity, servicePrincipal',
+      path: ['servicePrincipal'],
+    }).optional().describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
+}).refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, vault, awsKms, gcpKms, azureKv' });
 
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
@@ -103,7 +154,7 @@ const ClusterSchema = z.strictObject({
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
-  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`), or HashiCorp Vault transit (a token in the sops-hcvault Secret).'),
+  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); HashiCorp Vault transit (a token in the sops-hcvault Secret); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.'),
 });
 
 export const FluxstrapConfigSchema = z
@@ -119,10 +170,23 @@ export type SshAuth = Extract<z.infer<typeof GitAuthSchema>, { ssh: unknown }>['
 export type FluxstrapConfig = z.infer<typeof FluxstrapConfigSchema>;
 export type ClusterConfig = z.infer<typeof ClusterSchema>;
 
-export type GitAuth =
+/** `sopsFile` (absolute): the encrypted Secret bootstrap falls back on when the token variable or key file is missing. */
+export type GitAuth = (
   | { type: 'https'; username: string; passwordEnv: string }
   | { type: 'ssh'; keyFile: string; knownHostsFile: string; keyAlgorithm?: SshKeyAlgorithm; readWrite?: boolean }
-  | { type: 'none' };
+  | GitHubAppAuth
+  | { type: 'none' }
+) & { sopsFile?: string };
+
+/** `git.auth.githubApp`, paths expanded, IDs as the strings the Secret holds. */
+export interface GitHubAppAuth {
+  type: 'github-app';
+  appId: string;
+  installationId?: string;
+  installationOwner?: string;
+  privateKeyFile: string;
+  baseUrl?: string;
+}
 
 /** How fluxstrap reaches GitHub's API for a cluster on GitHub (token: only its variable's name). */
 export interface GitHubSettings {
@@ -141,6 +205,23 @@ export type AgeKeySource = (
    */
   | { type: 'backup'; file: string; passphraseFile?: string }
 ) & { publicKeys?: string[] };
+
+/**
+ * The key service kustomize-controller decrypts through (`sopsKey`), with the identity that
+ * reaches it. Only names, never a credential: a Service Principal's secret comes from `file`
+ * (a SOPS file, absolute) or the environment when the Secret is made.
+ */
+export type CloudSopsKey =
+  | { type: 'aws-kms'; arn: string; roleArn?: string; region?: string }
+  | { type: 'gcp-kms'; resourceId: string; serviceAccount?: string }
+  | {
+    type: 'azure-kv'; vaultUrl: string; key: string; version: string;
+    workloadIdentity?: { clientId: string; tenantId?: string };
+    aadPodIdentity?: { binding: string };
+    servicePrincipal?: { secretName: string; file?: string };
+  };
+
+export const AZURE_SP_SECRET = 'sops-azure-credentials';
 
 /** The cluster's OpenPGP key: an armored private key file, or a key of the user's gpg keyring. */
 export type PgpKeySource = { type: 'file'; file: string } | { type: 'gpg'; fingerprint: string };
@@ -163,6 +244,8 @@ export interface ResolvedCluster {
   pgpKey?: PgpKeySource;
   /** Vault transit decrypts in the cluster (the sops-hcvault Secret) instead of the age key. */
   vault?: { address: string; tokenEnv: string };
+  /** Set when the cluster decrypts through a key service (`sopsKey.awsKms|gcpKms|azureKv`). */
+  cloudKey?: CloudSopsKey;
 }
 
 /** Settings given on the command line; each wins over the environment and the file. */
@@ -205,9 +288,15 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   if (proto) throw src.error('key "__proto__": cluster names are lowercase DNS labels', proto.key, undefined, 'clusters.__proto__');
   const { defaultCluster, clusters } = parsed.data;
   for (const [name, entry] of Object.entries(clusters)) {
-    if (entry.ageKey !== undefined && entry.sopsKey !== undefined) {
+    if (entry.ageKey !== undefined && entry.sopsKey?.pgp !== undefined) {
       const at = ['clusters', name, 'sopsKey'];
       throw src.error(`cluster "${name}" names two keys, ageKey and sopsKey`, src.doc.getIn(at, true), 'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists', at.join('.'));
+    }
+    const aws = entry.sopsKey?.awsKms;
+    const arnRegion = aws ? KMS_ARN.exec(aws.arn)?.[1] : undefined;
+    if (aws?.region !== undefined && arnRegion !== aws.region) {
+      const field = `clusters.${name}.sopsKey.awsKms.region`;
+      throw src.error(`the KMS key ${aws.arn} is in region ${arnRegion ?? '?'}, not in the cluster's region ${aws.region}`, src.doc.getIn(['clusters', name, 'sopsKey', 'awsKms', 'region'], true), 'use a key of the cluster\'s region (a KMS key is regional), or correct region', field);
     }
   }
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
@@ -280,7 +369,8 @@ export function resolveCluster(
   const context = pick(flags.context, 'FLUXSTRAP_CONTEXT', entry?.kube?.context, false);
   const clusterPath = normalizeClusterPath(pick(flags.path, 'FLUXSTRAP_PATH', entry?.path, false) ?? `clusters/${name}`);
   const git = resolveGit(entry?.git, flags, env, where);
-  const provider = entry?.git?.provider ?? (git.url !== undefined && isGitHubUrl(git.url) ? 'github' : 'generic');
+  // An App authenticates against GitHub only (github.com or Enterprise Server at its baseUrl).
+  const provider = entry?.git?.provider ?? (git.auth.type === 'github-app' || (git.url !== undefined && isGitHubUrl(git.url)) ? 'github' : 'generic');
 
   return {
     name,
@@ -291,6 +381,24 @@ export function resolveCluster(
     git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
     ...resolvedKeys(entry, flags, env, where),
     ...(entry?.sopsKey?.vault ? { vault: { address: entry.sopsKey.vault.address.replace(/\/$/, ''), tokenEnv: entry.sopsKey.vault.tokenEnv } } : {}),
+    ...cloudSopsKey(entry?.sopsKey, repoDir),
+  };
+}
+
+function cloudSopsKey(k: ClusterConfig['sopsKey'], repoDir: string): { cloudKey?: CloudSopsKey } {
+  // zod's optional fields read `T | undefined`; the resolved type has them absent instead.
+  const opt = <K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : { [key]: v } as { [P in K]?: V });
+  if (k?.awsKms) return { cloudKey: { type: 'aws-kms', arn: k.awsKms.arn, ...opt('roleArn', k.awsKms.roleArn), ...opt('region', k.awsKms.region) } };
+  if (k?.gcpKms) return { cloudKey: { type: 'gcp-kms', resourceId: k.gcpKms.resourceId, ...opt('serviceAccount', k.gcpKms.serviceAccount) } };
+  if (!k?.azureKv) return {};
+  const { vaultUrl, key, version, workloadIdentity: wi, aadPodIdentity, servicePrincipal: sp } = k.azureKv;
+  return {
+    cloudKey: {
+      type: 'azure-kv', vaultUrl, key, version,
+      ...(wi ? { workloadIdentity: { clientId: wi.clientId, ...opt('tenantId', wi.tenantId) } } : {}),
+      ...(aadPodIdentity ? { aadPodIdentity } : {}),
+      ...(sp ? { servicePrincipal: { secretName: sp.secretName ?? AZURE_SP_SECRET, ...opt('file', sp.file === undefined ? undefined : expandPath(sp.file, repoDir)) } } : {}),
+    },
   };
 }
 
@@ -377,9 +485,23 @@ function normalizeClusterPath(p: string): string {
 
 function gitAuthOf(auth: z.infer<typeof GitAuthSchema> | undefined, repoDir: string): GitAuth {
   if (auth === undefined) return { type: 'none' };
-  if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv };
+  const encrypted = 'sopsFile' in auth && auth.sopsFile !== undefined ? { sopsFile: expandPath(auth.sopsFile, repoDir) } : {};
+  if ('https' in auth) return { type: 'https', username: auth.https.username, passwordEnv: auth.https.passwordEnv, ...encrypted };
+  if ('githubApp' in auth) {
+    const a = auth.githubApp;
+    return {
+      type: 'github-app',
+      appId: String(a.appId),
+      ...(a.installationId !== undefined ? { installationId: String(a.installationId) } : {}),
+      ...(a.installationOwner !== undefined ? { installationOwner: a.installationOwner } : {}),
+      privateKeyFile: expandPath(a.privateKeyFile, repoDir),
+      ...(a.baseUrl !== undefined ? { baseUrl: a.baseUrl.replace(/\/+$/, '') } : {}),
+    };
+  }
+  if (!('ssh' in auth)) return { type: 'none', ...encrypted };
   const { ssh } = auth;
   return {
+    ...encrypted,
     type: 'ssh',
     keyFile: expandPath(ssh.keyFile, repoDir),
     knownHostsFile: expandPath(ssh.knownHostsFile, repoDir),
@@ -411,7 +533,7 @@ export function githubRepoOf(url: string): { owner: string; repo: string } | und
 
 function githubSettings(file: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined, auth: GitAuth, flag: string | undefined, env: NodeJS.ProcessEnv): GitHubSettings {
   return {
-    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? 'https://api.github.com').replace(/\/+$/, ''),
+    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? (auth.type === 'github-app' ? auth.baseUrl : undefined) ?? 'https://api.github.com').replace(/\/+$/, ''),
     tokenEnv: file?.tokenEnv ?? (auth.type === 'https' ? auth.passwordEnv : 'GITHUB_TOKEN'),
   };
 }

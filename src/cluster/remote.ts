@@ -22,8 +22,12 @@ export function gitToken(auth: { passwordEnv: string }, env: NodeJS.ProcessEnv, 
   return token;
 }
 
-/** The remote git talks to, with the secret it needs (a token in memory; an SSH key stays a file). */
-export function gitRemoteOf(url: string, auth: GitAuth, token: (auth: { username: string; passwordEnv: string }) => string): GitRemote {
+/**
+ * The remote git talks to, with the secret it needs (a token in memory; an SSH key stays a file).
+ * A GitHub App pulls over HTTPS with an installation token as the password of `x-access-token`,
+ * as source-controller does; `token` gives it (minted by the caller, who has the App's key).
+ */
+export function gitRemoteOf(url: string, auth: GitAuth, token: (auth: Extract<GitAuth, { type: 'https' | 'github-app' }>) => string): GitRemote {
   switch (auth.type) {
     case 'none':
       return { url, auth: { kind: 'none' } };
@@ -31,6 +35,8 @@ export function gitRemoteOf(url: string, auth: GitAuth, token: (auth: { username
       return { url, auth: { kind: 'basic', username: auth.username, password: token(auth) } };
     case 'ssh':
       return { url, auth: { kind: 'ssh', identityFile: auth.keyFile, knownHostsFile: auth.knownHostsFile } };
+    case 'github-app':
+      return { url, auth: { kind: 'basic', username: 'x-access-token', password: token(auth) } };
   }
 }
 
@@ -56,7 +62,8 @@ export async function resolveRunCluster(flags: ClusterFlags, env: NodeJS.Process
   const { cloneBranch, isWorkTree } = await import('../adapters/git.ts');
   if (git.url === undefined || (await isWorkTree(cwd))) return local();
 
-  const checkout = await cloneBranch(gitRemoteOf(git.url, git.auth, (auth) => gitToken(auth, env, flags.cluster)), git.branch);
+  // Flags and FLUXSTRAP_* variables name no App: its settings live in fluxstrap.yaml only.
+  const checkout = await cloneBranch(gitRemoteOf(git.url, git.auth, (auth) => (auth.type === 'https' ? gitToken(auth, env, flags.cluster) : '')), git.branch);
   try {
     const cloned = join(checkout.dir, CONFIG_FILE);
     const cluster = resolveCluster(await loadConfig(cloned), flags, env, { repoDir: checkout.dir, cwd, configFile: cloned });

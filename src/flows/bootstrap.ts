@@ -16,9 +16,8 @@ import type { KindRegistry } from '../tasks/registry.ts';
 import { parseDuration } from '../playbook/duration.ts';
 import { loadPlaybook } from '../playbook/loader.ts';
 import type { Playbook } from '../playbook/loader.ts';
-import type { CommandIo, JsonFields } from './io.ts';
-import { backupIdentities, terminalAsk } from './passphrase.ts';
-import type { AskSecret } from './passphrase.ts';
+import { terminalAsk, type AskSecret, type CommandIo, type JsonFields } from './io.ts';
+import { backupIdentities } from './passphrase.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 
 /** What `bootstrap` and `run` share: resolve the cluster, load the playbook, run it, map the exit code. */

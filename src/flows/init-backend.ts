@@ -1,3 +1,4 @@
+import { AZURE_SP_SECRET } from '../cluster/config.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
 import { identityDecryption, identityPatches, identityServiceAccount, type CloudIdentity, type IdentityOptions, type KustomizePatch } from '../flux/workload-identity.ts';
 import { ARN_HINT, arnProblem, parseArnSpec } from '../sops/aws-kms.ts';
@@ -31,6 +32,8 @@ export interface SopsBackendFlags {
   azureTenantId?: string;
   aadPodIdentityBinding?: string;
   azureCredentialsSecret?: string;
+  /** service-principal: a SOPS file of the repository holding the three values (else bootstrap reads the environment). */
+  azureCredentialsFile?: string;
   objectLevelIdentity?: string;
   vaultTransitUri?: string[];
   vaultTokenEnv?: string;
@@ -48,8 +51,18 @@ export interface SopsBackend {
   serviceAccount?: string;
   /** The Secret the decryption names instead of sops-age (Vault's token). */
   secretName?: string;
-  /** fluxstrap.yaml's `sopsKey.vault`: what bootstrap makes that Secret from. */
-  vaultKey?: { address: string; tokenEnv: string };
+  /** The cluster's `sopsKey` for fluxstrap.yaml (as written there), so that bootstrap and status know the key. */
+  sopsKey?: Record<string, Record<string, unknown>>;
+}
+
+const GCP_KEY = /^projects\/[^/\s]+\/locations\/[^/\s]+\/keyRings\/[^/\s]+\/cryptoKeys\/[^/\s]+$/;
+const AZURE_KEY = /^(https:\/\/[^/\s]+)\/keys\/([0-9A-Za-z-]+)\/([0-9A-Za-z]+)$/;
+
+function checked(values: string[], pattern: RegExp, flag: string, what: string, example: string): string[] {
+  for (const v of values) {
+    if (!pattern.test(v)) throw new FluxstrapError('E_USAGE', `not ${what}: ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`, { location: { field: flag }, hint: `e.g. ${example}` });
+  }
+  return values;
 }
 
 const need = (value: string | undefined, flag: string, backend: string): string => {
@@ -84,7 +97,7 @@ function identityFor(name: SopsBackendName, f: SopsBackendFlags): CloudIdentity 
       return { type: 'azure-workload-identity', clientId: need(f.azureClientId, '--azure-client-id', 'azure-kv'), ...(f.azureTenantId ? { tenantId: f.azureTenantId } : {}) };
     }
     if (how === 'aad-pod-identity') return { type: 'azure-aad-pod-identity', binding: need(f.aadPodIdentityBinding, '--aad-pod-identity-binding', 'azure-kv') };
-    if (how === 'service-principal') return { type: 'azure-service-principal', secretName: f.azureCredentialsSecret ?? 'sops-azure-credentials' };
+    if (how === 'service-principal') return { type: 'azure-service-principal', secretName: f.azureCredentialsSecret ?? AZURE_SP_SECRET };
     throw new FluxstrapError('E_USAGE', `unknown Azure identity ${how}`, { location: { field: '--azure-identity' }, hint: `one of ${AZURE_IDENTITIES.join(', ')}` });
   }
   return undefined;
@@ -122,7 +135,7 @@ function vaultBackend(f: SopsBackendFlags): SopsBackend {
   }
   return {
     name: 'vault', cloud: true, ruleKeys: { hcVaultTransitUri: refs.map((r) => stanzaName(vaultStanza(r))) }, patches: [],
-    secretName: HC_VAULT_SECRET, vaultKey: { address, tokenEnv },
+    secretName: HC_VAULT_SECRET, sopsKey: { vault: { address, tokenEnv } },
   };
 }
 
@@ -133,13 +146,31 @@ export function sopsBackend(f: SopsBackendFlags): SopsBackend {
   if (name === 'age' || name === 'pgp') return { name, cloud: false, ruleKeys: {}, patches: [] };
   if (name === 'vault') return vaultBackend(f);
   const ruleKeys = name === 'aws-kms' ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }
-    : name === 'gcp-kms' ? { gcpKms: needList(f.gcpKmsKey, '--gcp-kms-key', name) }
-    : { azureKeyvault: needList(f.azureKvKey, '--azure-kv-key', name) };
+    : name === 'gcp-kms' ? { gcpKms: checked(needList(f.gcpKmsKey, '--gcp-kms-key', name), GCP_KEY, '--gcp-kms-key', 'a Cloud KMS key resource id', 'projects/P/locations/global/keyRings/R/cryptoKeys/K') }
+    : { azureKeyvault: checked(needList(f.azureKvKey, '--azure-kv-key', name), AZURE_KEY, '--azure-kv-key', 'a Key Vault key URL with its version', 'https://VAULT.vault.azure.net/keys/NAME/VERSION') };
   const identity = identityFor(name, f);
   const opts: IdentityOptions = f.objectLevelIdentity ? { objectLevel: { serviceAccountName: f.objectLevelIdentity } } : {};
   if (opts.objectLevel && !identity) throw usageError('--object-level-identity needs the identity to give that ServiceAccount', 'with aws-kms: --aws-role-arn; with gcp-kms: --gcp-service-account; with azure-kv: --azure-client-id');
+  if (f.azureCredentialsFile !== undefined && identity?.type !== 'azure-service-principal') throw usageError('--azure-credentials-file is for --azure-identity service-principal', 'drop it, or pass --azure-identity service-principal');
   return {
-    name, cloud: true, ruleKeys, patches: identity ? identityPatches(identity, opts) : [], decryption: identityDecryption(opts),
+    name, cloud: true, ruleKeys, patches: identity ? identityPatches(identity, opts) : [], decryption: identityDecryption(opts), sopsKey: sopsKeyEntry(ruleKeys, identity, f),
     ...(identity && opts.objectLevel ? { serviceAccount: identityServiceAccount(identity, opts.objectLevel.serviceAccountName) } : {}),
+  };
+}
+
+/** The first key of the rule and the identity, as fluxstrap.yaml `sopsKey` spells them. */
+function sopsKeyEntry(keys: SopsBackend['ruleKeys'], id: CloudIdentity | undefined, f: SopsBackendFlags): Record<string, Record<string, unknown>> {
+  const [arn] = keys.kms ?? [];
+  if (arn !== undefined) return { awsKms: { arn: parseArnSpec(arn).arn, ...(id?.type === 'aws-irsa' ? { roleArn: id.roleArn } : {}) } };
+  const [gcp] = keys.gcpKms ?? [];
+  if (gcp !== undefined) return { gcpKms: { resourceId: gcp, ...(id?.type === 'gcp-workload-identity' ? { serviceAccount: id.serviceAccount } : {}) } };
+  const [, vaultUrl, key, version] = AZURE_KEY.exec(keys.azureKeyvault?.[0] ?? '') ?? [];
+  return {
+    azureKv: {
+      vaultUrl, key, version,
+      ...(id?.type === 'azure-workload-identity' ? { workloadIdentity: { clientId: id.clientId, ...(id.tenantId !== undefined ? { tenantId: id.tenantId } : {}) } } : {}),
+      ...(id?.type === 'azure-aad-pod-identity' ? { aadPodIdentity: { binding: id.binding } } : {}),
+      ...(id?.type === 'azure-service-principal' ? { servicePrincipal: { secretName: id.secretName, ...(f.azureCredentialsFile !== undefined ? { file: f.azureCredentialsFile } : {}) } } : {}),
+    },
   };
 }

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { readText, readTextIfExists } from '../adapters/files.ts';
 import { CONTROLLER_DECRYPTION_SINCE, hasControllerDecryption, readHeader } from '../flux/install.ts';
 import { runTasks } from '../core/engine.ts';
-import { CONFIG_FILE, configuredAgeKey, configuredPgpKey, expandPath, findRepo, isGitHubUrl } from '../cluster/config.ts';
+import { CONFIG_FILE, configuredAgeKey, configuredPgpKey, expandPath, findRepo, githubRepoOf, isGitHubUrl } from '../cluster/config.ts';
+import { confirm } from '../adapters/prompt.ts';
 import { githubRepositoryKind } from '../tasks/github-repository.ts';
 import type { GitHubContext } from '../tasks/github-repository.ts';
 import { deployKeyTitle, githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
@@ -12,6 +13,7 @@ import type { AgeKeySource, ClusterConfig, PgpKeySource, SshAuth } from '../clus
 import { knownHostsKind } from '../tasks/known-hosts.ts';
 import type { KnownHostsContext } from '../tasks/known-hosts.ts';
 import { sshDeployKeyKind } from '../tasks/ssh-deploy-key.ts';
+import { gitCredentialsFileKind } from '../tasks/git-credentials-file.ts';
 import { exitCodeOf, FluxstrapError, usageError } from '../core/errors.ts';
 import { version } from '../core/version.ts';
 import type { TaskInstance, TaskKind } from '../core/task.ts';
@@ -24,7 +26,7 @@ import { clusterRootKind } from '../tasks/cluster-root.ts';
 import { childDecryptionKind } from '../tasks/child-decryption.ts';
 import { decryptionPatchKind } from '../tasks/decryption-patch.ts';
 import { readAgeIdentities, readPgpKeySource } from '../tasks/context.ts';
-import { configuredEntry, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
+import { configuredEntry, defaultGitSopsFile, fluxstrapConfigKind, fluxstrapConfigTaskParams } from '../tasks/fluxstrap-config.ts';
 import type { GitFlags } from '../tasks/fluxstrap-config.ts';
 import type { RepoContext } from '../tasks/file-content.ts';
 import { gitignoreKind, PRIVATE_KEY_PATTERNS } from '../tasks/gitignore.ts';
@@ -85,22 +87,25 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   // A cloud key service needs no age key; one given as well is a second way in (a break-glass key).
   const explicitKey = opts.keyFile !== undefined || (opts.age?.length ?? 0) > 0;
   const key = clusterPgp ?? (backend.cloud && !explicitKey ? undefined : await publicKey(opts, configuredAgeKey(entry, {}, g.env, { repoDir: repo, cwd: g.cwd }), g.env));
-  if (opts.createRepo === true && opts.yes !== true && opts.check !== true) {
-    throw usageError('--create-repo creates a repository on GitHub: confirm with --yes', 'run with --check first to see what would be created');
-  }
   const ctx: RepoContext & KnownHostsContext & GitHubContext = { paths: { repo }, env: g.env, log: (m) => info(g, m) };
-  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, pgpKeyFile: clusterPgp ? opts.pgpKeyFile : undefined, vaultKey: backend.vaultKey }, g.cwd);
+  const config = await fluxstrapConfigTaskParams(repo, opts.cluster, clusterPath, { ...opts, ageKeyFile: key?.type === 'age' ? opts.keyFile : undefined, pgpKeyFile: clusterPgp ? opts.pgpKeyFile : undefined, sopsKey: backend.sopsKey }, g.cwd);
   const current = (await configuredEntry(repo, opts.cluster))?.git;
   const url = config.set?.git?.url ?? current?.url ?? config.fill?.git?.url;
   const sync = url === undefined ? undefined : { url, branch: config.set?.git?.branch ?? current?.branch ?? config.fill?.git?.branch ?? 'main', path: clusterPath };
   const flux = await fluxComponentsParams(repo, `${clusterPath}/flux-system/gotk-components.yaml`, opts, { env: g.env, userAgent: `fluxstrap/${version}` });
-  const github = githubTasks(opts, url, { ...current, ...config.set?.git }, repo, sync);
+  // One question at a terminal covers both: create the repository when missing, push the layout to it.
+  const confirmed = opts.yes === true || (opts.createRepo === true && opts.check !== true && g.stdin.isTTY === true && url !== undefined
+    && await confirm(`create ${url} on GitHub if it is missing, and push the initial layout to it? [y/N] `, g.stdin, g.stderr));
+  const github = githubTasks({ ...opts, yes: confirmed || opts.check === true }, url, { ...current, ...config.set?.git }, repo, sync);
+  const auth = config.set?.git?.auth ?? current?.auth;
   const tasks = [
-    ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.pgpKeyFile ?? opts.keyFile, sync, backend, opts)),
+    // First: a repository GitHub refuses to create stops init before it writes a file.
     ...github.repository,
-    ...deployKeyTasks(repo, g.cwd, opts, url, config.set?.git?.auth ?? current?.auth),
+    ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.pgpKeyFile ?? opts.keyFile, sync, backend, opts, auth !== undefined && 'githubApp' in auth)),
+    ...deployKeyTasks(repo, g.cwd, opts, url, auth),
     ...github.deployKey,
+    ...credentialsFileTasks(repo, opts.cluster, key, { ...current?.auth, ...config.set?.git?.auth }, current?.auth !== undefined && 'https' in current.auth ? current.auth.https.username : undefined),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
   ];
 
@@ -113,12 +118,19 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   if (flux !== undefined && flux.omitted.length > 0) {
     info(g, `note: ${flux.omitted.join(', ')} left out of gotk-components.yaml: the Flux ${flux.params.version} manifests at hand lack them (pass --flux-manifests DIR with the release's manifests.tar.gz unpacked to include them)`);
   }
+  if (opts.createRepo === true && opts.check !== true && sync !== undefined) {
+    const target = github.repository[0]?.params as { tokenEnv: string } | undefined;
+    await pushLayout(g, { repo, url: sync.url, branch: sync.branch, tokenEnv: target?.tokenEnv ?? 'GITHUB_TOKEN', cluster: opts.cluster, files: layoutFiles(repo, tasks), confirmed });
+  }
   const makefile = results.find((r) => r.kind === makefileKind.kind);
   if (makefile && makefile.notes.length > 0) info(g, `\nprovision target to add to your Makefile:\n\n${await renderMakefile(opts.cluster)}`);
   return exitCodeOf({ failed: false, changesPending: opts.check === true && recap.wouldChange > 0 });
 }
 
-async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted, childDecryption }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted' | 'childDecryption'>): Promise<TaskInstance<RepoContext>[]> {
+/** source-controller authenticates as the GitHub App of the Secret's githubApp* keys only with this provider. */
+const GITHUB_APP_PATCH = { target: { kind: 'GitRepository', name: 'flux-system' }, patch: '- op: add\n  path: /spec/provider\n  value: github\n' };
+
+async function initTasks(repo: string, clusterPath: string, cluster: string, key: PublicKey | undefined, keyFile: string | undefined, sync: { url: string; branch: string; path: string } | undefined, backend: SopsBackend, { decryption, macOnlyEncrypted, childDecryption }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted' | 'childDecryption'>, githubApp: boolean): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
@@ -157,11 +169,42 @@ async function initTasks(repo: string, clusterPath: string, cluster: string, key
     })] : []),
     ...(backend.serviceAccount ? [task(`${fluxSystem}/${IDENTITY_SA_FILE} (object-level identity)`, identityServiceAccountKind, { file: `${fluxSystem}/${IDENTITY_SA_FILE}`, content: backend.serviceAccount })] : []),
     ...(backend.patches.length === 0 ? [] : [task(`cloud identity for SOPS in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: backend.patches, resources: backend.serviceAccount ? [IDENTITY_SA_FILE] : [] })]),
+    ...(githubApp ? [task(`provider: github on GitRepository flux-system in ${kustomization}`, workloadIdentityPatchKind, { file: kustomization, patches: [GITHUB_APP_PATCH], resources: [], purpose: 'GitHub App auth (provider: github)' })] : []),
     task(`${fluxSystem}/gotk-sync.yaml as flux bootstrap generates it`, gotkSyncKind, { file: `${fluxSystem}/gotk-sync.yaml`, ...(sync ? { generate: sync } : {}) }),
     task(`${clusterPath} kustomization includes flux-system`, clusterRootKind, { file: await kustomizationFile(repo, clusterPath) }),
     task(`${makefile} provision target`, makefileKind, { file: makefile, content: await renderMakefile(cluster) }),
     task('.gitignore keeps private keys out of Git', gitignoreKind, { file: '.gitignore', entries: ignore }),
   ];
+}
+
+/** The repository files init manages (relative paths), the ones pushed as the initial layout. */
+function layoutFiles(repo: string, tasks: { params: unknown }[]): string[] {
+  const files = tasks.map((t) => (t.params as { file?: unknown }).file).filter((f): f is string => typeof f === 'string')
+    .map((f) => (isAbsolute(f) ? relative(repo, f) : f)).filter((f) => !f.startsWith('..') && !isAbsolute(f));
+  return [...new Set([...files, CONFIG_FILE])];
+}
+
+/**
+ * After --create-repo: the layout init wrote, committed (only its files) and pushed to the new
+ * repository's branch over HTTPS with the GitHub token, when the branch does not exist there yet.
+ * Confirmed by --yes or at a terminal; without either nothing is pushed and the way to do it is said.
+ */
+async function pushLayout(g: CommandIo, o: { repo: string; url: string; branch: string; tokenEnv: string; cluster: string; files: string[]; confirmed: boolean }): Promise<void> {
+  const target = githubRepoOf(o.url);
+  const token = g.env[o.tokenEnv];
+  if (target === undefined || token === undefined || token === '') return;
+  const httpsUrl = `https://${new URL(o.url).hostname}/${target.owner}/${target.repo}.git`;
+  const git = await import('../adapters/git.ts');
+  const remote = { url: httpsUrl, auth: { kind: 'basic' as const, username: 'x-access-token', password: token } };
+  if (await git.hasRemoteBranch(remote, o.branch)) return;
+  const files = (await Promise.all(o.files.map(async (f) => ((await stat(join(o.repo, f)).catch(() => undefined))?.isFile() ? f : undefined)))).filter((f) => f !== undefined);
+  if (!o.confirmed) {
+    info(g, `not pushed: ${httpsUrl} has no branch ${o.branch} yet; commit the layout and \`git push ${httpsUrl} HEAD:${o.branch}\`, or run init --create-repo again with --yes (or at a terminal) to have it pushed`);
+    return;
+  }
+  const commit = await git.commitFiles(o.repo, files, `fluxstrap init: layout of cluster ${o.cluster}`, o.branch);
+  await git.pushNewBranch(remote, o.repo, o.branch);
+  info(g, `pushed ${commit === undefined ? 'HEAD' : commit.slice(0, 12)} to ${httpsUrl} (branch ${o.branch})`);
 }
 
 /**
@@ -189,7 +232,7 @@ function githubTasks(
   const kind = <P>(k: TaskKind<P, unknown, GitHubContext>) => k as TaskKind<unknown, unknown, RepoContext & KnownHostsContext & GitHubContext>;
   const ssh = auth?.ssh;
   return {
-    repository: [{ name: `GitHub repository ${url}`, kind: kind(githubRepositoryKind), params: { ...target, create: true, private: opts.public !== true, access: ssh ? 'admin' : 'read' } }],
+    repository: [{ name: `GitHub repository ${url}`, kind: kind(githubRepositoryKind), params: { ...target, create: true, private: opts.public !== true, access: ssh ? 'admin' : 'read', confirmed: opts.yes === true } }],
     deployKey: ssh === undefined ? [] : [{
       name: 'deploy key registered on GitHub',
       kind: kind(githubDeployKeyKind),
@@ -212,6 +255,22 @@ function deployKeyTasks(repo: string, cwd: string, opts: InitOptions, url: strin
     { name: `SSH deploy key ${show(keyFile)}`, kind: sshDeployKeyKind, params: { keyFile, ...(ssh.keyAlgorithm !== undefined ? { algorithm: ssh.keyAlgorithm } : {}), comment: `fluxstrap-${opts.cluster}` } },
     { name: `SSH host keys ${show(knownHostsFile)}`, kind: knownHostsKind, params: { file: knownHostsFile, url, verify: true, ...(opts.acceptHostKey !== undefined ? { acceptHostKey: opts.acceptHostKey } : {}) } },
   ];
+}
+
+/**
+ * With git.auth.sopsFile: the Git credentials (the token of --git-token-env, the deploy key given
+ * or generated above) encrypted for the cluster's age key into that file, for bootstrap to apply.
+ */
+function credentialsFileTasks(repo: string, cluster: string, key: PublicKey | undefined, auth: { https?: { username?: string | undefined; passwordEnv: string }; ssh?: SshAuth; githubApp?: unknown; sopsFile?: string | undefined }, username: string | undefined): TaskInstance<RepoContext & KnownHostsContext>[] {
+  if (auth.sopsFile === undefined) return [];
+  const file = relative(repo, expandPath(auth.sopsFile, repo)).split('\\').join('/');
+  if (file.startsWith('..') || isAbsolute(file)) throw usageError(`git.auth.sopsFile ${auth.sopsFile} must be inside the repository`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+  if (key?.type !== 'age') throw usageError('the encrypted Git credentials (git.auth.sopsFile) are encrypted for the cluster\'s age key', 'pass --age-key-file or --age with the cluster\'s age key');
+  const source = auth.https !== undefined ? { https: { username: auth.https.username ?? username ?? 'git', passwordEnv: auth.https.passwordEnv } }
+    : auth.ssh !== undefined ? { ssh: { keyFile: expandPath(auth.ssh.keyFile, repo), knownHostsFile: expandPath(auth.ssh.knownHostsFile, repo) } }
+    : undefined;
+  if (source === undefined) throw usageError('git.auth.sopsFile needs the credentials to encrypt', 'pass --git-token-env VAR (HTTPS) or an ssh:// --git-url (a deploy key is generated) or --git-ssh-key FILE --git-known-hosts FILE');
+  return [{ name: `Git credentials encrypted in ${file}`, kind: gitCredentialsFileKind, params: { file, age: key.recipients, source } }];
 }
 
 /** Controller-level decryption needs a kustomize-controller with `--sops-age-secret`: refused for the Flux releases before it. */
@@ -255,7 +314,13 @@ async function clusterDir(repo: string, cluster: string, path: string | undefine
 /** The key named by the flags, else the one configured for the cluster, else every age key sops would find. */
 async function publicKey(opts: InitOptions, configured: AgeKeySource | undefined, env: NodeJS.ProcessEnv): Promise<PublicKey> {
   if (opts.age && opts.age.length > 0) {
-    return { type: 'age', recipients: checkedPublicKeys('age', opts.age, '--age') };
+    const recipients = checkedPublicKeys('age', opts.age, '--age');
+    // SSH recipients open files for people; the cluster's own key must be one kustomize-controller can import.
+    if (recipients.every((r) => r.startsWith('ssh-'))) {
+      throw usageError('--age names only SSH recipients: kustomize-controller cannot decrypt with an SSH key (it imports only age identities from the sops-age Secret)',
+        'add the age1… recipient of the cluster key (fluxstrap keys new) next to the SSH ones');
+    }
+    return { type: 'age', recipients };
   }
   if (opts.keyFile === undefined) {
     const identities = configured !== undefined ? await readAgeIdentities(configured, env) : await identitiesFromEnv(env);

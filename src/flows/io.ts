@@ -1,3 +1,4 @@
+import { promptSecret } from '../adapters/prompt.ts';
 import type { FleetView, FleetViewOptions, Reporter } from '../core/events.ts';
 
 /**
@@ -37,4 +38,11 @@ export type JsonFields = Readonly<Record<string, unknown>>;
 /** Human status goes to stderr so stdout stays clean for results and pipes. */
 export function info(io: CommandIo, line: string): void {
   if (!io.quiet && !io.json) io.stderr.write(`${line}\n`);
+}
+
+/** Asks for a secret without echoing it; only exists when stdin is a terminal. */
+export type AskSecret = (question: string) => Promise<string>;
+
+export function terminalAsk(io: CommandIo): AskSecret | undefined {
+  return io.stdin.isTTY === true ? (question) => promptSecret(question, io.stdin, io.stderr, () => io.interrupt()) : undefined;
 }

@@ -5,10 +5,10 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultPassword } from '../keys/ansible-vault.ts';
 import { encryptToRecipients, encryptVaultBackup, encryptWithPassphrase, openBackup } from '../keys/backup.ts';
 import { KEY_FILE_MODE, writeKeyFile } from '../keys/generate.ts';
-import { info } from './io.ts';
+import { info, terminalAsk } from './io.ts';
 import type { CommandIo } from './io.ts';
 import { identitiesFromEnv } from './keys.ts';
-import { backupPassphrase, terminalAsk } from './passphrase.ts';
+import { backupPassphrase } from './passphrase.ts';
 
 /** `fluxstrap keys backup` and `keys restore`: the age key kept safe for a machine that is gone. */
 

@@ -1,18 +1,10 @@
 import { readBytes } from '../adapters/files.ts';
-import { promptSecret } from '../adapters/prompt.ts';
 import { usageError } from '../core/errors.ts';
 import type { AgeKeySource } from '../cluster/config.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { givenPassphrase, noPassphrase, openBackup } from '../keys/backup.ts';
 import type { OpenedBackup } from '../keys/backup.ts';
-import type { CommandIo } from './io.ts';
-
-/** Asks for a secret without echoing it; only exists when stdin is a terminal. */
-export type AskSecret = (question: string) => Promise<string>;
-
-export function terminalAsk(io: CommandIo): AskSecret | undefined {
-  return io.stdin.isTTY === true ? (question) => promptSecret(question, io.stdin, io.stderr, () => io.interrupt()) : undefined;
-}
+import type { AskSecret } from './io.ts';
 
 /**
  * A key backup's passphrase: --passphrase-file, else $FLUXSTRAP_BACKUP_PASSPHRASE, else typed at

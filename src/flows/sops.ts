@@ -19,7 +19,7 @@ import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type Sele
 import { parseVaultUri, VaultUriError, vaultStanza } from '../sops/hc-vault-uri.ts';
 import type { Stanza } from '../sops/metadata.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
-import type { CommandIo } from './io.ts';
+import { terminalAsk, type AskSecret, type CommandIo } from './io.ts';
 
 /**
  * The file side of the commands: reading inputs, choosing the format and the creation rule,
@@ -119,15 +119,18 @@ function gpgExec(env: NodeJS.ProcessEnv): { gpgExec?: string } {
   return env.SOPS_GPG_EXEC ? { gpgExec: env.SOPS_GPG_EXEC } : {};
 }
 
-/** Identities from the environment, the default key file and `--key-file`; gpg as sops uses it. */
-export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.ProcessEnv, gpg = true): Promise<KeySources> {
+/**
+ * Identities from the environment, the default key file, SSH keys and `--key-file`; gpg as sops
+ * uses it. `ask` types an encrypted identity file's passphrase at a terminal.
+ */
+export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.ProcessEnv, gpg = true, ask?: AskSecret): Promise<KeySources> {
   const keyFiles = opts.keyFile ?? [];
   let age: AgeIdentity[];
   try {
-    age = await loadAgeIdentities({ keyFiles, env, keyCmdPerRecipient: true });
+    age = await loadAgeIdentities({ keyFiles, env, keyCmdPerRecipient: true, ssh: true, ...(ask ? { ask } : {}) });
   } catch (e) {
-    // A broken environment source must not block a file that PGP opens; explicit files must parse.
-    if (keyFiles.length > 0 || !isFluxstrapError(e)) throw e;
+    // A broken environment source must not block a file that PGP opens; explicit files must parse, and a wrong passphrase stops.
+    if (keyFiles.length > 0 || !isFluxstrapError(e) || e.code === 'E_DECRYPT') throw e;
     age = [];
   }
   const ageFor = keyCommandIdentities(env);
@@ -272,7 +275,7 @@ export async function runEncrypt(files: string[], opts: EncryptOptions, io: Comm
 }
 
 export async function runDecrypt(files: string[], opts: CommonOptions & { extract?: string }, io: CommandIo): Promise<void> {
-  const sources = await keySources(opts, io.env);
+  const sources = await keySources(opts, io.env, true, terminalAsk(io));
   const extract = opts.extract === undefined ? undefined : parseTreePath(opts.extract);
   if (extract && opts.inPlace) throw usageError('--extract prints one value: it does not go with --in-place');
   await transformEach(
@@ -356,7 +359,7 @@ async function editInPlace(io: CommandIo, file: string, opts: SetOptions, edit: 
   const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
   const bytes = await readInput(file);
   const config = await configFor(io, opts, false);
-  const sources = await keySources(opts, io.env);
+  const sources = await keySources(opts, io.env, true, terminalAsk(io));
   const change = await edit();
   const { output } = await editValue(bytes, format, file, sources, change, storeOptions(config, format));
   if (output !== undefined) await writeAtomic(file, output);
@@ -365,7 +368,7 @@ async function editInPlace(io: CommandIo, file: string, opts: SetOptions, edit: 
 }
 
 export async function runRotate(files: string[], opts: RotateCliOptions, io: CommandIo): Promise<void> {
-  const sources = await keySources(opts, io.env);
+  const sources = await keySources(opts, io.env, true, terminalAsk(io));
   const changes = {
     addAge: checkedPublicKeys('age', opts.addAge ?? [], '--add-age'),
     rmAge: checkedPublicKeys('age', opts.rmAge ?? [], '--rm-age'),
@@ -399,7 +402,7 @@ export async function runUpdateKeys(given: string[], opts: CommonOptions & { sha
   }
   const config = await configFor(io, opts, true);
   if (!config) return;
-  const sources = await keySources(opts, io.env);
+  const sources = await keySources(opts, io.env, true, terminalAsk(io));
   // Every file re-keyed in memory first: one that cannot be opened stops the batch before any write.
   const results = [];
   for (const file of files) {

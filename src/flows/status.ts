@@ -5,14 +5,14 @@ import { prefixLines } from '../core/events.ts';
 import { resolveClusters, singleCluster } from '../cluster/resolve.ts';
 import { resolveRunCluster } from '../cluster/remote.ts';
 import type { AgeIdentity } from '../keys/age.ts';
-import { backupIdentities, terminalAsk } from './passphrase.ts';
+import { backupIdentities } from './passphrase.ts';
 import type { ClusterSelection } from '../cluster/resolve.ts';
 import { eachLimited, parseParallel } from './fleet.ts';
 import { createTaskContext } from '../tasks/context.ts';
 import { diagnose } from '../status/diagnose.ts';
 import type { Finding, Status } from '../status/diagnose.ts';
 import { observe } from '../status/observe.ts';
-import type { CommandIo } from './io.ts';
+import { terminalAsk, type CommandIo } from './io.ts';
 
 export interface StatusOptions extends ClusterFlags {
   /** Warnings fail too (`doctor`, or `status --strict`). */

@@ -100,3 +100,45 @@ export function identityServiceAccount(id: CloudIdentity, name: string): string 
 export function identityDecryption(opts: IdentityOptions = {}): Record<string, string> {
   return { provider: 'sops', ...(opts.objectLevel ? { serviceAccountName: opts.objectLevel.serviceAccountName } : {}) };
 }
+
+interface BuiltObject {
+  kind: string;
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec?: unknown;
+}
+
+interface ControllerPod {
+  template?: { metadata?: { labels?: Record<string, string> }; spec?: { containers?: { env?: { name?: string; value?: string }[]; envFrom?: { secretRef?: { name?: string } }[] }[] } };
+}
+
+/**
+ * What a built flux-system folder lacks of an identity's wiring, one line each (none: wired).
+ * `serviceAccountName` is the sync Kustomization's decryption ServiceAccount (object level), which
+ * then carries the annotations instead of the controller's own.
+ */
+export function missingWiring(id: CloudIdentity, objects: readonly BuiltObject[], serviceAccountName?: string): string[] {
+  const out: string[] = [];
+  const annotations = identityAnnotations(id);
+  if (annotations) {
+    const name = serviceAccountName ?? CONTROLLER;
+    const sa = objects.find((o) => o.kind === 'ServiceAccount' && o.metadata.name === name);
+    for (const [k, v] of Object.entries(annotations)) {
+      if (sa?.metadata.annotations?.[k] !== v) out.push(`ServiceAccount ${name} lacks the annotation ${k}: ${v}`);
+    }
+  }
+  const pod = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === CONTROLLER)?.spec as ControllerPod | undefined;
+  const labels = pod?.template?.metadata?.labels ?? {};
+  const containers = pod?.template?.spec?.containers ?? [];
+  const label = (k: string, v: string): void => {
+    if (labels[k] !== v) out.push(`Deployment ${CONTROLLER} lacks the pod label ${k}: ${v}`);
+  };
+  if (id.type === 'azure-workload-identity') label('azure.workload.identity/use', 'true');
+  if (id.type === 'azure-aad-pod-identity') {
+    label('aadpodidbinding', id.binding);
+    if (!containers.some((c) => c.env?.some((e) => e.name === 'AZURE_AUTH_METHOD' && e.value === 'msi'))) out.push(`Deployment ${CONTROLLER} lacks the env AZURE_AUTH_METHOD=msi`);
+  }
+  if (id.type === 'azure-service-principal' && !containers.some((c) => c.envFrom?.some((e) => e.secretRef?.name === id.secretName))) {
+    out.push(`Deployment ${CONTROLLER} lacks envFrom the Secret ${id.secretName}`);
+  }
+  return out;
+}

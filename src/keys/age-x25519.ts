@@ -67,9 +67,9 @@ export function x25519RecipientOf(identity: string): string {
   return bech32Encode('age', rawPublic(privateKey(secret)));
 }
 
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64').replace(/=+$/, '');
-const unb64 = (s: string): Buffer => Buffer.from(s, 'base64');
-const hkdf = (ikm: Uint8Array, salt: Uint8Array, info: string): Buffer => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32));
+export const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64').replace(/=+$/, '');
+export const unb64 = (s: string): Buffer => Buffer.from(s, 'base64');
+export const hkdf = (ikm: Uint8Array, salt: Uint8Array, info: string): Buffer => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32));
 
 function seal(key: Uint8Array, nonce: Uint8Array, plain: Uint8Array): Buffer {
   const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
@@ -96,18 +96,19 @@ function wrapLines(s: string): string {
   return lines.join('\n');
 }
 
-/** Encrypt `plain` (here: a data key, so one STREAM chunk) to one X25519 recipient. */
-export function encryptX25519(recipient: string, plain: Uint8Array): Uint8Array {
-  const theirs = x25519Public(recipient);
-  if (!theirs) throw new Error('not an X25519 age recipient');
+/** One recipient stanza of an age header: `-> type args…` and its wrapped file key. */
+export interface Stanza {
+  type: string;
+  args: string[];
+  body: Buffer;
+}
+
+/** Encrypt `plain` (here: a data key, so one STREAM chunk) under a fresh file key that `wrap` seals for one recipient. */
+export function encryptAgeFile(wrap: (fileKey: Buffer) => Stanza, plain: Uint8Array): Uint8Array {
   if (plain.length > CHUNK) throw new Error('payload too large for a single age chunk');
   const fileKey = randomBytes(16);
-  const eph = generateKeyPairSync('x25519');
-  const ephPub = eph.publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length);
-  const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: recipientKey(theirs) });
-  const wrapKey = hkdf(shared, Buffer.concat([ephPub, theirs]), X25519_INFO);
-  const body = seal(wrapKey, Buffer.alloc(12), fileKey);
-  const header = `age-encryption.org/v1\n-> X25519 ${b64(ephPub)}\n${wrapLines(b64(body))}\n---`;
+  const s = wrap(fileKey);
+  const header = `age-encryption.org/v1\n-> ${[s.type, ...s.args].join(' ')}\n${wrapLines(b64(s.body))}\n---`;
   const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header')).update(header).digest();
   const nonce = randomBytes(16);
   const payloadKey = hkdf(fileKey, nonce, 'payload');
@@ -116,8 +117,34 @@ export function encryptX25519(recipient: string, plain: Uint8Array): Uint8Array 
   return Buffer.concat([Buffer.from(`${header} ${b64(mac)}\n`), nonce, seal(payloadKey, chunkNonce, plain)]);
 }
 
+/** X25519(scalar, point), both raw 32 bytes (the scalar is clamped, as age and RFC 7748 do). */
+export function x25519(scalar: Uint8Array, point: Uint8Array): Buffer {
+  return diffieHellman({ privateKey: privateKey(scalar), publicKey: publicKey(point) });
+}
+
+/** The file key sealed under `key` with the all-zero nonce, as every age stanza body is. */
+export const sealFileKey = (key: Uint8Array, fileKey: Uint8Array): Buffer => seal(key, Buffer.alloc(12), fileKey);
+/** The file key out of a stanza body; undefined when `key` does not open it. */
+export const openFileKey = (key: Uint8Array, body: Uint8Array): Buffer | undefined => {
+  const k = open(key, Buffer.alloc(12), body);
+  return k?.length === 16 ? k : undefined;
+};
+
+/** Encrypt `plain` to one X25519 recipient. */
+export function encryptX25519(recipient: string, plain: Uint8Array): Uint8Array {
+  const theirs = x25519Public(recipient);
+  if (!theirs) throw new Error('not an X25519 age recipient');
+  return encryptAgeFile((fileKey) => {
+    const eph = generateKeyPairSync('x25519');
+    const ephPub = eph.publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length);
+    const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: recipientKey(theirs) });
+    const wrapKey = hkdf(shared, Buffer.concat([ephPub, theirs]), X25519_INFO);
+    return { type: 'X25519', args: [b64(ephPub)], body: sealFileKey(wrapKey, fileKey) };
+  }, plain);
+}
+
 interface Header {
-  stanzas: { type: string; args: string[]; body: Buffer }[];
+  stanzas: Stanza[];
   /** The header text up to and including `---`, which the MAC covers. */
   macInput: string;
   mac: Buffer;
@@ -160,21 +187,30 @@ export function stanzaTypes(file: Uint8Array): string[] {
  * stanza; throws when a stanza matched but the file is corrupt.
  */
 export function decryptX25519(file: Uint8Array, secrets: Uint8Array[]): Buffer | undefined {
+  return decryptAgeFile(file, (stanzas) => {
+    for (const secret of secrets) {
+      const { priv, pub: ours } = identityKeys(secret);
+      for (const s of stanzas) {
+        if (s.type !== 'X25519' || s.args.length !== 1) continue;
+        const ephPub = unb64(s.args[0] ?? '');
+        if (ephPub.length !== 32) continue;
+        const shared = diffieHellman({ privateKey: priv, publicKey: publicKey(ephPub) });
+        const fileKey = openFileKey(hkdf(shared, Buffer.concat([ephPub, ours]), X25519_INFO), s.body);
+        if (fileKey) return fileKey;
+      }
+    }
+    return undefined;
+  });
+}
+
+/**
+ * Decrypt an age file whose file key `unwrap` finds among the stanzas. Returns undefined when it
+ * finds none; throws when one matched but the file is corrupt.
+ */
+export function decryptAgeFile(file: Uint8Array, unwrap: (stanzas: readonly Stanza[]) => Buffer | undefined): Buffer | undefined {
   const h = parseHeader(file);
   if (!h) throw new Error('not an age file');
-  let fileKey: Buffer | undefined;
-  for (const secret of secrets) {
-    const { priv, pub: ours } = identityKeys(secret);
-    for (const s of h.stanzas) {
-      if (s.type !== 'X25519' || s.args.length !== 1) continue;
-      const ephPub = unb64(s.args[0] ?? '');
-      if (ephPub.length !== 32) continue;
-      const shared = diffieHellman({ privateKey: priv, publicKey: publicKey(ephPub) });
-      fileKey = open(hkdf(shared, Buffer.concat([ephPub, ours]), X25519_INFO), Buffer.alloc(12), s.body);
-      if (fileKey) break;
-    }
-    if (fileKey) break;
-  }
+  const fileKey = unwrap(h.stanzas);
   if (!fileKey) return undefined;
   const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header')).update(h.macInput).digest();
   if (h.mac.length !== mac.length || !timingSafeEqual(h.mac, mac)) throw new Error('age header MAC mismatch');

@@ -1,6 +1,7 @@
 import { homedir, platform } from 'node:os';
 import { posix, win32 } from 'node:path';
 import { configError, FluxstrapError } from '../core/errors.ts';
+import type { SshIdentity } from './age-ssh.ts';
 import { bech32Decode } from './bech32.ts';
 
 /**
@@ -19,6 +20,8 @@ export interface AgeIdentity {
   line: number;
   createdAt?: string;
   postQuantum: boolean;
+  /** An SSH key sops decrypts with (then `secret` is empty and `recipient` its `ssh-…` public key): never a cluster key. */
+  ssh?: SshIdentity;
 }
 
 const SECRET_RE = /^AGE-SECRET-KEY-(PQ-)?1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]+$/;
@@ -45,6 +48,10 @@ export async function parseAgeKeyFile(
       continue;
     }
     const upper = line.toUpperCase();
+    if (line === '-----BEGIN AGE ENCRYPTED FILE-----' || line === 'age-encryption.org/v1') {
+      throw configError('this age identity file is encrypted (age -p): it must be opened with its passphrase first', { file: source, line: i + 1 },
+        'as the cluster key, name it with --age-key-backup (its passphrase from --passphrase-file, $FLUXSTRAP_BACKUP_PASSPHRASE or a terminal); for decrypting, SOPS_AGE_KEY_FILE or --key-file with $FLUXSTRAP_AGE_PASSPHRASE or a terminal');
+    }
     if (/^-----BEGIN (OPENSSH|RSA|EC|DSA) PRIVATE KEY-----$/.test(line)) {
       // Never echo a line of it: only what it is and where.
       throw configError('an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age', { file: source, line: i + 1 },
@@ -122,6 +129,12 @@ export function ageKeyFilePath(env: NodeJS.ProcessEnv): string {
     });
   }
   return file;
+}
+
+/** An age-encrypted file, binary or armored (`age -p` output, say), rather than a key file. */
+export function isAgeFile(bytes: Uint8Array): boolean {
+  const head = Buffer.from(bytes.subarray(0, 64)).toString('latin1').trimStart();
+  return head.startsWith('age-encryption.org/v1\n') || head.startsWith('-----BEGIN AGE ENCRYPTED FILE-----');
 }
 
 /** Lazily import the crypto to derive a recipient; only commands that need it pay the load. */

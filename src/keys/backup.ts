@@ -1,6 +1,6 @@
 import { readBytes, readText } from '../adapters/files.ts';
 import { FluxstrapError, configError, usageError } from '../core/errors.ts';
-import { isAgeRecipient, parseAgeKeyFile, recipientOf } from './age.ts';
+import { isAgeFile, isAgeRecipient, parseAgeKeyFile, recipientOf } from './age.ts';
 import type { AgeIdentity } from './age.ts';
 import { decryptVault, encryptVault, isVaultText } from './ansible-vault.ts';
 
@@ -13,7 +13,6 @@ import { decryptVault, encryptVault, isVaultText } from './ansible-vault.ts';
 
 export type BackupFormat = 'age' | 'ansible-vault';
 
-const AGE_BINARY = 'age-encryption.org/v1\n';
 const AGE_ARMOR = '-----BEGIN AGE ENCRYPTED FILE-----';
 
 /** The variable a passphrase may be given in, for scripts; a terminal is asked instead. */
@@ -21,9 +20,8 @@ export const PASSPHRASE_ENV = 'FLUXSTRAP_BACKUP_PASSPHRASE';
 
 /** Which kind of backup the bytes are, undefined when neither. */
 export function backupFormat(bytes: Buffer): BackupFormat | undefined {
-  const head = bytes.subarray(0, 64).toString('latin1').trimStart();
-  if (head.startsWith(AGE_BINARY) || head.startsWith(AGE_ARMOR)) return 'age';
-  if (isVaultText(head)) return 'ansible-vault';
+  if (isAgeFile(bytes)) return 'age';
+  if (isVaultText(bytes.subarray(0, 64).toString('latin1').trimStart())) return 'ansible-vault';
   return undefined;
 }
 
@@ -68,7 +66,7 @@ export async function openBackup(bytes: Buffer, file: string, passphrase: string
   if (format === undefined) {
     throw configError('not a key backup: neither an age-encrypted file nor an Ansible Vault', { file }, 'name the file `fluxstrap keys backup` (or `age -p`, or `ansible-vault encrypt`) wrote');
   }
-  const text = format === 'age' ? await openAge(bytes, file, passphrase) : await decryptVault(bytes.toString('utf8'), passphrase, file);
+  const text = format === 'age' ? await openPassphraseAge(bytes, file, passphrase, BACKUP) : await decryptVault(bytes.toString('utf8'), passphrase, file);
   // Locations point at the backup: line numbers of the plaintext would mean nothing to the reader.
   const identities = await parseAgeKeyFile(text, file, recipientOf).catch(() => {
     throw configError('the backup opens, but does not hold an age key file', { file }, 'a key backup holds lines starting with AGE-SECRET-KEY-1 (the key file sops reads)');
@@ -76,7 +74,16 @@ export async function openBackup(bytes: Buffer, file: string, passphrase: string
   return { text, identities, format };
 }
 
-async function openAge(bytes: Buffer, file: string, passphrase: string): Promise<string> {
+/** What a passphrase-encrypted age file is to the user, for messages: its name and where a passphrase comes from. */
+export interface PassphraseFileKind {
+  what: string;
+  passphraseHint: string;
+}
+
+const BACKUP: PassphraseFileKind = { what: 'the key backup', passphraseHint: `type it again, or check --passphrase-file / $${PASSPHRASE_ENV}` };
+
+/** The text of an age file encrypted to a passphrase (`age -p`, binary or armored); a wrong passphrase is one line naming `file`. */
+export async function openPassphraseAge(bytes: Buffer, file: string, passphrase: string, kind: PassphraseFileKind): Promise<string> {
   const age = await import('age-encryption');
   let binary: Uint8Array = bytes;
   if (bytes.toString('latin1').trimStart().startsWith(AGE_ARMOR)) {
@@ -88,7 +95,7 @@ async function openAge(bytes: Buffer, file: string, passphrase: string): Promise
   }
   const header = Buffer.from(binary.subarray(0, 4096)).toString('latin1');
   if (!header.includes('\n-> scrypt ')) {
-    throw new FluxstrapError('E_DECRYPT', 'the backup is encrypted to age recipients, not to a passphrase', {
+    throw new FluxstrapError('E_DECRYPT', `${kind.what} is encrypted to age recipients, not to a passphrase`, {
       location: { file },
       hint: 'open it with the matching identity: age -d -i IDENTITY_FILE -o keys.txt FILE (the --also-recipient copy is one of these)',
     });
@@ -100,12 +107,9 @@ async function openAge(bytes: Buffer, file: string, passphrase: string): Promise
   } catch (e) {
     const why = e instanceof Error ? e.message : '';
     if (/no identity matched/i.test(why)) {
-      throw new FluxstrapError('E_DECRYPT', 'wrong passphrase for the key backup', {
-        location: { file },
-        hint: `type it again, or check --passphrase-file / $${PASSPHRASE_ENV}`,
-      });
+      throw new FluxstrapError('E_DECRYPT', `wrong passphrase for ${kind.what}`, { location: { file }, hint: kind.passphraseHint });
     }
-    throw new FluxstrapError('E_DECRYPT', `cannot open the age-encrypted backup: ${why.slice(0, 120)}`, { location: { file }, hint: 'restore the backup file from another copy' });
+    throw new FluxstrapError('E_DECRYPT', `cannot open ${kind.what} (age, passphrase): ${why.slice(0, 120)}`, { location: { file }, hint: 'restore the file from another copy' });
   }
 }
 

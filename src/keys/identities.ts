@@ -1,20 +1,32 @@
-import { readTextIfExists } from '../adapters/files.ts';
-import { configError, FluxstrapError, fsError, isFluxstrapError } from '../core/errors.ts';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { readBytes } from '../adapters/files.ts';
+import { configError, FluxstrapError, fsError, isFluxstrapError, usageError } from '../core/errors.ts';
+import { parseSshIdentity, sshIdentityRecipient } from './age-ssh.ts';
 import { x25519RecipientOf, x25519Secret } from './age-x25519.ts';
-import { defaultAgeKeyFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
+import { defaultAgeKeyFile, isAgeFile, parseAgeKeyFile, recipientOf, type AgeIdentity } from './age.ts';
 
 /**
  * Where decryption keys come from, as sops looks for them: `SOPS_AGE_KEY` (identities inline),
  * `SOPS_AGE_KEY_CMD`, `SOPS_AGE_KEY_FILE`, the default `sops/age/keys.txt` (read in addition,
- * when it exists), and files named with `--key-file` (age identities or armored PGP keys). Only
- * public parts ever reach messages.
+ * when it exists), and files named with `--key-file` (age identities or armored PGP keys). Each
+ * may be an age identity file encrypted with a passphrase (`age -p`), as sops reads them. For
+ * decrypting, SSH keys too: `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, then `~/.ssh/id_ed25519` and
+ * `~/.ssh/id_rsa`. Only public parts ever reach messages.
  */
+
+/** Where the passphrase of an encrypted age identity file comes from when no terminal asks (sops has no variable for it). */
+export const AGE_PASSPHRASE_ENV = 'FLUXSTRAP_AGE_PASSPHRASE';
 
 export interface LoadOptions {
   keyFiles?: string[];
   env: NodeJS.ProcessEnv;
   /** Leave `SOPS_AGE_KEY_CMD` to `keyCommandIdentities`, run per recipient (decrypting a file). */
   keyCmdPerRecipient?: boolean;
+  /** Also the SSH keys sops decrypts with (never for a cluster key: kustomize-controller cannot use them). */
+  ssh?: boolean;
+  /** Asks for an encrypted identity file's passphrase at a terminal, unseen; absent without one. */
+  ask?: (question: string) => Promise<string>;
 }
 
 /** X25519 recipients are derived natively; only post-quantum ones pay for age-encryption. */
@@ -22,8 +34,58 @@ async function deriveRecipient(secret: string): Promise<string> {
   return x25519Secret(secret) ? x25519RecipientOf(secret) : recipientOf(secret);
 }
 
-function readIfExists(file: string): Promise<string | undefined> {
-  return readTextIfExists(file, 'read key file');
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readBytes(file, 'read key file');
+  } catch (e) {
+    if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The text of an identity file, opened with its passphrase when it is an age file encrypted to one
+ * ($FLUXSTRAP_AGE_PASSPHRASE, else typed at the terminal). Eager where sops asks on first use: the
+ * prompt comes before any output, not in the middle of it.
+ */
+async function identityText(bytes: Buffer, source: string, opts: LoadOptions): Promise<string> {
+  if (!isAgeFile(bytes)) return bytes.toString('utf8');
+  const given = opts.env[AGE_PASSPHRASE_ENV];
+  const passphrase = given !== undefined && given !== '' ? given : await opts.ask?.(`passphrase of the age identity file ${source} (not shown): `);
+  if (passphrase === undefined) {
+    throw configError('the age identity file is encrypted with a passphrase, and none is given', { file: source }, `set ${AGE_PASSPHRASE_ENV} or run at a terminal to type it`);
+  }
+  if (passphrase === '') throw usageError('the passphrase is empty', 'type the passphrase the identity file was encrypted with (age -p)');
+  const where = opts.ask && given === undefined ? 'type it again' : `check $${AGE_PASSPHRASE_ENV}`;
+  // Loaded here: backups bring Ansible Vault and child_process, which a plain decrypt must not pay for.
+  const { openPassphraseAge } = await import('./backup.ts');
+  return openPassphraseAge(bytes, source, passphrase, { what: 'the encrypted age identity file', passphraseHint: where });
+}
+
+/**
+ * The SSH keys sops 3.13 decrypts with, in its order. The named one must be usable when it exists;
+ * `~/.ssh` keys fluxstrap cannot use (a passphrase, an ECDSA key) are passed over, as many users
+ * have one there that has nothing to do with sops.
+ */
+async function sshIdentities(env: NodeJS.ProcessEnv, soft: unknown[]): Promise<AgeIdentity[]> {
+  const home = homedir();
+  const named = env.SOPS_AGE_SSH_PRIVATE_KEY_FILE;
+  const files = [...(named ? [named] : []), ...(home === '' ? [] : ['id_ed25519', 'id_rsa'].map((f) => join(home, '.ssh', f)))];
+  const out: AgeIdentity[] = [];
+  for (const file of files) {
+    try {
+      const bytes = await readIfExists(file);
+      if (bytes === undefined) {
+        if (file === named) soft.push(fsError(Object.assign(new Error(), { code: 'ENOENT' }), file, 'read SOPS_AGE_SSH_PRIVATE_KEY_FILE'));
+        continue;
+      }
+      const ssh = parseSshIdentity(bytes.toString('utf8'), file);
+      out.push({ secret: '', ssh, recipient: sshIdentityRecipient(ssh), source: file, line: 1, postQuantum: false });
+    } catch (e) {
+      if (file === named || !isFluxstrapError(e)) throw e;
+    }
+  }
+  return out;
 }
 
 /** Split a command line the way a POSIX shell would for words and quotes, without running a shell. */
@@ -122,53 +184,57 @@ export async function loadAgeIdentities(opts: LoadOptions): Promise<AgeIdentity[
   const { env } = opts;
   const found: AgeIdentity[] = [];
   const soft: unknown[] = [];
-  const add = async (text: string, source: string, strict: boolean): Promise<void> => {
+  const add = async (bytes: Buffer, source: string, strict: boolean): Promise<void> => {
     try {
-      found.push(...(await parseAgeKeyFile(text, source, deriveRecipient)));
+      found.push(...(await parseAgeKeyFile(await identityText(bytes, source, opts), source, deriveRecipient)));
     } catch (e) {
-      if (strict || !isFluxstrapError(e)) throw e;
+      // A wrong passphrase is what the user typed, not a broken source: it always stops the command.
+      if (strict || !isFluxstrapError(e) || e.code === 'E_DECRYPT') throw e;
       soft.push(e);
     }
   };
+  if (opts.ssh === true) found.push(...(await sshIdentities(env, soft)));
   if (env.SOPS_AGE_KEY) {
-    // Several whitespace-separated identities per line are allowed (sops ≥3.13).
-    const lines = env.SOPS_AGE_KEY.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
-    await add(lines.join('\n'), 'SOPS_AGE_KEY', false);
+    // Several whitespace-separated identities per line are allowed (sops ≥3.13); an encrypted file is taken whole.
+    const key = env.SOPS_AGE_KEY;
+    const lines = isAgeFile(Buffer.from(key)) ? [key] : key.split(/\r?\n/).flatMap((l) => (l.trim().startsWith('#') ? [] : l.trim().split(/\s+/)));
+    await add(Buffer.from(lines.join('\n')), 'SOPS_AGE_KEY', false);
   }
   if (env.SOPS_AGE_KEY_CMD && opts.keyCmdPerRecipient !== true) {
     try {
-      await add(await runKeyCommand(env.SOPS_AGE_KEY_CMD, env), 'SOPS_AGE_KEY_CMD', false);
+      await add(Buffer.from(await runKeyCommand(env.SOPS_AGE_KEY_CMD, env)), 'SOPS_AGE_KEY_CMD', false);
     } catch (e) {
-      if (!isFluxstrapError(e)) throw e;
+      if (!isFluxstrapError(e) || e.code === 'E_DECRYPT') throw e;
       soft.push(e);
     }
   }
   const envFile = env.SOPS_AGE_KEY_FILE;
   if (envFile) {
-    const text = await readIfExists(envFile);
-    if (text === undefined) soft.push(fsError(Object.assign(new Error(), { code: 'ENOENT' }), envFile, 'read SOPS_AGE_KEY_FILE'));
-    else await add(text, envFile, false);
+    const bytes = await readIfExists(envFile);
+    if (bytes === undefined) soft.push(fsError(Object.assign(new Error(), { code: 'ENOENT' }), envFile, 'read SOPS_AGE_KEY_FILE'));
+    else await add(bytes, envFile, false);
   }
   const def = defaultAgeKeyFile(env);
   if (def !== undefined && def !== envFile) {
-    const text = await readIfExists(def);
-    if (text !== undefined) await add(text, def, false);
+    const bytes = await readIfExists(def);
+    if (bytes !== undefined) await add(bytes, def, false);
   }
   for (const file of opts.keyFiles ?? []) {
-    const text = await readIfExists(file);
-    if (text === undefined) throw fsError(Object.assign(new Error(), { code: 'ENOENT' }), file, 'read key file');
-    if (!isArmoredPgp(text)) await add(text, file, true);
+    const bytes = await readIfExists(file);
+    if (bytes === undefined) throw fsError(Object.assign(new Error(), { code: 'ENOENT' }), file, 'read key file');
+    if (!isArmoredPgp(bytes.toString('latin1'))) await add(bytes, file, true);
   }
   if (found.length === 0 && soft.length > 0) throw soft[0];
   const seen = new Set<string>();
-  return found.filter((i) => !seen.has(i.secret) && seen.add(i.secret));
+  const keyOf = (i: AgeIdentity) => (i.ssh ? i.recipient : i.secret);
+  return found.filter((i) => !seen.has(keyOf(i)) && seen.add(keyOf(i)));
 }
 
 /** Armored PGP keys among the `--key-file`s (age files are skipped). */
 export async function loadPgpKeyFiles(keyFiles: readonly string[]): Promise<{ armored: string; source: string }[]> {
   const out: { armored: string; source: string }[] = [];
   for (const file of keyFiles) {
-    const text = await readIfExists(file);
+    const text = (await readIfExists(file))?.toString('utf8');
     if (text !== undefined && isArmoredPgp(text)) out.push({ armored: text, source: file });
   }
   return out;

@@ -1,6 +1,7 @@
 import { FluxstrapError, type Location } from '../core/errors.ts';
 import { badPublicKey } from '../core/redact.ts';
 import { isAgeRecipient } from './age.ts';
+import { isSshRecipient } from './age-ssh.ts';
 
 /**
  * Checks for the public keys a user names (flags, environment variables, `.sops.yaml` rules), so
@@ -8,7 +9,7 @@ import { isAgeRecipient } from './age.ts';
  * says where the value came from and never repeats a private key.
  */
 
-export const RECIPIENT_HINT = 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints';
+export const RECIPIENT_HINT = 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints, or an SSH public key line (ssh-ed25519 AAAA… or ssh-rsa AAAA…, 2048 bits or more)';
 const FINGERPRINT_HINT = 'an OpenPGP fingerprint is 40 hex digits (gpg --list-keys, or fluxstrap keys pub KEY.asc)';
 
 /** A v4 (40) or v5/v6 (64) fingerprint or a long key id (16), spaces allowed as gpg prints them. */
@@ -19,7 +20,7 @@ export function isPgpFingerprint(s: string): boolean {
 export type PublicKeyType = 'age' | 'pgp';
 
 const KINDS: Record<PublicKeyType, { what: string; valid: (s: string) => boolean; hint: string }> = {
-  age: { what: 'age recipient', valid: isAgeRecipient, hint: RECIPIENT_HINT },
+  age: { what: 'age recipient', valid: (s) => isAgeRecipient(s) || isSshRecipient(s), hint: RECIPIENT_HINT },
   pgp: { what: 'OpenPGP fingerprint', valid: isPgpFingerprint, hint: FINGERPRINT_HINT },
 };
 

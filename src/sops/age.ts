@@ -1,11 +1,12 @@
 import { FluxstrapError } from '../core/errors.ts';
 import type { AgeIdentity } from '../keys/age.ts';
-import { decryptX25519, encryptX25519, stanzaTypes, x25519Public, x25519Secret } from '../keys/age-x25519.ts';
+import { decryptAgeFile, decryptX25519, encryptAgeFile, encryptX25519, stanzaTypes, x25519Public, x25519Secret } from '../keys/age-x25519.ts';
 
 /**
  * The age master key: sops stores the data key as an ASCII-armored age file encrypted to one
- * recipient (`enc`, with a trailing newline). X25519 runs natively; hybrid post-quantum
- * (`age1pq1…`) and tag recipients go through `age-encryption`, imported only then.
+ * recipient (`enc`, with a trailing newline). X25519 and SSH (`ssh-ed25519`, `ssh-rsa`) run
+ * natively; hybrid post-quantum (`age1pq1…`) and tag recipients go through `age-encryption`,
+ * imported only then.
  */
 
 const BEGIN = '-----BEGIN AGE ENCRYPTED FILE-----';
@@ -26,6 +27,12 @@ export function dearmor(text: string): Buffer {
 
 export async function ageEncrypt(recipient: string, dataKey: Uint8Array): Promise<string> {
   if (x25519Public(recipient)) return armor(encryptX25519(recipient, dataKey));
+  if (recipient.startsWith('ssh-')) {
+    const { parseSshRecipient, wrapSsh } = await import('../keys/age-ssh.ts');
+    const r = parseSshRecipient(recipient);
+    if (r === undefined) throw new FluxstrapError('E_CONFIG', `cannot encrypt to the SSH recipient ${recipient.slice(0, 80)}: age takes ssh-ed25519 and ssh-rsa keys of 2048 bits or more`);
+    return armor(encryptAgeFile((fileKey) => wrapSsh(r, fileKey), dataKey));
+  }
   const { Encrypter } = await import('age-encryption');
   const e = new Encrypter();
   try {
@@ -46,7 +53,13 @@ export async function ageDecrypt(enc: string, identities: readonly AgeIdentity[]
     const key = decryptX25519(file, x25519);
     if (key) return key;
   }
-  const others = identities.filter((i) => !x25519Secret(i.secret));
+  const ssh = identities.flatMap((i) => (i.ssh ? [i.ssh] : []));
+  if (ssh.length > 0 && types.some((t) => t.startsWith('ssh-'))) {
+    const { unwrapSsh } = await import('../keys/age-ssh.ts');
+    const key = decryptAgeFile(file, (stanzas) => unwrapSsh(stanzas, ssh));
+    if (key) return key;
+  }
+  const others = identities.filter((i) => !i.ssh && !x25519Secret(i.secret));
   if (others.length === 0 || types.every((t) => t === 'X25519')) return undefined;
   const { Decrypter } = await import('age-encryption');
   const d = new Decrypter();

@@ -1,4 +1,4 @@
-import type { Condition } from '../adapters/kube.ts';
+import type { Condition } from '../adapters/kube/port.ts';
 import { versionProblem } from '../tasks/preflight.ts';
 import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
@@ -40,7 +40,8 @@ export function diagnose(o: Observed): Finding[] {
   }
   if (o.live && 'error' in o.live) out.push(bad('cluster', 'fail', `cannot read the cluster: ${o.live.error.what}`, o.live.error.fix));
   const live = o.live && !('error' in o.live) ? o.live : undefined;
-  if (live) out.push(...installFindings(live), ...syncFindings(live), ...(live.gpgSecret ? gpgSecretFindings(live.gpgSecret) : live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : live.ageSecret ? ageSecretFindings(live.ageSecret) : []));
+  if (live) out.push(...installFindings(live), ...syncFindings(live, o.ageSecretInUse !== false), ...(live.gpgSecret ? gpgSecretFindings(live.gpgSecret) : live.vaultSecret ? vaultSecretFindings(live.vaultSecret) : live.ageSecret && (o.ageSecretInUse !== false || live.ageSecret.exists) ? ageSecretFindings(live.ageSecret) : []));
+  if (o.cloudKey) out.push(...cloudKeyFindings(o.cloudKey));
   if (o.build) out.push(bad('flux-system-build', 'fail', `${o.cluster.path}/flux-system does not build: ${o.build.error.what}`, o.build.error.fix));
   out.push(...reachFindings(o));
   // With Vault transit the cluster holds no key to compare with .sops.yaml and the local one.
@@ -95,7 +96,17 @@ function readiness(check: string, obj: FluxObjectState | undefined, kind: string
   return bad(check, 'warn', `${obj.ref} is reconciling for the first time (${why(obj.ready)})`, 'run status again in a minute');
 }
 
-function syncFindings(l: LiveState): Finding[] {
+/** fluxstrap.yaml `sopsKey`: what held, what failed, and what could not be checked (a service without a client). */
+function cloudKeyFindings(c: NonNullable<Observed['cloudKey']>): Finding[] {
+  if ('error' in c) return [bad('sops-key', 'fail', `cannot check the ${c.name}: ${c.error.what}`, c.error.fix)];
+  return [
+    ...c.passed.map((m) => ok('sops-key', m)),
+    ...c.problems.map((p) => bad('sops-key', 'fail', p.what, p.fix)),
+    ...c.notes.map((n) => bad('sops-key', 'warn', n.replace(/^warning: /, ''), 'check the key with sops or the cloud console where the service is reachable')),
+  ];
+}
+
+function syncFindings(l: LiveState, ageSecretInUse = true): Finding[] {
   const out: Finding[] = [readiness('git-repository', l.gitRepository, 'GitRepository', 'revision')];
   const at = /@sha1:([0-9a-f]+)$/.exec(l.gitRepository?.revision ?? '')?.[1];
   const branch = l.gitRepository?.branch ?? 'the branch';
@@ -120,6 +131,8 @@ function syncFindings(l: LiveState): Finding[] {
       'put `decryption: {provider: sops, secretRef: {name: sops-age}}` in the flux-system patch (`fluxstrap init`), push, then `fluxstrap bootstrap`'));
   } else if (d.secretRef?.name === undefined && l.controllerSecret !== undefined) {
     out.push(ok('decryption', `${ks.ref} decrypts with sops, the key Secret ${l.controllerSecret} from kustomize-controller --sops-age-secret`));
+  } else if (d.secretRef?.name === undefined && !ageSecretInUse) {
+    out.push(ok('decryption', `${ks.ref} decrypts with sops through kustomize-controller's cloud identity (fluxstrap.yaml sopsKey), no key Secret`));
   } else if (d.secretRef?.name === undefined) {
     out.push(bad('decryption', 'fail', `${ks.ref} decryption names no secretRef`, 'add `secretRef: {name: sops-age}` to the decryption patch, or give kustomize-controller --sops-age-secret (`fluxstrap init --decryption controller`)'));
   } else if (want !== undefined && want !== d.secretRef.name) {

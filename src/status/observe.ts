@@ -1,14 +1,14 @@
-import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
 import { exists } from '../adapters/files.ts';
-import {
-  artifactRevision, conditionOf, crdEstablished, deploymentAvailable, describeRef, formatConditions, lastAppliedRevision, refOf,
-} from '../adapters/kube.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
+import { artifactRevision, conditionOf, crdEstablished, deploymentAvailable, formatConditions, lastAppliedRevision } from '../adapters/kube/readiness.ts';
 import { isFluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
 import { formatLocation } from '../core/errors.ts';
 import { decryptionFindings, describeKustomization, reachersOf } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
+import { cloudKeyCheck, describeKey, usesAgeSecret } from '../tasks/cloud-key.ts';
 import type { TaskContext } from '../tasks/context.ts';
 import { decryptionProblem, problemOf } from '../tasks/preflight.ts';
 import type { Problem } from '../tasks/preflight.ts';
@@ -41,7 +41,8 @@ const REQUIRED_CONTROLLERS = ['source-controller', 'kustomize-controller'];
  */
 export async function observe(ctx: TaskContext): Promise<Observed> {
   const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
-  const [api, sopsRule, localKey, reached, build] = await Promise.all([
+  const checkout = readCheckout(ctx);
+  const [api, sopsRule, localKey, reached, build, cloudKey] = await Promise.all([
     observeApi(ctx),
     clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster, keyType).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
     readClusterKey(ctx).then(
@@ -49,27 +50,42 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
       // No key on this machine is normal for an operator who only looks: nothing to compare.
       (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, keyType === 'pgp' ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
     ),
-    observeReach(ctx),
-    localBuild(ctx),
+    observeReach(ctx, checkout),
+    checkout.build,
+    observeCloudKey(ctx, checkout),
   ]);
   return {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
     keyType,
     api: 'error' in api ? { error: api.error } : { server: api.kube.server, context: api.kube.context, version: api.version },
     ...('kube' in api ? {
-      live: await observeLive(ctx, api.kube).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
+      live: await observeLive(ctx, api.kube, checkout).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
     } : {}),
     sopsRule,
     ...(localKey ? { localKey } : {}),
     ...reached,
     ...('error' in build ? { build } : {}),
+    ...(cloudKey ? { cloudKey } : {}),
+    ageSecretInUse: usesAgeSecret(ctx.cluster, built(build)),
   };
 }
 
-/** What the checkout's cluster reaches, with the rule of each SOPS file. */
-async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 'reach'>> {
+/** The cloud key of fluxstrap.yaml against the checkout (the same checks as preflight's). */
+async function observeCloudKey(ctx: TaskContext, checkout: Checkout): Promise<Observed['cloudKey']> {
+  const key = ctx.cluster.cloudKey;
+  if (!key) return undefined;
+  const name = describeKey(key);
   try {
-    const { reach, files } = await reachedSops(ctx);
+    return { name, ...(await cloudKeyCheck(ctx.cluster, key, ctx.paths.repo, built(await checkout.build), ctx.env)) };
+  } catch (e) {
+    return { name, error: problemOf(e, 'fix .sops.yaml and the files the cluster reaches') };
+  }
+}
+
+/** What the checkout's cluster reaches, with the rule of each SOPS file. */
+async function observeReach(ctx: TaskContext, checkout: Checkout): Promise<Pick<Observed, 'files' | 'reach'>> {
+  try {
+    const { reach, files } = await checkout.sops();
     const keyType = ctx.cluster.pgpKey ? 'pgp' : 'age';
     const config = await loadConfig(ctx.paths.sopsConfig).catch(() => undefined);
     return {
@@ -95,36 +111,32 @@ async function observeReach(ctx: TaskContext): Promise<Pick<Observed, 'files' | 
   }
 }
 
-const reached = new WeakMap<TaskContext, Promise<ClusterSops>>();
+/**
+ * The checkout's flux-system build and what its cluster reaches, with its SOPS files read: once
+ * per report, handed to the observations that need them (no state kept between reports).
+ */
+interface Checkout {
+  build: Promise<LocalBuild>;
+  sops(): Promise<ClusterSops>;
+}
 
-/** What the checkout's cluster reaches, with its SOPS files read (once per context). */
-function reachedSops(ctx: TaskContext): Promise<ClusterSops> {
-  let p = reached.get(ctx);
-  if (!p) {
-    p = localBuild(ctx).then((b) => {
-      const build = built(b);
-      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, build));
-    });
-    reached.set(ctx, p);
-  }
-  return p;
+function readCheckout(ctx: TaskContext): Checkout {
+  // Always awaited by observe(), and it reports its own failures, so it starts at once.
+  const build = buildFluxSystem(ctx);
+  let sops: Promise<ClusterSops> | undefined;
+  return {
+    build,
+    sops: () => (sops ??= build.then((b) => {
+      const local = built(b);
+      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, local));
+    })),
+  };
 }
 
 /** The checkout's flux-system build: absent without a flux-system folder; its error when it does not build. */
 type LocalBuild = { build?: FluxBuild | undefined } | { error: Problem };
 
-const localBuilds = new WeakMap<TaskContext, Promise<LocalBuild>>();
-
-/** The checkout's flux-system build (once per context). A folder that does not build is reported, never taken for none. */
-function localBuild(ctx: TaskContext): Promise<LocalBuild> {
-  let p = localBuilds.get(ctx);
-  if (!p) {
-    p = buildFluxSystem(ctx);
-    localBuilds.set(ctx, p);
-  }
-  return p;
-}
-
+/** The checkout's flux-system build. A folder that does not build is reported, never taken for none. */
 async function buildFluxSystem(ctx: TaskContext): Promise<LocalBuild> {
   if (!(await exists(ctx.paths.fluxSystem))) return {};
   try {
@@ -157,7 +169,7 @@ function fluxObjectState(obj: KubeObject, revisionOf: (o: KubeObject) => string 
   };
 }
 
-async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveState> {
+async function observeLive(ctx: TaskContext, kube: KubeAdapter, checkout: Checkout): Promise<LiveState> {
   const sync = (type: typeof GIT_REPOSITORY) => kube.get({ ...type, namespace: FLUX_NAMESPACE, name: SYNC_NAME });
   const [crds, controllers, repo, ks, remote, expectedSecretName, decrypting, kustomizeController] = await Promise.all([
     observeCrds(kube),
@@ -165,7 +177,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     sync(GIT_REPOSITORY),
     sync(KUSTOMIZATION),
     remoteHead(ctx),
-    expectedDecryptionSecret(ctx),
+    expectedDecryptionSecret(checkout.build),
     decryptingKustomizations(kube),
     kube.get({ ...DEPLOYMENT, namespace: FLUX_NAMESPACE, name: 'kustomize-controller' }),
   ]);
@@ -195,7 +207,7 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter): Promise<LiveSta
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
     ...(controllerSecret !== undefined ? { controllerSecret } : {}),
     ...(ctx.cluster.pgpKey
-      ? { gpgSecret: await observeGpgSecret(kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-gpg', await reachedSops(ctx).then((r) => r.files, () => [])) }
+      ? { gpgSecret: await observeGpgSecret(kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-gpg', await checkout.sops().then((r) => r.files, () => [])) }
       : ctx.cluster.vault
         ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? HC_VAULT_SECRET) }
         : { ageSecret: await observeAgeSecret(kube, namespace, secretName) }),
@@ -219,7 +231,7 @@ async function observeControllers(kube: KubeAdapter): Promise<LiveState['control
 }
 
 async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
-  if (ctx.cluster.git.auth.type === 'none') {
+  if (ctx.cluster.git.auth.type === 'none' && ctx.cluster.git.auth.sopsFile === undefined) {
     return { skipped: { what: 'no Git credentials configured for this cluster', fix: `configure clusters.${ctx.cluster.name}.git.auth in fluxstrap.yaml` } };
   }
   let remote;
@@ -237,9 +249,9 @@ async function remoteHead(ctx: TaskContext): Promise<LiveState['remote']> {
 }
 
 /** The secretRef of the decryption patch in the checkout's flux-system folder. */
-async function expectedDecryptionSecret(ctx: TaskContext): Promise<string | undefined> {
+async function expectedDecryptionSecret(local: Promise<LocalBuild>): Promise<string | undefined> {
   // A checkout without flux-system/ (or one kustomize cannot build) leaves only the live object to judge.
-  const ks = built(await localBuild(ctx))?.sync.kustomization;
+  const ks = built(await local)?.sync.kustomization;
   return (ks?.spec as { decryption?: { secretRef?: { name?: string } } } | undefined)?.decryption?.secretRef?.name;
 }
 

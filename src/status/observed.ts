@@ -1,4 +1,5 @@
-import type { Condition, ServerVersion, WaitState } from '../adapters/kube.ts';
+import type { Condition, ServerVersion, WaitState } from '../adapters/kube/port.ts';
+import type { KeyCheck } from '../tasks/cloud-key.ts';
 import type { Problem } from '../tasks/preflight.ts';
 
 
@@ -27,6 +28,10 @@ export interface Observed {
   reach: ReachState | { error: Problem };
   /** The checkout's flux-system folder does not build (kustomize's error): Flux cannot apply it either. */
   build?: { error: Problem };
+  /** fluxstrap.yaml `sopsKey`: the key service the cluster decrypts through, and its checks (tasks/cloud-key.ts). */
+  cloudKey?: { name: string } & (KeyCheck | { error: Problem });
+  /** false: the cluster decrypts through its cloud identity alone, no age key Secret (absent: it uses one). */
+  ageSecretInUse?: boolean;
 }
 
 export interface ReachState {

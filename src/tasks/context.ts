@@ -1,6 +1,6 @@
-import { join } from 'node:path';
-import type { KubeAdapter } from '../adapters/kube.ts';
-import { readText } from '../adapters/files.ts';
+import { join, relative } from 'node:path';
+import type { KubeAdapter } from '../adapters/kube/port.ts';
+import { exists, readBytes, readText } from '../adapters/files.ts';
 import type { AgeKeySource, PgpKeySource, ResolvedCluster } from '../cluster/config.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import { parseAgeKeyFile, recipientOf } from '../keys/age.ts';
@@ -8,7 +8,10 @@ import type { AgeIdentity } from '../keys/age.ts';
 import { readVaultVariable } from '../keys/ansible-vault.ts';
 import { readBackupIdentities } from '../keys/backup.ts';
 import { gitToken } from '../cluster/remote.ts';
+import type { GitCredentials } from '../adapters/git.ts';
 import type { PgpPrivateKey } from '../keys/pgp.ts';
+import { buildFluxSystem, resolveSource } from './source.ts';
+import type { BootstrapSource, FluxBuild, SourceRun } from './source.ts';
 
 /**
  * What every task kind receives: the resolved cluster, paths, and lazy handles to the outside
@@ -26,6 +29,14 @@ export interface TaskContext {
   pgpKey(): Promise<PgpPrivateKey | undefined>;
   /** The Git credentials named by the cluster's auth settings. Secret values: never print. */
   gitCredentials(): Promise<GitCredentials>;
+  /**
+   * The commit being bootstrapped and a directory holding it (a clone when the local checkout is
+   * not that commit): resolved when a task first asks, shared by the others, the clone removed
+   * by `close`.
+   */
+  source(): Promise<BootstrapSource>;
+  /** The flux-system build of `source()`, split into components and sync objects: built once, on first use. */
+  fluxBuild(): Promise<FluxBuild>;
   /** `--rotate-secrets`: a Secret whose content differs may be replaced instead of refused. */
   readonly rotateSecrets: boolean;
   /** Budget for each wait (controllers, reconcile), from `--timeout`. */
@@ -51,11 +62,6 @@ export interface TaskPaths {
   readonly sopsConfig: string;
 }
 
-export type GitCredentials =
-  | { type: 'https'; username: string; password: string }
-  | { type: 'ssh'; identity: string; knownHosts: string }
-  | { type: 'none' };
-
 export interface ContextOptions {
   cluster: ResolvedCluster;
   rotateSecrets: boolean;
@@ -66,6 +72,8 @@ export interface ContextOptions {
   ageIdentities?: AgeIdentity[];
   /** Injected by tests; default: the real adapter, imported on first use. */
   connect?: (cluster: ResolvedCluster, env: NodeJS.ProcessEnv) => Promise<KubeAdapter>;
+  /** Injected by tests; default: the remote branch's head, checked out (`resolveSource`). */
+  resolveSource?: (run: SourceRun) => Promise<BootstrapSource>;
 }
 
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -83,7 +91,8 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
   const { env } = opts;
   const clusterDir = join(cluster.repoDir, ...cluster.path.split('/'));
   const cleanups: (() => void)[] = [];
-  return {
+  const ageIdentities = once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env));
+  const ctx: TaskContext = {
     cluster,
     paths: {
       repo: cluster.repoDir,
@@ -92,9 +101,11 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       sopsConfig: join(cluster.repoDir, '.sops.yaml'),
     },
     kube: once(() => (opts.connect ?? connectReal)(cluster, env)),
-    ageIdentities: once(async () => opts.ageIdentities ?? readAgeIdentities(cluster.ageKey, env)),
+    ageIdentities,
     pgpKey: once(async () => (cluster.pgpKey ? readPgpKeySource(cluster.pgpKey, env) : undefined)),
-    gitCredentials: once(() => readGitCredentials(cluster, env)),
+    gitCredentials: once(() => readGitCredentials(cluster, env, ageIdentities)),
+    source: once(() => (opts.resolveSource ?? resolveSource)(ctx)),
+    fluxBuild: once(async () => buildFluxSystem(ctx, await ctx.source())),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,
     log: opts.log,
@@ -104,6 +115,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
       for (const cleanup of cleanups.splice(0).reverse()) cleanup();
     },
   };
+  return ctx;
 }
 
 /**
@@ -159,14 +171,31 @@ export async function readPgpKeySource(source: PgpKeySource, env: NodeJS.Process
   return readPgpPrivateKey(await readText(source.file), source.file, 'sopsKey.pgp.file');
 }
 
-async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<GitCredentials> {
+/**
+ * The credentials from what the run was given (flags, the token variable, the key file) and, when
+ * those are missing, from the encrypted Secret in the repository (`git.auth.sopsFile`), opened in
+ * memory with the cluster's age key: flag > environment > sopsFile.
+ */
+async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessEnv, identities: () => Promise<AgeIdentity[]>): Promise<GitCredentials> {
   const auth = cluster.git.auth;
+  const { sopsFile } = auth;
   switch (auth.type) {
     case 'none':
-      return { type: 'none' };
+      if (sopsFile === undefined) return { type: 'none' };
+      break;
     case 'https':
-      return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
+      if (sopsFile === undefined || (env[auth.passwordEnv] ?? '') !== '') return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
+      break;
     case 'ssh':
-      return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+      if (sopsFile === undefined || (await exists(auth.keyFile))) return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+      break;
+    case 'github-app': {
+      const { checkAppPrivateKey } = await import('../adapters/github.ts');
+      const { type: _, privateKeyFile, ...ids } = auth;
+      return { type: 'github-app', ...ids, privateKey: checkAppPrivateKey(await readText(privateKeyFile), { file: privateKeyFile, field: 'git.auth.githubApp.privateKeyFile' }) };
+    }
   }
+  const { decryptGitSecret } = await import('../flux/git-secret.ts');
+  const name = relative(cluster.repoDir, sopsFile);
+  return decryptGitSecret(await readBytes(sopsFile, 'read the encrypted Git credentials'), name.startsWith('..') ? sopsFile : name, await identities());
 }

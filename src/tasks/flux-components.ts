@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import type { KubeObject } from '../adapters/kube.ts';
-import { crdEstablished, refOf } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
+import { refOf } from '../adapters/kube/port.ts';
+import { crdEstablished } from '../adapters/kube/readiness.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
 import { appliedObject, observeObjects, planObjects } from './objects.ts';
 import type { ObjectFacts } from './objects.ts';
-import { bootstrapSource, fluxBuild } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -40,7 +40,7 @@ export const fluxComponentsKind: TaskKind<Params, Facts, TaskContext, KubeObject
   kind: 'flux-components',
   params: Params,
   async observe(_p, ctx) {
-    const [src, build] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx)]);
+    const [src, build] = await Promise.all([ctx.source(), ctx.fluxBuild()]);
     const notes = [
       `built ${build.components.length} objects from ${src.origin} at ${src.commit.slice(0, 12)}`,
       build.result.engine === 'native' ? 'kustomize: native' : `kustomize: kubectl kustomize, because the native builder does not cover: ${build.result.fallbackReason ?? ''}`,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';

@@ -3,9 +3,8 @@ import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
 import { appliedObject, observeObjects, planObjects } from './objects.ts';
-import type { KubeObject } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
 import type { ObjectFacts } from './objects.ts';
-import { fluxBuild } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -19,7 +18,7 @@ export const fluxSyncKind: TaskKind<Params, ObjectFacts[], TaskContext, KubeObje
   kind: 'flux-sync',
   params: Params,
   async observe(_p, ctx) {
-    const { sync } = await fluxBuild(ctx);
+    const { sync } = await ctx.fluxBuild();
     return observeObjects(await ctx.kube(), [sync.gitRepository, sync.kustomization]);
   },
   plan(_p, facts): Change<KubeObject>[] {

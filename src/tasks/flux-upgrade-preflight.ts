@@ -1,7 +1,7 @@
 import { join, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
-import type { KubeAdapter } from '../adapters/kube.ts';
+import type { KubeAdapter } from '../adapters/kube/port.ts';
 import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import {

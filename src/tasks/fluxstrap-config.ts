@@ -41,7 +41,9 @@ type Entry = z.input<typeof clusterEntry>;
 const LOCAL_SCHEMA = 'node_modules/fluxstrap/schema/fluxstrap.schema.json';
 
 /** Settings that are one of several shapes (`ageKey: {file} | {env} | {ansibleVault}`, `auth: {https} | {ssh}`). */
-const ONE_OF = new Set(['ageKey', 'auth', 'pgp']);
+const ONE_OF = new Set(['ageKey', 'auth', 'pgp', 'sopsKey']);
+/** Settings beside the shape in a one-of setting (`auth: {https, sopsFile}`). */
+const SHARED = new Set(['sopsFile', 'publicKeys']);
 
 /** New keys go in the schema's order (path, kube, git, ageKey; url, branch, auth), as the README shows them. */
 const KEY_ORDER = [...Object.keys(clusterEntry.shape), ...Object.keys(clusterEntry.shape.git.unwrap().shape)];
@@ -74,7 +76,9 @@ function merge(doc: Document, map: YAMLMap, set: Tree, fill: Tree, at: string, o
     const node = own(doc, map, key);
     const absent = node === undefined || (isScalar(node) && node.value === null);
     if (isTree(want)) {
-      if (isMap(node) && ONE_OF.has(key) && !Object.keys(want).some((k) => node.has(k))) {
+      // `auth.sopsFile` goes with either shape, so it alone is no other choice of shape.
+      const shapes = Object.keys(want).filter((k) => !SHARED.has(k));
+      if (isMap(node) && ONE_OF.has(key) && shapes.length > 0 && !shapes.some((k) => node.has(k))) {
         out.kept.push(`${path}.${node.items.map((p) => str(p.key)).join(',')}`);
         continue;
       }
@@ -177,7 +181,7 @@ export const fluxstrapConfigKind = fileKind<FluxstrapConfigParams>({
     const git = planned === undefined ? undefined : clusterEntryOf(parseConfig(planned.text, CONFIG_FILE), p.cluster)?.git;
     // Flux uses a token only over HTTPS and a deploy key only over SSH; bootstrap would fail late.
     const scheme = git?.url?.startsWith('ssh://') ? 'ssh' : 'https';
-    const mismatch = git?.url !== undefined && git.auth !== undefined && !Object.hasOwn(git.auth, scheme);
+    const mismatch = git?.url !== undefined && git.auth !== undefined && ('https' in git.auth || 'ssh' in git.auth) && !Object.hasOwn(git.auth, scheme);
     return mismatch ? [...kept, `git.auth of cluster ${p.cluster} does not fit its ${scheme} URL ${git.url ?? ''}: Flux would not use it`] : kept;
   },
 });
@@ -194,7 +198,12 @@ export interface GitFlags {
   sshKeyAlgorithm?: SshKeyAlgorithm;
   /** GitHub Enterprise Server's API: written as git.github.apiUrl, with provider github. */
   githubApiUrl?: string;
+  /** git.auth.sopsFile: the Git credential Secret encrypted in the repository (true: the default path). */
+  gitSopsFile?: string | true;
 }
+
+/** Where init keeps the encrypted Git credentials by default: outside flux-system/, which must hold no SOPS file. */
+export const defaultGitSopsFile = (cluster: string) => `bootstrap/${cluster}/git-credentials.sops.yaml`;
 
 /**
  * Where init puts a deploy key it generates: the private key under the user's config folder (never
@@ -212,7 +221,7 @@ export async function fluxstrapConfigTaskParams(
   repo: string,
   cluster: string,
   clusterPath: string,
-  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; pgpKeyFile?: string | undefined; vaultKey?: { address: string; tokenEnv: string } | undefined },
+  flags: GitFlags & { path?: string; ageKeyFile?: string | undefined; pgpKeyFile?: string | undefined; sopsKey?: Entry['sopsKey'] | undefined },
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
@@ -257,10 +266,17 @@ export async function fluxstrapConfigTaskParams(
       },
     }
     : undefined;
+  if (typeof flags.gitSopsFile === 'string' && flags.gitSopsFile.replace(/\\/g, '/').split('/').includes('flux-system')) {
+    throw usageError(`--git-sops-file ${flags.gitSopsFile} must be outside flux-system/: kustomize-controller would apply it before it has the key`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+  }
+  const writtenAuth = current?.git?.auth;
+  const writtenSopsFile = writtenAuth !== undefined && 'sopsFile' in writtenAuth ? writtenAuth.sopsFile : undefined;
+  const sopsFile = flags.gitSopsFile === undefined ? undefined : flags.gitSopsFile === true ? (writtenSopsFile ?? defaultGitSopsFile(cluster)) : stored(flags.gitSopsFile, writtenSopsFile);
+  const withSops = sopsFile === undefined ? auth : { ...auth, sopsFile };
   const git = {
     ...(url !== undefined ? { url } : {}),
     ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
-    ...(auth ? { auth } : {}),
+    ...(withSops ? { auth: withSops } : {}),
     ...(flags.githubApiUrl !== undefined ? { provider: 'github' as const, github: { apiUrl: flags.githubApiUrl } } : {}),
   };
   const set: Entry = {
@@ -268,7 +284,7 @@ export async function fluxstrapConfigTaskParams(
     ...(Object.keys(git).length > 0 ? { git } : {}),
     ...(flags.ageKeyFile !== undefined ? { ageKey: { file: stored(flags.ageKeyFile, age) } } : {}),
     ...(flags.pgpKeyFile !== undefined ? { sopsKey: { pgp: { file: stored(flags.pgpKeyFile, pgp) } } } : {}),
-    ...(flags.vaultKey !== undefined ? { sopsKey: { vault: flags.vaultKey } } : {}),
+    ...(flags.sopsKey !== undefined ? { sopsKey: withStoredFile(flags.sopsKey, (f) => configPath(f, repo, cwd)) } : {}),
   };
   const checked = clusterEntry.safeParse(set);
   if (!checked.success) {
@@ -276,6 +292,13 @@ export async function fluxstrapConfigTaskParams(
     throw usageError(`invalid ${issue?.path.join('.') ?? 'value'} for ${CONFIG_FILE}: ${issue?.message ?? ''}`);
   }
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
+}
+
+/** A Service Principal's credentials file, typed relative to cwd, as fluxstrap.yaml holds paths. */
+function withStoredFile(key: NonNullable<Entry['sopsKey']>, store: (file: string) => string): NonNullable<Entry['sopsKey']> {
+  const sp = key.azureKv?.servicePrincipal;
+  if (!key.azureKv || sp?.file === undefined) return key;
+  return { azureKv: { ...key.azureKv, servicePrincipal: { ...sp, file: store(sp.file) } } };
 }
 
 /** The cluster's entry in the repository's fluxstrap.yaml, errors naming the file as the repository knows it. */

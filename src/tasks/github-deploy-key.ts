@@ -33,6 +33,13 @@ export function deployKeyTitle(namespace: string, branch: string, secret: string
 
 const blobOf = (key: string) => sshPublicKeyOf(key)?.blob.toString('base64');
 
+/** The deploy key of git.auth.sopsFile, for a machine without the key file (disaster recovery). */
+async function deployKeyInRepository(ctx: GitHubContext): Promise<string | undefined> {
+  if (ctx.cluster?.git.auth.sopsFile === undefined || ctx.gitCredentials === undefined) return undefined;
+  const creds = await ctx.gitCredentials();
+  return creds.type === 'ssh' ? creds.identity : undefined;
+}
+
 export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
   kind: 'github-deploy-key',
   params: Params,
@@ -43,7 +50,7 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     const r = await githubRepo(p, ctx);
     const title = p.title ?? deployKeyTitle('flux-system', ctx.cluster?.git.branch ?? 'main', 'flux-system', ctx.cluster?.path ?? '');
     const readOnly = p.readOnly ?? !(auth?.type === 'ssh' && auth.readWrite === true);
-    const text = await readTextIfExists(keyFile, 'read the deploy key');
+    const text = (await readTextIfExists(keyFile, 'read the deploy key')) ?? (await deployKeyInRepository(ctx));
     // Under --check the key may not exist yet: the ssh-deploy-key task would make it first.
     const key = text === undefined ? undefined : publicKeyOfPrivate(text, keyFile);
     const { githubStatus } = await import('../adapters/github.ts');

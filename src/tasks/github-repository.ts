@@ -1,11 +1,13 @@
 import type { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import { githubRepoOf } from '../cluster/config.ts';
+import type { GitCredentials } from '../adapters/git.ts';
 import type { ResolvedCluster } from '../cluster/config.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { version } from '../core/version.ts';
+import type { AppSession } from './github-app.ts';
 
 /**
  * The cluster's repository on GitHub, reachable with the token and with the access the run needs
@@ -25,6 +27,8 @@ export interface GitHubContext {
   readonly env: NodeJS.ProcessEnv;
   readonly rotateSecrets?: boolean;
   log?(message: string): void;
+  /** bootstrap's credentials: the deploy key when it is only in git.auth.sopsFile. */
+  gitCredentials?(): Promise<GitCredentials>;
 }
 
 export interface GitHubRepo {
@@ -32,6 +36,8 @@ export interface GitHubRepo {
   owner: string;
   repo: string;
   tokenEnv: string;
+  /** With `git.auth.githubApp`: the App's installation, whose token proved it reads the repository. */
+  app?: AppSession;
 }
 
 const TOKEN_HINT = 'a fine-grained token with Administration (read and write) and Contents (read) on the repository, or a classic token with the repo scope';
@@ -44,6 +50,13 @@ export async function githubRepo(p: z.infer<typeof GitHubTarget>, ctx: GitHubCon
     throw new FluxstrapError('E_USAGE', `no GitHub repository in the Git URL ${url ?? '(none)'}`, { hint: 'git.url must be https://github.com/OWNER/REPO(.git) or ssh://git@github.com/OWNER/REPO(.git)' });
   }
   const settings = ctx.cluster?.git.github;
+  const auth = ctx.cluster?.git.auth;
+  if (auth?.type === 'github-app' && p.tokenEnv === undefined) {
+    const { githubAppSession } = await import('./github-app.ts');
+    const apiUrl = p.apiUrl ?? settings?.apiUrl;
+    const app = await githubAppSession(auth, { ...target, env: ctx.env, ...(apiUrl !== undefined ? { apiUrl } : {}), ...(ctx.log ? { log: (m: string) => ctx.log?.(m) } : {}) });
+    return { gh: app.gh, ...target, tokenEnv: '', app };
+  }
   const tokenEnv = p.tokenEnv ?? settings?.tokenEnv ?? 'GITHUB_TOKEN';
   if ((ctx.env[tokenEnv] ?? '') === '') {
     throw new FluxstrapError('E_NOT_FOUND', `environment variable ${tokenEnv} (the GitHub token) is not set`, { hint: `export ${tokenEnv}: ${TOKEN_HINT}` });
@@ -62,8 +75,9 @@ export async function githubRepo(p: z.infer<typeof GitHubTarget>, ctx: GitHubCon
 }
 
 /** A failed call as the one error a user can act on: 401 → the token, 403 → permissions, 404 → the repository. */
-export async function githubFailure(e: unknown, r: Pick<GitHubRepo, 'owner' | 'repo' | 'tokenEnv'>, what: string): Promise<FluxstrapError> {
+export async function githubFailure(e: unknown, r: Pick<GitHubRepo, 'owner' | 'repo' | 'tokenEnv' | 'app'>, what: string): Promise<FluxstrapError> {
   const { githubError, githubStatus } = await import('../adapters/github.ts');
+  if (r.app) return githubError(e, `${r.app.who}: ${what} (${r.owner}/${r.repo})`, 'check the App\'s permissions and the installation\'s repository access');
   switch (githubStatus(e)) {
     case 401: return githubError(e, `the GitHub token in ${r.tokenEnv} is invalid or expired (${what})`, `create a new token, ${TOKEN_HINT}, and export ${r.tokenEnv}`);
     case 403: return githubError(e, `the GitHub token in ${r.tokenEnv} may not ${what}`, `give it ${TOKEN_HINT}`);
@@ -76,6 +90,7 @@ const Params = GitHubTarget.extend({
   create: z.boolean().default(false).describe('Create the repository when it does not exist (personal or organisation, after the URL\'s owner).'),
   private: z.boolean().default(true).describe('Visibility of a created repository.'),
   access: z.enum(['read', 'admin']).optional().describe('Access the token needs: admin to manage deploy keys (SSH auth), read otherwise; default from the cluster\'s auth.'),
+  confirmed: z.boolean().default(true).describe('Creating was confirmed (init --create-repo: --yes, or asked at a terminal); unconfirmed, a missing repository is refused before anything changes.'),
 });
 type Params = z.infer<typeof Params>;
 
@@ -94,6 +109,8 @@ export const githubRepositoryKind: TaskKind<Params, Facts, GitHubContext> = {
     if (p.url === undefined && ctx.cluster?.git.provider !== 'github') return { none: true };
     const r = await githubRepo(p, ctx);
     const { gh, owner, repo } = r;
+    // The App's session has read the repository with the installation token (contents: read checked).
+    if (r.app) return { exists: true, owner, repo, login: r.app.who, access: r.app.permissions.contents ?? 'read' };
     const login = await gh.rest.users.getAuthenticated().then((res) => res.data.login, async (e: unknown) => { throw await githubFailure(e, r, 'read its own user (GET /user)'); });
     const found = await gh.rest.repos.get({ owner, repo }).then((res) => res.data, async (e: unknown) => {
       const { githubStatus } = await import('../adapters/github.ts');
@@ -125,8 +142,9 @@ export const githubRepositoryKind: TaskKind<Params, Facts, GitHubContext> = {
     }
     return { exists: true, owner, repo, login, access };
   },
-  plan(_p, facts): Change[] {
+  plan(p, facts): Change[] {
     if ('none' in facts || facts.exists) return [];
+    if (!p.confirmed) throw new FluxstrapError('E_USAGE', `--create-repo creates the repository ${facts.owner}/${facts.repo} on GitHub: confirm with --yes`, { hint: 'run with --check first to see what would be created' });
     const where = facts.ownerType === 'user' ? `personal account ${facts.owner}` : `organisation ${facts.owner}`;
     return [{ action: 'create', target: `GitHub repository ${facts.owner}/${facts.repo}`, summary: `create ${facts.private ? 'private' : 'public'} repository in the ${where}`, data: facts }];
   },
@@ -142,6 +160,7 @@ export const githubRepositoryKind: TaskKind<Params, Facts, GitHubContext> = {
     }
   },
   notes(_p, facts) {
-    return 'exists' in facts && facts.exists ? [`GitHub ${facts.owner}/${facts.repo}: the token of ${facts.login} has ${facts.access} access`] : [];
+    if (!('exists' in facts) || !facts.exists) return [];
+    return [facts.login.startsWith('GitHub App ') ? `GitHub ${facts.owner}/${facts.repo}: ${facts.login} reads it (contents: ${facts.access})` : `GitHub ${facts.owner}/${facts.repo}: the token of ${facts.login} has ${facts.access} access`];
   },
 };

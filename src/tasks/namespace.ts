@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import type { KubeObject } from '../adapters/kube.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
 import { appliedObject, observeObjects, planObjects } from './objects.ts';
 import type { ObjectFacts } from './objects.ts';
-import { fluxBuild } from './source.ts';
 
 const Params = z.strictObject({
   name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default('flux-system').describe('Namespace to ensure.'),
@@ -18,7 +17,7 @@ type Params = z.infer<typeof Params>;
  * versions of the same object would strip the other's fields on every run.
  */
 async function namespaceManifest(ctx: TaskContext, name: string): Promise<KubeObject> {
-  const build = await fluxBuild(ctx);
+  const build = await ctx.fluxBuild();
   return build.result.objects.find((o) => o.kind === 'Namespace' && o.metadata.name === name) ?? { apiVersion: 'v1', kind: 'Namespace', metadata: { name } };
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
-import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
-import { describeRef, refOf } from '../adapters/kube.ts';
+import type { KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
 import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import { isFluxstrapError } from '../core/errors.ts';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { yamlValues } from '../core/bounded-yaml.ts';
 import { z } from 'zod';
 import { exists, readTextIfExists } from '../adapters/files.ts';
-import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube.ts';
+import type { AccessCheck, KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError, formatLocation, isFluxstrapError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
@@ -13,11 +13,13 @@ import { childDecryptionCommand, decryptionFindings, describeKustomization, reac
 import type { DecryptionFinding, Reach } from '../flux/reach.ts';
 import { clusterRuleRecipients, loadConfig, matchRule } from '../sops/config.ts';
 import { stanzaName } from '../sops/metadata.ts';
+import { cloudKeyCheck, usesAgeSecret } from './cloud-key.ts';
 import type { Stanza } from '../sops/metadata.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles, readClusterKey } from './sops-files.ts';
 import type { ClusterKey, SopsFile } from './sops-files.ts';
-import { bootstrapSource, fluxBuild, reachRoot } from './source.ts';
+import { reachRoot } from './source.ts';
+import { HC_VAULT_SECRET } from './sops-hcvault-secret.ts';
 import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
@@ -157,7 +159,7 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   if (ksSpec?.decryption?.provider !== 'sops' && !handEdited) {
     problems.push({
       what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption (provider sops)`,
-      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: ${ctx.cluster.pgpKey ? 'sops-gpg' : 'sops-age'}}}\` targeting kind Kustomization, name flux-system`,
+      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: ${ctx.cluster.pgpKey ? 'sops-gpg' : ctx.cluster.vault ? HC_VAULT_SECRET : 'sops-age'}}}\` targeting kind Kustomization, name flux-system`,
     });
   }
 
@@ -323,18 +325,22 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     };
     // Git and the API are independent: ask both at once.
     const [src, kube] = await Promise.all([
-      attempt(() => bootstrapSource(ctx), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
+      attempt(() => ctx.source(), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
       attempt(() => ctx.kube(), 'check --kubeconfig and --context'),
     ]);
-    const build = src ? await attempt(() => fluxBuild(ctx), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
+    const build = src ? await attempt(() => ctx.fluxBuild(), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
     if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
       src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
+        const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
+        if (cloud) notes.push(...cloud.passed, ...cloud.notes);
+        // A cluster decrypting through its cloud identity alone needs no age key on this machine.
+        if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
         const key = await readClusterKey(ctx);
         const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
-        return [...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
+        return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
       }, ctx.cluster.pgpKey ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));

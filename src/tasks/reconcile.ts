@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import type { KubeObject, ObjectRef } from '../adapters/kube.ts';
-import { artifactRevision, conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt, refOf } from '../adapters/kube.ts';
+import type { KubeObject, ObjectRef } from '../adapters/kube/port.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
+import { artifactRevision, conditionOf, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt } from '../adapters/kube/readiness.ts';
 import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
-import { bootstrapSource, fluxBuild } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -50,7 +50,7 @@ export const reconcileKind: TaskKind<Params, ReconcileFacts, TaskContext, 'sourc
   kind: 'reconcile',
   params: Params,
   async observe(_p, ctx) {
-    const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
+    const [src, build, kube] = await Promise.all([ctx.source(), ctx.fluxBuild(), ctx.kube()]);
     const ref = (o: KubeObject): ObjectRef => ({ namespace: 'flux-system', ...refOf(o) });
     const sourceRef = ref(build.sync.gitRepository);
     const ksRef = ref(build.sync.kustomization);

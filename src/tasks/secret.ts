@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
-import type { KubeAdapter, KubeObject } from '../adapters/kube.ts';
-import { describeRef } from '../adapters/kube.ts';
+import type { KubeAdapter, KubeObject } from '../adapters/kube/port.ts';
+import { describeRef } from '../adapters/kube/port.ts';
 import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import { maskValues } from '../core/change.ts';

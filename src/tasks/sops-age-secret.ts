@@ -5,6 +5,7 @@ import type { AgeIdentity } from '../keys/age.ts';
 import type { TaskContext } from './context.ts';
 import { applySecret, observeSecret, planSecret } from './secret.ts';
 import type { SecretFacts, SecretSpec } from './secret.ts';
+import { usesAgeSecret } from './cloud-key.ts';
 import { decryptionSecretName } from './source.ts';
 
 const Params = z.strictObject({
@@ -24,15 +25,18 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   );
 }
 
-/** A cluster whose key is OpenPGP or Vault has no age Secret to ensure (sops-gpg-secret, sops-hcvault-secret write theirs). */
-type Facts = SecretFacts | { none: true };
+/** A cluster whose key is OpenPGP or Vault has no age Secret to ensure (sops-gpg-secret, sops-hcvault-secret write theirs), nor one decrypting through its cloud identity alone. */
+type Facts = SecretFacts | { none: true; why: string };
 
 export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
-    if (ctx.cluster.pgpKey || ctx.cluster.vault) return { none: true };
-    const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-age';
+    if (ctx.cluster.pgpKey) return { none: true, why: 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret' };
+    if (ctx.cluster.vault) return { none: true, why: 'the cluster decrypts with Vault transit (sopsKey.vault): no sops-age Secret' };
+    // sopsKey names a key service and the build no Secret: no age key goes into the cluster.
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await ctx.fluxBuild())) return { none: true, why: 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' };
+    const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
@@ -43,6 +47,6 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
   notes(_p, facts) {
-    return 'none' in facts ? ['the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret'] : [];
+    return 'none' in facts ? [facts.why] : [];
   },
 };

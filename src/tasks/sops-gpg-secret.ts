@@ -31,7 +31,7 @@ export const sopsGpgSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
   async observe(p, ctx) {
     const key = await ctx.pgpKey();
     if (!key) return { none: true };
-    const name = p.name ?? (await decryptionSecretName(ctx)) ?? 'sops-gpg';
+    const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-gpg';
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data: gpgSecretData(key) }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {

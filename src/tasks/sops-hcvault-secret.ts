@@ -44,7 +44,7 @@ export const sopsHcVaultSecretKind: TaskKind<Params, Facts, TaskContext, SecretS
   async observe(p, ctx) {
     if (!ctx.cluster.vault) return { none: true };
     const data = { [VAULT_TOKEN_KEY]: vaultToken(ctx) };
-    const name = p.name ?? (await decryptionSecretName(ctx)) ?? HC_VAULT_SECRET;
+    const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? HC_VAULT_SECRET;
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {

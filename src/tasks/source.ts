@@ -1,12 +1,18 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GitRemote } from '../adapters/git.ts';
+import { exists } from '../adapters/files.ts';
+import type { AgentKey } from '../adapters/ssh-agent.ts';
+import { publicKeyOfPrivate } from '../keys/ssh.ts';
+import type { ResolvedCluster } from '../cluster/config.ts';
 import { gitRemoteOf } from '../cluster/remote.ts';
-import type { KubeObject } from '../adapters/kube.ts';
+import { githubRepoOf } from '../cluster/config.ts';
+import type { GitHubAppAuth } from '../cluster/config.ts';
+import type { GitCredentials } from '../adapters/git.ts';
+import type { KubeObject } from '../adapters/kube/port.ts';
 import type { KustomizeResult } from '../adapters/kustomize.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { ReachRoot } from '../flux/reach.ts';
-import type { TaskContext } from './context.ts';
 import { GOTK_FILES, missingGotkFiles } from './gotk-files.ts';
 
 /**
@@ -14,7 +20,8 @@ import { GOTK_FILES, missingGotkFiles } from './gotk-files.ts';
  * fetch), and a directory holding the repository at that commit. The local checkout is used when
  * it is that commit and the cluster folder is clean; otherwise a shallow clone of the branch, so
  * the objects applied are exactly the ones Flux will reconcile (never unpushed edits, never `main`
- * of another environment). Resolved once per run and shared by the tasks.
+ * of another environment). Resolved once per run, on first use, and shared by the tasks: the
+ * TaskContext owns it (`ctx.source()`, `ctx.fluxBuild()`).
  */
 export interface BootstrapSource {
   remote: GitRemote;
@@ -37,32 +44,73 @@ export interface FluxBuild {
   sync: { gitRepository: KubeObject; kustomization: KubeObject };
 }
 
-const sources = new WeakMap<TaskContext, Promise<BootstrapSource>>();
-const builds = new WeakMap<TaskContext, Promise<FluxBuild>>();
+/**
+ * What resolving the source and its build needs of the run: the part of a TaskContext they use,
+ * named here so that the context, which owns both, does not import itself back.
+ */
+export interface SourceRun {
+  readonly cluster: ResolvedCluster;
+  readonly paths: { readonly repo: string };
+  readonly env: NodeJS.ProcessEnv;
+  gitCredentials(): Promise<GitCredentials>;
+  log(message: string): void;
+  /** Remove the clone when the run is over. */
+  defer(cleanup: () => void): void;
+}
 
 /** The remote of the cluster with its configured credentials (read from their sources on first use). */
-export async function gitRemote(ctx: TaskContext): Promise<GitRemote> {
+export async function gitRemote(ctx: Pick<SourceRun, 'cluster' | 'env' | 'log' | 'gitCredentials' | 'defer'>): Promise<GitRemote> {
   const { url, auth } = ctx.cluster.git;
   if (url === undefined) {
     throw new FluxstrapError('E_USAGE', `no Git URL for cluster "${ctx.cluster.name}"`, {
       hint: `set clusters.${ctx.cluster.name}.git.url in fluxstrap.yaml, pass --git-url, or set FLUXSTRAP_GIT_URL`,
     });
   }
+  if (auth.type === 'github-app') {
+    // An App's installation token is minted here, for this run only.
+    const token = await appToken(ctx, url, auth);
+    return gitRemoteOf(url, auth, () => token);
+  }
   // Only HTTPS needs the secret in memory; SSH hands git the key file's path.
-  const creds = auth.type === 'https' ? await ctx.gitCredentials() : undefined;
-  return gitRemoteOf(url, auth, () => (creds?.type === 'https' ? creds.password : ''));
+  const creds = auth.type === 'https' || auth.sopsFile !== undefined ? await ctx.gitCredentials() : undefined;
+  // From the encrypted Secret (git.auth.sopsFile): no file to hand git, the token goes in its environment…
+  if (creds?.type === 'https') return { url, auth: { kind: 'basic', username: creds.username, password: creds.password } };
+  // …and the deploy key to a private ssh-agent, on its stdin.
+  if (creds?.type === 'ssh' && !(auth.type === 'ssh' && (await exists(auth.keyFile)))) {
+    const agent = await agentFor(ctx, creds);
+    return { url, auth: { kind: 'ssh', identityFile: agent.publicKeyFile, knownHostsFile: agent.knownHostsFile, agentSocket: agent.socket } };
+  }
+  return gitRemoteOf(url, auth, () => '');
 }
 
-export function bootstrapSource(ctx: TaskContext): Promise<BootstrapSource> {
-  let p = sources.get(ctx);
+async function appToken(ctx: Pick<SourceRun, 'cluster' | 'env' | 'log'>, url: string, auth: GitHubAppAuth): Promise<string> {
+  const target = githubRepoOf(url);
+  if (target === undefined) {
+    throw new FluxstrapError('E_USAGE', `git.auth.githubApp needs a GitHub repository URL, not ${url}`, { location: { field: 'git.url' }, hint: 'https://github.com/OWNER/REPO.git (or your GitHub Enterprise Server\'s)' });
+  }
+  const { githubAppSession } = await import('./github-app.ts');
+  const apiUrl = ctx.cluster.git.github?.apiUrl;
+  return (await githubAppSession(auth, { ...target, env: ctx.env, log: (m: string) => ctx.log(m), ...(apiUrl !== undefined ? { apiUrl } : {}) })).token;
+}
+
+const agents = new WeakMap<object, Promise<AgentKey>>();
+
+/** One agent per run, stopped when the run is over. */
+function agentFor(ctx: Pick<SourceRun, 'cluster' | 'defer'>, creds: { identity: string; knownHosts: string }): Promise<AgentKey> {
+  let p = agents.get(ctx);
   if (!p) {
-    p = resolveSource(ctx);
-    sources.set(ctx, p);
+    p = import('../adapters/ssh-agent.ts').then(async ({ agentWithKey }) => {
+      const agent = await agentWithKey(creds.identity, publicKeyOfPrivate(creds.identity, ctx.cluster.git.auth.sopsFile ?? 'the deploy key'), creds.knownHosts);
+      ctx.defer(agent.stop);
+      return agent;
+    });
+    agents.set(ctx, p);
   }
   return p;
 }
 
-async function resolveSource(ctx: TaskContext): Promise<BootstrapSource> {
+/** Resolve the source (called once per run, by the TaskContext's `source()` handle). */
+export async function resolveSource(ctx: SourceRun): Promise<BootstrapSource> {
   const git = await import('../adapters/git.ts');
   const remote = await gitRemote(ctx);
   const branch = ctx.cluster.git.branch;
@@ -102,28 +150,21 @@ export function splitBuild(result: KustomizeResult): FluxBuild | undefined {
   return { result, components: result.objects.filter((o) => !isFluxResource(o)), sync: { gitRepository, kustomization } };
 }
 
-export function fluxBuild(ctx: TaskContext): Promise<FluxBuild> {
-  let p = builds.get(ctx);
-  if (!p) {
-    p = (async () => {
-      const src = await bootstrapSource(ctx);
-      const { kustomizeBuild } = await import('../adapters/kustomize.ts');
-      // A build that fails, or lacks the sync objects, most often lacks a file the flux CLI generates: say that first.
-      const result = await kustomizeBuild(src.fluxSystemDir, { env: ctx.env }).catch(async (e: unknown) => {
-        throw (await missingGotk(ctx, src)) ?? e;
-      });
-      const build = splitBuild(result);
-      if (!build) {
-        throw (await missingGotk(ctx, src)) ?? new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
-          location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
-          hint: 'list gotk-sync.yaml under resources',
-        });
-      }
-      return build;
-    })();
-    builds.set(ctx, p);
+/** Build the source's flux-system folder (called once per run, by the TaskContext's `fluxBuild()` handle). */
+export async function buildFluxSystem(ctx: SourceRun, src: BootstrapSource): Promise<FluxBuild> {
+  const { kustomizeBuild } = await import('../adapters/kustomize.ts');
+  // A build that fails, or lacks the sync objects, most often lacks a file the flux CLI generates: say that first.
+  const result = await kustomizeBuild(src.fluxSystemDir, { env: ctx.env }).catch(async (e: unknown) => {
+    throw (await missingGotk(ctx, src)) ?? e;
+  });
+  const build = splitBuild(result);
+  if (!build) {
+    throw (await missingGotk(ctx, src)) ?? new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
+      location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
+      hint: 'list gotk-sync.yaml under resources',
+    });
   }
-  return p;
+  return build;
 }
 
 /**
@@ -146,7 +187,7 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
 }
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
-async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<FluxstrapError | undefined> {
+async function missingGotk(ctx: Pick<SourceRun, 'cluster'>, src: BootstrapSource): Promise<FluxstrapError | undefined> {
   const folder = !(await stat(src.fluxSystemDir).then((st) => st.isDirectory(), () => false));
   const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
   const missing = GOTK_FILES.filter((_, i) => !present[i]);
@@ -160,8 +201,7 @@ async function missingGotk(ctx: TaskContext, src: BootstrapSource): Promise<Flux
  * The Secret the flux-system decryption patch points at, else the one kustomize-controller's
  * `--sops-age-secret` names (controller-level decryption), if the build carries either.
  */
-export async function decryptionSecretName(ctx: TaskContext): Promise<string | undefined> {
-  const build = await fluxBuild(ctx);
+export function decryptionSecretName(build: FluxBuild): string | undefined {
   const spec = build.sync.kustomization.spec as { decryption?: { secretRef?: { name?: string } } } | undefined;
   return spec?.decryption?.secretRef?.name ?? controllerSecretName(build);
 }

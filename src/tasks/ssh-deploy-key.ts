@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { readTextIfExists, writeAtomic } from '../adapters/files.ts';
+import { exists, readTextIfExists, writeAtomic } from '../adapters/files.ts';
 import type { ResolvedCluster } from '../cluster/config.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
@@ -32,6 +32,8 @@ export const sshDeployKeyKind: TaskKind<Params, Facts, DeployKeyContext> = {
     const auth = ctx.cluster?.git.auth;
     const file = p.keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
     if (file === undefined) return { none: true };
+    // The key kept encrypted in the repository is the registered one: a new key here would replace it.
+    if (p.keyFile === undefined && auth?.sopsFile !== undefined && !(await exists(file))) return { none: true };
     const algorithm = p.algorithm ?? (auth?.type === 'ssh' ? auth.keyAlgorithm : undefined) ?? 'ed25519';
     const comment = p.comment ?? `fluxstrap-${ctx.cluster?.name ?? 'deploy-key'}`;
     const text = await readTextIfExists(file, 'read the deploy key');

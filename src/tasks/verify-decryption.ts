@@ -1,14 +1,16 @@
 import { z } from 'zod';
-import { conditionOf, describeRef, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube.ts';
-import type { KubeObject, WaitState } from '../adapters/kube.ts';
+import { describeRef } from '../adapters/kube/port.ts';
+import { conditionOf, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../adapters/kube/readiness.ts';
+import type { KubeObject, WaitState } from '../adapters/kube/port.ts';
 import type { Change } from '../core/change.ts';
-import { FluxstrapError } from '../core/errors.ts';
+import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { describeKustomization } from '../flux/reach.ts';
 import type { TaskContext } from './context.ts';
-import { clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
+import { SERVICE_NAMES } from './cloud-key.ts';
+import { ageClusterKey, clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
-import { bootstrapSource, fluxBuild, reachRoot } from './source.ts';
+import { reachRoot } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -23,6 +25,8 @@ interface VerifyFacts {
   check: boolean;
   /** The other Kustomizations that apply SOPS files, as they are in the cluster. */
   children?: ChildFacts[];
+  /** Files only a key service fluxstrap cannot reach opens: their Secrets were not compared. */
+  unverified?: { service: string; files: string[] };
 }
 
 interface ChildFacts {
@@ -85,16 +89,30 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
   kind: 'verify-decryption',
   params: Params,
   async observe(_p, ctx, run) {
-    const [src, build, kube] = await Promise.all([bootstrapSource(ctx), fluxBuild(ctx), ctx.kube()]);
+    const [src, build, kube] = await Promise.all([ctx.source(), ctx.fluxBuild(), ctx.kube()]);
     const ks = build.sync.kustomization;
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
     const live = await kube.get(ref);
-    const key = await readClusterKey(ctx);
+    const cloud = ctx.cluster.cloudKey;
+    // A cluster keyed by a cloud service needs no age key here: its files open with the service, if at all.
+    const key = cloud ? await readClusterKey(ctx).catch((e: unknown) => {
+      if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return ageClusterKey([]);
+      throw e;
+    }) : await readClusterKey(ctx);
+    const unverified: string[] = [];
     const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));
     const want: SecretDigest[] = [];
     for (const f of files) {
       if (f.format !== 'yaml') continue;
-      const plain = await decryptSopsFile(f, key);
+      let plain;
+      try {
+        plain = await decryptSopsFile(f, key, cloud ? ctx.env : undefined);
+      } catch (e) {
+        // Google Cloud KMS and Azure Key Vault: fluxstrap has no client, so their files are not compared.
+        if (cloud === undefined || cloud.type === 'aws-kms' || !isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;
+        unverified.push(f.name);
+        continue;
+      }
       // The first Kustomization that applies the file; its targetNamespace moves the Secrets.
       const by = reach.kustomizations.find((k) => k.sops.some((s) => s.file === f.name));
       for (const d of secretDigests(plain, f.name)) {
@@ -131,7 +149,10 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         : undefined;
     }));
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
-    return { kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), want, have, check: run.check, children };
+    return {
+      kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), want, have, check: run.check, children,
+      ...(unverified.length > 0 && cloud ? { unverified: { service: SERVICE_NAMES[cloud.type], files: unverified } } : {}),
+    };
   },
   plan(_p, facts): Change[] {
     const problems = verificationProblems(facts);
@@ -147,10 +168,12 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
   },
   notes(_p, facts) {
     if (facts.decryption === undefined) return ['nothing to verify yet (check mode before the first bootstrap)'];
-    if (facts.want.length === 0) return ['warning: the cluster reaches no SOPS-encrypted Secret: nothing was verified'];
+    const u = facts.unverified;
+    const skipped = u ? [`warning: fluxstrap cannot reach ${u.service} to open ${u.files.join(', ')}: the Secrets in them were not compared`] : [];
+    if (facts.want.length === 0) return [...skipped, ...(u ? [] : ['warning: the cluster reaches no SOPS-encrypted Secret: nothing was verified'])];
     // Per Kustomization, in the order the walk found them.
     const groups = new Map<string, SecretDigest[]>();
     for (const w of facts.want) groups.set(w.by ?? facts.kustomization, [...(groups.get(w.by ?? facts.kustomization) ?? []), w]);
-    return [...groups].map(([by, ws]) => `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`);
+    return [...skipped, ...[...groups].map(([by, ws]) => `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`)];
   },
 };

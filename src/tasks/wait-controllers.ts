@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import type { KubeObject, ObjectRef, WaitState } from '../adapters/kube.ts';
-import { deploymentAvailable, describeRef, refOf } from '../adapters/kube.ts';
+import type { KubeObject, ObjectRef, WaitState } from '../adapters/kube/port.ts';
+import { describeRef, refOf } from '../adapters/kube/port.ts';
+import { deploymentAvailable } from '../adapters/kube/readiness.ts';
 import { dataOf } from '../core/change.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
 import type { TaskContext } from './context.ts';
-import { fluxBuild } from './source.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -30,7 +30,7 @@ export const waitControllersKind: TaskKind<Params, DeploymentFacts[], TaskContex
   params: Params,
   async observe(_p, ctx) {
     const kube = await ctx.kube();
-    const deployments = (await fluxBuild(ctx)).components.filter((o) => o.kind === 'Deployment');
+    const deployments = (await ctx.fluxBuild()).components.filter((o) => o.kind === 'Deployment');
     return Promise.all(deployments.map(async (d: KubeObject) => {
       const ref = refOf(d);
       return { ref, state: deploymentAvailable(await kube.get(ref)) };

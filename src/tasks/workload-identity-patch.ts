@@ -5,9 +5,11 @@ import { fileKind } from './file-content.ts';
 import { locate, parseEditable, rootMap, seqAt, str } from './yaml-edit.ts';
 
 /**
- * The cloud-identity patches of flux/workload-identity.ts in `flux-system/kustomization.yaml`:
- * each added once (an entry with the same target and patch text is left alone), everything else
- * in the file kept. The decryption block itself is decryption-patch.ts's.
+ * Patches of the flux-system objects kept in `flux-system/kustomization.yaml`, where `flux
+ * bootstrap` never writes: the cloud-identity patches of flux/workload-identity.ts, and
+ * `provider: github` on the GitRepository for GitHub App auth. Each is added once (an entry with
+ * the same target and patch text is left alone), everything else in the file kept. The
+ * decryption block itself is decryption-patch.ts's.
  */
 
 export const workloadIdentityPatchParams = z.object({
@@ -19,6 +21,8 @@ export const workloadIdentityPatchParams = z.object({
   })),
   /** Files of the flux-system folder to list in `resources` (the object-level ServiceAccount). */
   resources: z.array(z.string()).default([]),
+  /** What the patches are for, in the change summary. */
+  purpose: z.string().optional(),
 });
 export type WorkloadIdentityPatchParams = z.infer<typeof workloadIdentityPatchParams>;
 
@@ -58,7 +62,7 @@ export const workloadIdentityPatchKind = fileKind<WorkloadIdentityPatchParams>({
       seq.items.push(y.doc.createNode({ patch: text, target: want.target }));
     }
     const what = [...new Set([...missing.map((m) => `${m.target.kind} ${m.target.name}`), ...unlisted])].join(', ');
-    return { content: y.toString(), summary: `${content === undefined ? 'create it with the gotk resources and ' : ''}patch the cloud identity for SOPS into ${what}` };
+    return { content: y.toString(), summary: `${content === undefined ? 'create it with the gotk resources and ' : ''}patch ${p.purpose ?? 'the cloud identity for SOPS'} into ${what}` };
   },
 });
 

@@ -9,7 +9,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter, KubeObject } from '../../src/adapters/kube.ts';
+import type { KubeAdapter, KubeObject } from '../../src/adapters/kube/port.ts';
 import { startCluster } from './index.ts';
 import type { Cluster } from './index.ts';
 import { assertNoLeaks, recordRun, registerCanary } from '../helpers/canary.ts';

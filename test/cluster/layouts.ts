@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import type { GitAuth } from '../../src/adapters/git.ts';
-import { conditionOf } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import { conditionOf } from '../../src/adapters/kube/readiness.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 const NODE = join(ROOT, 'node_modules/.bin/node');

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { runCliAsync } from '../helpers/cli.ts';
+import { cliPath, runCliAsync } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
@@ -14,15 +16,17 @@ import { generateSshKey } from '../../src/keys/ssh.ts';
  * GitHub through the built CLI against the stand-in, which checks every request and response
  * against GitHub's OpenAPI description and keeps state: create the repository → generate and
  * register the deploy key → re-run (nothing to do) → a replaced key is refused, then rotated with
- * --rotate-secrets; and each bad input is one error line with a hint, with nothing changed.
+ * --rotate-secrets; the layout pushed to the new repository (a bare repository git reaches for
+ * github.com); and each bad input is one error line with a hint, with nothing changed.
  */
 
+const execFileAsync = promisify(execFile);
 let gh: GitHubStandIn;
 let world: GitHubWorld;
 let home: string;
 let ageKey: string;
 const HOST_KEY = generateSshKey('ed25519', '').publicKey;
-const TOKENS = { GOOD: 'ghp_good_token_for_me', OLD: 'ghp_expired_token', BOB: 'ghp_token_of_bob' };
+const TOKENS = { GOOD: 'ghp_good_token_for_me', OLD: 'ghp_expired_token', BOB: 'ghp_token_of_bob', FINE: 'github_pat_fine_grained_metadata_only' };
 
 const env = (token: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, GITHUB_TOKEN: token, FLUXSTRAP_GITHUB_API_URL: gh.url, ...extra });
 const init = (r: FluxRepo, token: string, ...args: string[]): Promise<CliResult> =>
@@ -44,8 +48,11 @@ function oneLineError(r: CliResult, text: RegExp): void {
 
 before(async () => {
   gh = await new GitHubStandIn().start();
-  world = new GitHubWorld({ [TOKENS.GOOD]: { login: 'me' }, [TOKENS.OLD]: { login: 'me', expired: true }, [TOKENS.BOB]: { login: 'bob' } }, { acme: ['me'] }, [HOST_KEY]).install(gh);
+  world = new GitHubWorld({ [TOKENS.GOOD]: { login: 'me' }, [TOKENS.OLD]: { login: 'me', expired: true }, [TOKENS.BOB]: { login: 'bob' }, [TOKENS.FINE]: { login: 'me', permissions: { metadata: 'read' } } }, { acme: ['me'] }, [HOST_KEY]).install(gh);
   home = await tempDir('github-home');
+  // Git itself is real: every repository of the stand-in is a bare repository under remotes/, where git goes for github.com.
+  world.gitRoot = join(home, 'remotes');
+  await writeFile(join(home, '.gitconfig'), `[url "file://${world.gitRoot}/"]\n\tinsteadOf = https://github.com/\n`);
   ageKey = join(home, 'cluster.agekey');
   const k = await runCliAsync(['keys', 'new', '--out', ageKey], { env: { HOME: home } });
   assert.equal(k.code, 0, k.stderr);
@@ -71,10 +78,30 @@ void describe('GitHub: create repository, deploy key, rotation', () => {
     assert.equal(await readFile(join(r.repo, 'clusters/lab/known_hosts'), 'utf8'), `github.com ${HOST_KEY}\n`);
     assert.match(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8'), /url: ssh:\/\/git@github\.com\/me\/fleet\.git/);
 
+    // The layout init wrote, committed (its files only) and pushed to the new repository's main.
+    assert.match(res.stderr, /pushed [0-9a-f]{12} to https:\/\/github\.com\/me\/fleet\.git \(branch main\)/);
+    const pushed = await bareFiles('me/fleet', 'main');
+    for (const f of ['fluxstrap.yaml', '.sops.yaml', '.gitignore', 'clusters/lab/flux-system/kustomization.yaml', 'clusters/lab/flux-system/gotk-sync.yaml', 'clusters/lab/known_hosts']) assert.ok(pushed.includes(f), `${f} pushed: ${pushed.join(', ')}`);
+    assert.equal((await r.git('rev-parse', 'HEAD')).trim(), await bareGit('me/fleet', 'rev-parse', 'main'));
+
     const again = await init(r, TOKENS.GOOD, '--create-repo', '--yes');
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr + again.stdout, /nothing to do/);
+    assert.doesNotMatch(again.stderr, /pushed/, 'a branch already there is left alone');
     assert.equal(repo.keys.length, 1);
+  });
+
+  void it('init --create-repo on an empty repository without --yes and without a terminal: nothing pushed, the way to do it said; with --yes pushed', async () => {
+    const later = await fluxRepo({ cluster: 'later' });
+    world.addRepo('me/later', { me: 'admin' });
+    const no = await init(later, TOKENS.GOOD, '--git-url', 'https://github.com/me/later.git', '--create-repo');
+    assert.equal(no.code, 0, no.stderr);
+    assert.match(no.stderr, /not pushed: https:\/\/github\.com\/me\/later\.git has no branch main yet; .*git push https:\/\/github\.com\/me\/later\.git HEAD:main.*--yes/);
+    assert.deepEqual(await bareFiles('me/later', 'main').catch(() => []), []);
+    const yes = await init(later, TOKENS.GOOD, '--create-repo', '--yes');
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.ok((await bareFiles('me/later', 'main')).includes('clusters/later/flux-system/kustomization.yaml'));
+    assert.doesNotMatch(no.stderr + yes.stderr, /ghp_/);
   });
 
   void it('the bootstrap playbook\'s GitHub steps: --check and a converged run change nothing', async () => {
@@ -110,6 +137,23 @@ void describe('GitHub: create repository, deploy key, rotation', () => {
     assert.ok(gh.requests.filter((q) => q.template === 'GET /repos/{owner}/{repo}/keys').length >= 2);
   });
 
+  void it('at a terminal without --yes, one question first: no creates nothing, yes creates and pushes', async () => {
+    const t = await fluxRepo({ cluster: 'tty' });
+    const before = await snapshot(t.repo);
+    const no = await initAtTerminal(t, 'n', '--git-url', 'https://github.com/me/tty.git', '--create-repo');
+    assert.match(no.out, /create https:\/\/github\.com\/me\/tty\.git on GitHub if it is missing, and push the initial layout to it\? \[y\/N\]/);
+    assert.notEqual(no.code, 0, no.out);
+    assert.match(no.out, /error: --create-repo creates the repository me\/tty on GitHub: confirm with --yes/);
+    assert.equal(world.repos.has('me/tty'), false);
+    assert.deepEqual(await snapshot(t.repo), before);
+    const yes = await initAtTerminal(t, 'y', '--git-url', 'https://github.com/me/tty.git', '--create-repo');
+    assert.equal(yes.code, 0, yes.out);
+    assert.equal(world.repos.get('me/tty')?.private, true);
+    assert.match(yes.out, /pushed [0-9a-f]{12} to https:\/\/github\.com\/me\/tty\.git \(branch main\)/);
+    assert.ok((await bareFiles('me/tty', 'main')).includes('clusters/tty/flux-system/kustomization.yaml'));
+    assert.doesNotMatch(no.out + yes.out, /ghp_/);
+  });
+
   void it('an organisation\'s repository is created in the organisation', async () => {
     const org = await fluxRepo({ cluster: 'infra' });
     const res = await init(org, TOKENS.GOOD, '--git-url', 'https://github.com/acme/infra.git', '--create-repo', '--yes');
@@ -118,6 +162,37 @@ void describe('GitHub: create repository, deploy key, rotation', () => {
     assert.ok(gh.requests.some((q) => q.template === 'POST /orgs/{org}/repos' && q.status === 201));
   });
 });
+
+/**
+ * init at a real terminal (a pty from util-linux `script`), answering its question once it shows:
+ * the prompt is only asked when stdin is a TTY.
+ */
+function initAtTerminal(r: FluxRepo, answer: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  const q = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const cmd = [process.execPath, cliPath, 'init', '--cluster', r.cluster, '--repo', r.repo, '--age-key-file', ageKey, ...args].map(q).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: home, env: { ...process.env, NO_COLOR: '1', CI: '1', ...env(TOKENS.GOOD) } });
+    let out = '';
+    let asked = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!asked && out.includes('[y/N]')) {
+        asked = true;
+        child.stdin.write(`${answer}\n`);
+      }
+    });
+    // A question that never shows must fail the test, not hang it.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out });
+    });
+  });
+}
+
+const bareGit = async (full: string, ...args: string[]): Promise<string> => (await execFileAsync('git', ['--git-dir', join(world.gitRoot ?? '', `${full}.git`), ...args])).stdout.trim();
+const bareFiles = async (full: string, branch: string): Promise<string[]> => (await bareGit(full, 'ls-tree', '-r', '--name-only', branch)).split('\n');
 
 void describe('GitHub: bad input is refused before anything changes', () => {
   const unchanged = async (r: FluxRepo, res: CliResult, text: RegExp, repos = world.repos.size) => {
@@ -131,6 +206,14 @@ void describe('GitHub: bad input is refused before anything changes', () => {
     const before = await snapshot(r.repo);
     assert.deepEqual(await unchanged(r, await init(r, TOKENS.OLD, '--git-url', 'https://github.com/me/exp.git', '--create-repo', '--yes'), /the GitHub token in GITHUB_TOKEN is invalid or expired .*GitHub answered 401/), before);
     assert.deepEqual(await unchanged(r, await init(r, '', '--git-url', 'https://github.com/me/exp.git', '--create-repo', '--yes'), /environment variable GITHUB_TOKEN \(the GitHub token\) is not set/), before);
+  });
+
+  void it('a fine-grained token without Administration: GitHub\'s 403 with its X-Accepted-GitHub-Permissions, nothing written', async () => {
+    const r = await fluxRepo({ cluster: 'fine' });
+    const before = await snapshot(r.repo);
+    const res = await init(r, TOKENS.FINE, '--git-url', 'https://github.com/me/fine.git', '--create-repo', '--yes');
+    assert.deepEqual(await unchanged(r, res, /the GitHub token in GITHUB_TOKEN may not create the repository me\/fine: GitHub answered 403 \(Resource not accessible by personal access token[^)]*\); GitHub's X-Accepted-GitHub-Permissions: administration=write/), before);
+    assert.doesNotMatch(res.stderr, /github_pat_/);
   });
 
   void it('an organisation or user that is not the token\'s', async () => {

@@ -470,6 +470,24 @@ void describe('init: bad input', () => {
     assert.match(both.stderr, /^error: option '--decryption <mode>' argument 'both' is invalid/);
   });
 
+  void it('an SSH key as the cluster key: refused with the reason, nothing written (kustomize-controller imports only age identities)', async () => {
+    const r = await fluxRepo();
+    const ssh = join(home, 'id_ed25519');
+    await rm(ssh, { force: true });
+    await rm(`${ssh}.pub`, { force: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'me@host', '-f', ssh]);
+    const pub = (await readFile(`${ssh}.pub`, 'utf8')).trim();
+    await refuses(r, ['--key-file', ssh], /^error: an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age/, `${ssh}:1`);
+    const before = await snapshot(r.repo);
+    const only = init(r, '--age', pub);
+    assert.equal(only.code, 2);
+    assert.match(only.stderr, /^error: --age names only SSH recipients: kustomize-controller cannot decrypt with an SSH key .*\nhint: add the age1… recipient of the cluster key/);
+    assert.deepEqual(await snapshot(r.repo), before, 'nothing written');
+    // Next to the cluster's age key an SSH recipient is welcome: people decrypt with it, as sops lets them.
+    assert.equal(init(r, '--age', recipient, '--age', pub).code, 0);
+    assert.ok((await readFile(join(r.repo, '.sops.yaml'), 'utf8')).includes(`    age: ${recipient},${pub}\n`));
+  });
+
   void it('usage errors exit 2', async () => {
     const r = await fluxRepo();
     const res = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', 'not-a-recipient']);

@@ -89,7 +89,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     assert.equal(doc.tasks[0]?.kind, 'preflight');
     assert.equal(doc.tasks[0]?.outcome, 'failed');
     assert.deepEqual(new Set(doc.tasks.slice(1).map((t) => t.outcome)), new Set(['skipped']));
-    assert.equal(doc.tasks.length, 14);
+    assert.equal(doc.tasks.length, 15);
     assert.deepEqual(await snapshot(repo), before, 'the repository is untouched');
   });
 
@@ -128,7 +128,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
   void it('bootstrap --list-tasks: the steps on stdout, selected by tags, nothing run', () => {
     const r = cli(['bootstrap', '--list-tasks', '--skip-tags', 'flux,verify']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.stdout.split('\n').map((l) => /\[([a-z-]+)\]/.exec(l)?.[1]).filter(Boolean), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret']);
+    assert.deepEqual(r.stdout.split('\n').map((l) => /\[([a-z-]+)\]/.exec(l)?.[1]).filter(Boolean), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'azure-credentials-secret']);
     assert.equal(r.stderr, '');
   });
 
@@ -136,7 +136,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     const r = cli(['bootstrap', '--check']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^► Bootstrap Flux on lab \(check mode: nothing will be changed\)\n✗ Preflight/);
-    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=13 failed=1 \(\d+\.\ds\)\n$/);
+    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=14 failed=1 \(\d+\.\ds\)\n$/);
     assert.equal(r.stdout, '');
   });
 });

@@ -2,9 +2,12 @@
 // GitHub's published OpenAPI description (@octokit/openapi, pinned in package.json): an unknown
 // path, a wrong method, a missing or extra body field, an undeclared status or a response body
 // that breaks the schema is recorded as a violation, which the tests assert to be empty. It keeps
-// state (releases and their assets so far) so whole flows run against it.
-import { createHash } from 'node:crypto';
+// state (releases, repositories, deploy keys, GitHub Apps and their installations) so whole flows run against it.
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,10 +38,34 @@ function load() {
   }
   // Literal segments win over parameters (/repos/{o}/{r}/releases/latest over …/releases/{release_id}).
   ops.sort((a, b) => b.literal - a.literal);
+  openApiNullable(spec);
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   ajv.addSchema(spec, 'gh');
   cached = { spec, ops, ajv };
   return cached;
+}
+
+/**
+ * OpenAPI 3.0's `nullable: true` beside `anyOf`/`oneOf`/`allOf`/`$ref` (no `type`), which Ajv
+ * refuses, as the JSON Schema it means: one more alternative, `null`.
+ */
+function openApiNullable(node: unknown): void {
+  if (Array.isArray(node)) return node.forEach(openApiNullable);
+  if (typeof node !== 'object' || node === null) return;
+  const o = node as Json;
+  for (const v of Object.values(o)) openApiNullable(v);
+  if (o.nullable !== true || o.type !== undefined) return;
+  delete o.nullable;
+  const alternatives = Array.isArray(o.anyOf) ? o.anyOf : Array.isArray(o.oneOf) ? o.oneOf : undefined;
+  if (alternatives) return void alternatives.push({ type: 'null' });
+  const inner: Json = {};
+  for (const k of ['allOf', '$ref']) {
+    if (o[k] !== undefined) {
+      inner[k] = o[k];
+      delete o[k];
+    }
+  }
+  o.anyOf = [inner, { type: 'null' }];
 }
 
 const pointer = (...parts: string[]) => parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
@@ -70,7 +97,11 @@ export class GitHubStandIn {
 
   async start(): Promise<this> {
     load();
-    this.server = createServer((req, res) => void this.handle(req, res));
+    // A stand-in that breaks answers 500 and records why: a request left unanswered would hang the test.
+    this.server = createServer((req, res) => void this.handle(req, res).catch((e: unknown) => {
+      this.violations.push(`${req.method ?? ''} ${req.url ?? ''}: the stand-in failed: ${e instanceof Error ? e.message : String(e)}`);
+      if (!res.headersSent) res.writeHead(500).end();
+    }));
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -209,7 +240,12 @@ function repository(owner: Json, name: string, id: number, isPrivate: boolean, p
   };
 }
 
-export interface WorldToken { login: string; expired?: boolean }
+/** A token of a user; with `permissions`, a fine-grained one (GitHub then sends X-Accepted-GitHub-Permissions). */
+export interface WorldToken { login: string; expired?: boolean; permissions?: Record<string, 'read' | 'write'> }
+/** An installation of a GitHub App: the account it is on, the repositories it sees (`owner/name`), what it may do. */
+export interface WorldInstallation { id: number; account: string; repos: string[]; permissions: Record<string, 'read' | 'write'> }
+interface WorldApp { id: number; slug: string; publicKey: KeyObject; installations: WorldInstallation[] }
+interface Principal { login: string; permissions?: Record<string, 'read' | 'write'>; installation?: WorldInstallation }
 interface WorldRepo { owner: string; name: string; private: boolean; id: number; keys: { id: number; key: string; title: string; read_only: boolean; created_at: string }[]; roles: Record<string, 'admin' | 'write' | 'read'> }
 
 /**
@@ -229,18 +265,60 @@ export class GitHubWorld {
     this.sshKeys = sshKeys;
   }
 
+  /**
+   * Where each repository is also a bare Git repository (`<gitRoot>/<owner>/<name>.git`), for
+   * git to reach through `url.<gitRoot>/.insteadOf https://github.com/` in the test's ~/.gitconfig.
+   */
+  gitRoot: string | undefined;
+
   addRepo(full: string, roles: WorldRepo['roles'], isPrivate = true): WorldRepo {
     const [owner = '', name = ''] = full.split('/');
+    if (this.gitRoot !== undefined) execFileSync('git', ['init', '--quiet', '--bare', join(this.gitRoot, owner, `${name}.git`)]);
     const r: WorldRepo = { owner, name, private: isPrivate, id: this.nextId++, keys: [], roles };
     this.repos.set(full.toLowerCase(), r);
     return r;
   }
 
-  private login(req: StandInRequest): string | undefined {
+  private principal(req: StandInRequest): Principal | undefined {
     const token = /^(?:token|bearer) (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const t = token === undefined || !Object.hasOwn(this.tokens, token) ? undefined : this.tokens[token];
-    return t === undefined || t.expired === true ? undefined : t.login;
+    if (token === undefined) return undefined;
+    const installation = this.installationTokens.get(token);
+    if (installation !== undefined) return { login: `installation:${installation.id}`, permissions: installation.permissions, installation };
+    const t = Object.hasOwn(this.tokens, token) ? this.tokens[token] : undefined;
+    return t === undefined || t.expired === true ? undefined : { login: t.login, ...(t.permissions ? { permissions: t.permissions } : {}) };
   }
+
+  readonly apps = new Map<string, WorldApp>();
+  private readonly installationTokens = new Map<string, WorldInstallation>();
+
+  /** A GitHub App whose JWTs are checked against `publicKeyPem` (RS256), with its installations. */
+  addApp(id: number, publicKeyPem: string, installations: WorldInstallation[]): WorldApp {
+    const app = { id, slug: `app-${id}`, publicKey: createPublicKey(publicKeyPem), installations };
+    this.apps.set(String(id), app);
+    return app;
+  }
+
+  /**
+   * The App a request's JWT proves, as GitHub checks it: three base64url parts, RS256, signed
+   * by the key of the App its `iss` names, issued no later than now, expiring within 10 minutes.
+   */
+  private appOf(req: StandInRequest): WorldApp | undefined {
+    const jwt = /^bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const [head = '', claims = '', sig = ''] = jwt.split('.');
+    try {
+      const h = JSON.parse(Buffer.from(head, 'base64url').toString('utf8')) as { alg?: string; typ?: string };
+      const c = JSON.parse(Buffer.from(claims, 'base64url').toString('utf8')) as { iss?: unknown; iat?: number; exp?: number };
+      const app = this.apps.get(String(c.iss));
+      const now = Date.now() / 1000;
+      if (h.alg !== 'RS256' || app === undefined || typeof c.iat !== 'number' || typeof c.exp !== 'number') return undefined;
+      if (c.iat > now + 1 || c.exp <= now || c.exp - now > 600) return undefined;
+      return verify('sha256', Buffer.from(`${head}.${claims}`), app.publicKey, Buffer.from(sig, 'base64url')) ? app : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private readonly badJwt: StandInResponse = { status: 401, body: { message: 'A JSON web token could not be decoded', documentation_url: 'https://docs.github.com/rest' } };
 
   private readonly unauthorized: StandInResponse = { status: 401, body: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } };
   private readonly notFound: StandInResponse = { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
@@ -255,16 +333,30 @@ export class GitHubWorld {
     return repository(owner, r.name, r.id, r.private, { admin: role === 'admin', maintain: role === 'admin', push: role === 'admin' || role === 'write', triage: role !== undefined, pull: role !== undefined });
   }
 
-  /** The repository a user may see, else undefined (GitHub answers 404 to anyone else). */
+  /** The repository a user (or an installation) may see, else undefined (GitHub answers 404 to anyone else). */
   private visible(req: StandInRequest, login: string): WorldRepo | undefined {
-    const r = this.repos.get(`${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase());
+    const full = `${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase();
+    const r = this.repos.get(full);
+    const installation = login.startsWith('installation:') ? [...this.apps.values()].flatMap((a) => a.installations).find((i) => `installation:${i.id}` === login) : undefined;
+    if (installation) return r !== undefined && installation.repos.some((x) => x.toLowerCase() === full) ? r : undefined;
     return r !== undefined && Object.hasOwn(r.roles, login) ? r : undefined;
   }
 
-  private authed(h: (req: StandInRequest, login: string) => StandInResponse): Handler {
+  /**
+   * A handler for a token's calls. `needs` is what GitHub requires of a fine-grained token or an
+   * installation for the operation (`administration=write`): as GitHub does, it is sent back in
+   * X-Accepted-GitHub-Permissions on every answer to such a caller, and one lacking it gets a 403.
+   */
+  private authed(h: (req: StandInRequest, login: string) => StandInResponse, needs?: string): Handler {
     return (req) => {
-      const login = this.login(req);
-      return login === undefined ? this.unauthorized : h(req, login);
+      const who = this.principal(req);
+      if (who === undefined) return this.unauthorized;
+      if (needs === undefined || who.permissions === undefined) return h(req, who.login);
+      const [perm = '', level = ''] = needs.split('=');
+      const has = who.permissions[perm];
+      const res = has === 'write' || has === level ? h(req, who.login)
+        : { status: 403, body: { message: `Resource not accessible by ${who.installation ? 'integration' : 'personal access token'}`, documentation_url: 'https://docs.github.com/rest', status: '403' } };
+      return { ...res, headers: { ...res.headers, 'x-accepted-github-permissions': needs } };
     };
   }
 
@@ -277,7 +369,32 @@ export class GitHubWorld {
   }
 
   install(s: GitHubStandIn): this {
-    const authed = (h: (req: StandInRequest, login: string) => StandInResponse): Handler => this.authed(h);
+    const authed = (h: (req: StandInRequest, login: string) => StandInResponse, needs?: string): Handler => this.authed(h, needs);
+    const app = (h: (req: StandInRequest, a: WorldApp) => StandInResponse): Handler => (req) => {
+      const a = this.appOf(req);
+      return a === undefined ? this.badJwt : h(req, a);
+    };
+    const installationJson = (a: WorldApp, i: WorldInstallation): Json => {
+      const type = Object.hasOwn(this.orgs, i.account) ? 'Organization' : 'User';
+      return {
+        id: i.id, app_id: a.id, app_slug: a.slug, target_id: 7, target_type: type, single_file_name: null, repository_selection: 'selected',
+        access_tokens_url: `https://api.github.com/app/installations/${i.id}/access_tokens`, html_url: `https://github.com/settings/installations/${i.id}`,
+        repositories_url: 'https://api.github.com/installation/repositories', events: [], account: this.userJson(i.account, type), permissions: i.permissions,
+        created_at: '2026-11-01T10:00:00Z', updated_at: '2026-11-01T10:00:00Z', suspended_by: null, suspended_at: null,
+      };
+    };
+    s.on('POST /app/installations/{installation_id}/access_tokens', app((req, a) => {
+      const i = a.installations.find((x) => String(x.id) === req.params.installation_id);
+      if (i === undefined) return this.notFound;
+      const token = `ghs_${randomBytes(18).toString('base64url')}`;
+      this.installationTokens.set(token, i);
+      return { status: 201, body: { token, expires_at: new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z'), permissions: i.permissions, repository_selection: 'selected' } };
+    }));
+    s.on('GET /repos/{owner}/{repo}/installation', app((req, a) => {
+      const full = `${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase();
+      const i = this.repos.has(full) ? a.installations.find((x) => x.repos.some((r) => r.toLowerCase() === full)) : undefined;
+      return i === undefined ? this.notFound : { status: 200, body: installationJson(a, i) };
+    }));
     s.on('GET /meta', () => ({ status: 200, body: { verifiable_password_authentication: true, ssh_keys: this.sshKeys } }));
     s.on('GET /user', this.userHandler());
     s.on('GET /orgs/{org}', authed((req) => {
@@ -297,17 +414,17 @@ export class GitHubWorld {
     s.on('GET /repos/{owner}/{repo}', authed((req, login) => {
       const r = this.visible(req, login);
       return r === undefined ? this.notFound : { status: 200, body: this.repoJson(r, login) };
-    }));
+    }, 'metadata=read'));
     const create = (owner: string, login: string, body: { name: string; private?: boolean }): StandInResponse => {
       if (this.repos.has(`${owner}/${body.name}`.toLowerCase())) return { status: 422, body: { message: 'Repository creation failed.', documentation_url: 'https://docs.github.com/rest' } };
       return { status: 201, body: this.repoJson(this.addRepo(`${owner}/${body.name}`, { [login]: 'admin' }, body.private ?? false), login) };
     };
-    s.on('POST /user/repos', authed((req, login) => create(login, login, req.body as { name: string })));
+    s.on('POST /user/repos', authed((req, login) => create(login, login, req.body as { name: string }), 'administration=write'));
     s.on('POST /orgs/{org}/repos', authed((req, login) => {
       const org = req.params.org ?? '';
       if (!Object.hasOwn(this.orgs, org) || !this.orgs[org]?.includes(login)) return { status: 403, body: { message: 'You need admin access to the organization before adding a repository to it.', documentation_url: 'https://docs.github.com/rest' } };
       return create(org, login, req.body as { name: string });
-    }));
+    }, 'administration=write'));
     const keyJson = (r: WorldRepo, k: WorldRepo['keys'][number]) => ({ ...k, url: `https://api.github.com/repos/${r.owner}/${r.name}/keys/${k.id}`, verified: true, added_by: null, last_used: null, enabled: true });
     s.on('GET /repos/{owner}/{repo}/keys', authed((req, login) => {
       const r = this.visible(req, login);

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { connectKube, deploymentAvailable } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import { connectKube } from '../../src/adapters/kube.ts';
+import { deploymentAvailable } from '../../src/adapters/kube/readiness.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 import type { Cluster } from '../cluster/index.ts';
 import {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { assertBuilt } from '../cluster/index.ts';
 import { assertConverged, cli, git, kustomization, pushAll, secret } from '../cluster/layouts.ts';
 import type { Run } from '../cluster/layouts.ts';

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { assertBuilt, startCluster } from '../cluster/index.ts';
 import { keepLogsOnFailure } from '../cluster/testing.ts';
 import type { Cluster } from '../cluster/index.ts';

@@ -5,7 +5,7 @@
 // run ends in the state of an uninterrupted one.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { isFluxstrapError } from '../../src/core/errors.ts';
 import { applySecret, observeSecret, planSecret } from '../../src/tasks/secret.ts';
 import type { SecretSpec } from '../../src/tasks/secret.ts';

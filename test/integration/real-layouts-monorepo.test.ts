@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
 import type { Cluster } from '../cluster/index.ts';
 import { assertConverged, cli, kustomization, namespace, pushAll, ROOT, secret } from '../cluster/layouts.ts';

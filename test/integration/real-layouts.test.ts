@@ -14,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import type { GitAuth } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { ownedTempDir } from '../helpers/tmp.ts';
 import type { Cluster } from '../cluster/index.ts';
 import { assertConverged, cli, kustomization, namespace, pushAll, ROOT } from '../cluster/layouts.ts';

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { cli, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
 import type { ExampleRepo } from '../../scripts/example-repo.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { findLeaks, leaksIn, registerCanary } from '../helpers/canary.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import type { Cluster } from '../cluster/index.ts';

@@ -2,10 +2,11 @@
 // the harness' kubectl) and the real kube-apiserver: the flux-system folder init writes builds,
 // and the built objects, applied, carry each cloud identity where the Flux SOPS guide puts it by hand.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { allowSecretsIn, canary } from '../helpers/canary.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { clusterForFile } from '../cluster/testing.ts';
@@ -17,13 +18,13 @@ interface Container { args?: string[]; env?: { name: string; value?: string }[];
 interface DeploymentSpec { template: { metadata: { labels: Record<string, string> }; spec: { containers: Container[] } } }
 
 /** init for cluster `c` with these flags, then the flux-system folder built by the real kustomize. */
-async function initAndBuild(flags: string[]): Promise<{ built: string; objects: Obj[] }> {
-  const repo = await tempDir('identity');
-  mkdirSync(join(repo, 'clusters', 'c', 'flux-system'), { recursive: true });
-  const r = runCli(['init', '--cluster', 'c', '--repo', repo, '--git-url', 'https://git.example.com/fleet.git', ...flags], { cwd: repo });
+async function initAndBuild(flags: string[], repo?: string): Promise<{ built: string; objects: Obj[]; repo: string }> {
+  const dir = repo ?? await tempDir('identity');
+  mkdirSync(join(dir, 'clusters', 'c', 'flux-system'), { recursive: true });
+  const r = runCli(['init', '--cluster', 'c', '--repo', dir, '--git-url', 'https://git.example.com/fleet.git', ...flags], { cwd: dir });
   assert.equal(r.code, 0, r.stderr);
-  const built = await file.cluster.kubectl(['kustomize', join(repo, 'clusters', 'c', 'flux-system')]);
-  return { built, objects: parseAllDocuments(built).map((d) => d.toJSON() as Obj) };
+  const built = await file.cluster.kubectl(['kustomize', join(dir, 'clusters', 'c', 'flux-system')]);
+  return { built, objects: parseAllDocuments(built).map((d) => d.toJSON() as Obj), repo: dir };
 }
 
 /** Apply like Flux would (CRDs first), then read back what the apiserver stored. */
@@ -80,6 +81,37 @@ void describe('cloud identities for kustomize-controller, built by kustomize and
 
     got = await applyAndGet((await initAndBuild([...key, '--azure-identity', 'service-principal'])).built);
     assert.deepEqual(container(await got.controller()).envFrom, [{ secretRef: { name: 'sops-azure-credentials' } }]);
+  }));
+
+  void it('azure-kv Service Principal: fluxstrap makes the Secret the envFrom patch names from a SOPS file, opened in memory, values never shown', () => file.run(async () => {
+    const repo = await tempDir('identity-sp');
+    const keyFile = join(repo, '..', `${basename(repo)}.agekey`);
+    const key = runCli(['keys', 'new', '--out', keyFile]);
+    assert.equal(key.code, 0, key.stderr);
+    const values = { AZURE_TENANT_ID: '11111111-2222-3333-4444-555555555555', AZURE_CLIENT_ID: '66666666-7777-8888-9999-000000000000', AZURE_CLIENT_SECRET: canary('azure-sp') };
+    const plain = join(repo, '..', `${basename(repo)}-sp.env`);
+    writeFileSync(plain, Object.entries(values).map(([k, v]) => `${k}=${v}\n`).join(''));
+    allowSecretsIn(plain);
+    mkdirSync(join(repo, 'secrets'), { recursive: true });
+    const enc = runCli(['encrypt', '--age', key.stdout.trim(), '--output', join(repo, 'secrets', 'azure-sp.env'), plain]);
+    assert.equal(enc.code, 0, enc.stderr);
+    const { built } = await initAndBuild(['--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops/0123', '--azure-identity', 'service-principal', '--azure-credentials-secret', 'sp-creds', '--azure-credentials-file', join(repo, 'secrets', 'azure-sp.env')], repo);
+    const got = await applyAndGet(built);
+    assert.deepEqual(container(await got.controller()).envFrom, [{ secretRef: { name: 'sp-creds' } }]);
+
+    // The bootstrap playbook's task alone (the rest needs a Git server): the Secret from fluxstrap.yaml's sopsKey.
+    const playbook = join(repo, '..', `${basename(repo)}-sp.yaml`);
+    writeFileSync(playbook, 'name: Service Principal\ntasks:\n  - azure-credentials-secret: {}\n');
+    const run = (): ReturnType<typeof runCli> => runCli(['run', playbook, '--cluster', 'c', '--repo', repo, '--kubeconfig', file.cluster.kubeconfig, '--age-key-file', keyFile], { cwd: repo });
+    let r = run();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /changed=1/);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes(values.AZURE_CLIENT_SECRET));
+    const secret = JSON.parse(await file.cluster.kubectl(['get', 'secret', 'sp-creds', '-n', 'flux-system', '-o', 'json'])) as { data: Record<string, string> };
+    assert.deepEqual(Object.fromEntries(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])), values);
+    r = run();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /ok=1 changed=0/);
   }));
 
   void it('a second init changes nothing; a malformed ARN or a missing option is one line naming the flag, nothing written', async () => {

@@ -26,9 +26,10 @@ export function registerInit(program: Command): void {
     .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
     .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
+    .option('--git-sops-file [file]', 'keep the Git credentials (the token of --git-token-env, or the deploy key) SOPS-encrypted for the cluster\'s age key in this file, outside flux-system/ (default: bootstrap/<name>/git-credentials.sops.yaml); bootstrap applies them from there when no token or key file is given')
     .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
     .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
-    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access and register the deploy key there')
+    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access, register the deploy key there and push the initial layout to the new branch (asked at a terminal unless --yes)')
     .option('--public', 'with --create-repo: a public repository (default: private)')
     .option('--yes', 'confirm --create-repo without asking (scripts)')
     .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
@@ -56,6 +57,7 @@ export function registerInit(program: Command): void {
     .option('--azure-client-id <id>', 'azure-kv workload-identity: the managed identity\'s client id (azure.workload.identity/client-id)')
     .option('--azure-tenant-id <id>', 'azure-kv workload-identity: its tenant id, when not the cluster\'s')
     .option('--aad-pod-identity-binding <name>', 'azure-kv aad-pod-identity: the AzureIdentityBinding selector (label aadpodidbinding, AZURE_AUTH_METHOD=msi)')
+    .option('--azure-credentials-file <file>', 'azure-kv service-principal: SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; bootstrap creates the Secret from it (default: from those environment variables)')
     .option('--azure-credentials-secret <name>', 'azure-kv service-principal: Secret in flux-system holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, read through envFrom (default: sops-azure-credentials)')
     .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
@@ -76,6 +78,10 @@ What it ensures (--check shows it as a diff first):
   deploy key, known_hosts             with an ssh:// URL: an SSH deploy key generated where git.auth.ssh.keyFile
                                       says (default ~/.config/fluxstrap/NAME-deploy-key, never overwritten; the
                                       public key is printed) and the server's host keys in clusters/NAME/known_hosts
+  bootstrap/NAME/git-credentials.sops.yaml
+                                      with --git-sops-file: the Git credentials (token or deploy key) as the
+                                      flux-system Secret, SOPS-encrypted for the cluster's age key (written once,
+                                      never in clear); bootstrap applies it when no token or key file is given
   .sops.yaml                          the cluster's key in the rules governing the SOPS files the cluster
                                       reaches (its Kustomizations' spec.path); if it reaches none yet, a
                                       creation rule for the cluster folder, before any rule that would
@@ -117,6 +123,7 @@ Examples:
   fluxstrap init --cluster lab --git-url git@github.com:me/lab.git          (generates the deploy key, host keys from GitHub)
   GITHUB_TOKEN=… fluxstrap init --cluster lab --git-url git@github.com:me/lab.git --create-repo --yes
   fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…
+  fluxstrap init --cluster prod --git-url https://git.example.com/me/fleet.git --git-token-env GIT_TOKEN --git-sops-file
 
   fluxstrap init --cluster prod --sops-backend vault --vault-transit-uri https://vault.example.com:8200/v1/transit/keys/flux --vault-token-env FLUX_VAULT_TOKEN
   fluxstrap init --cluster prod --sops-backend pgp --pgp-key-file ~/.config/fluxstrap/prod.asc

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { applyJson6902, kustomizeBuild, mergePatch, parseObjects, parseObjectsCached } from '../../../src/adapters/kustomize.ts';
-import type { KubeObject } from '../../../src/adapters/kube.ts';
+import type { KubeObject } from '../../../src/adapters/kube/port.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 
 const FIXTURES = new URL('../../fixtures/flux/', import.meta.url).pathname;

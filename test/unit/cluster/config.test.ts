@@ -56,6 +56,18 @@ void describe('fluxstrap.yaml', () => {
     assert.equal(config.clusters.staging?.git?.auth && 'https' in config.clusters.staging.git.auth ? config.clusters.staging.git.auth.https.username : '', 'git');
   });
 
+  void it('git.auth.githubApp: IDs as the strings the Secret holds, the key file relative to the repository, GitHub Enterprise from baseUrl', () => {
+    const c = parseConfig('clusters:\n  a:\n    git:\n      url: https://github.com/me/fleet.git\n      auth:\n        githubApp: { appId: 1234, installationId: "55", privateKeyFile: keys/app.pem }\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      auth:\n        githubApp: { appId: "7", installationOwner: acme, privateKeyFile: /k.pem, baseUrl: https://ghe.example.com/api/v3/ }\n', 'fluxstrap.yaml');
+    const a = resolveCluster(c, { cluster: 'a' }, {}, where).git;
+    assert.deepEqual(a.auth, { type: 'github-app', appId: '1234', installationId: '55', privateKeyFile: '/repo/keys/app.pem' });
+    const b = resolveCluster(c, { cluster: 'b' }, {}, where).git;
+    assert.deepEqual(b.auth, { type: 'github-app', appId: '7', installationOwner: 'acme', privateKeyFile: '/k.pem', baseUrl: 'https://ghe.example.com/api/v3' });
+    assert.equal(b.provider, 'github', 'an App means GitHub, whatever the host');
+    assert.equal(b.github?.apiUrl, 'https://ghe.example.com/api/v3');
+    rejectsConfig('clusters:\n  a:\n    git:\n      auth:\n        githubApp: { appId: 1, installationId: 2, installationOwner: me, privateKeyFile: k }\n', 5, /set one of installationId and installationOwner/);
+    rejectsConfig('clusters:\n  a:\n    git:\n      auth:\n        githubApp:\n          appId: abc\n          installationId: 2\n          privateKeyFile: k\n', 6, /must be a number|Invalid/);
+  });
+
   void it('names the line and field of each mistake', () => {
     rejectsConfig('clusters:\n  prod:\n    gti: {}\n', 3, /unknown key "gti"/, 'clusters.prod.gti');
     rejectsConfig('clusters:\n  prod:\n    git:\n      auth:\n        token: x\n', 5, /expected exactly one of: https, ssh/);
@@ -67,7 +79,8 @@ void describe('fluxstrap.yaml', () => {
     rejectsConfig('clusters: [\n', 2, /invalid YAML/);
     rejectsConfig('clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n', 6,
       /^unknown key "password" \(expected "passwordFile"\)$/, 'clusters.prod.ageKey.ansibleVault.password');
-    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /must be an age recipient/);
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /^an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities/);
+    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - age2xyz\n', 6, /must be an age recipient/);
   });
 
   void it('ageKey.publicKeys with any key source', () => {
@@ -170,6 +183,16 @@ void describe('cluster resolution', () => {
     assert.deepEqual(resolveCluster(config, { cluster: 'staging', gitUsername: 'bot' }, {}, where).git.auth, { type: 'https', username: 'bot', passwordEnv: 'GIT_TOKEN' });
   });
 
+  void it('git.auth.sopsFile: beside https or ssh, or alone; resolved against the repository, dropped when flags name the auth; never in flux-system/', () => {
+    const text = (auth: string) => `clusters:\n  prod:\n    git:\n      auth:\n${auth}`;
+    const beside = parseConfig(text('        https: {passwordEnv: T}\n        sopsFile: bootstrap/prod/git.sops.yaml\n'), 'fluxstrap.yaml');
+    assert.deepEqual(resolveCluster(beside, { cluster: 'prod' }, {}, where).git.auth, { type: 'https', username: 'git', passwordEnv: 'T', sopsFile: '/repo/bootstrap/prod/git.sops.yaml' });
+    assert.deepEqual(resolveCluster(beside, { cluster: 'prod', gitTokenEnv: 'OTHER' }, {}, where).git.auth, { type: 'https', username: 'git', passwordEnv: 'OTHER' });
+    const alone = parseConfig(text('        sopsFile: bootstrap/prod/git.sops.yaml\n'), 'fluxstrap.yaml');
+    assert.deepEqual(resolveCluster(alone, { cluster: 'prod' }, {}, where).git.auth, { type: 'none', sopsFile: '/repo/bootstrap/prod/git.sops.yaml' });
+    assert.throws(() => parseConfig(text('        sopsFile: clusters/prod/flux-system/git.sops.yaml\n'), 'fluxstrap.yaml'), FluxstrapError);
+  });
+
   void it('refuses Git auth flags that do not make one kind of auth, and a token given where its variable name belongs, without echoing it', () => {
     const usage = (flags: Parameters<typeof resolveCluster>[1], message: RegExp) =>
       assert.throws(() => resolveCluster(undefined, { cluster: 'dev', ...flags }, {}, where), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && message.test(e.message) && e.hint !== undefined);
@@ -244,5 +267,11 @@ void describe('sopsKey.vault', () => {
   void it('refuses an address with a path and a token variable that is not a name, naming the field', () => {
     rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault/v1/transit\n        tokenEnv: T\n', 5, /without a path/, 'clusters.prod.sopsKey.vault.address');
     rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault\n        tokenEnv: hvs.abc-def\n', 6, /environment variable name/, 'clusters.prod.sopsKey.vault.tokenEnv');
+  });
+
+  void it('is one of the sopsKey choices: beside pgp or a cloud key service it is refused', () => {
+    const vault = '      vault: {address: "https://vault:8200", tokenEnv: T}\n';
+    rejectsConfig(`clusters:\n  prod:\n    sopsKey:\n${vault}      pgp: {file: p.asc}\n`, 4, /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/, 'clusters.prod.sopsKey');
+    rejectsConfig(`clusters:\n  prod:\n    sopsKey:\n${vault}      awsKms: {arn: "arn:aws:kms:eu-west-1:111122223333:key/k"}\n`, 4, /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/, 'clusters.prod.sopsKey');
   });
 });

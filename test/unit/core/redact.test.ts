@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { errorReport, FluxstrapError } from '../../../src/core/errors.ts';
 import { badPublicKey, describePrivateKey, quoteKeyValue, redactPrivateKeys } from '../../../src/core/redact.ts';
+import { generateSshKey } from '../../../src/keys/ssh.ts';
 
 const AGE = 'AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQZHQ8X';
 const PQ = 'AGE-SECRET-KEY-PQ-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7LQPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L';
@@ -38,6 +40,22 @@ void describe('redactPrivateKeys', () => {
   void it('replaces every key, of every kind, and keeps the text around them', () => {
     assert.equal(redactPrivateKeys(`a ${AGE} b ${PGP} c ${AGE}`), 'a <an age private key, not shown> b <an armored OpenPGP private key, not shown> c <an age private key, not shown>');
     assert.equal(redactPrivateKeys(`x ${SSH}\ny`), 'x <an SSH private key, not shown>\ny');
+  });
+
+  void it('removes whole SSH private keys as ssh-keygen and fluxstrap write them, leaving no line of their body', () => {
+    const keys = [
+      generateSshKey('ed25519', 'me@host').privateKey,
+      generateSshKey('rsa', 'me@host').privateKey,
+      // PKCS#1 PEM (ssh-keygen -m PEM) and an encrypted PKCS#8 key: the body is just as secret.
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs1' }).toString(),
+      generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'p' }).toString(),
+    ];
+    for (const key of keys) {
+      const out = redactPrivateKeys(`cannot use ${key} here`);
+      assert.match(out, /^cannot use <an? (SSH|PEM) private key, not shown>\n? here$/);
+      for (const line of key.split('\n').filter((l) => l.length > 8 && !l.startsWith('-----'))) assert.ok(!out.includes(line), line);
+      assert.equal(errorReport(new Error(`boom ${key}`)).message.includes(key.split('\n')[1] ?? '-'), false);
+    }
   });
 
   void it('removes a block cut short up to the end of the text', () => {

@@ -192,7 +192,7 @@ void describe('the built-in bootstrap playbook', () => {
     });
     assert.equal(pb.name, 'Bootstrap Flux on prod');
     assert.deepEqual(pb.tasks.map((t) => t.kind.kind), [
-      'preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'flux-components', 'wait-controllers', 'flux-sync', 'reconcile', 'verify-decryption',
+      'preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'azure-credentials-secret', 'flux-components', 'wait-controllers', 'flux-sync', 'reconcile', 'verify-decryption',
     ]);
   });
 
@@ -202,6 +202,6 @@ void describe('the built-in bootstrap playbook', () => {
       builtins: { cluster: { name: 'prod' }, check_mode: false, rotate_secrets: false },
       tags: ['secrets'],
     });
-    assert.deepEqual(pb.tasks.map((t) => t.kind.kind), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret']);
+    assert.deepEqual(pb.tasks.map((t) => t.kind.kind), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'azure-credentials-secret']);
   });
 });

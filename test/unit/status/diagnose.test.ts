@@ -256,6 +256,41 @@ void describe('diagnose', () => {
   }
 });
 
+void describe('diagnose with a cloud key (fluxstrap.yaml sopsKey)', () => {
+  /** Bootstrapped through the controller's cloud identity alone: no sops-age Secret, decryption without secretRef. */
+  function cloudOnly(): ReturnType<typeof healthy> {
+    const o = healthy();
+    o.ageSecretInUse = false;
+    o.live.kustomization = { ...o.live.kustomization, ref: 'Kustomization flux-system/flux-system', suspended: false, namespace: 'flux-system', decryption: { provider: 'sops' } };
+    delete o.live.expectedSecretName;
+    o.live.ageSecret = { ref: 'Secret flux-system/sops-age', exists: false, ageKeys: [], otherKeys: [], recipients: [], unreadable: [] };
+    o.cloudKey = { name: 'AWS KMS key arn:aws:kms:eu-west-1:1:key/k', passed: ['the .sops.yaml rule lists it', 'AWS KMS key opens the 1 SOPS file(s)'], problems: [], notes: [] };
+    return o;
+  }
+
+  void it('no sops-age Secret and no secretRef are right; the key\'s checks are sops-key findings', () => {
+    const fs = diagnose(cloudOnly());
+    assert.deepEqual(notOk(fs), []);
+    assert.ok(!fs.some((f) => f.check === 'sops-age-secret'));
+    assert.match(fs.find((f) => f.check === 'decryption')?.message ?? '', /through kustomize-controller's cloud identity/);
+    assert.deepEqual(fs.filter((f) => f.check === 'sops-key').map((f) => f.message), ['the .sops.yaml rule lists it', 'AWS KMS key opens the 1 SOPS file(s)']);
+  });
+
+  void it('a failed check fails, a service fluxstrap cannot reach warns, an unreadable repository fails', () => {
+    const o = cloudOnly();
+    o.cloudKey = { name: 'k', passed: [], problems: [{ what: 'the rule does not list it', fix: 'add it' }], notes: ['warning: fluxstrap cannot reach Azure Key Vault'] };
+    assert.deepEqual(notOk(diagnose(o)).map((f) => [f.check, f.status, f.message]), [['sops-key', 'fail', 'the rule does not list it'], ['sops-key', 'warn', 'fluxstrap cannot reach Azure Key Vault']]);
+    o.cloudKey = { name: 'k', error: { what: 'bad .sops.yaml', fix: 'fix it' } };
+    assert.deepEqual(notOk(diagnose(o)).map((f) => [f.check, f.status, f.message]), [['sops-key', 'fail', 'cannot check the k: bad .sops.yaml']]);
+  });
+
+  void it('with age in use as well, a missing sops-age Secret still fails', () => {
+    const o = cloudOnly();
+    o.ageSecretInUse = true;
+    assert.ok(notOk(diagnose(o)).some((f) => f.check === 'sops-age-secret' && f.status === 'fail'));
+  });
+});
+
 void describe('exit code and lines', () => {
   const finding = (status: Finding['status']): Finding => ({ check: 'x', status, message: 'm', ...(status === 'ok' ? {} : { hint: 'h' }) });
   const table: [Finding['status'][], boolean, number][] = [

@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
-import type { KubeAdapter } from '../../../src/adapters/kube.ts';
+import { z } from 'zod';
+import type { KubeAdapter } from '../../../src/adapters/kube/port.ts';
 import type { ResolvedCluster } from '../../../src/cluster/config.ts';
+import { runTasks } from '../../../src/core/engine.ts';
 import { FluxstrapError } from '../../../src/core/errors.ts';
+import type { TaskInstance } from '../../../src/core/task.ts';
+import { generateSshKey } from '../../../src/keys/ssh.ts';
 import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
+import type { TaskContext } from '../../../src/tasks/context.ts';
+import type { BootstrapSource, SourceRun } from '../../../src/tasks/source.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 /** The context kinds receive: lazy, memoized handles, and secrets only from where the config says. */
@@ -76,6 +82,25 @@ void describe('task context', () => {
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
   });
 
+  void it('git.auth.sopsFile: flag > environment > the encrypted Secret, opened with the cluster key', async () => {
+    const { encryptGitSecret } = await import('../../../src/flux/git-secret.ts');
+    const file = join(dir, 'git-credentials.sops.yaml');
+    await writeFile(file, await encryptGitSecret({ type: 'https', username: 'me', password: 'from-file' }, [recipient], 'git-credentials.sops.yaml'));
+    const withFile = (auth: ResolvedCluster['git']['auth']) => cluster({ repoDir: dir, git: { branch: 'main', auth, provider: 'generic' } });
+    const ctx = (auth: ResolvedCluster['git']['auth'], env: NodeJS.ProcessEnv) => createTaskContext({ cluster: withFile(auth), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: secret, ...env } });
+    const https = { type: 'https' as const, username: 'git', passwordEnv: 'LAB_TOKEN', sopsFile: file };
+    assert.deepEqual(await ctx(https, { LAB_TOKEN: 'from-env' }).gitCredentials(), { type: 'https', username: 'git', password: 'from-env' });
+    assert.deepEqual(await ctx(https, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
+    assert.deepEqual(await ctx({ type: 'none', sopsFile: file }, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
+    const ssh = { type: 'ssh' as const, keyFile: join(dir, 'no-such-key'), knownHostsFile: join(dir, 'kh'), sopsFile: file };
+    assert.deepEqual(await ctx(ssh, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
+    const stranger = await generateIdentity();
+    await assert.rejects(
+      createTaskContext({ cluster: withFile(https), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: stranger } }).gitCredentials(),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'git-credentials.sops.yaml' && !e.message.includes('from-file'),
+    );
+  });
+
   void it('reads age identities from a variable or a file, deriving their recipients', async () => {
     const fromEnv = await readAgeIdentities({ type: 'env', env: 'K' }, { K: `# comment\n${secret}\n` });
     assert.deepEqual(fromEnv.map((i) => [i.recipient, i.source]), [[recipient, '$K']]);
@@ -109,5 +134,126 @@ void describe('task context', () => {
     const absent = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
     await assert.rejects(readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}), (e: unknown) =>
       e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.field === 'ageKey.publicKeys' && e.message.includes(absent) && !e.message.includes(otherRecipient) && !JSON.stringify(e).includes('AGE-SECRET-KEY'));
+  });
+
+  void it('an SSH key never becomes the cluster key, from any source: kustomize-controller cannot import it', async () => {
+    const ssh = generateSshKey('ed25519', 'me@host').privateKey;
+    const file = join(dir, 'id_ed25519');
+    await writeFile(file, ssh, { mode: 0o600 });
+    const refused = (where: string) => (e: unknown) =>
+      e instanceof FluxstrapError && e.code === 'E_CONFIG' && /^an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities/.test(e.message)
+      && e.location?.file === where && /fluxstrap keys new/.test(e.hint ?? '') && !JSON.stringify(e).includes(ssh.split('\n')[1] ?? '-');
+    await assert.rejects(readAgeIdentities({ type: 'file', file }, {}), refused(file));
+    await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, { K: ssh }), refused('$K'));
+  });
+});
+
+/** The Git source and its flux-system build: one lazy handle per run, shared by the tasks that ask. */
+void describe('task context: source and build', () => {
+  const gotkSync = `apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: { name: flux-system, namespace: flux-system }
+spec: { url: https://git.example/lab.git, ref: { branch: main }, secretRef: { name: flux-system } }
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: { name: flux-system, namespace: flux-system }
+spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-system } }
+`;
+  const gotkComponents = 'apiVersion: v1\nkind: Namespace\nmetadata: { name: flux-system }\n';
+  let checkout: string;
+  before(async () => {
+    checkout = join(await tempDir('ctx-source'), 'checkout');
+    const fluxSystem = join(checkout, 'clusters', 'lab', 'flux-system');
+    await mkdir(fluxSystem, { recursive: true });
+    await writeFile(join(fluxSystem, 'kustomization.yaml'), 'resources: [gotk-components.yaml, gotk-sync.yaml]\n');
+    await writeFile(join(fluxSystem, 'gotk-components.yaml'), gotkComponents);
+    await writeFile(join(fluxSystem, 'gotk-sync.yaml'), gotkSync);
+  });
+
+  /** A context whose source is `checkout`, counting resolutions and removals of its (pretend) clone. */
+  function counted() {
+    const counts = { resolved: 0, removed: 0 };
+    const ctx = createTaskContext({
+      cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {},
+      resolveSource: async (run: SourceRun): Promise<BootstrapSource> => {
+        counts.resolved++;
+        run.defer(() => counts.removed++);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const clusterDir = join(checkout, 'clusters', 'lab');
+        return {
+          remote: { url: 'https://git.example/lab.git', auth: { kind: 'none' } }, branch: 'main', commit: 'c0ffee', revision: 'main@sha1:c0ffee',
+          dir: checkout, clusterDir, fluxSystemDir: join(clusterDir, 'flux-system'), origin: 'fresh clone',
+        };
+      },
+    });
+    return { ctx, counts };
+  }
+
+  /** A task whose observe reads what it is given from the context (nothing, the source, the build). */
+  const reading = (name: string, read: (ctx: TaskContext) => Promise<unknown>, seen: unknown[] = []): TaskInstance<TaskContext> => ({
+    name,
+    params: {},
+    kind: {
+      kind: 'reads',
+      params: z.strictObject({}),
+      observe: async (_p, ctx) => void seen.push(await read(ctx)),
+      plan: () => [],
+      apply: () => Promise.resolve(),
+    },
+  });
+  const run = (ctx: TaskContext, tasks: TaskInstance<TaskContext>[]) =>
+    runTasks({ title: 't', tasks, ctx, check: false, reporter: { emit: () => undefined, close: () => Promise.resolve() } });
+
+  void it('is not resolved, cloned nor built when no task asks', async () => {
+    const { ctx, counts } = counted();
+    const result = await run(ctx, [reading('a', () => Promise.resolve()), reading('b', (c) => Promise.resolve(c.paths.repo))]);
+    assert.equal(result.success, true);
+    ctx.close();
+    assert.deepEqual(counts, { resolved: 0, removed: 0 });
+  });
+
+  void it('is resolved and built once when several tasks ask, even at the same time; the clone goes at close', async () => {
+    const { ctx, counts } = counted();
+    const builds: unknown[] = [];
+    const sources: unknown[] = [];
+    const result = await run(ctx, [
+      reading('source', (c) => c.source(), sources),
+      reading('build', (c) => c.fluxBuild(), builds),
+      reading('both at once', (c) => Promise.all([c.fluxBuild(), c.source(), c.fluxBuild()]).then(([b]) => b), builds),
+    ]);
+    assert.equal(result.success, true);
+    assert.equal(counts.resolved, 1);
+    assert.equal(builds.length, 2);
+    assert.equal(builds[0], builds[1], 'the second task gets the very build the first one made');
+    const build = await ctx.fluxBuild();
+    assert.equal(build, builds[0]);
+    assert.equal(sources[0], await ctx.source());
+    assert.deepEqual([build.sync.gitRepository.kind, build.sync.kustomization.kind, build.components.map((o) => o.kind)], ['GitRepository', 'Kustomization', ['Namespace']]);
+    assert.equal(counts.removed, 0, 'the clone lives as long as the run');
+    ctx.close();
+    assert.deepEqual(counts, { resolved: 1, removed: 1 });
+  });
+
+  void it('asking for the build alone resolves the source it is built from', async () => {
+    const { ctx, counts } = counted();
+    await ctx.fluxBuild();
+    assert.equal(counts.resolved, 1);
+  });
+
+  void it('each run has its own: two contexts never share a source', async () => {
+    const a = counted();
+    const b = counted();
+    await Promise.all([a.ctx.source(), b.ctx.source()]);
+    assert.deepEqual([a.counts.resolved, b.counts.resolved], [1, 1]);
+    assert.notEqual(await a.ctx.fluxBuild(), await b.ctx.fluxBuild());
+  });
+
+  void it('the real resolution fails once, before any Git call, without a Git URL; the build fails with it', async () => {
+    const ctx = createTaskContext({ cluster: cluster({ git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' } }), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {} });
+    const first = await ctx.source().catch((e: unknown) => e);
+    assert.ok(first instanceof FluxstrapError && first.code === 'E_USAGE' && /no Git URL for cluster "lab"/.test(first.message));
+    assert.equal(await ctx.source().catch((e: unknown) => e), first);
+    assert.equal(await ctx.fluxBuild().catch((e: unknown) => e), first);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { KubeObject } from '../../../src/adapters/kube.ts';
+import type { KubeObject } from '../../../src/adapters/kube/port.ts';
 import { APPLIED_ANNOTATION, contains, differingPaths, manifestHash, planObjects, withAppliedHash } from '../../../src/tasks/objects.ts';
 
 const cm = (data: Record<string, string>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => ({

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { KubeObject } from '../../../src/adapters/kube.ts';
+import type { KubeObject } from '../../../src/adapters/kube/port.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { clusterRuleRecipients } from '../../../src/sops/config.ts';
 import { planComponents } from '../../../src/tasks/flux-components.ts';

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { KubeObject } from '../../../src/adapters/kube.ts';
-import { artifactRevision, crdEstablished, deploymentAvailable, fluxReadyAt, lastAppliedRevision, lastAttemptedRevision } from '../../../src/adapters/kube.ts';
+import type { KubeObject } from '../../../src/adapters/kube/port.ts';
 import { planReconcile, reconciling } from '../../../src/tasks/reconcile.ts';
 import { planWaits } from '../../../src/tasks/wait-controllers.ts';
 
@@ -48,37 +47,7 @@ void describe('reconciling', () => {
   });
 });
 
-void describe('fluxReadyAt', () => {
-  const check = fluxReadyAt(REV, lastAppliedRevision, { handledBefore: 'a', attemptedOf: lastAttemptedRevision });
-  void it('waits while the generation is not observed', () => assert.equal(check(flux('Kustomization', ready('True', { lastAppliedRevision: REV }), 2)).done, false));
-  void it('is done when Ready at the revision', () => assert.equal(check(ksAt(REV)).done, true));
-  void it('fails once the request was handled and this revision failed', () => {
-    const s = check(flux('Kustomization', ready('False', { lastHandledReconcileAt: 'b', lastAttemptedRevision: REV })));
-    assert.equal(s.failed, true);
-    assert.match(s.reason, /R: m/);
-  });
-  void it('keeps waiting when a failure is about an older revision or the request is not handled yet', () => {
-    assert.equal(check(flux('Kustomization', ready('False', { lastHandledReconcileAt: 'b', lastAttemptedRevision: 'old' }))).failed, undefined);
-    assert.equal(check(flux('Kustomization', ready('False', { lastHandledReconcileAt: 'a', lastAttemptedRevision: REV }))).failed, undefined);
-  });
-  void it('fails on a suspended object', () => assert.equal(fluxReadyAt(REV, artifactRevision)(flux('GitRepository', {}, 1, { suspend: true })).failed, true));
-});
-
-void describe('deployment and CRD states', () => {
-  const dep = (status: Record<string, unknown>, replicas = 1): KubeObject => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd', namespace: 'n', generation: 2 }, spec: { replicas }, status });
-  const available = { observedGeneration: 2, updatedReplicas: 1, availableReplicas: 1, conditions: [{ type: 'Available', status: 'True' }] };
-  void it('Available when observed, updated and available', () => assert.equal(deploymentAvailable(dep(available)).done, true));
-  void it('not when an older generation was observed', () => assert.equal(deploymentAvailable(dep({ ...available, observedGeneration: 1 })).done, false));
-  void it('not when replicas are short', () => assert.match(deploymentAvailable(dep(available, 2)).reason, /1\/2 replicas available/));
-  void it('fails on a progress deadline', () => {
-    assert.equal(deploymentAvailable(dep({ observedGeneration: 2, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded' }] })).failed, true);
-  });
-  void it('CRD Established', () => {
-    const crd = (conditions: unknown[]): KubeObject => ({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'c' }, status: { conditions } });
-    assert.equal(crdEstablished(crd([{ type: 'Established', status: 'True' }])).done, true);
-    assert.equal(crdEstablished(crd([{ type: 'NamesAccepted', status: 'False' }])).failed, true);
-    assert.equal(crdEstablished(undefined).done, false);
-  });
+void describe('planWaits', () => {
   void it('planWaits lists only what is not done', () => {
     const ref = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'a', namespace: 'flux-system' };
     assert.deepEqual(planWaits([{ ref, state: { done: true, reason: 'ok' } }, { ref: { ...ref, name: 'b' }, state: { done: false, reason: 'no' } }]).map((c) => c.target), ['Deployment flux-system/b']);
