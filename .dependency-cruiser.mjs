@@ -20,16 +20,20 @@ const any = (names) => `(${names.map(folder).join('|')})`;
 
 const layerRules = TIERS.flatMap((tier, i) => {
   const above = TIERS.slice(0, i).flat();
-  return tier.map((name) => {
-    const forbidden = [...above, ...tier.filter((peer) => peer !== name)];
-    return {
-      name: `layer-${name}`,
-      comment: `src/${name} may import only from the tiers below it (${TIERS.slice(i + 1).flat().join(', ')})`,
-      severity: 'error',
-      from: { path: folder(name) },
-      to: { path: any(forbidden) },
-    };
-  }).filter((rule) => rule.to.path !== '()');
+  return tier
+    .map((name) => {
+      const forbidden = [...above, ...tier.filter((peer) => peer !== name)];
+      return {
+        name: `layer-${name}`,
+        comment: `src/${name} may import only from the tiers below it (${TIERS.slice(i + 1)
+          .flat()
+          .join(', ')})`,
+        severity: 'error',
+        from: { path: folder(name) },
+        to: { path: any(forbidden) },
+      };
+    })
+    .filter((rule) => rule.to.path !== '()');
 });
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -51,7 +55,8 @@ export default {
     },
     {
       name: 'only-cli-touches-process',
-      comment: 'the process (argv, env, cwd, streams, exit) is the CLI layer\'s; the rest get what they need handed down (ESLint forbids the `process` global likewise)',
+      comment:
+        "the process (argv, env, cwd, streams, exit) is the CLI layer's; the rest get what they need handed down (ESLint forbids the `process` global likewise)",
       severity: 'error',
       from: { path: '^src/', pathNot: folder('cli') },
       to: { path: '^(node:)?process$' },

@@ -20,9 +20,12 @@ export default tseslint.config(
     // The core is pure: it decides, adapters act. Keep IO libraries out of it.
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: ['@kubernetes/*', '@octokit/*', 'execa', 'zx', 'node:fs*', 'node:child_process', 'listr2'],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: ['@kubernetes/*', '@octokit/*', 'execa', 'zx', 'node:fs*', 'node:child_process', 'listr2'],
+        },
+      ],
     },
   },
   {

@@ -79,9 +79,23 @@ const seedNoop = median(seed.again.map((r) => r.wallMs));
 const rows = [
   ['', 'fluxstrap', `kubectl script${seedUsedFlux ? ' + flux reconcile' : ''}`, 'ratio'],
   ['cold bootstrap, wall', s(ours.cold.wallMs), s(seed.cold.wallMs), `${(seed.cold.wallMs / ours.cold.wallMs).toFixed(2)}x`],
-  ['cold bootstrap, own time (wall − waiting)', s(ours.cold.wallMs - ours.cold.waitMs), s(seed.cold.wallMs - seed.cold.waitMs), `${((seed.cold.wallMs - seed.cold.waitMs) / (ours.cold.wallMs - ours.cold.waitMs)).toFixed(2)}x`],
+  [
+    'cold bootstrap, own time (wall − waiting)',
+    s(ours.cold.wallMs - ours.cold.waitMs),
+    s(seed.cold.wallMs - seed.cold.waitMs),
+    `${((seed.cold.wallMs - seed.cold.waitMs) / (ours.cold.wallMs - ours.cold.waitMs)).toFixed(2)}x`,
+  ],
   [`no-op re-run, median of ${reps}`, s(oursNoop), s(seedNoop), `${(seedNoop / oursNoop).toFixed(2)}x`],
-  ['peak memory (max RSS)', mb(Math.max(ours.cold.maxRssKb, ...ours.again.map((r) => r.maxRssKb))), mb(Math.max(seed.cold.maxRssKb, ...seed.again.map((r) => r.maxRssKb))), ''],
+  [
+    'peak memory (max RSS)',
+    mb(Math.max(ours.cold.maxRssKb, ...ours.again.map((r) => r.maxRssKb))),
+    mb(Math.max(seed.cold.maxRssKb, ...seed.again.map((r) => r.maxRssKb))),
+    '',
+  ],
 ];
-console.log(rows.map((r) => `| ${r.join(' | ')} |`).join('\n').replace(/^(\|.*\|)\n/, '$1\n|---|---:|---:|---:|\n'));
-
+console.log(
+  rows
+    .map((r) => `| ${r.join(' | ')} |`)
+    .join('\n')
+    .replace(/^(\|.*\|)\n/, '$1\n|---|---:|---:|---:|\n'),
+);

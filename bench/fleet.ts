@@ -53,7 +53,14 @@ const rows: string[][] = [];
 for (const count of counts) {
   const { cold, again } = await measure(count);
   const noop = median(again.map((r) => r.wallMs));
-  rows.push([String(count), s(cold.wallMs), mb(cold.maxRssKb), s(noop), mb(Math.max(...again.map((r) => r.maxRssKb))), `${(noop / count / 1000).toFixed(2)} s`]);
+  rows.push([
+    String(count),
+    s(cold.wallMs),
+    mb(cold.maxRssKb),
+    s(noop),
+    mb(Math.max(...again.map((r) => r.maxRssKb))),
+    `${(noop / count / 1000).toFixed(2)} s`,
+  ]);
 }
 console.log(`node ${process.version}; no-op: median of ${reps}`);
 console.log('| clusters | cold, wall | cold, peak memory | no-op, wall | no-op, peak memory | no-op per cluster |\n|---:|---:|---:|---:|---:|---:|');

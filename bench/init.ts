@@ -40,7 +40,9 @@ try {
     mkdirSync(join(repo, 'clusters', 'home'), { recursive: true });
     spawnSync('git', ['init', '--quiet', repo]);
     times.bare.push(run(process.execPath, ['-e', '0']));
-    times.init.push(run(process.execPath, [cli, 'init', '--cluster', 'home', '--repo', repo, '--age-key-file', keyFile, '--git-url', 'https://git.example/me/fleet.git']));
+    times.init.push(
+      run(process.execPath, [cli, 'init', '--cluster', 'home', '--repo', repo, '--age-key-file', keyFile, '--git-url', 'https://git.example/me/fleet.git']),
+    );
     times.flux.push(run(flux, ['install', '--export']));
   }
 

@@ -48,13 +48,19 @@ try {
   mkdirSync(repo);
   const encryptedRegex = '^(data|stringData)$';
   // The rule names both recipients; the files are made for the first only, so updatekeys has work.
-  writeFileSync(join(repo, '.sops.yaml'), `creation_rules:\n  - path_regex: .*\\.sops\\.yaml$\n    encrypted_regex: "${encryptedRegex}"\n    age: ${recipient},${added}\n`);
+  writeFileSync(
+    join(repo, '.sops.yaml'),
+    `creation_rules:\n  - path_regex: .*\\.sops\\.yaml$\n    encrypted_regex: "${encryptedRegex}"\n    age: ${recipient},${added}\n`,
+  );
 
   // check reads nested sets (1k ⊂ 5k ⊂ 10k) before anything is rewritten; updatekeys rewrites, so
   // each size gets fresh files for fluxstrap and fresh ones for the sops loop.
   const loopSize = (size: number): number => Math.min(size, sample);
   const chunksFor = (n: number): number => Math.ceil(n / CHUNK);
-  const total = Math.max(chunksFor(Math.max(...sizes)), sizes.reduce((n, size) => n + chunksFor(size) + chunksFor(loopSize(size)), 0));
+  const total = Math.max(
+    chunksFor(Math.max(...sizes)),
+    sizes.reduce((n, size) => n + chunksFor(size) + chunksFor(loopSize(size)), 0),
+  );
   const sources = { age: await loadAgeIdentities({ keyFiles: [keyFile], env: {} }), pgpFiles: [], gpg: false };
   const t0 = performance.now();
   for (let c = 0; c < total; c++) {
@@ -63,13 +69,23 @@ try {
       const rel = `c${c}/s${i}.sops.yaml`;
       const data = Array.from({ length: 5 }, (_, k) => `    key${k}: value-${c}-${i}-${k}-${'x'.repeat(16)}`).join('\n');
       const plain = `apiVersion: v1\nkind: Secret\nmetadata:\n    name: app-${c}-${i}\n    namespace: default\ntype: Opaque\nstringData:\n${data}\n`;
-      writeFileSync(join(repo, rel), await encryptDocument(Buffer.from(plain), 'yaml', rel, { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: { encryptedRegex } }, sources));
+      writeFileSync(
+        join(repo, rel),
+        await encryptDocument(
+          Buffer.from(plain),
+          'yaml',
+          rel,
+          { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: { encryptedRegex } },
+          sources,
+        ),
+      );
     }
   }
   process.stderr.write(`generated ${total * CHUNK} files in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
-  const filesOf = (chunks: number[], n: number): string[] => chunks.flatMap((c) => Array.from({ length: CHUNK }, (_, i) => `c${c}/s${i}.sops.yaml`)).slice(0, n);
+  const filesOf = (chunks: number[], n: number): string[] =>
+    chunks.flatMap((c) => Array.from({ length: CHUNK }, (_, i) => `c${c}/s${i}.sops.yaml`)).slice(0, n);
   const ours = (args: string[]): Promise<Timed> => timed(process.execPath, [cli, ...args], env, () => 0, repo);
 
   /** One sops process per file over an evenly spread sample of `files` (all of them up to --sample); the total is extrapolated. */
@@ -90,15 +106,28 @@ try {
   const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MB`;
   type Loop = ReturnType<typeof sopsLoop>;
   const row = (what: string, size: number, o: Timed, l: Loop): string[] => [
-    `${what}, ${size.toLocaleString('en')} files`, s(o.wallMs), `${(o.wallMs / size).toFixed(2)} ms`, mb(o.maxRssKb),
-    `${s(l.totalMs)}${l.sampled < size ? ` (${l.sampled} sampled, extrapolated)` : ''}`, `${l.perFileMs.toFixed(1)} ms`, mb(l.maxRssKb), `${(l.totalMs / o.wallMs).toFixed(0)}x`,
+    `${what}, ${size.toLocaleString('en')} files`,
+    s(o.wallMs),
+    `${(o.wallMs / size).toFixed(2)} ms`,
+    mb(o.maxRssKb),
+    `${s(l.totalMs)}${l.sampled < size ? ` (${l.sampled} sampled, extrapolated)` : ''}`,
+    `${l.perFileMs.toFixed(1)} ms`,
+    mb(l.maxRssKb),
+    `${(l.totalMs / o.wallMs).toFixed(0)}x`,
   ];
   const rows: string[][] = [];
   for (const size of sizes) {
     const chunks = range(0, chunksFor(size));
     // Folders, as a hook or CI passes them; a size that is not whole folders names its files.
     const check = await ours(['check', ...(size % CHUNK === 0 ? chunks.map((c) => `c${c}`) : filesOf(chunks, size))]);
-    rows.push(row('check', size, check, sopsLoop((f) => ['filestatus', f], filesOf(chunks, size), size)));
+    rows.push(
+      row(
+        'check',
+        size,
+        check,
+        sopsLoop((f) => ['filestatus', f], filesOf(chunks, size), size),
+      ),
+    );
     process.stderr.write(`check ${size}: ${s(check.wallMs)}\n`);
   }
   let next = 0;
@@ -111,7 +140,14 @@ try {
     const files = fresh(size);
     const update = await ours(['updatekeys', ...files]);
     if (!readFileSync(join(repo, files[0] ?? ''), 'utf8').includes(added)) throw new Error('updatekeys did not add the recipient');
-    rows.push(row('updatekeys', size, update, sopsLoop((f) => ['updatekeys', '-y', f], fresh(loopSize(size)), size)));
+    rows.push(
+      row(
+        'updatekeys',
+        size,
+        update,
+        sopsLoop((f) => ['updatekeys', '-y', f], fresh(loopSize(size)), size),
+      ),
+    );
     process.stderr.write(`updatekeys ${size}: ${s(update.wallMs)}\n`);
   }
   const version = spawnSync(sops, ['--version', '--disable-version-check'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '?';

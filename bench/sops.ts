@@ -80,7 +80,14 @@ try {
   };
   const small = files[0] ?? '';
   const smallEnc = `${small}.enc.yaml`;
-  const single = { ourEnc: [] as number[], sopsEnc: [] as number[], ourDec: [] as number[], sopsDec: [] as number[], bare: [] as number[], crypto: [] as number[] };
+  const single = {
+    ourEnc: [] as number[],
+    sopsEnc: [] as number[],
+    ourDec: [] as number[],
+    sopsDec: [] as number[],
+    bare: [] as number[],
+    crypto: [] as number[],
+  };
   for (let i = 0; i < reps; i++) {
     single.bare.push(time(process.execPath, ['-e', '0']));
     single.crypto.push(time(process.execPath, ['-e', 'require("node:crypto")']));

@@ -16,7 +16,11 @@ export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, waits
   return new Promise((resolve, reject) => {
     const rss = join(tmpdir(), `fluxstrap-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
     const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-q', '-f', '%M', '-o', rss, cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd !== undefined ? { cwd } : {}) });
+    const child = spawn('/usr/bin/time', ['-q', '-f', '%M', '-o', rss, cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd !== undefined ? { cwd } : {}),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

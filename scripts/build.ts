@@ -62,7 +62,9 @@ const entryAndExternals: Plugin = {
   name: 'fluxstrap',
   setup(b) {
     b.onResolve({ filter: /^fluxstrap:bin$/ }, () => ({ path: 'bin', namespace: 'fluxstrap' }));
-    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) => (/[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'fluxstrap' } : undefined));
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'fluxstrap' } : undefined,
+    );
     b.onLoad({ filter: /^lazy-child-process$/, namespace: 'fluxstrap' }, () => ({ contents: LAZY_CHILD_PROCESS, loader: 'js', resolveDir: root }));
     b.onLoad({ filter: /^bin$/, namespace: 'fluxstrap' }, () => ({ contents: ENTRY, loader: 'js', resolveDir: root }));
     b.onResolve({ filter: /^[^./]/ }, (args) => (BUNDLED.has(packageOf(args.path)) ? undefined : { path: args.path, external: true }));
@@ -71,7 +73,10 @@ const entryAndExternals: Plugin = {
 
 const options = {
   absWorkingDir: root,
-  entryPoints: [{ in: 'fluxstrap:bin', out: 'cli' }, { in: './src/cli.ts', out: 'main' }],
+  entryPoints: [
+    { in: 'fluxstrap:bin', out: 'cli' },
+    { in: './src/cli.ts', out: 'main' },
+  ],
   outdir: 'dist',
   // Shared chunks sit two levels below the package root, as most sources do in src/, so a
   // module's `new URL('../../templates/…', import.meta.url)` finds the same file from dist/.
@@ -91,7 +96,9 @@ const options = {
 // Each module that a source `import()`s keeps its source path (src/flows/sops.ts → dist/flows/sops.js):
 // the lazily loaded parts have names in traces and stacks, and their import.meta.url paths hold.
 const first = await build({ ...options, write: false });
-const lazy = new Set(Object.values(first.metafile.inputs).flatMap((i) => i.imports.filter((d) => d.kind === 'dynamic-import' && d.path.startsWith('src/')).map((d) => d.path)));
+const lazy = new Set(
+  Object.values(first.metafile.inputs).flatMap((i) => i.imports.filter((d) => d.kind === 'dynamic-import' && d.path.startsWith('src/')).map((d) => d.path)),
+);
 lazy.delete('src/cli.ts');
 
 rmSync(`${root}dist`, { recursive: true, force: true });

@@ -70,7 +70,11 @@ async function main(): Promise<number> {
 
     step('the Secret in the cluster, decrypted by the real kustomize-controller (key names only)');
     const secret = JSON.parse(await cluster.kubectl(['get', 'secret', 'db-credentials', '-n', 'demo-app', '-o', 'json'])) as { data?: Record<string, string> };
-    process.stderr.write(`secret demo-app/db-credentials has keys: ${Object.keys(secret.data ?? {}).sort().join(', ')}\n`);
+    process.stderr.write(
+      `secret demo-app/db-credentials has keys: ${Object.keys(secret.data ?? {})
+        .sort()
+        .join(', ')}\n`,
+    );
     if (!secret.data?.password || Buffer.from(secret.data.password, 'base64').toString().startsWith('ENC[')) {
       throw new Error('the Secret did not arrive decrypted');
     }

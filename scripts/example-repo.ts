@@ -62,7 +62,11 @@ export interface ExampleRepo {
  * `initArgs` are added to init's flags; `gitArgs` replace its Git source flags (default: the HTTP
  * URL with the server's account and DEMO_GIT_PASSWORD), e.g. for an ssh:// URL and a deploy key.
  */
-export async function makeExampleRepo(cluster: Cluster, work: string, opts: { name?: string; step?: (title: string) => void; quiet?: boolean; initArgs?: string[]; gitArgs?: (gitUrl: string) => string[] } = {}): Promise<ExampleRepo> {
+export async function makeExampleRepo(
+  cluster: Cluster,
+  work: string,
+  opts: { name?: string; step?: (title: string) => void; quiet?: boolean; initArgs?: string[]; gitArgs?: (gitUrl: string) => string[] } = {},
+): Promise<ExampleRepo> {
   const name = opts.name ?? 'homelab';
   const step = opts.step ?? (() => undefined);
   const quiet = opts.quiet ?? false;
@@ -80,7 +84,10 @@ export async function makeExampleRepo(cluster: Cluster, work: string, opts: { na
 
   // What the user writes: the app, and where the cluster's API server is.
   writeFileSync(join(clusterDir, 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - apps\n');
-  writeFileSync(join(clusterDir, 'apps', 'kustomization.yaml'), 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - namespace.yaml\n  - db-credentials.yaml\n');
+  writeFileSync(
+    join(clusterDir, 'apps', 'kustomization.yaml'),
+    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - namespace.yaml\n  - db-credentials.yaml\n',
+  );
   writeFileSync(join(clusterDir, 'apps', 'namespace.yaml'), 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo-app\n');
   writeFileSync(
     join(clusterDir, 'apps', 'db-credentials.yaml'),
@@ -90,8 +97,22 @@ export async function makeExampleRepo(cluster: Cluster, work: string, opts: { na
   writeFileSync(join(repo, 'fluxstrap.yaml'), `clusters:\n  ${EXAMPLE_CLUSTER}:\n    kube:\n      kubeconfig: ${cluster.kubeconfig}\n`);
 
   step('fluxstrap init — Flux itself (gotk-components, gotk-sync), .sops.yaml rule, public key, decryption patch that survives flux bootstrap, fluxstrap.yaml');
-  await must(process.execPath, [cli, 'init', '--cluster', EXAMPLE_CLUSTER, '--age-key-file', keyFile, '--repo', repo,
-    ...(opts.gitArgs?.(gitUrl) ?? ['--git-url', gitUrl, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', PASSWORD_ENV]), ...(opts.initArgs ?? [])], { env, quiet });
+  await must(
+    process.execPath,
+    [
+      cli,
+      'init',
+      '--cluster',
+      EXAMPLE_CLUSTER,
+      '--age-key-file',
+      keyFile,
+      '--repo',
+      repo,
+      ...(opts.gitArgs?.(gitUrl) ?? ['--git-url', gitUrl, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', PASSWORD_ENV]),
+      ...(opts.initArgs ?? []),
+    ],
+    { env, quiet },
+  );
 
   step('fluxstrap encrypt — the Secret is encrypted in place with the rule from .sops.yaml');
   await must(process.execPath, [cli, 'encrypt', '--in-place', join(clusterDir, 'apps', 'db-credentials.yaml')], { env, cwd: repo, quiet });
@@ -120,7 +141,11 @@ export async function addFleetCluster(example: ExampleRepo, gitHost: Cluster, na
   const config = parse(readFileSync(configFile, 'utf8')) as { clusters: Record<string, Record<string, unknown>> };
   config.clusters[name] = { ...config.clusters[EXAMPLE_CLUSTER], path: `clusters/${name}`, kube: { kubeconfig } };
   writeFileSync(configFile, stringify(config));
-  await must(process.execPath, [cli, 'init', '--cluster', name, '--age-key-file', example.keyFile, '--repo', example.repo, '--git-url', example.gitUrl, '--branch', 'main'], { env: example.env, quiet: true });
+  await must(
+    process.execPath,
+    [cli, 'init', '--cluster', name, '--age-key-file', example.keyFile, '--repo', example.repo, '--git-url', example.gitUrl, '--branch', 'main'],
+    { env: example.env, quiet: true },
+  );
   await must('git', ['add', '-A'], { cwd: example.repo });
   await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', `cluster ${name}`], { cwd: example.repo });
   await must('git', ['push', '--quiet', example.gitUrl, 'main'], {

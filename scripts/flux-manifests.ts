@@ -26,12 +26,14 @@ export interface ManifestsProvenance {
 
 /** The controller each flux2 base pins, read from its release-asset URL. */
 export function pinnedControllers(manifestsDir: string): { name: string; version: string }[] {
-  return readdirSync(join(manifestsDir, 'bases')).sort().map((name) => {
-    const k = readFileSync(join(manifestsDir, 'bases', name, 'kustomization.yaml'), 'utf8');
-    const m = new RegExp(`https://github\\.com/fluxcd/${name}/releases/download/(v[^/]+)/${name}\\.crds\\.yaml`).exec(k);
-    if (!m?.[1]) throw new Error(`flux2 manifests/bases/${name}/kustomization.yaml names no ${name} release`);
-    return { name, version: m[1] };
-  });
+  return readdirSync(join(manifestsDir, 'bases'))
+    .sort()
+    .map((name) => {
+      const k = readFileSync(join(manifestsDir, 'bases', name, 'kustomization.yaml'), 'utf8');
+      const m = new RegExp(`https://github\\.com/fluxcd/${name}/releases/download/(v[^/]+)/${name}\\.crds\\.yaml`).exec(k);
+      if (!m?.[1]) throw new Error(`flux2 manifests/bases/${name}/kustomization.yaml names no ${name} release`);
+      return { name, version: m[1] };
+    });
 }
 
 /** Build the bundles into `out`; components whose module cannot be downloaded are left out and listed. */
@@ -55,7 +57,7 @@ export async function bundle(out: string): Promise<ManifestsProvenance> {
     const kustomize = async (dir: string) => (await execa(kubectl, ['kustomize', dir])).stdout + '\n';
     for (const { name, version } of pinnedControllers(manifests)) {
       const module = `github.com/fluxcd/${name}`;
-      const mod = await downloadModule(module, version).catch((e: unknown) => e instanceof Error ? e : new Error(String(e)));
+      const mod = await downloadModule(module, version).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
       if (mod instanceof Error) {
         provenance.unavailable.push({ name, module, version, error: mod.message.replace(/\s+/g, ' ').slice(0, 300) });
         continue;
@@ -67,7 +69,10 @@ export async function bundle(out: string): Promise<ManifestsProvenance> {
       await execa('chmod', ['-R', 'u+w', upstream]);
       const prefix = `https://github.com/fluxcd/${name}/releases/download/${version}/${name}`;
       const k = readFileSync(join(base, 'kustomization.yaml'), 'utf8');
-      writeFileSync(join(base, 'kustomization.yaml'), k.replace(`${prefix}.crds.yaml`, `../../../upstream/${name}/crd`).replace(`${prefix}.deployment.yaml`, `../../../upstream/${name}/manager`));
+      writeFileSync(
+        join(base, 'kustomization.yaml'),
+        k.replace(`${prefix}.crds.yaml`, `../../../upstream/${name}/crd`).replace(`${prefix}.deployment.yaml`, `../../../upstream/${name}/manager`),
+      );
       writeFileSync(join(out, `${name}.yaml`), await kustomize(base));
       provenance.components.push({ name, module, version, sum: mod.Sum });
     }

@@ -156,7 +156,10 @@ interface Staged {
 const sidecar = (target: string, kind: string) => join(dirname(target), `.${basename(target).slice(0, 100)}.${randomBytes(6).toString('hex')}.${kind}.tmp`);
 
 /** Cleanup must not hide the error that made it necessary. */
-const removeQuietly = (path: string) => rm(path, { force: true }).catch(() => undefined).finally(() => pendingTemps.delete(path));
+const removeQuietly = (path: string) =>
+  rm(path, { force: true })
+    .catch(() => undefined)
+    .finally(() => pendingTemps.delete(path));
 
 async function checkWithin(file: string, target: string, root: string): Promise<void> {
   let rel: string;

@@ -58,9 +58,25 @@ export function gitEnv(auth: GitAuth): Record<string, string> {
   }
   if (auth.kind === 'ssh') {
     env.GIT_SSH_COMMAND = [
-      'ssh', '-F', '/dev/null', '-i', shQuote(auth.identityFile), '-o', 'IdentitiesOnly=yes', '-o', `IdentityAgent=${auth.agentSocket === undefined ? 'none' : shQuote(auth.agentSocket)}`,
-      '-o', `UserKnownHostsFile=${shQuote(auth.knownHostsFile)}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15',
+      'ssh',
+      '-F',
+      '/dev/null',
+      '-i',
+      shQuote(auth.identityFile),
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      `IdentityAgent=${auth.agentSocket === undefined ? 'none' : shQuote(auth.agentSocket)}`,
+      '-o',
+      `UserKnownHostsFile=${shQuote(auth.knownHostsFile)}`,
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=15',
     ].join(' ');
   }
   env.GIT_CONFIG_COUNT = String(config.length);
@@ -75,13 +91,18 @@ export function gitEnv(auth: GitAuth): Record<string, string> {
 function remoteError(stderr: string, remote: GitRemote, doing: string): FluxstrapError {
   // git's own last "fatal:" line names the cause (auth failed, not found, host key); it never
   // contains the credentials because they are in neither argv nor the URL.
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const fatal = [...lines].reverse().find((l) => l.startsWith('fatal:')) ?? lines[lines.length - 1] ?? 'git failed';
-  const hint =
-    /Remote branch .* not found/i.test(fatal) ? `name an existing branch with --branch (\`git ls-remote --heads ${remote.url}\` lists them)`
-    : remote.auth.kind === 'basic' ? `check the username and that the token can read ${remote.url} (and has not expired)`
-    : remote.auth.kind === 'ssh' ? `check that the deploy key ${remote.auth.identityFile} is allowed on the repository and that ${remote.auth.knownHostsFile} holds the server's host key`
-    : 'the repository may need credentials: pass --git-token-env VAR (HTTPS; --git-username NAME if the server wants the account) or --git-ssh-key FILE --git-known-hosts FILE, or configure git.auth in fluxstrap.yaml';
+  const hint = /Remote branch .* not found/i.test(fatal)
+    ? `name an existing branch with --branch (\`git ls-remote --heads ${remote.url}\` lists them)`
+    : remote.auth.kind === 'basic'
+      ? `check the username and that the token can read ${remote.url} (and has not expired)`
+      : remote.auth.kind === 'ssh'
+        ? `check that the deploy key ${remote.auth.identityFile} is allowed on the repository and that ${remote.auth.knownHostsFile} holds the server's host key`
+        : 'the repository may need credentials: pass --git-token-env VAR (HTTPS; --git-username NAME if the server wants the account) or --git-ssh-key FILE --git-known-hosts FILE, or configure git.auth in fluxstrap.yaml';
   return new FluxstrapError('E_GIT', `cannot ${doing} ${remote.url}: ${fatal.replace(/^fatal:\s*/, '')}`, { hint });
 }
 
@@ -139,7 +160,9 @@ export async function cloneBranch(remote: GitRemote, branch: string): Promise<Ch
   pendingTemps.add(dir);
   const remove = () => removeTempDir(dir);
   try {
-    const res = await git(['clone', '--quiet', '--depth', '1', '--single-branch', '--no-tags', '--branch', branch, '--', remote.url, dir], { auth: remote.auth });
+    const res = await git(['clone', '--quiet', '--depth', '1', '--single-branch', '--no-tags', '--branch', branch, '--', remote.url, dir], {
+      auth: remote.auth,
+    });
     if (res.exitCode !== 0) throw remoteError(res.stderr, remote, `clone branch ${branch} of`);
     return { dir, commit: await revParse(dir), remove };
   } catch (e) {
@@ -181,7 +204,8 @@ export async function hasRemoteBranch(remote: GitRemote, branch: string): Promis
 export async function commitFiles(dir: string, files: string[], message: string, branch: string): Promise<string | undefined> {
   const run = async (args: string[], doing: string) => {
     const res = await git(args, { cwd: dir });
-    if (res.exitCode !== 0) throw new FluxstrapError('E_GIT', `cannot ${doing}: ${res.stderr.split('\n').find((l) => l.trim() !== '') ?? 'git failed'}`, { location: { file: dir } });
+    if (res.exitCode !== 0)
+      throw new FluxstrapError('E_GIT', `cannot ${doing}: ${res.stderr.split('\n').find((l) => l.trim() !== '') ?? 'git failed'}`, { location: { file: dir } });
     return res.stdout;
   };
   if (!(await isWorkTree(dir))) await run(['init', '--quiet', '--initial-branch', branch], 'create the Git repository');
@@ -190,7 +214,10 @@ export async function commitFiles(dir: string, files: string[], message: string,
   if (staged.exitCode === 0) return undefined;
   // Without a configured identity (a fresh machine, CI) git refuses to commit: sign as fluxstrap then.
   const named = (await git(['config', 'user.email'], { cwd: dir })).exitCode === 0;
-  await run([...(named ? [] : ['-c', 'user.name=fluxstrap', '-c', 'user.email=fluxstrap@localhost']), 'commit', '--quiet', '--no-verify', '-m', message], 'commit the layout');
+  await run(
+    [...(named ? [] : ['-c', 'user.name=fluxstrap', '-c', 'user.email=fluxstrap@localhost']), 'commit', '--quiet', '--no-verify', '-m', message],
+    'commit the layout',
+  );
   return revParse(dir);
 }
 

@@ -36,7 +36,10 @@ export interface GitHubAppCredentials {
 
 export async function connectGitHub(o: GitHubOptions): Promise<Octokit> {
   const [{ Octokit }, { retry }, { throttling }, appAuth] = await Promise.all([
-    import('@octokit/rest'), import('@octokit/plugin-retry'), import('@octokit/plugin-throttling'), o.app && o.token === undefined ? import('@octokit/auth-app') : undefined,
+    import('@octokit/rest'),
+    import('@octokit/plugin-retry'),
+    import('@octokit/plugin-throttling'),
+    o.app && o.token === undefined ? import('@octokit/auth-app') : undefined,
   ]);
   const token = o.token ?? o.env[o.tokenEnv ?? 'GITHUB_TOKEN'];
   const progress = o.progress ?? (() => undefined);
@@ -50,12 +53,21 @@ export async function connectGitHub(o: GitHubOptions): Promise<Octokit> {
     baseUrl: o.baseUrl ?? o.env.FLUXSTRAP_GITHUB_API_URL ?? 'https://api.github.com',
     userAgent: o.userAgent,
     ...(appAuth && o.app
-      ? { authStrategy: appAuth.createAppAuth, auth: { appId: o.app.appId, privateKey: o.app.privateKey, ...(o.app.installationId !== undefined ? { installationId: o.app.installationId } : {}) } }
-      : token ? { auth: token } : {}),
+      ? {
+          authStrategy: appAuth.createAppAuth,
+          auth: { appId: o.app.appId, privateKey: o.app.privateKey, ...(o.app.installationId !== undefined ? { installationId: o.app.installationId } : {}) },
+        }
+      : token
+        ? { auth: token }
+        : {}),
     // Each request gives up after REQUEST_TIMEOUT_MS: a server that never answers must not hang a run.
     request: { fetch: (url: string, init?: RequestInit) => fetch(url, { ...init, signal: init?.signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS) }) },
     retry: { retries: 3, ...(base !== undefined ? { retryAfterBaseValue: base } : {}) },
-    throttle: { onRateLimit: onLimit('rate limit'), onSecondaryRateLimit: onLimit('secondary rate limit'), ...(base !== undefined ? { retryAfterBaseValue: base, fallbackSecondaryRateRetryAfter: 1 } : {}) },
+    throttle: {
+      onRateLimit: onLimit('rate limit'),
+      onSecondaryRateLimit: onLimit('secondary rate limit'),
+      ...(base !== undefined ? { retryAfterBaseValue: base, fallbackSecondaryRateRetryAfter: 1 } : {}),
+    },
     // Octokit logs request failures with console.warn/error; fluxstrap reports them itself.
     log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
   });
@@ -68,7 +80,8 @@ export function githubStatus(e: unknown): number | undefined {
 
 /** A response header of an Octokit failure (GitHub's `x-accepted-github-permissions`, …). */
 export function githubHeader(e: unknown, name: string): string | undefined {
-  const headers = typeof e === 'object' && e !== null && 'response' in e ? (e.response as { headers?: Record<string, unknown> } | undefined)?.headers : undefined;
+  const headers =
+    typeof e === 'object' && e !== null && 'response' in e ? (e.response as { headers?: Record<string, unknown> } | undefined)?.headers : undefined;
   const v = headers?.[name];
   return typeof v === 'string' ? v : undefined;
 }
@@ -83,7 +96,11 @@ export interface InstallationToken {
 
 /** Mint an installation token through an Octokit connected with `app` (auth-app signs the JWT). */
 export async function mintInstallationToken(gh: Octokit, installationId: string): Promise<InstallationToken> {
-  const a = (await gh.auth({ type: 'installation', installationId, refresh: true })) as { token: string; permissions?: Record<string, string>; expiresAt: string };
+  const a = (await gh.auth({ type: 'installation', installationId, refresh: true })) as {
+    token: string;
+    permissions?: Record<string, string>;
+    expiresAt: string;
+  };
   return { token: a.token, permissions: a.permissions ?? {}, expiresAt: a.expiresAt };
 }
 
@@ -93,14 +110,16 @@ export async function mintInstallationToken(gh: Octokit, installationId: string)
  */
 export function checkAppPrivateKey(text: string, location: Location): string {
   const hint = 'name the .pem file GitHub generated for the App (App settings → Private keys → Generate a private key)';
-  if (!/^-----BEGIN (RSA )?PRIVATE KEY-----/m.test(text)) throw new FluxstrapError('E_CONFIG', 'the GitHub App private key is not a PEM private key', { location, hint });
+  if (!/^-----BEGIN (RSA )?PRIVATE KEY-----/m.test(text))
+    throw new FluxstrapError('E_CONFIG', 'the GitHub App private key is not a PEM private key', { location, hint });
   let type: string | undefined;
   try {
     type = createPrivateKey(text).asymmetricKeyType;
   } catch {
     throw new FluxstrapError('E_CONFIG', 'the GitHub App private key is not a valid PEM private key', { location, hint });
   }
-  if (type !== 'rsa') throw new FluxstrapError('E_CONFIG', `the GitHub App private key is ${type ?? 'an unknown'} key; GitHub Apps sign with RSA`, { location, hint });
+  if (type !== 'rsa')
+    throw new FluxstrapError('E_CONFIG', `the GitHub App private key is ${type ?? 'an unknown'} key; GitHub Apps sign with RSA`, { location, hint });
   return text;
 }
 
@@ -108,7 +127,7 @@ export function checkAppPrivateKey(text: string, location: Location): string {
 export function githubError(e: unknown, what: string, hint?: string): FluxstrapError {
   if (e instanceof FluxstrapError) return e;
   const status = githubStatus(e);
-  const message = e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e);
+  const message = e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e);
   const accepted = githubHeader(e, 'x-accepted-github-permissions');
   const code = status === 404 ? 'E_NOT_FOUND' : 'E_GITHUB';
   const answer = status === undefined ? message : `GitHub answered ${status}${message ? ` (${message})` : ''}`;

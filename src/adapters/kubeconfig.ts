@@ -168,11 +168,26 @@ interface Merged {
 function kubeconfigFiles(opts: KubeconfigOptions, env: NodeJS.ProcessEnv): { files: string[]; required: boolean } {
   if (opts.kubeconfig !== undefined) return { files: [resolve(opts.kubeconfig)], required: true };
   const list = env.KUBECONFIG;
-  if (list !== undefined && list !== '') return { files: [...new Set(list.split(delimiter).filter((f) => f !== '').map((f) => resolve(f)))], required: false };
+  if (list !== undefined && list !== '')
+    return {
+      files: [
+        ...new Set(
+          list
+            .split(delimiter)
+            .filter((f) => f !== '')
+            .map((f) => resolve(f)),
+        ),
+      ],
+      required: false,
+    };
   return { files: [resolve(homedir(), '.kube', 'config')], required: true };
 }
 
-const LISTS = [['clusters', 'cluster'], ['users', 'user'], ['contexts', 'context']] as const;
+const LISTS = [
+  ['clusters', 'cluster'],
+  ['users', 'user'],
+  ['contexts', 'context'],
+] as const;
 
 function loadMerged(opts: KubeconfigOptions, env: NodeJS.ProcessEnv): Merged {
   const { files, required } = kubeconfigFiles(opts, env);
@@ -227,10 +242,14 @@ export function loadKubeContext(opts: KubeconfigOptions, env: NodeJS.ProcessEnv)
   const contextName = opts.context ?? merged.currentContext;
   const entry = contextName === undefined ? undefined : merged.contexts.get(contextName);
   if (contextName === undefined || !entry) {
-    throw new FluxstrapError('E_NOT_FOUND', contextName === undefined ? 'the kubeconfig has no current context' : `kube context "${contextName}" is not in the kubeconfig`, {
-      location: { file: anyFile },
-      hint: `known contexts: ${[...merged.contexts.keys()].join(', ') || 'none'}; pass --context`,
-    });
+    throw new FluxstrapError(
+      'E_NOT_FOUND',
+      contextName === undefined ? 'the kubeconfig has no current context' : `kube context "${contextName}" is not in the kubeconfig`,
+      {
+        location: { file: anyFile },
+        hint: `known contexts: ${[...merged.contexts.keys()].join(', ') || 'none'}; pass --context`,
+      },
+    );
   }
   const ctx = new Section(entry.file, `contexts[${contextName}].context`, entry.value);
   const clusterName = ctx.str('cluster');
@@ -272,7 +291,8 @@ function tlsOf(cluster: Section, user: Section): TlsSettings {
   };
   const ca = either(cluster, 'certificate-authority', 'certificate-authority-data');
   const insecure = cluster.bool('insecure-skip-tls-verify');
-  if (insecure && ca) throw cluster.fail('insecure-skip-tls-verify', 'insecure-skip-tls-verify with a certificate authority: kubectl refuses both', 'remove one of them');
+  if (insecure && ca)
+    throw cluster.fail('insecure-skip-tls-verify', 'insecure-skip-tls-verify with a certificate authority: kubectl refuses both', 'remove one of them');
   const cert = either(user, 'client-certificate', 'client-certificate-data');
   const key = either(user, 'client-key', 'client-key-data');
   if (cert && !key) throw user.fail('client-certificate', 'a client certificate without client-key or client-key-data');
@@ -324,10 +344,12 @@ const HEADER_KEY_BYTE = /^[!#$&'*+\-.^_`|~0-9A-Za-z]$/;
 
 /** client-go's headerKeyEscape: other bytes (and `%`) become `%XX` of their UTF-8 bytes. */
 export function headerKeyEscape(key: string): string {
-  return [...Buffer.from(key, 'utf8')].map((b) => {
-    const ch = String.fromCharCode(b);
-    return b < 0x80 && HEADER_KEY_BYTE.test(ch) ? ch : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
-  }).join('');
+  return [...Buffer.from(key, 'utf8')]
+    .map((b) => {
+      const ch = String.fromCharCode(b);
+      return b < 0x80 && HEADER_KEY_BYTE.test(ch) ? ch : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    })
+    .join('');
 }
 
 function impersonationOf(user: Section): [string, string][] {
@@ -338,7 +360,12 @@ function impersonationOf(user: Section): [string, string][] {
   const extra = extraSection ? Object.keys(extraSection.raw).map((k): [string, string[]] => [k, extraSection.strings(k)]) : [];
   if (as === undefined) {
     const requested = uid !== undefined ? 'as-uid' : groups.length > 0 ? 'as-groups' : extra.length > 0 ? 'as-user-extra' : undefined;
-    if (requested !== undefined) throw user.fail(requested, `${requested} without as: kubectl refuses to impersonate groups, a uid or extras without a user`, 'set `as` to the user to impersonate');
+    if (requested !== undefined)
+      throw user.fail(
+        requested,
+        `${requested} without as: kubectl refuses to impersonate groups, a uid or extras without a user`,
+        'set `as` to the user to impersonate',
+      );
     return [];
   }
   const headers: [string, string][] = [['Impersonate-User', as]];
@@ -347,7 +374,11 @@ function impersonationOf(user: Section): [string, string][] {
   for (const [k, values] of extra) for (const v of values) headers.push([`Impersonate-Extra-${headerKeyEscape(k)}`, v]);
   // A header value cannot hold line breaks or other control characters.
   const bad = headers.find(([, v]) => [...v].some((c) => (c < ' ' && c !== '\t') || c === '\x7f'));
-  if (bad) throw user.fail(bad[0] === 'Impersonate-User' ? 'as' : bad[0] === 'Impersonate-Uid' ? 'as-uid' : bad[0] === 'Impersonate-Group' ? 'as-groups' : 'as-user-extra', 'an impersonation value holds a control character');
+  if (bad)
+    throw user.fail(
+      bad[0] === 'Impersonate-User' ? 'as' : bad[0] === 'Impersonate-Uid' ? 'as-uid' : bad[0] === 'Impersonate-Group' ? 'as-groups' : 'as-user-extra',
+      'an impersonation value holds a control character',
+    );
   // Go sends a value's UTF-8 bytes as they are; Node sends a string's characters as Latin-1 bytes.
   return headers.map(([name, v]) => [name, Buffer.from(v, 'utf8').toString('latin1')]);
 }
@@ -396,10 +427,21 @@ function execOf(exec: Section): ExecSettings {
   const mode = exec.str('interactiveMode');
   if (mode !== undefined && !INTERACTIVE.has(mode)) throw exec.fail('interactiveMode', `interactiveMode ${mode} is not Never, IfAvailable or Always`);
   // v1beta1 defaults to IfAvailable; v1 must say (client-go's defaults).
-  if (mode === undefined && apiVersion === EXEC_V1) throw exec.fail('interactiveMode', `an exec plugin of ${EXEC_V1} needs interactiveMode (Never or IfAvailable)`);
+  if (mode === undefined && apiVersion === EXEC_V1)
+    throw exec.fail('interactiveMode', `an exec plugin of ${EXEC_V1} needs interactiveMode (Never or IfAvailable)`);
   // @kubernetes/client-node runs the plugin without a terminal and without KUBERNETES_EXEC_INFO.
-  if (mode === 'Always') throw exec.fail('interactiveMode', 'interactiveMode Always: fluxstrap runs exec plugins without a terminal', 'use a plugin mode that logs in without prompting (IfAvailable or Never)');
-  if (exec.bool('provideClusterInfo')) throw exec.fail('provideClusterInfo', 'provideClusterInfo: fluxstrap cannot pass the cluster to exec plugins', 'configure the plugin by args or env instead');
+  if (mode === 'Always')
+    throw exec.fail(
+      'interactiveMode',
+      'interactiveMode Always: fluxstrap runs exec plugins without a terminal',
+      'use a plugin mode that logs in without prompting (IfAvailable or Never)',
+    );
+  if (exec.bool('provideClusterInfo'))
+    throw exec.fail(
+      'provideClusterInfo',
+      'provideClusterInfo: fluxstrap cannot pass the cluster to exec plugins',
+      'configure the plugin by args or env instead',
+    );
   const installHint = exec.str('installHint');
   // As client-go: a command with a path separator is relative to the kubeconfig; a bare name is looked up on PATH.
   const resolved = command.includes(sep) && !isAbsolute(command) ? resolve(dirname(exec.file), command) : command;

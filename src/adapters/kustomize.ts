@@ -142,7 +142,12 @@ async function buildDir(dir: string, seen: string[], build: Build): Promise<Kube
     objects = await applyPatchEntry(objects, asMap(p, where), dir, where);
   }
   for (const [i, l] of asList(k.labels, file, 'labels').entries()) {
-    const entry = asMap(l, { file, field: `labels[${i}]` }) as { pairs?: Record<string, string>; includeSelectors?: boolean; includeTemplates?: boolean; fields?: unknown };
+    const entry = asMap(l, { file, field: `labels[${i}]` }) as {
+      pairs?: Record<string, string>;
+      includeSelectors?: boolean;
+      includeTemplates?: boolean;
+      fields?: unknown;
+    };
     if (entry.includeSelectors || entry.includeTemplates || entry.fields !== undefined) throw new Unsupported('labels with selectors, templates or fields');
     for (const obj of objects) {
       obj.metadata.labels = { ...obj.metadata.labels, ...stringMap(entry.pairs ?? {}) };
@@ -180,7 +185,12 @@ function stringMap(m: Record<string, unknown>): Record<string, string> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
 }
 
-async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unknown>, dir: string, where: { file: string; field: string }): Promise<KubeObject[]> {
+async function applyPatchEntry(
+  objects: KubeObject[],
+  entry: Record<string, unknown>,
+  dir: string,
+  where: { file: string; field: string },
+): Promise<KubeObject[]> {
   for (const key of Object.keys(entry)) {
     if (key !== 'patch' && key !== 'path' && key !== 'target') throw new Unsupported(`${where.field} uses \`${key}\``);
   }
@@ -203,8 +213,10 @@ async function applyPatchEntry(objects: KubeObject[], entry: Record<string, unkn
     return objects.map((obj) => (matches(obj, target, where) ? (applyJson6902(obj as unknown as Json, patch, where) as unknown as KubeObject) : obj));
   }
 
-  if (typeof patch !== 'object' || patch === null) throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
-  if (JSON.stringify(patch).includes('"$patch"') || JSON.stringify(patch).includes('"$setElementOrder')) throw new Unsupported(`${where.field} uses strategic-merge directives`);
+  if (typeof patch !== 'object' || patch === null)
+    throw new FluxstrapError('E_CONFIG', 'a patch must be a list of operations or an object', { location: where });
+  if (JSON.stringify(patch).includes('"$patch"') || JSON.stringify(patch).includes('"$setElementOrder'))
+    throw new Unsupported(`${where.field} uses strategic-merge directives`);
   const meta = (patch.metadata ?? {}) as { name?: string; namespace?: string };
   const kind = typeof patch.kind === 'string' ? patch.kind : '';
   // Without a target the patch names its object by kind, name and namespace, exactly (no
@@ -257,7 +269,9 @@ function matches(obj: KubeObject, t: PatchTarget, where: { file: string; field: 
     const pattern = t[key];
     return pattern === undefined || re2(`^(?:${pattern})$`, `target.${key}`, where).test(value ?? '');
   };
-  return test('group', group) && test('version', version) && test('kind', obj.kind) && test('name', obj.metadata.name) && test('namespace', obj.metadata.namespace);
+  return (
+    test('group', group) && test('version', version) && test('kind', obj.kind) && test('name', obj.metadata.name) && test('namespace', obj.metadata.namespace)
+  );
 }
 
 /**
@@ -281,7 +295,7 @@ export function mergePatch(target: Json, patch: Json): Json {
 }
 
 function clone(v: Json): Json {
-  return v === null || typeof v !== 'object' ? v : (structuredClone(v));
+  return v === null || typeof v !== 'object' ? v : structuredClone(v);
 }
 
 interface Op {
@@ -300,20 +314,29 @@ export function applyJson6902(doc: Json, ops: Json[], where: { file: string; fie
     const fail = (msg: string) => new FluxstrapError('E_CONFIG', `JSON patch ${op.op} ${op.path}: ${msg}`, { location: at });
     if (typeof op?.op !== 'string' || typeof op.path !== 'string') throw fail('needs op and path');
     switch (op.op) {
-      case 'add': out = setAt(out, pointer(op.path, fail), clone(op.value ?? null), 'add', fail); break;
-      case 'replace': out = setAt(out, pointer(op.path, fail), clone(op.value ?? null), 'replace', fail); break;
-      case 'remove': out = removeAt(out, pointer(op.path, fail), fail); break;
+      case 'add':
+        out = setAt(out, pointer(op.path, fail), clone(op.value ?? null), 'add', fail);
+        break;
+      case 'replace':
+        out = setAt(out, pointer(op.path, fail), clone(op.value ?? null), 'replace', fail);
+        break;
+      case 'remove':
+        out = removeAt(out, pointer(op.path, fail), fail);
+        break;
       case 'move': {
         const from = pointer(op.from ?? '', fail);
         const value = getAt(out, from, fail);
         out = setAt(removeAt(out, from, fail), pointer(op.path, fail), value, 'add', fail);
         break;
       }
-      case 'copy': out = setAt(out, pointer(op.path, fail), clone(getAt(out, pointer(op.from ?? '', fail), fail)), 'add', fail); break;
+      case 'copy':
+        out = setAt(out, pointer(op.path, fail), clone(getAt(out, pointer(op.from ?? '', fail), fail)), 'add', fail);
+        break;
       case 'test':
         if (JSON.stringify(getAt(out, pointer(op.path, fail), fail)) !== JSON.stringify(op.value)) throw fail('test failed');
         break;
-      default: throw fail('unknown operation');
+      default:
+        throw fail('unknown operation');
     }
   }
   return out;
@@ -322,7 +345,10 @@ export function applyJson6902(doc: Json, ops: Json[], where: { file: string; fie
 function pointer(path: string, fail: (m: string) => Error): string[] {
   if (path === '') return [];
   if (!path.startsWith('/')) throw fail('a path starts with /');
-  return path.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return path
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 function getAt(doc: Json, path: string[], fail: (m: string) => Error): Json {

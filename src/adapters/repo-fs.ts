@@ -23,10 +23,12 @@ export function repoFs(root: string): ReachFs {
     async list(dir) {
       const entries = await readdir(abs(dir), { withFileTypes: true }).catch(() => undefined);
       if (!entries) return undefined;
-      return Promise.all(entries.map(async (e) => ({
-        name: e.name,
-        dir: e.isDirectory() || (e.isSymbolicLink() && (await stat(join(abs(dir), e.name)).catch(() => undefined))?.isDirectory() === true),
-      })));
+      return Promise.all(
+        entries.map(async (e) => ({
+          name: e.name,
+          dir: e.isDirectory() || (e.isSymbolicLink() && (await stat(join(abs(dir), e.name)).catch(() => undefined))?.isDirectory() === true),
+        })),
+      );
     },
     async read(file) {
       const st = await stat(abs(file)).catch(() => undefined);

@@ -33,19 +33,32 @@ export async function agentWithKey(identity: string, publicKey: string, knownHos
     removeTempDir(dir);
   };
   try {
-    const failed = new Promise<never>((_, reject) => agent.once('error', (e) => reject(new FluxstrapError('E_PROCESS', 'cannot run ssh-agent', { hint: 'install OpenSSH\'s client (Debian: openssh-client)', cause: e }))));
+    const failed = new Promise<never>((_, reject) =>
+      agent.once('error', (e) =>
+        reject(new FluxstrapError('E_PROCESS', 'cannot run ssh-agent', { hint: "install OpenSSH's client (Debian: openssh-client)", cause: e })),
+      ),
+    );
     const ready = (async () => {
       for (let waited = 0; !existsSync(socket); waited += 25) {
-        if (waited > WAIT_MS || agent.exitCode !== null) throw new FluxstrapError('E_PROCESS', 'ssh-agent did not start', { hint: 'check that ssh-agent runs on this machine' });
+        if (waited > WAIT_MS || agent.exitCode !== null)
+          throw new FluxstrapError('E_PROCESS', 'ssh-agent did not start', { hint: 'check that ssh-agent runs on this machine' });
         await new Promise((r) => setTimeout(r, 25));
       }
     })();
     await Promise.race([ready, failed]);
     const { execa } = await import('execa');
     // The key expires in the agent even if this process is killed before it can stop the agent.
-    const add = await execa('ssh-add', ['-q', '-t', String(KEY_LIFETIME_S), '-'], { env: { SSH_AUTH_SOCK: socket }, input: identity, reject: false, timeout: WAIT_MS });
+    const add = await execa('ssh-add', ['-q', '-t', String(KEY_LIFETIME_S), '-'], {
+      env: { SSH_AUTH_SOCK: socket },
+      input: identity,
+      reject: false,
+      timeout: WAIT_MS,
+    });
     // ssh-add's message names no key material; the key came on stdin.
-    if (add.exitCode !== 0) throw new FluxstrapError('E_PROCESS', `ssh-add refused the deploy key: ${add.stderr.trim().split('\n').pop() ?? ''}`, { hint: 'the key in the encrypted Secret must be an OpenSSH private key without a passphrase' });
+    if (add.exitCode !== 0)
+      throw new FluxstrapError('E_PROCESS', `ssh-add refused the deploy key: ${add.stderr.trim().split('\n').pop() ?? ''}`, {
+        hint: 'the key in the encrypted Secret must be an OpenSSH private key without a passphrase',
+      });
     const publicKeyFile = join(dir, 'identity.pub');
     const knownHostsFile = join(dir, 'known_hosts');
     writeFileSync(publicKeyFile, `${publicKey}\n`, { mode: 0o600 });

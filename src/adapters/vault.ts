@@ -33,7 +33,10 @@ function vaultReason(text: string): string {
   }
   const said = Array.isArray(errors) ? errors.filter((e): e is string => typeof e === 'string').join('; ') : '';
   // Vault wraps multierrors as "1 error occurred:\n\t* permission denied\n\n".
-  const line = said.replace(/\d+ errors? occurred:/g, '').replace(/[\s*]+/g, ' ').trim();
+  const line = said
+    .replace(/\d+ errors? occurred:/g, '')
+    .replace(/[\s*]+/g, ' ')
+    .trim();
   return line === '' ? 'no reason given' : line.slice(0, 300);
 }
 
@@ -68,7 +71,13 @@ export async function vaultWrite(req: VaultWrite): Promise<Record<string, unknow
   let text: string;
   try {
     // No redirects: a redirect elsewhere would carry the token to another host.
-    res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(req.body), redirect: 'manual', signal: AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS) });
+    res = await fetch(url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(req.body),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+    });
     text = await boundedText(res);
   } catch (e) {
     throw vaultError(`cannot reach Vault at ${req.address} (${networkReason(e)})`, 'check the address and that Vault is running and reachable from here');
@@ -79,11 +88,12 @@ export async function vaultWrite(req: VaultWrite): Promise<Record<string, unknow
   if (!res.ok) {
     // A server that echoes the request must not make the token part of an error line.
     const reason = req.token ? vaultReason(text).split(req.token).join('[token]') : vaultReason(text);
-    const hint = res.status === 403
-      ? 'the token lacks the transit policy for this key, or it expired: check VAULT_TOKEN or ~/.vault-token (`vault token lookup`)'
-      : res.status === 400 && /missing client token/i.test(reason)
-        ? 'set VAULT_TOKEN or log in with `vault login` (it writes ~/.vault-token)'
-        : 'check the engine path and key name against `vault list <engine>/keys`';
+    const hint =
+      res.status === 403
+        ? 'the token lacks the transit policy for this key, or it expired: check VAULT_TOKEN or ~/.vault-token (`vault token lookup`)'
+        : res.status === 400 && /missing client token/i.test(reason)
+          ? 'set VAULT_TOKEN or log in with `vault login` (it writes ~/.vault-token)'
+          : 'check the engine path and key name against `vault list <engine>/keys`';
     throw vaultError(`Vault refused ${url}: ${reason} (HTTP ${res.status})`, hint);
   }
   let data: unknown;

@@ -27,7 +27,8 @@ export class YamlSource {
   /** Parse, failing on the first syntax error (duplicate keys included) with its position. */
   static parse(text: string, file: string): YamlSource {
     const { docs, lines, aliasTarget, lineOf } = parseYamlFile(text, file);
-    if (docs.length > 1) throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
+    if (docs.length > 1)
+      throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
     // A file of comments only holds no document; parseDocument gives it one, comments kept.
     const doc = docs[0] ?? parseDocument(text);
     return new YamlSource(file, doc, lines, aliasTarget);
@@ -107,7 +108,9 @@ function explainIssue(issue: Issue, missing: string[] = []): { issue: Issue; mes
   const forms = branches.flatMap((b) => b.filter((i) => i.code === 'invalid_type' && i.path.length === 1).map((i) => String(i.path[0])));
   if (forms.length > 0) return { issue, message: `expected exactly one of: ${[...new Set(forms)].join(', ')}` };
   // Two forms given at once (`{file, fingerprint}`): each branch refuses the other's key.
-  const extra = branches.every((b) => b.length === 1 && b[0]?.code === 'unrecognized_keys') ? branches.flatMap((b) => (b[0]?.code === 'unrecognized_keys' ? b[0].keys : [])) : [];
+  const extra = branches.every((b) => b.length === 1 && b[0]?.code === 'unrecognized_keys')
+    ? branches.flatMap((b) => (b[0]?.code === 'unrecognized_keys' ? b[0].keys : []))
+    : [];
   if (extra.length > 1) return { issue, message: `expected exactly one of: ${[...new Set(extra)].sort().join(', ')}` };
   const expected = branches.flatMap((b) => b.flatMap((i) => (i.code === 'invalid_type' ? [i.expected] : [])));
   return { issue, message: expected.length > 0 ? `expected ${[...new Set(expected)].join(' or ')}` : issue.message };

@@ -52,7 +52,8 @@ function jsonEnvelope(): JsonEnvelope {
 }
 
 /** How help texts name sops' default age key file, whose folder depends on the OS (sopsAgeKeyFile in keys/age.ts). */
-export const DEFAULT_AGE_KEY_FILE = 'sops/age/keys.txt in the user config folder ($XDG_CONFIG_HOME, else ~/.config; macOS ~/Library/Application Support unless XDG_CONFIG_HOME is set; Windows %AppData%)';
+export const DEFAULT_AGE_KEY_FILE =
+  'sops/age/keys.txt in the user config folder ($XDG_CONFIG_HOME, else ~/.config; macOS ~/Library/Application Support unless XDG_CONFIG_HOME is set; Windows %AppData%)';
 
 /** CI systems set CI; a pipe or file is not a person watching. */
 export function isInteractive(): boolean {
@@ -145,4 +146,3 @@ function fleetWithStacks(view: FleetView, debug: boolean, err: NodeJS.WritableSt
     },
   };
 }
-

@@ -25,35 +25,64 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environ
 
 /** SOPS files in flux-system/ break bootstrap: kustomize-controller applies that folder before it has the key. */
 const sopsFile = path
-  .refine((p) => !p.replace(/\\/g, '/').split('/').includes('flux-system'), 'must be outside flux-system/ (kustomize-controller would apply it before it has the key)')
-  .describe('SOPS-encrypted flux-system Git credential Secret in the repository (e.g. bootstrap/<cluster>/git-credentials.sops.yaml), written by init, decrypted in memory by bootstrap with the cluster\'s age key when no token variable or key file is at hand.');
+  .refine(
+    (p) => !p.replace(/\\/g, '/').split('/').includes('flux-system'),
+    'must be outside flux-system/ (kustomize-controller would apply it before it has the key)',
+  )
+  .describe(
+    "SOPS-encrypted flux-system Git credential Secret in the repository (e.g. bootstrap/<cluster>/git-credentials.sops.yaml), written by init, decrypted in memory by bootstrap with the cluster's age key when no token variable or key file is at hand.",
+  );
 
 const GitAuthSchema = z.union([
-  z.strictObject({
-    https: z.strictObject({
-      username: z.string().min(1).default('git').describe('User name sent with the token (GitHub accepts any; Gitea wants the account name).'),
-      passwordEnv: envName.describe('Environment variable holding the token or password; the value is never written anywhere but the Secret.'),
-    }),
-    sopsFile: sopsFile.optional(),
-  }).describe('HTTPS basic auth: Secret keys username/password.'),
-  z.strictObject({
-    ssh: z.strictObject({
-      keyFile: path.describe('Private key file (the deploy key); stored in the Secret as `identity`.'),
-      knownHostsFile: path.describe('known_hosts file holding the Git server host key; stored as `known_hosts`. When missing, init and bootstrap fill it: from GitHub\'s /meta for github.com, else from a scan confirmed with --accept-host-key.'),
-      keyAlgorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Algorithm of a deploy key generated when keyFile does not exist yet; default ed25519.'),
-      readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
-    }),
-    sopsFile: sopsFile.optional(),
-  }).describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
-  z.strictObject({
-    githubApp: z.strictObject({
-      appId: numericId.describe('The GitHub App\'s ID (App settings → About → App ID).'),
-      installationId: numericId.optional().describe('The installation of the App on the account owning the repository (the number ending its settings URL); or installationOwner.'),
-      installationOwner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'must be a GitHub user or organisation name').optional().describe('The account the App is installed on, instead of installationId: its installation is looked up.'),
-      privateKeyFile: path.describe('The App\'s private key (.pem generated in the App\'s settings); stored in the Secret as `githubAppPrivateKey`, never printed.'),
-      baseUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3 (Secret key githubAppBaseURL); default github.com.'),
-    }).refine((a) => (a.installationId === undefined) !== (a.installationOwner === undefined), 'set one of installationId and installationOwner'),
-  }).describe('GitHub App over HTTPS: Secret keys githubAppID, githubAppInstallationID (or githubAppInstallationOwner), githubAppPrivateKey (githubAppBaseURL); GitRepository flux-system gets provider: github.'),
+  z
+    .strictObject({
+      https: z.strictObject({
+        username: z.string().min(1).default('git').describe('User name sent with the token (GitHub accepts any; Gitea wants the account name).'),
+        passwordEnv: envName.describe('Environment variable holding the token or password; the value is never written anywhere but the Secret.'),
+      }),
+      sopsFile: sopsFile.optional(),
+    })
+    .describe('HTTPS basic auth: Secret keys username/password.'),
+  z
+    .strictObject({
+      ssh: z.strictObject({
+        keyFile: path.describe('Private key file (the deploy key); stored in the Secret as `identity`.'),
+        knownHostsFile: path.describe(
+          "known_hosts file holding the Git server host key; stored as `known_hosts`. When missing, init and bootstrap fill it: from GitHub's /meta for github.com, else from a scan confirmed with --accept-host-key.",
+        ),
+        keyAlgorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Algorithm of a deploy key generated when keyFile does not exist yet; default ed25519.'),
+        readWrite: z.boolean().optional().describe('Register the deploy key with write access (image automation pushes); default read-only.'),
+      }),
+      sopsFile: sopsFile.optional(),
+    })
+    .describe('SSH: Secret keys identity/identity.pub/known_hosts.'),
+  z
+    .strictObject({
+      githubApp: z
+        .strictObject({
+          appId: numericId.describe("The GitHub App's ID (App settings → About → App ID)."),
+          installationId: numericId
+            .optional()
+            .describe('The installation of the App on the account owning the repository (the number ending its settings URL); or installationOwner.'),
+          installationOwner: z
+            .string()
+            .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/, 'must be a GitHub user or organisation name')
+            .optional()
+            .describe('The account the App is installed on, instead of installationId: its installation is looked up.'),
+          privateKeyFile: path.describe(
+            "The App's private key (.pem generated in the App's settings); stored in the Secret as `githubAppPrivateKey`, never printed.",
+          ),
+          baseUrl: z
+            .string()
+            .regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL')
+            .optional()
+            .describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3 (Secret key githubAppBaseURL); default github.com.'),
+        })
+        .refine((a) => (a.installationId === undefined) !== (a.installationOwner === undefined), 'set one of installationId and installationOwner'),
+    })
+    .describe(
+      'GitHub App over HTTPS: Secret keys githubAppID, githubAppInstallationID (or githubAppInstallationOwner), githubAppPrivateKey (githubAppBaseURL); GitRepository flux-system gets provider: github.',
+    ),
   z.strictObject({ sopsFile }).describe('Only the encrypted Secret: HTTPS or SSH as it holds.'),
 ]);
 
@@ -62,18 +91,27 @@ const publicKeys = z
     z
       .string()
       // kustomize-controller imports only native age identities (keys ending in .agekey), never an SSH key.
-      .refine((s) => !s.startsWith('ssh-'), { message: 'an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities (AGE-SECRET-KEY-1…) from the sops-age Secret; list the age1… recipient of an age key here', abort: true })
+      .refine((s) => !s.startsWith('ssh-'), {
+        message:
+          'an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities (AGE-SECRET-KEY-1…) from the sops-age Secret; list the age1… recipient of an age key here',
+        abort: true,
+      })
       .regex(/^age1[02-9ac-hj-np-z]+$/, 'must be an age recipient (age1…)'),
   )
   .min(1)
   .optional()
-  .describe('Only the identities of these recipients go to the sops-age Secret: a key file shared between clusters must not give one cluster the other\'s key.');
+  .describe("Only the identities of these recipients go to the sops-age Secret: a key file shared between clusters must not give one cluster the other's key.");
 
 const AgeKeySchema = z.union([
   z.strictObject({ file: path.describe('age key file (age-keygen format); every identity in it goes to the sops-age Secret.'), publicKeys }),
   z.strictObject({ env: envName.describe('Environment variable holding the age identities, like SOPS_AGE_KEY.'), publicKeys }),
   z.strictObject({
-    cmd: z.string().min(1).describe('Command printing the age identities (a password manager), run without a shell like SOPS_AGE_KEY_CMD; with publicKeys, once per recipient with SOPS_AGE_RECIPIENT set.'),
+    cmd: z
+      .string()
+      .min(1)
+      .describe(
+        'Command printing the age identities (a password manager), run without a shell like SOPS_AGE_KEY_CMD; with publicKeys, once per recipient with SOPS_AGE_RECIPIENT set.',
+      ),
     publicKeys,
   }),
   z.strictObject({
@@ -92,44 +130,115 @@ const fingerprint = z
   .pipe(z.string().regex(/^[0-9A-F]{40}$/, 'must be a 40-hex-digit OpenPGP v4 fingerprint'));
 
 const VaultKeySchema = z.strictObject({
-  address: z.string().regex(/^https?:\/\/[^/?#@\s]+\/?$/, 'must be an http(s):// address without a path').describe('Vault address, as in the hc_vault_transit_uri of .sops.yaml; kustomize-controller reaches the address each file names.'),
-  tokenEnv: envName.describe('Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).'),
+  address: z
+    .string()
+    .regex(/^https?:\/\/[^/?#@\s]+\/?$/, 'must be an http(s):// address without a path')
+    .describe('Vault address, as in the hc_vault_transit_uri of .sops.yaml; kustomize-controller reaches the address each file names.'),
+  tokenEnv: envName.describe(
+    'Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).',
+  ),
 });
 
 /** sops' ARN check (sops/aws-kms.ts), bounded; the region is what `region` is compared with. */
 const KMS_ARN = /^arn:aws[\w-]*:kms:([^:]{1,64}):[0-9]{1,20}:(key|alias)\/[^\s]{1,256}$/;
 const IAM_ROLE = /^arn:aws[\w-]*:iam::[0-9]{1,20}:role\/[^\s]{1,512}$/;
 
-const SopsKeySchema = z.strictObject({
-  pgp: z.union([
-      z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
-      z.strictObject({ fingerprint: fingerprint.describe('Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.') }),
-    ]).optional().describe('An OpenPGP key, stored in the sops-gpg Secret.'),
-  vault: VaultKeySchema.optional().describe('HashiCorp Vault transit: kustomize-controller decrypts with a token from the sops-hcvault Secret.'),
-  awsKms: z.strictObject({
-      arn: z.string().regex(KMS_ARN, 'must be an AWS KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)').describe('The KMS key the cluster\'s .sops.yaml rule lists.'),
-      roleArn: z.string().regex(IAM_ROLE, 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)').optional().describe('IAM role EKS hands kustomize-controller (IRSA): `eks.amazonaws.com/role-arn` on its ServiceAccount.'),
-      region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'must be an AWS region such as eu-west-1').optional().describe('Region of the cluster; a key ARN naming another region is refused.'),
-    }).optional().describe('AWS KMS through the controller\'s AWS identity: no sops-age Secret.'),
-  gcpKms: z.strictObject({
-      resourceId: z.string().regex(/^projects\/[^/\s]{1,128}\/locations\/[^/\s]{1,64}\/keyRings\/[^/\s]{1,128}\/cryptoKeys\/[^/\s]{1,128}$/, 'must be projects/P/locations/L/keyRings/R/cryptoKeys/K').describe('The Cloud KMS key the cluster\'s .sops.yaml rule lists.'),
-      serviceAccount: z.string().regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]{1,128}\.iam\.gserviceaccount\.com$/, 'must be a Google service account e-mail').optional().describe('GKE Workload Identity: `iam.gke.io/gcp-service-account` on the controller\'s ServiceAccount.'),
-    }).optional().describe('Google Cloud KMS through GKE Workload Identity: no sops-age Secret.'),
-  azureKv: z.strictObject({
-      vaultUrl: z.string().regex(/^https:\/\/[^/\s]{1,253}$/, 'must be the vault\'s https:// URL, without a path').describe('e.g. https://my-vault.vault.azure.net'),
-      key: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault key name').describe('Key name in the vault.'),
-      version: z.string().regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version').describe('Key version, as the .sops.yaml rule names it.'),
-      workloadIdentity: z.strictObject({ clientId: z.string().min(1), tenantId: z.string().min(1).optional() }).optional().describe('Azure Workload Identity: client id on the controller\'s ServiceAccount, `azure.workload.identity/use` on its pods.'),
-      aadPodIdentity: z.strictObject({ binding: z.string().min(1) }).optional().describe('AAD pod identity: `aadpodidbinding` label and AZURE_AUTH_METHOD=msi.'),
-      servicePrincipal: z.strictObject({
-        secretName: z.string().regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'must be a Secret name').optional().describe('Secret kustomize-controller takes its environment from (envFrom); default sops-azure-credentials.'),
-        file: path.optional().describe('SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (dotenv, YAML or JSON), opened in memory with the age key; without it they come from those environment variables.'),
-      }).optional().describe('Service Principal: bootstrap creates the Secret, kustomize-controller reads it through envFrom.'),
-    }).refine((a) => [a.workloadIdentity, a.aadPodIdentity, a.servicePrincipal].filter((x) => x !== undefined).length <= 1, {
-      message: 'give at most one of workloadIdentity, aadPodIdentity, servicePrincipal',
-      path: ['servicePrincipal'],
-    }).optional().describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
-}).refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, vault, awsKms, gcpKms, azureKv' });
+const SopsKeySchema = z
+  .strictObject({
+    pgp: z
+      .union([
+        z.strictObject({ file: path.describe('Armored OpenPGP private key file, without a passphrase (kustomize-controller cannot type one).') }),
+        z.strictObject({
+          fingerprint: fingerprint.describe(
+            'Fingerprint of a key in your gpg keyring, exported with `gpg --export-secret-keys --armor` when needed; its private key must have no passphrase.',
+          ),
+        }),
+      ])
+      .optional()
+      .describe('An OpenPGP key, stored in the sops-gpg Secret.'),
+    vault: VaultKeySchema.optional().describe('HashiCorp Vault transit: kustomize-controller decrypts with a token from the sops-hcvault Secret.'),
+    awsKms: z
+      .strictObject({
+        arn: z
+          .string()
+          .regex(KMS_ARN, 'must be an AWS KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)')
+          .describe("The KMS key the cluster's .sops.yaml rule lists."),
+        roleArn: z
+          .string()
+          .regex(IAM_ROLE, 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)')
+          .optional()
+          .describe('IAM role EKS hands kustomize-controller (IRSA): `eks.amazonaws.com/role-arn` on its ServiceAccount.'),
+        region: z
+          .string()
+          .regex(/^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$/, 'must be an AWS region such as eu-west-1')
+          .optional()
+          .describe('Region of the cluster; a key ARN naming another region is refused.'),
+      })
+      .optional()
+      .describe("AWS KMS through the controller's AWS identity: no sops-age Secret."),
+    gcpKms: z
+      .strictObject({
+        resourceId: z
+          .string()
+          .regex(
+            /^projects\/[^/\s]{1,128}\/locations\/[^/\s]{1,64}\/keyRings\/[^/\s]{1,128}\/cryptoKeys\/[^/\s]{1,128}$/,
+            'must be projects/P/locations/L/keyRings/R/cryptoKeys/K',
+          )
+          .describe("The Cloud KMS key the cluster's .sops.yaml rule lists."),
+        serviceAccount: z
+          .string()
+          .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]{1,128}\.iam\.gserviceaccount\.com$/, 'must be a Google service account e-mail')
+          .optional()
+          .describe("GKE Workload Identity: `iam.gke.io/gcp-service-account` on the controller's ServiceAccount."),
+      })
+      .optional()
+      .describe('Google Cloud KMS through GKE Workload Identity: no sops-age Secret.'),
+    azureKv: z
+      .strictObject({
+        vaultUrl: z
+          .string()
+          .regex(/^https:\/\/[^/\s]{1,253}$/, "must be the vault's https:// URL, without a path")
+          .describe('e.g. https://my-vault.vault.azure.net'),
+        key: z
+          .string()
+          .regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault key name')
+          .describe('Key name in the vault.'),
+        version: z
+          .string()
+          .regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version')
+          .describe('Key version, as the .sops.yaml rule names it.'),
+        workloadIdentity: z
+          .strictObject({ clientId: z.string().min(1), tenantId: z.string().min(1).optional() })
+          .optional()
+          .describe("Azure Workload Identity: client id on the controller's ServiceAccount, `azure.workload.identity/use` on its pods."),
+        aadPodIdentity: z
+          .strictObject({ binding: z.string().min(1) })
+          .optional()
+          .describe('AAD pod identity: `aadpodidbinding` label and AZURE_AUTH_METHOD=msi.'),
+        servicePrincipal: z
+          .strictObject({
+            secretName: z
+              .string()
+              .regex(/^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/, 'must be a Secret name')
+              .optional()
+              .describe('Secret kustomize-controller takes its environment from (envFrom); default sops-azure-credentials.'),
+            file: path
+              .optional()
+              .describe(
+                'SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (dotenv, YAML or JSON), opened in memory with the age key; without it they come from those environment variables.',
+              ),
+          })
+          .optional()
+          .describe('Service Principal: bootstrap creates the Secret, kustomize-controller reads it through envFrom.'),
+      })
+      .refine((a) => [a.workloadIdentity, a.aadPodIdentity, a.servicePrincipal].filter((x) => x !== undefined).length <= 1, {
+        message: 'give at most one of workloadIdentity, aadPodIdentity, servicePrincipal',
+        path: ['servicePrincipal'],
+      })
+      .optional()
+      .describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
+  })
+  .refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, vault, awsKms, gcpKms, azureKv' });
 
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
@@ -141,20 +250,39 @@ const ClusterSchema = z.strictObject({
     .optional(),
   git: z
     .strictObject({
-      url: z.string().regex(/^(https?|ssh):\/\/\S+$/, 'must be an http(s):// or ssh:// URL').optional().describe('URL Flux pulls from.'),
+      url: z
+        .string()
+        .regex(/^(https?|ssh):\/\/\S+$/, 'must be an http(s):// or ssh:// URL')
+        .optional()
+        .describe('URL Flux pulls from.'),
       branch: z.string().min(1).optional().describe('Branch Flux follows; default main.'),
       auth: GitAuthSchema.optional(),
-      provider: z.enum(['github', 'generic']).optional().describe('Git hosting API fluxstrap talks to: github registers deploy keys and checks access through GitHub\'s REST API; default github for github.com URLs, else generic (Git only).'),
+      provider: z
+        .enum(['github', 'generic'])
+        .optional()
+        .describe(
+          "Git hosting API fluxstrap talks to: github registers deploy keys and checks access through GitHub's REST API; default github for github.com URLs, else generic (Git only).",
+        ),
       github: z
         .strictObject({
-          apiUrl: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL').optional().describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3; default https://api.github.com.'),
-          tokenEnv: envName.optional().describe('Environment variable holding the GitHub token fluxstrap calls the API with; default the HTTPS passwordEnv, else GITHUB_TOKEN.'),
+          apiUrl: z
+            .string()
+            .regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL')
+            .optional()
+            .describe('REST API of GitHub Enterprise Server, e.g. https://ghe.example.com/api/v3; default https://api.github.com.'),
+          tokenEnv: envName
+            .optional()
+            .describe('Environment variable holding the GitHub token fluxstrap calls the API with; default the HTTPS passwordEnv, else GITHUB_TOKEN.'),
         })
         .optional(),
     })
     .optional(),
-  ageKey: AgeKeySchema.optional().describe('Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops\' default sops/age/keys.txt in the user config folder (~/.config on Linux).'),
-  sopsKey: SopsKeySchema.optional().describe('A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide\'s `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); HashiCorp Vault transit (a token in the sops-hcvault Secret); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.'),
+  ageKey: AgeKeySchema.optional().describe(
+    "Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops' default sops/age/keys.txt in the user config folder (~/.config on Linux).",
+  ),
+  sopsKey: SopsKeySchema.optional().describe(
+    "A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide's `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); HashiCorp Vault transit (a token in the sops-hcvault Secret); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.",
+  ),
 });
 
 export const FluxstrapConfigSchema = z
@@ -215,11 +343,14 @@ export type CloudSopsKey =
   | { type: 'aws-kms'; arn: string; roleArn?: string; region?: string }
   | { type: 'gcp-kms'; resourceId: string; serviceAccount?: string }
   | {
-    type: 'azure-kv'; vaultUrl: string; key: string; version: string;
-    workloadIdentity?: { clientId: string; tenantId?: string };
-    aadPodIdentity?: { binding: string };
-    servicePrincipal?: { secretName: string; file?: string };
-  };
+      type: 'azure-kv';
+      vaultUrl: string;
+      key: string;
+      version: string;
+      workloadIdentity?: { clientId: string; tenantId?: string };
+      aadPodIdentity?: { binding: string };
+      servicePrincipal?: { secretName: string; file?: string };
+    };
 
 export const AZURE_SP_SECRET = 'sops-azure-credentials';
 
@@ -290,13 +421,23 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
   for (const [name, entry] of Object.entries(clusters)) {
     if (entry.ageKey !== undefined && entry.sopsKey?.pgp !== undefined) {
       const at = ['clusters', name, 'sopsKey'];
-      throw src.error(`cluster "${name}" names two keys, ageKey and sopsKey`, src.doc.getIn(at, true), 'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists', at.join('.'));
+      throw src.error(
+        `cluster "${name}" names two keys, ageKey and sopsKey`,
+        src.doc.getIn(at, true),
+        'the cluster has one SOPS key Secret: keep the one its .sops.yaml rule lists',
+        at.join('.'),
+      );
     }
     const aws = entry.sopsKey?.awsKms;
     const arnRegion = aws ? KMS_ARN.exec(aws.arn)?.[1] : undefined;
     if (aws?.region !== undefined && arnRegion !== aws.region) {
       const field = `clusters.${name}.sopsKey.awsKms.region`;
-      throw src.error(`the KMS key ${aws.arn} is in region ${arnRegion ?? '?'}, not in the cluster's region ${aws.region}`, src.doc.getIn(['clusters', name, 'sopsKey', 'awsKms', 'region'], true), 'use a key of the cluster\'s region (a KMS key is regional), or correct region', field);
+      throw src.error(
+        `the KMS key ${aws.arn} is in region ${arnRegion ?? '?'}, not in the cluster's region ${aws.region}`,
+        src.doc.getIn(['clusters', name, 'sopsKey', 'awsKms', 'region'], true),
+        "use a key of the cluster's region (a KMS key is regional), or correct region",
+        field,
+      );
     }
   }
   if (defaultCluster !== undefined && !Object.hasOwn(clusters, defaultCluster)) {
@@ -387,23 +528,38 @@ export function resolveCluster(
 
 function cloudSopsKey(k: ClusterConfig['sopsKey'], repoDir: string): { cloudKey?: CloudSopsKey } {
   // zod's optional fields read `T | undefined`; the resolved type has them absent instead.
-  const opt = <K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : { [key]: v } as { [P in K]?: V });
+  const opt = <K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } => (v === undefined ? {} : ({ [key]: v } as { [P in K]?: V }));
   if (k?.awsKms) return { cloudKey: { type: 'aws-kms', arn: k.awsKms.arn, ...opt('roleArn', k.awsKms.roleArn), ...opt('region', k.awsKms.region) } };
   if (k?.gcpKms) return { cloudKey: { type: 'gcp-kms', resourceId: k.gcpKms.resourceId, ...opt('serviceAccount', k.gcpKms.serviceAccount) } };
   if (!k?.azureKv) return {};
   const { vaultUrl, key, version, workloadIdentity: wi, aadPodIdentity, servicePrincipal: sp } = k.azureKv;
   return {
     cloudKey: {
-      type: 'azure-kv', vaultUrl, key, version,
+      type: 'azure-kv',
+      vaultUrl,
+      key,
+      version,
       ...(wi ? { workloadIdentity: { clientId: wi.clientId, ...opt('tenantId', wi.tenantId) } } : {}),
       ...(aadPodIdentity ? { aadPodIdentity } : {}),
-      ...(sp ? { servicePrincipal: { secretName: sp.secretName ?? AZURE_SP_SECRET, ...opt('file', sp.file === undefined ? undefined : expandPath(sp.file, repoDir)) } } : {}),
+      ...(sp
+        ? {
+            servicePrincipal: {
+              secretName: sp.secretName ?? AZURE_SP_SECRET,
+              ...opt('file', sp.file === undefined ? undefined : expandPath(sp.file, repoDir)),
+            },
+          }
+        : {}),
     },
   };
 }
 
 /** The age key, and the PGP key when fluxstrap.yaml names one; an age key typed for this run wins over it. */
-function resolvedKeys(entry: ClusterConfig | undefined, flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster, 'ageKey' | 'pgpKey'> {
+function resolvedKeys(
+  entry: ClusterConfig | undefined,
+  flags: ClusterFlags,
+  env: NodeJS.ProcessEnv,
+  where: { repoDir: string; cwd: string },
+): Pick<ResolvedCluster, 'ageKey' | 'pgpKey'> {
   const age = configuredAgeKey(entry, flags, env, where);
   const pgp = age === undefined ? configuredPgpKey(entry, where.repoDir) : undefined;
   return { ageKey: age ?? sopsAgeKey(env), ...(pgp ? { pgpKey: pgp } : {}) };
@@ -420,11 +576,19 @@ export function configuredPgpKey(entry: ClusterConfig | undefined, repoDir: stri
  * cwd) over the file's entry (relative to the repository). Without a checkout this is all there
  * is to clone with, before any fluxstrap.yaml can be read (`entryGit` undefined then).
  */
-export function resolveGit(entryGit: ClusterConfig['git'], flags: ClusterFlags, env: NodeJS.ProcessEnv, where: { repoDir: string; cwd: string }): Pick<ResolvedCluster['git'], 'url' | 'branch' | 'auth'> {
+export function resolveGit(
+  entryGit: ClusterConfig['git'],
+  flags: ClusterFlags,
+  env: NodeJS.ProcessEnv,
+  where: { repoDir: string; cwd: string },
+): Pick<ResolvedCluster['git'], 'url' | 'branch' | 'auth'> {
   const url = flags.gitUrl ?? nonEmpty(env.FLUXSTRAP_GIT_URL) ?? entryGit?.url;
   if (url !== undefined && hasPassword(url)) {
     // Not echoed: the URL holds the secret.
-    throw usageError('the Git URL carries a password or token', 'drop it from the URL and pass it in an environment variable: --git-token-env VAR (and --git-username NAME)');
+    throw usageError(
+      'the Git URL carries a password or token',
+      'drop it from the URL and pass it in an environment variable: --git-token-env VAR (and --git-username NAME)',
+    );
   }
   const branch = flags.branch ?? nonEmpty(env.FLUXSTRAP_GIT_BRANCH) ?? entryGit?.branch ?? 'main';
   return { ...(url !== undefined ? { url } : {}), branch, auth: typedGitAuth(gitAuthOf(entryGit?.auth, where.repoDir), flags, env, where.cwd) };
@@ -453,11 +617,17 @@ function typedGitAuth(fromFile: GitAuth, flags: ClusterFlags, env: NodeJS.Proces
   const knownHosts = flags.gitKnownHosts ?? nonEmpty(env.FLUXSTRAP_GIT_KNOWN_HOSTS);
   const ssh = sshKey !== undefined || knownHosts !== undefined;
   if (tokenEnv !== undefined && ssh) {
-    throw usageError('--git-token-env (HTTPS) and --git-ssh-key/--git-known-hosts (SSH) are both given', 'pass one kind: a token for an https:// URL, a deploy key for an ssh:// URL');
+    throw usageError(
+      '--git-token-env (HTTPS) and --git-ssh-key/--git-known-hosts (SSH) are both given',
+      'pass one kind: a token for an https:// URL, a deploy key for an ssh:// URL',
+    );
   }
   if (ssh) {
     if (sshKey === undefined || knownHosts === undefined) {
-      throw usageError(`${sshKey === undefined ? '--git-known-hosts' : '--git-ssh-key'} is given without ${sshKey === undefined ? '--git-ssh-key' : '--git-known-hosts'}`, "SSH auth needs the deploy key and a known_hosts file with the server's host key: pass both");
+      throw usageError(
+        `${sshKey === undefined ? '--git-known-hosts' : '--git-ssh-key'} is given without ${sshKey === undefined ? '--git-ssh-key' : '--git-known-hosts'}`,
+        "SSH auth needs the deploy key and a known_hosts file with the server's host key: pass both",
+      );
     }
     if (username !== undefined) throw usageError('--git-username applies to HTTPS auth', 'drop it, or pass --git-token-env VAR instead of the SSH key');
     return { type: 'ssh', keyFile: expandPath(sshKey, cwd), knownHostsFile: expandPath(knownHosts, cwd) };
@@ -465,18 +635,28 @@ function typedGitAuth(fromFile: GitAuth, flags: ClusterFlags, env: NodeJS.Proces
   if (tokenEnv !== undefined) {
     if (TOKEN_PREFIXES.some((p) => tokenEnv.startsWith(p)) || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv)) {
       // Never echoed: it may be the token itself, typed where its variable's name belongs.
-      throw usageError('--git-token-env takes the name of an environment variable holding the token, not the token', 'e.g. export GIT_TOKEN=… (from your password manager), then --git-token-env GIT_TOKEN');
+      throw usageError(
+        '--git-token-env takes the name of an environment variable holding the token, not the token',
+        'e.g. export GIT_TOKEN=… (from your password manager), then --git-token-env GIT_TOKEN',
+      );
     }
     return { type: 'https', username: username ?? (fromFile.type === 'https' ? fromFile.username : 'git'), passwordEnv: tokenEnv };
   }
   if (username === undefined) return fromFile;
-  if (fromFile.type !== 'https') throw usageError('--git-username is given without --git-token-env', 'HTTPS auth sends the user name with a token: pass --git-token-env VAR, the variable holding it');
+  if (fromFile.type !== 'https')
+    throw usageError(
+      '--git-username is given without --git-token-env',
+      'HTTPS auth sends the user name with a token: pass --git-token-env VAR, the variable holding it',
+    );
   return { ...fromFile, username };
 }
 
 function normalizeClusterPath(p: string): string {
   // `(?<!\/)`: a match starts at a run's first slash, so a long run of slashes costs linear time, not quadratic.
-  const clean = p.replace(/\\/g, '/').replace(/^\.\/+/, '').replace(/(?<!\/)\/+$/, '');
+  const clean = p
+    .replace(/\\/g, '/')
+    .replace(/^\.\/+/, '')
+    .replace(/(?<!\/)\/+$/, '');
   if (clean === '' || clean.startsWith('/') || clean.split('/').includes('..')) {
     throw usageError(`cluster path "${p}" must be a folder inside the repository`, 'e.g. clusters/prod');
   }
@@ -531,9 +711,20 @@ export function githubRepoOf(url: string): { owner: string; repo: string } | und
   return m ? { owner: m[1] ?? '', repo: m[2] ?? '' } : undefined;
 }
 
-function githubSettings(file: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined, auth: GitAuth, flag: string | undefined, env: NodeJS.ProcessEnv): GitHubSettings {
+function githubSettings(
+  file: { apiUrl?: string | undefined; tokenEnv?: string | undefined } | undefined,
+  auth: GitAuth,
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv,
+): GitHubSettings {
   return {
-    apiUrl: (flag ?? nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ?? file?.apiUrl ?? (auth.type === 'github-app' ? auth.baseUrl : undefined) ?? 'https://api.github.com').replace(/\/+$/, ''),
+    apiUrl: (
+      flag ??
+      nonEmpty(env.FLUXSTRAP_GITHUB_API_URL) ??
+      file?.apiUrl ??
+      (auth.type === 'github-app' ? auth.baseUrl : undefined) ??
+      'https://api.github.com'
+    ).replace(/\/+$/, ''),
     tokenEnv: file?.tokenEnv ?? (auth.type === 'https' ? auth.passwordEnv : 'GITHUB_TOKEN'),
   };
 }
@@ -554,9 +745,14 @@ export function configuredAgeKey(
   if (given !== undefined && backup !== undefined) throw usageError('--age-key-file and --age-key-backup both name the age key', 'pass one of them');
   if (backup !== undefined) {
     const passphraseFile = flags.passphraseFile ?? nonEmpty(env.FLUXSTRAP_BACKUP_PASSPHRASE_FILE);
-    return { type: 'backup', file: expandPath(backup, where.cwd), ...(passphraseFile !== undefined ? { passphraseFile: expandPath(passphraseFile, where.cwd) } : {}) };
+    return {
+      type: 'backup',
+      file: expandPath(backup, where.cwd),
+      ...(passphraseFile !== undefined ? { passphraseFile: expandPath(passphraseFile, where.cwd) } : {}),
+    };
   }
-  if (flags.passphraseFile !== undefined) throw usageError('--passphrase-file is given without --age-key-backup', 'it is the passphrase of a key backup: pass --age-key-backup FILE too');
+  if (flags.passphraseFile !== undefined)
+    throw usageError('--passphrase-file is given without --age-key-backup', 'it is the passphrase of a key backup: pass --age-key-backup FILE too');
   if (given !== undefined) return { type: 'file', file: expandPath(given, where.cwd) };
   const src = entry?.ageKey;
   const { repoDir } = where;

@@ -63,7 +63,10 @@ export async function resolveRunCluster(flags: ClusterFlags, env: NodeJS.Process
   if (git.url === undefined || (await isWorkTree(cwd))) return local();
 
   // Flags and FLUXSTRAP_* variables name no App: its settings live in fluxstrap.yaml only.
-  const checkout = await cloneBranch(gitRemoteOf(git.url, git.auth, (auth) => (auth.type === 'https' ? gitToken(auth, env, flags.cluster) : '')), git.branch);
+  const checkout = await cloneBranch(
+    gitRemoteOf(git.url, git.auth, (auth) => (auth.type === 'https' ? gitToken(auth, env, flags.cluster) : '')),
+    git.branch,
+  );
   try {
     const cloned = join(checkout.dir, CONFIG_FILE);
     const cluster = resolveCluster(await loadConfig(cloned), flags, env, { repoDir: checkout.dir, cwd, configFile: cloned });

@@ -32,7 +32,10 @@ export function singleCluster<T extends ClusterSelection>(opts: T): (Omit<T, 'cl
 
 /** `--cluster a,b --cluster c`: the names in order, blanks dropped. */
 export function splitNames(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
+  return (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
 }
 
 /**

@@ -95,7 +95,13 @@ function nestingMessage(): string {
  * One pass in document order: anchors as they appear, each node's expanded size and height
  * memoized, so an alias costs a lookup however large its target.
  */
-function checkTree(doc: Document.Parsed, merge: boolean, targets: Map<Alias, Node>, anchors: Map<string, Node>, lineOf: (n: unknown) => number | undefined): void {
+function checkTree(
+  doc: Document.Parsed,
+  merge: boolean,
+  targets: Map<Alias, Node>,
+  anchors: Map<string, Node>,
+  lineOf: (n: unknown) => number | undefined,
+): void {
   anchors.clear();
   const measured = new Map<Node, { size: number; height: number }>();
   const open = new Set<Node>();

@@ -40,5 +40,9 @@ export const MASK = '***';
 
 /** Replace every value of a string map by a hash-free mask, keeping the keys (for Secret diffs). */
 export function maskValues(values: Record<string, unknown>): Record<string, string> {
-  return Object.fromEntries(Object.keys(values).sort().map((k) => [k, MASK]));
+  return Object.fromEntries(
+    Object.keys(values)
+      .sort()
+      .map((k) => [k, MASK]),
+  );
 }

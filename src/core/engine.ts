@@ -121,11 +121,9 @@ async function runOne<C>(
   observed = await attempt('observe', () => kind.observe(params, opts.ctx, run));
   const left = kind.plan(params, observed, opts.ctx);
   if (left.length > 0) {
-    throw new FluxstrapError(
-      'E_CONVERGENCE',
-      `changes remain after apply: ${left.map((c) => `${c.action} ${c.target}`).join(', ')}`,
-      { hint: 'something else is changing the same object, or the task kind has a bug; run again with --diff' },
-    );
+    throw new FluxstrapError('E_CONVERGENCE', `changes remain after apply: ${left.map((c) => `${c.action} ${c.target}`).join(', ')}`, {
+      hint: 'something else is changing the same object, or the task kind has a bug; run again with --diff',
+    });
   }
   return { changes, notes: kind.notes?.(params, observed) ?? [] };
 }

@@ -54,8 +54,7 @@ export class FluxstrapError extends Error {
   }
 }
 
-export const usageError = (message: string, hint?: string): FluxstrapError =>
-  new FluxstrapError('E_USAGE', message, hint === undefined ? {} : { hint });
+export const usageError = (message: string, hint?: string): FluxstrapError => new FluxstrapError('E_USAGE', message, hint === undefined ? {} : { hint });
 
 export const configError = (message: string, location: Location, hint?: string): FluxstrapError =>
   new FluxstrapError('E_CONFIG', message, hint === undefined ? { location } : { location, hint });
@@ -154,14 +153,21 @@ export function exitCodeFor(e: unknown): number {
 export function fsError(e: unknown, file: string, doing: string): FluxstrapError {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   const reason =
-    code === 'ENOENT' ? 'no such file or directory'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-    : code === 'EISDIR' ? 'is a directory'
-    : code === 'ENOTDIR' ? 'a parent is not a directory'
-    : code === 'EEXIST' ? 'already exists'
-    : code === 'ENOSPC' ? 'no space left on device'
-    : code === 'EROFS' ? 'read-only file system'
-    : (code ?? 'failed');
+    code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'ENOTDIR'
+            ? 'a parent is not a directory'
+            : code === 'EEXIST'
+              ? 'already exists'
+              : code === 'ENOSPC'
+                ? 'no space left on device'
+                : code === 'EROFS'
+                  ? 'read-only file system'
+                  : (code ?? 'failed');
   return new FluxstrapError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot ${doing}: ${reason}`, {
     location: { file },
     cause: e,

@@ -21,7 +21,10 @@ const KINDS: PrivateKeyKind[] = [
   { what: 'a post-quantum age private key', re: /AGE-SECRET-KEY-PQ-1[02-9AC-HJ-NP-Zac-hj-np-z]+/gi },
   { what: 'an age private key', re: /AGE-SECRET-KEY-1[02-9AC-HJ-NP-Zac-hj-np-z]+/gi },
   { what: 'a private age plugin identity', re: /AGE-PLUGIN-[A-Z0-9-]+-1[02-9AC-HJ-NP-Zac-hj-np-z]+/gi },
-  { what: 'an armored OpenPGP private key', re: /-----\s*BEGIN\s*PGP\s*PRIVATE\s*KEY\s*BLOCK\s*-----[\s\S]*?(?:-----\s*END\s*PGP\s*PRIVATE\s*KEY\s*BLOCK\s*-----|$)/gi },
+  {
+    what: 'an armored OpenPGP private key',
+    re: /-----\s*BEGIN\s*PGP\s*PRIVATE\s*KEY\s*BLOCK\s*-----[\s\S]*?(?:-----\s*END\s*PGP\s*PRIVATE\s*KEY\s*BLOCK\s*-----|$)/gi,
+  },
   { what: 'an SSH private key', re: /-----\s*BEGIN\s*OPENSSH\s*PRIVATE\s*KEY\s*-----[\s\S]*?(?:-----\s*END\s*OPENSSH\s*PRIVATE\s*KEY\s*-----|$)/gi },
   {
     what: 'a PEM private key',

@@ -132,14 +132,20 @@ export async function executeRun(prepared: PreparedRun, view: Reporter, env: Nod
   const { cluster, playbook, settings } = prepared;
   return runClusterTasks(
     { title: playbook.name, tasks: playbook.tasks, vars: playbook.vars, ...(prepared.identities ? { identities: prepared.identities } : {}) },
-    cluster, settings, view, env,
+    cluster,
+    settings,
+    view,
+    env,
   );
 }
 
 /** Tasks of one cluster with their own TaskContext, whose `ctx.log` becomes progress of the running task. */
 export async function runClusterTasks(
   run: { title: string; tasks: TaskInstance<TaskContext>[]; vars?: Record<string, unknown>; identities?: AgeIdentity[] },
-  cluster: ResolvedCluster, settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>, view: Reporter, env: NodeJS.ProcessEnv,
+  cluster: ResolvedCluster,
+  settings: Pick<RunSettings, 'check' | 'rotateSecrets' | 'timeoutMs'>,
+  view: Reporter,
+  env: NodeJS.ProcessEnv,
 ): Promise<RunResult> {
   const reporter = new ProgressTracker(view);
   const ctx: TaskContext = createTaskContext({
@@ -218,7 +224,10 @@ export function parseExtraVars(pairs: string[]): Record<string, unknown> {
 
 function splitList(s: string | undefined): string[] | undefined {
   if (s === undefined) return undefined;
-  return s.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  return s
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
 }
 
 /**

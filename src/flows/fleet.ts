@@ -43,7 +43,10 @@ export async function runFleet(opts: FleetRunOptions, run: FleetEnvironment): Pr
     runs[index] = await runOne(p, view.cluster(p.cluster.name), run.env);
   });
   await view.close(runs);
-  return exitCodeOf(runs.map((r) => ({ success: r.success, wouldChange: r.end?.recap.wouldChange ?? 0 })), settings.check);
+  return exitCodeOf(
+    runs.map((r) => ({ success: r.success, wouldChange: r.end?.recap.wouldChange ?? 0 })),
+    settings.check,
+  );
 }
 
 async function prepareAll(opts: FleetRunOptions, run: FleetEnvironment, settings: RunSettings): Promise<PreparedRun[]> {

@@ -1,6 +1,13 @@
 import { AZURE_SP_SECRET } from '../cluster/config.ts';
 import { FluxstrapError, usageError } from '../core/errors.ts';
-import { identityDecryption, identityPatches, identityServiceAccount, type CloudIdentity, type IdentityOptions, type KustomizePatch } from '../flux/workload-identity.ts';
+import {
+  identityDecryption,
+  identityPatches,
+  identityServiceAccount,
+  type CloudIdentity,
+  type IdentityOptions,
+  type KustomizePatch,
+} from '../flux/workload-identity.ts';
 import { ARN_HINT, arnProblem, parseArnSpec } from '../sops/aws-kms.ts';
 import { parseVaultUri, VaultUriError, vaultStanza, type VaultKeyRef } from '../sops/hc-vault-uri.ts';
 import { stanzaName } from '../sops/metadata.ts';
@@ -60,7 +67,11 @@ const AZURE_KEY = /^(https:\/\/[^/\s]+)\/keys\/([0-9A-Za-z-]+)\/([0-9A-Za-z]+)$/
 
 function checked(values: string[], pattern: RegExp, flag: string, what: string, example: string): string[] {
   for (const v of values) {
-    if (!pattern.test(v)) throw new FluxstrapError('E_USAGE', `not ${what}: ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`, { location: { field: flag }, hint: `e.g. ${example}` });
+    if (!pattern.test(v))
+      throw new FluxstrapError('E_USAGE', `not ${what}: ${v.length > 100 ? `${v.slice(0, 97)}...` : v}`, {
+        location: { field: flag },
+        hint: `e.g. ${example}`,
+      });
   }
   return values;
 }
@@ -71,7 +82,10 @@ const need = (value: string | undefined, flag: string, backend: string): string 
 };
 
 function needList(values: string[] | undefined, flag: string, backend: string): string[] {
-  const list = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const list = (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
   if (list.length === 0) need(undefined, flag, backend);
   return list;
 }
@@ -80,25 +94,38 @@ function identityFor(name: SopsBackendName, f: SopsBackendFlags): CloudIdentity 
   if (name === 'aws-kms') {
     if (f.awsRoleArn === undefined) return undefined;
     if (!/^arn:aws[\w-]*:iam::[0-9]+:role\/\S+$/.test(f.awsRoleArn)) {
-      throw new FluxstrapError('E_USAGE', `not an IAM role ARN: ${f.awsRoleArn}`, { location: { field: '--aws-role-arn' }, hint: 'arn:aws:iam::111122223333:role/NAME, the role EKS hands kustomize-controller (IRSA)' });
+      throw new FluxstrapError('E_USAGE', `not an IAM role ARN: ${f.awsRoleArn}`, {
+        location: { field: '--aws-role-arn' },
+        hint: 'arn:aws:iam::111122223333:role/NAME, the role EKS hands kustomize-controller (IRSA)',
+      });
     }
     return { type: 'aws-irsa', roleArn: f.awsRoleArn };
   }
   if (name === 'gcp-kms') {
     if (f.gcpServiceAccount === undefined) return undefined;
     if (!/^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$/.test(f.gcpServiceAccount)) {
-      throw new FluxstrapError('E_USAGE', `not a Google service account e-mail: ${f.gcpServiceAccount}`, { location: { field: '--gcp-service-account' }, hint: 'NAME@PROJECT.iam.gserviceaccount.com' });
+      throw new FluxstrapError('E_USAGE', `not a Google service account e-mail: ${f.gcpServiceAccount}`, {
+        location: { field: '--gcp-service-account' },
+        hint: 'NAME@PROJECT.iam.gserviceaccount.com',
+      });
     }
     return { type: 'gcp-workload-identity', serviceAccount: f.gcpServiceAccount };
   }
   if (name === 'azure-kv') {
     const how = f.azureIdentity ?? 'workload-identity';
     if (how === 'workload-identity') {
-      return { type: 'azure-workload-identity', clientId: need(f.azureClientId, '--azure-client-id', 'azure-kv'), ...(f.azureTenantId ? { tenantId: f.azureTenantId } : {}) };
+      return {
+        type: 'azure-workload-identity',
+        clientId: need(f.azureClientId, '--azure-client-id', 'azure-kv'),
+        ...(f.azureTenantId ? { tenantId: f.azureTenantId } : {}),
+      };
     }
     if (how === 'aad-pod-identity') return { type: 'azure-aad-pod-identity', binding: need(f.aadPodIdentityBinding, '--aad-pod-identity-binding', 'azure-kv') };
     if (how === 'service-principal') return { type: 'azure-service-principal', secretName: f.azureCredentialsSecret ?? AZURE_SP_SECRET };
-    throw new FluxstrapError('E_USAGE', `unknown Azure identity ${how}`, { location: { field: '--azure-identity' }, hint: `one of ${AZURE_IDENTITIES.join(', ')}` });
+    throw new FluxstrapError('E_USAGE', `unknown Azure identity ${how}`, {
+      location: { field: '--azure-identity' },
+      hint: `one of ${AZURE_IDENTITIES.join(', ')}`,
+    });
   }
   return undefined;
 }
@@ -121,39 +148,89 @@ function vaultBackend(f: SopsBackendFlags): SopsBackend {
       return parseVaultUri(uri);
     } catch (e) {
       if (!(e instanceof VaultUriError)) throw e;
-      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, { location: { field: '--vault-transit-uri' }, hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>' });
+      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, {
+        location: { field: '--vault-transit-uri' },
+        hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>',
+      });
     }
   });
   const address = refs[0]?.address ?? '';
   if (refs.some((r) => r.address !== address)) {
-    throw new FluxstrapError('E_USAGE', `the transit keys are on different Vaults (${[...new Set(refs.map((r) => r.address))].join(', ')})`, { location: { field: '--vault-transit-uri' }, hint: 'kustomize-controller gets one Vault token: give keys of one Vault' });
+    throw new FluxstrapError('E_USAGE', `the transit keys are on different Vaults (${[...new Set(refs.map((r) => r.address))].join(', ')})`, {
+      location: { field: '--vault-transit-uri' },
+      hint: 'kustomize-controller gets one Vault token: give keys of one Vault',
+    });
   }
   const tokenEnv = need(f.vaultTokenEnv, '--vault-token-env', 'vault');
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv)) {
     // Never echoed: it may be the token itself, typed where its variable's name belongs.
-    throw new FluxstrapError('E_USAGE', '--vault-token-env takes the name of an environment variable holding the token, not the token', { location: { field: '--vault-token-env' }, hint: 'e.g. export FLUX_VAULT_TOKEN=… (a token allowed to decrypt with the transit key), then --vault-token-env FLUX_VAULT_TOKEN' });
+    throw new FluxstrapError('E_USAGE', '--vault-token-env takes the name of an environment variable holding the token, not the token', {
+      location: { field: '--vault-token-env' },
+      hint: 'e.g. export FLUX_VAULT_TOKEN=… (a token allowed to decrypt with the transit key), then --vault-token-env FLUX_VAULT_TOKEN',
+    });
   }
   return {
-    name: 'vault', cloud: true, ruleKeys: { hcVaultTransitUri: refs.map((r) => stanzaName(vaultStanza(r))) }, patches: [],
-    secretName: HC_VAULT_SECRET, sopsKey: { vault: { address, tokenEnv } },
+    name: 'vault',
+    cloud: true,
+    ruleKeys: { hcVaultTransitUri: refs.map((r) => stanzaName(vaultStanza(r))) },
+    patches: [],
+    secretName: HC_VAULT_SECRET,
+    sopsKey: { vault: { address, tokenEnv } },
   };
 }
 
 export function sopsBackend(f: SopsBackendFlags): SopsBackend {
   const name = (f.sopsBackend ?? 'age') as SopsBackendName;
-  if (!SOPS_BACKENDS.includes(name)) throw new FluxstrapError('E_USAGE', `unknown SOPS backend ${f.sopsBackend ?? ''}`, { location: { field: '--sops-backend' }, hint: `one of ${SOPS_BACKENDS.join(', ')}` });
-  if (f.pgpKeyFile !== undefined && name !== 'pgp') throw new FluxstrapError('E_USAGE', `--pgp-key-file is the key of --sops-backend pgp, not ${name}`, { location: { field: '--pgp-key-file' }, hint: 'add --sops-backend pgp' });
+  if (!SOPS_BACKENDS.includes(name))
+    throw new FluxstrapError('E_USAGE', `unknown SOPS backend ${f.sopsBackend ?? ''}`, {
+      location: { field: '--sops-backend' },
+      hint: `one of ${SOPS_BACKENDS.join(', ')}`,
+    });
+  if (f.pgpKeyFile !== undefined && name !== 'pgp')
+    throw new FluxstrapError('E_USAGE', `--pgp-key-file is the key of --sops-backend pgp, not ${name}`, {
+      location: { field: '--pgp-key-file' },
+      hint: 'add --sops-backend pgp',
+    });
   if (name === 'age' || name === 'pgp') return { name, cloud: false, ruleKeys: {}, patches: [] };
   if (name === 'vault') return vaultBackend(f);
-  const ruleKeys = name === 'aws-kms' ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }
-    : name === 'gcp-kms' ? { gcpKms: checked(needList(f.gcpKmsKey, '--gcp-kms-key', name), GCP_KEY, '--gcp-kms-key', 'a Cloud KMS key resource id', 'projects/P/locations/global/keyRings/R/cryptoKeys/K') }
-    : { azureKeyvault: checked(needList(f.azureKvKey, '--azure-kv-key', name), AZURE_KEY, '--azure-kv-key', 'a Key Vault key URL with its version', 'https://VAULT.vault.azure.net/keys/NAME/VERSION') };
+  const ruleKeys =
+    name === 'aws-kms'
+      ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }
+      : name === 'gcp-kms'
+        ? {
+            gcpKms: checked(
+              needList(f.gcpKmsKey, '--gcp-kms-key', name),
+              GCP_KEY,
+              '--gcp-kms-key',
+              'a Cloud KMS key resource id',
+              'projects/P/locations/global/keyRings/R/cryptoKeys/K',
+            ),
+          }
+        : {
+            azureKeyvault: checked(
+              needList(f.azureKvKey, '--azure-kv-key', name),
+              AZURE_KEY,
+              '--azure-kv-key',
+              'a Key Vault key URL with its version',
+              'https://VAULT.vault.azure.net/keys/NAME/VERSION',
+            ),
+          };
   const identity = identityFor(name, f);
   const opts: IdentityOptions = f.objectLevelIdentity ? { objectLevel: { serviceAccountName: f.objectLevelIdentity } } : {};
-  if (opts.objectLevel && !identity) throw usageError('--object-level-identity needs the identity to give that ServiceAccount', 'with aws-kms: --aws-role-arn; with gcp-kms: --gcp-service-account; with azure-kv: --azure-client-id');
-  if (f.azureCredentialsFile !== undefined && identity?.type !== 'azure-service-principal') throw usageError('--azure-credentials-file is for --azure-identity service-principal', 'drop it, or pass --azure-identity service-principal');
+  if (opts.objectLevel && !identity)
+    throw usageError(
+      '--object-level-identity needs the identity to give that ServiceAccount',
+      'with aws-kms: --aws-role-arn; with gcp-kms: --gcp-service-account; with azure-kv: --azure-client-id',
+    );
+  if (f.azureCredentialsFile !== undefined && identity?.type !== 'azure-service-principal')
+    throw usageError('--azure-credentials-file is for --azure-identity service-principal', 'drop it, or pass --azure-identity service-principal');
   return {
-    name, cloud: true, ruleKeys, patches: identity ? identityPatches(identity, opts) : [], decryption: identityDecryption(opts), sopsKey: sopsKeyEntry(ruleKeys, identity, f),
+    name,
+    cloud: true,
+    ruleKeys,
+    patches: identity ? identityPatches(identity, opts) : [],
+    decryption: identityDecryption(opts),
+    sopsKey: sopsKeyEntry(ruleKeys, identity, f),
     ...(identity && opts.objectLevel ? { serviceAccount: identityServiceAccount(identity, opts.objectLevel.serviceAccountName) } : {}),
   };
 }
@@ -167,10 +244,16 @@ function sopsKeyEntry(keys: SopsBackend['ruleKeys'], id: CloudIdentity | undefin
   const [, vaultUrl, key, version] = AZURE_KEY.exec(keys.azureKeyvault?.[0] ?? '') ?? [];
   return {
     azureKv: {
-      vaultUrl, key, version,
-      ...(id?.type === 'azure-workload-identity' ? { workloadIdentity: { clientId: id.clientId, ...(id.tenantId !== undefined ? { tenantId: id.tenantId } : {}) } } : {}),
+      vaultUrl,
+      key,
+      version,
+      ...(id?.type === 'azure-workload-identity'
+        ? { workloadIdentity: { clientId: id.clientId, ...(id.tenantId !== undefined ? { tenantId: id.tenantId } : {}) } }
+        : {}),
       ...(id?.type === 'azure-aad-pod-identity' ? { aadPodIdentity: { binding: id.binding } } : {}),
-      ...(id?.type === 'azure-service-principal' ? { servicePrincipal: { secretName: id.secretName, ...(f.azureCredentialsFile !== undefined ? { file: f.azureCredentialsFile } : {}) } } : {}),
+      ...(id?.type === 'azure-service-principal'
+        ? { servicePrincipal: { secretName: id.secretName, ...(f.azureCredentialsFile !== undefined ? { file: f.azureCredentialsFile } : {}) } }
+        : {}),
     },
   };
 }

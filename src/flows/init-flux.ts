@@ -22,16 +22,38 @@ export interface FluxInstallFlags {
   force?: boolean;
 }
 
-const list = (v: string | undefined) => (v === undefined ? [] : v.split(',').map((s) => s.trim()).filter(Boolean));
+const list = (v: string | undefined) =>
+  v === undefined
+    ? []
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 
 /**
  * The gotk-components.yaml task's params: generated when the file is missing or a version/option
  * was given; undefined when an existing file is left as it is. `omitted` names default components
  * that the manifests at hand lack (so the user knows what they do not get).
  */
-export async function fluxComponentsParams(repo: string, file: string, f: FluxInstallFlags, download: { env: NodeJS.ProcessEnv; userAgent: string }): Promise<{ params: GotkComponentsParams; omitted: string[] } | undefined> {
-  const explicit = [f.fluxVersion, f.fluxManifests, f.components, f.componentsExtra, f.registry, f.imagePullSecret, f.watchAllNamespaces, f.networkPolicy, f.tolerationKeys, f.clusterDomain, f.logLevel]
-    .some((v) => v !== undefined);
+export async function fluxComponentsParams(
+  repo: string,
+  file: string,
+  f: FluxInstallFlags,
+  download: { env: NodeJS.ProcessEnv; userAgent: string },
+): Promise<{ params: GotkComponentsParams; omitted: string[] } | undefined> {
+  const explicit = [
+    f.fluxVersion,
+    f.fluxManifests,
+    f.components,
+    f.componentsExtra,
+    f.registry,
+    f.imagePullSecret,
+    f.watchAllNamespaces,
+    f.networkPolicy,
+    f.tolerationKeys,
+    f.clusterDomain,
+    f.logLevel,
+  ].some((v) => v !== undefined);
   const exists = (await stat(join(repo, file)).catch(() => undefined))?.isFile() === true;
   if (exists && !explicit) return undefined;
   const version = normalizeVersion(f.fluxVersion ?? DEFAULT_FLUX_VERSION);

@@ -33,11 +33,17 @@ async function keyToBackUp(file: string | undefined, env: NodeJS.ProcessEnv): Pr
 
 export async function keysBackup(file: string | undefined, opts: KeysBackupOptions, g: CommandIo): Promise<void> {
   if ((opts.out === undefined) === (opts.ansibleVault === undefined)) {
-    throw usageError(opts.out === undefined ? 'no backup file named' : '--out and --ansible-vault both name the backup', 'pass --out FILE (age passphrase) or --ansible-vault FILE --vault-password-file F');
+    throw usageError(
+      opts.out === undefined ? 'no backup file named' : '--out and --ansible-vault both name the backup',
+      'pass --out FILE (age passphrase) or --ansible-vault FILE --vault-password-file F',
+    );
   }
-  if (opts.ansibleVault !== undefined && opts.vaultPasswordFile === undefined) throw usageError('--ansible-vault needs --vault-password-file F', 'the vault password file, as ansible-vault --vault-password-file reads it');
-  if (opts.ansibleVault !== undefined && opts.passphraseFile !== undefined) throw usageError('--passphrase-file applies to --out backups', 'an Ansible Vault takes --vault-password-file');
-  if (opts.out !== undefined && opts.vaultPasswordFile !== undefined) throw usageError('--vault-password-file applies to --ansible-vault backups', 'an age backup takes --passphrase-file');
+  if (opts.ansibleVault !== undefined && opts.vaultPasswordFile === undefined)
+    throw usageError('--ansible-vault needs --vault-password-file F', 'the vault password file, as ansible-vault --vault-password-file reads it');
+  if (opts.ansibleVault !== undefined && opts.passphraseFile !== undefined)
+    throw usageError('--passphrase-file applies to --out backups', 'an Ansible Vault takes --vault-password-file');
+  if (opts.out !== undefined && opts.vaultPasswordFile !== undefined)
+    throw usageError('--vault-password-file applies to --ansible-vault backups', 'an age backup takes --passphrase-file');
   const key = await keyToBackUp(file, g.env);
   const recipients = opts.alsoRecipient ?? [];
   const extra = recipients.length > 0 ? await encryptToRecipients(key.text, recipients) : undefined;
@@ -58,8 +64,12 @@ export async function keysBackup(file: string | undefined, opts: KeysBackupOptio
   const publicKeys = key.identities.map((i) => i.recipient);
   g.result({ files: written, format: opts.ansibleVault !== undefined ? 'ansible-vault' : 'age', recipients: publicKeys, alsoRecipients: recipients });
   if (g.json) return;
-  info(g, `wrote ${target} (${opts.ansibleVault !== undefined ? 'Ansible Vault' : 'age, passphrase'}; mode 0600) holding ${publicKeys.length} identit${publicKeys.length === 1 ? 'y' : 'ies'}`);
-  if (extra !== undefined) info(g, `wrote ${target}.recipients.age for ${recipients.join(', ')} (age allows a passphrase only alone in a file, so the offline copy is its own file)`);
+  info(
+    g,
+    `wrote ${target} (${opts.ansibleVault !== undefined ? 'Ansible Vault' : 'age, passphrase'}; mode 0600) holding ${publicKeys.length} identit${publicKeys.length === 1 ? 'y' : 'ies'}`,
+  );
+  if (extra !== undefined)
+    info(g, `wrote ${target}.recipients.age for ${recipients.join(', ')} (age allows a passphrase only alone in a file, so the offline copy is its own file)`);
   info(g, `restore with: fluxstrap keys restore ${target}`);
   g.stdout.write(publicKeys.map((r) => `${r}\n`).join(''));
 }
@@ -72,7 +82,11 @@ export interface KeysRestoreOptions {
 
 /** Open a backup and write the key file where sops looks (or --out), 0600, never over an existing file. */
 export async function keysRestore(file: string, opts: KeysRestoreOptions, g: CommandIo): Promise<void> {
-  if (opts.passphraseFile !== undefined && opts.vaultPasswordFile !== undefined) throw usageError('--passphrase-file and --vault-password-file both given', 'pass the one of the backup: an age backup takes a passphrase, an Ansible Vault its vault password');
+  if (opts.passphraseFile !== undefined && opts.vaultPasswordFile !== undefined)
+    throw usageError(
+      '--passphrase-file and --vault-password-file both given',
+      'pass the one of the backup: an age backup takes a passphrase, an Ansible Vault its vault password',
+    );
   const out = opts.out ?? ageKeyFilePath(g.env);
   // Before any passphrase is asked: a key file there may be another key, and is never replaced.
   if (await exists(out)) {
@@ -82,7 +96,10 @@ export async function keysRestore(file: string, opts: KeysRestoreOptions, g: Com
     });
   }
   const bytes = await readBytes(file, 'read the key backup');
-  const passphrase = opts.vaultPasswordFile !== undefined ? await readVaultPassword(opts.vaultPasswordFile) : await backupPassphrase(opts.passphraseFile, g.env, terminalAsk(g), false);
+  const passphrase =
+    opts.vaultPasswordFile !== undefined
+      ? await readVaultPassword(opts.vaultPasswordFile)
+      : await backupPassphrase(opts.passphraseFile, g.env, terminalAsk(g), false);
   const opened = await openBackup(bytes, file, passphrase);
   await writeKeyFile(out, opened.text.endsWith('\n') ? opened.text : `${opened.text}\n`, true);
   const publicKeys = opened.identities.map((i) => i.recipient);

@@ -47,14 +47,22 @@ export interface KeysRotateOptions {
 const PENDING = '<new age recipient>';
 
 export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise<number> {
-  if (opts.dropOldIdentity && !opts.finish) throw usageError('--drop-old-identity goes with --finish', 'the old identity is needed until the files no longer use it');
+  if (opts.dropOldIdentity && !opts.finish)
+    throw usageError('--drop-old-identity goes with --finish', 'the old identity is needed until the files no longer use it');
   const keyFlag = opts.ageKeyFile ?? opts.keyFile;
   // The cluster as every cluster command resolves it: --repo (or walking up to fluxstrap.yaml),
   // its path, and its key from the flag, FLUXSTRAP_AGE_KEY_FILE, fluxstrap.yaml, then as sops looks.
-  const cluster = await resolveClusterFlags({ cluster: opts.cluster, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(keyFlag !== undefined ? { ageKeyFile: keyFlag } : {}) }, g.env, g.cwd);
+  const cluster = await resolveClusterFlags(
+    { cluster: opts.cluster, ...(opts.repo !== undefined ? { repo: opts.repo } : {}), ...(keyFlag !== undefined ? { ageKeyFile: keyFlag } : {}) },
+    g.env,
+    g.cwd,
+  );
   const { repoDir: repo, path: clusterPath } = cluster;
   if (cluster.pgpKey) {
-    const fpr = await readPgpKeySource(cluster.pgpKey, g.env).then((k) => k.fingerprint, () => 'FINGERPRINT');
+    const fpr = await readPgpKeySource(cluster.pgpKey, g.env).then(
+      (k) => k.fingerprint,
+      () => 'FINGERPRINT',
+    );
     // Rotation rewrites age stanzas and rules only: a PGP rule run through it would be left half-rotated.
     throw new FluxstrapError('E_USAGE', `the key of cluster "${opts.cluster}" is OpenPGP (sopsKey.pgp): keys rotate rotates age keys`, {
       location: { field: 'sopsKey.pgp' },
@@ -62,7 +70,10 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
     });
   }
   if (cluster.ageKey.type !== 'file') {
-    throw usageError(`the key of cluster "${opts.cluster}" comes from ${cluster.ageKey.type === 'env' ? `$${cluster.ageKey.env}` : cluster.ageKey.type === 'cmd' ? 'a command (ageKey.cmd)' : 'an Ansible vault'}: keys rotate appends the new identity to a key file`, 'pass --age-key-file FILE');
+    throw usageError(
+      `the key of cluster "${opts.cluster}" comes from ${cluster.ageKey.type === 'env' ? `$${cluster.ageKey.env}` : cluster.ageKey.type === 'cmd' ? 'a command (ageKey.cmd)' : 'an Ansible vault'}: keys rotate appends the new identity to a key file`,
+      'pass --age-key-file FILE',
+    );
   }
   const keyFile = cluster.ageKey.file;
   const sopsFile = '.sops.yaml';
@@ -74,9 +85,14 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
   if (rule === undefined) throw configError(`no creation rule for ${clusterPath}`, { file: sopsFile }, `run fluxstrap init --cluster ${opts.cluster} first`);
   const config = parseConfig(sopsText, sopsFile);
   const mine = new Set(reached.map((f) => config.creationRules.find((r) => ruleMatches(r, f))));
-  const otherRulesRecipients = config
-    .creationRules.filter((r) => r.pathRegex !== pathRegexFor(clusterPath) && !mine.has(r))
-    .flatMap((r) => r.keyGroups.flat().filter((s) => s.type === 'age').map(stanzaName));
+  const otherRulesRecipients = config.creationRules
+    .filter((r) => r.pathRegex !== pathRegexFor(clusterPath) && !mine.has(r))
+    .flatMap((r) =>
+      r.keyGroups
+        .flat()
+        .filter((s) => s.type === 'age')
+        .map(stanzaName),
+    );
   const identities = await readIdentities(keyFile);
   const newest = identities.at(-1) as AgeIdentity;
   const listed = identities.filter((i) => rule.includes(i.recipient));
@@ -129,7 +145,14 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
     task(`recipients of the ${sopsFile} creation rule(s) for ${clusterPath}`, sopsRecipientsKind, { file: sopsFile, clusterPath, reached, ...change }),
     task(`SOPS files ${clusterPath} reaches encrypted for the rule's recipients`, sopsFilesRekeyedKind, { clusterPath, ...change }),
     ...(opts.dropOldIdentity && stale.length > 0
-      ? [task(`old identities out of ${keyFile}`, ageIdentitiesRetiredKind, { file: keyFile, recipients: stale.map((i) => i.recipient), clusterPath, again: `fluxstrap keys rotate --cluster ${opts.cluster}${again} --finish` })]
+      ? [
+          task(`old identities out of ${keyFile}`, ageIdentitiesRetiredKind, {
+            file: keyFile,
+            recipients: stale.map((i) => i.recipient),
+            clusterPath,
+            again: `fluxstrap keys rotate --cluster ${opts.cluster}${again} --finish`,
+          }),
+        ]
       : []),
   ];
   const reporter = await g.reporter({ diff: opts.diff === true || check });
@@ -151,7 +174,9 @@ export async function keysRotate(opts: KeysRotateOptions, g: CommandIo): Promise
     state(`only the new key (${newest.recipient}) opens the SOPS files ${clusterPath} reaches`);
     info(g, `next: ${bootstrap}, so the cluster holds the key file as it is now`);
     if (outcome(ageIdentitiesRetiredKind.kind) === 'changed') for (const i of stale) info(g, `removed the old identity ${i.recipient} from ${keyFile}`);
-    if (!opts.dropOldIdentity) for (const i of stale) info(g, `then you may remove the old identity at ${keyFile}:${i.line} (${i.recipient}), or run again with --finish --drop-old-identity`);
+    if (!opts.dropOldIdentity)
+      for (const i of stale)
+        info(g, `then you may remove the old identity at ${keyFile}:${i.line} (${i.recipient}), or run again with --finish --drop-old-identity`);
   }
   return exitCodeOf({ failed: false, changesPending: check && recap.wouldChange > 0 });
 }

@@ -140,7 +140,8 @@ export async function keySources(opts: { keyFile?: string[] }, env: NodeJS.Proce
 async function configFor(io: CommandIo, opts: CommonOptions, required: boolean): Promise<SopsConfig | undefined> {
   const file = await findConfig(io.cwd, io.env, opts.config);
   if (!file) {
-    if (required) throw new FluxstrapError('E_NOT_FOUND', 'no .sops.yaml found in this folder or above', { hint: 'create one (fluxstrap init) or name one with --config' });
+    if (required)
+      throw new FluxstrapError('E_NOT_FOUND', 'no .sops.yaml found in this folder or above', { hint: 'create one (fluxstrap init) or name one with --config' });
     return undefined;
   }
   return loadConfig(file);
@@ -149,7 +150,10 @@ async function configFor(io: CommandIo, opts: CommonOptions, required: boolean):
 function ruleFor(config: SopsConfig, file: string, cwd: string): CreationRule {
   const rule = matchRule(config, file, cwd);
   if (!rule) {
-    throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, { location: { file: config.file }, hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp' });
+    throw new FluxstrapError('E_CONFIG', `no creation rule matches ${file}`, {
+      location: { file: config.file },
+      hint: 'add a creation rule whose path_regex matches the file, or give --age/--pgp',
+    });
   }
   if (rule.invalidRecipient) {
     const { type, id, line } = rule.invalidRecipient;
@@ -164,7 +168,8 @@ function ruleFor(config: SopsConfig, file: string, cwd: string): CreationRule {
 }
 
 function storeOptions(config: SopsConfig | undefined, format: Format): StoreOptions {
-  const indent = format === 'yaml' ? config?.indent.yaml : format === 'json' ? config?.indent.json : format === 'binary' ? config?.indent.jsonBinary : undefined;
+  const indent =
+    format === 'yaml' ? config?.indent.yaml : format === 'json' ? config?.indent.json : format === 'binary' ? config?.indent.jsonBinary : undefined;
   return indent === undefined ? {} : { indent };
 }
 
@@ -182,7 +187,10 @@ function flagRules(opts: EncryptOptions): Rules {
 
 function splitList(values: string[] | undefined, envValue: string | undefined): string[] {
   const all = values && values.length > 0 ? values : envValue ? [envValue] : [];
-  return all.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  return all
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }
 
 function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
@@ -203,7 +211,10 @@ function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config
     throw usageError('no recipients: give --age, --pgp, --kms or --hc-vault-transit, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
   }
   const rule = ruleFor(config, file, io.cwd);
-  const rules = selectionRulesSet(fromFlags).length > 0 ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) } : { ...rule.rules, ...fromFlags };
+  const rules =
+    selectionRulesSet(fromFlags).length > 0
+      ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) }
+      : { ...rule.rules, ...fromFlags };
   return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
 }
 
@@ -214,7 +225,10 @@ function vaultStanzas(uris: string[], field: string): Stanza[] {
       return { ...vaultStanza(parseVaultUri(uri)), origin: { field } };
     } catch (e) {
       if (!(e instanceof VaultUriError)) throw e;
-      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, { location: { field }, hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>' });
+      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, {
+        location: { field },
+        hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>',
+      });
     }
   });
 }
@@ -225,7 +239,11 @@ function vaultStanzas(uris: string[], field: string): Stanza[] {
  */
 function kmsFlagStanzas(specs: string[], from: string, opts: { awsProfile?: string; encryptionContext?: string }): Stanza[] {
   const context = opts.encryptionContext === undefined || opts.encryptionContext === '' ? {} : parseContextFlag(opts.encryptionContext);
-  if (context === undefined) throw new FluxstrapError('E_USAGE', 'invalid encryption context: pairs are key:value, separated by commas', { location: { field: '--encryption-context' }, hint: '--encryption-context app:web,env:prod' });
+  if (context === undefined)
+    throw new FluxstrapError('E_USAGE', 'invalid encryption context: pairs are key:value, separated by commas', {
+      location: { field: '--encryption-context' },
+      hint: '--encryption-context app:web,env:prod',
+    });
   return specs.map((spec) => {
     const key = { ...parseArnSpec(spec), context, profile: opts.awsProfile ?? '' };
     const problem = arnProblem(key);
@@ -247,7 +265,14 @@ interface Job {
  * in-place runs). A bad file anywhere in a batch stops it before any file is written, and a write
  * that fails undoes the others.
  */
-async function transformEach(io: CommandIo, files: string[], opts: CommonOptions, work: (job: Job) => Promise<string | Buffer>, done: (file: string) => string, plaintext = false): Promise<void> {
+async function transformEach(
+  io: CommandIo,
+  files: string[],
+  opts: CommonOptions,
+  work: (job: Job) => Promise<string | Buffer>,
+  done: (file: string) => string,
+  plaintext = false,
+): Promise<void> {
   checkOutputFlags(opts);
   if (opts.output !== undefined && files.length > 1) throw usageError('--output takes a single input file');
   const config = await configFor(io, opts, false);
@@ -285,7 +310,8 @@ export async function runDecrypt(files: string[], opts: CommonOptions & { extrac
     async ({ file, format, bytes, config }) => {
       const outputFormat = formatOption(opts.outputType, '--output-type') ?? (opts.output !== undefined ? formatForPath(opts.output) : format);
       const open = { ...(opts.ignoreMac ? { ignoreMac: true } : {}) };
-      if (extract) return extractValue((await openDocument(bytes, format, file, sources, open)).branches, extract, file, outputFormat, storeOptions(config, outputFormat));
+      if (extract)
+        return extractValue((await openDocument(bytes, format, file, sources, open)).branches, extract, file, outputFormat, storeOptions(config, outputFormat));
       return decryptDocument(bytes, format, file, sources, { ...open, outputFormat, store: storeOptions(config, outputFormat) });
     },
     (file) => `decrypted ${file}`,
@@ -328,11 +354,15 @@ export interface SetOptions {
  */
 async function valueFromStdin(io: CommandIo, path: string, opts: SetOptions): Promise<Value> {
   const tty = io.stdin.isTTY;
-  const raw = tty ? await promptSecret(`value for ${path} (not shown): `, io.stdin, io.stderr, () => io.interrupt()) : (await readStdin(io.stdin)).replace(/\r?\n$/, '');
+  const raw = tty
+    ? await promptSecret(`value for ${path} (not shown): `, io.stdin, io.stderr, () => io.interrupt())
+    : (await readStdin(io.stdin)).replace(/\r?\n$/, '');
   if (raw === '' && !opts.allowEmpty) {
     throw new FluxstrapError('E_USAGE', `empty value for ${path}: ${tty ? 'nothing was typed' : 'standard input was empty'}`, {
       location: { field: tty ? 'the prompt' : 'stdin' },
-      hint: tty ? 'type the value, or pass --allow-empty to set an empty string' : 'did the command before | fail? pass --allow-empty to set an empty string on purpose',
+      hint: tty
+        ? 'type the value, or pass --allow-empty to set an empty string'
+        : 'did the command before | fail? pass --allow-empty to set an empty string on purpose',
     });
   }
   if (!opts.jsonValue) return raw;
@@ -346,12 +376,24 @@ async function valueFromStdin(io: CommandIo, path: string, opts: SetOptions): Pr
 
 export async function runSet(file: string, pathText: string, opts: SetOptions, io: CommandIo): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(io, file, opts, async () => ({ path, value: await valueFromStdin(io, formatTreePath(path), opts) }), (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`));
+  await editInPlace(
+    io,
+    file,
+    opts,
+    async () => ({ path, value: await valueFromStdin(io, formatTreePath(path), opts) }),
+    (changed) => (changed ? `set ${formatTreePath(path)} in ${file}` : `${file}: ${formatTreePath(path)} already has this value; nothing to do`),
+  );
 }
 
 export async function runUnset(file: string, pathText: string, opts: SetOptions, io: CommandIo): Promise<void> {
   const path = parseTreePath(pathText);
-  await editInPlace(io, file, opts, () => Promise.resolve({ path, unset: true }), (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`));
+  await editInPlace(
+    io,
+    file,
+    opts,
+    () => Promise.resolve({ path, unset: true }),
+    (changed) => (changed ? `removed ${formatTreePath(path)} from ${file}` : `${file}: has no ${formatTreePath(path)}; nothing to do`),
+  );
 }
 
 /** `edit` is asked for once the file and the keys are at hand: nobody types a secret for a typo'd path. */
@@ -383,15 +425,21 @@ export async function runRotate(files: string[], opts: RotateCliOptions, io: Com
     io,
     files,
     opts,
-    async ({ file, format, bytes, config }) => (await rotate(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), ...changes }, storeOptions(config, format))).output,
+    async ({ file, format, bytes, config }) =>
+      (await rotate(bytes, format, file, sources, { ...(opts.ignoreMac ? { ignoreMac: true } : {}), ...changes }, storeOptions(config, format))).output,
     (file) => `rotated the data key of ${file}`,
   );
 }
 
-export async function runUpdateKeys(given: string[], opts: CommonOptions & { shamirSecretSharingThreshold?: number; cluster?: string; repo?: string }, io: CommandIo): Promise<void> {
+export async function runUpdateKeys(
+  given: string[],
+  opts: CommonOptions & { shamirSecretSharingThreshold?: number; cluster?: string; repo?: string },
+  io: CommandIo,
+): Promise<void> {
   let files = given;
   if (opts.cluster !== undefined) {
-    if (given.length > 0) throw usageError('--cluster and files are alternatives: pass one', 'with --cluster, the files are the SOPS files the cluster reaches');
+    if (given.length > 0)
+      throw usageError('--cluster and files are alternatives: pass one', 'with --cluster, the files are the SOPS files the cluster reaches');
     const { repo, clusterPath } = await clusterOf(opts.cluster, opts.repo, io);
     const { clusterKeyedFiles } = await import('../tasks/sops-files.ts');
     files = (await clusterKeyedFiles(repo, clusterPath)).map((f) => f.file);
@@ -408,9 +456,25 @@ export async function runUpdateKeys(given: string[], opts: CommonOptions & { sha
   for (const file of files) {
     const format = formatOption(opts.inputType, '--input-type') ?? formatForPath(file);
     const rule = ruleFor(config, file, io.cwd);
-    results.push({ file, res: await updateKeys(await readInput(file), format, file, rule.keyGroups, opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, sources, storeOptions(config, format)) });
+    results.push({
+      file,
+      res: await updateKeys(
+        await readInput(file),
+        format,
+        file,
+        rule.keyGroups,
+        opts.shamirSecretSharingThreshold ?? rule.shamirThreshold,
+        sources,
+        storeOptions(config, format),
+      ),
+    });
   }
-  const keyed = results.map(({ file, res }) => ({ file, output: res.output, added: res.after.filter((k) => !res.before.includes(k)), removed: res.before.filter((k) => !res.after.includes(k)) }));
+  const keyed = results.map(({ file, res }) => ({
+    file,
+    output: res.output,
+    added: res.after.filter((k) => !res.before.includes(k)),
+    removed: res.before.filter((k) => !res.after.includes(k)),
+  }));
   const changed = keyed.filter((k) => k.added.length > 0 || k.removed.length > 0);
   await writeAllAtomic(changed.map(({ file, output }) => ({ file, content: output })));
   io.result({ files: keyed.map(({ file, added, removed }) => ({ file, added, removed })) });
@@ -421,24 +485,35 @@ export async function runUpdateKeys(given: string[], opts: CommonOptions & { sha
 }
 
 /** Print the findings, one `FILE: reason` line each (or one JSON document); the exit code. */
-export async function runCheck(paths: string[], opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string }, io: CommandIo): Promise<number> {
-  if (opts.cluster !== undefined && paths.length > 0) throw usageError('--cluster and paths are alternatives: pass one', 'with --cluster, the files are those the cluster reaches');
+export async function runCheck(
+  paths: string[],
+  opts: { config?: string; keyFile?: string[]; cluster?: string; repo?: string },
+  io: CommandIo,
+): Promise<number> {
+  if (opts.cluster !== undefined && paths.length > 0)
+    throw usageError('--cluster and paths are alternatives: pass one', 'with --cluster, the files are those the cluster reaches');
   const { check } = await import('../sops/check.ts');
   // No gpg here: a pre-commit hook must not wait on a passphrase prompt.
   const sources = await keySources(opts, io.env, false);
   const cluster = opts.cluster !== undefined ? await clusterCheck(opts.cluster, opts.repo, io) : undefined;
   const files = cluster ? cluster.files : paths;
-  const found = files.length === 0 && cluster ? [] : await check(files, {
-    ...(opts.config !== undefined ? { config: opts.config } : {}),
-    strictKeys: (opts.keyFile ?? []).length > 0,
-    sources,
-    // A cluster's files are named from its repository's root, as its Kustomizations name them.
-    cwd: cluster ? cluster.repo : io.cwd,
-    env: io.env,
-  });
+  const found =
+    files.length === 0 && cluster
+      ? []
+      : await check(files, {
+          ...(opts.config !== undefined ? { config: opts.config } : {}),
+          strictKeys: (opts.keyFile ?? []).length > 0,
+          sources,
+          // A cluster's files are named from its repository's root, as its Kustomizations name them.
+          cwd: cluster ? cluster.repo : io.cwd,
+          env: io.env,
+        });
   // Reasons quote the recipients a file names, and a hostile file can name a private key there.
-  const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])]
-    .map((f) => ({ ...f, file: redactPrivateKeys(f.file), reason: redactPrivateKeys(f.reason) }));
+  const findings = [...found.map((f) => ({ ...f, reason: `${f.reason}${cluster?.by.get(f.file) ?? ''}` })), ...(cluster?.findings ?? [])].map((f) => ({
+    ...f,
+    file: redactPrivateKeys(f.file),
+    reason: redactPrivateKeys(f.reason),
+  }));
   for (const w of cluster?.warnings ?? []) io.stderr.write(`warning: ${redactPrivateKeys(w)}\n`);
   io.result({ findings, ...(cluster ? { warnings: cluster.warnings.map(redactPrivateKeys) } : {}) });
   if (!io.json) for (const f of findings) io.stdout.write(`${f.file}${f.line !== undefined ? `:${f.line}` : ''}: ${f.reason}\n`);
@@ -466,13 +541,21 @@ async function clusterCheck(name: string, repoFlag: string | undefined, io: Comm
   const { repo, clusterPath } = await clusterOf(name, repoFlag, io);
   const build = await kustomizeBuild(join(repo, ...clusterPath.split('/'), 'flux-system')).then(splitBuild, () => undefined);
   const { reach, files } = await clusterSops(repo, reachRoot(clusterPath, build));
-  const by = new Map(files.map((f) => [f.name, ` (applied by ${reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ')})`]));
+  const by = new Map(
+    files.map((f) => [
+      f.name,
+      ` (applied by ${reachersOf(reach, f.name)
+        .map((k) => describeKustomization(k))
+        .join(', ')})`,
+    ]),
+  );
   const findings = decryptionFindings(reach).map((d): { file: string; line?: number; reason: string } => ({
     file: d.kustomization.at?.file ?? clusterPath,
     ...(d.kustomization.at?.line !== undefined ? { line: d.kustomization.at.line } : {}),
     reason: `Kustomization ${d.kustomization.namespace}/${d.kustomization.name} applies SOPS-encrypted ${d.files.join(', ')} without decryption.provider sops (fix: ${childDecryptionCommand(name)})`,
   }));
   const warnings = [...reach.notChecked, ...reach.issues].map((u) => `${u.what} (${formatLocation(u.at)})`);
-  if (files.length === 0) warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);
+  if (files.length === 0)
+    warnings.push(`cluster ${name} (${clusterPath}) reaches no SOPS-encrypted file through its ${reach.kustomizations.length} Kustomization(s)`);
   return { repo, files: files.map((f) => f.file), by, findings, warnings };
 }

@@ -93,7 +93,14 @@ async function statusOf(cluster: ResolvedCluster, strict: boolean, g: CommandIo,
   const findings = diagnose(observed);
   const code = exitCodeOf(findings, strict);
   const count = (s: Status) => findings.filter((f) => f.status === s).length;
-  const doc = { cluster: cluster.name, path: cluster.path, success: code === ExitCode.ok, strict, counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') }, findings };
+  const doc = {
+    cluster: cluster.name,
+    path: cluster.path,
+    success: code === ExitCode.ok,
+    strict,
+    counts: { ok: count('ok'), warn: count('warn'), fail: count('fail') },
+    findings,
+  };
   const lines = findings.filter((f) => !g.quiet || f.status !== 'ok').flatMap((f) => findingLines(f, g.color));
   lines.push(`${cluster.name}: ${count('ok')} ok, ${count('warn')} warn, ${count('fail')} fail${strict ? ' (strict: warnings fail)' : ''}`);
   return { code, doc, lines };

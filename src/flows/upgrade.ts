@@ -47,13 +47,23 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
   const file = `${cluster.path}/flux-system/gotk-components.yaml`;
   const current = await readTextIfExists(join(cluster.repoDir, ...file.split('/')));
   if (current === undefined) {
-    const { what, fix } = missingGotkFiles(['gotk-components.yaml'], { cluster: cluster.name, clusterPath: cluster.path, url: cluster.git.url, branch: cluster.git.branch });
+    const { what, fix } = missingGotkFiles(['gotk-components.yaml'], {
+      cluster: cluster.name,
+      clusterPath: cluster.path,
+      url: cluster.git.url,
+      branch: cluster.git.branch,
+    });
     throw new FluxstrapError('E_NOT_FOUND', `${what}: there is no Flux to upgrade`, { location: { file }, hint: fix });
   }
   const from = installOptionsOf(current, file);
   const order = compareVersions(to, from.version);
-  if (order === 0) throw usageError(`${file} is already Flux ${to} (--flux-version)`, 'nothing to upgrade; to change install options, run fluxstrap init --force with them');
-  if (order < 0) throw usageError(`--flux-version ${to} is older than Flux ${from.version} in ${file}`, 'downgrades are not supported: the older CRDs may not serve what the cluster stores');
+  if (order === 0)
+    throw usageError(`${file} is already Flux ${to} (--flux-version)`, 'nothing to upgrade; to change install options, run fluxstrap init --force with them');
+  if (order < 0)
+    throw usageError(
+      `--flux-version ${to} is older than Flux ${from.version} in ${file}`,
+      'downgrades are not supported: the older CRDs may not serve what the cluster stores',
+    );
 
   const download = { env: g.env, userAgent: `fluxstrap/${fluxstrapVersion}` };
   const target = await loadManifests(to, opts.fluxManifests, download);
@@ -67,21 +77,46 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
   const crds = [...fluxCrds(yamlValues(content, file)).values()];
   const task = <P>(name: string, kind: TaskInstance<TaskContext>['kind'], params: P): TaskInstance<TaskContext> => ({ name, kind, params });
   const tasks = [
-    task(`upgrade preflight: Flux ${from.version} → ${to}`, fluxUpgradePreflightKind, { from: from.version, to, targetCrds: crds, migrateStorage: opts.migrateStorage === true }),
+    task(`upgrade preflight: Flux ${from.version} → ${to}`, fluxUpgradePreflightKind, {
+      from: from.version,
+      to,
+      targetCrds: crds,
+      migrateStorage: opts.migrateStorage === true,
+    }),
     // Retried: a CRD just changed answers 429 while its storage re-initializes.
-    ...(opts.migrateStorage === true ? [{ ...task(`stored versions of the Flux CRDs served by Flux ${to}`, fluxStorageVersionsKind, { targetCrds: crds }), retries: 3, retryDelayMs: 2000 }] : []),
-    task(`${file} at Flux ${to}`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], { file, content, version: to, components: options.components, explicit: true, force: true }),
+    ...(opts.migrateStorage === true
+      ? [{ ...task(`stored versions of the Flux CRDs served by Flux ${to}`, fluxStorageVersionsKind, { targetCrds: crds }), retries: 3, retryDelayMs: 2000 }]
+      : []),
+    task(`${file} at Flux ${to}`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], {
+      file,
+      content,
+      version: to,
+      components: options.components,
+      explicit: true,
+      force: true,
+    }),
   ];
   if (refuse) {
     // A hand-edited file is never replaced unasked. The edits are shown as the --check --diff of
     // putting back what flux generates for the file's own version: exactly what an upgrade would lose.
     const view = await g.reporter({ diff: true });
-    const restore = task(`hand edits in ${file} that the upgrade would drop`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], { file, content: edits.generated, version: from.version, components: from.components, explicit: true, force: true });
-    await runClusterTasks({ title: `upgrade ${cluster.path} to Flux ${to}`, tasks: [restore] }, cluster, { ...settings, check: true }, view, g.env);
-    throw new FluxstrapError('E_PRECONDITION', `edited by hand: ${edits.objects.slice(0, 5).join(', ')}${edits.objects.length > 5 ? ` and ${edits.objects.length - 5} more` : ''} not as Flux ${from.version} generates; nothing was written`, {
-      location: { file },
-      hint: 'the diff above shows the edits upgrade would drop: keep them as patches in flux-system/kustomization.yaml, then run again with --force',
+    const restore = task(`hand edits in ${file} that the upgrade would drop`, gotkComponentsKind as TaskInstance<TaskContext>['kind'], {
+      file,
+      content: edits.generated,
+      version: from.version,
+      components: from.components,
+      explicit: true,
+      force: true,
     });
+    await runClusterTasks({ title: `upgrade ${cluster.path} to Flux ${to}`, tasks: [restore] }, cluster, { ...settings, check: true }, view, g.env);
+    throw new FluxstrapError(
+      'E_PRECONDITION',
+      `edited by hand: ${edits.objects.slice(0, 5).join(', ')}${edits.objects.length > 5 ? ` and ${edits.objects.length - 5} more` : ''} not as Flux ${from.version} generates; nothing was written`,
+      {
+        location: { file },
+        hint: 'the diff above shows the edits upgrade would drop: keep them as patches in flux-system/kustomization.yaml, then run again with --force',
+      },
+    );
   }
   const check = settings.check;
   const view = await g.reporter({ diff: opts.diff === true || check });
@@ -96,20 +131,31 @@ export async function runUpgrade(opts: UpgradeOptions, g: CommandIo): Promise<nu
  * options. Needs that version's manifests (shipped, cached, or from the release); without them the
  * check is skipped with a note rather than blocking an upgrade away from a version no longer at hand.
  */
-async function handEdits(current: string, o: InstallOptions, file: string, download: { env: NodeJS.ProcessEnv; userAgent: string }): Promise<{ objects: string[]; generated?: string; unknown?: string }> {
+async function handEdits(
+  current: string,
+  o: InstallOptions,
+  file: string,
+  download: { env: NodeJS.ProcessEnv; userAgent: string },
+): Promise<{ objects: string[]; generated?: string; unknown?: string }> {
   let generated: string;
   try {
     generated = generateComponents((await loadManifests(o.version, undefined, download)).bundle, o);
   } catch (e) {
-    return { objects: [], unknown: `${file} not checked for hand edits: the Flux ${o.version} manifests are not at hand (${e instanceof Error ? e.message : String(e)})` };
+    return {
+      objects: [],
+      unknown: `${file} not checked for hand edits: the Flux ${o.version} manifests are not at hand (${e instanceof Error ? e.message : String(e)})`,
+    };
   }
-  const byId = (text: string) => new Map(yamlValues(text, file).flatMap((v) => {
-    if (typeof v !== 'object' || v === null) return [];
-    const o = v as Obj;
-    const meta = (o.metadata ?? {}) as Obj;
-    const ns = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
-    return [[`${String(o.kind)} ${ns}${String(meta.name)}`, o] as const];
-  }));
+  const byId = (text: string) =>
+    new Map(
+      yamlValues(text, file).flatMap((v) => {
+        if (typeof v !== 'object' || v === null) return [];
+        const o = v as Obj;
+        const meta = (o.metadata ?? {}) as Obj;
+        const ns = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
+        return [[`${String(o.kind)} ${ns}${String(meta.name)}`, o] as const];
+      }),
+    );
   const [have, want] = [byId(current), byId(generated)];
   return { generated, objects: [...new Set([...have.keys(), ...want.keys()])].filter((id) => !isDeepStrictEqual(have.get(id), want.get(id))) };
 }

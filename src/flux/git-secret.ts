@@ -13,7 +13,6 @@ import { decryptDocument, encryptDocument } from '../sops/engine.ts';
  * Plaintext exists only in memory: encrypted from the credentials, decrypted into them.
  */
 
-
 /** What the encrypted file holds: a token or a deploy key. */
 export type StoredGitCredentials = Extract<GitCredentials, { type: 'https' | 'ssh' }>;
 
@@ -22,9 +21,10 @@ export const GIT_SECRET = { namespace: 'flux-system', name: 'flux-system' };
 
 /** What `sops edit` shows and source-controller reads; only the values are encrypted, so the file says what it is. */
 function manifest(creds: StoredGitCredentials): string {
-  const stringData = creds.type === 'https'
-    ? { username: creds.username, password: creds.password }
-    : { identity: creds.identity, 'identity.pub': publicKeyOfPrivate(creds.identity, 'the deploy key'), known_hosts: creds.knownHosts };
+  const stringData =
+    creds.type === 'https'
+      ? { username: creds.username, password: creds.password }
+      : { identity: creds.identity, 'identity.pub': publicKeyOfPrivate(creds.identity, 'the deploy key'), known_hosts: creds.knownHosts };
   return stringify({ apiVersion: 'v1', kind: 'Secret', metadata: GIT_SECRET, type: 'Opaque', stringData });
 }
 
@@ -49,8 +49,7 @@ const unusable = (file: string, what: string) =>
 export async function decryptGitSecret(bytes: Buffer, file: string, identities: AgeIdentity[]): Promise<GitCredentials> {
   const plain = await decryptDocument(bytes, 'yaml', file, { age: identities, pgpFiles: [], gpg: false });
   const secret = yamlValues(plain.toString('utf8'), file).find((d) => (d as { kind?: unknown } | null)?.kind === 'Secret') as
-    | { data?: Record<string, unknown>; stringData?: Record<string, unknown> }
-    | undefined;
+    { data?: Record<string, unknown>; stringData?: Record<string, unknown> } | undefined;
   if (secret === undefined) throw unusable(file, 'no Secret in it');
   const value = (key: string): string | undefined => {
     const s = secret.stringData?.[key];

@@ -54,15 +54,19 @@ export function validateInstallOptions(o: InstallOptions, available: readonly st
     if (!KNOWN_COMPONENTS.includes(c)) throw usageError(`unknown Flux component ${c} (--components)`, `Flux components: ${KNOWN_COMPONENTS.join(', ')}`);
   }
   for (const c of REQUIRED_COMPONENTS) {
-    if (!o.components.includes(c)) throw usageError(`--components must include ${c}`, 'fluxstrap needs source-controller and kustomize-controller to apply the repository');
+    if (!o.components.includes(c))
+      throw usageError(`--components must include ${c}`, 'fluxstrap needs source-controller and kustomize-controller to apply the repository');
   }
   if (new Set(o.components).size !== o.components.length) throw usageError('--components lists a component twice');
   if (!LOG_LEVELS.includes(o.logLevel)) throw usageError(`invalid --log-level ${o.logLevel}`, `one of ${LOG_LEVELS.join(', ')}`);
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o.namespace)) throw usageError(`invalid namespace ${o.namespace}`);
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.clusterDomain)) throw usageError(`invalid --cluster-domain ${o.clusterDomain}`);
-  if (o.imagePullSecret !== '' && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.imagePullSecret)) throw usageError(`invalid --image-pull-secret ${o.imagePullSecret}`);
-  if (/[\s"]/.test(o.registry) || o.registry === '') throw usageError(`invalid --registry ${JSON.stringify(o.registry)}`, 'a registry address such as ghcr.io/fluxcd or registry.local/fluxcd');
-  for (const k of o.tolerationKeys) if (!/^[A-Za-z0-9][-A-Za-z0-9_./]*$/.test(k)) throw usageError(`invalid toleration key ${JSON.stringify(k)} (--toleration-keys)`);
+  if (o.imagePullSecret !== '' && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.imagePullSecret))
+    throw usageError(`invalid --image-pull-secret ${o.imagePullSecret}`);
+  if (/[\s"]/.test(o.registry) || o.registry === '')
+    throw usageError(`invalid --registry ${JSON.stringify(o.registry)}`, 'a registry address such as ghcr.io/fluxcd or registry.local/fluxcd');
+  for (const k of o.tolerationKeys)
+    if (!/^[A-Za-z0-9][-A-Za-z0-9_./]*$/.test(k)) throw usageError(`invalid toleration key ${JSON.stringify(k)} (--toleration-keys)`);
   const missing = o.components.filter((c) => !available.includes(c));
   if (missing.length > 0) {
     throw new FluxstrapError('E_NOT_FOUND', `the Flux ${o.version} manifests at hand lack ${missing.join(', ')}`, {
@@ -76,7 +80,10 @@ export function validateInstallOptions(o: InstallOptions, available: readonly st
 export function generateComponents(bundle: ManifestBundle, o: InstallOptions): string {
   const read = (file: string): Obj[] => {
     const text = bundle.get(file);
-    if (text === undefined) throw new FluxstrapError('E_NOT_FOUND', `the Flux ${o.version} manifests lack ${file}`, { hint: 'the manifests must be a Flux release\'s manifests.tar.gz, unpacked' });
+    if (text === undefined)
+      throw new FluxstrapError('E_NOT_FOUND', `the Flux ${o.version} manifests lack ${file}`, {
+        hint: "the manifests must be a Flux release's manifests.tar.gz, unpacked",
+      });
     return docs(text, file);
   };
   const eventsAddr = o.components.includes('notification-controller') ? `http://notification-controller.$(RUNTIME_NAMESPACE).svc.${o.clusterDomain}./` : '';
@@ -108,7 +115,11 @@ function docs(text: string, file: string): Obj[] {
 }
 
 function namespaceObject(name: string): Obj {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pod-security.kubernetes.io/warn': 'restricted', 'pod-security.kubernetes.io/warn-version': 'latest' } } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'pod-security.kubernetes.io/warn': 'restricted', 'pod-security.kubernetes.io/warn-version': 'latest' } },
+  };
 }
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -164,7 +175,8 @@ function deployment(d: Obj, o: InstallOptions, eventsAddr: string): void {
   const args = containers[0] && Array.isArray(containers[0].args) ? (containers[0].args as string[]) : undefined;
   if (o.components.includes(name) && args) {
     const set = (i: number, v: string) => {
-      if (i >= args.length) throw new FluxstrapError('E_CONFIG', `not a Flux manifest: ${name} has fewer arguments than Flux patches`, { location: { file: `${name}.yaml` } });
+      if (i >= args.length)
+        throw new FluxstrapError('E_CONFIG', `not a Flux manifest: ${name} has fewer arguments than Flux patches`, { location: { file: `${name}.yaml` } });
       args[i] = v;
     };
     if (name === 'notification-controller') {
@@ -177,7 +189,8 @@ function deployment(d: Obj, o: InstallOptions, eventsAddr: string): void {
       if (name === 'source-controller' || name === 'source-watcher') set(6, `--storage-adv-addr=${name}.$(RUNTIME_NAMESPACE).svc.${o.clusterDomain}.`);
     }
   }
-  if (o.components.includes('source-watcher') && (name === 'kustomize-controller' || name === 'helm-controller') && args) args.push('--feature-gates=ExternalArtifact=true');
+  if (o.components.includes('source-watcher') && (name === 'kustomize-controller' || name === 'helm-controller') && args)
+    args.push('--feature-gates=ExternalArtifact=true');
   for (const c of [...containers, ...(Array.isArray(pod.initContainers) ? (pod.initContainers as Obj[]) : [])]) {
     const image = typeof c.image === 'string' ? c.image : undefined;
     const m = image === undefined ? undefined : /^fluxcd\/([^:@]+)([:@].*)?$/.exec(image);
@@ -192,7 +205,6 @@ export function readHeader(text: string): { version?: string; components?: strin
   const components = /^# Components: (\S+)$/m.exec(head)?.[1]?.split(',');
   return { ...(version === undefined ? {} : { version }), ...(components === undefined ? {} : { components }) };
 }
-
 
 /** kustomize-controller's `--sops-age-secret` (controller-level decryption) came with Flux v2.7.0. */
 export const CONTROLLER_DECRYPTION_SINCE = 'v2.7.0';

@@ -31,10 +31,16 @@ export async function loadManifests(version: string, dir?: string, download?: { 
       hint: `download manifests.tar.gz of Flux ${version} from https://github.com/fluxcd/flux2/releases, unpack it and pass --flux-manifests DIR`,
     });
   }
-  const fetched = dir === undefined && version !== DEFAULT_FLUX_VERSION && download ? await (await import('./release.ts')).releaseManifests(version, download.env, download.userAgent) : undefined;
+  const fetched =
+    dir === undefined && version !== DEFAULT_FLUX_VERSION && download
+      ? await (await import('./release.ts')).releaseManifests(version, download.env, download.userAgent)
+      : undefined;
   const from = dir ?? fetched ?? shipped(version);
   const names = await readdir(from).catch(() => {
-    throw new FluxstrapError('E_NOT_FOUND', 'Flux manifests folder not found', { location: { file: from }, hint: '--flux-manifests takes the folder of an unpacked manifests.tar.gz' });
+    throw new FluxstrapError('E_NOT_FOUND', 'Flux manifests folder not found', {
+      location: { file: from },
+      hint: '--flux-manifests takes the folder of an unpacked manifests.tar.gz',
+    });
   });
   const bundle = new Map<string, string>();
   for (const name of ['rbac.yaml', 'policies.yaml', ...KNOWN_COMPONENTS.map((c) => `${c}.yaml`)]) {
@@ -44,10 +50,14 @@ export async function loadManifests(version: string, dir?: string, download?: { 
   if (!bundle.has('rbac.yaml') || !bundle.has('policies.yaml') || components.length === 0) {
     throw new FluxstrapError('E_CONFIG', 'not the manifests of a Flux release', {
       location: { file: from },
-      hint: 'expected rbac.yaml, policies.yaml and <controller>.yaml files, as in a release\'s manifests.tar.gz',
+      hint: "expected rbac.yaml, policies.yaml and <controller>.yaml files, as in a release's manifests.tar.gz",
     });
   }
-  return { bundle, components, source: dir ?? (fetched === undefined ? `the Flux ${version} manifests shipped with fluxstrap` : `the Flux ${version} release on GitHub`) };
+  return {
+    bundle,
+    components,
+    source: dir ?? (fetched === undefined ? `the Flux ${version} manifests shipped with fluxstrap` : `the Flux ${version} release on GitHub`),
+  };
 }
 
 /** A controller's bundle names its Deployment and its image, as every Flux release's does. */

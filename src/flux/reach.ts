@@ -120,9 +120,7 @@ export interface DecryptionFinding {
  * decrypt (its decryptor returns early for a Kustomization without `spec.decryption`).
  */
 export function decryptionFindings(reach: Reach): DecryptionFinding[] {
-  return reach.kustomizations
-    .filter((k) => k.sops.length > 0 && k.decryption !== 'sops')
-    .map((k) => ({ kustomization: k, files: k.sops.map((s) => s.file) }));
+  return reach.kustomizations.filter((k) => k.sops.length > 0 && k.decryption !== 'sops').map((k) => ({ kustomization: k, files: k.sops.map((s) => s.file) }));
 }
 
 /** The command that fixes what the lint finds: `decryption` written into each such Kustomization. */
@@ -180,7 +178,8 @@ function inRepo(dir: string, entry: string): string | undefined {
   return p === '..' || p.startsWith('../') || posix.isAbsolute(p) ? undefined : p;
 }
 
-const isRemote = (entry: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(entry) || /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(entry) || entry.startsWith('git@') || entry.includes('?ref=');
+const isRemote = (entry: string) =>
+  /^[a-z][a-z0-9+.-]*:\/\//i.test(entry) || /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(entry) || entry.startsWith('git@') || entry.includes('?ref=');
 
 interface Inputs {
   /** Files whose objects the build applies (where Flux Kustomizations are looked for). */
@@ -399,7 +398,12 @@ export async function reachOf(fs: ReachFs, root: ReachRoot, limits: ReachLimits 
       if (text === undefined || w.stopped) continue;
       for (const { obj, line } of fluxKustomizations(text, file, w)) {
         const meta = (obj.metadata ?? {}) as { name?: unknown; namespace?: unknown };
-        const spec = (obj.spec ?? {}) as { path?: unknown; targetNamespace?: unknown; sourceRef?: { kind?: unknown; name?: unknown; namespace?: unknown }; decryption?: { provider?: unknown } };
+        const spec = (obj.spec ?? {}) as {
+          path?: unknown;
+          targetNamespace?: unknown;
+          sourceRef?: { kind?: unknown; name?: unknown; namespace?: unknown };
+          decryption?: { provider?: unknown };
+        };
         const at: Location = { file, line };
         if (typeof meta.name !== 'string') {
           w.issue('a Kustomization without metadata.name', at);
@@ -413,7 +417,10 @@ export async function reachOf(fs: ReachFs, root: ReachRoot, limits: ReachLimits 
         const refNs = typeof ref.namespace === 'string' ? ref.namespace : child.namespace;
         if (ref.kind !== 'GitRepository' || ref.name !== source.name || refNs !== source.namespace) {
           const what = `${typeof ref.kind === 'string' ? ref.kind : 'no source kind'} ${refNs}/${typeof ref.name === 'string' ? ref.name : '(no name)'}`;
-          w.notChecked.push({ what: `Kustomization ${ksId(child)} applies ${what}, not the cluster's GitRepository ${ksId(source)}: its files are not checked`, at });
+          w.notChecked.push({
+            what: `Kustomization ${ksId(child)} applies ${what}, not the cluster's GitRepository ${ksId(source)}: its files are not checked`,
+            at,
+          });
           continue;
         }
         const path = inRepo('', typeof spec.path === 'string' ? spec.path : '');
@@ -422,17 +429,24 @@ export async function reachOf(fs: ReachFs, root: ReachRoot, limits: ReachLimits 
           continue;
         }
         if (depth + 1 >= limits.maxDepth || seen.size > limits.maxKustomizations) {
-          w.stop(depth + 1 >= limits.maxDepth ? `Kustomizations nested deeper than ${limits.maxDepth}` : `more than ${limits.maxKustomizations} Kustomizations`, at);
+          w.stop(
+            depth + 1 >= limits.maxDepth ? `Kustomizations nested deeper than ${limits.maxDepth}` : `more than ${limits.maxKustomizations} Kustomizations`,
+            at,
+          );
           break;
         }
         const provider = spec.decryption?.provider;
         queue.push({
           depth: depth + 1,
           ks: {
-            ...child, at, path, via: ksId(ks),
+            ...child,
+            at,
+            path,
+            via: ksId(ks),
             ...(typeof provider === 'string' ? { decryption: provider } : {}),
             ...(typeof spec.targetNamespace === 'string' && spec.targetNamespace !== '' ? { targetNamespace: spec.targetNamespace } : {}),
-            files: [], sops: [],
+            files: [],
+            sops: [],
           },
         });
       }

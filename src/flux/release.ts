@@ -34,30 +34,45 @@ export async function releaseManifests(version: string, env: NodeJS.ProcessEnv, 
   const gh = await connectGitHub({ env, userAgent });
   const where = `${OWNER}/${REPO} release ${version}`;
   const release = await gh.repos.getReleaseByTag({ owner: OWNER, repo: REPO, tag: version }).catch((e: unknown) => {
-    throw githubError(e, `cannot find Flux ${version} on GitHub (${where})`, 'check the version at https://github.com/fluxcd/flux2/releases, or pass --flux-manifests DIR');
+    throw githubError(
+      e,
+      `cannot find Flux ${version} on GitHub (${where})`,
+      'check the version at https://github.com/fluxcd/flux2/releases, or pass --flux-manifests DIR',
+    );
   });
   const sumsName = `flux_${version.replace(/^v/, '')}_checksums.txt`;
   const asset = (name: string) => {
     const a = release.data.assets.find((x) => x.name === name);
-    if (!a) throw new FluxstrapError('E_NOT_FOUND', `${where} has no ${name}`, { hint: 'pass --flux-manifests DIR with the release\'s manifests, unpacked' });
+    if (!a) throw new FluxstrapError('E_NOT_FOUND', `${where} has no ${name}`, { hint: "pass --flux-manifests DIR with the release's manifests, unpacked" });
     return a;
   };
   const archive = asset('manifests.tar.gz');
   const sums = asset(sumsName);
   const download = async (a: { id: number; name: string; size: number }) => {
     if (a.size > MAX_ARCHIVE) throw new FluxstrapError('E_PRECONDITION', `${where}: ${a.name} is ${a.size} bytes, more than a Flux release's manifests`);
-    const r = await gh.repos.getReleaseAsset({ owner: OWNER, repo: REPO, asset_id: a.id, headers: { accept: 'application/octet-stream' } }).catch((e: unknown) => {
-      throw githubError(e, `cannot download ${a.name} of ${where}`);
-    });
+    const r = await gh.repos
+      .getReleaseAsset({ owner: OWNER, repo: REPO, asset_id: a.id, headers: { accept: 'application/octet-stream' } })
+      .catch((e: unknown) => {
+        throw githubError(e, `cannot download ${a.name} of ${where}`);
+      });
     return Buffer.from(r.data as unknown as ArrayBuffer);
   };
   const bytes = await download(archive);
   const sha = createHash('sha256').update(bytes).digest('hex');
-  const listed = (await download(sums)).toString('utf8').split('\n').map((l) => /^([0-9a-f]{64})\s+\*?(\S+)$/.exec(l.trim())).find((m) => m?.[2] === 'manifests.tar.gz')?.[1];
-  if (listed === undefined) throw new FluxstrapError('E_PRECONDITION', `${where}: ${sumsName} lists no checksum for manifests.tar.gz`, { hint: 'the release cannot be verified: pass --flux-manifests DIR with manifests you checked' });
+  const listed = (await download(sums))
+    .toString('utf8')
+    .split('\n')
+    .map((l) => /^([0-9a-f]{64})\s+\*?(\S+)$/.exec(l.trim()))
+    .find((m) => m?.[2] === 'manifests.tar.gz')?.[1];
+  if (listed === undefined)
+    throw new FluxstrapError('E_PRECONDITION', `${where}: ${sumsName} lists no checksum for manifests.tar.gz`, {
+      hint: 'the release cannot be verified: pass --flux-manifests DIR with manifests you checked',
+    });
   const digest = (archive as { digest?: string | null }).digest;
   if (sha !== listed || (digest && digest !== `sha256:${sha}`)) {
-    throw new FluxstrapError('E_PRECONDITION', `${where}: manifests.tar.gz does not match its published checksum (sha256 ${sha}, expected ${listed})`, { hint: 'nothing was used or cached; try again, or pass --flux-manifests DIR' });
+    throw new FluxstrapError('E_PRECONDITION', `${where}: manifests.tar.gz does not match its published checksum (sha256 ${sha}, expected ${listed})`, {
+      hint: 'nothing was used or cached; try again, or pass --flux-manifests DIR',
+    });
   }
   const files = await untarYaml(bytes, where);
   await mkdir(join(dir, '..'), { recursive: true });
@@ -104,4 +119,3 @@ async function untarYaml(gz: Buffer, where: string): Promise<Map<string, string>
   await done;
   return out;
 }
-

@@ -23,7 +23,13 @@ export function generateSync(o: SyncOptions): string {
     apiVersion: 'source.toolkit.fluxcd.io/v1',
     kind: 'GitRepository',
     metadata: { name: 'flux-system', namespace: ns },
-    spec: sorted({ interval: '1m0s', ...(o.provider ? { provider: o.provider } : {}), ref: { branch: o.branch }, secretRef: { name: o.secretName ?? 'flux-system' }, url: o.url }),
+    spec: sorted({
+      interval: '1m0s',
+      ...(o.provider ? { provider: o.provider } : {}),
+      ref: { branch: o.branch },
+      secretRef: { name: o.secretName ?? 'flux-system' },
+      url: o.url,
+    }),
   };
   const ks = {
     apiVersion: 'kustomize.toolkit.fluxcd.io/v1',

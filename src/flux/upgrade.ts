@@ -174,7 +174,11 @@ export function postBuildKustomizations(files: readonly RepoFile[]): PostBuildKu
         path: (str(v.spec.path) ?? '').replace(/^\.?\//, '').replace(/\/$/, ''),
         sameRepo: source.kind === 'GitRepository' && source.name === 'flux-system' && (str(source.namespace) ?? namespace) === 'flux-system',
         substitute: isObj(pb.substitute) ? Object.keys(pb.substitute) : [],
-        substituteFrom: (Array.isArray(pb.substituteFrom) ? pb.substituteFrom.filter(isObj) : []).map((r) => ({ kind: str(r.kind) ?? '', name: str(r.name) ?? '', optional: r.optional === true })),
+        substituteFrom: (Array.isArray(pb.substituteFrom) ? pb.substituteFrom.filter(isObj) : []).map((r) => ({
+          kind: str(r.kind) ?? '',
+          name: str(r.name) ?? '',
+          optional: r.optional === true,
+        })),
       });
     }
   }

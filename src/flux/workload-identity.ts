@@ -80,13 +80,22 @@ export function identityPatches(id: CloudIdentity, opts: IdentityOptions = {}): 
   if (id.type === 'azure-workload-identity') out.push(podLabels({ 'azure.workload.identity/use': 'true' }));
   if (id.type === 'azure-aad-pod-identity') {
     out.push(podLabels({ aadpodidbinding: id.binding }));
-    out.push({ target: { kind: 'Deployment', name: CONTROLLER }, patch: ops([{ op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'AZURE_AUTH_METHOD', value: 'msi' } }]) });
+    out.push({
+      target: { kind: 'Deployment', name: CONTROLLER },
+      patch: ops([{ op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'AZURE_AUTH_METHOD', value: 'msi' } }]),
+    });
   }
   if (id.type === 'azure-service-principal') {
-    out.push({ target: { kind: 'Deployment', name: CONTROLLER }, patch: ops([{ op: 'add', path: '/spec/template/spec/containers/0/envFrom', value: [{ secretRef: { name: id.secretName } }] }]) });
+    out.push({
+      target: { kind: 'Deployment', name: CONTROLLER },
+      patch: ops([{ op: 'add', path: '/spec/template/spec/containers/0/envFrom', value: [{ secretRef: { name: id.secretName } }] }]),
+    });
   }
   if (opts.objectLevel) {
-    out.push({ target: { kind: 'Deployment', name: CONTROLLER }, patch: ops([{ op: 'add', path: '/spec/template/spec/containers/0/args/-', value: OBJECT_LEVEL_GATE }]) });
+    out.push({
+      target: { kind: 'Deployment', name: CONTROLLER },
+      patch: ops([{ op: 'add', path: '/spec/template/spec/containers/0/args/-', value: OBJECT_LEVEL_GATE }]),
+    });
   }
   return out;
 }
@@ -108,7 +117,10 @@ interface BuiltObject {
 }
 
 interface ControllerPod {
-  template?: { metadata?: { labels?: Record<string, string> }; spec?: { containers?: { env?: { name?: string; value?: string }[]; envFrom?: { secretRef?: { name?: string } }[] }[] } };
+  template?: {
+    metadata?: { labels?: Record<string, string> };
+    spec?: { containers?: { env?: { name?: string; value?: string }[]; envFrom?: { secretRef?: { name?: string } }[] }[] };
+  };
 }
 
 /**
@@ -135,7 +147,8 @@ export function missingWiring(id: CloudIdentity, objects: readonly BuiltObject[]
   if (id.type === 'azure-workload-identity') label('azure.workload.identity/use', 'true');
   if (id.type === 'azure-aad-pod-identity') {
     label('aadpodidbinding', id.binding);
-    if (!containers.some((c) => c.env?.some((e) => e.name === 'AZURE_AUTH_METHOD' && e.value === 'msi'))) out.push(`Deployment ${CONTROLLER} lacks the env AZURE_AUTH_METHOD=msi`);
+    if (!containers.some((c) => c.env?.some((e) => e.name === 'AZURE_AUTH_METHOD' && e.value === 'msi')))
+      out.push(`Deployment ${CONTROLLER} lacks the env AZURE_AUTH_METHOD=msi`);
   }
   if (id.type === 'azure-service-principal' && !containers.some((c) => c.envFrom?.some((e) => e.secretRef?.name === id.secretName))) {
     out.push(`Deployment ${CONTROLLER} lacks envFrom the Secret ${id.secretName}`);

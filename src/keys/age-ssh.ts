@@ -1,4 +1,14 @@
-import { constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
 import { configError, FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import { b64, hkdf, openFileKey, sealFileKey, unb64, x25519, type Stanza } from './age-x25519.ts';
 import { sshPublicKeyOf } from './ssh.ts';
@@ -56,9 +66,7 @@ function ed25519ToX25519(pub: Uint8Array): Buffer | undefined {
 }
 
 /** A parsed SSH recipient: what `wrapSsh` needs. */
-export type SshRecipient =
-  | { type: 'ssh-ed25519'; wire: Buffer; tag: string; x25519: Buffer }
-  | { type: 'ssh-rsa'; wire: Buffer; tag: string; key: KeyObject };
+export type SshRecipient = { type: 'ssh-ed25519'; wire: Buffer; tag: string; x25519: Buffer } | { type: 'ssh-rsa'; wire: Buffer; tag: string; key: KeyObject };
 
 function sshString(b: Buffer, at: number): [Buffer, number] {
   const n = u32(b, at);
@@ -118,8 +126,7 @@ const tweakOf = (wire: Buffer): Buffer => hkdf(Buffer.alloc(0), wire, ED25519_LA
 
 /** An SSH private key opened for age. Secret: never print. */
 export type SshIdentity =
-  | { type: 'ssh-ed25519'; wire: Buffer; tag: string; scalar: Buffer; x25519: Buffer }
-  | { type: 'ssh-rsa'; wire: Buffer; tag: string; key: KeyObject };
+  { type: 'ssh-ed25519'; wire: Buffer; tag: string; scalar: Buffer; x25519: Buffer } | { type: 'ssh-rsa'; wire: Buffer; tag: string; key: KeyObject };
 
 /** The public key line of an SSH identity, as a recipient is written in `.sops.yaml`. */
 export const sshIdentityRecipient = (id: SshIdentity): string => `${id.type} ${id.wire.toString('base64')}`;
@@ -161,9 +168,18 @@ export function parseSshIdentity(text: string, file: string): SshIdentity {
   return fromOpensshPrivate(priv, file);
 }
 
-const notSsh = (file: string) => configError('not an SSH private key fluxstrap can read', { file }, 'an unencrypted OpenSSH ed25519 or RSA private key, as `ssh-keygen -t ed25519 -N ""` makes');
+const notSsh = (file: string) =>
+  configError(
+    'not an SSH private key fluxstrap can read',
+    { file },
+    'an unencrypted OpenSSH ed25519 or RSA private key, as `ssh-keygen -t ed25519 -N ""` makes',
+  );
 const notAgeType = (type: string, file: string) =>
-  configError(`age encrypts only to ssh-ed25519 and ssh-rsa keys, not ${type}`, { file }, 'use an ed25519 or RSA SSH key, or an age key (`fluxstrap keys new`)');
+  configError(
+    `age encrypts only to ssh-ed25519 and ssh-rsa keys, not ${type}`,
+    { file },
+    'use an ed25519 or RSA SSH key, or an age key (`fluxstrap keys new`)',
+  );
 
 function pemKey(text: string, file: string): KeyObject {
   try {
@@ -185,7 +201,13 @@ function fromOpensshPrivate(priv: Buffer, file: string): SshIdentity {
       const [, a2] = sshString(priv, at);
       const [sk] = sshString(priv, a2);
       if (sk.length !== 64) throw new Error('length');
-      return fromKeyObject(createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: sk.subarray(0, 32).toString('base64url'), x: sk.subarray(32).toString('base64url') }, format: 'jwk' }), file);
+      return fromKeyObject(
+        createPrivateKey({
+          key: { kty: 'OKP', crv: 'Ed25519', d: sk.subarray(0, 32).toString('base64url'), x: sk.subarray(32).toString('base64url') },
+          format: 'jwk',
+        }),
+        file,
+      );
     }
     if (type === 'ssh-rsa') {
       const fields: bigint[] = [];
@@ -195,7 +217,17 @@ function fromOpensshPrivate(priv: Buffer, file: string): SshIdentity {
         at = next;
       }
       const [n = 0n, e = 0n, d = 0n, qi = 0n, p = 0n, q = 0n] = fields;
-      const jwk = { kty: 'RSA', n: bigToB64u(n), e: bigToB64u(e), d: bigToB64u(d), p: bigToB64u(p), q: bigToB64u(q), dp: bigToB64u(d % (p - 1n)), dq: bigToB64u(d % (q - 1n)), qi: bigToB64u(qi) };
+      const jwk = {
+        kty: 'RSA',
+        n: bigToB64u(n),
+        e: bigToB64u(e),
+        d: bigToB64u(d),
+        p: bigToB64u(p),
+        q: bigToB64u(q),
+        dp: bigToB64u(d % (p - 1n)),
+        dq: bigToB64u(d % (q - 1n)),
+        qi: bigToB64u(qi),
+      };
       return fromKeyObject(createPrivateKey({ key: jwk, format: 'jwk' }), file);
     }
   } catch {
@@ -222,7 +254,10 @@ function fromKeyObject(key: KeyObject, file: string): SshIdentity {
     const u = ed25519ToX25519(pk);
     if (u === undefined) throw notSsh(file);
     // age's conversion of the Ed25519 secret: the first half of SHA-512 of the seed (X25519 clamps it).
-    const scalar = createHash('sha512').update(Buffer.from(jwk.d ?? '', 'base64url')).digest().subarray(0, 32);
+    const scalar = createHash('sha512')
+      .update(Buffer.from(jwk.d ?? '', 'base64url'))
+      .digest()
+      .subarray(0, 32);
     return { type: 'ssh-ed25519', wire, tag: tagOf(wire), scalar, x25519: u };
   }
   if (jwk.kty === 'RSA') {

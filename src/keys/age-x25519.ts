@@ -1,5 +1,17 @@
 import { bech32Decode, bech32Encode } from './bech32.ts';
-import { createCipheriv, createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
 
 /**
  * The age v1 format for X25519 recipients, on Node's own crypto. Loading `age-encryption` (with
@@ -109,7 +121,9 @@ export function encryptAgeFile(wrap: (fileKey: Buffer) => Stanza, plain: Uint8Ar
   const fileKey = randomBytes(16);
   const s = wrap(fileKey);
   const header = `age-encryption.org/v1\n-> ${[s.type, ...s.args].join(' ')}\n${wrapLines(b64(s.body))}\n---`;
-  const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header')).update(header).digest();
+  const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header'))
+    .update(header)
+    .digest();
   const nonce = randomBytes(16);
   const payloadKey = hkdf(fileKey, nonce, 'payload');
   const chunkNonce = Buffer.alloc(12);
@@ -212,7 +226,9 @@ export function decryptAgeFile(file: Uint8Array, unwrap: (stanzas: readonly Stan
   if (!h) throw new Error('not an age file');
   const fileKey = unwrap(h.stanzas);
   if (!fileKey) return undefined;
-  const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header')).update(h.macInput).digest();
+  const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header'))
+    .update(h.macInput)
+    .digest();
   if (h.mac.length !== mac.length || !timingSafeEqual(h.mac, mac)) throw new Error('age header MAC mismatch');
   const nonce = h.payload.subarray(0, 16);
   const payloadKey = hkdf(fileKey, nonce, 'payload');

@@ -31,11 +31,7 @@ const SECRET_RE = /^AGE-SECRET-KEY-(PQ-)?1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]+$/;
  * line; blank lines and other comments are ignored, anything else is an error with its line.
  * `deriveRecipient` is injected so the caller decides when to pay for the crypto import.
  */
-export async function parseAgeKeyFile(
-  text: string,
-  source: string,
-  deriveRecipient: (secret: string) => Promise<string>,
-): Promise<AgeIdentity[]> {
+export async function parseAgeKeyFile(text: string, source: string, deriveRecipient: (secret: string) => Promise<string>): Promise<AgeIdentity[]> {
   const out: AgeIdentity[] = [];
   let createdAt: string | undefined;
   const lines = text.split(/\r?\n/);
@@ -49,17 +45,26 @@ export async function parseAgeKeyFile(
     }
     const upper = line.toUpperCase();
     if (line === '-----BEGIN AGE ENCRYPTED FILE-----' || line === 'age-encryption.org/v1') {
-      throw configError('this age identity file is encrypted (age -p): it must be opened with its passphrase first', { file: source, line: i + 1 },
-        'as the cluster key, name it with --age-key-backup (its passphrase from --passphrase-file, $FLUXSTRAP_BACKUP_PASSPHRASE or a terminal); for decrypting, SOPS_AGE_KEY_FILE or --key-file with $FLUXSTRAP_AGE_PASSPHRASE or a terminal');
+      throw configError(
+        'this age identity file is encrypted (age -p): it must be opened with its passphrase first',
+        { file: source, line: i + 1 },
+        'as the cluster key, name it with --age-key-backup (its passphrase from --passphrase-file, $FLUXSTRAP_BACKUP_PASSPHRASE or a terminal); for decrypting, SOPS_AGE_KEY_FILE or --key-file with $FLUXSTRAP_AGE_PASSPHRASE or a terminal',
+      );
     }
     if (/^-----BEGIN (OPENSSH|RSA|EC|DSA) PRIVATE KEY-----$/.test(line)) {
       // Never echo a line of it: only what it is and where.
-      throw configError('an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age', { file: source, line: i + 1 },
-        'make an age key (`fluxstrap keys new`), add its recipient to .sops.yaml and re-encrypt (`fluxstrap updatekeys`); for decrypting locally with an SSH key, sops reads SOPS_AGE_SSH_PRIVATE_KEY_FILE');
+      throw configError(
+        'an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age',
+        { file: source, line: i + 1 },
+        'make an age key (`fluxstrap keys new`), add its recipient to .sops.yaml and re-encrypt (`fluxstrap updatekeys`); for decrypting locally with an SSH key, sops reads SOPS_AGE_SSH_PRIVATE_KEY_FILE',
+      );
     }
     if (upper.startsWith('AGE-PLUGIN-')) {
-      throw configError('an age plugin identity is not a native age identity: kustomize-controller cannot run the plugin', { file: source, line: i + 1 },
-        'use an age X25519 identity (`fluxstrap keys new`) for the cluster, and add its recipient to .sops.yaml next to the plugin\'s');
+      throw configError(
+        'an age plugin identity is not a native age identity: kustomize-controller cannot run the plugin',
+        { file: source, line: i + 1 },
+        "use an age X25519 identity (`fluxstrap keys new`) for the cluster, and add its recipient to .sops.yaml next to the plugin's",
+      );
     }
     if (!SECRET_RE.test(upper)) {
       throw configError(
@@ -120,9 +125,7 @@ export function ageKeyFilePath(env: NodeJS.ProcessEnv): string {
   const file = env.SOPS_AGE_KEY_FILE && env.SOPS_AGE_KEY_FILE !== '' ? env.SOPS_AGE_KEY_FILE : defaultAgeKeyFile(env);
   if (file === undefined) {
     const [what, variable] =
-      platform() === 'win32' ? ['is not set', 'AppData']
-      : env.XDG_CONFIG_HOME ? ['is not an absolute path', 'XDG_CONFIG_HOME']
-      : ['is not set', 'HOME'];
+      platform() === 'win32' ? ['is not set', 'AppData'] : env.XDG_CONFIG_HOME ? ['is not an absolute path', 'XDG_CONFIG_HOME'] : ['is not set', 'HOME'];
     throw new FluxstrapError('E_USAGE', `no default age key file: ${variable} ${what}`, {
       location: { field: variable },
       hint: 'name the key file: set SOPS_AGE_KEY_FILE (sops reads it too) or pass it as a flag',

@@ -36,7 +36,10 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})+$/;
 
 /** Split the envelope: a `;` header line, then hex wrapped at any width (CRLF tolerated). */
 export function parseVaultEnvelope(text: string, file: string): VaultEnvelope {
-  const lines = text.trim().split(/\r?\n/).map((l) => l.trim());
+  const lines = text
+    .trim()
+    .split(/\r?\n/)
+    .map((l) => l.trim());
   const header = (lines.shift() ?? '').split(';');
   const malformed = (why: string) => configError(`not a readable Ansible Vault file: ${why}`, { file, line: 1 });
   if (header[0] !== HEADER) throw malformed('the first line does not start with $ANSIBLE_VAULT');
@@ -120,10 +123,12 @@ function runPasswordScript(file: string): Promise<string> {
     execFile(file, [], { encoding: 'utf8', timeout: 120_000, maxBuffer: 1024 * 1024 }, (e, stdout) => {
       if (!e) return resolve(stdout);
       const how = typeof e.code === 'number' ? `exit ${e.code}` : (e.signal ?? e.code ?? 'failed');
-      reject(new FluxstrapError('E_PROCESS', `the vault password script failed (${how})`, {
-        location: { file },
-        hint: 'it is executable, so it is run as Ansible does and its output is the password; chmod -x it if it holds the password itself',
-      }));
+      reject(
+        new FluxstrapError('E_PROCESS', `the vault password script failed (${how})`, {
+          location: { file },
+          hint: 'it is executable, so it is run as Ansible does and its output is the password; chmod -x it if it holds the password itself',
+        }),
+      );
     });
   });
 }
@@ -145,7 +150,12 @@ export async function readVaultVariable(vaultFile: string, passwordFile: string,
   const whole = isVaultText(text);
   const yamlText = whole ? await decryptVault(text, password, vaultFile) : text;
   if (variable === undefined) {
-    if (!whole) throw configError('not an Ansible Vault file, and no variable was named', { file: vaultFile }, 'name the variable that holds the age key (ansibleVault.variable)');
+    if (!whole)
+      throw configError(
+        'not an Ansible Vault file, and no variable was named',
+        { file: vaultFile },
+        'name the variable that holds the age key (ansibleVault.variable)',
+      );
     return yamlText;
   }
   const where = { file: vaultFile, field: variable };

@@ -45,7 +45,10 @@ export async function encryptToRecipients(keyText: string, recipients: readonly 
     try {
       e.addRecipient(r);
     } catch {
-      throw usageError(`--also-recipient ${r}: this age recipient type cannot be encrypted to here`, 'use an X25519 (age1…) or post-quantum (age1pq1…) recipient, or encrypt with the age CLI and its plugin');
+      throw usageError(
+        `--also-recipient ${r}: this age recipient type cannot be encrypted to here`,
+        'use an X25519 (age1…) or post-quantum (age1pq1…) recipient, or encrypt with the age CLI and its plugin',
+      );
     }
   }
   return age.armor.encode(await e.encrypt(keyText));
@@ -64,12 +67,20 @@ export interface OpenedBackup {
 export async function openBackup(bytes: Buffer, file: string, passphrase: string): Promise<OpenedBackup> {
   const format = backupFormat(bytes);
   if (format === undefined) {
-    throw configError('not a key backup: neither an age-encrypted file nor an Ansible Vault', { file }, 'name the file `fluxstrap keys backup` (or `age -p`, or `ansible-vault encrypt`) wrote');
+    throw configError(
+      'not a key backup: neither an age-encrypted file nor an Ansible Vault',
+      { file },
+      'name the file `fluxstrap keys backup` (or `age -p`, or `ansible-vault encrypt`) wrote',
+    );
   }
   const text = format === 'age' ? await openPassphraseAge(bytes, file, passphrase, BACKUP) : await decryptVault(bytes.toString('utf8'), passphrase, file);
   // Locations point at the backup: line numbers of the plaintext would mean nothing to the reader.
   const identities = await parseAgeKeyFile(text, file, recipientOf).catch(() => {
-    throw configError('the backup opens, but does not hold an age key file', { file }, 'a key backup holds lines starting with AGE-SECRET-KEY-1 (the key file sops reads)');
+    throw configError(
+      'the backup opens, but does not hold an age key file',
+      { file },
+      'a key backup holds lines starting with AGE-SECRET-KEY-1 (the key file sops reads)',
+    );
   });
   return { text, identities, format };
 }
@@ -109,7 +120,10 @@ export async function openPassphraseAge(bytes: Buffer, file: string, passphrase:
     if (/no identity matched/i.test(why)) {
       throw new FluxstrapError('E_DECRYPT', `wrong passphrase for ${kind.what}`, { location: { file }, hint: kind.passphraseHint });
     }
-    throw new FluxstrapError('E_DECRYPT', `cannot open ${kind.what} (age, passphrase): ${why.slice(0, 120)}`, { location: { file }, hint: 'restore the file from another copy' });
+    throw new FluxstrapError('E_DECRYPT', `cannot open ${kind.what} (age, passphrase): ${why.slice(0, 120)}`, {
+      location: { file },
+      hint: 'restore the file from another copy',
+    });
   }
 }
 

@@ -53,7 +53,11 @@ async function identityText(bytes: Buffer, source: string, opts: LoadOptions): P
   const given = opts.env[AGE_PASSPHRASE_ENV];
   const passphrase = given !== undefined && given !== '' ? given : await opts.ask?.(`passphrase of the age identity file ${source} (not shown): `);
   if (passphrase === undefined) {
-    throw configError('the age identity file is encrypted with a passphrase, and none is given', { file: source }, `set ${AGE_PASSPHRASE_ENV} or run at a terminal to type it`);
+    throw configError(
+      'the age identity file is encrypted with a passphrase, and none is given',
+      { file: source },
+      `set ${AGE_PASSPHRASE_ENV} or run at a terminal to type it`,
+    );
   }
   if (passphrase === '') throw usageError('the passphrase is empty', 'type the passphrase the identity file was encrypted with (age -p)');
   const where = opts.ask && given === undefined ? 'type it again' : `check $${AGE_PASSPHRASE_ENV}`;
@@ -118,7 +122,8 @@ export function splitCommand(line: string): string[] {
 /** How long `SOPS_AGE_KEY_CMD` may take, in seconds (`FLUXSTRAP_KEY_CMD_TIMEOUT`, default 30). */
 function keyCommandTimeout(env: NodeJS.ProcessEnv): number {
   const s = Number(env.FLUXSTRAP_KEY_CMD_TIMEOUT ?? 30);
-  if (!Number.isFinite(s) || s <= 0) throw configError('FLUXSTRAP_KEY_CMD_TIMEOUT must be a positive number of seconds', { field: 'FLUXSTRAP_KEY_CMD_TIMEOUT' });
+  if (!Number.isFinite(s) || s <= 0)
+    throw configError('FLUXSTRAP_KEY_CMD_TIMEOUT must be a positive number of seconds', { field: 'FLUXSTRAP_KEY_CMD_TIMEOUT' });
   return s;
 }
 
@@ -138,10 +143,12 @@ export async function runKeyCommand(line: string, env: NodeJS.ProcessEnv, name =
     execFile(cmd, args, { env, maxBuffer: 1024 * 1024, timeout: seconds * 1000, killSignal: 'SIGKILL' }, (e, stdout) => {
       // The command's stderr may hold anything; only its name and exit status are reported.
       if (e && e.killed) {
-        reject(new FluxstrapError('E_TIMEOUT', `${name} (${cmd}) did not finish within ${seconds}s`, {
-          location: field,
-          hint: 'a command that asks for input cannot get it here; set FLUXSTRAP_KEY_CMD_TIMEOUT for a slow one',
-        }));
+        reject(
+          new FluxstrapError('E_TIMEOUT', `${name} (${cmd}) did not finish within ${seconds}s`, {
+            location: field,
+            hint: 'a command that asks for input cannot get it here; set FLUXSTRAP_KEY_CMD_TIMEOUT for a slow one',
+          }),
+        );
       } else if (e) reject(configError(`${name} (${cmd}) failed`, field));
       else resolve(stdout);
     });

@@ -67,7 +67,8 @@ export interface PgpPrivateKey {
   source: string;
 }
 
-const UNPROTECT_HINT = 'kustomize-controller cannot type a passphrase: export an unprotected copy (gpg --pinentry-mode loopback --passwd FINGERPRINT with an empty passphrase, then gpg --export-secret-keys --armor FINGERPRINT), or make a key for the cluster with `fluxstrap keys new --pgp`';
+const UNPROTECT_HINT =
+  'kustomize-controller cannot type a passphrase: export an unprotected copy (gpg --pinentry-mode loopback --passwd FINGERPRINT with an empty passphrase, then gpg --export-secret-keys --armor FINGERPRINT), or make a key for the cluster with `fluxstrap keys new --pgp`';
 
 /**
  * The one private key of an armored block, refused when kustomize-controller could not use it:
@@ -86,11 +87,25 @@ export async function readPgpPrivateKey(armored: string, source: string, field?:
   const [key] = keys;
   // openpgp reads the first armored block only: a second block would be dropped without a word.
   const blocks = armored.match(/^-----BEGIN PGP (?:PRIVATE|PUBLIC) KEY BLOCK-----/gm)?.length ?? 0;
-  if (blocks > 1) throw configError(`the file holds ${blocks} armored OpenPGP key blocks; the cluster key is one`, where, 'export the one key the cluster\'s .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT');
-  if (keys.length !== 1 || !key) throw configError(`the file holds ${keys.length} OpenPGP keys; the cluster key is one`, where, 'export the one key the cluster\'s .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT');
+  if (blocks > 1)
+    throw configError(
+      `the file holds ${blocks} armored OpenPGP key blocks; the cluster key is one`,
+      where,
+      "export the one key the cluster's .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT",
+    );
+  if (keys.length !== 1 || !key)
+    throw configError(
+      `the file holds ${keys.length} OpenPGP keys; the cluster key is one`,
+      where,
+      "export the one key the cluster's .sops.yaml rule lists: gpg --export-secret-keys --armor FINGERPRINT",
+    );
   const fingerprint = key.getFingerprint().toUpperCase();
   if (!key.isPrivate()) {
-    throw configError(`OpenPGP key ${fingerprint} is a public key: kustomize-controller needs the private key to decrypt`, where, `export the private key: gpg --export-secret-keys --armor ${fingerprint} > FILE`);
+    throw configError(
+      `OpenPGP key ${fingerprint} is a public key: kustomize-controller needs the private key to decrypt`,
+      where,
+      `export the private key: gpg --export-secret-keys --armor ${fingerprint} > FILE`,
+    );
   }
   // A stripped (gnu-dummy) primary is fine: decryption needs the encryption subkey only.
   const locked = key.getKeys().some(({ keyPacket }) => 'isDummy' in keyPacket && !keyPacket.isDummy() && keyPacket.isDecrypted() === false);
@@ -106,15 +121,28 @@ export async function readPgpPrivateKey(armored: string, source: string, field?:
 export async function exportGpgSecretKey(fingerprint: string, env: NodeJS.ProcessEnv, exec = 'gpg'): Promise<PgpPrivateKey> {
   const { execa } = await import('execa');
   const field = 'sopsKey.pgp.fingerprint';
-  const res = await execa(exec, ['--batch', '--no-tty', '--pinentry-mode', 'error', '--export-secret-keys', '--armor', fingerprint], { env, extendEnv: false, reject: false, stdin: 'ignore', stripFinalNewline: false });
+  const res = await execa(exec, ['--batch', '--no-tty', '--pinentry-mode', 'error', '--export-secret-keys', '--armor', fingerprint], {
+    env,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    stripFinalNewline: false,
+  });
   if (res.failed && res.exitCode === undefined) {
-    throw new FluxstrapError('E_NOT_FOUND', `cannot run ${exec} to export OpenPGP key ${fingerprint}`, { location: { field }, hint: 'install GnuPG, or name an armored key file with sopsKey.pgp.file' });
+    throw new FluxstrapError('E_NOT_FOUND', `cannot run ${exec} to export OpenPGP key ${fingerprint}`, {
+      location: { field },
+      hint: 'install GnuPG, or name an armored key file with sopsKey.pgp.file',
+    });
   }
   if (res.stdout === '') {
-    throw new FluxstrapError('E_NOT_FOUND', `gpg exports no private key ${fingerprint}${res.exitCode !== 0 ? ' (a key protected by a passphrase cannot be exported here)' : ''}`, {
-      location: { field },
-      hint: res.exitCode !== 0 ? UNPROTECT_HINT : `check gpg --list-secret-keys ${fingerprint} (and GNUPGHOME)`,
-    });
+    throw new FluxstrapError(
+      'E_NOT_FOUND',
+      `gpg exports no private key ${fingerprint}${res.exitCode !== 0 ? ' (a key protected by a passphrase cannot be exported here)' : ''}`,
+      {
+        location: { field },
+        hint: res.exitCode !== 0 ? UNPROTECT_HINT : `check gpg --list-secret-keys ${fingerprint} (and GNUPGHOME)`,
+      },
+    );
   }
   const key = await readPgpPrivateKey(res.stdout, 'gpg keyring', field);
   if (key.fingerprint !== fingerprint) throw configError(`gpg exported key ${key.fingerprint}, not ${fingerprint}`, { field });

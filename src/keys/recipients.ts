@@ -9,7 +9,8 @@ import { isSshRecipient } from './age-ssh.ts';
  * says where the value came from and never repeats a private key.
  */
 
-export const RECIPIENT_HINT = 'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints, or an SSH public key line (ssh-ed25519 AAAA… or ssh-rsa AAAA…, 2048 bits or more)';
+export const RECIPIENT_HINT =
+  'an age recipient is the age1… public key that fluxstrap keys new or age-keygen prints, or an SSH public key line (ssh-ed25519 AAAA… or ssh-rsa AAAA…, 2048 bits or more)';
 const FINGERPRINT_HINT = 'an OpenPGP fingerprint is 40 hex digits (gpg --list-keys, or fluxstrap keys pub KEY.asc)';
 
 /** A v4 (40) or v5/v6 (64) fingerprint or a long key id (16), spaces allowed as gpg prints them. */

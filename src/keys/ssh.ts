@@ -38,7 +38,11 @@ const mpint = (b: Buffer) => {
 };
 const b64u = (s: string | undefined) => Buffer.from(s ?? '', 'base64url');
 
-interface Parts { type: string; pub: Buffer; priv: Buffer }
+interface Parts {
+  type: string;
+  pub: Buffer;
+  priv: Buffer;
+}
 
 function partsOf(algorithm: SshKeyAlgorithm): Parts {
   switch (algorithm) {
@@ -46,7 +50,11 @@ function partsOf(algorithm: SshKeyAlgorithm): Parts {
       const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
       const pk = b64u(jwk.x);
       const type = 'ssh-ed25519';
-      return { type, pub: Buffer.concat([sshString(type), sshString(pk)]), priv: Buffer.concat([sshString(type), sshString(pk), sshString(Buffer.concat([b64u(jwk.d), pk]))]) };
+      return {
+        type,
+        pub: Buffer.concat([sshString(type), sshString(pk)]),
+        priv: Buffer.concat([sshString(type), sshString(pk), sshString(Buffer.concat([b64u(jwk.d), pk]))]),
+      };
     }
     case 'ecdsa-p384': {
       const jwk = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' });
@@ -59,7 +67,11 @@ function partsOf(algorithm: SshKeyAlgorithm): Parts {
       const jwk: JsonWebKey = generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey.export({ format: 'jwk' });
       const type = 'ssh-rsa';
       const [n, e, d, p, q, qi] = [jwk.n, jwk.e, jwk.d, jwk.p, jwk.q, jwk.qi].map(b64u) as [Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
-      return { type, pub: Buffer.concat([sshString(type), mpint(e), mpint(n)]), priv: Buffer.concat([sshString(type), mpint(n), mpint(e), mpint(d), mpint(qi), mpint(p), mpint(q)]) };
+      return {
+        type,
+        pub: Buffer.concat([sshString(type), mpint(e), mpint(n)]),
+        priv: Buffer.concat([sshString(type), mpint(n), mpint(e), mpint(d), mpint(qi), mpint(p), mpint(q)]),
+      };
     }
   }
 }
@@ -70,7 +82,15 @@ function opensshPrivateKey(parts: Parts, comment: string): string {
   let body = Buffer.concat([check, check, parts.priv, sshString(comment)]);
   const pad = (8 - (body.length % 8)) % 8;
   body = Buffer.concat([body, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
-  const blob = Buffer.concat([Buffer.from('openssh-key-v1\0'), sshString('none'), sshString('none'), sshString(''), u32(1), sshString(parts.pub), sshString(body)]);
+  const blob = Buffer.concat([
+    Buffer.from('openssh-key-v1\0'),
+    sshString('none'),
+    sshString('none'),
+    sshString(''),
+    u32(1),
+    sshString(parts.pub),
+    sshString(body),
+  ]);
   const lines = blob.toString('base64').match(/.{1,70}/g) ?? [];
   return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
 }
@@ -122,7 +142,8 @@ export function publicKeyOfPrivate(privateKey: string, file: string): string {
       return `${type} ${pub.toString('base64')}`;
     }
     const jwk = createPrivateKey(privateKey).export({ format: 'jwk' });
-    if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return `ssh-ed25519 ${Buffer.concat([sshString('ssh-ed25519'), sshString(b64u(jwk.x))]).toString('base64')}`;
+    if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519')
+      return `ssh-ed25519 ${Buffer.concat([sshString('ssh-ed25519'), sshString(b64u(jwk.x))]).toString('base64')}`;
     if (jwk.kty === 'RSA') return `ssh-rsa ${Buffer.concat([sshString('ssh-rsa'), mpint(b64u(jwk.e)), mpint(b64u(jwk.n))]).toString('base64')}`;
     if (jwk.kty === 'EC' && jwk.crv === 'P-384') {
       return `ecdsa-sha2-nistp384 ${Buffer.concat([sshString('ecdsa-sha2-nistp384'), sshString('nistp384'), sshString(Buffer.concat([Buffer.from([4]), b64u(jwk.x), b64u(jwk.y)]))]).toString('base64')}`;
@@ -130,5 +151,8 @@ export function publicKeyOfPrivate(privateKey: string, file: string): string {
   } catch {
     // Reported below, without the key's text.
   }
-  throw new FluxstrapError('E_CONFIG', 'not an SSH private key fluxstrap can read', { location: { file }, hint: 'an OpenSSH or PEM private key without a passphrase, e.g. one `ssh-keygen -t ed25519 -N ""` makes' });
+  throw new FluxstrapError('E_CONFIG', 'not an SSH private key fluxstrap can read', {
+    location: { file },
+    hint: 'an OpenSSH or PEM private key without a passphrase, e.g. one `ssh-keygen -t ed25519 -N ""` makes',
+  });
 }

@@ -13,10 +13,7 @@ export function parseDuration(text: string): number | undefined {
 }
 
 /** A duration in a playbook: a number of seconds (as Ansible's `delay`) or a string like `5s`. */
-export const DurationSchema = z.union([
-  z.number().min(0).describe('seconds'),
-  z.string().regex(DURATION_RE, 'expected a duration such as 10s, 5m or 1m30s'),
-]);
+export const DurationSchema = z.union([z.number().min(0).describe('seconds'), z.string().regex(DURATION_RE, 'expected a duration such as 10s, 5m or 1m30s')]);
 
 export function durationMs(value: z.infer<typeof DurationSchema>): number {
   return typeof value === 'number' ? Math.round(value * 1000) : (parseDuration(value) ?? 0);

@@ -29,7 +29,14 @@ export class ExprError extends Error {
 }
 
 // A Map, not an object literal: `__proto__` must be a variable name like any other, not a lookup hit.
-const LITERALS = new Map<string, unknown>([['true', true], ['false', false], ['null', null], ['True', true], ['False', false], ['None', null]]);
+const LITERALS = new Map<string, unknown>([
+  ['true', true],
+  ['false', false],
+  ['null', null],
+  ['True', true],
+  ['False', false],
+  ['None', null],
+]);
 
 type Token = { k: 'str' | 'num' | 'id' | 'op'; v: string; at: number };
 

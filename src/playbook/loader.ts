@@ -25,13 +25,18 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Keys a task may carry besides its kind, as in Ansible. */
 export const TaskOptionsSchema = z.strictObject({
   name: z.string().min(1).optional().describe('What the task does, shown in progress and the recap; may use {{ vars }}.'),
-  when: z.union([z.string().min(1), z.boolean()]).optional().describe('Condition (no {{ }} needed): e.g. `cluster.git.auth.type == "ssh"`.'),
+  when: z
+    .union([z.string().min(1), z.boolean()])
+    .optional()
+    .describe('Condition (no {{ }} needed): e.g. `cluster.git.auth.type == "ssh"`.'),
   check_mode: z.boolean().optional().describe('true: always only report (as under --check); false: act even under --check.'),
   retries: z.number().int().min(0).max(1000).optional().describe('Extra attempts after a failure at the edges (API, network, processes).'),
   delay: DurationSchema.optional().describe('Pause between attempts (seconds, or 10s / 1m); default 1s.'),
   ignore_errors: z.boolean().optional().describe('A failure of this task does not stop the run.'),
   tags: z.array(z.string().regex(IDENT)).optional().describe('Select with --tags / --skip-tags; `always` runs unless skipped by name.'),
-  notify: z.union([z.string().min(1), z.array(z.string().min(1))]).optional()
+  notify: z
+    .union([z.string().min(1), z.array(z.string().min(1))])
+    .optional()
     .describe('Handlers (by name) to run once after the tasks when this task changes something.'),
 });
 type TaskOptions = z.infer<typeof TaskOptionsSchema>;
@@ -39,10 +44,14 @@ const OPTION_KEYS = new Set(Object.keys(TaskOptionsSchema.shape));
 
 export const PlaybookEnvelopeSchema = z.strictObject({
   name: z.string().min(1).describe('Title of the run, shown first and in the recap.'),
-  vars: z.record(z.string().regex(IDENT, 'variable names are identifiers'), z.unknown()).optional()
+  vars: z
+    .record(z.string().regex(IDENT, 'variable names are identifiers'), z.unknown())
+    .optional()
     .describe('Variables for {{ }} and when:, rendered in order; -e NAME=VALUE overrides them.'),
   tasks: z.array(z.record(z.string(), z.unknown())).min(1),
-  handlers: z.array(z.record(z.string(), z.unknown())).optional()
+  handlers: z
+    .array(z.record(z.string(), z.unknown()))
+    .optional()
     .describe('Tasks that run after the others, once, in this order, only when a task that notifies them changed something.'),
 });
 
@@ -91,7 +100,8 @@ export async function compilePlaybook(text: string, file: string, opts: LoadOpti
   const byName = indexHandlers(src, handlers, compiled);
   // Positions in the run are known only now, after tag selection; handlers may notify later handlers.
   const position = new Map([...byName.keys()].map((name, i) => [name, tasks.length + i]));
-  const bound = (c: Compiled): TaskInstance<TaskContext> => (c.notify.length === 0 ? c.task : { ...c.task, notify: c.notify.map((n) => position.get(n) as number) });
+  const bound = (c: Compiled): TaskInstance<TaskContext> =>
+    c.notify.length === 0 ? c.task : { ...c.task, notify: c.notify.map((n) => position.get(n) as number) };
   return {
     name: String(render(src, root.get('name', true), vars)),
     file,
@@ -111,7 +121,12 @@ function resolveVars(src: YamlSource, node: unknown, opts: LoadOptions): Scope {
   for (const pair of node.items) {
     const name = String(isScalar(pair.key) ? pair.key.value : '');
     if (Object.hasOwn(opts.builtins, name)) {
-      throw src.error(`variable "${name}" is built in and cannot be redefined`, pair.key, `built-ins: ${Object.keys(opts.builtins).join(', ')}`, `vars.${name}`);
+      throw src.error(
+        `variable "${name}" is built in and cannot be redefined`,
+        pair.key,
+        `built-ins: ${Object.keys(opts.builtins).join(', ')}`,
+        `vars.${name}`,
+      );
     }
     if (!Object.hasOwn(extra, name)) setOwn(scope, name, renderBounded(src, pair.value, scope));
   }
@@ -130,13 +145,18 @@ interface Compiled {
 function indexHandlers(src: YamlSource, handlers: Compiled[], tasks: Compiled[]): Map<string, Compiled> {
   const byName = new Map<string, Compiled>();
   for (const h of handlers) {
-    if (byName.has(h.task.name)) throw configError(`two handlers are named "${h.task.name}"`, h.task.location ?? { file: src.file }, 'notify finds handlers by name');
+    if (byName.has(h.task.name))
+      throw configError(`two handlers are named "${h.task.name}"`, h.task.location ?? { file: src.file }, 'notify finds handlers by name');
     byName.set(h.task.name, h);
   }
   for (const t of [...tasks, ...handlers]) {
     const unknown = t.notify.find((n) => !byName.has(n));
     if (unknown !== undefined) {
-      throw src.error(`no handler is named "${unknown}"`, t.notifyNode, byName.size > 0 ? `handlers: ${[...byName.keys()].join(', ')}` : 'define it under handlers:');
+      throw src.error(
+        `no handler is named "${unknown}"`,
+        t.notifyNode,
+        byName.size > 0 ? `handlers: ${[...byName.keys()].join(', ')}` : 'define it under handlers:',
+      );
     }
   }
   return byName;
@@ -192,7 +212,11 @@ function findKindPair(src: YamlSource, node: YAMLMap, registry: KindRegistry): P
   const candidates = node.items.filter((p) => !OPTION_KEYS.has(keyOf(p)));
   const first = candidates[0];
   if (!first) {
-    throw src.error('this task names no task kind', node, `add one key naming what it ensures: ${Object.keys(registry).sort().join(', ') || '(no kinds registered)'}`);
+    throw src.error(
+      'this task names no task kind',
+      node,
+      `add one key naming what it ensures: ${Object.keys(registry).sort().join(', ') || '(no kinds registered)'}`,
+    );
   }
   if (candidates.length > 1) {
     const unknown = candidates.find((p) => !Object.hasOwn(registry, keyOf(p)));
@@ -209,7 +233,9 @@ function unknownKey(src: YamlSource, pair: Pair, registry: KindRegistry) {
   return src.error(
     `unknown task kind or option "${key}"`,
     pair.key,
-    close.length > 0 ? `did you mean ${close.map((k) => `"${k}"`).join(' or ')}?` : `task kinds: ${Object.keys(registry).sort().join(', ') || '(none)'}; options: ${[...OPTION_KEYS].join(', ')}`,
+    close.length > 0
+      ? `did you mean ${close.map((k) => `"${k}"`).join(' or ')}?`
+      : `task kinds: ${Object.keys(registry).sort().join(', ') || '(none)'}; options: ${[...OPTION_KEYS].join(', ')}`,
   );
 }
 
@@ -276,12 +302,12 @@ function compileWhen(src: YamlSource, node: unknown, when: string | boolean, var
 function selectByTags(compiled: Compiled[], opts: LoadOptions): Compiled[] {
   const all = new Set(compiled.flatMap((c) => c.tags));
   for (const tag of [...(opts.tags ?? []), ...(opts.skipTags ?? [])]) {
-    if (!all.has(tag)) throw usageError(`no task has the tag "${tag}"`, all.size > 0 ? `tags in this playbook: ${[...all].sort().join(', ')}` : 'this playbook has no tags');
+    if (!all.has(tag))
+      throw usageError(`no task has the tag "${tag}"`, all.size > 0 ? `tags in this playbook: ${[...all].sort().join(', ')}` : 'this playbook has no tags');
   }
-  return compiled
-    .filter(({ tags }) => {
-      if (opts.skipTags?.some((t) => tags.includes(t))) return false;
-      if (!opts.tags || opts.tags.length === 0) return true;
-      return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
-    });
+  return compiled.filter(({ tags }) => {
+    if (opts.skipTags?.some((t) => tags.includes(t))) return false;
+    if (!opts.tags || opts.tags.length === 0) return true;
+    return tags.includes('always') || opts.tags.some((t) => tags.includes(t));
+  });
 }

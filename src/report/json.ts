@@ -28,5 +28,12 @@ export type RunDocument = ReturnType<typeof jsonDocument>;
 /** The document of one run (and each cluster's entry when several run). */
 export function jsonDocument(end: Extract<RunEvent, { type: 'run-end' }>) {
   const { title, check, recap, results, durationMs } = end;
-  return { title, check, success: results.every((r) => r.outcome !== 'failed' || r.ignoredError === true), recap, durationMs, tasks: results.map((r) => ({ ...r, changes: r.changes.map(safeView) })) };
+  return {
+    title,
+    check,
+    success: results.every((r) => r.outcome !== 'failed' || r.ignoredError === true),
+    recap,
+    durationMs,
+    tasks: results.map((r) => ({ ...r, changes: r.changes.map(safeView) })),
+  };
 }

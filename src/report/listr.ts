@@ -258,7 +258,10 @@ export class ListrFleetView implements FleetView {
       const started = new Promise<Start>((r) => (resolve = r));
       this.members.set(name, { name, tasks: new RunTasks(opts.diff === true), begun: false, title: name, resolve, started });
     }
-    this.screen.show([...this.members.values()].map((m) => this.parentTask(m)), true);
+    this.screen.show(
+      [...this.members.values()].map((m) => this.parentTask(m)),
+      true,
+    );
   }
 
   cluster(name: string): Reporter {

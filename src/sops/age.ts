@@ -30,7 +30,11 @@ export async function ageEncrypt(recipient: string, dataKey: Uint8Array): Promis
   if (recipient.startsWith('ssh-')) {
     const { parseSshRecipient, wrapSsh } = await import('../keys/age-ssh.ts');
     const r = parseSshRecipient(recipient);
-    if (r === undefined) throw new FluxstrapError('E_CONFIG', `cannot encrypt to the SSH recipient ${recipient.slice(0, 80)}: age takes ssh-ed25519 and ssh-rsa keys of 2048 bits or more`);
+    if (r === undefined)
+      throw new FluxstrapError(
+        'E_CONFIG',
+        `cannot encrypt to the SSH recipient ${recipient.slice(0, 80)}: age takes ssh-ed25519 and ssh-rsa keys of 2048 bits or more`,
+      );
     return armor(encryptAgeFile((fileKey) => wrapSsh(r, fileKey), dataKey));
   }
   const { Encrypter } = await import('age-encryption');

@@ -75,7 +75,6 @@ export interface AwsEnv {
   env: NodeJS.ProcessEnv;
 }
 
-
 // One client per region, profile, role and endpoint: a batch of files assumes a role once.
 const clients = new Map<string, Promise<KmsClient>>();
 
@@ -129,7 +128,9 @@ async function makeClient(key: KmsKey, region: string, env: NodeJS.ProcessEnv): 
   const c = assumed.Credentials;
   if (!c?.AccessKeyId || !c.SecretAccessKey) throw new AwsCallError('STS AssumeRole returned no credentials', 'NoCredentials');
   return new KMSClient({
-    region, ...transport, ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}),
+    region,
+    ...transport,
+    ...(kmsEndpoint ? { endpoint: kmsEndpoint } : {}),
     credentials: { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}) },
   });
 }
@@ -163,18 +164,39 @@ function kmsError(e: unknown, key: KmsKey, region: string, doing: string, where:
   const fail = (code: 'E_PRECONDITION' | 'E_NOT_FOUND' | 'E_DECRYPT', message: string, hint: string): FluxstrapError =>
     new FluxstrapError(code, message, { location: where, hint });
   if (name === 'CredentialsProviderError' || name === 'NoCredentials') {
-    return fail('E_PRECONDITION', `no AWS credentials to ${doing} with ${subject}${key.profile ? ` (profile ${key.profile})` : ''}`,
-      'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or the key\'s aws_profile), or run where an IAM role gives them (IRSA, instance profile)');
+    return fail(
+      'E_PRECONDITION',
+      `no AWS credentials to ${doing} with ${subject}${key.profile ? ` (profile ${key.profile})` : ''}`,
+      "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or the key's aws_profile), or run where an IAM role gives them (IRSA, instance profile)",
+    );
   }
   if (NETWORK.has(name) || NETWORK.has(err.code ?? '')) {
     const endpoint = endpointFor('KMS', env) ?? `the ${region} endpoint`;
-    return fail('E_PRECONDITION', `cannot reach AWS KMS (${endpoint}) to ${doing} with ${subject}: ${raw}`, 'check the network, AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL');
+    return fail(
+      'E_PRECONDITION',
+      `cannot reach AWS KMS (${endpoint}) to ${doing} with ${subject}: ${raw}`,
+      'check the network, AWS_ENDPOINT_URL_KMS or AWS_ENDPOINT_URL',
+    );
   }
   if (name === 'NotFoundException') {
-    return fail('E_NOT_FOUND', `${subject} does not exist in region ${region}`, 'a KMS key lives in the region and account its ARN names: check both, and that the key is not pending deletion');
+    return fail(
+      'E_NOT_FOUND',
+      `${subject} does not exist in region ${region}`,
+      'a KMS key lives in the region and account its ARN names: check both, and that the key is not pending deletion',
+    );
   }
-  if (name === 'AccessDeniedException' || name === 'UnrecognizedClientException' || name === 'InvalidSignatureException' || name === 'ExpiredTokenException' || name === 'InvalidClientTokenId') {
-    return fail('E_PRECONDITION', `AWS refused to let these credentials ${doing} with ${subject}: ${name}`, 'check the credentials and the key policy (kms:Encrypt, kms:Decrypt) or the role\'s trust policy');
+  if (
+    name === 'AccessDeniedException' ||
+    name === 'UnrecognizedClientException' ||
+    name === 'InvalidSignatureException' ||
+    name === 'ExpiredTokenException' ||
+    name === 'InvalidClientTokenId'
+  ) {
+    return fail(
+      'E_PRECONDITION',
+      `AWS refused to let these credentials ${doing} with ${subject}: ${name}`,
+      "check the credentials and the key policy (kms:Encrypt, kms:Decrypt) or the role's trust policy",
+    );
   }
   if (name === 'InvalidCiphertextException' || name === 'IncorrectKeyException') {
     return fail('E_DECRYPT', `${subject} does not open this data key (${name})`, 'the entry was made with another key or encryption context');
@@ -190,7 +212,8 @@ function regionOf(key: KmsKey, where: Location): string {
   const region = arnRegion(key.arn);
   if (problem !== undefined || region === undefined) {
     throw new FluxstrapError('E_CONFIG', problem ?? `not an AWS KMS key ARN: ${cut(key.arn)}`, {
-      location: where, hint: ARN_HINT,
+      location: where,
+      hint: ARN_HINT,
     });
   }
   return region;

@@ -50,7 +50,13 @@ export async function findConfig(cwd: string, env: NodeJS.ProcessEnv, explicit?:
   for (let i = 0; i < 100; i++) {
     const candidate = join(dir, '.sops.yaml');
     // Found by name only: reading it (a FIFO would block) is loadConfig's, with its checks.
-    if (await stat(candidate).then(() => true, () => false)) return candidate;
+    if (
+      await stat(candidate).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
@@ -70,7 +76,10 @@ function nodeText(node: unknown): string | undefined {
 function strings(v: unknown, field: string, where: Where): string[] {
   if (v === undefined || v === null) return [];
   if (isScalar(v)) {
-    return (nodeText(v) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+    return (nodeText(v) ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   }
   if (isSeq(v)) return v.items.flatMap((i) => strings(i, field, where));
   throw configError(`${field} must be a string or a list of strings`, where(v));
@@ -101,7 +110,15 @@ function stanza(type: KeyType, idField: string, id: string, origin: Location, in
   }
   // sops splits a key URL (https://VAULT/keys/NAME/VERSION) into the fields its entries have.
   const azure = type === 'azure_kv' ? /^(https:\/\/[^/]+)\/keys\/([^/]+)\/([^/]+)$/.exec(id) : null;
-  if (azure) return { type, fields: new TreeMap([{ key: 'vault_url', value: azure[1] ?? '' }, { key: 'name', value: azure[2] ?? '' }, { key: 'version', value: azure[3] ?? '' }]) };
+  if (azure)
+    return {
+      type,
+      fields: new TreeMap([
+        { key: 'vault_url', value: azure[1] ?? '' },
+        { key: 'name', value: azure[2] ?? '' },
+        { key: 'version', value: azure[3] ?? '' },
+      ]),
+    };
   // Kept so that messages can name them; fluxstrap cannot encrypt for these services.
   return { type, fields: new TreeMap([{ key: idField, value: id }]) };
 }
@@ -112,7 +129,7 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean, invalid: InvalidVaul
     const node = m.get(flat ? name : name === 'hc_vault_transit_uri' ? 'hc_vault' : name, true);
     if (node === undefined) continue;
     if (type === 'kms') {
-      out.push(...kmsStanzasFrom(node, flat ? nodeText(m.get('aws_profile', true)) ?? '' : undefined, where));
+      out.push(...kmsStanzasFrom(node, flat ? (nodeText(m.get('aws_profile', true)) ?? '') : undefined, where));
       continue;
     }
     if (!flat && isSeq(node)) {
@@ -141,7 +158,10 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean, invalid: InvalidVaul
  */
 function kmsStanzasFrom(node: unknown, flatProfile: string | undefined, where: Where): Stanza[] {
   if (flatProfile !== undefined || !isSeq(node)) {
-    return strings(node, 'kms', where).map((spec) => ({ ...kmsStanza({ ...parseArnSpec(spec), context: {}, profile: flatProfile ?? '' }), origin: where(node) }));
+    return strings(node, 'kms', where).map((spec) => ({
+      ...kmsStanza({ ...parseArnSpec(spec), context: {}, profile: flatProfile ?? '' }),
+      origin: where(node),
+    }));
   }
   return node.items.map((item) => {
     if (!isMap(item)) return { ...kmsStanza({ ...parseArnSpec(nodeText(item) ?? ''), context: {}, profile: '' }), origin: where(item) };
@@ -149,7 +169,8 @@ function kmsStanzasFrom(node: unknown, flatProfile: string | undefined, where: W
     const ctxNode = item.get('context', true);
     const context: Record<string, string> = {};
     if (isMap(ctxNode)) for (const pair of ctxNode.items) context[nodeText(pair.key) ?? ''] = nodeText(pair.value) ?? '';
-    else if (ctxNode !== undefined && ctxNode !== null && !(isScalar(ctxNode) && ctxNode.value === null)) throw configError('kms context must be a map of strings', where(ctxNode));
+    else if (ctxNode !== undefined && ctxNode !== null && !(isScalar(ctxNode) && ctxNode.value === null))
+      throw configError('kms context must be a map of strings', where(ctxNode));
     return { ...kmsStanza({ arn: text('arn'), role: text('role'), context, profile: text('aws_profile') }), origin: where(item) };
   });
 }
@@ -219,7 +240,10 @@ export function parseConfig(text: string, file: string): SopsConfig {
     }
     checkRulePatterns(selection, (k) => where(r.get(RULE_NAMES[k], true)));
     if (selectionRulesSet(selection).length > 1) {
-      throw configError('a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex', where(r));
+      throw configError(
+        'a creation rule can set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex',
+        where(r),
+      );
     }
     const mac = r.get('mac_only_encrypted', true);
     if (isScalar(mac) && (mac.value === true || mac.value === 'true')) selection.macOnlyEncrypted = true;
@@ -243,7 +267,9 @@ export function parseConfig(text: string, file: string): SopsConfig {
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
       ...(invalidVaultUris[0] ? { invalidVaultUri: invalidVaultUris[0] } : {}),
-      ...(invalid ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } } : {}),
+      ...(invalid
+        ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } }
+        : {}),
       keyGroups,
       shamirThreshold: intOf(r.get('shamir_threshold', true), 'shamir_threshold', where),
       rules: selection,
@@ -275,7 +301,12 @@ export function matchRule(config: SopsConfig, filePath: string, cwd: string): Cr
  * The age recipients (or PGP fingerprints) of the creation rule sops would use for a new file in a cluster folder, so
  * that checks compare a key with the rule that really applies there, not with any rule.
  */
-export async function clusterRuleRecipients(sopsConfigFile: string, clusterDir: string, cluster: { name: string; path: string }, type: 'age' | 'pgp' = 'age'): Promise<string[]> {
+export async function clusterRuleRecipients(
+  sopsConfigFile: string,
+  clusterDir: string,
+  cluster: { name: string; path: string },
+  type: 'age' | 'pgp' = 'age',
+): Promise<string[]> {
   const config = await loadConfig(sopsConfigFile);
   const rule = matchRule(config, join(clusterDir, 'secret.sops.yaml'), dirname(sopsConfigFile));
   if (!rule) {
@@ -284,5 +315,8 @@ export async function clusterRuleRecipients(sopsConfigFile: string, clusterDir: 
       hint: `run \`fluxstrap init --cluster ${cluster.name}\` to add one`,
     });
   }
-  return rule.keyGroups.flat().filter((s) => s.type === type).map((s) => (type === 'pgp' ? normalizeFingerprint(stanzaName(s)) : stanzaName(s)));
+  return rule.keyGroups
+    .flat()
+    .filter((s) => s.type === type)
+    .map((s) => (type === 'pgp' ? normalizeFingerprint(stanzaName(s)) : stanzaName(s)));
 }

@@ -37,7 +37,11 @@ const ORDER: Record<string, number> = { age: 0, pgp: 1 };
 
 /** Key services as messages name them; all but AWS KMS and Vault have their entries kept and are never called. */
 const SERVICE_NAMES: Partial<Record<string, string>> = {
-  kms: 'AWS KMS', gcp_kms: 'Google Cloud KMS', azure_kv: 'Azure Key Vault', hc_vault: 'HashiCorp Vault', hckms: 'Huawei Cloud KMS',
+  kms: 'AWS KMS',
+  gcp_kms: 'Google Cloud KMS',
+  azure_kv: 'Azure Key Vault',
+  hc_vault: 'HashiCorp Vault',
+  hckms: 'Huawei Cloud KMS',
 };
 
 /** The environment to call the stanza's key service with, when fluxstrap talks to it at all. */
@@ -157,7 +161,13 @@ export interface Previous {
  * stanzas. A stanza of a type fluxstrap cannot reach keeps its `enc` only if the data key and its
  * group's share are unchanged (`previous`), else it is an error: it would no longer open the file.
  */
-export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], threshold: number, sources: KeySources, previous?: Previous): Promise<{ groups: Stanza[][]; threshold: number }> {
+export async function encryptDataKey(
+  dataKey: Uint8Array,
+  groups: Stanza[][],
+  threshold: number,
+  sources: KeySources,
+  previous?: Previous,
+): Promise<{ groups: Stanza[][]; threshold: number }> {
   if (groups.some((g) => g.length === 0)) {
     // Its Shamir share would be encrypted for nobody, and the file might never open again.
     throw new FluxstrapError('E_CONFIG', 'a key group has no keys', { hint: 'every key group needs at least one key; remove the empty group' });
@@ -193,17 +203,24 @@ export async function encryptDataKey(dataKey: Uint8Array, groups: Stanza[][], th
       } else {
         // Several groups get fresh Shamir shares even for the same data key: an entry kept from
         // before would hold a share of the old split, and the file would no longer open.
-        const kept = sameKey && groups.length === 1 && previous.groups.length === 1 ? previous.groups[0]?.find((p) => p.type === s.type && stanzaName(p) === stanzaName(s)) : undefined;
+        const kept =
+          sameKey && groups.length === 1 && previous.groups.length === 1
+            ? previous.groups[0]?.find((p) => p.type === s.type && stanzaName(p) === stanzaName(s))
+            : undefined;
         if (kept) {
           stanzas.push(kept);
           continue;
         }
         const env = serviceEnv(s, sources);
         if (!env) {
-          throw new FluxstrapError('E_PRECONDITION', `cannot encrypt a new ${groups.length > 1 ? 'key share' : 'data key'} for ${s.type} key ${stanzaName(s)}: fluxstrap cannot reach ${SERVICE_NAMES[s.type] ?? 'that key service'}`, {
-            ...(s.origin ? { location: s.origin } : {}),
-            hint: 'entries for it are kept as they are (updatekeys with the same data key); to encrypt for it, use sops itself',
-          });
+          throw new FluxstrapError(
+            'E_PRECONDITION',
+            `cannot encrypt a new ${groups.length > 1 ? 'key share' : 'data key'} for ${s.type} key ${stanzaName(s)}: fluxstrap cannot reach ${SERVICE_NAMES[s.type] ?? 'that key service'}`,
+            {
+              ...(s.origin ? { location: s.origin } : {}),
+              hint: 'entries for it are kept as they are (updatekeys with the same data key); to encrypt for it, use sops itself',
+            },
+          );
         }
         fields.set('created_at', rfc3339Now());
         fields.set('enc', await serviceEncrypt(s, share, env));

@@ -7,7 +7,6 @@ import { Comment, FormatError, TreeMap, type Item, type Value } from './tree.ts'
  * characters `\n` in a value stand for a newline. Every value is a string.
  */
 
-
 export function parseDotenv(text: string): TreeMap {
   const items: Item[] = [];
   text.split('\n').forEach((line, i) => {

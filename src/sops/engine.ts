@@ -66,18 +66,31 @@ function withRulesDefaulted(rules: Rules, format: Format): Rules {
   // sops ignores selection rules for binary files (there is one value) and adds no default.
   if (format === 'binary') return rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {};
   if (selectionRulesSet(rules).length > 1) {
-    throw new FluxstrapError('E_USAGE', 'use only one of --encrypted-regex, --unencrypted-regex, --encrypted-suffix, --unencrypted-suffix, --encrypted-comment-regex, --unencrypted-comment-regex');
+    throw new FluxstrapError(
+      'E_USAGE',
+      'use only one of --encrypted-regex, --unencrypted-regex, --encrypted-suffix, --unencrypted-suffix, --encrypted-comment-regex, --unencrypted-comment-regex',
+    );
   }
   return selectionRulesSet(rules).length === 0 ? { ...rules, unencryptedSuffix: DEFAULT_UNENCRYPTED_SUFFIX } : rules;
 }
 
-export async function encryptDocument(bytes: Buffer, format: Format, file: string, params: EncryptParams, sources: KeySources, store: StoreOptions = {}, outputFormat: Format = format): Promise<string> {
+export async function encryptDocument(
+  bytes: Buffer,
+  format: Format,
+  file: string,
+  params: EncryptParams,
+  sources: KeySources,
+  store: StoreOptions = {},
+  outputFormat: Format = format,
+): Promise<string> {
   const branches = parsePlain(bytes, format, file);
   if (hasMetadata(format, branches)) {
     throw new FluxstrapError('E_PRECONDITION', 'the file is already encrypted', { location: { file }, hint: 'decrypt it first, or use rotate/updatekeys' });
   }
   if (params.keyGroups.every((g) => g.length === 0)) {
-    throw new FluxstrapError('E_USAGE', 'no recipients: give --age or --pgp, or a .sops.yaml creation rule with keys', { hint: 'fluxstrap encrypt --age age1… FILE' });
+    throw new FluxstrapError('E_USAGE', 'no recipients: give --age or --pgp, or a .sops.yaml creation rule with keys', {
+      hint: 'fluxstrap encrypt --age age1… FILE',
+    });
   }
   const rules = withRulesDefaulted(params.rules, format);
   const dataKey = randomBytes(32);
@@ -113,7 +126,9 @@ export async function openDocument(bytes: Buffer, format: Format, file: string, 
     result = decryptTree(branches, dataKey, metadata.rules, { rawStrings: format === 'binary' });
   } catch (e) {
     if (e instanceof ValueError) {
-      throw new FluxstrapError('E_DECRYPT', `a value does not decrypt (${e.message}): the file was changed or is corrupt`, { location: { file, field: e.path } });
+      throw new FluxstrapError('E_DECRYPT', `a value does not decrypt (${e.message}): the file was changed or is corrupt`, {
+        location: { file, field: e.path },
+      });
     }
     throw e;
   }
@@ -121,7 +136,13 @@ export async function openDocument(bytes: Buffer, format: Format, file: string, 
   return { branches: result.branches, encrypted: branches, metadata, dataKey };
 }
 
-export async function decryptDocument(bytes: Buffer, format: Format, file: string, sources: KeySources, opts: OpenOptions & { outputFormat?: Format; store?: StoreOptions } = {}): Promise<Buffer> {
+export async function decryptDocument(
+  bytes: Buffer,
+  format: Format,
+  file: string,
+  sources: KeySources,
+  opts: OpenOptions & { outputFormat?: Format; store?: StoreOptions } = {},
+): Promise<Buffer> {
   const { branches } = await openDocument(bytes, format, file, sources, opts);
   try {
     return emitPlain(opts.outputFormat ?? format, branches, opts.store ?? {});
@@ -140,10 +161,21 @@ export interface RekeyResult {
 const names = (groups: Stanza[][]): string[] => groups.flat().map((s) => `${s.type}:${stanzaName(s)}`);
 
 /** sops updatekeys: the same data key for the new key groups; values, MAC and lastmodified untouched. */
-export async function updateKeys(bytes: Buffer, format: Format, file: string, keyGroups: Stanza[][], shamirThreshold: number, sources: KeySources, store: StoreOptions = {}): Promise<RekeyResult> {
+export async function updateKeys(
+  bytes: Buffer,
+  format: Format,
+  file: string,
+  keyGroups: Stanza[][],
+  shamirThreshold: number,
+  sources: KeySources,
+  store: StoreOptions = {},
+): Promise<RekeyResult> {
   const { branches, metadata } = parseEncrypted(bytes, format, file);
   const dataKey = await recoverDataKey(metadata, sources, file);
-  const { groups, threshold } = await encryptDataKey(dataKey, keyGroups, shamirThreshold || metadata.shamirThreshold, sources, { dataKey, groups: metadata.keyGroups });
+  const { groups, threshold } = await encryptDataKey(dataKey, keyGroups, shamirThreshold || metadata.shamirThreshold, sources, {
+    dataKey,
+    groups: metadata.keyGroups,
+  });
   const md: Metadata = { ...metadata, keyGroups: groups, shamirThreshold: groups.length > 1 ? threshold : metadata.shamirThreshold };
   return { output: emitEncrypted(format, branches, md, store), before: names(metadata.keyGroups), after: names(groups) };
 }
@@ -161,14 +193,26 @@ export interface RotateOptions extends OpenOptions {
 }
 
 /** sops rotate: a new data key, every value re-encrypted, --add-* into group 0, --rm-* anywhere. */
-export async function rotate(bytes: Buffer, format: Format, file: string, sources: KeySources, opts: RotateOptions, store: StoreOptions = {}): Promise<RekeyResult> {
+export async function rotate(
+  bytes: Buffer,
+  format: Format,
+  file: string,
+  sources: KeySources,
+  opts: RotateOptions,
+  store: StoreOptions = {},
+): Promise<RekeyResult> {
   const { branches, metadata } = await openDocument(bytes, format, file, sources, opts);
-  const remove = new Set([...(opts.rmAge ?? []).map((r) => `age:${r}`), ...(opts.rmPgp ?? []).map((f) => `pgp:${f.replace(/\s+/g, '').toUpperCase()}`), ...names([opts.rmKms ?? [], opts.rmVault ?? []])]);
+  const remove = new Set([
+    ...(opts.rmAge ?? []).map((r) => `age:${r}`),
+    ...(opts.rmPgp ?? []).map((f) => `pgp:${f.replace(/\s+/g, '').toUpperCase()}`),
+    ...names([opts.rmKms ?? [], opts.rmVault ?? []]),
+  ]);
   const groups = metadata.keyGroups.map((g) => g.filter((s) => !remove.has(`${s.type}:${stanzaName(s)}`)));
   const first = groups[0] ?? [];
   for (const r of opts.addAge ?? []) if (!first.some((s) => s.type === 'age' && stanzaName(s) === r)) first.push(newStanza('age', r));
   for (const f of opts.addPgp ?? []) first.push(newStanza('pgp', f));
-  for (const k of [...(opts.addKms ?? []), ...(opts.addVault ?? [])]) if (!first.some((s) => s.type === k.type && stanzaName(s) === stanzaName(k))) first.push(k);
+  for (const k of [...(opts.addKms ?? []), ...(opts.addVault ?? [])])
+    if (!first.some((s) => s.type === k.type && stanzaName(s) === stanzaName(k))) first.push(k);
   if (groups.every((g) => g.length === 0)) throw new FluxstrapError('E_USAGE', 'rotating would leave the file without any key', { location: { file } });
   const dataKey = randomBytes(32);
   const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules, { file });

@@ -30,7 +30,8 @@ const URI = /^(https?):\/\/([^/?#@\s]+)(\/[^?#\s]*)$/;
 
 export function parseVaultUri(uri: string): VaultKeyRef {
   if (uri.length > 2048) throw new VaultUriError('the URI is longer than 2048 characters');
-  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(uri)) throw new VaultUriError('the URI carries user information; give the token in VAULT_TOKEN or ~/.vault-token instead');
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(uri))
+    throw new VaultUriError('the URI carries user information; give the token in VAULT_TOKEN or ~/.vault-token instead');
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new VaultUriError(`missing scheme (should be like ${EXAMPLE})`);
   const m = URI.exec(uri);
   if (!m) throw new VaultUriError(`not an http(s) URL with a path and no query (should be like ${EXAMPLE})`);

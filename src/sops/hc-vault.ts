@@ -39,20 +39,28 @@ export function vaultAllowed(address: string, env: NodeJS.ProcessEnv): boolean {
   const withSlash = (s: string) => (s.endsWith('/') ? s : `${s}/`);
   const prefixes = list.split(',').map((p) => p.trim());
   if (prefixes.some((p) => p === '')) {
-    throw new FluxstrapError('E_USAGE', 'SOPS_HC_VAULT_ALLOWLIST has an empty entry', { location: { field: 'SOPS_HC_VAULT_ALLOWLIST' }, hint: 'all, none, or comma-separated Vault addresses' });
+    throw new FluxstrapError('E_USAGE', 'SOPS_HC_VAULT_ALLOWLIST has an empty entry', {
+      location: { field: 'SOPS_HC_VAULT_ALLOWLIST' },
+      hint: 'all, none, or comma-separated Vault addresses',
+    });
   }
   return prefixes.some((p) => withSlash(address).startsWith(withSlash(p)));
 }
 
 function located(e: unknown, where: Location | undefined, s: Stanza): unknown {
   if (!isFluxstrapError(e)) return e;
-  return new FluxstrapError(e.code, `${e.message} (key ${stanzaName(s)})`, { ...(where ? { location: where } : {}), ...(e.hint !== undefined ? { hint: e.hint } : {}) });
+  return new FluxstrapError(e.code, `${e.message} (key ${stanzaName(s)})`, {
+    ...(where ? { location: where } : {}),
+    ...(e.hint !== undefined ? { hint: e.hint } : {}),
+  });
 }
 
 async function transit(op: 'encrypt' | 'decrypt', s: Stanza, body: Record<string, string>, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const address = stanzaField(s, 'vault_address');
   if (!vaultAllowed(address, env)) {
-    throw new FluxstrapError('E_KEY_SERVICE', `SOPS_HC_VAULT_ALLOWLIST does not allow ${address}`, { hint: 'add the address to SOPS_HC_VAULT_ALLOWLIST if you trust it' });
+    throw new FluxstrapError('E_KEY_SERVICE', `SOPS_HC_VAULT_ALLOWLIST does not allow ${address}`, {
+      hint: 'add the address to SOPS_HC_VAULT_ALLOWLIST if you trust it',
+    });
   }
   const auth = await vaultAuth(env);
   return vaultWrite({

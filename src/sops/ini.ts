@@ -8,7 +8,6 @@ import { Comment, FormatError, TreeMap, type Item, type Value } from './tree.ts'
  * lines, a blank line between sections.
  */
 
-
 function stripCommentChar(line: string): string {
   if (line.startsWith(';')) return line.replace(/^[; ]+/, '');
   if (line.startsWith('#')) return line.replace(/^[# ]+/, '');

@@ -10,7 +10,6 @@ import { Comment, FormatError, Timestamp, TreeMap, type Item, type Value } from 
  * escaping (`<`, `>`, `&`, U+2028, U+2029 as `\u…`), and a final newline.
  */
 
-
 // Sticky: matched where the reader stands, without copying the rest of the text per token.
 const NUMBER_OR_WORD = /true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 // eslint-disable-next-line no-control-regex -- JSON strings cannot hold raw control characters

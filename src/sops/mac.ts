@@ -43,12 +43,21 @@ export function verifyMac(md: Metadata, dataKey: Uint8Array, computed: string, f
     stored = typeof opened === 'string' ? opened : '';
   } catch (e) {
     if (!(e instanceof CipherError)) throw e;
-    throw new FluxstrapError('E_DECRYPT', 'the MAC does not decrypt: the metadata was changed', { location: { file, field: 'sops.mac' }, hint: 'use --ignore-mac to decrypt anyway' });
+    throw new FluxstrapError('E_DECRYPT', 'the MAC does not decrypt: the metadata was changed', {
+      location: { file, field: 'sops.mac' },
+      hint: 'use --ignore-mac to decrypt anyway',
+    });
   }
   if (stored === '') {
-    throw new FluxstrapError('E_DECRYPT', 'MAC mismatch: the file has no MAC', { location: { file, field: 'sops.mac' }, hint: 'use --ignore-mac to decrypt anyway' });
+    throw new FluxstrapError('E_DECRYPT', 'MAC mismatch: the file has no MAC', {
+      location: { file, field: 'sops.mac' },
+      hint: 'use --ignore-mac to decrypt anyway',
+    });
   }
   if (stored !== computed) {
-    throw new FluxstrapError('E_DECRYPT', 'MAC mismatch: a value was changed after encryption', { location: { file }, hint: 'use --ignore-mac to decrypt anyway' });
+    throw new FluxstrapError('E_DECRYPT', 'MAC mismatch: a value was changed after encryption', {
+      location: { file },
+      hint: 'use --ignore-mac to decrypt anyway',
+    });
   }
 }

@@ -80,7 +80,9 @@ export function kmsContext(s: Stanza): [string, string][] {
 function kmsName(s: Stanza): string {
   const role = stanzaField(s, 'role');
   const arn = `${stanzaField(s, 'arn')}${role === '' ? '' : `+${role}`}`;
-  const context = kmsContext(s).map(([k, v]) => `${k}:${v}`).join(',');
+  const context = kmsContext(s)
+    .map(([k, v]) => `${k}:${v}`)
+    .join(',');
   const profile = stanzaField(s, 'aws_profile');
   if (profile !== '') return `${arn}|${context}|${profile}`;
   return context === '' ? arn : `${arn}|${context}`;
@@ -136,7 +138,9 @@ export function parseMetadata(m: TreeMap): Metadata {
     throw e;
   }
   if (selectionRulesSet(rules).length > 1) {
-    throw new MetadataError('more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex is set');
+    throw new MetadataError(
+      'more than one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex, encrypted_comment_regex, unencrypted_comment_regex is set',
+    );
   }
   if (selectionRulesSet(rules).length === 0) rules.unencryptedSuffix = DEFAULT_UNENCRYPTED_SUFFIX;
   if (asBool(m.get('mac_only_encrypted'))) rules.macOnlyEncrypted = true;
@@ -184,7 +188,10 @@ export function metadataTree(md: Metadata): TreeMap {
     for (const item of groupMap(md.keyGroups[0] ?? [], []).items) m.items.push(item);
   } else {
     // sops' key group struct has no omitempty on age and hc_vault.
-    m.set('key_groups', md.keyGroups.map((g) => groupMap(g, ['age', 'hc_vault'])));
+    m.set(
+      'key_groups',
+      md.keyGroups.map((g) => groupMap(g, ['age', 'hc_vault'])),
+    );
   }
   m.set('lastmodified', md.lastModified);
   m.set('mac', md.mac);

@@ -42,7 +42,11 @@ export async function gpgDecrypt(enc: string, exec?: string): Promise<Uint8Array
 
 /** `gpg --encrypt` to one fingerprint, as sops' fallback does; output trimmed like sops'. */
 export async function gpgEncrypt(fp: string, dataKey: Uint8Array, exec?: string): Promise<string | undefined> {
-  const r = await gpg(['--batch', '--no-tty', '--quiet', '--encrypt', '--armor', '--trust-model', 'always', '--no-encrypt-to', '-r', normalizeFingerprint(fp)], dataKey, exec);
+  const r = await gpg(
+    ['--batch', '--no-tty', '--quiet', '--encrypt', '--armor', '--trust-model', 'always', '--no-encrypt-to', '-r', normalizeFingerprint(fp)],
+    dataKey,
+    exec,
+  );
   return r.code === 0 && r.stdout.length > 0 ? r.stdout.toString('utf8').trim() : undefined;
 }
 

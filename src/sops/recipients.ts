@@ -20,7 +20,8 @@ export function sopsRecipients(text: string, file: string, format: Format = 'yam
     if (!sops || typeof sops.mac !== 'string') continue;
     found = true;
     for (const group of [sops, ...(Array.isArray(sops.key_groups) ? sops.key_groups : [])]) {
-      for (const s of Array.isArray(group.age) ? group.age : []) if (typeof s.recipient === 'string' && !recipients.includes(s.recipient)) recipients.push(s.recipient);
+      for (const s of Array.isArray(group.age) ? group.age : [])
+        if (typeof s.recipient === 'string' && !recipients.includes(s.recipient)) recipients.push(s.recipient);
     }
   }
   return found ? recipients : undefined;

@@ -96,9 +96,7 @@ export function shouldEncrypt(rules: Rules, path: readonly string[], comments: r
   if (encryptedCommentRegex) {
     // The marker comment itself (the last one of the innermost level) stays readable.
     const last = comments.length - 1;
-    encrypted = comments.some((level, i) =>
-      level.some((c, j) => !(isComment && i === last && j === level.length - 1) && encryptedCommentRegex(c)),
-    );
+    encrypted = comments.some((level, i) => level.some((c, j) => !(isComment && i === last && j === level.length - 1) && encryptedCommentRegex(c)));
   }
   return encrypted;
 }

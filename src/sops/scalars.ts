@@ -115,7 +115,9 @@ export function valToString(v: TextScalar): string {
  */
 export function parseYamlTimestamp(s: string): Timestamp | undefined {
   const m =
-    /^(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?))?$/.exec(s);
+    /^(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d{1,9})?))?$/.exec(
+      s,
+    );
   if (!m) return undefined;
   const [, y, mo, d, h1, mi1, s1, f1, zone, h2, mi2, s2, f2] = m;
   const p2 = (x: string | undefined): string => (x ?? '0').padStart(2, '0');

@@ -21,7 +21,15 @@ export interface EditResult {
   output?: string;
 }
 
-export async function editValue(bytes: Buffer, format: Format, file: string, sources: KeySources, edit: ValueEdit, store: StoreOptions = {}, opts: OpenOptions = {}): Promise<EditResult> {
+export async function editValue(
+  bytes: Buffer,
+  format: Format,
+  file: string,
+  sources: KeySources,
+  edit: ValueEdit,
+  store: StoreOptions = {},
+  opts: OpenOptions = {},
+): Promise<EditResult> {
   if (format === 'binary') throw new FluxstrapError('E_USAGE', 'a binary file holds one value: encrypt a new file instead', { location: { file } });
   const opened = await openDocument(bytes, format, file, sources, opts);
   const [doc] = opened.branches;

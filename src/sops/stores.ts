@@ -109,14 +109,24 @@ export function loadEncrypted(format: Format, bytes: Buffer): Encrypted {
     }
     case 'dotenv':
       return splitMetadata([parseDotenv(text)], (b) =>
-        takeFlat(b, (i) => typeof i.key === 'string' && i.key.startsWith(DOTENV_PREFIX), (k) => k.slice(DOTENV_PREFIX.length), (v) => v),
+        takeFlat(
+          b,
+          (i) => typeof i.key === 'string' && i.key.startsWith(DOTENV_PREFIX),
+          (k) => k.slice(DOTENV_PREFIX.length),
+          (v) => v,
+        ),
       );
     case 'ini':
       return splitMetadata([parseIni(text)], (b) => {
         const section = b.get('sops');
         if (!(section instanceof TreeMap)) return undefined;
         b.delete('sops');
-        return takeFlat(section, (i) => typeof i.key === 'string', (k) => k, (v) => v.replaceAll('\\n', '\n'));
+        return takeFlat(
+          section,
+          (i) => typeof i.key === 'string',
+          (k) => k,
+          (v) => v.replaceAll('\\n', '\n'),
+        );
       });
   }
 }
@@ -130,7 +140,10 @@ export function emitEncrypted(format: Format, branches: Branch[], metadata: Meta
   const first = branches[0] ?? new TreeMap();
   switch (format) {
     case 'yaml':
-      return emitYaml(branches.map((b) => withMetadata(b, md)), opts.indent === undefined ? {} : { indent: opts.indent });
+      return emitYaml(
+        branches.map((b) => withMetadata(b, md)),
+        opts.indent === undefined ? {} : { indent: opts.indent },
+      );
     case 'json':
     case 'binary':
       return emitJson(withMetadata(first, md), jsonIndent(opts));

@@ -60,10 +60,12 @@ export function getAt(root: TreeMap, steps: readonly PathStep[]): Value {
 }
 
 function same(a: Value, b: Value): boolean {
-  if (a instanceof TreeMap && b instanceof TreeMap) return a.items.length === b.items.length && a.items.every((i, n) => i.key === b.items[n]?.key && same(i.value, b.items[n]?.value ?? null));
+  if (a instanceof TreeMap && b instanceof TreeMap)
+    return a.items.length === b.items.length && a.items.every((i, n) => i.key === b.items[n]?.key && same(i.value, b.items[n]?.value ?? null));
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, n) => same(v, b[n] ?? null));
   if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(b);
-  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object' && 'text' in a && 'text' in b) return a.constructor === b.constructor && a.text === b.text;
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object' && 'text' in a && 'text' in b)
+    return a.constructor === b.constructor && a.text === b.text;
   return a === b;
 }
 

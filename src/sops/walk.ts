@@ -77,10 +77,14 @@ export function encryptTree(branches: Branch[], key: Uint8Array, rules: Rules, o
       if (!isComment) return enc;
       // As sops refuses: read back, a comment whose ciphertext the rule matches counts as never encrypted, and the MAC fails.
       if (matchesUnencryptedComment(rules, enc)) {
-        throw new FluxstrapError('E_CONFIG', `an encrypted comment matches unencrypted_comment_regex ${JSON.stringify(rules.unencryptedCommentRegex)}, so it could not be decrypted`, {
-          location: opts.file === undefined ? { field: 'unencrypted_comment_regex' } : { file: opts.file, field: 'unencrypted_comment_regex' },
-          hint: 'make the pattern unable to match ENC[AES256_GCM,data:…] text (ciphertext is random: it matched this time, by chance)',
-        });
+        throw new FluxstrapError(
+          'E_CONFIG',
+          `an encrypted comment matches unencrypted_comment_regex ${JSON.stringify(rules.unencryptedCommentRegex)}, so it could not be decrypted`,
+          {
+            location: opts.file === undefined ? { field: 'unencrypted_comment_regex' } : { file: opts.file, field: 'unencrypted_comment_regex' },
+            hint: 'make the pattern unable to match ENC[AES256_GCM,data:…] text (ciphertext is random: it matched this time, by chance)',
+          },
+        );
       }
       return new Comment(enc, (leaf as Comment).inline);
     }),

@@ -11,7 +11,6 @@ import { Comment, FormatError, Timestamp, TreeMap, type Branch, type Item, type 
  * against one sops wrote.
  */
 
-
 // ---------------------------------------------------------------------------------------------
 // Reading
 
@@ -21,8 +20,18 @@ const TRUES = new Set(['true', 'True', 'TRUE']);
 const FALSES = new Set(['false', 'False', 'FALSE']);
 // A Map, not an object literal: a scalar `constructor` or `__proto__` must not find Object.prototype's members.
 const SPECIAL_FLOATS = new Map<string, number>([
-  ['.inf', Infinity], ['.Inf', Infinity], ['.INF', Infinity], ['+.inf', Infinity], ['+.Inf', Infinity], ['+.INF', Infinity],
-  ['-.inf', -Infinity], ['-.Inf', -Infinity], ['-.INF', -Infinity], ['.nan', NaN], ['.NaN', NaN], ['.NAN', NaN],
+  ['.inf', Infinity],
+  ['.Inf', Infinity],
+  ['.INF', Infinity],
+  ['+.inf', Infinity],
+  ['+.Inf', Infinity],
+  ['+.INF', Infinity],
+  ['-.inf', -Infinity],
+  ['-.Inf', -Infinity],
+  ['-.INF', -Infinity],
+  ['.nan', NaN],
+  ['.NaN', NaN],
+  ['.NAN', NaN],
 ]);
 
 /** An integer beyond int64: yaml.v3 makes it a uint64, which the sops tree walk rejects. */
@@ -82,7 +91,10 @@ function commentLines(text: string | null | undefined, inline = false): Comment[
   // The yaml package reads a bare `#` as " " (and `# ` too, indistinguishably). sops reads it as
   // an empty comment, which it leaves in clear and writes back as `#`: so do we, at the price of
   // `# ` losing its trailing space.
-  return text.split('\n').filter((l) => l !== '').map((l) => new Comment(l === ' ' ? '' : l, inline));
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => new Comment(l === ' ' ? '' : l, inline));
 }
 
 /**
@@ -307,8 +319,21 @@ function analyze(s: string): Analysis {
 }
 
 const DQ_ESCAPES: Record<string, string> = {
-  '\0': '\\0', '\x07': '\\a', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\v': '\\v', '\f': '\\f', '\r': '\\r',
-  '\x1b': '\\e', '"': '\\"', '\\': '\\\\', '\x85': '\\N', '\xa0': '\\_', '\u2028': '\\L', '\u2029': '\\P',
+  '\0': '\\0',
+  '\x07': '\\a',
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\v': '\\v',
+  '\f': '\\f',
+  '\r': '\\r',
+  '\x1b': '\\e',
+  '"': '\\"',
+  '\\': '\\\\',
+  '\x85': '\\N',
+  '\xa0': '\\_',
+  '\u2028': '\\L',
+  '\u2029': '\\P',
 };
 
 function doubleQuoted(s: string): string {
@@ -318,7 +343,12 @@ function doubleQuoted(s: string): string {
     const esc = DQ_ESCAPES[ch];
     if (esc) out += esc;
     else if (!isPrintable(cp) || cp === 0xfeff) {
-      out += cp <= 0xff ? `\\x${cp.toString(16).toUpperCase().padStart(2, '0')}` : cp <= 0xffff ? `\\u${cp.toString(16).toUpperCase().padStart(4, '0')}` : `\\U${cp.toString(16).toUpperCase().padStart(8, '0')}`;
+      out +=
+        cp <= 0xff
+          ? `\\x${cp.toString(16).toUpperCase().padStart(2, '0')}`
+          : cp <= 0xffff
+            ? `\\u${cp.toString(16).toUpperCase().padStart(4, '0')}`
+            : `\\U${cp.toString(16).toUpperCase().padStart(8, '0')}`;
     } else out += ch;
   }
   return `${out}"`;

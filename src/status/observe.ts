@@ -44,11 +44,24 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
   const checkout = readCheckout(ctx);
   const [api, sopsRule, localKey, reached, build, cloudKey] = await Promise.all([
     observeApi(ctx),
-    clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster, keyType).then((recipients) => ({ recipients }), (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') })),
+    clusterRuleRecipients(ctx.paths.sopsConfig, ctx.paths.cluster, ctx.cluster, keyType).then(
+      (recipients) => ({ recipients }),
+      (e: unknown) => ({ error: problemOf(e, 'fix .sops.yaml (`fluxstrap init` writes the rule)') }),
+    ),
     readClusterKey(ctx).then(
       (key) => ({ recipients: key.names }),
       // No key on this machine is normal for an operator who only looks: nothing to compare.
-      (e: unknown) => (isFluxstrapError(e) && e.code === 'E_NOT_FOUND' ? undefined : { error: problemOf(e, keyType === 'pgp' ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') }),
+      (e: unknown) =>
+        isFluxstrapError(e) && e.code === 'E_NOT_FOUND'
+          ? undefined
+          : {
+              error: problemOf(
+                e,
+                keyType === 'pgp'
+                  ? 'check sopsKey.pgp in fluxstrap.yaml'
+                  : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)',
+              ),
+            },
     ),
     observeReach(ctx, checkout),
     checkout.build,
@@ -58,9 +71,13 @@ export async function observe(ctx: TaskContext): Promise<Observed> {
     cluster: { name: ctx.cluster.name, path: ctx.cluster.path },
     keyType,
     api: 'error' in api ? { error: api.error } : { server: api.kube.server, context: api.kube.context, version: api.version },
-    ...('kube' in api ? {
-      live: await observeLive(ctx, api.kube, checkout).catch((e: unknown) => ({ error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets') })),
-    } : {}),
+    ...('kube' in api
+      ? {
+          live: await observeLive(ctx, api.kube, checkout).catch((e: unknown) => ({
+            error: problemOf(e, 'use a kube context that may read Flux objects, CRDs, Deployments and Secrets'),
+          })),
+        }
+      : {}),
     sopsRule,
     ...(localKey ? { localKey } : {}),
     ...reached,
@@ -95,7 +112,14 @@ async function observeReach(ctx: TaskContext, checkout: Checkout): Promise<Pick<
           name: f.name,
           recipients: f.recipients,
           by: reachersOf(reach, f.name).map((k) => describeKustomization(k)),
-          ...(rule ? { rule: rule.keyGroups.flat().filter((k) => k.type === keyType).map((k) => (keyType === 'pgp' ? normalizeFingerprint(stanzaName(k)) : stanzaName(k))) } : {}),
+          ...(rule
+            ? {
+                rule: rule.keyGroups
+                  .flat()
+                  .filter((k) => k.type === keyType)
+                  .map((k) => (keyType === 'pgp' ? normalizeFingerprint(stanzaName(k)) : stanzaName(k))),
+              }
+            : {}),
         };
       }),
       reach: {
@@ -103,7 +127,9 @@ async function observeReach(ctx: TaskContext, checkout: Checkout): Promise<Pick<
         notChecked: reach.notChecked.map((u) => `${u.what} (${formatLocation(u.at)})`),
         issues: reach.issues.map((u) => `${u.what} (${formatLocation(u.at)})`),
         // The sync Kustomization's own decryption is the `decryption` finding's, from the live object.
-        undecrypted: decryptionFindings(reach).filter((d) => d.kustomization !== reach.kustomizations[0]).map((d) => decryptionProblem(d, ctx.cluster.name)),
+        undecrypted: decryptionFindings(reach)
+          .filter((d) => d.kustomization !== reach.kustomizations[0])
+          .map((d) => decryptionProblem(d, ctx.cluster.name)),
       },
     };
   } catch (e) {
@@ -126,10 +152,11 @@ function readCheckout(ctx: TaskContext): Checkout {
   let sops: Promise<ClusterSops> | undefined;
   return {
     build,
-    sops: () => (sops ??= build.then((b) => {
-      const local = built(b);
-      return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, local));
-    })),
+    sops: () =>
+      (sops ??= build.then((b) => {
+        const local = built(b);
+        return clusterSops(ctx.paths.repo, reachRoot(ctx.cluster.path, local));
+      })),
   };
 }
 
@@ -189,25 +216,39 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter, checkout: Checko
   return {
     crds,
     controllers,
-    ...(repo ? {
-      gitRepository: {
-        ...fluxObjectState(repo, artifactRevision),
-        ...(repoSpec?.url !== undefined ? { url: repoSpec.url } : {}),
-        ...(repoSpec?.ref?.branch !== undefined ? { branch: repoSpec.ref.branch } : {}),
-      },
-    } : {}),
+    ...(repo
+      ? {
+          gitRepository: {
+            ...fluxObjectState(repo, artifactRevision),
+            ...(repoSpec?.url !== undefined ? { url: repoSpec.url } : {}),
+            ...(repoSpec?.ref?.branch !== undefined ? { branch: repoSpec.ref.branch } : {}),
+          },
+        }
+      : {}),
     remote,
-    ...(ks ? {
-      kustomization: {
-        ...fluxObjectState(ks, lastAppliedRevision),
-        namespace,
-        ...(ksSpec?.decryption ? { decryption: ksSpec.decryption } : {}),
-      },
-    } : {}),
+    ...(ks
+      ? {
+          kustomization: {
+            ...fluxObjectState(ks, lastAppliedRevision),
+            namespace,
+            ...(ksSpec?.decryption ? { decryption: ksSpec.decryption } : {}),
+          },
+        }
+      : {}),
     ...(expectedSecretName !== undefined ? { expectedSecretName } : {}),
     ...(controllerSecret !== undefined ? { controllerSecret } : {}),
     ...(ctx.cluster.pgpKey
-      ? { gpgSecret: await observeGpgSecret(kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-gpg', await checkout.sops().then((r) => r.files, () => [])) }
+      ? {
+          gpgSecret: await observeGpgSecret(
+            kube,
+            namespace,
+            ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? 'sops-gpg',
+            await checkout.sops().then(
+              (r) => r.files,
+              () => [],
+            ),
+          ),
+        }
       : ctx.cluster.vault
         ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? HC_VAULT_SECRET) }
         : { ageSecret: await observeAgeSecret(kube, namespace, secretName) }),
@@ -260,7 +301,8 @@ async function decryptingKustomizations(kube: KubeAdapter): Promise<FluxObjectSt
   if (!(await kube.hasKind(KUSTOMIZATION.apiVersion, KUSTOMIZATION.kind))) return [];
   const namespaces = await kube.list('v1', 'Namespace');
   const lists = await Promise.all(namespaces.map((ns) => kube.list(KUSTOMIZATION.apiVersion, KUSTOMIZATION.kind, { namespace: ns.metadata.name })));
-  return lists.flat()
+  return lists
+    .flat()
     .filter((k) => (k.spec as { decryption?: unknown } | undefined)?.decryption !== undefined)
     .map((k) => fluxObjectState(k, lastAppliedRevision));
 }
@@ -331,7 +373,13 @@ async function observeGpgSecret(kube: KubeAdapter, namespace: string, name: stri
     }
   }
   return {
-    ref: describeRef(ref), exists: secret !== undefined, ascKeys, otherKeys: keys.filter((k) => !k.endsWith('.asc')),
-    fingerprints: opened.map((k) => k.fingerprint), unreadable, tried: opened.length > 0 ? files.length : 0, closed,
+    ref: describeRef(ref),
+    exists: secret !== undefined,
+    ascKeys,
+    otherKeys: keys.filter((k) => !k.endsWith('.asc')),
+    fingerprints: opened.map((k) => k.fingerprint),
+    unreadable,
+    tried: opened.length > 0 ? files.length : 0,
+    closed,
   };
 }

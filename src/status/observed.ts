@@ -2,7 +2,6 @@ import type { Condition, ServerVersion, WaitState } from '../adapters/kube/port.
 import type { KeyCheck } from '../tasks/cloud-key.ts';
 import type { Problem } from '../tasks/preflight.ts';
 
-
 /**
  * What `status` saw, as plain data: the only input of `diagnose`. Public facts only — recipients,
  * key names, conditions — never a secret value, so the whole thing may be logged or printed.

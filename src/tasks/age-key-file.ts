@@ -75,7 +75,9 @@ export const ageIdentitiesRetiredKind: TaskKind<AgeIdentitiesRetiredParams, Reti
     if (keys.size > 0) {
       for (const f of await clusterKeyedFiles(ctx.paths.repo, p.clusterPath)) {
         // Every key group's keys: a Shamir file needs the old key as much as a plain one.
-        const held = keyGroupsOf(f.text, f.name).flat().find((k) => keys.has(k));
+        const held = keyGroupsOf(f.text, f.name)
+          .flat()
+          .find((k) => keys.has(k));
         if (held !== undefined) return { stale, held: { file: f.name, recipient: held.slice('age:'.length) }, check: run.check };
       }
     }
@@ -89,7 +91,12 @@ export const ageIdentitiesRetiredKind: TaskKind<AgeIdentitiesRetiredParams, Reti
         hint: r.check ? 'run without --check first, so that the files get a new data key' : `run ${p.again} again`,
       });
     }
-    return r.stale.map((i) => ({ action: 'delete', target: `key file ${p.file}`, summary: `remove the old identity at line ${i.line} (${i.recipient})`, data: [i.recipient] }));
+    return r.stale.map((i) => ({
+      action: 'delete',
+      target: `key file ${p.file}`,
+      summary: `remove the old identity at line ${i.line} (${i.recipient})`,
+      data: [i.recipient],
+    }));
   },
   async apply(change, p) {
     const retiring = new Set(dataOf(change));

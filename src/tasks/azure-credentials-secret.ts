@@ -24,13 +24,18 @@ export const SERVICE_PRINCIPAL_KEYS = ['AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZ
 export function servicePrincipalValues(doc: unknown, from: string, field: string): Record<string, string> {
   const flat = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
   const stringData = flat.stringData;
-  const map = Object.hasOwn(flat, SERVICE_PRINCIPAL_KEYS[0]) || typeof stringData !== 'object' || stringData === null ? flat : (stringData as Record<string, unknown>);
+  const map =
+    Object.hasOwn(flat, SERVICE_PRINCIPAL_KEYS[0]) || typeof stringData !== 'object' || stringData === null ? flat : (stringData as Record<string, unknown>);
   const missing = SERVICE_PRINCIPAL_KEYS.filter((k) => !Object.hasOwn(map, k) || typeof map[k] !== 'string' || map[k] === '');
   if (missing.length > 0) {
-    throw new FluxstrapError('E_PRECONDITION', `no Service Principal credentials: ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing from ${from}`, {
-      location: { field },
-      hint: `${from.startsWith('the environment') ? 'export' : 'put into the file'} ${SERVICE_PRINCIPAL_KEYS.join(', ')} (the Service Principal kustomize-controller signs in to Key Vault as)${from.startsWith('the environment') ? ', or name a SOPS file holding them in servicePrincipal.file' : ''}`,
-    });
+    throw new FluxstrapError(
+      'E_PRECONDITION',
+      `no Service Principal credentials: ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing from ${from}`,
+      {
+        location: { field },
+        hint: `${from.startsWith('the environment') ? 'export' : 'put into the file'} ${SERVICE_PRINCIPAL_KEYS.join(', ')} (the Service Principal kustomize-controller signs in to Key Vault as)${from.startsWith('the environment') ? ', or name a SOPS file holding them in servicePrincipal.file' : ''}`,
+      },
+    );
   }
   return Object.fromEntries(SERVICE_PRINCIPAL_KEYS.map((k) => [k, map[k] as string]));
 }
@@ -45,7 +50,13 @@ async function fromSopsFile(file: string, ctx: TaskContext, field: string): Prom
     if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return [];
     throw e;
   });
-  const plain = await decryptDocument(Buffer.from(await readText(file), 'utf8'), formatForPath(file), name, { age, pgpFiles: [], gpg: false, env: ctx.env }, { outputFormat: 'json' });
+  const plain = await decryptDocument(
+    Buffer.from(await readText(file), 'utf8'),
+    formatForPath(file),
+    name,
+    { age, pgpFiles: [], gpg: false, env: ctx.env },
+    { outputFormat: 'json' },
+  );
   return servicePrincipalValues(JSON.parse(plain.toString('utf8')) as unknown, name, field);
 }
 
@@ -63,9 +74,10 @@ export const azureCredentialsSecretKind: TaskKind<Params, SecretFacts | undefine
     const sp = key?.type === 'azure-kv' ? key.servicePrincipal : undefined;
     if (!sp) return undefined;
     const field = `clusters.${ctx.cluster.name}.sopsKey.azureKv.servicePrincipal`;
-    const data = sp.file !== undefined
-      ? await fromSopsFile(sp.file, ctx, `${field}.file`)
-      : servicePrincipalValues(Object.fromEntries(SERVICE_PRINCIPAL_KEYS.map((k) => [k, ctx.env[k]])), 'the environment', field);
+    const data =
+      sp.file !== undefined
+        ? await fromSopsFile(sp.file, ctx, `${field}.file`)
+        : servicePrincipalValues(Object.fromEntries(SERVICE_PRINCIPAL_KEYS.map((k) => [k, ctx.env[k]])), 'the environment', field);
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name: sp.secretName, data }, ctx.rotateSecrets);
   },
   plan(_p, facts): Change<SecretSpec>[] {

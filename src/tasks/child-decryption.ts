@@ -83,7 +83,7 @@ export function withDecryption(text: string, file: string, targets: Target[], va
     const root = doc.contents;
     if (!targets.some((t) => t.line === y.lineOf(root)) || !isMap(root)) continue;
     const spec = root.get('spec', true);
-    if (!isMap(spec)) throw configError('the Kustomization\'s spec must be a map', locate(y, file, spec ?? root));
+    if (!isMap(spec)) throw configError("the Kustomization's spec must be a map", locate(y, file, spec ?? root));
     const existing = spec.get('decryption', true);
     if (isMap(existing)) {
       // provider first, as Flux writes it; what else the block holds (a secretRef, a serviceAccountName) stays.
@@ -106,7 +106,8 @@ export function withDecryption(text: string, file: string, targets: Target[], va
   return out + text.slice(at);
 }
 
-const describeValue = (v: { provider: string; secretRef?: { name: string } }) => `{provider: sops${v.secretRef ? `, secretRef: {name: ${v.secretRef.name}}` : ''}}`;
+const describeValue = (v: { provider: string; secretRef?: { name: string } }) =>
+  `{provider: sops${v.secretRef ? `, secretRef: {name: ${v.secretRef.name}}` : ''}}`;
 
 export const childDecryptionKind: TaskKind<ChildDecryptionParams, ChildFacts, RepoContext, Write> = {
   kind: 'child-decryption',
@@ -116,7 +117,9 @@ export const childDecryptionKind: TaskKind<ChildDecryptionParams, ChildFacts, Re
     const reach = await reachOf(fs, { path: p.clusterPath });
     const fluxSystemDir = `${p.clusterPath}/flux-system/`;
     // The walk's root is the cluster's own sync Kustomization; gotk-sync.yaml is flux's to write.
-    const children = new Set(reach.kustomizations.slice(1).filter((k) => k.at?.file !== undefined && !k.at.file.startsWith(fluxSystemDir) && ksId(k) !== 'flux-system/flux-system'));
+    const children = new Set(
+      reach.kustomizations.slice(1).filter((k) => k.at?.file !== undefined && !k.at.file.startsWith(fluxSystemDir) && ksId(k) !== 'flux-system/flux-system'),
+    );
     const read = async (file: string) => (await readTextIfExists(join(ctx.paths.repo, ...file.split('/')))) ?? '';
     const badPaths: ChildFacts['badPaths'] = [];
     for (const k of children) {
@@ -141,7 +144,13 @@ export const childDecryptionKind: TaskKind<ChildDecryptionParams, ChildFacts, Re
       const root = y.docs.find((d) => y.lineOf(d.contents) === bad.line)?.contents;
       const spec = isMap(root) ? root.get('spec', true) : undefined;
       const path = isMap(spec) ? spec.get('path', true) : undefined;
-      const more = facts.badPaths.length > 1 ? ` (and ${facts.badPaths.slice(1).map((b) => `Kustomization ${b.id}`).join(', ')})` : '';
+      const more =
+        facts.badPaths.length > 1
+          ? ` (and ${facts.badPaths
+              .slice(1)
+              .map((b) => `Kustomization ${b.id}`)
+              .join(', ')})`
+          : '';
       throw new FluxstrapError('E_NOT_FOUND', `Kustomization ${bad.id}: spec.path ./${bad.path} does not exist in the repository${more}`, {
         location: { file: bad.file, line: y.lineOf(path) ?? bad.line },
         hint: 'point spec.path at a folder of the repository (from its root, as Flux reads it) or remove the Kustomization; nothing was changed',

@@ -24,7 +24,11 @@ import type { FluxBuild } from './source.ts';
 
 export const SERVICE_NAMES: Record<CloudSopsKey['type'], string> = { 'aws-kms': 'AWS KMS', 'gcp-kms': 'Google Cloud KMS', 'azure-kv': 'Azure Key Vault' };
 
-const BACKEND_FLAGS: Record<CloudSopsKey['type'], string> = { 'aws-kms': '--sops-backend aws-kms --kms-arn', 'gcp-kms': '--sops-backend gcp-kms --gcp-kms-key', 'azure-kv': '--sops-backend azure-kv --azure-kv-key' };
+const BACKEND_FLAGS: Record<CloudSopsKey['type'], string> = {
+  'aws-kms': '--sops-backend aws-kms --kms-arn',
+  'gcp-kms': '--sops-backend gcp-kms --gcp-kms-key',
+  'azure-kv': '--sops-backend azure-kv --azure-kv-key',
+};
 
 /** How the key is named in `.sops.yaml` and in a file's metadata. */
 export function keyName(k: CloudSopsKey): string {
@@ -39,7 +43,12 @@ export const describeKey = (k: CloudSopsKey): string => `${SERVICE_NAMES[k.type]
 export function isKeyEntry(k: CloudSopsKey, s: Stanza): boolean {
   if (k.type === 'aws-kms') return s.type === 'kms' && stanzaField(s, 'arn') === k.arn;
   if (k.type === 'gcp-kms') return s.type === 'gcp_kms' && stanzaField(s, 'resource_id') === k.resourceId;
-  return s.type === 'azure_kv' && stanzaField(s, 'vault_url').replace(/\/+$/, '') === k.vaultUrl && stanzaField(s, 'name') === k.key && stanzaField(s, 'version') === k.version;
+  return (
+    s.type === 'azure_kv' &&
+    stanzaField(s, 'vault_url').replace(/\/+$/, '') === k.vaultUrl &&
+    stanzaField(s, 'name') === k.key &&
+    stanzaField(s, 'version') === k.version
+  );
 }
 
 /** The identity kustomize-controller gets for the key, when `sopsKey` names one. */
@@ -72,7 +81,13 @@ export interface KeyCheck {
 }
 
 /** Every check of the cloud key against the repository at `dir` (the commit being bootstrapped, or the checkout). */
-export async function cloudKeyCheck(cluster: Pick<ResolvedCluster, 'name' | 'path'>, key: CloudSopsKey, dir: string, build: FluxBuild | undefined, env: NodeJS.ProcessEnv): Promise<KeyCheck> {
+export async function cloudKeyCheck(
+  cluster: Pick<ResolvedCluster, 'name' | 'path'>,
+  key: CloudSopsKey,
+  dir: string,
+  build: FluxBuild | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<KeyCheck> {
   const out: KeyCheck = { problems: [], passed: [], notes: [] };
   const name = describeKey(key);
   const updatekeys = `\`fluxstrap updatekeys --cluster ${cluster.name}\``;
@@ -82,7 +97,10 @@ export async function cloudKeyCheck(cluster: Pick<ResolvedCluster, 'name' | 'pat
     out.problems.push({ what: 'the repository has no .sops.yaml', fix: `run \`fluxstrap init --cluster ${cluster.name} ${BACKEND_FLAGS[key.type]} …\`` });
   } else {
     const config = await loadConfig(sopsConfig);
-    const targets = files.length > 0 ? files.map((f) => ({ file: f.file, name: f.name })) : [{ file: join(dir, ...cluster.path.split('/'), 'secret.sops.yaml'), name: `files under ${cluster.path}` }];
+    const targets =
+      files.length > 0
+        ? files.map((f) => ({ file: f.file, name: f.name }))
+        : [{ file: join(dir, ...cluster.path.split('/'), 'secret.sops.yaml'), name: `files under ${cluster.path}` }];
     const missing = new Map<string, string[]>();
     for (const t of targets) {
       const rule = matchRule(config, t.file, dir);
@@ -92,15 +110,24 @@ export async function cloudKeyCheck(cluster: Pick<ResolvedCluster, 'name' | 'pat
     }
     for (const [where, names] of missing) {
       out.problems.push({
-        what: where === '' ? `no .sops.yaml creation rule matches ${names.join(', ')}` : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list the ${name}`,
+        what:
+          where === ''
+            ? `no .sops.yaml creation rule matches ${names.join(', ')}`
+            : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list the ${name}`,
         fix: `add it to that rule (\`fluxstrap init --cluster ${cluster.name} ${BACKEND_FLAGS[key.type]} …\`), then re-encrypt with ${updatekeys}`,
       });
     }
-    if (missing.size === 0) out.passed.push(`the .sops.yaml rule for ${files.length > 0 ? `each of the ${files.length} SOPS file(s) the cluster reaches` : cluster.path} lists the ${name}`);
+    if (missing.size === 0)
+      out.passed.push(
+        `the .sops.yaml rule for ${files.length > 0 ? `each of the ${files.length} SOPS file(s) the cluster reaches` : cluster.path} lists the ${name}`,
+      );
   }
 
   const { parseEncrypted } = await import('../sops/engine.ts');
-  const entryOf = (f: SopsFile): boolean => parseEncrypted(Buffer.from(f.text, 'utf8'), f.format, f.name).metadata.keyGroups.flat().some((s) => isKeyEntry(key, s));
+  const entryOf = (f: SopsFile): boolean =>
+    parseEncrypted(Buffer.from(f.text, 'utf8'), f.format, f.name)
+      .metadata.keyGroups.flat()
+      .some((s) => isKeyEntry(key, s));
   const withKey = files.filter(entryOf);
   const without = files.filter((f) => !withKey.includes(f));
   if (without.length > 0) {
@@ -122,12 +149,16 @@ export async function cloudKeyCheck(cluster: Pick<ResolvedCluster, 'name' | 'pat
     } else if (identity) {
       out.passed.push(`the flux-system build gives kustomize-controller the ${identity.type} identity`);
     } else {
-      out.notes.push(`warning: sopsKey names no identity for kustomize-controller: it must reach the ${name} with credentials it gets another way (a node role, a decryption Secret)`);
+      out.notes.push(
+        `warning: sopsKey names no identity for kustomize-controller: it must reach the ${name} with credentials it gets another way (a node role, a decryption Secret)`,
+      );
     }
   }
 
   if (key.type !== 'aws-kms') {
-    out.notes.push(`warning: fluxstrap cannot reach ${SERVICE_NAMES[key.type]} (it has no client for it): the key was not tried; only the .sops.yaml rule, the files' entries and the identity wiring were checked`);
+    out.notes.push(
+      `warning: fluxstrap cannot reach ${SERVICE_NAMES[key.type]} (it has no client for it): the key was not tried; only the .sops.yaml rule, the files' entries and the identity wiring were checked`,
+    );
     return out;
   }
   out.problems.push(...(await kmsReachable(key, withKey, env, out.passed)));
@@ -135,7 +166,12 @@ export async function cloudKeyCheck(cluster: Pick<ResolvedCluster, 'name' | 'pat
 }
 
 /** AWS KMS itself: the key opens every reached file encrypted for it (KMS alone), or encrypts when none is. */
-async function kmsReachable(key: Extract<CloudSopsKey, { type: 'aws-kms' }>, files: SopsFile[], env: NodeJS.ProcessEnv, passed: string[]): Promise<{ what: string; fix: string }[]> {
+async function kmsReachable(
+  key: Extract<CloudSopsKey, { type: 'aws-kms' }>,
+  files: SopsFile[],
+  env: NodeJS.ProcessEnv,
+  passed: string[],
+): Promise<{ what: string; fix: string }[]> {
   const problem = (e: unknown): { what: string; fix: string } => {
     if (!isFluxstrapError(e)) throw e;
     const where = formatLocation(e.location);

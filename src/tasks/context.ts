@@ -151,7 +151,9 @@ async function readAllAgeIdentities(source: AgeKeySource, env: NodeJS.ProcessEnv
     case 'cmd': {
       const { runKeyCommand } = await import('../keys/identities.ts');
       // Asked once per listed recipient, as sops asks SOPS_AGE_KEY_CMD, so a password manager can answer for each.
-      const outputs = await Promise.all((source.publicKeys ?? [undefined]).map((r) => runKeyCommand(source.cmd, r === undefined ? env : { ...env, SOPS_AGE_RECIPIENT: r }, 'ageKey.cmd')));
+      const outputs = await Promise.all(
+        (source.publicKeys ?? [undefined]).map((r) => runKeyCommand(source.cmd, r === undefined ? env : { ...env, SOPS_AGE_RECIPIENT: r }, 'ageKey.cmd')),
+      );
       const ids = (await Promise.all(outputs.map((o) => parseAgeKeyFile(o, 'ageKey.cmd', recipientOf)))).flat();
       return ids.filter((id, i) => ids.findIndex((x) => x.secret === id.secret) === i);
     }
@@ -184,15 +186,21 @@ async function readGitCredentials(cluster: ResolvedCluster, env: NodeJS.ProcessE
       if (sopsFile === undefined) return { type: 'none' };
       break;
     case 'https':
-      if (sopsFile === undefined || (env[auth.passwordEnv] ?? '') !== '') return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
+      if (sopsFile === undefined || (env[auth.passwordEnv] ?? '') !== '')
+        return { type: 'https', username: auth.username, password: gitToken(auth, env, cluster.name) };
       break;
     case 'ssh':
-      if (sopsFile === undefined || (await exists(auth.keyFile))) return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
+      if (sopsFile === undefined || (await exists(auth.keyFile)))
+        return { type: 'ssh', identity: await readText(auth.keyFile), knownHosts: await readText(auth.knownHostsFile) };
       break;
     case 'github-app': {
       const { checkAppPrivateKey } = await import('../adapters/github.ts');
       const { type: _, privateKeyFile, ...ids } = auth;
-      return { type: 'github-app', ...ids, privateKey: checkAppPrivateKey(await readText(privateKeyFile), { file: privateKeyFile, field: 'git.auth.githubApp.privateKeyFile' }) };
+      return {
+        type: 'github-app',
+        ...ids,
+        privateKey: checkAppPrivateKey(await readText(privateKeyFile), { file: privateKeyFile, field: 'git.auth.githubApp.privateKeyFile' }),
+      };
     }
   }
   const { decryptGitSecret } = await import('../flux/git-secret.ts');

@@ -77,7 +77,11 @@ function setsDecryption(entry: unknown): boolean {
 const CONTROLLER_FLAG = '--sops-age-secret=';
 const ARGS_PATH = '/spec/template/spec/containers/0/args/-';
 
-interface JsonOp { op?: unknown; path?: unknown; value?: unknown }
+interface JsonOp {
+  op?: unknown;
+  path?: unknown;
+  value?: unknown;
+}
 
 /** The plain value of an inline patch (a JSON6902 list or a strategic-merge object); undefined when it is neither. */
 function inlinePatch(entry: unknown, file: string): JsonOp[] | Record<string, unknown> | undefined {
@@ -103,7 +107,7 @@ function decryptionIn(entry: unknown, file: string): { value: unknown; replace(v
   }
   const spec = patch?.spec;
   if (typeof spec !== 'object' || spec === null || !('decryption' in spec)) return undefined;
-  return { value: (spec).decryption, replace: (value) => ({ ...patch, spec: { ...spec, decryption: value } }) };
+  return { value: spec.decryption, replace: (value) => ({ ...patch, spec: { ...spec, decryption: value } }) };
 }
 
 /** The `--sops-age-secret=` ops of an inline JSON6902 patch of the kustomize-controller Deployment. */
@@ -190,19 +194,34 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
       const moved = sync === undefined ? undefined : findHandAddedDecryption(sync, p.gotkSync);
       const kept = moved && p.secretRefFixed ? (renamedSecretRef(moved.value, p.secretName) ?? moved.value) : moved?.value;
       const value = mode === 'controller' ? { provider: 'sops' } : (kept ?? p.decryption ?? { provider: 'sops', secretRef: { name: p.secretName } });
-      const entry = y.doc.createNode({ patch: literal([{ op: 'add', path: '/spec/decryption', value }]), target: { kind: 'Kustomization', name: 'flux-system' } }) as YAMLMap;
+      const entry = y.doc.createNode({
+        patch: literal([{ op: 'add', path: '/spec/decryption', value }]),
+        target: { kind: 'Kustomization', name: 'flux-system' },
+      }) as YAMLMap;
       seqAt(y, p.file, root, 'patches').items.push(entry);
-      changes.push(`${created ? 'create it with the gotk resources and ' : ''}patch decryption into Kustomization flux-system${moved ? ` (moved from ${p.gotkSync})` : ''}`);
+      changes.push(
+        `${created ? 'create it with the gotk resources and ' : ''}patch decryption into Kustomization flux-system${moved ? ` (moved from ${p.gotkSync})` : ''}`,
+      );
     } else if (p.mode !== undefined) {
       const found = decryptionIn(decryption.item, p.file);
       const wantRef = mode === 'kustomization';
       if (found === undefined || !isMap(decryption.item)) {
-        throw configError(`cannot switch decryption to ${mode} mode: this patch of Kustomization flux-system is not an inline patch fluxstrap can edit`, locate(y, p.file, decryption.item));
+        throw configError(
+          `cannot switch decryption to ${mode} mode: this patch of Kustomization flux-system is not an inline patch fluxstrap can edit`,
+          locate(y, p.file, decryption.item),
+        );
       }
       if (hasSecretRef(found.value) !== wantRef) {
         const { secretRef: _, ...rest } = (typeof found.value === 'object' && found.value !== null ? found.value : {}) as Record<string, unknown>;
-        decryption.item.set('patch', literal(found.replace(wantRef ? { provider: 'sops', ...rest, secretRef: { name: p.secretName } } : { provider: 'sops', ...rest })));
-        changes.push(wantRef ? `set decryption secretRef ${p.secretName} on Kustomization flux-system` : 'drop secretRef from the flux-system decryption (the controller flag names the Secret)');
+        decryption.item.set(
+          'patch',
+          literal(found.replace(wantRef ? { provider: 'sops', ...rest, secretRef: { name: p.secretName } } : { provider: 'sops', ...rest })),
+        );
+        changes.push(
+          wantRef
+            ? `set decryption secretRef ${p.secretName} on Kustomization flux-system`
+            : 'drop secretRef from the flux-system decryption (the controller flag names the Secret)',
+        );
       }
     }
     if (decryption !== undefined && p.secretRefFixed && mode === 'kustomization') {
@@ -215,7 +234,10 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
     }
 
     if (mode === 'controller' && flag === undefined) {
-      const entry = y.doc.createNode({ patch: literal([{ op: 'add', path: ARGS_PATH, value: `${CONTROLLER_FLAG}${p.secretName}` }]), target: { kind: 'Deployment', name: 'kustomize-controller' } }) as YAMLMap;
+      const entry = y.doc.createNode({
+        patch: literal([{ op: 'add', path: ARGS_PATH, value: `${CONTROLLER_FLAG}${p.secretName}` }]),
+        target: { kind: 'Deployment', name: 'kustomize-controller' },
+      }) as YAMLMap;
       seqAt(y, p.file, root, 'patches').items.push(entry);
       changes.push(`add ${CONTROLLER_FLAG}${p.secretName} to kustomize-controller`);
     } else if (mode === 'kustomization' && flag !== undefined && p.mode !== undefined) {

@@ -72,7 +72,10 @@ export function fileKind<P>(spec: FileKindSpec<P>): TaskKind<P, FileState, RepoC
       ];
     },
     async apply(change, params, ctx) {
-      await writeAtomic(join(ctx.paths.repo, spec.file(params)), dataOf(change), { within: ctx.paths.repo, ...(spec.mode === undefined ? {} : { mode: spec.mode }) });
+      await writeAtomic(join(ctx.paths.repo, spec.file(params)), dataOf(change), {
+        within: ctx.paths.repo,
+        ...(spec.mode === undefined ? {} : { mode: spec.mode }),
+      });
     },
   };
   if (spec.notes) kind.notes = (params, state) => spec.notes?.(params, state) ?? [];

@@ -43,7 +43,9 @@ export const fluxComponentsKind: TaskKind<Params, Facts, TaskContext, KubeObject
     const [src, build] = await Promise.all([ctx.source(), ctx.fluxBuild()]);
     const notes = [
       `built ${build.components.length} objects from ${src.origin} at ${src.commit.slice(0, 12)}`,
-      build.result.engine === 'native' ? 'kustomize: native' : `kustomize: kubectl kustomize, because the native builder does not cover: ${build.result.fallbackReason ?? ''}`,
+      build.result.engine === 'native'
+        ? 'kustomize: native'
+        : `kustomize: kubectl kustomize, because the native builder does not cover: ${build.result.fallbackReason ?? ''}`,
     ];
     return { objects: await observeObjects(await ctx.kube(), build.components), notes };
   },

@@ -59,9 +59,13 @@ export const fluxStorageVersionsKind: TaskKind<Params, StaleCrd[], TaskContext> 
   plan(_p, stale): Change<StoredVersionFinding>[] {
     const stuck = stale.filter((s) => !s.migratable);
     if (stuck.length > 0) {
-      throw new FluxstrapError('E_PRECONDITION', `the new Flux does not serve the version these CRDs store objects at now: ${stuck.map((s) => `${s.crd} (${s.storage})`).join(', ')}`, {
-        hint: 'upgrade to an intermediate Flux version that serves both first, then to this one',
-      });
+      throw new FluxstrapError(
+        'E_PRECONDITION',
+        `the new Flux does not serve the version these CRDs store objects at now: ${stuck.map((s) => `${s.crd} (${s.storage})`).join(', ')}`,
+        {
+          hint: 'upgrade to an intermediate Flux version that serves both first, then to this one',
+        },
+      );
     }
     return stale.map((s) => ({
       action: 'update',

@@ -4,9 +4,7 @@ import { readText } from '../adapters/files.ts';
 import type { KubeAdapter } from '../adapters/kube/port.ts';
 import { FluxstrapError, isFluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
-import {
-  apiRemovalFindings, kubernetesSupport, objectDocs, postBuildKustomizations, strictSubstitution, substitutionFindings,
-} from '../flux/upgrade.ts';
+import { apiRemovalFindings, kubernetesSupport, objectDocs, postBuildKustomizations, strictSubstitution, substitutionFindings } from '../flux/upgrade.ts';
 import type { PostBuildKustomization, RepoFile } from '../flux/upgrade.ts';
 import type { TaskContext } from './context.ts';
 import { describeStale, observeStoredVersions, targetCrds } from './flux-storage-versions.ts';
@@ -118,9 +116,14 @@ export const fluxUpgradePreflightKind: TaskKind<Params, Facts, TaskContext> = {
         const v = await kube.serverVersion();
         const verdict = kubernetesSupport(p.to, v.major, v.minor);
         const range = verdict.range ? `${verdict.range[0]}–${verdict.range[1]}` : '';
-        if (verdict.status === 'older') problems.push({ what: `Kubernetes ${v.gitVersion} is older than Flux ${p.to} supports (${range})`, fix: `upgrade the cluster to Kubernetes ${verdict.range?.[0] ?? ''} or newer first, or choose an older --flux-version` });
+        if (verdict.status === 'older')
+          problems.push({
+            what: `Kubernetes ${v.gitVersion} is older than Flux ${p.to} supports (${range})`,
+            fix: `upgrade the cluster to Kubernetes ${verdict.range?.[0] ?? ''} or newer first, or choose an older --flux-version`,
+          });
         else if (verdict.status === 'newer') notes.push(`Kubernetes ${v.gitVersion} is newer than Flux ${p.to} is tested with (${range})`);
-        else if (verdict.status === 'unknown') notes.push(`the Kubernetes versions Flux ${p.to} supports are not known to fluxstrap; Kubernetes ${v.gitVersion} not checked`);
+        else if (verdict.status === 'unknown')
+          notes.push(`the Kubernetes versions Flux ${p.to} supports are not known to fluxstrap; Kubernetes ${v.gitVersion} not checked`);
         else notes.push(`Kubernetes ${v.gitVersion}: within what Flux ${p.to} supports (${range})`);
         const stale = await observeStoredVersions(kube, p.targetCrds);
         if (stale.length > 0 && !p.migrateStorage) {

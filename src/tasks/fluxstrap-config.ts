@@ -146,7 +146,10 @@ function plan(p: FluxstrapConfigParams, state: FileState): { text: string; merge
     after = parseConfig(edited, CONFIG_FILE);
   } catch (e) {
     if (!isFluxstrapError(e)) throw e;
-    throw configError(`the entry for cluster ${p.cluster} would be invalid: ${e.message}`, { file: CONFIG_FILE, ...(e.location?.field ? { field: e.location.field } : {}) });
+    throw configError(`the entry for cluster ${p.cluster} would be invalid: ${e.message}`, {
+      file: CONFIG_FILE,
+      ...(e.location?.field ? { field: e.location.field } : {}),
+    });
   }
   // Copying an alias to edit it changes the text, not the settings: then the file stays as written.
   const text = existing !== undefined && isDeepStrictEqual(after, parseConfig(content ?? '', CONFIG_FILE)) ? (content ?? '') : edited;
@@ -174,7 +177,9 @@ export const fluxstrapConfigKind = fileKind<FluxstrapConfigParams>({
   },
   notes(p, state) {
     if (!clusterName.safeParse(p.cluster).success) {
-      return [`cluster "${p.cluster}" is not in ${CONFIG_FILE}, whose cluster names are lowercase DNS labels: run init with --cluster ${p.cluster.toLowerCase().replace(/[^a-z0-9-]/g, '-')} --path ${p.set?.path ?? `clusters/${p.cluster}`}`];
+      return [
+        `cluster "${p.cluster}" is not in ${CONFIG_FILE}, whose cluster names are lowercase DNS labels: run init with --cluster ${p.cluster.toLowerCase().replace(/[^a-z0-9-]/g, '-')} --path ${p.set?.path ?? `clusters/${p.cluster}`}`,
+      ];
     }
     const planned = plan(p, state);
     const kept = (planned?.merge.kept ?? []).map((k) => `kept clusters.${p.cluster}.${k} as written in ${CONFIG_FILE}`);
@@ -209,7 +214,10 @@ export const defaultGitSopsFile = (cluster: string) => `bootstrap/${cluster}/git
  * Where init puts a deploy key it generates: the private key under the user's config folder (never
  * in the repository), the host keys (public) next to the cluster's manifests, committed.
  */
-export const defaultDeployKeyFiles = (cluster: string, clusterPath: string) => ({ keyFile: `~/.config/fluxstrap/${cluster}-deploy-key`, knownHostsFile: `${clusterPath}/known_hosts` });
+export const defaultDeployKeyFiles = (cluster: string, clusterPath: string) => ({
+  keyFile: `~/.config/fluxstrap/${cluster}-deploy-key`,
+  knownHostsFile: `${clusterPath}/known_hosts`,
+});
 
 /**
  * The params of init's fluxstrap.yaml task: the flags as `set`, the origin remote as `fill`.
@@ -225,17 +233,27 @@ export async function fluxstrapConfigTaskParams(
   cwd: string,
 ): Promise<FluxstrapConfigParams> {
   if (flags.gitSshKey !== undefined && flags.gitTokenEnv !== undefined) throw usageError('--git-token-env and --git-ssh-key are alternatives: pass one');
-  if (flags.gitUsername !== undefined && flags.gitSshKey !== undefined) throw usageError('--git-username is for HTTPS auth: SSH takes the user from --git-url (ssh://USER@host/…)');
+  if (flags.gitUsername !== undefined && flags.gitSshKey !== undefined)
+    throw usageError('--git-username is for HTTPS auth: SSH takes the user from --git-url (ssh://USER@host/…)');
   // HTTP basic auth joins user and token with a colon: a colon in the user name would cut it short.
   if (flags.gitUsername !== undefined && !/^[^:\s]+$/.test(flags.gitUsername)) {
-    throw usageError(`--git-username ${JSON.stringify(flags.gitUsername)}: a user name has no colon or whitespace`, 'the account name on the Git server, e.g. flux-bot');
+    throw usageError(
+      `--git-username ${JSON.stringify(flags.gitUsername)}: a user name has no colon or whitespace`,
+      'the account name on the Git server, e.g. flux-bot',
+    );
   }
   const url = flags.gitUrl === undefined ? undefined : fluxGitUrl(flags.gitUrl);
   if (flags.gitUrl !== undefined && url === undefined) {
-    throw usageError(`--git-url ${flags.gitUrl}: Flux pulls from https:// or ssh:// URLs`, 'e.g. https://github.com/me/fleet.git or git@github.com:me/fleet.git');
+    throw usageError(
+      `--git-url ${flags.gitUrl}: Flux pulls from https:// or ssh:// URLs`,
+      'e.g. https://github.com/me/fleet.git or git@github.com:me/fleet.git',
+    );
   }
   if (flags.gitUrl !== undefined && hasPassword(flags.gitUrl)) {
-    throw usageError(`--git-url must not carry a password: ${CONFIG_FILE} is committed`, 'name the environment variable holding the token with --git-token-env');
+    throw usageError(
+      `--git-url must not carry a password: ${CONFIG_FILE} is committed`,
+      'name the environment variable holding the token with --git-token-env',
+    );
   }
   const current = await configuredEntry(repo, cluster);
   // A file the entry already names, however it is spelt there, is no change to make.
@@ -257,21 +275,37 @@ export async function fluxstrapConfigTaskParams(
   }
   const sshFlags = flags.gitSshKey !== undefined || flags.gitKnownHosts !== undefined || generated !== undefined || flags.sshKeyAlgorithm !== undefined;
   const auth =
-    tokenEnv !== undefined ? { https: { ...(flags.gitUsername !== undefined ? { username: flags.gitUsername } : {}), passwordEnv: tokenEnv } }
-    : sshFlags ? {
-      ssh: {
-        keyFile: flags.gitSshKey !== undefined ? stored(flags.gitSshKey, ssh?.keyFile) : ssh?.keyFile ?? generated?.keyFile ?? defaultDeployKeyFiles(cluster, clusterPath).keyFile,
-        knownHostsFile: flags.gitKnownHosts !== undefined ? stored(flags.gitKnownHosts, ssh?.knownHostsFile) : ssh?.knownHostsFile ?? defaultDeployKeyFiles(cluster, clusterPath).knownHostsFile,
-        ...(flags.sshKeyAlgorithm !== undefined ? { keyAlgorithm: flags.sshKeyAlgorithm } : {}),
-      },
-    }
-    : undefined;
+    tokenEnv !== undefined
+      ? { https: { ...(flags.gitUsername !== undefined ? { username: flags.gitUsername } : {}), passwordEnv: tokenEnv } }
+      : sshFlags
+        ? {
+            ssh: {
+              keyFile:
+                flags.gitSshKey !== undefined
+                  ? stored(flags.gitSshKey, ssh?.keyFile)
+                  : (ssh?.keyFile ?? generated?.keyFile ?? defaultDeployKeyFiles(cluster, clusterPath).keyFile),
+              knownHostsFile:
+                flags.gitKnownHosts !== undefined
+                  ? stored(flags.gitKnownHosts, ssh?.knownHostsFile)
+                  : (ssh?.knownHostsFile ?? defaultDeployKeyFiles(cluster, clusterPath).knownHostsFile),
+              ...(flags.sshKeyAlgorithm !== undefined ? { keyAlgorithm: flags.sshKeyAlgorithm } : {}),
+            },
+          }
+        : undefined;
   if (typeof flags.gitSopsFile === 'string' && flags.gitSopsFile.replace(/\\/g, '/').split('/').includes('flux-system')) {
-    throw usageError(`--git-sops-file ${flags.gitSopsFile} must be outside flux-system/: kustomize-controller would apply it before it has the key`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+    throw usageError(
+      `--git-sops-file ${flags.gitSopsFile} must be outside flux-system/: kustomize-controller would apply it before it has the key`,
+      `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`,
+    );
   }
   const writtenAuth = current?.git?.auth;
   const writtenSopsFile = writtenAuth !== undefined && 'sopsFile' in writtenAuth ? writtenAuth.sopsFile : undefined;
-  const sopsFile = flags.gitSopsFile === undefined ? undefined : flags.gitSopsFile === true ? (writtenSopsFile ?? defaultGitSopsFile(cluster)) : stored(flags.gitSopsFile, writtenSopsFile);
+  const sopsFile =
+    flags.gitSopsFile === undefined
+      ? undefined
+      : flags.gitSopsFile === true
+        ? (writtenSopsFile ?? defaultGitSopsFile(cluster))
+        : stored(flags.gitSopsFile, writtenSopsFile);
   const withSops = sopsFile === undefined ? auth : { ...auth, sopsFile };
   const git = {
     ...(url !== undefined ? { url } : {}),

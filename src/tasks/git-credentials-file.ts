@@ -18,10 +18,12 @@ import type { RepoContext } from './file-content.ts';
 const Params = z.strictObject({
   file: z.string().min(1).describe('Repository-relative path of the encrypted Secret, outside flux-system/.'),
   age: z.array(z.string().min(1)).min(1).describe('age recipients it is encrypted for: the cluster key.'),
-  source: z.union([
-    z.strictObject({ https: z.strictObject({ username: z.string().min(1), passwordEnv: z.string().min(1) }) }),
-    z.strictObject({ ssh: z.strictObject({ keyFile: z.string().min(1), knownHostsFile: z.string().min(1) }) }),
-  ]).describe('Where the credentials are read from: the token\'s environment variable, or the deploy key and known_hosts files.'),
+  source: z
+    .union([
+      z.strictObject({ https: z.strictObject({ username: z.string().min(1), passwordEnv: z.string().min(1) }) }),
+      z.strictObject({ ssh: z.strictObject({ keyFile: z.string().min(1), knownHostsFile: z.string().min(1) }) }),
+    ])
+    .describe("Where the credentials are read from: the token's environment variable, or the deploy key and known_hosts files."),
 });
 type Params = z.infer<typeof Params>;
 
@@ -33,7 +35,11 @@ type Facts = { exists: boolean };
 
 async function credentials(source: Params['source'], env: NodeJS.ProcessEnv): Promise<StoredGitCredentials> {
   if ('https' in source) return { type: 'https', username: source.https.username, password: gitToken(source.https, env, undefined) };
-  return { type: 'ssh', identity: await readText(source.ssh.keyFile, 'read the deploy key'), knownHosts: await readText(source.ssh.knownHostsFile, 'read known_hosts') };
+  return {
+    type: 'ssh',
+    identity: await readText(source.ssh.keyFile, 'read the deploy key'),
+    knownHosts: await readText(source.ssh.knownHostsFile, 'read known_hosts'),
+  };
 }
 
 export const gitCredentialsFileKind: TaskKind<Params, Facts, CredentialsFileContext> = {
@@ -48,7 +54,9 @@ export const gitCredentialsFileKind: TaskKind<Params, Facts, CredentialsFileCont
   plan(p, facts): Change[] {
     if (facts.exists) return [];
     const what = 'https' in p.source ? `the Git token from $${p.source.https.passwordEnv}` : `the SSH deploy key ${p.source.ssh.keyFile}`;
-    return [{ action: 'create', target: `file ${p.file}`, summary: `encrypt ${what} as Secret ${GIT_SECRET.namespace}/${GIT_SECRET.name} for ${p.age.join(', ')}` }];
+    return [
+      { action: 'create', target: `file ${p.file}`, summary: `encrypt ${what} as Secret ${GIT_SECRET.namespace}/${GIT_SECRET.name} for ${p.age.join(', ')}` },
+    ];
   },
   async apply(_change, p, ctx) {
     const text = await encryptGitSecret(await credentials(p.source, ctx.env), p.age, p.file);

@@ -19,17 +19,21 @@ const SSH_OPTIONAL_KEYS = ['identity.pub'];
 /** The keys source-controller reads: username/password for HTTPS, identity/known_hosts for SSH, githubApp* for a GitHub App. */
 export function gitSecretData(creds: GitCredentials): Record<string, string> | undefined {
   switch (creds.type) {
-    case 'https': return { username: creds.username, password: creds.password };
-    case 'ssh': return { identity: creds.identity, known_hosts: creds.knownHosts };
+    case 'https':
+      return { username: creds.username, password: creds.password };
+    case 'ssh':
+      return { identity: creds.identity, known_hosts: creds.knownHosts };
     // The keys source-controller reads for `provider: github` (fluxcd/pkg git/github).
-    case 'github-app': return {
-      githubAppID: creds.appId,
-      ...(creds.installationId !== undefined ? { githubAppInstallationID: creds.installationId } : {}),
-      ...(creds.installationOwner !== undefined ? { githubAppInstallationOwner: creds.installationOwner } : {}),
-      githubAppPrivateKey: creds.privateKey,
-      ...(creds.baseUrl !== undefined ? { githubAppBaseURL: creds.baseUrl } : {}),
-    };
-    case 'none': return undefined;
+    case 'github-app':
+      return {
+        githubAppID: creds.appId,
+        ...(creds.installationId !== undefined ? { githubAppInstallationID: creds.installationId } : {}),
+        ...(creds.installationOwner !== undefined ? { githubAppInstallationOwner: creds.installationOwner } : {}),
+        githubAppPrivateKey: creds.privateKey,
+        ...(creds.baseUrl !== undefined ? { githubAppBaseURL: creds.baseUrl } : {}),
+      };
+    case 'none':
+      return undefined;
   }
 }
 
@@ -52,7 +56,11 @@ export const gitCredentialsKind: TaskKind<Params, Facts, TaskContext, SecretSpec
       });
     }
     const secretRef = spec?.secretRef?.name;
-    return observeSecret(await ctx.kube(), { namespace: p.namespace, name: p.name ?? secretRef ?? 'flux-system', data, optionalKeys: SSH_OPTIONAL_KEYS }, ctx.rotateSecrets);
+    return observeSecret(
+      await ctx.kube(),
+      { namespace: p.namespace, name: p.name ?? secretRef ?? 'flux-system', data, optionalKeys: SSH_OPTIONAL_KEYS },
+      ctx.rotateSecrets,
+    );
   },
   plan(_p, facts): Change<SecretSpec>[] {
     return 'none' in facts ? [] : planSecret(facts);

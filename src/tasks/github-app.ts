@@ -37,44 +37,66 @@ const FIELD = 'git.auth.githubApp';
 
 export async function githubAppSession(auth: GitHubAppAuth, t: AppTarget): Promise<AppSession> {
   const { checkAppPrivateKey, connectGitHub, githubError, githubStatus, mintInstallationToken } = await import('../adapters/github.ts');
-  const privateKey = checkAppPrivateKey(await readText(auth.privateKeyFile, 'read the GitHub App private key'), { file: auth.privateKeyFile, field: `${FIELD}.privateKeyFile` });
-  const connect = (o: { token?: string; installationId?: string }) => connectGitHub({
-    env: t.env,
-    userAgent: `fluxstrap/${version}`,
-    ...(t.apiUrl ?? auth.baseUrl ? { baseUrl: t.apiUrl ?? auth.baseUrl } : {}),
-    ...(o.token !== undefined ? { token: o.token } : { app: { appId: auth.appId, privateKey, ...(o.installationId !== undefined ? { installationId: o.installationId } : {}) } }),
-    ...(t.log ? { progress: t.log } : {}),
-    ...(t.env.FLUXSTRAP_GITHUB_RETRY_BASE_MS ? { retryAfterBaseMs: Number(t.env.FLUXSTRAP_GITHUB_RETRY_BASE_MS) } : {}),
+  const privateKey = checkAppPrivateKey(await readText(auth.privateKeyFile, 'read the GitHub App private key'), {
+    file: auth.privateKeyFile,
+    field: `${FIELD}.privateKeyFile`,
   });
+  const connect = (o: { token?: string; installationId?: string }) =>
+    connectGitHub({
+      env: t.env,
+      userAgent: `fluxstrap/${version}`,
+      ...((t.apiUrl ?? auth.baseUrl) ? { baseUrl: t.apiUrl ?? auth.baseUrl } : {}),
+      ...(o.token !== undefined
+        ? { token: o.token }
+        : { app: { appId: auth.appId, privateKey, ...(o.installationId !== undefined ? { installationId: o.installationId } : {}) } }),
+      ...(t.log ? { progress: t.log } : {}),
+      ...(t.env.FLUXSTRAP_GITHUB_RETRY_BASE_MS ? { retryAfterBaseMs: Number(t.env.FLUXSTRAP_GITHUB_RETRY_BASE_MS) } : {}),
+    });
   const app = `GitHub App ${auth.appId}`;
   const full = `${t.owner}/${t.repo}`;
-  const refused = (e: unknown, what: string): FluxstrapError => githubStatus(e) === 401
-    ? githubError(e, `GitHub refused the JWT of ${app} (${what})`, `check ${FIELD}.appId (App settings → About → App ID) and that ${FIELD}.privateKeyFile is a current private key of that App`)
-    : githubError(e, `${app}: ${what}`, `check ${FIELD} and the App's installations (github.com/settings/installations)`);
-  const unseen = (installation: string) => new FluxstrapError('E_PRECONDITION', `${app}${installation} cannot see ${full}`, {
-    location: { field: FIELD },
-    hint: `give the installation access to ${full} (its settings → Repository access), or install the App on ${t.owner}`,
-  });
+  const refused = (e: unknown, what: string): FluxstrapError =>
+    githubStatus(e) === 401
+      ? githubError(
+          e,
+          `GitHub refused the JWT of ${app} (${what})`,
+          `check ${FIELD}.appId (App settings → About → App ID) and that ${FIELD}.privateKeyFile is a current private key of that App`,
+        )
+      : githubError(e, `${app}: ${what}`, `check ${FIELD} and the App's installations (github.com/settings/installations)`);
+  const unseen = (installation: string) =>
+    new FluxstrapError('E_PRECONDITION', `${app}${installation} cannot see ${full}`, {
+      location: { field: FIELD },
+      hint: `give the installation access to ${full} (its settings → Repository access), or install the App on ${t.owner}`,
+    });
 
   const asApp = await connect({});
   let installationId = auth.installationId;
   if (installationId === undefined) {
-    const found = await asApp.rest.apps.getRepoInstallation({ owner: t.owner, repo: t.repo }).then((r) => r.data, (e: unknown) => {
-      if (githubStatus(e) === 404) throw unseen(' (no installation)');
-      throw refused(e, `find the installation for ${full} (GET /repos/${full}/installation)`);
-    });
+    const found = await asApp.rest.apps.getRepoInstallation({ owner: t.owner, repo: t.repo }).then(
+      (r) => r.data,
+      (e: unknown) => {
+        if (githubStatus(e) === 404) throw unseen(' (no installation)');
+        throw refused(e, `find the installation for ${full} (GET /repos/${full}/installation)`);
+      },
+    );
     const login = found.account !== null && 'login' in found.account ? found.account.login : undefined;
     if (login?.toLowerCase() !== auth.installationOwner?.toLowerCase()) {
-      throw new FluxstrapError('E_PRECONDITION', `${app} sees ${full} through its installation on ${login ?? 'another account'}, not on ${auth.installationOwner ?? ''}`, {
-        location: { field: `${FIELD}.installationOwner` },
-        hint: `set installationOwner: ${login ?? ''} (or installationId: ${found.id})`,
-      });
+      throw new FluxstrapError(
+        'E_PRECONDITION',
+        `${app} sees ${full} through its installation on ${login ?? 'another account'}, not on ${auth.installationOwner ?? ''}`,
+        {
+          location: { field: `${FIELD}.installationOwner` },
+          hint: `set installationOwner: ${login ?? ''} (or installationId: ${found.id})`,
+        },
+      );
     }
     installationId = String(found.id);
   }
   const minted = await mintInstallationToken(asApp, installationId).catch((e: unknown) => {
     if (githubStatus(e) === 404) {
-      throw new FluxstrapError('E_NOT_FOUND', `${app} has no installation ${installationId ?? ''}`, { location: { field: `${FIELD}.installationId` }, hint: 'the number ending the installation\'s settings URL (github.com/settings/installations/NUMBER), or set installationOwner instead' });
+      throw new FluxstrapError('E_NOT_FOUND', `${app} has no installation ${installationId ?? ''}`, {
+        location: { field: `${FIELD}.installationId` },
+        hint: "the number ending the installation's settings URL (github.com/settings/installations/NUMBER), or set installationOwner instead",
+      });
     }
     throw refused(e, `mint an installation token (POST /app/installations/${installationId ?? ''}/access_tokens)`);
   });
@@ -82,7 +104,11 @@ export async function githubAppSession(auth: GitHubAppAuth, t: AppTarget): Promi
   const gh = await connect({ token: minted.token });
   await gh.rest.repos.get({ owner: t.owner, repo: t.repo }).catch((e: unknown) => {
     if (githubStatus(e) === 404) throw unseen(` (installation ${installationId ?? ''})`);
-    throw githubError(e, `${who} may not read ${full}`, `grant the App Contents (read) and Metadata (read), then accept the new permissions on the installation`);
+    throw githubError(
+      e,
+      `${who} may not read ${full}`,
+      `grant the App Contents (read) and Metadata (read), then accept the new permissions on the installation`,
+    );
   });
   const contents = minted.permissions.contents;
   if (contents !== 'read' && contents !== 'write') {

@@ -15,16 +15,19 @@ import type { GitHubContext } from './github-repository.ts';
  * cluster's: without it a clash is refused before anything changes.
  */
 const Params = GitHubTarget.extend({
-  keyFile: z.string().min(1).optional().describe('Private key file; default the cluster\'s git.auth.ssh.keyFile.'),
+  keyFile: z.string().min(1).optional().describe("Private key file; default the cluster's git.auth.ssh.keyFile."),
   title: z.string().min(1).optional().describe('Deploy key title; default flux-system-<branch>-flux-system-<path>, as flux bootstrap names it.'),
   readOnly: z.boolean().optional().describe('Register read-only; default true unless git.auth.ssh.readWrite.'),
 });
 type Params = z.infer<typeof Params>;
 
-interface Registered { id: number; key: string; readOnly: boolean; title: string }
-type Facts =
-  | { none: true }
-  | { owner: string; repo: string; title: string; readOnly: boolean; key?: string; registered?: Registered };
+interface Registered {
+  id: number;
+  key: string;
+  readOnly: boolean;
+  title: string;
+}
+type Facts = { none: true } | { owner: string; repo: string; title: string; readOnly: boolean; key?: string; registered?: Registered };
 
 /** flux's deployKeyName: the non-empty parts joined with `-`, path separators kept. */
 export function deployKeyTitle(namespace: string, branch: string, secret: string, path: string): string {
@@ -56,10 +59,13 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     const { githubStatus } = await import('../adapters/github.ts');
     // A repository not created yet (init --create-repo observes every task first) has no keys;
     // github-repository, which runs before, reports a repository that is really missing.
-    const exists = await r.gh.rest.repos.get({ owner: r.owner, repo: r.repo }).then(() => true, async (e: unknown) => {
-      if (githubStatus(e) === 404) return false;
-      throw await githubFailure(e, r, `read the repository ${r.owner}/${r.repo}`);
-    });
+    const exists = await r.gh.rest.repos.get({ owner: r.owner, repo: r.repo }).then(
+      () => true,
+      async (e: unknown) => {
+        if (githubStatus(e) === 404) return false;
+        throw await githubFailure(e, r, `read the repository ${r.owner}/${r.repo}`);
+      },
+    );
     let keys: { id: number; key: string; read_only: boolean; title: string }[] = [];
     try {
       if (exists) keys = await r.gh.paginate(r.gh.rest.repos.listDeployKeys, { owner: r.owner, repo: r.repo, per_page: 100 });
@@ -99,7 +105,10 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     const r = await githubRepo(p, ctx);
     const { key } = facts;
     // Only --check observes before the key exists, and --check applies nothing.
-    if (key === undefined) throw new FluxstrapError('E_NOT_FOUND', `no deploy key to register for ${r.owner}/${r.repo}`, { hint: 'run the ssh-deploy-key task first (init and bootstrap do)' });
+    if (key === undefined)
+      throw new FluxstrapError('E_NOT_FOUND', `no deploy key to register for ${r.owner}/${r.repo}`, {
+        hint: 'run the ssh-deploy-key task first (init and bootstrap do)',
+      });
     try {
       if (facts.registered) await r.gh.rest.repos.deleteDeployKey({ owner: r.owner, repo: r.repo, key_id: facts.registered.id });
       await r.gh.rest.repos.createDeployKey({ owner: r.owner, repo: r.repo, title: facts.title, key, read_only: facts.readOnly });
@@ -109,6 +118,8 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
   },
   notes(_p, facts) {
     if ('none' in facts || facts.registered === undefined) return [];
-    return [`deploy key "${facts.title}" on ${facts.owner}/${facts.repo} (${facts.registered.readOnly ? 'read-only' : 'read-write'}, ${sshPublicKeyOf(facts.registered.key)?.fingerprint ?? ''})`];
+    return [
+      `deploy key "${facts.title}" on ${facts.owner}/${facts.repo} (${facts.registered.readOnly ? 'read-only' : 'read-write'}, ${sshPublicKeyOf(facts.registered.key)?.fingerprint ?? ''})`,
+    ];
   },
 };

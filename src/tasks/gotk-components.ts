@@ -31,10 +31,15 @@ export const gotkComponentsKind = fileKind<z.infer<typeof gotkComponentsParams>>
     if (content === p.content || !p.explicit) return undefined;
     if (!p.force) {
       const has = readHeader(content);
-      const holds = has.version === undefined || has.version === p.version
-        ? `differs from the generated ${what} (other options, or edited by hand)`
-        : `holds Flux ${has.version}, not ${p.version}`;
-      throw configError(`${p.file} ${holds}`, { file: p.file }, 'pass --force to replace it (--check --force shows the change first); Flux applies it once you push');
+      const holds =
+        has.version === undefined || has.version === p.version
+          ? `differs from the generated ${what} (other options, or edited by hand)`
+          : `holds Flux ${has.version}, not ${p.version}`;
+      throw configError(
+        `${p.file} ${holds}`,
+        { file: p.file },
+        'pass --force to replace it (--check --force shows the change first); Flux applies it once you push',
+      );
     }
     return { content: p.content, summary: `replace with the generated ${what}` };
   },

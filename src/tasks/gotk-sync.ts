@@ -24,7 +24,10 @@ export const gotkSyncKind = fileKind<GotkSyncParams>({
     if (content === undefined) {
       if (!p.generate) return undefined;
       const { provider, ...rest } = p.generate;
-      return { content: generateSync({ ...rest, ...(provider === undefined ? {} : { provider }) }), summary: `generate the sync objects for ${p.generate.url} (${p.generate.branch}) as flux bootstrap does` };
+      return {
+        content: generateSync({ ...rest, ...(provider === undefined ? {} : { provider }) }),
+        summary: `generate the sync objects for ${p.generate.url} (${p.generate.branch}) as flux bootstrap does`,
+      };
     }
     const found = findHandAddedDecryption(content, p.file);
     if (!found) return undefined;
@@ -34,5 +37,6 @@ export const gotkSyncKind = fileKind<GotkSyncParams>({
       summary: 'remove the hand-added decryption block (now a patch in kustomization.yaml), as flux bootstrap generates it',
     };
   },
-  notes: (p, { content }) => (content === undefined && !p.generate ? [`${p.file} is missing and the Git URL is unknown: pass --git-url (and --branch) to generate it`] : []),
+  notes: (p, { content }) =>
+    content === undefined && !p.generate ? [`${p.file} is missing and the Git URL is unknown: pass --git-url (and --branch) to generate it`] : [],
 });

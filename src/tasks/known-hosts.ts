@@ -18,9 +18,9 @@ import { sshPublicKeyOf } from '../keys/ssh.ts';
  * anything changes, as ssh itself would refuse to connect.
  */
 const Params = z.strictObject({
-  file: z.string().min(1).optional().describe('known_hosts file; default the cluster\'s git.auth.ssh.knownHostsFile.'),
-  url: z.string().min(1).optional().describe('ssh:// URL of the Git server; default the cluster\'s git.url.'),
-  acceptHostKey: z.string().min(1).optional().describe('Fingerprint (SHA256:…) of the scanned host key to trust, as confirmed with the server\'s admin.'),
+  file: z.string().min(1).optional().describe("known_hosts file; default the cluster's git.auth.ssh.knownHostsFile."),
+  url: z.string().min(1).optional().describe("ssh:// URL of the Git server; default the cluster's git.url."),
+  acceptHostKey: z.string().min(1).optional().describe("Fingerprint (SHA256:…) of the scanned host key to trust, as confirmed with the server's admin."),
   verify: z.boolean().default(true).describe('Check an existing file against the key the server offers now.'),
 });
 type Params = z.infer<typeof Params>;
@@ -53,18 +53,27 @@ async function offered(url: string, host: string, port: number, ctx: KnownHostsC
   const github = ctx.cluster?.git.github;
   if (isGitHubUrl(url) || (github !== undefined && ctx.cluster?.git.url === url)) {
     const { connectGitHub, githubError } = await import('../adapters/github.ts');
-    const gh = await connectGitHub({ env: ctx.env, userAgent: `fluxstrap/${version}`, ...(github ? { baseUrl: github.apiUrl, tokenEnv: github.tokenEnv } : {}) });
+    const gh = await connectGitHub({
+      env: ctx.env,
+      userAgent: `fluxstrap/${version}`,
+      ...(github ? { baseUrl: github.apiUrl, tokenEnv: github.tokenEnv } : {}),
+    });
     try {
       const { data } = await gh.rest.meta.get();
-      return { lines: (data.ssh_keys ?? []).map((k) => `${hostEntry(host, port)} ${k}`), trusted: true, source: 'GitHub\'s /meta' };
+      return { lines: (data.ssh_keys ?? []).map((k) => `${hostEntry(host, port)} ${k}`), trusted: true, source: "GitHub's /meta" };
     } catch (e) {
-      throw githubError(e, 'GitHub\'s SSH host keys (GET /meta)', 'check the network, or give a known_hosts file with --git-known-hosts');
+      throw githubError(e, "GitHub's SSH host keys (GET /meta)", 'check the network, or give a known_hosts file with --git-known-hosts');
     }
   }
   return { lines: await scanHostKeys(host, port, 15_000), trusted: false, source: 'ssh-keyscan' };
 }
 
-const describeKeys = (lines: string[]) => lines.map((l) => sshPublicKeyOf(l)).filter((k) => k !== undefined).map((k) => `${k.fingerprint} (${k.type})`).join(', ');
+const describeKeys = (lines: string[]) =>
+  lines
+    .map((l) => sshPublicKeyOf(l))
+    .filter((k) => k !== undefined)
+    .map((k) => `${k.fingerprint} (${k.type})`)
+    .join(', ');
 
 export const knownHostsKind: TaskKind<Params, Facts, KnownHostsContext> = {
   kind: 'known-hosts',
@@ -80,12 +89,21 @@ export const knownHostsKind: TaskKind<Params, Facts, KnownHostsContext> = {
     if (content !== undefined && !p.verify) return { file, host, content, source: 'file' };
     const server = await offered(url, host, port, ctx);
     if (content !== undefined) {
-      const known = new Set(content.split('\n').map((l) => sshPublicKeyOf(l)?.blob.toString('base64')).filter((b) => b !== undefined));
+      const known = new Set(
+        content
+          .split('\n')
+          .map((l) => sshPublicKeyOf(l)?.blob.toString('base64'))
+          .filter((b) => b !== undefined),
+      );
       if (!server.lines.some((l) => known.has(sshPublicKeyOf(l)?.blob.toString('base64') ?? ''))) {
-        throw new FluxstrapError('E_PRECONDITION', `the SSH host key of ${hostEntry(host, port)} changed: it offers ${describeKeys(server.lines)}, none of them in known_hosts`, {
-          location: { file },
-          hint: 'someone may be intercepting the connection; if the server\'s key was replaced on purpose, confirm the new fingerprint with its admin, remove the old line and pass --accept-host-key FINGERPRINT',
-        });
+        throw new FluxstrapError(
+          'E_PRECONDITION',
+          `the SSH host key of ${hostEntry(host, port)} changed: it offers ${describeKeys(server.lines)}, none of them in known_hosts`,
+          {
+            location: { file },
+            hint: "someone may be intercepting the connection; if the server's key was replaced on purpose, confirm the new fingerprint with its admin, remove the old line and pass --accept-host-key FINGERPRINT",
+          },
+        );
       }
       return { file, host, content, source: server.source };
     }
@@ -94,14 +112,20 @@ export const knownHostsKind: TaskKind<Params, Facts, KnownHostsContext> = {
       const accepted = p.acceptHostKey === undefined ? [] : lines.filter((l) => bare(sshPublicKeyOf(l)?.fingerprint ?? '') === bare(p.acceptHostKey ?? ''));
       if (accepted.length === 0) {
         throw new FluxstrapError('E_PRECONDITION', `the SSH host key of ${hostEntry(host, port)} is not confirmed: it offers ${describeKeys(lines)}`, {
-          hint: p.acceptHostKey === undefined
-            ? 'check the fingerprint with the server\'s admin (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then pass --accept-host-key SHA256:…, or give a known_hosts file with --git-known-hosts'
-            : `--accept-host-key ${p.acceptHostKey} is none of them: the server is not the one you checked, or the fingerprint was mistyped`,
+          hint:
+            p.acceptHostKey === undefined
+              ? "check the fingerprint with the server's admin (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then pass --accept-host-key SHA256:…, or give a known_hosts file with --git-known-hosts"
+              : `--accept-host-key ${p.acceptHostKey} is none of them: the server is not the one you checked, or the fingerprint was mistyped`,
         });
       }
       lines = accepted;
     }
-    return { file, host, want: lines.map((l) => `${l}\n`).join(''), source: server.trusted ? server.source : `the scanned key ${p.acceptHostKey ?? ''} you accepted` };
+    return {
+      file,
+      host,
+      want: lines.map((l) => `${l}\n`).join(''),
+      source: server.trusted ? server.source : `the scanned key ${p.acceptHostKey ?? ''} you accepted`,
+    };
   },
   plan(_p, facts): Change[] {
     if ('none' in facts || facts.want === undefined) return [];

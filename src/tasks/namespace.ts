@@ -7,7 +7,11 @@ import { appliedObject, observeObjects, planObjects } from './objects.ts';
 import type { ObjectFacts } from './objects.ts';
 
 const Params = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default('flux-system').describe('Namespace to ensure.'),
+  name: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    .default('flux-system')
+    .describe('Namespace to ensure.'),
 });
 type Params = z.infer<typeof Params>;
 

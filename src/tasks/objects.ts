@@ -39,7 +39,10 @@ export function manifestHash(obj: KubeObject): string {
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -151,7 +154,10 @@ export function planObjects(facts: ObjectFacts[]): Change<KubeObject>[] {
     changes.push({
       action: 'update',
       target,
-      summary: `fields ${paths.slice(0, 4).map((p) => p.join('.')).join(', ')}${paths.length > 4 ? `, +${paths.length - 4} more` : ''}`,
+      summary: `fields ${paths
+        .slice(0, 4)
+        .map((p) => p.join('.'))
+        .join(', ')}${paths.length > 4 ? `, +${paths.length - 4} more` : ''}`,
       before: stringify(pick(before, paths)),
       after: stringify(pick(after, paths)),
       data: f.desired,

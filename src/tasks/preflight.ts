@@ -24,7 +24,11 @@ import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
 const Params = z.strictObject({
-  minKubernetes: z.string().regex(/^\d+\.\d+$/).default('1.32').describe('Oldest Kubernetes minor version accepted (Flux v2.7 supports 1.32 and newer).'),
+  minKubernetes: z
+    .string()
+    .regex(/^\d+\.\d+$/)
+    .default('1.32')
+    .describe('Oldest Kubernetes minor version accepted (Flux v2.7 supports 1.32 and newer).'),
 });
 type Params = z.infer<typeof Params>;
 
@@ -143,10 +147,12 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
 
   const syncFile = join(src.fluxSystemDir, 'gotk-sync.yaml');
   const syncText = await readTextIfExists(syncFile);
-  const handEdited = syncText !== undefined && yamlValues(syncText, syncFile).some((d) => {
-    const o = d as { kind?: string; spec?: { decryption?: unknown } } | null;
-    return o?.kind === 'Kustomization' && o.spec?.decryption !== undefined;
-  });
+  const handEdited =
+    syncText !== undefined &&
+    yamlValues(syncText, syncFile).some((d) => {
+      const o = d as { kind?: string; spec?: { decryption?: unknown } } | null;
+      return o?.kind === 'Kustomization' && o.spec?.decryption !== undefined;
+    });
   if (handEdited) {
     problems.push({
       what: `${rel('flux-system', 'gotk-sync.yaml')} was edited by hand (spec.decryption): the file is generated, and regenerating it drops the decryption settings`,
@@ -212,7 +218,9 @@ export function postQuantumProblem(identities: Pick<AgeIdentity, 'postQuantum' |
 
 /** `file (Kustomization a, Kustomization b; encrypted for r1, r2)`: a file as an operator looks for it. */
 function describeFile(reach: Reach, f: SopsFile): string {
-  const by = reachersOf(reach, f.name).map((k) => describeKustomization(k)).join(', ');
+  const by = reachersOf(reach, f.name)
+    .map((k) => describeKustomization(k))
+    .join(', ');
   return `${f.name} (reached by ${by || 'the cluster folder'}; encrypted for ${f.recipients.join(', ') || 'no age recipient'})`;
 }
 
@@ -221,7 +229,13 @@ function describeFile(reach: Reach, f: SopsFile): string {
  * cannot open is a Kustomization Flux fails on), the .sops.yaml rule of each file must list it (else
  * the next `encrypt` locks the cluster out), and each Kustomization applying SOPS files must decrypt.
  */
-export async function keyProblems(ctx: { cluster: { name: string; path: string } }, src: Pick<BootstrapSource, 'dir' | 'clusterDir'>, build: FluxBuild | undefined, key: ClusterKey, notes: string[]): Promise<Problem[]> {
+export async function keyProblems(
+  ctx: { cluster: { name: string; path: string } },
+  src: Pick<BootstrapSource, 'dir' | 'clusterDir'>,
+  build: FluxBuild | undefined,
+  key: ClusterKey,
+  notes: string[],
+): Promise<Problem[]> {
   const problems: Problem[] = [];
   const ours = key.names;
   const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));
@@ -230,7 +244,10 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
 
   const sopsConfig = join(src.dir, '.sops.yaml');
   if (!(await exists(sopsConfig))) {
-    problems.push({ what: 'the repository has no .sops.yaml', fix: `run \`fluxstrap init\` (it writes .sops.yaml with your ${key.type === 'pgp' ? 'PGP fingerprint' : 'age recipient'})` });
+    problems.push({
+      what: 'the repository has no .sops.yaml',
+      fix: `run \`fluxstrap init\` (it writes .sops.yaml with your ${key.type === 'pgp' ? 'PGP fingerprint' : 'age recipient'})`,
+    });
   } else if (files.length === 0) {
     // Nothing encrypted yet: the rule the next file in the cluster folder would get must list the key.
     const listed = await clusterRuleRecipients(sopsConfig, src.clusterDir, ctx.cluster, key.type);
@@ -253,9 +270,10 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
     }
     for (const [where, names] of missing) {
       problems.push({
-        what: where === 'no rule'
-          ? `no .sops.yaml creation rule matches ${names.join(', ')}`
-          : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list ${key.label}`,
+        what:
+          where === 'no rule'
+            ? `no .sops.yaml creation rule matches ${names.join(', ')}`
+            : `the .sops.yaml rule at ${where} (for ${names.join(', ')}) does not list ${key.label}`,
         fix: `add the key to that rule (\`fluxstrap init --cluster ${ctx.cluster.name}\` does), then re-encrypt with \`fluxstrap updatekeys\``,
       });
     }
@@ -267,7 +285,9 @@ export async function keyProblems(ctx: { cluster: { name: string; path: string }
   for (const d of lint) problems.push(decryptionProblem(d, ctx.cluster.name));
 
   if (files.length === 0) {
-    notes.push(`warning: the cluster reaches no SOPS-encrypted file (${reach.kustomizations.length} Kustomization(s) from ${ctx.cluster.path}): ${key.type === 'pgp' ? 'the PGP' : 'the age'} key was not tried on any`);
+    notes.push(
+      `warning: the cluster reaches no SOPS-encrypted file (${reach.kustomizations.length} Kustomization(s) from ${ctx.cluster.path}): ${key.type === 'pgp' ? 'the PGP' : 'the age'} key was not tried on any`,
+    );
     return problems;
   }
   const closed: SopsFile[] = [];
@@ -333,15 +353,27 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
-      src && ctx.cluster.vault ? attempt(() => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes), 'check sopsKey.vault in fluxstrap.yaml') : src ? attempt(async () => {
-        const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
-        if (cloud) notes.push(...cloud.passed, ...cloud.notes);
-        // A cluster decrypting through its cloud identity alone needs no age key on this machine.
-        if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
-        const key = await readClusterKey(ctx);
-        const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
-        return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
-      }, ctx.cluster.pgpKey ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)') : [],
+      src && ctx.cluster.vault
+        ? attempt(
+            () => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes),
+            'check sopsKey.vault in fluxstrap.yaml',
+          )
+        : src
+          ? attempt(
+              async () => {
+                const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
+                if (cloud) notes.push(...cloud.passed, ...cloud.notes);
+                // A cluster decrypting through its cloud identity alone needs no age key on this machine.
+                if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
+                const key = await readClusterKey(ctx);
+                const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
+                return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
+              },
+              ctx.cluster.pgpKey
+                ? 'check sopsKey.pgp in fluxstrap.yaml'
+                : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)',
+            )
+          : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));
     return { problems, notes };

@@ -51,15 +51,26 @@ export async function observeSecret(kube: KubeAdapter, spec: SecretSpec, rotate:
   const live = await kube.get(ref(spec));
   if (!live) return { spec, rotate };
   const data = (live.data ?? {}) as Record<string, string>;
-  return { spec, rotate, lastApplied: live.metadata.annotations?.[LAST_APPLIED] !== undefined, live: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) };
+  return {
+    spec,
+    rotate,
+    lastApplied: live.metadata.annotations?.[LAST_APPLIED] !== undefined,
+    live: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])),
+  };
 }
 
 export function secretDrift(want: Record<string, string>, have: Record<string, string>, optionalKeys: readonly string[] = []): SecretDrift {
   return {
     // Own keys only: a live key named `constructor` or `toString` is not in every object.
-    added: Object.keys(want).filter((k) => !Object.hasOwn(have, k)).sort(),
-    removed: Object.keys(have).filter((k) => !Object.hasOwn(want, k) && !optionalKeys.includes(k)).sort(),
-    changed: Object.keys(want).filter((k) => Object.hasOwn(have, k) && have[k] !== want[k]).sort(),
+    added: Object.keys(want)
+      .filter((k) => !Object.hasOwn(have, k))
+      .sort(),
+    removed: Object.keys(have)
+      .filter((k) => !Object.hasOwn(want, k) && !optionalKeys.includes(k))
+      .sort(),
+    changed: Object.keys(want)
+      .filter((k) => Object.hasOwn(have, k) && have[k] !== want[k])
+      .sort(),
   };
 }
 
@@ -68,7 +79,9 @@ function describeDrift(d: SecretDrift): string {
     d.changed.length ? `changed ${d.changed.join(', ')}` : '',
     d.added.length ? `missing ${d.added.join(', ')}` : '',
     d.removed.length ? `extra ${d.removed.join(', ')}` : '',
-  ].filter(Boolean).join('; ');
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 export function planSecret(f: SecretFacts): Change<SecretSpec>[] {
@@ -80,24 +93,24 @@ export function planSecret(f: SecretFacts): Change<SecretSpec>[] {
   const drift = secretDrift(f.spec.data, f.live, f.spec.optionalKeys);
   if (drift.added.length + drift.removed.length + drift.changed.length === 0) {
     // The seed's `kubectl create secret … | kubectl apply -f -` left the values in an annotation.
-    return f.lastApplied
-      ? [{ action: 'update', target, summary: `remove ${LAST_APPLIED} (it holds the values in clear)`, sensitive: true, data: f.spec }]
-      : [];
+    return f.lastApplied ? [{ action: 'update', target, summary: `remove ${LAST_APPLIED} (it holds the values in clear)`, sensitive: true, data: f.spec }] : [];
   }
   if (!f.rotate) {
     throw new FluxstrapError('E_PRECONDITION', `${target} differs from what this bootstrap would write (${describeDrift(drift)})`, {
       hint: 'if the new credentials are right, run again with --rotate-secrets to replace it; otherwise fix the key or token you passed',
     });
   }
-  return [{
-    action: 'update',
-    target,
-    summary: `rotate: ${describeDrift(drift)}`,
-    before: stringify({ data: maskValues(f.live) }),
-    after,
-    sensitive: true,
-    data: f.spec,
-  }];
+  return [
+    {
+      action: 'update',
+      target,
+      summary: `rotate: ${describeDrift(drift)}`,
+      before: stringify({ data: maskValues(f.live) }),
+      after,
+      sensitive: true,
+      data: f.spec,
+    },
+  ];
 }
 
 export function secretManifest(spec: SecretSpec): KubeObject {
@@ -120,11 +133,12 @@ export async function applySecret(kube: KubeAdapter, change: Change<SecretSpec>,
   const spec = dataOf(change);
   const live = change.action === 'update' ? await kube.get(ref(spec)) : undefined;
   if (live) {
-    const extra = Object.keys((live.data ?? {})).some((k) => !Object.hasOwn(spec.data, k));
+    const extra = Object.keys(live.data ?? {}).some((k) => !Object.hasOwn(spec.data, k));
     if (!extra) {
       let version = live.metadata.resourceVersion;
       if (live.metadata.annotations?.[LAST_APPLIED] !== undefined) {
-        version = (await kube.patchMerge(ref(spec), { metadata: { resourceVersion: version, annotations: { [LAST_APPLIED]: null } } })).metadata.resourceVersion;
+        version = (await kube.patchMerge(ref(spec), { metadata: { resourceVersion: version, annotations: { [LAST_APPLIED]: null } } })).metadata
+          .resourceVersion;
       }
       const manifest = secretManifest(spec);
       await kube.apply({ ...manifest, metadata: { ...manifest.metadata, ...(version !== undefined ? { resourceVersion: version } : {}) } });

@@ -20,9 +20,7 @@ type Params = z.infer<typeof Params>;
  * way to end with "no identity matched any of the recipients".
  */
 export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipient'>[]): Record<string, string> {
-  return Object.fromEntries(
-    identities.map((id, i) => [i === 0 ? 'age.agekey' : `age-${i + 1}.agekey`, `# public key: ${id.recipient}\n${id.secret}\n`]),
-  );
+  return Object.fromEntries(identities.map((id, i) => [i === 0 ? 'age.agekey' : `age-${i + 1}.agekey`, `# public key: ${id.recipient}\n${id.secret}\n`]));
 }
 
 /** A cluster whose key is OpenPGP or Vault has no age Secret to ensure (sops-gpg-secret, sops-hcvault-secret write theirs), nor one decrypting through its cloud identity alone. */
@@ -35,7 +33,8 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
     if (ctx.cluster.pgpKey) return { none: true, why: 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret' };
     if (ctx.cluster.vault) return { none: true, why: 'the cluster decrypts with Vault transit (sopsKey.vault): no sops-age Secret' };
     // sopsKey names a key service and the build no Secret: no age key goes into the cluster.
-    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await ctx.fluxBuild())) return { none: true, why: 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' };
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await ctx.fluxBuild()))
+      return { none: true, why: 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' };
     const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);

@@ -74,10 +74,23 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
     const rules = text.trim() === '' ? [] : parseConfig(text, p.file).creationRules;
     const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
     // Callers that build params by hand (init) may leave out the lists zod would default.
-    const cloud = [['kms', 'kms', p.kms ?? []], ['gcp_kms', 'gcp_kms', p.gcpKms ?? []], ['azure_keyvault', 'azure_kv', p.azureKeyvault ?? []], ['hc_vault_transit_uri', 'hc_vault', p.hcVaultTransitUri ?? []]] as const;
+    const cloud = [
+      ['kms', 'kms', p.kms ?? []],
+      ['gcp_kms', 'gcp_kms', p.gcpKms ?? []],
+      ['azure_keyvault', 'azure_kv', p.azureKeyvault ?? []],
+      ['hc_vault_transit_uri', 'hc_vault', p.hcVaultTransitUri ?? []],
+    ] as const;
     const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`), ...cloud.flatMap(([, type, ids]) => ids.map((id) => `${type}:${id}`))];
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
-    if (p.reached.length > 0) return coverReached(p, y, rules, wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)), pgp, keysOf);
+    if (p.reached.length > 0)
+      return coverReached(
+        p,
+        y,
+        rules,
+        wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)),
+        pgp,
+        keysOf,
+      );
     const samples = samplesFor(p.clusterPath);
     const firstMatches = samples.map((s) => rules.findIndex((r) => ruleMatches(r, s)));
     const first = firstMatches[0] ?? -1;
@@ -101,7 +114,11 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
       insertAt(seq, Math.min(at, own), rule);
       summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
     } else {
-      const rule: Record<string, string | boolean> = { path_regex: pathRegex, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
+      const rule: Record<string, string | boolean> = {
+        path_regex: pathRegex,
+        encrypted_regex: p.encryptedRegex,
+        ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}),
+      };
       if (p.age.length > 0) rule.age = p.age.join(',');
       if (pgp.length > 0) rule.pgp = pgp.join(',');
       for (const [field, , ids] of cloud) if (ids.length > 0) rule[field] = ids.join(',');
@@ -135,13 +152,29 @@ function coverReached(p: SopsConfigParams, y: EditableYaml, rules: CreationRule[
     const rule = rules[i] as CreationRule;
     const node = seq.items[i] as YAMLMap;
     const have = keysOf(rule);
-    addKeys(y, node, 'age', age.filter((r) => !have.has(`age:${r}`)));
-    addKeys(y, node, 'pgp', pgp.filter((f) => !have.has(`pgp:${f}`)));
+    addKeys(
+      y,
+      node,
+      'age',
+      age.filter((r) => !have.has(`age:${r}`)),
+    );
+    addKeys(
+      y,
+      node,
+      'pgp',
+      pgp.filter((f) => !have.has(`pgp:${f}`)),
+    );
     const all = rule.pathRegex === undefined ? 'every file' : `path_regex ${rule.pathRegex}`;
-    summaries.push(`add the cluster's key to the creation rule at ${p.file}:${rule.line} (${all}), which governs the ${files.length} SOPS file(s) the cluster reaches (${files.join(', ')}) and any other file it matches`);
+    summaries.push(
+      `add the cluster's key to the creation rule at ${p.file}:${rule.line} (${all}), which governs the ${files.length} SOPS file(s) the cluster reaches (${files.join(', ')}) and any other file it matches`,
+    );
   }
   if (uncovered.length > 0) {
-    const rule: Record<string, string | boolean> = { path_regex: `^(${uncovered.map(escape).join('|')})$`, encrypted_regex: p.encryptedRegex, ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}) };
+    const rule: Record<string, string | boolean> = {
+      path_regex: `^(${uncovered.map(escape).join('|')})$`,
+      encrypted_regex: p.encryptedRegex,
+      ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}),
+    };
     if (age.length > 0) rule.age = age.join(',');
     if (pgp.length > 0) rule.pgp = pgp.join(',');
     seq.items.push(y.doc.createNode(rule));

@@ -82,21 +82,33 @@ export const sopsFilesRekeyedKind: TaskKind<SopsFilesRekeyedParams, KeyedFile[],
         const keys = [...g.filter((k) => !k.startsWith(AGE) || wanted.includes(k.slice(AGE.length))), ...(addAge[i] ?? []).map((r) => AGE + r)];
         if (keys.length === 0) {
           // Its part of the data key would be encrypted for nobody: with Shamir, the file might never open again.
-          throw new FluxstrapError('E_PRECONDITION', `removing ${p.remove.join(', ')} would leave ${multi ? `key group ${i + 1} of this file` : 'this file'} without a key`, {
-            location: { file: f.name },
-            hint: 'add the recipient that replaces it to the same group first',
-          });
+          throw new FluxstrapError(
+            'E_PRECONDITION',
+            `removing ${p.remove.join(', ')} would leave ${multi ? `key group ${i + 1} of this file` : 'this file'} without a key`,
+            {
+              location: { file: f.name },
+              hint: 'add the recipient that replaces it to the same group first',
+            },
+          );
         }
         return keys;
       });
       const added = addAge.flatMap((rs, i) => rs.map((r) => (multi ? `${r} (group ${i + 1})` : r)));
       if (added.length === 0 && rmAge.size === 0) return [];
-      const nowFor = [...new Set(after.flat().filter((k) => k.startsWith(AGE)).map((k) => k.slice(AGE.length)))];
+      const nowFor = [
+        ...new Set(
+          after
+            .flat()
+            .filter((k) => k.startsWith(AGE))
+            .map((k) => k.slice(AGE.length)),
+        ),
+      ];
       return [
         {
           action: 'update',
           target: `file ${f.name}`,
-          summary: rmAge.size > 0 ? `new data key for ${nowFor.join(', ')} (drops ${[...rmAge].join(', ')})` : `data key re-encrypted for ${added.join(', ')} too`,
+          summary:
+            rmAge.size > 0 ? `new data key for ${nowFor.join(', ')} (drops ${[...rmAge].join(', ')})` : `data key re-encrypted for ${added.join(', ')} too`,
           before: listing(f.groups),
           after: listing(after),
           data: { name: f.name, addAge, rmAge: [...rmAge] },

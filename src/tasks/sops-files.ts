@@ -85,8 +85,9 @@ export async function clusterSops(repoRoot: string, root: ReachRoot): Promise<Cl
  */
 export async function reachedPlainSecrets(repoRoot: string, { reach, files }: ClusterSops, clusterPath: string): Promise<string[]> {
   const sops = new Set(files.map((f) => f.name));
-  const candidates = [...new Set(reach.kustomizations.flatMap((k) => k.files))]
-    .filter((f) => !sops.has(f) && !f.startsWith(`${clusterPath}/`) && /\.ya?ml$/.test(f));
+  const candidates = [...new Set(reach.kustomizations.flatMap((k) => k.files))].filter(
+    (f) => !sops.has(f) && !f.startsWith(`${clusterPath}/`) && /\.ya?ml$/.test(f),
+  );
   const out: string[] = [];
   for (const f of candidates) {
     const text = await readText(join(repoRoot, ...f.split('/'))).catch(() => '');
@@ -134,7 +135,12 @@ export async function readClusterKey(ctx: Pick<TaskContext, 'ageIdentities' | 'p
  */
 export async function decryptSopsFile(f: SopsFile, key: Pick<ClusterKey, 'age' | 'pgpFiles'>, env?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');
-  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, { age: key.age, pgpFiles: key.pgpFiles, gpg: false, ...(env ? { env } : {}) });
+  const out = await decryptDocument(Buffer.from(f.text, 'utf8'), f.format, f.name, {
+    age: key.age,
+    pgpFiles: key.pgpFiles,
+    gpg: false,
+    ...(env ? { env } : {}),
+  });
   return out.toString('utf8');
 }
 
@@ -142,7 +148,12 @@ export async function decryptSopsFile(f: SopsFile, key: Pick<ClusterKey, 'age' |
 export function secretDigests(plain: string, file: string): SecretDigest[] {
   const out: SecretDigest[] = [];
   for (const doc of yamlValues(plain, file)) {
-    const obj = doc as { kind?: string; metadata?: { name?: string; namespace?: string }; data?: Record<string, string>; stringData?: Record<string, string> } | null;
+    const obj = doc as {
+      kind?: string;
+      metadata?: { name?: string; namespace?: string };
+      data?: Record<string, string>;
+      stringData?: Record<string, string>;
+    } | null;
     if (obj?.kind !== 'Secret' || typeof obj.metadata?.name !== 'string') continue;
     // fromEntries defines own keys: a Secret key named `__proto__` is hashed like any other (as the
     // apiserver stores it), where an assignment would drop it. stringData wins, as in the apiserver.

@@ -83,7 +83,8 @@ export function ruleRecipients(text: string, file: string, clusterPath: string, 
 }
 
 /** Where a rule is, for messages: the cluster's own, or the one at its line. */
-const ruleName = (rule: CreationRule, clusterPath: string) => (rule.pathRegex === pathRegexFor(clusterPath) ? `the rule for ${clusterPath}` : `the rule at line ${rule.line}`);
+const ruleName = (rule: CreationRule, clusterPath: string) =>
+  rule.pathRegex === pathRegexFor(clusterPath) ? `the rule for ${clusterPath}` : `the rule at line ${rule.line}`;
 
 export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
   kind: 'sops-recipients',
@@ -124,8 +125,13 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
       }
     }
     if (names.length === 0) return undefined;
-    const summary = [added.size > 0 ? `add recipient ${[...added].join(', ')}` : '', removed.size > 0 ? `remove recipient ${[...removed].join(', ')}` : ''].filter((s) => s !== '').join(' and ');
-    const where = names.length === 1 && names[0] === `the rule for ${p.clusterPath}` ? `the creation rule for ${p.clusterPath}` : `the creation rule(s) governing what ${p.clusterPath} reaches (${names.join(', ')})`;
+    const summary = [added.size > 0 ? `add recipient ${[...added].join(', ')}` : '', removed.size > 0 ? `remove recipient ${[...removed].join(', ')}` : '']
+      .filter((s) => s !== '')
+      .join(' and ');
+    const where =
+      names.length === 1 && names[0] === `the rule for ${p.clusterPath}`
+        ? `the creation rule for ${p.clusterPath}`
+        : `the creation rule(s) governing what ${p.clusterPath} reaches (${names.join(', ')})`;
     return { content: y.toString(), summary: `${summary} in ${where}` };
   },
 });
@@ -134,7 +140,11 @@ export const sopsRecipientsKind = fileKind<SopsRecipientsParams>({
 const anchored = (node: unknown): boolean => isNode(node) && !isAlias(node) && typeof node.anchor === 'string';
 const shared = (node: unknown): boolean => isAlias(node) || anchored(node);
 
-const recipientsIn = (node: unknown): string[] => (str(node) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+const recipientsIn = (node: unknown): string[] =>
+  (str(node) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 
 /**
  * Change the `age:` of a rule or key group in place, and of the groups it merges, written the way
@@ -151,7 +161,11 @@ function editAges(y: EditableYaml, file: string, group: unknown, c: RecipientCha
   if (!sameList(ages, wanted)) {
     const kept = (e: unknown) => resolved(e).every((r) => wanted.includes(r));
     if (at.shared || anchored(node) || (isSeq(node) && node.items.some((e) => !kept(e) && anchored(e)))) {
-      throw configError(`cannot edit the age recipients of ${at.what}: they are shared through a YAML anchor`, locate(y, file, node ?? group), 'change them by hand, so that no other rule changes with them');
+      throw configError(
+        `cannot edit the age recipients of ${at.what}: they are shared through a YAML anchor`,
+        locate(y, file, node ?? group),
+        'change them by hand, so that no other rule changes with them',
+      );
     }
     if (wanted.length === 0) group.delete('age');
     else if (isSeq(node)) {

@@ -86,7 +86,10 @@ export async function gitRemote(ctx: Pick<SourceRun, 'cluster' | 'env' | 'log' |
 async function appToken(ctx: Pick<SourceRun, 'cluster' | 'env' | 'log'>, url: string, auth: GitHubAppAuth): Promise<string> {
   const target = githubRepoOf(url);
   if (target === undefined) {
-    throw new FluxstrapError('E_USAGE', `git.auth.githubApp needs a GitHub repository URL, not ${url}`, { location: { field: 'git.url' }, hint: 'https://github.com/OWNER/REPO.git (or your GitHub Enterprise Server\'s)' });
+    throw new FluxstrapError('E_USAGE', `git.auth.githubApp needs a GitHub repository URL, not ${url}`, {
+      location: { field: 'git.url' },
+      hint: "https://github.com/OWNER/REPO.git (or your GitHub Enterprise Server's)",
+    });
   }
   const { githubAppSession } = await import('./github-app.ts');
   const apiUrl = ctx.cluster.git.github?.apiUrl;
@@ -126,7 +129,9 @@ export async function resolveSource(ctx: SourceRun): Promise<BootstrapSource> {
     // The clone lives as long as the run; an interrupt removes it too, a SIGKILL leaves a temp dir.
     ctx.defer(checkout.remove);
     if (checkout.commit !== commit) {
-      throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, { hint: 'run again' });
+      throw new FluxstrapError('E_GIT', `branch ${branch} moved while bootstrapping (${commit.slice(0, 12)} → ${checkout.commit.slice(0, 12)})`, {
+        hint: 'run again',
+      });
     }
     dir = checkout.dir;
     origin = local === undefined ? 'fresh clone' : `fresh clone (the local checkout is at ${local.slice(0, 12)} or has changes under ${ctx.cluster.path})`;
@@ -159,10 +164,13 @@ export async function buildFluxSystem(ctx: SourceRun, src: BootstrapSource): Pro
   });
   const build = splitBuild(result);
   if (!build) {
-    throw (await missingGotk(ctx, src)) ?? new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
-      location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
-      hint: 'list gotk-sync.yaml under resources',
-    });
+    throw (
+      (await missingGotk(ctx, src)) ??
+      new FluxstrapError('E_CONFIG', `the flux-system build has no GitRepository and Kustomization named ${SYNC_NAME}`, {
+        location: { file: join(ctx.cluster.path, 'flux-system', 'kustomization.yaml') },
+        hint: 'list gotk-sync.yaml under resources',
+      })
+    );
   }
   return build;
 }
@@ -188,8 +196,18 @@ export function reachRoot(clusterPath: string, build: Pick<FluxBuild, 'sync'> | 
 
 /** The error for the flux-generated files missing at the commit being bootstrapped; undefined when both are there. */
 async function missingGotk(ctx: Pick<SourceRun, 'cluster'>, src: BootstrapSource): Promise<FluxstrapError | undefined> {
-  const folder = !(await stat(src.fluxSystemDir).then((st) => st.isDirectory(), () => false));
-  const present = await Promise.all(GOTK_FILES.map((f) => stat(join(src.fluxSystemDir, f)).then((st) => st.isFile(), () => false)));
+  const folder = !(await stat(src.fluxSystemDir).then(
+    (st) => st.isDirectory(),
+    () => false,
+  ));
+  const present = await Promise.all(
+    GOTK_FILES.map((f) =>
+      stat(join(src.fluxSystemDir, f)).then(
+        (st) => st.isFile(),
+        () => false,
+      ),
+    ),
+  );
   const missing = GOTK_FILES.filter((_, i) => !present[i]);
   if (missing.length === 0) return undefined;
   const { url, branch } = ctx.cluster.git;

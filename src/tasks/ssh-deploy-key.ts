@@ -13,7 +13,7 @@ import type { SshKeyAlgorithm } from '../keys/ssh.ts';
  * public key is written beside it (`<file>.pub`) and shown, for the Git server.
  */
 const Params = z.strictObject({
-  keyFile: z.string().min(1).optional().describe('Private key file; default the cluster\'s git.auth.ssh.keyFile.'),
+  keyFile: z.string().min(1).optional().describe("Private key file; default the cluster's git.auth.ssh.keyFile."),
   algorithm: z.enum(SSH_KEY_ALGORITHMS).optional().describe('Key type of a new key; default git.auth.ssh.keyAlgorithm, else ed25519.'),
   comment: z.string().optional().describe('Comment of the public key; default fluxstrap-<cluster>.'),
 });
@@ -41,7 +41,14 @@ export const sshDeployKeyKind: TaskKind<Params, Facts, DeployKeyContext> = {
   },
   plan(_p, facts): Change[] {
     if ('none' in facts || facts.publicKey !== undefined) return [];
-    return [{ action: 'create', target: `deploy key ${facts.file}`, summary: `generate an ${facts.algorithm} SSH deploy key (private key 0600, public key in ${facts.file}.pub)`, data: facts }];
+    return [
+      {
+        action: 'create',
+        target: `deploy key ${facts.file}`,
+        summary: `generate an ${facts.algorithm} SSH deploy key (private key 0600, public key in ${facts.file}.pub)`,
+        data: facts,
+      },
+    ];
   },
   async apply(change) {
     const facts = change.data as Extract<Facts, { file: string }>;
@@ -54,4 +61,3 @@ export const sshDeployKeyKind: TaskKind<Params, Facts, DeployKeyContext> = {
     return [`deploy key ${facts.file}: ${facts.publicKey} (${sshPublicKeyOf(facts.publicKey)?.fingerprint ?? ''})`];
   },
 };
-

@@ -57,6 +57,8 @@ export async function vaultKeyProblems(ctx: TaskContext, at: ClusterFolders, not
   }
   const proof = await tokenOpensClusterFile(ctx, token, vault.tokenEnv, at);
   if ('problem' in proof) return [proof.problem];
-  notes.push('opened' in proof ? `the Vault token in ${vault.tokenEnv} opens ${proof.opened}` : `no SOPS file under ${ctx.cluster.path} names a Vault transit key yet`);
+  notes.push(
+    'opened' in proof ? `the Vault token in ${vault.tokenEnv} opens ${proof.opened}` : `no SOPS file under ${ctx.cluster.path} names a Vault transit key yet`,
+  );
   return [];
 }

@@ -95,10 +95,12 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const live = await kube.get(ref);
     const cloud = ctx.cluster.cloudKey;
     // A cluster keyed by a cloud service needs no age key here: its files open with the service, if at all.
-    const key = cloud ? await readClusterKey(ctx).catch((e: unknown) => {
-      if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return ageClusterKey([]);
-      throw e;
-    }) : await readClusterKey(ctx);
+    const key = cloud
+      ? await readClusterKey(ctx).catch((e: unknown) => {
+          if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return ageClusterKey([]);
+          throw e;
+        })
+      : await readClusterKey(ctx);
     const unverified: string[] = [];
     const { reach, files } = await clusterSops(src.dir, reachRoot(ctx.cluster.path, build));
     const want: SecretDigest[] = [];
@@ -127,10 +129,16 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
         const childRef = { apiVersion: ks.apiVersion, kind: 'Kustomization', name: k.name, namespace: k.namespace };
         const obj = run.check
           ? await kube.get(childRef)
-          : await kube.waitFor(childRef, settledAt(src.revision), { timeoutMs: ctx.timeoutMs, what: `applied at ${src.revision}`, onProgress: (r) => ctx.log(`${describeKustomization(k)}: ${r}`) }).catch((e: unknown) => {
-            if (e instanceof FluxstrapError && e.code === 'E_TIMEOUT') return kube.get(childRef);
-            throw e;
-          });
+          : await kube
+              .waitFor(childRef, settledAt(src.revision), {
+                timeoutMs: ctx.timeoutMs,
+                what: `applied at ${src.revision}`,
+                onProgress: (r) => ctx.log(`${describeKustomization(k)}: ${r}`),
+              })
+              .catch((e: unknown) => {
+                if (e instanceof FluxstrapError && e.code === 'E_TIMEOUT') return kube.get(childRef);
+                throw e;
+              });
         const ready = conditionOf(obj, 'Ready');
         const provider = (obj?.spec as { decryption?: { provider?: string } } | undefined)?.decryption?.provider;
         children.push({
@@ -142,15 +150,22 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
       }
     }
     const have: VerifyFacts['have'] = {};
-    await Promise.all(want.map(async (w) => {
-      const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: w.namespace, name: w.name });
-      have[keyOf(w)] = secret
-        ? Object.fromEntries(Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [k, sha256(Buffer.from(v, 'base64'))]))
-        : undefined;
-    }));
+    await Promise.all(
+      want.map(async (w) => {
+        const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: w.namespace, name: w.name });
+        have[keyOf(w)] = secret
+          ? Object.fromEntries(Object.entries((secret.data ?? {}) as Record<string, string>).map(([k, v]) => [k, sha256(Buffer.from(v, 'base64'))]))
+          : undefined;
+      }),
+    );
     const decryption = live ? ((live.spec as { decryption?: VerifyFacts['decryption'] } | undefined)?.decryption ?? null) : undefined;
     return {
-      kustomization: describeRef(ref), ...(decryption !== undefined ? { decryption } : {}), want, have, check: run.check, children,
+      kustomization: describeRef(ref),
+      ...(decryption !== undefined ? { decryption } : {}),
+      want,
+      have,
+      check: run.check,
+      children,
       ...(unverified.length > 0 && cloud ? { unverified: { service: SERVICE_NAMES[cloud.type], files: unverified } } : {}),
     };
   },
@@ -158,7 +173,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const problems = verificationProblems(facts);
     if (problems.length > 0) {
       throw new FluxstrapError('E_DECRYPT', `decryption is not working: ${problems.join('; ')}`, {
-        hint: 'see `kubectl -n flux-system describe kustomization flux-system` for the controller\'s message; the sops-age Secret must hold an identity of a recipient the files are encrypted for',
+        hint: "see `kubectl -n flux-system describe kustomization flux-system` for the controller's message; the sops-age Secret must hold an identity of a recipient the files are encrypted for",
       });
     }
     return [];
@@ -174,6 +189,12 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     // Per Kustomization, in the order the walk found them.
     const groups = new Map<string, SecretDigest[]>();
     for (const w of facts.want) groups.set(w.by ?? facts.kustomization, [...(groups.get(w.by ?? facts.kustomization) ?? []), w]);
-    return [...skipped, ...[...groups].map(([by, ws]) => `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`)];
+    return [
+      ...skipped,
+      ...[...groups].map(
+        ([by, ws]) =>
+          `${by}: ${ws.length} SOPS-encrypted Secret(s) decrypted in the cluster: ${ws.map((w) => `${keyOf(w)} [${Object.keys(w.hashes).sort().join(', ')}]`).join(', ')}`,
+      ),
+    ];
   },
 };

@@ -31,16 +31,20 @@ export const waitControllersKind: TaskKind<Params, DeploymentFacts[], TaskContex
   async observe(_p, ctx) {
     const kube = await ctx.kube();
     const deployments = (await ctx.fluxBuild()).components.filter((o) => o.kind === 'Deployment');
-    return Promise.all(deployments.map(async (d: KubeObject) => {
-      const ref = refOf(d);
-      return { ref, state: deploymentAvailable(await kube.get(ref)) };
-    }));
+    return Promise.all(
+      deployments.map(async (d: KubeObject) => {
+        const ref = refOf(d);
+        return { ref, state: deploymentAvailable(await kube.get(ref)) };
+      }),
+    );
   },
   plan(_p, facts) {
     return planWaits(facts);
   },
   async apply(change, _p, ctx) {
     const ref = dataOf(change);
-    await (await ctx.kube()).waitFor(ref, deploymentAvailable, { timeoutMs: ctx.timeoutMs, what: 'Available', onProgress: (r) => ctx.log(`${describeRef(ref)}: ${r}`) });
+    await (
+      await ctx.kube()
+    ).waitFor(ref, deploymentAvailable, { timeoutMs: ctx.timeoutMs, what: 'Available', onProgress: (r) => ctx.log(`${describeRef(ref)}: ${r}`) });
   },
 };

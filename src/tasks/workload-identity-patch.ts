@@ -15,10 +15,12 @@ import { locate, parseEditable, rootMap, seqAt, str } from './yaml-edit.ts';
 export const workloadIdentityPatchParams = z.object({
   /** `clusters/NAME/flux-system/kustomization.yaml` */
   file: z.string(),
-  patches: z.array(z.object({
-    target: z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional() }),
-    patch: z.string(),
-  })),
+  patches: z.array(
+    z.object({
+      target: z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional() }),
+      patch: z.string(),
+    }),
+  ),
   /** Files of the flux-system folder to list in `resources` (the object-level ServiceAccount). */
   resources: z.array(z.string()).default([]),
   /** What the patches are for, in the change summary. */
@@ -44,11 +46,16 @@ export const workloadIdentityPatchKind = fileKind<WorkloadIdentityPatchParams>({
     }
     const existing = root.get('patches', true);
     const present = (want: WorkloadIdentityPatchParams['patches'][number]): boolean =>
-      isSeq(existing) && existing.items.some((e) => {
+      isSeq(existing) &&
+      existing.items.some((e) => {
         if (!isMap(e)) return false;
         const target = e.get('target', true);
-        return isMap(target) && str(target.get('kind', true)) === want.target.kind && str(target.get('name', true)) === want.target.name
-          && normal(str(e.get('patch', true)) ?? '') === normal(want.patch);
+        return (
+          isMap(target) &&
+          str(target.get('kind', true)) === want.target.kind &&
+          str(target.get('name', true)) === want.target.name &&
+          normal(str(e.get('patch', true)) ?? '') === normal(want.patch)
+        );
       });
     const missing = p.patches.filter((want) => !present(want));
     const listed = root.get('resources', true);
@@ -62,7 +69,10 @@ export const workloadIdentityPatchKind = fileKind<WorkloadIdentityPatchParams>({
       seq.items.push(y.doc.createNode({ patch: text, target: want.target }));
     }
     const what = [...new Set([...missing.map((m) => `${m.target.kind} ${m.target.name}`), ...unlisted])].join(', ');
-    return { content: y.toString(), summary: `${content === undefined ? 'create it with the gotk resources and ' : ''}patch ${p.purpose ?? 'the cloud identity for SOPS'} into ${what}` };
+    return {
+      content: y.toString(),
+      summary: `${content === undefined ? 'create it with the gotk resources and ' : ''}patch ${p.purpose ?? 'the cloud identity for SOPS'} into ${what}`,
+    };
   },
 });
 
@@ -73,5 +83,11 @@ export const identityServiceAccountKind = fileKind<{ file: string; content: stri
   kind: 'identity-service-account',
   params: z.object({ file: z.string(), content: z.string() }),
   file: (p) => p.file,
-  desired: (p, { content }) => (content === p.content ? undefined : { content: p.content, summary: content === undefined ? 'the ServiceAccount the flux-system Kustomization decrypts as' : 'the ServiceAccount\'s identity changed' }),
+  desired: (p, { content }) =>
+    content === p.content
+      ? undefined
+      : {
+          content: p.content,
+          summary: content === undefined ? 'the ServiceAccount the flux-system Kustomization decrypts as' : "the ServiceAccount's identity changed",
+        },
 });

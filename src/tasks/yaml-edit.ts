@@ -20,7 +20,8 @@ export interface EditableYaml {
 /** Parse one YAML document; a syntax error is E_CONFIG with the file and line. */
 export function parseEditable(text: string, file: string): EditableYaml {
   const { docs, lineOf } = parseYamlFile(text, file);
-  if (docs.length > 1) throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
+  if (docs.length > 1)
+    throw configError('invalid YAML: a single document was expected, this file holds several', { file, line: lineOf(docs[1]?.contents) ?? 1 });
   // A file of comments only holds no document; parseDocument gives it one, comments kept.
   const doc = docs[0] ?? parseDocument(text);
   return { doc, lineOf, toString: () => serialize(doc, text) };

@@ -3,14 +3,15 @@
 // A component is skipped when its stamp matches the module version, Go version and flags.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, stampPath, type Component,
-} from './components.ts';
+import { COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, stampPath, type Component } from './components.ts';
 import { bundleDir, generateGotkComponents, gotkComponentsPath } from './gotk.ts';
 import { commonBuildFlags, downloadModule, goEnv } from './go.ts';
 import { run } from './proc.ts';
 
-interface Replace { from: string; to: string }
+interface Replace {
+  from: string;
+  to: string;
+}
 
 /** The replace directives of a go.mod, block and single-line forms. */
 export function parseReplaces(goMod: string): Replace[] {
@@ -81,8 +82,13 @@ async function goVersion(): Promise<string> {
 /** Everything that decides what a build produces; a different recipe means a rebuild. */
 function recipe(c: Component, go: string): string {
   return JSON.stringify({
-    module: c.module, version: c.version, go, ldflags: c.ldflags,
-    substitutes: c.substitutes ?? [], binaries: c.binaries, flags: commonBuildFlags,
+    module: c.module,
+    version: c.version,
+    go,
+    ldflags: c.ldflags,
+    substitutes: c.substitutes ?? [],
+    binaries: c.binaries,
+    flags: commonBuildFlags,
     // The flux CLI embeds the generated bundles: a CLI built with fewer cannot install the set.
     ...(c.method === 'copy' ? { bundles: [...DEFAULT_CONTROLLERS] } : {}),
   });
@@ -141,8 +147,7 @@ async function buildComponent(c: Component): Promise<void> {
   const output = binaries.length === 1 ? join(binDir, binaries[0]?.[0] ?? '') : `${binDir}/`;
   try {
     if (c.method === 'install') {
-      await run('go', ['install', '-v', ...commonBuildFlags, '-ldflags', ldflags,
-        ...binaries.map(([, pkg]) => `${pkg}@${c.version}`)], opts);
+      await run('go', ['install', '-v', ...commonBuildFlags, '-ldflags', ldflags, ...binaries.map(([, pkg]) => `${pkg}@${c.version}`)], opts);
     } else {
       const src = join(cacheDir(), 'src', `${c.name}-${c.version}`);
       const upstream = await downloadModule(c.module, c.version);
@@ -155,8 +160,10 @@ async function buildComponent(c: Component): Promise<void> {
       console.log(`[build] ${c.name}: downloading and compiling ${binaries.map(([b]) => b).join(', ')} (log: ${log})`);
       // -mod=mod resolves the build's dependencies only; `go mod tidy` would also fetch test-only
       // modules, some of which the proxy refuses.
-      await run('go', ['build', '-v', ...commonBuildFlags, '-mod=mod', '-ldflags', ldflags, '-o', output,
-        ...binaries.map(([, pkg]) => pkg)], { ...opts, cwd: src });
+      await run('go', ['build', '-v', ...commonBuildFlags, '-mod=mod', '-ldflags', ldflags, '-o', output, ...binaries.map(([, pkg]) => pkg)], {
+        ...opts,
+        cwd: src,
+      });
     }
   } catch (err) {
     throw new Error(`build of ${c.name} (${c.module}@${c.version}) failed: ${(err as Error).message} — full log: ${log}`, { cause: err });

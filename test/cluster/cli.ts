@@ -58,10 +58,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.error('[cluster] stopping…');
-    cluster.stop().then(() => process.exit(0), (err: unknown) => {
-      console.error(`[cluster] stop failed: ${(err as Error).message}`);
-      process.exit(1);
-    });
+    cluster.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(`[cluster] stop failed: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);

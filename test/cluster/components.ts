@@ -9,12 +9,11 @@ import { join } from 'node:path';
 export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
-export type ComponentName =
-  | 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'vault' | ControllerName;
+export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'vault' | ControllerName;
 
 /** Flux's default components, as `flux install` installs them. */
 export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
-export type ControllerName = typeof DEFAULT_CONTROLLERS[number];
+export type ControllerName = (typeof DEFAULT_CONTROLLERS)[number];
 
 export interface Component {
   readonly name: ComponentName;

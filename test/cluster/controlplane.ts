@@ -36,18 +36,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   mkdirSync(pki, { recursive: true });
   const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([opts.ports.take(), opts.ports.take(), opts.ports.take()]);
   const services: Stoppable[] = [];
-  const alive = (s: Service) => (): string | undefined =>
-    s.alive ? undefined : `${s.name} exited; log tail:\n${tail(s.logFile)}`;
+  const alive = (s: Service) => (): string | undefined => (s.alive ? undefined : `${s.name} exited; log tail:\n${tail(s.logFile)}`);
 
   try {
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     const etcd = new Service({
-      name: 'etcd', cmd: opts.etcd, logsDir: opts.logsDir, pidsDir: opts.pidsDir,
+      name: 'etcd',
+      cmd: opts.etcd,
+      logsDir: opts.logsDir,
+      pidsDir: opts.pidsDir,
       args: [
         `--data-dir=${join(opts.dir, 'etcd')}`,
-        `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
-        `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=default=${peerUrl}`,
         // Test data is disposable; fsync is most of etcd's write latency.
         '--unsafe-no-fsync=true',
@@ -61,14 +65,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const server = `https://127.0.0.1:${apiPort}`;
     const apiserverOptions = {
-      name: 'kube-apiserver', cmd: opts.kubeApiserver, logsDir: opts.logsDir, pidsDir: opts.pidsDir,
+      name: 'kube-apiserver',
+      cmd: opts.kubeApiserver,
+      logsDir: opts.logsDir,
+      pidsDir: opts.pidsDir,
       args: [
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1', `--secure-port=${apiPort}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
         // Hosts without a default route have no address to advertise, and a loopback one is
         // refused by the endpoint reconciler, so that reconciler is switched off.
-        '--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none',
-        `--tls-cert-file=${join(pki, 'serving.crt')}`, `--tls-private-key-file=${join(pki, 'serving.key')}`,
+        '--advertise-address=127.0.0.1',
+        '--endpoint-reconciler-type=none',
+        `--tls-cert-file=${join(pki, 'serving.crt')}`,
+        `--tls-private-key-file=${join(pki, 'serving.key')}`,
         `--token-auth-file=${join(pki, 'tokens.csv')}`,
         `--service-account-issuer=${server}`,
         `--service-account-key-file=${join(pki, 'sa.pub')}`,
@@ -83,8 +93,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     };
     let current = new Service(apiserverOptions);
     const client = new KubeClient(server, serverCert, token);
-    const ready = () => waitFor('kube-apiserver /readyz', async () => ((await client.request('GET', '/readyz')).status === 200 ? true : undefined),
-      { abort: alive(current), timeoutMs: 90_000 });
+    const ready = () =>
+      waitFor('kube-apiserver /readyz', async () => ((await client.request('GET', '/readyz')).status === 200 ? true : undefined), {
+        abort: alive(current),
+        timeoutMs: 90_000,
+      });
     const apiserver: RestartableApiserver = {
       stop: (graceMs?: number) => current.stop(graceMs),
       kill: () => current.kill(),
@@ -109,10 +122,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 async function writePki(dir: string): Promise<{ serverCert: string; token: string }> {
   // One self-signed serving certificate doubles as the CA clients trust; nothing else is signed.
   await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', join(dir, 'serving.key'), '-out', join(dir, 'serving.crt'), '-days', '7',
-    '-subj', '/CN=fluxstrap-test-apiserver',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    join(dir, 'serving.key'),
+    '-out',
+    join(dir, 'serving.crt'),
+    '-days',
+    '7',
+    '-subj',
+    '/CN=fluxstrap-test-apiserver',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc',
   ]);
   const sa = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   writeFileSync(join(dir, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });

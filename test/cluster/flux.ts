@@ -12,8 +12,9 @@ import { Service, sleep } from './proc.ts';
 export const FLUX_NAMESPACE = 'flux-system';
 export type { ControllerName } from './components.ts';
 
-const SOURCE_CRDS = ['gitrepositories', 'helmrepositories', 'helmcharts', 'buckets', 'ocirepositories', 'externalartifacts']
-  .map((p) => `${p}.source.toolkit.fluxcd.io`);
+const SOURCE_CRDS = ['gitrepositories', 'helmrepositories', 'helmcharts', 'buckets', 'ocirepositories', 'externalartifacts'].map(
+  (p) => `${p}.source.toolkit.fluxcd.io`,
+);
 
 /** CRDs a controller watches; its manager exits at start if one is missing. */
 const REQUIRED_CRDS: Record<ControllerName, readonly string[]> = {
@@ -243,7 +244,9 @@ export class FluxController {
           await this.#stopNow();
           this.#ports = await takePorts(this.#opts.ports, this.name);
           this.#restarts++;
-          writeFileSync(this.logFile, `fluxstrap harness: "${conflict.trim().slice(0, 300)}": restarting on new ports ${JSON.stringify(this.#ports)}\n`, { flag: 'a' });
+          writeFileSync(this.logFile, `fluxstrap harness: "${conflict.trim().slice(0, 300)}": restarting on new ports ${JSON.stringify(this.#ports)}\n`, {
+            flag: 'a',
+          });
           this.#spawn();
         } finally {
           this.#restartPending = false;
@@ -281,7 +284,8 @@ function readFrom(file: string, offset: number): Buffer {
 export async function crdsEstablished(client: KubeClient, name: ControllerName): Promise<boolean> {
   for (const crd of REQUIRED_CRDS[name]) {
     const obj = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
-      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`);
+      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`,
+    );
     if (condition(obj, 'Established')?.status !== 'True') return false;
   }
   return true;
@@ -345,8 +349,7 @@ export class DeploymentMirror {
 
   async reconcile(): Promise<void> {
     for (const controller of this.#controllers) {
-      const deployment = await this.#client.get<Deployment>(
-        `/apis/apps/v1/namespaces/${FLUX_NAMESPACE}/deployments/${controller.name}`);
+      const deployment = await this.#client.get<Deployment>(`/apis/apps/v1/namespaces/${FLUX_NAMESPACE}/deployments/${controller.name}`);
       const replicas = deployment?.spec?.replicas ?? 1;
       const wanted = deployment !== undefined && replicas > 0 && !this.#held.has(controller.name);
       if (!wanted) {
@@ -354,7 +357,7 @@ export class DeploymentMirror {
       } else {
         const args = controller.passedOn((deployment.spec?.template?.spec?.containers ?? []).flatMap((c) => c.args ?? []));
         const changed = args.join('\0') !== controller.deploymentArgs.join('\0');
-        if ((!controller.running || changed) && await crdsEstablished(this.#client, controller.name)) await controller.startWith(args);
+        if ((!controller.running || changed) && (await crdsEstablished(this.#client, controller.name))) await controller.startWith(args);
       }
       if (deployment !== undefined) await this.#writeStatus(deployment, replicas, await controller.healthy());
     }
@@ -364,8 +367,12 @@ export class DeploymentMirror {
     const generation = deployment.metadata.generation ?? 1;
     const ready = healthy ? replicas : 0;
     const current = deployment.status;
-    if (current?.observedGeneration === generation && (current.availableReplicas ?? 0) === ready
-      && condition(deployment, 'Available')?.status === (healthy ? 'True' : 'False')) return;
+    if (
+      current?.observedGeneration === generation &&
+      (current.availableReplicas ?? 0) === ready &&
+      condition(deployment, 'Available')?.status === (healthy ? 'True' : 'False')
+    )
+      return;
     const now = new Date().toISOString();
     const status = {
       observedGeneration: generation,
@@ -378,7 +385,12 @@ export class DeploymentMirror {
         healthy
           ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' }
           : { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' },
-        { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${deployment.metadata.name}" has successfully progressed.` },
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'NewReplicaSetAvailable',
+          message: `ReplicaSet "${deployment.metadata.name}" has successfully progressed.`,
+        },
       ].map((c) => ({ ...c, lastUpdateTime: now, lastTransitionTime: now })),
     };
     await this.#client.mergePatch(`/apis/apps/v1/namespaces/${FLUX_NAMESPACE}/deployments/${deployment.metadata.name}/status`, { status });

@@ -83,16 +83,14 @@ export async function startGitServer(dir: string): Promise<GitServer> {
   // A client that drops mid-handshake must not take the test process down.
   ssh.on('error', () => undefined);
 
-  const listen = (server: HttpServer | ssh2.Server, port = 0): Promise<number> => new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
+  const listen = (server: HttpServer | ssh2.Server, port = 0): Promise<number> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    });
   const close = async (): Promise<void> => {
     http.closeAllConnections();
-    await Promise.all([
-      new Promise<void>((resolve) => http.close(() => resolve())),
-      new Promise<void>((resolve) => ssh.close(() => resolve())),
-    ]);
+    await Promise.all([new Promise<void>((resolve) => http.close(() => resolve())), new Promise<void>((resolve) => ssh.close(() => resolve()))]);
   };
   const [httpPort, sshPort] = await Promise.all([listen(http), listen(ssh)]);
   const httpBase = `http://127.0.0.1:${httpPort}`;
@@ -144,7 +142,7 @@ async function handleHttp(req: IncomingMessage, res: ServerResponse, reposDir: s
     return;
   }
   const pushing = url.searchParams.get('service') === 'git-receive-pack' || match[2] === 'git-receive-pack';
-  if (await ensureRepo(reposDir, repo, pushing) === undefined) {
+  if ((await ensureRepo(reposDir, repo, pushing)) === undefined) {
     res.writeHead(404).end();
     return;
   }
@@ -214,9 +212,10 @@ function pipeCgiResponse(out: NodeJS.ReadableStream, res: ServerResponse): Promi
 function handleSshClient(client: ssh2.Connection, reposDir: string, allowedKeys: readonly ssh2.ParsedKey[]): void {
   client.on('error', () => undefined);
   client.on('authentication', (ctx) => {
-    const allowed = ctx.method === 'publickey'
-      ? allowedKeys.find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()))
-      : undefined;
+    const allowed =
+      ctx.method === 'publickey'
+        ? allowedKeys.find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()))
+        : undefined;
     if (ctx.method !== 'publickey' || ctx.username !== 'git' || allowed === undefined) {
       ctx.reject(['publickey']);
       return;
@@ -240,29 +239,32 @@ function handleSshClient(client: ssh2.Connection, reposDir: string, allowedKeys:
         }
         const command = match[1];
         const stream = accept();
-        ensureRepo(reposDir, repo, command === 'git-receive-pack').then((dir) => {
-          if (dir === undefined) {
-            stream.stderr.write(`fatal: repository '${repo}' does not exist\n`);
-            stream.exit(128);
+        ensureRepo(reposDir, repo, command === 'git-receive-pack').then(
+          (dir) => {
+            if (dir === undefined) {
+              stream.stderr.write(`fatal: repository '${repo}' does not exist\n`);
+              stream.exit(128);
+              stream.end();
+              return;
+            }
+            const git = spawn('git', [command.slice('git-'.length), dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+            git.stdin.on('error', () => undefined);
+            stream.on('error', () => undefined);
+            stream.pipe(git.stdin);
+            git.stdout.pipe(stream, { end: false });
+            git.stderr.pipe(stream.stderr, { end: false });
+            git.on('error', (err) => stream.stderr.write(`fatal: ${err.message}\n`));
+            git.on('close', (code) => {
+              stream.exit(code ?? 1);
+              stream.end();
+            });
+          },
+          (err: unknown) => {
+            stream.stderr.write(`fatal: ${String(err)}\n`);
+            stream.exit(1);
             stream.end();
-            return;
-          }
-          const git = spawn('git', [command.slice('git-'.length), dir], { stdio: ['pipe', 'pipe', 'pipe'] });
-          git.stdin.on('error', () => undefined);
-          stream.on('error', () => undefined);
-          stream.pipe(git.stdin);
-          git.stdout.pipe(stream, { end: false });
-          git.stderr.pipe(stream.stderr, { end: false });
-          git.on('error', (err) => stream.stderr.write(`fatal: ${err.message}\n`));
-          git.on('close', (code) => {
-            stream.exit(code ?? 1);
-            stream.end();
-          });
-        }, (err: unknown) => {
-          stream.stderr.write(`fatal: ${String(err)}\n`);
-          stream.exit(1);
-          stream.end();
-        });
+          },
+        );
       });
     });
   });

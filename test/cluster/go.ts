@@ -20,10 +20,9 @@ export interface ModuleInfo {
 }
 
 export async function downloadModule(module: string, version: string): Promise<ModuleInfo> {
-  const out = await run('go', ['mod', 'download', '-json', `${module}@${version}`], { env: goEnv })
-    .catch((err: unknown) => {
-      throw new Error(`downloading ${module}@${version}: ${(err as Error).message}`);
-    });
+  const out = await run('go', ['mod', 'download', '-json', `${module}@${version}`], { env: goEnv }).catch((err: unknown) => {
+    throw new Error(`downloading ${module}@${version}: ${(err as Error).message}`);
+  });
   const info = JSON.parse(out) as Partial<ModuleInfo> & { Error?: string };
   if (info.Error !== undefined || info.Dir === undefined || info.GoMod === undefined) {
     throw new Error(`downloading ${module}@${version}: ${info.Error ?? 'no module directory'}`);

@@ -6,9 +6,7 @@
 // install kustomization of flux2's pkg/manifestgen/install/templates.go.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  DEFAULT_CONTROLLERS, FLUX_VERSION, binaryPath, component, fluxManifestsDir,
-} from './components.ts';
+import { DEFAULT_CONTROLLERS, FLUX_VERSION, binaryPath, component, fluxManifestsDir } from './components.ts';
 import { downloadModule } from './go.ts';
 import { run } from './proc.ts';
 
@@ -44,22 +42,31 @@ export async function generateGotkComponents(): Promise<string> {
   const kubectl = binaryPath(component('kubernetes'), 'kubectl');
   if (!existsSync(kubectl)) throw new Error(`gotk-components.yaml needs kubectl (kustomize): ${kubectl} is missing`);
   const flux2 = await downloadModule('github.com/fluxcd/flux2/v2', FLUX_VERSION);
-  const controllers = await Promise.all(DEFAULT_CONTROLLERS.map(async (name) => {
-    const c = component(name);
-    const mod = await downloadModule(c.module, c.version);
-    return {
-      name, module: c.module, version: c.version, ...(c.pairedVersion === undefined ? {} : { pairedVersion: c.pairedVersion }),
-      crds: join(mod.Dir, 'config', 'crd'), manager: join(mod.Dir, 'config', 'manager'),
-    };
-  }));
+  const controllers = await Promise.all(
+    DEFAULT_CONTROLLERS.map(async (name) => {
+      const c = component(name);
+      const mod = await downloadModule(c.module, c.version);
+      return {
+        name,
+        module: c.module,
+        version: c.version,
+        ...(c.pairedVersion === undefined ? {} : { pairedVersion: c.pairedVersion }),
+        crds: join(mod.Dir, 'config', 'crd'),
+        manager: join(mod.Dir, 'config', 'manager'),
+      };
+    }),
+  );
   const inputs = {
     flux: { module: 'github.com/fluxcd/flux2/v2', version: FLUX_VERSION, manifests: join(flux2.Dir, 'manifests') },
     controllers,
     kustomize: `kubectl kustomize (${binaryPath(component('kubernetes'), 'kubectl')})`,
     components: [...DEFAULT_CONTROLLERS],
   };
-  if (existsSync(gotkComponentsPath()) && existsSync(provenancePath())
-    && sameInputs(JSON.parse(readFileSync(provenancePath(), 'utf8')) as Provenance, inputs)) {
+  if (
+    existsSync(gotkComponentsPath()) &&
+    existsSync(provenancePath()) &&
+    sameInputs(JSON.parse(readFileSync(provenancePath(), 'utf8')) as Provenance, inputs)
+  ) {
     return gotkComponentsPath();
   }
 
@@ -82,7 +89,10 @@ export async function generateGotkComponents(): Promise<string> {
   const kustomize = async (dir: string): Promise<string> => run(kubectl, ['kustomize', dir]);
   for (const c of controllers) {
     const base = join(manifests, 'bases', c.name);
-    writeFileSync(join(base, 'kustomization.yaml'), localizeReleaseAssets(readFileSync(join(base, 'kustomization.yaml'), 'utf8'), c.name, c.pairedVersion ?? c.version));
+    writeFileSync(
+      join(base, 'kustomization.yaml'),
+      localizeReleaseAssets(readFileSync(join(base, 'kustomization.yaml'), 'utf8'), c.name, c.pairedVersion ?? c.version),
+    );
     writeFileSync(join(bundle, `${c.name}.yaml`), await kustomize(base));
   }
   writeFileSync(join(bundle, 'rbac.yaml'), await kustomize(join(manifests, 'rbac')));
@@ -133,16 +143,15 @@ export function localizeReleaseAssets(kustomization: string, name: string, versi
 /** The files flux2 pkg/manifestgen/install generate() writes, for flux's default options. */
 function installKustomization(components: readonly string[]): Record<string, string> {
   // flux points every controller at notification-controller's Service when it is installed.
-  const eventsAddr = components.includes('notification-controller')
-    ? `http://notification-controller.$(RUNTIME_NAMESPACE).svc.cluster.local./`
-    : '';
+  const eventsAddr = components.includes('notification-controller') ? `http://notification-controller.$(RUNTIME_NAMESPACE).svc.cluster.local./` : '';
   const registry = 'ghcr.io/fluxcd';
   const replace = (index: number, value: string): string =>
     `    - op: replace\n      path: /spec/template/spec/containers/0/args/${index}\n      value: ${value}`;
   const patches = components.map((name) => {
-    const ops = name === 'notification-controller'
-      ? [replace(0, '--watch-all-namespaces=true'), replace(1, '--log-level=info')]
-      : [replace(0, `--events-addr=${eventsAddr}`), replace(1, '--watch-all-namespaces=true'), replace(2, '--log-level=info')];
+    const ops =
+      name === 'notification-controller'
+        ? [replace(0, '--watch-all-namespaces=true'), replace(1, '--log-level=info')]
+        : [replace(0, `--events-addr=${eventsAddr}`), replace(1, '--watch-all-namespaces=true'), replace(2, '--log-level=info')];
     if (name === 'source-controller') ops.push(replace(6, `--storage-adv-addr=${name}.$(RUNTIME_NAMESPACE).svc.cluster.local.`));
     return `- target:\n    group: apps\n    version: v1\n    kind: Deployment\n    name: ${name}\n  patch: |-\n${ops.join('\n')}`;
   });

@@ -9,13 +9,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ownedTempDir } from '../helpers/tmp.ts';
-import {
-  DEFAULT_CONTROLLERS, FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName,
-} from './components.ts';
+import { DEFAULT_CONTROLLERS, FLUX_VERSION, KUBERNETES_VERSION, binaryPath, component, type ComponentName } from './components.ts';
 import { startControlPlane, type RestartableApiserver, type Stoppable } from './controlplane.ts';
-import {
-  DeploymentMirror, FluxController, crdsEstablished, type ControllerName,
-} from './flux.ts';
+import { DeploymentMirror, FluxController, crdsEstablished, type ControllerName } from './flux.ts';
 import { startGitServer, type GitServer } from './git-server.ts';
 import { gotkComponentsPath } from './gotk.ts';
 import { type KubeClient } from './kube.ts';
@@ -151,7 +147,8 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   mkdirSync(logsDir);
   mkdirSync(pidsDir);
   const watchdog = spawn(process.execPath, [join(import.meta.dirname, 'watchdog.ts'), String(process.pid), pidsDir, dir], {
-    detached: true, stdio: 'ignore',
+    detached: true,
+    stdio: 'ignore',
   });
   watchdog.unref();
 

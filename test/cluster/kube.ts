@@ -21,27 +21,36 @@ export class KubeClient {
   async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeResponse<T>> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const req = request(new URL(path, this.server), {
-        method,
-        ca: this.#ca,
-        timeout: 10_000,
-        headers: {
-          authorization: `Bearer ${this.#token}`,
-          accept: 'application/json',
-          ...(payload === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) }),
+      const req = request(
+        new URL(path, this.server),
+        {
+          method,
+          ca: this.#ca,
+          timeout: 10_000,
+          headers: {
+            authorization: `Bearer ${this.#token}`,
+            accept: 'application/json',
+            ...(payload === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) }),
+          },
         },
-      }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => {
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // /readyz and friends answer in plain text.
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed as T });
-        });
-      });
+        (res) => {
+          let text = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (d: string) => {
+              text += d;
+            })
+            .on('end', () => {
+              let parsed: unknown = text;
+              try {
+                parsed = JSON.parse(text);
+              } catch {
+                // /readyz and friends answer in plain text.
+              }
+              resolve({ status: res.statusCode ?? 0, body: parsed as T });
+            });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
       req.on('error', reject);
       req.end(payload);

@@ -23,7 +23,11 @@ export function cli(args: string[], opts: { cwd?: string; env?: Record<string, s
   return new Promise((resolve, reject) => {
     // Only the keys a test names: none from this machine's SOPS settings.
     const { SOPS_AGE_KEY: _k, SOPS_AGE_KEY_FILE: _f, ...base } = process.env;
-    const child = spawn(NODE, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...base, CI: '1', NO_COLOR: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...base, CI: '1', NO_COLOR: '1', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -35,7 +39,11 @@ export function cli(args: string[], opts: { cwd?: string; env?: Record<string, s
 
 export async function git(args: string[], cwd: string, auth: GitAuth = { kind: 'none' }): Promise<void> {
   const { execa } = await import('execa');
-  const res = await execa('git', args, { cwd, env: { ...gitEnv(auth), GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' }, reject: false });
+  const res = await execa('git', args, {
+    cwd,
+    env: { ...gitEnv(auth), GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+    reject: false,
+  });
   assert.equal(res.exitCode, 0, `git ${args.join(' ')}: ${res.stderr}`);
 }
 
@@ -62,8 +70,11 @@ export interface ReachedSecret {
 /** Each Flux Kustomization of flux-system becomes Ready, and each Secret holds its plaintext value. */
 export async function assertConverged(kube: KubeAdapter, kustomizations: string[], secrets: ReachedSecret[]): Promise<void> {
   for (const ks of kustomizations) {
-    const obj = await kube.waitFor({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: ks },
-      (o) => ({ done: conditionOf(o, 'Ready')?.status === 'True', reason: conditionOf(o, 'Ready')?.message ?? 'not Ready' }), { timeoutMs: 180_000, what: 'Ready' });
+    const obj = await kube.waitFor(
+      { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: ks },
+      (o) => ({ done: conditionOf(o, 'Ready')?.status === 'True', reason: conditionOf(o, 'Ready')?.message ?? 'not Ready' }),
+      { timeoutMs: 180_000, what: 'Ready' },
+    );
     assert.equal(conditionOf(obj, 'Ready')?.status, 'True');
   }
   for (const s of secrets) {

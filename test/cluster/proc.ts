@@ -77,12 +77,19 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
 }
 
 function lastMeaningfulLine(text: string): string | undefined {
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').at(-1);
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .at(-1);
 }
 
 export function tail(file: string, lines = 40): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch {
     return `(no log at ${file})`;
   }

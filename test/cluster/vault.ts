@@ -73,10 +73,14 @@ export async function startVault(dir: string): Promise<VaultDev> {
     ports.release();
   };
   try {
-    await waitFor('the Vault dev server to answer /v1/sys/health', async () => {
-      const res = await fetch(`${address}/v1/sys/health`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
-    }, { timeoutMs: 60_000, abort: () => (server.alive ? undefined : `vault exited:\n${tail(server.logFile)}`) });
+    await waitFor(
+      'the Vault dev server to answer /v1/sys/health',
+      async () => {
+        const res = await fetch(`${address}/v1/sys/health`).catch(() => undefined);
+        return res?.status === 200 ? true : undefined;
+      },
+      { timeoutMs: 60_000, abort: () => (server.alive ? undefined : `vault exited:\n${tail(server.logFile)}`) },
+    );
     await api('POST', 'sys/mounts/transit', { type: 'transit' });
   } catch (e) {
     await stop();
@@ -91,10 +95,12 @@ export async function startVault(dir: string): Promise<VaultDev> {
     },
     tokenFor: async (keys) => {
       const policy = `sops-${randomBytes(4).toString('hex')}`;
-      const rules = keys.map((k) => {
-        const [engine, name] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
-        return `path "${engine}/encrypt/${name}" { capabilities = ["update"] }\npath "${engine}/decrypt/${name}" { capabilities = ["update"] }`;
-      }).join('\n');
+      const rules = keys
+        .map((k) => {
+          const [engine, name] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
+          return `path "${engine}/encrypt/${name}" { capabilities = ["update"] }\npath "${engine}/decrypt/${name}" { capabilities = ["update"] }`;
+        })
+        .join('\n');
       await api('PUT', `sys/policies/acl/${policy}`, { policy: rules });
       const created = await api('POST', 'auth/token/create', { policies: [policy], no_default_policy: true, ttl: '1h' });
       const token = (created.auth as { client_token?: string } | undefined)?.client_token;

@@ -30,10 +30,20 @@ const plain = `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\
 /** The environment with nothing AWS from the caller's own, so a test decides every credential. */
 function awsEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
-    HOME: dir, AWS_CONFIG_FILE: join(dir, 'no-aws-config'), AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
-    AWS_PROFILE: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_ENDPOINT_URL: '', AWS_ENDPOINT_URL_STS: '',
-    AWS_EC2_METADATA_DISABLED: 'true', SOPS_AGE_KEY_FILE: join(dir, 'no-age-key'), SOPS_KMS_ARN: '',
-    ...kms.env, ...extra,
+    HOME: dir,
+    AWS_CONFIG_FILE: join(dir, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
+    AWS_PROFILE: '',
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_SESSION_TOKEN: '',
+    AWS_ENDPOINT_URL: '',
+    AWS_ENDPOINT_URL_STS: '',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    SOPS_AGE_KEY_FILE: join(dir, 'no-age-key'),
+    SOPS_KMS_ARN: '',
+    ...kms.env,
+    ...extra,
   };
 }
 
@@ -72,13 +82,13 @@ before(async () => {
 });
 after(() => kms.stop());
 
-void describe('fluxstrap and sops open each other\'s kms entries', () => {
+void describe("fluxstrap and sops open each other's kms entries", () => {
   void it('--kms with an encryption context: same metadata layout, each decrypts the other', async () => {
     const input = file('secret.yaml', plain);
     const flags = ['--kms', kms.keys[0], '--encryption-context', 'app:web,env:prod'];
     const ours = ok(runCli(['encrypt', ...flags, input], { env: awsEnv(), cwd: dir }));
     const theirs = (await sopsRun(['encrypt', ...flags, input], awsEnv())).stdout;
-    assert.equal(metadataShape(ours), metadataShape(theirs), 'the kms entry has sops\' fields in sops\' order');
+    assert.equal(metadataShape(ours), metadataShape(theirs), "the kms entry has sops' fields in sops' order");
     assert.deepEqual(kmsEntries(ours)[0]?.context, { app: 'web', env: 'prod' });
     assert.equal(kmsEntries(ours)[0]?.aws_profile, '', 'sops writes aws_profile even when empty');
     const oursFile = file('ours.enc.yaml', ours);
@@ -97,23 +107,29 @@ void describe('fluxstrap and sops open each other\'s kms entries', () => {
     // Credentials only under a profile: the entries' aws_profile must be what finds them.
     writeFileSync(cfg, '[profile fluxstrap-test]\nregion = eu-west-2\n');
     allowSecretsIn(creds);
-    writeFileSync(creds, `[fluxstrap-test]\naws_access_key_id = ${kms.env.AWS_ACCESS_KEY_ID ?? ''}\naws_secret_access_key = ${kms.env.AWS_SECRET_ACCESS_KEY ?? ''}\n`);
-    writeFileSync(join(sub, '.sops.yaml'), [
-      'creation_rules:',
-      '  - path_regex: groups/.*',
-      '    key_groups:',
-      '      - kms:',
-      `          - arn: ${kms.keys[0]}`,
-      '            aws_profile: fluxstrap-test',
-      '            context:',
-      '              cluster: prod',
-      `          - arn: ${kms.alias}`,
-      '            aws_profile: fluxstrap-test',
-      '  - path_regex: flat/.*',
-      `    kms: ${kms.keys[1]}`,
-      '    aws_profile: fluxstrap-test',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      creds,
+      `[fluxstrap-test]\naws_access_key_id = ${kms.env.AWS_ACCESS_KEY_ID ?? ''}\naws_secret_access_key = ${kms.env.AWS_SECRET_ACCESS_KEY ?? ''}\n`,
+    );
+    writeFileSync(
+      join(sub, '.sops.yaml'),
+      [
+        'creation_rules:',
+        '  - path_regex: groups/.*',
+        '    key_groups:',
+        '      - kms:',
+        `          - arn: ${kms.keys[0]}`,
+        '            aws_profile: fluxstrap-test',
+        '            context:',
+        '              cluster: prod',
+        `          - arn: ${kms.alias}`,
+        '            aws_profile: fluxstrap-test',
+        '  - path_regex: flat/.*',
+        `    kms: ${kms.keys[1]}`,
+        '    aws_profile: fluxstrap-test',
+        '',
+      ].join('\n'),
+    );
     const env = awsEnv({ AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_CONFIG_FILE: cfg, AWS_SHARED_CREDENTIALS_FILE: creds });
     for (const name of ['groups/secret.yaml', 'flat/secret.yaml']) {
       const path = join(sub, name);
@@ -122,13 +138,22 @@ void describe('fluxstrap and sops open each other\'s kms entries', () => {
       allowSecretsIn(path);
       ok(runCli(['encrypt', '-i', name], { env, cwd: sub }));
       const ours = readFileSync(path, 'utf8');
-      assert.ok(kmsEntries(ours).every((e) => e.aws_profile === 'fluxstrap-test'), name);
+      assert.ok(
+        kmsEntries(ours).every((e) => e.aws_profile === 'fluxstrap-test'),
+        name,
+      );
       const bySops = await sopsRun(['decrypt', path], env, sub);
       assert.equal(bySops.code, 0, `${name}: ${bySops.stderr}`);
       assert.match(bySops.stdout, new RegExp(secret));
     }
     const groups = kmsEntries(readFileSync(join(sub, 'groups/secret.yaml'), 'utf8'));
-    assert.deepEqual(groups.map((e) => [e.arn, e.context]), [[kms.keys[0], { cluster: 'prod' }], [kms.alias, undefined]]);
+    assert.deepEqual(
+      groups.map((e) => [e.arn, e.context]),
+      [
+        [kms.keys[0], { cluster: 'prod' }],
+        [kms.alias, undefined],
+      ],
+    );
   });
 
   void it('updatekeys keeps the kms entry as it is; rotate --add-kms gives a file sops opens with either key', async () => {
@@ -144,13 +169,19 @@ void describe('fluxstrap and sops open each other\'s kms entries', () => {
     assert.match(after, /recipient: age1ql3z7/);
     ok(runCli(['rotate', '-i', '--add-kms', kms.keys[1], path], { env: awsEnv(), cwd: sub }));
     const rotated = kmsEntries(readFileSync(path, 'utf8'));
-    assert.deepEqual(rotated.map((e) => e.arn), [kms.keys[0], kms.keys[1]]);
+    assert.deepEqual(
+      rotated.map((e) => e.arn),
+      [kms.keys[0], kms.keys[1]],
+    );
     assert.notEqual(rotated[0]?.enc, before[0]?.enc, 'a new data key, encrypted again');
     const bySops = await sopsRun(['decrypt', path], awsEnv(), sub);
     assert.equal(bySops.code, 0, bySops.stderr);
     assert.match(bySops.stdout, new RegExp(secret));
     ok(runCli(['rotate', '-i', '--rm-kms', kms.keys[0], path], { env: awsEnv(), cwd: sub }));
-    assert.deepEqual(kmsEntries(readFileSync(path, 'utf8')).map((e) => e.arn), [kms.keys[1]]);
+    assert.deepEqual(
+      kmsEntries(readFileSync(path, 'utf8')).map((e) => e.arn),
+      [kms.keys[1]],
+    );
   });
 
   void it('JSON files: sops opens ours', async () => {
@@ -170,7 +201,8 @@ async function stsAndRecordingProxy(): Promise<{ sts: string; kmsProxy: string; 
   registerCanary(assumedSecret);
   const roles: string[] = [];
   const keyIds: string[] = [];
-  const listen = (s: Server): Promise<string> => new Promise((r) => s.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(s.address() as { port: number }).port}`)));
+  const listen = (s: Server): Promise<string> =>
+    new Promise((r) => s.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(s.address() as { port: number }).port}`)));
   const sts = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -178,7 +210,9 @@ async function stsAndRecordingProxy(): Promise<{ sts: string; kmsProxy: string; 
       const form = new URLSearchParams(body);
       roles.push(`${form.get('RoleArn') ?? ''} ${form.get('RoleSessionName') ?? ''}`);
       res.setHeader('content-type', 'text/xml');
-      res.end(`<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${assumedKeyId}</AccessKeyId><SecretAccessKey>${assumedSecret}</SecretAccessKey><SessionToken>token-${assumedKeyId}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::${LOCAL_KMS_ACCOUNT}:assumed-role/sops/s</Arn><AssumedRoleId>AROA1:s</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>`);
+      res.end(
+        `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>${assumedKeyId}</AccessKeyId><SecretAccessKey>${assumedSecret}</SecretAccessKey><SessionToken>token-${assumedKeyId}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::${LOCAL_KMS_ACCOUNT}:assumed-role/sops/s</Arn><AssumedRoleId>AROA1:s</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+      );
     });
   });
   const target = new URL(kms.endpoint);
@@ -191,7 +225,17 @@ async function stsAndRecordingProxy(): Promise<{ sts: string; kmsProxy: string; 
     req.pipe(up);
   });
   const [stsUrl, proxyUrl] = await Promise.all([listen(sts), listen(proxy)]);
-  return { sts: stsUrl, kmsProxy: proxyUrl, roles, keyIds, assumedKeyId, close: () => { sts.close(); proxy.close(); } };
+  return {
+    sts: stsUrl,
+    kmsProxy: proxyUrl,
+    roles,
+    keyIds,
+    assumedKeyId,
+    close: () => {
+      sts.close();
+      proxy.close();
+    },
+  };
 }
 
 void describe('ARN+role: the role is assumed through STS and KMS is called with its credentials', () => {
@@ -206,7 +250,7 @@ void describe('ARN+role: the role is assumed through STS and KMS is called with 
       const entry = kmsEntries(r.stdout)[0];
       assert.deepEqual([entry?.arn, entry?.role], [kms.keys[0], role]);
       assert.match(stand.roles[0] ?? '', new RegExp(`^${role} fluxstrap@`));
-      assert.deepEqual(stand.keyIds, [stand.assumedKeyId], 'the Encrypt call is signed with the assumed role\'s key');
+      assert.deepEqual(stand.keyIds, [stand.assumedKeyId], "the Encrypt call is signed with the assumed role's key");
       const bySops = await sopsRun(['decrypt', file('role.enc.yaml', r.stdout)], env);
       assert.equal(bySops.code, 0, bySops.stderr);
       assert.match(stand.roles[1] ?? '', new RegExp(`^${role} sops@`), 'sops assumed the role the entry names');
@@ -218,7 +262,8 @@ void describe('ARN+role: the role is assumed through STS and KMS is called with 
 
 void describe('bad input: one line naming the flag or rule, nothing written, no credential shown', () => {
   const leaksNothing = (r: CliResult): void => {
-    for (const v of [kms.env.AWS_SECRET_ACCESS_KEY, kms.env.AWS_ACCESS_KEY_ID, secret]) assert.ok(!`${r.stdout}${r.stderr}`.includes(v ?? '\0'), 'no credential or secret in the output');
+    for (const v of [kms.env.AWS_SECRET_ACCESS_KEY, kms.env.AWS_ACCESS_KEY_ID, secret])
+      assert.ok(!`${r.stdout}${r.stderr}`.includes(v ?? '\0'), 'no credential or secret in the output');
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   };
   const failsWith = (r: CliResult, pattern: RegExp): void => {
@@ -231,20 +276,38 @@ void describe('bad input: one line naming the flag or rule, nothing written, no 
 
   void it('a malformed ARN in --kms, in SOPS_KMS_ARN, or a role that is not an IAM role', () => {
     const input = file('bad.yaml', plain);
-    failsWith(runCli(['encrypt', '-i', '--kms', 'arn:aws:kms:eu-west-2:key/nope', input], { env: awsEnv(), cwd: dir }), /^error: not an AWS KMS key ARN: arn:aws:kms:eu-west-2:key\/nope \(--kms\)$/);
-    failsWith(runCli(['encrypt', '-i', input], { env: awsEnv({ SOPS_KMS_ARN: 'alias/short' }), cwd: dir }), /^error: not an AWS KMS key ARN: alias\/short \(SOPS_KMS_ARN\)$/);
-    failsWith(runCli(['encrypt', '-i', '--kms', `${kms.keys[0]}+arn:aws:iam::1:user/bob`, input], { env: awsEnv(), cwd: dir }), /^error: not an IAM role ARN: .* \(--kms\)$/);
-    failsWith(runCli(['encrypt', '-i', '--kms', kms.keys[0], '--encryption-context', 'a:b:c', input], { env: awsEnv(), cwd: dir }), /^error: invalid encryption context.*\(--encryption-context\)$/);
+    failsWith(
+      runCli(['encrypt', '-i', '--kms', 'arn:aws:kms:eu-west-2:key/nope', input], { env: awsEnv(), cwd: dir }),
+      /^error: not an AWS KMS key ARN: arn:aws:kms:eu-west-2:key\/nope \(--kms\)$/,
+    );
+    failsWith(
+      runCli(['encrypt', '-i', input], { env: awsEnv({ SOPS_KMS_ARN: 'alias/short' }), cwd: dir }),
+      /^error: not an AWS KMS key ARN: alias\/short \(SOPS_KMS_ARN\)$/,
+    );
+    failsWith(
+      runCli(['encrypt', '-i', '--kms', `${kms.keys[0]}+arn:aws:iam::1:user/bob`, input], { env: awsEnv(), cwd: dir }),
+      /^error: not an IAM role ARN: .* \(--kms\)$/,
+    );
+    failsWith(
+      runCli(['encrypt', '-i', '--kms', kms.keys[0], '--encryption-context', 'a:b:c', input], { env: awsEnv(), cwd: dir }),
+      /^error: invalid encryption context.*\(--encryption-context\)$/,
+    );
     assert.equal(readFileSync(input, 'utf8'), plain, 'nothing written');
   });
 
   void it('a malformed ARN in .sops.yaml names the file and line of the rule', async () => {
     const sub = await tempDir('aws-kms-bad-rule');
-    writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - path_regex: ok/.*\n    age: ${AGE_RECIPIENT}\n  - path_regex: .*\n    kms: arn:aws:kms:eu-west-2:111122223333:nokey\n`);
+    writeFileSync(
+      join(sub, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: ok/.*\n    age: ${AGE_RECIPIENT}\n  - path_regex: .*\n    kms: arn:aws:kms:eu-west-2:111122223333:nokey\n`,
+    );
     const path = join(sub, 's.yaml');
     writeFileSync(path, plain);
     allowSecretsIn(path);
-    failsWith(runCli(['encrypt', '-i', path], { env: awsEnv(), cwd: sub }), /^error: not an AWS KMS key ARN: arn:aws:kms:eu-west-2:111122223333:nokey \(.*\.sops\.yaml:5\)$/);
+    failsWith(
+      runCli(['encrypt', '-i', path], { env: awsEnv(), cwd: sub }),
+      /^error: not an AWS KMS key ARN: arn:aws:kms:eu-west-2:111122223333:nokey \(.*\.sops\.yaml:5\)$/,
+    );
     assert.equal(readFileSync(path, 'utf8'), plain);
   });
 
@@ -259,16 +322,26 @@ void describe('bad input: one line naming the flag or rule, nothing written, no 
   void it('missing credentials, when encrypting and when decrypting', () => {
     const input = file('nocreds.yaml', plain);
     const env = awsEnv({ AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' });
-    failsWith(runCli(['encrypt', '-i', '--kms', kms.keys[0], input], { env, cwd: dir, timeout: 60_000 }), /^error: no AWS credentials to encrypt with AWS KMS key \S+ \(--kms\)$/);
+    failsWith(
+      runCli(['encrypt', '-i', '--kms', kms.keys[0], input], { env, cwd: dir, timeout: 60_000 }),
+      /^error: no AWS credentials to encrypt with AWS KMS key \S+ \(--kms\)$/,
+    );
     assert.equal(readFileSync(input, 'utf8'), plain);
     const enc = file('nocreds.enc.yaml', ok(runCli(['encrypt', '--kms', kms.keys[0], input], { env: awsEnv(), cwd: dir })));
-    failsWith(runCli(['decrypt', enc], { env, cwd: dir, timeout: 60_000 }), /^error: no AWS credentials to decrypt with AWS KMS key \S+ \(.*nocreds\.enc\.yaml at sops\.kms\)$/);
+    failsWith(
+      runCli(['decrypt', enc], { env, cwd: dir, timeout: 60_000 }),
+      /^error: no AWS credentials to decrypt with AWS KMS key \S+ \(.*nocreds\.enc\.yaml at sops\.kms\)$/,
+    );
   });
 
   void it('an unreachable endpoint fails in seconds, naming it', () => {
     const input = file('unreachable.yaml', plain);
     const started = Date.now();
-    const r = runCli(['encrypt', '-i', '--kms', kms.keys[0], input], { env: awsEnv({ AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:1' }), cwd: dir, timeout: 60_000 });
+    const r = runCli(['encrypt', '-i', '--kms', kms.keys[0], input], {
+      env: awsEnv({ AWS_ENDPOINT_URL_KMS: 'http://127.0.0.1:1' }),
+      cwd: dir,
+      timeout: 60_000,
+    });
     failsWith(r, /^error: cannot reach AWS KMS \(http:\/\/127\.0\.0\.1:1\) to encrypt with AWS KMS key \S+: .*\(--kms\)$/);
     assert.ok(Date.now() - started < 30_000, 'no long retry loop');
     assert.equal(readFileSync(input, 'utf8'), plain);
@@ -276,7 +349,10 @@ void describe('bad input: one line naming the flag or rule, nothing written, no 
 
   void it('a file with a Google Cloud KMS entry: a command that needs the service says it cannot reach it', () => {
     const enc = ok(runCli(['encrypt', '--age', AGE_RECIPIENT, file('gcp.yaml', plain)], { env: awsEnv(), cwd: dir }));
-    const withGcp = enc.replace('\nsops:\n', '\nsops:\n    gcp_kms:\n        - resource_id: projects/p/locations/global/keyRings/r/cryptoKeys/k\n          created_at: "2024-01-01T00:00:00Z"\n          enc: CiQAbc=\n');
+    const withGcp = enc.replace(
+      '\nsops:\n',
+      '\nsops:\n    gcp_kms:\n        - resource_id: projects/p/locations/global/keyRings/r/cryptoKeys/k\n          created_at: "2024-01-01T00:00:00Z"\n          enc: CiQAbc=\n',
+    );
     const path = file('gcp.enc.yaml', withGcp);
     const r = runCli(['decrypt', path], { env: awsEnv(), cwd: dir });
     assert.notEqual(r.code, 0);
@@ -288,10 +364,16 @@ void describe('bad input: one line naming the flag or rule, nothing written, no 
 void describe('the AWS SDK loads only for kms entries', () => {
   void it('encrypt --age and --help do not load it; encrypt --kms does', async () => {
     const input = file('light.yaml', plain);
-    for (const args of [['encrypt', '--age', AGE_RECIPIENT, input], ['encrypt', '--help']]) {
+    for (const args of [
+      ['encrypt', '--age', AGE_RECIPIENT, input],
+      ['encrypt', '--help'],
+    ]) {
       const r = await tracedRun(args, { env: awsEnv(), cwd: dir });
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(r.modules.some((m) => m.endsWith('/dist/main.js')), 'the trace recorded the imports');
+      assert.ok(
+        r.modules.some((m) => m.endsWith('/dist/main.js')),
+        'the trace recorded the imports',
+      );
       assert.deepEqual(loadedPackages(r.modules, ['@aws-sdk/', '@smithy/']), [], args.join(' '));
     }
     const r = await tracedRun(['encrypt', '--kms', kms.keys[0], input], { env: awsEnv(), cwd: dir });

@@ -18,7 +18,17 @@ let url: string;
 
 const gitEnv = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' };
 const cli = (args: string[], cwd = bare) =>
-  runCli(args, { cwd, env: { HOME: join(dir, 'home'), TMPDIR: tmp, FLUXSTRAP_REPO: undefined, FLUXSTRAP_CLUSTER: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined } });
+  runCli(args, {
+    cwd,
+    env: {
+      HOME: join(dir, 'home'),
+      TMPDIR: tmp,
+      FLUXSTRAP_REPO: undefined,
+      FLUXSTRAP_CLUSTER: undefined,
+      SOPS_AGE_KEY: undefined,
+      SOPS_AGE_KEY_FILE: undefined,
+    },
+  });
 const leftovers = () => readdirSync(tmp).filter((n) => n.startsWith('fluxstrap-'));
 
 void before(async () => {
@@ -53,7 +63,10 @@ void describe('bootstrap from a bare machine', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^error: cluster "nope" is not in .*fluxstrap\.yaml\nhint: known clusters: production, lab\n$/);
     const branch = cli(['bootstrap', '--git-url', url, '--branch', 'gone', '--list-tasks']);
-    assert.match(branch.stderr, /^error: cannot clone branch gone of file:.*: Remote branch gone not found in upstream origin\nhint: name an existing branch with --branch/);
+    assert.match(
+      branch.stderr,
+      /^error: cannot clone branch gone of file:.*: Remote branch gone not found in upstream origin\nhint: name an existing branch with --branch/,
+    );
     assert.deepEqual(leftovers(), []);
   });
 

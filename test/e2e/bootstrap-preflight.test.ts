@@ -27,7 +27,13 @@ let home: string;
 let keyFile: string;
 let kubeconfig: string;
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  ...extra,
+});
 
 before(async () => {
   requireTool('git');
@@ -44,11 +50,17 @@ after(() => server.stop());
 /** init with these flags, commit, push to the server as `name`; the URL Flux would pull. */
 async function initAndPush(r: FluxRepo, name: string, flags: string[]): Promise<string> {
   const url = server.httpUrl(`${name}.git`);
-  const init = runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-token-env', TOKEN_ENV, ...flags], { cwd: home, env: env() });
+  const init = runCli(
+    ['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-token-env', TOKEN_ENV, ...flags],
+    { cwd: home, env: env() },
+  );
   assert.equal(init.code, 0, init.stderr);
   await r.git('add', '-A');
   await r.git('commit', '--quiet', '-m', 'fluxstrap init');
-  await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+  await runTool('git', ['push', '--quiet', url, 'HEAD:main'], {
+    cwd: r.repo,
+    env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+  });
   return url;
 }
 
@@ -96,7 +108,10 @@ void describe('gotk-components.yaml and gotk-sync.yaml missing', () => {
   void it('init generates them, with no note about missing files', async () => {
     const r = await fluxRepo({ cluster: 'bare', gotkSync: 'pristine' });
     await rm(join(r.repo, r.clusterPath, 'flux-system'), { recursive: true });
-    const init = runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, '--git-url', 'https://git.example/me/fleet.git'], { cwd: home, env: env() });
+    const init = runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, '--git-url', 'https://git.example/me/fleet.git'], {
+      cwd: home,
+      env: env(),
+    });
     assert.equal(init.code, 0, init.stderr);
     assert.doesNotMatch(init.stderr, /missing/);
     assert.match(init.stderr, /generate Flux v2\.9\.5/);
@@ -108,7 +123,10 @@ void describe('gotk-components.yaml and gotk-sync.yaml missing', () => {
     const url = await initAndPush(r, name, ['--git-username', server.username]);
     await rm(join(r.repo, r.clusterPath, 'flux-system', file));
     await r.git('commit', '--quiet', '-am', `drop ${file}`);
-    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], {
+      cwd: r.repo,
+      env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+    });
     return url;
   }
 
@@ -127,7 +145,10 @@ void describe('gotk-components.yaml and gotk-sync.yaml missing', () => {
     const url = await initAndPush(r, 'noflux', ['--git-username', server.username]);
     await rm(join(r.repo, r.clusterPath, 'flux-system'), { recursive: true });
     await r.git('commit', '--quiet', '-am', 'drop flux-system');
-    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], {
+      cwd: r.repo,
+      env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+    });
     const { message, hint } = await preflight(r);
     assert.match(message, new RegExp(`${r.clusterPath}/flux-system/ is missing: Flux was never set up for this cluster \\(at main@sha1:[0-9a-f]{40}\\)`));
     assert.ok(hint.includes(`run \`fluxstrap init --cluster ${r.cluster} --git-url ${url}\``), hint);

@@ -25,7 +25,13 @@ const TOKEN_ENV = 'FLUXSTRAP_CHILD_DECRYPTION_TOKEN';
 let home: string;
 let keyFile: string;
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  ...extra,
+});
 const cli = (r: FluxRepo, args: string[]): CliResult => runCli(args, { cwd: r.repo, env: env() });
 const init = (r: FluxRepo, ...args: string[]) => cli(r, ['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, ...args]);
 
@@ -76,7 +82,8 @@ async function twoChildren(cluster: string, extra: Record<string, string> = {}, 
     gotkSync: 'pristine',
     seedRoot: false,
     files: {
-      [`clusters/${cluster}/kustomization.yaml`]: 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - flux-system\n  - apps.yaml\n',
+      [`clusters/${cluster}/kustomization.yaml`]:
+        'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - flux-system\n  - apps.yaml\n',
       [`clusters/${cluster}/apps.yaml`]: APPS,
       'infrastructure/kustomization.yaml': 'resources:\n  - db.sops.yaml\n',
       'infrastructure/db.sops.yaml': secret('db'),
@@ -95,8 +102,13 @@ async function twoChildren(cluster: string, extra: Record<string, string> = {}, 
 }
 
 const appsFile = (r: FluxRepo) => join(r.repo, r.clusterPath, 'apps.yaml');
-const decryptionOf = (text: string) => Object.fromEntries(parseAllDocuments(text).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec?: { decryption?: unknown } })
-  .filter((o) => o.kind === 'Kustomization').map((o) => [o.metadata.name, o.spec?.decryption]));
+const decryptionOf = (text: string) =>
+  Object.fromEntries(
+    parseAllDocuments(text)
+      .map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec?: { decryption?: unknown } })
+      .filter((o) => o.kind === 'Kustomization')
+      .map((o) => [o.metadata.name, o.spec?.decryption]),
+  );
 
 before(async () => {
   home = await tempDir('child-decryption-home');
@@ -110,13 +122,25 @@ void describe('init --child-decryption', () => {
     const r = await twoChildren('prod');
     const lint = cli(r, ['check', '--cluster', r.cluster]);
     assert.equal(lint.code, 1, lint.stderr);
-    assert.match(lint.stdout, new RegExp(`^${r.clusterPath}/apps\\.yaml:12: Kustomization flux-system/infra applies SOPS-encrypted infrastructure/db\\.sops\\.yaml without decryption\\.provider sops \\(fix: fluxstrap init --cluster prod --child-decryption\\)$`, 'm'));
-    assert.match(lint.stdout, new RegExp(`^${r.clusterPath}/apps\\.yaml:25: Kustomization flux-system/apps applies SOPS-encrypted apps/api\\.sops\\.yaml`, 'm'));
+    assert.match(
+      lint.stdout,
+      new RegExp(
+        `^${r.clusterPath}/apps\\.yaml:12: Kustomization flux-system/infra applies SOPS-encrypted infrastructure/db\\.sops\\.yaml without decryption\\.provider sops \\(fix: fluxstrap init --cluster prod --child-decryption\\)$`,
+        'm',
+      ),
+    );
+    assert.match(
+      lint.stdout,
+      new RegExp(`^${r.clusterPath}/apps\\.yaml:25: Kustomization flux-system/apps applies SOPS-encrypted apps/api\\.sops\\.yaml`, 'm'),
+    );
 
     const before = await snapshot(r.repo);
     const check = init(r, '--child-decryption', '--check');
     assert.equal(check.code, 3, check.stderr);
-    assert.match(check.stderr, /decryption \{provider: sops, secretRef: \{name: sops-age\}\} on Kustomization flux-system\/infra \(for infrastructure\/db\.sops\.yaml\), Kustomization flux-system\/apps \(for apps\/api\.sops\.yaml\)/);
+    assert.match(
+      check.stderr,
+      /decryption \{provider: sops, secretRef: \{name: sops-age\}\} on Kustomization flux-system\/infra \(for infrastructure\/db\.sops\.yaml\), Kustomization flux-system\/apps \(for apps\/api\.sops\.yaml\)/,
+    );
     assert.match(check.stderr, /^ {4}\+\s+decryption:$/m);
     assert.deepEqual(await snapshot(r.repo), before, '--check writes nothing');
 
@@ -131,7 +155,10 @@ void describe('init --child-decryption', () => {
     // decryption block goes where Flux's order puts it in `infra`, last in `apps`.
     assert.ok(text.startsWith(APPS.slice(0, APPS.indexOf('# Infrastructure first.'))), text);
     assert.match(text, /# Infrastructure first\.\napiVersion: kustomize\.toolkit\.fluxcd\.io\/v1\n/);
-    assert.match(text, /\nspec:\n {2}decryption:\n {4}provider: sops\n {4}secretRef:\n {6}name: sops-age\n {2}interval: 10m\n {2}path: \.\/infrastructure # shared controllers\n/);
+    assert.match(
+      text,
+      /\nspec:\n {2}decryption:\n {4}provider: sops\n {4}secretRef:\n {6}name: sops-age\n {2}interval: 10m\n {2}path: \.\/infrastructure # shared controllers\n/,
+    );
     assert.match(text, /\n {2}interval: 5m\n {2}decryption:\n {4}provider: sops\n/);
     assert.match(text, /# the end\n$/);
     assert.equal(cli(r, ['check', '--cluster', r.cluster]).code, 0, 'the lint is satisfied');
@@ -161,11 +188,17 @@ void describe('init --child-decryption', () => {
 
   void it('a Kustomization whose spec.path does not exist: one error line at its spec.path, nothing changed', async () => {
     const r = await twoChildren('bad');
-    await writeFile(appsFile(r), `${APPS}---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: gone\n  namespace: flux-system\nspec:\n  interval: 5m\n  path: ./apps/gone\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n`);
+    await writeFile(
+      appsFile(r),
+      `${APPS}---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: gone\n  namespace: flux-system\nspec:\n  interval: 5m\n  path: ./apps/gone\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n`,
+    );
     const before = await snapshot(r.repo);
     const run = init(r, '--child-decryption');
     assert.equal(run.code, 1, run.stderr);
-    const [first, ...rest] = run.stderr.trimEnd().split('\n').filter((l) => l.startsWith('error:') || l.startsWith('hint:'));
+    const [first, ...rest] = run.stderr
+      .trimEnd()
+      .split('\n')
+      .filter((l) => l.startsWith('error:') || l.startsWith('hint:'));
     assert.equal(first, `error: Kustomization flux-system/gone: spec.path ./apps/gone does not exist in the repository (${r.clusterPath}/apps.yaml:44)`);
     assert.ok(rest.length === 1 && rest[0]?.startsWith('hint: '), run.stderr);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
@@ -186,25 +219,44 @@ void describe('bootstrap preflight runs the lint', () => {
     const r = await twoChildren('pre', {}, ['--git-url', url, '--branch', 'main', '--git-token-env', TOKEN_ENV, '--git-username', server.username]);
     await r.git('add', '-A');
     await r.git('commit', '--quiet', '-m', 'two children without decryption');
-    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], {
+      cwd: r.repo,
+      env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+    });
     const kubeconfig = join(home, 'kubeconfig');
     await writeFile(kubeconfig, DEAD_KUBECONFIG);
     // The CLI runs beside this process, which serves the Git requests bootstrap makes.
     const run = await new Promise<CliResult>((resolve, reject) => {
-      execFile(process.execPath, [cliPath, 'bootstrap', '--check', '--json', '--cluster', r.cluster], { cwd: r.repo, env: { ...process.env, CI: '1', NO_COLOR: '1', ...env({ KUBECONFIG: kubeconfig, [TOKEN_ENV]: server.password }) } }, (e, stdout, stderr) => {
-        const code = e === null ? 0 : typeof e.code === 'number' ? e.code : undefined;
-        if (code === undefined) reject(e ?? new Error('no exit code'));
-        else resolve({ code, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        [cliPath, 'bootstrap', '--check', '--json', '--cluster', r.cluster],
+        { cwd: r.repo, env: { ...process.env, CI: '1', NO_COLOR: '1', ...env({ KUBECONFIG: kubeconfig, [TOKEN_ENV]: server.password }) } },
+        (e, stdout, stderr) => {
+          const code = e === null ? 0 : typeof e.code === 'number' ? e.code : undefined;
+          if (code === undefined) reject(e ?? new Error('no exit code'));
+          else resolve({ code, stdout, stderr });
+        },
+      );
     });
     assert.equal(run.code, 1, run.stderr);
     const doc = JSON.parse(run.stdout) as { tasks: { kind: string; outcome: string; error?: { message: string; hint?: string } }[] };
     const [preflight, ...rest] = doc.tasks;
     assert.deepEqual([preflight?.kind, preflight?.outcome], ['preflight', 'failed']);
-    assert.ok(rest.every((t) => t.outcome === 'skipped'), 'nothing after preflight runs');
+    assert.ok(
+      rest.every((t) => t.outcome === 'skipped'),
+      'nothing after preflight runs',
+    );
     const message = preflight?.error?.message ?? '';
-    assert.match(message, new RegExp(`Kustomization flux-system/infra \\(${r.clusterPath}/apps\\.yaml:12\\) applies SOPS-encrypted infrastructure/db\\.sops\\.yaml but has no spec\\.decryption`));
+    assert.match(
+      message,
+      new RegExp(
+        `Kustomization flux-system/infra \\(${r.clusterPath}/apps\\.yaml:12\\) applies SOPS-encrypted infrastructure/db\\.sops\\.yaml but has no spec\\.decryption`,
+      ),
+    );
     assert.match(message, new RegExp(`Kustomization flux-system/apps \\(${r.clusterPath}/apps\\.yaml:25\\) applies SOPS-encrypted apps/api\\.sops\\.yaml`));
-    assert.match(preflight?.error?.hint ?? '', /run `fluxstrap init --cluster pre --child-decryption` \(it writes spec\.decryption provider sops into clusters\/pre\/apps\.yaml, in place\)/);
+    assert.match(
+      preflight?.error?.hint ?? '',
+      /run `fluxstrap init --cluster pre --child-decryption` \(it writes spec\.decryption provider sops into clusters\/pre\/apps\.yaml, in place\)/,
+    );
   });
 });

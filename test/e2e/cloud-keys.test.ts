@@ -33,10 +33,21 @@ const value = canary('cloud-keys');
 
 /** No age key and no AWS settings of the caller's own: each test decides them. */
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
-  HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: join(home, 'no-age-key'),
-  AWS_CONFIG_FILE: join(home, 'no-aws-config'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'), AWS_PROFILE: '', AWS_ENDPOINT_URL: '',
-  AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_EC2_METADATA_DISABLED: 'true',
-  KUBECONFIG: kubeconfig, [TOKEN_ENV]: server.password, ...extra,
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: join(home, 'no-age-key'),
+  AWS_CONFIG_FILE: join(home, 'no-aws-config'),
+  AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
+  AWS_PROFILE: '',
+  AWS_ENDPOINT_URL: '',
+  AWS_ACCESS_KEY_ID: '',
+  AWS_SECRET_ACCESS_KEY: '',
+  AWS_SESSION_TOKEN: '',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  KUBECONFIG: kubeconfig,
+  [TOKEN_ENV]: server.password,
+  ...extra,
 });
 
 before(async () => {
@@ -53,12 +64,35 @@ after(async () => {
 
 /** A repository whose cluster folder applies one plaintext Secret, then init with `flags`. */
 async function initRepo(cluster: string, flags: string[] | ((r: FluxRepo) => string[])): Promise<FluxRepo> {
-  const r = await fluxRepo({ cluster, gotkSync: 'pristine', seedRoot: false, files: {
-    [`clusters/${cluster}/kustomization.yaml`]: 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - secret.yaml\n',
-    [`clusters/${cluster}/secret.yaml`]: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\nstringData:\n  password: ${value}\n`,
-  } });
+  const r = await fluxRepo({
+    cluster,
+    gotkSync: 'pristine',
+    seedRoot: false,
+    files: {
+      [`clusters/${cluster}/kustomization.yaml`]: 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - secret.yaml\n',
+      [`clusters/${cluster}/secret.yaml`]: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\nstringData:\n  password: ${value}\n`,
+    },
+  });
   allowSecretsIn(join(r.repo, r.clusterPath, 'secret.yaml'));
-  const init = runCli(['init', '--cluster', cluster, '--repo', r.repo, '--git-url', server.httpUrl(`${cluster}.git`), '--branch', 'main', '--git-username', server.username, '--git-token-env', TOKEN_ENV, ...(typeof flags === 'function' ? flags(r) : flags)], { cwd: home, env: env() });
+  const init = runCli(
+    [
+      'init',
+      '--cluster',
+      cluster,
+      '--repo',
+      r.repo,
+      '--git-url',
+      server.httpUrl(`${cluster}.git`),
+      '--branch',
+      'main',
+      '--git-username',
+      server.username,
+      '--git-token-env',
+      TOKEN_ENV,
+      ...(typeof flags === 'function' ? flags(r) : flags),
+    ],
+    { cwd: home, env: env() },
+  );
   assert.equal(init.code, 0, init.stderr);
   return r;
 }
@@ -66,7 +100,10 @@ async function initRepo(cluster: string, flags: string[] | ((r: FluxRepo) => str
 async function push(r: FluxRepo, message: string): Promise<void> {
   await r.git('add', '-A');
   await r.git('commit', '--quiet', '-m', message);
-  await runTool('git', ['push', '--quiet', '--force', server.httpUrl(`${r.cluster}.git`), 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+  await runTool('git', ['push', '--quiet', '--force', server.httpUrl(`${r.cluster}.git`), 'HEAD:main'], {
+    cwd: r.repo,
+    env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+  });
 }
 
 /** `bootstrap --check --json`: preflight fails (the API is down) with every other problem it found. */
@@ -96,17 +133,23 @@ void describe('AWS KMS as the cluster key (sopsKey.awsKms)', () => {
   });
 
   void it('init wrote sopsKey, the rule and the IRSA patch; preflight finds nothing wrong with the key, and needs no age key', async () => {
-    assert.match(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8'), new RegExp(`sopsKey:\\n {6}awsKms:\\n {8}arn: ${kms.keys[0]}\\n {8}roleArn: ${ROLE}\\n`));
+    assert.match(
+      await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8'),
+      new RegExp(`sopsKey:\\n {6}awsKms:\\n {8}arn: ${kms.keys[0]}\\n {8}roleArn: ${ROLE}\\n`),
+    );
     const { message, output } = await preflight(r, kms.env);
     // The fixture's gotk-sync.yaml pulls from elsewhere: those problems are the layout's, none is the key's.
     assert.match(message, /^preflight found 3 problems: \(1\) cannot read the server version: the Kubernetes API at https:\/\/127\.0\.0\.1:1 is unreachable/);
     assert.doesNotMatch(message, /AWS|KMS|age key|sops|decrypt/i);
     for (const secret of [value, kms.env.AWS_SECRET_ACCESS_KEY ?? '', kms.env.AWS_ACCESS_KEY_ID ?? '']) assert.ok(!output.includes(secret));
-    assert.deepEqual((await keyFindings(r, kms.env)).map((f) => [f.status, f.message]), [
-      ['ok', `the .sops.yaml rule for each of the 1 SOPS file(s) the cluster reaches lists the AWS KMS key ${kms.keys[0]}`],
-      ['ok', 'the flux-system build gives kustomize-controller the aws-irsa identity'],
-      ['ok', `AWS KMS key ${kms.keys[0]} opens the 1 SOPS file(s) the cluster reaches`],
-    ]);
+    assert.deepEqual(
+      (await keyFindings(r, kms.env)).map((f) => [f.status, f.message]),
+      [
+        ['ok', `the .sops.yaml rule for each of the 1 SOPS file(s) the cluster reaches lists the AWS KMS key ${kms.keys[0]}`],
+        ['ok', 'the flux-system build gives kustomize-controller the aws-irsa identity'],
+        ['ok', `AWS KMS key ${kms.keys[0]} opens the 1 SOPS file(s) the cluster reaches`],
+      ],
+    );
   });
 
   void it('credentials missing: one problem naming the key and the file, no credential shown', async () => {
@@ -118,14 +161,19 @@ void describe('AWS KMS as the cluster key (sopsKey.awsKms)', () => {
     assert.equal(reach?.status, 'fail');
   });
 
-  void it('a key in another region than the configured one: one line at fluxstrap.yaml\'s line, before anything runs', async () => {
+  void it("a key in another region than the configured one: one line at fluxstrap.yaml's line, before anything runs", async () => {
     const config = join(r.repo, 'fluxstrap.yaml');
     const before = await readFile(config, 'utf8');
     await writeFile(config, before.replace(`roleArn: ${ROLE}\n`, `roleArn: ${ROLE}\n        region: us-east-1\n`));
     try {
       const run = await runCliAsync(['bootstrap', '--check', '--cluster', r.cluster], { cwd: r.repo, env: env(kms.env) });
       assert.equal(run.code, 1, run.stderr);
-      assert.match(run.stderr, new RegExp(`^error: the KMS key ${kms.keys[0]} is in region ${LOCAL_KMS_REGION}, not in the cluster's region us-east-1 \\(\\S+/fluxstrap\\.yaml:15:17 at clusters\\.eks\\.sopsKey\\.awsKms\\.region\\)\\nhint: .*regional`));
+      assert.match(
+        run.stderr,
+        new RegExp(
+          `^error: the KMS key ${kms.keys[0]} is in region ${LOCAL_KMS_REGION}, not in the cluster's region us-east-1 \\(\\S+/fluxstrap\\.yaml:15:17 at clusters\\.eks\\.sopsKey\\.awsKms\\.region\\)\\nhint: .*regional`,
+        ),
+      );
       assert.equal(run.stderr.trim().split('\n').length, 2);
       assert.equal(run.stdout, '');
     } finally {
@@ -137,7 +185,10 @@ void describe('AWS KMS as the cluster key (sopsKey.awsKms)', () => {
     const fresh = await initRepo('eks-fresh', ['--sops-backend', 'aws-kms', '--kms-arn', kms.keys[1]]);
     const found = await keyFindings(fresh, kms.env);
     // No roleArn: a warning that the controller must get its credentials another way.
-    assert.deepEqual(found.map((f) => f.status), ['ok', 'ok', 'warn']);
+    assert.deepEqual(
+      found.map((f) => f.status),
+      ['ok', 'ok', 'warn'],
+    );
     assert.match(found[2]?.message ?? '', /^sopsKey names no identity for kustomize-controller/);
     assert.equal(found[1]?.message, `AWS KMS key ${kms.keys[1]} encrypts with this machine's credentials (no file is encrypted for it yet)`);
     const config = join(fresh.repo, 'fluxstrap.yaml');
@@ -154,10 +205,16 @@ void describe('AWS KMS as the cluster key (sopsKey.awsKms)', () => {
     assert.equal(enc.code, 0, enc.stderr);
     // fluxstrap.yaml says the cluster uses the first key through IRSA; the repository has neither.
     const config = join(other.repo, 'fluxstrap.yaml');
-    await writeFile(config, (await readFile(config, 'utf8')).replace(kms.keys[1], kms.keys[0]).replace(`arn: ${kms.keys[0]}\n`, `arn: ${kms.keys[0]}\n        roleArn: ${ROLE}\n`));
+    await writeFile(
+      config,
+      (await readFile(config, 'utf8')).replace(kms.keys[1], kms.keys[0]).replace(`arn: ${kms.keys[0]}\n`, `arn: ${kms.keys[0]}\n        roleArn: ${ROLE}\n`),
+    );
     await push(other, 'the wrong key');
     const { message } = await preflight(other, kms.env);
-    assert.match(message, new RegExp(`the \\.sops\\.yaml rule at \\.sops\\.yaml:\\d+ \\(for ${other.clusterPath}/secret\\.yaml\\) does not list the AWS KMS key ${kms.keys[0]}`));
+    assert.match(
+      message,
+      new RegExp(`the \\.sops\\.yaml rule at \\.sops\\.yaml:\\d+ \\(for ${other.clusterPath}/secret\\.yaml\\) does not list the AWS KMS key ${kms.keys[0]}`),
+    );
     assert.match(message, new RegExp(`1 of the 1 SOPS file\\(s\\) the cluster reaches are not encrypted for the AWS KMS key ${kms.keys[0]}`));
     assert.match(message, new RegExp(`ServiceAccount kustomize-controller lacks the annotation eks\\.amazonaws\\.com/role-arn: ${ROLE}`));
   });
@@ -165,10 +222,25 @@ void describe('AWS KMS as the cluster key (sopsKey.awsKms)', () => {
 
 void describe('Google Cloud KMS and Azure Key Vault: no client, the static wiring checked', () => {
   void it('azure-kv with a Service Principal: status says it cannot reach Key Vault and checks the envFrom patch', async () => {
-    const r = await initRepo('aks', (repo) => ['--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops/0123', '--azure-identity', 'service-principal', '--azure-credentials-file', join(repo.repo, 'clusters/aks/azure-sp.env')]);
-    assert.match(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8'), /servicePrincipal:\n {10}secretName: sops-azure-credentials\n {10}file: clusters\/aks\/azure-sp\.env\n/);
+    const r = await initRepo('aks', (repo) => [
+      '--sops-backend',
+      'azure-kv',
+      '--azure-kv-key',
+      'https://v.vault.azure.net/keys/sops/0123',
+      '--azure-identity',
+      'service-principal',
+      '--azure-credentials-file',
+      join(repo.repo, 'clusters/aks/azure-sp.env'),
+    ]);
+    assert.match(
+      await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8'),
+      /servicePrincipal:\n {10}secretName: sops-azure-credentials\n {10}file: clusters\/aks\/azure-sp\.env\n/,
+    );
     const findings = await keyFindings(r, {});
-    assert.deepEqual(findings.map((f) => f.status), ['ok', 'ok', 'warn']);
+    assert.deepEqual(
+      findings.map((f) => f.status),
+      ['ok', 'ok', 'warn'],
+    );
     assert.equal(findings[1]?.message, 'the flux-system build gives kustomize-controller the azure-service-principal identity');
     assert.match(findings[2]?.message ?? '', /^fluxstrap cannot reach Azure Key Vault \(it has no client for it\): the key was not tried/);
   });
@@ -177,9 +249,27 @@ void describe('Google Cloud KMS and Azure Key Vault: no client, the static wirin
     const dir = await tempDir('cloud-keys-bad');
     await mkdir(join(dir, 'clusters', 'c'), { recursive: true });
     for (const [flags, line] of [
-      [['--sops-backend', 'gcp-kms', '--gcp-kms-key', 'projects/p/keyRings/r'], /^error: not a Cloud KMS key resource id: projects\/p\/keyRings\/r \(--gcp-kms-key\)\nhint: /],
-      [['--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops'], /^error: not a Key Vault key URL with its version: https:\/\/v\.vault\.azure\.net\/keys\/sops \(--azure-kv-key\)\nhint: /],
-      [['--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops/1', '--azure-client-id', 'c', '--azure-credentials-file', 'sp.env'], /^error: --azure-credentials-file is for --azure-identity service-principal\n/],
+      [
+        ['--sops-backend', 'gcp-kms', '--gcp-kms-key', 'projects/p/keyRings/r'],
+        /^error: not a Cloud KMS key resource id: projects\/p\/keyRings\/r \(--gcp-kms-key\)\nhint: /,
+      ],
+      [
+        ['--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops'],
+        /^error: not a Key Vault key URL with its version: https:\/\/v\.vault\.azure\.net\/keys\/sops \(--azure-kv-key\)\nhint: /,
+      ],
+      [
+        [
+          '--sops-backend',
+          'azure-kv',
+          '--azure-kv-key',
+          'https://v.vault.azure.net/keys/sops/1',
+          '--azure-client-id',
+          'c',
+          '--azure-credentials-file',
+          'sp.env',
+        ],
+        /^error: --azure-credentials-file is for --azure-identity service-principal\n/,
+      ],
     ] as const) {
       const run = runCli(['init', '--cluster', 'c', '--repo', dir, '--git-url', 'https://git.example/f.git', ...flags], { cwd: dir, env: env() });
       assert.equal(run.code, 2, run.stderr);

@@ -17,7 +17,16 @@ const repo = join(dir, 'repo');
 const sub = join(repo, 'docs', 'notes');
 const other = join(dir, 'other.agekey');
 const gitEnv = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.invalid', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.invalid' };
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: join(dir, 'home'), XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: other, FLUXSTRAP_AGE_KEY_FILE: undefined, FLUXSTRAP_REPO: undefined, ...gitEnv, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: join(dir, 'home'),
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: other,
+  FLUXSTRAP_AGE_KEY_FILE: undefined,
+  FLUXSTRAP_REPO: undefined,
+  ...gitEnv,
+  ...extra,
+});
 const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, { cwd: sub, env: env(extra) });
 
 let server: ChildProcess | undefined;
@@ -58,18 +67,30 @@ before(async () => {
 
   const port = await serve(dir);
   // An API nobody listens on: the commands get past resolution and stop at the cluster.
-  writeFileSync(join(dir, 'kubeconfig'), [
-    'apiVersion: v1', 'kind: Config', 'current-context: c',
-    'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]',
-    'contexts: [{name: c, context: {cluster: c, user: u}}]',
-    'users: [{name: u, user: {token: x}}]', '',
-  ].join('\n'));
-  writeFileSync(join(repo, 'fluxstrap.yaml'), [
-    'clusters:', '  prod:', '    path: k8s/prod',
-    `    kube: {kubeconfig: ${join(dir, 'kubeconfig')}}`,
-    `    git: {url: "http://127.0.0.1:${port}/fleet.git", branch: main}`,
-    '    ageKey: {file: keys/prod.agekey}', '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'kubeconfig'),
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'current-context: c',
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]',
+      'contexts: [{name: c, context: {cluster: c, user: u}}]',
+      'users: [{name: u, user: {token: x}}]',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(repo, 'fluxstrap.yaml'),
+    [
+      'clusters:',
+      '  prod:',
+      '    path: k8s/prod',
+      `    kube: {kubeconfig: ${join(dir, 'kubeconfig')}}`,
+      `    git: {url: "http://127.0.0.1:${port}/fleet.git", branch: main}`,
+      '    ageKey: {file: keys/prod.agekey}',
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(repo, '.gitignore'), 'keys/\n');
 
   await runTool('git', ['init', '--quiet', '--initial-branch', 'main'], { cwd: repo });
@@ -93,7 +114,7 @@ void describe('one cluster resolution for init, bootstrap, status and keys rotat
   void it('init (from a subfolder, no flags) wrote the rule for the configured folder and key', () => {
     const sops = readFileSync(join(repo, '.sops.yaml'), 'utf8');
     assert.match(sops, /path_regex: \^k8s\/prod\//);
-    assert.ok(sops.includes(prodRecipient), 'the recipient of fluxstrap.yaml\'s key file');
+    assert.ok(sops.includes(prodRecipient), "the recipient of fluxstrap.yaml's key file");
     assert.ok(!sops.includes(otherRecipient), 'not the key of SOPS_AGE_KEY_FILE');
   });
 
@@ -108,7 +129,10 @@ void describe('one cluster resolution for init, bootstrap, status and keys rotat
 
     const wrong = cli(['--json', 'bootstrap', '--cluster', 'prod', '--check'], { FLUXSTRAP_AGE_KEY_FILE: other });
     const wrongDoc = JSON.parse(wrong.stdout) as typeof doc;
-    assert.match(wrongDoc.tasks.find((t) => t.kind === 'preflight')?.error?.message ?? '', /the age key \(age1\S+\) is not a recipient of the \.sops\.yaml rule for k8s\/prod/);
+    assert.match(
+      wrongDoc.tasks.find((t) => t.kind === 'preflight')?.error?.message ?? '',
+      /the age key \(age1\S+\) is not a recipient of the \.sops\.yaml rule for k8s\/prod/,
+    );
   });
 
   void it('status observes the same cluster folder', () => {

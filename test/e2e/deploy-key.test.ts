@@ -25,11 +25,17 @@ let hostFingerprint: string;
 let ageKey: string;
 
 const init = (r: FluxRepo, ...args: string[]): Promise<CliResult> =>
-  runCliAsync(['init', '--cluster', r.cluster, '--repo', r.repo, '--age-key-file', ageKey, ...args], { cwd: home, env: { HOME: home, XDG_CONFIG_HOME: undefined } });
+  runCliAsync(['init', '--cluster', r.cluster, '--repo', r.repo, '--age-key-file', ageKey, ...args], {
+    cwd: home,
+    env: { HOME: home, XDG_CONFIG_HOME: undefined },
+  });
 
 function oneLineError(r: CliResult, text: RegExp): void {
   assert.equal(r.code, 1, r.stderr);
-  const lines = r.stderr.trimEnd().split('\n').filter((l) => l.startsWith('error:') || l.startsWith('hint:'));
+  const lines = r.stderr
+    .trimEnd()
+    .split('\n')
+    .filter((l) => l.startsWith('error:') || l.startsWith('hint:'));
   assert.match(lines[0] ?? '', text, r.stderr);
   assert.match(lines[1] ?? '', /^hint: /, r.stderr);
 }
@@ -75,7 +81,10 @@ void describe('init generates an SSH deploy key and confirms the host key', () =
     assert.ok(res.stdout.includes(pub.split(' ')[1] ?? 'x') || res.stderr.includes(pub.split(' ')[1] ?? 'x'), 'the public key is shown');
     assert.equal(await readFile(join(r.repo, 'clusters/lab/known_hosts'), 'utf8'), `${server.knownHosts}\n`);
     const config = parse(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8')) as { clusters: { lab: { git: unknown } } };
-    assert.deepEqual(config.clusters.lab.git, { url, auth: { ssh: { keyFile: '~/.config/fluxstrap/lab-deploy-key', knownHostsFile: 'clusters/lab/known_hosts', keyAlgorithm: 'ecdsa-p384' } } });
+    assert.deepEqual(config.clusters.lab.git, {
+      url,
+      auth: { ssh: { keyFile: '~/.config/fluxstrap/lab-deploy-key', knownHostsFile: 'clusters/lab/known_hosts', keyAlgorithm: 'ecdsa-p384' } },
+    });
 
     const private1 = await readFile(keyFile, 'utf8');
     const again = await init(r);
@@ -89,7 +98,15 @@ void describe('init generates an SSH deploy key and confirms the host key', () =
     const [host = ''] = server.knownHosts.split(' ');
     await writeFile(join(r.repo, 'known_hosts'), `${host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ\n`);
     const before = await snapshot(r.repo);
-    const res = await init(r, '--git-url', server.sshUrl('fleet.git'), '--git-ssh-key', join(home, 'moved-key'), '--git-known-hosts', join(r.repo, 'known_hosts'));
+    const res = await init(
+      r,
+      '--git-url',
+      server.sshUrl('fleet.git'),
+      '--git-ssh-key',
+      join(home, 'moved-key'),
+      '--git-known-hosts',
+      join(r.repo, 'known_hosts'),
+    );
     oneLineError(res, /the SSH host key of \[127\.0\.0\.1\]:\d+ changed: it offers SHA256:.*none of them in known_hosts/);
     assert.deepEqual(await snapshot(r.repo), before);
     await assert.rejects(stat(join(home, 'moved-key')));

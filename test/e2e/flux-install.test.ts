@@ -23,15 +23,21 @@ function fluxCli(args: string[]): string {
   assert.ok(existsSync(flux), `${flux} is missing: run npm run cluster:build -- --with-flux-cli`);
   return execFileSync(flux, args, { encoding: 'utf8', env: { ...process.env, HOME: '/nonexistent', KUBECONFIG: '/dev/null' }, maxBuffer: 64 * 1024 * 1024 });
 }
-const objects = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as unknown).filter((o) => o !== null);
+const objects = (text: string) =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as unknown)
+    .filter((o) => o !== null);
 const key = (o: unknown) => {
   const { kind, metadata } = o as { kind: string; metadata: { name: string } };
   return `${kind}/${metadata.name}`;
 };
 /** The flux CLI embeds the bundles the harness generated: the components both have. */
-const embedded = () => readdirSync(bundleDir()).filter((f) => !['rbac.yaml', 'policies.yaml'].includes(f)).map((f) => f.replace(/\.yaml$/, ''));
+const embedded = () =>
+  readdirSync(bundleDir())
+    .filter((f) => !['rbac.yaml', 'policies.yaml'].includes(f))
+    .map((f) => f.replace(/\.yaml$/, ''));
 
-void describe('generated Flux manifests equal the flux CLI\'s', async () => {
+void describe("generated Flux manifests equal the flux CLI's", async () => {
   const shipped = await loadManifests(DEFAULT_FLUX_VERSION);
   const both = () => shipped.components.filter((c) => embedded().includes(c));
 
@@ -48,8 +54,32 @@ void describe('generated Flux manifests equal the flux CLI\'s', async () => {
 
   const cases: [string, Partial<InstallOptions>, string[]][] = [
     ['defaults', {}, []],
-    ['every install option', { registry: 'registry.home:5000/fluxcd', imagePullSecret: 'regcred', watchAllNamespaces: false, networkPolicy: false, logLevel: 'debug', clusterDomain: 'k8s.home', tolerationKeys: ['node.kubernetes.io/not-ready', 'special'] },
-      ['--registry', 'registry.home:5000/fluxcd', '--image-pull-secret', 'regcred', '--watch-all-namespaces=false', '--network-policy=false', '--log-level', 'debug', '--cluster-domain', 'k8s.home', '--toleration-keys', 'node.kubernetes.io/not-ready,special']],
+    [
+      'every install option',
+      {
+        registry: 'registry.home:5000/fluxcd',
+        imagePullSecret: 'regcred',
+        watchAllNamespaces: false,
+        networkPolicy: false,
+        logLevel: 'debug',
+        clusterDomain: 'k8s.home',
+        tolerationKeys: ['node.kubernetes.io/not-ready', 'special'],
+      },
+      [
+        '--registry',
+        'registry.home:5000/fluxcd',
+        '--image-pull-secret',
+        'regcred',
+        '--watch-all-namespaces=false',
+        '--network-policy=false',
+        '--log-level',
+        'debug',
+        '--cluster-domain',
+        'k8s.home',
+        '--toleration-keys',
+        'node.kubernetes.io/not-ready,special',
+      ],
+    ],
   ];
   for (const [name, opts, args] of cases) {
     void it(`gotk-components.yaml: ${name}`, () => {
@@ -67,8 +97,38 @@ void describe('generated Flux manifests equal the flux CLI\'s', async () => {
   void it('gotk-sync.yaml: what flux bootstrap generates', () => {
     const ours = generateSync({ url: 'ssh://git@git.home/me/fleet.git', branch: 'prod', path: 'clusters/home' });
     const theirs = [
-      fluxCli(['create', 'source', 'git', 'flux-system', '--namespace', 'flux-system', '--url', 'ssh://git@git.home/me/fleet.git', '--branch', 'prod', '--secret-ref', 'flux-system', '--interval', '1m', '--export']),
-      fluxCli(['create', 'kustomization', 'flux-system', '--namespace', 'flux-system', '--source', 'GitRepository/flux-system', '--path', './clusters/home', '--prune', '--interval', '10m', '--export']),
+      fluxCli([
+        'create',
+        'source',
+        'git',
+        'flux-system',
+        '--namespace',
+        'flux-system',
+        '--url',
+        'ssh://git@git.home/me/fleet.git',
+        '--branch',
+        'prod',
+        '--secret-ref',
+        'flux-system',
+        '--interval',
+        '1m',
+        '--export',
+      ]),
+      fluxCli([
+        'create',
+        'kustomization',
+        'flux-system',
+        '--namespace',
+        'flux-system',
+        '--source',
+        'GitRepository/flux-system',
+        '--path',
+        './clusters/home',
+        '--prune',
+        '--interval',
+        '10m',
+        '--export',
+      ]),
     ].join('');
     assert.deepEqual(objects(ours), objects(theirs));
   });

@@ -39,17 +39,28 @@ async function publish(version: string, opts: { tamper?: boolean; noSums?: boole
   const { bundle } = await loadManifests(DEFAULT_FLUX_VERSION);
   const files = new Map([...bundle].map(([n, t]) => [n, t.replaceAll('v2.9.5', version)]));
   const archive = await tarGz(files);
-  const sums = `${createHash('sha256').update(opts.tamper ? Buffer.from('other') : archive).digest('hex')}  manifests.tar.gz\n${'0'.repeat(64)}  flux_${version.slice(1)}_linux_amd64.tar.gz\n`;
+  const sums = `${createHash('sha256')
+    .update(opts.tamper ? Buffer.from('other') : archive)
+    .digest('hex')}  manifests.tar.gz\n${'0'.repeat(64)}  flux_${version.slice(1)}_linux_amd64.tar.gz\n`;
   const author = resources.user('fluxcdbot', 9);
-  const assets = [['manifests.tar.gz', archive], ...(opts.noSums ? [] : [[`flux_${version.slice(1)}_checksums.txt`, Buffer.from(sums)]])].map(([name, bytes]) => {
-    const id = nextId++;
-    assetBytes.set(id, bytes as Buffer);
-    return resources.asset(gh.url, 'fluxcd', 'flux2', id, name as string, bytes as Buffer, gh.download(name as string, bytes as Buffer), author);
-  });
+  const assets = [['manifests.tar.gz', archive], ...(opts.noSums ? [] : [[`flux_${version.slice(1)}_checksums.txt`, Buffer.from(sums)]])].map(
+    ([name, bytes]) => {
+      const id = nextId++;
+      assetBytes.set(id, bytes as Buffer);
+      return resources.asset(gh.url, 'fluxcd', 'flux2', id, name as string, bytes as Buffer, gh.download(name as string, bytes as Buffer), author);
+    },
+  );
   releases.set(version, { id: nextId++, assets });
 }
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, XDG_CACHE_HOME: join(home, 'cache'), FLUXSTRAP_GITHUB_API_URL: gh.url, GITHUB_TOKEN: undefined, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  XDG_CACHE_HOME: join(home, 'cache'),
+  FLUXSTRAP_GITHUB_API_URL: gh.url,
+  GITHUB_TOKEN: undefined,
+  ...extra,
+});
 async function repo(name: string): Promise<string> {
   const dir = join(home, name);
   await mkdir(join(dir, 'clusters', 'home'), { recursive: true });
@@ -57,7 +68,10 @@ async function repo(name: string): Promise<string> {
   return dir;
 }
 const init = (dir: string, version: string, extra: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
-  runCliAsync(['init', '--cluster', 'home', '--repo', dir, '--key-file', keyFile, '--git-url', 'https://git.example/me/fleet.git', '--flux-version', version], { cwd: home, env: env(extra) });
+  runCliAsync(['init', '--cluster', 'home', '--repo', dir, '--key-file', keyFile, '--git-url', 'https://git.example/me/fleet.git', '--flux-version', version], {
+    cwd: home,
+    env: env(extra),
+  });
 
 before(async () => {
   home = await tempDir('flux-release');
@@ -65,8 +79,12 @@ before(async () => {
   gh = await new GitHubStandIn().start();
   gh.on('GET /repos/{owner}/{repo}/releases/tags/{tag}', ({ params }) => {
     const r = params.owner === 'fluxcd' && params.repo === 'flux2' ? releases.get(params.tag ?? '') : undefined;
-    return r ? { status: 200, body: resources.release(gh.url, 'fluxcd', 'flux2', r.id, params.tag ?? '', r.assets, resources.user('fluxcdbot', 9)) }
-      : { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest/releases/releases#get-a-release-by-tag-name', status: '404' } };
+    return r
+      ? { status: 200, body: resources.release(gh.url, 'fluxcd', 'flux2', r.id, params.tag ?? '', r.assets, resources.user('fluxcdbot', 9)) }
+      : {
+          status: 404,
+          body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest/releases/releases#get-a-release-by-tag-name', status: '404' },
+        };
   });
   gh.on('GET /repos/{owner}/{repo}/releases/assets/{asset_id}', ({ params, headers }) => {
     const id = Number(params.asset_id);
@@ -82,11 +100,11 @@ before(async () => {
 });
 after(async () => {
   await gh.stop();
-  assert.deepEqual(gh.violations, [], 'every request and response matched GitHub\'s OpenAPI description');
+  assert.deepEqual(gh.violations, [], "every request and response matched GitHub's OpenAPI description");
 });
 
 void describe('Flux release download', () => {
-  void it('fetches, verifies and uses the release\'s manifests, then reuses the cache', async () => {
+  void it("fetches, verifies and uses the release's manifests, then reuses the cache", async () => {
     const dir = await repo('fetched');
     const r = await init(dir, 'v2.8.1');
     assert.equal(r.code, 0, r.stderr);
@@ -117,9 +135,15 @@ void describe('Flux release download', () => {
       const [first, ...rest] = r.stderr.trimEnd().split('\n');
       assert.match(first ?? '', /^error: /);
       assert.match(first ?? '', text);
-      assert.ok(rest.every((l) => l.startsWith('hint: ')), r.stderr);
+      assert.ok(
+        rest.every((l) => l.startsWith('hint: ')),
+        r.stderr,
+      );
       assert.deepEqual(await snapshot(dir), before);
-      assert.equal((await readdir(join(home, 'cache', 'fluxstrap', 'flux')).catch(() => [])).some((d) => d.startsWith(version)), false);
+      assert.equal(
+        (await readdir(join(home, 'cache', 'fluxstrap', 'flux')).catch(() => [])).some((d) => d.startsWith(version)),
+        false,
+      );
     });
   }
 

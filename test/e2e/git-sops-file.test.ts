@@ -33,7 +33,14 @@ let keyFile: string;
 let kubeconfig: string;
 let sops: string;
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, [TOKEN_ENV]: undefined, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  [TOKEN_ENV]: undefined,
+  ...extra,
+});
 
 before(async () => {
   requireTool('git');
@@ -58,20 +65,47 @@ async function push(r: FluxRepo, name: string): Promise<string> {
   const url = server.httpUrl(`${name}.git`);
   await r.git('add', '-A');
   await r.git('commit', '--quiet', '-m', 'fluxstrap init');
-  await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+  await runTool('git', ['push', '--quiet', url, 'HEAD:main'], {
+    cwd: r.repo,
+    env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+  });
   return url;
 }
 
 /** init for HTTPS with the server's account and the token in a variable, the credentials kept encrypted. */
 async function initHttps(cluster: string, token: string, extra: string[] = []): Promise<{ r: FluxRepo; init: CliResult }> {
   const r = await fluxRepo({ cluster, gotkSync: 'pristine' });
-  const init = runCli(['init', '--cluster', cluster, '--repo', r.repo, '--age-key-file', keyFile, '--git-url', server.httpUrl(`${cluster}.git`), '--branch', 'main', '--git-username', server.username, '--git-token-env', TOKEN_ENV, '--git-sops-file', ...extra], { cwd: home, env: env({ [TOKEN_ENV]: token }) });
+  const init = runCli(
+    [
+      'init',
+      '--cluster',
+      cluster,
+      '--repo',
+      r.repo,
+      '--age-key-file',
+      keyFile,
+      '--git-url',
+      server.httpUrl(`${cluster}.git`),
+      '--branch',
+      'main',
+      '--git-username',
+      server.username,
+      '--git-token-env',
+      TOKEN_ENV,
+      '--git-sops-file',
+      ...extra,
+    ],
+    { cwd: home, env: env({ [TOKEN_ENV]: token }) },
+  );
   return { r, init };
 }
 
 /** The preflight of `bootstrap --check --json` with no token: it fails at the dead API, after reading Git. */
 async function preflight(r: FluxRepo, extra: NodeJS.ProcessEnv = {}): Promise<{ run: CliResult; message: string }> {
-  const run = await runCliAsync(['bootstrap', '--check', '--json', '--cluster', r.cluster, '--age-key-file', keyFile], { cwd: r.repo, env: env({ KUBECONFIG: kubeconfig, ...extra }) });
+  const run = await runCliAsync(['bootstrap', '--check', '--json', '--cluster', r.cluster, '--age-key-file', keyFile], {
+    cwd: r.repo,
+    env: env({ KUBECONFIG: kubeconfig, ...extra }),
+  });
   const doc = JSON.parse(run.stdout) as { error?: { message: string }; tasks: { kind: string; outcome: string; error?: { message: string } }[] };
   return { run, message: doc.tasks[0]?.error?.message ?? doc.error?.message ?? '' };
 }
@@ -102,12 +136,45 @@ void describe('git.auth.sopsFile: the Git credentials encrypted in the repositor
   });
 
   void it('init refuses before writing anything when the token variable is unset, or the file is under flux-system/', async () => {
-    const unset = runCli(['init', '--cluster', 'unset', '--repo', (await fluxRepo({ cluster: 'unset' })).repo, '--age-key-file', keyFile, '--git-url', 'https://git.example/me/r.git', '--git-token-env', TOKEN_ENV, '--git-sops-file'], { cwd: home, env: env() });
+    const unset = runCli(
+      [
+        'init',
+        '--cluster',
+        'unset',
+        '--repo',
+        (await fluxRepo({ cluster: 'unset' })).repo,
+        '--age-key-file',
+        keyFile,
+        '--git-url',
+        'https://git.example/me/r.git',
+        '--git-token-env',
+        TOKEN_ENV,
+        '--git-sops-file',
+      ],
+      { cwd: home, env: env() },
+    );
     assert.equal(unset.code, 1, unset.stderr);
     assert.match(unset.stderr, new RegExp(`^error: environment variable ${TOKEN_ENV} .*is not set$`, 'm'));
 
     const r = await fluxRepo({ cluster: 'infs' });
-    const inFluxSystem = runCli(['init', '--cluster', 'infs', '--repo', r.repo, '--age-key-file', keyFile, '--git-url', 'https://git.example/me/r.git', '--git-token-env', TOKEN_ENV, '--git-sops-file', 'clusters/infs/flux-system/git.sops.yaml'], { cwd: r.repo, env: env({ [TOKEN_ENV]: canary('token') }) });
+    const inFluxSystem = runCli(
+      [
+        'init',
+        '--cluster',
+        'infs',
+        '--repo',
+        r.repo,
+        '--age-key-file',
+        keyFile,
+        '--git-url',
+        'https://git.example/me/r.git',
+        '--git-token-env',
+        TOKEN_ENV,
+        '--git-sops-file',
+        'clusters/infs/flux-system/git.sops.yaml',
+      ],
+      { cwd: r.repo, env: env({ [TOKEN_ENV]: canary('token') }) },
+    );
     assert.equal(inFluxSystem.code, 2, inFluxSystem.stderr);
     assert.match(inFluxSystem.stderr, /^error: --git-sops-file clusters\/infs\/flux-system\/git\.sops\.yaml must be outside flux-system\//m);
     assert.equal(await r.git('status', '--porcelain'), '', 'nothing written');
@@ -118,7 +185,25 @@ void describe('git.auth.sopsFile: the Git credentials encrypted in the repositor
     const knownHosts = join(home, 'ssh_known_hosts');
     writeFileSync(knownHosts, `${server.knownHosts}\n`);
     const deployKey = join(home, 'ssh-deploy-key');
-    const init = await runCliAsync(['init', '--cluster', 'ssh', '--repo', r.repo, '--age-key-file', keyFile, '--git-url', server.sshUrl('ssh.git'), '--git-ssh-key', deployKey, '--git-known-hosts', knownHosts, '--git-sops-file'], { cwd: home, env: env() });
+    const init = await runCliAsync(
+      [
+        'init',
+        '--cluster',
+        'ssh',
+        '--repo',
+        r.repo,
+        '--age-key-file',
+        keyFile,
+        '--git-url',
+        server.sshUrl('ssh.git'),
+        '--git-ssh-key',
+        deployKey,
+        '--git-known-hosts',
+        knownHosts,
+        '--git-sops-file',
+      ],
+      { cwd: home, env: env() },
+    );
     assert.equal(init.code, 0, init.stderr);
     const opened = sopsDecrypt(join(r.repo, SOPS_FILE('ssh')));
     assert.equal(opened.code, 0, opened.stderr);
@@ -162,12 +247,19 @@ void describe('git.auth.sopsFile: the Git credentials encrypted in the repositor
     await push(r, 'bad');
 
     const cases: [string, string, RegExp][] = [
-      ['tampered', original.replace(/(password: ENC\[AES256_GCM,data:)./, (_m, head: string) => `${head}${original.includes(`${head}A`) ? 'B' : 'A'}`), /does not decrypt|MAC mismatch/],
+      [
+        'tampered',
+        original.replace(/(password: ENC\[AES256_GCM,data:)./, (_m, head: string) => `${head}${original.includes(`${head}A`) ? 'B' : 'A'}`),
+        /does not decrypt|MAC mismatch/,
+      ],
       ['not sops', 'apiVersion: v1\nkind: Secret\n', /sops metadata|not encrypted|no sops/i],
     ];
     for (const [label, content, why] of cases) {
       writeFileSync(file, content);
-      const run = await runCliAsync(['bootstrap', '--check', '--cluster', 'bad', '--age-key-file', keyFile], { cwd: r.repo, env: env({ KUBECONFIG: kubeconfig }) });
+      const run = await runCliAsync(['bootstrap', '--check', '--cluster', 'bad', '--age-key-file', keyFile], {
+        cwd: r.repo,
+        env: env({ KUBECONFIG: kubeconfig }),
+      });
       assert.equal(run.code, 1, `${label}: ${run.stderr}`);
       const errors = run.stderr.split('\n').filter((l) => /^\s*error: /.test(l));
       assert.equal(errors.length, 1, `${label}: ${run.stderr}`);

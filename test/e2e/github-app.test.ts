@@ -27,14 +27,18 @@ let home: string;
 let ageKey: string;
 let keyFile: string;
 const APP_ID = 1234;
-const pem = () => generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
+const pem = () =>
+  generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs1', format: 'pem' } });
 const APP_KEY = pem();
 
 const env = (): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, FLUXSTRAP_GITHUB_API_URL: gh.url });
 const PLAYBOOK = 'name: GitHub step\ntasks:\n  - name: repository\n    github-repository: {}\n';
 
 async function withApp(r: FluxRepo, app: string, url = 'https://github.com/me/fleet.git'): Promise<void> {
-  await writeFile(join(r.repo, 'fluxstrap.yaml'), `clusters:\n  ${r.cluster}:\n    ageKey: { file: ${ageKey} }\n    git:\n      url: ${url}\n      auth:\n        githubApp: ${app}\n`);
+  await writeFile(
+    join(r.repo, 'fluxstrap.yaml'),
+    `clusters:\n  ${r.cluster}:\n    ageKey: { file: ${ageKey} }\n    git:\n      url: ${url}\n      auth:\n        githubApp: ${app}\n`,
+  );
 }
 const run = async (r: FluxRepo): Promise<CliResult> => {
   await writeFile(join(home, 'github.yaml'), PLAYBOOK);
@@ -50,9 +54,18 @@ function noSecrets(r: CliResult): void {
 
 function oneLineError(r: CliResult, text: RegExp, field?: string): void {
   assert.notEqual(r.code, 0, r.stderr);
-  const lines = r.stderr.split('\n').filter((l) => /^(\s*)(error|hint):/.test(l)).map((l) => l.trim());
-  assert.ok(lines.some((l) => /^error: /.test(l) && text.test(l) && (field === undefined || l.includes(field))), r.stderr);
-  assert.ok(lines.some((l) => l.startsWith('hint: ')), r.stderr);
+  const lines = r.stderr
+    .split('\n')
+    .filter((l) => /^(\s*)(error|hint):/.test(l))
+    .map((l) => l.trim());
+  assert.ok(
+    lines.some((l) => /^error: /.test(l) && text.test(l) && (field === undefined || l.includes(field))),
+    r.stderr,
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith('hint: ')),
+    r.stderr,
+  );
   noSecrets(r);
 }
 
@@ -124,7 +137,7 @@ void describe('GitHub App: installation token, repository read, provider patch',
   });
 });
 
-void describe('GitHub App: the bootstrap\'s Git credentials', () => {
+void describe("GitHub App: the bootstrap's Git credentials", () => {
   void it('git reads the branch with an installation token; the Secret step refuses a layout without provider: github, and goes on (to the cluster) once init added it', async () => {
     const r = await fluxRepo({ cluster: 'boot', gotkSync: 'pristine' });
     await withApp(r, `{ appId: ${APP_ID}, installationId: 55, privateKeyFile: ${keyFile} }`);
@@ -132,7 +145,8 @@ void describe('GitHub App: the bootstrap\'s Git credentials', () => {
     const kubeconfig = join(home, 'dead.kubeconfig');
     await writeFile(kubeconfig, DEAD_KUBECONFIG);
     await writeFile(join(home, 'creds.yaml'), 'name: Git credentials\ntasks:\n  - name: secret\n    git-credentials: {}\n');
-    const secretStep = () => runCliAsync(['run', join(home, 'creds.yaml'), '--cluster', 'boot', '--repo', r.repo, '--kubeconfig', kubeconfig], { cwd: home, env: env() });
+    const secretStep = () =>
+      runCliAsync(['run', join(home, 'creds.yaml'), '--cluster', 'boot', '--repo', r.repo, '--kubeconfig', kubeconfig], { cwd: home, env: env() });
     const minted = requestsOf('POST /app/installations/{installation_id}/access_tokens').length;
     oneLineError(await secretStep(), /GitRepository flux-system has no provider: github, which GitHub App auth needs/);
     assert.ok(requestsOf('POST /app/installations/{installation_id}/access_tokens').length > minted, 'the branch was read with a minted installation token');
@@ -158,12 +172,20 @@ void describe('GitHub App: bad input is refused before anything changes', () => 
 
   void it('a private key that is not PEM: refused before any request', async () => {
     const notPem = join(home, 'not.pem');
-    await writeFile(notPem, (await readFile(ageKey, 'utf8')), { mode: 0o600 });
+    await writeFile(notPem, await readFile(ageKey, 'utf8'), { mode: 0o600 });
     await withApp(r, `{ appId: ${APP_ID}, installationId: 55, privateKeyFile: ${notPem} }`);
     const before = gh.requests.length;
     oneLineError(await run(r), /the GitHub App private key is not a PEM private key/, 'git.auth.githubApp.privateKeyFile');
     const ec = join(home, 'ec.pem');
-    await writeFile(ec, generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey, { mode: 0o600 });
+    await writeFile(
+      ec,
+      generateKeyPairSync('ec', {
+        namedCurve: 'P-256',
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+      }).privateKey,
+      { mode: 0o600 },
+    );
     await withApp(r, `{ appId: ${APP_ID}, installationId: 55, privateKeyFile: ${ec} }`);
     oneLineError(await run(r), /the GitHub App private key is ec key; GitHub Apps sign with RSA/);
     assert.equal(gh.requests.length, before, 'GitHub was not called');
@@ -207,7 +229,7 @@ void describe('GitHub App: bad input is refused before anything changes', () => 
     assert.deepEqual(now, before);
   });
 
-  void it('every request and response matched GitHub\'s OpenAPI description', () => {
+  void it("every request and response matched GitHub's OpenAPI description", () => {
     assert.deepEqual(gh.violations, []);
   });
 });

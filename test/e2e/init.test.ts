@@ -20,7 +20,13 @@ let home: string;
 let keyFile: string;
 let recipient: string;
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  ...extra,
+});
 const cli = (args: string[], extra: NodeJS.ProcessEnv = {}): CliResult => runCli(args, { cwd: home, env: env(extra) });
 const init = (r: FluxRepo, ...args: string[]) => cli(['init', '--cluster', r.cluster, '--repo', r.repo, ...args]);
 const initWithKey = (r: FluxRepo, ...args: string[]) => init(r, '--key-file', keyFile, ...args);
@@ -52,7 +58,10 @@ function userError(r: CliResult, text: RegExp, where: string, code = 1): void {
   const [first, ...rest] = r.stderr.trimEnd().split('\n');
   assert.match(first ?? '', text);
   assert.ok(first?.includes(`(${where}`), `names ${where}: ${first}`);
-  assert.ok(rest.every((l) => l.startsWith('hint: ')), r.stderr);
+  assert.ok(
+    rest.every((l) => l.startsWith('hint: ')),
+    r.stderr,
+  );
   assert.equal(r.stdout, '');
 }
 
@@ -94,11 +103,16 @@ void describe('init on the seed repository', () => {
     const file = (p: string) => readFile(join(r.repo, p), 'utf8');
 
     const rules = (parse(await file('.sops.yaml')) as { creation_rules: Record<string, string>[] }).creation_rules;
-    assert.deepEqual(rules, [{ path_regex: `^clusters/production/.*\\.ya?ml$`, encrypted_regex: '^(data|stringData)$', mac_only_encrypted: true, age: recipient }]);
+    assert.deepEqual(rules, [
+      { path_regex: `^clusters/production/.*\\.ya?ml$`, encrypted_regex: '^(data|stringData)$', mac_only_encrypted: true, age: recipient },
+    ]);
     assert.match(await file('clusters/production/.sops.pub.age'), new RegExp(`^${recipient}$`, 'm'));
     assert.equal(await file('clusters/production/flux-system/gotk-sync.yaml'), await readFile(join(FLUX_FIXTURES, 'gotk-sync.pristine.yaml'), 'utf8'));
     assert.ok((await file('clusters/production/flux-system/kustomization.yaml')).startsWith(await readFile(join(FLUX_FIXTURES, 'kustomization.yaml'), 'utf8')));
-    assert.deepEqual((parse(await file('clusters/production/kustomization.yaml')) as { resources: string[] }).resources, ['flux-system', ...SEED_ROOT_RESOURCES]);
+    assert.deepEqual((parse(await file('clusters/production/kustomization.yaml')) as { resources: string[] }).resources, [
+      'flux-system',
+      ...SEED_ROOT_RESOURCES,
+    ]);
     assert.match(await file('Makefile'), /^provision:\n\tnpx fluxstrap bootstrap --cluster \$\(CLUSTER\)$/m);
     assert.match(await file('Makefile'), /^CLUSTER \?= production$/m);
     assert.match(await file('.gitignore'), /^\*\.agekey$/m);
@@ -121,9 +135,14 @@ void describe('init on the seed repository', () => {
     assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, decryption);
     const root = await kustomize(join(r.repo, r.clusterPath));
     assert.deepEqual(fluxKustomization(root)?.spec.decryption, decryption);
-    assert.ok(root.some((o) => o.kind === 'ConfigMap'), 'the seed resources are still there');
+    assert.ok(
+      root.some((o) => o.kind === 'ConfigMap'),
+      'the seed resources are still there',
+    );
     // what flux bootstrap regenerates (gotk-sync.yaml) no longer carries it: the patch is the only source
-    const sync = parseAllDocuments(await readFile(join(r.repo, r.clusterPath, 'flux-system', 'gotk-sync.yaml'), 'utf8')).map((d) => d.toJSON() as Record<string, unknown>);
+    const sync = parseAllDocuments(await readFile(join(r.repo, r.clusterPath, 'flux-system', 'gotk-sync.yaml'), 'utf8')).map(
+      (d) => d.toJSON() as Record<string, unknown>,
+    );
     assert.equal(fluxKustomization(sync)?.spec.decryption, undefined);
   });
 
@@ -147,7 +166,10 @@ void describe('init on the seed repository', () => {
     const sync = join(r.repo, r.clusterPath, 'flux-system', 'gotk-sync.yaml');
     await writeFile(sync, await readFile(join(FLUX_FIXTURES, 'gotk-sync.pristine.yaml'), 'utf8'));
     assert.deepEqual(json(initWithKey(r, '--json')).recap.changed, 0);
-    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, {
+      provider: 'sops',
+      secretRef: { name: 'sops-age' },
+    });
   });
 
   void it("fluxstrap encrypt follows the rule: only data/stringData, to the cluster's key", async () => {
@@ -155,10 +177,17 @@ void describe('init on the seed repository', () => {
     await writeFile(secret, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n');
     const enc = runCli(['encrypt', '--in-place', `${r.clusterPath}/db.yaml`], { cwd: r.repo, env: env({ SOPS_AGE_KEY_FILE: keyFile }) });
     assert.equal(enc.code, 0, enc.stderr);
-    const doc = parse(await readFile(secret, 'utf8')) as { metadata: { name: string }; stringData: { password: string }; sops: { age: { recipient: string }[]; encrypted_regex: string } };
+    const doc = parse(await readFile(secret, 'utf8')) as {
+      metadata: { name: string };
+      stringData: { password: string };
+      sops: { age: { recipient: string }[]; encrypted_regex: string };
+    };
     assert.equal(doc.metadata.name, 'db');
     assert.match(doc.stringData.password, /^ENC\[AES256_GCM,/);
-    assert.deepEqual(doc.sops.age.map((a) => a.recipient), [recipient]);
+    assert.deepEqual(
+      doc.sops.age.map((a) => a.recipient),
+      [recipient],
+    );
     assert.equal(doc.sops.encrypted_regex, '^(data|stringData)$');
     await rm(secret);
   });
@@ -176,7 +205,10 @@ void describe('init start-up', () => {
     const r = await fluxRepo();
     const run = await tracedRun(['init', '--cluster', r.cluster, '--repo', r.repo, '--age', recipient, '--check'], { cwd: home, env: env() });
     assert.equal(run.code, 3, run.stderr);
-    assert.ok(run.modules.some((m) => m.endsWith('/dist/flows/init.js')), 'the trace recorded the imports');
+    assert.ok(
+      run.modules.some((m) => m.endsWith('/dist/flows/init.js')),
+      'the trace recorded the imports',
+    );
     assert.deepEqual(loadedPackages(run.modules, ['openpgp', '@kubernetes/client-node', '@octokit/', 'age-encryption']), []);
   });
 });
@@ -186,7 +218,10 @@ void describe('init --json', () => {
     const r = await fluxRepo();
     const doc = json(initWithKey(r, '--json', '--check'));
     assert.equal(doc.check, true);
-    assert.deepEqual(doc.tasks.map((t) => t.kind), ['sops-config', 'public-key-file', 'decryption-patch', 'gotk-sync-restore', 'cluster-root', 'makefile', 'gitignore', 'fluxstrap-config']);
+    assert.deepEqual(
+      doc.tasks.map((t) => t.kind),
+      ['sops-config', 'public-key-file', 'decryption-patch', 'gotk-sync-restore', 'cluster-root', 'makefile', 'gitignore', 'fluxstrap-config'],
+    );
     assert.ok(doc.tasks.every((t) => t.outcome === 'would-change' && t.changes.length === 1));
     assert.deepEqual(doc.tasks.find((t) => t.kind === 'gotk-sync-restore')?.changes[0]?.target, 'file clusters/production/flux-system/gotk-sync.yaml');
   });
@@ -194,12 +229,16 @@ void describe('init --json', () => {
 
 void describe('init in other repositories', () => {
   void it('keeps an existing .sops.yaml, Makefile and .gitignore, printing the Makefile snippet', async () => {
-    const sops = '# team rules\ncreation_rules:\n  # everything else\n  - path_regex: .*\\.sops\\.yaml$\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n';
+    const sops =
+      '# team rules\ncreation_rules:\n  # everything else\n  - path_regex: .*\\.sops\\.yaml$\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n';
     const r = await fluxRepo({ files: { '.sops.yaml': sops, Makefile: 'build:\n\tgo build\n', '.gitignore': 'node_modules/\n' } });
     const res = initWithKey(r);
     assert.equal(res.code, 0, res.stderr);
     assert.equal(await readFile(join(r.repo, 'Makefile'), 'utf8'), 'build:\n\tgo build\n');
-    assert.match(res.stderr, /provision target to add to your Makefile:\n\n# Bootstrap Flux[\s\S]*\nprovision:\n\tnpx fluxstrap bootstrap --cluster \$\(CLUSTER\)/);
+    assert.match(
+      res.stderr,
+      /provision target to add to your Makefile:\n\n# Bootstrap Flux[\s\S]*\nprovision:\n\tnpx fluxstrap bootstrap --cluster \$\(CLUSTER\)/,
+    );
     const after = await readFile(join(r.repo, '.sops.yaml'), 'utf8');
     assert.ok(after.startsWith('# team rules\ncreation_rules:\n  - path_regex: ^clusters/production/'), after);
     assert.ok(after.endsWith(sops.split('\n').slice(2).join('\n')), 'the old rule follows with its comment');
@@ -212,7 +251,10 @@ void describe('init in other repositories', () => {
     const res = initWithKey(r);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /Flux includes every manifest in the folder/);
-    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, { provider: 'sops', secretRef: { name: 'sops-age' } });
+    assert.deepEqual(fluxKustomization(await kustomize(join(r.repo, r.clusterPath, 'flux-system')))?.spec.decryption, {
+      provider: 'sops',
+      secretRef: { name: 'sops-age' },
+    });
   });
 
   void it('takes the key from SOPS_AGE_KEY_FILE, --age, or a --path outside clusters/', async () => {
@@ -285,7 +327,10 @@ clusters:
     const fromOrigin = await fluxRepo({ cluster: 'lab' });
     await fromOrigin.git('remote', 'add', 'origin', 'git@git.example.invalid:me/lab.git');
     assert.equal(init(fromOrigin, '--age', recipient).code, 0);
-    assert.equal(await readFile(join(fromOrigin.repo, 'fluxstrap.yaml'), 'utf8'), `# yaml-language-server: $schema=https://unpkg.com/fluxstrap@0.1.0/schema/fluxstrap.schema.json\nclusters:\n  lab:\n    git:\n      url: ssh://git@git.example.invalid/me/lab.git\n`);
+    assert.equal(
+      await readFile(join(fromOrigin.repo, 'fluxstrap.yaml'), 'utf8'),
+      `# yaml-language-server: $schema=https://unpkg.com/fluxstrap@0.1.0/schema/fluxstrap.schema.json\nclusters:\n  lab:\n    git:\n      url: ssh://git@git.example.invalid/me/lab.git\n`,
+    );
   });
 
   void it('a second init reports nothing to do and changes nothing', async () => {
@@ -297,13 +342,19 @@ clusters:
 
   void it('fluxstrap run and bootstrap resolve the cluster from it, without flags', async () => {
     const playbook = join(home, 'show.yaml');
-    await writeFile(playbook, 'name: "{{ cluster.name }} at {{ cluster.path }} from {{ cluster.git.url }} ({{ cluster.git.branch }}, {{ cluster.git.auth.type }})"\ntasks:\n  - name: keys stay out of Git\n    gitignore: { entries: ["*.agekey"] }\n');
+    await writeFile(
+      playbook,
+      'name: "{{ cluster.name }} at {{ cluster.path }} from {{ cluster.git.url }} ({{ cluster.git.branch }}, {{ cluster.git.auth.type }})"\ntasks:\n  - name: keys stay out of Git\n    gitignore: { entries: ["*.agekey"] }\n',
+    );
     const run = runCli(['run', playbook, '--check'], { cwd: join(r.repo, r.clusterPath), env: env() });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, new RegExp(`^► production at clusters/production from ${URL} \\(main, https\\)`));
     // Past the configuration, bootstrap stops at preflight: there is no cluster to reach.
     await writeFile(join(home, 'kubeconfig'), DEAD_KUBECONFIG);
-    const boot = runCli(['bootstrap', '--check', '--json', '--cluster', 'production'], { cwd: r.repo, env: env({ KUBECONFIG: join(home, 'kubeconfig'), GITHUB_TOKEN: 'not-a-token' }) });
+    const boot = runCli(['bootstrap', '--check', '--json', '--cluster', 'production'], {
+      cwd: r.repo,
+      env: env({ KUBECONFIG: join(home, 'kubeconfig'), GITHUB_TOKEN: 'not-a-token' }),
+    });
     assert.equal(boot.code, 1, boot.stderr);
     const doc = JSON.parse(boot.stdout) as { title: string; tasks: { kind: string; outcome: string; error?: { code: string; message: string } }[] };
     assert.equal(doc.title, 'Bootstrap Flux on production');
@@ -321,14 +372,32 @@ clusters:
     assert.match(check.stderr, /set clusters\.production\.git\.branch to release \(was main\)/);
     assert.match(check.stderr, /^ {4}- {6}branch: main\n {4}\+ {6}branch: release$/m);
     assert.equal(initWithKey(r, '--branch', 'release').code, 0);
-    assert.equal((parse(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8')) as { clusters: { production: { git: { branch: string; url: string } } } }).clusters.production.git.url, URL, 'the rest is kept');
+    assert.equal(
+      (parse(await readFile(join(r.repo, 'fluxstrap.yaml'), 'utf8')) as { clusters: { production: { git: { branch: string; url: string } } } }).clusters
+        .production.git.url,
+      URL,
+      'the rest is kept',
+    );
   });
 
   void it('--git-username writes the HTTPS account name next to the token variable', async () => {
     const gitea = await fluxRepo({ cluster: 'home' });
-    const res = init(gitea, '--age', recipient, '--git-url', 'https://gitea.example.invalid/me/fleet.git', '--git-username', 'flux-bot', '--git-token-env', 'GITEA_TOKEN');
+    const res = init(
+      gitea,
+      '--age',
+      recipient,
+      '--git-url',
+      'https://gitea.example.invalid/me/fleet.git',
+      '--git-username',
+      'flux-bot',
+      '--git-token-env',
+      'GITEA_TOKEN',
+    );
     assert.equal(res.code, 0, res.stderr);
-    assert.match(await readFile(join(gitea.repo, 'fluxstrap.yaml'), 'utf8'), /^ {6}auth:\n {8}https:\n {10}username: flux-bot\n {10}passwordEnv: GITEA_TOKEN\n/m);
+    assert.match(
+      await readFile(join(gitea.repo, 'fluxstrap.yaml'), 'utf8'),
+      /^ {6}auth:\n {8}https:\n {10}username: flux-bot\n {10}passwordEnv: GITEA_TOKEN\n/m,
+    );
     const bad = init(gitea, '--age', recipient, '--git-username', 'a b', '--git-token-env', 'GITEA_TOKEN');
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /^error: --git-username "a b": a user name has no colon or whitespace\nhint: .+\n$/);
@@ -347,7 +416,10 @@ clusters:
 
 void describe('init --decryption', () => {
   const argsOf = (objs: Record<string, unknown>[], name: string) =>
-    (objs.find((o) => o.kind === 'Deployment' && (o.metadata as { name?: string }).name === name) as { spec: { template: { spec: { containers: { args: string[] }[] } } } } | undefined)?.spec.template.spec.containers[0]?.args ?? [];
+    (
+      objs.find((o) => o.kind === 'Deployment' && (o.metadata as { name?: string }).name === name) as
+        { spec: { template: { spec: { containers: { args: string[] }[] } } } } | undefined
+    )?.spec.template.spec.containers[0]?.args ?? [];
 
   void it('controller mode, then back: each switch is a plan --check shows, applied once, and kubectl kustomize builds it', async () => {
     const r = await fluxRepo({ gotkSync: 'pristine' });
@@ -387,7 +459,8 @@ void describe('init: mac_only_encrypted in the new rule, as the real sops reads 
     await writeFile(theirs, plain);
     const enc = runCli(['encrypt', '-i', mine], { cwd: r.repo, env: env() });
     assert.equal(enc.code, 0, enc.stderr);
-    const sopsRun = (args: string[], extra: NodeJS.ProcessEnv = {}) => execFileSync(sops, args, { cwd: r.repo, env: { ...env(), PATH: process.env.PATH, ...extra }, encoding: 'utf8' });
+    const sopsRun = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+      execFileSync(sops, args, { cwd: r.repo, env: { ...env(), PATH: process.env.PATH, ...extra }, encoding: 'utf8' });
     sopsRun(['encrypt', '-i', theirs]);
     for (const f of [mine, theirs]) assert.match(await readFile(f, 'utf8'), /^ {4}mac_only_encrypted: true$/m, f);
     // A plaintext field edited by hand: with mac_only_encrypted the MAC still holds for both tools.
@@ -425,7 +498,9 @@ void describe('init: bad input', () => {
   });
 
   void it('invalid YAML in kustomization.yaml, with its line', async () => {
-    const r = await fluxRepo({ files: { 'clusters/production/flux-system/kustomization.yaml': 'resources:\n- gotk-components.yaml\nresources:\n- gotk-sync.yaml\n' } });
+    const r = await fluxRepo({
+      files: { 'clusters/production/flux-system/kustomization.yaml': 'resources:\n- gotk-components.yaml\nresources:\n- gotk-sync.yaml\n' },
+    });
     await refuses(r, ['--key-file', keyFile], /^error: invalid YAML: Map keys must be unique/, 'clusters/production/flux-system/kustomization.yaml:3');
     const root = await fluxRepo({ files: { 'clusters/production/kustomization.yaml': 'resources: flux-system\n' } });
     await refuses(root, ['--key-file', keyFile], /^error: resources must be a list/, 'clusters/production/kustomization.yaml:1');
@@ -461,10 +536,22 @@ void describe('init: bad input', () => {
 
   void it('--decryption controller with a Flux release before v2.7: the flag, or the header line of gotk-components.yaml', async () => {
     const r = await fluxRepo();
-    await refuses(r, ['--key-file', keyFile, '--decryption', 'controller', '--flux-version', 'v2.6.4'], /^error: --decryption controller needs Flux v2\.7\.0 or newer, --flux-version is v2\.6\.4/, '--flux-version', 2);
+    await refuses(
+      r,
+      ['--key-file', keyFile, '--decryption', 'controller', '--flux-version', 'v2.6.4'],
+      /^error: --decryption controller needs Flux v2\.7\.0 or newer, --flux-version is v2\.6\.4/,
+      '--flux-version',
+      2,
+    );
     const components = join(r.repo, r.clusterPath, 'flux-system', 'gotk-components.yaml');
     await writeFile(components, (await readFile(components, 'utf8')).replace('# Flux Version: v2.7.5', '# Flux Version: v2.6.4'));
-    await refuses(r, ['--key-file', keyFile, '--decryption', 'controller'], /^error: --decryption controller needs Flux v2\.7\.0 or newer; the cluster runs Flux v2\.6\.4/, `${r.clusterPath}/flux-system/gotk-components.yaml:3`, 2);
+    await refuses(
+      r,
+      ['--key-file', keyFile, '--decryption', 'controller'],
+      /^error: --decryption controller needs Flux v2\.7\.0 or newer; the cluster runs Flux v2\.6\.4/,
+      `${r.clusterPath}/flux-system/gotk-components.yaml:3`,
+      2,
+    );
     const both = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--decryption', 'both']);
     assert.equal(both.code, 2);
     assert.match(both.stderr, /^error: option '--decryption <mode>' argument 'both' is invalid/);
@@ -477,11 +564,19 @@ void describe('init: bad input', () => {
     await rm(`${ssh}.pub`, { force: true });
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'me@host', '-f', ssh]);
     const pub = (await readFile(`${ssh}.pub`, 'utf8')).trim();
-    await refuses(r, ['--key-file', ssh], /^error: an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age/, `${ssh}:1`);
+    await refuses(
+      r,
+      ['--key-file', ssh],
+      /^error: an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities into sops-age/,
+      `${ssh}:1`,
+    );
     const before = await snapshot(r.repo);
     const only = init(r, '--age', pub);
     assert.equal(only.code, 2);
-    assert.match(only.stderr, /^error: --age names only SSH recipients: kustomize-controller cannot decrypt with an SSH key .*\nhint: add the age1… recipient of the cluster key/);
+    assert.match(
+      only.stderr,
+      /^error: --age names only SSH recipients: kustomize-controller cannot decrypt with an SSH key .*\nhint: add the age1… recipient of the cluster key/,
+    );
     assert.deepEqual(await snapshot(r.repo), before, 'nothing written');
     // Next to the cluster's age key an SSH recipient is welcome: people decrypt with it, as sops lets them.
     assert.equal(init(r, '--age', recipient, '--age', pub).code, 0);

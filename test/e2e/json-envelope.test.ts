@@ -134,13 +134,29 @@ void describe('--json: one envelope for every command', () => {
 
   cases('keys backup', async () => {
     await writeFile(join(home, 'passphrase'), 'correct horse battery staple\n');
-    json(['keys', 'backup', key, '--out', join(home, 'key.backup.age'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys backup', code: 0, fields: ['files', 'format', 'recipients'] });
-    json(['keys', 'backup', key, '--out', join(home, 'key.backup.age'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys backup', code: 1, error: 'E_PRECONDITION' });
+    json(['keys', 'backup', key, '--out', join(home, 'key.backup.age'), '--passphrase-file', join(home, 'passphrase')], {
+      command: 'keys backup',
+      code: 0,
+      fields: ['files', 'format', 'recipients'],
+    });
+    json(['keys', 'backup', key, '--out', join(home, 'key.backup.age'), '--passphrase-file', join(home, 'passphrase')], {
+      command: 'keys backup',
+      code: 1,
+      error: 'E_PRECONDITION',
+    });
   });
 
   cases('keys restore', () => {
-    json(['keys', 'restore', join(home, 'key.backup.age'), '--out', join(home, 'restored.agekey'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys restore', code: 0, fields: ['file', 'recipients'] });
-    json(['keys', 'restore', join(home, 'key.backup.age'), '--out', join(home, 'restored.agekey'), '--passphrase-file', join(home, 'passphrase')], { command: 'keys restore', code: 1, error: 'E_PRECONDITION' });
+    json(['keys', 'restore', join(home, 'key.backup.age'), '--out', join(home, 'restored.agekey'), '--passphrase-file', join(home, 'passphrase')], {
+      command: 'keys restore',
+      code: 0,
+      fields: ['file', 'recipients'],
+    });
+    json(['keys', 'restore', join(home, 'key.backup.age'), '--out', join(home, 'restored.agekey'), '--passphrase-file', join(home, 'passphrase')], {
+      command: 'keys restore',
+      code: 1,
+      error: 'E_PRECONDITION',
+    });
   });
 
   cases('keys pub', () => {
@@ -154,9 +170,17 @@ void describe('--json: one envelope for every command', () => {
   });
 
   cases('bootstrap', () => {
-    json(['bootstrap', '--cluster', r.cluster, '--git-url', 'https://git.example.invalid/fleet.git', '--list-tasks'], { command: 'bootstrap', code: 0, fields: ['playbook', 'tasks'] });
+    json(['bootstrap', '--cluster', r.cluster, '--git-url', 'https://git.example.invalid/fleet.git', '--list-tasks'], {
+      command: 'bootstrap',
+      code: 0,
+      fields: ['playbook', 'tasks'],
+    });
     // Preflight meets a dead API server: the run's tasks are in the document, the first failed.
-    const doc = json(['bootstrap', '--cluster', r.cluster, '--git-url', 'https://git.example.invalid/fleet.git', '--check'], { command: 'bootstrap', code: 1, fields: ['recap', 'tasks'] }) as Doc & { tasks: { outcome: string }[] };
+    const doc = json(['bootstrap', '--cluster', r.cluster, '--git-url', 'https://git.example.invalid/fleet.git', '--check'], {
+      command: 'bootstrap',
+      code: 1,
+      fields: ['recap', 'tasks'],
+    }) as Doc & { tasks: { outcome: string }[] };
     assert.equal(doc.tasks[0]?.outcome, 'failed');
   });
 
@@ -182,7 +206,7 @@ void describe('--json: one envelope for every command', () => {
     });
   }
 
-  void it('commander\'s own usage errors, and no command at all', () => {
+  void it("commander's own usage errors, and no command at all", () => {
     json(['keys', 'new', '--no-such-flag'], { command: 'keys new', code: 2, error: 'E_USAGE' });
     json(['no-such-command'], { command: 'fluxstrap', code: 2, error: 'E_USAGE' });
     json([], { command: 'fluxstrap', code: 2, error: 'E_USAGE' });

@@ -42,16 +42,25 @@ void describe('SOPS_AGE_KEY_CMD with SOPS_AGE_RECIPIENT (sops 3.12+)', () => {
     assert.equal(enc.code, 0, enc.stderr);
     // Hands out the key only for the recipient it is asked for, and logs what it was asked.
     const cmd = join(dir, 'key-cmd.sh');
-    writeFileSync(cmd, `#!/bin/sh\necho "$SOPS_AGE_RECIPIENT" >> "$0.$LOG"\n[ "$SOPS_AGE_RECIPIENT" = "${wanted.recipient}" ] && cat "${wanted.file}"\nexit 0\n`);
+    writeFileSync(
+      cmd,
+      `#!/bin/sh\necho "$SOPS_AGE_RECIPIENT" >> "$0.$LOG"\n[ "$SOPS_AGE_RECIPIENT" = "${wanted.recipient}" ] && cat "${wanted.file}"\nexit 0\n`,
+    );
     chmodSync(cmd, 0o700);
     const theirs = sopsRun(['decrypt', 'secret.enc.yaml'], { SOPS_AGE_KEY_CMD: cmd, LOG: 'sops' });
     assert.equal(theirs.code, 0, theirs.stderr);
-    const ours = runCli(['decrypt', 'secret.enc.yaml'], { cwd: dir, env: { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config'), SOPS_AGE_KEY_CMD: cmd, LOG: 'ours' } });
+    const ours = runCli(['decrypt', 'secret.enc.yaml'], {
+      cwd: dir,
+      env: { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config'), SOPS_AGE_KEY_CMD: cmd, LOG: 'ours' },
+    });
     assert.equal(ours.code, 0, ours.stderr);
     assert.equal(ours.stdout, theirs.stdout);
     const asked = (who: string) => readFileSync(`${cmd}.${who}`, 'utf8').trim().split('\n');
     assert.ok(asked('ours').includes(wanted.recipient), `asked for ${asked('ours').join(', ')}`);
-    assert.ok(asked('ours').every((r) => [wanted.recipient, other.recipient].includes(r)), 'only the file\'s recipients');
+    assert.ok(
+      asked('ours').every((r) => [wanted.recipient, other.recipient].includes(r)),
+      "only the file's recipients",
+    );
     assert.ok(asked('sops').includes(wanted.recipient));
   });
 
@@ -68,7 +77,19 @@ void describe('SOPS_AGE_KEY_CMD with SOPS_AGE_RECIPIENT (sops 3.12+)', () => {
 
 /** Ours with a clean environment: HOME is the test's folder, so no key of the machine's user takes part. */
 const ours = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  runCli(args, { cwd: dir, env: { HOME: dir, XDG_CONFIG_HOME: join(dir, '.config'), SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, SOPS_AGE_SSH_PRIVATE_KEY_FILE: undefined, SOPS_AGE_KEY_CMD: undefined, ...env }, revealsSecrets: true });
+  runCli(args, {
+    cwd: dir,
+    env: {
+      HOME: dir,
+      XDG_CONFIG_HOME: join(dir, '.config'),
+      SOPS_AGE_KEY: undefined,
+      SOPS_AGE_KEY_FILE: undefined,
+      SOPS_AGE_SSH_PRIVATE_KEY_FILE: undefined,
+      SOPS_AGE_KEY_CMD: undefined,
+      ...env,
+    },
+    revealsSecrets: true,
+  });
 
 function sshKey(name: string, args: string[]): { file: string; pub: string } {
   const file = join(dir, name);
@@ -78,7 +99,10 @@ function sshKey(name: string, args: string[]): { file: string; pub: string } {
 }
 
 void describe('age SSH recipients and identities (sops 3.13, both directions)', () => {
-  for (const [type, args] of [['ed25519', ['-t', 'ed25519', '-N', '']], ['rsa', ['-t', 'rsa', '-b', '3072', '-N', '']]] as const) {
+  for (const [type, args] of [
+    ['ed25519', ['-t', 'ed25519', '-N', '']],
+    ['rsa', ['-t', 'rsa', '-b', '3072', '-N', '']],
+  ] as const) {
     void it(`ssh-${type}: sops opens what we encrypt to --age "ssh-… comment", and we open what sops encrypts`, () => {
       const key = sshKey(`flag_${type}`, [...args]);
       const plain = join(dir, `ssh-${type}.yaml`);
@@ -115,13 +139,20 @@ void describe('age SSH recipients and identities (sops 3.13, both directions)', 
     const inSub = (env: NodeJS.ProcessEnv) => ({ HOME: sub, XDG_CONFIG_HOME: join(sub, '.config'), ...env });
     const enc = runCli(['encrypt', '--output', 'mine.yaml', 's.yaml'], { cwd: sub, env: inSub({}) });
     assert.equal(enc.code, 0, enc.stderr);
-    const sopsEnc = spawnSync(sops, ['encrypt', '--output', 'theirs.yaml', 's.yaml'], { cwd: sub, env: { PATH: process.env.PATH, HOME: sub }, encoding: 'utf8' });
+    const sopsEnc = spawnSync(sops, ['encrypt', '--output', 'theirs.yaml', 's.yaml'], {
+      cwd: sub,
+      env: { PATH: process.env.PATH, HOME: sub },
+      encoding: 'utf8',
+    });
     assert.equal(sopsEnc.status, 0, sopsEnc.stderr);
     const recipients = (f: string) => [...readFileSync(join(sub, f), 'utf8').matchAll(/recipient: (.*)/g)].map((m) => m[1]);
     assert.deepEqual(recipients('mine.yaml'), recipients('theirs.yaml'));
     assert.deepEqual(recipients('mine.yaml'), [ed.pub, rsa.pub]);
     // One key at a time in ~/.ssh: each opens both files, with either tool.
-    for (const [keep, drop] of [[ed, rsa], [rsa, ed]] as const) {
+    for (const [keep, drop] of [
+      [ed, rsa],
+      [rsa, ed],
+    ] as const) {
       const saved = readFileSync(drop.file);
       rmSync(drop.file);
       try {
@@ -145,7 +176,10 @@ void describe('age SSH recipients and identities (sops 3.13, both directions)', 
     const r = ours(['decrypt', 'locked.yaml'], { SOPS_AGE_SSH_PRIVATE_KEY_FILE: locked.file });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.match(r.stderr, new RegExp(`^error: the SSH key is protected by a passphrase, which fluxstrap does not ask for \\(${locked.file}\\)\nhint: [^\n]+\n$`));
+    assert.match(
+      r.stderr,
+      new RegExp(`^error: the SSH key is protected by a passphrase, which fluxstrap does not ask for \\(${locked.file}\\)\nhint: [^\n]+\n$`),
+    );
     const body = readFileSync(locked.file, 'utf8').split('\n')[2] ?? '';
     assert.ok(!r.stderr.includes(body.slice(0, 16)));
     // The same key in ~/.ssh is passed over, as many users have one there: an age key still opens what it can.
@@ -172,7 +206,12 @@ const WITH_TTY = fileURLToPath(new URL('../helpers/with_tty.py', import.meta.url
 
 /** `command` at a terminal whose user types the first line of `secretFile` at each passphrase prompt. */
 function atTerminal(secretFile: string, command: string[], env: NodeJS.ProcessEnv): { code: number | null; transcript: string } {
-  const r = spawnSync(requireTool('python3'), [WITH_TTY, secretFile, ...command], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, XDG_CONFIG_HOME: join(dir, '.config'), ...env }, timeout: 120_000 });
+  const r = spawnSync(requireTool('python3'), [WITH_TTY, secretFile, ...command], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: dir, XDG_CONFIG_HOME: join(dir, '.config'), ...env },
+    timeout: 120_000,
+  });
   return { code: r.status, transcript: r.stderr };
 }
 
@@ -185,7 +224,10 @@ void describe('passphrase-protected age identity files (age -p), as sops reads t
     key = newKey('wrapped');
     passFile = join(dir, 'pass.txt');
     writeFileSync(passFile, `${passphrase}\n`, { mode: 0o600 });
-    for (const [out, armor] of [['wrapped.age.txt', ['-a']], ['wrapped.age', []]] as const) {
+    for (const [out, armor] of [
+      ['wrapped.age.txt', ['-a']],
+      ['wrapped.age', []],
+    ] as const) {
       const r = atTerminal(passFile, [requireTool('age'), '-p', ...armor, '-o', join(dir, out), key.file], {});
       assert.equal(r.code, 0, r.transcript);
     }
@@ -220,7 +262,10 @@ void describe('passphrase-protected age identity files (age -p), as sops reads t
     const r = ours(['decrypt', 'wrapped.enc.yaml'], { ...env, FLUXSTRAP_AGE_PASSPHRASE: 'not it' });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, `error: wrong passphrase for the encrypted age identity file (${join(dir, 'wrapped.age.txt')})\nhint: check $FLUXSTRAP_AGE_PASSPHRASE\n`);
+    assert.equal(
+      r.stderr,
+      `error: wrong passphrase for the encrypted age identity file (${join(dir, 'wrapped.age.txt')})\nhint: check $FLUXSTRAP_AGE_PASSPHRASE\n`,
+    );
     const typed = atTerminal(wrong, [process.execPath, cliPath, 'decrypt', 'wrapped.enc.yaml'], env);
     assert.equal(typed.code, 1);
     assert.match(typed.transcript, /error: wrong passphrase for the encrypted age identity file \([^)]*wrapped\.age\.txt\)\r?\nhint: type it again/);
@@ -229,7 +274,10 @@ void describe('passphrase-protected age identity files (age -p), as sops reads t
   void it('--key-file of an encrypted identity file with no passphrase at hand: one line, nothing written', () => {
     const r = ours(['decrypt', '--key-file', 'wrapped.age.txt', '--output', 'never-out.yaml', 'wrapped.enc.yaml']);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'error: the age identity file is encrypted with a passphrase, and none is given (wrapped.age.txt)\nhint: set FLUXSTRAP_AGE_PASSPHRASE or run at a terminal to type it\n');
+    assert.equal(
+      r.stderr,
+      'error: the age identity file is encrypted with a passphrase, and none is given (wrapped.age.txt)\nhint: set FLUXSTRAP_AGE_PASSPHRASE or run at a terminal to type it\n',
+    );
     assert.throws(() => readFileSync(join(dir, 'never-out.yaml')));
   });
 });

@@ -45,7 +45,10 @@ function userError(r: CliResult, text: RegExp): void {
   assert.notEqual(r.code, 0);
   const [first, ...rest] = r.stderr.trimEnd().split('\n');
   assert.match(first ?? '', text);
-  assert.ok(rest.every((l) => l.startsWith('hint: ')), r.stderr);
+  assert.ok(
+    rest.every((l) => l.startsWith('hint: ')),
+    r.stderr,
+  );
   assert.equal(r.stdout, '');
 }
 
@@ -130,7 +133,10 @@ void describe('keys backup --out (age passphrase)', () => {
     assert.equal(stdout, keyText);
     // The recipients copy is not a passphrase file: restore says how to open it.
     userError(cli(['keys', 'restore', copy, '--out', join(home, 'b6.key'), '--passphrase-file', passFile]), /encrypted to age recipients, not to a passphrase/);
-    userError(cli(['keys', 'backup', keyFile, '--out', join(home, 'b7.age'), '--passphrase-file', passFile, '--also-recipient', 'age1nope']), /not an age recipient/);
+    userError(
+      cli(['keys', 'backup', keyFile, '--out', join(home, 'b7.age'), '--passphrase-file', passFile, '--also-recipient', 'age1nope']),
+      /not an age recipient/,
+    );
   });
 });
 
@@ -153,7 +159,10 @@ void describe('keys restore', () => {
     const out = join(home, 'r1.age');
     ok(cli(['keys', 'backup', keyFile, '--out', out, '--passphrase-file', passFile]));
     const wrong = secretFile('wrong.txt', `${canary('wrong')}\n`);
-    userError(cli(['keys', 'restore', out, '--out', join(home, 'r1.key'), '--passphrase-file', wrong]), /^error: wrong passphrase for the key backup \(.*r1\.age\)$/);
+    userError(
+      cli(['keys', 'restore', out, '--out', join(home, 'r1.key'), '--passphrase-file', wrong]),
+      /^error: wrong passphrase for the key backup \(.*r1\.age\)$/,
+    );
     const existing = join(home, 'r2.key');
     writeFileSync(existing, 'mine\n');
     userError(cli(['keys', 'restore', out, '--out', existing, '--passphrase-file', passFile]), /refusing to overwrite an existing key file/);

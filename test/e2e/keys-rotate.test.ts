@@ -26,7 +26,13 @@ let r: FluxRepo;
 
 const execFileAsync = promisify(execFile);
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  ...extra,
+});
 const cli = (args: string[]): CliResult => runCli(args, { cwd: r.repo, env: env() });
 const rotate = (...args: string[]) => cli(['keys', 'rotate', '--cluster', r.cluster, '--key-file', keyFile, ...args]);
 const recap = (res: CliResult) => JSON.parse(res.stdout) as { recap: { changed: number; wouldChange: number; ok: number } };
@@ -37,7 +43,9 @@ const plain = (name: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name
 /** The real sops, with only the given key file: the decrypted password, or the failure. */
 async function sopsDecrypt(file: string, key: string): Promise<{ ok: boolean; password?: string }> {
   try {
-    const { stdout: out } = await execFileAsync(sops, ['decrypt', join(r.repo, r.clusterPath, file)], { env: { ...process.env, ...env({ SOPS_AGE_KEY_FILE: key }) } });
+    const { stdout: out } = await execFileAsync(sops, ['decrypt', join(r.repo, r.clusterPath, file)], {
+      env: { ...process.env, ...env({ SOPS_AGE_KEY_FILE: key }) },
+    });
     return { ok: true, password: (parse(out) as { stringData: { password: string } }).stringData.password };
   } catch {
     return { ok: false };
@@ -101,8 +109,18 @@ void describe('keys rotate', () => {
     const res = rotate('--check', '--json');
     assert.equal(res.code, 3, res.stderr);
     const doc = JSON.parse(res.stdout) as { tasks: { kind: string; outcome: string; changes: { target: string; summary: string }[] }[] };
-    assert.deepEqual(doc.tasks.map((t) => [t.kind, t.outcome]), [['age-key-appended', 'would-change'], ['sops-recipients', 'would-change'], ['sops-files-rekeyed', 'would-change']]);
-    assert.deepEqual(doc.tasks[0]?.changes.map((c) => c.summary), ['append a new age identity: <new age recipient>']);
+    assert.deepEqual(
+      doc.tasks.map((t) => [t.kind, t.outcome]),
+      [
+        ['age-key-appended', 'would-change'],
+        ['sops-recipients', 'would-change'],
+        ['sops-files-rekeyed', 'would-change'],
+      ],
+    );
+    assert.deepEqual(
+      doc.tasks[0]?.changes.map((c) => c.summary),
+      ['append a new age identity: <new age recipient>'],
+    );
     assert.equal(doc.tasks[2]?.changes.length, SECRETS.length, 'every file is in the plan');
     assert.doesNotMatch(res.stdout, /AGE-SECRET-KEY/);
     assert.deepEqual(await snapshot(r.repo), repo);
@@ -110,7 +128,9 @@ void describe('keys rotate', () => {
   });
 
   void it('phase 1 appends an identity and both keys open every file, with the real sops too', async () => {
-    const macs = await Promise.all(SECRETS.map(async (f) => (parse(await readFile(join(r.repo, r.clusterPath, f), 'utf8')) as { sops: { mac: string } }).sops.mac));
+    const macs = await Promise.all(
+      SECRETS.map(async (f) => (parse(await readFile(join(r.repo, r.clusterPath, f), 'utf8')) as { sops: { mac: string } }).sops.mac),
+    );
     const res = rotate();
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /next: fluxstrap bootstrap --cluster production --rotate-secrets/);
@@ -140,7 +160,10 @@ void describe('keys rotate', () => {
     const res = rotate('--finish', '--drop-old-identity', '--check');
     assert.equal(res.code, 1, res.stderr);
     // The refusal is the plan's last step failing (the task list shows it), no longer a line before the plan.
-    assert.match(res.stderr, new RegExp(`^\\s*error: refusing to remove the old identity ${oldRecipient}: this file is still encrypted to it \\(clusters/production/`, 'm'));
+    assert.match(
+      res.stderr,
+      new RegExp(`^\\s*error: refusing to remove the old identity ${oldRecipient}: this file is still encrypted to it \\(clusters/production/`, 'm'),
+    );
     assert.deepEqual(await snapshot(r.repo), repo);
     assert.equal(await readFile(keyFile, 'utf8'), key);
   });
@@ -150,7 +173,10 @@ void describe('keys rotate', () => {
     assert.equal(check.code, 3, check.stderr);
     const key = await readFile(keyFile, 'utf8');
     const plan = rotate('--finish', '--check', '--json');
-    assert.deepEqual((JSON.parse(plan.stdout) as { tasks: { kind: string }[] }).tasks.map((t) => t.kind), ['sops-recipients', 'sops-files-rekeyed']);
+    assert.deepEqual(
+      (JSON.parse(plan.stdout) as { tasks: { kind: string }[] }).tasks.map((t) => t.kind),
+      ['sops-recipients', 'sops-files-rekeyed'],
+    );
     assert.equal(await readFile(keyFile, 'utf8'), key, '--check leaves the key file as it is');
     const res = rotate('--finish', '--drop-old-identity');
     assert.equal(res.code, 0, res.stderr);
@@ -202,7 +228,8 @@ void describe('keys rotate with key groups (Shamir)', () => {
   let oldR: string;
   let team: string;
   let newR = '';
-  const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(['keys', 'rotate', '--cluster', repo.cluster, '--key-file', clusterKey, ...args], { cwd: repo.repo, env: env(extra) });
+  const run = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+    runCli(['keys', 'rotate', '--cluster', repo.cluster, '--key-file', clusterKey, ...args], { cwd: repo.repo, env: env(extra) });
   const secret = () => join(repo.repo, repo.clusterPath, 'db.yaml');
   /** A key file holding the given identities only (the real sops is given nothing else). */
   const keysOf = async (name: string, ...blocks: string[]) => {
@@ -223,10 +250,13 @@ void describe('keys rotate with key groups (Shamir)', () => {
       return false;
     }
   };
-  const metadata = async () => (parse(await readFile(secret(), 'utf8')) as { sops: { shamir_threshold: number; key_groups: { age: { recipient: string }[] }[] } }).sops;
+  const metadata = async () =>
+    (parse(await readFile(secret(), 'utf8')) as { sops: { shamir_threshold: number; key_groups: { age: { recipient: string }[] }[] } }).sops;
   const groups = async () => (await metadata()).key_groups.map((g) => g.age.map((a) => a.recipient));
   const ruleGroups = async () =>
-    (parse(await readFile(join(repo.repo, '.sops.yaml'), 'utf8')) as { creation_rules: { key_groups: { age: string[] }[] }[] }).creation_rules[0]?.key_groups.map((g) => g.age);
+    (
+      parse(await readFile(join(repo.repo, '.sops.yaml'), 'utf8')) as { creation_rules: { key_groups: { age: string[] }[] }[] }
+    ).creation_rules[0]?.key_groups.map((g) => g.age);
 
   before(async () => {
     repo = await fluxRepo();
@@ -245,7 +275,7 @@ void describe('keys rotate with key groups (Shamir)', () => {
     assert.ok((await opens(oldBlock, teamBlock)) && !(await opens(oldBlock)));
   });
 
-  void it('phase 1 puts the new recipient in the cluster key\'s group, with the cluster key alone at hand', async () => {
+  void it("phase 1 puts the new recipient in the cluster key's group, with the cluster key alone at hand", async () => {
     const res = run([]);
     assert.equal(res.code, 0, res.stderr);
     const added = await newBlock();

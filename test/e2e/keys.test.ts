@@ -34,7 +34,10 @@ function userError(r: CliResult, text: RegExp, where: string): void {
   const [first, ...rest] = r.stderr.trimEnd().split('\n');
   assert.match(first ?? '', text);
   assert.ok(first?.includes(`(${where}`), `names ${where}: ${first}`);
-  assert.ok(rest.every((l) => l.startsWith('hint: ')), r.stderr);
+  assert.ok(
+    rest.every((l) => l.startsWith('hint: ')),
+    r.stderr,
+  );
   assert.equal(r.stdout, '');
 }
 
@@ -106,10 +109,16 @@ void describe('keys new (age)', () => {
 
   void it('never loads openpgp, the Kubernetes or GitHub clients for age keys', async () => {
     const file = join(home, 'traced.txt');
-    for (const args of [['keys', 'new', '--out', file], ['keys', 'pub', file]]) {
+    for (const args of [
+      ['keys', 'new', '--out', file],
+      ['keys', 'pub', file],
+    ]) {
       const r = await tracedRun(args, { cwd: home, env: env() });
       ok(r);
-      assert.ok(r.modules.some((m) => m.endsWith('/dist/flows/keys.js')), 'the trace recorded the imports');
+      assert.ok(
+        r.modules.some((m) => m.endsWith('/dist/flows/keys.js')),
+        'the trace recorded the imports',
+      );
       assert.deepEqual(loadedPackages(r.modules, HEAVY), [], args.join(' '));
     }
     const pgp = await tracedRun(['keys', 'new', '--pgp', '--type', 'ed25519', '--out', join(home, 'traced.asc')], { cwd: home, env: env() });
@@ -128,7 +137,8 @@ void describe('keys new --pgp', () => {
       const fpr = ok(cli(['keys', 'new', '--pgp', '--type', type, '--out', keyFile])).trim();
       assert.match(fpr, /^[0-9A-F]{40}$/);
       assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
-      const gpg = (args: string[], input?: string) => runTool('gpg', ['--batch', ...args], { env: { GNUPGHOME: gnupg }, ...(input !== undefined ? { input } : {}) });
+      const gpg = (args: string[], input?: string) =>
+        runTool('gpg', ['--batch', ...args], { env: { GNUPGHOME: gnupg }, ...(input !== undefined ? { input } : {}) });
       await gpg(['--import', keyFile]);
       const listed = (await gpg(['--with-colons', '--list-secret-keys'])).stdout;
       assert.match(listed, new RegExp(`^fpr:+${fpr}:`, 'm'));

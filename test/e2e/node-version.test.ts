@@ -17,7 +17,9 @@ const versionOf = (node: string): string | undefined => {
 
 /** A real Node older than the minimum: FLUXSTRAP_OLD_NODE, else the system's. Fails saying how to get one. */
 function oldNode(): { node: string; version: string } {
-  const candidates = [process.env.FLUXSTRAP_OLD_NODE, '/usr/bin/node', '/usr/local/bin/node'].filter((p): p is string => p !== undefined && p !== '' && existsSync(p));
+  const candidates = [process.env.FLUXSTRAP_OLD_NODE, '/usr/bin/node', '/usr/local/bin/node'].filter(
+    (p): p is string => p !== undefined && p !== '' && existsSync(p),
+  );
   for (const node of candidates) {
     const version = versionOf(node);
     if (version !== undefined && Number(version.split('.')[0]) < minimum) return { node, version };

@@ -31,11 +31,29 @@ let kubeconfig: string;
 /** Unprotected private key (what the cluster can use), a second one, a locked one, a public one. */
 const keys = { plain: { fpr: '', file: '' }, other: { fpr: '', file: '' }, locked: { fpr: '', file: '' }, pub: { fpr: '', file: '' } };
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, GNUPGHOME: gnupg, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, ...extra });
-const gpg = (args: string[], input?: string) => runTool('gpg', ['--batch', '--no-tty', ...args], { env: { GNUPGHOME: gnupg }, ...(input !== undefined ? { input } : {}) });
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOME: home,
+  GNUPGHOME: gnupg,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  ...extra,
+});
+const gpg = (args: string[], input?: string) =>
+  runTool('gpg', ['--batch', '--no-tty', ...args], { env: { GNUPGHOME: gnupg }, ...(input !== undefined ? { input } : {}) });
 
 async function makeKey(name: string, passphrase: string): Promise<string> {
-  await gpg(['--pinentry-mode', 'loopback', '--passphrase', passphrase, '--quick-gen-key', `${name} <${name}@example.org>`, 'future-default', 'default', 'never']);
+  await gpg([
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    passphrase,
+    '--quick-gen-key',
+    `${name} <${name}@example.org>`,
+    'future-default',
+    'default',
+    'never',
+  ]);
   const colons = (await gpg(['--with-colons', '--list-secret-keys', `${name}@example.org`])).stdout;
   return /^fpr:+([0-9A-F]{40}):/m.exec(colons)?.[1] ?? assert.fail(colons);
 }
@@ -54,7 +72,11 @@ before(async () => {
   requireTool('kubectl');
   home = await tempDir('pgp-home');
   gnupg = await tempDir('pgp-gnupg');
-  for (const [name, pass] of [['plain', ''], ['other', ''], ['locked', 'correct horse']] as const) {
+  for (const [name, pass] of [
+    ['plain', ''],
+    ['other', ''],
+    ['locked', 'correct horse'],
+  ] as const) {
     const fpr = await makeKey(name, pass);
     const file = join(home, `${name}.asc`);
     const exported = await gpg(['--pinentry-mode', 'loopback', '--passphrase', pass, '--export-secret-keys', '--armor', fpr]);
@@ -72,7 +94,8 @@ after(async () => {
   await runTool('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg } }).catch(() => undefined);
 });
 
-const init = (r: FluxRepo, ...args: string[]) => runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--sops-backend', 'pgp', ...args], { cwd: home, env: env() });
+const init = (r: FluxRepo, ...args: string[]) =>
+  runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--sops-backend', 'pgp', ...args], { cwd: home, env: env() });
 
 void describe('init --sops-backend pgp --pgp-key-file', () => {
   void it('writes the fingerprint rule, the sops-gpg decryption patch and sopsKey.pgp.file', async () => {
@@ -89,8 +112,13 @@ void describe('init --sops-backend pgp --pgp-key-file', () => {
     assert.equal(config.clusters[r.cluster]?.ageKey, undefined);
     // The public key only is exported beside the cluster; the private one never enters the repository.
     assert.match(await file(`${r.clusterPath}/.sops.pub.asc`), /BEGIN PGP PUBLIC KEY BLOCK/);
-    const objs = parseAllDocuments((await runTool('kubectl', ['kustomize', join(r.repo, r.clusterPath, 'flux-system')])).stdout).map((d) => d.toJSON() as { kind: string; metadata: { name: string }; spec?: { decryption?: unknown } });
-    assert.deepEqual(objs.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'flux-system')?.spec?.decryption, { provider: 'sops', secretRef: { name: 'sops-gpg' } });
+    const objs = parseAllDocuments((await runTool('kubectl', ['kustomize', join(r.repo, r.clusterPath, 'flux-system')])).stdout).map(
+      (d) => d.toJSON() as { kind: string; metadata: { name: string }; spec?: { decryption?: unknown } },
+    );
+    assert.deepEqual(objs.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'flux-system')?.spec?.decryption, {
+      provider: 'sops',
+      secretRef: { name: 'sops-gpg' },
+    });
     // Run again: nothing to do.
     const again = init(r, '--pgp-key-file', keys.plain.file);
     assert.equal(again.code, 0, again.stderr);
@@ -122,7 +150,11 @@ void describe('init --sops-backend pgp --pgp-key-file', () => {
 
   void it('refuses --pgp-key-file without --sops-backend pgp, and --decryption controller with it', async () => {
     const r = await fluxRepo({ gotkSync: 'pristine' });
-    userError(runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--pgp-key-file', keys.plain.file], { cwd: home, env: env() }), /^error: --pgp-key-file is the key of --sops-backend pgp/, '--pgp-key-file');
+    userError(
+      runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--pgp-key-file', keys.plain.file], { cwd: home, env: env() }),
+      /^error: --pgp-key-file is the key of --sops-backend pgp/,
+      '--pgp-key-file',
+    );
     userError(init(r, '--pgp-key-file', keys.plain.file, '--decryption', 'controller'), /^error: --decryption controller names an age Secret/, '--decryption');
   });
 });
@@ -132,7 +164,19 @@ void describe('bootstrap preflight with a PGP cluster key', () => {
   async function pushed(name: string, use: Record<string, string>): Promise<FluxRepo> {
     const r = await fluxRepo({ cluster: name, gotkSync: 'pristine' });
     const url = server.httpUrl(`${name}.git`);
-    const run = init(r, '--pgp-key-file', keys.plain.file, '--git-url', url, '--branch', 'main', '--git-token-env', TOKEN_ENV, '--git-username', server.username);
+    const run = init(
+      r,
+      '--pgp-key-file',
+      keys.plain.file,
+      '--git-url',
+      url,
+      '--branch',
+      'main',
+      '--git-token-env',
+      TOKEN_ENV,
+      '--git-username',
+      server.username,
+    );
     assert.equal(run.code, 0, run.stderr);
     const secret = join(r.repo, r.clusterPath, 'db.sops.yaml');
     await writeFile(secret, 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\nstringData:\n  password: hunter2\n');
@@ -141,7 +185,10 @@ void describe('bootstrap preflight with a PGP cluster key', () => {
     await writeFile(root, `${await readFile(root, 'utf8')}  - db.sops.yaml\n`);
     await r.git('add', '-A');
     await r.git('commit', '--quiet', '-m', 'init');
-    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], { cwd: r.repo, env: gitEnv({ kind: 'basic', username: server.username, password: server.password }) });
+    await runTool('git', ['push', '--quiet', url, 'HEAD:main'], {
+      cwd: r.repo,
+      env: gitEnv({ kind: 'basic', username: server.username, password: server.password }),
+    });
     const configFile = join(r.repo, 'fluxstrap.yaml');
     const config = parse(await readFile(configFile, 'utf8')) as { clusters: Record<string, { sopsKey?: unknown }> };
     const entry = config.clusters[name];
@@ -151,7 +198,10 @@ void describe('bootstrap preflight with a PGP cluster key', () => {
   }
 
   async function preflight(r: FluxRepo): Promise<{ message: string; hint: string }> {
-    const run = await runCliAsync(['bootstrap', '--check', '--json', '--cluster', r.cluster], { cwd: r.repo, env: env({ KUBECONFIG: kubeconfig, [TOKEN_ENV]: server.password }) });
+    const run = await runCliAsync(['bootstrap', '--check', '--json', '--cluster', r.cluster], {
+      cwd: r.repo,
+      env: env({ KUBECONFIG: kubeconfig, [TOKEN_ENV]: server.password }),
+    });
     assert.equal(run.code, 1, run.stderr);
     const doc = JSON.parse(run.stdout) as { tasks: { kind: string; outcome: string; error?: { message: string; hint?: string } }[] };
     const task = doc.tasks[0];
@@ -159,7 +209,7 @@ void describe('bootstrap preflight with a PGP cluster key', () => {
     return { message: task?.error?.message ?? '', hint: task?.error?.hint ?? '' };
   }
 
-  void it('the key that is the rule\'s recipient opens the file: only the dead API is a problem', async () => {
+  void it("the key that is the rule's recipient opens the file: only the dead API is a problem", async () => {
     const r = await pushed('pgpok', { file: keys.plain.file });
     const { message } = await preflight(r);
     // The API is down on purpose (the fixture's gotk-sync.yaml names another remote): nothing about the key.
@@ -177,7 +227,10 @@ void describe('bootstrap preflight with a PGP cluster key', () => {
   void it('refuses a key that is not a recipient of the rule and opens none of the files', async () => {
     const r = await pushed('pgpother', { file: keys.other.file });
     const { message, hint } = await preflight(r);
-    assert.match(message, new RegExp(`the \\.sops\\.yaml rule at \\.sops\\.yaml:\\d+ \\(for clusters/pgpother/db\\.sops\\.yaml\\) does not list the PGP key ${keys.other.fpr}`));
+    assert.match(
+      message,
+      new RegExp(`the \\.sops\\.yaml rule at \\.sops\\.yaml:\\d+ \\(for clusters/pgpother/db\\.sops\\.yaml\\) does not list the PGP key ${keys.other.fpr}`),
+    );
     assert.match(message, new RegExp(`the PGP key ${keys.other.fpr} cannot open 1 of the 1 SOPS file\\(s\\)`));
     assert.match(hint, /sopsKey\.pgp/);
   });
@@ -185,7 +238,12 @@ void describe('bootstrap preflight with a PGP cluster key', () => {
   void it('refuses a passphrase-protected key from the keyring, saying why', async () => {
     const r = await pushed('pgplocked', { fingerprint: keys.locked.fpr });
     const { message, hint } = await preflight(r);
-    assert.match(message, new RegExp(`gpg exports no private key ${keys.locked.fpr} \\(a key protected by a passphrase cannot be exported here\\) \\(sopsKey\\.pgp\\.fingerprint\\)`));
+    assert.match(
+      message,
+      new RegExp(
+        `gpg exports no private key ${keys.locked.fpr} \\(a key protected by a passphrase cannot be exported here\\) \\(sopsKey\\.pgp\\.fingerprint\\)`,
+      ),
+    );
     assert.match(hint, /kustomize-controller cannot type a passphrase/);
   });
 });

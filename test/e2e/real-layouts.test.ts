@@ -36,7 +36,14 @@ let recipient: string;
 let otherKey: string;
 let other: string;
 
-const env = (): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, KUBECONFIG: join(home, 'kubeconfig'), FLUXSTRAP_CLUSTER: undefined });
+const env = (): NodeJS.ProcessEnv => ({
+  HOME: home,
+  XDG_CONFIG_HOME: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+  KUBECONFIG: join(home, 'kubeconfig'),
+  FLUXSTRAP_CLUSTER: undefined,
+});
 const cli = (args: string[], cwd = home): CliResult => runCli(args, { cwd, env: env() });
 const ok = (r: CliResult) => assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
 const rulesOf = async (repo: string) =>
@@ -56,7 +63,19 @@ before(async () => {
   [otherKey, other] = newKey('other');
 });
 
-const initArgs = (r: FluxRepo) => ['init', '--cluster', r.cluster, '--repo', r.repo, '--key-file', keyFile, '--git-url', 'https://git.example.invalid/homelab.git', '--branch', 'main'];
+const initArgs = (r: FluxRepo) => [
+  'init',
+  '--cluster',
+  r.cluster,
+  '--repo',
+  r.repo,
+  '--key-file',
+  keyFile,
+  '--git-url',
+  'https://git.example.invalid/homelab.git',
+  '--branch',
+  'main',
+];
 const checkCluster = (r: FluxRepo, key = keyFile) => cli(['check', '--cluster', r.cluster, '--repo', r.repo, '--key-file', key]);
 
 void describe('the seed homelab (kristiangogov/homelab)', () => {
@@ -68,7 +87,10 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
   void it('init adds the cluster key to the catch-all rule that governs the reached Secrets, not a rule for clusters/production', async () => {
     const res = cli(initArgs(r));
     ok(res);
-    assert.match(res.stderr, /add the cluster's key to the creation rule at \.sops\.yaml:2 \(path_regex \.\*\\\.sops\\\.yaml\$\), which governs the 4 SOPS file\(s\) the cluster reaches \(infrastructure\/base\/networking\/secret\.sops\.yaml, monitoring/);
+    assert.match(
+      res.stderr,
+      /add the cluster's key to the creation rule at \.sops\.yaml:2 \(path_regex \.\*\\\.sops\\\.yaml\$\), which governs the 4 SOPS file\(s\) the cluster reaches \(infrastructure\/base\/networking\/secret\.sops\.yaml, monitoring/,
+    );
     assert.deepEqual(await rulesOf(r.repo), [{ path_regex: '.*\\.sops\\.yaml$', age: `${SEED_KEY},${recipient}` }]);
     const converged = await snapshot(r.repo);
     const again = cli(initArgs(r));
@@ -93,7 +115,13 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
     const build = splitBuild(await kustomizeBuild(join(r.repo, r.clusterPath, 'flux-system')));
     const notes: string[] = [];
-    const problems = await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, ageClusterKey(identities), notes);
+    const problems = await keyProblems(
+      { cluster: { name: r.cluster, path: r.clusterPath } },
+      { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) },
+      build,
+      ageClusterKey(identities),
+      notes,
+    );
     assert.equal(problems.length, 1, JSON.stringify(problems));
     const what = problems[0]?.what ?? '';
     assert.match(what, new RegExp(`^the age key \\(${recipient}\\) cannot open 4 of the 4 SOPS file\\(s\\) the cluster reaches: `));
@@ -107,13 +135,23 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     const res = cli(['status', '--cluster', r.cluster, '--repo', r.repo, '--json'], r.repo);
     const doc = JSON.parse(res.stdout) as { findings: { check: string; status: string; message: string }[] };
     const reach = doc.findings.filter((f) => f.check === 'sops-reach');
-    assert.deepEqual(reach.map((f) => f.status), ['ok'], JSON.stringify(reach));
-    assert.equal(reach[0]?.message, [
-      'Kustomization flux-system/infrastructure (clusters/production/infrastructure.yaml:1) → infrastructure/production: infrastructure/base/networking/secret.sops.yaml',
-      'Kustomization flux-system/monitoring (clusters/production/monitoring.yaml:1) → monitoring/production: monitoring/base/grafana/secret.sops.yaml',
-      'Kustomization flux-system/services (clusters/production/services.yaml:1) → services/production: services/base/karakeep/secret.sops.yaml, services/base/silverbullet/secret.sops.yaml',
-    ].join('; '));
-    assert.deepEqual(doc.findings.filter((f) => f.check === 'kustomization-decryption'), []);
+    assert.deepEqual(
+      reach.map((f) => f.status),
+      ['ok'],
+      JSON.stringify(reach),
+    );
+    assert.equal(
+      reach[0]?.message,
+      [
+        'Kustomization flux-system/infrastructure (clusters/production/infrastructure.yaml:1) → infrastructure/production: infrastructure/base/networking/secret.sops.yaml',
+        'Kustomization flux-system/monitoring (clusters/production/monitoring.yaml:1) → monitoring/production: monitoring/base/grafana/secret.sops.yaml',
+        'Kustomization flux-system/services (clusters/production/services.yaml:1) → services/production: services/base/karakeep/secret.sops.yaml, services/base/silverbullet/secret.sops.yaml',
+      ].join('; '),
+    );
+    assert.deepEqual(
+      doc.findings.filter((f) => f.check === 'kustomization-decryption'),
+      [],
+    );
   });
 
   void it('re-encrypted to the cluster key, every reached Secret opens; a Kustomization without decryption is named at its line', async () => {
@@ -127,7 +165,16 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     const notes: string[] = [];
     const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
     const build = splitBuild(await kustomizeBuild(join(r.repo, r.clusterPath, 'flux-system')));
-    assert.deepEqual(await keyProblems({ cluster: { name: r.cluster, path: r.clusterPath } }, { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) }, build, ageClusterKey(identities), notes), []);
+    assert.deepEqual(
+      await keyProblems(
+        { cluster: { name: r.cluster, path: r.clusterPath } },
+        { dir: r.repo, clusterDir: join(r.repo, r.clusterPath) },
+        build,
+        ageClusterKey(identities),
+        notes,
+      ),
+      [],
+    );
     assert.deepEqual(notes, ['the age key opens all 4 SOPS file(s) the cluster reaches (infrastructure: 1, monitoring: 1, services: 2)']);
     // The seed key is in the rule too, so the files open for its owner as well; the other key opens none.
     assert.equal(checkCluster(r, otherKey).stdout.trim().split('\n').length, 4);
@@ -148,7 +195,10 @@ void describe('the seed homelab (kristiangogov/homelab)', () => {
     await writeFile(services, (await readFile(services, 'utf8')).replace(/ {2}decryption:\n {4}provider: sops\n {4}secretRef:\n {6}name: sops-age/, ''));
     const lint = checkCluster(r);
     assert.equal(lint.code, 1);
-    assert.equal(lint.stdout, 'clusters/production/services.yaml:1: Kustomization flux-system/services applies SOPS-encrypted services/base/karakeep/secret.sops.yaml, services/base/silverbullet/secret.sops.yaml without decryption.provider sops (fix: fluxstrap init --cluster production --child-decryption)\n');
+    assert.equal(
+      lint.stdout,
+      'clusters/production/services.yaml:1: Kustomization flux-system/services applies SOPS-encrypted services/base/karakeep/secret.sops.yaml, services/base/silverbullet/secret.sops.yaml without decryption.provider sops (fix: fluxstrap init --cluster production --child-decryption)\n',
+    );
   });
 });
 
@@ -169,23 +219,40 @@ void describe('flux2-kustomize-helm-example (apps/ and infrastructure/ overlays 
   void it('init adds the cluster key to the rule of infrastructure/, which the cluster reaches through infra-configs', async () => {
     const res = cli(initArgs(r));
     ok(res);
-    assert.deepEqual(await rulesOf(r.repo), [{ path_regex: '^infrastructure/.*\\.yaml$', encrypted_regex: '^(data|stringData)$', age: `${other},${recipient}` }]);
+    assert.deepEqual(await rulesOf(r.repo), [
+      { path_regex: '^infrastructure/.*\\.yaml$', encrypted_regex: '^(data|stringData)$', age: `${other},${recipient}` },
+    ]);
   });
 
   void it('status: the Kustomizations of both overlays, and the lint (infra-configs has no decryption)', () => {
     const res = cli(['status', '--cluster', r.cluster, '--repo', r.repo, '--json'], r.repo);
     const doc = JSON.parse(res.stdout) as { findings: { check: string; status: string; message: string }[] };
-    assert.deepEqual(doc.findings.filter((f) => f.check === 'sops-reach').map((f) => [f.status, f.message]), [
-      ['ok', 'Kustomization flux-system/infra-configs (clusters/production/infrastructure.yaml:18) → infrastructure/configs: infrastructure/configs/dns-token.yaml'],
-    ]);
-    assert.deepEqual(doc.findings.filter((f) => f.check === 'kustomization-decryption').map((f) => f.status), ['fail']);
+    assert.deepEqual(
+      doc.findings.filter((f) => f.check === 'sops-reach').map((f) => [f.status, f.message]),
+      [
+        [
+          'ok',
+          'Kustomization flux-system/infra-configs (clusters/production/infrastructure.yaml:18) → infrastructure/configs: infrastructure/configs/dns-token.yaml',
+        ],
+      ],
+    );
+    assert.deepEqual(
+      doc.findings.filter((f) => f.check === 'kustomization-decryption').map((f) => f.status),
+      ['fail'],
+    );
   });
   void it('the Secret is still encrypted for the old key only, and infra-configs does not decrypt: check names both; updatekeys and decryption fix them', async () => {
-    const lint = 'clusters/production/infrastructure.yaml:18: Kustomization flux-system/infra-configs applies SOPS-encrypted infrastructure/configs/dns-token.yaml without decryption.provider sops (fix: fluxstrap init --cluster production --child-decryption)\n';
+    const lint =
+      'clusters/production/infrastructure.yaml:18: Kustomization flux-system/infra-configs applies SOPS-encrypted infrastructure/configs/dns-token.yaml without decryption.provider sops (fix: fluxstrap init --cluster production --child-decryption)\n';
     const before = checkCluster(r);
     assert.equal(before.code, 1);
     const [closed, rest] = before.stdout.split(/(?<=\n)/);
-    assert.match(closed ?? '', new RegExp(`^infrastructure/configs/dns-token\\.yaml: the given keys cannot open it \\(encrypted to age ${other}; .*\\(applied by Kustomization flux-system/infra-configs \\(clusters/production/infrastructure\\.yaml:18\\)\\)\\n$`));
+    assert.match(
+      closed ?? '',
+      new RegExp(
+        `^infrastructure/configs/dns-token\\.yaml: the given keys cannot open it \\(encrypted to age ${other}; .*\\(applied by Kustomization flux-system/infra-configs \\(clusters/production/infrastructure\\.yaml:18\\)\\)\\n$`,
+      ),
+    );
     assert.equal(rest, lint);
     // updatekeys over the cluster: the files it reaches, wherever they are
     const update = cli(['updatekeys', '--cluster', r.cluster, '--repo', r.repo, '--key-file', otherKey]);
@@ -202,7 +269,6 @@ void describe('flux2-kustomize-helm-example (apps/ and infrastructure/ overlays 
     assert.equal(now, was.replace(/\n$/, '').concat('\n  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n'));
     ok(checkCluster(r));
   });
-
 });
 
 void describe('a cluster that reaches no SOPS file', () => {
@@ -216,7 +282,18 @@ void describe('a cluster that reaches no SOPS file', () => {
     const notes: string[] = [];
     const identities = await parseAgeKeyFile(await readFile(keyFile, 'utf8'), keyFile, recipientOf);
     const build = splitBuild(await kustomizeBuild(join(r.repo, 'clusters/staging/flux-system')));
-    assert.deepEqual(await keyProblems({ cluster: { name: 'staging', path: 'clusters/staging' } }, { dir: r.repo, clusterDir: join(r.repo, 'clusters/staging') }, build, ageClusterKey(identities), notes), []);
-    assert.deepEqual(notes, ['warning: the cluster reaches no SOPS-encrypted file (4 Kustomization(s) from clusters/staging): the age key was not tried on any']);
+    assert.deepEqual(
+      await keyProblems(
+        { cluster: { name: 'staging', path: 'clusters/staging' } },
+        { dir: r.repo, clusterDir: join(r.repo, 'clusters/staging') },
+        build,
+        ageClusterKey(identities),
+        notes,
+      ),
+      [],
+    );
+    assert.deepEqual(notes, [
+      'warning: the cluster reaches no SOPS-encrypted file (4 Kustomization(s) from clusters/staging): the age key was not tried on any',
+    ]);
   });
 });

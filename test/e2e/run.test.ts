@@ -14,7 +14,13 @@ import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 
 let repo: string;
 const hook = fileURLToPath(new URL('../helpers/trace-imports.ts', import.meta.url));
-const env = (): NodeJS.ProcessEnv => ({ HOME: repo, KUBECONFIG: join(repo, 'kubeconfig'), FLUXSTRAP_CLUSTER: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined });
+const env = (): NodeJS.ProcessEnv => ({
+  HOME: repo,
+  KUBECONFIG: join(repo, 'kubeconfig'),
+  FLUXSTRAP_CLUSTER: undefined,
+  SOPS_AGE_KEY: undefined,
+  SOPS_AGE_KEY_FILE: undefined,
+});
 const cli = (args: string[], cwd = repo): CliResult => runCli(args, { cwd, env: env() });
 
 /** One `error:` line (with its location), maybe a hint, the expected exit code, never a stack. */
@@ -67,8 +73,15 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
 
   void it('reports a mistake in fluxstrap.yaml at its line, before anything runs', async () => {
     const bad = await tempDir('badconfig');
-    await writeFile(join(bad, 'fluxstrap.yaml'), 'clusters:\n  lab:\n    git:\n      url: https://x/y.git\n      auth:\n        https:\n          tokenEnv: GIT_TOKEN\n');
-    userError(runCli(['bootstrap'], { cwd: bad, env: env() }), 1, /^error: unknown key "tokenEnv" \(expected "passwordEnv"\) \(\/.*\/fluxstrap\.yaml:7:11 at clusters\.lab\.git\.auth\.https\.tokenEnv\)/);
+    await writeFile(
+      join(bad, 'fluxstrap.yaml'),
+      'clusters:\n  lab:\n    git:\n      url: https://x/y.git\n      auth:\n        https:\n          tokenEnv: GIT_TOKEN\n',
+    );
+    userError(
+      runCli(['bootstrap'], { cwd: bad, env: env() }),
+      1,
+      /^error: unknown key "tokenEnv" \(expected "passwordEnv"\) \(\/.*\/fluxstrap\.yaml:7:11 at clusters\.lab\.git\.auth\.https\.tokenEnv\)/,
+    );
   });
 
   void it('bootstrap needs a Git URL, and says every way to give one', async () => {
@@ -82,7 +95,12 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     const before = await snapshot(repo);
     const r = cli(['bootstrap', '--check', '--json']);
     assert.equal(r.code, 1, r.stderr);
-    const doc = JSON.parse(r.stdout) as { title: string; check: boolean; success: boolean; tasks: { kind: string; outcome: string; error?: { code: string } }[] };
+    const doc = JSON.parse(r.stdout) as {
+      title: string;
+      check: boolean;
+      success: boolean;
+      tasks: { kind: string; outcome: string; error?: { code: string } }[];
+    };
     assert.equal(doc.title, 'Bootstrap Flux on lab');
     assert.equal(doc.check, true);
     assert.equal(doc.success, false);
@@ -128,7 +146,25 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
   void it('bootstrap --list-tasks: the steps on stdout, selected by tags, nothing run', () => {
     const r = cli(['bootstrap', '--list-tasks', '--skip-tags', 'flux,verify']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.stdout.split('\n').map((l) => /\[([a-z-]+)\]/.exec(l)?.[1]).filter(Boolean), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'azure-credentials-secret']);
+    assert.deepEqual(
+      r.stdout
+        .split('\n')
+        .map((l) => /\[([a-z-]+)\]/.exec(l)?.[1])
+        .filter(Boolean),
+      [
+        'preflight',
+        'github-repository',
+        'ssh-deploy-key',
+        'known-hosts',
+        'github-deploy-key',
+        'namespace',
+        'git-credentials',
+        'sops-age-secret',
+        'sops-gpg-secret',
+        'sops-hcvault-secret',
+        'azure-credentials-secret',
+      ],
+    );
     assert.equal(r.stderr, '');
   });
 

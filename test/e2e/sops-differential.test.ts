@@ -34,7 +34,9 @@ function runSops(args: string[]): string {
 }
 
 function ours(args: string[]): string {
-  const r = runCli([args[0] ?? '', '--key-file', keyFile, ...args.slice(1)], { env: { XDG_CONFIG_HOME: join(dir, 'none'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' } });
+  const r = runCli([args[0] ?? '', '--key-file', keyFile, ...args.slice(1)], {
+    env: { XDG_CONFIG_HOME: join(dir, 'none'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' },
+  });
   assert.equal(r.code, 0, r.stderr);
   return r.stdout;
 }
@@ -50,7 +52,13 @@ const layout = (text: string): string => text.replace(/ENC\[[^\]]*\]/g, 'ENC').r
 function hasListComment(v: Value): boolean {
   if (v instanceof TreeMap) return v.items.some((i) => hasListComment(i.value));
   if (!Array.isArray(v)) return false;
-  return v.some((e) => e instanceof Comment || (e instanceof TreeMap && e.items[0]?.key instanceof Comment) || (Array.isArray(e) && e[0] instanceof Comment) || hasListComment(e));
+  return v.some(
+    (e) =>
+      e instanceof Comment ||
+      (e instanceof TreeMap && e.items[0]?.key instanceof Comment) ||
+      (Array.isArray(e) && e[0] instanceof Comment) ||
+      hasListComment(e),
+  );
 }
 
 // yaml.v3 writes a multi-line string that starts with a space or a line break, inside a list

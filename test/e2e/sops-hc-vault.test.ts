@@ -90,26 +90,39 @@ function assertOneLineError(r: CliResult, where: RegExp, reason: RegExp): void {
 
 /** The file with the values that change every run masked: what must match sops line for line. */
 const layout = (text: string): string =>
-  text.replace(/-----BEGIN AGE ENCRYPTED FILE-----[\s\S]*?-----END AGE ENCRYPTED FILE-----/g, 'AGE').replace(/ENC\[[^\]]*\]/g, 'ENC').replace(/vault:v\d+:\S+/g, 'VAULT').replace(/\d{4}-\d{2}-\d{2}T[\d:.]+Z/g, 'TIME').replace(/^(\s*version:).*$/m, '$1');
+  text
+    .replace(/-----BEGIN AGE ENCRYPTED FILE-----[\s\S]*?-----END AGE ENCRYPTED FILE-----/g, 'AGE')
+    .replace(/ENC\[[^\]]*\]/g, 'ENC')
+    .replace(/vault:v\d+:\S+/g, 'VAULT')
+    .replace(/\d{4}-\d{2}-\d{2}T[\d:.]+Z/g, 'TIME')
+    .replace(/^(\s*version:).*$/m, '$1');
 
 void describe('hc_vault with a real Vault and the real sops', () => {
-  void it('--hc-vault-transit: sops opens ours and we open sops\', with the same metadata layout', () => {
+  void it("--hc-vault-transit: sops opens ours and we open sops', with the same metadata layout", () => {
     const plain = write('flag.yaml', SECRET);
     const mine = ok(ours(['encrypt', '--hc-vault-transit', uri, plain]), 'fluxstrap encrypt');
     const theirs = ok(runSops(['encrypt', '--hc-vault-transit', uri, plain]), 'sops encrypt');
     assert.equal(layout(mine), layout(theirs));
     // sops 3.13 writes every metadata map's keys in byte order.
-    assert.match(mine, new RegExp(`hc_vault:\\n        - created_at: "?\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"?\\n          enc: vault:v1:\\S+\\n          engine_path: transit\\n          key_name: sops\\n          vault_address: ${vault.address.replace(/[.]/g, '\\.')}\\n`));
+    assert.match(
+      mine,
+      new RegExp(
+        `hc_vault:\\n        - created_at: "?\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"?\\n          enc: vault:v1:\\S+\\n          engine_path: transit\\n          key_name: sops\\n          vault_address: ${vault.address.replace(/[.]/g, '\\.')}\\n`,
+      ),
+    );
     const ourFile = write('flag.ours.yaml', mine);
     const theirFile = write('flag.sops.yaml', theirs);
     assert.equal(ok(runSops(['decrypt', ourFile]), 'sops decrypts ours'), SECRET);
-    assert.equal(ok(ours(['decrypt', theirFile]), 'we decrypt sops\''), SECRET);
+    assert.equal(ok(ours(['decrypt', theirFile]), "we decrypt sops'"), SECRET);
   });
 
   void it('.sops.yaml hc_vault_transit_uri with age: either key opens the file, in both tools', () => {
     const project = join(dir, 'project');
     spawnSync('mkdir', ['-p', join(project, 'secrets')]);
-    writeFileSync(join(project, '.sops.yaml'), `creation_rules:\n  - path_regex: secrets/\n    encrypted_regex: ^(data|stringData)$\n    age: ${recipient}\n    hc_vault_transit_uri: ${uri}\n`);
+    writeFileSync(
+      join(project, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: secrets/\n    encrypted_regex: ^(data|stringData)$\n    age: ${recipient}\n    hc_vault_transit_uri: ${uri}\n`,
+    );
     const plain = join(project, 'secrets', 'db.yaml');
     writeFileSync(plain, SECRET);
     allowSecretsIn(plain);
@@ -158,11 +171,20 @@ void describe('hc_vault with a real Vault and the real sops', () => {
     const plain = write('lazy.yaml', SECRET);
     const age = await tracedRun(['encrypt', '--age', recipient, plain], { env: baseEnv() });
     assert.equal(age.code, 0, age.stderr);
-    assert.ok(age.modules.some((m) => m.endsWith('/dist/flows/sops.js')), 'the trace recorded the imports');
-    assert.deepEqual(age.modules.filter((m) => /hc-vault|adapters\/vault/.test(m)), []);
+    assert.ok(
+      age.modules.some((m) => m.endsWith('/dist/flows/sops.js')),
+      'the trace recorded the imports',
+    );
+    assert.deepEqual(
+      age.modules.filter((m) => /hc-vault|adapters\/vault/.test(m)),
+      [],
+    );
     const withVault = await tracedRun(['encrypt', '--hc-vault-transit', uri, plain], { env: baseEnv() });
     assert.equal(withVault.code, 0, withVault.stderr);
-    assert.ok(withVault.modules.some((m) => m.endsWith('/dist/sops/hc-vault.js')), 'the trace sees the Vault client when it is used');
+    assert.ok(
+      withVault.modules.some((m) => m.endsWith('/dist/sops/hc-vault.js')),
+      'the trace sees the Vault client when it is used',
+    );
   });
 });
 
@@ -181,7 +203,7 @@ void describe('hc_vault bad input', () => {
     assert.deepEqual(await import('node:fs/promises').then((fs) => fs.readdir(dir)).then((l) => l.filter((n) => n.includes('.tmp'))), []);
   });
 
-  void it('a token without permission for the key: Vault\'s refusal, naming the .sops.yaml rule line', () => {
+  void it("a token without permission for the key: Vault's refusal, naming the .sops.yaml rule line", () => {
     const project = join(dir, 'denied');
     spawnSync('mkdir', ['-p', project]);
     writeFileSync(join(project, '.sops.yaml'), `creation_rules:\n  - path_regex: \\.yaml$\n    hc_vault_transit_uri: ${uri}\n`);
@@ -193,22 +215,33 @@ void describe('hc_vault bad input', () => {
     assert.equal(readFileSync(file, 'utf8'), SECRET);
   });
 
-  void it('decrypting with a token without permission names the Vault key and Vault\'s reason', () => {
+  void it("decrypting with a token without permission names the Vault key and Vault's reason", () => {
     const file = write('denied-decrypt.yaml', ok(ours(['encrypt', '--hc-vault-transit', uri, write('dd.plain.yaml', SECRET)]), 'encrypt'));
     const r = ours(['decrypt', file], { VAULT_TOKEN: otherToken });
-    assertOneLineError(r, /^error: Vault refused .*transit\/decrypt\/sops: permission denied \(HTTP 403\) .*\(.*denied-decrypt\.yaml at sops\.hc_vault\)$/, /hint: /);
+    assertOneLineError(
+      r,
+      /^error: Vault refused .*transit\/decrypt\/sops: permission denied \(HTTP 403\) .*\(.*denied-decrypt\.yaml at sops\.hc_vault\)$/,
+      /hint: /,
+    );
   });
 
   void it('a malformed URI: in .sops.yaml its line, as a flag the flag; nothing contacted, nothing written', () => {
     const project = join(dir, 'malformed');
     spawnSync('mkdir', ['-p', project]);
-    writeFileSync(join(project, '.sops.yaml'), `creation_rules:\n  - path_regex: \\.yaml$\n    hc_vault_transit_uri: ${vault.address}/prefix/v1/transit/keys/sops\n`);
+    writeFileSync(
+      join(project, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: \\.yaml$\n    hc_vault_transit_uri: ${vault.address}/prefix/v1/transit/keys/sops\n`,
+    );
     const file = join(project, 'x.yaml');
     writeFileSync(file, SECRET);
     allowSecretsIn(file);
     assertOneLineError(ours(['encrypt', '-i', 'x.yaml'], {}, project), /\.sops\.yaml:3\b.*|malformed hc_vault_transit_uri/, /path prefix/);
     assert.match(ours(['encrypt', '-i', 'x.yaml'], {}, project).stderr, /^error: malformed hc_vault_transit_uri: .* \(.*\.sops\.yaml:3\)/);
-    assertOneLineError(ours(['encrypt', '--hc-vault-transit', 'https://s.not-a-token@vault:8200/v1/transit/keys/sops', file]), /--hc-vault-transit/, /user information/);
+    assertOneLineError(
+      ours(['encrypt', '--hc-vault-transit', 'https://s.not-a-token@vault:8200/v1/transit/keys/sops', file]),
+      /--hc-vault-transit/,
+      /user information/,
+    );
     assert.equal(readFileSync(file, 'utf8'), SECRET);
   });
 });
@@ -220,12 +253,20 @@ void describe('init --sops-backend vault', () => {
     const r = await fluxRepo();
     ok(vaultInit(r.repo, '--vault-transit-uri', uri, '--vault-token-env', 'FLUX_VAULT_TOKEN'), 'init');
     const rules = (parse(readFileSync(join(r.repo, '.sops.yaml'), 'utf8')) as { creation_rules: Record<string, unknown>[] }).creation_rules;
-    assert.deepEqual(rules.map((rule) => [rule.path_regex, rule.hc_vault_transit_uri, rule.age]), [['^clusters/production/.*\\.ya?ml$', uri, undefined]]);
+    assert.deepEqual(
+      rules.map((rule) => [rule.path_regex, rule.hc_vault_transit_uri, rule.age]),
+      [['^clusters/production/.*\\.ya?ml$', uri, undefined]],
+    );
     const config = parse(readFileSync(join(r.repo, 'fluxstrap.yaml'), 'utf8')) as { clusters: Record<string, { sopsKey?: unknown; ageKey?: unknown }> };
     assert.deepEqual(config.clusters.production, { sopsKey: { vault: { address: vault.address, tokenEnv: 'FLUX_VAULT_TOKEN' } } });
     // What Flux applies: the real kustomize build of flux-system (the seed's hand-added block, naming sops-age, moved and renamed).
-    const built = parseAllDocuments((await runTool('kubectl', ['kustomize', join(r.repo, r.clusterPath, 'flux-system')])).stdout).map((d) => d.toJSON() as { kind: string; metadata: { name: string }; spec?: { decryption?: unknown } });
-    assert.deepEqual(built.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'flux-system')?.spec?.decryption, { provider: 'sops', secretRef: { name: 'sops-hcvault' } });
+    const built = parseAllDocuments((await runTool('kubectl', ['kustomize', join(r.repo, r.clusterPath, 'flux-system')])).stdout).map(
+      (d) => d.toJSON() as { kind: string; metadata: { name: string }; spec?: { decryption?: unknown } },
+    );
+    assert.deepEqual(built.find((o) => o.kind === 'Kustomization' && o.metadata.name === 'flux-system')?.spec?.decryption, {
+      provider: 'sops',
+      secretRef: { name: 'sops-hcvault' },
+    });
     // The rule is what encrypt uses: the file opens with the Vault token alone, in sops too.
     const secret = join(r.repo, r.clusterPath, 'db.yaml');
     writeFileSync(secret, SECRET);
@@ -257,8 +298,16 @@ void describe('init --sops-backend vault', () => {
       assert.equal(res.code, 2, res.stderr);
       assertOneLineError(res, flag, reason);
     };
-    refused(['--vault-transit-uri', `${vault.address}/transit/keys/sops`, '--vault-token-env', 'FLUX_VAULT_TOKEN'], /\(--vault-transit-uri\)/, /\/v1\/<engine>\/keys\/<name>/);
-    refused(['--vault-transit-uri', uri, '--vault-transit-uri', 'https://other.example:8200/v1/transit/keys/sops', '--vault-token-env', 'FLUX_VAULT_TOKEN'], /\(--vault-transit-uri\)/, /different Vaults/);
+    refused(
+      ['--vault-transit-uri', `${vault.address}/transit/keys/sops`, '--vault-token-env', 'FLUX_VAULT_TOKEN'],
+      /\(--vault-transit-uri\)/,
+      /\/v1\/<engine>\/keys\/<name>/,
+    );
+    refused(
+      ['--vault-transit-uri', uri, '--vault-transit-uri', 'https://other.example:8200/v1/transit/keys/sops', '--vault-token-env', 'FLUX_VAULT_TOKEN'],
+      /\(--vault-transit-uri\)/,
+      /different Vaults/,
+    );
     refused(['--vault-token-env', 'FLUX_VAULT_TOKEN'], /needs --vault-transit-uri/, /hint: /);
     refused(['--vault-transit-uri', uri], /needs --vault-token-env/, /hint: /);
     refused(['--vault-transit-uri', uri, '--vault-token-env', token], /\(--vault-token-env\)/, /not the token/);

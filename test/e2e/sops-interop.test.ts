@@ -72,7 +72,15 @@ void describe('fluxstrap encrypt → sops decrypt', () => {
   }
 
   void it('with encrypted_regex and mac_only_encrypted, sops verifies the MAC', () => {
-    const enc = ours(['encrypt', '--age', recipient('a'), '--encrypted-regex', '^(data|stringData)$', '--mac-only-encrypted', join(generatedDir, 'plain', 'secret.yaml')]);
+    const enc = ours([
+      'encrypt',
+      '--age',
+      recipient('a'),
+      '--encrypted-regex',
+      '^(data|stringData)$',
+      '--mac-only-encrypted',
+      join(generatedDir, 'plain', 'secret.yaml'),
+    ]);
     assert.equal(enc.code, 0, enc.stderr);
     assert.match(enc.stdout, /mac_only_encrypted: true/);
     assert.match(enc.stdout, /^kind: Secret$/m);
@@ -84,7 +92,10 @@ void describe('fluxstrap encrypt → sops decrypt', () => {
   void it('with a Shamir .sops.yaml (3 groups, threshold 2), sops opens it with any two keys and not with one', () => {
     const sub = join(dir, 'shamir');
     execFileSync('mkdir', ['-p', sub]);
-    writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - path_regex: \\.yaml$\n    shamir_threshold: 2\n    key_groups:\n      - age: [${recipient('a')}]\n      - age: [${recipient('b')}]\n      - age: [${recipient('c')}]\n`);
+    writeFileSync(
+      join(sub, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: \\.yaml$\n    shamir_threshold: 2\n    key_groups:\n      - age: [${recipient('a')}]\n      - age: [${recipient('b')}]\n      - age: [${recipient('c')}]\n`,
+    );
     copyFileSync(join(generatedDir, 'plain', 'secret.yaml'), join(sub, 'secret.yaml'));
     const enc = ours(['encrypt', '-i', 'secret.yaml'], [], sub);
     assert.equal(enc.code, 0, enc.stderr);
@@ -145,7 +156,7 @@ void describe('sops encrypt → fluxstrap decrypt', () => {
 });
 
 void describe('after fluxstrap re-keys, sops still opens the file', () => {
-  void it('updatekeys adds the rule\'s new recipient, keeps values and MAC, and sops opens it with the new key', () => {
+  void it("updatekeys adds the rule's new recipient, keeps values and MAC, and sops opens it with the new key", () => {
     const sub = join(dir, 'update');
     execFileSync('mkdir', ['-p', sub]);
     copyFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), join(sub, 'secret.yaml'));
@@ -193,14 +204,21 @@ void describe('after fluxstrap re-keys, sops still opens the file', () => {
 void describe('set, unset and --extract, against sops', () => {
   const changedLines = (a: string, b: string): string[] => {
     const before = a.split('\n');
-    return b.split('\n').filter((l, i) => l !== before[i]).map((l) => l.trim().split(':')[0] ?? '');
+    return b
+      .split('\n')
+      .filter((l, i) => l !== before[i])
+      .map((l) => l.trim().split(':')[0] ?? '');
   };
 
   void it('set changes one value: the diff is that line, lastmodified and mac; sops reads the new value and can set on top', () => {
     const file = join(dir, 'set-types.yaml');
     copyFileSync(join(generatedDir, 'types.enc.yaml'), file);
     const before = readFileSync(file, 'utf8');
-    const r = runCli(['set', '--key-file', join(generatedDir, 'key-a.txt'), file, '["café"]["passwörd"]'], { cwd: dir, input: 'n3w: pässword\n', env: { XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' } });
+    const r = runCli(['set', '--key-file', join(generatedDir, 'key-a.txt'), file, '["café"]["passwörd"]'], {
+      cwd: dir,
+      input: 'n3w: pässword\n',
+      env: { XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' },
+    });
     assert.equal(r.code, 0, r.stderr);
     // Every other value keeps its ciphertext (same IV): the vector's lastmodified is long past.
     assert.deepEqual(changedLines(before, readFileSync(file, 'utf8')).sort(), ['lastmodified', 'mac', 'passwörd']);
@@ -234,7 +252,8 @@ void describe('set, unset and --extract, against sops', () => {
 });
 
 void describe('keys and values named like Object members, against sops', () => {
-  const PLAIN = '__proto__:\n    constructor: toString\n    polluted: "yes"\nconstructor:\n    prototype: __proto__\nlist:\n    - valueOf\n    - hasOwnProperty\n';
+  const PLAIN =
+    '__proto__:\n    constructor: toString\n    polluted: "yes"\nconstructor:\n    prototype: __proto__\nlist:\n    - valueOf\n    - hasOwnProperty\n';
 
   void it('both ways: what one encrypts the other decrypts to the same document; set and unset address __proto__ literally', () => {
     const plain = join(dir, 'proto.yaml');
@@ -252,12 +271,19 @@ void describe('keys and values named like Object members, against sops', () => {
     writeFileSync(join(dir, 'proto.theirs.yaml'), theirs.stdout);
     assert.equal(ours(['decrypt', join(dir, 'proto.theirs.yaml')], ['a']).stdout, PLAIN);
 
-    const set = runCli(['set', '--key-file', join(generatedDir, 'key-a.txt'), file, '["__proto__"]["added"]'], { cwd: dir, input: 'v', env: { XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' } });
+    const set = runCli(['set', '--key-file', join(generatedDir, 'key-a.txt'), file, '["__proto__"]["added"]'], {
+      cwd: dir,
+      input: 'v',
+      env: { XDG_CONFIG_HOME: join(dir, 'no-config'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' },
+    });
     assert.equal(set.code, 0, set.stderr);
     assert.equal(ours(['unset', file, '["constructor"]["prototype"]'], ['a']).code, 0);
     const after = runSops(['decrypt', file], ['a']);
     assert.equal(after.code, 0, after.stderr);
-    assert.equal(after.stdout, '__proto__:\n    constructor: toString\n    polluted: "yes"\n    added: v\nconstructor: {}\nlist:\n    - valueOf\n    - hasOwnProperty\n');
+    assert.equal(
+      after.stdout,
+      '__proto__:\n    constructor: toString\n    polluted: "yes"\n    added: v\nconstructor: {}\nlist:\n    - valueOf\n    - hasOwnProperty\n',
+    );
     assert.equal(runSops(['decrypt', '--extract', '["__proto__"]["polluted"]', file], ['a']).stdout, 'yes');
   });
 });

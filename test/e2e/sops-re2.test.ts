@@ -120,7 +120,10 @@ void describe('the same values as the real sops encrypts, under Go-only syntax',
     assert.match(theirs.stderr, /matches UnencryptedCommentRegex/);
     const mine = ours(['encrypt', 'plain.yaml'], cwd);
     assert.equal(mine.code, 1);
-    assert.match(mine.stderr, /^error: an encrypted comment matches unencrypted_comment_regex "\^ENC\\\\\[AES256_GCM", so it could not be decrypted \(plain\.yaml at unencrypted_comment_regex\)$/m);
+    assert.match(
+      mine.stderr,
+      /^error: an encrypted comment matches unencrypted_comment_regex "\^ENC\\\\\[AES256_GCM", so it could not be decrypted \(plain\.yaml at unencrypted_comment_regex\)$/m,
+    );
   });
 
   for (const [rule, pattern] of cases.filter(([r]) => !r.includes('comment')).slice(0, 4)) {
@@ -136,7 +139,7 @@ void describe('the same values as the real sops encrypts, under Go-only syntax',
 void describe('patterns that make a backtracking engine hang', () => {
   const longKey = `${'a'.repeat(34)}!`;
 
-  void it('encrypted_regex ^(a+)+$ in a file\'s metadata and a key of 34 a and a !: encrypt, decrypt and check return', () => {
+  void it("encrypted_regex ^(a+)+$ in a file's metadata and a key of 34 a and a !: encrypt, decrypt and check return", () => {
     const cwd = join(dir, 'hostile-metadata');
     mkdirSync(cwd, { recursive: true });
     const plain = `${longKey}: not selected\naaaa: selected\n`;
@@ -157,7 +160,10 @@ void describe('patterns that make a backtracking engine hang', () => {
   void it('path_regex ^(a+)+$ and a long file name: encrypt, updatekeys and check return', () => {
     const cwd = join(dir, 'hostile-path');
     mkdirSync(cwd, { recursive: true });
-    writeFileSync(join(cwd, '.sops.yaml'), `creation_rules:\n  - path_regex: ^(a+)+$\n    encrypted_regex: ^nothing$\n    age: ${recipient}\n  - path_regex: \\.yaml$\n    age: ${recipient}\n`);
+    writeFileSync(
+      join(cwd, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: ^(a+)+$\n    encrypted_regex: ^nothing$\n    age: ${recipient}\n  - path_regex: \\.yaml$\n    age: ${recipient}\n`,
+    );
     const file = `${'a'.repeat(200)}!.yaml`;
     writeFileSync(join(cwd, file), 'password: p\n');
     const enc = ours(['encrypt', '-i', file], cwd);
@@ -177,7 +183,10 @@ void describe('patterns RE2 refuses', () => {
     writeFileSync(join(cwd, 's.yaml'), 'password: p\n');
     const r = ours(['encrypt', '--age', recipient, '--encrypted-regex', '^pass(?=word)', '-i', 's.yaml'], cwd);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr.split('\n')[0], 'error: --encrypted-regex "^pass(?=word)" is not a valid regular expression: invalid or unsupported Perl syntax: `(?=` (--encrypted-regex)');
+    assert.equal(
+      r.stderr.split('\n')[0],
+      'error: --encrypted-regex "^pass(?=word)" is not a valid regular expression: invalid or unsupported Perl syntax: `(?=` (--encrypted-regex)',
+    );
     assert.match(r.stderr, /^hint: .*RE2/m);
     assert.equal(readFileSync(join(cwd, 's.yaml'), 'utf8'), 'password: p\n');
   });
@@ -185,17 +194,23 @@ void describe('patterns RE2 refuses', () => {
   void it('from .sops.yaml: E_CONFIG at its line, no file of the batch written', () => {
     const cwd = join(dir, 'refused-config');
     mkdirSync(cwd, { recursive: true });
-    writeFileSync(join(cwd, '.sops.yaml'), `creation_rules:\n  - path_regex: a\\.yaml$\n    age: ${recipient}\n  - path_regex: b\\.yaml$\n    encrypted_regex: '[[:alpha:]'\n    age: ${recipient}\n`);
+    writeFileSync(
+      join(cwd, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: a\\.yaml$\n    age: ${recipient}\n  - path_regex: b\\.yaml$\n    encrypted_regex: '[[:alpha:]'\n    age: ${recipient}\n`,
+    );
     writeFileSync(join(cwd, 'a.yaml'), 'password: p\n');
     writeFileSync(join(cwd, 'b.yaml'), 'password: p\n');
     const r = ours(['encrypt', '-i', 'a.yaml', 'b.yaml'], cwd);
     assert.equal(r.code, 1);
-    assert.match(r.stderr.split('\n')[0] ?? '', /^error: encrypted_regex "\[\[:alpha:\]" is not a valid regular expression: missing closing \]: .* \(.*\.sops\.yaml:5\)$/);
+    assert.match(
+      r.stderr.split('\n')[0] ?? '',
+      /^error: encrypted_regex "\[\[:alpha:\]" is not a valid regular expression: missing closing \]: .* \(.*\.sops\.yaml:5\)$/,
+    );
     assert.equal(readFileSync(join(cwd, 'a.yaml'), 'utf8'), 'password: p\n');
     assert.equal(readFileSync(join(cwd, 'b.yaml'), 'utf8'), 'password: p\n');
   });
 
-  void it('from a file\'s metadata: E_CONFIG at its line for decrypt, a finding for check', () => {
+  void it("from a file's metadata: E_CONFIG at its line for decrypt, a finding for check", () => {
     const cwd = join(dir, 'refused-metadata');
     mkdirSync(cwd, { recursive: true });
     writeFileSync(join(cwd, 's.yaml'), 'password: p\n');
@@ -205,7 +220,10 @@ void describe('patterns RE2 refuses', () => {
     const line = text.split('\n').findIndex((l) => l.includes('encrypted_regex')) + 1;
     const dec = ours(['decrypt', 's.yaml'], cwd);
     assert.equal(dec.code, 1);
-    assert.equal(dec.stderr.split('\n')[0], `error: invalid sops metadata: encrypted_regex "^pass(?!x)" is not a valid regular expression: invalid or unsupported Perl syntax: \`(?!\` (s.yaml:${line})`);
+    assert.equal(
+      dec.stderr.split('\n')[0],
+      `error: invalid sops metadata: encrypted_regex "^pass(?!x)" is not a valid regular expression: invalid or unsupported Perl syntax: \`(?!\` (s.yaml:${line})`,
+    );
     assert.equal(dec.stdout, '');
     const check = ours(['check', '--key-file', keyFile, 's.yaml'], cwd);
     assert.equal(check.code, 1);

@@ -40,7 +40,10 @@ void describe('encrypt and decrypt in place', () => {
     // yaml.v3 style, as sops prints it (the reference is sops' own output for this plaintext)
     assert.equal(readFileSync(file, 'utf8'), readFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml.decrypted'), 'utf8'));
     assert.equal(statSync(file).mode & 0o777, 0o640);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   void it('--output writes a new plaintext file readable by its owner only', () => {
@@ -178,7 +181,10 @@ void describe('errors', () => {
     assert.equal(flag.code, 2, flag.stderr);
     assert.equal(flag.stderr.split('\n')[0], `error: invalid age recipient ${typo} (--age)`);
     assert.equal(readFileSync(join(sub, 'a.yaml'), 'utf8'), 'a: 1\n');
-    writeFileSync(join(sub, '.sops.yaml'), `creation_rules:\n  - path_regex: b\\.yaml$\n    age: ${good}\n  - path_regex: a\\.yaml$\n    age: >-\n      ${typo}\n`);
+    writeFileSync(
+      join(sub, '.sops.yaml'),
+      `creation_rules:\n  - path_regex: b\\.yaml$\n    age: ${good}\n  - path_regex: a\\.yaml$\n    age: >-\n      ${typo}\n`,
+    );
     // b.yaml's rule is sound, and b.yaml comes first: the batch still stops before writing it.
     const rule = cli(['encrypt', '--in-place', 'b.yaml', 'a.yaml'], sub);
     assert.equal(rule.code, 1, rule.stderr);
@@ -206,7 +212,10 @@ void describe('check', () => {
     copyFileSync(join(generatedDir, 'plain', 'secret.yaml'), join(sub, 'plain-secret.yaml'));
     writeFileSync(join(sub, 'secrets', 'todo.yaml'), 'password: x\n');
     copyFileSync(join(generatedDir, 'secret.mac-only.enc.yaml'), join(sub, 'secrets', 'ok.yaml'));
-    writeFileSync(join(sub, 'secrets', 'edited.yaml'), readFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), 'utf8').replace('namespace: default', 'namespace: other'));
+    writeFileSync(
+      join(sub, 'secrets', 'edited.yaml'),
+      readFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), 'utf8').replace('namespace: default', 'namespace: other'),
+    );
     writeFileSync(join(sub, 'configmap.yaml'), 'kind: ConfigMap\ndata:\n    a: b\n');
     const r = cli(['check', '--key-file', keyFile('a')], sub);
     assert.equal(r.code, 1, r.stderr);

@@ -30,9 +30,16 @@ void describe('start-up imports', () => {
     void it(`fluxstrap ${args.join(' ')} loads no heavy client`, () => {
       const { code, modules } = loadedBy(args);
       assert.equal(code, 0);
-      assert.ok(modules.some((m) => m.endsWith('/dist/main.js')), 'the trace hook recorded the imports');
+      assert.ok(
+        modules.some((m) => m.endsWith('/dist/main.js')),
+        'the trace hook recorded the imports',
+      );
       for (const heavy of HEAVY) {
-        assert.deepEqual(modules.filter((m) => m.includes(heavy)), [], `${heavy} must not load`);
+        assert.deepEqual(
+          modules.filter((m) => m.includes(heavy)),
+          [],
+          `${heavy} must not load`,
+        );
       }
     });
   }
@@ -46,7 +53,10 @@ void describe('the RE2 engine loads with the first pattern only', () => {
     writeFileSync(join(dir, 's.yaml'), 'password: p\n');
     const plain = loadedBy(['encrypt', '--age', recipient, 's.yaml']);
     assert.equal(plain.code, 0);
-    assert.ok(plain.modules.some((m) => m.endsWith('/dist/main.js')), 'the trace hook recorded the imports');
+    assert.ok(
+      plain.modules.some((m) => m.endsWith('/dist/main.js')),
+      'the trace hook recorded the imports',
+    );
     assert.equal(re2Loaded(plain.modules), false);
     const withPattern = loadedBy(['encrypt', '--age', recipient, '--encrypted-regex', '^pass', 's.yaml']);
     assert.equal(withPattern.code, 0);

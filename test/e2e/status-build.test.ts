@@ -13,9 +13,17 @@ import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 let home: string;
 let r: FluxRepo;
 
-interface Finding { check: string; status: string; message: string; hint?: string }
+interface Finding {
+  check: string;
+  status: string;
+  message: string;
+  hint?: string;
+}
 const status = () => {
-  const res = runCli(['--json', 'status', '--cluster', r.cluster], { cwd: r.repo, env: { HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: join(home, 'k.agekey'), KUBECONFIG: join(home, 'kubeconfig') } });
+  const res = runCli(['--json', 'status', '--cluster', r.cluster], {
+    cwd: r.repo,
+    env: { HOME: home, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: join(home, 'k.agekey'), KUBECONFIG: join(home, 'kubeconfig') },
+  });
   return { code: res.code, findings: (JSON.parse(res.stdout) as { findings: Finding[] }).findings };
 };
 
@@ -30,7 +38,10 @@ before(async () => {
 
 void describe('status and a flux-system that does not build', () => {
   void it('a building flux-system gives no such finding', () => {
-    assert.equal(status().findings.some((f) => f.check === 'flux-system-build'), false);
+    assert.equal(
+      status().findings.some((f) => f.check === 'flux-system-build'),
+      false,
+    );
   });
 
   void it('a broken one is a failing finding carrying the build error', async () => {

@@ -18,11 +18,8 @@ let dir: string;
 /** Passwords reach ansible-vault only through 0600 files, never argv. */
 function ansibleVault(opts: { input?: string }, ...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(
-      ANSIBLE_VAULT,
-      args,
-      { cwd: dir, env: { ...process.env, HOME: dir, ANSIBLE_LOCAL_TEMP: join(dir, '.tmp') } },
-      (e, stdout, stderr) => (e ? reject(new Error(`ansible-vault ${args[0] ?? ''} failed: ${stderr}`)) : resolve(stdout)),
+    const child = execFile(ANSIBLE_VAULT, args, { cwd: dir, env: { ...process.env, HOME: dir, ANSIBLE_LOCAL_TEMP: join(dir, '.tmp') } }, (e, stdout, stderr) =>
+      e ? reject(new Error(`ansible-vault ${args[0] ?? ''} failed: ${stderr}`)) : resolve(stdout),
     );
     child.stdin?.end(opts.input ?? '');
   });
@@ -108,8 +105,10 @@ void describe('Ansible Vault reader against the real ansible-vault', () => {
     assert.equal(await ansibleVault({}, 'view', '--vault-password-file', 'pw.sh', 'secrets.yml'), VARS);
     assert.equal(await readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'pw.sh'), 'sops_age_private_key'), AGE_KEY);
     await writeFile(join(dir, 'fail.sh'), '#!/bin/sh\nexit 3\n', { mode: 0o700 });
-    await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'fail.sh'), 'x'), (e: unknown) =>
-      isError('E_PROCESS')(e) && /exit 3/.test((e as Error).message));
+    await assert.rejects(
+      readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'fail.sh'), 'x'),
+      (e: unknown) => isError('E_PROCESS')(e) && /exit 3/.test((e as Error).message),
+    );
     await assert.rejects(readVaultVariable(join(dir, 'secrets.yml'), join(dir, 'absent'), 'x'), isError('E_NOT_FOUND'));
   });
 
@@ -121,7 +120,10 @@ void describe('Ansible Vault reader against the real ansible-vault', () => {
       { type: 'ansible-vault', file: join(dir, 'seed-secrets.yml'), passwordFile: join(dir, 'pw'), variable: 'sops_age_private_key' },
       {},
     );
-    assert.deepEqual(ids.map((i) => i.recipient), [await identityToRecipient(secret)]);
+    assert.deepEqual(
+      ids.map((i) => i.recipient),
+      [await identityToRecipient(secret)],
+    );
     assert.equal(ids[0]?.source, `${join(dir, 'seed-secrets.yml')} (sops_age_private_key)`);
   });
 

@@ -149,6 +149,11 @@ export function installLeakGuard(): void {
 export function assertNoLeaks(roots?: readonly string[]): void {
   const leaks = findLeaks(roots);
   if (leaks.length > 0) {
-    throw new Error(`secrets leaked (${leaks.length}):\n${leaks.slice(0, 20).map((l) => `  ${l.what} in ${l.where}`).join('\n')}`);
+    throw new Error(
+      `secrets leaked (${leaks.length}):\n${leaks
+        .slice(0, 20)
+        .map((l) => `  ${l.what} in ${l.where}`)
+        .join('\n')}`,
+    );
   }
 }

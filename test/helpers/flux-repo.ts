@@ -48,7 +48,10 @@ export async function fluxRepo(opts: FluxRepoOptions = {}): Promise<FluxRepo> {
     );
     for (const r of SEED_ROOT_RESOURCES) {
       const name = r.replace(/\.yaml$/, '');
-      await writeFile(join(repo, clusterPath, r), `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: default\ndata:\n  part: ${name}\n`);
+      await writeFile(
+        join(repo, clusterPath, r),
+        `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: default\ndata:\n  part: ${name}\n`,
+      );
     }
   }
   for (const [file, content] of Object.entries(opts.files ?? {})) {
@@ -72,7 +75,11 @@ async function committed(repo: string, message: string): Promise<FluxRepo['git']
  * SOURCES.md), with the vendored Flux v2.7.5 gotk-components.yaml in every cluster's flux-system/
  * that lists it, committed.
  */
-export async function fixtureRepo(name: 'homelab' | 'flux2-kustomize-helm-example', cluster = 'production', files: Record<string, string> = {}): Promise<FluxRepo> {
+export async function fixtureRepo(
+  name: 'homelab' | 'flux2-kustomize-helm-example',
+  cluster = 'production',
+  files: Record<string, string> = {},
+): Promise<FluxRepo> {
   const repo = await tempDir(name);
   await cp(join(repoRoot, 'test', 'fixtures', name, 'repo'), repo, { recursive: true });
   for (const c of await readdir(join(repo, 'clusters'))) {

@@ -16,9 +16,28 @@ import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 
 type Json = Record<string, unknown>;
-interface Operation { method: string; template: string; regex: RegExp; params: string[]; op: Json; literal: number }
-export interface StandInRequest { method: string; path: string; params: Record<string, string>; query: URLSearchParams; headers: IncomingMessage['headers']; body: unknown }
-export interface StandInResponse { status: number; body?: unknown; headers?: Record<string, string>; raw?: Buffer }
+interface Operation {
+  method: string;
+  template: string;
+  regex: RegExp;
+  params: string[];
+  op: Json;
+  literal: number;
+}
+export interface StandInRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  body: unknown;
+}
+export interface StandInResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  raw?: Buffer;
+}
 export type Handler = (req: StandInRequest) => StandInResponse;
 
 const specPath = createRequire(import.meta.url).resolve('@octokit/openapi/generated/api.github.com.json');
@@ -98,10 +117,13 @@ export class GitHubStandIn {
   async start(): Promise<this> {
     load();
     // A stand-in that breaks answers 500 and records why: a request left unanswered would hang the test.
-    this.server = createServer((req, res) => void this.handle(req, res).catch((e: unknown) => {
-      this.violations.push(`${req.method ?? ''} ${req.url ?? ''}: the stand-in failed: ${e instanceof Error ? e.message : String(e)}`);
-      if (!res.headersSent) res.writeHead(500).end();
-    }));
+    this.server = createServer(
+      (req, res) =>
+        void this.handle(req, res).catch((e: unknown) => {
+          this.violations.push(`${req.method ?? ''} ${req.url ?? ''}: the stand-in failed: ${e instanceof Error ? e.message : String(e)}`);
+          if (!res.headersSent) res.writeHead(500).end();
+        }),
+    );
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
@@ -140,13 +162,17 @@ export class GitHubStandIn {
     };
     const { ops } = load();
     const onPath = ops.filter((o) => o.regex.test(url.pathname));
-    if (onPath.length === 0) return violate('no such path in GitHub\'s API');
+    if (onPath.length === 0) return violate("no such path in GitHub's API");
     const op = onPath.find((o) => o.method === req.method);
     if (!op) return violate(`method not in GitHub's API for ${onPath[0]?.template ?? ''}`);
     const name = `${op.method} ${op.template}`;
     const m = op.regex.exec(url.pathname) ?? [];
     const params = Object.fromEntries(op.params.map((p, i) => [p, decodeURIComponent(m[i + 1] ?? '')]));
-    const specOp = op.op as { requestBody?: { content?: Record<string, { schema?: Json }> }; parameters?: { $ref?: string; name?: string; in?: string }[]; responses: Record<string, unknown> };
+    const specOp = op.op as {
+      requestBody?: { content?: Record<string, { schema?: Json }> };
+      parameters?: { $ref?: string; name?: string; in?: string }[];
+      responses: Record<string, unknown>;
+    };
 
     let body: unknown;
     const text = Buffer.concat(chunks).toString('utf8');
@@ -198,28 +224,65 @@ export const resources = {
     const html = `https://github.com/${login}`;
     const api = `https://api.github.com/users/${login}`;
     return {
-      login, id, node_id: `U_${id}`, avatar_url: `https://avatars.githubusercontent.com/u/${id}`, gravatar_id: '', url: api, html_url: html,
-      followers_url: `${api}/followers`, following_url: `${api}/following{/other_user}`, gists_url: `${api}/gists{/gist_id}`,
-      starred_url: `${api}/starred{/owner}{/repo}`, subscriptions_url: `${api}/subscriptions`, organizations_url: `${api}/orgs`,
-      repos_url: `${api}/repos`, events_url: `${api}/events{/privacy}`, received_events_url: `${api}/received_events`,
-      type: 'Organization', site_admin: false,
+      login,
+      id,
+      node_id: `U_${id}`,
+      avatar_url: `https://avatars.githubusercontent.com/u/${id}`,
+      gravatar_id: '',
+      url: api,
+      html_url: html,
+      followers_url: `${api}/followers`,
+      following_url: `${api}/following{/other_user}`,
+      gists_url: `${api}/gists{/gist_id}`,
+      starred_url: `${api}/starred{/owner}{/repo}`,
+      subscriptions_url: `${api}/subscriptions`,
+      organizations_url: `${api}/orgs`,
+      repos_url: `${api}/repos`,
+      events_url: `${api}/events{/privacy}`,
+      received_events_url: `${api}/received_events`,
+      type: 'Organization',
+      site_admin: false,
     };
   },
   asset(base: string, owner: string, repo: string, id: number, name: string, bytes: Buffer, downloadUrl: string, uploader: Json): Json {
     const now = '2026-11-20T10:00:00Z';
     return {
-      url: `${base}/repos/${owner}/${repo}/releases/assets/${id}`, browser_download_url: downloadUrl, id, node_id: `RA_${id}`, name,
-      label: '', state: 'uploaded', content_type: name.endsWith('.gz') ? 'application/gzip' : 'text/plain', size: bytes.length,
-      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, download_count: 0, created_at: now, updated_at: now, uploader,
+      url: `${base}/repos/${owner}/${repo}/releases/assets/${id}`,
+      browser_download_url: downloadUrl,
+      id,
+      node_id: `RA_${id}`,
+      name,
+      label: '',
+      state: 'uploaded',
+      content_type: name.endsWith('.gz') ? 'application/gzip' : 'text/plain',
+      size: bytes.length,
+      digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+      download_count: 0,
+      created_at: now,
+      updated_at: now,
+      uploader,
     };
   },
   release(base: string, owner: string, repo: string, id: number, tag: string, assets: Json[], author: Json): Json {
     const api = `${base}/repos/${owner}/${repo}`;
     return {
-      url: `${api}/releases/${id}`, html_url: `https://github.com/${owner}/${repo}/releases/tag/${tag}`, assets_url: `${api}/releases/${id}/assets`,
-      upload_url: `https://uploads.github.com/repos/${owner}/${repo}/releases/${id}/assets{?name,label}`, tarball_url: `${api}/tarball/${tag}`,
-      zipball_url: `${api}/zipball/${tag}`, id, node_id: `RE_${id}`, tag_name: tag, target_commitish: 'main', name: tag, draft: false,
-      prerelease: false, created_at: '2026-11-20T10:00:00Z', published_at: '2026-11-20T10:05:00Z', author, assets,
+      url: `${api}/releases/${id}`,
+      html_url: `https://github.com/${owner}/${repo}/releases/tag/${tag}`,
+      assets_url: `${api}/releases/${id}/assets`,
+      upload_url: `https://uploads.github.com/repos/${owner}/${repo}/releases/${id}/assets{?name,label}`,
+      tarball_url: `${api}/tarball/${tag}`,
+      zipball_url: `${api}/zipball/${tag}`,
+      id,
+      node_id: `RE_${id}`,
+      tag_name: tag,
+      target_commitish: 'main',
+      name: tag,
+      draft: false,
+      prerelease: false,
+      created_at: '2026-11-20T10:00:00Z',
+      published_at: '2026-11-20T10:05:00Z',
+      author,
+      assets,
     };
   },
 };
@@ -229,24 +292,124 @@ function repository(owner: Json, name: string, id: number, isPrivate: boolean, p
   const login = owner.login as string;
   const full = `${login}/${name}`;
   const api = `https://api.github.com/repos/${full}`;
-  const urls = Object.fromEntries(['archive', 'assignees', 'blobs', 'branches', 'collaborators', 'comments', 'commits', 'compare', 'contents', 'contributors', 'deployments', 'downloads', 'events', 'forks', 'git_commits', 'git_refs', 'git_tags', 'hooks', 'issue_comment', 'issue_events', 'issues', 'keys', 'labels', 'languages', 'merges', 'milestones', 'notifications', 'pulls', 'releases', 'stargazers', 'statuses', 'subscribers', 'subscription', 'tags', 'teams', 'trees'].map((k) => [`${k}_url`, `${api}/${k}`]));
+  const urls = Object.fromEntries(
+    [
+      'archive',
+      'assignees',
+      'blobs',
+      'branches',
+      'collaborators',
+      'comments',
+      'commits',
+      'compare',
+      'contents',
+      'contributors',
+      'deployments',
+      'downloads',
+      'events',
+      'forks',
+      'git_commits',
+      'git_refs',
+      'git_tags',
+      'hooks',
+      'issue_comment',
+      'issue_events',
+      'issues',
+      'keys',
+      'labels',
+      'languages',
+      'merges',
+      'milestones',
+      'notifications',
+      'pulls',
+      'releases',
+      'stargazers',
+      'statuses',
+      'subscribers',
+      'subscription',
+      'tags',
+      'teams',
+      'trees',
+    ].map((k) => [`${k}_url`, `${api}/${k}`]),
+  );
   const now = '2026-12-01T10:00:00Z';
   return {
-    ...urls, id, node_id: `R_${id}`, name, full_name: full, owner, private: isPrivate, html_url: `https://github.com/${full}`, description: null, fork: false, url: api,
-    clone_url: `https://github.com/${full}.git`, git_url: `git://github.com/${full}.git`, ssh_url: `git@github.com:${full}.git`, svn_url: `https://github.com/${full}`, mirror_url: null, homepage: null,
-    language: null, forks: 0, forks_count: 0, stargazers_count: 0, watchers_count: 0, watchers: 0, size: 0, default_branch: 'main', open_issues: 0, open_issues_count: 0,
-    has_issues: true, has_projects: true, has_wiki: true, has_pages: false, has_discussions: false, archived: false, disabled: false, license: null,
-    pushed_at: now, created_at: now, updated_at: now, network_count: 0, subscribers_count: 0, permissions,
+    ...urls,
+    id,
+    node_id: `R_${id}`,
+    name,
+    full_name: full,
+    owner,
+    private: isPrivate,
+    html_url: `https://github.com/${full}`,
+    description: null,
+    fork: false,
+    url: api,
+    clone_url: `https://github.com/${full}.git`,
+    git_url: `git://github.com/${full}.git`,
+    ssh_url: `git@github.com:${full}.git`,
+    svn_url: `https://github.com/${full}`,
+    mirror_url: null,
+    homepage: null,
+    language: null,
+    forks: 0,
+    forks_count: 0,
+    stargazers_count: 0,
+    watchers_count: 0,
+    watchers: 0,
+    size: 0,
+    default_branch: 'main',
+    open_issues: 0,
+    open_issues_count: 0,
+    has_issues: true,
+    has_projects: true,
+    has_wiki: true,
+    has_pages: false,
+    has_discussions: false,
+    archived: false,
+    disabled: false,
+    license: null,
+    pushed_at: now,
+    created_at: now,
+    updated_at: now,
+    network_count: 0,
+    subscribers_count: 0,
+    permissions,
   };
 }
 
 /** A token of a user; with `permissions`, a fine-grained one (GitHub then sends X-Accepted-GitHub-Permissions). */
-export interface WorldToken { login: string; expired?: boolean; permissions?: Record<string, 'read' | 'write'> }
+export interface WorldToken {
+  login: string;
+  expired?: boolean;
+  permissions?: Record<string, 'read' | 'write'>;
+}
 /** An installation of a GitHub App: the account it is on, the repositories it sees (`owner/name`), what it may do. */
-export interface WorldInstallation { id: number; account: string; repos: string[]; permissions: Record<string, 'read' | 'write'> }
-interface WorldApp { id: number; slug: string; publicKey: KeyObject; installations: WorldInstallation[] }
-interface Principal { login: string; permissions?: Record<string, 'read' | 'write'>; installation?: WorldInstallation }
-interface WorldRepo { owner: string; name: string; private: boolean; id: number; keys: { id: number; key: string; title: string; read_only: boolean; created_at: string }[]; roles: Record<string, 'admin' | 'write' | 'read'> }
+export interface WorldInstallation {
+  id: number;
+  account: string;
+  repos: string[];
+  permissions: Record<string, 'read' | 'write'>;
+}
+interface WorldApp {
+  id: number;
+  slug: string;
+  publicKey: KeyObject;
+  installations: WorldInstallation[];
+}
+interface Principal {
+  login: string;
+  permissions?: Record<string, 'read' | 'write'>;
+  installation?: WorldInstallation;
+}
+interface WorldRepo {
+  owner: string;
+  name: string;
+  private: boolean;
+  id: number;
+  keys: { id: number; key: string; title: string; read_only: boolean; created_at: string }[];
+  roles: Record<string, 'admin' | 'write' | 'read'>;
+}
 
 /**
  * A small GitHub behind the stand-in: users and organisations, repositories with per-user roles,
@@ -318,7 +481,10 @@ export class GitHubWorld {
     }
   }
 
-  private readonly badJwt: StandInResponse = { status: 401, body: { message: 'A JSON web token could not be decoded', documentation_url: 'https://docs.github.com/rest' } };
+  private readonly badJwt: StandInResponse = {
+    status: 401,
+    body: { message: 'A JSON web token could not be decoded', documentation_url: 'https://docs.github.com/rest' },
+  };
 
   private readonly unauthorized: StandInResponse = { status: 401, body: { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' } };
   private readonly notFound: StandInResponse = { status: 404, body: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
@@ -330,14 +496,22 @@ export class GitHubWorld {
   private repoJson(r: WorldRepo, login: string): Json {
     const role = Object.hasOwn(r.roles, login) ? r.roles[login] : undefined;
     const owner = this.userJson(r.owner, Object.hasOwn(this.orgs, r.owner) ? 'Organization' : 'User');
-    return repository(owner, r.name, r.id, r.private, { admin: role === 'admin', maintain: role === 'admin', push: role === 'admin' || role === 'write', triage: role !== undefined, pull: role !== undefined });
+    return repository(owner, r.name, r.id, r.private, {
+      admin: role === 'admin',
+      maintain: role === 'admin',
+      push: role === 'admin' || role === 'write',
+      triage: role !== undefined,
+      pull: role !== undefined,
+    });
   }
 
   /** The repository a user (or an installation) may see, else undefined (GitHub answers 404 to anyone else). */
   private visible(req: StandInRequest, login: string): WorldRepo | undefined {
     const full = `${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase();
     const r = this.repos.get(full);
-    const installation = login.startsWith('installation:') ? [...this.apps.values()].flatMap((a) => a.installations).find((i) => `installation:${i.id}` === login) : undefined;
+    const installation = login.startsWith('installation:')
+      ? [...this.apps.values()].flatMap((a) => a.installations).find((i) => `installation:${i.id}` === login)
+      : undefined;
     if (installation) return r !== undefined && installation.repos.some((x) => x.toLowerCase() === full) ? r : undefined;
     return r !== undefined && Object.hasOwn(r.roles, login) ? r : undefined;
   }
@@ -354,8 +528,17 @@ export class GitHubWorld {
       if (needs === undefined || who.permissions === undefined) return h(req, who.login);
       const [perm = '', level = ''] = needs.split('=');
       const has = who.permissions[perm];
-      const res = has === 'write' || has === level ? h(req, who.login)
-        : { status: 403, body: { message: `Resource not accessible by ${who.installation ? 'integration' : 'personal access token'}`, documentation_url: 'https://docs.github.com/rest', status: '403' } };
+      const res =
+        has === 'write' || has === level
+          ? h(req, who.login)
+          : {
+              status: 403,
+              body: {
+                message: `Resource not accessible by ${who.installation ? 'integration' : 'personal access token'}`,
+                documentation_url: 'https://docs.github.com/rest',
+                status: '403',
+              },
+            };
       return { ...res, headers: { ...res.headers, 'x-accepted-github-permissions': needs } };
     };
   }
@@ -364,94 +547,214 @@ export class GitHubWorld {
   userHandler(): Handler {
     return this.authed((_req, login) => ({
       status: 200,
-      body: { ...this.userJson(login), user_view_type: 'public', bio: null, blog: '', company: null, email: null, followers: 0, following: 0, hireable: null, location: null, name: login, public_gists: 0, public_repos: 0, created_at: '2020-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' },
+      body: {
+        ...this.userJson(login),
+        user_view_type: 'public',
+        bio: null,
+        blog: '',
+        company: null,
+        email: null,
+        followers: 0,
+        following: 0,
+        hireable: null,
+        location: null,
+        name: login,
+        public_gists: 0,
+        public_repos: 0,
+        created_at: '2020-01-01T00:00:00Z',
+        updated_at: '2026-01-01T00:00:00Z',
+      },
     }));
   }
 
   install(s: GitHubStandIn): this {
     const authed = (h: (req: StandInRequest, login: string) => StandInResponse, needs?: string): Handler => this.authed(h, needs);
-    const app = (h: (req: StandInRequest, a: WorldApp) => StandInResponse): Handler => (req) => {
-      const a = this.appOf(req);
-      return a === undefined ? this.badJwt : h(req, a);
-    };
+    const app =
+      (h: (req: StandInRequest, a: WorldApp) => StandInResponse): Handler =>
+      (req) => {
+        const a = this.appOf(req);
+        return a === undefined ? this.badJwt : h(req, a);
+      };
     const installationJson = (a: WorldApp, i: WorldInstallation): Json => {
       const type = Object.hasOwn(this.orgs, i.account) ? 'Organization' : 'User';
       return {
-        id: i.id, app_id: a.id, app_slug: a.slug, target_id: 7, target_type: type, single_file_name: null, repository_selection: 'selected',
-        access_tokens_url: `https://api.github.com/app/installations/${i.id}/access_tokens`, html_url: `https://github.com/settings/installations/${i.id}`,
-        repositories_url: 'https://api.github.com/installation/repositories', events: [], account: this.userJson(i.account, type), permissions: i.permissions,
-        created_at: '2026-11-01T10:00:00Z', updated_at: '2026-11-01T10:00:00Z', suspended_by: null, suspended_at: null,
+        id: i.id,
+        app_id: a.id,
+        app_slug: a.slug,
+        target_id: 7,
+        target_type: type,
+        single_file_name: null,
+        repository_selection: 'selected',
+        access_tokens_url: `https://api.github.com/app/installations/${i.id}/access_tokens`,
+        html_url: `https://github.com/settings/installations/${i.id}`,
+        repositories_url: 'https://api.github.com/installation/repositories',
+        events: [],
+        account: this.userJson(i.account, type),
+        permissions: i.permissions,
+        created_at: '2026-11-01T10:00:00Z',
+        updated_at: '2026-11-01T10:00:00Z',
+        suspended_by: null,
+        suspended_at: null,
       };
     };
-    s.on('POST /app/installations/{installation_id}/access_tokens', app((req, a) => {
-      const i = a.installations.find((x) => String(x.id) === req.params.installation_id);
-      if (i === undefined) return this.notFound;
-      const token = `ghs_${randomBytes(18).toString('base64url')}`;
-      this.installationTokens.set(token, i);
-      return { status: 201, body: { token, expires_at: new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z'), permissions: i.permissions, repository_selection: 'selected' } };
-    }));
-    s.on('GET /repos/{owner}/{repo}/installation', app((req, a) => {
-      const full = `${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase();
-      const i = this.repos.has(full) ? a.installations.find((x) => x.repos.some((r) => r.toLowerCase() === full)) : undefined;
-      return i === undefined ? this.notFound : { status: 200, body: installationJson(a, i) };
-    }));
+    s.on(
+      'POST /app/installations/{installation_id}/access_tokens',
+      app((req, a) => {
+        const i = a.installations.find((x) => String(x.id) === req.params.installation_id);
+        if (i === undefined) return this.notFound;
+        const token = `ghs_${randomBytes(18).toString('base64url')}`;
+        this.installationTokens.set(token, i);
+        return {
+          status: 201,
+          body: {
+            token,
+            expires_at: new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+            permissions: i.permissions,
+            repository_selection: 'selected',
+          },
+        };
+      }),
+    );
+    s.on(
+      'GET /repos/{owner}/{repo}/installation',
+      app((req, a) => {
+        const full = `${req.params.owner ?? ''}/${req.params.repo ?? ''}`.toLowerCase();
+        const i = this.repos.has(full) ? a.installations.find((x) => x.repos.some((r) => r.toLowerCase() === full)) : undefined;
+        return i === undefined ? this.notFound : { status: 200, body: installationJson(a, i) };
+      }),
+    );
     s.on('GET /meta', () => ({ status: 200, body: { verifiable_password_authentication: true, ssh_keys: this.sshKeys } }));
     s.on('GET /user', this.userHandler());
-    s.on('GET /orgs/{org}', authed((req) => {
-      const org = req.params.org ?? '';
-      if (!Object.hasOwn(this.orgs, org)) return this.notFound;
-      const u = this.userJson(org, 'Organization');
-      return {
-        status: 200,
-        body: {
-          login: org, id: u.id, node_id: u.node_id, url: `https://api.github.com/orgs/${org}`, repos_url: u.repos_url, events_url: `https://api.github.com/orgs/${org}/events`, hooks_url: `https://api.github.com/orgs/${org}/hooks`,
-          issues_url: `https://api.github.com/orgs/${org}/issues`, members_url: `https://api.github.com/orgs/${org}/members{/member}`, public_members_url: `https://api.github.com/orgs/${org}/public_members{/member}`,
-          avatar_url: u.avatar_url, description: null, html_url: `https://github.com/${org}`, has_organization_projects: true, has_repository_projects: true, public_repos: 0, public_gists: 0,
-          followers: 0, following: 0, type: 'Organization', created_at: '2020-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', archived_at: null,
-        },
-      };
-    }));
-    s.on('GET /repos/{owner}/{repo}', authed((req, login) => {
-      const r = this.visible(req, login);
-      return r === undefined ? this.notFound : { status: 200, body: this.repoJson(r, login) };
-    }, 'metadata=read'));
+    s.on(
+      'GET /orgs/{org}',
+      authed((req) => {
+        const org = req.params.org ?? '';
+        if (!Object.hasOwn(this.orgs, org)) return this.notFound;
+        const u = this.userJson(org, 'Organization');
+        return {
+          status: 200,
+          body: {
+            login: org,
+            id: u.id,
+            node_id: u.node_id,
+            url: `https://api.github.com/orgs/${org}`,
+            repos_url: u.repos_url,
+            events_url: `https://api.github.com/orgs/${org}/events`,
+            hooks_url: `https://api.github.com/orgs/${org}/hooks`,
+            issues_url: `https://api.github.com/orgs/${org}/issues`,
+            members_url: `https://api.github.com/orgs/${org}/members{/member}`,
+            public_members_url: `https://api.github.com/orgs/${org}/public_members{/member}`,
+            avatar_url: u.avatar_url,
+            description: null,
+            html_url: `https://github.com/${org}`,
+            has_organization_projects: true,
+            has_repository_projects: true,
+            public_repos: 0,
+            public_gists: 0,
+            followers: 0,
+            following: 0,
+            type: 'Organization',
+            created_at: '2020-01-01T00:00:00Z',
+            updated_at: '2026-01-01T00:00:00Z',
+            archived_at: null,
+          },
+        };
+      }),
+    );
+    s.on(
+      'GET /repos/{owner}/{repo}',
+      authed((req, login) => {
+        const r = this.visible(req, login);
+        return r === undefined ? this.notFound : { status: 200, body: this.repoJson(r, login) };
+      }, 'metadata=read'),
+    );
     const create = (owner: string, login: string, body: { name: string; private?: boolean }): StandInResponse => {
-      if (this.repos.has(`${owner}/${body.name}`.toLowerCase())) return { status: 422, body: { message: 'Repository creation failed.', documentation_url: 'https://docs.github.com/rest' } };
+      if (this.repos.has(`${owner}/${body.name}`.toLowerCase()))
+        return { status: 422, body: { message: 'Repository creation failed.', documentation_url: 'https://docs.github.com/rest' } };
       return { status: 201, body: this.repoJson(this.addRepo(`${owner}/${body.name}`, { [login]: 'admin' }, body.private ?? false), login) };
     };
-    s.on('POST /user/repos', authed((req, login) => create(login, login, req.body as { name: string }), 'administration=write'));
-    s.on('POST /orgs/{org}/repos', authed((req, login) => {
-      const org = req.params.org ?? '';
-      if (!Object.hasOwn(this.orgs, org) || !this.orgs[org]?.includes(login)) return { status: 403, body: { message: 'You need admin access to the organization before adding a repository to it.', documentation_url: 'https://docs.github.com/rest' } };
-      return create(org, login, req.body as { name: string });
-    }, 'administration=write'));
-    const keyJson = (r: WorldRepo, k: WorldRepo['keys'][number]) => ({ ...k, url: `https://api.github.com/repos/${r.owner}/${r.name}/keys/${k.id}`, verified: true, added_by: null, last_used: null, enabled: true });
-    s.on('GET /repos/{owner}/{repo}/keys', authed((req, login) => {
-      const r = this.visible(req, login);
-      // GitHub answers 404 without admin here; the spec declares only 200, so a test must never get there.
-      if (r === undefined || r.roles[login] !== 'admin') return this.notFound;
-      const perPage = Number(req.query.get('per_page') ?? '30');
-      const page = Number(req.query.get('page') ?? '1');
-      const last = Math.max(1, Math.ceil(r.keys.length / perPage));
-      const link = page < last ? { link: `<${s.url}${req.path}?per_page=${perPage}&page=${page + 1}>; rel="next", <${s.url}${req.path}?per_page=${perPage}&page=${last}>; rel="last"` } : undefined;
-      return { status: 200, body: r.keys.slice((page - 1) * perPage, page * perPage).map((k) => keyJson(r, k)), headers: { 'x-accepted-github-permissions': 'administration=read', ...link } };
-    }));
-    s.on('POST /repos/{owner}/{repo}/keys', authed((req, login) => {
-      const r = this.visible(req, login);
-      if (r === undefined || r.roles[login] !== 'admin') return this.notFound;
-      const b = req.body as { title: string; key: string; read_only?: boolean };
-      const blob = b.key.split(' ')[1];
-      if (r.keys.some((k) => k.key.split(' ')[1] === blob)) return { status: 422, body: { message: 'Validation Failed', documentation_url: 'https://docs.github.com/rest', errors: [{ resource: 'PublicKey', code: 'custom', field: 'key', message: 'key is already in use' }] } };
-      const k = { id: this.nextId++, key: b.key.split(' ').slice(0, 2).join(' '), title: b.title, read_only: b.read_only ?? false, created_at: '2026-12-01T10:00:00Z' };
-      r.keys.push(k);
-      return { status: 201, body: keyJson(r, k) };
-    }));
-    s.on('DELETE /repos/{owner}/{repo}/keys/{key_id}', authed((req, login) => {
-      const r = this.visible(req, login);
-      if (r === undefined) return this.notFound;
-      r.keys = r.keys.filter((k) => String(k.id) !== req.params.key_id);
-      return { status: 204 };
-    }));
+    s.on(
+      'POST /user/repos',
+      authed((req, login) => create(login, login, req.body as { name: string }), 'administration=write'),
+    );
+    s.on(
+      'POST /orgs/{org}/repos',
+      authed((req, login) => {
+        const org = req.params.org ?? '';
+        if (!Object.hasOwn(this.orgs, org) || !this.orgs[org]?.includes(login))
+          return {
+            status: 403,
+            body: { message: 'You need admin access to the organization before adding a repository to it.', documentation_url: 'https://docs.github.com/rest' },
+          };
+        return create(org, login, req.body as { name: string });
+      }, 'administration=write'),
+    );
+    const keyJson = (r: WorldRepo, k: WorldRepo['keys'][number]) => ({
+      ...k,
+      url: `https://api.github.com/repos/${r.owner}/${r.name}/keys/${k.id}`,
+      verified: true,
+      added_by: null,
+      last_used: null,
+      enabled: true,
+    });
+    s.on(
+      'GET /repos/{owner}/{repo}/keys',
+      authed((req, login) => {
+        const r = this.visible(req, login);
+        // GitHub answers 404 without admin here; the spec declares only 200, so a test must never get there.
+        if (r === undefined || r.roles[login] !== 'admin') return this.notFound;
+        const perPage = Number(req.query.get('per_page') ?? '30');
+        const page = Number(req.query.get('page') ?? '1');
+        const last = Math.max(1, Math.ceil(r.keys.length / perPage));
+        const link =
+          page < last
+            ? {
+                link: `<${s.url}${req.path}?per_page=${perPage}&page=${page + 1}>; rel="next", <${s.url}${req.path}?per_page=${perPage}&page=${last}>; rel="last"`,
+              }
+            : undefined;
+        return {
+          status: 200,
+          body: r.keys.slice((page - 1) * perPage, page * perPage).map((k) => keyJson(r, k)),
+          headers: { 'x-accepted-github-permissions': 'administration=read', ...link },
+        };
+      }),
+    );
+    s.on(
+      'POST /repos/{owner}/{repo}/keys',
+      authed((req, login) => {
+        const r = this.visible(req, login);
+        if (r === undefined || r.roles[login] !== 'admin') return this.notFound;
+        const b = req.body as { title: string; key: string; read_only?: boolean };
+        const blob = b.key.split(' ')[1];
+        if (r.keys.some((k) => k.key.split(' ')[1] === blob))
+          return {
+            status: 422,
+            body: {
+              message: 'Validation Failed',
+              documentation_url: 'https://docs.github.com/rest',
+              errors: [{ resource: 'PublicKey', code: 'custom', field: 'key', message: 'key is already in use' }],
+            },
+          };
+        const k = {
+          id: this.nextId++,
+          key: b.key.split(' ').slice(0, 2).join(' '),
+          title: b.title,
+          read_only: b.read_only ?? false,
+          created_at: '2026-12-01T10:00:00Z',
+        };
+        r.keys.push(k);
+        return { status: 201, body: keyJson(r, k) };
+      }),
+    );
+    s.on(
+      'DELETE /repos/{owner}/{repo}/keys/{key_id}',
+      authed((req, login) => {
+        const r = this.visible(req, login);
+        if (r === undefined) return this.notFound;
+        r.keys = r.keys.filter((k) => String(k.id) !== req.params.key_id);
+        return { status: 204 };
+      }),
+    );
     return this;
   }
 }

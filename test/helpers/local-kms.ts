@@ -54,7 +54,14 @@ export async function startLocalKms(): Promise<LocalKms> {
   ].join('\n');
   writeFileSync(join(dir, 'seed.yaml'), seed);
   const child = spawn(bin, [], {
-    env: { PATH: process.env.PATH, PORT: '0', KMS_REGION: LOCAL_KMS_REGION, KMS_ACCOUNT_ID: LOCAL_KMS_ACCOUNT, KMS_SEED_PATH: join(dir, 'seed.yaml'), KMS_DATA_PATH: join(dir, 'data') },
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      KMS_REGION: LOCAL_KMS_REGION,
+      KMS_ACCOUNT_ID: LOCAL_KMS_ACCOUNT,
+      KMS_SEED_PATH: join(dir, 'seed.yaml'),
+      KMS_DATA_PATH: join(dir, 'data'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -86,7 +93,13 @@ export async function startLocalKms(): Promise<LocalKms> {
     endpoint,
     keys: [arn(ids[0]), arn(ids[1])],
     alias: `arn:aws:kms:${LOCAL_KMS_REGION}:${LOCAL_KMS_ACCOUNT}:alias/fluxstrap-test`,
-    env: { AWS_ENDPOINT_URL_KMS: endpoint, AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: LOCAL_KMS_REGION, AWS_EC2_METADATA_DISABLED: 'true' },
+    env: {
+      AWS_ENDPOINT_URL_KMS: endpoint,
+      AWS_ACCESS_KEY_ID: accessKeyId,
+      AWS_SECRET_ACCESS_KEY: secretAccessKey,
+      AWS_REGION: LOCAL_KMS_REGION,
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
     stop: async () => {
       running.delete(child);
       if (child.exitCode !== null) return;

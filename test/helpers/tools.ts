@@ -31,15 +31,10 @@ export function runTool(
 ): Promise<ToolResult> {
   const bin = requireTool(name);
   return new Promise((resolve, reject) => {
-    const child = execFile(
-      bin,
-      args,
-      { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 },
-      (e, stdout, stderr) => {
-        if (e) reject(new Error(`${name} ${args.join(' ')} failed: ${stderr.trim() || e.message}`));
-        else resolve({ stdout, stderr });
-      },
-    );
+    const child = execFile(bin, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 }, (e, stdout, stderr) => {
+      if (e) reject(new Error(`${name} ${args.join(' ')} failed: ${stderr.trim() || e.message}`));
+      else resolve({ stdout, stderr });
+    });
     // A tool that does not read its input may exit first; the exit status tells what happened.
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(opts.input ?? '');

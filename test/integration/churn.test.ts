@@ -89,9 +89,11 @@ void describe('clusters started and stopped repeatedly', { timeout: 15 * 60_000 
         await c.controllers.stop('source-controller');
         squatter = await listen(before[role] ?? 0);
         await c.controllers.start('source-controller');
-        await waitFor('source-controller restarted on new ports and Ready', async () =>
-          (c.controllers.portRestarts('source-controller') === 1 && await c.controllers.healthy('source-controller') ? true : undefined),
-        { timeoutMs: 60_000 });
+        await waitFor(
+          'source-controller restarted on new ports and Ready',
+          async () => (c.controllers.portRestarts('source-controller') === 1 && (await c.controllers.healthy('source-controller')) ? true : undefined),
+          { timeoutMs: 60_000 },
+        );
         const after = c.controllers.ports('source-controller');
         assert.notEqual(after[role], before[role]);
         const log = readFileSync(`${c.logsDir}/source-controller.log`, 'utf8');

@@ -53,7 +53,7 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 void describe('cluster directories', { timeout: 5 * MINUTE }, () => {
-  void test('stop() removes the directory; a start prunes dead runs\' dirs but not live or freshly kept ones', async () => {
+  void test("stop() removes the directory; a start prunes dead runs' dirs but not live or freshly kept ones", async () => {
     const sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
     try {
       assert.ok(sleeper.pid !== undefined);
@@ -69,7 +69,7 @@ void describe('cluster directories', { timeout: 5 * MINUTE }, () => {
         dir = cluster.dir;
         assert.match(dir, new RegExp(`fluxstrap-cluster-pid${process.pid}-`));
         assert.ok(existsSync(join(dir, 'logs', 'etcd.log')));
-        assert.equal(existsSync(dead), false, 'the dead run\'s dir was not pruned');
+        assert.equal(existsSync(dead), false, "the dead run's dir was not pruned");
         assert.equal(existsSync(keptLongAgo), false, 'a dir kept 25 h ago was not pruned');
         assert.ok(existsSync(live), 'the dir of a live owner was pruned');
         assert.ok(existsSync(deadJustNow), 'a dir touched just now was pruned');
@@ -104,7 +104,9 @@ void describe('cluster directories', { timeout: 5 * MINUTE }, () => {
     const work = await tempDir('cleanup-fixture');
     const file = join(work, 'fixture.test.ts');
     const out = join(work, 'cluster-dir');
-    writeFileSync(file, `
+    writeFileSync(
+      file,
+      `
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { clusterForFile } from ${JSON.stringify(join(harness, 'testing.ts'))};
@@ -113,7 +115,8 @@ test('uses the cluster', () => suite.run(() => {
   writeFileSync(${JSON.stringify(out)}, suite.cluster.dir);
   if (${String(fail)}) throw new Error('the fixture fails');
 }));
-`);
+`,
+    );
     const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', file], { encoding: 'utf8', env: nodeEnv({}) });
     const output = `${r.stdout}${r.stderr}`;
     assert.ok(existsSync(out), `the fixture did not reach its test:\n${output}`);
@@ -142,23 +145,34 @@ test('uses the cluster', () => suite.run(() => {
   void test('a SIGKILLed test process: the watchdog kills its processes and removes its directory', async () => {
     const work = await tempDir('cleanup-owner');
     const script = join(work, 'owner.ts');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
 import { startCluster } from ${JSON.stringify(join(harness, 'index.ts'))};
 const cluster = await startCluster({ flux: 'off' });
 process.stdout.write(cluster.dir + '\\n');
 setInterval(() => undefined, 60_000);
-`);
+`,
+    );
     const owner = spawn(process.execPath, [script], { env: nodeEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    owner.stdout.setEncoding('utf8').on('data', (d: string) => { output += d; });
-    owner.stderr.setEncoding('utf8').on('data', (d: string) => { output += d; });
+    owner.stdout.setEncoding('utf8').on('data', (d: string) => {
+      output += d;
+    });
+    owner.stderr.setEncoding('utf8').on('data', (d: string) => {
+      output += d;
+    });
     const exited = new Promise((resolve) => owner.on('exit', resolve));
     let pids: number[] = [];
     try {
-      const dir = await waitFor('the owner to print its cluster dir', () => {
-        if (owner.exitCode !== null) throw new Error(`the owner exited (${owner.exitCode}):\n${output}`);
-        return Promise.resolve(/^(\/\S+)\n/m.exec(output)?.[1]);
-      }, { timeoutMs: 2 * MINUTE });
+      const dir = await waitFor(
+        'the owner to print its cluster dir',
+        () => {
+          if (owner.exitCode !== null) throw new Error(`the owner exited (${owner.exitCode}):\n${output}`);
+          return Promise.resolve(/^(\/\S+)\n/m.exec(output)?.[1]);
+        },
+        { timeoutMs: 2 * MINUTE },
+      );
       fakes.push(dir);
       pids = readdirSync(join(dir, 'pids')).map((f) => Number(readFileSync(join(dir, 'pids', f), 'utf8')));
       assert.ok(pids.length >= 2 && pids.every(pidAlive), `etcd and kube-apiserver are not running: ${pids.join(', ')}`);
@@ -167,10 +181,14 @@ setInterval(() => undefined, 60_000);
       await exited;
       await waitFor(`the watchdog to remove ${dir}`, () => Promise.resolve(existsSync(dir) ? undefined : true), { timeoutMs: 15_000 });
       // Until init reaps them, killed processes still answer kill(pid, 0).
-      await waitFor('the cluster processes to be gone', () => {
-        const alive = pids.filter(pidAlive);
-        return Promise.resolve(alive.length === 0 ? true : undefined);
-      }, { timeoutMs: 10_000 });
+      await waitFor(
+        'the cluster processes to be gone',
+        () => {
+          const alive = pids.filter(pidAlive);
+          return Promise.resolve(alive.length === 0 ? true : undefined);
+        },
+        { timeoutMs: 10_000 },
+      );
     } finally {
       owner.kill('SIGKILL');
       for (const pid of pids) {

@@ -20,9 +20,16 @@ import { keepLogsOnFailure } from '../cluster/testing.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_CLOUD_KEY_TEST_TOKEN';
-const SP = { AZURE_TENANT_ID: '11111111-2222-3333-4444-555555555555', AZURE_CLIENT_ID: '66666666-7777-8888-9999-000000000000', AZURE_CLIENT_SECRET: canary('sp-bootstrap') };
+const SP = {
+  AZURE_TENANT_ID: '11111111-2222-3333-4444-555555555555',
+  AZURE_CLIENT_ID: '66666666-7777-8888-9999-000000000000',
+  AZURE_CLIENT_SECRET: canary('sp-bootstrap'),
+};
 
-interface Doc { success: boolean; tasks: { kind: string; outcome: string; notes?: string[]; error?: { message: string } }[] }
+interface Doc {
+  success: boolean;
+  tasks: { kind: string; outcome: string; notes?: string[]; error?: { message: string } }[];
+}
 
 void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a Service Principal)', { timeout: 15 * 60_000 }, () => {
   let cluster: Cluster;
@@ -33,7 +40,8 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
 
   const fluxstrap = async (args: string[]) => {
     const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/cli.js'), ...args], {
-      cwd: dir, reject: false,
+      cwd: dir,
+      reject: false,
       env: { CI: '1', NO_COLOR: '1', HOME: home, SOPS_AGE_KEY_FILE: join(home, 'no-age-key'), ...env },
     });
     assert.ok(!`${r.stdout}${r.stderr}`.includes(SP.AZURE_CLIENT_SECRET), 'the client secret never printed');
@@ -55,7 +63,11 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
     const url = cluster.git.httpUrl('cloud-key.git');
     env = { [TOKEN_ENV]: cluster.git.password, ...SP };
     const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({ clusters: { test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } } } }),
+      'fluxstrap.yaml': stringify({
+        clusters: {
+          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } },
+        },
+      }),
       'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [app.yaml]\n',
       'clusters/test/app.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app, namespace: default}\ndata: {a: b}\n',
     };
@@ -63,7 +75,21 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
       mkdirSync(join(dir, rel, '..'), { recursive: true });
       writeFileSync(join(dir, rel), text);
     }
-    const init = await fluxstrap(['init', '--cluster', 'test', '--git-url', url, '--branch', 'main', '--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops/0123', '--azure-identity', 'service-principal']);
+    const init = await fluxstrap([
+      'init',
+      '--cluster',
+      'test',
+      '--git-url',
+      url,
+      '--branch',
+      'main',
+      '--sops-backend',
+      'azure-kv',
+      '--azure-kv-key',
+      'https://v.vault.azure.net/keys/sops/0123',
+      '--azure-identity',
+      'service-principal',
+    ]);
     assert.equal(init.exitCode, 0, init.stderr);
     const git = async (args: string[], e: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
       const r = await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir, env: e, reject: false });
@@ -87,7 +113,10 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
     assert.equal(task(doc, 'azure-credentials-secret')?.outcome, 'changed');
     assert.equal(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }), undefined);
     const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-azure-credentials' });
-    assert.deepEqual(Object.fromEntries(Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])), SP);
+    assert.deepEqual(
+      Object.fromEntries(Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])),
+      SP,
+    );
     const deployment = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' });
     const containers = (deployment?.spec as { template: { spec: { containers: { envFrom?: unknown }[] } } }).template.spec.containers;
     assert.deepEqual(containers[0]?.envFrom, [{ secretRef: { name: 'sops-azure-credentials' } }]);
@@ -97,14 +126,20 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
 
   void it('a second bootstrap changes nothing; without the credentials it names the missing variables', async () => {
     const again = await bootstrap();
-    assert.deepEqual(again.tasks.filter((t) => t.outcome === 'changed').map((t) => t.kind), []);
+    assert.deepEqual(
+      again.tasks.filter((t) => t.outcome === 'changed').map((t) => t.kind),
+      [],
+    );
     const saved = env;
     env = { [TOKEN_ENV]: cluster.git.password };
     try {
       const r = await fluxstrap(['--json', 'bootstrap', '--timeout', '3m']);
       assert.equal(r.exitCode, 1);
       const doc = JSON.parse(r.stdout) as Doc;
-      assert.match(task(doc, 'azure-credentials-secret')?.error?.message ?? '', /^no Service Principal credentials: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET are missing from the environment$/);
+      assert.match(
+        task(doc, 'azure-credentials-secret')?.error?.message ?? '',
+        /^no Service Principal credentials: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET are missing from the environment$/,
+      );
     } finally {
       env = saved;
     }

@@ -20,11 +20,20 @@ const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kusto
 const KUSTOMIZE_CONTROLLER = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' };
 const DB = { apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'db' };
 
-interface Run { code: number | undefined; stdout: string; stderr: string }
+interface Run {
+  code: number | undefined;
+  stdout: string;
+  stderr: string;
+}
 
 async function fluxstrap(args: string[], cwd: string, env: Record<string, string> = {}, input?: string): Promise<Run> {
   const { execa } = await import('execa');
-  const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], { cwd, env: { CI: '1', NO_COLOR: '1', ...env }, reject: false, ...(input === undefined ? {} : { input }) });
+  const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], {
+    cwd,
+    env: { CI: '1', NO_COLOR: '1', ...env },
+    reject: false,
+    ...(input === undefined ? {} : { input }),
+  });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -64,7 +73,15 @@ void describe('controller-level decryption with the real kustomize-controller', 
     env = { [TOKEN_ENV]: cluster.git.password };
     url = cluster.git.httpUrl('decryption.git');
     const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({ clusters: { test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } }, ageKey: { file: keyFile } } } }),
+      'fluxstrap.yaml': stringify({
+        clusters: {
+          test: {
+            kube: { kubeconfig: cluster.kubeconfig },
+            git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } },
+            ageKey: { file: keyFile },
+          },
+        },
+      }),
       'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
       'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
       'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: controller-level}\n',
@@ -102,13 +119,21 @@ void describe('controller-level decryption with the real kustomize-controller', 
     assert.equal((JSON.parse(again.stdout) as { recap: { changed: number } }).recap.changed, 0);
     const status = await fluxstrap(['--json', 'status'], dir, env);
     const doc = JSON.parse(status.stdout) as { findings: { check: string; status: string; message: string }[] };
-    assert.deepEqual(doc.findings.filter((f) => f.status !== 'ok'), []);
+    assert.deepEqual(
+      doc.findings.filter((f) => f.status !== 'ok'),
+      [],
+    );
     assert.equal(status.code, 0);
   });
 
   void it('switching back to kustomization mode: the controller loses the flag and decrypts through secretRef', async () => {
     await ok(['init', '--cluster', 'test', '--decryption', 'kustomization']);
-    const set = await fluxstrap(['set', 'clusters/test/apps/db.sops.yaml', '["stringData"]["password"]'], dir, { ...env, SOPS_AGE_KEY_FILE: join(home, 'age.key') }, 'kustomization-level');
+    const set = await fluxstrap(
+      ['set', 'clusters/test/apps/db.sops.yaml', '["stringData"]["password"]'],
+      dir,
+      { ...env, SOPS_AGE_KEY_FILE: join(home, 'age.key') },
+      'kustomization-level',
+    );
     assert.equal(set.code, 0, set.stderr);
     await push('decryption through secretRef');
     await ok(['bootstrap', '--timeout', '3m']);

@@ -13,7 +13,12 @@ import { waitFor } from '../cluster/proc.ts';
 
 const demoScript = join(import.meta.dirname, '..', '..', 'scripts', 'demo.ts');
 
-interface Proc { pid: number; ppid: number; state: string; cmdline: string }
+interface Proc {
+  pid: number;
+  ppid: number;
+  state: string;
+  cmdline: string;
+}
 
 /** Every process on the machine, from /proc (Linux, like the rest of the harness). */
 function processes(): Proc[] {
@@ -59,37 +64,57 @@ function demoDirs(pid: number): string[] {
     .map((n) => join(tmpdir(), n));
 }
 
-interface Demo { child: ChildProcess; pid: number; output: () => string; exit: Promise<number | null> }
+interface Demo {
+  child: ChildProcess;
+  pid: number;
+  output: () => string;
+  exit: Promise<number | null>;
+}
 
 function startDemo(): Demo {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   delete env.NODE_TEST_CONTEXT;
   const child = spawn(process.execPath, [demoScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => { output += d; });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { output += d; });
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    output += d;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    output += d;
+  });
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, pid: child.pid ?? assert.fail('the demo did not start'), output: () => output, exit };
 }
 
 async function reach(demo: Demo, marker: string): Promise<void> {
-  await waitFor(`the demo to print "${marker}"`, () => {
-    if (demo.child.exitCode !== null) throw new Error(`the demo exited (${demo.child.exitCode}):\n${demo.output()}`);
-    return Promise.resolve(demo.output().includes(marker) ? true : undefined);
-  }, { timeoutMs: 4 * 60_000, intervalMs: 100 });
+  await waitFor(
+    `the demo to print "${marker}"`,
+    () => {
+      if (demo.child.exitCode !== null) throw new Error(`the demo exited (${demo.child.exitCode}):\n${demo.output()}`);
+      return Promise.resolve(demo.output().includes(marker) ? true : undefined);
+    },
+    { timeoutMs: 4 * 60_000, intervalMs: 100 },
+  );
 }
 
 /** The running `fluxstrap bootstrap` the demo started. */
 async function bootstrapCommand(demo: Demo): Promise<Proc> {
-  return waitFor('the demo\'s fluxstrap bootstrap process', () =>
-    Promise.resolve(descendants(demo.pid).find((p) => p.cmdline.includes('dist/cli.js bootstrap'))), { timeoutMs: 30_000, intervalMs: 50 });
+  return waitFor(
+    "the demo's fluxstrap bootstrap process",
+    () => Promise.resolve(descendants(demo.pid).find((p) => p.cmdline.includes('dist/cli.js bootstrap'))),
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
 }
 
 /** Nothing the demo started is alive, nor any process naming one of its dirs (started later). */
 function assertNothingLeft(demo: Demo, before: Proc[], dirs: string[]): void {
   const left = before.filter((p) => alive(p.pid));
   const naming = processes().filter((p) => p.state !== 'Z' && dirs.some((d) => p.cmdline.includes(d)));
-  assert.deepEqual([...left, ...naming].map((p) => `${p.pid} ${p.cmdline}`), [], `processes left by the demo:\n${demo.output()}`);
+  assert.deepEqual(
+    [...left, ...naming].map((p) => `${p.pid} ${p.cmdline}`),
+    [],
+    `processes left by the demo:\n${demo.output()}`,
+  );
 }
 
 const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -104,7 +129,10 @@ void describe('npm run demo stops everything it started', { timeout: 15 * 60_000
       const before = descendants(demo.pid);
       const dirs = demoDirs(demo.pid);
       assert.equal(dirs.length, 2, `the cluster and example dirs: ${dirs.join(', ')}`);
-      assert.ok(before.some((p) => p.cmdline.includes('kube-apiserver')), 'the cluster runs');
+      assert.ok(
+        before.some((p) => p.cmdline.includes('kube-apiserver')),
+        'the cluster runs',
+      );
       demo.child.kill('SIGINT');
       assert.equal(await demo.exit, SIGNAL_EXIT.SIGINT, demo.output());
       assert.match(demo.output(), /demo interrupted \(SIGINT\): every process it started is stopped/);

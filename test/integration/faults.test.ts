@@ -12,8 +12,17 @@ import type { SecretSpec } from '../../src/tasks/secret.ts';
 import type { Cluster } from '../cluster/index.ts';
 import { sleep, waitFor } from '../cluster/proc.ts';
 import {
-  assertDecrypted, bootstrap, bootstrapJson, failedTask, notOk, nothingChanged, portableSnapshot, stepEnded, withFreshCluster,
-  type Repo, type Run,
+  assertDecrypted,
+  bootstrap,
+  bootstrapJson,
+  failedTask,
+  notOk,
+  nothingChanged,
+  portableSnapshot,
+  stepEnded,
+  withFreshCluster,
+  type Repo,
+  type Run,
 } from '../cluster/bootstrap-kit.ts';
 
 const WAIT_CONTROLLERS = 'Wait for the Flux controllers';
@@ -68,8 +77,11 @@ void describe('faults during a bootstrap end like an uninterrupted one', { timeo
       const [create] = planSecret(await observeSecret(kube, spec('ours'), false));
       assert.ok(create?.action === 'create');
       await c.kubectl(['create', 'secret', 'generic', 'race', '-n', 'apps', '--from-literal=token=theirs']);
-      await assert.rejects(applySecret(kube, create, false), (e) => isFluxstrapError(e) && e.code === 'E_PRECONDITION' && /Secret apps\/race differs .*changed token/.test(e.message));
-      assert.equal(await value(), 'theirs', 'the other writer\'s value stays');
+      await assert.rejects(
+        applySecret(kube, create, false),
+        (e) => isFluxstrapError(e) && e.code === 'E_PRECONDITION' && /Secret apps\/race differs .*changed token/.test(e.message),
+      );
+      assert.equal(await value(), 'theirs', "the other writer's value stays");
 
       // The same race with the value we would have written: nothing to do, no error.
       await kube.delete(ref);
@@ -131,8 +143,11 @@ void describe('faults during a bootstrap end like an uninterrupted one', { timeo
           if (!inWait && waiting(err, WAIT_CONTROLLERS)) {
             inWait = true;
             // Crash source-controller once it is up, while the Deployments are still awaited.
-            crashes.push(waitFor('source-controller healthy', async () => ((await c.controllers.healthy('source-controller')) ? true : undefined))
-              .then(() => c.controllers.crash('source-controller')));
+            crashes.push(
+              waitFor('source-controller healthy', async () => ((await c.controllers.healthy('source-controller')) ? true : undefined)).then(() =>
+                c.controllers.crash('source-controller'),
+              ),
+            );
           }
           if (!inReconcile && waiting(err, RECONCILE)) {
             inReconcile = true;

@@ -47,14 +47,34 @@ void describe('disaster recovery over SSH with the deploy key encrypted in the r
       const tmp = join(work, 'tmp');
       for (const d of [laptop, home, tmp]) mkdirSync(d);
       const checkout = join(laptop, name);
-      await must('git', ['clone', '--quiet', '--branch', 'main', example.gitUrl, checkout], { env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }), quiet: true });
-      const env: NodeJS.ProcessEnv = { HOME: home, TMPDIR: tmp, XDG_CONFIG_HOME: undefined, SOPS_AGE_KEY: undefined, SOPS_AGE_KEY_FILE: undefined, DEMO_GIT_PASSWORD: undefined, CI: '1', NO_COLOR: '1' };
+      await must('git', ['clone', '--quiet', '--branch', 'main', example.gitUrl, checkout], {
+        env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }),
+        quiet: true,
+      });
+      const env: NodeJS.ProcessEnv = {
+        HOME: home,
+        TMPDIR: tmp,
+        XDG_CONFIG_HOME: undefined,
+        SOPS_AGE_KEY: undefined,
+        SOPS_AGE_KEY_FILE: undefined,
+        DEMO_GIT_PASSWORD: undefined,
+        CI: '1',
+        NO_COLOR: '1',
+      };
 
-      const r = await sh(process.execPath, [cli, 'bootstrap', '--cluster', 'demo', '--age-key-file', example.keyFile, '--timeout', '3m'], { cwd: checkout, env, quiet: true });
+      const r = await sh(process.execPath, [cli, 'bootstrap', '--cluster', 'demo', '--age-key-file', example.keyFile, '--timeout', '3m'], {
+        cwd: checkout,
+        env,
+        quiet: true,
+      });
       assert.deepEqual(leaksIn(`${r.stdout}\n${r.stderr}`), [], 'no private key in the output');
       assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
       assert.equal(existsSync(deployKey), false, 'no new deploy key generated in place of the one in the repository');
-      assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('fluxstrap-')), [], 'the agent\'s folder is gone');
+      assert.deepEqual(
+        readdirSync(tmp).filter((n) => n.startsWith('fluxstrap-')),
+        [],
+        "the agent's folder is gone",
+      );
 
       const kube = await connectKube({ kubeconfig: cluster.kubeconfig });
       const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'flux-system' });

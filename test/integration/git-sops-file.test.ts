@@ -35,7 +35,10 @@ void describe('disaster recovery with the Git credentials encrypted in the repos
       const tmp = join(work, 'tmp');
       for (const d of [laptop, home, tmp]) mkdirSync(d);
       const checkout = join(laptop, 'sopsfile');
-      await must('git', ['clone', '--quiet', '--branch', 'main', example.gitUrl, checkout], { env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }), quiet: true });
+      await must('git', ['clone', '--quiet', '--branch', 'main', example.gitUrl, checkout], {
+        env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }),
+        quiet: true,
+      });
       const env: NodeJS.ProcessEnv = {
         HOME: home,
         TMPDIR: tmp,
@@ -47,7 +50,11 @@ void describe('disaster recovery with the Git credentials encrypted in the repos
         NO_COLOR: '1',
       };
 
-      const r = await sh(process.execPath, [cli, 'bootstrap', '--cluster', 'demo', '--age-key-file', example.keyFile, '--timeout', '3m'], { cwd: checkout, env, quiet: true });
+      const r = await sh(process.execPath, [cli, 'bootstrap', '--cluster', 'demo', '--age-key-file', example.keyFile, '--timeout', '3m'], {
+        cwd: checkout,
+        env,
+        quiet: true,
+      });
       assert.deepEqual(leaksIn(`${r.stdout}\n${r.stderr}`), [], 'no token in the output');
       assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
 

@@ -19,7 +19,9 @@ const RBAC = [
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
   { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'impersonator', namespace: NS } },
   {
-    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'impersonate-jane' },
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'impersonate-jane' },
     rules: [
       { apiGroups: [''], resources: ['users'], verbs: ['impersonate'], resourceNames: ['jane'] },
       { apiGroups: [''], resources: ['groups'], verbs: ['impersonate'], resourceNames: ['deployers'] },
@@ -28,20 +30,38 @@ const RBAC = [
     ],
   },
   {
-    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'impersonate-jane' },
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'impersonate-jane' },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'impersonate-jane' },
     subjects: [{ kind: 'ServiceAccount', name: 'impersonator', namespace: NS }],
   },
   // jane may read ConfigMaps; only the group deployers may write them.
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'read', namespace: NS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }] },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'write', namespace: NS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch'] }] },
   {
-    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'jane-reads', namespace: NS },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'jane' }],
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'read', namespace: NS },
+    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }],
   },
   {
-    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'deployers-write', namespace: NS },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'write' }, subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'deployers' }],
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'write', namespace: NS },
+    rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch'] }],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'jane-reads', namespace: NS },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'jane' }],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'deployers-write', namespace: NS },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'write' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'deployers' }],
   },
 ];
 
@@ -59,12 +79,18 @@ let n = 0;
 async function asServiceAccount(user: Record<string, unknown>): Promise<KubeAdapter> {
   const admin = parse(readFileSync(file.cluster.kubeconfig, 'utf8')) as { clusters: { cluster: Record<string, unknown> }[] };
   const path = join(dir, `kubeconfig-${n++}`);
-  writeFileSync(path, stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'sa',
-    clusters: [{ name: 'test', cluster: admin.clusters[0]?.cluster }],
-    users: [{ name: 'sa', user: { token, ...user } }],
-    contexts: [{ name: 'sa', context: { cluster: 'test', user: 'sa', namespace: NS } }],
-  }), { mode: 0o600 });
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'sa',
+      clusters: [{ name: 'test', cluster: admin.clusters[0]?.cluster }],
+      users: [{ name: 'sa', user: { token, ...user } }],
+      contexts: [{ name: 'sa', context: { cluster: 'test', user: 'sa', namespace: NS } }],
+    }),
+    { mode: 0o600 },
+  );
   return connectKube({ kubeconfig: path });
 }
 
@@ -75,38 +101,54 @@ const CHECKS = [
 // No namespace: it goes to the context's, as with kubectl.
 const configMap = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { k: 'v' } });
 
-const forbidden = (what: RegExp) => (e: unknown): boolean => e instanceof FluxstrapError && e.code === 'E_KUBE' && /HTTP 403/.test(e.message) && what.test(e.message);
+const forbidden =
+  (what: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof FluxstrapError && e.code === 'E_KUBE' && /HTTP 403/.test(e.message) && what.test(e.message);
 
 void describe('kubeconfig impersonation against the real apiserver', () => {
-  void it('without as, the ServiceAccount may do nothing with ConfigMaps', () => file.run(async () => {
-    const kube = await asServiceAccount({});
-    assert.deepEqual((await kube.accessReview(CHECKS)).map((r) => r.allowed), [false, false]);
-    await assert.rejects(kube.apply(configMap('plain')), forbidden(/system:serviceaccount:impersonation:impersonator/));
-  }));
+  void it('without as, the ServiceAccount may do nothing with ConfigMaps', () =>
+    file.run(async () => {
+      const kube = await asServiceAccount({});
+      assert.deepEqual(
+        (await kube.accessReview(CHECKS)).map((r) => r.allowed),
+        [false, false],
+      );
+      await assert.rejects(kube.apply(configMap('plain')), forbidden(/system:serviceaccount:impersonation:impersonator/));
+    }));
 
-  void it('as jane in deployers (with the uid and extra it may claim): the requests go as jane, so the write succeeds', () => file.run(async () => {
-    const kube = await asServiceAccount({ as: 'jane', 'as-groups': ['deployers'], 'as-uid': 'jane-uid', 'as-user-extra': { scopes: ['deploy'] } });
-    assert.deepEqual((await kube.accessReview(CHECKS)).map((r) => r.allowed), [true, true]);
-    const applied = await kube.apply(configMap('as-jane'));
-    assert.equal(applied.metadata.namespace, NS);
-    assert.match(await file.cluster.kubectl(['get', 'configmap', 'as-jane', '-n', NS, '-o', 'name']), /configmap\/as-jane/);
-  }));
+  void it('as jane in deployers (with the uid and extra it may claim): the requests go as jane, so the write succeeds', () =>
+    file.run(async () => {
+      const kube = await asServiceAccount({ as: 'jane', 'as-groups': ['deployers'], 'as-uid': 'jane-uid', 'as-user-extra': { scopes: ['deploy'] } });
+      assert.deepEqual(
+        (await kube.accessReview(CHECKS)).map((r) => r.allowed),
+        [true, true],
+      );
+      const applied = await kube.apply(configMap('as-jane'));
+      assert.equal(applied.metadata.namespace, NS);
+      assert.match(await file.cluster.kubectl(['get', 'configmap', 'as-jane', '-n', NS, '-o', 'name']), /configmap\/as-jane/);
+    }));
 
-  void it('as jane without the group: only what jane herself may (the group header is what grants the write)', () => file.run(async () => {
-    const kube = await asServiceAccount({ as: 'jane' });
-    assert.deepEqual((await kube.accessReview(CHECKS)).map((r) => r.allowed), [true, false]);
-    await assert.rejects(kube.apply(configMap('jane-alone')), forbidden(/User "jane" cannot/));
-  }));
+  void it('as jane without the group: only what jane herself may (the group header is what grants the write)', () =>
+    file.run(async () => {
+      const kube = await asServiceAccount({ as: 'jane' });
+      assert.deepEqual(
+        (await kube.accessReview(CHECKS)).map((r) => r.allowed),
+        [true, false],
+      );
+      await assert.rejects(kube.apply(configMap('jane-alone')), forbidden(/User "jane" cannot/));
+    }));
 
-  void it('a group, uid or extra the ServiceAccount may not claim is refused by the apiserver: every header is sent', () => file.run(async () => {
-    for (const [user, what] of [
-      [{ as: 'jane', 'as-groups': ['deployers', 'admins'] }, /groups/],
-      [{ as: 'jane', 'as-uid': 'other-uid' }, /uids/],
-      [{ as: 'jane', 'as-user-extra': { scopes: ['deploy', 'admin'] } }, /userextras\/scopes/],
-      [{ as: 'john' }, /users/],
-    ] as const) {
-      const kube = await asServiceAccount(user);
-      await assert.rejects(kube.apply(configMap('refused')), forbidden(what), JSON.stringify(user));
-    }
-  }));
+  void it('a group, uid or extra the ServiceAccount may not claim is refused by the apiserver: every header is sent', () =>
+    file.run(async () => {
+      for (const [user, what] of [
+        [{ as: 'jane', 'as-groups': ['deployers', 'admins'] }, /groups/],
+        [{ as: 'jane', 'as-uid': 'other-uid' }, /uids/],
+        [{ as: 'jane', 'as-user-extra': { scopes: ['deploy', 'admin'] } }, /userextras\/scopes/],
+        [{ as: 'john' }, /users/],
+      ] as const) {
+        const kube = await asServiceAccount(user);
+        await assert.rejects(kube.apply(configMap('refused')), forbidden(what), JSON.stringify(user));
+      }
+    }));
 });

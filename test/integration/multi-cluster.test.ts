@@ -53,7 +53,10 @@ const bootstrap = (f: Fleet, globals: string[]) => fluxstrap(f, [...globals, 'bo
 
 interface FleetDoc {
   success: boolean;
-  clusters: Record<string, { success: boolean; recap: { changed: number; failed: number }; tasks: { name: string; outcome: string; error?: { code: string } }[] }>;
+  clusters: Record<
+    string,
+    { success: boolean; recap: { changed: number; failed: number }; tasks: { name: string; outcome: string; error?: { code: string } }[] }
+  >;
 }
 
 async function bootstrapJson(f: Fleet): Promise<{ code: number; doc: FleetDoc; stderr: string }> {
@@ -107,12 +110,24 @@ void describe('bootstrap --all-clusters on two clusters', () => {
       const plain = await fluxstrap(f, ['status', '--cluster', 'demo,edge']);
       assert.equal(plain.code, 0, plain.stderr);
       for (const name of ['demo', 'edge']) assert.match(plain.stderr, new RegExp(`^\\[${name}\\] ${name}: \\d+ ok, \\d+ warn, 0 fail$`, 'm'));
-      assert.ok(plain.stderr.trimEnd().split('\n').every((l) => /^\[(demo|edge)\] /.test(l)), plain.stderr);
+      assert.ok(
+        plain.stderr
+          .trimEnd()
+          .split('\n')
+          .every((l) => /^\[(demo|edge)\] /.test(l)),
+        plain.stderr,
+      );
       const json = await fluxstrap(f, ['--json', 'status', '--cluster', 'demo', '--cluster', 'edge']);
       assert.equal(json.code, 0, json.stderr);
       const doc = JSON.parse(json.stdout) as { success: boolean; clusters: Record<string, { cluster: string; success: boolean }> };
       assert.equal(doc.success, true);
-      assert.deepEqual(Object.values(doc.clusters).map((c) => [c.cluster, c.success]), [['demo', true], ['edge', true]]);
+      assert.deepEqual(
+        Object.values(doc.clusters).map((c) => [c.cluster, c.success]),
+        [
+          ['demo', true],
+          ['edge', true],
+        ],
+      );
     }));
 
   void it('an unreachable API fails only its cluster: exit 1, the other converges', () =>
@@ -128,7 +143,11 @@ void describe('bootstrap --all-clusters on two clusters', () => {
         assert.equal(doc.clusters.demo?.recap.failed, 0);
         const failed = doc.clusters.edge?.tasks.find((t) => t.outcome === 'failed');
         assert.equal(failed?.name.startsWith('Preflight'), true, JSON.stringify(doc.clusters.edge));
-        assert.deepEqual(doc.clusters.edge?.tasks.slice(1).map((t) => t.outcome), Array(12).fill('skipped'), 'nothing after the failed preflight ran');
+        assert.deepEqual(
+          doc.clusters.edge?.tasks.slice(1).map((t) => t.outcome),
+          Array(12).fill('skipped'),
+          'nothing after the failed preflight ran',
+        );
       } finally {
         writeFileSync(f.betaKubeconfig, original);
       }

@@ -21,7 +21,11 @@ const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kusto
 const DB = { apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'db' };
 const SOPS_GPG = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-gpg' };
 
-interface Run { code: number | undefined; stdout: string; stderr: string }
+interface Run {
+  code: number | undefined;
+  stdout: string;
+  stderr: string;
+}
 
 async function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, input?: string): Promise<Run> {
   const { execa } = await import('execa');
@@ -72,7 +76,11 @@ void describe('an OpenPGP cluster key with the real kustomize-controller', { tim
     env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg };
     url = cluster.git.httpUrl('pgp.git');
     const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({ clusters: { test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } } } }),
+      'fluxstrap.yaml': stringify({
+        clusters: {
+          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } },
+        },
+      }),
       'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
       'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
       'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: opened-with-pgp}\n',
@@ -112,8 +120,14 @@ void describe('an OpenPGP cluster key with the real kustomize-controller', { tim
     assert.equal((JSON.parse(again.stdout) as { recap: { changed: number } }).recap.changed, 0);
     const status = await fluxstrap(['--json', 'status']);
     const doc = JSON.parse(status.stdout) as { findings: { check: string; status: string; message: string }[] };
-    assert.deepEqual(doc.findings.filter((f) => f.status !== 'ok'), []);
-    assert.match(doc.findings.find((f) => f.check === 'sops-gpg-secret')?.message ?? '', new RegExp(`holds PGP key ${fingerprint}, which opens 1 of the 1 SOPS file`));
+    assert.deepEqual(
+      doc.findings.filter((f) => f.status !== 'ok'),
+      [],
+    );
+    assert.match(
+      doc.findings.find((f) => f.check === 'sops-gpg-secret')?.message ?? '',
+      new RegExp(`holds PGP key ${fingerprint}, which opens 1 of the 1 SOPS file`),
+    );
     assert.equal(status.code, 0);
   });
 

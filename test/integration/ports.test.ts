@@ -8,9 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
 import { tempDir } from '../helpers/tmp.ts';
-import {
-  BLOCK_SIZE, PortAllocator, blockStarts, ephemeralRange, portsDir, releaseBlocksOf,
-} from '../cluster/ports.ts';
+import { BLOCK_SIZE, PortAllocator, blockStarts, ephemeralRange, portsDir, releaseBlocksOf } from '../cluster/ports.ts';
 
 // Blocks of real clusters running beside these tests must not be touched.
 process.env.FLUXSTRAP_TEST_CACHE = await tempDir('ports-cache');
@@ -59,7 +57,10 @@ void describe('port blocks', () => {
     const taken = await Promise.all(Array.from({ length: 2 * (BLOCK_SIZE + 8) }, (_, i) => (i % 2 === 0 ? a : b).take()));
     assert.equal(new Set(taken).size, taken.length, 'a port was handed out twice');
     const [low, high] = ephemeralRange();
-    assert.ok(taken.every((p) => p < low || p > high), 'a port from the ephemeral range');
+    assert.ok(
+      taken.every((p) => p < low || p > high),
+      'a port from the ephemeral range',
+    );
     assert.equal(a.blocks.length, 2);
     assert.equal(readdirSync(portsDir()).length, 4);
     a.release();
@@ -70,7 +71,9 @@ void describe('port blocks', () => {
 
   void test('allocators in several processes at once get disjoint ports', async () => {
     const script = join(await tempDir('ports-proc'), 'take.ts');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
 import { PortAllocator } from ${JSON.stringify(join(import.meta.dirname, '..', 'cluster', 'ports.ts'))};
 const a = new PortAllocator('proc');
 const ports = [];
@@ -78,25 +81,36 @@ for (let i = 0; i < 40; i++) ports.push(await a.take());
 process.stdout.write(JSON.stringify(ports));
 // Hold the blocks until the test has seen every process's ports.
 process.stdin.on('end', () => a.release()).resume();
-`);
+`,
+    );
     const children = Array.from({ length: 4 }, () => spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] }));
-    const outputs = await Promise.all(children.map((c) => new Promise<number[]>((resolve) => {
-      let out = '';
-      c.stdout.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        if (out.endsWith(']')) resolve(JSON.parse(out) as number[]);
-      });
-    })));
+    const outputs = await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<number[]>((resolve) => {
+            let out = '';
+            c.stdout.setEncoding('utf8').on('data', (d: string) => {
+              out += d;
+              if (out.endsWith(']')) resolve(JSON.parse(out) as number[]);
+            });
+          }),
+      ),
+    );
     const all = outputs.flat();
     assert.equal(new Set(all).size, all.length, 'two processes were given the same port');
-    await Promise.all(children.map((c) => new Promise((resolve) => {
-      c.on('exit', resolve);
-      c.stdin.end();
-    })));
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise((resolve) => {
+            c.on('exit', resolve);
+            c.stdin.end();
+          }),
+      ),
+    );
     assert.deepEqual(readdirSync(portsDir()), [], 'a process left its lock files');
   });
 
-  void test('a live owner\'s block is never taken; a dead owner\'s is reclaimed once it is 10 s old', async () => {
+  void test("a live owner's block is never taken; a dead owner's is reclaimed once it is 10 s old", async () => {
     const starts = blockStarts(ephemeralRange());
     const [deadOld = 0, deadFresh = 0] = starts;
     holdAllBlocksBut([deadOld, deadFresh], livePid);

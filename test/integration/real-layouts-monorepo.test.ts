@@ -26,8 +26,24 @@ const FIXTURE = join(ROOT, 'test/fixtures/flux2-kustomize-helm-example/repo');
 const TOKEN_ENV = 'FLUXSTRAP_TEST_GIT_TOKEN';
 
 const SECRETS = [
-  { file: 'infrastructure/configs/cloudflare.sops.yaml', ks: 'infra-configs', at: 'clusters/production/infrastructure.yaml:18', ns: 'cert-manager', name: 'cloudflare-api-token', key: 'api-token', value: 'made-up-cloudflare-token' },
-  { file: 'apps/base/podinfo/secret.sops.yaml', ks: 'apps', at: 'clusters/production/apps.yaml:2', ns: 'podinfo', name: 'podinfo-secrets', key: 'redis-password', value: 'made-up-redis-password' },
+  {
+    file: 'infrastructure/configs/cloudflare.sops.yaml',
+    ks: 'infra-configs',
+    at: 'clusters/production/infrastructure.yaml:18',
+    ns: 'cert-manager',
+    name: 'cloudflare-api-token',
+    key: 'api-token',
+    value: 'made-up-cloudflare-token',
+  },
+  {
+    file: 'apps/base/podinfo/secret.sops.yaml',
+    ks: 'apps',
+    at: 'clusters/production/apps.yaml:2',
+    ns: 'podinfo',
+    name: 'podinfo-secrets',
+    key: 'redis-password',
+    value: 'made-up-redis-password',
+  },
 ];
 
 const tmp: string[] = [];
@@ -59,11 +75,30 @@ async function monorepo(cluster: Cluster): Promise<Repo> {
   write('infrastructure/controllers/namespaces.yaml', ['cert-manager', 'ingress-nginx'].map(namespace).join('---\n'));
   write('infrastructure/controllers/kustomization.yaml', kustomization(['namespaces.yaml']));
   write('infrastructure/configs/kustomization.yaml', kustomization(['cloudflare.sops.yaml']));
-  write('apps/base/podinfo/kustomization.yaml', readFileSync(join(dir, 'apps/base/podinfo/kustomization.yaml'), 'utf8').replace('  - repository.yaml\n  - release.yaml\n', '  - secret.sops.yaml\n'));
+  write(
+    'apps/base/podinfo/kustomization.yaml',
+    readFileSync(join(dir, 'apps/base/podinfo/kustomization.yaml'), 'utf8').replace('  - repository.yaml\n  - release.yaml\n', '  - secret.sops.yaml\n'),
+  );
   write('apps/production/kustomization.yaml', kustomization(['../base/podinfo']));
   for (const s of SECRETS) write(s.file, secret(s.ns, s.name, { [s.key]: s.value }));
 
-  const init = await cli(['init', '--cluster', 'production', '--repo', dir, '--age-key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', TOKEN_ENV]);
+  const init = await cli([
+    'init',
+    '--cluster',
+    'production',
+    '--repo',
+    dir,
+    '--age-key-file',
+    keyFile,
+    '--git-url',
+    url,
+    '--branch',
+    'main',
+    '--git-username',
+    cluster.git.username,
+    '--git-token-env',
+    TOKEN_ENV,
+  ]);
   assert.equal(init.code, 0, init.stderr);
   for (const s of SECRETS) {
     const enc = await cli(['encrypt', '--in-place', s.file], { cwd: dir });
@@ -72,7 +107,11 @@ async function monorepo(cluster: Cluster): Promise<Repo> {
   // Encrypted, before the fix: check --cluster names each Kustomization that applies a Secret without decryption, at its line.
   const lint = await cli(['check', '--cluster', 'production', '--repo', dir]);
   assert.equal(lint.code, 1, lint.stderr);
-  for (const s of SECRETS) assert.match(lint.stdout, new RegExp(`${s.at}: Kustomization flux-system/${s.ks} applies SOPS-encrypted ${s.file.replace(/\./g, '\\.')} without decryption`));
+  for (const s of SECRETS)
+    assert.match(
+      lint.stdout,
+      new RegExp(`${s.at}: Kustomization flux-system/${s.ks} applies SOPS-encrypted ${s.file.replace(/\./g, '\\.')} without decryption`),
+    );
   const fix = await cli(['init', '--cluster', 'production', '--repo', dir, '--child-decryption']);
   assert.equal(fix.code, 0, fix.stderr);
   assert.match(fix.stderr, /decryption \{provider: sops, secretRef: \{name: sops-age\}\} on Kustomization flux-system\/infra-configs/);
@@ -81,7 +120,11 @@ async function monorepo(cluster: Cluster): Promise<Repo> {
   const clean = await cli(['check', '--cluster', 'production', '--repo', dir, '--key-file', keyFile]);
   assert.equal(clean.code, 0, clean.stdout + clean.stderr);
   await pushAll(dir, url, auth, 'flux2-kustomize-helm-example, trimmed');
-  return { dir, env: { [TOKEN_ENV]: cluster.git.password }, flags: ['--cluster', 'production', '--repo', dir, '--kubeconfig', cluster.kubeconfig, '--age-key-file', keyFile] };
+  return {
+    dir,
+    env: { [TOKEN_ENV]: cluster.git.password },
+    flags: ['--cluster', 'production', '--repo', dir, '--kubeconfig', cluster.kubeconfig, '--age-key-file', keyFile],
+  };
 }
 
 let kube: KubeAdapter;
@@ -92,21 +135,23 @@ const suite = clusterForFile({ flux: 'on-deployment' }, async (c) => {
 });
 
 void describe('flux2-kustomize-helm-example on the real harness cluster', { timeout: 30 * 60_000 }, () => {
-  void it('bootstraps; infra-controllers, infra-configs and apps become Ready in order with their Secrets decrypted; a second run changes nothing', () => suite.run(async () => {
-    const run = await cli(['bootstrap', ...repo.flags, '--timeout', '4m'], { env: repo.env });
-    assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stderr, /the age key opens all 2 SOPS file\(s\) the cluster reaches/);
-    await assertConverged(kube, ['infra-controllers', 'infra-configs', 'apps'], SECRETS);
-    const again = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3m'], { env: repo.env });
-    assert.equal(again.code, 0, again.stderr);
-    assert.equal((JSON.parse(again.stdout) as { recap: { changed: number } }).recap.changed, 0, again.stdout);
-  }));
+  void it('bootstraps; infra-controllers, infra-configs and apps become Ready in order with their Secrets decrypted; a second run changes nothing', () =>
+    suite.run(async () => {
+      const run = await cli(['bootstrap', ...repo.flags, '--timeout', '4m'], { env: repo.env });
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stderr, /the age key opens all 2 SOPS file\(s\) the cluster reaches/);
+      await assertConverged(kube, ['infra-controllers', 'infra-configs', 'apps'], SECRETS);
+      const again = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3m'], { env: repo.env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((JSON.parse(again.stdout) as { recap: { changed: number } }).recap.changed, 0, again.stdout);
+    }));
 
-  void it('status reports each Kustomization and the Secrets it reaches, and is healthy', () => suite.run(async () => {
-    const run = await cli(['--json', 'status', ...repo.flags], { env: repo.env });
-    const doc = JSON.parse(run.stdout) as { success: boolean; findings: { check: string; status: string; message: string }[] };
-    assert.equal(doc.success, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
-    const reach = doc.findings.find((f) => f.check === 'sops-reach')?.message ?? '';
-    for (const s of SECRETS) assert.match(reach, new RegExp(`Kustomization flux-system/${s.ks} .*${s.file.replace(/\./g, '\\.')}`), reach);
-  }));
+  void it('status reports each Kustomization and the Secrets it reaches, and is healthy', () =>
+    suite.run(async () => {
+      const run = await cli(['--json', 'status', ...repo.flags], { env: repo.env });
+      const doc = JSON.parse(run.stdout) as { success: boolean; findings: { check: string; status: string; message: string }[] };
+      assert.equal(doc.success, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
+      const reach = doc.findings.find((f) => f.check === 'sops-reach')?.message ?? '';
+      for (const s of SECRETS) assert.match(reach, new RegExp(`Kustomization flux-system/${s.ks} .*${s.file.replace(/\./g, '\\.')}`), reach);
+    }));
 });

@@ -25,10 +25,38 @@ const TOKEN_ENV = 'FLUXSTRAP_TEST_GIT_TOKEN';
 
 /** The reached Secrets: file, namespace/name, a key and its made-up value (test/fixtures/homelab/plain). */
 const SECRETS = [
-  { file: 'infrastructure/base/networking/secret.sops.yaml', ks: 'infrastructure', ns: 'cloudflared', name: 'cloudflared-token', key: 'token', value: 'made-up-tunnel-token-for-tests' },
-  { file: 'monitoring/base/grafana/secret.sops.yaml', ks: 'monitoring', ns: 'monitoring', name: 'grafana-admin', key: 'admin-password', value: 'made-up-grafana-password' },
-  { file: 'services/base/karakeep/secret.sops.yaml', ks: 'services', ns: 'karakeep', name: 'karakeep-secrets', key: 'MEILI_MASTER_KEY', value: 'made-up-meili-master-key' },
-  { file: 'services/base/silverbullet/secret.sops.yaml', ks: 'services', ns: 'silverbullet', name: 'silverbullet-auth', key: 'SB_USER', value: 'made-up-user:made-up-password' },
+  {
+    file: 'infrastructure/base/networking/secret.sops.yaml',
+    ks: 'infrastructure',
+    ns: 'cloudflared',
+    name: 'cloudflared-token',
+    key: 'token',
+    value: 'made-up-tunnel-token-for-tests',
+  },
+  {
+    file: 'monitoring/base/grafana/secret.sops.yaml',
+    ks: 'monitoring',
+    ns: 'monitoring',
+    name: 'grafana-admin',
+    key: 'admin-password',
+    value: 'made-up-grafana-password',
+  },
+  {
+    file: 'services/base/karakeep/secret.sops.yaml',
+    ks: 'services',
+    ns: 'karakeep',
+    name: 'karakeep-secrets',
+    key: 'MEILI_MASTER_KEY',
+    value: 'made-up-meili-master-key',
+  },
+  {
+    file: 'services/base/silverbullet/secret.sops.yaml',
+    ks: 'services',
+    ns: 'silverbullet',
+    name: 'silverbullet-auth',
+    key: 'SB_USER',
+    value: 'made-up-user:made-up-password',
+  },
 ];
 
 const tmp: string[] = [];
@@ -66,9 +94,32 @@ async function seedRepo(cluster: Cluster): Promise<Repo> {
   trim('infrastructure/production', ['cloudflared'], ['networking/secret.sops.yaml']);
   trim('monitoring/production', ['monitoring'], ['grafana/secret.sops.yaml']);
   trim('services/production', ['karakeep', 'silverbullet'], ['karakeep/secret.sops.yaml', 'silverbullet/secret.sops.yaml']);
-  trim('policies/production', [], [], { 'policies.yaml': stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'policies', namespace: 'default' }, data: { trimmed: 'kyverno policies need kyverno' } }) });
+  trim('policies/production', [], [], {
+    'policies.yaml': stringify({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'policies', namespace: 'default' },
+      data: { trimmed: 'kyverno policies need kyverno' },
+    }),
+  });
 
-  const init = await cli(['init', '--cluster', 'production', '--repo', dir, '--age-key-file', keyFile, '--git-url', url, '--branch', 'main', '--git-username', cluster.git.username, '--git-token-env', TOKEN_ENV]);
+  const init = await cli([
+    'init',
+    '--cluster',
+    'production',
+    '--repo',
+    dir,
+    '--age-key-file',
+    keyFile,
+    '--git-url',
+    url,
+    '--branch',
+    'main',
+    '--git-username',
+    cluster.git.username,
+    '--git-token-env',
+    TOKEN_ENV,
+  ]);
   assert.equal(init.code, 0, init.stderr);
   assert.match(init.stderr, /add the cluster's key to the creation rule at \.sops\.yaml:2/);
   // The repository moved to the harness's Git server: gotk-sync.yaml follows, as `flux bootstrap` would write it there.
@@ -91,35 +142,46 @@ const suite = clusterForFile({ flux: 'on-deployment' }, async (c) => {
 });
 
 void describe('the seed homelab on the real harness cluster', { timeout: 30 * 60_000 }, () => {
-  void it('a wrong key is refused at preflight, naming every Secret the cluster reaches, and nothing is created', () => suite.run(async () => {
-    const wrong = join(repo.dir, '..', 'wrong.key');
-    assert.equal((await cli(['keys', 'new', '--out', wrong])).code, 0);
-    const run = await cli(['bootstrap', ...repo.flags, '--age-key-file', wrong, '--timeout', '3m'], { env: repo.env });
-    assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stderr, /cannot open 4 of the 4 SOPS file\(s\) the cluster reaches/);
-    for (const s of SECRETS) assert.ok(run.stderr.includes(`${s.file} (reached by Kustomization flux-system/${s.ks} (clusters/production/${s.ks}.yaml:1)`), `${s.file} named:\n${run.stderr}`);
-    assert.equal(await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: 'flux-system' }), undefined, 'preflight created nothing');
-  }));
+  void it('a wrong key is refused at preflight, naming every Secret the cluster reaches, and nothing is created', () =>
+    suite.run(async () => {
+      const wrong = join(repo.dir, '..', 'wrong.key');
+      assert.equal((await cli(['keys', 'new', '--out', wrong])).code, 0);
+      const run = await cli(['bootstrap', ...repo.flags, '--age-key-file', wrong, '--timeout', '3m'], { env: repo.env });
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /cannot open 4 of the 4 SOPS file\(s\) the cluster reaches/);
+      for (const s of SECRETS)
+        assert.ok(
+          run.stderr.includes(`${s.file} (reached by Kustomization flux-system/${s.ks} (clusters/production/${s.ks}.yaml:1)`),
+          `${s.file} named:\n${run.stderr}`,
+        );
+      assert.equal(await kube.get({ apiVersion: 'v1', kind: 'Namespace', name: 'flux-system' }), undefined, 'preflight created nothing');
+    }));
 
-  void it('the right key bootstraps; every child Kustomization becomes Ready with its Secrets decrypted; a second run changes nothing', () => suite.run(async () => {
-    const run = await cli(['bootstrap', ...repo.flags, '--timeout', '4m'], { env: repo.env });
-    assert.equal(run.code, 0, run.stderr);
-    for (const ks of ['infrastructure', 'monitoring', 'services']) {
-      assert.match(run.stderr, new RegExp(`Kustomization flux-system/${ks} \\(clusters/production/${ks}\\.yaml:1\\): \\d SOPS-encrypted Secret\\(s\\) decrypted in the cluster`), run.stderr);
-    }
-    await assertConverged(kube, ['infrastructure', 'monitoring', 'services', 'policies'], SECRETS);
-    const again = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3m'], { env: repo.env });
-    assert.equal(again.code, 0, again.stderr);
-    const doc = JSON.parse(again.stdout) as { recap: { changed: number } };
-    assert.equal(doc.recap.changed, 0, again.stdout);
-  }));
+  void it('the right key bootstraps; every child Kustomization becomes Ready with its Secrets decrypted; a second run changes nothing', () =>
+    suite.run(async () => {
+      const run = await cli(['bootstrap', ...repo.flags, '--timeout', '4m'], { env: repo.env });
+      assert.equal(run.code, 0, run.stderr);
+      for (const ks of ['infrastructure', 'monitoring', 'services']) {
+        assert.match(
+          run.stderr,
+          new RegExp(`Kustomization flux-system/${ks} \\(clusters/production/${ks}\\.yaml:1\\): \\d SOPS-encrypted Secret\\(s\\) decrypted in the cluster`),
+          run.stderr,
+        );
+      }
+      await assertConverged(kube, ['infrastructure', 'monitoring', 'services', 'policies'], SECRETS);
+      const again = await cli(['--json', 'bootstrap', ...repo.flags, '--timeout', '3m'], { env: repo.env });
+      assert.equal(again.code, 0, again.stderr);
+      const doc = JSON.parse(again.stdout) as { recap: { changed: number } };
+      assert.equal(doc.recap.changed, 0, again.stdout);
+    }));
 
-  void it('status reports per Kustomization and is healthy', () => suite.run(async () => {
-    const run = await cli(['--json', 'status', ...repo.flags], { env: repo.env });
-    const doc = JSON.parse(run.stdout) as { success: boolean; findings: { check: string; status: string; message: string }[] };
-    assert.equal(doc.success, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
-    const reach = doc.findings.find((f) => f.check === 'sops-reach');
-    for (const s of SECRETS) assert.ok(reach?.message.includes(s.file), reach?.message);
-    assert.match(doc.findings.find((f) => f.check === 'sops-files')?.message ?? '', /opens all 4 SOPS file\(s\) the cluster reaches/);
-  }));
+  void it('status reports per Kustomization and is healthy', () =>
+    suite.run(async () => {
+      const run = await cli(['--json', 'status', ...repo.flags], { env: repo.env });
+      const doc = JSON.parse(run.stdout) as { success: boolean; findings: { check: string; status: string; message: string }[] };
+      assert.equal(doc.success, true, JSON.stringify(doc.findings.filter((f) => f.status !== 'ok')));
+      const reach = doc.findings.find((f) => f.check === 'sops-reach');
+      for (const s of SECRETS) assert.ok(reach?.message.includes(s.file), reach?.message);
+      assert.match(doc.findings.find((f) => f.check === 'sops-files')?.message ?? '', /opens all 4 SOPS file\(s\) the cluster reaches/);
+    }));
 });

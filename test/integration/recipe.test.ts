@@ -42,20 +42,19 @@ void describe('wrapper module replaces', () => {
 });
 
 void describe('flux2 bases', () => {
-  const base = (version: string): string => [
-    'resources:',
-    `- https://github.com/fluxcd/source-controller/releases/download/${version}/source-controller.crds.yaml`,
-    `- https://github.com/fluxcd/source-controller/releases/download/${version}/source-controller.deployment.yaml`,
-    '- account.yaml',
-  ].join('\n');
+  const base = (version: string): string =>
+    [
+      'resources:',
+      `- https://github.com/fluxcd/source-controller/releases/download/${version}/source-controller.crds.yaml`,
+      `- https://github.com/fluxcd/source-controller/releases/download/${version}/source-controller.deployment.yaml`,
+      '- account.yaml',
+    ].join('\n');
 
   void test('release assets become the module copies', () => {
-    assert.equal(localizeReleaseAssets(base('v1.9.5'), 'source-controller', 'v1.9.5'), [
-      'resources:',
-      '- ../../../upstream/source-controller/crd',
-      '- ../../../upstream/source-controller/manager',
-      '- account.yaml',
-    ].join('\n'));
+    assert.equal(
+      localizeReleaseAssets(base('v1.9.5'), 'source-controller', 'v1.9.5'),
+      ['resources:', '- ../../../upstream/source-controller/crd', '- ../../../upstream/source-controller/manager', '- account.yaml'].join('\n'),
+    );
   });
 
   void test('a Flux release bundling another controller version is refused', () => {

@@ -45,7 +45,10 @@ interface Run {
 async function makeScene(ca: Cluster, cb: Cluster): Promise<Scene> {
   const work = await tempDir('recovery');
   const example = await makeExampleRepo(ca, work, { name: 'homelab', quiet: true });
-  const first = await sh(process.execPath, [cli, 'bootstrap', '--repo', example.repo, '--timeout', '3m'], { env: { ...example.env, CI: '1', NO_COLOR: '1' }, quiet: true });
+  const first = await sh(process.execPath, [cli, 'bootstrap', '--repo', example.repo, '--timeout', '3m'], {
+    env: { ...example.env, CI: '1', NO_COLOR: '1' },
+    quiet: true,
+  });
   assert.equal(first.code, 0, `bootstrap of A: ${first.stderr}`);
 
   const passphrase = `recovery-passphrase-${Math.random().toString(36).slice(2)}`;
@@ -72,7 +75,16 @@ async function makeScene(ca: Cluster, cb: Cluster): Promise<Scene> {
     CI: '1',
     NO_COLOR: '1',
   };
-  return { example, backup, passphrase, bare, tmp, env, kubeA: await connectKube({ kubeconfig: ca.kubeconfig }), kubeB: await connectKube({ kubeconfig: cb.kubeconfig }) };
+  return {
+    example,
+    backup,
+    passphrase,
+    bare,
+    tmp,
+    env,
+    kubeA: await connectKube({ kubeconfig: ca.kubeconfig }),
+    kubeB: await connectKube({ kubeconfig: cb.kubeconfig }),
+  };
 }
 
 let scene: Promise<Scene> | undefined;
@@ -104,7 +116,11 @@ function recoveryArgs(s: Scene, over: Record<string, string | undefined> = {}): 
 async function fluxstrap(s: Scene, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   const r = await sh(process.execPath, [cli, ...args], { cwd: s.bare, env: { ...s.env, ...env }, quiet: true });
   assert.deepEqual(leaksIn(`${r.stdout}\n${r.stderr}`), [], 'no token, passphrase or private key in the output');
-  assert.deepEqual(readdirSync(s.tmp).filter((n) => n.startsWith('fluxstrap-')), [], 'the temporary clone is gone');
+  assert.deepEqual(
+    readdirSync(s.tmp).filter((n) => n.startsWith('fluxstrap-')),
+    [],
+    'the temporary clone is gone',
+  );
   return r;
 }
 
@@ -135,12 +151,22 @@ void describe('disaster recovery from a bare machine', () => {
       await refused(s, wrong, /^error: wrong passphrase for the key backup \(.*homelab-key\.age\)$/, /^hint: type it again/);
 
       const unset = await fluxstrap(s, recoveryArgs(s), { [TOKEN_ENV]: undefined });
-      await refused(s, unset, new RegExp(`^error: environment variable ${TOKEN_ENV} \\(the Git token of cluster "demo"\\) is not set$`), new RegExp(`^hint: export ${TOKEN_ENV}=`));
+      await refused(
+        s,
+        unset,
+        new RegExp(`^error: environment variable ${TOKEN_ENV} \\(the Git token of cluster "demo"\\) is not set$`),
+        new RegExp(`^hint: export ${TOKEN_ENV}=`),
+      );
       const empty = await fluxstrap(s, recoveryArgs(s), { [TOKEN_ENV]: '' });
       await refused(s, empty, new RegExp(`^error: environment variable ${TOKEN_ENV} .* is empty$`), /^hint: export/);
 
       const branch = await fluxstrap(s, recoveryArgs(s, { '--branch': 'no-such-branch' }));
-      await refused(s, branch, /^error: cannot clone branch no-such-branch of http:.*homelab\.git: Remote branch no-such-branch not found/, /^hint: name an existing branch with --branch/);
+      await refused(
+        s,
+        branch,
+        /^error: cannot clone branch no-such-branch of http:.*homelab\.git: Remote branch no-such-branch not found/,
+        /^hint: name an existing branch with --branch/,
+      );
 
       const auth = await fluxstrap(s, recoveryArgs(s), { [TOKEN_ENV]: 'expired-token-123456' });
       await refused(s, auth, /^error: cannot clone branch main of http:.*homelab\.git: /, /^hint: check the username and that the token can read/);
@@ -151,7 +177,10 @@ void describe('disaster recovery from a bare machine', () => {
       const otherKey = join(s.tmp, '..', 'other.agekey');
       const other = (await must(process.execPath, [cli, 'keys', 'new', '--out', otherKey], { quiet: true })).trim();
       const otherBackup = join(s.tmp, '..', 'other-key.age');
-      await must(process.execPath, [cli, 'keys', 'backup', otherKey, '--out', otherBackup], { env: { FLUXSTRAP_BACKUP_PASSPHRASE: s.passphrase }, quiet: true });
+      await must(process.execPath, [cli, 'keys', 'backup', otherKey, '--out', otherBackup], {
+        env: { FLUXSTRAP_BACKUP_PASSPHRASE: s.passphrase },
+        quiet: true,
+      });
       const ours = (await must(process.execPath, [cli, 'keys', 'pub', s.example.keyFile], { quiet: true })).trim();
       const r = await fluxstrap(s, ['--json', ...recoveryArgs(s, { '--age-key-backup': otherBackup })]);
       assert.equal(r.code, 1, r.stderr);
@@ -159,8 +188,16 @@ void describe('disaster recovery from a bare machine', () => {
       const failed = doc.tasks.find((t) => t.outcome === 'failed');
       assert.equal(failed?.name.startsWith('Preflight'), true, JSON.stringify(doc.tasks));
       assert.ok(failed?.error?.message.includes(other) && failed.error.message.includes(ours), failed?.error?.message);
-      assert.ok(doc.tasks.slice(1).every((t) => t.outcome !== 'changed'), 'nothing after preflight ran');
-      await refused(s, { code: 1, stdout: '', stderr: `error: ${failed?.error?.message ?? ''}\nhint: ${failed?.error?.hint ?? ''}\n` }, /^error: preflight.*\.sops\.yaml rule/, /^hint: .*--age-key-file/);
+      assert.ok(
+        doc.tasks.slice(1).every((t) => t.outcome !== 'changed'),
+        'nothing after preflight ran',
+      );
+      await refused(
+        s,
+        { code: 1, stdout: '', stderr: `error: ${failed?.error?.message ?? ''}\nhint: ${failed?.error?.hint ?? ''}\n` },
+        /^error: preflight.*\.sops\.yaml rule/,
+        /^hint: .*--age-key-file/,
+      );
     }));
 
   void it('removes the temporary clone when interrupted (SIGINT)', () =>
@@ -190,7 +227,11 @@ void describe('disaster recovery from a bare machine', () => {
       assert.ok(sawClone, `the run was interrupted while its clone existed: ${stderr}`);
       assert.equal(code, 130, stderr);
       assert.match(stderr, /interrupted: every step is idempotent/);
-      assert.deepEqual(readdirSync(s.tmp).filter((n) => n.startsWith('fluxstrap-')), [], 'the interrupt removed the clone');
+      assert.deepEqual(
+        readdirSync(s.tmp).filter((n) => n.startsWith('fluxstrap-')),
+        [],
+        'the interrupt removed the clone',
+      );
       assert.deepEqual(leaksIn(stderr), []);
       assert.deepEqual(inClone, []);
     }));
@@ -216,7 +257,21 @@ void describe('disaster recovery from a bare machine', () => {
       const second = JSON.parse(again.stdout) as JsonDoc;
       assert.equal(second.recap.changed, 0, JSON.stringify(second.tasks.filter((t) => t.outcome !== 'ok')));
 
-      const status = await fluxstrap(s, ['status', '--cluster', 'demo', '--kubeconfig', b.cluster.kubeconfig, '--git-url', s.example.gitUrl, '--git-username', a.cluster.git.username, '--git-token-env', TOKEN_ENV, '--age-key-backup', s.backup]);
+      const status = await fluxstrap(s, [
+        'status',
+        '--cluster',
+        'demo',
+        '--kubeconfig',
+        b.cluster.kubeconfig,
+        '--git-url',
+        s.example.gitUrl,
+        '--git-username',
+        a.cluster.git.username,
+        '--git-token-env',
+        TOKEN_ENV,
+        '--age-key-backup',
+        s.backup,
+      ]);
       assert.equal(status.code, 0, status.stderr);
 
       // Nothing of the token or the passphrase in any file left behind (the backup is ciphertext).

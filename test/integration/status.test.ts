@@ -21,13 +21,25 @@ const SOPS_AGE = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', n
 const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' };
 const KUSTOMIZE_CONTROLLER = { apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' };
 
-interface Run { code: number | undefined; stdout: string; stderr: string }
-interface StatusDoc { success: boolean; counts: Record<'ok' | 'warn' | 'fail', number>; findings: Finding[] }
+interface Run {
+  code: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+interface StatusDoc {
+  success: boolean;
+  counts: Record<'ok' | 'warn' | 'fail', number>;
+  findings: Finding[];
+}
 
 /** The CLI from source, asynchronously: the harness mirrors Deployments from this event loop. */
 async function fluxstrap(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
   const { execa } = await import('execa');
-  const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], { cwd, env: { CI: '1', NO_COLOR: '1', ...env }, reject: false });
+  const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], {
+    cwd,
+    env: { CI: '1', NO_COLOR: '1', ...env },
+    reject: false,
+  });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -44,7 +56,15 @@ async function fleet(cluster: Cluster, home: string): Promise<{ dir: string; key
   const env = { [TOKEN_ENV]: cluster.git.password };
   const url = cluster.git.httpUrl('status.git');
   const files: Record<string, string> = {
-    'fluxstrap.yaml': stringify({ clusters: { test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } }, ageKey: { file: keyFile } } } }),
+    'fluxstrap.yaml': stringify({
+      clusters: {
+        test: {
+          kube: { kubeconfig: cluster.kubeconfig },
+          git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } },
+          ageKey: { file: keyFile },
+        },
+      },
+    }),
     'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
     'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
     'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: status-test-password}\n',
@@ -54,7 +74,11 @@ async function fleet(cluster: Cluster, home: string): Promise<{ dir: string; key
     writeFileSync(join(dir, rel), text);
   }
   // init writes Flux itself (gotk-components, gotk-sync for the URL), the rule and the decryption patch.
-  for (const args of [['keys', 'new', '--out', keyFile], ['init', '--cluster', 'test', '--age-key-file', keyFile, '--git-url', url, '--branch', 'main'], ['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']]) {
+  for (const args of [
+    ['keys', 'new', '--out', keyFile],
+    ['init', '--cluster', 'test', '--age-key-file', keyFile, '--git-url', url, '--branch', 'main'],
+    ['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml'],
+  ]) {
     const r = await fluxstrap(args, dir);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
   }
@@ -62,7 +86,11 @@ async function fleet(cluster: Cluster, home: string): Promise<{ dir: string; key
   await git(['add', '.'], dir);
   await git(['commit', '--quiet', '-m', 'fleet'], dir);
   const { execa } = await import('execa');
-  const push = await execa('git', ['push', '--quiet', url, 'main'], { cwd: dir, env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }), reject: false });
+  const push = await execa('git', ['push', '--quiet', url, 'main'], {
+    cwd: dir,
+    env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }),
+    reject: false,
+  });
   assert.equal(push.exitCode, 0, push.stderr);
   return { dir, keyFile, env };
 }
@@ -93,11 +121,15 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
   const reconciled = async (until: (ready: Condition | undefined) => boolean) => {
     const requestedAt = new Date().toISOString();
     await kube.patchMerge(FLUX_SYSTEM, { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': requestedAt } } });
-    await kube.waitFor(FLUX_SYSTEM, (o) => {
-      const ready = conditionOf(o, 'Ready');
-      const handled = lastHandledReconcileAt(o) === requestedAt;
-      return { done: handled && until(ready), reason: `${handled ? 'handled' : 'not handled yet'}, Ready=${ready?.status ?? 'none'}` };
-    }, { timeoutMs: 60_000, what: 'reconciled' });
+    await kube.waitFor(
+      FLUX_SYSTEM,
+      (o) => {
+        const ready = conditionOf(o, 'Ready');
+        const handled = lastHandledReconcileAt(o) === requestedAt;
+        return { done: handled && until(ready), reason: `${handled ? 'handled' : 'not handled yet'}, Ready=${ready?.status ?? 'none'}` };
+      },
+      { timeoutMs: 60_000, what: 'reconciled' },
+    );
   };
 
   before(async () => {
@@ -128,8 +160,25 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     const { run, doc } = await status();
     assert.equal(run.code, 0, JSON.stringify(problems(doc), null, 2));
     assert.deepEqual(problems(doc), []);
-    for (const check of ['api', 'crds', 'controller', 'git-repository', 'git-head', 'kustomization', 'decryption', 'sops-age-secret', 'sops-reach', 'sops-config', 'local-key', 'sops-files', 'kustomizations-decrypting']) {
-      assert.ok(doc.findings.some((f) => f.check === check), `a finding for ${check}`);
+    for (const check of [
+      'api',
+      'crds',
+      'controller',
+      'git-repository',
+      'git-head',
+      'kustomization',
+      'decryption',
+      'sops-age-secret',
+      'sops-reach',
+      'sops-config',
+      'local-key',
+      'sops-files',
+      'kustomizations-decrypting',
+    ]) {
+      assert.ok(
+        doc.findings.some((f) => f.check === check),
+        `a finding for ${check}`,
+      );
     }
     assert.deepEqual(await versions(), before, 'no annotation (reconcile request) and no Lease added');
     const human = await fluxstrap(['status'], repo.dir, repo.env);
@@ -166,7 +215,12 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
       assert.equal(run.code, 1);
       const byCheck = (check: string) => problems(doc).find((x) => x.check === check);
       assert.equal(byCheck('sops-config')?.status, 'fail', JSON.stringify(problems(doc)));
-      assert.match(byCheck('sops-config')?.message ?? '', new RegExp(`^cluster key does not match \\.sops\\.yaml recipients for clusters/test/apps/db\\.sops\\.yaml \\(rule names .*\\) \\(cluster: ${otherRecipient}\\)`));
+      assert.match(
+        byCheck('sops-config')?.message ?? '',
+        new RegExp(
+          `^cluster key does not match \\.sops\\.yaml recipients for clusters/test/apps/db\\.sops\\.yaml \\(rule names .*\\) \\(cluster: ${otherRecipient}\\)`,
+        ),
+      );
       assert.match(byCheck('sops-files')?.message ?? '', /cannot open 1 of 1 SOPS file\(s\) the cluster reaches: clusters\/test\/apps\/db\.sops\.yaml/);
       assert.equal(byCheck('local-key')?.status, 'warn');
       assert.doesNotMatch(run.stdout + run.stderr, /AGE-SECRET-KEY/);
@@ -189,7 +243,10 @@ void describe('fluxstrap status against the real harness cluster', { timeout: 10
     const run = await fluxstrap(['--json', 'status', '--kubeconfig', dead], repo.dir, repo.env);
     assert.equal(run.code, 1);
     const doc = JSON.parse(run.stdout) as StatusDoc;
-    assert.deepEqual(problems(doc).map((f) => [f.check, f.status]), [['api', 'fail']]);
+    assert.deepEqual(
+      problems(doc).map((f) => [f.check, f.status]),
+      [['api', 'fail']],
+    );
     assert.match(problems(doc)[0]?.message ?? '', /ECONNREFUSED/);
   });
 

@@ -15,21 +15,25 @@ export async function clientNodeTransport(kc: KubeContext, delegate: Delegated):
   const config = new k8s.KubeConfig();
   const b64 = (b: Buffer | undefined) => b?.toString('base64');
   config.loadFromOptions({
-    clusters: [{
-      name: 'cluster',
-      server: kc.server,
-      skipTLSVerify: kc.tls.insecure,
-      ...(kc.tls.ca ? { caData: b64(kc.tls.ca) } : {}),
-      ...(kc.tls.serverName !== undefined ? { tlsServerName: kc.tls.serverName } : {}),
-      ...(delegate.proxyUrl !== undefined ? { proxyUrl: delegate.proxyUrl } : {}),
-    }],
-    users: [{
-      name: 'user',
-      ...(kc.tls.cert ? { certData: b64(kc.tls.cert) } : {}),
-      ...(kc.tls.key ? { keyData: b64(kc.tls.key) } : {}),
-      ...(delegate.exec ? { exec: delegate.exec } : {}),
-      ...(delegate.authProvider ? { authProvider: delegate.authProvider } : {}),
-    }],
+    clusters: [
+      {
+        name: 'cluster',
+        server: kc.server,
+        skipTLSVerify: kc.tls.insecure,
+        ...(kc.tls.ca ? { caData: b64(kc.tls.ca) } : {}),
+        ...(kc.tls.serverName !== undefined ? { tlsServerName: kc.tls.serverName } : {}),
+        ...(delegate.proxyUrl !== undefined ? { proxyUrl: delegate.proxyUrl } : {}),
+      },
+    ],
+    users: [
+      {
+        name: 'user',
+        ...(kc.tls.cert ? { certData: b64(kc.tls.cert) } : {}),
+        ...(kc.tls.key ? { keyData: b64(kc.tls.key) } : {}),
+        ...(delegate.exec ? { exec: delegate.exec } : {}),
+        ...(delegate.authProvider ? { authProvider: delegate.authProvider } : {}),
+      },
+    ],
     contexts: [{ name: kc.context, cluster: 'cluster', user: 'user', namespace: kc.namespace }],
     currentContext: kc.context,
   });
@@ -39,10 +43,14 @@ export async function clientNodeTransport(kc: KubeContext, delegate: Delegated):
     try {
       await config.applySecurityAuthentication(ctx);
     } catch (e) {
-      throw new FluxstrapError('E_KUBE', `the ${delegate.reason} of kube context "${kc.context}" failed: ${(e instanceof Error ? e.message : String(e)).trim().split('\n')[0] ?? ''}`, {
-        location: { file: kc.file },
-        ...(delegate.exec?.installHint !== undefined ? { hint: delegate.exec.installHint } : {}),
-      });
+      throw new FluxstrapError(
+        'E_KUBE',
+        `the ${delegate.reason} of kube context "${kc.context}" failed: ${(e instanceof Error ? e.message : String(e)).trim().split('\n')[0] ?? ''}`,
+        {
+          location: { file: kc.file },
+          ...(delegate.exec?.installHint !== undefined ? { hint: delegate.exec.installHint } : {}),
+        },
+      );
     }
     const all = new undici.Headers({ ...ctx.getHeaders(), ...headers, ...(kc.disableCompression ? { 'Accept-Encoding': 'identity' } : {}) });
     for (const [name, value] of Object.entries(contextHeaders(kc))) {

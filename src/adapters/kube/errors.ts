@@ -20,9 +20,25 @@ export class HttpError extends Error {
   }
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 function errnoOf(e: unknown): string | undefined {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
@@ -38,7 +54,16 @@ function errnoOf(e: unknown): string | undefined {
  * it comes back) or throttling. A wait keeps watching through them until its deadline.
  */
 const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504]);
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
 const transientErrors = new WeakSet<FluxstrapError>();
 
 function isTransient(e: unknown): boolean {
@@ -62,14 +87,19 @@ function mapKubeError(e: unknown, doing: string, server: string, sensitive: bool
   if (e instanceof HttpError) {
     const b = e.body;
     const fields = (b?.details?.causes ?? []).map((c) => c.field).filter((f): f is string => typeof f === 'string');
-    const detail = sensitive ? [b?.reason, fields.length ? `fields: ${fields.join(', ')}` : undefined].filter(Boolean).join('; ') : (b?.message ?? b?.reason ?? '');
+    const detail = sensitive
+      ? [b?.reason, fields.length ? `fields: ${fields.join(', ')}` : undefined].filter(Boolean).join('; ')
+      : (b?.message ?? b?.reason ?? '');
     const message = `cannot ${doing}: HTTP ${e.status}${detail ? `: ${detail}` : ''}`;
     if (e.status === 404) return new FluxstrapError('E_NOT_FOUND', message);
     const hint =
-      e.status === 401 ? 'the credentials of the kube context were refused; log in again or pick another --context'
-      : e.status === 403 ? 'the kube context lacks a permission; use a context with cluster-admin rights for bootstrap'
-      : e.status === 409 ? 'someone else changed the object at the same time; run again'
-      : undefined;
+      e.status === 401
+        ? 'the credentials of the kube context were refused; log in again or pick another --context'
+        : e.status === 403
+          ? 'the kube context lacks a permission; use a context with cluster-admin rights for bootstrap'
+          : e.status === 409
+            ? 'someone else changed the object at the same time; run again'
+            : undefined;
     return new FluxstrapError('E_KUBE', message, hint ? { hint } : {});
   }
   const errno = errnoOf(e);

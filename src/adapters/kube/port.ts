@@ -83,7 +83,11 @@ export interface KubeAdapter {
   /** `undefined` when the object does not exist, or its kind is not served (yet). */
   get(ref: ObjectRef): Promise<KubeObject | undefined>;
   /** `allNamespaces`: every namespace's objects (else the namespace given, or the context's). */
-  list(apiVersion: string, kind: string, opts?: { namespace?: string; allNamespaces?: boolean; labelSelector?: string; fieldSelector?: string }): Promise<KubeObject[]>;
+  list(
+    apiVersion: string,
+    kind: string,
+    opts?: { namespace?: string; allNamespaces?: boolean; labelSelector?: string; fieldSelector?: string },
+  ): Promise<KubeObject[]>;
   /**
    * PUT the object as read (its resourceVersion included): the API server stores it again at the
    * storage version. `conflict` when it changed since it was read, `gone` when it was deleted.

@@ -27,7 +27,7 @@ function statusField<T>(obj: KubeObject | undefined, field: string): T | undefin
 /** kstatus "Current" for a Deployment: observed, all replicas updated and available, Available=True. */
 export function deploymentAvailable(obj: KubeObject | undefined): WaitState {
   if (!obj) return { done: false, reason: 'does not exist' };
-  const want = ((obj.spec as { replicas?: number } | undefined)?.replicas) ?? 1;
+  const want = (obj.spec as { replicas?: number } | undefined)?.replicas ?? 1;
   const observed = statusField<number>(obj, 'observedGeneration');
   if (observed === undefined || observed < (obj.metadata.generation ?? 0)) return { done: false, reason: 'not yet observed by the controller manager' };
   const updated = statusField<number>(obj, 'updatedReplicas') ?? 0;
@@ -81,7 +81,10 @@ export function fluxReadyAt(revision: string, revisionOf: (obj: KubeObject) => s
     if (ready?.status === 'False' && handled && (!opts.attemptedOf || opts.attemptedOf(obj) === revision)) {
       return { done: false, failed: true, reason: `not ready: ${ready.reason ?? ''}: ${ready.message ?? ''}` };
     }
-    return { done: false, reason: `${ready ? `Ready=${ready.status}${ready.message ? ` (${ready.message})` : ''}` : 'no Ready condition'}, at ${at ?? 'no revision'}` };
+    return {
+      done: false,
+      reason: `${ready ? `Ready=${ready.status}${ready.message ? ` (${ready.message})` : ''}` : 'no Ready condition'}, at ${at ?? 'no revision'}`,
+    };
   };
 }
 
@@ -89,7 +92,6 @@ export const lastHandledReconcileAt = (obj: KubeObject | undefined): string | un
 
 export const lastAttemptedRevision = (obj: KubeObject): string | undefined => statusField<string>(obj, 'lastAttemptedRevision');
 
-export const artifactRevision = (obj: KubeObject): string | undefined =>
-  (statusField<{ revision?: string }>(obj, 'artifact'))?.revision;
+export const artifactRevision = (obj: KubeObject): string | undefined => statusField<{ revision?: string }>(obj, 'artifact')?.revision;
 
 export const lastAppliedRevision = (obj: KubeObject): string | undefined => statusField<string>(obj, 'lastAppliedRevision');

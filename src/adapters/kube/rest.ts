@@ -48,7 +48,13 @@ export class RestKube implements KubeAdapter {
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
-    return this.#transport(method, url, headers, opts.body !== undefined ? JSON.stringify(opts.body) : undefined, opts.signal ?? AbortSignal.timeout(this.#timeoutMs));
+    return this.#transport(
+      method,
+      url,
+      headers,
+      opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+      opts.signal ?? AbortSignal.timeout(this.#timeoutMs),
+    );
   }
 
   async #json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -126,7 +132,11 @@ export class RestKube implements KubeAdapter {
     });
   }
 
-  list(apiVersion: string, kind: string, opts: { namespace?: string; allNamespaces?: boolean; labelSelector?: string; fieldSelector?: string } = {}): Promise<KubeObject[]> {
+  list(
+    apiVersion: string,
+    kind: string,
+    opts: { namespace?: string; allNamespaces?: boolean; labelSelector?: string; fieldSelector?: string } = {},
+  ): Promise<KubeObject[]> {
     return this.#call(`list ${kind}`, SECRET_KINDS.has(kind), async () => {
       const path = await this.#path({ apiVersion, kind, namespace: opts.namespace, allNamespaces: opts.allNamespaces === true });
       const list = await this.#json<{ items: KubeObject[] }>('GET', path, {
@@ -151,7 +161,10 @@ export class RestKube implements KubeAdapter {
     const ref = refOf(obj);
     return this.#call(`create ${describeRef(ref)}`, SECRET_KINDS.has(obj.kind), async () => {
       try {
-        await this.#json('POST', await this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }), { query: { fieldManager: FIELD_MANAGER }, body: obj });
+        await this.#json('POST', await this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }), {
+          query: { fieldManager: FIELD_MANAGER },
+          body: obj,
+        });
         return true;
       } catch (e) {
         if (e instanceof HttpError && e.status === 409 && e.body?.reason === 'AlreadyExists') return false;
@@ -207,11 +220,11 @@ export class RestKube implements KubeAdapter {
 
   events(ref: ObjectRef, limit = 5): Promise<string[]> {
     return this.#call(`list events of ${describeRef(ref)}`, false, async () => {
-      const list = await this.#json<{ items: { type?: string; reason?: string; message?: string; lastTimestamp?: string; eventTime?: string; count?: number }[] }>(
-        'GET',
-        `/api/v1/namespaces/${encodeURIComponent(ref.namespace ?? 'default')}/events`,
-        { query: { fieldSelector: `involvedObject.name=${ref.name},involvedObject.kind=${ref.kind}` } },
-      );
+      const list = await this.#json<{
+        items: { type?: string; reason?: string; message?: string; lastTimestamp?: string; eventTime?: string; count?: number }[];
+      }>('GET', `/api/v1/namespaces/${encodeURIComponent(ref.namespace ?? 'default')}/events`, {
+        query: { fieldSelector: `involvedObject.name=${ref.name},involvedObject.kind=${ref.kind}` },
+      });
       const at = (e: { lastTimestamp?: string; eventTime?: string }) => e.lastTimestamp ?? e.eventTime ?? '';
       return list.items
         .sort((a, b) => at(a).localeCompare(at(b)))
@@ -231,7 +244,9 @@ export class RestKube implements KubeAdapter {
               body: {
                 apiVersion: 'authorization.k8s.io/v1',
                 kind: 'SelfSubjectAccessReview',
-                spec: { resourceAttributes: { verb: c.verb, group: c.group, resource: c.resource, ...(c.namespace !== undefined ? { namespace: c.namespace } : {}) } },
+                spec: {
+                  resourceAttributes: { verb: c.verb, group: c.group, resource: c.resource, ...(c.namespace !== undefined ? { namespace: c.namespace } : {}) },
+                },
               },
             },
           );
@@ -246,7 +261,9 @@ export class RestKube implements KubeAdapter {
     let last: KubeObject | undefined;
     let state: WaitState = { done: false, reason: 'not checked yet' };
     const sensitive = SECRET_KINDS.has(ref.kind);
-    const collection = await this.#call(`wait for ${describeRef(ref)}`, sensitive, () => this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }));
+    const collection = await this.#call(`wait for ${describeRef(ref)}`, sensitive, () =>
+      this.#path({ apiVersion: ref.apiVersion, kind: ref.kind, namespace: ref.namespace }),
+    );
     let unavailable: string | undefined;
     while (Date.now() < deadline) {
       let outcome: 'matched' | 'ended' | 'gone';
@@ -284,9 +301,13 @@ export class RestKube implements KubeAdapter {
       if (outcome === 'gone') await sleep(200);
     }
     if (unavailable !== undefined) {
-      throw new FluxstrapError('E_KUBE', `timed out after ${Math.round(opts.timeoutMs / 1000)}s waiting for ${describeRef(ref)} to be ${opts.what}: ${unavailable}`, {
-        hint: 'check that the cluster is running and that --context/--kubeconfig point at it',
-      });
+      throw new FluxstrapError(
+        'E_KUBE',
+        `timed out after ${Math.round(opts.timeoutMs / 1000)}s waiting for ${describeRef(ref)} to be ${opts.what}: ${unavailable}`,
+        {
+          hint: 'check that the cluster is running and that --context/--kubeconfig point at it',
+        },
+      );
     }
     const events = await this.events(ref).catch(() => []);
     throw new FluxstrapError(
@@ -300,8 +321,13 @@ export class RestKube implements KubeAdapter {
    * Stream a watch of one object (by field selector) until `stop` returns true ('matched'), the
    * window ends ('ended'), or the server says the resourceVersion is too old ('gone').
    */
-  async #watchUntil(collection: string, ref: ObjectRef, resourceVersion: string | undefined, windowMs: number,
-    stop: (obj: KubeObject | undefined) => boolean): Promise<'matched' | 'ended' | 'gone'> {
+  async #watchUntil(
+    collection: string,
+    ref: ObjectRef,
+    resourceVersion: string | undefined,
+    windowMs: number,
+    stop: (obj: KubeObject | undefined) => boolean,
+  ): Promise<'matched' | 'ended' | 'gone'> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), windowMs + 5_000);
     try {

@@ -42,22 +42,26 @@ export function nativeTransport(kc: KubeContext): Transport {
   const agent = plain ? new http.Agent({ keepAlive: true, maxSockets: 6 }) : new https.Agent(tls);
   return (method, url, headers, body, signal) =>
     new Promise((resolvePromise, reject) => {
-      const req = (plain ? http : https).request(url, {
-        method,
-        agent,
-        signal,
-        headers: { ...headers, ...contextHeaders(kc), ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
-      }, (res) => {
-        resolvePromise({
-          status: res.statusCode ?? 0,
-          body: res,
-          text: async () => {
-            const chunks: Buffer[] = [];
-            for await (const c of res) chunks.push(c as Buffer);
-            return Buffer.concat(chunks).toString('utf8');
-          },
-        });
-      });
+      const req = (plain ? http : https).request(
+        url,
+        {
+          method,
+          agent,
+          signal,
+          headers: { ...headers, ...contextHeaders(kc), ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}) },
+        },
+        (res) => {
+          resolvePromise({
+            status: res.statusCode ?? 0,
+            body: res,
+            text: async () => {
+              const chunks: Buffer[] = [];
+              for await (const c of res) chunks.push(c as Buffer);
+              return Buffer.concat(chunks).toString('utf8');
+            },
+          });
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });

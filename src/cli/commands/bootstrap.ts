@@ -29,7 +29,9 @@ export function registerBootstrap(program: Command): void {
       .command('run')
       .argument('<playbook>', 'playbook file (YAML), e.g. a copy of playbooks/bootstrap.yaml')
       .summary('run a playbook of fluxstrap task kinds')
-      .description('Validate the playbook against every task kind before anything runs, then run it.\n\nExit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.'),
+      .description(
+        'Validate the playbook against every task kind before anything runs, then run it.\n\nExit codes: 0 done, 1 failed, 2 bad usage, 3 --check found changes to make.',
+      ),
   ).action(async (playbook: string, opts: CommandOptions, cmd: Command) => {
     await runAction({ ...opts, playbook }, cmd);
   });
@@ -74,8 +76,14 @@ export function withClusterOptions(cmd: Command, several = false): Command {
     .option('--git-known-hosts <file>', "SSH auth: known_hosts file with the Git server's host key ($FLUXSTRAP_GIT_KNOWN_HOSTS)")
     .option('--age-key-file <file>', 'age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then as sops)')
     .option('--age-key-backup <file>', 'the age key from a `fluxstrap keys backup` file, opened in memory ($FLUXSTRAP_AGE_KEY_BACKUP)')
-    .option('--passphrase-file <file>', "the backup's passphrase (first line) ($FLUXSTRAP_BACKUP_PASSPHRASE_FILE; else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal)")
-    .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 ($FLUXSTRAP_GITHUB_API_URL; default git.github.apiUrl, else https://api.github.com)');
+    .option(
+      '--passphrase-file <file>',
+      "the backup's passphrase (first line) ($FLUXSTRAP_BACKUP_PASSPHRASE_FILE; else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal)",
+    )
+    .option(
+      '--github-api-url <url>',
+      'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 ($FLUXSTRAP_GITHUB_API_URL; default git.github.apiUrl, else https://api.github.com)',
+    );
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {

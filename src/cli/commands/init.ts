@@ -16,25 +16,46 @@ export function registerInit(program: Command): void {
     .description('Make a GitOps repository ready for SOPS-encrypted secrets for one cluster. Safe to run again: a second run changes nothing.')
     .requiredOption('--cluster <name>', 'cluster name')
     .option('--path <dir>', 'cluster folder in the repository (default: clusters/<name>)')
-    .option('--age-key-file <file>', 'age key file (or armored OpenPGP key) to take the public key from ($FLUXSTRAP_AGE_KEY_FILE; default: from fluxstrap.yaml, then as sops finds age keys)')
+    .option(
+      '--age-key-file <file>',
+      'age key file (or armored OpenPGP key) to take the public key from ($FLUXSTRAP_AGE_KEY_FILE; default: from fluxstrap.yaml, then as sops finds age keys)',
+    )
     .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
     .option('--age <recipient>', 'age recipient instead of a key file (repeatable)', collect)
     .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml, else the current folder)')
     .option('--git-url <url>', 'URL Flux pulls from, https:// or ssh:// (git@host:owner/repo is converted; default: the origin remote)')
-    .option('--branch <name>', 'branch Flux follows (default: the origin remote\'s default branch, else main)')
+    .option('--branch <name>', "branch Flux follows (default: the origin remote's default branch, else main)")
     .option('--git-token-env <var>', 'HTTPS auth: environment variable holding the Git token (only its name is written)')
-    .option('--git-username <name>', 'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)')
+    .option(
+      '--git-username <name>',
+      'HTTPS auth: the account name sent with the token (default: git, which GitHub accepts; Gitea, Forgejo and GitLab need the account name)',
+    )
     .option('--git-ssh-key <file>', 'SSH auth: deploy key file (with --git-known-hosts)')
-    .option('--git-known-hosts <file>', 'SSH auth: known_hosts file holding the Git server\'s host key (filled when missing: from GitHub\'s API for github.com, else a scan confirmed with --accept-host-key)')
-    .option('--git-sops-file [file]', 'keep the Git credentials (the token of --git-token-env, or the deploy key) SOPS-encrypted for the cluster\'s age key in this file, outside flux-system/ (default: bootstrap/<name>/git-credentials.sops.yaml); bootstrap applies them from there when no token or key file is given')
+    .option(
+      '--git-known-hosts <file>',
+      "SSH auth: known_hosts file holding the Git server's host key (filled when missing: from GitHub's API for github.com, else a scan confirmed with --accept-host-key)",
+    )
+    .option(
+      '--git-sops-file [file]',
+      "keep the Git credentials (the token of --git-token-env, or the deploy key) SOPS-encrypted for the cluster's age key in this file, outside flux-system/ (default: bootstrap/<name>/git-credentials.sops.yaml); bootstrap applies them from there when no token or key file is given",
+    )
     .addOption(new Option('--ssh-key-algorithm <algorithm>', 'SSH auth: type of a generated deploy key').choices(['ed25519', 'ecdsa-p384', 'rsa']))
-    .option('--accept-host-key <fingerprint>', 'SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server\'s admin')
-    .option('--create-repo', 'create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL\'s owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token\'s access, register the deploy key there and push the initial layout to the new branch (asked at a terminal unless --yes)')
+    .option(
+      '--accept-host-key <fingerprint>',
+      "SSH auth: trust the scanned Git server host key with this fingerprint (SHA256:…, as ssh-keygen -l shows it), after checking it with the server's admin",
+    )
+    .option(
+      '--create-repo',
+      "create the GitHub repository of --git-url when it does not exist (personal or organisation, after the URL's owner; token from $GITHUB_TOKEN or git.github.tokenEnv), check the token's access, register the deploy key there and push the initial layout to the new branch (asked at a terminal unless --yes)",
+    )
     .option('--public', 'with --create-repo: a public repository (default: private)')
     .option('--yes', 'confirm --create-repo without asking (scripts)')
     .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
-    .option('--flux-version <version>', 'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)')
-    .option('--flux-manifests <dir>', 'a Flux release\'s manifests.tar.gz, unpacked: for other versions and air-gapped machines')
+    .option(
+      '--flux-version <version>',
+      'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)',
+    )
+    .option('--flux-manifests <dir>', "a Flux release's manifests.tar.gz, unpacked: for other versions and air-gapped machines")
     .option('--components <list>', 'Flux controllers to install (default: source-controller,kustomize-controller,helm-controller,notification-controller)')
     .option('--components-extra <list>', 'extra controllers: image-reflector-controller,image-automation-controller,source-watcher')
     .option('--registry <address>', 'container registry of the Flux images (default: ghcr.io/fluxcd)')
@@ -42,27 +63,77 @@ export function registerInit(program: Command): void {
     .option('--watch-all-namespaces <bool>', 'controllers watch all namespaces (default: true)', parseBool)
     .option('--network-policy <bool>', 'deny ingress to the controllers from other namespaces (default: true)', parseBool)
     .option('--toleration-keys <list>', 'taint keys the controllers tolerate')
-    .option('--cluster-domain <domain>', 'the cluster\'s DNS domain (default: cluster.local)')
+    .option('--cluster-domain <domain>', "the cluster's DNS domain (default: cluster.local)")
     .option('--log-level <level>', 'controller log level: debug, info or error (default: info)')
-    .addOption(new Option('--sops-backend <backend>', 'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), HashiCorp Vault transit (a token in the sops-hcvault Secret), or a cloud key service kustomize-controller reaches with its own identity').choices(['age', 'pgp', 'vault', 'aws-kms', 'gcp-kms', 'azure-kv']).default('age'))
-    .option('--vault-transit-uri <uri>', 'vault: transit key URI for the .sops.yaml rule, https://VAULT:8200/v1/ENGINE/keys/NAME (repeatable; keys of one Vault)', collect)
-    .option('--vault-token-env <var>', 'vault: the environment variable whose token bootstrap puts in the sops-hcvault Secret (written to fluxstrap.yaml as sopsKey.vault.tokenEnv; the token is never written to a file)')
-    .option('--pgp-key-file <file>', 'pgp: armored OpenPGP private key without a passphrase (gpg --export-secret-keys --armor FPR): its fingerprint goes into the .sops.yaml rule, the file into fluxstrap.yaml as sopsKey.pgp.file, and bootstrap stores it in the sops-gpg Secret')
-    .option('--kms-arn <arn>', 'aws-kms: AWS KMS key ARN for the .sops.yaml rule, optionally +arn:aws:iam::ACCOUNT:role/NAME for sops to assume (repeatable)', collect)
-    .option('--aws-role-arn <arn>', 'aws-kms: IAM role for kustomize-controller through IRSA (annotation eks.amazonaws.com/role-arn); omit when the nodes\' role may use the key')
+    .addOption(
+      new Option(
+        '--sops-backend <backend>',
+        'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), HashiCorp Vault transit (a token in the sops-hcvault Secret), or a cloud key service kustomize-controller reaches with its own identity',
+      )
+        .choices(['age', 'pgp', 'vault', 'aws-kms', 'gcp-kms', 'azure-kv'])
+        .default('age'),
+    )
+    .option(
+      '--vault-transit-uri <uri>',
+      'vault: transit key URI for the .sops.yaml rule, https://VAULT:8200/v1/ENGINE/keys/NAME (repeatable; keys of one Vault)',
+      collect,
+    )
+    .option(
+      '--vault-token-env <var>',
+      'vault: the environment variable whose token bootstrap puts in the sops-hcvault Secret (written to fluxstrap.yaml as sopsKey.vault.tokenEnv; the token is never written to a file)',
+    )
+    .option(
+      '--pgp-key-file <file>',
+      'pgp: armored OpenPGP private key without a passphrase (gpg --export-secret-keys --armor FPR): its fingerprint goes into the .sops.yaml rule, the file into fluxstrap.yaml as sopsKey.pgp.file, and bootstrap stores it in the sops-gpg Secret',
+    )
+    .option(
+      '--kms-arn <arn>',
+      'aws-kms: AWS KMS key ARN for the .sops.yaml rule, optionally +arn:aws:iam::ACCOUNT:role/NAME for sops to assume (repeatable)',
+      collect,
+    )
+    .option(
+      '--aws-role-arn <arn>',
+      "aws-kms: IAM role for kustomize-controller through IRSA (annotation eks.amazonaws.com/role-arn); omit when the nodes' role may use the key",
+    )
     .option('--gcp-kms-key <id>', 'gcp-kms: projects/P/locations/L/keyRings/R/cryptoKeys/K for the .sops.yaml rule (repeatable)', collect)
-    .option('--gcp-service-account <email>', 'gcp-kms: Google service account for kustomize-controller through GKE Workload Identity (iam.gke.io/gcp-service-account)')
+    .option(
+      '--gcp-service-account <email>',
+      'gcp-kms: Google service account for kustomize-controller through GKE Workload Identity (iam.gke.io/gcp-service-account)',
+    )
     .option('--azure-kv-key <url>', 'azure-kv: https://VAULT.vault.azure.net/keys/NAME/VERSION for the .sops.yaml rule (repeatable)', collect)
-    .addOption(new Option('--azure-identity <how>', 'azure-kv: how kustomize-controller authenticates').choices(['workload-identity', 'aad-pod-identity', 'service-principal']))
-    .option('--azure-client-id <id>', 'azure-kv workload-identity: the managed identity\'s client id (azure.workload.identity/client-id)')
-    .option('--azure-tenant-id <id>', 'azure-kv workload-identity: its tenant id, when not the cluster\'s')
+    .addOption(
+      new Option('--azure-identity <how>', 'azure-kv: how kustomize-controller authenticates').choices([
+        'workload-identity',
+        'aad-pod-identity',
+        'service-principal',
+      ]),
+    )
+    .option('--azure-client-id <id>', "azure-kv workload-identity: the managed identity's client id (azure.workload.identity/client-id)")
+    .option('--azure-tenant-id <id>', "azure-kv workload-identity: its tenant id, when not the cluster's")
     .option('--aad-pod-identity-binding <name>', 'azure-kv aad-pod-identity: the AzureIdentityBinding selector (label aadpodidbinding, AZURE_AUTH_METHOD=msi)')
-    .option('--azure-credentials-file <file>', 'azure-kv service-principal: SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; bootstrap creates the Secret from it (default: from those environment variables)')
-    .option('--azure-credentials-secret <name>', 'azure-kv service-principal: Secret in flux-system holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, read through envFrom (default: sops-azure-credentials)')
-    .option('--object-level-identity <serviceAccount>', 'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate')
+    .option(
+      '--azure-credentials-file <file>',
+      'azure-kv service-principal: SOPS file in the repository holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; bootstrap creates the Secret from it (default: from those environment variables)',
+    )
+    .option(
+      '--azure-credentials-secret <name>',
+      'azure-kv service-principal: Secret in flux-system holding AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, read through envFrom (default: sops-azure-credentials)',
+    )
+    .option(
+      '--object-level-identity <serviceAccount>',
+      'Flux >= 2.6 object-level workload identity: the flux-system Kustomization decrypts as this ServiceAccount (written to flux-system/sops-identity.yaml with the identity), kustomize-controller gets the feature gate',
+    )
     .option('--force', 'replace a flux-system/gotk-components.yaml that differs from the generated one')
-    .addOption(new Option('--decryption <mode>', 'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)').choices(['kustomization', 'controller']))
-    .option('--child-decryption', 'write decryption {provider: sops} (plus secretRef in kustomization mode) into each Flux Kustomization the cluster applies that reaches SOPS files without it, in place (flux-system\'s own is the patch\'s)')
+    .addOption(
+      new Option(
+        '--decryption <mode>',
+        'where the key Secret is named: kustomization (decryption.secretRef of Kustomization flux-system) or controller (kustomize-controller --sops-age-secret, Flux >= 2.7; default: the mode the repository has, else kustomization)',
+      ).choices(['kustomization', 'controller']),
+    )
+    .option(
+      '--child-decryption',
+      "write decryption {provider: sops} (plus secretRef in kustomization mode) into each Flux Kustomization the cluster applies that reaches SOPS files without it, in place (flux-system's own is the patch's)",
+    )
     .option('--no-mac-only-encrypted', 'a new .sops.yaml rule without mac_only_encrypted: true (an existing rule keeps its choice)')
     .option('--check', 'change nothing: show what would change as a diff (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')

@@ -25,7 +25,10 @@ export function registerKeys(program: Command): void {
     .option('--type <type>', 'OpenPGP key type: rsa4096 (default, as in the Flux guide) or ed25519')
     .option('--name <name>', 'OpenPGP user ID name', 'fluxstrap')
     .option('--email <email>', 'OpenPGP user ID email')
-    .addHelpText('after', '\nExamples:\n  fluxstrap keys new\n  fluxstrap keys new --out ./age.agekey --append\n  fluxstrap keys new --pgp --out ~/.config/sops/pgp/prod.asc')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  fluxstrap keys new\n  fluxstrap keys new --out ./age.agekey --append\n  fluxstrap keys new --pgp --out ~/.config/sops/pgp/prod.asc',
+    )
     .action(async (opts: KeysNewOptions, cmd: Command) => {
       const { keysNew } = await import('../../flows/keys.ts');
       await keysNew(opts, commandIo(cmd));
@@ -36,7 +39,10 @@ export function registerKeys(program: Command): void {
     .argument('[file]', 'age key file or armored OpenPGP key (default: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and the sops default file, as sops reads them)')
     .description('print the public key(s): age recipients one per line, or an OpenPGP fingerprint (--armor: the armored public key)')
     .option('--armor', 'for an OpenPGP key file: print the armored public key instead of the fingerprint')
-    .addHelpText('after', '\nExamples:\n  fluxstrap keys pub\n  fluxstrap keys pub ./age.agekey\n  fluxstrap keys pub --armor prod.asc > clusters/prod/.sops.pub.asc')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  fluxstrap keys pub\n  fluxstrap keys pub ./age.agekey\n  fluxstrap keys pub --armor prod.asc > clusters/prod/.sops.pub.asc',
+    )
     .action(async (file: string | undefined, opts: KeysPubOptions, cmd: Command) => {
       const { keysPub } = await import('../../flows/keys.ts');
       await keysPub(file, opts, commandIo(cmd));
@@ -77,7 +83,10 @@ export function registerKeys(program: Command): void {
     .option('--out <file>', `key file to write (default: $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`)
     .option('--passphrase-file <file>', 'passphrase on the first line of this file (else $FLUXSTRAP_BACKUP_PASSPHRASE, else typed)')
     .option('--vault-password-file <file>', 'for an Ansible Vault backup: the vault password file')
-    .addHelpText('after', '\nExamples:\n  fluxstrap keys restore homelab-key.age\n  fluxstrap keys restore prod-key.age --out ./prod.agekey --passphrase-file ~/.prod-pass')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  fluxstrap keys restore homelab-key.age\n  fluxstrap keys restore prod-key.age --out ./prod.agekey --passphrase-file ~/.prod-pass',
+    )
     .action(async (file: string, opts: KeysRestoreOptions, cmd: Command) => {
       const { keysRestore } = await import('../../flows/keys-backup.ts');
       await keysRestore(file, opts, commandIo(cmd));
@@ -97,7 +106,10 @@ export function registerKeys(program: Command): void {
     )
     .requiredOption('--cluster <name>', 'cluster whose key is rotated (its folder: the fluxstrap config entry, else clusters/<name>)')
     .option('--repo <dir>', 'repository root (default: $FLUXSTRAP_REPO, else the nearest folder up holding fluxstrap.yaml)')
-    .option('--age-key-file <file>', `the cluster's age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`)
+    .option(
+      '--age-key-file <file>',
+      `the cluster's age key file ($FLUXSTRAP_AGE_KEY_FILE; default from fluxstrap.yaml, then $SOPS_AGE_KEY_FILE, else ${DEFAULT_AGE_KEY_FILE})`,
+    )
     .addOption(new Option('--key-file <file>', 'old name of --age-key-file').hideHelp())
     .option('--finish', 'phase 2: remove the old recipient and rotate the data key of every file')
     .option('--drop-old-identity', 'with --finish: remove the old identity from the key file, refused while a file is still encrypted to it')

@@ -15,8 +15,8 @@ export function registerUpgrade(program: Command): void {
       ),
   )
     .requiredOption('--flux-version <version>', 'the Flux version to upgrade to, e.g. v2.9.5')
-    .option('--flux-manifests <dir>', 'a Flux release\'s manifests.tar.gz, unpacked: for air-gapped machines')
-    .option('--migrate-storage', 're-write objects stored at versions the new CRDs no longer serve, then trim the CRDs\' storedVersions (resumable)')
+    .option('--flux-manifests <dir>', "a Flux release's manifests.tar.gz, unpacked: for air-gapped machines")
+    .option('--migrate-storage', "re-write objects stored at versions the new CRDs no longer serve, then trim the CRDs' storedVersions (resumable)")
     .option('--force', 'replace a gotk-components.yaml that was edited by hand')
     .option('--check', 'change nothing: report what would change (exit 3 if anything would)')
     .option('--diff', 'show before/after of each change')

@@ -71,7 +71,10 @@ void describe('writeAtomic through symlinks', () => {
     assert.ok(lstatSync(join(sub, 'link.yaml')).isSymbolicLink());
     symlinkSync('b', join(sub, 'a'));
     symlinkSync('a', join(sub, 'b'));
-    await assert.rejects(writeAtomic(join(sub, 'a'), 'x'), (e: unknown) => e instanceof FluxstrapError && e.location?.file === join(sub, 'a') && e.message === 'cannot write file: ELOOP');
+    await assert.rejects(
+      writeAtomic(join(sub, 'a'), 'x'),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === join(sub, 'a') && e.message === 'cannot write file: ELOOP',
+    );
   });
 
   void it('with `within`, follows links that stay inside the folder and refuses those that lead out, touching nothing', async () => {
@@ -87,7 +90,11 @@ void describe('writeAtomic through symlinks', () => {
     assert.equal(readFileSync(join(repo, 'real.yaml'), 'utf8'), 'new\n');
     // A link to the file, a folder link above the file (existing, and new).
     for (const out of [join(repo, '.gitignore'), join(repo, 'clusters', 'out', 'bashrc'), join(repo, 'clusters', 'out', 'x.yaml')]) {
-      await assert.rejects(writeAtomic(out, 'evil\n', { within: repo }), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION' && e.location?.file === out, out);
+      await assert.rejects(
+        writeAtomic(out, 'evil\n', { within: repo }),
+        (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION' && e.location?.file === out,
+        out,
+      );
     }
     assert.equal(readFileSync(join(sub, 'bashrc'), 'utf8'), 'mine\n');
     assert.deepEqual(readdirSync(sub).sort(), ['bashrc', 'repo']);
@@ -97,7 +104,10 @@ void describe('writeAtomic through symlinks', () => {
     const sub = mkdtempSync(join(dir, 'key-link-'));
     writeFileSync(join(sub, 'key.txt'), 'precious');
     symlinkSync('key.txt', join(sub, 'link.txt'));
-    await assert.rejects(writeAtomic(join(sub, 'link.txt'), 'other', { exclusive: true }), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION');
+    await assert.rejects(
+      writeAtomic(join(sub, 'link.txt'), 'other', { exclusive: true }),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION',
+    );
     assert.equal(readFileSync(join(sub, 'key.txt'), 'utf8'), 'precious');
   });
 });
@@ -141,7 +151,11 @@ void describe('writeAllAtomic', () => {
           await rename(from, to);
         },
       };
-      await assert.rejects(writeAllAtomic(writes, failing), (e: unknown) => e instanceof FluxstrapError && e.message === 'cannot write file: no space left on device' && e.location?.file === writes[failAt - 1]?.file);
+      await assert.rejects(
+        writeAllAtomic(writes, failing),
+        (e: unknown) =>
+          e instanceof FluxstrapError && e.message === 'cannot write file: no space left on device' && e.location?.file === writes[failAt - 1]?.file,
+      );
       assert.equal(calls, failAt, 'nothing is published after the failure');
       assert.deepEqual(await snapshot(sub), before);
     });
@@ -165,7 +179,10 @@ void describe('writeAllAtomic', () => {
     const { sub, writes, before } = await batchFixture();
     // A folder where the third file should be: refused at staging even for root, who ignores modes.
     mkdirSync(join(sub, 'd.yaml'));
-    await assert.rejects(writeAllAtomic([...writes.slice(0, 2), { file: join(sub, 'd.yaml'), content: 'd\n' }, ...writes.slice(2)]), (e: unknown) => e instanceof FluxstrapError && e.location?.file === join(sub, 'd.yaml') && e.message === 'cannot write file: is a directory');
+    await assert.rejects(
+      writeAllAtomic([...writes.slice(0, 2), { file: join(sub, 'd.yaml'), content: 'd\n' }, ...writes.slice(2)]),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === join(sub, 'd.yaml') && e.message === 'cannot write file: is a directory',
+    );
     assert.deepEqual(await snapshot(sub), before);
   });
 

@@ -20,19 +20,25 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 let n = 0;
 /** A kubeconfig with one context `c` of cluster `k` and user `u`, with these fields merged in. */
-function kubeconfig(opts: { cluster?: Record<string, unknown>; user?: Record<string, unknown>; context?: Record<string, unknown>; top?: Record<string, unknown> } = {}, sub = ''): string {
+function kubeconfig(
+  opts: { cluster?: Record<string, unknown>; user?: Record<string, unknown>; context?: Record<string, unknown>; top?: Record<string, unknown> } = {},
+  sub = '',
+): string {
   const folder = join(dir, `cfg${n++}`, sub);
   mkdirSync(folder, { recursive: true });
   const file = join(folder, 'config');
-  writeFileSync(file, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    'current-context': 'c',
-    clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:6443', ...opts.cluster } }],
-    users: [{ name: 'u', user: { token: 't0k3n', ...opts.user } }],
-    contexts: [{ name: 'c', context: { cluster: 'k', user: 'u', ...opts.context } }],
-    ...opts.top,
-  }));
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'c',
+      clusters: [{ name: 'k', cluster: { server: 'https://127.0.0.1:6443', ...opts.cluster } }],
+      users: [{ name: 'u', user: { token: 't0k3n', ...opts.user } }],
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u', ...opts.context } }],
+      ...opts.top,
+    }),
+  );
   return file;
 }
 
@@ -40,19 +46,24 @@ const load = (file: string, context?: string): KubeContext => loadKubeContext({ 
 
 /** The kubeconfig is refused: E_CONFIG, one line, naming the file and the field. */
 function refused(file: string, field: string, message: RegExp): void {
-  assert.throws(() => load(file), (e: unknown) => {
-    assert.ok(e instanceof FluxstrapError, String(e));
-    assert.equal(e.code, 'E_CONFIG');
-    assert.deepEqual(e.location, { file, field });
-    assert.match(e.message, message);
-    assert.doesNotMatch(e.message, /\n/);
-    return true;
-  });
+  assert.throws(
+    () => load(file),
+    (e: unknown) => {
+      assert.ok(e instanceof FluxstrapError, String(e));
+      assert.equal(e.code, 'E_CONFIG');
+      assert.deepEqual(e.location, { file, field });
+      assert.match(e.message, message);
+      assert.doesNotMatch(e.message, /\n/);
+      return true;
+    },
+  );
 }
 
 void describe('kubeconfig: impersonation', () => {
   void it('as, as-uid, as-groups and as-user-extra become the Impersonate-* headers kubectl sends', () => {
-    const file = kubeconfig({ user: { as: 'jane', 'as-uid': '42', 'as-groups': ['dev', 'ops'], 'as-user-extra': { scopes: ['view', 'edit'], 'acme.com/project': ['p1'] } } });
+    const file = kubeconfig({
+      user: { as: 'jane', 'as-uid': '42', 'as-groups': ['dev', 'ops'], 'as-user-extra': { scopes: ['view', 'edit'], 'acme.com/project': ['p1'] } },
+    });
     assert.deepEqual(load(file).impersonation, [
       ['Impersonate-User', 'jane'],
       ['Impersonate-Uid', '42'],
@@ -95,15 +106,27 @@ void describe('kubeconfig: every field', () => {
     const file = kubeconfig({ cluster: { 'certificate-authority': 'ca.pem' } });
     writeFileSync(join(file, '..', 'ca.pem'), PEM);
     assert.equal(load(file).tls.ca?.toString(), PEM);
-    refused(kubeconfig({ cluster: { 'certificate-authority': 'missing.pem' } }), 'clusters[k].cluster.certificate-authority', /cannot read certificate-authority .*missing\.pem: ENOENT/);
-    refused(kubeconfig({ cluster: { 'certificate-authority': 'ca.pem', 'certificate-authority-data': b64(PEM) } }), 'clusters[k].cluster.certificate-authority-data', /both set/);
+    refused(
+      kubeconfig({ cluster: { 'certificate-authority': 'missing.pem' } }),
+      'clusters[k].cluster.certificate-authority',
+      /cannot read certificate-authority .*missing\.pem: ENOENT/,
+    );
+    refused(
+      kubeconfig({ cluster: { 'certificate-authority': 'ca.pem', 'certificate-authority-data': b64(PEM) } }),
+      'clusters[k].cluster.certificate-authority-data',
+      /both set/,
+    );
     refused(kubeconfig({ cluster: { 'certificate-authority-data': 'not base64!' } }), 'clusters[k].cluster.certificate-authority-data', /not base64/);
   });
 
   void it('insecure-skip-tls-verify: honoured, refused with a CA (as client-go), must be a boolean', () => {
     assert.equal(load(kubeconfig({ cluster: { 'insecure-skip-tls-verify': true } })).tls.insecure, true);
     assert.equal(load(kubeconfig()).tls.insecure, false);
-    refused(kubeconfig({ cluster: { 'insecure-skip-tls-verify': true, 'certificate-authority-data': b64(PEM) } }), 'clusters[k].cluster.insecure-skip-tls-verify', /refuses both/);
+    refused(
+      kubeconfig({ cluster: { 'insecure-skip-tls-verify': true, 'certificate-authority-data': b64(PEM) } }),
+      'clusters[k].cluster.insecure-skip-tls-verify',
+      /refuses both/,
+    );
     refused(kubeconfig({ cluster: { 'insecure-skip-tls-verify': 'yes' } }), 'clusters[k].cluster.insecure-skip-tls-verify', /true or false/);
   });
 
@@ -115,7 +138,10 @@ void describe('kubeconfig: every field', () => {
   });
 
   void it('proxy-url goes to @kubernetes/client-node; a scheme kubectl does not know is refused', () => {
-    assert.deepEqual(load(kubeconfig({ cluster: { 'proxy-url': 'socks5://127.0.0.1:1080' } })).delegate, { reason: 'proxy-url', proxyUrl: 'socks5://127.0.0.1:1080' });
+    assert.deepEqual(load(kubeconfig({ cluster: { 'proxy-url': 'socks5://127.0.0.1:1080' } })).delegate, {
+      reason: 'proxy-url',
+      proxyUrl: 'socks5://127.0.0.1:1080',
+    });
     refused(kubeconfig({ cluster: { 'proxy-url': 'ftp://p' } }), 'clusters[k].cluster.proxy-url', /not an http, https or socks5 URL/);
   });
 
@@ -128,7 +154,11 @@ void describe('kubeconfig: every field', () => {
     assert.equal(load(file).tls.key?.toString(), 'KEY');
     refused(kubeconfig({ user: { 'client-certificate-data': b64(PEM) } }), 'users[u].user.client-certificate', /without client-key/);
     refused(kubeconfig({ user: { 'client-key-data': b64('KEY') } }), 'users[u].user.client-key', /without client-certificate/);
-    refused(kubeconfig({ user: { 'client-key-data': b64('K'), 'client-key': 'k.pem', 'client-certificate-data': b64(PEM) } }), 'users[u].user.client-key-data', /both set/);
+    refused(
+      kubeconfig({ user: { 'client-key-data': b64('K'), 'client-key': 'k.pem', 'client-certificate-data': b64(PEM) } }),
+      'users[u].user.client-key-data',
+      /both set/,
+    );
   });
 
   void it('token, tokenFile (it wins; the token stands in while it cannot be read), username/password; never a token with a password', () => {
@@ -144,16 +174,35 @@ void describe('kubeconfig: every field', () => {
   });
 
   void it('exec goes to @kubernetes/client-node with its command (relative to the kubeconfig when it is a path), args and env', () => {
-    const file = kubeconfig({ user: { token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './bin/login', args: ['--x'], env: [{ name: 'A', value: 'b' }], interactiveMode: 'Never', installHint: 'install login' } } });
+    const file = kubeconfig({
+      user: {
+        token: '',
+        exec: {
+          apiVersion: 'client.authentication.k8s.io/v1',
+          command: './bin/login',
+          args: ['--x'],
+          env: [{ name: 'A', value: 'b' }],
+          interactiveMode: 'Never',
+          installHint: 'install login',
+        },
+      },
+    });
     assert.deepEqual(load(file).delegate, {
       reason: `exec plugin ${join(file, '..', 'bin', 'login')}`,
-      exec: { command: join(file, '..', 'bin', 'login'), args: ['--x'], env: [{ name: 'A', value: 'b' }], apiVersion: 'client.authentication.k8s.io/v1', installHint: 'install login' },
+      exec: {
+        command: join(file, '..', 'bin', 'login'),
+        args: ['--x'],
+        env: [{ name: 'A', value: 'b' }],
+        apiVersion: 'client.authentication.k8s.io/v1',
+        installHint: 'install login',
+      },
     });
     assert.equal(load(kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'aws' } } })).delegate?.exec?.command, 'aws');
   });
 
   void it('exec: what kubectl refuses, and what fluxstrap cannot do through the client, is refused', () => {
-    const exec = (e: Record<string, unknown>) => kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'x', interactiveMode: 'Never', ...e } } });
+    const exec = (e: Record<string, unknown>) =>
+      kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'x', interactiveMode: 'Never', ...e } } });
     refused(exec({ command: '' }), 'users[u].user.exec.command', /needs a command/);
     refused(exec({ apiVersion: '' }), 'users[u].user.exec.apiVersion', /needs an apiVersion/);
     refused(exec({ apiVersion: 'client.authentication.k8s.io/v1alpha1' }), 'users[u].user.exec.apiVersion', /is not client.authentication.k8s.io\/v1 or/);
@@ -162,12 +211,17 @@ void describe('kubeconfig: every field', () => {
     refused(exec({ interactiveMode: 'Sometimes' }), 'users[u].user.exec.interactiveMode', /not Never, IfAvailable or Always/);
     refused(exec({ interactiveMode: 'Always' }), 'users[u].user.exec.interactiveMode', /without a terminal/);
     refused(exec({ provideClusterInfo: true }), 'users[u].user.exec.provideClusterInfo', /cannot pass the cluster/);
-    refused(kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'x' }, 'auth-provider': { name: 'oidc' } } }), 'users[u].user.exec', /both set/);
+    refused(
+      kubeconfig({ user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'x' }, 'auth-provider': { name: 'oidc' } } }),
+      'users[u].user.exec',
+      /both set/,
+    );
   });
 
   void it('auth-provider goes to @kubernetes/client-node with its config', () => {
     assert.deepEqual(load(kubeconfig({ user: { 'auth-provider': { name: 'oidc', config: { 'idp-issuer-url': 'https://i' } } } })).delegate, {
-      reason: 'auth provider oidc', authProvider: { name: 'oidc', config: { 'idp-issuer-url': 'https://i' } },
+      reason: 'auth provider oidc',
+      authProvider: { name: 'oidc', config: { 'idp-issuer-url': 'https://i' } },
     });
   });
 
@@ -181,12 +235,22 @@ void describe('kubeconfig: every field', () => {
     refused(kubeconfig({ context: { user: 'nobody' } }), 'contexts[c].context.user', /user "nobody" .* is not in the kubeconfig/);
     refused(kubeconfig({ context: { user: '' } }), 'contexts[c].context.user', /names no user/);
     refused(kubeconfig({ context: { cluster: 'nowhere' } }), 'contexts[c].context.cluster', /cluster "nowhere"/);
-    assert.throws(() => load(kubeconfig(), 'other'), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND' && /known contexts: c/.test(e.hint ?? ''));
+    assert.throws(
+      () => load(kubeconfig(), 'other'),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND' && /known contexts: c/.test(e.hint ?? ''),
+    );
   });
 
   void it('extensions and preferences are ignored, as kubectl ignores them', () => {
     const ext = [{ name: 'x', extension: { a: 1 } }];
-    const kc = load(kubeconfig({ cluster: { extensions: ext }, user: { extensions: ext }, context: { extensions: ext }, top: { extensions: ext, preferences: { colors: true } } }));
+    const kc = load(
+      kubeconfig({
+        cluster: { extensions: ext },
+        user: { extensions: ext },
+        context: { extensions: ext },
+        top: { extensions: ext, preferences: { colors: true } },
+      }),
+    );
     assert.equal(kc.delegate, undefined);
   });
 
@@ -194,7 +258,11 @@ void describe('kubeconfig: every field', () => {
     const bad = (text: string, field: string | undefined, message: RegExp) => {
       const file = join(dir, `bad-${n++}`);
       writeFileSync(file, text);
-      assert.throws(() => load(file), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === file && e.location.field === field && message.test(e.message));
+      assert.throws(
+        () => load(file),
+        (e: unknown) =>
+          e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === file && e.location.field === field && message.test(e.message),
+      );
     };
     bad('- a\n', undefined, /a kubeconfig is a map/);
     bad('users: {a: 1}\n', 'users', /users must be a list/);
@@ -204,7 +272,10 @@ void describe('kubeconfig: every field', () => {
 
   void it('keys named __proto__ or constructor are names like any other', () => {
     const file = join(dir, 'proto-config');
-    writeFileSync(file, 'current-context: __proto__\nclusters: [{name: constructor, cluster: {server: "https://h"}}]\nusers: [{name: toString, user: {token: x}}]\ncontexts: [{name: __proto__, context: {cluster: constructor, user: toString}}]\n');
+    writeFileSync(
+      file,
+      'current-context: __proto__\nclusters: [{name: constructor, cluster: {server: "https://h"}}]\nusers: [{name: toString, user: {token: x}}]\ncontexts: [{name: __proto__, context: {cluster: constructor, user: toString}}]\n',
+    );
     assert.equal(load(file).server, 'https://h');
     refused(kubeconfig({ context: { user: 'hasOwnProperty' } }), 'contexts[c].context.user', /not in the kubeconfig/);
   });
@@ -215,18 +286,30 @@ void describe('KUBECONFIG lists, merged as kubectl merges them', () => {
     const first = kubeconfig({ user: { token: 'first' }, cluster: { 'certificate-authority': 'ca.pem' } }, 'one');
     writeFileSync(join(first, '..', 'ca.pem'), PEM);
     const second = join(dir, 'second-config');
-    writeFileSync(second, stringify({
-      'current-context': 'other',
-      clusters: [{ name: 'k', cluster: { server: 'https://second' } }, { name: 'k2', cluster: { server: 'https://k2' } }],
-      users: [{ name: 'u', user: { token: 'second' } }],
-      contexts: [{ name: 'c', context: { cluster: 'k2', user: 'u' } }, { name: 'other', context: { cluster: 'k2', user: 'u' } }],
-    }));
+    writeFileSync(
+      second,
+      stringify({
+        'current-context': 'other',
+        clusters: [
+          { name: 'k', cluster: { server: 'https://second' } },
+          { name: 'k2', cluster: { server: 'https://k2' } },
+        ],
+        users: [{ name: 'u', user: { token: 'second' } }],
+        contexts: [
+          { name: 'c', context: { cluster: 'k2', user: 'u' } },
+          { name: 'other', context: { cluster: 'k2', user: 'u' } },
+        ],
+      }),
+    );
     const env = { KUBECONFIG: [join(dir, 'missing'), first, second].join(':') };
     const kc = loadKubeContext({}, env);
     assert.deepEqual([kc.context, kc.server, kc.authorization(), kc.tls.ca?.toString(), kc.file], ['c', 'https://127.0.0.1:6443', 'Bearer first', PEM, first]);
     assert.equal(loadKubeContext({ context: 'other' }, env).server, 'https://k2');
     assert.throws(() => loadKubeContext({}, { KUBECONFIG: join(dir, 'missing') }), /no current context/);
-    assert.throws(() => loadKubeContext({ kubeconfig: join(dir, 'missing') }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && /no such file/.test(e.message));
+    assert.throws(
+      () => loadKubeContext({ kubeconfig: join(dir, 'missing') }, {}),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && /no such file/.test(e.message),
+    );
   });
 });
 
@@ -270,7 +353,12 @@ void describe('the headers reach the API server', () => {
     chmodSync(plugin, 0o755);
     try {
       // The client refuses plain HTTP unless TLS checks are off (a real API server is HTTPS).
-      const kube = await connectKube({ kubeconfig: kubeconfig({ cluster: { server: api.url, 'insecure-skip-tls-verify': true, 'disable-compression': true }, user: { ...user, token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } }) });
+      const kube = await connectKube({
+        kubeconfig: kubeconfig({
+          cluster: { server: api.url, 'insecure-skip-tls-verify': true, 'disable-compression': true },
+          user: { ...user, token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } },
+        }),
+      });
       await kube.serverVersion();
       const [h] = api.seen;
       assert.equal(h?.authorization, 'Bearer from-exec');
@@ -284,7 +372,18 @@ void describe('the headers reach the API server', () => {
   });
 
   void it('a failing exec plugin is one E_KUBE line with its installHint', async () => {
-    const kube = await connectKube({ kubeconfig: kubeconfig({ user: { token: '', exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: join(dir, 'no-such-plugin'), installHint: 'install it with apt' } } }) });
-    await assert.rejects(kube.serverVersion(), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_KUBE' && /exec plugin/.test(e.message) && e.hint === 'install it with apt' && !e.message.includes('\n'));
+    const kube = await connectKube({
+      kubeconfig: kubeconfig({
+        user: {
+          token: '',
+          exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: join(dir, 'no-such-plugin'), installHint: 'install it with apt' },
+        },
+      }),
+    });
+    await assert.rejects(
+      kube.serverVersion(),
+      (e: unknown) =>
+        e instanceof FluxstrapError && e.code === 'E_KUBE' && /exec plugin/.test(e.message) && e.hint === 'install it with apt' && !e.message.includes('\n'),
+    );
   });
 });

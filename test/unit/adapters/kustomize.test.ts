@@ -86,7 +86,9 @@ patches:
       kind: Deployment
       name: "kustomize-.*"
 `);
-    await writeFile(join(dir, 'decryption.yaml'), `apiVersion: kustomize.toolkit.fluxcd.io/v1
+    await writeFile(
+      join(dir, 'decryption.yaml'),
+      `apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
 metadata:
   name: flux-system
@@ -96,7 +98,8 @@ spec:
     provider: sops
     secretRef:
       name: sops-age
-`);
+`,
+    );
     await assertSameAsKubectl(dir);
   });
 
@@ -106,7 +109,10 @@ spec:
     await mkdir(dir);
     for (const f of ['gotk-components.yaml', 'gotk-sync.yaml']) await rename(join(parent, f), join(dir, f));
     await writeFile(join(dir, 'kustomization.yaml'), 'resources: [gotk-components.yaml, gotk-sync.yaml]\n');
-    await writeFile(join(parent, 'kustomization.yaml'), `resources: [flux-system]\npatches:\n  - patch: '[{"op": "remove", "path": "/spec/prune"}]'\n    target: {kind: Kustomization}\n`);
+    await writeFile(
+      join(parent, 'kustomization.yaml'),
+      `resources: [flux-system]\npatches:\n  - patch: '[{"op": "remove", "path": "/spec/prune"}]'\n    target: {kind: Kustomization}\n`,
+    );
     await assertSameAsKubectl(parent);
   });
 
@@ -142,7 +148,9 @@ patches:
   });
 
   void it('refuses a target-less patch whose object is missing, as kustomize does', async () => {
-    const dir = await fluxDir('resources: [gotk-sync.yaml]\npatches:\n  - patch: |\n      kind: Kustomization\n      apiVersion: kustomize.toolkit.fluxcd.io/v1\n      metadata: {name: flux-system}\n      spec: {prune: false}\n');
+    const dir = await fluxDir(
+      'resources: [gotk-sync.yaml]\npatches:\n  - patch: |\n      kind: Kustomization\n      apiVersion: kustomize.toolkit.fluxcd.io/v1\n      metadata: {name: flux-system}\n      spec: {prune: false}\n',
+    );
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /matches no resource/.test(e.message));
   });
 
@@ -170,21 +178,32 @@ patches:
 
   void it('a target RE2 refuses is an E_CONFIG error naming the patch', async () => {
     const dir = await fluxDir("resources: [gotk-sync.yaml]\npatches:\n  - patch: '[]'\n    target: {kind: '(?!Kustomization)'}\n");
-    await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0]' && /^target\.kind "\^\(\?:\(\?!Kustomization\)\)\$" is not a valid regular expression: invalid or unsupported Perl syntax/.test(e.message));
+    await assert.rejects(
+      kustomizeBuild(dir),
+      (e) =>
+        isFluxstrapError(e) &&
+        e.code === 'E_CONFIG' &&
+        e.location?.field === 'patches[0]' &&
+        /^target\.kind "\^\(\?:\(\?!Kustomization\)\)\$" is not a valid regular expression: invalid or unsupported Perl syntax/.test(e.message),
+    );
   });
 
   void it('names the file of a broken patch', async () => {
-    const dir = await fluxDir('resources: [gotk-components.yaml]\npatches:\n  - patch: \'[{"op": "replace", "path": "/spec/nope", "value": 1}]\'\n    target: {kind: Namespace}\n');
+    const dir = await fluxDir(
+      'resources: [gotk-components.yaml]\npatches:\n  - patch: \'[{"op": "replace", "path": "/spec/nope", "value": 1}]\'\n    target: {kind: Namespace}\n',
+    );
     await assert.rejects(kustomizeBuild(dir), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.field === 'patches[0].patch[0]');
   });
 });
 
 void describe('keys from the repository never reach Object.prototype', () => {
-  const polluted = () => ({} as Record<string, unknown>).polluted;
+  const polluted = () => (({}) as Record<string, unknown>).polluted;
 
   for (const path of ['/__proto__/polluted', '/constructor/prototype/polluted', '/spec/__proto__/polluted', '/constructor/polluted']) {
     void it(`refuses a JSON6902 patch at ${path}, naming the kustomization file`, async () => {
-      const dir = await fluxDir(`resources: [gotk-sync.yaml]\npatches:\n  - patch: '[{"op": "add", "path": "${path}", "value": "yes"}]'\n    target: {kind: Kustomization}\n`);
+      const dir = await fluxDir(
+        `resources: [gotk-sync.yaml]\npatches:\n  - patch: '[{"op": "add", "path": "${path}", "value": "yes"}]'\n    target: {kind: Kustomization}\n`,
+      );
       await assert.rejects(kustomizeBuild(dir), (e) => {
         assert.ok(isFluxstrapError(e), String(e));
         assert.equal(e.code, 'E_CONFIG');
@@ -208,7 +227,11 @@ void describe('keys from the repository never reach Object.prototype', () => {
       { op: 'copy', from: '/constructor/prototype', path: '/x' },
       { op: 'test', path: '/hasOwnProperty', value: null },
     ]) {
-      assert.throws(() => applyJson6902({ a: 1 }, [op] as never, where), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG', JSON.stringify(op));
+      assert.throws(
+        () => applyJson6902({ a: 1 }, [op] as never, where),
+        (e) => isFluxstrapError(e) && e.code === 'E_CONFIG',
+        JSON.stringify(op),
+      );
     }
     assert.equal(polluted(), undefined);
   });
@@ -291,7 +314,10 @@ void describe('parse cache', () => {
     const saved = process.env.XDG_CACHE_HOME;
     process.env.XDG_CACHE_HOME = cacheHome;
     try {
-      const big = Array.from({ length: 400 }, (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  k: "${'v'.repeat(80)}"\n`).join('');
+      const big = Array.from(
+        { length: 400 },
+        (_, i) => `---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  k: "${'v'.repeat(80)}"\n`,
+      ).join('');
       const first = await parseObjectsCached(big, 'big.yaml', process.env);
       const cached = readdirSync(join(cacheHome, 'fluxstrap', 'objects'));
       assert.equal(cached.length, 1);

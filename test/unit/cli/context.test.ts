@@ -38,7 +38,14 @@ void describe('a bug inside a task (E_INTERNAL)', () => {
     void it(`reaches no view with its stack; FLUXSTRAP_DEBUG ${debug ? 'prints it after the view' : 'unset prints nothing'}`, async () => {
       const { reporter, events } = sink();
       const err = text();
-      await runTasks({ title: 't', tasks: [{ name: 'b', kind: buggy, params: {} }], ctx: undefined, reporter: withStacks(reporter, debug, err.out), check: false, vars: {} });
+      await runTasks({
+        title: 't',
+        tasks: [{ name: 'b', kind: buggy, params: {} }],
+        ctx: undefined,
+        reporter: withStacks(reporter, debug, err.out),
+        check: false,
+        vars: {},
+      });
       const shown = JSON.stringify(events);
       assert.match(shown, /E_INTERNAL/);
       assert.match(shown, /bug in fluxstrap/);

@@ -40,46 +40,82 @@ const where = { repoDir: '/repo', cwd: '/work', configFile: '/repo/fluxstrap.yam
 const config = parseConfig(GOOD, 'fluxstrap.yaml');
 
 function rejectsConfig(text: string, line: number, message: RegExp, field?: string) {
-  assert.throws(() => parseConfig(text, 'fluxstrap.yaml'), (e: unknown) => {
-    assert.ok(e instanceof FluxstrapError, String(e));
-    assert.equal(e.code, 'E_CONFIG');
-    assert.match(e.message, message);
-    assert.equal(e.location?.line, line, `${e.message} at ${JSON.stringify(e.location)}`);
-    if (field !== undefined) assert.equal(e.location?.field, field);
-    return true;
-  });
+  assert.throws(
+    () => parseConfig(text, 'fluxstrap.yaml'),
+    (e: unknown) => {
+      assert.ok(e instanceof FluxstrapError, String(e));
+      assert.equal(e.code, 'E_CONFIG');
+      assert.match(e.message, message);
+      assert.equal(e.location?.line, line, `${e.message} at ${JSON.stringify(e.location)}`);
+      if (field !== undefined) assert.equal(e.location?.field, field);
+      return true;
+    },
+  );
 }
 
 void describe('fluxstrap.yaml', () => {
   void it('accepts a full config', () => {
     assert.equal(config.defaultCluster, 'staging');
-    assert.equal(config.clusters.staging?.git?.auth && 'https' in config.clusters.staging.git.auth ? config.clusters.staging.git.auth.https.username : '', 'git');
+    assert.equal(
+      config.clusters.staging?.git?.auth && 'https' in config.clusters.staging.git.auth ? config.clusters.staging.git.auth.https.username : '',
+      'git',
+    );
   });
 
   void it('git.auth.githubApp: IDs as the strings the Secret holds, the key file relative to the repository, GitHub Enterprise from baseUrl', () => {
-    const c = parseConfig('clusters:\n  a:\n    git:\n      url: https://github.com/me/fleet.git\n      auth:\n        githubApp: { appId: 1234, installationId: "55", privateKeyFile: keys/app.pem }\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      auth:\n        githubApp: { appId: "7", installationOwner: acme, privateKeyFile: /k.pem, baseUrl: https://ghe.example.com/api/v3/ }\n', 'fluxstrap.yaml');
+    const c = parseConfig(
+      'clusters:\n  a:\n    git:\n      url: https://github.com/me/fleet.git\n      auth:\n        githubApp: { appId: 1234, installationId: "55", privateKeyFile: keys/app.pem }\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      auth:\n        githubApp: { appId: "7", installationOwner: acme, privateKeyFile: /k.pem, baseUrl: https://ghe.example.com/api/v3/ }\n',
+      'fluxstrap.yaml',
+    );
     const a = resolveCluster(c, { cluster: 'a' }, {}, where).git;
     assert.deepEqual(a.auth, { type: 'github-app', appId: '1234', installationId: '55', privateKeyFile: '/repo/keys/app.pem' });
     const b = resolveCluster(c, { cluster: 'b' }, {}, where).git;
-    assert.deepEqual(b.auth, { type: 'github-app', appId: '7', installationOwner: 'acme', privateKeyFile: '/k.pem', baseUrl: 'https://ghe.example.com/api/v3' });
+    assert.deepEqual(b.auth, {
+      type: 'github-app',
+      appId: '7',
+      installationOwner: 'acme',
+      privateKeyFile: '/k.pem',
+      baseUrl: 'https://ghe.example.com/api/v3',
+    });
     assert.equal(b.provider, 'github', 'an App means GitHub, whatever the host');
     assert.equal(b.github?.apiUrl, 'https://ghe.example.com/api/v3');
-    rejectsConfig('clusters:\n  a:\n    git:\n      auth:\n        githubApp: { appId: 1, installationId: 2, installationOwner: me, privateKeyFile: k }\n', 5, /set one of installationId and installationOwner/);
-    rejectsConfig('clusters:\n  a:\n    git:\n      auth:\n        githubApp:\n          appId: abc\n          installationId: 2\n          privateKeyFile: k\n', 6, /must be a number|Invalid/);
+    rejectsConfig(
+      'clusters:\n  a:\n    git:\n      auth:\n        githubApp: { appId: 1, installationId: 2, installationOwner: me, privateKeyFile: k }\n',
+      5,
+      /set one of installationId and installationOwner/,
+    );
+    rejectsConfig(
+      'clusters:\n  a:\n    git:\n      auth:\n        githubApp:\n          appId: abc\n          installationId: 2\n          privateKeyFile: k\n',
+      6,
+      /must be a number|Invalid/,
+    );
   });
 
   void it('names the line and field of each mistake', () => {
     rejectsConfig('clusters:\n  prod:\n    gti: {}\n', 3, /unknown key "gti"/, 'clusters.prod.gti');
     rejectsConfig('clusters:\n  prod:\n    git:\n      auth:\n        token: x\n', 5, /expected exactly one of: https, ssh/);
-    rejectsConfig('clusters:\n  prod:\n    git:\n      auth:\n        https:\n          passwordEnv: my-token\n', 6, /environment variable name/, 'clusters.prod.git.auth.https.passwordEnv');
+    rejectsConfig(
+      'clusters:\n  prod:\n    git:\n      auth:\n        https:\n          passwordEnv: my-token\n',
+      6,
+      /environment variable name/,
+      'clusters.prod.git.auth.https.passwordEnv',
+    );
     rejectsConfig('clusters:\n  prod:\n    git:\n      url: git@github.com:me/x.git\n', 4, /ssh:\/\/ URL/);
     rejectsConfig('defaultCluster: dev\nclusters:\n  prod: {}\n', 1, /not one of the clusters/);
     rejectsConfig('clusters:\n  Prod: {}\n', 2, /lowercase/);
     rejectsConfig('clusters:\n  prod:\n    ageKey: {file: a, env: B}\n', 3, /unknown key|exactly one/);
     rejectsConfig('clusters: [\n', 2, /invalid YAML/);
-    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n', 6,
-      /^unknown key "password" \(expected "passwordFile"\)$/, 'clusters.prod.ageKey.ansibleVault.password');
-    rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n', 6, /^an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities/);
+    rejectsConfig(
+      'clusters:\n  prod:\n    ageKey:\n      ansibleVault:\n        file: v.yml\n        password: pw\n',
+      6,
+      /^unknown key "password" \(expected "passwordFile"\)$/,
+      'clusters.prod.ageKey.ansibleVault.password',
+    );
+    rejectsConfig(
+      'clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - ssh-ed25519 AAAA\n',
+      6,
+      /^an SSH recipient cannot be the cluster key: kustomize-controller imports only age identities/,
+    );
     rejectsConfig('clusters:\n  prod:\n    ageKey:\n      file: k.txt\n      publicKeys:\n        - age2xyz\n', 6, /must be an age recipient/);
   });
 
@@ -93,7 +129,10 @@ void describe('fluxstrap.yaml', () => {
 
   void it('sopsKey.pgp: a key file or a keyring fingerprint (spaces and case as gpg prints them), never with ageKey', () => {
     const fpr = '0123456789ABCDEF0123456789ABCDEF01234567';
-    const c = parseConfig(`clusters:\n  prod:\n    sopsKey: {pgp: {file: keys/prod.asc}}\n  lab:\n    sopsKey:\n      pgp: {fingerprint: "0123 4567 89ab cdef 0123  4567 89AB CDEF 0123 4567"}\n`, 'f');
+    const c = parseConfig(
+      `clusters:\n  prod:\n    sopsKey: {pgp: {file: keys/prod.asc}}\n  lab:\n    sopsKey:\n      pgp: {fingerprint: "0123 4567 89ab cdef 0123  4567 89AB CDEF 0123 4567"}\n`,
+      'f',
+    );
     assert.deepEqual(resolveCluster(c, { cluster: 'prod' }, {}, where).pgpKey, { type: 'file', file: '/repo/keys/prod.asc' });
     assert.deepEqual(resolveCluster(c, { cluster: 'lab' }, {}, where).pgpKey, { type: 'gpg', fingerprint: fpr });
     // An age key typed for this run is the key of the run.
@@ -101,14 +140,26 @@ void describe('fluxstrap.yaml', () => {
     assert.deepEqual([typed.pgpKey, typed.ageKey], [undefined, { type: 'file', file: '/work/k.txt' }]);
     assert.equal(resolveCluster(config, { cluster: 'prod' }, {}, where).pgpKey, undefined);
     rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      pgp: {fingerprint: ABCD}\n', 4, /40-hex-digit OpenPGP v4 fingerprint/);
-    rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      pgp: {file: p.asc, fingerprint: 0123456789ABCDEF0123456789ABCDEF01234567}\n', 4, /^expected exactly one of: file, fingerprint$/);
-    rejectsConfig('clusters:\n  prod:\n    ageKey: {file: k.txt}\n    sopsKey: {pgp: {file: p.asc}}\n', 4, /cluster "prod" names two keys, ageKey and sopsKey/, 'clusters.prod.sopsKey');
+    rejectsConfig(
+      'clusters:\n  prod:\n    sopsKey:\n      pgp: {file: p.asc, fingerprint: 0123456789ABCDEF0123456789ABCDEF01234567}\n',
+      4,
+      /^expected exactly one of: file, fingerprint$/,
+    );
+    rejectsConfig(
+      'clusters:\n  prod:\n    ageKey: {file: k.txt}\n    sopsKey: {pgp: {file: p.asc}}\n',
+      4,
+      /cluster "prod" names two keys, ageKey and sopsKey/,
+      'clusters.prod.sopsKey',
+    );
   });
 });
 
 void describe('cluster resolution', () => {
   void it('GitHub: detected from a github.com URL, API URL from the flag, env or file, token variable from the file, the HTTPS auth, else GITHUB_TOKEN', () => {
-    const gh = parseConfig('clusters:\n  a:\n    git:\n      url: ssh://git@github.com/me/fleet.git\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      provider: github\n      github: { apiUrl: https://ghe.example.com/api/v3/, tokenEnv: GHE_TOKEN }\n  c:\n    git:\n      url: https://github.com/me/fleet.git\n      auth: { https: { passwordEnv: FLEET_TOKEN } }\n', 'fluxstrap.yaml');
+    const gh = parseConfig(
+      'clusters:\n  a:\n    git:\n      url: ssh://git@github.com/me/fleet.git\n  b:\n    git:\n      url: https://ghe.example.com/me/fleet.git\n      provider: github\n      github: { apiUrl: https://ghe.example.com/api/v3/, tokenEnv: GHE_TOKEN }\n  c:\n    git:\n      url: https://github.com/me/fleet.git\n      auth: { https: { passwordEnv: FLEET_TOKEN } }\n',
+      'fluxstrap.yaml',
+    );
     const a = resolveCluster(gh, { cluster: 'a' }, {}, where).git;
     assert.deepEqual([a.provider, a.github], ['github', { apiUrl: 'https://api.github.com', tokenEnv: 'GITHUB_TOKEN' }]);
     assert.deepEqual(resolveCluster(gh, { cluster: 'b' }, {}, where).git.github, { apiUrl: 'https://ghe.example.com/api/v3', tokenEnv: 'GHE_TOKEN' });
@@ -180,14 +231,27 @@ void describe('cluster resolution', () => {
     const envSsh = resolveCluster(undefined, { cluster: 'dev' }, { FLUXSTRAP_GIT_SSH_KEY: 'k', FLUXSTRAP_GIT_KNOWN_HOSTS: 'h' }, where);
     assert.deepEqual(envSsh.git.auth, { type: 'ssh', keyFile: '/work/k', knownHostsFile: '/work/h' });
     // --git-username alone renames the file's HTTPS user.
-    assert.deepEqual(resolveCluster(config, { cluster: 'staging', gitUsername: 'bot' }, {}, where).git.auth, { type: 'https', username: 'bot', passwordEnv: 'GIT_TOKEN' });
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging', gitUsername: 'bot' }, {}, where).git.auth, {
+      type: 'https',
+      username: 'bot',
+      passwordEnv: 'GIT_TOKEN',
+    });
   });
 
   void it('git.auth.sopsFile: beside https or ssh, or alone; resolved against the repository, dropped when flags name the auth; never in flux-system/', () => {
     const text = (auth: string) => `clusters:\n  prod:\n    git:\n      auth:\n${auth}`;
     const beside = parseConfig(text('        https: {passwordEnv: T}\n        sopsFile: bootstrap/prod/git.sops.yaml\n'), 'fluxstrap.yaml');
-    assert.deepEqual(resolveCluster(beside, { cluster: 'prod' }, {}, where).git.auth, { type: 'https', username: 'git', passwordEnv: 'T', sopsFile: '/repo/bootstrap/prod/git.sops.yaml' });
-    assert.deepEqual(resolveCluster(beside, { cluster: 'prod', gitTokenEnv: 'OTHER' }, {}, where).git.auth, { type: 'https', username: 'git', passwordEnv: 'OTHER' });
+    assert.deepEqual(resolveCluster(beside, { cluster: 'prod' }, {}, where).git.auth, {
+      type: 'https',
+      username: 'git',
+      passwordEnv: 'T',
+      sopsFile: '/repo/bootstrap/prod/git.sops.yaml',
+    });
+    assert.deepEqual(resolveCluster(beside, { cluster: 'prod', gitTokenEnv: 'OTHER' }, {}, where).git.auth, {
+      type: 'https',
+      username: 'git',
+      passwordEnv: 'OTHER',
+    });
     const alone = parseConfig(text('        sopsFile: bootstrap/prod/git.sops.yaml\n'), 'fluxstrap.yaml');
     assert.deepEqual(resolveCluster(alone, { cluster: 'prod' }, {}, where).git.auth, { type: 'none', sopsFile: '/repo/bootstrap/prod/git.sops.yaml' });
     assert.throws(() => parseConfig(text('        sopsFile: clusters/prod/flux-system/git.sops.yaml\n'), 'fluxstrap.yaml'), FluxstrapError);
@@ -195,25 +259,36 @@ void describe('cluster resolution', () => {
 
   void it('refuses Git auth flags that do not make one kind of auth, and a token given where its variable name belongs, without echoing it', () => {
     const usage = (flags: Parameters<typeof resolveCluster>[1], message: RegExp) =>
-      assert.throws(() => resolveCluster(undefined, { cluster: 'dev', ...flags }, {}, where), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && message.test(e.message) && e.hint !== undefined);
+      assert.throws(
+        () => resolveCluster(undefined, { cluster: 'dev', ...flags }, {}, where),
+        (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && message.test(e.message) && e.hint !== undefined,
+      );
     usage({ gitTokenEnv: 'T', gitSshKey: 'k', gitKnownHosts: 'h' }, /both given/);
     usage({ gitSshKey: 'k' }, /--git-ssh-key is given without --git-known-hosts/);
     usage({ gitKnownHosts: 'h' }, /--git-known-hosts is given without --git-ssh-key/);
     usage({ gitUsername: 'me' }, /--git-username is given without --git-token-env/);
     usage({ gitUsername: 'me', gitSshKey: 'k', gitKnownHosts: 'h' }, /applies to HTTPS/);
     for (const token of ['ghp_abcdefghijklmnop1234', 'glpat-abcdefghij', 'github_pat_11ABC', 'a token with spaces']) {
-      assert.throws(() => resolveCluster(undefined, { cluster: 'dev', gitTokenEnv: token }, {}, where), (e: unknown) =>
-        e instanceof FluxstrapError && /not the token/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes(token));
+      assert.throws(
+        () => resolveCluster(undefined, { cluster: 'dev', gitTokenEnv: token }, {}, where),
+        (e: unknown) => e instanceof FluxstrapError && /not the token/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes(token),
+      );
     }
     const inUrl = 'https://me:s3cr3t-token@git.example.com/x.git';
-    assert.throws(() => resolveCluster(undefined, { cluster: 'dev', gitUrl: inUrl }, {}, where), (e: unknown) =>
-      e instanceof FluxstrapError && /carries a password/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes('s3cr3t'));
+    assert.throws(
+      () => resolveCluster(undefined, { cluster: 'dev', gitUrl: inUrl }, {}, where),
+      (e: unknown) => e instanceof FluxstrapError && /carries a password/.test(e.message) && !`${e.message} ${e.hint ?? ''}`.includes('s3cr3t'),
+    );
     // A user name alone in the URL is no secret.
     assert.equal(resolveCluster(undefined, { cluster: 'dev', gitUrl: 'ssh://git@h/x.git' }, {}, where).git.url, 'ssh://git@h/x.git');
   });
 
   void it('takes the age key from a backup (flag or FLUXSTRAP_AGE_KEY_BACKUP), with its passphrase file, never together with a key file', () => {
-    assert.deepEqual(resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b.age', passphraseFile: 'p' }, {}, where).ageKey, { type: 'backup', file: '/work/b.age', passphraseFile: '/work/p' });
+    assert.deepEqual(resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b.age', passphraseFile: 'p' }, {}, where).ageKey, {
+      type: 'backup',
+      file: '/work/b.age',
+      passphraseFile: '/work/p',
+    });
     assert.deepEqual(resolveCluster(config, { cluster: 'staging' }, { FLUXSTRAP_AGE_KEY_BACKUP: '/b.age' }, where).ageKey, { type: 'backup', file: '/b.age' });
     assert.throws(() => resolveCluster(config, { cluster: 'staging', ageKeyBackup: 'b', ageKeyFile: 'k' }, {}, where), /both name the age key/);
     assert.throws(() => resolveCluster(config, { cluster: 'staging', passphraseFile: 'p' }, {}, where), /without --age-key-backup/);
@@ -223,18 +298,26 @@ void describe('cluster resolution', () => {
     const c = resolveCluster(undefined, { cluster: 'dev', gitUrl: 'https://x/y.git' }, {}, { repoDir: '/r', cwd: '/r' });
     assert.equal(c.git.url, 'https://x/y.git');
     assert.equal(c.configFile, undefined);
-    assert.throws(() => resolveCluster(undefined, {}, {}, where), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE');
+    assert.throws(
+      () => resolveCluster(undefined, {}, {}, where),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE',
+    );
     const two = parseConfig('clusters:\n  a: {}\n  b: {}\n', 'f');
     assert.throws(() => resolveCluster(two, {}, {}, where), /several clusters in fluxstrap.yaml \(a, b\)/);
-    assert.throws(() => resolveCluster(config, { cluster: 'nope' }, {}, where), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_USAGE' && /prod, staging/.test(e.hint ?? ''));
+    assert.throws(
+      () => resolveCluster(config, { cluster: 'nope' }, {}, where),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && /prod, staging/.test(e.hint ?? ''),
+    );
     assert.throws(() => resolveCluster(config, { cluster: 'prod', path: '../etc' }, {}, where), /inside the repository/);
   });
 
   void it('a cluster named constructor, toString or __proto__ is found only when fluxstrap.yaml has it', () => {
     for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
-      assert.throws(() => resolveCluster(config, { cluster: name }, {}, where), (e: unknown) =>
-        e instanceof FluxstrapError && e.code === 'E_USAGE' && e.message === `cluster "${name}" is not in /repo/fluxstrap.yaml`, name);
+      assert.throws(
+        () => resolveCluster(config, { cluster: name }, {}, where),
+        (e: unknown) => e instanceof FluxstrapError && e.code === 'E_USAGE' && e.message === `cluster "${name}" is not in /repo/fluxstrap.yaml`,
+        name,
+      );
     }
     const own = parseConfig('clusters:\n  constructor:\n    git: {branch: dev}\n  prod: {}\n', 'f');
     assert.equal(resolveCluster(own, { cluster: 'constructor' }, {}, where).git.branch, 'dev');
@@ -259,19 +342,47 @@ void describe('cluster resolution', () => {
 
 void describe('sopsKey.vault', () => {
   void it('resolves the address (trailing slash dropped) and the token variable; the token itself is never in the file', () => {
-    const c = resolveCluster(parseConfig('clusters:\n  prod:\n    sopsKey:\n      vault: {address: "https://vault.example.com:8200/", tokenEnv: FLUX_VAULT_TOKEN}\n', 'fluxstrap.yaml'), { cluster: 'prod' }, {}, where);
+    const c = resolveCluster(
+      parseConfig(
+        'clusters:\n  prod:\n    sopsKey:\n      vault: {address: "https://vault.example.com:8200/", tokenEnv: FLUX_VAULT_TOKEN}\n',
+        'fluxstrap.yaml',
+      ),
+      { cluster: 'prod' },
+      {},
+      where,
+    );
     assert.deepEqual(c.vault, { address: 'https://vault.example.com:8200', tokenEnv: 'FLUX_VAULT_TOKEN' });
     assert.equal(resolveCluster(config, { cluster: 'prod' }, {}, where).vault, undefined);
   });
 
   void it('refuses an address with a path and a token variable that is not a name, naming the field', () => {
-    rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault/v1/transit\n        tokenEnv: T\n', 5, /without a path/, 'clusters.prod.sopsKey.vault.address');
-    rejectsConfig('clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault\n        tokenEnv: hvs.abc-def\n', 6, /environment variable name/, 'clusters.prod.sopsKey.vault.tokenEnv');
+    rejectsConfig(
+      'clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault/v1/transit\n        tokenEnv: T\n',
+      5,
+      /without a path/,
+      'clusters.prod.sopsKey.vault.address',
+    );
+    rejectsConfig(
+      'clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault\n        tokenEnv: hvs.abc-def\n',
+      6,
+      /environment variable name/,
+      'clusters.prod.sopsKey.vault.tokenEnv',
+    );
   });
 
   void it('is one of the sopsKey choices: beside pgp or a cloud key service it is refused', () => {
     const vault = '      vault: {address: "https://vault:8200", tokenEnv: T}\n';
-    rejectsConfig(`clusters:\n  prod:\n    sopsKey:\n${vault}      pgp: {file: p.asc}\n`, 4, /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/, 'clusters.prod.sopsKey');
-    rejectsConfig(`clusters:\n  prod:\n    sopsKey:\n${vault}      awsKms: {arn: "arn:aws:kms:eu-west-1:111122223333:key/k"}\n`, 4, /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/, 'clusters.prod.sopsKey');
+    rejectsConfig(
+      `clusters:\n  prod:\n    sopsKey:\n${vault}      pgp: {file: p.asc}\n`,
+      4,
+      /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/,
+      'clusters.prod.sopsKey',
+    );
+    rejectsConfig(
+      `clusters:\n  prod:\n    sopsKey:\n${vault}      awsKms: {arn: "arn:aws:kms:eu-west-1:111122223333:key/k"}\n`,
+      4,
+      /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/,
+      'clusters.prod.sopsKey',
+    );
   });
 });

@@ -54,8 +54,14 @@ void describe('engine', () => {
     const tasks = [task(kind, { key: 'a', want: '1' }), task(kind, { key: 'b', want: '2' }), task(kind, { key: 'c', want: '3' })];
     world.set('c', '3');
     const first = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false });
-    assert.deepEqual(first.results.map((r) => r.outcome), ['changed', 'changed', 'ok']);
-    assert.deepEqual(first.results[1]?.changes.map((c) => c.action), ['update']);
+    assert.deepEqual(
+      first.results.map((r) => r.outcome),
+      ['changed', 'changed', 'ok'],
+    );
+    assert.deepEqual(
+      first.results[1]?.changes.map((c) => c.action),
+      ['update'],
+    );
     assert.equal(world.get('b'), '2');
     const second = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false });
     assert.deepEqual(second.recap, { ok: 3, changed: 0, wouldChange: 0, skipped: 0, failed: 0 });
@@ -115,14 +121,20 @@ void describe('engine', () => {
       task(valueKind(), { key: 'c', want: '3' }),
     ];
     const r = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false, vars: { enabled: false } });
-    assert.deepEqual(r.results.map((x) => x.outcome), ['failed', 'skipped', 'changed']);
+    assert.deepEqual(
+      r.results.map((x) => x.outcome),
+      ['failed', 'skipped', 'changed'],
+    );
     assert.ok(r.success);
   });
 
   void it('emits events in order and never puts change data into results', async () => {
     const rep = recorder();
     const r = await runTasks({ title: 't', tasks: [task(valueKind(), { key: 'a', want: 'secret-value' })], ctx: new Map(), reporter: rep, check: false });
-    assert.deepEqual(rep.events.map((e) => e.type), ['run-start', 'task-start', 'task-progress', 'task-end', 'run-end']);
+    assert.deepEqual(
+      rep.events.map((e) => e.type),
+      ['run-start', 'task-start', 'task-progress', 'task-end', 'run-end'],
+    );
     assert.equal(JSON.stringify(r.results).includes('"data"'), false);
   });
 
@@ -133,15 +145,24 @@ void describe('engine', () => {
     const world: World = new Map();
     const tasks = [task(telling, { key: 'a', want: '1' }, { checkMode: false }), task(telling, { key: 'b', want: '2' })];
     const r = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: true });
-    assert.deepEqual(r.results.map((x) => x.outcome), ['changed', 'would-change']);
+    assert.deepEqual(
+      r.results.map((x) => x.outcome),
+      ['changed', 'would-change'],
+    );
     assert.deepEqual(seen, [false, false, true], 'observe, re-observe after apply, then the check-mode task');
     assert.deepEqual([...world.keys()], ['a']);
-    const forced = await runTasks({ title: 't', tasks: [task(valueKind(), { key: 'c', want: '3' }, { checkMode: true })], ctx: world, reporter: recorder(), check: false });
+    const forced = await runTasks({
+      title: 't',
+      tasks: [task(valueKind(), { key: 'c', want: '3' }, { checkMode: true })],
+      ctx: world,
+      reporter: recorder(),
+      check: false,
+    });
     assert.equal(forced.results[0]?.outcome, 'would-change');
     assert.equal(world.has('c'), false);
   });
 
-  void it('runs a handler only when a task\'s outcome notified it', async () => {
+  void it("runs a handler only when a task's outcome notified it", async () => {
     const world: World = new Map([['same', 'x']]);
     const kind = valueKind();
     const tasks = [
@@ -151,9 +172,22 @@ void describe('engine', () => {
       task(kind, { key: 'not-notified', want: 'h' }, { handler: true }),
     ];
     const r = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false });
-    assert.deepEqual(r.results.map((x) => x.outcome), ['ok', 'changed', 'changed', 'skipped']);
-    const checked = await runTasks({ title: 't', tasks: [task(kind, { key: 'other', want: 'z' }, { notify: [1] }), task(kind, { key: 'h2', want: 'h' }, { handler: true })], ctx: world, reporter: recorder(), check: true });
-    assert.deepEqual(checked.results.map((x) => x.outcome), ['would-change', 'would-change'], 'under --check, would-change notifies');
+    assert.deepEqual(
+      r.results.map((x) => x.outcome),
+      ['ok', 'changed', 'changed', 'skipped'],
+    );
+    const checked = await runTasks({
+      title: 't',
+      tasks: [task(kind, { key: 'other', want: 'z' }, { notify: [1] }), task(kind, { key: 'h2', want: 'h' }, { handler: true })],
+      ctx: world,
+      reporter: recorder(),
+      check: true,
+    });
+    assert.deepEqual(
+      checked.results.map((x) => x.outcome),
+      ['would-change', 'would-change'],
+      'under --check, would-change notifies',
+    );
   });
 
   void it('planFirst: a task that cannot plan stops the run before its first change and before any event', async () => {

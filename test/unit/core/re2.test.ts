@@ -101,7 +101,8 @@ void describe('re2: what Go refuses', () => {
   });
 
   void it('accepts what Go accepts', () => {
-    for (const p of ['', 'a{1000}', '\\_\\-\\ \\/\\#', '[[:word:]]', '\\p{^Greek}', '(?i)(?s)(?m)(?U)a', '(?P<1a>x)', '\\012\\0']) assert.equal(re2Error(p), undefined, p);
+    for (const p of ['', 'a{1000}', '\\_\\-\\ \\/\\#', '[[:word:]]', '\\p{^Greek}', '(?i)(?s)(?m)(?U)a', '(?P<1a>x)', '\\012\\0'])
+      assert.equal(re2Error(p), undefined, p);
   });
 });
 
@@ -121,7 +122,10 @@ void describe('re2: linear time', () => {
 
 void describe('no pattern is built at run time with JavaScript RegExp', () => {
   void it('src/ never calls the RegExp constructor: patterns from files and flags go through re2', () => {
-    const files = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+      );
     const all = files(join(repoRoot, 'src'));
     assert.ok(all.length > 50);
     const offenders = all.filter((f) => /\bRegExp\s*\(/.test(readFileSync(f, 'utf8').replace(/^\s*(\/\/|\*).*$/gm, ''))).map((f) => relative(repoRoot, f));

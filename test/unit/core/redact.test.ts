@@ -30,7 +30,13 @@ void describe('describePrivateKey', () => {
   }
 
   void it('finds nothing in public keys and ordinary text', () => {
-    for (const text of ['age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p', '-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc', 'AGE-SECRET-KEY-', 'password: hunter2', '']) {
+    for (const text of [
+      'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
+      '-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc',
+      'AGE-SECRET-KEY-',
+      'password: hunter2',
+      '',
+    ]) {
       assert.equal(describePrivateKey(text), undefined, text);
     }
   });
@@ -38,7 +44,10 @@ void describe('describePrivateKey', () => {
 
 void describe('redactPrivateKeys', () => {
   void it('replaces every key, of every kind, and keeps the text around them', () => {
-    assert.equal(redactPrivateKeys(`a ${AGE} b ${PGP} c ${AGE}`), 'a <an age private key, not shown> b <an armored OpenPGP private key, not shown> c <an age private key, not shown>');
+    assert.equal(
+      redactPrivateKeys(`a ${AGE} b ${PGP} c ${AGE}`),
+      'a <an age private key, not shown> b <an armored OpenPGP private key, not shown> c <an age private key, not shown>',
+    );
     assert.equal(redactPrivateKeys(`x ${SSH}\ny`), 'x <an SSH private key, not shown>\ny');
   });
 

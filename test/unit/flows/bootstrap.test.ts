@@ -22,7 +22,10 @@ const fileKind: TaskKind<z.infer<typeof FileParams>, string | undefined, TaskCon
   kind: 'file',
   params: FileParams,
   observe: (p, ctx) => readFile(join(ctx.paths.repo, p.path), 'utf8').catch(() => undefined),
-  plan: (p, have): Change[] => (have === p.content ? [] : [{ action: have === undefined ? 'create' : 'update', target: `file ${p.path}`, summary: '', before: have ?? '', after: p.content }]),
+  plan: (p, have): Change[] =>
+    have === p.content
+      ? []
+      : [{ action: have === undefined ? 'create' : 'update', target: `file ${p.path}`, summary: '', before: have ?? '', after: p.content }],
   apply: async (_c, p, ctx) => {
     ctx.log(`writing ${p.path}`);
     await writeFile(join(ctx.paths.repo, p.path), p.content);
@@ -79,13 +82,16 @@ handlers:
 async function run(opts: Partial<PlaybookRunOptions> = {}, playbook = 'site.yaml'): Promise<{ code: number; rec: Recorder; out: string }> {
   const rec = new Recorder();
   let out = '';
-  const code = await runPlaybook({ playbook: join(repo, playbook), ...opts }, {
-    cwd: repo,
-    env: {},
-    registry,
-    reporter: () => Promise.resolve(rec),
-    out: new Writable({ write: (chunk: Buffer, _enc, done) => ((out += chunk.toString()), done()) }),
-  });
+  const code = await runPlaybook(
+    { playbook: join(repo, playbook), ...opts },
+    {
+      cwd: repo,
+      env: {},
+      registry,
+      reporter: () => Promise.resolve(rec),
+      out: new Writable({ write: (chunk: Buffer, _enc, done) => ((out += chunk.toString()), done()) }),
+    },
+  );
   return { code, rec, out };
 }
 
@@ -126,7 +132,10 @@ void describe('running a playbook (in process)', () => {
   void it('exits 1 when a task fails, and skips what follows', async () => {
     const failed = await run({}, 'failing.yaml');
     assert.equal(failed.code, 1);
-    assert.deepEqual(failed.rec.end.results.map((r) => r.outcome), ['failed', 'skipped']);
+    assert.deepEqual(
+      failed.rec.end.results.map((r) => r.outcome),
+      ['failed', 'skipped'],
+    );
     assert.equal(failed.rec.end.results[0]?.error?.code, 'E_PRECONDITION');
   });
 
@@ -142,34 +151,48 @@ void describe('running a playbook (in process)', () => {
   void it('runs a notified handler once after the tasks, only when the notifying task changed', async () => {
     const first = await run({}, 'handlers.yaml');
     assert.equal(first.code, 0);
-    assert.deepEqual(first.rec.end.results.map((r) => `${r.name}:${r.outcome}`), ['file:changed', 'file:changed', 'Marker:changed', 'Never notified:skipped']);
+    assert.deepEqual(
+      first.rec.end.results.map((r) => `${r.name}:${r.outcome}`),
+      ['file:changed', 'file:changed', 'Marker:changed', 'Never notified:skipped'],
+    );
     await rm(join(repo, 'marker.txt'));
     const second = await run({}, 'handlers.yaml');
-    assert.deepEqual(second.rec.end.results.map((r) => r.outcome), ['ok', 'ok', 'skipped', 'skipped']);
+    assert.deepEqual(
+      second.rec.end.results.map((r) => r.outcome),
+      ['ok', 'ok', 'skipped', 'skipped'],
+    );
     await assert.rejects(readFile(join(repo, 'marker.txt')), 'an unchanged task notifies nothing');
     const checked = await run({ check: true, extraVars: ['value=two'] }, 'handlers.yaml');
     assert.equal(checked.code, 3);
-    assert.deepEqual(checked.rec.end.results.map((r) => r.outcome), ['would-change', 'ok', 'would-change', 'skipped']);
+    assert.deepEqual(
+      checked.rec.end.results.map((r) => r.outcome),
+      ['would-change', 'ok', 'would-change', 'skipped'],
+    );
   });
 
   void it('refuses a notify that names no handler, at the notify line', async () => {
     await writeFile(join(repo, 'bad-notify.yaml'), 'name: x\ntasks:\n  - file: {path: a, content: b}\n    notify: Restart\n');
-    await assert.rejects(run({}, 'bad-notify.yaml'), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 4 && /no handler is named "Restart"/.test(e.message));
+    await assert.rejects(
+      run({}, 'bad-notify.yaml'),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 4 && /no handler is named "Restart"/.test(e.message),
+    );
   });
 
   void it('--list-tasks validates and lists, and runs nothing', async () => {
     const listed = await run({ listTasks: true }, 'handlers.yaml');
     assert.equal(listed.code, 0);
     assert.deepEqual(listed.rec.events, []);
-    assert.equal(listed.out, [
-      'handlers',
-      `  file  [file]  ${join(repo, 'handlers.yaml')}:3`,
-      `  file  [file]  ${join(repo, 'handlers.yaml')}:5`,
-      `  Marker  [file]  ${join(repo, 'handlers.yaml')}:7`,
-      `  Never notified  [file]  ${join(repo, 'handlers.yaml')}:9`,
-      '',
-    ].join('\n'));
+    assert.equal(
+      listed.out,
+      [
+        'handlers',
+        `  file  [file]  ${join(repo, 'handlers.yaml')}:3`,
+        `  file  [file]  ${join(repo, 'handlers.yaml')}:5`,
+        `  Marker  [file]  ${join(repo, 'handlers.yaml')}:7`,
+        `  Never notified  [file]  ${join(repo, 'handlers.yaml')}:9`,
+        '',
+      ].join('\n'),
+    );
   });
 
   void it('reads -e values as YAML scalars', () => {
@@ -191,9 +214,27 @@ void describe('the built-in bootstrap playbook', () => {
       builtins: { cluster: { name: 'prod' }, check_mode: false, rotate_secrets: false },
     });
     assert.equal(pb.name, 'Bootstrap Flux on prod');
-    assert.deepEqual(pb.tasks.map((t) => t.kind.kind), [
-      'preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'azure-credentials-secret', 'flux-components', 'wait-controllers', 'flux-sync', 'reconcile', 'verify-decryption',
-    ]);
+    assert.deepEqual(
+      pb.tasks.map((t) => t.kind.kind),
+      [
+        'preflight',
+        'github-repository',
+        'ssh-deploy-key',
+        'known-hosts',
+        'github-deploy-key',
+        'namespace',
+        'git-credentials',
+        'sops-age-secret',
+        'sops-gpg-secret',
+        'sops-hcvault-secret',
+        'azure-credentials-secret',
+        'flux-components',
+        'wait-controllers',
+        'flux-sync',
+        'reconcile',
+        'verify-decryption',
+      ],
+    );
   });
 
   void it('lets --tags pick steps, preflight always included', async () => {
@@ -202,6 +243,21 @@ void describe('the built-in bootstrap playbook', () => {
       builtins: { cluster: { name: 'prod' }, check_mode: false, rotate_secrets: false },
       tags: ['secrets'],
     });
-    assert.deepEqual(pb.tasks.map((t) => t.kind.kind), ['preflight', 'github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'namespace', 'git-credentials', 'sops-age-secret', 'sops-gpg-secret', 'sops-hcvault-secret', 'azure-credentials-secret']);
+    assert.deepEqual(
+      pb.tasks.map((t) => t.kind.kind),
+      [
+        'preflight',
+        'github-repository',
+        'ssh-deploy-key',
+        'known-hosts',
+        'github-deploy-key',
+        'namespace',
+        'git-credentials',
+        'sops-age-secret',
+        'sops-gpg-secret',
+        'sops-hcvault-secret',
+        'azure-credentials-secret',
+      ],
+    );
   });
 });

@@ -42,7 +42,11 @@ const registry: KindRegistry = { mark: () => Promise.resolve(markKind as never) 
 
 let repo: string;
 
-async function fleet(opts: Partial<FleetRunOptions>, view: 'plain' | 'json' = 'plain', env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+async function fleet(
+  opts: Partial<FleetRunOptions>,
+  view: 'plain' | 'json' = 'plain',
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const sink = (add: (s: string) => void) => new Writable({ write: (chunk: Buffer, _enc, done) => (add(chunk.toString()), done()) });
@@ -50,13 +54,16 @@ async function fleet(opts: Partial<FleetRunOptions>, view: 'plain' | 'json' = 'p
   const stderr = sink((s) => (err += s));
   // As the CLI does: the view adds to the command's envelope, printed once the command is over.
   const envelope = new JsonEnvelope('run');
-  const code = await runFleet({ playbook: join(repo, 'site.yaml'), ...opts }, {
-    cwd: repo,
-    env,
-    registry,
-    view: () => (view === 'json' ? new JsonFleetView((fields) => envelope.add(fields)) : new PrefixedView(stderr, { color: false, quiet: false })),
-    out: stdout,
-  });
+  const code = await runFleet(
+    { playbook: join(repo, 'site.yaml'), ...opts },
+    {
+      cwd: repo,
+      env,
+      registry,
+      view: () => (view === 'json' ? new JsonFleetView((fields) => envelope.add(fields)) : new PrefixedView(stderr, { color: false, quiet: false })),
+      out: stdout,
+    },
+  );
   if (view === 'json') out += jsonText(envelope.document(code));
   return { code, out, err };
 }
@@ -78,7 +85,13 @@ void describe('running a playbook on several clusters (in process)', () => {
       assert.match(first.err, new RegExp(`^\\[${name}\\] ● Mark \\[changed\\]`, 'm'));
       assert.match(first.err, new RegExp(`^  ${name}: ok=0 changed=1 would-change=0 skipped=0 failed=0`, 'm'));
     }
-    assert.ok(first.err.split('\n').filter((l) => l !== '' && !l.startsWith('recap of') && !l.startsWith('  ')).every((l) => /^\[(alpha|beta|gamma)\] /.test(l)), first.err);
+    assert.ok(
+      first.err
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('recap of') && !l.startsWith('  '))
+        .every((l) => /^\[(alpha|beta|gamma)\] /.test(l)),
+      first.err,
+    );
     const second = await fleet({ cluster: ['alpha,beta', 'gamma'] });
     assert.equal(second.code, 0);
     for (const name of ['alpha', 'beta', 'gamma']) assert.match(second.err, new RegExp(`^  ${name}: ok=1 changed=0 `, 'm'));
@@ -98,15 +111,21 @@ void describe('running a playbook on several clusters (in process)', () => {
     assert.equal(state.get('alpha'), 'two');
   });
 
-  void it('--json prints one document holding each cluster\'s single-cluster document', async () => {
+  void it("--json prints one document holding each cluster's single-cluster document", async () => {
     const run = await fleet({ allClusters: true, playbook: join(repo, 'refusing.yaml') }, 'json');
     assert.equal(run.code, 1);
-    const doc = JSON.parse(run.out) as { success: boolean; clusters: Record<string, { title: string; success: boolean; recap: { ok: number; failed: number }; tasks: { outcome: string }[] }> };
+    const doc = JSON.parse(run.out) as {
+      success: boolean;
+      clusters: Record<string, { title: string; success: boolean; recap: { ok: number; failed: number }; tasks: { outcome: string }[] }>;
+    };
     assert.equal(doc.success, false);
     assert.deepEqual(Object.keys(doc.clusters), ['alpha', 'beta', 'gamma']);
     assert.equal(doc.clusters.alpha?.title, 'Mark alpha');
     assert.equal(doc.clusters.alpha?.success, true);
-    assert.deepEqual(doc.clusters.beta?.tasks.map((t) => t.outcome), ['failed']);
+    assert.deepEqual(
+      doc.clusters.beta?.tasks.map((t) => t.outcome),
+      ['failed'],
+    );
     assert.equal(run.err, '');
   });
 
@@ -127,11 +146,17 @@ void describe('running a playbook on several clusters (in process)', () => {
     await assert.rejects(fleet({ allClusters: true, parallel: '0' }), { message: /--parallel 0/ });
   });
 
-  void it('--list-tasks lists each cluster\'s tasks, prefixed, and runs nothing', async () => {
+  void it("--list-tasks lists each cluster's tasks, prefixed, and runs nothing", async () => {
     state.clear();
     const run = await fleet({ cluster: ['alpha', 'gamma'], listTasks: true });
     assert.equal(run.code, 0);
-    assert.equal(run.out, '[alpha] Mark alpha\n[alpha]   Mark  [mark]  ' + `${join(repo, 'site.yaml')}:3\n` + '[gamma] Mark gamma\n[gamma]   Mark  [mark]  ' + `${join(repo, 'site.yaml')}:3\n`);
+    assert.equal(
+      run.out,
+      '[alpha] Mark alpha\n[alpha]   Mark  [mark]  ' +
+        `${join(repo, 'site.yaml')}:3\n` +
+        '[gamma] Mark gamma\n[gamma]   Mark  [mark]  ' +
+        `${join(repo, 'site.yaml')}:3\n`,
+    );
     assert.equal(state.size, 0);
   });
 

@@ -35,9 +35,21 @@ void describe('git-secret', () => {
     const { recipient } = await key();
     const other = await key();
     const text = await encryptGitSecret({ type: 'https', username: 'me', password: 'p4ss-word-123' }, [recipient], 'f.yaml');
-    await assert.rejects(decryptGitSecret(Buffer.from(text), 'f.yaml', other.ids), (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'f.yaml');
+    await assert.rejects(
+      decryptGitSecret(Buffer.from(text), 'f.yaml', other.ids),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'f.yaml',
+    );
 
-    const empty = await encryptDocument(Buffer.from('kind: Secret\nstringData:\n  identity: x\n'), 'yaml', 'g.yaml', { keyGroups: [[newStanza('age', other.recipient)]], shamirThreshold: 0, rules: {} }, { age: [], pgpFiles: [], gpg: false });
-    await assert.rejects(decryptGitSecret(Buffer.from(empty), 'g.yaml', other.ids), (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'g.yaml' && /identity without known_hosts/.test(e.message));
+    const empty = await encryptDocument(
+      Buffer.from('kind: Secret\nstringData:\n  identity: x\n'),
+      'yaml',
+      'g.yaml',
+      { keyGroups: [[newStanza('age', other.recipient)]], shamirThreshold: 0, rules: {} },
+      { age: [], pgpFiles: [], gpg: false },
+    );
+    await assert.rejects(
+      decryptGitSecret(Buffer.from(empty), 'g.yaml', other.ids),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'g.yaml' && /identity without known_hosts/.test(e.message),
+    );
   });
 });

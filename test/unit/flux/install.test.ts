@@ -8,8 +8,16 @@ import { defaultInstallOptions, generateComponents, readHeader, validateInstallO
 import { DEFAULT_FLUX_VERSION, loadManifests } from '../../../src/flux/manifests.ts';
 import { generateSync } from '../../../src/flux/sync.ts';
 
-interface Container { image: string; args: string[] }
-interface PodSpec { containers: Container[]; imagePullSecrets?: unknown; tolerations?: unknown; nodeSelector?: unknown }
+interface Container {
+  image: string;
+  args: string[];
+}
+interface PodSpec {
+  containers: Container[];
+  imagePullSecrets?: unknown;
+  tolerations?: unknown;
+  nodeSelector?: unknown;
+}
 interface Obj {
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
@@ -21,7 +29,10 @@ const fixture = (name: string) => readFileSync(join(repoRoot, 'test', 'fixtures'
 
 void describe('gotk-sync.yaml', () => {
   void it('is byte for byte what flux bootstrap wrote in the seed repository', () => {
-    assert.equal(generateSync({ url: 'https://github.com/kristiangogov/homelab.git', branch: 'main', path: 'clusters/production' }), fixture('gotk-sync.pristine.yaml'));
+    assert.equal(
+      generateSync({ url: 'https://github.com/kristiangogov/homelab.git', branch: 'main', path: 'clusters/production' }),
+      fixture('gotk-sync.pristine.yaml'),
+    );
   });
   void it('takes a provider (GitHub App) and keeps keys sorted', () => {
     const repo = objects(generateSync({ url: 'https://github.com/me/x.git', branch: 'dev', path: './clusters/a', provider: 'github' }))[0];
@@ -31,7 +42,8 @@ void describe('gotk-sync.yaml', () => {
 
 void describe('gotk-components.yaml', async () => {
   const { bundle, components } = await loadManifests(DEFAULT_FLUX_VERSION);
-  const gen = (o: Partial<ReturnType<typeof defaultInstallOptions>> = {}) => objects(generateComponents(bundle, { ...defaultInstallOptions(DEFAULT_FLUX_VERSION), components: ['source-controller', 'kustomize-controller'], ...o }));
+  const gen = (o: Partial<ReturnType<typeof defaultInstallOptions>> = {}) =>
+    objects(generateComponents(bundle, { ...defaultInstallOptions(DEFAULT_FLUX_VERSION), components: ['source-controller', 'kustomize-controller'], ...o }));
   const deploy = (objs: Obj[], name: string) => objs.find((o) => o.kind === 'Deployment' && o.metadata.name === name);
 
   void it('ships source-controller and kustomize-controller at least', () => {
@@ -55,8 +67,19 @@ void describe('gotk-components.yaml', async () => {
   });
 
   void it('applies the install options the way flux install does', () => {
-    const objs = gen({ registry: 'reg.home/flux', imagePullSecret: 'pull', networkPolicy: false, watchAllNamespaces: false, logLevel: 'error', tolerationKeys: ['gpu'], clusterDomain: 'lab.local' });
-    assert.equal(objs.some((o) => o.kind === 'NetworkPolicy'), false);
+    const objs = gen({
+      registry: 'reg.home/flux',
+      imagePullSecret: 'pull',
+      networkPolicy: false,
+      watchAllNamespaces: false,
+      logLevel: 'error',
+      tolerationKeys: ['gpu'],
+      clusterDomain: 'lab.local',
+    });
+    assert.equal(
+      objs.some((o) => o.kind === 'NetworkPolicy'),
+      false,
+    );
     const sc = deploy(objs, 'source-controller')?.spec?.template.spec;
     assert.ok(sc);
     assert.equal(sc.containers[0]?.image, 'reg.home/flux/source-controller:v1.9.5');
@@ -69,7 +92,13 @@ void describe('gotk-components.yaml', async () => {
 
   void it('points events at notification-controller when it is installed', () => {
     if (!components.includes('notification-controller')) {
-      const text = generateComponents(new Map([...bundle, ['notification-controller.yaml', bundle.get('kustomize-controller.yaml')?.replaceAll('kustomize-controller', 'notification-controller') ?? '']]), { ...defaultInstallOptions(DEFAULT_FLUX_VERSION), components: ['source-controller', 'kustomize-controller', 'notification-controller'] });
+      const text = generateComponents(
+        new Map([
+          ...bundle,
+          ['notification-controller.yaml', bundle.get('kustomize-controller.yaml')?.replaceAll('kustomize-controller', 'notification-controller') ?? ''],
+        ]),
+        { ...defaultInstallOptions(DEFAULT_FLUX_VERSION), components: ['source-controller', 'kustomize-controller', 'notification-controller'] },
+      );
       assert.match(text, /--events-addr=http:\/\/notification-controller\.\$\(RUNTIME_NAMESPACE\)\.svc\.cluster\.local\.\//);
       return;
     }
@@ -79,7 +108,10 @@ void describe('gotk-components.yaml', async () => {
   void it('writes the header flux writes, and reads it back', () => {
     const text = generateComponents(bundle, { ...defaultInstallOptions(DEFAULT_FLUX_VERSION), components: ['source-controller', 'kustomize-controller'] });
     assert.deepEqual(readHeader(text), { version: DEFAULT_FLUX_VERSION, components: ['source-controller', 'kustomize-controller'] });
-    assert.deepEqual(readHeader(fixture('gotk-components.yaml')), { version: 'v2.7.5', components: ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] });
+    assert.deepEqual(readHeader(fixture('gotk-components.yaml')), {
+      version: 'v2.7.5',
+      components: ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'],
+    });
   });
 
   void it('refuses options flux refuses', () => {

@@ -7,17 +7,38 @@ import { repoRoot } from '../../helpers/cli.ts';
 import { defaultInstallOptions, generateComponents, installOptionsOf } from '../../../src/flux/install.ts';
 import { loadManifests } from '../../../src/flux/manifests.ts';
 import {
-  apiRemovalFindings, compareVersions, fluxCrds, kubernetesSupport, parseFluxVersion, postBuildKustomizations, storedVersionFindings, strictSubstitution, substitutionFindings,
+  apiRemovalFindings,
+  compareVersions,
+  fluxCrds,
+  kubernetesSupport,
+  parseFluxVersion,
+  postBuildKustomizations,
+  storedVersionFindings,
+  strictSubstitution,
+  substitutionFindings,
 } from '../../../src/flux/upgrade.ts';
 
 const fixture = readFileSync(join(repoRoot, 'test', 'fixtures', 'flux', 'gotk-components.yaml'), 'utf8');
 const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as unknown);
 const v275 = fluxCrds(docs(fixture));
-const v295 = fluxCrds(docs(generateComponents((await loadManifests('v2.9.5')).bundle, { ...defaultInstallOptions('v2.9.5'), components: ['source-controller', 'kustomize-controller', 'helm-controller'] })));
+const v295 = fluxCrds(
+  docs(
+    generateComponents((await loadManifests('v2.9.5')).bundle, {
+      ...defaultInstallOptions('v2.9.5'),
+      components: ['source-controller', 'kustomize-controller', 'helm-controller'],
+    }),
+  ),
+);
 
 void describe('Flux CRDs of a gotk-components.yaml', () => {
   void it('reads served and storage versions: v2.7.5 (real flux file) still serves v1beta2, v2.9.5 no longer does', () => {
-    assert.deepEqual(v275.get('helmrepositories.source.toolkit.fluxcd.io'), { name: 'helmrepositories.source.toolkit.fluxcd.io', group: 'source.toolkit.fluxcd.io', kind: 'HelmRepository', served: ['v1', 'v1beta2'], storage: 'v1' });
+    assert.deepEqual(v275.get('helmrepositories.source.toolkit.fluxcd.io'), {
+      name: 'helmrepositories.source.toolkit.fluxcd.io',
+      group: 'source.toolkit.fluxcd.io',
+      kind: 'HelmRepository',
+      served: ['v1', 'v1beta2'],
+      storage: 'v1',
+    });
     assert.deepEqual(v295.get('helmrepositories.source.toolkit.fluxcd.io')?.served, ['v1']);
     assert.deepEqual(v295.get('helmreleases.helm.toolkit.fluxcd.io')?.served, ['v2']);
     assert.equal(v275.size, 11);
@@ -26,15 +47,32 @@ void describe('Flux CRDs of a gotk-components.yaml', () => {
 
 void describe('stored versions', () => {
   void it('names each CRD that stored a version the target drops; the live storage version decides whether it can be migrated in place', () => {
-    const found = storedVersionFindings([
-      { name: 'helmrepositories.source.toolkit.fluxcd.io', storage: 'v1', storedVersions: ['v1beta2', 'v1'] },
-      { name: 'gitrepositories.source.toolkit.fluxcd.io', storage: 'v1', storedVersions: ['v1'] },
-      { name: 'kustomizations.kustomize.toolkit.fluxcd.io', storage: 'v1beta2', storedVersions: ['v1beta2'] },
-      { name: 'alerts.notification.toolkit.fluxcd.io', storage: 'v1beta3', storedVersions: ['v1beta2'] },
-    ], v295);
+    const found = storedVersionFindings(
+      [
+        { name: 'helmrepositories.source.toolkit.fluxcd.io', storage: 'v1', storedVersions: ['v1beta2', 'v1'] },
+        { name: 'gitrepositories.source.toolkit.fluxcd.io', storage: 'v1', storedVersions: ['v1'] },
+        { name: 'kustomizations.kustomize.toolkit.fluxcd.io', storage: 'v1beta2', storedVersions: ['v1beta2'] },
+        { name: 'alerts.notification.toolkit.fluxcd.io', storage: 'v1beta3', storedVersions: ['v1beta2'] },
+      ],
+      v295,
+    );
     assert.deepEqual(found, [
-      { crd: 'helmrepositories.source.toolkit.fluxcd.io', group: 'source.toolkit.fluxcd.io', kind: 'HelmRepository', stale: ['v1beta2'], storage: 'v1', migratable: true },
-      { crd: 'kustomizations.kustomize.toolkit.fluxcd.io', group: 'kustomize.toolkit.fluxcd.io', kind: 'Kustomization', stale: ['v1beta2'], storage: 'v1beta2', migratable: false },
+      {
+        crd: 'helmrepositories.source.toolkit.fluxcd.io',
+        group: 'source.toolkit.fluxcd.io',
+        kind: 'HelmRepository',
+        stale: ['v1beta2'],
+        storage: 'v1',
+        migratable: true,
+      },
+      {
+        crd: 'kustomizations.kustomize.toolkit.fluxcd.io',
+        group: 'kustomize.toolkit.fluxcd.io',
+        kind: 'Kustomization',
+        stale: ['v1beta2'],
+        storage: 'v1beta2',
+        migratable: false,
+      },
     ]);
   });
 });
@@ -42,53 +80,130 @@ void describe('stored versions', () => {
 void describe('API removals in the repository', () => {
   void it('gives file:line of the apiVersion and the version to use; served versions and foreign kinds pass', () => {
     const text = [
-      'apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: a}', '---',
-      '# a comment', 'kind: HelmRelease', 'apiVersion: helm.toolkit.fluxcd.io/v2beta2', 'metadata:', '  name: podinfo', '---',
-      'apiVersion: source.toolkit.fluxcd.io/v1', 'kind: GitRepository', 'metadata: {name: ok}', '---',
-      'apiVersion: image.toolkit.fluxcd.io/v1beta2', 'kind: ImagePolicy', 'metadata: {name: not-installed}', '',
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: a}',
+      '---',
+      '# a comment',
+      'kind: HelmRelease',
+      'apiVersion: helm.toolkit.fluxcd.io/v2beta2',
+      'metadata:',
+      '  name: podinfo',
+      '---',
+      'apiVersion: source.toolkit.fluxcd.io/v1',
+      'kind: GitRepository',
+      'metadata: {name: ok}',
+      '---',
+      'apiVersion: image.toolkit.fluxcd.io/v1beta2',
+      'kind: ImagePolicy',
+      'metadata: {name: not-installed}',
+      '',
     ].join('\n');
     assert.deepEqual(apiRemovalFindings([{ file: 'clusters/a/apps.yaml', text }], v295), [
-      { file: 'clusters/a/apps.yaml', line: 7, kind: 'HelmRelease', name: 'podinfo', apiVersion: 'helm.toolkit.fluxcd.io/v2beta2', newApiVersion: 'helm.toolkit.fluxcd.io/v2' },
+      {
+        file: 'clusters/a/apps.yaml',
+        line: 7,
+        kind: 'HelmRelease',
+        name: 'podinfo',
+        apiVersion: 'helm.toolkit.fluxcd.io/v2beta2',
+        newApiVersion: 'helm.toolkit.fluxcd.io/v2',
+      },
     ]);
     assert.deepEqual(apiRemovalFindings([{ file: 'x.yaml', text }], v275), []);
   });
 
   void it('a file that is not YAML is an error naming it', () => {
-    assert.throws(() => apiRemovalFindings([{ file: 'bad.yaml', text: 'a: [1\n' }], v295), (e: Error & { location?: { file?: string; line?: number } }) => /invalid YAML/.test(e.message) && e.location?.file === 'bad.yaml');
+    assert.throws(
+      () => apiRemovalFindings([{ file: 'bad.yaml', text: 'a: [1\n' }], v295),
+      (e: Error & { location?: { file?: string; line?: number } }) => /invalid YAML/.test(e.message) && e.location?.file === 'bad.yaml',
+    );
   });
 
   void it('an alias bomb is refused, not expanded', () => {
-    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`)].join('\n');
-    assert.throws(() => apiRemovalFindings([{ file: 'bomb.yaml', text: bomb }], v295), (e: Error & { location?: { file?: string } }) => /alias/.test(e.message) && e.location?.file === 'bomb.yaml');
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...Array.from(
+        { length: 9 },
+        (_, i) =>
+          `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`,
+      ),
+    ].join('\n');
+    assert.throws(
+      () => apiRemovalFindings([{ file: 'bomb.yaml', text: bomb }], v295),
+      (e: Error & { location?: { file?: string } }) => /alias/.test(e.message) && e.location?.file === 'bomb.yaml',
+    );
   });
 });
 
 void describe('strict post-build substitution', () => {
   const ks = [
-    'apiVersion: kustomize.toolkit.fluxcd.io/v1', 'kind: Kustomization', 'metadata: {name: apps, namespace: flux-system}',
-    'spec:', '  path: ./clusters/a/apps/', '  sourceRef: {kind: GitRepository, name: flux-system}',
-    '  postBuild:', '    substitute: {DOMAIN: example.org}', '    substituteFrom: [{kind: ConfigMap, name: vars}, {kind: Secret, name: s, optional: true}]', '---',
-    'apiVersion: kustomize.toolkit.fluxcd.io/v1', 'kind: Kustomization', 'metadata: {name: other}',
-    'spec: {path: ./x, sourceRef: {kind: GitRepository, name: elsewhere}, postBuild: {}}', '---',
-    'apiVersion: kustomize.toolkit.fluxcd.io/v1', 'kind: Kustomization', 'metadata: {name: plain}', 'spec: {path: ./y}', '',
+    'apiVersion: kustomize.toolkit.fluxcd.io/v1',
+    'kind: Kustomization',
+    'metadata: {name: apps, namespace: flux-system}',
+    'spec:',
+    '  path: ./clusters/a/apps/',
+    '  sourceRef: {kind: GitRepository, name: flux-system}',
+    '  postBuild:',
+    '    substitute: {DOMAIN: example.org}',
+    '    substituteFrom: [{kind: ConfigMap, name: vars}, {kind: Secret, name: s, optional: true}]',
+    '---',
+    'apiVersion: kustomize.toolkit.fluxcd.io/v1',
+    'kind: Kustomization',
+    'metadata: {name: other}',
+    'spec: {path: ./x, sourceRef: {kind: GitRepository, name: elsewhere}, postBuild: {}}',
+    '---',
+    'apiVersion: kustomize.toolkit.fluxcd.io/v1',
+    'kind: Kustomization',
+    'metadata: {name: plain}',
+    'spec: {path: ./y}',
+    '',
   ].join('\n');
 
   void it('finds Kustomizations with postBuild, their path, source and variables', () => {
     const found = postBuildKustomizations([{ file: 'clusters/a/apps.yaml', text: ks }]);
-    assert.deepEqual(found.map((k) => [k.name, k.namespace, k.path, k.sameRepo, k.line]), [['apps', 'flux-system', 'clusters/a/apps', true, 1], ['other', 'flux-system', 'x', false, 11]]);
+    assert.deepEqual(
+      found.map((k) => [k.name, k.namespace, k.path, k.sameRepo, k.line]),
+      [
+        ['apps', 'flux-system', 'clusters/a/apps', true, 1],
+        ['other', 'flux-system', 'x', false, 11],
+      ],
+    );
     assert.deepEqual(found[0]?.substitute, ['DOMAIN']);
-    assert.deepEqual(found[0]?.substituteFrom, [{ kind: 'ConfigMap', name: 'vars', optional: false }, { kind: 'Secret', name: 's', optional: true }]);
+    assert.deepEqual(found[0]?.substituteFrom, [
+      { kind: 'ConfigMap', name: 'vars', optional: false },
+      { kind: 'Secret', name: 's', optional: true },
+    ]);
   });
 
   void it('reports ${VAR} without default or value at its line; defaults, escapes, defined names and disabled objects pass', () => {
     const text = [
-      'apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: a}', 'data:',
-      '  a: ${DOMAIN}', '  b: https://${HOST}/${PATH_PART}', '  c: ${DEF:=x} ${DEF2:-} ${DEF3=y}', '  d: $${ESCAPED}', '---',
-      'apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: b', '  annotations: {kustomize.toolkit.fluxcd.io/substitute: disabled}', 'data: {x: "${IGNORED}"}', '---',
-      'apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: c}', 'data: {y: "${LATE}"}', '',
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: a}',
+      'data:',
+      '  a: ${DOMAIN}',
+      '  b: https://${HOST}/${PATH_PART}',
+      '  c: ${DEF:=x} ${DEF2:-} ${DEF3=y}',
+      '  d: $${ESCAPED}',
+      '---',
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata:',
+      '  name: b',
+      '  annotations: {kustomize.toolkit.fluxcd.io/substitute: disabled}',
+      'data: {x: "${IGNORED}"}',
+      '---',
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: c}',
+      'data: {y: "${LATE}"}',
+      '',
     ].join('\n');
     const found = substitutionFindings([{ file: 'clusters/a/apps/cm.yaml', text }], 'flux-system/apps', new Set(['DOMAIN', 'PATH_PART']));
-    assert.deepEqual(found.map((f) => `${f.file}:${f.line} ${f.variable}`), ['clusters/a/apps/cm.yaml:6 HOST', 'clusters/a/apps/cm.yaml:20 LATE']);
+    assert.deepEqual(
+      found.map((f) => `${f.file}:${f.line} ${f.variable}`),
+      ['clusters/a/apps/cm.yaml:6 HOST', 'clusters/a/apps/cm.yaml:20 LATE'],
+    );
   });
 
   void it('a long line of near-matches stays linear', () => {
@@ -121,16 +236,32 @@ void describe('versions', () => {
 
 void describe('install options read back from a gotk-components.yaml', () => {
   void it('the real v2.7.5 file: flux defaults with its four components', () => {
-    assert.deepEqual(installOptionsOf(fixture, 'f.yaml'), { ...defaultInstallOptions('v2.7.5'), components: ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] });
+    assert.deepEqual(installOptionsOf(fixture, 'f.yaml'), {
+      ...defaultInstallOptions('v2.7.5'),
+      components: ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'],
+    });
   });
 
   void it('a generation with every option gives those options back', async () => {
-    const o = { ...defaultInstallOptions('v2.9.5'), components: ['source-controller', 'kustomize-controller'], registry: 'registry.home/fluxcd', imagePullSecret: 'pull', watchAllNamespaces: false, networkPolicy: false, logLevel: 'debug', clusterDomain: 'home.arpa', tolerationKeys: ['a', 'b/c'] };
+    const o = {
+      ...defaultInstallOptions('v2.9.5'),
+      components: ['source-controller', 'kustomize-controller'],
+      registry: 'registry.home/fluxcd',
+      imagePullSecret: 'pull',
+      watchAllNamespaces: false,
+      networkPolicy: false,
+      logLevel: 'debug',
+      clusterDomain: 'home.arpa',
+      tolerationKeys: ['a', 'b/c'],
+    };
     assert.deepEqual(installOptionsOf(generateComponents((await loadManifests('v2.9.5')).bundle, o), 'f.yaml'), o);
   });
 
-  void it('a file without flux\'s header is refused, naming it', () => {
-    assert.throws(() => installOptionsOf('apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n', 'clusters/a/flux-system/gotk-components.yaml'), (e: Error & { location?: { file?: string } }) =>
-      /no "# Flux Version:"/.test(e.message) && e.location?.file === 'clusters/a/flux-system/gotk-components.yaml');
+  void it("a file without flux's header is refused, naming it", () => {
+    assert.throws(
+      () => installOptionsOf('apiVersion: v1\nkind: Namespace\nmetadata: {name: flux-system}\n', 'clusters/a/flux-system/gotk-components.yaml'),
+      (e: Error & { location?: { file?: string } }) =>
+        /no "# Flux Version:"/.test(e.message) && e.location?.file === 'clusters/a/flux-system/gotk-components.yaml',
+    );
   });
 });

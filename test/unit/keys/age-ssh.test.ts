@@ -37,13 +37,19 @@ void describe('age SSH recipients against the real age', () => {
       assert.ok(r, 'the ssh-keygen public key line (with its comment) is a recipient');
       const plain = randomBytes(32);
       const ours = join(dir, `ours-${type}.age`);
-      writeFileSync(ours, encryptAgeFile((fk) => wrapSsh(r, fk), plain));
+      writeFileSync(
+        ours,
+        encryptAgeFile((fk) => wrapSsh(r, fk), plain),
+      );
       assert.deepEqual(execFileSync('age', ['-d', '-i', file, ours]), plain);
 
       const theirs = execFileSync('age', ['-R', `${file}.pub`], { input: plain });
       const id = parseSshIdentity(readFileSync(file, 'utf8'), file);
       assert.equal(sshIdentityRecipient(id), pub.split(' ').slice(0, 2).join(' '));
-      assert.deepEqual(decryptAgeFile(theirs, (stanzas) => unwrapSsh(stanzas, [id])), plain);
+      assert.deepEqual(
+        decryptAgeFile(theirs, (stanzas) => unwrapSsh(stanzas, [id])),
+        plain,
+      );
     });
   }
 
@@ -51,11 +57,17 @@ void describe('age SSH recipients against the real age', () => {
     const other = generateSshKey('ed25519', '');
     const file = encryptAgeFile((fk) => wrapSsh(parseSshRecipient(keys.ed25519.pub) ?? assert.fail(), fk), randomBytes(16));
     const id = parseSshIdentity(other.privateKey, 'other');
-    assert.equal(decryptAgeFile(file, (s) => unwrapSsh(s, [id])), undefined);
+    assert.equal(
+      decryptAgeFile(file, (s) => unwrapSsh(s, [id])),
+      undefined,
+    );
     // Same tag, other key: the AEAD refuses, nothing is returned.
     const mine = parseSshIdentity(readFileSync(keys.ed25519.file, 'utf8'), 'mine');
     const forged = { ...id, tag: mine.tag, wire: mine.wire };
-    assert.equal(decryptAgeFile(file, (s) => unwrapSsh(s, [forged])), undefined);
+    assert.equal(
+      decryptAgeFile(file, (s) => unwrapSsh(s, [forged])),
+      undefined,
+    );
   });
 
   void it('reads keys fluxstrap generates and PEM RSA keys as ssh-keygen -m PEM writes them', () => {
@@ -69,7 +81,10 @@ void describe('age SSH recipients against the real age', () => {
     const r = parseSshRecipient(pem.pub) ?? assert.fail();
     const plain = randomBytes(16);
     const file = encryptAgeFile((fk) => wrapSsh(r, fk), plain);
-    assert.deepEqual(decryptAgeFile(file, (s) => unwrapSsh(s, [parseSshIdentity(readFileSync(pem.file, 'utf8'), pem.file)])), plain);
+    assert.deepEqual(
+      decryptAgeFile(file, (s) => unwrapSsh(s, [parseSshIdentity(readFileSync(pem.file, 'utf8'), pem.file)])),
+      plain,
+    );
   });
 });
 
@@ -93,16 +108,30 @@ void describe('what is not an age SSH recipient or identity', () => {
     const file = join(dir, 'locked');
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'correct horse', '-f', file]);
     const text = readFileSync(file, 'utf8');
-    assert.throws(() => parseSshIdentity(text, file), (e) => {
-      const shown = JSON.stringify(e) + String(e);
-      return isFluxstrapError(e) && e.code === 'E_DECRYPT' && /protected by a passphrase/.test(e.message) && e.location?.file === file
-        && !shown.includes(text.split('\n')[1]?.slice(0, 20) ?? '-');
-    });
+    assert.throws(
+      () => parseSshIdentity(text, file),
+      (e) => {
+        const shown = JSON.stringify(e) + String(e);
+        return (
+          isFluxstrapError(e) &&
+          e.code === 'E_DECRYPT' &&
+          /protected by a passphrase/.test(e.message) &&
+          e.location?.file === file &&
+          !shown.includes(text.split('\n')[1]?.slice(0, 20) ?? '-')
+        );
+      },
+    );
   });
 
   void it('an ECDSA or unreadable key: E_CONFIG naming the file', () => {
     const ecdsa = readFileSync(join(dir, 'ecdsa'), 'utf8');
-    assert.throws(() => parseSshIdentity(ecdsa, 'ecdsa'), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /only to ssh-ed25519 and ssh-rsa/.test(e.message));
-    assert.throws(() => parseSshIdentity('-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n', 'x'), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.file === 'x');
+    assert.throws(
+      () => parseSshIdentity(ecdsa, 'ecdsa'),
+      (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /only to ssh-ed25519 and ssh-rsa/.test(e.message),
+    );
+    assert.throws(
+      () => parseSshIdentity('-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n', 'x'),
+      (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.file === 'x',
+    );
   });
 });

@@ -29,9 +29,14 @@ void describe('key backups', () => {
     assert.equal(backupFormat(Buffer.from(armored)), 'age');
     const opened = await openBackup(Buffer.from(armored), 'b.age', 'correct horse');
     assert.equal(opened.text, keyText);
-    assert.deepEqual(opened.identities.map((i) => i.recipient), [id.recipient]);
-    await assert.rejects(openBackup(Buffer.from(armored), 'b.age', 'wrong'), (e: unknown) =>
-      decryptError(/^wrong passphrase for the key backup$/)(e) && (e as FluxstrapError).location?.file === 'b.age');
+    assert.deepEqual(
+      opened.identities.map((i) => i.recipient),
+      [id.recipient],
+    );
+    await assert.rejects(
+      openBackup(Buffer.from(armored), 'b.age', 'wrong'),
+      (e: unknown) => decryptError(/^wrong passphrase for the key backup$/)(e) && (e as FluxstrapError).location?.file === 'b.age',
+    );
 
     const vault = await encryptVault(keyText, 'pw');
     assert.equal(backupFormat(Buffer.from(vault)), 'ansible-vault');
@@ -45,7 +50,9 @@ void describe('key backups', () => {
     assert.equal(backupFormat(Buffer.from('AGE-SECRET-KEY-1…')), undefined);
     await assert.rejects(openBackup(Buffer.from('plain text'), 'p', 'x'), /not a key backup/);
     const notKey = await encryptVault('password: hunter2-canary\n', 'pw');
-    await assert.rejects(openBackup(Buffer.from(notKey), 'v', 'pw'), (e: unknown) =>
-      e instanceof FluxstrapError && /does not hold an age key file/.test(e.message) && !JSON.stringify(e).includes('hunter2'));
+    await assert.rejects(
+      openBackup(Buffer.from(notKey), 'v', 'pw'),
+      (e: unknown) => e instanceof FluxstrapError && /does not hold an age key file/.test(e.message) && !JSON.stringify(e).includes('hunter2'),
+    );
   });
 });

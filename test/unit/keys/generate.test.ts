@@ -16,10 +16,14 @@ const mode = async (p: string) => (await stat(p)).mode & 0o777;
 /** `fluxstrap keys new --append` in its own process, from the sources; its recipient. */
 function cliAppend(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [fileURLToPath(new URL('../../../src/cli.ts', import.meta.url)), 'keys', 'new', '--append', '--out', file], (e, stdout, stderr) => {
-      if (e) reject(new Error(stderr || e.message));
-      else resolve(stdout.trim());
-    });
+    execFile(
+      process.execPath,
+      [fileURLToPath(new URL('../../../src/cli.ts', import.meta.url)), 'keys', 'new', '--append', '--out', file],
+      (e, stdout, stderr) => {
+        if (e) reject(new Error(stderr || e.message));
+        else resolve(stdout.trim());
+      },
+    );
   });
 }
 
@@ -75,7 +79,10 @@ void describe('newAgeKey', () => {
     const second = await newAgeKey({ file, postQuantum: false, append: true });
     assert.equal(second.identities, 2);
     const ids = await parseAgeKeyFile(await readFile(file, 'utf8'), file, recipientOf);
-    assert.deepEqual(ids.map((i) => i.recipient), [first.recipient, second.recipient]);
+    assert.deepEqual(
+      ids.map((i) => i.recipient),
+      [first.recipient, second.recipient],
+    );
     assert.equal(await mode(file), 0o600);
   });
 
@@ -105,8 +112,10 @@ void describe('newAgeKey', () => {
     const dir = await tempDir('keys');
     const file = join(dir, 'notes.txt');
     await writeFile(file, 'my shopping list\n');
-    await assert.rejects(newAgeKey({ file, postQuantum: false, append: true }), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === file && e.location.line === 1);
+    await assert.rejects(
+      newAgeKey({ file, postQuantum: false, append: true }),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === file && e.location.line === 1,
+    );
     assert.equal(await readFile(file, 'utf8'), 'my shopping list\n');
   });
 
@@ -130,14 +139,18 @@ void describe('age key files: keys kustomize-controller cannot import are named 
   void it('an SSH private key (ed25519 or RSA PEM), at its line, never echoed', async () => {
     for (const head of ['-----BEGIN OPENSSH PRIVATE KEY-----', '-----BEGIN RSA PRIVATE KEY-----']) {
       const text = `# cluster key\n${head}\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n`;
-      await assert.rejects(parseAgeKeyFile(text, 'k.txt', recipientOf), (e: unknown) =>
-        isError('E_CONFIG', /^an SSH private key is not an age identity/)(e) && where(2)(e) && !JSON.stringify(e).includes('b3BlbnNzaC1rZXkt'));
+      await assert.rejects(
+        parseAgeKeyFile(text, 'k.txt', recipientOf),
+        (e: unknown) => isError('E_CONFIG', /^an SSH private key is not an age identity/)(e) && where(2)(e) && !JSON.stringify(e).includes('b3BlbnNzaC1rZXkt'),
+      );
     }
   });
 
   void it('an age plugin identity', async () => {
     const text = `AGE-PLUGIN-YUBIKEY-1${'QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L'.repeat(2)}\n`;
-    await assert.rejects(parseAgeKeyFile(text, 'k.txt', recipientOf), (e: unknown) =>
-      isError('E_CONFIG', /^an age plugin identity is not a native age identity/)(e) && where(1)(e) && !JSON.stringify(e).includes('QPZRY9X8'));
+    await assert.rejects(
+      parseAgeKeyFile(text, 'k.txt', recipientOf),
+      (e: unknown) => isError('E_CONFIG', /^an age plugin identity is not a native age identity/)(e) && where(1)(e) && !JSON.stringify(e).includes('QPZRY9X8'),
+    );
   });
 });

@@ -19,11 +19,13 @@ void describe('OpenPGP keys', () => {
   });
 
   void it('reports a malformed key with its file', async () => {
-    await assert.rejects(readPgpKey('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot base64!\n-----END PGP PUBLIC KEY BLOCK-----\n', 'bad.asc'), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === 'bad.asc' && /malformed OpenPGP key/.test(e.message));
+    await assert.rejects(
+      readPgpKey('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot base64!\n-----END PGP PUBLIC KEY BLOCK-----\n', 'bad.asc'),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === 'bad.asc' && /malformed OpenPGP key/.test(e.message),
+    );
   });
 
-  void describe('the cluster\'s private key (sopsKey.pgp)', () => {
+  void describe("the cluster's private key (sopsKey.pgp)", () => {
     /** A refusal is E_CONFIG naming the file, with a hint, and never carries key material. */
     const refused = (text: RegExp, hint: RegExp) => (e: unknown) => {
       assert.ok(e instanceof FluxstrapError, String(e));
@@ -48,7 +50,10 @@ void describe('OpenPGP keys', () => {
 
     void it('refuses a public key alone', async () => {
       const key = await generatePgpKey('ed25519', { name: 'cluster' });
-      await assert.rejects(readPgpPrivateKey(key.publicKey, 'cluster.asc'), refused(new RegExp(`^OpenPGP key ${key.fingerprint} is a public key`), /gpg --export-secret-keys --armor/));
+      await assert.rejects(
+        readPgpPrivateKey(key.publicKey, 'cluster.asc'),
+        refused(new RegExp(`^OpenPGP key ${key.fingerprint} is a public key`), /gpg --export-secret-keys --armor/),
+      );
     });
 
     void it('refuses a key locked by a passphrase, primary or subkey', async () => {

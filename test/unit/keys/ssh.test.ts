@@ -41,7 +41,10 @@ void describe('SSH deploy keys', () => {
   });
 
   void it('refuses what is no private key without echoing it', () => {
-    assert.throws(() => publicKeyOfPrivate('hunter2-not-a-key', 'f'), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && !e.message.includes('hunter2'));
+    assert.throws(
+      () => publicKeyOfPrivate('hunter2-not-a-key', 'f'),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && !e.message.includes('hunter2'),
+    );
   });
 
   void it('known_hosts lines: host, type and blob; a line whose blob names another type is no key', () => {

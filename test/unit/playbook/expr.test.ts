@@ -69,7 +69,13 @@ void describe('playbook expressions', () => {
     assert.deepEqual(renderTemplate(parseTemplate('{{cluster.tags}}'), scope), ['a', 'b']);
     assert.equal(renderTemplate(parseTemplate('n={{ n }}, c={{ cluster.name }}!'), scope), 'n=3, c=prod!');
     assert.equal(renderTemplate(parseTemplate('no template'), scope), 'no template');
-    assert.throws(() => parseTemplate('a {{ b'), (e: unknown) => e instanceof ExprError && e.offset === 2);
-    assert.throws(() => parseTemplate('a {{ b c }}'), (e: unknown) => e instanceof ExprError && e.offset === 7);
+    assert.throws(
+      () => parseTemplate('a {{ b'),
+      (e: unknown) => e instanceof ExprError && e.offset === 2,
+    );
+    assert.throws(
+      () => parseTemplate('a {{ b c }}'),
+      (e: unknown) => e instanceof ExprError && e.offset === 7,
+    );
   });
 });

@@ -22,10 +22,38 @@ const syntax = (chars: string[]): fc.Arbitrary<string> =>
   fc.array(fc.oneof(fc.constantFrom(...chars), fc.string({ maxLength: 6 }), deep(chars)), { maxLength: 200 }).map((a) => a.join(''));
 
 /** One of the characters repeated up to 10k times: nesting far past the limits. */
-const deep = (chars: string[]): fc.Arbitrary<string> =>
-  fc.tuple(fc.constantFrom(...chars), fc.integer({ min: 1, max: 10_000 })).map(([c, n]) => c.repeat(n));
+const deep = (chars: string[]): fc.Arbitrary<string> => fc.tuple(fc.constantFrom(...chars), fc.integer({ min: 1, max: 10_000 })).map(([c, n]) => c.repeat(n));
 
-const YAML_CHARS = ['\n', '  ', '- ', ': ', 'a', 'b', '&a ', '*a', '&b ', '*b', '[', ']', '{', '}', ',', '"', "'", '#', '---\n', '? ', '!!str ', '|', '>', 'sops:', '<<: ', 'kind: Secret\n', 'kind: List\n', 'items:\n'];
+const YAML_CHARS = [
+  '\n',
+  '  ',
+  '- ',
+  ': ',
+  'a',
+  'b',
+  '&a ',
+  '*a',
+  '&b ',
+  '*b',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  '"',
+  "'",
+  '#',
+  '---\n',
+  '? ',
+  '!!str ',
+  '|',
+  '>',
+  'sops:',
+  '<<: ',
+  'kind: Secret\n',
+  'kind: List\n',
+  'items:\n',
+];
 const JSON_CHARS = ['{', '}', '[', ']', ',', ':', '"a"', '"sops"', '1', '-1.5e3', 'true', 'null', ' ', '\n', '"\\u0000"', '"\\'];
 const DOTENV_CHARS = ['\n', '=', 'A', 'sops_', '#', ' ', '"', "'", '\\n', 'export '];
 const INI_CHARS = ['\n', '[', ']', 'sops', '=', 'a', ';', '#', ' ', '"'];
@@ -43,7 +71,12 @@ function onlyFluxstrapErrors(run: () => unknown): void {
 }
 
 void describe('stores: arbitrary input ends in a value or a FluxstrapError', () => {
-  const cases: [Format, string[]][] = [['yaml', YAML_CHARS], ['json', JSON_CHARS], ['dotenv', DOTENV_CHARS], ['ini', INI_CHARS]];
+  const cases: [Format, string[]][] = [
+    ['yaml', YAML_CHARS],
+    ['json', JSON_CHARS],
+    ['dotenv', DOTENV_CHARS],
+    ['ini', INI_CHARS],
+  ];
   for (const [format, chars] of cases) {
     void it(`${format}, plain and encrypted`, () => {
       fc.assert(
@@ -59,7 +92,23 @@ void describe('stores: arbitrary input ends in a value or a FluxstrapError', () 
 });
 
 void describe('playbook loader: arbitrary input ends in a playbook or a FluxstrapError', () => {
-  const PLAYBOOK_CHARS = [...YAML_CHARS, 'name: ', 'tasks:\n', 'vars:\n', 'when: ', '{{ ', ' }}', 'v', 'not ', ' and ', '(', ')', '| default(', 'namespace: {}\n', 'tags: '];
+  const PLAYBOOK_CHARS = [
+    ...YAML_CHARS,
+    'name: ',
+    'tasks:\n',
+    'vars:\n',
+    'when: ',
+    '{{ ',
+    ' }}',
+    'v',
+    'not ',
+    ' and ',
+    '(',
+    ')',
+    '| default(',
+    'namespace: {}\n',
+    'tags: ',
+  ];
   void it('compilePlaybook', async () => {
     const registry = testRegistry().registry;
     await fc.assert(

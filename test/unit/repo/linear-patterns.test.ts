@@ -29,15 +29,24 @@ void describe('ENC[…] values', () => {
     assert.equal(encParts('ENC[AES256_GCM,data:ZA==,iv:aXY=,tag:dGFn,type:str]x]'), undefined);
   });
 
-  void it('agrees with sops\' pattern on every value sops can open (parts without commas, a known type)', () => {
+  void it("agrees with sops' pattern on every value sops can open (parts without commas, a known type)", () => {
     const token = fc.constantFrom('ENC[AES256_GCM,data:', ',iv:', ',tag:', ',type:', ']', 'QQ==', 'str', ',', '\n', '\r', 'x');
     const value = fc.array(token, { maxLength: 14 }).map((t) => t.join(''));
-    const openable = fc.tuple(fc.base64String({ minLength: 4, maxLength: 12 }), fc.base64String({ minLength: 4, maxLength: 8 }), fc.constantFrom('str', 'int', 'bytes'), fc.array(token, { maxLength: 4 }))
+    const openable = fc
+      .tuple(
+        fc.base64String({ minLength: 4, maxLength: 12 }),
+        fc.base64String({ minLength: 4, maxLength: 8 }),
+        fc.constantFrom('str', 'int', 'bytes'),
+        fc.array(token, { maxLength: 4 }),
+      )
       .map(([b1, b2, type, rest]) => `ENC[AES256_GCM,data:${b1},iv:${b2},tag:${b1},type:${type}]${rest.join('')}`);
     fc.assert(
       fc.property(fc.oneof(value, openable), (s) => {
         const m = SOPS_ENC.exec(s);
-        const theirs = m && [m[1], m[2], m[3]].every((p) => p !== undefined && !p.includes(',')) && !/[,\]]/.test(m[4] ?? ',') ? { data: m[1], iv: m[2], tag: m[3], type: m[4] } : undefined;
+        const theirs =
+          m && [m[1], m[2], m[3]].every((p) => p !== undefined && !p.includes(',')) && !/[,\]]/.test(m[4] ?? ',')
+            ? { data: m[1], iv: m[2], tag: m[3], type: m[4] }
+            : undefined;
         assert.deepEqual(encParts(s), theirs, JSON.stringify(s));
       }),
       { numRuns: 3000, seed: 9 },
@@ -48,7 +57,14 @@ void describe('ENC[…] values', () => {
 void describe('floats and paths', () => {
   void it('a float of 200,000 digits and a letter is not a float, at once', () => {
     assert.equal(parseGoFloat(`${'1'.repeat(200_000)}x`), undefined);
-    for (const [s, want] of [['1.', 1], ['1.5', 1.5], ['.5', 0.5], ['-2.e3', -2000], ['7', 7]] as const) assert.equal(parseGoFloat(s), want, s);
+    for (const [s, want] of [
+      ['1.', 1],
+      ['1.5', 1.5],
+      ['.5', 0.5],
+      ['-2.e3', -2000],
+      ['7', 7],
+    ] as const)
+      assert.equal(parseGoFloat(s), want, s);
     for (const s of ['.', '1..2', 'e5', '1e', '--1']) assert.equal(parseGoFloat(s), undefined, s);
   });
 

@@ -37,7 +37,8 @@ void describe('the repository is self-contained', () => {
     const offenders: string[] = [];
     for (const f of all) {
       const text = readFileSync(f, 'utf8').replace(/^\s*(\/\/|\*|\/\*).*$/gm, ''); // comments may quote such paths
-      if (f !== self && (/\.\.\/shared\b/.test(text) || /\(\s*repoRoot\s*,\s*['"]\.\.['"]/.test(text))) offenders.push(`${relative(repoRoot, f)}: names ../shared`);
+      if (f !== self && (/\.\.\/shared\b/.test(text) || /\(\s*repoRoot\s*,\s*['"]\.\.['"]/.test(text)))
+        offenders.push(`${relative(repoRoot, f)}: names ../shared`);
       for (const lit of relativeLiterals(text)) {
         if (!inside(resolve(dirname(f), lit))) offenders.push(`${relative(repoRoot, f)}: ${lit} leaves the repository`);
       }

@@ -97,7 +97,13 @@ void describe('renderers', () => {
   void it('plain --quiet: only failures and the recap', async () => {
     const out = new Capture();
     await render(new PlainReporter(out, { color: false, quiet: true }));
-    assert.deepEqual(out.text.split('\n').filter((l) => /^\S/.test(l)).map((l) => l.slice(0, 18)), ['✗ Flux components ', 'Bootstrap prod: ok']);
+    assert.deepEqual(
+      out.text
+        .split('\n')
+        .filter((l) => /^\S/.test(l))
+        .map((l) => l.slice(0, 18)),
+      ['✗ Flux components ', 'Bootstrap prod: ok'],
+    );
   });
 
   void it('json: one document on close, changes masked', async () => {
@@ -109,7 +115,10 @@ void describe('renderers', () => {
     const doc = JSON.parse(out.text) as { success: boolean; recap: unknown; tasks: TaskResult[] };
     assert.equal(doc.success, false);
     assert.deepEqual(doc.recap, { ok: 1, changed: 1, wouldChange: 0, skipped: 1, failed: 1 });
-    assert.deepEqual(doc.tasks.map((t) => t.outcome), ['ok', 'changed', 'failed', 'skipped']);
+    assert.deepEqual(
+      doc.tasks.map((t) => t.outcome),
+      ['ok', 'changed', 'failed', 'skipped'],
+    );
     assertNoSecrets(out.text);
     golden('run.json', out.text);
   });
@@ -155,7 +164,10 @@ void describe('renderers', () => {
     const prodEvents = recorded();
     const stagingEvents = recorded('run-ok.events.json');
     for (let i = 0; i < Math.max(prodEvents.length, stagingEvents.length); i++) {
-      for (const [reporter, events] of [[prod, prodEvents], [staging, stagingEvents]] as const) {
+      for (const [reporter, events] of [
+        [prod, prodEvents],
+        [staging, stagingEvents],
+      ] as const) {
         const e = events[i];
         if (e) reporter.emit(e);
       }
@@ -167,19 +179,26 @@ void describe('renderers', () => {
     const runs: ClusterRun[] = [
       { name: 'prod', success: false, end: end(prodEvents) },
       { name: 'staging', success: true, end: end(stagingEvents) },
-      { name: 'edge', success: false, error: { code: 'E_NOT_FOUND', message: 'kubeconfig /home/ops/.kube/edge not found', hint: 'set kubeconfig for edge in fluxstrap.yaml' } },
+      {
+        name: 'edge',
+        success: false,
+        error: { code: 'E_NOT_FOUND', message: 'kubeconfig /home/ops/.kube/edge not found', hint: 'set kubeconfig for edge in fluxstrap.yaml' },
+      },
     ];
     await view.close(runs);
     assert.ok(waited, 'a cluster the fleet has not begun says it waits');
     assertNoSecrets(out.text);
 
     const tree = entries(lastFrame(out.text));
-    assert.deepEqual(tree.map((t) => t.head.replace(/^[^\w\s]+ /, '')), [
-      'prod: ok=1 changed=1 would-change=0 skipped=1 failed=1 (4.7s)',
-      'staging: ok=1 changed=2 would-change=0 skipped=0 failed=0 (3.5s)',
-      'edge: failed before its playbook ran',
-      'recap of 3 clusters:',
-    ]);
+    assert.deepEqual(
+      tree.map((t) => t.head.replace(/^[^\w\s]+ /, '')),
+      [
+        'prod: ok=1 changed=1 would-change=0 skipped=1 failed=1 (4.7s)',
+        'staging: ok=1 changed=2 would-change=0 skipped=0 failed=0 (3.5s)',
+        'edge: failed before its playbook ran',
+        'recap of 3 clusters:',
+      ],
+    );
     const [prodTasks, stagingTasks, edgeTasks, recap] = tree.map((t) => t.body);
     for (const line of [
       '✔ Preflight [ok] (0.4s) — Kubernetes v1.33.1',
@@ -187,7 +206,8 @@ void describe('renderers', () => {
       'update Secret flux-system/sops-age: rotate identities',
       '✖ Flux components [failed] (3.0s) › cannot apply CustomResourceDefinition gitrepositories.source.toolkit.fluxcd.io: HTTP 403 (playbooks/bootstrap.yaml:30:5) hint: use a context with cluster-admin rights',
       '↓ Reconcile [skipped]',
-    ]) assert.ok(prodTasks?.includes(line), `prod shows ${line}:\n${prodTasks}`);
+    ])
+      assert.ok(prodTasks?.includes(line), `prod shows ${line}:\n${prodTasks}`);
     for (const line of [
       '✔ Preflight [ok] (0.4s) — Kubernetes v1.32.4',
       '✔ Secret sops-age [changed] (0.9s)',
@@ -195,14 +215,20 @@ void describe('renderers', () => {
       '+  age.agekey: ***',
       '✔ Reconcile [changed] (2.2s) — revision main@sha1:4f2c9e1',
       'run Kustomization flux-system: reconcile to main@sha1:4f2c9e1',
-    ]) assert.ok(stagingTasks?.includes(line), `staging shows ${line}:\n${stagingTasks}`);
+    ])
+      assert.ok(stagingTasks?.includes(line), `staging shows ${line}:\n${stagingTasks}`);
     assert.doesNotMatch(stagingTasks ?? '', /failed|hint|v1\.33/, 'nothing of prod under staging');
     assert.equal(edgeTasks, '› kubeconfig /home/ops/.kube/edge not found hint: set kubeconfig for edge in fluxstrap.yaml ');
-    assert.equal(recap, [
-      'prod: ok=1 changed=1 would-change=0 skipped=1 failed=1 (4.7s)',
-      'staging: ok=1 changed=2 would-change=0 skipped=0 failed=0 (3.5s)',
-      'edge: failed before its playbook ran: kubeconfig /home/ops/.kube/edge not found',
-    ].map((l) => `${l} `).join(''));
+    assert.equal(
+      recap,
+      [
+        'prod: ok=1 changed=1 would-change=0 skipped=1 failed=1 (4.7s)',
+        'staging: ok=1 changed=2 would-change=0 skipped=0 failed=0 (3.5s)',
+        'edge: failed before its playbook ran: kubeconfig /home/ops/.kube/edge not found',
+      ]
+        .map((l) => `${l} `)
+        .join(''),
+    );
   });
 
   void it('listr2 fleet: a cluster whose run dies midway fails its open task with the error, and the list ends', { timeout: 20_000 }, async () => {
@@ -214,21 +240,35 @@ void describe('renderers', () => {
     await view.close([{ name: 'prod', success: false, error: { code: 'E_INTERNAL', message: 'the view broke' }, started: true }]);
     const [entry] = entries(lastFrame(out.text));
     assert.equal(entry?.head.replace(/^[^\w\s]+ /, ''), 'prod — Bootstrap prod');
-    assert.match(entry.body, /✔ Preflight \[ok\].* ✖ Secret sops-age \[failed\] \(0\.0s\) › the view broke ↓ Flux components \[skipped\] ↓ Reconcile \[skipped\] $/);
+    assert.match(
+      entry.body,
+      /✔ Preflight \[ok\].* ✖ Secret sops-age \[failed\] \(0\.0s\) › the view broke ↓ Flux components \[skipped\] ↓ Reconcile \[skipped\] $/,
+    );
     assert.match(out.text, /^ {2}prod: failed while its playbook ran: the view broke$/m);
   });
 
   void it('diffs in file order, so an inserted rule shows where it goes', () => {
     const before = ['creation_rules:', '  - path_regex: .*\\.sops\\.yaml$', '    age: age1old'];
     const after = ['creation_rules:', '  - path_regex: ^clusters/prod/.*$', '    age: age1new', '  - path_regex: .*\\.sops\\.yaml$', '    age: age1old'];
-    assert.deepEqual(lineDiff(before, after).map((o) => `${o.op}${o.line}`), [
-      ' creation_rules:', '+  - path_regex: ^clusters/prod/.*$', '+    age: age1new', '   - path_regex: .*\\.sops\\.yaml$', '     age: age1old',
-    ]);
-    assert.deepEqual(lineDiff(['a', 'b', 'c'], ['a', 'x', 'c']).map((o) => o.op + o.line), [' a', '-b', '+x', ' c']);
+    assert.deepEqual(
+      lineDiff(before, after).map((o) => `${o.op}${o.line}`),
+      [' creation_rules:', '+  - path_regex: ^clusters/prod/.*$', '+    age: age1new', '   - path_regex: .*\\.sops\\.yaml$', '     age: age1old'],
+    );
+    assert.deepEqual(
+      lineDiff(['a', 'b', 'c'], ['a', 'x', 'c']).map((o) => o.op + o.line),
+      [' a', '-b', '+x', ' c'],
+    );
     const many = Array.from({ length: 40 }, (_, i) => `line ${i}`);
     const edited = many.map((l, i) => (i === 20 ? 'changed' : l));
     assert.deepEqual(diffLines({ action: 'update', target: 'f', summary: '', before: many.join('\n'), after: edited.join('\n') }), [
-      '    --- f', '    +++ f', '     …', '     line 19', '    -line 20', '    +changed', '     line 21', '     …',
+      '    --- f',
+      '    +++ f',
+      '     …',
+      '     line 19',
+      '    -line 20',
+      '    +changed',
+      '     line 21',
+      '     …',
     ]);
     const big = Array.from({ length: 3000 }, (_, i) => `${i}`);
     const reversed = [...big].reverse();

@@ -13,7 +13,14 @@ void describe('ARNs as sops reads them', () => {
   void it('the region is what the ARN names, partitions included; what sops refuses has none', () => {
     assert.equal(arnRegion(ARN), 'eu-west-1');
     assert.equal(arnRegion('arn:aws-us-gov:kms:us-gov-west-1:123:alias/x'), 'us-gov-west-1');
-    for (const bad of ['', 'alias/x', 'arn:aws:kms:eu-west-1:key/x', 'arn:aws:s3:eu-west-1:1:key/x', 'arn:aws:kms:eu-west-1:12a:key/x', `arn:aws:kms:r:1:key/${'x'.repeat(3000)}`]) {
+    for (const bad of [
+      '',
+      'alias/x',
+      'arn:aws:kms:eu-west-1:key/x',
+      'arn:aws:s3:eu-west-1:1:key/x',
+      'arn:aws:kms:eu-west-1:12a:key/x',
+      `arn:aws:kms:r:1:key/${'x'.repeat(3000)}`,
+    ]) {
       assert.equal(arnRegion(bad), undefined, bad);
     }
   });
@@ -33,21 +40,24 @@ void describe('ARNs as sops reads them', () => {
 });
 
 void describe('kms rules of .sops.yaml', () => {
-  const config = parseConfig([
-    'creation_rules:',
-    '  - path_regex: flat',
-    `    kms: "${ARN}+${ROLE}, ${ARN.replace('eu-west-1', 'us-east-1')}"`,
-    '    aws_profile: prod',
-    '  - key_groups:',
-    '      - kms:',
-    `          - arn: ${ARN}`,
-    `            role: ${ROLE}`,
-    '            context: {b: "2", a: "1"}',
-    '          - arn: arn:aws:kms:eu-west-1:111122223333:alias/plain',
-    '',
-  ].join('\n'), '/repo/.sops.yaml');
+  const config = parseConfig(
+    [
+      'creation_rules:',
+      '  - path_regex: flat',
+      `    kms: "${ARN}+${ROLE}, ${ARN.replace('eu-west-1', 'us-east-1')}"`,
+      '    aws_profile: prod',
+      '  - key_groups:',
+      '      - kms:',
+      `          - arn: ${ARN}`,
+      `            role: ${ROLE}`,
+      '            context: {b: "2", a: "1"}',
+      '          - arn: arn:aws:kms:eu-west-1:111122223333:alias/plain',
+      '',
+    ].join('\n'),
+    '/repo/.sops.yaml',
+  );
 
-  void it('flat: comma-separated arn+role with the rule\'s aws_profile, each naming its line', () => {
+  void it("flat: comma-separated arn+role with the rule's aws_profile, each naming its line", () => {
     const keys = config.creationRules[0]?.keyGroups[0] ?? [];
     assert.deepEqual(keys.map(kmsKeyOf), [
       { arn: ARN, role: ROLE, context: {}, profile: 'prod' },
@@ -65,6 +75,9 @@ void describe('kms rules of .sops.yaml', () => {
   });
 
   void it('a context that is not a map is refused with its line', () => {
-    assert.throws(() => parseConfig(`creation_rules:\n  - key_groups:\n      - kms:\n          - arn: ${ARN}\n            context: [a]\n`, '/r/.sops.yaml'), (e: Error & { location?: { line?: number } }) => /context must be a map/.test(e.message) && e.location?.line === 5);
+    assert.throws(
+      () => parseConfig(`creation_rules:\n  - key_groups:\n      - kms:\n          - arn: ${ARN}\n            context: [a]\n`, '/r/.sops.yaml'),
+      (e: Error & { location?: { line?: number } }) => /context must be a map/.test(e.message) && e.location?.line === 5,
+    );
   });
 });

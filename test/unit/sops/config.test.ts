@@ -30,19 +30,31 @@ void describe('.sops.yaml', () => {
   void it('reads sops functional-test rules: two PGP groups, empty groups', () => {
     const config = parseConfig(readFileSync(join(vectorsDir, 'sops-functional-tests.sops.yaml'), 'utf8'), join(tmp, '.sops.yaml'));
     const groups = matchRule(config, join(tmp, 'test_roundtrip_keygroups.yaml'), tmp)?.keyGroups;
-    assert.deepEqual(groups?.map((g) => g.map(stanzaName)), [['FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4'], ['D7229043384BCC60326C6FB9D8720D957C3D3074']]);
+    assert.deepEqual(
+      groups?.map((g) => g.map(stanzaName)),
+      [['FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4'], ['D7229043384BCC60326C6FB9D8720D957C3D3074']],
+    );
     assert.deepEqual(matchRule(config, join(tmp, 'test_zero_keygroups.yaml'), tmp)?.keyGroups, []);
   });
 
   void it('matches paths relative to the config folder, unanchored, and outside it by absolute path', () => {
-    const config = parseConfig('creation_rules:\n  - path_regex: ^clusters/prod/\n    age: age1a\n  - path_regex: secret\n    age: age1b\n', join(tmp, 'repo', '.sops.yaml'));
+    const config = parseConfig(
+      'creation_rules:\n  - path_regex: ^clusters/prod/\n    age: age1a\n  - path_regex: secret\n    age: age1b\n',
+      join(tmp, 'repo', '.sops.yaml'),
+    );
     assert.equal(rulePath(config, 'clusters/prod/x.yaml', join(tmp, 'repo')), 'clusters/prod/x.yaml');
     assert.equal(matchRule(config, 'clusters/prod/x.yaml', join(tmp, 'repo'))?.pathRegex, '^clusters/prod/');
     assert.equal(matchRule(config, 'prod/x.yaml', join(tmp, 'repo', 'clusters'))?.pathRegex, '^clusters/prod/');
     assert.equal(matchRule(config, join(tmp, 'elsewhere', 'my-secret.yaml'), tmp)?.pathRegex, 'secret');
     assert.equal(matchRule(config, join(tmp, 'elsewhere', 'other.yaml'), tmp), undefined);
     // Placeholder recipients are not age keys: the rules still match, and encrypting with one is refused.
-    assert.deepEqual(config.creationRules.map((r) => r.invalidRecipient), [{ type: 'age', id: 'age1a', line: 3 }, { type: 'age', id: 'age1b', line: 5 }]);
+    assert.deepEqual(
+      config.creationRules.map((r) => r.invalidRecipient),
+      [
+        { type: 'age', id: 'age1a', line: 3 },
+        { type: 'age', id: 'age1b', line: 5 },
+      ],
+    );
   });
 
   void it('is found by walking up from the working folder; .sops.yml is not used', async () => {
@@ -54,7 +66,13 @@ void describe('.sops.yaml', () => {
   });
 
   void it('errors name the file and line', () => {
-    assert.throws(() => parseConfig('creation_rules:\n  - path_regex: "("\n', 'c.yaml'), (e: Error & { code?: string; location?: { line?: number } }) => e.code === 'E_CONFIG' && e.location?.line === 2);
-    assert.throws(() => parseConfig('creation_rules:\n  - age: a\n  - age: [b\n', 'c.yaml'), (e: Error & { location?: { file?: string } }) => e.location?.file === 'c.yaml');
+    assert.throws(
+      () => parseConfig('creation_rules:\n  - path_regex: "("\n', 'c.yaml'),
+      (e: Error & { code?: string; location?: { line?: number } }) => e.code === 'E_CONFIG' && e.location?.line === 2,
+    );
+    assert.throws(
+      () => parseConfig('creation_rules:\n  - age: a\n  - age: [b\n', 'c.yaml'),
+      (e: Error & { location?: { file?: string } }) => e.location?.file === 'c.yaml',
+    );
   });
 });

@@ -88,8 +88,14 @@ void describe('identity discovery', () => {
     const id = await generateIdentity();
     writeFileSync(join(tmp, 'cmd key.txt'), `${id}\n`);
     const ids = await loadAgeIdentities({ env: { SOPS_AGE_KEY_CMD: `cat "${join(tmp, 'cmd key.txt')}"`, PATH: process.env.PATH, XDG_CONFIG_HOME: tmp } });
-    assert.deepEqual(ids.map((i) => [i.secret, i.source]), [[id, 'SOPS_AGE_KEY_CMD']]);
-    await assert.rejects(loadAgeIdentities({ env: { SOPS_AGE_KEY_CMD: 'false', PATH: process.env.PATH, XDG_CONFIG_HOME: tmp } }), /SOPS_AGE_KEY_CMD \(false\) failed/);
+    assert.deepEqual(
+      ids.map((i) => [i.secret, i.source]),
+      [[id, 'SOPS_AGE_KEY_CMD']],
+    );
+    await assert.rejects(
+      loadAgeIdentities({ env: { SOPS_AGE_KEY_CMD: 'false', PATH: process.env.PATH, XDG_CONFIG_HOME: tmp } }),
+      /SOPS_AGE_KEY_CMD \(false\) failed/,
+    );
     assert.deepEqual(splitCommand(`pass show 'sops/age key' --x="a b" c\\ d`), ['pass', 'show', 'sops/age key', '--x=a b', 'c d']);
   });
 
@@ -145,27 +151,46 @@ void describe('re-keying keeps what fluxstrap cannot use', () => {
 
   void it('updatekeys keeps a kms stanza byte for byte and adds the new age recipient', async () => {
     const { bytes, sources } = await fileWithKms();
-    const groups = [[newStanza('age', recipient('a')), newStanza('age', recipient('b')), { type: 'kms' as const, fields: new TreeMap([{ key: 'arn', value: 'arn:aws:kms:eu-west-1:111122223333:key/abcd' }]) }]];
+    const groups = [
+      [
+        newStanza('age', recipient('a')),
+        newStanza('age', recipient('b')),
+        { type: 'kms' as const, fields: new TreeMap([{ key: 'arn', value: 'arn:aws:kms:eu-west-1:111122223333:key/abcd' }]) },
+      ],
+    ];
     const res = await updateKeys(bytes, 'yaml', 'f.yaml', groups, 0, sources);
     assert.ok(res.output.includes('          enc: AQICAHh4c29tZWNpcGhlcnRleHQ=\n'), 'kms enc kept');
     assert.ok(res.output.includes(`recipient: ${recipient('b')}`));
-    assert.deepEqual(res.after.filter((k) => !res.before.includes(k)), [`age:${recipient('b')}`]);
+    assert.deepEqual(
+      res.after.filter((k) => !res.before.includes(k)),
+      [`age:${recipient('b')}`],
+    );
   });
 
   void it('rotate refuses to leave a kms key behind with a data key it cannot encrypt', async () => {
     const { bytes, sources } = await fileWithKms();
-    await assert.rejects(rotate(bytes, 'yaml', 'f.yaml', sources, {}), (e: Error & { code?: string }) => e.code === 'E_PRECONDITION' && /kms key arn:aws:kms/.test(e.message));
+    await assert.rejects(
+      rotate(bytes, 'yaml', 'f.yaml', sources, {}),
+      (e: Error & { code?: string }) => e.code === 'E_PRECONDITION' && /kms key arn:aws:kms/.test(e.message),
+    );
   });
 
   void it('updatekeys refuses a kms key in a Shamir group: the new split would leave it holding an old share', async () => {
     const { bytes, sources } = await fileWithKms();
     const kms = { type: 'kms' as const, fields: new TreeMap([{ key: 'arn', value: 'arn:aws:kms:eu-west-1:111122223333:key/abcd' }]) };
     const groups = [[newStanza('age', recipient('a')), kms], [newStanza('age', recipient('b'))]];
-    await assert.rejects(updateKeys(bytes, 'yaml', 'f.yaml', groups, 2, sources), (e: Error & { code?: string }) => e.code === 'E_PRECONDITION' && /key share for kms key/.test(e.message));
+    await assert.rejects(
+      updateKeys(bytes, 'yaml', 'f.yaml', groups, 2, sources),
+      (e: Error & { code?: string }) => e.code === 'E_PRECONDITION' && /key share for kms key/.test(e.message),
+    );
   });
 
   void it('a data key split over groups records the threshold', async () => {
-    const out = await encryptDataKey(randomBytes(32), [[newStanza('age', recipient('a'))], [newStanza('age', recipient('b'))]], 0, { age: [], pgpFiles: [], gpg: false });
+    const out = await encryptDataKey(randomBytes(32), [[newStanza('age', recipient('a'))], [newStanza('age', recipient('b'))]], 0, {
+      age: [],
+      pgpFiles: [],
+      gpg: false,
+    });
     assert.equal(out.threshold, 2);
   });
 });

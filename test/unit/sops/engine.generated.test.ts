@@ -34,7 +34,15 @@ export function layout(text: string): string {
 
 void describe('vectors generated with sops 3.13.2', () => {
   void it('covers the features the shared vectors lack', () => {
-    for (const name of ['secret.mac-only.enc.yaml', 'suffix.encrypted-suffix.enc.yaml', 'secret.unencrypted-regex.enc.yaml', 'comments.encrypted-comment-regex.enc.yaml', 'comments.unencrypted-comment-regex.enc.yaml', 'secret.shamir.enc.yaml', 'multidoc.enc.yaml']) {
+    for (const name of [
+      'secret.mac-only.enc.yaml',
+      'suffix.encrypted-suffix.enc.yaml',
+      'secret.unencrypted-regex.enc.yaml',
+      'comments.encrypted-comment-regex.enc.yaml',
+      'comments.unencrypted-comment-regex.enc.yaml',
+      'secret.shamir.enc.yaml',
+      'multidoc.enc.yaml',
+    ]) {
       assert.ok(encrypted.includes(name), name);
     }
   });
@@ -55,7 +63,14 @@ void describe('vectors generated with sops 3.13.2', () => {
       const { metadata } = parseEncrypted(sops, format, name);
       const plainName = `${name.split('.')[0] ?? ''}.${name.split('.').pop() ?? ''}`;
       const keyGroups = metadata.keyGroups.map((g) => g.map((s) => newStanza('age', stanzaField(s, 'recipient'))));
-      const ours = await encryptDocument(readFileSync(join(generatedDir, 'plain', plainName)), format, name, { keyGroups, shamirThreshold: metadata.shamirThreshold, rules: metadata.rules }, sources, store);
+      const ours = await encryptDocument(
+        readFileSync(join(generatedDir, 'plain', plainName)),
+        format,
+        name,
+        { keyGroups, shamirThreshold: metadata.shamirThreshold, rules: metadata.rules },
+        sources,
+        store,
+      );
       assert.equal(layout(ours), layout(sops.toString('utf8')));
     });
   }

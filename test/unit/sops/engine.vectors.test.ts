@@ -49,7 +49,10 @@ void describe('shared sops vectors', () => {
       const format = formatOf(e);
       const opened = await openDocument(vector(e.file), format, e.file, sources, { ignoreMac: !e.mac_verified });
       assert.equal(Buffer.from(opened.dataKey).toString('hex'), e.data_key_hex);
-      assert.deepEqual(opened.branches.map((b) => toExpected(b, format !== 'yaml')), e.branches);
+      assert.deepEqual(
+        opened.branches.map((b) => toExpected(b, format !== 'yaml')),
+        e.branches,
+      );
       const commentTexts = opened.branches.flatMap(commentsOf);
       for (const c of e.yaml_comment_aads ?? []) assert.ok(commentTexts.includes(c.plaintext), `comment ${JSON.stringify(c.plaintext)}`);
     });
@@ -77,7 +80,10 @@ void describe('tampering', () => {
     assert.ok(m);
     const swapped = m[1] === 'A' ? 'B' : 'A';
     const tampered = text.replace(m[0], m[0].slice(0, -1) + swapped);
-    await assert.rejects(openDocument(Buffer.from(tampered), 'yaml', file, sources), (err: Error & { code?: string }) => err.code === 'E_DECRYPT' && /does not decrypt/.test(err.message));
+    await assert.rejects(
+      openDocument(Buffer.from(tampered), 'yaml', file, sources),
+      (err: Error & { code?: string }) => err.code === 'E_DECRYPT' && /does not decrypt/.test(err.message),
+    );
   });
 
   void it('refuses one changed plaintext value (the MAC covers unencrypted values too)', async () => {

@@ -32,23 +32,29 @@ void describe('parseVaultUri', () => {
   ];
   for (const [uri, re] of bad) {
     void it(`refuses ${uri}`, () => {
-      assert.throws(() => parseVaultUri(uri), (e: unknown) => e instanceof VaultUriError && re.test(e.message) && !e.message.includes('s.hvs.secret'));
+      assert.throws(
+        () => parseVaultUri(uri),
+        (e: unknown) => e instanceof VaultUriError && re.test(e.message) && !e.message.includes('s.hvs.secret'),
+      );
     });
   }
 });
 
 void describe('.sops.yaml hc_vault_transit_uri', () => {
-  void it('a flat rule and a key group give sops\' stanza fields and name', () => {
-    const config = parseConfig([
-      'creation_rules:',
-      '  - path_regex: flat/',
-      '    hc_vault_transit_uri: http://127.0.0.1:8200/v1/transit/keys/a,http://127.0.0.1:8200/v1/transit/keys/b',
-      '  - path_regex: groups/',
-      '    key_groups:',
-      '      - hc_vault:',
-      '          - http://127.0.0.1:8200/v1/sops/keys/c',
-      '',
-    ].join('\n'), '/x/.sops.yaml');
+  void it("a flat rule and a key group give sops' stanza fields and name", () => {
+    const config = parseConfig(
+      [
+        'creation_rules:',
+        '  - path_regex: flat/',
+        '    hc_vault_transit_uri: http://127.0.0.1:8200/v1/transit/keys/a,http://127.0.0.1:8200/v1/transit/keys/b',
+        '  - path_regex: groups/',
+        '    key_groups:',
+        '      - hc_vault:',
+        '          - http://127.0.0.1:8200/v1/sops/keys/c',
+        '',
+      ].join('\n'),
+      '/x/.sops.yaml',
+    );
     const [flat, groups] = config.creationRules;
     assert.deepEqual(flat?.keyGroups[0]?.map(stanzaName), ['http://127.0.0.1:8200/v1/transit/keys/a', 'http://127.0.0.1:8200/v1/transit/keys/b']);
     const c = groups?.keyGroups[0]?.[0];
@@ -58,7 +64,10 @@ void describe('.sops.yaml hc_vault_transit_uri', () => {
   });
 
   void it('a malformed URI is recorded on its rule with its line, not thrown: other rules stay usable', () => {
-    const config = parseConfig('creation_rules:\n  - path_regex: a/\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  - path_regex: b/\n    hc_vault_transit_uri: https://vault/prefix/v1/transit/keys/x\n', '/x/.sops.yaml');
+    const config = parseConfig(
+      'creation_rules:\n  - path_regex: a/\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  - path_regex: b/\n    hc_vault_transit_uri: https://vault/prefix/v1/transit/keys/x\n',
+      '/x/.sops.yaml',
+    );
     assert.equal(config.creationRules[0]?.invalidVaultUri, undefined);
     assert.deepEqual(config.creationRules[1]?.invalidVaultUri?.location, { file: '/x/.sops.yaml', line: 5 });
     assert.match(config.creationRules[1]?.invalidVaultUri?.reason ?? '', /path prefix/);

@@ -14,7 +14,14 @@ export const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.ur
 export const vectorsDir = join(repoRoot, 'test', 'vectors', 'sops');
 export const generatedDir = join(repoRoot, 'test', 'vectors', 'sops-generated');
 
-const AGE_KEY_FILES = ['flux-key-age.txt', 'flux-key-age-global.txt', 'flux-key-age-pq.txt', 'sopsage-key.txt', 'sopsnix-age-keys.txt', 'helmsecrets-key-age.txt'];
+const AGE_KEY_FILES = [
+  'flux-key-age.txt',
+  'flux-key-age-global.txt',
+  'flux-key-age-pq.txt',
+  'sopsage-key.txt',
+  'sopsnix-age-keys.txt',
+  'helmsecrets-key-age.txt',
+];
 const PGP_KEY_FILES = ['flux-key-pgp.asc', 'sopsnix-key.asc', 'helmsecrets-key-private.gpg', 'sops-functional-tests-key.asc'];
 
 export function vector(name: string): Buffer {
@@ -34,7 +41,8 @@ export function useVectorKeyring(): () => void {
   // Named for this process: a run that dies before the cleanup leaves it for the next to remove.
   const home = ownedTempDir('gnupg');
   const before = process.env.GNUPGHOME;
-  for (const f of PGP_KEY_FILES) execFileSync('gpg', ['--batch', '--quiet', '--import', join(vectorsDir, f)], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
+  for (const f of PGP_KEY_FILES)
+    execFileSync('gpg', ['--batch', '--quiet', '--import', join(vectorsDir, f)], { env: { ...process.env, GNUPGHOME: home }, stdio: 'ignore' });
   process.env.GNUPGHOME = home;
   return () => {
     try {
@@ -55,7 +63,11 @@ export function useVectorKeyring(): () => void {
 export function toExpected(v: Value, comments = false): unknown {
   const conv = (x: Value): unknown => toExpected(x, comments);
   if (v instanceof TreeMap) {
-    return { '#map': v.items.filter((i) => comments || !(i.key instanceof Comment)).map((i) => (i.key instanceof Comment ? { '#comment': i.key.text } : [i.key, conv(i.value)])) };
+    return {
+      '#map': v.items
+        .filter((i) => comments || !(i.key instanceof Comment))
+        .map((i) => (i.key instanceof Comment ? { '#comment': i.key.text } : [i.key, conv(i.value)])),
+    };
   }
   if (Array.isArray(v)) return { '#list': v.filter((e) => comments || !(e instanceof Comment)).map(conv) };
   if (v === null) return { null: null };

@@ -56,16 +56,26 @@ void describe('selection rules select with RE2', () => {
   });
 
   void it('refuses, as sops does, to write a comment whose ciphertext unencrypted_comment_regex matches (it would not decrypt)', () => {
-    const doc = new TreeMap([{ key: new Comment(' hello'), value: null }, { key: 'a', value: 'x' }]);
+    const doc = new TreeMap([
+      { key: new Comment(' hello'), value: null },
+      { key: 'a', value: 'x' },
+    ]);
     assert.throws(
       () => encryptTree([doc], randomBytes(32), { unencryptedCommentRegex: '^ENC\\[AES256_GCM' }, { file: 's.yaml' }),
-      (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.file === 's.yaml' && /an encrypted comment matches unencrypted_comment_regex/.test(e.message),
+      (e) =>
+        isFluxstrapError(e) &&
+        e.code === 'E_CONFIG' &&
+        e.location?.file === 's.yaml' &&
+        /an encrypted comment matches unencrypted_comment_regex/.test(e.message),
     );
     assert.equal(encryptTree([doc], randomBytes(32), { unencryptedCommentRegex: '^\\s*hello$' }).branches[0]?.items[0]?.key instanceof Comment, true);
   });
 
   void it('a pattern that reaches the walk unchecked is an error, never "matches nothing"', () => {
-    assert.throws(() => encryptedKeys({ encryptedRegex: '[[:alpha:]' }, ['password']), (e) => isFluxstrapError(e) && e.code === 'E_CONFIG');
+    assert.throws(
+      () => encryptedKeys({ encryptedRegex: '[[:alpha:]' }, ['password']),
+      (e) => isFluxstrapError(e) && e.code === 'E_CONFIG',
+    );
   });
 });
 
@@ -75,14 +85,22 @@ void describe('.sops.yaml patterns', () => {
       const text = `creation_rules:\n  - path_regex: \\.yaml$\n    age: ${RECIPIENT}\n    ${name}: '(?=secret)'\n`;
       assert.throws(
         () => parseConfig(text, 'repo/.sops.yaml'),
-        (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.file === 'repo/.sops.yaml' && e.location.line === 4 && e.message.startsWith(`${name} "(?=secret)" is not a valid regular expression`),
+        (e) =>
+          isFluxstrapError(e) &&
+          e.code === 'E_CONFIG' &&
+          e.location?.file === 'repo/.sops.yaml' &&
+          e.location.line === 4 &&
+          e.message.startsWith(`${name} "(?=secret)" is not a valid regular expression`),
       );
     });
   }
 
   void it('a path_regex RE2 refuses, in a later rule, at its line', () => {
     const text = `creation_rules:\n  - path_regex: ^ok/\n    age: ${RECIPIENT}\n  - age: ${RECIPIENT}\n    path_regex: '[[:alpha:]'\n`;
-    assert.throws(() => parseConfig(text, '.sops.yaml'), (e) => isFluxstrapError(e) && e.location?.line === 5 && /^path_regex "\[\[:alpha:\]"/.test(e.message));
+    assert.throws(
+      () => parseConfig(text, '.sops.yaml'),
+      (e) => isFluxstrapError(e) && e.location?.line === 5 && /^path_regex "\[\[:alpha:\]"/.test(e.message),
+    );
   });
 
   void it('Go syntax that JavaScript refuses is read, not refused', () => {
@@ -92,23 +110,42 @@ void describe('.sops.yaml patterns', () => {
   });
 });
 
-void describe('patterns in a SOPS file\'s own metadata', () => {
-  const md = (rules: Rules): Metadata => ({ lastModified: '2026-01-01T00:00:00Z', mac: 'x', version: '3.13.2', rules, shamirThreshold: 0, keyGroups: [[newStanza('age', RECIPIENT)]] });
+void describe("patterns in a SOPS file's own metadata", () => {
+  const md = (rules: Rules): Metadata => ({
+    lastModified: '2026-01-01T00:00:00Z',
+    mac: 'x',
+    version: '3.13.2',
+    rules,
+    shamirThreshold: 0,
+    keyGroups: [[newStanza('age', RECIPIENT)]],
+  });
   const doc = new TreeMap([{ key: 'password', value: 'ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]' }]);
-  const formats: [Format, string][] = [['yaml', 'y.yaml'], ['json', 'j.json'], ['dotenv', 'd.env'], ['ini', 'i.ini'], ['binary', 'b.bin']];
+  const formats: [Format, string][] = [
+    ['yaml', 'y.yaml'],
+    ['json', 'j.json'],
+    ['dotenv', 'd.env'],
+    ['ini', 'i.ini'],
+    ['binary', 'b.bin'],
+  ];
   const rule = (k: SelectionRule): Rules => ({ [k]: 'PLACEHOLDER' });
 
   for (const [format, file] of formats) {
     for (const k of ['encryptedRegex', 'unencryptedCommentRegex'] as const) {
       void it(`${format}: a ${RULE_NAMES[k]} RE2 refuses is an E_CONFIG error at the line that sets it`, () => {
-        const branches = format === 'binary' ? [new TreeMap([{ key: 'data', value: 'x' }])] : format === 'ini' ? [new TreeMap([{ key: 'section', value: doc }])] : [doc];
+        const branches =
+          format === 'binary' ? [new TreeMap([{ key: 'data', value: 'x' }])] : format === 'ini' ? [new TreeMap([{ key: 'section', value: doc }])] : [doc];
         const text = emitEncrypted(format, branches, md(rule(k)));
         const line = text.split('\n').findIndex((l) => l.includes('PLACEHOLDER')) + 1;
         assert.ok(line > 0);
         const bytes = Buffer.from(text.replace('PLACEHOLDER', '(?=x)'));
         assert.throws(
           () => parseEncrypted(bytes, format, file),
-          (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && e.location?.file === file && e.location.line === line && /invalid sops metadata: .* is not a valid regular expression: invalid or unsupported Perl syntax/.test(e.message),
+          (e) =>
+            isFluxstrapError(e) &&
+            e.code === 'E_CONFIG' &&
+            e.location?.file === file &&
+            e.location.line === line &&
+            /invalid sops metadata: .* is not a valid regular expression: invalid or unsupported Perl syntax/.test(e.message),
         );
       });
     }

@@ -33,10 +33,16 @@ void describe('age-key-appended', () => {
     const fresh = await generateAgeIdentity(false);
     const p = { file: keyFile, identity: { ...fresh, postQuantum: false } };
     const changes = ageKeyAppendedKind.plan(p, await ageKeyAppendedKind.observe(p, ctx, run), ctx);
-    assert.deepEqual(changes.map((c) => c.summary), [`append a new age identity: ${fresh.recipient}`]);
+    assert.deepEqual(
+      changes.map((c) => c.summary),
+      [`append a new age identity: ${fresh.recipient}`],
+    );
     assert.doesNotMatch(JSON.stringify(changes.map(({ data: _d, ...view }) => view)), /AGE-SECRET-KEY/);
     for (const c of changes) await ageKeyAppendedKind.apply(c, p, ctx);
-    assert.deepEqual((await readIdentities(keyFile)).map((i) => i.recipient), [old.recipient, fresh.recipient]);
+    assert.deepEqual(
+      (await readIdentities(keyFile)).map((i) => i.recipient),
+      [old.recipient, fresh.recipient],
+    );
     assert.deepEqual(ageKeyAppendedKind.plan(p, await ageKeyAppendedKind.observe(p, ctx, run), ctx), [], 'converged');
   });
 
@@ -49,17 +55,32 @@ void describe('age-key-appended', () => {
 });
 
 void describe('age-identities-retired', () => {
-  const params = (): AgeIdentitiesRetiredParams => ({ file: keyFile, recipients: [old.recipient], clusterPath: 'clusters/prod', again: 'fluxstrap keys rotate --cluster prod --finish' });
+  const params = (): AgeIdentitiesRetiredParams => ({
+    file: keyFile,
+    recipients: [old.recipient],
+    clusterPath: 'clusters/prod',
+    again: 'fluxstrap keys rotate --cluster prod --finish',
+  });
 
   void it('refuses while a file under the cluster is encrypted to the identity; the hint follows check mode', async () => {
     await mkdir(join(repo, 'clusters/prod'), { recursive: true });
-    const enc = await encryptDocument(Buffer.from('password: x\n'), 'yaml', 's.yaml', { keyGroups: [[newStanza('age', old.recipient)]], shamirThreshold: 0, rules: {} }, { age: [], pgpFiles: [], gpg: false });
+    const enc = await encryptDocument(
+      Buffer.from('password: x\n'),
+      'yaml',
+      's.yaml',
+      { keyGroups: [[newStanza('age', old.recipient)]], shamirThreshold: 0, rules: {} },
+      { age: [], pgpFiles: [], gpg: false },
+    );
     await writeFile(join(repo, 'clusters/prod/s.yaml'), enc);
     for (const check of [true, false]) {
       const facts = await ageIdentitiesRetiredKind.observe(params(), ctx, { check });
       assert.throws(
         () => ageIdentitiesRetiredKind.plan(params(), facts, ctx),
-        (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION' && e.location?.file === join('clusters', 'prod', 's.yaml') && (check ? /without --check/ : /--finish again/).test(e.hint ?? ''),
+        (e: unknown) =>
+          e instanceof FluxstrapError &&
+          e.code === 'E_PRECONDITION' &&
+          e.location?.file === join('clusters', 'prod', 's.yaml') &&
+          (check ? /without --check/ : /--finish again/).test(e.hint ?? ''),
       );
     }
   });

@@ -16,7 +16,13 @@ import { tempDir } from '../../helpers/tmp.ts';
 
 const SECRET = 'sp-secret-value-never-shown';
 const VALUES = { AZURE_TENANT_ID: 'tenant-1', AZURE_CLIENT_ID: 'client-1', AZURE_CLIENT_SECRET: SECRET };
-const KEY: CloudSopsKey = { type: 'azure-kv', vaultUrl: 'https://v.vault.azure.net', key: 'sops', version: '0123', servicePrincipal: { secretName: 'sops-azure-credentials' } };
+const KEY: CloudSopsKey = {
+  type: 'azure-kv',
+  vaultUrl: 'https://v.vault.azure.net',
+  key: 'sops',
+  version: '0123',
+  servicePrincipal: { secretName: 'sops-azure-credentials' },
+};
 
 let repo: string;
 let ageSecret: string;
@@ -27,7 +33,10 @@ const emptyKube = { get: () => Promise.resolve(undefined) } as unknown as KubeAd
 
 function context(sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) {
   const cluster: ResolvedCluster = {
-    name: 'aks', repoDir: repo, path: 'clusters/aks', kube: {},
+    name: 'aks',
+    repoDir: repo,
+    path: 'clusters/aks',
+    kube: {},
     git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' },
     ageKey: { type: 'env', env: 'AKS_AGE_KEY' },
     ...(sopsKey ? { cloudKey: sopsKey } : {}),
@@ -49,16 +58,19 @@ void describe('azure-credentials-secret', () => {
     recipient = await identityToRecipient(ageSecret);
   });
 
-  void it('takes a flat map or a Secret manifest\'s stringData; missing values are named, never the present ones', () => {
+  void it("takes a flat map or a Secret manifest's stringData; missing values are named, never the present ones", () => {
     assert.deepEqual(servicePrincipalValues(VALUES, 'f', 'x'), VALUES);
     assert.deepEqual(servicePrincipalValues({ kind: 'Secret', stringData: VALUES }, 'f', 'x'), VALUES);
-    assert.throws(() => servicePrincipalValues({ AZURE_CLIENT_SECRET: SECRET, AZURE_TENANT_ID: '' }, 'the environment', 'clusters.aks.sopsKey.azureKv.servicePrincipal'), (e) => {
-      assert.ok(isFluxstrapError(e));
-      assert.equal(e.message, 'no Service Principal credentials: AZURE_TENANT_ID, AZURE_CLIENT_ID are missing from the environment');
-      assert.equal(e.location?.field, 'clusters.aks.sopsKey.azureKv.servicePrincipal');
-      assert.doesNotMatch(`${e.message}${e.hint ?? ''}`, new RegExp(SECRET));
-      return true;
-    });
+    assert.throws(
+      () => servicePrincipalValues({ AZURE_CLIENT_SECRET: SECRET, AZURE_TENANT_ID: '' }, 'the environment', 'clusters.aks.sopsKey.azureKv.servicePrincipal'),
+      (e) => {
+        assert.ok(isFluxstrapError(e));
+        assert.equal(e.message, 'no Service Principal credentials: AZURE_TENANT_ID, AZURE_CLIENT_ID are missing from the environment');
+        assert.equal(e.location?.field, 'clusters.aks.sopsKey.azureKv.servicePrincipal');
+        assert.doesNotMatch(`${e.message}${e.hint ?? ''}`, new RegExp(SECRET));
+        return true;
+      },
+    );
   });
 
   void it('from the environment: a Secret with the three keys, values masked in the plan', async () => {
@@ -74,14 +86,31 @@ void describe('azure-credentials-secret', () => {
   void it('from a SOPS dotenv file of the repository, opened in memory with the age key', async () => {
     await mkdir(join(repo, 'clusters/aks'), { recursive: true });
     const file = join(repo, 'clusters/aks/azure-sp.env');
-    const plain = Buffer.from(Object.entries(VALUES).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
-    await writeFile(file, await encryptDocument(plain, 'dotenv', file, { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: {} }, { age: [], pgpFiles: [], gpg: false }));
+    const plain = Buffer.from(
+      Object.entries(VALUES)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n') + '\n',
+    );
+    await writeFile(
+      file,
+      await encryptDocument(
+        plain,
+        'dotenv',
+        file,
+        { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: {} },
+        { age: [], pgpFiles: [], gpg: false },
+      ),
+    );
     const withFile: CloudSopsKey = { ...KEY, servicePrincipal: { secretName: 'sp', file } };
     const { changes } = await plan(withFile, { AKS_AGE_KEY: ageSecret });
     assert.equal(changes[0]?.target, 'Secret flux-system/sp');
     assert.deepEqual((changes[0]?.data as { data: unknown }).data, VALUES);
     // Without the key the file does not open, and the error names the file, not a value.
-    await assert.rejects(plan(withFile, { AKS_AGE_KEY: await generateIdentity() }), (e) => isFluxstrapError(e) && e.code === 'E_DECRYPT' && e.location?.file === 'clusters/aks/azure-sp.env' && !`${e.message}${e.hint ?? ''}`.includes(SECRET));
+    await assert.rejects(
+      plan(withFile, { AKS_AGE_KEY: await generateIdentity() }),
+      (e) =>
+        isFluxstrapError(e) && e.code === 'E_DECRYPT' && e.location?.file === 'clusters/aks/azure-sp.env' && !`${e.message}${e.hint ?? ''}`.includes(SECRET),
+    );
   });
 
   void it('nothing to do without a Service Principal in sopsKey', async () => {

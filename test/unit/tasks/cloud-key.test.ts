@@ -26,8 +26,17 @@ let recipient: string;
 
 /** A SOPS file encrypted for age, with a gcp_kms entry for `resourceId` as sops writes one. */
 async function sopsFileFor(resourceId: string): Promise<string> {
-  const enc = await encryptDocument(Buffer.from('apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: b\n'), 'yaml', 's.yaml', { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: { encryptedRegex: '^(data|stringData)$' } }, { age: [], pgpFiles: [], gpg: false });
-  return enc.replace('\n    lastmodified:', `\n    gcp_kms:\n        - resource_id: ${resourceId}\n          created_at: "2026-01-01T00:00:00Z"\n          enc: CiQAc29tZWNpcGhlcnRleHQ=\n    lastmodified:`);
+  const enc = await encryptDocument(
+    Buffer.from('apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: b\n'),
+    'yaml',
+    's.yaml',
+    { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: { encryptedRegex: '^(data|stringData)$' } },
+    { age: [], pgpFiles: [], gpg: false },
+  );
+  return enc.replace(
+    '\n    lastmodified:',
+    `\n    gcp_kms:\n        - resource_id: ${resourceId}\n          created_at: "2026-01-01T00:00:00Z"\n          enc: CiQAc29tZWNpcGhlcnRleHQ=\n    lastmodified:`,
+  );
 }
 
 async function repoWith(rule: string, files: Record<string, string>): Promise<string> {
@@ -39,11 +48,20 @@ async function repoWith(rule: string, files: Record<string, string>): Promise<st
 }
 
 function build(objects: KubeObject[], decryption: Record<string, unknown> = { provider: 'sops' }): FluxBuild {
-  const ks: KubeObject = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', metadata: { name: 'flux-system', namespace: 'flux-system' }, spec: { path: './clusters/gke', decryption } };
+  const ks: KubeObject = {
+    apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+    kind: 'Kustomization',
+    metadata: { name: 'flux-system', namespace: 'flux-system' },
+    spec: { path: './clusters/gke', decryption },
+  };
   const repo: KubeObject = { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', metadata: { name: 'flux-system', namespace: 'flux-system' } };
   return { result: { objects: [...objects, repo, ks], engine: 'native' }, components: objects, sync: { gitRepository: repo, kustomization: ks } };
 }
-const sa = (annotations: Record<string, string> = {}): KubeObject => ({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kustomize-controller', namespace: 'flux-system', annotations } });
+const sa = (annotations: Record<string, string> = {}): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'ServiceAccount',
+  metadata: { name: 'kustomize-controller', namespace: 'flux-system', annotations },
+});
 
 void describe('cloud key checks', () => {
   before(async () => {
@@ -56,16 +74,25 @@ void describe('cloud key checks', () => {
     assert.deepEqual(r.problems, []);
     assert.equal(r.passed.length, 2);
     assert.match(r.passed[0] ?? '', /rule for each of the 1 SOPS file\(s\) the cluster reaches lists the Google Cloud KMS key projects\/p/);
-    assert.match(r.notes.at(-1) ?? '', /^warning: fluxstrap cannot reach Google Cloud KMS \(it has no client for it\): the key was not tried; only the \.sops\.yaml rule, the files' entries and the identity wiring were checked$/);
+    assert.match(
+      r.notes.at(-1) ?? '',
+      /^warning: fluxstrap cannot reach Google Cloud KMS \(it has no client for it\): the key was not tried; only the \.sops\.yaml rule, the files' entries and the identity wiring were checked$/,
+    );
   });
 
   void it('a rule without the key, a file not encrypted for it and a missing annotation are three problems', async () => {
     const dir = await repoWith(OTHER, { 'secret.yaml': await sopsFileFor(OTHER) });
     const r = await cloudKeyCheck(cluster, KEY, dir, build([sa()]), {});
     assert.equal(r.problems.length, 3);
-    assert.match(r.problems[0]?.what ?? '', /^the \.sops\.yaml rule at \.sops\.yaml:2 \(for clusters\/gke\/secret\.yaml\) does not list the Google Cloud KMS key /);
+    assert.match(
+      r.problems[0]?.what ?? '',
+      /^the \.sops\.yaml rule at \.sops\.yaml:2 \(for clusters\/gke\/secret\.yaml\) does not list the Google Cloud KMS key /,
+    );
     assert.match(r.problems[0]?.fix ?? '', /--sops-backend gcp-kms --gcp-kms-key/);
-    assert.match(r.problems[1]?.what ?? '', /^1 of the 1 SOPS file\(s\) the cluster reaches are not encrypted for the Google Cloud KMS key .*: clusters\/gke\/secret\.yaml$/);
+    assert.match(
+      r.problems[1]?.what ?? '',
+      /^1 of the 1 SOPS file\(s\) the cluster reaches are not encrypted for the Google Cloud KMS key .*: clusters\/gke\/secret\.yaml$/,
+    );
     assert.match(r.problems[2]?.what ?? '', /lacks the annotation iam\.gke\.io\/gcp-service-account: flux-sops@p\.iam\.gserviceaccount\.com/);
   });
 

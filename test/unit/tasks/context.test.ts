@@ -52,7 +52,11 @@ void describe('task context', () => {
     let connects = 0;
     const fake = { server: 'https://127.0.0.1:6443', context: 'lab-admin' } as KubeAdapter;
     const ctx = createTaskContext({
-      cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {},
+      cluster: cluster(),
+      rotateSecrets: false,
+      timeoutMs: 1000,
+      log: () => undefined,
+      env: {},
       connect: (c) => {
         connects++;
         assert.equal(c.kube.context, 'lab-admin');
@@ -77,7 +81,10 @@ void describe('task context', () => {
     await writeFile(join(dir, 'kh'), 'git.example ssh-ed25519 AAAA\n');
     const ctx = createTaskContext({
       cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') }, provider: 'generic' } }),
-      rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {},
+      rotateSecrets: false,
+      timeoutMs: 1,
+      log: () => undefined,
+      env: {},
     });
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
   });
@@ -87,7 +94,8 @@ void describe('task context', () => {
     const file = join(dir, 'git-credentials.sops.yaml');
     await writeFile(file, await encryptGitSecret({ type: 'https', username: 'me', password: 'from-file' }, [recipient], 'git-credentials.sops.yaml'));
     const withFile = (auth: ResolvedCluster['git']['auth']) => cluster({ repoDir: dir, git: { branch: 'main', auth, provider: 'generic' } });
-    const ctx = (auth: ResolvedCluster['git']['auth'], env: NodeJS.ProcessEnv) => createTaskContext({ cluster: withFile(auth), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: secret, ...env } });
+    const ctx = (auth: ResolvedCluster['git']['auth'], env: NodeJS.ProcessEnv) =>
+      createTaskContext({ cluster: withFile(auth), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: secret, ...env } });
     const https = { type: 'https' as const, username: 'git', passwordEnv: 'LAB_TOKEN', sopsFile: file };
     assert.deepEqual(await ctx(https, { LAB_TOKEN: 'from-env' }).gitCredentials(), { type: 'https', username: 'git', password: 'from-env' });
     assert.deepEqual(await ctx(https, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
@@ -96,31 +104,52 @@ void describe('task context', () => {
     assert.deepEqual(await ctx(ssh, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
     const stranger = await generateIdentity();
     await assert.rejects(
-      createTaskContext({ cluster: withFile(https), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: stranger } }).gitCredentials(),
+      createTaskContext({
+        cluster: withFile(https),
+        rotateSecrets: false,
+        timeoutMs: 1,
+        log: () => undefined,
+        env: { LAB_AGE_KEY: stranger },
+      }).gitCredentials(),
       (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'git-credentials.sops.yaml' && !e.message.includes('from-file'),
     );
   });
 
   void it('reads age identities from a variable or a file, deriving their recipients', async () => {
     const fromEnv = await readAgeIdentities({ type: 'env', env: 'K' }, { K: `# comment\n${secret}\n` });
-    assert.deepEqual(fromEnv.map((i) => [i.recipient, i.source]), [[recipient, '$K']]);
+    assert.deepEqual(
+      fromEnv.map((i) => [i.recipient, i.source]),
+      [[recipient, '$K']],
+    );
     await writeFile(join(dir, 'keys.txt'), `${secret}\n`, { mode: 0o600 });
     const fromFile = await readAgeIdentities({ type: 'file', file: join(dir, 'keys.txt') }, {});
     assert.equal(fromFile[0]?.recipient, recipient);
     await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
-    await assert.rejects(readAgeIdentities({ type: 'file', file: join(dir, 'none.txt') }, {}), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND');
+    await assert.rejects(
+      readAgeIdentities({ type: 'file', file: join(dir, 'none.txt') }, {}),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_NOT_FOUND',
+    );
   });
 
-  void it('ageKey.cmd: the command\'s output, asked once per listed recipient with SOPS_AGE_RECIPIENT set', async () => {
+  void it("ageKey.cmd: the command's output, asked once per listed recipient with SOPS_AGE_RECIPIENT set", async () => {
     const other = await generateIdentity();
     const cmd = join(dir, 'key-cmd.sh');
     // Answers only for the recipient it is asked for; with nothing asked it prints both.
-    await writeFile(cmd, `#!/bin/sh\nif [ -z "$SOPS_AGE_RECIPIENT" ]; then echo "${other}"; echo "${secret}"; elif [ "$SOPS_AGE_RECIPIENT" = "${recipient}" ]; then echo "${secret}"; fi\n`, { mode: 0o700 });
+    await writeFile(
+      cmd,
+      `#!/bin/sh\nif [ -z "$SOPS_AGE_RECIPIENT" ]; then echo "${other}"; echo "${secret}"; elif [ "$SOPS_AGE_RECIPIENT" = "${recipient}" ]; then echo "${secret}"; fi\n`,
+      { mode: 0o700 },
+    );
     assert.equal((await readAgeIdentities({ type: 'cmd', cmd }, {})).length, 2);
     const asked = await readAgeIdentities({ type: 'cmd', cmd, publicKeys: [recipient] }, {});
-    assert.deepEqual(asked.map((i) => [i.recipient, i.source]), [[recipient, 'ageKey.cmd']]);
-    await assert.rejects(readAgeIdentities({ type: 'cmd', cmd: join(dir, 'missing-cmd') }, {}), (e: unknown) =>
-      e instanceof FluxstrapError && e.location?.field === 'ageKey.cmd' && /^ageKey\.cmd \(.*missing-cmd\) failed$/.test(e.message));
+    assert.deepEqual(
+      asked.map((i) => [i.recipient, i.source]),
+      [[recipient, 'ageKey.cmd']],
+    );
+    await assert.rejects(
+      readAgeIdentities({ type: 'cmd', cmd: join(dir, 'missing-cmd') }, {}),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.field === 'ageKey.cmd' && /^ageKey\.cmd \(.*missing-cmd\) failed$/.test(e.message),
+    );
   });
 
   void it('with publicKeys, only the identities listed (a key file shared between clusters), each of which must be there', async () => {
@@ -130,10 +159,21 @@ void describe('task context', () => {
     await writeFile(shared, `${other}\n${secret}\n`, { mode: 0o600 });
     assert.equal((await readAgeIdentities({ type: 'file', file: shared }, {})).length, 2);
     const mine = await readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient] }, {});
-    assert.deepEqual(mine.map((i) => i.recipient), [recipient]);
+    assert.deepEqual(
+      mine.map((i) => i.recipient),
+      [recipient],
+    );
     const absent = 'age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq';
-    await assert.rejects(readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.field === 'ageKey.publicKeys' && e.message.includes(absent) && !e.message.includes(otherRecipient) && !JSON.stringify(e).includes('AGE-SECRET-KEY'));
+    await assert.rejects(
+      readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient, absent] }, {}),
+      (e: unknown) =>
+        e instanceof FluxstrapError &&
+        e.code === 'E_CONFIG' &&
+        e.location?.field === 'ageKey.publicKeys' &&
+        e.message.includes(absent) &&
+        !e.message.includes(otherRecipient) &&
+        !JSON.stringify(e).includes('AGE-SECRET-KEY'),
+    );
   });
 
   void it('an SSH key never becomes the cluster key, from any source: kustomize-controller cannot import it', async () => {
@@ -141,8 +181,12 @@ void describe('task context', () => {
     const file = join(dir, 'id_ed25519');
     await writeFile(file, ssh, { mode: 0o600 });
     const refused = (where: string) => (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && /^an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities/.test(e.message)
-      && e.location?.file === where && /fluxstrap keys new/.test(e.hint ?? '') && !JSON.stringify(e).includes(ssh.split('\n')[1] ?? '-');
+      e instanceof FluxstrapError &&
+      e.code === 'E_CONFIG' &&
+      /^an SSH private key is not an age identity: kustomize-controller imports only age X25519 identities/.test(e.message) &&
+      e.location?.file === where &&
+      /fluxstrap keys new/.test(e.hint ?? '') &&
+      !JSON.stringify(e).includes(ssh.split('\n')[1] ?? '-');
     await assert.rejects(readAgeIdentities({ type: 'file', file }, {}), refused(file));
     await assert.rejects(readAgeIdentities({ type: 'env', env: 'K' }, { K: ssh }), refused('$K'));
   });
@@ -175,15 +219,25 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
   function counted() {
     const counts = { resolved: 0, removed: 0 };
     const ctx = createTaskContext({
-      cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {},
+      cluster: cluster(),
+      rotateSecrets: false,
+      timeoutMs: 1000,
+      log: () => undefined,
+      env: {},
       resolveSource: async (run: SourceRun): Promise<BootstrapSource> => {
         counts.resolved++;
         run.defer(() => counts.removed++);
         await new Promise((resolve) => setTimeout(resolve, 5));
         const clusterDir = join(checkout, 'clusters', 'lab');
         return {
-          remote: { url: 'https://git.example/lab.git', auth: { kind: 'none' } }, branch: 'main', commit: 'c0ffee', revision: 'main@sha1:c0ffee',
-          dir: checkout, clusterDir, fluxSystemDir: join(clusterDir, 'flux-system'), origin: 'fresh clone',
+          remote: { url: 'https://git.example/lab.git', auth: { kind: 'none' } },
+          branch: 'main',
+          commit: 'c0ffee',
+          revision: 'main@sha1:c0ffee',
+          dir: checkout,
+          clusterDir,
+          fluxSystemDir: join(clusterDir, 'flux-system'),
+          origin: 'fresh clone',
         };
       },
     });
@@ -229,7 +283,10 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
     const build = await ctx.fluxBuild();
     assert.equal(build, builds[0]);
     assert.equal(sources[0], await ctx.source());
-    assert.deepEqual([build.sync.gitRepository.kind, build.sync.kustomization.kind, build.components.map((o) => o.kind)], ['GitRepository', 'Kustomization', ['Namespace']]);
+    assert.deepEqual(
+      [build.sync.gitRepository.kind, build.sync.kustomization.kind, build.components.map((o) => o.kind)],
+      ['GitRepository', 'Kustomization', ['Namespace']],
+    );
     assert.equal(counts.removed, 0, 'the clone lives as long as the run');
     ctx.close();
     assert.deepEqual(counts, { resolved: 1, removed: 1 });
@@ -250,7 +307,13 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
   });
 
   void it('the real resolution fails once, before any Git call, without a Git URL; the build fails with it', async () => {
-    const ctx = createTaskContext({ cluster: cluster({ git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' } }), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {} });
+    const ctx = createTaskContext({
+      cluster: cluster({ git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' } }),
+      rotateSecrets: false,
+      timeoutMs: 1,
+      log: () => undefined,
+      env: {},
+    });
     const first = await ctx.source().catch((e: unknown) => e);
     assert.ok(first instanceof FluxstrapError && first.code === 'E_USAGE' && /no Git URL for cluster "lab"/.test(first.message));
     assert.equal(await ctx.source().catch((e: unknown) => e), first);

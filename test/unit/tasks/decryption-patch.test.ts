@@ -75,11 +75,17 @@ void describe('decryption-patch plan', () => {
       ['- a\n', 1, /must be a YAML map/],
     ];
     for (const [text, line, message] of cases) {
-      assert.throws(() => planFile(decryptionPatchKind, params, text), (e: unknown) =>
-        e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === params.file && e.location.line === line && message.test(e.message), text);
+      assert.throws(
+        () => planFile(decryptionPatchKind, params, text),
+        (e: unknown) =>
+          e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === params.file && e.location.line === line && message.test(e.message),
+        text,
+      );
     }
-    assert.throws(() => planFile(decryptionPatchKind, params, fixture('kustomization.yaml'), { [SYNC]: 'kind: [\n' }), (e: unknown) =>
-      e instanceof FluxstrapError && e.location?.file === SYNC);
+    assert.throws(
+      () => planFile(decryptionPatchKind, params, fixture('kustomization.yaml'), { [SYNC]: 'kind: [\n' }),
+      (e: unknown) => e instanceof FluxstrapError && e.location?.file === SYNC,
+    );
   });
 });
 
@@ -120,8 +126,11 @@ void describe('decryption-patch modes', () => {
 
   void it('refuses to switch a decryption patch it cannot edit, naming its line; nothing is planned', () => {
     const text = 'resources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatchesStrategicMerge:\n- decryption-patch.yaml\n';
-    assert.throws(() => planFile(decryptionPatchKind, controller, text), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 5 && /cannot switch decryption to controller mode/.test(e.message));
+    assert.throws(
+      () => planFile(decryptionPatchKind, controller, text),
+      (e: unknown) =>
+        e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 5 && /cannot switch decryption to controller mode/.test(e.message),
+    );
   });
 });
 

@@ -32,7 +32,11 @@ const isConfigError = (line: number, text: RegExp) => (e: unknown) =>
 
 void describe('fluxstrap-config plan', () => {
   void it('creates the file with the editor schema comment, and bootstrap resolves the cluster from it', () => {
-    const { changes, after } = planFile(fluxstrapConfigKind, prod({ path: 'clusters/eu/prod', ageKey: { file: '~/.config/sops/age/prod.agekey' } }, { git: GIT }), undefined);
+    const { changes, after } = planFile(
+      fluxstrapConfigKind,
+      prod({ path: 'clusters/eu/prod', ageKey: { file: '~/.config/sops/age/prod.agekey' } }, { git: GIT }),
+      undefined,
+    );
     assert.equal(changes[0]?.action, 'create');
     assert.equal(changes[0]?.summary, 'add cluster prod: path, git.url, git.branch, ageKey.file');
     assert.equal(
@@ -67,7 +71,10 @@ clusters:
     const { changes, after } = planFile(fluxstrapConfigKind, prod({ ageKey: { file: 'keys/prod.agekey' } }, { git: GIT }), TEAM);
     assert.equal(changes[0]?.action, 'update');
     assert.equal(changes[0]?.summary, 'add to cluster prod: git.url, ageKey.file');
-    assert.equal(after, `${TEAM.replace('      branch: main # Flux follows this\n', `      branch: main # Flux follows this\n      url: ${GIT.url}\n    ageKey:\n      file: keys/prod.agekey\n`)}`);
+    assert.equal(
+      after,
+      `${TEAM.replace('      branch: main # Flux follows this\n', `      branch: main # Flux follows this\n      url: ${GIT.url}\n    ageKey:\n      file: keys/prod.agekey\n`)}`,
+    );
     assert.doesNotMatch(after ?? '', /yaml-language-server/, 'an existing file gets no schema comment');
   });
 
@@ -90,14 +97,14 @@ clusters:
     assert.equal(after, TEAM.replace('branch: main # Flux follows this', 'branch: release # Flux follows this'));
   });
 
-  void it('edits an entry whose settings are aliases of another cluster\'s without dropping what the anchor holds', () => {
+  void it("edits an entry whose settings are aliases of another cluster's without dropping what the anchor holds", () => {
     const shared = `clusters:\n  demo:\n    git: &git\n      url: ${GIT.url}\n      branch: main\n      auth:\n        https:\n          username: bot\n          passwordEnv: TOKEN\n  prod:\n    git: *git\n`;
     // Nothing to change: the file stays as written, aliases and all.
     assert.deepEqual(planFile(fluxstrapConfigKind, prod({ git: GIT }), shared).changes, []);
     const { after } = planFile(fluxstrapConfigKind, prod({ git: { branch: 'release' } }), shared);
     const clusters = parseConfig(after ?? '', 'fluxstrap.yaml').clusters;
     assert.deepEqual(clusters.prod?.git, { url: GIT.url, branch: 'release', auth: { https: { username: 'bot', passwordEnv: 'TOKEN' } } });
-    assert.equal(clusters.demo?.git?.branch, 'main', 'the anchor\'s owner is not changed');
+    assert.equal(clusters.demo?.git?.branch, 'main', "the anchor's owner is not changed");
   });
 
   void it('never removes what the user set: an age key of another kind is kept, with a note', () => {
@@ -167,17 +174,27 @@ void describe("init's fluxstrap.yaml params", () => {
     await runTool('git', ['symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/trunk'], { cwd: repo });
     const found = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', {}, process.cwd());
     assert.deepEqual(found, { cluster: 'prod', set: {}, fill: { git: { url: 'ssh://git@github.com/me/fleet.git', branch: 'trunk' } } });
-    const given = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/x', {
-      path: 'clusters/x',
-      gitUrl: 'https://github.com/me/fleet.git',
-      branch: 'main',
-      gitSshKey: join(repo, 'deploy'),
-      gitKnownHosts: join(repo, 'known_hosts'),
-      ageKeyFile: '~/k.agekey',
-    }, process.cwd());
+    const given = await fluxstrapConfigTaskParams(
+      repo,
+      'prod',
+      'clusters/x',
+      {
+        path: 'clusters/x',
+        gitUrl: 'https://github.com/me/fleet.git',
+        branch: 'main',
+        gitSshKey: join(repo, 'deploy'),
+        gitKnownHosts: join(repo, 'known_hosts'),
+        ageKeyFile: '~/k.agekey',
+      },
+      process.cwd(),
+    );
     assert.deepEqual(given, {
       cluster: 'prod',
-      set: { path: 'clusters/x', git: { url: 'https://github.com/me/fleet.git', branch: 'main', auth: { ssh: { keyFile: 'deploy', knownHostsFile: 'known_hosts' } } }, ageKey: { file: '~/k.agekey' } },
+      set: {
+        path: 'clusters/x',
+        git: { url: 'https://github.com/me/fleet.git', branch: 'main', auth: { ssh: { keyFile: 'deploy', knownHostsFile: 'known_hosts' } } },
+        ageKey: { file: '~/k.agekey' },
+      },
       fill: {},
     });
   });
@@ -194,7 +211,13 @@ void describe("init's fluxstrap.yaml params", () => {
   void it('--git-username is written with the token variable, and bootstrap sends it', async () => {
     const repo = await tempDir('config-username');
     const url = 'https://gitea.example.com/me/fleet.git';
-    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUrl: url, gitTokenEnv: 'GITEA_TOKEN', gitUsername: 'flux-bot' }, process.cwd());
+    const params = await fluxstrapConfigTaskParams(
+      repo,
+      'prod',
+      'clusters/prod',
+      { gitUrl: url, gitTokenEnv: 'GITEA_TOKEN', gitUsername: 'flux-bot' },
+      process.cwd(),
+    );
     assert.deepEqual(params.set, { git: { url, auth: { https: { username: 'flux-bot', passwordEnv: 'GITEA_TOKEN' } } } });
     const { after } = planFile(fluxstrapConfigKind, params, undefined);
     assert.match(after ?? '', /^ {6}auth:\n {8}https:\n {10}username: flux-bot\n {10}passwordEnv: GITEA_TOKEN\n/m);
@@ -206,17 +229,35 @@ void describe("init's fluxstrap.yaml params", () => {
     const repo = await tempDir('config-username-later');
     const written = 'clusters:\n  prod:\n    git:\n      auth:\n        https: { passwordEnv: GITEA_TOKEN } # from CI\n';
     await writeFile(join(repo, 'fluxstrap.yaml'), written);
-    const params = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUsername: 'me', gitUrl: 'https://gitea.example.com/me/fleet.git' }, process.cwd());
+    const params = await fluxstrapConfigTaskParams(
+      repo,
+      'prod',
+      'clusters/prod',
+      { gitUsername: 'me', gitUrl: 'https://gitea.example.com/me/fleet.git' },
+      process.cwd(),
+    );
     const { changes, after } = planFile(fluxstrapConfigKind, params, written);
     assert.match(changes[0]?.summary ?? '', /git\.auth\.https\.username/);
-    assert.deepEqual(resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), {}, {}, { repoDir: repo, cwd: repo }).git.auth, { type: 'https', username: 'me', passwordEnv: 'GITEA_TOKEN' });
+    assert.deepEqual(resolveCluster(parseConfig(after ?? '', 'fluxstrap.yaml'), {}, {}, { repoDir: repo, cwd: repo }).git.auth, {
+      type: 'https',
+      username: 'me',
+      passwordEnv: 'GITEA_TOKEN',
+    });
     assert.match(after ?? '', /# from CI/);
   });
 
   void it('an ssh:// URL with no key named gets a deploy key to generate, outside the repository, and known_hosts beside the manifests', async () => {
     const repo = await tempDir('config-deploy-key');
-    const generated = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitUrl: 'git@github.com:me/fleet.git', sshKeyAlgorithm: 'ecdsa-p384' }, repo);
-    assert.deepEqual(generated.set?.git?.auth, { ssh: { keyFile: '~/.config/fluxstrap/prod-deploy-key', knownHostsFile: 'clusters/prod/known_hosts', keyAlgorithm: 'ecdsa-p384' } });
+    const generated = await fluxstrapConfigTaskParams(
+      repo,
+      'prod',
+      'clusters/prod',
+      { gitUrl: 'git@github.com:me/fleet.git', sshKeyAlgorithm: 'ecdsa-p384' },
+      repo,
+    );
+    assert.deepEqual(generated.set?.git?.auth, {
+      ssh: { keyFile: '~/.config/fluxstrap/prod-deploy-key', knownHostsFile: 'clusters/prod/known_hosts', keyAlgorithm: 'ecdsa-p384' },
+    });
     // A key file named alone keeps the default known_hosts file; a token means no key at all.
     const named = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitSshKey: 'k' }, repo);
     assert.deepEqual(named.set?.git?.auth, { ssh: { keyFile: 'k', knownHostsFile: 'clusters/prod/known_hosts' } });

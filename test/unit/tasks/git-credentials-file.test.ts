@@ -17,7 +17,11 @@ void describe('git-credentials-file', () => {
   void it('plans a create, writes only ciphertext, and then plans nothing', async () => {
     const repo = await tempDir('gcf');
     const secret = await generateIdentity();
-    const params = gitCredentialsFileKind.params.parse({ file: 'bootstrap/lab/git.sops.yaml', age: [await identityToRecipient(secret)], source: { https: { username: 'me', passwordEnv: 'TOK' } } });
+    const params = gitCredentialsFileKind.params.parse({
+      file: 'bootstrap/lab/git.sops.yaml',
+      age: [await identityToRecipient(secret)],
+      source: { https: { username: 'me', passwordEnv: 'TOK' } },
+    });
     const ctx = { paths: { repo }, env: { TOK: 'tok-value-1234' } };
     const facts = await gitCredentialsFileKind.observe(params, ctx, run);
     const [change, ...rest] = gitCredentialsFileKind.plan(params, facts, ctx);
@@ -34,8 +38,15 @@ void describe('git-credentials-file', () => {
 
   void it('refuses a missing token at observe, and keeps an existing file without reading the token', async () => {
     const repo = await tempDir('gcf');
-    const params = gitCredentialsFileKind.params.parse({ file: 'g.sops.yaml', age: [await identityToRecipient(await generateIdentity())], source: { https: { username: 'me', passwordEnv: 'TOK' } } });
-    await assert.rejects(gitCredentialsFileKind.observe(params, { paths: { repo }, env: {} }, run), (e: unknown) => e instanceof FluxstrapError && /TOK/.test(e.message));
+    const params = gitCredentialsFileKind.params.parse({
+      file: 'g.sops.yaml',
+      age: [await identityToRecipient(await generateIdentity())],
+      source: { https: { username: 'me', passwordEnv: 'TOK' } },
+    });
+    await assert.rejects(
+      gitCredentialsFileKind.observe(params, { paths: { repo }, env: {} }, run),
+      (e: unknown) => e instanceof FluxstrapError && /TOK/.test(e.message),
+    );
     await writeFile(join(repo, 'g.sops.yaml'), 'kept\n');
     const facts = await gitCredentialsFileKind.observe(params, { paths: { repo }, env: {} }, run);
     assert.deepEqual(gitCredentialsFileKind.plan(params, facts, { paths: { repo }, env: {} }), []);

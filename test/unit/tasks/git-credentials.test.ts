@@ -26,8 +26,15 @@ void describe('git credentials', () => {
     assert.deepEqual(gitSecretData({ type: 'ssh', identity: 'k', knownHosts: 'h' }), { identity: 'k', known_hosts: 'h' });
     assert.equal(gitSecretData({ type: 'none' }), undefined);
   });
-  void it('a GitHub App: the githubApp* keys of source-controller\'s provider github, the base URL only for Enterprise Server', () => {
-    assert.deepEqual(gitSecretData({ type: 'github-app', appId: '1', installationId: '2', privateKey: 'PEM' }), { githubAppID: '1', githubAppInstallationID: '2', githubAppPrivateKey: 'PEM' });
-    assert.deepEqual(gitSecretData({ type: 'github-app', appId: '1', installationOwner: 'acme', privateKey: 'PEM', baseUrl: 'https://ghe.example.com/api/v3' }), { githubAppID: '1', githubAppInstallationOwner: 'acme', githubAppPrivateKey: 'PEM', githubAppBaseURL: 'https://ghe.example.com/api/v3' });
+  void it("a GitHub App: the githubApp* keys of source-controller's provider github, the base URL only for Enterprise Server", () => {
+    assert.deepEqual(gitSecretData({ type: 'github-app', appId: '1', installationId: '2', privateKey: 'PEM' }), {
+      githubAppID: '1',
+      githubAppInstallationID: '2',
+      githubAppPrivateKey: 'PEM',
+    });
+    assert.deepEqual(
+      gitSecretData({ type: 'github-app', appId: '1', installationOwner: 'acme', privateKey: 'PEM', baseUrl: 'https://ghe.example.com/api/v3' }),
+      { githubAppID: '1', githubAppInstallationOwner: 'acme', githubAppPrivateKey: 'PEM', githubAppBaseURL: 'https://ghe.example.com/api/v3' },
+    );
   });
 });

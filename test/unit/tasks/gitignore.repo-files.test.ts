@@ -11,12 +11,19 @@ import { planFile } from '../../helpers/file-tasks.ts';
 const ROOT = 'clusters/production/kustomization.yaml';
 
 void describe('cluster-root plan', () => {
-  const seed = 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  # shared infrastructure first\n  - infrastructure.yaml\n  - monitoring.yaml\n  - services.yaml\n  - policies.yaml\n';
+  const seed =
+    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  # shared infrastructure first\n  - infrastructure.yaml\n  - monitoring.yaml\n  - services.yaml\n  - policies.yaml\n';
 
   void it("adds flux-system to the seed's root kustomization, first, keeping comments", () => {
     const { after, changes } = planFile(clusterRootKind, { file: ROOT }, seed);
     assert.equal(changes[0]?.action, 'update');
-    assert.deepEqual((parse(after ?? '') as { resources: string[] }).resources, ['flux-system', 'infrastructure.yaml', 'monitoring.yaml', 'services.yaml', 'policies.yaml']);
+    assert.deepEqual((parse(after ?? '') as { resources: string[] }).resources, [
+      'flux-system',
+      'infrastructure.yaml',
+      'monitoring.yaml',
+      'services.yaml',
+      'policies.yaml',
+    ]);
     assert.match(after ?? '', /- flux-system\n {2}# shared infrastructure first\n {2}- infrastructure\.yaml/);
   });
 
@@ -30,9 +37,13 @@ void describe('cluster-root plan', () => {
   });
 
   void it('adds resources when there are none, and refuses what it cannot read', () => {
-    assert.deepEqual((parse(planFile(clusterRootKind, { file: ROOT }, 'kind: Kustomization\n').after ?? '') as { resources: string[] }).resources, ['flux-system']);
-    assert.throws(() => planFile(clusterRootKind, { file: ROOT }, 'kind: Kustomization\nresources: flux-system\n'), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 2 && /resources must be a list/.test(e.message));
+    assert.deepEqual((parse(planFile(clusterRootKind, { file: ROOT }, 'kind: Kustomization\n').after ?? '') as { resources: string[] }).resources, [
+      'flux-system',
+    ]);
+    assert.throws(
+      () => planFile(clusterRootKind, { file: ROOT }, 'kind: Kustomization\nresources: flux-system\n'),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 2 && /resources must be a list/.test(e.message),
+    );
   });
 });
 
@@ -42,7 +53,10 @@ void describe('gitignore plan', () => {
   void it('creates the file, or appends only what is missing under one comment', () => {
     assert.equal(planFile(gitignoreKind, { entries }, undefined).after, `# fluxstrap: private keys must never be committed\n${entries.join('\n')}\n`);
     const { after, changes } = planFile(gitignoreKind, { entries }, 'node_modules/\n*.agekey');
-    assert.equal(after, `node_modules/\n*.agekey\n\n# fluxstrap: private keys must never be committed\n${entries.filter((e) => e !== '*.agekey').join('\n')}\n`);
+    assert.equal(
+      after,
+      `node_modules/\n*.agekey\n\n# fluxstrap: private keys must never be committed\n${entries.filter((e) => e !== '*.agekey').join('\n')}\n`,
+    );
     assert.doesNotMatch(changes[0]?.summary ?? '', /\*\.agekey/);
   });
 
@@ -67,7 +81,10 @@ void describe('makefile plan', () => {
 void describe('public-key-file plan', () => {
   void it('writes an age recipients file that age -R reads, and replaces a stale one', () => {
     const content = ageRecipientsFile('clusters/prod', ['age1aaa', 'age1bbb']);
-    assert.deepEqual(content.split('\n').filter((l) => !l.startsWith('#')), ['age1aaa', 'age1bbb', '']);
+    assert.deepEqual(
+      content.split('\n').filter((l) => !l.startsWith('#')),
+      ['age1aaa', 'age1bbb', ''],
+    );
     assert.equal(planFile(publicKeyFileKind, { file: 'k', content }, undefined).changes[0]?.action, 'create');
     assert.equal(planFile(publicKeyFileKind, { file: 'k', content }, 'age1old\n').changes[0]?.action, 'update');
     assert.deepEqual(planFile(publicKeyFileKind, { file: 'k', content }, content).changes, []);

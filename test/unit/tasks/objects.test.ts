@@ -4,24 +4,50 @@ import type { KubeObject } from '../../../src/adapters/kube/port.ts';
 import { APPLIED_ANNOTATION, contains, differingPaths, manifestHash, planObjects, withAppliedHash } from '../../../src/tasks/objects.ts';
 
 const cm = (data: Record<string, string>, extra: Partial<KubeObject['metadata']> = {}): KubeObject => ({
-  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'flux-system', ...extra }, data,
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name: 'c', namespace: 'flux-system', ...extra },
+  data,
 });
 
 void describe('planObjects', () => {
   const desired = withAppliedHash(cm({ a: '1' }));
   const table: { name: string; facts: Parameters<typeof planObjects>[0]; want: string[] }[] = [
     { name: 'missing → create', facts: [{ desired }], want: ['create ConfigMap flux-system/c'] },
-    { name: 'hash and fields match → nothing (no dry-run was needed)', facts: [{ desired, live: { ...desired, metadata: { ...desired.metadata, resourceVersion: '7' } } }], want: [] },
     {
-      name: 'dry-run equals live but for volatile metadata → nothing',
-      facts: [{ desired, live: { ...desired, metadata: { ...desired.metadata, resourceVersion: '7', managedFields: [1] } }, dryRun: { ...desired, metadata: { ...desired.metadata, resourceVersion: '8', managedFields: [2] } } }],
+      name: 'hash and fields match → nothing (no dry-run was needed)',
+      facts: [{ desired, live: { ...desired, metadata: { ...desired.metadata, resourceVersion: '7' } } }],
       want: [],
     },
-    { name: 'dry-run differs → update naming the paths', facts: [{ desired, live: cm({ a: '0' }), dryRun: desired }], want: ['update ConfigMap flux-system/c'] },
-    { name: 'live, no dry-run possible (kind not served) → nothing to compare', facts: [{ desired, kindMissing: true }], want: ['create ConfigMap flux-system/c'] },
+    {
+      name: 'dry-run equals live but for volatile metadata → nothing',
+      facts: [
+        {
+          desired,
+          live: { ...desired, metadata: { ...desired.metadata, resourceVersion: '7', managedFields: [1] } },
+          dryRun: { ...desired, metadata: { ...desired.metadata, resourceVersion: '8', managedFields: [2] } },
+        },
+      ],
+      want: [],
+    },
+    {
+      name: 'dry-run differs → update naming the paths',
+      facts: [{ desired, live: cm({ a: '0' }), dryRun: desired }],
+      want: ['update ConfigMap flux-system/c'],
+    },
+    {
+      name: 'live, no dry-run possible (kind not served) → nothing to compare',
+      facts: [{ desired, kindMissing: true }],
+      want: ['create ConfigMap flux-system/c'],
+    },
   ];
   for (const t of table) {
-    void it(t.name, () => assert.deepEqual(planObjects(t.facts).map((c) => `${c.action} ${c.target}`), t.want));
+    void it(t.name, () =>
+      assert.deepEqual(
+        planObjects(t.facts).map((c) => `${c.action} ${c.target}`),
+        t.want,
+      ),
+    );
   }
 
   void it('summarises an update by the paths that differ, and shows only them', () => {

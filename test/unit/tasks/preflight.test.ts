@@ -10,34 +10,64 @@ import { planComponents } from '../../../src/tasks/flux-components.ts';
 import { accessChecks, pluralOf, postQuantumProblem, preflightKind, versionProblem } from '../../../src/tasks/preflight.ts';
 import { verificationProblems } from '../../../src/tasks/verify-decryption.ts';
 
-const obj = (apiVersion: string, kind: string, namespace?: string): KubeObject => ({ apiVersion, kind, metadata: { name: kind.toLowerCase(), ...(namespace ? { namespace } : {}) } });
+const obj = (apiVersion: string, kind: string, namespace?: string): KubeObject => ({
+  apiVersion,
+  kind,
+  metadata: { name: kind.toLowerCase(), ...(namespace ? { namespace } : {}) },
+});
 
 void describe('preflight helpers', () => {
   void it('pluralOf covers the kinds of a Flux install', () => {
-    assert.deepEqual(['NetworkPolicy', 'GitRepository', 'Kustomization', 'CustomResourceDefinition', 'ClusterRoleBinding', 'Service', 'Ingress'].map(pluralOf),
-      ['networkpolicies', 'gitrepositories', 'kustomizations', 'customresourcedefinitions', 'clusterrolebindings', 'services', 'ingresses']);
+    assert.deepEqual(
+      ['NetworkPolicy', 'GitRepository', 'Kustomization', 'CustomResourceDefinition', 'ClusterRoleBinding', 'Service', 'Ingress'].map(pluralOf),
+      ['networkpolicies', 'gitrepositories', 'kustomizations', 'customresourcedefinitions', 'clusterrolebindings', 'services', 'ingresses'],
+    );
   });
   void it('accessChecks asks create and patch once per resource, plus Secrets', () => {
-    const checks = accessChecks([obj('apps/v1', 'Deployment', 'flux-system'), obj('apps/v1', 'Deployment', 'flux-system'), obj('v1', 'Namespace')], 'flux-system');
-    assert.deepEqual(checks.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace ?? '-'}`), [
-      'create apps/deployments flux-system', 'patch apps/deployments flux-system', 'create /namespaces -', 'patch /namespaces -',
-      'create /secrets flux-system', 'patch /secrets flux-system',
-    ]);
+    const checks = accessChecks(
+      [obj('apps/v1', 'Deployment', 'flux-system'), obj('apps/v1', 'Deployment', 'flux-system'), obj('v1', 'Namespace')],
+      'flux-system',
+    );
+    assert.deepEqual(
+      checks.map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace ?? '-'}`),
+      [
+        'create apps/deployments flux-system',
+        'patch apps/deployments flux-system',
+        'create /namespaces -',
+        'patch /namespaces -',
+        'create /secrets flux-system',
+        'patch /secrets flux-system',
+      ],
+    );
   });
-  const versions: [string, number, number, boolean][] = [['v1.36.3', 1, 36, true], ['v1.32.0', 1, 32, true], ['v1.31.9', 1, 31, false], ['v0.0.0-master', Number.NaN, Number.NaN, false]];
+  const versions: [string, number, number, boolean][] = [
+    ['v1.36.3', 1, 36, true],
+    ['v1.32.0', 1, 32, true],
+    ['v1.31.9', 1, 31, false],
+    ['v0.0.0-master', Number.NaN, Number.NaN, false],
+  ];
   for (const [v, major, minor, ok] of versions) {
     void it(`version ${v} ${ok ? 'passes' : 'is refused'}`, () => assert.equal(versionProblem(v, major, minor, '1.32') === undefined, ok));
   }
   void it('compares the key with the creation rule for the cluster folder, not with any rule', async () => {
-    const [prod, other, fallback] = ['age13runq29jhy9kfpaegczrzttykerswh0qprq59msgd754yermtfmsa3hwg2', 'age19j4d6v9j7rx5fs629fu387qz4zmlpsqjexa4s08tkfrrmfdl5cwqjlaupd', 'age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs'];
+    const [prod, other, fallback] = [
+      'age13runq29jhy9kfpaegczrzttykerswh0qprq59msgd754yermtfmsa3hwg2',
+      'age19j4d6v9j7rx5fs629fu387qz4zmlpsqjexa4s08tkfrrmfdl5cwqjlaupd',
+      'age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs',
+    ];
     const dir = mkdtempSync(join(tmpdir(), 'fluxstrap-rule-'));
     try {
       const config = join(dir, '.sops.yaml');
-      writeFileSync(config, `creation_rules:\n  - path_regex: ^clusters/prod/.*\n    age: ${prod}\n  - path_regex: ^clusters/dev/.*\n    key_groups:\n      - age: [${other}]\n`);
+      writeFileSync(
+        config,
+        `creation_rules:\n  - path_regex: ^clusters/prod/.*\n    age: ${prod}\n  - path_regex: ^clusters/dev/.*\n    key_groups:\n      - age: [${other}]\n`,
+      );
       assert.deepEqual(await clusterRuleRecipients(config, join(dir, 'clusters/prod'), { name: 'prod', path: 'clusters/prod' }), [prod]);
       assert.deepEqual(await clusterRuleRecipients(config, join(dir, 'clusters/dev'), { name: 'dev', path: 'clusters/dev' }), [other]);
-      await assert.rejects(clusterRuleRecipients(config, join(dir, 'clusters/edge'), { name: 'edge', path: 'clusters/edge' }),
-        (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /no creation rule .* clusters\/edge/.test(e.message));
+      await assert.rejects(
+        clusterRuleRecipients(config, join(dir, 'clusters/edge'), { name: 'edge', path: 'clusters/edge' }),
+        (e) => isFluxstrapError(e) && e.code === 'E_CONFIG' && /no creation rule .* clusters\/edge/.test(e.message),
+      );
       writeFileSync(config, `creation_rules:\n  - path_regex: ^clusters/prod/.*\n    age: ${prod}\n  - age: ${fallback}\n`);
       assert.deepEqual(await clusterRuleRecipients(config, join(dir, 'clusters/edge'), { name: 'edge', path: 'clusters/edge' }), [fallback]);
     } finally {
@@ -46,16 +76,35 @@ void describe('preflight helpers', () => {
   });
   void it('fails with every problem and its fix, keeping the code of a single one', () => {
     assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32' }, { problems: [], notes: [] }, undefined as never), []);
-    assert.throws(() => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] }, undefined as never),
-      (e) => isFluxstrapError(e) && e.code === 'E_GIT' && e.message === 'preflight: a' && e.hint === 'fa');
-    assert.throws(() => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa' }, { what: 'b', fix: 'fb' }], notes: [] }, undefined as never),
-      (e) => isFluxstrapError(e) && e.code === 'E_PRECONDITION' && /\(1\) a; \(2\) b/.test(e.message) && e.hint === '(1) fa; (2) fb');
+    assert.throws(
+      () => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] }, undefined as never),
+      (e) => isFluxstrapError(e) && e.code === 'E_GIT' && e.message === 'preflight: a' && e.hint === 'fa',
+    );
+    assert.throws(
+      () =>
+        preflightKind.plan(
+          { minKubernetes: '1.32' },
+          {
+            problems: [
+              { what: 'a', fix: 'fa' },
+              { what: 'b', fix: 'fb' },
+            ],
+            notes: [],
+          },
+          undefined as never,
+        ),
+      (e) => isFluxstrapError(e) && e.code === 'E_PRECONDITION' && /\(1\) a; \(2\) b/.test(e.message) && e.hint === '(1) fa; (2) fb',
+    );
   });
 });
 
 void describe('post-quantum keys', () => {
-  const controller = (tag: string): KubeObject => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'kustomize-controller', namespace: 'flux-system' },
-    spec: { template: { spec: { containers: [{ name: 'manager', image: `ghcr.io/fluxcd/kustomize-controller:${tag}` }] } } } });
+  const controller = (tag: string): KubeObject => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'kustomize-controller', namespace: 'flux-system' },
+    spec: { template: { spec: { containers: [{ name: 'manager', image: `ghcr.io/fluxcd/kustomize-controller:${tag}` }] } } },
+  });
   const pq = [{ postQuantum: true, recipient: 'age1pq1x' }];
   void it('are refused with a controller older than v1.9 (Flux v2.7.5 ships v1.7.3)', () => {
     assert.match(postQuantumProblem(pq, [controller('v1.7.3')])?.what ?? '', /kustomize-controller v1\.7/);
@@ -68,36 +117,54 @@ void describe('post-quantum keys', () => {
 
 void describe('component order', () => {
   void it('namespaces, then CRDs, then the rest in build order', () => {
-    const facts = [obj('apps/v1', 'Deployment', 'ns'), obj('apiextensions.k8s.io/v1', 'CustomResourceDefinition'), obj('v1', 'Service', 'ns'), obj('v1', 'Namespace')].map((desired) => ({ desired }));
-    assert.deepEqual(planComponents(facts).map((c) => c.target.split(' ')[0]), ['Namespace', 'CustomResourceDefinition', 'Deployment', 'Service']);
+    const facts = [
+      obj('apps/v1', 'Deployment', 'ns'),
+      obj('apiextensions.k8s.io/v1', 'CustomResourceDefinition'),
+      obj('v1', 'Service', 'ns'),
+      obj('v1', 'Namespace'),
+    ].map((desired) => ({ desired }));
+    assert.deepEqual(
+      planComponents(facts).map((c) => c.target.split(' ')[0]),
+      ['Namespace', 'CustomResourceDefinition', 'Deployment', 'Service'],
+    );
   });
 });
 
 void describe('verificationProblems', () => {
   const want = [{ file: 'clusters/a/s.sops.yaml', namespace: 'apps', name: 's', hashes: { a: 'h1', b: 'h2' } }];
   const base = { kustomization: 'Kustomization flux-system/flux-system', decryption: { provider: 'sops' }, want, check: false };
-  void it('passes when every key holds the decrypted value', () => assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), []));
+  void it('passes when every key holds the decrypted value', () =>
+    assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), []));
   void it('names missing Secrets, missing keys and differing keys, never values', () => {
     assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': undefined } }), ['Secret apps/s (from clusters/a/s.sops.yaml) is not in the cluster']);
-    assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'x' } } }), ['Secret apps/s lacks b', 'Secret apps/s holds other values (still encrypted?) under a']);
+    assert.deepEqual(verificationProblems({ ...base, have: { 'apps/s': { a: 'x' } } }), [
+      'Secret apps/s lacks b',
+      'Secret apps/s holds other values (still encrypted?) under a',
+    ]);
   });
   void it('a key named constructor missing from the live Secret is missing, not a differing Object member', () => {
-    const proto = [{ ...want[0] as (typeof want)[number], hashes: { constructor: 'h1', __proto__: 'h2' } }];
+    const proto = [{ ...(want[0] as (typeof want)[number]), hashes: { constructor: 'h1', __proto__: 'h2' } }];
     assert.deepEqual(verificationProblems({ ...base, want: proto, have: { 'apps/s': {} } }), ['Secret apps/s lacks constructor']);
   });
   // kustomize-controller's --sops-age-secret supplies a key, never decryption itself.
   void it('requires decryption on the Kustomization', () => {
-    assert.deepEqual(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), ['Kustomization flux-system/flux-system has no spec.decryption (provider sops)']);
+    assert.deepEqual(verificationProblems({ ...base, decryption: null, have: { 'apps/s': { a: 'h1', b: 'h2' } } }), [
+      'Kustomization flux-system/flux-system has no spec.decryption (provider sops)',
+    ]);
   });
   void it('checks every child Kustomization that applies SOPS files, and names the one applying a missing Secret', () => {
     const by = 'Kustomization flux-system/apps (clusters/a/apps.yaml:1)';
     const have = { 'apps/s': { a: 'h1', b: 'h2' } };
     const children = [{ ref: by, exists: true, decryption: 'sops' }];
     assert.deepEqual(verificationProblems({ ...base, have, children }), []);
-    assert.deepEqual(verificationProblems({ ...base, want: [{ ...want[0] as (typeof want)[0], by }], have: {}, children }), [`Secret apps/s (from clusters/a/s.sops.yaml, applied by ${by}) is not in the cluster`]);
+    assert.deepEqual(verificationProblems({ ...base, want: [{ ...(want[0] as (typeof want)[0]), by }], have: {}, children }), [
+      `Secret apps/s (from clusters/a/s.sops.yaml, applied by ${by}) is not in the cluster`,
+    ]);
     assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: false }] }), [`${by} is not in the cluster`]);
-    assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: true, failing: 'BuildFailed: age: no identity matched' }] }),
-      [`${by} has no spec.decryption (provider sops)`, `${by} is not Ready: BuildFailed: age: no identity matched`]);
+    assert.deepEqual(verificationProblems({ ...base, have, children: [{ ref: by, exists: true, failing: 'BuildFailed: age: no identity matched' }] }), [
+      `${by} has no spec.decryption (provider sops)`,
+      `${by} is not Ready: BuildFailed: age: no identity matched`,
+    ]);
   });
   void it('has nothing to verify in check mode before the first bootstrap', () => {
     const { decryption: _d, ...rest } = base;

@@ -22,14 +22,17 @@ void describe('planSecret', () => {
     assert.match(c?.summary ?? '', /last-applied-configuration/);
   });
   void it('refuses drift without --rotate-secrets, naming keys only', () => {
-    assert.throws(() => planSecret({ spec, live: { 'age.agekey': 'OTHER', extra: 'x' }, rotate: false }), (e) => {
-      assert.ok(isFluxstrapError(e));
-      assert.equal(e.code, 'E_PRECONDITION');
-      assert.match(e.message, /changed age\.agekey; extra extra/);
-      assert.match(e.hint ?? '', /--rotate-secrets/);
-      assert.doesNotMatch(e.message + (e.hint ?? ''), /SECRETVALUE|OTHER/);
-      return true;
-    });
+    assert.throws(
+      () => planSecret({ spec, live: { 'age.agekey': 'OTHER', extra: 'x' }, rotate: false }),
+      (e) => {
+        assert.ok(isFluxstrapError(e));
+        assert.equal(e.code, 'E_PRECONDITION');
+        assert.match(e.message, /changed age\.agekey; extra extra/);
+        assert.match(e.hint ?? '', /--rotate-secrets/);
+        assert.doesNotMatch(e.message + (e.hint ?? ''), /SECRETVALUE|OTHER/);
+        return true;
+      },
+    );
   });
   void it('rotates drift with --rotate-secrets, masking both sides', () => {
     const [c] = planSecret({ spec, live: { 'age.agekey': 'OTHER' }, rotate: true });
@@ -56,7 +59,10 @@ void describe('planSecret', () => {
 
 void describe('Secret contents', () => {
   void it('puts every age identity under its own .agekey key', () => {
-    const data = ageSecretData([{ secret: 'AGE-SECRET-KEY-1A', recipient: 'age1a' }, { secret: 'AGE-SECRET-KEY-1B', recipient: 'age1b' }]);
+    const data = ageSecretData([
+      { secret: 'AGE-SECRET-KEY-1A', recipient: 'age1a' },
+      { secret: 'AGE-SECRET-KEY-1B', recipient: 'age1b' },
+    ]);
     assert.deepEqual(Object.keys(data), ['age.agekey', 'age-2.agekey']);
     assert.match(data['age-2.agekey'] ?? '', /^# public key: age1b\nAGE-SECRET-KEY-1B\n$/);
   });

@@ -31,7 +31,10 @@ void describe('sops-config plan', () => {
   void it('creates .sops.yaml with the rule sops needs for the cluster folder', () => {
     const { changes, after } = planFile(sopsConfigKind, params, undefined);
     assert.equal(changes[0]?.action, 'create');
-    assert.equal(after, `creation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    encrypted_regex: ^(data|stringData)$\n    mac_only_encrypted: true\n    age: ${OURS}\n`);
+    assert.equal(
+      after,
+      `creation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    encrypted_regex: ^(data|stringData)$\n    mac_only_encrypted: true\n    age: ${OURS}\n`,
+    );
     assert.deepEqual(rules(after ?? ''), [{ path: pathRegexFor('clusters/prod'), keys: [OURS] }]);
   });
 
@@ -56,7 +59,10 @@ void describe('sops-config plan', () => {
     const { after, changes } = planFile(sopsConfigKind, params, SEED);
     assert.equal(changes[0]?.action, 'update');
     assert.match(changes[0]?.summary ?? '', /before rule 1/);
-    assert.deepEqual(rules(after ?? '').map((r) => r.path), [pathRegexFor('clusters/prod'), '.*\\.sops\\.yaml$']);
+    assert.deepEqual(
+      rules(after ?? '').map((r) => r.path),
+      [pathRegexFor('clusters/prod'), '.*\\.sops\\.yaml$'],
+    );
     for (const line of SEED.split('\n')) assert.ok(after?.includes(line), `kept: ${line}`);
     // the comment written above the seed rule stays above it, not above ours
     assert.match(after ?? '', /# every secret file\n {2}- path_regex: \.\*/);
@@ -65,12 +71,18 @@ void describe('sops-config plan', () => {
   void it('goes after rules for other clusters and before a final catch-all', () => {
     const text = `creation_rules:\n  - path_regex: ^clusters/staging/.*\\.ya?ml$\n    age: ${OTHER}\n  - age: ${OTHER}\n`;
     const { after } = planFile(sopsConfigKind, params, text);
-    assert.deepEqual(rules(after ?? '').map((r) => r.path), ['^clusters/staging/.*\\.ya?ml$', pathRegexFor('clusters/prod'), undefined]);
+    assert.deepEqual(
+      rules(after ?? '').map((r) => r.path),
+      ['^clusters/staging/.*\\.ya?ml$', pathRegexFor('clusters/prod'), undefined],
+    );
   });
 
   void it('appends when no rule would catch the cluster files', () => {
     const text = `creation_rules:\n  - path_regex: ^clusters/staging/\n    age: ${OTHER}\n`;
-    assert.deepEqual(rules(planFile(sopsConfigKind, params, text).after ?? '').map((r) => r.path), ['^clusters/staging/', pathRegexFor('clusters/prod')]);
+    assert.deepEqual(
+      rules(planFile(sopsConfigKind, params, text).after ?? '').map((r) => r.path),
+      ['^clusters/staging/', pathRegexFor('clusters/prod')],
+    );
   });
 
   void it('does not duplicate a rule that is already there, ours or written by hand', () => {
@@ -90,7 +102,10 @@ void describe('sops-config plan', () => {
   void it('moves its own rule ahead of a catch-all that was put before it', () => {
     const text = `creation_rules:\n  - path_regex: .*\n    age: ${OTHER}\n  - path_regex: ${pathRegexFor('clusters/prod')}\n    age: ${OURS}\n`;
     const { after } = planFile(sopsConfigKind, params, text);
-    assert.deepEqual(rules(after ?? '').map((r) => r.path), [pathRegexFor('clusters/prod'), '.*']);
+    assert.deepEqual(
+      rules(after ?? '').map((r) => r.path),
+      [pathRegexFor('clusters/prod'), '.*'],
+    );
   });
 
   void it('writes pgp fingerprints, and several age recipients as one list', () => {
@@ -120,8 +135,12 @@ void describe('sops-config plan', () => {
       ['- a\n- b\n', 1, /must be a map/],
     ];
     for (const [text, line, message] of cases) {
-      assert.throws(() => planFile(sopsConfigKind, params, text), (e: unknown) =>
-        e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === '.sops.yaml' && e.location.line === line && message.test(e.message), text);
+      assert.throws(
+        () => planFile(sopsConfigKind, params, text),
+        (e: unknown) =>
+          e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.file === '.sops.yaml' && e.location.line === line && message.test(e.message),
+        text,
+      );
     }
   });
 
@@ -130,7 +149,10 @@ void describe('sops-config plan', () => {
     void it('adds the key to the catch-all that governs them instead of a rule for a folder with no secrets', () => {
       const { after, changes } = planFile(sopsConfigKind, { ...params, reached }, SEED);
       assert.deepEqual(rules(after ?? ''), [{ path: '.*\\.sops\\.yaml$', keys: [OTHER, OURS] }]);
-      assert.match(changes[0]?.summary ?? '', /creation rule at \.sops\.yaml:4 \(path_regex .*\), which governs the 2 SOPS file\(s\) the cluster reaches \(infrastructure\/base\/networking\/secret\.sops\.yaml, services/);
+      assert.match(
+        changes[0]?.summary ?? '',
+        /creation rule at \.sops\.yaml:4 \(path_regex .*\), which governs the 2 SOPS file\(s\) the cluster reaches \(infrastructure\/base\/networking\/secret\.sops\.yaml, services/,
+      );
       // comments and the rest stay as written
       assert.match(after ?? '', /# every secret file\n {2}- path_regex: \.\*\\\.sops\\\.yaml\$\n {4}age: age1lgg.*,age1ql3.* # the old key\n/);
     });
@@ -141,20 +163,32 @@ void describe('sops-config plan', () => {
     void it('adds to a list, and to the first key group', () => {
       const list = `creation_rules:\n  - path_regex: ^infrastructure/\n    age:\n      - ${OTHER}\n  - path_regex: ^services/\n    key_groups:\n      - age: [${OTHER}]\n`;
       const after = planFile(sopsConfigKind, { ...params, reached }, list).after ?? '';
-      assert.deepEqual(rules(after), [{ path: '^infrastructure/', keys: [OTHER, OURS] }, { path: '^services/', keys: [OTHER, OURS] }]);
+      assert.deepEqual(rules(after), [
+        { path: '^infrastructure/', keys: [OTHER, OURS] },
+        { path: '^services/', keys: [OTHER, OURS] },
+      ]);
     });
     void it('gives files no rule governs a rule naming exactly them', () => {
       const text = `creation_rules:\n  - path_regex: ^infrastructure/\n    age: ${OURS}\n`;
       const after = planFile(sopsConfigKind, { ...params, reached }, text).after ?? '';
-      assert.deepEqual(rules(after), [{ path: '^infrastructure/', keys: [OURS] }, { path: '^(services/base/karakeep/secret\\.sops\\.yaml)$', keys: [OURS] }]);
+      assert.deepEqual(rules(after), [
+        { path: '^infrastructure/', keys: [OURS] },
+        { path: '^(services/base/karakeep/secret\\.sops\\.yaml)$', keys: [OURS] },
+      ]);
     });
   });
 
   void it('refuses an encryptedRegex RE2 refuses at its playbook line, before writing it into .sops.yaml; takes Go syntax', async () => {
     const playbook = (re: string) => `name: x\ntasks:\n  - sops-config:\n      clusterPath: clusters/prod\n      encryptedRegex: '${re}'\n`;
     const opts = { registry: builtinKinds, builtins: { cluster: { name: 'prod', path: 'clusters/prod' }, check_mode: false } };
-    await assert.rejects(compilePlaybook(playbook('^(?!metadata)'), 'p.yaml', opts), (e: unknown) =>
-      e instanceof FluxstrapError && e.code === 'E_CONFIG' && e.location?.line === 5 && /not a valid RE2 regular expression: invalid or unsupported Perl syntax/.test(e.message));
+    await assert.rejects(
+      compilePlaybook(playbook('^(?!metadata)'), 'p.yaml', opts),
+      (e: unknown) =>
+        e instanceof FluxstrapError &&
+        e.code === 'E_CONFIG' &&
+        e.location?.line === 5 &&
+        /not a valid RE2 regular expression: invalid or unsupported Perl syntax/.test(e.message),
+    );
     const pb = await compilePlaybook(playbook('^[[:alpha:]]*[Dd]ata$'), 'p.yaml', opts);
     assert.equal((pb.tasks[0]?.params as { encryptedRegex?: string }).encryptedRegex, '^[[:alpha:]]*[Dd]ata$');
   });

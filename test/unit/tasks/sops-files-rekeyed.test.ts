@@ -32,7 +32,11 @@ async function converge(params: SopsFilesRekeyedParams, ctx: RekeyContext): Prom
 }
 
 const current = async () => Buffer.from(await readFile(join(repo, FILE)));
-const opens = async (identity: AgeIdentity) => decryptDocument(await current(), 'yaml', FILE, { age: [identity], pgpFiles: [], gpg: false }).then(() => true, () => false);
+const opens = async (identity: AgeIdentity) =>
+  decryptDocument(await current(), 'yaml', FILE, { age: [identity], pgpFiles: [], gpg: false }).then(
+    () => true,
+    () => false,
+  );
 
 before(async () => {
   repo = await tempDir('rekey');
@@ -69,7 +73,10 @@ void describe('sops-files-rekeyed', () => {
     const ctx = ctxWith([old]);
     const [change] = kind.plan(p, await kind.observe(p, ctx, { check: false }), ctx);
     assert.ok(change);
-    await assert.rejects(kind.apply(change, p, ctx), (e: unknown) => e instanceof FluxstrapError && e.code === 'E_DECRYPT' && e.location?.file === FILE && !e.message.includes('\n'));
+    await assert.rejects(
+      kind.apply(change, p, ctx),
+      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_DECRYPT' && e.location?.file === FILE && !e.message.includes('\n'),
+    );
   });
 });
 
@@ -82,7 +89,11 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
   let third: AgeIdentity;
   const identity = async (): Promise<AgeIdentity> => ({ ...(await generateAgeIdentity(false)), source: 'test', line: 1, postQuantum: false });
   const bytes = async () => Buffer.from(await readFile(join(repo, SHAMIR)));
-  const opensWith = async (...ids: AgeIdentity[]) => decryptDocument(await bytes(), 'yaml', SHAMIR, { age: ids, pgpFiles: [], gpg: false }).then((b) => b.toString().includes('s3cret'), () => false);
+  const opensWith = async (...ids: AgeIdentity[]) =>
+    decryptDocument(await bytes(), 'yaml', SHAMIR, { age: ids, pgpFiles: [], gpg: false }).then(
+      (b) => b.toString().includes('s3cret'),
+      () => false,
+    );
   const groups = async () => parseEncrypted(await bytes(), 'yaml', SHAMIR).metadata.keyGroups.map((g) => g.map(stanzaName));
   const rotation = (change: Partial<SopsFilesRekeyedParams>) => step(change, 'clusters/shamir');
 
@@ -100,7 +111,10 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
     const p = rotation({ add: [{ recipient: next.recipient, besides: cluster.recipient }] });
     const [change] = kind.plan(p, await kind.observe(p, ctxWith([]), { check: false }), ctxWith([]));
     assert.equal(change?.before, `group 1: age:${cluster.recipient}\ngroup 2: age:${second.recipient}\ngroup 3: age:${third.recipient}\n`);
-    assert.equal(change?.after, `group 1: age:${cluster.recipient}\ngroup 1: age:${next.recipient}\ngroup 2: age:${second.recipient}\ngroup 3: age:${third.recipient}\n`);
+    assert.equal(
+      change?.after,
+      `group 1: age:${cluster.recipient}\ngroup 1: age:${next.recipient}\ngroup 2: age:${second.recipient}\ngroup 3: age:${third.recipient}\n`,
+    );
     assert.deepEqual(await converge(p, ctxWith([cluster])), [`update file ${SHAMIR}: data key re-encrypted for ${next.recipient} (group 1) too`]);
     const after = parseEncrypted(await bytes(), 'yaml', SHAMIR);
     assert.deepEqual(await groups(), [[cluster.recipient, next.recipient], [second.recipient], [third.recipient]]);
@@ -108,7 +122,11 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
     assert.deepEqual(after.branches, before.branches);
     assert.equal(after.metadata.shamirThreshold, 2);
     const encs = (md: typeof after.metadata) => md.keyGroups.map((g) => g.map((s) => stanzaField(s, 'enc')));
-    assert.deepEqual(encs(after.metadata).map((g, i) => g.slice(0, encs(before.metadata)[i]?.length)), encs(before.metadata), 'the stanzas that were there are untouched');
+    assert.deepEqual(
+      encs(after.metadata).map((g, i) => g.slice(0, encs(before.metadata)[i]?.length)),
+      encs(before.metadata),
+      'the stanzas that were there are untouched',
+    );
     assert.ok(await opensWith(next, second), 'new key + group 2');
     assert.ok(await opensWith(cluster, third), 'old key + group 3');
     assert.equal(await opensWith(cluster, next), false, 'two keys of one group are one share');
@@ -138,7 +156,12 @@ void describe('sops-files-rekeyed with key groups (Shamir)', () => {
     const was = await bytes();
     await assert.rejects(
       async () => kind.plan(p, await kind.observe(p, ctxWith([]), { check: false }), ctxWith([])),
-      (e: unknown) => e instanceof FluxstrapError && e.code === 'E_PRECONDITION' && e.location?.file === SHAMIR && /key group 2 of this file without a key/.test(e.message) && !e.message.includes('\n'),
+      (e: unknown) =>
+        e instanceof FluxstrapError &&
+        e.code === 'E_PRECONDITION' &&
+        e.location?.file === SHAMIR &&
+        /key group 2 of this file without a key/.test(e.message) &&
+        !e.message.includes('\n'),
     );
     assert.deepEqual(await bytes(), was);
   });

@@ -17,7 +17,10 @@ void describe('SOPS files of a cluster folder', () => {
     copyFileSync(join(generatedDir, 'secret.unencrypted-regex.enc.yaml'), join(dir, 'flat.yaml'));
     writeFileSync(join(dir, 'plain.yaml'), 'sops: not metadata\n');
     const files = await findSopsFiles(dir, dir);
-    assert.deepEqual(files.map((f) => f.name), ['apps/shamir.yaml', 'flat.yaml']);
+    assert.deepEqual(
+      files.map((f) => f.name),
+      ['apps/shamir.yaml', 'flat.yaml'],
+    );
     const shamir = recipientsOf('secret.shamir.enc.yaml');
     assert.ok(shamir.length >= 2, 'the vector has several groups');
     assert.deepEqual(files[0]?.recipients, [...new Set(shamir)]);

@@ -7,6 +7,10 @@ void describe('sops-gpg Secret contents', () => {
     const fingerprint = '0123456789ABCDEF0123456789ABCDEF01234567';
     const armored = '-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nx\n-----END PGP PRIVATE KEY BLOCK-----';
     assert.deepEqual(gpgSecretData({ fingerprint, armored }), { [`${fingerprint}.asc`]: `${armored}\n` });
-    assert.deepEqual(gpgSecretData({ fingerprint, armored: `${armored}\n` }), { [`${fingerprint}.asc`]: `${armored}\n` }, 'the same Secret however the key file ends: no drift');
+    assert.deepEqual(
+      gpgSecretData({ fingerprint, armored: `${armored}\n` }),
+      { [`${fingerprint}.asc`]: `${armored}\n` },
+      'the same Secret however the key file ends: no drift',
+    );
   });
 });

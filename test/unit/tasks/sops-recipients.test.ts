@@ -88,7 +88,10 @@ creation_rules:
 `;
 
 void describe('sops-recipients plan with key groups (Shamir)', () => {
-  const groupsOf = (text: string) => (parse(text) as { creation_rules: { path_regex: string; key_groups?: { age?: string[]; pgp?: string[] }[] }[] }).creation_rules.find((r) => r.path_regex.startsWith('^clusters/prod/'))?.key_groups;
+  const groupsOf = (text: string) =>
+    (parse(text) as { creation_rules: { path_regex: string; key_groups?: { age?: string[]; pgp?: string[] }[] }[] }).creation_rules.find((r) =>
+      r.path_regex.startsWith('^clusters/prod/'),
+    )?.key_groups;
 
   void it("adds the new recipient to the old one's group only, in place, keeping comments and the anchor", () => {
     const { changes, after } = plan({ add: JOIN }, GROUPS);
@@ -116,7 +119,7 @@ void describe('sops-recipients plan with key groups (Shamir)', () => {
   void it('refuses to leave a group without a key, or to edit a list other rules share through an anchor', () => {
     configError(() => plan({ remove: [TEAM] }, GROUPS), /removing .* would leave key group 2 of the rule for clusters\/prod without a key/, 15);
     const shared = `x-keys: &ours\n  - ${OLD}\ncreation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    key_groups:\n      - age: *ours\n      - age:\n          - ${TEAM}\n  - path_regex: ^clusters/dev/\n    age: *ours\n`;
-    assert.deepEqual(groupsOf(plan({ add: JOIN }, shared).after ?? '')?.[0], { age: [OLD, NEW] }, 'an alias is replaced by the rule\'s own list');
+    assert.deepEqual(groupsOf(plan({ add: JOIN }, shared).after ?? '')?.[0], { age: [OLD, NEW] }, "an alias is replaced by the rule's own list");
     const anchored = `creation_rules:\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    key_groups:\n      - age: &ours\n          - ${OLD}\n      - age:\n          - ${TEAM}\n  - path_regex: ^clusters/dev/\n    age: *ours\n`;
     configError(() => plan({ add: JOIN }, anchored), /shared through a YAML anchor/, 5);
   });

@@ -17,7 +17,11 @@ void describe('kubeError', () => {
   });
 
   void it('401, 403 and 409 are E_KUBE with a hint saying what to do', () => {
-    for (const [code, hint] of [[401, /log in again/], [403, /cluster-admin/], [409, /run again/]] as const) {
+    for (const [code, hint] of [
+      [401, /log in again/],
+      [403, /cluster-admin/],
+      [409, /run again/],
+    ] as const) {
       const e = kubeError(status(code, { reason: 'R' }), 'apply X', SERVER);
       assert.equal(e.code, 'E_KUBE');
       assert.match(e.hint ?? '', hint);
@@ -54,7 +58,14 @@ void describe('kubeError', () => {
 
 void describe('isTransientFailure', () => {
   void it('an API server restarting or throttling is transient; a refusal or a missing object is not', () => {
-    for (const e of [status(503), status(429), status(500), errno('ECONNRESET'), errno('ECONNREFUSED'), Object.assign(new Error('t'), { name: 'TimeoutError' })]) {
+    for (const e of [
+      status(503),
+      status(429),
+      status(500),
+      errno('ECONNRESET'),
+      errno('ECONNREFUSED'),
+      Object.assign(new Error('t'), { name: 'TimeoutError' }),
+    ]) {
       assert.equal(isTransientFailure(kubeError(e, 'x', SERVER)), true, String(e));
     }
     for (const e of [status(403), status(404), status(409), errno('ENOTFOUND'), errno('CERT_HAS_EXPIRED')]) {

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { KubeObject } from '../../../../src/adapters/kube/port.ts';
 import {
-  artifactRevision, conditionOf, crdEstablished, deploymentAvailable, fluxReadyAt, formatConditions, lastAppliedRevision, lastAttemptedRevision, lastHandledReconcileAt,
+  artifactRevision,
+  conditionOf,
+  crdEstablished,
+  deploymentAvailable,
+  fluxReadyAt,
+  formatConditions,
+  lastAppliedRevision,
+  lastAttemptedRevision,
+  lastHandledReconcileAt,
 } from '../../../../src/adapters/kube/readiness.ts';
 
 /** The readiness rules are pure: each is a verdict on one object as read, or on its absence. */
@@ -10,14 +18,27 @@ import {
 const REV = 'main@sha1:abc';
 
 const obj = (kind: string, status: Record<string, unknown>, generation = 1, spec: Record<string, unknown> = {}): KubeObject => ({
-  apiVersion: 'x/v1', kind, metadata: { name: 'flux-system', namespace: 'flux-system', generation }, spec, status,
+  apiVersion: 'x/v1',
+  kind,
+  metadata: { name: 'flux-system', namespace: 'flux-system', generation },
+  spec,
+  status,
 });
-const ready = (s: string, extra: Record<string, unknown> = {}) => ({ observedGeneration: 1, conditions: [{ type: 'Ready', status: s, reason: 'R', message: 'm' }], ...extra });
+const ready = (s: string, extra: Record<string, unknown> = {}) => ({
+  observedGeneration: 1,
+  conditions: [{ type: 'Ready', status: s, reason: 'R', message: 'm' }],
+  ...extra,
+});
 const repoAt = (rev: string, s = 'True', extra: Record<string, unknown> = {}) => obj('GitRepository', ready(s, { artifact: { revision: rev }, ...extra }));
 const ksAt = (rev: string, s = 'True', extra: Record<string, unknown> = {}) => obj('Kustomization', ready(s, { lastAppliedRevision: rev, ...extra }));
 
 void describe('conditions', () => {
-  const o = obj('Kustomization', { conditions: [{ type: 'Ready', status: 'False', reason: 'BuildFailed', message: 'no file' }, { type: 'Healthy', status: 'True' }] });
+  const o = obj('Kustomization', {
+    conditions: [
+      { type: 'Ready', status: 'False', reason: 'BuildFailed', message: 'no file' },
+      { type: 'Healthy', status: 'True' },
+    ],
+  });
   void it('finds a condition by type; none on a missing object or one without status', () => {
     assert.equal(conditionOf(o, 'Ready')?.reason, 'BuildFailed');
     assert.equal(conditionOf(o, 'Reconciling'), undefined);
@@ -33,7 +54,11 @@ void describe('conditions', () => {
 
 void describe('deploymentAvailable', () => {
   const dep = (status: Record<string, unknown>, replicas?: number): KubeObject => ({
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd', namespace: 'n', generation: 2 }, spec: replicas === undefined ? {} : { replicas }, status,
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'd', namespace: 'n', generation: 2 },
+    spec: replicas === undefined ? {} : { replicas },
+    status,
   });
   const available = { observedGeneration: 2, updatedReplicas: 1, availableReplicas: 1, conditions: [{ type: 'Available', status: 'True' }] };
 
@@ -55,22 +80,41 @@ void describe('deploymentAvailable', () => {
     assert.match(deploymentAvailable(dep({ ...available, conditions: [{ type: 'Available', status: 'False' }] })).reason, /Available is not True/);
   });
   void it('failure: progress deadline exceeded ends the wait', () => {
-    const s = deploymentAvailable(dep({ observedGeneration: 2, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'rs timed out' }] }));
+    const s = deploymentAvailable(
+      dep({ observedGeneration: 2, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'rs timed out' }] }),
+    );
     assert.equal(s.failed, true);
     assert.match(s.reason, /progress deadline exceeded: rs timed out/);
   });
   void it('Progressing=False for another reason is not a failure', () => {
-    assert.equal(deploymentAvailable(dep({ ...available, availableReplicas: 0, conditions: [{ type: 'Progressing', status: 'False', reason: 'Other' }] })).failed, undefined);
+    assert.equal(
+      deploymentAvailable(dep({ ...available, availableReplicas: 0, conditions: [{ type: 'Progressing', status: 'False', reason: 'Other' }] })).failed,
+      undefined,
+    );
   });
 });
 
 void describe('crdEstablished', () => {
-  const crd = (conditions: unknown[]): KubeObject => ({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'c' }, status: { conditions } });
-  void it('ready: Established=True', () => assert.deepEqual(crdEstablished(crd([{ type: 'Established', status: 'True' }])), { done: true, reason: 'established' }));
+  const crd = (conditions: unknown[]): KubeObject => ({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: 'c' },
+    status: { conditions },
+  });
+  void it('ready: Established=True', () =>
+    assert.deepEqual(crdEstablished(crd([{ type: 'Established', status: 'True' }])), { done: true, reason: 'established' }));
   void it('not ready: missing, no conditions yet, Established=False', () => {
     assert.equal(crdEstablished(undefined).reason, 'does not exist');
     assert.deepEqual(crdEstablished(crd([])), { done: false, reason: 'not established yet' });
-    assert.equal(crdEstablished(crd([{ type: 'Established', status: 'False' }, { type: 'NamesAccepted', status: 'True' }])).failed, undefined);
+    assert.equal(
+      crdEstablished(
+        crd([
+          { type: 'Established', status: 'False' },
+          { type: 'NamesAccepted', status: 'True' },
+        ]),
+      ).failed,
+      undefined,
+    );
   });
   void it('failure: names not accepted (a clash with another CRD) never becomes established', () => {
     const s = crdEstablished(crd([{ type: 'NamesAccepted', status: 'False', message: 'plural taken' }]));
@@ -127,7 +171,10 @@ void describe('revision fields', () => {
     const o = obj('Kustomization', { lastAppliedRevision: 'a', lastAttemptedRevision: 'b', lastHandledReconcileAt: 'c', artifact: { revision: 'd' } });
     assert.deepEqual([lastAppliedRevision(o), lastAttemptedRevision(o), lastHandledReconcileAt(o), artifactRevision(o)], ['a', 'b', 'c', 'd']);
     const bare = obj('Kustomization', {});
-    assert.deepEqual([lastAppliedRevision(bare), lastAttemptedRevision(bare), lastHandledReconcileAt(bare), artifactRevision(bare)], [undefined, undefined, undefined, undefined]);
+    assert.deepEqual(
+      [lastAppliedRevision(bare), lastAttemptedRevision(bare), lastHandledReconcileAt(bare), artifactRevision(bare)],
+      [undefined, undefined, undefined, undefined],
+    );
     assert.equal(lastHandledReconcileAt(undefined), undefined);
   });
 });
