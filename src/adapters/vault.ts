@@ -2,8 +2,10 @@ import { FluxstrapError } from '../core/errors.ts';
 
 /**
  * The one Vault call sops makes (`client.Logical().Write`): POST a JSON body to `/v1/<path>` with
- * the token in `X-Vault-Token`, and read `data` from the answer. Failures become one-line
- * `E_KEY_SERVICE` errors that name the address and path; the token is never part of them.
+ * the token in `X-Vault-Token`, and read `data` from the answer. Failures become one-line errors
+ * that name the address and path, never the token, with the codes AWS KMS uses (sops/aws-kms.ts):
+ * E_NOT_FOUND for a key Vault does not have, E_DECRYPT for a ciphertext the key does not open,
+ * E_PRECONDITION for everything that stops the call (unreachable, refused token, no such engine).
  */
 
 export interface VaultWrite {
@@ -19,8 +21,15 @@ export interface VaultWrite {
 const MAX_RESPONSE = 1 << 20;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-function vaultError(message: string, hint: string): FluxstrapError {
-  return new FluxstrapError('E_KEY_SERVICE', message, { hint });
+function vaultError(message: string, hint: string, code: 'E_PRECONDITION' | 'E_NOT_FOUND' | 'E_DECRYPT' = 'E_PRECONDITION'): FluxstrapError {
+  return new FluxstrapError(code, message, { hint });
+}
+
+/** Transit's 400 answers about the key and the ciphertext, as Vault words them (builtin/logical/transit). */
+function refusalCode(status: number, reason: string): 'E_PRECONDITION' | 'E_NOT_FOUND' | 'E_DECRYPT' {
+  if (status !== 400) return 'E_PRECONDITION';
+  if (/encryption key not found/i.test(reason)) return 'E_NOT_FOUND';
+  return /invalid ciphertext|message authentication failed|unable to decrypt/i.test(reason) ? 'E_DECRYPT' : 'E_PRECONDITION';
 }
 
 /** What Vault said went wrong: its `errors` list, flattened to one bounded line. */
@@ -94,7 +103,7 @@ export async function vaultWrite(req: VaultWrite): Promise<Record<string, unknow
         : res.status === 400 && /missing client token/i.test(reason)
           ? 'set VAULT_TOKEN or log in with `vault login` (it writes ~/.vault-token)'
           : 'check the engine path and key name against `vault list <engine>/keys`';
-    throw vaultError(`Vault refused ${url}: ${reason} (HTTP ${res.status})`, hint);
+    throw vaultError(`Vault refused ${url}: ${reason} (HTTP ${res.status})`, hint, refusalCode(res.status, reason));
   }
   let data: unknown;
   try {

@@ -18,7 +18,6 @@ export const ERROR_CODES = [
   'E_GIT', // git or the Git server failed
   'E_GITHUB', // the GitHub API failed
   'E_PROCESS', // an external program failed
-  'E_KEY_SERVICE', // a key service (Vault transit, …) failed, refused, or could not be reached
   'E_TIMEOUT', // waited too long for a condition
   'E_CONVERGENCE', // changes remained after apply
   'E_INTERNAL', // a bug in fluxstrap

@@ -58,7 +58,7 @@ function located(e: unknown, where: Location | undefined, s: Stanza): unknown {
 async function transit(op: 'encrypt' | 'decrypt', s: Stanza, body: Record<string, string>, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
   const address = stanzaField(s, 'vault_address');
   if (!vaultAllowed(address, env)) {
-    throw new FluxstrapError('E_KEY_SERVICE', `SOPS_HC_VAULT_ALLOWLIST does not allow ${address}`, {
+    throw new FluxstrapError('E_PRECONDITION', `SOPS_HC_VAULT_ALLOWLIST does not allow ${address}`, {
       hint: 'add the address to SOPS_HC_VAULT_ALLOWLIST if you trust it',
     });
   }
@@ -76,7 +76,7 @@ async function transit(op: 'encrypt' | 'decrypt', s: Stanza, body: Record<string
 export async function vaultEncrypt(s: Stanza, dataKey: Uint8Array, env: NodeJS.ProcessEnv, where?: Location): Promise<string> {
   try {
     const ciphertext = (await transit('encrypt', s, { plaintext: Buffer.from(dataKey).toString('base64') }, env)).ciphertext;
-    if (typeof ciphertext !== 'string' || ciphertext === '') throw new FluxstrapError('E_KEY_SERVICE', 'Vault answered the encryption without a ciphertext');
+    if (typeof ciphertext !== 'string' || ciphertext === '') throw new FluxstrapError('E_PRECONDITION', 'Vault answered the encryption without a ciphertext');
     return ciphertext;
   } catch (e) {
     throw located(e, where, s);
@@ -87,7 +87,7 @@ export async function vaultDecrypt(s: Stanza, env: NodeJS.ProcessEnv, where?: Lo
   try {
     const plaintext = (await transit('decrypt', s, { ciphertext: stanzaField(s, 'enc') }, env)).plaintext;
     if (typeof plaintext !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(plaintext)) {
-      throw new FluxstrapError('E_KEY_SERVICE', 'Vault answered the decryption without a base64 plaintext');
+      throw new FluxstrapError('E_DECRYPT', 'Vault answered the decryption without a base64 plaintext');
     }
     return new Uint8Array(Buffer.from(plaintext, 'base64'));
   } catch (e) {

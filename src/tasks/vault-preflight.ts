@@ -33,12 +33,14 @@ export async function tokenOpensClusterFile(ctx: Pick<TaskContext, 'env'>, token
     await decryptSopsFile(first, { age: [], pgpFiles: [] }, env);
     return { opened: first.name };
   } catch (e) {
-    if (!(e instanceof FluxstrapError) || e.code !== 'E_DECRYPT') throw e;
+    // Vault's own refusal comes through as it is (E_PRECONDITION, E_NOT_FOUND, E_DECRYPT): each is this proof failing.
+    if (!(e instanceof FluxstrapError)) throw e;
+    const unreachable = /^cannot reach Vault/.test(e.message);
     return {
       problem: {
         what: `the Vault token in ${tokenName} does not open ${first.name}: ${e.message}`,
-        fix: `give ${tokenName} a token whose policy allows update on <engine>/decrypt/<key> for the key the file names`,
-        code: 'E_KEY_SERVICE',
+        fix: unreachable && e.hint ? e.hint : `give ${tokenName} a token whose policy allows update on <engine>/decrypt/<key> for the key the file names`,
+        code: e.code,
       },
     };
   }
