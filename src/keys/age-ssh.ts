@@ -9,9 +9,9 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { configError, FluxstrapError, isFluxstrapError } from '../core/errors.ts';
+import { configError, FluxstrapError } from '../core/errors.ts';
 import { b64, hkdf, openFileKey, sealFileKey, unb64, x25519, type Stanza } from './age-x25519.ts';
-import { sshPublicKeyOf } from './ssh.ts';
+import { opensshContainer, sshPublicKeyOf } from './ssh.ts';
 
 /**
  * age's `ssh-ed25519` and `ssh-rsa` recipient types (age spec, "SSH keys"), as sops takes them in
@@ -143,29 +143,18 @@ const locked = (file: string) =>
  * the file, never a byte of the key.
  */
 export function parseSshIdentity(text: string, file: string): SshIdentity {
-  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
-  if (m === null) {
+  let container: ReturnType<typeof opensshContainer>;
+  try {
+    container = opensshContainer(text);
+  } catch {
+    throw notSsh(file);
+  }
+  if (container === undefined) {
     if (/Proc-Type:\s*4,ENCRYPTED|BEGIN ENCRYPTED PRIVATE KEY/.test(text)) throw locked(file);
     return fromKeyObject(pemKey(text, file), file);
   }
-  let blob: Buffer;
-  let priv: Buffer;
-  try {
-    blob = Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64');
-    const magic = 'openssh-key-v1\0';
-    if (blob.subarray(0, magic.length).toString('latin1') !== magic) throw new Error('magic');
-    let at = magic.length;
-    const [cipher, a1] = sshString(blob, at);
-    if (cipher.toString() !== 'none') throw locked(file);
-    at = sshString(blob, sshString(blob, a1)[1])[1];
-    if (u32(blob, at) !== 1) throw new Error('keys');
-    at = sshString(blob, at + 4)[1];
-    [priv] = sshString(blob, at);
-  } catch (e) {
-    if (isFluxstrapError(e)) throw e;
-    throw notSsh(file);
-  }
-  return fromOpensshPrivate(priv, file);
+  if (container.cipher !== 'none') throw locked(file);
+  return fromOpensshPrivate(container.privateSection, file);
 }
 
 const notSsh = (file: string) =>

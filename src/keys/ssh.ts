@@ -120,24 +120,40 @@ export function sshPublicKeyOf(line: string): { type: string; blob: Buffer; fing
   return undefined;
 }
 
+/**
+ * The openssh-key-v1 container (PROTOCOL.key) of `-----BEGIN OPENSSH PRIVATE KEY-----` text, holding
+ * one key: undefined when the text has no such block; throws (without key bytes) when it is malformed.
+ * `privateSection` is still encrypted unless `cipher` is `none`.
+ */
+export function opensshContainer(text: string): { cipher: string; publicKey: Buffer; privateSection: Buffer } | undefined {
+  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
+  if (m === null) return undefined;
+  const blob = Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64');
+  const magic = 'openssh-key-v1\0';
+  if (blob.subarray(0, magic.length).toString('latin1') !== magic) throw new Error('not an openssh-key-v1 container');
+  let at = magic.length;
+  const next = (): Buffer => {
+    const n = blob.readUInt32BE(at);
+    if (at + 4 + n > blob.length) throw new Error('truncated');
+    const v = blob.subarray(at + 4, at + 4 + n);
+    at += 4 + n;
+    return v;
+  };
+  const cipher = next().toString('latin1');
+  next(); // kdf name
+  next(); // kdf options
+  if (blob.readUInt32BE(at) !== 1) throw new Error('one key expected');
+  at += 4;
+  const publicKey = next();
+  return { cipher, publicKey, privateSection: next() };
+}
+
 /** The public key line of an OpenSSH (or PEM/PKCS#8) private key: what GitHub registers. */
 export function publicKeyOfPrivate(privateKey: string, file: string): string {
-  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(privateKey);
   try {
-    if (m) {
-      const blob = Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64');
-      let at = 'openssh-key-v1\0'.length;
-      const next = () => {
-        const n = blob.readUInt32BE(at);
-        const v = blob.subarray(at + 4, at + 4 + n);
-        at += 4 + n;
-        return v;
-      };
-      next();
-      next();
-      next();
-      at += 4;
-      const pub = next();
+    const container = opensshContainer(privateKey);
+    if (container) {
+      const pub = container.publicKey;
       const type = pub.subarray(4, 4 + pub.readUInt32BE(0)).toString();
       return `${type} ${pub.toString('base64')}`;
     }

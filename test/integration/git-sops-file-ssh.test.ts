@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { cli, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
-import { gitEnv } from '../../src/adapters/git.ts';
+import { makeExampleRepo, must } from '../../scripts/example-repo.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import { conditionOf } from '../../src/adapters/kube/readiness.ts';
 import { findLeaks, leaksIn } from '../helpers/canary.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { assertConverged } from '../cluster/layouts.ts';
+import { bootstrapOnFreshMachine } from '../cluster/fresh-machine.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 
 const c = clusterForFile({ flux: 'on-deployment' });
@@ -42,31 +42,7 @@ void describe('disaster recovery over SSH with the deploy key encrypted in the r
       rmSync(deployKey);
       rmSync(`${deployKey}.pub`);
 
-      const laptop = join(work, 'new-laptop');
-      const home = join(work, 'new-home');
-      const tmp = join(work, 'tmp');
-      for (const d of [laptop, home, tmp]) mkdirSync(d);
-      const checkout = join(laptop, name);
-      await must('git', ['clone', '--quiet', '--branch', 'main', example.gitUrl, checkout], {
-        env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }),
-        quiet: true,
-      });
-      const env: NodeJS.ProcessEnv = {
-        HOME: home,
-        TMPDIR: tmp,
-        XDG_CONFIG_HOME: undefined,
-        SOPS_AGE_KEY: undefined,
-        SOPS_AGE_KEY_FILE: undefined,
-        DEMO_GIT_PASSWORD: undefined,
-        CI: '1',
-        NO_COLOR: '1',
-      };
-
-      const r = await sh(process.execPath, [cli, 'bootstrap', '--cluster', 'demo', '--age-key-file', example.keyFile, '--timeout', '3m'], {
-        cwd: checkout,
-        env,
-        quiet: true,
-      });
+      const { checkout, tmp, home, laptop, run: r } = await bootstrapOnFreshMachine(cluster, work, example, name);
       assert.deepEqual(leaksIn(`${r.stdout}\n${r.stderr}`), [], 'no private key in the output');
       assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
       assert.equal(existsSync(deployKey), false, 'no new deploy key generated in place of the one in the repository');

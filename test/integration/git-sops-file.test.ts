@@ -5,16 +5,16 @@
 // brings a new cluster up: the Secret it applies is the decrypted one, source-controller pulls
 // with it over HTTP basic auth, and the token is in no output and no file left behind.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { cli, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
-import { gitEnv } from '../../src/adapters/git.ts';
+import { makeExampleRepo, must } from '../../scripts/example-repo.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import { conditionOf } from '../../src/adapters/kube/readiness.ts';
 import { findLeaks, leaksIn, registerCanary } from '../helpers/canary.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { assertConverged } from '../cluster/layouts.ts';
+import { bootstrapOnFreshMachine } from '../cluster/fresh-machine.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 
 const c = clusterForFile({ flux: 'on-deployment' });
@@ -30,31 +30,7 @@ void describe('disaster recovery with the Git credentials encrypted in the repos
       assert.match(readFileSync(join(example.repo, sopsFile), 'utf8'), /password: ENC\[AES256_GCM,/);
 
       // The fresh machine: a checkout of the pushed branch, the age key file, nothing else.
-      const laptop = join(work, 'new-laptop');
-      const home = join(work, 'new-home');
-      const tmp = join(work, 'tmp');
-      for (const d of [laptop, home, tmp]) mkdirSync(d);
-      const checkout = join(laptop, 'sopsfile');
-      await must('git', ['clone', '--quiet', '--branch', 'main', example.gitUrl, checkout], {
-        env: gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }),
-        quiet: true,
-      });
-      const env: NodeJS.ProcessEnv = {
-        HOME: home,
-        TMPDIR: tmp,
-        XDG_CONFIG_HOME: undefined,
-        SOPS_AGE_KEY: undefined,
-        SOPS_AGE_KEY_FILE: undefined,
-        DEMO_GIT_PASSWORD: undefined,
-        CI: '1',
-        NO_COLOR: '1',
-      };
-
-      const r = await sh(process.execPath, [cli, 'bootstrap', '--cluster', 'demo', '--age-key-file', example.keyFile, '--timeout', '3m'], {
-        cwd: checkout,
-        env,
-        quiet: true,
-      });
+      const { checkout, tmp, home, laptop, run: r } = await bootstrapOnFreshMachine(cluster, work, example, 'sopsfile');
       assert.deepEqual(leaksIn(`${r.stdout}\n${r.stderr}`), [], 'no token in the output');
       assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
 
