@@ -18,6 +18,11 @@ export interface ClusterFolders {
 
 export type TokenProof = { opened: string } | { none: true } | { problem: Problem };
 
+/** The key-service environment of kustomize-controller: this token and nothing of the user's (no ~/.vault-token). */
+export function tokenOnlyEnv(ctx: Pick<TaskContext, 'env'>, token: string): NodeJS.ProcessEnv {
+  return { VAULT_TOKEN: token, HOME: '/nonexistent', ...(ctx.env.VAULT_NAMESPACE ? { VAULT_NAMESPACE: ctx.env.VAULT_NAMESPACE } : {}) };
+}
+
 /**
  * Whether `token` alone opens a file under the cluster folder that names a Vault transit key, as
  * kustomize-controller will have to: not with the user's own VAULT_TOKEN or ~/.vault-token, which
@@ -28,7 +33,7 @@ export async function tokenOpensClusterFile(ctx: Pick<TaskContext, 'env'>, token
   const files = (await findSopsFiles(at.clusterDir, at.repoDir, [at.fluxSystemDir])).filter((f) => /^\s*(- )?vault_address:/m.test(f.text));
   const [first] = files;
   if (!first) return { none: true };
-  const env: NodeJS.ProcessEnv = { VAULT_TOKEN: token, HOME: '/nonexistent', ...(ctx.env.VAULT_NAMESPACE ? { VAULT_NAMESPACE: ctx.env.VAULT_NAMESPACE } : {}) };
+  const env = tokenOnlyEnv(ctx, token);
   try {
     await decryptSopsFile(first, { age: [], pgpFiles: [] }, env);
     return { opened: first.name };
