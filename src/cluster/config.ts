@@ -129,6 +129,16 @@ const fingerprint = z
   .transform((v) => v.replace(/\s+/g, '').toUpperCase())
   .pipe(z.string().regex(/^[0-9A-F]{40}$/, 'must be a 40-hex-digit OpenPGP v4 fingerprint'));
 
+const VaultKeySchema = z.strictObject({
+  address: z
+    .string()
+    .regex(/^https?:\/\/[^/?#@\s]+\/?$/, 'must be an http(s):// address without a path')
+    .describe('Vault address, as in the hc_vault_transit_uri of .sops.yaml; kustomize-controller reaches the address each file names.'),
+  tokenEnv: envName.describe(
+    'Environment variable holding the Vault token kustomize-controller decrypts with; written only to the sops-hcvault Secret (sops.vault-token).',
+  ),
+});
+
 /** sops' ARN check (sops/aws-kms.ts), bounded; the region is what `region` is compared with. */
 const KMS_ARN = /^arn:aws[\w-]*:kms:([^:]{1,64}):[0-9]{1,20}:(key|alias)\/[^\s]{1,256}$/;
 const IAM_ROLE = /^arn:aws[\w-]*:iam::[0-9]{1,20}:role\/[^\s]{1,512}$/;
@@ -151,6 +161,7 @@ const SopsKeySchema = z
       .union([z.strictObject({ ...pgpFile, retiring }), z.strictObject({ ...pgpFingerprint, retiring })])
       .optional()
       .describe('An OpenPGP key, stored in the sops-gpg Secret.'),
+    vault: VaultKeySchema.optional().describe('HashiCorp Vault transit: kustomize-controller decrypts with a token from the sops-hcvault Secret.'),
     awsKms: z
       .strictObject({
         arn: z
@@ -232,7 +243,7 @@ const SopsKeySchema = z
       .optional()
       .describe('Azure Key Vault through an Azure identity: no sops-age Secret.'),
   })
-  .refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, awsKms, gcpKms, azureKv' });
+  .refine((k) => Object.values(k).filter((v) => v !== undefined).length === 1, { message: 'give exactly one of pgp, vault, awsKms, gcpKms, azureKv' });
 
 const ClusterSchema = z.strictObject({
   path: z.string().min(1).optional().describe('Cluster folder in the repository (holds flux-system/); default clusters/<name>.'),
@@ -275,7 +286,7 @@ const ClusterSchema = z.strictObject({
     "Where the SOPS age key comes from; default $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, then sops' default sops/age/keys.txt in the user config folder (~/.config on Linux).",
   ),
   sopsKey: SopsKeySchema.optional().describe(
-    "A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide's `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.",
+    "A cluster key other than age: an OpenPGP key, stored in the sops-gpg Secret as <FINGERPRINT>.asc (the Flux guide's `gpg --export-secret-keys | kubectl create secret … --from-file=sops.asc=/dev/stdin`); HashiCorp Vault transit (a token in the sops-hcvault Secret); or a key service (AWS KMS, Google Cloud KMS, Azure Key Vault) kustomize-controller reaches with its cloud identity, instead of or besides the age key in sops-age.",
   ),
 });
 
@@ -369,6 +380,8 @@ export interface ResolvedCluster {
   pgpKey?: PgpKeySource;
   /** The OpenPGP key `keys rotate` is replacing (`sopsKey.pgp.retiring`): still in the sops-gpg Secret. */
   pgpRetiring?: PgpKeySource;
+  /** Vault transit decrypts in the cluster (the sops-hcvault Secret) instead of the age key. */
+  vault?: { address: string; tokenEnv: string };
   /** Set when the cluster decrypts through a key service (`sopsKey.awsKms|gcpKms|azureKv`). */
   cloudKey?: CloudSopsKey;
 }
@@ -515,6 +528,7 @@ export function resolveCluster(
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
     git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
     ...resolvedKeys(entry, flags, env, where),
+    ...(entry?.sopsKey?.vault ? { vault: { address: entry.sopsKey.vault.address.replace(/\/$/, ''), tokenEnv: entry.sopsKey.vault.tokenEnv } } : {}),
     ...cloudSopsKey(entry?.sopsKey, repoDir),
   };
 }

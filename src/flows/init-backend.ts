@@ -9,14 +9,19 @@ import {
   type KustomizePatch,
 } from '../flux/workload-identity.ts';
 import { ARN_HINT, arnProblem, parseArnSpec } from '../sops/aws-kms.ts';
+import { parseVaultUri, VaultUriError, vaultStanza, type VaultKeyRef } from '../sops/hc-vault-uri.ts';
+import { stanzaName } from '../sops/metadata.ts';
+import { HC_VAULT_SECRET } from '../tasks/sops-hcvault-secret.ts';
 
 /**
  * `init --sops-backend`: which key service the cluster's secrets are encrypted for, and what
  * kustomize-controller needs to reach it. age and pgp are the key-file backends init always had;
- * the cloud ones write their key into the .sops.yaml rule and the controller's identity as patches.
+ * the cloud ones write their key into the .sops.yaml rule and the controller's identity as patches;
+ * Vault transit its key into the rule and the token's variable into fluxstrap.yaml, for bootstrap's
+ * sops-hcvault Secret.
  */
 
-export const SOPS_BACKENDS = ['age', 'pgp', 'aws-kms', 'gcp-kms', 'azure-kv'] as const;
+export const SOPS_BACKENDS = ['age', 'pgp', 'vault', 'aws-kms', 'gcp-kms', 'azure-kv'] as const;
 export type SopsBackendName = (typeof SOPS_BACKENDS)[number];
 export const AZURE_IDENTITIES = ['workload-identity', 'aad-pod-identity', 'service-principal'] as const;
 
@@ -37,17 +42,22 @@ export interface SopsBackendFlags {
   /** service-principal: a SOPS file of the repository holding the three values (else bootstrap reads the environment). */
   azureCredentialsFile?: string;
   objectLevelIdentity?: string;
+  vaultTransitUri?: string[];
+  vaultTokenEnv?: string;
 }
 
 export interface SopsBackend {
   name: SopsBackendName;
+  /** A key service decrypts, so no age or PGP key is needed (one given as well is a second way in). */
   cloud: boolean;
-  ruleKeys: { kms?: string[]; gcpKms?: string[]; azureKeyvault?: string[] };
+  ruleKeys: { kms?: string[]; gcpKms?: string[]; azureKeyvault?: string[]; hcVaultTransitUri?: string[] };
   patches: KustomizePatch[];
   /** The flux-system Kustomization's decryption block, when it is not the sops-age Secret. */
   decryption?: Record<string, string>;
   /** Object-level identity: the ServiceAccount manifest carrying the identity. */
   serviceAccount?: string;
+  /** The Secret the decryption names instead of sops-age (Vault's token). */
+  secretName?: string;
   /** The cluster's `sopsKey` for fluxstrap.yaml (as written there), so that bootstrap and status know the key. */
   sopsKey?: Record<string, Record<string, unknown>>;
 }
@@ -128,6 +138,47 @@ function checkedArns(values: string[]): string[] {
   return values;
 }
 
+/**
+ * Transit keys in sops' URI form, which is also how sops names their entries (so that a second
+ * init finds them in the rule); all of one Vault, since the cluster gets one token.
+ */
+function vaultBackend(f: SopsBackendFlags): SopsBackend {
+  const refs = needList(f.vaultTransitUri, '--vault-transit-uri', 'vault').map((uri): VaultKeyRef => {
+    try {
+      return parseVaultUri(uri);
+    } catch (e) {
+      if (!(e instanceof VaultUriError)) throw e;
+      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, {
+        location: { field: '--vault-transit-uri' },
+        hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>',
+      });
+    }
+  });
+  const address = refs[0]?.address ?? '';
+  if (refs.some((r) => r.address !== address)) {
+    throw new FluxstrapError('E_USAGE', `the transit keys are on different Vaults (${[...new Set(refs.map((r) => r.address))].join(', ')})`, {
+      location: { field: '--vault-transit-uri' },
+      hint: 'kustomize-controller gets one Vault token: give keys of one Vault',
+    });
+  }
+  const tokenEnv = need(f.vaultTokenEnv, '--vault-token-env', 'vault');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv)) {
+    // Never echoed: it may be the token itself, typed where its variable's name belongs.
+    throw new FluxstrapError('E_USAGE', '--vault-token-env takes the name of an environment variable holding the token, not the token', {
+      location: { field: '--vault-token-env' },
+      hint: 'e.g. export FLUX_VAULT_TOKEN=… (a token allowed to decrypt with the transit key), then --vault-token-env FLUX_VAULT_TOKEN',
+    });
+  }
+  return {
+    name: 'vault',
+    cloud: true,
+    ruleKeys: { hcVaultTransitUri: refs.map((r) => stanzaName(vaultStanza(r))) },
+    patches: [],
+    secretName: HC_VAULT_SECRET,
+    sopsKey: { vault: { address, tokenEnv } },
+  };
+}
+
 export function sopsBackend(f: SopsBackendFlags): SopsBackend {
   const name = (f.sopsBackend ?? 'age') as SopsBackendName;
   if (!SOPS_BACKENDS.includes(name))
@@ -141,6 +192,7 @@ export function sopsBackend(f: SopsBackendFlags): SopsBackend {
       hint: 'add --sops-backend pgp',
     });
   if (name === 'age' || name === 'pgp') return { name, cloud: false, ruleKeys: {}, patches: [] };
+  if (name === 'vault') return vaultBackend(f);
   const ruleKeys =
     name === 'aws-kms'
       ? { kms: checkedArns(needList(f.kmsArn, '--kms-arn', name)) }

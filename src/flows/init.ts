@@ -75,6 +75,13 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
   const entry = await configuredEntry(repo, opts.cluster);
   const clusterPath = await clusterDir(repo, opts.cluster, opts.path ?? entry?.path);
   const backend = sopsBackend(opts);
+  if (opts.decryption === 'controller' && backend.secretName !== undefined) {
+    // kustomize-controller's --sops-age-secret is read for age keys; the Vault token is named per Kustomization.
+    throw usageError(
+      `--decryption controller names an age key Secret: with --sops-backend ${backend.name} the flux-system Kustomization names ${backend.secretName}`,
+      'drop --decryption controller',
+    );
+  }
   const clusterPgp = backend.name === 'pgp' ? await clusterPgpKey(opts, entry, repo, g) : undefined;
   if (opts.decryption === 'controller') {
     if (clusterPgp)
@@ -177,7 +184,7 @@ async function initTasks(
   const makefile = (await firstExisting(repo, ['Makefile', 'makefile', 'GNUmakefile'])) ?? 'Makefile';
   const pubFile = `${clusterPath}/.sops.pub.${key?.type === 'pgp' ? 'asc' : 'age'}`;
   // kustomize-controller imports PGP keys from the `.asc` entries of a Secret, age identities from `.agekey` ones.
-  const secretName = key?.type === 'pgp' ? 'sops-gpg' : 'sops-age';
+  const secretName = backend.secretName ?? (key?.type === 'pgp' ? 'sops-gpg' : 'sops-age');
   const inRepoKey = keyFile === undefined ? undefined : relative(repo, resolve(keyFile));
   const ignore = [...PRIVATE_KEY_PATTERNS, ...(inRepoKey && !inRepoKey.startsWith('..') && !isAbsolute(inRepoKey) ? [`/${inRepoKey}`] : [])];
   const task = <P, O>(name: string, kind: TaskKind<P, O, RepoContext>, params: P): TaskInstance<RepoContext> => ({ name, kind, params });
@@ -215,6 +222,7 @@ async function initTasks(
       file: kustomization,
       gotkSync: `${fluxSystem}/gotk-sync.yaml`,
       secretName,
+      secretRefFixed: backend.secretName !== undefined,
       ...(decryption ? { mode: decryption } : {}),
       ...(backend.decryption ? { decryption: { ...backend.decryption, ...(key ? { secretRef: { name: secretName } } : {}) } } : {}),
     }),
@@ -224,7 +232,7 @@ async function initTasks(
             clusterPath,
             fluxSystemKustomization: kustomization,
             ...(decryption ? { mode: decryption } : {}),
-            ...(key ? { secretName } : {}),
+            ...(key || backend.secretName !== undefined ? { secretName } : {}),
           }),
         ]
       : []),

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { readBytes, writeAllAtomic, writeAtomic } from '../adapters/files.ts';
 import { promptSecret, readStdin } from '../adapters/prompt.ts';
-import { exitCodeOf, FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
+import { configError, exitCodeOf, FluxstrapError, formatLocation, isFluxstrapError, usageError } from '../core/errors.ts';
 import { redactPrivateKeys } from '../core/redact.ts';
 import type { AgeIdentity } from '../keys/age.ts';
 import { checkedPublicKeys, publicKeyError } from '../keys/recipients.ts';
@@ -15,8 +15,9 @@ import { scalarText } from '../sops/scalars.ts';
 import { editValue, type ValueEdit } from '../sops/set.ts';
 import { formatTreePath, getAt, parseTreePath, type PathStep } from '../sops/tree-path.ts';
 import { Comment, TreeMap, type Branch, type Value } from '../sops/tree.ts';
-import type { Stanza } from '../sops/metadata.ts';
 import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from '../sops/rules.ts';
+import { parseVaultUri, VaultUriError, vaultStanza } from '../sops/hc-vault-uri.ts';
+import type { Stanza } from '../sops/metadata.ts';
 import { emitPlain, FORMATS, formatForPath, type Format, type StoreOptions } from '../sops/stores.ts';
 import { terminalAsk, type AskSecret, type CommandIo } from './io.ts';
 
@@ -42,6 +43,7 @@ export interface EncryptOptions extends CommonOptions, Partial<Record<SelectionR
   kms?: string[];
   awsProfile?: string;
   encryptionContext?: string;
+  hcVaultTransit?: string[];
   macOnlyEncrypted?: boolean;
   shamirSecretSharingThreshold?: number;
 }
@@ -55,6 +57,8 @@ export interface RotateCliOptions extends CommonOptions {
   rmKms?: string[];
   awsProfile?: string;
   encryptionContext?: string;
+  addHcVaultTransit?: string[];
+  rmHcVaultTransit?: string[];
 }
 
 function formatOption(value: string | undefined, flag: string): Format | undefined {
@@ -155,6 +159,11 @@ function ruleFor(config: SopsConfig, file: string, cwd: string): CreationRule {
     const { type, id, line } = rule.invalidRecipient;
     throw publicKeyError(type, id, { file: config.file, line }, 'E_CONFIG');
   }
+  if (rule.invalidVaultUri) {
+    // The URI itself is not repeated: it may carry credentials (user information).
+    const { reason, location } = rule.invalidVaultUri;
+    throw configError(`malformed hc_vault_transit_uri: ${reason}`, location, 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>');
+  }
   return rule;
 }
 
@@ -187,18 +196,19 @@ function splitList(values: string[] | undefined, envValue: string | undefined): 
 function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config: SopsConfig | undefined): EncryptParams {
   const age = checkedPublicKeys('age', splitList(opts.age, io.env.SOPS_AGE_RECIPIENTS), opts.age ? '--age' : 'SOPS_AGE_RECIPIENTS');
   const pgp = checkedPublicKeys('pgp', splitList(opts.pgp, io.env.SOPS_PGP_FP), opts.pgp ? '--pgp' : 'SOPS_PGP_FP');
+  const vault = vaultStanzas(splitList(opts.hcVaultTransit, io.env.SOPS_VAULT_URIS), opts.hcVaultTransit ? '--hc-vault-transit' : 'SOPS_VAULT_URIS');
   const kms = kmsFlagStanzas(splitList(opts.kms, io.env.SOPS_KMS_ARN), opts.kms ? '--kms' : 'SOPS_KMS_ARN', opts);
   const fromFlags = flagRules(opts);
   // Flags win over the creation rule, as in sops; without key flags the rule's key groups apply.
-  if (age.length > 0 || pgp.length > 0 || kms.length > 0) {
+  if (age.length > 0 || pgp.length > 0 || kms.length > 0 || vault.length > 0) {
     return {
-      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f)), ...kms]],
+      keyGroups: [[...age.map((r) => newStanza('age', r)), ...pgp.map((f) => newStanza('pgp', f)), ...kms, ...vault]],
       shamirThreshold: opts.shamirSecretSharingThreshold ?? 0,
       rules: fromFlags,
     };
   }
   if (!config) {
-    throw usageError('no recipients: give --age or --pgp, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
+    throw usageError('no recipients: give --age, --pgp, --kms or --hc-vault-transit, or add a .sops.yaml creation rule', 'fluxstrap encrypt --age age1… FILE');
   }
   const rule = ruleFor(config, file, io.cwd);
   const rules =
@@ -206,6 +216,21 @@ function encryptParams(io: CommandIo, file: string, opts: EncryptOptions, config
       ? { ...fromFlags, ...(rule.rules.macOnlyEncrypted ? { macOnlyEncrypted: true } : {}) }
       : { ...rule.rules, ...fromFlags };
   return { keyGroups: rule.keyGroups, shamirThreshold: opts.shamirSecretSharingThreshold ?? rule.shamirThreshold, rules };
+}
+
+/** Transit key URIs from a flag or variable, each a stanza whose Vault errors name `field`. */
+function vaultStanzas(uris: string[], field: string): Stanza[] {
+  return uris.map((uri) => {
+    try {
+      return { ...vaultStanza(parseVaultUri(uri)), origin: { field } };
+    } catch (e) {
+      if (!(e instanceof VaultUriError)) throw e;
+      throw new FluxstrapError('E_USAGE', `malformed Vault transit URI: ${e.message}`, {
+        location: { field },
+        hint: 'write it as https://vault.example.com:8200/v1/<engine>/keys/<name>',
+      });
+    }
+  });
 }
 
 /**
@@ -393,6 +418,8 @@ export async function runRotate(files: string[], opts: RotateCliOptions, io: Com
     rmPgp: checkedPublicKeys('pgp', opts.rmPgp ?? [], '--rm-pgp'),
     addKms: kmsFlagStanzas(splitList(opts.addKms, undefined), '--add-kms', opts),
     rmKms: kmsFlagStanzas(splitList(opts.rmKms, undefined), '--rm-kms', opts),
+    addVault: vaultStanzas(opts.addHcVaultTransit ?? [], '--add-hc-vault-transit'),
+    rmVault: vaultStanzas(opts.rmHcVaultTransit ?? [], '--rm-hc-vault-transit'),
   };
   await transformEach(
     io,

@@ -11,6 +11,7 @@ import { stanzaName, type KeyType, type Stanza } from './metadata.ts';
 import { describePrivateKey } from '../core/redact.ts';
 import { isPublicKey, type PublicKeyType } from '../keys/recipients.ts';
 import { re2 } from '../core/re2.ts';
+import { parseVaultUri, VaultUriError, vaultStanza } from './hc-vault-uri.ts';
 import { checkRulePatterns, RULE_NAMES, selectionRulesSet, type Rules, type SelectionRule } from './rules.ts';
 import { TreeMap } from './tree.ts';
 
@@ -32,6 +33,8 @@ export interface CreationRule {
    * one cluster's rule must not keep anyone from decrypting, or from encrypting for another.
    */
   invalidRecipient?: { type: PublicKeyType; id: string; line: number };
+  /** A malformed `hc_vault_transit_uri`, refused like invalidRecipient: only when encrypting with the rule. */
+  invalidVaultUri?: { uri: string; reason: string; location: Location };
 }
 
 export interface SopsConfig {
@@ -93,8 +96,18 @@ const FLAT_KEYS: [string, KeyType, string][] = [
   ['hc_vault_transit_uri', 'hc_vault', 'vault_address'],
 ];
 
-function stanza(type: KeyType, idField: string, id: string): Stanza {
+type InvalidVaultUris = NonNullable<CreationRule['invalidVaultUri']>[];
+
+function stanza(type: KeyType, idField: string, id: string, origin: Location, invalid: InvalidVaultUris): Stanza {
   if (type === 'age' || type === 'pgp') return newStanza(type, id);
+  if (type === 'hc_vault') {
+    try {
+      return { ...vaultStanza(parseVaultUri(id)), origin };
+    } catch (e) {
+      if (!(e instanceof VaultUriError)) throw e;
+      invalid.push({ uri: id, reason: e.message, location: origin });
+    }
+  }
   // sops splits a key URL (https://VAULT/keys/NAME/VERSION) into the fields its entries have.
   const azure = type === 'azure_kv' ? /^(https:\/\/[^/]+)\/keys\/([^/]+)\/([^/]+)$/.exec(id) : null;
   if (azure)
@@ -110,7 +123,7 @@ function stanza(type: KeyType, idField: string, id: string): Stanza {
   return { type, fields: new TreeMap([{ key: idField, value: id }]) };
 }
 
-function groupFrom(m: YAMLMap, where: Where, flat: boolean): Stanza[] {
+function groupFrom(m: YAMLMap, where: Where, flat: boolean, invalid: InvalidVaultUris): Stanza[] {
   const out: Stanza[] = [];
   for (const [name, type, idField] of FLAT_KEYS) {
     const node = m.get(flat ? name : name === 'hc_vault_transit_uri' ? 'hc_vault' : name, true);
@@ -124,14 +137,14 @@ function groupFrom(m: YAMLMap, where: Where, flat: boolean): Stanza[] {
         // In key groups, cloud keys are maps ({arn: …}, {resource_id: …}); their first field names them.
         const first = isMap(item) ? item.items[0]?.value : undefined;
         const ids = isMap(item) ? [nodeText(first) ?? ''] : strings(item, name, where);
-        out.push(...ids.map((id) => stanza(type, idField, id)));
+        out.push(...ids.map((id) => stanza(type, idField, id, where(item), invalid)));
       }
       continue;
     }
-    out.push(...strings(node, name, where).map((s) => stanza(type, idField, s)));
+    out.push(...strings(node, name, where).map((s) => stanza(type, idField, s, where(node), invalid)));
   }
   const merge = m.get('merge', true);
-  if (isSeq(merge)) for (const g of merge.items) if (isMap(g)) out.push(...groupFrom(g, where, false));
+  if (isSeq(merge)) for (const g of merge.items) if (isMap(g)) out.push(...groupFrom(g, where, false, invalid));
   const seen = new Set<string>();
   return out.filter((s) => {
     const id = `${s.type}:${stanzaName(s)}`;
@@ -239,19 +252,21 @@ export function parseConfig(text: string, file: string): SopsConfig {
     if (pathRegex !== undefined) re2(pathRegex, 'path_regex', where(pathNode));
     const groupsNode = r.get('key_groups', true);
     let keyGroups: Stanza[][];
+    const invalidVaultUris: InvalidVaultUris = [];
     if (isSeq(groupsNode)) {
       keyGroups = groupsNode.items.map((g) => {
         if (!isMap(g)) throw configError('a key group must be a map', where(g));
-        return groupFrom(g, where, false);
+        return groupFrom(g, where, false, invalidVaultUris);
       });
     } else {
-      keyGroups = [groupFrom(r, where, true)];
+      keyGroups = [groupFrom(r, where, true, invalidVaultUris)];
     }
     const bad = keyGroups.flat().filter((k) => (k.type === 'age' || k.type === 'pgp') && !isPublicKey(k.type, stanzaName(k)));
     // A pasted private key first: it must be named as such even behind a placeholder.
     const invalid = bad.find((k) => describePrivateKey(stanzaName(k)) !== undefined) ?? bad[0];
     config.creationRules.push({
       ...(pathRegex !== undefined ? { pathRegex } : {}),
+      ...(invalidVaultUris[0] ? { invalidVaultUri: invalidVaultUris[0] } : {}),
       ...(invalid
         ? { invalidRecipient: { type: invalid.type as PublicKeyType, id: stanzaName(invalid), line: lineOf(text, stanzaName(invalid), where(r).line ?? 1) } }
         : {}),

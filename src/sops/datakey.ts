@@ -10,7 +10,7 @@ import { TreeMap } from './tree.ts';
 /**
  * The data key and the master keys around it: recovering it from any group's stanzas (age, then
  * PGP, as sops' default decryption order), splitting it over key groups with Shamir, and
- * encrypting it for each recipient. Stanzas fluxstrap cannot use (KMS, Vault, …) are carried over
+ * encrypting it for each recipient. Stanzas fluxstrap cannot use (GCP KMS, Azure Key Vault, …) are carried over
  * as they are when the data key is unchanged.
  */
 
@@ -21,7 +21,10 @@ export interface KeySources {
   gpg: boolean;
   /** The gpg program (sops reads `$SOPS_GPG_EXEC`); default `gpg`. */
   gpgExec?: string;
-  /** The environment the cloud key services read (AWS_*); without it none is called (`check`). */
+  /**
+   * The environment the key services read (AWS_*; VAULT_TOKEN, or ~/.vault-token through HOME);
+   * without it none is called (`check`).
+   */
   env?: NodeJS.ProcessEnv;
   /**
    * Identities asked for one recipient: `SOPS_AGE_KEY_CMD` run with `SOPS_AGE_RECIPIENT` set to
@@ -32,7 +35,7 @@ export interface KeySources {
 
 const ORDER: Record<string, number> = { age: 0, pgp: 1 };
 
-/** Key services as messages name them; all but AWS KMS have their entries kept and are never called. */
+/** Key services as messages name them; all but AWS KMS and Vault have their entries kept and are never called. */
 const SERVICE_NAMES: Partial<Record<string, string>> = {
   kms: 'AWS KMS',
   gcp_kms: 'Google Cloud KMS',
@@ -40,6 +43,24 @@ const SERVICE_NAMES: Partial<Record<string, string>> = {
   hc_vault: 'HashiCorp Vault',
   hckms: 'Huawei Cloud KMS',
 };
+
+/** The environment to call the stanza's key service with, when fluxstrap talks to it at all. */
+function serviceEnv(s: Stanza, sources: KeySources): NodeJS.ProcessEnv | undefined {
+  return s.type === 'kms' || s.type === 'hc_vault' ? sources.env : undefined;
+}
+
+async function serviceDecrypt(s: Stanza, enc: string, env: NodeJS.ProcessEnv, file: string): Promise<Uint8Array> {
+  if (s.type === 'kms') return kmsDecrypt(kmsKeyOf(s), enc, { env }, { file, field: 'sops.kms' });
+  // Imported here so that commands without Vault keys never load its client.
+  const { vaultDecrypt } = await import('./hc-vault.ts');
+  return vaultDecrypt(s, env, { file, field: 'sops.hc_vault' });
+}
+
+async function serviceEncrypt(s: Stanza, share: Uint8Array, env: NodeJS.ProcessEnv): Promise<string> {
+  if (s.type === 'kms') return kmsEncrypt(kmsKeyOf(s), share, { env }, s.origin ?? { field: 'kms' });
+  const { vaultEncrypt } = await import('./hc-vault.ts');
+  return vaultEncrypt(s, share, env, s.origin ?? { field: 'hc_vault' });
+}
 
 /** `refusals` collects what a key service said when it did not open its entry. */
 async function openStanza(s: Stanza, sources: KeySources, file: string, refusals: unknown[]): Promise<Uint8Array | undefined> {
@@ -57,9 +78,10 @@ async function openStanza(s: Stanza, sources: KeySources, file: string, refusals
   if (s.type === 'pgp') {
     return (await keyFileDecrypt(enc, sources.pgpFiles)) ?? (sources.gpg ? await gpgDecrypt(enc, sources.gpgExec) : undefined);
   }
-  if (s.type === 'kms' && sources.env) {
+  const env = serviceEnv(s, sources);
+  if (env) {
     try {
-      return await kmsDecrypt(kmsKeyOf(s), enc, { env: sources.env }, { file, field: 'sops.kms' });
+      return await serviceDecrypt(s, enc, env, file);
     } catch (e) {
       refusals.push(e);
     }
@@ -80,7 +102,7 @@ export function recipientsOf(md: Metadata): string {
 }
 
 function unreachableNote(md: Metadata, sources: KeySources): string {
-  const unreachable = md.keyGroups.flat().filter((s) => !(s.type === 'kms' && sources.env));
+  const unreachable = md.keyGroups.flat().filter((s) => !serviceEnv(s, sources));
   const names = [...new Set(unreachable.map((s) => SERVICE_NAMES[s.type]).filter((n) => n !== undefined))];
   return names.length > 0 ? ` fluxstrap cannot reach ${names.join(' or ')}: decrypt with sops where it can.` : '';
 }
@@ -189,7 +211,8 @@ export async function encryptDataKey(
           stanzas.push(kept);
           continue;
         }
-        if (s.type !== 'kms' || !sources.env) {
+        const env = serviceEnv(s, sources);
+        if (!env) {
           throw new FluxstrapError(
             'E_PRECONDITION',
             `cannot encrypt a new ${groups.length > 1 ? 'key share' : 'data key'} for ${s.type} key ${stanzaName(s)}: fluxstrap cannot reach ${SERVICE_NAMES[s.type] ?? 'that key service'}`,
@@ -200,7 +223,7 @@ export async function encryptDataKey(
           );
         }
         fields.set('created_at', rfc3339Now());
-        fields.set('enc', await kmsEncrypt(kmsKeyOf(s), share, { env: sources.env }, s.origin ?? { field: 'kms' }));
+        fields.set('enc', await serviceEncrypt(s, share, env));
       }
       stanzas.push({ type: s.type, fields });
     }

@@ -187,6 +187,9 @@ export interface RotateOptions extends OpenOptions {
   rmPgp?: string[];
   addKms?: Stanza[];
   rmKms?: Stanza[];
+  /** Vault transit keys to add and to remove (matched by their sops name, `<address>/v1/<engine>/keys/<name>`). */
+  addVault?: Stanza[];
+  rmVault?: Stanza[];
 }
 
 /** sops rotate: a new data key, every value re-encrypted, --add-* into group 0, --rm-* anywhere. */
@@ -202,13 +205,14 @@ export async function rotate(
   const remove = new Set([
     ...(opts.rmAge ?? []).map((r) => `age:${r}`),
     ...(opts.rmPgp ?? []).map((f) => `pgp:${f.replace(/\s+/g, '').toUpperCase()}`),
-    ...names([opts.rmKms ?? []]),
+    ...names([opts.rmKms ?? [], opts.rmVault ?? []]),
   ]);
   const groups = metadata.keyGroups.map((g) => g.filter((s) => !remove.has(`${s.type}:${stanzaName(s)}`)));
   const first = groups[0] ?? [];
   for (const r of opts.addAge ?? []) if (!first.some((s) => s.type === 'age' && stanzaName(s) === r)) first.push(newStanza('age', r));
   for (const f of opts.addPgp ?? []) first.push(newStanza('pgp', f));
-  for (const k of opts.addKms ?? []) if (!first.some((s) => s.type === 'kms' && stanzaName(s) === stanzaName(k))) first.push(k);
+  for (const k of [...(opts.addKms ?? []), ...(opts.addVault ?? [])])
+    if (!first.some((s) => s.type === k.type && stanzaName(s) === stanzaName(k))) first.push(k);
   if (groups.every((g) => g.length === 0)) throw new FluxstrapError('E_USAGE', 'rotating would leave the file without any key', { location: { file } });
   const dataKey = randomBytes(32);
   const { branches: encrypted, mac } = encryptTree(branches, dataKey, metadata.rules, { file });

@@ -1,6 +1,6 @@
 import type { Condition } from '../adapters/kube/port.ts';
 import { versionProblem } from '../tasks/preflight.ts';
-import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed } from './observed.ts';
+import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
@@ -46,13 +46,17 @@ export function diagnose(o: Observed): Finding[] {
       ...syncFindings(live, o.ageSecretInUse !== false),
       ...(live.gpgSecret
         ? gpgSecretFindings(live.gpgSecret)
-        : live.ageSecret && (o.ageSecretInUse !== false || live.ageSecret.exists)
-          ? ageSecretFindings(live.ageSecret)
-          : []),
+        : live.vaultSecret
+          ? vaultSecretFindings(live.vaultSecret)
+          : live.ageSecret && (o.ageSecretInUse !== false || live.ageSecret.exists)
+            ? ageSecretFindings(live.ageSecret)
+            : []),
     );
   if (o.cloudKey) out.push(...cloudKeyFindings(o.cloudKey));
   if (o.build) out.push(bad('flux-system-build', 'fail', `${o.cluster.path}/flux-system does not build: ${o.build.error.what}`, o.build.error.fix));
-  out.push(...reachFindings(o), ...keyFindings(o, live));
+  out.push(...reachFindings(o));
+  // With Vault transit the cluster holds no key to compare with .sops.yaml and the local one.
+  if (!live?.vaultSecret) out.push(...keyFindings(o, live));
   if (live) out.push(...decryptingFindings(live.decrypting));
   return out;
 }
@@ -196,6 +200,24 @@ function syncFindings(l: LiveState, ageSecretInUse = true): Finding[] {
     out.push(ok('decryption', `${ks.ref} decrypts with sops, secretRef ${d.secretRef.name}`));
   }
   return out;
+}
+
+function vaultSecretFindings(s: VaultSecretState): Finding[] {
+  const restore = 'run `fluxstrap bootstrap` to create it from the variable sopsKey.vault.tokenEnv names';
+  if (!s.exists) return [bad('sops-hcvault-secret', 'fail', `${s.ref} does not exist: Flux cannot decrypt anything`, restore)];
+  if (!s.hasToken)
+    return [
+      bad(
+        'sops-hcvault-secret',
+        'fail',
+        `${s.ref} has no sops.vault-token: kustomize-controller has no Vault token`,
+        `${restore.replace('create', 'replace')} with --rotate-secrets`,
+      ),
+    ];
+  const p = s.proof;
+  if (p && 'problem' in p) return [bad('sops-hcvault-secret', 'fail', p.problem.what, p.problem.fix)];
+  if (p && 'opened' in p) return [ok('sops-hcvault-secret', `${s.ref} holds a Vault token that opens ${p.opened}`)];
+  return [ok('sops-hcvault-secret', `${s.ref} holds a Vault token (no file under the cluster path names a Vault key yet)`)];
 }
 
 function ageSecretFindings(s: AgeSecretState): Finding[] {

@@ -18,7 +18,9 @@ import type { PgpPrivateKey } from '../keys/pgp.ts';
 import { normalizeFingerprint } from '../sops/pgp.ts';
 import { gitRemote, reachRoot, sopsAgeSecretFlag, splitBuild } from '../tasks/source.ts';
 import type { FluxBuild } from '../tasks/source.ts';
-import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed } from './observed.ts';
+import { HC_VAULT_SECRET, VAULT_TOKEN_KEY } from '../tasks/sops-hcvault-secret.ts';
+import { tokenOpensClusterFile } from '../tasks/vault-preflight.ts';
+import type { AgeSecretState, FluxObjectState, GpgSecretState, LiveState, Observed, VaultSecretState } from './observed.ts';
 
 const FLUX_NAMESPACE = 'flux-system';
 const SYNC_NAME = 'flux-system';
@@ -247,7 +249,9 @@ async function observeLive(ctx: TaskContext, kube: KubeAdapter, checkout: Checko
             ),
           ),
         }
-      : { ageSecret: await observeAgeSecret(kube, namespace, secretName) }),
+      : ctx.cluster.vault
+        ? { vaultSecret: await observeVaultSecret(ctx, kube, namespace, ksSpec?.decryption?.secretRef?.name ?? expectedSecretName ?? HC_VAULT_SECRET) }
+        : { ageSecret: await observeAgeSecret(kube, namespace, secretName) }),
     decrypting,
   };
 }
@@ -301,6 +305,18 @@ async function decryptingKustomizations(kube: KubeAdapter): Promise<FluxObjectSt
     .flat()
     .filter((k) => (k.spec as { decryption?: unknown } | undefined)?.decryption !== undefined)
     .map((k) => fluxObjectState(k, lastAppliedRevision));
+}
+
+/** The cluster's own token, tried against the working tree's files; it never leaves this function. */
+async function observeVaultSecret(ctx: TaskContext, kube: KubeAdapter, namespace: string, name: string): Promise<VaultSecretState> {
+  const ref = { apiVersion: 'v1', kind: 'Secret', namespace, name };
+  const secret = await kube.get(ref);
+  const encoded = ((secret?.data ?? {}) as Record<string, string>)[VAULT_TOKEN_KEY];
+  const token = encoded === undefined ? '' : Buffer.from(encoded, 'base64').toString('utf8').trim();
+  const state: VaultSecretState = { ref: describeRef(ref), exists: secret !== undefined, hasToken: token !== '' };
+  if (token === '') return state;
+  const at = { repoDir: ctx.paths.repo, clusterDir: ctx.paths.cluster, fluxSystemDir: ctx.paths.fluxSystem };
+  return { ...state, proof: await tokenOpensClusterFile(ctx, token, `${describeRef(ref)} (${VAULT_TOKEN_KEY})`, at) };
 }
 
 async function observeAgeSecret(kube: KubeAdapter, namespace: string, name: string): Promise<AgeSecretState> {

@@ -58,6 +58,8 @@ export interface LiveState {
   ageSecret?: AgeSecretState;
   /** The OpenPGP key Secret (sops-gpg), for a cluster whose key is PGP (`sopsKey.pgp`). */
   gpgSecret?: GpgSecretState;
+  /** With fluxstrap.yaml `sopsKey.vault`: the Secret holding kustomize-controller's Vault token. */
+  vaultSecret?: VaultSecretState;
   /** Every Kustomization of the cluster that has `spec.decryption`. */
   decrypting: FluxObjectState[];
 }
@@ -70,6 +72,14 @@ export interface FluxObjectState {
   ready?: Condition;
   /** Artifact revision of a source, last applied revision of a Kustomization. */
   revision?: string;
+}
+
+export interface VaultSecretState {
+  ref: string;
+  exists: boolean;
+  hasToken: boolean;
+  /** What the token in the Secret opens: a Vault-encrypted file under the cluster path, or why not. */
+  proof?: { opened: string } | { none: true } | { problem: Problem };
 }
 
 export interface AgeSecretState {

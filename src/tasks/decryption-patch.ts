@@ -28,6 +28,11 @@ export const decryptionPatchParams = z.object({
    * keeps `provider: sops` alone. Unset: the mode the file already has (else kustomization).
    */
   mode: z.enum(['kustomization', 'controller']).optional(),
+  /**
+   * `secretName` is the only Secret that can decrypt (Vault's token, never in the age key's
+   * Secret): a secretRef naming another one, written before or hand-added, is changed to it.
+   */
+  secretRefFixed: z.boolean().default(false),
 });
 export type DecryptionPatchParams = z.infer<typeof decryptionPatchParams>;
 
@@ -124,6 +129,13 @@ function literal(value: unknown): Scalar {
 
 const hasSecretRef = (v: unknown) => typeof v === 'object' && v !== null && 'secretRef' in v;
 
+/** The block naming `name` instead, when it names another Secret; undefined when it is right. */
+function renamedSecretRef(v: unknown, name: string): Record<string, unknown> | undefined {
+  if (!hasSecretRef(v)) return undefined;
+  const block = v as { secretRef?: { name?: unknown } };
+  return block.secretRef?.name === name ? undefined : { ...(v as Record<string, unknown>), secretRef: { name } };
+}
+
 type Entry = { list: YAMLSeq; item: unknown };
 
 /** The patch setting the flux-system Kustomization's decryption, the one giving kustomize-controller the flag, and the mode they make. */
@@ -180,7 +192,8 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
     if (decryption === undefined) {
       const sync = inputs[p.gotkSync];
       const moved = sync === undefined ? undefined : findHandAddedDecryption(sync, p.gotkSync);
-      const value = mode === 'controller' ? { provider: 'sops' } : (moved?.value ?? p.decryption ?? { provider: 'sops', secretRef: { name: p.secretName } });
+      const kept = moved && p.secretRefFixed ? (renamedSecretRef(moved.value, p.secretName) ?? moved.value) : moved?.value;
+      const value = mode === 'controller' ? { provider: 'sops' } : (kept ?? p.decryption ?? { provider: 'sops', secretRef: { name: p.secretName } });
       const entry = y.doc.createNode({
         patch: literal([{ op: 'add', path: '/spec/decryption', value }]),
         target: { kind: 'Kustomization', name: 'flux-system' },
@@ -209,6 +222,14 @@ export const decryptionPatchKind = fileKind<DecryptionPatchParams>({
             ? `set decryption secretRef ${p.secretName} on Kustomization flux-system`
             : 'drop secretRef from the flux-system decryption (the controller flag names the Secret)',
         );
+      }
+    }
+    if (decryption !== undefined && p.secretRefFixed && mode === 'kustomization') {
+      const found = decryptionIn(decryption.item, p.file);
+      const renamed = found && renamedSecretRef(found.value, p.secretName);
+      if (renamed && found && isMap(decryption.item)) {
+        decryption.item.set('patch', literal(found.replace(renamed)));
+        changes.push(`set decryption secretRef ${p.secretName} on Kustomization flux-system`);
       }
     }
 

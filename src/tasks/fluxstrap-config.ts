@@ -223,6 +223,7 @@ export const defaultDeployKeyFiles = (cluster: string, clusterPath: string) => (
  * The params of init's fluxstrap.yaml task: the flags as `set`, the origin remote as `fill`.
  * `ageKeyFile` is the --key-file when it holds age identities (a PGP key is no sops-age source);
  * `pgpKeyFile` the cluster's PGP private key (`--sops-backend pgp --pgp-key-file`).
+ * `vaultKey` the Vault that decrypts in the cluster instead (`--sops-backend vault`).
  */
 export async function fluxstrapConfigTaskParams(
   repo: string,

@@ -19,6 +19,8 @@ import { normalizeFingerprint } from '../sops/pgp.ts';
 import { clusterSops, decryptSopsFile, findSopsFiles, readClusterKey } from './sops-files.ts';
 import type { ClusterKey, SopsFile } from './sops-files.ts';
 import { reachRoot } from './source.ts';
+import { HC_VAULT_SECRET } from './sops-hcvault-secret.ts';
+import { vaultKeyProblems } from './vault-preflight.ts';
 import type { BootstrapSource, FluxBuild } from './source.ts';
 
 const Params = z.strictObject({
@@ -163,7 +165,7 @@ async function layoutProblems(ctx: TaskContext, src: BootstrapSource, build: Flu
   if (ksSpec?.decryption?.provider !== 'sops' && !handEdited) {
     problems.push({
       what: `the flux-system build has no decryption: Kustomization flux-system lacks spec.decryption (provider sops)`,
-      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: ${ctx.cluster.pgpKey ? 'sops-gpg' : 'sops-age'}}}\` targeting kind Kustomization, name flux-system`,
+      fix: `add to ${rel('flux-system', 'kustomization.yaml')} a patch \`op: add, path: /spec/decryption, value: {provider: sops, secretRef: {name: ${ctx.cluster.pgpKey ? 'sops-gpg' : ctx.cluster.vault ? HC_VAULT_SECRET : 'sops-age'}}}\` targeting kind Kustomization, name flux-system`,
     });
   }
 
@@ -351,22 +353,27 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
       kube ? kubeProblems(kube, build, p, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
-      src
+      src && ctx.cluster.vault
         ? attempt(
-            async () => {
-              const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
-              if (cloud) notes.push(...cloud.passed, ...cloud.notes);
-              // A cluster decrypting through its cloud identity alone needs no age key on this machine.
-              if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
-              const key = await readClusterKey(ctx);
-              const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
-              return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
-            },
-            ctx.cluster.pgpKey
-              ? 'check sopsKey.pgp in fluxstrap.yaml'
-              : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)',
+            () => vaultKeyProblems(ctx, { repoDir: src.dir, clusterDir: src.clusterDir, fluxSystemDir: src.fluxSystemDir }, notes),
+            'check sopsKey.vault in fluxstrap.yaml',
           )
-        : [],
+        : src
+          ? attempt(
+              async () => {
+                const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
+                if (cloud) notes.push(...cloud.passed, ...cloud.notes);
+                // A cluster decrypting through its cloud identity alone needs no age key on this machine.
+                if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
+                const key = await readClusterKey(ctx);
+                const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
+                return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
+              },
+              ctx.cluster.pgpKey
+                ? 'check sopsKey.pgp in fluxstrap.yaml'
+                : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)',
+            )
+          : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));
     return { problems, notes };

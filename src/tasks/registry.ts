@@ -23,6 +23,7 @@ export const builtinKinds: KindRegistry = {
   'git-credentials': () => import('./git-credentials.ts').then((m) => m.gitCredentialsKind),
   'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),
   'sops-gpg-secret': () => import('./sops-gpg-secret.ts').then((m) => m.sopsGpgSecretKind),
+  'sops-hcvault-secret': () => import('./sops-hcvault-secret.ts').then((m) => m.sopsHcVaultSecretKind),
   'azure-credentials-secret': () => import('./azure-credentials-secret.ts').then((m) => m.azureCredentialsSecretKind),
   'flux-components': () => import('./flux-components.ts').then((m) => m.fluxComponentsKind),
   'wait-controllers': () => import('./wait-controllers.ts').then((m) => m.waitControllersKind),

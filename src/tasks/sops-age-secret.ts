@@ -23,16 +23,18 @@ export function ageSecretData(identities: Pick<AgeIdentity, 'secret' | 'recipien
   return Object.fromEntries(identities.map((id, i) => [i === 0 ? 'age.agekey' : `age-${i + 1}.agekey`, `# public key: ${id.recipient}\n${id.secret}\n`]));
 }
 
-/** A cluster whose key is OpenPGP has no age Secret to ensure (sops-gpg-secret writes its Secret), nor one decrypting through its cloud identity alone. */
-type Facts = SecretFacts | { none: true; cloud?: boolean };
+/** A cluster whose key is OpenPGP or Vault has no age Secret to ensure (sops-gpg-secret, sops-hcvault-secret write theirs), nor one decrypting through its cloud identity alone. */
+type Facts = SecretFacts | { none: true; why: string };
 
 export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec> = {
   kind: 'sops-age-secret',
   params: Params,
   async observe(p, ctx) {
-    if (ctx.cluster.pgpKey) return { none: true };
+    if (ctx.cluster.pgpKey) return { none: true, why: 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret' };
+    if (ctx.cluster.vault) return { none: true, why: 'the cluster decrypts with Vault transit (sopsKey.vault): no sops-age Secret' };
     // sopsKey names a key service and the build no Secret: no age key goes into the cluster.
-    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await ctx.fluxBuild())) return { none: true, cloud: true };
+    if (p.name === undefined && !usesAgeSecret(ctx.cluster, await ctx.fluxBuild()))
+      return { none: true, why: 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret' };
     const name = p.name ?? decryptionSecretName(await ctx.fluxBuild()) ?? 'sops-age';
     const data = ageSecretData(await ctx.ageIdentities());
     return observeSecret(await ctx.kube(), { namespace: p.namespace, name, data }, ctx.rotateSecrets);
@@ -44,11 +46,6 @@ export const sopsAgeSecretKind: TaskKind<Params, Facts, TaskContext, SecretSpec>
     await applySecret(await ctx.kube(), change, ctx.rotateSecrets);
   },
   notes(_p, facts) {
-    if (!('none' in facts)) return [];
-    return [
-      facts.cloud
-        ? 'the cluster decrypts through its cloud identity (fluxstrap.yaml sopsKey): no sops-age Secret'
-        : 'the cluster key is OpenPGP (sopsKey.pgp): no sops-age Secret',
-    ];
+    return 'none' in facts ? [facts.why] : [];
   },
 };

@@ -25,10 +25,14 @@ export const sopsConfigParams = z.object({
   clusterPath: z.string(),
   age: z.array(z.string()).default([]),
   pgp: z.array(z.string()).default([]),
-  /** Cloud KMS keys as sops' rule fields spell them: `kms` ARNs, `gcp_kms` resource ids, `azure_keyvault` key URLs. */
+  /**
+   * Key services as sops' rule fields spell them: `kms` ARNs, `gcp_kms` resource ids,
+   * `azure_keyvault` key URLs, `hc_vault_transit_uri` Vault transit key URIs.
+   */
   kms: z.array(z.string()).default([]),
   gcpKms: z.array(z.string()).default([]),
   azureKeyvault: z.array(z.string()).default([]),
+  hcVaultTransitUri: z.array(z.string()).default([]),
   encryptedRegex: z
     .string()
     .superRefine((s, ctx) => {
@@ -74,6 +78,7 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
       ['kms', 'kms', p.kms ?? []],
       ['gcp_kms', 'gcp_kms', p.gcpKms ?? []],
       ['azure_keyvault', 'azure_kv', p.azureKeyvault ?? []],
+      ['hc_vault_transit_uri', 'hc_vault', p.hcVaultTransitUri ?? []],
     ] as const;
     const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`), ...cloud.flatMap(([, type, ids]) => ids.map((id) => `${type}:${id}`))];
     const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));

@@ -137,7 +137,8 @@ export async function readClusterKey(ctx: Pick<TaskContext, 'ageIdentities' | 'p
 
 /**
  * Decrypt with the native SOPS engine (MAC checked). Throws E_DECRYPT when the key does not open it.
- * With `env`, AWS KMS entries are tried too (a cluster keyed by KMS, with this machine's credentials).
+ * With `env`, key-service entries are tried too: AWS KMS with this machine's credentials, Vault transit
+ * with VAULT_TOKEN (or ~/.vault-token through HOME).
  */
 export async function decryptSopsFile(f: SopsFile, key: Pick<ClusterKey, 'age' | 'pgpFiles'>, env?: NodeJS.ProcessEnv): Promise<string> {
   const { decryptDocument } = await import('../sops/engine.ts');

@@ -10,7 +10,9 @@ import type { TaskContext } from './context.ts';
 import { SERVICE_NAMES } from './cloud-key.ts';
 import { ageClusterKey, clusterSops, decryptSopsFile, readClusterKey, secretDigests, sha256 } from './sops-files.ts';
 import type { SecretDigest } from './sops-files.ts';
+import { vaultToken } from './sops-hcvault-secret.ts';
 import { reachRoot } from './source.ts';
+import { tokenOnlyEnv } from './vault-preflight.ts';
 
 const Params = z.strictObject({});
 type Params = z.infer<typeof Params>;
@@ -94,8 +96,10 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
     const ref = { apiVersion: ks.apiVersion, kind: ks.kind, name: ks.metadata.name, namespace: ks.metadata.namespace ?? 'flux-system' };
     const live = await kube.get(ref);
     const cloud = ctx.cluster.cloudKey;
-    // A cluster keyed by a cloud service needs no age key here: its files open with the service, if at all.
-    const key = cloud
+    // Vault files open with the token the cluster got (sops-hcvault), not the user's own.
+    const serviceEnv = cloud ? ctx.env : ctx.cluster.vault ? tokenOnlyEnv(ctx, vaultToken(ctx)) : undefined;
+    // A cluster keyed by a key service needs no age key here: its files open with the service, if at all.
+    const key = serviceEnv
       ? await readClusterKey(ctx).catch((e: unknown) => {
           if (isFluxstrapError(e) && e.code === 'E_NOT_FOUND') return ageClusterKey([]);
           throw e;
@@ -108,7 +112,7 @@ export const verifyDecryptionKind: TaskKind<Params, VerifyFacts, TaskContext> = 
       if (f.format !== 'yaml') continue;
       let plain;
       try {
-        plain = await decryptSopsFile(f, key, cloud ? ctx.env : undefined);
+        plain = await decryptSopsFile(f, key, serviceEnv);
       } catch (e) {
         // Google Cloud KMS and Azure Key Vault: fluxstrap has no client, so their files are not compared.
         if (cloud === undefined || cloud.type === 'aws-kms' || !isFluxstrapError(e) || e.code !== 'E_DECRYPT') throw e;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
-export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | ControllerName;
+export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'vault' | ControllerName;
 
 /** Flux's default components, as `flux install` installs them. */
 export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
@@ -41,7 +41,7 @@ export interface Component {
    * minor instead. Not part of the build recipe: it names what is missing, not what is built.
    */
   readonly pairedVersion?: string;
-  /** Built only on request (`--with-flux-cli`, `--with-local-kms`). */
+  /** Built only on request (`--with-flux-cli`, `--with-local-kms`, `--with-vault`). */
   readonly optional: boolean;
 }
 
@@ -142,6 +142,21 @@ export const COMPONENTS: readonly Component[] = [
     version: 'v0.0.0-20260228092603-2a5e92d09ab6',
     binaries: { 'local-kms': 'github.com/nsmithuk/local-kms' },
     method: 'install',
+    ldflags: [],
+    optional: true,
+  },
+  {
+    // A Vault dev server with the transit engine for the hc_vault tests (the proxy refuses every
+    // OpenBao module). `go install` is refused for upstream's directory replaces (./api, ./sdk),
+    // so a wrapper module builds it against the published api and sdk its go.mod requires.
+    // v1.21.0, not a later patch: its tree's sdk is the published v0.20.0, while the 1.21.x
+    // patches carry backports that match no published sdk (v1.21.4: ActivationFunc as in v0.20,
+    // RestorePolicy as in v0.24) and the proxy serves no pseudo-version of the tag's commit.
+    name: 'vault',
+    module: 'github.com/hashicorp/vault',
+    version: 'v1.21.0',
+    binaries: { vault: 'github.com/hashicorp/vault' },
+    method: 'wrapper',
     ldflags: [],
     optional: true,
   },

@@ -68,10 +68,19 @@ export function registerInit(program: Command): void {
     .addOption(
       new Option(
         '--sops-backend <backend>',
-        'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), or a cloud key service kustomize-controller reaches with its own identity',
+        'what secrets are encrypted for: an age or OpenPGP key (a Secret in the cluster), HashiCorp Vault transit (a token in the sops-hcvault Secret), or a cloud key service kustomize-controller reaches with its own identity',
       )
-        .choices(['age', 'pgp', 'aws-kms', 'gcp-kms', 'azure-kv'])
+        .choices(['age', 'pgp', 'vault', 'aws-kms', 'gcp-kms', 'azure-kv'])
         .default('age'),
+    )
+    .option(
+      '--vault-transit-uri <uri>',
+      'vault: transit key URI for the .sops.yaml rule, https://VAULT:8200/v1/ENGINE/keys/NAME (repeatable; keys of one Vault)',
+      collect,
+    )
+    .option(
+      '--vault-token-env <var>',
+      'vault: the environment variable whose token bootstrap puts in the sops-hcvault Secret (written to fluxstrap.yaml as sopsKey.vault.tokenEnv; the token is never written to a file)',
     )
     .option(
       '--pgp-key-file <file>',
@@ -155,6 +164,7 @@ What it ensures (--check shows it as a diff first):
                                       gotk-sync.yaml is moved there and the generated file restored;
                                       --decryption controller: {provider: sops} and a patch adding
                                       --sops-age-secret=sops-age to kustomize-controller instead
+                                      (--sops-backend vault: secretRef sops-hcvault)
   Kustomizations the cluster applies  with --child-decryption: decryption {provider: sops} (plus secretRef
                                       sops-age in kustomization mode) written into each one that reaches
                                       SOPS files without it, in its own file (comments, order, other
@@ -164,7 +174,8 @@ What it ensures (--check shows it as a diff first):
   .gitignore                          entries that keep private keys out of Git
   fluxstrap.yaml                      the cluster's entry, so bootstrap needs no flags: path (unless
                                       clusters/NAME), ageKey.file (an age --age-key-file), git.url and
-                                      git.branch (flags, else the origin remote), git.auth (flags);
+                                      git.branch (flags, else the origin remote), git.auth (flags),
+                                      sopsKey.vault (--sops-backend vault: address, token variable);
                                       comments and other clusters kept, a setting you wrote is never
                                       removed, a flag given now replaces a different value
 
@@ -185,6 +196,7 @@ Examples:
   fluxstrap init --cluster nas --git-url ssh://git@nas.lan:2222/me/fleet.git --accept-host-key SHA256:…
   fluxstrap init --cluster prod --git-url https://git.example.com/me/fleet.git --git-token-env GIT_TOKEN --git-sops-file
 
+  fluxstrap init --cluster prod --sops-backend vault --vault-transit-uri https://vault.example.com:8200/v1/transit/keys/flux --vault-token-env FLUX_VAULT_TOKEN
   fluxstrap init --cluster prod --sops-backend pgp --pgp-key-file ~/.config/fluxstrap/prod.asc
   fluxstrap init --cluster eks --sops-backend aws-kms --kms-arn arn:aws:kms:eu-west-1:111122223333:key/… --aws-role-arn arn:aws:iam::111122223333:role/flux-sops
   fluxstrap init --cluster gke --sops-backend gcp-kms --gcp-kms-key projects/p/locations/global/keyRings/flux/cryptoKeys/sops --gcp-service-account flux-sops@p.iam.gserviceaccount.com

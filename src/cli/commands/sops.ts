@@ -62,6 +62,11 @@ function registerSops(program: Command): void {
     )
     .option(...awsProfileOption)
     .option(...encryptionContextOption)
+    .option(
+      '--hc-vault-transit <uris>',
+      'HashiCorp Vault transit key URI(s) like https://vault:8200/v1/transit/keys/NAME, comma-separated (repeatable; or SOPS_VAULT_URIS); token from VAULT_TOKEN or ~/.vault-token',
+      collect,
+    )
     .option('--encrypted-regex <re>', 'encrypt only values under keys matching this regex (e.g. ^(data|stringData)$ for Kubernetes Secrets)')
     .option('--unencrypted-regex <re>', 'leave values under keys matching this regex in clear')
     .option('--encrypted-suffix <suffix>', 'encrypt only values under keys ending with this suffix')
@@ -98,7 +103,7 @@ function registerSops(program: Command): void {
       'after',
       [
         '',
-        `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, and the gpg keyring; AWS KMS entries with the AWS credentials of the environment.`,
+        `Keys: SOPS_AGE_KEY, SOPS_AGE_KEY_CMD, SOPS_AGE_KEY_FILE, ${DEFAULT_AGE_KEY_FILE}, --key-file, and the gpg keyring; AWS KMS entries with the AWS credentials of the environment, Vault transit entries with VAULT_TOKEN or ~/.vault-token.`,
         '',
         'Examples:',
         '  fluxstrap decrypt clusters/prod/secrets/db.yaml',
@@ -169,6 +174,8 @@ function registerSops(program: Command): void {
     .option('--rm-age <recipient>', 'remove an age recipient (repeatable)', collect)
     .option('--add-pgp <fingerprint>', 'add an OpenPGP fingerprint to the first key group (repeatable)', collect)
     .option('--rm-pgp <fingerprint>', 'remove an OpenPGP fingerprint (repeatable)', collect)
+    .option('--add-hc-vault-transit <uri>', 'add a Vault transit key URI to the first key group (repeatable)', collect)
+    .option('--rm-hc-vault-transit <uri>', 'remove a Vault transit key URI (repeatable)', collect)
     .option('--add-kms <arns>', 'add AWS KMS key ARN(s) (arn[+roleArn], comma-separated) to the first key group (repeatable)', collect)
     .option('--rm-kms <arns>', 'remove AWS KMS key ARN(s); --aws-profile and --encryption-context must match the entry (repeatable)', collect)
     .option(...awsProfileOption)

@@ -358,3 +358,50 @@ void describe('cluster resolution', () => {
     }
   });
 });
+
+void describe('sopsKey.vault', () => {
+  void it('resolves the address (trailing slash dropped) and the token variable; the token itself is never in the file', () => {
+    const c = resolveCluster(
+      parseConfig(
+        'clusters:\n  prod:\n    sopsKey:\n      vault: {address: "https://vault.example.com:8200/", tokenEnv: FLUX_VAULT_TOKEN}\n',
+        'fluxstrap.yaml',
+      ),
+      { cluster: 'prod' },
+      {},
+      where,
+    );
+    assert.deepEqual(c.vault, { address: 'https://vault.example.com:8200', tokenEnv: 'FLUX_VAULT_TOKEN' });
+    assert.equal(resolveCluster(config, { cluster: 'prod' }, {}, where).vault, undefined);
+  });
+
+  void it('refuses an address with a path and a token variable that is not a name, naming the field', () => {
+    rejectsConfig(
+      'clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault/v1/transit\n        tokenEnv: T\n',
+      5,
+      /without a path/,
+      'clusters.prod.sopsKey.vault.address',
+    );
+    rejectsConfig(
+      'clusters:\n  prod:\n    sopsKey:\n      vault:\n        address: https://vault\n        tokenEnv: hvs.abc-def\n',
+      6,
+      /environment variable name/,
+      'clusters.prod.sopsKey.vault.tokenEnv',
+    );
+  });
+
+  void it('is one of the sopsKey choices: beside pgp or a cloud key service it is refused', () => {
+    const vault = '      vault: {address: "https://vault:8200", tokenEnv: T}\n';
+    rejectsConfig(
+      `clusters:\n  prod:\n    sopsKey:\n${vault}      pgp: {file: p.asc}\n`,
+      4,
+      /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/,
+      'clusters.prod.sopsKey',
+    );
+    rejectsConfig(
+      `clusters:\n  prod:\n    sopsKey:\n${vault}      awsKms: {arn: "arn:aws:kms:eu-west-1:111122223333:key/k"}\n`,
+      4,
+      /^give exactly one of pgp, vault, awsKms, gcpKms, azureKv$/,
+      'clusters.prod.sopsKey',
+    );
+  });
+});

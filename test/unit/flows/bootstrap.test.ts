@@ -226,6 +226,7 @@ void describe('the built-in bootstrap playbook', () => {
         'git-credentials',
         'sops-age-secret',
         'sops-gpg-secret',
+        'sops-hcvault-secret',
         'azure-credentials-secret',
         'flux-components',
         'wait-controllers',
@@ -254,6 +255,7 @@ void describe('the built-in bootstrap playbook', () => {
         'git-credentials',
         'sops-age-secret',
         'sops-gpg-secret',
+        'sops-hcvault-secret',
         'azure-credentials-secret',
       ],
     );

@@ -458,6 +458,46 @@ void describe('exit code and lines', () => {
   });
 });
 
+void describe('diagnose with Vault transit (sopsKey.vault)', () => {
+  const withVault = (vaultSecret: NonNullable<LiveState['vaultSecret']>): Observed => {
+    const o = healthy();
+    const { ageSecret: _age, ...rest } = o.live;
+    return { ...o, live: { ...rest, vaultSecret } };
+  };
+  const ref = 'Secret flux-system/sops-hcvault';
+
+  void it('a token that opens a Vault-encrypted file: ok, and no age-key findings in its place', () => {
+    const fs = diagnose(withVault({ ref, exists: true, hasToken: true, proof: { opened: 'clusters/prod/apps/db.yaml' } }));
+    assert.deepEqual(notOk(fs), []);
+    assert.match(fs.find((f) => f.check === 'sops-hcvault-secret')?.message ?? '', /opens clusters\/prod\/apps\/db\.yaml/);
+    assert.ok(!fs.some((f) => f.check === 'sops-age-secret' || f.check === 'local-key'));
+  });
+
+  void it('a missing Secret, a missing token, a token Vault refuses: one failure each', () => {
+    assert.match(notOk(diagnose(withVault({ ref, exists: false, hasToken: false })))[0]?.message ?? '', /does not exist/);
+    assert.match(notOk(diagnose(withVault({ ref, exists: true, hasToken: false })))[0]?.message ?? '', /no sops\.vault-token/);
+    const refused = notOk(
+      diagnose(
+        withVault({
+          ref,
+          exists: true,
+          hasToken: true,
+          proof: {
+            problem: {
+              what: 'the Vault token in Secret flux-system/sops-hcvault (sops.vault-token) does not open x.yaml: permission denied',
+              fix: 'give it a policy',
+            },
+          },
+        }),
+      ),
+    );
+    assert.deepEqual(
+      refused.map((f) => [f.check, f.status]),
+      [['sops-hcvault-secret', 'fail']],
+    );
+  });
+});
+
 void describe('diagnose a cluster whose key is OpenPGP (sops-gpg)', () => {
   const FPR = '0123456789ABCDEF0123456789ABCDEF01234567';
   const OTHER_FPR = 'FEDCBA9876543210FEDCBA9876543210FEDCBA98';
