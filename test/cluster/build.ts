@@ -1,5 +1,5 @@
 // Builds the test cluster's programs from their Go modules into the cache (components.ts).
-// Usage: npm run cluster:build [-- --with-flux-cli] [-- --with-local-kms]
+// Usage: npm run cluster:build [-- --with-flux-cli] [-- --with-local-kms] [-- --with-gitea]
 // A component is skipped when its stamp matches the module version, Go version and flags.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -190,13 +190,14 @@ async function prepareFluxCopy(moduleDir: string, src: string): Promise<void> {
 export interface BuildOptions {
   withFluxCli?: boolean;
   withLocalKms?: boolean;
+  withGitea?: boolean;
 }
 
 export async function buildAll(opts: BuildOptions = {}): Promise<void> {
   const go = await goVersion().catch((err: unknown) => {
     throw new Error(`the Go toolchain is needed to build the test cluster: ${(err as Error).message}`);
   });
-  const requested = { flux: opts.withFluxCli === true, 'local-kms': opts.withLocalKms === true };
+  const requested = { flux: opts.withFluxCli === true, 'local-kms': opts.withLocalKms === true, gitea: opts.withGitea === true };
   const wanted = COMPONENTS.filter((c) => !c.optional || (requested as Partial<Record<string, boolean>>)[c.name] === true);
   for (const c of wanted) {
     // The flux CLI embeds the generated bundles, so they must exist before it compiles.
@@ -227,7 +228,8 @@ export function missingArtifacts(): string[] {
 if (import.meta.main) {
   const withFluxCli = process.argv.includes('--with-flux-cli');
   const withLocalKms = process.argv.includes('--with-local-kms');
-  buildAll({ withFluxCli, withLocalKms }).then(
+  const withGitea = process.argv.includes('--with-gitea');
+  buildAll({ withFluxCli, withLocalKms, withGitea }).then(
     () => console.log(`[build] all components ready in ${cacheDir()}`),
     (err: unknown) => {
       console.error(`[build] ${(err as Error).message}`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
-export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | ControllerName;
+export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'gitea' | ControllerName;
 
 /** Flux's default components, as `flux install` installs them. */
 export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
@@ -41,7 +41,7 @@ export interface Component {
    * minor instead. Not part of the build recipe: it names what is missing, not what is built.
    */
   readonly pairedVersion?: string;
-  /** Built only on request (`--with-flux-cli`, `--with-local-kms`). */
+  /** Built only on request (`--with-flux-cli`, `--with-local-kms`, `--with-gitea`). */
   readonly optional: boolean;
 }
 
@@ -143,6 +143,19 @@ export const COMPONENTS: readonly Component[] = [
     binaries: { 'local-kms': 'github.com/nsmithuk/local-kms' },
     method: 'install',
     ldflags: [],
+    optional: true,
+  },
+  {
+    // A real forge for the second deploy-key provider (Gitea's REST API). Version replaces only,
+    // so a wrapper module builds it; pure-Go SQLite by default (no cgo), no web assets needed for
+    // the API. v1.26.0: v1.27.3's go.mod calls the module gitea.dev, which a wrapper cannot
+    // require by its proxy path. The proxy lists no Forgejo release (`go list -m -versions`).
+    name: 'gitea',
+    module: 'code.gitea.io/gitea',
+    version: 'v1.26.0',
+    binaries: { gitea: 'code.gitea.io/gitea' },
+    method: 'wrapper',
+    ldflags: ['-X main.Version=1.26.0'],
     optional: true,
   },
 ];
