@@ -24,6 +24,7 @@ export const builtinKinds: KindRegistry = {
   'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),
   'sops-gpg-secret': () => import('./sops-gpg-secret.ts').then((m) => m.sopsGpgSecretKind),
   'azure-credentials-secret': () => import('./azure-credentials-secret.ts').then((m) => m.azureCredentialsSecretKind),
+  'sops-secret': () => import('./sops-secret.ts').then((m) => m.sopsSecretKind),
   'flux-components': () => import('./flux-components.ts').then((m) => m.fluxComponentsKind),
   'wait-controllers': () => import('./wait-controllers.ts').then((m) => m.waitControllersKind),
   'flux-sync': () => import('./flux-sync.ts').then((m) => m.fluxSyncKind),
