@@ -8,7 +8,8 @@ import { CONFIG_FILE, configuredAgeKey, configuredPgpKey, expandPath, findRepo, 
 import { confirm } from '../adapters/prompt.ts';
 import { githubRepositoryKind } from '../tasks/github-repository.ts';
 import type { GitHubContext } from '../tasks/github-repository.ts';
-import { deployKeyTitle, githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
+import { deployKeyTitle } from '../tasks/deploy-key.ts';
+import { githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
 import type { AgeKeySource, ClusterConfig, PgpKeySource, SshAuth } from '../cluster/config.ts';
 import { knownHostsKind } from '../tasks/known-hosts.ts';
 import type { KnownHostsContext } from '../tasks/known-hosts.ts';
