@@ -19,6 +19,7 @@ export const builtinKinds: KindRegistry = {
   'known-hosts': () => import('./known-hosts.ts').then((m) => m.knownHostsKind),
   'github-repository': () => import('./github-repository.ts').then((m) => m.githubRepositoryKind),
   'github-deploy-key': () => import('./github-deploy-key.ts').then((m) => m.githubDeployKeyKind),
+  'gitea-deploy-key': () => import('./gitea-deploy-key.ts').then((m) => m.giteaDeployKeyKind),
   'git-credentials-file': () => import('./git-credentials-file.ts').then((m) => m.gitCredentialsFileKind),
   'git-credentials': () => import('./git-credentials.ts').then((m) => m.gitCredentialsKind),
   'sops-age-secret': () => import('./sops-age-secret.ts').then((m) => m.sopsAgeSecretKind),

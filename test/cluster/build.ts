@@ -3,7 +3,7 @@
 // A component is skipped when its stamp matches the module version, Go version and flags.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, stampPath, type Component } from './components.ts';
+import { COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, sourceDir, stampPath, type Component } from './components.ts';
 import { bundleDir, generateGotkComponents, gotkComponentsPath } from './gotk.ts';
 import { commonBuildFlags, downloadModule, goEnv } from './go.ts';
 import { run } from './proc.ts';
@@ -90,7 +90,7 @@ function recipe(c: Component, go: string): string {
     binaries: c.binaries,
     flags: commonBuildFlags,
     // The flux CLI embeds the generated bundles: a CLI built with fewer cannot install the set.
-    ...(c.method === 'copy' ? { bundles: [...DEFAULT_CONTROLLERS] } : {}),
+    ...(c.name === 'flux' ? { bundles: [...DEFAULT_CONTROLLERS] } : {}),
   });
 }
 
@@ -149,13 +149,14 @@ async function buildComponent(c: Component): Promise<void> {
     if (c.method === 'install') {
       await run('go', ['install', '-v', ...commonBuildFlags, '-ldflags', ldflags, ...binaries.map(([, pkg]) => `${pkg}@${c.version}`)], opts);
     } else {
-      const src = join(cacheDir(), 'src', `${c.name}-${c.version}`);
+      const src = sourceDir(c);
       const upstream = await downloadModule(c.module, c.version);
       if (c.method === 'wrapper') {
         mkdirSync(src, { recursive: true });
         writeFileSync(join(src, 'go.mod'), wrapperGoMod(c, readFileSync(upstream.GoMod, 'utf8')));
       } else {
-        await prepareFluxCopy(upstream.Dir, src);
+        await writableCopy(upstream.Dir, src);
+        if (c.name === 'flux') fillFluxManifests(src);
       }
       console.log(`[build] ${c.name}: downloading and compiling ${binaries.map(([b]) => b).join(', ')} (log: ${log})`);
       // -mod=mod resolves the build's dependencies only; `go mod tidy` would also fetch test-only
@@ -172,16 +173,19 @@ async function buildComponent(c: Component): Promise<void> {
   }
 }
 
+/** The module cache is read-only and a copy keeps its modes: a module built in place gets a writable copy. */
+async function writableCopy(moduleDir: string, src: string): Promise<void> {
+  rmSync(src, { recursive: true, force: true });
+  cpSync(moduleDir, src, { recursive: true });
+  await run('chmod', ['-R', 'u+w', src]);
+}
+
 /**
  * flux embeds manifests/*.yaml, which upstream generates with `make` from GitHub release
  * assets, so the module zip lacks them. The bundles generated for gotk-components.yaml take
  * their place (Flux's default controllers; `flux install --components-extra` cannot work).
  */
-async function prepareFluxCopy(moduleDir: string, src: string): Promise<void> {
-  rmSync(src, { recursive: true, force: true });
-  cpSync(moduleDir, src, { recursive: true });
-  // The module cache is read-only and the copy keeps its modes.
-  await run('chmod', ['-R', 'u+w', src]);
+function fillFluxManifests(src: string): void {
   const manifests = join(src, 'cmd', 'flux', 'manifests');
   mkdirSync(manifests, { recursive: true });
   cpSync(bundleDir(), manifests, { recursive: true });

@@ -25,7 +25,8 @@ export interface Component {
    * `wrapper`: a generated main module requires the upstream one, because upstream go.mod files
    * carry directory replaces that `go install pkg@version` refuses.
    * `install`: plain `go install pkg@version`.
-   * `copy`: a writable copy of the module, for code that embeds files missing from the module zip.
+   * `copy`: a writable copy of the module, for code that embeds files missing from the module zip
+   * or whose go.mod names another module path than the one the proxy serves it under.
    */
   readonly method: 'wrapper' | 'install' | 'copy';
   readonly ldflags: readonly string[];
@@ -146,16 +147,16 @@ export const COMPONENTS: readonly Component[] = [
     optional: true,
   },
   {
-    // A real forge for the second deploy-key provider (Gitea's REST API). Version replaces only,
-    // so a wrapper module builds it; pure-Go SQLite by default (no cgo), no web assets needed for
-    // the API. v1.26.0: v1.27.3's go.mod calls the module gitea.dev, which a wrapper cannot
-    // require by its proxy path. The proxy lists no Forgejo release (`go list -m -versions`).
+    // A real forge for the second deploy-key provider (Gitea's REST API). v1.27.3: SQLite in pure
+    // Go by default (v1.26 needs cgo and -tags sqlite); its go.mod calls the module gitea.dev,
+    // which no wrapper can require by its proxy path, so it builds in a copy. The proxy lists no
+    // Forgejo release (`go list -m -versions codeberg.org/forgejo/forgejo`).
     name: 'gitea',
     module: 'code.gitea.io/gitea',
-    version: 'v1.26.0',
-    binaries: { gitea: 'code.gitea.io/gitea' },
-    method: 'wrapper',
-    ldflags: ['-X main.Version=1.26.0'],
+    version: 'v1.27.3',
+    binaries: { gitea: '.' },
+    method: 'copy',
+    ldflags: ['-X main.Version=1.27.3'],
     optional: true,
   },
 ];
@@ -172,6 +173,11 @@ export function cacheDir(): string {
 
 export function componentDir(c: Component): string {
   return join(cacheDir(), `${c.name}-${c.version}`);
+}
+
+/** Where a wrapper module or a module copy is built; Gitea also reads its locales and templates from there at run time. */
+export function sourceDir(c: Component): string {
+  return join(cacheDir(), 'src', `${c.name}-${c.version}`);
 }
 
 export function binaryPath(c: Component, binary: string): string {
