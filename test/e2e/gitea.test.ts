@@ -12,7 +12,8 @@ import { tempDir } from '../helpers/tmp.ts';
 /**
  * Gitea as the second forge for deploy keys, against a real Gitea (v1.27.3, built from its Go
  * module): the playbook's ssh-deploy-key + gitea-deploy-key generate the key and register it
- * read-only under flux's title; a second run changes nothing; another key under the title is
+ * read-only under flux's title (Gitea's SSH server then lets it read, not push); a second run
+ * changes nothing; another key under the title is
  * refused, then replaced with --rotate-secrets; the same key under another title, a bad token
  * and a missing repository are one error line with a hint. The token is never printed.
  */
@@ -59,7 +60,7 @@ async function writeConfig(name: string): Promise<void> {
         lab: {
           path: 'clusters/lab',
           git: {
-            url: `ssh://git@127.0.0.1:2222/${gitea.user}/${name}.git`,
+            url: gitea.sshUrl(name),
             branch: 'main',
             auth: { ssh: { keyFile: keyFile(), knownHostsFile: join(home, 'known_hosts') } },
           },
@@ -74,7 +75,7 @@ before(async () => {
   home = await tempDir('gitea-home');
   repo = join(home, 'repo');
   await mkdir(join(repo, 'clusters/lab'), { recursive: true });
-  assert.equal((await gitea.api('POST', '/user/repos', { name: 'fleet', private: true })).status, 201);
+  assert.equal((await gitea.api('POST', '/user/repos', { name: 'fleet', private: true, auto_init: true, default_branch: 'main' })).status, 201);
   await writeConfig('fleet');
 });
 after(async () => {
@@ -91,6 +92,23 @@ void describe('Gitea: deploy keys through its REST API', () => {
       registered.map((k) => ({ title: k.title, key: k.key.trim().split(' ').slice(0, 2).join(' '), read_only: k.read_only })),
       [{ title: TITLE, key: pub, read_only: true }],
     );
+    // Gitea's own SSH server lets the registered key read the repository, and not write it.
+    const ssh = {
+      ...process.env,
+      GIT_SSH_COMMAND: `ssh -i ${keyFile()} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR`,
+    };
+    const { execa } = await import('execa');
+    const refs = await execa('git', ['ls-remote', gitea.sshUrl('fleet')], { env: ssh, reject: false });
+    assert.equal(refs.exitCode, 0, refs.stderr);
+    assert.match(refs.stdout, /\trefs\/heads\/main$/m);
+    const clone = join(home, 'clone');
+    await execa('git', ['clone', '--quiet', gitea.sshUrl('fleet'), clone], { env: ssh });
+    await writeFile(join(clone, 'x'), 'x');
+    await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-am', 'x', '--allow-empty'], { cwd: clone });
+    const push = await execa('git', ['push', '--quiet', 'origin', 'HEAD:main'], { cwd: clone, env: ssh, reject: false });
+    assert.notEqual(push.exitCode, 0, 'a read-only deploy key cannot push');
+    assert.match(push.stderr, /Deploy Key: \d+:flux-system-main-flux-system-clusters\/lab is not authorized to write to fleet-admin\/fleet/);
+
     const again = await runCliAsync(['--json', 'run', join(home, 'gitea.yaml'), '--cluster', 'lab', '--repo', repo], {
       cwd: home,
       env: { HOME: home, XDG_CONFIG_HOME: undefined, GITEA_TOKEN: gitea.token },

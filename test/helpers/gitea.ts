@@ -11,12 +11,14 @@ import { tempDir } from './tmp.ts';
 
 /**
  * A real Gitea (built from its Go module into the test cache by `npm run cluster:build --
- * --with-gitea`) on 127.0.0.1: SQLite, no SSH, no mail, an admin user and a write:repository
+ * --with-gitea`) on 127.0.0.1: SQLite, its built-in SSH server, an admin user and a write:repository
  * token made with its own CLI. Gitea refuses to run as root unless told, as on CI machines.
  */
 
 export interface Gitea {
   apiUrl: string;
+  /** `ssh://git@127.0.0.1:PORT/<owner>/<repo>.git`, served by Gitea's built-in SSH server to registered keys. */
+  sshUrl(repo: string): string;
   user: string;
   /** A write:repository access token of `user` (a canary). */
   token: string;
@@ -44,6 +46,7 @@ export async function startGitea(): Promise<Gitea> {
   const dir = await tempDir('gitea');
   const ports = new PortAllocator('gitea');
   const port = await ports.take();
+  const sshPort = await ports.take();
   const config = join(dir, 'app.ini');
   writeFileSync(
     config,
@@ -56,7 +59,12 @@ export async function startGitea(): Promise<Gitea> {
       'HTTP_ADDR = 127.0.0.1',
       `HTTP_PORT = ${port}`,
       `ROOT_URL = http://127.0.0.1:${port}/`,
-      'DISABLE_SSH = true',
+      'START_SSH_SERVER = true',
+      'SSH_LISTEN_HOST = 127.0.0.1',
+      'SSH_DOMAIN = 127.0.0.1',
+      `SSH_PORT = ${sshPort}`,
+      `SSH_LISTEN_PORT = ${sshPort}`,
+      'BUILTIN_SSH_SERVER_USER = git',
       'OFFLINE_MODE = true',
       `APP_DATA_PATH = ${join(dir, 'data')}`,
       '[database]',
@@ -133,6 +141,7 @@ export async function startGitea(): Promise<Gitea> {
   }
   return {
     apiUrl,
+    sshUrl: (repo) => `ssh://git@127.0.0.1:${sshPort}/${user}/${repo}.git`,
     user,
     token,
     api,
