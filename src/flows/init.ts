@@ -8,7 +8,8 @@ import { CONFIG_FILE, configuredAgeKey, configuredPgpKey, expandPath, findRepo, 
 import { confirm } from '../adapters/prompt.ts';
 import { githubRepositoryKind } from '../tasks/github-repository.ts';
 import type { GitHubContext } from '../tasks/github-repository.ts';
-import { deployKeyTitle, githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
+import { deployKeyTitle } from '../tasks/deploy-key.ts';
+import { githubDeployKeyKind } from '../tasks/github-deploy-key.ts';
 import type { AgeKeySource, ClusterConfig, PgpKeySource, SshAuth } from '../cluster/config.ts';
 import { knownHostsKind } from '../tasks/known-hosts.ts';
 import type { KnownHostsContext } from '../tasks/known-hosts.ts';
@@ -119,18 +120,22 @@ export async function runInit(opts: InitOptions, g: CommandIo): Promise<number> 
       (await confirm(`create ${url} on GitHub if it is missing, and push the initial layout to it? [y/N] `, g.stdin, g.stderr)));
   const github = githubTasks({ ...opts, yes: confirmed || opts.check === true }, url, { ...current, ...config.set?.git }, repo, sync);
   const auth = config.set?.git?.auth ?? current?.auth;
+  const sopsAuth: CredentialsAuth = { ...current?.auth, ...config.set?.git?.auth };
   const tasks = [
     // First: a repository GitHub refuses to create stops init before it writes a file.
     ...github.repository,
     ...(flux === undefined ? [] : [{ name: `${clusterPath}/flux-system/gotk-components.yaml`, kind: gotkComponentsKind, params: flux.params }]),
-    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.pgpKeyFile ?? opts.keyFile, sync, backend, opts, auth !== undefined && 'githubApp' in auth)),
+    ...(await initTasks(repo, clusterPath, opts.cluster, key, opts.pgpKeyFile ?? opts.keyFile, sync, backend, opts, {
+      githubApp: auth !== undefined && 'githubApp' in auth,
+      gitSopsFile: gitSopsFileOf(repo, opts.cluster, sopsAuth.sopsFile),
+    })),
     ...deployKeyTasks(repo, g.cwd, opts, url, auth),
     ...github.deployKey,
     ...credentialsFileTasks(
       repo,
       opts.cluster,
       key,
-      { ...current?.auth, ...config.set?.git?.auth },
+      sopsAuth,
       current?.auth !== undefined && 'https' in current.auth ? current.auth.https.username : undefined,
     ),
     { name: `${CONFIG_FILE} entry for cluster ${opts.cluster}`, kind: fluxstrapConfigKind, params: config },
@@ -177,7 +182,7 @@ async function initTasks(
   sync: { url: string; branch: string; path: string } | undefined,
   backend: SopsBackend,
   { decryption, macOnlyEncrypted, childDecryption }: Pick<InitOptions, 'decryption' | 'macOnlyEncrypted' | 'childDecryption'>,
-  githubApp: boolean,
+  { githubApp, gitSopsFile }: { githubApp: boolean; gitSopsFile: string | undefined },
 ): Promise<TaskInstance<RepoContext>[]> {
   const fluxSystem = `${clusterPath}/flux-system`;
   const kustomization = await kustomizationFile(repo, fluxSystem);
@@ -208,6 +213,7 @@ async function initTasks(
         encryptedRegex: '^(data|stringData)$',
         macOnlyEncrypted: macOnlyEncrypted !== false,
         reached,
+        ...(gitSopsFile === undefined ? {} : { bootstrapFiles: [gitSopsFile] }),
       },
     ),
     ...(key === undefined
@@ -397,6 +403,23 @@ function deployKeyTasks(
   ];
 }
 
+/** git.auth as init has it, for the encrypted credentials. */
+interface CredentialsAuth {
+  https?: { username?: string | undefined; passwordEnv: string };
+  ssh?: SshAuth;
+  githubApp?: unknown;
+  sopsFile?: string | undefined;
+}
+
+/** git.auth.sopsFile relative to the repository (`/` separators); it must be inside it. */
+function gitSopsFileOf(repo: string, cluster: string, sopsFile: string | undefined): string | undefined {
+  if (sopsFile === undefined) return undefined;
+  const file = relative(repo, expandPath(sopsFile, repo)).split('\\').join('/');
+  if (file.startsWith('..') || isAbsolute(file))
+    throw usageError(`git.auth.sopsFile ${sopsFile} must be inside the repository`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+  return file;
+}
+
 /**
  * With git.auth.sopsFile: the Git credentials (the token of --git-token-env, the deploy key given
  * or generated above) encrypted for the cluster's age key into that file, for bootstrap to apply.
@@ -405,13 +428,11 @@ function credentialsFileTasks(
   repo: string,
   cluster: string,
   key: PublicKey | undefined,
-  auth: { https?: { username?: string | undefined; passwordEnv: string }; ssh?: SshAuth; githubApp?: unknown; sopsFile?: string | undefined },
+  auth: CredentialsAuth,
   username: string | undefined,
 ): TaskInstance<RepoContext & KnownHostsContext>[] {
-  if (auth.sopsFile === undefined) return [];
-  const file = relative(repo, expandPath(auth.sopsFile, repo)).split('\\').join('/');
-  if (file.startsWith('..') || isAbsolute(file))
-    throw usageError(`git.auth.sopsFile ${auth.sopsFile} must be inside the repository`, `e.g. --git-sops-file ${defaultGitSopsFile(cluster)}`);
+  const file = gitSopsFileOf(repo, cluster, auth.sopsFile);
+  if (file === undefined) return [];
   if (key?.type !== 'age')
     throw usageError(
       "the encrypted Git credentials (git.auth.sopsFile) are encrypted for the cluster's age key",

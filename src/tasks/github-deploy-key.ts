@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import type { Change } from '../core/change.ts';
-import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
-import { publicKeyOfPrivate, sshPublicKeyOf } from '../keys/ssh.ts';
+import { publicKeyOfPrivate } from '../keys/ssh.ts';
+import { clusterDeployKeyTitle, deployKeyNotes, keyToRegister, planDeployKey, registeredKey, registeredReadOnly } from './deploy-key.ts';
+import type { DeployKeyFacts } from './deploy-key.ts';
 import { githubFailure, githubRepo, GitHubTarget } from './github-repository.ts';
 import type { GitHubContext, GitHubRepo } from './github-repository.ts';
 
@@ -20,28 +21,6 @@ const Params = GitHubTarget.extend({
   readOnly: z.boolean().optional().describe('Register read-only; default true unless git.auth.ssh.readWrite.'),
 });
 type Params = z.infer<typeof Params>;
-
-interface Registered {
-  id: number;
-  key: string;
-  readOnly: boolean;
-  title: string;
-}
-type Facts = { none: true } | { owner: string; repo: string; title: string; readOnly: boolean; key?: string; registered?: Registered };
-
-/** flux's deployKeyName: the non-empty parts joined with `-`, path separators kept. */
-export function deployKeyTitle(namespace: string, branch: string, secret: string, path: string): string {
-  return [namespace, branch, secret, path].filter((s) => s !== '').join('-');
-}
-
-/** The title flux bootstrap gives the cluster's key. */
-export const clusterDeployKeyTitle = (ctx: GitHubContext) =>
-  deployKeyTitle('flux-system', ctx.cluster?.git.branch ?? 'main', 'flux-system', ctx.cluster?.path ?? '');
-
-/** Read-only unless git.auth.ssh.readWrite. */
-export const registeredReadOnly = (ctx: GitHubContext) => !(ctx.cluster?.git.auth.type === 'ssh' && ctx.cluster.git.auth.readWrite === true);
-
-export const blobOf = (key: string) => sshPublicKeyOf(key)?.blob.toString('base64');
 
 export interface ListedKey {
   id: number;
@@ -76,7 +55,7 @@ async function deployKeyInRepository(ctx: GitHubContext): Promise<string | undef
   return creds.type === 'ssh' ? creds.identity : undefined;
 }
 
-export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
+export const githubDeployKeyKind: TaskKind<Params, DeployKeyFacts, GitHubContext> = {
   kind: 'github-deploy-key',
   params: Params,
   async observe(p, ctx) {
@@ -90,43 +69,21 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     // Under --check the key may not exist yet: the ssh-deploy-key task would make it first.
     const key = text === undefined ? undefined : publicKeyOfPrivate(text, keyFile);
     const keys = await listDeployKeys(r);
-    const mine = keys.find((k) => k.title === title);
-    if (key !== undefined) {
-      const elsewhere = keys.find((k) => k.title !== title && blobOf(k.key) === blobOf(key));
-      if (elsewhere) {
-        throw new FluxstrapError('E_PRECONDITION', `the deploy key is already registered on ${r.owner}/${r.repo} under the title "${elsewhere.title}"`, {
-          hint: `GitHub takes a key once per repository: delete "${elsewhere.title}" in the repository's settings, or pass that title to the github-deploy-key task`,
-        });
-      }
-    }
-    const registered = mine === undefined ? undefined : { id: mine.id, key: mine.key, readOnly: mine.read_only, title: mine.title };
-    return { owner: r.owner, repo: r.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(registered ? { registered } : {}) };
+    const mine = registeredKey(
+      keys.map((k) => ({ id: k.id, key: k.key, readOnly: k.read_only, title: k.title })),
+      title,
+      key,
+      { owner: r.owner, repo: r.repo, forge: 'GitHub', task: 'github-deploy-key' },
+    );
+    return { owner: r.owner, repo: r.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(mine ? { registered: mine } : {}) };
   },
   plan(_p, facts, ctx): Change[] {
-    if ('none' in facts) return [];
-    const target = `deploy key "${facts.title}" on ${facts.owner}/${facts.repo}`;
-    const access = facts.readOnly ? 'read-only' : 'read-write';
-    const { registered } = facts;
-    if (registered === undefined) return [{ action: 'create', target, summary: `register the ${access} deploy key`, data: facts }];
-    const sameKey = facts.key !== undefined && blobOf(registered.key) === blobOf(facts.key);
-    if (sameKey && registered.readOnly === facts.readOnly) return [];
-    const why = sameKey ? `registered ${registered.readOnly ? 'read-only' : 'read-write'}, wanted ${access}` : 'registered with another key';
-    if (ctx.rotateSecrets !== true && facts.key !== undefined) {
-      throw new FluxstrapError('E_PRECONDITION', `${target} is ${why}`, {
-        hint: 'another cluster may use it: pass --rotate-secrets to replace it (delete + create, as flux bootstrap does), or name another title',
-      });
-    }
-    return [{ action: 'update', target, summary: `replace the deploy key (${why})`, data: facts }];
+    return planDeployKey(facts, ctx.rotateSecrets);
   },
   async apply(change, p, ctx) {
-    const facts = change.data as Extract<Facts, { title: string }>;
+    const facts = change.data as Extract<DeployKeyFacts, { title: string }>;
     const r = await githubRepo(p, ctx);
-    const { key } = facts;
-    // Only --check observes before the key exists, and --check applies nothing.
-    if (key === undefined)
-      throw new FluxstrapError('E_NOT_FOUND', `no deploy key to register for ${r.owner}/${r.repo}`, {
-        hint: 'run the ssh-deploy-key task first (init and bootstrap do)',
-      });
+    const key = keyToRegister(facts);
     try {
       if (facts.registered) await r.gh.rest.repos.deleteDeployKey({ owner: r.owner, repo: r.repo, key_id: facts.registered.id });
       await r.gh.rest.repos.createDeployKey({ owner: r.owner, repo: r.repo, title: facts.title, key, read_only: facts.readOnly });
@@ -135,9 +92,6 @@ export const githubDeployKeyKind: TaskKind<Params, Facts, GitHubContext> = {
     }
   },
   notes(_p, facts) {
-    if ('none' in facts || facts.registered === undefined) return [];
-    return [
-      `deploy key "${facts.title}" on ${facts.owner}/${facts.repo} (${facts.registered.readOnly ? 'read-only' : 'read-write'}, ${sshPublicKeyOf(facts.registered.key)?.fingerprint ?? ''})`,
-    ];
+    return deployKeyNotes(facts);
   },
 };

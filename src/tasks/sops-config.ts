@@ -49,6 +49,13 @@ export const sopsConfigParams = z.object({
   macOnlyEncrypted: z.boolean().default(true),
   /** The SOPS files the cluster reaches, repository-relative (src/flux/reach.ts). */
   reached: z.array(z.string()).default([]),
+  /**
+   * Bootstrap Secrets kept encrypted outside the cluster folder (git.auth.sopsFile,
+   * `bootstrap/<cluster>/…`), repository-relative: when no rule matches one, a rule for the
+   * `*.sops.yaml` files of its folder gets the cluster's keys, so that sops and `fluxstrap
+   * encrypt` can write it and its siblings again.
+   */
+  bootstrapFiles: z.array(z.string()).default([]),
 });
 export type SopsConfigParams = z.infer<typeof sopsConfigParams>;
 
@@ -68,66 +75,97 @@ export const sopsConfigKind = fileKind<SopsConfigParams>({
   params: sopsConfigParams,
   file: (p) => p.file,
   desired(p, { content }) {
-    const text = content ?? '';
-    const y = parseEditable(text, p.file);
-    // parseConfig is the SOPS engine's own reader: what it rejects, encrypt would reject too.
-    const rules = text.trim() === '' ? [] : parseConfig(text, p.file).creationRules;
-    const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
-    // Callers that build params by hand (init) may leave out the lists zod would default.
-    const cloud = [
-      ['kms', 'kms', p.kms ?? []],
-      ['gcp_kms', 'gcp_kms', p.gcpKms ?? []],
-      ['azure_keyvault', 'azure_kv', p.azureKeyvault ?? []],
-      ['hc_vault_transit_uri', 'hc_vault', p.hcVaultTransitUri ?? []],
-    ] as const;
-    const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`), ...cloud.flatMap(([, type, ids]) => ids.map((id) => `${type}:${id}`))];
-    const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
-    if (p.reached.length > 0)
-      return coverReached(
-        p,
-        y,
-        rules,
-        wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)),
-        pgp,
-        keysOf,
-      );
-    const samples = samplesFor(p.clusterPath);
-    const firstMatches = samples.map((s) => rules.findIndex((r) => ruleMatches(r, s)));
-    const first = firstMatches[0] ?? -1;
-    const winner = rules[first];
-    if (winner && firstMatches.every((i) => i === first) && wanted.every((k) => keysOf(winner).has(k))) return undefined;
-
-    const root = rootMap(y, p.file, '.sops.yaml') ?? (y.doc.contents = y.doc.createNode({}) as YAMLMap);
-    const seq = seqAt(y, p.file, root, 'creation_rules');
-    const pathRegex = pathRegexFor(p.clusterPath);
-    const own = rules.findIndex((r) => r.pathRegex === pathRegex);
-    const shadowing = firstMatches.filter((i) => i >= 0 && i !== own);
-    const at = shadowing.length > 0 ? Math.min(...shadowing) : own >= 0 ? own : seq.items.length;
-    let summary: string;
-    if (own >= 0) {
-      // Our rule is there but outdated or shadowed: update its keys, move it ahead if needed.
-      const [node] = seq.items.splice(own, 1);
-      const rule = node as YAMLMap;
-      if (p.age.length > 0) rule.set('age', p.age.join(','));
-      if (pgp.length > 0) rule.set('pgp', pgp.join(','));
-      for (const [field, , ids] of cloud) if (ids.length > 0) rule.set(field, ids.join(','));
-      insertAt(seq, Math.min(at, own), rule);
-      summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
-    } else {
-      const rule: Record<string, string | boolean> = {
-        path_regex: pathRegex,
-        encrypted_regex: p.encryptedRegex,
-        ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}),
-      };
-      if (p.age.length > 0) rule.age = p.age.join(',');
-      if (pgp.length > 0) rule.pgp = pgp.join(',');
-      for (const [field, , ids] of cloud) if (ids.length > 0) rule[field] = ids.join(',');
-      insertAt(seq, at, y.doc.createNode(rule));
-      summary = `add a creation rule for ${p.clusterPath}${at < seq.items.length - 1 ? ` before rule ${at + 1} (first match wins)` : ''}`;
-    }
-    return { content: y.toString(), summary };
+    const cluster = clusterRules(p, content ?? '');
+    const bootstrap = bootstrapRules(p, cluster?.content ?? content ?? '');
+    if (!cluster || !bootstrap) return cluster ?? bootstrap;
+    return { content: bootstrap.content, summary: `${cluster.summary}; ${bootstrap.summary}` };
   },
 });
+
+/** A rule for the `*.sops.yaml` files of each bootstrap file's folder that no rule matches, with the cluster's keys, appended (nothing else matches them). */
+function bootstrapRules(p: SopsConfigParams, text: string): { content: string; summary: string } | undefined {
+  const files = p.bootstrapFiles ?? [];
+  if (files.length === 0) return undefined;
+  const rules = text.trim() === '' ? [] : parseConfig(text, p.file).creationRules;
+  const folders = [...new Set(files.filter((f) => !rules.some((r) => ruleMatches(r, f))).map((f) => f.slice(0, f.lastIndexOf('/') + 1)))];
+  if (folders.length === 0) return undefined;
+  const y = parseEditable(text, p.file);
+  const root = rootMap(y, p.file, '.sops.yaml') ?? (y.doc.contents = y.doc.createNode({}) as YAMLMap);
+  const seq = seqAt(y, p.file, root, 'creation_rules');
+  for (const folder of folders) seq.items.push(y.doc.createNode(newRule(p, `^${escape(folder)}[^/]*\\.sops\\.ya?ml$`)));
+  return { content: y.toString(), summary: `add a creation rule for the encrypted bootstrap Secrets in ${folders.map((f) => f || './').join(', ')}` };
+}
+
+/** A new rule with the cluster's keys, in the form init writes it. */
+function newRule(p: SopsConfigParams, pathRegex: string): Record<string, string | boolean> {
+  const rule: Record<string, string | boolean> = {
+    path_regex: pathRegex,
+    encrypted_regex: p.encryptedRegex,
+    ...(p.macOnlyEncrypted ? { mac_only_encrypted: true } : {}),
+  };
+  if (p.age.length > 0) rule.age = p.age.join(',');
+  const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
+  if (pgp.length > 0) rule.pgp = pgp.join(',');
+  for (const [field, , ids] of cloudKeys(p)) if (ids.length > 0) rule[field] = ids.join(',');
+  return rule;
+}
+
+/** Key services (cloud KMS, Vault transit): the rule field, sops' key type, the ids. Callers that build params by hand (init) may leave out the lists zod would default. */
+function cloudKeys(p: SopsConfigParams) {
+  return [
+    ['kms', 'kms', p.kms ?? []],
+    ['gcp_kms', 'gcp_kms', p.gcpKms ?? []],
+    ['azure_keyvault', 'azure_kv', p.azureKeyvault ?? []],
+    ['hc_vault_transit_uri', 'hc_vault', p.hcVaultTransitUri ?? []],
+  ] as const;
+}
+
+/** The rule for the cluster folder, or the keys added to the rules of the files it reaches. */
+function clusterRules(p: SopsConfigParams, text: string): { content: string; summary: string } | undefined {
+  const y = parseEditable(text, p.file);
+  // parseConfig is the SOPS engine's own reader: what it rejects, encrypt would reject too.
+  const rules = text.trim() === '' ? [] : parseConfig(text, p.file).creationRules;
+  const pgp = p.pgp.map((f) => f.replace(/\s+/g, '').toUpperCase());
+  const cloud = cloudKeys(p);
+  const wanted = [...p.age.map((r) => `age:${r}`), ...pgp.map((f) => `pgp:${f}`), ...cloud.flatMap(([, type, ids]) => ids.map((id) => `${type}:${id}`))];
+  const keysOf = (rule: CreationRule) => new Set(rule.keyGroups.flat().map((s) => `${s.type}:${stanzaName(s)}`));
+  if (p.reached.length > 0)
+    return coverReached(
+      p,
+      y,
+      rules,
+      wanted.filter((k) => k.startsWith('age:')).map((k) => k.slice(4)),
+      pgp,
+      keysOf,
+    );
+  const samples = samplesFor(p.clusterPath);
+  const firstMatches = samples.map((s) => rules.findIndex((r) => ruleMatches(r, s)));
+  const first = firstMatches[0] ?? -1;
+  const winner = rules[first];
+  if (winner && firstMatches.every((i) => i === first) && wanted.every((k) => keysOf(winner).has(k))) return undefined;
+
+  const root = rootMap(y, p.file, '.sops.yaml') ?? (y.doc.contents = y.doc.createNode({}) as YAMLMap);
+  const seq = seqAt(y, p.file, root, 'creation_rules');
+  const pathRegex = pathRegexFor(p.clusterPath);
+  const own = rules.findIndex((r) => r.pathRegex === pathRegex);
+  const shadowing = firstMatches.filter((i) => i >= 0 && i !== own);
+  const at = shadowing.length > 0 ? Math.min(...shadowing) : own >= 0 ? own : seq.items.length;
+  let summary: string;
+  if (own >= 0) {
+    // Our rule is there but outdated or shadowed: update its keys, move it ahead if needed.
+    const [node] = seq.items.splice(own, 1);
+    const rule = node as YAMLMap;
+    if (p.age.length > 0) rule.set('age', p.age.join(','));
+    if (pgp.length > 0) rule.set('pgp', pgp.join(','));
+    for (const [field, , ids] of cloud) if (ids.length > 0) rule.set(field, ids.join(','));
+    insertAt(seq, Math.min(at, own), rule);
+    summary = `update the creation rule for ${p.clusterPath}${at < own ? ' and move it before the rules that would catch its files' : ''}`;
+  } else {
+    insertAt(seq, at, y.doc.createNode(newRule(p, pathRegex)));
+    summary = `add a creation rule for ${p.clusterPath}${at < seq.items.length - 1 ? ` before rule ${at + 1} (first match wins)` : ''}`;
+  }
+  return { content: y.toString(), summary };
+}
 
 /**
  * The rules that govern the reached files get the keys they lack; files no rule governs get one

@@ -119,6 +119,8 @@ export interface RepoOptions {
   seedLayout?: boolean;
   /** An encrypted file inside flux-system/, which breaks a bootstrap. */
   sopsInFluxSystem?: boolean;
+  /** fluxstrap.yaml's git.auth instead of the transport's (e.g. a GitHub App); the push still uses the harness's login. */
+  gitAuth?: Record<string, unknown>;
 }
 
 /**
@@ -148,6 +150,8 @@ export async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> 
     auth = { kind: 'ssh', identityFile, knownHostsFile };
     gitAuth = { ssh: { keyFile: identityFile, knownHostsFile } };
   }
+
+  if (o.gitAuth) gitAuth = o.gitAuth;
 
   const fs = join(dir, CLUSTER_PATH, 'flux-system');
   if (o.seedLayout) mkdirSync(fs, { recursive: true });
@@ -240,7 +244,7 @@ export async function makeRepo(cluster: Cluster, o: RepoOptions): Promise<Repo> 
   await git(['add', '-A'], dir);
   await git(['commit', '--quiet', '-m', 'fleet'], dir);
   await git(['push', '--quiet', url, 'main'], dir, auth);
-  const env: Record<string, string> = o.transport === 'https' ? { [TOKEN_ENV]: cluster.git.password } : {};
+  const env: Record<string, string> = o.transport === 'https' && !o.gitAuth ? { [TOKEN_ENV]: cluster.git.password } : {};
   return { dir, keyFile, url, auth, env, flags: ['--repo', dir] };
 }
 

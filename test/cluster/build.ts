@@ -1,9 +1,9 @@
 // Builds the test cluster's programs from their Go modules into the cache (components.ts).
-// Usage: npm run cluster:build [-- --with-flux-cli] [-- --with-local-kms] [-- --with-vault]
+// Usage: npm run cluster:build [-- --with-flux-cli] [-- --with-local-kms] [-- --with-vault] [-- --with-gitea]
 // A component is skipped when its stamp matches the module version, Go version and flags.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, stampPath, type Component } from './components.ts';
+import { COMPONENTS, DEFAULT_CONTROLLERS, binaryPath, cacheDir, componentDir, sourceDir, stampPath, type Component } from './components.ts';
 import { bundleDir, generateGotkComponents, gotkComponentsPath } from './gotk.ts';
 import { commonBuildFlags, downloadModule, goEnv } from './go.ts';
 import { run } from './proc.ts';
@@ -90,7 +90,7 @@ function recipe(c: Component, go: string): string {
     binaries: c.binaries,
     flags: commonBuildFlags,
     // The flux CLI embeds the generated bundles: a CLI built with fewer cannot install the set.
-    ...(c.method === 'copy' ? { bundles: [...DEFAULT_CONTROLLERS] } : {}),
+    ...(c.name === 'flux' ? { bundles: [...DEFAULT_CONTROLLERS] } : {}),
   });
 }
 
@@ -149,13 +149,14 @@ async function buildComponent(c: Component): Promise<void> {
     if (c.method === 'install') {
       await run('go', ['install', '-v', ...commonBuildFlags, '-ldflags', ldflags, ...binaries.map(([, pkg]) => `${pkg}@${c.version}`)], opts);
     } else {
-      const src = join(cacheDir(), 'src', `${c.name}-${c.version}`);
+      const src = sourceDir(c);
       const upstream = await downloadModule(c.module, c.version);
       if (c.method === 'wrapper') {
         mkdirSync(src, { recursive: true });
         writeFileSync(join(src, 'go.mod'), wrapperGoMod(c, readFileSync(upstream.GoMod, 'utf8')));
       } else {
-        await prepareFluxCopy(upstream.Dir, src);
+        await writableCopy(upstream.Dir, src);
+        if (c.name === 'flux') fillFluxManifests(src);
       }
       console.log(`[build] ${c.name}: downloading and compiling ${binaries.map(([b]) => b).join(', ')} (log: ${log})`);
       // -mod=mod resolves the build's dependencies only; `go mod tidy` would also fetch test-only
@@ -172,16 +173,19 @@ async function buildComponent(c: Component): Promise<void> {
   }
 }
 
+/** The module cache is read-only and a copy keeps its modes: a module built in place gets a writable copy. */
+async function writableCopy(moduleDir: string, src: string): Promise<void> {
+  rmSync(src, { recursive: true, force: true });
+  cpSync(moduleDir, src, { recursive: true });
+  await run('chmod', ['-R', 'u+w', src]);
+}
+
 /**
  * flux embeds manifests/*.yaml, which upstream generates with `make` from GitHub release
  * assets, so the module zip lacks them. The bundles generated for gotk-components.yaml take
  * their place (Flux's default controllers; `flux install --components-extra` cannot work).
  */
-async function prepareFluxCopy(moduleDir: string, src: string): Promise<void> {
-  rmSync(src, { recursive: true, force: true });
-  cpSync(moduleDir, src, { recursive: true });
-  // The module cache is read-only and the copy keeps its modes.
-  await run('chmod', ['-R', 'u+w', src]);
+function fillFluxManifests(src: string): void {
   const manifests = join(src, 'cmd', 'flux', 'manifests');
   mkdirSync(manifests, { recursive: true });
   cpSync(bundleDir(), manifests, { recursive: true });
@@ -191,13 +195,19 @@ export interface BuildOptions {
   withFluxCli?: boolean;
   withLocalKms?: boolean;
   withVault?: boolean;
+  withGitea?: boolean;
 }
 
 export async function buildAll(opts: BuildOptions = {}): Promise<void> {
   const go = await goVersion().catch((err: unknown) => {
     throw new Error(`the Go toolchain is needed to build the test cluster: ${(err as Error).message}`);
   });
-  const requested = { flux: opts.withFluxCli === true, 'local-kms': opts.withLocalKms === true, vault: opts.withVault === true };
+  const requested = {
+    flux: opts.withFluxCli === true,
+    'local-kms': opts.withLocalKms === true,
+    vault: opts.withVault === true,
+    gitea: opts.withGitea === true,
+  };
   const wanted = COMPONENTS.filter((c) => !c.optional || (requested as Partial<Record<string, boolean>>)[c.name] === true);
   for (const c of wanted) {
     // The flux CLI embeds the generated bundles, so they must exist before it compiles.
@@ -229,7 +239,8 @@ if (import.meta.main) {
   const withFluxCli = process.argv.includes('--with-flux-cli');
   const withLocalKms = process.argv.includes('--with-local-kms');
   const withVault = process.argv.includes('--with-vault');
-  buildAll({ withFluxCli, withLocalKms, withVault }).then(
+  const withGitea = process.argv.includes('--with-gitea');
+  buildAll({ withFluxCli, withLocalKms, withVault, withGitea }).then(
     () => console.log(`[build] all components ready in ${cacheDir()}`),
     (err: unknown) => {
       console.error(`[build] ${(err as Error).message}`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 export const FLUX_VERSION = 'v2.9.5';
 export const KUBERNETES_VERSION = 'v1.36.3';
 
-export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'vault' | ControllerName;
+export type ComponentName = 'kubernetes' | 'etcd' | 'sops' | 'flux' | 'local-kms' | 'vault' | 'gitea' | ControllerName;
 
 /** Flux's default components, as `flux install` installs them. */
 export const DEFAULT_CONTROLLERS = ['source-controller', 'kustomize-controller', 'helm-controller', 'notification-controller'] as const;
@@ -25,7 +25,8 @@ export interface Component {
    * `wrapper`: a generated main module requires the upstream one, because upstream go.mod files
    * carry directory replaces that `go install pkg@version` refuses.
    * `install`: plain `go install pkg@version`.
-   * `copy`: a writable copy of the module, for code that embeds files missing from the module zip.
+   * `copy`: a writable copy of the module, for code that embeds files missing from the module zip
+   * or whose go.mod names another module path than the one the proxy serves it under.
    */
   readonly method: 'wrapper' | 'install' | 'copy';
   readonly ldflags: readonly string[];
@@ -41,7 +42,7 @@ export interface Component {
    * minor instead. Not part of the build recipe: it names what is missing, not what is built.
    */
   readonly pairedVersion?: string;
-  /** Built only on request (`--with-flux-cli`, `--with-local-kms`, `--with-vault`). */
+  /** Built only on request (`--with-flux-cli`, `--with-local-kms`, `--with-vault`, `--with-gitea`). */
   readonly optional: boolean;
 }
 
@@ -160,6 +161,19 @@ export const COMPONENTS: readonly Component[] = [
     ldflags: [],
     optional: true,
   },
+  {
+    // A real forge for the second deploy-key provider (Gitea's REST API). v1.27.3: SQLite in pure
+    // Go by default (v1.26 needs cgo and -tags sqlite); its go.mod calls the module gitea.dev,
+    // which no wrapper can require by its proxy path, so it builds in a copy. The proxy lists no
+    // Forgejo release (`go list -m -versions codeberg.org/forgejo/forgejo`).
+    name: 'gitea',
+    module: 'code.gitea.io/gitea',
+    version: 'v1.27.3',
+    binaries: { gitea: '.' },
+    method: 'copy',
+    ldflags: ['-X main.Version=1.27.3'],
+    optional: true,
+  },
 ];
 
 export function component(name: ComponentName): Component {
@@ -174,6 +188,11 @@ export function cacheDir(): string {
 
 export function componentDir(c: Component): string {
   return join(cacheDir(), `${c.name}-${c.version}`);
+}
+
+/** Where a wrapper module or a module copy is built; Gitea also reads its locales and templates from there at run time. */
+export function sourceDir(c: Component): string {
+  return join(cacheDir(), 'src', `${c.name}-${c.version}`);
 }
 
 export function binaryPath(c: Component, binary: string): string {

@@ -35,11 +35,26 @@ export interface GitServer extends GitServerInfo {
    * accepts the deploy keys registered through its API at that moment: a key deleted there is refused.
    */
   acceptRegistered: (registered: () => readonly string[]) => void;
+   * Accept more HTTP basic-auth credentials, as a forge accepts the tokens it issued (GitHub: an
+   * App installation token as the password of `x-access-token`): `verify` sees the user name, the
+   * password and the repository path (`acme/fleet.git`).
+   */
+  acceptBasic: (verify: BasicVerifier) => void;
+  /** Each HTTP request let in by an acceptBasic verifier: who, with what, where, and which client (User-Agent). */
+  readonly verifiedLogins: readonly VerifiedLogin[];
   stop: () => Promise<void>;
   /** Takes both listeners down (connections refused) until up(), to fault a run. */
   down: () => Promise<void>;
   /** Listens again on the same ports, so URLs and known_hosts stay valid. */
   up: () => Promise<void>;
+}
+
+export type BasicVerifier = (username: string, password: string, repo: string) => boolean;
+export interface VerifiedLogin {
+  username: string;
+  password: string;
+  repo: string;
+  userAgent: string;
 }
 
 const SERVICE_SUFFIX = /^\/(.+?)\/(info\/refs|git-upload-pack|git-receive-pack)$/;
@@ -75,8 +90,11 @@ export async function startGitServer(dir: string): Promise<GitServer> {
   const hostPublic = readFileSync(join(keysDir, 'host_ed25519.pub'), 'utf8').trim();
   const deployPublic = readFileSync(join(keysDir, 'deploy_ed25519.pub'), 'utf8').trim();
 
+  const verifiers: BasicVerifier[] = [];
+  const verifiedLogins: VerifiedLogin[] = [];
+  const login: Login = { username, password, verifiers, verifiedLogins };
   const http = createServer((req, res) => {
-    handleHttp(req, res, reposDir, username, password).catch((err: unknown) => {
+    handleHttp(req, res, reposDir, login).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500);
       res.end(String(err));
     });
@@ -128,6 +146,8 @@ export async function startGitServer(dir: string): Promise<GitServer> {
     acceptRegistered: (keys) => {
       registered = keys;
     },
+    acceptBasic: (verify) => verifiers.push(verify),
+    verifiedLogins,
     stop: close,
     down: close,
     up: async () => {
@@ -136,23 +156,38 @@ export async function startGitServer(dir: string): Promise<GitServer> {
   };
 }
 
-function authorized(req: IncomingMessage, username: string, password: string): boolean {
+interface Login {
+  username: string;
+  password: string;
+  verifiers: readonly BasicVerifier[];
+  verifiedLogins: VerifiedLogin[];
+}
+
+/** The cluster's own user and password, else any acceptBasic verifier (its login recorded). */
+function authorized(req: IncomingMessage, login: Login, repo: string): boolean {
   const header = req.headers.authorization ?? '';
   if (!header.startsWith('Basic ')) return false;
   const given = Buffer.from(header.slice(6), 'base64');
-  const expected = Buffer.from(`${username}:${password}`);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const expected = Buffer.from(`${login.username}:${login.password}`);
+  if (given.length === expected.length && timingSafeEqual(given, expected)) return true;
+  const text = given.toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon < 0) return false;
+  const [user, pass] = [text.slice(0, colon), text.slice(colon + 1)];
+  if (!login.verifiers.some((v) => v(user, pass, repo))) return false;
+  login.verifiedLogins.push({ username: user, password: pass, repo, userAgent: String(req.headers['user-agent'] ?? '') });
+  return true;
 }
 
-async function handleHttp(req: IncomingMessage, res: ServerResponse, reposDir: string, username: string, password: string): Promise<void> {
-  if (!authorized(req, username, password)) {
+async function handleHttp(req: IncomingMessage, res: ServerResponse, reposDir: string, login: Login): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const match = SERVICE_SUFFIX.exec(url.pathname);
+  const repo = match?.[1] === undefined ? undefined : safeRepoPath(match[1]);
+  if (!authorized(req, login, repo ?? '')) {
     res.writeHead(401, { 'www-authenticate': 'Basic realm="fluxstrap-test-git"' });
     res.end();
     return;
   }
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  const match = SERVICE_SUFFIX.exec(url.pathname);
-  const repo = match?.[1] === undefined ? undefined : safeRepoPath(match[1]);
   if (match === null || repo === undefined) {
     res.writeHead(404).end();
     return;
@@ -175,7 +210,7 @@ async function handleHttp(req: IncomingMessage, res: ServerResponse, reposDir: s
       HTTP_CONTENT_ENCODING: req.headers['content-encoding'] ?? '',
       HTTP_GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
       // http-backend only enables receive-pack for authenticated users.
-      REMOTE_USER: username,
+      REMOTE_USER: login.username,
       REMOTE_ADDR: req.socket.remoteAddress ?? '127.0.0.1',
     },
     stdio: ['pipe', 'pipe', 'inherit'],

@@ -129,6 +129,22 @@ void describe('git.auth.sopsFile: the Git credentials encrypted in the repositor
     assert.equal(runCli(['keys', 'new', '--out', other], { env: env() }).code, 0);
     assert.notEqual(sopsDecrypt(file, other).code, 0, 'another key does not open it');
 
+    // .sops.yaml governs the folder (bootstrap/<cluster>/*.sops.yaml) with the cluster key: the
+    // real sops and fluxstrap encrypt create siblings there, which the cluster key opens.
+    for (const [name, encrypt] of [
+      ['sops', (f: string) => spawnSync(sops, ['encrypt', '--in-place', f], { cwd: r.repo, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home } })],
+      ['fluxstrap', (f: string) => runCli(['encrypt', '--in-place', f], { cwd: r.repo, env: env() })],
+    ] as const) {
+      const sibling = `bootstrap/enc/registry-${name}.sops.yaml`;
+      writeFileSync(
+        join(r.repo, sibling),
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: registry, namespace: flux-system}\nstringData: {token: not-secret}\n',
+      );
+      const done = encrypt(sibling);
+      assert.equal('status' in done ? done.status : done.code, 0, `${name} encrypt: ${done.stderr}`);
+      assert.deepEqual(sopsDecrypt(join(r.repo, sibling)).doc?.stringData, { token: 'not-secret' }, `${name}: the cluster key opens it`);
+    }
+
     // A second run keeps the file: it may hold a token this machine no longer has.
     const again = runCli(['init', '--cluster', 'enc', '--repo', r.repo, '--age-key-file', keyFile, '--git-sops-file'], { cwd: home, env: env() });
     assert.equal(again.code, 0, again.stderr);

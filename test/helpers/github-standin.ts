@@ -183,6 +183,9 @@ export class GitHubStandIn {
       } catch {
         return violate('request body is not JSON', name);
       }
+      // go-github encodes absent options (a nil pointer) as `null`, which GitHub takes as no body;
+      // only an optional body may be left out that way.
+      if (body === null && (specOp.requestBody as { required?: boolean }).required !== true) body = undefined;
       if (body !== undefined || (specOp.requestBody as { required?: boolean }).required === true) {
         const v = this.validator(base);
         if (!v(body)) return violate(`request body: ${load().ajv.errorsText(v.errors)}`, name);
@@ -453,6 +456,24 @@ export class GitHubWorld {
 
   readonly apps = new Map<string, WorldApp>();
   private readonly installationTokens = new Map<string, WorldInstallation>();
+  /** Each installation token minted: for which installation, and by which client (User-Agent). */
+  readonly minted: { token: string; installationId: number; userAgent: string }[] = [];
+
+  /**
+   * Whether git over HTTPS may read `repo` (`acme/fleet.git`) with this basic-auth login, as
+   * GitHub decides for an App: user `x-access-token`, a token minted here, an installation that
+   * sees the repository with Contents access.
+   */
+  gitAccess(username: string, token: string, repo: string): boolean {
+    const installation = this.installationTokens.get(token);
+    const full = repo.replace(/\.git$/, '').toLowerCase();
+    return (
+      username === 'x-access-token' &&
+      installation !== undefined &&
+      installation.repos.some((r) => r.toLowerCase() === full) &&
+      (installation.permissions.contents === 'read' || installation.permissions.contents === 'write')
+    );
+  }
 
   /** A GitHub App whose JWTs are checked against `publicKeyPem` (RS256), with its installations. */
   addApp(id: number, publicKeyPem: string, installations: WorldInstallation[]): WorldApp {
@@ -604,6 +625,7 @@ export class GitHubWorld {
         if (i === undefined) return this.notFound;
         const token = `ghs_${randomBytes(18).toString('base64url')}`;
         this.installationTokens.set(token, i);
+        this.minted.push({ token, installationId: i.id, userAgent: String(req.headers['user-agent'] ?? '') });
         return {
           status: 201,
           body: {
@@ -623,6 +645,17 @@ export class GitHubWorld {
         return i === undefined ? this.notFound : { status: 200, body: installationJson(a, i) };
       }),
     );
+    // source-controller's lookup of an installationOwner: as an organisation, then as a user. The
+    // spec declares only 200 for both, so GitHub's 404 for the wrong kind of account is a violation.
+    const ownerInstallation = (param: 'org' | 'username'): Handler =>
+      app((req, a) => {
+        const owner = (req.params[param] ?? '').toLowerCase();
+        const isOrg = Object.keys(this.orgs).some((o) => o.toLowerCase() === owner);
+        const i = isOrg === (param === 'org') ? a.installations.find((x) => x.account.toLowerCase() === owner) : undefined;
+        return i === undefined ? this.notFound : { status: 200, body: installationJson(a, i) };
+      });
+    s.on('GET /orgs/{org}/installation', ownerInstallation('org'));
+    s.on('GET /users/{username}/installation', ownerInstallation('username'));
     s.on('GET /meta', () => ({ status: 200, body: { verifiable_password_authentication: true, ssh_keys: this.sshKeys } }));
     s.on('GET /user', this.userHandler());
     s.on(

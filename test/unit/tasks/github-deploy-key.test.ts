@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FluxstrapError } from '../../../src/core/errors.ts';
 import { generateSshKey } from '../../../src/keys/ssh.ts';
-import { deployKeyTitle, githubDeployKeyKind } from '../../../src/tasks/github-deploy-key.ts';
+import { deployKeyTitle } from '../../../src/tasks/deploy-key.ts';
+import { githubDeployKeyKind } from '../../../src/tasks/github-deploy-key.ts';
 import { sshHostOf } from '../../../src/tasks/known-hosts.ts';
 
 const key = generateSshKey('ed25519', 'c').publicKey;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FluxstrapError } from '../../../src/core/errors.ts';
-import { parseConfig } from '../../../src/sops/config.ts';
+import { parseConfig, ruleMatches } from '../../../src/sops/config.ts';
 import { stanzaName } from '../../../src/sops/metadata.ts';
 import { compilePlaybook } from '../../../src/playbook/loader.ts';
 import { builtinKinds } from '../../../src/tasks/registry.ts';
@@ -191,5 +191,36 @@ void describe('sops-config plan', () => {
     );
     const pb = await compilePlaybook(playbook('^[[:alpha:]]*[Dd]ata$'), 'p.yaml', opts);
     assert.equal((pb.tasks[0]?.params as { encryptedRegex?: string }).encryptedRegex, '^[[:alpha:]]*[Dd]ata$');
+  });
+});
+
+void describe('sops-config: encrypted bootstrap Secrets (git.auth.sopsFile)', () => {
+  const GIT = 'bootstrap/prod/git-credentials.sops.yaml';
+  const withFile = { ...params, bootstrapFiles: [GIT] };
+  const ruleFor = (text: string, file: string) => parseConfig(text, '.sops.yaml').creationRules.find((r) => ruleMatches(r, file));
+
+  void it('adds a rule for the *.sops.yaml files of its folder with the cluster keys when no rule matches it, and is then idempotent', () => {
+    const { after, changes } = planFile(sopsConfigKind, withFile, undefined);
+    assert.match(changes[0]?.summary ?? '', /encrypted bootstrap Secrets in bootstrap\/prod\//);
+    const text = after ?? '';
+    for (const f of [GIT, 'bootstrap/prod/registry.sops.yaml', 'bootstrap/prod/x.sops.yml'])
+      assert.deepEqual(ruleFor(text, f)?.keyGroups.flat().map(stanzaName), [OURS], f);
+    for (const f of ['bootstrap/prod/plain.yaml', 'bootstrap/prod/sub/x.sops.yaml', 'bootstrap/prod2/x.sops.yaml', 'x/bootstrap/prod/x.sops.yaml'])
+      assert.equal(ruleFor(text, f), undefined, f);
+    assert.equal(rules(text)[0]?.path, pathRegexFor('clusters/prod'), 'the cluster rule stays first');
+    assert.deepEqual(planFile(sopsConfigKind, withFile, text).changes, [], 'idempotent');
+  });
+
+  void it('adds no rule when an existing rule already matches the file', () => {
+    const catchAll = `${SEED.trimEnd()}\n  - path_regex: ^clusters/prod/.*\\.ya?ml$\n    age: ${OURS}\n`;
+    const text = planFile(sopsConfigKind, withFile, catchAll).after ?? catchAll;
+    assert.equal(rules(text).length, 2, 'no rule added');
+    assert.equal(ruleFor(text, GIT)?.pathRegex, '.*\\.sops\\.yaml$', 'the seed rule governs it (its keys are its own)');
+  });
+
+  void it('in the same change as the cluster rule, with both summaries', () => {
+    const { changes } = planFile(sopsConfigKind, withFile, `creation_rules:\n  - path_regex: ^other/\n    age: ${OTHER}\n`);
+    assert.equal(changes.length, 1);
+    assert.match(changes[0]?.summary ?? '', /creation rule for clusters\/prod.*; add a creation rule for the encrypted bootstrap Secrets/);
   });
 });
