@@ -35,6 +35,7 @@ export interface GitServer extends GitServerInfo {
    * accepts the deploy keys registered through its API at that moment: a key deleted there is refused.
    */
   acceptRegistered: (registered: () => readonly string[]) => void;
+  /**
    * Accept more HTTP basic-auth credentials, as a forge accepts the tokens it issued (GitHub: an
    * App installation token as the password of `x-access-token`): `verify` sees the user name, the
    * password and the repository path (`acme/fleet.git`).
