@@ -4,21 +4,18 @@
 // through envFrom, and a second run changing nothing. Key Vault itself is not reachable here, so
 // the cluster reaches no encrypted file (what a cluster on its first day looks like).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
-import { stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { canary } from '../helpers/canary.ts';
 import { assertBuilt, startCluster } from '../cluster/index.ts';
 import type { Cluster } from '../cluster/index.ts';
+import { cliWithoutAgeKey, commitAndPush, fleetConfig, writeTree } from '../cluster/fleet.ts';
 import { keepLogsOnFailure } from '../cluster/testing.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_CLOUD_KEY_TEST_TOKEN';
 const SP = {
   AZURE_TENANT_ID: '11111111-2222-3333-4444-555555555555',
@@ -38,15 +35,7 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
   let dir: string;
   let env: Record<string, string>;
 
-  const fluxstrap = async (args: string[]) => {
-    const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/cli.js'), ...args], {
-      cwd: dir,
-      reject: false,
-      env: { CI: '1', NO_COLOR: '1', HOME: home, SOPS_AGE_KEY_FILE: join(home, 'no-age-key'), ...env },
-    });
-    assert.ok(!`${r.stdout}${r.stderr}`.includes(SP.AZURE_CLIENT_SECRET), 'the client secret never printed');
-    return r;
-  };
+  const fluxstrap = (args: string[]) => cliWithoutAgeKey(args, { cwd: dir, home, env, secrets: [SP.AZURE_CLIENT_SECRET] });
   const bootstrap = async (): Promise<Doc> => {
     const r = await fluxstrap(['--json', 'bootstrap', '--timeout', '3m']);
     assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}\n${cluster.logTails(20)}`);
@@ -63,18 +52,11 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
     const url = cluster.git.httpUrl('cloud-key.git');
     env = { [TOKEN_ENV]: cluster.git.password, ...SP };
     const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({
-        clusters: {
-          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } },
-        },
-      }),
+      'fluxstrap.yaml': fleetConfig(cluster, url, TOKEN_ENV),
       'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [app.yaml]\n',
       'clusters/test/app.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app, namespace: default}\ndata: {a: b}\n',
     };
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(join(dir, rel, '..'), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    }
+    writeTree(dir, files);
     const init = await fluxstrap([
       'init',
       '--cluster',
@@ -91,14 +73,7 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
       'service-principal',
     ]);
     assert.equal(init.exitCode, 0, init.stderr);
-    const git = async (args: string[], e: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
-      const r = await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir, env: e, reject: false });
-      assert.equal(r.exitCode, 0, `git ${args.join(' ')}: ${r.stderr}`);
-    };
-    await git(['init', '--quiet', '--initial-branch=main']);
-    await git(['add', '.']);
-    await git(['commit', '--quiet', '-m', 'fleet']);
-    await git(['push', '--quiet', url, 'main'], gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }));
+    await commitAndPush(cluster, dir, url, 'fleet');
   });
   keepLogsOnFailure(() => cluster);
   after(async () => {

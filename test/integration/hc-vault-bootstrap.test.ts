@@ -4,22 +4,19 @@
 // token from tokenEnv opens it, bootstrap writes sops-hcvault and no sops-age, kustomize-controller
 // applies the Secret decrypted, verify-decryption compares it, and status checks the token.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
-import { stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
 import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
 import { canary, registerCanary } from '../helpers/canary.ts';
 import { assertBuilt, startCluster } from '../cluster/index.ts';
 import type { Cluster } from '../cluster/index.ts';
+import { cliWithoutAgeKey, commitAndPush, fleetConfig, writeTree } from '../cluster/fleet.ts';
 import { keepLogsOnFailure } from '../cluster/testing.ts';
 import { startVault, type VaultDev } from '../cluster/vault.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const GIT_TOKEN_ENV = 'FLUXSTRAP_VAULT_TEST_GIT_TOKEN';
 const VALUE = canary('vault-bootstrap');
 
@@ -37,16 +34,7 @@ void describe('bootstrap with sopsKey.vault', { timeout: 15 * 60_000 }, () => {
   let env: Record<string, string>;
   const tokens: string[] = [];
 
-  const fluxstrap = async (args: string[]) => {
-    const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/cli.js'), ...args], {
-      cwd: dir,
-      reject: false,
-      env: { CI: '1', NO_COLOR: '1', HOME: home, SOPS_AGE_KEY_FILE: join(home, 'no-age-key'), ...env },
-    });
-    const out = `${r.stdout}${r.stderr}`;
-    assert.ok(![VALUE, vault.rootToken, ...tokens].some((t) => out.includes(t)), 'a token or the secret value was printed');
-    return r;
-  };
+  const fluxstrap = (args: string[]) => cliWithoutAgeKey(args, { cwd: dir, home, env, secrets: [VALUE, vault.rootToken, ...tokens] });
   const task = (doc: Doc, kind: string) => doc.tasks.find((t) => t.kind === kind);
 
   before(async () => {
@@ -64,18 +52,11 @@ void describe('bootstrap with sopsKey.vault', { timeout: 15 * 60_000 }, () => {
     // The user's own token encrypts; the cluster's (FLUX_VAULT_TOKEN) is what bootstrap hands over.
     env = { [GIT_TOKEN_ENV]: cluster.git.password, VAULT_TOKEN: userToken, FLUX_VAULT_TOKEN: clusterToken };
     const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({
-        clusters: {
-          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: GIT_TOKEN_ENV } } } },
-        },
-      }),
+      'fluxstrap.yaml': fleetConfig(cluster, url, GIT_TOKEN_ENV),
       'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [secret.yaml]\n',
       'clusters/test/secret.yaml': `apiVersion: v1\nkind: Secret\nmetadata: {name: vault-app, namespace: default}\nstringData: {token: ${VALUE}}\n`,
     };
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(join(dir, rel, '..'), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    }
+    writeTree(dir, files);
     const init = await fluxstrap([
       'init',
       '--cluster',
@@ -94,14 +75,7 @@ void describe('bootstrap with sopsKey.vault', { timeout: 15 * 60_000 }, () => {
     assert.equal(init.exitCode, 0, init.stderr);
     const enc = await fluxstrap(['encrypt', '-i', 'clusters/test/secret.yaml']);
     assert.equal(enc.exitCode, 0, enc.stderr);
-    const git = async (args: string[], e: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
-      const r = await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir, env: e, reject: false });
-      assert.equal(r.exitCode, 0, `git ${args.join(' ')}: ${r.stderr}`);
-    };
-    await git(['init', '--quiet', '--initial-branch=main']);
-    await git(['add', '.']);
-    await git(['commit', '--quiet', '-m', 'fleet']);
-    await git(['push', '--quiet', url, 'main'], gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }));
+    await commitAndPush(cluster, dir, url, 'fleet');
   });
   keepLogsOnFailure(() => cluster);
   after(async () => {
