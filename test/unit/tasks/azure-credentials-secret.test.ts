@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateIdentity } from 'age-encryption';
-import type { CloudSopsKey, ResolvedCluster } from '../../../src/cluster/config.ts';
+import type { CloudSopsKey } from '../../../src/cluster/config.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { azureCredentialsSecretKind, servicePrincipalValues } from '../../../src/tasks/azure-credentials-secret.ts';
 import { ageKeyPair, encryptedForAge } from '../../helpers/age.ts';
@@ -26,16 +26,7 @@ let repo: string;
 let age: { identity: string; recipient: string };
 
 function context(sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) {
-  const cluster: ResolvedCluster = {
-    name: 'aks',
-    repoDir: repo,
-    path: 'clusters/aks',
-    kube: {},
-    git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' },
-    ageKey: { type: 'env', env: 'AKS_AGE_KEY' },
-    ...(sopsKey ? { cloudKey: sopsKey } : {}),
-  };
-  return offlineTaskContext(cluster, env);
+  return offlineTaskContext('aks', repo, env, sopsKey ? { cloudKey: sopsKey } : {});
 }
 
 const plan = async (sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) => {

@@ -3,7 +3,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { generateIdentity } from 'age-encryption';
-import type { ResolvedCluster } from '../../../src/cluster/config.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { compilePlaybook } from '../../../src/playbook/loader.ts';
 import { builtinKinds } from '../../../src/tasks/registry.ts';
@@ -31,15 +30,7 @@ let repo: string;
 let age: { identity: string; recipient: string };
 
 async function plan(file: string, env: NodeJS.ProcessEnv) {
-  const cluster: ResolvedCluster = {
-    name: 'prod',
-    repoDir: repo,
-    path: 'clusters/prod',
-    kube: {},
-    git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' },
-    ageKey: { type: 'env', env: 'PROD_AGE_KEY' },
-  };
-  const ctx = offlineTaskContext(cluster, env);
+  const ctx = offlineTaskContext('prod', repo, env);
   const p = sopsSecretKind.params.parse({ file });
   return sopsSecretKind.plan(p, await sopsSecretKind.observe(p, ctx, { check: true }), ctx);
 }
