@@ -10,7 +10,7 @@ import type { CliResult } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
-import { exportedKey, gpgIn, pgpCliEnv, stopAgent } from '../helpers/gpg.ts';
+import { exportedKeys, exportedPublicKey, gpgIn, pgpCliEnv, stopAgent } from '../helpers/gpg.ts';
 import { requireTool } from '../helpers/tools.ts';
 import { findSops } from '../unit/sops/helpers.ts';
 
@@ -62,18 +62,13 @@ before(async () => {
   sops = findSops();
   home = await tempDir('pgp-rotate-home');
   gnupg = await tempDir('pgp-rotate-gnupg');
-  for (const [name, pass] of [
-    ['old', ''],
-    ['next', ''],
-    ['locked', 'correct horse'],
-  ] as const) {
-    const { fpr, file } = await exportedKey(gnupg, home, name, pass);
+  const made = await exportedKeys(gnupg, home, { old: '', next: '', locked: 'correct horse' });
+  for (const name of ['old', 'next', 'locked'] as const) {
     const ring = await tempDir(`pgp-rotate-${name}`);
-    await gpgIn(ring, ['--import', file]);
-    keys[name] = { fpr, file, ring };
+    await gpgIn(ring, ['--import', made[name].file]);
+    keys[name] = { ...made[name], ring };
   }
-  keys.pub = { fpr: keys.next.fpr, file: join(home, 'public.asc'), ring: '' };
-  await writeFile(keys.pub.file, (await gpgIn(gnupg, ['--export', '--armor', keys.next.fpr])).stdout);
+  keys.pub = { ...(await exportedPublicKey(gnupg, home, keys.next.fpr)), ring: '' };
   r = await fluxRepo();
   const init = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--sops-backend', 'pgp', '--pgp-key-file', keys.old.file]);
   assert.equal(init.code, 0, init.stderr);

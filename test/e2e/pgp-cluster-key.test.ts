@@ -12,7 +12,7 @@ import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
-import { exportedKey, gpgIn, pgpCliEnv, stopAgent } from '../helpers/gpg.ts';
+import { exportedKeys, exportedPublicKey, pgpCliEnv, stopAgent } from '../helpers/gpg.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
 import { findSops } from '../unit/sops/helpers.ts';
 
@@ -37,15 +37,8 @@ before(async () => {
   requireTool('kubectl');
   home = await tempDir('pgp-home');
   gnupg = await tempDir('pgp-gnupg');
-  for (const [name, pass] of [
-    ['plain', ''],
-    ['other', ''],
-    ['locked', 'correct horse'],
-  ] as const) {
-    keys[name] = await exportedKey(gnupg, home, name, pass);
-  }
-  keys.pub = { fpr: keys.plain.fpr, file: join(home, 'public.asc') };
-  await writeFile(keys.pub.file, (await gpgIn(gnupg, ['--export', '--armor', keys.plain.fpr])).stdout);
+  Object.assign(keys, await exportedKeys(gnupg, home, { plain: '', other: '', locked: 'correct horse' }));
+  keys.pub = await exportedPublicKey(gnupg, home, keys.plain.fpr);
   server = await startGitServer(await tempDir('pgp-git'));
   kubeconfig = join(home, 'kubeconfig');
   await writeFile(kubeconfig, DEAD_KUBECONFIG);

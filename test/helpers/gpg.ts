@@ -1,6 +1,7 @@
 // OpenPGP keys made by the real gpg, each in the keyring given as GNUPGHOME, for the tests of
 // `sopsKey.pgp`.
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, type ToolResult } from './tools.ts';
@@ -32,6 +33,24 @@ export async function exportedKey(gnupg: string, dir: string, name: string, pass
   return { fpr, file };
 }
 
+/** exportedKey for each name → passphrase, one after another. */
+export async function exportedKeys<N extends string>(
+  gnupg: string,
+  dir: string,
+  passphrases: Record<N, string>,
+): Promise<Record<N, { fpr: string; file: string }>> {
+  const out = {} as Record<N, { fpr: string; file: string }>;
+  for (const [name, passphrase] of Object.entries(passphrases) as [N, string][]) out[name] = await exportedKey(gnupg, dir, name, passphrase);
+  return out;
+}
+
+/** The public half of key fpr alone, in <dir>/public.asc: what a cluster cannot decrypt with. */
+export async function exportedPublicKey(gnupg: string, dir: string, fpr: string): Promise<{ fpr: string; file: string }> {
+  const file = join(dir, 'public.asc');
+  await writeFile(file, (await gpgIn(gnupg, ['--export', '--armor', fpr])).stdout);
+  return { fpr, file };
+}
+
 /** The agent gpg started for this keyring, which would outlive the test. */
 export const stopAgent = (gnupg: string): Promise<unknown> => runTool('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg } }).catch(() => undefined);
 
@@ -44,3 +63,10 @@ export const pgpCliEnv = (home: string, gnupg: string, extra: NodeJS.ProcessEnv 
   SOPS_AGE_KEY_FILE: undefined,
   ...extra,
 });
+
+/** An empty keyring folder <parent>/gnupg, private as gpg wants it. */
+export function newKeyring(parent: string): string {
+  const gnupg = join(parent, 'gnupg');
+  mkdirSync(gnupg, { mode: 0o700 });
+  return gnupg;
+}
