@@ -2,15 +2,55 @@
 // tests that push their own files: the bootstrap tests (a fleet with fluxstrap.yaml) and the
 // decryption tests (one encrypted Secret under app/, synced by a Kustomization of their own).
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { stringify } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
-import type { Cluster } from './index.ts';
+import { connectKube } from '../../src/adapters/kube.ts';
+import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
+import { assertBuilt, startCluster, type Cluster } from './index.ts';
 import { condition, type Condition } from './kube.ts';
 import { run, waitFor } from './proc.ts';
+import { keepLogsOnFailure } from './testing.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+
+export interface FleetSuite {
+  cluster: Cluster;
+  kube: KubeAdapter;
+  /** A folder of the test's own (keys, keyrings); removed after. */
+  home: string;
+  /** The fleet repository, <home>/repo. */
+  dir: string;
+}
+
+/**
+ * A describe() that bootstraps its own fleet: before its tests a temp home and a cluster whose
+ * controllers start on their Deployments, then `setup`; after them the cluster stopped, `cleanup`
+ * (servers, agents the setup started), the home removed. A failing test keeps the cluster's logs.
+ */
+export function fleetSuite(prefix: string, hooks: { setup: (s: FleetSuite) => Promise<void>; cleanup?: () => Promise<unknown> }): FleetSuite {
+  const s = {} as FleetSuite;
+  before(async () => {
+    assertBuilt();
+    s.home = mkdtempSync(join(tmpdir(), `fluxstrap-${prefix}-`));
+    s.dir = join(s.home, 'repo');
+    s.cluster = await startCluster({ flux: 'on-deployment' });
+    s.kube = await connectKube({ kubeconfig: s.cluster.kubeconfig });
+    await hooks.setup(s);
+  });
+  // Each may be unset when before() failed part way.
+  const started = s as Partial<FleetSuite>;
+  keepLogsOnFailure(() => started.cluster);
+  after(async () => {
+    await started.cluster?.stop();
+    await hooks.cleanup?.();
+    if (started.home !== undefined) rmSync(started.home, { recursive: true, force: true });
+  });
+  return s;
+}
 
 /** Writes each file (path relative to dir → text), making its folders. */
 export function writeTree(dir: string, files: Record<string, string>): void {
@@ -28,6 +68,9 @@ export function fleetConfig(cluster: Cluster, url: string, tokenEnv: string): st
     },
   });
 }
+
+/** `fluxstrap init` of cluster `test` for the fleet at url (main), with the SOPS backend's flags. */
+export const initArgs = (url: string, ...backend: string[]): string[] => ['init', '--cluster', 'test', '--git-url', url, '--branch', 'main', ...backend];
 
 /** A plain Secret default/<name> whose stringData.token is value: what the tests encrypt. */
 export function plainSecret(name: string, value: string): string {
@@ -181,3 +224,11 @@ export async function cliWithoutAgeKey(
   assert.ok(!o.secrets.some((t) => out.includes(t)), 'a secret was printed');
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** What `fluxstrap --json bootstrap` prints, as far as these tests read it. */
+export interface BootstrapDoc {
+  success: boolean;
+  tasks: { kind: string; outcome: string; notes?: string[]; error?: { message: string } }[];
+}
+
+export const taskOf = (doc: BootstrapDoc, kind: string) => doc.tasks.find((t) => t.kind === kind);

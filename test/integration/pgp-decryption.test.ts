@@ -3,18 +3,11 @@
 // under <FINGERPRINT>.asc, and the real kustomize-controller imports it (with gpg) and applies the
 // SOPS-encrypted Secret decrypted; status checks the Secret and that its key opens the files.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
-import { assertBuilt, startCluster } from '../cluster/index.ts';
-import { keepLogsOnFailure } from '../cluster/testing.ts';
-import type { Cluster } from '../cluster/index.ts';
-import { commitAndPush, fleetConfig, writeTree } from '../cluster/fleet.ts';
+import { describe, it } from 'node:test';
+import { commitAndPush, fleetConfig, fleetSuite, initArgs, writeTree } from '../cluster/fleet.ts';
 import { runCliAsync } from '../helpers/cli.ts';
-import { fluxGuideKey, stopAgent } from '../helpers/gpg.ts';
+import { fluxGuideKey, newKeyring, stopAgent } from '../helpers/gpg.ts';
 
 const TOKEN_ENV = 'FLUXSTRAP_PGP_TEST_TOKEN';
 const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' };
@@ -22,61 +15,48 @@ const DB = { apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'db' 
 const SOPS_GPG = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-gpg' };
 
 void describe('an OpenPGP cluster key with the real kustomize-controller', { timeout: 15 * 60_000 }, () => {
-  let cluster: Cluster;
-  let kube: KubeAdapter;
-  let home: string;
-  let dir: string;
   let gnupg: string;
   let fingerprint: string;
   let env: Record<string, string>;
   let url: string;
 
-  const fluxstrap = (args: string[]) => runCliAsync(args, { cwd: dir, env });
+  const fluxstrap = (args: string[]) => runCliAsync(args, { cwd: s.dir, env });
   const ok = async (args: string[]) => {
     const r = await fluxstrap(args);
-    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${cluster.logTails(20)}`);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${s.cluster.logTails(20)}`);
     return r;
   };
 
-  before(async () => {
-    assertBuilt();
-    home = mkdtempSync(join(tmpdir(), 'fluxstrap-pgp-'));
-    gnupg = join(home, 'gnupg');
-    mkdirSync(gnupg, { mode: 0o700 });
-    cluster = await startCluster({ flux: 'on-deployment' });
-    kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-    dir = join(home, 'repo');
-    const keyFile = join(home, 'cluster.asc');
-    fingerprint = await fluxGuideKey(gnupg, 'cluster0.yourdomain.com', keyFile);
-    env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg };
-    url = cluster.git.httpUrl('pgp.git');
-    const files: Record<string, string> = {
-      'fluxstrap.yaml': fleetConfig(cluster, url, TOKEN_ENV),
-      'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
-      'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
-      'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: opened-with-pgp}\n',
-    };
-    writeTree(dir, files);
-    await ok(['init', '--cluster', 'test', '--sops-backend', 'pgp', '--pgp-key-file', keyFile, '--git-url', url, '--branch', 'main']);
-    // Encrypted for the fingerprint through the user's keyring (GNUPGHOME), as sops does.
-    await ok(['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']);
-    await commitAndPush(cluster, dir, url, 'fleet');
-  });
-  keepLogsOnFailure(() => cluster);
-  after(async () => {
-    await cluster?.stop();
-    await stopAgent(gnupg);
-    if (home) rmSync(home, { recursive: true, force: true });
+  const s = fleetSuite('pgp', {
+    setup: async ({ cluster, home, dir }) => {
+      gnupg = newKeyring(home);
+      const keyFile = join(home, 'cluster.asc');
+      fingerprint = await fluxGuideKey(gnupg, 'cluster0.yourdomain.com', keyFile);
+      env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg };
+      url = cluster.git.httpUrl('pgp.git');
+      const files: Record<string, string> = {
+        'fluxstrap.yaml': fleetConfig(cluster, url, TOKEN_ENV),
+        'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
+        'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
+        'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: opened-with-pgp}\n',
+      };
+      writeTree(dir, files);
+      await ok(initArgs(url, '--sops-backend', 'pgp', '--pgp-key-file', keyFile));
+      // Encrypted for the fingerprint through the user's keyring (GNUPGHOME), as sops does.
+      await ok(['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']);
+      await commitAndPush(cluster, dir, url, 'fleet');
+    },
+    cleanup: () => stopAgent(gnupg),
   });
 
   void it('bootstraps: sops-gpg holds <FINGERPRINT>.asc, and the Secret arrives decrypted', async () => {
     await ok(['bootstrap', '--timeout', '3m']);
-    const ks = await kube.get(FLUX_SYSTEM);
+    const ks = await s.kube.get(FLUX_SYSTEM);
     assert.deepEqual((ks?.spec as { decryption?: unknown }).decryption, { provider: 'sops', secretRef: { name: 'sops-gpg' } });
-    const secret = await kube.get(SOPS_GPG);
+    const secret = await s.kube.get(SOPS_GPG);
     assert.deepEqual(Object.keys((secret?.data ?? {}) as Record<string, string>), [`${fingerprint}.asc`]);
-    assert.equal(await kube.get({ ...SOPS_GPG, name: 'sops-age' }), undefined, 'no age Secret for a PGP cluster');
-    const password = Buffer.from(((await kube.get(DB))?.data as Record<string, string> | undefined)?.password ?? '', 'base64').toString();
+    assert.equal(await s.kube.get({ ...SOPS_GPG, name: 'sops-age' }), undefined, 'no age Secret for a PGP cluster');
+    const password = Buffer.from(((await s.kube.get(DB))?.data as Record<string, string> | undefined)?.password ?? '', 'base64').toString();
     assert.equal(password, 'opened-with-pgp');
   });
 
@@ -97,11 +77,11 @@ void describe('an OpenPGP cluster key with the real kustomize-controller', { tim
   });
 
   void it('status fails when the sops-gpg Secret holds no .asc key', async () => {
-    const live = await kube.get(SOPS_GPG);
+    const live = await s.kube.get(SOPS_GPG);
     assert.ok(live);
     const replace = async (data: Record<string, string>) => {
-      await cluster.kubectl(['delete', 'secret', '-n', 'flux-system', 'sops-gpg']);
-      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sops-gpg', namespace: 'flux-system' }, data });
+      await s.cluster.kubectl(['delete', 'secret', '-n', 'flux-system', 'sops-gpg']);
+      await s.kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sops-gpg', namespace: 'flux-system' }, data });
     };
     await replace({ 'sops.key': Buffer.from('not a key').toString('base64') });
     try {
