@@ -11,6 +11,8 @@
  *    where the commands `import()` lazily, other packages external.
  * Node built-ins come from process.getBuiltinModule: an ESM `import` of one builds a facade that
  * reads every export, which for node:crypto loads WebCrypto and for node:fs the streams.
+ * Only static imports: an `import()` of a built-in stays Node's own (it is lazy already, and as a
+ * split chunk it would export nothing but `default`).
  * Usage: node scripts/build.ts (npm run build)
  */
 import { build, type BuildOptions, type Metafile, type OnResolveArgs, type OutputFile, type Plugin } from 'esbuild';
@@ -129,7 +131,9 @@ function fluxstrapPlugin(bin: string, bundles: (args: OnResolveArgs) => boolean)
       );
       b.onLoad({ filter: /^lazy-child-process$/, namespace: 'fluxstrap' }, () => ({ contents: LAZY_CHILD_PROCESS, loader: 'js' }));
       b.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) =>
-        isBuiltin(args.path) && args.namespace === 'file' ? { path: `${args.path.replace(/^node:/, '')}|${args.importer}`, namespace: 'builtin' } : undefined,
+        isBuiltin(args.path) && args.namespace === 'file' && args.kind !== 'dynamic-import'
+          ? { path: `${args.path.replace(/^node:/, '')}|${args.importer}`, namespace: 'builtin' }
+          : undefined,
       );
       b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
         contents: `module.exports = __builtin(${JSON.stringify(`node:${args.path.split('|')[0] ?? ''}`)});`,
