@@ -1,6 +1,7 @@
+import type { ResolvedCluster } from '../cluster/config.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
-import { sshPublicKeyOf } from '../keys/ssh.ts';
+import { publicKeyOfPrivate, sshPublicKeyOf } from '../keys/ssh.ts';
 import type { GitHubContext } from './github-repository.ts';
 
 /**
@@ -18,6 +19,12 @@ export function deployKeyTitle(namespace: string, branch: string, secret: string
 /** The title flux bootstrap gives the cluster's key. */
 export const clusterDeployKeyTitle = (ctx: GitHubContext) =>
   deployKeyTitle('flux-system', ctx.cluster?.git.branch ?? 'main', 'flux-system', ctx.cluster?.path ?? '');
+
+/** The private key file: the task's own, else git.auth.ssh.keyFile; none when the cluster pulls over HTTPS. */
+export function deployKeyFile(keyFile: string | undefined, cluster: ResolvedCluster | undefined): string | undefined {
+  const auth = cluster?.git.auth;
+  return keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
+}
 
 /** Read-only unless git.auth.ssh.readWrite. */
 export const registeredReadOnly = (ctx: GitHubContext) => !(ctx.cluster?.git.auth.type === 'ssh' && ctx.cluster.git.auth.readWrite === true);
@@ -49,6 +56,38 @@ export function registeredKey(
     }
   }
   return keys.find((k) => k.title === title);
+}
+
+/** A deploy key as GitHub's and Gitea's APIs list it. */
+export interface ListedKey {
+  id: number;
+  key: string;
+  read_only: boolean;
+  title: string;
+}
+
+/**
+ * What a forge kind observed: the cluster's key (the public half of `privateKey`, absent under
+ * --check before ssh-deploy-key made it) and the forge's key under the title, title and access as
+ * the task's params or the cluster's config give them.
+ */
+export function observedDeployKey(
+  p: { title?: string | undefined; readOnly?: boolean | undefined },
+  ctx: GitHubContext,
+  privateKey: { text: string | undefined; file: string },
+  listed: readonly ListedKey[],
+  where: { owner: string; repo: string; forge: string; task: string },
+): DeployKeyFacts {
+  const title = p.title ?? clusterDeployKeyTitle(ctx);
+  const readOnly = p.readOnly ?? registeredReadOnly(ctx);
+  const key = privateKey.text === undefined ? undefined : publicKeyOfPrivate(privateKey.text, privateKey.file);
+  const mine = registeredKey(
+    listed.map((k) => ({ id: k.id, key: k.key, readOnly: k.read_only, title: k.title })),
+    title,
+    key,
+    where,
+  );
+  return { owner: where.owner, repo: where.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(mine ? { registered: mine } : {}) };
 }
 
 export function planDeployKey(facts: DeployKeyFacts, rotateSecrets: boolean | undefined): Change[] {

@@ -5,8 +5,7 @@ import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { version } from '../core/version.ts';
-import { publicKeyOfPrivate } from '../keys/ssh.ts';
-import { clusterDeployKeyTitle, deployKeyNotes, keyToRegister, planDeployKey, registeredKey, registeredReadOnly } from './deploy-key.ts';
+import { deployKeyFile, deployKeyNotes, keyToRegister, observedDeployKey, planDeployKey } from './deploy-key.ts';
 import type { DeployKeyFacts } from './deploy-key.ts';
 import type { GitHubContext } from './github-repository.ts';
 
@@ -47,27 +46,16 @@ export const giteaDeployKeyKind: TaskKind<Params, DeployKeyFacts, GitHubContext>
   kind: 'gitea-deploy-key',
   params: Params,
   async observe(p, ctx) {
-    const auth = ctx.cluster?.git.auth;
-    const keyFile = p.keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
+    const keyFile = deployKeyFile(p.keyFile, ctx.cluster);
     if (keyFile === undefined) return { none: true };
     const r = await gitea(p, ctx);
-    const title = p.title ?? clusterDeployKeyTitle(ctx);
-    const readOnly = p.readOnly ?? registeredReadOnly(ctx);
     const text = await readTextIfExists(keyFile, 'read the deploy key');
-    // Under --check the key may not exist yet: the ssh-deploy-key task would make it first.
-    const key = text === undefined ? undefined : publicKeyOfPrivate(text, keyFile);
     if (!(await r.api.repoExists(r.owner, r.repo)))
       throw new FluxstrapError('E_NOT_FOUND', `${r.owner}/${r.repo} is not on Gitea at ${p.apiUrl}, or the token in ${p.tokenEnv} cannot see it`, {
         hint: 'create the repository first, or check git.url and the token',
       });
-    const keys = await r.api.listDeployKeys(r.owner, r.repo);
-    const mine = registeredKey(
-      keys.map((k) => ({ id: k.id, key: k.key, readOnly: k.read_only, title: k.title })),
-      title,
-      key,
-      { owner: r.owner, repo: r.repo, forge: 'Gitea', task: 'gitea-deploy-key' },
-    );
-    return { owner: r.owner, repo: r.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(mine ? { registered: mine } : {}) };
+    const where = { owner: r.owner, repo: r.repo, forge: 'Gitea', task: 'gitea-deploy-key' };
+    return observedDeployKey(p, ctx, { text, file: keyFile }, await r.api.listDeployKeys(r.owner, r.repo), where);
   },
   plan(_p, facts, ctx): Change[] {
     return planDeployKey(facts, ctx.rotateSecrets);

@@ -7,7 +7,7 @@ import type { TaskKind } from '../core/task.ts';
 import { publicKeyOfPrivate, sshPublicKeyOf } from '../keys/ssh.ts';
 import { blobOf, clusterDeployKeyTitle, registeredReadOnly } from './deploy-key.ts';
 import { listDeployKeys } from './github-deploy-key.ts';
-import type { ListedKey } from './github-deploy-key.ts';
+import type { ListedKey } from './deploy-key.ts';
 import { githubFailure, githubRepo, GitHubTarget } from './github-repository.ts';
 import type { GitHubContext } from './github-repository.ts';
 

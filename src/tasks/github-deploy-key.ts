@@ -2,9 +2,8 @@ import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import type { Change } from '../core/change.ts';
 import type { TaskKind } from '../core/task.ts';
-import { publicKeyOfPrivate } from '../keys/ssh.ts';
-import { clusterDeployKeyTitle, deployKeyNotes, keyToRegister, planDeployKey, registeredKey, registeredReadOnly } from './deploy-key.ts';
-import type { DeployKeyFacts } from './deploy-key.ts';
+import { deployKeyFile, deployKeyNotes, keyToRegister, observedDeployKey, planDeployKey } from './deploy-key.ts';
+import type { DeployKeyFacts, ListedKey } from './deploy-key.ts';
 import { githubFailure, githubRepo, GitHubTarget } from './github-repository.ts';
 import type { GitHubContext, GitHubRepo } from './github-repository.ts';
 
@@ -21,13 +20,6 @@ const Params = GitHubTarget.extend({
   readOnly: z.boolean().optional().describe('Register read-only; default true unless git.auth.ssh.readWrite.'),
 });
 type Params = z.infer<typeof Params>;
-
-export interface ListedKey {
-  id: number;
-  key: string;
-  read_only: boolean;
-  title: string;
-}
 
 /** Every page of a repository's deploy keys; none for a repository not created yet. */
 export async function listDeployKeys(r: GitHubRepo): Promise<ListedKey[]> {
@@ -59,23 +51,12 @@ export const githubDeployKeyKind: TaskKind<Params, DeployKeyFacts, GitHubContext
   kind: 'github-deploy-key',
   params: Params,
   async observe(p, ctx) {
-    const auth = ctx.cluster?.git.auth;
-    const keyFile = p.keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
+    const keyFile = deployKeyFile(p.keyFile, ctx.cluster);
     if (keyFile === undefined || (p.url === undefined && ctx.cluster?.git.provider !== 'github')) return { none: true };
     const r = await githubRepo(p, ctx);
-    const title = p.title ?? clusterDeployKeyTitle(ctx);
-    const readOnly = p.readOnly ?? registeredReadOnly(ctx);
     const text = (await readTextIfExists(keyFile, 'read the deploy key')) ?? (await deployKeyInRepository(ctx));
-    // Under --check the key may not exist yet: the ssh-deploy-key task would make it first.
-    const key = text === undefined ? undefined : publicKeyOfPrivate(text, keyFile);
-    const keys = await listDeployKeys(r);
-    const mine = registeredKey(
-      keys.map((k) => ({ id: k.id, key: k.key, readOnly: k.read_only, title: k.title })),
-      title,
-      key,
-      { owner: r.owner, repo: r.repo, forge: 'GitHub', task: 'github-deploy-key' },
-    );
-    return { owner: r.owner, repo: r.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(mine ? { registered: mine } : {}) };
+    const where = { owner: r.owner, repo: r.repo, forge: 'GitHub', task: 'github-deploy-key' };
+    return observedDeployKey(p, ctx, { text, file: keyFile }, await listDeployKeys(r), where);
   },
   plan(_p, facts, ctx): Change[] {
     return planDeployKey(facts, ctx.rotateSecrets);

@@ -6,6 +6,7 @@ import type { TaskKind } from '../core/task.ts';
 import { KEY_DIR_MODE, KEY_FILE_MODE } from '../keys/generate.ts';
 import { generateSshKey, publicKeyOfPrivate, SSH_KEY_ALGORITHMS, sshPublicKeyOf } from '../keys/ssh.ts';
 import type { SshKeyAlgorithm } from '../keys/ssh.ts';
+import { deployKeyFile } from './deploy-key.ts';
 
 /**
  * The SSH deploy key Flux pulls with, generated when the configured key file does not exist yet
@@ -29,9 +30,9 @@ export const sshDeployKeyKind: TaskKind<Params, Facts, DeployKeyContext> = {
   kind: 'ssh-deploy-key',
   params: Params,
   async observe(p, ctx) {
-    const auth = ctx.cluster?.git.auth;
-    const file = p.keyFile ?? (auth?.type === 'ssh' ? auth.keyFile : undefined);
+    const file = deployKeyFile(p.keyFile, ctx.cluster);
     if (file === undefined) return { none: true };
+    const auth = ctx.cluster?.git.auth;
     // The key kept encrypted in the repository is the registered one: a new key here would replace it.
     if (p.keyFile === undefined && auth?.sopsFile !== undefined && !(await exists(file))) return { none: true };
     const algorithm = p.algorithm ?? (auth?.type === 'ssh' ? auth.keyAlgorithm : undefined) ?? 'ed25519';

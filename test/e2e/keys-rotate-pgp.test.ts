@@ -5,12 +5,13 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { runCli } from '../helpers/cli.ts';
+import { assertUserError, runCli } from '../helpers/cli.ts';
 import type { CliResult } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
-import { requireTool, runTool } from '../helpers/tools.ts';
+import { exportedKeys, exportedPublicKey, gpgIn, pgpCliEnv, stopAgent } from '../helpers/gpg.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { findSops } from '../unit/sops/helpers.ts';
 
 /**
@@ -34,33 +35,9 @@ const keys = {
 const SECRETS = ['db.yaml', 'apps/api.yaml'];
 const plain = (name: string) => `apiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: default\nstringData:\n  password: s3cret-${name}\n`;
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
-  HOME: home,
-  GNUPGHOME: gnupg,
-  XDG_CONFIG_HOME: undefined,
-  SOPS_AGE_KEY: undefined,
-  SOPS_AGE_KEY_FILE: undefined,
-  ...extra,
-});
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => pgpCliEnv(home, gnupg, extra);
 const cli = (args: string[]): CliResult => runCli(args, { cwd: r.repo, env: env() });
 const rotate = (...args: string[]) => cli(['keys', 'rotate', '--cluster', r.cluster, ...args]);
-const gpg = (ring: string, args: string[]) => runTool('gpg', ['--batch', '--no-tty', ...args], { env: { GNUPGHOME: ring } });
-
-async function makeKey(name: string, passphrase: string): Promise<string> {
-  await gpg(gnupg, [
-    '--pinentry-mode',
-    'loopback',
-    '--passphrase',
-    passphrase,
-    '--quick-gen-key',
-    `${name} <${name}@example.org>`,
-    'future-default',
-    'default',
-    'never',
-  ]);
-  const colons = (await gpg(gnupg, ['--with-colons', '--list-secret-keys', `${name}@example.org`])).stdout;
-  return /^fpr:+([0-9A-F]{40}):/m.exec(colons)?.[1] ?? assert.fail(colons);
-}
 
 /** The real sops with one keyring: the decrypted password, or the failure. */
 async function sopsDecrypt(file: string, ring: string): Promise<{ ok: boolean; password?: string }> {
@@ -80,35 +57,18 @@ const rulePgp = async () => (parse(await text('.sops.yaml')) as { creation_rules
 const pgpEntry = async () =>
   (parse(await text('fluxstrap.yaml')) as { clusters: Record<string, { sopsKey: { pgp: unknown } }> }).clusters[r.cluster]?.sopsKey.pgp;
 
-/** One `error:` line naming where, hints after it, non-zero exit. */
-function userError(res: CliResult, pattern: RegExp, where: string): void {
-  assert.notEqual(res.code, 0, res.stderr);
-  const [first, ...rest] = res.stderr.trimEnd().split('\n');
-  assert.match(first ?? '', pattern);
-  assert.ok(first?.includes(where), `names ${where}: ${first}`);
-  assert.ok(rest.length > 0 && rest.every((l) => l.startsWith('hint: ')), res.stderr);
-}
-
 before(async () => {
   requireTool('gpg');
   sops = findSops();
   home = await tempDir('pgp-rotate-home');
   gnupg = await tempDir('pgp-rotate-gnupg');
-  for (const [name, pass] of [
-    ['old', ''],
-    ['next', ''],
-    ['locked', 'correct horse'],
-  ] as const) {
-    const fpr = await makeKey(name, pass);
-    const file = join(home, `${name}.asc`);
-    const exported = await gpg(gnupg, ['--pinentry-mode', 'loopback', '--passphrase', pass, '--export-secret-keys', '--armor', fpr]);
-    await writeFile(file, exported.stdout, { mode: 0o600 });
+  const made = await exportedKeys(gnupg, home, { old: '', next: '', locked: 'correct horse' });
+  for (const name of ['old', 'next', 'locked'] as const) {
     const ring = await tempDir(`pgp-rotate-${name}`);
-    await gpg(ring, ['--import', file]);
-    keys[name] = { fpr, file, ring };
+    await gpgIn(ring, ['--import', made[name].file]);
+    keys[name] = { ...made[name], ring };
   }
-  keys.pub = { fpr: keys.next.fpr, file: join(home, 'public.asc'), ring: '' };
-  await writeFile(keys.pub.file, (await gpg(gnupg, ['--export', '--armor', keys.next.fpr])).stdout);
+  keys.pub = { ...(await exportedPublicKey(gnupg, home, keys.next.fpr)), ring: '' };
   r = await fluxRepo();
   const init = cli(['init', '--cluster', r.cluster, '--repo', r.repo, '--sops-backend', 'pgp', '--pgp-key-file', keys.old.file]);
   assert.equal(init.code, 0, init.stderr);
@@ -122,7 +82,7 @@ before(async () => {
 });
 after(async () => {
   for (const ring of [gnupg, keys.old.ring, keys.next.ring, keys.locked.ring]) {
-    await runTool('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: ring } }).catch(() => undefined);
+    await stopAgent(ring);
   }
 });
 
@@ -153,7 +113,7 @@ void describe('keys rotate, OpenPGP cluster key: bad input changes nothing', () 
     void it(`refuses ${what}`, async () => {
       const before = await snapshot(r.repo);
       const res = rotate(...args());
-      userError(res, pattern, where());
+      assertUserError(res, pattern, where());
       assert.deepEqual(await snapshot(r.repo), before);
     });
   }
@@ -166,10 +126,10 @@ void describe('keys rotate --generate when the cluster key is not in the rule', 
     await writeFile(sopsYaml, rule.replaceAll(keys.old.fpr, keys.locked.fpr));
     try {
       const before = await snapshot(r.repo);
-      const secretKeys = async () => (await gpg(gnupg, ['--with-colons', '--list-secret-keys'])).stdout.match(/^sec:/gm)?.length;
+      const secretKeys = async () => (await gpgIn(gnupg, ['--with-colons', '--list-secret-keys'])).stdout.match(/^sec:/gm)?.length;
       const held = await secretKeys();
       const out = join(home, 'never.asc');
-      userError(
+      assertUserError(
         rotate('--generate', '--pgp-key-file', out),
         /^error: OpenPGP key [0-9A-F]{40} is not in the creation rule for clusters\/production/,
         '.sops.yaml',
@@ -258,10 +218,10 @@ void describe('keys rotate --generate, OpenPGP cluster key', () => {
     const fpr = /wrote the new OpenPGP key ([0-9A-F]{40})/.exec(res.stderr)?.[1] ?? assert.fail(res.stderr);
     assert.match(await readFile(out, 'utf8'), /BEGIN PGP PRIVATE KEY BLOCK/);
     // Made by gpg in the user's keyring, as the Flux guide makes a key: sops here finds it there.
-    assert.match((await gpg(gnupg, ['--with-colons', '--list-secret-keys', fpr])).stdout, /^uid:.*fluxstrap production \(flux secrets, /m);
+    assert.match((await gpgIn(gnupg, ['--with-colons', '--list-secret-keys', fpr])).stdout, /^uid:.*fluxstrap production \(flux secrets, /m);
     assert.deepEqual(await pgpEntry(), { file: '~/generated/prod-3.asc', retiring: { file: '~/next.asc' } });
     const ring = await tempDir('pgp-rotate-generated');
-    await gpg(ring, ['--import', out]);
+    await gpgIn(ring, ['--import', out]);
     try {
       for (const f of SECRETS) assert.deepEqual(await sopsDecrypt(f, ring), { ok: true, password: `s3cret-${f}` });
       // A run that stopped after fluxstrap.yaml recorded the rotation: the rule and a file still lack the new key.
@@ -277,7 +237,7 @@ void describe('keys rotate --generate, OpenPGP cluster key', () => {
         assert.deepEqual(await sopsDecrypt(f, keys.next.ring), { ok: false });
       }
     } finally {
-      await runTool('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: ring } }).catch(() => undefined);
+      await stopAgent(ring);
       await rm(ring, { recursive: true, force: true });
     }
   });

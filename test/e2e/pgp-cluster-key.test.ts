@@ -7,12 +7,12 @@ import { parse, parseAllDocuments } from 'yaml';
 import { gitEnv } from '../../src/adapters/git.ts';
 import { startGitServer } from '../cluster/git-server.ts';
 import type { GitServer } from '../cluster/git-server.ts';
-import { runCli, runCliAsync } from '../helpers/cli.ts';
-import type { CliResult } from '../helpers/cli.ts';
+import { assertUserError, runCli, runCliAsync } from '../helpers/cli.ts';
 import { fluxRepo } from '../helpers/flux-repo.ts';
 import type { FluxRepo } from '../helpers/flux-repo.ts';
 import { DEAD_KUBECONFIG } from '../helpers/kubeconfig.ts';
 import { snapshot, tempDir } from '../helpers/tmp.ts';
+import { exportedKeys, exportedPublicKey, pgpCliEnv, stopAgent } from '../helpers/gpg.ts';
 import { requireTool, runTool } from '../helpers/tools.ts';
 import { findSops } from '../unit/sops/helpers.ts';
 
@@ -31,67 +31,21 @@ let kubeconfig: string;
 /** Unprotected private key (what the cluster can use), a second one, a locked one, a public one. */
 const keys = { plain: { fpr: '', file: '' }, other: { fpr: '', file: '' }, locked: { fpr: '', file: '' }, pub: { fpr: '', file: '' } };
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
-  HOME: home,
-  GNUPGHOME: gnupg,
-  XDG_CONFIG_HOME: undefined,
-  SOPS_AGE_KEY: undefined,
-  SOPS_AGE_KEY_FILE: undefined,
-  ...extra,
-});
-const gpg = (args: string[], input?: string) =>
-  runTool('gpg', ['--batch', '--no-tty', ...args], { env: { GNUPGHOME: gnupg }, ...(input !== undefined ? { input } : {}) });
-
-async function makeKey(name: string, passphrase: string): Promise<string> {
-  await gpg([
-    '--pinentry-mode',
-    'loopback',
-    '--passphrase',
-    passphrase,
-    '--quick-gen-key',
-    `${name} <${name}@example.org>`,
-    'future-default',
-    'default',
-    'never',
-  ]);
-  const colons = (await gpg(['--with-colons', '--list-secret-keys', `${name}@example.org`])).stdout;
-  return /^fpr:+([0-9A-F]{40}):/m.exec(colons)?.[1] ?? assert.fail(colons);
-}
-
-/** One `error:` line naming where, hints after it, non-zero exit. */
-function userError(r: CliResult, text: RegExp, where: string): void {
-  assert.notEqual(r.code, 0, r.stderr);
-  const [first, ...rest] = r.stderr.trimEnd().split('\n');
-  assert.match(first ?? '', text);
-  assert.ok(first?.includes(where), `names ${where}: ${first}`);
-  assert.ok(rest.length > 0 && rest.every((l) => l.startsWith('hint: ')), r.stderr);
-}
-
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => pgpCliEnv(home, gnupg, extra);
 before(async () => {
   requireTool('gpg');
   requireTool('kubectl');
   home = await tempDir('pgp-home');
   gnupg = await tempDir('pgp-gnupg');
-  for (const [name, pass] of [
-    ['plain', ''],
-    ['other', ''],
-    ['locked', 'correct horse'],
-  ] as const) {
-    const fpr = await makeKey(name, pass);
-    const file = join(home, `${name}.asc`);
-    const exported = await gpg(['--pinentry-mode', 'loopback', '--passphrase', pass, '--export-secret-keys', '--armor', fpr]);
-    await writeFile(file, exported.stdout, { mode: 0o600 });
-    keys[name] = { fpr, file };
-  }
-  keys.pub = { fpr: keys.plain.fpr, file: join(home, 'public.asc') };
-  await writeFile(keys.pub.file, (await gpg(['--export', '--armor', keys.plain.fpr])).stdout);
+  Object.assign(keys, await exportedKeys(gnupg, home, { plain: '', other: '', locked: 'correct horse' }));
+  keys.pub = await exportedPublicKey(gnupg, home, keys.plain.fpr);
   server = await startGitServer(await tempDir('pgp-git'));
   kubeconfig = join(home, 'kubeconfig');
   await writeFile(kubeconfig, DEAD_KUBECONFIG);
 });
 after(async () => {
   await server.stop();
-  await runTool('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg } }).catch(() => undefined);
+  await stopAgent(gnupg);
 });
 
 const init = (r: FluxRepo, ...args: string[]) =>
@@ -133,7 +87,7 @@ void describe('init --sops-backend pgp --pgp-key-file', () => {
       const r = await fluxRepo({ gotkSync: 'pristine' });
       const before = await snapshot(r.repo);
       const run = init(r, '--pgp-key-file', keys[key].file);
-      userError(run, text, keys[key].file);
+      assertUserError(run, text, keys[key].file);
       assert.deepEqual(await snapshot(r.repo), before);
     });
   }
@@ -143,19 +97,23 @@ void describe('init --sops-backend pgp --pgp-key-file', () => {
     assert.equal(init(r, '--pgp-key-file', keys.plain.file).code, 0);
     const before = await snapshot(r.repo);
     const run = runCli(['keys', 'rotate', '--cluster', r.cluster, '--repo', r.repo], { cwd: home, env: env() });
-    userError(run, /^error: the key of cluster "production" is OpenPGP \(sopsKey\.pgp\): give the new key/, '--pgp-key-file');
+    assertUserError(run, /^error: the key of cluster "production" is OpenPGP \(sopsKey\.pgp\): give the new key/, '--pgp-key-file');
     assert.match(run.stderr, /hint: pass --pgp-key-file FILE .*, or --generate/);
     assert.deepEqual(await snapshot(r.repo), before);
   });
 
   void it('refuses --pgp-key-file without --sops-backend pgp, and --decryption controller with it', async () => {
     const r = await fluxRepo({ gotkSync: 'pristine' });
-    userError(
+    assertUserError(
       runCli(['init', '--cluster', r.cluster, '--repo', r.repo, '--pgp-key-file', keys.plain.file], { cwd: home, env: env() }),
       /^error: --pgp-key-file is the key of --sops-backend pgp/,
       '--pgp-key-file',
     );
-    userError(init(r, '--pgp-key-file', keys.plain.file, '--decryption', 'controller'), /^error: --decryption controller names an age Secret/, '--decryption');
+    assertUserError(
+      init(r, '--pgp-key-file', keys.plain.file, '--decryption', 'controller'),
+      /^error: --decryption controller names an age Secret/,
+      '--decryption',
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { installLeakGuard, recordRun } from './canary.ts';
@@ -60,4 +61,13 @@ export function runCliAsync(args: string[], opts: CliOptions = {}): Promise<CliR
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** Bad input: one `error:` line matching pattern and naming where, hints after it, non-zero exit. */
+export function assertUserError(r: CliResult, pattern: RegExp, where: string): void {
+  assert.notEqual(r.code, 0, r.stderr);
+  const [first, ...rest] = r.stderr.trimEnd().split('\n');
+  assert.match(first ?? '', pattern);
+  assert.ok(first?.includes(where), `names ${where}: ${first}`);
+  assert.ok(rest.length > 0 && rest.every((l) => l.startsWith('hint: ')), r.stderr);
 }

@@ -11,8 +11,7 @@ import { allowSecretsIn, canary } from '../helpers/canary.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startLocalKms, type LocalKms } from '../helpers/local-kms.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { condition } from '../cluster/kube.ts';
-import { run, waitFor } from '../cluster/proc.ts';
+import { commitAndPush, decryptedToken, ensureNamespace, plainSecret, syncDecrypting } from '../cluster/fleet.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 
 let kms: LocalKms | undefined;
@@ -23,11 +22,7 @@ before(async () => {
 });
 after(() => kms?.stop());
 
-const suite = clusterForFile({ flux: 'now', controllers: ['source-controller', 'kustomize-controller'] }, async (c) => {
-  await c.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flux-system' } }));
-});
-
-type FluxObject = Parameters<typeof condition>[0];
+const suite = clusterForFile({ flux: 'now', controllers: ['source-controller', 'kustomize-controller'] }, (c) => ensureNamespace(c, 'flux-system'));
 
 void describe('a Secret encrypted by fluxstrap with AWS KMS', () => {
   void test('is applied decrypted by kustomize-controller from local-kms', () =>
@@ -38,12 +33,7 @@ void describe('a Secret encrypted by fluxstrap with AWS KMS', () => {
       const dir = join(work, 'repo');
       mkdirSync(join(dir, 'app'), { recursive: true });
       const plain = join(work, 'plain.yaml');
-      writeFileSync(
-        plain,
-        ['apiVersion: v1', 'kind: Secret', 'metadata:', '  name: kms-e2e', '  namespace: default', 'type: Opaque', 'stringData:', `  token: ${value}`, ''].join(
-          '\n',
-        ),
-      );
+      writeFileSync(plain, plainSecret('kms-e2e', value));
       allowSecretsIn(plain);
       const r = runCli(['encrypt', '--kms', kms.keys[0], '--encryption-context', 'cluster:test', '--encrypted-regex', '^(data|stringData)$', plain], {
         env: kms.env,
@@ -51,76 +41,21 @@ void describe('a Secret encrypted by fluxstrap with AWS KMS', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stdout, new RegExp(value));
       writeFileSync(join(dir, 'app', 'secret.yaml'), r.stdout);
-      const git = (...args: string[]): Promise<string> => run('git', ['-C', dir, ...args]);
-      await git('init', '--quiet', '--initial-branch=main');
-      await git('add', '.');
-      await git('-c', 'user.name=fluxstrap-test', '-c', 'user.email=test@fluxstrap.invalid', 'commit', '--quiet', '-m', 'kms secret');
-      const auth = Buffer.from(`${suite.cluster.git.username}:${suite.cluster.git.password}`).toString('base64');
-      await run('git', ['-C', dir, '-c', `http.extraHeader=Authorization: Basic ${auth}`, 'push', '--quiet', suite.cluster.git.httpUrl('kms.git'), 'main']);
-
-      const apply = (objects: object[]): Promise<string> =>
-        suite.cluster.kubectl(['apply', '--server-side', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n---\n'));
-      await apply([
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'kms-git', namespace: 'flux-system' },
-          stringData: { username: suite.cluster.git.username, password: suite.cluster.git.password },
-        },
-        {
-          apiVersion: 'source.toolkit.fluxcd.io/v1',
-          kind: 'GitRepository',
-          metadata: { name: 'kms', namespace: 'flux-system' },
-          spec: { url: suite.cluster.git.httpUrl('kms.git'), interval: '1m', timeout: '20s', ref: { branch: 'main' }, secretRef: { name: 'kms-git' } },
-        },
-      ]);
-      await waitFor(
-        'GitRepository flux-system/kms Ready',
-        async () => {
-          const obj = JSON.parse(await suite.cluster.kubectl(['get', 'gitrepository', '-n', 'flux-system', 'kms', '-o', 'json'])) as FluxObject;
-          return condition(obj, 'Ready')?.status === 'True' ? true : undefined;
-        },
-        { timeoutMs: 60_000, intervalMs: 250 },
-      );
+      const url = suite.cluster.git.httpUrl('kms.git');
+      await commitAndPush(suite.cluster, dir, url, 'kms secret');
       // kustomize-controller's own identity path (fluxcd/pkg/auth) does not take static keys from
       // its environment here ("failed to create provider access token for the controller"), so the
       // static credentials go the way Flux documents for them: `sops.aws-kms` in the decryption Secret.
-      await apply([
-        {
-          apiVersion: 'v1',
-          kind: 'Secret',
-          metadata: { name: 'sops-aws', namespace: 'flux-system' },
-          stringData: {
-            'sops.aws-kms': `aws_access_key_id: ${kms.env.AWS_ACCESS_KEY_ID ?? ''}\naws_secret_access_key: ${kms.env.AWS_SECRET_ACCESS_KEY ?? ''}\n`,
-          },
+      const sopsAws = {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'sops-aws', namespace: 'flux-system' },
+        stringData: {
+          'sops.aws-kms': `aws_access_key_id: ${kms.env.AWS_ACCESS_KEY_ID ?? ''}\naws_secret_access_key: ${kms.env.AWS_SECRET_ACCESS_KEY ?? ''}\n`,
         },
-      ]);
-      await apply([
-        {
-          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-          kind: 'Kustomization',
-          metadata: { name: 'kms', namespace: 'flux-system' },
-          spec: {
-            interval: '1m',
-            retryInterval: '5s',
-            path: './app',
-            prune: true,
-            timeout: '30s',
-            sourceRef: { kind: 'GitRepository', name: 'kms' },
-            decryption: { provider: 'sops', secretRef: { name: 'sops-aws' } },
-          },
-        },
-      ]);
-      const token = await waitFor(
-        'Secret default/kms-e2e applied by kustomize-controller',
-        async () => {
-          const out = await suite.cluster.kubectl(['get', 'secret', '-n', 'default', 'kms-e2e', '-o', 'json', '--ignore-not-found']);
-          if (out.trim() === '') return undefined;
-          const data = (JSON.parse(out) as { data?: { token?: string } }).data?.token;
-          return data === undefined ? undefined : Buffer.from(data, 'base64').toString('utf8');
-        },
-        { timeoutMs: 90_000, intervalMs: 500 },
-      );
+      };
+      await syncDecrypting(suite.cluster, { namespace: 'flux-system', name: 'kms', url, decryptionSecret: 'sops-aws', objects: [sopsAws] });
+      const token = await decryptedToken(suite.cluster, 'kms-e2e');
       assert.equal(token, value);
     }));
 });

@@ -4,21 +4,10 @@
 // through envFrom, and a second run changing nothing. Key Vault itself is not reachable here, so
 // the cluster reaches no encrypted file (what a cluster on its first day looks like).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
-import { stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
-import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
+import { describe, it } from 'node:test';
 import { canary } from '../helpers/canary.ts';
-import { assertBuilt, startCluster } from '../cluster/index.ts';
-import type { Cluster } from '../cluster/index.ts';
-import { keepLogsOnFailure } from '../cluster/testing.ts';
+import { cliWithoutAgeKey, commitAndPush, fleetConfig, fleetSuite, initArgs, taskOf, writeTree, type BootstrapDoc } from '../cluster/fleet.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_CLOUD_KEY_TEST_TOKEN';
 const SP = {
   AZURE_TENANT_ID: '11111111-2222-3333-4444-555555555555',
@@ -26,101 +15,46 @@ const SP = {
   AZURE_CLIENT_SECRET: canary('sp-bootstrap'),
 };
 
-interface Doc {
-  success: boolean;
-  tasks: { kind: string; outcome: string; notes?: string[]; error?: { message: string } }[];
-}
-
 void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a Service Principal)', { timeout: 15 * 60_000 }, () => {
-  let cluster: Cluster;
-  let kube: KubeAdapter;
-  let home: string;
-  let dir: string;
   let env: Record<string, string>;
 
-  const fluxstrap = async (args: string[]) => {
-    const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/cli.js'), ...args], {
-      cwd: dir,
-      reject: false,
-      env: { CI: '1', NO_COLOR: '1', HOME: home, SOPS_AGE_KEY_FILE: join(home, 'no-age-key'), ...env },
-    });
-    assert.ok(!`${r.stdout}${r.stderr}`.includes(SP.AZURE_CLIENT_SECRET), 'the client secret never printed');
-    return r;
-  };
-  const bootstrap = async (): Promise<Doc> => {
+  const fluxstrap = (args: string[]) => cliWithoutAgeKey(args, { cwd: s.dir, home: s.home, env, secrets: [SP.AZURE_CLIENT_SECRET] });
+  const bootstrap = async (): Promise<BootstrapDoc> => {
     const r = await fluxstrap(['--json', 'bootstrap', '--timeout', '3m']);
-    assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}\n${cluster.logTails(20)}`);
-    return JSON.parse(r.stdout) as Doc;
+    assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}\n${s.cluster.logTails(20)}`);
+    return JSON.parse(r.stdout) as BootstrapDoc;
   };
-  const task = (doc: Doc, kind: string) => doc.tasks.find((t) => t.kind === kind);
-
-  before(async () => {
-    assertBuilt();
-    home = mkdtempSync(join(tmpdir(), 'fluxstrap-cloud-key-'));
-    cluster = await startCluster({ flux: 'on-deployment' });
-    kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-    dir = join(home, 'repo');
-    const url = cluster.git.httpUrl('cloud-key.git');
-    env = { [TOKEN_ENV]: cluster.git.password, ...SP };
-    const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({
-        clusters: {
-          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } },
-        },
-      }),
-      'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [app.yaml]\n',
-      'clusters/test/app.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app, namespace: default}\ndata: {a: b}\n',
-    };
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(join(dir, rel, '..'), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    }
-    const init = await fluxstrap([
-      'init',
-      '--cluster',
-      'test',
-      '--git-url',
-      url,
-      '--branch',
-      'main',
-      '--sops-backend',
-      'azure-kv',
-      '--azure-kv-key',
-      'https://v.vault.azure.net/keys/sops/0123',
-      '--azure-identity',
-      'service-principal',
-    ]);
-    assert.equal(init.exitCode, 0, init.stderr);
-    const git = async (args: string[], e: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
-      const r = await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir, env: e, reject: false });
-      assert.equal(r.exitCode, 0, `git ${args.join(' ')}: ${r.stderr}`);
-    };
-    await git(['init', '--quiet', '--initial-branch=main']);
-    await git(['add', '.']);
-    await git(['commit', '--quiet', '-m', 'fleet']);
-    await git(['push', '--quiet', url, 'main'], gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }));
-  });
-  keepLogsOnFailure(() => cluster);
-  after(async () => {
-    await cluster?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+  const s = fleetSuite('cloud-key', {
+    setup: async ({ cluster, dir }) => {
+      const url = cluster.git.httpUrl('cloud-key.git');
+      env = { [TOKEN_ENV]: cluster.git.password, ...SP };
+      writeTree(dir, {
+        'fluxstrap.yaml': fleetConfig(cluster, url, TOKEN_ENV),
+        'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [app.yaml]\n',
+        'clusters/test/app.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app, namespace: default}\ndata: {a: b}\n',
+      });
+      const backend = ['--sops-backend', 'azure-kv', '--azure-kv-key', 'https://v.vault.azure.net/keys/sops/0123', '--azure-identity', 'service-principal'];
+      const init = await fluxstrap(initArgs(url, ...backend));
+      assert.equal(init.exitCode, 0, init.stderr);
+      await commitAndPush(cluster, dir, url, 'fleet');
+    },
   });
 
   void it('creates no sops-age Secret, the Service Principal Secret from the environment, and the controller reads it through envFrom', async () => {
     const doc = await bootstrap();
-    assert.equal(task(doc, 'sops-age-secret')?.outcome, 'ok');
-    assert.match(task(doc, 'sops-age-secret')?.notes?.join('\n') ?? '', /decrypts through its cloud identity .*no sops-age Secret/);
-    assert.equal(task(doc, 'azure-credentials-secret')?.outcome, 'changed');
-    assert.equal(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }), undefined);
-    const secret = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-azure-credentials' });
+    assert.equal(taskOf(doc, 'sops-age-secret')?.outcome, 'ok');
+    assert.match(taskOf(doc, 'sops-age-secret')?.notes?.join('\n') ?? '', /decrypts through its cloud identity .*no sops-age Secret/);
+    assert.equal(taskOf(doc, 'azure-credentials-secret')?.outcome, 'changed');
+    assert.equal(await s.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }), undefined);
+    const secret = await s.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-azure-credentials' });
     assert.deepEqual(
       Object.fromEntries(Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])),
       SP,
     );
-    const deployment = await kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' });
+    const deployment = await s.kube.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'flux-system', name: 'kustomize-controller' });
     const containers = (deployment?.spec as { template: { spec: { containers: { envFrom?: unknown }[] } } }).template.spec.containers;
     assert.deepEqual(containers[0]?.envFrom, [{ secretRef: { name: 'sops-azure-credentials' } }]);
-    const ks = await kube.get({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' });
+    const ks = await s.kube.get({ apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' });
     assert.deepEqual((ks?.spec as { decryption?: unknown }).decryption, { provider: 'sops' });
   });
 
@@ -131,13 +65,13 @@ void describe('bootstrap through a cloud identity alone (sopsKey.azureKv with a 
       [],
     );
     const saved = env;
-    env = { [TOKEN_ENV]: cluster.git.password };
+    env = { [TOKEN_ENV]: s.cluster.git.password };
     try {
       const r = await fluxstrap(['--json', 'bootstrap', '--timeout', '3m']);
       assert.equal(r.exitCode, 1);
-      const doc = JSON.parse(r.stdout) as Doc;
+      const doc = JSON.parse(r.stdout) as BootstrapDoc;
       assert.match(
-        task(doc, 'azure-credentials-secret')?.error?.message ?? '',
+        taskOf(doc, 'azure-credentials-secret')?.error?.message ?? '',
         /^no Service Principal credentials: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET are missing from the environment$/,
       );
     } finally {

@@ -4,124 +4,59 @@
 // token from tokenEnv opens it, bootstrap writes sops-hcvault and no sops-age, kustomize-controller
 // applies the Secret decrypted, verify-decryption compares it, and status checks the token.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
-import { stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
-import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
+import { describe, it } from 'node:test';
 import { canary, registerCanary } from '../helpers/canary.ts';
-import { assertBuilt, startCluster } from '../cluster/index.ts';
-import type { Cluster } from '../cluster/index.ts';
-import { keepLogsOnFailure } from '../cluster/testing.ts';
+import { cliWithoutAgeKey, commitAndPush, fleetConfig, fleetSuite, initArgs, taskOf, writeTree, type BootstrapDoc } from '../cluster/fleet.ts';
 import { startVault, type VaultDev } from '../cluster/vault.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const GIT_TOKEN_ENV = 'FLUXSTRAP_VAULT_TEST_GIT_TOKEN';
 const VALUE = canary('vault-bootstrap');
 
-interface Doc {
-  success: boolean;
-  tasks: { kind: string; outcome: string; notes?: string[]; error?: { message: string } }[];
-}
-
 void describe('bootstrap with sopsKey.vault', { timeout: 15 * 60_000 }, () => {
-  let cluster: Cluster;
   let vault: VaultDev;
-  let kube: KubeAdapter;
-  let home: string;
-  let dir: string;
   let env: Record<string, string>;
   const tokens: string[] = [];
 
-  const fluxstrap = async (args: string[]) => {
-    const r = await execa(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'dist/cli.js'), ...args], {
-      cwd: dir,
-      reject: false,
-      env: { CI: '1', NO_COLOR: '1', HOME: home, SOPS_AGE_KEY_FILE: join(home, 'no-age-key'), ...env },
-    });
-    const out = `${r.stdout}${r.stderr}`;
-    assert.ok(![VALUE, vault.rootToken, ...tokens].some((t) => out.includes(t)), 'a token or the secret value was printed');
-    return r;
-  };
-  const task = (doc: Doc, kind: string) => doc.tasks.find((t) => t.kind === kind);
-
-  before(async () => {
-    assertBuilt();
-    home = mkdtempSync(join(tmpdir(), 'fluxstrap-vault-bootstrap-'));
-    vault = await startVault(home);
-    await vault.createKey('flux');
-    const [clusterToken, userToken] = await Promise.all([vault.tokenFor(['transit/flux']), vault.tokenFor(['transit/flux'])]);
-    tokens.push(clusterToken, userToken);
-    tokens.forEach(registerCanary);
-    cluster = await startCluster({ flux: 'on-deployment' });
-    kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-    dir = join(home, 'repo');
-    const url = cluster.git.httpUrl('vault-bootstrap.git');
-    // The user's own token encrypts; the cluster's (FLUX_VAULT_TOKEN) is what bootstrap hands over.
-    env = { [GIT_TOKEN_ENV]: cluster.git.password, VAULT_TOKEN: userToken, FLUX_VAULT_TOKEN: clusterToken };
-    const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({
-        clusters: {
-          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: GIT_TOKEN_ENV } } } },
-        },
-      }),
-      'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [secret.yaml]\n',
-      'clusters/test/secret.yaml': `apiVersion: v1\nkind: Secret\nmetadata: {name: vault-app, namespace: default}\nstringData: {token: ${VALUE}}\n`,
-    };
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(join(dir, rel, '..'), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    }
-    const init = await fluxstrap([
-      'init',
-      '--cluster',
-      'test',
-      '--git-url',
-      url,
-      '--branch',
-      'main',
-      '--sops-backend',
-      'vault',
-      '--vault-transit-uri',
-      `${vault.address}/v1/transit/keys/flux`,
-      '--vault-token-env',
-      'FLUX_VAULT_TOKEN',
-    ]);
-    assert.equal(init.exitCode, 0, init.stderr);
-    const enc = await fluxstrap(['encrypt', '-i', 'clusters/test/secret.yaml']);
-    assert.equal(enc.exitCode, 0, enc.stderr);
-    const git = async (args: string[], e: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
-      const r = await execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: dir, env: e, reject: false });
-      assert.equal(r.exitCode, 0, `git ${args.join(' ')}: ${r.stderr}`);
-    };
-    await git(['init', '--quiet', '--initial-branch=main']);
-    await git(['add', '.']);
-    await git(['commit', '--quiet', '-m', 'fleet']);
-    await git(['push', '--quiet', url, 'main'], gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }));
-  });
-  keepLogsOnFailure(() => cluster);
-  after(async () => {
-    await cluster?.stop();
-    await vault?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
+  const fluxstrap = (args: string[]) => cliWithoutAgeKey(args, { cwd: s.dir, home: s.home, env, secrets: [VALUE, vault.rootToken, ...tokens] });
+  const s = fleetSuite('vault-bootstrap', {
+    setup: async ({ cluster, home, dir }) => {
+      vault = await startVault(home);
+      await vault.createKey('flux');
+      const [clusterToken, userToken] = await Promise.all([vault.tokenFor(['transit/flux']), vault.tokenFor(['transit/flux'])]);
+      tokens.push(clusterToken, userToken);
+      tokens.forEach(registerCanary);
+      const url = cluster.git.httpUrl('vault-bootstrap.git');
+      // The user's own token encrypts; the cluster's (FLUX_VAULT_TOKEN) is what bootstrap hands over.
+      env = { [GIT_TOKEN_ENV]: cluster.git.password, VAULT_TOKEN: userToken, FLUX_VAULT_TOKEN: clusterToken };
+      writeTree(dir, {
+        'fluxstrap.yaml': fleetConfig(cluster, url, GIT_TOKEN_ENV),
+        'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [secret.yaml]\n',
+        'clusters/test/secret.yaml': `apiVersion: v1\nkind: Secret\nmetadata: {name: vault-app, namespace: default}\nstringData: {token: ${VALUE}}\n`,
+      });
+      const backend = ['--sops-backend', 'vault', '--vault-transit-uri', `${vault.address}/v1/transit/keys/flux`, '--vault-token-env', 'FLUX_VAULT_TOKEN'];
+      const init = await fluxstrap(initArgs(url, ...backend));
+      assert.equal(init.exitCode, 0, init.stderr);
+      const enc = await fluxstrap(['encrypt', '-i', 'clusters/test/secret.yaml']);
+      assert.equal(enc.exitCode, 0, enc.stderr);
+      await commitAndPush(cluster, dir, url, 'fleet');
+    },
+    cleanup: async () => {
+      await vault?.stop();
+    },
   });
 
   void it('preflight opens the file with the cluster token; sops-hcvault holds it, no sops-age; the Secret arrives decrypted and is verified', async () => {
     const r = await fluxstrap(['--json', 'bootstrap', '--timeout', '3m']);
-    assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}\n${cluster.logTails(20)}`);
-    const doc = JSON.parse(r.stdout) as Doc;
-    assert.match(task(doc, 'preflight')?.notes?.join('\n') ?? '', /the Vault token in FLUX_VAULT_TOKEN opens clusters\/test\/secret\.yaml/);
-    assert.equal(task(doc, 'sops-hcvault-secret')?.outcome, 'changed');
-    assert.match(task(doc, 'sops-age-secret')?.notes?.join('\n') ?? '', /Vault transit \(sopsKey\.vault\): no sops-age Secret/);
-    assert.equal(task(doc, 'verify-decryption')?.outcome, 'ok');
-    assert.equal(await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }), undefined);
-    const stored = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-hcvault' });
+    assert.equal(r.exitCode, 0, `${r.stderr}\n${r.stdout}\n${s.cluster.logTails(20)}`);
+    const doc = JSON.parse(r.stdout) as BootstrapDoc;
+    assert.match(taskOf(doc, 'preflight')?.notes?.join('\n') ?? '', /the Vault token in FLUX_VAULT_TOKEN opens clusters\/test\/secret\.yaml/);
+    assert.equal(taskOf(doc, 'sops-hcvault-secret')?.outcome, 'changed');
+    assert.match(taskOf(doc, 'sops-age-secret')?.notes?.join('\n') ?? '', /Vault transit \(sopsKey\.vault\): no sops-age Secret/);
+    assert.equal(taskOf(doc, 'verify-decryption')?.outcome, 'ok');
+    assert.equal(await s.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-age' }), undefined);
+    const stored = await s.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-hcvault' });
     assert.equal(Buffer.from((stored?.data as Record<string, string>)['sops.vault-token'] ?? '', 'base64').toString('utf8'), tokens[0]);
-    const app = await kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'vault-app' });
+    const app = await s.kube.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'vault-app' });
     assert.equal(Buffer.from((app?.data as Record<string, string>).token ?? '', 'base64').toString('utf8'), VALUE);
   });
 
@@ -134,7 +69,7 @@ void describe('bootstrap with sopsKey.vault', { timeout: 15 * 60_000 }, () => {
     const again = await fluxstrap(['--json', 'bootstrap', '--timeout', '3m']);
     assert.equal(again.exitCode, 0, again.stderr);
     assert.deepEqual(
-      (JSON.parse(again.stdout) as Doc).tasks.filter((t) => t.outcome === 'changed').map((t) => t.kind),
+      (JSON.parse(again.stdout) as BootstrapDoc).tasks.filter((t) => t.outcome === 'changed').map((t) => t.kind),
       [],
     );
   });

@@ -10,8 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { allowSecretsIn, registerCanary } from '../helpers/canary.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { condition } from '../cluster/kube.ts';
-import { run, waitFor } from '../cluster/proc.ts';
+import { commitAndPush, decryptedToken, ensureNamespace, plainSecret, readyFailed, syncDecrypting } from '../cluster/fleet.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 import { startVault, type VaultDev } from '../cluster/vault.ts';
 
@@ -28,31 +27,12 @@ void after(async () => {
   await vault?.stop();
 });
 
-type FluxObject = Parameters<typeof condition>[0];
-
-async function fluxObject(kind: string, namespace: string, name: string): Promise<FluxObject> {
-  return JSON.parse(await suite.cluster.kubectl(['get', kind, '-n', namespace, name, '-o', 'json'])) as FluxObject;
-}
-
-/** A repository whose app/secret.yaml fluxstrap encrypted for the Vault key only, pushed to the harness. */
-async function pushVaultEncrypted(name: string, secretName: string, value: string, token: string): Promise<string> {
+/** A repository <name> whose app/secret.yaml (Secret default/<name>) fluxstrap encrypted for the Vault key only, pushed to the harness. */
+async function pushVaultEncrypted(name: string, value: string, token: string): Promise<string> {
   const dir = join(work, name);
   mkdirSync(join(dir, 'app'), { recursive: true });
   const plain = join(work, `${name}-plain.yaml`);
-  writeFileSync(
-    plain,
-    [
-      'apiVersion: v1',
-      'kind: Secret',
-      'metadata:',
-      `  name: ${secretName}`,
-      '  namespace: default',
-      'type: Opaque',
-      'stringData:',
-      `  token: ${value}`,
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(plain, plainSecret(name, value));
   allowSecretsIn(plain);
   const r = runCli(['encrypt', '--hc-vault-transit', `${vault.address}/v1/transit/keys/flux`, '--encrypted-regex', '^(data|stringData)$', plain], {
     env: { VAULT_TOKEN: token, HOME: join(work, 'no-home'), SOPS_AGE_KEY_FILE: '', SOPS_AGE_KEY: '' },
@@ -60,22 +40,9 @@ async function pushVaultEncrypted(name: string, secretName: string, value: strin
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout, new RegExp(value));
   writeFileSync(join(dir, 'app', 'secret.yaml'), r.stdout);
-  const git = (...args: string[]): Promise<string> => run('git', ['-C', dir, ...args]);
-  await git('init', '--quiet', '--initial-branch=main');
-  await git('add', '.');
-  await git('-c', 'user.name=fluxstrap-test', '-c', 'user.email=test@fluxstrap.invalid', 'commit', '--quiet', '-m', 'vault-encrypted secret');
-  const auth = Buffer.from(`${suite.cluster.git.username}:${suite.cluster.git.password}`).toString('base64');
-  await run('git', [
-    '-C',
-    dir,
-    '-c',
-    `http.extraHeader=Authorization: Basic ${auth}`,
-    'push',
-    '--quiet',
-    suite.cluster.git.httpUrl(`vault/${name}.git`),
-    'main',
-  ]);
-  return suite.cluster.git.httpUrl(`vault/${name}.git`);
+  const url = suite.cluster.git.httpUrl(`vault/${name}.git`);
+  await commitAndPush(suite.cluster, dir, url, 'vault-encrypted secret');
+  return url;
 }
 
 /** fluxstrap's own task writes the sops-hcvault Secret: a playbook of that one step, run against the cluster. */
@@ -106,48 +73,12 @@ async function writeTokenSecret(namespace: string, token: string): Promise<void>
   assert.equal(Buffer.from(stored.data?.['sops.vault-token'] ?? '', 'base64').toString('utf8'), token);
 }
 
-async function applySync(namespace: string, name: string, url: string): Promise<void> {
-  const apply = (objects: object[]): Promise<string> =>
-    suite.cluster.kubectl(['apply', '--server-side', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n---\n'));
-  await apply([
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: `${name}-git`, namespace },
-      stringData: { username: suite.cluster.git.username, password: suite.cluster.git.password },
-    },
-    {
-      apiVersion: 'source.toolkit.fluxcd.io/v1',
-      kind: 'GitRepository',
-      metadata: { name, namespace },
-      spec: { url, interval: '1m', timeout: '20s', ref: { branch: 'main' }, secretRef: { name: `${name}-git` } },
-    },
-  ]);
-  await waitFor(
-    `GitRepository ${namespace}/${name} Ready`,
-    async () => (condition(await fluxObject('gitrepository', namespace, name), 'Ready')?.status === 'True' ? true : undefined),
-    { timeoutMs: 60_000, intervalMs: 250 },
-  );
-  await apply([
-    {
-      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
-      kind: 'Kustomization',
-      metadata: { name, namespace },
-      spec: {
-        interval: '1m',
-        retryInterval: '5s',
-        path: './app',
-        prune: true,
-        timeout: '30s',
-        sourceRef: { kind: 'GitRepository', name },
-        decryption: { provider: 'sops', secretRef: { name: 'sops-hcvault' } },
-      },
-    },
-  ]);
-}
-
-async function ensureNamespace(name: string): Promise<void> {
-  await suite.cluster.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+/** Secret default/<name> encrypted with writer's token, synced in namespace with reader's token in sops-hcvault. */
+async function syncWithToken(namespace: string, name: string, value: string, writer: string, reader: string): Promise<void> {
+  await ensureNamespace(suite.cluster, namespace);
+  const url = await pushVaultEncrypted(name, value, writer);
+  await writeTokenSecret(namespace, reader);
+  await syncDecrypting(suite.cluster, { namespace, name, url, decryptionSecret: 'sops-hcvault' });
 }
 
 void describe('kustomize-controller decrypts with a Vault token', () => {
@@ -155,20 +86,8 @@ void describe('kustomize-controller decrypts with a Vault token', () => {
     suite.run(async () => {
       const token = await vault.tokenFor(['transit/flux']);
       registerCanary(token);
-      await ensureNamespace('flux-system');
-      const url = await pushVaultEncrypted('ok', 'vault-ok', 'vault-s3cret-value', token);
-      await writeTokenSecret('flux-system', token);
-      await applySync('flux-system', 'vault-ok', url);
-      const value = await waitFor(
-        'Secret default/vault-ok applied by kustomize-controller',
-        async () => {
-          const out = await suite.cluster.kubectl(['get', 'secret', '-n', 'default', 'vault-ok', '-o', 'json', '--ignore-not-found']);
-          const t = out.trim() === '' ? undefined : (JSON.parse(out) as { data?: { token?: string } }).data?.token;
-          return t === undefined ? undefined : Buffer.from(t, 'base64').toString('utf8');
-        },
-        { timeoutMs: 90_000, intervalMs: 500 },
-      );
-      assert.equal(value, 'vault-s3cret-value');
+      await syncWithToken('flux-system', 'vault-ok', 'vault-s3cret-value', token, token);
+      assert.equal(await decryptedToken(suite.cluster, 'vault-ok'), 'vault-s3cret-value');
     }));
 
   void test('a token without permission: the Kustomization fails on decryption and nothing is applied', () =>
@@ -177,18 +96,8 @@ void describe('kustomize-controller decrypts with a Vault token', () => {
       const [writer, denied] = await Promise.all([vault.tokenFor(['transit/flux']), vault.tokenFor(['transit/elsewhere'])]);
       registerCanary(writer);
       registerCanary(denied);
-      await ensureNamespace('vault-denied');
-      const url = await pushVaultEncrypted('denied', 'vault-denied', 'never-decrypted', writer);
-      await writeTokenSecret('vault-denied', denied);
-      await applySync('vault-denied', 'vault-denied', url);
-      const ready = await waitFor(
-        'Kustomization vault-denied Ready=False',
-        async () => {
-          const c = condition(await fluxObject('kustomization', 'vault-denied', 'vault-denied'), 'Ready');
-          return c?.status === 'False' && c.reason !== 'Progressing' ? c : undefined;
-        },
-        { timeoutMs: 90_000, intervalMs: 500 },
-      );
+      await syncWithToken('vault-denied', 'vault-denied', 'never-decrypted', writer, denied);
+      const ready = await readyFailed(suite.cluster, 'vault-denied', 'vault-denied');
       assert.equal(ready.reason, 'BuildFailed', ready.message);
       assert.match(ready.message ?? '', /decrypt/i);
       console.log(`# kustomize-controller reported: ${ready.message ?? ''}`);

@@ -3,115 +3,60 @@
 // under <FINGERPRINT>.asc, and the real kustomize-controller imports it (with gpg) and applies the
 // SOPS-encrypted Secret decrypted; status checks the Secret and that its key opens the files.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
-import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
-import { assertBuilt, startCluster } from '../cluster/index.ts';
-import { keepLogsOnFailure } from '../cluster/testing.ts';
-import type { Cluster } from '../cluster/index.ts';
+import { describe, it } from 'node:test';
+import { commitAndPush, fleetConfig, fleetSuite, initArgs, writeTree } from '../cluster/fleet.ts';
+import { runCliAsync } from '../helpers/cli.ts';
+import { fluxGuideKey, newKeyring, stopAgent } from '../helpers/gpg.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_PGP_TEST_TOKEN';
 const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' };
 const DB = { apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'db' };
 const SOPS_GPG = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-gpg' };
 
-interface Run {
-  code: number | undefined;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, input?: string): Promise<Run> {
-  const { execa } = await import('execa');
-  const r = await execa(cmd, args, { cwd, env, reject: false, ...(input === undefined ? {} : { input }) });
-  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-}
-
 void describe('an OpenPGP cluster key with the real kustomize-controller', { timeout: 15 * 60_000 }, () => {
-  let cluster: Cluster;
-  let kube: KubeAdapter;
-  let home: string;
-  let dir: string;
   let gnupg: string;
   let fingerprint: string;
   let env: Record<string, string>;
   let url: string;
 
-  const fluxstrap = (args: string[]) => run(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], dir, { CI: '1', NO_COLOR: '1', ...env });
+  const fluxstrap = (args: string[]) => runCliAsync(args, { cwd: s.dir, env });
   const ok = async (args: string[]) => {
     const r = await fluxstrap(args);
-    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${cluster.logTails(20)}`);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${s.cluster.logTails(20)}`);
     return r;
   };
-  const git = async (args: string[], extra: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
-    const r = await run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], dir, extra);
-    assert.equal(r.code, 0, `git ${args.join(' ')}: ${r.stderr}`);
-  };
-  const gpg = async (args: string[]) => {
-    const r = await run('gpg', ['--batch', '--no-tty', ...args], home, { ...process.env, GNUPGHOME: gnupg });
-    assert.equal(r.code, 0, `gpg ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
 
-  before(async () => {
-    assertBuilt();
-    home = mkdtempSync(join(tmpdir(), 'fluxstrap-pgp-'));
-    gnupg = join(home, 'gnupg');
-    mkdirSync(gnupg, { mode: 0o700 });
-    cluster = await startCluster({ flux: 'on-deployment' });
-    kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-    dir = join(home, 'repo');
-    // As the Flux guide makes it: no passphrase (the controller cannot type one), RSA 4096.
-    await gpg(['--passphrase', '', '--quick-gen-key', 'cluster0.yourdomain.com (flux secrets)', 'rsa4096', 'cert', 'never']);
-    fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(await gpg(['--with-colons', '--list-secret-keys']))?.[1] ?? '';
-    await gpg(['--passphrase', '', '--quick-add-key', fingerprint, 'rsa4096', 'encr', 'never']);
-    const keyFile = join(home, 'cluster.asc');
-    writeFileSync(keyFile, await gpg(['--export-secret-keys', '--armor', fingerprint]), { mode: 0o600 });
-    env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg };
-    url = cluster.git.httpUrl('pgp.git');
-    const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({
-        clusters: {
-          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } },
-        },
-      }),
-      'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
-      'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
-      'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: opened-with-pgp}\n',
-    };
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(join(dir, rel, '..'), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    }
-    await ok(['init', '--cluster', 'test', '--sops-backend', 'pgp', '--pgp-key-file', keyFile, '--git-url', url, '--branch', 'main']);
-    // Encrypted for the fingerprint through the user's keyring (GNUPGHOME), as sops does.
-    await ok(['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']);
-    await git(['init', '--quiet', '--initial-branch=main']);
-    await git(['add', '.']);
-    await git(['commit', '--quiet', '-m', 'fleet']);
-    await git(['push', '--quiet', url, 'main'], gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }));
-  });
-  keepLogsOnFailure(() => cluster);
-  after(async () => {
-    await cluster?.stop();
-    await run('gpgconf', ['--kill', 'gpg-agent'], home, { ...process.env, GNUPGHOME: gnupg }).catch(() => undefined);
-    if (home) rmSync(home, { recursive: true, force: true });
+  const s = fleetSuite('pgp', {
+    setup: async ({ cluster, home, dir }) => {
+      gnupg = newKeyring(home);
+      const keyFile = join(home, 'cluster.asc');
+      fingerprint = await fluxGuideKey(gnupg, 'cluster0.yourdomain.com', keyFile);
+      env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg };
+      url = cluster.git.httpUrl('pgp.git');
+      const files: Record<string, string> = {
+        'fluxstrap.yaml': fleetConfig(cluster, url, TOKEN_ENV),
+        'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
+        'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
+        'clusters/test/apps/db.sops.yaml': 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: opened-with-pgp}\n',
+      };
+      writeTree(dir, files);
+      await ok(initArgs(url, '--sops-backend', 'pgp', '--pgp-key-file', keyFile));
+      // Encrypted for the fingerprint through the user's keyring (GNUPGHOME), as sops does.
+      await ok(['encrypt', '--in-place', 'clusters/test/apps/db.sops.yaml']);
+      await commitAndPush(cluster, dir, url, 'fleet');
+    },
+    cleanup: () => stopAgent(gnupg),
   });
 
   void it('bootstraps: sops-gpg holds <FINGERPRINT>.asc, and the Secret arrives decrypted', async () => {
     await ok(['bootstrap', '--timeout', '3m']);
-    const ks = await kube.get(FLUX_SYSTEM);
+    const ks = await s.kube.get(FLUX_SYSTEM);
     assert.deepEqual((ks?.spec as { decryption?: unknown }).decryption, { provider: 'sops', secretRef: { name: 'sops-gpg' } });
-    const secret = await kube.get(SOPS_GPG);
+    const secret = await s.kube.get(SOPS_GPG);
     assert.deepEqual(Object.keys((secret?.data ?? {}) as Record<string, string>), [`${fingerprint}.asc`]);
-    assert.equal(await kube.get({ ...SOPS_GPG, name: 'sops-age' }), undefined, 'no age Secret for a PGP cluster');
-    const password = Buffer.from(((await kube.get(DB))?.data as Record<string, string> | undefined)?.password ?? '', 'base64').toString();
+    assert.equal(await s.kube.get({ ...SOPS_GPG, name: 'sops-age' }), undefined, 'no age Secret for a PGP cluster');
+    const password = Buffer.from(((await s.kube.get(DB))?.data as Record<string, string> | undefined)?.password ?? '', 'base64').toString();
     assert.equal(password, 'opened-with-pgp');
   });
 
@@ -132,11 +77,11 @@ void describe('an OpenPGP cluster key with the real kustomize-controller', { tim
   });
 
   void it('status fails when the sops-gpg Secret holds no .asc key', async () => {
-    const live = await kube.get(SOPS_GPG);
+    const live = await s.kube.get(SOPS_GPG);
     assert.ok(live);
     const replace = async (data: Record<string, string>) => {
-      await cluster.kubectl(['delete', 'secret', '-n', 'flux-system', 'sops-gpg']);
-      await kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sops-gpg', namespace: 'flux-system' }, data });
+      await s.cluster.kubectl(['delete', 'secret', '-n', 'flux-system', 'sops-gpg']);
+      await s.kube.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'sops-gpg', namespace: 'flux-system' }, data });
     };
     await replace({ 'sops.key': Buffer.from('not a key').toString('base64') });
     try {

@@ -3,125 +3,65 @@
 // the Secret holds both <FINGERPRINT>.asc entries and the SOPS Secret is decrypted again; after
 // --finish it holds the new key only, and the files, now encrypted for the new key alone, still decrypt.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { parse, stringify } from 'yaml';
-import { gitEnv } from '../../src/adapters/git.ts';
-import { connectKube } from '../../src/adapters/kube.ts';
-import type { KubeAdapter } from '../../src/adapters/kube/port.ts';
-import { assertBuilt, startCluster } from '../cluster/index.ts';
-import { keepLogsOnFailure } from '../cluster/testing.ts';
-import type { Cluster } from '../cluster/index.ts';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { commitAndPush, fleetConfig, fleetSuite, initArgs, writeTree } from '../cluster/fleet.ts';
+import { runCliAsync } from '../helpers/cli.ts';
+import { fluxGuideKey, newKeyring, stopAgent } from '../helpers/gpg.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const TOKEN_ENV = 'FLUXSTRAP_PGP_ROTATE_TOKEN';
 const FLUX_SYSTEM = { apiVersion: 'kustomize.toolkit.fluxcd.io/v1', kind: 'Kustomization', namespace: 'flux-system', name: 'flux-system' };
 const DB = { apiVersion: 'v1', kind: 'Secret', namespace: 'default', name: 'db' };
 const SOPS_GPG = { apiVersion: 'v1', kind: 'Secret', namespace: 'flux-system', name: 'sops-gpg' };
 const DB_FILE = 'clusters/test/apps/db.sops.yaml';
 
-interface Run {
-  code: number | undefined;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Run> {
-  const { execa } = await import('execa');
-  const r = await execa(cmd, args, { cwd, env, reject: false });
-  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-}
-
 void describe('keys rotate of an OpenPGP cluster key with the real kustomize-controller', { timeout: 20 * 60_000 }, () => {
-  let cluster: Cluster;
-  let kube: KubeAdapter;
-  let home: string;
-  let dir: string;
   let gnupg: string;
   let env: Record<string, string>;
   let url: string;
   const fpr = { old: '', next: '' };
 
-  const fluxstrap = (args: string[]) => run(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli.ts'), ...args], dir, { CI: '1', NO_COLOR: '1', ...env });
+  const fluxstrap = (args: string[]) => runCliAsync(args, { cwd: s.dir, env });
   const ok = async (args: string[]) => {
     const r = await fluxstrap(args);
-    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${cluster.logTails(20)}`);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${s.cluster.logTails(20)}`);
     return r;
   };
-  const git = async (args: string[], extra: NodeJS.ProcessEnv = gitEnv({ kind: 'none' })) => {
-    const r = await run('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], dir, extra);
-    assert.equal(r.code, 0, `git ${args.join(' ')}: ${r.stderr}`);
-  };
-  const push = async (message: string) => {
-    await git(['add', '.']);
-    await git(['commit', '--quiet', '-m', message]);
-    await git(['push', '--quiet', url, 'main'], gitEnv({ kind: 'basic', username: cluster.git.username, password: cluster.git.password }));
-  };
-  const gpg = async (args: string[]) => {
-    const r = await run('gpg', ['--batch', '--no-tty', ...args], home, { ...process.env, GNUPGHOME: gnupg });
-    assert.equal(r.code, 0, `gpg ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
-  /** As the Flux guide makes it: RSA 4096, no passphrase; exported to a key file. */
-  const makeKey = async (name: string): Promise<string> => {
-    await gpg(['--passphrase', '', '--quick-gen-key', `${name} (flux secrets)`, 'rsa4096', 'cert', 'never']);
-    const fp = /^fpr:+([0-9A-F]{40}):/m.exec(await gpg(['--with-colons', '--list-secret-keys', name]))?.[1] ?? '';
-    await gpg(['--passphrase', '', '--quick-add-key', fp, 'rsa4096', 'encr', 'never']);
-    writeFileSync(join(home, `${name}.asc`), await gpg(['--export-secret-keys', '--armor', fp]), { mode: 0o600 });
-    return fp;
-  };
+  const push = (message: string) => commitAndPush(s.cluster, s.dir, url, message);
   /** The SOPS Secret deleted, then bootstrap: it is back only if kustomize-controller decrypted the file again. */
   const bootstrapDecrypts = async (args: string[]) => {
-    await cluster.kubectl(['delete', 'secret', '-n', 'default', 'db', '--ignore-not-found']);
+    await s.cluster.kubectl(['delete', 'secret', '-n', 'default', 'db', '--ignore-not-found']);
     await ok(['bootstrap', '--timeout', '4m', ...args]);
-    const ks = await kube.get(FLUX_SYSTEM);
+    const ks = await s.kube.get(FLUX_SYSTEM);
     assert.equal(((ks?.status as { conditions?: { type: string; status: string }[] }).conditions ?? []).find((c) => c.type === 'Ready')?.status, 'True');
-    const password = Buffer.from(((await kube.get(DB))?.data as Record<string, string> | undefined)?.password ?? '', 'base64').toString();
+    const password = Buffer.from(((await s.kube.get(DB))?.data as Record<string, string> | undefined)?.password ?? '', 'base64').toString();
     assert.equal(password, 'rotated-with-pgp');
   };
-  const secretKeys = async () => Object.keys((await kube.get(SOPS_GPG))?.data ?? {}).sort();
+  const secretKeys = async () => Object.keys((await s.kube.get(SOPS_GPG))?.data ?? {}).sort();
   const fileFingerprints = async () => {
     const { readFile } = await import('node:fs/promises');
-    return ((parse(await readFile(join(dir, DB_FILE), 'utf8')) as { sops: { pgp?: { fp: string }[] } }).sops.pgp ?? []).map((p) => p.fp).sort();
+    return ((parse(await readFile(join(s.dir, DB_FILE), 'utf8')) as { sops: { pgp?: { fp: string }[] } }).sops.pgp ?? []).map((p) => p.fp).sort();
   };
 
-  before(async () => {
-    assertBuilt();
-    home = mkdtempSync(join(tmpdir(), 'fluxstrap-pgp-rotate-'));
-    gnupg = join(home, 'gnupg');
-    mkdirSync(gnupg, { mode: 0o700 });
-    cluster = await startCluster({ flux: 'on-deployment' });
-    kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-    dir = join(home, 'repo');
-    fpr.old = await makeKey('old');
-    env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg, HOME: home };
-    url = cluster.git.httpUrl('pgp-rotate.git');
-    const files: Record<string, string> = {
-      'fluxstrap.yaml': stringify({
-        clusters: {
-          test: { kube: { kubeconfig: cluster.kubeconfig }, git: { url, auth: { https: { username: cluster.git.username, passwordEnv: TOKEN_ENV } } } },
-        },
-      }),
-      'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
-      'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
-      [DB_FILE]: 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: rotated-with-pgp}\n',
-    };
-    for (const [rel, text] of Object.entries(files)) {
-      mkdirSync(join(dir, rel, '..'), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    }
-    await ok(['init', '--cluster', 'test', '--sops-backend', 'pgp', '--pgp-key-file', join(home, 'old.asc'), '--git-url', url, '--branch', 'main']);
-    await ok(['encrypt', '--in-place', DB_FILE]);
-    await git(['init', '--quiet', '--initial-branch=main']);
-    await push('fleet');
-  });
-  keepLogsOnFailure(() => cluster);
-  after(async () => {
-    await cluster?.stop();
-    await run('gpgconf', ['--kill', 'gpg-agent'], home, { ...process.env, GNUPGHOME: gnupg }).catch(() => undefined);
-    if (home) rmSync(home, { recursive: true, force: true });
+  const s = fleetSuite('pgp-rotate', {
+    setup: async ({ cluster, home, dir }) => {
+      gnupg = newKeyring(home);
+      fpr.old = await fluxGuideKey(gnupg, 'old', join(home, 'old.asc'));
+      env = { [TOKEN_ENV]: cluster.git.password, GNUPGHOME: gnupg, HOME: home };
+      url = cluster.git.httpUrl('pgp-rotate.git');
+      const files: Record<string, string> = {
+        'fluxstrap.yaml': fleetConfig(cluster, url, TOKEN_ENV),
+        'clusters/test/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [apps]\n',
+        'clusters/test/apps/kustomization.yaml': 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [db.sops.yaml]\n',
+        [DB_FILE]: 'apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: default}\nstringData: {password: rotated-with-pgp}\n',
+      };
+      writeTree(dir, files);
+      await ok(initArgs(url, '--sops-backend', 'pgp', '--pgp-key-file', join(home, 'old.asc')));
+      await ok(['encrypt', '--in-place', DB_FILE]);
+      await push('fleet');
+    },
+    cleanup: () => stopAgent(gnupg),
   });
 
   void it('bootstraps with the old key', async () => {
@@ -131,7 +71,7 @@ void describe('keys rotate of an OpenPGP cluster key with the real kustomize-con
 
   void it('phase 1: the Secret holds both keys and kustomize-controller decrypts the files listing both', async () => {
     // The new key made by gpg itself (--generate), as the Flux guide makes one.
-    const rotated = await ok(['keys', 'rotate', '--cluster', 'test', '--generate', '--pgp-key-file', join(home, 'next.asc')]);
+    const rotated = await ok(['keys', 'rotate', '--cluster', 'test', '--generate', '--pgp-key-file', join(s.home, 'next.asc')]);
     fpr.next = /wrote the new OpenPGP key ([0-9A-F]{40})/.exec(rotated.stderr)?.[1] ?? assert.fail(rotated.stderr);
     assert.deepEqual(await fileFingerprints(), [fpr.old, fpr.next].sort());
     await push('keys rotate: phase 1');

@@ -2,14 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { generateIdentity, identityToRecipient } from 'age-encryption';
-import type { KubeAdapter } from '../../../src/adapters/kube/port.ts';
-import type { CloudSopsKey, ResolvedCluster } from '../../../src/cluster/config.ts';
+import { generateIdentity } from 'age-encryption';
+import type { CloudSopsKey } from '../../../src/cluster/config.ts';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
-import { newStanza } from '../../../src/sops/datakey.ts';
-import { encryptDocument } from '../../../src/sops/engine.ts';
 import { azureCredentialsSecretKind, servicePrincipalValues } from '../../../src/tasks/azure-credentials-secret.ts';
-import { createTaskContext } from '../../../src/tasks/context.ts';
+import { ageKeyPair, encryptedForAge } from '../../helpers/age.ts';
+import { offlineTaskContext } from '../../helpers/task-context.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 /** The Service Principal Secret: from a SOPS file opened in memory or from the environment, values never shown. */
@@ -25,23 +23,10 @@ const KEY: CloudSopsKey = {
 };
 
 let repo: string;
-let ageSecret: string;
-let recipient: string;
-
-/** A kube adapter holding no Secret: enough for observe and plan. */
-const emptyKube = { get: () => Promise.resolve(undefined) } as unknown as KubeAdapter;
+let age: { identity: string; recipient: string };
 
 function context(sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) {
-  const cluster: ResolvedCluster = {
-    name: 'aks',
-    repoDir: repo,
-    path: 'clusters/aks',
-    kube: {},
-    git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' },
-    ageKey: { type: 'env', env: 'AKS_AGE_KEY' },
-    ...(sopsKey ? { cloudKey: sopsKey } : {}),
-  };
-  return createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env, connect: () => Promise.resolve(emptyKube) });
+  return offlineTaskContext('aks', repo, env, sopsKey ? { cloudKey: sopsKey } : {});
 }
 
 const plan = async (sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) => {
@@ -54,8 +39,7 @@ const plan = async (sopsKey: CloudSopsKey | undefined, env: NodeJS.ProcessEnv) =
 void describe('azure-credentials-secret', () => {
   before(async () => {
     repo = await tempDir('azure-sp');
-    ageSecret = await generateIdentity();
-    recipient = await identityToRecipient(ageSecret);
+    age = await ageKeyPair();
   });
 
   void it("takes a flat map or a Secret manifest's stringData; missing values are named, never the present ones", () => {
@@ -86,23 +70,12 @@ void describe('azure-credentials-secret', () => {
   void it('from a SOPS dotenv file of the repository, opened in memory with the age key', async () => {
     await mkdir(join(repo, 'clusters/aks'), { recursive: true });
     const file = join(repo, 'clusters/aks/azure-sp.env');
-    const plain = Buffer.from(
-      Object.entries(VALUES)
-        .map(([k, v]) => `${k}=${v}`)
-        .join('\n') + '\n',
-    );
-    await writeFile(
-      file,
-      await encryptDocument(
-        plain,
-        'dotenv',
-        file,
-        { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: {} },
-        { age: [], pgpFiles: [], gpg: false },
-      ),
-    );
+    const plain = Object.entries(VALUES)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join('');
+    await writeFile(file, await encryptedForAge(plain, 'dotenv', file, age.recipient));
     const withFile: CloudSopsKey = { ...KEY, servicePrincipal: { secretName: 'sp', file } };
-    const { changes } = await plan(withFile, { AKS_AGE_KEY: ageSecret });
+    const { changes } = await plan(withFile, { AKS_AGE_KEY: age.identity });
     assert.equal(changes[0]?.target, 'Secret flux-system/sp');
     assert.deepEqual((changes[0]?.data as { data: unknown }).data, VALUES);
     // Without the key the file does not open, and the error names the file, not a value.

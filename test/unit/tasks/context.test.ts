@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { generateIdentity } from 'age-encryption';
 import { z } from 'zod';
 import type { KubeAdapter } from '../../../src/adapters/kube/port.ts';
 import type { ResolvedCluster } from '../../../src/cluster/config.ts';
@@ -13,6 +13,7 @@ import { generateSshKey } from '../../../src/keys/ssh.ts';
 import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
 import type { TaskContext } from '../../../src/tasks/context.ts';
 import type { BootstrapSource, SourceRun } from '../../../src/tasks/source.ts';
+import { ageKeyPair } from '../../helpers/age.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 /** The context kinds receive: lazy, memoized handles, and secrets only from where the config says. */
@@ -34,8 +35,7 @@ const cluster = (over: Partial<ResolvedCluster> = {}): ResolvedCluster => ({
 void describe('task context', () => {
   before(async () => {
     dir = await tempDir('ctx');
-    secret = await generateIdentity();
-    recipient = await identityToRecipient(secret);
+    ({ identity: secret, recipient } = await ageKeyPair());
   });
 
   void it('derives the paths of the cluster', () => {
@@ -153,10 +153,9 @@ void describe('task context', () => {
   });
 
   void it('with publicKeys, only the identities listed (a key file shared between clusters), each of which must be there', async () => {
-    const other = await generateIdentity();
-    const otherRecipient = await identityToRecipient(other);
+    const other = await ageKeyPair();
     const shared = join(dir, 'shared.txt');
-    await writeFile(shared, `${other}\n${secret}\n`, { mode: 0o600 });
+    await writeFile(shared, `${other.identity}\n${secret}\n`, { mode: 0o600 });
     assert.equal((await readAgeIdentities({ type: 'file', file: shared }, {})).length, 2);
     const mine = await readAgeIdentities({ type: 'file', file: shared, publicKeys: [recipient] }, {});
     assert.deepEqual(
@@ -171,7 +170,7 @@ void describe('task context', () => {
         e.code === 'E_CONFIG' &&
         e.location?.field === 'ageKey.publicKeys' &&
         e.message.includes(absent) &&
-        !e.message.includes(otherRecipient) &&
+        !e.message.includes(other.recipient) &&
         !JSON.stringify(e).includes('AGE-SECRET-KEY'),
     );
   });

@@ -2,16 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { generateIdentity, identityToRecipient } from 'age-encryption';
-import type { KubeAdapter } from '../../../src/adapters/kube/port.ts';
-import type { ResolvedCluster } from '../../../src/cluster/config.ts';
+import { generateIdentity } from 'age-encryption';
 import { isFluxstrapError } from '../../../src/core/errors.ts';
 import { compilePlaybook } from '../../../src/playbook/loader.ts';
-import { newStanza } from '../../../src/sops/datakey.ts';
-import { encryptDocument } from '../../../src/sops/engine.ts';
-import { createTaskContext } from '../../../src/tasks/context.ts';
 import { builtinKinds } from '../../../src/tasks/registry.ts';
 import { secretFromManifest, sopsSecretKind } from '../../../src/tasks/sops-secret.ts';
+import { ageKeyPair, encryptedForAge } from '../../helpers/age.ts';
+import { offlineTaskContext } from '../../helpers/task-context.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 /** sops-secret: a Secret manifest kept SOPS-encrypted in the repository, opened in memory and planned like every Secret; values never shown. */
@@ -30,21 +27,10 @@ stringData:
 `;
 
 let repo: string;
-let ageSecret: string;
-let recipient: string;
-
-const emptyKube = { get: () => Promise.resolve(undefined) } as unknown as KubeAdapter;
+let age: { identity: string; recipient: string };
 
 async function plan(file: string, env: NodeJS.ProcessEnv) {
-  const cluster: ResolvedCluster = {
-    name: 'prod',
-    repoDir: repo,
-    path: 'clusters/prod',
-    kube: {},
-    git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' },
-    ageKey: { type: 'env', env: 'PROD_AGE_KEY' },
-  };
-  const ctx = createTaskContext({ cluster, rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env, connect: () => Promise.resolve(emptyKube) });
+  const ctx = offlineTaskContext('prod', repo, env);
   const p = sopsSecretKind.params.parse({ file });
   return sopsSecretKind.plan(p, await sopsSecretKind.observe(p, ctx, { check: true }), ctx);
 }
@@ -52,21 +38,13 @@ async function plan(file: string, env: NodeJS.ProcessEnv) {
 async function encrypted(rel: string, plain: string): Promise<void> {
   const file = join(repo, rel);
   await mkdir(join(file, '..'), { recursive: true });
-  const text = await encryptDocument(
-    Buffer.from(plain),
-    'yaml',
-    file,
-    { keyGroups: [[newStanza('age', recipient)]], shamirThreshold: 0, rules: { encryptedRegex: '^(data|stringData)$' } },
-    { age: [], pgpFiles: [], gpg: false },
-  );
-  await writeFile(file, text);
+  await writeFile(file, await encryptedForAge(plain, 'yaml', file, age.recipient, '^(data|stringData)$'));
 }
 
 void describe('sops-secret', () => {
   before(async () => {
     repo = await tempDir('sops-secret');
-    ageSecret = await generateIdentity();
-    recipient = await identityToRecipient(ageSecret);
+    age = await ageKeyPair();
   });
 
   void it('reads a Secret manifest: stringData over base64 data, its type, its name and namespace', () => {
@@ -103,7 +81,7 @@ void describe('sops-secret', () => {
 
   void it('opens the file in memory with the cluster key and plans the Secret with masked values', async () => {
     await encrypted('bootstrap/prod/registry.sops.yaml', MANIFEST);
-    const changes = await plan('bootstrap/prod/registry.sops.yaml', { PROD_AGE_KEY: ageSecret });
+    const changes = await plan('bootstrap/prod/registry.sops.yaml', { PROD_AGE_KEY: age.identity });
     assert.equal(changes.length, 1);
     assert.equal(changes[0]?.action, 'create');
     assert.equal(changes[0]?.target, 'Secret flux-system/registry');
@@ -122,7 +100,7 @@ void describe('sops-secret', () => {
       plan('bootstrap/prod/registry.sops.yaml', { PROD_AGE_KEY: await generateIdentity() }),
       (e) => isFluxstrapError(e) && e.code === 'E_DECRYPT' && e.location?.file === 'bootstrap/prod/registry.sops.yaml',
     );
-    await assert.rejects(plan('bootstrap/prod/none.sops.yaml', { PROD_AGE_KEY: ageSecret }), (e) => isFluxstrapError(e) && e.code === 'E_NOT_FOUND');
+    await assert.rejects(plan('bootstrap/prod/none.sops.yaml', { PROD_AGE_KEY: age.identity }), (e) => isFluxstrapError(e) && e.code === 'E_NOT_FOUND');
   });
 
   void it('a playbook names the file inside the repository only, refused at its line', async () => {
