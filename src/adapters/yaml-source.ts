@@ -2,7 +2,7 @@ import { isMap, isNode, isPair, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Alias, Document, LineCounter, Node } from 'yaml';
 import { FormatError, parseYamlFile, yamlToJS } from '../core/bounded-yaml.ts';
 import type { z } from 'zod';
-import { configError } from '../core/errors.ts';
+import { configError, quoted } from '../core/errors.ts';
 import type { FluxstrapError, Location } from '../core/errors.ts';
 
 /**
@@ -97,7 +97,7 @@ type Issue = z.core.$ZodIssue;
  */
 function explainIssue(issue: Issue, missing: string[] = []): { issue: Issue; message: string } {
   if (issue.code !== 'invalid_union') {
-    const expected = missing.length > 0 ? ` (expected ${missing.map((k) => `"${k}"`).join(', ')})` : '';
+    const expected = missing.length > 0 ? ` (expected ${missing.map(quoted).join(', ')})` : '';
     return { issue, message: `${describeIssue(issue)}${expected}` };
   }
   const depth = (branch: Issue[]) => Math.max(...branch.map((i) => i.path.length));
@@ -150,10 +150,10 @@ function childOf(node: unknown, key: PropertyKey): unknown {
 }
 
 function describeIssue(issue: Issue): string {
-  if (issue.code === 'invalid_key') return `key "${String(issue.path.at(-1) ?? '')}": ${issue.issues[0]?.message ?? issue.message}`;
-  if (issue.code === 'unrecognized_keys') return `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_key') return `key ${quoted(String(issue.path.at(-1) ?? ''))}: ${issue.issues[0]?.message ?? issue.message}`;
+  if (issue.code === 'unrecognized_keys') return `unknown key ${issue.keys.map(quoted).join(', ')}`;
   if (isMissing(issue)) {
-    return `missing required key "${String(issue.path.at(-1) ?? '')}"`;
+    return `missing required key ${quoted(String(issue.path.at(-1) ?? ''))}`;
   }
   return issue.message.replace(/^Invalid input: /, '');
 }

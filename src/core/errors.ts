@@ -45,12 +45,20 @@ export class FluxstrapError extends Error {
   readonly location: Location | undefined;
 
   constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages quote what a file or a flag said; a line break in it must not forge a second line of output.
+    super(message.replace(/\r?\n|\r/g, '\\n'), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FluxstrapError';
     this.code = code;
     this.hint = options.hint;
     this.location = options.location;
   }
+}
+
+const QUOTED_MAX = 80;
+
+/** A name read from input (a key, a title), in double quotes as JSON writes it: escaped and bounded, so it stays one line. */
+export function quoted(name: string): string {
+  return name.length > QUOTED_MAX ? `${JSON.stringify(name.slice(0, QUOTED_MAX))}…` : JSON.stringify(name);
 }
 
 export const usageError = (message: string, hint?: string): FluxstrapError => new FluxstrapError('E_USAGE', message, hint === undefined ? {} : { hint });
@@ -123,10 +131,10 @@ export const ExitCode = {
   brokenPipe: 141,
 } as const;
 
-/** What an interrupt prints, from whichever view holds the terminal. */
 /** The hint of every E_INTERNAL: a bug of fluxstrap, not of the input. */
 export const INTERNAL_HINT = 'this is a bug in fluxstrap; rerun with FLUXSTRAP_DEBUG=1 for details and report it';
 
+/** What an interrupt prints, from whichever view holds the terminal. */
 export const INTERRUPTED_MESSAGE = 'interrupted: every step is idempotent, so running the same command again converges';
 
 /**

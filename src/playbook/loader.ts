@@ -2,7 +2,7 @@ import { isAlias, isMap, isScalar, isSeq } from 'yaml';
 import type { Pair, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readText } from '../adapters/files.ts';
-import { configError, usageError } from '../core/errors.ts';
+import { configError, quoted, usageError } from '../core/errors.ts';
 import { setOwn } from '../core/own.ts';
 import type { TaskInstance } from '../core/task.ts';
 import type { TaskContext } from '../tasks/context.ts';
@@ -231,7 +231,7 @@ function unknownKey(src: YamlSource, pair: Pair, registry: KindRegistry) {
   const known = [...Object.keys(registry), ...OPTION_KEYS];
   const close = known.filter((k) => editDistance(k, key) <= 2);
   return src.error(
-    `unknown task kind or option "${key}"`,
+    `unknown task kind or option ${quoted(key)}`,
     pair.key,
     close.length > 0
       ? `did you mean ${close.map((k) => `"${k}"`).join(' or ')}?`

@@ -64,6 +64,10 @@ void describe('redactPrivateKeys', () => {
       assert.match(out, /^cannot use <an? (SSH|PEM) private key, not shown>\n? here$/);
       for (const line of key.split('\n').filter((l) => l.length > 8 && !l.startsWith('-----'))) assert.ok(!out.includes(line), line);
       assert.equal(errorReport(new Error(`boom ${key}`)).message.includes(key.split('\n')[1] ?? '-'), false);
+      const report = errorReport(new FluxstrapError('E_USAGE', `bad ${key}`));
+      assert.match(report.message, /^bad <an? (SSH|PEM) private key, not shown>/);
+      assert.doesNotMatch(report.message, /\n/);
+      for (const line of key.split('\n').filter((l) => l.length > 8 && !l.startsWith('-----'))) assert.ok(!report.message.includes(line), line);
     }
   });
 

@@ -126,6 +126,21 @@ void describe('playbook loader', () => {
     assert.deepEqual(pb.tasks[0]?.params, { message: 'm', extra: { constructor: 'c', toString: 't' } });
   });
 
+  void it('a key holding a line break is named escaped, bounded, on one line', async () => {
+    const long = '>'.repeat(200);
+    await assert.rejects(compilePlaybook(`? (${long}# ,  tags: \n`, 'p.yaml', options()), (e: unknown) => {
+      assert.ok(e instanceof FluxstrapError, String(e));
+      assert.match(e.message, /^unknown key "\{\\n {2}\\"\(>+"…/);
+      assert.doesNotMatch(e.message, /\n/);
+      assert.ok(e.message.length < 200, e.message);
+      return true;
+    });
+    await assert.rejects(
+      compilePlaybook('name: x\ntasks:\n  - "ec\\nho": {}\n', 'p.yaml', options()),
+      (e: unknown) => e instanceof FluxstrapError && e.message === 'unknown task kind or option "ec\\nho"',
+    );
+  });
+
   void it('reports YAML syntax errors and a bad envelope with line and column', async () => {
     await assert.rejects(
       loadPlaybook(fixture('bad-yaml.yaml'), options()),
