@@ -263,10 +263,10 @@ const ClusterSchema = z.strictObject({
       branch: z.string().min(1).optional().describe('Branch Flux follows; default main.'),
       auth: GitAuthSchema.optional(),
       provider: z
-        .enum(['github', 'generic'])
+        .enum(['github', 'gitea', 'generic'])
         .optional()
         .describe(
-          "Git hosting API fluxstrap talks to: github registers deploy keys and checks access through GitHub's REST API; default github for github.com URLs, else generic (Git only).",
+          "Git hosting API fluxstrap talks to: github registers deploy keys and checks access through GitHub's REST API, gitea through Gitea's (or Forgejo's; with git.gitea.apiUrl, since a self-hosted URL does not tell); default github for github.com URLs, else generic (Git only).",
         ),
       github: z
         .strictObject({
@@ -280,6 +280,18 @@ const ClusterSchema = z.strictObject({
             .describe('Environment variable holding the GitHub token fluxstrap calls the API with; default the HTTPS passwordEnv, else GITHUB_TOKEN.'),
         })
         .optional(),
+      gitea: z
+        .strictObject({
+          apiUrl: z
+            .string()
+            .regex(/^https?:\/\/\S+$/, 'must be an http(s):// URL')
+            .describe("Gitea's (or Forgejo's) REST API root, e.g. https://gitea.example.com/api/v1."),
+          tokenEnv: envName
+            .optional()
+            .describe('Environment variable holding the Gitea access token (write:repository) fluxstrap calls the API with; default GITEA_TOKEN.'),
+        })
+        .optional()
+        .describe('How fluxstrap reaches Gitea, with provider gitea.'),
     })
     .optional(),
   ageKey: AgeKeySchema.optional().describe(
@@ -323,6 +335,12 @@ export interface GitHubAppAuth {
 
 /** How fluxstrap reaches GitHub's API for a cluster on GitHub (token: only its variable's name). */
 export interface GitHubSettings {
+  apiUrl: string;
+  tokenEnv: string;
+}
+
+/** How fluxstrap reaches Gitea's API for a cluster with `git.provider: gitea` (token: only its variable's name). */
+export interface GiteaSettings {
   apiUrl: string;
   tokenEnv: string;
 }
@@ -374,7 +392,7 @@ export interface ResolvedCluster {
   /** Repository-relative cluster folder, `/`-separated, without `./`. */
   path: string;
   kube: { kubeconfig?: string; context?: string };
-  git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'generic'; github?: GitHubSettings };
+  git: { url?: string; branch: string; auth: GitAuth; provider: 'github' | 'gitea' | 'generic'; github?: GitHubSettings; gitea?: GiteaSettings };
   ageKey: AgeKeySource;
   /** Set when the cluster's key is OpenPGP (`sopsKey.pgp`); `ageKey` is then not the cluster's. */
   pgpKey?: PgpKeySource;
@@ -408,6 +426,8 @@ export interface ClusterFlags {
   /** The backup's passphrase file (else $FLUXSTRAP_BACKUP_PASSPHRASE, else asked at a terminal by the command). */
   passphraseFile?: string;
   githubApiUrl?: string;
+  /** Gitea's API root for a cluster with provider gitea, over git.gitea.apiUrl. */
+  giteaApiUrl?: string;
 }
 
 /** Load and check fluxstrap.yaml; `undefined` when the file does not exist. */
@@ -435,6 +455,7 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
         at.join('.'),
       );
     }
+    giteaSettingsChecked(src, name, entry.git);
     const aws = entry.sopsKey?.awsKms;
     const arnRegion = aws ? KMS_ARN.exec(aws.arn)?.[1] : undefined;
     if (aws?.region !== undefined && arnRegion !== aws.region) {
@@ -451,6 +472,27 @@ export function parseConfig(text: string, file: string): FluxstrapConfig {
     throw src.error(`defaultCluster "${defaultCluster}" is not one of the clusters`, src.doc.get('defaultCluster', true), undefined, 'defaultCluster');
   }
   return parsed.data;
+}
+
+/** Gitea cannot be told from its URL: provider gitea and its API root come together. */
+function giteaSettingsChecked(src: YamlSource, name: string, git: ClusterConfig['git']): void {
+  const at = ['clusters', name, 'git'];
+  if (git?.provider === 'gitea' && git.gitea === undefined) {
+    throw src.error(
+      `cluster "${name}" has git.provider gitea without git.gitea.apiUrl`,
+      src.doc.getIn([...at, 'provider'], true),
+      "add git.gitea.apiUrl: Gitea's API root, e.g. https://gitea.example.com/api/v1",
+      [...at, 'provider'].join('.'),
+    );
+  }
+  if (git?.gitea !== undefined && git.provider !== 'gitea') {
+    throw src.error(
+      `cluster "${name}" has git.gitea settings but git.provider is ${git.provider ?? 'not set'}`,
+      src.doc.getIn([...at, 'gitea'], true),
+      'set git.provider: gitea (a Gitea URL is not recognised by itself), or remove git.gitea',
+      [...at, 'gitea'].join('.'),
+    );
+  }
 }
 
 /** The entry of cluster `name`: an own key only, since `constructor` is a valid cluster name and in every object. */
@@ -526,7 +568,12 @@ export function resolveCluster(
     ...(where.configFile !== undefined && config ? { configFile: where.configFile } : {}),
     path: clusterPath,
     kube: { ...(kubeconfig !== undefined ? { kubeconfig } : {}), ...(context !== undefined ? { context } : {}) },
-    git: { ...git, provider, ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}) },
+    git: {
+      ...git,
+      provider,
+      ...(provider === 'github' ? { github: githubSettings(entry?.git?.github, git.auth, flags.githubApiUrl, env) } : {}),
+      ...(provider === 'gitea' ? { gitea: giteaSettings(entry?.git?.gitea, flags.giteaApiUrl, env) } : {}),
+    },
     ...resolvedKeys(entry, flags, env, where),
     ...(entry?.sopsKey?.vault ? { vault: { address: entry.sopsKey.vault.address.replace(/\/$/, ''), tokenEnv: entry.sopsKey.vault.tokenEnv } } : {}),
     ...cloudSopsKey(entry?.sopsKey, repoDir),
@@ -737,6 +784,21 @@ function githubSettings(
       'https://api.github.com'
     ).replace(/\/+$/, ''),
     tokenEnv: file?.tokenEnv ?? (auth.type === 'https' ? auth.passwordEnv : 'GITHUB_TOKEN'),
+  };
+}
+
+function giteaSettings(file: { apiUrl: string; tokenEnv?: string | undefined } | undefined, flag: string | undefined, env: NodeJS.ProcessEnv): GiteaSettings {
+  const given = flag ?? nonEmpty(env.FLUXSTRAP_GITEA_API_URL);
+  if (given !== undefined && !/^https?:\/\/\S+$/.test(given)) {
+    throw usageError(
+      `--gitea-api-url ${JSON.stringify(given.slice(0, 200))} is not an http(s):// URL`,
+      "Gitea's API root, e.g. https://gitea.example.com/api/v1",
+    );
+  }
+  // parseConfig refuses provider gitea without git.gitea, so `file` is there whenever this runs.
+  return {
+    apiUrl: (given ?? file?.apiUrl ?? '').replace(/\/+$/, ''),
+    tokenEnv: file?.tokenEnv ?? 'GITEA_TOKEN',
   };
 }
 

@@ -53,7 +53,8 @@ export const deployKeyAccessKind: TaskKind<Params, Facts, TaskContext> = {
   kind: 'deploy-key-access',
   params: Params,
   async observe(p, ctx) {
-    if (ctx.cluster.git.provider === 'github') return { none: true };
+    // GitHub and Gitea are told of the key through their APIs (deploy-key-rotation).
+    if (ctx.cluster.git.provider !== 'generic') return { none: true };
     const text = await readTextIfExists(p.keyFile, 'read the deploy key');
     // Under --check the key may not exist yet: the task that stages it comes first.
     if (text === undefined) return { file: p.keyFile, accepted: false };

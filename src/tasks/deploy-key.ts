@@ -1,6 +1,9 @@
+import type { z } from 'zod';
+import { readTextIfExists } from '../adapters/files.ts';
 import type { ResolvedCluster } from '../cluster/config.ts';
 import type { Change } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
+import type { TaskKind } from '../core/task.ts';
 import { publicKeyOfPrivate, sshPublicKeyOf } from '../keys/ssh.ts';
 import type { GitHubContext } from './github-repository.ts';
 
@@ -40,22 +43,24 @@ export type DeployKeyFacts = { none: true } | { owner: string; repo: string; tit
 
 export const blobOf = (key: string) => sshPublicKeyOf(key)?.blob.toString('base64');
 
-/** The key under `title`; the same key under another title is refused (a forge takes a key once per repository). */
-export function registeredKey(
-  keys: ForgeKey[],
-  title: string,
-  key: string | undefined,
-  where: { owner: string; repo: string; forge: string; task: string },
-): ForgeKey | undefined {
-  if (key !== undefined) {
-    const elsewhere = keys.find((k) => k.title !== title && blobOf(k.key) === blobOf(key));
-    if (elsewhere) {
-      throw new FluxstrapError('E_PRECONDITION', `the deploy key is already registered on ${where.owner}/${where.repo} under the title "${elsewhere.title}"`, {
-        hint: `${where.forge} takes a key once per repository: delete "${elsewhere.title}" in the repository's settings, or pass that title to the ${where.task} task`,
-      });
-    }
+export interface KeyWhere {
+  owner: string;
+  repo: string;
+  /** The forge, for messages: GitHub, Gitea. */
+  forge: string;
+  /** What else the user can do than delete the other entry. */
+  remedy: string;
+}
+
+/** Refuses `key` registered under a title other than `titles`: a forge takes a key once per repository. */
+export function refuseKeyElsewhere(keys: readonly { key: string; title: string }[], titles: readonly string[], key: string | undefined, where: KeyWhere): void {
+  if (key === undefined) return;
+  const elsewhere = keys.find((k) => !titles.includes(k.title) && blobOf(k.key) === blobOf(key));
+  if (elsewhere) {
+    throw new FluxstrapError('E_PRECONDITION', `the deploy key is already registered on ${where.owner}/${where.repo} under the title "${elsewhere.title}"`, {
+      hint: `${where.forge} takes a key once per repository: delete "${elsewhere.title}" in the repository's settings, ${where.remedy}`,
+    });
   }
-  return keys.find((k) => k.title === title);
 }
 
 /** A deploy key as GitHub's and Gitea's APIs list it. */
@@ -64,6 +69,69 @@ export interface ListedKey {
   key: string;
   read_only: boolean;
   title: string;
+}
+
+/** One repository's deploy keys on a forge: what the deploy-key kinds and the rotation ask of GitHub's and Gitea's APIs. */
+export interface DeployKeyForge {
+  /** For messages: GitHub, Gitea. */
+  name: string;
+  owner: string;
+  repo: string;
+  /** Every page; none for a repository the forge does not have yet when it may be created later in the run. */
+  listDeployKeys(): Promise<ListedKey[]>;
+  addDeployKey(key: { title: string; key: string; readOnly: boolean }): Promise<void>;
+  deleteDeployKey(id: number): Promise<void>;
+}
+
+/** The deploy key of git.auth.sopsFile, for a machine without the key file (disaster recovery). */
+async function deployKeyInRepository(ctx: GitHubContext): Promise<string | undefined> {
+  if (ctx.cluster?.git.auth.sopsFile === undefined || ctx.gitCredentials === undefined) return undefined;
+  const creds = await ctx.gitCredentials();
+  return creds.type === 'ssh' ? creds.identity : undefined;
+}
+
+/** The params every forge's deploy-key kind takes. */
+export interface DeployKeyParams {
+  keyFile?: string | undefined;
+  title?: string | undefined;
+  readOnly?: boolean | undefined;
+}
+
+/**
+ * A forge's deploy-key kind: `connect` is the forge the params or the cluster name, undefined
+ * when the cluster is on another one (the task is then a no-op, so one playbook serves all).
+ */
+export function forgeDeployKeyKind<P extends DeployKeyParams>(
+  kind: string,
+  params: z.ZodType<P>,
+  connect: (p: P, ctx: GitHubContext) => Promise<DeployKeyForge | undefined>,
+): TaskKind<P, DeployKeyFacts, GitHubContext> {
+  return {
+    kind,
+    params,
+    async observe(p, ctx) {
+      const keyFile = deployKeyFile(p.keyFile, ctx.cluster);
+      const forge = keyFile === undefined ? undefined : await connect(p, ctx);
+      if (keyFile === undefined || forge === undefined) return { none: true };
+      const text = (await readTextIfExists(keyFile, 'read the deploy key')) ?? (await deployKeyInRepository(ctx));
+      const where = { owner: forge.owner, repo: forge.repo, forge: forge.name, task: kind };
+      return observedDeployKey(p, ctx, { text, file: keyFile }, await forge.listDeployKeys(), where);
+    },
+    plan(_p, facts, ctx): Change[] {
+      return planDeployKey(facts, ctx.rotateSecrets);
+    },
+    async apply(change, p, ctx) {
+      const facts = change.data as Extract<DeployKeyFacts, { title: string }>;
+      const key = keyToRegister(facts);
+      const forge = await connect(p, ctx);
+      if (forge === undefined) return;
+      if (facts.registered) await forge.deleteDeployKey(facts.registered.id);
+      await forge.addDeployKey({ title: facts.title, key, readOnly: facts.readOnly });
+    },
+    notes(_p, facts) {
+      return deployKeyNotes(facts);
+    },
+  };
 }
 
 /**
@@ -81,12 +149,9 @@ export function observedDeployKey(
   const title = p.title ?? clusterDeployKeyTitle(ctx);
   const readOnly = p.readOnly ?? registeredReadOnly(ctx);
   const key = privateKey.text === undefined ? undefined : publicKeyOfPrivate(privateKey.text, privateKey.file);
-  const mine = registeredKey(
-    listed.map((k) => ({ id: k.id, key: k.key, readOnly: k.read_only, title: k.title })),
-    title,
-    key,
-    where,
-  );
+  refuseKeyElsewhere(listed, [title], key, { ...where, remedy: `or pass that title to the ${where.task} task` });
+  const found = listed.find((k) => k.title === title);
+  const mine = found && { id: found.id, key: found.key, readOnly: found.read_only, title: found.title };
   return { owner: where.owner, repo: where.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(mine ? { registered: mine } : {}) };
 }
 

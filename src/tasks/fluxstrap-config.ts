@@ -203,6 +203,10 @@ export interface GitFlags {
   sshKeyAlgorithm?: SshKeyAlgorithm;
   /** GitHub Enterprise Server's API: written as git.github.apiUrl, with provider github. */
   githubApiUrl?: string;
+  /** git.provider, for a host its URL does not tell (a self-hosted Gitea or Forgejo). */
+  gitProvider?: 'github' | 'gitea' | 'generic';
+  /** Gitea's API root: written as git.gitea.apiUrl, with provider gitea. */
+  giteaApiUrl?: string;
   /** git.auth.sopsFile: the Git credential Secret encrypted in the repository (true: the default path). */
   gitSopsFile?: string | true;
 }
@@ -311,7 +315,7 @@ export async function fluxstrapConfigTaskParams(
     ...(url !== undefined ? { url } : {}),
     ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
     ...(withSops ? { auth: withSops } : {}),
-    ...(flags.githubApiUrl !== undefined ? { provider: 'github' as const, github: { apiUrl: flags.githubApiUrl } } : {}),
+    ...providerFlags(flags, current?.git?.gitea !== undefined),
   };
   const set: Entry = {
     ...(flags.path !== undefined ? { path: keep(current?.path, join(repo, clusterPath), clusterPath) } : {}),
@@ -326,6 +330,35 @@ export async function fluxstrapConfigTaskParams(
     throw usageError(`invalid ${issue?.path.join('.') ?? 'value'} for ${CONFIG_FILE}: ${issue?.message ?? ''}`);
   }
   return { cluster, set, fill: url === undefined ? await fromOrigin(repo) : {} };
+}
+
+/** git.provider and its API settings from --git-provider, --github-api-url and --gitea-api-url. */
+function providerFlags(flags: GitFlags, giteaWritten: boolean): Pick<NonNullable<Entry['git']>, 'provider' | 'github' | 'gitea'> {
+  const provider = flags.gitProvider ?? (flags.githubApiUrl !== undefined ? 'github' : flags.giteaApiUrl !== undefined ? 'gitea' : undefined);
+  for (const [flag, value, of] of [
+    ['--github-api-url', flags.githubApiUrl, 'github'],
+    ['--gitea-api-url', flags.giteaApiUrl, 'gitea'],
+  ] as const) {
+    if (value !== undefined && provider !== of)
+      throw usageError(`${flag} is for --git-provider ${of}, not ${provider ?? ''}`, `drop ${flag}, or pass --git-provider ${of}`);
+  }
+  if (flags.giteaApiUrl !== undefined && !/^https?:\/\/\S+$/.test(flags.giteaApiUrl)) {
+    throw usageError(
+      `--gitea-api-url ${JSON.stringify(flags.giteaApiUrl.slice(0, 200))} is not an http(s):// URL`,
+      "Gitea's API root, e.g. https://gitea.example.com/api/v1",
+    );
+  }
+  if (provider === 'gitea' && flags.giteaApiUrl === undefined && !giteaWritten) {
+    throw usageError(
+      '--git-provider gitea needs --gitea-api-url',
+      "fluxstrap calls Gitea's API at the root it is given, e.g. --gitea-api-url https://gitea.example.com/api/v1",
+    );
+  }
+  return {
+    ...(provider !== undefined ? { provider } : {}),
+    ...(flags.githubApiUrl !== undefined ? { github: { apiUrl: flags.githubApiUrl } } : {}),
+    ...(flags.giteaApiUrl !== undefined ? { gitea: { apiUrl: flags.giteaApiUrl } } : {}),
+  };
 }
 
 /** A Service Principal's credentials file, typed relative to cwd, as fluxstrap.yaml holds paths. */

@@ -157,6 +157,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
         'ssh-deploy-key',
         'known-hosts',
         'github-deploy-key',
+        'gitea-deploy-key',
         'namespace',
         'git-credentials',
         'sops-age-secret',

@@ -83,7 +83,8 @@ export function withClusterOptions(cmd: Command, several = false): Command {
     .option(
       '--github-api-url <url>',
       'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 ($FLUXSTRAP_GITHUB_API_URL; default git.github.apiUrl, else https://api.github.com)',
-    );
+    )
+    .option('--gitea-api-url <url>', "Gitea's REST API root for a cluster with git.provider gitea ($FLUXSTRAP_GITEA_API_URL; default git.gitea.apiUrl)");
 }
 
 async function runAction(opts: FleetRunOptions, cmd: Command): Promise<void> {

@@ -51,6 +51,16 @@ export function registerInit(program: Command): void {
     .option('--public', 'with --create-repo: a public repository (default: private)')
     .option('--yes', 'confirm --create-repo without asking (scripts)')
     .option('--github-api-url <url>', 'GitHub Enterprise Server REST API, e.g. https://ghe.example.com/api/v3 (written to fluxstrap.yaml as git.github.apiUrl)')
+    .addOption(
+      new Option(
+        '--git-provider <provider>',
+        'Git hosting API bootstrap registers the deploy key through (written as git.provider; default github for github.com URLs, else generic): gitea for a Gitea or Forgejo server, with --gitea-api-url',
+      ).choices(['github', 'gitea', 'generic']),
+    )
+    .option(
+      '--gitea-api-url <url>',
+      "Gitea's (or Forgejo's) REST API root, e.g. https://gitea.example.com/api/v1 (written as git.gitea.apiUrl, with git.provider gitea; token from $GITEA_TOKEN)",
+    )
     .option(
       '--flux-version <version>',
       'Flux version of a generated flux-system/gotk-components.yaml (default: v2.9.5, the one fluxstrap ships and is tested with)',

@@ -190,6 +190,43 @@ void describe('cluster resolution', () => {
     assert.equal(githubRepoOf('https://github.com/only'), undefined);
   });
 
+  void it('Gitea: explicit provider with its API root from the flag, env or file; token variable from the file, else GITEA_TOKEN', () => {
+    const g = parseConfig(
+      'clusters:\n  a:\n    git:\n      url: ssh://git@gitea.example.com/me/fleet.git\n      provider: gitea\n      gitea: { apiUrl: https://gitea.example.com/api/v1/ }\n  b:\n    git:\n      url: https://gitea.example.com/me/fleet.git\n      provider: gitea\n      gitea: { apiUrl: http://10.0.0.5:3000/api/v1, tokenEnv: FORGEJO_TOKEN }\n  c:\n    git:\n      url: https://gitea.example.com/me/fleet.git\n',
+      'fluxstrap.yaml',
+    );
+    const a = resolveCluster(g, { cluster: 'a' }, {}, where).git;
+    assert.deepEqual([a.provider, a.gitea, a.github], ['gitea', { apiUrl: 'https://gitea.example.com/api/v1', tokenEnv: 'GITEA_TOKEN' }, undefined]);
+    assert.deepEqual(resolveCluster(g, { cluster: 'b' }, {}, where).git.gitea, { apiUrl: 'http://10.0.0.5:3000/api/v1', tokenEnv: 'FORGEJO_TOKEN' });
+    assert.equal(resolveCluster(g, { cluster: 'a', giteaApiUrl: 'http://127.0.0.1:1/api/v1' }, {}, where).git.gitea?.apiUrl, 'http://127.0.0.1:1/api/v1');
+    assert.equal(resolveCluster(g, { cluster: 'a' }, { FLUXSTRAP_GITEA_API_URL: 'http://x/api/v1' }, where).git.gitea?.apiUrl, 'http://x/api/v1');
+    const c = resolveCluster(g, { cluster: 'c' }, { FLUXSTRAP_GITEA_API_URL: 'http://x/api/v1' }, where).git;
+    assert.deepEqual([c.provider, c.gitea], ['generic', undefined], 'a Gitea URL is not recognised: the provider is named');
+    assert.throws(
+      () => resolveCluster(g, { cluster: 'a', giteaApiUrl: 'gitea.example.com/api/v1' }, {}, where),
+      (e: unknown) =>
+        e instanceof FluxstrapError && e.code === 'E_USAGE' && /^--gitea-api-url "gitea.example.com\/api\/v1" is not an http\(s\):\/\/ URL$/.test(e.message),
+    );
+  });
+
+  void it('Gitea: provider without its API root, settings without the provider, a non-http(s) API root: one error at the line', () => {
+    rejectsConfig(
+      'clusters:\n  prod:\n    git:\n      url: ssh://git@gitea.example.com/me/fleet.git\n      provider: gitea\n',
+      5,
+      /^cluster "prod" has git.provider gitea without git.gitea.apiUrl$/,
+      'clusters.prod.git.provider',
+    );
+    rejectsConfig(
+      'clusters:\n  prod:\n    git:\n      url: ssh://git@gitea.example.com/me/fleet.git\n      gitea:\n        apiUrl: https://gitea.example.com/api/v1\n',
+      6,
+      /^cluster "prod" has git.gitea settings but git.provider is not set$/,
+      'clusters.prod.git.gitea',
+    );
+    rejectsConfig('clusters:\n  prod:\n    git:\n      provider: gitea\n      gitea: { apiUrl: gitea.example.com }\n', 5, /must be an http\(s\):\/\/ URL/);
+    rejectsConfig('clusters:\n  prod:\n    git:\n      provider: gitea\n      gitea: { tokenEnv: GITEA_TOKEN }\n', 5, /apiUrl/);
+    rejectsConfig('clusters:\n  prod:\n    git:\n      provider: forgejo\n', 4, /github|gitea|generic/);
+  });
+
   void it('reads the file, resolving its paths against the repository', () => {
     const c = resolveCluster(config, { cluster: 'prod' }, {}, where);
     assert.equal(c.path, 'clusters/prod');

@@ -277,5 +277,34 @@ void describe("init's fluxstrap.yaml params", () => {
     await assert.rejects(params({ gitUsername: 'me' }), usage(/--git-username needs --git-token-env/));
     await assert.rejects(params({ gitUsername: 'me', gitSshKey: 'k', gitKnownHosts: 'h' }), usage(/--git-username is for HTTPS auth/));
     await assert.rejects(params({ gitUsername: 'me:x', gitTokenEnv: 'T' }), usage(/no colon or whitespace/));
+    await assert.rejects(params({ gitProvider: 'gitea' }), usage(/^--git-provider gitea needs --gitea-api-url$/));
+    await assert.rejects(
+      params({ giteaApiUrl: 'gitea.example.com/api/v1' }),
+      usage(/^--gitea-api-url "gitea.example.com\/api\/v1" is not an http\(s\):\/\/ URL$/),
+    );
+    await assert.rejects(
+      params({ gitProvider: 'github', giteaApiUrl: 'https://g/api/v1' }),
+      usage(/^--gitea-api-url is for --git-provider gitea, not github$/),
+    );
+    await assert.rejects(
+      params({ gitProvider: 'gitea', githubApiUrl: 'https://ghe/api/v3' }),
+      usage(/^--github-api-url is for --git-provider github, not gitea$/),
+    );
+  });
+
+  void it('--git-provider gitea --gitea-api-url: git.provider and git.gitea.apiUrl; the API root once written is enough', async () => {
+    const repo = await tempDir('config-gitea');
+    const flags = { gitUrl: 'ssh://git@gitea.example.com/me/fleet.git', gitProvider: 'gitea' as const, giteaApiUrl: 'https://gitea.example.com/api/v1' };
+    const given = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', flags, process.cwd());
+    assert.deepEqual(given.set?.git?.provider, 'gitea');
+    assert.deepEqual(given.set?.git?.gitea, { apiUrl: 'https://gitea.example.com/api/v1' });
+    const implied = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { giteaApiUrl: 'http://127.0.0.1:3000/api/v1' }, process.cwd());
+    assert.deepEqual([implied.set?.git?.provider, implied.set?.git?.gitea], ['gitea', { apiUrl: 'http://127.0.0.1:3000/api/v1' }]);
+    await writeFile(
+      join(repo, 'fluxstrap.yaml'),
+      'clusters:\n  prod:\n    git:\n      url: ssh://git@gitea.example.com/me/fleet.git\n      provider: gitea\n      gitea: { apiUrl: https://gitea.example.com/api/v1 }\n',
+    );
+    const again = await fluxstrapConfigTaskParams(repo, 'prod', 'clusters/prod', { gitProvider: 'gitea' }, process.cwd());
+    assert.deepEqual([again.set?.git?.provider, again.set?.git?.gitea], ['gitea', undefined]);
   });
 });

@@ -5,21 +5,20 @@ import { dataOf } from '../core/change.ts';
 import { FluxstrapError } from '../core/errors.ts';
 import type { TaskKind } from '../core/task.ts';
 import { publicKeyOfPrivate, sshPublicKeyOf } from '../keys/ssh.ts';
-import { blobOf, clusterDeployKeyTitle, registeredReadOnly } from './deploy-key.ts';
-import { listDeployKeys } from './github-deploy-key.ts';
-import type { ListedKey } from './deploy-key.ts';
-import { githubFailure, githubRepo, GitHubTarget } from './github-repository.ts';
+import { blobOf, clusterDeployKeyTitle, refuseKeyElsewhere, registeredReadOnly } from './deploy-key.ts';
+import type { DeployKeyForge, ListedKey } from './deploy-key.ts';
 import type { GitHubContext } from './github-repository.ts';
 
 /**
- * A rotation of the cluster's GitHub deploy key, in the two steps the swap needs. `register`: the
- * new key next to the old one, under the standard title plus `-next` (GitHub takes a key once per
- * repository, and the old one keeps Flux pulling until the Secret changes). `finish`, once Flux
- * has fetched with the new key: the old key deleted and the new one under the standard title, the
- * `-next` entry gone. Both are read from GitHub's list, so a run stopped between calls is
- * finished by the next one.
+ * A rotation of the cluster's deploy key on its forge (git.provider github or gitea), in the two
+ * steps the swap needs. `register`: the new key next to the old one, under the standard title plus
+ * `-next` (the old one keeps Flux pulling until the Secret changes). `finish`, once Flux has
+ * fetched with the new key: the old key deleted and the new one under the standard title, the
+ * `-next` entry gone; GitHub and Gitea take a key once per repository, so it is deleted there
+ * before it is added under the title. Both are read from the forge's list, so a run stopped
+ * between calls is finished by the next one.
  */
-const Params = GitHubTarget.extend({
+const Params = z.strictObject({
   keyFile: z.string().min(1).describe('The new private key file (`<keyFile>.next` during a rotation).'),
   phase: z.enum(['register', 'finish']).describe('register: add the new key beside the old; finish: the new key alone, under the standard title.'),
   title: z.string().min(1).optional().describe('Standard title; default flux-system-<branch>-flux-system-<path>, as flux bootstrap names it.'),
@@ -30,7 +29,7 @@ export const NEXT_SUFFIX = '-next';
 
 type Facts = { none: true } | { owner: string; repo: string; title: string; readOnly: boolean; key?: string; keys: ListedKey[] };
 
-/** One call to GitHub, in the order the plan lists them. */
+/** One call to the forge, in the order the plan lists them. */
 export type KeyCall = { delete: { id: number; title: string } } | { create: { title: string } };
 
 /** What is left to do for `phase`, from the repository's keys; undefined `key` is a key --check has not generated yet. */
@@ -53,25 +52,26 @@ export function rotationCalls(phase: Params['phase'], title: string, readOnly: b
 
 const describeCall = (c: KeyCall) => ('delete' in c ? `delete "${c.delete.title}"` : `add "${c.create.title}"`);
 
-export const githubDeployKeyRotationKind: TaskKind<Params, Facts, GitHubContext, KeyCall[]> = {
-  kind: 'github-deploy-key-rotation',
+/** The cluster's forge: GitHub or Gitea by git.provider; undefined on a host fluxstrap does not call. */
+async function clusterForge(ctx: GitHubContext): Promise<DeployKeyForge | undefined> {
+  const provider = ctx.cluster?.git.provider;
+  if (provider === 'github') return (await import('./github-deploy-key.ts')).githubForge({}, ctx);
+  if (provider === 'gitea') return (await import('./gitea-deploy-key.ts')).giteaForge({}, ctx);
+  return undefined;
+}
+
+export const deployKeyRotationKind: TaskKind<Params, Facts, GitHubContext, KeyCall[]> = {
+  kind: 'deploy-key-rotation',
   params: Params,
   async observe(p, ctx) {
-    if (p.url === undefined && ctx.cluster?.git.provider !== 'github') return { none: true };
-    const r = await githubRepo(p, ctx);
+    const r = await clusterForge(ctx);
+    if (r === undefined) return { none: true };
     const title = p.title ?? clusterDeployKeyTitle(ctx);
     const text = await readTextIfExists(p.keyFile, 'read the new deploy key');
     // Under --check the new key may not exist yet: staging it comes first.
     const key = text === undefined ? undefined : publicKeyOfPrivate(text, p.keyFile);
-    const keys = await listDeployKeys(r);
-    if (key !== undefined) {
-      const elsewhere = keys.find((k) => k.title !== title && k.title !== `${title}${NEXT_SUFFIX}` && blobOf(k.key) === blobOf(key));
-      if (elsewhere) {
-        throw new FluxstrapError('E_PRECONDITION', `the new deploy key is already registered on ${r.owner}/${r.repo} under the title "${elsewhere.title}"`, {
-          hint: `GitHub takes a key once per repository: delete "${elsewhere.title}" in the repository's settings, then run again`,
-        });
-      }
-    }
+    const keys = await r.listDeployKeys();
+    refuseKeyElsewhere(keys, [title, `${title}${NEXT_SUFFIX}`], key, { owner: r.owner, repo: r.repo, forge: r.name, remedy: 'then run again' });
     return { owner: r.owner, repo: r.repo, title, readOnly: registeredReadOnly(ctx), ...(key !== undefined ? { key } : {}), keys };
   },
   plan(p, facts): Change<KeyCall[]>[] {
@@ -88,19 +88,16 @@ export const githubDeployKeyRotationKind: TaskKind<Params, Facts, GitHubContext,
     ];
   },
   async apply(change, p, ctx) {
-    const r = await githubRepo(p, ctx);
+    const r = await clusterForge(ctx);
+    if (r === undefined) return;
     const text = await readTextIfExists(p.keyFile, 'read the new deploy key');
     // Only --check observes before the key exists, and --check applies nothing.
     if (text === undefined) throw new FluxstrapError('E_NOT_FOUND', `no new deploy key at ${p.keyFile}`, { hint: 'run fluxstrap git rotate-key again' });
     const key = publicKeyOfPrivate(text, p.keyFile);
     const readOnly = registeredReadOnly(ctx);
     for (const call of dataOf(change)) {
-      try {
-        if ('delete' in call) await r.gh.rest.repos.deleteDeployKey({ owner: r.owner, repo: r.repo, key_id: call.delete.id });
-        else await r.gh.rest.repos.createDeployKey({ owner: r.owner, repo: r.repo, title: call.create.title, key, read_only: readOnly });
-      } catch (e) {
-        throw await githubFailure(e, r, `${describeCall(call)} on ${r.owner}/${r.repo}`);
-      }
+      if ('delete' in call) await r.deleteDeployKey(call.delete.id);
+      else await r.addDeployKey({ title: call.create.title, key, readOnly });
     }
   },
   notes(_p, facts) {

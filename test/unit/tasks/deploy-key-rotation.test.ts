@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateSshKey } from '../../../src/keys/ssh.ts';
-import { rotationCalls } from '../../../src/tasks/github-deploy-key-rotation.ts';
+import { rotationCalls } from '../../../src/tasks/deploy-key-rotation.ts';
 
 const A = generateSshKey('ed25519', 'a').publicKey;
 const B = generateSshKey('ed25519', 'b').publicKey;
 const T = 'flux-system-main-flux-system-clusters/prod';
 const k = (id: number, title: string, key: string, readOnly = true) => ({ id, title, key: key.split(' ').slice(0, 2).join(' '), read_only: readOnly });
 
-void describe('GitHub deploy key rotation steps', () => {
+void describe('Deploy key rotation steps (GitHub, Gitea)', () => {
   void it('register: the new key beside the old under <title>-next; nothing once it is there, or already under the title', () => {
     assert.deepEqual(rotationCalls('register', T, true, B, [k(1, T, A)]), [{ create: { title: `${T}-next` } }]);
     assert.deepEqual(rotationCalls('register', T, true, B, [k(1, T, A), k(2, `${T}-next`, B)]), []);
