@@ -139,7 +139,7 @@ export function forgeDeployKeyKind<P extends DeployKeyParams>(
  * --check before ssh-deploy-key made it) and the forge's key under the title, title and access as
  * the task's params or the cluster's config give them.
  */
-export function observedDeployKey(
+function observedDeployKey(
   p: { title?: string | undefined; readOnly?: boolean | undefined },
   ctx: GitHubContext,
   privateKey: { text: string | undefined; file: string },
@@ -155,7 +155,7 @@ export function observedDeployKey(
   return { owner: where.owner, repo: where.repo, title, readOnly, ...(key !== undefined ? { key } : {}), ...(mine ? { registered: mine } : {}) };
 }
 
-export function planDeployKey(facts: DeployKeyFacts, rotateSecrets: boolean | undefined): Change[] {
+function planDeployKey(facts: DeployKeyFacts, rotateSecrets: boolean | undefined): Change[] {
   if ('none' in facts) return [];
   const target = `deploy key "${facts.title}" on ${facts.owner}/${facts.repo}`;
   const access = facts.readOnly ? 'read-only' : 'read-write';
@@ -173,7 +173,7 @@ export function planDeployKey(facts: DeployKeyFacts, rotateSecrets: boolean | un
 }
 
 /** The key to register, present unless --check observed before ssh-deploy-key made it (and --check applies nothing). */
-export function keyToRegister(facts: Extract<DeployKeyFacts, { title: string }>): string {
+function keyToRegister(facts: Extract<DeployKeyFacts, { title: string }>): string {
   if (facts.key === undefined)
     throw new FluxstrapError('E_NOT_FOUND', `no deploy key to register for ${facts.owner}/${facts.repo}`, {
       hint: 'run the ssh-deploy-key task first (init and bootstrap do)',
@@ -181,7 +181,7 @@ export function keyToRegister(facts: Extract<DeployKeyFacts, { title: string }>)
   return facts.key;
 }
 
-export function deployKeyNotes(facts: DeployKeyFacts): string[] {
+function deployKeyNotes(facts: DeployKeyFacts): string[] {
   if ('none' in facts || facts.registered === undefined) return [];
   return [
     `deploy key "${facts.title}" on ${facts.owner}/${facts.repo} (${facts.registered.readOnly ? 'read-only' : 'read-write'}, ${sshPublicKeyOf(facts.registered.key)?.fingerprint ?? ''})`,
