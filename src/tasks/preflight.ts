@@ -30,10 +30,16 @@ const Params = z.strictObject({
     .default('1.32')
     .describe('Oldest Kubernetes minor version accepted (Flux v2.7 supports 1.32 and newer).'),
   scope: z
-    .enum(['all', 'cluster', 'repository'])
+    .enum(['all', 'repository'])
     .default('all')
     .describe(
-      'What to check: `cluster` needs no repository (API, version, permissions for what every Flux install applies, the SOPS key on this machine), run before the deploy key is registered; `repository` reads the commit (layout, sync objects, permissions for its build, the key against the SOPS files, Git access); `all` both.',
+      '`all`: the API, its version, permissions, the SOPS key, and the repository at the commit bootstrapped; `repository`: only the repository (layout, sync objects, permissions for its build, the key against the SOPS files, Git access), and only when no earlier preflight of the run read it.',
+    ),
+  deferRead: z
+    .boolean()
+    .default(false)
+    .describe(
+      "When the repository cannot be read yet with a deploy key that the forge's deploy-key task, later in the playbook, would generate or register (SSH auth, git.provider github or gitea): check the rest and leave the repository to a later `preflight: { scope: repository }`.",
     ),
 });
 type Params = z.infer<typeof Params>;
@@ -108,7 +114,7 @@ export function versionProblem(gitVersion: string, major: number, minor: number,
   return undefined;
 }
 
-/** What every Flux install applies, whatever its build: what the cluster scope checks access for before reading the repository. */
+/** What every Flux install applies, whatever its build: the access checked while the build cannot be read yet. */
 export const BASE_OBJECTS: readonly KubeObject[] = [
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flux-system' } },
   { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: '' } },
@@ -370,17 +376,21 @@ export function pendingRead(url: string | undefined, why: string): Change {
 }
 
 /**
- * Everything that can be known before changing anything, in two scopes a playbook can run apart
- * (the deploy key registered between them): the API and its version, the caller's permissions
- * and the SOPS key on this machine need no repository; the layout at the commit being
- * bootstrapped, the permissions its build needs, the key against .sops.yaml and the encrypted
- * files, and Git read access need it. Every problem is collected, then the task fails with all of
- * them; it never changes anything.
+ * Everything that can be known before changing anything: the API and its version, the caller's
+ * permissions, the repository layout at the commit being bootstrapped, the age key against
+ * .sops.yaml and the encrypted files, and Git read access. Every problem is collected, then the
+ * task fails with all of them; it never changes anything. With SSH auth on GitHub or Gitea the
+ * repository is read with a deploy key the playbook may register only later (`deferRead`): the
+ * repository's checks then wait for a second preflight (`scope: repository`) after that step.
  */
+/** The runs (task contexts) whose repository a preflight has checked: a later `scope: repository` has nothing left to do. */
+const checkedRepository = new WeakSet<object>();
+
 export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
   kind: 'preflight',
   params: Params,
   async observe(p, ctx, run) {
+    if (p.scope === 'repository' && checkedRepository.has(ctx)) return { problems: [], notes: [] };
     const notes: string[] = [];
     const problems: Problem[] = [];
     const attempt = async <T>(fn: () => Promise<T>, fix: string): Promise<T | undefined> => {
@@ -391,32 +401,36 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
         return undefined;
       }
     };
-    const kube = attempt(() => ctx.kube(), 'check --kubeconfig and --context');
-    if (p.scope === 'cluster') {
+    const version = p.scope === 'all' ? p.minKubernetes : undefined;
+    // Git and the API are independent: ask both at once.
+    const [src, kube] = await Promise.all([
+      ctx.source().catch(async (e: unknown) => {
+        // Reading over HTTPS with the forge token would need a second way in; the key is registered first instead.
+        const pending =
+          p.deferRead || (p.scope === 'repository' && run.check) ? await attempt(() => pendingDeployKey(ctx), 'check the forge token') : undefined;
+        if (pending === undefined) problems.push(problemOf(e, 'check the Git URL, branch and credentials in fluxstrap.yaml'));
+        return pending;
+      }),
+      attempt(() => ctx.kube(), 'check --kubeconfig and --context'),
+    ]);
+    if (typeof src === 'string') {
+      if (p.scope === 'repository') return { problems: [], notes: [], pending: src };
+      // Before the deploy key is registered: what needs no repository, so a bad cluster or key stops the run first.
       const [fromKube, key] = await Promise.all([
-        kube.then((k) => (k ? kubeProblems(k, BASE_OBJECTS, p.minKubernetes, notes) : [])),
-        // A key service (sopsKey.vault, a cloud key) may stand in for a local key: the repository scope knows.
+        kube ? kubeProblems(kube, BASE_OBJECTS, version, notes) : [],
+        // A key service (sopsKey.vault, a cloud key) may stand in for a local key: the repository tells.
         ctx.cluster.vault || ctx.cluster.cloudKey ? undefined : attempt(() => readClusterKey(ctx), keyFix(ctx)),
       ]);
       if (key) notes.push(`the SOPS key on this machine: ${key.label}`);
+      notes.push(`the repository is read once the deploy key is there (${src})`);
       return { problems: [...fromKube, ...problems], notes };
     }
-    // Git and the API are independent: ask both at once.
-    const [src, kubeAdapter] = await Promise.all([
-      ctx.source().catch(async (e: unknown) => {
-        const pending = run.check && p.scope === 'repository' ? await pendingDeployKey(ctx) : undefined;
-        if (pending !== undefined) return pending;
-        problems.push(problemOf(e, 'check the Git URL, branch and credentials in fluxstrap.yaml'));
-        return undefined;
-      }),
-      kube,
-    ]);
-    if (typeof src === 'string') return { problems: [], notes: [], pending: src };
+    if (src) checkedRepository.add(ctx);
     const build = src ? await attempt(() => ctx.fluxBuild(), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
     if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
-    const objects = build ? [...build.components, build.sync.gitRepository, build.sync.kustomization] : [];
+    const objects = build ? [...build.components, build.sync.gitRepository, build.sync.kustomization] : BASE_OBJECTS;
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
-      kubeAdapter ? kubeProblems(kubeAdapter, objects, p.scope === 'all' ? p.minKubernetes : undefined, notes) : [],
+      kube ? kubeProblems(kube, objects, version, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
       src && ctx.cluster.vault
         ? attempt(

@@ -237,10 +237,18 @@ void describe('the built-in bootstrap playbook', () => {
         'verify-decryption',
       ],
     );
-    // The repository is read (with SSH auth, with the deploy key) only once the forge steps registered it.
+    // With SSH auth the repository may be readable only once the forge steps registered the deploy key.
     assert.deepEqual(
-      pb.tasks.filter((t) => t.kind.kind === 'preflight').map((t) => (t.params as { scope: string }).scope),
-      ['cluster', 'repository'],
+      pb.tasks
+        .filter((t) => t.kind.kind === 'preflight')
+        .map((t) => {
+          const q = t.params as { scope: string; deferRead: boolean };
+          return [q.scope, q.deferRead];
+        }),
+      [
+        ['all', true],
+        ['repository', false],
+      ],
     );
   });
 

@@ -77,7 +77,7 @@ void describe('preflight helpers', () => {
   void it('under --check, a repository not readable before its deploy key is registered is one pending read that ends the check', () => {
     const ctx = { cluster: { git: { url: 'ssh://git@github.com/me/fleet.git' } } } as never;
     const [change, ...rest] = preflightKind.plan(
-      { minKubernetes: '1.32', scope: 'repository' },
+      { minKubernetes: '1.32', scope: 'repository', deferRead: false },
       { problems: [], notes: [], pending: 'register the read-only deploy key (deploy key "t" on me/fleet)' },
       ctx,
     );
@@ -112,15 +112,20 @@ void describe('preflight helpers', () => {
     assert.equal(await pendingDeployKey(on('github', { type: 'https' })), undefined);
   });
   void it('fails with every problem and its fix, keeping the code of a single one', () => {
-    assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32', scope: 'all' }, { problems: [], notes: [] }, undefined as never), []);
+    assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32', scope: 'all', deferRead: false }, { problems: [], notes: [] }, undefined as never), []);
     assert.throws(
-      () => preflightKind.plan({ minKubernetes: '1.32', scope: 'all' }, { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] }, undefined as never),
+      () =>
+        preflightKind.plan(
+          { minKubernetes: '1.32', scope: 'all', deferRead: false },
+          { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] },
+          undefined as never,
+        ),
       (e) => isFluxstrapError(e) && e.code === 'E_GIT' && e.message === 'preflight: a' && e.hint === 'fa',
     );
     assert.throws(
       () =>
         preflightKind.plan(
-          { minKubernetes: '1.32', scope: 'all' },
+          { minKubernetes: '1.32', scope: 'all', deferRead: false },
           {
             problems: [
               { what: 'a', fix: 'fa' },
