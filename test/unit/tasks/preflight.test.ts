@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { KubeObject } from '../../../src/adapters/kube/port.ts';
-import { isFluxstrapError } from '../../../src/core/errors.ts';
+import { FluxstrapError, isFluxstrapError } from '../../../src/core/errors.ts';
 import { clusterRuleRecipients } from '../../../src/sops/config.ts';
 import { planComponents } from '../../../src/tasks/flux-components.ts';
 import { accessChecks, BASE_OBJECTS, pendingDeployKey, pluralOf, postQuantumProblem, preflightKind, versionProblem } from '../../../src/tasks/preflight.ts';
@@ -110,6 +110,26 @@ void describe('preflight helpers', () => {
     const on = (provider: string, auth: object) => ({ cluster: { git: { provider, auth } } }) as never;
     assert.equal(await pendingDeployKey(on('generic', { type: 'ssh', keyFile: 'k' })), undefined);
     assert.equal(await pendingDeployKey(on('github', { type: 'https' })), undefined);
+  });
+  void it('defers the repository only to a forge that would register its deploy key: else the read failure is a problem', async () => {
+    for (const [provider, auth] of [
+      ['generic', { type: 'ssh', keyFile: 'k' }],
+      ['github', { type: 'https' }],
+    ] as const) {
+      const ctx = {
+        cluster: { name: 'lab', path: 'clusters/lab', git: { provider, auth, url: 'ssh://git@h/me/r.git' } },
+        source: () => Promise.reject(new FluxstrapError('E_GIT', 'git ls-remote: Permission denied (publickey)')),
+        kube: () => Promise.reject(new FluxstrapError('E_KUBE', 'connection refused')),
+      } as never;
+      for (const params of [
+        { minKubernetes: '1.32', scope: 'all', deferRead: true },
+        { minKubernetes: '1.32', scope: 'repository', deferRead: false },
+      ] as const) {
+        const facts = await preflightKind.observe(params, ctx, { check: true });
+        assert.equal(facts.pending, undefined, `${provider} ${params.scope}`);
+        assert.deepEqual(facts.problems.map((q) => q.code).sort(), ['E_GIT', 'E_KUBE']);
+      }
+    }
   });
   void it('fails with every problem and its fix, keeping the code of a single one', () => {
     assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32', scope: 'all', deferRead: false }, { problems: [], notes: [] }, undefined as never), []);
