@@ -349,9 +349,9 @@ export function decryptionProblem(d: DecryptionFinding, cluster: string): Proble
 }
 
 /**
- * Under --check, why the repository cannot be read yet: the deploy key it is read with is one the
- * forge's deploy-key task, earlier in the playbook, would generate or register. Undefined when
- * nothing would (the read failed for another reason, which stands).
+ * Why the repository cannot be read yet: the deploy key it is read with is one the forge's
+ * deploy-key task of the playbook would generate or register. Undefined when nothing would (the
+ * read failed for another reason, which stands); a key-title clash throws, as that task would.
  */
 export async function pendingDeployKey(ctx: TaskContext): Promise<string | undefined> {
   const { auth, provider } = ctx.cluster.git;
