@@ -23,6 +23,12 @@ export interface ChangeView {
  */
 export interface Change<D = unknown> extends ChangeView {
   data?: D;
+  /**
+   * Under --check, the tasks after this one would observe what only applying it makes (a
+   * repository read with a deploy key not registered yet): the run stops there, the rest
+   * skipped, instead of failing on what is not there yet. Never rendered.
+   */
+  checkHorizon?: true;
 }
 
 /** The data a kind's plan put in its change; a change without it is a bug of the kind. */
@@ -32,7 +38,7 @@ export function dataOf<D>(change: Change<D>): D {
 }
 
 export function viewOf(change: Change): ChangeView {
-  const { data: _data, ...view } = change;
+  const { data: _data, checkHorizon: _horizon, ...view } = change;
   return view;
 }
 

@@ -39,6 +39,7 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * convergence failure, because a task that cannot reach its own goal must not report success.
  * The first failure stops the run (unless the task ignores errors), like Ansible's default.
  * A handler runs only when a task's outcome (changed, or would-change under check) notified it.
+ * Under check, a change marked `checkHorizon` ends the run there: what follows cannot be observed yet.
  */
 export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
   const now = opts.now ?? Date.now;
@@ -66,8 +67,10 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
     const t0 = now();
     const check = checkOf(task, opts);
     let result: TaskResult;
+    let planned: Change[] = [];
     try {
       const { changes, notes } = await runOne(task, ref, check, opts, sleep);
+      planned = changes;
       result = {
         ...ref,
         outcome: changes.length === 0 ? 'ok' : check ? 'would-change' : 'changed',
@@ -87,6 +90,7 @@ export async function runTasks<C>(opts: RunOptions<C>): Promise<RunResult> {
       };
       if (!task.ignoreErrors) stopped = true;
     }
+    if (check && result.outcome === 'would-change' && planned.some((c) => c.checkHorizon === true)) stopped = true;
     results.push(result);
     if (result.outcome === 'changed' || result.outcome === 'would-change') for (const n of task.notify ?? []) notified.add(n);
     opts.reporter.emit({ type: 'task-end', result });

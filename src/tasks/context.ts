@@ -81,6 +81,16 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
   return () => (p ??= fn());
 }
 
+/** As `once`, but a failure is not kept: the repository, refused before its deploy key is registered, is read again after. */
+function onceOk<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () =>
+    (p ??= fn().catch((e: unknown) => {
+      p = undefined;
+      throw e;
+    }));
+}
+
 async function connectReal(cluster: ResolvedCluster, env: NodeJS.ProcessEnv): Promise<KubeAdapter> {
   const { connectKube } = await import('../adapters/kube.ts');
   return connectKube(cluster.kube, env);
@@ -104,7 +114,7 @@ export function createTaskContext(opts: ContextOptions): TaskContext {
     ageIdentities,
     pgpKey: once(async () => (cluster.pgpKey ? readClusterPgpKey(cluster.pgpKey, cluster.pgpRetiring, env) : undefined)),
     gitCredentials: once(() => readGitCredentials(cluster, env, ageIdentities)),
-    source: once(() => (opts.resolveSource ?? resolveSource)(ctx)),
+    source: onceOk(() => (opts.resolveSource ?? resolveSource)(ctx)),
     fluxBuild: once(async () => buildFluxSystem(ctx, await ctx.source())),
     rotateSecrets: opts.rotateSecrets,
     timeoutMs: opts.timeoutMs,

@@ -29,6 +29,18 @@ const Params = z.strictObject({
     .regex(/^\d+\.\d+$/)
     .default('1.32')
     .describe('Oldest Kubernetes minor version accepted (Flux v2.7 supports 1.32 and newer).'),
+  scope: z
+    .enum(['all', 'repository'])
+    .default('all')
+    .describe(
+      '`all`: the API, its version, permissions, the SOPS key, and the repository at the commit bootstrapped; `repository`: only the repository (layout, sync objects, permissions for its build, the key against the SOPS files, Git access), and only when no earlier preflight of the run read it.',
+    ),
+  deferRead: z
+    .boolean()
+    .default(false)
+    .describe(
+      "When the repository cannot be read yet with a deploy key that the forge's deploy-key task, later in the playbook, would generate or register (SSH auth, git.provider github or gitea): check the rest and leave the repository to a later `preflight: { scope: repository }`.",
+    ),
 });
 type Params = z.infer<typeof Params>;
 
@@ -43,6 +55,8 @@ export interface Problem {
 interface PreflightFacts {
   problems: Problem[];
   notes: string[];
+  /** --check, repository scope: the repository is read with a deploy key an earlier task would generate or register. */
+  pending?: string;
 }
 
 export const problemOf = (e: unknown, fallbackFix: string): Problem => {
@@ -60,7 +74,7 @@ export function pluralOf(kind: string): string {
 }
 
 /** The access a bootstrap needs: apply (create + patch) every kind it applies, and the Secrets. */
-export function accessChecks(objects: KubeObject[], namespace: string): AccessCheck[] {
+export function accessChecks(objects: readonly KubeObject[], namespace: string): AccessCheck[] {
   const seen = new Set<string>();
   const out: AccessCheck[] = [];
   const add = (c: AccessCheck) => {
@@ -100,19 +114,30 @@ export function versionProblem(gitVersion: string, major: number, minor: number,
   return undefined;
 }
 
-async function kubeProblems(kube: KubeAdapter, build: FluxBuild | undefined, p: Params, notes: string[]): Promise<Problem[]> {
-  let version;
-  try {
-    version = await kube.serverVersion();
-  } catch (e) {
-    // Nothing else about the cluster can be learned.
-    return [problemOf(e, 'check that the cluster is running and that --context/--kubeconfig point at it')];
-  }
-  notes.push(`Kubernetes ${version.gitVersion} at ${kube.server}`);
+/** What every Flux install applies, whatever its build: the access checked while the build cannot be read yet. */
+export const BASE_OBJECTS: readonly KubeObject[] = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'flux-system' } },
+  { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: '' } },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: '' } },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: '' } },
+  { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: '', namespace: 'flux-system' } },
+];
+
+/** The API and its version (unless `version` is undefined), and access to apply `objects`. */
+async function kubeProblems(kube: KubeAdapter, objects: readonly KubeObject[], version: string | undefined, notes: string[]): Promise<Problem[]> {
   const problems: Problem[] = [];
-  const v = versionProblem(version.gitVersion, version.major, version.minor, p.minKubernetes);
-  if (v) problems.push(v);
-  const objects = build ? [...build.components, build.sync.gitRepository, build.sync.kustomization] : [];
+  if (version !== undefined) {
+    let server;
+    try {
+      server = await kube.serverVersion();
+    } catch (e) {
+      // Nothing else about the cluster can be learned.
+      return [problemOf(e, 'check that the cluster is running and that --context/--kubeconfig point at it')];
+    }
+    notes.push(`Kubernetes ${server.gitVersion} at ${kube.server}`);
+    const v = versionProblem(server.gitVersion, server.major, server.minor, version);
+    if (v) problems.push(v);
+  }
   try {
     const denied = (await kube.accessReview(accessChecks(objects, 'flux-system'))).filter((r) => !r.allowed);
     if (denied.length > 0) {
@@ -324,15 +349,48 @@ export function decryptionProblem(d: DecryptionFinding, cluster: string): Proble
 }
 
 /**
+ * Why the repository cannot be read yet: the deploy key it is read with is one the forge's
+ * deploy-key task of the playbook would generate or register. Undefined when nothing would (the
+ * read failed for another reason, which stands); a key-title clash throws, as that task would.
+ */
+export async function pendingDeployKey(ctx: TaskContext): Promise<string | undefined> {
+  const { auth, provider } = ctx.cluster.git;
+  if (auth.type !== 'ssh' || provider === 'generic') return undefined;
+  const kind =
+    provider === 'github' ? (await import('./github-deploy-key.ts')).githubDeployKeyKind : (await import('./gitea-deploy-key.ts')).giteaDeployKeyKind;
+  const params = kind.params.parse({});
+  const facts = await kind.observe(params, ctx, { check: true });
+  const [change] = kind.plan(params, facts, ctx);
+  if (change === undefined) return undefined;
+  return `${'key' in facts ? '' : `the deploy key ${auth.keyFile} would be generated, then `}${change.summary} (${change.target})`;
+}
+
+/** The read of the repository a run under --check cannot make before the deploy key is registered. */
+export function pendingRead(url: string | undefined, why: string): Change {
+  return {
+    action: 'run',
+    target: `repository ${url ?? ''}`.trim(),
+    summary: `read it with the deploy key once registered (${why}): its layout, sync objects and SOPS files are checked then, before anything else changes`,
+    checkHorizon: true,
+  };
+}
+
+/**
  * Everything that can be known before changing anything: the API and its version, the caller's
  * permissions, the repository layout at the commit being bootstrapped, the age key against
  * .sops.yaml and the encrypted files, and Git read access. Every problem is collected, then the
- * task fails with all of them; it never changes anything.
+ * task fails with all of them; it never changes anything. With SSH auth on GitHub or Gitea the
+ * repository is read with a deploy key the playbook may register only later (`deferRead`): the
+ * repository's checks then wait for a second preflight (`scope: repository`) after that step.
  */
+/** The runs (task contexts) whose repository a preflight has checked: a later `scope: repository` has nothing left to do. */
+const checkedRepository = new WeakSet<object>();
+
 export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
   kind: 'preflight',
   params: Params,
-  async observe(p, ctx) {
+  async observe(p, ctx, run) {
+    if (p.scope === 'repository' && checkedRepository.has(ctx)) return { problems: [], notes: [] };
     const notes: string[] = [];
     const problems: Problem[] = [];
     const attempt = async <T>(fn: () => Promise<T>, fix: string): Promise<T | undefined> => {
@@ -343,15 +401,36 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
         return undefined;
       }
     };
+    const version = p.scope === 'all' ? p.minKubernetes : undefined;
     // Git and the API are independent: ask both at once.
     const [src, kube] = await Promise.all([
-      attempt(() => ctx.source(), 'check the Git URL, branch and credentials in fluxstrap.yaml'),
+      ctx.source().catch(async (e: unknown) => {
+        // Reading over HTTPS with the forge token would need a second way in; the key is registered first instead.
+        const pending =
+          p.deferRead || (p.scope === 'repository' && run.check) ? await attempt(() => pendingDeployKey(ctx), 'check the forge token') : undefined;
+        if (pending === undefined) problems.push(problemOf(e, 'check the Git URL, branch and credentials in fluxstrap.yaml'));
+        return pending;
+      }),
       attempt(() => ctx.kube(), 'check --kubeconfig and --context'),
     ]);
+    if (typeof src === 'string') {
+      if (p.scope === 'repository') return { problems: [], notes: [], pending: src };
+      // Before the deploy key is registered: what needs no repository, so a bad cluster or key stops the run first.
+      const [fromKube, key] = await Promise.all([
+        kube ? kubeProblems(kube, BASE_OBJECTS, version, notes) : [],
+        // A key service (sopsKey.vault, a cloud key) may stand in for a local key: the repository tells.
+        ctx.cluster.vault || ctx.cluster.cloudKey ? undefined : attempt(() => readClusterKey(ctx), keyFix(ctx)),
+      ]);
+      if (key) notes.push(`the SOPS key on this machine: ${key.label}`);
+      notes.push(`the repository is read once the deploy key is there (${src})`);
+      return { problems: [...fromKube, ...problems], notes };
+    }
+    if (src) checkedRepository.add(ctx);
     const build = src ? await attempt(() => ctx.fluxBuild(), `run \`fluxstrap init\` to write ${join(ctx.cluster.path, 'flux-system')}`) : undefined;
     if (src) notes.push(`bootstrapping ${src.revision} (${src.origin})`);
+    const objects = build ? [...build.components, build.sync.gitRepository, build.sync.kustomization] : BASE_OBJECTS;
     const [fromKube, fromLayout, fromKeys] = await Promise.all([
-      kube ? kubeProblems(kube, build, p, notes) : [],
+      kube ? kubeProblems(kube, objects, version, notes) : [],
       src && build ? attempt(() => layoutProblems(ctx, src, build), 'fix the repository layout') : [],
       src && ctx.cluster.vault
         ? attempt(
@@ -359,32 +438,31 @@ export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
             'check sopsKey.vault in fluxstrap.yaml',
           )
         : src
-          ? attempt(
-              async () => {
-                const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
-                if (cloud) notes.push(...cloud.passed, ...cloud.notes);
-                // A cluster decrypting through its cloud identity alone needs no age key on this machine.
-                if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
-                const key = await readClusterKey(ctx);
-                const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
-                return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
-              },
-              ctx.cluster.pgpKey
-                ? 'check sopsKey.pgp in fluxstrap.yaml'
-                : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)',
-            )
+          ? attempt(async () => {
+              const cloud = ctx.cluster.cloudKey ? await cloudKeyCheck(ctx.cluster, ctx.cluster.cloudKey, src.dir, build, ctx.env) : undefined;
+              if (cloud) notes.push(...cloud.passed, ...cloud.notes);
+              // A cluster decrypting through its cloud identity alone needs no age key on this machine.
+              if (!usesAgeSecret(ctx.cluster, build)) return cloud?.problems ?? [];
+              const key = await readClusterKey(ctx);
+              const pq = build ? postQuantumProblem(key.age, build.components) : undefined;
+              return [...(cloud?.problems ?? []), ...(pq ? [pq] : []), ...(await keyProblems(ctx, src, build, key, notes))];
+            }, keyFix(ctx))
           : [],
     ]);
     problems.push(...fromKube, ...(fromLayout ?? []), ...(fromKeys ?? []));
     return { problems, notes };
   },
-  plan(_p, facts): Change[] {
+  plan(_p, facts, ctx): Change[] {
+    if (facts.pending !== undefined) return [pendingRead(ctx.cluster.git.url, facts.pending)];
     return failOnProblems(facts.problems);
   },
   apply() {
-    return Promise.reject(new FluxstrapError('E_INTERNAL', 'preflight never plans a change'));
+    return Promise.reject(new FluxstrapError('E_INTERNAL', 'preflight never plans a change to apply'));
   },
   notes(_p, facts) {
-    return facts.notes;
+    return facts.pending === undefined ? facts.notes : ['--check stops here: the tasks after this one read the repository'];
   },
 };
+
+const keyFix = (ctx: TaskContext) =>
+  ctx.cluster.pgpKey ? 'check sopsKey.pgp in fluxstrap.yaml' : 'check where the age key comes from (fluxstrap.yaml ageKey, --age-key-file, SOPS_AGE_KEY)';

@@ -224,7 +224,7 @@ void describe('Gitea as git.provider', () => {
     assert.equal(doc.recap.changed, 0);
     assert.deepEqual(
       doc.tasks.map((t) => t.kind),
-      ['ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'gitea-deploy-key'],
+      ['github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'gitea-deploy-key'],
     );
     assert.deepEqual(
       (await keys('prov')).map((k) => k.id),

@@ -107,7 +107,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     assert.equal(doc.tasks[0]?.kind, 'preflight');
     assert.equal(doc.tasks[0]?.outcome, 'failed');
     assert.deepEqual(new Set(doc.tasks.slice(1).map((t) => t.outcome)), new Set(['skipped']));
-    assert.equal(doc.tasks.length, 17);
+    assert.equal(doc.tasks.length, 18);
     assert.deepEqual(await snapshot(repo), before, 'the repository is untouched');
   });
 
@@ -158,6 +158,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
         'known-hosts',
         'github-deploy-key',
         'gitea-deploy-key',
+        'preflight',
         'namespace',
         'git-credentials',
         'sops-age-secret',
@@ -173,7 +174,7 @@ void describe('fluxstrap run / bootstrap (built CLI)', () => {
     const r = cli(['bootstrap', '--check']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^► Bootstrap Flux on lab \(check mode: nothing will be changed\)\n✗ Preflight/);
-    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=16 failed=1 \(\d+\.\ds\)\n$/);
+    assert.match(r.stderr, /\nBootstrap Flux on lab: ok=0 changed=0 would-change=0 skipped=17 failed=1 \(\d+\.\ds\)\n$/);
     assert.equal(r.stdout, '');
   });
 });

@@ -1,12 +1,12 @@
 // `git.provider: gitea` end to end against the real cluster and a real Gitea (v1.27.3) serving the
 // repository over its own SSH server, which accepts exactly the deploy keys registered through its
-// API: init writes the provider, the standard bootstrap playbook registers key A on Gitea (its
-// deploy_key steps first, since preflight reads the repository with that key), bootstrap syncs;
+// API: init writes the provider; one bootstrap, the key file missing, generates key A, registers
+// it on Gitea and only then reads the repository with it, and syncs;
 // `git rotate-key` registers B beside A on Gitea, swaps the Secret, waits for source-controller's
 // fetch, deletes A on Gitea; then Gitea's SSH server refuses A and source-controller fetches a new
 // commit with B.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -59,17 +59,24 @@ void describe('git.provider gitea on a real cluster', { timeout: 20 * 60_000 }, 
         const env = { ...example.env, GITEA_TOKEN: gitea.token };
         const fluxstrap = (...args: string[]) =>
           sh(process.execPath, [cli, ...args, '--cluster', EXAMPLE_CLUSTER, '--repo', example.repo], { env, quiet: true });
-        const keyA = publicKeyOfPrivate(readFileSync(keyFile, 'utf8'), keyFile);
-        const register = await fluxstrap('bootstrap', '--tags', 'deploy_key', '--skip-tags', 'always');
-        assert.equal(register.code, 0, `${register.stderr}\n${register.stdout}`);
-        assert.deepEqual(
-          (await keys()).map((k) => [k.title, blob(k.key), k.read_only]),
-          [[TITLE, blob(keyA), true]],
-          'the standard playbook registered A on Gitea',
-        );
+        // The key init made is gone (another machine): bootstrap generates A, registers it, then reads with it.
+        rmSync(keyFile);
+        rmSync(`${keyFile}.pub`);
+        const dry = await fluxstrap('bootstrap', '--check');
+        assert.equal(dry.code, 3, `${dry.stderr}\n${dry.stdout}`);
+        assert.match(dry.stderr + dry.stdout, /would be generated, then register the read-only deploy key/);
+        assert.doesNotMatch(dry.stderr + dry.stdout, /✗|failed=[1-9]/, 'pending, not failed');
+        assert.equal(existsSync(keyFile), false, '--check writes no key');
+        assert.deepEqual(await keys(), [], '--check registers nothing');
         const boot = await fluxstrap('bootstrap');
         assert.equal(boot.code, 0, `${boot.stderr}\n${boot.stdout}`);
         assert.deepEqual(leaksIn(`${boot.stdout}\n${boot.stderr}`), [], 'no token or key in the output');
+        const keyA = publicKeyOfPrivate(readFileSync(keyFile, 'utf8'), keyFile);
+        assert.deepEqual(
+          (await keys()).map((k) => [k.title, blob(k.key), k.read_only]),
+          [[TITLE, blob(keyA), true]],
+          'the one bootstrap registered A on Gitea',
+        );
 
         const rotated = await fluxstrap('git', 'rotate-key');
         assert.equal(rotated.code, 0, `${rotated.stderr}\n${rotated.stdout}`);

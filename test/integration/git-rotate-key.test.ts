@@ -1,6 +1,7 @@
 // `fluxstrap git rotate-key` against the real cluster, the harness' SSH Git server and the GitHub
 // stand-in (every request checked against GitHub's OpenAPI description). The Git server accepts
-// exactly the keys registered on the stand-in, as GitHub does: bootstrap with key A; a rotation to
+// exactly the keys registered on the stand-in, as GitHub does: one bootstrap registers key A (made
+// by init, registered nowhere) and reads the repository with it; a rotation to
 // B killed right after the flux-system Secret changed, finished by the next run; then A is gone
 // from GitHub (and so refused by the server), B is under the standard title alone, and the real
 // source-controller fetches a new commit with B.
@@ -69,9 +70,16 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
         const fluxstrap = (...args: string[]) =>
           sh(process.execPath, [cli, ...args, '--cluster', EXAMPLE_CLUSTER, '--repo', example.repo], { env, quiet: true });
 
-        // As init registers it with git.provider github: A under the standard title (bootstrap then finds it in place).
+        // An existing repository: init made key A but registered nothing, so the server refuses A.
         const keyA = publicKeyOfPrivate(readFileSync(keyFile, 'utf8'), keyFile);
-        fleet.keys.push({ id: 1, title: TITLE, key: keyA, read_only: true, created_at: '2026-12-01T10:00:00Z' });
+        const dry = await fluxstrap('bootstrap', '--check');
+        assert.equal(dry.code, 3, `${dry.stderr}\n${dry.stdout}`);
+        assert.match(dry.stderr + dry.stdout, /register the read-only deploy key/);
+        assert.match(dry.stderr + dry.stdout, /read it with the deploy key once registered/);
+        assert.doesNotMatch(dry.stderr + dry.stdout, /✗|failed=[1-9]/, 'pending, not failed');
+        assert.equal(fleet.keys.length, 0, '--check registers nothing');
+        assert.equal(publicKeyOfPrivate(readFileSync(keyFile, 'utf8'), keyFile), keyA, '--check leaves the key file alone');
+        // One bootstrap registers A, then reads the repository with it.
         const boot = await fluxstrap('bootstrap');
         assert.equal(boot.code, 0, `${boot.stderr}\n${boot.stdout}`);
         assert.deepEqual(

@@ -75,6 +75,30 @@ void describe('engine', () => {
     assert.ok(r.success);
   });
 
+  void it('under --check, a change marked checkHorizon ends the run there: the rest skipped, not failed, the mark never rendered', async () => {
+    const base = valueKind();
+    const horizon: TaskKind<Params, string | undefined, World> = {
+      ...base,
+      plan: (p, current, world) => base.plan(p, current, world).map((c) => ({ ...c, checkHorizon: true as const })),
+    };
+    const world: World = new Map();
+    const tasks = [task(valueKind(), { key: 'a', want: '1' }), task(horizon, { key: 'b', want: '2' }), task(valueKind(), { key: 'c', want: '3' })];
+    const reporter = recorder();
+    const r = await runTasks({ title: 't', tasks, ctx: world, reporter, check: true });
+    assert.deepEqual(
+      r.results.map((x) => x.outcome),
+      ['would-change', 'would-change', 'skipped'],
+    );
+    assert.ok(r.success);
+    assert.equal(JSON.stringify(reporter.events).includes('checkHorizon'), false);
+    // Applied, the same change is only a change: the run goes on.
+    const applied = await runTasks({ title: 't', tasks, ctx: world, reporter: recorder(), check: false });
+    assert.deepEqual(
+      applied.results.map((x) => x.outcome),
+      ['changed', 'changed', 'changed'],
+    );
+  });
+
   void it('fails a task whose apply does not converge and skips the rest', async () => {
     const world: World = new Map();
     const tasks = [task(valueKind({ sabotage: true }), { key: 'a', want: '1' }), task(valueKind(), { key: 'b', want: '2' })];

@@ -223,6 +223,7 @@ void describe('the built-in bootstrap playbook', () => {
         'known-hosts',
         'github-deploy-key',
         'gitea-deploy-key',
+        'preflight',
         'namespace',
         'git-credentials',
         'sops-age-secret',
@@ -235,6 +236,32 @@ void describe('the built-in bootstrap playbook', () => {
         'reconcile',
         'verify-decryption',
       ],
+    );
+    // With SSH auth the repository may be readable only once the forge steps registered the deploy key.
+    assert.deepEqual(
+      pb.tasks
+        .filter((t) => t.kind.kind === 'preflight')
+        .map((t) => {
+          const q = t.params as { scope: string; deferRead: boolean };
+          return [q.scope, q.deferRead];
+        }),
+      [
+        ['all', true],
+        ['repository', false],
+      ],
+    );
+  });
+
+  void it('--tags deploy_key --skip-tags always: the Git-hosting steps alone', async () => {
+    const pb = await loadPlaybook(builtinPlaybook('bootstrap'), {
+      registry: builtinKinds,
+      builtins: { cluster: { name: 'prod' }, check_mode: false, rotate_secrets: false },
+      tags: ['deploy_key'],
+      skipTags: ['always'],
+    });
+    assert.deepEqual(
+      pb.tasks.map((t) => t.kind.kind),
+      ['github-repository', 'ssh-deploy-key', 'known-hosts', 'github-deploy-key', 'gitea-deploy-key'],
     );
   });
 
@@ -253,6 +280,7 @@ void describe('the built-in bootstrap playbook', () => {
         'known-hosts',
         'github-deploy-key',
         'gitea-deploy-key',
+        'preflight',
         'namespace',
         'git-credentials',
         'sops-age-secret',

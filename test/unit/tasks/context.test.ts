@@ -305,7 +305,7 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
     assert.notEqual(await a.ctx.fluxBuild(), await b.ctx.fluxBuild());
   });
 
-  void it('the real resolution fails once, before any Git call, without a Git URL; the build fails with it', async () => {
+  void it('the real resolution fails before any Git call without a Git URL, and again when asked again; the build fails with it', async () => {
     const ctx = createTaskContext({
       cluster: cluster({ git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' } }),
       rotateSecrets: false,
@@ -315,7 +315,38 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
     });
     const first = await ctx.source().catch((e: unknown) => e);
     assert.ok(first instanceof FluxstrapError && first.code === 'E_USAGE' && /no Git URL for cluster "lab"/.test(first.message));
-    assert.equal(await ctx.source().catch((e: unknown) => e), first);
-    assert.equal(await ctx.fluxBuild().catch((e: unknown) => e), first);
+    const again = await ctx.source().catch((e: unknown) => e);
+    assert.ok(again instanceof FluxstrapError && again !== first && again.message === first.message, 'a failure is not kept: resolved anew');
+    const build = await ctx.fluxBuild().catch((e: unknown) => e);
+    assert.ok(build instanceof FluxstrapError && build.message === first.message);
+  });
+
+  void it('a source refused once (its deploy key not registered yet) is read on the next ask, then shared', async () => {
+    let tries = 0;
+    const dir = join(checkout, 'clusters', 'lab');
+    const ctx = createTaskContext({
+      cluster: cluster(),
+      rotateSecrets: false,
+      timeoutMs: 1000,
+      log: () => undefined,
+      env: {},
+      resolveSource: (): Promise<BootstrapSource> =>
+        ++tries === 1
+          ? Promise.reject(new FluxstrapError('E_GIT', 'Permission denied (publickey)'))
+          : Promise.resolve({
+              remote: { url: 'ssh://git@git.example/lab.git', auth: { kind: 'none' } },
+              branch: 'main',
+              commit: 'c0ffee',
+              revision: 'main@sha1:c0ffee',
+              dir: checkout,
+              clusterDir: dir,
+              fluxSystemDir: join(dir, 'flux-system'),
+              origin: 'fresh clone',
+            }),
+    });
+    await assert.rejects(ctx.source(), /Permission denied/);
+    const source = await ctx.source();
+    assert.equal(await ctx.source(), source);
+    assert.equal(tries, 2);
   });
 });

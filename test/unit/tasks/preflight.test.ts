@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { KubeObject } from '../../../src/adapters/kube/port.ts';
-import { isFluxstrapError } from '../../../src/core/errors.ts';
+import { FluxstrapError, isFluxstrapError } from '../../../src/core/errors.ts';
 import { clusterRuleRecipients } from '../../../src/sops/config.ts';
 import { planComponents } from '../../../src/tasks/flux-components.ts';
-import { accessChecks, pluralOf, postQuantumProblem, preflightKind, versionProblem } from '../../../src/tasks/preflight.ts';
+import { accessChecks, BASE_OBJECTS, pendingDeployKey, pluralOf, postQuantumProblem, preflightKind, versionProblem } from '../../../src/tasks/preflight.ts';
 import { verificationProblems } from '../../../src/tasks/verify-decryption.ts';
 
 const obj = (apiVersion: string, kind: string, namespace?: string): KubeObject => ({
@@ -74,16 +74,78 @@ void describe('preflight helpers', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  void it('under --check, a repository not readable before its deploy key is registered is one pending read that ends the check', () => {
+    const ctx = { cluster: { git: { url: 'ssh://git@github.com/me/fleet.git' } } } as never;
+    const [change, ...rest] = preflightKind.plan(
+      { minKubernetes: '1.32', scope: 'repository', deferRead: false },
+      { problems: [], notes: [], pending: 'register the read-only deploy key (deploy key "t" on me/fleet)' },
+      ctx,
+    );
+    assert.deepEqual(rest, []);
+    assert.equal(change?.action, 'run');
+    assert.equal(change?.target, 'repository ssh://git@github.com/me/fleet.git');
+    assert.match(change?.summary ?? '', /once registered \(register the read-only deploy key .*\): its layout/);
+    assert.equal(change?.checkHorizon, true);
+  });
+  void it('checks, before the repository is read, access to what every Flux install applies', () => {
+    assert.deepEqual(
+      accessChecks(BASE_OBJECTS, 'flux-system').map((c) => `${c.verb} ${c.group}/${c.resource} ${c.namespace ?? ''}`.trim()),
+      [
+        'create /namespaces',
+        'patch /namespaces',
+        'create apiextensions.k8s.io/customresourcedefinitions',
+        'patch apiextensions.k8s.io/customresourcedefinitions',
+        'create rbac.authorization.k8s.io/clusterroles',
+        'patch rbac.authorization.k8s.io/clusterroles',
+        'create rbac.authorization.k8s.io/clusterrolebindings',
+        'patch rbac.authorization.k8s.io/clusterrolebindings',
+        'create apps/deployments flux-system',
+        'patch apps/deployments flux-system',
+        'create /secrets flux-system',
+        'patch /secrets flux-system',
+      ],
+    );
+  });
+  void it('finds no pending deploy key where no forge registers one', async () => {
+    const on = (provider: string, auth: object) => ({ cluster: { git: { provider, auth } } }) as never;
+    assert.equal(await pendingDeployKey(on('generic', { type: 'ssh', keyFile: 'k' })), undefined);
+    assert.equal(await pendingDeployKey(on('github', { type: 'https' })), undefined);
+  });
+  void it('defers the repository only to a forge that would register its deploy key: else the read failure is a problem', async () => {
+    for (const [provider, auth] of [
+      ['generic', { type: 'ssh', keyFile: 'k' }],
+      ['github', { type: 'https' }],
+    ] as const) {
+      const ctx = {
+        cluster: { name: 'lab', path: 'clusters/lab', git: { provider, auth, url: 'ssh://git@h/me/r.git' } },
+        source: () => Promise.reject(new FluxstrapError('E_GIT', 'git ls-remote: Permission denied (publickey)')),
+        kube: () => Promise.reject(new FluxstrapError('E_KUBE', 'connection refused')),
+      } as never;
+      for (const params of [
+        { minKubernetes: '1.32', scope: 'all', deferRead: true },
+        { minKubernetes: '1.32', scope: 'repository', deferRead: false },
+      ] as const) {
+        const facts = await preflightKind.observe(params, ctx, { check: true });
+        assert.equal(facts.pending, undefined, `${provider} ${params.scope}`);
+        assert.deepEqual(facts.problems.map((q) => q.code).sort(), ['E_GIT', 'E_KUBE']);
+      }
+    }
+  });
   void it('fails with every problem and its fix, keeping the code of a single one', () => {
-    assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32' }, { problems: [], notes: [] }, undefined as never), []);
+    assert.deepEqual(preflightKind.plan({ minKubernetes: '1.32', scope: 'all', deferRead: false }, { problems: [], notes: [] }, undefined as never), []);
     assert.throws(
-      () => preflightKind.plan({ minKubernetes: '1.32' }, { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] }, undefined as never),
+      () =>
+        preflightKind.plan(
+          { minKubernetes: '1.32', scope: 'all', deferRead: false },
+          { problems: [{ what: 'a', fix: 'fa', code: 'E_GIT' }], notes: [] },
+          undefined as never,
+        ),
       (e) => isFluxstrapError(e) && e.code === 'E_GIT' && e.message === 'preflight: a' && e.hint === 'fa',
     );
     assert.throws(
       () =>
         preflightKind.plan(
-          { minKubernetes: '1.32' },
+          { minKubernetes: '1.32', scope: 'all', deferRead: false },
           {
             problems: [
               { what: 'a', fix: 'fa' },
