@@ -60,22 +60,19 @@ function oneLineError(r: CliResult, text: RegExp): void {
   assert.ok(!(r.stdout + r.stderr).includes(gitea.token), 'the token never appears');
 }
 
-async function writeConfig(name: string): Promise<void> {
-  await writeFile(
-    join(repo, 'fluxstrap.yaml'),
-    stringify({
-      clusters: {
-        lab: {
-          path: 'clusters/lab',
-          git: {
-            url: gitea.sshUrl(name),
-            branch: 'main',
-            auth: { ssh: { keyFile: keyFile(), knownHostsFile: join(home, 'known_hosts') } },
-          },
-        },
+/** fluxstrap.yaml for cluster "lab" pulling repository `name` over SSH with the `ssh` key and known_hosts files — through Gitea's API when `provider` is set. */
+const labConfig = (name: string, ssh: { keyFile: string; knownHostsFile: string }, provider?: { apiUrl: string; tokenEnv: string }) =>
+  stringify({
+    clusters: {
+      lab: {
+        path: 'clusters/lab',
+        git: { url: gitea.sshUrl(name), branch: 'main', auth: { ssh }, ...(provider ? { provider: 'gitea', gitea: provider } : {}) },
       },
-    }),
-  );
+    },
+  });
+
+async function writeConfig(name: string): Promise<void> {
+  await writeFile(join(repo, 'fluxstrap.yaml'), labConfig(name, { keyFile: keyFile(), knownHostsFile: join(home, 'known_hosts') }));
 }
 
 before(async () => {
@@ -167,20 +164,7 @@ void describe('Gitea: deploy keys through its REST API', () => {
 
 void describe('Gitea as git.provider', () => {
   const providerConfig = (name: string, keyName: string) =>
-    stringify({
-      clusters: {
-        lab: {
-          path: 'clusters/lab',
-          git: {
-            url: gitea.sshUrl(name),
-            branch: 'main',
-            auth: { ssh: { keyFile: join(home, keyName), knownHostsFile: join(home, `${keyName}.known_hosts`) } },
-            provider: 'gitea',
-            gitea: { apiUrl: gitea.apiUrl, tokenEnv: 'FORGE_TOKEN' },
-          },
-        },
-      },
-    });
+    labConfig(name, { keyFile: join(home, keyName), knownHostsFile: join(home, `${keyName}.known_hosts`) }, { apiUrl: gitea.apiUrl, tokenEnv: 'FORGE_TOKEN' });
   const sshEnv = (key: string) => ({
     ...process.env,
     GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR`,

@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { cli, EXAMPLE_CLUSTER, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
-import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import { artifactRevision, conditionOf } from '../../src/adapters/kube/readiness.ts';
 import { publicKeyOfPrivate } from '../../src/keys/ssh.ts';
 import { leaksIn } from '../helpers/canary.ts';
 import { startGitea } from '../helpers/gitea.ts';
+import { assertFetchesWithNewKeyOnly } from '../helpers/rotation.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 
@@ -94,26 +93,15 @@ void describe('git.provider gitea on a real cluster', { timeout: 20 * 60_000 }, 
         assert.equal(publicKeyOfPrivate(readFileSync(`${keyFile}.old`, 'utf8'), `${keyFile}.old`), keyA, 'A kept as .old');
         assert.equal(existsSync(`${keyFile}.next`), false);
 
-        // Gitea's SSH server refuses A now; a new commit reaches the cluster, so source-controller fetched it with B.
-        const withA = await sh('git', ['ls-remote', sshUrl], {
-          quiet: true,
-          env: gitEnv({ kind: 'ssh', identityFile: `${keyFile}.old`, knownHostsFile: knownHosts }),
+        await assertFetchesWithNewKeyOnly({
+          kube: await connectKube({ kubeconfig: cluster.kubeconfig }),
+          sshUrl,
+          oldKeyFile: `${keyFile}.old`,
+          knownHostsFile: knownHosts,
+          repo: example.repo,
+          path: example.path,
+          push: () => must('git', ['push', '--quiet', giteaHttp, 'main'], { cwd: example.repo, env: adminPush }),
         });
-        assert.notEqual(withA.code, 0, 'Gitea refuses A');
-        writeFileSync(join(example.repo, example.path, 'apps', 'note.txt'), 'rotated\n');
-        await must('git', ['add', '-A'], { cwd: example.repo });
-        await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'after rotation'], { cwd: example.repo });
-        await must('git', ['push', '--quiet', giteaHttp, 'main'], { cwd: example.repo, env: adminPush });
-        const head = (await must('git', ['rev-parse', 'HEAD'], { cwd: example.repo, quiet: true })).trim();
-        const kube = await connectKube({ kubeconfig: cluster.kubeconfig });
-        const repoRef = { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', namespace: 'flux-system', name: 'flux-system' };
-        await kube.patchMerge(repoRef, { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': new Date().toISOString() } } });
-        const fetched = await kube.waitFor(
-          repoRef,
-          (o) => ({ done: o !== undefined && artifactRevision(o) === `main@sha1:${head}`, reason: `at ${o ? (artifactRevision(o) ?? '') : ''}` }),
-          { timeoutMs: 120_000, what: `artifact at ${head}` },
-        );
-        assert.equal(conditionOf(fetched, 'Ready')?.status, 'True');
       } finally {
         await gitea.stop();
       }

@@ -15,12 +15,12 @@ import { parse, stringify } from 'yaml';
 import { cli, EXAMPLE_CLUSTER, makeExampleRepo, must, sh } from '../../scripts/example-repo.ts';
 import { gitEnv } from '../../src/adapters/git.ts';
 import { connectKube } from '../../src/adapters/kube.ts';
-import { artifactRevision, conditionOf } from '../../src/adapters/kube/readiness.ts';
 import { decryptGitSecret } from '../../src/flux/git-secret.ts';
 import { parseAgeKeyFile, recipientOf } from '../../src/keys/age.ts';
 import { publicKeyOfPrivate } from '../../src/keys/ssh.ts';
 import { leaksIn } from '../helpers/canary.ts';
 import { GitHubStandIn, GitHubWorld } from '../helpers/github-standin.ts';
+import { assertFetchesWithNewKeyOnly } from '../helpers/rotation.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { clusterForFile } from '../cluster/testing.ts';
 
@@ -135,28 +135,19 @@ void describe('git rotate-key on a real cluster', { timeout: 20 * 60_000 }, () =
         assert.ok(creds.type === 'ssh' && creds.identity === readFileSync(keyFile, 'utf8'), `${sopsFile} holds B`);
         assert.match(again.stderr + again.stdout, new RegExp(`commit and push ${sopsFile}`));
 
-        // A is refused now; a new commit reaches the cluster, so source-controller fetched it with B.
-        const withA = await sh('git', ['ls-remote', sshUrl], {
-          quiet: true,
-          env: gitEnv({ kind: 'ssh', identityFile: `${keyFile}.old`, knownHostsFile: knownHosts }),
+        await assertFetchesWithNewKeyOnly({
+          kube,
+          sshUrl,
+          oldKeyFile: `${keyFile}.old`,
+          knownHostsFile: knownHosts,
+          repo: example.repo,
+          path: example.path,
+          push: () =>
+            must('git', ['push', '--quiet', sshUrl, 'main'], {
+              cwd: example.repo,
+              env: gitEnv({ kind: 'ssh', identityFile: keyFile, knownHostsFile: knownHosts }),
+            }),
         });
-        assert.notEqual(withA.code, 0, 'the Git server refuses A');
-        writeFileSync(join(example.repo, example.path, 'apps', 'note.txt'), 'rotated\n');
-        await must('git', ['add', '-A'], { cwd: example.repo });
-        await must('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '--quiet', '-m', 'after rotation'], { cwd: example.repo });
-        await must('git', ['push', '--quiet', sshUrl, 'main'], {
-          cwd: example.repo,
-          env: gitEnv({ kind: 'ssh', identityFile: keyFile, knownHostsFile: knownHosts }),
-        });
-        const head = (await must('git', ['rev-parse', 'HEAD'], { cwd: example.repo, quiet: true })).trim();
-        const repoRef = { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'GitRepository', namespace: 'flux-system', name: 'flux-system' };
-        await kube.patchMerge(repoRef, { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': new Date().toISOString() } } });
-        const fetched = await kube.waitFor(
-          repoRef,
-          (o) => ({ done: o !== undefined && artifactRevision(o) === `main@sha1:${head}`, reason: `at ${o ? (artifactRevision(o) ?? '') : ''}` }),
-          { timeoutMs: 120_000, what: `artifact at ${head}` },
-        );
-        assert.equal(conditionOf(fetched, 'Ready')?.status, 'True');
 
         // The next rotation would retire B to .old, which still holds A: refused until A is moved away.
         const next = await fluxstrap('git', 'rotate-key', '--check');

@@ -11,7 +11,7 @@ import { FluxstrapError } from '../../../src/core/errors.ts';
 import type { TaskInstance } from '../../../src/core/task.ts';
 import { generateSshKey } from '../../../src/keys/ssh.ts';
 import { createTaskContext, readAgeIdentities } from '../../../src/tasks/context.ts';
-import type { TaskContext } from '../../../src/tasks/context.ts';
+import type { ContextOptions, TaskContext } from '../../../src/tasks/context.ts';
 import type { BootstrapSource, SourceRun } from '../../../src/tasks/source.ts';
 import { ageKeyPair } from '../../helpers/age.ts';
 import { tempDir } from '../../helpers/tmp.ts';
@@ -32,6 +32,10 @@ const cluster = (over: Partial<ResolvedCluster> = {}): ResolvedCluster => ({
   ...over,
 });
 
+/** A context for cluster "lab" with no secrets in its environment; a test overrides what it is about. */
+const contextWith = (over: Partial<ContextOptions> = {}): TaskContext =>
+  createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {}, ...over });
+
 void describe('task context', () => {
   before(async () => {
     dir = await tempDir('ctx');
@@ -39,7 +43,7 @@ void describe('task context', () => {
   });
 
   void it('derives the paths of the cluster', () => {
-    const ctx = createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1000, log: () => undefined, env: {} });
+    const ctx = contextWith();
     assert.deepEqual(ctx.paths, {
       repo: '/repo',
       cluster: join('/repo', 'clusters', 'lab'),
@@ -51,12 +55,7 @@ void describe('task context', () => {
   void it('connects to the cluster on first use only, once', async () => {
     let connects = 0;
     const fake = { server: 'https://127.0.0.1:6443', context: 'lab-admin' } as KubeAdapter;
-    const ctx = createTaskContext({
-      cluster: cluster(),
-      rotateSecrets: false,
-      timeoutMs: 1000,
-      log: () => undefined,
-      env: {},
+    const ctx = contextWith({
       connect: (c) => {
         connects++;
         assert.equal(c.kube.context, 'lab-admin');
@@ -70,21 +69,18 @@ void describe('task context', () => {
   });
 
   void it('reads the Git token from the named variable, and says which one is missing', async () => {
-    const ok = createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_TOKEN: 't0ken' } });
+    const ok = contextWith({ timeoutMs: 1, env: { LAB_TOKEN: 't0ken' } });
     assert.deepEqual(await ok.gitCredentials(), { type: 'https', username: 'git', password: 't0ken' });
-    const missing = createTaskContext({ cluster: cluster(), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: {} });
+    const missing = contextWith({ timeoutMs: 1 });
     await assert.rejects(missing.gitCredentials(), (e: unknown) => e instanceof FluxstrapError && /LAB_TOKEN/.test(e.message) && !e.message.includes('t0ken'));
   });
 
   void it('reads SSH credentials from the key and known_hosts files', async () => {
     await writeFile(join(dir, 'id'), 'PRIVATE\n', { mode: 0o600 });
     await writeFile(join(dir, 'kh'), 'git.example ssh-ed25519 AAAA\n');
-    const ctx = createTaskContext({
+    const ctx = contextWith({
       cluster: cluster({ git: { branch: 'main', auth: { type: 'ssh', keyFile: join(dir, 'id'), knownHostsFile: join(dir, 'kh') }, provider: 'generic' } }),
-      rotateSecrets: false,
       timeoutMs: 1,
-      log: () => undefined,
-      env: {},
     });
     assert.deepEqual(await ctx.gitCredentials(), { type: 'ssh', identity: 'PRIVATE\n', knownHosts: 'git.example ssh-ed25519 AAAA\n' });
   });
@@ -95,7 +91,7 @@ void describe('task context', () => {
     await writeFile(file, await encryptGitSecret({ type: 'https', username: 'me', password: 'from-file' }, [recipient], 'git-credentials.sops.yaml'));
     const withFile = (auth: ResolvedCluster['git']['auth']) => cluster({ repoDir: dir, git: { branch: 'main', auth, provider: 'generic' } });
     const ctx = (auth: ResolvedCluster['git']['auth'], env: NodeJS.ProcessEnv) =>
-      createTaskContext({ cluster: withFile(auth), rotateSecrets: false, timeoutMs: 1, log: () => undefined, env: { LAB_AGE_KEY: secret, ...env } });
+      contextWith({ cluster: withFile(auth), timeoutMs: 1, env: { LAB_AGE_KEY: secret, ...env } });
     const https = { type: 'https' as const, username: 'git', passwordEnv: 'LAB_TOKEN', sopsFile: file };
     assert.deepEqual(await ctx(https, { LAB_TOKEN: 'from-env' }).gitCredentials(), { type: 'https', username: 'git', password: 'from-env' });
     assert.deepEqual(await ctx(https, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
@@ -104,11 +100,9 @@ void describe('task context', () => {
     assert.deepEqual(await ctx(ssh, {}).gitCredentials(), { type: 'https', username: 'me', password: 'from-file' });
     const stranger = await generateIdentity();
     await assert.rejects(
-      createTaskContext({
+      contextWith({
         cluster: withFile(https),
-        rotateSecrets: false,
         timeoutMs: 1,
-        log: () => undefined,
         env: { LAB_AGE_KEY: stranger },
       }).gitCredentials(),
       (e: unknown) => e instanceof FluxstrapError && e.location?.file === 'git-credentials.sops.yaml' && !e.message.includes('from-file'),
@@ -217,12 +211,7 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
   /** A context whose source is `checkout`, counting resolutions and removals of its (pretend) clone. */
   function counted() {
     const counts = { resolved: 0, removed: 0 };
-    const ctx = createTaskContext({
-      cluster: cluster(),
-      rotateSecrets: false,
-      timeoutMs: 1000,
-      log: () => undefined,
-      env: {},
+    const ctx = contextWith({
       resolveSource: async (run: SourceRun): Promise<BootstrapSource> => {
         counts.resolved++;
         run.defer(() => counts.removed++);
@@ -306,12 +295,9 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
   });
 
   void it('the real resolution fails before any Git call without a Git URL, and again when asked again; the build fails with it', async () => {
-    const ctx = createTaskContext({
+    const ctx = contextWith({
       cluster: cluster({ git: { branch: 'main', auth: { type: 'none' }, provider: 'generic' } }),
-      rotateSecrets: false,
       timeoutMs: 1,
-      log: () => undefined,
-      env: {},
     });
     const first = await ctx.source().catch((e: unknown) => e);
     assert.ok(first instanceof FluxstrapError && first.code === 'E_USAGE' && /no Git URL for cluster "lab"/.test(first.message));
@@ -324,12 +310,7 @@ spec: { path: ./clusters/lab, sourceRef: { kind: GitRepository, name: flux-syste
   void it('a source refused once (its deploy key not registered yet) is read on the next ask, then shared', async () => {
     let tries = 0;
     const dir = join(checkout, 'clusters', 'lab');
-    const ctx = createTaskContext({
-      cluster: cluster(),
-      rotateSecrets: false,
-      timeoutMs: 1000,
-      log: () => undefined,
-      env: {},
+    const ctx = contextWith({
       resolveSource: (): Promise<BootstrapSource> =>
         ++tries === 1
           ? Promise.reject(new FluxstrapError('E_GIT', 'Permission denied (publickey)'))
