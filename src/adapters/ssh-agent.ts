@@ -9,7 +9,7 @@ import { pendingTemps, removeTempDir } from './temp-files.ts';
  * A private ssh-agent holding one deploy key that exists only in memory (decrypted from the
  * repository): the key reaches the agent on ssh-add's stdin, so no file ever holds it. Its folder
  * (0700, mkdtemp) holds the agent's socket and the public halves ssh is pointed at: the public
- * key, to pick the agent's key, and known_hosts. `stop()` ends the agent and removes the folder;
+ * key, to pick the agent's key, and known_hosts. `stop()` removes the folder and ends the agent;
  * the signal handler removes the folder too.
  */
 export interface AgentKey {
@@ -29,8 +29,9 @@ export async function agentWithKey(identity: string, publicKey: string, knownHos
   const socket = join(dir, 'agent.sock');
   const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
   const stop = () => {
-    agent.kill();
+    // The folder first: an agent ending unlinks its socket, racing a removal of the folder.
     removeTempDir(dir);
+    agent.kill();
   };
   try {
     const failed = new Promise<never>((_, reject) =>
