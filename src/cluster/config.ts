@@ -787,14 +787,19 @@ function githubSettings(
   };
 }
 
-function giteaSettings(file: { apiUrl: string; tokenEnv?: string | undefined } | undefined, flag: string | undefined, env: NodeJS.ProcessEnv): GiteaSettings {
-  const given = flag ?? nonEmpty(env.FLUXSTRAP_GITEA_API_URL);
-  if (given !== undefined && !/^https?:\/\/\S+$/.test(given)) {
+/** Refuses a `--gitea-api-url` (or its variable) that is not an http(s):// URL. */
+export function checkGiteaApiUrl(given: string): void {
+  if (!/^https?:\/\/\S+$/.test(given)) {
     throw usageError(
       `--gitea-api-url ${JSON.stringify(given.slice(0, 200))} is not an http(s):// URL`,
       "Gitea's API root, e.g. https://gitea.example.com/api/v1",
     );
   }
+}
+
+function giteaSettings(file: { apiUrl: string; tokenEnv?: string | undefined } | undefined, flag: string | undefined, env: NodeJS.ProcessEnv): GiteaSettings {
+  const given = flag ?? nonEmpty(env.FLUXSTRAP_GITEA_API_URL);
+  if (given !== undefined) checkGiteaApiUrl(given);
   // parseConfig refuses provider gitea without git.gitea, so `file` is there whenever this runs.
   return {
     apiUrl: (given ?? file?.apiUrl ?? '').replace(/\/+$/, ''),

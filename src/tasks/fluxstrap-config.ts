@@ -8,7 +8,7 @@ import type { Document, YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { readTextIfExists } from '../adapters/files.ts';
 import { version } from '../core/version.ts';
-import { clusterEntryOf, CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../cluster/config.ts';
+import { checkGiteaApiUrl, clusterEntryOf, CONFIG_FILE, expandPath, FluxstrapConfigSchema, parseConfig } from '../cluster/config.ts';
 import type { ClusterConfig } from '../cluster/config.ts';
 import type { SshKeyAlgorithm } from '../keys/ssh.ts';
 import { configError, isFluxstrapError, usageError } from '../core/errors.ts';
@@ -342,12 +342,7 @@ function providerFlags(flags: GitFlags, giteaWritten: boolean): Pick<NonNullable
     if (value !== undefined && provider !== of)
       throw usageError(`${flag} is for --git-provider ${of}, not ${provider ?? ''}`, `drop ${flag}, or pass --git-provider ${of}`);
   }
-  if (flags.giteaApiUrl !== undefined && !/^https?:\/\/\S+$/.test(flags.giteaApiUrl)) {
-    throw usageError(
-      `--gitea-api-url ${JSON.stringify(flags.giteaApiUrl.slice(0, 200))} is not an http(s):// URL`,
-      "Gitea's API root, e.g. https://gitea.example.com/api/v1",
-    );
-  }
+  if (flags.giteaApiUrl !== undefined) checkGiteaApiUrl(flags.giteaApiUrl);
   if (provider === 'gitea' && flags.giteaApiUrl === undefined && !giteaWritten) {
     throw usageError(
       '--git-provider gitea needs --gitea-api-url',

@@ -375,6 +375,9 @@ export function pendingRead(url: string | undefined, why: string): Change {
   };
 }
 
+/** The runs (task contexts) whose repository a preflight has checked: a later `scope: repository` has nothing left to do. */
+const checkedRepository = new WeakSet<object>();
+
 /**
  * Everything that can be known before changing anything: the API and its version, the caller's
  * permissions, the repository layout at the commit being bootstrapped, the age key against
@@ -383,9 +386,6 @@ export function pendingRead(url: string | undefined, why: string): Change {
  * repository is read with a deploy key the playbook may register only later (`deferRead`): the
  * repository's checks then wait for a second preflight (`scope: repository`) after that step.
  */
-/** The runs (task contexts) whose repository a preflight has checked: a later `scope: repository` has nothing left to do. */
-const checkedRepository = new WeakSet<object>();
-
 export const preflightKind: TaskKind<Params, PreflightFacts, TaskContext> = {
   kind: 'preflight',
   params: Params,
